@@ -1,0 +1,108 @@
+"""The ``blursynth`` command: a click group that loads each command lazily.
+
+Commands live in ``blursynth/commands/<name>.py`` so that ``blursynth --help``
+imports neither torch, numba nor OpenCV, and so that each command module holds
+only option parsing: it builds a settings object, calls one library function
+and reports.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+import click
+
+from .errors import BlursynthError
+
+# name -> "module:attribute"; the modules are imported only when needed.
+COMMANDS = {
+    "trajectories": "blursynth.commands.trajectories:trajectories",
+    "kernels": "blursynth.commands.kernels:kernels",
+    "dataset": "blursynth.commands.dataset:dataset",
+    "blur": "blursynth.commands.blur:blur",
+    "frames-average": "blursynth.commands.frames:frames_average",
+    "render-clip": "blursynth.commands.frames:render_clip",
+    "train": "blursynth.commands.train:train",
+    "evaluate": "blursynth.commands.train:evaluate",
+    "deblur": "blursynth.commands.train:deblur",
+    "bgan": "blursynth.commands.bgan:bgan",
+    "build": "blursynth.commands.build:build",
+}
+
+
+class LazyGroup(click.Group):
+    """A group whose subcommands are imported on first use."""
+
+    def list_commands(self, ctx):
+        return sorted(name for name in COMMANDS if self._load(name) is not None)
+
+    def get_command(self, ctx, name):
+        return self._load(name)
+
+    @staticmethod
+    def _load(name):
+        target = COMMANDS.get(name)
+        if target is None:
+            return None
+        module_name, attr = target.split(":")
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            # A command whose module is not part of this build is left out.
+            if exc.name == module_name:
+                return None
+            raise
+        return getattr(module, attr)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--debug", is_flag=True, help="Show full tracebacks on errors.")
+@click.version_option(package_name="blursynth")
+@click.pass_context
+def cli(ctx, debug):
+    """Make (blurred, sharp) training pairs for image deblurring, and train on them."""
+    ctx.ensure_object(dict)
+    ctx.obj["debug"] = debug
+
+
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split())
+
+
+def main(argv=None) -> int:
+    """Entry point: run the CLI, turning known errors into one line and an exit code."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    debug = "--debug" in argv
+    try:
+        cli.main(args=argv, prog_name="blursynth", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    except click.exceptions.Abort:
+        click.echo("error: aborted; rerun the same command to resume.", err=True)
+        return 130
+    except click.ClickException as exc:
+        if debug:
+            raise
+        hint = ""
+        ctx = getattr(exc, "ctx", None)
+        if ctx is not None:
+            hint = f" (see '{ctx.command_path} --help')"
+        click.echo(f"error: {_one_line(exc.format_message())}{hint}", err=True)
+        return 2
+    except BlursynthError as exc:
+        if debug:
+            raise
+        click.echo(f"error: {_one_line(exc)}", err=True)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        click.echo(
+            "error: interrupted; completed shards are kept, rerun the same command to resume.",
+            err=True,
+        )
+        return 130
+    return 0
+
+
+def entry_point():  # pragma: no cover - console script wrapper
+    sys.exit(main())

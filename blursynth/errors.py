@@ -1,0 +1,35 @@
+"""Error classes: what went wrong, in words a user can act on."""
+
+from __future__ import annotations
+
+
+class BlursynthError(Exception):
+    """Base class of every error blursynth raises on purpose.
+
+    The CLI prints ``error: <message>`` on one line and exits with
+    :attr:`exit_code`. Messages name the input, what was expected, what was
+    found and, where there is one, how to fix it.
+    """
+
+    exit_code = 1
+
+
+class BadInputError(BlursynthError, ValueError):
+    """The user gave something unusable: a path, a value, a file.
+
+    Exit status 2. Nothing is written when this is raised.
+    """
+
+    exit_code = 2
+
+
+class RecipeError(BadInputError):
+    """A recipe file has an unknown key or an out-of-range value."""
+
+
+class DatasetError(BadInputError):
+    """A dataset on disk is missing, corrupt, or made by another command."""
+
+
+class RuntimeFailure(BlursynthError):
+    """Work failed for a reason that is not the user's input (exit 1)."""

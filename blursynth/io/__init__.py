@@ -1,0 +1,1 @@
+"""Input and output: images, video, Parquet datasets."""

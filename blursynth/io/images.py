@@ -1,0 +1,203 @@
+"""Image files and PNG bytes at the I/O edge: uint8 (H, W, 3) RGB."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import BadInputError
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".bmp")
+DEFAULT_PNG_LEVEL = 1
+
+
+def list_images(folder) -> list[Path]:
+    """Image files under ``folder`` (recursively), sorted by relative path.
+
+    Parameters
+    ----------
+    folder : str or Path
+        A directory, or a single image file (returned alone).
+
+    Returns
+    -------
+    paths : list of Path
+
+    Raises
+    ------
+    BadInputError
+        If ``folder`` does not exist.
+    """
+    folder = Path(folder)
+    if folder.is_file():
+        return [folder]
+    if not folder.is_dir():
+        raise BadInputError(f"{folder}: no such file or directory; expected a folder of images.")
+    found = []
+    for root, dirs, files in os.walk(folder):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        for name in files:
+            if name.lower().endswith(IMAGE_SUFFIXES) and not name.startswith("."):
+                found.append(Path(root) / name)
+    return sorted(found, key=lambda p: p.relative_to(folder).as_posix())
+
+
+def to_rgb8(image: np.ndarray, *, what: str = "image") -> tuple[np.ndarray, str | None]:
+    """Convert a decoded array to uint8 (H, W, 3) RGB, saying what was changed.
+
+    Parameters
+    ----------
+    image : (H, W[, C]) uint8 or uint16 ndarray
+        Grayscale, gray+alpha, RGB or RGBA.
+    what : str
+        Name used in messages (usually the file path).
+
+    Returns
+    -------
+    rgb : (H, W, 3) uint8 ndarray
+    note : str or None
+        What was converted (``"grayscale replicated to RGB"``, ...), or None.
+
+    Examples
+    --------
+    >>> rgb, note = to_rgb8(np.zeros((4, 5), np.uint8))
+    >>> rgb.shape, note
+    ((4, 5, 3), 'grayscale replicated to RGB')
+    """
+    notes = []
+    if image.dtype == np.uint16:
+        # Exact inverse of the 8->16 bit scaling v*257.
+        image = ((image.astype(np.uint32) * 255 + 32767) // 65535).astype(np.uint8)
+        notes.append("16-bit scaled to 8-bit")
+    elif image.dtype in (np.float32, np.float64):
+        image = np.clip(np.rint(image * 255.0), 0, 255).astype(np.uint8)
+        notes.append("float scaled to 8-bit")
+    elif image.dtype != np.uint8:
+        raise BadInputError(
+            f"{what}: unsupported pixel type {image.dtype}; expected 8- or 16-bit images."
+        )
+    if image.ndim == 2:
+        image = np.repeat(image[:, :, None], 3, axis=2)
+        notes.append("grayscale replicated to RGB")
+    elif image.ndim == 3 and image.shape[2] == 2:
+        image = np.repeat(image[:, :, :1], 3, axis=2)
+        notes.append("grayscale replicated to RGB, alpha dropped")
+    elif image.ndim == 3 and image.shape[2] == 4:
+        image = image[:, :, :3]
+        notes.append("alpha dropped")
+    elif image.ndim == 3 and image.shape[2] == 1:
+        image = np.repeat(image, 3, axis=2)
+        notes.append("grayscale replicated to RGB")
+    elif not (image.ndim == 3 and image.shape[2] == 3):
+        raise BadInputError(
+            f"{what}: unsupported image shape {image.shape}; expected (H, W), (H, W, 3) or (H, W, 4)."
+        )
+    return np.ascontiguousarray(image), ("; ".join(notes) or None)
+
+
+def _decode_cv2(data: bytes, what: str) -> np.ndarray:
+    import cv2
+
+    buf = np.frombuffer(data, np.uint8)
+    image = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
+    if image is None:
+        raise BadInputError(f"{what}: cannot decode image; the file is corrupt or not an image.")
+    if image.ndim == 3 and image.shape[2] == 3:
+        image = image[:, :, ::-1]
+    elif image.ndim == 3 and image.shape[2] == 4:
+        image = image[:, :, [2, 1, 0, 3]]
+    return image
+
+
+def load_rgb8(path) -> tuple[np.ndarray, str | None]:
+    """Read an image file as uint8 (H, W, 3) RGB.
+
+    Parameters
+    ----------
+    path : str or Path
+
+    Returns
+    -------
+    image : (H, W, 3) uint8 ndarray
+    note : str or None
+        What was converted (grayscale, alpha, 16-bit), or None.
+
+    Raises
+    ------
+    BadInputError
+        If the file is missing, empty, corrupt or of an unsupported layout.
+    """
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise BadInputError(f"{path}: no such file; expected an image file.") from None
+    except IsADirectoryError:
+        raise BadInputError(f"{path}: is a directory; expected an image file.") from None
+    if not data:
+        raise BadInputError(f"{path}: empty file; expected an image.")
+    return to_rgb8(_decode_cv2(data, str(path)), what=str(path))
+
+
+def decode_image(data: bytes, *, what: str = "image bytes") -> np.ndarray:
+    """Decode PNG/JPEG/... bytes to uint8 (H, W, 3) RGB (no conversion notes)."""
+    return to_rgb8(_decode_cv2(data, what), what=what)[0]
+
+
+def encode_png(image: np.ndarray, level: int | None = None) -> bytes:
+    """Encode a uint8 (H, W, 3) RGB image as PNG bytes.
+
+    Parameters
+    ----------
+    image : (H, W, 3) uint8 ndarray
+    level : int or None
+        None (default) uses the fast fpng encoder (a standard PNG, about ten
+        times faster than zlib level 1); 0-9 uses OpenCV's zlib at that level
+        (smaller files, slower).
+
+    Returns
+    -------
+    png : bytes
+
+    Examples
+    --------
+    >>> png = encode_png(np.zeros((2, 3, 3), np.uint8))
+    >>> png[:4] == b"\\x89PNG"
+    True
+    """
+    if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+        raise ValueError(
+            f"image must be uint8 (H, W, 3); got {image.dtype} {image.shape}. Convert with to_rgb8."
+        )
+    image = np.ascontiguousarray(image)
+    if level is None:
+        import fpng
+
+        return bytes(fpng.from_ndarray(image))
+    import cv2
+
+    ok, buf = cv2.imencode(".png", image[:, :, ::-1], [cv2.IMWRITE_PNG_COMPRESSION, int(level)])
+    if not ok:  # pragma: no cover - OpenCV failure
+        raise RuntimeError("PNG encoding failed")
+    return buf.tobytes()
+
+
+def save_rgb8(path, image: np.ndarray) -> None:
+    """Write a uint8 (H, W, 3) RGB image; the format follows the suffix (atomic)."""
+    import cv2
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    suffix = path.suffix.lower() or ".png"
+    if suffix == ".png":
+        data = encode_png(image, level=3)
+    else:
+        ok, buf = cv2.imencode(suffix, np.ascontiguousarray(image[:, :, ::-1]))
+        if not ok:
+            raise BadInputError(f"{path}: cannot write images with suffix {suffix!r}; use .png.")
+        data = buf.tobytes()
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
