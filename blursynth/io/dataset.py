@@ -1,0 +1,772 @@
+"""The sharded Parquet dataset format: schema, resumable writer, lazy reader, verifier.
+
+One directory per dataset::
+
+    out/
+      manifest.json                  format version, kind, command, fingerprint, shards
+      data/train-00000-of-00016.parquet ...
+
+Shards are written by worker processes under a temporary name and renamed only
+when complete, so a crash never leaves a half shard; a rerun of the same
+command (same fingerprint) skips complete shards. Every row is a pure function
+of (seed, index), and shard boundaries depend only on the number of items and
+the shard size, so the bytes do not depend on the number of workers.
+"""
+
+from __future__ import annotations
+
+import bisect
+import hashlib
+import json
+import math
+import multiprocessing as mp
+import os
+import shutil
+import threading
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from ..errors import BadInputError, DatasetError
+
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+PROGRESS = ".blursynth-progress.json"
+DATA_DIR = "data"
+SOURCES = ("trajectory", "video", "bgan", "real")
+
+IMAGE_TYPE = pa.struct([("bytes", pa.binary()), ("path", pa.string())])
+ARRAY_TYPE = pa.struct([("shape", pa.list_(pa.int32())), ("values", pa.list_(pa.float32()))])
+
+
+def _hf_value(dtype):
+    return {"dtype": dtype, "_type": "Value"}
+
+
+_PAIR_HF_FEATURES = {
+    "id": _hf_value("string"),
+    "index": _hf_value("int64"),
+    "blurred": {"_type": "Image"},
+    "sharp": {"_type": "Image"},
+    "psf": {
+        "shape": {"feature": _hf_value("int32"), "_type": "List"},
+        "values": {"feature": _hf_value("float32"), "_type": "List"},
+    },
+    "source": _hf_value("string"),
+    "seed": _hf_value("int64"),
+    "params": _hf_value("string"),
+    "fingerprint": _hf_value("string"),
+}
+
+
+def _with_metadata(schema: pa.Schema, kind: str, hf_features=None) -> pa.Schema:
+    meta = {b"blursynth": json.dumps({"format_version": FORMAT_VERSION, "kind": kind}).encode()}
+    if hf_features is not None:
+        meta[b"huggingface"] = json.dumps({"info": {"features": hf_features}}).encode()
+    return schema.with_metadata(meta)
+
+
+PAIR_SCHEMA = _with_metadata(
+    pa.schema(
+        [
+            pa.field("id", pa.string()),
+            pa.field("index", pa.int64()),
+            pa.field("blurred", IMAGE_TYPE),
+            pa.field("sharp", IMAGE_TYPE),
+            pa.field("psf", ARRAY_TYPE),
+            pa.field("source", pa.string()),
+            pa.field("seed", pa.int64()),
+            pa.field("params", pa.string()),
+            pa.field("fingerprint", pa.string()),
+        ]
+    ),
+    "pairs",
+    _PAIR_HF_FEATURES,
+)
+
+# Encoded images are already compressed: zstd on them costs time and saves nothing.
+_NO_COMPRESSION_COLUMNS = ("blurred.bytes", "sharp.bytes")
+
+
+def array_struct(array) -> dict | None:
+    """A float array as the ``{shape, values}`` struct stored in Parquet (None stays None)."""
+    if array is None:
+        return None
+    array = np.asarray(array, dtype=np.float32)
+    return {"shape": list(array.shape), "values": array.ravel().tolist()}
+
+
+def struct_array(value) -> np.ndarray | None:
+    """Inverse of :func:`array_struct`."""
+    if value is None:
+        return None
+    return np.asarray(value["values"], dtype=np.float32).reshape(value["shape"])
+
+
+def pair_row(
+    *,
+    index: int,
+    blurred: np.ndarray,
+    sharp: np.ndarray,
+    psf,
+    source: str,
+    seed: int,
+    params: dict,
+    fingerprint: str,
+    png_level: int | None = None,
+    id: str | None = None,
+    blurred_path: str | None = None,
+    sharp_path: str | None = None,
+) -> dict:
+    """One pair as a row of :data:`PAIR_SCHEMA`, with both images encoded as PNG.
+
+    Parameters
+    ----------
+    index : int
+        Sample index; with ``seed`` it determines every random choice of the pair.
+    blurred, sharp : (H, W, 3) uint8 ndarray
+        The pair, RGB, same shape.
+    psf : (k, k) float ndarray or None
+        The blur kernel, if the pair has one.
+    source : {'trajectory', 'video', 'bgan', 'real'}
+    seed : int
+    params : dict
+        JSON-serialisable record of everything that made the pair.
+    fingerprint : str
+        Fingerprint of the command or recipe.
+    png_level : int or None
+        None for the fast fpng encoder, 0-9 for zlib.
+    id : str, optional
+        Defaults to ``f"{index:09d}"``.
+
+    Returns
+    -------
+    row : dict
+    """
+    from ..config import canonical_json
+    from .images import encode_png
+
+    if source not in SOURCES:
+        raise ValueError(f"source must be one of {SOURCES}; got {source!r}.")
+    if blurred.shape != sharp.shape:
+        raise ValueError(
+            f"blurred and sharp must have the same shape; got {blurred.shape} and {sharp.shape}."
+        )
+    name = id if id is not None else f"{index:09d}"
+    return {
+        "id": name,
+        "index": int(index),
+        "blurred": {"bytes": encode_png(blurred, png_level), "path": blurred_path or f"{name}_blur.png"},
+        "sharp": {"bytes": encode_png(sharp, png_level), "path": sharp_path or f"{name}_sharp.png"},
+        "psf": array_struct(psf),
+        "source": source,
+        "seed": int(seed),
+        "params": canonical_json(params),
+        "fingerprint": fingerprint,
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# writing
+
+
+def shard_name(split: str, shard: int, n_shards: int) -> str:
+    return f"{split}-{shard:05d}-of-{n_shards:05d}.parquet"
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _atomic_write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    with open(tmp, "w") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def _read_json(path: Path, what: str) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise DatasetError(f"{path}: unreadable {what} ({exc}); delete the folder or pass --overwrite.")
+
+
+def _prepare_output(out: Path, *, kind: str, fingerprint: str, n_shards: int, overwrite: bool):
+    """Create or reopen ``out``; return True when it was created by this call."""
+    if out.exists() and not out.is_dir():
+        raise BadInputError(
+            f"--out {out} is a file; expected a directory (new, or a dataset made by this same command)."
+        )
+    created = not out.exists()
+    owner = None
+    for name in (PROGRESS, MANIFEST):
+        if (out / name).exists():
+            owner = _read_json(out / name, name)
+            break
+    if owner is not None:
+        same = owner.get("fingerprint") == fingerprint and owner.get("kind") == kind
+        if not same:
+            if not overwrite:
+                raise DatasetError(
+                    f"{out} holds a {owner.get('kind', '?')} dataset made by a different command "
+                    f"(fingerprint {owner.get('fingerprint')} != {fingerprint}); choose another --out "
+                    "or pass --overwrite to replace it."
+                )
+            shutil.rmtree(out / DATA_DIR, ignore_errors=True)
+            for name in (MANIFEST, PROGRESS):
+                (out / name).unlink(missing_ok=True)
+    elif not created and any(out.iterdir()):
+        raise BadInputError(
+            f"--out {out} is a non-empty folder that is not a blursynth dataset; "
+            "choose a new or empty folder."
+        )
+    (out / DATA_DIR).mkdir(parents=True, exist_ok=True)
+    for stale in (out / DATA_DIR).glob(".*.tmp*"):
+        stale.unlink(missing_ok=True)
+    _atomic_write_text(
+        out / PROGRESS,
+        json.dumps({"kind": kind, "fingerprint": fingerprint, "n_shards": n_shards}, sort_keys=True),
+    )
+    return created
+
+
+_progress_queue = None
+
+
+def _init_worker(queue):
+    global _progress_queue
+    _progress_queue = queue
+    # Each worker process uses one thread: parallelism comes from processes.
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    try:
+        import torch
+
+        torch.set_num_threads(1)
+    except ImportError:  # pragma: no cover
+        pass
+
+
+def _writer_metadata(schema: pa.Schema, row_group_size: int) -> pa.Schema:
+    meta = dict(schema.metadata or {})
+    info = json.loads(meta.get(b"blursynth", b"{}"))
+    info["writer"] = {
+        "row_group_size": row_group_size,
+        "compression": "zstd",
+        "uncompressed_columns": [c for c in _NO_COMPRESSION_COLUMNS if _has_column(schema, c)],
+        "dictionary": False,
+    }
+    meta[b"blursynth"] = json.dumps(info, sort_keys=True).encode()
+    return schema.with_metadata(meta)
+
+
+def _has_column(schema: pa.Schema, dotted: str) -> bool:
+    top = dotted.split(".")[0]
+    return top in schema.names
+
+
+def _write_shard(task):
+    """Worker: build rows ``start..stop-1`` and write one shard atomically."""
+    path, schema, start, stop, make_rows, row_group_size = task
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    schema = _writer_metadata(schema, row_group_size)
+    compression = {c: "zstd" for c in _leaf_columns(schema)}
+    for c in _NO_COMPRESSION_COLUMNS:
+        if c in compression:
+            compression[c] = "none"
+    rows_written = 0
+    try:
+        with pq.ParquetWriter(
+            tmp,
+            schema,
+            compression=compression,
+            use_dictionary=False,
+            write_statistics=False,
+        ) as writer:
+            batch = []
+            for row in make_rows(start, stop):
+                batch.append(row)
+                if len(batch) >= row_group_size:
+                    writer.write_table(pa.Table.from_pylist(batch, schema=schema))
+                    rows_written += len(batch)
+                    _report(len(batch))
+                    batch = []
+            if batch or rows_written == 0:
+                writer.write_table(pa.Table.from_pylist(batch, schema=schema))
+                rows_written += len(batch)
+                _report(len(batch))
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return path.name, rows_written
+
+
+def _leaf_columns(schema: pa.Schema) -> list[str]:
+    names = []
+
+    def walk(prefix, typ):
+        if pa.types.is_struct(typ):
+            for i in range(typ.num_fields):
+                f = typ.field(i)
+                walk(f"{prefix}.{f.name}", f.type)
+        elif pa.types.is_list(typ):
+            walk(f"{prefix}.list.element", typ.value_type)
+        else:
+            names.append(prefix)
+
+    for field in schema:
+        walk(field.name, field.type)
+    return names
+
+
+def _report(n):
+    if _progress_queue is not None and n:
+        _progress_queue.put(n)
+
+
+def _complete_rows(path: Path) -> int | None:
+    try:
+        return pq.ParquetFile(path).metadata.num_rows
+    except Exception:
+        return None
+
+
+def write_dataset(
+    out,
+    *,
+    kind: str,
+    schema: pa.Schema,
+    n_items: int,
+    shard_size: int,
+    make_rows,
+    fingerprint: str,
+    command: dict,
+    workers: int = 1,
+    overwrite: bool = False,
+    unit: str = "pair",
+    desc: str | None = None,
+    row_group_size: int = 16,
+    split: str = "train",
+    extra: dict | None = None,
+    progress: bool = True,
+) -> dict:
+    """Write (or resume) a sharded Parquet dataset and its manifest.
+
+    Parameters
+    ----------
+    out : str or Path
+        Output directory: new, empty, or a dataset made by the same command.
+    kind : {'pairs', 'kernels'}
+    schema : pyarrow.Schema
+        Fixed before the first write (e.g. :data:`PAIR_SCHEMA`).
+    n_items : int
+        Number of samples planned; shard ``s`` holds samples
+        ``s*shard_size .. min((s+1)*shard_size, n_items) - 1``.
+    shard_size : int
+        Samples per shard.
+    make_rows : callable ``(start, stop) -> iterable of dict``
+        Picklable (module-level function or ``functools.partial`` of one).
+        Yields rows for samples ``start..stop-1`` in order; it may yield
+        fewer (e.g. a truncated video).
+    fingerprint : str
+        Fingerprint of everything that determines the bytes (not the worker count).
+    command : dict
+        Settings recorded in the manifest.
+    workers : int
+        Worker processes; 1 runs in this process. The output does not depend on it.
+    overwrite : bool
+        Replace a dataset made by a different command.
+    unit, desc : str
+        Progress bar labels.
+    row_group_size : int
+        Rows per Parquet row group (the unit of lazy reads).
+    split : str
+        Shard name prefix.
+    extra : dict, optional
+        More manifest entries.
+
+    Returns
+    -------
+    manifest : dict
+    """
+    out = Path(out)
+    if n_items < 1:
+        raise BadInputError(f"number of items must be at least 1; got {n_items}.")
+    n_shards = max(1, math.ceil(n_items / shard_size))
+    created = _prepare_output(out, kind=kind, fingerprint=fingerprint, n_shards=n_shards, overwrite=overwrite)
+    data = out / DATA_DIR
+    tasks, rows_done = [], {}
+    for s in range(n_shards):
+        path = data / shard_name(split, s, n_shards)
+        start, stop = s * shard_size, min((s + 1) * shard_size, n_items)
+        if path.exists():
+            n = _complete_rows(path)
+            if n is not None:
+                rows_done[path.name] = n
+                continue
+            path.unlink()
+        tasks.append((str(path), schema, start, stop, make_rows, row_group_size))
+    # Shards of an earlier plan (another shard count) do not belong to this dataset.
+    for stray in data.glob("*.parquet"):
+        if stray.name not in rows_done and str(stray) not in {t[0] for t in tasks}:
+            stray.unlink()
+
+    from tqdm.auto import tqdm
+
+    bar = tqdm(
+        total=n_items,
+        initial=sum(rows_done.values()),
+        unit=unit,
+        desc=desc or f"writing {kind}",
+        disable=not progress,
+        dynamic_ncols=True,
+    )
+    any_written = bool(rows_done)
+    try:
+        if workers <= 1 or len(tasks) <= 1:
+            global _progress_queue
+            previous = _progress_queue
+            local = _LocalQueue(bar)
+            _progress_queue = local
+            try:
+                for task in tasks:
+                    name, n = _write_shard(task)
+                    rows_done[name] = n
+                    any_written = True
+            finally:
+                _progress_queue = previous
+        else:
+            ctx = mp.get_context("spawn")
+            queue = ctx.Queue()
+            stop_event = threading.Event()
+            drain = threading.Thread(target=_drain, args=(queue, bar, stop_event), daemon=True)
+            drain.start()
+            try:
+                with ProcessPoolExecutor(
+                    max_workers=min(workers, len(tasks)),
+                    mp_context=ctx,
+                    initializer=_init_worker,
+                    initargs=(queue,),
+                ) as pool:
+                    pending = {pool.submit(_write_shard, t) for t in tasks}
+                    while pending:
+                        finished, pending = wait(pending, return_when=FIRST_COMPLETED)
+                        for fut in finished:
+                            name, n = fut.result()
+                            rows_done[name] = n
+                            any_written = True
+            finally:
+                stop_event.set()
+                drain.join(timeout=5)
+    except BadInputError:
+        if created and not any_written:
+            shutil.rmtree(out, ignore_errors=True)
+        raise
+    finally:
+        bar.close()
+
+    shards = []
+    for s in range(n_shards):
+        name = shard_name(split, s, n_shards)
+        shards.append({"file": f"{DATA_DIR}/{name}", "rows": rows_done[name], "sha256": _sha256(data / name)})
+    manifest = {
+        "format_version": FORMAT_VERSION,
+        "kind": kind,
+        "fingerprint": fingerprint,
+        "command": command,
+        "planned_items": n_items,
+        "num_rows": sum(s["rows"] for s in shards),
+        "splits": {split: sum(s["rows"] for s in shards)},
+        "shards": shards,
+    }
+    if extra:
+        manifest.update(extra)
+    from ..config import canonical_json
+
+    _atomic_write_text(out / MANIFEST, json.dumps(json.loads(canonical_json(manifest)), indent=1, sort_keys=True) + "\n")
+    (out / PROGRESS).unlink(missing_ok=True)
+    return manifest
+
+
+class _LocalQueue:
+    def __init__(self, bar):
+        self.bar = bar
+
+    def put(self, n):
+        self.bar.update(n)
+
+
+def _drain(queue, bar, stop_event):
+    import queue as queue_mod
+
+    while not stop_event.is_set():
+        try:
+            n = queue.get(timeout=0.1)
+        except queue_mod.Empty:
+            continue
+        except (EOFError, OSError):  # pragma: no cover - queue closed
+            return
+        bar.update(n)
+    while True:
+        try:
+            bar.update(queue.get_nowait())
+        except Exception:
+            return
+
+
+# ---------------------------------------------------------------------------------------------
+# reading
+
+
+def load_manifest(path, *, kind: str | None = None) -> dict:
+    """Read ``manifest.json`` of a dataset directory, checking what it is.
+
+    Raises
+    ------
+    DatasetError
+        If ``path`` is not a finished blursynth dataset, or of another kind.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise DatasetError(f"{path}: no such dataset; expected a folder written by blursynth.")
+    if not path.is_dir():
+        raise DatasetError(f"{path}: is a file; expected a dataset folder (with manifest.json).")
+    if not (path / MANIFEST).exists():
+        hint = (
+            "it is unfinished: rerun the command that made it to resume"
+            if (path / PROGRESS).exists()
+            else "expected the output folder of a blursynth command"
+        )
+        raise DatasetError(f"{path}: no manifest.json; {hint}.")
+    manifest = _read_json(path / MANIFEST, MANIFEST)
+    if manifest.get("format_version") != FORMAT_VERSION:
+        raise DatasetError(
+            f"{path}: dataset format version {manifest.get('format_version')!r}; this blursynth "
+            f"reads version {FORMAT_VERSION}. Rebuild it with this version."
+        )
+    if kind is not None and manifest.get("kind") != kind:
+        raise DatasetError(
+            f"{path}: is a {manifest.get('kind')!r} dataset; expected a {kind!r} dataset."
+        )
+    for key in ("shards", "num_rows", "fingerprint"):
+        if key not in manifest:
+            raise DatasetError(f"{path}/manifest.json: missing key {key!r}; the manifest is corrupt.")
+    return manifest
+
+
+class ShardedTable:
+    """Lazy row access over the shards of a dataset (one row group cached per process)."""
+
+    def __init__(self, path, *, kind: str | None = None):
+        self.path = Path(path)
+        self.manifest = load_manifest(self.path, kind=kind)
+        self.shards = [self.path / s["file"] for s in self.manifest["shards"]]
+        counts = [int(s["rows"]) for s in self.manifest["shards"]]
+        self.offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+        self._files = {}
+        self._cache_key = None
+        self._cache = None
+
+    def __len__(self) -> int:
+        return int(self.offsets[-1])
+
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        state["_files"], state["_cache_key"], state["_cache"] = {}, None, None
+        return state
+
+    def _file(self, s: int) -> pq.ParquetFile:
+        f = self._files.get(s)
+        if f is None:
+            try:
+                f = pq.ParquetFile(self.shards[s])
+            except FileNotFoundError:
+                raise DatasetError(f"{self.shards[s]}: shard listed in manifest.json is missing.") from None
+            except Exception as exc:
+                raise DatasetError(
+                    f"{self.shards[s]}: unreadable shard ({exc}); run 'blursynth dataset verify'."
+                ) from None
+            self._files[s] = f
+        return f
+
+    def row(self, i: int, columns=None) -> dict:
+        """Raw row ``i`` (Python values, images still encoded)."""
+        n = len(self)
+        if not -n <= i < n:
+            raise IndexError(f"row {i} out of range for a dataset of {n} rows")
+        i %= n
+        s = bisect.bisect_right(self.offsets, i) - 1
+        local = i - int(self.offsets[s])
+        f = self._file(s)
+        md = f.metadata
+        start = 0
+        for g in range(md.num_row_groups):
+            rows = md.row_group(g).num_rows
+            if local < start + rows:
+                break
+            start += rows
+        key = (s, g, tuple(columns) if columns else None)
+        if key != self._cache_key:
+            self._cache = f.read_row_group(g, columns=columns).to_pylist()
+            self._cache_key = key
+        return self._cache[local - start]
+
+    def iter_rows(self, columns=None, batch_size: int = 64):
+        """Yield every raw row in order, streaming shard by shard."""
+        for s in range(len(self.shards)):
+            for batch in self._file(s).iter_batches(batch_size=batch_size, columns=columns):
+                yield from batch.to_pylist()
+
+
+class PairDataset:
+    """Lazy, random-access view of a pair dataset.
+
+    Parameters
+    ----------
+    path : str or Path
+        Dataset directory (with ``manifest.json``).
+
+    Examples
+    --------
+    >>> ds = PairDataset("pairs/")            # doctest: +SKIP
+    >>> item = ds[0]                          # doctest: +SKIP
+    >>> item["blurred"].shape, item["params"]["crf"]  # doctest: +SKIP
+    ((256, 256, 3), 'gamma:2.2')
+    """
+
+    def __init__(self, path):
+        self.table = ShardedTable(path, kind="pairs")
+        self.path = self.table.path
+        self.manifest = self.table.manifest
+
+    def __len__(self) -> int:
+        return len(self.table)
+
+    def __getitem__(self, i: int) -> dict:
+        return decode_pair_row(self.table.row(i), what=f"{self.path} row {i}")
+
+    def raw(self, i: int, columns=None) -> dict:
+        return self.table.row(i, columns)
+
+    def __iter__(self):
+        for n, row in enumerate(self.table.iter_rows()):
+            yield decode_pair_row(row, what=f"{self.path} row {n}")
+
+
+def decode_pair_row(row: dict, *, what: str = "row") -> dict:
+    """Decode a raw pair row: images to uint8 (H, W, 3), psf to (k, k), params to dict."""
+    from .images import decode_image
+
+    out = dict(row)
+    out["blurred"] = decode_image(row["blurred"]["bytes"], what=f"{what} blurred")
+    out["sharp"] = decode_image(row["sharp"]["bytes"], what=f"{what} sharp")
+    out["psf"] = struct_array(row.get("psf"))
+    out["params"] = json.loads(row["params"]) if row.get("params") else {}
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# verification
+
+
+def verify_dataset(path, *, decode: bool = True, progress: bool = False) -> dict:
+    """Prove a dataset on disk is what its manifest says.
+
+    Re-hashes every shard, checks row counts, and (``decode=True``) decodes
+    every image of a pair dataset / checks every PSF of a kernel bank.
+
+    Returns
+    -------
+    report : dict
+        ``{"shards": n, "rows": n, "kind": ...}``.
+
+    Raises
+    ------
+    DatasetError
+        Naming the first bad shard (and row, when a row is at fault).
+    """
+    path = Path(path)
+    manifest = load_manifest(path)
+    listed = {s["file"] for s in manifest["shards"]}
+    on_disk = {f"{DATA_DIR}/{p.name}" for p in (path / DATA_DIR).glob("*.parquet")}
+    extra = sorted(on_disk - listed)
+    if extra:
+        raise DatasetError(f"{path / extra[0]}: shard not listed in manifest.json; the manifest does not match its shards.")
+    from tqdm.auto import tqdm
+
+    total = 0
+    bar = tqdm(total=manifest["num_rows"], unit="row", desc="verifying", disable=not progress)
+    for shard in manifest["shards"]:
+        file = path / shard["file"]
+        if not file.exists():
+            raise DatasetError(f"{file}: shard listed in manifest.json is missing.")
+        digest = _sha256(file)
+        if digest != shard["sha256"]:
+            raise DatasetError(
+                f"{file}: sha256 {digest[:12]}... does not match manifest {shard['sha256'][:12]}...; "
+                "the shard is corrupt or was changed. Rebuild it (delete it and rerun the command)."
+            )
+        try:
+            pf = pq.ParquetFile(file)
+            rows = pf.metadata.num_rows
+        except Exception as exc:
+            raise DatasetError(f"{file}: unreadable Parquet ({exc}).") from None
+        if rows != shard["rows"]:
+            raise DatasetError(f"{file}: holds {rows} rows; manifest.json says {shard['rows']}.")
+        if decode:
+            row_no = 0
+            try:
+                for batch in pf.iter_batches(batch_size=32):
+                    for row in batch.to_pylist():
+                        _check_row(manifest["kind"], row)
+                        row_no += 1
+                        bar.update(1)
+            except DatasetError as exc:
+                raise DatasetError(f"{file} row {row_no}: {exc}") from None
+            except Exception as exc:
+                raise DatasetError(f"{file} row {row_no}: unreadable ({exc}).") from None
+        total += rows
+    bar.close()
+    if total != manifest["num_rows"]:
+        raise DatasetError(f"{path}: shards hold {total} rows; manifest.json says {manifest['num_rows']}.")
+    return {"kind": manifest["kind"], "shards": len(manifest["shards"]), "rows": total}
+
+
+def _check_row(kind: str, row: dict) -> None:
+    if kind == "pairs":
+        from .images import decode_image
+
+        try:
+            b = decode_image(row["blurred"]["bytes"], what="blurred")
+            s = decode_image(row["sharp"]["bytes"], what="sharp")
+        except BadInputError as exc:
+            raise DatasetError(str(exc)) from None
+        if b.shape != s.shape:
+            raise DatasetError(f"blurred {b.shape} and sharp {s.shape} differ in shape.")
+        psf = struct_array(row.get("psf"))
+        if psf is not None:
+            _check_psf(psf)
+        json.loads(row["params"])
+    elif kind == "kernels":
+        for value in row["psfs"]:
+            _check_psf(struct_array(value))
+
+
+def _check_psf(psf: np.ndarray) -> None:
+    if psf.ndim != 2 or psf.shape[0] != psf.shape[1] or psf.shape[0] % 2 == 0:
+        raise DatasetError(f"PSF has shape {psf.shape}; expected an odd square.")
+    if not np.all(np.isfinite(psf)) or psf.min() < 0 or abs(float(psf.sum(dtype=np.float64)) - 1.0) > 1e-4:
+        raise DatasetError("PSF is negative, not finite or does not sum to 1.")
