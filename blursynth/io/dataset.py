@@ -295,6 +295,19 @@ def _write_shard(task):
         ) as writer:
             batch = []
             for row in make_rows(start, stop):
+                if isinstance(row, (pa.Table, pa.RecordBatch)):
+                    # A ready-made chunk (fast path for numeric columns).
+                    if batch:
+                        writer.write_table(pa.Table.from_pylist(batch, schema=schema))
+                        rows_written += len(batch)
+                        _report(len(batch))
+                        batch = []
+                    table = pa.Table.from_batches([row]) if isinstance(row, pa.RecordBatch) else row
+                    table = table.cast(schema)
+                    writer.write_table(table, row_group_size=row_group_size)
+                    rows_written += table.num_rows
+                    _report(table.num_rows)
+                    continue
                 batch.append(row)
                 if len(batch) >= row_group_size:
                     writer.write_table(pa.Table.from_pylist(batch, schema=schema))
@@ -377,10 +390,10 @@ def write_dataset(
         ``s*shard_size .. min((s+1)*shard_size, n_items) - 1``.
     shard_size : int
         Samples per shard.
-    make_rows : callable ``(start, stop) -> iterable of dict``
+    make_rows : callable ``(start, stop) -> iterable of dict or pyarrow.Table``
         Picklable (module-level function or ``functools.partial`` of one).
-        Yields rows for samples ``start..stop-1`` in order; it may yield
-        fewer (e.g. a truncated video).
+        Yields rows (dicts, or ready-made tables of several rows) for samples
+        ``start..stop-1`` in order; it may yield fewer (e.g. a truncated video).
     fingerprint : str
         Fingerprint of everything that determines the bytes (not the worker count).
     command : dict

@@ -1,0 +1,439 @@
+"""Kernel banks: many random trajectories and their PSFs, as a sharded Parquet dataset.
+
+One row per trajectory: its index and seed, the drawn parameters, one PSF per
+exposure fraction (with the mass clipped and the trajectory extent at that
+exposure), and the trajectory itself when asked for.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import pyarrow as pa
+
+from ._rng import check_seed, sample_rng
+from .errors import BadInputError, DatasetError
+from .io.dataset import ARRAY_TYPE, ShardedTable, _with_metadata, write_dataset
+from .psf import CENTRES, DEFAULT_EXPOSURES, exposure_samples
+from .trajectory import TrajectoryConfig
+
+CHUNK = 256  # trajectories per vectorised chunk (and per Parquet row group)
+
+KERNEL_SCHEMA = _with_metadata(
+    pa.schema(
+        [
+            pa.field("id", pa.string()),
+            pa.field("index", pa.int64()),
+            pa.field("seed", pa.int64()),
+            pa.field("expl", pa.float64()),
+            pa.field("centripetal", pa.float64()),
+            pa.field("prob_big_shake", pa.float64()),
+            pa.field("gaussian_shake", pa.float64()),
+            pa.field("angle_rad", pa.float64()),
+            pa.field("n_big_shakes", pa.int32()),
+            pa.field("exposures", pa.list_(pa.float32())),
+            pa.field("psfs", pa.list_(ARRAY_TYPE)),
+            pa.field("clipped", pa.list_(pa.float32())),
+            pa.field("extent_px", pa.list_(pa.float32())),
+            pa.field("trajectory", ARRAY_TYPE),
+        ]
+    ),
+    "kernels",
+)
+
+
+@dataclass(frozen=True)
+class KernelBankConfig:
+    """Everything that determines a kernel bank's bytes.
+
+    Attributes
+    ----------
+    n : int
+        Number of trajectories.
+    seed : int
+    trajectory : TrajectoryConfig
+    exposures : tuple of float
+        Exposure fractions in (0, 1], one PSF each.
+    psf_size : int or None
+        Fixed odd PSF side, or None to crop each PSF to its support.
+    centre : {'mass', 'bbox'}
+    canvas : int
+        Largest PSF side when ``psf_size`` is None (64 gives 63, odd).
+    keep_trajectories : bool
+    shard_size : int
+        Trajectories per shard.
+    """
+
+    n: int = 1000
+    seed: int = 0
+    trajectory: TrajectoryConfig = field(default_factory=TrajectoryConfig)
+    exposures: tuple = DEFAULT_EXPOSURES
+    psf_size: int | None = None
+    centre: str = "mass"
+    canvas: int = 64
+    keep_trajectories: bool = False
+    shard_size: int = 10000
+
+    def __post_init__(self):
+        if int(self.n) != self.n or self.n < 1:
+            raise BadInputError(f"--n must be a positive integer; got {self.n!r}.")
+        check_seed(self.seed)
+        ex = tuple(self.exposures)
+        if not ex or not all(isinstance(f, (int, float)) and 0 < f <= 1 for f in ex):
+            raise BadInputError(
+                f"--exposures must be fractions in (0, 1], e.g. 0.01,0.1,0.5,1; got {ex!r}."
+            )
+        if len(set(ex)) != len(ex):
+            raise BadInputError(f"--exposures has repeated values: {ex!r}.")
+        if self.psf_size is not None and (
+            int(self.psf_size) != self.psf_size or self.psf_size < 3 or self.psf_size % 2 == 0
+        ):
+            raise BadInputError(
+                f"--psf-size must be an odd integer >= 3; got {self.psf_size!r}. "
+                f"Try {max(3, int(self.psf_size) | 1)}."
+            )
+        if self.centre not in CENTRES:
+            raise BadInputError(f"--centre must be one of {', '.join(CENTRES)}; got {self.centre!r}.")
+        if int(self.canvas) != self.canvas or self.canvas < 3:
+            raise BadInputError(f"--canvas must be an integer >= 3; got {self.canvas!r}.")
+        if self.shard_size < 1:
+            raise BadInputError(f"shard size must be >= 1; got {self.shard_size!r}.")
+
+    def settings(self) -> dict:
+        """Plain-dict settings for manifests and fingerprints (no worker count)."""
+        d = asdict(self)
+        d["exposures"] = [float(f) for f in self.exposures]
+        d["trajectory"]["expl_choices"] = list(self.trajectory.expl_choices)
+        return d
+
+
+def _list_array(values: pa.Array, lengths: np.ndarray) -> pa.ListArray:
+    offsets = np.zeros(len(lengths) + 1, np.int32)
+    np.cumsum(lengths, out=offsets[1:])
+    return pa.ListArray.from_arrays(pa.array(offsets), values)
+
+
+def _array_structs(values: np.ndarray, shapes: np.ndarray) -> pa.StructArray:
+    """StructArray of ``{shape, values}`` from flat float32 values and (M, ndim) shapes."""
+    n, ndim = shapes.shape
+    shape_list = _list_array(pa.array(shapes.ravel().astype(np.int32)), np.full(n, ndim))
+    value_list = _list_array(pa.array(values.astype(np.float32, copy=False)), np.prod(shapes, axis=1))
+    return pa.StructArray.from_arrays([shape_list, value_list], fields=list(ARRAY_TYPE))
+
+
+def bank_chunk(indices: np.ndarray, config: KernelBankConfig) -> pa.Table:
+    """Compute the rows of trajectories ``indices`` as one Arrow table.
+
+    Each trajectory is a pure function of ``(config.seed, index)``.
+    """
+    from .psf import _check_options, _rasterize_many
+    from .trajectory import _trajectory_core, draw_trajectory_numbers
+
+    tc = config.trajectory
+    n, t = len(indices), tc.n_samples
+    step = float(tc.length_px) / (t - 1)
+    trajs = np.empty((n, t, 2), np.float64)
+    params = np.empty((n, 5), np.float64)
+    n_events = np.empty(n, np.int32)
+    for j, i in enumerate(indices):
+        nums = draw_trajectory_numbers(tc, rng=sample_rng(config.seed, int(i)))
+        _trajectory_core(
+            nums.normals, nums.event_steps, nums.event_uniforms, nums.expl, nums.centripetal,
+            nums.gaussian_shake, nums.angle_rad, step, trajs[j],
+        )
+        params[j] = (nums.expl, nums.centripetal, nums.prob_big_shake, nums.gaussian_shake, nums.angle_rad)
+        n_events[j] = nums.event_steps.size
+    exposures, fixed, mode, max_size = _check_options(
+        config.exposures, config.psf_size, config.centre, config.canvas
+    )
+    counts = np.array([exposure_samples(t, f) for f in exposures], np.int64)
+    values, sizes, clipped = _rasterize_many(trajs, counts, mode, fixed, max_size)
+    n_exp = len(exposures)
+    extents = np.empty((n, n_exp), np.float32)
+    for e, c in enumerate(counts):
+        part = trajs[:, :c, :]
+        extents[:, e] = np.max(part.max(axis=1) - part.min(axis=1), axis=1)
+    k = sizes.ravel()
+    psf_structs = _array_structs(values, np.stack([k, k], axis=1))
+    per_row = np.full(n, n_exp)
+    columns = {
+        "id": pa.array([f"k{int(i):09d}" for i in indices]),
+        "index": pa.array(np.asarray(indices, np.int64)),
+        "seed": pa.array(np.full(n, config.seed, np.int64)),
+        "expl": pa.array(params[:, 0]),
+        "centripetal": pa.array(params[:, 1]),
+        "prob_big_shake": pa.array(params[:, 2]),
+        "gaussian_shake": pa.array(params[:, 3]),
+        "angle_rad": pa.array(params[:, 4]),
+        "n_big_shakes": pa.array(n_events),
+        "exposures": _list_array(pa.array(np.tile(np.float32(exposures), n)), per_row),
+        "psfs": _list_array(psf_structs, per_row),
+        "clipped": _list_array(pa.array(clipped.ravel().astype(np.float32)), per_row),
+        "extent_px": _list_array(pa.array(extents.ravel()), per_row),
+    }
+    if config.keep_trajectories:
+        columns["trajectory"] = _array_structs(
+            trajs.astype(np.float32).ravel(), np.tile(np.array([[t, 2]]), (n, 1))
+        )
+    else:
+        columns["trajectory"] = pa.nulls(n, ARRAY_TYPE)
+    return pa.table(columns, schema=KERNEL_SCHEMA)
+
+
+def _bank_rows(start: int, stop: int, config: KernelBankConfig):
+    for a in range(start, stop, CHUNK):
+        yield bank_chunk(np.arange(a, min(a + CHUNK, stop)), config)
+
+
+def write_kernel_bank(out, config: KernelBankConfig, *, workers: int = 1, overwrite: bool = False,
+                      progress: bool = True) -> dict:
+    """Write a kernel bank dataset (resumable; bytes independent of ``workers``).
+
+    Parameters
+    ----------
+    out : str or Path
+        Output directory.
+    config : KernelBankConfig
+    workers : int
+        Worker processes.
+    overwrite : bool
+        Replace a dataset made by a different command.
+
+    Returns
+    -------
+    manifest : dict
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     m = write_kernel_bank(d + "/bank", KernelBankConfig(n=8), progress=False)
+    >>> m["num_rows"]
+    8
+    """
+    from .config import fingerprint
+
+    settings = {"command": "trajectories", **config.settings()}
+    return write_dataset(
+        out,
+        kind="kernels",
+        schema=KERNEL_SCHEMA,
+        n_items=config.n,
+        shard_size=config.shard_size,
+        make_rows=functools.partial(_bank_rows, config=config),
+        fingerprint=fingerprint(settings),
+        command=settings,
+        workers=workers,
+        overwrite=overwrite,
+        unit="traj",
+        desc="trajectories",
+        row_group_size=CHUNK,
+        progress=progress,
+        extra={"exposures": [float(f) for f in config.exposures]},
+    )
+
+
+class KernelBank:
+    """Random access to the PSFs of a kernel bank.
+
+    Parameters
+    ----------
+    path : str or Path
+        A directory written by :func:`write_kernel_bank` / ``blursynth trajectories``.
+
+    Examples
+    --------
+    >>> bank = KernelBank("kernels/eval48")       # doctest: +SKIP
+    >>> bank.psf(0, 1.0).shape                      # doctest: +SKIP
+    (41, 41)
+    """
+
+    def __init__(self, path):
+        self.table = ShardedTable(path, kind="kernels")
+        self.path = self.table.path
+        self.manifest = self.table.manifest
+        self.exposures = tuple(float(f) for f in self.manifest.get("exposures", ()))
+        if not self.exposures:
+            raise DatasetError(f"{self.path}/manifest.json: no exposure list; the manifest is corrupt.")
+        self._group_cache = {}
+
+    def __len__(self) -> int:
+        return len(self.table)
+
+    def exposure_index(self, exposure_fraction: float) -> int:
+        for e, f in enumerate(self.exposures):
+            if abs(f - float(exposure_fraction)) < 1e-6:
+                return e
+        raise BadInputError(
+            f"exposure {exposure_fraction} is not in kernel bank {self.path}; it holds "
+            f"{', '.join(f'{f:g}' for f in self.exposures)}."
+        )
+
+    def _group(self, i: int):
+        """(arrow table of the row group holding row i, local row)."""
+        import bisect
+
+        t = self.table
+        if not 0 <= i < len(t):
+            raise IndexError(f"kernel {i} out of range for a bank of {len(t)}")
+        s = bisect.bisect_right(t.offsets, i) - 1
+        local = i - int(t.offsets[s])
+        f = t._file(s)
+        start = 0
+        for g in range(f.metadata.num_row_groups):
+            rows = f.metadata.row_group(g).num_rows
+            if local < start + rows:
+                break
+            start += rows
+        key = (s, g)
+        table = self._group_cache.get(key)
+        if table is None:
+            if len(self._group_cache) > 8:
+                self._group_cache.clear()
+            table = f.read_row_group(g, columns=["index", "psfs", "params_dummy"][:2])
+            self._group_cache[key] = table
+        return table, local - start
+
+    def psfs(self, i: int) -> list[np.ndarray]:
+        """All PSFs of trajectory ``i``, one per exposure, float32 (k, k)."""
+        table, r = self._group(i)
+        cell = table.column("psfs").chunk(0) if table.column("psfs").num_chunks == 1 else table.column("psfs").combine_chunks()
+        structs = cell.value_slice if False else cell[r].values
+        shapes = structs.field("shape")
+        values = structs.field("values")
+        out = []
+        for e in range(len(structs)):
+            shape = shapes[e].values.to_numpy()
+            out.append(values[e].values.to_numpy(zero_copy_only=False).reshape(shape))
+        return out
+
+    def psf(self, i: int, exposure_fraction: float = 1.0) -> np.ndarray:
+        """PSF of trajectory ``i`` at one exposure fraction, float32 (k, k)."""
+        return self.psfs(i)[self.exposure_index(exposure_fraction)]
+
+    def row(self, i: int) -> dict:
+        """Raw row ``i`` with PSFs and trajectory decoded to arrays."""
+        from .io.dataset import struct_array
+
+        row = self.table.row(i)
+        row["psfs"] = [struct_array(v) for v in row["psfs"]]
+        row["trajectory"] = struct_array(row["trajectory"])
+        return row
+
+
+def kernel_stats(path, *, progress: bool = False) -> dict:
+    """Distribution of support, max-pixel energy and trajectory extent per exposure.
+
+    Returns
+    -------
+    stats : dict
+        ``{"n": N, "exposures": {f: {"support_px": summary, "side_px": summary,
+        "max_energy": summary, "extent_px": summary, "clipped": summary}}}`` with
+        each summary ``{"mean", "min", "p05", "p50", "p95", "max"}``.
+    """
+    table = ShardedTable(path, kind="kernels")
+    exposures = [float(f) for f in table.manifest["exposures"]]
+    n_exp = len(exposures)
+    acc = {key: [[] for _ in range(n_exp)] for key in ("support_px", "side_px", "max_energy", "extent_px", "clipped")}
+    for s in range(len(table.shards)):
+        f = table._file(s)
+        for batch in f.iter_batches(columns=["psfs", "extent_px", "clipped"], batch_size=4096):
+            psfs = batch.column(0).flatten()  # StructArray, row-major (row, exposure)
+            shapes = psfs.field("shape").flatten().to_numpy().reshape(-1, 2)
+            values = psfs.field("values")
+            flat = values.flatten().to_numpy(zero_copy_only=False)
+            offs = values.offsets.to_numpy()
+            offs = offs - offs[0]
+            sizes = np.diff(offs)
+            starts = offs[:-1]
+            nonzero = np.add.reduceat((flat > 0).astype(np.int64), starts) if flat.size else np.zeros(0)
+            peak = np.maximum.reduceat(flat, starts) if flat.size else np.zeros(0)
+            nonzero[sizes == 0] = 0
+            ext = batch.column(1).flatten().to_numpy()
+            clip = batch.column(2).flatten().to_numpy()
+            for e in range(n_exp):
+                acc["support_px"][e].append(nonzero[e::n_exp])
+                acc["side_px"][e].append(shapes[e::n_exp, 0])
+                acc["max_energy"][e].append(peak[e::n_exp])
+                acc["extent_px"][e].append(ext[e::n_exp])
+                acc["clipped"][e].append(clip[e::n_exp])
+    result = {"n": len(table), "exposures": {}}
+    for e, frac in enumerate(exposures):
+        entry = {}
+        for key in acc:
+            v = np.concatenate(acc[key][e]).astype(np.float64)
+            entry[key] = {
+                "mean": float(v.mean()),
+                "min": float(v.min()),
+                "p05": float(np.percentile(v, 5)),
+                "p50": float(np.percentile(v, 50)),
+                "p95": float(np.percentile(v, 95)),
+                "max": float(v.max()),
+            }
+        result["exposures"][f"{frac:g}"] = entry
+    return result
+
+
+def psf_tile(psf: np.ndarray, side: int, *, scale: int = 2) -> np.ndarray:
+    """A PSF as an RGB tile (inferno colour map, square-root scaled) of ``side*scale`` pixels."""
+    import cv2
+
+    k = psf.shape[0]
+    canvas = np.zeros((side, side), np.float32)
+    if k > side:
+        c = (k - side) // 2
+        psf = psf[c : c + side, c : c + side]
+        k = side
+    o = (side - k) // 2
+    peak = float(psf.max()) or 1.0
+    canvas[o : o + k, o : o + k] = np.sqrt(psf / peak)
+    gray = np.clip(canvas * 255 + 0.5, 0, 255).astype(np.uint8)
+    rgb = cv2.applyColorMap(gray, cv2.COLORMAP_INFERNO)[:, :, ::-1]
+    return np.repeat(np.repeat(rgb, scale, axis=0), scale, axis=1)
+
+
+def contact_sheet(path, *, count: int = 32, columns: int = 4, scale: int = 2, start: int = 0) -> np.ndarray:
+    """A picture of a kernel bank: ``count`` kernels, each shown at every exposure.
+
+    Each block is one trajectory's PSFs left to right by exposure fraction,
+    blocks laid out ``columns`` to a row; PSFs are square-root scaled to their
+    peak so faint tails show.
+
+    Returns
+    -------
+    sheet : (H, W, 3) uint8 ndarray
+    """
+    import cv2
+
+    bank = KernelBank(path)
+    count = max(1, min(count, len(bank) - start))
+    if count < 1 or start >= len(bank):
+        raise BadInputError(f"--start {start} is past the end of kernel bank {path} ({len(bank)} kernels).")
+    picks = [start + j for j in range(count)]
+    kernels = [bank.psfs(i) for i in picks]
+    side = max(p.shape[0] for ps in kernels for p in ps)
+    side = min(side, 65)
+    tile = side * scale
+    gap = 4
+    n_exp = len(bank.exposures)
+    block_w = n_exp * tile + (n_exp - 1) * 2
+    rows = -(-count // columns)
+    label_h = 18
+    header = 24
+    width = columns * block_w + (columns + 1) * gap * 3
+    height = header + rows * (tile + label_h + gap)
+    sheet = np.full((height, width, 3), 24, np.uint8)
+    title = f"{path}: {len(bank)} kernels; exposures " + ", ".join(f"{f:g}" for f in bank.exposures)
+    cv2.putText(sheet, title[: width // 7], (6, 16), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (230, 230, 230), 1, cv2.LINE_AA)
+    for j, (i, psfs) in enumerate(zip(picks, kernels)):
+        r, c = divmod(j, columns)
+        y = header + r * (tile + label_h + gap)
+        x = gap * 3 + c * (block_w + gap * 3)
+        cv2.putText(sheet, f"#{i}", (x, y + 12), cv2.FONT_HERSHEY_SIMPLEX, 0.35, (200, 200, 200), 1, cv2.LINE_AA)
+        for e, psf in enumerate(psfs):
+            xx = x + e * (tile + 2)
+            sheet[y + label_h : y + label_h + tile, xx : xx + tile] = psf_tile(psf, side, scale=scale)
+    return sheet
