@@ -150,12 +150,8 @@ def bank_chunk(indices: np.ndarray, config: KernelBankConfig) -> pa.Table:
         config.exposures, config.psf_size, config.centre, config.canvas
     )
     counts = np.array([exposure_samples(t, f) for f in exposures], np.int64)
-    values, sizes, clipped = _rasterize_many(trajs, counts, mode, fixed, max_size)
+    values, sizes, clipped, extents = _rasterize_many(trajs, counts, mode, fixed, max_size)
     n_exp = len(exposures)
-    extents = np.empty((n, n_exp), np.float32)
-    for e, c in enumerate(counts):
-        part = trajs[:, :c, :]
-        extents[:, e] = np.max(part.max(axis=1) - part.min(axis=1), axis=1)
     k = sizes.ravel()
     psf_structs = _array_structs(values, np.stack([k, k], axis=1))
     per_row = np.full(n, n_exp)
@@ -172,7 +168,7 @@ def bank_chunk(indices: np.ndarray, config: KernelBankConfig) -> pa.Table:
         "exposures": _list_array(pa.array(np.tile(np.float32(exposures), n)), per_row),
         "psfs": _list_array(psf_structs, per_row),
         "clipped": _list_array(pa.array(clipped.ravel().astype(np.float32)), per_row),
-        "extent_px": _list_array(pa.array(extents.ravel()), per_row),
+        "extent_px": _list_array(pa.array(extents.ravel().astype(np.float32)), per_row),
     }
     if config.keep_trajectories:
         columns["trajectory"] = _array_structs(

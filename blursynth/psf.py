@@ -109,12 +109,14 @@ def _rasterize_many(trajs, counts, centre_mode, fixed_size, max_size):
             total += k * k
     values = np.empty(total, np.float32)
     clipped = np.empty((n_traj, n_exp), np.float64)
+    extents = np.empty((n_traj, n_exp), np.float64)
     offset = 0
     for j in range(n_traj):
         for e in range(n_exp):
             k = sizes[j, e]
             acc = np.zeros((k, k), np.float64)
             kept = _splat(trajs[j], counts[e], shifts[j, e, 0], shifts[j, e, 1], acc)
+            extents[j, e] = _extent(trajs[j], counts[e])
             clipped[j, e] = max(0.0, 1.0 - kept)
             if kept > 0.0:
                 scale = 1.0 / kept
@@ -124,7 +126,22 @@ def _rasterize_many(trajs, counts, centre_mode, fixed_size, max_size):
                 for xx in range(k):
                     values[offset + yy * k + xx] = acc[yy, xx] * scale
             offset += k * k
-    return values, sizes, clipped
+    return values, sizes, clipped, extents
+
+
+@njit
+def _extent(traj, n):
+    """Larger side of the bounding box of the first ``n`` samples, in pixels."""
+    x0 = traj[0, 0]
+    x1 = traj[0, 0]
+    y0 = traj[0, 1]
+    y1 = traj[0, 1]
+    for i in range(1, n):
+        x0 = min(x0, traj[i, 0])
+        x1 = max(x1, traj[i, 0])
+        y0 = min(y0, traj[i, 1])
+        y1 = max(y1, traj[i, 1])
+    return max(x1 - x0, y1 - y0)
 
 
 def _check_options(exposures, size, centre, max_size):
@@ -167,6 +184,8 @@ def rasterize_psfs(trajs, exposures=DEFAULT_EXPOSURES, *, size=None, centre="mas
         Side of each PSF.
     clipped : (N, E) float64 ndarray
         Fraction of the mass that fell outside and was dropped (0 when it fits).
+    extents : (N, E) float64 ndarray
+        Larger side of the bounding box of the samples kept, in pixels.
     """
     exposures, fixed, mode, max_size = _check_options(exposures, size, centre, max_size)
     trajs = np.ascontiguousarray(trajs, dtype=np.float64)
@@ -206,7 +225,7 @@ def rasterize_psf(traj, *, exposure_fraction=1.0, size=None, centre="mass", max_
     traj = np.asarray(traj, dtype=np.float64)
     if traj.ndim != 2 or traj.shape[1] != 2:
         raise ValueError(f"traj must be (T, 2) positions (x, y); got shape {traj.shape}.")
-    values, sizes, _ = rasterize_psfs(
+    values, sizes, _, _ = rasterize_psfs(
         traj[None], (exposure_fraction,), size=size, centre=centre, max_size=max_size
     )
     k = int(sizes[0, 0])

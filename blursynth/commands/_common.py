@@ -1,0 +1,76 @@
+"""Option types and helpers shared by the command modules (click only: no heavy imports)."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from pathlib import Path
+
+import click
+
+
+def parse_fraction(text: str) -> float:
+    """``"0.5"`` or ``"1/2"`` to a float; ValueError otherwise."""
+    text = text.strip()
+    value = float(Fraction(text)) if "/" in text else float(text)
+    if value != value:  # NaN
+        raise ValueError(text)
+    return value
+
+
+class FractionList(click.ParamType):
+    """Comma-separated exposure fractions in (0, 1], e.g. ``0.01,0.1,0.5,1`` or ``1/100,1``."""
+
+    name = "fractions"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, tuple):
+            return value
+        out = []
+        for part in str(value).split(","):
+            try:
+                f = parse_fraction(part)
+            except (ValueError, ZeroDivisionError):
+                self.fail(f"{part.strip()!r} is not a number; expected fractions in (0, 1] like 0.01,0.1,0.5,1", param, ctx)
+            if not 0 < f <= 1:
+                self.fail(f"{part.strip()} is outside (0, 1]; an exposure fraction keeps that part of the trajectory", param, ctx)
+            out.append(f)
+        if len(set(out)) != len(out):
+            self.fail(f"{value!r} repeats a value", param, ctx)
+        return tuple(out)
+
+
+def positive_int(ctx, param, value):
+    if value is not None and value < 1:
+        raise click.BadParameter(f"must be a positive integer; got {value}.", ctx, param)
+    return value
+
+
+def odd_size(ctx, param, value):
+    if value is not None and (value < 3 or value % 2 == 0):
+        raise click.BadParameter(
+            f"must be an odd integer >= 3; got {value}. Try {max(3, value | 1)}.", ctx, param
+        )
+    return value
+
+
+def out_dir(ctx, param, value):
+    if value is not None and Path(value).exists() and not Path(value).is_dir():
+        raise click.BadParameter(f"{value} is a file; expected a directory.", ctx, param)
+    return value
+
+
+workers_option = click.option(
+    "--workers", type=int, default=1, show_default=True, callback=positive_int,
+    help="Worker processes (the output is identical whatever the number).",
+)
+seed_option = click.option("--seed", type=click.IntRange(0, 2**63 - 1), default=0, show_default=True, help="Run seed.")
+overwrite_option = click.option(
+    "--overwrite", is_flag=True, help="Replace an existing dataset made by a different command."
+)
+
+
+def echo_manifest(manifest: dict, out) -> None:
+    click.echo(
+        f"wrote {manifest['num_rows']} rows in {len(manifest['shards'])} shard(s) to {out} "
+        f"(fingerprint {manifest['fingerprint']})"
+    )
