@@ -101,6 +101,14 @@ def main(argv=None) -> int:
             err=True,
         )
         return 130
+    except Exception as exc:  # a bug or an environment failure, not bad input
+        if debug:
+            raise
+        click.echo(
+            f"error: {type(exc).__name__}: {_one_line(exc)} (rerun with --debug for the traceback)",
+            err=True,
+        )
+        return 1
     return 0
 
 

@@ -783,3 +783,41 @@ def _check_psf(psf: np.ndarray) -> None:
         raise DatasetError(f"PSF has shape {psf.shape}; expected an odd square.")
     if not np.all(np.isfinite(psf)) or psf.min() < 0 or abs(float(psf.sum(dtype=np.float64)) - 1.0) > 1e-4:
         raise DatasetError("PSF is negative, not finite or does not sum to 1.")
+
+
+def dataset_info(path) -> dict:
+    """Summary of a dataset: manifest facts, bytes on disk, rows per source, image sizes seen."""
+    import collections
+    import struct
+
+    path = Path(path)
+    manifest = load_manifest(path)
+    table = ShardedTable(path)
+    info = {
+        "path": str(path),
+        "kind": manifest["kind"],
+        "rows": manifest["num_rows"],
+        "shards": len(manifest["shards"]),
+        "bytes": sum((path / s["file"]).stat().st_size for s in manifest["shards"] if (path / s["file"]).exists()),
+        "fingerprint": manifest["fingerprint"],
+        "command": manifest.get("command", {}),
+    }
+    if manifest["kind"] == "pairs":
+        sources = collections.Counter()
+        sizes = collections.Counter()
+        with_psf = 0
+        for s in range(len(table.shards)):
+            f = table._file(s)
+            for batch in f.iter_batches(columns=["source", "psf", "blurred"], batch_size=256):
+                sources.update(batch.column(0).to_pylist())
+                with_psf += len(batch.column(1)) - batch.column(1).null_count
+                for data in batch.column(2).field("bytes").to_pylist()[:4]:
+                    if data[:8] == b"\x89PNG\r\n\x1a\n":
+                        w, h = struct.unpack(">II", data[16:24])
+                        sizes[f"{w}x{h}"] += 1
+        info["sources"] = dict(sources)
+        info["with_psf"] = with_psf
+        info["image_sizes_sampled"] = dict(sizes.most_common(5))
+    else:
+        info["exposures"] = manifest.get("exposures")
+    return info

@@ -1,0 +1,109 @@
+"""``blursynth dataset info|verify|preview|export|import``: look at, check, picture, convert datasets."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from ._common import echo_manifest, out_dir, overwrite_option, positive_int, workers_option
+
+
+@click.group()
+def dataset():
+    """Look at, check, picture, convert or import a dataset."""
+
+
+@dataset.command()
+@click.argument("path", type=click.Path())
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def info(path, as_json):
+    """Rows, shards, size on disk, sources and the command that made a dataset."""
+    from ..io.dataset import dataset_info
+
+    result = dataset_info(path)
+    if as_json:
+        click.echo(json.dumps(result, indent=1))
+        return
+    click.echo(f"{result['path']}: {result['kind']} dataset, {result['rows']} rows in {result['shards']} shard(s), "
+               f"{result['bytes'] / 1e6:.1f} MB")
+    click.echo(f"fingerprint: {result['fingerprint']}")
+    if "sources" in result:
+        click.echo("sources: " + ", ".join(f"{k} {v}" for k, v in sorted(result["sources"].items())))
+        click.echo(f"rows with a PSF: {result['with_psf']}")
+        click.echo("image sizes (sampled): " + ", ".join(f"{k} ({v})" for k, v in result["image_sizes_sampled"].items()))
+    if result.get("exposures"):
+        click.echo("exposures: " + ", ".join(f"{f:g}" for f in result["exposures"]))
+    click.echo("command: " + json.dumps(result["command"], sort_keys=True))
+
+
+@dataset.command()
+@click.argument("path", type=click.Path())
+@click.option("--no-decode", is_flag=True, help="Only re-hash shards; do not decode every image.")
+def verify(path, no_decode):
+    """Re-hash every shard and decode every row; name the first bad shard and row."""
+    from ..io.dataset import verify_dataset
+
+    report = verify_dataset(path, decode=not no_decode, progress=True)
+    click.echo(f"ok: {path}: {report['rows']} rows in {report['shards']} shard(s) match manifest.json"
+               + ("" if no_decode else ", every row decodes"))
+
+
+@dataset.command()
+@click.argument("path", type=click.Path())
+@click.option("--out", type=click.Path(dir_okay=False), required=True, help="PNG file to write.")
+@click.option("--count", type=int, default=8, show_default=True, callback=positive_int, help="Pairs to show.")
+@click.option("--height", type=click.IntRange(32, 1024), default=160, show_default=True, help="Thumbnail height.")
+@click.option("--start", type=click.IntRange(0, None), default=0, show_default=True, help="First row.")
+def preview(path, out, count, height, start):
+    """Contact sheet of pairs: blurred | sharp | PSF, one pair per line."""
+    from ..io.dataset import load_manifest
+    from ..io.images import save_rgb8
+
+    if load_manifest(path)["kind"] == "kernels":
+        from ..kernelbank import contact_sheet
+
+        sheet = contact_sheet(path, count=count, start=start)
+    else:
+        from ..preview import dataset_sheet
+
+        sheet = dataset_sheet(path, count=count, height=height, start=start)
+    save_rgb8(out, sheet)
+    click.echo(f"wrote {out} ({sheet.shape[1]}x{sheet.shape[0]})")
+
+
+@dataset.command()
+@click.argument("path", type=click.Path())
+@click.option("--out", type=click.Path(), required=True, help="Folder to write.")
+@click.option("--png", "fmt", flag_value="png", default=True, help="GoPro-style PNG folders (the only format).")
+@click.option("--overwrite", is_flag=True, help="Replace an existing folder.")
+def export(path, out, fmt, overwrite):
+    """Write blur/, sharp/, psf/ folders and params.jsonl for tools that want folders."""
+    from ..io.folders import export_png
+
+    n = export_png(path, out, overwrite=overwrite)
+    click.echo(f"exported {n} pairs to {out}/ (blur/, sharp/, psf/, params.jsonl)")
+
+
+@dataset.command(name="import")
+@click.argument("folder", type=click.Path())
+@click.option("--out", type=click.Path(), required=True, callback=out_dir, help="Output dataset directory.")
+@click.option("--layout", type=click.Choice(["gopro", "flat"]), default="gopro", show_default=True,
+              help="gopro: <seq>/blur/NAME beside <seq>/sharp/NAME at any depth; flat: blur/ and sharp/ in FOLDER.")
+@click.option("--blur-dir", default="blur", show_default=True, help="Name of the blurred folders (GoPro: blur or blur_gamma).")
+@click.option("--sharp-dir", default="sharp", show_default=True, help="Name of the sharp folders.")
+@click.option("--png-level", type=click.IntRange(0, 9), default=None, help="zlib level; default is the fast fpng encoder.")
+@click.option("--shard-size", type=int, default=200, show_default=True, callback=positive_int, help="Pairs per shard.")
+@workers_option
+@overwrite_option
+def import_(folder, out, layout, blur_dir, sharp_dir, png_level, shard_size, workers, overwrite):
+    """Bring existing real pairs (GoPro folder layout) in as a dataset with source=real.
+
+    Grayscale, alpha and 16-bit images are converted to 8-bit RGB; each row's
+    params say what was converted.
+    """
+    from ..io.folders import ImportConfig, import_pairs
+
+    config = ImportConfig(layout=layout, blur_dir=blur_dir, sharp_dir=sharp_dir, png_level=png_level, shard_size=shard_size)
+    manifest = import_pairs(folder, out, config, workers=workers, overwrite=overwrite)
+    echo_manifest(manifest, out)
