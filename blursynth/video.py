@@ -1,0 +1,906 @@
+"""Frames from video files and numbered-frame folders, window planning, exact linear-light averaging.
+
+The pipeline is streaming: frames are decoded one at a time, each is taken to
+linear light through a 256-entry integer lookup table and added to a running
+integer sum; a window's average is mapped back to 8 bits by comparing the sum
+with exact integer thresholds. Integer sums make the running sum equal to
+re-summing bit for bit, and the thresholds make the output equal to the naive
+float64 formula ``round(255 * encode(mean(decode(frames / 255))))`` except
+where that value lies within about 1e-3 of a rounding tie (see
+:func:`encode_thresholds`). Memory is O(window): the frames of the current
+window and one accumulator.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import warnings
+from collections import deque
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ._numba import njit
+from ._rng import sample_rng
+from .errors import BadInputError
+
+VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v", ".mts", ".mpg", ".mpeg", ".wmv")
+FRAME_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".bmp")
+CRF_NAMES = ("gamma", "srgb", "none")
+# Stream key of the window-length draw in sample_rng(seed, pair_index, WINDOW_STREAM).
+WINDOW_STREAM = 1
+# Linear light is stored as integers: 1.0 -> LINEAR_SCALE. 2**24 keeps the
+# quantisation of one frame below 6e-8 and a sum of 255 frames inside uint32.
+LINEAR_SCALE = 1 << 24
+_UINT32_MAX_ITEMS = 255
+
+
+class TruncatedVideoWarning(UserWarning):
+    """A video ended early or stopped decoding; the frames before the damage were used."""
+
+
+# ---------------------------------------------------------------------------------------------
+# camera response
+
+
+def parse_crf(text: str) -> str:
+    """Canonical camera-response name: ``'gamma:2.2'``, ``'srgb'`` or ``'none'``.
+
+    Parameters
+    ----------
+    text : str
+        ``gamma`` (2.2), ``gamma:G`` with G > 0, ``srgb`` or ``none``.
+
+    Returns
+    -------
+    crf : str
+
+    Examples
+    --------
+    >>> parse_crf("gamma"), parse_crf("gamma:2.4"), parse_crf("SRGB")
+    ('gamma:2.2', 'gamma:2.4', 'srgb')
+    """
+    t = str(text).strip().lower()
+    if t in ("srgb", "none"):
+        return t
+    m = re.fullmatch(r"gamma(?::([0-9]*\.?[0-9]+))?", t)
+    if m:
+        g = float(m.group(1)) if m.group(1) else 2.2
+        if g > 0 and math.isfinite(g):
+            return f"gamma:{g:g}"
+    raise BadInputError(
+        f"camera response must be gamma[:G], srgb or none; got {text!r}. Use e.g. --crf gamma:2.2."
+    )
+
+
+def decode_float(x, crf: str) -> np.ndarray:
+    """Camera response inverse on floats: encoded values in [0, 1] -> linear light in [0, 1].
+
+    Parameters
+    ----------
+    x : float ndarray
+        Encoded values in [0, 1].
+    crf : str
+        As returned by :func:`parse_crf`.
+
+    Returns
+    -------
+    linear : float64 ndarray, same shape
+
+    Examples
+    --------
+    >>> float(decode_float(np.array(0.5), "gamma:2.2").round(4))
+    0.2176
+    """
+    # TODO(color.py): use blursynth.color once it lands; this private copy keeps
+    # video.py working meanwhile and is checked against the closed forms in tests.
+    x = np.asarray(x, dtype=np.float64)
+    if crf == "none":
+        return x.copy()
+    if crf == "srgb":
+        return np.where(x <= 0.04045, x / 12.92, ((x + 0.055) / 1.055) ** 2.4)
+    return x ** float(crf.split(":")[1])
+
+
+def encode_float(y, crf: str) -> np.ndarray:
+    """Camera response on floats: linear light in [0, 1] -> encoded values in [0, 1].
+
+    Examples
+    --------
+    >>> float(encode_float(decode_float(np.array(0.3), "srgb"), "srgb").round(6))
+    0.3
+    """
+    y = np.clip(np.asarray(y, dtype=np.float64), 0.0, 1.0)
+    if crf == "none":
+        return y
+    if crf == "srgb":
+        return np.where(y <= 0.0031308, y * 12.92, 1.055 * y ** (1 / 2.4) - 0.055)
+    return y ** (1.0 / float(crf.split(":")[1]))
+
+
+def linear_lut(crf: str) -> tuple[np.ndarray, int]:
+    """Integer decode table: ``lut[v]`` is linear light of 8-bit value ``v`` times ``scale``.
+
+    Returns
+    -------
+    lut : (256,) uint32 ndarray
+    scale : int
+        Linear value 1.0; ``lut[255] == scale``. For ``crf='none'`` the table
+        is the identity and ``scale`` is 255, so averaging is exact integer
+        arithmetic.
+
+    Examples
+    --------
+    >>> lut, scale = linear_lut("gamma:2.2")
+    >>> int(lut[0]), int(lut[255]) == scale
+    (0, True)
+    """
+    if crf == "none":
+        return np.arange(256, dtype=np.uint32), 255
+    lut = np.rint(decode_float(np.arange(256) / 255.0, crf) * LINEAR_SCALE)
+    return lut.astype(np.uint32), LINEAR_SCALE
+
+
+def encode_thresholds(crf: str, n_items: int) -> np.ndarray:
+    """Integer thresholds on a sum of ``n_items`` LUT values for each 8-bit output level.
+
+    The output level of a sum ``S`` is the largest ``k`` with ``S >= T[k]``
+    (``T[0] = 0``), which is ``floor(255 * encode(S / (n * scale)) + 1/2)``:
+    rounding half up, computed without evaluating ``encode``. For ``none`` the
+    thresholds are exact rationals; otherwise they carry float64 rounding
+    (relative 1e-16) on top of the LUT quantisation (at most ``n/2`` units of
+    ``2**-24``), which moves an output only when the exact value is within
+    about 1e-3 of a level's rounding tie.
+
+    Returns
+    -------
+    T : (257,) uint64 ndarray, non-decreasing
+        ``T[256]`` is a sentinel no sum reaches.
+    """
+    k = np.arange(1, 256, dtype=np.int64)
+    if crf == "none":
+        t = (n_items * (2 * k - 1) + 1) // 2  # ceil(n (k - 1/2)), in integers
+    else:
+        t = np.ceil(n_items * LINEAR_SCALE * decode_float((k - 0.5) / 255.0, crf)).astype(np.int64)
+    return np.concatenate([[0], t, [np.iinfo(np.int64).max]]).astype(np.uint64)
+
+
+def _bucket_table(thresholds: np.ndarray, s_max: int):
+    """Output level at the start of each bucket of ``sqrt(S)``, fine enough for one comparison.
+
+    Levels are spaced roughly evenly in ``sqrt`` of linear light for the usual
+    responses, so a few thousand buckets hold at most one threshold each; the
+    table is refined until that holds, which lets the kernel finish with a
+    single branch-free comparison.
+    """
+    n_buckets = 1024
+    while True:
+        scale = n_buckets / math.sqrt(s_max + 1.0)
+        edges = (np.arange(n_buckets + 1) / scale) ** 2
+        # Widen each bucket so that float32 rounding of S and sqrt (relative
+        # error under 1e-6) cannot put a sum in a bucket that does not hold it.
+        lo = np.clip(np.floor(edges[:-1] * (1 - 1e-6)) - 1, 0, None)
+        hi = np.ceil(edges[1:] * (1 + 1e-6)) + 1
+        base = np.searchsorted(thresholds, lo.astype(np.uint64), side="right") - 1
+        top = np.searchsorted(thresholds, hi.astype(np.uint64), side="right") - 1
+        one_step = bool((top - base).max() <= 1)
+        if one_step or n_buckets >= 1 << 16:
+            break
+        n_buckets *= 2
+    return base.astype(np.int32), scale, one_step
+
+
+@njit
+def _add_frame(acc, frame, lut):
+    for i in range(acc.size):
+        acc[i] += lut[frame[i]]
+
+
+@njit
+def _sub_frame(acc, frame, lut):
+    for i in range(acc.size):
+        acc[i] -= lut[frame[i]]
+
+
+@njit
+def _bucket_index(acc, scale, n_buckets, out):
+    # float32 sqrt vectorises; _bucket_table's margins absorb its rounding.
+    sc = np.float32(scale)
+    top = np.int32(n_buckets - 1)
+    for i in range(acc.size):
+        b = np.int32(math.sqrt(np.float32(acc[i])) * sc)
+        out[i] = b if b < top else top
+
+
+@njit
+def _encode_one_step(acc, buckets, thresholds, base, out):
+    for i in range(acc.size):
+        k = base[buckets[i]]
+        # thresholds has a sentinel at 256, so k + 1 is always a valid index.
+        out[i] = k + (acc[i] >= thresholds[k + 1])
+
+
+@njit
+def _encode_search(acc, buckets, thresholds, base, out):
+    for i in range(acc.size):
+        k = base[buckets[i]]
+        while acc[i] >= thresholds[k + 1]:
+            k += 1
+        out[i] = k
+
+
+class LinearAverager:
+    """Running sum of frames in linear light, with an exact 8-bit read-out.
+
+    Parameters
+    ----------
+    shape : tuple
+        Frame shape, e.g. ``(H, W, 3)``.
+    crf : str
+        Camera response (:func:`parse_crf`).
+    max_items : int
+        Most frames the sum will hold at once (chooses uint32 or uint64).
+
+    Examples
+    --------
+    >>> avg = LinearAverager((2, 2, 3), "gamma:2.2", max_items=2)
+    >>> avg.add(np.zeros((2, 2, 3), np.uint8)); avg.add(np.full((2, 2, 3), 255, np.uint8))
+    >>> int(avg.result()[0, 0, 0])  # 255 * 0.5 ** (1 / 2.2), rounded
+    186
+    """
+
+    def __init__(self, shape, crf: str, max_items: int):
+        self.shape = tuple(shape)
+        self.crf = crf
+        self.lut, self.scale = linear_lut(crf)
+        dtype = np.uint32 if max_items <= _UINT32_MAX_ITEMS else np.uint64
+        self.lut = self.lut.astype(dtype)
+        self.acc = np.zeros(int(np.prod(self.shape)), dtype=dtype)
+        self.count = 0
+        self._tables = {}
+        self._buckets = np.empty(self.acc.size, dtype=np.int32)
+
+    def reset(self):
+        self.acc[:] = 0
+        self.count = 0
+
+    def add(self, frame: np.ndarray):
+        _add_frame(self.acc, _flat_u8(frame, self.shape), self.lut)
+        self.count += 1
+
+    def subtract(self, frame: np.ndarray):
+        _sub_frame(self.acc, _flat_u8(frame, self.shape), self.lut)
+        self.count -= 1
+
+    def result(self) -> np.ndarray:
+        """The average of the frames held, encoded to uint8 ``shape``."""
+        if self.count < 1:
+            raise ValueError("no frames to average")
+        table = self._tables.get(self.count)
+        if table is None:
+            thresholds = encode_thresholds(self.crf, self.count)
+            base, scale, one_step = _bucket_table(thresholds, self.count * self.scale)
+            # The sentinel must stay above every sum in the accumulator's dtype.
+            thresholds = np.minimum(thresholds, np.iinfo(self.acc.dtype).max).astype(self.acc.dtype)
+            table = self._tables[self.count] = (thresholds, base, scale, one_step)
+        thresholds, base, scale, one_step = table
+        out = np.empty(self.acc.size, dtype=np.uint8)
+        _bucket_index(self.acc, scale, base.size, self._buckets)
+        (_encode_one_step if one_step else _encode_search)(self.acc, self._buckets, thresholds, base, out)
+        return out.reshape(self.shape)
+
+
+def _flat_u8(frame, shape):
+    if frame.shape != shape or frame.dtype != np.uint8:
+        raise ValueError(f"frame must be uint8 {shape}; got {frame.dtype} {frame.shape}.")
+    return frame.reshape(-1) if frame.flags.c_contiguous else np.ascontiguousarray(frame).reshape(-1)
+
+
+def average_frames(frames, crf: str = "gamma:2.2") -> np.ndarray:
+    """Average uint8 frames in linear light and encode back (exact; see module notes).
+
+    Parameters
+    ----------
+    frames : sequence of (H, W, C) uint8 ndarray
+    crf : str
+
+    Returns
+    -------
+    blurred : (H, W, C) uint8 ndarray
+
+    Examples
+    --------
+    >>> f = [np.full((1, 1, 3), v, np.uint8) for v in (10, 20)]
+    >>> average_frames(f, "none")[0, 0].tolist()
+    [15, 15, 15]
+    """
+    frames = list(frames)
+    if not frames:
+        raise ValueError("frames must hold at least one frame")
+    avg = LinearAverager(frames[0].shape, crf, max_items=len(frames))
+    for f in frames:
+        avg.add(f)
+    return avg.result()
+
+
+# ---------------------------------------------------------------------------------------------
+# frame sources
+
+
+@dataclass(frozen=True)
+class SourceInfo:
+    """What a frame source holds.
+
+    Attributes
+    ----------
+    path : str
+    kind : {'video', 'frames'}
+    n_frames : int
+        Frames declared (a damaged video may hold fewer).
+    fps : float
+        Capture rate (``--fps`` when given, else the container's).
+    height, width : int
+    files : tuple of str
+        Frame files in order (folders only).
+    """
+
+    path: str
+    kind: str
+    n_frames: int
+    fps: float
+    height: int
+    width: int
+    files: tuple = ()
+
+
+_GRAY_PIX = ("gray", "ya", "mono", "y400")
+
+
+def probe_source(path, *, fps: float | None = None) -> SourceInfo:
+    """Check a video file or numbered-frame folder and describe it, without decoding it all.
+
+    Parameters
+    ----------
+    path : str or Path
+        A video file ffmpeg can read, or a folder of numbered frames
+        (``000001.png``, ``frame_0002.png``, ...; numbering must not skip).
+    fps : float, optional
+        Capture rate to use instead of the container's (required for folders).
+
+    Returns
+    -------
+    info : SourceInfo
+
+    Raises
+    ------
+    BadInputError
+        Missing path, not a video, grayscale, no frame rate, gaps in the
+        numbering or mixed frame sizes.
+    """
+    p = Path(path)
+    if fps is not None and not (fps > 0 and math.isfinite(fps)):
+        raise BadInputError(f"--fps must be a positive number of frames per second; got {fps!r}.")
+    if not p.exists():
+        raise BadInputError(f"video '{path}' does not exist; give a video file or a folder of numbered frames.")
+    if p.is_dir():
+        return _probe_folder(p, fps)
+    return _probe_video(p, fps)
+
+
+def _probe_video(p: Path, fps):
+    import av
+
+    try:
+        container = av.open(str(p))
+    except Exception as exc:  # av raises many error types for the same problem
+        raise BadInputError(
+            f"'{p}' is not a video ffmpeg can read ({type(exc).__name__}: {_short(exc)}); "
+            "expected e.g. an .mp4 or .mkv file."
+        ) from None
+    try:
+        if not container.streams.video:
+            raise BadInputError(f"'{p}' has no video stream; expected a video file.")
+        stream = container.streams.video[0]
+        pix = stream.codec_context.pix_fmt or ""
+        if pix.startswith(_GRAY_PIX):
+            raise BadInputError(
+                f"video '{p}' is grayscale (pixel format {pix}); frames-average needs colour video. "
+                "Convert it, e.g. ffmpeg -i in -pix_fmt yuv420p out.mp4."
+            )
+        rate = stream.average_rate or stream.base_rate or stream.guessed_rate
+        if fps is None:
+            if not rate or float(rate) <= 0:
+                raise BadInputError(f"video '{p}' declares no frame rate; pass --fps (e.g. --fps 240).")
+            fps = float(rate)
+        n = stream.frames
+        if not n:
+            # Containers such as Matroska do not store a count: count packets (no decoding).
+            n = sum(1 for pkt in container.demux(stream) if pkt.size)
+        width, height = stream.codec_context.width, stream.codec_context.height
+    finally:
+        container.close()
+    if n < 1 or not width or not height:
+        raise BadInputError(f"video '{p}' holds no frames; expected a video with at least one frame.")
+    return SourceInfo(str(p), "video", int(n), float(fps), int(height), int(width))
+
+
+def _short(exc) -> str:
+    return " ".join(str(exc).split())[:160]
+
+
+_NUMBER = re.compile(r"(\d+)$")
+
+
+def _probe_folder(p: Path, fps):
+    from PIL import Image
+
+    files = [f for f in p.iterdir() if f.is_file() and f.suffix.lower() in FRAME_SUFFIXES]
+    if not files:
+        raise BadInputError(f"folder '{p}' holds no frames; expected numbered images (000001.png, ...).")
+    numbered = []
+    for f in files:
+        m = _NUMBER.search(f.stem)
+        if not m:
+            raise BadInputError(
+                f"frame '{f}' has no number at the end of its name; expected numbered frames (000001.png, ...)."
+            )
+        numbered.append((int(m.group(1)), f))
+    numbered.sort()
+    numbers = [n for n, _ in numbered]
+    if len(set(numbers)) != len(numbers):
+        dup = next(a for a, b in zip(numbers, numbers[1:]) if a == b)
+        raise BadInputError(f"folder '{p}' has two frames numbered {dup}; keep one file per number.")
+    for a, b in zip(numbers, numbers[1:]):
+        if b != a + 1:
+            raise BadInputError(
+                f"folder '{p}': frame numbering jumps from {a} to {b} ({b - a - 1} missing); "
+                "frames must be consecutive."
+            )
+    size = None
+    for _, f in numbered:
+        try:
+            with Image.open(f) as im:
+                this, mode = im.size, im.mode
+        except Exception as exc:
+            raise BadInputError(f"frame '{f}' is not a readable image ({_short(exc)}).") from None
+        if mode in ("1", "L", "LA", "I", "I;16", "I;16B", "F", "La"):
+            raise BadInputError(f"frame '{f}' is grayscale (mode {mode}); frames-average needs colour frames.")
+        if size is None:
+            size = this
+        elif this != size:
+            raise BadInputError(
+                f"folder '{p}': frame '{f.name}' is {this[0]}x{this[1]} but earlier frames are "
+                f"{size[0]}x{size[1]}; all frames must have one size."
+            )
+    if fps is None:
+        raise BadInputError(f"folder '{p}' does not record a frame rate; pass --fps (e.g. --fps 240).")
+    return SourceInfo(str(p), "frames", len(numbered), float(fps), size[1], size[0],
+                      tuple(str(f) for _, f in numbered))
+
+
+def iter_frames(info: SourceInfo, start: int = 0, stop: int | None = None):
+    """Yield ``(index, frame)`` for frames ``start .. stop - 1``, decoding one at a time.
+
+    Parameters
+    ----------
+    info : SourceInfo
+    start, stop : int
+        Frame range; ``stop`` defaults to the end.
+
+    Yields
+    ------
+    index : int
+    frame : (H, W, 3) uint8 ndarray, RGB
+
+    Warns
+    -----
+    TruncatedVideoWarning
+        The video stopped decoding (or ended) before ``stop``; frames up to the
+        last good one were yielded.
+    """
+    stop = info.n_frames if stop is None else min(stop, info.n_frames)
+    if start >= stop:
+        return
+    if info.kind == "frames":
+        yield from _iter_folder(info, start, stop)
+    else:
+        yield from _iter_video(info, start, stop)
+
+
+def _iter_folder(info, start, stop):
+    import cv2
+
+    for i in range(start, stop):
+        bgr = cv2.imread(info.files[i], cv2.IMREAD_COLOR)
+        if bgr is None:
+            warnings.warn(
+                f"frame '{info.files[i]}' could not be decoded; stopping at frame {i}.",
+                TruncatedVideoWarning, stacklevel=2,
+            )
+            return
+        if bgr.shape[:2] != (info.height, info.width):
+            raise BadInputError(f"frame '{info.files[i]}' changed size while reading.")
+        yield i, cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+
+def _iter_video(info, start, stop):
+    # PyAV with frame threading decoded 720p H.264 at 426 frames/s here against
+    # OpenCV's 254 (RGB output); see benchmarks/RESULTS.md, "Frame averaging".
+    import av
+
+    container = av.open(info.path)
+    try:
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        frames, index = _positioned(container, stream, start)
+        if frames is None:  # the seek could not be trusted: decode from the beginning
+            container.close()
+            container = av.open(info.path)
+            stream = container.streams.video[0]
+            stream.thread_type = "AUTO"
+            frames, index = container.decode(stream), 0
+        while index < stop:
+            try:
+                frame = next(frames)
+            except StopIteration:
+                warnings.warn(
+                    f"video '{info.path}' ended at frame {index} of {info.n_frames} declared; "
+                    "pairs up to there were kept.", TruncatedVideoWarning, stacklevel=2,
+                )
+                return
+            except (av.error.FFmpegError, ValueError) as exc:
+                warnings.warn(
+                    f"video '{info.path}' stopped decoding at frame {index} of {info.n_frames} "
+                    f"({_short(exc)}); pairs up to there were kept.", TruncatedVideoWarning, stacklevel=2,
+                )
+                return
+            if index >= start:
+                yield index, frame.to_ndarray(format="rgb24")
+            index += 1
+    finally:
+        container.close()
+
+
+def _frame_index(frame, stream):
+    start_pts = stream.start_time or 0
+    rate = stream.average_rate or stream.guessed_rate
+    return int(round(float((frame.pts - start_pts) * stream.time_base * rate)))
+
+
+def _positioned(container, stream, start):
+    """A frame iterator placed at or before frame ``start``, and the index of its next frame.
+
+    Seeks to the key frame before ``start`` and reads the index off the first
+    decoded frame's timestamp. Returns ``(None, None)`` when that cannot be
+    trusted (no timestamps, or the seek landed after ``start``).
+    """
+    import itertools
+
+    frames = container.decode(stream)
+    if start == 0:
+        return frames, 0
+    rate = stream.average_rate or stream.guessed_rate
+    if not rate or stream.time_base is None:
+        return None, None
+    # Aim one frame early so rounding of timestamps cannot land the seek after ``start``.
+    target = int((stream.start_time or 0) + math.floor((start - 1) / rate / stream.time_base))
+    try:
+        container.seek(max(target, stream.start_time or 0), stream=stream, backward=True, any_frame=False)
+        frames = container.decode(stream)
+        first = next(frames)
+    except Exception:
+        return None, None
+    if first.pts is None:
+        return None, None
+    index = _frame_index(first, stream)
+    if index > start or index < 0:
+        return None, None
+    return itertools.chain([first], frames), index
+
+
+# ---------------------------------------------------------------------------------------------
+# window planning
+
+
+@dataclass(frozen=True)
+class Window:
+    """One pair's frames: real frames ``start .. start + length - 1`` of source ``source``.
+
+    The sharp frame is ``start + length // 2``: the middle frame for odd
+    lengths and the later of the two middle frames for even ones, which lies
+    half a frame after the window's centre (``sharp_offset_frames = 0.5``).
+    """
+
+    index: int
+    source: int
+    start: int
+    length: int
+
+    @property
+    def sharp(self) -> int:
+        return self.start + self.length // 2
+
+    @property
+    def sharp_offset_frames(self) -> float:
+        return 0.5 if self.length % 2 == 0 else 0.0
+
+    @property
+    def stop(self) -> int:
+        return self.start + self.length
+
+
+def parse_window(text) -> tuple[int, int]:
+    """``'5-25'`` -> (5, 25); ``'9'`` -> (9, 9). Lengths must be >= 2 and min <= max.
+
+    Examples
+    --------
+    >>> parse_window("5-25"), parse_window(7)
+    ((5, 25), (7, 7))
+    """
+    t = str(text).strip()
+    m = re.fullmatch(r"(\d+)(?:\s*-\s*(\d+))?", t)
+    if not m:
+        raise BadInputError(f"--window must be a length or a range like 5-25; got {text!r}.")
+    lo = int(m.group(1))
+    hi = int(m.group(2)) if m.group(2) is not None else lo
+    if lo > hi:
+        raise BadInputError(f"--window range must be low-high with low <= high; got {text!r}. Did you mean {hi}-{lo}?")
+    if lo < 2:
+        raise BadInputError(
+            f"--window lengths must be at least 2 frames (1 frame is not blurred); got {text!r}."
+        )
+    return lo, hi
+
+
+def window_length(seed: int, index: int, window_min: int, window_max: int, odd_only: bool = False) -> int:
+    """Length of pair ``index``'s window, drawn from ``sample_rng(seed, index, WINDOW_STREAM)``."""
+    if window_min == window_max:
+        return window_min
+    rng = sample_rng(seed, index, WINDOW_STREAM)
+    if odd_only:
+        lo = window_min | 1
+        return lo + 2 * int(rng.integers(0, (window_max - lo) // 2 + 1))
+    return int(rng.integers(window_min, window_max + 1))
+
+
+def plan_windows(n_frames, *, window_min: int, window_max: int, seed: int, overlap: int = 0,
+                 gap: int = 0, odd_only: bool = False, max_pairs: int | None = None) -> list[Window]:
+    """Lay out pair windows over one or more sources, deterministically.
+
+    Windows follow each other: the next starts ``length + gap - overlap``
+    frames after the previous one starts. A pair whose drawn length no longer
+    fits in a source moves to the start of the next source with the same
+    length, so a pair's length depends only on ``(seed, index)``.
+
+    Parameters
+    ----------
+    n_frames : sequence of int
+        Frames in each source.
+    window_min, window_max : int
+        Range of window lengths in frames (>= 2).
+    seed : int
+    overlap : int
+        Frames consecutive windows share (< ``window_min``).
+    gap : int
+        Frames skipped between consecutive windows.
+    odd_only : bool
+        Draw odd lengths only (the sharp frame is then the exact middle).
+    max_pairs : int, optional
+
+    Returns
+    -------
+    windows : list of Window
+
+    Examples
+    --------
+    >>> [(w.start, w.length) for w in plan_windows([20], window_min=5, window_max=5, seed=0)]
+    [(0, 5), (5, 5), (10, 5), (15, 5)]
+    """
+    if overlap and gap:
+        raise BadInputError("--overlap and --gap exclude each other; give one of them.")
+    if overlap < 0 or gap < 0:
+        raise BadInputError(f"--overlap and --gap must be >= 0; got {overlap} and {gap}.")
+    if overlap >= window_min:
+        raise BadInputError(
+            f"--overlap must be smaller than the shortest window ({window_min}); got {overlap}."
+        )
+    if odd_only and window_min == window_max and window_min % 2 == 0:
+        raise BadInputError(f"--odd-only with --window {window_min} leaves no length to draw.")
+    windows = []
+    source, start = 0, 0
+    index = 0
+    while source < len(n_frames) and (max_pairs is None or index < max_pairs):
+        length = window_length(seed, index, window_min, window_max, odd_only)
+        while source < len(n_frames) and start + length > n_frames[source]:
+            source, start = source + 1, 0
+        if source == len(n_frames):
+            break
+        windows.append(Window(index, source, start, length))
+        start += length + gap - overlap
+        index += 1
+    return windows
+
+
+# ---------------------------------------------------------------------------------------------
+# optical-flow interpolation
+
+
+def interpolate_frames(a: np.ndarray, b: np.ndarray, k: int) -> list[np.ndarray]:
+    """``k - 1`` frames between ``a`` and ``b`` at times ``1/k .. (k-1)/k``, by optical flow.
+
+    Flow both ways comes from OpenCV's DIS estimator. Each in-between frame
+    forward-splats ``a`` along ``t * flow_ab`` and ``b`` along
+    ``(1 - t) * flow_ba`` with bilinear weights, blends them ``(1 - t) : t``,
+    and where nothing landed falls back to the plain cross-fade. The real
+    frames are not changed.
+
+    Parameters
+    ----------
+    a, b : (H, W, 3) uint8 ndarray
+    k : int
+        Interpolation factor (>= 1; 1 returns no frames).
+
+    Returns
+    -------
+    frames : list of (H, W, 3) uint8 ndarray
+
+    Examples
+    --------
+    >>> a = np.zeros((16, 16, 3), np.uint8); b = a.copy()
+    >>> len(interpolate_frames(a, b, 4))
+    3
+    """
+    if k <= 1:
+        return []
+    import cv2
+
+    dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
+    ga = cv2.cvtColor(a, cv2.COLOR_RGB2GRAY)
+    gb = cv2.cvtColor(b, cv2.COLOR_RGB2GRAY)
+    flow_ab = dis.calc(ga, gb, None).astype(np.float64)
+    flow_ba = dis.calc(gb, ga, None).astype(np.float64)
+    fa, fb = a.astype(np.float64), b.astype(np.float64)
+    out = []
+    for m in range(1, k):
+        t = m / k
+        acc = np.zeros(a.shape, np.float64)
+        weight = np.zeros(a.shape[:2], np.float64)
+        _splat_frame(fa, flow_ab, t, 1.0 - t, acc, weight)
+        _splat_frame(fb, flow_ba, 1.0 - t, t, acc, weight)
+        fade = (1.0 - t) * fa + t * fb
+        w = weight[..., None]
+        mid = np.where(w > 1e-3, acc / np.maximum(w, 1e-12), fade)
+        out.append(np.clip(np.rint(mid), 0, 255).astype(np.uint8))
+    return out
+
+
+@njit
+def _splat_frame(img, flow, t, blend, acc, weight):
+    h, w = weight.shape
+    for y in range(h):
+        for x in range(w):
+            tx = x + t * flow[y, x, 0]
+            ty = y + t * flow[y, x, 1]
+            x0 = math.floor(tx)
+            y0 = math.floor(ty)
+            dx = tx - x0
+            dy = ty - y0
+            for j in range(2):
+                yy = y0 + j
+                if yy < 0 or yy >= h:
+                    continue
+                wy = dy if j else 1.0 - dy
+                for i in range(2):
+                    xx = x0 + i
+                    if xx < 0 or xx >= w:
+                        continue
+                    wt = blend * wy * (dx if i else 1.0 - dx)
+                    if wt == 0.0:
+                        continue
+                    weight[yy, xx] += wt
+                    for c in range(img.shape[2]):
+                        acc[yy, xx, c] += wt * img[y, x, c]
+
+
+def expanded_frames(frames, k: int):
+    """Insert ``k - 1`` interpolated frames between consecutive frames of a stream.
+
+    ``frames`` yields ``(index, frame)`` with consecutive indices; this yields
+    ``(t, frame)`` with ``t = index * k`` for real frames and ``t = index * k + m``
+    for the m-th frame after it. With ``k == 1`` the stream passes through.
+    """
+    if k <= 1:
+        yield from frames
+        return
+    prev = None
+    for i, f in frames:
+        if prev is not None:
+            for m, g in enumerate(interpolate_frames(prev[1], f, k), start=1):
+                yield prev[0] * k + m, g
+        yield i * k, f
+        prev = (i, f)
+
+
+# ---------------------------------------------------------------------------------------------
+# averaging windows of a stream
+
+
+def average_windows(stream, windows, *, crf: str, interpolate: int = 1, shape=None):
+    """Average each window of a frame stream with one running sum.
+
+    Parameters
+    ----------
+    stream : iterator of (index, (H, W, 3) uint8 ndarray)
+        Consecutive real frames, starting at or before the first window.
+    windows : sequence of Window
+        Sorted by start, with non-decreasing stops (as :func:`plan_windows` makes).
+    crf : str
+    interpolate : int
+        Interpolation factor K; a window of n real frames averages
+        ``(n - 1) K + 1`` frames.
+
+    Yields
+    ------
+    window : Window
+    blurred, sharp : (H, W, 3) uint8 ndarray
+
+    Notes
+    -----
+    Frames leaving the window are subtracted and entering ones added, so a
+    frame shared by overlapping windows is decoded and converted once; the sum
+    is an integer, so this equals re-summing exactly. Only the frames of the
+    current window are held.
+    """
+    k = max(1, int(interpolate))
+    items = expanded_frames(stream, k)
+    held = deque()  # (t, frame) for t in [lo, hi)
+    averager = None
+    hi = None
+    for win in windows:
+        a, b = win.start * k, (win.stop - 1) * k + 1
+        if averager is None:
+            max_items = max(w.length for w in windows) * k
+            first_t, first = _next_at_or_after(items, a)
+            if first is None:
+                return
+            averager = LinearAverager(first.shape, crf, max_items)
+            pending = (first_t, first)
+            hi = a
+        else:
+            pending = None
+        if held and a >= hi:
+            held.clear()
+            averager.reset()
+        while held and held[0][0] < a:
+            averager.subtract(held.popleft()[1])
+        if not held:
+            averager.reset()
+            hi = a
+        complete = True
+        while hi < b:
+            if pending is not None:
+                t, f = pending
+                pending = None
+            else:
+                t, f = next(items, (None, None))
+            if t is None:
+                complete = False
+                break
+            if t < a:
+                continue
+            averager.add(f)
+            held.append((t, f))
+            hi = t + 1
+        if not complete:
+            return
+        sharp = next(f for t, f in held if t == win.sharp * k)
+        yield win, averager.result(), sharp.copy()
+
+
+def _next_at_or_after(items, t0):
+    for t, f in items:
+        if t >= t0:
+            return t, f
+    return None, None
