@@ -1,0 +1,35 @@
+# Set-up, tests and the demo. Each target builds its own virtual environment (.venv) first.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+DEMO ?= demo
+# torch: the CPU build (2.13.0, a local wheel on the project's machines) unless an NVIDIA
+# driver is present; override with e.g. `make TORCH_SPEC="torch==2.13.0+cu128" ...`, or install
+# your own CUDA build into .venv before `make`: an installed torch is kept.
+TORCH_SPEC ?= $(shell command -v nvidia-smi >/dev/null 2>&1 && echo torch || echo torch==2.13.0)
+PYTEST_ARGS ?=
+
+.PHONY: venv test demo bench clean
+
+$(BIN)/.installed: setup.cfg pyproject.toml constraints.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/python -m pip install -q "$(TORCH_SPEC)"
+	$(BIN)/python -m pip install -q -c constraints.txt -e ".[test]"
+	touch $@
+
+venv: $(BIN)/.installed
+
+test: venv
+	$(BIN)/python -m pytest -n 2 -q $(PYTEST_ARGS)
+
+demo: venv
+	$(BIN)/blursynth trajectories --n 2000 --out $(DEMO)/bank --workers 2
+	$(BIN)/blursynth kernels preview $(DEMO)/bank --out $(DEMO)/kernels.png
+	$(BIN)/blursynth kernels stats $(DEMO)/bank
+
+bench: venv
+	$(BIN)/python benchmarks/run_all.py
+
+clean:
+	rm -rf $(DEMO) build *.egg-info
