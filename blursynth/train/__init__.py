@@ -1,0 +1,1 @@
+"""The bundled DeblurGAN trainer: models, losses, metrics, data mixing, training, evaluation."""

@@ -1,0 +1,113 @@
+"""DeblurGAN's losses: WGAN-GP for the critic, adversarial + 100 x content loss for the generator."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from .models import from_model_range
+
+
+def gradient_penalty(critic, real, fake, *, generator=None, weight=10.0):
+    """WGAN-GP penalty with the gradient norm taken per sample.
+
+    ``weight * mean_i (||grad_x D(x_i)||_2 - 1)^2`` at ``x_i = a_i real_i + (1 - a_i) fake_i``,
+    ``a_i ~ U(0, 1)`` one per sample; the norm runs over all of sample i's pixels and channels
+    and the critic's patch map is summed (Gulrajani et al. 2017).
+
+    Parameters
+    ----------
+    critic : callable
+        ``(B, C, H, W) -> (B, ...)``.
+    real, fake : (B, C, H, W) tensor
+        ``fake`` should be detached from the generator.
+    generator : torch.Generator, optional
+        Source of the mixing weights ``a`` (on the tensors' device).
+    weight : float
+        lambda, 10 in the paper.
+
+    Returns
+    -------
+    penalty : 0-d tensor
+        Differentiable w.r.t. the critic's parameters.
+
+    Examples
+    --------
+    >>> import torch
+    >>> lin = lambda x: (x * 2.0).sum(dim=(1, 2, 3))   # gradient 2 everywhere
+    >>> x = torch.zeros(2, 1, 1, 4)
+    >>> float(gradient_penalty(lin, x, x))              # 10 * (sqrt(4 * 2**2) - 1)**2
+    90.0
+    """
+    alpha = torch.rand((real.shape[0],) + (1,) * (real.dim() - 1), generator=generator,
+                       device=real.device, dtype=real.dtype)
+    mixed = (alpha * real + (1 - alpha) * fake).requires_grad_(True)
+    score = critic(mixed)
+    (grad,) = torch.autograd.grad(score.sum(), mixed, create_graph=True)
+    norms = grad.flatten(1).norm(2, dim=1)
+    return weight * ((norms - 1) ** 2).mean()
+
+
+def critic_loss(critic, real, fake, *, generator=None, gp_weight=10.0):
+    """WGAN-GP critic loss ``D(fake) - D(real) + GP``, with one forward pass for all three.
+
+    One pass over ``cat(real, fake, mixed)`` keeps DistributedDataParallel to one forward per
+    backward. InstanceNorm normalises each sample alone, so batching them changes nothing.
+
+    Returns
+    -------
+    loss, wasserstein, penalty : 0-d tensors
+        ``wasserstein = D(real) - D(fake)`` (detached) and the penalty (detached).
+    """
+    b = real.shape[0]
+    alpha = torch.rand((b,) + (1,) * (real.dim() - 1), generator=generator,
+                       device=real.device, dtype=real.dtype)
+    mixed = (alpha * real + (1 - alpha) * fake).requires_grad_(True)
+    scores = critic(torch.cat([real, fake, mixed]))
+    d_real, d_fake, d_mixed = scores[:b], scores[b:2 * b], scores[2 * b:]
+    (grad,) = torch.autograd.grad(d_mixed.sum(), mixed, create_graph=True)
+    # Reduce in at least float32, whatever autocast ran the critic in.
+    acc = torch.promote_types(grad.dtype, torch.float32)
+    penalty = gp_weight * ((grad.to(acc).flatten(1).norm(2, dim=1) - 1) ** 2).mean()
+    wasserstein = d_real.to(acc).mean() - d_fake.to(acc).mean()
+    return -wasserstein + penalty, wasserstein.detach(), penalty.detach()
+
+
+class ContentLoss(nn.Module):
+    """Perceptual loss (MSE of VGG19 conv3_3 features) or, without VGG, an L1 pixel loss.
+
+    Parameters
+    ----------
+    vgg : nn.Module or None
+        Feature extractor on [0, 1] images (:class:`blursynth.nn.vgg.VGG19Features`), or None
+        for the pixel loss.
+
+    ``forward(fake, sharp)`` takes ``(B, 3, H, W)`` images in [-1, 1].
+
+    Examples
+    --------
+    >>> import torch
+    >>> float(ContentLoss(None)(torch.zeros(1, 3, 4, 4), torch.ones(1, 3, 4, 4)))
+    1.0
+    """
+
+    def __init__(self, vgg=None):
+        super().__init__()
+        self.vgg = vgg
+        if vgg is not None:
+            vgg.eval().requires_grad_(False)
+
+    def train(self, mode=True):
+        super().train(mode)
+        if self.vgg is not None:
+            self.vgg.eval()  # fixed feature extractor, whatever the trainer's mode
+        return self
+
+    def forward(self, fake, sharp):
+        if self.vgg is None:
+            return F.l1_loss(fake, sharp)
+        f_fake = self.vgg(from_model_range(fake))
+        with torch.no_grad():
+            f_sharp = self.vgg(from_model_range(sharp))
+        return F.mse_loss(f_fake.float(), f_sharp.float())
