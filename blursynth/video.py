@@ -45,79 +45,43 @@ class TruncatedVideoWarning(UserWarning):
 # camera response
 
 
-def parse_crf(text: str) -> str:
-    """Canonical camera-response name: ``'gamma:2.2'``, ``'srgb'`` or ``'none'``.
-
-    Parameters
-    ----------
-    text : str
-        ``gamma`` (2.2), ``gamma:G`` with G > 0, ``srgb`` or ``none``.
-
-    Returns
-    -------
-    crf : str
+def parse_crf(text) -> str:
+    """Canonical camera-response spec (``'gamma:2.2'``, ``'srgb'``, ``'none'``); see :mod:`blursynth.color`.
 
     Examples
     --------
-    >>> parse_crf("gamma"), parse_crf("gamma:2.4"), parse_crf("SRGB")
-    ('gamma:2.2', 'gamma:2.4', 'srgb')
+    >>> parse_crf("gamma"), parse_crf("SRGB")
+    ('gamma:2.2', 'srgb')
     """
-    t = str(text).strip().lower()
-    if t in ("srgb", "none"):
-        return t
-    m = re.fullmatch(r"gamma(?::([0-9]*\.?[0-9]+))?", t)
-    if m:
-        g = float(m.group(1)) if m.group(1) else 2.2
-        if g > 0 and math.isfinite(g):
-            return f"gamma:{g:g}"
-    raise BadInputError(
-        f"camera response must be gamma[:G], srgb or none; got {text!r}. Use e.g. --crf gamma:2.2."
-    )
+    from .color import CameraResponse
+
+    return CameraResponse.parse(text).spec
 
 
 def decode_float(x, crf: str) -> np.ndarray:
-    """Camera response inverse on floats: encoded values in [0, 1] -> linear light in [0, 1].
-
-    Parameters
-    ----------
-    x : float ndarray
-        Encoded values in [0, 1].
-    crf : str
-        As returned by :func:`parse_crf`.
-
-    Returns
-    -------
-    linear : float64 ndarray, same shape
+    """Camera response inverse in float64: encoded [0, 1] -> linear light [0, 1].
 
     Examples
     --------
     >>> float(decode_float(np.array(0.5), "gamma:2.2").round(4))
     0.2176
     """
-    # TODO(color.py): use blursynth.color once it lands; this private copy keeps
-    # video.py working meanwhile and is checked against the closed forms in tests.
-    x = np.asarray(x, dtype=np.float64)
-    if crf == "none":
-        return x.copy()
-    if crf == "srgb":
-        return np.where(x <= 0.04045, x / 12.92, ((x + 0.055) / 1.055) ** 2.4)
-    return x ** float(crf.split(":")[1])
+    from .color import CameraResponse
+
+    return CameraResponse.parse(crf).decode(np.asarray(x, dtype=np.float64))
 
 
 def encode_float(y, crf: str) -> np.ndarray:
-    """Camera response on floats: linear light in [0, 1] -> encoded values in [0, 1].
+    """Camera response in float64: linear light [0, 1] -> encoded [0, 1] (clipped).
 
     Examples
     --------
     >>> float(encode_float(decode_float(np.array(0.3), "srgb"), "srgb").round(6))
     0.3
     """
-    y = np.clip(np.asarray(y, dtype=np.float64), 0.0, 1.0)
-    if crf == "none":
-        return y
-    if crf == "srgb":
-        return np.where(y <= 0.0031308, y * 12.92, 1.055 * y ** (1 / 2.4) - 0.055)
-    return y ** (1.0 / float(crf.split(":")[1]))
+    from .color import CameraResponse
+
+    return CameraResponse.parse(crf).encode(np.asarray(y, dtype=np.float64))
 
 
 def linear_lut(crf: str) -> tuple[np.ndarray, int]:
@@ -904,3 +868,274 @@ def _next_at_or_after(items, t0):
         if t >= t0:
             return t, f
     return None, None
+
+
+# ---------------------------------------------------------------------------------------------
+# pairs: planning a run, making rows, rebuilding one pair
+
+
+@dataclass(frozen=True)
+class FramesAverageSettings:
+    """Settings of ``blursynth frames-average`` (everything that decides the bytes but the inputs).
+
+    Attributes
+    ----------
+    window_min, window_max : int
+        Window length range in real frames (one value: ``window_min == window_max``).
+    seed : int
+    overlap, gap : int
+        Frames shared by / skipped between consecutive windows.
+    odd_only : bool
+    crf : str
+    interpolate : int
+        K: K - 1 flow-interpolated frames between consecutive real frames.
+    fps : float or None
+        Declared capture rate (overrides the container).
+    max_pairs : int or None
+    png_level : int or None
+        None for fpng, 0-9 for zlib.
+    shard_size : int
+    """
+
+    window_min: int = 7
+    window_max: int = 7
+    seed: int = 0
+    overlap: int = 0
+    gap: int = 0
+    odd_only: bool = False
+    crf: str = "gamma:2.2"
+    interpolate: int = 1
+    fps: float | None = None
+    max_pairs: int | None = None
+    png_level: int | None = None
+    shard_size: int = 256
+
+
+def expand_inputs(paths) -> list[str]:
+    """Frame sources named by ``paths``: video files, frame folders, or folders of either.
+
+    A folder holding images is one numbered-frame source; otherwise its videos
+    and its sub-folders holding images (the GoPro_Large_all layout) are taken,
+    sorted by name.
+    """
+    sources = []
+    for path in paths:
+        p = Path(path)
+        if not p.is_dir() or _has_frames(p):
+            sources.append(str(p))
+            continue
+        found = sorted(
+            [f for f in p.iterdir() if f.is_file() and f.suffix.lower() in VIDEO_SUFFIXES]
+            + [d for d in p.iterdir() if d.is_dir() and _has_frames(d)]
+        )
+        if not found:
+            raise BadInputError(
+                f"folder '{p}' holds no videos, frames or frame folders; expected e.g. clip.mp4 or 000001.png."
+            )
+        sources.extend(str(f) for f in found)
+    if not sources:
+        raise BadInputError("no input given; pass a video file or a folder of frames.")
+    return sources
+
+
+def _has_frames(folder: Path) -> bool:
+    return any(f.suffix.lower() in FRAME_SUFFIXES for f in folder.iterdir() if f.is_file())
+
+
+@dataclass(frozen=True)
+class FramesPlan:
+    """A checked run: sources, windows and fingerprint, before anything is written."""
+
+    sources: tuple
+    windows: tuple
+    settings: FramesAverageSettings
+    fingerprint: str
+
+    @property
+    def n_frames(self) -> int:
+        """Real frames read to make every pair (each counted once)."""
+        return sum(w.length - (self.settings.overlap if i and self.windows[i - 1].source == w.source else 0)
+                   for i, w in enumerate(self.windows))
+
+
+def plan_frames_average(inputs, settings: FramesAverageSettings) -> FramesPlan:
+    """Probe every input and lay out the windows; raises BadInputError before any output exists.
+
+    Parameters
+    ----------
+    inputs : sequence of str or Path
+        Videos, frame folders, or folders of those.
+    settings : FramesAverageSettings
+
+    Returns
+    -------
+    plan : FramesPlan
+    """
+    from .config import fingerprint
+
+    if settings.window_min < 2 or settings.window_max < settings.window_min:
+        raise BadInputError(
+            f"window lengths must satisfy 2 <= min <= max; got {settings.window_min}-{settings.window_max}."
+        )
+    if not 1 <= settings.interpolate <= 16:
+        raise BadInputError(f"--interpolate must be in 1..16; got {settings.interpolate}.")
+    crf = parse_crf(settings.crf)
+    sources = tuple(probe_source(p, fps=settings.fps) for p in expand_inputs(inputs))
+    for info in sources:
+        if info.n_frames < settings.window_min:
+            raise BadInputError(
+                f"'{info.path}' has {info.n_frames} frames, fewer than the shortest window "
+                f"({settings.window_min}); use a shorter --window or a longer video."
+            )
+    windows = plan_windows(
+        [s.n_frames for s in sources], window_min=settings.window_min, window_max=settings.window_max,
+        seed=settings.seed, overlap=settings.overlap, gap=settings.gap, odd_only=settings.odd_only,
+        max_pairs=settings.max_pairs,
+    )
+    if not windows:
+        raise BadInputError("no window fits in the inputs; use a shorter --window.")
+    record = {
+        "command": "frames-average",
+        "settings": {**settings.__dict__, "crf": crf},
+        "sources": [
+            {"path": str(Path(s.path).resolve()), "n_frames": s.n_frames, "size": [s.height, s.width],
+             "bytes": Path(s.path).stat().st_size if s.kind == "video" else len(s.files)}
+            for s in sources
+        ],
+    }
+    return FramesPlan(sources, tuple(windows), FramesAverageSettings(**{**settings.__dict__, "crf": crf}),
+                      fingerprint(record))
+
+
+def pair_params(info: SourceInfo, win: Window, settings: FramesAverageSettings) -> dict:
+    """Everything needed to rebuild a pair from its row (see :func:`rebuild_pair`)."""
+    params = {
+        "video": info.path,
+        "source_kind": info.kind,
+        "frame_start": win.start,
+        "frame_stop": win.stop,
+        "window_frames": win.length,
+        "sharp_frame": win.sharp,
+        "sharp_offset_frames": win.sharp_offset_frames,
+        "crf": settings.crf,
+        "interpolate": settings.interpolate,
+        "averaged_frames": (win.length - 1) * settings.interpolate + 1,
+        "fps": info.fps,
+        "time_start_s": win.start / info.fps,
+        "exposure_s": win.length / info.fps,
+    }
+    if info.kind == "frames":
+        params["sharp_file"] = Path(info.files[win.sharp]).name
+    return params
+
+
+def iter_pairs(plan: FramesPlan, start: int = 0, stop: int | None = None, progress=None):
+    """Make the pairs of windows ``start .. stop - 1``, streaming each source once.
+
+    Yields
+    ------
+    window : Window
+    blurred, sharp : (H, W, 3) uint8 ndarray
+    """
+    windows = plan.windows[start:stop]
+    i = 0
+    while i < len(windows):
+        j = i
+        while j < len(windows) and windows[j].source == windows[i].source:
+            j += 1
+        group = windows[i:j]
+        info = plan.sources[group[0].source]
+        stream = iter_frames(info, group[0].start, group[-1].stop)
+        if progress is not None:
+            stream = _counted(stream, progress)
+        yield from average_windows(stream, group, crf=plan.settings.crf, interpolate=plan.settings.interpolate)
+        i = j
+
+
+def _counted(stream, bar):
+    for item in stream:
+        bar.update(1)
+        yield item
+
+
+def _make_rows(start, stop, *, plan: FramesPlan, bar=None):
+    from .io.dataset import pair_row
+
+    for win, blurred, sharp in iter_pairs(plan, start, stop, progress=bar):
+        info = plan.sources[win.source]
+        yield pair_row(
+            index=win.index, blurred=blurred, sharp=sharp, psf=None, source="video",
+            seed=plan.settings.seed, params=pair_params(info, win, plan.settings),
+            fingerprint=plan.fingerprint, png_level=plan.settings.png_level,
+        )
+
+
+def write_frame_pairs(inputs, out, settings: FramesAverageSettings, *, workers: int = 1,
+                      overwrite: bool = False, progress: bool = True) -> dict:
+    """Make (blurred, sharp) pairs from high-frame-rate video and write them as a dataset.
+
+    Each pair averages a window of consecutive frames in linear light (exactly;
+    see the module notes) and takes the window's middle frame as sharp (the
+    later middle frame for even windows, recorded as ``sharp_offset_frames =
+    0.5``). Window lengths come from ``sample_rng(seed, pair_index, 1)``, so the
+    dataset does not depend on ``workers``.
+
+    Parameters
+    ----------
+    inputs : sequence of str or Path
+    out : str or Path
+        Dataset directory.
+    settings : FramesAverageSettings
+    workers : int
+    overwrite : bool
+    progress : bool
+        Progress bar in frames (in pairs with several workers).
+
+    Returns
+    -------
+    manifest : dict
+    """
+    import functools
+
+    plan = plan_frames_average(inputs, settings)
+    # In this process the bar counts frames; worker processes report finished pairs instead.
+    in_process = workers <= 1 or len(plan.windows) <= settings.shard_size
+    bar = None
+    if progress and in_process:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=plan.n_frames, unit="frame", desc="frames-average", dynamic_ncols=True)
+    make_rows = functools.partial(_make_rows, plan=plan, bar=bar)
+    try:
+        return _write(out, plan, make_rows, workers, overwrite, progress and not in_process)
+    finally:
+        if bar is not None:
+            bar.close()
+
+
+def _write(out, plan, make_rows, workers, overwrite, progress):
+    from .io.dataset import PAIR_SCHEMA, write_dataset
+
+    settings = plan.settings
+    return write_dataset(
+        out, kind="pairs", schema=PAIR_SCHEMA, n_items=len(plan.windows), shard_size=settings.shard_size,
+        make_rows=make_rows, fingerprint=plan.fingerprint,
+        command={"command": "frames-average", "inputs": [s.path for s in plan.sources],
+                 **{**plan.settings.__dict__}},
+        workers=workers, overwrite=overwrite, unit="pair", desc="frames-average", progress=progress,
+    )
+
+
+def rebuild_pair(params: dict) -> tuple[np.ndarray, np.ndarray]:
+    """Recompute a pair from its row's params (the video must still be where it was).
+
+    Returns
+    -------
+    blurred, sharp : (H, W, 3) uint8 ndarray
+    """
+    info = probe_source(params["video"], fps=params["fps"])
+    win = Window(0, 0, int(params["frame_start"]), int(params["window_frames"]))
+    for _, blurred, sharp in average_windows(iter_frames(info, win.start, win.stop), [win],
+                                             crf=params["crf"], interpolate=int(params["interpolate"])):
+        return blurred, sharp
+    raise BadInputError(f"'{params['video']}' no longer holds frames {win.start}..{win.stop - 1}.")

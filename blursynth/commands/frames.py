@@ -1,0 +1,151 @@
+"""``blursynth frames-average`` (pairs from high-frame-rate video) and ``render-clip`` (a clip with known motion)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import click
+
+from ._common import echo_manifest, out_dir, overwrite_option, positive_int, seed_option, workers_option
+
+
+class WindowRange(click.ParamType):
+    """``5-25`` (a length drawn per pair) or ``9`` (one length), in frames, at least 2."""
+
+    name = "frames"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, tuple):
+            return value
+        m = re.fullmatch(r"\s*(\d+)\s*(?:-\s*(\d+)\s*)?", str(value))
+        if not m:
+            self.fail(f"{value!r} is not a length or a range; expected e.g. 7 or 5-25", param, ctx)
+        lo = int(m.group(1))
+        hi = int(m.group(2)) if m.group(2) is not None else lo
+        if lo > hi:
+            self.fail(f"{value!r} runs backwards; write the range low-high, e.g. {hi}-{lo}", param, ctx)
+        if lo < 2:
+            self.fail(f"{value!r}: windows need at least 2 frames (1 frame is not blurred)", param, ctx)
+        return lo, hi
+
+
+class Crf(click.ParamType):
+    name = "crf"
+
+    def convert(self, value, param, ctx):
+        from ..color import CameraResponse  # small module, no heavy imports
+
+        try:
+            return CameraResponse.parse(value).spec
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+def _positive_fps(ctx, param, value):
+    if value is not None and not value > 0:
+        raise click.BadParameter(f"must be a positive number of frames per second; got {value}.", ctx, param)
+    return value
+
+
+@click.command(name="frames-average")
+@click.argument("inputs", nargs=-1, required=True, type=click.Path())
+@click.option("--out", type=click.Path(), required=True, callback=out_dir, help="Output dataset directory.")
+@click.option("--window", type=WindowRange(), default="7", show_default=True,
+              help="Frames per pair: one length (7) or a range (5-25) drawn per pair from the seed.")
+@click.option("--overlap", type=click.IntRange(0, None), default=0, show_default=True,
+              help="Frames consecutive windows share (a running sum reuses them).")
+@click.option("--gap", type=click.IntRange(0, None), default=0, show_default=True,
+              help="Frames skipped between consecutive windows.")
+@click.option("--odd-only", is_flag=True,
+              help="Draw odd lengths only, so the sharp frame is the exact middle. Otherwise an even "
+                   "window's sharp frame is the later middle frame, half a frame after the window centre "
+                   "(recorded as sharp_offset_frames=0.5).")
+@click.option("--crf", type=Crf(), default="gamma:2.2", show_default=True,
+              help="Camera response to undo before averaging: gamma:G, srgb or none.")
+@click.option("--interpolate", type=click.IntRange(1, 16), default=1, show_default=True,
+              help="K: insert K-1 optical-flow frames between real frames before averaging (REDS style).")
+@click.option("--fps", type=float, default=None, callback=_positive_fps,
+              help="Capture rate, when the container has none or lies (required for frame folders).")
+@click.option("--max-pairs", type=int, default=None, callback=positive_int, help="Stop after this many pairs.")
+@click.option("--png-level", type=click.IntRange(0, 9), default=None, help="zlib level; default is the fast fpng encoder.")
+@click.option("--shard-size", type=int, default=256, show_default=True, callback=positive_int, help="Pairs per shard.")
+@seed_option
+@workers_option
+@overwrite_option
+def frames_average(inputs, out, window, overlap, gap, odd_only, crf, interpolate, fps, max_pairs, png_level,
+                   shard_size, seed, workers, overwrite):
+    """Pairs from high-frame-rate video: average windows of frames in linear light, middle frame sharp.
+
+    INPUTS are video files, folders of numbered frames, or folders of those
+    (GoPro_Large_all layout). A truncated video keeps the pairs made before
+    the damage, with a warning.
+
+    \b
+    Example:
+      blursynth frames-average clip240.mp4 --window 5-25 --out pairs/
+      blursynth frames-average GOPR0372_07_00/ --fps 240 --window 7 --out pairs/
+    """
+    import warnings
+
+    from ..video import FramesAverageSettings, TruncatedVideoWarning, write_frame_pairs
+
+    settings = FramesAverageSettings(
+        window_min=window[0], window_max=window[1], seed=seed, overlap=overlap, gap=gap, odd_only=odd_only,
+        crf=crf, interpolate=interpolate, fps=fps, max_pairs=max_pairs, png_level=png_level,
+        shard_size=shard_size,
+    )
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", TruncatedVideoWarning)
+        manifest = write_frame_pairs(inputs, out, settings, workers=workers, overwrite=overwrite)
+    for message in dict.fromkeys(str(w.message) for w in caught if issubclass(w.category, TruncatedVideoWarning)):
+        click.echo(f"warning: {message}", err=True)
+    echo_manifest(manifest, out)
+
+
+@click.command(name="render-clip")
+@click.argument("photo", type=click.Path())
+@click.option("--out", type=click.Path(), required=True,
+              help="Clip file (.mp4, .mkv, ...) or a folder name for numbered PNG frames.")
+@click.option("--fps", type=float, default=240.0, show_default=True, callback=_positive_fps, help="Frame rate.")
+@click.option("--frames", "n_frames", type=click.IntRange(2, 100000), default=240, show_default=True,
+              help="Number of frames.")
+@click.option("--length-px", type=click.FloatRange(0, None), default=120.0, show_default=True,
+              help="Path length of the camera over the whole clip, in pixels.")
+@click.option("--size", default=None, help="Frame size HxW (default: the largest the motion leaves).")
+@click.option("--crf", type=Crf(), default="gamma:2.2", show_default=True,
+              help="Camera response of the photo; frames are resampled in linear light.")
+@click.option("--quality", type=click.Choice(["lossless", "high"]), default="lossless", show_default=True,
+              help="lossless: H.264 RGB at crf 0; high: H.264 4:2:0 at crf 12 (plays anywhere).")
+@seed_option
+def render_clip(photo, out, fps, n_frames, length_px, size, crf, quality, seed):
+    """Render a high-frame-rate clip of a virtual camera moving over PHOTO along a random trajectory.
+
+    Writes OUT and OUT.json (every frame's camera position, the settings and the
+    trajectory's parameters).
+
+    \b
+    Example:
+      blursynth render-clip photo.png --out clip.mp4 --fps 240 --frames 480 --seed 1
+      blursynth frames-average clip.mp4 --window 5-25 --out pairs/
+    """
+    from ..io.images import load_rgb8
+    from ..render import RenderSettings, render_clip as render
+
+    frame_size = None
+    if size is not None:
+        m = re.fullmatch(r"\s*(\d+)\s*[xX]\s*(\d+)\s*", size)
+        if not m:
+            raise click.BadParameter(f"{size!r} is not HxW, e.g. 480x640.", param_hint="--size")
+        frame_size = (int(m.group(1)), int(m.group(2)))
+    if Path(out).exists() and Path(out).is_dir() and Path(out).suffix:
+        raise click.BadParameter(f"{out} is a directory; expected a video file name.", param_hint="--out")
+    image, note = load_rgb8(photo)
+    if note:
+        click.echo(f"note: {note}", err=True)
+    settings = RenderSettings(fps=fps, n_frames=n_frames, seed=seed, length_px=length_px, crf=crf,
+                              quality=quality, size=frame_size)
+    info = render(image, out, settings, source=str(photo))
+    g = info["geometry"]
+    click.echo(f"wrote {n_frames} frames of {g['height']}x{g['width']} at {fps:g} fps to {out} "
+               f"(camera positions in {out}.json)")
