@@ -722,37 +722,39 @@ def verify_dataset(path, *, decode: bool = True, progress: bool = False) -> dict
 
     total = 0
     bar = tqdm(total=manifest["num_rows"], unit="row", desc="verifying", disable=not progress)
-    for shard in manifest["shards"]:
-        file = path / shard["file"]
-        if not file.exists():
-            raise DatasetError(f"{file}: shard listed in manifest.json is missing.")
-        digest = _sha256(file)
-        if digest != shard["sha256"]:
-            raise DatasetError(
-                f"{file}: sha256 {digest[:12]}... does not match manifest {shard['sha256'][:12]}...; "
-                "the shard is corrupt or was changed. Rebuild it (delete it and rerun the command)."
-            )
-        try:
-            pf = pq.ParquetFile(file)
-            rows = pf.metadata.num_rows
-        except Exception as exc:
-            raise DatasetError(f"{file}: unreadable Parquet ({exc}).") from None
-        if rows != shard["rows"]:
-            raise DatasetError(f"{file}: holds {rows} rows; manifest.json says {shard['rows']}.")
-        if decode:
-            row_no = 0
+    try:
+        for shard in manifest["shards"]:
+            file = path / shard["file"]
+            if not file.exists():
+                raise DatasetError(f"{file}: shard listed in manifest.json is missing.")
+            digest = _sha256(file)
+            if digest != shard["sha256"]:
+                raise DatasetError(
+                    f"{file}: sha256 {digest[:12]}... does not match manifest {shard['sha256'][:12]}...; "
+                    "the shard is corrupt or was changed. Rebuild it (delete it and rerun the command)."
+                )
             try:
-                for batch in pf.iter_batches(batch_size=32):
-                    for row in batch.to_pylist():
-                        _check_row(manifest["kind"], row)
-                        row_no += 1
-                        bar.update(1)
-            except DatasetError as exc:
-                raise DatasetError(f"{file} row {row_no}: {exc}") from None
+                pf = pq.ParquetFile(file)
+                rows = pf.metadata.num_rows
             except Exception as exc:
-                raise DatasetError(f"{file} row {row_no}: unreadable ({exc}).") from None
-        total += rows
-    bar.close()
+                raise DatasetError(f"{file}: unreadable Parquet ({exc}).") from None
+            if rows != shard["rows"]:
+                raise DatasetError(f"{file}: holds {rows} rows; manifest.json says {shard['rows']}.")
+            if decode:
+                row_no = 0
+                try:
+                    for batch in pf.iter_batches(batch_size=32):
+                        for row in batch.to_pylist():
+                            _check_row(manifest["kind"], row)
+                            row_no += 1
+                            bar.update(1)
+                except DatasetError as exc:
+                    raise DatasetError(f"{file} row {row_no}: {exc}") from None
+                except Exception as exc:
+                    raise DatasetError(f"{file} row {row_no}: unreadable ({exc}).") from None
+            total += rows
+    finally:
+        bar.close()
     if total != manifest["num_rows"]:
         raise DatasetError(f"{path}: shards hold {total} rows; manifest.json says {manifest['num_rows']}.")
     return {"kind": manifest["kind"], "shards": len(manifest["shards"]), "rows": total}
