@@ -46,3 +46,67 @@ def photo():
     from skimage import data
 
     return np.ascontiguousarray(data.astronaut()[100:196, 150:278])
+
+
+# --- tiny blurred/sharp pair datasets (trainer tests) ------------------------------------------
+
+def _line_psf(length, angle_rad):
+    """A normalised straight-line motion PSF of odd size."""
+    k = length if length % 2 else length + 1
+    psf = np.zeros((k, k), np.float32)
+    c = k // 2
+    for t in np.linspace(-0.5, 0.5, 4 * k):
+        x = c + t * (length - 1) * np.cos(angle_rad)
+        y = c + t * (length - 1) * np.sin(angle_rad)
+        psf[int(round(y)), int(round(x))] += 1
+    return psf / psf.sum()
+
+
+def _tiny_pair_rows(start, stop, *, size, seed, source, fp):
+    from scipy.ndimage import convolve
+    from skimage import data
+
+    from blursynth._rng import sample_rng
+    from blursynth.io.dataset import pair_row
+
+    photos = [data.astronaut(), data.coffee(), data.chelsea()]
+    h, w = size
+    for i in range(start, stop):
+        rng = sample_rng(seed, i)
+        img = photos[i % len(photos)]
+        y = int(rng.integers(0, img.shape[0] - h))
+        x = int(rng.integers(0, img.shape[1] - w))
+        sharp = np.ascontiguousarray(img[y:y + h, x:x + w])
+        psf = _line_psf(int(rng.integers(5, 10)), float(rng.uniform(0, np.pi)))
+        blurred = np.stack([convolve(sharp[..., c].astype(np.float32), psf, mode="reflect")
+                            for c in range(3)], axis=-1)
+        yield pair_row(index=i, blurred=np.clip(np.rint(blurred), 0, 255).astype(np.uint8),
+                       sharp=sharp, psf=psf, source=source, seed=seed,
+                       params={"psf": "line"}, fingerprint=fp)
+
+
+@pytest.fixture(scope="session")
+def tiny_pairs_dataset(tmp_path_factory):
+    """``make(n=8, size=(48, 64), seed=0, source="trajectory") -> path`` of a pair dataset:
+    crops of scikit-image photos blurred by short line PSFs (scipy), written with
+    ``write_dataset``; cached per argument set for the session."""
+    import functools
+
+    from blursynth.config import fingerprint
+    from blursynth.io.dataset import PAIR_SCHEMA, write_dataset
+
+    made = {}
+
+    def make(n=8, size=(48, 64), seed=0, source="trajectory"):
+        key = (n, tuple(size), seed, source)
+        if key not in made:
+            out = tmp_path_factory.mktemp("pairs") / "ds"
+            fp = fingerprint({"tiny_pairs": list(key)})
+            write_dataset(out, kind="pairs", schema=PAIR_SCHEMA, n_items=n, shard_size=4,
+                          make_rows=functools.partial(_tiny_pair_rows, size=tuple(size),
+                                                      seed=seed, source=source, fp=fp),
+                          fingerprint=fp, command={"tiny_pairs": list(key)}, progress=False)
+            made[key] = out
+        return made[key]
+
+    return make

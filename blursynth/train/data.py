@@ -1,0 +1,233 @@
+"""Training data: weighted mixing of pair datasets, aligned random crops, held-out split.
+
+Sample ``k`` of a run (k counts samples over the whole run, across ranks) is a pure function
+of (run seed, k): which dataset, which pair, where the crop sits and whether it is flipped all
+come from :func:`blursynth._rng.sample_rng`. Worker processes, their number and restarts
+therefore change nothing, and a resumed run reads exactly the samples it would have read.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .._rng import sample_rng
+from ..errors import BadInputError, DatasetError
+
+# Independent random streams per sample (see sample_rng's *stream).
+STREAM_PICK = 1
+STREAM_CROP = 2
+
+
+@dataclass(frozen=True)
+class DataSource:
+    """One ``--data PATH[:WEIGHT]``."""
+
+    path: str
+    weight: float = 1.0
+
+
+def parse_data_spec(spec: str) -> DataSource:
+    """Parse ``PATH[:WEIGHT]``; a suffix that is not a number is part of the path.
+
+    Examples
+    --------
+    >>> parse_data_spec("synth/:2")
+    DataSource(path='synth/', weight=2.0)
+    >>> parse_data_spec("real")
+    DataSource(path='real', weight=1.0)
+    """
+    path, sep, tail = str(spec).rpartition(":")
+    if sep:
+        try:
+            weight = float(tail)
+        except ValueError:
+            path, weight = str(spec), 1.0
+    else:
+        path, weight = str(spec), 1.0
+    if not path:
+        raise BadInputError(f"--data {spec!r}: empty path; expected PATH[:WEIGHT].")
+    if not (math.isfinite(weight) and weight > 0):
+        raise BadInputError(
+            f"--data {spec!r}: weight must be a positive number; got {tail}. "
+            f"Use e.g. --data synth/:2 --data real/:1."
+        )
+    return DataSource(path, weight)
+
+
+def heldout_fraction_of(pair_id: str) -> float:
+    """A number in [0, 1) fixed by the pair's id: pairs below the fraction are held out."""
+    h = hashlib.sha256(str(pair_id).encode()).digest()
+    return int.from_bytes(h[:8], "big") / 2.0 ** 64
+
+
+def split_indices(ids, fraction: float):
+    """Split row indices into (train, held-out) by a hash of each pair's id.
+
+    The split depends only on the ids and ``fraction``, never on a seed, so ``evaluate`` finds
+    the same held-out pairs as the run that set them aside. Where the fraction selects none of
+    two or more pairs, the pair with the smallest hash is held out, so validation always has one.
+
+    Returns
+    -------
+    train, heldout : (n,) int64 ndarrays, sorted
+
+    Examples
+    --------
+    >>> tr, ho = split_indices([f"{i:09d}" for i in range(1000)], 0.1)
+    >>> len(tr) + len(ho), 70 < len(ho) < 130
+    (1000, True)
+    """
+    if not 0 <= fraction < 1:
+        raise BadInputError(f"--val-fraction must be in [0, 1); got {fraction}.")
+    h = np.array([heldout_fraction_of(i) for i in ids], dtype=np.float64)
+    held = h < fraction
+    if fraction > 0 and not held.any() and len(h) >= 2:
+        held[int(np.argmin(h))] = True
+    idx = np.arange(len(h), dtype=np.int64)
+    return idx[~held], idx[held]
+
+
+def open_pairs(path):
+    """Open a pair dataset, with a one-line error for a path that is not one."""
+    from ..io.dataset import PairDataset
+
+    p = Path(path)
+    if not p.exists():
+        raise DatasetError(f"--data {path}: no such folder; expected a pair dataset written by "
+                           f"blursynth (with manifest.json).")
+    try:
+        return PairDataset(p)
+    except DatasetError:
+        raise
+    except Exception as exc:  # a manifest for something else, unreadable JSON, ...
+        raise DatasetError(f"--data {path}: not a pair dataset ({' '.join(str(exc).split())}).") \
+            from None
+
+
+def pair_ids(ds) -> list:
+    """Every pair's id, read from the id column alone (no image is decoded)."""
+    return [row["id"] for row in ds.table.iter_rows(columns=["id"], batch_size=4096)]
+
+
+def choose_source(seed: int, position: int, cum_weights) -> tuple:
+    """(dataset number, uniform draw for the row) of run sample ``position``."""
+    rng = sample_rng(seed, position, STREAM_PICK)
+    u = rng.random()
+    src = int(np.searchsorted(cum_weights, u * cum_weights[-1], side="right"))
+    return min(src, len(cum_weights) - 1), rng.random()
+
+
+def aligned_crop(blurred, sharp, crop, rng, *, flip=True):
+    """The same random ``crop`` x ``crop`` window of both images, both flipped or neither.
+
+    Parameters
+    ----------
+    blurred, sharp : (H, W, 3) ndarray
+    crop : int
+    rng : numpy.random.Generator
+
+    Returns
+    -------
+    blurred, sharp : (crop, crop, 3) ndarray views or copies
+
+    Examples
+    --------
+    >>> a = np.arange(5 * 6 * 3).reshape(5, 6, 3); b = a + 1
+    >>> ca, cb = aligned_crop(a, b, 4, np.random.default_rng(0))
+    >>> bool((cb == ca + 1).all()), ca.shape
+    (True, (4, 4, 3))
+    """
+    h, w = blurred.shape[:2]
+    if crop > h or crop > w:
+        raise DatasetError(f"crop {crop} is larger than an image of {h}x{w}; pass a smaller "
+                           f"--crop (at most {min(h, w)}).")
+    y = int(rng.integers(0, h - crop + 1))
+    x = int(rng.integers(0, w - crop + 1))
+    b = blurred[y:y + crop, x:x + crop]
+    s = sharp[y:y + crop, x:x + crop]
+    if flip and rng.random() < 0.5:
+        b, s = b[:, ::-1], s[:, ::-1]
+    return b, s
+
+
+def to_tensor(image_u8) -> torch.Tensor:
+    """uint8 (H, W, 3) -> float32 (3, H, W) in [0, 1]."""
+    return torch.from_numpy(np.ascontiguousarray(image_u8)).permute(2, 0, 1).float() / 255.0
+
+
+class MixedPairs(torch.utils.data.Dataset):
+    """Run sample ``k`` -> (blurred, sharp) crops, float32 (3, crop, crop) in [0, 1].
+
+    Parameters
+    ----------
+    paths : sequence of str
+        Pair datasets.
+    train_indices : sequence of int ndarrays
+        Rows of each dataset that may be drawn.
+    weights : sequence of float
+        Relative frequency of each dataset.
+    seed : int
+    crop : int
+    """
+
+    def __init__(self, paths, train_indices, weights, *, seed, crop):
+        self.paths = [str(p) for p in paths]
+        self.train_indices = [np.asarray(t, dtype=np.int64) for t in train_indices]
+        self.cum_weights = np.cumsum(np.asarray(weights, dtype=np.float64))
+        self.seed = int(seed)
+        self.crop = int(crop)
+        self._datasets = None
+
+    def __len__(self):
+        return 2 ** 62  # indexed by run position, never iterated to the end
+
+    def locate(self, position):
+        """(dataset number, row) of run sample ``position``."""
+        src, u = choose_source(self.seed, position, self.cum_weights)
+        rows = self.train_indices[src]
+        return src, int(rows[min(int(u * len(rows)), len(rows) - 1)])
+
+    def __getitem__(self, position):
+        if self._datasets is None:  # opened in each worker, not pickled open
+            self._datasets = [open_pairs(p) for p in self.paths]
+        src, row = self.locate(position)
+        pair = self._datasets[src][row]
+        rng = sample_rng(self.seed, position, STREAM_CROP)
+        b, s = aligned_crop(pair["blurred"], pair["sharp"], self.crop, rng)
+        return to_tensor(b), to_tensor(s)
+
+
+class PositionSampler(torch.utils.data.Sampler):
+    """Yields run positions for steps ``start_step..stop_step-1`` of one rank.
+
+    Step ``t`` of rank ``r`` reads positions ``t*B*R + r*B .. t*B*R + r*B + B - 1`` where B is the
+    per-rank batch and R the world size, so every rank reads different samples.
+    """
+
+    def __init__(self, start_step, stop_step, batch_size, rank=0, world_size=1):
+        self.start, self.stop = int(start_step), int(stop_step)
+        self.batch, self.rank, self.world = int(batch_size), int(rank), int(world_size)
+
+    def __len__(self):
+        return max(self.stop - self.start, 0) * self.batch
+
+    def __iter__(self):
+        gb = self.batch * self.world
+        for t in range(self.start, self.stop):
+            base = t * gb + self.rank * self.batch
+            yield from range(base, base + self.batch)
+
+
+def center_crop(image, size):
+    """Centre ``size`` x ``size`` window (or the whole side where the image is smaller),
+    trimmed to a multiple of 4."""
+    h, w = image.shape[:2]
+    ch, cw = min(size, h) // 4 * 4, min(size, w) // 4 * 4
+    y, x = (h - ch) // 2, (w - cw) // 2
+    return image[y:y + ch, x:x + cw]
