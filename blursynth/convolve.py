@@ -29,12 +29,13 @@ from .errors import BadInputError
 BORDERS = ("reflect", "valid", "wrap")
 METHODS = ("auto", "fft", "direct")
 
-# Relative cost of one multiply-add of the direct path against one
-# "n log2 n" unit of a forward+inverse real FFT pair, measured on the 2-core
-# CPU this project targets (720x1280x3, 64x64 PSF): the direct path costs
-# ~0.5 ns per tap and pixel, the FFT pair ~0.75 ns per pixel and log2 of the
-# padded size. On a GPU the direct loop is launch-bound, so FFT wins earlier.
-_DIRECT_COST_CPU = 0.5
+# Cost of one tap and pixel of the direct path against one "n log2 n" unit
+# of a forward+inverse real FFT pair, in ns, measured on the 2-core CPU this
+# project targets (720x1280x3, 64x64 PSF, one thread): the Numba row kernel
+# ~0.1, torch's shifted add_ (used when gradients are needed) ~0.5, the FFT
+# pair ~0.75. On a GPU each tap is a kernel launch, so FFT wins earlier.
+_DIRECT_COST_CPU = 0.12
+_DIRECT_COST_TORCH = 0.5
 _FFT_COST_CPU = 0.75
 _DIRECT_COST_GPU = 4.0
 
@@ -171,7 +172,10 @@ def convolve_padded(padded, psf, *, method: str = "auto"):
     if method not in METHODS:
         raise BadInputError(f"method must be one of {', '.join(METHODS)}; got {method!r}.")
     if method == "auto":
-        method = choose_method(psf, (hp, wp), device=padded.device)
+        method = choose_method(
+            psf, (hp, wp), device=padded.device,
+            requires_grad=padded.requires_grad or psf.requires_grad,
+        )
     if method == "fft":
         return _convolve_fft(padded, psf)
     if psf.ndim == 3:
@@ -259,7 +263,7 @@ def convolve_many(images, psfs, *, border: str = "reflect", method: str = "auto"
     ]
 
 
-def choose_method(psf, padded_hw, *, device=None) -> str:
+def choose_method(psf, padded_hw, *, device=None, requires_grad=None) -> str:
     """Pick ``"fft"`` or ``"direct"`` by estimated cost.
 
     The direct path costs about (non-zero taps) x (output pixels); the FFT
@@ -272,6 +276,9 @@ def choose_method(psf, padded_hw, *, device=None) -> str:
     psf : (k, k) or (B, k, k) torch.Tensor
     padded_hw : (int, int)
     device : torch.device or None
+    requires_grad : bool or None
+        Whether gradients are needed (then the direct path is torch's slower
+        differentiable loop); None reads it from ``psf``.
 
     Returns
     -------
@@ -287,7 +294,9 @@ def choose_method(psf, padded_hw, *, device=None) -> str:
         taps = int(per.max())
     fh, fw = _fft_shape(hp, wp)
     fft_cost = _FFT_COST_CPU * fh * fw * math.log2(max(fh * fw, 2))
-    direct_unit = _DIRECT_COST_CPU
+    if requires_grad is None:
+        requires_grad = psf.requires_grad
+    direct_unit = _DIRECT_COST_TORCH if requires_grad else _DIRECT_COST_CPU
     if device is not None and getattr(device, "type", "cpu") != "cpu":
         direct_unit = _DIRECT_COST_GPU
     direct_cost = direct_unit * taps * out_px
@@ -338,12 +347,15 @@ def _convolve_direct(padded, psf):
     k = psf.shape[-1]
     b, c, hp, wp = padded.shape
     ho, wo = hp - k + 1, wp - k + 1
+    grad = psf.requires_grad or padded.requires_grad
+    if not grad and padded.device.type == "cpu" and padded.dtype in (torch.float32, torch.float64):
+        return _convolve_taps_cpu(padded, psf)
     if psf.requires_grad:
         taps = [(i, j) for i in range(k) for j in range(k)]
     else:
         taps = [tuple(t) for t in torch.nonzero(psf).tolist()]
     out = padded.new_zeros((b, c, ho, wo))
-    if psf.requires_grad or padded.requires_grad:
+    if grad:
         for i, j in taps:
             out = out + psf[i, j] * padded[..., k - 1 - i : k - 1 - i + ho, k - 1 - j : k - 1 - j + wo]
         return out
@@ -354,6 +366,107 @@ def _convolve_direct(padded, psf):
             alpha=weights[i][j],
         )
     return out
+
+
+def psf_taps(psf):
+    """Non-zero taps of a PSF as source offsets into the padded image.
+
+    Parameters
+    ----------
+    psf : (k, k) ndarray or torch.Tensor
+
+    Returns
+    -------
+    dy, dx : (n,) int64 ndarray
+        Row and column offset of the source pixel of each tap in the padded
+        image (``k - 1 - i``, ``k - 1 - j``: convolution flips the PSF), sorted
+        by row so consecutive taps reuse cached rows.
+    weights : (n,) ndarray, the PSF's dtype
+    """
+    values = psf.detach().cpu().numpy() if hasattr(psf, "detach") else np.asarray(psf)
+    k = values.shape[-1]
+    ii, jj = np.nonzero(values)
+    dy = (k - 1 - ii).astype(np.int64)
+    dx = (k - 1 - jj).astype(np.int64)
+    order = np.lexsort((dx, dy))
+    return dy[order], dx[order], values[ii, jj][order]
+
+
+def _convolve_taps_cpu(padded, psf):
+    """Sparse direct convolution on the CPU through the Numba row kernel."""
+    import torch
+
+    k = psf.shape[-1]
+    b, c, hp, wp = padded.shape
+    x = padded.detach().contiguous().numpy().reshape(b * c, hp, wp)
+    dy, dx, w = psf_taps(psf)
+    out = np.empty((b * c, hp - k + 1, wp - k + 1), x.dtype)
+    _set_numba_threads()
+    _taps_kernel()(x, dy, dx, w.astype(x.dtype), out)
+    return torch.from_numpy(out).reshape(b, c, hp - k + 1, wp - k + 1)
+
+
+def _set_numba_threads():
+    # Follow torch's thread budget (1 in dataset worker processes) so the two
+    # libraries never oversubscribe the cores.
+    import numba
+    import torch
+
+    numba.set_num_threads(max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS)))
+
+
+_TAPS_KERNEL = None
+
+
+def _taps_kernel():
+    global _TAPS_KERNEL
+    if _TAPS_KERNEL is None:
+        _TAPS_KERNEL = _build_taps_kernel()
+    return _TAPS_KERNEL
+
+
+def _build_taps_kernel():
+    import numba
+
+    from ._numba import njit
+
+    prange = numba.prange
+
+    @njit(parallel=True)
+    def _taps_rows(padded, dy, dx, w, out):
+        """out[p, y] = sum over taps t of w[t] * padded[p, y + dy[t], dx[t] : dx[t] + W].
+
+        One output row at a time, accumulated in a private row that stays in
+        L1; four taps per pass to cut the accumulator traffic. Each row is
+        summed by one thread in tap order, so the result does not depend on
+        the number of threads.
+        """
+        planes, ho, wo = out.shape
+        n = dy.shape[0]
+        n4 = n - n % 4
+        for py in prange(planes * ho):
+            p = py // ho
+            y = py % ho
+            acc = np.zeros(wo, out.dtype)
+            for t in range(0, n4, 4):
+                w0 = w[t]
+                w1 = w[t + 1]
+                w2 = w[t + 2]
+                w3 = w[t + 3]
+                s0 = padded[p, y + dy[t], dx[t] : dx[t] + wo]
+                s1 = padded[p, y + dy[t + 1], dx[t + 1] : dx[t + 1] + wo]
+                s2 = padded[p, y + dy[t + 2], dx[t + 2] : dx[t + 2] + wo]
+                s3 = padded[p, y + dy[t + 3], dx[t + 3] : dx[t + 3] + wo]
+                for x in range(wo):
+                    acc[x] = acc[x] + w0 * s0[x] + w1 * s1[x] + w2 * s2[x] + w3 * s3[x]
+            for t in range(n4, n):
+                wt = w[t]
+                s = padded[p, y + dy[t], dx[t] : dx[t] + wo]
+                for x in range(wo):
+                    acc[x] += wt * s[x]
+            out[p, y, :] = acc
+
+    return _taps_rows
 
 
 def _fft_shape(hp: int, wp: int) -> tuple[int, int]:

@@ -169,3 +169,24 @@ def test_bad_images_and_border():
         convolve(torch.zeros(1, 3, 9, 9, dtype=torch.uint8), np.ones((3, 3)) / 9)
     with pytest.raises(BadInputError, match="border"):
         convolve(torch.rand(1, 1, 9, 9), np.ones((3, 3)) / 9, border="zero")
+
+
+def test_cpu_tap_kernel_matches_torch_loop_and_ignores_thread_count():
+    import numba
+
+    from blursynth.convolve import _convolve_direct
+
+    x = torch.rand(2, 3, 30, 41)
+    psf = torch.from_numpy(sparse_psf(13, 37, seed=9))  # 37 taps: exercises the 4-tap tail
+    padded = pad_image(x, 6, "reflect")
+    fast = _convolve_direct(padded, psf)
+    slow = _convolve_direct(padded, psf.clone().requires_grad_(True)).detach()
+    torch.testing.assert_close(fast, slow, atol=1e-6, rtol=0)
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one = _convolve_direct(padded, psf)
+    finally:
+        torch.set_num_threads(before)
+    if numba.config.NUMBA_NUM_THREADS > 1 and before > 1:
+        assert torch.equal(one, fast)
