@@ -185,7 +185,7 @@ def _bank_rows(start: int, stop: int, config: KernelBankConfig):
 
 
 def write_kernel_bank(out, config: KernelBankConfig, *, workers: int = 1, overwrite: bool = False,
-                      progress: bool = True) -> dict:
+                      progress: bool = True, recipe: str | None = None) -> dict:
     """Write a kernel bank dataset (resumable; bytes independent of ``workers``).
 
     Parameters
@@ -197,6 +197,8 @@ def write_kernel_bank(out, config: KernelBankConfig, *, workers: int = 1, overwr
         Worker processes.
     overwrite : bool
         Replace a dataset made by a different command.
+    recipe : str, optional
+        Name of the recipe that made the bank, recorded in the manifest.
 
     Returns
     -------
@@ -228,7 +230,7 @@ def write_kernel_bank(out, config: KernelBankConfig, *, workers: int = 1, overwr
         desc="trajectories",
         row_group_size=CHUNK,
         progress=progress,
-        extra={"exposures": [float(f) for f in config.exposures]},
+        extra={"exposures": [float(f) for f in config.exposures], **({"recipe": recipe} if recipe else {})},
     )
 
 
@@ -289,15 +291,14 @@ class KernelBank:
         if table is None:
             if len(self._group_cache) > 8:
                 self._group_cache.clear()
-            table = f.read_row_group(g, columns=["index", "psfs", "params_dummy"][:2])
+            table = f.read_row_group(g, columns=["index", "psfs"])
             self._group_cache[key] = table
         return table, local - start
 
     def psfs(self, i: int) -> list[np.ndarray]:
         """All PSFs of trajectory ``i``, one per exposure, float32 (k, k)."""
         table, r = self._group(i)
-        cell = table.column("psfs").chunk(0) if table.column("psfs").num_chunks == 1 else table.column("psfs").combine_chunks()
-        structs = cell.value_slice if False else cell[r].values
+        structs = table.column("psfs").combine_chunks()[r].values
         shapes = structs.field("shape")
         values = structs.field("values")
         out = []

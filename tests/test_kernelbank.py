@@ -1,0 +1,127 @@
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from blursynth._rng import sample_rng
+from blursynth.io.dataset import verify_dataset
+from blursynth.kernelbank import KernelBank, KernelBankConfig, contact_sheet, kernel_stats, write_kernel_bank
+from blursynth.psf import rasterize_psf
+from blursynth.recipes import kernel_bank_config, load_recipe
+from blursynth.trajectory import TrajectoryConfig, sample_trajectory
+
+from .conftest import error_line
+
+ROOT = Path(__file__).resolve().parents[1]
+SMALL = dict(trajectory=TrajectoryConfig(n_samples=300, length_px=20.0))
+
+
+def test_bank_rows_are_pure_functions_of_seed_and_index(tmp_path):
+    config = KernelBankConfig(n=30, seed=4, keep_trajectories=True, shard_size=7, **SMALL)
+    write_kernel_bank(tmp_path / "b", config, progress=False)
+    bank = KernelBank(tmp_path / "b")
+    assert len(bank) == 30 and bank.exposures == (0.01, 0.1, 0.5, 1.0)
+    for i in (0, 6, 7, 29):
+        traj, params = sample_trajectory(config.trajectory, rng=sample_rng(4, i))
+        row = bank.row(i)
+        assert row["index"] == i and row["expl"] == params["expl"]
+        np.testing.assert_allclose(row["trajectory"], traj.astype(np.float32))
+        for f, psf in zip(bank.exposures, bank.psfs(i)):
+            np.testing.assert_array_equal(psf, rasterize_psf(traj, exposure_fraction=f))
+        np.testing.assert_array_equal(bank.psf(i, 0.5), bank.psfs(i)[2])
+
+
+def test_bytes_identical_across_workers(tmp_path):
+    config = KernelBankConfig(n=40, seed=1, shard_size=10, **SMALL)
+    write_kernel_bank(tmp_path / "one", config, workers=1, progress=False)
+    write_kernel_bank(tmp_path / "two", config, workers=2, progress=False)
+    files = sorted(p.relative_to(tmp_path / "one") for p in (tmp_path / "one").rglob("*") if p.is_file())
+    assert len(files) == 5
+    for f in files:
+        assert (tmp_path / "one" / f).read_bytes() == (tmp_path / "two" / f).read_bytes()
+
+
+def test_stats_and_sheet(tmp_path):
+    write_kernel_bank(tmp_path / "b", KernelBankConfig(n=50, **SMALL), progress=False)
+    stats = kernel_stats(tmp_path / "b")
+    assert stats["n"] == 50 and list(stats["exposures"]) == ["0.01", "0.1", "0.5", "1"]
+    full, short = stats["exposures"]["1"], stats["exposures"]["0.01"]
+    assert full["support_px"]["mean"] > short["support_px"]["mean"]
+    assert full["max_energy"]["mean"] < short["max_energy"]["mean"]
+    assert 0 < full["extent_px"]["max"] <= 20.0 + 1e-6
+    sheet = contact_sheet(tmp_path / "b", count=8)
+    assert sheet.ndim == 3 and sheet.dtype == np.uint8 and sheet.max() > 200
+
+
+def test_fixed_psf_size(tmp_path):
+    write_kernel_bank(tmp_path / "b", KernelBankConfig(n=5, psf_size=9, **SMALL), progress=False)
+    bank = KernelBank(tmp_path / "b")
+    assert {p.shape for i in range(5) for p in bank.psfs(i)} == {(9, 9)}
+    assert verify_dataset(tmp_path / "b")["rows"] == 5
+
+
+def test_pinned_eval48_bank_regenerates_byte_identically(tmp_path):
+    recipe = load_recipe(ROOT / "recipes/kernels-eval48.toml")
+    config = kernel_bank_config(recipe["trajectories"])
+    pinned = ROOT / "kernels/eval48"
+    manifest = json.loads((pinned / "manifest.json").read_text())
+    assert manifest["recipe"] == "recipes/kernels-eval48.toml" and manifest["command"]["seed"] == 20121
+    write_kernel_bank(tmp_path / "eval48", config, recipe="recipes/kernels-eval48.toml", progress=False)
+    assert verify_dataset(pinned)["rows"] == 48
+    new, old = KernelBank(tmp_path / "eval48"), KernelBank(pinned)
+    for i in range(48):
+        for a, b in zip(new.psfs(i), old.psfs(i)):
+            np.testing.assert_array_equal(a, b)
+    for name in ("manifest.json", "data/train-00000-of-00001.parquet"):
+        assert (tmp_path / "eval48" / name).read_bytes() == (pinned / name).read_bytes(), name
+
+
+def test_cli_end_to_end(tmp_path, run_cli):
+    r = run_cli("trajectories", "--n", 12, "--out", tmp_path / "b", "--samples", 200, "--shard-size", 5)
+    assert r.code == 0 and "wrote 12 rows in 3 shard(s)" in r.out
+    r = run_cli("trajectories", "--n", 12, "--out", tmp_path / "b", "--samples", 200, "--shard-size", 5)
+    assert r.code == 0  # the same command again: nothing to do, same manifest
+    r = run_cli("kernels", "stats", tmp_path / "b")
+    assert r.code == 0 and "trajectory extent" in r.out
+    r = run_cli("kernels", "preview", tmp_path / "b", "--out", tmp_path / "s.png")
+    assert r.code == 0 and (tmp_path / "s.png").stat().st_size > 1000
+    r = run_cli("kernels", "stats", tmp_path / "b", "--json")
+    assert json.loads(r.out)["n"] == 12
+
+
+@pytest.mark.parametrize(
+    "args, expect",
+    [
+        (["--n", "0"], "--n"),
+        (["--n", "-5"], "--n"),
+        (["--exposures", "0,0.5"], "outside (0, 1]"),
+        (["--exposures", "0.5,1.5"], "outside (0, 1]"),
+        (["--exposures", "half"], "not a number"),
+        (["--exposures", "0.5,0.5"], "repeats"),
+        (["--psf-size", "8"], "odd"),
+        (["--psf-size", "1"], "odd"),
+        (["--n", "many"], "--n"),
+    ],
+)
+def test_cli_bad_input(tmp_path, run_cli, args, expect):
+    r = run_cli("trajectories", "--out", tmp_path / "b", *args)
+    assert r.code == 2
+    assert expect in error_line(r)
+    assert not (tmp_path / "b").exists()
+
+
+def test_cli_out_is_file_and_other_command(tmp_path, run_cli):
+    (tmp_path / "f").write_text("x")
+    r = run_cli("trajectories", "--n", 3, "--out", tmp_path / "f")
+    assert r.code == 2 and "is a file" in error_line(r)
+    assert run_cli("trajectories", "--n", 3, "--samples", 50, "--out", tmp_path / "b").code == 0
+    before = (tmp_path / "b/manifest.json").read_bytes()
+    r = run_cli("trajectories", "--n", 4, "--samples", 50, "--out", tmp_path / "b")
+    assert r.code == 2 and "different command" in error_line(r) and "--overwrite" in error_line(r)
+    assert (tmp_path / "b/manifest.json").read_bytes() == before
+    r = run_cli("trajectories", "--n", 4, "--samples", 50, "--out", tmp_path / "b", "--overwrite")
+    assert r.code == 0 and KernelBank(tmp_path / "b").__len__() == 4
+    # A pair dataset path given to kernels stats is refused clearly.
+    r = run_cli("kernels", "stats", tmp_path / "nope")
+    assert r.code == 2 and "no such dataset" in error_line(r)
