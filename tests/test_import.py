@@ -1,0 +1,128 @@
+import json
+
+import cv2
+import numpy as np
+import pytest
+
+from blursynth.io.dataset import PairDataset, verify_dataset
+
+from .conftest import error_line
+
+
+def _write(path, image):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if image.ndim == 3 and image.shape[2] == 3:
+        image = image[:, :, ::-1]
+    elif image.ndim == 3 and image.shape[2] == 4:
+        image = image[:, :, [2, 1, 0, 3]]
+    assert cv2.imwrite(str(path), image)
+
+
+@pytest.fixture
+def gopro(tmp_path, photo):
+    root = tmp_path / "GOPRO"
+    for seq in ("train/GOPR0372_07_00", "train/GOPR0374_11_01"):
+        for k in range(2):
+            sharp = np.roll(photo, 3 * k, axis=1)
+            _write(root / seq / "sharp" / f"{k:06d}.png", sharp)
+            _write(root / seq / "blur" / f"{k:06d}.png", cv2.blur(sharp, (7, 1)))
+            _write(root / seq / "blur_gamma" / f"{k:06d}.png", cv2.blur(sharp, (5, 1)))
+    return root
+
+
+def test_import_gopro(gopro, tmp_path, run_cli, photo):
+    r = run_cli("dataset", "import", gopro, "--out", tmp_path / "real")
+    assert r.code == 0, r.err
+    ds = PairDataset(tmp_path / "real")
+    assert len(ds) == 4
+    first = ds[0]
+    assert first["id"] == "train/GOPR0372_07_00/000000" and first["source"] == "real" and first["psf"] is None
+    np.testing.assert_array_equal(first["sharp"], photo)
+    np.testing.assert_array_equal(first["blurred"], cv2.blur(photo, (7, 1)))
+    assert first["params"]["blurred_path"] == "train/GOPR0372_07_00/blur/000000.png"
+    assert verify_dataset(tmp_path / "real")["rows"] == 4
+    r = run_cli("dataset", "import", gopro, "--out", tmp_path / "g", "--blur-dir", "blur_gamma")
+    assert r.code == 0
+    np.testing.assert_array_equal(PairDataset(tmp_path / "g")[0]["blurred"], cv2.blur(photo, (5, 1)))
+
+
+def test_import_flat_and_export_round_trip(tmp_path, run_cli, photo):
+    root = tmp_path / "flat"
+    for k in range(3):
+        _write(root / "sharp" / f"img{k}.png", photo)
+        _write(root / "blur" / f"img{k}.png", photo // 2)
+    assert run_cli("dataset", "import", root, "--layout", "flat", "--out", tmp_path / "d").code == 0
+    r = run_cli("dataset", "export", tmp_path / "d", "--out", tmp_path / "x")
+    assert r.code == 0
+    assert sorted(p.name for p in (tmp_path / "x/blur").iterdir()) == ["img0.png", "img1.png", "img2.png"]
+    back = cv2.imread(str(tmp_path / "x/sharp/img1.png"))[:, :, ::-1]
+    np.testing.assert_array_equal(back, photo)
+    meta = [json.loads(l) for l in (tmp_path / "x/params.jsonl").read_text().splitlines()]
+    assert [m["id"] for m in meta] == ["img0", "img1", "img2"]
+    r = run_cli("dataset", "export", tmp_path / "d", "--out", tmp_path / "x")
+    assert r.code == 2 and "exists" in error_line(r)
+
+
+def test_export_writes_psfs(tmp_path, run_cli):
+    from .test_dataset import write_tiny
+
+    write_tiny(tmp_path / "d", n=4)
+    assert run_cli("dataset", "export", tmp_path / "d", "--out", tmp_path / "x").code == 0
+    psf = np.load(tmp_path / "x/psf/000000001.npy")
+    np.testing.assert_allclose(psf, np.full((3, 3), 1 / 9), rtol=1e-6)
+    assert (tmp_path / "x/psf/000000001.png").exists() and not (tmp_path / "x/psf/000000000.npy").exists()
+
+
+def test_converted_images_are_noted(tmp_path, run_cli, photo):
+    root = tmp_path / "flat"
+    gray = cv2.cvtColor(photo, cv2.COLOR_RGB2GRAY)
+    _write(root / "sharp" / "a.png", gray)
+    _write(root / "blur" / "a.png", gray)
+    rgba = np.dstack([photo, np.full(photo.shape[:2], 255, np.uint8)])
+    _write(root / "sharp" / "b.png", rgba)
+    _write(root / "blur" / "b.png", rgba)
+    deep = photo.astype(np.uint16) * 257
+    _write(root / "sharp" / "c.png", deep)
+    _write(root / "blur" / "c.png", deep)
+    assert run_cli("dataset", "import", root, "--layout", "flat", "--out", tmp_path / "d").code == 0
+    ds = PairDataset(tmp_path / "d")
+    notes = {ds[i]["id"]: ds[i]["params"].get("converted") for i in range(3)}
+    assert notes == {"a": "grayscale replicated to RGB", "b": "alpha dropped", "c": "16-bit scaled to 8-bit"}
+    np.testing.assert_array_equal(ds[2]["sharp"], photo)  # 16-bit scaling is exact for v*257
+    assert np.all(ds[0]["sharp"][:, :, 0] == ds[0]["sharp"][:, :, 2])
+
+
+def test_no_images(tmp_path, run_cli):
+    (tmp_path / "empty/x/blur").mkdir(parents=True)
+    (tmp_path / "empty/x/sharp").mkdir(parents=True)
+    r = run_cli("dataset", "import", tmp_path / "empty", "--out", tmp_path / "d")
+    assert r.code == 2 and "no images" in error_line(r)
+    r = run_cli("dataset", "import", tmp_path / "nothing", "--out", tmp_path / "d")
+    assert r.code == 2 and "no such folder" in error_line(r)
+    (tmp_path / "plain").mkdir()
+    r = run_cli("dataset", "import", tmp_path / "plain", "--out", tmp_path / "d")
+    assert r.code == 2 and "no paired images" in error_line(r)
+    assert not (tmp_path / "d").exists()
+
+
+def test_mismatched_names_and_sizes(tmp_path, run_cli, photo):
+    root = tmp_path / "flat"
+    _write(root / "sharp" / "a.png", photo)
+    _write(root / "blur" / "a.png", photo)
+    _write(root / "blur" / "b.png", photo)
+    r = run_cli("dataset", "import", root, "--layout", "flat", "--out", tmp_path / "d")
+    assert r.code == 2 and "b.png" in error_line(r) and "no partner" in error_line(r)
+    _write(root / "sharp" / "b.png", photo[:50])
+    r = run_cli("dataset", "import", root, "--layout", "flat", "--out", tmp_path / "d")
+    assert r.code == 2 and "same size" in error_line(r)
+    assert not (tmp_path / "d").exists()
+
+
+def test_corrupt_image(tmp_path, run_cli, photo):
+    root = tmp_path / "flat"
+    _write(root / "sharp" / "a.png", photo)
+    (root / "blur").mkdir()
+    (root / "blur" / "a.png").write_bytes(b"not a png at all")
+    r = run_cli("dataset", "import", root, "--layout", "flat", "--out", tmp_path / "d")
+    assert r.code == 2 and "a.png" in error_line(r)
+    assert not (tmp_path / "d").exists()
