@@ -105,11 +105,12 @@ def draw_trajectory_numbers(config: TrajectoryConfig = TrajectoryConfig(), *, rn
     numbers : TrajectoryNumbers
     """
     rng = np.random.default_rng(rng)
+    u = rng.random(5)
     if config.expl is None:
-        expl = float(config.expl_choices[int(rng.integers(len(config.expl_choices)))])
+        choices = config.expl_choices
+        expl = float(choices[min(int(u[4] * len(choices)), len(choices) - 1)])
     else:
         expl = float(config.expl)
-    u = rng.random(4)
     centripetal = config.centripetal_max * u[0]
     prob_big_shake = config.big_shake_max * u[1]
     gaussian_shake = config.gaussian_shake_max * u[2]
@@ -117,13 +118,17 @@ def draw_trajectory_numbers(config: TrajectoryConfig = TrajectoryConfig(), *, rn
     n_steps = config.n_samples - 1
     normals = rng.standard_normal((n_steps, 2), dtype=np.float32)
     q = prob_big_shake * expl
-    steps = []
     if q > 0:
-        t = int(rng.geometric(q)) - 1
-        while t < n_steps:
-            steps.append(t)
-            t += int(rng.geometric(q))
-    event_steps = np.asarray(steps, dtype=np.int64)
+        # Geometric gaps between events: the same law as one Bernoulli(q) per step.
+        # Draw a batch big enough for almost every trajectory, topping up if not.
+        batch = int(n_steps * q * 2) + 8
+        gaps = rng.geometric(q, size=batch)
+        while gaps.sum() < n_steps:
+            gaps = np.concatenate([gaps, rng.geometric(q, size=batch)])
+        event_steps = np.cumsum(gaps) - 1
+        event_steps = event_steps[event_steps < n_steps].astype(np.int64)
+    else:
+        event_steps = np.zeros(0, np.int64)
     event_uniforms = rng.random(event_steps.size)
     return TrajectoryNumbers(
         expl, float(centripetal), float(prob_big_shake), float(gaussian_shake), float(angle_rad),
@@ -158,8 +163,9 @@ def _trajectory_core(normals, event_steps, event_uniforms, expl, centripetal, ga
         vy = vy + (iy + expl * (gaussian_shake * float(normals[t, 1]) - centripetal * y) * step)
         norm = math.sqrt(vx * vx + vy * vy)
         if norm > 0.0:
-            vx = vx / norm * step
-            vy = vy / norm * step
+            scale = step / norm
+            vx = vx * scale
+            vy = vy * scale
         x = x + vx
         y = y + vy
         out[t + 1, 0] = x

@@ -26,7 +26,7 @@ def trajectory(numbers, n_samples, length_px):
         dv_im = impulse.imag + numbers.expl * (numbers.gaussian_shake * n1 - numbers.centripetal * x.imag) * step
         v = complex(v.real + dv_re, v.imag + dv_im)
         norm = math.sqrt(v.real * v.real + v.imag * v.imag)
-        v = complex(v.real / norm * step, v.imag / norm * step)
+        v = complex(v.real * (step / norm), v.imag * (step / norm))
         x = complex(x.real + v.real, x.imag + v.imag)
         out.append((x.real, x.imag))
     return np.array(out)
