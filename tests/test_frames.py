@@ -1,0 +1,224 @@
+"""``blursynth frames-average`` and ``render-clip`` through the CLI: pairs, determinism, bad input."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from blursynth.cli import main
+from blursynth.io.dataset import PairDataset
+from blursynth.video import average_frames, iter_frames, probe_source, rebuild_pair
+
+
+def _write(path, frames, codec="libx264rgb", pix_fmt="rgb24", options=None, container_options=None):
+    import av
+
+    with av.open(str(path), "w", options=container_options or {}) as c:
+        s = c.add_stream(codec, rate=240)
+        s.height, s.width = frames[0].shape[:2]
+        s.pix_fmt = pix_fmt
+        s.options = {"crf": "0"} if options is None else options
+        for f in frames:
+            for p in s.encode(av.VideoFrame.from_ndarray(f, format="rgb24")):
+                c.mux(p)
+        for p in s.encode():
+            c.mux(p)
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory):
+    """A 40-frame 64x96 clip rendered through the CLI from a sample photo."""
+    from skimage import data
+
+    from blursynth.io.images import save_rgb8
+
+    d = tmp_path_factory.mktemp("clip")
+    save_rgb8(d / "photo.png", np.ascontiguousarray(data.astronaut()[150:250, 150:280]))
+    rc = main(["render-clip", str(d / "photo.png"), "--out", str(d / "clip.mkv"), "--frames", "40",
+               "--length-px", "12", "--size", "64x96", "--seed", "2"])
+    assert rc == 0
+    return d / "clip.mkv"
+
+
+def _one_error_line(capsys):
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: "), err
+    return err[0]
+
+
+def test_render_clip_cli(clip):
+    side = json.loads(clip.with_name(clip.name + ".json").read_text())
+    assert side["n_frames"] == 40 and side["geometry"]["height"] == 64 and side["fps"] == 240
+    info = probe_source(clip)
+    assert (info.n_frames, info.height, info.width, info.fps) == (40, 64, 96, 240.0)
+
+
+def test_frames_average_end_to_end(clip, tmp_path, capsys):
+    out = tmp_path / "pairs"
+    rc = main(["frames-average", str(clip), "--window", "5-9", "--out", str(out), "--seed", "3"])
+    assert rc == 0
+    captured = capsys.readouterr()
+    assert "frame" in captured.err  # the progress bar counts frames
+    assert "wrote" in captured.out
+    frames = [f for _, f in iter_frames(probe_source(clip))]
+    ds = PairDataset(out)
+    assert len(ds) >= 40 // 9
+    stops = []
+    for i in range(len(ds)):
+        row = ds[i]
+        p = row["params"]
+        assert row["source"] == "video" and row["psf"] is None and row["seed"] == 3
+        assert 5 <= p["window_frames"] <= 9 and p["frame_stop"] - p["frame_start"] == p["window_frames"]
+        assert p["sharp_frame"] == p["frame_start"] + p["window_frames"] // 2
+        assert p["sharp_offset_frames"] == (0.5 if p["window_frames"] % 2 == 0 else 0.0)
+        assert p["crf"] == "gamma:2.2" and p["interpolate"] == 1 and p["fps"] == 240.0
+        assert np.array_equal(row["blurred"], average_frames(frames[p["frame_start"]:p["frame_stop"]]))
+        assert np.array_equal(row["sharp"], frames[p["sharp_frame"]])
+        blurred, sharp = rebuild_pair(p)
+        assert np.array_equal(blurred, row["blurred"]) and np.array_equal(sharp, row["sharp"])
+        stops.append((p["frame_start"], p["frame_stop"]))
+    assert all(a[1] == b[0] for a, b in zip(stops, stops[1:]))  # no overlap, no gap by default
+
+
+def test_deterministic_across_runs_and_workers(clip, tmp_path):
+    shas = []
+    for name, workers in (("a", 1), ("b", 1), ("c", 2)):
+        out = tmp_path / name
+        assert main(["frames-average", str(clip), "--window", "4-8", "--overlap", "2", "--shard-size", "4",
+                     "--seed", "9", "--workers", str(workers), "--out", str(out)]) == 0
+        manifest = json.loads((out / "manifest.json").read_text())
+        shas.append([s["sha256"] for s in manifest["shards"]])
+    assert shas[0] == shas[1] == shas[2] and len(shas[0]) > 1
+
+
+def test_frame_folder_input_and_interpolation(clip, tmp_path):
+    from blursynth.io.images import save_rgb8
+
+    folder = tmp_path / "GOPR0001"
+    folder.mkdir()
+    frames = [f for _, f in iter_frames(probe_source(clip))][:12]
+    for i, f in enumerate(frames):
+        save_rgb8(folder / f"{i + 1:06d}.png", f)
+    out = tmp_path / "pairs"
+    assert main(["frames-average", str(tmp_path), "--fps", "240", "--window", "5", "--interpolate", "2",
+                 "--out", str(out)]) == 0
+    ds = PairDataset(out)
+    assert len(ds) == 2
+    p = ds[1]["params"]
+    assert p["source_kind"] == "frames" and p["interpolate"] == 2 and p["averaged_frames"] == 9
+    assert p["sharp_file"] == "000008.png"
+    assert np.array_equal(ds[1]["sharp"], frames[7])
+    blurred, _ = rebuild_pair(p)
+    assert np.array_equal(blurred, ds[1]["blurred"])
+
+
+def test_truncated_video_keeps_pairs_with_a_warning(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    frames = [rng.integers(0, 256, (64, 96, 3), dtype=np.uint8) for _ in range(40)]
+    path = tmp_path / "t.mp4"
+    _write(path, frames, codec="libx264", pix_fmt="yuv420p", options={"crf": "18"},
+           container_options={"movflags": "faststart"})
+    data = path.read_bytes()
+    path.write_bytes(data[: int(len(data) * 0.6)])
+    out = tmp_path / "pairs"
+    assert main(["frames-average", str(path), "--window", "5", "--out", str(out)]) == 0
+    err = capsys.readouterr().err
+    assert "warning: video" in err and "ended at frame" in err
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["planned_items"] == 8 and 1 <= manifest["num_rows"] < 8
+    assert len(PairDataset(out)) == manifest["num_rows"]
+
+
+# --- bad input: one line, exit 2, nothing written ----------------------------------------------
+
+@pytest.mark.parametrize("window", ["25-5", "0-3", "abc", "4-", "1", "1-1"])
+def test_malformed_window(clip, tmp_path, capsys, window):
+    out = tmp_path / "pairs"
+    assert main(["frames-average", str(clip), "--window", window, "--out", str(out)]) == 2
+    assert "--window" in _one_error_line(capsys)
+    assert not out.exists()
+
+
+def _bad(args, tmp_path, capsys, match):
+    out = tmp_path / "pairs"
+    assert main(["frames-average", *map(str, args), "--out", str(out)]) == 2
+    line = _one_error_line(capsys)
+    assert match in line, line
+    assert not out.exists()
+    return line
+
+
+def test_missing_file(tmp_path, capsys):
+    _bad([tmp_path / "nope.mp4"], tmp_path, capsys, "does not exist")
+
+
+def test_not_a_video(tmp_path, capsys):
+    (tmp_path / "notes.mp4").write_text("hello")
+    _bad([tmp_path / "notes.mp4"], tmp_path, capsys, "not a video")
+
+
+def test_video_shorter_than_window(clip, tmp_path, capsys):
+    _bad([clip, "--window", "41-50"], tmp_path, capsys, "fewer than the shortest window")
+
+
+def test_overlap_not_below_window(clip, tmp_path, capsys):
+    _bad([clip, "--window", "5", "--overlap", "5"], tmp_path, capsys, "--overlap")
+
+
+def test_folder_with_gap(tmp_path, capsys):
+    from blursynth.io.images import save_rgb8
+
+    d = tmp_path / "seq"
+    d.mkdir()
+    for i in (1, 2, 3, 5, 6):
+        save_rgb8(d / f"{i:06d}.png", np.zeros((8, 8, 3), np.uint8))
+    _bad([d, "--fps", "240", "--window", "2"], tmp_path, capsys, "jumps from 3 to 5")
+
+
+def test_folder_with_mixed_sizes(tmp_path, capsys):
+    from blursynth.io.images import save_rgb8
+
+    d = tmp_path / "seq"
+    d.mkdir()
+    for i in range(1, 5):
+        save_rgb8(d / f"{i:06d}.png", np.zeros((8, 8 if i != 3 else 10, 3), np.uint8))
+    _bad([d, "--fps", "240", "--window", "2"], tmp_path, capsys, "one size")
+
+
+def test_grayscale_video(tmp_path, capsys):
+    frames = [np.full((16, 16, 3), 10 * i, np.uint8) for i in range(10)]
+    _write(tmp_path / "g.mkv", frames, codec="ffv1", pix_fmt="gray", options={})
+    _bad([tmp_path / "g.mkv", "--window", "3"], tmp_path, capsys, "grayscale")
+
+
+def test_missing_fps_for_frame_folder(tmp_path, capsys):
+    from blursynth.io.images import save_rgb8
+
+    d = tmp_path / "seq"
+    d.mkdir()
+    for i in range(1, 6):
+        save_rgb8(d / f"{i:06d}.png", np.zeros((8, 8, 3), np.uint8))
+    _bad([d, "--window", "2"], tmp_path, capsys, "--fps")
+
+
+@pytest.mark.parametrize("fps", ["0", "-240"])
+def test_zero_fps(clip, tmp_path, capsys, fps):
+    _bad([clip, "--fps", fps], tmp_path, capsys, "--fps")
+
+
+def test_render_clip_bad_inputs(tmp_path, capsys):
+    assert main(["render-clip", str(tmp_path / "none.png"), "--out", str(tmp_path / "c.mkv")]) == 2
+    _one_error_line(capsys)
+    from skimage import data
+
+    from blursynth.io.images import save_rgb8
+
+    save_rgb8(tmp_path / "p.png", np.ascontiguousarray(data.astronaut()[:40, :40]))
+    assert main(["render-clip", str(tmp_path / "p.png"), "--out", str(tmp_path / "c.mkv"),
+                 "--length-px", "500"]) == 2
+    assert "leaves room" in _one_error_line(capsys)
+    assert main(["render-clip", str(tmp_path / "p.png"), "--out", str(tmp_path / "c.mkv"), "--size", "big"]) == 2
+    _one_error_line(capsys)
+    assert not (tmp_path / "c.mkv").exists() and not (tmp_path / "c.mkv.json").exists()
