@@ -1,0 +1,728 @@
+"""Pairs from sharp photos: PSF blur in linear light, with optional degradations.
+
+The pipeline of one pair, every step a pure function of the photo, the PSF
+and numbers drawn from the pair's own generators::
+
+    photo (uint8) -> resize -> crop -> decode camera response (256-entry table)
+      -> scale by saturation -> convolve with the PSF -> clip to [0, 1]
+      -> sensor noise -> encode camera response -> JPEG round trip -> blurred
+    sharp = the same window, through the same decode, scale and encode (no blur,
+            no noise, no JPEG), so the pair has the same brightness and clipping.
+
+Every random draw of pair ``i`` comes from ``sample_rng(seed, i, stream)``
+(one stream each for the kernel, the crop window, the degradation values and
+the noise field), so a dataset is byte-identical whatever the number of
+workers or the batch size, and a row's params rebuild its pixels
+(:func:`rebuild_pair`).
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import logging
+import math
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ._rng import check_seed, sample_rng
+from .color import CameraResponse
+from .convolve import BORDERS, check_fits, check_psf
+from .degrade import Degradations, jpeg_roundtrip, noise_field
+from .errors import BadInputError
+
+log = logging.getLogger("blursynth")
+
+# Independent generator streams per pair: adding a stage never changes the
+# numbers another stage draws.
+STREAM_KERNEL = 1
+STREAM_CROP = 2
+STREAM_DEGRADE = 3
+STREAM_NOISE = 4
+
+PSF_SOURCES = ("bank", "fresh")
+DEVICES = ("auto", "cpu", "cuda")
+FRESH_EXPOSURES = (0.01, 0.1, 0.5, 1.0)
+
+
+@dataclass(frozen=True)
+class BlurSettings:
+    """Everything ``blursynth blur`` needs, validated.
+
+    Attributes
+    ----------
+    photos : str
+        Folder of sharp photos (searched recursively) or one image file.
+    kernels : str or None
+        Kernel bank directory (``psf_source="bank"``).
+    psf_source : {"bank", "fresh"}
+        Read PSFs from the bank, or draw a new trajectory per pair.
+    exposure : float or None
+        Exposure fraction; None draws one per pair (from the bank's list, or
+        from 1/100, 1/10, 1/2, 1 for fresh trajectories).
+    per_image : int
+        Pairs per photo, each with its own kernel (and crop window).
+    crop : (int, int) or None
+        Output (height, width); the window is drawn per pair.
+    resize : float, (int, int) or None
+        Scale factor, or (width, height), applied to each photo first.
+    crf : str
+        Camera response, ``gamma:G`` / ``srgb`` / ``none``.
+    saturation, noise, jpeg : str or None
+        Degradation ranges (see :class:`blursynth.degrade.Degradations`).
+    border : {"reflect", "valid", "wrap"}
+    device : {"auto", "cpu", "cuda"}
+    batch : int
+        Pairs prepared and sent to the device together.
+    seed : int
+    strict : bool
+        Stop at the first unreadable photo instead of skipping it.
+    fresh_length_px : float
+        Trajectory length for ``psf_source="fresh"``.
+    fresh_canvas : int
+        Largest PSF side for fresh trajectories.
+    png_level : int or None
+    shard_size : int
+    """
+
+    photos: str
+    kernels: str | None = None
+    psf_source: str = "bank"
+    exposure: float | None = None
+    per_image: int = 1
+    crop: tuple | None = None
+    resize: object = None
+    crf: str = "gamma:2.2"
+    saturation: str | None = None
+    noise: str | None = None
+    jpeg: str | None = None
+    border: str = "reflect"
+    device: str = "auto"
+    batch: int = 8
+    seed: int = 0
+    strict: bool = False
+    fresh_length_px: float = 60.0
+    fresh_canvas: int = 64
+    png_level: int | None = None
+    shard_size: int = 500
+
+    def __post_init__(self):
+        check_seed(self.seed)
+        if self.psf_source not in PSF_SOURCES:
+            raise BadInputError(
+                f"--psf-source must be bank or fresh; got {self.psf_source!r}."
+            )
+        if self.psf_source == "bank" and not self.kernels:
+            raise BadInputError(
+                "--kernels BANK is required with --psf-source bank (make one with "
+                "'blursynth trajectories --out BANK'), or use --psf-source fresh."
+            )
+        if self.exposure is not None and not (0 < float(self.exposure) <= 1):
+            raise BadInputError(
+                f"--exposure must be a fraction in (0, 1] or 'random'; got {self.exposure!r}."
+            )
+        if int(self.per_image) != self.per_image or self.per_image < 1:
+            raise BadInputError(f"--per-image must be a positive integer; got {self.per_image!r}.")
+        if self.crop is not None:
+            h, w = self.crop
+            if h < 1 or w < 1:
+                raise BadInputError(f"--crop must be positive HxW; got {h}x{w}.")
+        _resize_shape(self.resize, 100, 100)  # validates the form
+        CameraResponse.parse(self.crf)
+        self.degradations()
+        if self.border not in BORDERS:
+            raise BadInputError(f"--border must be one of {', '.join(BORDERS)}; got {self.border!r}.")
+        if self.device not in DEVICES:
+            raise BadInputError(f"--device must be auto, cpu or cuda; got {self.device!r}.")
+        if self.batch < 1:
+            raise BadInputError(f"--batch must be a positive integer; got {self.batch!r}.")
+        if not (3 <= self.fresh_canvas <= 1025):
+            raise BadInputError(f"PSF canvas must be in [3, 1025]; got {self.fresh_canvas!r}.")
+        if not (self.fresh_length_px > 0 and math.isfinite(self.fresh_length_px)):
+            raise BadInputError(f"trajectory length must be > 0 px; got {self.fresh_length_px!r}.")
+
+    def degradations(self) -> Degradations:
+        return Degradations.parse(saturation=self.saturation, noise=self.noise, jpeg=self.jpeg)
+
+    def camera_response(self) -> CameraResponse:
+        return CameraResponse.parse(self.crf)
+
+    def recipe(self) -> dict:
+        """The settings that determine the bytes (not workers, batch or device)."""
+        d = asdict(self)
+        for key in ("batch", "device", "photos", "kernels", "strict"):
+            d.pop(key)
+        d["crf"] = self.camera_response().spec
+        d["degradations"] = self.degradations().describe()
+        for key in ("saturation", "noise", "jpeg"):
+            d.pop(key)
+        return d
+
+
+@dataclass(frozen=True)
+class PhotoPlan:
+    """The photos a run uses, in index order, with their (height, width) after resize."""
+
+    root: str
+    files: tuple = ()
+    sizes: tuple = ()
+    skipped: tuple = ()
+
+    def digest(self) -> str:
+        h = hashlib.sha256()
+        root = Path(self.root)
+        for rel in self.files:
+            p = root / rel if root.is_dir() else root
+            h.update(f"{rel}\0{p.stat().st_size}\n".encode())
+        return h.hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class KernelSource:
+    """Where PSFs come from: a bank (path, size, exposures, largest side) or fresh trajectories."""
+
+    kind: str
+    path: str | None = None
+    n_kernels: int = 0
+    exposures: tuple = FRESH_EXPOSURES
+    max_side: int = 63
+    fingerprint: str | None = None
+    length_px: float = 60.0
+
+
+# ---------------------------------------------------------------------------------------------
+# the pure pair pipeline
+
+
+def render_pair(photo, psf, *, crf="gamma:2.2", border="reflect", saturation=None,
+                shot_noise=None, read_noise=None, noise_rng=None, jpeg_quality=None, device=None):
+    """Blur one photo window by a PSF in linear light; return (blurred, sharp).
+
+    Parameters
+    ----------
+    photo : (H, W, 3) uint8 ndarray, RGB
+        The sharp window (already resized and cropped).
+    psf : (k, k) float ndarray
+        Non-negative, odd ``k``, sums to 1.
+    crf : str or CameraResponse
+    border : {"reflect", "valid", "wrap"}
+        ``valid`` returns both images cropped by ``k // 2`` on every side.
+    saturation : float or None
+        Linear scale factor applied before the blur (clipped after).
+    shot_noise, read_noise : float or None
+        Poisson-Gaussian noise levels (linear); the field is drawn from
+        ``noise_rng`` on the CPU.
+    noise_rng : numpy.random.Generator or None
+    jpeg_quality : int or None
+    device : torch.device, str or None
+        Where to convolve (None: the CPU).
+
+    Returns
+    -------
+    blurred, sharp : (H', W', 3) uint8 ndarray
+
+    Examples
+    --------
+    >>> photo = np.full((32, 48, 3), 200, np.uint8)
+    >>> psf = np.full((5, 5), 1 / 25, np.float32)
+    >>> blurred, sharp = render_pair(photo, psf)
+    >>> bool((blurred == 200).all()), sharp.shape
+    (True, (32, 48, 3))
+    """
+    crf = CameraResponse.parse(crf)
+    photo = _check_photo(photo)
+    psf = np.asarray(psf, np.float32)
+    k = check_psf(psf)
+    check_fits(photo.shape[0], photo.shape[1], k, border, what="photo window")
+    scale = 1.0 if saturation is None else float(saturation)
+    import torch
+
+    dev = torch.device("cpu") if device is None else torch.device(device)
+    if dev.type == "cpu":
+        blurred_lin = _blur_linear_cpu(photo, psf * np.float32(scale), crf, border)
+    else:
+        blurred_lin = _blur_linear_torch(photo, psf * np.float32(scale), crf, border, dev)
+    r = k // 2
+    window = photo[r:-r, r:-r] if border == "valid" and r else photo
+    if shot_noise is not None or read_noise is not None:
+        blurred_lin = blurred_lin.clamp(0.0, 1.0)
+        field = noise_field(tuple(blurred_lin.shape), noise_rng)
+        from .degrade import add_sensor_noise
+
+        blurred_lin = add_sensor_noise(
+            blurred_lin, shot=float(shot_noise or 0.0), read=float(read_noise or 0.0), noise=field
+        )
+    blurred = _encode_hwc(blurred_lin, crf)
+    if scale != 1.0:
+        sharp_lin = _decode_chw(window, crf, dev) * scale
+        sharp = _encode_hwc(sharp_lin, crf)
+    else:
+        # decode then encode of uint8 is the identity for every curve.
+        sharp = np.ascontiguousarray(window)
+    if jpeg_quality is not None:
+        blurred = jpeg_roundtrip(blurred, int(jpeg_quality))
+    return blurred, sharp
+
+
+def _check_photo(photo):
+    photo = np.asarray(photo)
+    if photo.dtype != np.uint8 or photo.ndim != 3 or photo.shape[2] != 3:
+        raise BadInputError(
+            f"photo must be uint8 (H, W, 3) RGB; got {photo.dtype} {photo.shape}. "
+            "Load it with blursynth.io.images.load_rgb8."
+        )
+    return photo
+
+
+def _blur_linear_cpu(photo, psf, crf, border):
+    """Decode + pad fused (pad the uint8 photo, table-decode each plane), then convolve."""
+    import cv2
+    import torch
+
+    from .convolve import convolve_padded
+
+    k = psf.shape[0]
+    r = k // 2
+    if border != "valid" and r:
+        mode = cv2.BORDER_REFLECT_101 if border == "reflect" else cv2.BORDER_WRAP
+        padded = cv2.copyMakeBorder(photo, r, r, r, r, mode)
+    else:
+        padded = photo
+    table = crf.decode_table()
+    hp, wp = padded.shape[:2]
+    planes = np.empty((3, hp, wp), np.float32)
+    for c, plane in enumerate(cv2.split(padded)):
+        cv2.LUT(plane, table, dst=planes[c])
+    return convolve_padded(torch.from_numpy(planes)[None], psf)[0]
+
+
+def _blur_linear_torch(photo, psf, crf, border, device):
+    from .convolve import convolve_padded, pad_image
+
+    x = _decode_chw(photo, crf, device)[None]
+    padded = pad_image(x, psf.shape[0] // 2, border)
+    return convolve_padded(padded, psf)[0]
+
+
+def _decode_chw(window, crf, device):
+    import torch
+
+    t = torch.from_numpy(np.ascontiguousarray(window.transpose(2, 0, 1)))
+    return crf.decode_uint8(t.to(device))
+
+
+def _encode_hwc(linear, crf):
+    """(3, H, W) linear tensor to (H, W, 3) uint8 code values (clipped, rounded)."""
+    import cv2
+
+    if linear.device.type == "cpu" and crf.kind in ("gamma", "none"):
+        planes = linear.numpy()
+        out = []
+        for c in range(planes.shape[0]):
+            p = cv2.max(planes[c], 0.0)
+            if crf.kind == "gamma":
+                p = cv2.pow(p, 1.0 / crf.gamma)
+            # Scales by 255, rounds to nearest and saturates at 255 in one pass.
+            out.append(cv2.convertScaleAbs(p, alpha=255.0))
+        return cv2.merge(out)
+    return np.ascontiguousarray(crf.encode_uint8(linear).permute(1, 2, 0).cpu().numpy())
+
+
+# ---------------------------------------------------------------------------------------------
+# planning a run
+
+
+def resolve_device(name: str):
+    """``auto`` -> CUDA when present, else the CPU; ``cuda`` without a GPU is bad input."""
+    import torch
+
+    if name == "cpu":
+        return torch.device("cpu")
+    if name == "cuda":
+        if not torch.cuda.is_available():
+            raise BadInputError(
+                "--device cuda: no CUDA GPU is visible to torch here; use --device cpu or auto."
+            )
+        return torch.device("cuda")
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    raise BadInputError(f"--device must be auto, cpu or cuda; got {name!r}.")
+
+
+def _resize_shape(resize, height, width):
+    """(height, width) after ``resize`` (None, a scale factor, or (width, height))."""
+    if resize is None:
+        return height, width
+    if isinstance(resize, (int, float)) and not isinstance(resize, bool):
+        if not (0 < resize <= 8 and math.isfinite(resize)):
+            raise BadInputError(f"--resize scale must be in (0, 8]; got {resize!r}.")
+        return max(1, int(round(height * resize))), max(1, int(round(width * resize)))
+    try:
+        w, h = (int(v) for v in resize)
+    except (TypeError, ValueError):
+        raise BadInputError(f"--resize must be a scale like 0.5 or a size WxH; got {resize!r}.") from None
+    if w < 1 or h < 1:
+        raise BadInputError(f"--resize size must be positive; got {w}x{h}.")
+    return h, w
+
+
+def _resize(photo, resize):
+    import cv2
+
+    h, w = photo.shape[:2]
+    nh, nw = _resize_shape(resize, h, w)
+    if (nh, nw) == (h, w):
+        return photo
+    interp = cv2.INTER_AREA if nh * nw < h * w else cv2.INTER_LINEAR
+    return cv2.resize(photo, (nw, nh), interpolation=interp)
+
+
+def _header_size(path: Path):
+    """(height, width) from the file header, or None if it is not a readable image."""
+    try:
+        from PIL import Image
+
+        with Image.open(path) as im:
+            w, h = im.size
+        return h, w
+    except Exception:
+        # PIL lacks some formats OpenCV reads; fall back to a full decode.
+        try:
+            from .io.images import load_rgb8
+
+            img, _ = load_rgb8(path)
+            return img.shape[:2]
+        except Exception:
+            return None
+
+
+def plan_photos(settings: BlurSettings, max_side: int) -> PhotoPlan:
+    """List the photos, read their sizes, and check every one fits the PSFs and crop.
+
+    Unreadable files are skipped with a warning (or stop the run with
+    ``strict``). Raises :class:`BadInputError` before anything is written.
+    """
+    from .io.images import list_images
+
+    root = Path(settings.photos)
+    paths = list_images(root)
+    if not paths:
+        raise BadInputError(
+            f"{root}: no photos found (looked recursively for .png, .jpg, .jpeg, .tif, .tiff, "
+            ".webp, .bmp); point PHOTOS at a folder of sharp images."
+        )
+    files, sizes, skipped = [], [], []
+    for p in paths:
+        size = _header_size(p)
+        if size is None:
+            if settings.strict:
+                raise BadInputError(
+                    f"{p}: cannot read this image (corrupt or not an image); remove it or drop "
+                    "--strict to skip unreadable files."
+                )
+            skipped.append(str(p))
+            continue
+        h, w = _resize_shape(settings.resize, *size)
+        rel = p.relative_to(root).as_posix() if root.is_dir() else p.name
+        _check_photo_fits(rel, h, w, settings, max_side)
+        files.append(rel)
+        sizes.append((h, w))
+    if not files:
+        raise BadInputError(f"{root}: none of the {len(paths)} image files could be read.")
+    return PhotoPlan(str(root), tuple(files), tuple(sizes), tuple(skipped))
+
+
+def _check_photo_fits(rel, h, w, settings, max_side):
+    k = max_side
+    if settings.crop is not None:
+        ch, cw = settings.crop
+        need_h, need_w = (ch + k - 1, cw + k - 1) if settings.border == "valid" else (ch, cw)
+        if h < need_h or w < need_w:
+            extra = f" (--crop {ch}x{cw} plus the PSF's {k - 1} px for --border valid)" \
+                if settings.border == "valid" else f" for --crop {ch}x{cw}"
+            raise BadInputError(
+                f"photo {rel} is {h}x{w}, smaller than {need_h}x{need_w}{extra}; use a smaller "
+                "--crop or remove the photo."
+            )
+        if settings.border != "valid" and (ch < k or cw < k):
+            raise BadInputError(
+                f"--crop {ch}x{cw} is smaller than the largest PSF ({k}x{k}); use a larger crop."
+            )
+        return
+    if h < k or w < k:
+        raise BadInputError(
+            f"photo {rel} is {h}x{w} but PSFs can be up to {k}x{k}: the PSF is larger than the "
+            "image. Use larger photos, --resize up, or a bank of smaller kernels."
+        )
+
+
+def open_kernels(settings: BlurSettings) -> KernelSource:
+    """Check the kernel source: a bank is verified (shard hashes) and its exposures read."""
+    if settings.psf_source == "fresh":
+        exposures = FRESH_EXPOSURES if settings.exposure is None else (float(settings.exposure),)
+        canvas = settings.fresh_canvas
+        return KernelSource("fresh", exposures=exposures, max_side=canvas if canvas % 2 else canvas - 1,
+                            length_px=float(settings.fresh_length_px))
+    from .errors import DatasetError
+    from .io.dataset import load_manifest, verify_dataset
+
+    path = Path(settings.kernels)
+    manifest = load_manifest(path, kind="kernels")
+    try:
+        verify_dataset(path, decode=False)
+    except DatasetError as exc:
+        raise DatasetError(f"kernel bank {path} fails verification: {exc}") from None
+    exposures = tuple(float(f) for f in manifest.get("exposures", ()))
+    if not exposures:
+        raise DatasetError(f"{path}/manifest.json: no exposure list; the manifest is corrupt.")
+    if settings.exposure is not None:
+        if not any(abs(f - float(settings.exposure)) < 1e-6 for f in exposures):
+            raise BadInputError(
+                f"--exposure {settings.exposure:g} is not in kernel bank {path}; it holds "
+                f"{', '.join(f'{f:g}' for f in exposures)} (or use --exposure random)."
+            )
+        exposures = (float(settings.exposure),)
+    command = manifest.get("command", {})
+    side = command.get("psf_size") or command.get("canvas") or 64
+    side = int(side) if int(side) % 2 else int(side) - 1
+    return KernelSource("bank", str(path), int(manifest["num_rows"]), exposures, side,
+                        manifest["fingerprint"])
+
+
+# ---------------------------------------------------------------------------------------------
+# one pair from (settings, plan, index)
+
+
+@dataclass(frozen=True)
+class BlurJob:
+    """What a worker needs to make rows: settings, the photo plan and the kernel source."""
+
+    settings: BlurSettings
+    plan: PhotoPlan
+    source: KernelSource
+    fingerprint: str
+    device: str = "cpu"
+
+
+def draw_pair(job: BlurJob, index: int, photo_hw) -> tuple[dict, np.ndarray]:
+    """The random choices of pair ``index``: (params without photo notes, PSF)."""
+    s, src = job.settings, job.source
+    photo_i, copy = divmod(index, s.per_image)
+    params = {
+        "photo": job.plan.files[photo_i], "photo_index": photo_i, "copy": copy,
+        "resize": _resize_param(s.resize), "psf_source": src.kind,
+    }
+    rng = sample_rng(s.seed, index, STREAM_KERNEL)
+    exposure = src.exposures[int(rng.integers(len(src.exposures)))] if len(src.exposures) > 1 \
+        else src.exposures[0]
+    if src.kind == "bank":
+        kernel_index = int(rng.integers(src.n_kernels))
+        psf = _bank(src.path).psf(kernel_index, exposure)
+        params.update(kernel_bank=src.fingerprint, kernel_index=kernel_index)
+    else:
+        from .psf import rasterize_psf
+        from .trajectory import sample_trajectory
+
+        traj, tparams = sample_trajectory(rng=rng, length_px=src.length_px)
+        psf = rasterize_psf(traj, exposure_fraction=exposure, max_size=src.max_side)
+        params.update(trajectory=tparams, trajectory_length_px=src.length_px)
+    params["exposure"] = float(exposure)
+    psf = np.ascontiguousarray(psf, np.float32)
+    k = psf.shape[0]
+    h, w = photo_hw
+    if s.crop is not None:
+        ch, cw = s.crop
+        if s.border == "valid":
+            ch, cw = ch + k - 1, cw + k - 1
+        crng = sample_rng(s.seed, index, STREAM_CROP)
+        y0 = int(crng.integers(h - ch + 1))
+        x0 = int(crng.integers(w - cw + 1))
+        params["crop"] = [y0, x0, ch, cw]
+    else:
+        params["crop"] = None
+    params.update(crf=s.camera_response().spec, border=s.border)
+    params.update(s.degradations().draw(sample_rng(s.seed, index, STREAM_DEGRADE)))
+    if "shot_noise" in params or "read_noise" in params:
+        params["noise_stream"] = [s.seed, index, STREAM_NOISE]
+    return params, psf
+
+
+def _resize_param(resize):
+    if resize is None or isinstance(resize, (int, float)):
+        return resize
+    return [int(v) for v in resize]
+
+
+def pair_from_params(photo, psf, params, *, seed, index, device=None):
+    """Render a pair from a loaded photo, its PSF and the params recorded for it.
+
+    Parameters
+    ----------
+    photo : (H, W, 3) uint8 ndarray
+        The whole source photo, as loaded (before resize and crop).
+    psf : (k, k) float32 ndarray
+    params : dict
+        The row's params.
+    seed, index : int
+        The row's seed and index (they key the noise field).
+
+    Returns
+    -------
+    blurred, sharp : (H', W', 3) uint8 ndarray
+    """
+    photo = _resize(photo, params.get("resize"))
+    if params.get("crop"):
+        y0, x0, ch, cw = params["crop"]
+        photo = photo[y0 : y0 + ch, x0 : x0 + cw]
+    noisy = "shot_noise" in params or "read_noise" in params
+    return render_pair(
+        photo, psf, crf=params["crf"], border=params["border"],
+        saturation=params.get("saturation"), shot_noise=params.get("shot_noise"),
+        read_noise=params.get("read_noise"),
+        noise_rng=sample_rng(seed, index, STREAM_NOISE) if noisy else None,
+        jpeg_quality=params.get("jpeg_quality"), device=device,
+    )
+
+
+def rebuild_pair(row: dict, photos_root, *, device=None):
+    """Rebuild a pair's pixels from a dataset row (as :class:`PairDataset` returns it).
+
+    Parameters
+    ----------
+    row : dict
+        With ``params`` (dict), ``psf`` ((k, k) float32), ``seed`` and ``index``.
+    photos_root : str or Path
+        The PHOTOS folder the run read (params hold paths relative to it).
+
+    Returns
+    -------
+    blurred, sharp : (H, W, 3) uint8 ndarray
+        Equal to the row's images when rebuilt on the same kind of device.
+    """
+    from .io.images import load_rgb8
+
+    params = row["params"]
+    root = Path(photos_root)
+    photo, _ = load_rgb8(root / params["photo"] if root.is_dir() else root)
+    return pair_from_params(photo, row["psf"], params, seed=row["seed"], index=row["index"],
+                            device=device)
+
+
+@functools.lru_cache(maxsize=4)
+def _bank(path):
+    from .kernelbank import KernelBank
+
+    return KernelBank(path)
+
+
+# ---------------------------------------------------------------------------------------------
+# rows for the dataset writer
+
+
+def _blur_rows(start, stop, job: BlurJob):
+    """Yield the pair rows of samples ``start..stop-1`` (skipping unreadable photos)."""
+    from .io.dataset import pair_row
+    from .io.images import load_rgb8
+
+    s = job.settings
+    cache = {"i": None, "photo": None, "note": None}
+    for b0 in range(start, stop, s.batch):
+        batch = []
+        for index in range(b0, min(b0 + s.batch, stop)):
+            photo_i = index // s.per_image
+            if cache["i"] != photo_i:
+                root = Path(job.plan.root)
+                path = root / job.plan.files[photo_i] if root.is_dir() else root
+                try:
+                    photo, note = load_rgb8(path)
+                except BadInputError as exc:
+                    if s.strict:
+                        raise BadInputError(f"{exc} Drop --strict to skip unreadable photos.") from None
+                    log.warning("warning: %s; skipped", exc)
+                    photo, note = None, None
+                cache.update(i=photo_i, photo=photo, note=note)
+            if cache["photo"] is None:
+                continue
+            photo = _resize(cache["photo"], s.resize)
+            params, psf = draw_pair(job, index, photo.shape[:2])
+            if cache["note"]:
+                params["input_note"] = cache["note"]
+            params["device"] = job.device
+            batch.append((index, photo, params, psf))
+        for index, photo, params, psf in batch:
+            if params["crop"]:
+                y0, x0, ch, cw = params["crop"]
+                window = photo[y0 : y0 + ch, x0 : x0 + cw]
+            else:
+                window = photo
+            noisy = "noise_stream" in params
+            blurred, sharp = render_pair(
+                window, psf, crf=params["crf"], border=params["border"],
+                saturation=params.get("saturation"), shot_noise=params.get("shot_noise"),
+                read_noise=params.get("read_noise"),
+                noise_rng=sample_rng(s.seed, index, STREAM_NOISE) if noisy else None,
+                jpeg_quality=params.get("jpeg_quality"), device=job.device,
+            )
+            yield pair_row(
+                index=index, blurred=blurred, sharp=sharp, psf=psf, source="trajectory",
+                seed=s.seed, params=params, fingerprint=job.fingerprint, png_level=s.png_level,
+            )
+
+
+def blur_photos(settings: BlurSettings, out, *, workers: int = 1, overwrite: bool = False,
+                progress: bool = True) -> dict:
+    """Make a pair dataset from a folder of sharp photos (``blursynth blur``).
+
+    Parameters
+    ----------
+    settings : BlurSettings
+    out : str or Path
+        Output dataset directory (new, or the same command's, to resume).
+    workers : int
+        Worker processes; the bytes do not depend on it.
+    overwrite : bool
+
+    Returns
+    -------
+    manifest : dict
+        The dataset manifest, plus ``skipped_photos`` (unreadable files).
+
+    Raises
+    ------
+    BadInputError
+        On any bad input, before anything is written.
+    """
+    from .config import fingerprint
+    from .io.dataset import PAIR_SCHEMA, write_dataset
+
+    if int(workers) < 1:
+        raise BadInputError(f"--workers must be a positive integer; got {workers!r}.")
+    device = resolve_device(settings.device)
+    source = open_kernels(settings)
+    plan = plan_photos(settings, source.max_side)
+    for path in plan.skipped:
+        log.warning("warning: %s: cannot read this image (corrupt or not an image); skipped", path)
+    recipe = {
+        "command": "blur", **settings.recipe(), "photos_digest": plan.digest(),
+        "n_photos": len(plan.files), "kernel_bank": source.fingerprint,
+    }
+    fp = fingerprint(recipe)
+    job = BlurJob(settings, plan, source, fp, device.type)
+    manifest = write_dataset(
+        out, kind="pairs", schema=PAIR_SCHEMA, n_items=len(plan.files) * settings.per_image,
+        shard_size=settings.shard_size, make_rows=functools.partial(_blur_rows, job=job),
+        fingerprint=fp, command={**recipe, "photos": str(settings.photos),
+                                 "kernels": settings.kernels},
+        workers=workers, overwrite=overwrite, unit="pair", desc="blurring", progress=progress,
+    )
+    skipped_rows = manifest["planned_items"] - manifest["num_rows"]
+    return {**manifest, "skipped_photos": len(plan.skipped) + skipped_rows // settings.per_image}
+
+
+__all__ = [
+    "BlurSettings", "PhotoPlan", "KernelSource", "BlurJob", "render_pair", "draw_pair",
+    "pair_from_params", "rebuild_pair", "blur_photos", "plan_photos", "open_kernels",
+    "resolve_device",
+]

@@ -1,0 +1,117 @@
+"""``blursynth blur``: pairs from sharp photos blurred by trajectory PSFs in linear light."""
+
+from __future__ import annotations
+
+import click
+
+from ._common import (
+    echo_manifest, out_dir, overwrite_option, parse_fraction, positive_int, seed_option,
+    workers_option,
+)
+
+
+def _exposure(ctx, param, value):
+    if value is None or value.strip().lower() == "random":
+        return None
+    try:
+        f = parse_fraction(value)
+    except (ValueError, ZeroDivisionError):
+        raise click.BadParameter(f"expected a fraction like 0.5 or 1/2, or 'random'; got {value!r}.")
+    if not 0 < f <= 1:
+        raise click.BadParameter(f"{value} is outside (0, 1]; an exposure fraction keeps that part of the trajectory.")
+    return f
+
+
+def _size(ctx, param, value):
+    """``HxW`` or ``N`` (square) to (height, width)."""
+    if value is None:
+        return None
+    parts = value.lower().split("x")
+    try:
+        nums = [int(p) for p in parts]
+    except ValueError:
+        nums = []
+    if len(nums) not in (1, 2) or min(nums) < 1:
+        raise click.BadParameter(f"expected HxW like 256x256 (or one number for a square); got {value!r}.")
+    return (nums[0], nums[-1])
+
+
+def _resize(ctx, param, value):
+    """A scale factor like ``0.5`` or an exact size ``WxH``."""
+    if value is None:
+        return None
+    if "x" in value.lower():
+        try:
+            w, h = (int(p) for p in value.lower().split("x"))
+        except ValueError:
+            raise click.BadParameter(f"expected a scale like 0.5 or a size WxH like 1280x720; got {value!r}.")
+        if w < 1 or h < 1:
+            raise click.BadParameter(f"size must be positive; got {value!r}.")
+        return (w, h)
+    try:
+        scale = float(value)
+    except ValueError:
+        raise click.BadParameter(f"expected a scale like 0.5 or a size WxH like 1280x720; got {value!r}.")
+    if not 0 < scale <= 8:
+        raise click.BadParameter(f"scale must be in (0, 8]; got {value!r}.")
+    return scale
+
+
+@click.command()
+@click.argument("photos", type=click.Path())
+@click.option("--kernels", type=click.Path(), default=None,
+              help="Kernel bank made by 'blursynth trajectories' (for --psf-source bank).")
+@click.option("--out", type=click.Path(), required=True, callback=out_dir, help="Output dataset directory.")
+@click.option("--psf-source", type=click.Choice(["bank", "fresh"]), default="bank", show_default=True,
+              help="Read PSFs from --kernels, or draw a new trajectory for every pair.")
+@click.option("--exposure", default="random", show_default=True, callback=_exposure,
+              help="Exposure fraction (one of the bank's) or 'random' (drawn per pair).")
+@click.option("--per-image", type=int, default=1, show_default=True, callback=positive_int,
+              help="Pairs per photo, each with its own kernel and crop.")
+@click.option("--crop", default=None, callback=_size, help="Output size HxW; the window is drawn per pair.")
+@click.option("--resize", default=None, callback=_resize, help="Scale factor (0.5) or size WxH applied to each photo first.")
+@click.option("--crf", default="gamma:2.2", show_default=True,
+              help="Camera response: gamma:G, srgb, or none (blur encoded pixels, as DeblurGAN).")
+@click.option("--saturation", default=None, help="Linear scale factor range before blur, clipped after, e.g. 1-3 (off by default).")
+@click.option("--noise", default=None, help="Poisson-Gaussian noise SHOT[,READ], each X or LO-HI, e.g. 0.0005-0.005,0.002 (off by default).")
+@click.option("--jpeg", default=None, help="JPEG quality range of the blurred image, e.g. 70-95 (off by default).")
+@click.option("--border", type=click.Choice(["reflect", "valid", "wrap"]), default="reflect", show_default=True,
+              help="reflect: mirror at the edges; valid: crop so every pixel saw only the photo; wrap: periodic.")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
+              help="Where to convolve.")
+@click.option("--batch", type=int, default=8, show_default=True, callback=positive_int,
+              help="Pairs prepared and sent to the device together (the output does not depend on it).")
+@click.option("--length", "length_px", type=click.FloatRange(0, None, min_open=True), default=60.0, show_default=True,
+              help="Trajectory length in pixels for --psf-source fresh.")
+@click.option("--strict", is_flag=True, help="Stop at the first unreadable photo instead of skipping it.")
+@click.option("--png-level", type=click.IntRange(0, 9), default=None, help="zlib level; default is the fast fpng encoder.")
+@click.option("--shard-size", type=int, default=500, show_default=True, callback=positive_int, help="Pairs per shard.")
+@seed_option
+@workers_option
+@overwrite_option
+def blur(photos, kernels, out, psf_source, exposure, per_image, crop, resize, crf, saturation, noise,
+         jpeg, border, device, batch, length_px, strict, png_level, shard_size, seed, workers, overwrite):
+    """Blur sharp PHOTOS by trajectory PSFs in linear light: a pair dataset.
+
+    \b
+    Example:
+      blursynth trajectories --n 10000 --out bank/
+      blursynth blur photos/ --kernels bank/ --out pairs/ --crop 256x256 --per-image 4
+      blursynth blur photos/ --psf-source fresh --out pairs/ --saturation 1-2 --noise 0.001-0.005 --jpeg 70-95
+    """
+    import logging
+
+    from ..blur import BlurSettings, blur_photos
+
+    logging.getLogger("blursynth").setLevel(logging.INFO)
+    settings = BlurSettings(
+        photos=photos, kernels=kernels, psf_source=psf_source, exposure=exposure, per_image=per_image,
+        crop=crop, resize=resize, crf=crf, saturation=saturation, noise=noise, jpeg=jpeg, border=border,
+        device=device, batch=batch, seed=seed, strict=strict, fresh_length_px=length_px,
+        png_level=png_level, shard_size=shard_size,
+    )
+    manifest = blur_photos(settings, out, workers=workers, overwrite=overwrite)
+    echo_manifest(manifest, out)
+    if manifest["skipped_photos"]:
+        click.echo(f"warning: skipped {manifest['skipped_photos']} unreadable photo(s); see the warnings above "
+                   "(--strict stops instead)", err=True)
