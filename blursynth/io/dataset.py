@@ -246,14 +246,15 @@ _progress_queue = None
 def _init_worker(queue):
     global _progress_queue
     _progress_queue = queue
-    # Each worker process uses one thread: parallelism comes from processes.
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
-    try:
-        import torch
+    # Each worker process uses one thread: parallelism comes from processes. The variables
+    # are read when torch / OpenCV / BLAS start their thread pools, which is later, on
+    # first import inside the work function.
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMBA_NUM_THREADS"):
+        os.environ[var] = "1"
+    import sys
 
-        torch.set_num_threads(1)
-    except ImportError:  # pragma: no cover
-        pass
+    if "torch" in sys.modules:  # pragma: no cover - only when the parent pickled torch objects
+        sys.modules["torch"].set_num_threads(1)
 
 
 def _writer_metadata(schema: pa.Schema, row_group_size: int) -> pa.Schema:

@@ -1,0 +1,92 @@
+"""Trajectory + PSF throughput against plain Python, and `blursynth trajectories` end to end.
+
+Run: .venv/bin/python benchmarks/bench_trajectories.py [--n 100000] [--quick]
+Writes the "Trajectories and kernel banks" section of benchmarks/RESULTS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks._common import machine_line, median_time, run_command, write_section  # noqa: E402
+from blursynth._rng import sample_rng  # noqa: E402
+from blursynth.kernelbank import KernelBankConfig, bank_chunk  # noqa: E402
+from blursynth.trajectory import TrajectoryConfig, draw_trajectory_numbers  # noqa: E402
+from tests import naive  # noqa: E402
+
+EXPOSURES = (0.01, 0.1, 0.5, 1.0)
+
+
+def plain_python_set(i):
+    """The same model and rasterization in plain Python (the baseline)."""
+    config = TrajectoryConfig()
+    numbers = draw_trajectory_numbers(config, rng=sample_rng(0, i))
+    traj = naive.trajectory(numbers, config.n_samples, config.length_px)
+    return [naive.rasterize(traj, f) for f in EXPOSURES]
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--n", type=int, default=100000)
+    ap.add_argument("--quick", action="store_true", help="smaller runs, for a smoke test")
+    args = ap.parse_args()
+    n_plain = 5 if args.quick else 20
+    n_fast = 2000 if args.quick else 10000
+
+    t = time.perf_counter()
+    for i in range(n_plain):
+        plain_python_set(i)
+    plain_rate = n_plain / (time.perf_counter() - t)
+
+    config = KernelBankConfig(n=n_fast)
+    bank_chunk(np.arange(4), config)  # compile / load the Numba cache
+    fast_time = median_time(lambda: bank_chunk(np.arange(n_fast), config), repeat=3)
+    fast_rate = n_fast / fast_time
+
+    work = Path(tempfile.mkdtemp())
+    blursynth = str(Path(sys.executable).with_name("blursynth"))
+    rows = []
+    try:
+        for n, workers in ((args.n // 10, 2), (args.n, 1), (args.n, 2)):
+            out = work / f"bank{n}_{workers}"
+            wall, peak = run_command([blursynth, "trajectories", "--n", str(n), "--out", str(out), "--workers", str(workers)])
+            rows.append((n, workers, wall, n / wall, peak))
+            shutil.rmtree(out)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+    lines = [
+        f"`benchmarks/bench_trajectories.py`, {machine_line()}.",
+        "",
+        "Trajectory (2000 samples, 60 px) + 4 PSFs (exposures 1/100, 1/10, 1/2, 1), one process:",
+        "",
+        "| implementation | sets/s | ratio |",
+        "| --- | ---: | ---: |",
+        f"| plain Python, same model and splat (tests/naive.py) | {plain_rate:.1f} | 1.0x |",
+        f"| blursynth (NumPy draws + Numba cores, 1 core) | {fast_rate:,.0f} | {fast_rate / plain_rate:,.0f}x |",
+        "",
+        "`blursynth trajectories` end to end (Parquet shards, manifest, sha256), wall time and peak RSS of the",
+        "command and its workers together:",
+        "",
+        "| --n | --workers | wall s | sets/s | peak RSS MB |",
+        "| ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for n, workers, wall, rate, peak in rows:
+        lines.append(f"| {n:,} | {workers} | {wall:.1f} | {rate:,.0f} | {peak:.0f} |")
+    body = "\n".join(lines)
+    print(body)
+    if not args.quick:
+        write_section("Trajectories and kernel banks", body)
+
+
+if __name__ == "__main__":
+    main()
