@@ -1,0 +1,57 @@
+import subprocess
+import sys
+
+from blursynth.cli import COMMANDS, LazyGroup
+
+from .conftest import error_line
+
+
+def test_help_does_not_import_heavy_modules():
+    code = (
+        "import sys\n"
+        "from blursynth.cli import main\n"
+        "rc = main(['--help'])\n"
+        "heavy = [m for m in ('torch', 'numba', 'cv2', 'pyarrow', 'scipy') if m in sys.modules]\n"
+        "print('HEAVY', heavy)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert "HEAVY []" in out
+    assert "trajectories" in out and "dataset" in out
+
+
+def test_every_registered_command_loads():
+    group = LazyGroup()
+    loaded = {name: group._load(name) for name in COMMANDS}
+    assert loaded["trajectories"] is not None and loaded["dataset"] is not None
+    for name, command in loaded.items():
+        if command is not None:
+            assert command.help, name
+
+
+def test_unknown_command_and_option_are_one_line(run_cli):
+    r = run_cli("frobnicate")
+    assert r.code == 2 and "frobnicate" in error_line(r)
+    r = run_cli("trajectories", "--bogus")
+    assert r.code == 2 and "--bogus" in error_line(r)
+    r = run_cli("trajectories")
+    assert r.code == 2 and "--out" in error_line(r)
+
+
+def test_unexpected_failure_is_one_line_exit_1_and_debug_shows_traceback(tmp_path, monkeypatch, run_cli):
+    import blursynth.kernelbank as kb
+
+    def boom(*a, **k):
+        raise OSError("disk on fire")
+
+    monkeypatch.setattr(kb, "write_kernel_bank", boom)
+    r = run_cli("trajectories", "--n", 2, "--out", tmp_path / "b")
+    assert r.code == 1 and "disk on fire" in error_line(r) and "--debug" in error_line(r)
+    import pytest
+
+    with pytest.raises(OSError):
+        run_cli("--debug", "trajectories", "--n", 2, "--out", tmp_path / "b")
+
+
+def test_version(run_cli):
+    r = run_cli("--version")
+    assert r.code == 0 and "0.1.0" in r.out
