@@ -20,8 +20,8 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import logging
 import math
+import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -33,7 +33,13 @@ from .convolve import BORDERS, check_fits, check_psf
 from .degrade import Degradations, jpeg_roundtrip, noise_field
 from .errors import BadInputError
 
-log = logging.getLogger("blursynth")
+
+
+def _warn(message: str) -> None:
+    """One warning line on stderr (from worker processes too), clear of progress bars."""
+    from tqdm.auto import tqdm
+
+    tqdm.write(f"warning: {message}", file=sys.stderr)
 
 # Independent generator streams per pair: adding a stage never changes the
 # numbers another stage draws.
@@ -640,7 +646,7 @@ def _blur_rows(start, stop, job: BlurJob):
                 except BadInputError as exc:
                     if s.strict:
                         raise BadInputError(f"{exc} Drop --strict to skip unreadable photos.") from None
-                    log.warning("warning: %s; skipped", exc)
+                    _warn(f"{str(exc).rstrip('.')}; skipped")
                     photo, note = None, None
                 cache.update(i=photo_i, photo=photo, note=note)
             if cache["photo"] is None:
@@ -703,7 +709,7 @@ def blur_photos(settings: BlurSettings, out, *, workers: int = 1, overwrite: boo
     source = open_kernels(settings)
     plan = plan_photos(settings, source.max_side)
     for path in plan.skipped:
-        log.warning("warning: %s: cannot read this image (corrupt or not an image); skipped", path)
+        _warn(f"{path}: cannot read this image (corrupt or not an image); skipped")
     recipe = {
         "command": "blur", **settings.recipe(), "photos_digest": plan.digest(),
         "n_photos": len(plan.files), "kernel_bank": source.fingerprint,

@@ -1,0 +1,167 @@
+"""``blursynth blur`` through ``blursynth.cli.main``: a run, and every bad input of the issue
+(one-line error, exit 2, nothing written)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from tests.conftest import error_line
+
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory):
+    import cv2
+    from skimage import data
+
+    folder = tmp_path_factory.mktemp("photos")
+    cv2.imwrite(str(folder / "rocket.png"), data.rocket()[::8, ::8, ::-1])  # 54x80
+    cv2.imwrite(str(folder / "chelsea.png"), data.chelsea()[::6, ::6, ::-1])  # 50x76
+    return folder
+
+
+@pytest.fixture(scope="module")
+def bank(tmp_path_factory):
+    from blursynth.kernelbank import KernelBankConfig, write_kernel_bank
+    from blursynth.trajectory import TrajectoryConfig
+
+    path = tmp_path_factory.mktemp("bank") / "bank"
+    write_kernel_bank(path, KernelBankConfig(n=8, canvas=12, exposures=(0.1, 1.0),
+                                             trajectory=TrajectoryConfig(n_samples=200, length_px=8.0)),
+                      progress=False)
+    return path
+
+
+def test_blur_command_writes_pairs(run_cli, photos, bank, tmp_path):
+    out = tmp_path / "pairs"
+    r = run_cli("blur", photos, "--kernels", bank, "--out", out, "--per-image", "2",
+                "--crop", "32x40", "--exposure", "1", "--noise", "0.001", "--jpeg", "90")
+    assert r.code == 0, r.err
+    assert "wrote 4 rows" in r.out
+    from blursynth.io.dataset import PairDataset, verify_dataset
+
+    assert verify_dataset(out)["rows"] == 4
+    row = PairDataset(out)[3]
+    assert row["blurred"].shape == (32, 40, 3) and row["params"]["exposure"] == 1.0
+    assert row["params"]["jpeg_quality"] == 90 and row["params"]["shot_noise"] == 0.001
+    # A rerun of the same command resumes (nothing to do) and keeps the bytes.
+    before = (out / "manifest.json").read_text()
+    assert run_cli("blur", photos, "--kernels", bank, "--out", out, "--per-image", "2",
+                   "--crop", "32x40", "--exposure", "1", "--noise", "0.001", "--jpeg", "90").code == 0
+    assert (out / "manifest.json").read_text() == before
+
+
+def assert_bad(run_cli, out, *args, match):
+    r = run_cli("blur", *args, "--out", out)
+    assert r.code == 2, r
+    line = error_line(r)
+    assert match in line, line
+    assert not out.exists(), "a failed run must leave nothing behind"
+    return line
+
+
+def test_empty_photo_folder(run_cli, bank, tmp_path):
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "notes.txt").write_text("no images here")
+    assert_bad(run_cli, tmp_path / "out", tmp_path / "empty", "--kernels", bank, match="no photos found")
+
+
+def test_missing_photo_folder(run_cli, bank, tmp_path):
+    assert_bad(run_cli, tmp_path / "out", tmp_path / "nope", "--kernels", bank, match="no such file")
+
+
+def test_corrupt_photo_is_skipped_with_a_warning(run_cli, photos, bank, tmp_path):
+    import shutil
+
+    folder = tmp_path / "mixed"
+    shutil.copytree(photos, folder)
+    (folder / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"garbage" * 20)
+    good = (folder / "rocket.png").read_bytes()
+    (folder / "truncated.png").write_bytes(good[: len(good) // 3])
+    r = run_cli("blur", folder, "--kernels", bank, "--out", tmp_path / "out")
+    assert r.code == 0, r.err
+    assert "broken.png" in r.err and "truncated.png" in r.err
+    assert "skipped 2 unreadable photo(s)" in r.err
+    assert "wrote 2 rows" in r.out
+
+
+@pytest.mark.parametrize("bad_name,content", [
+    ("broken.png", b"\x89PNG\r\n\x1a\n" + b"garbage" * 20),
+    ("truncated.png", None),
+])
+def test_corrupt_photo_with_strict_stops(run_cli, photos, bank, tmp_path, bad_name, content):
+    import shutil
+
+    folder = tmp_path / "mixed"
+    shutil.copytree(photos, folder)
+    if content is None:
+        good = (folder / "rocket.png").read_bytes()
+        content = good[: len(good) // 3]
+    (folder / bad_name).write_bytes(content)
+    line = assert_bad(run_cli, tmp_path / "out", folder, "--kernels", bank, "--strict", match=bad_name)
+    assert "--strict" in line
+
+
+def test_psf_larger_than_image(run_cli, bank, tmp_path):
+    import cv2
+
+    (tmp_path / "small").mkdir()
+    cv2.imwrite(str(tmp_path / "small" / "tiny.png"), np.zeros((8, 9, 3), np.uint8))
+    line = assert_bad(run_cli, tmp_path / "out", tmp_path / "small", "--kernels", bank,
+                      match="PSF is larger than the image")
+    assert "tiny.png is 8x9" in line
+
+
+def test_crop_larger_than_photo(run_cli, photos, bank, tmp_path):
+    assert_bad(run_cli, tmp_path / "out", photos, "--kernels", bank, "--crop", "64x64",
+               match="smaller than 64x64")
+
+
+@pytest.mark.parametrize("crf", ["log", "gamma:x", "gamma:0.2"])
+def test_unknown_crf(run_cli, photos, bank, tmp_path, crf):
+    assert_bad(run_cli, tmp_path / "out", photos, "--kernels", bank, "--crf", crf, match="gamma")
+
+
+@pytest.mark.parametrize("opt,value,match", [
+    ("--noise", "0.5", "shot noise"), ("--noise", "0.001,1", "read noise"),
+    ("--noise", "-1", "shot noise"), ("--jpeg", "0-90", "jpeg quality"),
+    ("--jpeg", "90-120", "jpeg quality"), ("--jpeg", "high", "jpeg quality"),
+    ("--saturation", "0.5", "saturation"),
+])
+def test_degradation_ranges_out_of_bounds(run_cli, photos, bank, tmp_path, opt, value, match):
+    assert_bad(run_cli, tmp_path / "out", photos, "--kernels", bank, opt, value, match=match)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="a GPU is present")
+def test_device_cuda_without_gpu(run_cli, photos, bank, tmp_path):
+    assert_bad(run_cli, tmp_path / "out", photos, "--kernels", bank, "--device", "cuda",
+               match="no CUDA GPU")
+
+
+def test_bank_failing_verification(run_cli, photos, bank, tmp_path):
+    import shutil
+
+    broken = tmp_path / "bank"
+    shutil.copytree(bank, broken)
+    shard = next((broken / "data").glob("*.parquet"))
+    data = bytearray(shard.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    shard.write_bytes(bytes(data))
+    assert_bad(run_cli, tmp_path / "out", photos, "--kernels", broken, match="fails verification")
+
+
+def test_bank_of_the_wrong_kind_or_missing(run_cli, photos, bank, tmp_path):
+    assert_bad(run_cli, tmp_path / "out", photos, "--kernels", tmp_path / "nobank", match="no such dataset")
+    assert_bad(run_cli, tmp_path / "out", photos, match="--kernels BANK is required")
+
+
+def test_exposure_not_in_bank(run_cli, photos, bank, tmp_path):
+    assert_bad(run_cli, tmp_path / "out", photos, "--kernels", bank, "--exposure", "0.5",
+               match="not in kernel bank")
+
+
+@pytest.mark.parametrize("opt,value", [("--crop", "0x5"), ("--resize", "big"), ("--exposure", "2"),
+                                       ("--border", "zero")])
+def test_bad_option_values(run_cli, photos, bank, tmp_path, opt, value):
+    assert_bad(run_cli, tmp_path / "out", photos, "--kernels", bank, opt, value, match=opt)
