@@ -1,0 +1,151 @@
+"""``blursynth train``, ``evaluate`` and ``deblur``: the bundled DeblurGAN trainer and its use."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from ._common import seed_option
+
+
+def _data_specs(ctx, param, value):
+    from ..train.data import parse_data_spec
+
+    try:
+        return tuple(parse_data_spec(v) for v in value)
+    except ValueError as exc:  # BadInputError is a ValueError
+        raise click.BadParameter(str(exc)) from None
+
+
+_device_option = click.option("--device", default="auto", show_default=True,
+                              help="auto (CUDA if present), cpu, cuda or cuda:N.")
+
+
+@click.command()
+@click.option("--data", "data", multiple=True, required=True, callback=_data_specs,
+              metavar="PATH[:WEIGHT]",
+              help="Pair dataset, repeatable, with a relative sampling weight (DeblurGAN-Comb: "
+                   "--data synth/:2 --data real/:1).")
+@click.option("--out", type=click.Path(), required=True, help="Run folder (checkpoint, metrics, samples).")
+@click.option("--config", type=click.Choice(["small", "paper"]), default="small", show_default=True,
+              help="Network sizes: the paper's (11.4M-parameter generator) or a small one for CPU.")
+@click.option("--steps", type=click.IntRange(1, None), default=None, help="Generator updates.")
+@click.option("--epochs", type=click.FloatRange(0, None, min_open=True), default=None,
+              help="Passes over the training pairs (instead of --steps).")
+@click.option("--crop", type=click.IntRange(16, None), default=None,
+              help="Training crop side, a multiple of 4 [paper: 256, small: 64].")
+@click.option("--batch-size", type=click.IntRange(1, None), default=None, help="Per device [paper: 1, small: 4].")
+@click.option("--lr", type=click.FloatRange(0, None, min_open=True), default=1e-4, show_default=True,
+              help="Adam learning rate (constant, then linear decay to 0 over the second half).")
+@click.option("--critic-steps", type=click.IntRange(1, None), default=5, show_default=True,
+              help="Critic updates per generator update.")
+@click.option("--perceptual", type=click.Choice(["vgg", "none"]), default="vgg", show_default=True,
+              help="Content loss: VGG19 conv3_3 features, or none (L1 pixel loss).")
+@click.option("--vgg-weights", type=click.Path(), default=None,
+              help="torchvision's vgg19-dcbb9e9d.pth [default: torch hub cache, else download].")
+@seed_option
+@_device_option
+@click.option("--workers", type=click.IntRange(0, None), default=2, show_default=True,
+              help="Data loader worker processes.")
+@click.option("--val-data", multiple=True, type=click.Path(), help="Validation dataset(s) [default: a held-out fraction of --data].")
+@click.option("--val-fraction", type=click.FloatRange(0, 1, max_open=True), default=0.05, show_default=True,
+              help="Fraction of each --data set aside for validation (chosen by a hash of the pair id).")
+@click.option("--val-count", type=click.IntRange(0, None), default=8, show_default=True, help="Validation pairs scored.")
+@click.option("--val-crop", type=click.IntRange(16, None), default=256, show_default=True, help="Centre crop of validation pairs.")
+@click.option("--val-every", type=click.IntRange(1, None), default=500, show_default=True, help="Steps between validations.")
+@click.option("--checkpoint-every", type=click.IntRange(1, None), default=500, show_default=True,
+              help="Steps between checkpoints.")
+@click.option("--log-every", type=click.IntRange(1, None), default=10, show_default=True, help="Steps between metric rows.")
+@click.option("--resume", is_flag=True, help="Continue the run in --out from its checkpoint.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def train(data, out, config, steps, epochs, crop, batch_size, lr, critic_steps, perceptual, vgg_weights,
+          seed, device, workers, val_data, val_fraction, val_count, val_crop, val_every,
+          checkpoint_every, log_every, resume, quiet):
+    """Train DeblurGAN on one or more pair datasets mixed by weight.
+
+    \b
+    Example:
+      blursynth train --data synth/:2 --data real/:1 --out run/ --config paper --steps 100000
+      blursynth train --data synth/:2 --data real/:1 --out run/ --config paper --steps 100000 --resume
+    Several GPUs: torchrun --nproc_per_node 4 -m blursynth train ...
+    """
+    from ..train.loop import TrainSettings, train as run_training
+
+    if steps is None and epochs is None:
+        raise click.UsageError("give --steps or --epochs.")
+    if steps is not None and epochs is not None:
+        raise click.UsageError("give only one of --steps and --epochs.")
+    settings = TrainSettings(
+        data=data, out=out, config=config, steps=steps, epochs=epochs, crop=crop,
+        batch_size=batch_size, lr=lr, critic_steps=critic_steps, perceptual=perceptual,
+        vgg_weights=vgg_weights, seed=seed, device=device, workers=workers,
+        val_data=tuple(val_data), val_fraction=val_fraction, val_count=val_count,
+        val_crop=val_crop, val_every=val_every, checkpoint_every=checkpoint_every,
+        log_every=log_every, resume=resume, progress=not quiet,
+    )
+    summary = run_training(settings)
+    last = summary["last"]
+    msg = f"trained {summary['steps']}/{summary['total_steps']} steps into {summary['out']}"
+    if "val_psnr" in last:
+        msg += (f"; validation PSNR {last['val_psnr']:.2f} dB (blurred input "
+                f"{last['val_psnr_blurred']:.2f}), SSIM {last['val_ssim']:.4f}")
+    click.echo(msg)
+
+
+@click.command()
+@click.option("--model", required=True, type=click.Path(), help="Run folder or checkpoint file.")
+@click.option("--data", "data", multiple=True, required=True, type=click.Path(), help="Pair dataset(s) to score.")
+@click.option("--split", type=click.Choice(["all", "heldout"]), default="all", show_default=True,
+              help="Every pair, or only those the run held out for validation.")
+@click.option("--limit", type=click.IntRange(1, None), default=None, help="Score only the first N pairs of each dataset.")
+@click.option("--tile", type=click.IntRange(64, None), default=1024, show_default=True, help="Largest tile side.")
+@click.option("--norm-stats", type=click.Choice(["global", "tile"]), default="global", show_default=True,
+              help="InstanceNorm statistics from the whole image (exact) or per tile (faster).")
+@_device_option
+@click.option("--json", "json_path", type=click.Path(), default=None, help="Also write the figures as JSON here.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def evaluate(model, data, split, limit, tile, norm_stats, device, json_path, quiet):
+    """PSNR and SSIM of a trained model on pair datasets, beside the blurred input's.
+
+    \b
+    Example:
+      blursynth evaluate --model run/ --data test/ --json scores.json
+    """
+    from ..train.evaluate import EvaluateSettings, evaluate as run_eval, format_report
+
+    report = run_eval(EvaluateSettings(model=model, data=tuple(data), split=split, limit=limit,
+                                       tile=tile, norm_stats=norm_stats, device=device,
+                                       json_path=json_path, progress=not quiet))
+    click.echo(format_report(report))
+
+
+@click.command()
+@click.argument("inputs", nargs=-1, required=True, type=click.Path())
+@click.option("--model", required=True, type=click.Path(), help="Run folder or checkpoint file.")
+@click.option("--out", type=click.Path(), required=True, help="Output folder (PNG, same relative names).")
+@click.option("--tile", type=click.IntRange(64, None), default=1024, show_default=True,
+              help="Largest tile side in px: bounds memory for photos of any size.")
+@click.option("--blend", type=click.IntRange(0, 256), default=16, show_default=True,
+              help="Px on each side of a seam over which tiles are cross-faded.")
+@click.option("--norm-stats", type=click.Choice(["global", "tile"]), default="global", show_default=True,
+              help="InstanceNorm statistics from the whole image (matches whole-image inference) "
+                   "or per tile (about 10x faster on large photos).")
+@_device_option
+@click.option("--overwrite", is_flag=True, help="Replace existing output files.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def deblur(inputs, model, out, tile, blend, norm_stats, device, overwrite, quiet):
+    """Deblur photos (files or folders) of any size with a trained model.
+
+    \b
+    Example:
+      blursynth deblur --model run/ photos/ --out deblurred/
+    """
+    from ..train.evaluate import DeblurSettings, deblur_images
+
+    result = deblur_images(DeblurSettings(model=model, inputs=tuple(inputs), out=out, tile=tile,
+                                          blend=blend, norm_stats=norm_stats, device=device,
+                                          overwrite=overwrite, progress=not quiet))
+    for note in result["notes"]:
+        click.echo(f"note: {note}", err=True)
+    click.echo(f"wrote {len(result['written'])} image(s) to {out}")
