@@ -16,6 +16,8 @@ the shard size, so the bytes do not depend on the number of workers.
 from __future__ import annotations
 
 import bisect
+import contextlib
+import contextvars
 import hashlib
 import json
 import math
@@ -242,6 +244,27 @@ def _prepare_output(out: Path, *, kind: str, fingerprint: str, n_shards: int, ov
 
 _progress_queue = None
 
+EXECUTORS = ("local", "ray")
+_executor = contextvars.ContextVar("blursynth_executor", default=("local", None))
+
+
+@contextlib.contextmanager
+def use_executor(name: str, address: str | None = None, *, gpus_per_task: float = 0.0):
+    """Run every :func:`write_dataset` inside the block on ``name`` ('local' or 'ray').
+
+    With 'ray', each shard is one Ray task (retried by Ray if its worker dies; a
+    shard is only ever renamed into place complete, so a retry is safe), on the
+    cluster at ``address`` or a local instance when None. The bytes written are
+    the same as with the local process pool.
+    """
+    if name not in EXECUTORS:
+        raise BadInputError(f"--executor must be one of {', '.join(EXECUTORS)}; got {name!r}.")
+    token = _executor.set((name, address, gpus_per_task) if name == "ray" else ("local", None))
+    try:
+        yield
+    finally:
+        _executor.reset(token)
+
 
 def _init_worker(queue):
     global _progress_queue
@@ -411,6 +434,13 @@ def write_dataset(
         Shard name prefix.
     extra : dict, optional
         More manifest entries.
+    progress : bool
+        Show a progress bar.
+
+    Notes
+    -----
+    Inside ``with use_executor("ray", address):`` the shards run as Ray tasks
+    instead of local processes; the bytes are the same.
 
     Returns
     -------
@@ -450,7 +480,12 @@ def write_dataset(
     )
     any_written = bool(rows_done)
     try:
-        if workers <= 1 or len(tasks) <= 1:
+        executor = _executor.get()
+        if executor[0] == "ray" and tasks:
+            for name, n in _run_on_ray(tasks, executor, bar):
+                rows_done[name] = n
+                any_written = True
+        elif workers <= 1 or len(tasks) <= 1:
             global _progress_queue
             previous = _progress_queue
             local = _LocalQueue(bar)
@@ -513,6 +548,46 @@ def write_dataset(
     _atomic_write_text(out / MANIFEST, json.dumps(json.loads(canonical_json(manifest)), indent=1, sort_keys=True) + "\n")
     (out / PROGRESS).unlink(missing_ok=True)
     return manifest
+
+
+def _ray_write_shard(task):
+    """Ray task body: one shard, progress reported when it is done."""
+    _init_worker(None)
+    return _write_shard(task)
+
+
+def _run_on_ray(tasks, executor, bar):
+    """Each shard as a Ray task; yields (shard name, rows) as they finish."""
+    try:
+        import ray
+    except ImportError:
+        raise BadInputError(
+            "--executor ray needs Ray, which is not installed; install it with "
+            "'pip install blursynth[ray]' (or 'pip install \"ray[default]\"')."
+        ) from None
+    _, address, gpus = executor
+    if not ray.is_initialized():
+        try:
+            if address:
+                ray.init(address=address, log_to_driver=False)
+            else:
+                ray.init(num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False)
+        except Exception as exc:
+            raise BadInputError(f"--address {address}: cannot connect to a Ray cluster ({exc}).") from None
+    remote = ray.remote(max_retries=3, retry_exceptions=False, num_cpus=1, num_gpus=gpus)(_ray_write_shard)
+    pending = [remote.remote(t) for t in tasks]
+    while pending:
+        done, pending = ray.wait(pending, num_returns=1)
+        for ref in done:
+            try:
+                name, n = ray.get(ref)
+            except ray.exceptions.RayTaskError as exc:
+                cause = exc.as_instanceof_cause()
+                if isinstance(cause, BadInputError):
+                    raise BadInputError(str(cause.args[0]) if cause.args else str(cause)) from None
+                raise
+            bar.update(n)
+            yield name, n
 
 
 class _LocalQueue:
