@@ -9,7 +9,7 @@ DEMO ?= demo
 TORCH_SPEC ?= $(shell command -v nvidia-smi >/dev/null 2>&1 && echo torch || echo torch==2.13.0)
 PYTEST_ARGS ?=
 
-.PHONY: venv test demo bench clean
+.PHONY: venv test demo demo-frames bench clean
 
 $(BIN)/.installed: setup.cfg pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -27,6 +27,15 @@ demo: venv
 	$(BIN)/blursynth trajectories --n 2000 --out $(DEMO)/bank --workers 2
 	$(BIN)/blursynth kernels preview $(DEMO)/bank --out $(DEMO)/kernels.png
 	$(BIN)/blursynth kernels stats $(DEMO)/bank
+	$(MAKE) demo-frames
+
+# Frame averaging: render a short 240 fps clip of a camera moving over a sample photo, then pair it.
+demo-frames: venv
+	mkdir -p $(DEMO)
+	$(BIN)/python -c "from skimage import data; from blursynth.io.images import save_rgb8; save_rgb8('$(DEMO)/photo.png', data.astronaut())"
+	$(BIN)/blursynth render-clip $(DEMO)/photo.png --out $(DEMO)/clip.mp4 --fps 240 --frames 120 --length-px 60 --size 384x384 --seed 1
+	$(BIN)/blursynth frames-average $(DEMO)/clip.mp4 --window 5-25 --out $(DEMO)/frames_pairs --overwrite
+	$(BIN)/blursynth dataset info $(DEMO)/frames_pairs
 
 bench: venv
 	$(BIN)/python benchmarks/run_all.py
