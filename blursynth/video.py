@@ -953,9 +953,12 @@ class FramesPlan:
 
     @property
     def n_frames(self) -> int:
-        """Real frames read to make every pair (each counted once)."""
-        return sum(w.length - (self.settings.overlap if i and self.windows[i - 1].source == w.source else 0)
-                   for i, w in enumerate(self.windows))
+        """Real frames decoded to make every pair: each source's span from first to last window."""
+        spans = {}
+        for w in self.windows:
+            lo, hi = spans.get(w.source, (w.start, w.stop))
+            spans[w.source] = (min(lo, w.start), max(hi, w.stop))
+        return sum(hi - lo for lo, hi in spans.values())
 
 
 def plan_frames_average(inputs, settings: FramesAverageSettings) -> FramesPlan:

@@ -310,3 +310,27 @@ def test_interpolated_windows_average_the_expanded_stream():
 
 def test_linear_scale_constant():
     assert LINEAR_SCALE * 255 < 2**32
+
+
+def test_plan_counts_every_decoded_frame(tmp_path):
+    from blursynth.video import FramesAverageSettings, iter_pairs, plan_frames_average
+
+    frames = random_frames(30, shape=(16, 16, 3), seed=4)
+    write_video(tmp_path / "a.mkv", frames)
+    write_video(tmp_path / "b.mkv", frames[:12])
+    plan = plan_frames_average([tmp_path / "a.mkv", tmp_path / "b.mkv"],
+                               FramesAverageSettings(window_min=4, window_max=6, gap=2, seed=1))
+    assert {w.source for w in plan.windows} == {0, 1}
+
+    class Count:
+        n = 0
+
+        def update(self, k):
+            self.n += k
+
+    bar = Count()
+    pairs = list(iter_pairs(plan, progress=bar))
+    assert len(pairs) == len(plan.windows) and bar.n == plan.n_frames
+    for w, blurred, sharp in pairs:
+        src = frames if w.source == 0 else frames[:12]
+        assert np.array_equal(blurred, average_frames(src[w.start:w.stop]))
