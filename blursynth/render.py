@@ -75,7 +75,7 @@ def clip_geometry(photo_shape, traj, size=None, even=False) -> ClipGeometry:
     --------
     >>> g = clip_geometry((100, 120, 3), np.array([[0.0, 0.0], [10.5, -3.2]]))
     >>> (g.height, g.width)
-    (95, 109)
+    (96, 109)
     """
     traj = np.asarray(traj, dtype=np.float64)
     h_photo, w_photo = int(photo_shape[0]), int(photo_shape[1])
