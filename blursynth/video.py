@@ -366,6 +366,10 @@ def _probe_video(p: Path, fps):
     try:
         if not container.streams.video:
             raise BadInputError(f"'{p}' has no video stream; expected a video file.")
+        if container.format.name.endswith("_pipe") or container.format.name == "image2":
+            raise BadInputError(
+                f"'{p}' is a single image, not a video; put numbered frames in a folder and pass the folder."
+            )
         stream = container.streams.video[0]
         pix = stream.codec_context.pix_fmt or ""
         if pix.startswith(_GRAY_PIX):

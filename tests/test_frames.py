@@ -159,6 +159,13 @@ def test_not_a_video(tmp_path, capsys):
     _bad([tmp_path / "notes.mp4"], tmp_path, capsys, "not a video")
 
 
+def test_single_image_is_not_a_video(tmp_path, capsys):
+    from blursynth.io.images import save_rgb8
+
+    save_rgb8(tmp_path / "one.png", np.zeros((8, 8, 3), np.uint8))
+    _bad([tmp_path / "one.png"], tmp_path, capsys, "single image")
+
+
 def test_video_shorter_than_window(clip, tmp_path, capsys):
     _bad([clip, "--window", "41-50"], tmp_path, capsys, "fewer than the shortest window")
 
