@@ -1,0 +1,152 @@
+"""Trainer: learning on a fixed batch, exact resume, weighted mixing, evaluate and deblur."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from blursynth.train.data import MixedPairs, PositionSampler, split_indices
+from blursynth.train.losses import ContentLoss
+from blursynth.train.loop import Trainer, load_checkpoint, load_generator
+from blursynth.train.models import CONFIGS, build_models
+
+FAST = ["--crop", "32", "--batch-size", "2", "--perceptual", "none", "--critic-steps", "2",
+        "--val-count", "2", "--val-crop", "48", "--quiet"]
+
+
+def test_small_config_reduces_loss_on_a_fixed_batch():
+    g, d = build_models(CONFIGS["small"], seed=0)
+    trainer = Trainer(g, d, ContentLoss(None), lr=1e-3, critic_steps=1, seed=0)
+    torch_rng = torch.Generator().manual_seed(0)
+    sharp = torch.rand(2, 3, 32, 32, generator=torch_rng) * 2 - 1
+    blurred = torch.nn.functional.avg_pool2d(sharp, 5, stride=1, padding=2,
+                                             count_include_pad=False)
+    losses = [trainer.step(blurred, sharp)["loss_content"] for _ in range(16)]
+    start, end = np.mean(losses[:3]), np.mean(losses[-3:])
+    assert end < 0.8 * start, losses  # about 0.53 -> 0.38 here
+
+
+def _weights(ckpt):
+    return {f"{part}.{k}": v for part in ("generator", "critic") for k, v in ckpt[part].items()}
+
+
+def test_resume_after_interruption_equals_uninterrupted_run(tiny_pairs_dataset, tmp_path,
+                                                           run_cli, monkeypatch):
+    ds = tiny_pairs_dataset()
+    common = ["train", "--data", f"{ds}:1", "--steps", "4", "--checkpoint-every", "2",
+              "--val-every", "2", "--log-every", "1", *FAST]
+    a = run_cli(*common, "--out", tmp_path / "a", "--workers", "1")
+    assert a.code == 0, a.err
+
+    calls = {"n": 0}
+    real_step = Trainer.step
+
+    def dying_step(self, blurred, sharp):
+        calls["n"] += 1
+        if calls["n"] == 3:  # killed during step 3, after the step-2 checkpoint
+            raise KeyboardInterrupt
+        return real_step(self, blurred, sharp)
+
+    monkeypatch.setattr(Trainer, "step", dying_step)
+    b = run_cli(*common, "--out", tmp_path / "b", "--workers", "0")
+    assert b.code == 130
+    assert load_checkpoint(tmp_path / "b")["step"] == 2
+    monkeypatch.setattr(Trainer, "step", real_step)
+    b = run_cli(*common, "--out", tmp_path / "b", "--workers", "0", "--resume")
+    assert b.code == 0, b.err
+
+    ca, cb = load_checkpoint(tmp_path / "a"), load_checkpoint(tmp_path / "b")
+    assert ca["step"] == cb["step"] == 4
+    wa, wb = _weights(ca), _weights(cb)
+    assert wa.keys() == wb.keys()
+    for k in wa:
+        assert torch.equal(wa[k], wb[k]), k
+    assert ca["opt_g"]["state"][0]["exp_avg"].equal(cb["opt_g"]["state"][0]["exp_avg"])
+    assert torch.equal(ca["rng"]["gp"], cb["rng"]["gp"])
+    rows = lambda p: [l.rsplit(",", 1)[0] for l in (p / "metrics.csv").read_text().splitlines()]  # noqa: E731
+    assert rows(tmp_path / "a") == rows(tmp_path / "b")
+    assert len(rows(tmp_path / "a")) == 5
+    assert sorted(p.name for p in (tmp_path / "a" / "val").iterdir()) == [
+        "step-0000002.png", "step-0000004.png"]
+
+
+def test_mixing_frequencies_match_weights_and_are_seeded(tiny_pairs_dataset):
+    a, b = tiny_pairs_dataset(), tiny_pairs_dataset(n=6, seed=1)
+    mix = MixedPairs([a, b], [np.arange(8), np.arange(6)], [2.0, 1.0], seed=7, crop=32)
+    picks = [mix.locate(k) for k in range(3000)]
+    share_a = np.mean([s == 0 for s, _ in picks])
+    assert abs(share_a - 2 / 3) < 0.03
+    rows_a = np.bincount([r for s, r in picks if s == 0], minlength=8)
+    assert rows_a.min() > 0.6 * rows_a.mean()  # uniform over the dataset's rows
+    again = MixedPairs([a, b], [np.arange(8), np.arange(6)], [2.0, 1.0], seed=7, crop=32)
+    assert [again.locate(k) for k in range(50)] == picks[:50]
+    other = MixedPairs([a, b], [np.arange(8), np.arange(6)], [2.0, 1.0], seed=8, crop=32)
+    assert [other.locate(k) for k in range(50)] != picks[:50]
+    # A sample is a function of its position: the same crop whatever was read before.
+    x1, y1 = mix[123]
+    mix[5]
+    x2, y2 = mix[123]
+    assert torch.equal(x1, x2) and torch.equal(y1, y2) and x1.shape == (3, 32, 32)
+
+
+def test_position_sampler_splits_steps_across_ranks():
+    r0 = list(PositionSampler(1, 3, 2, rank=0, world_size=2))
+    r1 = list(PositionSampler(1, 3, 2, rank=1, world_size=2))
+    assert r0 == [4, 5, 8, 9] and r1 == [6, 7, 10, 11]
+
+
+def test_heldout_split_is_deterministic_and_disjoint():
+    ids = [f"{i:09d}" for i in range(500)]
+    tr, ho = split_indices(ids, 0.1)
+    tr2, ho2 = split_indices(ids[::-1], 0.1)
+    assert not set(tr) & set(ho)
+    assert sorted(ids[i] for i in ho) == sorted(ids[::-1][i] for i in ho2)
+
+
+def test_train_with_vgg_weights_file_records_it(tiny_pairs_dataset, tmp_path, run_cli):
+    from blursynth.nn.vgg import VGG19Features
+
+    vgg = tmp_path / "vgg19.pth"
+    torch.save(VGG19Features(36).state_dict(), vgg)  # randomly initialised, torchvision names
+    fast = [x for x in FAST if x not in ("--perceptual", "none")]
+    r = run_cli("train", "--data", tiny_pairs_dataset(), "--out", tmp_path / "run", "--steps", "1",
+                "--perceptual", "vgg", "--vgg-weights", vgg, "--workers", "0", *fast)
+    assert r.code == 0, r.err
+    meta = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert meta["content_loss"] == {"kind": "vgg19-conv3_3", "weights": str(vgg)}
+
+
+def test_evaluate_and_deblur(tiny_pairs_dataset, tmp_path, run_cli):
+    from blursynth.io.dataset import PairDataset
+    from blursynth.io.images import load_rgb8, save_rgb8
+    from blursynth.train.evaluate import deblur_array
+    from blursynth.train.metrics import psnr
+
+    ds = tiny_pairs_dataset()
+    r = run_cli("train", "--data", ds, "--out", tmp_path / "run", "--steps", "1", "--workers", "0",
+                *FAST)
+    assert r.code == 0, r.err
+    r = run_cli("evaluate", "--model", tmp_path / "run", "--data", ds, "--json",
+                tmp_path / "e.json", "--quiet")
+    assert r.code == 0, r.err
+    assert "blurred input" in r.out and "deblurred" in r.out
+    report = json.loads((tmp_path / "e.json").read_text())
+    pairs = PairDataset(ds)
+    t = lambda a: torch.from_numpy(a).permute(2, 0, 1)[None].double() / 255  # noqa: E731
+    want = np.mean([float(psnr(t(pairs[i]["blurred"]), t(pairs[i]["sharp"])))
+                    for i in range(len(pairs))])
+    assert report["n_pairs"] == len(pairs)
+    assert report["blurred"]["psnr"] == pytest.approx(want)
+    assert report["gain_psnr_db"] == pytest.approx(report["deblurred"]["psnr"] - want)
+
+    photo = np.ascontiguousarray(np.tile(pairs[0]["blurred"], (3, 3, 1))[:141, :170])
+    save_rgb8(tmp_path / "in" / "p.png", photo)
+    r = run_cli("deblur", "--model", tmp_path / "run", tmp_path / "in", "--out", tmp_path / "out",
+                "--tile", "192", "--blend", "8", "--quiet")  # 2 x 2 tiles
+    assert r.code == 0, r.err
+    got, _ = load_rgb8(tmp_path / "out" / "p.png")
+    gen, _ = load_generator(tmp_path / "run")
+    whole = deblur_array(gen, photo, tile=4096)
+    assert got.shape == photo.shape
+    assert np.abs(got.astype(int) - whole.astype(int)).max() <= 1  # rounding at most
