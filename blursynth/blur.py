@@ -203,7 +203,8 @@ class KernelSource:
 
 
 def render_pair(photo, psf, *, crf="gamma:2.2", border="reflect", saturation=None,
-                shot_noise=None, read_noise=None, noise_rng=None, jpeg_quality=None, device=None):
+                shot_noise=None, read_noise=None, noise_rng=None, jpeg_quality=None, device=None,
+                method="auto"):
     """Blur one photo window by a PSF in linear light; return (blurred, sharp).
 
     Parameters
@@ -224,6 +225,9 @@ def render_pair(photo, psf, *, crf="gamma:2.2", border="reflect", saturation=Non
     jpeg_quality : int or None
     device : torch.device, str or None
         Where to convolve (None: the CPU).
+    method : {"auto", "fft", "direct"}
+        Convolution method (``auto`` picks by cost; the choice is part of
+        what determines the bytes).
 
     Returns
     -------
@@ -247,9 +251,9 @@ def render_pair(photo, psf, *, crf="gamma:2.2", border="reflect", saturation=Non
 
     dev = torch.device("cpu") if device is None else torch.device(device)
     if dev.type == "cpu":
-        blurred_lin = _blur_linear_cpu(photo, psf * np.float32(scale), crf, border)
+        blurred_lin = _blur_linear_cpu(photo, psf * np.float32(scale), crf, border, method)
     else:
-        blurred_lin = _blur_linear_torch(photo, psf * np.float32(scale), crf, border, dev)
+        blurred_lin = _blur_linear_torch(photo, psf * np.float32(scale), crf, border, dev, method)
     r = k // 2
     window = photo[r:-r, r:-r] if border == "valid" and r else photo
     if shot_noise is not None or read_noise is not None:
@@ -282,7 +286,7 @@ def _check_photo(photo):
     return photo
 
 
-def _blur_linear_cpu(photo, psf, crf, border):
+def _blur_linear_cpu(photo, psf, crf, border, method):
     """Decode + pad fused (pad the uint8 photo, table-decode each plane), then convolve."""
     import cv2
     import torch
@@ -301,15 +305,15 @@ def _blur_linear_cpu(photo, psf, crf, border):
     planes = np.empty((3, hp, wp), np.float32)
     for c, plane in enumerate(cv2.split(padded)):
         cv2.LUT(plane, table, dst=planes[c])
-    return convolve_padded(torch.from_numpy(planes)[None], psf)[0]
+    return convolve_padded(torch.from_numpy(planes)[None], psf, method=method)[0]
 
 
-def _blur_linear_torch(photo, psf, crf, border, device):
+def _blur_linear_torch(photo, psf, crf, border, device, method):
     from .convolve import convolve_padded, pad_image
 
     x = _decode_chw(photo, crf, device)[None]
     padded = pad_image(x, psf.shape[0] // 2, border)
-    return convolve_padded(padded, psf)[0]
+    return convolve_padded(padded, psf, method=method)[0]
 
 
 def _decode_chw(window, crf, device):
@@ -320,19 +324,13 @@ def _decode_chw(window, crf, device):
 
 
 def _encode_hwc(linear, crf):
-    """(3, H, W) linear tensor to (H, W, 3) uint8 code values (clipped, rounded)."""
-    import cv2
+    """(3, H, W) linear tensor to (H, W, 3) uint8 code values (clipped, rounded).
 
-    if linear.device.type == "cpu" and crf.kind in ("gamma", "none"):
-        planes = linear.numpy()
-        out = []
-        for c in range(planes.shape[0]):
-            p = cv2.max(planes[c], 0.0)
-            if crf.kind == "gamma":
-                p = cv2.pow(p, 1.0 / crf.gamma)
-            # Scales by 255, rounds to nearest and saturates at 255 in one pass.
-            out.append(cv2.convertScaleAbs(p, alpha=255.0))
-        return cv2.merge(out)
+    Both paths count the encoder's decision thresholds below each value, so
+    they give the same codes for the same linear values.
+    """
+    if linear.device.type == "cpu" and linear.dtype.is_floating_point:
+        return crf.encode_planes_uint8(linear.float())
     return np.ascontiguousarray(crf.encode_uint8(linear).permute(1, 2, 0).cpu().numpy())
 
 

@@ -79,3 +79,29 @@ def test_parse_rejects(text):
 def test_decode_uint8_rejects_float():
     with pytest.raises(ValueError, match="uint8"):
         CameraResponse().decode_uint8(np.zeros(3, np.float32))
+
+
+@pytest.mark.parametrize("spec", ["gamma:2.2", "srgb", "none", "gamma:4"])
+def test_encoders_agree_and_round_to_nearest(spec):
+    crf = parse_crf(spec)
+    rng = np.random.default_rng(0)
+    t = crf.encode_thresholds()
+    x = np.concatenate([rng.random(5000), rng.random(5000) ** 6, t, np.nextafter(t, 0),
+                        [-0.5, 0.0, 1.0, 3.0]]).astype(np.float32)
+    a = crf.encode_uint8(x)
+    # Exactly round-half-up of the formula in float64, at and just below every level.
+    ref = np.floor(crf.encode(x.astype(np.float64)) * 255 + 0.5)
+    assert np.array_equal(a, ref)
+    planes = x.reshape(2, 1, -1)
+    fast = crf.encode_planes_uint8(planes)
+    assert fast.shape == (1, x.size // 2, 2)
+    assert np.array_equal(np.moveaxis(fast, -1, 0), a.reshape(2, 1, -1))
+    assert np.array_equal(crf.encode_uint8(torch.from_numpy(x)).numpy(), a)
+
+
+def test_encode_planes_accepts_strided_crop():
+    crf = parse_crf("gamma:2.2")
+    big = np.random.default_rng(1).random((3, 10, 12)).astype(np.float32)
+    view = big[:, 2:8, 3:9]
+    assert np.array_equal(crf.encode_planes_uint8(view),
+                          np.moveaxis(crf.encode_uint8(view), 0, -1))

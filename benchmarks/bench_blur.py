@@ -1,0 +1,248 @@
+"""Blur engine and `blursynth blur`: the engine against scipy / OpenCV / NumPy, the command
+against the PNG-encoding bound.
+
+Run: .venv/bin/python benchmarks/bench_blur.py [--rounds 7] [--pairs 24] [--quick]
+Writes the "Blur engine" section of benchmarks/RESULTS.md.
+
+Engine: one 720x1280 RGB photo (skimage's astronaut, resized) blurred by a
+65x65 trajectory PSF (a 60 px random camera-shake path, rasterized at fixed
+size 65, the odd size nearest 64), in linear light (gamma 2.2). Every method is
+timed in the same rounds, interleaved, and the medians compared, so the ratios
+hold under the load of a shared machine. "ours" includes decoding the uint8
+photo through the camera response, the border, the convolution, clipping and
+encoding back to uint8; the baselines are timed on the convolution alone
+(the strictest comparison) and, for scipy, also with the same decode/encode
+written plainly in NumPy.
+
+Command: `blur_photos` (what `blursynth blur` runs) over 720p photos with
+a kernel bank at random exposures, against the rate at which the two PNGs of
+each pair can be encoded (fpng) and nothing else.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks._common import machine_line, write_section  # noqa: E402
+
+H, W = 720, 1280
+
+
+def photo_720p(name="astronaut"):
+    import cv2
+    from skimage import data
+
+    img = getattr(data, name)()
+    if img.ndim == 2:
+        img = np.repeat(img[:, :, None], 3, axis=2)
+    return np.ascontiguousarray(cv2.resize(img[:, :, :3], (W, H), interpolation=cv2.INTER_CUBIC))
+
+
+def trajectory_psf(exposure=1.0, seed=11):
+    from blursynth.psf import rasterize_psf
+    from blursynth.trajectory import sample_trajectory
+
+    traj, _ = sample_trajectory(rng=seed, length_px=60.0)
+    return rasterize_psf(traj, exposure_fraction=exposure, size=65)
+
+
+def interleaved(methods: dict, rounds: int) -> dict:
+    """Median seconds of each method, timed round-robin (one warm-up call each)."""
+    for fn in methods.values():
+        fn()
+    times = {name: [] for name in methods}
+    for _ in range(rounds):
+        for name, fn in methods.items():
+            t = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - t)
+    return {name: statistics.median(ts) for name, ts in times.items()}
+
+
+def engine_section(rounds: int, quick: bool):
+    import cv2
+    import scipy.signal
+    import torch
+
+    from blursynth.blur import render_pair
+    from blursynth.color import CameraResponse
+
+    photo = photo_720p()
+    crf = CameraResponse.parse("gamma:2.2")
+    table = crf.decode_table()
+    rows = []
+    results = {}
+    for exposure in (1.0, 0.5, 0.1) if not quick else (1.0,):
+        psf = trajectory_psf(exposure)
+        nnz = int(np.count_nonzero(psf))
+        flipped = np.ascontiguousarray(psf[::-1, ::-1])
+        r = psf.shape[0] // 2
+        lin_hwc = table[photo]
+        lin_planes = [np.ascontiguousarray(lin_hwc[..., c]) for c in range(3)]
+
+        def scipy_conv():
+            return [scipy.signal.fftconvolve(p, psf, mode="same") for p in lin_planes]
+
+        def scipy_pipeline():
+            lin = (photo / np.float32(255)).astype(np.float32) ** np.float32(2.2)
+            padded = np.pad(lin, ((r, r), (r, r), (0, 0)), mode="reflect")
+            out = np.stack([scipy.signal.fftconvolve(padded[..., c], psf, mode="valid")
+                            for c in range(3)], axis=-1)
+            return (np.clip(out, 0, 1) ** (1 / 2.2) * 255 + 0.5).astype(np.uint8)
+
+        def cv2_filter():
+            return cv2.filter2D(lin_hwc, -1, flipped, borderType=cv2.BORDER_REFLECT_101)
+
+        def torch_rfft2_plain():
+            x = torch.from_numpy(lin_hwc).permute(2, 0, 1)[None]
+            xp = torch.nn.functional.pad(x, (r, r, r, r), mode="reflect")
+            s = (xp.shape[-2] + 2 * r, xp.shape[-1] + 2 * r)
+            y = torch.fft.irfft2(torch.fft.rfft2(xp, s=s) * torch.fft.rfft2(torch.from_numpy(psf), s=s), s=s)
+            return y[..., 2 * r : 2 * r + H, 2 * r : 2 * r + W]
+
+        ys, xs = np.nonzero(psf)
+        padded_np = np.pad(lin_hwc, ((r, r), (r, r), (0, 0)), mode="reflect")
+
+        def numpy_taps():
+            out = np.zeros_like(lin_hwc)
+            k = psf.shape[0]
+            for i, j in zip(ys, xs):
+                out += psf[i, j] * padded_np[k - 1 - i : k - 1 - i + H, k - 1 - j : k - 1 - j + W]
+            return out
+
+        methods = {
+            "ours (auto)": lambda: render_pair(photo, psf, crf=crf),
+            "ours, FFT path": lambda: render_pair(photo, psf, crf=crf, method="fft"),
+            "ours, sparse direct path": lambda: render_pair(photo, psf, crf=crf, method="direct"),
+            "scipy fftconvolve per channel (convolution only)": scipy_conv,
+            "scipy pipeline (float ** 2.2, reflect pad, fftconvolve per channel, encode)": scipy_pipeline,
+            "cv2.filter2D (convolution only)": cv2_filter,
+            "torch rfft2, kernel padded to the image (convolution only)": torch_rfft2_plain,
+        }
+        if exposure < 1.0 or not quick:
+            methods["NumPy: sum of shifted copies over the non-zero taps (convolution only)"] = numpy_taps
+        med = interleaved(methods, rounds if exposure == 1.0 else max(3, rounds // 2))
+        # Agreement of ours with the float64 formula (in 8-bit levels).
+        ours = render_pair(photo, psf, crf=crf)[0].astype(int)
+        lin64 = (photo / 255.0) ** 2.2
+        pad64 = np.pad(lin64, ((r, r), (r, r), (0, 0)), mode="reflect")
+        ref = np.stack([scipy.signal.fftconvolve(pad64[..., c], psf.astype(np.float64), mode="valid")
+                        for c in range(3)], axis=-1)
+        ref = np.floor(np.clip(ref, 0, 1) ** (1 / 2.2) * 255 + 0.5)
+        err = int(np.abs(ours - ref).max())
+        results[exposure] = (nnz, med, err)
+        from blursynth.convolve import choose_method
+        import torch as _t
+
+        chosen = choose_method(_t.from_numpy(psf), (H + 2 * r, W + 2 * r))
+        base = med["scipy fftconvolve per channel (convolution only)"]
+        rows.append(f"\n**Exposure {exposure:g}** ({nnz} non-zero taps of 65x65; auto chose {chosen}; "
+                    f"max difference from the float64 formula {err} level(s)):\n")
+        rows.append("| method | ms | speed-up vs scipy fftconvolve |")
+        rows.append("| --- | ---: | ---: |")
+        for name, t in med.items():
+            rows.append(f"| {name} | {t * 1e3:.1f} | {base / t:.2f}x |")
+    return rows, results
+
+
+def command_section(n_pairs: int, workers_list=(1, 2)):
+    import cv2
+    from skimage import data  # noqa: F401
+
+    from blursynth.blur import BlurSettings, blur_photos
+    from blursynth.io.images import encode_png
+    from blursynth.kernelbank import KernelBankConfig, write_kernel_bank
+
+    names = ["astronaut", "coffee", "chelsea", "rocket", "immunohistochemistry", "hubble_deep_field"]
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        (tmp / "photos").mkdir()
+        photos = [photo_720p(n) for n in names]
+        n_photos = max(1, min(len(photos), n_pairs // 4))
+        per_image = max(1, n_pairs // n_photos)
+        for n, p in zip(names[:n_photos], photos):
+            cv2.imwrite(str(tmp / "photos" / f"{n}.png"), p[:, :, ::-1])
+        write_kernel_bank(tmp / "bank", KernelBankConfig(n=2000, seed=0), progress=False)
+        total = n_photos * per_image
+        # The bound: encoding the two PNGs of each pair and nothing else (one core).
+        pngs = [(photos[i % n_photos], photos[(i + 1) % n_photos]) for i in range(8)]
+        t = time.perf_counter()
+        for a, b in pngs:
+            encode_png(a)
+            encode_png(b)
+        png_pair_s = (time.perf_counter() - t) / len(pngs)
+        bound_1 = 1.0 / png_pair_s
+        rows.append(f"\nCommand: {total} pairs ({n_photos} photos x {per_image}, 720x1280, full frame, "
+                    "bank of 2000 kernels at random exposures 1/100, 1/10, 1/2, 1, reflect border, "
+                    "gamma 2.2, fpng). PNG-encode bound: "
+                    f"{png_pair_s * 1e3:.1f} ms per pair (two PNGs) on one core = {bound_1:.1f} pairs/s per core.\n")
+        rows.append("| run | pairs/s | PNG bound (pairs/s, same cores) | fraction of bound |")
+        rows.append("| --- | ---: | ---: | ---: |")
+        results = {}
+        for workers in workers_list:
+            out = tmp / f"pairs{workers}"
+            settings = BlurSettings(photos=str(tmp / "photos"), kernels=str(tmp / "bank"),
+                                    per_image=per_image, shard_size=max(1, total // (2 * workers)))
+            t = time.perf_counter()
+            blur_photos(settings, out, workers=workers, progress=False)
+            wall = time.perf_counter() - t
+            rate = total / wall
+            bound = bound_1 * workers
+            results[workers] = (rate, bound)
+            rows.append(f"| blursynth blur, --workers {workers} (process start included) | {rate:.1f} | "
+                        f"{bound:.1f} | {rate / bound:.2f} |")
+    return rows, results
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--rounds", type=int, default=7)
+    ap.add_argument("--pairs", type=int, default=24)
+    ap.add_argument("--quick", action="store_true", help="Fewer rounds and pairs (a smoke run).")
+    ap.add_argument("--no-write", action="store_true", help="Print, do not touch RESULTS.md.")
+    args = ap.parse_args(argv)
+    rounds = 3 if args.quick else args.rounds
+    pairs = 6 if args.quick else args.pairs
+    head = machine_line()
+    import torch
+
+    device = "CPU (torch %s, %d threads)" % (torch.__version__, torch.get_num_threads())
+    eng_rows, eng = engine_section(rounds, args.quick)
+    cmd_rows, cmd = command_section(pairs, (1,) if args.quick else (1, 2))
+    nnz, med, _ = eng[1.0]
+    base = med["scipy fftconvolve per channel (convolution only)"]
+    ours = med["ours (auto)"]
+    rate, bound = cmd[max(cmd)]
+    summary = [
+        f"Measured {head}; {device}; medians of {rounds} interleaved rounds.",
+        "",
+        "Photo 720x1280 RGB (skimage astronaut, resized), PSF 65x65 from a 60 px random trajectory "
+        "(the odd size nearest 64x64). 'ours' = uint8 photo -> 256-entry-table decode (gamma 2.2) -> "
+        "reflect border -> convolution -> clip -> encode -> uint8 (what `render_pair` does); the "
+        "baselines do the convolution alone unless their name says otherwise.",
+        *eng_rows,
+        *cmd_rows,
+        "",
+        f"Targets from the issue: the engine including decode and encode at least 2x faster than scipy's "
+        f"FFT path at full exposure (measured {base / ours:.2f}x); the command within 85% of the "
+        f"PNG-encode bound (measured {rate / bound:.0%} with {max(cmd)} worker(s)).",
+        "No GPU on this machine: no batched GPU figure yet.",
+    ]
+    text = "\n".join(summary)
+    print(text)
+    if not args.no_write:
+        write_section("Blur engine", text)
+
+
+if __name__ == "__main__":
+    main()
