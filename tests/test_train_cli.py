@@ -1,0 +1,122 @@
+"""Trainer commands on bad input: one error line, exit status 2, nothing written or overwritten."""
+
+import hashlib
+
+import pytest
+import torch
+
+from .conftest import error_line
+
+FAST = ["--crop", "32", "--batch-size", "2", "--perceptual", "none", "--critic-steps", "1",
+        "--val-count", "1", "--val-crop", "48", "--workers", "0", "--quiet"]
+
+
+def _snapshot(folder):
+    if not folder.exists():
+        return None
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory, tiny_pairs_dataset):
+    from blursynth.cli import main
+
+    out = tmp_path_factory.mktemp("run") / "run"
+    assert main(["train", "--data", str(tiny_pairs_dataset()), "--out", str(out), "--steps", "1",
+                 *FAST]) == 0
+    return out
+
+
+def _fails(run_cli, *args, match):
+    r = run_cli(*args)
+    assert r.code == 2, r
+    line = error_line(r)
+    assert match in line, line
+    return line
+
+
+def test_data_path_that_is_not_a_dataset(run_cli, tmp_path):
+    (tmp_path / "photos").mkdir()
+    _fails(run_cli, "train", "--data", tmp_path / "photos", "--out", tmp_path / "run", "--steps", 1,
+           *FAST, match="manifest.json")
+    _fails(run_cli, "train", "--data", tmp_path / "nowhere", "--out", tmp_path / "run", "--steps",
+           1, *FAST, match="no such")
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("weight", ["0", "-1", "nan"])
+def test_data_weight_zero_or_negative(run_cli, tmp_path, tiny_pairs_dataset, weight):
+    _fails(run_cli, "train", "--data", f"{tiny_pairs_dataset()}:{weight}", "--out", tmp_path / "r",
+           "--steps", 1, *FAST, match="weight must be a positive number")
+    assert not (tmp_path / "r").exists()
+
+
+def test_no_pairs_in_training_split(run_cli, tmp_path, tiny_pairs_dataset):
+    _fails(run_cli, "train", "--data", tiny_pairs_dataset(), "--out", tmp_path / "r", "--steps", 1,
+           "--val-fraction", "0.9999999", *FAST, match="no pairs left in the training split")
+    assert not (tmp_path / "r").exists()
+
+
+def test_crop_larger_than_images(run_cli, tmp_path, tiny_pairs_dataset):
+    args = [a if a != "32" else "128" for a in FAST]
+    _fails(run_cli, "train", "--data", tiny_pairs_dataset(), "--out", tmp_path / "r", "--steps", 1,
+           *args, match="--crop 128 is larger than the images")
+    assert not (tmp_path / "r").exists()
+
+
+def test_existing_run_needs_resume(run_cli, trained_run, tiny_pairs_dataset):
+    before = _snapshot(trained_run)
+    _fails(run_cli, "train", "--data", tiny_pairs_dataset(), "--out", trained_run, "--steps", 2,
+           *FAST, match="--resume")
+    assert _snapshot(trained_run) == before
+
+
+def test_checkpoint_from_a_different_config(run_cli, trained_run, tiny_pairs_dataset):
+    before = _snapshot(trained_run)
+    _fails(run_cli, "train", "--data", tiny_pairs_dataset(), "--out", trained_run, "--steps", 2,
+           "--resume", "--config", "paper", *FAST, match="checkpoint is of config 'small'")
+    assert _snapshot(trained_run) == before
+
+
+def test_corrupt_checkpoint(run_cli, trained_run, tiny_pairs_dataset, tmp_path):
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(trained_run, run)
+    ckpt = run / "checkpoint.pt"
+    ckpt.write_bytes(ckpt.read_bytes()[: 1000])
+    before = _snapshot(run)
+    _fails(run_cli, "train", "--data", tiny_pairs_dataset(), "--out", run, "--steps", 2, "--resume",
+           *FAST, match="corrupt checkpoint")
+    _fails(run_cli, "evaluate", "--model", run, "--data", tiny_pairs_dataset(), "--quiet",
+           match="corrupt checkpoint")
+    _fails(run_cli, "deblur", "--model", run, run / "val", "--out", tmp_path / "o", "--quiet",
+           match="corrupt checkpoint")
+    assert _snapshot(run) == before and not (tmp_path / "o").exists()
+
+
+def test_vgg_weights_wrong_file_names_missing_keys(run_cli, tmp_path, tiny_pairs_dataset):
+    wrong = tmp_path / "resnet.pth"
+    torch.save({"conv1.weight": torch.zeros(1)}, wrong)
+    fast = [x for x in FAST if x not in ("--perceptual", "none")]
+    line = _fails(run_cli, "train", "--data", tiny_pairs_dataset(), "--out", tmp_path / "r",
+                  "--steps", 1, "--vgg-weights", wrong, *fast, match="missing keys")
+    assert "features.0.weight" in line
+    _fails(run_cli, "train", "--data", tiny_pairs_dataset(), "--out", tmp_path / "r",
+           "--steps", 1, "--vgg-weights", tmp_path / "none.pth", *fast, match="no such file")
+    assert not (tmp_path / "r").exists()
+
+
+def test_deblur_refuses_to_overwrite(run_cli, trained_run, tmp_path):
+    from blursynth.io.images import save_rgb8
+    import numpy as np
+
+    save_rgb8(tmp_path / "in" / "a.png", np.full((20, 24, 3), 128, np.uint8))
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "a.png").write_bytes(b"keep")
+    _fails(run_cli, "deblur", "--model", trained_run, tmp_path / "in", "--out", tmp_path / "out",
+           "--quiet", match="already exists")
+    assert (tmp_path / "out" / "a.png").read_bytes() == b"keep"
+    _fails(run_cli, "deblur", "--model", tmp_path / "in", tmp_path / "in", "--out",
+           tmp_path / "o2", "--quiet", match="no checkpoint")
