@@ -193,6 +193,13 @@ def write_video(frames, out, *, fps: float, quality: str = "lossless") -> int:
     Returns
     -------
     n_frames : int
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> out = Path(tempfile.mkdtemp()) / "clip.mkv"
+    >>> write_video([np.zeros((8, 8, 3), np.uint8)] * 3, out, fps=240)
+    3
     """
     out = Path(out)
     if quality not in QUALITIES:
@@ -284,6 +291,12 @@ def clip_trajectory(n_frames: int, length_px: float, *, rng) -> tuple[np.ndarray
     traj : (n_frames, 2) float64 ndarray
     params : dict
         The trajectory model's drawn parameters.
+
+    Examples
+    --------
+    >>> traj, params = clip_trajectory(48, 30.0, rng=0)
+    >>> traj.shape, bool(np.isclose(np.hypot(*np.diff(traj, axis=0).T).sum(), 30.0))
+    ((48, 2), True)
     """
     from .trajectory import sample_trajectory
 
@@ -310,6 +323,15 @@ def render_clip(photo: np.ndarray, out, settings: RenderSettings, *, source: str
     -------
     info : dict
         What the sidecar holds.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> photo = np.random.default_rng(0).integers(0, 256, (60, 80, 3), dtype=np.uint8)
+    >>> out = Path(tempfile.mkdtemp()) / "clip.mkv"
+    >>> info = render_clip(photo, out, RenderSettings(n_frames=8, length_px=6.0))
+    >>> len(info["positions_xy"]), out.with_name("clip.mkv.json").exists()
+    (8, True)
     """
     from ._rng import sample_rng
 

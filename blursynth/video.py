@@ -122,6 +122,12 @@ def encode_thresholds(crf: str, n_items: int) -> np.ndarray:
     -------
     T : (257,) uint64 ndarray, non-decreasing
         ``T[256]`` is a sentinel no sum reaches.
+
+    Examples
+    --------
+    >>> T = encode_thresholds("none", 2)  # sums of two 8-bit values
+    >>> T[1:4].tolist()  # a sum of 1 rounds up to 1 (mean 0.5), 3 to 2, 5 to 3
+    [1, 3, 5]
     """
     k = np.arange(1, 256, dtype=np.int64)
     if crf == "none":
@@ -342,6 +348,13 @@ def probe_source(path, *, fps: float | None = None) -> SourceInfo:
     BadInputError
         Missing path, not a video, grayscale, no frame rate, gaps in the
         numbering or mixed frame sizes.
+
+    Examples
+    --------
+    >>> probe_source("missing.mp4")
+    Traceback (most recent call last):
+    ...
+    blursynth.errors.BadInputError: video 'missing.mp4' does not exist; give a video file or a folder of numbered frames.
     """
     p = Path(path)
     if fps is not None and not (fps > 0 and math.isfinite(fps)):
@@ -467,6 +480,19 @@ def iter_frames(info: SourceInfo, start: int = 0, stop: int | None = None):
     TruncatedVideoWarning
         The video stopped decoding (or ended) before ``stop``; frames up to the
         last good one were yielded.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from blursynth.render import write_video
+    >>> path = Path(tempfile.mkdtemp()) / "c.mkv"
+    >>> write_video([np.full((8, 8, 3), 20 * i, np.uint8) for i in range(5)], path, fps=240)
+    5
+    >>> info = probe_source(path)
+    >>> info.n_frames, info.fps
+    (5, 240.0)
+    >>> [(i, int(f[0, 0, 0])) for i, f in iter_frames(info, 2, 4)]
+    [(2, 40), (3, 60)]
     """
     stop = info.n_frames if stop is None else min(stop, info.n_frames)
     if start >= stop:
@@ -623,7 +649,15 @@ def parse_window(text) -> tuple[int, int]:
 
 
 def window_length(seed: int, index: int, window_min: int, window_max: int, odd_only: bool = False) -> int:
-    """Length of pair ``index``'s window, drawn from ``sample_rng(seed, index, WINDOW_STREAM)``."""
+    """Length of pair ``index``'s window, drawn from ``sample_rng(seed, index, WINDOW_STREAM)``.
+
+    Examples
+    --------
+    >>> window_length(0, 3, 5, 25) == window_length(0, 3, 5, 25)
+    True
+    >>> window_length(0, 3, 4, 12, odd_only=True) % 2
+    1
+    """
     if window_min == window_max:
         return window_min
     rng = sample_rng(seed, index, WINDOW_STREAM)
@@ -702,7 +736,7 @@ def interpolate_frames(a: np.ndarray, b: np.ndarray, k: int) -> list[np.ndarray]
     forward-splats ``a`` along ``t * flow_ab`` and ``b`` along
     ``(1 - t) * flow_ba`` with bilinear weights, blends them ``(1 - t) : t``,
     and where nothing landed falls back to the plain cross-fade. The real
-    frames are not changed.
+    frames are not changed. Frames under 16 px a side are cross-faded.
 
     Parameters
     ----------
@@ -724,11 +758,15 @@ def interpolate_frames(a: np.ndarray, b: np.ndarray, k: int) -> list[np.ndarray]
         return []
     import cv2
 
-    dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
-    ga = cv2.cvtColor(a, cv2.COLOR_RGB2GRAY)
-    gb = cv2.cvtColor(b, cv2.COLOR_RGB2GRAY)
-    flow_ab = dis.calc(ga, gb, None).astype(np.float64)
-    flow_ba = dis.calc(gb, ga, None).astype(np.float64)
+    if min(a.shape[:2]) < 16:
+        # DIS needs at least 12 px a side; frames this small get a plain cross-fade.
+        flow_ab = flow_ba = np.zeros(a.shape[:2] + (2,), np.float64)
+    else:
+        dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
+        ga = cv2.cvtColor(a, cv2.COLOR_RGB2GRAY)
+        gb = cv2.cvtColor(b, cv2.COLOR_RGB2GRAY)
+        flow_ab = dis.calc(ga, gb, None).astype(np.float64)
+        flow_ba = dis.calc(gb, ga, None).astype(np.float64)
     fa, fb = a.astype(np.float64), b.astype(np.float64)
     out = []
     for m in range(1, k):
@@ -778,6 +816,12 @@ def expanded_frames(frames, k: int):
     ``frames`` yields ``(index, frame)`` with consecutive indices; this yields
     ``(t, frame)`` with ``t = index * k`` for real frames and ``t = index * k + m``
     for the m-th frame after it. With ``k == 1`` the stream passes through.
+
+    Examples
+    --------
+    >>> frames = [(i, np.full((8, 8, 3), 10 * i, np.uint8)) for i in range(3)]
+    >>> [t for t, _ in expanded_frames(iter(frames), 2)]
+    [0, 1, 2, 3, 4]
     """
     if k <= 1:
         yield from frames
@@ -795,7 +839,7 @@ def expanded_frames(frames, k: int):
 # averaging windows of a stream
 
 
-def average_windows(stream, windows, *, crf: str, interpolate: int = 1, shape=None):
+def average_windows(stream, windows, *, crf: str, interpolate: int = 1):
     """Average each window of a frame stream with one running sum.
 
     Parameters
@@ -820,6 +864,14 @@ def average_windows(stream, windows, *, crf: str, interpolate: int = 1, shape=No
     frame shared by overlapping windows is decoded and converted once; the sum
     is an integer, so this equals re-summing exactly. Only the frames of the
     current window are held.
+
+    Examples
+    --------
+    >>> frames = [np.full((2, 2, 3), 10 * i, np.uint8) for i in range(9)]
+    >>> wins = plan_windows([9], window_min=3, window_max=3, seed=0, overlap=1)
+    >>> [(w.start, int(b[0, 0, 0]), int(s[0, 0, 0]))
+    ...  for w, b, s in average_windows(enumerate(frames), wins, crf="none")]
+    [(0, 10, 10), (2, 30, 30), (4, 50, 50), (6, 70, 70)]
     """
     k = max(1, int(interpolate))
     items = expanded_frames(stream, k)
@@ -1101,6 +1153,22 @@ def write_frame_pairs(inputs, out, settings: FramesAverageSettings, *, workers: 
     Returns
     -------
     manifest : dict
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from blursynth.io.dataset import PairDataset
+    >>> from blursynth.render import write_video
+    >>> d = Path(tempfile.mkdtemp())
+    >>> rng = np.random.default_rng(0)
+    >>> write_video([rng.integers(0, 256, (16, 16, 3), dtype=np.uint8) for _ in range(20)], d / "c.mkv", fps=240)
+    20
+    >>> settings = FramesAverageSettings(window_min=5, window_max=9, seed=1)
+    >>> manifest = write_frame_pairs([d / "c.mkv"], d / "pairs", settings, progress=False)
+    >>> row = PairDataset(d / "pairs")[0]
+    >>> blurred, sharp = rebuild_pair(row["params"])
+    >>> bool((blurred == row["blurred"]).all() and (sharp == row["sharp"]).all())
+    True
     """
     import functools
 
