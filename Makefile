@@ -9,7 +9,7 @@ DEMO ?= demo
 TORCH_SPEC ?= $(shell command -v nvidia-smi >/dev/null 2>&1 && echo torch || echo torch==2.13.0)
 PYTEST_ARGS ?=
 
-.PHONY: venv test demo demo-frames bench clean
+.PHONY: venv test demo demo-frames demo-blur bench clean
 
 $(BIN)/.installed: setup.cfg pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -28,6 +28,7 @@ demo: venv
 	$(BIN)/blursynth kernels preview $(DEMO)/bank --out $(DEMO)/kernels.png
 	$(BIN)/blursynth kernels stats $(DEMO)/bank
 	$(MAKE) demo-frames
+	$(MAKE) demo-blur
 
 # Frame averaging: render a short 240 fps clip of a camera moving over a sample photo, then pair it.
 demo-frames: venv
@@ -36,6 +37,16 @@ demo-frames: venv
 	$(BIN)/blursynth render-clip $(DEMO)/photo.png --out $(DEMO)/clip.mp4 --fps 240 --frames 120 --length-px 60 --size 384x384 --seed 1
 	$(BIN)/blursynth frames-average $(DEMO)/clip.mp4 --window 5-25 --out $(DEMO)/frames_pairs --overwrite
 	$(BIN)/blursynth dataset info $(DEMO)/frames_pairs
+
+# Trajectory blur: four sample photos, two 256x256 pairs each from the demo bank, realistic
+# degradations on, and a contact sheet of blurred | sharp | PSF.
+demo-blur: venv
+	mkdir -p $(DEMO)/photos
+	$(BIN)/python -c "from skimage import data; from blursynth.io.images import save_rgb8; [save_rgb8('$(DEMO)/photos/' + n + '.png', getattr(data, n)()) for n in ('astronaut', 'coffee', 'chelsea', 'rocket')]"
+	test -f $(DEMO)/bank/manifest.json || $(BIN)/blursynth trajectories --n 2000 --out $(DEMO)/bank --workers 2
+	$(BIN)/blursynth blur $(DEMO)/photos --kernels $(DEMO)/bank --out $(DEMO)/blur_pairs --per-image 2 --crop 256x256 --saturation 1-2 --noise 0.0002-0.002,0.001 --jpeg 85-95 --workers 2 --overwrite
+	$(BIN)/blursynth dataset verify $(DEMO)/blur_pairs
+	$(BIN)/blursynth dataset preview $(DEMO)/blur_pairs --count 8 --out $(DEMO)/blur_pairs.png
 
 bench: venv
 	$(BIN)/python benchmarks/run_all.py
