@@ -652,7 +652,7 @@ def _blur_rows(start, stop, job: BlurJob):
             photo = _resize(cache["photo"], s.resize)
             params, psf = draw_pair(job, index, photo.shape[:2])
             if cache["note"]:
-                params["input_note"] = cache["note"]
+                params["converted"] = cache["note"]
             params["device"] = job.device
             batch.append((index, photo, params, psf))
         for index, photo, params, psf in batch:

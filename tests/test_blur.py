@@ -173,7 +173,7 @@ def test_rows_rebuild_from_params_and_record_everything(photos, bank, tmp_path):
                         "read_noise", "jpeg_quality"):
                 assert key in p
     grey = [r for r in PairDataset(out) if r["params"]["photo"] == "c.png"]
-    assert grey and grey[0]["params"]["input_note"] == "grayscale replicated to RGB"
+    assert grey and grey[0]["params"]["converted"] == "grayscale replicated to RGB"
     # valid border without crop: the pair loses k - 1 pixels.
     row = PairDataset(out)[0]
     k = row["psf"].shape[0]
