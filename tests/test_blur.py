@@ -198,3 +198,37 @@ def test_draws_are_per_pair_streams(photos, bank, tmp_path):
     assert len({p["kernel_index"] for p in px}) > 1
     manifest = json.loads((tmp_path / "x" / "manifest.json").read_text())
     assert manifest["command"]["degradations"]["jpeg_quality"] == "80-95"
+
+
+def test_torch_path_for_gpus_agrees_with_cpu_path():
+    # The path a CUDA device takes (torch decode, pad, convolve, bucketize encode), run on the CPU.
+    import torch
+
+    from blursynth.blur import _blur_linear_cpu, _blur_linear_torch, _encode_hwc
+    from blursynth.color import parse_crf
+
+    img = edge_scene(30, 40)
+    psf = np.random.default_rng(2).random((9, 9)).astype(np.float32)
+    psf /= psf.sum()
+    for crf in ("gamma:2.2", "srgb"):
+        for border in ("reflect", "wrap", "valid"):
+            c = parse_crf(crf)
+            a = _blur_linear_cpu(img, psf, c, border, "auto")
+            b = _blur_linear_torch(img, psf, c, border, torch.device("cpu"), "fft")
+            torch.testing.assert_close(a, b, atol=2e-6, rtol=0)
+            ea = _encode_hwc(a, c)
+            eb = np.ascontiguousarray(c.encode_uint8(b).permute(1, 2, 0).numpy())
+            assert np.abs(ea.astype(int) - eb).max() <= 1
+
+
+@pytest.mark.skipif(not __import__("torch").cuda.is_available(), reason="needs a CUDA GPU")
+def test_cuda_matches_cpu_and_batch_does_not_change_pixels(photos, bank, tmp_path):
+    img = edge_scene(64, 80)
+    psf = np.random.default_rng(3).random((15, 15)).astype(np.float32)
+    psf /= psf.sum()
+    cpu, _ = render_pair(img, psf)
+    gpu, _ = render_pair(img, psf, device="cuda")
+    assert np.abs(cpu.astype(int) - gpu).max() <= 1
+    a = blur_photos(settings(photos, bank, batch=1, device="cuda"), tmp_path / "a", progress=False)
+    b = blur_photos(settings(photos, bank, batch=4, device="cuda"), tmp_path / "b", progress=False)
+    assert shard_hashes(a) == shard_hashes(b)

@@ -190,3 +190,17 @@ def test_cpu_tap_kernel_matches_torch_loop_and_ignores_thread_count():
         torch.set_num_threads(before)
     if numba.config.NUMBA_NUM_THREADS > 1 and before > 1:
         assert torch.equal(one, fast)
+
+
+def test_fft_path_ignores_thread_count():
+    # Workers run with one thread, a single process with several: same bytes either way.
+    x = torch.rand(1, 3, 50, 70)
+    psf = torch.rand(15, 15)
+    psf /= psf.sum()
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one = convolve(x, psf, method="fft")
+    finally:
+        torch.set_num_threads(before)
+    assert torch.equal(one, convolve(x, psf, method="fft"))
