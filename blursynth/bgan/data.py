@@ -1,0 +1,296 @@
+"""BGAN's training data: two unpaired image sets (folders or pair datasets) and random patches.
+
+Sample ``k`` of a run is a pure function of (run seed, k): which sharp image and where its patch
+sits, which real blurred image and where its patch sits, and the noise vector, each from its own
+stream of :func:`blursynth._rng.sample_rng`. Worker processes and restarts change nothing, and a
+resumed run reads the samples it would have read.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import OrderedDict
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .._rng import sample_rng
+from ..errors import BadInputError
+from .model import NOISE_DIM
+
+STREAM_SHARP = 11
+STREAM_REAL = 12
+STREAM_NOISE = 13
+
+_CACHE_IMAGES = 64  # decoded images kept per process; patches are drawn from many images
+
+
+def _png_or_header_size(data: bytes):
+    """(H, W) of encoded image bytes from the header alone, or None where it cannot tell."""
+    try:
+        import io
+
+        from PIL import Image
+
+        with Image.open(io.BytesIO(data)) as im:
+            w, h = im.size
+        return int(h), int(w)
+    except Exception:
+        return None
+
+
+def _file_size(path: Path):
+    try:
+        from PIL import Image
+
+        with Image.open(path) as im:
+            w, h = im.size
+        return int(h), int(w)
+    except Exception:
+        return None
+
+
+class ImageSet:
+    """The images of a folder, a single image file, or one column of a pair dataset.
+
+    Parameters
+    ----------
+    path : str or Path
+        A folder of images (searched recursively), an image file, or a pair dataset folder
+        (with ``manifest.json``).
+    column : {"sharp", "blurred"}
+        Which image of each pair a dataset contributes.
+    option : str
+        The command-line option that named the set, for messages (``"--real-blur"``).
+
+    Raises
+    ------
+    BadInputError
+        The path does not exist or holds no image.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib, numpy as np
+    >>> from blursynth.io.images import save_rgb8
+    >>> d = pathlib.Path(tempfile.mkdtemp())
+    >>> save_rgb8(d / "a.png", np.zeros((40, 50, 3), np.uint8))
+    >>> s = ImageSet(d, column="sharp", option="--sharp")
+    >>> len(s), s.sizes(), s.load(0).shape
+    (1, [(40, 50)], (40, 50, 3))
+    """
+
+    def __init__(self, path, *, column: str, option: str):
+        from ..io.images import list_images
+
+        self.path = Path(path)
+        self.column = column
+        self.option = option
+        if not self.path.exists():
+            raise BadInputError(f"{option} {path}: no such file or directory; expected a folder "
+                                f"of images or a pair dataset.")
+        self.is_dataset = self.path.is_dir() and (self.path / "manifest.json").exists()
+        if self.is_dataset:
+            from ..train.data import open_pairs
+
+            ds = open_pairs(self.path)
+            self.ids = [r["id"] for r in ds.table.iter_rows(columns=["id"], batch_size=4096)]
+            self.files = None
+        else:
+            self.files = list_images(self.path)
+            self.ids = None
+        if len(self) == 0:
+            raise BadInputError(
+                f"{option} {path}: no images found (looked for .png .jpg .jpeg .tif .tiff .webp "
+                f".bmp, recursively); expected at least one image.")
+        self._ds = None
+        self._cache = OrderedDict()
+
+    def __len__(self):
+        return len(self.ids) if self.is_dataset else len(self.files)
+
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        state["_ds"], state["_cache"] = None, OrderedDict()
+        return state
+
+    def _dataset(self):
+        if self._ds is None:
+            from ..io.dataset import PairDataset
+
+            self._ds = PairDataset(self.path)
+        return self._ds
+
+    def describe(self, i: int) -> str:
+        """Where image ``i`` comes from, for messages."""
+        if self.is_dataset:
+            return f"{self.path} pair {self.ids[i]} ({self.column})"
+        return str(self.files[i])
+
+    def keys(self) -> list:
+        """An identity per image: the resolved file, or the dataset folder, pair and column."""
+        if self.is_dataset:
+            root = str(self.path.resolve())
+            return [f"{root}::{i}::{self.column}" for i in self.ids]
+        return [str(p.resolve()) for p in self.files]
+
+    def load(self, i: int) -> np.ndarray:
+        """Image ``i`` as uint8 (H, W, 3) RGB (cached per process)."""
+        img = self._cache.get(i)
+        if img is not None:
+            self._cache.move_to_end(i)
+            return img
+        if self.is_dataset:
+            from ..io.images import decode_image
+
+            raw = self._dataset().raw(i, columns=[self.column])
+            img = decode_image(raw[self.column]["bytes"], what=self.describe(i))
+        else:
+            from ..io.images import load_rgb8
+
+            img = load_rgb8(self.files[i])[0]
+        self._cache[i] = img
+        if len(self._cache) > _CACHE_IMAGES:
+            self._cache.popitem(last=False)
+        return img
+
+    def sizes(self) -> list:
+        """(H, W) of every image, from file headers where possible (no full decode)."""
+        out = []
+        if self.is_dataset:
+            for n, row in enumerate(self._dataset().table.iter_rows(columns=[self.column])):
+                hw = _png_or_header_size(row[self.column]["bytes"])
+                out.append(hw if hw is not None else self.load(n).shape[:2])
+        else:
+            for n, p in enumerate(self.files):
+                hw = _file_size(p)
+                out.append(hw if hw is not None else self.load(n).shape[:2])
+        return out
+
+    def content_digests(self, indices) -> dict:
+        """sha256 of the stored bytes of the given images (files, or encoded dataset images)."""
+        out = {}
+        for i in indices:
+            if self.is_dataset:
+                data = self._dataset().raw(i, columns=[self.column])[self.column]["bytes"]
+            else:
+                data = self.files[i].read_bytes()
+            out[i] = hashlib.sha256(data).hexdigest()
+        return out
+
+    def byte_sizes(self) -> list:
+        """Stored size in bytes of every image (cheap: file sizes, or encoded lengths)."""
+        if self.is_dataset:
+            return [len(r[self.column]["bytes"]) for r in
+                    self._dataset().table.iter_rows(columns=[self.column])]
+        return [p.stat().st_size for p in self.files]
+
+
+def check_unpaired(sharp: ImageSet, real: ImageSet) -> None:
+    """Refuse sets that share images: the same files, the same dataset, or byte-identical copies.
+
+    BGAN learns a blur from real blurred photos that are not the blurred versions of its sharp
+    inputs; a shared image teaches it nothing (or, for identical sets, the identity). Only
+    images whose stored sizes match are hashed, so distinct sets cost no reading.
+
+    Raises
+    ------
+    BadInputError
+    """
+    if sharp.is_dataset and real.is_dataset and sharp.path.resolve() == real.path.resolve():
+        raise BadInputError(
+            f"--sharp and --real-blur are the same dataset ({sharp.path}); BGAN learns from "
+            f"unpaired sets: pass real blurred photos that are not the blurred halves of the "
+            f"sharp inputs.")
+    shared = set(sharp.keys()) & set(real.keys())
+    if not shared:
+        sizes_s, sizes_r = sharp.byte_sizes(), real.byte_sizes()
+        common = set(sizes_s) & set(sizes_r)
+        ds = sharp.content_digests([i for i, s in enumerate(sizes_s) if s in common])
+        dr = real.content_digests([i for i, s in enumerate(sizes_r) if s in common])
+        shared = set(ds.values()) & set(dr.values())
+    if shared:
+        n = len(shared)
+        same = "are the same files" if n == min(len(sharp), len(real)) else f"share {n} image(s)"
+        raise BadInputError(
+            f"--sharp {sharp.path} and --real-blur {real.path} {same}; expected two unpaired "
+            f"sets: sharp photos, and different photos that are really blurred.")
+
+
+def check_patch_fits(images: ImageSet, patch: int) -> None:
+    """Refuse a set with an image smaller than ``patch`` on either side.
+
+    Raises
+    ------
+    BadInputError
+        Naming the first such image and how many there are.
+    """
+    sizes = images.sizes()
+    small = [i for i, (h, w) in enumerate(sizes) if h < patch or w < patch]
+    if small:
+        h, w = sizes[small[0]]
+        smallest = min(min(hw) for hw in sizes)
+        raise BadInputError(
+            f"{images.option} {images.path}: {len(small)} of {len(sizes)} image(s) are smaller "
+            f"than the {patch} px patch (first: {images.describe(small[0])}, {h}x{w}); pass "
+            f"--patch {smallest} or less, or remove them.")
+
+
+def random_patch(image: np.ndarray, patch: int, rng: np.random.Generator) -> np.ndarray:
+    """A random ``patch`` x ``patch`` window of ``image``, flipped left-right half the time.
+
+    Parameters
+    ----------
+    image : (H, W, 3) ndarray
+        H, W >= patch.
+    patch : int
+    rng : numpy.random.Generator
+
+    Returns
+    -------
+    window : (patch, patch, 3) ndarray
+
+    Examples
+    --------
+    >>> random_patch(np.zeros((10, 12, 3)), 8, np.random.default_rng(0)).shape
+    (8, 8, 3)
+    """
+    h, w = image.shape[:2]
+    y = int(rng.integers(0, h - patch + 1))
+    x = int(rng.integers(0, w - patch + 1))
+    out = image[y:y + patch, x:x + patch]
+    if rng.random() < 0.5:
+        out = out[:, ::-1]
+    return out
+
+
+def training_noise(seed: int, position: int) -> np.ndarray:
+    """The noise vector of run sample ``position``: (4,) float32 from N(0, 1)."""
+    return sample_rng(seed, position, STREAM_NOISE).standard_normal(NOISE_DIM).astype(np.float32)
+
+
+class UnpairedPatches(torch.utils.data.Dataset):
+    """Run sample ``k`` -> (sharp patch, real blurred patch, noise vector).
+
+    Patches are float32 ``(3, patch, patch)`` in [0, 1]; the noise is float32 ``(4,)``. The
+    sharp and real images are drawn independently: the two sets are never paired.
+    """
+
+    def __init__(self, sharp: ImageSet, real: ImageSet, *, seed: int, patch: int):
+        self.sharp, self.real = sharp, real
+        self.seed, self.patch = int(seed), int(patch)
+
+    def __len__(self):
+        return 2 ** 62  # indexed by run position, never iterated to the end
+
+    def _draw(self, images, position, stream):
+        rng = sample_rng(self.seed, position, stream)
+        i = int(rng.integers(0, len(images)))
+        return random_patch(images.load(i), self.patch, rng)
+
+    def __getitem__(self, position):
+        from ..train.data import to_tensor
+
+        s = self._draw(self.sharp, position, STREAM_SHARP)
+        r = self._draw(self.real, position, STREAM_REAL)
+        return to_tensor(s), to_tensor(r), torch.from_numpy(training_noise(self.seed, position))

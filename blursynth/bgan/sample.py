@@ -1,0 +1,343 @@
+"""Pairs from a trained BGAN: blur sharp photos with the generator (``blursynth bgan blur``).
+
+Pair ``i`` is photo ``i // per_image`` blurred with the noise vector drawn from
+``sample_rng(seed, i)``; its row records that vector, the photo and the generator's fingerprint,
+so :func:`rebuild_pair` remakes its pixels. Large photos run in tiles with a halo as wide as the
+generator's receptive radius, which gives the whole-image result (the generator has no
+normalisation layer), so memory stays bounded at any size.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .._rng import check_seed, sample_rng
+from ..errors import BadInputError
+from .model import NOISE_DIM
+
+
+@dataclass(frozen=True)
+class BGANBlurSettings:
+    """Everything ``blursynth bgan blur`` needs.
+
+    Attributes
+    ----------
+    photos : str
+        Folder of sharp photos (searched recursively) or one image file.
+    model : str
+        The ``--out`` folder of ``blursynth bgan train``.
+    per_image : int
+        Pairs per photo, each with its own noise vector.
+    seed : int
+    tile : int
+        Output tile side in px; a photo larger than this runs in tiles (each with a halo of the
+        generator's receptive radius).
+    device : {"auto", "cpu", "cuda"}
+    png_level : int or None
+    shard_size : int
+    """
+
+    photos: str
+    model: str
+    per_image: int = 1
+    seed: int = 0
+    tile: int = 512
+    device: str = "auto"
+    png_level: int | None = None
+    shard_size: int = 256
+
+    def __post_init__(self):
+        check_seed(self.seed)
+        if int(self.per_image) != self.per_image or self.per_image < 1:
+            raise BadInputError(f"--per-image must be a positive integer; got {self.per_image!r}.")
+        if self.tile < 16:
+            raise BadInputError(f"--tile must be at least 16 px; got {self.tile}.")
+        if self.shard_size < 1:
+            raise BadInputError(f"--shard-size must be a positive integer; got {self.shard_size}.")
+
+
+def pair_noise(seed: int, index: int) -> np.ndarray:
+    """The noise vector of pair ``index``: (4,) float32 drawn from N(0, 1) by ``sample_rng``.
+
+    Examples
+    --------
+    >>> bool((pair_noise(0, 5) == pair_noise(0, 5)).all()), pair_noise(0, 5).dtype
+    (True, dtype('float32'))
+    """
+    return sample_rng(seed, index).standard_normal(NOISE_DIM).astype(np.float32)
+
+
+def _spans(length: int, core: int):
+    return [(s, min(s + core, length)) for s in range(0, length, core)]
+
+
+def blur_tensor(generator, sharp, noise, *, tile: int = 512):
+    """Blur ``(1, 3, H, W)`` images in [0, 1] with the generator, in tiles when large.
+
+    Parameters
+    ----------
+    generator : BlurGenerator
+        Runs on its own device and dtype; put in eval mode here.
+    sharp : (1, 3, H, W) tensor
+        [0, 1]; any H, W >= 1.
+    noise : (4,) or (1, 4) array or tensor
+    tile : int
+        Output tile side; each tile is computed from a window ``radius`` px wider on every side
+        (cut at the image edge), so the result equals whole-image inference.
+
+    Returns
+    -------
+    blurred : (1, 3, H, W) tensor
+        In [0, 1] (clamped), on the generator's device.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from blursynth.bgan.model import CONFIGS, build_bgan
+    >>> g, _ = build_bgan(CONFIGS["tiny"], seed=0)
+    >>> x = torch.rand(1, 3, 40, 70)
+    >>> whole = blur_tensor(g, x, torch.zeros(4), tile=128)
+    >>> tiled = blur_tensor(g, x, torch.zeros(4), tile=16)
+    >>> bool(torch.allclose(whole, tiled, atol=1e-6))
+    True
+    """
+    import torch
+
+    from ..train.models import from_model_range, to_model_range
+
+    p = next(generator.parameters())
+    generator.eval()
+    x = to_model_range(sharp.to(p))
+    z = torch.as_tensor(np.asarray(noise, dtype=np.float32)).reshape(1, NOISE_DIM).to(p)
+    h, w = x.shape[-2:]
+    r = generator.receptive_radius()
+    with torch.no_grad():
+        if h <= tile and w <= tile:
+            return from_model_range(generator(x, z)).clamp(0, 1)
+        out = torch.empty_like(x)
+        for y0, y1 in _spans(h, tile):
+            for x0, x1 in _spans(w, tile):
+                wy0, wy1, wx0, wx1 = max(y0 - r, 0), min(y1 + r, h), max(x0 - r, 0), min(x1 + r, w)
+                part = generator(x[..., wy0:wy1, wx0:wx1], z)
+                out[..., y0:y1, x0:x1] = part[..., y0 - wy0:y1 - wy0, x0 - wx0:x1 - wx0]
+        return from_model_range(out).clamp(0, 1)
+
+
+@contextlib.contextmanager
+def _one_thread(device_type: str):
+    """Run CPU inference on one intra-op thread, so that no result can depend on a thread count;
+    parallelism comes from ``--workers`` processes."""
+    import torch
+
+    if device_type != "cpu":
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def blur_image(generator, photo: np.ndarray, noise, *, tile: int = 512) -> np.ndarray:
+    """Blur a uint8 (H, W, 3) RGB photo with the generator and noise vector; uint8 out.
+
+    Examples
+    --------
+    >>> from blursynth.bgan.model import CONFIGS, build_bgan
+    >>> g, _ = build_bgan(CONFIGS["tiny"], seed=0)
+    >>> blur_image(g, np.zeros((9, 11, 3), np.uint8), pair_noise(0, 0)).shape
+    (9, 11, 3)
+    """
+    import torch
+
+    if photo.dtype != np.uint8 or photo.ndim != 3 or photo.shape[2] != 3:
+        raise ValueError(f"photo must be uint8 (H, W, 3); got {photo.dtype} {photo.shape}.")
+    x = torch.from_numpy(np.ascontiguousarray(photo)).permute(2, 0, 1)[None].float() / 255.0
+    y = blur_tensor(generator, x, noise, tile=tile)
+    return np.ascontiguousarray(
+        (y[0] * 255).round().to(torch.uint8).permute(1, 2, 0).cpu().numpy())
+
+
+# ---------------------------------------------------------------------------------------------
+# the dataset writer
+
+
+@dataclass(frozen=True)
+class _Job:
+    settings: BGANBlurSettings
+    root: str
+    files: tuple
+    model_path: str
+    model_fingerprint: str
+    model_step: int
+    model_config: str
+    device: str
+    fingerprint: str
+
+
+def _generator(model_path: str, device: str):
+    from .train import CHECKPOINT
+
+    p = Path(model_path)
+    st = (p / CHECKPOINT if p.is_dir() else p).stat()
+    return _cached_generator(model_path, device, st.st_mtime_ns, st.st_size)
+
+
+@functools.lru_cache(maxsize=2)
+def _cached_generator(model_path: str, device: str, mtime_ns: int, size: int):
+    """One load per worker process and model file version (keyed by its mtime and size)."""
+    from .train import load_bgan_generator
+
+    return load_bgan_generator(model_path, device=device)
+
+
+def _photo_path(root: str, rel: str) -> Path:
+    r = Path(root)
+    return r / rel if r.is_dir() else r
+
+
+def _bgan_rows(start, stop, job: _Job):
+    """Yield the pair rows of samples ``start..stop-1``."""
+    from ..io.dataset import pair_row
+    from ..io.images import load_rgb8
+
+    s = job.settings
+    gen, info = _generator(job.model_path, job.device)
+    if info["fingerprint"] != job.model_fingerprint:
+        raise BadInputError(f"--model {job.model_path}: the model changed while pairs were being "
+                            f"written (fingerprint {info['fingerprint']}, expected "
+                            f"{job.model_fingerprint}); rerun the command.")
+    cached = (None, None, None)
+    with _one_thread(job.device):
+        for index in range(start, stop):
+            photo_i, variant = divmod(index, s.per_image)
+            if cached[0] != photo_i:
+                photo, note = load_rgb8(_photo_path(job.root, job.files[photo_i]))
+                cached = (photo_i, photo, note)
+            _, photo, note = cached
+            noise = pair_noise(s.seed, index)
+            blurred = blur_image(gen, photo, noise, tile=s.tile)
+            params = {"photo": job.files[photo_i], "variant": variant,
+                      "noise": [float(v) for v in noise], "model_fingerprint": job.model_fingerprint,
+                      "model_step": job.model_step, "model_config": job.model_config,
+                      "tile": s.tile, "receptive_radius": gen.receptive_radius(),
+                      "device": job.device}
+            if note:
+                params["input_note"] = note
+            yield pair_row(index=index, blurred=blurred, sharp=photo, psf=None, source="bgan",
+                           seed=s.seed, params=params, fingerprint=job.fingerprint,
+                           png_level=s.png_level)
+
+
+def _plan_photos(photos):
+    from ..io.images import list_images
+
+    root = Path(photos)
+    if not root.exists():
+        raise BadInputError(f"{photos}: no such file or directory; expected a folder of sharp "
+                            f"photos.")
+    paths = list_images(root)
+    if not paths:
+        raise BadInputError(f"{photos}: no photos found (looked recursively for .png, .jpg, .jpeg, "
+                            f".tif, .tiff, .webp, .bmp); point PHOTOS at a folder of sharp images.")
+    files = tuple(p.relative_to(root).as_posix() if root.is_dir() else p.name for p in paths)
+    h = hashlib.sha256()
+    for rel, p in zip(files, paths):
+        h.update(f"{rel}\0{p.stat().st_size}\n".encode())
+    return files, h.hexdigest()[:16]
+
+
+def bgan_blur(settings: BGANBlurSettings, out, *, workers: int = 1, overwrite: bool = False,
+              progress: bool = True) -> dict:
+    """Write a pair dataset (source ``bgan``) by blurring photos with a trained BGAN.
+
+    Parameters
+    ----------
+    settings : BGANBlurSettings
+    out : str or Path
+        Output dataset directory (new, or this same command's, to resume).
+    workers : int
+        Worker processes; the bytes do not depend on it.
+    overwrite : bool
+
+    Returns
+    -------
+    manifest : dict
+
+    Raises
+    ------
+    BadInputError
+        On any bad input (photos, model), before anything is written.
+
+    Examples
+    --------
+    >>> m = bgan_blur(BGANBlurSettings("photos/", "model/", per_image=2), "pairs/")  # doctest: +SKIP
+    """
+    from ..blur import resolve_device
+    from ..config import fingerprint
+    from ..io.dataset import PAIR_SCHEMA, write_dataset
+    from .train import load_bgan_generator
+
+    if int(workers) < 1:
+        raise BadInputError(f"--workers must be a positive integer; got {workers!r}.")
+    device = resolve_device(settings.device)
+    _, info = load_bgan_generator(settings.model)  # checks the model before anything is written
+    files, photos_digest = _plan_photos(settings.photos)
+    recipe = {"command": "bgan blur", "model_fingerprint": info["fingerprint"],
+              "photos_digest": photos_digest, "n_photos": len(files),
+              "per_image": settings.per_image, "seed": settings.seed, "tile": settings.tile,
+              "png_level": settings.png_level, "device": device.type}
+    fp = fingerprint(recipe)
+    job = _Job(settings, str(settings.photos), files, str(settings.model), info["fingerprint"],
+               info["step"], info["config"]["name"], device.type, fp)
+    return write_dataset(
+        out, kind="pairs", schema=PAIR_SCHEMA, n_items=len(files) * settings.per_image,
+        shard_size=settings.shard_size, make_rows=functools.partial(_bgan_rows, job=job),
+        fingerprint=fp, command={**recipe, "photos": str(settings.photos),
+                                 "model": str(settings.model)},
+        workers=workers, overwrite=overwrite, unit="pair", desc="bgan blur", progress=progress,
+    )
+
+
+def rebuild_pair(row: dict, photos_root, model, *, device="cpu") -> np.ndarray:
+    """Remake a ``bgan`` pair's blurred image from its row.
+
+    Parameters
+    ----------
+    row : dict
+        As :class:`blursynth.io.dataset.PairDataset` returns it (``params`` a dict).
+    photos_root : str or Path
+        The PHOTOS folder (or file) the run read.
+    model : str or Path
+        The model folder; its fingerprint must be the row's.
+
+    Returns
+    -------
+    blurred : (H, W, 3) uint8 ndarray
+        Equal to the row's blurred image when rebuilt on the same kind of device.
+
+    Raises
+    ------
+    BadInputError
+        The model is not the one that made the row.
+    """
+    from ..io.images import load_rgb8
+    from .train import load_bgan_generator
+
+    params = row["params"]
+    gen, info = load_bgan_generator(model, device=device)
+    if info["fingerprint"] != params["model_fingerprint"]:
+        raise BadInputError(f"--model {model}: fingerprint {info['fingerprint']}, but the pair was "
+                            f"made by {params['model_fingerprint']}; pass that model.")
+    photo, _ = load_rgb8(_photo_path(str(photos_root), params["photo"]))
+    with _one_thread(str(device).split(":")[0]):
+        return blur_image(gen, photo, np.asarray(params["noise"], np.float32),
+                          tile=params["tile"])

@@ -1,0 +1,479 @@
+"""The BGAN training run: settings, the update step, plateau learning-rate drops, checkpoints.
+
+It follows the DeblurGAN trainer's conventions and reuses its pieces (:mod:`blursynth.train.loop`):
+a run folder with an atomically replaced ``checkpoint.pt`` that ``--resume`` continues,
+``run.json``, ``metrics.csv`` and periodic sample pictures, and the same VGG19 policy.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .._rng import check_seed
+from ..errors import BadInputError
+from .losses import ALPHA_WEIGHS, LossWeights, relativistic_critic_loss, \
+    relativistic_generator_loss
+from .model import CONFIGS, BGANConfig, BlurGenerator, build_bgan, model_fingerprint
+
+CHECKPOINT = "checkpoint.pt"
+MODEL_JSON = "model.json"
+RUN_JSON = "run.json"
+METRICS_CSV = "metrics.csv"
+SAMPLES_DIR = "samples"
+MODEL_FORMAT = "blursynth-bgan"
+MODEL_VERSION = 1
+METRIC_COLUMNS = ("step", "lr", "loss_d", "loss_g", "loss_blur", "loss_perceptual",
+                  "score_real", "score_fake", "seconds")
+
+
+@dataclass(frozen=True)
+class BGANTrainSettings:
+    """Everything a BGAN training run needs; built by ``blursynth bgan train``.
+
+    ``sharp`` and ``real_blur`` are folders of images or pair datasets (their sharp and blurred
+    images respectively). Loss weights left as None take the paper's (alpha, beta) with alpha
+    on the term ``alpha_weighs`` names (see :class:`blursynth.bgan.losses.LossWeights`).
+    """
+
+    sharp: str
+    real_blur: str
+    out: str
+    steps: int
+    config: str = "paper"
+    width: int | None = None
+    blocks: int | None = None
+    image_skip: bool | None = None
+    patch: int = 128
+    batch_size: int = 4
+    lr: float = 1e-4
+    alpha_weighs: str = "perceptual"
+    perceptual_weight: float | None = None
+    blur_weight: float | None = None
+    perceptual: str = "vgg"
+    vgg_weights: str | None = None
+    plateau_window: int = 1000
+    plateau_patience: int = 5
+    lr_drop: float = 0.1
+    min_lr: float = 1e-6
+    seed: int = 0
+    device: str = "auto"
+    workers: int = 0
+    sample_every: int = 500
+    checkpoint_every: int = 500
+    log_every: int = 10
+    max_seconds: float | None = None
+    resume: bool = False
+    progress: bool = True
+
+    def model_config(self) -> BGANConfig:
+        if self.config not in CONFIGS:
+            raise BadInputError(f"--config must be one of {sorted(CONFIGS)}; got "
+                                f"{self.config!r}.")
+        for name, v in (("--width", self.width), ("--blocks", self.blocks)):
+            if v is not None and v < 1:
+                raise BadInputError(f"{name} must be at least 1; got {v}.")
+        return CONFIGS[self.config].with_sizes(width=self.width, n_blocks=self.blocks,
+                                               image_skip=self.image_skip)
+
+    def loss_weights(self) -> LossWeights:
+        if self.alpha_weighs not in ALPHA_WEIGHS:
+            raise BadInputError(f"--alpha-weighs must be one of {ALPHA_WEIGHS}; got "
+                                f"{self.alpha_weighs!r}.")
+        w = LossWeights.paper(self.alpha_weighs)
+        p = w.perceptual if self.perceptual_weight is None else float(self.perceptual_weight)
+        b = w.blur if self.blur_weight is None else float(self.blur_weight)
+        for name, v in (("--perceptual-weight", p), ("--blur-weight", b)):
+            if not (math.isfinite(v) and v >= 0):
+                raise BadInputError(f"{name} must be a finite number >= 0; got {v}.")
+        if b == 0:
+            raise BadInputError("--blur-weight 0 leaves nothing to learn a blur from; give a "
+                                "positive weight.")
+        return LossWeights(perceptual=p, blur=b)
+
+    def recipe(self) -> dict:
+        """The settings a resumed run must share with the run it continues."""
+        return {
+            "model_config": self.model_config().to_dict(), "patch": self.patch,
+            "batch_size": self.batch_size, "lr": self.lr,
+            "loss_weights": asdict(self.loss_weights()), "perceptual": self.perceptual,
+            "plateau": [self.plateau_window, self.plateau_patience, self.lr_drop, self.min_lr],
+            "seed": self.seed, "sharp": str(Path(self.sharp).resolve()),
+            "real_blur": str(Path(self.real_blur).resolve()),
+        }
+
+
+class PlateauDrop:
+    """Learning rate that drops by ``factor`` when the windowed loss stops improving.
+
+    The loss is averaged over windows of ``window`` steps; a window whose mean is not below
+    ``(1 - threshold)`` times the best mean so far counts as bad, and after ``patience`` bad
+    windows in a row the rate is multiplied by ``factor`` (not below ``min_lr``).
+
+    Examples
+    --------
+    >>> p = PlateauDrop(1e-4, window=2, patience=1, factor=0.1)
+    >>> [p.update(x) for x in (5, 5, 4, 4, 4, 4)][-1]   # third window no better: drop
+    1e-05
+    """
+
+    def __init__(self, lr, *, window, patience, factor=0.1, min_lr=1e-6, threshold=1e-3):
+        self.lr, self.window, self.patience = float(lr), int(window), int(patience)
+        self.factor, self.min_lr, self.threshold = float(factor), float(min_lr), float(threshold)
+        self.best, self.bad, self.sum, self.count, self.drops = math.inf, 0, 0.0, 0, 0
+
+    def update(self, loss: float) -> float:
+        """Add one step's loss; return the learning rate for the next step."""
+        if math.isfinite(loss):
+            self.sum += float(loss)
+            self.count += 1
+        if self.count >= self.window:
+            mean = self.sum / self.count
+            self.sum, self.count = 0.0, 0
+            margin = self.threshold * abs(self.best) if math.isfinite(self.best) else 0.0
+            if mean < self.best - margin:
+                self.best, self.bad = mean, 0
+            else:
+                self.bad += 1
+                if self.bad >= self.patience and self.lr > self.min_lr:
+                    self.lr = max(self.lr * self.factor, self.min_lr)
+                    self.bad, self.drops = 0, self.drops + 1
+        return self.lr
+
+    def state_dict(self) -> dict:
+        return {k: getattr(self, k) for k in ("lr", "best", "bad", "sum", "count", "drops")}
+
+    def load_state_dict(self, state) -> None:
+        for k, v in state.items():
+            setattr(self, k, v)
+
+
+class BGANTrainer:
+    """One BGAN update per :meth:`step`.
+
+    The generator blurs the sharp batch; the critic scores real and generated blur in one pass;
+    the generator's loss ``w_p * perceptual(generated, sharp) + w_b * L_G`` and the critic's
+    ``L_D`` are both taken from those scores, and each network steps on its own gradient (the
+    critic's gradient does not flow into the generator, nor the reverse).
+
+    Parameters
+    ----------
+    generator : BlurGenerator
+    critic : BlurCritic
+    perceptual : blursynth.train.losses.ContentLoss
+    weights : LossWeights
+    lr : float
+        Adam's learning rate for both (betas 0.9, 0.999).
+    """
+
+    def __init__(self, generator, critic, perceptual, weights: LossWeights, *, lr=1e-4):
+        self.g, self.d, self.perceptual, self.weights = generator, critic, perceptual, weights
+        self.opt_g = torch.optim.Adam(generator.parameters(), lr=lr, betas=(0.9, 0.999))
+        self.opt_d = torch.optim.Adam(critic.parameters(), lr=lr, betas=(0.9, 0.999))
+        self.g_params = list(generator.parameters())
+        self.d_params = list(critic.parameters())
+
+    def set_lr(self, lr):
+        for opt in (self.opt_g, self.opt_d):
+            for group in opt.param_groups:
+                group["lr"] = lr
+
+    def losses(self, sharp, real, noise):
+        """Generated batch and the (differentiable) losses, without stepping.
+
+        ``sharp``, ``real``: ``(B, 3, h, w)`` in [-1, 1]; ``noise``: ``(B, 4)``.
+        """
+        fake = self.g(sharp, noise)
+        scores = self.d(torch.cat([real, fake]))
+        c_real, c_fake = scores[: real.shape[0]], scores[real.shape[0]:]
+        loss_d = relativistic_critic_loss(c_real, c_fake)
+        loss_blur = relativistic_generator_loss(c_real, c_fake)
+        loss_p = self.perceptual(fake, sharp) if self.weights.perceptual > 0 \
+            else fake.new_zeros(())
+        loss_g = self.weights.perceptual * loss_p + self.weights.blur * loss_blur
+        return fake, {"loss_d": loss_d, "loss_g": loss_g, "loss_blur": loss_blur,
+                      "loss_perceptual": loss_p, "score_real": c_real.detach().mean(),
+                      "score_fake": c_fake.detach().mean()}
+
+    def step(self, sharp, real, noise):
+        """One update of both networks; returns the generated batch and the losses (floats)."""
+        self.g.train()
+        self.d.train()
+        fake, out = self.losses(sharp, real, noise)
+        self.opt_g.zero_grad(set_to_none=True)
+        self.opt_d.zero_grad(set_to_none=True)
+        torch.autograd.backward(out["loss_g"], inputs=self.g_params, retain_graph=True)
+        torch.autograd.backward(out["loss_d"], inputs=self.d_params)
+        self.opt_g.step()
+        self.opt_d.step()
+        return fake.detach(), {k: float(v.detach()) for k, v in out.items()}
+
+    def state_dict(self) -> dict:
+        return {"generator": self.g.state_dict(), "critic": self.d.state_dict(),
+                "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict()}
+
+    def load_state_dict(self, state) -> None:
+        self.g.load_state_dict(state["generator"])
+        self.d.load_state_dict(state["critic"])
+        self.opt_g.load_state_dict(state["opt_g"])
+        self.opt_d.load_state_dict(state["opt_d"])
+
+
+# --------------------------------------------------------------------------------------------
+# model files
+
+
+def load_checkpoint(path) -> dict:
+    """Read a BGAN run's ``checkpoint.pt`` (``path`` is the run folder or the file).
+
+    Raises
+    ------
+    BadInputError
+        Missing, corrupt, another kind of file, or a model format version this blursynth does
+        not read.
+    """
+    p = Path(path)
+    if p.is_dir():
+        p = p / CHECKPOINT
+    if not p.is_file():
+        raise BadInputError(f"--model {path}: no BGAN model here (no {CHECKPOINT}); expected the "
+                            f"--out folder of 'blursynth bgan train'.")
+    try:
+        ckpt = torch.load(p, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises many types for a file that is not its own
+        raise BadInputError(f"{p}: unreadable checkpoint ({type(exc).__name__}); restore it or "
+                            f"train again.") from None
+    fmt = ckpt.get("format") if isinstance(ckpt, dict) else None
+    if fmt != MODEL_FORMAT:
+        what = "a DeblurGAN training run" if fmt == "blursynth-deblurgan" else f"format {fmt!r}"
+        raise BadInputError(f"{p}: is {what}, not a BGAN model; expected the --out folder of "
+                            f"'blursynth bgan train'.")
+    if ckpt.get("version") != MODEL_VERSION:
+        raise BadInputError(f"{p}: BGAN model format version {ckpt.get('version')!r}; this "
+                            f"blursynth reads version {MODEL_VERSION}. Use the blursynth that "
+                            f"wrote it, or train again.")
+    return ckpt
+
+
+def load_bgan_generator(path, device="cpu"):
+    """The trained generator of a BGAN run, in eval mode, and its checkpoint metadata.
+
+    Returns
+    -------
+    generator : BlurGenerator
+    info : dict
+        ``config`` (dict), ``step``, ``fingerprint`` (:func:`model_fingerprint`).
+    """
+    ckpt = load_checkpoint(path)
+    try:
+        config = BGANConfig.from_dict(ckpt["config"])
+        with torch.random.fork_rng(devices=[]):
+            gen = BlurGenerator(config)
+        gen.load_state_dict(ckpt["generator"])
+    except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+        raise BadInputError(f"--model {path}: checkpoint does not hold a BGAN generator "
+                            f"({' '.join(str(exc).split())[:200]}).") from None
+    gen.requires_grad_(False)
+    info = {"config": config.to_dict(), "step": int(ckpt.get("step", 0)),
+            "fingerprint": model_fingerprint(gen)}
+    return gen.to(device).eval(), info
+
+
+# --------------------------------------------------------------------------------------------
+# the run
+
+
+def _sample_sheet(sharp, fake, real, n=4) -> np.ndarray:
+    """uint8 (rows * h, 3 * w, 3): one row per item, sharp | generated | real blurred."""
+    from ..train.models import from_model_range
+
+    rows = [torch.cat([sharp[i], fake[i], real[i]], dim=2) for i in range(min(n, len(sharp)))]
+    img = from_model_range(torch.cat(rows, dim=1)).clamp(0, 1)
+    return np.ascontiguousarray((img * 255).round().byte().permute(1, 2, 0).cpu().numpy())
+
+
+def _write_metrics(path: Path, rows) -> None:
+    from ..train.loop import _atomic_write_text
+
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=METRIC_COLUMNS, extrasaction="ignore")
+    w.writeheader()
+    w.writerows(rows)
+    _atomic_write_text(path, buf.getvalue())
+
+
+def plan_training(settings: BGANTrainSettings):
+    """Check every input of a run and open its data; nothing is written.
+
+    Returns
+    -------
+    config, weights, sharp_set, real_set
+    """
+    from .data import ImageSet, check_patch_fits, check_unpaired
+
+    check_seed(settings.seed)
+    config = settings.model_config()
+    weights = settings.loss_weights()
+    if settings.steps < 1:
+        raise BadInputError(f"--steps must be at least 1; got {settings.steps}.")
+    if settings.patch < 8:
+        raise BadInputError(f"--patch must be at least 8 px; got {settings.patch}.")
+    if settings.batch_size < 1:
+        raise BadInputError(f"--batch-size must be at least 1; got {settings.batch_size}.")
+    if not (settings.lr > 0 and math.isfinite(settings.lr)):
+        raise BadInputError(f"--lr must be a positive number; got {settings.lr}.")
+    if settings.perceptual not in ("vgg", "none"):
+        raise BadInputError(f"--perceptual must be vgg or none; got {settings.perceptual!r}.")
+    sharp = ImageSet(settings.sharp, column="sharp", option="--sharp")
+    real = ImageSet(settings.real_blur, column="blurred", option="--real-blur")
+    check_unpaired(sharp, real)
+    check_patch_fits(sharp, settings.patch)
+    check_patch_fits(real, settings.patch)
+    return config, weights, sharp, real
+
+
+def train_bgan(settings: BGANTrainSettings) -> dict:
+    """Train BGAN as ``settings`` says; write the model, metrics and sample sheets to ``out``.
+
+    Everything that can be wrong with the input (the image sets, patch size, VGG file, an
+    existing run or a checkpoint of other settings) is checked before anything is written.
+
+    Returns
+    -------
+    summary : dict
+        ``steps`` done, ``total_steps``, ``out``, ``last`` (losses), ``lr``, ``fingerprint``
+        of the generator, ``stopped`` (``"done"`` or ``"time"``).
+
+    Examples
+    --------
+    >>> s = BGANTrainSettings(sharp="photos/", real_blur="blurry/", out="model/", steps=10,
+    ...                       config="tiny", patch=32, perceptual="none")   # doctest: +SKIP
+    >>> train_bgan(s)["steps"]                                              # doctest: +SKIP
+    10
+    """
+    from ..train.data import PositionSampler
+    from ..train.loop import _atomic_save, _atomic_write_text, _content_loss, _fmt, \
+        _pick_device, _read_metrics
+    from ..train.models import to_model_range
+
+    config, weights, sharp_set, real_set = plan_training(settings)
+    seed = int(settings.seed)
+    device = _pick_device(settings.device, 0)
+    out = Path(settings.out)
+    perceptual, perceptual_info = _content_loss(settings)
+    recipe = settings.recipe()
+    ckpt = None
+    if (out / CHECKPOINT).exists():
+        if not settings.resume:
+            raise BadInputError(f"--out {out}: already holds a BGAN run; pass --resume to continue "
+                                f"it or choose another --out.")
+        ckpt = load_checkpoint(out)
+        diff = [k for k in recipe if ckpt.get("recipe", {}).get(k) != recipe[k]]
+        if diff:
+            k = diff[0]
+            raise BadInputError(
+                f"{out / CHECKPOINT}: was trained with {k}={ckpt['recipe'].get(k)!r}; this run "
+                f"asks for {recipe[k]!r}. Resume with the same settings or use another --out.")
+    elif out.exists() and not out.is_dir():
+        raise BadInputError(f"--out {out}: is a file; expected a folder for the model.")
+
+    gen, critic = build_bgan(config, seed=seed)
+    gen, critic, perceptual = gen.to(device), critic.to(device), perceptual.to(device)
+    trainer = BGANTrainer(gen, critic, perceptual, weights, lr=settings.lr)
+    plateau = PlateauDrop(settings.lr, window=settings.plateau_window,
+                          patience=settings.plateau_patience, factor=settings.lr_drop,
+                          min_lr=settings.min_lr)
+    start = 0
+    if ckpt is not None:
+        trainer.load_state_dict(ckpt)
+        plateau.load_state_dict(ckpt["plateau"])
+        start = int(ckpt["step"])
+    total = int(settings.steps)
+    if start >= total:
+        return {"steps": start, "total_steps": total, "out": str(out), "last": {},
+                "lr": plateau.lr, "fingerprint": model_fingerprint(gen), "stopped": "done"}
+
+    out.mkdir(parents=True, exist_ok=True)
+    (out / SAMPLES_DIR).mkdir(exist_ok=True)
+    if ckpt is None:
+        meta = {"settings": asdict(settings), "recipe": recipe, "perceptual": perceptual_info,
+                "n_sharp": len(sharp_set), "n_real_blur": len(real_set),
+                "torch": torch.__version__, "python": sys.version.split()[0]}
+        _atomic_write_text(out / RUN_JSON, json.dumps(meta, indent=1, default=str) + "\n")
+    metrics_rows = _read_metrics(out / METRICS_CSV, start)
+
+    def save(step):
+        state = trainer.state_dict()
+        state.update({"format": MODEL_FORMAT, "version": MODEL_VERSION, "step": step,
+                      "total_steps": total, "config": config.to_dict(), "recipe": recipe,
+                      "loss_weights": asdict(weights), "perceptual": perceptual_info,
+                      "plateau": plateau.state_dict()})
+        _atomic_save(state, out / CHECKPOINT)
+        info = {"format": MODEL_FORMAT, "version": MODEL_VERSION, "step": step,
+                "config": config.to_dict(), "fingerprint": model_fingerprint(gen),
+                "loss_weights": asdict(weights), "perceptual": perceptual_info}
+        _atomic_write_text(out / MODEL_JSON, json.dumps(info, indent=1) + "\n")
+        _write_metrics(out / METRICS_CSV, metrics_rows)
+
+    dataset_ = _unpaired(sharp_set, real_set, seed, settings.patch)
+    loader = torch.utils.data.DataLoader(
+        dataset_, batch_size=settings.batch_size,
+        sampler=PositionSampler(start, total, settings.batch_size),
+        num_workers=max(int(settings.workers), 0), pin_memory=device.type == "cuda",
+        prefetch_factor=4 if settings.workers > 0 else None)
+    bar = None
+    if settings.progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=total, initial=start, desc="bgan train", unit="step", dynamic_ncols=True)
+    t0 = time.perf_counter()
+    losses, step, stopped = {}, start, "done"
+    try:
+        for step, (s01, r01, noise) in enumerate(loader, start=start + 1):
+            trainer.set_lr(plateau.lr)
+            sharp = to_model_range(s01.to(device))
+            real = to_model_range(r01.to(device))
+            fake, losses = trainer.step(sharp, real, noise.to(device))
+            lr_used = plateau.lr
+            plateau.update(losses["loss_g"])
+            if step % settings.log_every == 0 or step == total:
+                row = dict(losses, step=step, lr=lr_used, seconds=time.perf_counter() - t0)
+                metrics_rows.append({k: _fmt(v) for k, v in row.items()})
+            if step % settings.sample_every == 0 or step == total:
+                from ..io.images import save_rgb8
+
+                save_rgb8(out / SAMPLES_DIR / f"step-{step:07d}.png",
+                          _sample_sheet(sharp, fake, real))
+            out_of_time = (settings.max_seconds is not None
+                           and time.perf_counter() - t0 >= settings.max_seconds)
+            if step % settings.checkpoint_every == 0 or step == total or out_of_time:
+                save(step)
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(d=f"{losses['loss_d']:.3g}", blur=f"{losses['loss_blur']:.3g}",
+                                p=f"{losses['loss_perceptual']:.3g}", refresh=False)
+            if out_of_time and step < total:
+                stopped = "time"
+                break
+    finally:
+        if bar is not None:
+            bar.close()
+    return {"steps": step, "total_steps": total, "out": str(out), "last": losses,
+            "lr": plateau.lr, "fingerprint": model_fingerprint(gen), "stopped": stopped,
+            "perceptual": perceptual_info, "n_sharp": len(sharp_set),
+            "n_real_blur": len(real_set), "seconds": time.perf_counter() - t0}
+
+
+def _unpaired(sharp_set, real_set, seed, patch):
+    from .data import UnpairedPatches
+
+    return UnpairedPatches(sharp_set, real_set, seed=seed, patch=patch)

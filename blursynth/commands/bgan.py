@@ -1,0 +1,146 @@
+"""``blursynth bgan train|blur``: learn a blur from unpaired real blurred photos, and apply it."""
+
+from __future__ import annotations
+
+import click
+
+from ._common import echo_manifest, out_dir, overwrite_option, positive_int, seed_option, \
+    workers_option
+
+_device_option = click.option("--device", default="auto", show_default=True,
+                              help="auto (CUDA if present), cpu, cuda or cuda:N.")
+
+
+@click.group()
+def bgan():
+    """Learned blur (BGAN, "Deblurring by Realistic Blurring"): train a generator that blurs
+    sharp photos the way a set of real blurred photos is blurred, then make pairs with it.
+
+    \b
+    Example:
+      blursynth bgan train --sharp photos/ --real-blur blurry/ --out model/ --steps 100000
+      blursynth bgan blur more_photos/ --model model/ --out pairs/ --per-image 2
+    """
+
+
+@bgan.command(name="train")
+@click.option("--sharp", required=True, type=click.Path(),
+              help="Sharp photos: a folder of images, or a pair dataset (its sharp images).")
+@click.option("--real-blur", required=True, type=click.Path(),
+              help="Real blurred photos, unpaired with --sharp: a folder of images, or a pair "
+                   "dataset (its blurred images).")
+@click.option("--out", type=click.Path(), required=True, callback=out_dir,
+              help="Model folder (checkpoint, metrics, sample sheets).")
+@click.option("--steps", type=click.IntRange(1, None), required=True, help="Updates of both networks.")
+@click.option("--config", type=click.Choice(["paper", "small", "tiny"]), default="paper",
+              show_default=True,
+              help="Network sizes: the paper's (width 64, 9 blocks of 5 convs), small (CPU), tiny (tests).")
+@click.option("--width", type=click.IntRange(1, None), default=None, help="Override the generator width.")
+@click.option("--blocks", type=click.IntRange(1, None), default=None,
+              help="Override the number of residual blocks.")
+@click.option("--image-skip/--no-image-skip", default=None,
+              help="Add the sharp input to the generator's output (not in the paper; the small and "
+                   "tiny configs use it) [default: the config's].")
+@click.option("--patch", type=click.IntRange(8, None), default=128, show_default=True,
+              help="Training patch side in px.")
+@click.option("--batch-size", type=click.IntRange(1, None), default=4, show_default=True)
+@click.option("--lr", type=click.FloatRange(0, None, min_open=True), default=1e-4, show_default=True,
+              help="Adam learning rate of both networks; dropped when the loss plateaus.")
+@click.option("--alpha-weighs", type=click.Choice(["perceptual", "blur"]), default="perceptual",
+              show_default=True,
+              help="Which term the paper's alpha=0.005 weighs (beta=0.01 weighs the other): the "
+                   "perceptual loss, or the relativistic blur loss.")
+@click.option("--perceptual-weight", type=click.FloatRange(0, None), default=None,
+              help="Override the perceptual loss weight.")
+@click.option("--blur-weight", type=click.FloatRange(0, None, min_open=True), default=None,
+              help="Override the relativistic blur loss weight.")
+@click.option("--perceptual", type=click.Choice(["vgg", "none"]), default="vgg", show_default=True,
+              help="Perceptual loss: VGG19 conv3_3 features, or none (L1 pixel loss).")
+@click.option("--vgg-weights", type=click.Path(), default=None,
+              help="torchvision's vgg19-dcbb9e9d.pth [default: torch hub cache, else download].")
+@click.option("--plateau-window", type=click.IntRange(1, None), default=1000, show_default=True,
+              help="Steps averaged into one reading of the generator loss.")
+@click.option("--plateau-patience", type=click.IntRange(1, None), default=5, show_default=True,
+              help="Readings without improvement before the learning rate drops 10x.")
+@seed_option
+@_device_option
+@click.option("--workers", type=click.IntRange(0, None), default=0, show_default=True,
+              help="Data loader worker processes (the samples do not depend on it).")
+@click.option("--sample-every", type=click.IntRange(1, None), default=500, show_default=True,
+              help="Steps between sample sheets (sharp | generated | real blurred).")
+@click.option("--checkpoint-every", type=click.IntRange(1, None), default=500, show_default=True,
+              help="Steps between checkpoints.")
+@click.option("--log-every", type=click.IntRange(1, None), default=10, show_default=True,
+              help="Steps between metric rows.")
+@click.option("--max-minutes", type=click.FloatRange(0, None, min_open=True), default=None,
+              help="Stop (with a checkpoint) after this long; --resume continues.")
+@click.option("--resume", is_flag=True, help="Continue the run in --out from its checkpoint.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def train(sharp, real_blur, out, steps, config, width, blocks, image_skip, patch, batch_size, lr,
+          alpha_weighs, perceptual_weight, blur_weight, perceptual, vgg_weights, plateau_window,
+          plateau_patience, seed, device, workers, sample_every, checkpoint_every, log_every,
+          max_minutes, resume, quiet):
+    """Train BGAN on unpaired sets: sharp photos and real blurred photos.
+
+    \b
+    Example:
+      blursynth bgan train --sharp photos/ --real-blur blurry/ --out model/ --steps 100000
+      blursynth bgan train --sharp photos/ --real-blur blurry/ --out model/ --steps 2000 \\
+          --config small --patch 64 --perceptual none --max-minutes 10
+    """
+    from ..bgan.train import BGANTrainSettings, train_bgan
+
+    settings = BGANTrainSettings(
+        sharp=sharp, real_blur=real_blur, out=out, steps=steps, config=config, width=width,
+        blocks=blocks, image_skip=image_skip, patch=patch, batch_size=batch_size, lr=lr,
+        alpha_weighs=alpha_weighs, perceptual_weight=perceptual_weight, blur_weight=blur_weight,
+        perceptual=perceptual, vgg_weights=vgg_weights, plateau_window=plateau_window,
+        plateau_patience=plateau_patience, seed=seed, device=device, workers=workers,
+        sample_every=sample_every, checkpoint_every=checkpoint_every, log_every=log_every,
+        max_seconds=None if max_minutes is None else 60.0 * max_minutes, resume=resume,
+        progress=not quiet,
+    )
+    summary = train_bgan(settings)
+    last = summary["last"]
+    msg = f"trained {summary['steps']}/{summary['total_steps']} steps into {summary['out']}"
+    if summary["stopped"] == "time":
+        msg += " (time limit; --resume continues)"
+    if last:
+        msg += (f"; blur loss {last['loss_blur']:.4g}, critic loss {last['loss_d']:.4g}, "
+                f"perceptual {last['loss_perceptual']:.4g}")
+    click.echo(msg + f"; model fingerprint {summary['fingerprint']}")
+
+
+@bgan.command(name="blur")
+@click.argument("photos", type=click.Path())
+@click.option("--model", required=True, type=click.Path(), help="The --out folder of 'bgan train'.")
+@click.option("--out", type=click.Path(), required=True, callback=out_dir, help="Output dataset directory.")
+@click.option("--per-image", type=int, default=1, show_default=True, callback=positive_int,
+              help="Pairs per photo, each with its own noise vector.")
+@click.option("--tile", type=click.IntRange(16, None), default=512, show_default=True,
+              help="Largest output tile side in px (photos of any size; the result does not depend on it).")
+@_device_option
+@click.option("--png-level", type=click.IntRange(0, 9), default=None,
+              help="zlib level; default is the fast fpng encoder.")
+@click.option("--shard-size", type=int, default=256, show_default=True, callback=positive_int,
+              help="Pairs per shard.")
+@seed_option
+@workers_option
+@overwrite_option
+def blur(photos, model, out, per_image, tile, device, png_level, shard_size, seed, workers,
+         overwrite):
+    """Blur sharp PHOTOS with a trained BGAN: pairs with source=bgan.
+
+    Each row records its noise vector and the model's fingerprint, so the pair can be rebuilt.
+
+    \b
+    Example:
+      blursynth bgan blur photos/ --model model/ --out pairs/ --per-image 2 --seed 1
+    """
+    from ..bgan.sample import BGANBlurSettings, bgan_blur
+
+    settings = BGANBlurSettings(photos=photos, model=model, per_image=per_image, seed=seed,
+                                tile=tile, device=device, png_level=png_level,
+                                shard_size=shard_size)
+    manifest = bgan_blur(settings, out, workers=workers, overwrite=overwrite)
+    echo_manifest(manifest, out)

@@ -1,0 +1,201 @@
+"""``blursynth bgan train|blur`` end to end on tiny data: run folder, resume, pairs, bad input."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from blursynth.io.dataset import PairDataset
+from blursynth.io.images import load_rgb8, save_rgb8
+
+from .conftest import error_line
+
+PATCH = 32
+TRAIN = ("--config", "tiny", "--patch", PATCH, "--batch-size", 2, "--perceptual", "none",
+         "--quiet", "--log-every", 1)
+
+
+def _box_blur_x(img, k=7):
+    pad = np.pad(img.astype(np.float64), ((0, 0), (k // 2, k // 2), (0, 0)), mode="edge")
+    out = sum(pad[:, i:i + img.shape[1]] for i in range(k)) / k
+    return np.clip(np.rint(out), 0, 255).astype(np.uint8)
+
+
+@pytest.fixture(scope="module")
+def sets(tmp_path_factory):
+    """Three sharp crops of one photo, three horizontally blurred crops of another."""
+    from skimage import data
+
+    root = tmp_path_factory.mktemp("bgan_sets")
+    a, c = data.astronaut(), data.chelsea()
+    for i in range(3):
+        save_rgb8(root / "sharp" / f"s{i}.png", a[60 * i:60 * i + 40, 70 * i:70 * i + 48])
+        save_rgb8(root / "real" / f"r{i}.png", _box_blur_x(c[50 * i:50 * i + 40, 60 * i:60 * i + 48]))
+    save_rgb8(root / "photos" / "big.png", a[:70, :90])
+    save_rgb8(root / "photos" / "sub" / "small.png", c[:13, :20])
+    return root
+
+
+@pytest.fixture(scope="module")
+def model(sets, tmp_path_factory):
+    """A tiny model trained for 3 steps by the CLI."""
+    from blursynth.cli import main
+
+    out = tmp_path_factory.mktemp("bgan_model") / "m"
+    code = main(["bgan", "train", "--sharp", str(sets / "sharp"), "--real-blur",
+                 str(sets / "real"), "--out", str(out), "--steps", "3", "--sample-every", "2",
+                 *map(str, TRAIN)])
+    assert code == 0
+    return out
+
+
+def test_train_writes_run_folder(model):
+    assert (model / "checkpoint.pt").is_file() and (model / "run.json").is_file()
+    info = json.loads((model / "model.json").read_text())
+    assert info["format"] == "blursynth-bgan" and info["step"] == 3
+    assert info["loss_weights"] == {"perceptual": 0.005, "blur": 0.01}
+    rows = (model / "metrics.csv").read_text().splitlines()
+    assert rows[0].startswith("step,lr,loss_d") and len(rows) == 4
+    sheets = sorted(p.name for p in (model / "samples").iterdir())
+    assert sheets == ["step-0000002.png", "step-0000003.png"]
+    sheet, _ = load_rgb8(model / "samples" / sheets[-1])
+    assert sheet.shape == (2 * PATCH, 3 * PATCH, 3)  # batch rows of sharp | generated | real
+
+
+def test_resume_equals_uninterrupted(sets, tmp_path, run_cli):
+    args = ("bgan", "train", "--sharp", sets / "sharp", "--real-blur", sets / "real", *TRAIN)
+    straight, split = tmp_path / "a", tmp_path / "b"
+    assert run_cli(*args, "--out", straight, "--steps", 4).code == 0
+    assert run_cli(*args, "--out", split, "--steps", 2).code == 0
+    again = run_cli(*args, "--out", split, "--steps", 4)
+    assert again.code == 2 and "--resume" in error_line(again)
+    assert run_cli(*args, "--out", split, "--steps", 4, "--resume").code == 0
+    fp = [json.loads((d / "model.json").read_text())["fingerprint"] for d in (straight, split)]
+    assert fp[0] == fp[1]
+    other = run_cli(*args, "--out", split, "--steps", 5, "--resume", "--patch", 24)
+    assert other.code == 2 and "patch" in error_line(other)
+
+
+def test_train_with_vgg_weights_file(sets, tmp_path, run_cli):
+    from blursynth.nn.vgg import VGG19Features
+
+    weights = tmp_path / "vgg19-random.pth"
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        torch.save(VGG19Features("conv3_3").state_dict(), weights)
+    args = [a for a in TRAIN if a not in ("--perceptual", "none")]
+    r = run_cli("bgan", "train", "--sharp", sets / "sharp", "--real-blur", sets / "real",
+                "--out", tmp_path / "m", "--steps", 1, *args, "--vgg-weights", weights)
+    assert r.code == 0, r.err
+    run = json.loads((tmp_path / "m" / "run.json").read_text())
+    assert run["perceptual"]["kind"] == "vgg19-conv3_3"
+    missing = run_cli("bgan", "train", "--sharp", sets / "sharp", "--real-blur", sets / "real",
+                      "--out", tmp_path / "m2", "--steps", 1, *args, "--vgg-weights",
+                      tmp_path / "nope.pth")
+    assert missing.code == 2 and "--vgg-weights" in error_line(missing)
+    assert not (tmp_path / "m2").exists()
+
+
+def _shard_bytes(path):
+    return {p.name: p.read_bytes() for p in sorted((Path(path) / "data").glob("*.parquet"))}
+
+
+@pytest.fixture(scope="module")
+def strong_model(model, tmp_path_factory):
+    """The trained tiny model with its generator weights scaled up 8x, so that its blur and the
+    effect of the noise show in 8-bit pixels (3 steps from N(0, 0.01) barely move them)."""
+    ckpt = torch.load(model / "checkpoint.pt", weights_only=True)
+    ckpt["generator"] = {k: v * 8 if k.endswith("weight") else v
+                         for k, v in ckpt["generator"].items()}
+    out = tmp_path_factory.mktemp("bgan_strong") / "m"
+    out.mkdir()
+    torch.save(ckpt, out / "checkpoint.pt")
+    return out
+
+
+def test_blur_pairs_deterministic_rebuildable(sets, strong_model, tmp_path, run_cli):
+    from blursynth.bgan.sample import pair_noise, rebuild_pair
+    from blursynth.bgan.train import load_bgan_generator
+
+    args = ("bgan", "blur", sets / "photos", "--model", strong_model, "--per-image", 2,
+            "--shard-size", 3, "--tile", 32, "--seed", 5)
+    r = run_cli(*args, "--out", tmp_path / "p1")
+    assert r.code == 0, r.err
+    assert "wrote 4 rows" in r.out
+    assert run_cli(*args, "--out", tmp_path / "p2", "--workers", 2).code == 0
+    assert _shard_bytes(tmp_path / "p1") == _shard_bytes(tmp_path / "p2")
+
+    ds = PairDataset(tmp_path / "p1")
+    assert len(ds) == 4
+    fp = load_bgan_generator(strong_model)[1]["fingerprint"]
+    rows = [ds[i] for i in range(len(ds))]
+    for i, row in enumerate(rows):
+        p = row["params"]
+        assert row["source"] == "bgan" and row["seed"] == 5 and row["psf"] is None
+        assert p["model_fingerprint"] == fp and p["variant"] == i % 2
+        assert p["noise"] == [float(v) for v in pair_noise(5, i)]
+        photo, _ = load_rgb8(sets / "photos" / p["photo"])
+        assert np.array_equal(row["sharp"], photo)
+        assert row["blurred"].shape == photo.shape
+        assert not np.array_equal(row["blurred"], photo)
+        assert np.array_equal(rebuild_pair(row, sets / "photos", strong_model), row["blurred"])
+    # The 70x90 photo ran in tiles of 32 px, the 13x20 one whole.
+    assert [r["params"]["photo"] for r in rows] == ["big.png"] * 2 + ["sub/small.png"] * 2
+    # Two noise vectors for the same photo give two different blurs.
+    assert not np.array_equal(rows[0]["blurred"], rows[1]["blurred"])
+    # Another seed draws other noise for the same index.
+    assert not np.array_equal(pair_noise(6, 0), pair_noise(5, 0))
+
+
+# --- bad input: one line, exit 2, nothing written ----------------------------------------------
+
+def _train(run_cli, sets, out, sharp, real, *extra):
+    return run_cli("bgan", "train", "--sharp", sharp, "--real-blur", real, "--out", out,
+                   "--steps", 1, *TRAIN, *extra)
+
+
+def test_missing_and_empty_real_blur(sets, tmp_path, run_cli):
+    r = _train(run_cli, sets, tmp_path / "o", sets / "sharp", tmp_path / "nowhere")
+    assert r.code == 2 and "--real-blur" in error_line(r) and "no such" in error_line(r)
+    (tmp_path / "empty").mkdir()
+    r = _train(run_cli, sets, tmp_path / "o", sets / "sharp", tmp_path / "empty")
+    assert r.code == 2 and "no images found" in error_line(r)
+    assert not (tmp_path / "o").exists()
+
+
+def test_same_files_refused(sets, tmp_path, run_cli):
+    r = _train(run_cli, sets, tmp_path / "o", sets / "sharp", sets / "sharp")
+    assert r.code == 2 and "are the same files" in error_line(r)
+    # Byte-identical copies under another name are the same images too.
+    for p in (sets / "sharp").iterdir():
+        save_rgb8(tmp_path / "copy" / p.name, load_rgb8(p)[0])
+        (tmp_path / "copy" / p.name).write_bytes(p.read_bytes())
+    r = _train(run_cli, sets, tmp_path / "o", sets / "sharp", tmp_path / "copy")
+    assert r.code == 2 and "unpaired" in error_line(r)
+    assert not (tmp_path / "o").exists()
+
+
+def test_images_smaller_than_patch(sets, tmp_path, run_cli):
+    r = _train(run_cli, sets, tmp_path / "o", sets / "sharp", sets / "real", "--patch", 44)
+    line = error_line(r)
+    assert r.code == 2 and "smaller than the 44 px patch" in line and "--patch 40" in line
+    assert not (tmp_path / "o").exists()
+
+
+def test_model_of_another_version_or_kind(sets, model, tmp_path, run_cli):
+    ckpt = torch.load(model / "checkpoint.pt", weights_only=True)
+    ckpt["version"] = 99
+    (tmp_path / "old").mkdir()
+    torch.save(ckpt, tmp_path / "old" / "checkpoint.pt")
+    r = run_cli("bgan", "blur", sets / "photos", "--model", tmp_path / "old", "--out", tmp_path / "p")
+    assert r.code == 2 and "version 99" in error_line(r)
+    torch.save({"format": "blursynth-deblurgan", "version": 1}, tmp_path / "old" / "checkpoint.pt")
+    r = run_cli("bgan", "blur", sets / "photos", "--model", tmp_path / "old", "--out", tmp_path / "p")
+    assert r.code == 2 and "not a BGAN model" in error_line(r)
+    r = run_cli("bgan", "blur", sets / "photos", "--model", tmp_path / "none", "--out", tmp_path / "p")
+    assert r.code == 2 and "no BGAN model" in error_line(r)
+    assert not (tmp_path / "p").exists()
