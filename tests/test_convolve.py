@@ -186,10 +186,12 @@ def test_cpu_tap_kernel_matches_torch_loop_and_ignores_thread_count():
     try:
         torch.set_num_threads(1)
         one = _convolve_direct(padded, psf)
+        torch.set_num_threads(2)  # the Numba kernel follows torch's thread count
+        two = _convolve_direct(padded, psf)
     finally:
         torch.set_num_threads(before)
-    if numba.config.NUMBA_NUM_THREADS > 1 and before > 1:
-        assert torch.equal(one, fast)
+    assert torch.equal(one, two) and torch.equal(one, fast)
+    assert numba.config.NUMBA_NUM_THREADS >= 1
 
 
 def test_fft_path_ignores_thread_count():
@@ -201,6 +203,8 @@ def test_fft_path_ignores_thread_count():
     try:
         torch.set_num_threads(1)
         one = convolve(x, psf, method="fft")
+        torch.set_num_threads(2)
+        two = convolve(x, psf, method="fft")
     finally:
         torch.set_num_threads(before)
-    assert torch.equal(one, convolve(x, psf, method="fft"))
+    assert torch.equal(one, two)
