@@ -257,6 +257,8 @@ def render_pair(photo, psf, *, crf="gamma:2.2", border="reflect", saturation=Non
     r = k // 2
     window = photo[r:-r, r:-r] if border == "valid" and r else photo
     if shot_noise is not None or read_noise is not None:
+        if noise_rng is None:
+            raise ValueError("sensor noise needs noise_rng (the pair's own generator).")
         blurred_lin = blurred_lin.clamp(0.0, 1.0)
         field = noise_field(tuple(blurred_lin.shape), noise_rng)
         from .degrade import add_sensor_noise
@@ -540,6 +542,12 @@ def draw_pair(job: BlurJob, index: int, photo_hw) -> tuple[dict, np.ndarray]:
         ch, cw = s.crop
         if s.border == "valid":
             ch, cw = ch + k - 1, cw + k - 1
+        if ch > h or cw > w:
+            # The plan checked header sizes; a file whose pixels disagree lands here.
+            raise BadInputError(
+                f"photo {params['photo']} decodes to {h}x{w}, smaller than the {ch}x{cw} window "
+                "this pair needs; use a smaller --crop or remove the photo."
+            )
         crng = sample_rng(s.seed, index, STREAM_CROP)
         y0 = int(crng.integers(h - ch + 1))
         x0 = int(crng.integers(w - cw + 1))
