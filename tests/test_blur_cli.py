@@ -165,3 +165,26 @@ def test_exposure_not_in_bank(run_cli, photos, bank, tmp_path):
                                        ("--border", "zero")])
 def test_bad_option_values(run_cli, photos, bank, tmp_path, opt, value):
     assert_bad(run_cli, tmp_path / "out", photos, "--kernels", bank, opt, value, match=opt)
+
+
+def test_reads_tiff_webp_16bit_and_alpha(run_cli, bank, tmp_path):
+    import cv2
+    from skimage import data
+
+    folder = tmp_path / "formats"
+    (folder / "deep" / "er").mkdir(parents=True)
+    rgb = data.astronaut()[::8, ::8]
+    cv2.imwrite(str(folder / "a16.png"), (rgb[:, :, ::-1].astype(np.uint16) * 257))
+    rgba = np.dstack([rgb[:, :, ::-1], np.full(rgb.shape[:2], 200, np.uint8)])
+    cv2.imwrite(str(folder / "deep" / "b.webp"), rgba, [cv2.IMWRITE_WEBP_QUALITY, 101])
+    cv2.imwrite(str(folder / "deep" / "er" / "c.tif"), rgb[:, :, ::-1])
+    out = tmp_path / "pairs"
+    r = run_cli("blur", folder, "--kernels", bank, "--out", out, "--crop", "32x32")
+    assert r.code == 0, r.err
+    from blursynth.io.dataset import PairDataset
+
+    rows = {row["params"]["photo"]: row for row in PairDataset(out)}
+    assert set(rows) == {"a16.png", "deep/b.webp", "deep/er/c.tif"}
+    assert rows["a16.png"]["params"]["converted"] == "16-bit scaled to 8-bit"
+    assert "alpha dropped" in rows["deep/b.webp"]["params"]["converted"]
+    assert "converted" not in rows["deep/er/c.tif"]["params"]
