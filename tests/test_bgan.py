@@ -207,7 +207,7 @@ def test_generator_step_lowers_its_adversarial_loss_against_fixed_critic():
     losses = []
     for _ in range(15):
         _, out = tr.losses(sharp, real, noise)
-        losses.append(float(out["loss_blur"]))
+        losses.append(float(out["loss_blur"].detach()))
         tr.opt_g.zero_grad()
         out["loss_g"].backward()
         tr.opt_g.step()
@@ -225,3 +225,42 @@ def test_joint_step_updates_both_networks_separately():
     assert any(not torch.equal(a, b) for a, b in zip(d0, d.parameters()))
     assert set(losses) >= {"loss_d", "loss_g", "loss_blur", "loss_perceptual"}
     assert all(math.isfinite(v) for v in losses.values())
+
+
+# --- data --------------------------------------------------------------------------------------
+
+def test_image_set_reads_a_pair_dataset_column(tiny_pairs_dataset):
+    from blursynth.bgan.data import ImageSet, check_unpaired
+    from blursynth.errors import BadInputError
+    from blursynth.io.dataset import PairDataset
+
+    path = tiny_pairs_dataset(n=4, size=(40, 44))
+    real = ImageSet(path, column="blurred", option="--real-blur")
+    sharp = ImageSet(path, column="sharp", option="--sharp")
+    assert len(real) == 4 and real.sizes() == [(40, 44)] * 4
+    pair = PairDataset(path)[2]
+    assert np.array_equal(real.load(2), pair["blurred"])
+    assert np.array_equal(sharp.load(2), pair["sharp"])
+    with pytest.raises(BadInputError, match="same dataset"):
+        check_unpaired(sharp, real)
+
+
+def test_unpaired_patches_are_a_function_of_position(tmp_path):
+    from blursynth.bgan.data import ImageSet, UnpairedPatches
+    from blursynth.io.images import save_rgb8
+
+    rng = np.random.default_rng(0)
+    for i in range(3):
+        save_rgb8(tmp_path / "s" / f"{i}.png", rng.integers(0, 256, (30, 40, 3), dtype=np.uint8))
+        save_rgb8(tmp_path / "r" / f"{i}.png", rng.integers(0, 256, (36, 33, 3), dtype=np.uint8))
+    make = lambda: UnpairedPatches(ImageSet(tmp_path / "s", column="sharp", option="--sharp"),
+                                   ImageSet(tmp_path / "r", column="blurred", option="--real-blur"),
+                                   seed=3, patch=16)
+    a, b = make(), make()
+    later = [b[k] for k in (9, 2, 5)]
+    for k, item in zip((9, 2, 5), later):
+        for x, y in zip(a[k], item):
+            assert torch.equal(x, y)
+    s, r, z = a[4]
+    assert s.shape == r.shape == (3, 16, 16) and z.shape == (4,)
+    assert not torch.equal(a[4][0], a[5][0]) and not torch.equal(a[4][2], a[5][2])

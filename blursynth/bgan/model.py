@@ -83,7 +83,7 @@ class BGANConfig:
 #: train in minutes; ``tiny``: for tests.
 CONFIGS = {
     "paper": BGANConfig("paper"),
-    "small": BGANConfig("small", width=32, n_blocks=3, image_skip=True, critic_width=16,
+    "small": BGANConfig("small", width=16, n_blocks=3, image_skip=True, critic_width=16,
                         critic_stages=(1, 2, 2, 2)),
     "tiny": BGANConfig("tiny", width=8, n_blocks=2, convs_per_block=5, image_skip=True,
                        critic_width=8, critic_stages=(1, 1, 1)),
