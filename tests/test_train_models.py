@@ -29,14 +29,13 @@ def test_paper_config_parameter_counts_and_shapes():
     assert d(torch.zeros(2, 3, 64, 64)).shape == (2, 1, 11, 11)
 
 
-def test_generator_global_skip_zero_residual_is_identity():
-    g = Generator(CONFIGS["small"]).eval()
-    last = [m for m in g.modules() if isinstance(m, torch.nn.Conv2d)][-1]
-    torch.nn.init.zeros_(last.weight)
-    torch.nn.init.zeros_(last.bias)
+def test_identity_init_returns_the_input_through_the_global_skip():
+    g, _ = build_models(CONFIGS["small"], seed=0, init="identity")
+    paper, _ = build_models(CONFIGS["small"], seed=0)
     x = torch.rand(1, 3, 32, 32) * 2 - 1
     with torch.no_grad():
-        assert torch.equal(g(x), x)
+        assert torch.equal(g.eval()(x), x)
+        assert not torch.equal(paper.eval()(x), x)
 
 
 def test_build_models_is_deterministic_and_leaves_global_rng_alone():

@@ -58,6 +58,7 @@ class TrainSettings:
     content_weight: float = 100.0
     perceptual: str = "vgg"
     vgg_weights: str | None = None
+    init: str = "paper"
     seed: int = 0
     device: str = "auto"
     workers: int = 2
@@ -77,7 +78,7 @@ class TrainSettings:
             "config": self.config, "crop": crop, "batch_size": batch_size, "lr": self.lr,
             "critic_steps": self.critic_steps, "gp_weight": self.gp_weight,
             "content_weight": self.content_weight, "perceptual": self.perceptual,
-            "seed": self.seed, "val_fraction": self.val_fraction,
+            "seed": self.seed, "val_fraction": self.val_fraction, "init": self.init,
             "data": [[str(Path(d.path).resolve()), d.weight] for d in self.data],
         }
 
@@ -414,6 +415,8 @@ def train(settings: TrainSettings) -> dict:
         raise BadInputError(f"--crop must be a multiple of 4 and at least 16; got {crop}.")
     if batch < 1:
         raise BadInputError(f"--batch-size must be at least 1; got {batch}.")
+    if settings.init not in ("paper", "identity"):
+        raise BadInputError(f"--init must be paper or identity; got {settings.init!r}.")
     if settings.critic_steps < 1:
         raise BadInputError(f"--critic-steps must be at least 1; got {settings.critic_steps}.")
     if (settings.steps is None) == (settings.epochs is None):
@@ -467,7 +470,7 @@ def train(settings: TrainSettings) -> dict:
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
         if device.type == "cuda":
             torch.cuda.set_device(device)
-    gen, critic = build_models(config, seed=seed)
+    gen, critic = build_models(config, seed=seed, init=settings.init)
     on_cuda = device.type == "cuda"
     mem = torch.channels_last if on_cuda else torch.contiguous_format
     gen, critic = gen.to(device, memory_format=mem), critic.to(device, memory_format=mem)

@@ -182,8 +182,15 @@ def init_weights(module: nn.Module, *, generator: torch.Generator) -> None:
                 nn.init.zeros_(m.bias)
 
 
-def build_models(config: ModelConfig, *, seed: int):
-    """Generator and critic, initialised from ``seed`` (without touching torch's global RNG)."""
+def build_models(config: ModelConfig, *, seed: int, init: str = "paper"):
+    """Generator and critic, initialised from ``seed`` (without touching torch's global RNG).
+
+    ``init="identity"`` zeroes the generator's last conv after DeblurGAN's initialisation, so the
+    untrained generator returns its input (the global skip makes that exact) instead of the
+    input plus a large random residual; short runs then start from the blurred baseline.
+    """
+    if init not in ("paper", "identity"):
+        raise ValueError(f"init must be 'paper' or 'identity'; got {init!r}.")
     g = torch.Generator().manual_seed(int(seed))
     # torch's layer constructors draw a default init from the global generator; fork it so
     # that building models leaves the caller's global RNG where it was.
@@ -191,6 +198,10 @@ def build_models(config: ModelConfig, *, seed: int):
         gen, critic = Generator(config), Critic(config)
     init_weights(gen, generator=g)
     init_weights(critic, generator=g)
+    if init == "identity":
+        last = [m for m in gen.modules() if isinstance(m, nn.Conv2d)][-1]
+        nn.init.zeros_(last.weight)
+        nn.init.zeros_(last.bias)
     return gen, critic
 
 

@@ -1,0 +1,87 @@
+"""Training speed of the DeblurGAN trainer: steps per second, small vs paper config.
+
+Run: .venv/bin/python benchmarks/bench_train.py [--steps 5] [--device cpu]
+Writes the "Trainer speed" section of benchmarks/RESULTS.md.
+
+A step is one generator update with its critic updates (5 by default), on random crops already
+in memory: the numbers are the models' cost, without data loading (which runs in workers).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import torch  # noqa: E402
+
+from benchmarks._common import machine_line, write_section  # noqa: E402
+from blursynth.nn.vgg import VGG19Features  # noqa: E402
+from blursynth.train.losses import ContentLoss  # noqa: E402
+from blursynth.train.loop import CONFIG_DEFAULTS, Trainer  # noqa: E402
+from blursynth.train.models import CONFIGS, build_models, count_parameters  # noqa: E402
+
+
+def steps_per_second(config, *, crop, batch, steps, device, perceptual, critic_steps=5):
+    g, d = build_models(CONFIGS[config], seed=0)
+    g, d = g.to(device), d.to(device)
+    # VGG19 with random weights costs the same as with ImageNet's.
+    content = ContentLoss(VGG19Features("conv3_3").to(device) if perceptual else None)
+    amp = device.type == "cuda" and torch.cuda.is_bf16_supported()
+    if device.type == "cuda":
+        g = g.to(memory_format=torch.channels_last)
+        d = d.to(memory_format=torch.channels_last)
+    tr = Trainer(g, d, content, critic_steps=critic_steps, seed=0, amp=amp)
+    gen = torch.Generator().manual_seed(0)
+    x = (torch.rand(batch, 3, crop, crop, generator=gen) * 2 - 1).to(device)
+    y = (torch.rand(batch, 3, crop, crop, generator=gen) * 2 - 1).to(device)
+    tr.step(x, y)  # warm-up
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    t = time.perf_counter()
+    for _ in range(steps):
+        tr.step(x, y)
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return steps / (time.perf_counter() - t), count_parameters(g), count_parameters(d)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--steps", type=int, default=5)
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--no-write", action="store_true", help="Print only; leave RESULTS.md alone.")
+    args = ap.parse_args()
+    device = torch.device(args.device)
+    header = machine_line()
+    rows = []
+    for config in ("small", "paper"):
+        crop, batch = CONFIG_DEFAULTS[config]
+        for perceptual in (False, True):
+            rate, ng, nd = steps_per_second(config, crop=crop, batch=batch, steps=args.steps,
+                                            device=device, perceptual=perceptual)
+            row = (f"| {config} | {ng / 1e6:.2f}M / {nd / 1e6:.2f}M | {crop} | {batch} | "
+                   f"{'VGG19 conv3_3' if perceptual else 'L1 pixel'} | {rate:.2f} | "
+                   f"{rate * batch * crop * crop / 1e6:.3f} |")
+            print(row, flush=True)
+            rows.append(row)
+    body = "\n".join([
+        f"Measured {header}; device {device}, torch {torch.__version__}, "
+        f"{torch.get_num_threads()} threads; median of {args.steps} steps after one warm-up.",
+        "A step = 5 critic updates (WGAN-GP, per-sample penalty) on the batch and the generator's "
+        "output, then one generator update (adversarial + 100 x content loss), as DeblurGAN.",
+        "",
+        "| config | params G / D | crop | batch | content loss | steps/s | Mpx/s |",
+        "| --- | --- | ---: | ---: | --- | ---: | ---: |",
+        *rows,
+    ])
+    if not args.no_write:
+        write_section(f"Trainer speed ({device.type})", body)
+    print(body)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,182 @@
+"""Quality run of the trainer on pairs the project makes: does it learn, and does mixing help?
+
+Run: .venv/bin/python benchmarks/bench_train_quality.py [--minutes 10] [--workdir benchmarks/out/trainq]
+Writes the "Trainer" section of benchmarks/RESULTS.md.
+
+1. Sharp photos: scikit-image's samples, split by photo into training (astronaut, chelsea,
+   rocket, immunohistochemistry, hubble_deep_field) and test (coffee, stereo_motorcycle).
+2. Training pairs: ``blursynth blur`` with fresh random-trajectory PSFs (128x128 crops), and
+   ``blursynth render-clip`` + ``frames-average`` (240 fps clips of 128x128 frames, windows 5-25).
+3. Test pairs: frame-averaged pairs from clips rendered from the test photos only.
+4. Two runs of the small config for the same number of steps (chosen so that one takes about
+   ``--minutes`` here): DeblurGAN-Comb-style 2:1 mix of trajectory and frame-averaged pairs,
+   and trajectory pairs alone. Then ``blursynth evaluate`` of both on the test pairs, beside
+   the blurred input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks._common import machine_line, write_section  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+TRAIN_PHOTOS = ("astronaut", "chelsea", "rocket", "immunohistochemistry", "hubble_deep_field")
+TEST_PHOTOS = ("coffee", "stereo_motorcycle")
+
+
+def cli(*args):
+    cmd = [sys.executable, "-m", "blursynth", *map(str, args)]
+    print("$", " ".join(cmd[2:]), flush=True)
+    t = time.perf_counter()
+    subprocess.run(cmd, check=True, cwd=ROOT, stderr=subprocess.DEVNULL
+                   if "--quiet" in args else None)
+    return time.perf_counter() - t
+
+
+def photos(folder: Path, names):
+    import imageio.v3 as iio
+    from skimage import data
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for n in names:
+        img = getattr(data, n)()
+        img = img[0] if isinstance(img, tuple) else img
+        if not (folder / f"{n}.png").exists():
+            iio.imwrite(folder / f"{n}.png", img)
+    return folder
+
+
+def clips(folder: Path, photo_dir: Path, names, seed0, frames):
+    folder.mkdir(parents=True, exist_ok=True)
+    out = []
+    for i, n in enumerate(names):
+        clip = folder / f"{n}.mp4"
+        if not clip.exists():
+            cli("render-clip", photo_dir / f"{n}.png", "--out", clip, "--frames", frames,
+                "--size", "128x128", "--length-px", frames * 1.25, "--seed", seed0 + i)
+        out.append(clip)
+    return out
+
+
+def make_data(work: Path, per_image: int, frames: int):
+    train_ph = photos(work / "photos_train", TRAIN_PHOTOS)
+    test_ph = photos(work / "photos_test", TEST_PHOTOS)
+    times = {}
+    if not (work / "traj" / "manifest.json").exists():
+        times["blur"] = cli("blur", train_ph, "--psf-source", "fresh", "--crop", "128x128",
+                            "--per-image", per_image, "--length", 30, "--out", work / "traj",
+                            "--seed", 1)
+    if not (work / "fa" / "manifest.json").exists():
+        vids = clips(work / "clips_train", train_ph, TRAIN_PHOTOS, 10, frames)
+        times["frames-average"] = cli("frames-average", *vids, "--window", "5-25", "--overlap",
+                                      "4", "--out", work / "fa", "--seed", 2)
+    if not (work / "test" / "manifest.json").exists():
+        vids = clips(work / "clips_test", test_ph, TEST_PHOTOS, 100, frames)
+        cli("frames-average", *vids, "--window", "5-25", "--out", work / "test", "--seed", 3)
+    return times
+
+
+def time_per_step(config, crop, batch):
+    import torch
+
+    from blursynth.train.losses import ContentLoss
+    from blursynth.train.loop import Trainer
+    from blursynth.train.models import CONFIGS, build_models
+
+    g, d = build_models(CONFIGS[config], seed=0)
+    tr = Trainer(g, d, ContentLoss(None), seed=0)
+    x = torch.rand(batch, 3, crop, crop) * 2 - 1
+    tr.step(x, x)
+    t = time.perf_counter()
+    for _ in range(3):
+        tr.step(x, x)
+    return (time.perf_counter() - t) / 3
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--minutes", type=float, default=10.0, help="Target training time per run.")
+    ap.add_argument("--steps", type=int, default=None, help="Fixed steps (overrides --minutes).")
+    ap.add_argument("--workdir", default=str(ROOT / "benchmarks" / "out" / "trainq"))
+    ap.add_argument("--per-image", type=int, default=40)
+    ap.add_argument("--frames", type=int, default=480)
+    ap.add_argument("--crop", type=int, default=64)
+    ap.add_argument("--batch-size", type=int, default=4)
+    ap.add_argument("--extra", default="", help="More 'blursynth train' options, space separated.")
+    ap.add_argument("--no-write", action="store_true")
+    args = ap.parse_args()
+    work = Path(args.workdir)
+    header = machine_line()
+    data_times = make_data(work, args.per_image, args.frames)
+    counts = {k: json.loads((work / k / "manifest.json").read_text())["num_rows"]
+              for k in ("traj", "fa", "test")}
+    print("pairs:", counts, flush=True)
+    if args.steps:
+        steps = args.steps
+    else:
+        sec = time_per_step("small", args.crop, args.batch_size)
+        steps = max(20, int(args.minutes * 60 / sec))
+        print(f"{sec:.2f} s/step -> {steps} steps", flush=True)
+    extra = args.extra.split()
+    runs = {"mix 2:1 (trajectory : frame-averaged)": [f"{work / 'traj'}:2", f"{work / 'fa'}:1"],
+            "trajectory only": [f"{work / 'traj'}:1"]}
+    results = []
+    for i, (name, data) in enumerate(runs.items()):
+        out = work / f"run{i}"
+        if (out / "checkpoint.pt").exists():
+            ck = __import__("torch").load(out / "checkpoint.pt", weights_only=True)
+            if ck["step"] != steps:
+                raise SystemExit(f"{out} holds a run of {ck['step']} steps; delete it to rerun.")
+            wall = json.loads((out / "wall.json").read_text())["seconds"]
+        else:
+            d_args = [a for x in data for a in ("--data", x)]
+            wall = cli("train", *d_args, "--out", out, "--config", "small", "--steps", steps,
+                       "--crop", args.crop, "--batch-size", args.batch_size, "--perceptual",
+                       "none", "--workers", 1, "--val-every", max(steps // 5, 1),
+                       "--checkpoint-every", max(steps // 5, 1), "--val-crop", 128, "--seed", 0,
+                       *extra, "--quiet")
+            (out / "wall.json").write_text(json.dumps({"seconds": wall}))
+        cli("evaluate", "--model", out, "--data", work / "test", "--json", out / "eval.json",
+            "--quiet")
+        rep = json.loads((out / "eval.json").read_text())
+        results.append((name, wall, rep))
+    rows = []
+    for name, wall, rep in results:
+        rows.append(f"| {name} | {steps} | {wall / 60:.1f} | {rep['n_pairs']} | "
+                    f"{rep['blurred']['psnr']:.2f} / {rep['blurred']['ssim']:.4f} | "
+                    f"{rep['deblurred']['psnr']:.2f} / {rep['deblurred']['ssim']:.4f} | "
+                    f"{rep['gain_psnr_db']:+.2f} |")
+    body = "\n".join([
+        f"Measured {header}.",
+        f"Quality run (`benchmarks/bench_train_quality.py --minutes {args.minutes:g}"
+        f"{' --extra ' + repr(args.extra) if args.extra else ''}`): small config "
+        f"(generator 0.27M parameters), crops {args.crop}, batch {args.batch_size}, "
+        f"5 critic steps per generator step, L1 pixel content loss (`--perceptual none`: no VGG19 "
+        f"weights can be fetched on this offline machine), seed 0, CPU.",
+        f"Training pairs: {counts['traj']} trajectory pairs (`blursynth blur --psf-source fresh "
+        f"--length 30`, 128x128) and {counts['fa']} frame-averaged pairs (`render-clip` 240 fps, "
+        f"`frames-average --window 5-25`), from 5 sample photos. Test: {counts['test']} "
+        f"frame-averaged pairs from clips of 2 other photos (never seen in training), full "
+        f"128x128 images, output quantised to 8 bits.",
+        "",
+        "| training data | steps | train min | test pairs | blurred input PSNR / SSIM | "
+        "deblurred PSNR / SSIM | PSNR gain dB |",
+        "| --- | ---: | ---: | ---: | --- | --- | ---: |",
+        *rows,
+    ])
+    print(body)
+    if not args.no_write:
+        write_section("Trainer", body)
+
+
+if __name__ == "__main__":
+    main()
