@@ -81,7 +81,9 @@ class BlurSettings:
     border : {"reflect", "valid", "wrap"}
     device : {"auto", "cpu", "cuda"}
     batch : int
-        Pairs prepared and sent to the device together.
+        Pairs whose kernels and windows are drawn together before rendering (the
+        output does not depend on it; rendering itself is per pair, so a pair's
+        pixels never depend on its neighbours).
     seed : int
     strict : bool
         Stop at the first unreadable photo instead of skipping it.
@@ -570,6 +572,8 @@ def _resize_param(resize):
 def pair_from_params(photo, psf, params, *, seed, index, device=None):
     """Render a pair from a loaded photo, its PSF and the params recorded for it.
 
+    This is the code path both the writer and :func:`rebuild_pair` take.
+
     Parameters
     ----------
     photo : (H, W, 3) uint8 ndarray
@@ -579,12 +583,17 @@ def pair_from_params(photo, psf, params, *, seed, index, device=None):
         The row's params.
     seed, index : int
         The row's seed and index (they key the noise field).
+    device : torch.device, str or None
 
     Returns
     -------
     blurred, sharp : (H', W', 3) uint8 ndarray
     """
-    photo = _resize(photo, params.get("resize"))
+    return _render_resized(_resize(photo, params.get("resize")), psf, params,
+                           seed=seed, index=index, device=device)
+
+
+def _render_resized(photo, psf, params, *, seed, index, device):
     if params.get("crop"):
         y0, x0, ch, cw = params["crop"]
         photo = photo[y0 : y0 + ch, x0 : x0 + cw]
@@ -641,6 +650,7 @@ def _blur_rows(start, stop, job: BlurJob):
     s = job.settings
     cache = {"i": None, "photo": None, "note": None}
     for b0 in range(start, stop, s.batch):
+        # Draw a batch's kernels and windows first (cheap, host only), then render.
         batch = []
         for index in range(b0, min(b0 + s.batch, stop)):
             photo_i = index // s.per_image
@@ -649,6 +659,7 @@ def _blur_rows(start, stop, job: BlurJob):
                 path = root / job.plan.files[photo_i] if root.is_dir() else root
                 try:
                     photo, note = load_rgb8(path)
+                    photo = _resize(photo, s.resize)
                 except BadInputError as exc:
                     if s.strict:
                         raise BadInputError(f"{exc} Drop --strict to skip unreadable photos.") from None
@@ -657,26 +668,14 @@ def _blur_rows(start, stop, job: BlurJob):
                 cache.update(i=photo_i, photo=photo, note=note)
             if cache["photo"] is None:
                 continue
-            photo = _resize(cache["photo"], s.resize)
-            params, psf = draw_pair(job, index, photo.shape[:2])
+            params, psf = draw_pair(job, index, cache["photo"].shape[:2])
             if cache["note"]:
                 params["converted"] = cache["note"]
             params["device"] = job.device
-            batch.append((index, photo, params, psf))
+            batch.append((index, cache["photo"], params, psf))
         for index, photo, params, psf in batch:
-            if params["crop"]:
-                y0, x0, ch, cw = params["crop"]
-                window = photo[y0 : y0 + ch, x0 : x0 + cw]
-            else:
-                window = photo
-            noisy = "noise_stream" in params
-            blurred, sharp = render_pair(
-                window, psf, crf=params["crf"], border=params["border"],
-                saturation=params.get("saturation"), shot_noise=params.get("shot_noise"),
-                read_noise=params.get("read_noise"),
-                noise_rng=sample_rng(s.seed, index, STREAM_NOISE) if noisy else None,
-                jpeg_quality=params.get("jpeg_quality"), device=job.device,
-            )
+            blurred, sharp = _render_resized(photo, psf, params, seed=s.seed, index=index,
+                                             device=job.device)
             yield pair_row(
                 index=index, blurred=blurred, sharp=sharp, psf=psf, source="trajectory",
                 seed=s.seed, params=params, fingerprint=job.fingerprint, png_level=s.png_level,

@@ -80,7 +80,7 @@ def _resize(ctx, param, value):
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
               help="Where to convolve.")
 @click.option("--batch", type=int, default=8, show_default=True, callback=positive_int,
-              help="Pairs prepared and sent to the device together (the output does not depend on it).")
+              help="Pairs drawn together before rendering (the output does not depend on it).")
 @click.option("--length", "length_px", type=click.FloatRange(0, None, min_open=True), default=60.0, show_default=True,
               help="Trajectory length in pixels for --psf-source fresh.")
 @click.option("--strict", is_flag=True, help="Stop at the first unreadable photo instead of skipping it.")
