@@ -31,10 +31,11 @@ METHODS = ("auto", "fft", "direct")
 
 # Cost of one tap and pixel of the direct path against one "n log2 n" unit
 # of a forward+inverse real FFT pair, in ns, measured on the 2-core CPU this
-# project targets (720x1280x3, 64x64 PSF, one thread): the Numba row kernel
-# ~0.1, torch's shifted add_ (used when gradients are needed) ~0.5, the FFT
-# pair ~0.75. On a GPU each tap is a kernel launch, so FFT wins earlier.
-_DIRECT_COST_CPU = 0.12
+# project targets (720x1280x3, 65x65 PSF, one thread, quiet machine): the
+# Numba row kernel ~0.085, torch's shifted add_ (used when gradients are
+# needed) ~0.5, the FFT pair ~0.74, so the direct path wins below ~200 taps
+# there. On a GPU each tap is a kernel launch, so FFT wins earlier.
+_DIRECT_COST_CPU = 0.09
 _DIRECT_COST_TORCH = 0.5
 _FFT_COST_CPU = 0.75
 _DIRECT_COST_GPU = 4.0
