@@ -266,6 +266,20 @@ def use_executor(name: str, address: str | None = None, *, gpus_per_task: float 
         _executor.reset(token)
 
 
+_build = contextvars.ContextVar("blursynth_build", default=None)
+
+
+@contextlib.contextmanager
+def build_context(info: dict):
+    """Inside the block, manifests record ``info`` (recipe file, fingerprint, step) and
+    ``info["limit"]``, when set, caps the number of items of every dataset written."""
+    token = _build.set(dict(info))
+    try:
+        yield
+    finally:
+        _build.reset(token)
+
+
 def _init_worker(queue):
     global _progress_queue
     _progress_queue = queue
@@ -449,6 +463,17 @@ def write_dataset(
     out = Path(out)
     if n_items < 1:
         raise BadInputError(f"number of items must be at least 1; got {n_items}.")
+    build = _build.get()
+    if build is not None:
+        limit = build.get("limit")
+        if limit is not None and n_items > limit:
+            # A limited build is another dataset: its own fingerprint, so that a full
+            # build into the same folder is never mistaken for a resume of it.
+            from ..config import fingerprint as _fp
+
+            n_items = int(limit)
+            fingerprint = _fp({"fingerprint": fingerprint, "limit": n_items})
+        extra = {**(extra or {}), "recipe": {k: v for k, v in build.items() if k != "limit"}}
     n_shards = max(1, math.ceil(n_items / shard_size))
     created = _prepare_output(out, kind=kind, fingerprint=fingerprint, n_shards=n_shards, overwrite=overwrite)
     data = out / DATA_DIR
@@ -527,6 +552,9 @@ def write_dataset(
     finally:
         bar.close()
 
+    # Temporary files of workers that died mid-shard (their retries wrote the shard).
+    for stale in data.glob(".*.tmp*"):
+        stale.unlink(missing_ok=True)
     shards = []
     for s in range(n_shards):
         name = shard_name(split, s, n_shards)

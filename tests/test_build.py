@@ -1,0 +1,214 @@
+import functools
+import json
+import os
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from blursynth.io.dataset import PAIR_SCHEMA, load_manifest, use_executor, verify_dataset, write_dataset
+
+from .conftest import error_line
+
+ROOT = Path(__file__).resolve().parents[1]
+RECIPES = ROOT / "recipes"
+
+TINY = """
+[build]
+seed = 3
+
+[inputs.photos]
+skimage = ["astronaut", "coffee"]
+
+[[steps]]
+name = "bank"
+run = "trajectories"
+n = 30
+samples = 300
+length = 20.0
+canvas = 31
+
+[[steps]]
+name = "synth"
+run = "blur"
+kernels = "@bank"
+photos = "@photos"
+per_image = 3
+crop = [48, 48]
+shard_size = 2
+"""
+
+
+@pytest.fixture
+def tiny_recipe(tmp_path):
+    path = tmp_path / "tiny.toml"
+    path.write_text(TINY)
+    return path
+
+
+def _files(folder):
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(Path(folder).rglob("*"))
+            if p.is_file() and "inputs" not in p.parts}
+
+
+def test_tiny_recipe_builds_resumes_and_records_fingerprint(tiny_recipe, tmp_path, run_cli):
+    r = run_cli("build", tiny_recipe, "--out", tmp_path / "out")
+    assert r.code == 0, r.err
+    m = load_manifest(tmp_path / "out/synth")
+    assert m["num_rows"] == 6
+    assert m["recipe"]["step"] == "synth" and len(m["recipe"]["fingerprint"]) == 16
+    assert load_manifest(tmp_path / "out/bank")["recipe"]["fingerprint"] == m["recipe"]["fingerprint"]
+    summary = json.loads((tmp_path / "out/build.json").read_text())
+    assert summary["steps"]["synth"]["rows"] == 6
+    before = {p: os.stat(p).st_mtime_ns for p in (tmp_path / "out/synth/data").iterdir()}
+    assert run_cli("build", tiny_recipe, "--out", tmp_path / "out").code == 0
+    assert {p: os.stat(p).st_mtime_ns for p in (tmp_path / "out/synth/data").iterdir()} == before
+
+
+def test_dry_run_and_limit(tiny_recipe, tmp_path, run_cli):
+    r = run_cli("build", tiny_recipe, "--out", tmp_path / "out", "--dry-run")
+    assert r.code == 0 and "1. bank: trajectories" in r.out and "2. synth: blur" in r.out
+    assert not (tmp_path / "out").exists()
+    r = run_cli("build", tiny_recipe, "--out", tmp_path / "out", "--limit", 4)
+    assert r.code == 0, r.err
+    assert load_manifest(tmp_path / "out/synth")["num_rows"] == 4
+    assert load_manifest(tmp_path / "out/bank")["num_rows"] == 4
+    # A full build into the same folder is a different dataset, not a resume of the limited one.
+    r = run_cli("build", tiny_recipe, "--out", tmp_path / "out")
+    assert r.code == 2 and "different command" in error_line(r)
+
+
+@pytest.mark.parametrize(
+    "edit, expect",
+    [
+        (("per_image = 3", "per_imag = 3"), "tiny.toml:21: unknown key 'per_imag'"),
+        (("n = 30", "n = -4"), "tiny.toml:11: "),
+        (("crop = [48, 48]", 'crf = "gamma:x"'), "tiny.toml:22: "),
+        (('kernels = "@bank"', 'kernels = "@banks"'), "names no input or earlier step"),
+        (('run = "blur"', 'run = "smear"'), "is not a step kind"),
+        (('skimage = ["astronaut", "coffee"]', 'skimage = ["lena"]'), "not a bundled colour sample"),
+        (("seed = 3", "seed = -1"), "tiny.toml:3: seed must be"),
+        (("[build]", "[bild]"), "unknown top-level key 'bild'"),
+    ],
+)
+def test_bad_recipes_name_file_and_line(tmp_path, run_cli, edit, expect):
+    path = tmp_path / "tiny.toml"
+    assert edit[0] in TINY
+    path.write_text(TINY.replace(edit[0], edit[1], 1))
+    r = run_cli("build", path, "--out", tmp_path / "out")
+    assert r.code == 2
+    assert expect in error_line(r)
+    assert not (tmp_path / "out").exists()
+
+
+def test_set_and_input_overrides(tiny_recipe, tmp_path, run_cli, photo):
+    from blursynth.io.images import save_rgb8
+
+    save_rgb8(tmp_path / "mine/a.png", photo)
+    r = run_cli("build", tiny_recipe, "--out", tmp_path / "out", "--set", "synth.per_image=2",
+                "--input", f"photos={tmp_path / 'mine'}")
+    assert r.code == 0, r.err
+    assert load_manifest(tmp_path / "out/synth")["num_rows"] == 2
+    for args, expect in [
+        (["--set", "nope.n=3"], "no step 'nope'"),
+        (["--set", "bank=3"], "STEP.KEY=VALUE"),
+        (["--input", "videos=/tmp"], "no input 'videos'"),
+        (["--input", "photos"], "NAME=PATH"),
+        (["--set", "bank.bogus=1"], "unknown key 'bogus'"),
+    ]:
+        r = run_cli("build", tiny_recipe, "--out", tmp_path / "o2", *args)
+        assert r.code == 2 and expect in error_line(r), (args, r.err)
+
+
+def test_missing_recipe(tmp_path, run_cli):
+    r = run_cli("build", tmp_path / "none.toml")
+    assert r.code == 2 and "no such recipe" in error_line(r)
+    (tmp_path / "broken.toml").write_text("[build\nseed = 1")
+    r = run_cli("build", tmp_path / "broken.toml")
+    assert r.code == 2 and "not valid TOML" in error_line(r)
+
+
+@pytest.mark.parametrize("name", ["deblurgan-synth", "realistic", "gopro-like"])
+def test_shipped_recipe_builds_tiny(name, tmp_path, run_cli):
+    r = run_cli("build", RECIPES / f"{name}.toml", "--out", tmp_path / "out", "--limit", 2)
+    assert r.code == 0, r.err
+    summary = json.loads((tmp_path / "out/build.json").read_text())
+    pair_steps = [s for s, v in summary["steps"].items() if "rows" in v and s != "bank"]
+    assert pair_steps
+    for step in pair_steps:
+        assert summary["steps"][step]["rows"] == 2
+        assert verify_dataset(tmp_path / "out" / step)["rows"] == 2
+
+
+def test_every_recipe_has_a_header_and_validates():
+    from blursynth.build import plan_build
+
+    names = sorted(p.stem for p in RECIPES.glob("*.toml"))
+    for expected in ("deblurgan-synth", "gopro-like", "realistic", "deblurgan-comb"):
+        assert expected in names
+    for p in RECIPES.glob("*.toml"):
+        text = p.read_text()
+        assert text.startswith("# ") and len([l for l in text.splitlines() if l.startswith("#")]) >= 3, p.name
+        if p.stem == "kernels-eval48":
+            continue
+        sets = ["train.perceptual=none"] if p.stem == "deblurgan-comb" else []
+        plan = plan_build(p, out="/tmp/unused-plan", sets=sets)
+        assert plan.steps
+
+
+# --- Ray --------------------------------------------------------------------------------------
+
+ray = pytest.importorskip("ray")
+
+
+def _crash_once_rows(start, stop, marker):
+    """Rows that kill their worker half-way through the first attempt at shard 1."""
+    from .test_dataset import tiny_rows
+
+    for n, row in enumerate(tiny_rows(start, stop, fp="ray")):
+        if start == 5 and n == 2 and not os.path.exists(marker):
+            open(marker, "w").close()
+            os._exit(1)
+        yield row
+
+
+@pytest.fixture(scope="module")
+def ray_local():
+    from ray import cloudpickle
+
+    import tests.test_build
+    import tests.test_dataset
+
+    cloudpickle.register_pickle_by_value(tests.test_build)
+    cloudpickle.register_pickle_by_value(tests.test_dataset)
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield
+    ray.shutdown()
+
+
+def test_ray_executor_matches_local_and_survives_a_killed_task(tmp_path, ray_local, tiny_recipe, run_cli):
+    # Same recipe, seed and output path (manifests record their input paths): local, then Ray.
+    assert run_cli("build", tiny_recipe, "--out", tmp_path / "out", "--workers", 2).code == 0
+    local = _files(tmp_path / "out")
+    (tmp_path / "out").rename(tmp_path / "local")
+    r = run_cli("build", tiny_recipe, "--out", tmp_path / "out", "--executor", "ray")
+    assert r.code == 0, r.err
+    remote = _files(tmp_path / "out")
+    assert local.keys() == remote.keys()
+    for name in local:
+        if name != "build.json":
+            assert local[name] == remote[name], name
+
+    marker = str(tmp_path / "crashed")
+    make_rows = functools.partial(_crash_once_rows, marker=marker)
+    with use_executor("ray"):
+        write_dataset(tmp_path / "killed", kind="pairs", schema=PAIR_SCHEMA, n_items=15, shard_size=5,
+                      make_rows=make_rows, fingerprint="ray", command={}, progress=False)
+    assert os.path.exists(marker)  # the task really died once and was retried
+    assert not list((tmp_path / "killed/data").glob(".*"))
+    assert verify_dataset(tmp_path / "killed")["rows"] == 15
+    from .test_dataset import tiny_rows
+
+    write_dataset(tmp_path / "plain", kind="pairs", schema=PAIR_SCHEMA, n_items=15, shard_size=5,
+                  make_rows=functools.partial(tiny_rows, fp="ray"), fingerprint="ray", command={}, progress=False)
+    assert _files(tmp_path / "plain") == _files(tmp_path / "killed")
