@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from blursynth.bgan.losses import LossWeights, relativistic_critic_loss, \
+from blursynth.bgan.losses import LossWeights, PooledL1, relativistic_critic_loss, \
     relativistic_generator_loss
 from blursynth.bgan.model import CONFIGS, BGANConfig, BlurGenerator, ResidualBlock, build_bgan, \
     model_fingerprint, noise_map
@@ -179,6 +179,16 @@ def test_loss_weights_both_readings_and_overrides():
     assert BGANTrainSettings(**s, blur_weight=1.0).loss_weights() == LossWeights(0.005, 1.0)
     with pytest.raises(ValueError, match="alpha-weighs"):
         BGANTrainSettings(**s, alpha_weighs="both").loss_weights()
+
+
+def test_pooled_l1_keeps_content_not_detail():
+    gen = torch.Generator().manual_seed(0)
+    sharp = torch.rand(2, 3, 16, 16, generator=gen)
+    local_mean = torch.nn.functional.avg_pool2d(sharp, 4)
+    flat = torch.nn.functional.interpolate(local_mean, scale_factor=4, mode="nearest")
+    assert float(PooledL1(4)(flat, sharp)) < 1e-6          # detail removed: no penalty
+    assert float(PooledL1(4)(sharp + 0.25, sharp)) == pytest.approx(0.25)  # colour shift: penalty
+    assert float(PooledL1(4)(sharp[..., :15, :15], sharp[..., :15, :15])) == 0.0  # any size
 
 
 def test_plateau_drop():

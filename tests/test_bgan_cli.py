@@ -58,6 +58,7 @@ def test_train_writes_run_folder(model):
     info = json.loads((model / "model.json").read_text())
     assert info["format"] == "blursynth-bgan" and info["step"] == 3
     assert info["loss_weights"] == {"perceptual": 0.005, "blur": 0.01}
+    assert info["perceptual"]["kind"] == "pooled-l1"
     rows = (model / "metrics.csv").read_text().splitlines()
     assert rows[0].startswith("step,lr,loss_d") and len(rows) == 4
     sheets = sorted(p.name for p in (model / "samples").iterdir())

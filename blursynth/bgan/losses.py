@@ -104,3 +104,30 @@ def relativistic_generator_loss(scores_real, scores_fake):
     True
     """
     return _relativistic(scores_fake, scores_real)
+
+
+class PooledL1(torch.nn.Module):
+    """Content loss without VGG: L1 between ``factor`` x ``factor`` average-pooled images.
+
+    BGAN's perceptual term must keep the content while leaving the generator free to blur. A
+    plain L1 on pixels penalises the blur itself; compared at a quarter of the resolution (as
+    VGG19's conv3_3 features are), content and colour are held and fine detail is not.
+
+    ``forward(fake, sharp)`` takes ``(B, 3, H, W)`` images (any range; sharp is a target).
+
+    Examples
+    --------
+    >>> import torch
+    >>> x = torch.zeros(1, 3, 8, 8); y = x.clone(); y[..., ::2, :] = 1.0   # stripes
+    >>> float(PooledL1(4)(torch.full_like(x, 0.5), y))                      # same local mean
+    0.0
+    """
+
+    def __init__(self, factor: int = 4):
+        super().__init__()
+        self.factor = int(factor)
+
+    def forward(self, fake, sharp):
+        k = self.factor
+        return F.l1_loss(F.avg_pool2d(fake, k, ceil_mode=True),
+                         F.avg_pool2d(sharp.detach(), k, ceil_mode=True))

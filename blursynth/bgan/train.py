@@ -21,7 +21,7 @@ import torch
 
 from .._rng import check_seed
 from ..errors import BadInputError
-from .losses import ALPHA_WEIGHS, LossWeights, relativistic_critic_loss, \
+from .losses import ALPHA_WEIGHS, LossWeights, PooledL1, relativistic_critic_loss, \
     relativistic_generator_loss
 from .model import CONFIGS, BGANConfig, BlurGenerator, build_bgan, model_fingerprint
 
@@ -169,7 +169,9 @@ class BGANTrainer:
     ----------
     generator : BlurGenerator
     critic : BlurCritic
-    perceptual : blursynth.train.losses.ContentLoss
+    perceptual : callable
+        ``(generated, sharp) -> loss`` on [-1, 1] images: the trainer's
+        :class:`blursynth.train.losses.ContentLoss` (VGG19) or :class:`PooledL1`.
     weights : LossWeights
     lr : float
         Adam's learning rate for both (betas 0.9, 0.999).
@@ -369,7 +371,10 @@ def train_bgan(settings: BGANTrainSettings) -> dict:
     seed = int(settings.seed)
     device = _pick_device(settings.device, 0)
     out = Path(settings.out)
-    perceptual, perceptual_info = _content_loss(settings)
+    if settings.perceptual == "none":
+        perceptual, perceptual_info = PooledL1(4), {"kind": "pooled-l1", "factor": 4}
+    else:
+        perceptual, perceptual_info = _content_loss(settings)
     recipe = settings.recipe()
     ckpt = None
     if (out / CHECKPOINT).exists():

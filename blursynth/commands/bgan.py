@@ -55,7 +55,8 @@ def bgan():
 @click.option("--blur-weight", type=click.FloatRange(0, None, min_open=True), default=None,
               help="Override the relativistic blur loss weight.")
 @click.option("--perceptual", type=click.Choice(["vgg", "none"]), default="vgg", show_default=True,
-              help="Perceptual loss: VGG19 conv3_3 features, or none (L1 pixel loss).")
+              help="Perceptual loss: VGG19 conv3_3 features, or none (L1 of 4x4-pooled images; raise "
+                   "--perceptual-weight with it, e.g. to 1).")
 @click.option("--vgg-weights", type=click.Path(), default=None,
               help="torchvision's vgg19-dcbb9e9d.pth [default: torch hub cache, else download].")
 @click.option("--plateau-window", type=click.IntRange(1, None), default=1000, show_default=True,
