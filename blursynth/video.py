@@ -1006,6 +1006,7 @@ class FramesPlan:
     windows: tuple
     settings: FramesAverageSettings
     fingerprint: str
+    positions: tuple = ()  # per source: (n_frames, 2) camera path from a render-clip sidecar, or None
 
     @property
     def n_frames(self) -> int:
@@ -1062,8 +1063,68 @@ def plan_frames_average(inputs, settings: FramesAverageSettings) -> FramesPlan:
             for s in sources
         ],
     }
+    positions = tuple(known_motion(s) for s in sources)
+    record["known_motion"] = [p is not None for p in positions]
     return FramesPlan(sources, tuple(windows), FramesAverageSettings(**{**settings.__dict__, "crf": crf}),
-                      fingerprint(record))
+                      fingerprint(record), positions)
+
+
+def known_motion(info: SourceInfo):
+    """Camera positions of a clip made by ``render-clip``, from its ``<clip>.json`` sidecar.
+
+    Returns
+    -------
+    positions : (n_frames, 2) float64 ndarray or None
+        None when there is no sidecar with ``positions_xy``.
+
+    Raises
+    ------
+    BadInputError
+        The sidecar's frame count does not match the clip.
+    """
+    import json
+
+    sidecar = Path(info.path).with_name(Path(info.path).name + ".json")
+    if not sidecar.is_file():
+        return None
+    try:
+        data = json.loads(sidecar.read_text())
+        positions = np.asarray(data["positions_xy"], dtype=np.float64)
+    except (ValueError, KeyError, TypeError):
+        return None  # some other tool's JSON: not ours to judge
+    if positions.shape != (info.n_frames, 2):
+        raise BadInputError(
+            f"'{sidecar}' records {len(positions)} camera positions but '{info.path}' has {info.n_frames} "
+            "frames; re-render the clip or remove the stale sidecar."
+        )
+    return positions
+
+
+def window_psf(positions: np.ndarray, win: Window, interpolate: int = 1) -> np.ndarray:
+    """PSF of a window of a clip with known motion: the camera path over the averaged frames.
+
+    Interpolated frames sit at linearly interpolated positions (what ideal
+    optical flow would give). The PSF is centred on its centre of mass.
+
+    Returns
+    -------
+    psf : (k, k) float32 ndarray, sums to 1
+
+    Examples
+    --------
+    >>> pos = np.stack([np.arange(10.0), np.zeros(10)], axis=1)  # 1 px per frame to the right
+    >>> window_psf(pos, Window(0, 0, 2, 5)).shape
+    (5, 5)
+    """
+    from .psf import rasterize_psf
+
+    seg = positions[win.start:win.stop]
+    k = max(1, int(interpolate))
+    if k > 1:
+        t = np.arange((len(seg) - 1) * k + 1) / k
+        seg = np.stack([np.interp(t, np.arange(len(seg)), seg[:, i]) for i in range(2)], axis=1)
+    # Frame content moves opposite to the camera: the blur kernel is the flipped camera path.
+    return rasterize_psf(-seg, centre="mass")
 
 
 def pair_params(info: SourceInfo, win: Window, settings: FramesAverageSettings) -> dict:
@@ -1122,9 +1183,18 @@ def _make_rows(start, stop, *, plan: FramesPlan, bar=None):
 
     for win, blurred, sharp in iter_pairs(plan, start, stop, progress=bar):
         info = plan.sources[win.source]
+        params = pair_params(info, win, plan.settings)
+        positions = plan.positions[win.source] if plan.positions else None
+        psf = None
+        if positions is not None:
+            psf = window_psf(positions, win, plan.settings.interpolate)
+            seg = positions[win.start:win.stop]
+            params["psf_from"] = "render-clip camera path"
+            # Where the sharp frame's camera sits relative to the blur's centre of mass.
+            params["sharp_offset_xy"] = (positions[win.sharp] - seg.mean(axis=0)).round(6).tolist()
         yield pair_row(
-            index=win.index, blurred=blurred, sharp=sharp, psf=None, source="video",
-            seed=plan.settings.seed, params=pair_params(info, win, plan.settings),
+            index=win.index, blurred=blurred, sharp=sharp, psf=psf, source="video",
+            seed=plan.settings.seed, params=params,
             fingerprint=plan.fingerprint, png_level=plan.settings.png_level,
         )
 

@@ -9,7 +9,7 @@ import pytest
 
 from blursynth.cli import main
 from blursynth.io.dataset import PairDataset
-from blursynth.video import average_frames, iter_frames, probe_source, rebuild_pair
+from blursynth.video import Window, average_frames, iter_frames, probe_source, rebuild_pair, window_psf
 
 
 def _write(path, frames, codec="libx264rgb", pix_fmt="rgb24", options=None, container_options=None):
@@ -63,13 +63,19 @@ def test_frames_average_end_to_end(clip, tmp_path, capsys):
     assert "frame" in captured.err  # the progress bar counts frames
     assert "wrote" in captured.out
     frames = [f for _, f in iter_frames(probe_source(clip))]
+    positions = np.array(json.loads(clip.with_name(clip.name + ".json").read_text())["positions_xy"])
     ds = PairDataset(out)
     assert len(ds) >= 40 // 9
     stops = []
     for i in range(len(ds)):
         row = ds[i]
         p = row["params"]
-        assert row["source"] == "video" and row["psf"] is None and row["seed"] == 3
+        assert row["source"] == "video" and row["seed"] == 3
+        # render-clip's sidecar gives the camera path, so each row carries its window's PSF.
+        win = Window(0, 0, p["frame_start"], p["window_frames"])
+        assert p["psf_from"] == "render-clip camera path"
+        assert np.allclose(row["psf"], window_psf(positions, win), atol=1e-7)
+        assert np.isclose(row["psf"].sum(), 1, atol=1e-5) and row["psf"].shape[0] % 2 == 1
         assert 5 <= p["window_frames"] <= 9 and p["frame_stop"] - p["frame_start"] == p["window_frames"]
         assert p["sharp_frame"] == p["frame_start"] + p["window_frames"] // 2
         assert p["sharp_offset_frames"] == (0.5 if p["window_frames"] % 2 == 0 else 0.0)
@@ -112,6 +118,27 @@ def test_frame_folder_input_and_interpolation(clip, tmp_path):
     assert np.array_equal(ds[1]["sharp"], frames[7])
     blurred, _ = rebuild_pair(p)
     assert np.array_equal(blurred, ds[1]["blurred"])
+
+
+def test_known_motion_psf_is_the_flipped_camera_path(tmp_path):
+    from blursynth.psf import psf_centroid
+
+    # Camera moving 1 px per frame to the right: content moves left, the PSF is a horizontal line.
+    positions = np.stack([np.arange(20.0), np.zeros(20)], axis=1)
+    psf = window_psf(positions, Window(0, 0, 3, 7))
+    assert psf.shape == (7, 7)
+    assert np.allclose(psf[3], 1 / 7, atol=1e-6) and np.isclose(psf.sum(), 1, atol=1e-6)
+    assert np.allclose(psf_centroid(psf), (3, 3), atol=1e-6)
+    # With interpolation the line is sampled K times more densely, same extent.
+    assert np.allclose(window_psf(positions, Window(0, 0, 3, 7), interpolate=3)[3].sum(), 1, atol=1e-6)
+
+
+def test_stale_sidecar_is_an_error(clip, tmp_path, capsys):
+    import shutil
+
+    shutil.copy(clip, tmp_path / "c.mkv")
+    (tmp_path / "c.mkv.json").write_text(json.dumps({"positions_xy": [[0, 0]] * 5}))
+    _bad([tmp_path / "c.mkv"], tmp_path, capsys, "stale sidecar")
 
 
 def test_truncated_video_keeps_pairs_with_a_warning(tmp_path, capsys):

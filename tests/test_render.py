@@ -114,6 +114,20 @@ def test_average_of_rendered_clip_equals_blur_by_the_segment_psf(photo):
     assert psf.shape[0] >= 5  # a real blur, not a delta
     assert diff.max() <= 1
     assert diff.mean() < 0.15
+
+    # The same through the project's blur engine, with the PSF frames-average
+    # records for this window (the camera path flipped into a convolution kernel).
+    import torch
+
+    from blursynth.convolve import convolve
+    from blursynth.video import Window, window_psf
+
+    row_psf = window_psf(traj, Window(0, 0, s, n))
+    assert np.allclose(row_psf, psf[::-1, ::-1], atol=1e-7)
+    image = torch.from_numpy(np.ascontiguousarray(region.transpose(2, 0, 1)))[None]
+    engine = convolve(image, row_psf, border="valid")[0].numpy().transpose(1, 2, 0)
+    engine8 = np.floor(encode_float(engine, "gamma:2.2") * 255 + 0.5)
+    assert np.abs(averaged - engine8).max() <= 1
     # And the blur is real: far from the sharp middle frame.
     assert np.abs(averaged - frames[s + n // 2].astype(int)).mean() > 3
 
