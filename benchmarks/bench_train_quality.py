@@ -31,6 +31,7 @@ from benchmarks._common import machine_line, write_section  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 TRAIN_PHOTOS = ("astronaut", "chelsea", "rocket", "immunohistochemistry", "hubble_deep_field")
 TEST_PHOTOS = ("coffee", "stereo_motorcycle")
+ENV = dict(os.environ)
 
 
 def cli(*args):
@@ -38,7 +39,7 @@ def cli(*args):
     print("$", " ".join(cmd[2:]), flush=True)
     t = time.perf_counter()
     subprocess.run(cmd, check=True, cwd=ROOT, stderr=subprocess.DEVNULL
-                   if "--quiet" in args else None)
+                   if "--quiet" in args else None, env=ENV)
     return time.perf_counter() - t
 
 
@@ -62,7 +63,7 @@ def clips(folder: Path, photo_dir: Path, names, seed0, frames):
         clip = folder / f"{n}.mp4"
         if not clip.exists():
             cli("render-clip", photo_dir / f"{n}.png", "--out", clip, "--frames", frames,
-                "--size", "128x128", "--length-px", frames * 1.25, "--seed", seed0 + i)
+                "--size", "128x128", "--length-px", frames * 0.8, "--seed", seed0 + i)
         out.append(clip)
     return out
 
@@ -85,15 +86,15 @@ def make_data(work: Path, per_image: int, frames: int):
     return times
 
 
-def time_per_step(config, crop, batch):
+def time_per_step(config, crop, batch, critic_steps, init):
     import torch
 
     from blursynth.train.losses import ContentLoss
     from blursynth.train.loop import Trainer
     from blursynth.train.models import CONFIGS, build_models
 
-    g, d = build_models(CONFIGS[config], seed=0)
-    tr = Trainer(g, d, ContentLoss(None), seed=0)
+    g, d = build_models(CONFIGS[config], seed=0, init=init)
+    tr = Trainer(g, d, ContentLoss(None), seed=0, critic_steps=critic_steps)
     x = torch.rand(batch, 3, crop, crop) * 2 - 1
     tr.step(x, x)
     t = time.perf_counter()
@@ -111,9 +112,17 @@ def main():
     ap.add_argument("--frames", type=int, default=480)
     ap.add_argument("--crop", type=int, default=64)
     ap.add_argument("--batch-size", type=int, default=4)
+    ap.add_argument("--critic-steps", type=int, default=5)
+    ap.add_argument("--init", default="identity", choices=["paper", "identity"])
     ap.add_argument("--extra", default="", help="More 'blursynth train' options, space separated.")
+    ap.add_argument("--threads", type=int, default=1,
+                    help="torch threads of every command (1 suits a shared 2-core machine).")
     ap.add_argument("--no-write", action="store_true")
     args = ap.parse_args()
+    ENV["OMP_NUM_THREADS"] = str(args.threads)
+    import torch
+
+    torch.set_num_threads(args.threads)
     work = Path(args.workdir)
     header = machine_line()
     data_times = make_data(work, args.per_image, args.frames)
@@ -123,7 +132,7 @@ def main():
     if args.steps:
         steps = args.steps
     else:
-        sec = time_per_step("small", args.crop, args.batch_size)
+        sec = time_per_step("small", args.crop, args.batch_size, args.critic_steps, args.init)
         steps = max(20, int(args.minutes * 60 / sec))
         print(f"{sec:.2f} s/step -> {steps} steps", flush=True)
     extra = args.extra.split()
@@ -143,6 +152,7 @@ def main():
                        "--crop", args.crop, "--batch-size", args.batch_size, "--perceptual",
                        "none", "--workers", 1, "--val-every", max(steps // 5, 1),
                        "--checkpoint-every", max(steps // 5, 1), "--val-crop", 128, "--seed", 0,
+                       "--critic-steps", args.critic_steps, "--init", args.init,
                        *extra, "--quiet")
             (out / "wall.json").write_text(json.dumps({"seconds": wall}))
         cli("evaluate", "--model", out, "--data", work / "test", "--json", out / "eval.json",
@@ -157,10 +167,12 @@ def main():
                     f"{rep['gain_psnr_db']:+.2f} |")
     body = "\n".join([
         f"Measured {header}.",
-        f"Quality run (`benchmarks/bench_train_quality.py --minutes {args.minutes:g}"
+        f"Quality run (`benchmarks/bench_train_quality.py --minutes {args.minutes:g} "
+        f"--critic-steps {args.critic_steps} --init {args.init}"
         f"{' --extra ' + repr(args.extra) if args.extra else ''}`): small config "
         f"(generator 0.27M parameters), crops {args.crop}, batch {args.batch_size}, "
-        f"5 critic steps per generator step, L1 pixel content loss (`--perceptual none`: no VGG19 "
+        f"{args.critic_steps} critic step(s) per generator step, `--init {args.init}`, "
+        f"{args.threads} torch thread(s), L1 pixel content loss (`--perceptual none`: no VGG19 "
         f"weights can be fetched on this offline machine), seed 0, CPU.",
         f"Training pairs: {counts['traj']} trajectory pairs (`blursynth blur --psf-source fresh "
         f"--length 30`, 128x128) and {counts['fa']} frame-averaged pairs (`render-clip` 240 fps, "

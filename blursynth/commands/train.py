@@ -88,6 +88,8 @@ def train(data, out, config, steps, epochs, crop, batch_size, lr, critic_steps, 
         log_every=log_every, resume=resume, progress=not quiet,
     )
     summary = run_training(settings)
+    if summary["rank"] != 0:  # under torchrun, one report is enough
+        return
     last = summary["last"]
     msg = f"trained {summary['steps']}/{summary['total_steps']} steps into {summary['out']}"
     if "val_psnr" in last:

@@ -577,4 +577,5 @@ def train(settings: TrainSettings) -> dict:
         if distributed:
             torch.distributed.destroy_process_group()
     return {"steps": step, "total_steps": total, "out": str(out), "last": dict(losses, **figures),
+            "rank": rank,
             "content_loss": content_info, "n_train_pairs": n_train, "n_val_pairs": len(val_items)}
