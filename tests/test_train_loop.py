@@ -108,7 +108,7 @@ def test_train_with_vgg_weights_file_records_it(tiny_pairs_dataset, tmp_path, ru
     from blursynth.nn.vgg import VGG19Features
 
     vgg = tmp_path / "vgg19.pth"
-    torch.save(VGG19Features(36).state_dict(), vgg)  # randomly initialised, torchvision names
+    torch.save(VGG19Features("conv3_3").state_dict(), vgg)  # random weights, torchvision names
     fast = [x for x in FAST if x not in ("--perceptual", "none")]
     r = run_cli("train", "--data", tiny_pairs_dataset(), "--out", tmp_path / "run", "--steps", "1",
                 "--perceptual", "vgg", "--vgg-weights", vgg, "--workers", "0", *fast)

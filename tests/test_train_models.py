@@ -77,15 +77,17 @@ def test_critic_loss_penalty_matches_gradient_penalty():
     with torch.no_grad():
         want_w = d(real).mean() - d(fake).mean()
     assert float(wdist) == pytest.approx(float(want_w), rel=1e-9)
-    assert float(loss) == pytest.approx(float(gp - wdist), rel=1e-9)
+    assert loss.item() == pytest.approx((gp - wdist).item(), rel=1e-9)
     loss.backward()
     assert all(p.grad is not None for p in d.parameters())
 
 
 def test_vgg_loads_torchvision_named_file_and_reports_missing_keys(tmp_path):
-    full = VGG19Features(36)  # every feature layer, as in torchvision's file
-    state = {k: torch.randn_like(v) for k, v in full.state_dict().items()}
-    state["classifier.0.weight"] = torch.zeros(2, 2)  # torchvision's file has these too
+    needed = VGG19Features("conv3_3")
+    state = {k: torch.randn_like(v) for k, v in needed.state_dict().items()}
+    # torchvision's file also holds deeper layers and the classifier: ignored.
+    state["features.16.weight"] = torch.zeros(256, 256, 3, 3)
+    state["classifier.0.weight"] = torch.zeros(2, 2)
     good = tmp_path / "vgg19.pth"
     torch.save(state, good)
     net = load_vgg19_features(resolve_vgg19_weights(good), "conv3_3")
