@@ -415,7 +415,7 @@ def _run_evaluate(step, plan, workers):
 
 
 def _prep_bgan_train(recipe, key, table, resolver, step, limit):
-    from .bgan.train import BganTrainSettings
+    from .bgan.train import BGANTrainSettings
 
     sharp = resolver.path(table.get("sharp", "@photos"), key, "sharp")
     real = resolver.path(table.get("real_blur", ""), key, "real_blur")
@@ -423,8 +423,11 @@ def _prep_bgan_train(recipe, key, table, resolver, step, limit):
     inner = {k: v for k, v in table.items() if k not in ("sharp", "real_blur")}
     if limit is not None:
         inner["steps"] = min(int(inner.get("steps") or limit), limit)
+        inner["sample_every"] = min(int(inner.get("sample_every", 500)), inner["steps"])
+        inner["checkpoint_every"] = min(int(inner.get("checkpoint_every", 500)), inner["steps"])
     fixed = {"sharp": sharp, "real_blur": real, "out": str(step.out), "resume": True}
-    step.settings = _table_settings(recipe, key, BganTrainSettings, inner, fixed=fixed,)
+    step.settings = _table_settings(recipe, key, BGANTrainSettings, inner, fixed=fixed)
+    _check_vgg(recipe, key, step)
     step.describe = {k: v for k, v in dataclasses.asdict(step.settings).items() if k != "progress"}
 
 
@@ -435,20 +438,20 @@ def _run_bgan_train(step, plan, workers):
 
 
 def _prep_bgan_blur(recipe, key, table, resolver, step, limit):
-    from .bgan.sample import BganBlurSettings
+    from .bgan.sample import BGANBlurSettings
 
     photos = resolver.path(table.get("photos", "@photos"), key, "photos")
     model = resolver.path(table.get("model", ""), key, "model", kinds=("bgan-train",))
     step.uses = [v for v in (table.get("photos"), table.get("model")) if isinstance(v, str) and v.startswith("@")]
     inner = {k: v for k, v in table.items() if k not in ("photos", "model")}
-    step.settings = _table_settings(recipe, key, BganBlurSettings, inner, fixed={"photos": photos, "model": model})
+    step.settings = _table_settings(recipe, key, BGANBlurSettings, inner, fixed={"photos": photos, "model": model})
     step.describe = {k: v for k, v in dataclasses.asdict(step.settings).items() if k != "progress"}
 
 
 def _run_bgan_blur(step, plan, workers):
-    from .bgan.sample import bgan_blur_photos
+    from .bgan.sample import bgan_blur
 
-    return bgan_blur_photos(step.settings, step.out, workers=workers)
+    return bgan_blur(step.settings, step.out, workers=workers)
 
 
 STEP_KINDS = {

@@ -140,18 +140,42 @@ def test_shipped_recipe_builds_tiny(name, tmp_path, run_cli):
         assert verify_dataset(tmp_path / "out" / step)["rows"] == 2
 
 
+def test_deblurgan_comb_recipe_builds_tiny(tmp_path, run_cli):
+    r = run_cli("build", RECIPES / "deblurgan-comb.toml", "--out", tmp_path / "out", "--limit", 3,
+                "--set", "train.perceptual=none", "--set", "train.crop=32", "--set", "train.val_crop=32",
+                "--set", "train.workers=0", "--set", "train.critic_steps=1")
+    assert r.code == 0, r.err
+    summary = json.loads((tmp_path / "out/build.json").read_text())
+    assert summary["steps"]["synth"]["rows"] == 3 and summary["steps"]["real"]["rows"] == 3
+    assert (tmp_path / "out/train/checkpoint.pt").exists()
+    report = json.loads((tmp_path / "out/evaluate/report.json").read_text())
+    assert "PSNR" in (tmp_path / "out/evaluate/report.md").read_text() or "psnr" in json.dumps(report).lower()
+
+
+def test_bgan_recipe_builds_tiny(tmp_path, run_cli):
+    r = run_cli("build", RECIPES / "bgan.toml", "--out", tmp_path / "out", "--limit", 2,
+                "--set", "model.perceptual=none", "--set", "model.config=small", "--set", "model.patch=32",
+                "--set", "model.batch_size=2")
+    assert r.code == 0, r.err
+    summary = json.loads((tmp_path / "out/build.json").read_text())
+    assert summary["steps"]["pairs"]["rows"] == 2
+    from blursynth.io.dataset import PairDataset
+
+    assert PairDataset(tmp_path / "out/pairs")[0]["source"] == "bgan"
+
+
 def test_every_recipe_has_a_header_and_validates():
     from blursynth.build import plan_build
 
     names = sorted(p.stem for p in RECIPES.glob("*.toml"))
-    for expected in ("deblurgan-synth", "gopro-like", "realistic", "deblurgan-comb"):
+    for expected in ("deblurgan-synth", "gopro-like", "realistic", "deblurgan-comb", "bgan"):
         assert expected in names
     for p in RECIPES.glob("*.toml"):
         text = p.read_text()
         assert text.startswith("# ") and len([l for l in text.splitlines() if l.startswith("#")]) >= 3, p.name
         if p.stem == "kernels-eval48":
             continue
-        sets = ["train.perceptual=none"] if p.stem == "deblurgan-comb" else []
+        sets = {"deblurgan-comb": ["train.perceptual=none"], "bgan": ["model.perceptual=none"]}.get(p.stem, [])
         plan = plan_build(p, out="/tmp/unused-plan", sets=sets)
         assert plan.steps
 
