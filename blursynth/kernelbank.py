@@ -130,22 +130,11 @@ def bank_chunk(indices: np.ndarray, config: KernelBankConfig) -> pa.Table:
     Each trajectory is a pure function of ``(config.seed, index)``.
     """
     from .psf import _check_options, _rasterize_many
-    from .trajectory import _trajectory_core, draw_trajectory_numbers
+    from .trajectory import sample_trajectories
 
     tc = config.trajectory
     n, t = len(indices), tc.n_samples
-    step = float(tc.length_px) / (t - 1)
-    trajs = np.empty((n, t, 2), np.float64)
-    params = np.empty((n, 5), np.float64)
-    n_events = np.empty(n, np.int32)
-    for j, i in enumerate(indices):
-        nums = draw_trajectory_numbers(tc, rng=sample_rng(config.seed, int(i)))
-        _trajectory_core(
-            nums.normals, nums.event_steps, nums.event_uniforms, nums.expl, nums.centripetal,
-            nums.gaussian_shake, nums.angle_rad, step, trajs[j],
-        )
-        params[j] = (nums.expl, nums.centripetal, nums.prob_big_shake, nums.gaussian_shake, nums.angle_rad)
-        n_events[j] = nums.event_steps.size
+    trajs, params, n_events = sample_trajectories(tc, config.seed, indices)
     exposures, fixed, mode, max_size = _check_options(
         config.exposures, config.psf_size, config.centre, config.canvas
     )

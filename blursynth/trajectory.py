@@ -92,31 +92,20 @@ class TrajectoryNumbers:
         }
 
 
-def draw_trajectory_numbers(config: TrajectoryConfig = TrajectoryConfig(), *, rng) -> TrajectoryNumbers:
-    """Draw the random numbers of one trajectory, in a fixed order, from ``rng``.
-
-    Parameters
-    ----------
-    config : TrajectoryConfig
-    rng : numpy.random.Generator or int or None
-
-    Returns
-    -------
-    numbers : TrajectoryNumbers
-    """
-    rng = np.random.default_rng(rng)
+def _draw(config: TrajectoryConfig, rng: np.random.Generator, normals: np.ndarray):
+    """Draw one trajectory's numbers in a fixed order, the normals into ``normals``."""
     u = rng.random(5)
     if config.expl is None:
         choices = config.expl_choices
         expl = float(choices[min(int(u[4] * len(choices)), len(choices) - 1)])
     else:
         expl = float(config.expl)
-    centripetal = config.centripetal_max * u[0]
-    prob_big_shake = config.big_shake_max * u[1]
-    gaussian_shake = config.gaussian_shake_max * u[2]
-    angle_rad = 2.0 * math.pi * u[3]
+    centripetal = config.centripetal_max * float(u[0])
+    prob_big_shake = config.big_shake_max * float(u[1])
+    gaussian_shake = config.gaussian_shake_max * float(u[2])
+    angle_rad = 2.0 * math.pi * float(u[3])
     n_steps = config.n_samples - 1
-    normals = rng.standard_normal((n_steps, 2), dtype=np.float32)
+    rng.standard_normal(dtype=np.float32, out=normals)
     q = prob_big_shake * expl
     if q > 0:
         # Geometric gaps between events: the same law as one Bernoulli(q) per step.
@@ -130,10 +119,58 @@ def draw_trajectory_numbers(config: TrajectoryConfig = TrajectoryConfig(), *, rn
     else:
         event_steps = np.zeros(0, np.int64)
     event_uniforms = rng.random(event_steps.size)
-    return TrajectoryNumbers(
-        expl, float(centripetal), float(prob_big_shake), float(gaussian_shake), float(angle_rad),
-        normals, event_steps, event_uniforms,
-    )
+    return expl, centripetal, prob_big_shake, gaussian_shake, angle_rad, event_steps, event_uniforms
+
+
+def draw_trajectory_numbers(config: TrajectoryConfig = TrajectoryConfig(), *, rng) -> TrajectoryNumbers:
+    """Draw the random numbers of one trajectory, in a fixed order, from ``rng``.
+
+    Parameters
+    ----------
+    config : TrajectoryConfig
+    rng : numpy.random.Generator or int or None
+
+    Returns
+    -------
+    numbers : TrajectoryNumbers
+    """
+    rng = np.random.default_rng(rng)
+    normals = np.empty((config.n_samples - 1, 2), np.float32)
+    expl, c, p, g, angle, steps, uniforms = _draw(config, rng, normals)
+    return TrajectoryNumbers(expl, c, p, g, angle, normals, steps, uniforms)
+
+
+def sample_trajectories(config: TrajectoryConfig, seed: int, indices) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Trajectories ``indices`` of run ``seed``, each from ``sample_rng(seed, index)``.
+
+    The fast path for many trajectories: the numbers are drawn per sample in
+    NumPy, the integration runs in one jitted call.
+
+    Returns
+    -------
+    trajs : (N, T, 2) float64 ndarray
+    params : (N, 5) float64 ndarray
+        expl, centripetal, prob_big_shake, gaussian_shake, angle_rad.
+    n_big_shakes : (N,) int32 ndarray
+    """
+    from ._rng import sample_rng
+
+    n, t = len(indices), config.n_samples
+    normals = np.empty((n, t - 1, 2), np.float32)
+    params = np.empty((n, 5), np.float64)
+    steps, uniforms, counts = [], [], np.zeros(n + 1, np.int64)
+    for j, i in enumerate(indices):
+        expl, c, p, g, angle, ev, evu = _draw(config, sample_rng(seed, int(i)), normals[j])
+        params[j] = (expl, c, p, g, angle)
+        steps.append(ev)
+        uniforms.append(evu)
+        counts[j + 1] = ev.size
+    offsets = np.cumsum(counts)
+    ev_steps = np.concatenate(steps) if n else np.zeros(0, np.int64)
+    ev_uniforms = np.concatenate(uniforms) if n else np.zeros(0)
+    trajs = np.empty((n, t, 2), np.float64)
+    _trajectories_many(normals, ev_steps, ev_uniforms, offsets, params, float(config.length_px) / (t - 1), trajs)
+    return trajs, params, np.diff(offsets).astype(np.int32)
 
 
 @njit
@@ -170,6 +207,14 @@ def _trajectory_core(normals, event_steps, event_uniforms, expl, centripetal, ga
         y = y + vy
         out[t + 1, 0] = x
         out[t + 1, 1] = y
+
+
+@njit
+def _trajectories_many(normals, ev_steps, ev_uniforms, offsets, params, step, out):
+    for j in range(normals.shape[0]):
+        a, b = offsets[j], offsets[j + 1]
+        _trajectory_core(normals[j], ev_steps[a:b], ev_uniforms[a:b], params[j, 0], params[j, 1],
+                         params[j, 3], params[j, 4], step, out[j])
 
 
 def trajectory_from_numbers(numbers: TrajectoryNumbers, config: TrajectoryConfig = TrajectoryConfig()) -> np.ndarray:
