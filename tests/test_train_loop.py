@@ -50,7 +50,7 @@ def test_resume_after_interruption_equals_uninterrupted_run(tiny_pairs_dataset, 
 
     monkeypatch.setattr(Trainer, "step", dying_step)
     b = run_cli(*common, "--out", tmp_path / "b", "--workers", "0")
-    assert b.code == 130
+    assert b.code == 130 and "--resume" in b.err
     assert load_checkpoint(tmp_path / "b")["step"] == 2
     monkeypatch.setattr(Trainer, "step", real_step)
     b = run_cli(*common, "--out", tmp_path / "b", "--workers", "0", "--resume")

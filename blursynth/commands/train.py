@@ -87,7 +87,16 @@ def train(data, out, config, steps, epochs, crop, batch_size, lr, critic_steps, 
         val_crop=val_crop, val_every=val_every, checkpoint_every=checkpoint_every,
         log_every=log_every, resume=resume, progress=not quiet,
     )
-    summary = run_training(settings)
+    try:
+        summary = run_training(settings)
+    except KeyboardInterrupt:
+        from ..errors import BlursynthError
+
+        class Interrupted(BlursynthError):
+            exit_code = 130
+
+        raise Interrupted(f"interrupted; {out} keeps its last checkpoint: rerun the same command "
+                          f"with --resume to continue.") from None
     if summary["rank"] != 0:  # under torchrun, one report is enough
         return
     last = summary["last"]

@@ -78,7 +78,9 @@ class TrainSettings:
             "config": self.config, "crop": crop, "batch_size": batch_size, "lr": self.lr,
             "critic_steps": self.critic_steps, "gp_weight": self.gp_weight,
             "content_weight": self.content_weight, "perceptual": self.perceptual,
-            "seed": self.seed, "val_fraction": self.val_fraction, "init": self.init,
+            "seed": self.seed, "init": self.init,
+            # What was really held out of --data (nothing when --val-data is given).
+            "val_fraction": 0.0 if self.val_data else self.val_fraction,
             "data": [[str(Path(d.path).resolve()), d.weight] for d in self.data],
         }
 
