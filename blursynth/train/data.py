@@ -116,7 +116,15 @@ def pair_ids(ds) -> list:
 
 
 def choose_source(seed: int, position: int, cum_weights) -> tuple:
-    """(dataset number, uniform draw for the row) of run sample ``position``."""
+    """(dataset number, uniform draw for the row) of run sample ``position``.
+
+    Examples
+    --------
+    >>> cum = np.cumsum([2.0, 1.0])
+    >>> picks = [choose_source(0, k, cum)[0] for k in range(3000)]
+    >>> round(picks.count(0) / 3000, 1)
+    0.7
+    """
     rng = sample_rng(seed, position, STREAM_PICK)
     u = rng.random()
     src = int(np.searchsorted(cum_weights, u * cum_weights[-1], side="right"))

@@ -152,7 +152,13 @@ def load_generator(path, device="cpu"):
 
 
 def lr_at(step: int, total: int, base: float) -> float:
-    """Constant for the first half of the run, then linear decay to 0 at ``total``."""
+    """Constant for the first half of the run, then linear decay to 0 at ``total``.
+
+    Examples
+    --------
+    >>> [lr_at(s, 10, 1.0) for s in (0, 4, 5, 8, 10)]
+    [1.0, 1.0, 1.0, 0.4, 0.0]
+    """
     half = total / 2
     if step < half:
         return base
