@@ -309,10 +309,15 @@ def _plan_data(settings, crop):
     for vpath in settings.val_data:
         ds = open_pairs(vpath)
         val_items += [(vpath, i) for i in range(len(ds))]
-    # Interleave sources so that the first val_count items cover every dataset.
+    # Take evenly spaced held-out pairs of every dataset (datasets are often ordered by
+    # photo or clip), interleaved so that the first val_count items cover every dataset.
     by_src = {}
     for p, i in val_items:
         by_src.setdefault(p, []).append(i)
+    share = -(-settings.val_count // max(len(by_src), 1))
+    for p, rows in by_src.items():
+        if len(rows) > share:
+            by_src[p] = [rows[int(j)] for j in np.linspace(0, len(rows) - 1, share).round()]
     order = []
     for k in range(max((len(v) for v in by_src.values()), default=0)):
         order += [(p, v[k]) for p, v in by_src.items() if k < len(v)]
