@@ -98,9 +98,9 @@ def test_receptive_radius_is_exact(tiny):
 
 def test_tiled_blur_equals_whole_image(tiny):
     g, _ = tiny
-    x = torch.rand(1, 3, 45, 77)
+    x = torch.rand(1, 3, 30, 47)
     whole = blur_tensor(g, x, pair_noise(0, 1), tile=1000)
-    tiled = blur_tensor(g, x, pair_noise(0, 1), tile=24)
+    tiled = blur_tensor(g, x, pair_noise(0, 1), tile=20)  # 2 x 3 tiles, the last ones partial
     torch.testing.assert_close(tiled, whole, atol=1e-6, rtol=0)
     assert float(whole.min()) >= 0 and float(whole.max()) <= 1
 
