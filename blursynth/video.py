@@ -1245,17 +1245,32 @@ def write_frame_pairs(inputs, out, settings: FramesAverageSettings, *, workers: 
     plan = plan_frames_average(inputs, settings)
     # In this process the bar counts frames; worker processes report finished pairs instead.
     in_process = workers <= 1 or len(plan.windows) <= settings.shard_size
-    bar = None
-    if progress and in_process:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=plan.n_frames, unit="frame", desc="frames-average", dynamic_ncols=True)
+    bar = _LazyBar(plan.n_frames) if progress and in_process else None
     make_rows = functools.partial(_make_rows, plan=plan, bar=bar)
     try:
         return _write(out, plan, make_rows, workers, overwrite, progress and not in_process)
     finally:
         if bar is not None:
             bar.close()
+
+
+class _LazyBar:
+    """A frames progress bar that appears with the first frame, so an early error prints alone."""
+
+    def __init__(self, total):
+        self.total = total
+        self.bar = None
+
+    def update(self, n):
+        if self.bar is None:
+            from tqdm.auto import tqdm
+
+            self.bar = tqdm(total=self.total, unit="frame", desc="frames-average", dynamic_ncols=True)
+        self.bar.update(n)
+
+    def close(self):
+        if self.bar is not None:
+            self.bar.close()
 
 
 def _write(out, plan, make_rows, workers, overwrite, progress):

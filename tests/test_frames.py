@@ -256,3 +256,17 @@ def test_render_clip_bad_inputs(tmp_path, capsys):
     assert main(["render-clip", str(tmp_path / "p.png"), "--out", str(tmp_path / "c.mkv"), "--size", "big"]) == 2
     _one_error_line(capsys)
     assert not (tmp_path / "c.mkv").exists() and not (tmp_path / "c.mkv.json").exists()
+
+
+def test_rerun_resumes_and_other_settings_are_refused(clip, tmp_path, capsys):
+    out = tmp_path / "pairs"
+    args = ["frames-average", str(clip), "--window", "5-9", "--shard-size", "3", "--out", str(out)]
+    assert main(args) == 0
+    shards = sorted((out / "data").glob("*.parquet"))
+    before = {p.name: p.read_bytes() for p in shards}
+    shards[1].unlink()  # as if interrupted
+    assert main(args) == 0
+    assert {p.name: p.read_bytes() for p in sorted((out / "data").glob("*.parquet"))} == before
+    capsys.readouterr()
+    assert main([*args[:3], "5-11", *args[4:]]) == 2
+    assert "different command" in _one_error_line(capsys)  # and no progress bar before it
