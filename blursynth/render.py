@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ._numba import njit
 from .errors import BadInputError
 from .video import LINEAR_SCALE, LinearAverager, linear_lut
 
@@ -134,6 +135,24 @@ def shift_bilinear(image, x: float, y: float, geometry: ClipGeometry) -> np.ndar
     return (1 - fy) * ((1 - fx) * a + fx * b) + fy * ((1 - fx) * c + fx * d)
 
 
+@njit
+def _shift_to_sums(image, px, py, height, width, scale, out):
+    """``shift_bilinear`` fused with scaling to the averager's integer linear units (rounded)."""
+    x0 = int(math.floor(px))
+    y0 = int(math.floor(py))
+    fx = px - x0
+    fy = py - y0
+    channels = image.shape[2]
+    i = 0
+    for r in range(height):
+        for c in range(width):
+            for ch in range(channels):
+                top = (1 - fx) * image[y0 + r, x0 + c, ch] + fx * image[y0 + r, x0 + c + 1, ch]
+                bottom = (1 - fx) * image[y0 + r + 1, x0 + c, ch] + fx * image[y0 + r + 1, x0 + c + 1, ch]
+                out[i] = int(((1 - fy) * top + fy * bottom) * scale + 0.5)  # values are >= 0
+                i += 1
+
+
 def render_frames(photo: np.ndarray, traj, *, crf: str = "gamma:2.2", geometry: ClipGeometry | None = None):
     """Yield the clip's frames: the photo seen from each camera position, in 8 bits.
 
@@ -171,10 +190,14 @@ def render_frames(photo: np.ndarray, traj, *, crf: str = "gamma:2.2", geometry: 
     # One extra row and column so that bilinear reads at integer positions stay in bounds.
     linear = np.pad(linear, ((0, 1), (0, 1), (0, 0)), mode="edge")
     encoder = LinearAverager((geometry.height, geometry.width, 3), crf, max_items=1)
+    h, w = geometry.height, geometry.width
     for x, y in traj:
-        frame = shift_bilinear(linear, x, y, geometry)
-        # Encode through the averager's exact thresholds: a one-frame "sum".
-        encoder.acc[:] = np.rint(frame.reshape(-1) * encoder.scale).astype(encoder.acc.dtype)
+        px, py = geometry.origin_x + x, geometry.origin_y + y
+        if px < 0 or py < 0 or py + h + 1 > linear.shape[0] or px + w + 1 > linear.shape[1]:
+            raise ValueError(f"position ({x}, {y}) leaves the photo; use clip_geometry for the frame size.")
+        # The shifted frame in the averager's integer linear units, then read out
+        # through its exact thresholds: a one-frame "sum".
+        _shift_to_sums(linear, float(px), float(py), h, w, float(encoder.scale), encoder.acc)
         encoder.count = 1
         yield encoder.result()
 

@@ -158,3 +158,20 @@ def test_high_quality_encoding_is_close(tmp_path, photo):
     # Lossy 4:2:0 H.264 at crf 12 on a small, detailed crop: measured 2.2-2.7 levels
     # mean error (0.4 of which is 8-bit YUV itself); "lossless" is the exact option.
     assert 0 < err < 4.0
+
+
+def test_fused_render_kernel_matches_shift_bilinear(photo):
+    from blursynth.video import LINEAR_SCALE, linear_lut
+
+    traj = np.array([[0.0, 0.0], [3.3, -1.7], [7.91, 2.05]])
+    g = clip_geometry(photo.shape, traj)
+    lut, _ = linear_lut("srgb")
+    linear = np.pad(lut.astype(np.float64)[photo] / LINEAR_SCALE, ((0, 1), (0, 1), (0, 0)), mode="edge")
+    for (x, y), frame in zip(traj, render_frames(photo, traj, crf="srgb", geometry=g)):
+        v = encode_float(shift_bilinear(linear, x, y, g), "srgb") * 255
+        # Same formula; the fused kernel rounds linear light to 2**-24 before the
+        # 8-bit read-out, which flips only values within ~1e-4 of a rounding tie
+        # (sRGB's dark linear segment is where 2**-24 is largest in 8-bit terms).
+        wrong = frame != np.floor(v + 0.5)
+        assert np.all(np.abs(v[wrong] - np.floor(v[wrong]) - 0.5) < 2e-4)
+        assert np.abs(frame - v).max() <= 0.5 + 2e-4
