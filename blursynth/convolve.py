@@ -433,7 +433,10 @@ def _build_taps_kernel():
 
     prange = numba.prange
 
-    @njit(parallel=True)
+    # fastmath "contract" only: lets LLVM fuse each multiply-add into one FMA
+    # (about 20% faster here); no reassociation, so the sum order, and with it
+    # the result, stays fixed whatever the thread count.
+    @njit(parallel=True, fastmath={"contract"})
     def _taps_rows(padded, dy, dx, w, out):
         """out[p, y] = sum over taps t of w[t] * padded[p, y + dy[t], dx[t] : dx[t] + W].
 
