@@ -117,6 +117,9 @@ def main():
     ap.add_argument("--extra", default="", help="More 'blursynth train' options, space separated.")
     ap.add_argument("--threads", type=int, default=1,
                     help="torch threads of every command (1 suits a shared 2-core machine).")
+    ap.add_argument("--parallel", action="store_true",
+                    help="Train both runs at once (one core each).")
+    ap.add_argument("--tag", default=None, help="Sub-folder of --workdir for these runs.")
     ap.add_argument("--no-write", action="store_true")
     args = ap.parse_args()
     ENV["OMP_NUM_THREADS"] = str(args.threads)
@@ -138,27 +141,47 @@ def main():
     extra = args.extra.split()
     runs = {"mix 2:1 (trajectory : frame-averaged)": [f"{work / 'traj'}:2", f"{work / 'fa'}:1"],
             "trajectory only": [f"{work / 'traj'}:1"]}
-    results = []
+    tag = args.tag or f"steps{steps}-cs{args.critic_steps}-{args.init}" + "".join(extra)
+    pending, walls = [], {}
     for i, (name, data) in enumerate(runs.items()):
-        out = work / f"run{i}"
-        if (out / "checkpoint.pt").exists():
-            ck = __import__("torch").load(out / "checkpoint.pt", weights_only=True)
-            if ck["step"] != steps:
-                raise SystemExit(f"{out} holds a run of {ck['step']} steps; delete it to rerun.")
-            wall = json.loads((out / "wall.json").read_text())["seconds"]
-        else:
-            d_args = [a for x in data for a in ("--data", x)]
-            wall = cli("train", *d_args, "--out", out, "--config", "small", "--steps", steps,
-                       "--crop", args.crop, "--batch-size", args.batch_size, "--perceptual",
-                       "none", "--workers", 1, "--val-every", max(steps // 5, 1),
-                       "--checkpoint-every", max(steps // 5, 1), "--val-crop", 128, "--seed", 0,
-                       "--critic-steps", args.critic_steps, "--init", args.init,
-                       *extra, "--quiet")
-            (out / "wall.json").write_text(json.dumps({"seconds": wall}))
-        cli("evaluate", "--model", out, "--data", work / "test", "--json", out / "eval.json",
-            "--quiet")
+        out = work / tag / f"run{i}"
+        if (out / "wall.json").exists():
+            walls[i] = json.loads((out / "wall.json").read_text())["seconds"]
+            continue
+        if out.exists():
+            raise SystemExit(f"{out} holds an unfinished run; delete it to rerun.")
+        d_args = [a for x in data for a in ("--data", x)]
+        pending.append((i, out, ["train", *d_args, "--out", out, "--config", "small", "--steps",
+                                 steps, "--crop", args.crop, "--batch-size", args.batch_size,
+                                 "--perceptual", "none", "--workers", 1, "--val-every",
+                                 max(steps // 5, 1), "--checkpoint-every", max(steps // 5, 1),
+                                 "--val-crop", 128, "--seed", 0, "--critic-steps",
+                                 args.critic_steps, "--init", args.init, *extra, "--quiet"]))
+    if args.parallel and pending:
+        # One process per run, each on its own core: same wall-clock budget for both.
+        procs = []
+        for i, out, a in pending:
+            print("$", " ".join(map(str, a)), flush=True)
+            procs.append((i, out, time.perf_counter(), subprocess.Popen(
+                [sys.executable, "-m", "blursynth", *map(str, a)], cwd=ROOT, env=ENV,
+                stderr=subprocess.DEVNULL)))
+        for i, out, t0, proc in procs:
+            if proc.wait() != 0:
+                raise SystemExit(f"training {out} failed")
+            walls[i] = time.perf_counter() - t0
+            (out / "wall.json").write_text(json.dumps({"seconds": walls[i]}))
+    else:
+        for i, out, a in pending:
+            walls[i] = cli(*a)
+            (out / "wall.json").write_text(json.dumps({"seconds": walls[i]}))
+    results = []
+    for i, name in enumerate(runs):
+        out = work / tag / f"run{i}"
+        if not (out / "eval.json").exists():
+            cli("evaluate", "--model", out, "--data", work / "test", "--json", out / "eval.json",
+                "--quiet")
         rep = json.loads((out / "eval.json").read_text())
-        results.append((name, wall, rep))
+        results.append((name, walls[i], rep))
     rows = []
     for name, wall, rep in results:
         rows.append(f"| {name} | {steps} | {wall / 60:.1f} | {rep['n_pairs']} | "
@@ -167,9 +190,10 @@ def main():
                     f"{rep['gain_psnr_db']:+.2f} |")
     body = "\n".join([
         f"Measured {header}.",
-        f"Quality run (`benchmarks/bench_train_quality.py --minutes {args.minutes:g} "
+        f"Quality run (`benchmarks/bench_train_quality.py --steps {steps} "
         f"--critic-steps {args.critic_steps} --init {args.init}"
-        f"{' --extra ' + repr(args.extra) if args.extra else ''}`): small config "
+        f"{' --extra ' + repr(args.extra) if args.extra else ''}"
+        f"{' --parallel' if args.parallel else ''}`): small config "
         f"(generator 0.27M parameters), crops {args.crop}, batch {args.batch_size}, "
         f"{args.critic_steps} critic step(s) per generator step, `--init {args.init}`, "
         f"{args.threads} torch thread(s), L1 pixel content loss (`--perceptual none`: no VGG19 "
