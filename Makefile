@@ -37,6 +37,7 @@ demo-frames: venv
 	$(BIN)/blursynth render-clip $(DEMO)/photo.png --out $(DEMO)/clip.mp4 --fps 240 --frames 120 --length-px 60 --size 384x384 --seed 1
 	$(BIN)/blursynth frames-average $(DEMO)/clip.mp4 --window 5-25 --out $(DEMO)/frames_pairs --overwrite
 	$(BIN)/blursynth dataset info $(DEMO)/frames_pairs
+	$(BIN)/blursynth dataset preview $(DEMO)/frames_pairs --count 6 --out $(DEMO)/frames_pairs.png
 
 # Trajectory blur: four sample photos, two 256x256 pairs each from the demo bank, realistic
 # degradations on, and a contact sheet of blurred | sharp | PSF.
