@@ -196,6 +196,18 @@ def check_unpaired(sharp: ImageSet, real: ImageSet) -> None:
     Raises
     ------
     BadInputError
+
+    Examples
+    --------
+    >>> import tempfile, pathlib, numpy as np
+    >>> from blursynth.io.images import save_rgb8
+    >>> d = pathlib.Path(tempfile.mkdtemp())
+    >>> save_rgb8(d / "a.png", np.zeros((8, 8, 3), np.uint8))
+    >>> s = ImageSet(d, column="sharp", option="--sharp")
+    >>> check_unpaired(s, ImageSet(d, column="blurred", option="--real-blur"))
+    Traceback (most recent call last):
+    ...
+    blursynth.errors.BadInputError: --sharp ... are the same files; expected two unpaired sets: ...
     """
     if sharp.is_dataset and real.is_dataset and sharp.path.resolve() == real.path.resolve():
         raise BadInputError(
@@ -224,6 +236,14 @@ def check_patch_fits(images: ImageSet, patch: int) -> None:
     ------
     BadInputError
         Naming the first such image and how many there are.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib, numpy as np
+    >>> from blursynth.io.images import save_rgb8
+    >>> d = pathlib.Path(tempfile.mkdtemp())
+    >>> save_rgb8(d / "a.png", np.zeros((20, 30, 3), np.uint8))
+    >>> check_patch_fits(ImageSet(d, column="sharp", option="--sharp"), 16)   # fits: no error
     """
     sizes = images.sizes()
     small = [i for i, (h, w) in enumerate(sizes) if h < patch or w < patch]
