@@ -141,7 +141,9 @@ class BlurSettings:
         CameraResponse.parse(self.crf)
         self.degradations()
         if self.border not in BORDERS:
-            raise BadInputError(f"--border must be one of {', '.join(BORDERS)}; got {self.border!r}.")
+            raise BadInputError(
+                f"--border must be one of {', '.join(BORDERS)}; got {self.border!r}."
+            )
         if self.device not in DEVICES:
             raise BadInputError(f"--device must be auto, cpu or cuda; got {self.device!r}.")
         if self.batch < 1:
@@ -370,7 +372,9 @@ def _resize_shape(resize, height, width):
     try:
         w, h = (int(v) for v in resize)
     except (TypeError, ValueError):
-        raise BadInputError(f"--resize must be a scale like 0.5 or a size WxH; got {resize!r}.") from None
+        raise BadInputError(
+            f"--resize must be a scale like 0.5 or a size WxH; got {resize!r}."
+        ) from None
     if w < 1 or h < 1:
         raise BadInputError(f"--resize size must be positive; got {w}x{h}.")
     return h, w
@@ -471,7 +475,8 @@ def open_kernels(settings: BlurSettings) -> KernelSource:
     if settings.psf_source == "fresh":
         exposures = FRESH_EXPOSURES if settings.exposure is None else (float(settings.exposure),)
         canvas = settings.fresh_canvas
-        return KernelSource("fresh", exposures=exposures, max_side=canvas if canvas % 2 else canvas - 1,
+        return KernelSource("fresh", exposures=exposures,
+                            max_side=canvas if canvas % 2 else canvas - 1,
                             length_px=float(settings.fresh_length_px))
     from .errors import DatasetError
     from .io.dataset import load_manifest, verify_dataset
@@ -662,7 +667,9 @@ def _blur_rows(start, stop, job: BlurJob):
                     photo = _resize(photo, s.resize)
                 except BadInputError as exc:
                     if s.strict:
-                        raise BadInputError(f"{exc} Drop --strict to skip unreadable photos.") from None
+                        raise BadInputError(
+                            f"{exc} Drop --strict to skip unreadable photos."
+                        ) from None
                     _warn(f"{str(exc).rstrip('.')}; skipped")
                     photo, note = None, None
                 cache.update(i=photo_i, photo=photo, note=note)

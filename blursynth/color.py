@@ -245,7 +245,9 @@ class CameraResponse:
             planes = planes.detach().numpy()
         planes = np.asarray(planes)
         if planes.ndim != 3 or planes.dtype != np.float32:
-            raise ValueError(f"planes must be float32 (C, H, W); got {planes.dtype} {planes.shape}.")
+            raise ValueError(
+                f"planes must be float32 (C, H, W); got {planes.dtype} {planes.shape}."
+            )
         c, h, w = planes.shape
         out = np.empty((h, w, c), np.uint8)
         start, padded, fast = _encode_tables(self.kind, self.gamma)

@@ -358,7 +358,8 @@ def _convolve_direct(padded, psf):
     out = padded.new_zeros((b, c, ho, wo))
     if grad:
         for i, j in taps:
-            out = out + psf[i, j] * padded[..., k - 1 - i : k - 1 - i + ho, k - 1 - j : k - 1 - j + wo]
+            shifted = padded[..., k - 1 - i : k - 1 - i + ho, k - 1 - j : k - 1 - j + wo]
+            out = out + psf[i, j] * shifted
         return out
     weights = psf.detach().cpu().tolist()
     for i, j in taps:
