@@ -236,6 +236,47 @@ def command_section(n_pairs: int, workers_list=(1, 2)):
     return rows, (1 / pair_med, 1 / png_med)
 
 
+def gpu_section(rounds: int):
+    """Per-pair and batched engine figures on a CUDA GPU (skipped without one)."""
+    import torch
+
+    if not torch.cuda.is_available():
+        return ["No GPU on this machine: no batched GPU figure yet."]
+    from blursynth.blur import render_pair
+    from blursynth.color import CameraResponse
+    from blursynth.convolve import convolve
+
+    crf = CameraResponse.parse("gamma:2.2")
+    photo = photo_720p()
+    psfs = [trajectory_psf(1.0, seed=s) for s in range(16)]
+
+    def sync(fn):
+        def run():
+            out = fn()
+            torch.cuda.synchronize()
+            return out
+        return run
+
+    x = crf.decode_uint8(torch.from_numpy(photo).cuda()).permute(2, 0, 1)[None].contiguous()
+    batch = x.expand(16, -1, -1, -1).contiguous()
+    stack = torch.from_numpy(np.stack(psfs)).cuda()
+    methods = {
+        "render_pair on cuda (uint8 in, uint8 out, one pair)": sync(
+            lambda: render_pair(photo, psfs[0], crf=crf, device="cuda")),
+        "engine, one 720p image (FFT)": sync(lambda: convolve(x, stack[0], method="fft")),
+        "engine, batch of 16 720p images, 16 PSFs (FFT)": sync(
+            lambda: convolve(batch, stack, method="fft")),
+    }
+    med = interleaved(methods, rounds)
+    name = torch.cuda.get_device_name()
+    rows = [f"\nGPU ({name}), 720x1280 RGB, 65x65 PSFs:\n", "| what | ms | per image ms |",
+            "| --- | ---: | ---: |"]
+    for label, t in med.items():
+        per = t / 16 if "16" in label else t
+        rows.append(f"| {label} | {t * 1e3:.2f} | {per * 1e3:.2f} |")
+    return rows
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rounds", type=int, default=7)
@@ -274,7 +315,7 @@ def main(argv=None):
         "The machine is shared: absolute times move with its load, the ratios come from the same "
         "interleaved rounds. Whole runs with --workers 2 pay two interpreter starts (torch and Numba "
         "imports, seconds each under load), which 24 pairs do not amortize.",
-        "No GPU on this machine: no batched GPU figure yet.",
+        *gpu_section(rounds),
     ]
     text = "\n".join(summary)
     print(text)
