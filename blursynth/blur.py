@@ -345,7 +345,13 @@ def _encode_hwc(linear, crf):
 
 
 def resolve_device(name: str):
-    """``auto`` -> CUDA when present, else the CPU; ``cuda`` without a GPU is bad input."""
+    """``auto`` -> CUDA when present, else the CPU; ``cuda`` without a GPU is bad input.
+
+    Examples
+    --------
+    >>> resolve_device("cpu").type
+    'cpu'
+    """
     import torch
 
     if name == "cpu":
@@ -711,6 +717,23 @@ def blur_photos(settings: BlurSettings, out, *, workers: int = 1, overwrite: boo
     ------
     BadInputError
         On any bad input, before anything is written.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from skimage import data
+    >>> from blursynth.io.dataset import PairDataset
+    >>> from blursynth.io.images import save_rgb8
+    >>> tmp = tempfile.mkdtemp()
+    >>> save_rgb8(f"{tmp}/photos/coffee.png", data.coffee()[::4, ::4])
+    >>> settings = BlurSettings(photos=f"{tmp}/photos", psf_source="fresh", per_image=2,
+    ...                         crop=(64, 64), fresh_canvas=31, fresh_length_px=20.0)
+    >>> blur_photos(settings, f"{tmp}/pairs", progress=False)["num_rows"]
+    2
+    >>> row = PairDataset(f"{tmp}/pairs")[1]
+    >>> blurred, sharp = rebuild_pair(row, f"{tmp}/photos")
+    >>> bool((blurred == row["blurred"]).all()), row["params"]["crop"][2:]
+    (True, [64, 64])
     """
     from .config import fingerprint
     from .io.dataset import PAIR_SCHEMA, write_dataset

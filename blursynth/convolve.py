@@ -55,6 +55,11 @@ def check_psf(psf, *, name: str = "psf"):
     k : int
         The PSF's side length.
 
+    Examples
+    --------
+    >>> check_psf(np.full((5, 5), 1 / 25))
+    5
+
     Raises
     ------
     BadInputError
@@ -130,6 +135,12 @@ def pad_image(images, radius: int, border: str = "reflect"):
     Returns
     -------
     padded : (B, C, H + 2r, W + 2r) torch.Tensor (``valid``: the input itself)
+
+    Examples
+    --------
+    >>> import torch
+    >>> pad_image(torch.arange(4.0).reshape(1, 1, 1, 4), 1, "wrap")[0, 0, 0].tolist()
+    [3.0, 0.0, 1.0, 2.0, 3.0, 0.0]
     """
     import torch.nn.functional as F
 
@@ -155,6 +166,15 @@ def convolve_padded(padded, psf, *, method: str = "auto"):
     Returns
     -------
     blurred : (B, C, Hp - k + 1, Wp - k + 1) torch.Tensor
+
+    Examples
+    --------
+    >>> import torch
+    >>> x = torch.rand(1, 3, 20, 20)
+    >>> a = convolve_padded(x, torch.full((5, 5), 1 / 25), method="fft")
+    >>> b = convolve_padded(x, torch.full((5, 5), 1 / 25), method="direct")
+    >>> a.shape, bool(torch.allclose(a, b, atol=1e-6))
+    (torch.Size([1, 3, 16, 16]), True)
     """
     import torch
 
@@ -284,6 +304,13 @@ def choose_method(psf, padded_hw, *, device=None, requires_grad=None) -> str:
     Returns
     -------
     method : {"fft", "direct"}
+
+    Examples
+    --------
+    >>> import torch
+    >>> few = torch.zeros(65, 65); few[32, 30:35] = 0.2
+    >>> choose_method(few, (784, 1344)), choose_method(torch.ones(65, 65), (784, 1344))
+    ('direct', 'fft')
     """
     hp, wp = padded_hw
     k = psf.shape[-1]
@@ -314,6 +341,13 @@ def psf_spectrum(psf, fft_hw):
     Returns
     -------
     spectrum : (..., fh, fw // 2 + 1) complex torch.Tensor
+
+    Examples
+    --------
+    >>> import torch
+    >>> psf = torch.rand(5, 5, dtype=torch.float64)
+    >>> bool(torch.allclose(psf_spectrum(psf, (16, 20)), torch.fft.rfft2(psf, s=(16, 20))))
+    True
     """
     import torch
 
@@ -384,6 +418,13 @@ def psf_taps(psf):
         image (``k - 1 - i``, ``k - 1 - j``: convolution flips the PSF), sorted
         by row so consecutive taps reuse cached rows.
     weights : (n,) ndarray, the PSF's dtype
+
+    Examples
+    --------
+    >>> psf = np.zeros((3, 3), np.float32); psf[1, 2] = 1
+    >>> dy, dx, w = psf_taps(psf)
+    >>> int(dy[0]), int(dx[0]), float(w[0])
+    (1, 0, 1.0)
     """
     values = psf.detach().cpu().numpy() if hasattr(psf, "detach") else np.asarray(psf)
     k = values.shape[-1]

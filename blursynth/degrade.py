@@ -197,6 +197,11 @@ def noise_field(shape, rng: np.random.Generator) -> np.ndarray:
     """Standard normal float32 noise of ``shape``, drawn from ``rng``.
 
     Drawn on the CPU so the same sample gets the same noise on any device.
+
+    Examples
+    --------
+    >>> noise_field((3, 2, 2), np.random.default_rng(0)).dtype
+    dtype('float32')
     """
     return rng.standard_normal(size=tuple(shape), dtype=np.float32)
 
