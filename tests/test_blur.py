@@ -148,6 +148,7 @@ def settings(photos, bank, **kw):
     return BlurSettings(**base)
 
 
+@pytest.mark.slow  # two worker processes start (torch and Numba imports)
 def test_bytes_do_not_depend_on_workers_or_batch(photos, bank, tmp_path):
     a = blur_photos(settings(photos, bank, batch=1), tmp_path / "a", workers=1, progress=False)
     b = blur_photos(settings(photos, bank, batch=5), tmp_path / "b", workers=2, progress=False)
