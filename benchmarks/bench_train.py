@@ -67,18 +67,19 @@ def main():
             rate, ng, nd = steps_per_second(config, crop=crop, batch=batch, steps=args.steps,
                                             device=device, perceptual=perceptual)
             row = (f"| {config} | {ng / 1e6:.2f}M / {nd / 1e6:.2f}M | {crop} | {batch} | "
-                   f"{'VGG19 conv3_3' if perceptual else 'L1 pixel'} | {rate:.2f} | "
-                   f"{rate * batch * crop * crop / 1e6:.3f} |")
+                   f"{'VGG19 conv3_3' if perceptual else 'L1 pixel'} | {rate:.3g} | "
+                   f"{1 / rate:.3g} | {rate * batch * crop * crop / 1e6:.3g} |")
             print(row, flush=True)
             rows.append(row)
     body = "\n".join([
         f"Measured {header}; device {device}, torch {torch.__version__}, "
-        f"{torch.get_num_threads()} threads; median of {args.steps} steps after one warm-up.",
+        f"{torch.get_num_threads()} thread(s); mean of {args.steps} steps after one warm-up. "
+        "The machine is shared: the load average says how much of it others were using.",
         "A step = 5 critic updates (WGAN-GP, per-sample penalty) on the batch and the generator's "
         "output, then one generator update (adversarial + 100 x content loss), as DeblurGAN.",
         "",
-        "| config | params G / D | crop | batch | content loss | steps/s | Mpx/s |",
-        "| --- | --- | ---: | ---: | --- | ---: | ---: |",
+        "| config | params G / D | crop | batch | content loss | steps/s | s/step | Mpx/s |",
+        "| --- | --- | ---: | ---: | --- | ---: | ---: | ---: |",
         *rows,
     ])
     if not args.no_write:
