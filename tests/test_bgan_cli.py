@@ -200,3 +200,14 @@ def test_model_of_another_version_or_kind(sets, model, tmp_path, run_cli):
     r = run_cli("bgan", "blur", sets / "photos", "--model", tmp_path / "none", "--out", tmp_path / "p")
     assert r.code == 2 and "no BGAN model" in error_line(r)
     assert not (tmp_path / "p").exists()
+
+
+def test_time_limit_stops_with_a_checkpoint(sets, tmp_path):
+    from blursynth.bgan.train import BGANTrainSettings, load_checkpoint, train_bgan
+
+    s = BGANTrainSettings(sharp=str(sets / "sharp"), real_blur=str(sets / "real"),
+                          out=str(tmp_path / "m"), steps=50, config="tiny", patch=PATCH,
+                          batch_size=2, perceptual="none", max_seconds=0.0, progress=False)
+    summary = train_bgan(s)
+    assert summary["stopped"] == "time" and summary["steps"] == 1
+    assert load_checkpoint(tmp_path / "m")["step"] == 1
