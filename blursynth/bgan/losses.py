@@ -1,4 +1,4 @@
-"""BGAN's losses: the relativistic blur loss, and the weights that combine it with a perceptual loss.
+"""BGAN's losses: the relativistic blur loss, its weights beside a perceptual loss, a pooled L1.
 
 The perceptual term is the trainer's :class:`blursynth.train.losses.ContentLoss` (MSE of VGG19
 conv3_3 features, or L1 on pixels without VGG), applied between a generated blur and its own

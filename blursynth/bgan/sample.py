@@ -226,7 +226,8 @@ def _bgan_rows(start, stop, job: _Job):
             noise = pair_noise(s.seed, index)
             blurred = blur_image(gen, photo, noise, tile=s.tile)
             params = {"photo": job.files[photo_i], "variant": variant,
-                      "noise": [float(v) for v in noise], "model_fingerprint": job.model_fingerprint,
+                      "noise": [float(v) for v in noise],
+                      "model_fingerprint": job.model_fingerprint,
                       "model_step": job.model_step, "model_config": job.model_config,
                       "tile": s.tile, "receptive_radius": gen.receptive_radius(),
                       "device": job.device}
@@ -279,7 +280,8 @@ def bgan_blur(settings: BGANBlurSettings, out, *, workers: int = 1, overwrite: b
 
     Examples
     --------
-    >>> m = bgan_blur(BGANBlurSettings("photos/", "model/", per_image=2), "pairs/")  # doctest: +SKIP
+    >>> s = BGANBlurSettings("photos/", "model/", per_image=2)   # doctest: +SKIP
+    >>> bgan_blur(s, "pairs/")["num_rows"]                        # doctest: +SKIP
     """
     from ..blur import resolve_device
     from ..config import fingerprint
