@@ -1,8 +1,8 @@
 """BGAN's losses: the relativistic blur loss, its weights beside a perceptual loss, a pooled L1.
 
 The perceptual term is the trainer's :class:`blursynth.train.losses.ContentLoss` (MSE of VGG19
-conv3_3 features, or L1 on pixels without VGG), applied between a generated blur and its own
-sharp input: it keeps the content while the adversarial term moves the blur.
+conv3_3 features) or, without VGG, :class:`PooledL1`, applied between a generated blur and its
+own sharp input: it keeps the content while the adversarial term moves the blur.
 """
 
 from __future__ import annotations
