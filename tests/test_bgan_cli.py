@@ -118,6 +118,7 @@ def strong_model(model, tmp_path_factory):
     return out
 
 
+@pytest.mark.slow  # two worker processes start (torch imports)
 def test_blur_pairs_deterministic_rebuildable(sets, strong_model, tmp_path, run_cli):
     from blursynth.bgan.sample import pair_noise, rebuild_pair
     from blursynth.bgan.train import load_bgan_generator
