@@ -52,15 +52,17 @@ def rasterize(traj, exposure_fraction=1.0, size=None, centre="mass", max_size=63
     c = (k - 1) // 2
     acc = [[0.0] * k for _ in range(k)]
     kept = 0.0
+    w = 1.0 / n
     for px, py in pts:
         px = px + (c - cx)
         py = py + (c - cy)
         x0, y0 = math.floor(px), math.floor(py)
         fx, fy = px - x0, py - y0
-        for dy, wy in ((0, 1 - fy), (1, fy)):
-            for dx, wx in ((0, 1 - fx), (1, fx)):
-                xx, yy = int(x0) + dx, int(y0) + dy
-                if wx * wy > 0 and 0 <= xx < k and 0 <= yy < k:
-                    acc[yy][xx] += (1.0 / n) * wx * wy
-                    kept += (1.0 / n) * wx * wy
+        taps = ((0, 0, w * (1 - fx) * (1 - fy)), (1, 0, w * fx * (1 - fy)),
+                (0, 1, w * (1 - fx) * fy), (1, 1, w * fx * fy))
+        for dx, dy, weight in taps:
+            xx, yy = int(x0) + dx, int(y0) + dy
+            if 0 <= xx < k and 0 <= yy < k:
+                acc[yy][xx] += weight
+                kept += weight
     return (np.array(acc) / kept).astype(np.float32)

@@ -72,3 +72,16 @@ def test_geometric_event_gaps_match_bernoulli_rate():
 def test_config_rejects_bad_values(kwargs):
     with pytest.raises(ValueError):
         TrajectoryConfig(**kwargs)
+
+
+def test_batched_lanes_match_one_at_a_time_exactly():
+    from blursynth.trajectory import sample_trajectories
+
+    config = TrajectoryConfig(n_samples=700, big_shake_max=0.5, expl=0.5)  # many big shakes too
+    indices = list(range(5, 24))  # not a multiple of the lane count
+    trajs, params, n_events = sample_trajectories(config, 9, indices)
+    for j, i in enumerate(indices):
+        numbers = draw_trajectory_numbers(config, rng=sample_rng(9, i))
+        np.testing.assert_array_equal(trajs[j], trajectory_from_numbers(numbers, config))
+        assert params[j, 0] == numbers.expl and n_events[j] == numbers.event_steps.size
+    assert n_events.sum() > 20
