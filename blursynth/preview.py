@@ -46,6 +46,8 @@ def pair_sheet(rows, *, height: int = 160, title: str | None = None) -> np.ndarr
         line = np.concatenate(parts, axis=1)
         label = np.full((16, line.shape[1], 3), 24, np.uint8)
         text = f"{row.get('id', '')}  [{row.get('source', '')}]  {row['blurred'].shape[1]}x{row['blurred'].shape[0]}"
+        if psf is not None:
+            text += f"  PSF {psf.shape[1]}x{psf.shape[0]} (scaled to fit)"
         cv2.putText(label, text, (4, 12), cv2.FONT_HERSHEY_SIMPLEX, 0.38, (220, 220, 220), 1, cv2.LINE_AA)
         lines.append(np.concatenate([label, line], axis=0))
     if not lines:
