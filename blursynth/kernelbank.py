@@ -260,7 +260,7 @@ class KernelBank:
         )
 
     def _group(self, i: int):
-        """(arrow table of the row group holding row i, local row)."""
+        """(decoded row group holding row i, local row); a few groups are cached."""
         import bisect
 
         t = self.table
@@ -276,24 +276,27 @@ class KernelBank:
                 break
             start += rows
         key = (s, g)
-        table = self._group_cache.get(key)
-        if table is None:
+        group = self._group_cache.get(key)
+        if group is None:
             if len(self._group_cache) > 8:
                 self._group_cache.clear()
-            table = f.read_row_group(g, columns=["index", "psfs"])
-            self._group_cache[key] = table
-        return table, local - start
+            column = f.read_row_group(g, columns=["psfs"]).column("psfs").combine_chunks()
+            structs = column.flatten()  # one struct per (row, exposure)
+            values = structs.field("values")
+            flat = values.flatten().to_numpy(zero_copy_only=False)
+            offs = values.offsets.to_numpy()
+            shapes = structs.field("shape").flatten().to_numpy().reshape(-1, 2)
+            row_offs = column.offsets.to_numpy()
+            group = (flat, offs - offs[0], shapes, row_offs - row_offs[0])
+            self._group_cache[key] = group
+        return group, local - start
 
     def psfs(self, i: int) -> list[np.ndarray]:
         """All PSFs of trajectory ``i``, one per exposure, float32 (k, k)."""
-        table, r = self._group(i)
-        structs = table.column("psfs").combine_chunks()[r].values
-        shapes = structs.field("shape")
-        values = structs.field("values")
+        (flat, offs, shapes, row_offs), r = self._group(i)
         out = []
-        for e in range(len(structs)):
-            shape = shapes[e].values.to_numpy()
-            out.append(values[e].values.to_numpy(zero_copy_only=False).reshape(shape))
+        for e in range(row_offs[r], row_offs[r + 1]):
+            out.append(flat[offs[e] : offs[e + 1]].reshape(shapes[e]))
         return out
 
     def psf(self, i: int, exposure_fraction: float = 1.0) -> np.ndarray:

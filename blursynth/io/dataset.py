@@ -18,6 +18,7 @@ from __future__ import annotations
 import bisect
 import contextlib
 import contextvars
+import functools
 import hashlib
 import json
 import math
@@ -523,7 +524,7 @@ def write_dataset(
             finally:
                 _progress_queue = previous
         else:
-            ctx = mp.get_context("spawn")
+            ctx = _pool_context(make_rows)
             queue = ctx.Queue()
             stop_event = threading.Event()
             drain = threading.Thread(target=_drain, args=(queue, bar, stop_event), daemon=True)
@@ -616,6 +617,28 @@ def _run_on_ray(tasks, executor, bar):
                 raise
             bar.update(n)
             yield name, n
+
+
+def _pool_context(make_rows):
+    """A process start method that pays for heavy imports (torch, numba) once.
+
+    Workers are forked from a fork server that has already imported the module of
+    ``make_rows`` (so every worker starts with torch and the jitted kernels
+    loaded); the server itself is a fresh process with no threads, which keeps
+    forking safe. Where fork servers do not exist, plain spawn.
+    """
+    if "forkserver" not in mp.get_all_start_methods():  # pragma: no cover - Windows
+        return mp.get_context("spawn")
+    ctx = mp.get_context("forkserver")
+    func = make_rows
+    while isinstance(func, functools.partial):
+        func = func.func
+    module = getattr(func, "__module__", None)
+    preload = ["blursynth.io.dataset"]
+    if module and module.startswith("blursynth."):
+        preload.append(module)
+    ctx.set_forkserver_preload(preload)
+    return ctx
 
 
 class _LocalQueue:

@@ -100,6 +100,12 @@ def to_rgb8(image: np.ndarray, *, what: str = "image") -> tuple[np.ndarray, str 
 def _decode_cv2(data: bytes, what: str) -> np.ndarray:
     import cv2
 
+    # Corrupt files are reported as one BadInputError line; OpenCV's own log lines would
+    # only repeat it on stderr.
+    try:
+        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
+    except AttributeError:  # pragma: no cover - OpenCV builds without the logging module
+        pass
     buf = np.frombuffer(data, np.uint8)
     image = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
     if image is None:
