@@ -2,15 +2,10 @@
 
 from __future__ import annotations
 
-import sys
+import tomllib
 from pathlib import Path
 
 from .errors import RecipeError
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
 
 TRAJECTORY_KEYS = {
     "n", "seed", "exposures", "samples", "length", "expl", "canvas", "centre", "psf_size",

@@ -182,8 +182,6 @@ def test_every_recipe_has_a_header_and_validates():
 
 # --- Ray --------------------------------------------------------------------------------------
 
-ray = pytest.importorskip("ray")
-
 
 def _crash_once_rows(start, stop, marker):
     """Rows that kill their worker half-way through the first attempt at shard 1."""
@@ -198,6 +196,7 @@ def _crash_once_rows(start, stop, marker):
 
 @pytest.fixture(scope="module")
 def ray_local():
+    ray = pytest.importorskip("ray")
     from ray import cloudpickle
 
     import tests.test_build

@@ -102,21 +102,39 @@ def test_writer_settings_in_key_value_metadata(tmp_path):
     assert str(f.schema_arrow.field("blurred").type) == "struct<bytes: binary, path: string>"
 
 
+def _interrupted_rows(start, stop, fp):
+    if start >= 12:
+        raise KeyboardInterrupt  # as if Ctrl-C arrived during the third shard
+    yield from tiny_rows(start, stop, fp=fp)
+
+
 def test_resume_skips_complete_shards_and_ends_identical(tmp_path):
     write_tiny(tmp_path / "full")
-    # Simulate an interrupted run: keep two complete shards, drop the rest and the manifest.
-    write_tiny(tmp_path / "part")
-    (tmp_path / "part/manifest.json").unlink()
-    for p in sorted((tmp_path / "part/data").glob("*.parquet"))[2:]:
-        p.unlink()
-    (tmp_path / "part/.blursynth-progress.json").write_text(json.dumps({"kind": "pairs", "fingerprint": "fp-test"}))
+    with pytest.raises(KeyboardInterrupt):
+        write_tiny(tmp_path / "part", make_rows=_interrupted_rows)
+    assert not (tmp_path / "part/manifest.json").exists()
     kept = {p.name: p.stat().st_mtime_ns for p in (tmp_path / "part/data").glob("*.parquet")}
+    assert len(kept) == 2
     write_tiny(tmp_path / "part")
     for name, mtime in kept.items():
         assert (tmp_path / "part/data" / name).stat().st_mtime_ns == mtime  # not rewritten
     for p in (tmp_path / "full").rglob("*"):
         if p.is_file():
             assert p.read_bytes() == (tmp_path / "part" / p.relative_to(tmp_path / "full")).read_bytes()
+
+
+def test_rerun_rebuilds_a_shard_that_changed_on_disk(tmp_path):
+    write_tiny(tmp_path / "d")
+    shard = tmp_path / "d/data/train-00001-of-00004.parquet"
+    good = shard.read_bytes()
+    bad = bytearray(good)
+    bad[len(bad) // 3] ^= 0x01
+    shard.write_bytes(bytes(bad))
+    with pytest.raises(DatasetError):
+        verify_dataset(tmp_path / "d")
+    write_tiny(tmp_path / "d")  # the same command again
+    assert shard.read_bytes() == good
+    assert verify_dataset(tmp_path / "d")["rows"] == 20
 
 
 def test_unfinished_dataset_is_not_readable(tmp_path):
@@ -244,7 +262,7 @@ write_tiny(sys.argv[1], n=40, shard_size=5, make_rows=slow_rows)
 
 def slow_rows(start, stop, fp):
     for row in tiny_rows(start, stop, fp=fp):
-        time.sleep(0.02)
+        time.sleep(0.1)  # 0.5 s a shard: time enough to kill the writer mid-run, even on a busy machine
         yield row
 
 

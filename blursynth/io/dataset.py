@@ -205,29 +205,44 @@ def _read_json(path: Path, what: str) -> dict:
 
 
 def _prepare_output(out: Path, *, kind: str, fingerprint: str, n_shards: int, overwrite: bool):
-    """Create or reopen ``out``; return True when it was created by this call."""
+    """Create or reopen ``out``.
+
+    Returns
+    -------
+    created : bool
+        True when this call created the folder.
+    done : dict
+        ``{shard name: {"rows", "sha256"}}`` of shards an earlier run of the same
+        command finished (from its progress file or manifest): a rerun keeps a
+        shard only if its bytes still hash to what was recorded.
+    """
     if out.exists() and not out.is_dir():
         raise BadInputError(
             f"--out {out} is a file; expected a directory (new, or a dataset made by this same command)."
         )
     created = not out.exists()
-    owner = None
+    owner, owner_file = None, None
     for name in (PROGRESS, MANIFEST):
         if (out / name).exists():
-            owner = _read_json(out / name, name)
+            owner, owner_file = _read_json(out / name, name), name
             break
+    done = {}
     if owner is not None:
         same = owner.get("fingerprint") == fingerprint and owner.get("kind") == kind
         if not same:
             if not overwrite:
                 raise DatasetError(
                     f"{out} holds a {owner.get('kind', '?')} dataset made by a different command "
-                    f"(fingerprint {owner.get('fingerprint')} != {fingerprint}); choose another --out "
-                    "or pass --overwrite to replace it."
+                    f"(fingerprint {owner.get('fingerprint')} != {fingerprint}); choose another output "
+                    "folder or pass --overwrite to replace it."
                 )
             shutil.rmtree(out / DATA_DIR, ignore_errors=True)
             for name in (MANIFEST, PROGRESS):
                 (out / name).unlink(missing_ok=True)
+        elif owner_file == PROGRESS:
+            done = dict(owner.get("done", {}))
+        else:
+            done = {Path(s["file"]).name: {"rows": s["rows"], "sha256": s["sha256"]} for s in owner.get("shards", [])}
     elif not created and any(out.iterdir()):
         raise BadInputError(
             f"--out {out} is a non-empty folder that is not a blursynth dataset; "
@@ -236,11 +251,15 @@ def _prepare_output(out: Path, *, kind: str, fingerprint: str, n_shards: int, ov
     (out / DATA_DIR).mkdir(parents=True, exist_ok=True)
     for stale in (out / DATA_DIR).glob(".*.tmp*"):
         stale.unlink(missing_ok=True)
+    _write_progress(out, kind, fingerprint, n_shards, done)
+    return created, done
+
+
+def _write_progress(out: Path, kind: str, fingerprint: str, n_shards: int, done: dict) -> None:
     _atomic_write_text(
         out / PROGRESS,
-        json.dumps({"kind": kind, "fingerprint": fingerprint, "n_shards": n_shards}, sort_keys=True),
+        json.dumps({"kind": kind, "fingerprint": fingerprint, "n_shards": n_shards, "done": done}, sort_keys=True),
     )
-    return created
 
 
 _progress_queue = None
@@ -476,23 +495,31 @@ def write_dataset(
             fingerprint = _fp({"fingerprint": fingerprint, "limit": n_items})
         extra = {**(extra or {}), "recipe": {k: v for k, v in build.items() if k != "limit"}}
     n_shards = max(1, math.ceil(n_items / shard_size))
-    created = _prepare_output(out, kind=kind, fingerprint=fingerprint, n_shards=n_shards, overwrite=overwrite)
+    created, done = _prepare_output(out, kind=kind, fingerprint=fingerprint, n_shards=n_shards, overwrite=overwrite)
     data = out / DATA_DIR
-    tasks, rows_done = [], {}
+    tasks, rows_done, digests = [], {}, {}
     for s in range(n_shards):
         path = data / shard_name(split, s, n_shards)
         start, stop = s * shard_size, min((s + 1) * shard_size, n_items)
         if path.exists():
-            n = _complete_rows(path)
-            if n is not None:
-                rows_done[path.name] = n
+            record = done.get(path.name)
+            if record is not None and _sha256(path) == record.get("sha256"):
+                rows_done[path.name] = int(record["rows"])
+                digests[path.name] = record["sha256"]
                 continue
-            path.unlink()
+            path.unlink()  # unrecorded or changed since: rebuild it
         tasks.append((str(path), schema, start, stop, make_rows, row_group_size))
     # Shards of an earlier plan (another shard count) do not belong to this dataset.
     for stray in data.glob("*.parquet"):
         if stray.name not in rows_done and str(stray) not in {t[0] for t in tasks}:
             stray.unlink()
+    recorded = {name: {"rows": rows_done[name], "sha256": digests[name]} for name in rows_done}
+
+    def finished(name, n):
+        rows_done[name] = n
+        digests[name] = _sha256(data / name)
+        recorded[name] = {"rows": n, "sha256": digests[name]}
+        _write_progress(out, kind, fingerprint, n_shards, recorded)
 
     from tqdm.auto import tqdm
 
@@ -509,7 +536,7 @@ def write_dataset(
         executor = _executor.get()
         if executor[0] == "ray" and tasks:
             for name, n in _run_on_ray(tasks, executor, bar):
-                rows_done[name] = n
+                finished(name, n)
                 any_written = True
         elif workers <= 1 or len(tasks) <= 1:
             global _progress_queue
@@ -519,7 +546,7 @@ def write_dataset(
             try:
                 for task in tasks:
                     name, n = _write_shard(task)
-                    rows_done[name] = n
+                    finished(name, n)
                     any_written = True
             finally:
                 _progress_queue = previous
@@ -538,10 +565,10 @@ def write_dataset(
                 ) as pool:
                     pending = {pool.submit(_write_shard, t) for t in tasks}
                     while pending:
-                        finished, pending = wait(pending, return_when=FIRST_COMPLETED)
-                        for fut in finished:
+                        finished_futs, pending = wait(pending, return_when=FIRST_COMPLETED)
+                        for fut in finished_futs:
                             name, n = fut.result()
-                            rows_done[name] = n
+                            finished(name, n)
                             any_written = True
             finally:
                 stop_event.set()
@@ -559,7 +586,7 @@ def write_dataset(
     shards = []
     for s in range(n_shards):
         name = shard_name(split, s, n_shards)
-        shards.append({"file": f"{DATA_DIR}/{name}", "rows": rows_done[name], "sha256": _sha256(data / name)})
+        shards.append({"file": f"{DATA_DIR}/{name}", "rows": rows_done[name], "sha256": digests[name]})
     manifest = {
         "format_version": FORMAT_VERSION,
         "kind": kind,
