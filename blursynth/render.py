@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +35,13 @@ _CODECS = {
     "lossless": ("libx264rgb", "rgb24", {"crf": "0", "preset": "veryfast"}),
     "high": ("libx264", "yuv420p", {"crf": "12", "preset": "medium"}),
 }
+
+
+# Containers that hold both codecs and read back frame-exact (checked with PyAV).
+CLIP_SUFFIXES = (".mp4", ".mkv", ".mov", ".avi", ".m4v")
+# The names _write_png_folder gives frames; an existing folder holding only these is ours.
+_FRAME_NAME = re.compile(r"\d{6}\.png")
+_SIDECAR_KEYS = ("positions_xy", "geometry", "n_frames", "fps")
 
 
 @dataclass(frozen=True)
@@ -202,20 +210,33 @@ def render_frames(photo: np.ndarray, traj, *, crf: str = "gamma:2.2", geometry: 
         yield encoder.result()
 
 
-def write_video(frames, out, *, fps: float, quality: str = "lossless") -> int:
-    """Write frames to a video file (atomically), or numbered PNGs if ``out`` has no suffix.
+def write_video(frames, out, *, fps: float, quality: str = "lossless", overwrite: bool = False) -> int:
+    """Write frames to a video file, or numbered PNGs if ``out`` has no suffix.
+
+    The clip is written under a temporary name next to ``out`` and renamed
+    when complete, so an interrupted run leaves no partial clip.
 
     Parameters
     ----------
     frames : iterable of (H, W, 3) uint8 ndarray
     out : str or Path
-        ``clip.mp4`` / ``clip.mkv`` / ... or a folder name (``clip/``: ``000000.png`` ...).
+        ``clip.mp4`` / ``.mkv`` / ``.mov`` / ``.avi`` / ``.m4v``, or a folder
+        name without a suffix (``clip/``: ``000000.png`` ...).
     fps : float
     quality : {'lossless', 'high'}
+    overwrite : bool
+        Replace an existing clip file or folder of numbered frames. Without it
+        an existing non-empty ``out`` is refused; a folder holding anything
+        else is refused either way.
 
     Returns
     -------
     n_frames : int
+
+    Raises
+    ------
+    BadInputError
+        Unknown suffix, or an existing output that may not be replaced.
 
     Examples
     --------
@@ -227,21 +248,126 @@ def write_video(frames, out, *, fps: float, quality: str = "lossless") -> int:
     out = Path(out)
     if quality not in QUALITIES:
         raise BadInputError(f"quality must be one of {QUALITIES}; got {quality!r}.")
-    tmp = out.with_name(f".{out.stem}.tmp{os.getpid()}{out.suffix}")
+    check_clip_output(out, overwrite=overwrite, sidecar=False)
+    created = []
+    tmp = _staging_name(out)
     try:
-        if out.suffix == "":
-            n = _write_png_folder(frames, tmp)
-            if out.exists():
-                shutil.rmtree(out)
-        else:
-            n = _write_container(frames, tmp, fps, quality)
-        os.replace(tmp, out)
-    finally:
-        if tmp.is_dir():
-            shutil.rmtree(tmp, ignore_errors=True)
-        elif tmp.exists():
-            tmp.unlink()
+        n = _write_frames(frames, tmp, fps, quality, folder=out.suffix == "")
+        _install(tmp, out)
+    except BaseException:
+        _discard(tmp)
+        _remove_created(created)
+        raise
     return n
+
+
+def check_clip_output(out, *, overwrite: bool = False, sidecar: bool = True) -> None:
+    """Refuse an output name that would lose data; raises before anything is written.
+
+    An existing non-empty ``out`` (or its sidecar
+    ``<out>.json`` when ``sidecar``) is refused unless ``overwrite``; even then
+    only what render-clip writes is replaced: a folder holding nothing but
+    ``NNNNNN.png`` frames or a video file, with (when ``sidecar``) a sidecar
+    recording camera positions. Empty files and folders are replaced freely.
+
+    Raises
+    ------
+    BadInputError
+
+    Examples
+    --------
+    >>> check_clip_output("no_such_clip.mkv")  # nothing there: fine
+    """
+    out = Path(out)
+    side = out.with_name(out.name + ".json")
+    existing = [p for p in ((out, side) if sidecar else (out,)) if not _is_empty(p)]
+    if not existing:
+        return
+    shown = " and ".join(f"'{p}'" for p in existing)
+    if out.is_dir() and out.suffix:
+        raise BadInputError(f"--out {out} is a directory; expected a video file name or a name without a suffix.")
+    if not overwrite:
+        raise BadInputError(
+            f"--out {out}: {shown} already exist{'s' if len(existing) == 1 else ''}; pass --overwrite to "
+            "replace a clip render-clip wrote, or choose another --out."
+        )
+    if not _ours(out, side if sidecar else None):
+        raise BadInputError(
+            f"--out {out}: {shown} {'does' if len(existing) == 1 else 'do'} not look like a clip render-clip "
+            "wrote (a video file or a folder of NNNNNN.png frames, with its .json sidecar); not replacing "
+            "it even with --overwrite. Move it away or choose another --out."
+        )
+
+
+def _is_empty(path: Path) -> bool:
+    """True when nothing is at ``path``, or an empty regular file or empty folder."""
+    if not os.path.lexists(path):
+        return True
+    if path.is_symlink():
+        return False
+    if path.is_dir():
+        return not any(path.iterdir())
+    return path.is_file() and path.stat().st_size == 0
+
+
+def _ours(out: Path, side: Path | None) -> bool:
+    """Whether ``out`` (and its sidecar ``side``) can be what render-clip wrote."""
+    if not _is_empty(out):
+        if out.is_symlink():
+            return False
+        if out.suffix == "":
+            if not out.is_dir() or not all(p.is_file() and not p.is_symlink() and _FRAME_NAME.fullmatch(p.name)
+                                           for p in out.iterdir()):
+                return False
+        elif not out.is_file():
+            return False
+    if side is None:
+        return True
+    if _is_empty(side):
+        # No sidecar vouches for a non-empty output.
+        return _is_empty(out)
+    if side.is_symlink() or not side.is_file():
+        return False
+    try:
+        data = json.loads(side.read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(data, dict) and all(k in data for k in _SIDECAR_KEYS)
+
+
+def _staging_name(out: Path) -> Path:
+    # Keep the suffix: the container format is chosen by it.
+    return out.with_name(f".{out.stem}.tmp{os.getpid()}{out.suffix}")
+
+
+def _discard(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    elif os.path.lexists(path):
+        path.unlink()
+
+
+def _install(tmp: Path, out: Path) -> None:
+    """Rename the finished ``tmp`` to ``out``, replacing what :func:`check_clip_output` allowed."""
+    if out.is_dir() and not out.is_symlink():
+        old = out.with_name(f".{out.name}.old{os.getpid()}")
+        os.replace(out, old)
+        try:
+            os.replace(tmp, out)
+        except BaseException:
+            os.replace(old, out)
+            raise
+        shutil.rmtree(old)
+        return
+    if tmp.is_dir() and os.path.lexists(out):
+        out.unlink()  # an empty file where the frames folder goes
+    os.replace(tmp, out)
+
+
+def _write_frames(frames, tmp: Path, fps: float, quality: str, *, folder: bool) -> int:
+    if folder:
+        return _write_png_folder(frames, tmp)
+    return _write_container(frames, tmp, fps, quality)
 
 
 def _write_png_folder(frames, folder: Path) -> int:
@@ -326,26 +452,39 @@ def clip_trajectory(n_frames: int, length_px: float, *, rng) -> tuple[np.ndarray
     return sample_trajectory(rng=rng, n_samples=int(n_frames), length_px=float(length_px))
 
 
-def render_clip(photo: np.ndarray, out, settings: RenderSettings, *, source: str = "") -> dict:
+def render_clip(photo: np.ndarray, out, settings: RenderSettings, *, source: str = "",
+                overwrite: bool = False) -> dict:
     """Render a clip of a camera moving over ``photo`` and write it with a JSON sidecar.
 
     The sidecar ``<out>.json`` records the camera position of every frame, the
     frame geometry in the photo and all settings, so the motion is known
-    ground truth.
+    ground truth. Clip and sidecar are written under temporary names and
+    renamed when both are complete.
 
     Parameters
     ----------
     photo : (H, W, 3) uint8 ndarray
     out : str or Path
-        Video file, or a folder for numbered PNG frames.
+        Video file (:data:`CLIP_SUFFIXES`), or a name without a suffix for a
+        folder of numbered PNG frames.
     settings : RenderSettings
     source : str
         Name of the photo, recorded in the sidecar.
+    overwrite : bool
+        Replace an earlier render-clip output at ``out``. An existing
+        non-empty ``out`` or sidecar is refused without it, and anything
+        render-clip did not write (see :func:`check_clip_output`) is refused
+        even with it.
 
     Returns
     -------
     info : dict
         What the sidecar holds.
+
+    Raises
+    ------
+    BadInputError
+        Bad settings or output name, before anything is written.
 
     Examples
     --------
@@ -364,7 +503,10 @@ def render_clip(photo: np.ndarray, out, settings: RenderSettings, *, source: str
         raise BadInputError(f"--fps must be a positive number; got {settings.fps!r}.")
     if not (settings.length_px >= 0 and math.isfinite(settings.length_px)):
         raise BadInputError(f"--length-px must be >= 0; got {settings.length_px!r}.")
+    if settings.quality not in QUALITIES:
+        raise BadInputError(f"quality must be one of {QUALITIES}; got {settings.quality!r}.")
     out = Path(out)
+    check_clip_output(out, overwrite=overwrite)
     if settings.length_px > 0:
         traj, traj_params = clip_trajectory(settings.n_frames, settings.length_px,
                                             rng=sample_rng(settings.seed, 0))
@@ -384,10 +526,18 @@ def render_clip(photo: np.ndarray, out, settings: RenderSettings, *, source: str
         "trajectory_params": traj_params,
         "positions_xy": traj.round(9).tolist(),
     }
-    write_video(render_frames(photo, traj, crf=settings.crf, geometry=geometry), out,
-                fps=settings.fps, quality=settings.quality)
+    frames = render_frames(photo, traj, crf=settings.crf, geometry=geometry)
     sidecar = out.with_name(out.name + ".json")
-    tmp = sidecar.with_name(f".{sidecar.name}.tmp{os.getpid()}")
-    tmp.write_text(json.dumps(info, indent=1) + "\n")
-    os.replace(tmp, sidecar)
+    created = []
+    tmp, side_tmp = _staging_name(out), sidecar.with_name(f".{sidecar.name}.tmp{os.getpid()}")
+    try:
+        _write_frames(frames, tmp, settings.fps, settings.quality, folder=out.suffix == "")
+        side_tmp.write_text(json.dumps(info, indent=1) + "\n")
+        _install(tmp, out)
+        os.replace(side_tmp, sidecar)
+    except BaseException:
+        _discard(tmp)
+        _discard(side_tmp)
+        _remove_created(created)
+        raise
     return info

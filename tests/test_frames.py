@@ -270,3 +270,78 @@ def test_rerun_resumes_and_other_settings_are_refused(clip, tmp_path, capsys):
     capsys.readouterr()
     assert main([*args[:3], "5-11", *args[4:]]) == 2
     assert "different command" in _one_error_line(capsys)  # and no progress bar before it
+
+
+# --- render-clip never deletes what it did not write ---------------------------------------------
+
+def _small_photo(tmp_path):
+    from skimage import data
+
+    from blursynth.io.images import save_rgb8
+
+    save_rgb8(tmp_path / "p.png", np.ascontiguousarray(data.astronaut()[100:148, 150:206]))
+    return tmp_path / "p.png"
+
+
+def _render(photo, out, *extra):
+    return main(["render-clip", str(photo), "--out", str(out), "--frames", "4", "--length-px", "3",
+                 *map(str, extra)])
+
+
+def _tree(folder):
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.parametrize("overwrite", [[], ["--overwrite"]])
+def test_render_clip_keeps_a_user_folder(tmp_path, capsys, overwrite):
+    photo = _small_photo(tmp_path)
+    keep = tmp_path / "keepme"
+    keep.mkdir()
+    (keep / "notes.txt").write_text("precious")
+    (keep / "000000.png").write_bytes(photo.read_bytes())
+    before = _tree(tmp_path)
+    capsys.readouterr()
+    assert _render(photo, keep, *overwrite) == 2
+    line = _one_error_line(capsys)
+    assert "keepme" in line and ("--overwrite" in line if not overwrite else "not look like" in line)
+    assert _tree(tmp_path) == before
+
+
+@pytest.mark.parametrize("overwrite", [[], ["--overwrite"]])
+def test_render_clip_keeps_a_user_video_and_sidecar(tmp_path, capsys, overwrite):
+    photo = _small_photo(tmp_path)
+    (tmp_path / "holiday.mp4").write_bytes(b"my own video")
+    (tmp_path / "other.mkv").write_bytes(b"another video")
+    (tmp_path / "other.mkv.json").write_text('{"note": "not a render-clip sidecar"}')
+    before = _tree(tmp_path)
+    capsys.readouterr()
+    for name in ("holiday.mp4", "other.mkv"):
+        assert _render(photo, tmp_path / name, *overwrite) == 2
+        assert name in _one_error_line(capsys)
+    assert _tree(tmp_path) == before
+
+
+@pytest.mark.parametrize("name", ["frames", "c.mkv"])
+def test_render_clip_overwrite_replaces_only_its_own_output(tmp_path, capsys, name):
+    photo = _small_photo(tmp_path)
+    out = tmp_path / name
+    assert main(["render-clip", str(photo), "--out", str(out), "--frames", "6", "--length-px", "3"]) == 0
+    first = _tree(tmp_path)
+    capsys.readouterr()
+    assert _render(photo, out) == 2  # exists: refused without --overwrite
+    assert "--overwrite" in _one_error_line(capsys)
+    assert _tree(tmp_path) == first
+    assert _render(photo, out, "--overwrite") == 0
+    side = json.loads((tmp_path / f"{name}.json").read_text())
+    assert side["n_frames"] == 4
+    assert probe_source(out, fps=240 if out.is_dir() else None).n_frames == 4
+    if out.is_dir():
+        assert sorted(p.name for p in out.iterdir()) == [f"{i:06d}.png" for i in range(4)]
+        # Something the user put inside makes it no longer render-clip's alone.
+        (out / "mine.txt").write_text("keep")
+        capsys.readouterr()
+        assert _render(photo, out, "--overwrite") == 2
+        assert "not look like" in _one_error_line(capsys)
+        assert (out / "mine.txt").read_text() == "keep"
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+

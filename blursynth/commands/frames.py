@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import click
 
@@ -118,11 +117,15 @@ def frames_average(inputs, out, window, overlap, gap, odd_only, crf, interpolate
 @click.option("--quality", type=click.Choice(["lossless", "high"]), default="lossless", show_default=True,
               help="lossless: H.264 RGB at crf 0; high: H.264 4:2:0 at crf 12 (plays anywhere).")
 @seed_option
-def render_clip(photo, out, fps, n_frames, length_px, size, crf, quality, seed):
+@click.option("--overwrite", is_flag=True,
+              help="Replace a clip (and sidecar) an earlier render-clip wrote at --out; anything else "
+                   "there is never replaced.")
+def render_clip(photo, out, fps, n_frames, length_px, size, crf, quality, seed, overwrite):
     """Render a high-frame-rate clip of a virtual camera moving over PHOTO along a random trajectory.
 
     Writes OUT and OUT.json (every frame's camera position, the settings and the
-    trajectory's parameters).
+    trajectory's parameters). An existing OUT is refused unless --overwrite is
+    given and it is an earlier render-clip output.
 
     \b
     Example:
@@ -130,7 +133,7 @@ def render_clip(photo, out, fps, n_frames, length_px, size, crf, quality, seed):
       blursynth frames-average clip.mp4 --window 5-25 --out pairs/
     """
     from ..io.images import load_rgb8
-    from ..render import RenderSettings, render_clip as render
+    from ..render import RenderSettings, check_clip_output, render_clip as render
 
     frame_size = None
     if size is not None:
@@ -138,14 +141,13 @@ def render_clip(photo, out, fps, n_frames, length_px, size, crf, quality, seed):
         if not m:
             raise click.BadParameter(f"{size!r} is not HxW, e.g. 480x640.", param_hint="--size")
         frame_size = (int(m.group(1)), int(m.group(2)))
-    if Path(out).exists() and Path(out).is_dir() and Path(out).suffix:
-        raise click.BadParameter(f"{out} is a directory; expected a video file name.", param_hint="--out")
+    check_clip_output(out, overwrite=overwrite)  # before the photo is read
     image, note = load_rgb8(photo)
     if note:
         click.echo(f"note: {note}", err=True)
     settings = RenderSettings(fps=fps, n_frames=n_frames, seed=seed, length_px=length_px, crf=crf,
                               quality=quality, size=frame_size)
-    info = render(image, out, settings, source=str(photo))
+    info = render(image, out, settings, source=str(photo), overwrite=overwrite)
     g = info["geometry"]
     click.echo(f"wrote {n_frames} frames of {g['height']}x{g['width']} at {fps:g} fps to {out} "
                f"(camera positions in {out}.json)")
