@@ -538,7 +538,7 @@ def draw_pair(job: BlurJob, index: int, photo_hw) -> tuple[dict, np.ndarray]:
         else src.exposures[0]
     if src.kind == "bank":
         kernel_index = int(rng.integers(src.n_kernels))
-        psf = _bank(src.path).psf(kernel_index, exposure)
+        psf = _bank(src.path, src.fingerprint).psf(kernel_index, exposure)
         params.update(kernel_bank=src.fingerprint, kernel_index=kernel_index)
     else:
         from .psf import rasterize_psf
@@ -643,7 +643,8 @@ def rebuild_pair(row: dict, photos_root, *, device=None):
 
 
 @functools.lru_cache(maxsize=4)
-def _bank(path):
+def _bank(path, fingerprint):
+    """An open bank, cached per process; the fingerprint keys it so a rebuilt bank is reread."""
     from .kernelbank import KernelBank
 
     return KernelBank(path)

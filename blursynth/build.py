@@ -75,6 +75,7 @@ class Recipe:
     text: str
     data: dict
     fingerprint: str
+    dry_run: bool = False
 
     def where(self, table: tuple = (), key: str | None = None) -> str:
         line = _line_of(self.text, table, key) if table else None
@@ -106,6 +107,7 @@ class Step:
     settings: object = None
     describe: dict = field(default_factory=dict)
     uses: list = field(default_factory=list)
+    note: str = ""
 
 
 @dataclass
@@ -117,6 +119,7 @@ class Plan:
     limit: int | None
     executor: str
     address: str | None
+    overwrite: bool = False
 
 
 def _table_settings(recipe, table_key, cls, table: dict, *, fixed: dict, allowed_extra=()):
@@ -160,6 +163,9 @@ class _Resolver:
         self.recipe, self.inputs, self.outputs = recipe, inputs, outputs
 
     def path(self, value, table_key, key, *, kinds=None):
+        if value is None or value == "":
+            what = f"the name of an earlier {' or '.join(kinds)} step" if kinds else "an input or earlier step"
+            self.recipe.fail(f"{key} is missing: set {key} = '@NAME' ({what}) or a path.", table_key, None)
         if not isinstance(value, str):
             self.recipe.fail(f"{key} must be a string (a path or '@name'); got {value!r}.", table_key, key)
         if value.startswith("@"):
@@ -213,7 +219,8 @@ def _prep_trajectories(recipe, key, table, resolver, step, limit):
 def _run_trajectories(step, plan, workers):
     from .kernelbank import write_kernel_bank
 
-    return write_kernel_bank(step.out, step.settings, workers=workers, recipe=str(plan.recipe.path))
+    return write_kernel_bank(step.out, step.settings, workers=workers, recipe=str(plan.recipe.path),
+                             overwrite=plan.overwrite)
 
 
 def _prep_blur(recipe, key, table, resolver, step, limit):
@@ -222,7 +229,7 @@ def _prep_blur(recipe, key, table, resolver, step, limit):
     photos = resolver.path(table.get("photos", "@photos"), key, "photos")
     fixed = {"photos": photos}
     if table.get("psf_source", "bank") == "bank" or "kernels" in table:
-        fixed["kernels"] = resolver.path(table.get("kernels", ""), key, "kernels", kinds=("trajectories",))
+        fixed["kernels"] = resolver.path(table.get("kernels"), key, "kernels", kinds=("trajectories",))
     step.uses = [p for p in (table.get("photos"), table.get("kernels")) if isinstance(p, str) and p.startswith("@")]
     table = {k: v for k, v in table.items() if k not in ("photos", "kernels")}
     if isinstance(table.get("crop"), list):
@@ -234,7 +241,7 @@ def _prep_blur(recipe, key, table, resolver, step, limit):
 def _run_blur(step, plan, workers):
     from .blur import blur_photos
 
-    return blur_photos(step.settings, step.out, workers=workers)
+    return blur_photos(step.settings, step.out, workers=workers, overwrite=plan.overwrite)
 
 
 @dataclass(frozen=True)
@@ -292,12 +299,26 @@ def _run_render(step, plan, workers):
             name = f"{k:04d}_{photo_path.stem}" + ("" if s.container == "png" else f".{s.container}")
             out = step.out / name
             sidecar = out.with_name(out.name + ".json")
-            if sidecar.exists() and out.exists():
-                continue  # rendered by an earlier run (the sidecar is written last)
             settings = dataclasses.replace(s.settings, seed=_derived_seed(s.settings.seed, k))
-            render_clip(image, out, settings, source=photo_path.name)
+            if sidecar.exists() and out.exists() and _same_clip(sidecar, settings, photo_path.name):
+                continue  # rendered by an earlier run with these settings (the sidecar is written last)
+            # This step owns its folder: a clip made with other settings (e.g. by a --limit
+            # run) is replaced.
+            render_clip(image, out, settings, source=photo_path.name, overwrite=True)
             done += 1
     return {"clips": len(photos) * s.clips_per_photo, "rendered_now": done}
+
+
+def _same_clip(sidecar: Path, settings, source: str) -> bool:
+    try:
+        info = json.loads(sidecar.read_text())
+    except (OSError, ValueError):
+        return False
+    want = {"source": source, "fps": settings.fps, "n_frames": settings.n_frames, "seed": settings.seed,
+            "length_px": settings.length_px, "crf": settings.crf, "quality": settings.quality}
+    return all(info.get(k) == v for k, v in want.items()) and (
+        settings.size is None or [info.get("geometry", {}).get(d) for d in ("height", "width")] == list(settings.size)
+    )
 
 
 def _prep_frames(recipe, key, table, resolver, step, limit):
@@ -325,13 +346,13 @@ def _run_frames(step, plan, workers):
     from .video import write_frame_pairs
 
     paths, settings = step.settings
-    return write_frame_pairs(paths, step.out, settings, workers=workers)
+    return write_frame_pairs(paths, step.out, settings, workers=workers, overwrite=plan.overwrite)
 
 
 def _prep_import(recipe, key, table, resolver, step, limit):
     from .io.folders import ImportConfig
 
-    folder = resolver.path(table.get("folder", ""), key, "folder")
+    folder = resolver.path(table.get("folder"), key, "folder")
     inner = {k: v for k, v in table.items() if k != "folder"}
     step.settings = (folder, _table_settings(recipe, key, ImportConfig, inner, fixed={}))
     step.describe = {"folder": folder, **dataclasses.asdict(step.settings[1])}
@@ -341,7 +362,7 @@ def _run_import(step, plan, workers):
     from .io.folders import import_pairs
 
     folder, config = step.settings
-    return import_pairs(folder, step.out, config, workers=workers)
+    return import_pairs(folder, step.out, config, workers=workers, overwrite=plan.overwrite)
 
 
 def _prep_train(recipe, key, table, resolver, step, limit):
@@ -376,8 +397,12 @@ def _check_vgg(recipe, key, step):
     from .nn.vgg import resolve_vgg19_weights
 
     try:
-        resolve_vgg19_weights(step.settings.vgg_weights, timeout_s=10.0)
+        # A dry run never downloads: it says what the real run will try instead.
+        resolve_vgg19_weights(step.settings.vgg_weights, download=not recipe.dry_run, timeout_s=10.0)
     except BadInputError as exc:
+        if recipe.dry_run:
+            step.note = f"VGG19 weights not found locally; the run will try to download them ({exc})"
+            return
         recipe.fail(f"{exc} (In a recipe: --set {step.name}.vgg_weights=PATH or --set "
                     f"{step.name}.perceptual=none.)", key, "perceptual")
 
@@ -391,7 +416,7 @@ def _run_train(step, plan, workers):
 def _prep_evaluate(recipe, key, table, resolver, step, limit):
     from .train.evaluate import EvaluateSettings
 
-    model = resolver.path(table.get("model", ""), key, "model", kinds=("train",))
+    model = resolver.path(table.get("model"), key, "model", kinds=("train",))
     data = table.get("data", [])
     data = tuple(resolver.path(d, key, "data") for d in ([data] if isinstance(data, str) else data))
     step.uses = [v for v in [table.get("model")] + list(table.get("data", [])) if isinstance(v, str) and v.startswith("@")]
@@ -418,7 +443,7 @@ def _prep_bgan_train(recipe, key, table, resolver, step, limit):
     from .bgan.train import BGANTrainSettings
 
     sharp = resolver.path(table.get("sharp", "@photos"), key, "sharp")
-    real = resolver.path(table.get("real_blur", ""), key, "real_blur")
+    real = resolver.path(table.get("real_blur"), key, "real_blur")
     step.uses = [v for v in (table.get("sharp"), table.get("real_blur")) if isinstance(v, str) and v.startswith("@")]
     inner = {k: v for k, v in table.items() if k not in ("sharp", "real_blur")}
     if limit is not None:
@@ -441,7 +466,7 @@ def _prep_bgan_blur(recipe, key, table, resolver, step, limit):
     from .bgan.sample import BGANBlurSettings
 
     photos = resolver.path(table.get("photos", "@photos"), key, "photos")
-    model = resolver.path(table.get("model", ""), key, "model", kinds=("bgan-train",))
+    model = resolver.path(table.get("model"), key, "model", kinds=("bgan-train",))
     step.uses = [v for v in (table.get("photos"), table.get("model")) if isinstance(v, str) and v.startswith("@")]
     inner = {k: v for k, v in table.items() if k not in ("photos", "model")}
     step.settings = _table_settings(recipe, key, BGANBlurSettings, inner, fixed={"photos": photos, "model": model})
@@ -451,7 +476,7 @@ def _prep_bgan_blur(recipe, key, table, resolver, step, limit):
 def _run_bgan_blur(step, plan, workers):
     from .bgan.sample import bgan_blur
 
-    return bgan_blur(step.settings, step.out, workers=workers)
+    return bgan_blur(step.settings, step.out, workers=workers, overwrite=plan.overwrite)
 
 
 STEP_KINDS = {
@@ -565,7 +590,7 @@ def _apply_sets(recipe: Recipe, sets) -> None:
 
 
 def plan_build(recipe_path, *, out=None, limit=None, executor="local", address=None,
-               input_overrides=None, sets=None) -> Plan:
+               input_overrides=None, sets=None, dry_run=False, overwrite=False) -> Plan:
     """Read and validate a recipe into a plan; nothing is written.
 
     Raises
@@ -574,6 +599,7 @@ def plan_build(recipe_path, *, out=None, limit=None, executor="local", address=N
         Naming the file and line of the first bad key or value.
     """
     recipe = read_recipe(recipe_path)
+    recipe.dry_run = dry_run
     _apply_sets(recipe, sets)
     data = recipe.data
     unknown = sorted(set(data) - {"build", "inputs", "steps"})
@@ -609,7 +635,7 @@ def plan_build(recipe_path, *, out=None, limit=None, executor="local", address=N
         step = _prepare_step(recipe, i, table, resolver, out, seed, limit)
         outputs[step.name] = step
         steps.append(step)
-    return Plan(recipe, out, inputs, steps, limit, executor, address)
+    return Plan(recipe, out, inputs, steps, limit, executor, address, overwrite)
 
 
 def describe_plan(plan: Plan) -> str:
@@ -626,6 +652,8 @@ def describe_plan(plan: Plan) -> str:
     for s in plan.steps:
         lines.append(f"  {s.index + 1}. {s.name}: {s.run} -> {s.out}/")
         lines.append("       " + canonical_json(s.describe)[:400])
+        if s.note:
+            lines.append(f"       note: {s.note}")
     return "\n".join(lines)
 
 

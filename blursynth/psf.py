@@ -153,10 +153,15 @@ def _rasterize_many(trajs, counts, centre_mode, fixed_size, max_size):
             kept = _splat(trajs[j], counts[e], shifts[j, e, 0], shifts[j, e, 1], acc)
             extents[j, e] = _extent(trajs[j], counts[e])
             clipped[j, e] = max(0.0, 1.0 - kept)
-            if kept > 0.0:
+            if kept > 1e-12:
                 scale = 1.0 / kept
             else:
-                scale = 0.0
+                # Every sample fell outside a fixed size smaller than the path: the best
+                # PSF that size can hold is the centre of mass alone (clipped records 1).
+                acc[:, :] = 0.0
+                acc[(k - 1) // 2, (k - 1) // 2] = 1.0
+                clipped[j, e] = 1.0
+                scale = 1.0
             for yy in range(k):
                 for xx in range(k):
                     values[offset + yy * k + xx] = acc[yy, xx] * scale

@@ -75,7 +75,23 @@ def test_dry_run_and_limit(tiny_recipe, tmp_path, run_cli):
     assert load_manifest(tmp_path / "out/bank")["num_rows"] == 4
     # A full build into the same folder is a different dataset, not a resume of the limited one.
     r = run_cli("build", tiny_recipe, "--out", tmp_path / "out")
-    assert r.code == 2 and "different command" in error_line(r)
+    assert r.code == 2 and "different command" in error_line(r) and "--overwrite" in error_line(r)
+    r = run_cli("build", tiny_recipe, "--out", tmp_path / "out", "--overwrite")
+    assert r.code == 0, r.err
+    assert load_manifest(tmp_path / "out/synth")["num_rows"] == 6
+
+
+def test_missing_step_input_and_dry_run_without_vgg(tmp_path, run_cli):
+    path = tmp_path / "tiny.toml"
+    path.write_text(TINY.replace('kernels = "@bank"\n', ""))
+    r = run_cli("build", path, "--dry-run")
+    assert r.code == 2 and "kernels is missing" in error_line(r) and "tiny.toml:" in error_line(r)
+    # The comb recipe asks for VGG19 weights this machine does not have: a dry run says so
+    # and downloads nothing.
+    r = run_cli("build", RECIPES / "deblurgan-comb.toml", "--dry-run", "--out", tmp_path / "c",
+                "--set", "train.vgg_weights=" + str(tmp_path / "none.pth"))
+    assert r.code == 0 and "note: VGG19 weights" in r.out
+    assert not (tmp_path / "c").exists()
 
 
 @pytest.mark.parametrize(

@@ -126,3 +126,20 @@ def test_corrupt_image(tmp_path, run_cli, photo):
     r = run_cli("dataset", "import", root, "--layout", "flat", "--out", tmp_path / "d")
     assert r.code == 2 and "a.png" in error_line(r)
     assert not (tmp_path / "d").exists()
+
+
+def test_same_folder_from_two_places_gives_same_shards(tmp_path, run_cli, photo):
+    import shutil
+
+    root = tmp_path / "a" / "flat"
+    _write(root / "sharp" / "x.png", photo)
+    _write(root / "blur" / "x.png", photo // 2)
+    _write(root / "sharp" / "x.jpg", photo)  # same stem, other file: ids must differ
+    _write(root / "blur" / "x.jpg", photo // 3)
+    shutil.copytree(tmp_path / "a", tmp_path / "b")
+    assert run_cli("dataset", "import", root, "--layout", "flat", "--out", tmp_path / "da").code == 0
+    assert run_cli("dataset", "import", tmp_path / "b/flat", "--layout", "flat", "--out", tmp_path / "db").code == 0
+    shard = "data/train-00000-of-00001.parquet"
+    assert (tmp_path / "da" / shard).read_bytes() == (tmp_path / "db" / shard).read_bytes()
+    ids = sorted(PairDataset(tmp_path / "da")[i]["id"] for i in range(2))
+    assert ids == ["x.jpg", "x.png"]

@@ -125,3 +125,9 @@ def test_cli_out_is_file_and_other_command(tmp_path, run_cli):
     # A pair dataset path given to kernels stats is refused clearly.
     r = run_cli("kernels", "stats", tmp_path / "nope")
     assert r.code == 2 and "no such dataset" in error_line(r)
+
+
+def test_preview_out_with_unknown_suffix(tmp_path, run_cli):
+    r = run_cli("kernels", "preview", ROOT / "kernels/eval48", "--out", tmp_path / "sheet.xyz")
+    assert r.code == 2 and "suffix" in error_line(r)
+    assert not (tmp_path / "sheet.xyz").exists()

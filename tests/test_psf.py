@@ -95,3 +95,12 @@ def test_bad_options(kwargs):
 def test_bad_shape():
     with pytest.raises(ValueError, match=r"\(T, 2\)"):
         rasterize_psf(np.zeros((3, 3)))
+
+
+def test_fixed_size_smaller_than_a_ring_gives_a_centred_delta_not_zeros():
+    # A circle of radius 5 centred on its mean: no sample falls within a 3x3 square.
+    t = np.linspace(0, 2 * np.pi, 200, endpoint=False)
+    traj = np.stack([5 * np.cos(t), 5 * np.sin(t)], axis=1)
+    values, sizes, clipped, _ = rasterize_psfs(traj[None], (1.0,), size=3)
+    psf = values.reshape(3, 3)
+    assert psf.sum() == 1.0 and psf[1, 1] == 1.0 and clipped[0, 0] == 1.0

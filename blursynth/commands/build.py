@@ -24,7 +24,9 @@ from ._common import out_dir, positive_int, workers_option
 @click.option("--set", "sets", multiple=True, metavar="STEP.KEY=VALUE",
               help="Override one step setting, e.g. --set train.steps=200 (VALUE is read as TOML).")
 @workers_option
-def build(recipe, out, executor, address, dry_run, limit, inputs, sets, workers):
+@click.option("--overwrite", is_flag=True,
+              help="Replace outputs a different recipe or setting made (e.g. after a --limit run) instead of refusing.")
+def build(recipe, out, executor, address, dry_run, limit, inputs, sets, workers, overwrite):
     """Run the pipeline a recipe describes: generators, then training and evaluation.
 
     Every step writes to OUT/<step name>; rerunning the same command resumes
@@ -46,7 +48,8 @@ def build(recipe, out, executor, address, dry_run, limit, inputs, sets, workers)
         overrides[name] = path
     if address and executor != "ray":
         raise click.BadParameter("--address is for --executor ray.", param_hint="--address")
-    plan = plan_build(recipe, out=out, limit=limit, executor=executor, address=address, input_overrides=overrides, sets=sets)
+    plan = plan_build(recipe, out=out, limit=limit, executor=executor, address=address, input_overrides=overrides, sets=sets,
+                      dry_run=dry_run, overwrite=overwrite)
     click.echo(describe_plan(plan))
     if dry_run:
         return

@@ -81,10 +81,12 @@ def find_pairs(root, config: ImportConfig) -> list[tuple[str, str, str]]:
                 f"({len(only_b) + len(only_s)} unmatched name(s)); pairs must share file names."
             )
         seq = bdir.parent.relative_to(root).as_posix()
+        stems = [Path(name).stem for name in blurs]
         for name in sorted(blurs):
             rel_b = blurs[name].relative_to(root).as_posix()
             rel_s = sharps[name].relative_to(root).as_posix()
-            stem = Path(name).stem
+            # Ids are file stems, unless two files share one (a.png and a.jpg).
+            stem = Path(name).stem if stems.count(Path(name).stem) == 1 else name
             pid = f"{seq}/{stem}" if seq not in ("", ".") else stem
             pairs.append((pid, rel_b, rel_s))
     if not pairs:
@@ -152,10 +154,13 @@ def import_pairs(root, out, config: ImportConfig = ImportConfig(), *, workers: i
     pairs = find_pairs(root, config)
     check_pair_sizes(root, pairs)
     listing = [(pid, b, s, os.path.getsize(Path(root) / b), os.path.getsize(Path(root) / s)) for pid, b, s in pairs]
-    settings = {"command": "dataset import", "root": str(Path(root).resolve()), "layout": config.layout,
+    settings = {"command": "dataset import", "layout": config.layout,
                 "blur_dir": config.blur_dir, "sharp_dir": config.sharp_dir, "png_level": config.png_level,
                 "shard_size": config.shard_size}
+    # The fingerprint (stored in every row) names the files relative to the folder, so the same
+    # folder imported from anywhere gives the same bytes; the manifest also records where it was.
     fp = fingerprint({**settings, "files": listing})
+    settings["root"] = str(Path(root).resolve())
     return write_dataset(
         out, kind="pairs", schema=PAIR_SCHEMA, n_items=len(pairs), shard_size=config.shard_size,
         make_rows=functools.partial(_import_rows, root=str(root), pairs=pairs, config=config, fp=fp),

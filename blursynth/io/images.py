@@ -195,15 +195,19 @@ def save_rgb8(path, image: np.ndarray) -> None:
     import cv2
 
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    suffix = path.suffix.lower() or ".png"
+    suffix = path.suffix.lower()
     if suffix == ".png":
         data = encode_png(image, level=3)
-    else:
+    elif suffix in (".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp"):
         ok, buf = cv2.imencode(suffix, np.ascontiguousarray(image[:, :, ::-1]))
-        if not ok:
-            raise BadInputError(f"{path}: cannot write images with suffix {suffix!r}; use .png.")
         data = buf.tobytes()
+    else:
+        raise BadInputError(
+            f"{path}: cannot write images with suffix {suffix or '(none)'!r}; use .png (or .jpg, .webp, .tif)."
+        )
+    if path.exists() and path.is_dir():
+        raise BadInputError(f"{path}: is a folder; expected an image file name.")
+    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     tmp.write_bytes(data)
     os.replace(tmp, path)
