@@ -214,7 +214,8 @@ def write_video(frames, out, *, fps: float, quality: str = "lossless", overwrite
     """Write frames to a video file, or numbered PNGs if ``out`` has no suffix.
 
     The clip is written under a temporary name next to ``out`` and renamed
-    when complete, so an interrupted run leaves no partial clip.
+    when complete, so an interrupted run leaves no partial clip. A missing
+    parent folder is created.
 
     Parameters
     ----------
@@ -249,7 +250,7 @@ def write_video(frames, out, *, fps: float, quality: str = "lossless", overwrite
     if quality not in QUALITIES:
         raise BadInputError(f"quality must be one of {QUALITIES}; got {quality!r}.")
     check_clip_output(out, overwrite=overwrite, sidecar=False)
-    created = []
+    created = _make_parent(out)
     tmp = _staging_name(out)
     try:
         n = _write_frames(frames, tmp, fps, quality, folder=out.suffix == "")
@@ -264,7 +265,8 @@ def write_video(frames, out, *, fps: float, quality: str = "lossless", overwrite
 def check_clip_output(out, *, overwrite: bool = False, sidecar: bool = True) -> None:
     """Refuse an output name that would lose data; raises before anything is written.
 
-    An existing non-empty ``out`` (or its sidecar
+    ``out`` must have a known video suffix (:data:`CLIP_SUFFIXES`) or none (a
+    folder of numbered frames). An existing non-empty ``out`` (or its sidecar
     ``<out>.json`` when ``sidecar``) is refused unless ``overwrite``; even then
     only what render-clip writes is replaced: a folder holding nothing but
     ``NNNNNN.png`` frames or a video file, with (when ``sidecar``) a sidecar
@@ -276,9 +278,22 @@ def check_clip_output(out, *, overwrite: bool = False, sidecar: bool = True) -> 
 
     Examples
     --------
-    >>> check_clip_output("no_such_clip.mkv")  # nothing there: fine
+    >>> check_clip_output("clip.xyz")
+    Traceback (most recent call last):
+    ...
+    blursynth.errors.BadInputError: --out clip.xyz: unknown video suffix '.xyz'; use one of .mp4, .mkv, .mov, .avi, .m4v, or a name without a suffix for a folder of PNG frames.
     """
     out = Path(out)
+    if out.suffix and out.suffix.lower() not in CLIP_SUFFIXES:
+        raise BadInputError(
+            f"--out {out}: unknown video suffix '{out.suffix}'; use one of {', '.join(CLIP_SUFFIXES)}, "
+            "or a name without a suffix for a folder of PNG frames."
+        )
+    for parent in (out.parent, *out.parent.parents):
+        if os.path.lexists(parent):
+            if not parent.is_dir():
+                raise BadInputError(f"--out {out}: '{parent}' is a file, not a folder; choose another --out.")
+            break
     side = out.with_name(out.name + ".json")
     existing = [p for p in ((out, side) if sidecar else (out,)) if not _is_empty(p)]
     if not existing:
@@ -338,6 +353,22 @@ def _ours(out: Path, side: Path | None) -> bool:
 def _staging_name(out: Path) -> Path:
     # Keep the suffix: the container format is chosen by it.
     return out.with_name(f".{out.stem}.tmp{os.getpid()}{out.suffix}")
+
+
+def _make_parent(out: Path) -> list:
+    """Create ``out``'s missing parent folders; return them, deepest first, for cleanup."""
+    missing = [p for p in (out.parent, *out.parent.parents) if not os.path.lexists(p)]
+    if missing:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    return missing
+
+
+def _remove_created(created) -> None:
+    for folder in created:
+        try:
+            folder.rmdir()
+        except OSError:
+            break  # not empty (someone else wrote there): leave it
 
 
 def _discard(path: Path) -> None:
@@ -459,7 +490,8 @@ def render_clip(photo: np.ndarray, out, settings: RenderSettings, *, source: str
     The sidecar ``<out>.json`` records the camera position of every frame, the
     frame geometry in the photo and all settings, so the motion is known
     ground truth. Clip and sidecar are written under temporary names and
-    renamed when both are complete.
+    renamed when both are complete; a missing parent folder is created (and
+    removed again if the run fails).
 
     Parameters
     ----------
@@ -528,7 +560,7 @@ def render_clip(photo: np.ndarray, out, settings: RenderSettings, *, source: str
     }
     frames = render_frames(photo, traj, crf=settings.crf, geometry=geometry)
     sidecar = out.with_name(out.name + ".json")
-    created = []
+    created = _make_parent(out)
     tmp, side_tmp = _staging_name(out), sidecar.with_name(f".{sidecar.name}.tmp{os.getpid()}")
     try:
         _write_frames(frames, tmp, settings.fps, settings.quality, folder=out.suffix == "")

@@ -345,3 +345,34 @@ def test_render_clip_overwrite_replaces_only_its_own_output(tmp_path, capsys, na
         assert (out / "mine.txt").read_text() == "keep"
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
 
+
+# --- render-clip output names: bad ones are one line, exit 2, nothing written ---------------------
+
+@pytest.mark.parametrize("name", ["clip.xyz", "clip.webm", "clip.PNG"])
+def test_render_clip_unknown_suffix(tmp_path, capsys, name):
+    photo = _small_photo(tmp_path)
+    capsys.readouterr()
+    assert _render(photo, tmp_path / name) == 2
+    assert "unknown video suffix" in _one_error_line(capsys)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["p.png"]
+
+
+def test_render_clip_creates_a_missing_parent_folder(tmp_path, capsys):
+    photo = _small_photo(tmp_path)
+    assert _render(photo, tmp_path / "new" / "sub" / "clip.mkv") == 0
+    assert probe_source(tmp_path / "new" / "sub" / "clip.mkv").n_frames == 4
+    assert (tmp_path / "new" / "sub" / "clip.mkv.json").is_file()
+    # A run that fails leaves no folder behind.
+    capsys.readouterr()
+    assert _render(photo, tmp_path / "other" / "clip.mkv", "--length-px", "500") == 2
+    assert "leaves room" in _one_error_line(capsys)
+    assert not (tmp_path / "other").exists()
+
+
+def test_render_clip_parent_is_a_file(tmp_path, capsys):
+    photo = _small_photo(tmp_path)
+    (tmp_path / "notes.txt").write_text("x")
+    capsys.readouterr()
+    assert _render(photo, tmp_path / "notes.txt" / "clip.mkv") == 2
+    assert "is a file, not a folder" in _one_error_line(capsys)
+    assert (tmp_path / "notes.txt").read_text() == "x"

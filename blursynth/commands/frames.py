@@ -105,7 +105,8 @@ def frames_average(inputs, out, window, overlap, gap, odd_only, crf, interpolate
 @click.command(name="render-clip")
 @click.argument("photo", type=click.Path())
 @click.option("--out", type=click.Path(), required=True,
-              help="Clip file (.mp4, .mkv, ...) or a folder name for numbered PNG frames.")
+              help="Clip file (.mp4, .mkv, .mov, .avi, .m4v) or a name without a suffix for a folder of "
+                   "numbered PNG frames; missing parent folders are created.")
 @click.option("--fps", type=float, default=240.0, show_default=True, callback=_positive_fps, help="Frame rate.")
 @click.option("--frames", "n_frames", type=click.IntRange(2, 100000), default=240, show_default=True,
               help="Number of frames.")
