@@ -14,6 +14,7 @@ window and one accumulator.
 from __future__ import annotations
 
 import math
+import os
 import re
 import warnings
 from collections import deque
@@ -974,11 +975,30 @@ def expand_inputs(paths) -> list[str]:
     and its sub-folders holding images (the GoPro_Large_all layout) are taken,
     sorted by name.
     """
+    return [path for path, _ in expand_inputs_named(paths)]
+
+
+def expand_inputs_named(paths) -> list[tuple[str, str]]:
+    """Like :func:`expand_inputs`, each source with a name that does not depend on where it is.
+
+    The name is the source's path relative to the folder holding the input it
+    came from: ``clip.mp4`` for an input ``/data/clip.mp4``, ``GoPro/GOPR0372``
+    for the sub-folder ``GOPR0372`` of an input ``/data/GoPro``.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> d = Path(tempfile.mkdtemp())
+    >>> (d / "clip.mkv").write_bytes(b"")
+    0
+    >>> [name for _, name in expand_inputs_named([d / "clip.mkv"])]
+    ['clip.mkv']
+    """
     sources = []
     for path in paths:
         p = Path(path)
         if not p.is_dir() or _has_frames(p):
-            sources.append(str(p))
+            sources.append((str(p), _base_name(p)))
             continue
         found = sorted(
             [f for f in p.iterdir() if f.is_file() and f.suffix.lower() in VIDEO_SUFFIXES]
@@ -988,10 +1008,15 @@ def expand_inputs(paths) -> list[str]:
             raise BadInputError(
                 f"folder '{p}' holds no videos, frames or frame folders; expected e.g. clip.mp4 or 000001.png."
             )
-        sources.extend(str(f) for f in found)
+        sources.extend((str(f), f"{_base_name(p)}/{f.name}") for f in found)
     if not sources:
         raise BadInputError("no input given; pass a video file or a folder of frames.")
     return sources
+
+
+def _base_name(p: Path) -> str:
+    # "." or "..": the folder's own name, which (unlike the path) is the same from any directory.
+    return p.name if p.name not in ("", "..") else Path(os.path.abspath(p)).name
 
 
 def _has_frames(folder: Path) -> bool:
@@ -1007,6 +1032,7 @@ class FramesPlan:
     settings: FramesAverageSettings
     fingerprint: str
     positions: tuple = ()  # per source: (n_frames, 2) camera path from a render-clip sidecar, or None
+    names: tuple = ()  # per source: its location-free name (see expand_inputs_named)
 
     @property
     def n_frames(self) -> int:
@@ -1040,7 +1066,9 @@ def plan_frames_average(inputs, settings: FramesAverageSettings) -> FramesPlan:
     if not 1 <= settings.interpolate <= 16:
         raise BadInputError(f"--interpolate must be in 1..16; got {settings.interpolate}.")
     crf = parse_crf(settings.crf)
-    sources = tuple(probe_source(p, fps=settings.fps) for p in expand_inputs(inputs))
+    named = expand_inputs_named(inputs)
+    sources = tuple(probe_source(p, fps=settings.fps) for p, _ in named)
+    names = tuple(name for _, name in named)
     for info in sources:
         if info.n_frames < settings.window_min:
             raise BadInputError(
@@ -1054,19 +1082,29 @@ def plan_frames_average(inputs, settings: FramesAverageSettings) -> FramesPlan:
     )
     if not windows:
         raise BadInputError("no window fits in the inputs; use a shorter --window.")
+    # The inputs by content identity (name, kind, frames, geometry, bytes), never by where they
+    # are: the fingerprint goes into every row, so a path here would make the same run from
+    # another directory write other bytes.
     record = {
         "command": "frames-average",
         "settings": {**settings.__dict__, "crf": crf},
         "sources": [
-            {"path": str(Path(s.path).resolve()), "n_frames": s.n_frames, "size": [s.height, s.width],
-             "bytes": Path(s.path).stat().st_size if s.kind == "video" else len(s.files)}
-            for s in sources
+            {"name": name, "kind": s.kind, "n_frames": s.n_frames, "size": [s.height, s.width],
+             "fps": s.fps, "bytes": _source_bytes(s)}
+            for s, name in zip(sources, names)
         ],
     }
     positions = tuple(known_motion(s) for s in sources)
     record["known_motion"] = [p is not None for p in positions]
     return FramesPlan(sources, tuple(windows), FramesAverageSettings(**{**settings.__dict__, "crf": crf}),
-                      fingerprint(record), positions)
+                      fingerprint(record), positions, names)
+
+
+def _source_bytes(info: SourceInfo) -> int:
+    """Size of a source on disk: the video file, or the sum of a folder's frame files."""
+    if info.kind == "video":
+        return Path(info.path).stat().st_size
+    return sum(Path(f).stat().st_size for f in info.files)
 
 
 def known_motion(info: SourceInfo):
@@ -1127,10 +1165,17 @@ def window_psf(positions: np.ndarray, win: Window, interpolate: int = 1) -> np.n
     return rasterize_psf(-seg, centre="mass")
 
 
-def pair_params(info: SourceInfo, win: Window, settings: FramesAverageSettings) -> dict:
-    """Everything needed to rebuild a pair from its row (see :func:`rebuild_pair`)."""
+def pair_params(info: SourceInfo, win: Window, settings: FramesAverageSettings, name: str | None = None,
+                source_index: int | None = None) -> dict:
+    """Everything needed to rebuild a pair from its row (see :func:`rebuild_pair`).
+
+    ``video`` is the source's location-free ``name`` (its path when no name is
+    given) and ``source_index`` its place in the manifest's ``command.inputs``,
+    which records the paths as given.
+    """
     params = {
-        "video": info.path,
+        "video": info.path if name is None else name,
+        "source_index": win.source if source_index is None else source_index,
         "source_kind": info.kind,
         "frame_start": win.start,
         "frame_stop": win.stop,
@@ -1183,7 +1228,7 @@ def _make_rows(start, stop, *, plan: FramesPlan, bar=None):
 
     for win, blurred, sharp in iter_pairs(plan, start, stop, progress=bar):
         info = plan.sources[win.source]
-        params = pair_params(info, win, plan.settings)
+        params = pair_params(info, win, plan.settings, plan.names[win.source] if plan.names else None)
         positions = plan.positions[win.source] if plan.positions else None
         psf = None
         if positions is not None:
@@ -1236,7 +1281,7 @@ def write_frame_pairs(inputs, out, settings: FramesAverageSettings, *, workers: 
     >>> settings = FramesAverageSettings(window_min=5, window_max=9, seed=1)
     >>> manifest = write_frame_pairs([d / "c.mkv"], d / "pairs", settings, progress=False)
     >>> row = PairDataset(d / "pairs")[0]
-    >>> blurred, sharp = rebuild_pair(row["params"])
+    >>> blurred, sharp = rebuild_pair(row["params"], d / "c.mkv")
     >>> bool((blurred == row["blurred"]).all() and (sharp == row["sharp"]).all())
     True
     """
@@ -1286,16 +1331,27 @@ def _write(out, plan, make_rows, workers, overwrite, progress):
     )
 
 
-def rebuild_pair(params: dict) -> tuple[np.ndarray, np.ndarray]:
-    """Recompute a pair from its row's params (the video must still be where it was).
+def rebuild_pair(params: dict, video=None) -> tuple[np.ndarray, np.ndarray]:
+    """Recompute a pair from its row's params.
+
+    Parameters
+    ----------
+    params : dict
+        The row's params.
+    video : str or Path, optional
+        Where the source is now: e.g. ``manifest["command"]["inputs"][params["source_index"]]``
+        (the path the run was given). By default ``params["video"]``, the source's
+        name relative to the folder holding the run's input, is looked up from
+        the current directory.
 
     Returns
     -------
     blurred, sharp : (H, W, 3) uint8 ndarray
     """
-    info = probe_source(params["video"], fps=params["fps"])
+    path = params["video"] if video is None else str(video)
+    info = probe_source(path, fps=params["fps"])
     win = Window(0, 0, int(params["frame_start"]), int(params["window_frames"]))
     for _, blurred, sharp in average_windows(iter_frames(info, win.start, win.stop), [win],
                                              crf=params["crf"], interpolate=int(params["interpolate"])):
         return blurred, sharp
-    raise BadInputError(f"'{params['video']}' no longer holds frames {win.start}..{win.stop - 1}.")
+    raise BadInputError(f"'{path}' no longer holds frames {win.start}..{win.stop - 1}.")

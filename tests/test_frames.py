@@ -82,7 +82,7 @@ def test_frames_average_end_to_end(clip, tmp_path, capsys):
         assert p["crf"] == "gamma:2.2" and p["interpolate"] == 1 and p["fps"] == 240.0
         assert np.array_equal(row["blurred"], average_frames(frames[p["frame_start"]:p["frame_stop"]]))
         assert np.array_equal(row["sharp"], frames[p["sharp_frame"]])
-        blurred, sharp = rebuild_pair(p)
+        blurred, sharp = rebuild_pair(p, clip)
         assert np.array_equal(blurred, row["blurred"]) and np.array_equal(sharp, row["sharp"])
         stops.append((p["frame_start"], p["frame_stop"]))
     assert all(a[1] == b[0] for a, b in zip(stops, stops[1:]))  # no overlap, no gap by default
@@ -98,6 +98,31 @@ def test_deterministic_across_runs_and_workers(clip, tmp_path):
         shas.append([s["sha256"] for s in manifest["shards"]])
     assert shas[0] == shas[1] == shas[2] and len(shas[0]) > 1
 
+
+
+def test_same_run_from_another_place_writes_the_same_bytes(clip, tmp_path, monkeypatch):
+    """Rows hold no path: the same inputs from other folders or working directories give the same shards."""
+    import shutil
+
+    here, there = tmp_path / "a", tmp_path / "b" / "deeper"
+    for d in (here, there):
+        d.mkdir(parents=True)
+        shutil.copy(clip, d / "clip.mkv")
+        shutil.copy(clip.with_name(clip.name + ".json"), d / "clip.mkv.json")
+    args = ["--window", "5-9", "--shard-size", "3", "--seed", "1"]
+    assert main(["frames-average", str(here / "clip.mkv"), "--out", str(tmp_path / "p1"), *args]) == 0
+    assert main(["frames-average", str(there / "clip.mkv"), "--out", str(tmp_path / "p2"), *args]) == 0
+    monkeypatch.chdir(there)
+    assert main(["frames-average", "clip.mkv", "--out", str(tmp_path / "p3"), *args]) == 0
+    shards = [{p.name: p.read_bytes() for p in sorted((tmp_path / d / "data").glob("*.parquet"))}
+              for d in ("p1", "p2", "p3")]
+    assert shards[0] and shards[0] == shards[1] == shards[2]
+    # The manifest keeps the path as given; a row rebuilds from it.
+    manifest = json.loads((tmp_path / "p1" / "manifest.json").read_text())
+    row = PairDataset(tmp_path / "p1")[1]
+    assert row["params"]["video"] == "clip.mkv" and str(tmp_path) not in json.dumps(row["params"])
+    blurred, _ = rebuild_pair(row["params"], manifest["command"]["inputs"][row["params"]["source_index"]])
+    assert np.array_equal(blurred, row["blurred"])
 
 def test_frame_folder_input_and_interpolation(clip, tmp_path):
     from blursynth.io.images import save_rgb8
@@ -116,7 +141,8 @@ def test_frame_folder_input_and_interpolation(clip, tmp_path):
     assert p["source_kind"] == "frames" and p["interpolate"] == 2 and p["averaged_frames"] == 9
     assert p["sharp_file"] == "000008.png"
     assert np.array_equal(ds[1]["sharp"], frames[7])
-    blurred, _ = rebuild_pair(p)
+    assert p["video"] == f"{tmp_path.name}/GOPR0001"
+    blurred, _ = rebuild_pair(p, folder)
     assert np.array_equal(blurred, ds[1]["blurred"])
 
 
