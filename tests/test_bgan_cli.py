@@ -212,3 +212,40 @@ def test_time_limit_stops_with_a_checkpoint(sets, tmp_path):
     summary = train_bgan(s)
     assert summary["stopped"] == "time" and summary["steps"] == 1
     assert load_checkpoint(tmp_path / "m")["step"] == 1
+
+
+def _photos_with_bad_files(sets, tmp_path):
+    """The sample photos plus, sorted after them, a file with no image header and a truncated PNG."""
+    import shutil
+
+    folder = tmp_path / "photos"
+    shutil.copytree(sets / "photos", folder)
+    (folder / "zz_broken.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"garbage" * 20)
+    good = (folder / "big.png").read_bytes()
+    (folder / "zz_truncated.png").write_bytes(good[: len(good) // 3])
+    return folder
+
+
+def test_blur_skips_unreadable_photos_with_a_warning(sets, model, tmp_path, run_cli):
+    folder = _photos_with_bad_files(sets, tmp_path)
+    r = run_cli("bgan", "blur", folder, "--model", model, "--out", tmp_path / "p", "--shard-size", 1,
+                "--tile", 32)
+    assert r.code == 0, r.err
+    assert "zz_broken.png" in r.err and "zz_truncated.png" in r.err
+    assert "skipped 2 unreadable photo(s)" in r.err
+    assert "wrote 2 rows" in r.out
+    ds = PairDataset(tmp_path / "p")
+    assert [ds[i]["params"]["photo"] for i in range(len(ds))] == ["big.png", "sub/small.png"]
+
+
+@pytest.mark.parametrize("bad", ["zz_broken.png", "zz_truncated.png"])
+def test_blur_strict_stops_on_an_unreadable_photo(sets, model, tmp_path, run_cli, bad):
+    folder = _photos_with_bad_files(sets, tmp_path)
+    (folder / ({"zz_broken.png", "zz_truncated.png"} - {bad}).pop()).unlink()
+    r = run_cli("bgan", "blur", folder, "--model", model, "--out", tmp_path / "p", "--shard-size", 1,
+                "--tile", 32, "--strict")
+    assert r.code == 2
+    line = error_line(r)
+    assert bad in line and "--strict" in line
+    if bad == "zz_broken.png":  # the header check comes before anything is written
+        assert not (tmp_path / "p").exists()

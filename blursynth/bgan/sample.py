@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from .._rng import check_seed, sample_rng
+from ..blur import _warn
 from ..errors import BadInputError
 from .model import NOISE_DIM
 
@@ -38,9 +39,11 @@ class BGANBlurSettings:
     tile : int
         Output tile side in px; a photo larger than this runs in tiles (each with a halo of the
         generator's receptive radius).
-    device : {"auto", "cpu", "cuda"}
+    device : {"auto", "cpu", "cuda", "cuda:N"}
     png_level : int or None
     shard_size : int
+    strict : bool
+        Stop on an unreadable photo instead of skipping it (with a warning).
     """
 
     photos: str
@@ -51,6 +54,7 @@ class BGANBlurSettings:
     device: str = "auto"
     png_level: int | None = None
     shard_size: int = 256
+    strict: bool = False
 
     def __post_init__(self):
         check_seed(self.seed)
@@ -220,9 +224,18 @@ def _bgan_rows(start, stop, job: _Job):
         for index in range(start, stop):
             photo_i, variant = divmod(index, s.per_image)
             if cached[0] != photo_i:
-                photo, note = load_rgb8(_photo_path(job.root, job.files[photo_i]))
+                try:
+                    photo, note = load_rgb8(_photo_path(job.root, job.files[photo_i]))
+                except BadInputError as exc:
+                    # Its header read when the run was planned, but the pixels do not decode.
+                    if s.strict:
+                        raise BadInputError(f"{exc} Drop --strict to skip unreadable photos.") from None
+                    _warn(f"{str(exc).rstrip('.')}; skipped")
+                    photo, note = None, None
                 cached = (photo_i, photo, note)
             _, photo, note = cached
+            if photo is None:
+                continue
             noise = pair_noise(s.seed, index)
             blurred = blur_image(gen, photo, noise, tile=s.tile)
             params = {"photo": job.files[photo_i], "variant": variant,
@@ -238,7 +251,19 @@ def _bgan_rows(start, stop, job: _Job):
                            png_level=s.png_level)
 
 
-def _plan_photos(photos):
+def _plan_photos(photos, strict: bool = False):
+    """List the photos and read every header up front, so a bad file stops nothing halfway.
+
+    Returns
+    -------
+    files : tuple of str
+        Readable photos, relative to ``photos``.
+    digest : str
+        Of their names and sizes.
+    skipped : tuple of str
+        Unreadable files (none with ``strict``, which raises instead).
+    """
+    from ..blur import _header_size
     from ..io.images import list_images
 
     root = Path(photos)
@@ -249,11 +274,22 @@ def _plan_photos(photos):
     if not paths:
         raise BadInputError(f"{photos}: no photos found (looked recursively for .png, .jpg, .jpeg, "
                             f".tif, .tiff, .webp, .bmp); point PHOTOS at a folder of sharp images.")
-    files = tuple(p.relative_to(root).as_posix() if root.is_dir() else p.name for p in paths)
+    kept, skipped = [], []
+    for p in paths:
+        if _header_size(p) is None:
+            if strict:
+                raise BadInputError(f"{p}: cannot read this image (corrupt or not an image); remove it "
+                                    "or drop --strict to skip unreadable files.")
+            skipped.append(str(p))
+        else:
+            kept.append(p)
+    if not kept:
+        raise BadInputError(f"{photos}: none of the {len(paths)} image files could be read.")
+    files = tuple(p.relative_to(root).as_posix() if root.is_dir() else p.name for p in kept)
     h = hashlib.sha256()
-    for rel, p in zip(files, paths):
+    for rel, p in zip(files, kept):
         h.update(f"{rel}\0{p.stat().st_size}\n".encode())
-    return files, h.hexdigest()[:16]
+    return files, h.hexdigest()[:16], tuple(skipped)
 
 
 def bgan_blur(settings: BGANBlurSettings, out, *, workers: int = 1, overwrite: bool = False,
@@ -272,11 +308,14 @@ def bgan_blur(settings: BGANBlurSettings, out, *, workers: int = 1, overwrite: b
     Returns
     -------
     manifest : dict
+        The dataset manifest, plus ``skipped_photos`` (unreadable files).
 
     Raises
     ------
     BadInputError
-        On any bad input (photos, model), before anything is written.
+        On any bad input (photos, model), before anything is written. Every
+        photo's header is read first: unreadable ones are skipped with a
+        warning, or stop the run with ``settings.strict``.
 
     Examples
     --------
@@ -292,7 +331,9 @@ def bgan_blur(settings: BGANBlurSettings, out, *, workers: int = 1, overwrite: b
         raise BadInputError(f"--workers must be a positive integer; got {workers!r}.")
     device = resolve_device(settings.device)
     _, info = load_bgan_generator(settings.model)  # checks the model before anything is written
-    files, photos_digest = _plan_photos(settings.photos)
+    files, photos_digest, skipped = _plan_photos(settings.photos, settings.strict)
+    for path in skipped:
+        _warn(f"{path}: cannot read this image (corrupt or not an image); skipped")
     recipe = {"command": "bgan blur", "model_fingerprint": info["fingerprint"],
               "photos_digest": photos_digest, "n_photos": len(files),
               "per_image": settings.per_image, "seed": settings.seed, "tile": settings.tile,
@@ -300,13 +341,15 @@ def bgan_blur(settings: BGANBlurSettings, out, *, workers: int = 1, overwrite: b
     fp = fingerprint(recipe)
     job = _Job(settings, str(settings.photos), files, str(settings.model), info["fingerprint"],
                info["step"], info["config"]["name"], device.type, fp)
-    return write_dataset(
+    manifest = write_dataset(
         out, kind="pairs", schema=PAIR_SCHEMA, n_items=len(files) * settings.per_image,
         shard_size=settings.shard_size, make_rows=functools.partial(_bgan_rows, job=job),
         fingerprint=fp, command={**recipe, "photos": str(settings.photos),
                                  "model": str(settings.model)},
         workers=workers, overwrite=overwrite, unit="pair", desc="bgan blur", progress=progress,
     )
+    skipped_rows = manifest["planned_items"] - manifest["num_rows"]
+    return {**manifest, "skipped_photos": len(skipped) + skipped_rows // settings.per_image}
 
 
 def rebuild_pair(row: dict, photos_root, model, *, device="cpu") -> np.ndarray:

@@ -125,10 +125,11 @@ def train(sharp, real_blur, out, steps, config, width, blocks, image_skip, patch
               help="zlib level; default is the fast fpng encoder.")
 @click.option("--shard-size", type=int, default=256, show_default=True, callback=positive_int,
               help="Pairs per shard.")
+@click.option("--strict", is_flag=True, help="Stop at the first unreadable photo instead of skipping it.")
 @seed_option
 @workers_option
 @overwrite_option
-def blur(photos, model, out, per_image, tile, device, png_level, shard_size, seed, workers,
+def blur(photos, model, out, per_image, tile, device, png_level, shard_size, strict, seed, workers,
          overwrite):
     """Blur sharp PHOTOS with a trained BGAN: pairs with source=bgan.
 
@@ -142,6 +143,9 @@ def blur(photos, model, out, per_image, tile, device, png_level, shard_size, see
 
     settings = BGANBlurSettings(photos=photos, model=model, per_image=per_image, seed=seed,
                                 tile=tile, device=device, png_level=png_level,
-                                shard_size=shard_size)
+                                shard_size=shard_size, strict=strict)
     manifest = bgan_blur(settings, out, workers=workers, overwrite=overwrite)
     echo_manifest(manifest, out)
+    if manifest["skipped_photos"]:
+        click.echo(f"warning: skipped {manifest['skipped_photos']} unreadable photo(s); see the warnings "
+                   "above (--strict stops instead)", err=True)
