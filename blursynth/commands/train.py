@@ -47,6 +47,8 @@ _device_option = click.option("--device", default="auto", show_default=True,
 @click.option("--init", type=click.Choice(["paper", "identity"]), default="paper", show_default=True,
               help="paper: DeblurGAN's N(0, 0.02); identity: the same with the generator's last "
                    "conv zeroed, so training starts from output = input.")
+@click.option("--dropout", type=click.FloatRange(0, 1, max_open=True), default=None,
+              help="Dropout in the generator's ResBlocks [the config's: 0.5, as the paper].")
 @seed_option
 @_device_option
 @click.option("--workers", type=click.IntRange(0, None), default=2, show_default=True,
@@ -63,7 +65,7 @@ _device_option = click.option("--device", default="auto", show_default=True,
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its checkpoint.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def train(data, out, config, steps, epochs, crop, batch_size, lr, critic_steps, perceptual, vgg_weights,
-          init, seed, device, workers, val_data, val_fraction, val_count, val_crop, val_every,
+          init, dropout, seed, device, workers, val_data, val_fraction, val_count, val_crop, val_every,
           checkpoint_every, log_every, resume, quiet):
     """Train DeblurGAN on one or more pair datasets mixed by weight.
 
@@ -82,7 +84,7 @@ def train(data, out, config, steps, epochs, crop, batch_size, lr, critic_steps, 
     settings = TrainSettings(
         data=data, out=out, config=config, steps=steps, epochs=epochs, crop=crop,
         batch_size=batch_size, lr=lr, critic_steps=critic_steps, perceptual=perceptual,
-        vgg_weights=vgg_weights, init=init, seed=seed, device=device, workers=workers,
+        vgg_weights=vgg_weights, init=init, dropout=dropout, seed=seed, device=device, workers=workers,
         val_data=tuple(val_data), val_fraction=val_fraction, val_count=val_count,
         val_crop=val_crop, val_every=val_every, checkpoint_every=checkpoint_every,
         log_every=log_every, resume=resume, progress=not quiet,

@@ -9,7 +9,7 @@ import math
 import os
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -59,6 +59,7 @@ class TrainSettings:
     perceptual: str = "vgg"
     vgg_weights: str | None = None
     init: str = "paper"
+    dropout: float | None = None  # None: the config's (0.5)
     seed: int = 0
     device: str = "auto"
     workers: int = 2
@@ -421,6 +422,10 @@ def train(settings: TrainSettings) -> dict:
     if settings.config not in CONFIGS:
         raise BadInputError(f"--config must be one of {sorted(CONFIGS)}; got {settings.config!r}.")
     config = CONFIGS[settings.config]
+    if settings.dropout is not None:
+        if not 0 <= settings.dropout < 1:
+            raise BadInputError(f"--dropout must be in [0, 1); got {settings.dropout}.")
+        config = replace(config, dropout=float(settings.dropout))
     crop0, batch0 = CONFIG_DEFAULTS[settings.config]
     crop = int(settings.crop or crop0)
     batch = int(settings.batch_size or batch0)
