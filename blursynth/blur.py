@@ -21,6 +21,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import math
+import re
 import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -49,7 +50,8 @@ STREAM_DEGRADE = 3
 STREAM_NOISE = 4
 
 PSF_SOURCES = ("bank", "fresh")
-DEVICES = ("auto", "cpu", "cuda")
+DEVICES = ("auto", "cpu", "cuda")  # and "cuda:N", as the trainer takes
+_DEVICE_NAME = re.compile(r"auto|cpu|cuda(:\d+)?")
 FRESH_EXPOSURES = (0.01, 0.1, 0.5, 1.0)
 
 
@@ -79,7 +81,7 @@ class BlurSettings:
     saturation, noise, jpeg : str or None
         Degradation ranges (see :class:`blursynth.degrade.Degradations`).
     border : {"reflect", "valid", "wrap"}
-    device : {"auto", "cpu", "cuda"}
+    device : {"auto", "cpu", "cuda", "cuda:N"}
     batch : int
         Pairs whose kernels and windows are drawn together before rendering (the
         output does not depend on it; rendering itself is per pair, so a pair's
@@ -144,8 +146,8 @@ class BlurSettings:
             raise BadInputError(
                 f"--border must be one of {', '.join(BORDERS)}; got {self.border!r}."
             )
-        if self.device not in DEVICES:
-            raise BadInputError(f"--device must be auto, cpu or cuda; got {self.device!r}.")
+        if not _DEVICE_NAME.fullmatch(str(self.device)):
+            raise BadInputError(f"--device must be auto, cpu, cuda or cuda:N; got {self.device!r}.")
         if self.batch < 1:
             raise BadInputError(f"--batch must be a positive integer; got {self.batch!r}.")
         if not (3 <= self.fresh_canvas <= 1025):
@@ -160,7 +162,8 @@ class BlurSettings:
         return CameraResponse.parse(self.crf)
 
     def recipe(self) -> dict:
-        """The settings that determine the bytes (not workers, batch or device)."""
+        """The settings that determine the bytes (not workers, batch or device: the resolved
+        device type is added by :func:`blur_photos`)."""
         d = asdict(self)
         for key in ("batch", "device", "photos", "kernels", "strict"):
             d.pop(key)
@@ -345,7 +348,7 @@ def _encode_hwc(linear, crf):
 
 
 def resolve_device(name: str):
-    """``auto`` -> CUDA when present, else the CPU; ``cuda`` without a GPU is bad input.
+    """``auto`` -> CUDA when present, else the CPU; ``cuda`` / ``cuda:N`` without that GPU is bad input.
 
     Examples
     --------
@@ -354,17 +357,23 @@ def resolve_device(name: str):
     """
     import torch
 
+    name = str(name)
+    if not _DEVICE_NAME.fullmatch(name):
+        raise BadInputError(f"--device must be auto, cpu, cuda or cuda:N; got {name!r}.")
     if name == "cpu":
         return torch.device("cpu")
-    if name == "cuda":
-        if not torch.cuda.is_available():
-            raise BadInputError(
-                "--device cuda: no CUDA GPU is visible to torch here; use --device cpu or auto."
-            )
-        return torch.device("cuda")
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    raise BadInputError(f"--device must be auto, cpu or cuda; got {name!r}.")
+    if not torch.cuda.is_available():
+        raise BadInputError(
+            f"--device {name}: no CUDA GPU is visible to torch here; use --device cpu or auto."
+        )
+    if ":" in name and int(name.split(":")[1]) >= torch.cuda.device_count():
+        n = torch.cuda.device_count()
+        raise BadInputError(
+            f"--device {name}: torch sees {n} CUDA GPU(s), cuda:0 to cuda:{n - 1}; pick one of those."
+        )
+    return torch.device(name)
 
 
 def _resize_shape(resize, height, width):
@@ -522,7 +531,7 @@ class BlurJob:
     plan: PhotoPlan
     source: KernelSource
     fingerprint: str
-    device: str = "cpu"
+    device: str = "cpu"  # where to render: "cpu", "cuda" or "cuda:N"
 
 
 def draw_pair(job: BlurJob, index: int, photo_hw) -> tuple[dict, np.ndarray]:
@@ -685,7 +694,7 @@ def _blur_rows(start, stop, job: BlurJob):
             params, psf = draw_pair(job, index, cache["photo"].shape[:2])
             if cache["note"]:
                 params["converted"] = cache["note"]
-            params["device"] = job.device
+            params["device"] = job.device.split(":")[0]
             batch.append((index, cache["photo"], params, psf))
         for index, photo, params, psf in batch:
             blurred, sharp = _render_resized(photo, psf, params, seed=s.seed, index=index,
@@ -746,12 +755,14 @@ def blur_photos(settings: BlurSettings, out, *, workers: int = 1, overwrite: boo
     plan = plan_photos(settings, source.max_side)
     for path in plan.skipped:
         _warn(f"{path}: cannot read this image (corrupt or not an image); skipped")
+    # The device type is in the fingerprint: the CPU and CUDA paths round differently, so a
+    # resume on the other kind must not mix their bytes under one fingerprint.
     recipe = {
         "command": "blur", **settings.recipe(), "photos_digest": plan.digest(),
-        "n_photos": len(plan.files), "kernel_bank": source.fingerprint,
+        "n_photos": len(plan.files), "kernel_bank": source.fingerprint, "device": device.type,
     }
     fp = fingerprint(recipe)
-    job = BlurJob(settings, plan, source, fp, device.type)
+    job = BlurJob(settings, plan, source, fp, str(device))
     manifest = write_dataset(
         out, kind="pairs", schema=PAIR_SCHEMA, n_items=len(plan.files) * settings.per_image,
         shard_size=settings.shard_size, make_rows=functools.partial(_blur_rows, job=job),

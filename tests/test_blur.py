@@ -233,3 +233,42 @@ def test_cuda_matches_cpu_and_batch_does_not_change_pixels(photos, bank, tmp_pat
     a = blur_photos(settings(photos, bank, batch=1, device="cuda"), tmp_path / "a", progress=False)
     b = blur_photos(settings(photos, bank, batch=4, device="cuda"), tmp_path / "b", progress=False)
     assert shard_hashes(a) == shard_hashes(b)
+
+
+def test_device_type_is_part_of_the_fingerprint(photos, bank, tmp_path, monkeypatch):
+    """A resume on a CUDA device must not add its rows to a dataset the CPU path began."""
+    import torch
+
+    import blursynth.blur as blur
+    from blursynth.errors import BlursynthError
+
+    a = blur_photos(settings(photos, bank, device="cpu"), tmp_path / "x", progress=False)
+    # Pretend a GPU: the run is refused before any pair is rendered (none could be here).
+    monkeypatch.setattr(blur, "resolve_device", lambda name: torch.device("cuda"))
+    with pytest.raises(BlursynthError, match="different command"):
+        blur_photos(settings(photos, bank, device="cuda"), tmp_path / "x", progress=False)
+    manifest = json.loads((tmp_path / "x" / "manifest.json").read_text())
+    assert manifest["fingerprint"] == a["fingerprint"] and manifest["command"]["device"] == "cpu"
+
+
+def test_resolve_device_takes_cuda_n_like_the_trainer(monkeypatch):
+    import torch
+
+    from blursynth.blur import resolve_device
+    from blursynth.errors import BadInputError
+
+    for bad in ("gpu", "cuda:", "cuda:x", "CPU"):
+        with pytest.raises(BadInputError, match="auto, cpu, cuda or cuda:N"):
+            resolve_device(bad)
+        with pytest.raises(BadInputError, match="cuda:N"):
+            settings("p", "b", device=bad)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    assert resolve_device("cuda:1") == torch.device("cuda:1")
+    assert resolve_device("cuda") == torch.device("cuda")
+    assert settings("p", "b", device="cuda:1").device == "cuda:1"
+    with pytest.raises(BadInputError, match="cuda:0 to cuda:1"):
+        resolve_device("cuda:2")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(BadInputError, match="no CUDA GPU"):
+        resolve_device("cuda:0")

@@ -188,3 +188,15 @@ def test_reads_tiff_webp_16bit_and_alpha(run_cli, bank, tmp_path):
     assert rows["a16.png"]["params"]["converted"] == "16-bit scaled to 8-bit"
     assert "alpha dropped" in rows["deep/b.webp"]["params"]["converted"]
     assert "converted" not in rows["deep/er/c.tif"]["params"]
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="a GPU is present")
+def test_device_cuda_n_without_gpu(run_cli, photos, bank, tmp_path):
+    # cuda:N is taken (as by the trainer); without a GPU it is the same one-line error as cuda.
+    assert_bad(run_cli, tmp_path / "out", photos, "--kernels", bank, "--device", "cuda:0",
+               match="--device cuda:0: no CUDA GPU")
+
+
+def test_device_name_malformed(run_cli, photos, bank, tmp_path):
+    assert_bad(run_cli, tmp_path / "out", photos, "--kernels", bank, "--device", "gpu0",
+               match="auto, cpu, cuda or cuda:N")

@@ -183,7 +183,7 @@ class _Job:
     model_fingerprint: str
     model_step: int
     model_config: str
-    device: str
+    device: str  # where to run: "cpu", "cuda" or "cuda:N"
     fingerprint: str
 
 
@@ -243,7 +243,7 @@ def _bgan_rows(start, stop, job: _Job):
                       "model_fingerprint": job.model_fingerprint,
                       "model_step": job.model_step, "model_config": job.model_config,
                       "tile": s.tile, "receptive_radius": gen.receptive_radius(),
-                      "device": job.device}
+                      "device": job.device.split(":")[0]}
             if note:
                 params["input_note"] = note
             yield pair_row(index=index, blurred=blurred, sharp=photo, psf=None, source="bgan",
@@ -340,7 +340,7 @@ def bgan_blur(settings: BGANBlurSettings, out, *, workers: int = 1, overwrite: b
               "png_level": settings.png_level, "device": device.type}
     fp = fingerprint(recipe)
     job = _Job(settings, str(settings.photos), files, str(settings.model), info["fingerprint"],
-               info["step"], info["config"]["name"], device.type, fp)
+               info["step"], info["config"]["name"], str(device), fp)
     manifest = write_dataset(
         out, kind="pairs", schema=PAIR_SCHEMA, n_items=len(files) * settings.per_image,
         shard_size=settings.shard_size, make_rows=functools.partial(_bgan_rows, job=job),

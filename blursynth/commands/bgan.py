@@ -120,7 +120,7 @@ def train(sharp, real_blur, out, steps, config, width, blocks, image_skip, patch
               help="Pairs per photo, each with its own noise vector.")
 @click.option("--tile", type=click.IntRange(16, None), default=512, show_default=True,
               help="Largest output tile side in px (photos of any size; the result does not depend on it).")
-@click.option("--device", default="auto", show_default=True, help="auto (CUDA if present), cpu or cuda.")
+@click.option("--device", default="auto", show_default=True, help="auto (CUDA if present), cpu, cuda or cuda:N.")
 @click.option("--png-level", type=click.IntRange(0, 9), default=None,
               help="zlib level; default is the fast fpng encoder.")
 @click.option("--shard-size", type=int, default=256, show_default=True, callback=positive_int,

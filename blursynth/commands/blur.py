@@ -77,8 +77,9 @@ def _resize(ctx, param, value):
 @click.option("--jpeg", default=None, help="JPEG quality range of the blurred image, e.g. 70-95 (off by default).")
 @click.option("--border", type=click.Choice(["reflect", "valid", "wrap"]), default="reflect", show_default=True,
               help="reflect: mirror at the edges; valid: crop so every pixel saw only the photo; wrap: periodic.")
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
-              help="Where to convolve.")
+@click.option("--device", default="auto", show_default=True,
+              help="Where to convolve: auto (CUDA if present), cpu, cuda or cuda:N. The device type is part "
+                   "of the dataset's fingerprint (CPU and CUDA results may differ by one level).")
 @click.option("--batch", type=int, default=8, show_default=True, callback=positive_int,
               help="Pairs drawn together before rendering (the output does not depend on it).")
 @click.option("--length", "length_px", type=click.FloatRange(0, None, min_open=True), default=60.0, show_default=True,
