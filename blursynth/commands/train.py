@@ -40,6 +40,8 @@ _device_option = click.option("--device", default="auto", show_default=True,
               help="Adam learning rate (constant, then linear decay to 0 over the second half).")
 @click.option("--critic-steps", type=click.IntRange(1, None), default=5, show_default=True,
               help="Critic updates per generator update.")
+@click.option("--content-weight", type=click.FloatRange(0, None, min_open=True), default=100.0,
+              show_default=True, help="Weight of the content loss beside the adversarial loss.")
 @click.option("--perceptual", type=click.Choice(["vgg", "none"]), default="vgg", show_default=True,
               help="Content loss: VGG19 conv3_3 features, or none (L1 pixel loss).")
 @click.option("--vgg-weights", type=click.Path(), default=None,
@@ -64,7 +66,8 @@ _device_option = click.option("--device", default="auto", show_default=True,
 @click.option("--log-every", type=click.IntRange(1, None), default=10, show_default=True, help="Steps between metric rows.")
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its checkpoint.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def train(data, out, config, steps, epochs, crop, batch_size, lr, critic_steps, perceptual, vgg_weights,
+def train(data, out, config, steps, epochs, crop, batch_size, lr, critic_steps, content_weight,
+          perceptual, vgg_weights,
           init, dropout, seed, device, workers, val_data, val_fraction, val_count, val_crop, val_every,
           checkpoint_every, log_every, resume, quiet):
     """Train DeblurGAN on one or more pair datasets mixed by weight.
@@ -83,7 +86,8 @@ def train(data, out, config, steps, epochs, crop, batch_size, lr, critic_steps, 
         raise click.UsageError("give only one of --steps and --epochs.")
     settings = TrainSettings(
         data=data, out=out, config=config, steps=steps, epochs=epochs, crop=crop,
-        batch_size=batch_size, lr=lr, critic_steps=critic_steps, perceptual=perceptual,
+        batch_size=batch_size, lr=lr, critic_steps=critic_steps, content_weight=content_weight,
+        perceptual=perceptual,
         vgg_weights=vgg_weights, init=init, dropout=dropout, seed=seed, device=device, workers=workers,
         val_data=tuple(val_data), val_fraction=val_fraction, val_count=val_count,
         val_crop=val_crop, val_every=val_every, checkpoint_every=checkpoint_every,
