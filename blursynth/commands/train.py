@@ -150,7 +150,7 @@ def evaluate(model, data, split, limit, tile, norm_stats, device, json_path, qui
               help="Px on each side of a seam over which tiles are cross-faded.")
 @click.option("--norm-stats", type=click.Choice(["global", "tile"]), default="global", show_default=True,
               help="InstanceNorm statistics from the whole image (matches whole-image inference) "
-                   "or per tile (about 10x faster on large photos).")
+                   "or per tile (about 10x fewer operations on large photos).")
 @_device_option
 @click.option("--overwrite", is_flag=True, help="Replace existing output files.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")

@@ -5,8 +5,9 @@ so a tile run on its own would normalise differently from the whole image. In ``
 mode the statistics of every norm layer are first gathered over the whole image, layer by layer
 and tile by tile, then frozen, and the tiles are run with them: the result equals whole-image
 inference (to float rounding) while only one tile's activations are ever in memory. ``"tile"``
-mode skips that pass (about 10x cheaper on the paper config) and lets each tile normalise
-itself; the blended seams then hide the small differences between neighbouring tiles.
+mode skips that pass (which costs about 10x the multiply-adds of plain tiling on the paper
+config, by count) and lets each tile normalise itself; the blended seams then hide the small
+differences between neighbouring tiles.
 """
 
 from __future__ import annotations
