@@ -230,7 +230,8 @@ def load_vgg19_features(path, last_layer="conv3_3", *, map_location="cpu") -> VG
     wanted = net.state_dict()
     missing = [k for k in wanted if k not in state]
     if missing:
-        shown = ", ".join(missing[:6]) + (f" and {len(missing) - 6} more" if len(missing) > 6 else "")
+        more = f" and {len(missing) - 6} more" if len(missing) > 6 else ""
+        shown = ", ".join(missing[:6]) + more
         raise BadInputError(
             f"VGG19 weights {path}: missing keys {shown}. Expected torchvision's "
             f"{VGG19_FILENAME} (keys features.N.weight/bias)."

@@ -1,4 +1,4 @@
-"""DeblurGAN's losses: WGAN-GP for the critic, adversarial + 100 x content loss for the generator."""
+"""DeblurGAN's losses: WGAN-GP for the critic; adversarial + 100 x content loss for G."""
 
 from __future__ import annotations
 

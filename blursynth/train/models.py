@@ -118,7 +118,8 @@ class Generator(nn.Module):
     def __init__(self, config: ModelConfig):
         super().__init__()
         ngf = config.ngf
-        layers = [nn.ReflectionPad2d(3), nn.Conv2d(3, ngf, 7), nn.InstanceNorm2d(ngf), nn.ReLU(True)]
+        layers = [nn.ReflectionPad2d(3), nn.Conv2d(3, ngf, 7), nn.InstanceNorm2d(ngf),
+                  nn.ReLU(True)]
         for mult in (1, 2):
             layers += [nn.Conv2d(ngf * mult, ngf * mult * 2, 3, stride=2, padding=1),
                        nn.InstanceNorm2d(ngf * mult * 2), nn.ReLU(True)]
