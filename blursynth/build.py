@@ -625,9 +625,9 @@ def plan_build(recipe_path, *, out=None, limit=None, executor="local", address=N
     if not isinstance(steps_data, list) or not steps_data:
         recipe.fail("a recipe needs at least one [[steps]] table.")
     inputs = _prepare_inputs(recipe, out, dict(input_overrides or {}))
-    placeholder = {k: (v[2] if isinstance(v, tuple) else v) for k, v in inputs.items()}
+    input_paths = {k: (v[2] if isinstance(v, tuple) else v) for k, v in inputs.items()}
     outputs: dict = {}
-    resolver = _Resolver(recipe, placeholder, outputs)
+    resolver = _Resolver(recipe, input_paths, outputs)
     steps = []
     for i, table in enumerate(steps_data):
         if not isinstance(table, dict):
