@@ -26,6 +26,21 @@ def exposure_samples(n_samples: int, exposure_fraction: float) -> int:
 
 
 @njit
+def _bbox(traj, n):
+    """(x min, x max, y min, y max) of the first ``n`` samples."""
+    x0 = traj[0, 0]
+    x1 = traj[0, 0]
+    y0 = traj[0, 1]
+    y1 = traj[0, 1]
+    for i in range(1, n):
+        x0 = min(x0, traj[i, 0])
+        x1 = max(x1, traj[i, 0])
+        y0 = min(y0, traj[i, 1])
+        y1 = max(y1, traj[i, 1])
+    return x0, x1, y0, y1
+
+
+@njit
 def _centre_and_size(traj, n, centre_mode, fixed_size, max_size):
     """Shift (added to positions) and odd size for the first ``n`` samples."""
     if centre_mode == 0:
@@ -37,15 +52,7 @@ def _centre_and_size(traj, n, centre_mode, fixed_size, max_size):
         cx = sx / n
         cy = sy / n
     else:
-        x0 = traj[0, 0]
-        x1 = traj[0, 0]
-        y0 = traj[0, 1]
-        y1 = traj[0, 1]
-        for i in range(1, n):
-            x0 = min(x0, traj[i, 0])
-            x1 = max(x1, traj[i, 0])
-            y0 = min(y0, traj[i, 1])
-            y1 = max(y1, traj[i, 1])
+        x0, x1, y0, y1 = _bbox(traj, n)
         cx = 0.5 * (x0 + x1)
         cy = 0.5 * (y0 + y1)
     if fixed_size > 0:
@@ -172,15 +179,7 @@ def _rasterize_many(trajs, counts, centre_mode, fixed_size, max_size):
 @njit
 def _extent(traj, n):
     """Larger side of the bounding box of the first ``n`` samples, in pixels."""
-    x0 = traj[0, 0]
-    x1 = traj[0, 0]
-    y0 = traj[0, 1]
-    y1 = traj[0, 1]
-    for i in range(1, n):
-        x0 = min(x0, traj[i, 0])
-        x1 = max(x1, traj[i, 0])
-        y0 = min(y0, traj[i, 1])
-        y1 = max(y1, traj[i, 1])
+    x0, x1, y0, y1 = _bbox(traj, n)
     return max(x1 - x0, y1 - y0)
 
 
