@@ -120,3 +120,29 @@ def test_deblur_refuses_to_overwrite(run_cli, trained_run, tmp_path):
     assert (tmp_path / "out" / "a.png").read_bytes() == b"keep"
     _fails(run_cli, "deblur", "--model", tmp_path / "in", tmp_path / "in", "--out",
            tmp_path / "o2", "--quiet", match="no checkpoint")
+
+
+def test_evaluate_and_deblur_reject_unknown_device(tmp_path, run_cli):
+    from blursynth.errors import BadInputError
+    from blursynth.train.evaluate import _device
+
+    import pytest
+
+    for name in ("foo", "cuda0", "gpu"):
+        with pytest.raises(BadInputError, match="expected auto, cpu, cuda or cuda:N"):
+            _device(name)
+    assert str(_device("cpu")) == "cpu"
+
+
+def test_deblur_blend_changes_seams(tmp_path):
+    import numpy as np
+
+    from blursynth.train.evaluate import deblur_array
+    from blursynth.train.models import CONFIGS, build_models
+
+    gen, _ = build_models(CONFIGS["small"], seed=3)
+    image = np.random.default_rng(0).integers(0, 256, (96, 200, 3), dtype=np.uint8)
+    a = deblur_array(gen, image, tile=160, blend=4, norm_stats="tile")
+    b = deblur_array(gen, image, tile=160, blend=16, norm_stats="tile")
+    assert a.shape == b.shape == image.shape
+    assert not np.array_equal(a, b)  # --blend reaches the tiler

@@ -35,14 +35,22 @@ class EvaluateSettings:
 
 
 def _device(name):
+    import re
+
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise BadInputError(f"--device {name}: CUDA is not available; use --device cpu.")
+    if not re.fullmatch(r"cpu|cuda(:\d+)?", str(name)):
+        raise BadInputError(f"--device {name!r}: expected auto, cpu, cuda or cuda:N.")
+    if name.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise BadInputError(f"--device {name}: CUDA is not available; use --device cpu.")
+        index = int(name.split(":")[1]) if ":" in name else 0
+        if index >= torch.cuda.device_count():
+            raise BadInputError(f"--device {name}: this machine has {torch.cuda.device_count()} GPU(s).")
     return torch.device(name)
 
 
-def deblur_array(gen, image_u8, *, tile=1024, norm_stats="global") -> np.ndarray:
+def deblur_array(gen, image_u8, *, tile=1024, blend=16, norm_stats="global") -> np.ndarray:
     """Deblur one uint8 ``(H, W, 3)`` RGB image with a generator; returns uint8 ``(H, W, 3)``.
 
     Examples
@@ -53,7 +61,7 @@ def deblur_array(gen, image_u8, *, tile=1024, norm_stats="global") -> np.ndarray
     (30, 41, 3)
     """
     x = to_tensor(image_u8)[None]
-    y = deblur_tensor(gen, x, tile=tile, norm_stats=norm_stats)
+    y = deblur_tensor(gen, x, tile=tile, blend=blend, norm_stats=norm_stats)
     return (y[0].clamp(0, 1) * 255).round().byte().permute(1, 2, 0).cpu().numpy()
 
 
@@ -204,6 +212,16 @@ def deblur_images(settings: DeblurSettings) -> dict:
         if exist:
             raise BadInputError(f"{exist[0]}: already exists; pass --overwrite to replace "
                                 f"outputs or choose another --out.")
+    from PIL import Image
+
+    for src, _ in plan:  # every input is checked before the first output is written
+        try:
+            with Image.open(src) as im:
+                width, height = im.size
+        except Exception as exc:
+            raise BadInputError(f"{src}: cannot read this image ({exc}).") from None
+        if min(width, height) < 8:
+            raise BadInputError(f"{src}: {height}x{width} is too small; images must be at least 8 px a side.")
     written, notes = [], []
     bar = None
     if settings.progress:
@@ -217,7 +235,8 @@ def deblur_images(settings: DeblurSettings) -> dict:
         if min(image.shape[:2]) < 8:
             raise BadInputError(f"{src}: {image.shape[0]}x{image.shape[1]} is too small; "
                                 f"images must be at least 8 px a side.")
-        result = deblur_array(gen, image, tile=settings.tile, norm_stats=settings.norm_stats)
+        result = deblur_array(gen, image, tile=settings.tile, blend=settings.blend,
+                              norm_stats=settings.norm_stats)
         dst.parent.mkdir(parents=True, exist_ok=True)
         save_rgb8(dst, result)  # written to a temporary name and renamed
         written.append(str(dst))
