@@ -67,7 +67,13 @@ def cli(ctx, debug):
 
 
 def _one_line(text: str) -> str:
-    return " ".join(str(text).split())
+    text = str(text)
+    if "Original Traceback" in text:
+        # An error raised in a torch DataLoader worker comes back with the worker's
+        # traceback in its message; its last line is the error itself.
+        last = [line for line in text.splitlines() if line.strip()][-1]
+        text = last.split(": ", 1)[1] if last.split(": ", 1)[0].endswith("Error") else last
+    return " ".join(text.split())
 
 
 def main(argv=None) -> int:

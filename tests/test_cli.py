@@ -54,3 +54,16 @@ def test_unexpected_failure_is_one_line_exit_1_and_debug_shows_traceback(tmp_pat
 def test_version(run_cli):
     r = run_cli("--version")
     assert r.code == 0 and "0.1.0" in r.out
+
+
+def test_errors_from_data_loader_workers_keep_only_their_message():
+    from blursynth.cli import _one_line
+
+    text = (
+        "Caught BadInputError in DataLoader worker process 0.\n"
+        "Original Traceback (most recent call last):\n"
+        '  File "x.py", line 1, in f\n'
+        "blursynth.errors.BadInputError: pairs/ row 7: image 40x40 is smaller than --crop 64.\n"
+    )
+    assert _one_line(text) == "pairs/ row 7: image 40x40 is smaller than --crop 64."
+    assert _one_line("two\n  lines") == "two lines"
