@@ -6,9 +6,7 @@ import datetime
 import os
 import platform
 import re
-import resource
 import subprocess
-import sys
 import time
 from pathlib import Path
 

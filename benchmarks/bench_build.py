@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import functools
-import json
 import shutil
 import sys
 import tempfile
@@ -117,7 +115,7 @@ def main():
                 "",
                 f"Ray's overhead per shard: 48 one-row shards take {1000 * local / 48:.1f} ms each in this process,",
                 f"one after another, and {1000 * remote / 48:.1f} ms each as Ray tasks on 2 warm workers (wall time",
-                f"over shards, so Ray's scheduling cost is what parallelism does not hide); starting the local",
+                "over shards, so Ray's scheduling cost is what parallelism does not hide); starting the local",
                 f"Ray instance took {init:.1f} s.",
             ]
             body = "\n".join(lines)

@@ -24,7 +24,6 @@ Recipe layout::
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
 import re

@@ -8,13 +8,12 @@ exposure), and the trajectory itself when asked for.
 from __future__ import annotations
 
 import functools
-import json
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import pyarrow as pa
 
-from ._rng import check_seed, sample_rng
+from ._rng import check_seed
 from .errors import BadInputError, DatasetError
 from .io.dataset import ARRAY_TYPE, ShardedTable, _with_metadata, write_dataset
 from .psf import CENTRES, DEFAULT_EXPOSURES, exposure_samples

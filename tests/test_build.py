@@ -3,7 +3,6 @@ import json
 import os
 from pathlib import Path
 
-import pyarrow.parquet as pq
 import pytest
 
 from blursynth.io.dataset import PAIR_SCHEMA, load_manifest, use_executor, verify_dataset, write_dataset

@@ -1,6 +1,5 @@
 import functools
 import json
-import os
 import subprocess
 import sys
 import time

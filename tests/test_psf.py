@@ -3,7 +3,7 @@ import pytest
 
 from blursynth._rng import sample_rng
 from blursynth.psf import psf_centroid, rasterize_psf, rasterize_psfs
-from blursynth.trajectory import TrajectoryConfig, sample_trajectory
+from blursynth.trajectory import sample_trajectory
 
 from . import naive
 

@@ -304,13 +304,13 @@ def _sample_sheet(sharp, fake, real, n=4) -> np.ndarray:
 
 
 def _write_metrics(path: Path, rows) -> None:
-    from ..train.loop import _atomic_write_text
+    from ..io.atomic import atomic_write_text
 
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=METRIC_COLUMNS, extrasaction="ignore")
     w.writeheader()
     w.writerows(rows)
-    _atomic_write_text(path, buf.getvalue())
+    atomic_write_text(path, buf.getvalue())
 
 
 def plan_training(settings: BGANTrainSettings):
@@ -363,7 +363,8 @@ def train_bgan(settings: BGANTrainSettings) -> dict:
     10
     """
     from ..train.data import PositionSampler
-    from ..train.loop import _atomic_save, _atomic_write_text, _content_loss, _fmt, \
+    from ..io.atomic import atomic_torch_save, atomic_write_text
+    from ..train.loop import _content_loss, _fmt, \
         _pick_device, _read_metrics
     from ..train.models import to_model_range
 
@@ -413,7 +414,7 @@ def train_bgan(settings: BGANTrainSettings) -> dict:
         meta = {"settings": asdict(settings), "recipe": recipe, "perceptual": perceptual_info,
                 "n_sharp": len(sharp_set), "n_real_blur": len(real_set),
                 "torch": torch.__version__, "python": sys.version.split()[0]}
-        _atomic_write_text(out / RUN_JSON, json.dumps(meta, indent=1, default=str) + "\n")
+        atomic_write_text(out / RUN_JSON, json.dumps(meta, indent=1, default=str) + "\n")
     metrics_rows = _read_metrics(out / METRICS_CSV, start)
 
     def save(step):
@@ -422,11 +423,11 @@ def train_bgan(settings: BGANTrainSettings) -> dict:
                       "total_steps": total, "config": config.to_dict(), "recipe": recipe,
                       "loss_weights": asdict(weights), "perceptual": perceptual_info,
                       "plateau": plateau.state_dict()})
-        _atomic_save(state, out / CHECKPOINT)
+        atomic_torch_save(state, out / CHECKPOINT)
         info = {"format": MODEL_FORMAT, "version": MODEL_VERSION, "step": step,
                 "config": config.to_dict(), "fingerprint": model_fingerprint(gen),
                 "loss_weights": asdict(weights), "perceptual": perceptual_info}
-        _atomic_write_text(out / MODEL_JSON, json.dumps(info, indent=1) + "\n")
+        atomic_write_text(out / MODEL_JSON, json.dumps(info, indent=1) + "\n")
         _write_metrics(out / METRICS_CSV, metrics_rows)
 
     dataset_ = _unpaired(sharp_set, real_set, seed, settings.patch)

@@ -13,7 +13,7 @@ import numpy as np
 
 from ..errors import BadInputError
 from .dataset import PAIR_SCHEMA, PairDataset, pair_row, write_dataset
-from .images import IMAGE_SUFFIXES, list_images, load_rgb8
+from .images import IMAGE_SUFFIXES, load_rgb8
 
 LAYOUTS = ("gopro", "flat")
 
@@ -184,7 +184,6 @@ def export_png(dataset, out, *, progress: bool = True, overwrite: bool = False) 
     """
     from tqdm.auto import tqdm
 
-    from .images import encode_png
 
     out = Path(out)
     ds = PairDataset(dataset)

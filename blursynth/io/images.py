@@ -208,6 +208,6 @@ def save_rgb8(path, image: np.ndarray) -> None:
     if path.exists() and path.is_dir():
         raise BadInputError(f"{path}: is a folder; expected an image file name.")
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
+    from .atomic import atomic_write_bytes
+
+    atomic_write_bytes(path, data)

@@ -17,7 +17,8 @@ import torch
 
 from .._rng import check_seed, sample_rng
 from ..errors import BadInputError
-from .data import DataSource, MixedPairs, PositionSampler, center_crop, open_pairs, pair_ids, \
+from ..io.atomic import atomic_torch_save, atomic_write_text
+from .data import MixedPairs, PositionSampler, center_crop, open_pairs, pair_ids, \
     split_indices, to_tensor
 from .losses import ContentLoss, critic_loss
 from .models import CONFIGS, ModelConfig, build_models, from_model_range, to_model_range
@@ -88,21 +89,6 @@ class TrainSettings:
 
 # --------------------------------------------------------------------------------------------
 # checkpoints
-
-
-def _atomic_save(obj, path: Path) -> None:
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-    with open(tmp, "wb") as f:
-        torch.save(obj, f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 def load_checkpoint(path) -> dict:
@@ -387,7 +373,7 @@ def _write_metrics(path: Path, rows):
     w = csv.DictWriter(buf, fieldnames=METRIC_COLUMNS, extrasaction="ignore")
     w.writeheader()
     w.writerows(rows)
-    _atomic_write_text(path, buf.getvalue())
+    atomic_write_text(path, buf.getvalue())
 
 
 def _fmt(v):
@@ -519,7 +505,7 @@ def train(settings: TrainSettings) -> dict:
                     "content_loss": content_info, "n_train_pairs": n_train,
                     "val_pairs": [[p, i] for p, i in val_items],
                     "torch": torch.__version__, "python": sys.version.split()[0]}
-            _atomic_write_text(out / RUN_JSON, json.dumps(meta, indent=1, default=str) + "\n")
+            atomic_write_text(out / RUN_JSON, json.dumps(meta, indent=1, default=str) + "\n")
     metrics_rows = _read_metrics(out / METRICS_CSV, start) if main_proc else []
     tb = None
     if main_proc:
@@ -544,7 +530,7 @@ def train(settings: TrainSettings) -> dict:
             state.update({"format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION,
                           "step": step, "total_steps": total, "model_config": config.to_dict(),
                           "recipe": recipe, "content_loss": content_info})
-            _atomic_save(state, out / CHECKPOINT)
+            atomic_torch_save(state, out / CHECKPOINT)
             _write_metrics(out / METRICS_CSV, metrics_rows)
 
     def validate(step, losses):
