@@ -18,19 +18,17 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks._common import machine_line, median_time, run_command, write_section  # noqa: E402
-from blursynth._rng import sample_rng  # noqa: E402
 from blursynth.kernelbank import KernelBankConfig, bank_chunk  # noqa: E402
-from blursynth.trajectory import TrajectoryConfig, draw_trajectory_numbers  # noqa: E402
+from blursynth.trajectory import TrajectoryConfig  # noqa: E402
 from tests import naive  # noqa: E402
 
 EXPOSURES = (0.01, 0.1, 0.5, 1.0)
 
 
 def plain_python_set(i):
-    """The same model and rasterization in plain Python (the baseline)."""
+    """The same streams, model and rasterization in plain Python (the baseline)."""
     config = TrajectoryConfig()
-    numbers = draw_trajectory_numbers(config, rng=sample_rng(0, i))
-    traj = naive.trajectory(numbers, config.n_samples, config.length_px)
+    traj, _, _ = naive.trajectory(0, i, config.n_samples, config.length_px)
     return [naive.rasterize(traj, f) for f in EXPOSURES]
 
 
@@ -72,7 +70,7 @@ def main():
         "| implementation | sets/s | ratio |",
         "| --- | ---: | ---: |",
         f"| plain Python, same model and splat (tests/naive.py) | {plain_rate:.1f} | 1.0x |",
-        f"| blursynth (NumPy draws + Numba cores, 1 core) | {fast_rate:,.0f} | {fast_rate / plain_rate:,.0f}x |",
+        f"| blursynth (keyed streams + Numba cores, 1 core) | {fast_rate:,.0f} | {fast_rate / plain_rate:,.0f}x |",
         "",
         "`blursynth trajectories` end to end (Parquet shards, manifest, sha256), wall time and peak RSS of the",
         "command and its workers together:",

@@ -761,6 +761,10 @@ def blur_photos(settings: BlurSettings, out, *, workers: int = 1, overwrite: boo
         "command": "blur", **settings.recipe(), "photos_digest": plan.digest(),
         "n_photos": len(plan.files), "kernel_bank": source.fingerprint, "device": device.type,
     }
+    if settings.psf_source == "fresh":
+        from .trajectory import STREAM_VERSION
+
+        recipe["trajectory_stream"] = STREAM_VERSION
     fp = fingerprint(recipe)
     job = BlurJob(settings, plan, source, fp, str(device))
     manifest = write_dataset(

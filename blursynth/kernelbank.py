@@ -202,7 +202,9 @@ def write_kernel_bank(out, config: KernelBankConfig, *, workers: int = 1, overwr
     """
     from .config import fingerprint
 
-    settings = {"command": "trajectories", **config.settings()}
+    from .trajectory import STREAM_VERSION
+
+    settings = {"command": "trajectories", **config.settings(), "trajectory_stream": STREAM_VERSION}
     return write_dataset(
         out,
         kind="kernels",

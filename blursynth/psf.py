@@ -26,41 +26,60 @@ def exposure_samples(n_samples: int, exposure_fraction: float) -> int:
 
 
 @njit
-def _bbox(traj, n):
-    """(x min, x max, y min, y max) of the first ``n`` samples."""
+def _prefix_geometry(traj, counts, order, stats):
+    """Sums and bounding boxes of the first ``counts[e]`` samples, for every ``e``, in one pass.
+
+    ``order`` sorts ``counts``; row ``e`` of ``stats`` gets ``(sum x, sum y, x min,
+    x max, y min, y max)``. The sums run in sample order, exactly as a separate
+    pass over each prefix would.
+    """
+    n_exp = counts.shape[0]
+    sx = 0.0
+    sy = 0.0
     x0 = traj[0, 0]
     x1 = traj[0, 0]
     y0 = traj[0, 1]
     y1 = traj[0, 1]
-    for i in range(1, n):
-        x0 = min(x0, traj[i, 0])
-        x1 = max(x1, traj[i, 0])
-        y0 = min(y0, traj[i, 1])
-        y1 = max(y1, traj[i, 1])
-    return x0, x1, y0, y1
+    e = 0
+    for i in range(counts[order[n_exp - 1]]):
+        px = traj[i, 0]
+        py = traj[i, 1]
+        sx += px
+        sy += py
+        x0 = min(x0, px)
+        x1 = max(x1, px)
+        y0 = min(y0, py)
+        y1 = max(y1, py)
+        while e < n_exp and counts[order[e]] == i + 1:
+            row = order[e]
+            stats[row, 0] = sx
+            stats[row, 1] = sy
+            stats[row, 2] = x0
+            stats[row, 3] = x1
+            stats[row, 4] = y0
+            stats[row, 5] = y1
+            e += 1
 
 
 @njit
-def _centre_and_size(traj, n, centre_mode, fixed_size, max_size):
-    """Shift (added to positions) and odd size for the first ``n`` samples."""
+def _centre_and_size(stats_row, n, centre_mode, fixed_size, max_size):
+    """Shift (added to positions) and odd size of a prefix of ``n`` samples, from its geometry."""
+    x0 = stats_row[2]
+    x1 = stats_row[3]
+    y0 = stats_row[4]
+    y1 = stats_row[5]
     if centre_mode == 0:
-        sx = 0.0
-        sy = 0.0
-        for i in range(n):
-            sx += traj[i, 0]
-            sy += traj[i, 1]
-        cx = sx / n
-        cy = sy / n
+        cx = stats_row[0] / n
+        cy = stats_row[1] / n
     else:
-        x0, x1, y0, y1 = _bbox(traj, n)
         cx = 0.5 * (x0 + x1)
         cy = 0.5 * (y0 + y1)
     if fixed_size > 0:
         k = fixed_size
     else:
-        r = 0.0
-        for i in range(n):
-            r = max(r, abs(traj[i, 0] - cx), abs(traj[i, 1] - cy))
+        # The farthest sample from the centre along x or y: rounded subtraction is
+        # monotonic, so this equals the maximum of |x_i - cx|, |y_i - cy| exactly.
+        r = max(0.0, x1 - cx, cx - x0, y1 - cy, cy - y0)
         half = int(math.ceil(r))
         k = max(3, 2 * half + 1)
         if k > max_size:
@@ -136,51 +155,50 @@ def _splat(traj, n, shift_x, shift_y, out):
 
 @njit
 def _rasterize_many(trajs, counts, centre_mode, fixed_size, max_size):
-    """PSFs for every (trajectory, exposure): flat float32 values, sizes, clipped mass."""
+    """PSFs for every (trajectory, exposure): flat float32 values, sizes, clipped mass, extents."""
     n_traj = trajs.shape[0]
     n_exp = counts.shape[0]
+    order = np.argsort(counts, kind="mergesort")
+    stats = np.empty((n_traj, n_exp, 6), np.float64)
     sizes = np.empty((n_traj, n_exp), np.int64)
     shifts = np.empty((n_traj, n_exp, 2), np.float64)
+    extents = np.empty((n_traj, n_exp), np.float64)
     total = 0
     for j in range(n_traj):
+        _prefix_geometry(trajs[j], counts, order, stats[j])
         for e in range(n_exp):
-            sx, sy, k = _centre_and_size(trajs[j], counts[e], centre_mode, fixed_size, max_size)
+            sx, sy, k = _centre_and_size(stats[j, e], counts[e], centre_mode, fixed_size, max_size)
             sizes[j, e] = k
             shifts[j, e, 0] = sx
             shifts[j, e, 1] = sy
+            extents[j, e] = max(stats[j, e, 3] - stats[j, e, 2], stats[j, e, 5] - stats[j, e, 4])
             total += k * k
     values = np.empty(total, np.float32)
     clipped = np.empty((n_traj, n_exp), np.float64)
-    extents = np.empty((n_traj, n_exp), np.float64)
+    big = sizes.max() if n_traj > 0 else 1
+    buffer = np.empty(big * big, np.float64)  # one accumulator, reused
     offset = 0
     for j in range(n_traj):
         for e in range(n_exp):
             k = sizes[j, e]
-            acc = np.zeros((k, k), np.float64)
+            flat = buffer[: k * k]
+            flat[:] = 0.0
+            acc = flat.reshape((k, k))
             kept = _splat(trajs[j], counts[e], shifts[j, e, 0], shifts[j, e, 1], acc)
-            extents[j, e] = _extent(trajs[j], counts[e])
             clipped[j, e] = max(0.0, 1.0 - kept)
             if kept > 1e-12:
                 scale = 1.0 / kept
             else:
                 # Every sample fell outside a fixed size smaller than the path: the best
                 # PSF that size can hold is the centre of mass alone (clipped records 1).
-                acc[:, :] = 0.0
+                flat[:] = 0.0
                 acc[(k - 1) // 2, (k - 1) // 2] = 1.0
                 clipped[j, e] = 1.0
                 scale = 1.0
-            for yy in range(k):
-                for xx in range(k):
-                    values[offset + yy * k + xx] = acc[yy, xx] * scale
+            for i in range(k * k):
+                values[offset + i] = flat[i] * scale
             offset += k * k
     return values, sizes, clipped, extents
-
-
-@njit
-def _extent(traj, n):
-    """Larger side of the bounding box of the first ``n`` samples, in pixels."""
-    x0, x1, y0, y1 = _bbox(traj, n)
-    return max(x1 - x0, y1 - y0)
 
 
 def _check_options(exposures, size, centre, max_size):

@@ -9,11 +9,13 @@ DeblurGAN's set unless given. With step ``s = L / (T - 1)`` and velocity ``v``
 ``2 v exp(i (pi + U - 1/2))``, then ``expl (g (N + iN) - c x_t) s``; ``v`` is
 rescaled to length ``s`` and ``x_{t+1} = x_t + v``.
 
-Sampling is split from the arithmetic (``draw_trajectory_numbers`` then a
-jitted core) so that a trajectory can be replayed from its numbers and the
-fast path can be checked against a plain-Python reference. The big-shake
+Each trajectory draws from its own keyed stream (:mod:`blursynth._keyrng`),
+inside the same jitted loop that integrates it: per-sample NumPy generators
+and NumPy's normals cost several times the model's arithmetic. The big-shake
 events are drawn as geometric gaps between events (exactly the same
 distribution as one Bernoulli draw per step, at a fraction of the cost).
+``tests/naive.py`` holds a plain-Python version of the streams and the model
+that the fast path matches bit for bit.
 """
 
 from __future__ import annotations
@@ -23,9 +25,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from . import _keyrng as _kr
 from ._numba import njit
 
 EXPL_CHOICES = (0.01, 0.009, 0.008, 0.007, 0.005, 0.003)
+# Names how trajectories draw their numbers; it goes into the fingerprints of
+# datasets made from trajectories, so that a change of streams is never
+# mistaken for a resumable run of the same settings.
+STREAM_VERSION = "keyed-xoshiro256++-ziggurat256-v1"
 
 
 @dataclass(frozen=True)
@@ -68,174 +75,143 @@ class TrajectoryConfig:
             raise ValueError(f"big_shake_max is a probability in [0, 1]; got {self.big_shake_max!r}.")
 
 
-@dataclass(frozen=True)
-class TrajectoryNumbers:
-    """Every random number one trajectory consumes (replaying them replays it)."""
-
-    expl: float
-    centripetal: float
-    prob_big_shake: float
-    gaussian_shake: float
-    angle_rad: float
-    normals: np.ndarray  # (T - 1, 2) float32
-    event_steps: np.ndarray  # (E,) int64, sorted steps with a big shake
-    event_uniforms: np.ndarray  # (E,) float64
-
-    def params(self) -> dict:
-        return {
-            "expl": self.expl,
-            "centripetal": self.centripetal,
-            "prob_big_shake": self.prob_big_shake,
-            "gaussian_shake": self.gaussian_shake,
-            "angle_rad": self.angle_rad,
-            "n_big_shakes": int(self.event_steps.size),
-        }
+PARAM_NAMES = ("expl", "centripetal", "prob_big_shake", "gaussian_shake", "angle_rad")
 
 
-def _draw(config: TrajectoryConfig, rng: np.random.Generator, normals: np.ndarray):
-    """Draw one trajectory's numbers in a fixed order, the normals into ``normals``."""
-    u = rng.random(5)
-    if config.expl is None:
-        choices = config.expl_choices
-        expl = float(choices[min(int(u[4] * len(choices)), len(choices) - 1)])
-    else:
-        expl = float(config.expl)
-    centripetal = config.centripetal_max * float(u[0])
-    prob_big_shake = config.big_shake_max * float(u[1])
-    gaussian_shake = config.gaussian_shake_max * float(u[2])
-    angle_rad = 2.0 * math.pi * float(u[3])
-    n_steps = config.n_samples - 1
-    rng.standard_normal(dtype=np.float32, out=normals)
-    q = prob_big_shake * expl
-    if q > 0:
-        # Geometric gaps between events: the same law as one Bernoulli(q) per step.
-        # Draw a batch big enough for almost every trajectory, topping up if not.
-        batch = int(n_steps * q * 2) + 8
-        gaps = rng.geometric(q, size=batch)
-        while gaps.sum() < n_steps:
-            gaps = np.concatenate([gaps, rng.geometric(q, size=batch)])
-        event_steps = np.cumsum(gaps) - 1
-        event_steps = event_steps[event_steps < n_steps].astype(np.int64)
-    else:
-        event_steps = np.zeros(0, np.int64)
-    event_uniforms = rng.random(event_steps.size)
-    return expl, centripetal, prob_big_shake, gaussian_shake, angle_rad, event_steps, event_uniforms
+def _key(value, what):
+    value = int(value)
+    if not 0 <= value < 2**64:
+        raise ValueError(f"{what} must be in [0, 2**64); got {value}.")
+    return np.uint64(value)
 
 
-def draw_trajectory_numbers(config: TrajectoryConfig = TrajectoryConfig(), *, rng) -> TrajectoryNumbers:
-    """Draw the random numbers of one trajectory, in a fixed order, from ``rng``.
+def sample_trajectories(config: TrajectoryConfig, seed: int, indices, *, stream: int = 0):
+    """Trajectories ``indices`` of run ``seed``: trajectory ``i`` is a pure function of ``(seed, i)``.
+
+    Every number trajectory ``i`` consumes comes from the keyed stream
+    ``(seed, i, stream)`` of :mod:`blursynth._keyrng`, in this order: five
+    uniforms (centripetal, big-shake probability, shake strength, start angle,
+    expl choice), then two normals per step, then the big-shake events (a
+    geometric gap, then the event's angle uniform, until the path ends).
 
     Parameters
     ----------
     config : TrajectoryConfig
-    rng : numpy.random.Generator or int or None
-
-    Returns
-    -------
-    numbers : TrajectoryNumbers
-    """
-    rng = np.random.default_rng(rng)
-    normals = np.empty((config.n_samples - 1, 2), np.float32)
-    expl, c, p, g, angle, steps, uniforms = _draw(config, rng, normals)
-    return TrajectoryNumbers(expl, c, p, g, angle, normals, steps, uniforms)
-
-
-def sample_trajectories(config: TrajectoryConfig, seed: int, indices) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Trajectories ``indices`` of run ``seed``, each from ``sample_rng(seed, index)``.
-
-    The fast path for many trajectories: the numbers are drawn per sample in
-    NumPy, the integration runs in one jitted call.
+    seed : int
+    indices : sequence of int
+        Sample indices (non-negative).
+    stream : int
+        Extra key, to give one sample independent trajectories.
 
     Returns
     -------
     trajs : (N, T, 2) float64 ndarray
+        Positions ``(x, y)`` in pixels, each starting at the origin.
     params : (N, 5) float64 ndarray
         expl, centripetal, prob_big_shake, gaussian_shake, angle_rad.
     n_big_shakes : (N,) int32 ndarray
+
+    Examples
+    --------
+    >>> trajs, params, n_events = sample_trajectories(TrajectoryConfig(n_samples=50), 0, [3, 4])
+    >>> trajs.shape, params.shape
+    ((2, 50, 2), (2, 5))
     """
-    from ._rng import sample_rng
-
-    n, t = len(indices), config.n_samples
-    normals = np.empty((n, t - 1, 2), np.float32)
-    params = np.empty((n, 5), np.float64)
-    steps, uniforms, counts = [], [], np.zeros(n + 1, np.int64)
-    for j, i in enumerate(indices):
-        expl, c, p, g, angle, ev, evu = _draw(config, sample_rng(seed, int(i)), normals[j])
-        params[j] = (expl, c, p, g, angle)
-        steps.append(ev)
-        uniforms.append(evu)
-        counts[j + 1] = ev.size
-    offsets = np.cumsum(counts)
-    ev_steps = np.concatenate(steps) if n else np.zeros(0, np.int64)
-    ev_uniforms = np.concatenate(uniforms) if n else np.zeros(0)
+    idx = np.array([_key(i, "index") for i in indices], np.uint64)
+    n, t = idx.shape[0], config.n_samples
     trajs = np.empty((n, t, 2), np.float64)
-    _trajectories_many(normals, ev_steps, ev_uniforms, offsets, params, float(config.length_px) / (t - 1), trajs)
-    return trajs, params, np.diff(offsets).astype(np.int32)
-
-
-@njit
-def _trajectory_core(normals, event_steps, event_uniforms, expl, centripetal, gaussian_shake,
-                     angle_rad, step, out):
-    """Integrate one trajectory into ``out`` ((T, 2) float64) from its drawn numbers."""
-    n_steps = normals.shape[0]
-    x = 0.0
-    y = 0.0
-    vx = math.cos(angle_rad) * step
-    vy = math.sin(angle_rad) * step
-    out[0, 0] = 0.0
-    out[0, 1] = 0.0
-    k = 0
-    n_events = event_steps.shape[0]
-    for t in range(n_steps):
-        ix = 0.0
-        iy = 0.0
-        if k < n_events and event_steps[k] == t:
-            a = math.pi + event_uniforms[k] - 0.5
-            ca = math.cos(a)
-            sa = math.sin(a)
-            ix = 2.0 * (vx * ca - vy * sa)
-            iy = 2.0 * (vx * sa + vy * ca)
-            k += 1
-        vx = vx + (ix + expl * (gaussian_shake * float(normals[t, 0]) - centripetal * x) * step)
-        vy = vy + (iy + expl * (gaussian_shake * float(normals[t, 1]) - centripetal * y) * step)
-        norm = math.sqrt(vx * vx + vy * vy)
-        if norm > 0.0:
-            scale = step / norm
-            vx = vx * scale
-            vy = vy * scale
-        x = x + vx
-        y = y + vy
-        out[t + 1, 0] = x
-        out[t + 1, 1] = y
+    params = np.empty((n, 5), np.float64)
+    n_events = np.zeros(n, np.int32)
+    expl = float(config.expl) if config.expl is not None else 0.0
+    choices = np.asarray(config.expl_choices, np.float64)
+    _sample_many(
+        _key(seed, "seed"), idx, _key(stream, "stream"), expl, choices,
+        float(config.centripetal_max), float(config.big_shake_max), float(config.gaussian_shake_max),
+        float(config.length_px) / (t - 1), trajs, params, n_events,
+    )
+    return trajs, params, n_events
 
 
 LANES = 8
 
 
 @njit
-def _trajectories_many(normals, ev_steps, ev_uniforms, offsets, params, step, out):
-    """Integrate many trajectories, ``LANES`` at a time.
+def _draw_lane(st, n_steps, expl_fixed, choices, cmax, pmax, gmax, normals, ev_steps, ev_u, params_row):
+    """Draw one trajectory's numbers from stream state ``st``; returns its number of events."""
+    u0, st = _kr.uniform(st)
+    u1, st = _kr.uniform(st)
+    u2, st = _kr.uniform(st)
+    u3, st = _kr.uniform(st)
+    u4, st = _kr.uniform(st)
+    nc = choices.shape[0]
+    expl = expl_fixed if expl_fixed > 0.0 else choices[min(int(u4 * nc), nc - 1)]
+    params_row[0] = expl
+    params_row[1] = cmax * u0
+    params_row[2] = pmax * u1
+    params_row[3] = gmax * u2
+    params_row[4] = 2.0 * math.pi * u3
+    for t in range(n_steps):
+        a, st = _kr.normal(st)
+        b, st = _kr.normal(st)
+        normals[t, 0] = a
+        normals[t, 1] = b
+    # Big shakes: one Bernoulli(q) per step in the model; drawn as geometric gaps
+    # between events (the same law) so the common case costs a handful of draws.
+    q = params_row[2] * expl
+    m = 0
+    if q > 0.0:
+        log_keep = math.log1p(-q)
+        t = 0
+        while t < n_steps:
+            u, st = _kr.uniform(st)
+            gap = math.floor(math.log(1.0 - u) / log_keep)  # steps without an event
+            if t + gap >= n_steps:
+                break
+            t += int(gap)
+            ua, st = _kr.uniform(st)
+            ev_steps[m] = t
+            ev_u[m] = ua
+            m += 1
+            t += 1
+    return m
 
-    One trajectory's update is a chain of dependent operations (a square root
-    and a division every step), so a single one leaves the core mostly idle.
-    Stepping several independent trajectories together overlaps their chains.
-    Each lane does exactly the arithmetic of :func:`_trajectory_core`, in the
-    same order, so the results are bit-identical to it.
+
+@njit
+def _sample_many(seed, indices, stream, expl_fixed, choices, cmax, pmax, gmax, step, out, params, n_events):
+    """Draw and integrate many trajectories, ``LANES`` at a time.
+
+    A group's numbers are drawn into small buffers (they stay in cache), then
+    the group is integrated together: one trajectory's update is a chain of
+    dependent operations (a square root and a division every step), so a
+    single one leaves the core mostly idle, while several independent chains
+    overlap. Each lane does the same arithmetic in the same order whatever its
+    group, so a trajectory's bytes do not depend on which others share it.
     """
-    n = normals.shape[0]
-    n_steps = normals.shape[1]
+    n = indices.shape[0]
+    n_steps = out.shape[1] - 1
+    normals = np.empty((LANES, n_steps, 2), np.float64)
+    ev_steps = np.empty((LANES, n_steps), np.int64)
+    ev_u = np.empty((LANES, n_steps), np.float64)
+    counts = np.zeros(LANES, np.int64)
+    x = np.zeros(LANES)
+    y = np.zeros(LANES)
+    vx = np.empty(LANES)
+    vy = np.empty(LANES)
+    k = np.zeros(LANES, np.int64)
     for g in range(0, n, LANES):
         m = min(LANES, n - g)
-        x = np.zeros(LANES)
-        y = np.zeros(LANES)
-        vx = np.empty(LANES)
-        vy = np.empty(LANES)
-        k = np.empty(LANES, np.int64)
         for L in range(m):
             j = g + L
+            st = _kr.seed_state(seed, indices[j], stream)
+            counts[L] = _draw_lane(
+                st, n_steps, expl_fixed, choices, cmax, pmax, gmax, normals[L], ev_steps[L], ev_u[L], params[j]
+            )
+            n_events[j] = counts[L]
+            x[L] = 0.0
+            y[L] = 0.0
             vx[L] = math.cos(params[j, 4]) * step
             vy[L] = math.sin(params[j, 4]) * step
-            k[L] = offsets[j]
+            k[L] = 0
             out[j, 0, 0] = 0.0
             out[j, 0, 1] = 0.0
         for t in range(n_steps):
@@ -247,15 +223,15 @@ def _trajectories_many(normals, ev_steps, ev_uniforms, offsets, params, step, ou
                 ix = 0.0
                 iy = 0.0
                 kk = k[L]
-                if kk < offsets[j + 1] and ev_steps[kk] == t:
-                    a = math.pi + ev_uniforms[kk] - 0.5
+                if kk < counts[L] and ev_steps[L, kk] == t:
+                    a = math.pi + ev_u[L, kk] - 0.5
                     ca = math.cos(a)
                     sa = math.sin(a)
                     ix = 2.0 * (vx[L] * ca - vy[L] * sa)
                     iy = 2.0 * (vx[L] * sa + vy[L] * ca)
                     k[L] = kk + 1
-                nvx = vx[L] + (ix + expl * (gaussian_shake * float(normals[j, t, 0]) - centripetal * x[L]) * step)
-                nvy = vy[L] + (iy + expl * (gaussian_shake * float(normals[j, t, 1]) - centripetal * y[L]) * step)
+                nvx = vx[L] + (ix + expl * (gaussian_shake * normals[L, t, 0] - centripetal * x[L]) * step)
+                nvy = vy[L] + (iy + expl * (gaussian_shake * normals[L, t, 1] - centripetal * y[L]) * step)
                 norm = math.sqrt(nvx * nvx + nvy * nvy)
                 if norm > 0.0:
                     scale = step / norm
@@ -269,25 +245,6 @@ def _trajectories_many(normals, ev_steps, ev_uniforms, offsets, params, step, ou
                 out[j, t + 1, 1] = y[L]
 
 
-def trajectory_from_numbers(numbers: TrajectoryNumbers, config: TrajectoryConfig = TrajectoryConfig()) -> np.ndarray:
-    """Replay a trajectory from its drawn numbers.
-
-    Returns
-    -------
-    traj : (T, 2) float64 ndarray
-        Positions ``(x, y)`` in pixels, ``traj[0] == (0, 0)``.
-    """
-    out = np.empty((config.n_samples, 2), dtype=np.float64)
-    step = float(config.length_px) / (config.n_samples - 1)
-    _trajectory_core(
-        np.ascontiguousarray(numbers.normals, dtype=np.float32),
-        np.ascontiguousarray(numbers.event_steps, dtype=np.int64),
-        np.ascontiguousarray(numbers.event_uniforms, dtype=np.float64),
-        numbers.expl, numbers.centripetal, numbers.gaussian_shake, numbers.angle_rad, step, out,
-    )
-    return out
-
-
 def sample_trajectory(config: TrajectoryConfig | None = None, *, rng, **overrides) -> tuple[np.ndarray, dict]:
     """Draw one random camera-shake trajectory.
 
@@ -295,8 +252,10 @@ def sample_trajectory(config: TrajectoryConfig | None = None, *, rng, **override
     ----------
     config : TrajectoryConfig, optional
         Model parameters; keyword ``overrides`` (e.g. ``length_px=30``) replace fields.
-    rng : numpy.random.Generator, int or None
-        Source of randomness (use ``blursynth._rng.sample_rng(seed, index)``).
+    rng : int, tuple of int, or numpy.random.Generator
+        The key: ``seed``, ``(seed, index)`` or ``(seed, index, stream)`` give the
+        trajectory :func:`sample_trajectories` makes for that key; a Generator
+        gives a key drawn from it (one 63-bit integer).
 
     Returns
     -------
@@ -308,7 +267,7 @@ def sample_trajectory(config: TrajectoryConfig | None = None, *, rng, **override
 
     Examples
     --------
-    >>> traj, params = sample_trajectory(rng=0, n_samples=100, length_px=20.0)
+    >>> traj, params = sample_trajectory(rng=(0, 5), n_samples=100, length_px=20.0)
     >>> traj.shape
     (100, 2)
     >>> bool(np.isclose(np.hypot(*np.diff(traj, axis=0).T).sum(), 20.0))
@@ -317,5 +276,14 @@ def sample_trajectory(config: TrajectoryConfig | None = None, *, rng, **override
     config = config or TrajectoryConfig()
     if overrides:
         config = TrajectoryConfig(**{**config.__dict__, **overrides})
-    numbers = draw_trajectory_numbers(config, rng=rng)
-    return trajectory_from_numbers(numbers, config), numbers.params()
+    if isinstance(rng, np.random.Generator):
+        key = (int(rng.integers(2**63)), 0, 0)
+    elif isinstance(rng, (int, np.integer)) and not isinstance(rng, bool):
+        key = (int(rng), 0, 0)
+    elif isinstance(rng, tuple) and 1 <= len(rng) <= 3:
+        key = (*map(int, rng), 0, 0)[:3]
+    else:
+        raise TypeError(f"rng must be an int, a (seed, index[, stream]) tuple or a numpy Generator; got {rng!r}.")
+    trajs, params, n_events = sample_trajectories(config, key[0], [key[1]], stream=key[2])
+    drawn = {name: float(v) for name, v in zip(PARAM_NAMES, params[0])}
+    return trajs[0], {**drawn, "n_big_shakes": int(n_events[0])}

@@ -2,34 +2,111 @@
 
 from __future__ import annotations
 
-import cmath
 import math
 
 import numpy as np
 
+from blursynth.trajectory import EXPL_CHOICES
 
-def trajectory(numbers, n_samples, length_px):
-    """The trajectory model with complex numbers, one step at a time, from drawn numbers."""
-    step = length_px / (n_samples - 1)
+
+M64 = (1 << 64) - 1
+GOLDEN = 0x9E3779B97F4A7C15
+
+
+def _mix(z):
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & M64
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & M64
+    return z ^ (z >> 31)
+
+
+class KeyedStream:
+    """xoshiro256++ seeded from a (seed, index, stream) key, with ziggurat normals, in plain Python."""
+
+    def __init__(self, seed, index, stream=0):
+        h = _mix((seed + GOLDEN) & M64)
+        h = _mix(h ^ ((index + 2 * GOLDEN) & M64))
+        h = _mix(h ^ ((stream + 3 * GOLDEN) & M64))
+        self.s = [_mix((h + (i + 1) * GOLDEN) & M64) for i in range(4)]
+
+    def word(self):
+        s0, s1, s2, s3 = self.s
+        rotl = lambda x, k: ((x << k) | (x >> (64 - k))) & M64  # noqa: E731
+        result = (rotl((s0 + s3) & M64, 23) + s0) & M64
+        t = (s1 << 17) & M64
+        s2 ^= s0
+        s3 ^= s1
+        s1 ^= s2
+        s0 ^= s3
+        s2 ^= t
+        self.s = [s0, s1, s2, rotl(s3, 45)]
+        return result
+
+    def uniform(self):
+        return (self.word() >> 11) * 2.0**-53
+
+    def normal(self):
+        from blursynth._keyrng import ZIG_F, ZIG_K, ZIG_R, ZIG_W
+
+        while True:
+            w = self.word()
+            layer = w & 255
+            v = (w - (1 << 64) if w >> 63 else w) >> 10  # top 54 bits, signed
+            if abs(v) < int(ZIG_K[layer]):
+                return v * float(ZIG_W[layer])
+            x = abs(v) * float(ZIG_W[layer])
+            if layer == 0:
+                while True:
+                    a = -math.log(1.0 - self.uniform()) / ZIG_R
+                    b = -math.log(1.0 - self.uniform())
+                    if b + b > a * a:
+                        return ZIG_R + a if v >= 0 else -(ZIG_R + a)
+            lo, hi = float(ZIG_F[layer]), float(ZIG_F[layer + 1])
+            if lo + self.uniform() * (hi - lo) < math.exp(-0.5 * x * x):
+                return x if v >= 0 else -x
+
+
+def trajectory(seed, index, n_samples=2000, length_px=60.0, expl=None, expl_choices=EXPL_CHOICES,
+               centripetal_max=0.7, big_shake_max=0.2, gaussian_shake_max=10.0, stream=0):
+    """The trajectory model with complex numbers, one step at a time, drawing from a plain-Python stream.
+
+    Returns the (T, 2) positions, the five drawn parameters and the big-shake steps.
+    """
+    rs = KeyedStream(seed, index, stream)
+    u = [rs.uniform() for _ in range(5)]
+    if expl is None:
+        expl = expl_choices[min(int(u[4] * len(expl_choices)), len(expl_choices) - 1)]
+    c, p, g, angle = centripetal_max * u[0], big_shake_max * u[1], gaussian_shake_max * u[2], 2 * math.pi * u[3]
+    n_steps = n_samples - 1
+    normals = [(rs.normal(), rs.normal()) for _ in range(n_steps)]
+    events = {}
+    q = p * expl
+    if q > 0:
+        t = 0
+        while t < n_steps:
+            gap = math.floor(math.log(1.0 - rs.uniform()) / math.log1p(-q))
+            if t + gap >= n_steps:
+                break
+            t += int(gap)
+            events[t] = rs.uniform()
+            t += 1
+    step = length_px / n_steps
     x = 0j
-    v = cmath.exp(1j * numbers.angle_rad) * step
-    events = dict(zip(numbers.event_steps.tolist(), numbers.event_uniforms.tolist()))
+    v = complex(math.cos(angle) * step, math.sin(angle) * step)
     out = [(0.0, 0.0)]
-    for t in range(n_samples - 1):
+    for t in range(n_steps):
         impulse = 0j
         if t in events:
             a = math.pi + events[t] - 0.5
             impulse = 2 * complex(v.real * math.cos(a) - v.imag * math.sin(a), v.real * math.sin(a) + v.imag * math.cos(a))
-        n0 = float(numbers.normals[t, 0])
-        n1 = float(numbers.normals[t, 1])
-        dv_re = impulse.real + numbers.expl * (numbers.gaussian_shake * n0 - numbers.centripetal * x.real) * step
-        dv_im = impulse.imag + numbers.expl * (numbers.gaussian_shake * n1 - numbers.centripetal * x.imag) * step
+        n0, n1 = normals[t]
+        dv_re = impulse.real + expl * (g * n0 - c * x.real) * step
+        dv_im = impulse.imag + expl * (g * n1 - c * x.imag) * step
         v = complex(v.real + dv_re, v.imag + dv_im)
         norm = math.sqrt(v.real * v.real + v.imag * v.imag)
         v = complex(v.real * (step / norm), v.imag * (step / norm))
         x = complex(x.real + v.real, x.imag + v.imag)
         out.append((x.real, x.imag))
-    return np.array(out)
+    return np.array(out), (expl, c, p, g, angle), sorted(events)
 
 
 def rasterize(traj, exposure_fraction=1.0, size=None, centre="mass", max_size=63):
