@@ -116,19 +116,36 @@ def _flush(out, x0, y0, a00, a10, a01, a11):
     return kept
 
 
+@njit(inline="always")
+def _flush_run(out, x0, y0, w, count, sx, sy, sxy):
+    """Add a run's weights (from its sums) into ``out``; returns the mass kept.
+
+    Each weight is a sum of non-negative products; the differences that give
+    it can round a hair below zero, so they are clamped (a PSF is non-negative).
+    """
+    a00 = w * max(0.0, count - sx - sy + sxy)
+    a10 = w * max(0.0, sx - sxy)
+    a01 = w * max(0.0, sy - sxy)
+    a11 = w * sxy
+    return _flush(out, x0, y0, a00, a10, a01, a11)
+
+
 @njit
 def _splat(traj, n, shift_x, shift_y, out):
     """Bilinear splat of the first ``n`` samples into ``out``; returns the mass kept.
 
     Consecutive samples are a fraction of a pixel apart, so runs of them fall in
-    the same cell: their weights are summed in registers and added to ``out``
-    once per run, instead of a read-modify-write of four pixels per sample.
+    the same cell. Over a run only the count and the sums of ``fx``, ``fy`` and
+    ``fx fy`` are kept; the four pixels' weights follow from them when the run
+    ends (``sum (1 - fx)(1 - fy) = count - Sx - Sy + Sxy`` and so on), one
+    read-modify-write of four pixels per run instead of per sample.
     """
     w = 1.0 / n
     kept = 0.0
     cx = -(2**62)
     cy = -(2**62)
-    a00 = a10 = a01 = a11 = 0.0
+    count = 0.0
+    sx = sy = sxy = 0.0
     for i in range(n):
         px = traj[i, 0] + shift_x
         py = traj[i, 1] + shift_y
@@ -140,16 +157,17 @@ def _splat(traj, n, shift_x, shift_y, out):
         y0 = int(fy0)
         if x0 != cx or y0 != cy:
             if i > 0:
-                kept += _flush(out, cx, cy, a00, a10, a01, a11)
+                kept += _flush_run(out, cx, cy, w, count, sx, sy, sxy)
             cx = x0
             cy = y0
-            a00 = a10 = a01 = a11 = 0.0
-        a00 += w * (1.0 - fx) * (1.0 - fy)
-        a10 += w * fx * (1.0 - fy)
-        a01 += w * (1.0 - fx) * fy
-        a11 += w * fx * fy
+            count = 0.0
+            sx = sy = sxy = 0.0
+        count += 1.0
+        sx += fx
+        sy += fy
+        sxy += fx * fy
     if n > 0:
-        kept += _flush(out, cx, cy, a00, a10, a01, a11)
+        kept += _flush_run(out, cx, cy, w, count, sx, sy, sxy)
     return kept
 
 
