@@ -762,9 +762,11 @@ def blur_photos(settings: BlurSettings, out, *, workers: int = 1, overwrite: boo
         "n_photos": len(plan.files), "kernel_bank": source.fingerprint, "device": device.type,
     }
     if settings.psf_source == "fresh":
+        from .psf import RASTER_VERSION
         from .trajectory import STREAM_VERSION
 
         recipe["trajectory_stream"] = STREAM_VERSION
+        recipe["rasterizer"] = RASTER_VERSION
     fp = fingerprint(recipe)
     job = BlurJob(settings, plan, source, fp, str(device))
     manifest = write_dataset(

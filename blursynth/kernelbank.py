@@ -202,9 +202,11 @@ def write_kernel_bank(out, config: KernelBankConfig, *, workers: int = 1, overwr
     """
     from .config import fingerprint
 
+    from .psf import RASTER_VERSION
     from .trajectory import STREAM_VERSION
 
-    settings = {"command": "trajectories", **config.settings(), "trajectory_stream": STREAM_VERSION}
+    settings = {"command": "trajectories", **config.settings(), "trajectory_stream": STREAM_VERSION,
+                "rasterizer": RASTER_VERSION}
     return write_dataset(
         out,
         kind="kernels",

@@ -17,6 +17,9 @@ import numpy as np
 from ._numba import njit
 
 DEFAULT_EXPOSURES = (0.01, 0.1, 0.5, 1.0)
+# Names the rasterizer's arithmetic (its last bits); goes into the fingerprints of
+# datasets holding PSFs, so a resume never mixes shards of two versions.
+RASTER_VERSION = "bilinear-run-sums-v1"
 CENTRES = ("mass", "bbox")
 
 
