@@ -198,6 +198,10 @@ def _sample_many(seed, indices, stream, expl_fixed, choices, cmax, pmax, gmax, s
     vx = np.empty(LANES)
     vy = np.empty(LANES)
     k = np.zeros(LANES, np.int64)
+    nxt = np.empty(LANES, np.int64)  # step of each lane's next big shake (n_steps: none left)
+    a_expl = np.empty(LANES)
+    a_c = np.empty(LANES)
+    a_g = np.empty(LANES)
     for g in range(0, n, LANES):
         m = min(LANES, n - g)
         for L in range(m):
@@ -207,31 +211,33 @@ def _sample_many(seed, indices, stream, expl_fixed, choices, cmax, pmax, gmax, s
                 st, n_steps, expl_fixed, choices, cmax, pmax, gmax, normals[L], ev_steps[L], ev_u[L], params[j]
             )
             n_events[j] = counts[L]
+            a_expl[L] = params[j, 0]
+            a_c[L] = params[j, 1]
+            a_g[L] = params[j, 3]
             x[L] = 0.0
             y[L] = 0.0
             vx[L] = math.cos(params[j, 4]) * step
             vy[L] = math.sin(params[j, 4]) * step
             k[L] = 0
+            nxt[L] = ev_steps[L, 0] if counts[L] > 0 else n_steps
             out[j, 0, 0] = 0.0
             out[j, 0, 1] = 0.0
         for t in range(n_steps):
             for L in range(m):
-                j = g + L
-                expl = params[j, 0]
-                centripetal = params[j, 1]
-                gaussian_shake = params[j, 3]
                 ix = 0.0
                 iy = 0.0
-                kk = k[L]
-                if kk < counts[L] and ev_steps[L, kk] == t:
+                if nxt[L] == t:
+                    kk = k[L]
                     a = math.pi + ev_u[L, kk] - 0.5
                     ca = math.cos(a)
                     sa = math.sin(a)
                     ix = 2.0 * (vx[L] * ca - vy[L] * sa)
                     iy = 2.0 * (vx[L] * sa + vy[L] * ca)
                     k[L] = kk + 1
-                nvx = vx[L] + (ix + expl * (gaussian_shake * normals[L, t, 0] - centripetal * x[L]) * step)
-                nvy = vy[L] + (iy + expl * (gaussian_shake * normals[L, t, 1] - centripetal * y[L]) * step)
+                    nxt[L] = ev_steps[L, kk + 1] if kk + 1 < counts[L] else n_steps
+                expl = a_expl[L]
+                nvx = vx[L] + (ix + expl * (a_g[L] * normals[L, t, 0] - a_c[L] * x[L]) * step)
+                nvy = vy[L] + (iy + expl * (a_g[L] * normals[L, t, 1] - a_c[L] * y[L]) * step)
                 norm = math.sqrt(nvx * nvx + nvy * nvy)
                 if norm > 0.0:
                     scale = step / norm
@@ -241,8 +247,8 @@ def _sample_many(seed, indices, stream, expl_fixed, choices, cmax, pmax, gmax, s
                 vy[L] = nvy
                 x[L] = x[L] + nvx
                 y[L] = y[L] + nvy
-                out[j, t + 1, 0] = x[L]
-                out[j, t + 1, 1] = y[L]
+                out[g + L, t + 1, 0] = x[L]
+                out[g + L, t + 1, 1] = y[L]
 
 
 def sample_trajectory(config: TrajectoryConfig | None = None, *, rng, **overrides) -> tuple[np.ndarray, dict]:
