@@ -32,6 +32,46 @@ def plain_python_set(i):
     return [naive.rasterize(traj, f) for f in EXPOSURES]
 
 
+def stage_costs(n):
+    """Microseconds per set of each stage of bank_chunk, one core, medians of 5 rounds."""
+    import io
+
+    import pyarrow.parquet as pq
+
+    from blursynth._keyrng import keyed_draws
+    from blursynth.psf import _rasterize_many, exposure_samples
+    from blursynth.trajectory import sample_trajectories
+
+    tc = TrajectoryConfig()
+    counts = np.array([exposure_samples(tc.n_samples, f) for f in EXPOSURES], np.int64)
+    trajs, _, _ = sample_trajectories(tc, 0, range(n))
+    config = KernelBankConfig(n=n)
+    table = bank_chunk(np.arange(n), config)
+
+    def numpy_draws():  # the previous design: a NumPy generator per sample, float32 normals
+        buf = np.empty((tc.n_samples - 1, 2), np.float32)
+        for i in range(n):
+            g = np.random.default_rng([0, i])
+            g.random(5)
+            g.standard_normal(dtype=np.float32, out=buf)
+
+    def parquet():
+        pq.write_table(table, io.BytesIO(), compression="zstd", use_dictionary=False,
+                       write_statistics=False, row_group_size=256)
+
+    work = {
+        "NumPy: a generator per sample + 3,998 float32 normals (previous design, draws only)": numpy_draws,
+        "keyed stream: 3,998 ziggurat normals (draws only)": lambda: keyed_draws(0, 0, 3998 * n),
+        "trajectory: keyed draws + integration": lambda: sample_trajectories(tc, 0, range(n)),
+        "4 PSFs: rasterization": lambda: _rasterize_many(trajs, counts, 0, 0, 63),
+        "whole row chunk (trajectory, PSFs, Arrow table)": lambda: bank_chunk(np.arange(n), config),
+        "Parquet write of those rows (zstd)": parquet,
+    }
+    for fn in work.values():
+        fn()  # warm-up: compile or load the Numba cache
+    return {name: median_time(fn, repeat=5) / n * 1e6 for name, fn in work.items()}
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--n", type=int, default=100000)
@@ -49,6 +89,8 @@ def main():
     bank_chunk(np.arange(4), config)  # compile / load the Numba cache
     fast_time = median_time(lambda: bank_chunk(np.arange(n_fast), config), repeat=3)
     fast_rate = n_fast / fast_time
+
+    stages = stage_costs(2560 if not args.quick else 512)
 
     work = Path(tempfile.mkdtemp())
     blursynth = str(Path(sys.executable).with_name("blursynth"))
@@ -71,6 +113,12 @@ def main():
         "| --- | ---: | ---: |",
         f"| plain Python, same model and splat (tests/naive.py) | {plain_rate:.1f} | 1.0x |",
         f"| blursynth (keyed streams + Numba cores, 1 core) | {fast_rate:,.0f} | {fast_rate / plain_rate:,.0f}x |",
+        "",
+        "Where one set's time goes, one core (microseconds per trajectory + 4 PSFs, medians of 5 rounds):",
+        "",
+        "| stage | us per set |",
+        "| --- | ---: |",
+        *[f"| {name} | {us:.1f} |" for name, us in stages.items()],
         "",
         "`blursynth trajectories` end to end (Parquet shards, manifest, sha256), wall time and peak RSS of the",
         "command and its workers together:",
