@@ -24,7 +24,7 @@ test: venv
 	$(BIN)/python -m pytest -n 2 -q $(PYTEST_ARGS)
 
 demo: venv
-	$(BIN)/blursynth trajectories --n 2000 --out $(DEMO)/bank --workers 2
+	$(BIN)/blursynth trajectories --n 2000 --out $(DEMO)/bank --workers 2 --overwrite
 	$(BIN)/blursynth kernels preview $(DEMO)/bank --out $(DEMO)/kernels.png
 	$(BIN)/blursynth kernels stats $(DEMO)/bank
 	$(MAKE) demo-frames
