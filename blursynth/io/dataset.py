@@ -25,6 +25,7 @@ import math
 import multiprocessing as mp
 import os
 import shutil
+import sys
 import threading
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from pathlib import Path
@@ -300,8 +301,6 @@ def _init_worker(queue):
     # first import inside the work function.
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMBA_NUM_THREADS"):
         os.environ[var] = "1"
-    import sys
-
     if "torch" in sys.modules:  # pragma: no cover - only when the parent pickled torch objects
         sys.modules["torch"].set_num_threads(1)
 
@@ -543,28 +542,9 @@ def write_dataset(
             finally:
                 _progress_queue = previous
         else:
-            ctx = _pool_context(make_rows)
-            queue = ctx.Queue()
-            stop_event = threading.Event()
-            drain = threading.Thread(target=_drain, args=(queue, bar, stop_event), daemon=True)
-            drain.start()
-            try:
-                with ProcessPoolExecutor(
-                    max_workers=min(workers, len(tasks)),
-                    mp_context=ctx,
-                    initializer=_init_worker,
-                    initargs=(queue,),
-                ) as pool:
-                    pending = {pool.submit(_write_shard, t) for t in tasks}
-                    while pending:
-                        finished_futs, pending = wait(pending, return_when=FIRST_COMPLETED)
-                        for fut in finished_futs:
-                            name, n = fut.result()
-                            finished(name, n)
-                            any_written = True
-            finally:
-                stop_event.set()
-                drain.join(timeout=5)
+            for name, n in _run_pool(tasks, workers, make_rows, bar):
+                finished(name, n)
+                any_written = True
     except BadInputError:
         if created and not any_written:
             shutil.rmtree(out, ignore_errors=True)
@@ -636,6 +616,68 @@ def _run_on_ray(tasks, executor, bar):
                 raise
             bar.update(n)
             yield name, n
+
+
+def _run_pool(tasks, workers: int, make_rows, bar):
+    """Write shards on ``workers`` processes: this one and ``workers - 1`` in a pool.
+
+    This process has already paid for its imports and warm-ups, so it takes
+    shards itself instead of waiting while the pool's processes start (on a
+    2-core machine, ``--workers 2`` is this process and one more). Yields
+    ``(shard name, rows)`` as shards finish; progress from every process goes
+    through one queue, drained by one thread into the bar.
+    """
+    global _progress_queue
+    n_pool = min(workers - 1, len(tasks) - 1)
+    ctx = _pool_context(make_rows)
+    queue = ctx.Queue()
+    stop_event = threading.Event()
+    drain = threading.Thread(target=_drain, args=(queue, bar, stop_event), daemon=True)
+    drain.start()
+    previous = _progress_queue
+    _progress_queue = queue
+    todo = list(tasks)
+    try:
+        with ProcessPoolExecutor(
+            max_workers=n_pool, mp_context=ctx, initializer=_init_worker, initargs=(queue,)
+        ) as pool:
+            pending = set()
+            while todo or pending:
+                while todo and len(pending) < n_pool:
+                    pending.add(pool.submit(_write_shard, todo.pop(0)))
+                if todo:
+                    with _one_thread():
+                        result = _write_shard(todo.pop(0))
+                    yield result
+                    done = {f for f in pending if f.done()}
+                else:
+                    done, _ = wait(pending, return_when=FIRST_COMPLETED)
+                for fut in done:
+                    pending.discard(fut)
+                    yield fut.result()
+    finally:
+        _progress_queue = previous
+        stop_event.set()
+        drain.join(timeout=5)
+
+
+@contextlib.contextmanager
+def _one_thread():
+    """Run a shard here at one thread per library, as the pool's processes do."""
+    torch = sys.modules.get("torch")
+    cv2 = sys.modules.get("cv2")
+    before = (torch.get_num_threads() if torch else None, cv2.getNumThreads() if cv2 else None)
+    try:
+        if torch:
+            torch.set_num_threads(1)
+        if cv2:
+            cv2.setNumThreads(1)
+        yield
+    finally:
+        if torch:
+            torch.set_num_threads(before[0])
+        if cv2:
+            cv2.setNumThreads(before[1])
 
 
 def _pool_context(make_rows):
