@@ -63,6 +63,25 @@ def test_bytes_do_not_depend_on_workers(tmp_path):
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
 
 
+def pid_rows(start, stop, fp="fp-test"):
+    """Rows whose params name the process that made them (to see who wrote which shard)."""
+    import os
+
+    for row in tiny_rows(start, stop, fp=fp):
+        row["params"] = json.dumps({"pid": os.getpid()})
+        yield row
+
+
+def test_pool_shares_shards_with_the_calling_process(tmp_path):
+    import os
+
+    write_tiny(tmp_path / "d", n=24, shard_size=2, workers=2, make_rows=pid_rows)
+    pids = {r["params"]["pid"] for r in PairDataset(tmp_path / "d")}
+    assert os.getpid() in pids  # this process wrote shards...
+    assert len(pids) == 2  # ...and so did exactly one pool process (workers=2 means two in all)
+    assert verify_dataset(tmp_path / "d")["rows"] == 24
+
+
 def test_huggingface_datasets_decodes_images(tmp_path):
     datasets = pytest.importorskip("datasets")
     write_tiny(tmp_path / "d")
