@@ -7,8 +7,9 @@ with exact integer thresholds. Integer sums make the running sum equal to
 re-summing bit for bit, and the thresholds make the output equal to the naive
 float64 formula ``round(255 * encode(mean(decode(frames / 255))))`` except
 where that value lies within about 1e-3 of a rounding tie (see
-:func:`encode_thresholds`). Memory is O(window): the frames of the current
-window and one accumulator.
+:func:`encode_thresholds`). The sums and read-outs run on one background
+thread while the caller's thread decodes the next frames. Memory is
+O(window): at most two windows of frames and one accumulator.
 """
 
 from __future__ import annotations
@@ -176,30 +177,40 @@ def _sub_frame(acc, frame, lut):
 
 
 @njit
-def _bucket_index(acc, scale, n_buckets, out):
-    # float32 sqrt vectorises; _bucket_table's margins absorb its rounding.
+def _set_frame(acc, frame, lut):
+    for i in range(acc.size):
+        acc[i] = lut[frame[i]]
+
+
+_READOUT_BLOCK = 4096
+
+
+@njit
+def _encode_sums(acc, scale, base, thresholds, one_step, out):
+    # Block by block, so the bucket indices stay in L1: first the bucket of
+    # sqrt(S) for the block (float32 sqrt, which vectorises; _bucket_table's
+    # margins absorb its rounding), then each level from the bucket's base.
     sc = np.float32(scale)
-    top = np.int32(n_buckets - 1)
-    for i in range(acc.size):
-        b = np.int32(math.sqrt(np.float32(acc[i])) * sc)
-        out[i] = b if b < top else top
-
-
-@njit
-def _encode_one_step(acc, buckets, thresholds, base, out):
-    for i in range(acc.size):
-        k = base[buckets[i]]
-        # thresholds has a sentinel at 256, so k + 1 is always a valid index.
-        out[i] = k + (acc[i] >= thresholds[k + 1])
-
-
-@njit
-def _encode_search(acc, buckets, thresholds, base, out):
-    for i in range(acc.size):
-        k = base[buckets[i]]
-        while acc[i] >= thresholds[k + 1]:
-            k += 1
-        out[i] = k
+    top = np.int32(base.size - 1)
+    buckets = np.empty(_READOUT_BLOCK, dtype=np.int32)
+    for start in range(0, acc.size, _READOUT_BLOCK):
+        n = min(_READOUT_BLOCK, acc.size - start)
+        block = acc[start:start + n]
+        dest = out[start:start + n]
+        for i in range(n):
+            b = np.int32(math.sqrt(np.float32(block[i])) * sc)
+            buckets[i] = b if b < top else top
+        if one_step:
+            for i in range(n):
+                k = base[buckets[i]]
+                # thresholds has a sentinel at 256, so k + 1 is always a valid index.
+                dest[i] = k + (block[i] >= thresholds[k + 1])
+        else:
+            for i in range(n):
+                k = base[buckets[i]]
+                while block[i] >= thresholds[k + 1]:
+                    k += 1
+                dest[i] = k
 
 
 class LinearAverager:
@@ -213,6 +224,12 @@ class LinearAverager:
         Camera response (:func:`parse_crf`).
     max_items : int
         Most frames the sum will hold at once (chooses uint32 or uint64).
+
+    Notes
+    -----
+    ``acc`` holds the sum only while ``count > 0``: :meth:`reset` just sets
+    ``count`` to 0, and the next :meth:`add` overwrites ``acc`` instead of
+    adding to it, which saves clearing it.
 
     Examples
     --------
@@ -231,17 +248,17 @@ class LinearAverager:
         self.acc = np.zeros(int(np.prod(self.shape)), dtype=dtype)
         self.count = 0
         self._tables = {}
-        self._buckets = np.empty(self.acc.size, dtype=np.int32)
 
     def reset(self):
-        self.acc[:] = 0
         self.count = 0
 
     def add(self, frame: np.ndarray):
-        _add_frame(self.acc, _flat_u8(frame, self.shape), self.lut)
+        (_add_frame if self.count else _set_frame)(self.acc, _flat_u8(frame, self.shape), self.lut)
         self.count += 1
 
     def subtract(self, frame: np.ndarray):
+        if self.count < 1:
+            raise ValueError("no frames to subtract from")
         _sub_frame(self.acc, _flat_u8(frame, self.shape), self.lut)
         self.count -= 1
 
@@ -258,8 +275,7 @@ class LinearAverager:
             table = self._tables[self.count] = (thresholds, base, scale, one_step)
         thresholds, base, scale, one_step = table
         out = np.empty(self.acc.size, dtype=np.uint8)
-        _bucket_index(self.acc, scale, base.size, self._buckets)
-        (_encode_one_step if one_step else _encode_search)(self.acc, self._buckets, thresholds, base, out)
+        _encode_sums(self.acc, scale, base, thresholds, one_step, out)
         return out.reshape(self.shape)
 
 
@@ -874,36 +890,57 @@ def average_windows(stream, windows, *, crf: str, interpolate: int = 1):
     ...  for w, b, s in average_windows(enumerate(frames), wins, crf="none")]
     [(0, 10, 10), (2, 30, 30), (4, 50, 50), (6, 70, 70)]
     """
+    from concurrent.futures import ThreadPoolExecutor
+
     k = max(1, int(interpolate))
     items = expanded_frames(stream, k)
-    held = deque()  # (t, frame) for t in [lo, hi)
+    # The look-ups, sums and read-outs run on one background thread, in the
+    # order they are submitted (so the bytes are those of doing them inline),
+    # while this thread decodes the next frames: the Numba kernels release the
+    # GIL, and the decoder otherwise sits idle while a frame is summed. A
+    # window's pair is yielded once the next window's frames are queued, so
+    # at most two windows of frames are alive.
+    worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="blursynth-average")
+    try:
+        yield from _average_windows_on(worker, items, windows, crf, k)
+    finally:
+        worker.shutdown(wait=True, cancel_futures=True)
+
+
+def _average_windows_on(worker, items, windows, crf, k):
+    held = deque()  # (t, frame) for t in [lo, hi), kept only while a later window overlaps
     averager = None
     hi = None
-    for win in windows:
+    pending = None  # (window, futures of its work, sharp frame)
+    for n, win in enumerate(windows):
         a, b = win.start * k, (win.stop - 1) * k + 1
+        # Frames need holding (to subtract later) only if the next window overlaps this one.
+        keep = n + 1 < len(windows) and windows[n + 1].start * k < b
         if averager is None:
             max_items = max(w.length for w in windows) * k
             first_t, first = _next_at_or_after(items, a)
             if first is None:
-                return
+                break
             averager = LinearAverager(first.shape, crf, max_items)
-            pending = (first_t, first)
+            queued = (first_t, first)
             hi = a
         else:
-            pending = None
+            queued = None
+        work = []
         if held and a >= hi:
             held.clear()
-            averager.reset()
+            work.append(worker.submit(averager.reset))
         while held and held[0][0] < a:
-            averager.subtract(held.popleft()[1])
+            work.append(worker.submit(averager.subtract, held.popleft()[1]))
         if not held:
-            averager.reset()
+            work.append(worker.submit(averager.reset))
             hi = a
+        sharp = next((f.copy() for t, f in held if t == win.sharp * k), None)
         complete = True
         while hi < b:
-            if pending is not None:
-                t, f = pending
-                pending = None
+            if queued is not None:
+                t, f = queued
+                queued = None
             else:
                 t, f = next(items, (None, None))
             if t is None:
@@ -911,13 +948,27 @@ def average_windows(stream, windows, *, crf: str, interpolate: int = 1):
                 break
             if t < a:
                 continue
-            averager.add(f)
-            held.append((t, f))
+            work.append(worker.submit(averager.add, f))
+            if keep:
+                held.append((t, f))
+            if t == win.sharp * k:
+                sharp = f.copy()
             hi = t + 1
         if not complete:
-            return
-        sharp = next(f for t, f in held if t == win.sharp * k)
-        yield win, averager.result(), sharp.copy()
+            break
+        work.append(worker.submit(averager.result))
+        if pending is not None:
+            yield _finished(pending)
+        pending = (win, work, sharp)
+    if pending is not None:
+        yield _finished(pending)
+
+
+def _finished(pending):
+    win, work, sharp = pending
+    for job in work:
+        job.result()  # re-raises an error from the background thread here
+    return win, work[-1].result(), sharp
 
 
 def _next_at_or_after(items, t0):

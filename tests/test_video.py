@@ -333,3 +333,70 @@ def test_plan_counts_every_decoded_frame(tmp_path):
     for w, blurred, sharp in pairs:
         src = frames if w.source == 0 else frames[:12]
         assert np.array_equal(blurred, average_frames(src[w.start:w.stop]))
+
+
+# --- the background averaging thread and the blocked read-out ----------------------------------
+
+# sha256 (first 16 hex) of every (blurred, sharp) of _pinned_run, made by the implementation
+# before the read-out was blocked and the sums moved to a background thread: the bytes must not move.
+PINNED = {
+    ("gamma:2.2", 0): "5986436c3e70acd5", ("gamma:2.2", 4): "5fae309bf72daa56",
+    ("srgb", 0): "3dfd3e3369fde11d", ("srgb", 4): "777956a0328dbb4a",
+    ("none", 0): "5c39652edee0c761", ("none", 4): "69defcf203fc5a0c",
+}
+
+
+def _pinned_run(crf, overlap):
+    import hashlib
+
+    rng = np.random.default_rng(7)
+    base = rng.integers(0, 256, (40, 70, 3), dtype=np.uint8)  # 8400 values: more than one read-out block
+    frames = [np.roll(base, 3 * i, axis=1) // (1 + i % 3) for i in range(40)]
+    wins = plan_windows([40], window_min=5, window_max=12, seed=3, overlap=overlap)
+    h = hashlib.sha256()
+    for _, blurred, sharp in average_windows(enumerate(frames), wins, crf=crf):
+        h.update(blurred.tobytes())
+        h.update(sharp.tobytes())
+    return h.hexdigest()[:16]
+
+
+@pytest.mark.parametrize("crf,overlap", sorted(PINNED))
+def test_average_windows_bytes_are_pinned(crf, overlap):
+    assert _pinned_run(crf, overlap) == PINNED[crf, overlap]
+
+
+@pytest.mark.parametrize("crf", CRFS)
+def test_readout_over_several_blocks_matches_naive(crf):
+    frames = random_frames(7, shape=(37, 61, 3), seed=11)  # 6771 values: one full block and a partial one
+    got = average_frames(frames, crf)
+    assert np.abs(got - naive_average(frames, crf)).max() <= 0.5 + 1e-9
+
+
+def test_reset_then_add_forgets_the_old_sum():
+    a, b = random_frames(2, seed=12)
+    avg = LinearAverager(a.shape, "srgb", max_items=4)
+    for _ in range(3):
+        avg.add(a)
+    avg.reset()
+    avg.add(b)
+    assert np.array_equal(avg.result(), average_frames([b], "srgb"))
+    with pytest.raises(ValueError, match="no frames"):
+        LinearAverager(a.shape, "srgb", max_items=4).subtract(a)
+
+
+def test_average_windows_raises_background_errors_and_stops_its_thread():
+    import threading
+
+    frames = random_frames(12, seed=13)
+    frames[7] = frames[7][:8]  # a frame of another size reaches the summing thread
+    wins = plan_windows([12], window_min=4, window_max=4, seed=0)
+    got = []
+    with pytest.raises(ValueError, match="frame must be uint8"):
+        for item in average_windows(enumerate(frames), wins, crf="none"):
+            got.append(item)
+    assert [w.start for w, _, _ in got] == [0]  # the window before the bad frame came out
+    # Leaving early (or failing) shuts the thread down.
+    stream = average_windows(enumerate(random_frames(12, seed=14)), wins, crf="none")
+    next(stream)
+    stream.close()
+    assert not [t for t in threading.enumerate() if t.name.startswith("blursynth-average")]
