@@ -2,7 +2,7 @@
 
 Per-sample NumPy generators cost more than the model they feed when a sample is
 a trajectory: building one takes ~25 us and NumPy's float32 normals ~19 ns each
-on this machine, against ~3 ns for the same draws inside a jitted loop. So
+on this machine, against 3 to 6 ns for the same draws inside a jitted loop. So
 trajectories draw from a stream that lives in the loop's registers:
 
 - the stream of ``(seed, index, stream)`` starts from a state made by hashing
