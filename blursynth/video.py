@@ -1274,10 +1274,19 @@ def _counted(stream, bar):
         yield item
 
 
+class _FrameReporter:
+    """Frames decoded, to the writer's bar (it may live in another process)."""
+
+    def update(self, n):
+        from .io.dataset import report_progress
+
+        report_progress(n)
+
+
 def _make_rows(start, stop, *, plan: FramesPlan, bar=None):
     from .io.dataset import pair_row
 
-    for win, blurred, sharp in iter_pairs(plan, start, stop, progress=bar):
+    for win, blurred, sharp in iter_pairs(plan, start, stop, progress=_FrameReporter() if bar is None else bar):
         info = plan.sources[win.source]
         params = pair_params(info, win, plan.settings, plan.names[win.source] if plan.names else None)
         positions = plan.positions[win.source] if plan.positions else None
@@ -1314,7 +1323,7 @@ def write_frame_pairs(inputs, out, settings: FramesAverageSettings, *, workers: 
     workers : int
     overwrite : bool
     progress : bool
-        Progress bar in frames (in pairs with several workers).
+        Progress bar in frames.
 
     Returns
     -------
@@ -1339,7 +1348,8 @@ def write_frame_pairs(inputs, out, settings: FramesAverageSettings, *, workers: 
     import functools
 
     plan = plan_frames_average(inputs, settings)
-    # In this process the bar counts frames; worker processes report finished pairs instead.
+    # In one process the bar is our own (it appears with the first frame, so an early
+    # error prints alone); with a pool, every process reports its frames to the writer's bar.
     in_process = workers <= 1 or len(plan.windows) <= settings.shard_size
     bar = _LazyBar(plan.n_frames) if progress and in_process else None
     make_rows = functools.partial(_make_rows, plan=plan, bar=bar)
@@ -1370,6 +1380,7 @@ class _LazyBar:
 
 
 def _write(out, plan, make_rows, workers, overwrite, progress):
+    """The dataset writer, its bar (when ``progress``) counting the plan's frames."""
     from .io.dataset import PAIR_SCHEMA, write_dataset
 
     settings = plan.settings
@@ -1378,7 +1389,8 @@ def _write(out, plan, make_rows, workers, overwrite, progress):
         make_rows=make_rows, fingerprint=plan.fingerprint,
         command={"command": "frames-average", "inputs": [s.path for s in plan.sources],
                  **{**plan.settings.__dict__}},
-        workers=workers, overwrite=overwrite, unit="pair", desc="frames-average", progress=progress,
+        workers=workers, overwrite=overwrite, unit="frame", desc="frames-average", progress=progress,
+        progress_total=plan.n_frames,
     )
 
 

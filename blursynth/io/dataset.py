@@ -399,6 +399,20 @@ def _report(n):
         _progress_queue.put(n)
 
 
+def report_progress(n: int) -> None:
+    """From inside ``make_rows``: advance the bar of ``write_dataset(..., progress_total=...)`` by ``n``.
+
+    Works in pool processes too (through the writer's progress queue); does
+    nothing outside a write.
+
+    Examples
+    --------
+    >>> report_progress(3)  # no write running: nothing happens
+    """
+    if _progress_queue is not None and n:
+        _progress_queue.put(("units", int(n)))
+
+
 def _complete_rows(path: Path) -> int | None:
     try:
         return pq.ParquetFile(path).metadata.num_rows
@@ -424,6 +438,7 @@ def write_dataset(
     split: str = "train",
     extra: dict | None = None,
     progress: bool = True,
+    progress_total: int | None = None,
 ) -> dict:
     """Write (or resume) a sharded Parquet dataset and its manifest.
 
@@ -461,6 +476,11 @@ def write_dataset(
         More manifest entries.
     progress : bool
         Show a progress bar.
+    progress_total : int, optional
+        The bar counts ``unit``s that ``make_rows`` reports with
+        :func:`report_progress` (e.g. video frames), up to this total, instead
+        of rows. On a resumed run it starts at the done rows' share of it.
+        Ignored on Ray, whose tasks report only finished shards.
 
     Notes
     -----
@@ -514,14 +534,16 @@ def write_dataset(
 
     from tqdm.auto import tqdm
 
-    bar = tqdm(
-        total=n_items,
-        initial=sum(rows_done.values()),
+    own_units = progress_total is not None and _executor.get()[0] != "ray"
+    done_rows = sum(rows_done.values())
+    bar = _ProgressBar(tqdm(
+        total=progress_total if own_units else n_items,
+        initial=round(progress_total * done_rows / max(n_items, 1)) if own_units else done_rows,
         unit=unit,
         desc=desc or f"writing {kind}",
         disable=not progress,
         dynamic_ncols=True,
-    )
+    ), own_units)
     any_written = bool(rows_done)
     try:
         executor = _executor.get()
@@ -700,6 +722,24 @@ def _pool_context(make_rows):
         preload.append(module)
     ctx.set_forkserver_preload(preload)
     return ctx
+
+
+class _ProgressBar:
+    """The writer's bar: counts rows (plain ints), or only report_progress units when the caller has its own."""
+
+    def __init__(self, bar, own_units: bool):
+        self.bar = bar
+        self.own_units = own_units
+
+    def update(self, item):
+        if isinstance(item, tuple):  # ("units", n) from report_progress
+            if self.own_units:
+                self.bar.update(item[1])
+        elif not self.own_units:
+            self.bar.update(item)
+
+    def close(self):
+        self.bar.close()
 
 
 class _LocalQueue:
