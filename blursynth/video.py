@@ -213,6 +213,44 @@ def _encode_sums(acc, scale, base, thresholds, one_step, out):
                 dest[i] = k
 
 
+@njit
+def _encode_window_pairs(frames, lut2, scale, base, thresholds, one_step, out):
+    # A whole window in one pass, block by block: the block's sums never leave
+    # L1, so nothing of frame size is read and written per frame. Each uint16
+    # of a frame holds two 8-bit values and lut2 maps it to both look-ups at
+    # once, one in each uint32 half of a uint64 (little-endian: the halves are
+    # sums 2i and 2i + 1); a window of at most 255 frames cannot carry across.
+    n_pairs = out.size // 2
+    sums2 = np.empty(_READOUT_BLOCK // 2, dtype=np.uint64)
+    buckets = np.empty(_READOUT_BLOCK, dtype=np.int32)
+    sc = np.float32(scale)
+    top = np.int32(base.size - 1)
+    for start in range(0, n_pairs, _READOUT_BLOCK // 2):
+        n = min(_READOUT_BLOCK // 2, n_pairs - start)
+        first = frames[0][start:start + n]
+        for i in range(n):
+            sums2[i] = lut2[first[i]]
+        for j in range(1, len(frames)):
+            frame = frames[j][start:start + n]
+            for i in range(n):
+                sums2[i] += lut2[frame[i]]
+        block = sums2[:n].view(np.uint32)
+        dest = out[2 * start:2 * (start + n)]
+        for i in range(2 * n):
+            b = np.int32(math.sqrt(np.float32(block[i])) * sc)
+            buckets[i] = b if b < top else top
+        if one_step:
+            for i in range(2 * n):
+                k = base[buckets[i]]
+                dest[i] = k + (block[i] >= thresholds[k + 1])
+        else:
+            for i in range(2 * n):
+                k = base[buckets[i]]
+                while block[i] >= thresholds[k + 1]:
+                    k += 1
+                dest[i] = k
+
+
 class LinearAverager:
     """Running sum of frames in linear light, with an exact 8-bit read-out.
 
@@ -248,6 +286,7 @@ class LinearAverager:
         self.acc = np.zeros(int(np.prod(self.shape)), dtype=dtype)
         self.count = 0
         self._tables = {}
+        self._lut2 = None
 
     def reset(self):
         self.count = 0
@@ -266,17 +305,66 @@ class LinearAverager:
         """The average of the frames held, encoded to uint8 ``shape``."""
         if self.count < 1:
             raise ValueError("no frames to average")
-        table = self._tables.get(self.count)
-        if table is None:
-            thresholds = encode_thresholds(self.crf, self.count)
-            base, scale, one_step = _bucket_table(thresholds, self.count * self.scale)
-            # The sentinel must stay above every sum in the accumulator's dtype.
-            thresholds = np.minimum(thresholds, np.iinfo(self.acc.dtype).max).astype(self.acc.dtype)
-            table = self._tables[self.count] = (thresholds, base, scale, one_step)
-        thresholds, base, scale, one_step = table
+        thresholds, base, scale, one_step = self._table(self.count)
         out = np.empty(self.acc.size, dtype=np.uint8)
         _encode_sums(self.acc, scale, base, thresholds, one_step, out)
         return out.reshape(self.shape)
+
+    def average(self, frames) -> np.ndarray:
+        """The average of ``frames`` alone, encoded to uint8 ``shape``; the same bytes as adding them.
+
+        With uint32 sums and an even number of values this is one pass over
+        the frames that leaves the running sum alone; otherwise it resets the
+        running sum, adds the frames and reads it out.
+
+        Parameters
+        ----------
+        frames : sequence of ``shape`` uint8 ndarray
+            At most ``max_items`` frames.
+
+        Examples
+        --------
+        >>> avg = LinearAverager((2, 2, 3), "none", max_items=2)
+        >>> avg.average([np.zeros((2, 2, 3), np.uint8), np.full((2, 2, 3), 9, np.uint8)])[0, 0].tolist()
+        [5, 5, 5]
+        """
+        frames = list(frames)
+        if not frames:
+            raise ValueError("frames must hold at least one frame")
+        if self.acc.dtype == np.uint32 and len(frames) > _UINT32_MAX_ITEMS:
+            raise ValueError(f"at most {_UINT32_MAX_ITEMS} frames fit this averager's sums; got {len(frames)}.")
+        if self.acc.dtype != np.uint32 or self.acc.size % 2 or not np.little_endian:
+            self.reset()
+            for f in frames:
+                self.add(f)
+            return self.result()
+        from numba.typed import List
+
+        if self._lut2 is None:
+            # Entry (high byte << 8 | low byte): lut[low] | lut[high] << 32, built by
+            # broadcasting so that no temporary of the table's size is made.
+            lut64 = self.lut.astype(np.uint64)
+            self._lut2 = ((lut64[:, None] << np.uint64(32)) | lut64[None, :]).reshape(-1)
+        halves = List()
+        for f in frames:
+            flat = _flat_u8(f, self.shape)
+            if flat.ctypes.data % 2:  # a uint16 view needs 2-byte alignment
+                flat = flat.copy()
+            halves.append(flat.view(np.uint16))
+        thresholds, base, scale, one_step = self._table(len(frames))
+        out = np.empty(self.acc.size, dtype=np.uint8)
+        _encode_window_pairs(halves, self._lut2, scale, base, thresholds, one_step, out)
+        return out.reshape(self.shape)
+
+    def _table(self, count):
+        table = self._tables.get(count)
+        if table is None:
+            thresholds = encode_thresholds(self.crf, count)
+            base, scale, one_step = _bucket_table(thresholds, count * self.scale)
+            # The sentinel must stay above every sum in the accumulator's dtype.
+            thresholds = np.minimum(thresholds, np.iinfo(self.acc.dtype).max).astype(self.acc.dtype)
+            table = self._tables[count] = (thresholds, base, scale, one_step)
+        return table
 
 
 def _flat_u8(frame, shape):
@@ -879,8 +967,10 @@ def average_windows(stream, windows, *, crf: str, interpolate: int = 1):
     -----
     Frames leaving the window are subtracted and entering ones added, so a
     frame shared by overlapping windows is decoded and converted once; the sum
-    is an integer, so this equals re-summing exactly. Only the frames of the
-    current window are held.
+    is an integer, so this equals re-summing exactly. A window sharing no
+    frame with its neighbours (the default layout) is instead averaged in one
+    pass over its frames at its end (:meth:`LinearAverager.average`), which
+    gives the same bytes. At most two windows of frames are held.
 
     Examples
     --------
@@ -935,6 +1025,10 @@ def _average_windows_on(worker, items, windows, crf, k):
         if not held:
             work.append(worker.submit(averager.reset))
             hi = a
+        # A window that shares no frame with its neighbours is averaged in one pass
+        # over its frames (LinearAverager.average), without the running sum.
+        alone = not held and not keep
+        frames = []
         sharp = next((f.copy() for t, f in held if t == win.sharp * k), None)
         complete = True
         while hi < b:
@@ -948,7 +1042,10 @@ def _average_windows_on(worker, items, windows, crf, k):
                 break
             if t < a:
                 continue
-            work.append(worker.submit(averager.add, f))
+            if alone:
+                frames.append(f)
+            else:
+                work.append(worker.submit(averager.add, f))
             if keep:
                 held.append((t, f))
             if t == win.sharp * k:
@@ -956,7 +1053,7 @@ def _average_windows_on(worker, items, windows, crf, k):
             hi = t + 1
         if not complete:
             break
-        work.append(worker.submit(averager.result))
+        work.append(worker.submit(averager.average, frames) if alone else worker.submit(averager.result))
         if pending is not None:
             yield _finished(pending)
         pending = (win, work, sharp)

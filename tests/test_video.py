@@ -400,3 +400,41 @@ def test_average_windows_raises_background_errors_and_stops_its_thread():
     next(stream)
     stream.close()
     assert not [t for t in threading.enumerate() if t.name.startswith("blursynth-average")]
+
+
+@pytest.mark.parametrize("crf", CRFS)
+@pytest.mark.parametrize("shape", [(16, 24, 3), (5, 7, 3)])  # even: one-pass pair table; odd: running sum
+def test_average_of_a_window_equals_the_running_sum(crf, shape):
+    frames = random_frames(9, shape=shape, seed=15)
+    avg = LinearAverager(shape, crf, max_items=9)
+    for f in frames:
+        avg.add(f)
+    running = avg.result()
+    fresh = LinearAverager(shape, crf, max_items=9)
+    assert np.array_equal(fresh.average(frames), running)
+    # A frame at an odd address (a uint16 view needs 2-byte alignment) gives the same bytes.
+    buf = np.empty(frames[0].nbytes + 1, np.uint8)
+    odd = buf[1:].reshape(shape)
+    odd[...] = frames[0]
+    assert np.array_equal(fresh.average([odd] + frames[1:]), running)
+    with pytest.raises(ValueError, match="at most 255 frames"):
+        LinearAverager((2, 2, 3), crf, max_items=9).average([np.zeros((2, 2, 3), np.uint8)] * 256)
+
+
+def test_memory_is_flat_for_windows_averaged_in_one_pass(tmp_path):
+    rng = np.random.default_rng(1)
+    base = rng.integers(0, 256, (64, 96, 3), dtype=np.uint8)
+    peaks = {}
+    for n in (40, 400):
+        write_video(tmp_path / f"c{n}.mkv", [np.roll(base, k, axis=1) for k in range(n)], codec="ffv1",
+                    pix_fmt="bgr0", options={})
+        info = probe_source(tmp_path / f"c{n}.mkv")
+        wins = plan_windows([n], window_min=9, window_max=9, seed=0)  # no overlap: the one-pass path
+        tracemalloc.start()
+        count = sum(1 for _ in average_windows(iter_frames(info), wins, crf="gamma:2.2"))
+        peaks[n] = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        assert count == len(wins)
+    # Two windows of frames, the accumulator and the 512 KiB pair table, whatever the length.
+    assert peaks[400] < 30 * base.nbytes + 65536 * 8
+    assert peaks[400] < 1.3 * peaks[40]
