@@ -31,14 +31,29 @@ from blursynth.video import (  # noqa: E402
 
 OUT = Path(__file__).resolve().parent / "out"
 NOTES = """
-Reading: the pipeline's own work is the table look-up and integer add of every frame (its one pass
-over the frame is gather-bound, about 2-3 ms at 720p) plus one exact read-out per pair; that adds to
-the decoder's time on this 2-core machine rather than overlapping it (a prefetching decode thread,
-tried while writing this, gave 61 against 57 frames/s, within the noise). Averaging in float32 powers
-would not be cheaper and would lose exactness. Rates move by up to a third between rounds when
-other users load the machine (see the load average above); compare ratios, not absolute rates.
-Peak memory is about 230 MB of imports plus the window's frames, the decoder's frame threads and
-one Parquet row group of PNGs; it stays flat as the clip grows.
+Reading: the calling thread only decodes (PyAV's frame threads and its scaler's threads do that
+work) and hands each window to one background thread, which averages it in one pass over its
+frames: each uint16 of two 8-bit values is looked up once in a 65536-entry table holding both
+values' integer linear light, a block's sums stay in L1, and the exact read-out runs on the block
+before it leaves; the bytes are those of the running sum (a test pins them). The look-ups are
+scalar: the AVX-512 gathers LLVM emits for a table look-up loop ran 2-3x slower than scalar loads
+on this CPU. The raw decoder alone nearly fills the two cores (on a quiet machine, while writing
+this: 5.1 ms of CPU per frame at 3.3 ms per frame), so the averaging's CPU time adds to the wall
+time rather than hiding behind the decode. Of the extra CPU per frame in the line above, the
+one-pass average is the measured kernel time (higher in the pipeline, where the window's frames
+come from memory rather than cache: 1.7-2.7 ms), the calling thread spends about 0.3 ms more than
+when only decoding, and the rest is the decoder running slower beside a second busy thread; the
+80% target would need the whole addition under about a quarter of the decoder's CPU time, i.e.
+look-ups several times cheaper than scalar loads allow. The one-pass kernel takes the window's
+frames as a Numba typed List, whose methods compile on first use: about 1 s once per process (not
+in the rates above), spent on the background thread while the first window decodes. Tried and dropped: the pair table on
+the 11 MB running sum (slower: read-modify-write per frame, table in L2); a read-out fused into one
+loop with a scalar sqrt (slower than vectorised sqrt then look-up); malloc trim thresholds to stop
+the page faults of held frames (no measurable gain); a prefetching decode thread (an earlier
+session: within the noise). Rates move by up to a third between rounds when other users load the
+machine (see the load average above); compare ratios, not absolute rates. Peak memory is about
+230 MB of imports plus two windows of frames, the decoder's frame threads and one Parquet row
+group of PNGs; it stays flat as the clip grows.
 """
 WINDOW = (5, 25)
 
@@ -162,18 +177,24 @@ def main():
         "naive": (lambda: naive_average(plan), n_frames),
     }
     rates = {name: [] for name in runs}
+    cpu_ms = {name: [] for name in runs}  # CPU time of the whole process (all threads) per frame
     for _ in range(args.repeat):
         for name, (fn, frames) in runs.items():
-            t = time.perf_counter()
+            t, c = time.perf_counter(), time.process_time()
             fn()
             rates[name].append(frames / (time.perf_counter() - t))
+            cpu_ms[name].append((time.process_time() - c) / frames * 1e3)
     r_pyav, r_yuv, r_cv2, r_pairs, r_png, r_naive = (float(np.median(rates[k])) for k in runs)
     ratio_pairs = float(np.median(np.array(rates["pairs"]) / np.array(rates["pyav"])))
+    cpu_pyav, cpu_pairs = float(np.median(cpu_ms["pyav"])), float(np.median(cpu_ms["pairs"]))
 
     # Where the time goes, per 720p frame and per pair.
     rng = np.random.default_rng(0)
     frame = rng.integers(0, 256, (info.height, info.width, 3), dtype=np.uint8)
+    window = [rng.integers(0, 256, frame.shape, dtype=np.uint8) for _ in range(15)]
     avg = LinearAverager(frame.shape, "gamma:2.2", max_items=25)
+    one_pass_ms = median_time(lambda: avg.average(window), repeat=7) * 1e3 / len(window)
+    avg.add(frame)
     add_ms = median_time(lambda: avg.add(frame), repeat=21) * 1e3
     readout_ms = median_time(avg.result, repeat=11) * 1e3
     from blursynth.io.images import encode_png
@@ -195,7 +216,7 @@ def main():
         ("raw decode, PyAV (frame threads) to RGB arrays", r_pyav, "the reference"),
         ("decode only, PyAV, left in YUV 4:2:0 (no RGB arrays)", r_yuv, "not usable: averaging needs RGB"),
         ("raw decode, OpenCV VideoCapture + BGR->RGB", r_cv2, "not used"),
-        ("frames-average pipeline, no writing (decode, LUT, running sum, read-out)", r_pairs, ""),
+        ("frames-average pipeline, no writing (decode; look-ups, sums, read-out on a second thread)", r_pairs, ""),
         ("frames-average command, PNG writing (fpng) into Parquet shards", r_png, ""),
         ("naive: stack float32, ** 2.2, mean, ** (1/2.2), round (same decoder)", r_naive, ""),
     ]
@@ -214,8 +235,13 @@ def main():
         lines.append(f"| {name} | {r:.0f} | {r / r_pyav:.2f}{' (' + note + ')' if note else ''} |")
     lines += [
         "",
-        f"Per 720p frame: LUT decode + add to the integer running sum {add_ms:.1f} ms; per pair: exact 8-bit "
-        f"read-out {readout_ms:.1f} ms, fpng encode {png_ms:.1f} ms per image (two per pair).",
+        f"Per 720p frame (random content, this process alone): one-pass window average (look-ups, sums and "
+        f"read-out of a 15-frame window, per frame) {one_pass_ms:.1f} ms; with --overlap, the running sum's "
+        f"add {add_ms:.1f} ms per frame and exact read-out {readout_ms:.1f} ms per pair; fpng encode "
+        f"{png_ms:.1f} ms per image (two per pair).",
+        "",
+        f"CPU time of the whole process per frame (all threads, medians): raw decode {cpu_pyav:.1f} ms, "
+        f"pipeline without writing {cpu_pairs:.1f} ms (+{cpu_pairs - cpu_pyav:.1f} ms).",
         "",
         "Peak memory (RSS of the whole command, `blursynth frames-average --window 5-25`):",
         "",
