@@ -43,6 +43,9 @@ class TruncatedVideoWarning(UserWarning):
     """A video ended early or stopped decoding; the frames before the damage were used."""
 
 
+# Frames summed per pass by LinearAverager.add_group.
+GROUP_FRAMES = 4
+
 # ---------------------------------------------------------------------------------------------
 # camera response
 
@@ -214,37 +217,56 @@ def _encode_sums(acc, scale, base, thresholds, one_step, out):
 
 
 @njit
-def _encode_window_pairs(frames, lut2, scale, base, thresholds, one_step, out):
-    # A whole window in one pass, block by block: the block's sums never leave
-    # L1, so nothing of frame size is read and written per frame. Each uint16
-    # of a frame holds two 8-bit values and lut2 maps it to both look-ups at
-    # once, one in each uint32 half of a uint64 (little-endian: the halves are
-    # sums 2i and 2i + 1); a window of at most 255 frames cannot carry across.
-    n_pairs = out.size // 2
-    sums2 = np.empty(_READOUT_BLOCK // 2, dtype=np.uint64)
+def _sum_group_pairs(acc2, f0, f1, f2, f3, n, first, lut2, encode, scale, base, thresholds, one_step, out):
+    # Up to four frames (the first n of f0..f3) added to the sums in one pass,
+    # block by block so that a block's sums stay in L1 between frames; with
+    # ``encode`` the block is read out to ``out`` instead of stored, so the
+    # last group of a window never writes the sums back. Each uint16 of a frame
+    # holds two 8-bit values and lut2 maps it to both look-ups at once, one in
+    # each uint32 half of a uint64 (little-endian: the halves are sums 2i and
+    # 2i + 1); at most 255 frames cannot carry across. Fixed arity (rather than
+    # a typed List of frames) keeps the call free of per-process compilation.
+    block_pairs = _READOUT_BLOCK // 2
+    sums2 = np.empty(block_pairs, dtype=np.uint64)
     buckets = np.empty(_READOUT_BLOCK, dtype=np.int32)
     sc = np.float32(scale)
     top = np.int32(base.size - 1)
-    for start in range(0, n_pairs, _READOUT_BLOCK // 2):
-        n = min(_READOUT_BLOCK // 2, n_pairs - start)
-        first = frames[0][start:start + n]
-        for i in range(n):
-            sums2[i] = lut2[first[i]]
-        for j in range(1, len(frames)):
-            frame = frames[j][start:start + n]
-            for i in range(n):
-                sums2[i] += lut2[frame[i]]
-        block = sums2[:n].view(np.uint32)
-        dest = out[2 * start:2 * (start + n)]
-        for i in range(2 * n):
+    for start in range(0, acc2.size, block_pairs):
+        m = min(block_pairs, acc2.size - start)
+        a0 = f0[start:start + m]
+        if first:
+            for i in range(m):
+                sums2[i] = lut2[a0[i]]
+        else:
+            held = acc2[start:start + m]
+            for i in range(m):
+                sums2[i] = held[i] + lut2[a0[i]]
+        if n > 1:
+            a1 = f1[start:start + m]
+            for i in range(m):
+                sums2[i] += lut2[a1[i]]
+        if n > 2:
+            a2 = f2[start:start + m]
+            for i in range(m):
+                sums2[i] += lut2[a2[i]]
+        if n > 3:
+            a3 = f3[start:start + m]
+            for i in range(m):
+                sums2[i] += lut2[a3[i]]
+        if not encode:
+            acc2[start:start + m] = sums2[:m]
+            continue
+        block = sums2[:m].view(np.uint32)
+        dest = out[2 * start:2 * (start + m)]
+        for i in range(2 * m):
             b = np.int32(math.sqrt(np.float32(block[i])) * sc)
             buckets[i] = b if b < top else top
         if one_step:
-            for i in range(2 * n):
+            for i in range(2 * m):
                 k = base[buckets[i]]
                 dest[i] = k + (block[i] >= thresholds[k + 1])
         else:
-            for i in range(2 * n):
+            for i in range(2 * m):
                 k = base[buckets[i]]
                 while block[i] >= thresholds[k + 1]:
                     k += 1
@@ -313,9 +335,9 @@ class LinearAverager:
     def average(self, frames) -> np.ndarray:
         """The average of ``frames`` alone, encoded to uint8 ``shape``; the same bytes as adding them.
 
-        With uint32 sums and an even number of values this is one pass over
-        the frames that leaves the running sum alone; otherwise it resets the
-        running sum, adds the frames and reads it out.
+        Replaces the running sum with the sum of ``frames``. With uint32 sums
+        and an even number of values the frames are summed four at a time and
+        the last four are read out without storing their sums.
 
         Parameters
         ----------
@@ -333,28 +355,49 @@ class LinearAverager:
             raise ValueError("frames must hold at least one frame")
         if self.acc.dtype == np.uint32 and len(frames) > _UINT32_MAX_ITEMS:
             raise ValueError(f"at most {_UINT32_MAX_ITEMS} frames fit this averager's sums; got {len(frames)}.")
+        self.reset()
+        while len(frames) > GROUP_FRAMES:
+            self.add_group(frames[:GROUP_FRAMES])
+            frames = frames[GROUP_FRAMES:]
+        return self.add_group(frames, encode=True)
+
+    def add_group(self, frames, *, encode: bool = False):
+        """Add up to :data:`GROUP_FRAMES` frames in one pass; with ``encode``, return :meth:`result`.
+
+        With ``encode`` the sums of this last group are read out without being
+        stored, so the averager must be reset before it is used again.
+
+        Examples
+        --------
+        >>> avg = LinearAverager((2, 2, 3), "none", max_items=3)
+        >>> avg.add_group([np.full((2, 2, 3), v, np.uint8) for v in (1, 2, 6)], encode=True)[0, 0].tolist()
+        [3, 3, 3]
+        """
+        if not 1 <= len(frames) <= GROUP_FRAMES:
+            raise ValueError(f"a group holds 1 to {GROUP_FRAMES} frames; got {len(frames)}.")
         if self.acc.dtype != np.uint32 or self.acc.size % 2 or not np.little_endian:
-            self.reset()
             for f in frames:
                 self.add(f)
-            return self.result()
-        from numba.typed import List
-
+            return self.result() if encode else None
         if self._lut2 is None:
             # Entry (high byte << 8 | low byte): lut[low] | lut[high] << 32, built by
             # broadcasting so that no temporary of the table's size is made.
             lut64 = self.lut.astype(np.uint64)
             self._lut2 = ((lut64[:, None] << np.uint64(32)) | lut64[None, :]).reshape(-1)
-        halves = List()
+        halves = []
         for f in frames:
             flat = _flat_u8(f, self.shape)
             if flat.ctypes.data % 2:  # a uint16 view needs 2-byte alignment
                 flat = flat.copy()
             halves.append(flat.view(np.uint16))
-        thresholds, base, scale, one_step = self._table(len(frames))
-        out = np.empty(self.acc.size, dtype=np.uint8)
-        _encode_window_pairs(halves, self._lut2, scale, base, thresholds, one_step, out)
-        return out.reshape(self.shape)
+        halves += [halves[0]] * (GROUP_FRAMES - len(halves))  # unused slots, never read
+        count = self.count + len(frames)
+        thresholds, base, scale, one_step = self._table(count)
+        out = np.empty(self.acc.size if encode else 0, dtype=np.uint8)
+        _sum_group_pairs(self.acc.view(np.uint64), *halves, len(frames), self.count == 0, self._lut2, encode,
+                         scale, base, thresholds, one_step, out)
+        self.count = 0 if encode else count
+        return out.reshape(self.shape) if encode else None
 
     def _table(self, count):
         table = self._tables.get(count)
@@ -968,9 +1011,9 @@ def average_windows(stream, windows, *, crf: str, interpolate: int = 1):
     Frames leaving the window are subtracted and entering ones added, so a
     frame shared by overlapping windows is decoded and converted once; the sum
     is an integer, so this equals re-summing exactly. A window sharing no
-    frame with its neighbours (the default layout) is instead averaged in one
-    pass over its frames at its end (:meth:`LinearAverager.average`), which
-    gives the same bytes. At most two windows of frames are held.
+    frame with its neighbours (the default layout) is instead summed
+    :data:`GROUP_FRAMES` frames per pass (:meth:`LinearAverager.add_group`),
+    which gives the same bytes. At most two windows of frames are held.
 
     Examples
     --------
@@ -1025,10 +1068,10 @@ def _average_windows_on(worker, items, windows, crf, k):
         if not held:
             work.append(worker.submit(averager.reset))
             hi = a
-        # A window that shares no frame with its neighbours is averaged in one pass
-        # over its frames (LinearAverager.average), without the running sum.
+        # A window that shares no frame with its neighbours is summed a few frames
+        # per pass (LinearAverager.add_group), its last group read out directly.
         alone = not held and not keep
-        frames = []
+        group = []
         sharp = next((f.copy() for t, f in held if t == win.sharp * k), None)
         complete = True
         while hi < b:
@@ -1043,7 +1086,10 @@ def _average_windows_on(worker, items, windows, crf, k):
             if t < a:
                 continue
             if alone:
-                frames.append(f)
+                if len(group) == GROUP_FRAMES:
+                    work.append(worker.submit(averager.add_group, group))
+                    group = []
+                group.append(f)
             else:
                 work.append(worker.submit(averager.add, f))
             if keep:
@@ -1053,7 +1099,10 @@ def _average_windows_on(worker, items, windows, crf, k):
             hi = t + 1
         if not complete:
             break
-        work.append(worker.submit(averager.average, frames) if alone else worker.submit(averager.result))
+        if alone:
+            work.append(worker.submit(averager.add_group, group, encode=True))
+        else:
+            work.append(worker.submit(averager.result))
         if pending is not None:
             yield _finished(pending)
         pending = (win, work, sharp)

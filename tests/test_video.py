@@ -403,7 +403,7 @@ def test_average_windows_raises_background_errors_and_stops_its_thread():
 
 
 @pytest.mark.parametrize("crf", CRFS)
-@pytest.mark.parametrize("shape", [(16, 24, 3), (5, 7, 3)])  # even: one-pass pair table; odd: running sum
+@pytest.mark.parametrize("shape", [(16, 24, 3), (5, 7, 3)])  # even: grouped pair table; odd: running sum
 def test_average_of_a_window_equals_the_running_sum(crf, shape):
     frames = random_frames(9, shape=shape, seed=15)
     avg = LinearAverager(shape, crf, max_items=9)
@@ -421,7 +421,26 @@ def test_average_of_a_window_equals_the_running_sum(crf, shape):
         LinearAverager((2, 2, 3), crf, max_items=9).average([np.zeros((2, 2, 3), np.uint8)] * 256)
 
 
-def test_memory_is_flat_for_windows_averaged_in_one_pass(tmp_path):
+@pytest.mark.parametrize("sizes", [(1,), (4,), (4, 1), (2, 3), (4, 4, 2)])
+def test_groups_add_like_single_frames(sizes):
+    frames = random_frames(sum(sizes), seed=16)
+    single = LinearAverager(frames[0].shape, "gamma:2.2", max_items=10)
+    grouped = LinearAverager(frames[0].shape, "gamma:2.2", max_items=10)
+    at = 0
+    for size in sizes[:-1]:
+        grouped.add_group(frames[at:at + size])
+        for f in frames[at:at + size]:
+            single.add(f)
+        assert np.array_equal(grouped.acc, single.acc) and grouped.count == single.count
+        at += size
+    for f in frames[at:]:
+        single.add(f)
+    assert np.array_equal(grouped.add_group(frames[at:], encode=True), single.result())
+    with pytest.raises(ValueError, match="1 to 4 frames"):
+        grouped.add_group(frames[:1] * 5)
+
+
+def test_memory_is_flat_for_windows_summed_in_groups(tmp_path):
     rng = np.random.default_rng(1)
     base = rng.integers(0, 256, (64, 96, 3), dtype=np.uint8)
     peaks = {}
@@ -429,7 +448,7 @@ def test_memory_is_flat_for_windows_averaged_in_one_pass(tmp_path):
         write_video(tmp_path / f"c{n}.mkv", [np.roll(base, k, axis=1) for k in range(n)], codec="ffv1",
                     pix_fmt="bgr0", options={})
         info = probe_source(tmp_path / f"c{n}.mkv")
-        wins = plan_windows([n], window_min=9, window_max=9, seed=0)  # no overlap: the one-pass path
+        wins = plan_windows([n], window_min=9, window_max=9, seed=0)  # no overlap: the grouped path
         tracemalloc.start()
         count = sum(1 for _ in average_windows(iter_frames(info), wins, crf="gamma:2.2"))
         peaks[n] = tracemalloc.get_traced_memory()[1]
