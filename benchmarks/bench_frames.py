@@ -32,21 +32,20 @@ from blursynth.video import (  # noqa: E402
 OUT = Path(__file__).resolve().parent / "out"
 NOTES = """
 Reading: the calling thread only decodes (PyAV's frame threads and its scaler's threads do that
-work) and hands each window to one background thread, which averages it in one pass over its
-frames: each uint16 of two 8-bit values is looked up once in a 65536-entry table holding both
-values' integer linear light, a block's sums stay in L1, and the exact read-out runs on the block
-before it leaves; the bytes are those of the running sum (a test pins them). The look-ups are
+work) and hands each window to one background thread, which sums it four frames per pass: each
+uint16 of two 8-bit values is looked up once in a 65536-entry table holding both values' integer
+linear light, a block's sums stay in L1 across the four frames, and the last pass reads the block
+out exactly instead of storing it; the bytes are those of the running sum (a test pins them). The look-ups are
 scalar: the AVX-512 gathers LLVM emits for a table look-up loop ran 2-3x slower than scalar loads
 on this CPU. The raw decoder alone nearly fills the two cores (on a quiet machine, while writing
 this: 5.1 ms of CPU per frame at 3.3 ms per frame), so the averaging's CPU time adds to the wall
 time rather than hiding behind the decode. Of the extra CPU per frame in the line above, the
-one-pass average is the measured kernel time (higher in the pipeline, where the window's frames
-come from memory rather than cache: 1.7-2.7 ms), the calling thread spends about 0.3 ms more than
+window average is the kernel time (higher in the pipeline than above, where other threads share
+the caches: 1.7-2.7 ms), the calling thread spends about 0.3 ms more than
 when only decoding, and the rest is the decoder running slower beside a second busy thread; the
 80% target would need the whole addition under about a quarter of the decoder's CPU time, i.e.
-look-ups several times cheaper than scalar loads allow. The one-pass kernel takes the window's
-frames as a Numba typed List, whose methods compile on first use: about 1 s once per process (not
-in the rates above), spent on the background thread while the first window decodes. Tried and dropped: the pair table on
+look-ups several times cheaper than scalar loads allow. Tried and dropped: a pass over the whole
+window with its frames in a Numba typed List (as fast, but the List compiles in every process, 1 s); the pair table on
 the 11 MB running sum (slower: read-modify-write per frame, table in L2); a read-out fused into one
 loop with a scalar sqrt (slower than vectorised sqrt then look-up); malloc trim thresholds to stop
 the page faults of held frames (no measurable gain); a prefetching decode thread (an earlier
@@ -235,8 +234,8 @@ def main():
         lines.append(f"| {name} | {r:.0f} | {r / r_pyav:.2f}{' (' + note + ')' if note else ''} |")
     lines += [
         "",
-        f"Per 720p frame (random content, this process alone): one-pass window average (look-ups, sums and "
-        f"read-out of a 15-frame window, per frame) {one_pass_ms:.1f} ms; with --overlap, the running sum's "
+        f"Per 720p frame (random content, this process alone): window average (look-ups, sums and "
+        f"read-out of a 15-frame window, four frames per pass, per frame) {one_pass_ms:.1f} ms; with --overlap, the running sum's "
         f"add {add_ms:.1f} ms per frame and exact read-out {readout_ms:.1f} ms per pair; fpng encode "
         f"{png_ms:.1f} ms per image (two per pair).",
         "",
