@@ -109,17 +109,40 @@ class KernelBankConfig:
         return d
 
 
+_ARROW_TYPES = {np.dtype(np.int32): pa.int32(), np.dtype(np.int64): pa.int64(),
+                np.dtype(np.float32): pa.float32(), np.dtype(np.float64): pa.float64()}
+
+
+def _arrow(values: np.ndarray) -> pa.Array:
+    """A 1-D numeric NumPy array as an Arrow array, sharing its memory.
+
+    ``pa.array`` would do, but its first call imports pandas (about 0.4 s in
+    every worker process) to check whether it was handed a pandas object.
+    """
+    values = np.ascontiguousarray(values)
+    return pa.Array.from_buffers(_ARROW_TYPES[values.dtype], len(values), [None, pa.py_buffer(values)])
+
+
+def _strings(texts: list[str]) -> pa.Array:
+    """ASCII strings as an Arrow string array (without ``pa.array``; see :func:`_arrow`)."""
+    lengths = np.fromiter((len(t) for t in texts), np.int32, len(texts))
+    offsets = np.zeros(len(texts) + 1, np.int32)
+    np.cumsum(lengths, out=offsets[1:])
+    data = "".join(texts).encode("ascii")
+    return pa.Array.from_buffers(pa.string(), len(texts), [None, pa.py_buffer(offsets), pa.py_buffer(data)])
+
+
 def _list_array(values: pa.Array, lengths: np.ndarray) -> pa.ListArray:
     offsets = np.zeros(len(lengths) + 1, np.int32)
     np.cumsum(lengths, out=offsets[1:])
-    return pa.ListArray.from_arrays(pa.array(offsets), values)
+    return pa.ListArray.from_arrays(_arrow(offsets), values)
 
 
 def _array_structs(values: np.ndarray, shapes: np.ndarray) -> pa.StructArray:
     """StructArray of ``{shape, values}`` from flat float32 values and (M, ndim) shapes."""
     n, ndim = shapes.shape
-    shape_list = _list_array(pa.array(shapes.ravel().astype(np.int32)), np.full(n, ndim))
-    value_list = _list_array(pa.array(values.astype(np.float32, copy=False)), np.prod(shapes, axis=1))
+    shape_list = _list_array(_arrow(shapes.ravel().astype(np.int32)), np.full(n, ndim))
+    value_list = _list_array(_arrow(values.astype(np.float32, copy=False)), np.prod(shapes, axis=1))
     return pa.StructArray.from_arrays([shape_list, value_list], fields=list(ARRAY_TYPE))
 
 
@@ -144,19 +167,19 @@ def bank_chunk(indices: np.ndarray, config: KernelBankConfig) -> pa.Table:
     psf_structs = _array_structs(values, np.stack([k, k], axis=1))
     per_row = np.full(n, n_exp)
     columns = {
-        "id": pa.array([f"k{int(i):09d}" for i in indices]),
-        "index": pa.array(np.asarray(indices, np.int64)),
-        "seed": pa.array(np.full(n, config.seed, np.int64)),
-        "expl": pa.array(params[:, 0]),
-        "centripetal": pa.array(params[:, 1]),
-        "prob_big_shake": pa.array(params[:, 2]),
-        "gaussian_shake": pa.array(params[:, 3]),
-        "angle_rad": pa.array(params[:, 4]),
-        "n_big_shakes": pa.array(n_events),
-        "exposures": _list_array(pa.array(np.tile(np.float32(exposures), n)), per_row),
+        "id": _strings([f"k{int(i):09d}" for i in indices]),
+        "index": _arrow(np.asarray(indices, np.int64)),
+        "seed": _arrow(np.full(n, config.seed, np.int64)),
+        "expl": _arrow(params[:, 0]),
+        "centripetal": _arrow(params[:, 1]),
+        "prob_big_shake": _arrow(params[:, 2]),
+        "gaussian_shake": _arrow(params[:, 3]),
+        "angle_rad": _arrow(params[:, 4]),
+        "n_big_shakes": _arrow(n_events),
+        "exposures": _list_array(_arrow(np.tile(np.float32(exposures), n)), per_row),
         "psfs": _list_array(psf_structs, per_row),
-        "clipped": _list_array(pa.array(clipped.ravel().astype(np.float32)), per_row),
-        "extent_px": _list_array(pa.array(extents.ravel().astype(np.float32)), per_row),
+        "clipped": _list_array(_arrow(clipped.ravel().astype(np.float32)), per_row),
+        "extent_px": _list_array(_arrow(extents.ravel().astype(np.float32)), per_row),
     }
     if config.keep_trajectories:
         columns["trajectory"] = _array_structs(
@@ -164,7 +187,7 @@ def bank_chunk(indices: np.ndarray, config: KernelBankConfig) -> pa.Table:
         )
     else:
         columns["trajectory"] = pa.nulls(n, ARRAY_TYPE)
-    return pa.table(columns, schema=KERNEL_SCHEMA)
+    return pa.Table.from_arrays([columns[name] for name in KERNEL_SCHEMA.names], schema=KERNEL_SCHEMA)
 
 
 def _bank_rows(start: int, stop: int, config: KernelBankConfig):
