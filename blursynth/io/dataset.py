@@ -663,17 +663,40 @@ def _run_pool(tasks, workers: int, make_rows, bar):
         with ProcessPoolExecutor(
             max_workers=n_pool, mp_context=ctx, initializer=_init_worker, initargs=(queue,)
         ) as pool:
+            # The first submit blocks while the fork server imports the job's modules
+            # (about half a second): make it on a thread while this process starts on
+            # its own shards.
+            first = [todo.pop(0) for _ in range(n_pool)]
+            started, errors = [], []
+
+            def start():
+                try:
+                    for task in first:
+                        started.append(pool.submit(_write_shard, task))
+                except BaseException as exc:  # re-raised below, in this thread
+                    errors.append(exc)
+
+            starter = threading.Thread(target=start, daemon=True)
+            starter.start()
             pending = set()
-            while todo or pending:
-                while todo and len(pending) < n_pool:
-                    pending.add(pool.submit(_write_shard, todo.pop(0)))
+            while todo or pending or starter.is_alive() or started:
+                if not starter.is_alive():
+                    if errors:
+                        raise errors[0]
+                    pending.update(started)
+                    started.clear()
+                    while todo and len(pending) < n_pool:
+                        pending.add(pool.submit(_write_shard, todo.pop(0)))
                 if todo:
                     with _one_thread():
                         result = _write_shard(todo.pop(0))
                     yield result
                     done = {f for f in pending if f.done()}
-                else:
+                elif pending:
                     done, _ = wait(pending, return_when=FIRST_COMPLETED)
+                else:
+                    starter.join()
+                    continue
                 for fut in done:
                     pending.discard(fut)
                     yield fut.result()
