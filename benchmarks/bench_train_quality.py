@@ -38,8 +38,9 @@ TEST_PHOTOS = ("coffee", "stereo_motorcycle")
 #: Training-data recipes. v1's trajectory pairs are cut at a random exposure fraction of 30 px
 #: paths, so a quarter keep 1% of the path (nearly sharp): blurred PSNR 34 dB on average against
 #: 27 dB for its frame-averaged pairs and 23 dB for the test pairs. v2 keeps whole 25 px paths
-#: (about the frame-averaged pairs' blur: 25.4 against 25.6 dB, measured on the v2 photos) and has
-#: more photos, two clips of each. Both were chosen on validation photos, never on the test pairs.
+#: (about the frame-averaged pairs' blur: 25.4 against 25.6 dB on 9 of the v2 photos) and has
+#: more photos, two clips of each; it was chosen on validation photos (RESULTS.md, "Trainer:
+#: validation runs"), never on the test pairs.
 DATA_RECIPES = {
     "v1": {"photos": TRAIN_PHOTOS, "exposure": "random", "length": 30, "clips": 1, "suffix": ""},
     "v2": {"photos": TRAIN_PHOTOS + ("camera", "brick", "grass", "gravel", "coins", "clock"),
