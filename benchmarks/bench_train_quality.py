@@ -1,7 +1,8 @@
 """Quality run of the trainer on pairs the project makes: does it learn, and does mixing help?
 
-Run: .venv/bin/python benchmarks/bench_train_quality.py [--minutes 10 | --steps N] [--critic-steps 5]
-     [--init identity] [--data v2] [--extra "--lr 5e-4"] [--parallel] [--workdir benchmarks/out/trainq]
+Run: .venv/bin/python benchmarks/bench_train_quality.py [--minutes 10 | --steps N]
+     [--critic-steps 5] [--init identity] [--data v2] [--extra "--lr 5e-4"] [--parallel]
+     [--workdir benchmarks/out/trainq]
 Writes the "Trainer" section of benchmarks/RESULTS.md.
 
 1. Sharp photos: scikit-image's samples, split by photo into training (``--data v1``: astronaut,
@@ -9,7 +10,8 @@ Writes the "Trainer" section of benchmarks/RESULTS.md.
    gravel, coins and clock) and test (coffee, stereo_motorcycle).
 2. Training pairs: ``blursynth blur`` with fresh random-trajectory PSFs (128x128 crops; v1: 30 px
    paths cut at a random exposure fraction, v2: whole 25 px paths), and ``blursynth render-clip`` +
-   ``frames-average`` (240 fps clips of 128x128 frames, windows 5-25; v1 one clip per photo, v2 two).
+   ``frames-average`` (240 fps clips of 128x128 frames, windows 5-25; v1 one clip per photo,
+   v2 two).
 3. Test pairs: frame-averaged pairs from clips rendered from the test photos only (the same for
    every --data).
 4. Two runs of the small config for the same number of steps (``--steps``, or chosen so that
