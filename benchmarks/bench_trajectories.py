@@ -72,6 +72,25 @@ def stage_costs(n):
     return {name: median_time(fn, repeat=5) / n * 1e6 for name, fn in work.items()}
 
 
+SPIN = "import time; t = time.perf_counter(); x = 0\nfor i in range(10_000_000): x += i\nprint(time.perf_counter() - t)"
+
+
+def host_speed():
+    """Seconds of a fixed pure-Python loop, alone and as two copies at once.
+
+    The machine is a share of a host: how fast one vCPU runs, and whether the
+    two run at once at full speed, moves with the host's load. Every figure of
+    this section is read against these two numbers.
+    """
+    import subprocess
+
+    def run(k):
+        procs = [subprocess.Popen([sys.executable, "-c", SPIN], stdout=subprocess.PIPE, text=True) for _ in range(k)]
+        return max(float(p.communicate()[0]) for p in procs)
+
+    return run(1), run(2)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--n", type=int, default=100000)
@@ -91,6 +110,7 @@ def main():
     fast_rate = n_fast / fast_time
 
     stages = stage_costs(2560 if not args.quick else 512)
+    spin_one, spin_two = host_speed()
 
     work = Path(tempfile.mkdtemp())
     blursynth = str(Path(sys.executable).with_name("blursynth"))
@@ -128,6 +148,9 @@ def main():
         "",
         "`blursynth trajectories` end to end (Parquet shards, manifest, sha256): wall time (best of two runs",
         "left alone) and peak RSS of the command and its workers together (from a third, watched run):",
+        "",
+        f"Host speed at the time: a fixed pure-Python loop took {spin_one:.2f} s alone and {spin_two:.2f} s as",
+        "two copies at once (equal times: both vCPUs at full speed; double: one core's worth).",
         "",
         "| --n | --workers | wall s | sets/s | peak RSS MB |",
         "| ---: | ---: | ---: | ---: | ---: |",
