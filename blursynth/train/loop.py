@@ -225,16 +225,33 @@ class Trainer:
         return {
             "generator": _unwrap(self.g).state_dict(), "critic": _unwrap(self.d).state_dict(),
             "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict(),
-            "rng": {"gp": self.rng_gp.get_state(), "dropout": self.rng_dropout.get_state()},
+            "rng": self.rng_state(),
         }
 
-    def load_state_dict(self, state) -> None:
+    def rng_state(self) -> dict:
+        """States of this process's penalty and dropout generators."""
+        return {"gp": self.rng_gp.get_state(), "dropout": self.rng_dropout.get_state()}
+
+    def load_state_dict(self, state, *, rank: int = 0) -> None:
+        """Restore weights, optimisers and this rank's generators from a checkpoint.
+
+        A checkpoint of a distributed run holds every rank's generator states
+        (``rng_ranks``); a rank with none saved (more ranks than the run that
+        saved) keeps its fresh ``(seed, rank)`` streams rather than copy another
+        rank's, which would give two ranks the same masks.
+        """
         _unwrap(self.g).load_state_dict(state["generator"])
         _unwrap(self.d).load_state_dict(state["critic"])
         self.opt_g.load_state_dict(state["opt_g"])
         self.opt_d.load_state_dict(state["opt_d"])
-        self.rng_gp.set_state(state["rng"]["gp"])
-        self.rng_dropout.set_state(state["rng"]["dropout"])
+        ranks = state.get("rng_ranks")
+        if ranks is not None:
+            rng = ranks[rank] if rank < len(ranks) else None
+        else:
+            rng = state["rng"] if rank == 0 else None
+        if rng is not None:
+            self.rng_gp.set_state(rng["gp"])
+            self.rng_dropout.set_state(rng["dropout"])
 
 
 def _unwrap(module):
@@ -490,7 +507,7 @@ def train(settings: TrainSettings) -> dict:
                       seed=seed, rank=rank, amp=amp)
     start = 0
     if ckpt is not None:
-        trainer.load_state_dict(ckpt)
+        trainer.load_state_dict(ckpt, rank=rank)
         start = int(ckpt["step"])
 
     main_proc = rank == 0
@@ -524,9 +541,11 @@ def train(settings: TrainSettings) -> dict:
         persistent_workers=False, prefetch_factor=4 if settings.workers > 0 else None)
     val = _load_val(val_items, settings.val_crop) if main_proc else []
 
-    def save(step):
+    def save(step, rng_ranks=None):
         if main_proc:
             state = trainer.state_dict()
+            if rng_ranks is not None:
+                state["rng_ranks"] = rng_ranks
             state.update({"format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION,
                           "step": step, "total_steps": total, "model_config": config.to_dict(),
                           "recipe": recipe, "content_loss": content_info})
@@ -551,6 +570,13 @@ def train(settings: TrainSettings) -> dict:
             blurred = to_model_range(blurred.to(device, non_blocking=True, memory_format=mem))
             sharp = to_model_range(sharp.to(device, non_blocking=True, memory_format=mem))
             losses = trainer.step(blurred, sharp)
+            saving = step % settings.checkpoint_every == 0 or step == total
+            rng_ranks = None
+            if distributed and saving:
+                # Every rank's generators go into the checkpoint, so a resumed run
+                # continues each rank's masks and penalty mixes exactly.
+                rng_ranks = [None] * world
+                torch.distributed.all_gather_object(rng_ranks, trainer.rng_state())
             if not main_proc:
                 continue
             row = None
@@ -567,8 +593,8 @@ def train(settings: TrainSettings) -> dict:
                     for k, v in row.items():
                         if k not in ("step",) and isinstance(v, float) and math.isfinite(v):
                             tb.add_scalar(k, v, step)
-            if step % settings.checkpoint_every == 0 or step == total:
-                save(step)
+            if saving:
+                save(step, rng_ranks)
             if bar is not None:
                 bar.set_postfix(d=f"{losses['loss_d']:.3g}", g=f"{losses['loss_adv']:.3g}",
                                 c=f"{losses['loss_content']:.3g}", refresh=False)
