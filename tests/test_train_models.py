@@ -8,8 +8,7 @@ from blursynth.errors import BadInputError
 from blursynth.nn.vgg import VGG19Features, load_vgg19_features, resolve_vgg19_weights
 from blursynth.train.losses import ContentLoss, critic_loss, gradient_penalty
 from blursynth.train.metrics import psnr, ssim
-from blursynth.train.models import (CONFIGS, Critic, Generator, ModelConfig, build_models,
-                                    count_parameters)
+from blursynth.train.models import CONFIGS, Critic, ModelConfig, build_models, count_parameters
 from blursynth.train.tiling import deblur_tensor
 
 
