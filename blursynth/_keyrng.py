@@ -202,6 +202,14 @@ def _fill(seed, index, stream, kind, out):
             out[i] = float(np.int64(word >> np.uint64(11)))
 
 
+def key_part(value, what: str) -> np.uint64:
+    """One part of a stream key as uint64; raises ValueError outside [0, 2**64)."""
+    value = int(value)
+    if not 0 <= value <= _MASK:
+        raise ValueError(f"{what} must be in [0, 2**64); got {value}.")
+    return np.uint64(value)
+
+
 def keyed_draws(seed: int, index: int, n: int, *, kind: str = "normal", stream: int = 0) -> np.ndarray:
     """The first ``n`` draws of the keyed stream ``(seed, index, stream)`` (for tests and checks).
 
@@ -225,9 +233,6 @@ def keyed_draws(seed: int, index: int, n: int, *, kind: str = "normal", stream: 
     kinds = ("uniform", "normal", "bits53")
     if kind not in kinds:
         raise ValueError(f"kind must be one of {kinds}; got {kind!r}.")
-    for name, value in (("seed", seed), ("index", index), ("stream", stream)):
-        if not 0 <= int(value) <= _MASK:
-            raise ValueError(f"{name} must be in [0, 2**64); got {value!r}.")
     out = np.empty(int(n), np.float64)
-    _fill(np.uint64(seed), np.uint64(index), np.uint64(stream), kinds.index(kind), out)
+    _fill(key_part(seed, "seed"), key_part(index, "index"), key_part(stream, "stream"), kinds.index(kind), out)
     return out

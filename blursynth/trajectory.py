@@ -78,13 +78,6 @@ class TrajectoryConfig:
 PARAM_NAMES = ("expl", "centripetal", "prob_big_shake", "gaussian_shake", "angle_rad")
 
 
-def _key(value, what):
-    value = int(value)
-    if not 0 <= value < 2**64:
-        raise ValueError(f"{what} must be in [0, 2**64); got {value}.")
-    return np.uint64(value)
-
-
 def sample_trajectories(config: TrajectoryConfig, seed: int, indices, *, stream: int = 0):
     """Trajectories ``indices`` of run ``seed``: trajectory ``i`` is a pure function of ``(seed, i)``.
 
@@ -117,7 +110,7 @@ def sample_trajectories(config: TrajectoryConfig, seed: int, indices, *, stream:
     >>> trajs.shape, params.shape
     ((2, 50, 2), (2, 5))
     """
-    idx = np.array([_key(i, "index") for i in indices], np.uint64)
+    idx = np.array([_kr.key_part(i, "index") for i in indices], np.uint64)
     n, t = idx.shape[0], config.n_samples
     trajs = np.empty((n, t, 2), np.float64)
     params = np.empty((n, 5), np.float64)
@@ -125,7 +118,7 @@ def sample_trajectories(config: TrajectoryConfig, seed: int, indices, *, stream:
     expl = float(config.expl) if config.expl is not None else 0.0
     choices = np.asarray(config.expl_choices, np.float64)
     _sample_many(
-        _key(seed, "seed"), idx, _key(stream, "stream"), expl, choices,
+        _kr.key_part(seed, "seed"), idx, _kr.key_part(stream, "stream"), expl, choices,
         float(config.centripetal_max), float(config.big_shake_max), float(config.gaussian_shake_max),
         float(config.length_px) / (t - 1), trajs, params, n_events,
     )
