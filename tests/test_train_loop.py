@@ -1,6 +1,7 @@
 """Trainer: learning on a fixed batch, exact resume, weighted mixing, evaluate and deblur."""
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -186,3 +187,43 @@ def test_two_process_ddp_run_on_cpu_saves_every_ranks_generators(tiny_pairs_data
     a, b = ckpt["rng_ranks"]
     assert not torch.equal(a["dropout"], b["dropout"])  # ranks draw their own masks
     assert torch.equal(a["gp"], ckpt["rng"]["gp"])  # rank 0's are also the single-process record
+
+
+def test_two_process_ddp_run_resumed_after_a_kill_equals_an_uninterrupted_one(tiny_pairs_dataset,
+                                                                             tmp_path):
+    """torchrun, two CPU processes: both ranks stop during step 3 (after the step-2
+    checkpoint), the run is resumed, and it ends with the weights, optimiser moments and every
+    rank's generator states of a run that was never stopped."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    ds = str(tiny_pairs_dataset())
+    args = ["train", "--data", ds, "--steps", "4", "--checkpoint-every", "2", "--workers", "0",
+            "--dropout", "0.5", *FAST]
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone",
+                "--nproc_per_node", "2"]
+    dying = str(Path(__file__).with_name("ddp_dying_train.py"))
+
+    def run(script, out, *extra, env=None):
+        cmd = [*torchrun, *script, *args, "--out", str(out), *extra]
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=300,
+                              env={**os.environ, **(env or {})})
+
+    a = run(["-m", "blursynth"], tmp_path / "a")
+    assert a.returncode == 0, a.stderr[-3000:]
+    b = run([dying], tmp_path / "b", env={"BLURSYNTH_TEST_DIE_AT": "3"})
+    assert b.returncode != 0 and "--resume" in b.stderr, b.stderr[-3000:]
+    assert load_checkpoint(tmp_path / "b")["step"] == 2
+    b = run(["-m", "blursynth"], tmp_path / "b", "--resume")
+    assert b.returncode == 0, b.stderr[-3000:]
+
+    ca, cb = load_checkpoint(tmp_path / "a"), load_checkpoint(tmp_path / "b")
+    assert ca["step"] == cb["step"] == 4
+    wa, wb = _weights(ca), _weights(cb)
+    assert wa.keys() == wb.keys()
+    for k in wa:
+        assert torch.equal(wa[k], wb[k]), k
+    assert ca["opt_g"]["state"][0]["exp_avg"].equal(cb["opt_g"]["state"][0]["exp_avg"])
+    for ra, rb in zip(ca["rng_ranks"], cb["rng_ranks"], strict=True):
+        assert torch.equal(ra["gp"], rb["gp"]) and torch.equal(ra["dropout"], rb["dropout"])
