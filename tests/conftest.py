@@ -70,8 +70,9 @@ def _tiny_pair_rows(start, stop, *, size, seed, source, fp):
     from blursynth.io.dataset import pair_row
 
     photos = [data.astronaut(), data.coffee(), data.chelsea()]
-    h, w = size
+    sizes = size if isinstance(size[0], tuple) else (size,)
     for i in range(start, stop):
+        h, w = sizes[i % len(sizes)]
         rng = sample_rng(seed, i)
         img = photos[i % len(photos)]
         y = int(rng.integers(0, img.shape[0] - h))
@@ -89,7 +90,8 @@ def _tiny_pair_rows(start, stop, *, size, seed, source, fp):
 def tiny_pairs_dataset(tmp_path_factory):
     """``make(n=8, size=(48, 64), seed=0, source="trajectory") -> path`` of a pair dataset:
     crops of scikit-image photos blurred by short line PSFs (scipy), written with
-    ``write_dataset``; cached per argument set for the session."""
+    ``write_dataset``; cached per argument set for the session. ``size`` may be a tuple of
+    sizes, used in turn (pair i has ``size[i % len(size)]``)."""
     import functools
 
     from blursynth.config import fingerprint
@@ -98,12 +100,13 @@ def tiny_pairs_dataset(tmp_path_factory):
     made = {}
 
     def make(n=8, size=(48, 64), seed=0, source="trajectory"):
-        key = (n, tuple(size), seed, source)
+        size = tuple(tuple(s) for s in size) if isinstance(size[0], (tuple, list)) else tuple(size)
+        key = (n, size, seed, source)
         if key not in made:
             out = tmp_path_factory.mktemp("pairs") / "ds"
             fp = fingerprint({"tiny_pairs": list(key)})
             write_dataset(out, kind="pairs", schema=PAIR_SCHEMA, n_items=n, shard_size=4,
-                          make_rows=functools.partial(_tiny_pair_rows, size=tuple(size),
+                          make_rows=functools.partial(_tiny_pair_rows, size=size,
                                                       seed=seed, source=source, fp=fp),
                           fingerprint=fp, command={"tiny_pairs": list(key)}, progress=False)
             made[key] = out

@@ -91,6 +91,41 @@ def test_mixing_frequencies_match_weights_and_are_seeded(tiny_pairs_dataset):
     assert torch.equal(x1, x2) and torch.equal(y1, y2) and x1.shape == (3, 32, 32)
 
 
+def test_pairs_smaller_than_the_crop_are_skipped_by_a_seeded_redraw(tiny_pairs_dataset, capfd):
+    from blursynth.errors import DatasetError
+    from blursynth.train.data import STREAM_CROP, aligned_crop, open_pairs, to_tensor
+    from blursynth._rng import sample_rng
+
+    path = tiny_pairs_dataset(n=8, size=((48, 64), (24, 32)))  # odd rows are 24x32
+    ds = open_pairs(path)
+    mix = MixedPairs([path], [np.arange(8)], [1.0], seed=3, crop=32)
+    first = [mix.locate(k)[1] for k in range(40)]
+    assert {r % 2 for r in first} == {0, 1}  # both sizes are picked first
+    for k, row in enumerate(first):
+        b, s = mix[k]
+        assert b.shape == s.shape == (3, 32, 32)
+        if row % 2 == 0:  # a pair that fits reads exactly what it read before the rule
+            pair = ds[row]
+            eb, es = aligned_crop(pair["blurred"], pair["sharp"], 32, sample_rng(3, k, STREAM_CROP))
+            assert torch.equal(b, to_tensor(eb)) and torch.equal(s, to_tensor(es))
+    again = MixedPairs([path], [np.arange(8)], [1.0], seed=3, crop=32)
+    for k in (1, 7, 30):
+        assert all(torch.equal(u, v) for u, v in zip(mix[k], again[k]))
+    err = capfd.readouterr().err
+    assert err.count("warning:") == 2  # one line per dataset and process (mix, again)
+    assert "24x32, smaller than --crop 32" in err and "skipped" in err
+    with pytest.raises(DatasetError, match="smaller than --crop 60"):
+        MixedPairs([path], [np.arange(8)], [1.0], seed=3, crop=60)[0]
+
+
+def test_train_runs_on_a_dataset_of_mixed_sizes(run_cli, tiny_pairs_dataset, tmp_path):
+    path = tiny_pairs_dataset(n=8, size=((48, 64), (24, 32)))
+    done = run_cli("train", "--data", path, "--out", tmp_path / "r", "--steps", "2",
+                   "--workers", "0", "--val-fraction", "0", *FAST)
+    assert done.code == 0, done.err
+    assert "smaller than --crop 32" in done.err
+
+
 def test_position_sampler_splits_steps_across_ranks():
     r0 = list(PositionSampler(1, 3, 2, rank=0, world_size=2))
     r1 = list(PositionSampler(1, 3, 2, rank=1, world_size=2))

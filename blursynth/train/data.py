@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +23,9 @@ from ..errors import BadInputError, DatasetError
 # Independent random streams per sample (see sample_rng's *stream).
 STREAM_PICK = 1
 STREAM_CROP = 2
+STREAM_REDRAW = 3
+#: Pairs drawn in a row for one sample before pairs smaller than the crop count as an error.
+MAX_REDRAWS = 64
 
 
 @dataclass(frozen=True)
@@ -182,6 +186,14 @@ class MixedPairs(torch.utils.data.Dataset):
         Relative frequency of each dataset.
     seed : int
     crop : int
+
+    Notes
+    -----
+    A pair smaller than ``crop`` (a dataset of imported pairs may mix sizes) is skipped: another
+    pair of the same dataset is drawn in its place from the sample's own stream, so the choice
+    stays a pure function of (seed, k), and one warning line per dataset and process names it.
+    Only when :data:`MAX_REDRAWS` pairs in a row are too small does the sample fail. Datasets
+    whose pairs all fit read exactly what they read without this rule.
     """
 
     def __init__(self, paths, train_indices, weights, *, seed, crop):
@@ -191,6 +203,7 @@ class MixedPairs(torch.utils.data.Dataset):
         self.seed = int(seed)
         self.crop = int(crop)
         self._datasets = None
+        self._warned = set()
 
     def __len__(self):
         return 2 ** 62  # indexed by run position, never iterated to the end
@@ -206,9 +219,36 @@ class MixedPairs(torch.utils.data.Dataset):
             self._datasets = [open_pairs(p) for p in self.paths]
         src, row = self.locate(position)
         pair = self._datasets[src][row]
+        redraw = None
+        for _ in range(MAX_REDRAWS + 1):
+            h, w = pair["blurred"].shape[:2]
+            if self.crop <= min(h, w):
+                break
+            self._warn_small(src, pair, h, w)
+            if redraw is None:
+                redraw = sample_rng(self.seed, position, STREAM_REDRAW)
+            rows = self.train_indices[src]
+            pair = self._datasets[src][int(rows[int(redraw.integers(len(rows)))])]
+        else:
+            raise DatasetError(
+                f"--data {self.paths[src]}: {MAX_REDRAWS + 1} pairs drawn in a row are smaller "
+                f"than --crop {self.crop} (the last {h}x{w}); pass a smaller --crop or remove "
+                "the small pairs.")
         rng = sample_rng(self.seed, position, STREAM_CROP)
         b, s = aligned_crop(pair["blurred"], pair["sharp"], self.crop, rng)
         return to_tensor(b), to_tensor(s)
+
+
+    def _warn_small(self, src, pair, h, w):
+        if src in self._warned:
+            return
+        self._warned.add(src)
+        # One plain line (this may run in a loader worker, outside the CLI's error handling).
+        sys.stderr.write(
+            f"warning: --data {self.paths[src]}: pair {pair.get('id', '?')} is {h}x{w}, smaller "
+            f"than --crop {self.crop}; pairs that small are skipped (another pair of the same "
+            "dataset is drawn in their place).\n")
+        sys.stderr.flush()
 
 
 class PositionSampler(torch.utils.data.Sampler):

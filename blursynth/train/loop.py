@@ -303,11 +303,16 @@ def _plan_data(settings, crop):
             raise BadInputError(
                 f"--data {src.path}: no pairs left in the training split ({len(ids)} pairs, "
                 f"{len(ho)} held out); add pairs or lower --val-fraction.")
-        first = ds[int(tr[0])]["blurred"]
-        if crop > min(first.shape[:2]):
+        # A few evenly spaced pairs stand for the dataset (reading every image's size up
+        # front would read the whole dataset); pairs smaller than the crop found later are
+        # skipped by MixedPairs with a warning.
+        probe = tr[np.linspace(0, len(tr) - 1, min(len(tr), 8)).round().astype(int)]
+        shapes = [ds[int(i)]["blurred"].shape[:2] for i in probe]
+        if all(crop > min(hw) for hw in shapes):
+            h, w = max(shapes, key=min)
             raise BadInputError(
-                f"--crop {crop} is larger than the images of {src.path} ({first.shape[0]}x"
-                f"{first.shape[1]}); pass --crop {min(first.shape[:2]) // 4 * 4} or less.")
+                f"--crop {crop} is larger than the images of {src.path} ({h}x{w}); pass --crop "
+                f"{min(h, w) // 4 * 4} or less.")
         train_rows.append(tr)
         val_items += [(src.path, int(i)) for i in ho]
     for vpath in settings.val_data:
