@@ -1,8 +1,9 @@
-"""Run ``blursynth train`` (for torchrun) with every rank interrupted during one step.
+"""Run ``blursynth train`` (for torchrun) with rank 0 interrupted during one step.
 
-Used by test_train_loop's DDP resume test: ``BLURSYNTH_TEST_DIE_AT=N`` makes each rank's
-N-th ``Trainer.step`` raise KeyboardInterrupt, as a kill during that step would, so that
-the run stops after its last checkpoint with no rank left waiting in a collective.
+Used by test_train_loop's DDP resume test: ``BLURSYNTH_TEST_DIE_AT=N`` makes rank 0's N-th
+``Trainer.step`` raise KeyboardInterrupt, as a kill during that step would; torchrun then stops
+the other ranks. Only rank 0 dies because it alone writes checkpoints: had another rank died
+first, torchrun could stop rank 0 while it was still writing the previous step's checkpoint.
 """
 
 import os
@@ -17,7 +18,7 @@ _calls = {"n": 0}
 
 def _dying_step(self, blurred, sharp):
     _calls["n"] += 1
-    if _calls["n"] == int(os.environ["BLURSYNTH_TEST_DIE_AT"]):
+    if _calls["n"] == int(os.environ["BLURSYNTH_TEST_DIE_AT"]) and os.environ["RANK"] == "0":
         raise KeyboardInterrupt
     return _real_step(self, blurred, sharp)
 

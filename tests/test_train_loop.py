@@ -32,6 +32,15 @@ def _weights(ckpt):
     return {f"{part}.{k}": v for part in ("generator", "critic") for k, v in ckpt[part].items()}
 
 
+def _assert_same_weights_and_moments(ca, cb, *, step):
+    assert ca["step"] == cb["step"] == step
+    wa, wb = _weights(ca), _weights(cb)
+    assert wa.keys() == wb.keys()
+    for k in wa:
+        assert torch.equal(wa[k], wb[k]), k
+    assert ca["opt_g"]["state"][0]["exp_avg"].equal(cb["opt_g"]["state"][0]["exp_avg"])
+
+
 def test_resume_after_interruption_equals_uninterrupted_run(tiny_pairs_dataset, tmp_path,
                                                            run_cli, monkeypatch):
     ds = tiny_pairs_dataset()
@@ -58,12 +67,7 @@ def test_resume_after_interruption_equals_uninterrupted_run(tiny_pairs_dataset, 
     assert b.code == 0, b.err
 
     ca, cb = load_checkpoint(tmp_path / "a"), load_checkpoint(tmp_path / "b")
-    assert ca["step"] == cb["step"] == 4
-    wa, wb = _weights(ca), _weights(cb)
-    assert wa.keys() == wb.keys()
-    for k in wa:
-        assert torch.equal(wa[k], wb[k]), k
-    assert ca["opt_g"]["state"][0]["exp_avg"].equal(cb["opt_g"]["state"][0]["exp_avg"])
+    _assert_same_weights_and_moments(ca, cb, step=4)
     assert torch.equal(ca["rng"]["gp"], cb["rng"]["gp"])
     rows = lambda p: [l.rsplit(",", 1)[0] for l in (p / "metrics.csv").read_text().splitlines()]  # noqa: E731
     assert rows(tmp_path / "a") == rows(tmp_path / "b")
@@ -226,9 +230,9 @@ def test_two_process_ddp_run_on_cpu_saves_every_ranks_generators(tiny_pairs_data
 
 def test_two_process_ddp_run_resumed_after_a_kill_equals_an_uninterrupted_one(tiny_pairs_dataset,
                                                                              tmp_path):
-    """torchrun, two CPU processes: both ranks stop during step 3 (after the step-2
-    checkpoint), the run is resumed, and it ends with the weights, optimiser moments and every
-    rank's generator states of a run that was never stopped."""
+    """torchrun, two CPU processes: rank 0 stops during step 3 (after the step-2 checkpoint),
+    torchrun stops rank 1, the run is resumed, and it ends with the weights, optimiser moments
+    and every rank's generator states of a run that was never stopped."""
     import subprocess
     import sys
     from pathlib import Path
@@ -254,11 +258,6 @@ def test_two_process_ddp_run_resumed_after_a_kill_equals_an_uninterrupted_one(ti
     assert b.returncode == 0, b.stderr[-3000:]
 
     ca, cb = load_checkpoint(tmp_path / "a"), load_checkpoint(tmp_path / "b")
-    assert ca["step"] == cb["step"] == 4
-    wa, wb = _weights(ca), _weights(cb)
-    assert wa.keys() == wb.keys()
-    for k in wa:
-        assert torch.equal(wa[k], wb[k]), k
-    assert ca["opt_g"]["state"][0]["exp_avg"].equal(cb["opt_g"]["state"][0]["exp_avg"])
+    _assert_same_weights_and_moments(ca, cb, step=4)
     for ra, rb in zip(ca["rng_ranks"], cb["rng_ranks"], strict=True):
         assert torch.equal(ra["gp"], rb["gp"]) and torch.equal(ra["dropout"], rb["dropout"])
