@@ -250,9 +250,9 @@ class CameraResponse:
             )
         c, h, w = planes.shape
         out = np.empty((h, w, c), np.uint8)
-        start, padded, fast = _encode_tables(self.kind, self.gamma)
+        start, nxt, fast = _encode_tables(self.kind, self.gamma)
         if fast:
-            _encode_kernel()(planes, start, padded, out)
+            _encode_kernel()(planes, start, nxt, out)
         else:
             out[...] = np.moveaxis(self.encode_uint8(planes), 0, -1)
         return out
@@ -290,7 +290,8 @@ def _encode_thresholds(kind: str, gamma: float) -> np.ndarray:
 
 @lru_cache(maxsize=32)
 def _encode_tables(kind: str, gamma: float):
-    """(start codes per sqrt-bin, thresholds padded with -inf / +inf) for the kernel."""
+    """(start code of each sqrt-bin, the threshold above that code, whether the fast kernel
+    applies)."""
     t = _encode_thresholds(kind, gamma)
     edges = (np.arange(_SQRT_BINS + 1, dtype=np.float64) / _SQRT_BINS) ** 2
     start = np.searchsorted(t, edges.astype(np.float32), side="right").astype(np.int32)
@@ -298,7 +299,10 @@ def _encode_tables(kind: str, gamma: float):
     # The branch-free kernel needs every two adjacent bins to hold at most one
     # decision level; steeper curves use the exact search instead.
     fast = bool(np.all(start[2:] - start[:-2] <= 1))
-    return start, padded, fast
+    # The one threshold that can lie in (or just past) each bin, looked up by the bin index
+    # itself rather than by the code, so the kernel's two look-ups do not wait on each other.
+    nxt = padded[start.astype(np.int64) + 1]
+    return start, nxt, fast
 
 
 _ENCODE_KERNEL = None
@@ -315,14 +319,14 @@ def _encode_kernel():
         below_one = np.float32(np.nextafter(np.float32(1), np.float32(0)))
 
         @njit(parallel=True)
-        def _encode_rows(planes, start, padded, out):
+        def _encode_rows(planes, start, nxt, out):
             """out[y, x, c] = number of thresholds <= planes[c, y, x].
 
-            ``padded[v]`` is threshold v (``padded[0] = -inf``, ``padded[256] =
-            +inf``); ``start[i]`` the code at the start of sqrt-bin i. Any two
-            adjacent bins hold at most one threshold (checked when the tables
-            are built), and the float32 bin index can only fall one bin short
-            at an edge, so the code is ``start[i]`` or one more: branch-free.
+            ``start[i]`` is the code at the start of sqrt-bin i and ``nxt[i]``
+            threshold ``start[i] + 1`` (+inf above the last). Any two adjacent
+            bins hold at most one threshold (checked when the tables are
+            built), and the float32 bin index can only fall one bin short at an
+            edge, so the code is ``start[i]`` or one more: branch-free.
             """
             nc, h, w = planes.shape
             for y in numba.prange(h):
@@ -336,8 +340,8 @@ def _encode_kernel():
                         idx[x] = np.int32(np.sqrt(v) * bins)
                     for x in range(w):
                         v = min(max(row[x], np.float32(0)), below_one)
-                        code = start[idx[x]]
-                        out[y, x, c] = code + np.int32(v >= padded[code + 1])
+                        i = idx[x]
+                        out[y, x, c] = start[i] + np.int32(v >= nxt[i])
 
         _ENCODE_KERNEL = _encode_rows
     return _ENCODE_KERNEL
