@@ -169,6 +169,9 @@ def import_pairs(root, out, config: ImportConfig = ImportConfig(), *, workers: i
     )
 
 
+_EXPORT_ENTRIES = {"blur", "sharp", "psf", "params.jsonl"}
+
+
 def export_png(dataset, out, *, progress: bool = True, overwrite: bool = False) -> int:
     """Write a pair dataset as GoPro-style folders: ``blur/``, ``sharp/``, ``psf/`` and ``params.jsonl``.
 
@@ -187,11 +190,20 @@ def export_png(dataset, out, *, progress: bool = True, overwrite: bool = False) 
 
     out = Path(out)
     ds = PairDataset(dataset)
+    if out.resolve() == ds.path.resolve() or out.resolve() in ds.path.resolve().parents:
+        raise BadInputError(f"--out {out} is or holds the dataset {dataset} being exported; choose another folder.")
     if out.exists():
         if not overwrite:
             raise BadInputError(f"--out {out} exists; choose a new folder or pass --overwrite.")
         if out.is_file():
             raise BadInputError(f"--out {out} is a file; expected a folder.")
+        # --overwrite replaces an earlier export only, never a folder of someone's own files.
+        foreign = sorted(p.name for p in out.iterdir() if p.name not in _EXPORT_ENTRIES)
+        if foreign or (any(out.iterdir()) and not (out / "params.jsonl").is_file()):
+            raise BadInputError(
+                f"--out {out} is not an earlier export (it holds {(foreign or ['no params.jsonl'])[0]!r}); "
+                "--overwrite replaces only blur/, sharp/, psf/ and params.jsonl folders; choose a new folder."
+            )
     tmp = out.with_name(f".{out.name}.tmp{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     for sub in ("blur", "sharp", "psf"):
