@@ -188,6 +188,12 @@ def test_images_smaller_than_patch(sets, tmp_path, run_cli):
     assert not (tmp_path / "o").exists()
 
 
+def test_max_minutes_nan_is_refused(sets, tmp_path, run_cli):
+    r = _train(run_cli, sets, tmp_path / "o", sets / "sharp", sets / "real", "--max-minutes", "nan")
+    assert r.code == 2 and "--max-minutes" in error_line(r) and "finite" in error_line(r)
+    assert not (tmp_path / "o").exists()
+
+
 def test_model_of_another_version_or_kind(sets, model, tmp_path, run_cli):
     ckpt = torch.load(model / "checkpoint.pt", weights_only=True)
     ckpt["version"] = 99

@@ -101,6 +101,9 @@ def test_cli_end_to_end(tmp_path, run_cli):
         (["--psf-size", "8"], "odd"),
         (["--psf-size", "1"], "odd"),
         (["--n", "many"], "--n"),
+        (["--length", "nan"], "finite"),
+        (["--length", "inf"], "finite"),
+        (["--expl", "nan"], "finite"),
     ],
 )
 def test_cli_bad_input(tmp_path, run_cli, args, expect):

@@ -146,3 +146,20 @@ def test_deblur_blend_changes_seams(tmp_path):
     b = deblur_array(gen, image, tile=160, blend=16, norm_stats="tile")
     assert a.shape == b.shape == image.shape
     assert not np.array_equal(a, b)  # --blend reaches the tiler
+
+
+@pytest.mark.parametrize("opt, value", [("--lr", "nan"), ("--content-weight", "inf"), ("--epochs", "inf")])
+def test_nan_and_inf_numbers_are_refused(run_cli, tmp_path, tiny_pairs_dataset, opt, value):
+    steps = [] if opt == "--epochs" else ["--steps", 1]
+    _fails(run_cli, "train", "--data", tiny_pairs_dataset(), "--out", tmp_path / "run", *steps, *FAST,
+           opt, value, match="finite")
+    assert not (tmp_path / "run").exists()
+
+
+def test_out_that_is_a_dataset_is_refused(run_cli, tiny_pairs_dataset):
+    data = tiny_pairs_dataset()
+    before = _snapshot(data)
+    for resume in ([], ["--resume"]):
+        _fails(run_cli, "train", "--data", data, "--out", data, "--steps", 1, *FAST, *resume,
+               match="is a dataset folder")
+    assert _snapshot(data) == before

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from fractions import Fraction
 from pathlib import Path
 
@@ -42,6 +43,13 @@ class FractionList(click.ParamType):
 def positive_int(ctx, param, value):
     if value is not None and value < 1:
         raise click.BadParameter(f"must be a positive integer; got {value}.", ctx, param)
+    return value
+
+
+def finite(ctx, param, value):
+    """Refuse nan and inf, which click's FloatRange lets through (every comparison with nan is false)."""
+    if value is not None and not math.isfinite(value):
+        raise click.BadParameter(f"must be a finite number; got {value}.", ctx, param)
     return value
 
 

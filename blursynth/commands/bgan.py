@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from ._common import echo_manifest, out_dir, overwrite_option, positive_int, seed_option, \
+from ._common import echo_manifest, finite, out_dir, overwrite_option, positive_int, seed_option, \
     workers_option
 
 _device_option = click.option("--device", default="auto", show_default=True,
@@ -73,7 +73,7 @@ def bgan():
               help="Steps between checkpoints.")
 @click.option("--log-every", type=click.IntRange(1, None), default=10, show_default=True,
               help="Steps between metric rows.")
-@click.option("--max-minutes", type=click.FloatRange(0, None, min_open=True), default=None,
+@click.option("--max-minutes", type=click.FloatRange(0, None, min_open=True), default=None, callback=finite,
               help="Stop (with a checkpoint) after this long; --resume continues.")
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its checkpoint.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import click
 
-from ._common import seed_option
+from ._common import finite, seed_option
 
 
 def _data_specs(ctx, param, value):
@@ -17,6 +17,17 @@ def _data_specs(ctx, param, value):
         raise click.BadParameter(str(exc)) from None
 
 
+def _run_folder(ctx, param, value):
+    from pathlib import Path
+
+    # A dataset folder is never a run folder: training into it would mix a checkpoint into its
+    # shards (and, with --data the same folder, into the data being read).
+    if value is not None and any((Path(value) / name).exists() for name in ("manifest.json", ".blursynth-progress.json")):
+        raise click.BadParameter(f"{value} is a dataset folder; expected a folder for the training run. "
+                                 "Choose another --out.", ctx, param)
+    return value
+
+
 _device_option = click.option("--device", default="auto", show_default=True,
                               help="auto (CUDA if present), cpu, cuda or cuda:N.")
 
@@ -26,20 +37,21 @@ _device_option = click.option("--device", default="auto", show_default=True,
               metavar="PATH[:WEIGHT]",
               help="Pair dataset, repeatable, with a relative sampling weight (DeblurGAN-Comb: "
                    "--data synth/:2 --data real/:1).")
-@click.option("--out", type=click.Path(), required=True, help="Run folder (checkpoint, metrics, samples).")
+@click.option("--out", type=click.Path(), required=True, callback=_run_folder,
+              help="Run folder (checkpoint, metrics, samples).")
 @click.option("--config", type=click.Choice(["small", "paper"]), default="small", show_default=True,
               help="Network sizes: the paper's (11.4M-parameter generator) or a small one for CPU.")
 @click.option("--steps", type=click.IntRange(1, None), default=None, help="Generator updates.")
-@click.option("--epochs", type=click.FloatRange(0, None, min_open=True), default=None,
+@click.option("--epochs", type=click.FloatRange(0, None, min_open=True), default=None, callback=finite,
               help="Passes over the training pairs (instead of --steps).")
 @click.option("--crop", type=click.IntRange(16, None), default=None,
               help="Training crop side, a multiple of 4 [paper: 256, small: 64].")
 @click.option("--batch-size", type=click.IntRange(1, None), default=None, help="Per device [paper: 1, small: 4].")
-@click.option("--lr", type=click.FloatRange(0, None, min_open=True), default=1e-4, show_default=True,
+@click.option("--lr", type=click.FloatRange(0, None, min_open=True), default=1e-4, show_default=True, callback=finite,
               help="Adam learning rate (constant, then linear decay to 0 over the second half).")
 @click.option("--critic-steps", type=click.IntRange(1, None), default=5, show_default=True,
               help="Critic updates per generator update.")
-@click.option("--content-weight", type=click.FloatRange(0, None, min_open=True), default=100.0,
+@click.option("--content-weight", type=click.FloatRange(0, None, min_open=True), default=100.0, callback=finite,
               show_default=True, help="Weight of the content loss beside the adversarial loss.")
 @click.option("--perceptual", type=click.Choice(["vgg", "none"]), default="vgg", show_default=True,
               help="Content loss: VGG19 conv3_3 features, or none (L1 pixel loss).")

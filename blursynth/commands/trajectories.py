@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from ._common import (
-    FractionList, echo_manifest, odd_size, out_dir, overwrite_option, positive_int, seed_option,
+    FractionList, echo_manifest, finite, odd_size, out_dir, overwrite_option, positive_int, seed_option,
     workers_option,
 )
 
@@ -25,8 +25,9 @@ from ._common import (
               help="Centre PSFs on their centre of mass (keeps pairs aligned) or bounding box (DeblurGAN).")
 @click.option("--samples", type=click.IntRange(2, 100000), default=2000, show_default=True, help="Positions per trajectory.")
 @click.option("--length", "length_px", type=click.FloatRange(0, None, min_open=True), default=60.0, show_default=True,
+              callback=finite,
               help="Path length in pixels.")
-@click.option("--expl", type=click.FloatRange(0, 1, min_open=True), default=None,
+@click.option("--expl", type=click.FloatRange(0, 1, min_open=True), default=None, callback=finite,
               help="Fixed shake intensity; by default drawn from {0.01, 0.009, 0.008, 0.007, 0.005, 0.003}.")
 @click.option("--keep-trajectories", is_flag=True, help="Store each trajectory (16 kB each at 2000 samples).")
 @click.option("--shard-size", type=int, default=10000, show_default=True, callback=positive_int, help="Trajectories per shard.")
