@@ -194,6 +194,18 @@ def test_max_minutes_nan_is_refused(sets, tmp_path, run_cli):
     assert not (tmp_path / "o").exists()
 
 
+def test_out_inside_an_input_folder_is_refused(sets, tmp_path, run_cli):
+    import shutil
+
+    shutil.copytree(sets / "sharp", tmp_path / "sharp")
+    for out in (tmp_path / "sharp", tmp_path / "sharp" / "model"):
+        r = _train(run_cli, sets, out, tmp_path / "sharp", sets / "real")
+        assert r.code == 2 and "is inside --sharp" in error_line(r)
+    assert sorted(p.name for p in (tmp_path / "sharp").iterdir()) == ["s0.png", "s1.png", "s2.png"]
+    r = _train(run_cli, sets, tmp_path / "sharp" / "m", sets / "sharp", tmp_path / "sharp")
+    assert r.code == 2 and "is inside --real-blur" in error_line(r)
+
+
 def test_model_of_another_version_or_kind(sets, model, tmp_path, run_cli):
     ckpt = torch.load(model / "checkpoint.pt", weights_only=True)
     ckpt["version"] = 99

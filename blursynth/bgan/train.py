@@ -335,6 +335,13 @@ def plan_training(settings: BGANTrainSettings):
         raise BadInputError(f"--lr must be a positive number; got {settings.lr}.")
     if settings.perceptual not in ("vgg", "none"):
         raise BadInputError(f"--perceptual must be vgg or none; got {settings.perceptual!r}.")
+    out = Path(settings.out).resolve()
+    for option, given in (("--sharp", settings.sharp), ("--real-blur", settings.real_blur)):
+        where = Path(given).resolve()
+        # Sample sheets written under an input folder would join its images on --resume.
+        if where.is_dir() and (out == where or where in out.parents):
+            raise BadInputError(f"--out {settings.out} is inside {option} {given}; the run's sample "
+                                f"sheets would become training images. Choose an --out outside it.")
     sharp = ImageSet(settings.sharp, column="sharp", option="--sharp")
     real = ImageSet(settings.real_blur, column="blurred", option="--real-blur")
     check_unpaired(sharp, real)
