@@ -651,20 +651,48 @@ def iter_frames(info: SourceInfo, start: int = 0, stop: int | None = None):
         yield from _iter_video(info, start, stop)
 
 
-def _iter_folder(info, start, stop):
+#: Frame files read ahead of the one being handed out, by this many reader threads.
+_FOLDER_READ_AHEAD = 4
+_FOLDER_READERS = 2
+
+
+def _read_frame_file(path, height, width):
     import cv2
 
-    for i in range(start, stop):
-        bgr = cv2.imread(info.files[i], cv2.IMREAD_COLOR)
-        if bgr is None:
-            warnings.warn(
-                f"frame '{info.files[i]}' could not be decoded; stopping at frame {i}.",
-                TruncatedVideoWarning, stacklevel=2,
-            )
-            return
-        if bgr.shape[:2] != (info.height, info.width):
-            raise BadInputError(f"frame '{info.files[i]}' changed size while reading.")
-        yield i, cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+    bgr = cv2.imread(path, cv2.IMREAD_COLOR)
+    if bgr is None:
+        return None
+    if bgr.shape[:2] != (height, width):
+        raise BadInputError(f"frame '{path}' changed size while reading.")
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+
+def _iter_folder(info, start, stop):
+    # Image decoders run one thread per image and release the GIL, so a few
+    # files are decoded ahead on reader threads (in order; at most
+    # _FOLDER_READ_AHEAD frames beyond the current one are held).
+    from concurrent.futures import ThreadPoolExecutor
+
+    pool = ThreadPoolExecutor(max_workers=_FOLDER_READERS, thread_name_prefix="blursynth-read")
+    pending = deque()
+    try:
+        nxt = start
+        while nxt < stop or pending:
+            while nxt < stop and len(pending) <= _FOLDER_READ_AHEAD:
+                pending.append((nxt, pool.submit(_read_frame_file, info.files[nxt], info.height,
+                                                 info.width)))
+                nxt += 1
+            i, job = pending.popleft()
+            frame = job.result()
+            if frame is None:
+                warnings.warn(
+                    f"frame '{info.files[i]}' could not be decoded; stopping at frame {i}.",
+                    TruncatedVideoWarning, stacklevel=2,
+                )
+                return
+            yield i, frame
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _iter_video(info, start, stop):

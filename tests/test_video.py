@@ -207,6 +207,26 @@ def test_video_and_folder_readers_agree_and_seek(tmp_path):
         assert all(np.array_equal(f, frames[i]) for i, f in part)
 
 
+def test_folder_reader_reads_ahead_in_order_and_stops_at_a_broken_frame(tmp_path):
+    from blursynth.io.images import save_rgb8
+
+    frames = random_frames(12, shape=(16, 24, 3), seed=9)
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for i, f in enumerate(frames):
+        save_rgb8(folder / f"{i:06d}.png", f)
+    info = probe_source(folder, fps=240)
+    path = folder / "000007.png"
+    path.write_bytes(path.read_bytes()[:60])  # header intact (probe passes), data cut short
+    with pytest.warns(TruncatedVideoWarning, match="000007.png' could not be decoded"):
+        got = list(iter_frames(info))
+    assert [i for i, _ in got] == list(range(7))
+    assert all(np.array_equal(f, frames[i]) for i, f in got)
+    save_rgb8(path, np.zeros((16, 20, 3), np.uint8))  # replaced by another size after probing
+    with pytest.raises(BadInputError, match="changed size"):
+        list(iter_frames(info))
+
+
 def test_truncated_video_warns_and_keeps_good_frames(tmp_path):
     frames = random_frames(40, shape=(64, 96, 3), seed=8)
     path = tmp_path / "t.mp4"
