@@ -309,3 +309,25 @@ def test_killed_writer_leaves_no_partial_shard_and_rerun_is_identical(tmp_path):
     for p in (tmp_path / "clean").rglob("*"):
         if p.is_file():
             assert p.read_bytes() == (out / p.relative_to(tmp_path / "clean")).read_bytes(), p.name
+
+
+def test_hand_edited_manifest_is_a_one_line_error(tmp_path, run_cli):
+    write_tiny(tmp_path / "d", n=4, shard_size=4)
+    manifest = json.loads((tmp_path / "d/manifest.json").read_text())
+    manifest["num_rows"] = manifest["shards"][0]["rows"] = 40
+    (tmp_path / "d/manifest.json").write_text(json.dumps(manifest))
+    r = run_cli("dataset", "preview", tmp_path / "d", "--out", tmp_path / "p.png", "--start", 20)
+    assert r.code == 2 and "holds 4 rows; manifest.json says 40" in error_line(r)
+    assert not (tmp_path / "p.png").exists()
+    (tmp_path / "d/manifest.json").write_text("[]")
+    r = run_cli("dataset", "info", tmp_path / "d")
+    assert r.code == 2 and "not an object" in error_line(r)
+
+
+def test_out_that_cannot_be_created(tmp_path, run_cli):
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(BadInputError, match="cannot write there"):
+        write_tiny(tmp_path / "file" / "d", n=2)
+    r = run_cli("trajectories", "--n", 2, "--out", tmp_path / "file" / "bank")
+    assert r.code == 2 and "cannot write there" in error_line(r)
+    assert (tmp_path / "file").read_text() == "x"

@@ -192,9 +192,13 @@ def _sha256(path: Path) -> str:
 
 def _read_json(path: Path, what: str) -> dict:
     try:
-        return json.loads(path.read_text())
+        data = json.loads(path.read_text())
     except (OSError, ValueError) as exc:
         raise DatasetError(f"{path}: unreadable {what} ({exc}); delete the folder or pass --overwrite.")
+    if not isinstance(data, dict):
+        raise DatasetError(f"{path}: unreadable {what} (a JSON {type(data).__name__}, not an object); "
+                           "delete the folder or pass --overwrite.")
+    return data
 
 
 def _prepare_output(out: Path, *, kind: str, fingerprint: str, n_shards: int, overwrite: bool):
@@ -241,10 +245,17 @@ def _prepare_output(out: Path, *, kind: str, fingerprint: str, n_shards: int, ov
             f"--out {out} is a non-empty folder that is not a blursynth dataset; "
             "choose a new or empty folder."
         )
-    (out / DATA_DIR).mkdir(parents=True, exist_ok=True)
-    for stale in (out / DATA_DIR).glob(".*.tmp*"):
-        stale.unlink(missing_ok=True)
-    _write_progress(out, kind, fingerprint, n_shards, done)
+    try:
+        (out / DATA_DIR).mkdir(parents=True, exist_ok=True)
+        for stale in (out / DATA_DIR).glob(".*.tmp*"):
+            stale.unlink(missing_ok=True)
+        _write_progress(out, kind, fingerprint, n_shards, done)
+    except OSError as exc:
+        if created:
+            shutil.rmtree(out, ignore_errors=True)
+        raise BadInputError(
+            f"--out {out}: cannot write there ({exc.strerror or exc}); choose a folder you can write to."
+        ) from None
     return created, done
 
 
@@ -863,6 +874,12 @@ class ShardedTable:
                 raise DatasetError(
                     f"{self.shards[s]}: unreadable shard ({exc}); run 'blursynth dataset verify'."
                 ) from None
+            listed = int(self.offsets[s + 1] - self.offsets[s])
+            if f.metadata.num_rows != listed:
+                raise DatasetError(
+                    f"{self.shards[s]}: holds {f.metadata.num_rows} rows; manifest.json says {listed}. "
+                    "Run 'blursynth dataset verify' and rebuild the dataset."
+                )
             self._files[s] = f
         return f
 
