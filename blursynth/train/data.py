@@ -220,20 +220,20 @@ class MixedPairs(torch.utils.data.Dataset):
         src, row = self.locate(position)
         pair = self._datasets[src][row]
         redraw = None
-        for _ in range(MAX_REDRAWS + 1):
+        for drawn in range(MAX_REDRAWS + 1):
             h, w = pair["blurred"].shape[:2]
             if self.crop <= min(h, w):
                 break
             self._warn_small(src, pair, h, w)
+            if drawn == MAX_REDRAWS:
+                raise DatasetError(
+                    f"--data {self.paths[src]}: {MAX_REDRAWS + 1} pairs drawn in a row are "
+                    f"smaller than --crop {self.crop} (the last {h}x{w}); pass a smaller --crop "
+                    "or remove the small pairs.")
             if redraw is None:
                 redraw = sample_rng(self.seed, position, STREAM_REDRAW)
             rows = self.train_indices[src]
             pair = self._datasets[src][int(rows[int(redraw.integers(len(rows)))])]
-        else:
-            raise DatasetError(
-                f"--data {self.paths[src]}: {MAX_REDRAWS + 1} pairs drawn in a row are smaller "
-                f"than --crop {self.crop} (the last {h}x{w}); pass a smaller --crop or remove "
-                "the small pairs.")
         rng = sample_rng(self.seed, position, STREAM_CROP)
         b, s = aligned_crop(pair["blurred"], pair["sharp"], self.crop, rng)
         return to_tensor(b), to_tensor(s)
