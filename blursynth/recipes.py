@@ -20,6 +20,9 @@ def load_recipe(path) -> dict:
         text = path.read_text()
     except FileNotFoundError:
         raise RecipeError(f"{path}: no such recipe file.") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        what = "a folder" if path.is_dir() else f"not a readable UTF-8 text file ({type(exc).__name__})"
+        raise RecipeError(f"{path}: is {what}; expected a recipe .toml file such as recipes/deblurgan-synth.toml.") from None
     try:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:

@@ -141,6 +141,11 @@ def test_missing_recipe(tmp_path, run_cli):
     (tmp_path / "broken.toml").write_text("[build\nseed = 1")
     r = run_cli("build", tmp_path / "broken.toml")
     assert r.code == 2 and "not valid TOML" in error_line(r)
+    r = run_cli("build", tmp_path)
+    assert r.code == 2 and "is a folder" in error_line(r)
+    (tmp_path / "photo.png").write_bytes(b"\x89PNG\r\n\x1a\n\xff\xfe")
+    r = run_cli("build", tmp_path / "photo.png")
+    assert r.code == 2 and "UTF-8" in error_line(r)
 
 
 @pytest.mark.parametrize("name", ["deblurgan-synth", "realistic", "gopro-like"])

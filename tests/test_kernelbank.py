@@ -133,3 +133,10 @@ def test_preview_out_with_unknown_suffix(tmp_path, run_cli):
     r = run_cli("kernels", "preview", ROOT / "kernels/eval48", "--out", tmp_path / "sheet.xyz")
     assert r.code == 2 and "suffix" in error_line(r)
     assert not (tmp_path / "sheet.xyz").exists()
+
+
+def test_preview_out_under_a_file(tmp_path, run_cli):
+    (tmp_path / "f.png").write_bytes(b"x")
+    r = run_cli("kernels", "preview", ROOT / "kernels/eval48", "--out", tmp_path / "f.png" / "sheet.png")
+    assert r.code == 2 and "is a file, not a folder" in error_line(r)
+    assert (tmp_path / "f.png").read_bytes() == b"x"

@@ -207,7 +207,12 @@ def save_rgb8(path, image: np.ndarray) -> None:
         )
     if path.exists() and path.is_dir():
         raise BadInputError(f"{path}: is a folder; expected an image file name.")
-    path.parent.mkdir(parents=True, exist_ok=True)
     from .atomic import atomic_write_bytes
 
-    atomic_write_bytes(path, data)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(path, data)
+    except OSError as exc:
+        blocker = next((a for a in path.parents if a.exists()), None)
+        why = f"{blocker} is a file, not a folder" if blocker is not None and not blocker.is_dir() else exc.strerror or exc
+        raise BadInputError(f"{path}: cannot write there ({why}); choose a location you can write to.") from None
