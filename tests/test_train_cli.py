@@ -163,3 +163,26 @@ def test_out_that_is_a_dataset_is_refused(run_cli, tiny_pairs_dataset):
         _fails(run_cli, "train", "--data", data, "--out", data, "--steps", 1, *FAST, *resume,
                match="is a dataset folder")
     assert _snapshot(data) == before
+
+
+def test_deblur_overwrite_never_replaces_the_inputs(run_cli, trained_run, tmp_path):
+    from blursynth.io.images import save_rgb8
+    import numpy as np
+
+    save_rgb8(tmp_path / "in" / "a.png", np.full((20, 24, 3), 128, np.uint8))
+    before = _snapshot(tmp_path / "in")
+    for item in (tmp_path / "in", tmp_path / "in" / "a.png"):
+        _fails(run_cli, "deblur", "--model", trained_run, item, "--out", tmp_path / "in",
+               "--overwrite", "--quiet", match="would replace the input photo")
+    assert _snapshot(tmp_path / "in") == before
+
+
+def test_evaluate_json_path_checked_before_scoring(run_cli, trained_run, tiny_pairs_dataset, tmp_path):
+    (tmp_path / "photo.png").write_bytes(b"keep")
+    args = ("evaluate", "--model", trained_run, "--data", tiny_pairs_dataset(), "--limit", 1, "--quiet")
+    _fails(run_cli, *args, "--json", tmp_path, match="is a folder")
+    _fails(run_cli, *args, "--json", tmp_path / "photo.png", match="not a .json file")
+    _fails(run_cli, *args, "--json", tmp_path / "photo.png" / "s.json", match="cannot write in")
+    assert (tmp_path / "photo.png").read_bytes() == b"keep"
+    assert run_cli(*args, "--json", tmp_path / "new" / "s.json").code == 0
+    assert (tmp_path / "new" / "s.json").is_file()

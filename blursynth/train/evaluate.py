@@ -65,6 +65,18 @@ def deblur_array(gen, image_u8, *, tile=1024, blend=16, norm_stats="global") -> 
     return (y[0].clamp(0, 1) * 255).round().byte().permute(1, 2, 0).cpu().numpy()
 
 
+def _check_json_path(p: Path) -> None:
+    """Refuse a --json path the report could not be written to, before the scoring runs."""
+    if p.is_dir():
+        raise BadInputError(f"--json {p}: is a folder; expected a file name such as {p / 'scores.json'}.")
+    if p.exists() and p.suffix.lower() != ".json":
+        raise BadInputError(f"--json {p}: exists and is not a .json file; the report would replace it. "
+                            "Choose a name ending in .json.")
+    parent = next((a for a in p.absolute().parents if a.exists()), None)
+    if parent is None or not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+        raise BadInputError(f"--json {p}: cannot write in {parent}; choose a location you can write to.")
+
+
 def evaluate(settings: EvaluateSettings) -> dict:
     """PSNR and SSIM of the deblurred images and of the blurred inputs against the sharp ones.
 
@@ -81,6 +93,8 @@ def evaluate(settings: EvaluateSettings) -> dict:
         raise BadInputError(f"--split must be all or heldout; got {settings.split!r}.")
     if not settings.data:
         raise BadInputError("no --data given; pass the pair dataset to evaluate on.")
+    if settings.json_path:
+        _check_json_path(Path(settings.json_path))
     device = _device(settings.device)
     gen, ckpt = load_generator(settings.model, device)
     plan = []
@@ -133,6 +147,7 @@ def evaluate(settings: EvaluateSettings) -> dict:
               **summary(allv), "datasets": {p: summary(a) for p, a in per.items()}}
     if settings.json_path:
         p = Path(settings.json_path)
+        p.parent.mkdir(parents=True, exist_ok=True)
         tmp = p.with_name(p.name + ".tmp")
         tmp.write_text(json.dumps(report, indent=1) + "\n")
         os.replace(tmp, p)
@@ -207,6 +222,11 @@ def deblur_images(settings: DeblurSettings) -> dict:
                             "into separate --out folders.")
     if out.exists() and not out.is_dir():
         raise BadInputError(f"--out {out}: is a file; expected a folder.")
+    sources = {src.resolve(): src for src, _ in plan}
+    for _, dst in plan:
+        if dst.resolve() in sources:
+            raise BadInputError(f"{dst}: would replace the input photo {sources[dst.resolve()]}; choose an "
+                                "--out other than the input folder.")
     if not settings.overwrite:
         exist = [d for d in dests if d.exists()]
         if exist:
@@ -237,8 +257,7 @@ def deblur_images(settings: DeblurSettings) -> dict:
                                 f"images must be at least 8 px a side.")
         result = deblur_array(gen, image, tile=settings.tile, blend=settings.blend,
                               norm_stats=settings.norm_stats)
-        dst.parent.mkdir(parents=True, exist_ok=True)
-        save_rgb8(dst, result)  # written to a temporary name and renamed
+        save_rgb8(dst, result)  # creates the folder; written to a temporary name and renamed
         written.append(str(dst))
         if bar is not None:
             bar.update(1)
