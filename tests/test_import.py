@@ -162,3 +162,16 @@ def test_export_overwrite_never_replaces_the_dataset_or_foreign_files(tmp_path, 
     # An earlier export is still replaced.
     assert run_cli("dataset", "export", tmp_path / "d", "--out", tmp_path / "x").code == 0
     assert run_cli("dataset", "export", tmp_path / "d", "--out", tmp_path / "x", "--overwrite").code == 0
+
+
+def test_import_folder_names_and_unreadable_sharp_partner(tmp_path, run_cli, photo):
+    root = tmp_path / "flat"
+    _write(root / "sharp" / "a.png", photo)
+    _write(root / "blur" / "a.png", photo // 2)
+    for opt, value in (("--blur-dir", ""), ("--sharp-dir", ".."), ("--blur-dir", "x/blur")):
+        r = run_cli("dataset", "import", root, "--layout", "flat", "--out", tmp_path / "d", opt, value)
+        assert r.code == 2 and "expected the name of one folder" in error_line(r)
+    (root / "sharp" / "a.png").write_bytes(b"")
+    r = run_cli("dataset", "import", root, "--layout", "flat", "--out", tmp_path / "d")
+    assert r.code == 2 and error_line(r).startswith(f"error: {root / 'sharp' / 'a.png'}: unreadable image")
+    assert not (tmp_path / "d").exists()

@@ -55,6 +55,9 @@ def find_pairs(root, config: ImportConfig) -> list[tuple[str, str, str]]:
         raise BadInputError(f"{root}: no such folder; expected a folder of paired images.")
     if config.layout not in LAYOUTS:
         raise BadInputError(f"--layout must be one of {', '.join(LAYOUTS)}; got {config.layout!r}.")
+    for option, name in (("--blur-dir", config.blur_dir), ("--sharp-dir", config.sharp_dir)):
+        if name in ("", ".", "..") or "/" in name or os.sep in name:
+            raise BadInputError(f"{option} {name!r}: expected the name of one folder, e.g. blur or blur_gamma.")
     if config.layout == "flat":
         blur_dirs = [root / config.blur_dir] if (root / config.blur_dir).is_dir() else []
     else:
@@ -100,17 +103,18 @@ def check_pair_sizes(root, pairs) -> None:
 
     root = Path(root)
     for pid, b, s in pairs:
-        try:
-            with Image.open(root / b) as ib, Image.open(root / s) as is_:
-                if ib.size != is_.size:
-                    raise BadInputError(
-                        f"{root / b}: blurred image is {ib.size[0]}x{ib.size[1]} but its sharp partner "
-                        f"{root / s} is {is_.size[0]}x{is_.size[1]}; pairs must have the same size."
-                    )
-        except BadInputError:
-            raise
-        except Exception as exc:
-            raise BadInputError(f"{root / b}: unreadable image ({exc}); fix or remove the pair.") from None
+        sizes = []
+        for rel in (b, s):
+            try:
+                with Image.open(root / rel) as im:
+                    sizes.append(im.size)
+            except Exception as exc:
+                raise BadInputError(f"{root / rel}: unreadable image ({exc}); fix or remove the pair.") from None
+        if sizes[0] != sizes[1]:
+            raise BadInputError(
+                f"{root / b}: blurred image is {sizes[0][0]}x{sizes[0][1]} but its sharp partner "
+                f"{root / s} is {sizes[1][0]}x{sizes[1][1]}; pairs must have the same size."
+            )
 
 
 def _import_rows(start, stop, root, pairs, config, fp):
