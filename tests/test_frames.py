@@ -281,6 +281,9 @@ def test_render_clip_bad_inputs(tmp_path, capsys):
     assert "leaves room" in _one_error_line(capsys)
     assert main(["render-clip", str(tmp_path / "p.png"), "--out", str(tmp_path / "c.mkv"), "--size", "big"]) == 2
     _one_error_line(capsys)
+    for size in ("0x16", "1x1"):
+        assert main(["render-clip", str(tmp_path / "p.png"), "--out", str(tmp_path / "c.mkv"), "--size", size]) == 2
+        assert "at least 2 px" in _one_error_line(capsys)
     assert not (tmp_path / "c.mkv").exists() and not (tmp_path / "c.mkv.json").exists()
 
 

@@ -142,6 +142,8 @@ def render_clip(photo, out, fps, n_frames, length_px, size, crf, quality, seed, 
         if not m:
             raise click.BadParameter(f"{size!r} is not HxW, e.g. 480x640.", param_hint="--size")
         frame_size = (int(m.group(1)), int(m.group(2)))
+        if min(frame_size) < 2:
+            raise click.BadParameter(f"{size!r}: frame sides must be at least 2 px, e.g. 480x640.", param_hint="--size")
     check_clip_output(out, overwrite=overwrite)  # before the photo is read
     image, note = load_rgb8(photo)
     if note:
