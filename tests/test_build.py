@@ -116,6 +116,18 @@ def test_bad_recipes_name_file_and_line(tmp_path, run_cli, edit, expect):
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.parametrize("setting, expect", [("train.lr=nan", "lr must be a positive finite"),
+                                             ("train.content_weight=inf", "content-weight must be")])
+def test_dry_run_refuses_bad_train_settings(tmp_path, run_cli, setting, expect):
+    # Checked when the plan is made: before, these passed --dry-run and failed at the train step.
+    r = run_cli("build", RECIPES / "deblurgan-comb.toml", "--dry-run", "--out", tmp_path / "c",
+                "--set", setting)
+    assert r.code == 2, r
+    line = error_line(r)
+    assert "deblurgan-comb.toml:" in line and expect in line, line
+    assert not (tmp_path / "c").exists()
+
+
 def test_set_and_input_overrides(tiny_recipe, tmp_path, run_cli, photo):
     from blursynth.io.images import save_rgb8
 

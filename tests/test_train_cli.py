@@ -65,6 +65,28 @@ def test_crop_larger_than_images(run_cli, tmp_path, tiny_pairs_dataset):
     assert not (tmp_path / "r").exists()
 
 
+def test_out_that_is_someone_elses_folder_is_refused(run_cli, tmp_path, tiny_pairs_dataset):
+    mine = tmp_path / "photos"
+    mine.mkdir()
+    (mine / "holiday.png").write_bytes(b"not ours")
+    before = _snapshot(mine)
+    _fails(run_cli, "train", "--data", tiny_pairs_dataset(), "--out", mine, "--steps", 1, *FAST,
+           match="not a training run (it holds 'holiday.png')")
+    assert _snapshot(mine) == before
+
+
+def test_out_of_a_run_stopped_before_its_first_checkpoint_is_reused(run_cli, tmp_path,
+                                                                     tiny_pairs_dataset):
+    run = tmp_path / "run"
+    (run / "val").mkdir(parents=True)
+    (run / "run.json").write_text("{}")
+    (run / ".checkpoint.pt.tmp123").write_bytes(b"")
+    r = run_cli("train", "--data", tiny_pairs_dataset(), "--out", run, "--steps", 1,
+                "--workers", "0", *FAST)
+    assert r.code == 0, r.err
+    assert (run / "checkpoint.pt").is_file()
+
+
 def test_existing_run_needs_resume(run_cli, trained_run, tiny_pairs_dataset):
     before = _snapshot(trained_run)
     _fails(run_cli, "train", "--data", tiny_pairs_dataset(), "--out", trained_run, "--steps", 2,

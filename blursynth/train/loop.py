@@ -7,6 +7,7 @@ import io
 import json
 import math
 import os
+import re
 import sys
 import time
 from dataclasses import asdict, dataclass, replace
@@ -32,6 +33,15 @@ CHECKPOINT_VERSION = 1
 METRIC_COLUMNS = ("step", "lr", "loss_d", "wasserstein", "gp", "loss_g", "loss_adv",
                   "loss_content", "val_psnr", "val_ssim", "val_psnr_blurred", "val_ssim_blurred",
                   "seconds")
+
+#: What a run folder holds (besides the temporary files of atomic writes).
+_RUN_NAMES = (CHECKPOINT, RUN_JSON, METRICS_CSV, "val", "tensorboard")
+
+
+def _is_run_name(name: str) -> bool:
+    base = re.sub(r"\.tmp\d+$", "", name[1:]) if name.startswith(".") else name
+    return base in _RUN_NAMES
+
 
 #: Defaults that differ by config: (crop, batch size).
 CONFIG_DEFAULTS = {"paper": (256, 1), "small": (64, 4)}
@@ -73,6 +83,41 @@ class TrainSettings:
     log_every: int = 10
     resume: bool = False
     progress: bool = True
+
+    def __post_init__(self):
+        # Every scalar is checked here, so a recipe's train step (built by 'blursynth build',
+        # --dry-run included) is refused before any step runs, as the CLI is.
+        if self.config not in CONFIGS:
+            raise BadInputError(f"--config must be one of {sorted(CONFIGS)}; got {self.config!r}.")
+        if self.dropout is not None and not 0 <= self.dropout < 1:
+            raise BadInputError(f"--dropout must be in [0, 1); got {self.dropout}.")
+        crop0, batch0 = CONFIG_DEFAULTS[self.config]
+        crop, batch = int(self.crop or crop0), int(self.batch_size or batch0)
+        if crop < 16 or crop % 4:
+            raise BadInputError(f"--crop must be a multiple of 4 and at least 16; got {crop}.")
+        if batch < 1:
+            raise BadInputError(f"--batch-size must be at least 1; got {batch}.")
+        if self.init not in ("paper", "identity"):
+            raise BadInputError(f"--init must be paper or identity; got {self.init!r}.")
+        if self.critic_steps < 1:
+            raise BadInputError(f"--critic-steps must be at least 1; got {self.critic_steps}.")
+        if (self.steps is None) == (self.epochs is None):
+            raise BadInputError("give exactly one of --steps and --epochs.")
+        if self.steps is not None and self.steps < 1:
+            raise BadInputError(f"--steps must be at least 1; got {self.steps}.")
+        if self.epochs is not None and not (math.isfinite(self.epochs) and self.epochs > 0):
+            raise BadInputError(f"--epochs must be a positive finite number; got {self.epochs}.")
+        if not (math.isfinite(self.lr) and self.lr > 0):
+            raise BadInputError(f"--lr must be a positive finite number; got {self.lr}.")
+        for name in ("content_weight", "gp_weight"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value >= 0):
+                raise BadInputError(f"--{name.replace('_', '-')} must be a finite number >= 0; "
+                                    f"got {value}.")
+        for name in ("val_every", "checkpoint_every", "log_every", "val_count"):
+            if getattr(self, name) < 1:
+                raise BadInputError(f"--{name.replace('_', '-')} must be at least 1; "
+                                    f"got {getattr(self, name)}.")
 
     def recipe(self, crop, batch_size) -> dict:
         """The settings a resumed run must share with the run it continues."""
@@ -426,27 +471,13 @@ def train(settings: TrainSettings) -> dict:
     >>> train(s)["steps"]                                          # doctest: +SKIP
     10
     """
-    seed = check_seed(settings.seed)
-    if settings.config not in CONFIGS:
-        raise BadInputError(f"--config must be one of {sorted(CONFIGS)}; got {settings.config!r}.")
+    seed = check_seed(settings.seed)  # the other scalars were checked by TrainSettings
     config = CONFIGS[settings.config]
     if settings.dropout is not None:
-        if not 0 <= settings.dropout < 1:
-            raise BadInputError(f"--dropout must be in [0, 1); got {settings.dropout}.")
         config = replace(config, dropout=float(settings.dropout))
     crop0, batch0 = CONFIG_DEFAULTS[settings.config]
     crop = int(settings.crop or crop0)
     batch = int(settings.batch_size or batch0)
-    if crop < 16 or crop % 4:
-        raise BadInputError(f"--crop must be a multiple of 4 and at least 16; got {crop}.")
-    if batch < 1:
-        raise BadInputError(f"--batch-size must be at least 1; got {batch}.")
-    if settings.init not in ("paper", "identity"):
-        raise BadInputError(f"--init must be paper or identity; got {settings.init!r}.")
-    if settings.critic_steps < 1:
-        raise BadInputError(f"--critic-steps must be at least 1; got {settings.critic_steps}.")
-    if (settings.steps is None) == (settings.epochs is None):
-        raise BadInputError("give exactly one of --steps and --epochs.")
 
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
@@ -458,12 +489,8 @@ def train(settings: TrainSettings) -> dict:
     train_rows, val_items = _plan_data(settings, crop)
     n_train = sum(len(t) for t in train_rows)
     if settings.steps is not None:
-        if settings.steps < 1:
-            raise BadInputError(f"--steps must be at least 1; got {settings.steps}.")
         total = int(settings.steps)
     else:
-        if not settings.epochs > 0:
-            raise BadInputError(f"--epochs must be positive; got {settings.epochs}.")
         total = max(1, math.ceil(settings.epochs * n_train / (batch * world)))
     content, content_info = _content_loss(settings)
     recipe = settings.recipe(crop, batch)
@@ -487,6 +514,14 @@ def train(settings: TrainSettings) -> dict:
                 f"--out.")
     elif out.exists() and not out.is_dir():
         raise BadInputError(f"--out {out}: is a file; expected a folder for the run.")
+    elif out.is_dir() and rank == 0:
+        # A run stopped before its first checkpoint leaves only names of its own; anything
+        # else is someone's folder, which a run must not write into.
+        foreign = sorted(p.name for p in out.iterdir() if not _is_run_name(p.name))
+        if foreign:
+            raise BadInputError(
+                f"--out {out}: is a non-empty folder that is not a training run (it holds "
+                f"{foreign[0]!r}); choose a new or empty folder.")
 
     # ---- build
     distributed = world > 1
