@@ -20,6 +20,8 @@ from .psf import CENTRES, DEFAULT_EXPOSURES, exposure_samples
 from .trajectory import TrajectoryConfig
 
 CHUNK = 256  # trajectories per vectorised chunk (and per Parquet row group)
+#: Largest trajectory canvas (px): PSFs of that size already dwarf most photos.
+MAX_CANVAS = 1025
 
 KERNEL_SCHEMA = _with_metadata(
     pa.schema(
@@ -96,8 +98,9 @@ class KernelBankConfig:
             )
         if self.centre not in CENTRES:
             raise BadInputError(f"--centre must be one of {', '.join(CENTRES)}; got {self.centre!r}.")
-        if int(self.canvas) != self.canvas or self.canvas < 3:
-            raise BadInputError(f"--canvas must be an integer >= 3; got {self.canvas!r}.")
+        if int(self.canvas) != self.canvas or not 3 <= self.canvas <= MAX_CANVAS:
+            raise BadInputError(f"--canvas must be an integer from 3 to {MAX_CANVAS}; got "
+                                f"{self.canvas!r}.")
         if self.shard_size < 1:
             raise BadInputError(f"shard size must be >= 1; got {self.shard_size!r}.")
 

@@ -99,7 +99,7 @@ def clip_geometry(photo_shape, traj, size=None, even=False) -> ClipGeometry:
         height, width = height - height % 2, width - width % 2
     if height < 2 or width < 2 or height > room_h or width > room_w:
         raise BadInputError(
-            f"the camera path spans {x_hi - x_lo}x{y_hi - y_lo} px, which leaves room for at most "
+            f"the camera path spans {y_hi - y_lo}x{x_hi - x_lo} (HxW) px, which leaves room for at most "
             f"{max(room_h, 0)}x{max(room_w, 0)} (HxW) frames in a {h_photo}x{w_photo} photo; got a frame "
             f"size of {height}x{width}. Use a larger photo, a shorter path (--length-px) or a smaller --size."
         )

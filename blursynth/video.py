@@ -1236,6 +1236,14 @@ def expand_inputs_named(paths) -> list[tuple[str, str]]:
         sources.extend((str(f), f"{_base_name(p)}/{f.name}") for f in found)
     if not sources:
         raise BadInputError("no input given; pass a video file or a folder of frames.")
+    seen = {}
+    for path, _ in sources:
+        key = os.path.realpath(path)
+        if key in seen:
+            raise BadInputError(
+                f"'{path}' is given twice (also as '{seen[key]}'), which would repeat its pairs; "
+                "pass each video or frame folder once.")
+        seen[key] = path
     return sources
 
 

@@ -227,6 +227,11 @@ def test_overlap_not_below_window(clip, tmp_path, capsys):
     _bad([clip, "--window", "5", "--overlap", "5"], tmp_path, capsys, "--overlap")
 
 
+def test_same_video_twice(clip, tmp_path, capsys):
+    # The same file under two spellings: the pairs would repeat.
+    _bad([clip, f"{clip.parent}/./{clip.name}", "--window", "5"], tmp_path, capsys, "is given twice")
+
+
 def test_folder_with_gap(tmp_path, capsys):
     from blursynth.io.images import save_rgb8
 
