@@ -267,7 +267,9 @@ def test_info_and_preview(tmp_path, run_cli):
 def test_not_a_dataset(tmp_path, run_cli):
     for args in (["dataset", "info", tmp_path / "missing"], ["dataset", "verify", tmp_path]):
         r = run_cli(*args)
-        assert r.code == 2 and "manifest.json" in error_line(r) or "no such dataset" in error_line(r)
+        assert r.code == 2, r
+        line = error_line(r)
+        assert "manifest.json" in line or "no such dataset" in line, line
 
 
 KILL_SCRIPT = r"""
