@@ -208,3 +208,14 @@ def test_evaluate_json_path_checked_before_scoring(run_cli, trained_run, tiny_pa
     assert (tmp_path / "photo.png").read_bytes() == b"keep"
     assert run_cli(*args, "--json", tmp_path / "new" / "s.json").code == 0
     assert (tmp_path / "new" / "s.json").is_file()
+
+
+def test_evaluate_heldout_warns_for_a_dataset_the_run_never_used(run_cli, trained_run,
+                                                                 tiny_pairs_dataset):
+    args = ("evaluate", "--model", trained_run, "--split", "heldout", "--quiet")
+    own = run_cli(*args, "--data", tiny_pairs_dataset())
+    assert own.code == 0, own.err
+    assert "warning" not in own.err
+    other = run_cli(*args, "--data", tiny_pairs_dataset(n=40, seed=5))
+    assert other.code == 0, other.err
+    assert "is not one of the datasets" in other.err

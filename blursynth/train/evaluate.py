@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -101,6 +102,13 @@ def evaluate(settings: EvaluateSettings) -> dict:
     for path in settings.data:
         ds = open_pairs(path)
         if settings.split == "heldout":
+            trained_on = {str(d[0]) for d in ckpt["recipe"].get("data", [])}
+            if trained_on and str(Path(path).resolve()) not in trained_on:
+                # Still scored (the dataset may have moved), but the user should know.
+                sys.stderr.write(
+                    f"warning: --data {path} is not one of the datasets {settings.model} was "
+                    "trained on; --split heldout scores the pairs its ids would hold out, which "
+                    "that run never saw in either role.\n")
             frac = settings.val_fraction
             if frac is None:
                 frac = float(ckpt["recipe"].get("val_fraction", 0.05))
