@@ -505,6 +505,9 @@ def open_kernels(settings: BlurSettings) -> KernelSource:
     exposures = tuple(float(f) for f in manifest.get("exposures", ()))
     if not exposures:
         raise DatasetError(f"{path}/manifest.json: no exposure list; the manifest is corrupt.")
+    from .kernelbank import check_bank_manifest
+
+    check_bank_manifest(path, manifest, exposures)
     if settings.exposure is not None:
         if not any(abs(f - float(settings.exposure)) < 1e-6 for f in exposures):
             raise BadInputError(

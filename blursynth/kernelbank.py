@@ -252,6 +252,46 @@ def write_kernel_bank(out, config: KernelBankConfig, *, workers: int = 1, overwr
     )
 
 
+def check_bank_manifest(path, manifest, exposures) -> None:
+    """Refuse a bank whose manifest was edited: a changed exposure list would mislabel every PSF.
+
+    Parameters
+    ----------
+    path : str or Path
+        The bank (for messages).
+    manifest : dict
+        Its ``manifest.json``.
+    exposures : sequence of float
+        The exposure list the rows will be read by.
+
+    Raises
+    ------
+    DatasetError
+        The recorded settings no longer hash to the bank's fingerprint, or ``exposures`` is not
+        the list the bank was made with. Banks without recorded settings pass.
+
+    Examples
+    --------
+    >>> import json
+    >>> m = json.load(open("kernels/eval48/manifest.json"))   # doctest: +SKIP
+    >>> check_bank_manifest("kernels/eval48", m, m["exposures"])  # doctest: +SKIP
+    """
+    from .config import fingerprint
+
+    command = manifest.get("command")
+    if not isinstance(command, dict) or "fingerprint" not in manifest:
+        return  # banks written before these were recorded: nothing to compare
+    if fingerprint(command) != manifest["fingerprint"]:
+        raise DatasetError(
+            f"{path}/manifest.json: its settings no longer match its fingerprint (edited by "
+            "hand?); restore the file or rebuild the bank with 'blursynth trajectories'.")
+    made = command.get("exposures")
+    if made is not None and tuple(float(f) for f in made) != tuple(exposures):
+        raise DatasetError(
+            f"{path}/manifest.json: lists exposures {list(exposures)} but the bank was made "
+            f"with {list(made)}; restore the file or rebuild the bank.")
+
+
 class KernelBank:
     """Random access to the PSFs of a kernel bank.
 
@@ -274,6 +314,7 @@ class KernelBank:
         self.exposures = tuple(float(f) for f in self.manifest.get("exposures", ()))
         if not self.exposures:
             raise DatasetError(f"{self.path}/manifest.json: no exposure list; the manifest is corrupt.")
+        check_bank_manifest(self.path, self.manifest, self.exposures)
         self._group_cache = {}
 
     def __len__(self) -> int:
@@ -353,7 +394,10 @@ def kernel_stats(path, *, progress: bool = False) -> dict:
         each summary ``{"mean", "min", "p05", "p50", "p95", "max"}``.
     """
     table = ShardedTable(path, kind="kernels")
-    exposures = [float(f) for f in table.manifest["exposures"]]
+    exposures = [float(f) for f in table.manifest.get("exposures", ())]
+    if not exposures:
+        raise DatasetError(f"{table.path}/manifest.json: no exposure list; the manifest is corrupt.")
+    check_bank_manifest(table.path, table.manifest, exposures)
     n_exp = len(exposures)
     acc = {key: [[] for _ in range(n_exp)] for key in ("support_px", "side_px", "max_energy", "extent_px", "clipped")}
     for s in range(len(table.shards)):

@@ -140,3 +140,27 @@ def test_preview_out_under_a_file(tmp_path, run_cli):
     r = run_cli("kernels", "preview", ROOT / "kernels/eval48", "--out", tmp_path / "f.png" / "sheet.png")
     assert r.code == 2 and "is a file, not a folder" in error_line(r)
     assert (tmp_path / "f.png").read_bytes() == b"x"
+
+
+@pytest.mark.parametrize("edit, expect", [
+    (lambda m: m.update(exposures=[0.3, 0.1, 0.5, 1.0]), "bank was made with [0.01, 0.1, 0.5, 1.0]"),
+    (lambda m: m["command"].update(canvas=32), "no longer match its fingerprint"),
+])
+def test_hand_edited_bank_manifest_is_refused(tmp_path, run_cli, photo, edit, expect):
+    import shutil
+
+    from blursynth.io.images import save_rgb8
+
+    (tmp_path / "photos").mkdir()
+    save_rgb8(tmp_path / "photos" / "a.png", photo)
+    bank = tmp_path / "bank"
+    shutil.copytree(Path(__file__).resolve().parents[1] / "kernels" / "eval48", bank)
+    manifest = json.loads((bank / "manifest.json").read_text())
+    edit(manifest)
+    (bank / "manifest.json").write_text(json.dumps(manifest))
+    for args in (["kernels", "stats", bank],
+                 ["blur", tmp_path / "photos", "--kernels", bank, "--out", tmp_path / "pairs"]):
+        r = run_cli(*args)
+        assert r.code == 2, r
+        assert expect in error_line(r), error_line(r)
+    assert not (tmp_path / "pairs").exists()
