@@ -8,6 +8,7 @@ exposure), and the trajectory itself when asked for.
 from __future__ import annotations
 
 import functools
+import math
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -46,6 +47,11 @@ KERNEL_SCHEMA = _with_metadata(
 )
 
 
+def _is_whole(x) -> bool:
+    """A finite number with no fractional part (NaN, infinity and strings are not)."""
+    return isinstance(x, (int, float, np.integer, np.floating)) and math.isfinite(x) and int(x) == x
+
+
 @dataclass(frozen=True)
 class KernelBankConfig:
     """Everything that determines a kernel bank's bytes.
@@ -79,7 +85,7 @@ class KernelBankConfig:
     shard_size: int = 10000
 
     def __post_init__(self):
-        if int(self.n) != self.n or self.n < 1:
+        if not _is_whole(self.n) or self.n < 1:
             raise BadInputError(f"--n must be a positive integer; got {self.n!r}.")
         check_seed(self.seed)
         ex = tuple(self.exposures)
@@ -90,15 +96,13 @@ class KernelBankConfig:
         if len(set(ex)) != len(ex):
             raise BadInputError(f"--exposures has repeated values: {ex!r}.")
         if self.psf_size is not None and (
-            int(self.psf_size) != self.psf_size or self.psf_size < 3 or self.psf_size % 2 == 0
+            not _is_whole(self.psf_size) or self.psf_size < 3 or self.psf_size % 2 == 0
         ):
-            raise BadInputError(
-                f"--psf-size must be an odd integer >= 3; got {self.psf_size!r}. "
-                f"Try {max(3, int(self.psf_size) | 1)}."
-            )
+            hint = f" Try {max(3, int(self.psf_size) | 1)}." if _is_whole(self.psf_size) else ""
+            raise BadInputError(f"--psf-size must be an odd integer >= 3; got {self.psf_size!r}.{hint}")
         if self.centre not in CENTRES:
             raise BadInputError(f"--centre must be one of {', '.join(CENTRES)}; got {self.centre!r}.")
-        if int(self.canvas) != self.canvas or not 3 <= self.canvas <= MAX_CANVAS:
+        if not _is_whole(self.canvas) or not 3 <= self.canvas <= MAX_CANVAS:
             raise BadInputError(f"--canvas must be an integer from 3 to {MAX_CANVAS}; got "
                                 f"{self.canvas!r}.")
         if self.shard_size < 1:

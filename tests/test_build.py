@@ -118,7 +118,8 @@ def test_bad_recipes_name_file_and_line(tmp_path, run_cli, edit, expect):
 
 @pytest.mark.parametrize("setting, expect", [("train.lr=nan", "lr must be a positive finite"),
                                              ("train.content_weight=inf", "content-weight must be"),
-                                             ("bank.canvas=100000", "canvas must be an integer from 3")])
+                                             ("bank.canvas=100000", "canvas must be an integer from 3"),
+                                             ("bank.n=nan", "n must be a positive integer; got nan")])
 def test_dry_run_refuses_bad_step_settings(tmp_path, run_cli, setting, expect):
     # Checked when the plan is made: before, these passed --dry-run and failed at the train step.
     r = run_cli("build", RECIPES / "deblurgan-comb.toml", "--dry-run", "--out", tmp_path / "c",
