@@ -221,6 +221,18 @@ def test_model_of_another_version_or_kind(sets, model, tmp_path, run_cli):
     assert not (tmp_path / "p").exists()
 
 
+def test_each_trainer_names_the_other_kind_of_run_in_its_out(sets, model, tmp_path, run_cli,
+                                                             tiny_pairs_dataset):
+    deblurgan = tmp_path / "deblurgan"
+    deblurgan.mkdir()
+    torch.save({"format": "blursynth-deblurgan", "version": 1}, deblurgan / "checkpoint.pt")
+    r = _train(run_cli, sets, deblurgan, sets / "sharp", sets / "real")
+    assert r.code == 2 and "is a DeblurGAN training run, not a BGAN model" in error_line(r)
+    r = run_cli("train", "--data", tiny_pairs_dataset(), "--out", model, "--steps", 1,
+                "--perceptual", "none", "--crop", "32")
+    assert r.code == 2 and "is a BGAN (learned blur) model, not a DeblurGAN run" in error_line(r)
+
+
 def test_time_limit_stops_with_a_checkpoint(sets, tmp_path):
     from blursynth.bgan.train import BGANTrainSettings, load_checkpoint, train_bgan
 

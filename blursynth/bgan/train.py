@@ -386,10 +386,10 @@ def train_bgan(settings: BGANTrainSettings) -> dict:
     recipe = settings.recipe()
     ckpt = None
     if (out / CHECKPOINT).exists():
+        ckpt = load_checkpoint(out)  # first: another kind of run is named as such
         if not settings.resume:
             raise BadInputError(f"--out {out}: already holds a BGAN run; pass --resume to continue "
                                 f"it or choose another --out.")
-        ckpt = load_checkpoint(out)
         diff = [k for k in recipe if ckpt.get("recipe", {}).get(k) != recipe[k]]
         if diff:
             k = diff[0]

@@ -156,6 +156,9 @@ def load_checkpoint(path) -> dict:
         raise BadInputError(f"{p}: corrupt checkpoint ({type(exc).__name__}); restore it from a "
                             f"copy or start a new run in another --out.") from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
+        if isinstance(ckpt, dict) and ckpt.get("format") == "blursynth-bgan":
+            raise BadInputError(f"{p}: is a BGAN (learned blur) model, not a DeblurGAN run; "
+                                "expected the --out folder of 'blursynth train'.")
         raise BadInputError(f"{p}: not a blursynth DeblurGAN checkpoint.")
     if ckpt.get("version") != CHECKPOINT_VERSION:
         raise BadInputError(f"{p}: checkpoint version {ckpt.get('version')}; this blursynth "
@@ -496,10 +499,10 @@ def train(settings: TrainSettings) -> dict:
     recipe = settings.recipe(crop, batch)
     ckpt = None
     if (out / CHECKPOINT).exists():
+        ckpt = load_checkpoint(out)  # first: another kind of run is named as such
         if not settings.resume:
             raise BadInputError(f"--out {out}: already holds a training run; pass --resume to "
                                 f"continue it or choose another --out.")
-        ckpt = load_checkpoint(out)
         if ckpt["model_config"] != config.to_dict():
             raise BadInputError(
                 f"{out / CHECKPOINT}: checkpoint is of config {ckpt['model_config']['name']!r} "
