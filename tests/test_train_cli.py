@@ -144,6 +144,22 @@ def test_deblur_refuses_to_overwrite(run_cli, trained_run, tmp_path):
            tmp_path / "o2", "--quiet", match="no checkpoint")
 
 
+def test_deblur_out_that_cannot_be_written_is_refused_before_work(run_cli, trained_run, tmp_path,
+                                                                  monkeypatch):
+    from blursynth.io.images import save_rgb8
+    from blursynth.train import evaluate
+    import numpy as np
+
+    save_rgb8(tmp_path / "in" / "a.png", np.full((20, 24, 3), 128, np.uint8))
+    (tmp_path / "file").write_bytes(b"x")
+    calls = []
+    monkeypatch.setattr(evaluate, "deblur_array", lambda *a, **k: calls.append(1))
+    _fails(run_cli, "deblur", "--model", trained_run, tmp_path / "in", "--out",
+           tmp_path / "file" / "sub" / "out", "--quiet", match="cannot write there")
+    assert calls == []  # refused before the first image was deblurred
+    assert (tmp_path / "file").read_bytes() == b"x"
+
+
 def test_evaluate_and_deblur_reject_unknown_device(tmp_path, run_cli):
     from blursynth.errors import BadInputError
     from blursynth.train.evaluate import _device

@@ -35,6 +35,25 @@ class EvaluateSettings:
     progress: bool = True
 
 
+def _check_can_write(out: Path) -> None:
+    """Make ``out`` and write a probe file there; one clear line if that fails (a read-only
+    folder, a file in the path), leaving no folder of ours behind."""
+    missing = [p for p in (out, *out.parents) if not p.exists()]
+    probe = out / f".blursynth-probe-{os.getpid()}"
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        for p in missing:  # innermost first
+            try:
+                p.rmdir()
+            except OSError:
+                pass
+        raise BadInputError(f"--out {out}: cannot write there ({exc.strerror or exc}); choose a "
+                            "folder you can write to.") from None
+
+
 def _device(name):
     import re
 
@@ -250,6 +269,7 @@ def deblur_images(settings: DeblurSettings) -> dict:
             raise BadInputError(f"{src}: cannot read this image ({exc}).") from None
         if min(width, height) < 8:
             raise BadInputError(f"{src}: {height}x{width} is too small; images must be at least 8 px a side.")
+    _check_can_write(out)  # before the first (possibly long) deblur, not after it
     written, notes = [], []
     bar = None
     if settings.progress:
