@@ -150,8 +150,10 @@ class BlurSettings:
             raise BadInputError(f"--device must be auto, cpu, cuda or cuda:N; got {self.device!r}.")
         if self.batch < 1:
             raise BadInputError(f"--batch must be a positive integer; got {self.batch!r}.")
-        if not (3 <= self.fresh_canvas <= 1025):
-            raise BadInputError(f"PSF canvas must be in [3, 1025]; got {self.fresh_canvas!r}.")
+        from .kernelbank import MAX_CANVAS
+
+        if not (3 <= self.fresh_canvas <= MAX_CANVAS):
+            raise BadInputError(f"PSF canvas must be in [3, {MAX_CANVAS}]; got {self.fresh_canvas!r}.")
         if not (self.fresh_length_px > 0 and math.isfinite(self.fresh_length_px)):
             raise BadInputError(f"trajectory length must be > 0 px; got {self.fresh_length_px!r}.")
 

@@ -302,6 +302,8 @@ def _encode_tables(kind: str, gamma: float):
     # The one threshold that can lie in (or just past) each bin, looked up by the bin index
     # itself rather than by the code, so the kernel's two look-ups do not wait on each other.
     nxt = padded[start.astype(np.int64) + 1]
+    for table in (start, nxt):
+        table.setflags(write=False)  # shared through the cache
     return start, nxt, fast
 
 

@@ -105,7 +105,7 @@ class KernelBankConfig:
         if not _is_whole(self.canvas) or not 3 <= self.canvas <= MAX_CANVAS:
             raise BadInputError(f"--canvas must be an integer from 3 to {MAX_CANVAS}; got "
                                 f"{self.canvas!r}.")
-        if self.shard_size < 1:
+        if not _is_whole(self.shard_size) or self.shard_size < 1:
             raise BadInputError(f"shard size must be >= 1; got {self.shard_size!r}.")
 
     def settings(self) -> dict:
@@ -271,8 +271,8 @@ def check_bank_manifest(path, manifest, exposures) -> None:
     Raises
     ------
     DatasetError
-        The recorded settings no longer hash to the bank's fingerprint, or ``exposures`` is not
-        the list the bank was made with. Banks without recorded settings pass.
+        The settings or fingerprint are missing, the settings no longer hash to the
+        fingerprint, or ``exposures`` is not the list the bank was made with.
 
     Examples
     --------
@@ -284,7 +284,8 @@ def check_bank_manifest(path, manifest, exposures) -> None:
 
     command = manifest.get("command")
     if not isinstance(command, dict) or "fingerprint" not in manifest:
-        return  # banks written before these were recorded: nothing to compare
+        raise DatasetError(f"{path}/manifest.json: no settings or fingerprint recorded; the "
+                           "manifest is corrupt. Restore it or rebuild the bank.")
     if fingerprint(command) != manifest["fingerprint"]:
         raise DatasetError(
             f"{path}/manifest.json: its settings no longer match its fingerprint (edited by "

@@ -158,6 +158,14 @@ def test_deblur_out_that_cannot_be_written_is_refused_before_work(run_cli, train
            tmp_path / "file" / "sub" / "out", "--quiet", match="cannot write there")
     assert calls == []  # refused before the first image was deblurred
     assert (tmp_path / "file").read_bytes() == b"x"
+    # An image that fails to decode after the checks: the folder made for it does not stay.
+    (tmp_path / "in" / "b.png").write_bytes((tmp_path / "in" / "a.png").read_bytes()[:60])
+    monkeypatch.undo()
+    r = run_cli("deblur", "--model", trained_run, tmp_path / "in" / "b.png", "--out",
+                tmp_path / "new" / "out", "--quiet")
+    assert r.code == 2, r
+    assert "cannot read this image" not in error_line(r)  # failed in the loop, not up front
+    assert not (tmp_path / "new").exists()
 
 
 def test_evaluate_and_deblur_reject_unknown_device(tmp_path, run_cli):

@@ -118,8 +118,16 @@ def test_pairs_smaller_than_the_crop_are_skipped_by_a_seeded_redraw(tiny_pairs_d
     err = capfd.readouterr().err
     assert err.count("warning:") == 2  # one line per dataset and process (mix, again)
     assert "24x32, smaller than --crop 32" in err and "skipped" in err
-    with pytest.raises(DatasetError, match="smaller than --crop 60"):
+    with pytest.raises(DatasetError, match="no training pair is as large as --crop 60"):
         MixedPairs([path], [np.arange(8)], [1.0], seed=3, crop=60)[0]
+    # One fitting pair among many small ones is still found once the random draws run out.
+    rare = tiny_pairs_dataset(n=80, size=((48, 64),) + ((24, 32),) * 79)  # only row 0 fits
+    mix = MixedPairs([rare], [np.arange(80)], [1.0], seed=3, crop=32)
+    b, _ = mix[next(k for k in range(50) if mix.locate(k)[1] != 0)]
+    row0 = open_pairs(rare)[0]
+    assert any(torch.equal(b, to_tensor(row0["blurred"][y:y + 32, x:x + 32]))
+               or torch.equal(b, to_tensor(row0["blurred"][y:y + 32, x:x + 32][:, ::-1]))
+               for y in range(48 - 31) for x in range(64 - 31))
 
 
 def test_train_runs_on_a_dataset_of_mixed_sizes(run_cli, tiny_pairs_dataset, tmp_path):
@@ -228,6 +236,7 @@ def test_two_process_ddp_run_on_cpu_saves_every_ranks_generators(tiny_pairs_data
     assert torch.equal(a["gp"], ckpt["rng"]["gp"])  # rank 0's are also the single-process record
 
 
+@pytest.mark.slow
 def test_two_process_ddp_run_resumed_after_a_kill_equals_an_uninterrupted_one(tiny_pairs_dataset,
                                                                              tmp_path):
     """torchrun, two CPU processes: rank 0 stops during step 3 (after the step-2 checkpoint),

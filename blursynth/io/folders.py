@@ -204,9 +204,10 @@ def export_png(dataset, out, *, progress: bool = True, overwrite: bool = False) 
         # --overwrite replaces an earlier export only, never a folder of someone's own files.
         foreign = sorted(p.name for p in out.iterdir() if p.name not in _EXPORT_ENTRIES)
         if foreign or (any(out.iterdir()) and not (out / "params.jsonl").is_file()):
+            why = f"it holds {foreign[0]!r}" if foreign else "it has no params.jsonl"
             raise BadInputError(
-                f"--out {out} is not an earlier export (it holds {(foreign or ['no params.jsonl'])[0]!r}); "
-                "--overwrite replaces only blur/, sharp/, psf/ and params.jsonl folders; choose a new folder."
+                f"--out {out} is not an earlier export ({why}); --overwrite replaces only blur/, "
+                "sharp/, psf/ and params.jsonl folders; choose a new folder."
             )
     tmp = out.with_name(f".{out.name}.tmp{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)

@@ -192,8 +192,9 @@ class MixedPairs(torch.utils.data.Dataset):
     A pair smaller than ``crop`` (a dataset of imported pairs may mix sizes) is skipped: another
     pair of the same dataset is drawn in its place from the sample's own stream, so the choice
     stays a pure function of (seed, k), and one warning line per dataset and process names it.
-    Only when :data:`MAX_REDRAWS` pairs in a row are too small does the sample fail. Datasets
-    whose pairs all fit read exactly what they read without this rule.
+    After :data:`MAX_REDRAWS` random draws the rows are scanned in order from a drawn start,
+    so a sample fails only when no pair of the dataset fits. Datasets whose pairs all fit read
+    exactly what they read without this rule.
     """
 
     def __init__(self, paths, train_indices, weights, *, seed, crop):
@@ -204,6 +205,7 @@ class MixedPairs(torch.utils.data.Dataset):
         self.crop = int(crop)
         self._datasets = None
         self._warned = set()
+        self._small = set()  # (dataset, row) of pairs seen to be smaller than the crop
 
     def __len__(self):
         return 2 ** 62  # indexed by run position, never iterated to the end
@@ -219,25 +221,43 @@ class MixedPairs(torch.utils.data.Dataset):
             self._datasets = [open_pairs(p) for p in self.paths]
         src, row = self.locate(position)
         pair = self._datasets[src][row]
-        redraw = None
-        for drawn in range(MAX_REDRAWS + 1):
-            h, w = pair["blurred"].shape[:2]
-            if self.crop <= min(h, w):
-                break
+        h, w = pair["blurred"].shape[:2]
+        if self.crop > min(h, w):
             self._warn_small(src, pair, h, w)
-            if drawn == MAX_REDRAWS:
-                raise DatasetError(
-                    f"--data {self.paths[src]}: {MAX_REDRAWS + 1} pairs drawn in a row are "
-                    f"smaller than --crop {self.crop} (the last {h}x{w}); pass a smaller --crop "
-                    "or remove the small pairs.")
-            if redraw is None:
-                redraw = sample_rng(self.seed, position, STREAM_REDRAW)
-            rows = self.train_indices[src]
-            pair = self._datasets[src][int(rows[int(redraw.integers(len(rows)))])]
+            pair = self._fitting_pair(src, sample_rng(self.seed, position, STREAM_REDRAW))
         rng = sample_rng(self.seed, position, STREAM_CROP)
         b, s = aligned_crop(pair["blurred"], pair["sharp"], self.crop, rng)
         return to_tensor(b), to_tensor(s)
 
+    def _fitting_pair(self, src, rng):
+        """Another pair of dataset ``src`` that fits the crop: up to MAX_REDRAWS random draws,
+        then the first that fits in row order from a drawn start (wrapping), so that a rare
+        fitting pair is still found; which pair depends only on ``rng``."""
+        rows = self.train_indices[src]
+        ds = self._datasets[src]
+
+        def fits(row):
+            key = (src, row)
+            if key in self._small:
+                return None
+            pair = ds[row]
+            if self.crop <= min(pair["blurred"].shape[:2]):
+                return pair
+            self._small.add(key)
+            return None
+
+        for _ in range(MAX_REDRAWS):
+            pair = fits(int(rows[int(rng.integers(len(rows)))]))
+            if pair is not None:
+                return pair
+        start = int(rng.integers(len(rows)))
+        for j in range(len(rows)):
+            pair = fits(int(rows[(start + j) % len(rows)]))
+            if pair is not None:
+                return pair
+        raise DatasetError(
+            f"--data {self.paths[src]}: no training pair is as large as --crop {self.crop}; pass "
+            "a smaller --crop or remove the small pairs.")
 
     def _warn_small(self, src, pair, h, w):
         if src in self._warned:

@@ -35,9 +35,10 @@ class EvaluateSettings:
     progress: bool = True
 
 
-def _check_can_write(out: Path) -> None:
+def _check_can_write(out: Path) -> list:
     """Make ``out`` and write a probe file there; one clear line if that fails (a read-only
-    folder, a file in the path), leaving no folder of ours behind."""
+    folder, a file in the path), leaving no folder of ours behind. Returns the folders it
+    made, innermost first."""
     missing = [p for p in (out, *out.parents) if not p.exists()]
     probe = out / f".blursynth-probe-{os.getpid()}"
     try:
@@ -52,6 +53,15 @@ def _check_can_write(out: Path) -> None:
                 pass
         raise BadInputError(f"--out {out}: cannot write there ({exc.strerror or exc}); choose a "
                             "folder you can write to.") from None
+    return missing
+
+
+def _remove_empty(folders) -> None:
+    for p in folders:  # innermost first; a folder that holds anything stays
+        try:
+            p.rmdir()
+        except OSError:
+            pass
 
 
 def _device(name):
@@ -126,8 +136,8 @@ def evaluate(settings: EvaluateSettings) -> dict:
                 # Still scored (the dataset may have moved), but the user should know.
                 sys.stderr.write(
                     f"warning: --data {path} is not one of the datasets {settings.model} was "
-                    "trained on; --split heldout scores the pairs its ids would hold out, which "
-                    "that run never saw in either role.\n")
+                    "trained on; --split heldout scores the pairs its ids would hold out from a "
+                    "dataset that run did not train on.\n")
             frac = settings.val_fraction
             if frac is None:
                 frac = float(ckpt["recipe"].get("val_fraction", 0.05))
@@ -216,7 +226,7 @@ def deblur_images(settings: DeblurSettings) -> dict:
     Inputs are checked and the output names planned before any is written; existing outputs
     are refused unless ``overwrite``.
     """
-    from ..io.images import list_images, load_rgb8, save_rgb8
+    from ..io.images import list_images
 
     if settings.norm_stats not in ("global", "tile"):
         raise BadInputError(f"--norm-stats must be global or tile; got {settings.norm_stats!r}.")
@@ -269,13 +279,28 @@ def deblur_images(settings: DeblurSettings) -> dict:
             raise BadInputError(f"{src}: cannot read this image ({exc}).") from None
         if min(width, height) < 8:
             raise BadInputError(f"{src}: {height}x{width} is too small; images must be at least 8 px a side.")
-    _check_can_write(out)  # before the first (possibly long) deblur, not after it
+    made = _check_can_write(out)  # before the first (possibly long) deblur, not after it
     written, notes = [], []
     bar = None
     if settings.progress:
         from tqdm import tqdm
 
         bar = tqdm(total=len(plan), desc="deblur", unit="image")
+    try:
+        _deblur_each(plan, gen, settings, written, notes, bar)
+    except BaseException:
+        if not written:
+            _remove_empty(made)
+        raise
+    if bar is not None:
+        bar.close()
+    return {"written": written, "notes": notes}
+
+
+def _deblur_each(plan, gen, settings, written, notes, bar):
+    """Deblur and write each (source, destination) of ``plan``, appending to ``written``."""
+    from ..io.images import load_rgb8, save_rgb8
+
     for src, dst in plan:
         image, note = load_rgb8(src)
         if note:
@@ -289,6 +314,3 @@ def deblur_images(settings: DeblurSettings) -> dict:
         written.append(str(dst))
         if bar is not None:
             bar.update(1)
-    if bar is not None:
-        bar.close()
-    return {"written": written, "notes": notes}

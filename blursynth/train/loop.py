@@ -7,7 +7,6 @@ import io
 import json
 import math
 import os
-import re
 import sys
 import time
 from dataclasses import asdict, dataclass, replace
@@ -39,8 +38,9 @@ _RUN_NAMES = (CHECKPOINT, RUN_JSON, METRICS_CSV, "val", "tensorboard")
 
 
 def _is_run_name(name: str) -> bool:
-    base = re.sub(r"\.tmp\d+$", "", name[1:]) if name.startswith(".") else name
-    return base in _RUN_NAMES
+    """A name a run folder may hold: the run's own files, hidden files (temporary files of
+    atomic writes, .DS_Store) and logs (``*.log``, ``*.out``: ``train ... > run/train.log``)."""
+    return name in _RUN_NAMES or name.startswith(".") or name.endswith((".log", ".out"))
 
 
 #: Defaults that differ by config: (crop, batch size).
@@ -85,8 +85,8 @@ class TrainSettings:
     progress: bool = True
 
     def __post_init__(self):
-        # Every scalar is checked here, so a recipe's train step (built by 'blursynth build',
-        # --dry-run included) is refused before any step runs, as the CLI is.
+        # The scalar settings are checked here, so a recipe's train step (built by 'blursynth
+        # build', --dry-run included) is refused before any step runs, as the CLI is.
         if self.config not in CONFIGS:
             raise BadInputError(f"--config must be one of {sorted(CONFIGS)}; got {self.config!r}.")
         if self.dropout is not None and not 0 <= self.dropout < 1:
@@ -114,10 +114,17 @@ class TrainSettings:
             if not (math.isfinite(value) and value >= 0):
                 raise BadInputError(f"--{name.replace('_', '-')} must be a finite number >= 0; "
                                     f"got {value}.")
-        for name in ("val_every", "checkpoint_every", "log_every", "val_count"):
+        for name in ("val_every", "checkpoint_every", "log_every"):
             if getattr(self, name) < 1:
                 raise BadInputError(f"--{name.replace('_', '-')} must be at least 1; "
                                     f"got {getattr(self, name)}.")
+        if self.val_count < 0:  # 0 turns validation off
+            raise BadInputError(f"--val-count must be 0 or more; got {self.val_count}.")
+        if self.val_crop < 16:
+            raise BadInputError(f"--val-crop must be at least 16; got {self.val_crop}.")
+        if not 0 <= self.val_fraction < 1:
+            raise BadInputError(f"--val-fraction must be in [0, 1); got {self.val_fraction}.")
+        check_seed(self.seed)
 
     def recipe(self, crop, batch_size) -> dict:
         """The settings a resumed run must share with the run it continues."""
@@ -517,9 +524,10 @@ def train(settings: TrainSettings) -> dict:
                 f"--out.")
     elif out.exists() and not out.is_dir():
         raise BadInputError(f"--out {out}: is a file; expected a folder for the run.")
-    elif out.is_dir() and rank == 0:
+    elif out.is_dir():
         # A run stopped before its first checkpoint leaves only names of its own; anything
-        # else is someone's folder, which a run must not write into.
+        # else is someone's folder, which a run must not write into. Every rank checks (no rank
+        # writes before all have joined the process group), so none is left waiting.
         foreign = sorted(p.name for p in out.iterdir() if not _is_run_name(p.name))
         if foreign:
             raise BadInputError(
