@@ -113,3 +113,19 @@ def tiny_pairs_dataset(tmp_path_factory):
         return made[key]
 
     return make
+
+
+@pytest.fixture
+def torchrun_lock(tmp_path_factory):
+    """Held for the whole test: tests that launch torchrun never overlap, even across xdist
+    workers (each launch picks a free port for its process group, and two launches at once can
+    pick the same one)."""
+    import fcntl
+
+    path = tmp_path_factory.getbasetemp().parent / "blursynth-torchrun.lock"
+    with open(path, "w") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)

@@ -217,7 +217,8 @@ def test_each_rank_restores_its_own_generators():
     assert torch.equal(other.rng_dropout.get_state(), ranks[1].rng_dropout.get_state())
 
 
-def test_two_process_ddp_run_on_cpu_saves_every_ranks_generators(tiny_pairs_dataset, tmp_path):
+def test_two_process_ddp_run_on_cpu_saves_every_ranks_generators(tiny_pairs_dataset, tmp_path,
+                                                                  torchrun_lock):
     """torchrun, two CPU processes (gloo): the DistributedDataParallel path end to end."""
     import subprocess
     import sys
@@ -238,7 +239,8 @@ def test_two_process_ddp_run_on_cpu_saves_every_ranks_generators(tiny_pairs_data
 
 @pytest.mark.slow
 def test_two_process_ddp_run_resumed_after_a_kill_equals_an_uninterrupted_one(tiny_pairs_dataset,
-                                                                             tmp_path):
+                                                                             tmp_path,
+                                                                             torchrun_lock):
     """torchrun, two CPU processes: rank 0 stops during step 3 (after the step-2 checkpoint),
     torchrun stops rank 1, the run is resumed, and it ends with the weights, optimiser moments
     and every rank's generator states of a run that was never stopped."""
