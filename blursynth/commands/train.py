@@ -17,17 +17,6 @@ def _data_specs(ctx, param, value):
         raise click.BadParameter(str(exc)) from None
 
 
-def _run_folder(ctx, param, value):
-    from pathlib import Path
-
-    # A dataset folder is never a run folder: training into it would mix a checkpoint into its
-    # shards (and, with --data the same folder, into the data being read).
-    if value is not None and any((Path(value) / name).exists() for name in ("manifest.json", ".blursynth-progress.json")):
-        raise click.BadParameter(f"{value} is a dataset folder; expected a folder for the training run. "
-                                 "Choose another --out.", ctx, param)
-    return value
-
-
 _device_option = click.option("--device", default="auto", show_default=True,
                               help="auto (CUDA if present), cpu, cuda or cuda:N.")
 
@@ -37,7 +26,7 @@ _device_option = click.option("--device", default="auto", show_default=True,
               metavar="PATH[:WEIGHT]",
               help="Pair dataset, repeatable, with a relative sampling weight (DeblurGAN-Comb: "
                    "--data synth/:2 --data real/:1).")
-@click.option("--out", type=click.Path(), required=True, callback=_run_folder,
+@click.option("--out", type=click.Path(), required=True,
               help="Run folder (checkpoint, metrics, samples).")
 @click.option("--config", type=click.Choice(["small", "paper"]), default="small", show_default=True,
               help="Network sizes: the paper's (11.4M-parameter generator) or a small one for CPU.")

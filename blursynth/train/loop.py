@@ -18,6 +18,7 @@ import torch
 from .._rng import check_seed, sample_rng
 from ..errors import BadInputError
 from ..io.atomic import atomic_torch_save, atomic_write_text
+from ..io.dataset import MANIFEST, PROGRESS
 from .data import MixedPairs, PositionSampler, center_crop, open_pairs, pair_ids, \
     split_indices, to_tensor
 from .losses import ContentLoss, critic_loss
@@ -505,6 +506,11 @@ def train(settings: TrainSettings) -> dict:
     content, content_info = _content_loss(settings)
     recipe = settings.recipe(crop, batch)
     ckpt = None
+    if any((out / name).exists() for name in (MANIFEST, PROGRESS)):
+        # Training into a dataset would mix a checkpoint into its shards (and, with --data the
+        # same folder, into the data being read).
+        raise BadInputError(f"--out {out} is a dataset folder; expected a folder for the training "
+                            "run. Choose another --out.")
     if (out / CHECKPOINT).exists():
         ckpt = load_checkpoint(out)  # first: another kind of run is named as such
         if not settings.resume:
