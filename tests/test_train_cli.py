@@ -243,3 +243,23 @@ def test_evaluate_heldout_warns_for_a_dataset_the_run_never_used(run_cli, traine
     other = run_cli(*args, "--data", tiny_pairs_dataset(n=40, seed=5))
     assert other.code == 0, other.err
     assert "is not one of the datasets" in other.err
+
+
+def test_negative_critic_steps_and_unknown_precision(run_cli, tmp_path, tiny_pairs_dataset):
+    from blursynth.errors import BadInputError
+    from blursynth.train.data import parse_data_spec
+    from blursynth.train.loop import TrainSettings
+
+    ds = tiny_pairs_dataset()
+    _fails(run_cli, "train", "--data", ds, "--out", tmp_path / "r", "--steps", 1, *FAST,
+           "--critic-steps", "-1", match="--critic-steps")
+    _fails(run_cli, "train", "--data", ds, "--out", tmp_path / "r", "--steps", 1, *FAST,
+           "--precision", "fp16", match="--precision")
+    assert not (tmp_path / "r").exists()
+    # recipes build TrainSettings directly: the same checks there
+    with pytest.raises(BadInputError, match="--precision must be one of auto, fp32, bf16"):
+        TrainSettings(data=(parse_data_spec(str(ds)),), out=str(tmp_path / "r"), steps=1,
+                      precision="fp16")
+    with pytest.raises(BadInputError, match="--critic-steps must be 0"):
+        TrainSettings(data=(parse_data_spec(str(ds)),), out=str(tmp_path / "r"), steps=1,
+                      critic_steps=-1)

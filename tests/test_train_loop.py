@@ -272,3 +272,45 @@ def test_two_process_ddp_run_resumed_after_a_kill_equals_an_uninterrupted_one(ti
     _assert_same_weights_and_moments(ca, cb, step=4)
     for ra, rb in zip(ca["rng_ranks"], cb["rng_ranks"], strict=True):
         assert torch.equal(ra["gp"], rb["gp"]) and torch.equal(ra["dropout"], rb["dropout"])
+
+
+def test_content_only_training_leaves_the_critic_alone():
+    # --critic-steps 0: the generator learns from the content loss; the critic is not updated.
+    g, d = build_models(CONFIGS["small"], seed=0)
+    before = {k: v.clone() for k, v in d.state_dict().items()}
+    trainer = Trainer(g, d, ContentLoss(None), lr=1e-3, critic_steps=0, seed=0)
+    torch_rng = torch.Generator().manual_seed(0)
+    sharp = torch.rand(2, 3, 32, 32, generator=torch_rng) * 2 - 1
+    blurred = torch.nn.functional.avg_pool2d(sharp, 5, stride=1, padding=2,
+                                             count_include_pad=False)
+    steps = [trainer.step(blurred, sharp) for _ in range(16)]
+    losses = [s["loss_content"] for s in steps]
+    assert np.mean(losses[-3:]) < 0.8 * np.mean(losses[:3]), losses
+    assert all(np.isnan(s["loss_d"]) and np.isnan(s["loss_adv"]) for s in steps)
+    assert steps[-1]["loss_g"] == pytest.approx(100.0 * losses[-1], rel=1e-6)
+    for k, v in d.state_dict().items():
+        assert torch.equal(v, before[k]), k
+
+
+def test_bf16_on_cpu_trains_and_is_recorded(tiny_pairs_dataset, tmp_path, run_cli):
+    # bfloat16 autocast on the CPU: the run learns, says so in run.json, and repeats exactly.
+    ds = tiny_pairs_dataset()
+    outs = []
+    for name in ("a", "b"):
+        r = run_cli("train", "--data", f"{ds}:1", "--steps", "3", "--precision", "bf16",
+                    "--critic-steps", "0", "--workers", "0", "--out", tmp_path / name,
+                    *FAST[:6], *FAST[8:])  # FAST without its --critic-steps 2
+        assert r.code == 0, r.err
+        outs.append(load_checkpoint(tmp_path / name))
+    meta = json.loads((tmp_path / "a" / "run.json").read_text())
+    assert meta["precision"] == "bf16"
+    assert meta["settings"]["critic_steps"] == 0
+    _assert_same_weights_and_moments(outs[0], outs[1], step=3)
+    header, *rows = (tmp_path / "a" / "metrics.csv").read_text().splitlines()
+    cols = header.split(",")
+    assert rows and all(r.split(",")[cols.index("loss_d")] == "nan" for r in rows)
+    # fp32 stays the CPU default
+    r = run_cli("train", "--data", f"{ds}:1", "--steps", "1", "--workers", "0",
+                "--out", tmp_path / "c", *FAST)
+    assert r.code == 0, r.err
+    assert json.loads((tmp_path / "c" / "run.json").read_text())["precision"] == "fp32"

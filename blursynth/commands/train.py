@@ -38,8 +38,9 @@ _device_option = click.option("--device", default="auto", show_default=True,
 @click.option("--batch-size", type=click.IntRange(1, None), default=None, help="Per device [paper: 1, small: 4].")
 @click.option("--lr", type=click.FloatRange(0, None, min_open=True), default=1e-4, show_default=True, callback=finite,
               help="Adam learning rate (constant, then linear decay to 0 over the second half).")
-@click.option("--critic-steps", type=click.IntRange(1, None), default=5, show_default=True,
-              help="Critic updates per generator update.")
+@click.option("--critic-steps", type=click.IntRange(0, None), default=5, show_default=True,
+              help="Critic updates per generator update; 0 trains on the content loss alone "
+                   "(no critic: PSNR-oriented training or pretraining).")
 @click.option("--content-weight", type=click.FloatRange(0, None, min_open=True), default=100.0, callback=finite,
               show_default=True, help="Weight of the content loss beside the adversarial loss.")
 @click.option("--perceptual", type=click.Choice(["vgg", "none"]), default="vgg", show_default=True,
@@ -53,6 +54,10 @@ _device_option = click.option("--device", default="auto", show_default=True,
               help="Dropout in the generator's ResBlocks [the config's: 0.5, as the paper].")
 @seed_option
 @_device_option
+@click.option("--precision", type=click.Choice(["auto", "fp32", "bf16"]), default="auto",
+              show_default=True,
+              help="bf16 autocast or fp32; auto: bf16 on CUDA GPUs that support it, fp32 on "
+                   "CPU (bf16 pays on CPUs with AMX or AVX512-BF16).")
 @click.option("--workers", type=click.IntRange(0, None), default=2, show_default=True,
               help="Data loader worker processes.")
 @click.option("--val-data", multiple=True, type=click.Path(), help="Validation dataset(s) [default: a held-out fraction of --data].")
@@ -68,7 +73,7 @@ _device_option = click.option("--device", default="auto", show_default=True,
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def train(data, out, config, steps, epochs, crop, batch_size, lr, critic_steps, content_weight,
           perceptual, vgg_weights,
-          init, dropout, seed, device, workers, val_data, val_fraction, val_count, val_crop, val_every,
+          init, dropout, seed, device, precision, workers, val_data, val_fraction, val_count, val_crop, val_every,
           checkpoint_every, log_every, resume, quiet):
     """Train DeblurGAN on one or more pair datasets mixed by weight.
 
@@ -88,7 +93,8 @@ def train(data, out, config, steps, epochs, crop, batch_size, lr, critic_steps, 
         data=data, out=out, config=config, steps=steps, epochs=epochs, crop=crop,
         batch_size=batch_size, lr=lr, critic_steps=critic_steps, content_weight=content_weight,
         perceptual=perceptual,
-        vgg_weights=vgg_weights, init=init, dropout=dropout, seed=seed, device=device, workers=workers,
+        vgg_weights=vgg_weights, init=init, dropout=dropout, seed=seed, device=device, precision=precision,
+        workers=workers,
         val_data=tuple(val_data), val_fraction=val_fraction, val_count=val_count,
         val_crop=val_crop, val_every=val_every, checkpoint_every=checkpoint_every,
         log_every=log_every, resume=resume, progress=not quiet,

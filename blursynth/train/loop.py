@@ -74,6 +74,7 @@ class TrainSettings:
     dropout: float | None = None  # None: the config's (0.5)
     seed: int = 0
     device: str = "auto"
+    precision: str = "auto"
     workers: int = 2
     val_data: tuple = ()  # of str; default: a held-out fraction of --data
     val_fraction: float = 0.05
@@ -100,8 +101,12 @@ class TrainSettings:
             raise BadInputError(f"--batch-size must be at least 1; got {batch}.")
         if self.init not in ("paper", "identity"):
             raise BadInputError(f"--init must be paper or identity; got {self.init!r}.")
-        if self.critic_steps < 1:
-            raise BadInputError(f"--critic-steps must be at least 1; got {self.critic_steps}.")
+        if self.critic_steps < 0:
+            raise BadInputError(f"--critic-steps must be 0 (content loss alone) or more; got "
+                                f"{self.critic_steps}.")
+        if self.precision not in PRECISIONS:
+            raise BadInputError(f"--precision must be one of {', '.join(PRECISIONS)}; got "
+                                f"{self.precision!r}.")
         if (self.steps is None) == (self.epochs is None):
             raise BadInputError("give exactly one of --steps and --epochs.")
         if self.steps is not None and self.steps < 1:
@@ -251,11 +256,26 @@ class Trainer:
                 group["lr"] = lr
 
     def step(self, blurred, sharp) -> dict:
-        """One update on a batch of ``(B, 3, H, W)`` images in [-1, 1]; returns the losses."""
+        """One update on a batch of ``(B, 3, H, W)`` images in [-1, 1]; returns the losses.
+
+        With ``critic_steps=0`` the generator learns from the content loss alone (the critic
+        is neither run nor updated; its losses are NaN): PSNR-oriented training, or the
+        pretraining before adversarial training that restoration GANs often use.
+        """
         self.g.train()
         self.d.train()
         with self._autocast():
             fake = self.g(blurred)
+        if self.critic_steps == 0:
+            self.opt_g.zero_grad(set_to_none=True)
+            with self._autocast():
+                loss_content = self.content(fake, sharp)
+                loss_g = self.content_weight * loss_content
+            torch.autograd.backward(loss_g, inputs=self.g_params)
+            self.opt_g.step()
+            nan = float("nan")
+            return {"loss_d": nan, "wasserstein": nan, "gp": nan, "loss_g": loss_g.item(),
+                    "loss_adv": nan, "loss_content": loss_content.item()}
         fake_d = fake.detach()
         for _ in range(self.critic_steps):
             self.opt_d.zero_grad(set_to_none=True)
@@ -316,6 +336,21 @@ def _unwrap(module):
 
 # --------------------------------------------------------------------------------------------
 # setup helpers
+
+
+#: ``--precision`` choices: auto is bf16 autocast on a CUDA device that supports it, else fp32.
+PRECISIONS = ("auto", "fp32", "bf16")
+
+
+def resolve_precision(precision: str, device: torch.device) -> str:
+    """``fp32`` or ``bf16`` (autocast) for ``precision`` on ``device``.
+
+    ``auto`` keeps CPUs in fp32: bf16 autocast there is opt-in (``--precision bf16``), since
+    it pays only on CPUs with bf16 matrix units (AMX, AVX512-BF16) and changes the numbers.
+    """
+    if precision == "auto":
+        return "bf16" if device.type == "cuda" and torch.cuda.is_bf16_supported() else "fp32"
+    return precision
 
 
 def _pick_device(name: str, local_rank: int) -> torch.device:
@@ -558,7 +593,8 @@ def train(settings: TrainSettings) -> dict:
 
         ids = [device.index] if on_cuda else None
         gen, critic = DDP(gen, device_ids=ids), DDP(critic, device_ids=ids)
-    amp = on_cuda and torch.cuda.is_bf16_supported()
+    precision = resolve_precision(settings.precision, device)
+    amp = precision == "bf16"
     trainer = Trainer(gen, critic, content, lr=settings.lr, critic_steps=settings.critic_steps,
                       gp_weight=settings.gp_weight, content_weight=settings.content_weight,
                       seed=seed, rank=rank, amp=amp)
@@ -576,7 +612,8 @@ def train(settings: TrainSettings) -> dict:
                                  for k, v in asdict(settings).items()},
                     "model_config": config.to_dict(), "recipe": recipe, "crop": crop,
                     "batch_size": batch, "world_size": world, "total_steps": total,
-                    "content_loss": content_info, "n_train_pairs": n_train,
+                    "content_loss": content_info, "precision": precision,
+                    "n_train_pairs": n_train,
                     "val_pairs": [[p, i] for p, i in val_items],
                     "torch": torch.__version__, "python": sys.version.split()[0]}
             atomic_write_text(out / RUN_JSON, json.dumps(meta, indent=1, default=str) + "\n")
@@ -653,8 +690,11 @@ def train(settings: TrainSettings) -> dict:
             if saving:
                 save(step, rng_ranks)
             if bar is not None:
-                bar.set_postfix(d=f"{losses['loss_d']:.3g}", g=f"{losses['loss_adv']:.3g}",
-                                c=f"{losses['loss_content']:.3g}", refresh=False)
+                if settings.critic_steps:
+                    bar.set_postfix(d=f"{losses['loss_d']:.3g}", g=f"{losses['loss_adv']:.3g}",
+                                    c=f"{losses['loss_content']:.3g}", refresh=False)
+                else:
+                    bar.set_postfix(c=f"{losses['loss_content']:.3g}", refresh=False)
                 bar.update(1)
     finally:
         if bar is not None:
