@@ -25,12 +25,13 @@ from blursynth.train.loop import CONFIG_DEFAULTS, Trainer  # noqa: E402
 from blursynth.train.models import CONFIGS, build_models, count_parameters  # noqa: E402
 
 
-def steps_per_second(config, *, crop, batch, steps, device, perceptual, critic_steps=5):
+def steps_per_second(config, *, crop, batch, steps, device, perceptual, critic_steps=5,
+                     precision="fp32"):
     g, d = build_models(CONFIGS[config], seed=0)
     g, d = g.to(device), d.to(device)
     # VGG19 with random weights costs the same as with ImageNet's.
     content = ContentLoss(VGG19Features("conv3_3").to(device) if perceptual else None)
-    amp = device.type == "cuda" and torch.cuda.is_bf16_supported()
+    amp = precision == "bf16"
     if device.type == "cuda":
         g = g.to(memory_format=torch.channels_last)
         d = d.to(memory_format=torch.channels_last)
@@ -61,25 +62,34 @@ def main():
     device = torch.device(args.device)
     header = machine_line()
     rows = []
-    for config in ("small", "paper"):
+    # (config, perceptual, critic steps): the paper's step, and the small config's content-only
+    # step (--critic-steps 0) that the CPU quality run uses.
+    cases = [("small", False, 5), ("small", True, 5), ("small", False, 0), ("paper", False, 5),
+             ("paper", True, 5)]
+    for config, perceptual, critic_steps in cases:
         crop, batch = CONFIG_DEFAULTS[config]
-        for perceptual in (False, True):
+        for precision in ("fp32", "bf16"):
             rate, ng, nd = steps_per_second(config, crop=crop, batch=batch, steps=args.steps,
-                                            device=device, perceptual=perceptual)
+                                            device=device, perceptual=perceptual,
+                                            critic_steps=critic_steps, precision=precision)
             row = (f"| {config} | {ng / 1e6:.2f}M / {nd / 1e6:.2f}M | {crop} | {batch} | "
-                   f"{'VGG19 conv3_3' if perceptual else 'L1 pixel'} | {rate:.3g} | "
-                   f"{1 / rate:.3g} | {rate * batch * crop * crop / 1e6:.3g} |")
+                   f"{'VGG19 conv3_3' if perceptual else 'L1 pixel'} | {critic_steps} | "
+                   f"{precision} | {rate:.3g} | {1 / rate:.3g} | "
+                   f"{rate * batch * crop * crop / 1e6:.3g} |")
             print(row, flush=True)
             rows.append(row)
     body = "\n".join([
         f"Measured {header}; device {device}, torch {torch.__version__}, "
         f"{torch.get_num_threads()} thread(s); mean of {args.steps} steps after one warm-up. "
         "The machine is shared: the load average says how much of it others were using.",
-        "A step = 5 critic updates (WGAN-GP, per-sample penalty) on the batch and the generator's "
-        "output, then one generator update (adversarial + 100 x content loss), as DeblurGAN.",
+        "A step = the critic updates (WGAN-GP, per-sample penalty; 5 as DeblurGAN) on the batch and "
+        "the generator's output, then one generator update (adversarial + 100 x content loss); "
+        "with 0 critic updates, the generator update on the content loss alone. bf16 = "
+        "`--precision bf16` (autocast; on this CPU's AMX/AVX512-BF16 units).",
         "",
-        "| config | params G / D | crop | batch | content loss | steps/s | s/step | Mpx/s |",
-        "| --- | --- | ---: | ---: | --- | ---: | ---: | ---: |",
+        "| config | params G / D | crop | batch | content loss | critic steps | precision | "
+        "steps/s | s/step | Mpx/s |",
+        "| --- | --- | ---: | ---: | --- | ---: | --- | ---: | ---: | ---: |",
         *rows,
     ])
     if not args.no_write:

@@ -43,11 +43,17 @@ TEST_PHOTOS = ("coffee", "stereo_motorcycle")
 #: (about the frame-averaged pairs' blur: 25.4 against 25.6 dB on 9 of the v2 photos) and has
 #: more photos, two clips of each; it was chosen on validation photos (RESULTS.md, "Trainer:
 #: validation runs"), never on the test pairs.
+#: v3 adds 72 dead-leaves images (synthetic sharp images; see dead_leaves) to v2's photos, one clip
+#: per image: on validation photos more varied content was the one change that raised the gain.
 DATA_RECIPES = {
     "v1": {"photos": TRAIN_PHOTOS, "exposure": "random", "length": 30, "clips": 1, "suffix": ""},
     "v2": {"photos": TRAIN_PHOTOS + ("camera", "brick", "grass", "gravel", "coins", "clock"),
            "exposure": "1", "length": 25, "clips": 2, "suffix": "-v2"},
+    "v3": {"photos": TRAIN_PHOTOS + ("camera", "brick", "grass", "gravel", "coins", "clock"),
+           "leaves": 72, "exposure": "1", "length": 25, "clips": 1, "suffix": "-v3"},
 }
+#: Training photos whose colours the dead-leaves images draw from (never the test photos).
+LEAVES_PALETTE = ("astronaut", "chelsea", "immunohistochemistry")
 ENV = dict(os.environ)
 
 
@@ -73,6 +79,47 @@ def photos(folder: Path, names):
     return folder
 
 
+def dead_leaves(seed: int, palette, size: int = 512, n_disks: int = 6000, r_min: float = 2.0,
+                r_max: float = 120.0):
+    """A dead-leaves image: opaque disks dropped one over another, radii drawn with density
+    proportional to r**-3 on [r_min, r_max] (which makes the edge statistics scale-invariant, as
+    in natural images), colours drawn from ``palette`` (N, 3) uint8, drawn at twice the size and
+    area-averaged for anti-aliased edges, with faint smooth noise so no disk is perfectly flat.
+    """
+    import cv2
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    big = 2 * size
+    img = np.zeros((big, big, 3), np.uint8)
+    u = rng.random(n_disks)
+    radii = (r_min ** -2 - u * (r_min ** -2 - r_max ** -2)) ** -0.5  # inverse CDF of r**-3
+    centres = rng.random((n_disks, 2)) * big
+    colours = palette[rng.integers(len(palette), size=n_disks)]
+    for (x, y), r, c in zip(centres, radii, colours):
+        # 4 fractional bits: sub-pixel centres and radii
+        cv2.circle(img, (int(x * 16), int(y * 16)), int(r * 2 * 16), tuple(int(v) for v in c),
+                   -1, cv2.LINE_AA, 4)
+    img = cv2.resize(img, (size, size), interpolation=cv2.INTER_AREA).astype(np.float32)
+    noise = cv2.GaussianBlur(rng.normal(0, 6, (size, size)).astype(np.float32), (0, 0), 1.0)
+    return np.clip(img + noise[..., None] + 0.5, 0, 255).astype(np.uint8)
+
+
+def leaves(folder: Path, n: int):
+    """``n`` dead-leaves images (leaves000.png, ...) in ``folder``; what exists is kept."""
+    import imageio.v3 as iio
+    import numpy as np
+    from skimage import data
+
+    palette = np.concatenate([getattr(data, p)().reshape(-1, 3)[::97] for p in LEAVES_PALETTE])
+    names = []
+    for i in range(n):
+        names.append(f"leaves{i:03d}")
+        if not (folder / f"{names[-1]}.png").exists():
+            iio.imwrite(folder / f"{names[-1]}.png", dead_leaves(1000 + i, palette))
+    return names
+
+
 def clips(folder: Path, photo_dir: Path, names, seed0, frames, per_photo=1):
     folder.mkdir(parents=True, exist_ok=True)
     out = []
@@ -93,6 +140,7 @@ def make_data(work: Path, per_image: int, frames: int, recipe: dict):
     pairs; what exists is kept."""
     sfx, names = recipe["suffix"], recipe["photos"]
     train_ph = photos(work / f"photos_train{sfx}", names)
+    names = tuple(names) + tuple(leaves(train_ph, recipe.get("leaves", 0)))
     test_ph = photos(work / "photos_test", TEST_PHOTOS)
     times = {}
     if not (work / f"traj{sfx}" / "manifest.json").exists():
@@ -110,7 +158,7 @@ def make_data(work: Path, per_image: int, frames: int, recipe: dict):
     return times
 
 
-def time_per_step(config, crop, batch, critic_steps, init):
+def time_per_step(config, crop, batch, critic_steps, init, amp=False):
     import torch
 
     from blursynth.train.losses import ContentLoss
@@ -118,7 +166,7 @@ def time_per_step(config, crop, batch, critic_steps, init):
     from blursynth.train.models import CONFIGS, build_models
 
     g, d = build_models(CONFIGS[config], seed=0, init=init)
-    tr = Trainer(g, d, ContentLoss(None), seed=0, critic_steps=critic_steps)
+    tr = Trainer(g, d, ContentLoss(None), seed=0, critic_steps=critic_steps, amp=amp)
     x = torch.rand(batch, 3, crop, crop) * 2 - 1
     tr.step(x, x)
     t = time.perf_counter()
@@ -152,7 +200,9 @@ def _count_text(name, counts):
             f"--length {r['length']}`, 128x128, {exposure}) and {counts.get('fa', '?')} "
             f"frame-averaged pairs (`render-clip` 240 fps 128x128, {r['clips']} clip(s) per "
             f"photo, `frames-average --window 5-25 --overlap 4`), from {len(r['photos'])} sample "
-            f"photos ({', '.join(r['photos'])}).")
+            f"photos ({', '.join(r['photos'])})"
+            + (f" and {r['leaves']} dead-leaves images (512x512, disks with radii ~ r^-3, "
+               f"colours of {', '.join(LEAVES_PALETTE)})" if r.get("leaves") else "") + ".")
 
 
 def main():
@@ -191,7 +241,11 @@ def main():
     if args.steps:
         steps = args.steps
     else:
-        sec = time_per_step("small", args.crop, args.batch_size, args.critic_steps, args.init)
+        extra_opts = args.extra.split()
+        amp = "--precision" in extra_opts and \
+            extra_opts[extra_opts.index("--precision") + 1] == "bf16"
+        sec = time_per_step("small", args.crop, args.batch_size, args.critic_steps, args.init,
+                            amp)
         steps = max(20, int(args.minutes * 60 / sec))
         print(f"{sec:.2f} s/step -> {steps} steps", flush=True)
     extra = args.extra.split()
