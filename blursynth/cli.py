@@ -23,6 +23,7 @@ COMMANDS = {
     "blur": "blursynth.commands.blur:blur",
     "frames-average": "blursynth.commands.frames:frames_average",
     "render-clip": "blursynth.commands.frames:render_clip",
+    "render-leaves": "blursynth.commands.frames:render_leaves",
     "train": "blursynth.commands.train:train",
     "evaluate": "blursynth.commands.train:evaluate",
     "deblur": "blursynth.commands.train:deblur",

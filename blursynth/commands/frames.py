@@ -6,7 +6,7 @@ import re
 
 import click
 
-from ._common import echo_manifest, out_dir, overwrite_option, positive_int, seed_option, workers_option
+from ._common import echo_manifest, finite, out_dir, overwrite_option, positive_int, seed_option, workers_option
 
 
 class WindowRange(click.ParamType):
@@ -154,3 +154,43 @@ def render_clip(photo, out, fps, n_frames, length_px, size, crf, quality, seed, 
     g = info["geometry"]
     click.echo(f"wrote {n_frames} frames of {g['height']}x{g['width']} at {fps:g} fps to {out} "
                f"(camera positions in {out}.json)")
+
+
+@click.command(name="render-leaves")
+@click.option("--out", type=click.Path(), required=True, help="Output folder of PNG images.")
+@click.option("--n", "n", type=click.IntRange(1, None), required=True, help="Number of images.")
+@click.option("--size", type=click.IntRange(16, 8192), default=512, show_default=True,
+              help="Side of the square images, in pixels.")
+@click.option("--r-min", type=float, default=2.0, show_default=True, callback=finite,
+              help="Smallest disk radius, in pixels.")
+@click.option("--r-max", type=float, default=None, callback=finite,
+              help="Largest disk radius, in pixels [default: size / 4].")
+@click.option("--coverage", type=float, default=0.999, show_default=True, callback=finite,
+              help="Fraction of each image the disks cover on average (sets the disk count).")
+@click.option("--noise", type=float, default=2.0, show_default=True, callback=finite,
+              help="Smooth texture on the disks, standard deviation in 8-bit levels (0: flat).")
+@click.option("--colours-from", "colours_from", multiple=True, type=click.Path(),
+              help="Photo(s) or folder(s) whose pixels give the disks' colours, repeatable "
+                   "[default: uniform over RGB].")
+@seed_option
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def render_leaves(out, n, size, r_min, r_max, coverage, noise, colours_from, seed, quiet):
+    """Render dead-leaves images: synthetic sharp images with natural edge statistics.
+
+    Opaque disks with radii distributed as r^-3 fall one over another; blurred by
+    'blursynth blur' or filmed by 'render-clip', they add edges at every scale and
+    orientation to training pairs made from a few photos. Image i depends only on
+    (--seed, i): a stopped run resumes, and a larger --n adds images.
+
+    \b
+    Example:
+      blursynth render-leaves --n 200 --colours-from photos/ --out leaves/
+      blursynth blur leaves/ --psf-source fresh --crop 256x256 --out pairs-leaves/
+    """
+    from ..leaves import LeavesSettings, render_leaves as render
+
+    settings = LeavesSettings(n=n, size=size, r_min=r_min, r_max=r_max, coverage=coverage,
+                              noise=noise, seed=seed)
+    info = render(out, settings, colours_from=colours_from, progress=not quiet)
+    click.echo(f"wrote {info['written']} dead-leaves images of {size}x{size} to {out}"
+               + (f" ({info['kept']} already there kept)" if info["kept"] else ""))

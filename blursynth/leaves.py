@@ -1,0 +1,254 @@
+"""Dead-leaves images: synthetic sharp images to add content to a small set of photos.
+
+The dead-leaves model drops opaque disks one over another. With radii drawn with density
+proportional to ``r**-3`` its edges have the scale-invariant statistics of natural images, at
+every orientation, and every image is new. Blurred by ``blursynth blur`` or filmed by
+``render-clip``, these images give training pairs with edges that a few photos cannot supply: on
+this project's validation photos, adding them to the training pairs raised the trainer's gain
+(benchmarks/RESULTS.md, "validation runs of 2026-12-01").
+
+Image ``i`` depends only on ``(seed, i)`` and the settings, so a run can be split, resumed or
+extended without changing the images already written.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ._rng import check_seed, sample_rng
+from .errors import BadInputError
+
+#: Settings file written beside the images; a resumed run must match it.
+LEAVES_JSON = "leaves.json"
+FORMAT = "blursynth-leaves"
+VERSION = 1
+#: Pixels taken from each photo of ``colours_from`` (evenly spaced).
+PALETTE_PER_PHOTO = 4096
+STREAM_LEAVES = 1
+
+
+@dataclass(frozen=True)
+class LeavesSettings:
+    """Settings of ``blursynth render-leaves``.
+
+    Attributes
+    ----------
+    n : int
+        Number of images.
+    size : int
+        Side of the square images, in pixels.
+    r_min, r_max : float
+        Disk radii range in pixels; ``r_max`` None is ``size / 4``.
+    coverage : float
+        Expected fraction of the image the disks cover before the background shows through
+        (the disk count follows from it); the rest shows a background colour.
+    noise : float
+        Standard deviation, in 8-bit levels, of a smooth texture (Gaussian noise blurred by
+        sigma 1 px) added so no disk is perfectly flat; 0 for flat disks.
+    seed : int
+    """
+
+    n: int
+    size: int = 512
+    r_min: float = 2.0
+    r_max: float | None = None
+    coverage: float = 0.999
+    noise: float = 2.0
+    seed: int = 0
+
+    def __post_init__(self):
+        if not (isinstance(self.n, int) and self.n >= 1):
+            raise BadInputError(f"--n must be a whole number >= 1; got {self.n!r}.")
+        if not (isinstance(self.size, int) and 16 <= self.size <= 8192):
+            raise BadInputError(f"--size must be a whole number in [16, 8192]; got {self.size!r}.")
+        r_max = self.size / 4 if self.r_max is None else self.r_max
+        if not (math.isfinite(self.r_min) and 0.5 <= self.r_min):
+            raise BadInputError(f"--r-min must be at least 0.5 px; got {self.r_min}.")
+        if not (math.isfinite(r_max) and self.r_min < r_max <= 4 * self.size):
+            raise BadInputError(f"--r-max must be above --r-min ({self.r_min}) and at most 4x "
+                                f"--size ({4 * self.size}); got {r_max}.")
+        if not (math.isfinite(self.coverage) and 0 < self.coverage < 1):
+            raise BadInputError(f"--coverage must be in (0, 1), e.g. 0.999; got {self.coverage}.")
+        if not (math.isfinite(self.noise) and 0 <= self.noise <= 64):
+            raise BadInputError(f"--noise must be in [0, 64] levels; got {self.noise}.")
+        check_seed(self.seed)
+
+    @property
+    def radius_max(self) -> float:
+        return self.size / 4 if self.r_max is None else float(self.r_max)
+
+    def n_disks(self) -> int:
+        """Disks per image: enough that they cover ``coverage`` of it on average.
+
+        Centres fall uniformly on the image widened by ``r_max`` on every side (area ``S``),
+        which holds the centre of every disk that can touch it, so a pixel is missed by one
+        disk of mean area ``A`` with probability ``1 - A / S`` and by ``k`` disks with
+        about ``exp(-k A / S)``.
+        """
+        a, b = self.r_min, self.radius_max
+        mean_r2 = math.log(b / a) / (0.5 * (a ** -2 - b ** -2))  # E[r^2] under r^-3 on [a, b]
+        mean_area = math.pi * mean_r2
+        area = (self.size + 2 * b) ** 2
+        return int(math.ceil(-math.log(1 - self.coverage) * area / mean_area))
+
+
+def palette_from_photos(paths) -> np.ndarray:
+    """(N, 3) uint8 colours: ``PALETTE_PER_PHOTO`` evenly spaced pixels of each photo."""
+    from .io.images import load_rgb8
+
+    parts = []
+    for p in paths:
+        image, _ = load_rgb8(p)
+        flat = image.reshape(-1, 3)
+        step = max(1, len(flat) // PALETTE_PER_PHOTO)
+        parts.append(flat[::step][:PALETTE_PER_PHOTO])
+    return np.ascontiguousarray(np.concatenate(parts))
+
+
+def dead_leaves(index: int, settings: LeavesSettings, palette: np.ndarray | None = None):
+    """Image ``index`` of a run: (size, size, 3) uint8 RGB.
+
+    Disks are drawn back to front at twice the size with sub-pixel centres and radii, then
+    area-averaged, which anti-aliases their edges. Colours come from ``palette`` ((N, 3)
+    uint8, e.g. :func:`palette_from_photos`) or, without one, uniformly from the RGB cube.
+
+    Examples
+    --------
+    >>> img = dead_leaves(0, LeavesSettings(n=1, size=64))
+    >>> img.shape, img.dtype.name
+    ((64, 64, 3), 'uint8')
+    """
+    import cv2
+
+    rng = sample_rng(settings.seed, index, STREAM_LEAVES)
+    n = settings.n_disks()
+    big = 2 * settings.size
+    a, b = settings.r_min, settings.radius_max
+    radii = (a ** -2 - rng.random(n) * (a ** -2 - b ** -2)) ** -0.5  # inverse CDF of r^-3
+    # Centres may fall a radius outside the frame, so the border is covered like the middle.
+    centres = rng.random((n, 2)) * (settings.size + 2 * b) - b
+    if palette is not None and len(palette):
+        colours = palette[rng.integers(len(palette), size=n + 1)]
+    else:
+        colours = rng.integers(0, 256, size=(n + 1, 3))
+    canvas = np.empty((big, big, 3), np.uint8)
+    canvas[:] = colours[n]  # background, seen where no disk fell
+    shift = 4  # fractional bits of cv2's coordinates
+    scale = 2 * (1 << shift)
+    for (x, y), r, c in zip(centres, radii, colours[:n]):
+        cv2.circle(canvas, (int(round(x * scale)), int(round(y * scale))),
+                   max(1, int(round(r * scale))), (int(c[0]), int(c[1]), int(c[2])), -1,
+                   cv2.LINE_8, shift)
+    image = cv2.resize(canvas, (settings.size, settings.size), interpolation=cv2.INTER_AREA)
+    if settings.noise > 0:
+        texture = rng.standard_normal((settings.size, settings.size)).astype(np.float32)
+        texture = cv2.GaussianBlur(texture, (0, 0), 1.0)
+        texture *= np.float32(settings.noise / max(float(texture.std()), 1e-6))
+        image = np.clip(image.astype(np.float32) + texture[..., None] + 0.5, 0, 255)
+        image = image.astype(np.uint8)
+    return image
+
+
+def image_name(index: int) -> str:
+    return f"leaves{index:05d}.png"
+
+
+def _settings_record(settings: LeavesSettings, palette_sources, palette) -> dict:
+    import hashlib
+
+    digest = hashlib.sha256(palette.tobytes()).hexdigest()[:16] if palette is not None else None
+    return {"format": FORMAT, "version": VERSION, "settings": asdict(settings),
+            "colours_from": [str(p) for p in palette_sources], "palette_sha256": digest}
+
+
+def _check_output(out: Path, record: dict) -> None:
+    if out.exists() and not out.is_dir():
+        raise BadInputError(f"--out {out}: is a file; expected a folder for the images.")
+    if not out.is_dir():
+        return
+    own = out / LEAVES_JSON
+    names = [p.name for p in out.iterdir() if not p.name.startswith(".")]
+    if not own.exists():
+        if names:
+            raise BadInputError(f"--out {out}: holds other files ({sorted(names)[0]!r}); choose "
+                                f"a new or empty folder.")
+        return
+    try:
+        old = json.loads(own.read_text())
+    except (OSError, ValueError):
+        raise BadInputError(f"{own}: is not a render-leaves settings file; remove the folder "
+                            f"or choose another --out.") from None
+    keys = ("settings", "palette_sha256")
+    if not isinstance(old, dict) or old.get("format") != FORMAT or \
+            any(old.get(k) != record[k] for k in keys):
+        # Only n may grow: the images already there are those of the same (seed, i).
+        grown = isinstance(old, dict) and old.get("format") == FORMAT and \
+            old.get("palette_sha256") == record["palette_sha256"] and \
+            {k: v for k, v in (old.get("settings") or {}).items() if k != "n"} == \
+            {k: v for k, v in record["settings"].items() if k != "n"}
+        if not grown:
+            raise BadInputError(f"--out {out}: holds images of other render-leaves settings; "
+                                f"use the same settings to resume, or another --out.")
+    foreign = [n for n in names if n != LEAVES_JSON and not
+               (n.startswith("leaves") and n.endswith(".png"))]
+    if foreign:
+        raise BadInputError(f"--out {out}: holds other files ({sorted(foreign)[0]!r}); choose "
+                            f"a new or empty folder.")
+
+
+def render_leaves(out, settings: LeavesSettings, *, colours_from=(), progress: bool = True):
+    """Write ``settings.n`` dead-leaves PNGs (leaves00000.png, ...) and leaves.json to ``out``.
+
+    Images already in ``out`` from the same settings are kept, so an interrupted run resumes
+    and a larger ``n`` adds images; each file is written atomically.
+
+    Returns
+    -------
+    dict
+        ``written`` and ``kept`` counts and the ``out`` folder.
+    """
+    from .io.atomic import atomic_write_text
+    from .io.images import list_images, save_rgb8
+
+    out = Path(out)
+    sources = []
+    for c in colours_from:
+        found = list_images(c)
+        if not found:
+            raise BadInputError(f"--colours-from {c}: holds no images; expected photos "
+                                f"(.png, .jpg, ...) to draw colours from.")
+        sources.extend(found)
+    palette = palette_from_photos(sources) if sources else None
+    record = _settings_record(settings, [*map(str, colours_from)], palette)
+    _check_output(out, record)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(out / LEAVES_JSON, json.dumps(record, indent=1) + "\n")
+    except OSError as exc:
+        raise BadInputError(f"--out {out}: cannot write there ({exc.strerror or exc}); choose a "
+                            f"location you can write to.") from None
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=settings.n, desc="render-leaves", unit="image", dynamic_ncols=True)
+    written = kept = 0
+    try:
+        for i in range(settings.n):
+            path = out / image_name(i)
+            if path.exists():
+                kept += 1
+            else:
+                save_rgb8(path, dead_leaves(i, settings, palette))
+                written += 1
+            if bar is not None:
+                bar.update(1)
+    finally:
+        if bar is not None:
+            bar.close()
+    return {"written": written, "kept": kept, "out": str(out)}
