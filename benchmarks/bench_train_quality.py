@@ -11,7 +11,7 @@ Writes the "Trainer" section of benchmarks/RESULTS.md.
 2. Training pairs: ``blursynth blur`` with fresh random-trajectory PSFs (128x128 crops; v1: 30 px
    paths cut at a random exposure fraction, v2: whole 25 px paths), and ``blursynth render-clip`` +
    ``frames-average`` (240 fps clips of 128x128 frames, windows 5-25; v1 one clip per photo,
-   v2 two).
+   v2 two). ``v3`` adds the same two kinds of pairs made from 72 dead-leaves images.
 3. Test pairs: frame-averaged pairs from clips rendered from the test photos only (the same for
    every --data).
 4. Two runs of the small config for the same number of steps (``--steps``, or chosen so that
@@ -43,14 +43,16 @@ TEST_PHOTOS = ("coffee", "stereo_motorcycle")
 #: (about the frame-averaged pairs' blur: 25.4 against 25.6 dB on 9 of the v2 photos) and has
 #: more photos, two clips of each; it was chosen on validation photos (RESULTS.md, "Trainer:
 #: validation runs"), never on the test pairs.
-#: v3 adds 72 dead-leaves images (synthetic sharp images; see dead_leaves) to v2's photos, one clip
-#: per image: on validation photos more varied content was the one change that raised the gain.
+#: v3 is v2 plus 72 dead-leaves images (`blursynth render-leaves`), blurred both ways
+#: into their own datasets (15 trajectory pairs and one clip per image) that the runs mix in at
+#: half of each kind's weight: on validation photos more varied content was the one change that
+#: raised the gain (RESULTS.md, "validation runs of 2026-12-01").
 DATA_RECIPES = {
     "v1": {"photos": TRAIN_PHOTOS, "exposure": "random", "length": 30, "clips": 1, "suffix": ""},
     "v2": {"photos": TRAIN_PHOTOS + ("camera", "brick", "grass", "gravel", "coins", "clock"),
            "exposure": "1", "length": 25, "clips": 2, "suffix": "-v2"},
     "v3": {"photos": TRAIN_PHOTOS + ("camera", "brick", "grass", "gravel", "coins", "clock"),
-           "leaves": 72, "exposure": "1", "length": 25, "clips": 1, "suffix": "-v3"},
+           "leaves": 72, "exposure": "1", "length": 25, "clips": 2, "suffix": "-v3"},
 }
 #: Training photos whose colours the dead-leaves images draw from (never the test photos).
 LEAVES_PALETTE = ("astronaut", "chelsea", "immunohistochemistry")
@@ -79,47 +81,6 @@ def photos(folder: Path, names):
     return folder
 
 
-def dead_leaves(seed: int, palette, size: int = 512, n_disks: int = 6000, r_min: float = 2.0,
-                r_max: float = 120.0):
-    """A dead-leaves image: opaque disks dropped one over another, radii drawn with density
-    proportional to r**-3 on [r_min, r_max] (which makes the edge statistics scale-invariant, as
-    in natural images), colours drawn from ``palette`` (N, 3) uint8, drawn at twice the size and
-    area-averaged for anti-aliased edges, with faint smooth noise so no disk is perfectly flat.
-    """
-    import cv2
-    import numpy as np
-
-    rng = np.random.default_rng(seed)
-    big = 2 * size
-    img = np.zeros((big, big, 3), np.uint8)
-    u = rng.random(n_disks)
-    radii = (r_min ** -2 - u * (r_min ** -2 - r_max ** -2)) ** -0.5  # inverse CDF of r**-3
-    centres = rng.random((n_disks, 2)) * big
-    colours = palette[rng.integers(len(palette), size=n_disks)]
-    for (x, y), r, c in zip(centres, radii, colours):
-        # 4 fractional bits: sub-pixel centres and radii
-        cv2.circle(img, (int(x * 16), int(y * 16)), int(r * 2 * 16), tuple(int(v) for v in c),
-                   -1, cv2.LINE_AA, 4)
-    img = cv2.resize(img, (size, size), interpolation=cv2.INTER_AREA).astype(np.float32)
-    noise = cv2.GaussianBlur(rng.normal(0, 6, (size, size)).astype(np.float32), (0, 0), 1.0)
-    return np.clip(img + noise[..., None] + 0.5, 0, 255).astype(np.uint8)
-
-
-def leaves(folder: Path, n: int):
-    """``n`` dead-leaves images (leaves000.png, ...) in ``folder``; what exists is kept."""
-    import imageio.v3 as iio
-    import numpy as np
-    from skimage import data
-
-    palette = np.concatenate([getattr(data, p)().reshape(-1, 3)[::97] for p in LEAVES_PALETTE])
-    names = []
-    for i in range(n):
-        names.append(f"leaves{i:03d}")
-        if not (folder / f"{names[-1]}.png").exists():
-            iio.imwrite(folder / f"{names[-1]}.png", dead_leaves(1000 + i, palette))
-    return names
-
-
 def clips(folder: Path, photo_dir: Path, names, seed0, frames, per_photo=1):
     folder.mkdir(parents=True, exist_ok=True)
     out = []
@@ -140,7 +101,6 @@ def make_data(work: Path, per_image: int, frames: int, recipe: dict):
     pairs; what exists is kept."""
     sfx, names = recipe["suffix"], recipe["photos"]
     train_ph = photos(work / f"photos_train{sfx}", names)
-    names = tuple(names) + tuple(leaves(train_ph, recipe.get("leaves", 0)))
     test_ph = photos(work / "photos_test", TEST_PHOTOS)
     times = {}
     if not (work / f"traj{sfx}" / "manifest.json").exists():
@@ -152,6 +112,21 @@ def make_data(work: Path, per_image: int, frames: int, recipe: dict):
         vids = clips(work / f"clips_train{sfx}", train_ph, names, 10, frames, recipe["clips"])
         times["frames-average"] = cli("frames-average", *vids, "--window", "5-25", "--overlap",
                                       "4", "--out", work / f"fa{sfx}", "--seed", 2)
+    if recipe.get("leaves"):
+        leaves_ph = work / f"leaves{sfx}"
+        if not (leaves_ph / f"leaves{recipe['leaves'] - 1:05d}.png").exists():
+            cli("render-leaves", "--n", recipe["leaves"], "--size", 512, "--out", leaves_ph,
+                *[a for p in LEAVES_PALETTE for a in ("--colours-from", train_ph / f"{p}.png")],
+                "--seed", 0, "--quiet")
+        leaf_names = [f"leaves{i:05d}" for i in range(recipe["leaves"])]
+        if not (work / f"traj{sfx}-leaves" / "manifest.json").exists():
+            cli("blur", leaves_ph, "--psf-source", "fresh", "--crop", "128x128", "--per-image",
+                15, "--length", recipe["length"], "--exposure", recipe["exposure"], "--out",
+                work / f"traj{sfx}-leaves", "--seed", 11)
+        if not (work / f"fa{sfx}-leaves" / "manifest.json").exists():
+            vids = clips(work / f"clips_leaves{sfx}", leaves_ph, leaf_names, 2000, frames)
+            cli("frames-average", *vids, "--window", "5-25", "--overlap", "4", "--out",
+                work / f"fa{sfx}-leaves", "--seed", 12)
     if not (work / "test" / "manifest.json").exists():
         vids = clips(work / "clips_test", test_ph, TEST_PHOTOS, 100, frames)
         cli("frames-average", *vids, "--window", "5-25", "--out", work / "test", "--seed", 3)
@@ -186,9 +161,10 @@ def _small_params() -> str:
 def _manifest_counts(work: Path, sfx: str) -> dict:
     out = {}
     for k in ("traj", "fa"):
-        m = work / f"{k}{sfx}" / "manifest.json"
-        if m.exists():
-            out[k] = json.loads(m.read_text())["num_rows"]
+        for part in ("", "-leaves"):
+            m = work / f"{k}{sfx}{part}" / "manifest.json"
+            if m.exists():
+                out[k + part] = json.loads(m.read_text())["num_rows"]
     return out
 
 
@@ -201,8 +177,13 @@ def _count_text(name, counts):
             f"frame-averaged pairs (`render-clip` 240 fps 128x128, {r['clips']} clip(s) per "
             f"photo, `frames-average --window 5-25 --overlap 4`), from {len(r['photos'])} sample "
             f"photos ({', '.join(r['photos'])})"
-            + (f" and {r['leaves']} dead-leaves images (512x512, disks with radii ~ r^-3, "
-               f"colours of {', '.join(LEAVES_PALETTE)})" if r.get("leaves") else "") + ".")
+            + (f"; and from {r['leaves']} dead-leaves images (`blursynth render-leaves --size 512 "
+               f"--seed 0`, colours from {', '.join(LEAVES_PALETTE)}) "
+               f"{counts.get('traj-leaves', '?')} "
+               f"trajectory pairs (15 per image) and {counts.get('fa-leaves', '?')} "
+               f"frame-averaged pairs (one clip per image), which the runs weight as much as the "
+               f"photos' pairs of the same kind (mix: --data traj:1 --data traj-leaves:1 "
+               f"--data fa:0.5 --data fa-leaves:0.5)" if r.get("leaves") else "") + ".")
 
 
 def main():
@@ -252,6 +233,10 @@ def main():
     traj, fa = work / f"traj{sfx}", work / f"fa{sfx}"
     runs = {"mix 2:1 (trajectory : frame-averaged)": [f"{traj}:2", f"{fa}:1"],
             "trajectory only": [f"{traj}:1"]}
+    if recipe.get("leaves"):  # leaves give half of each kind of pair
+        runs = {"mix 2:1 (trajectory : frame-averaged)": [f"{traj}:1", f"{traj}-leaves:1",
+                                                          f"{fa}:0.5", f"{fa}-leaves:0.5"],
+                "trajectory only": [f"{traj}:1", f"{traj}-leaves:1"]}
     # v1's folders keep their earlier names (no data prefix), so their runs are still found.
     tag = args.tag or (f"{args.data}-" if args.data != "v1" else "") + \
         f"steps{steps}-cs{args.critic_steps}-{args.init}" + "".join(extra)
