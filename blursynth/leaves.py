@@ -26,9 +26,13 @@ from .errors import BadInputError
 #: Settings file written beside the images; a resumed run must match it.
 LEAVES_JSON = "leaves.json"
 FORMAT = "blursynth-leaves"
-VERSION = 1
-#: Pixels taken from each photo of ``colours_from`` (evenly spaced).
-PALETTE_PER_PHOTO = 4096
+#: Bumped whenever the images of the same settings change (2: the palette samples a 2-D grid of
+#: each photo; version 1 sampled a few columns of it).
+VERSION = 2
+#: Side of the grid of pixels taken from each photo of ``colours_from`` (64 x 64 = 4096 colours).
+PALETTE_GRID = 64
+#: Most disks one image may need (a few seconds of drawing); settings that ask for more are refused.
+MAX_DISKS = 2_000_000
 STREAM_LEAVES = 1
 
 
@@ -70,13 +74,20 @@ class LeavesSettings:
         if not (math.isfinite(self.r_min) and 0.5 <= self.r_min):
             raise BadInputError(f"--r-min must be at least 0.5 px; got {self.r_min}.")
         if not (math.isfinite(r_max) and self.r_min < r_max <= 4 * self.size):
-            raise BadInputError(f"--r-max must be above --r-min ({self.r_min}) and at most 4x "
-                                f"--size ({4 * self.size}); got {r_max}.")
+            given = "" if self.r_max is not None else \
+                f" (the default, --size / 4; pass --r-max above {self.r_min:g} or a smaller --r-min)"
+            raise BadInputError(f"--r-max must be above --r-min ({self.r_min:g}) and at most 4x "
+                                f"--size ({4 * self.size}); got {r_max:g}{given}.")
         if not (math.isfinite(self.coverage) and 0 < self.coverage < 1):
             raise BadInputError(f"--coverage must be in (0, 1), e.g. 0.999; got {self.coverage}.")
         if not (math.isfinite(self.noise) and 0 <= self.noise <= 64):
             raise BadInputError(f"--noise must be in [0, 64] levels; got {self.noise}.")
         check_seed(self.seed)
+        if self.n_disks() > MAX_DISKS:
+            raise BadInputError(
+                f"these settings need {self.n_disks():,} disks per image (most {MAX_DISKS:,}): "
+                f"raise --r-min ({self.r_min}), lower --r-max ({self.radius_max:g}) or "
+                f"--coverage ({self.coverage}).")
 
     @property
     def radius_max(self) -> float:
@@ -98,24 +109,73 @@ class LeavesSettings:
 
 
 def palette_from_photos(paths) -> np.ndarray:
-    """(N, 3) uint8 colours: ``PALETTE_PER_PHOTO`` evenly spaced pixels of each photo."""
+    """Colours of photos: the pixels of an evenly spaced grid over each photo.
+
+    Parameters
+    ----------
+    paths : sequence of str or Path
+        Image files.
+
+    Returns
+    -------
+    (N, 3) uint8 ndarray
+        At most ``PALETTE_GRID ** 2`` colours per photo, in photo order.
+
+    Examples
+    --------
+    >>> import tempfile, imageio.v3 as iio
+    >>> path = tempfile.mkdtemp() + "/red.png"
+    >>> iio.imwrite(path, np.full((10, 20, 3), (200, 0, 0), np.uint8))
+    >>> palette_from_photos([path]).shape
+    (200, 3)
+    """
     from .io.images import load_rgb8
 
     parts = []
     for p in paths:
-        image, _ = load_rgb8(p)
-        flat = image.reshape(-1, 3)
-        step = max(1, len(flat) // PALETTE_PER_PHOTO)
-        parts.append(flat[::step][:PALETTE_PER_PHOTO])
+        try:
+            image, _ = load_rgb8(p)
+        except OSError as exc:
+            raise BadInputError(f"--colours-from: cannot read {p} ({exc.strerror or exc}); "
+                                f"make it readable or leave it out.") from None
+        h, w = image.shape[:2]
+        rows = np.linspace(0, h - 1, min(h, PALETTE_GRID)).round().astype(int)
+        cols = np.linspace(0, w - 1, min(w, PALETTE_GRID)).round().astype(int)
+        parts.append(image[np.ix_(rows, cols)].reshape(-1, 3))
     return np.ascontiguousarray(np.concatenate(parts))
+
+
+def _disks(rng, settings: LeavesSettings, palette):
+    """Draw one image's disks: centres (n, 2) and radii (n,) in output pixels, colours (n + 1, 3)
+    (the last is the background's). Disks that cannot touch the frame are dropped."""
+    n = settings.n_disks()
+    a, b = settings.r_min, settings.radius_max
+    radii = (a ** -2 - rng.random(n) * (a ** -2 - b ** -2)) ** -0.5  # inverse CDF of r^-3
+    # Centres fall up to r_max outside the frame, so the border is covered like the middle.
+    centres = rng.random((n, 2)) * (settings.size + 2 * b) - b
+    if palette is not None and len(palette):
+        colours = palette[rng.integers(len(palette), size=n + 1)]
+    else:
+        colours = rng.integers(0, 256, size=(n + 1, 3))
+    reach = radii + 1.0  # a pixel of margin for rounding
+    touch = ((centres > -reach[:, None]) & (centres < settings.size + reach[:, None])).all(1)
+    return centres[touch], radii[touch], np.concatenate([colours[:n][touch], colours[n:]])
 
 
 def dead_leaves(index: int, settings: LeavesSettings, palette: np.ndarray | None = None):
     """Image ``index`` of a run: (size, size, 3) uint8 RGB.
 
     Disks are drawn back to front at twice the size with sub-pixel centres and radii, then
-    area-averaged, which anti-aliases their edges. Colours come from ``palette`` ((N, 3)
-    uint8, e.g. :func:`palette_from_photos`) or, without one, uniformly from the RGB cube.
+    area-averaged, which anti-aliases their edges.
+
+    Parameters
+    ----------
+    index : int
+        Image number; with ``settings.seed`` it keys every draw.
+    settings : LeavesSettings
+    palette : (N, 3) uint8 ndarray, optional
+        Colours to draw from (:func:`palette_from_photos`); without one, uniformly from the
+        RGB cube.
 
     Examples
     --------
@@ -125,22 +185,18 @@ def dead_leaves(index: int, settings: LeavesSettings, palette: np.ndarray | None
     """
     import cv2
 
-    rng = sample_rng(settings.seed, index, STREAM_LEAVES)
-    n = settings.n_disks()
+    if palette is not None:
+        palette = np.asarray(palette)
+        if palette.ndim != 2 or palette.shape[1] != 3 or palette.dtype != np.uint8:
+            raise ValueError(f"palette must be (N, 3) uint8; got {palette.shape} {palette.dtype}.")
+    rng = sample_rng(settings.seed, int(index), STREAM_LEAVES)
+    centres, radii, colours = _disks(rng, settings, palette)
     big = 2 * settings.size
-    a, b = settings.r_min, settings.radius_max
-    radii = (a ** -2 - rng.random(n) * (a ** -2 - b ** -2)) ** -0.5  # inverse CDF of r^-3
-    # Centres may fall a radius outside the frame, so the border is covered like the middle.
-    centres = rng.random((n, 2)) * (settings.size + 2 * b) - b
-    if palette is not None and len(palette):
-        colours = palette[rng.integers(len(palette), size=n + 1)]
-    else:
-        colours = rng.integers(0, 256, size=(n + 1, 3))
     canvas = np.empty((big, big, 3), np.uint8)
-    canvas[:] = colours[n]  # background, seen where no disk fell
+    canvas[:] = colours[-1]  # background, seen where no disk fell
     shift = 4  # fractional bits of cv2's coordinates
     scale = 2 * (1 << shift)
-    for (x, y), r, c in zip(centres, radii, colours[:n]):
+    for (x, y), r, c in zip(centres, radii, colours[:-1]):
         cv2.circle(canvas, (int(round(x * scale)), int(round(y * scale))),
                    max(1, int(round(r * scale))), (int(c[0]), int(c[1]), int(c[2])), -1,
                    cv2.LINE_8, shift)
@@ -155,6 +211,7 @@ def dead_leaves(index: int, settings: LeavesSettings, palette: np.ndarray | None
 
 
 def image_name(index: int) -> str:
+    """File name of image ``index`` (``leaves00000.png``, ...)."""
     return f"leaves{index:05d}.png"
 
 
@@ -180,25 +237,36 @@ def _check_output(out: Path, record: dict) -> None:
         return
     try:
         old = json.loads(own.read_text())
-    except (OSError, ValueError):
-        raise BadInputError(f"{own}: is not a render-leaves settings file; remove the folder "
+    except OSError as exc:
+        raise BadInputError(f"{own}: cannot read it ({exc.strerror or exc}); make it readable "
                             f"or choose another --out.") from None
-    keys = ("settings", "palette_sha256")
-    if not isinstance(old, dict) or old.get("format") != FORMAT or \
-            any(old.get(k) != record[k] for k in keys):
-        # Only n may grow: the images already there are those of the same (seed, i).
-        grown = isinstance(old, dict) and old.get("format") == FORMAT and \
-            old.get("palette_sha256") == record["palette_sha256"] and \
-            {k: v for k, v in (old.get("settings") or {}).items() if k != "n"} == \
-            {k: v for k, v in record["settings"].items() if k != "n"}
-        if not grown:
-            raise BadInputError(f"--out {out}: holds images of other render-leaves settings; "
-                                f"use the same settings to resume, or another --out.")
+    except ValueError:
+        old = None
+    if not isinstance(old, dict) or old.get("format") != FORMAT:
+        raise BadInputError(f"{own}: is not a render-leaves settings file; remove the folder "
+                            f"or choose another --out.")
     foreign = [n for n in names if n != LEAVES_JSON and not
                (n.startswith("leaves") and n.endswith(".png"))]
     if foreign:
         raise BadInputError(f"--out {out}: holds other files ({sorted(foreign)[0]!r}); choose "
                             f"a new or empty folder.")
+    images = [n for n in names if n != LEAVES_JSON]
+    if not images:
+        return  # stopped before its first image: nothing to match
+    def without_n(settings):
+        return {k: v for k, v in (settings or {}).items() if k != "n"}
+    same = all(old.get(k) == record[k] for k in ("version", "palette_sha256")) and \
+        without_n(old.get("settings")) == without_n(record["settings"])
+    if not same:
+        raise BadInputError(f"--out {out}: holds images of other render-leaves settings (or of "
+                            f"an earlier version); use the same settings to resume, or another "
+                            f"--out.")
+    n_new = record["settings"]["n"]
+    numbers = [int(n[6:-4]) for n in images if n[6:-4].isdigit()]
+    if numbers and max(numbers) >= n_new:
+        raise BadInputError(f"--out {out}: already holds {image_name(max(numbers))}, beyond "
+                            f"--n {n_new}; pass --n {max(numbers) + 1} or more (images are "
+                            f"never removed) or another --out.")
 
 
 def render_leaves(out, settings: LeavesSettings, *, colours_from=(), progress: bool = True):
@@ -206,6 +274,16 @@ def render_leaves(out, settings: LeavesSettings, *, colours_from=(), progress: b
 
     Images already in ``out`` from the same settings are kept, so an interrupted run resumes
     and a larger ``n`` adds images; each file is written atomically.
+
+    Parameters
+    ----------
+    out : str or Path
+        Output folder: new, empty, or one this function wrote with the same settings.
+    settings : LeavesSettings
+    colours_from : sequence of str or Path
+        Photos or folders of photos whose colours the disks take (:func:`palette_from_photos`).
+    progress : bool
+        Show a progress bar.
 
     Returns
     -------

@@ -62,26 +62,49 @@ def test_colours_come_from_the_photos(run_cli, tmp_path):
     assert len(np.unique(img.reshape(-1, 3), axis=0)) > 100
 
 
-def test_disk_count_gives_the_coverage_asked():
-    # The count follows from E[r^2] under the r^-3 law; Monte Carlo of the same law, with
-    # centres a radius beyond the frame as the renderer draws them, hits the coverage asked.
-    from blursynth.leaves import LeavesSettings
+def test_disks_cover_the_fraction_asked():
+    # The disk count follows from E[r^2] under the r^-3 law; the disks the renderer draws
+    # (centres, radii) cover the coverage asked of the frame, on average over images.
+    from blursynth._rng import sample_rng
+    from blursynth.leaves import LeavesSettings, STREAM_LEAVES, _disks
 
     s = LeavesSettings(n=1, size=64, r_min=2, r_max=16, coverage=0.9)
-    k = s.n_disks()
-    rng = np.random.default_rng(0)
     yy, xx = np.mgrid[0:64, 0:64] + 0.5
-    covered = []
-    for _ in range(20):
-        radii = (2.0 ** -2 - rng.random(k) * (2.0 ** -2 - 16.0 ** -2)) ** -0.5
-        c = rng.random((k, 2)) * (64 + 32) - 16
+    covered, radii_all = [], []
+    for i in range(20):
+        centres, radii, colours = _disks(sample_rng(0, i, STREAM_LEAVES), s, None)
+        assert len(colours) == len(radii) + 1  # one more: the background
         mask = np.zeros((64, 64), bool)
-        for (x, y), r in zip(c, radii):
+        for (x, y), r in zip(centres, radii):
             mask |= (xx - x) ** 2 + (yy - y) ** 2 <= r * r
         covered.append(mask.mean())
+        radii_all.append(radii)
     assert 0.87 < np.mean(covered) < 0.93, np.mean(covered)
-    mean_area = math.pi * math.log(8) / (0.5 * (2 ** -2 - 16 ** -2))
-    assert k == math.ceil(-math.log(0.1) * (64 + 32) ** 2 / mean_area)
+    # Radii follow r^-3 on [2, 16] (P(r <= 4) = 0.762 before any is dropped). A disk is kept
+    # when its centre, drawn over the 96 px wide square, lies within r + 1 of the 64 px frame:
+    # probability (min(66 + 2r, 96) / 96)^2, which favours large disks a little.
+    r = np.concatenate(radii_all)
+    assert r.min() >= 2 and r.max() <= 16
+    grid = np.linspace(2, 16, 100001)
+    density = grid ** -3.0 * (np.minimum(66 + 2 * grid, 96) / 96) ** 2
+    expected = density[grid <= 4].sum() / density.sum()  # about 0.73
+    assert abs(np.mean(r <= 4) - expected) < 0.02, (np.mean(r <= 4), expected)
+
+
+def test_palette_samples_the_whole_photo(tmp_path):
+    # a grid over rows and columns, not a few columns (a raster stride would hit only those)
+    import imageio.v3 as iio
+
+    from blursynth.leaves import palette_from_photos
+
+    h, w = 512, 512
+    img = np.zeros((h, w, 3), np.uint8)
+    img[..., 0] = np.arange(w)[None, :] // 2  # column index in red
+    img[..., 1] = np.arange(h)[:, None] // 2  # row index in green
+    iio.imwrite(tmp_path / "grad.png", img)
+    pal = palette_from_photos([tmp_path / "grad.png"])
+    assert pal.shape == (64 * 64, 3)
+    assert len(np.unique(pal[:, 0])) == 64 and len(np.unique(pal[:, 1])) == 64
 
 
 @pytest.mark.parametrize("args, match", [
@@ -90,6 +113,8 @@ def test_disk_count_gives_the_coverage_asked():
     (["--noise", "nan"], "finite"),
     (["--size", "8"], "--size"),
     (["--n", "0"], "--n"),
+    (["--size", "32", "--r-min", "10"], "the default, --size / 4"),
+    (["--size", "4096", "--r-min", "0.5", "--r-max", "16000"], "disks per image"),
 ])
 def test_bad_settings(run_cli, tmp_path, args, match):
     base = {"--n": "2", "--size": "32"}
@@ -115,8 +140,48 @@ def test_out_with_other_files_or_settings_is_refused(run_cli, tmp_path):
     r = run_cli("render-leaves", "--n", 2, "--size", 48, "--out", out, "--quiet")
     assert r.code == 2 and "other render-leaves settings" in error_line(r)
     assert _files(out) == before
+    r = run_cli("render-leaves", "--n", 1, "--size", 32, "--out", out, "--quiet")
+    assert r.code == 2 and "beyond --n 1; pass --n 2 or more" in error_line(r)
+    assert _files(out) == before
     (tmp_path / "empty").mkdir()
     r = run_cli("render-leaves", "--n", 1, "--colours-from", tmp_path / "empty", "--out",
                 tmp_path / "o2", "--quiet")
     assert r.code == 2 and "holds no images" in error_line(r)
     assert not (tmp_path / "o2").exists()
+
+
+def test_folder_of_another_version_is_not_resumed(run_cli, tmp_path):
+    import json
+
+    out = tmp_path / "o"
+    assert run_cli("render-leaves", "--n", 1, "--size", 32, "--out", out, "--quiet").code == 0
+    rec = json.loads((out / "leaves.json").read_text())
+    rec["version"] = 1
+    (out / "leaves.json").write_text(json.dumps(rec))
+    r = run_cli("render-leaves", "--n", 2, "--size", 32, "--out", out, "--quiet")
+    assert r.code == 2 and "earlier version" in error_line(r)
+    assert sorted(p.name for p in out.iterdir()) == ["leaves.json", "leaves00000.png"]
+    # a run stopped before its first image holds only leaves.json: any settings may reuse it
+    (out / "leaves00000.png").unlink()
+    r = run_cli("render-leaves", "--n", 1, "--size", 48, "--out", out, "--quiet")
+    assert r.code == 0, r.err
+
+
+def test_unreadable_photo_in_colours_folder(run_cli, tmp_path, monkeypatch):
+    import imageio.v3 as iio
+
+    import blursynth.io.images as images
+
+    (tmp_path / "ph").mkdir()
+    iio.imwrite(tmp_path / "ph" / "a.png", np.zeros((8, 8, 3), np.uint8))
+    real = images.load_rgb8
+
+    def denied(path):
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr(images, "load_rgb8", denied)
+    r = run_cli("render-leaves", "--n", 1, "--size", 32, "--colours-from", tmp_path / "ph",
+                "--out", tmp_path / "o", "--quiet")
+    assert r.code == 2 and "cannot read" in error_line(r) and "a.png" in error_line(r)
+    assert not (tmp_path / "o").exists()
+    monkeypatch.setattr(images, "load_rgb8", real)

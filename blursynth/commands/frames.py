@@ -180,7 +180,8 @@ def render_leaves(out, n, size, r_min, r_max, coverage, noise, colours_from, see
     Opaque disks with radii distributed as r^-3 fall one over another; blurred by
     'blursynth blur' or filmed by 'render-clip', they add edges at every scale and
     orientation to training pairs made from a few photos. Image i depends only on
-    (--seed, i): a stopped run resumes, and a larger --n adds images.
+    the settings, the colours and (--seed, i): a stopped run resumes, and a larger
+    --n adds images.
 
     \b
     Example:
@@ -191,6 +192,17 @@ def render_leaves(out, n, size, r_min, r_max, coverage, noise, colours_from, see
 
     settings = LeavesSettings(n=n, size=size, r_min=r_min, r_max=r_max, coverage=coverage,
                               noise=noise, seed=seed)
-    info = render(out, settings, colours_from=colours_from, progress=not quiet)
-    click.echo(f"wrote {info['written']} dead-leaves images of {size}x{size} to {out}"
+    try:
+        info = render(out, settings, colours_from=colours_from, progress=not quiet)
+    except KeyboardInterrupt:
+        from ..errors import BlursynthError
+
+        class Interrupted(BlursynthError):
+            exit_code = 130
+
+        raise Interrupted(f"interrupted; the images written to {out} are kept: rerun the same "
+                          f"command to finish.") from None
+    written = info["written"]
+    click.echo(f"wrote {written} dead-leaves image{'s' if written != 1 else ''} of "
+               f"{size}x{size} to {out}"
                + (f" ({info['kept']} already there kept)" if info["kept"] else ""))
