@@ -50,6 +50,19 @@ def steps_per_second(config, *, crop, batch, steps, device, perceptual, critic_s
     return steps / (time.perf_counter() - t), count_parameters(g), count_parameters(d)
 
 
+def _bf16_units(device) -> str:
+    """Which bf16 units the CPU has, from /proc/cpuinfo (Linux), for the table's note."""
+    if device.type != "cpu":
+        return ""
+    try:
+        flags = next(line for line in open("/proc/cpuinfo") if line.startswith("flags")).split()
+    except (OSError, StopIteration):
+        return ""
+    units = [name for flag, name in (("amx_bf16", "AMX-BF16"), ("avx512_bf16", "AVX512-BF16"))
+             if flag in flags]
+    return f"; this CPU has {' and '.join(units)}" if units else "; this CPU has no bf16 units"
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--steps", type=int, default=5)
@@ -85,7 +98,7 @@ def main():
         "A step = the critic updates (WGAN-GP, per-sample penalty; 5 as DeblurGAN) on the batch and "
         "the generator's output, then one generator update (adversarial + 100 x content loss); "
         "with 0 critic updates, the generator update on the content loss alone. bf16 = "
-        "`--precision bf16` (autocast; on this CPU's AMX/AVX512-BF16 units).",
+        f"`--precision bf16` (autocast){_bf16_units(device)}.",
         "",
         "| config | params G / D | crop | batch | content loss | critic steps | precision | "
         "steps/s | s/step | Mpx/s |",

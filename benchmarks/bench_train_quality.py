@@ -177,13 +177,13 @@ def _count_text(name, counts):
             f"frame-averaged pairs (`render-clip` 240 fps 128x128, {r['clips']} clip(s) per "
             f"photo, `frames-average --window 5-25 --overlap 4`), from {len(r['photos'])} sample "
             f"photos ({', '.join(r['photos'])})"
-            + (f"; and from {r['leaves']} dead-leaves images (`blursynth render-leaves --size 512 "
-               f"--seed 0`, colours from {', '.join(LEAVES_PALETTE)}) "
-               f"{counts.get('traj-leaves', '?')} "
-               f"trajectory pairs (15 per image) and {counts.get('fa-leaves', '?')} "
-               f"frame-averaged pairs (one clip per image), which the runs weight as much as the "
-               f"photos' pairs of the same kind (mix: --data traj:1 --data traj-leaves:1 "
-               f"--data fa:0.5 --data fa-leaves:0.5)" if r.get("leaves") else "") + ".")
+            + (f"; and {counts.get('traj-leaves', '?')} trajectory pairs (15 per image) and "
+               f"{counts.get('fa-leaves', '?')} frame-averaged pairs (one clip per image) from "
+               f"{r['leaves']} dead-leaves images (`blursynth render-leaves --size 512 --seed 0`, "
+               f"colours from {', '.join(LEAVES_PALETTE)}), which the runs weight as much as the "
+               f"photos' pairs of the same kind (mix: --data traj{r['suffix']}:1 --data "
+               f"traj{r['suffix']}-leaves:1 --data fa{r['suffix']}:0.5 --data "
+               f"fa{r['suffix']}-leaves:0.5)" if r.get("leaves") else "") + ".")
 
 
 def main():
@@ -222,9 +222,8 @@ def main():
     if args.steps:
         steps = args.steps
     else:
-        extra_opts = args.extra.split()
-        amp = "--precision" in extra_opts and \
-            extra_opts[extra_opts.index("--precision") + 1] == "bf16"
+        extra_opts = args.extra.replace("=", " ").split()
+        amp = any(a == "--precision" and b == "bf16" for a, b in zip(extra_opts, extra_opts[1:]))
         sec = time_per_step("small", args.crop, args.batch_size, args.critic_steps, args.init,
                             amp)
         steps = max(20, int(args.minutes * 60 / sec))

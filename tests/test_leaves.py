@@ -1,6 +1,5 @@
 """render-leaves: dead-leaves images, keyed by (seed, i), resumable; bad input."""
 
-
 import numpy as np
 import pytest
 

@@ -260,6 +260,7 @@ def test_negative_critic_steps_and_unknown_precision(run_cli, tmp_path, tiny_pai
     with pytest.raises(BadInputError, match="--precision must be one of auto, fp32, bf16"):
         TrainSettings(data=(parse_data_spec(str(ds)),), out=str(tmp_path / "r"), steps=1,
                       precision="fp16")
-    with pytest.raises(BadInputError, match="--critic-steps must be 0"):
-        TrainSettings(data=(parse_data_spec(str(ds)),), out=str(tmp_path / "r"), steps=1,
-                      critic_steps=-1)
+    for bad in (-1, 0.5, True):
+        with pytest.raises(BadInputError, match="--critic-steps must be 0"):
+            TrainSettings(data=(parse_data_spec(str(ds)),), out=str(tmp_path / "r"), steps=1,
+                          critic_steps=bad)

@@ -309,8 +309,21 @@ def test_bf16_on_cpu_trains_and_is_recorded(tiny_pairs_dataset, tmp_path, run_cl
     header, *rows = (tmp_path / "a" / "metrics.csv").read_text().splitlines()
     cols = header.split(",")
     assert rows and all(r.split(",")[cols.index("loss_d")] == "nan" for r in rows)
-    # fp32 stays the CPU default
-    r = run_cli("train", "--data", f"{ds}:1", "--steps", "1", "--workers", "0",
-                "--out", tmp_path / "c", *FAST)
+    assert outs[0]["precision"] == "bf16"
+    # fp32 stays the CPU default, and the same run in fp32 ends elsewhere (autocast really ran)
+    r = run_cli("train", "--data", f"{ds}:1", "--steps", "3", "--critic-steps", "0",
+                "--workers", "0", "--out", tmp_path / "c", *FAST[:6], *FAST[8:])
     assert r.code == 0, r.err
     assert json.loads((tmp_path / "c" / "run.json").read_text())["precision"] == "fp32"
+    fp32 = load_checkpoint(tmp_path / "c")
+    assert fp32["precision"] == "fp32"
+    assert any(not torch.equal(fp32["generator"][k], outs[0]["generator"][k])
+               for k in fp32["generator"])
+    # a run resumes only in the precision it was trained in
+    before = (tmp_path / "c" / "checkpoint.pt").read_bytes()
+    r = run_cli("train", "--data", f"{ds}:1", "--steps", "4", "--critic-steps", "0",
+                "--workers", "0", "--out", tmp_path / "c", "--resume", "--precision", "bf16",
+                *FAST[:6], *FAST[8:])
+    assert r.code == 2
+    assert "trained in fp32" in r.err and "--precision fp32" in r.err
+    assert (tmp_path / "c" / "checkpoint.pt").read_bytes() == before

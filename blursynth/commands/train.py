@@ -40,7 +40,7 @@ _device_option = click.option("--device", default="auto", show_default=True,
               help="Adam learning rate (constant, then linear decay to 0 over the second half).")
 @click.option("--critic-steps", type=click.IntRange(0, None), default=5, show_default=True,
               help="Critic updates per generator update; 0 trains on the content loss alone "
-                   "(no critic: PSNR-oriented training or pretraining).")
+                   "(no critic: PSNR-oriented training).")
 @click.option("--content-weight", type=click.FloatRange(0, None, min_open=True), default=100.0, callback=finite,
               show_default=True, help="Weight of the content loss beside the adversarial loss.")
 @click.option("--perceptual", type=click.Choice(["vgg", "none"]), default="vgg", show_default=True,

@@ -101,7 +101,8 @@ class TrainSettings:
             raise BadInputError(f"--batch-size must be at least 1; got {batch}.")
         if self.init not in ("paper", "identity"):
             raise BadInputError(f"--init must be paper or identity; got {self.init!r}.")
-        if self.critic_steps < 0:
+        if not isinstance(self.critic_steps, int) or isinstance(self.critic_steps, bool) or \
+                self.critic_steps < 0:
             raise BadInputError(f"--critic-steps must be 0 (content loss alone) or more; got "
                                 f"{self.critic_steps}.")
         if self.precision not in PRECISIONS:
@@ -259,8 +260,7 @@ class Trainer:
         """One update on a batch of ``(B, 3, H, W)`` images in [-1, 1]; returns the losses.
 
         With ``critic_steps=0`` the generator learns from the content loss alone (the critic
-        is neither run nor updated; its losses are NaN): PSNR-oriented training, or the
-        pretraining before adversarial training that restoration GANs often use.
+        is neither run nor updated; its losses are NaN): PSNR-oriented training.
         """
         self.g.train()
         self.d.train()
@@ -350,6 +350,9 @@ def resolve_precision(precision: str, device: torch.device) -> str:
     """
     if precision == "auto":
         return "bf16" if device.type == "cuda" and torch.cuda.is_bf16_supported() else "fp32"
+    if precision == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
+        raise BadInputError(f"--precision bf16: {device} does not support bfloat16; use "
+                            f"--precision fp32 (or auto).")
     return precision
 
 
@@ -546,6 +549,7 @@ def train(settings: TrainSettings) -> dict:
         # same folder, into the data being read).
         raise BadInputError(f"--out {out} is a dataset folder; expected a folder for the training "
                             "run. Choose another --out.")
+    precision = resolve_precision(settings.precision, device)
     if (out / CHECKPOINT).exists():
         ckpt = load_checkpoint(out)  # first: another kind of run is named as such
         if not settings.resume:
@@ -563,6 +567,13 @@ def train(settings: TrainSettings) -> dict:
                 f"{out / CHECKPOINT}: checkpoint was trained with {k}={ckpt['recipe'].get(k)!r}; "
                 f"this run asks for {recipe[k]!r}. Resume with the same settings or use another "
                 f"--out.")
+        # Checkpoints from before --precision ran bf16 exactly where auto does now.
+        trained_in = ckpt.get("precision", resolve_precision("auto", device))
+        if trained_in != precision:
+            raise BadInputError(
+                f"{out / CHECKPOINT}: checkpoint was trained in {trained_in}; this run would "
+                f"continue in {precision} (--precision {settings.precision} on {device.type}). "
+                f"Pass --precision {trained_in} to resume it, or use another --out.")
     elif out.exists() and not out.is_dir():
         raise BadInputError(f"--out {out}: is a file; expected a folder for the run.")
     elif out.is_dir():
@@ -593,7 +604,6 @@ def train(settings: TrainSettings) -> dict:
 
         ids = [device.index] if on_cuda else None
         gen, critic = DDP(gen, device_ids=ids), DDP(critic, device_ids=ids)
-    precision = resolve_precision(settings.precision, device)
     amp = precision == "bf16"
     trainer = Trainer(gen, critic, content, lr=settings.lr, critic_steps=settings.critic_steps,
                       gp_weight=settings.gp_weight, content_weight=settings.content_weight,
@@ -641,6 +651,7 @@ def train(settings: TrainSettings) -> dict:
             if rng_ranks is not None:
                 state["rng_ranks"] = rng_ranks
             state.update({"format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION,
+                          "precision": precision,
                           "step": step, "total_steps": total, "model_config": config.to_dict(),
                           "recipe": recipe, "content_loss": content_info})
             atomic_torch_save(state, out / CHECKPOINT)
