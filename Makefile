@@ -9,7 +9,7 @@ DEMO ?= demo
 TORCH_SPEC ?= $(shell command -v nvidia-smi >/dev/null 2>&1 && echo torch || echo torch==2.13.0)
 PYTEST_ARGS ?=
 
-.PHONY: venv test demo demo-frames demo-blur bench clean
+.PHONY: venv test demo demo-frames demo-blur demo-leaves bench clean
 
 $(BIN)/.installed: setup.cfg pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -29,6 +29,7 @@ demo: venv
 	$(BIN)/blursynth kernels stats $(DEMO)/bank
 	$(MAKE) demo-frames
 	$(MAKE) demo-blur
+	$(MAKE) demo-leaves
 
 # Frame averaging: render a short 240 fps clip of a camera moving over a sample photo, then pair it.
 demo-frames: venv
@@ -48,6 +49,13 @@ demo-blur: venv
 	$(BIN)/blursynth blur $(DEMO)/photos --kernels $(DEMO)/bank --out $(DEMO)/blur_pairs --per-image 2 --crop 256x256 --saturation 1-2 --noise 0.0002-0.002,0.001 --jpeg 85-95 --workers 2 --overwrite
 	$(BIN)/blursynth dataset verify $(DEMO)/blur_pairs
 	$(BIN)/blursynth dataset preview $(DEMO)/blur_pairs --count 8 --out $(DEMO)/blur_pairs.png
+
+# Dead leaves: synthetic sharp images coloured like the demo photos, blurred like them.
+demo-leaves: venv
+	test -d $(DEMO)/photos || $(MAKE) demo-blur
+	$(BIN)/blursynth render-leaves --n 4 --size 256 --colours-from $(DEMO)/photos --out $(DEMO)/leaves --quiet
+	$(BIN)/blursynth blur $(DEMO)/leaves --kernels $(DEMO)/bank --out $(DEMO)/leaves_pairs --per-image 1 --workers 2 --overwrite
+	$(BIN)/blursynth dataset preview $(DEMO)/leaves_pairs --count 4 --out $(DEMO)/leaves_pairs.png
 
 bench: venv
 	$(BIN)/python benchmarks/run_all.py

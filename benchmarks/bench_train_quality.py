@@ -310,7 +310,7 @@ def main():
         f"VGG19 weights can be fetched on this offline machine), seed 0, CPU, on a 2-core machine "
         f"shared with other work (so minutes vary with its load). `--init identity` starts the "
         f"generator at output = input; after DeblurGAN's N(0, 0.02) start (one step) the "
-        f"output scored 14.8 dB on the same test pairs, 8 dB below the blurred input.",
+        f"output scored 14.8 dB on session 1's test pairs, 8 dB below the blurred input.",
         *[f"Training pairs `--data {k}`: {_count_text(k, seen.get(k) or {})}"
           for k in sorted(DATA_RECIPES) if k in seen],
         f"Test: {counts['test']} frame-averaged pairs from clips of 2 other photos (coffee, "
