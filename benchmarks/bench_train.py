@@ -39,7 +39,8 @@ def steps_per_second(config, *, crop, batch, steps, device, perceptual, critic_s
     gen = torch.Generator().manual_seed(0)
     x = (torch.rand(batch, 3, crop, crop, generator=gen) * 2 - 1).to(device)
     y = (torch.rand(batch, 3, crop, crop, generator=gen) * 2 - 1).to(device)
-    tr.step(x, y)  # warm-up
+    for _ in range(3):  # warm-up: oneDNN builds its bf16 kernels over the first few steps
+        tr.step(x, y)
     if device.type == "cuda":
         torch.cuda.synchronize()
     t = time.perf_counter()
@@ -93,7 +94,7 @@ def main():
             rows.append(row)
     body = "\n".join([
         f"Measured {header}; device {device}, torch {torch.__version__}, "
-        f"{torch.get_num_threads()} thread(s); mean of {args.steps} steps after one warm-up. "
+        f"{torch.get_num_threads()} thread(s); mean of {args.steps} steps after three warm-up steps. "
         "The machine is shared: the load average says how much of it others were using.",
         "A step = the critic updates (WGAN-GP, per-sample penalty; 5 as DeblurGAN) on the batch and "
         "the generator's output, then one generator update (adversarial + 100 x content loss); "
