@@ -33,3 +33,9 @@ class DatasetError(BadInputError):
 
 class RuntimeFailure(BlursynthError):
     """Work failed for a reason that is not the user's input (exit 1)."""
+
+
+class Interrupted(BlursynthError):
+    """Ctrl-C stopped the work; the message says what was kept and how to continue (exit 130)."""
+
+    exit_code = 130

@@ -183,3 +183,23 @@ def test_unreadable_photo_in_colours_folder(run_cli, tmp_path, monkeypatch):
     assert r.code == 2 and "cannot read" in error_line(r) and "a.png" in error_line(r)
     assert not (tmp_path / "o").exists()
     monkeypatch.setattr(images, "load_rgb8", real)
+
+
+def test_ctrl_c_keeps_the_images_written(run_cli, tmp_path, monkeypatch):
+    import blursynth.leaves as leaves
+
+    real = leaves.dead_leaves
+
+    def stop_at_second(index, settings, palette=None):
+        if index == 1:
+            raise KeyboardInterrupt
+        return real(index, settings, palette)
+
+    monkeypatch.setattr(leaves, "dead_leaves", stop_at_second)
+    out = tmp_path / "o"
+    r = run_cli("render-leaves", "--n", 3, "--size", 32, "--out", out, "--quiet")
+    assert r.code == 130 and "images written" in error_line(r)
+    assert sorted(p.name for p in out.iterdir()) == ["leaves.json", "leaves00000.png"]
+    monkeypatch.setattr(leaves, "dead_leaves", real)
+    r = run_cli("render-leaves", "--n", 3, "--size", 32, "--out", out, "--quiet")
+    assert r.code == 0 and "1 already there kept" in r.out

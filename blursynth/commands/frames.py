@@ -195,10 +195,7 @@ def render_leaves(out, n, size, r_min, r_max, coverage, noise, colours_from, see
     try:
         info = render(out, settings, colours_from=colours_from, progress=not quiet)
     except KeyboardInterrupt:
-        from ..errors import BlursynthError
-
-        class Interrupted(BlursynthError):
-            exit_code = 130
+        from ..errors import Interrupted
 
         raise Interrupted(f"interrupted; the images written to {out} are kept: rerun the same "
                           f"command to finish.") from None

@@ -102,10 +102,7 @@ def train(data, out, config, steps, epochs, crop, batch_size, lr, critic_steps, 
     try:
         summary = run_training(settings)
     except KeyboardInterrupt:
-        from ..errors import BlursynthError
-
-        class Interrupted(BlursynthError):
-            exit_code = 130
+        from ..errors import Interrupted
 
         raise Interrupted(f"interrupted; {out} keeps its last checkpoint: rerun the same command "
                           f"with --resume to continue.") from None
