@@ -313,15 +313,46 @@ class LinearAverager:
     def reset(self):
         self.count = 0
 
+    @property
+    def vector(self) -> bool:
+        """Whether whole windows are summed by the AVX-512 kernel (:mod:`blursynth._simd`)."""
+        from . import _simd
+
+        return self.acc.dtype == np.uint32 and _simd.available() and _simd.plane_tables(self.lut) is not None
+
     def add(self, frame: np.ndarray):
-        (_add_frame if self.count else _set_frame)(self.acc, _flat_u8(frame, self.shape), self.lut)
+        flat = _flat_u8(frame, self.shape)
+        mode = "add" if self.count else "set"
+        if not self._vector_sums([flat], mode):
+            (_add_frame if self.count else _set_frame)(self.acc, flat, self.lut)
         self.count += 1
 
     def subtract(self, frame: np.ndarray):
         if self.count < 1:
             raise ValueError("no frames to subtract from")
-        _sub_frame(self.acc, _flat_u8(frame, self.shape), self.lut)
+        flat = _flat_u8(frame, self.shape)
+        if not self._vector_sums([flat], "sub"):
+            _sub_frame(self.acc, flat, self.lut)
         self.count -= 1
+
+    def _vector_sums(self, flats, mode: str) -> bool:
+        # The vector kernel does whole 64-byte vectors; the scalar kernels the
+        # few bytes after them. Both sum the same integers, so the bytes match.
+        from . import _simd
+
+        if self.acc.dtype != np.uint32 or not _simd.window_sums(flats, self.lut, self.acc, mode):
+            return False
+        m = self.acc.size // _simd.VECTOR_BYTES * _simd.VECTOR_BYTES
+        if m < self.acc.size:
+            tail = self.acc[m:]
+            for j, flat in enumerate(flats):
+                if mode == "sub":
+                    _sub_frame(tail, flat[m:], self.lut)
+                elif mode == "set" and j == 0:
+                    _set_frame(tail, flat[m:], self.lut)
+                else:
+                    _add_frame(tail, flat[m:], self.lut)
+        return True
 
     def result(self) -> np.ndarray:
         """The average of the frames held, encoded to uint8 ``shape``."""
@@ -356,6 +387,9 @@ class LinearAverager:
         if self.acc.dtype == np.uint32 and len(frames) > _UINT32_MAX_ITEMS:
             raise ValueError(f"at most {_UINT32_MAX_ITEMS} frames fit this averager's sums; got {len(frames)}.")
         self.reset()
+        if self._vector_sums([_flat_u8(f, self.shape) for f in frames], "set"):
+            self.count = len(frames)
+            return self.result()
         while len(frames) > GROUP_FRAMES:
             self.add_group(frames[:GROUP_FRAMES])
             frames = frames[GROUP_FRAMES:]
@@ -375,6 +409,14 @@ class LinearAverager:
         """
         if not 1 <= len(frames) <= GROUP_FRAMES:
             raise ValueError(f"a group holds 1 to {GROUP_FRAMES} frames; got {len(frames)}.")
+        if self.vector:
+            self._vector_sums([_flat_u8(f, self.shape) for f in frames], "add" if self.count else "set")
+            self.count += len(frames)
+            if not encode:
+                return None
+            out = self.result()
+            self.count = 0
+            return out
         if self.acc.dtype != np.uint32 or self.acc.size % 2 or not np.little_endian:
             for f in frames:
                 self.add(f)
@@ -1086,6 +1128,8 @@ def _average_windows_on(worker, items, windows, crf, k):
             if first is None:
                 break
             averager = LinearAverager(first.shape, crf, max_items)
+            # The vector kernel sums a whole window in one pass; the scalar one four frames per pass.
+            vector = averager.vector
             queued = (first_t, first)
             hi = a
         else:
@@ -1117,7 +1161,7 @@ def _average_windows_on(worker, items, windows, crf, k):
             if t < a:
                 continue
             if alone:
-                if len(group) == GROUP_FRAMES:
+                if len(group) == GROUP_FRAMES and not vector:
                     work.append(worker.submit(averager.add_group, group))
                     group = []
                 group.append(f)
@@ -1130,7 +1174,9 @@ def _average_windows_on(worker, items, windows, crf, k):
             hi = t + 1
         if not complete:
             break
-        if alone:
+        if alone and vector:
+            work.append(worker.submit(averager.average, group))
+        elif alone:
             work.append(worker.submit(averager.add_group, group, encode=True))
         else:
             work.append(worker.submit(averager.result))

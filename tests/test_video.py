@@ -17,6 +17,13 @@ from blursynth.video import (
 CRFS = ["gamma:2.2", "srgb", "none"]
 
 
+@pytest.fixture(autouse=True, params=["vector", "scalar"])
+def kernel(request, monkeypatch):
+    """Every test runs with the AVX-512 kernel (where this CPU has it) and with the scalar kernels."""
+    monkeypatch.setenv("BLURSYNTH_SIMD", "1" if request.param == "vector" else "0")
+    return request.param
+
+
 def naive_average(frames, crf):
     """The reference: float64 decode, mean, encode, scaled to 8 bits (not rounded)."""
     stack = np.stack([f.astype(np.float64) / 255.0 for f in frames])
