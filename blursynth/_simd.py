@@ -21,6 +21,7 @@ from __future__ import annotations
 import ctypes
 import os
 import threading
+import warnings
 
 import numpy as np
 
@@ -43,10 +44,125 @@ def _ir() -> str:
     ``set`` stores the sums in ``out``, ``add`` adds them to it and ``sub``
     subtracts them from it (the running sum of overlapping windows).
     """
-    lines = ["declare <64 x i8> @llvm.x86.avx512.vpermi2var.qi.512(<64 x i8>, <64 x i8>, <64 x i8>)"]
-    for mode in MODES:
+    lines = [
+        "declare <64 x i8> @llvm.x86.avx512.vpermi2var.qi.512(<64 x i8>, <64 x i8>, <64 x i8>)",
+        "declare <16 x i32> @llvm.x86.avx512.permvar.si.512(<16 x i32>, <16 x i32>)",
+        "declare <16 x i32> @llvm.x86.avx512.vpermi2var.d.512(<16 x i32>, <16 x i32>, <16 x i32>)",
+    ]
+    for mode in MODES + ("levels",):
         lines += ["", _function_ir(mode)]
+    lines += ["", _levels_ir()]
     return "\n".join(lines) + "\n"
+
+
+# Rows of the step tables (16 uint32 each) for the read-out's binary search
+# over the 256 levels: bit b of the level is decided by thresholds
+# T[i * 2**(b + 1) + 2**b], i < 2**(7 - b), looked up by the higher bits.
+STEP_ROWS = {7: (0, 1), 6: (1, 1), 5: (2, 1), 4: (3, 1), 3: (4, 1), 2: (5, 2), 1: (7, 4), 0: (11, 8)}
+N_STEP_ROWS = 19
+
+
+def _step_loads() -> list[str]:
+    return [
+        line
+        for j in range(N_STEP_ROWS)
+        for line in (f"  %qp{j} = getelementptr <16 x i32>, ptr %steps, i64 {j}",
+                     f"  %q{j} = load <16 x i32>, ptr %qp{j}, align 64")
+    ]
+
+
+def _readout_ir(tag: str, sums: str) -> list[str]:
+    """Lines computing ``%{tag}level`` (<16 x i8>): the largest k with ``T[k] <= sums`` (unsigned)."""
+    v = "<16 x i32>"
+    lines = []
+    k = "zeroinitializer"
+    for b in range(7, -1, -1):
+        row, n_rows = STEP_ROWS[b]
+        idx, t = f"%{tag}i{b}", f"%{tag}t{b}"
+        lines.append(f"  {idx} = lshr {v} {k}, splat (i32 {b + 1})")
+        if n_rows == 1:
+            lines.append(f"  {t} = call {v} @llvm.x86.avx512.permvar.si.512({v} %q{row}, {v} {idx})")
+        else:
+            parts = []
+            for j in range(n_rows // 2):
+                part = f"%{tag}p{b}_{j}"
+                lines.append(f"  {part} = call {v} @llvm.x86.avx512.vpermi2var.d.512("
+                             f"{v} %q{row + 2 * j}, {v} {idx}, {v} %q{row + 2 * j + 1})")
+                parts.append(part)
+            bit = 32
+            level = 0
+            while len(parts) > 1:  # pick among 32-entry halves by the index's bits 5, 6
+                sel = f"%{tag}s{b}_{level}"
+                lines += [
+                    f"  {sel}a = and {v} {idx}, splat (i32 {bit})",
+                    f"  {sel} = icmp ne {v} {sel}a, zeroinitializer",
+                ]
+                merged = []
+                for j in range(0, len(parts), 2):
+                    m = f"%{tag}m{b}_{level}_{j}"
+                    lines.append(f"  {m} = select <16 x i1> {sel}, {v} {parts[j + 1]}, {v} {parts[j]}")
+                    merged.append(m)
+                parts, bit, level = merged, bit * 2, level + 1
+            lines.append(f"  {t} = or {v} {parts[0]}, zeroinitializer")
+        lines += [
+            f"  %{tag}c{b} = icmp uge {v} {sums}, {t}",
+            f"  %{tag}a{b} = select <16 x i1> %{tag}c{b}, {v} splat (i32 {1 << b}), {v} zeroinitializer",
+            f"  %{tag}k{b} = or {v} {k}, %{tag}a{b}",
+        ]
+        k = f"%{tag}k{b}"
+    lines.append(f"  %{tag}level = trunc {v} {k} to <16 x i8>")
+    return lines
+
+
+def _concat16(names: list[str], out: str) -> list[str]:
+    """Four <16 x i8> values in order, as one <64 x i8> ``out``."""
+    lo, hi = f"{out}lo", f"{out}hi"
+    m32 = ", ".join(f"i32 {j}" for j in range(32))
+    m64 = ", ".join(f"i32 {j}" for j in range(64))
+    return [
+        f"  {lo} = shufflevector <16 x i8> {names[0]}, <16 x i8> {names[1]}, <32 x i32> <{m32}>",
+        f"  {hi} = shufflevector <16 x i8> {names[2]}, <16 x i8> {names[3]}, <32 x i32> <{m32}>",
+        f"  {out} = shufflevector <32 x i8> {lo}, <32 x i8> {hi}, <64 x i32> <{m64}>",
+    ]
+
+
+def _split64(name: str, tag: str) -> list[str]:
+    """``<64 x i32> name`` as four <16 x i32> ``%{tag}0`` .. ``%{tag}3``."""
+    return [
+        f"  %{tag}{q} = shufflevector <64 x i32> {name}, <64 x i32> poison, <16 x i32> "
+        f"<{', '.join(f'i32 {16 * q + j}' for j in range(16))}>"
+        for q in range(4)
+    ]
+
+
+def _levels_ir() -> str:
+    """``levels(sums, n_vectors, steps, out)``: the read-out of uint32 sums to 8-bit levels."""
+    lines = [
+        "define void @levels(ptr %sums, i64 %nvec, ptr %steps, ptr %out) {",
+        "entry:",
+        *_step_loads(),
+        "  br label %vloop",
+        "vloop:",
+        "  %v = phi i64 [0, %entry], [%v1, %vloop]",
+        "  %off = mul i64 %v, 64",
+        "  %sp = getelementptr i32, ptr %sums, i64 %off",
+        "  %s = load <64 x i32>, ptr %sp, align 4",
+        *_split64("%s", "sq"),
+    ]
+    for q in range(4):
+        lines += _readout_ir(f"r{q}", f"%sq{q}")
+    lines += _concat16([f"%r{q}level" for q in range(4)], "%lv")
+    lines += [
+        "  %op = getelementptr i8, ptr %out, i64 %off",
+        "  store <64 x i8> %lv, ptr %op, align 1",
+        "  %v1 = add i64 %v, 1",
+        "  %vmore = icmp ult i64 %v1, %nvec",
+        "  br i1 %vmore, label %vloop, label %exit",
+        "exit:",
+        "  ret void",
+        "}",
+    ]
+    return "\n".join(lines)
 
 
 def _function_ir(mode: str) -> str:
@@ -56,9 +172,12 @@ def _function_ir(mode: str) -> str:
     lines = [
         # frames: pointer to n_frames pointers to uint8 frames; tables: 12 vectors
         # (plane p, quarter q at 4p + q); out: uint32 sums, 64 per vector.
-        f"define void @window_sums_{mode}(ptr %frames, i64 %nframes, i64 %nvec, ptr %tables, i8 %topinc, ptr %out) {{",
+        f"define void @window_sums_{mode}(ptr %frames, i64 %nframes, i64 %nvec, ptr %tables, i8 %topinc, "
+        "ptr %steps, ptr %out) {",
         "entry:",
     ]
+    if mode == "levels":
+        lines += _step_loads()
     for k in range(12):
         lines += [
             f"  %tp{k} = getelementptr {v8}, ptr %tables, i64 {k}",
@@ -128,11 +247,22 @@ def _function_ir(mode: str) -> str:
     mask = ", ".join(f"i32 {j // 2 + (32 if j % 2 else 0)}" for j in range(64))
     lines += [
         f"  %s = shufflevector {v32} %esum, {v32} %osum, <64 x i32> <{mask}>",
-        "  %op = getelementptr i32, ptr %out, i64 %off",
     ]
+    if mode == "levels":
+        # The read-out of the window's sums, without storing them: 64 output bytes per vector.
+        lines += _split64("%s", "sq")
+        for q in range(4):
+            lines += _readout_ir(f"r{q}", f"%sq{q}")
+        lines += _concat16([f"%r{q}level" for q in range(4)], "%lv")
+        lines += [
+            "  %op = getelementptr i8, ptr %out, i64 %off",
+            "  store <64 x i8> %lv, ptr %op, align 1",
+        ]
+    else:
+        lines.append("  %op = getelementptr i32, ptr %out, i64 %off")
     if mode == "set":
         lines.append("  store <64 x i32> %s, ptr %op, align 4")
-    else:
+    elif mode in ("add", "sub"):
         op = "add" if mode == "add" else "sub"
         lines += [
             "  %old = load <64 x i32>, ptr %op, align 4",
@@ -150,14 +280,20 @@ def _function_ir(mode: str) -> str:
     return "\n".join(lines)
 
 
+def cpu_supported() -> bool:
+    """Whether this CPU has the instructions the kernels use (AVX-512 BW and VBMI)."""
+    from llvmlite import binding as llvm
+
+    features = llvm.get_host_cpu_features()
+    return bool(features.get("avx512bw") and features.get("avx512vbmi"))
+
+
 def _compile():
     from llvmlite import binding as llvm
 
-    import numba  # noqa: F401  (initialises LLVM's native target)
-
-    features = llvm.get_host_cpu_features()
-    if not (features.get("avx512bw") and features.get("avx512vbmi")):
+    if not cpu_supported():
         return False
+    features = llvm.get_host_cpu_features()
     llvm.initialize_native_target()
     llvm.initialize_native_asmprinter()
     module = llvm.parse_assembly(_ir())
@@ -168,10 +304,11 @@ def _compile():
     )
     engine = llvm.create_mcjit_compiler(module, machine)
     engine.finalize_object()
-    signature = ctypes.CFUNCTYPE(
-        None, ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64, ctypes.c_void_p, ctypes.c_int8, ctypes.c_void_p,
-    )
-    return engine, {mode: signature(engine.get_function_address(f"window_sums_{mode}")) for mode in MODES}
+    p, i64 = ctypes.c_void_p, ctypes.c_int64
+    signature = ctypes.CFUNCTYPE(None, p, i64, i64, p, ctypes.c_int8, p, p)
+    functions = {mode: signature(engine.get_function_address(f"window_sums_{mode}")) for mode in MODES + ("levels",)}
+    functions["readout"] = ctypes.CFUNCTYPE(None, p, i64, p, p)(engine.get_function_address("levels"))
+    return engine, functions
 
 
 def available() -> bool:
@@ -183,7 +320,9 @@ def available() -> bool:
         if _kernel is None:
             try:
                 _kernel = _compile()
-            except Exception:  # an LLVM without the intrinsic or the target: use the scalar kernels
+            except Exception as exc:  # an LLVM without these intrinsics: the scalar kernels still work
+                warnings.warn(f"the AVX-512 averaging kernel did not compile ({type(exc).__name__}: {exc}); "
+                              "using the scalar kernels", RuntimeWarning, stacklevel=2)
                 _kernel = False
     return _kernel is not False
 
@@ -256,14 +395,100 @@ def window_sums(frames, lut: np.ndarray, out: np.ndarray, mode: str = "set") -> 
     if split is None:
         return False
     tables, top = split
+    _check(frames, out, np.uint32)
     n_vectors = out.size // VECTOR_BYTES
     if n_vectors == 0:
         return True
-    for f in frames:
-        if f.dtype != np.uint8 or f.ndim != 1 or f.size != out.size or not f.flags.c_contiguous:
-            raise ValueError("frames must be 1-D contiguous uint8 arrays of the output's size")
-    if out.dtype != np.uint32 or not out.flags.c_contiguous:
-        raise ValueError("out must be a contiguous uint32 array")
     pointers = np.array([f.ctypes.data for f in frames], dtype=np.uintp)
-    _kernel[1][mode](pointers.ctypes.data, len(frames), n_vectors, tables.ctypes.data, top, out.ctypes.data)
+    _kernel[1][mode](pointers.ctypes.data, len(frames), n_vectors, tables.ctypes.data, top, None, out.ctypes.data)
     return True
+
+
+def step_tables(thresholds: np.ndarray) -> np.ndarray:
+    """The read-out's binary-search tables for the level thresholds of one frame count.
+
+    Parameters
+    ----------
+    thresholds : (257,) ndarray, non-decreasing, ``thresholds[0] == 0``
+        As :func:`blursynth.video.encode_thresholds` makes them, all below 2**32.
+
+    Returns
+    -------
+    steps : (19, 16) uint32 ndarray, 64-byte aligned
+
+    Examples
+    --------
+    >>> steps = step_tables(np.arange(257) * 10)
+    >>> int(steps[0, 0]), steps[1, :2].tolist()  # bit 7 tests T[128]; bit 6 tests T[64] or T[192]
+    (1280, [640, 1920])
+    """
+    t = np.asarray(thresholds, dtype=np.uint64)
+    if t.shape != (257,) or t[:256].max() >= 1 << 32:
+        raise ValueError("thresholds must be 257 values, the first 256 below 2**32")
+    raw = np.zeros(N_STEP_ROWS * 16 + 16, dtype=np.uint32)
+    start = (-raw.ctypes.data % 64) // 4
+    steps = raw[start:start + N_STEP_ROWS * 16].reshape(N_STEP_ROWS, 16)
+    for b, (row, n_rows) in STEP_ROWS.items():
+        values = t[np.arange(1 << (7 - b)) * (2 << b) + (1 << b)]
+        steps.reshape(-1)[row * 16:row * 16 + values.size] = values
+    return steps
+
+
+def window_levels(frames, lut: np.ndarray, steps: np.ndarray, out: np.ndarray) -> bool:
+    """The 8-bit average of ``frames`` for the leading whole vectors, sums never stored; False if not run.
+
+    ``out[i]`` is the largest level ``k`` with ``T[k] <= sum(lut[f[i]] for f
+    in frames)``, with ``steps = step_tables(T)``: what
+    :func:`blursynth.video.LinearAverager.result` reads out of the same sums.
+    Arguments as :func:`window_sums`, with ``out`` uint8.
+    """
+    return _call_levels(frames, lut, steps, out)
+
+
+def _call_levels(frames, lut, steps, out):
+    if not 1 <= len(frames) <= MAX_FRAMES or not available():
+        return False
+    split = plane_tables(lut)
+    if split is None:
+        return False
+    tables, top = split
+    _check(frames, out, np.uint8)
+    _check_steps(steps)
+    n_vectors = out.size // VECTOR_BYTES
+    if n_vectors:
+        pointers = np.array([f.ctypes.data for f in frames], dtype=np.uintp)
+        _kernel[1]["levels"](pointers.ctypes.data, len(frames), n_vectors, tables.ctypes.data, top,
+                             steps.ctypes.data, out.ctypes.data)
+    return True
+
+
+def levels(sums: np.ndarray, steps: np.ndarray, out: np.ndarray) -> bool:
+    """Read uint32 ``sums`` out to 8-bit levels for the leading whole vectors; False if not run.
+
+    ``out[i]`` is the largest ``k`` with ``T[k] <= sums[i]``, for ``steps =
+    step_tables(T)``.
+    """
+    if not available():
+        return False
+    if sums.dtype != np.uint32 or not sums.flags.c_contiguous or sums.ndim != 1:
+        raise ValueError("sums must be a 1-D contiguous uint32 array")
+    _check([], out, np.uint8, size=sums.size)
+    _check_steps(steps)
+    n_vectors = sums.size // VECTOR_BYTES
+    if n_vectors:
+        _kernel[1]["readout"](sums.ctypes.data, n_vectors, steps.ctypes.data, out.ctypes.data)
+    return True
+
+
+def _check(frames, out, dtype, size=None):
+    size = out.size if size is None else size
+    if out.dtype != dtype or out.ndim != 1 or out.size != size or not out.flags.c_contiguous:
+        raise ValueError(f"out must be a 1-D contiguous {np.dtype(dtype).name} array of {size} values")
+    for f in frames:
+        if f.dtype != np.uint8 or f.ndim != 1 or f.size != size or not f.flags.c_contiguous:
+            raise ValueError("frames must be 1-D contiguous uint8 arrays of the output's size")
+
+
+def _check_steps(steps):
+    if steps.dtype != np.uint32 or steps.shape != (N_STEP_ROWS, 16) or not steps.flags.c_contiguous:
+        raise ValueError(f"steps must be step_tables(...): uint32 ({N_STEP_ROWS}, 16)")

@@ -354,21 +354,45 @@ class LinearAverager:
                     _add_frame(tail, flat[m:], self.lut)
         return True
 
+    def _vector_average(self, flats) -> np.ndarray:
+        from . import _simd
+
+        thresholds, base, scale, one_step, steps = self._table(len(flats))
+        out = np.empty(self.acc.size, dtype=np.uint8)
+        if not _simd.window_levels(flats, self.lut, steps, out):
+            raise RuntimeError("the vector kernel declined a window it was chosen for")
+        m = self.acc.size // _simd.VECTOR_BYTES * _simd.VECTOR_BYTES
+        if m < self.acc.size:  # the last few values, by the scalar kernels
+            tail = self.acc[m:]
+            _set_frame(tail, flats[0][m:], self.lut)
+            for flat in flats[1:]:
+                _add_frame(tail, flat[m:], self.lut)
+            _encode_sums(tail, scale, base, thresholds, one_step, out[m:])
+        return out.reshape(self.shape)
+
     def result(self) -> np.ndarray:
         """The average of the frames held, encoded to uint8 ``shape``."""
+        from . import _simd
+
         if self.count < 1:
             raise ValueError("no frames to average")
-        thresholds, base, scale, one_step = self._table(self.count)
+        thresholds, base, scale, one_step, steps = self._table(self.count)
         out = np.empty(self.acc.size, dtype=np.uint8)
-        _encode_sums(self.acc, scale, base, thresholds, one_step, out)
+        m = 0
+        if steps is not None and _simd.levels(self.acc, steps, out):
+            m = self.acc.size // _simd.VECTOR_BYTES * _simd.VECTOR_BYTES
+        if m < self.acc.size:
+            _encode_sums(self.acc[m:], scale, base, thresholds, one_step, out[m:])
         return out.reshape(self.shape)
 
     def average(self, frames) -> np.ndarray:
         """The average of ``frames`` alone, encoded to uint8 ``shape``; the same bytes as adding them.
 
-        Replaces the running sum with the sum of ``frames``. With uint32 sums
-        and an even number of values the frames are summed four at a time and
-        the last four are read out without storing their sums.
+        Empties the running sum (as :meth:`reset`). Where :attr:`vector` holds,
+        the whole window is summed and read out in one pass of the AVX-512
+        kernel, its sums never stored; otherwise, with uint32 sums and an even
+        number of values, the frames are summed four at a time and the last
+        four are read out without storing their sums.
 
         Parameters
         ----------
@@ -387,9 +411,8 @@ class LinearAverager:
         if self.acc.dtype == np.uint32 and len(frames) > _UINT32_MAX_ITEMS:
             raise ValueError(f"at most {_UINT32_MAX_ITEMS} frames fit this averager's sums; got {len(frames)}.")
         self.reset()
-        if self._vector_sums([_flat_u8(f, self.shape) for f in frames], "set"):
-            self.count = len(frames)
-            return self.result()
+        if self.vector:
+            return self._vector_average([_flat_u8(f, self.shape) for f in frames])
         while len(frames) > GROUP_FRAMES:
             self.add_group(frames[:GROUP_FRAMES])
             frames = frames[GROUP_FRAMES:]
@@ -434,7 +457,7 @@ class LinearAverager:
             halves.append(flat.view(np.uint16))
         halves += [halves[0]] * (GROUP_FRAMES - len(halves))  # unused slots, never read
         count = self.count + len(frames)
-        thresholds, base, scale, one_step = self._table(count)
+        thresholds, base, scale, one_step, _ = self._table(count)
         out = np.empty(self.acc.size if encode else 0, dtype=np.uint8)
         _sum_group_pairs(self.acc.view(np.uint64), *halves, len(frames), self.count == 0, self._lut2, encode,
                          scale, base, thresholds, one_step, out)
@@ -448,7 +471,12 @@ class LinearAverager:
             base, scale, one_step = _bucket_table(thresholds, count * self.scale)
             # The sentinel must stay above every sum in the accumulator's dtype.
             thresholds = np.minimum(thresholds, np.iinfo(self.acc.dtype).max).astype(self.acc.dtype)
-            table = self._tables[count] = (thresholds, base, scale, one_step)
+            steps = None
+            if self.acc.dtype == np.uint32:  # the vector read-out's tables (tiny; used where it runs)
+                from . import _simd
+
+                steps = _simd.step_tables(thresholds)
+            table = self._tables[count] = (thresholds, base, scale, one_step, steps)
         return table
 
 
@@ -1514,9 +1542,48 @@ class _FrameReporter:
         report_progress(n)
 
 
+_ALLOCATOR_TUNED = False
+
+
+def keep_freed_memory() -> bool:
+    """Have glibc's malloc keep freed memory for reuse; process-wide, once. True when it took effect.
+
+    Averaging allocates a frame-sized block per decoded frame and holds a
+    window of them while it is summed. With glibc's defaults, blocks that size
+    are mapped fresh and returned to the system as soon as they are freed, so
+    every page of every frame is faulted in again: about 120-250 page faults
+    per 720p frame here, which slowed the pipeline by a sixth
+    (benchmarks/RESULTS.md, "Frame averaging"). Raising the mmap threshold to
+    64 MiB and the trim threshold to 1 GiB keeps freed frames in the heap,
+    where the next frames reuse them. Memory stays that of the frames alive
+    at the peak. The frames-average command calls this in every process that
+    makes pairs; it does nothing where the C library is not glibc.
+
+    Examples
+    --------
+    >>> keep_freed_memory() in (True, False)
+    True
+    """
+    global _ALLOCATOR_TUNED
+    if _ALLOCATOR_TUNED:
+        return True
+    import ctypes
+    import ctypes.util
+
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):
+        return False
+    m_trim_threshold, m_mmap_threshold = -1, -3  # glibc's <malloc.h>
+    _ALLOCATOR_TUNED = bool(mallopt(m_mmap_threshold, 64 << 20) and mallopt(m_trim_threshold, 1 << 30))
+    return _ALLOCATOR_TUNED
+
+
 def _make_rows(start, stop, *, plan: FramesPlan, bar=None):
     from .io.dataset import pair_row
 
+    keep_freed_memory()
     for win, blurred, sharp in iter_pairs(plan, start, stop, progress=_FrameReporter() if bar is None else bar):
         info = plan.sources[win.source]
         params = pair_params(info, win, plan.settings, plan.names[win.source] if plan.names else None)

@@ -8,7 +8,11 @@ import pytest
 from blursynth import _simd
 from blursynth.video import LinearAverager, average_windows, linear_lut, plan_windows
 
-pytestmark = pytest.mark.skipif(not _simd.available(), reason="this CPU has no AVX-512 VBMI")
+pytestmark = pytest.mark.skipif(not _simd.cpu_supported(), reason="this CPU has no AVX-512 VBMI")
+
+
+def test_compiles_where_the_cpu_has_the_instructions():
+    assert _simd.available()
 
 
 def _frames(n, size, seed=0):
@@ -71,3 +75,52 @@ def test_averager_bytes_match_the_scalar_kernels(crf, overlap, monkeypatch):
         assert LinearAverager(shape, crf, max_items=9).vector == (flag == "1")
         runs[flag] = [(w, b.tobytes()) for w, b, _ in average_windows(enumerate(frames), wins, crf=crf)]
     assert runs["1"] == runs["0"] and len(runs["1"]) == len(wins)
+
+
+@pytest.mark.parametrize("crf", ["gamma:2.2", "srgb", "none"])
+@pytest.mark.parametrize("n", [1, 3, 16, 255])
+def test_readout_equals_the_scalar_readout_at_every_threshold(crf, n):
+    from blursynth.video import _encode_sums
+
+    avg = LinearAverager((64,), crf, max_items=n)
+    thresholds, base, scale, one_step, steps = avg._table(n)
+    t = thresholds[1:256].astype(np.int64)
+    # Every level's threshold, one below it, and an even sweep of all sums.
+    sums = np.concatenate([t, t - 1, np.linspace(0, n * scale, 64 * 40).astype(np.int64)])
+    sums = np.concatenate([sums, np.zeros(-sums.size % 64, np.int64)]).clip(0).astype(np.uint32)
+    expect = np.empty(sums.size, np.uint8)
+    _encode_sums(sums, scale, base, thresholds, one_step, expect)
+    got = np.empty(sums.size, np.uint8)
+    assert _simd.levels(sums, steps, got)
+    assert np.array_equal(got, expect)
+
+
+@pytest.mark.parametrize("crf", ["gamma:2.2", "none"])
+def test_window_levels_equal_sums_then_readout(crf):
+    from blursynth.video import _encode_sums
+
+    n_frames = 11
+    frames = _frames(n_frames, 64 * 9, seed=4)
+    avg = LinearAverager((64 * 9,), crf, max_items=n_frames)
+    thresholds, base, scale, one_step, steps = avg._table(n_frames)
+    sums = np.zeros(64 * 9, np.uint32)
+    _simd.window_sums(frames, avg.lut, sums)
+    expect = np.empty(sums.size, np.uint8)
+    _encode_sums(sums, scale, base, thresholds, one_step, expect)
+    got = np.empty(sums.size, np.uint8)
+    assert _simd.window_levels(frames, avg.lut, steps, got)
+    assert np.array_equal(got, expect)
+
+
+def test_step_tables_and_argument_checks():
+    steps = _simd.step_tables(np.arange(257) * 3)
+    assert steps.shape == (19, 16) and steps.ctypes.data % 64 == 0
+    assert steps[18, 15] == 3 * 255  # bit 0's last entry: T[2 * 127 + 1]
+    with pytest.raises(ValueError, match="257 values"):
+        _simd.step_tables(np.arange(256))
+    with pytest.raises(ValueError, match="steps must be"):
+        _simd.levels(np.zeros(64, np.uint32), np.zeros((19, 16), np.int64), np.zeros(64, np.uint8))
+    with pytest.raises(ValueError, match="out must be"):
+        _simd.levels(np.zeros(64, np.uint32), steps, np.zeros(63, np.uint8))
+    with pytest.raises(ValueError, match="frames must be"):
+        _simd.window_sums([np.zeros(65, np.uint8)], linear_lut("none")[0], np.zeros(64, np.uint32))
