@@ -12,6 +12,7 @@ and measured in this one run, so the ratios compare like with like.
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import sys
 import tempfile
@@ -25,36 +26,38 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks._common import machine_line, median_time, run_command, write_section  # noqa: E402
 from blursynth.render import RenderSettings, render_clip  # noqa: E402
 from blursynth.video import (  # noqa: E402
-    FramesAverageSettings, LinearAverager, iter_frames, iter_pairs, plan_frames_average, probe_source,
-    write_frame_pairs,
+    FramesAverageSettings, LinearAverager, iter_frames, iter_pairs, keep_freed_memory, plan_frames_average,
+    probe_source, write_frame_pairs,
 )
 
 OUT = Path(__file__).resolve().parent / "out"
 NOTES = """
-Reading: the calling thread only decodes (PyAV's frame threads do that work; the conversion to RGB
-runs on the calling thread itself, with one scaler thread: libswscale's own threads, its default,
-fought the decoder for the two cores, and converting without them made both the raw decode and the
-pipeline about 1.2x faster, bytes unchanged) and hands each window to one background thread, which sums it four frames per pass: each
-uint16 of two 8-bit values is looked up once in a 65536-entry table holding both values' integer
-linear light, a block's sums stay in L1 across the four frames, and the last pass reads the block
-out exactly instead of storing it; the bytes are those of the running sum (a test pins them). The look-ups are
-scalar: the AVX-512 gathers LLVM emits for a table look-up loop ran 2-3x slower than scalar loads
-on this CPU. The raw decoder alone nearly fills the two cores (on a quiet machine, while writing
-this: 5.1 ms of CPU per frame at 3.3 ms per frame), so the averaging's CPU time adds to the wall
-time rather than hiding behind the decode. Of the extra CPU per frame in the line above, the
-window average is the kernel time (higher in the pipeline than above, where other threads share
-the caches: 1.7-2.7 ms), the calling thread spends about 0.3 ms more than
-when only decoding, and the rest is the decoder running slower beside a second busy thread; the
-80% target would need the whole addition under about a quarter of the decoder's CPU time, i.e.
-look-ups several times cheaper than scalar loads allow. Tried and dropped: a pass over the whole
-window with its frames in a Numba typed List (as fast, but the List compiles in every process, 1 s); the pair table on
-the 11 MB running sum (slower: read-modify-write per frame, table in L2); a read-out fused into one
-loop with a scalar sqrt (slower than vectorised sqrt then look-up); malloc trim thresholds to stop
-the page faults of held frames (no measurable gain); a prefetching decode thread (an earlier
-session: within the noise). Rates move by up to a third between rounds when other users load the
-machine (see the load average above); compare ratios, not absolute rates. Peak memory is about
-230 MB of imports plus two windows of frames, the decoder's frame threads and one Parquet row
-group of PNGs; it stays flat as the clip grows.
+Reading: the calling thread decodes (PyAV's frame threads; the conversion to RGB runs on the calling
+thread with one scaler thread, since libswscale's own threads fought the decoder for the two cores)
+and hands each window's frames to one background thread. On CPUs with AVX-512 VBMI (checked at run
+time; `BLURSYNTH_SIMD=0` turns it off) a kernel compiled through llvmlite sums the whole window in
+one pass: the 256-entry table of integer linear light is split into three byte planes, each looked
+up 64 values at a time with two `vpermi2b` and a select on the value's top bit; the plane sums stay
+in 16-bit lanes in registers across the window's frames, and the uint32 sums are read out to 8 bits
+in the same pass by a binary search over the 256 thresholds (`vpermd`/`vpermi2d` on small step
+tables), never stored. The sums are integers, so the bytes are those of the scalar kernels: every
+averaging test runs with both. Without VBMI the scalar kernels sum four frames per pass through a
+65536-entry pair table; scalar look-ups cost several instructions per byte (AVX-512 gathers ran 2-3x
+slower still here), which held the ratio near 0.72 in sessions 3 and 5.
+The other half of the gain is the allocator. Each decoded frame is a fresh 2.8 MB block, and a
+window of them is held while it is summed; glibc maps blocks that size fresh and returns them to
+the system when they are freed, so every page faulted in again (120-250 faults per frame in the
+pipeline; 671 per held frame in the unit test). `keep_freed_memory()` (mallopt: mmap threshold
+64 MiB, trim threshold 1 GiB) keeps freed frames in the heap for the next ones; the command calls it
+in every process that makes pairs, and this benchmark calls it before anything is timed, so the raw
+decode runs under the same settings. Scratch runs of 5 in-process rounds while building this
+(ratios to the raw decode in the same run): before, 0.69; the pipeline with no averaging at all,
+only holding and dropping frames, 0.81 with glibc's defaults and 0.94 tuned; the vector sums alone
+0.75, the tuned allocator alone 0.72, both 0.83, and with the read-out fused into the vector pass
+0.87. Rates move by up to a third between rounds when other users load the machine (see the load
+average above); compare ratios, not absolute rates. Peak memory is about 230 MB of imports plus two
+windows of frames, the decoder's frame threads and one Parquet row group of PNGs; it stays flat as
+the clip grows.
 """
 WINDOW = (5, 25)
 
@@ -141,6 +144,25 @@ def naive_average(plan):
     return n
 
 
+class scalar_kernels:
+    """Within the block, LinearAverager uses the scalar kernels (as on CPUs without AVX-512 VBMI)."""
+
+    def __enter__(self):
+        self.old = os.environ.get("BLURSYNTH_SIMD")
+        os.environ["BLURSYNTH_SIMD"] = "0"
+
+    def __exit__(self, *exc):
+        if self.old is None:
+            os.environ.pop("BLURSYNTH_SIMD", None)
+        else:
+            os.environ["BLURSYNTH_SIMD"] = self.old
+
+
+def pairs_scalar(plan):
+    with scalar_kernels():
+        return sum(1 for _ in iter_pairs(plan))
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--frames", type=int, default=480, help="frames of the 720p clip")
@@ -151,6 +173,9 @@ def main():
     if args.quick:
         args.frames, args.long_repeats, args.repeat = 96, 3, 1
     OUT.mkdir(exist_ok=True)
+    # As the command does in every process that makes pairs (and before any
+    # measurement, so the raw decode runs under the same allocator settings).
+    tuned = keep_freed_memory()
     t = time.perf_counter()
     clip = make_clip(OUT / f"clip720_{args.frames}.mp4", args.frames)
     render_s = time.perf_counter() - t
@@ -174,6 +199,7 @@ def main():
         "yuv": (lambda: decode_pyav_yuv(clip), info.n_frames),
         "cv2": (lambda: decode_opencv(clip), info.n_frames),
         "pairs": (lambda: sum(1 for _ in iter_pairs(plan)), n_frames),
+        "scalar": (lambda: pairs_scalar(plan), n_frames),
         "png": (write_png, n_frames),
         "naive": (lambda: naive_average(plan), n_frames),
     }
@@ -185,19 +211,27 @@ def main():
             fn()
             rates[name].append(frames / (time.perf_counter() - t))
             cpu_ms[name].append((time.process_time() - c) / frames * 1e3)
-    r_pyav, r_yuv, r_cv2, r_pairs, r_png, r_naive = (float(np.median(rates[k])) for k in runs)
+    r_pyav, r_yuv, r_cv2, r_pairs, r_scalar, r_png, r_naive = (float(np.median(rates[k])) for k in runs)
     ratio_pairs = float(np.median(np.array(rates["pairs"]) / np.array(rates["pyav"])))
-    cpu_pyav, cpu_pairs = float(np.median(cpu_ms["pyav"])), float(np.median(cpu_ms["pairs"]))
+    ratio_scalar = float(np.median(np.array(rates["scalar"]) / np.array(rates["pyav"])))
+    cpu_pyav, cpu_pairs, cpu_scalar = (float(np.median(cpu_ms[k])) for k in ("pyav", "pairs", "scalar"))
 
-    # Where the time goes, per 720p frame and per pair.
-    rng = np.random.default_rng(0)
-    frame = rng.integers(0, 256, (info.height, info.width, 3), dtype=np.uint8)
-    window = [rng.integers(0, 256, frame.shape, dtype=np.uint8) for _ in range(15)]
-    avg = LinearAverager(frame.shape, "gamma:2.2", max_items=25)
-    one_pass_ms = median_time(lambda: avg.average(window), repeat=7) * 1e3 / len(window)
-    avg.add(frame)
-    add_ms = median_time(lambda: avg.add(frame), repeat=21) * 1e3
-    readout_ms = median_time(avg.result, repeat=11) * 1e3
+    # Where the time goes, per 720p frame and per pair: the frames of the clip itself.
+    window = [f for _, f in iter_frames(info, 0, 15)]
+    frame = window[0]
+
+    def kernel_times():
+        avg = LinearAverager(frame.shape, "gamma:2.2", max_items=25)
+        one_pass = median_time(lambda: avg.average(window), repeat=7) * 1e3 / len(window)
+        avg.add(frame)
+        add = median_time(lambda: avg.add(frame), repeat=21) * 1e3
+        readout = median_time(avg.result, repeat=11) * 1e3
+        return one_pass, add, readout
+
+    vector = LinearAverager(frame.shape, "gamma:2.2", max_items=25).vector
+    k_vec = kernel_times()
+    with scalar_kernels():
+        k_scalar = kernel_times()
     from blursynth.io.images import encode_png
 
     png_ms = median_time(lambda: encode_png(frame), repeat=11) * 1e3
@@ -217,7 +251,9 @@ def main():
         ("raw decode, PyAV (frame threads) to RGB arrays (one scaler thread)", r_pyav, "the reference"),
         ("decode only, PyAV, left in YUV 4:2:0 (no RGB arrays)", r_yuv, "not usable: averaging needs RGB"),
         ("raw decode, OpenCV VideoCapture + BGR->RGB", r_cv2, "not used"),
-        ("frames-average pipeline, no writing (decode; look-ups, sums, read-out on a second thread)", r_pairs, ""),
+        ("frames-average pipeline, no writing (decode; look-ups, sums, read-out on a second thread)", r_pairs,
+         "AVX-512 kernel" if vector else "scalar kernels: this CPU has no AVX-512 VBMI"),
+        ("the same, scalar kernels (BLURSYNTH_SIMD=0: CPUs without AVX-512 VBMI)", r_scalar, ""),
         ("frames-average command, PNG writing (fpng) into Parquet shards", r_png, ""),
         ("naive: stack float32, ** 2.2, mean, ** (1/2.2), round (same decoder)", r_naive, ""),
     ]
@@ -236,13 +272,24 @@ def main():
         lines.append(f"| {name} | {r:.0f} | {r / r_pyav:.2f}{' (' + note + ')' if note else ''} |")
     lines += [
         "",
-        f"Per 720p frame (random content, this process alone): window average (look-ups, sums and "
-        f"read-out of a 15-frame window, four frames per pass, per frame) {one_pass_ms:.1f} ms; with --overlap, the running sum's "
-        f"add {add_ms:.1f} ms per frame and exact read-out {readout_ms:.1f} ms per pair; fpng encode "
-        f"{png_ms:.1f} ms per image (two per pair).",
+        f"Allocator: glibc's malloc told to keep freed frames (`keep_freed_memory`, as the command does): "
+        f"{'yes' if tuned else 'not available here'}.",
+        "",
+        "Kernels per 720p frame of the clip (this process alone, medians):",
+        "",
+        "| kernel | AVX-512 VBMI | scalar |",
+        "| --- | ---: | ---: |",
+        f"| window average (look-ups, sums, read-out of a 15-frame window), per frame | "
+        f"{k_vec[0]:.2f} ms | {k_scalar[0]:.2f} ms |",
+        f"| --overlap: running sum's add, per frame | {k_vec[1]:.2f} ms | {k_scalar[1]:.2f} ms |",
+        f"| --overlap: exact read-out, per pair | {k_vec[2]:.2f} ms | {k_scalar[2]:.2f} ms |",
+        "",
+        f"(The AVX-512 column is {'the vector kernel' if vector else 'the scalar kernels again: this CPU has no VBMI'}.) "
+        f"fpng encode {png_ms:.1f} ms per image (two per pair).",
         "",
         f"CPU time of the whole process per frame (all threads, medians): raw decode {cpu_pyav:.1f} ms, "
-        f"pipeline without writing {cpu_pairs:.1f} ms (+{cpu_pairs - cpu_pyav:.1f} ms).",
+        f"pipeline without writing {cpu_pairs:.1f} ms (+{cpu_pairs - cpu_pyav:.1f} ms), with the scalar kernels "
+        f"{cpu_scalar:.1f} ms (+{cpu_scalar - cpu_pyav:.1f} ms).",
         "",
         "Peak memory (RSS of the whole command, `blursynth frames-average --window 5-25`):",
         "",
@@ -254,7 +301,8 @@ def main():
     lines += [
         "",
         f"Target from the issue: the command without writing at >= 80% of the raw decode rate "
-        f"(measured {r_pairs / r_pyav:.0%}; median of per-round ratios {ratio_pairs:.0%}); memory flat in video length "
+        f"(measured {r_pairs / r_pyav:.0%}; median of per-round ratios {ratio_pairs:.0%}; scalar kernels "
+        f"{r_scalar / r_pyav:.0%}, per round {ratio_scalar:.0%}); memory flat in video length "
         f"(long/short peak {peaks['long'][2] / peaks['short'][2]:.2f}).",
     ]
     lines += ["", NOTES.strip()]
