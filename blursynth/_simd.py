@@ -62,6 +62,11 @@ STEP_ROWS = {7: (0, 1), 6: (1, 1), 5: (2, 1), 4: (3, 1), 3: (4, 1), 2: (5, 2), 1
 N_STEP_ROWS = 19
 
 
+def _splat(lanes: int, bits: int, value: int) -> str:
+    """A constant vector of ``lanes`` copies of ``value`` (spelled out: older LLVMs lack ``splat``)."""
+    return "<" + ", ".join([f"i{bits} {value}"] * lanes) + ">"
+
+
 def _step_loads() -> list[str]:
     return [
         line
@@ -79,7 +84,7 @@ def _readout_ir(tag: str, sums: str) -> list[str]:
     for b in range(7, -1, -1):
         row, n_rows = STEP_ROWS[b]
         idx, t = f"%{tag}i{b}", f"%{tag}t{b}"
-        lines.append(f"  {idx} = lshr {v} {k}, splat (i32 {b + 1})")
+        lines.append(f"  {idx} = lshr {v} {k}, {_splat(16, 32, b + 1)}")
         if n_rows == 1:
             lines.append(f"  {t} = call {v} @llvm.x86.avx512.permvar.si.512({v} %q{row}, {v} {idx})")
         else:
@@ -94,7 +99,7 @@ def _readout_ir(tag: str, sums: str) -> list[str]:
             while len(parts) > 1:  # pick among 32-entry halves by the index's bits 5, 6
                 sel = f"%{tag}s{b}_{level}"
                 lines += [
-                    f"  {sel}a = and {v} {idx}, splat (i32 {bit})",
+                    f"  {sel}a = and {v} {idx}, {_splat(16, 32, bit)}",
                     f"  {sel} = icmp ne {v} {sel}a, zeroinitializer",
                 ]
                 merged = []
@@ -106,7 +111,7 @@ def _readout_ir(tag: str, sums: str) -> list[str]:
             lines.append(f"  {t} = or {v} {parts[0]}, zeroinitializer")
         lines += [
             f"  %{tag}c{b} = icmp uge {v} {sums}, {t}",
-            f"  %{tag}a{b} = select <16 x i1> %{tag}c{b}, {v} splat (i32 {1 << b}), {v} zeroinitializer",
+            f"  %{tag}a{b} = select <16 x i1> %{tag}c{b}, {v} {_splat(16, 32, 1 << b)}, {v} zeroinitializer",
             f"  %{tag}k{b} = or {v} {k}, %{tag}a{b}",
         ]
         k = f"%{tag}k{b}"
@@ -207,8 +212,8 @@ def _function_ir(mode: str) -> str:
         f"  %x = load {v8}, ptr %xp, align 1",
         f"  %hi = icmp slt {v8} %x, zeroinitializer",
     ]
-    splat255 = "splat (i16 255)"
-    splat8 = "splat (i16 8)"
+    splat255 = _splat(32, 16, 255)
+    splat8 = _splat(32, 16, 8)
     for p in range(3):
         a, b, c, d = (f"%t{4 * p + q}" for q in range(4))
         lines += [
@@ -223,7 +228,7 @@ def _function_ir(mode: str) -> str:
         ]
     lines += [
         # top: 1 << 24 for the value 255 when the table reaches exactly 1 << 24.
-        f"  %is255 = icmp eq {v8} %x, splat (i8 -1)",
+        f"  %is255 = icmp eq {v8} %x, {_splat(64, 8, -1)}",
         f"  %inc = select <64 x i1> %is255, {v8} %tinc, {v8} zeroinitializer",
         f"  %cn = add {v8} %c, %inc",
         "  %f1 = add i64 %f, 1",
@@ -238,7 +243,7 @@ def _function_ir(mode: str) -> str:
         for j, name in enumerate(parts):
             lines.append(f"  %{half}z{j} = zext {v16} %{name} to {v32}")
             if j:
-                lines.append(f"  %{half}s{j} = shl {v32} %{half}z{j}, splat (i32 {8 * j})")
+                lines.append(f"  %{half}s{j} = shl {v32} %{half}z{j}, {_splat(32, 32, 8 * j)}")
         lines += [
             f"  %{half}a = add {v32} %{half}z0, %{half}s1",
             f"  %{half}b = add {v32} %{half}a, %{half}s2",
