@@ -46,18 +46,22 @@ averaging test runs with both. Without VBMI the scalar kernels sum four frames p
 slower still here), which held the ratio near 0.72 in sessions 3 and 5.
 The other half of the gain is the allocator. Each decoded frame is a fresh 2.8 MB block, and a
 window of them is held while it is summed; glibc maps blocks that size fresh and returns them to
-the system when they are freed, so every page faulted in again (120-250 faults per frame in the
-pipeline; 671 per held frame in the unit test). `keep_freed_memory()` (mallopt: mmap threshold
-64 MiB, trim threshold 1 GiB) keeps freed frames in the heap for the next ones; the command calls it
-in every process that makes pairs, and this benchmark calls it before anything is timed, so the raw
-decode runs under the same settings. Scratch runs of 5 in-process rounds while building this
-(ratios to the raw decode in the same run): before, 0.69; the pipeline with no averaging at all,
-only holding and dropping frames, 0.81 with glibc's defaults and 0.94 tuned; the vector sums alone
-0.75, the tuned allocator alone 0.72, both 0.83, and with the read-out fused into the vector pass
-0.87. Rates move by up to a third between rounds when other users load the machine (see the load
-average above); compare ratios, not absolute rates. Peak memory is about 230 MB of imports plus two
-windows of frames, the decoder's frame threads and one Parquet row group of PNGs; it stays flat as
-the clip grows.
+the system when they are freed, so every page faulted in again. `keep_freed_memory()` (mallopt:
+mmap threshold 64 MiB, trim threshold 1 GiB) keeps freed frames in the heap for the next ones; the
+command asks for it in every process that makes pairs, and this benchmark calls it before anything
+is timed, so the raw decode runs under the same settings. One-off scratch runs while building this
+(5 in-process rounds each, not repeated by this script; ratios to the raw decode in the same run):
+page faults per frame 116-255 in the pipeline against 1-6 for the raw decode with glibc's defaults,
+0-4 against 0-3 tuned; ratio before either change 0.69; the pipeline with no averaging at all, only
+holding and dropping frames, 0.81 with glibc's defaults and 0.94 tuned; the vector sums alone 0.75,
+the tuned allocator alone 0.72 (session 3 saw no gain from trim thresholds: the scalar path sums
+four frames per pass and frees them as it goes, so it held few frames), both 0.83, and with the
+read-out fused into the vector pass 0.87. Rates move by up to a third between rounds when other
+users load the machine (see the load average above); compare ratios, not absolute rates. Peak
+memory is about 230 MB of imports plus two windows of frames (now whole windows: the vector pass
+sums a window at once), the decoder's frame threads and one Parquet row group of PNGs, and the heap
+keeps its peak instead of returning freed frames; it rose from 478/505 MB (session 5, short/long)
+to about 595 MB here, and stays flat as the clip grows.
 """
 WINDOW = (5, 25)
 

@@ -39,10 +39,14 @@ MODES = ("set", "add", "sub")
 
 
 def _ir() -> str:
-    """LLVM IR of ``window_sums_MODE(frames, n_frames, n_vectors, tables, top_inc, out)`` for each mode.
+    """The module's LLVM IR: ``window_sums_MODE(frames, n_frames, n_vectors, tables, top_inc, steps, out)``
+    for each mode, and ``levels(sums, n_vectors, steps, out)``.
 
     ``set`` stores the sums in ``out``, ``add`` adds them to it and ``sub``
-    subtracts them from it (the running sum of overlapping windows).
+    subtracts them from it (the running sum of overlapping windows);
+    ``levels`` reads the sums out to 8-bit levels in the same pass (``out``
+    uint8) instead of storing them. ``steps`` (:func:`step_tables`) is read
+    by the read-outs only. No pointer needs more than its element's alignment.
     """
     lines = [
         "declare <64 x i8> @llvm.x86.avx512.vpermi2var.qi.512(<64 x i8>, <64 x i8>, <64 x i8>)",
@@ -72,7 +76,7 @@ def _step_loads() -> list[str]:
         line
         for j in range(N_STEP_ROWS)
         for line in (f"  %qp{j} = getelementptr <16 x i32>, ptr %steps, i64 {j}",
-                     f"  %q{j} = load <16 x i32>, ptr %qp{j}, align 64")
+                     f"  %q{j} = load <16 x i32>, ptr %qp{j}, align 4")
     ]
 
 
@@ -186,7 +190,7 @@ def _function_ir(mode: str) -> str:
     for k in range(12):
         lines += [
             f"  %tp{k} = getelementptr {v8}, ptr %tables, i64 {k}",
-            f"  %t{k} = load {v8}, ptr %tp{k}, align 64",
+            f"  %t{k} = load {v8}, ptr %tp{k}, align 1",
         ]
     lines += [
         f"  %ti0 = insertelement {v8} poison, i8 %topinc, i64 0",
@@ -289,7 +293,10 @@ def cpu_supported() -> bool:
     """Whether this CPU has the instructions the kernels use (AVX-512 BW and VBMI)."""
     from llvmlite import binding as llvm
 
-    features = llvm.get_host_cpu_features()
+    try:
+        features = llvm.get_host_cpu_features()
+    except RuntimeError:  # features unreadable on this host: assume none
+        return False
     return bool(features.get("avx512bw") and features.get("avx512vbmi"))
 
 
@@ -326,9 +333,9 @@ def available() -> bool:
             try:
                 _kernel = _compile()
             except Exception as exc:  # an LLVM without these intrinsics: the scalar kernels still work
+                _kernel = False
                 warnings.warn(f"the AVX-512 averaging kernel did not compile ({type(exc).__name__}: {exc}); "
                               "using the scalar kernels", RuntimeWarning, stacklevel=2)
-                _kernel = False
     return _kernel is not False
 
 
@@ -350,7 +357,9 @@ def plane_tables(lut: np.ndarray):
     >>> t.shape, top, int(t[1, 0])  # plane 0, quarter 1 starts at entry 64
     ((12, 64), 0, 64)
     """
-    key = lut.tobytes()
+    if lut.dtype.kind not in "ui":
+        return None
+    key = (lut.dtype.str, lut.tobytes())
     if key in _tables:
         return _tables[key]
     values = lut.astype(np.int64)
@@ -475,7 +484,7 @@ def levels(sums: np.ndarray, steps: np.ndarray, out: np.ndarray) -> bool:
     """
     if not available():
         return False
-    if sums.dtype != np.uint32 or not sums.flags.c_contiguous or sums.ndim != 1:
+    if sums.dtype != np.uint32 or not sums.flags.c_contiguous or sums.ndim != 1 or not sums.flags.aligned:
         raise ValueError("sums must be a 1-D contiguous uint32 array")
     _check([], out, np.uint8, size=sums.size)
     _check_steps(steps)
@@ -487,7 +496,7 @@ def levels(sums: np.ndarray, steps: np.ndarray, out: np.ndarray) -> bool:
 
 def _check(frames, out, dtype, size=None):
     size = out.size if size is None else size
-    if out.dtype != dtype or out.ndim != 1 or out.size != size or not out.flags.c_contiguous:
+    if out.dtype != dtype or out.ndim != 1 or out.size != size or not out.flags.c_contiguous or not out.flags.aligned:
         raise ValueError(f"out must be a 1-D contiguous {np.dtype(dtype).name} array of {size} values")
     for f in frames:
         if f.dtype != np.uint8 or f.ndim != 1 or f.size != size or not f.flags.c_contiguous:
@@ -495,5 +504,6 @@ def _check(frames, out, dtype, size=None):
 
 
 def _check_steps(steps):
-    if steps.dtype != np.uint32 or steps.shape != (N_STEP_ROWS, 16) or not steps.flags.c_contiguous:
+    if (steps.dtype != np.uint32 or steps.shape != (N_STEP_ROWS, 16) or not steps.flags.c_contiguous
+            or not steps.flags.aligned):
         raise ValueError(f"steps must be step_tables(...): uint32 ({N_STEP_ROWS}, 16)")

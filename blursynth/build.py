@@ -345,7 +345,8 @@ def _run_frames(step, plan, workers):
     from .video import write_frame_pairs
 
     paths, settings = step.settings
-    return write_frame_pairs(paths, step.out, settings, workers=workers, overwrite=plan.overwrite)
+    return write_frame_pairs(paths, step.out, settings, workers=workers, overwrite=plan.overwrite,
+                             keep_freed=True)
 
 
 def _prep_import(recipe, key, table, resolver, step, limit):

@@ -432,8 +432,8 @@ class LinearAverager:
         """
         if not 1 <= len(frames) <= GROUP_FRAMES:
             raise ValueError(f"a group holds 1 to {GROUP_FRAMES} frames; got {len(frames)}.")
-        if self.vector:
-            self._vector_sums([_flat_u8(f, self.shape) for f in frames], "add" if self.count else "set")
+        if self.vector and self._vector_sums([_flat_u8(f, self.shape) for f in frames],
+                                             "add" if self.count else "set"):
             self.count += len(frames)
             if not encode:
                 return None
@@ -1555,13 +1555,16 @@ def keep_freed_memory() -> bool:
     per 720p frame here, which slowed the pipeline by a sixth
     (benchmarks/RESULTS.md, "Frame averaging"). Raising the mmap threshold to
     64 MiB and the trim threshold to 1 GiB keeps freed frames in the heap,
-    where the next frames reuse them. Memory stays that of the frames alive
-    at the peak. The frames-average command calls this in every process that
-    makes pairs; it does nothing where the C library is not glibc.
+    where the next frames reuse them; the cost is that the process keeps
+    its peak memory (up to 1 GiB of freed blocks) instead of returning it.
+    The frames-average command and recipes ask for this
+    (``write_frame_pairs(..., keep_freed=True)``) in every process that
+    makes pairs; a library caller's process is left alone unless it asks.
+    Does nothing where the C library is not glibc.
 
     Examples
     --------
-    >>> keep_freed_memory() in (True, False)
+    >>> keep_freed_memory()  # doctest: +SKIP
     True
     """
     global _ALLOCATOR_TUNED
@@ -1580,10 +1583,11 @@ def keep_freed_memory() -> bool:
     return _ALLOCATOR_TUNED
 
 
-def _make_rows(start, stop, *, plan: FramesPlan, bar=None):
+def _make_rows(start, stop, *, plan: FramesPlan, bar=None, keep_freed: bool = False):
     from .io.dataset import pair_row
 
-    keep_freed_memory()
+    if keep_freed:
+        keep_freed_memory()
     for win, blurred, sharp in iter_pairs(plan, start, stop, progress=_FrameReporter() if bar is None else bar):
         info = plan.sources[win.source]
         params = pair_params(info, win, plan.settings, plan.names[win.source] if plan.names else None)
@@ -1603,7 +1607,7 @@ def _make_rows(start, stop, *, plan: FramesPlan, bar=None):
 
 
 def write_frame_pairs(inputs, out, settings: FramesAverageSettings, *, workers: int = 1,
-                      overwrite: bool = False, progress: bool = True) -> dict:
+                      overwrite: bool = False, progress: bool = True, keep_freed: bool = False) -> dict:
     """Make (blurred, sharp) pairs from high-frame-rate video and write them as a dataset.
 
     Each pair averages a window of consecutive frames in linear light (exactly;
@@ -1622,6 +1626,10 @@ def write_frame_pairs(inputs, out, settings: FramesAverageSettings, *, workers: 
     overwrite : bool
     progress : bool
         Progress bar in frames.
+    keep_freed : bool
+        Call :func:`keep_freed_memory` in every process that makes pairs
+        (this one too when it makes them itself): faster, but such a process
+        keeps its peak memory. The command line passes True.
 
     Returns
     -------
@@ -1650,7 +1658,7 @@ def write_frame_pairs(inputs, out, settings: FramesAverageSettings, *, workers: 
     # error prints alone); with a pool, every process reports its frames to the writer's bar.
     in_process = workers <= 1 or len(plan.windows) <= settings.shard_size
     bar = _LazyBar(plan.n_frames) if progress and in_process else None
-    make_rows = functools.partial(_make_rows, plan=plan, bar=bar)
+    make_rows = functools.partial(_make_rows, plan=plan, bar=bar, keep_freed=keep_freed)
     try:
         return _write(out, plan, make_rows, workers, overwrite, progress and not in_process)
     finally:

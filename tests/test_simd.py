@@ -124,3 +124,38 @@ def test_step_tables_and_argument_checks():
         _simd.levels(np.zeros(64, np.uint32), steps, np.zeros(63, np.uint8))
     with pytest.raises(ValueError, match="frames must be"):
         _simd.window_sums([np.zeros(65, np.uint8)], linear_lut("none")[0], np.zeros(64, np.uint32))
+
+
+def test_copied_tables_need_no_particular_alignment():
+    import copy
+
+    frames = [f.reshape(8, 8, 3) for f in _frames(5, 192, seed=6)]
+    avg = LinearAverager((8, 8, 3), "gamma:2.2", max_items=5)
+    for f in frames:
+        avg.add(f)
+    expect = avg.result()
+    twin = copy.deepcopy(avg)  # its cached tables are copies, aligned to 16 bytes at best
+    assert np.array_equal(twin.result(), expect)
+    steps = avg._table(5)[4]
+    buf = np.empty(steps.size + 1, np.uint32)
+    shifted = buf[1:].reshape(steps.shape)  # 4 bytes past a 64-byte boundary at best
+    shifted[...] = steps
+    out = np.empty(avg.acc.size, np.uint8)
+    assert _simd.levels(avg.acc, shifted, out)
+    assert np.array_equal(out.reshape(8, 8, 3), expect)
+    tables, _ = _simd.plane_tables(avg.lut)
+    assert _simd.plane_tables(avg.lut.astype(np.int64) - 1) is None  # negative entries
+    assert _simd.plane_tables(avg.lut.astype(np.float64)) is None
+    assert tables is _simd.plane_tables(avg.lut)[0]
+
+
+def test_add_group_uses_the_vector_kernel_and_matches_scalar(monkeypatch):
+    frames = [f.reshape(10, 10, 3) for f in _frames(6, 300, seed=8)]
+    results = {}
+    for flag in ("1", "0"):
+        monkeypatch.setenv("BLURSYNTH_SIMD", flag)
+        avg = LinearAverager((10, 10, 3), "srgb", max_items=6)
+        avg.add_group(frames[:4])
+        results[flag] = (avg.acc.copy(), avg.add_group(frames[4:], encode=True))
+    assert np.array_equal(results["1"][0], results["0"][0])
+    assert np.array_equal(results["1"][1], results["0"][1])

@@ -96,7 +96,8 @@ def frames_average(inputs, out, window, overlap, gap, odd_only, crf, interpolate
     )
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", TruncatedVideoWarning)
-        manifest = write_frame_pairs(inputs, out, settings, workers=workers, overwrite=overwrite)
+        manifest = write_frame_pairs(inputs, out, settings, workers=workers, overwrite=overwrite,
+                                     keep_freed=True)
     for message in dict.fromkeys(str(w.message) for w in caught if issubclass(w.category, TruncatedVideoWarning)):
         click.echo(f"warning: {message}", err=True)
     echo_manifest(manifest, out)
