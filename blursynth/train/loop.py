@@ -707,6 +707,11 @@ def train(settings: TrainSettings) -> dict:
                 else:
                     bar.set_postfix(c=f"{losses['loss_content']:.3g}", refresh=False)
                 bar.update(1)
+        if distributed:
+            # Every rank leaves together: a rank tearing its process group down while another
+            # still talks to it (rank 0 writing the last checkpoint) aborted a CI run once
+            # ("terminate called without an active exception" in rank 1).
+            torch.distributed.barrier()
     finally:
         if bar is not None:
             bar.close()
