@@ -333,3 +333,23 @@ def test_out_that_cannot_be_created(tmp_path, run_cli):
     r = run_cli("trajectories", "--n", 2, "--out", tmp_path / "file" / "bank")
     assert r.code == 2 and "cannot write there" in error_line(r)
     assert (tmp_path / "file").read_text() == "x"
+
+
+def test_verify_checks_a_banks_settings_against_its_fingerprint(tmp_path, run_cli):
+    import shutil
+
+    bank = Path(__file__).resolve().parents[1] / "kernels" / "eval48"
+    shutil.copytree(bank, tmp_path / "bank")
+    r = run_cli("dataset", "verify", tmp_path / "bank")
+    assert r.code == 0, r.err
+    manifest = json.loads((tmp_path / "bank/manifest.json").read_text())
+    edited = json.loads(json.dumps(manifest))
+    edited["command"]["seed"] += 1  # shards and hashes untouched: only the settings lie
+    (tmp_path / "bank/manifest.json").write_text(json.dumps(edited))
+    r = run_cli("dataset", "verify", tmp_path / "bank")
+    assert r.code == 2 and "no longer match its fingerprint" in error_line(r)
+    edited = json.loads(json.dumps(manifest))
+    edited["exposures"] = [0.5, 1.0]
+    (tmp_path / "bank/manifest.json").write_text(json.dumps(edited))
+    r = run_cli("dataset", "verify", tmp_path / "bank")
+    assert r.code == 2 and "made with" in error_line(r)

@@ -967,7 +967,9 @@ def verify_dataset(path, *, decode: bool = True, progress: bool = False) -> dict
     """Prove a dataset on disk is what its manifest says.
 
     Re-hashes every shard, checks row counts, and (``decode=True``) decodes
-    every image of a pair dataset / checks every PSF of a kernel bank.
+    every image of a pair dataset / checks every PSF of a kernel bank. A
+    kernel bank's settings must also still hash to its fingerprint and list
+    the exposures it was made with.
 
     Returns
     -------
@@ -981,6 +983,12 @@ def verify_dataset(path, *, decode: bool = True, progress: bool = False) -> dict
     """
     path = Path(path)
     manifest = load_manifest(path)
+    if manifest["kind"] == "kernels":
+        # A bank's fingerprint is a hash of its settings: an edited manifest is caught here, as
+        # when the bank is opened for blurring.
+        from ..kernelbank import check_bank_manifest
+
+        check_bank_manifest(path, manifest, [float(f) for f in manifest.get("exposures", [])])
     listed = {s["file"] for s in manifest["shards"]}
     on_disk = {f"{DATA_DIR}/{p.name}" for p in (path / DATA_DIR).glob("*.parquet")}
     extra = sorted(on_disk - listed)
