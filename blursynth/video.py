@@ -743,6 +743,11 @@ def _iter_folder(info, start, stop):
     # _FOLDER_READ_AHEAD frames beyond the current one are held).
     from concurrent.futures import ThreadPoolExecutor
 
+    # Imported here, whole, before the reader threads need it: two threads importing OpenCV for
+    # the first time at once can see a half-initialised module (no cv2.imread), which happened
+    # when a video came before a frame folder in one run.
+    import cv2  # noqa: F401
+
     pool = ThreadPoolExecutor(max_workers=_FOLDER_READERS, thread_name_prefix="blursynth-read")
     pending = deque()
     try:

@@ -167,6 +167,28 @@ def test_stale_sidecar_is_an_error(clip, tmp_path, capsys):
     _bad([tmp_path / "c.mkv"], tmp_path, capsys, "stale sidecar")
 
 
+def test_a_video_then_a_frame_folder_in_one_run(clip, tmp_path):
+    # In a fresh process (OpenCV not yet imported), as a user runs it: the folder's reader
+    # threads once imported OpenCV at the same time and saw a half-made module.
+    import subprocess
+    import sys
+
+    from blursynth.io.images import save_rgb8
+
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for i, f in enumerate(f for _, f in iter_frames(probe_source(clip), 0, 12)):
+        save_rgb8(folder / f"{i:04d}.png", f)
+    out = tmp_path / "pairs"
+    done = subprocess.run([sys.executable, "-m", "blursynth", "frames-average", str(clip), str(folder), "--fps",
+                           "240", "--window", "5", "--out", str(out)],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    ds = PairDataset(out)
+    assert len(ds) == 8 + 2  # 40 // 5 windows from the clip, 12 // 5 from the folder
+    assert {ds[i]["params"]["source_kind"] for i in range(len(ds))} == {"video", "frames"}
+
+
 def test_truncated_video_keeps_pairs_with_a_warning(tmp_path, capsys):
     rng = np.random.default_rng(0)
     frames = [rng.integers(0, 256, (64, 96, 3), dtype=np.uint8) for _ in range(40)]
