@@ -419,7 +419,10 @@ def _write_container(frames, path: Path, fps: float, quality: str) -> int:
     codec, pix_fmt, options = _CODECS[quality]
     rate = fractions.Fraction(fps).limit_denominator(1001)
     n = 0
-    with av.open(str(path), "w") as container:
+    # MP4/MOV put their index (moov) first, so a copy cut short still plays up to the cut
+    # (frames-average then keeps the pairs before it) rather than being unreadable.
+    faststart = {"movflags": "+faststart"} if path.suffix.lower() in (".mp4", ".mov", ".m4v") else {}
+    with av.open(str(path), "w", options=faststart) as container:
         stream = None
         for frame in frames:
             if stream is None:

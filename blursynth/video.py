@@ -590,6 +590,12 @@ def _probe_video(p: Path, fps):
     try:
         container = av.open(str(p))
     except Exception as exc:  # av raises many error types for the same problem
+        if _mp4_cut_before_index(p):
+            raise BadInputError(
+                f"'{p}' was cut short before its index (an MP4/MOV whose 'moov' box comes after the "
+                "frames, and is missing), so no frame can be located; copy the file again, or write "
+                "videos with the index first (ffmpeg -movflags +faststart) so a cut copy still reads."
+            ) from None
         raise BadInputError(
             f"'{p}' is not a video ffmpeg can read ({type(exc).__name__}: {_short(exc)}); "
             "expected e.g. an .mp4 or .mkv file."
@@ -617,12 +623,59 @@ def _probe_video(p: Path, fps):
         if not n:
             # Containers such as Matroska do not store a count: count packets (no decoding).
             n = sum(1 for pkt in container.demux(stream) if pkt.size)
+            _warn_if_cut_short(p, container, stream, n, fps)
         width, height = stream.codec_context.width, stream.codec_context.height
     finally:
         container.close()
     if n < 1 or not width or not height:
         raise BadInputError(f"video '{p}' holds no frames; expected a video with at least one frame.")
     return SourceInfo(str(p), "video", int(n), float(fps), int(height), int(width))
+
+
+def _warn_if_cut_short(p: Path, container, stream, n: int, fps: float) -> None:
+    """Warn when a video holds clearly fewer frames than its declared duration (a cut copy)."""
+    if len(container.streams) != 1:  # an audio track may well outlast the picture
+        return
+    if stream.duration and stream.time_base:
+        seconds = float(stream.duration * stream.time_base)
+    elif container.duration:
+        seconds = container.duration / 1e6  # microseconds
+    else:
+        return
+    expected = seconds * fps
+    if expected - n > max(2.0, 0.02 * expected):
+        warnings.warn(
+            f"video '{p}' declares {seconds:.3g} s ({expected:.0f} frames at {fps:g} fps) but holds "
+            f"{n}; it may have been cut short. Pairs come from the {n} frames present.",
+            TruncatedVideoWarning, stacklevel=3,
+        )
+
+
+def _mp4_cut_before_index(p: Path) -> bool:
+    """Whether ``p`` is an ISO media file whose 'mdat' runs past the end with no 'moov' before it."""
+    try:
+        with open(p, "rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            pos, seen = 0, set()
+            while pos + 8 <= size and len(seen) < 64:
+                f.seek(pos)
+                head = f.read(16)
+                box_size, kind = int.from_bytes(head[:4], "big"), head[4:8]
+                if box_size == 1 and len(head) == 16:
+                    box_size = int.from_bytes(head[8:16], "big")
+                seen.add(kind)
+                if kind == b"moov":
+                    return False
+                if box_size < 8:  # 0 means "to the end of the file"
+                    box_size = size - pos if box_size == 0 else -1
+                    if box_size < 0:
+                        return False
+                if pos + box_size > size:
+                    return kind == b"mdat" and b"ftyp" in seen
+                pos += box_size
+    except OSError:
+        return False
+    return False
 
 
 def _short(exc) -> str:

@@ -206,6 +206,50 @@ def test_truncated_video_keeps_pairs_with_a_warning(tmp_path, capsys):
     assert len(PairDataset(out)) == manifest["num_rows"]
 
 
+def test_render_clip_mp4_is_readable_when_cut_short(tmp_path, capsys):
+    photo = _small_photo(tmp_path)
+    out = tmp_path / "c.mp4"
+    assert _render(photo, out, "--frames", "40") == 0
+    data = out.read_bytes()
+    assert 0 < data.find(b"moov") < data.find(b"mdat")  # the index first
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(data[: len(data) // 2])
+    capsys.readouterr()
+    assert main(["frames-average", str(cut), "--window", "5", "--out", str(tmp_path / "pairs")]) == 0
+    err = capsys.readouterr().err
+    assert "warning: video" in err and "ended at frame" in err
+    assert 1 <= len(PairDataset(tmp_path / "pairs")) < 8
+
+
+def test_mp4_cut_before_its_index_is_named(tmp_path, capsys):
+    rng = np.random.default_rng(1)
+    path = tmp_path / "late_index.mp4"
+    _write(path, [rng.integers(0, 256, (32, 48, 3), dtype=np.uint8) for _ in range(20)], codec="libx264",
+           pix_fmt="yuv420p", options={"crf": "18"})  # no faststart: the index comes last
+    data = path.read_bytes()
+    assert data.find(b"moov") > data.find(b"mdat") > 0
+    path.write_bytes(data[: len(data) // 2])
+    _bad([str(path), "--window", "5"], tmp_path, capsys, "cut short before its index")
+
+
+def test_cut_matroska_warns_from_its_declared_duration(tmp_path, capsys):
+    rng = np.random.default_rng(2)
+    path = tmp_path / "c.mkv"
+    _write(path, [rng.integers(0, 256, (32, 48, 3), dtype=np.uint8) for _ in range(40)])
+    whole = tmp_path / "whole"
+    assert main(["frames-average", str(path), "--window", "5", "--out", str(whole)]) == 0
+    assert "warning" not in capsys.readouterr().err
+    data = path.read_bytes()
+    path.write_bytes(data[: int(len(data) * 0.55)])
+    out = tmp_path / "pairs"
+    assert main(["frames-average", str(path), "--window", "5", "--out", str(out)]) == 0
+    err = capsys.readouterr().err
+    assert "warning: video" in err and "may have been cut short" in err
+    kept = PairDataset(out)
+    assert 1 <= len(kept) < 8
+    assert np.array_equal(kept[0]["blurred"], PairDataset(whole)[0]["blurred"])
+
+
 # --- bad input: one line, exit 2, nothing written ----------------------------------------------
 
 @pytest.mark.parametrize("window", ["25-5", "0-3", "abc", "4-", "1", "1-1"])
