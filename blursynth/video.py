@@ -14,6 +14,7 @@ O(window): at most two windows of frames and one accumulator.
 
 from __future__ import annotations
 
+import importlib
 import math
 import os
 import re
@@ -799,7 +800,7 @@ def _iter_folder(info, start, stop):
     # Imported here, whole, before the reader threads need it: two threads importing OpenCV for
     # the first time at once can see a half-initialised module (no cv2.imread), which happened
     # when a video came before a frame folder in one run.
-    import cv2  # noqa: F401
+    importlib.import_module("cv2")
 
     pool = ThreadPoolExecutor(max_workers=_FOLDER_READERS, thread_name_prefix="blursynth-read")
     pending = deque()
@@ -1449,7 +1450,13 @@ def plan_frames_average(inputs, settings: FramesAverageSettings) -> FramesPlan:
         max_pairs=settings.max_pairs,
     )
     if not windows:
-        raise BadInputError("no window fits in the inputs; use a shorter --window.")
+        first = window_length(settings.seed, 0, settings.window_min, settings.window_max, settings.odd_only)
+        longest = max(s.n_frames for s in sources)
+        raise BadInputError(
+            f"no window fits in the inputs: the first pair drew {first} frames (--window "
+            f"{settings.window_min}-{settings.window_max}) and the longest input has {longest}; "
+            f"keep --window's maximum at or below {longest}."
+        )
     # The inputs by content identity (name, kind, frames, geometry, bytes), never by where they
     # are: the fingerprint goes into every row, so a path here would make the same run from
     # another directory write other bytes.

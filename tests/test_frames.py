@@ -504,3 +504,8 @@ def test_progress_bar_counts_frames_with_any_worker_count(clip, tmp_path, monkey
     n_frames = plan_frames_average([clip], settings).n_frames
     assert n_frames > 3 * 8  # more frames than pairs: a bar in pairs would stop short
     assert [(b.unit, b.total, b.n) for b in shown] == [("frame", n_frames, n_frames)]
+
+
+def test_no_window_fits_says_why(clip, tmp_path, capsys):
+    line = _bad([clip, "--window", "5-1000"], tmp_path, capsys, "no window fits")
+    assert "the longest input has 40" in line and "at or below 40" in line
