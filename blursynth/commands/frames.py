@@ -153,7 +153,7 @@ def render_clip(photo, out, fps, n_frames, length_px, size, crf, quality, seed, 
                               quality=quality, size=frame_size)
     info = render(image, out, settings, source=str(photo), overwrite=overwrite)
     g = info["geometry"]
-    click.echo(f"wrote {n_frames} frames of {g['height']}x{g['width']} at {fps:g} fps to {out} "
+    click.echo(f"wrote {n_frames} frames of {g['height']}x{g['width']} (HxW, as --size) at {fps:g} fps to {out} "
                f"(camera positions in {out}.json)")
 
 
