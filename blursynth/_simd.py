@@ -55,7 +55,7 @@ def _ir() -> str:
     ]
     for mode in MODES + ("levels",):
         lines += ["", _function_ir(mode)]
-    lines += ["", _levels_ir()]
+    lines += ["", _levels_ir(), "", _slide_ir()]
     return "\n".join(lines) + "\n"
 
 
@@ -174,119 +174,166 @@ def _levels_ir() -> str:
     return "\n".join(lines)
 
 
-def _function_ir(mode: str) -> str:
+def _table_loads(*, steps: bool) -> list[str]:
+    """Entry-block lines loading the 12 plane tables (``%t0`` ..), the top increment and the steps."""
     v8 = "<64 x i8>"
-    v16 = "<32 x i16>"
-    v32 = "<32 x i32>"
-    lines = [
-        # frames: pointer to n_frames pointers to uint8 frames; tables: 12 vectors
-        # (plane p, quarter q at 4p + q); out: uint32 sums, 64 per vector.
-        f"define void @window_sums_{mode}(ptr %frames, i64 %nframes, i64 %nvec, ptr %tables, i8 %topinc, "
-        "ptr %steps, ptr %out) {",
-        "entry:",
-    ]
-    if mode == "levels":
-        lines += _step_loads()
+    lines = _step_loads() if steps else []
     for k in range(12):
         lines += [
             f"  %tp{k} = getelementptr {v8}, ptr %tables, i64 {k}",
             f"  %t{k} = load {v8}, ptr %tp{k}, align 1",
         ]
-    lines += [
+    return lines + [
         f"  %ti0 = insertelement {v8} poison, i8 %topinc, i64 0",
         f"  %tinc = shufflevector {v8} %ti0, {v8} poison, <64 x i32> zeroinitializer",
-        "  br label %vloop",
-        "vloop:",
-        "  %v = phi i64 [0, %entry], [%v1, %vend]",
-        "  %off = mul i64 %v, 64",
-        "  br label %floop",
-        "floop:",
-        "  %f = phi i64 [0, %vloop], [%f1, %floop]",
     ]
-    for p in range(3):
-        lines += [
-            f"  %e{p} = phi {v16} [zeroinitializer, %vloop], [%e{p}n, %floop]",
-            f"  %o{p} = phi {v16} [zeroinitializer, %vloop], [%o{p}n, %floop]",
-        ]
-    lines += [
-        f"  %c = phi {v8} [zeroinitializer, %vloop], [%cn, %floop]",
-        "  %fpp = getelementptr ptr, ptr %frames, i64 %f",
-        "  %fp = load ptr, ptr %fpp, align 8",
-        "  %xp = getelementptr i8, ptr %fp, i64 %off",
-        f"  %x = load {v8}, ptr %xp, align 1",
-        f"  %hi = icmp slt {v8} %x, zeroinitializer",
+
+
+def _plane_sums_ir(tag: str, frames: str, count: str, before: str) -> list[str]:
+    """Lines ending block ``before``: the table sums over ``count`` frames at vector ``%off``.
+
+    The frames are ``count`` pointers at ``frames``; with ``count == 0`` the
+    sum is zero. The lines end in block ``{tag}done`` holding ``%{tag}sum``
+    (<64 x i32>, the 64 values in order).
+    """
+    v8, v16, v32 = "<64 x i8>", "<32 x i16>", "<32 x i32>"
+    splat255, splat8 = _splat(32, 16, 255), _splat(32, 16, 8)
+    acc = [f"e{p}" for p in range(3)] + [f"o{p}" for p in range(3)]
+    lines = [
+        f"  %{tag}any = icmp ne i64 {count}, 0",
+        f"  br i1 %{tag}any, label %{tag}loop, label %{tag}done",
+        f"{tag}loop:",
+        f"  %{tag}f = phi i64 [0, %{before}], [%{tag}f1, %{tag}loop]",
+        *(f"  %{tag}{a} = phi {v16} [zeroinitializer, %{before}], [%{tag}{a}n, %{tag}loop]" for a in acc),
+        f"  %{tag}c = phi {v8} [zeroinitializer, %{before}], [%{tag}cn, %{tag}loop]",
+        f"  %{tag}fpp = getelementptr ptr, ptr {frames}, i64 %{tag}f",
+        f"  %{tag}fp = load ptr, ptr %{tag}fpp, align 8",
+        f"  %{tag}xp = getelementptr i8, ptr %{tag}fp, i64 %off",
+        f"  %{tag}x = load {v8}, ptr %{tag}xp, align 1",
+        f"  %{tag}hi = icmp slt {v8} %{tag}x, zeroinitializer",
     ]
-    splat255 = _splat(32, 16, 255)
-    splat8 = _splat(32, 16, 8)
     for p in range(3):
         a, b, c, d = (f"%t{4 * p + q}" for q in range(4))
+        t = f"%{tag}"
         lines += [
-            f"  %lo{p} = call {v8} @llvm.x86.avx512.vpermi2var.qi.512({v8} {a}, {v8} %x, {v8} {b})",
-            f"  %up{p} = call {v8} @llvm.x86.avx512.vpermi2var.qi.512({v8} {c}, {v8} %x, {v8} {d})",
-            f"  %b{p} = select <64 x i1> %hi, {v8} %up{p}, {v8} %lo{p}",
-            f"  %w{p} = bitcast {v8} %b{p} to {v16}",
-            f"  %we{p} = and {v16} %w{p}, {splat255}",
-            f"  %wo{p} = lshr {v16} %w{p}, {splat8}",
-            f"  %e{p}n = add {v16} %e{p}, %we{p}",
-            f"  %o{p}n = add {v16} %o{p}, %wo{p}",
+            f"  {t}lo{p} = call {v8} @llvm.x86.avx512.vpermi2var.qi.512({v8} {a}, {v8} {t}x, {v8} {b})",
+            f"  {t}up{p} = call {v8} @llvm.x86.avx512.vpermi2var.qi.512({v8} {c}, {v8} {t}x, {v8} {d})",
+            f"  {t}b{p} = select <64 x i1> {t}hi, {v8} {t}up{p}, {v8} {t}lo{p}",
+            f"  {t}w{p} = bitcast {v8} {t}b{p} to {v16}",
+            f"  {t}we{p} = and {v16} {t}w{p}, {splat255}",
+            f"  {t}wo{p} = lshr {v16} {t}w{p}, {splat8}",
+            f"  {t}e{p}n = add {v16} {t}e{p}, {t}we{p}",
+            f"  {t}o{p}n = add {v16} {t}o{p}, {t}wo{p}",
         ]
     lines += [
         # top: 1 << 24 for the value 255 when the table reaches exactly 1 << 24.
-        f"  %is255 = icmp eq {v8} %x, {_splat(64, 8, -1)}",
-        f"  %inc = select <64 x i1> %is255, {v8} %tinc, {v8} zeroinitializer",
-        f"  %cn = add {v8} %c, %inc",
-        "  %f1 = add i64 %f, 1",
-        "  %fmore = icmp ult i64 %f1, %nframes",
-        "  br i1 %fmore, label %floop, label %vend",
-        "vend:",
-        f"  %cw = bitcast {v8} %cn to {v16}",
-        f"  %ce = and {v16} %cw, {splat255}",
-        f"  %co = lshr {v16} %cw, {splat8}",
+        f"  %{tag}is255 = icmp eq {v8} %{tag}x, {_splat(64, 8, -1)}",
+        f"  %{tag}inc = select <64 x i1> %{tag}is255, {v8} %tinc, {v8} zeroinitializer",
+        f"  %{tag}cn = add {v8} %{tag}c, %{tag}inc",
+        f"  %{tag}f1 = add i64 %{tag}f, 1",
+        f"  %{tag}more = icmp ult i64 %{tag}f1, {count}",
+        f"  br i1 %{tag}more, label %{tag}loop, label %{tag}done",
+        f"{tag}done:",
+        *(f"  %{tag}{a}d = phi {v16} [zeroinitializer, %{before}], [%{tag}{a}n, %{tag}loop]" for a in acc),
+        f"  %{tag}cd = phi {v8} [zeroinitializer, %{before}], [%{tag}cn, %{tag}loop]",
+        f"  %{tag}cw = bitcast {v8} %{tag}cd to {v16}",
+        f"  %{tag}ce = and {v16} %{tag}cw, {splat255}",
+        f"  %{tag}co = lshr {v16} %{tag}cw, {splat8}",
     ]
-    for half, parts in (("e", ("e0n", "e1n", "e2n", "ce")), ("o", ("o0n", "o1n", "o2n", "co"))):
+    for half, parts in (("e", ("e0d", "e1d", "e2d", "ce")), ("o", ("o0d", "o1d", "o2d", "co"))):
+        h = f"%{tag}{half}"
         for j, name in enumerate(parts):
-            lines.append(f"  %{half}z{j} = zext {v16} %{name} to {v32}")
+            lines.append(f"  {h}z{j} = zext {v16} %{tag}{name} to {v32}")
             if j:
-                lines.append(f"  %{half}s{j} = shl {v32} %{half}z{j}, {_splat(32, 32, 8 * j)}")
+                lines.append(f"  {h}s{j} = shl {v32} {h}z{j}, {_splat(32, 32, 8 * j)}")
         lines += [
-            f"  %{half}a = add {v32} %{half}z0, %{half}s1",
-            f"  %{half}b = add {v32} %{half}a, %{half}s2",
-            f"  %{half}sum = add {v32} %{half}b, %{half}s3",
+            f"  {h}a = add {v32} {h}z0, {h}s1",
+            f"  {h}b = add {v32} {h}a, {h}s2",
+            f"  {h}sum = add {v32} {h}b, {h}s3",
         ]
     mask = ", ".join(f"i32 {j // 2 + (32 if j % 2 else 0)}" for j in range(64))
-    lines += [
-        f"  %s = shufflevector {v32} %esum, {v32} %osum, <64 x i32> <{mask}>",
+    return lines + [f"  %{tag}sum = shufflevector {v32} %{tag}esum, {v32} %{tag}osum, <64 x i32> <{mask}>"]
+
+
+def _store_levels(value: str) -> list[str]:
+    """Read ``value`` (<64 x i32> sums) out to 64 levels and store them at ``%out + %off``."""
+    lines = _split64(value, "sq")
+    for q in range(4):
+        lines += _readout_ir(f"r{q}", f"%sq{q}")
+    return lines + _concat16([f"%r{q}level" for q in range(4)], "%lv") + [
+        "  %lvp = getelementptr i8, ptr %out, i64 %off",
+        "  store <64 x i8> %lv, ptr %lvp, align 1",
+    ]
+
+
+_LOOP_END = [
+    "  %v1 = add i64 %v, 1",
+    "  %vmore = icmp ult i64 %v1, %nvec",
+    "  br i1 %vmore, label %vloop, label %exit",
+    "exit:",
+    "  ret void",
+    "}",
+]
+
+
+def _function_ir(mode: str) -> str:
+    lines = [
+        # frames: pointer to n_frames pointers to uint8 frames; tables: 12 vectors
+        # (plane p, quarter q at 4p + q); out: uint32 sums, 64 per vector (uint8
+        # levels for mode 'levels').
+        f"define void @window_sums_{mode}(ptr %frames, i64 %nframes, i64 %nvec, ptr %tables, i8 %topinc, "
+        "ptr %steps, ptr %out) {",
+        "entry:",
+        *_table_loads(steps=mode == "levels"),
+        "  br label %vloop",
+        "vloop:",
+        "  %v = phi i64 [0, %entry], [%v1, %sdone]",
+        "  %off = mul i64 %v, 64",
+        *_plane_sums_ir("s", "%frames", "%nframes", "vloop"),
     ]
     if mode == "levels":
         # The read-out of the window's sums, without storing them: 64 output bytes per vector.
-        lines += _split64("%s", "sq")
-        for q in range(4):
-            lines += _readout_ir(f"r{q}", f"%sq{q}")
-        lines += _concat16([f"%r{q}level" for q in range(4)], "%lv")
-        lines += [
-            "  %op = getelementptr i8, ptr %out, i64 %off",
-            "  store <64 x i8> %lv, ptr %op, align 1",
-        ]
+        lines += _store_levels("%ssum")
     else:
         lines.append("  %op = getelementptr i32, ptr %out, i64 %off")
     if mode == "set":
-        lines.append("  store <64 x i32> %s, ptr %op, align 4")
+        lines.append("  store <64 x i32> %ssum, ptr %op, align 4")
     elif mode in ("add", "sub"):
         op = "add" if mode == "add" else "sub"
         lines += [
             "  %old = load <64 x i32>, ptr %op, align 4",
-            f"  %new = {op} <64 x i32> %old, %s",
+            f"  %new = {op} <64 x i32> %old, %ssum",
             "  store <64 x i32> %new, ptr %op, align 4",
         ]
-    lines += [
-        "  %v1 = add i64 %v, 1",
-        "  %vmore = icmp ult i64 %v1, %nvec",
-        "  br i1 %vmore, label %vloop, label %exit",
-        "exit:",
-        "  ret void",
-        "}",
+    return "\n".join(lines + _LOOP_END)
+
+
+def _slide_ir() -> str:
+    """``window_slide(adds, n_adds, subs, n_subs, n_vectors, tables, top_inc, steps, sums, out)``.
+
+    One pass for a window that shares frames with the previous one: the
+    entering frames' table values are added to ``sums`` and the leaving
+    frames' subtracted, the new sums stored, and read out to ``out``.
+    """
+    lines = [
+        "define void @window_slide(ptr %adds, i64 %nadds, ptr %subs, i64 %nsubs, i64 %nvec, ptr %tables, "
+        "i8 %topinc, ptr %steps, ptr %sums, ptr %out) {",
+        "entry:",
+        *_table_loads(steps=True),
+        "  br label %vloop",
+        "vloop:",
+        "  %v = phi i64 [0, %entry], [%v1, %ldone]",
+        "  %off = mul i64 %v, 64",
+        *_plane_sums_ir("a", "%adds", "%nadds", "vloop"),
+        *_plane_sums_ir("l", "%subs", "%nsubs", "adone"),
+        "  %sp = getelementptr i32, ptr %sums, i64 %off",
+        "  %old = load <64 x i32>, ptr %sp, align 4",
+        "  %grown = add <64 x i32> %old, %asum",
+        "  %new = sub <64 x i32> %grown, %lsum",
+        "  store <64 x i32> %new, ptr %sp, align 4",
+        *_store_levels("%new"),
     ]
-    return "\n".join(lines)
+    return "\n".join(lines + _LOOP_END)
 
 
 def cpu_supported() -> bool:
@@ -320,6 +367,8 @@ def _compile():
     signature = ctypes.CFUNCTYPE(None, p, i64, i64, p, ctypes.c_int8, p, p)
     functions = {mode: signature(engine.get_function_address(f"window_sums_{mode}")) for mode in MODES + ("levels",)}
     functions["readout"] = ctypes.CFUNCTYPE(None, p, i64, p, p)(engine.get_function_address("levels"))
+    functions["slide"] = ctypes.CFUNCTYPE(None, p, i64, p, i64, i64, p, ctypes.c_int8, p, p, p)(
+        engine.get_function_address("window_slide"))
     return engine, functions
 
 
@@ -473,6 +522,42 @@ def _call_levels(frames, lut, steps, out):
         pointers = np.array([f.ctypes.data for f in frames], dtype=np.uintp)
         _kernel[1]["levels"](pointers.ctypes.data, len(frames), n_vectors, tables.ctypes.data, top,
                              steps.ctypes.data, out.ctypes.data)
+    return True
+
+
+def window_slide(adds, subs, lut: np.ndarray, steps: np.ndarray, sums: np.ndarray, out: np.ndarray) -> bool:
+    """Move a running sum to the next window and read it out, in one pass; False if not run.
+
+    For the leading whole vectors: ``sums[i] += sum(lut[f[i]] for f in adds)
+    - sum(lut[f[i]] for f in subs)`` (uint32, modulo 2**32), then ``out[i]``
+    is the largest ``k`` with ``T[k] <= sums[i]`` for ``steps =
+    step_tables(T)``: what adding, subtracting and
+    :func:`blursynth.video.LinearAverager.result` do in three passes.
+
+    Parameters
+    ----------
+    adds, subs : list of 1-D uint8 C-contiguous ndarray of ``sums.size`` bytes
+        Up to :data:`MAX_FRAMES` each; either may be empty.
+    lut : (256,) integer ndarray
+    steps : (19, 16) uint32 ndarray
+    sums : 1-D uint32 C-contiguous ndarray
+    out : 1-D uint8 C-contiguous ndarray of ``sums.size`` values
+    """
+    if len(adds) > MAX_FRAMES or len(subs) > MAX_FRAMES or not available():
+        return False
+    split = plane_tables(lut)
+    if split is None:
+        return False
+    tables, top = split
+    _check(adds + subs, sums, np.uint32)
+    _check([], out, np.uint8, size=sums.size)
+    _check_steps(steps)
+    n_vectors = sums.size // VECTOR_BYTES
+    if n_vectors:
+        add_ptrs = np.array([f.ctypes.data for f in adds] or [0], dtype=np.uintp)
+        sub_ptrs = np.array([f.ctypes.data for f in subs] or [0], dtype=np.uintp)
+        _kernel[1]["slide"](add_ptrs.ctypes.data, len(adds), sub_ptrs.ctypes.data, len(subs), n_vectors,
+                            tables.ctypes.data, top, steps.ctypes.data, sums.ctypes.data, out.ctypes.data)
     return True
 
 

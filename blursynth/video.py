@@ -355,6 +355,49 @@ class LinearAverager:
                     _add_frame(tail, flat[m:], self.lut)
         return True
 
+    def slide(self, entering, leaving) -> np.ndarray:
+        """Subtract ``leaving``, add ``entering`` and return :meth:`result`; one pass where :attr:`vector`.
+
+        The frames of a window that overlaps the previous one: the bytes are
+        those of :meth:`subtract`, :meth:`add` and :meth:`result` in turn.
+
+        Examples
+        --------
+        >>> avg = LinearAverager((1, 1, 3), "none", max_items=2)
+        >>> f = [np.full((1, 1, 3), v, np.uint8) for v in (2, 4, 8)]
+        >>> avg.slide(f[:2], [])[0, 0].tolist(), avg.slide(f[2:], f[:1])[0, 0].tolist()
+        ([3, 3, 3], [6, 6, 6])
+        """
+        from . import _simd
+
+        count = self.count + len(entering) - len(leaving)
+        if len(leaving) > self.count or not 1 <= count or (self.acc.dtype == np.uint32 and count > _UINT32_MAX_ITEMS):
+            raise ValueError(f"cannot hold {count} frames after {len(leaving)} leave {self.count}")
+        if not self.vector:
+            for f in leaving:
+                self.subtract(f)
+            for f in entering:
+                self.add(f)
+            return self.result()
+        if self.count == 0:
+            self.acc[:] = 0  # an empty averager's sums are stale
+        adds = [_flat_u8(f, self.shape) for f in entering]
+        subs = [_flat_u8(f, self.shape) for f in leaving]
+        thresholds, base, scale, one_step, steps = self._table(count)
+        out = np.empty(self.acc.size, dtype=np.uint8)
+        if not _simd.window_slide(adds, subs, self.lut, steps, self.acc, out):
+            raise RuntimeError("the vector kernel declined a window it was chosen for")
+        self.count = count
+        m = self.acc.size // _simd.VECTOR_BYTES * _simd.VECTOR_BYTES
+        if m < self.acc.size:  # the last few values, by the scalar kernels
+            tail = self.acc[m:]
+            for flat in subs:
+                _sub_frame(tail, flat[m:], self.lut)
+            for flat in adds:
+                _add_frame(tail, flat[m:], self.lut)
+            _encode_sums(tail, scale, base, thresholds, one_step, out[m:])
+        return out.reshape(self.shape)
+
     def _vector_average(self, flats) -> np.ndarray:
         from . import _simd
 
@@ -1222,12 +1265,19 @@ def _average_windows_on(worker, items, windows, crf, k):
         else:
             queued = None
         work = []
+        # With the vector kernel a window that overlaps the previous one is one pass
+        # (LinearAverager.slide): its leaving and entering frames are collected first.
+        leaving, entering = [], []
         if held and a >= hi:
             held.clear()
             work.append(worker.submit(averager.reset))
         while held and held[0][0] < a:
-            work.append(worker.submit(averager.subtract, held.popleft()[1]))
+            if vector:
+                leaving.append(held.popleft()[1])
+            else:
+                work.append(worker.submit(averager.subtract, held.popleft()[1]))
         if not held:
+            leaving.clear()  # the reset forgets them anyway
             work.append(worker.submit(averager.reset))
             hi = a
         # A window that shares no frame with its neighbours is summed a few frames
@@ -1252,6 +1302,8 @@ def _average_windows_on(worker, items, windows, crf, k):
                     work.append(worker.submit(averager.add_group, group))
                     group = []
                 group.append(f)
+            elif vector:
+                entering.append(f)
             else:
                 work.append(worker.submit(averager.add, f))
             if keep:
@@ -1265,6 +1317,8 @@ def _average_windows_on(worker, items, windows, crf, k):
             work.append(worker.submit(averager.average, group))
         elif alone:
             work.append(worker.submit(averager.add_group, group, encode=True))
+        elif vector:
+            work.append(worker.submit(averager.slide, entering, leaving))
         else:
             work.append(worker.submit(averager.result))
         if pending is not None:

@@ -159,3 +159,37 @@ def test_add_group_uses_the_vector_kernel_and_matches_scalar(monkeypatch):
         results[flag] = (avg.acc.copy(), avg.add_group(frames[4:], encode=True))
     assert np.array_equal(results["1"][0], results["0"][0])
     assert np.array_equal(results["1"][1], results["0"][1])
+
+
+@pytest.mark.parametrize("crf", ["gamma:2.2", "srgb", "none"])
+@pytest.mark.parametrize("shape", [(9, 13, 3), (16, 16, 3)])  # with and without a tail after the vectors
+def test_slide_equals_subtract_add_result(crf, shape, monkeypatch):
+    frames = [f.reshape(shape) for f in _frames(20, int(np.prod(shape)), seed=12)]
+    steps = [(frames[0:5], []), (frames[5:7], frames[0:2]), (frames[7:8], frames[2:6]), ([], frames[6:7]),
+             (frames[8:20], frames[7:8])]
+    for flag in ("1", "0"):
+        monkeypatch.setenv("BLURSYNTH_SIMD", flag)
+        sliding = LinearAverager(shape, crf, max_items=12)
+        stepwise = LinearAverager(shape, crf, max_items=12)
+        for entering, leaving in steps:
+            got = sliding.slide(entering, leaving)
+            for f in leaving:
+                stepwise.subtract(f)
+            for f in entering:
+                stepwise.add(f)
+            assert np.array_equal(got, stepwise.result())
+            assert sliding.count == stepwise.count
+        assert np.array_equal(sliding.acc, stepwise.acc)
+    with pytest.raises(ValueError, match="cannot hold"):
+        sliding.slide([], frames[:13])
+
+
+def test_window_slide_against_table_sums():
+    lut, _ = linear_lut("gamma:2.2")
+    adds, subs = _frames(3, 64 * 3, seed=13), _frames(2, 64 * 3, seed=14)
+    sums = np.sum([lut[f].astype(np.uint64) for f in subs], axis=0).astype(np.uint32) + 5
+    steps = LinearAverager((64 * 3,), "gamma:2.2", max_items=3)._table(3)[4]
+    out = np.empty(64 * 3, np.uint8)
+    assert _simd.window_slide(adds, subs, lut, steps, sums, out)
+    expect = np.sum([lut[f].astype(np.uint64) for f in adds], axis=0) + 5
+    assert np.array_equal(sums, expect)
