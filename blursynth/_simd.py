@@ -9,11 +9,14 @@ b2 << 16 + top << 24``, each plane looked up with two ``vpermi2b`` (low and
 high half of the 256 entries) and a select on the value's top bit. Plane sums
 are kept in 16-bit lanes (at most 255 frames of at most 255), and combined
 into the uint32 sum once per window. The sums are integers, so they equal the
-scalar kernels' sums bit for bit; the tests compare both paths.
+scalar kernels' sums bit for bit; the tests compare both paths. The read-out
+to 8 bits (the largest level whose threshold the sum reaches) is a binary
+search over the 256 thresholds, eight compares against entries picked by
+``vpermd``/``vpermi2d`` from small step tables, so sums need not be stored.
 
 Nothing here runs on a CPU without AVX-512 BW and VBMI, or when the
-environment sets ``BLURSYNTH_SIMD=0``: :func:`window_sums` then returns
-``False`` and callers use their scalar kernels.
+environment sets ``BLURSYNTH_SIMD=0``: the functions then return ``False``
+and callers use their scalar kernels.
 """
 
 from __future__ import annotations
@@ -31,16 +34,15 @@ MAX_FRAMES = 255
 VECTOR_BYTES = 64
 
 _lock = threading.Lock()
-_kernel = None  # (engine, function) once compiled, False when unavailable
+_kernel = None  # (engine, {name: function}) once compiled, False when unavailable
 _tables: dict = {}
-
 
 MODES = ("set", "add", "sub")
 
 
 def _ir() -> str:
     """The module's LLVM IR: ``window_sums_MODE(frames, n_frames, n_vectors, tables, top_inc, steps, out)``
-    for each mode, and ``levels(sums, n_vectors, steps, out)``.
+    for each mode, ``levels(sums, n_vectors, steps, out)`` and ``window_slide`` (:func:`_slide_ir`).
 
     ``set`` stores the sums in ``out``, ``add`` adds them to it and ``sub``
     subtracts them from it (the running sum of overlapping windows);
@@ -156,22 +158,9 @@ def _levels_ir() -> str:
         "  %off = mul i64 %v, 64",
         "  %sp = getelementptr i32, ptr %sums, i64 %off",
         "  %s = load <64 x i32>, ptr %sp, align 4",
-        *_split64("%s", "sq"),
+        *_store_levels("%s"),
     ]
-    for q in range(4):
-        lines += _readout_ir(f"r{q}", f"%sq{q}")
-    lines += _concat16([f"%r{q}level" for q in range(4)], "%lv")
-    lines += [
-        "  %op = getelementptr i8, ptr %out, i64 %off",
-        "  store <64 x i8> %lv, ptr %op, align 1",
-        "  %v1 = add i64 %v, 1",
-        "  %vmore = icmp ult i64 %v1, %nvec",
-        "  br i1 %vmore, label %vloop, label %exit",
-        "exit:",
-        "  ret void",
-        "}",
-    ]
-    return "\n".join(lines)
+    return "\n".join(lines + _LOOP_END)
 
 
 def _table_loads(*, steps: bool) -> list[str]:
