@@ -665,9 +665,16 @@ def _probe_video(p: Path, fps):
             fps = float(rate)
         n = stream.frames
         if not n:
-            # Containers such as Matroska do not store a count: count packets (no decoding).
-            n = sum(1 for pkt in container.demux(stream) if pkt.size)
-            _warn_if_cut_short(p, container, stream, n, fps)
+            # Containers such as Matroska do not store a count: count packets (no decoding),
+            # noting where the last one ends, to tell a cut copy by its declared duration.
+            n, end = 0, None
+            for pkt in container.demux(stream):
+                if pkt.size:
+                    n += 1
+                    if pkt.pts is not None:
+                        stop = pkt.pts + (pkt.duration or 0)
+                        end = stop if end is None else max(end, stop)
+            _warn_if_cut_short(p, container, stream, n, end)
         width, height = stream.codec_context.width, stream.codec_context.height
     finally:
         container.close()
@@ -676,32 +683,46 @@ def _probe_video(p: Path, fps):
     return SourceInfo(str(p), "video", int(n), float(fps), int(height), int(width))
 
 
-def _warn_if_cut_short(p: Path, container, stream, n: int, fps: float) -> None:
-    """Warn when a video holds clearly fewer frames than its declared duration (a cut copy)."""
-    if len(container.streams) != 1:  # an audio track may well outlast the picture
-        return
-    if stream.duration and stream.time_base:
-        seconds = float(stream.duration * stream.time_base)
+def _warn_if_cut_short(p: Path, container, stream, n: int, end) -> None:
+    """Warn when a video's frames end well before its declared duration (a cut copy).
+
+    ``end`` is where the last packet ends, in the stream's time base; time is
+    compared rather than frame counts, so neither ``--fps`` nor a variable
+    frame rate can raise a false alarm.
+    """
+    if end is None or not stream.time_base or len(container.streams) != 1:
+        return  # no timestamps, or an audio track that may well outlast the picture
+    if stream.duration:
+        declared = float(stream.duration * stream.time_base)
     elif container.duration:
-        seconds = container.duration / 1e6  # microseconds
+        declared = container.duration / 1e6  # microseconds
     else:
         return
-    expected = seconds * fps
-    if expected - n > max(2.0, 0.02 * expected):
+    start = float((stream.start_time or 0) * stream.time_base)
+    held = float(end * stream.time_base) - start
+    per_frame = held / n if n else 0.0
+    if declared - held > max(0.02 * declared, 2 * per_frame):
         warnings.warn(
-            f"video '{p}' declares {seconds:.3g} s ({expected:.0f} frames at {fps:g} fps) but holds "
-            f"{n}; it may have been cut short. Pairs come from the {n} frames present.",
+            f"video '{p}' declares {declared:.3g} s but its {n} frames end at {held:.3g} s; it may have "
+            "been cut short. Pairs come from the frames present.",
             TruncatedVideoWarning, stacklevel=3,
         )
 
 
 def _mp4_cut_before_index(p: Path) -> bool:
-    """Whether ``p`` is an ISO media file whose 'mdat' runs past the end with no 'moov' before it."""
+    """Whether ``p`` is an ISO media file with its frames ('mdat') and no index ('moov') before its end.
+
+    Either the 'mdat' box runs past the end of the file (a copy cut short) or
+    the file ends after it (a recording stopped before the index was written).
+    """
     try:
         with open(p, "rb") as f:
             size = os.fstat(f.fileno()).st_size
             pos, seen = 0, set()
-            while pos + 8 <= size and len(seen) < 64:
+            for _ in range(10_000):  # a real file has a handful of top-level boxes
+                if pos + 8 > size:
+                    # The end, and no index: as a recorder stopped mid-write leaves it (mdat size 0).
+                    return b"ftyp" in seen and b"mdat" in seen
                 f.seek(pos)
                 head = f.read(16)
                 box_size, kind = int.from_bytes(head[:4], "big"), head[4:8]
@@ -1321,6 +1342,7 @@ def _average_windows_on(worker, items, windows, crf, k):
             work.append(worker.submit(averager.slide, entering, leaving))
         else:
             work.append(worker.submit(averager.result))
+        group = entering = leaving = None  # the job holds them; none outlive it here
         if pending is not None:
             yield _finished(pending)
         pending = (win, work, sharp)

@@ -353,3 +353,7 @@ def test_verify_checks_a_banks_settings_against_its_fingerprint(tmp_path, run_cl
     (tmp_path / "bank/manifest.json").write_text(json.dumps(edited))
     r = run_cli("dataset", "verify", tmp_path / "bank")
     assert r.code == 2 and "made with" in error_line(r)
+    edited["exposures"] = None
+    (tmp_path / "bank/manifest.json").write_text(json.dumps(edited))
+    r = run_cli("dataset", "verify", tmp_path / "bank")
+    assert r.code == 2 and "not a list of numbers" in error_line(r)

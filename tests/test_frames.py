@@ -232,6 +232,50 @@ def test_mp4_cut_before_its_index_is_named(tmp_path, capsys):
     _bad([str(path), "--window", "5"], tmp_path, capsys, "cut short before its index")
 
 
+def test_mp4_stopped_before_its_index_is_named(tmp_path, capsys):
+    # A recorder killed mid-write: the frames are there, the index never came, and the
+    # 'mdat' box still has the size 0 ("to the end of the file") it was started with.
+    rng = np.random.default_rng(3)
+    path = tmp_path / "killed.mp4"
+    _write(path, [rng.integers(0, 256, (32, 48, 3), dtype=np.uint8) for _ in range(20)], codec="libx264",
+           pix_fmt="yuv420p", options={"crf": "18"})
+    data = bytearray(path.read_bytes())
+    mdat = data.find(b"mdat") - 4
+    data = data[:data.find(b"moov") - 4]
+    data[mdat:mdat + 4] = bytes(4)
+    path.write_bytes(bytes(data))
+    _bad([str(path), "--window", "5"], tmp_path, capsys, "cut short before its index")
+
+
+def test_complete_matroska_does_not_warn_with_fps_or_irregular_timestamps(clip, tmp_path, capsys):
+    import fractions
+
+    import av
+
+    # --fps overriding the container's rate is no sign of a cut file.
+    assert main(["frames-average", str(clip), "--fps", "960", "--window", "5", "--out", str(tmp_path / "a")]) == 0
+    assert "warning" not in capsys.readouterr().err
+    # Nor is a variable frame rate: 30 frames at irregular times.
+    rng = np.random.default_rng(4)
+    path = tmp_path / "vfr.mkv"
+    ms = fractions.Fraction(1, 1000)
+    with av.open(str(path), "w") as c:
+        stream = c.add_stream("ffv1", rate=30)
+        stream.height, stream.width, stream.pix_fmt = 32, 48, "bgr0"
+        stream.time_base = stream.codec_context.time_base = ms
+        pts = 0
+        for _ in range(30):
+            frame = av.VideoFrame.from_ndarray(rng.integers(0, 256, (32, 48, 3), dtype=np.uint8), format="rgb24")
+            frame.pts, frame.time_base = pts, ms
+            pts += int(rng.integers(10, 100))  # 10 to 100 frames a second, at random
+            for pkt in stream.encode(frame):
+                c.mux(pkt)
+        for pkt in stream.encode():
+            c.mux(pkt)
+    assert main(["frames-average", str(path), "--window", "5", "--out", str(tmp_path / "b")]) == 0
+    assert "warning" not in capsys.readouterr().err
+
+
 def test_cut_matroska_warns_from_its_declared_duration(tmp_path, capsys):
     rng = np.random.default_rng(2)
     path = tmp_path / "c.mkv"

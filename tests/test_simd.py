@@ -167,12 +167,18 @@ def test_slide_equals_subtract_add_result(crf, shape, monkeypatch):
     frames = [f.reshape(shape) for f in _frames(20, int(np.prod(shape)), seed=12)]
     steps = [(frames[0:5], []), (frames[5:7], frames[0:2]), (frames[7:8], frames[2:6]), ([], frames[6:7]),
              (frames[8:20], frames[7:8])]
+    outputs = {}
     for flag in ("1", "0"):
         monkeypatch.setenv("BLURSYNTH_SIMD", flag)
         sliding = LinearAverager(shape, crf, max_items=12)
         stepwise = LinearAverager(shape, crf, max_items=12)
+        # Stale sums first: an averager that held other frames and was reset.
+        sliding.add(frames[19])
+        sliding.reset()
+        outputs[flag] = []
         for entering, leaving in steps:
             got = sliding.slide(entering, leaving)
+            outputs[flag].append(got)
             for f in leaving:
                 stepwise.subtract(f)
             for f in entering:
@@ -180,6 +186,8 @@ def test_slide_equals_subtract_add_result(crf, shape, monkeypatch):
             assert np.array_equal(got, stepwise.result())
             assert sliding.count == stepwise.count
         assert np.array_equal(sliding.acc, stepwise.acc)
+    # The vector pass (flag 1) against the scalar kernels (flag 0), step by step.
+    assert all(np.array_equal(a, b) for a, b in zip(outputs["1"], outputs["0"]))
     with pytest.raises(ValueError, match="cannot hold"):
         sliding.slide([], frames[:13])
 
@@ -193,3 +201,9 @@ def test_window_slide_against_table_sums():
     assert _simd.window_slide(adds, subs, lut, steps, sums, out)
     expect = np.sum([lut[f].astype(np.uint64) for f in adds], axis=0) + 5
     assert np.array_equal(sums, expect)
+    from blursynth.video import _encode_sums
+
+    thresholds, base, scale, one_step, _ = LinearAverager((64 * 3,), "gamma:2.2", max_items=3)._table(3)
+    levels = np.empty(64 * 3, np.uint8)
+    _encode_sums(expect.astype(np.uint32), scale, base, thresholds, one_step, levels)
+    assert np.array_equal(out, levels)

@@ -988,7 +988,12 @@ def verify_dataset(path, *, decode: bool = True, progress: bool = False) -> dict
         # when the bank is opened for blurring.
         from ..kernelbank import check_bank_manifest
 
-        check_bank_manifest(path, manifest, [float(f) for f in manifest.get("exposures", [])])
+        exposures = manifest.get("exposures")
+        if not isinstance(exposures, list) or not all(
+                isinstance(f, (int, float)) and not isinstance(f, bool) for f in exposures):
+            raise DatasetError(f"{path}/manifest.json: 'exposures' is {exposures!r}, not a list of numbers; "
+                               "restore the file or rebuild the bank.")
+        check_bank_manifest(path, manifest, [float(f) for f in exposures])
     listed = {s["file"] for s in manifest["shards"]}
     on_disk = {f"{DATA_DIR}/{p.name}" for p in (path / DATA_DIR).glob("*.parquet")}
     extra = sorted(on_disk - listed)
