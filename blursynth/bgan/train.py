@@ -243,17 +243,14 @@ def load_checkpoint(path) -> dict:
         Missing, corrupt, another kind of file, or a model format version this blursynth does
         not read.
     """
-    p = Path(path)
-    if p.is_dir():
-        p = p / CHECKPOINT
-    if not p.is_file():
-        raise BadInputError(f"--model {path}: no BGAN model here (no {CHECKPOINT}); expected the "
-                            f"--out folder of 'blursynth bgan train'.")
-    try:
-        ckpt = torch.load(p, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises many types for a file that is not its own
-        raise BadInputError(f"{p}: unreadable checkpoint ({type(exc).__name__}); restore it or "
-                            f"train again.") from None
+    from ..io.atomic import load_torch_file
+
+    p, ckpt = load_torch_file(
+        path, file_name=CHECKPOINT,
+        missing=f"--model {{path}}: no BGAN model here (no {CHECKPOINT}); expected the --out folder of "
+                "'blursynth bgan train'.",
+        unreadable="{file}: unreadable checkpoint ({error}); restore it or train again.",
+    )
     fmt = ckpt.get("format") if isinstance(ckpt, dict) else None
     if fmt != MODEL_FORMAT:
         what = "a DeblurGAN training run" if fmt == "blursynth-deblurgan" else f"format {fmt!r}"

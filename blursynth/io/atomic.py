@@ -1,4 +1,4 @@
-"""Files written whole or not at all: a temporary name in the same folder, fsync, rename."""
+"""Files written whole or not at all (a temporary name in the same folder, fsync, rename), and read back."""
 
 from __future__ import annotations
 
@@ -43,3 +43,40 @@ def atomic_torch_save(obj, path) -> None:
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def load_torch_file(path, *, file_name: str, missing: str, unreadable: str):
+    """``torch.load`` (weights only, on the CPU) of ``path`` or of ``path/file_name``.
+
+    Parameters
+    ----------
+    path : str or Path
+        A run folder holding ``file_name``, or the file itself.
+    file_name : str
+    missing, unreadable : str
+        One-line messages for a missing file and for one torch cannot read;
+        ``{path}`` and ``{file}`` are filled in (``{error}``: the exception's
+        type, for ``unreadable``).
+
+    Returns
+    -------
+    file : Path
+    obj : object
+
+    Raises
+    ------
+    BadInputError
+    """
+    import torch
+
+    from ..errors import BadInputError
+
+    file = Path(path)
+    if file.is_dir():
+        file = file / file_name
+    if not file.is_file():
+        raise BadInputError(missing.format(path=path, file=file))
+    try:
+        return file, torch.load(file, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises many types for a file that is not its own
+        raise BadInputError(unreadable.format(path=path, file=file, error=type(exc).__name__)) from None

@@ -158,17 +158,15 @@ def load_checkpoint(path) -> dict:
     BadInputError
         Missing, corrupt, or not a blursynth DeblurGAN checkpoint.
     """
-    p = Path(path)
-    if p.is_dir():
-        p = p / CHECKPOINT
-    if not p.is_file():
-        raise BadInputError(f"{path}: no checkpoint; expected a training run folder (with "
-                            f"{CHECKPOINT}) or a checkpoint file.")
-    try:
-        ckpt = torch.load(p, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise BadInputError(f"{p}: corrupt checkpoint ({type(exc).__name__}); restore it from a "
-                            f"copy or start a new run in another --out.") from None
+    from ..io.atomic import load_torch_file
+
+    p, ckpt = load_torch_file(
+        path, file_name=CHECKPOINT,
+        missing=f"{{path}}: no checkpoint; expected a training run folder (with {CHECKPOINT}) or a "
+                "checkpoint file.",
+        unreadable="{file}: corrupt checkpoint ({error}); restore it from a copy or start a new run in "
+                   "another --out.",
+    )
     if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
         if isinstance(ckpt, dict) and ckpt.get("format") == "blursynth-bgan":
             raise BadInputError(f"{p}: is a BGAN (learned blur) model, not a DeblurGAN run; "
