@@ -264,3 +264,11 @@ def test_negative_critic_steps_and_unknown_precision(run_cli, tmp_path, tiny_pai
         with pytest.raises(BadInputError, match="--critic-steps must be 0"):
             TrainSettings(data=(parse_data_spec(str(ds)),), out=str(tmp_path / "r"), steps=1,
                           critic_steps=bad)
+
+
+def test_evaluate_checks_its_tile_as_deblur_does(run_cli, trained_run, tiny_pairs_dataset):
+    args = ("evaluate", "--model", trained_run, "--data", tiny_pairs_dataset(), "--limit", 1, "--quiet")
+    _fails(run_cli, *args, "--tile", 66, match="multiple of 4")
+    # The small config's receptive radius plus the 16 px seam blend does not fit in 64.
+    _fails(run_cli, *args, "--tile", 64, match="too small for this model's halo")
+    _fails(run_cli, *args, "--tile", 64, "--norm-stats", "tile", match="too small for this model's halo")

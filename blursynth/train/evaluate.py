@@ -107,6 +107,24 @@ def _check_json_path(p: Path) -> None:
         raise BadInputError(f"--json {p}: cannot write in {parent}; choose a location you can write to.")
 
 
+#: Seam cross-fade of ``evaluate``'s tiles, in pixels (``deblur`` takes ``--blend``).
+EVALUATE_BLEND = 16
+
+
+def _check_tiling(tile: int, norm_stats: str) -> None:
+    if norm_stats not in ("global", "tile"):
+        raise BadInputError(f"--norm-stats must be global or tile; got {norm_stats!r}.")
+    if tile % 4 or tile < 64:
+        raise BadInputError(f"--tile must be a multiple of 4, at least 64; got {tile}.")
+
+
+def _check_halo(gen, tile: int, blend: int) -> None:
+    halo = gen.receptive_radius() + blend
+    if tile < 2 * halo + 8:
+        raise BadInputError(f"--tile {tile} is too small for this model's halo of "
+                            f"{halo} px a side; use --tile {((2 * halo + 64) // 4) * 4} or more.")
+
+
 def evaluate(settings: EvaluateSettings) -> dict:
     """PSNR and SSIM of the deblurred images and of the blurred inputs against the sharp ones.
 
@@ -125,8 +143,10 @@ def evaluate(settings: EvaluateSettings) -> dict:
         raise BadInputError("no --data given; pass the pair dataset to evaluate on.")
     if settings.json_path:
         _check_json_path(Path(settings.json_path))
+    _check_tiling(settings.tile, settings.norm_stats)
     device = _device(settings.device)
     gen, ckpt = load_generator(settings.model, device)
+    _check_halo(gen, settings.tile, EVALUATE_BLEND)
     plan = []
     for path in settings.data:
         ds = open_pairs(path)
@@ -159,7 +179,7 @@ def evaluate(settings: EvaluateSettings) -> dict:
         scores = []
         for i in rows:
             pair = ds[int(i)]
-            out = deblur_array(gen, pair["blurred"], tile=settings.tile,
+            out = deblur_array(gen, pair["blurred"], tile=settings.tile, blend=EVALUATE_BLEND,
                                norm_stats=settings.norm_stats)
             t = lambda a: to_tensor(a)[None].double()  # noqa: E731
             o, b, s = t(out), t(pair["blurred"]), t(pair["sharp"])
@@ -228,16 +248,10 @@ def deblur_images(settings: DeblurSettings) -> dict:
     """
     from ..io.images import list_images
 
-    if settings.norm_stats not in ("global", "tile"):
-        raise BadInputError(f"--norm-stats must be global or tile; got {settings.norm_stats!r}.")
-    if settings.tile % 4 or settings.tile < 64:
-        raise BadInputError(f"--tile must be a multiple of 4, at least 64; got {settings.tile}.")
+    _check_tiling(settings.tile, settings.norm_stats)
     device = _device(settings.device)
     gen, _ = load_generator(settings.model, device)
-    halo = gen.receptive_radius() + settings.blend
-    if settings.tile < 2 * halo + 8:
-        raise BadInputError(f"--tile {settings.tile} is too small for this model's halo of "
-                            f"{halo} px a side; use --tile {((2 * halo + 64) // 4) * 4} or more.")
+    _check_halo(gen, settings.tile, settings.blend)
     if not settings.inputs:
         raise BadInputError("no input photos given.")
     out = Path(settings.out)
