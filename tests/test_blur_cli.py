@@ -200,3 +200,21 @@ def test_device_cuda_n_without_gpu(run_cli, photos, bank, tmp_path):
 def test_device_name_malformed(run_cli, photos, bank, tmp_path):
     assert_bad(run_cli, tmp_path / "out", photos, "--kernels", bank, "--device", "gpu0",
                match="auto, cpu, cuda or cuda:N")
+
+
+def test_conversion_notes_for_png_layouts_opencv_expands(tmp_path):
+    from PIL import Image
+
+    from blursynth.io.images import load_rgb8
+
+    rng = np.random.default_rng(0)
+    gray = rng.integers(0, 256, (8, 9), dtype=np.uint8)
+    Image.fromarray(np.stack([gray, gray], -1), "LA").save(tmp_path / "la.png")
+    Image.fromarray(rng.integers(0, 256, (8, 9, 3), dtype=np.uint8)).convert("P").save(tmp_path / "p.png")
+    Image.fromarray(rng.integers(0, 256, (8, 9, 3), dtype=np.uint8)).convert("P").save(
+        tmp_path / "pt.png", transparency=0)
+    notes = {name: load_rgb8(tmp_path / f"{name}.png")[1] for name in ("la", "p", "pt")}
+    assert notes == {"la": "grayscale replicated to RGB, alpha dropped", "p": "palette expanded to RGB",
+                     "pt": "palette expanded to RGB; alpha dropped"}
+    la, _ = load_rgb8(tmp_path / "la.png")
+    assert np.array_equal(la, np.repeat(gray[:, :, None], 3, axis=2))

@@ -144,7 +144,25 @@ def load_rgb8(path) -> tuple[np.ndarray, str | None]:
         raise BadInputError(f"{path}: is a directory; expected an image file.") from None
     if not data:
         raise BadInputError(f"{path}: empty file; expected an image.")
-    return to_rgb8(_decode_cv2(data, str(path)), what=str(path))
+    image, note = to_rgb8(_decode_cv2(data, str(path)), what=str(path))
+    return image, _png_note(data, note)
+
+
+def _png_note(data: bytes, note: str | None) -> str | None:
+    """The conversion note, completed for PNG layouts OpenCV expands before we see them.
+
+    OpenCV reads gray+alpha PNGs as four channels and palette PNGs as three,
+    so ``to_rgb8`` alone would call the first only "alpha dropped" and the
+    second not converted at all.
+    """
+    if data[:8] != b"\x89PNG\r\n\x1a\n" or len(data) < 26 or data[12:16] != b"IHDR":
+        return note
+    colour_type = data[25]
+    if colour_type == 4 and note == "alpha dropped":
+        return "grayscale replicated to RGB, alpha dropped"
+    if colour_type == 3:
+        return "; ".join(["palette expanded to RGB"] + ([note] if note else []))
+    return note
 
 
 def decode_image(data: bytes, *, what: str = "image bytes") -> np.ndarray:
