@@ -75,13 +75,20 @@ class Recipe:
     data: dict
     fingerprint: str
     dry_run: bool = False
+    # (step index, key) -> the --set item that gave it its value: errors name that, not the file.
+    overrides: dict = field(default_factory=dict)
 
     def where(self, table: tuple = (), key: str | None = None) -> str:
+        step = table[1] if len(table) == 2 and table[0] == "steps" else None
+        if step is not None and (step, key) in self.overrides:
+            return f"{self.path}: --set {self.overrides[step, key]}"
         line = _line_of(self.text, table, key) if table else None
         if line is None and key is not None and not table:
             m = [i for i, l in enumerate(self.text.splitlines(), 1) if re.match(rf"^\s*{re.escape(key)}\s*=", l)]
             line = m[0] if m else None
-        return f"{self.path}:{line}" if line else str(self.path)
+        place = f"{self.path}:{line}" if line else str(self.path)
+        sets = [item for (i, _), item in self.overrides.items() if i == step] if key is None else []
+        return f"{place} (with --set {', '.join(sets)})" if sets else place
 
     def fail(self, message: str, table: tuple = (), key: str | None = None):
         raise RecipeError(f"{self.where(table, key)}: {message}")
@@ -145,8 +152,15 @@ def _table_settings(recipe, table_key, cls, table: dict, *, fixed: dict, allowed
 
 
 def _guess_key(message: str, table: dict):
-    for key in table:
-        if key in message or key.replace("_", "-") in message:
+    names = {key: {key, key.replace("_", "-")} for key in table}
+    for key in table:  # quoted, as unknown keys are named
+        if any(f"'{n}'" in message for n in names[key]):
+            return key
+    for key in table:  # as an option, e.g. "--n must be ..."
+        if any(f"--{n}" in message for n in names[key]):
+            return key
+    for key in table:  # as a whole word (not the "n" inside "unknown")
+        if any(re.search(rf"(?<![\w-]){re.escape(n)}(?![\w-])", message) for n in names[key]):
             return key
     for key, value in table.items():
         if isinstance(value, (str, int, float)) and not isinstance(value, bool) and repr(value) in message:
@@ -585,6 +599,8 @@ def _apply_sets(recipe: Recipe, sets) -> None:
         except tomllib.TOMLDecodeError:
             value = raw
         matches[0][key] = value
+        index = next(i for i, t in enumerate(steps) if t is matches[0])
+        recipe.overrides[index, key] = item
     if sets:
         recipe.fingerprint = fingerprint(recipe.data)
 

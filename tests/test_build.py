@@ -147,6 +147,11 @@ def test_set_and_input_overrides(tiny_recipe, tmp_path, run_cli, photo):
     ]:
         r = run_cli("build", tiny_recipe, "--out", tmp_path / "o2", *args)
         assert r.code == 2 and expect in error_line(r), (args, r.err)
+    # A key that came from --set is blamed on the --set, not on a line of the recipe file.
+    r = run_cli("build", tiny_recipe, "--out", tmp_path / "o2", "--set", "bank.bogus=1")
+    assert "--set bank.bogus=1" in error_line(r) and "unknown key 'bogus'" in error_line(r), r.err
+    r = run_cli("build", tiny_recipe, "--out", tmp_path / "o2", "--set", "synth.per_imag=2")
+    assert error_line(r).startswith(f"error: {tiny_recipe}: --set synth.per_imag=2: unknown key 'per_imag'"), r.err
 
 
 def test_missing_recipe(tmp_path, run_cli):
