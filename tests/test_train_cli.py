@@ -272,3 +272,15 @@ def test_evaluate_checks_its_tile_as_deblur_does(run_cli, trained_run, tiny_pair
     # The small config's receptive radius plus the 16 px seam blend does not fit in 64.
     _fails(run_cli, *args, "--tile", 64, match="too small for this model's halo")
     _fails(run_cli, *args, "--tile", 64, "--norm-stats", "tile", match="too small for this model's halo")
+
+
+def test_resume_with_more_steps_warns_about_the_schedule(run_cli, tiny_pairs_dataset, tmp_path):
+    run = tmp_path / "run"
+    args = ("train", "--data", tiny_pairs_dataset(), "--out", run, *FAST, "--lr", "0.001")
+    assert run_cli(*args, "--steps", 4).code == 0
+    same = run_cli(*args, "--steps", 4, "--resume")
+    assert same.code == 0 and "warning" not in same.err
+    longer = run_cli(*args, "--steps", 8, "--resume")
+    assert longer.code == 0
+    # At step 4 of 4 the rate had fallen to 0; in a run of 8 it is still the full 0.001.
+    assert "was a run of 4 steps, now 8" in longer.err and "from 0 to 0.001" in longer.err, longer.err

@@ -572,6 +572,15 @@ def train(settings: TrainSettings) -> dict:
                 f"{out / CHECKPOINT}: checkpoint was trained in {trained_in}; this run would "
                 f"continue in {precision} (--precision {settings.precision} on {device.type}). "
                 f"Pass --precision {trained_in} to resume it, or use another --out.")
+        planned = ckpt.get("total_steps")
+        if planned is not None and planned != total and rank == 0:
+            # Allowed (a run may be lengthened), but the schedule follows the new length.
+            at = int(ckpt["step"])
+            sys.stderr.write(
+                f"warning: {out} was a run of {planned} steps, now {total}: the learning rate "
+                f"(constant for the first half, then falling to 0) is recomputed for {total} steps, "
+                f"so at step {at} it moves from {lr_at(at, planned, settings.lr):.3g} to "
+                f"{lr_at(at, total, settings.lr):.3g}.\n")
     elif out.exists() and not out.is_dir():
         raise BadInputError(f"--out {out}: is a file; expected a folder for the run.")
     elif out.is_dir():
