@@ -8,8 +8,10 @@ re-summing bit for bit, and the thresholds make the output equal to the naive
 float64 formula ``round(255 * encode(mean(decode(frames / 255))))`` except
 where that value lies within about 1e-3 of a rounding tie (see
 :func:`encode_thresholds`). The sums and read-outs run on one background
-thread while the caller's thread decodes the next frames. Memory is
-O(window): at most two windows of frames and one accumulator.
+thread while the caller's thread decodes the next frames; on CPUs with
+AVX-512 VBMI a window's look-ups, sums and read-out are one vector pass
+(:mod:`blursynth._simd`), elsewhere scalar Numba kernels give the same bytes.
+Memory is O(window): at most two windows of frames and one accumulator.
 """
 
 from __future__ import annotations
@@ -1234,10 +1236,12 @@ def average_windows(stream, windows, *, crf: str, interpolate: int = 1):
     -----
     Frames leaving the window are subtracted and entering ones added, so a
     frame shared by overlapping windows is decoded and converted once; the sum
-    is an integer, so this equals re-summing exactly. A window sharing no
-    frame with its neighbours (the default layout) is instead summed
-    :data:`GROUP_FRAMES` frames per pass (:meth:`LinearAverager.add_group`),
-    which gives the same bytes. At most two windows of frames are held.
+    is an integer, so this equals re-summing exactly (with the vector kernel,
+    one pass per window: :meth:`LinearAverager.slide`). A window sharing no
+    frame with its neighbours (the default layout) is instead summed whole
+    (:meth:`LinearAverager.average`: one vector pass, or
+    :data:`GROUP_FRAMES` frames per scalar pass), which gives the same bytes.
+    At most two windows of frames are held.
 
     Examples
     --------
