@@ -221,11 +221,13 @@ def _prep_trajectories(recipe, key, table, resolver, step, limit):
     section = {k: v for k, v in table.items() if k not in ("name", "run")}
     if limit is not None:
         section["n"] = min(int(section.get("n", 1000)), limit)
+    prefix = "[recipe step]"  # replaced below by the file line (or --set) of the key at fault
     try:
-        step.settings = kernel_bank_config(section, where=recipe.where(key))
+        step.settings = kernel_bank_config(section, where=prefix)
     except RecipeError as exc:
-        bad = _guess_key(str(exc), section)
-        raise RecipeError(f"{recipe.where(key, bad)}: {str(exc).split(': ', 1)[-1]}") from None
+        message = str(exc)
+        message = message[len(prefix) + 2:] if message.startswith(prefix + ": ") else message
+        raise RecipeError(f"{recipe.where(key, _guess_key(message, section))}: {message}") from None
     step.describe = {"n": step.settings.n, "seed": step.settings.seed, "exposures": list(step.settings.exposures)}
 
 

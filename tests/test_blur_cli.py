@@ -218,3 +218,18 @@ def test_conversion_notes_for_png_layouts_opencv_expands(tmp_path):
                      "pt": "palette expanded to RGB; alpha dropped"}
     la, _ = load_rgb8(tmp_path / "la.png")
     assert np.array_equal(la, np.repeat(gray[:, :, None], 3, axis=2))
+    # 16-bit gray+alpha (colour type 4, depth 16), written by hand: PIL and OpenCV cannot.
+    import struct
+    import zlib
+
+    def chunk(kind, body):
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    pixels = np.stack([gray.astype(">u2") * 257, np.full_like(gray, 9, dtype=">u2")], -1)
+    raw = b"".join(b"\x00" + row.tobytes() for row in pixels)
+    png = (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 9, 8, 16, 4, 0, 0, 0))
+           + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+    (tmp_path / "la16.png").write_bytes(png)
+    image, note = load_rgb8(tmp_path / "la16.png")
+    assert note == "16-bit scaled to 8-bit; grayscale replicated to RGB, alpha dropped"
+    assert np.array_equal(image, np.repeat(gray[:, :, None], 3, axis=2))

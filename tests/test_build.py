@@ -152,6 +152,12 @@ def test_set_and_input_overrides(tiny_recipe, tmp_path, run_cli, photo):
     assert "--set bank.bogus=1" in error_line(r) and "unknown key 'bogus'" in error_line(r), r.err
     r = run_cli("build", tiny_recipe, "--out", tmp_path / "o2", "--set", "synth.per_imag=2")
     assert error_line(r).startswith(f"error: {tiny_recipe}: --set synth.per_imag=2: unknown key 'per_imag'"), r.err
+    # A bad value written in the file stays the file's, beside a valid --set on the same step.
+    bad = tmp_path / "bad.toml"
+    bad.write_text(TINY.replace("length = 20.0", "length = -1.0"))
+    line = next(i for i, text in enumerate(bad.read_text().splitlines(), 1) if text.startswith("length"))
+    r = run_cli("build", bad, "--out", tmp_path / "o3", "--set", "bank.n=5")
+    assert error_line(r).startswith(f"error: {bad}:{line}: [trajectories]: length_px must be"), r.err
 
 
 def test_missing_recipe(tmp_path, run_cli):

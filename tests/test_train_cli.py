@@ -267,11 +267,16 @@ def test_negative_critic_steps_and_unknown_precision(run_cli, tmp_path, tiny_pai
 
 
 def test_evaluate_checks_its_tile_as_deblur_does(run_cli, trained_run, tiny_pairs_dataset):
-    args = ("evaluate", "--model", trained_run, "--data", tiny_pairs_dataset(), "--limit", 1, "--quiet")
-    _fails(run_cli, *args, "--tile", 66, match="multiple of 4")
-    # The small config's receptive radius plus the 16 px seam blend does not fit in 64.
-    _fails(run_cli, *args, "--tile", 64, match="too small for this model's halo")
-    _fails(run_cli, *args, "--tile", 64, "--norm-stats", "tile", match="too small for this model's halo")
+    args = ("evaluate", "--model", trained_run, "--limit", 1, "--quiet")
+    small, large = tiny_pairs_dataset(), tiny_pairs_dataset(n=2, size=(96, 128))
+    _fails(run_cli, *args, "--data", small, "--tile", 66, match="multiple of 4")
+    # 48x64 pairs fit in a tile of 64 and run whole: no halo needed.
+    assert run_cli(*args, "--data", small, "--tile", 64).code == 0
+    # 96x128 pairs run in tiles, and the small config's halo (receptive radius and a 16 px
+    # blend) leaves no room in 64: one line, exit 2, as deblur says it.
+    _fails(run_cli, *args, "--data", large, "--tile", 64, match="too small for this model's halo")
+    _fails(run_cli, *args, "--data", large, "--tile", 64, "--norm-stats", "tile",
+           match="too small for this model's halo")
 
 
 def test_resume_with_more_steps_warns_about_the_schedule(run_cli, tiny_pairs_dataset, tmp_path):
@@ -284,3 +289,5 @@ def test_resume_with_more_steps_warns_about_the_schedule(run_cli, tiny_pairs_dat
     assert longer.code == 0
     # At step 4 of 4 the rate had fallen to 0; in a run of 8 it is still the full 0.001.
     assert "was a run of 4 steps, now 8" in longer.err and "from 0 to 0.001" in longer.err, longer.err
+    _fails(run_cli, *args, "--steps", 5, "--resume", match="already at step 8")
+    assert run_cli(*args, "--steps", 8, "--resume").code == 0  # a finished run: nothing left to do

@@ -158,8 +158,8 @@ def _png_note(data: bytes, note: str | None) -> str | None:
     if data[:8] != b"\x89PNG\r\n\x1a\n" or len(data) < 26 or data[12:16] != b"IHDR":
         return note
     colour_type = data[25]
-    if colour_type == 4 and note == "alpha dropped":
-        return "grayscale replicated to RGB, alpha dropped"
+    if colour_type == 4 and note is not None and note.endswith("alpha dropped"):
+        return note[: -len("alpha dropped")] + "grayscale replicated to RGB, alpha dropped"
     if colour_type == 3:
         return "; ".join(["palette expanded to RGB"] + ([note] if note else []))
     return note

@@ -572,10 +572,15 @@ def train(settings: TrainSettings) -> dict:
                 f"{out / CHECKPOINT}: checkpoint was trained in {trained_in}; this run would "
                 f"continue in {precision} (--precision {settings.precision} on {device.type}). "
                 f"Pass --precision {trained_in} to resume it, or use another --out.")
+        done = int(ckpt["step"])
+        if total < done:
+            raise BadInputError(
+                f"{out / CHECKPOINT}: the run is already at step {done}; a run of {total} steps "
+                f"would train nothing. Give more than {done} steps to train further.")
         planned = ckpt.get("total_steps")
-        if planned is not None and planned != total and rank == 0:
+        if planned is not None and planned != total and total > done and rank == 0:
             # Allowed (a run may be lengthened), but the schedule follows the new length.
-            at = int(ckpt["step"])
+            at = done
             sys.stderr.write(
                 f"warning: {out} was a run of {planned} steps, now {total}: the learning rate "
                 f"(constant for the first half, then falling to 0) is recomputed for {total} steps, "
