@@ -263,9 +263,11 @@ class MixedPairs(torch.utils.data.Dataset):
         if src in self._warned:
             return
         self._warned.add(src)
-        # One plain line (this may run in a loader worker, outside the CLI's error handling).
+        # One plain line (this may run in a loader worker, outside the CLI's error handling). On
+        # a terminal the progress bar's partial line is cleared first; the bar redraws after it.
+        clear = "\r\x1b[K" if sys.stderr.isatty() else ""
         sys.stderr.write(
-            f"warning: --data {self.paths[src]}: pair {pair.get('id', '?')} is {h}x{w}, smaller "
+            f"{clear}warning: --data {self.paths[src]}: pair {pair.get('id', '?')} is {h}x{w}, smaller "
             f"than --crop {self.crop}; pairs that small are skipped (another pair of the same "
             "dataset is drawn in their place).\n")
         sys.stderr.flush()
