@@ -441,18 +441,35 @@ def window_sums(frames, lut: np.ndarray, out: np.ndarray, mode: str = "set") -> 
     """
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}; got {mode!r}.")
-    if not 1 <= len(frames) <= MAX_FRAMES or not available():
-        return False
-    split = plane_tables(lut)
+    return _run_window(mode, frames, lut, None, out, np.uint32)
+
+
+def _split_here(lut, *counts):
+    """``plane_tables(lut)`` when the kernels run here for calls of ``counts`` frames, else None."""
+    if any(c > MAX_FRAMES for c in counts) or not available():
+        return None
+    return plane_tables(lut)
+
+
+def _pointers(frames) -> np.ndarray:
+    """The frames' data addresses (one null entry for none, so the array has an address)."""
+    return np.array([f.ctypes.data for f in frames] or [0], dtype=np.uintp)
+
+
+def _run_window(name, frames, lut, steps, out, dtype) -> bool:
+    """Call ``window_sums_<name>`` on ``frames``; the checks and the call shared by its entry points."""
+    split = _split_here(lut, len(frames)) if frames else None
     if split is None:
         return False
     tables, top = split
-    _check(frames, out, np.uint32)
+    _check(frames, out, dtype)
+    if steps is not None:
+        _check_steps(steps)
     n_vectors = out.size // VECTOR_BYTES
-    if n_vectors == 0:
-        return True
-    pointers = np.array([f.ctypes.data for f in frames], dtype=np.uintp)
-    _kernel[1][mode](pointers.ctypes.data, len(frames), n_vectors, tables.ctypes.data, top, None, out.ctypes.data)
+    if n_vectors:
+        pointers = _pointers(frames)
+        _kernel[1][name](pointers.ctypes.data, len(frames), n_vectors, tables.ctypes.data, top,
+                         None if steps is None else steps.ctypes.data, out.ctypes.data)
     return True
 
 
@@ -494,24 +511,7 @@ def window_levels(frames, lut: np.ndarray, steps: np.ndarray, out: np.ndarray) -
     :func:`blursynth.video.LinearAverager.result` reads out of the same sums.
     Arguments as :func:`window_sums`, with ``out`` uint8.
     """
-    return _call_levels(frames, lut, steps, out)
-
-
-def _call_levels(frames, lut, steps, out):
-    if not 1 <= len(frames) <= MAX_FRAMES or not available():
-        return False
-    split = plane_tables(lut)
-    if split is None:
-        return False
-    tables, top = split
-    _check(frames, out, np.uint8)
-    _check_steps(steps)
-    n_vectors = out.size // VECTOR_BYTES
-    if n_vectors:
-        pointers = np.array([f.ctypes.data for f in frames], dtype=np.uintp)
-        _kernel[1]["levels"](pointers.ctypes.data, len(frames), n_vectors, tables.ctypes.data, top,
-                             steps.ctypes.data, out.ctypes.data)
-    return True
+    return _run_window("levels", frames, lut, steps, out, np.uint8)
 
 
 def window_slide(adds, subs, lut: np.ndarray, steps: np.ndarray, sums: np.ndarray, out: np.ndarray) -> bool:
@@ -532,9 +532,7 @@ def window_slide(adds, subs, lut: np.ndarray, steps: np.ndarray, sums: np.ndarra
     sums : 1-D uint32 C-contiguous ndarray
     out : 1-D uint8 C-contiguous ndarray of ``sums.size`` values
     """
-    if len(adds) > MAX_FRAMES or len(subs) > MAX_FRAMES or not available():
-        return False
-    split = plane_tables(lut)
+    split = _split_here(lut, len(adds), len(subs))
     if split is None:
         return False
     tables, top = split
@@ -543,8 +541,7 @@ def window_slide(adds, subs, lut: np.ndarray, steps: np.ndarray, sums: np.ndarra
     _check_steps(steps)
     n_vectors = sums.size // VECTOR_BYTES
     if n_vectors:
-        add_ptrs = np.array([f.ctypes.data for f in adds] or [0], dtype=np.uintp)
-        sub_ptrs = np.array([f.ctypes.data for f in subs] or [0], dtype=np.uintp)
+        add_ptrs, sub_ptrs = _pointers(adds), _pointers(subs)
         _kernel[1]["slide"](add_ptrs.ctypes.data, len(adds), sub_ptrs.ctypes.data, len(subs), n_vectors,
                             tables.ctypes.data, top, steps.ctypes.data, sums.ctypes.data, out.ctypes.data)
     return True

@@ -339,23 +339,32 @@ class LinearAverager:
         self.count -= 1
 
     def _vector_sums(self, flats, mode: str) -> bool:
-        # The vector kernel does whole 64-byte vectors; the scalar kernels the
-        # few bytes after them. Both sum the same integers, so the bytes match.
         from . import _simd
 
         if self.acc.dtype != np.uint32 or not _simd.window_sums(flats, self.lut, self.acc, mode):
             return False
-        m = self.acc.size // _simd.VECTOR_BYTES * _simd.VECTOR_BYTES
-        if m < self.acc.size:
-            tail = self.acc[m:]
-            for j, flat in enumerate(flats):
-                if mode == "sub":
-                    _sub_frame(tail, flat[m:], self.lut)
-                elif mode == "set" and j == 0:
-                    _set_frame(tail, flat[m:], self.lut)
-                else:
-                    _add_frame(tail, flat[m:], self.lut)
+        if mode == "sub":
+            self._scalar_tail(subs=flats)
+        else:
+            self._scalar_tail(adds=flats, fresh=mode == "set")
         return True
+
+    def _scalar_tail(self, adds=(), subs=(), fresh: bool = False):
+        """The sums after the vector kernel's whole 64-byte vectors, by the scalar kernels.
+
+        Both sum the same integers, so the bytes match. ``fresh``: the first of
+        ``adds`` replaces the held sums. Returns ``(start, sums)`` of the tail.
+        """
+        from . import _simd
+
+        m = self.acc.size // _simd.VECTOR_BYTES * _simd.VECTOR_BYTES
+        tail = self.acc[m:]
+        if tail.size:
+            for flat in subs:
+                _sub_frame(tail, flat[m:], self.lut)
+            for j, flat in enumerate(adds):
+                (_set_frame if fresh and j == 0 else _add_frame)(tail, flat[m:], self.lut)
+        return m, tail
 
     def slide(self, entering, leaving) -> np.ndarray:
         """Subtract ``leaving``, add ``entering`` and return :meth:`result`; one pass where :attr:`vector`.
@@ -390,14 +399,8 @@ class LinearAverager:
         if not _simd.window_slide(adds, subs, self.lut, steps, self.acc, out):
             raise RuntimeError("the vector kernel declined a window it was chosen for")
         self.count = count
-        m = self.acc.size // _simd.VECTOR_BYTES * _simd.VECTOR_BYTES
-        if m < self.acc.size:  # the last few values, by the scalar kernels
-            tail = self.acc[m:]
-            for flat in subs:
-                _sub_frame(tail, flat[m:], self.lut)
-            for flat in adds:
-                _add_frame(tail, flat[m:], self.lut)
-            _encode_sums(tail, scale, base, thresholds, one_step, out[m:])
+        m, tail = self._scalar_tail(adds=adds, subs=subs)
+        _encode_sums(tail, scale, base, thresholds, one_step, out[m:])
         return out.reshape(self.shape)
 
     def _vector_average(self, flats) -> np.ndarray:
@@ -407,13 +410,8 @@ class LinearAverager:
         out = np.empty(self.acc.size, dtype=np.uint8)
         if not _simd.window_levels(flats, self.lut, steps, out):
             raise RuntimeError("the vector kernel declined a window it was chosen for")
-        m = self.acc.size // _simd.VECTOR_BYTES * _simd.VECTOR_BYTES
-        if m < self.acc.size:  # the last few values, by the scalar kernels
-            tail = self.acc[m:]
-            _set_frame(tail, flats[0][m:], self.lut)
-            for flat in flats[1:]:
-                _add_frame(tail, flat[m:], self.lut)
-            _encode_sums(tail, scale, base, thresholds, one_step, out[m:])
+        m, tail = self._scalar_tail(adds=flats, fresh=True)
+        _encode_sums(tail, scale, base, thresholds, one_step, out[m:])
         return out.reshape(self.shape)
 
     def result(self) -> np.ndarray:
