@@ -100,8 +100,8 @@ def trajectory_blur(images, seed):
     """DeblurGAN-style random-trajectory blur of each image (one PSF each)."""
     from blursynth._rng import sample_rng
     from blursynth.blur import render_pair
-    from blursynth.psf import rasterize_psf
-    from blursynth.trajectory import sample_trajectory
+    from blursynth.ops.psf import rasterize_psf
+    from blursynth.ops.trajectory import sample_trajectory
 
     out = []
     for i, img in enumerate(images):

@@ -49,8 +49,8 @@ def photo_720p(name="astronaut"):
 
 
 def trajectory_psf(exposure=1.0, seed=11):
-    from blursynth.psf import rasterize_psf
-    from blursynth.trajectory import sample_trajectory
+    from blursynth.ops.psf import rasterize_psf
+    from blursynth.ops.trajectory import sample_trajectory
 
     traj, _ = sample_trajectory(rng=seed, length_px=60.0)
     return rasterize_psf(traj, exposure_fraction=exposure, size=65)
@@ -150,7 +150,7 @@ def engine_section(rounds: int, quick: bool):
         ref = np.floor(np.clip(ref, 0, 1) ** (1 / 2.2) * 255 + 0.5)
         err = int(np.abs(ours - ref).max())
         results[exposure] = (nnz, med, err)
-        from blursynth.convolve import choose_method
+        from blursynth.ops.convolve import choose_method
         import torch as _t
 
         chosen = choose_method(_t.from_numpy(psf), (H + 2 * r, W + 2 * r))
@@ -244,7 +244,7 @@ def gpu_section(rounds: int):
         return ["No GPU on this machine: no batched GPU figure yet."]
     from blursynth.blur import render_pair
     from blursynth.color import CameraResponse
-    from blursynth.convolve import convolve
+    from blursynth.ops.convolve import convolve
 
     crf = CameraResponse.parse("gamma:2.2")
     photo = photo_720p()

@@ -19,7 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks._common import machine_line, median_time, run_command, write_section  # noqa: E402
 from blursynth.kernelbank import KernelBankConfig, bank_chunk  # noqa: E402
-from blursynth.trajectory import TrajectoryConfig  # noqa: E402
+from blursynth.ops.trajectory import TrajectoryConfig  # noqa: E402
 from tests import naive  # noqa: E402
 
 EXPOSURES = (0.01, 0.1, 0.5, 1.0)
@@ -39,8 +39,8 @@ def stage_costs(n):
     import pyarrow.parquet as pq
 
     from blursynth._keyrng import keyed_draws
-    from blursynth.psf import _rasterize_many, exposure_samples
-    from blursynth.trajectory import sample_trajectories
+    from blursynth.ops.psf import _rasterize_many, exposure_samples
+    from blursynth.ops.trajectory import sample_trajectories
 
     tc = TrajectoryConfig()
     counts = np.array([exposure_samples(tc.n_samples, f) for f in EXPOSURES], np.int64)

@@ -30,8 +30,8 @@ import numpy as np
 
 from ._rng import check_seed, sample_rng
 from .color import CameraResponse
-from .convolve import BORDERS, check_fits, check_psf
-from .degrade import Degradations, jpeg_roundtrip, noise_field
+from .ops.convolve import BORDERS, check_fits, check_psf
+from .ops.degrade import Degradations, jpeg_roundtrip, noise_field
 from .errors import BadInputError
 
 
@@ -79,7 +79,7 @@ class BlurSettings:
     crf : str
         Camera response, ``gamma:G`` / ``srgb`` / ``none``.
     saturation, noise, jpeg : str or None
-        Degradation ranges (see :class:`blursynth.degrade.Degradations`).
+        Degradation ranges (see :class:`blursynth.ops.degrade.Degradations`).
     border : {"reflect", "valid", "wrap"}
     device : {"auto", "cpu", "cuda", "cuda:N"}
     batch : int
@@ -270,7 +270,7 @@ def render_pair(photo, psf, *, crf="gamma:2.2", border="reflect", saturation=Non
             raise ValueError("sensor noise needs noise_rng (the pair's own generator).")
         blurred_lin = blurred_lin.clamp(0.0, 1.0)
         field = noise_field(tuple(blurred_lin.shape), noise_rng)
-        from .degrade import add_sensor_noise
+        from .ops.degrade import add_sensor_noise
 
         blurred_lin = add_sensor_noise(
             blurred_lin, shot=float(shot_noise or 0.0), read=float(read_noise or 0.0), noise=field
@@ -302,7 +302,7 @@ def _blur_linear_cpu(photo, psf, crf, border, method):
     import cv2
     import torch
 
-    from .convolve import convolve_padded
+    from .ops.convolve import convolve_padded
 
     k = psf.shape[0]
     r = k // 2
@@ -320,7 +320,7 @@ def _blur_linear_cpu(photo, psf, crf, border, method):
 
 
 def _blur_linear_torch(photo, psf, crf, border, device, method):
-    from .convolve import convolve_padded, pad_image
+    from .ops.convolve import convolve_padded, pad_image
 
     x = _decode_chw(photo, crf, device)[None]
     padded = pad_image(x, psf.shape[0] // 2, border)
@@ -555,8 +555,8 @@ def draw_pair(job: BlurJob, index: int, photo_hw) -> tuple[dict, np.ndarray]:
         psf = _bank(src.path, src.fingerprint).psf(kernel_index, exposure)
         params.update(kernel_bank=src.fingerprint, kernel_index=kernel_index)
     else:
-        from .psf import rasterize_psf
-        from .trajectory import sample_trajectory
+        from .ops.psf import rasterize_psf
+        from .ops.trajectory import sample_trajectory
 
         traj, tparams = sample_trajectory(rng=rng, length_px=src.length_px)
         psf = rasterize_psf(traj, exposure_fraction=exposure, max_size=src.max_side)
@@ -767,8 +767,8 @@ def blur_photos(settings: BlurSettings, out, *, workers: int = 1, overwrite: boo
         "n_photos": len(plan.files), "kernel_bank": source.fingerprint, "device": device.type,
     }
     if settings.psf_source == "fresh":
-        from .psf import RASTER_VERSION
-        from .trajectory import STREAM_VERSION
+        from .ops.psf import RASTER_VERSION
+        from .ops.trajectory import STREAM_VERSION
 
         recipe["trajectory_stream"] = STREAM_VERSION
         recipe["rasterizer"] = RASTER_VERSION

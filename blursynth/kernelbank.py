@@ -17,8 +17,8 @@ import pyarrow as pa
 from ._rng import check_seed
 from .errors import BadInputError, DatasetError
 from .io.dataset import ARRAY_TYPE, ShardedTable, _with_metadata, write_dataset
-from .psf import CENTRES, DEFAULT_EXPOSURES, exposure_samples
-from .trajectory import TrajectoryConfig
+from .ops.psf import CENTRES, DEFAULT_EXPOSURES, exposure_samples
+from .ops.trajectory import TrajectoryConfig
 
 CHUNK = 256  # trajectories per vectorised chunk (and per Parquet row group)
 #: Largest trajectory canvas (px): PSFs of that size already dwarf most photos.
@@ -158,8 +158,8 @@ def bank_chunk(indices: np.ndarray, config: KernelBankConfig) -> pa.Table:
 
     Each trajectory is a pure function of ``(config.seed, index)``.
     """
-    from .psf import _check_options, _rasterize_many
-    from .trajectory import sample_trajectories
+    from .ops.psf import _check_options, _rasterize_many
+    from .ops.trajectory import sample_trajectories
 
     tc = config.trajectory
     n, t = len(indices), tc.n_samples
@@ -232,8 +232,8 @@ def write_kernel_bank(out, config: KernelBankConfig, *, workers: int = 1, overwr
     """
     from .config import fingerprint
 
-    from .psf import RASTER_VERSION
-    from .trajectory import STREAM_VERSION
+    from .ops.psf import RASTER_VERSION
+    from .ops.trajectory import STREAM_VERSION
 
     settings = {"command": "trajectories", **config.settings(), "trajectory_stream": STREAM_VERSION,
                 "rasterizer": RASTER_VERSION}

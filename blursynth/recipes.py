@@ -33,7 +33,7 @@ def kernel_bank_config(section: dict, *, where: str = "recipe"):
     """A :class:`~blursynth.kernelbank.KernelBankConfig` from a ``[trajectories]`` table."""
     from .errors import BadInputError
     from .kernelbank import KernelBankConfig
-    from .trajectory import TrajectoryConfig
+    from .ops.trajectory import TrajectoryConfig
 
     unknown = sorted(set(section) - TRAJECTORY_KEYS)
     if unknown:

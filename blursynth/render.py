@@ -481,7 +481,7 @@ def clip_trajectory(n_frames: int, length_px: float, *, rng) -> tuple[np.ndarray
     >>> traj.shape, bool(np.isclose(np.hypot(*np.diff(traj, axis=0).T).sum(), 30.0))
     ((48, 2), True)
     """
-    from .trajectory import sample_trajectory
+    from .ops.trajectory import sample_trajectory
 
     return sample_trajectory(rng=rng, n_samples=int(n_frames), length_px=float(length_px))
 

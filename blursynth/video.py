@@ -1607,7 +1607,7 @@ def window_psf(positions: np.ndarray, win: Window, interpolate: int = 1) -> np.n
     >>> window_psf(pos, Window(0, 0, 2, 5)).shape
     (5, 5)
     """
-    from .psf import rasterize_psf
+    from .ops.psf import rasterize_psf
 
     seg = positions[win.start:win.stop]
     k = max(1, int(interpolate))

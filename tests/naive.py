@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 
-from blursynth.trajectory import EXPL_CHOICES
+from blursynth.ops.trajectory import EXPL_CHOICES
 
 
 M64 = (1 << 64) - 1

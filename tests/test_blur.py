@@ -96,8 +96,8 @@ def test_jpeg_applies_to_blurred_only():
 
 
 def test_alignment_of_a_bright_dot_with_a_centred_psf():
-    from blursynth.psf import rasterize_psf
-    from blursynth.trajectory import sample_trajectory
+    from blursynth.ops.psf import rasterize_psf
+    from blursynth.ops.trajectory import sample_trajectory
 
     traj, _ = sample_trajectory(rng=3, length_px=12.0, n_samples=400)
     psf = rasterize_psf(traj, max_size=15)  # centred on its centre of mass
@@ -128,7 +128,7 @@ def photos(tmp_path_factory):
 @pytest.fixture(scope="module")
 def bank(tmp_path_factory):
     from blursynth.kernelbank import KernelBankConfig, write_kernel_bank
-    from blursynth.trajectory import TrajectoryConfig
+    from blursynth.ops.trajectory import TrajectoryConfig
 
     path = tmp_path_factory.mktemp("bank") / "bank"
     write_kernel_bank(path, KernelBankConfig(n=16, seed=1, canvas=16,

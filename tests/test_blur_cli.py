@@ -24,7 +24,7 @@ def photos(tmp_path_factory):
 @pytest.fixture(scope="module")
 def bank(tmp_path_factory):
     from blursynth.kernelbank import KernelBankConfig, write_kernel_bank
-    from blursynth.trajectory import TrajectoryConfig
+    from blursynth.ops.trajectory import TrajectoryConfig
 
     path = tmp_path_factory.mktemp("bank") / "bank"
     write_kernel_bank(path, KernelBankConfig(n=8, canvas=12, exposures=(0.1, 1.0),

@@ -5,7 +5,7 @@ import pytest
 import scipy.signal
 import torch
 
-from blursynth.convolve import (
+from blursynth.ops.convolve import (
     check_fits, choose_method, convolve, convolve_many, convolve_padded, output_shape, pad_image,
 )
 from blursynth.errors import BadInputError
@@ -174,7 +174,7 @@ def test_bad_images_and_border():
 def test_cpu_tap_kernel_matches_torch_loop_and_ignores_thread_count():
     import numba
 
-    from blursynth.convolve import _convolve_direct
+    from blursynth.ops.convolve import _convolve_direct
 
     x = torch.rand(2, 3, 30, 41)
     psf = torch.from_numpy(sparse_psf(13, 37, seed=9))  # 37 taps: exercises the 4-tap tail

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from blursynth.degrade import (
+from blursynth.ops.degrade import (
     Degradations, Range, add_sensor_noise, jpeg_roundtrip, noise_field, saturate,
 )
 from blursynth.errors import BadInputError

@@ -147,7 +147,7 @@ def test_frame_folder_input_and_interpolation(clip, tmp_path):
 
 
 def test_known_motion_psf_is_the_flipped_camera_path(tmp_path):
-    from blursynth.psf import psf_centroid
+    from blursynth.ops.psf import psf_centroid
 
     # Camera moving 1 px per frame to the right: content moves left, the PSF is a horizontal line.
     positions = np.stack([np.arange(20.0), np.zeros(20)], axis=1)

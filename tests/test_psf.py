@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 
 from blursynth._rng import sample_rng
-from blursynth.psf import psf_centroid, rasterize_psf, rasterize_psfs
-from blursynth.trajectory import sample_trajectory
+from blursynth.ops.psf import psf_centroid, rasterize_psf, rasterize_psfs
+from blursynth.ops.trajectory import sample_trajectory
 
 from . import naive
 

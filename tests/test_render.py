@@ -90,7 +90,7 @@ def test_average_of_rendered_clip_equals_blur_by_the_segment_psf(photo):
     level each). So |averaged - reference| <= 1.5, i.e. at most 1 level after
     rounding; typically the error is 0 (float32 PSF values add ~1e-7).
     """
-    from blursynth.psf import rasterize_psf
+    from blursynth.ops.psf import rasterize_psf
 
     traj, _ = clip_trajectory(48, 40.0, rng=sample_rng(3, 0))
     s, n = 11, 17
@@ -122,7 +122,7 @@ def test_average_of_rendered_clip_equals_blur_by_the_segment_psf(photo):
     # records for this window (the camera path flipped into a convolution kernel).
     import torch
 
-    from blursynth.convolve import convolve
+    from blursynth.ops.convolve import convolve
     from blursynth.video import Window, window_psf
 
     row_psf = window_psf(traj, Window(0, 0, s, n))

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from blursynth._rng import sample_rng
-from blursynth.trajectory import EXPL_CHOICES, TrajectoryConfig, sample_trajectories, sample_trajectory
+from blursynth.ops.trajectory import EXPL_CHOICES, TrajectoryConfig, sample_trajectories, sample_trajectory
 
 from . import naive
 

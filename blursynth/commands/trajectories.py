@@ -42,7 +42,7 @@ def trajectories(n, out, seed, workers, exposures, psf_size, canvas, centre, sam
       blursynth kernels preview bank/ --out sheet.png
     """
     from ..kernelbank import KernelBankConfig, write_kernel_bank
-    from ..trajectory import TrajectoryConfig
+    from ..ops.trajectory import TrajectoryConfig
 
     config = KernelBankConfig(
         n=n, seed=seed, trajectory=TrajectoryConfig(n_samples=samples, length_px=length_px, expl=expl),

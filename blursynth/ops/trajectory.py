@@ -25,8 +25,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import _keyrng as _kr
-from ._numba import njit
+from .. import _keyrng as _kr
+from .._numba import njit
 
 EXPL_CHOICES = (0.01, 0.009, 0.008, 0.007, 0.005, 0.003)
 # Names how trajectories draw their numbers; it goes into the fingerprints of

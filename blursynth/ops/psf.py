@@ -14,7 +14,7 @@ import math
 
 import numpy as np
 
-from ._numba import njit
+from .._numba import njit
 
 DEFAULT_EXPOSURES = (0.01, 0.1, 0.5, 1.0)
 # Names the rasterizer's arithmetic (its last bits); goes into the fingerprints of

@@ -24,7 +24,7 @@ import math
 
 import numpy as np
 
-from .errors import BadInputError
+from ..errors import BadInputError
 
 BORDERS = ("reflect", "valid", "wrap")
 METHODS = ("auto", "fft", "direct")
@@ -471,7 +471,7 @@ def _taps_kernel():
 def _build_taps_kernel():
     import numba
 
-    from ._numba import njit
+    from .._numba import njit
 
     prange = numba.prange
 

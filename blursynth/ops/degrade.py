@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import BadInputError
+from ..errors import BadInputError
 
 # Bounds a user range must stay in: beyond them the result is no longer a
 # plausible photo (a shot scale of 0.1 is ~10 photons at full scale).

@@ -1,0 +1,1 @@
+"""Numeric operations: arrays in, arrays out (no paths, no pyarrow, no CLI)."""
