@@ -34,7 +34,7 @@ demo: venv
 # Frame averaging: render a short 240 fps clip of a camera moving over a sample photo, then pair it.
 demo-frames: venv
 	mkdir -p $(DEMO)
-	$(BIN)/python -c "from skimage import data; from blursynth.io.images import save_rgb8; save_rgb8('$(DEMO)/photo.png', data.astronaut())"
+	$(BIN)/python -c "from skimage import data; from blursynth.sources.photos import save_rgb8; save_rgb8('$(DEMO)/photo.png', data.astronaut())"
 	$(BIN)/blursynth render-clip $(DEMO)/photo.png --out $(DEMO)/clip.mp4 --fps 240 --frames 120 --length-px 60 --size 384x384 --seed 1
 	$(BIN)/blursynth frames-average $(DEMO)/clip.mp4 --window 5-25 --out $(DEMO)/frames_pairs --overwrite
 	$(BIN)/blursynth dataset info $(DEMO)/frames_pairs
@@ -44,7 +44,7 @@ demo-frames: venv
 # degradations on, and a contact sheet of blurred | sharp | PSF.
 demo-blur: venv
 	mkdir -p $(DEMO)/photos
-	$(BIN)/python -c "from skimage import data; from blursynth.io.images import save_rgb8; [save_rgb8('$(DEMO)/photos/' + n + '.png', getattr(data, n)()) for n in ('astronaut', 'coffee', 'chelsea', 'rocket')]"
+	$(BIN)/python -c "from skimage import data; from blursynth.sources.photos import save_rgb8; [save_rgb8('$(DEMO)/photos/' + n + '.png', getattr(data, n)()) for n in ('astronaut', 'coffee', 'chelsea', 'rocket')]"
 	test -f $(DEMO)/bank/manifest.json || $(BIN)/blursynth trajectories --n 2000 --out $(DEMO)/bank --workers 2
 	$(BIN)/blursynth blur $(DEMO)/photos --kernels $(DEMO)/bank --out $(DEMO)/blur_pairs --per-image 2 --crop 256x256 --saturation 1-2 --noise 0.0002-0.002,0.001 --jpeg 85-95 --workers 2 --overwrite
 	$(BIN)/blursynth dataset verify $(DEMO)/blur_pairs

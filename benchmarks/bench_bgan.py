@@ -62,7 +62,7 @@ def _crops(img, n, size, rng):
 def make_real_blur(work: Path, seed: int):
     """Render one clip per photo and frame-average it; return (dataset path, seconds)."""
     from blursynth.cli import main
-    from blursynth.io.images import save_rgb8
+    from blursynth.sources.photos import save_rgb8
 
     t = time.perf_counter()
     clips = []
@@ -80,7 +80,7 @@ def make_real_blur(work: Path, seed: int):
 
 
 def make_sharp_sets(work: Path, seed: int):
-    from blursynth.io.images import save_rgb8
+    from blursynth.sources.photos import save_rgb8
 
     rng = np.random.default_rng(seed)
     train = _crops(_photo("astronaut"), 24, 160, rng) + \

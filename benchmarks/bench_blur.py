@@ -171,7 +171,7 @@ def command_section(n_pairs: int, workers_list=(1, 2)):
     import torch
 
     from blursynth.blur import BlurJob, BlurSettings, _blur_rows, blur_photos, open_kernels, plan_photos
-    from blursynth.io.images import decode_image, encode_png
+    from blursynth.sources.photos import decode_image, encode_png
     from blursynth.kernelbank import KernelBankConfig, write_kernel_bank
 
     names = ["astronaut", "coffee", "chelsea", "rocket", "immunohistochemistry", "hubble_deep_field"]

@@ -241,7 +241,7 @@ def main():
     k_vec = kernel_times()
     with scalar_kernels():
         k_scalar = kernel_times()
-    from blursynth.io.images import encode_png
+    from blursynth.sources.photos import encode_png
 
     png_ms = median_time(lambda: encode_png(frame), repeat=11) * 1e3
 

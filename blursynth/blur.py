@@ -21,7 +21,6 @@ from __future__ import annotations
 import functools
 import hashlib
 import math
-import re
 import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -33,6 +32,7 @@ from .color import CameraResponse
 from .ops.convolve import BORDERS, check_fits, check_psf
 from .ops.degrade import Degradations, jpeg_roundtrip, noise_field
 from .errors import BadInputError
+from .nn.device import check_device_name, resolve_device
 
 
 
@@ -50,8 +50,6 @@ STREAM_DEGRADE = 3
 STREAM_NOISE = 4
 
 PSF_SOURCES = ("bank", "fresh")
-DEVICES = ("auto", "cpu", "cuda")  # and "cuda:N", as the trainer takes
-_DEVICE_NAME = re.compile(r"auto|cpu|cuda(:\d+)?")
 FRESH_EXPOSURES = (0.01, 0.1, 0.5, 1.0)
 
 
@@ -146,8 +144,7 @@ class BlurSettings:
             raise BadInputError(
                 f"--border must be one of {', '.join(BORDERS)}; got {self.border!r}."
             )
-        if not _DEVICE_NAME.fullmatch(str(self.device)):
-            raise BadInputError(f"--device must be auto, cpu, cuda or cuda:N; got {self.device!r}.")
+        check_device_name(self.device)
         if self.batch < 1:
             raise BadInputError(f"--batch must be a positive integer; got {self.batch!r}.")
         from .kernelbank import MAX_CANVAS
@@ -292,7 +289,7 @@ def _check_photo(photo):
     if photo.dtype != np.uint8 or photo.ndim != 3 or photo.shape[2] != 3:
         raise BadInputError(
             f"photo must be uint8 (H, W, 3) RGB; got {photo.dtype} {photo.shape}. "
-            "Load it with blursynth.io.images.load_rgb8."
+            "Load it with blursynth.sources.photos.load_rgb8."
         )
     return photo
 
@@ -349,35 +346,6 @@ def _encode_hwc(linear, crf):
 # planning a run
 
 
-def resolve_device(name: str):
-    """``auto`` -> CUDA when present, else the CPU; ``cuda`` / ``cuda:N`` without that GPU is bad input.
-
-    Examples
-    --------
-    >>> resolve_device("cpu").type
-    'cpu'
-    """
-    import torch
-
-    name = str(name)
-    if not _DEVICE_NAME.fullmatch(name):
-        raise BadInputError(f"--device must be auto, cpu, cuda or cuda:N; got {name!r}.")
-    if name == "cpu":
-        return torch.device("cpu")
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if not torch.cuda.is_available():
-        raise BadInputError(
-            f"--device {name}: no CUDA GPU is visible to torch here; use --device cpu or auto."
-        )
-    if ":" in name and int(name.split(":")[1]) >= torch.cuda.device_count():
-        n = torch.cuda.device_count()
-        raise BadInputError(
-            f"--device {name}: torch sees {n} CUDA GPU(s), cuda:0 to cuda:{n - 1}; pick one of those."
-        )
-    return torch.device(name)
-
-
 def _resize_shape(resize, height, width):
     """(height, width) after ``resize`` (None, a scale factor, or (width, height))."""
     if resize is None:
@@ -419,7 +387,7 @@ def _header_size(path: Path):
     except Exception:
         # PIL lacks some formats OpenCV reads; fall back to a full decode.
         try:
-            from .io.images import load_rgb8
+            from .sources.photos import load_rgb8
 
             img, _ = load_rgb8(path)
             return img.shape[:2]
@@ -433,7 +401,7 @@ def plan_photos(settings: BlurSettings, max_side: int) -> PhotoPlan:
     Unreadable files are skipped with a warning (or stop the run with
     ``strict``). Raises :class:`BadInputError` before anything is written.
     """
-    from .io.images import list_images
+    from .sources.photos import list_images
 
     root = Path(settings.photos)
     paths = list_images(root)
@@ -647,7 +615,7 @@ def rebuild_pair(row: dict, photos_root, *, device=None):
     blurred, sharp : (H, W, 3) uint8 ndarray
         Equal to the row's images when rebuilt on the same kind of device.
     """
-    from .io.images import load_rgb8
+    from .sources.photos import load_rgb8
 
     params = row["params"]
     root = Path(photos_root)
@@ -671,7 +639,7 @@ def _bank(path, fingerprint):
 def _blur_rows(start, stop, job: BlurJob):
     """Yield the pair rows of samples ``start..stop-1`` (skipping unreadable photos)."""
     from .io.dataset import pair_row
-    from .io.images import load_rgb8
+    from .sources.photos import load_rgb8
 
     s = job.settings
     cache = {"i": None, "photo": None, "note": None}
@@ -738,7 +706,7 @@ def blur_photos(settings: BlurSettings, out, *, workers: int = 1, overwrite: boo
     >>> import tempfile
     >>> from skimage import data
     >>> from blursynth.io.dataset import PairDataset
-    >>> from blursynth.io.images import save_rgb8
+    >>> from blursynth.sources.photos import save_rgb8
     >>> tmp = tempfile.mkdtemp()
     >>> save_rgb8(f"{tmp}/photos/coffee.png", data.coffee()[::4, ::4])
     >>> settings = BlurSettings(photos=f"{tmp}/photos", psf_source="fresh", per_image=2,

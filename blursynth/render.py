@@ -402,7 +402,7 @@ def _write_frames(frames, tmp: Path, fps: float, quality: str, *, folder: bool) 
 
 
 def _write_png_folder(frames, folder: Path) -> int:
-    from .io.images import save_rgb8
+    from .sources.photos import save_rgb8
 
     folder.mkdir(parents=True)
     n = 0

@@ -257,7 +257,7 @@ def test_image_set_reads_a_pair_dataset_column(tiny_pairs_dataset):
 
 def test_unpaired_patches_are_a_function_of_position(tmp_path):
     from blursynth.bgan.data import ImageSet, UnpairedPatches
-    from blursynth.io.images import save_rgb8
+    from blursynth.sources.photos import save_rgb8
 
     rng = np.random.default_rng(0)
     for i in range(3):

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from blursynth.io.dataset import PairDataset
-from blursynth.io.images import load_rgb8, save_rgb8
+from blursynth.sources.photos import load_rgb8, save_rgb8
 
 from .conftest import error_line
 

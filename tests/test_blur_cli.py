@@ -205,7 +205,7 @@ def test_device_name_malformed(run_cli, photos, bank, tmp_path):
 def test_conversion_notes_for_png_layouts_opencv_expands(tmp_path):
     from PIL import Image
 
-    from blursynth.io.images import load_rgb8
+    from blursynth.sources.photos import load_rgb8
 
     rng = np.random.default_rng(0)
     gray = rng.integers(0, 256, (8, 9), dtype=np.uint8)

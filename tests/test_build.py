@@ -131,7 +131,7 @@ def test_dry_run_refuses_bad_step_settings(tmp_path, run_cli, setting, expect):
 
 
 def test_set_and_input_overrides(tiny_recipe, tmp_path, run_cli, photo):
-    from blursynth.io.images import save_rgb8
+    from blursynth.sources.photos import save_rgb8
 
     save_rgb8(tmp_path / "mine/a.png", photo)
     r = run_cli("build", tiny_recipe, "--out", tmp_path / "out", "--set", "synth.per_image=2",

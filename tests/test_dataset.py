@@ -258,7 +258,7 @@ def test_info_and_preview(tmp_path, run_cli):
     assert r.code == 0 and "20 rows" in r.out
     r = run_cli("dataset", "preview", tmp_path / "d", "--out", tmp_path / "p.png", "--count", "3")
     assert r.code == 0
-    from blursynth.io.images import load_rgb8
+    from blursynth.sources.photos import load_rgb8
 
     sheet, _ = load_rgb8(tmp_path / "p.png")
     assert sheet.shape[0] > 3 * 160 and sheet.std() > 10

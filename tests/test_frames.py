@@ -32,7 +32,7 @@ def clip(tmp_path_factory):
     """A 40-frame 64x96 clip rendered through the CLI from a sample photo."""
     from skimage import data
 
-    from blursynth.io.images import save_rgb8
+    from blursynth.sources.photos import save_rgb8
 
     d = tmp_path_factory.mktemp("clip")
     save_rgb8(d / "photo.png", np.ascontiguousarray(data.astronaut()[150:250, 150:280]))
@@ -125,7 +125,7 @@ def test_same_run_from_another_place_writes_the_same_bytes(clip, tmp_path, monke
     assert np.array_equal(blurred, row["blurred"])
 
 def test_frame_folder_input_and_interpolation(clip, tmp_path):
-    from blursynth.io.images import save_rgb8
+    from blursynth.sources.photos import save_rgb8
 
     folder = tmp_path / "GOPR0001"
     folder.mkdir()
@@ -173,7 +173,7 @@ def test_a_video_then_a_frame_folder_in_one_run(clip, tmp_path):
     import subprocess
     import sys
 
-    from blursynth.io.images import save_rgb8
+    from blursynth.sources.photos import save_rgb8
 
     folder = tmp_path / "frames"
     folder.mkdir()
@@ -323,7 +323,7 @@ def test_not_a_video(tmp_path, capsys):
 
 
 def test_single_image_is_not_a_video(tmp_path, capsys):
-    from blursynth.io.images import save_rgb8
+    from blursynth.sources.photos import save_rgb8
 
     save_rgb8(tmp_path / "one.png", np.zeros((8, 8, 3), np.uint8))
     _bad([tmp_path / "one.png"], tmp_path, capsys, "single image")
@@ -343,7 +343,7 @@ def test_same_video_twice(clip, tmp_path, capsys):
 
 
 def test_folder_with_gap(tmp_path, capsys):
-    from blursynth.io.images import save_rgb8
+    from blursynth.sources.photos import save_rgb8
 
     d = tmp_path / "seq"
     d.mkdir()
@@ -353,7 +353,7 @@ def test_folder_with_gap(tmp_path, capsys):
 
 
 def test_folder_with_mixed_sizes(tmp_path, capsys):
-    from blursynth.io.images import save_rgb8
+    from blursynth.sources.photos import save_rgb8
 
     d = tmp_path / "seq"
     d.mkdir()
@@ -369,7 +369,7 @@ def test_grayscale_video(tmp_path, capsys):
 
 
 def test_missing_fps_for_frame_folder(tmp_path, capsys):
-    from blursynth.io.images import save_rgb8
+    from blursynth.sources.photos import save_rgb8
 
     d = tmp_path / "seq"
     d.mkdir()
@@ -388,7 +388,7 @@ def test_render_clip_bad_inputs(tmp_path, capsys):
     _one_error_line(capsys)
     from skimage import data
 
-    from blursynth.io.images import save_rgb8
+    from blursynth.sources.photos import save_rgb8
 
     save_rgb8(tmp_path / "p.png", np.ascontiguousarray(data.astronaut()[:40, :40]))
     assert main(["render-clip", str(tmp_path / "p.png"), "--out", str(tmp_path / "c.mkv"),
@@ -421,7 +421,7 @@ def test_rerun_resumes_and_other_settings_are_refused(clip, tmp_path, capsys):
 def _small_photo(tmp_path):
     from skimage import data
 
-    from blursynth.io.images import save_rgb8
+    from blursynth.sources.photos import save_rgb8
 
     save_rgb8(tmp_path / "p.png", np.ascontiguousarray(data.astronaut()[100:148, 150:206]))
     return tmp_path / "p.png"

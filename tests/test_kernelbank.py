@@ -149,7 +149,7 @@ def test_preview_out_under_a_file(tmp_path, run_cli):
 def test_hand_edited_bank_manifest_is_refused(tmp_path, run_cli, photo, edit, expect):
     import shutil
 
-    from blursynth.io.images import save_rgb8
+    from blursynth.sources.photos import save_rgb8
 
     (tmp_path / "photos").mkdir()
     save_rgb8(tmp_path / "photos" / "a.png", photo)

@@ -44,7 +44,7 @@ def test_interrupted_run_resumes_and_n_can_grow(run_cli, tmp_path):
 def test_colours_come_from_the_photos(run_cli, tmp_path):
     import imageio.v3 as iio
 
-    from blursynth.io.images import load_rgb8
+    from blursynth.sources.photos import load_rgb8
 
     (tmp_path / "ph").mkdir()
     iio.imwrite(tmp_path / "ph" / "red.png", np.tile(np.uint8([200, 30, 10]), (20, 30, 1)))
@@ -64,7 +64,7 @@ def test_disks_cover_the_fraction_asked():
     # The disk count follows from E[r^2] under the r^-3 law; the disks the renderer draws
     # (centres, radii) cover the coverage asked of the frame, on average over images.
     from blursynth._rng import sample_rng
-    from blursynth.leaves import LeavesSettings, STREAM_LEAVES, _disks
+    from blursynth.sources.leaves import LeavesSettings, STREAM_LEAVES, _disks
 
     s = LeavesSettings(n=1, size=64, r_min=2, r_max=16, coverage=0.9)
     yy, xx = np.mgrid[0:64, 0:64] + 0.5
@@ -93,7 +93,7 @@ def test_palette_samples_the_whole_photo(tmp_path):
     # a grid over rows and columns, not a few columns (a raster stride would hit only those)
     import imageio.v3 as iio
 
-    from blursynth.leaves import palette_from_photos
+    from blursynth.sources.leaves import palette_from_photos
 
     h, w = 512, 512
     img = np.zeros((h, w, 3), np.uint8)
@@ -168,7 +168,7 @@ def test_folder_of_another_version_is_not_resumed(run_cli, tmp_path):
 def test_unreadable_photo_in_colours_folder(run_cli, tmp_path, monkeypatch):
     import imageio.v3 as iio
 
-    import blursynth.io.images as images
+    import blursynth.sources.photos as images
 
     (tmp_path / "ph").mkdir()
     iio.imwrite(tmp_path / "ph" / "a.png", np.zeros((8, 8, 3), np.uint8))
@@ -186,7 +186,7 @@ def test_unreadable_photo_in_colours_folder(run_cli, tmp_path, monkeypatch):
 
 
 def test_ctrl_c_keeps_the_images_written(run_cli, tmp_path, monkeypatch):
-    import blursynth.leaves as leaves
+    import blursynth.sources.leaves as leaves
 
     real = leaves.dead_leaves
 

@@ -131,7 +131,7 @@ def test_vgg_weights_wrong_file_names_missing_keys(run_cli, tmp_path, tiny_pairs
 
 
 def test_deblur_refuses_to_overwrite(run_cli, trained_run, tmp_path):
-    from blursynth.io.images import save_rgb8
+    from blursynth.sources.photos import save_rgb8
     import numpy as np
 
     save_rgb8(tmp_path / "in" / "a.png", np.full((20, 24, 3), 128, np.uint8))
@@ -146,7 +146,7 @@ def test_deblur_refuses_to_overwrite(run_cli, trained_run, tmp_path):
 
 def test_deblur_out_that_cannot_be_written_is_refused_before_work(run_cli, trained_run, tmp_path,
                                                                   monkeypatch):
-    from blursynth.io.images import save_rgb8
+    from blursynth.sources.photos import save_rgb8
     from blursynth.train import evaluate
     import numpy as np
 
@@ -212,7 +212,7 @@ def test_out_that_is_a_dataset_is_refused(run_cli, tiny_pairs_dataset):
 
 
 def test_deblur_overwrite_never_replaces_the_inputs(run_cli, trained_run, tmp_path):
-    from blursynth.io.images import save_rgb8
+    from blursynth.sources.photos import save_rgb8
     import numpy as np
 
     save_rgb8(tmp_path / "in" / "a.png", np.full((20, 24, 3), 128, np.uint8))

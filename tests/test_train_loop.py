@@ -167,7 +167,7 @@ def test_train_with_vgg_weights_file_records_it(tiny_pairs_dataset, tmp_path, ru
 
 def test_evaluate_and_deblur(tiny_pairs_dataset, tmp_path, run_cli):
     from blursynth.io.dataset import PairDataset
-    from blursynth.io.images import load_rgb8, save_rgb8
+    from blursynth.sources.photos import load_rgb8, save_rgb8
     from blursynth.train.evaluate import deblur_array
     from blursynth.train.metrics import psnr
 

@@ -193,7 +193,7 @@ def test_odd_only_and_middle_frame_choice():
 # --- readers -----------------------------------------------------------------------------------
 
 def test_video_and_folder_readers_agree_and_seek(tmp_path):
-    from blursynth.io.images import save_rgb8
+    from blursynth.sources.photos import save_rgb8
 
     frames = random_frames(30, shape=(32, 48, 3), seed=7)
     write_video(tmp_path / "c.mkv", frames)
@@ -215,7 +215,7 @@ def test_video_and_folder_readers_agree_and_seek(tmp_path):
 
 
 def test_folder_reader_reads_ahead_in_order_and_stops_at_a_broken_frame(tmp_path):
-    from blursynth.io.images import save_rgb8
+    from blursynth.sources.photos import save_rgb8
 
     frames = random_frames(12, shape=(16, 24, 3), seed=9)
     folder = tmp_path / "frames"

@@ -72,7 +72,7 @@ class ImageSet:
     Examples
     --------
     >>> import tempfile, pathlib, numpy as np
-    >>> from blursynth.io.images import save_rgb8
+    >>> from blursynth.sources.photos import save_rgb8
     >>> d = pathlib.Path(tempfile.mkdtemp())
     >>> save_rgb8(d / "a.png", np.zeros((40, 50, 3), np.uint8))
     >>> s = ImageSet(d, column="sharp", option="--sharp")
@@ -81,7 +81,7 @@ class ImageSet:
     """
 
     def __init__(self, path, *, column: str, option: str):
-        from ..io.images import list_images
+        from ..sources.photos import list_images
 
         self.path = Path(path)
         self.column = column
@@ -141,12 +141,12 @@ class ImageSet:
             self._cache.move_to_end(i)
             return img
         if self.is_dataset:
-            from ..io.images import decode_image
+            from ..sources.photos import decode_image
 
             raw = self._dataset().raw(i, columns=[self.column])
             img = decode_image(raw[self.column]["bytes"], what=self.describe(i))
         else:
-            from ..io.images import load_rgb8
+            from ..sources.photos import load_rgb8
 
             img = load_rgb8(self.files[i])[0]
         self._cache[i] = img
@@ -200,7 +200,7 @@ def check_unpaired(sharp: ImageSet, real: ImageSet) -> None:
     Examples
     --------
     >>> import tempfile, pathlib, numpy as np
-    >>> from blursynth.io.images import save_rgb8
+    >>> from blursynth.sources.photos import save_rgb8
     >>> d = pathlib.Path(tempfile.mkdtemp())
     >>> save_rgb8(d / "a.png", np.zeros((8, 8, 3), np.uint8))
     >>> s = ImageSet(d, column="sharp", option="--sharp")
@@ -240,7 +240,7 @@ def check_patch_fits(images: ImageSet, patch: int) -> None:
     Examples
     --------
     >>> import tempfile, pathlib, numpy as np
-    >>> from blursynth.io.images import save_rgb8
+    >>> from blursynth.sources.photos import save_rgb8
     >>> d = pathlib.Path(tempfile.mkdtemp())
     >>> save_rgb8(d / "a.png", np.zeros((20, 30, 3), np.uint8))
     >>> check_patch_fits(ImageSet(d, column="sharp", option="--sharp"), 16)   # fits: no error

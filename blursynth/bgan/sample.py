@@ -211,7 +211,7 @@ def _photo_path(root: str, rel: str) -> Path:
 def _bgan_rows(start, stop, job: _Job):
     """Yield the pair rows of samples ``start..stop-1``."""
     from ..io.dataset import pair_row
-    from ..io.images import load_rgb8
+    from ..sources.photos import load_rgb8
 
     s = job.settings
     gen, info = _generator(job.model_path, job.device)
@@ -264,7 +264,7 @@ def _plan_photos(photos, strict: bool = False):
         Unreadable files (none with ``strict``, which raises instead).
     """
     from ..blur import _header_size
-    from ..io.images import list_images
+    from ..sources.photos import list_images
 
     root = Path(photos)
     if not root.exists():
@@ -322,7 +322,7 @@ def bgan_blur(settings: BGANBlurSettings, out, *, workers: int = 1, overwrite: b
     >>> s = BGANBlurSettings("photos/", "model/", per_image=2)   # doctest: +SKIP
     >>> bgan_blur(s, "pairs/")["num_rows"]                        # doctest: +SKIP
     """
-    from ..blur import resolve_device
+    from ..nn.device import resolve_device
     from ..config import fingerprint
     from ..io.dataset import PAIR_SCHEMA, write_dataset
     from .train import load_bgan_generator
@@ -374,7 +374,7 @@ def rebuild_pair(row: dict, photos_root, model, *, device="cpu") -> np.ndarray:
     BadInputError
         The model is not the one that made the row.
     """
-    from ..io.images import load_rgb8
+    from ..sources.photos import load_rgb8
     from .train import load_bgan_generator
 
     params = row["params"]

@@ -459,7 +459,7 @@ def train_bgan(settings: BGANTrainSettings) -> dict:
                 row = dict(losses, step=step, lr=lr_used, seconds=time.perf_counter() - t0)
                 metrics_rows.append({k: _fmt(v) for k, v in row.items()})
             if step % settings.sample_every == 0 or step == total:
-                from ..io.images import save_rgb8
+                from ..sources.photos import save_rgb8
 
                 save_rgb8(out / SAMPLES_DIR / f"step-{step:07d}.png",
                           _sample_sheet(sharp, fake, real))

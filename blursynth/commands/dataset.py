@@ -58,7 +58,7 @@ def verify(path, no_decode):
 def preview(path, out, count, height, start):
     """Contact sheet of pairs: blurred | sharp | PSF, one pair per line."""
     from ..io.dataset import load_manifest
-    from ..io.images import save_rgb8
+    from ..sources.photos import save_rgb8
 
     if load_manifest(path)["kind"] == "kernels":
         from ..kernelbank import contact_sheet

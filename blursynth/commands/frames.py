@@ -134,7 +134,7 @@ def render_clip(photo, out, fps, n_frames, length_px, size, crf, quality, seed, 
       blursynth render-clip photo.png --out clip.mp4 --fps 240 --frames 480 --seed 1
       blursynth frames-average clip.mp4 --window 5-25 --out pairs/
     """
-    from ..io.images import load_rgb8
+    from ..sources.photos import load_rgb8
     from ..render import RenderSettings, check_clip_output, render_clip as render
 
     frame_size = None
@@ -189,7 +189,7 @@ def render_leaves(out, n, size, r_min, r_max, coverage, noise, colours_from, see
       blursynth render-leaves --n 200 --colours-from photos/ --out leaves/
       blursynth blur leaves/ --psf-source fresh --crop 256x256 --out pairs-leaves/
     """
-    from ..leaves import LeavesSettings, render_leaves as render
+    from ..sources.leaves import LeavesSettings, render_leaves as render
 
     settings = LeavesSettings(n=n, size=size, r_min=r_min, r_max=r_max, coverage=coverage,
                               noise=noise, seed=seed)

@@ -23,7 +23,7 @@ def kernels():
 @click.option("--scale", type=click.IntRange(1, 8), default=2, show_default=True, help="Pixels per PSF pixel.")
 def preview(bank, out, count, columns, start, scale):
     """Contact sheet of PSFs: each kernel at every exposure fraction, left to right."""
-    from ..io.images import save_rgb8
+    from ..sources.photos import save_rgb8
     from ..kernelbank import contact_sheet
 
     sheet = contact_sheet(bank, count=count, columns=columns, scale=scale, start=start)

@@ -247,7 +247,7 @@ def deblur_images(settings: DeblurSettings) -> dict:
     Inputs are checked and the output names planned before any is written; existing outputs
     are refused unless ``overwrite``.
     """
-    from ..io.images import list_images
+    from ..sources.photos import list_images
 
     _check_tiling(settings.tile, settings.norm_stats)
     device = _device(settings.device)
@@ -314,7 +314,7 @@ def deblur_images(settings: DeblurSettings) -> dict:
 
 def _deblur_each(plan, gen, settings, written, notes, bar):
     """Deblur and write each (source, destination) of ``plan``, appending to ``written``."""
-    from ..io.images import load_rgb8, save_rgb8
+    from ..sources.photos import load_rgb8, save_rgb8
 
     for src, dst in plan:
         image, note = load_rgb8(src)

@@ -459,7 +459,7 @@ def _validate(gen, val, device):
 
 def _save_triples(path: Path, triples, n=4):
     """A PNG with one row per validation pair: blurred | deblurred | sharp."""
-    from ..io.images import encode_png
+    from ..sources.photos import encode_png
 
     rows = []
     for b, o, s in triples[:n]:

@@ -225,7 +225,7 @@ def save_rgb8(path, image: np.ndarray) -> None:
         )
     if path.exists() and path.is_dir():
         raise BadInputError(f"{path}: is a folder; expected an image file name.")
-    from .atomic import atomic_write_bytes
+    from ..dataset.outputs import atomic_write_bytes
 
     try:
         path.parent.mkdir(parents=True, exist_ok=True)

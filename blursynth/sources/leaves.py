@@ -20,8 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ._rng import check_seed, sample_rng
-from .errors import BadInputError
+from .._rng import check_seed, sample_rng
+from ..errors import BadInputError
 
 #: Settings file written beside the images; a resumed run must match it.
 LEAVES_JSON = "leaves.json"
@@ -129,7 +129,7 @@ def palette_from_photos(paths) -> np.ndarray:
     >>> palette_from_photos([path]).shape
     (200, 3)
     """
-    from .io.images import load_rgb8
+    from .photos import load_rgb8
 
     parts = []
     for p in paths:
@@ -290,8 +290,8 @@ def render_leaves(out, settings: LeavesSettings, *, colours_from=(), progress: b
     dict
         ``written`` and ``kept`` counts and the ``out`` folder.
     """
-    from .io.atomic import atomic_write_text
-    from .io.images import list_images, save_rgb8
+    from ..dataset.outputs import atomic_write_text
+    from .photos import list_images, save_rgb8
 
     out = Path(out)
     sources = []
