@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 
 class BlursynthError(Exception):
     """Base class of every error blursynth raises on purpose.
@@ -21,6 +23,36 @@ class BadInputError(BlursynthError, ValueError):
     """
 
     exit_code = 2
+
+
+class SettingError(BadInputError):
+    """A settings object refused the value of one field, named by :attr:`field`.
+
+    The message is the one the command prints; ``blursynth build`` uses ``field`` to point at
+    the recipe line (or ``--set``) that gave the value.
+    """
+
+    def __init__(self, message: str, field: str):
+        super().__init__(message)
+        self.field = field
+
+    def __reduce__(self):  # the default would call SettingError(message) and lose the field
+        return type(self), (str(self), self.field)
+
+
+@contextmanager
+def checking(field: str):
+    """Name ``field`` on a :class:`BadInputError` raised by a check a helper does for it.
+
+    >>> with checking("seed"):
+    ...     check_seed(self.seed)  # doctest: +SKIP
+    """
+    try:
+        yield
+    except SettingError:
+        raise
+    except BadInputError as exc:
+        raise SettingError(str(exc), field) from None
 
 
 class RecipeError(BadInputError):

@@ -27,6 +27,7 @@ import numpy as np
 
 from .. import _keyrng as _kr
 from .._numba import njit
+from ..errors import SettingError
 
 EXPL_CHOICES = (0.01, 0.009, 0.008, 0.007, 0.005, 0.003)
 # Names how trajectories draw their numbers; it goes into the fingerprints of
@@ -61,18 +62,22 @@ class TrajectoryConfig:
     gaussian_shake_max: float = 10.0
 
     def __post_init__(self):
+        # SettingError is a ValueError that names the field (a recipe points at its key).
         if int(self.n_samples) != self.n_samples or self.n_samples < 2:
-            raise ValueError(f"n_samples must be an integer >= 2; got {self.n_samples!r}.")
+            raise SettingError(f"n_samples must be an integer >= 2; got {self.n_samples!r}.", "n_samples")
         if not (self.length_px > 0 and math.isfinite(self.length_px)):
-            raise ValueError(f"length_px must be a positive number of pixels; got {self.length_px!r}.")
+            raise SettingError(f"length_px must be a positive number of pixels; got {self.length_px!r}.",
+                               "length_px")
         expls = (self.expl,) if self.expl is not None else tuple(self.expl_choices)
         if not expls or not all(0 < e <= 1 for e in expls):
-            raise ValueError(f"expl values must be in (0, 1]; got {expls!r}.")
+            raise SettingError(f"expl values must be in (0, 1]; got {expls!r}.",
+                               "expl" if self.expl is not None else "expl_choices")
         for name in ("centripetal_max", "big_shake_max", "gaussian_shake_max"):
             if not getattr(self, name) >= 0:
-                raise ValueError(f"{name} must be >= 0; got {getattr(self, name)!r}.")
+                raise SettingError(f"{name} must be >= 0; got {getattr(self, name)!r}.", name)
         if self.big_shake_max > 1:
-            raise ValueError(f"big_shake_max is a probability in [0, 1]; got {self.big_shake_max!r}.")
+            raise SettingError(f"big_shake_max is a probability in [0, 1]; got {self.big_shake_max!r}.",
+                               "big_shake_max")
 
 
 PARAM_NAMES = ("expl", "centripetal", "prob_big_shake", "gaussian_shake", "angle_rad")

@@ -1,0 +1,413 @@
+"""The kinds of recipe step: for each, its settings class, how a table becomes them, how it runs.
+
+Each kind is one :class:`StepKind` in :data:`STEP_KINDS`. Its ``prepare`` reads the step's
+table through a :class:`StepTable` (which resolves ``"@name"`` values and builds the settings
+class, naming the recipe line at fault) and fills the :class:`Step`; its ``run`` does the work.
+Generators are imported inside the functions, so planning a recipe imports only what it uses.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from ..errors import BadInputError, SettingError
+from .recipe import Recipe, Resolver, kernel_bank_config, table_settings
+
+
+@dataclass
+class Step:
+    """One planned step: what it runs, with which settings, into which folder."""
+
+    name: str
+    run: str
+    index: int
+    out: Path
+    settings: object = None
+    describe: dict = field(default_factory=dict)
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class StepKind:
+    """One kind of step.
+
+    Attributes
+    ----------
+    settings : str
+        ``"module:Class"``, the settings class a step's table becomes (imported when planned).
+    prepare : callable
+        ``prepare(st: StepTable)``: resolves paths and fills ``st.step`` (its settings and describe).
+    run : callable
+        ``run(step, plan, workers) -> result``.
+    writes_pairs : bool
+        The output is a dataset (pairs, or a kernel bank): verified and summarised by its rows.
+    on_gpu : bool
+        Its shards run torch: on Ray they ask for a GPU when there is one.
+    seeded : bool
+        Takes the recipe's [build] seed unless the step sets its own.
+    """
+
+    settings: str
+    prepare: Callable
+    run: Callable
+    writes_pairs: bool = False
+    on_gpu: bool = False
+    seeded: bool = True
+
+    def settings_class(self):
+        module, _, name = self.settings.partition(":")
+        return getattr(importlib.import_module(module), name)
+
+
+@dataclass
+class StepTable:
+    """A step's table while it is planned: reads its values, naming the recipe line on failure."""
+
+    recipe: Recipe
+    key: tuple  # ("steps", index), the table's place in the file
+    table: dict
+    resolver: Resolver
+    step: Step
+    limit: int | None
+    kind: StepKind
+
+    def fail(self, message: str, key: str | None = None):
+        self.recipe.fail(message, self.key, key)
+
+    def path(self, key: str, default=None, *, kinds=None) -> str:
+        """The path ``table[key]`` names (``"@name"``: an input or an earlier step of ``kinds``)."""
+        return self.resolver.path(self.table.get(key, default), self.key, key, kinds=kinds)
+
+    def settings(self, inner: dict, fixed: dict):
+        """The kind's settings class from ``inner`` (the table less the keys the step reads itself)."""
+        return table_settings(self.recipe, self.key, self.kind.settings_class(), inner, fixed=fixed)
+
+
+def prepare_step(recipe: Recipe, i: int, table: dict, resolver: Resolver, out: Path, seed: int, limit) -> Step:
+    """Validate the ``i``-th [[steps]] table into a :class:`Step` writing to ``out/<name>``."""
+    key = ("steps", i)
+    name = table.get("name")
+    run = table.get("run")
+    if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9_.-]+", name or ""):
+        recipe.fail(f"each step needs a name of letters, digits, '_', '-' or '.'; got {name!r}.", key, "name")
+    if name in resolver.outputs or name in resolver.inputs:
+        recipe.fail(f"step name {name!r} is used twice.", key, "name")
+    if run not in STEP_KINDS:
+        recipe.fail(f"run = {run!r} is not a step kind; expected one of {', '.join(STEP_KINDS)}.", key, "run")
+    kind = STEP_KINDS[run]
+    step = Step(name=name, run=run, index=i, out=out / name)
+    table = dict(table)
+    if "seed" not in table and kind.seeded:
+        table["seed"] = seed
+    kind.prepare(StepTable(recipe, key, table, resolver, step, limit, kind))
+    return step
+
+
+def _public(settings, *drop) -> dict:
+    return {k: v for k, v in dataclasses.asdict(settings).items() if k not in drop}
+
+
+# ---------------------------------------------------------------------------------------------
+# trajectories
+
+
+def _prep_trajectories(st: StepTable):
+    section = {k: v for k, v in st.table.items() if k not in ("name", "run")}
+    if st.limit is not None:
+        section["n"] = min(int(section.get("n", 1000)), st.limit)
+    try:
+        st.step.settings = kernel_bank_config(section, where=None)
+    except SettingError as exc:
+        st.fail(str(exc), exc.field if exc.field in section else None)
+    s = st.step.settings
+    st.step.describe = {"n": s.n, "seed": s.seed, "exposures": list(s.exposures)}
+
+
+def _run_trajectories(step, plan, workers):
+    from ..kernelbank import write_kernel_bank
+
+    return write_kernel_bank(step.out, step.settings, workers=workers, recipe=str(plan.recipe.path),
+                             overwrite=plan.overwrite)
+
+
+# ---------------------------------------------------------------------------------------------
+# blur
+
+
+def _prep_blur(st: StepTable):
+    fixed = {"photos": st.path("photos", "@photos")}
+    if st.table.get("psf_source", "bank") == "bank" or "kernels" in st.table:
+        fixed["kernels"] = st.path("kernels", kinds=("trajectories",))
+    inner = {k: v for k, v in st.table.items() if k not in ("photos", "kernels")}
+    st.step.settings = st.settings(inner, fixed)
+    st.step.describe = {k: v for k, v in _public(st.step.settings).items() if v not in (None, False)}
+
+
+def _run_blur(step, plan, workers):
+    from ..pairs.shake import blur_photos
+
+    return blur_photos(step.settings, step.out, workers=workers, overwrite=plan.overwrite)
+
+
+# ---------------------------------------------------------------------------------------------
+# render-clip
+
+
+@dataclass(frozen=True)
+class _RenderStep:
+    photos: str
+    settings: object
+    clips_per_photo: int = 1
+    container: str = "mkv"
+    max_photos: int | None = None
+
+
+def _prep_render(st: StepTable):
+    photos = st.path("photos", "@photos")
+    per = st.table.get("clips_per_photo", 1)
+    if not isinstance(per, int) or per < 1:
+        st.fail(f"clips_per_photo must be a positive integer; got {per!r}.", "clips_per_photo")
+    container = st.table.get("container", "mkv")
+    if container not in ("mkv", "mp4", "png"):
+        st.fail(f"container must be mkv, mp4 or png; got {container!r}.", "container")
+    inner = {k: v for k, v in st.table.items() if k not in ("photos", "clips_per_photo", "container")}
+    settings = st.settings(inner, {})
+    max_photos = None
+    if st.limit is not None:
+        # A quick look: one clip, long enough for `limit` windows of up to 25 frames.
+        per, max_photos = 1, 1
+        settings = dataclasses.replace(settings, n_frames=min(settings.n_frames, 26 * st.limit + 1))
+    st.step.settings = _RenderStep(photos, settings, per, container, max_photos)
+    st.step.describe = {"photos": photos, "clips_per_photo": per, **dataclasses.asdict(settings)}
+
+
+def _derived_seed(seed: int, k: int) -> int:
+    return int(np.random.SeedSequence([seed, k]).generate_state(1, np.uint64)[0] >> 1)
+
+
+def _run_render(step, plan, workers):
+    from ..sources.photos import list_images, load_rgb8
+    from ..render import render_clip
+
+    s = step.settings
+    photos = list_images(s.photos)
+    if not photos:
+        raise BadInputError(f"{s.photos}: no photos to render clips from.")
+    photos = photos[: s.max_photos]
+    step.out.mkdir(parents=True, exist_ok=True)
+    done = 0
+    for p_i, photo_path in enumerate(photos):
+        image, _ = load_rgb8(photo_path)
+        for c in range(s.clips_per_photo):
+            k = p_i * s.clips_per_photo + c
+            name = f"{k:04d}_{photo_path.stem}" + ("" if s.container == "png" else f".{s.container}")
+            out = step.out / name
+            sidecar = out.with_name(out.name + ".json")
+            settings = dataclasses.replace(s.settings, seed=_derived_seed(s.settings.seed, k))
+            if sidecar.exists() and out.exists() and _same_clip(sidecar, settings, photo_path.name):
+                continue  # rendered by an earlier run with these settings (the sidecar is written last)
+            # This step owns its folder: a clip made with other settings (e.g. by a --limit
+            # run) is replaced.
+            render_clip(image, out, settings, source=photo_path.name, overwrite=True)
+            done += 1
+    return {"clips": len(photos) * s.clips_per_photo, "rendered_now": done}
+
+
+def _same_clip(sidecar: Path, settings, source: str) -> bool:
+    try:
+        info = json.loads(sidecar.read_text())
+    except (OSError, ValueError):
+        return False
+    want = {"source": source, "fps": settings.fps, "n_frames": settings.n_frames, "seed": settings.seed,
+            "length_px": settings.length_px, "crf": settings.crf, "quality": settings.quality}
+    return all(info.get(k) == v for k, v in want.items()) and (
+        settings.size is None or [info.get("geometry", {}).get(d) for d in ("height", "width")] == list(settings.size)
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# frames-average, import
+
+
+def _prep_frames(st: StepTable):
+    from ..sources.windows import parse_window
+
+    inputs = st.table.get("inputs", [])
+    if isinstance(inputs, str):
+        inputs = [inputs]
+    if not inputs:
+        st.fail("a frames-average step needs inputs = ['@clips' or paths].", "inputs")
+    paths = [st.resolver.path(v, st.key, "inputs") for v in inputs]
+    inner = {k: v for k, v in st.table.items() if k not in ("inputs", "window")}
+    if "window" in st.table:
+        try:
+            lo, hi = parse_window(str(st.table["window"]))
+        except BadInputError as exc:
+            st.fail(str(exc), "window")
+        inner["window_min"], inner["window_max"] = lo, hi
+    st.step.settings = (paths, st.settings(inner, {}))
+    st.step.describe = {"inputs": paths, **dataclasses.asdict(st.step.settings[1])}
+
+
+def _run_frames(step, plan, workers):
+    from ..pairs.frames import write_frame_pairs
+
+    paths, settings = step.settings
+    return write_frame_pairs(paths, step.out, settings, workers=workers, overwrite=plan.overwrite,
+                             keep_freed=True)
+
+
+def _prep_import(st: StepTable):
+    folder = st.path("folder")
+    inner = {k: v for k, v in st.table.items() if k != "folder"}
+    st.step.settings = (folder, st.settings(inner, {}))
+    st.step.describe = {"folder": folder, **dataclasses.asdict(st.step.settings[1])}
+
+
+def _run_import(step, plan, workers):
+    from ..pairs.real import import_pairs
+
+    folder, config = step.settings
+    return import_pairs(folder, step.out, config, workers=workers, overwrite=plan.overwrite)
+
+
+# ---------------------------------------------------------------------------------------------
+# train, evaluate
+
+
+def _short_run(inner: dict, limit, every: tuple):
+    """At most ``limit`` steps, and each of ``every`` (e.g. checkpoint_every) within them."""
+    if limit is None:
+        return
+    inner["steps"] = min(int(inner.get("steps") or limit), limit)
+    for name in every:
+        inner[name] = min(int(inner.get(name, 500)), inner["steps"])
+
+
+def _prep_train(st: StepTable):
+    from ..train.data import parse_data_spec
+
+    data = st.table.get("data", [])
+    if isinstance(data, str):
+        data = [data]
+    if not data:
+        st.fail("a train step needs data = ['@synth:2', '@real:1'].", "data")
+    sources = tuple(parse_data_spec(st.resolver.path(d, st.key, "data")) for d in data)
+    val = st.table.get("val_data", [])
+    val = tuple(st.resolver.path(v, st.key, "val_data") for v in ([val] if isinstance(val, str) else val))
+    inner = {k: v for k, v in st.table.items() if k not in ("data", "val_data")}
+    if st.limit is not None:
+        inner.pop("epochs", None)
+    _short_run(inner, st.limit, ("val_every", "checkpoint_every"))
+    fixed = {"data": sources, "out": str(st.step.out), "val_data": val, "resume": True}
+    st.step.settings = st.settings(inner, fixed)
+    _check_vgg(st)
+    st.step.describe = _public(st.step.settings, "progress")
+
+
+def _check_vgg(st: StepTable):
+    """Fail before any step runs when the perceptual loss has no VGG19 weights to load."""
+    step = st.step
+    if getattr(step.settings, "perceptual", "none") != "vgg":
+        return
+    from ..nn.vgg import resolve_vgg19_weights
+
+    try:
+        # A dry run never downloads: it says what the real run will try instead.
+        resolve_vgg19_weights(step.settings.vgg_weights, download=not st.recipe.dry_run, timeout_s=10.0)
+    except BadInputError as exc:
+        if st.recipe.dry_run:
+            step.note = f"VGG19 weights not found locally; the run will try to download them ({exc})"
+            return
+        st.fail(f"{exc} (In a recipe: --set {step.name}.vgg_weights=PATH or --set "
+                f"{step.name}.perceptual=none.)", "perceptual")
+
+
+def _run_train(step, plan, workers):
+    from ..train.loop import train
+
+    return train(step.settings)
+
+
+def _prep_evaluate(st: StepTable):
+    model = st.path("model", kinds=("train",))
+    data = st.table.get("data", [])
+    data = tuple(st.resolver.path(d, st.key, "data") for d in ([data] if isinstance(data, str) else data))
+    inner = {k: v for k, v in st.table.items() if k not in ("model", "data")}
+    if st.limit is not None:
+        inner["limit"] = min(int(inner.get("limit") or st.limit), st.limit)
+    fixed = {"model": model, "data": data, "json_path": str(st.step.out / "report.json")}
+    st.step.settings = st.settings(inner, fixed)
+    st.step.describe = _public(st.step.settings, "progress")
+
+
+def _run_evaluate(step, plan, workers):
+    from ..train.evaluate import evaluate, format_report
+
+    step.out.mkdir(parents=True, exist_ok=True)
+    report = evaluate(step.settings)
+    text = format_report(report)
+    (step.out / "report.md").write_text(text + "\n")
+    print(text)
+    return report
+
+
+# ---------------------------------------------------------------------------------------------
+# BGAN
+
+
+def _prep_bgan_train(st: StepTable):
+    sharp = st.path("sharp", "@photos")
+    real = st.path("real_blur")
+    inner = {k: v for k, v in st.table.items() if k not in ("sharp", "real_blur")}
+    _short_run(inner, st.limit, ("sample_every", "checkpoint_every"))
+    fixed = {"sharp": sharp, "real_blur": real, "out": str(st.step.out), "resume": True}
+    st.step.settings = st.settings(inner, fixed)
+    _check_vgg(st)
+    st.step.describe = _public(st.step.settings, "progress")
+
+
+def _run_bgan_train(step, plan, workers):
+    from ..bgan.train import train_bgan
+
+    return train_bgan(step.settings)
+
+
+def _prep_bgan_blur(st: StepTable):
+    photos = st.path("photos", "@photos")
+    model = st.path("model", kinds=("bgan-train",))
+    inner = {k: v for k, v in st.table.items() if k not in ("photos", "model")}
+    st.step.settings = st.settings(inner, {"photos": photos, "model": model})
+    st.step.describe = _public(st.step.settings, "progress")
+
+
+def _run_bgan_blur(step, plan, workers):
+    from ..pairs.bgan import bgan_blur
+
+    return bgan_blur(step.settings, step.out, workers=workers, overwrite=plan.overwrite)
+
+
+STEP_KINDS = {
+    "trajectories": StepKind("blursynth.kernelbank:KernelBankConfig", _prep_trajectories, _run_trajectories,
+                             writes_pairs=True),
+    "blur": StepKind("blursynth.pairs.shake:BlurSettings", _prep_blur, _run_blur, writes_pairs=True, on_gpu=True),
+    "render-clip": StepKind("blursynth.render:RenderSettings", _prep_render, _run_render),
+    "frames-average": StepKind("blursynth.pairs.frames:FramesAverageSettings", _prep_frames, _run_frames,
+                               writes_pairs=True),
+    "import": StepKind("blursynth.pairs.real:ImportConfig", _prep_import, _run_import, writes_pairs=True,
+                       seeded=False),
+    "bgan-train": StepKind("blursynth.bgan.train:BGANTrainSettings", _prep_bgan_train, _run_bgan_train),
+    "bgan-blur": StepKind("blursynth.pairs.bgan:BGANBlurSettings", _prep_bgan_blur, _run_bgan_blur,
+                          writes_pairs=True, on_gpu=True),
+    "train": StepKind("blursynth.train.loop:TrainSettings", _prep_train, _run_train),
+    "evaluate": StepKind("blursynth.train.evaluate:EvaluateSettings", _prep_evaluate, _run_evaluate,
+                         seeded=False),
+}
