@@ -15,8 +15,10 @@ import numpy as np
 import pyarrow as pa
 
 from ._rng import check_seed
-from .errors import BadInputError, DatasetError
-from .io.dataset import ARRAY_TYPE, ShardedTable, _with_metadata, write_dataset
+from .dataset.reader import ShardedTable
+from .dataset.schema import ARRAY_TYPE, check_psf, register_kind, struct_array, with_format_metadata
+from .dataset.writer import write_dataset
+from .errors import BadInputError, DatasetError, SettingError, checking
 from .ops.psf import CENTRES, DEFAULT_EXPOSURES, exposure_samples
 from .ops.trajectory import TrajectoryConfig
 
@@ -24,7 +26,7 @@ CHUNK = 256  # trajectories per vectorised chunk (and per Parquet row group)
 #: Largest trajectory canvas (px): PSFs of that size already dwarf most photos.
 MAX_CANVAS = 1025
 
-KERNEL_SCHEMA = _with_metadata(
+KERNEL_SCHEMA = with_format_metadata(
     pa.schema(
         [
             pa.field("id", pa.string()),
@@ -86,27 +88,29 @@ class KernelBankConfig:
 
     def __post_init__(self):
         if not _is_whole(self.n) or self.n < 1:
-            raise BadInputError(f"--n must be a positive integer; got {self.n!r}.")
-        check_seed(self.seed)
+            raise SettingError(f"--n must be a positive integer; got {self.n!r}.", "n")
+        with checking("seed"):
+            check_seed(self.seed)
         ex = tuple(self.exposures)
         if not ex or not all(isinstance(f, (int, float)) and 0 < f <= 1 for f in ex):
-            raise BadInputError(
-                f"--exposures must be fractions in (0, 1], e.g. 0.01,0.1,0.5,1; got {ex!r}."
+            raise SettingError(
+                f"--exposures must be fractions in (0, 1], e.g. 0.01,0.1,0.5,1; got {ex!r}.", "exposures"
             )
         if len(set(ex)) != len(ex):
-            raise BadInputError(f"--exposures has repeated values: {ex!r}.")
+            raise SettingError(f"--exposures has repeated values: {ex!r}.", "exposures")
         if self.psf_size is not None and (
             not _is_whole(self.psf_size) or self.psf_size < 3 or self.psf_size % 2 == 0
         ):
             hint = f" Try {max(3, int(self.psf_size) | 1)}." if _is_whole(self.psf_size) else ""
-            raise BadInputError(f"--psf-size must be an odd integer >= 3; got {self.psf_size!r}.{hint}")
+            raise SettingError(f"--psf-size must be an odd integer >= 3; got {self.psf_size!r}.{hint}",
+                               "psf_size")
         if self.centre not in CENTRES:
-            raise BadInputError(f"--centre must be one of {', '.join(CENTRES)}; got {self.centre!r}.")
+            raise SettingError(f"--centre must be one of {', '.join(CENTRES)}; got {self.centre!r}.", "centre")
         if not _is_whole(self.canvas) or not 3 <= self.canvas <= MAX_CANVAS:
-            raise BadInputError(f"--canvas must be an integer from 3 to {MAX_CANVAS}; got "
-                                f"{self.canvas!r}.")
+            raise SettingError(f"--canvas must be an integer from 3 to {MAX_CANVAS}; got "
+                               f"{self.canvas!r}.", "canvas")
         if not _is_whole(self.shard_size) or self.shard_size < 1:
-            raise BadInputError(f"shard size must be >= 1; got {self.shard_size!r}.")
+            raise SettingError(f"shard size must be >= 1; got {self.shard_size!r}.", "shard_size")
 
     def settings(self) -> dict:
         """Plain-dict settings for manifests and fingerprints (no worker count)."""
@@ -297,6 +301,26 @@ def check_bank_manifest(path, manifest, exposures) -> None:
             f"with {list(made)}; restore the file or rebuild the bank.")
 
 
+def _check_bank(path, manifest) -> None:
+    """The ``kernels`` kind's manifest check for ``blursynth dataset verify``."""
+    exposures = manifest.get("exposures")
+    if not isinstance(exposures, list) or not all(
+            isinstance(f, (int, float)) and not isinstance(f, bool) for f in exposures):
+        raise DatasetError(f"{path}/manifest.json: 'exposures' is {exposures!r}, not a list of numbers; "
+                           "restore the file or rebuild the bank.")
+    check_bank_manifest(path, manifest, [float(f) for f in exposures])
+
+
+def _check_bank_row(row: dict) -> None:
+    for value in row["psfs"]:
+        check_psf(struct_array(value))
+
+
+# A bank's fingerprint is a hash of its settings: verify catches an edited manifest, as opening
+# the bank for blurring does.
+register_kind("kernels", check_manifest=_check_bank, check_row=_check_bank_row)
+
+
 class KernelBank:
     """Random access to the PSFs of a kernel bank.
 
@@ -343,7 +367,7 @@ class KernelBank:
             raise IndexError(f"kernel {i} out of range for a bank of {len(t)}")
         s = bisect.bisect_right(t.offsets, i) - 1
         local = i - int(t.offsets[s])
-        f = t._file(s)
+        f = t.shard_file(s)
         start = 0
         for g in range(f.metadata.num_row_groups):
             rows = f.metadata.row_group(g).num_rows
@@ -380,8 +404,6 @@ class KernelBank:
 
     def row(self, i: int) -> dict:
         """Raw row ``i`` with PSFs and trajectory decoded to arrays."""
-        from .io.dataset import struct_array
-
         row = self.table.row(i)
         row["psfs"] = [struct_array(v) for v in row["psfs"]]
         row["trajectory"] = struct_array(row["trajectory"])
@@ -406,7 +428,7 @@ def kernel_stats(path, *, progress: bool = False) -> dict:
     n_exp = len(exposures)
     acc = {key: [[] for _ in range(n_exp)] for key in ("support_px", "side_px", "max_energy", "extent_px", "clipped")}
     for s in range(len(table.shards)):
-        f = table._file(s)
+        f = table.shard_file(s)
         for batch in f.iter_batches(columns=["psfs", "extent_px", "clipped"], batch_size=4096):
             psfs = batch.column(0).flatten()  # StructArray, row-major (row, exposure)
             shapes = psfs.field("shape").flatten().to_numpy().reshape(-1, 2)
@@ -444,24 +466,6 @@ def kernel_stats(path, *, progress: bool = False) -> dict:
     return result
 
 
-def psf_tile(psf: np.ndarray, side: int, *, scale: int = 2) -> np.ndarray:
-    """A PSF as an RGB tile (inferno colour map, square-root scaled) of ``side*scale`` pixels."""
-    import cv2
-
-    k = psf.shape[0]
-    canvas = np.zeros((side, side), np.float32)
-    if k > side:
-        c = (k - side) // 2
-        psf = psf[c : c + side, c : c + side]
-        k = side
-    o = (side - k) // 2
-    peak = float(psf.max()) or 1.0
-    canvas[o : o + k, o : o + k] = np.sqrt(psf / peak)
-    gray = np.clip(canvas * 255 + 0.5, 0, 255).astype(np.uint8)
-    rgb = cv2.applyColorMap(gray, cv2.COLORMAP_INFERNO)[:, :, ::-1]
-    return np.repeat(np.repeat(rgb, scale, axis=0), scale, axis=1)
-
-
 def contact_sheet(path, *, count: int = 32, columns: int = 4, scale: int = 2, start: int = 0) -> np.ndarray:
     """A picture of a kernel bank: ``count`` kernels, each shown at every exposure.
 
@@ -474,6 +478,8 @@ def contact_sheet(path, *, count: int = 32, columns: int = 4, scale: int = 2, st
     sheet : (H, W, 3) uint8 ndarray
     """
     import cv2
+
+    from .dataset.preview import psf_tile
 
     bank = KernelBank(path)
     count = max(1, min(count, len(bank) - start))

@@ -67,7 +67,7 @@ def _tiny_pair_rows(start, stop, *, size, seed, source, fp):
     from skimage import data
 
     from blursynth._rng import sample_rng
-    from blursynth.io.dataset import pair_row
+    from blursynth.dataset import pair_row
 
     photos = [data.astronaut(), data.coffee(), data.chelsea()]
     sizes = size if isinstance(size[0], tuple) else (size,)
@@ -95,7 +95,7 @@ def tiny_pairs_dataset(tmp_path_factory):
     import functools
 
     from blursynth.config import fingerprint
-    from blursynth.io.dataset import PAIR_SCHEMA, write_dataset
+    from blursynth.dataset import PAIR_SCHEMA, write_dataset
 
     made = {}
 

@@ -39,7 +39,7 @@ def test_blur_command_writes_pairs(run_cli, photos, bank, tmp_path):
                 "--crop", "32x40", "--exposure", "1", "--noise", "0.001", "--jpeg", "90")
     assert r.code == 0, r.err
     assert "wrote 4 rows" in r.out
-    from blursynth.io.dataset import PairDataset, verify_dataset
+    from blursynth.dataset import PairDataset, verify_dataset
 
     assert verify_dataset(out)["rows"] == 4
     row = PairDataset(out)[3]
@@ -181,7 +181,7 @@ def test_reads_tiff_webp_16bit_and_alpha(run_cli, bank, tmp_path):
     out = tmp_path / "pairs"
     r = run_cli("blur", folder, "--kernels", bank, "--out", out, "--crop", "32x32")
     assert r.code == 0, r.err
-    from blursynth.io.dataset import PairDataset
+    from blursynth.dataset import PairDataset
 
     rows = {row["params"]["photo"]: row for row in PairDataset(out)}
     assert set(rows) == {"a16.png", "deep/b.webp", "deep/er/c.tif"}

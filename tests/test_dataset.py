@@ -11,7 +11,7 @@ import pytest
 
 from blursynth._rng import sample_rng
 from blursynth.errors import BadInputError, DatasetError
-from blursynth.io.dataset import (
+from blursynth.dataset import (
     PAIR_SCHEMA, PairDataset, dataset_info, load_manifest, pair_row, verify_dataset, write_dataset,
 )
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from blursynth.cli import main
-from blursynth.io.dataset import PairDataset
+from blursynth.dataset import PairDataset
 from blursynth.video import Window, average_frames, iter_frames, probe_source, rebuild_pair, window_psf
 
 

@@ -4,10 +4,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from blursynth.io.dataset import verify_dataset
+from blursynth.dataset import verify_dataset
 from blursynth.kernelbank import KernelBank, KernelBankConfig, contact_sheet, kernel_stats, write_kernel_bank
 from blursynth.ops.psf import rasterize_psf
-from blursynth.recipes import kernel_bank_config, load_recipe
+from blursynth.build.recipe import kernel_bank_config, load_recipe
 from blursynth.ops.trajectory import TrajectoryConfig, sample_trajectory
 
 from .conftest import error_line

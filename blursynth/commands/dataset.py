@@ -19,7 +19,7 @@ def dataset():
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def info(path, as_json):
     """Rows, shards, size on disk, sources and the command that made a dataset."""
-    from ..io.dataset import dataset_info
+    from ..dataset.info import dataset_info
 
     result = dataset_info(path)
     if as_json:
@@ -42,7 +42,8 @@ def info(path, as_json):
 @click.option("--no-decode", is_flag=True, help="Only re-hash shards; do not decode every image.")
 def verify(path, no_decode):
     """Re-hash every shard and decode every row; name the first bad shard and row."""
-    from ..io.dataset import verify_dataset
+    from ..dataset.verify import verify_dataset
+    from ..kernelbank import KERNEL_SCHEMA  # noqa: F401  (registers the 'kernels' kind verify checks)
 
     report = verify_dataset(path, decode=not no_decode, progress=True)
     click.echo(f"ok: {path}: {report['rows']} rows in {report['shards']} shard(s) match manifest.json"
@@ -57,7 +58,7 @@ def verify(path, no_decode):
 @click.option("--start", type=click.IntRange(0, None), default=0, show_default=True, help="First row.")
 def preview(path, out, count, height, start):
     """Contact sheet of pairs: blurred | sharp | PSF, one pair per line."""
-    from ..io.dataset import load_manifest
+    from ..dataset.reader import load_manifest
     from ..sources.photos import save_rgb8
 
     if load_manifest(path)["kind"] == "kernels":
@@ -65,7 +66,7 @@ def preview(path, out, count, height, start):
 
         sheet = contact_sheet(path, count=count, start=start)
     else:
-        from ..preview import dataset_sheet
+        from ..dataset.preview import dataset_sheet
 
         sheet = dataset_sheet(path, count=count, height=height, start=start)
     save_rgb8(out, sheet)
@@ -79,7 +80,7 @@ def preview(path, out, count, height, start):
 @click.option("--overwrite", is_flag=True, help="Replace an existing folder.")
 def export(path, out, fmt, overwrite):
     """Write blur/, sharp/, psf/ folders and params.jsonl for tools that want folders."""
-    from ..io.folders import export_png
+    from ..dataset.export import export_png
 
     n = export_png(path, out, overwrite=overwrite)
     click.echo(f"exported {n} pairs to {out}/ (blur/, sharp/, psf/, params.jsonl)")
@@ -102,7 +103,7 @@ def import_(folder, out, layout, blur_dir, sharp_dir, png_level, shard_size, wor
     Grayscale, alpha and 16-bit images are converted to 8-bit RGB; each row's
     params say what was converted.
     """
-    from ..io.folders import ImportConfig, import_pairs
+    from ..pairs.real import ImportConfig, import_pairs
 
     config = ImportConfig(layout=layout, blur_dir=blur_dir, sharp_dir=sharp_dir, png_level=png_level, shard_size=shard_size)
     manifest = import_pairs(folder, out, config, workers=workers, overwrite=overwrite)

@@ -1,4 +1,4 @@
-"""Pictures of datasets: contact sheets of (blurred, sharp, PSF) rows."""
+"""Pictures of datasets: contact sheets of (blurred, sharp, PSF) rows, and PSF tiles."""
 
 from __future__ import annotations
 
@@ -12,6 +12,24 @@ def _fit(image: np.ndarray, height: int) -> np.ndarray:
     width = max(1, round(w * height / h))
     interp = cv2.INTER_AREA if h > height else cv2.INTER_NEAREST
     return cv2.resize(image, (width, height), interpolation=interp)
+
+
+def psf_tile(psf: np.ndarray, side: int, *, scale: int = 2) -> np.ndarray:
+    """A PSF as an RGB tile (inferno colour map, square-root scaled) of ``side*scale`` pixels."""
+    import cv2
+
+    k = psf.shape[0]
+    canvas = np.zeros((side, side), np.float32)
+    if k > side:
+        c = (k - side) // 2
+        psf = psf[c : c + side, c : c + side]
+        k = side
+    o = (side - k) // 2
+    peak = float(psf.max()) or 1.0
+    canvas[o : o + k, o : o + k] = np.sqrt(psf / peak)
+    gray = np.clip(canvas * 255 + 0.5, 0, 255).astype(np.uint8)
+    rgb = cv2.applyColorMap(gray, cv2.COLORMAP_INFERNO)[:, :, ::-1]
+    return np.repeat(np.repeat(rgb, scale, axis=0), scale, axis=1)
 
 
 def pair_sheet(rows, *, height: int = 160, title: str | None = None) -> np.ndarray:
@@ -29,8 +47,6 @@ def pair_sheet(rows, *, height: int = 160, title: str | None = None) -> np.ndarr
     sheet : (H, W, 3) uint8 ndarray
     """
     import cv2
-
-    from .kernelbank import psf_tile
 
     lines = []
     for row in rows:
@@ -64,8 +80,8 @@ def pair_sheet(rows, *, height: int = 160, title: str | None = None) -> np.ndarr
 
 def dataset_sheet(path, *, count: int = 8, height: int = 160, start: int = 0, stride: int | None = None) -> np.ndarray:
     """Contact sheet of ``count`` pairs of a dataset, evenly spread unless ``stride`` is given."""
-    from .errors import BadInputError
-    from .io.dataset import PairDataset
+    from ..errors import BadInputError
+    from .reader import PairDataset
 
     ds = PairDataset(path)
     n = len(ds)

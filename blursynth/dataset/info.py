@@ -1,0 +1,48 @@
+"""A dataset's summary for ``blursynth dataset info``: manifest facts, size, sources, image sizes."""
+
+from __future__ import annotations
+
+import collections
+import struct
+from pathlib import Path
+
+from .reader import ShardedTable, load_manifest
+
+
+def dataset_info(path) -> dict:
+    """Summary of a dataset: manifest facts, bytes on disk, rows per source, image sizes seen."""
+    path = Path(path)
+    manifest = load_manifest(path)
+    table = ShardedTable(path)
+    info = {
+        "path": str(path),
+        "kind": manifest["kind"],
+        "rows": manifest["num_rows"],
+        "shards": len(manifest["shards"]),
+        "bytes": sum((path / s["file"]).stat().st_size for s in manifest["shards"] if (path / s["file"]).exists()),
+        "fingerprint": manifest["fingerprint"],
+        "command": manifest.get("command", {}),
+    }
+    if manifest["kind"] == "pairs":
+        sources = collections.Counter()
+        sizes = collections.Counter()
+        with_psf = 0
+        for s in range(len(table.shards)):
+            f = table.shard_file(s)
+            for batch in f.iter_batches(columns=["source", "psf"], batch_size=4096):
+                sources.update(batch.column(0).to_pylist())
+                with_psf += len(batch.column(1)) - batch.column(1).null_count
+            # Image sizes from the first rows of each shard only: reading every PNG would
+            # read the whole dataset.
+            if f.metadata.num_row_groups:
+                first = f.read_row_group(0, columns=["blurred"]).column(0).combine_chunks()
+                for data in first.field("bytes").to_pylist()[:4]:
+                    if data[:8] == b"\x89PNG\r\n\x1a\n":
+                        w, h = struct.unpack(">II", data[16:24])
+                        sizes[f"{w}x{h}"] += 1
+        info["sources"] = dict(sources)
+        info["with_psf"] = with_psf
+        info["image_sizes_sampled"] = dict(sizes.most_common(5))
+    else:
+        info["exposures"] = manifest.get("exposures")
+    return info

@@ -1,0 +1,236 @@
+"""Output folders and files: the one "may I write here, is this folder ours" check (:func:`claim`),
+and files written whole or not at all (a temporary name in the same folder, fsync, rename).
+
+Every command that writes a folder claims it first with :func:`claim` and the
+:class:`OutputKind` of what it writes: datasets (:data:`DATASET`), kernel banks
+(datasets too), exports (:data:`EXPORT`), dead-leaves image folders, training runs,
+BGAN models, render-clip frame folders, deblurred photos. An ``OutputKind`` says
+which names the kind's folders hold and the messages for a folder it must not
+touch; the kind is defined by the module that writes it (this package imports
+no generator). ``claim`` refuses a file, a folder holding names the kind does not
+own, and (``create=True``) a place it cannot write, each in one line, before anything
+is written.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from ..errors import BadInputError
+
+
+def _nothing(name: str) -> bool:
+    return False
+
+
+def hidden_or_log(name: str) -> bool:
+    """Hidden files (temporary files of atomic writes, .DS_Store) and logs (``train ... > run/train.log``)."""
+    return name.startswith(".") or name.endswith((".log", ".out"))
+
+
+@dataclass(frozen=True)
+class OutputKind:
+    """What one kind of output folder may hold, and what to say when a folder is not one.
+
+    Attributes
+    ----------
+    what : str
+        For messages ("dataset", "training run").
+    is_file : str
+        Message when ``out`` is a file; ``{out}`` is filled in.
+    foreign : str
+        Message when the folder holds a name that is not the kind's own;
+        ``{out}`` and ``{name}`` (repr of the first such name, sorted) are filled in.
+    own : callable ``name -> bool``
+        Names a folder of this kind may always hold.
+    markers : tuple of str
+        Files whose presence marks a folder as this kind's (``manifest.json``).
+        A kind with markers treats an unmarked, non-empty folder as foreign.
+    own_when_marked : callable ``name -> bool``
+        Further names a marked folder may hold.
+    unmarked : str or None
+        Message for a folder that holds names of the kind but none of its markers
+        (default: ``foreign``, naming the first such name).
+    exists : str or None
+        When set, any existing ``out`` is refused without ``overwrite``, with this message.
+    cannot_write : str
+        Message when ``out`` cannot be made or written; ``{out}`` and ``{error}``.
+    """
+
+    what: str
+    is_file: str
+    foreign: str
+    own: Callable[[str], bool] = _nothing
+    markers: tuple = ()
+    own_when_marked: Callable[[str], bool] = _nothing
+    unmarked: str | None = None
+    exists: str | None = None
+    cannot_write: str = "--out {out}: cannot write there ({error}); choose a folder you can write to."
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A folder :func:`claim` allowed.
+
+    Attributes
+    ----------
+    path : Path
+    marked : bool
+        The folder already held one of the kind's markers (an earlier run's output).
+    created : tuple of Path
+        Folders this claim made, innermost first (``out`` and missing parents).
+    """
+
+    path: Path
+    marked: bool = False
+    created: tuple = field(default=())
+
+    def undo(self) -> None:
+        """Remove the folders this claim made, with what was written in them since
+        (for a run that failed before writing anything worth keeping)."""
+        if self.created:
+            shutil.rmtree(self.created[-1], ignore_errors=True)
+
+
+def claim(out, kind: OutputKind, *, overwrite: bool = False, create: bool = True) -> Claim:
+    """Check that ``out`` may be written as a folder of ``kind``; make it when ``create``.
+
+    ``out`` may be missing, an empty folder, or a folder holding only what
+    ``kind`` owns (an earlier or unfinished output of the same kind: whether
+    it is the *same* output, e.g. the same command's dataset, is the writer's
+    own next check). Nothing is removed here.
+
+    Parameters
+    ----------
+    out : str or Path
+    kind : OutputKind
+    overwrite : bool
+        Allows an existing ``out`` for kinds that refuse one (``kind.exists``).
+    create : bool
+        Make ``out`` (and missing parents) and check a file can be written in it.
+        Training runs pass False: every rank checks, and none writes before all have joined.
+
+    Returns
+    -------
+    Claim
+
+    Raises
+    ------
+    BadInputError
+        One line, from ``kind``'s messages.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> c = claim(Path(tempfile.mkdtemp()) / "pairs", DATASET)
+    >>> c.path.is_dir(), c.marked
+    (True, False)
+    """
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise BadInputError(kind.is_file.format(out=out))
+    marked = False
+    if out.is_dir():
+        if kind.exists is not None and not overwrite:
+            raise BadInputError(kind.exists.format(out=out))
+        names = sorted(p.name for p in out.iterdir())
+        marked = any(m in names for m in kind.markers)
+        alien = [n for n in names if not (n in kind.markers or kind.own(n) or kind.own_when_marked(n))]
+        if alien:
+            raise BadInputError(kind.foreign.format(out=out, name=repr(alien[0])))
+        stray = [n for n in names if not kind.own(n)]
+        if kind.markers and not marked and stray:
+            # Names the kind writes, but no marker vouches for them (a marker is written first).
+            raise BadInputError((kind.unmarked or kind.foreign).format(out=out, name=repr(stray[0])))
+    created = ()
+    if create:
+        created = tuple(p for p in (out, *out.parents) if not p.exists())
+        probe = out / f".blursynth-probe-{os.getpid()}"
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+            probe.write_bytes(b"")
+            probe.unlink()
+        except OSError as exc:
+            Claim(out, created=created).undo()
+            raise BadInputError(kind.cannot_write.format(out=out, error=exc.strerror or exc)) from None
+    return Claim(out, marked=marked, created=created)
+
+
+def _tmp(path: Path) -> Path:
+    return path.with_name(f".{path.name}.tmp{os.getpid()}")
+
+
+def atomic_write_bytes(path, data: bytes) -> None:
+    """Write ``data`` to ``path`` so that readers see the old file or the new one, never part."""
+    path = Path(path)
+    tmp = _tmp(path)
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def atomic_write_text(path, text: str) -> None:
+    """:func:`atomic_write_bytes` for UTF-8 text."""
+    atomic_write_bytes(path, text.encode())
+
+
+def atomic_torch_save(obj, path) -> None:
+    """``torch.save`` to ``path`` atomically (checkpoints survive a kill mid-write)."""
+    import torch
+
+    path = Path(path)
+    tmp = _tmp(path)
+    try:
+        with open(tmp, "wb") as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def load_torch_file(path, *, file_name: str, missing: str, unreadable: str):
+    """``torch.load`` (weights only, on the CPU) of ``path`` or of ``path/file_name``.
+
+    Parameters
+    ----------
+    path : str or Path
+        A run folder holding ``file_name``, or the file itself.
+    file_name : str
+    missing, unreadable : str
+        One-line messages for a missing file and for one torch cannot read;
+        ``{path}`` and ``{file}`` are filled in (``{error}``: the exception's
+        type, for ``unreadable``).
+
+    Returns
+    -------
+    file : Path
+    obj : object
+
+    Raises
+    ------
+    BadInputError
+    """
+    import torch
+
+    from ..errors import BadInputError
+
+    file = Path(path)
+    if file.is_dir():
+        file = file / file_name
+    if not file.is_file():
+        raise BadInputError(missing.format(path=path, file=file))
+    try:
+        return file, torch.load(file, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises many types for a file that is not its own
+        raise BadInputError(unreadable.format(path=path, file=file, error=type(exc).__name__)) from None

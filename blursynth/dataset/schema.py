@@ -1,0 +1,269 @@
+"""The dataset format: constants, Parquet schemas, row encoding, and the registry of dataset kinds.
+
+One directory per dataset::
+
+    out/
+      manifest.json                  format version, kind, command, fingerprint, shards
+      data/train-00000-of-00016.parquet ...
+
+Every kind of dataset (``pairs`` here; ``kernels`` in :mod:`blursynth.kernelbank`) is
+registered with :func:`register_kind`, saying how :func:`~blursynth.dataset.verify.verify_dataset`
+checks its manifest and rows; this package imports no module that generates data.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pyarrow as pa
+
+from ..errors import DatasetError
+
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+PROGRESS = ".blursynth-progress.json"
+DATA_DIR = "data"
+SOURCES = ("trajectory", "video", "bgan", "real")
+
+IMAGE_TYPE = pa.struct([("bytes", pa.binary()), ("path", pa.string())])
+ARRAY_TYPE = pa.struct([("shape", pa.list_(pa.int32())), ("values", pa.list_(pa.float32()))])
+
+
+def _hf_value(dtype):
+    return {"dtype": dtype, "_type": "Value"}
+
+
+_PAIR_HF_FEATURES = {
+    "id": _hf_value("string"),
+    "index": _hf_value("int64"),
+    "blurred": {"_type": "Image"},
+    "sharp": {"_type": "Image"},
+    "psf": {
+        "shape": {"feature": _hf_value("int32"), "_type": "List"},
+        "values": {"feature": _hf_value("float32"), "_type": "List"},
+    },
+    "source": _hf_value("string"),
+    "seed": _hf_value("int64"),
+    "params": _hf_value("string"),
+    "fingerprint": _hf_value("string"),
+}
+
+
+def with_format_metadata(schema: pa.Schema, kind: str, hf_features=None) -> pa.Schema:
+    """``schema`` with the key-value metadata every blursynth shard carries: the format
+    version and ``kind`` (and, given ``hf_features``, the Hugging Face features that let
+    ``datasets`` decode the image columns)."""
+    meta = {b"blursynth": json.dumps({"format_version": FORMAT_VERSION, "kind": kind}).encode()}
+    if hf_features is not None:
+        meta[b"huggingface"] = json.dumps({"info": {"features": hf_features}}).encode()
+    return schema.with_metadata(meta)
+
+
+PAIR_SCHEMA = with_format_metadata(
+    pa.schema(
+        [
+            pa.field("id", pa.string()),
+            pa.field("index", pa.int64()),
+            pa.field("blurred", IMAGE_TYPE),
+            pa.field("sharp", IMAGE_TYPE),
+            pa.field("psf", ARRAY_TYPE),
+            pa.field("source", pa.string()),
+            pa.field("seed", pa.int64()),
+            pa.field("params", pa.string()),
+            pa.field("fingerprint", pa.string()),
+        ]
+    ),
+    "pairs",
+    _PAIR_HF_FEATURES,
+)
+
+# Encoded images are already compressed: zstd on them costs time and saves nothing.
+NO_COMPRESSION_COLUMNS = ("blurred.bytes", "sharp.bytes")
+
+
+def array_struct(array) -> dict | None:
+    """A float array as the ``{shape, values}`` struct stored in Parquet (None stays None)."""
+    if array is None:
+        return None
+    array = np.asarray(array, dtype=np.float32)
+    return {"shape": list(array.shape), "values": array.ravel().tolist()}
+
+
+def struct_array(value) -> np.ndarray | None:
+    """Inverse of :func:`array_struct`."""
+    if value is None:
+        return None
+    return np.asarray(value["values"], dtype=np.float32).reshape(value["shape"])
+
+
+def pair_row(
+    *,
+    index: int,
+    blurred: np.ndarray,
+    sharp: np.ndarray,
+    psf,
+    source: str,
+    seed: int,
+    params: dict,
+    fingerprint: str,
+    png_level: int | None = None,
+    id: str | None = None,
+    blurred_path: str | None = None,
+    sharp_path: str | None = None,
+) -> dict:
+    """One pair as a row of :data:`PAIR_SCHEMA`, with both images encoded as PNG.
+
+    Parameters
+    ----------
+    index : int
+        Sample index; with ``seed`` it determines every random choice of the pair.
+    blurred, sharp : (H, W, 3) uint8 ndarray
+        The pair, RGB, same shape.
+    psf : (k, k) float ndarray or None
+        The blur kernel, if the pair has one.
+    source : {'trajectory', 'video', 'bgan', 'real'}
+    seed : int
+    params : dict
+        JSON-serialisable record of everything that made the pair.
+    fingerprint : str
+        Fingerprint of the command or recipe.
+    png_level : int or None
+        None for the fast fpng encoder, 0-9 for zlib.
+    id : str, optional
+        Defaults to ``f"{index:09d}"``.
+
+    Returns
+    -------
+    row : dict
+    """
+    from ..config import canonical_json
+    from ..sources.photos import encode_png
+
+    if source not in SOURCES:
+        raise ValueError(f"source must be one of {SOURCES}; got {source!r}.")
+    if blurred.shape != sharp.shape:
+        raise ValueError(
+            f"blurred and sharp must have the same shape; got {blurred.shape} and {sharp.shape}."
+        )
+    name = id if id is not None else f"{index:09d}"
+    return {
+        "id": name,
+        "index": int(index),
+        "blurred": {"bytes": encode_png(blurred, png_level), "path": blurred_path or f"{name}_blur.png"},
+        "sharp": {"bytes": encode_png(sharp, png_level), "path": sharp_path or f"{name}_sharp.png"},
+        "psf": array_struct(psf),
+        "source": source,
+        "seed": int(seed),
+        "params": canonical_json(params),
+        "fingerprint": fingerprint,
+    }
+
+
+
+
+def shard_name(split: str, shard: int, n_shards: int) -> str:
+    """``train-00003-of-00016.parquet``."""
+    return f"{split}-{shard:05d}-of-{n_shards:05d}.parquet"
+
+
+def sha256_file(path: Path) -> str:
+    """Hex SHA-256 of a file, read in 1 MiB blocks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def read_json_object(path: Path, what: str) -> dict:
+    """A manifest or progress file as a dict; DatasetError naming ``path`` if it is not one."""
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise DatasetError(f"{path}: unreadable {what} ({exc}); delete the folder or pass --overwrite.")
+    if not isinstance(data, dict):
+        raise DatasetError(f"{path}: unreadable {what} (a JSON {type(data).__name__}, not an object); "
+                           "delete the folder or pass --overwrite.")
+    return data
+
+
+# ---------------------------------------------------------------------------------------------
+# kinds
+
+
+@dataclass(frozen=True)
+class Kind:
+    """How :func:`~blursynth.dataset.verify.verify_dataset` checks one kind of dataset.
+
+    Attributes
+    ----------
+    check_manifest : callable ``(path, manifest) -> None`` or None
+        Raises DatasetError when the manifest does not hold (e.g. a kernel bank's
+        settings no longer hash to its fingerprint).
+    check_row : callable ``(row) -> None`` or None
+        Raises DatasetError for a bad row (called only when verifying with ``decode``).
+    """
+
+    check_manifest: Callable | None = None
+    check_row: Callable | None = None
+
+
+_KINDS: dict[str, Kind] = {}
+
+
+def register_kind(kind: str, *, check_manifest=None, check_row=None) -> None:
+    """Tell the dataset package how to verify datasets of ``kind``.
+
+    The module that writes a kind registers it at import (``pairs`` below,
+    ``kernels`` in :mod:`blursynth.kernelbank`), so this package never imports
+    a generator. Registering a kind again replaces its checks.
+
+    Examples
+    --------
+    >>> register_kind("pairs", check_row=check_pair_row)
+    """
+    _KINDS[kind] = Kind(check_manifest=check_manifest, check_row=check_row)
+
+
+def registered_kind(kind: str) -> Kind | None:
+    """The checks registered for ``kind``, or None."""
+    return _KINDS.get(kind)
+
+
+def known_kinds() -> tuple:
+    """The kinds registered so far."""
+    return tuple(_KINDS)
+
+
+def check_psf(psf: np.ndarray) -> None:
+    """DatasetError unless ``psf`` is an odd square, finite, non-negative and sums to 1."""
+    if psf.ndim != 2 or psf.shape[0] != psf.shape[1] or psf.shape[0] % 2 == 0:
+        raise DatasetError(f"PSF has shape {psf.shape}; expected an odd square.")
+    if not np.all(np.isfinite(psf)) or psf.min() < 0 or abs(float(psf.sum(dtype=np.float64)) - 1.0) > 1e-4:
+        raise DatasetError("PSF is negative, not finite or does not sum to 1.")
+
+
+def check_pair_row(row: dict) -> None:
+    """DatasetError unless both images decode to one shape, the PSF (if any) holds and params parse."""
+    from ..errors import BadInputError
+    from ..sources.photos import decode_image
+
+    try:
+        b = decode_image(row["blurred"]["bytes"], what="blurred")
+        s = decode_image(row["sharp"]["bytes"], what="sharp")
+    except BadInputError as exc:
+        raise DatasetError(str(exc)) from None
+    if b.shape != s.shape:
+        raise DatasetError(f"blurred {b.shape} and sharp {s.shape} differ in shape.")
+    psf = struct_array(row.get("psf"))
+    if psf is not None:
+        check_psf(psf)
+    json.loads(row["params"])
+
+
+register_kind("pairs", check_row=check_pair_row)

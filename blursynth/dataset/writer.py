@@ -1,0 +1,387 @@
+"""Writing datasets: resumable, sharded Parquet written atomically, whatever the executor.
+
+Shards are written by worker processes under a temporary name and renamed only
+when complete, so a crash never leaves a half shard; a rerun of the same
+command (same fingerprint) skips complete shards. Every row is a pure function
+of (seed, index), and shard boundaries depend only on the number of items and
+the shard size, so the bytes do not depend on the number of workers or the
+executor (:mod:`blursynth.dataset.executors`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import json
+import math
+import os
+import shutil
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from ..errors import BadInputError, DatasetError
+from .executors import LOCAL, Executor, ProgressBar, report_rows, run_shards
+from .outputs import OutputKind, atomic_write_text, claim
+from .schema import (
+    DATA_DIR, FORMAT_VERSION, MANIFEST, NO_COMPRESSION_COLUMNS, PROGRESS, read_json_object, sha256_file, shard_name,
+)
+
+_executor_var = contextvars.ContextVar("blursynth_executor", default=LOCAL)
+_build_var = contextvars.ContextVar("blursynth_build", default=None)
+
+
+@contextlib.contextmanager
+def use_executor(name: str, address: str | None = None, *, gpus_per_task: float = 0.0):
+    """TRANSITIONAL: every write_dataset in the block runs on this executor."""
+    token = _executor_var.set(Executor(name, address, gpus_per_task) if name == "ray" else LOCAL)
+    try:
+        yield
+    finally:
+        _executor_var.reset(token)
+
+
+@contextlib.contextmanager
+def build_context(info: dict):
+    """TRANSITIONAL: every write_dataset in the block records ``info`` and obeys ``info["limit"]``."""
+    token = _build_var.set(dict(info))
+    try:
+        yield
+    finally:
+        _build_var.reset(token)
+
+
+#: A dataset folder: new, empty, or marked by the manifest or progress file of a dataset
+#: (whether the same command's is :func:`write_dataset`'s next check).
+DATASET = OutputKind(
+    what="dataset",
+    is_file="--out {out} is a file; expected a directory (new, or a dataset made by this same command).",
+    foreign="--out {out} is a non-empty folder that is not a blursynth dataset; choose a new or empty folder.",
+    markers=(PROGRESS, MANIFEST),
+    own_when_marked=lambda name: True,
+)
+
+
+def write_dataset(
+    out,
+    *,
+    kind: str,
+    schema: pa.Schema,
+    n_items: int,
+    shard_size: int,
+    make_rows,
+    fingerprint: str,
+    command: dict,
+    workers: int = 1,
+    overwrite: bool = False,
+    unit: str = "pair",
+    desc: str | None = None,
+    row_group_size: int = 16,
+    split: str = "train",
+    extra: dict | None = None,
+    progress: bool = True,
+    progress_total: int | None = None,
+    executor: Executor = LOCAL,
+    limit: int | None = None,
+    recipe: dict | None = None,
+) -> dict:
+    """Write (or resume) a sharded Parquet dataset and its manifest.
+
+    Parameters
+    ----------
+    out : str or Path
+        Output directory: new, empty, or a dataset made by the same command.
+    kind : {'pairs', 'kernels'}
+    schema : pyarrow.Schema
+        Fixed before the first write (e.g. :data:`PAIR_SCHEMA`).
+    n_items : int
+        Number of samples planned; shard ``s`` holds samples
+        ``s*shard_size .. min((s+1)*shard_size, n_items) - 1``.
+    shard_size : int
+        Samples per shard.
+    make_rows : callable ``(start, stop) -> iterable of dict or pyarrow.Table``
+        Picklable (module-level function or ``functools.partial`` of one).
+        Yields rows (dicts, or ready-made tables of several rows) for samples
+        ``start..stop-1`` in order; it may yield fewer (e.g. a truncated video).
+    fingerprint : str
+        Fingerprint of everything that determines the bytes (not the worker count).
+    command : dict
+        Settings recorded in the manifest.
+    workers : int
+        Worker processes; 1 runs in this process. The output does not depend on it.
+    overwrite : bool
+        Replace a dataset made by a different command.
+    unit, desc : str
+        Progress bar labels.
+    row_group_size : int
+        Rows per Parquet row group (the unit of lazy reads).
+    split : str
+        Shard name prefix.
+    extra : dict, optional
+        More manifest entries.
+    progress : bool
+        Show a progress bar.
+    progress_total : int, optional
+        The bar counts ``unit``s that ``make_rows`` reports with
+        :func:`report_progress` (e.g. video frames), up to this total, instead
+        of rows. On a resumed run it starts at the done rows' share of it.
+        Ignored on Ray, whose tasks report only finished shards.
+    executor : Executor
+        Where the shards run (:data:`~blursynth.dataset.executors.LOCAL`: this
+        process and ``workers - 1`` more; or Ray tasks). The bytes are the same.
+    limit : int, optional
+        At most this many items (``blursynth build --limit``). A limited dataset
+        is another dataset: its fingerprint is that of ``fingerprint`` and the limit.
+    recipe : dict, optional
+        The build that asked for this dataset (recipe file, fingerprint, step),
+        recorded in the manifest as ``recipe``.
+
+    Returns
+    -------
+    manifest : dict
+    """
+    out = Path(out)
+    if n_items < 1:
+        raise BadInputError(f"number of items must be at least 1; got {n_items}.")
+    # TRANSITIONAL (issue 14, step 4): until every entry function passes these through.
+    if executor is LOCAL:
+        executor = _executor_var.get()
+    build = _build_var.get()
+    if build is not None:
+        limit = build.get("limit") if limit is None else limit
+        recipe = {k: v for k, v in build.items() if k != "limit"} if recipe is None else recipe
+    if limit is not None and n_items > limit:
+        # A limited build is another dataset: its own fingerprint, so that a full
+        # build into the same folder is never mistaken for a resume of it.
+        from ..config import fingerprint as _fp
+
+        n_items = int(limit)
+        fingerprint = _fp({"fingerprint": fingerprint, "limit": n_items})
+    if recipe is not None:
+        extra = {**(extra or {}), "recipe": dict(recipe)}
+    n_shards = max(1, math.ceil(n_items / shard_size))
+    claimed, done = _prepare_output(out, kind=kind, fingerprint=fingerprint, n_shards=n_shards, overwrite=overwrite)
+    data = out / DATA_DIR
+    tasks, rows_done, digests = [], {}, {}
+    for s in range(n_shards):
+        path = data / shard_name(split, s, n_shards)
+        start, stop = s * shard_size, min((s + 1) * shard_size, n_items)
+        if path.exists():
+            record = done.get(path.name)
+            if record is not None and sha256_file(path) == record.get("sha256"):
+                rows_done[path.name] = int(record["rows"])
+                digests[path.name] = record["sha256"]
+                continue
+            path.unlink()  # unrecorded or changed since: rebuild it
+        tasks.append((str(path), schema, start, stop, make_rows, row_group_size))
+    # Shards of an earlier plan (another shard count) do not belong to this dataset.
+    for stray in data.glob("*.parquet"):
+        if stray.name not in rows_done and str(stray) not in {t[0] for t in tasks}:
+            stray.unlink()
+    recorded = {name: {"rows": rows_done[name], "sha256": digests[name]} for name in rows_done}
+
+    def finished(name, n):
+        rows_done[name] = n
+        digests[name] = sha256_file(data / name)
+        recorded[name] = {"rows": n, "sha256": digests[name]}
+        _write_progress(out, kind, fingerprint, n_shards, recorded)
+
+    from tqdm.auto import tqdm
+
+    own_units = progress_total is not None and executor.name != "ray"
+    done_rows = sum(rows_done.values())
+    bar = ProgressBar(tqdm(
+        total=progress_total if own_units else n_items,
+        initial=round(progress_total * done_rows / max(n_items, 1)) if own_units else done_rows,
+        unit=unit,
+        desc=desc or f"writing {kind}",
+        disable=not progress,
+        dynamic_ncols=True,
+    ), own_units)
+    any_written = bool(rows_done)
+    try:
+        for name, n in run_shards(_write_shard, tasks, workers=workers, executor=executor,
+                                  make_rows=make_rows, bar=bar):
+            finished(name, n)
+            any_written = True
+    except BadInputError:
+        if not any_written:
+            claimed.undo()
+        raise
+    finally:
+        bar.close()
+
+    # Temporary files of workers that died mid-shard (their retries wrote the shard).
+    for stale in data.glob(".*.tmp*"):
+        stale.unlink(missing_ok=True)
+    shards = []
+    for s in range(n_shards):
+        name = shard_name(split, s, n_shards)
+        shards.append({"file": f"{DATA_DIR}/{name}", "rows": rows_done[name], "sha256": digests[name]})
+    manifest = {
+        "format_version": FORMAT_VERSION,
+        "kind": kind,
+        "fingerprint": fingerprint,
+        "command": command,
+        "planned_items": n_items,
+        "num_rows": sum(s["rows"] for s in shards),
+        "splits": {split: sum(s["rows"] for s in shards)},
+        "shards": shards,
+    }
+    if extra:
+        manifest.update(extra)
+    from ..config import canonical_json
+
+    atomic_write_text(out / MANIFEST, json.dumps(json.loads(canonical_json(manifest)), indent=1, sort_keys=True) + "\n")
+    (out / PROGRESS).unlink(missing_ok=True)
+    return manifest
+
+
+def _prepare_output(out: Path, *, kind: str, fingerprint: str, n_shards: int, overwrite: bool):
+    """Create or reopen ``out``.
+
+    Returns
+    -------
+    claimed : Claim
+        The folder, with the folders this call made (removed again if the first shard fails).
+    done : dict
+        ``{shard name: {"rows", "sha256"}}`` of shards an earlier run of the same
+        command finished (from its progress file or manifest): a rerun keeps a
+        shard only if its bytes still hash to what was recorded.
+    """
+    claimed = claim(out, DATASET)
+    owner, owner_file = None, None
+    for name in (PROGRESS, MANIFEST):
+        if (out / name).exists():
+            owner, owner_file = read_json_object(out / name, name), name
+            break
+    done = {}
+    if owner is not None:
+        same = owner.get("fingerprint") == fingerprint and owner.get("kind") == kind
+        if not same:
+            if not overwrite:
+                raise DatasetError(
+                    f"{out} holds a {owner.get('kind', '?')} dataset made by a different command "
+                    f"(fingerprint {owner.get('fingerprint')} != {fingerprint}); choose another output "
+                    "folder or pass --overwrite to replace it."
+                )
+            shutil.rmtree(out / DATA_DIR, ignore_errors=True)
+            for name in (MANIFEST, PROGRESS):
+                (out / name).unlink(missing_ok=True)
+        elif owner_file == PROGRESS:
+            done = dict(owner.get("done", {}))
+        else:
+            done = {Path(s["file"]).name: {"rows": s["rows"], "sha256": s["sha256"]} for s in owner.get("shards", [])}
+    try:
+        (out / DATA_DIR).mkdir(parents=True, exist_ok=True)
+        for stale in (out / DATA_DIR).glob(".*.tmp*"):
+            stale.unlink(missing_ok=True)
+        _write_progress(out, kind, fingerprint, n_shards, done)
+    except OSError as exc:
+        claimed.undo()
+        raise BadInputError(DATASET.cannot_write.format(out=out, error=exc.strerror or exc)) from None
+    return claimed, done
+
+
+def _write_progress(out: Path, kind: str, fingerprint: str, n_shards: int, done: dict) -> None:
+    atomic_write_text(
+        out / PROGRESS,
+        json.dumps({"kind": kind, "fingerprint": fingerprint, "n_shards": n_shards, "done": done}, sort_keys=True),
+    )
+
+
+def _write_progress(out: Path, kind: str, fingerprint: str, n_shards: int, done: dict) -> None:
+    atomic_write_text(
+        out / PROGRESS,
+        json.dumps({"kind": kind, "fingerprint": fingerprint, "n_shards": n_shards, "done": done}, sort_keys=True),
+    )
+
+
+def _writer_metadata(schema: pa.Schema, row_group_size: int) -> pa.Schema:
+    meta = dict(schema.metadata or {})
+    info = json.loads(meta.get(b"blursynth", b"{}"))
+    info["writer"] = {
+        "row_group_size": row_group_size,
+        "compression": "zstd",
+        "uncompressed_columns": [c for c in NO_COMPRESSION_COLUMNS if _has_column(schema, c)],
+        "dictionary": False,
+    }
+    meta[b"blursynth"] = json.dumps(info, sort_keys=True).encode()
+    return schema.with_metadata(meta)
+
+
+def _has_column(schema: pa.Schema, dotted: str) -> bool:
+    top = dotted.split(".")[0]
+    return top in schema.names
+
+
+def _write_shard(task):
+    """Worker: build rows ``start..stop-1`` and write one shard atomically."""
+    path, schema, start, stop, make_rows, row_group_size = task
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    schema = _writer_metadata(schema, row_group_size)
+    compression = {c: "zstd" for c in _leaf_columns(schema)}
+    for c in NO_COMPRESSION_COLUMNS:
+        if c in compression:
+            compression[c] = "none"
+    rows_written = 0
+    try:
+        with pq.ParquetWriter(
+            tmp,
+            schema,
+            compression=compression,
+            use_dictionary=False,
+            write_statistics=False,
+        ) as writer:
+            batch = []
+            for row in make_rows(start, stop):
+                if isinstance(row, (pa.Table, pa.RecordBatch)):
+                    # A ready-made chunk (fast path for numeric columns).
+                    if batch:
+                        writer.write_table(pa.Table.from_pylist(batch, schema=schema))
+                        rows_written += len(batch)
+                        report_rows(len(batch))
+                        batch = []
+                    table = pa.Table.from_batches([row]) if isinstance(row, pa.RecordBatch) else row
+                    table = table.cast(schema)
+                    writer.write_table(table, row_group_size=row_group_size)
+                    rows_written += table.num_rows
+                    report_rows(table.num_rows)
+                    continue
+                batch.append(row)
+                if len(batch) >= row_group_size:
+                    writer.write_table(pa.Table.from_pylist(batch, schema=schema))
+                    rows_written += len(batch)
+                    report_rows(len(batch))
+                    batch = []
+            if batch or rows_written == 0:
+                writer.write_table(pa.Table.from_pylist(batch, schema=schema))
+                rows_written += len(batch)
+                report_rows(len(batch))
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return path.name, rows_written
+
+
+def _leaf_columns(schema: pa.Schema) -> list[str]:
+    names = []
+
+    def walk(prefix, typ):
+        if pa.types.is_struct(typ):
+            for i in range(typ.num_fields):
+                f = typ.field(i)
+                walk(f"{prefix}.{f.name}", f.type)
+        elif pa.types.is_list(typ):
+            walk(f"{prefix}.list.element", typ.value_type)
+        else:
+            names.append(prefix)
+
+    for field in schema:
+        walk(field.name, field.type)
+    return names
