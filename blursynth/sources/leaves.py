@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from .._rng import check_seed, sample_rng
+from ..dataset.outputs import OutputKind, claim
 from ..errors import BadInputError
 
 #: Settings file written beside the images; a resumed run must match it.
@@ -223,18 +224,25 @@ def _settings_record(settings: LeavesSettings, palette_sources, palette) -> dict
             "colours_from": [str(p) for p in palette_sources], "palette_sha256": digest}
 
 
+#: A render-leaves folder: leaves.json (written first), then leaves00000.png ...; hidden files
+#: are temporary files of atomic writes.
+LEAVES_OUTPUT = OutputKind(
+    what="render-leaves folder",
+    is_file="--out {out}: is a file; expected a folder for the images.",
+    foreign="--out {out}: holds other files ({name}); choose a new or empty folder.",
+    own=lambda name: name.startswith("."),
+    markers=(LEAVES_JSON,),
+    own_when_marked=lambda name: name.startswith("leaves") and name.endswith(".png"),
+    cannot_write="--out {out}: cannot write there ({error}); choose a location you can write to.",
+)
+
+
 def _check_output(out: Path, record: dict) -> None:
-    if out.exists() and not out.is_dir():
-        raise BadInputError(f"--out {out}: is a file; expected a folder for the images.")
-    if not out.is_dir():
+    """Claim ``out`` (making it); a folder an earlier run wrote must hold images of the same settings."""
+    if not claim(out, LEAVES_OUTPUT).marked:
         return
     own = out / LEAVES_JSON
     names = [p.name for p in out.iterdir() if not p.name.startswith(".")]
-    if not own.exists():
-        if names:
-            raise BadInputError(f"--out {out}: holds other files ({sorted(names)[0]!r}); choose "
-                                f"a new or empty folder.")
-        return
     try:
         old = json.loads(own.read_text())
     except OSError as exc:
@@ -245,11 +253,6 @@ def _check_output(out: Path, record: dict) -> None:
     if not isinstance(old, dict) or old.get("format") != FORMAT:
         raise BadInputError(f"{own}: is not a render-leaves settings file; remove the folder "
                             f"or choose another --out.")
-    foreign = [n for n in names if n != LEAVES_JSON and not
-               (n.startswith("leaves") and n.endswith(".png"))]
-    if foreign:
-        raise BadInputError(f"--out {out}: holds other files ({sorted(foreign)[0]!r}); choose "
-                            f"a new or empty folder.")
     images = [n for n in names if n != LEAVES_JSON]
     if not images:
         return  # stopped before its first image: nothing to match
@@ -305,11 +308,9 @@ def render_leaves(out, settings: LeavesSettings, *, colours_from=(), progress: b
     record = _settings_record(settings, [*map(str, colours_from)], palette)
     _check_output(out, record)
     try:
-        out.mkdir(parents=True, exist_ok=True)
         atomic_write_text(out / LEAVES_JSON, json.dumps(record, indent=1) + "\n")
     except OSError as exc:
-        raise BadInputError(f"--out {out}: cannot write there ({exc.strerror or exc}); choose a "
-                            f"location you can write to.") from None
+        raise BadInputError(LEAVES_OUTPUT.cannot_write.format(out=out, error=exc.strerror or exc)) from None
     bar = None
     if progress:
         from tqdm import tqdm
