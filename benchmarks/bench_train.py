@@ -21,7 +21,8 @@ import torch  # noqa: E402
 from benchmarks._common import machine_line, write_section  # noqa: E402
 from blursynth.nn.vgg import VGG19Features  # noqa: E402
 from blursynth.train.losses import ContentLoss  # noqa: E402
-from blursynth.train.loop import CONFIG_DEFAULTS, Trainer  # noqa: E402
+from blursynth.train.loop import CONFIG_DEFAULTS  # noqa: E402
+from blursynth.train.trainer import Trainer  # noqa: E402
 from blursynth.train.models import CONFIGS, build_models, count_parameters  # noqa: E402
 
 

@@ -137,7 +137,7 @@ def time_per_step(config, crop, batch, critic_steps, init, amp=False):
     import torch
 
     from blursynth.train.losses import ContentLoss
-    from blursynth.train.loop import Trainer
+    from blursynth.train.trainer import Trainer
     from blursynth.train.models import CONFIGS, build_models
 
     g, d = build_models(CONFIGS[config], seed=0, init=init)

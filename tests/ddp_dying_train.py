@@ -10,7 +10,7 @@ import os
 import sys
 
 from blursynth.cli import main
-from blursynth.train.loop import Trainer
+from blursynth.train.trainer import Trainer
 
 _real_step = Trainer.step
 _calls = {"n": 0}

@@ -169,15 +169,24 @@ def test_deblur_out_that_cannot_be_written_is_refused_before_work(run_cli, train
 
 
 def test_evaluate_and_deblur_reject_unknown_device(tmp_path, run_cli):
-    from blursynth.errors import BadInputError
-    from blursynth.train.evaluate import _device
-
-    import pytest
-
+    # The names themselves: tests/test_device.py. Here: both commands go through that resolver,
+    # before the model is read.
     for name in ("foo", "cuda0", "gpu"):
-        with pytest.raises(BadInputError, match="expected auto, cpu, cuda or cuda:N"):
-            _device(name)
-    assert str(_device("cpu")) == "cpu"
+        _fails(run_cli, "evaluate", "--model", tmp_path / "none", "--data", tmp_path, "--device",
+               name, match="expected auto, cpu, cuda or cuda:N")
+        _fails(run_cli, "deblur", tmp_path, "--model", tmp_path / "none", "--out", tmp_path / "o",
+               "--device", name, match="expected auto, cpu, cuda or cuda:N")
+    assert not (tmp_path / "o").exists()
+
+
+def test_train_checks_the_gpu_index_as_every_command_does(run_cli, tmp_path, tiny_pairs_dataset,
+                                                          monkeypatch):
+    # The trainer once took any cuda:N (BGAN inherited that); now it is the one resolver's rule.
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    _fails(run_cli, "train", "--data", tiny_pairs_dataset(), "--out", tmp_path / "r", "--steps", 1,
+           *FAST, "--device", "cuda:7", match="--device cuda:7: torch sees 1 CUDA GPU(s)")
+    assert not (tmp_path / "r").exists()
 
 
 def test_deblur_blend_changes_seams(tmp_path):

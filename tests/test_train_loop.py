@@ -9,8 +9,9 @@ import torch
 
 from blursynth.train.data import MixedPairs, PositionSampler, split_indices
 from blursynth.train.losses import ContentLoss
-from blursynth.train.loop import Trainer, load_checkpoint, load_generator
+from blursynth.train.loop import load_checkpoint, load_generator
 from blursynth.train.models import CONFIGS, build_models
+from blursynth.train.trainer import Trainer
 
 FAST = ["--crop", "32", "--batch-size", "2", "--perceptual", "none", "--critic-steps", "2",
         "--val-count", "2", "--val-crop", "48", "--quiet"]
@@ -166,7 +167,7 @@ def test_train_with_vgg_weights_file_records_it(tiny_pairs_dataset, tmp_path, ru
 
 
 def test_evaluate_and_deblur(tiny_pairs_dataset, tmp_path, run_cli):
-    from blursynth.io.dataset import PairDataset
+    from blursynth.dataset import PairDataset
     from blursynth.sources.photos import load_rgb8, save_rgb8
     from blursynth.train.evaluate import deblur_array
     from blursynth.train.metrics import psnr
@@ -217,6 +218,7 @@ def test_each_rank_restores_its_own_generators():
     assert torch.equal(other.rng_dropout.get_state(), ranks[1].rng_dropout.get_state())
 
 
+@pytest.mark.slow
 def test_two_process_ddp_run_on_cpu_saves_every_ranks_generators(tiny_pairs_dataset, tmp_path,
                                                                   torchrun_lock):
     """torchrun, two CPU processes (gloo): the DistributedDataParallel path end to end."""

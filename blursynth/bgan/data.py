@@ -116,7 +116,7 @@ class ImageSet:
 
     def _dataset(self):
         if self._ds is None:
-            from ..io.dataset import PairDataset
+            from ..dataset.reader import PairDataset
 
             self._ds = PairDataset(self.path)
         return self._ds

@@ -1,39 +1,53 @@
 """The BGAN training run: settings, the update step, plateau learning-rate drops, checkpoints.
 
-It follows the DeblurGAN trainer's conventions and reuses its pieces (:mod:`blursynth.train.loop`):
-a run folder with an atomically replaced ``checkpoint.pt`` that ``--resume`` continues,
-``run.json``, ``metrics.csv`` and periodic sample pictures, and the same VGG19 policy.
+Its run folder is the DeblurGAN trainer's (:mod:`blursynth.nn.runs`): an atomically replaced
+``checkpoint.pt`` that ``--resume`` continues, ``run.json``, ``metrics.csv`` and periodic sample
+sheets, plus ``model.json``; the VGG19 policy is the trainer's too.
 """
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import math
-import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from .._rng import check_seed
 from ..errors import BadInputError
+from ..nn import runs
+from ..nn.runs import CHECKPOINT, METRICS_CSV, RUN_JSON
 from .losses import ALPHA_WEIGHS, LossWeights, PooledL1, relativistic_critic_loss, \
     relativistic_generator_loss
 from .model import CONFIGS, BGANConfig, BlurGenerator, build_bgan, model_fingerprint
 
-CHECKPOINT = "checkpoint.pt"
 MODEL_JSON = "model.json"
-RUN_JSON = "run.json"
-METRICS_CSV = "metrics.csv"
 SAMPLES_DIR = "samples"
-MODEL_FORMAT = "blursynth-bgan"
+MODEL_FORMAT = runs.BGAN_FORMAT
 MODEL_VERSION = 1
 METRIC_COLUMNS = ("step", "lr", "loss_d", "loss_g", "loss_blur", "loss_perceptual",
                   "score_real", "score_fake", "seconds")
+_EXPECTED = "expected the --out folder of 'blursynth bgan train'."
+
+#: The BGAN model folder and its checkpoint's messages.
+RUN_KIND = runs.RunKind(
+    format=MODEL_FORMAT, version=MODEL_VERSION,
+    names=(CHECKPOINT, MODEL_JSON, RUN_JSON, METRICS_CSV, SAMPLES_DIR),
+    missing=f"--model {{path}}: no BGAN model here (no {CHECKPOINT}); {_EXPECTED}",
+    unreadable="{file}: unreadable checkpoint ({error}); restore it or train again.",
+    other_formats={runs.DEBLURGAN_FORMAT: "{file}: is a DeblurGAN training run, not a BGAN model; "
+                                          + _EXPECTED},
+    wrong_format="{file}: is format {format!r}, not a BGAN model; " + _EXPECTED,
+    wrong_version="{file}: BGAN model format version {version!r}; this blursynth reads version "
+                  "{expected}. Use the blursynth that wrote it, or train again.",
+    is_dataset="--out {out} is a dataset folder; expected a folder for the BGAN model. Choose "
+               "another --out.",
+    is_file="--out {out}: is a file; expected a folder for the model.",
+    not_a_run="--out {out}: is a non-empty folder that is not a BGAN model (it holds {name!r}); "
+              "choose a new or empty folder.",
+)
 
 
 @dataclass(frozen=True)
@@ -243,24 +257,7 @@ def load_checkpoint(path) -> dict:
         Missing, corrupt, another kind of file, or a model format version this blursynth does
         not read.
     """
-    from ..io.atomic import load_torch_file
-
-    p, ckpt = load_torch_file(
-        path, file_name=CHECKPOINT,
-        missing=f"--model {{path}}: no BGAN model here (no {CHECKPOINT}); expected the --out folder of "
-                "'blursynth bgan train'.",
-        unreadable="{file}: unreadable checkpoint ({error}); restore it or train again.",
-    )
-    fmt = ckpt.get("format") if isinstance(ckpt, dict) else None
-    if fmt != MODEL_FORMAT:
-        what = "a DeblurGAN training run" if fmt == "blursynth-deblurgan" else f"format {fmt!r}"
-        raise BadInputError(f"{p}: is {what}, not a BGAN model; expected the --out folder of "
-                            f"'blursynth bgan train'.")
-    if ckpt.get("version") != MODEL_VERSION:
-        raise BadInputError(f"{p}: BGAN model format version {ckpt.get('version')!r}; this "
-                            f"blursynth reads version {MODEL_VERSION}. Use the blursynth that "
-                            f"wrote it, or train again.")
-    return ckpt
+    return runs.load_checkpoint(path, RUN_KIND)
 
 
 def load_bgan_generator(path, device="cpu"):
@@ -289,25 +286,6 @@ def load_bgan_generator(path, device="cpu"):
 
 # --------------------------------------------------------------------------------------------
 # the run
-
-
-def _sample_sheet(sharp, fake, real, n=4) -> np.ndarray:
-    """uint8 (rows * h, 3 * w, 3): one row per item, sharp | generated | real blurred."""
-    from ..train.models import from_model_range
-
-    rows = [torch.cat([sharp[i], fake[i], real[i]], dim=2) for i in range(min(n, len(sharp)))]
-    img = from_model_range(torch.cat(rows, dim=1)).clamp(0, 1)
-    return np.ascontiguousarray((img * 255).round().byte().permute(1, 2, 0).cpu().numpy())
-
-
-def _write_metrics(path: Path, rows) -> None:
-    from ..io.atomic import atomic_write_text
-
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=METRIC_COLUMNS, extrasaction="ignore")
-    w.writeheader()
-    w.writerows(rows)
-    atomic_write_text(path, buf.getvalue())
 
 
 def plan_training(settings: BGANTrainSettings):
@@ -366,24 +344,24 @@ def train_bgan(settings: BGANTrainSettings) -> dict:
     >>> train_bgan(s)["steps"]                                              # doctest: +SKIP
     10
     """
+    from ..dataset.outputs import atomic_torch_save, atomic_write_text
+    from ..nn.device import resolve_device
     from ..train.data import PositionSampler
-    from ..io.atomic import atomic_torch_save, atomic_write_text
-    from ..train.loop import _content_loss, _fmt, \
-        _pick_device, _read_metrics
-    from ..train.models import to_model_range
+    from ..train.losses import build_content_loss
+    from ..train.models import from_model_range, to_model_range
 
     config, weights, sharp_set, real_set = plan_training(settings)
     seed = int(settings.seed)
-    device = _pick_device(settings.device, 0)
+    device = resolve_device(settings.device, index=0)
     out = Path(settings.out)
     if settings.perceptual == "none":
         perceptual, perceptual_info = PooledL1(4), {"kind": "pooled-l1", "factor": 4}
     else:
-        perceptual, perceptual_info = _content_loss(settings)
+        perceptual, perceptual_info = build_content_loss(settings.perceptual,
+                                                         settings.vgg_weights)
     recipe = settings.recipe()
-    ckpt = None
-    if (out / CHECKPOINT).exists():
-        ckpt = load_checkpoint(out)  # first: another kind of run is named as such
+    ckpt = runs.open_run_folder(out, RUN_KIND)
+    if ckpt is not None:
         if not settings.resume:
             raise BadInputError(f"--out {out}: already holds a BGAN run; pass --resume to continue "
                                 f"it or choose another --out.")
@@ -393,8 +371,6 @@ def train_bgan(settings: BGANTrainSettings) -> dict:
             raise BadInputError(
                 f"{out / CHECKPOINT}: was trained with {k}={ckpt['recipe'].get(k)!r}; this run "
                 f"asks for {recipe[k]!r}. Resume with the same settings or use another --out.")
-    elif out.exists() and not out.is_dir():
-        raise BadInputError(f"--out {out}: is a file; expected a folder for the model.")
 
     gen, critic = build_bgan(config, seed=seed)
     gen, critic, perceptual = gen.to(device), critic.to(device), perceptual.to(device)
@@ -415,11 +391,10 @@ def train_bgan(settings: BGANTrainSettings) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     (out / SAMPLES_DIR).mkdir(exist_ok=True)
     if ckpt is None:
-        meta = {"settings": asdict(settings), "recipe": recipe, "perceptual": perceptual_info,
-                "n_sharp": len(sharp_set), "n_real_blur": len(real_set),
-                "torch": torch.__version__, "python": sys.version.split()[0]}
-        atomic_write_text(out / RUN_JSON, json.dumps(meta, indent=1, default=str) + "\n")
-    metrics_rows = _read_metrics(out / METRICS_CSV, start)
+        runs.write_run_json(out / RUN_JSON, {
+            "settings": asdict(settings), "recipe": recipe, "perceptual": perceptual_info,
+            "n_sharp": len(sharp_set), "n_real_blur": len(real_set)})
+    metrics = runs.MetricsLog(out / METRICS_CSV, METRIC_COLUMNS, start)
 
     def save(step):
         state = trainer.state_dict()
@@ -432,7 +407,7 @@ def train_bgan(settings: BGANTrainSettings) -> dict:
                 "config": config.to_dict(), "fingerprint": model_fingerprint(gen),
                 "loss_weights": asdict(weights), "perceptual": perceptual_info}
         atomic_write_text(out / MODEL_JSON, json.dumps(info, indent=1) + "\n")
-        _write_metrics(out / METRICS_CSV, metrics_rows)
+        metrics.save()
 
     dataset_ = _unpaired(sharp_set, real_set, seed, settings.patch)
     loader = torch.utils.data.DataLoader(
@@ -457,12 +432,12 @@ def train_bgan(settings: BGANTrainSettings) -> dict:
             plateau.update(losses["loss_g"])
             if step % settings.log_every == 0 or step == total:
                 row = dict(losses, step=step, lr=lr_used, seconds=time.perf_counter() - t0)
-                metrics_rows.append({k: _fmt(v) for k, v in row.items()})
+                metrics.append(row)
             if step % settings.sample_every == 0 or step == total:
-                from ..sources.photos import save_rgb8
-
-                save_rgb8(out / SAMPLES_DIR / f"step-{step:07d}.png",
-                          _sample_sheet(sharp, fake, real))
+                # One row per item: sharp | generated | real blurred.
+                images = [from_model_range(t) for t in (sharp, fake, real)]
+                runs.save_sample_sheet(out / SAMPLES_DIR / f"step-{step:07d}.png",
+                                       list(zip(*images)), level=3)
             out_of_time = (settings.max_seconds is not None
                            and time.perf_counter() - t0 >= settings.max_seconds)
             if step % settings.checkpoint_every == 0 or step == total or out_of_time:

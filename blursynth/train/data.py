@@ -99,7 +99,7 @@ def split_indices(ids, fraction: float):
 
 def open_pairs(path):
     """Open a pair dataset, with a one-line error for a path that is not one."""
-    from ..io.dataset import PairDataset
+    from ..dataset.reader import PairDataset
 
     p = Path(path)
     if not p.exists():

@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from ..errors import BadInputError
+from ..nn.device import resolve_device
 from .data import open_pairs, pair_ids, split_indices, to_tensor
 from .loop import load_generator
 from .metrics import psnr, ssim
@@ -62,22 +63,6 @@ def _remove_empty(folders) -> None:
             p.rmdir()
         except OSError:
             pass
-
-
-def _device(name):
-    import re
-
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if not re.fullmatch(r"cpu|cuda(:\d+)?", str(name)):
-        raise BadInputError(f"--device {name!r}: expected auto, cpu, cuda or cuda:N.")
-    if name.startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise BadInputError(f"--device {name}: CUDA is not available; use --device cpu.")
-        index = int(name.split(":")[1]) if ":" in name else 0
-        if index >= torch.cuda.device_count():
-            raise BadInputError(f"--device {name}: this machine has {torch.cuda.device_count()} GPU(s).")
-    return torch.device(name)
 
 
 def deblur_array(gen, image_u8, *, tile=1024, blend=16, norm_stats="global") -> np.ndarray:
@@ -144,7 +129,7 @@ def evaluate(settings: EvaluateSettings) -> dict:
     if settings.json_path:
         _check_json_path(Path(settings.json_path))
     _check_tiling(settings.tile, settings.norm_stats)
-    device = _device(settings.device)
+    device = resolve_device(settings.device)
     gen, ckpt = load_generator(settings.model, device)
     plan = []
     for path in settings.data:
@@ -250,7 +235,7 @@ def deblur_images(settings: DeblurSettings) -> dict:
     from ..sources.photos import list_images
 
     _check_tiling(settings.tile, settings.norm_stats)
-    device = _device(settings.device)
+    device = resolve_device(settings.device)
     gen, _ = load_generator(settings.model, device)
     _check_halo(gen, settings.tile, settings.blend)
     if not settings.inputs:

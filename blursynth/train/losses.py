@@ -111,3 +111,31 @@ class ContentLoss(nn.Module):
         with torch.no_grad():
             f_sharp = self.vgg(from_model_range(sharp))
         return F.mse_loss(f_fake.float(), f_sharp.float())
+
+
+def build_content_loss(perceptual: str, vgg_weights=None):
+    """The content loss ``--perceptual`` names and a record of which was used (for run.json).
+
+    Parameters
+    ----------
+    perceptual : {"vgg", "none"}
+        VGG19 conv3_3 features, or none (L1 of the pixels).
+    vgg_weights : str or None
+        torchvision's VGG19 file; None: the torch hub cache, else a download.
+
+    Returns
+    -------
+    loss : ContentLoss
+    info : dict
+    """
+    if perceptual == "none":
+        return ContentLoss(None), {"kind": "pixel-l1"}
+    if perceptual != "vgg":
+        from ..errors import BadInputError
+
+        raise BadInputError(f"--perceptual must be vgg or none; got {perceptual!r}.")
+    from ..nn.vgg import load_vgg19_features, resolve_vgg19_weights
+
+    path = resolve_vgg19_weights(vgg_weights)
+    vgg = load_vgg19_features(path, "conv3_3")
+    return ContentLoss(vgg), {"kind": "vgg19-conv3_3", "weights": str(path)}

@@ -1,0 +1,71 @@
+"""The one ``--device`` resolver: auto, cpu, cuda or cuda:N, checked against the GPUs torch sees."""
+
+from __future__ import annotations
+
+import re
+
+from ..errors import BadInputError
+
+#: What ``--device`` takes (``cuda:N`` picks one GPU).
+DEVICE_NAME = re.compile(r"auto|cpu|cuda(:\d+)?")
+
+
+def check_device_name(name) -> str:
+    """``name`` if it is a ``--device`` value (auto, cpu, cuda, cuda:N); settings call this so a
+    malformed name is refused before torch is imported.
+
+    Examples
+    --------
+    >>> check_device_name("cuda:1")
+    'cuda:1'
+    """
+    name = str(name)
+    if not DEVICE_NAME.fullmatch(name):
+        raise BadInputError(f"--device {name!r}: expected auto, cpu, cuda or cuda:N.")
+    return name
+
+
+def resolve_device(name, *, index: int | None = None):
+    """The torch device ``--device name`` means on this machine.
+
+    ``auto`` is CUDA when torch sees a GPU, else the CPU. A CUDA device that is not there (no
+    GPU, or ``cuda:N`` past the GPUs torch sees) is bad input, one line saying which exist.
+
+    Parameters
+    ----------
+    name : str
+        auto, cpu, cuda or cuda:N.
+    index : int or None
+        The GPU a bare ``cuda`` (or ``auto`` on a GPU machine) means: a distributed run's
+        ``LOCAL_RANK``. None leaves it to torch's current device.
+
+    Returns
+    -------
+    device : torch.device
+
+    Examples
+    --------
+    >>> resolve_device("cpu").type
+    'cpu'
+    """
+    import torch
+
+    name = check_device_name(name)
+    if name == "cpu" or (name == "auto" and not torch.cuda.is_available()):
+        return torch.device("cpu")
+    if not torch.cuda.is_available():
+        raise BadInputError(
+            f"--device {name}: no CUDA GPU is visible to torch here; use --device cpu or auto.")
+    if ":" in name:
+        wanted = int(name.split(":")[1])
+    elif index is not None:
+        wanted = int(index)
+    else:
+        return torch.device("cuda")
+    n = torch.cuda.device_count()
+    if wanted >= n:
+        shown = name if ":" in name else f"{name} (cuda:{wanted}, this process's LOCAL_RANK)"
+        raise BadInputError(
+            f"--device {shown}: torch sees {n} CUDA GPU(s), cuda:0 to cuda:{n - 1}; pick one of "
+            f"those.")
+    return torch.device(f"cuda:{wanted}")

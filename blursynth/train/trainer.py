@@ -1,0 +1,145 @@
+"""One DeblurGAN update (critic steps, then a generator step) and the learning-rate schedule."""
+
+from __future__ import annotations
+
+import torch
+
+from .._rng import sample_rng
+from .losses import critic_loss
+
+STREAM_TORCH = 3  # sample_rng stream of the torch generators (data uses 1 and 2)
+
+
+def lr_at(step: int, total: int, base: float) -> float:
+    """Constant for the first half of the run, then linear decay to 0 at ``total``.
+
+    Examples
+    --------
+    >>> [lr_at(s, 10, 1.0) for s in (0, 4, 5, 8, 10)]
+    [1.0, 1.0, 1.0, 0.4, 0.0]
+    """
+    half = total / 2
+    if step < half:
+        return base
+    return base * max(total - step, 0) / max(total - half, 1)
+
+
+class Trainer:
+    """One DeblurGAN update per :meth:`step`: ``critic_steps`` critic updates on the batch and
+    the generator's output for it (as DeblurGAN does), then one generator update.
+
+    Parameters
+    ----------
+    generator, critic : nn.Module
+        Possibly wrapped in DistributedDataParallel.
+    content : ContentLoss
+    seed, rank : int
+        Key the generators of the penalty's mixing weights and of dropout masks.
+    """
+
+    def __init__(self, generator, critic, content, *, lr=1e-4, critic_steps=5, gp_weight=10.0,
+                 content_weight=100.0, seed=0, rank=0, amp=False):
+        self.g, self.d, self.content = generator, critic, content
+        self.critic_steps, self.gp_weight = int(critic_steps), float(gp_weight)
+        self.content_weight = float(content_weight)
+        self.opt_g = torch.optim.Adam(generator.parameters(), lr=lr, betas=(0.5, 0.999))
+        self.opt_d = torch.optim.Adam(critic.parameters(), lr=lr, betas=(0.5, 0.999))
+        device = next(generator.parameters()).device
+        self.device = device
+        # Keyed by (seed, rank): each rank masks and mixes differently, reproducibly.
+        keys = sample_rng(seed, rank, STREAM_TORCH).integers(0, 2**62, size=2)
+        self.rng_gp = torch.Generator(device=device).manual_seed(int(keys[0]))
+        self.rng_dropout = torch.Generator(device=device).manual_seed(int(keys[1]))
+        for m in unwrap(generator).modules():
+            if hasattr(m, "generator") and type(m).__name__ == "SeededDropout":
+                m.generator = self.rng_dropout
+        self.amp = bool(amp)
+        self.g_params = [p for p in generator.parameters() if p.requires_grad]
+
+    def _autocast(self):
+        if self.amp:
+            return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16)
+        return torch.autocast(device_type=self.device.type, enabled=False)
+
+    def set_lr(self, lr):
+        for opt in (self.opt_g, self.opt_d):
+            for group in opt.param_groups:
+                group["lr"] = lr
+
+    def step(self, blurred, sharp) -> dict:
+        """One update on a batch of ``(B, 3, H, W)`` images in [-1, 1]; returns the losses.
+
+        With ``critic_steps=0`` the generator learns from the content loss alone (the critic
+        is neither run nor updated; its losses are NaN): PSNR-oriented training.
+        """
+        self.g.train()
+        self.d.train()
+        with self._autocast():
+            fake = self.g(blurred)
+        if self.critic_steps == 0:
+            self.opt_g.zero_grad(set_to_none=True)
+            with self._autocast():
+                loss_content = self.content(fake, sharp)
+                loss_g = self.content_weight * loss_content
+            torch.autograd.backward(loss_g, inputs=self.g_params)
+            self.opt_g.step()
+            nan = float("nan")
+            return {"loss_d": nan, "wasserstein": nan, "gp": nan, "loss_g": loss_g.item(),
+                    "loss_adv": nan, "loss_content": loss_content.item()}
+        fake_d = fake.detach()
+        for _ in range(self.critic_steps):
+            self.opt_d.zero_grad(set_to_none=True)
+            with self._autocast():
+                loss_d, wdist, gp = critic_loss(self.d, sharp, fake_d, generator=self.rng_gp,
+                                                gp_weight=self.gp_weight)
+            loss_d.backward()
+            self.opt_d.step()
+        self.opt_g.zero_grad(set_to_none=True)
+        with self._autocast():
+            # The critic is run unwrapped and only the generator's parameters receive
+            # gradients, so DDP's critic sees exactly one backward per forward.
+            loss_adv = -unwrap(self.d)(fake).float().mean()
+            loss_content = self.content(fake, sharp)
+            loss_g = loss_adv + self.content_weight * loss_content
+        torch.autograd.backward(loss_g, inputs=self.g_params)
+        self.opt_g.step()
+        return {"loss_d": loss_d.item(), "wasserstein": wdist.item(), "gp": gp.item(),
+                "loss_g": loss_g.item(), "loss_adv": loss_adv.item(),
+                "loss_content": loss_content.item()}
+
+    def state_dict(self) -> dict:
+        return {
+            "generator": unwrap(self.g).state_dict(), "critic": unwrap(self.d).state_dict(),
+            "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict(),
+            "rng": self.rng_state(),
+        }
+
+    def rng_state(self) -> dict:
+        """States of this process's penalty and dropout generators."""
+        return {"gp": self.rng_gp.get_state(), "dropout": self.rng_dropout.get_state()}
+
+    def load_state_dict(self, state, *, rank: int = 0) -> None:
+        """Restore weights, optimisers and this rank's generators from a checkpoint.
+
+        A checkpoint of a distributed run holds every rank's generator states
+        (``rng_ranks``); a rank with none saved (more ranks than the run that
+        saved) keeps its fresh ``(seed, rank)`` streams rather than copy another
+        rank's, which would give two ranks the same masks.
+        """
+        unwrap(self.g).load_state_dict(state["generator"])
+        unwrap(self.d).load_state_dict(state["critic"])
+        self.opt_g.load_state_dict(state["opt_g"])
+        self.opt_d.load_state_dict(state["opt_d"])
+        ranks = state.get("rng_ranks")
+        if ranks is not None:
+            rng = ranks[rank] if rank < len(ranks) else None
+        else:
+            rng = state["rng"] if rank == 0 else None
+        if rng is not None:
+            self.rng_gp.set_state(rng["gp"])
+            self.rng_dropout.set_state(rng["dropout"])
+
+
+def unwrap(module):
+    """The module inside a DistributedDataParallel wrapper (the module itself when unwrapped)."""
+    return getattr(module, "module", module)
