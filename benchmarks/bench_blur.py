@@ -74,8 +74,8 @@ def engine_section(rounds: int, quick: bool):
     import scipy.signal
     import torch
 
-    from blursynth.blur import render_pair
-    from blursynth.color import CameraResponse
+    from blursynth.pairs.shake import render_pair
+    from blursynth.ops.color import CameraResponse
 
     photo = photo_720p()
     crf = CameraResponse.parse("gamma:2.2")
@@ -170,7 +170,7 @@ def command_section(n_pairs: int, workers_list=(1, 2)):
     import cv2
     import torch
 
-    from blursynth.blur import BlurJob, BlurSettings, _blur_rows, blur_photos, open_kernels, plan_photos
+    from blursynth.pairs.shake import BlurJob, BlurSettings, _blur_rows, blur_photos, open_kernels, plan_photos
     from blursynth.sources.photos import decode_image, encode_png
     from blursynth.kernelbank import KernelBankConfig, write_kernel_bank
 
@@ -242,8 +242,8 @@ def gpu_section(rounds: int):
 
     if not torch.cuda.is_available():
         return ["No GPU on this machine: no batched GPU figure yet."]
-    from blursynth.blur import render_pair
-    from blursynth.color import CameraResponse
+    from blursynth.pairs.shake import render_pair
+    from blursynth.ops.color import CameraResponse
     from blursynth.ops.convolve import convolve
 
     crf = CameraResponse.parse("gamma:2.2")

@@ -13,7 +13,7 @@ from blursynth.bgan.losses import LossWeights, PooledL1, relativistic_critic_los
     relativistic_generator_loss
 from blursynth.bgan.model import CONFIGS, BGANConfig, BlurGenerator, ResidualBlock, build_bgan, \
     model_fingerprint, noise_map
-from blursynth.bgan.sample import blur_image, blur_tensor, pair_noise
+from blursynth.pairs.bgan import blur_image, blur_tensor, pair_noise
 from blursynth.bgan.train import BGANTrainer, BGANTrainSettings, PlateauDrop
 from blursynth.train.losses import ContentLoss
 
@@ -242,7 +242,7 @@ def test_joint_step_updates_both_networks_separately():
 def test_image_set_reads_a_pair_dataset_column(tiny_pairs_dataset):
     from blursynth.bgan.data import ImageSet, check_unpaired
     from blursynth.errors import BadInputError
-    from blursynth.io.dataset import PairDataset
+    from blursynth.dataset import PairDataset
 
     path = tiny_pairs_dataset(n=4, size=(40, 44))
     real = ImageSet(path, column="blurred", option="--real-blur")

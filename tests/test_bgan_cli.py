@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from blursynth.io.dataset import PairDataset
+from blursynth.dataset import PairDataset
 from blursynth.sources.photos import load_rgb8, save_rgb8
 
 from .conftest import error_line
@@ -120,7 +120,7 @@ def strong_model(model, tmp_path_factory):
 
 @pytest.mark.slow  # two worker processes start (torch imports)
 def test_blur_pairs_deterministic_rebuildable(sets, strong_model, tmp_path, run_cli):
-    from blursynth.bgan.sample import pair_noise, rebuild_pair
+    from blursynth.pairs.bgan import pair_noise, rebuild_pair
     from blursynth.bgan.train import load_bgan_generator
 
     args = ("bgan", "blur", sets / "photos", "--model", strong_model, "--per-image", 2,
@@ -144,7 +144,8 @@ def test_blur_pairs_deterministic_rebuildable(sets, strong_model, tmp_path, run_
         assert np.array_equal(row["sharp"], photo)
         assert row["blurred"].shape == photo.shape
         assert not np.array_equal(row["blurred"], photo)
-        assert np.array_equal(rebuild_pair(row, sets / "photos", strong_model), row["blurred"])
+        blurred, sharp = rebuild_pair(row, sets / "photos", model=strong_model)
+        assert np.array_equal(blurred, row["blurred"]) and np.array_equal(sharp, row["sharp"])
     # The 70x90 photo ran in tiles of 32 px, the 13x20 one whole.
     assert [r["params"]["photo"] for r in rows] == ["big.png"] * 2 + ["sub/small.png"] * 2
     # Two noise vectors for the same photo give two different blurs.

@@ -139,7 +139,7 @@ def blur(photos, model, out, per_image, tile, device, png_level, shard_size, str
     Example:
       blursynth bgan blur photos/ --model model/ --out pairs/ --per-image 2 --seed 1
     """
-    from ..bgan.sample import BGANBlurSettings, bgan_blur
+    from ..pairs.bgan import BGANBlurSettings, bgan_blur
 
     settings = BGANBlurSettings(photos=photos, model=model, per_image=per_image, seed=seed,
                                 tile=tile, device=device, png_level=png_level,

@@ -100,7 +100,7 @@ def blur(photos, kernels, out, psf_source, exposure, per_image, crop, resize, cr
       blursynth blur photos/ --kernels bank/ --out pairs/ --crop 256x256 --per-image 4
       blursynth blur photos/ --psf-source fresh --out pairs/ --saturation 1-2 --noise 0.001-0.005 --jpeg 70-95
     """
-    from ..blur import BlurSettings, blur_photos
+    from ..pairs.shake import BlurSettings, blur_photos
 
     settings = BlurSettings(
         photos=photos, kernels=kernels, psf_source=psf_source, exposure=exposure, per_image=per_image,

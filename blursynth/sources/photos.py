@@ -1,8 +1,11 @@
-"""Image files and PNG bytes at the I/O edge: uint8 (H, W, 3) RGB."""
+"""Image files and PNG bytes at the I/O edge (uint8 (H, W, 3) RGB), image headers and photo folders."""
 
 from __future__ import annotations
 
+import hashlib
+import io
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -234,3 +237,123 @@ def save_rgb8(path, image: np.ndarray) -> None:
         blocker = next((a for a in path.parents if a.exists()), None)
         why = f"{blocker} is a file, not a folder" if blocker is not None and not blocker.is_dir() else exc.strerror or exc
         raise BadInputError(f"{path}: cannot write there ({why}); choose a location you can write to.") from None
+
+
+
+# ---------------------------------------------------------------------------------------------
+# headers and photo folders
+
+
+def read_header(source) -> tuple[int, int, str]:
+    """(height, width, PIL mode) of an image file or encoded bytes, from its header alone.
+
+    Raises
+    ------
+    Exception
+        Whatever PIL raises for a file it cannot read; callers word their own message.
+
+    Examples
+    --------
+    >>> read_header(encode_png(np.zeros((4, 5, 3), np.uint8)))
+    (4, 5, 'RGB')
+    """
+    from PIL import Image
+
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        source = io.BytesIO(source)
+    with Image.open(source) as im:
+        w, h = im.size
+        return int(h), int(w), im.mode
+
+
+def header_size(source, *, decode: bool = False) -> tuple[int, int] | None:
+    """(height, width) of an image file or encoded bytes, or None where it cannot be read.
+
+    ``decode``: where PIL cannot read the header (it lacks some formats OpenCV reads), try a
+    full decode before giving up.
+    """
+    try:
+        return read_header(source)[:2]
+    except Exception:
+        if not decode:
+            return None
+    try:
+        if isinstance(source, (bytes, bytearray, memoryview)):
+            return decode_image(bytes(source)).shape[:2]
+        return load_rgb8(source)[0].shape[:2]
+    except Exception:
+        return None
+
+
+def photo_path(root, rel) -> Path:
+    """The file of photo ``rel`` under PHOTOS ``root`` (a folder, or one image file)."""
+    root = Path(root)
+    return root / rel if root.is_dir() else root
+
+
+@dataclass(frozen=True)
+class PhotoPlan:
+    """The readable photos of a PHOTOS folder (or file), in index order.
+
+    Attributes
+    ----------
+    root : str
+        The folder (or single image file) as given.
+    files : tuple of str
+        Photos relative to ``root`` (the file's name when ``root`` is a file).
+    sizes : tuple of (int, int)
+        (height, width) of each, from its header.
+    skipped : tuple of str
+        Files whose header could not be read (never with ``strict``, which raises instead).
+    """
+
+    root: str
+    files: tuple = ()
+    sizes: tuple = ()
+    skipped: tuple = ()
+
+    def path(self, i: int) -> Path:
+        return photo_path(self.root, self.files[i])
+
+    def digest(self) -> str:
+        """Of the photos' names and file sizes (part of a run's fingerprint)."""
+        h = hashlib.sha256()
+        for i, rel in enumerate(self.files):
+            h.update(f"{rel}\0{self.path(i).stat().st_size}\n".encode())
+        return h.hexdigest()[:16]
+
+
+def scan_photos(photos, *, strict: bool = False) -> PhotoPlan:
+    """List the photos under ``photos`` and read every header up front, so a bad file stops
+    nothing halfway.
+
+    Raises
+    ------
+    BadInputError
+        ``photos`` is missing or holds no readable image; with ``strict``, any unreadable one.
+    """
+    root = Path(photos)
+    if not root.exists():
+        raise BadInputError(f"{photos}: no such file or directory; expected a folder of sharp photos.")
+    paths = list_images(root)
+    if not paths:
+        raise BadInputError(
+            f"{photos}: no photos found (looked recursively for .png, .jpg, .jpeg, .tif, .tiff, "
+            ".webp, .bmp); point PHOTOS at a folder of sharp images."
+        )
+    files, sizes, skipped = [], [], []
+    for p in paths:
+        size = header_size(p, decode=True)
+        if size is None:
+            if strict:
+                raise BadInputError(
+                    f"{p}: cannot read this image (corrupt or not an image); remove it or drop "
+                    "--strict to skip unreadable files."
+                )
+            skipped.append(str(p))
+            continue
+        files.append(p.relative_to(root).as_posix() if root.is_dir() else p.name)
+        sizes.append(size)
+    if not files:
+        raise BadInputError(f"{photos}: none of the {len(paths)} image files could be read.")
+    return PhotoPlan(str(photos), tuple(files), tuple(sizes), tuple(skipped))

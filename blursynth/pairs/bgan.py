@@ -1,4 +1,4 @@
-"""Pairs from a trained BGAN: blur sharp photos with the generator (``blursynth bgan blur``).
+"""Learned blur (``blursynth bgan blur``): pairs from sharp photos blurred by a trained BGAN.
 
 Pair ``i`` is photo ``i // per_image`` blurred with the noise vector drawn from
 ``sample_rng(seed, i)``; its row records that vector, the photo and the generator's fingerprint,
@@ -9,18 +9,18 @@ normalisation layer), so memory stays bounded at any size.
 
 from __future__ import annotations
 
-import contextlib
 import functools
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from .._rng import check_seed, sample_rng
-from ..blur import _warn
-from ..errors import BadInputError
-from .model import NOISE_DIM
+from .._threads import one_thread
+from ..bgan.model import NOISE_DIM
+from ..errors import BadInputError, SettingError, checking
+from ..sources.photos import PhotoPlan, load_rgb8, photo_path, scan_photos
+from .photos import photos_for, write_photo_pairs
 
 
 @dataclass(frozen=True)
@@ -57,13 +57,14 @@ class BGANBlurSettings:
     strict: bool = False
 
     def __post_init__(self):
-        check_seed(self.seed)
+        with checking("seed"):
+            check_seed(self.seed)
         if int(self.per_image) != self.per_image or self.per_image < 1:
-            raise BadInputError(f"--per-image must be a positive integer; got {self.per_image!r}.")
+            raise SettingError(f"--per-image must be a positive integer; got {self.per_image!r}.", "per_image")
         if self.tile < 16:
-            raise BadInputError(f"--tile must be at least 16 px; got {self.tile}.")
+            raise SettingError(f"--tile must be at least 16 px; got {self.tile}.", "tile")
         if self.shard_size < 1:
-            raise BadInputError(f"--shard-size must be a positive integer; got {self.shard_size}.")
+            raise SettingError(f"--shard-size must be a positive integer; got {self.shard_size}.", "shard_size")
 
 
 def pair_noise(seed: int, index: int) -> np.ndarray:
@@ -133,23 +134,6 @@ def blur_tensor(generator, sharp, noise, *, tile: int = 512):
         return from_model_range(out).clamp(0, 1)
 
 
-@contextlib.contextmanager
-def _one_thread(device_type: str):
-    """Run CPU inference on one intra-op thread, so that no result can depend on a thread count;
-    parallelism comes from ``--workers`` processes."""
-    import torch
-
-    if device_type != "cpu":
-        yield
-        return
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
 def blur_image(generator, photo: np.ndarray, noise, *, tile: int = 512) -> np.ndarray:
     """Blur a uint8 (H, W, 3) RGB photo with the generator and noise vector; uint8 out.
 
@@ -177,8 +161,7 @@ def blur_image(generator, photo: np.ndarray, noise, *, tile: int = 512) -> np.nd
 @dataclass(frozen=True)
 class _Job:
     settings: BGANBlurSettings
-    root: str
-    files: tuple
+    plan: PhotoPlan
     model_path: str
     model_fingerprint: str
     model_step: int
@@ -188,7 +171,7 @@ class _Job:
 
 
 def _generator(model_path: str, device: str):
-    from .train import CHECKPOINT
+    from ..bgan.train import CHECKPOINT
 
     p = Path(model_path)
     st = (p / CHECKPOINT if p.is_dir() else p).stat()
@@ -198,20 +181,14 @@ def _generator(model_path: str, device: str):
 @functools.lru_cache(maxsize=2)
 def _cached_generator(model_path: str, device: str, mtime_ns: int, size: int):
     """One load per worker process and model file version (keyed by its mtime and size)."""
-    from .train import load_bgan_generator
+    from ..bgan.train import load_bgan_generator
 
     return load_bgan_generator(model_path, device=device)
 
 
-def _photo_path(root: str, rel: str) -> Path:
-    r = Path(root)
-    return r / rel if r.is_dir() else r
-
-
 def _bgan_rows(start, stop, job: _Job):
     """Yield the pair rows of samples ``start..stop-1``."""
-    from ..io.dataset import pair_row
-    from ..sources.photos import load_rgb8
+    from ..dataset.schema import pair_row
 
     s = job.settings
     gen, info = _generator(job.model_path, job.device)
@@ -219,27 +196,12 @@ def _bgan_rows(start, stop, job: _Job):
         raise BadInputError(f"--model {job.model_path}: the model changed while pairs were being "
                             f"written (fingerprint {info['fingerprint']}, expected "
                             f"{job.model_fingerprint}); rerun the command.")
-    cached = (None, None, None)
-    with _one_thread(job.device):
-        for index in range(start, stop):
-            photo_i, variant = divmod(index, s.per_image)
-            if cached[0] != photo_i:
-                try:
-                    photo, note = load_rgb8(_photo_path(job.root, job.files[photo_i]))
-                except BadInputError as exc:
-                    # Its header read when the run was planned, but the pixels do not decode.
-                    if s.strict:
-                        raise BadInputError(f"{exc} Drop --strict to skip unreadable photos.") from None
-                    _warn(f"{str(exc).rstrip('.')}; skipped")
-                    photo, note = None, None
-                cached = (photo_i, photo, note)
-            _, photo, note = cached
-            if photo is None:
-                continue
+    with one_thread(job.device.split(":")[0]):
+        for index, photo, note in photos_for(job.plan, start, stop, s.per_image, strict=s.strict):
             noise = pair_noise(s.seed, index)
             blurred = blur_image(gen, photo, noise, tile=s.tile)
-            params = {"photo": job.files[photo_i], "variant": variant,
-                      "noise": [float(v) for v in noise],
+            params = {"photo": job.plan.files[index // s.per_image],
+                      "variant": index % s.per_image, "noise": [float(v) for v in noise],
                       "model_fingerprint": job.model_fingerprint,
                       "model_step": job.model_step, "model_config": job.model_config,
                       "tile": s.tile, "receptive_radius": gen.receptive_radius(),
@@ -249,47 +211,6 @@ def _bgan_rows(start, stop, job: _Job):
             yield pair_row(index=index, blurred=blurred, sharp=photo, psf=None, source="bgan",
                            seed=s.seed, params=params, fingerprint=job.fingerprint,
                            png_level=s.png_level)
-
-
-def _plan_photos(photos, strict: bool = False):
-    """List the photos and read every header up front, so a bad file stops nothing halfway.
-
-    Returns
-    -------
-    files : tuple of str
-        Readable photos, relative to ``photos``.
-    digest : str
-        Of their names and sizes.
-    skipped : tuple of str
-        Unreadable files (none with ``strict``, which raises instead).
-    """
-    from ..blur import _header_size
-    from ..sources.photos import list_images
-
-    root = Path(photos)
-    if not root.exists():
-        raise BadInputError(f"{photos}: no such file or directory; expected a folder of sharp "
-                            f"photos.")
-    paths = list_images(root)
-    if not paths:
-        raise BadInputError(f"{photos}: no photos found (looked recursively for .png, .jpg, .jpeg, "
-                            f".tif, .tiff, .webp, .bmp); point PHOTOS at a folder of sharp images.")
-    kept, skipped = [], []
-    for p in paths:
-        if _header_size(p) is None:
-            if strict:
-                raise BadInputError(f"{p}: cannot read this image (corrupt or not an image); remove it "
-                                    "or drop --strict to skip unreadable files.")
-            skipped.append(str(p))
-        else:
-            kept.append(p)
-    if not kept:
-        raise BadInputError(f"{photos}: none of the {len(paths)} image files could be read.")
-    files = tuple(p.relative_to(root).as_posix() if root.is_dir() else p.name for p in kept)
-    h = hashlib.sha256()
-    for rel, p in zip(files, kept):
-        h.update(f"{rel}\0{p.stat().st_size}\n".encode())
-    return files, h.hexdigest()[:16], tuple(skipped)
 
 
 def bgan_blur(settings: BGANBlurSettings, out, *, workers: int = 1, overwrite: bool = False,
@@ -322,67 +243,60 @@ def bgan_blur(settings: BGANBlurSettings, out, *, workers: int = 1, overwrite: b
     >>> s = BGANBlurSettings("photos/", "model/", per_image=2)   # doctest: +SKIP
     >>> bgan_blur(s, "pairs/")["num_rows"]                        # doctest: +SKIP
     """
+    from ..bgan.train import load_bgan_generator
     from ..nn.device import resolve_device
-    from ..config import fingerprint
-    from ..io.dataset import PAIR_SCHEMA, write_dataset
-    from .train import load_bgan_generator
 
     if int(workers) < 1:
         raise BadInputError(f"--workers must be a positive integer; got {workers!r}.")
     device = resolve_device(settings.device)
     _, info = load_bgan_generator(settings.model)  # checks the model before anything is written
-    files, photos_digest, skipped = _plan_photos(settings.photos, settings.strict)
-    for path in skipped:
-        _warn(f"{path}: cannot read this image (corrupt or not an image); skipped")
+    plan = scan_photos(settings.photos, strict=settings.strict)
     recipe = {"command": "bgan blur", "model_fingerprint": info["fingerprint"],
-              "photos_digest": photos_digest, "n_photos": len(files),
+              "photos_digest": plan.digest(), "n_photos": len(plan.files),
               "per_image": settings.per_image, "seed": settings.seed, "tile": settings.tile,
               "png_level": settings.png_level, "device": device.type}
-    fp = fingerprint(recipe)
-    job = _Job(settings, str(settings.photos), files, str(settings.model), info["fingerprint"],
-               info["step"], info["config"]["name"], str(device), fp)
-    manifest = write_dataset(
-        out, kind="pairs", schema=PAIR_SCHEMA, n_items=len(files) * settings.per_image,
-        shard_size=settings.shard_size, make_rows=functools.partial(_bgan_rows, job=job),
-        fingerprint=fp, command={**recipe, "photos": str(settings.photos),
-                                 "model": str(settings.model)},
-        workers=workers, overwrite=overwrite, unit="pair", desc="bgan blur", progress=progress,
+    return write_photo_pairs(
+        out, plan, per_image=settings.per_image, recipe=recipe,
+        inputs={"photos": str(settings.photos), "model": str(settings.model)},
+        make_job=functools.partial(_Job, settings, plan, str(settings.model), info["fingerprint"],
+                                   info["step"], info["config"]["name"], str(device)),
+        rows=_bgan_rows, shard_size=settings.shard_size, workers=workers, overwrite=overwrite,
+        progress=progress, desc="bgan blur",
     )
-    skipped_rows = manifest["planned_items"] - manifest["num_rows"]
-    return {**manifest, "skipped_photos": len(skipped) + skipped_rows // settings.per_image}
 
 
-def rebuild_pair(row: dict, photos_root, model, *, device="cpu") -> np.ndarray:
-    """Remake a ``bgan`` pair's blurred image from its row.
+def rebuild_pair(row: dict, sources, *, model, device="cpu") -> tuple[np.ndarray, np.ndarray]:
+    """Remake a ``bgan`` pair from its row.
 
     Parameters
     ----------
     row : dict
-        As :class:`blursynth.io.dataset.PairDataset` returns it (``params`` a dict).
-    photos_root : str or Path
+        As :class:`blursynth.dataset.reader.PairDataset` returns it (``params`` a dict).
+    sources : str or Path
         The PHOTOS folder (or file) the run read.
     model : str or Path
         The model folder; its fingerprint must be the row's.
+    device : torch.device or str
 
     Returns
     -------
-    blurred : (H, W, 3) uint8 ndarray
-        Equal to the row's blurred image when rebuilt on the same kind of device.
+    blurred, sharp : (H, W, 3) uint8 ndarray
+        Equal to the row's images when rebuilt on the same kind of device (sharp is the photo).
 
     Raises
     ------
     BadInputError
         The model is not the one that made the row.
     """
-    from ..sources.photos import load_rgb8
-    from .train import load_bgan_generator
+    from ..bgan.train import load_bgan_generator
 
     params = row["params"]
     gen, info = load_bgan_generator(model, device=device)
     if info["fingerprint"] != params["model_fingerprint"]:
         raise BadInputError(f"--model {model}: fingerprint {info['fingerprint']}, but the pair was "
                             f"made by {params['model_fingerprint']}; pass that model.")
-    photo, _ = load_rgb8(_photo_path(str(photos_root), params["photo"]))
-    with _one_thread(str(device).split(":")[0]):
-        return blur_image(gen, photo, np.asarray(params["noise"], np.float32),
-                          tile=params["tile"])
+    photo, _ = load_rgb8(photo_path(sources, params["photo"]))
+    with one_thread(str(device).split(":")[0]):
+        blurred = blur_image(gen, photo, np.asarray(params["noise"], np.float32),
+                             tile=params["tile"])
+    return blurred, photo

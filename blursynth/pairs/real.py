@@ -1,19 +1,18 @@
-"""Paired image folders in and out: GoPro-style import of real pairs, and PNG export."""
+"""Real pairs (``blursynth dataset import``): GoPro-style folders of (blurred, sharp) photos."""
 
 from __future__ import annotations
 
 import functools
-import json
 import os
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from ..dataset.schema import PAIR_SCHEMA, pair_row
+from ..dataset.writer import write_dataset
 from ..errors import BadInputError
-from .dataset import PAIR_SCHEMA, PairDataset, pair_row, write_dataset
-from .images import IMAGE_SUFFIXES, load_rgb8
+from ..sources.photos import IMAGE_SUFFIXES, load_rgb8, read_header
 
 LAYOUTS = ("gopro", "flat")
 
@@ -99,15 +98,13 @@ def find_pairs(root, config: ImportConfig) -> list[tuple[str, str, str]]:
 
 def check_pair_sizes(root, pairs) -> None:
     """Read image headers only and refuse pairs whose sizes differ (before anything is written)."""
-    from PIL import Image
-
     root = Path(root)
     for pid, b, s in pairs:
         sizes = []
         for rel in (b, s):
             try:
-                with Image.open(root / rel) as im:
-                    sizes.append(im.size)
+                h, w, _ = read_header(root / rel)
+                sizes.append((w, h))
             except Exception as exc:
                 raise BadInputError(f"{root / rel}: unreadable image ({exc}); fix or remove the pair.") from None
         if sizes[0] != sizes[1]:
@@ -173,66 +170,21 @@ def import_pairs(root, out, config: ImportConfig = ImportConfig(), *, workers: i
     )
 
 
-_EXPORT_ENTRIES = {"blur", "sharp", "psf", "params.jsonl"}
+def rebuild_pair(row: dict, sources) -> tuple[np.ndarray, np.ndarray]:
+    """Reread a ``real`` pair from the folder it was imported from.
 
-
-def export_png(dataset, out, *, progress: bool = True, overwrite: bool = False) -> int:
-    """Write a pair dataset as GoPro-style folders: ``blur/``, ``sharp/``, ``psf/`` and ``params.jsonl``.
-
-    Blurred and sharp images are written as PNG under their row id (``/`` in ids
-    becomes ``_``); a PSF, where the pair has one, as ``psf/<id>.npy`` (float32,
-    exact) and ``psf/<id>.png`` (16-bit, scaled to its peak, to look at). The
-    folder is built under a temporary name and renamed when complete.
+    Parameters
+    ----------
+    row : dict
+        As :class:`blursynth.dataset.reader.PairDataset` returns it (``params`` a dict).
+    sources : str or Path
+        The folder that was imported (params hold paths relative to it).
 
     Returns
     -------
-    n : int
-        Pairs written.
+    blurred, sharp : (H, W, 3) uint8 ndarray
+        Equal to the row's images while the files are unchanged.
     """
-    from tqdm.auto import tqdm
-
-
-    out = Path(out)
-    ds = PairDataset(dataset)
-    if out.resolve() == ds.path.resolve() or out.resolve() in ds.path.resolve().parents:
-        raise BadInputError(f"--out {out} is or holds the dataset {dataset} being exported; choose another folder.")
-    if out.exists():
-        if not overwrite:
-            raise BadInputError(f"--out {out} exists; choose a new folder or pass --overwrite.")
-        if out.is_file():
-            raise BadInputError(f"--out {out} is a file; expected a folder.")
-        # --overwrite replaces an earlier export only, never a folder of someone's own files.
-        foreign = sorted(p.name for p in out.iterdir() if p.name not in _EXPORT_ENTRIES)
-        if foreign or (any(out.iterdir()) and not (out / "params.jsonl").is_file()):
-            why = f"it holds {foreign[0]!r}" if foreign else "it has no params.jsonl"
-            raise BadInputError(
-                f"--out {out} is not an earlier export ({why}); --overwrite replaces only blur/, "
-                "sharp/, psf/ and params.jsonl folders; choose a new folder."
-            )
-    tmp = out.with_name(f".{out.name}.tmp{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    for sub in ("blur", "sharp", "psf"):
-        (tmp / sub).mkdir(parents=True)
-    import cv2
-
-    n = 0
-    try:
-        with open(tmp / "params.jsonl", "w") as meta:
-            for row in tqdm(ds.table.iter_rows(), total=len(ds), unit="pair", desc="exporting", disable=not progress):
-                name = row["id"].replace("/", "_")
-                (tmp / "blur" / f"{name}.png").write_bytes(row["blurred"]["bytes"])
-                (tmp / "sharp" / f"{name}.png").write_bytes(row["sharp"]["bytes"])
-                if row["psf"] is not None:
-                    psf = np.asarray(row["psf"]["values"], np.float32).reshape(row["psf"]["shape"])
-                    np.save(tmp / "psf" / f"{name}.npy", psf)
-                    img16 = np.round(psf / max(float(psf.max()), 1e-12) * 65535).astype(np.uint16)
-                    cv2.imwrite(str(tmp / "psf" / f"{name}.png"), img16)
-                meta.write(json.dumps({"id": row["id"], "file": f"{name}.png", "source": row["source"],
-                                       "seed": row["seed"], "params": json.loads(row["params"])}) + "\n")
-                n += 1
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(tmp, out)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return n
+    params = row["params"]
+    root = Path(sources)
+    return load_rgb8(root / params["blurred_path"])[0], load_rgb8(root / params["sharp_path"])[0]

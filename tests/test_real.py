@@ -4,7 +4,8 @@ import cv2
 import numpy as np
 import pytest
 
-from blursynth.io.dataset import PairDataset, verify_dataset
+from blursynth.dataset import PairDataset, verify_dataset
+from blursynth.pairs.real import rebuild_pair
 
 from .conftest import error_line
 
@@ -41,6 +42,10 @@ def test_import_gopro(gopro, tmp_path, run_cli, photo):
     np.testing.assert_array_equal(first["blurred"], cv2.blur(photo, (7, 1)))
     assert first["params"]["blurred_path"] == "train/GOPR0372_07_00/blur/000000.png"
     assert verify_dataset(tmp_path / "real")["rows"] == 4
+    for row in ds:
+        blurred, sharp = rebuild_pair(row, gopro)
+        np.testing.assert_array_equal(blurred, row["blurred"])
+        np.testing.assert_array_equal(sharp, row["sharp"])
     r = run_cli("dataset", "import", gopro, "--out", tmp_path / "g", "--blur-dir", "blur_gamma")
     assert r.code == 0
     np.testing.assert_array_equal(PairDataset(tmp_path / "g")[0]["blurred"], cv2.blur(photo, (5, 1)))

@@ -1,4 +1,4 @@
-"""Pairs from sharp photos: PSF blur in linear light, with optional degradations.
+"""Trajectory blur (``blursynth blur``): pairs from sharp photos by PSF blur in linear light.
 
 The pipeline of one pair, every step a pure function of the photo, the PSF
 and numbers drawn from the pair's own generators::
@@ -19,28 +19,20 @@ workers or the batch size, and a row's params rebuild its pixels
 from __future__ import annotations
 
 import functools
-import hashlib
 import math
-import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 
-from ._rng import check_seed, sample_rng
-from .color import CameraResponse
-from .ops.convolve import BORDERS, check_fits, check_psf
-from .ops.degrade import Degradations, jpeg_roundtrip, noise_field
-from .errors import BadInputError
-from .nn.device import check_device_name, resolve_device
-
-
-
-def _warn(message: str) -> None:
-    """One warning line on stderr (from worker processes too), clear of progress bars."""
-    from tqdm.auto import tqdm
-
-    tqdm.write(f"warning: {message}", file=sys.stderr)
+from .._rng import check_seed, sample_rng
+from ..errors import BadInputError, SettingError, checking
+from ..nn.device import check_device_name, resolve_device
+from ..ops.color import CameraResponse
+from ..ops.convolve import BORDERS, check_fits, check_psf
+from ..ops.degrade import Degradations, jpeg_roundtrip, noise_field
+from ..sources.photos import PhotoPlan, load_rgb8, photo_path, scan_photos
+from .photos import photos_for, write_photo_pairs
 
 # Independent generator streams per pair: adding a stage never changes the
 # numbers another stage draws.
@@ -117,42 +109,51 @@ class BlurSettings:
     shard_size: int = 500
 
     def __post_init__(self):
-        check_seed(self.seed)
+        # Each error names its field (SettingError.field): a recipe points at that key's line.
+        with checking("seed"):
+            check_seed(self.seed)
         if self.psf_source not in PSF_SOURCES:
-            raise BadInputError(
-                f"--psf-source must be bank or fresh; got {self.psf_source!r}."
+            raise SettingError(
+                f"--psf-source must be bank or fresh; got {self.psf_source!r}.", "psf_source"
             )
         if self.psf_source == "bank" and not self.kernels:
-            raise BadInputError(
+            raise SettingError(
                 "--kernels BANK is required with --psf-source bank (make one with "
-                "'blursynth trajectories --out BANK'), or use --psf-source fresh."
+                "'blursynth trajectories --out BANK'), or use --psf-source fresh.", "kernels"
             )
         if self.exposure is not None and not (0 < float(self.exposure) <= 1):
-            raise BadInputError(
-                f"--exposure must be a fraction in (0, 1] or 'random'; got {self.exposure!r}."
+            raise SettingError(
+                f"--exposure must be a fraction in (0, 1] or 'random'; got {self.exposure!r}.", "exposure"
             )
         if int(self.per_image) != self.per_image or self.per_image < 1:
-            raise BadInputError(f"--per-image must be a positive integer; got {self.per_image!r}.")
+            raise SettingError(f"--per-image must be a positive integer; got {self.per_image!r}.", "per_image")
         if self.crop is not None:
             h, w = self.crop
             if h < 1 or w < 1:
-                raise BadInputError(f"--crop must be positive HxW; got {h}x{w}.")
-        _resize_shape(self.resize, 100, 100)  # validates the form
-        CameraResponse.parse(self.crf)
-        self.degradations()
+                raise SettingError(f"--crop must be positive HxW; got {h}x{w}.", "crop")
+        with checking("resize"):
+            _resize_shape(self.resize, 100, 100)  # validates the form
+        with checking("crf"):
+            CameraResponse.parse(self.crf)
+        for name in ("saturation", "noise", "jpeg"):
+            with checking(name):
+                Degradations.parse(**{name: getattr(self, name)})
         if self.border not in BORDERS:
-            raise BadInputError(
-                f"--border must be one of {', '.join(BORDERS)}; got {self.border!r}."
+            raise SettingError(
+                f"--border must be one of {', '.join(BORDERS)}; got {self.border!r}.", "border"
             )
-        check_device_name(self.device)
+        with checking("device"):
+            check_device_name(self.device)
         if self.batch < 1:
-            raise BadInputError(f"--batch must be a positive integer; got {self.batch!r}.")
-        from .kernelbank import MAX_CANVAS
+            raise SettingError(f"--batch must be a positive integer; got {self.batch!r}.", "batch")
+        from ..kernelbank import MAX_CANVAS
 
         if not (3 <= self.fresh_canvas <= MAX_CANVAS):
-            raise BadInputError(f"PSF canvas must be in [3, {MAX_CANVAS}]; got {self.fresh_canvas!r}.")
+            raise SettingError(f"PSF canvas must be in [3, {MAX_CANVAS}]; got {self.fresh_canvas!r}.",
+                               "fresh_canvas")
         if not (self.fresh_length_px > 0 and math.isfinite(self.fresh_length_px)):
-            raise BadInputError(f"trajectory length must be > 0 px; got {self.fresh_length_px!r}.")
+            raise SettingError(f"trajectory length must be > 0 px; got {self.fresh_length_px!r}.",
+                               "fresh_length_px")
 
     def degradations(self) -> Degradations:
         return Degradations.parse(saturation=self.saturation, noise=self.noise, jpeg=self.jpeg)
@@ -171,24 +172,6 @@ class BlurSettings:
         for key in ("saturation", "noise", "jpeg"):
             d.pop(key)
         return d
-
-
-@dataclass(frozen=True)
-class PhotoPlan:
-    """The photos a run uses, in index order, with their (height, width) after resize."""
-
-    root: str
-    files: tuple = ()
-    sizes: tuple = ()
-    skipped: tuple = ()
-
-    def digest(self) -> str:
-        h = hashlib.sha256()
-        root = Path(self.root)
-        for rel in self.files:
-            p = root / rel if root.is_dir() else root
-            h.update(f"{rel}\0{p.stat().st_size}\n".encode())
-        return h.hexdigest()[:16]
 
 
 @dataclass(frozen=True)
@@ -267,7 +250,7 @@ def render_pair(photo, psf, *, crf="gamma:2.2", border="reflect", saturation=Non
             raise ValueError("sensor noise needs noise_rng (the pair's own generator).")
         blurred_lin = blurred_lin.clamp(0.0, 1.0)
         field = noise_field(tuple(blurred_lin.shape), noise_rng)
-        from .ops.degrade import add_sensor_noise
+        from ..ops.degrade import add_sensor_noise
 
         blurred_lin = add_sensor_noise(
             blurred_lin, shot=float(shot_noise or 0.0), read=float(read_noise or 0.0), noise=field
@@ -299,7 +282,7 @@ def _blur_linear_cpu(photo, psf, crf, border, method):
     import cv2
     import torch
 
-    from .ops.convolve import convolve_padded
+    from ..ops.convolve import convolve_padded
 
     k = psf.shape[0]
     r = k // 2
@@ -317,7 +300,7 @@ def _blur_linear_cpu(photo, psf, crf, border, method):
 
 
 def _blur_linear_torch(photo, psf, crf, border, device, method):
-    from .ops.convolve import convolve_padded, pad_image
+    from ..ops.convolve import convolve_padded, pad_image
 
     x = _decode_chw(photo, crf, device)[None]
     padded = pad_image(x, psf.shape[0] // 2, border)
@@ -376,59 +359,16 @@ def _resize(photo, resize):
     return cv2.resize(photo, (nw, nh), interpolation=interp)
 
 
-def _header_size(path: Path):
-    """(height, width) from the file header, or None if it is not a readable image."""
-    try:
-        from PIL import Image
-
-        with Image.open(path) as im:
-            w, h = im.size
-        return h, w
-    except Exception:
-        # PIL lacks some formats OpenCV reads; fall back to a full decode.
-        try:
-            from .sources.photos import load_rgb8
-
-            img, _ = load_rgb8(path)
-            return img.shape[:2]
-        except Exception:
-            return None
-
-
 def plan_photos(settings: BlurSettings, max_side: int) -> PhotoPlan:
     """List the photos, read their sizes, and check every one fits the PSFs and crop.
 
     Unreadable files are skipped with a warning (or stop the run with
     ``strict``). Raises :class:`BadInputError` before anything is written.
     """
-    from .sources.photos import list_images
-
-    root = Path(settings.photos)
-    paths = list_images(root)
-    if not paths:
-        raise BadInputError(
-            f"{root}: no photos found (looked recursively for .png, .jpg, .jpeg, .tif, .tiff, "
-            ".webp, .bmp); point PHOTOS at a folder of sharp images."
-        )
-    files, sizes, skipped = [], [], []
-    for p in paths:
-        size = _header_size(p)
-        if size is None:
-            if settings.strict:
-                raise BadInputError(
-                    f"{p}: cannot read this image (corrupt or not an image); remove it or drop "
-                    "--strict to skip unreadable files."
-                )
-            skipped.append(str(p))
-            continue
-        h, w = _resize_shape(settings.resize, *size)
-        rel = p.relative_to(root).as_posix() if root.is_dir() else p.name
-        _check_photo_fits(rel, h, w, settings, max_side)
-        files.append(rel)
-        sizes.append((h, w))
-    if not files:
-        raise BadInputError(f"{root}: none of the {len(paths)} image files could be read.")
-    return PhotoPlan(str(root), tuple(files), tuple(sizes), tuple(skipped))
+    plan = scan_photos(settings.photos, strict=settings.strict)
+    for rel, size in zip(plan.files, plan.sizes):
+        _check_photo_fits(rel, *_resize_shape(settings.resize, *size), settings, max_side)
+    return plan
 
 
 def _check_photo_fits(rel, h, w, settings, max_side):
@@ -463,8 +403,9 @@ def open_kernels(settings: BlurSettings) -> KernelSource:
         return KernelSource("fresh", exposures=exposures,
                             max_side=canvas if canvas % 2 else canvas - 1,
                             length_px=float(settings.fresh_length_px))
-    from .errors import DatasetError
-    from .io.dataset import load_manifest, verify_dataset
+    from ..errors import DatasetError
+    from ..dataset.reader import load_manifest
+    from ..dataset.verify import verify_dataset
 
     path = Path(settings.kernels)
     manifest = load_manifest(path, kind="kernels")
@@ -475,7 +416,7 @@ def open_kernels(settings: BlurSettings) -> KernelSource:
     exposures = tuple(float(f) for f in manifest.get("exposures", ()))
     if not exposures:
         raise DatasetError(f"{path}/manifest.json: no exposure list; the manifest is corrupt.")
-    from .kernelbank import check_bank_manifest
+    from ..kernelbank import check_bank_manifest
 
     check_bank_manifest(path, manifest, exposures)
     if settings.exposure is not None:
@@ -523,8 +464,8 @@ def draw_pair(job: BlurJob, index: int, photo_hw) -> tuple[dict, np.ndarray]:
         psf = _bank(src.path, src.fingerprint).psf(kernel_index, exposure)
         params.update(kernel_bank=src.fingerprint, kernel_index=kernel_index)
     else:
-        from .ops.psf import rasterize_psf
-        from .ops.trajectory import sample_trajectory
+        from ..ops.psf import rasterize_psf
+        from ..ops.trajectory import sample_trajectory
 
         traj, tparams = sample_trajectory(rng=rng, length_px=src.length_px)
         psf = rasterize_psf(traj, exposure_fraction=exposure, max_size=src.max_side)
@@ -600,26 +541,25 @@ def _render_resized(photo, psf, params, *, seed, index, device):
     )
 
 
-def rebuild_pair(row: dict, photos_root, *, device=None):
+def rebuild_pair(row: dict, sources, *, device=None) -> tuple[np.ndarray, np.ndarray]:
     """Rebuild a pair's pixels from a dataset row (as :class:`PairDataset` returns it).
 
     Parameters
     ----------
     row : dict
         With ``params`` (dict), ``psf`` ((k, k) float32), ``seed`` and ``index``.
-    photos_root : str or Path
-        The PHOTOS folder the run read (params hold paths relative to it).
+    sources : str or Path
+        The PHOTOS folder (or file) the run read (params hold paths relative to it).
+    device : torch.device, str or None
+        Where to render (None: the CPU).
 
     Returns
     -------
     blurred, sharp : (H, W, 3) uint8 ndarray
         Equal to the row's images when rebuilt on the same kind of device.
     """
-    from .sources.photos import load_rgb8
-
     params = row["params"]
-    root = Path(photos_root)
-    photo, _ = load_rgb8(root / params["photo"] if root.is_dir() else root)
+    photo, _ = load_rgb8(photo_path(sources, params["photo"]))
     return pair_from_params(photo, row["psf"], params, seed=row["seed"], index=row["index"],
                             device=device)
 
@@ -627,7 +567,7 @@ def rebuild_pair(row: dict, photos_root, *, device=None):
 @functools.lru_cache(maxsize=4)
 def _bank(path, fingerprint):
     """An open bank, cached per process; the fingerprint keys it so a rebuilt bank is reread."""
-    from .kernelbank import KernelBank
+    from ..kernelbank import KernelBank
 
     return KernelBank(path)
 
@@ -638,37 +578,24 @@ def _bank(path, fingerprint):
 
 def _blur_rows(start, stop, job: BlurJob):
     """Yield the pair rows of samples ``start..stop-1`` (skipping unreadable photos)."""
-    from .io.dataset import pair_row
-    from .sources.photos import load_rgb8
+    from ..dataset.schema import pair_row
 
     s = job.settings
-    cache = {"i": None, "photo": None, "note": None}
-    for b0 in range(start, stop, s.batch):
+    photos = photos_for(job.plan, start, stop, s.per_image, strict=s.strict,
+                        prepare=functools.partial(_resize, resize=s.resize))
+    while True:
         # Draw a batch's kernels and windows first (cheap, host only), then render.
         batch = []
-        for index in range(b0, min(b0 + s.batch, stop)):
-            photo_i = index // s.per_image
-            if cache["i"] != photo_i:
-                root = Path(job.plan.root)
-                path = root / job.plan.files[photo_i] if root.is_dir() else root
-                try:
-                    photo, note = load_rgb8(path)
-                    photo = _resize(photo, s.resize)
-                except BadInputError as exc:
-                    if s.strict:
-                        raise BadInputError(
-                            f"{exc} Drop --strict to skip unreadable photos."
-                        ) from None
-                    _warn(f"{str(exc).rstrip('.')}; skipped")
-                    photo, note = None, None
-                cache.update(i=photo_i, photo=photo, note=note)
-            if cache["photo"] is None:
-                continue
-            params, psf = draw_pair(job, index, cache["photo"].shape[:2])
-            if cache["note"]:
-                params["converted"] = cache["note"]
+        for index, photo, note in photos:
+            params, psf = draw_pair(job, index, photo.shape[:2])
+            if note:
+                params["converted"] = note
             params["device"] = job.device.split(":")[0]
-            batch.append((index, cache["photo"], params, psf))
+            batch.append((index, photo, params, psf))
+            if len(batch) == s.batch:
+                break
+        if not batch:
+            return
         for index, photo, params, psf in batch:
             blurred, sharp = _render_resized(photo, psf, params, seed=s.seed, index=index,
                                              device=job.device)
@@ -705,7 +632,7 @@ def blur_photos(settings: BlurSettings, out, *, workers: int = 1, overwrite: boo
     --------
     >>> import tempfile
     >>> from skimage import data
-    >>> from blursynth.io.dataset import PairDataset
+    >>> from blursynth.dataset.reader import PairDataset
     >>> from blursynth.sources.photos import save_rgb8
     >>> tmp = tempfile.mkdtemp()
     >>> save_rgb8(f"{tmp}/photos/coffee.png", data.coffee()[::4, ::4])
@@ -718,16 +645,11 @@ def blur_photos(settings: BlurSettings, out, *, workers: int = 1, overwrite: boo
     >>> bool((blurred == row["blurred"]).all()), row["params"]["crop"][2:]
     (True, [64, 64])
     """
-    from .config import fingerprint
-    from .io.dataset import PAIR_SCHEMA, write_dataset
-
     if int(workers) < 1:
         raise BadInputError(f"--workers must be a positive integer; got {workers!r}.")
     device = resolve_device(settings.device)
     source = open_kernels(settings)
     plan = plan_photos(settings, source.max_side)
-    for path in plan.skipped:
-        _warn(f"{path}: cannot read this image (corrupt or not an image); skipped")
     # The device type is in the fingerprint: the CPU and CUDA paths round differently, so a
     # resume on the other kind must not mix their bytes under one fingerprint.
     recipe = {
@@ -735,26 +657,21 @@ def blur_photos(settings: BlurSettings, out, *, workers: int = 1, overwrite: boo
         "n_photos": len(plan.files), "kernel_bank": source.fingerprint, "device": device.type,
     }
     if settings.psf_source == "fresh":
-        from .ops.psf import RASTER_VERSION
-        from .ops.trajectory import STREAM_VERSION
+        from ..ops.psf import RASTER_VERSION
+        from ..ops.trajectory import STREAM_VERSION
 
         recipe["trajectory_stream"] = STREAM_VERSION
         recipe["rasterizer"] = RASTER_VERSION
-    fp = fingerprint(recipe)
-    job = BlurJob(settings, plan, source, fp, str(device))
-    manifest = write_dataset(
-        out, kind="pairs", schema=PAIR_SCHEMA, n_items=len(plan.files) * settings.per_image,
-        shard_size=settings.shard_size, make_rows=functools.partial(_blur_rows, job=job),
-        fingerprint=fp, command={**recipe, "photos": str(settings.photos),
-                                 "kernels": settings.kernels},
-        workers=workers, overwrite=overwrite, unit="pair", desc="blurring", progress=progress,
+    return write_photo_pairs(
+        out, plan, per_image=settings.per_image, recipe=recipe,
+        inputs={"photos": str(settings.photos), "kernels": settings.kernels},
+        make_job=functools.partial(BlurJob, settings, plan, source, device=str(device)),
+        rows=_blur_rows, shard_size=settings.shard_size, workers=workers, overwrite=overwrite,
+        progress=progress, desc="blurring",
     )
-    skipped_rows = manifest["planned_items"] - manifest["num_rows"]
-    return {**manifest, "skipped_photos": len(plan.skipped) + skipped_rows // settings.per_image}
 
 
 __all__ = [
-    "BlurSettings", "PhotoPlan", "KernelSource", "BlurJob", "render_pair", "draw_pair",
+    "BlurSettings", "KernelSource", "BlurJob", "render_pair", "draw_pair",
     "pair_from_params", "rebuild_pair", "blur_photos", "plan_photos", "open_kernels",
-    "resolve_device",
 ]

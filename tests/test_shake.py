@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import scipy.signal
 
-from blursynth.blur import BlurSettings, blur_photos, rebuild_pair, render_pair
-from blursynth.io.dataset import PairDataset
+from blursynth.pairs.shake import BlurSettings, blur_photos, rebuild_pair, render_pair
+from blursynth.dataset import PairDataset
 
 
 def line_psf(k=7):
@@ -205,15 +205,15 @@ def test_torch_path_for_gpus_agrees_with_cpu_path():
     # The path a CUDA device takes (torch decode, pad, convolve, bucketize encode), run on the CPU.
     import torch
 
-    from blursynth.blur import _blur_linear_cpu, _blur_linear_torch, _encode_hwc
-    from blursynth.color import parse_crf
+    from blursynth.pairs.shake import _blur_linear_cpu, _blur_linear_torch, _encode_hwc
+    from blursynth.ops.color import CameraResponse
 
     img = edge_scene(30, 40)
     psf = np.random.default_rng(2).random((9, 9)).astype(np.float32)
     psf /= psf.sum()
     for crf in ("gamma:2.2", "srgb"):
         for border in ("reflect", "wrap", "valid"):
-            c = parse_crf(crf)
+            c = CameraResponse.parse(crf)
             a = _blur_linear_cpu(img, psf, c, border, "auto")
             b = _blur_linear_torch(img, psf, c, border, torch.device("cpu"), "fft")
             torch.testing.assert_close(a, b, atol=2e-6, rtol=0)
@@ -239,7 +239,7 @@ def test_device_type_is_part_of_the_fingerprint(photos, bank, tmp_path, monkeypa
     """A resume on a CUDA device must not add its rows to a dataset the CPU path began."""
     import torch
 
-    import blursynth.blur as blur
+    import blursynth.pairs.shake as blur
     from blursynth.errors import BlursynthError
 
     a = blur_photos(settings(photos, bank, device="cpu"), tmp_path / "x", progress=False)
@@ -254,7 +254,7 @@ def test_device_type_is_part_of_the_fingerprint(photos, bank, tmp_path, monkeypa
 def test_resolve_device_takes_cuda_n_like_the_trainer(monkeypatch):
     import torch
 
-    from blursynth.blur import resolve_device
+    from blursynth.nn.device import resolve_device
     from blursynth.errors import BadInputError
 
     for bad in ("gpu", "cuda:", "cuda:x", "CPU"):

@@ -1,0 +1,49 @@
+"""One thread per library while a result must not depend on the thread count.
+
+The dataset writer runs shards in this process this way (as its pool processes run), and the
+learned-blur pairs run CPU inference this way (also when a pair is rebuilt outside the writer),
+so both dataset/ and pairs/ use it; neither imports the other's internals for it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+
+
+@contextlib.contextmanager
+def one_thread(device_type: str = "cpu"):
+    """Run the body at one intra-op thread in torch and OpenCV (those already imported).
+
+    Parameters
+    ----------
+    device_type : str
+        ``"cpu"``; any other device type (a GPU) leaves the thread counts alone.
+
+    Examples
+    --------
+    >>> import torch
+    >>> before = torch.get_num_threads()
+    >>> with one_thread():
+    ...     torch.get_num_threads()
+    1
+    >>> torch.get_num_threads() == before
+    True
+    """
+    if device_type != "cpu":
+        yield
+        return
+    torch = sys.modules.get("torch")
+    cv2 = sys.modules.get("cv2")
+    before = (torch.get_num_threads() if torch else None, cv2.getNumThreads() if cv2 else None)
+    try:
+        if torch:
+            torch.set_num_threads(1)
+        if cv2:
+            cv2.setNumThreads(1)
+        yield
+    finally:
+        if torch:
+            torch.set_num_threads(before[0])
+        if cv2:
+            cv2.setNumThreads(before[1])

@@ -1,1 +1,0 @@
-"""Input and output: images, video, Parquet datasets."""

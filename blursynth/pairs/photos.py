@@ -1,0 +1,90 @@
+"""The one "photos -> K pairs each" driver that the photo-based ways (shake, bgan) share.
+
+Pair ``i`` is made from photo ``i // per_image``: the writer plans ``len(photos) * per_image``
+rows, each way's rows come from :func:`photos_for` (each photo loaded once, unreadable ones
+skipped with a warning or, with ``strict``, stopping the run), and :func:`write_photo_pairs`
+writes the dataset and counts the photos skipped.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+
+from ..errors import BadInputError
+from ..sources.photos import PhotoPlan, load_rgb8
+
+
+def warn(message: str) -> None:
+    """One warning line on stderr (from worker processes too), clear of progress bars."""
+    from tqdm.auto import tqdm
+
+    tqdm.write(f"warning: {message}", file=sys.stderr)
+
+
+def photos_for(plan: PhotoPlan, start: int, stop: int, per_image: int, *, strict: bool,
+               prepare=None):
+    """Yield ``(index, photo, note)`` for the pairs ``start..stop-1`` whose photo decodes.
+
+    Each photo is loaded once for its consecutive pairs (and passed through ``prepare``, e.g. a
+    resize). A photo whose header read when the run was planned but whose pixels do not decode
+    is skipped with a warning, or stops the run with ``strict``.
+    """
+    current, photo, note = None, None, None
+    for index in range(start, stop):
+        photo_i = index // per_image
+        if photo_i != current:
+            try:
+                photo, note = load_rgb8(plan.path(photo_i))
+                if prepare is not None:
+                    photo = prepare(photo)
+            except BadInputError as exc:
+                if strict:
+                    raise BadInputError(f"{exc} Drop --strict to skip unreadable photos.") from None
+                warn(f"{str(exc).rstrip('.')}; skipped")
+                photo, note = None, None
+            current = photo_i
+        if photo is not None:
+            yield index, photo, note
+
+
+def write_photo_pairs(out, plan: PhotoPlan, *, per_image: int, recipe: dict, inputs: dict,
+                      make_job, rows, shard_size: int, workers: int, overwrite: bool,
+                      progress: bool, desc: str) -> dict:
+    """Write ``per_image`` pairs of every photo in ``plan`` as a pair dataset.
+
+    Parameters
+    ----------
+    out : str or Path
+        Output dataset directory (new, or the same command's, to resume).
+    plan : PhotoPlan
+        From :func:`blursynth.sources.photos.scan_photos`; its skipped files are warned about.
+    recipe : dict
+        Everything that determines the bytes; its fingerprint names the dataset.
+    inputs : dict
+        Where the inputs were (paths): recorded in the manifest, not fingerprinted.
+    make_job : callable
+        ``make_job(fingerprint) -> job``, the picklable object ``rows`` needs.
+    rows : callable
+        ``rows(start, stop, job)`` yields the pair rows of samples ``start..stop-1``.
+
+    Returns
+    -------
+    manifest : dict
+        The dataset manifest, plus ``skipped_photos`` (unreadable files).
+    """
+    from ..config import fingerprint
+    from ..dataset.schema import PAIR_SCHEMA
+    from ..dataset.writer import write_dataset
+
+    for path in plan.skipped:
+        warn(f"{path}: cannot read this image (corrupt or not an image); skipped")
+    fp = fingerprint(recipe)
+    manifest = write_dataset(
+        out, kind="pairs", schema=PAIR_SCHEMA, n_items=len(plan.files) * per_image,
+        shard_size=shard_size, make_rows=functools.partial(rows, job=make_job(fp)),
+        fingerprint=fp, command={**recipe, **inputs}, workers=workers, overwrite=overwrite,
+        unit="pair", desc=desc, progress=progress,
+    )
+    skipped_rows = manifest["planned_items"] - manifest["num_rows"]
+    return {**manifest, "skipped_photos": len(plan.skipped) + skipped_rows // per_image}
