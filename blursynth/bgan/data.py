@@ -17,6 +17,7 @@ import torch
 
 from .._rng import sample_rng
 from ..errors import BadInputError
+from ..sources.photos import header_size
 from .model import NOISE_DIM
 
 STREAM_SHARP = 11
@@ -24,31 +25,6 @@ STREAM_REAL = 12
 STREAM_NOISE = 13
 
 _CACHE_IMAGES = 64  # decoded images kept per process; patches are drawn from many images
-
-
-def _png_or_header_size(data: bytes):
-    """(H, W) of encoded image bytes from the header alone, or None where it cannot tell."""
-    try:
-        import io
-
-        from PIL import Image
-
-        with Image.open(io.BytesIO(data)) as im:
-            w, h = im.size
-        return int(h), int(w)
-    except Exception:
-        return None
-
-
-def _file_size(path: Path):
-    try:
-        from PIL import Image
-
-        with Image.open(path) as im:
-            w, h = im.size
-        return int(h), int(w)
-    except Exception:
-        return None
 
 
 class ImageSet:
@@ -159,11 +135,11 @@ class ImageSet:
         out = []
         if self.is_dataset:
             for n, row in enumerate(self._dataset().table.iter_rows(columns=[self.column])):
-                hw = _png_or_header_size(row[self.column]["bytes"])
+                hw = header_size(row[self.column]["bytes"])
                 out.append(hw if hw is not None else self.load(n).shape[:2])
         else:
             for n, p in enumerate(self.files):
-                hw = _file_size(p)
+                hw = header_size(p)
                 out.append(hw if hw is not None else self.load(n).shape[:2])
         return out
 
