@@ -207,6 +207,49 @@ def test_out_inside_an_input_folder_is_refused(sets, tmp_path, run_cli):
     assert r.code == 2 and "is inside --real-blur" in error_line(r)
 
 
+def test_out_that_is_someone_elses_folder_is_refused(sets, tmp_path, run_cli,
+                                                      tiny_pairs_dataset):
+    """As train does: a non-empty folder that is not a BGAN model (or a dataset) is not written
+    into (bgan train used to refuse only an --out that is a file)."""
+    import hashlib
+
+    def snapshot(folder):
+        return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+                for p in sorted(folder.rglob("*")) if p.is_file()}
+
+    mine = tmp_path / "photos"
+    mine.mkdir()
+    (mine / "holiday.png").write_bytes(b"not ours")
+    r = _train(run_cli, sets, mine, sets / "sharp", sets / "real")
+    assert r.code == 2 and "not a BGAN model (it holds 'holiday.png')" in error_line(r)
+    assert snapshot(mine) == {"holiday.png": hashlib.sha256(b"not ours").hexdigest()}
+    data = tiny_pairs_dataset()
+    before = snapshot(data)
+    for resume in ((), ("--resume",)):
+        r = _train(run_cli, sets, data, sets / "sharp", sets / "real", *resume)
+        assert r.code == 2 and "is a dataset folder" in error_line(r)
+    assert snapshot(data) == before
+    (tmp_path / "file").write_bytes(b"x")
+    r = _train(run_cli, sets, tmp_path / "file", sets / "sharp", sets / "real")
+    assert r.code == 2 and "is a file" in error_line(r)
+    # A run stopped before its first checkpoint left only its own names: it is reused.
+    stopped = tmp_path / "stopped"
+    (stopped / "samples").mkdir(parents=True)
+    (stopped / "run.json").write_text("{}")
+    (stopped / ".checkpoint.pt.tmp123").write_bytes(b"")
+    r = _train(run_cli, sets, stopped, sets / "sharp", sets / "real")
+    assert r.code == 0, r.err
+    assert (stopped / "checkpoint.pt").is_file()
+
+
+def test_train_checks_the_gpu_index(sets, tmp_path, run_cli, monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    r = _train(run_cli, sets, tmp_path / "o", sets / "sharp", sets / "real", "--device", "cuda:7")
+    assert r.code == 2 and "--device cuda:7: torch sees 1 CUDA GPU(s)" in error_line(r)
+    assert not (tmp_path / "o").exists()
+
+
 def test_model_of_another_version_or_kind(sets, model, tmp_path, run_cli):
     ckpt = torch.load(model / "checkpoint.pt", weights_only=True)
     ckpt["version"] = 99

@@ -1,0 +1,125 @@
+"""nn/runs.py: the run folder both trainers write (checkpoint checks, folder claim, metrics,
+run.json, sample sheets)."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from blursynth.errors import BadInputError
+from blursynth.nn import runs
+from blursynth.sources.photos import load_rgb8
+
+KIND = runs.RunKind(
+    format="test-run", version=2, names=("checkpoint.pt", "run.json", "metrics.csv", "pics"),
+    missing="{path}: nothing here", unreadable="{file}: unreadable ({error})",
+    other_formats={"other-run": "{file}: is the other kind"},
+    wrong_format="{file}: is format {format!r}, not ours",
+    wrong_version="{file}: version {version!r}; we read {expected}",
+    is_dataset="--out {out}: a dataset", is_file="--out {out}: a file",
+    not_a_run="--out {out}: not a run (it holds {name!r})",
+)
+
+
+def _save(folder, obj):
+    folder.mkdir(exist_ok=True)
+    torch.save(obj, folder / runs.CHECKPOINT)
+    return folder
+
+
+def test_checkpoint_of_its_kind_is_read_from_the_folder_or_the_file(tmp_path):
+    run = _save(tmp_path / "run", {"format": "test-run", "version": 2, "step": 5})
+    assert runs.load_checkpoint(run, KIND)["step"] == 5
+    assert runs.load_checkpoint(run / runs.CHECKPOINT, KIND)["step"] == 5
+
+
+def test_checkpoint_version_and_format_are_refused_with_the_kinds_messages(tmp_path):
+    run = _save(tmp_path / "v", {"format": "test-run", "version": 1})
+    with pytest.raises(BadInputError) as e:
+        runs.load_checkpoint(run, KIND)
+    assert str(e.value) == f"{run / runs.CHECKPOINT}: version 1; we read 2"
+    _save(run, {"format": "other-run", "version": 2})
+    with pytest.raises(BadInputError, match="is the other kind$"):
+        runs.load_checkpoint(run, KIND)
+    for obj, shown in (({"format": "zip", "version": 2}, "'zip'"), ([1, 2], "None")):
+        _save(run, obj)
+        with pytest.raises(BadInputError, match=f"is format {shown}, not ours$"):
+            runs.load_checkpoint(run, KIND)
+    with pytest.raises(BadInputError, match="nothing here$"):
+        runs.load_checkpoint(tmp_path / "none", KIND)
+    (run / runs.CHECKPOINT).write_bytes(b"not a torch file")
+    with pytest.raises(BadInputError, match=r"unreadable \(\w+\)$"):
+        runs.load_checkpoint(run, KIND)
+
+
+def test_open_run_folder_claims_only_new_folders_and_runs_of_its_kind(tmp_path):
+    assert runs.open_run_folder(tmp_path / "new", KIND) is None
+    # What a run stopped before its first checkpoint leaves, hidden files and logs: ours.
+    stopped = tmp_path / "stopped"
+    (stopped / "pics").mkdir(parents=True)
+    for name in ("run.json", ".checkpoint.pt.tmp9", ".DS_Store", "train.log", "nohup.out"):
+        (stopped / name).write_text("")
+    assert runs.open_run_folder(stopped, KIND) is None
+    (stopped / "holiday.png").write_bytes(b"x")
+    (stopped / "a.txt").write_bytes(b"x")
+    with pytest.raises(BadInputError, match=r"not a run \(it holds 'a.txt'\)$"):
+        runs.open_run_folder(stopped, KIND)
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(BadInputError, match="a file$"):
+        runs.open_run_folder(tmp_path / "file", KIND)
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "manifest.json").write_text("{}")
+    with pytest.raises(BadInputError, match="a dataset$"):
+        runs.open_run_folder(data, KIND)
+    run = _save(tmp_path / "run", {"format": "test-run", "version": 2, "step": 3})
+    assert runs.open_run_folder(run, KIND)["step"] == 3
+    _save(run, {"format": "other-run", "version": 1})  # another kind of run is named as such
+    with pytest.raises(BadInputError, match="is the other kind"):
+        runs.open_run_folder(run, KIND)
+    assert sorted(p.name for p in run.iterdir()) == ["checkpoint.pt"]  # nothing written
+
+
+def test_metrics_round_trip_keeps_rows_up_to_the_checkpoint(tmp_path):
+    path = tmp_path / "metrics.csv"
+    log = runs.MetricsLog(path, ("step", "loss", "seconds"), 0)
+    assert log.rows == []
+    for step in (1, 2, 3):
+        log.append({"step": step, "loss": 1 / 3 * step, "seconds": float(step),
+                    "not_a_column": 7})
+    log.save()
+    assert path.read_text().splitlines() == [
+        "step,loss,seconds", "1,0.333333,1", "2,0.666667,2", "3,1,3"]
+    # A resumed run at step 2 drops the row written after that checkpoint, then adds its own.
+    again = runs.MetricsLog(path, ("step", "loss", "seconds"), 2)
+    assert again.rows == [{"step": "1", "loss": "0.333333", "seconds": "1"},
+                          {"step": "2", "loss": "0.666667", "seconds": "2"}]
+    again.append({"step": 3, "loss": float("nan")})
+    again.save()
+    assert path.read_text().splitlines()[-1] == "3,nan,"
+
+
+def test_run_json_records_the_versions(tmp_path):
+    runs.write_run_json(tmp_path / "run.json", {"settings": {"data": ("a", "b")}, "n": 1})
+    meta = json.loads((tmp_path / "run.json").read_text())
+    assert meta["settings"] == {"data": ["a", "b"]} and meta["n"] == 1
+    assert meta["torch"] == torch.__version__ and list(meta)[-2:] == ["torch", "python"]
+    assert (tmp_path / "run.json").read_text().endswith("}\n")
+
+
+def test_sample_sheet_rows_side_by_side_padded_and_written_as_png(tmp_path):
+    a = torch.full((3, 4, 5), 1.0)
+    b = torch.zeros(3, 4, 5)
+    c = torch.full((3, 4, 3), 0.5)
+    rows = [(a, b), (c,), (a,), (b,), (a,)]  # only the first 4 are drawn
+    sheet = runs.sample_sheet(rows)
+    assert sheet.shape == (16, 10, 3) and sheet.dtype == np.uint8
+    assert (sheet[:4, :5] == 255).all() and (sheet[:4, 5:] == 0).all()
+    assert (sheet[4:8, :3] == 128).all() and (sheet[4:8, 3:] == 0).all()  # padded black
+    assert runs.sample_sheet([]) is None
+    for level in (None, 3):
+        runs.save_sample_sheet(tmp_path / f"s{level}.png", rows, level=level)
+        assert np.array_equal(load_rgb8(tmp_path / f"s{level}.png")[0], sheet)
+    runs.save_sample_sheet(tmp_path / "none.png", [])
+    assert not (tmp_path / "none.png").exists()
