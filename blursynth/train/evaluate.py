@@ -269,12 +269,11 @@ def deblur_images(settings: DeblurSettings) -> dict:
         if exist:
             raise BadInputError(f"{exist[0]}: already exists; pass --overwrite to replace "
                                 f"outputs or choose another --out.")
-    from PIL import Image
+    from ..sources.photos import read_header
 
     for src, _ in plan:  # every input is checked before the first output is written
         try:
-            with Image.open(src) as im:
-                width, height = im.size
+            height, width = read_header(src)[:2]
         except Exception as exc:
             raise BadInputError(f"{src}: cannot read this image ({exc}).") from None
         if min(width, height) < 8:
