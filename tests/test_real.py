@@ -69,7 +69,7 @@ def test_import_flat_and_export_round_trip(tmp_path, run_cli, photo):
 
 
 def test_export_writes_psfs(tmp_path, run_cli):
-    from .test_dataset import write_tiny
+    from .test_dataset_writer import write_tiny
 
     write_tiny(tmp_path / "d", n=4)
     assert run_cli("dataset", "export", tmp_path / "d", "--out", tmp_path / "x").code == 0
@@ -151,7 +151,7 @@ def test_same_folder_from_two_places_gives_same_shards(tmp_path, run_cli, photo)
 
 
 def test_export_overwrite_never_replaces_the_dataset_or_foreign_files(tmp_path, run_cli):
-    from .test_dataset import write_tiny
+    from .test_dataset_writer import write_tiny
 
     write_tiny(tmp_path / "d", n=2)
     r = run_cli("dataset", "export", tmp_path / "d", "--out", tmp_path / "d", "--overwrite")

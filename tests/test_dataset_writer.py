@@ -1,3 +1,5 @@
+"""The dataset writer: round trip, bytes independent of workers, resume, refusals, kills."""
+
 import functools
 import json
 import subprocess
@@ -10,10 +12,10 @@ import pyarrow.parquet as pq
 import pytest
 
 from blursynth._rng import sample_rng
-from blursynth.errors import BadInputError, DatasetError
 from blursynth.dataset import (
-    PAIR_SCHEMA, PairDataset, dataset_info, load_manifest, pair_row, verify_dataset, write_dataset,
+    PAIR_SCHEMA, PairDataset, load_manifest, pair_row, verify_dataset, write_dataset,
 )
+from blursynth.errors import BadInputError, DatasetError
 
 from .conftest import error_line
 
@@ -155,14 +157,6 @@ def test_rerun_rebuilds_a_shard_that_changed_on_disk(tmp_path):
     assert verify_dataset(tmp_path / "d")["rows"] == 20
 
 
-def test_unfinished_dataset_is_not_readable(tmp_path):
-    write_tiny(tmp_path / "d")
-    (tmp_path / "d/manifest.json").unlink()
-    (tmp_path / "d/.blursynth-progress.json").write_text("{}")
-    with pytest.raises(DatasetError, match="unfinished"):
-        PairDataset(tmp_path / "d")
-
-
 def test_different_command_refused_unless_overwrite(tmp_path):
     write_tiny(tmp_path / "d", fp="one")
     with pytest.raises(DatasetError, match="different command"):
@@ -194,88 +188,19 @@ def test_bad_input_during_first_shard_leaves_nothing(tmp_path):
     assert not (tmp_path / "d").exists()
 
 
-def test_verify_names_truncated_shard(tmp_path, run_cli):
-    write_tiny(tmp_path / "d")
-    shard = tmp_path / "d/data/train-00002-of-00004.parquet"
-    data = shard.read_bytes()
-    shard.write_bytes(data[: len(data) // 2])
-    r = run_cli("dataset", "verify", tmp_path / "d")
-    assert r.code == 2
-    line = error_line(r)
-    assert "train-00002-of-00004.parquet" in line and "sha256" in line
-
-
-def test_verify_names_flipped_byte(tmp_path, run_cli):
-    write_tiny(tmp_path / "d")
-    shard = tmp_path / "d/data/train-00001-of-00004.parquet"
-    data = bytearray(shard.read_bytes())
-    data[len(data) // 3] ^= 0x01
-    shard.write_bytes(bytes(data))
-    r = run_cli("dataset", "verify", tmp_path / "d")
-    assert r.code == 2 and "train-00001-of-00004.parquet" in error_line(r)
-
-
-def test_verify_names_bad_row_when_hash_is_updated(tmp_path):
-    # A shard rewritten with a broken PNG in row 4 and a manifest made to match its hash:
-    # verify must still find the row by decoding.
-    import hashlib
-
-    import pyarrow as pa
-
-    write_tiny(tmp_path / "d")
-    path = tmp_path / "d/data/train-00000-of-00004.parquet"
-    rows = pq.read_table(path).to_pylist()
-    rows[4]["blurred"]["bytes"] = b"\x89PNG\r\n\x1a\nbroken"
-    pq.write_table(pa.Table.from_pylist(rows, schema=PAIR_SCHEMA), path)
-    manifest = json.loads((tmp_path / "d/manifest.json").read_text())
-    manifest["shards"][0]["sha256"] = hashlib.sha256(path.read_bytes()).hexdigest()
-    (tmp_path / "d/manifest.json").write_text(json.dumps(manifest))
-    with pytest.raises(DatasetError, match=r"train-00000-of-00004.parquet row 4"):
-        verify_dataset(tmp_path / "d")
-
-
-def test_verify_manifest_mismatch(tmp_path, run_cli):
-    write_tiny(tmp_path / "d")
-    manifest = json.loads((tmp_path / "d/manifest.json").read_text())
-    manifest["shards"][1]["rows"] = 99
-    manifest["num_rows"] = 113
-    (tmp_path / "d/manifest.json").write_text(json.dumps(manifest))
-    r = run_cli("dataset", "verify", tmp_path / "d")
-    assert r.code == 2 and "manifest.json says 99" in error_line(r)
-    # A shard the manifest does not list.
-    write_tiny(tmp_path / "e")
-    (tmp_path / "e/data/train-00009-of-00009.parquet").write_bytes(b"x")
-    r = run_cli("dataset", "verify", tmp_path / "e")
-    assert r.code == 2 and "not listed" in error_line(r)
-
-
-def test_info_and_preview(tmp_path, run_cli):
-    write_tiny(tmp_path / "d")
-    info = dataset_info(tmp_path / "d")
-    assert info["rows"] == 20 and info["sources"] == {"trajectory": 20} and info["with_psf"] == 10
-    assert info["image_sizes_sampled"] == {"16x12": sum(info["image_sizes_sampled"].values())}
-    r = run_cli("dataset", "info", tmp_path / "d")
-    assert r.code == 0 and "20 rows" in r.out
-    r = run_cli("dataset", "preview", tmp_path / "d", "--out", tmp_path / "p.png", "--count", "3")
-    assert r.code == 0
-    from blursynth.sources.photos import load_rgb8
-
-    sheet, _ = load_rgb8(tmp_path / "p.png")
-    assert sheet.shape[0] > 3 * 160 and sheet.std() > 10
-
-
-def test_not_a_dataset(tmp_path, run_cli):
-    for args in (["dataset", "info", tmp_path / "missing"], ["dataset", "verify", tmp_path]):
-        r = run_cli(*args)
-        assert r.code == 2, r
-        line = error_line(r)
-        assert "manifest.json" in line or "no such dataset" in line, line
+def test_out_that_cannot_be_created(tmp_path, run_cli):
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(BadInputError, match="cannot write there"):
+        write_tiny(tmp_path / "file" / "d", n=2)
+    r = run_cli("trajectories", "--n", 2, "--out", tmp_path / "file" / "bank")
+    assert r.code == 2 and "cannot write there" in error_line(r)
+    assert (tmp_path / "file").read_text() == "x"
 
 
 KILL_SCRIPT = r"""
 import functools, sys, time
 sys.path.insert(0, {root!r})
-from tests.test_dataset import write_tiny, slow_rows
+from tests.test_dataset_writer import write_tiny, slow_rows
 write_tiny(sys.argv[1], n=40, shard_size=5, make_rows=slow_rows)
 """
 
@@ -286,6 +211,7 @@ def slow_rows(start, stop, fp):
         yield row
 
 
+@pytest.mark.slow  # runs the writer in a subprocess and kills it
 def test_killed_writer_leaves_no_partial_shard_and_rerun_is_identical(tmp_path):
     root = str(Path(__file__).resolve().parents[1])
     script = tmp_path / "run.py"
@@ -311,49 +237,3 @@ def test_killed_writer_leaves_no_partial_shard_and_rerun_is_identical(tmp_path):
     for p in (tmp_path / "clean").rglob("*"):
         if p.is_file():
             assert p.read_bytes() == (out / p.relative_to(tmp_path / "clean")).read_bytes(), p.name
-
-
-def test_hand_edited_manifest_is_a_one_line_error(tmp_path, run_cli):
-    write_tiny(tmp_path / "d", n=4, shard_size=4)
-    manifest = json.loads((tmp_path / "d/manifest.json").read_text())
-    manifest["num_rows"] = manifest["shards"][0]["rows"] = 40
-    (tmp_path / "d/manifest.json").write_text(json.dumps(manifest))
-    r = run_cli("dataset", "preview", tmp_path / "d", "--out", tmp_path / "p.png", "--start", 20)
-    assert r.code == 2 and "holds 4 rows; manifest.json says 40" in error_line(r)
-    assert not (tmp_path / "p.png").exists()
-    (tmp_path / "d/manifest.json").write_text("[]")
-    r = run_cli("dataset", "info", tmp_path / "d")
-    assert r.code == 2 and "not an object" in error_line(r)
-
-
-def test_out_that_cannot_be_created(tmp_path, run_cli):
-    (tmp_path / "file").write_text("x")
-    with pytest.raises(BadInputError, match="cannot write there"):
-        write_tiny(tmp_path / "file" / "d", n=2)
-    r = run_cli("trajectories", "--n", 2, "--out", tmp_path / "file" / "bank")
-    assert r.code == 2 and "cannot write there" in error_line(r)
-    assert (tmp_path / "file").read_text() == "x"
-
-
-def test_verify_checks_a_banks_settings_against_its_fingerprint(tmp_path, run_cli):
-    import shutil
-
-    bank = Path(__file__).resolve().parents[1] / "kernels" / "eval48"
-    shutil.copytree(bank, tmp_path / "bank")
-    r = run_cli("dataset", "verify", tmp_path / "bank")
-    assert r.code == 0, r.err
-    manifest = json.loads((tmp_path / "bank/manifest.json").read_text())
-    edited = json.loads(json.dumps(manifest))
-    edited["command"]["seed"] += 1  # shards and hashes untouched: only the settings lie
-    (tmp_path / "bank/manifest.json").write_text(json.dumps(edited))
-    r = run_cli("dataset", "verify", tmp_path / "bank")
-    assert r.code == 2 and "no longer match its fingerprint" in error_line(r)
-    edited = json.loads(json.dumps(manifest))
-    edited["exposures"] = [0.5, 1.0]
-    (tmp_path / "bank/manifest.json").write_text(json.dumps(edited))
-    r = run_cli("dataset", "verify", tmp_path / "bank")
-    assert r.code == 2 and "made with" in error_line(r)
-    edited["exposures"] = None
-    (tmp_path / "bank/manifest.json").write_text(json.dumps(edited))
-    r = run_cli("dataset", "verify", tmp_path / "bank")
-    assert r.code == 2 and "not a list of numbers" in error_line(r)
