@@ -7,7 +7,6 @@ of a shard do not depend on which.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import multiprocessing as mp
 import os
@@ -16,6 +15,7 @@ import threading
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass
 
+from .._threads import one_thread
 from ..errors import BadInputError
 
 EXECUTORS = ("local", "ray")
@@ -241,7 +241,7 @@ def _run_pool(write_shard, tasks, workers: int, make_rows, bar):
                     while todo and len(pending) < n_pool:
                         pending.add(pool.submit(write_shard, todo.pop(0)))
                 if todo:
-                    with _one_thread():
+                    with one_thread():  # a shard run here runs as the pool's processes run it
                         result = write_shard(todo.pop(0))
                     yield result
                     done = {f for f in pending if f.done()}
@@ -257,25 +257,6 @@ def _run_pool(write_shard, tasks, workers: int, make_rows, bar):
         _progress_queue = previous
         stop_event.set()
         drain.join(timeout=5)
-
-
-@contextlib.contextmanager
-def _one_thread():
-    """Run a shard here at one thread per library, as the pool's processes do."""
-    torch = sys.modules.get("torch")
-    cv2 = sys.modules.get("cv2")
-    before = (torch.get_num_threads() if torch else None, cv2.getNumThreads() if cv2 else None)
-    try:
-        if torch:
-            torch.set_num_threads(1)
-        if cv2:
-            cv2.setNumThreads(1)
-        yield
-    finally:
-        if torch:
-            torch.set_num_threads(before[0])
-        if cv2:
-            cv2.setNumThreads(before[1])
 
 
 def _pool_context(write_shard, make_rows):
