@@ -1,0 +1,135 @@
+"""dataset.outputs: the one output-folder claim, and atomic writes."""
+
+import json
+import os
+
+import pytest
+
+from blursynth.dataset.outputs import OutputKind, atomic_write_text, claim, hidden_or_log
+from blursynth.errors import BadInputError
+
+RUN_LIKE = OutputKind(
+    what="run",
+    is_file="--out {out}: is a file; expected a folder for the run.",
+    foreign="--out {out}: is a non-empty folder that is not a run (it holds {name}); choose a new or empty folder.",
+    own=lambda name: name in ("run.json", "checkpoint.pt") or hidden_or_log(name),
+)
+MARKED = OutputKind(
+    what="images",
+    is_file="--out {out}: is a file.",
+    foreign="--out {out}: holds other files ({name}).",
+    unmarked="--out {out}: has {name} but no settings file.",
+    own=lambda name: name.startswith("."),
+    markers=("settings.json",),
+    own_when_marked=lambda name: name.endswith(".png"),
+    exists=None,
+)
+
+
+def test_new_folder_is_made_with_its_parents_and_undo_removes_them(tmp_path):
+    out = tmp_path / "a" / "b" / "out"
+    c = claim(out, RUN_LIKE)
+    assert out.is_dir() and not c.marked
+    assert c.created == (out, out.parent, out.parent.parent)
+    assert not list(out.iterdir())  # the write probe is gone
+    (out / "run.json").write_text("{}")
+    c.undo()
+    assert not (tmp_path / "a").exists()
+
+
+def test_create_false_makes_nothing(tmp_path):
+    c = claim(tmp_path / "new", RUN_LIKE, create=False)
+    assert c.created == () and not (tmp_path / "new").exists()
+
+
+def test_existing_folder_is_not_undone(tmp_path):
+    (tmp_path / "out").mkdir()
+    c = claim(tmp_path / "out", RUN_LIKE)
+    assert c.created == ()
+    c.undo()
+    assert (tmp_path / "out").is_dir()
+
+
+def test_a_file_is_refused_with_the_kinds_message(tmp_path):
+    (tmp_path / "f").write_text("x")
+    with pytest.raises(BadInputError, match=r"^--out .*f: is a file; expected a folder for the run\.$"):
+        claim(tmp_path / "f", RUN_LIKE)
+    assert (tmp_path / "f").read_text() == "x"
+
+
+def test_own_names_pass_and_a_foreign_one_is_named(tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    for name in ("run.json", ".tmp123", "train.log"):
+        (out / name).write_text("")
+    claim(out, RUN_LIKE)
+    (out / "holiday.png").write_text("")
+    with pytest.raises(BadInputError, match=r"not a run \(it holds 'holiday.png'\)"):
+        claim(out, RUN_LIKE)
+
+
+def test_markers_decide_which_names_are_own(tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / ".hidden").write_text("")
+    assert not claim(out, MARKED).marked  # only names it always owns: an empty folder to it
+    (out / "0001.png").write_text("")
+    with pytest.raises(BadInputError, match=r"has '0001.png' but no settings file"):
+        claim(out, MARKED)
+    (out / "settings.json").write_text("{}")
+    assert claim(out, MARKED).marked
+    (out / "notes.txt").write_text("")
+    with pytest.raises(BadInputError, match=r"holds other files \('notes.txt'\)"):
+        claim(out, MARKED)
+
+
+def test_exists_is_refused_without_overwrite(tmp_path):
+    kind = OutputKind(what="export", is_file="{out} file", foreign="{out} foreign {name}",
+                      exists="--out {out} exists; choose a new folder or pass --overwrite.")
+    (tmp_path / "x").mkdir()
+    with pytest.raises(BadInputError, match="exists; choose a new folder"):
+        claim(tmp_path / "x", kind)
+    claim(tmp_path / "x", kind, overwrite=True)
+
+
+def test_cannot_write_under_a_file_is_one_line_and_leaves_nothing(tmp_path):
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(BadInputError, match=r"cannot write there \(Not a directory\); choose a folder"):
+        claim(tmp_path / "file" / "sub" / "out", RUN_LIKE)
+    assert (tmp_path / "file").read_text() == "x" and [p.name for p in tmp_path.iterdir()] == ["file"]
+
+
+@pytest.mark.skipif(os.name != "posix" or os.geteuid() == 0, reason="needs file permissions (not root)")
+def test_cannot_write_in_a_read_only_folder(tmp_path):
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    try:
+        with pytest.raises(BadInputError, match="cannot write there"):
+            claim(locked / "out", RUN_LIKE)
+        with pytest.raises(BadInputError, match="cannot write there"):
+            claim(locked, RUN_LIKE)  # exists, but no file can be written in it
+        assert not list(locked.iterdir())
+    finally:
+        locked.chmod(0o700)
+
+
+def test_atomic_write_text_replaces_whole(tmp_path):
+    atomic_write_text(tmp_path / "a.json", json.dumps({"a": 1}))
+    atomic_write_text(tmp_path / "a.json", json.dumps({"a": 2}))
+    assert json.loads((tmp_path / "a.json").read_text()) == {"a": 2}
+    assert [p.name for p in tmp_path.iterdir()] == ["a.json"]
+
+
+def test_verify_refuses_a_kind_no_module_registered(tmp_path):
+    from blursynth.dataset import verify_dataset
+    from blursynth.errors import DatasetError
+
+    from .test_dataset_writer import write_tiny
+
+    write_tiny(tmp_path / "d", n=2, shard_size=2)
+    manifest = json.loads((tmp_path / "d/manifest.json").read_text())
+    manifest["kind"] = "scenes"
+    (tmp_path / "d/manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(DatasetError, match=r"a 'scenes' dataset, a kind this program cannot check"):
+        verify_dataset(tmp_path / "d")
