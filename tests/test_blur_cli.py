@@ -200,36 +200,3 @@ def test_device_cuda_n_without_gpu(run_cli, photos, bank, tmp_path):
 def test_device_name_malformed(run_cli, photos, bank, tmp_path):
     assert_bad(run_cli, tmp_path / "out", photos, "--kernels", bank, "--device", "gpu0",
                match="auto, cpu, cuda or cuda:N")
-
-
-def test_conversion_notes_for_png_layouts_opencv_expands(tmp_path):
-    from PIL import Image
-
-    from blursynth.sources.photos import load_rgb8
-
-    rng = np.random.default_rng(0)
-    gray = rng.integers(0, 256, (8, 9), dtype=np.uint8)
-    Image.fromarray(np.stack([gray, gray], -1), "LA").save(tmp_path / "la.png")
-    Image.fromarray(rng.integers(0, 256, (8, 9, 3), dtype=np.uint8)).convert("P").save(tmp_path / "p.png")
-    Image.fromarray(rng.integers(0, 256, (8, 9, 3), dtype=np.uint8)).convert("P").save(
-        tmp_path / "pt.png", transparency=0)
-    notes = {name: load_rgb8(tmp_path / f"{name}.png")[1] for name in ("la", "p", "pt")}
-    assert notes == {"la": "grayscale replicated to RGB, alpha dropped", "p": "palette expanded to RGB",
-                     "pt": "palette expanded to RGB; alpha dropped"}
-    la, _ = load_rgb8(tmp_path / "la.png")
-    assert np.array_equal(la, np.repeat(gray[:, :, None], 3, axis=2))
-    # 16-bit gray+alpha (colour type 4, depth 16), written by hand: PIL and OpenCV cannot.
-    import struct
-    import zlib
-
-    def chunk(kind, body):
-        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
-
-    pixels = np.stack([gray.astype(">u2") * 257, np.full_like(gray, 9, dtype=">u2")], -1)
-    raw = b"".join(b"\x00" + row.tobytes() for row in pixels)
-    png = (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 9, 8, 16, 4, 0, 0, 0))
-           + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
-    (tmp_path / "la16.png").write_bytes(png)
-    image, note = load_rgb8(tmp_path / "la16.png")
-    assert note == "16-bit scaled to 8-bit; grayscale replicated to RGB, alpha dropped"
-    assert np.array_equal(image, np.repeat(gray[:, :, None], 3, axis=2))
