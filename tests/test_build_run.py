@@ -1,0 +1,199 @@
+"""Running recipes: steps in order, resume, --limit, the shipped recipes, Ray."""
+
+import functools
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from blursynth.dataset import PAIR_SCHEMA, PairDataset, load_manifest, verify_dataset, write_dataset
+
+from .conftest import error_line
+from .test_build_recipe import RECIPES, TINY, tiny_recipe  # noqa: F401 (a fixture)
+
+
+def plan_fingerprint(recipe, sets=()):
+    from blursynth.build import plan_build
+
+    return plan_build(recipe, out="/tmp/unused-plan", sets=sets).recipe.fingerprint
+
+
+def _files(folder):
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(Path(folder).rglob("*"))
+            if p.is_file() and "inputs" not in p.parts}
+
+
+def test_tiny_recipe_builds_resumes_and_records_fingerprint(tiny_recipe, tmp_path, run_cli):
+    r = run_cli("build", tiny_recipe, "--out", tmp_path / "out")
+    assert r.code == 0, r.err
+    m = load_manifest(tmp_path / "out/synth")
+    assert m["num_rows"] == 6
+    assert m["recipe"]["step"] == "synth" and len(m["recipe"]["fingerprint"]) == 16
+    assert load_manifest(tmp_path / "out/bank")["recipe"]["fingerprint"] == m["recipe"]["fingerprint"]
+    bank = load_manifest(tmp_path / "out/bank")
+    summary = json.loads((tmp_path / "out/build.json").read_text())
+    assert summary == {
+        "recipe": str(tiny_recipe), "fingerprint": m["recipe"]["fingerprint"], "out": str(tmp_path / "out"),
+        "limit": None, "steps": {"bank": {"rows": 30, "fingerprint": bank["fingerprint"]},
+                                 "synth": {"rows": 6, "fingerprint": m["fingerprint"]}}}
+    assert json.loads(r.out[r.out.index("\n{") + 1:r.out.rindex("}") + 1]) == summary["steps"]
+    assert r.out.endswith(f"built {tmp_path / 'out'}/ (see build.json)\n")
+    assert "[1/2] bank: trajectories\n" in r.err and "[2/2] synth: blur\n" in r.err
+    assert (tmp_path / "out/recipe.toml").read_text() == TINY
+    assert sorted(p.name for p in (tmp_path / "out/inputs/photos").iterdir()) == ["astronaut.png", "coffee.png"]
+    before = {p: os.stat(p).st_mtime_ns for p in (tmp_path / "out/synth/data").iterdir()}
+    assert run_cli("build", tiny_recipe, "--out", tmp_path / "out").code == 0
+    assert {p: os.stat(p).st_mtime_ns for p in (tmp_path / "out/synth/data").iterdir()} == before
+
+
+def test_dry_run_and_limit(tiny_recipe, tmp_path, run_cli):
+    r = run_cli("build", tiny_recipe, "--out", tmp_path / "out", "--dry-run")
+    assert r.code == 0 and f"  1. bank: trajectories -> {tmp_path / 'out/bank'}/\n" in r.out
+    assert f"  2. synth: blur -> {tmp_path / 'out/synth'}/\n" in r.out
+    assert not (tmp_path / "out").exists()
+    r = run_cli("build", tiny_recipe, "--out", tmp_path / "out", "--limit", 4)
+    assert r.code == 0, r.err
+    assert load_manifest(tmp_path / "out/synth")["num_rows"] == 4
+    assert load_manifest(tmp_path / "out/bank")["num_rows"] == 4
+    assert load_manifest(tmp_path / "out/synth")["recipe"] == {
+        "file": "tiny.toml", "fingerprint": plan_fingerprint(tiny_recipe), "step": "synth"}
+    assert json.loads((tmp_path / "out/build.json").read_text())["limit"] == 4
+    # A full build into the same folder is a different dataset, not a resume of the limited one.
+    r = run_cli("build", tiny_recipe, "--out", tmp_path / "out")
+    assert r.code == 2 and "different command" in error_line(r) and "--overwrite" in error_line(r)
+    r = run_cli("build", tiny_recipe, "--out", tmp_path / "out", "--overwrite")
+    assert r.code == 0, r.err
+    assert load_manifest(tmp_path / "out/synth")["num_rows"] == 6
+
+
+def test_set_and_input_overrides(tiny_recipe, tmp_path, run_cli, photo):
+    from blursynth.sources.photos import save_rgb8
+
+    save_rgb8(tmp_path / "mine/a.png", photo)
+    r = run_cli("build", tiny_recipe, "--out", tmp_path / "out", "--set", "synth.per_image=2",
+                "--input", f"photos={tmp_path / 'mine'}")
+    assert r.code == 0, r.err
+    assert load_manifest(tmp_path / "out/synth")["num_rows"] == 2
+    assert {PairDataset(tmp_path / "out/synth")[i]["params"]["photo"] for i in range(2)} == {"a.png"}
+    assert not (tmp_path / "out/inputs").exists()  # the bundled samples the input replaced
+
+
+@pytest.mark.parametrize("name", ["deblurgan-synth", "realistic", "gopro-like"])
+def test_shipped_recipe_builds_tiny(name, tmp_path, run_cli):
+    r = run_cli("build", RECIPES / f"{name}.toml", "--out", tmp_path / "out", "--limit", 2)
+    assert r.code == 0, r.err
+    summary = json.loads((tmp_path / "out/build.json").read_text())
+    assert summary["limit"] == 2
+    pair_steps = [s for s, v in summary["steps"].items() if "rows" in v and s != "bank"]
+    assert pair_steps
+    for step in pair_steps:
+        assert summary["steps"][step]["rows"] == 2
+        assert verify_dataset(tmp_path / "out" / step)["rows"] == 2
+        assert load_manifest(tmp_path / "out" / step)["recipe"] == {
+            "file": f"{name}.toml", "fingerprint": summary["fingerprint"], "step": step}
+
+
+def test_deblurgan_comb_recipe_builds_tiny(tmp_path, run_cli):
+    r = run_cli("build", RECIPES / "deblurgan-comb.toml", "--out", tmp_path / "out", "--limit", 3,
+                "--set", "train.perceptual=none", "--set", "train.crop=32", "--set", "train.val_crop=32",
+                "--set", "train.workers=0", "--set", "train.critic_steps=1")
+    assert r.code == 0, r.err
+    summary = json.loads((tmp_path / "out/build.json").read_text())
+    assert summary["steps"]["synth"]["rows"] == 3 and summary["steps"]["real"]["rows"] == 3
+    assert (tmp_path / "out/train/checkpoint.pt").exists()
+    train = summary["steps"]["train"]
+    assert (train["steps"], train["total_steps"], train["out"]) == (3, 3, str(tmp_path / "out/train"))
+    assert train["n_train_pairs"] + train["n_val_pairs"] == 6  # the 3 synth and 3 real pairs, split in two
+    # The evaluation: 3 test pairs (the limit), scored by the 3-step model, as JSON and as a table.
+    from blursynth.train.evaluate import format_report
+
+    report = json.loads((tmp_path / "out/evaluate/report.json").read_text())
+    test = str(tmp_path / "out/test")
+    assert (report["model"], report["step"], report["config"], report["n_pairs"]) == (
+        str(tmp_path / "out/train"), 3, "small", 3)
+    assert list(report["datasets"]) == [test] and report["datasets"][test]["n_pairs"] == 3
+    for kind in ("blurred", "deblurred"):
+        assert 10 < report[kind]["psnr"] < 60 and 0 < report[kind]["ssim"] <= 1, report
+        assert report["datasets"][test][kind] == report[kind]
+    assert report["gain_psnr_db"] == pytest.approx(report["deblurred"]["psnr"] - report["blurred"]["psnr"])
+    assert report["gain_ssim"] == pytest.approx(report["deblurred"]["ssim"] - report["blurred"]["ssim"])
+    table = format_report(report)
+    assert (tmp_path / "out/evaluate/report.md").read_text() == table + "\n"
+    assert table.splitlines()[0].split() == ["pairs", "PSNR", "dB", "SSIM"]
+    assert table in r.out
+    assert summary["steps"]["evaluate"] == {k: v for k, v in report.items() if not isinstance(v, dict)}
+
+
+def test_bgan_recipe_builds_tiny(tmp_path, run_cli):
+    r = run_cli("build", RECIPES / "bgan.toml", "--out", tmp_path / "out", "--limit", 2,
+                "--set", "model.perceptual=none", "--set", "model.config=small", "--set", "model.patch=32",
+                "--set", "model.batch_size=2")
+    assert r.code == 0, r.err
+    summary = json.loads((tmp_path / "out/build.json").read_text())
+    assert summary["steps"]["pairs"]["rows"] == 2
+    assert summary["steps"]["model"]["out"] == str(tmp_path / "out/model")
+    pairs = PairDataset(tmp_path / "out/pairs")
+    assert len(pairs) == 2 and {pairs[i]["source"] for i in range(2)} == {"bgan"}
+
+
+# --- Ray --------------------------------------------------------------------------------------
+
+
+def _crash_once_rows(start, stop, marker):
+    """Rows that kill their worker half-way through the first attempt at shard 1."""
+    from .test_dataset_writer import tiny_rows
+
+    for n, row in enumerate(tiny_rows(start, stop, fp="ray")):
+        if start == 5 and n == 2 and not os.path.exists(marker):
+            open(marker, "w").close()
+            os._exit(1)
+        yield row
+
+
+@pytest.fixture(scope="module")
+def ray_local():
+    ray = pytest.importorskip("ray")
+    from ray import cloudpickle
+
+    import tests.test_build_recipe
+    import tests.test_build_run
+    import tests.test_dataset_writer
+
+    cloudpickle.register_pickle_by_value(tests.test_build_recipe)
+    cloudpickle.register_pickle_by_value(tests.test_build_run)
+    cloudpickle.register_pickle_by_value(tests.test_dataset_writer)
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield
+    ray.shutdown()
+
+
+@pytest.mark.slow  # starts Ray's worker processes
+def test_ray_executor_matches_local_and_survives_a_killed_task(tmp_path, ray_local, tiny_recipe, run_cli):
+    # Same recipe, seed and output path (manifests record their input paths): local, then Ray.
+    assert run_cli("build", tiny_recipe, "--out", tmp_path / "out", "--workers", 2).code == 0
+    local = _files(tmp_path / "out")
+    (tmp_path / "out").rename(tmp_path / "local")
+    r = run_cli("build", tiny_recipe, "--out", tmp_path / "out", "--executor", "ray")
+    assert r.code == 0, r.err
+    remote = _files(tmp_path / "out")
+    assert local.keys() == remote.keys()
+    for name in local:
+        if name != "build.json":
+            assert local[name] == remote[name], name
+
+    from blursynth.dataset.writer import use_executor
+
+    marker = str(tmp_path / "crashed")
+    make_rows = functools.partial(_crash_once_rows, marker=marker)
+    with use_executor("ray"):
+        write_dataset(tmp_path / "killed", kind="pairs", schema=PAIR_SCHEMA, n_items=15, shard_size=5,
+                      make_rows=make_rows, fingerprint="ray", command={}, progress=False)
+    assert os.path.exists(marker)  # the task really died once and was retried
+    assert not list((tmp_path / "killed/data").glob(".*"))
+    assert verify_dataset(tmp_path / "killed")["rows"] == 15
+    from .test_dataset_writer import tiny_rows
+
+    write_dataset(tmp_path / "plain", kind="pairs", schema=PAIR_SCHEMA, n_items=15, shard_size=5,
+                  make_rows=functools.partial(tiny_rows, fp="ray"), fingerprint="ray", command={}, progress=False)
+    assert _files(tmp_path / "plain") == _files(tmp_path / "killed")
