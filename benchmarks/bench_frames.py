@@ -24,11 +24,11 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks._common import machine_line, median_time, run_command, write_section  # noqa: E402
-from blursynth.render import RenderSettings, render_clip  # noqa: E402
-from blursynth.video import (  # noqa: E402
-    FramesAverageSettings, LinearAverager, iter_frames, iter_pairs, keep_freed_memory, plan_frames_average,
-    probe_source, write_frame_pairs,
-)
+from blursynth._allocator import keep_freed_memory  # noqa: E402
+from blursynth.ops.average import LinearAverager  # noqa: E402
+from blursynth.pairs.frames import FramesAverageSettings, iter_pairs, plan_frames_average, write_frame_pairs  # noqa: E402
+from blursynth.sources.render import RenderSettings, render_clip  # noqa: E402
+from blursynth.sources.video import iter_frames, probe_source  # noqa: E402
 
 OUT = Path(__file__).resolve().parent / "out"
 NOTES = """
@@ -229,12 +229,16 @@ def main():
 
     def kernel_times():
         avg = LinearAverager(frame.shape, "gamma:2.2", max_items=25)
-        one_pass = median_time(lambda: avg.average(window), repeat=7) * 1e3 / len(window)
-        avg.add(frame)
-        add = median_time(lambda: avg.add(frame), repeat=21) * 1e3
-        readout = median_time(avg.result, repeat=11) * 1e3
+        one_pass = median_time(lambda: avg.window(window, hold=False), repeat=7) * 1e3 / len(window)
+        # The running sum's steps, one frame added and one read-out (internals, timed to show
+        # where the time goes).
+        avg._add(frame)
+        add = median_time(lambda: avg._add(frame), repeat=21) * 1e3
+        readout = median_time(avg._result, repeat=11) * 1e3
         # One step of stride-1 windows: a frame in, a frame out, the new window read out.
-        slide = median_time(lambda: avg.slide([frame], [frame]), repeat=11) * 1e3
+        avg.reset()
+        avg.window(window)
+        slide = median_time(lambda: avg.window([frame], [frame]), repeat=11) * 1e3
         return one_pass, add, readout, slide
 
     vector = LinearAverager(frame.shape, "gamma:2.2", max_items=25).vector

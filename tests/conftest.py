@@ -129,3 +129,44 @@ def torchrun_lock(tmp_path_factory):
             yield
         finally:
             fcntl.flock(f, fcntl.LOCK_UN)
+
+
+# --- frames: random frames, test clips, the averaging reference, both averaging kernels ----------
+
+@pytest.fixture(params=["vector", "scalar"])
+def kernel(request, monkeypatch):
+    """Runs a test with the AVX-512 averaging kernel (where this CPU has it) and with the scalar
+    kernels; tests that average use it (``pytestmark = pytest.mark.usefixtures("kernel")``)."""
+    monkeypatch.setenv("BLURSYNTH_SIMD", "1" if request.param == "vector" else "0")
+    return request.param
+
+
+def random_frames(n, shape=(16, 24, 3), seed=0):
+    """``n`` uniform random uint8 frames of ``shape``."""
+    rng = np.random.default_rng(seed)
+    return [rng.integers(0, 256, shape, dtype=np.uint8) for _ in range(n)]
+
+
+def naive_average(frames, crf):
+    """The averaging reference: float64 decode, mean, encode, scaled to 8 bits (not rounded)."""
+    from blursynth.ops.color import CameraResponse
+
+    response = CameraResponse.parse(crf)
+    stack = np.stack([f.astype(np.float64) / 255.0 for f in frames])
+    return response.encode(response.decode(stack).mean(axis=0)) * 255.0
+
+
+def write_clip(path, frames, fps=240, codec="libx264rgb", pix_fmt="rgb24", options=None, container_options=None):
+    """Write RGB frames as a video with PyAV (lossless H.264 RGB by default)."""
+    import av
+
+    with av.open(str(path), "w", options=container_options or {}) as c:
+        s = c.add_stream(codec, rate=fps)
+        s.height, s.width = frames[0].shape[:2]
+        s.pix_fmt = pix_fmt
+        s.options = options if options is not None else ({"crf": "0"} if codec.startswith("libx264") else {})
+        for f in frames:
+            for p in s.encode(av.VideoFrame.from_ndarray(f, format="rgb24")):
+                c.mux(p)
+        for p in s.encode():
+            c.mux(p)

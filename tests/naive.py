@@ -143,3 +143,47 @@ def rasterize(traj, exposure_fraction=1.0, size=None, centre="mass", max_size=63
                 acc[yy][xx] += weight
                 kept += weight
     return (np.array(acc) / kept).astype(np.float32)
+
+
+def decode(v, kind, gamma=2.2):
+    """Camera response inverse of one encoded value in [0, 1], in plain float64 arithmetic."""
+    if kind == "none":
+        return v
+    if kind == "gamma":
+        return v ** gamma
+    return v / 12.92 if v <= 0.04045 else ((v + 0.055) / (1 + 0.055)) ** 2.4
+
+
+def encode8_levels(kind, gamma=2.2):
+    """The 255 decision levels of the 8-bit encoder: code k starts at decode((k - 1/2) / 255)."""
+    return [decode((k - 0.5) / 255.0, kind, gamma) for k in range(1, 256)]
+
+
+def encode8(linear, kind, gamma=2.2):
+    """8-bit codes of linear values: how many decision levels each (clipped to [0, 1]) reaches.
+
+    That is round-half-up of ``255 * encode(x)``, counted instead of computed.
+    """
+    levels = encode8_levels(kind, gamma)
+    out = []
+    for x in linear:
+        x = min(max(float(x), 0.0), 1.0)
+        out.append(sum(1 for level in levels if x >= level))
+    return out
+
+
+def encode8_sums(sums, n_items, kind, gamma=2.2, scale=1 << 24):
+    """8-bit codes of the means of integer sums of ``n_items`` table values (1.0 = ``scale``).
+
+    For ``none`` the table is the identity (``scale`` 255) and the levels are exact:
+    code k starts at a sum of n (k - 1/2).
+    """
+    out = []
+    if kind == "none":
+        for s in sums:
+            out.append(sum(1 for k in range(1, 256) if 2 * int(s) >= n_items * (2 * k - 1)))
+        return out
+    levels = [n_items * scale * level for level in encode8_levels(kind, gamma)]
+    for s in sums:
+        out.append(sum(1 for level in levels if int(s) >= level))
+    return out

@@ -14,7 +14,7 @@ def test_keep_freed_memory_stops_refaulting_frames():
     script = """
 import resource, sys
 import numpy as np
-from blursynth.video import keep_freed_memory
+from blursynth._allocator import keep_freed_memory
 if sys.argv[1] == "tuned" and not keep_freed_memory():
     print("untunable"); sys.exit()
 def window():
@@ -41,16 +41,17 @@ def test_only_callers_that_ask_get_the_allocator_setting():
     script = """
 import numpy as np, tempfile
 from pathlib import Path
-from blursynth import video
-from blursynth.render import write_video
+from blursynth import _allocator
+from blursynth.pairs import frames
+from blursynth.sources.render import write_video
 d = Path(tempfile.mkdtemp())
 rng = np.random.default_rng(0)
 write_video([rng.integers(0, 256, (16, 16, 3), dtype=np.uint8) for _ in range(12)], d / "c.mkv", fps=240)
-settings = video.FramesAverageSettings(window_min=3, window_max=5, seed=1)
-video.write_frame_pairs([d / "c.mkv"], d / "a", settings, progress=False)
-print(video._ALLOCATOR_TUNED)
-video.write_frame_pairs([d / "c.mkv"], d / "b", settings, progress=False, keep_freed=True)
-print(video._ALLOCATOR_TUNED)
+settings = frames.FramesAverageSettings(window_min=3, window_max=5, seed=1)
+frames.write_frame_pairs([d / "c.mkv"], d / "a", settings, progress=False)
+print(_allocator._ALLOCATOR_TUNED)
+frames.write_frame_pairs([d / "c.mkv"], d / "b", settings, progress=False, keep_freed=True)
+print(_allocator._ALLOCATOR_TUNED)
 """
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout.split()
     assert out[0] == "False"

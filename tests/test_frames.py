@@ -9,22 +9,12 @@ import pytest
 
 from blursynth.cli import main
 from blursynth.dataset import PairDataset
-from blursynth.video import Window, average_frames, iter_frames, probe_source, rebuild_pair, window_psf
+from blursynth.ops.average import average_frames
+from blursynth.pairs.frames import rebuild_pair, window_psf
+from blursynth.sources.video import iter_frames, probe_source
+from blursynth.sources.windows import Window
 
-
-def _write(path, frames, codec="libx264rgb", pix_fmt="rgb24", options=None, container_options=None):
-    import av
-
-    with av.open(str(path), "w", options=container_options or {}) as c:
-        s = c.add_stream(codec, rate=240)
-        s.height, s.width = frames[0].shape[:2]
-        s.pix_fmt = pix_fmt
-        s.options = {"crf": "0"} if options is None else options
-        for f in frames:
-            for p in s.encode(av.VideoFrame.from_ndarray(f, format="rgb24")):
-                c.mux(p)
-        for p in s.encode():
-            c.mux(p)
+from .conftest import write_clip
 
 
 @pytest.fixture(scope="module")
@@ -82,7 +72,7 @@ def test_frames_average_end_to_end(clip, tmp_path, capsys):
         assert p["crf"] == "gamma:2.2" and p["interpolate"] == 1 and p["fps"] == 240.0
         assert np.array_equal(row["blurred"], average_frames(frames[p["frame_start"]:p["frame_stop"]]))
         assert np.array_equal(row["sharp"], frames[p["sharp_frame"]])
-        blurred, sharp = rebuild_pair(p, clip)
+        blurred, sharp = rebuild_pair(row, clip)
         assert np.array_equal(blurred, row["blurred"]) and np.array_equal(sharp, row["sharp"])
         stops.append((p["frame_start"], p["frame_stop"]))
     assert all(a[1] == b[0] for a, b in zip(stops, stops[1:]))  # no overlap, no gap by default
@@ -121,7 +111,7 @@ def test_same_run_from_another_place_writes_the_same_bytes(clip, tmp_path, monke
     manifest = json.loads((tmp_path / "p1" / "manifest.json").read_text())
     row = PairDataset(tmp_path / "p1")[1]
     assert row["params"]["video"] == "clip.mkv" and str(tmp_path) not in json.dumps(row["params"])
-    blurred, _ = rebuild_pair(row["params"], manifest["command"]["inputs"][row["params"]["source_index"]])
+    blurred, _ = rebuild_pair(row, manifest["command"]["inputs"])  # the sources in order
     assert np.array_equal(blurred, row["blurred"])
 
 def test_frame_folder_input_and_interpolation(clip, tmp_path):
@@ -142,7 +132,7 @@ def test_frame_folder_input_and_interpolation(clip, tmp_path):
     assert p["sharp_file"] == "000008.png"
     assert np.array_equal(ds[1]["sharp"], frames[7])
     assert p["video"] == f"{tmp_path.name}/GOPR0001"
-    blurred, _ = rebuild_pair(p, folder)
+    blurred, _ = rebuild_pair(ds[1], folder)
     assert np.array_equal(blurred, ds[1]["blurred"])
 
 
@@ -193,7 +183,7 @@ def test_truncated_video_keeps_pairs_with_a_warning(tmp_path, capsys):
     rng = np.random.default_rng(0)
     frames = [rng.integers(0, 256, (64, 96, 3), dtype=np.uint8) for _ in range(40)]
     path = tmp_path / "t.mp4"
-    _write(path, frames, codec="libx264", pix_fmt="yuv420p", options={"crf": "18"},
+    write_clip(path, frames, codec="libx264", pix_fmt="yuv420p", options={"crf": "18"},
            container_options={"movflags": "faststart"})
     data = path.read_bytes()
     path.write_bytes(data[: int(len(data) * 0.6)])
@@ -224,7 +214,7 @@ def test_render_clip_mp4_is_readable_when_cut_short(tmp_path, capsys):
 def test_mp4_cut_before_its_index_is_named(tmp_path, capsys):
     rng = np.random.default_rng(1)
     path = tmp_path / "late_index.mp4"
-    _write(path, [rng.integers(0, 256, (32, 48, 3), dtype=np.uint8) for _ in range(20)], codec="libx264",
+    write_clip(path, [rng.integers(0, 256, (32, 48, 3), dtype=np.uint8) for _ in range(20)], codec="libx264",
            pix_fmt="yuv420p", options={"crf": "18"})  # no faststart: the index comes last
     data = path.read_bytes()
     assert data.find(b"moov") > data.find(b"mdat") > 0
@@ -237,7 +227,7 @@ def test_mp4_stopped_before_its_index_is_named(tmp_path, capsys):
     # 'mdat' box still has the size 0 ("to the end of the file") it was started with.
     rng = np.random.default_rng(3)
     path = tmp_path / "killed.mp4"
-    _write(path, [rng.integers(0, 256, (32, 48, 3), dtype=np.uint8) for _ in range(20)], codec="libx264",
+    write_clip(path, [rng.integers(0, 256, (32, 48, 3), dtype=np.uint8) for _ in range(20)], codec="libx264",
            pix_fmt="yuv420p", options={"crf": "18"})
     data = bytearray(path.read_bytes())
     mdat = data.find(b"mdat") - 4
@@ -279,7 +269,7 @@ def test_complete_matroska_does_not_warn_with_fps_or_irregular_timestamps(clip, 
 def test_cut_matroska_warns_from_its_declared_duration(tmp_path, capsys):
     rng = np.random.default_rng(2)
     path = tmp_path / "c.mkv"
-    _write(path, [rng.integers(0, 256, (32, 48, 3), dtype=np.uint8) for _ in range(40)])
+    write_clip(path, [rng.integers(0, 256, (32, 48, 3), dtype=np.uint8) for _ in range(40)])
     whole = tmp_path / "whole"
     assert main(["frames-average", str(path), "--window", "5", "--out", str(whole)]) == 0
     assert "warning" not in capsys.readouterr().err
@@ -364,7 +354,7 @@ def test_folder_with_mixed_sizes(tmp_path, capsys):
 
 def test_grayscale_video(tmp_path, capsys):
     frames = [np.full((16, 16, 3), 10 * i, np.uint8) for i in range(10)]
-    _write(tmp_path / "g.mkv", frames, codec="ffv1", pix_fmt="gray", options={})
+    write_clip(tmp_path / "g.mkv", frames, codec="ffv1", pix_fmt="gray", options={})
     _bad([tmp_path / "g.mkv", "--window", "3"], tmp_path, capsys, "grayscale")
 
 
@@ -526,7 +516,7 @@ def test_render_clip_parent_is_a_file(tmp_path, capsys):
 def test_progress_bar_counts_frames_with_any_worker_count(clip, tmp_path, monkeypatch, workers):
     import tqdm.auto
 
-    from blursynth.video import FramesAverageSettings, plan_frames_average, write_frame_pairs
+    from blursynth.pairs.frames import FramesAverageSettings, plan_frames_average, write_frame_pairs
 
     bars = []
 

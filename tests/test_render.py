@@ -10,11 +10,15 @@ from scipy.signal import fftconvolve
 
 from blursynth._rng import sample_rng
 from blursynth.errors import BadInputError
-from blursynth.render import (
+from blursynth.ops.average import average_frames
+from blursynth.ops.color import CameraResponse
+from blursynth.sources.render import (
     ClipGeometry, RenderSettings, clip_geometry, clip_trajectory, render_clip, render_frames,
     shift_bilinear, write_video,
 )
-from blursynth.video import average_frames, decode_float, encode_float, iter_frames, probe_source
+from blursynth.sources.video import iter_frames, probe_source
+
+GAMMA, SRGB = CameraResponse.parse("gamma:2.2"), CameraResponse.parse("srgb")
 
 
 @pytest.fixture(scope="module")
@@ -107,11 +111,11 @@ def test_average_of_rendered_clip_equals_blur_by_the_segment_psf(photo):
     # The PSF's square is centred on the segment's mean, so on a lopsided segment it can
     # reach past the photo; only its non-zero taps (the path, always inside) matter, so
     # the padding's values never reach the result.
-    linear = np.pad(decode_float(photo / 255.0, "gamma:2.2"), ((k, k), (k, k), (0, 0)))
+    linear = np.pad(GAMMA.decode(photo / 255.0), ((k, k), (k, k), (0, 0)))
     y0, x0 = geometry.origin_y + cy - half + k, geometry.origin_x + cx - half + k
     region = linear[y0:y0 + geometry.height + k - 1, x0:x0 + geometry.width + k - 1]
     blurred = np.stack([fftconvolve(region[..., c], psf[::-1, ::-1], mode="valid") for c in range(3)], -1)
-    reference = np.floor(encode_float(blurred, "gamma:2.2") * 255 + 0.5)
+    reference = np.floor(GAMMA.encode(blurred) * 255 + 0.5)
 
     diff = np.abs(averaged - reference)
     assert psf.shape[0] >= 5  # a real blur, not a delta
@@ -123,13 +127,14 @@ def test_average_of_rendered_clip_equals_blur_by_the_segment_psf(photo):
     import torch
 
     from blursynth.ops.convolve import convolve
-    from blursynth.video import Window, window_psf
+    from blursynth.pairs.frames import window_psf
+    from blursynth.sources.windows import Window
 
     row_psf = window_psf(traj, Window(0, 0, s, n))
     assert np.allclose(row_psf, psf[::-1, ::-1], atol=1e-7)
     image = torch.from_numpy(np.ascontiguousarray(region.transpose(2, 0, 1)))[None]
     engine = convolve(image, row_psf, border="valid")[0].numpy().transpose(1, 2, 0)
-    engine8 = np.floor(encode_float(engine, "gamma:2.2") * 255 + 0.5)
+    engine8 = np.floor(GAMMA.encode(engine.astype(np.float64)) * 255 + 0.5)
     assert np.abs(averaged - engine8).max() <= 1
     # And the blur is real: far from the sharp middle frame.
     assert np.abs(averaged - frames[s + n // 2].astype(int)).mean() > 3
@@ -164,14 +169,14 @@ def test_high_quality_encoding_is_close(tmp_path, photo):
 
 
 def test_fused_render_kernel_matches_shift_bilinear(photo):
-    from blursynth.video import LINEAR_SCALE, linear_lut
+    from blursynth.ops.encode8 import LINEAR_SCALE, linear_lut
 
     traj = np.array([[0.0, 0.0], [3.3, -1.7], [7.91, 2.05]])
     g = clip_geometry(photo.shape, traj)
     lut, _ = linear_lut("srgb")
     linear = np.pad(lut.astype(np.float64)[photo] / LINEAR_SCALE, ((0, 1), (0, 1), (0, 0)), mode="edge")
     for (x, y), frame in zip(traj, render_frames(photo, traj, crf="srgb", geometry=g)):
-        v = encode_float(shift_bilinear(linear, x, y, g), "srgb") * 255
+        v = SRGB.encode(shift_bilinear(linear, x, y, g)) * 255
         # Same formula; the fused kernel rounds linear light to 2**-24 before the
         # 8-bit read-out, which flips only values within ~1e-4 of a rounding tie
         # (sRGB's dark linear segment is where 2**-24 is largest in 8-bit terms).

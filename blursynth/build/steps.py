@@ -195,7 +195,7 @@ def _derived_seed(seed: int, k: int) -> int:
 
 def _run_render(step, plan, workers):
     from ..sources.photos import list_images, load_rgb8
-    from ..render import render_clip
+    from ..sources.render import render_clip
 
     s = step.settings
     photos = list_images(s.photos)
@@ -399,7 +399,7 @@ STEP_KINDS = {
     "trajectories": StepKind("blursynth.kernelbank:KernelBankConfig", _prep_trajectories, _run_trajectories,
                              writes_pairs=True),
     "blur": StepKind("blursynth.pairs.shake:BlurSettings", _prep_blur, _run_blur, writes_pairs=True, on_gpu=True),
-    "render-clip": StepKind("blursynth.render:RenderSettings", _prep_render, _run_render),
+    "render-clip": StepKind("blursynth.sources.render:RenderSettings", _prep_render, _run_render),
     "frames-average": StepKind("blursynth.pairs.frames:FramesAverageSettings", _prep_frames, _run_frames,
                                writes_pairs=True),
     "import": StepKind("blursynth.pairs.real:ImportConfig", _prep_import, _run_import, writes_pairs=True,

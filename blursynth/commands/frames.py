@@ -30,13 +30,15 @@ class WindowRange(click.ParamType):
 
 
 class Crf(click.ParamType):
+    """A camera response (``gamma:G``, ``srgb``, ``none``), read by :meth:`CameraResponse.parse`."""
+
     name = "crf"
 
     def convert(self, value, param, ctx):
-        from ..color import CameraResponse  # small module, no heavy imports
+        from ..ops.color import CameraResponse  # small module, no heavy imports
 
         try:
-            return CameraResponse.parse(value).spec
+            return CameraResponse.parse(value)
         except ValueError as exc:
             self.fail(str(exc), param, ctx)
 
@@ -87,11 +89,12 @@ def frames_average(inputs, out, window, overlap, gap, odd_only, crf, interpolate
     """
     import warnings
 
-    from ..video import FramesAverageSettings, TruncatedVideoWarning, write_frame_pairs
+    from ..pairs.frames import FramesAverageSettings, write_frame_pairs
+    from ..sources.video import TruncatedVideoWarning
 
     settings = FramesAverageSettings(
         window_min=window[0], window_max=window[1], seed=seed, overlap=overlap, gap=gap, odd_only=odd_only,
-        crf=crf, interpolate=interpolate, fps=fps, max_pairs=max_pairs, png_level=png_level,
+        crf=crf.spec, interpolate=interpolate, fps=fps, max_pairs=max_pairs, png_level=png_level,
         shard_size=shard_size,
     )
     with warnings.catch_warnings(record=True) as caught:
@@ -135,7 +138,7 @@ def render_clip(photo, out, fps, n_frames, length_px, size, crf, quality, seed, 
       blursynth frames-average clip.mp4 --window 5-25 --out pairs/
     """
     from ..sources.photos import load_rgb8
-    from ..render import RenderSettings, check_clip_output, render_clip as render
+    from ..sources.render import RenderSettings, check_clip_output, render_clip as render
 
     frame_size = None
     if size is not None:
@@ -149,7 +152,7 @@ def render_clip(photo, out, fps, n_frames, length_px, size, crf, quality, seed, 
     image, note = load_rgb8(photo)
     if note:
         click.echo(f"note: {note}", err=True)
-    settings = RenderSettings(fps=fps, n_frames=n_frames, seed=seed, length_px=length_px, crf=crf,
+    settings = RenderSettings(fps=fps, n_frames=n_frames, seed=seed, length_px=length_px, crf=crf.spec,
                               quality=quality, size=frame_size)
     info = render(image, out, settings, source=str(photo), overwrite=overwrite)
     g = info["geometry"]

@@ -23,9 +23,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ._numba import njit
-from .errors import BadInputError
-from .video import LINEAR_SCALE, LinearAverager, linear_lut
+from .._numba import njit
+from ..errors import BadInputError
+from ..ops.color import CameraResponse
+from ..ops.encode8 import linear_lut, sum_readout
 
 QUALITIES = ("lossless", "high")
 # codec, pixel format, options. libx264rgb at crf 0 is lossless RGB (no chroma
@@ -161,7 +162,7 @@ def _shift_to_sums(image, px, py, height, width, scale, out):
                 i += 1
 
 
-def render_frames(photo: np.ndarray, traj, *, crf: str = "gamma:2.2", geometry: ClipGeometry | None = None):
+def render_frames(photo: np.ndarray, traj, *, crf="gamma:2.2", geometry: ClipGeometry | None = None):
     """Yield the clip's frames: the photo seen from each camera position, in 8 bits.
 
     Parameters
@@ -170,8 +171,8 @@ def render_frames(photo: np.ndarray, traj, *, crf: str = "gamma:2.2", geometry: 
         Encoded (camera-response) RGB.
     traj : (T, 2) float ndarray
         Camera position ``(x, y)`` of each frame, in pixels.
-    crf : str
-        Response used to go to linear light and back (see :func:`blursynth.video.parse_crf`).
+    crf : CameraResponse or str
+        Response used to go to linear light and back (:meth:`CameraResponse.parse`).
     geometry : ClipGeometry, optional
         Defaults to the largest frame that fits.
 
@@ -193,21 +194,21 @@ def render_frames(photo: np.ndarray, traj, *, crf: str = "gamma:2.2", geometry: 
     if traj.ndim != 2 or traj.shape[1] != 2 or not np.isfinite(traj).all():
         raise ValueError(f"traj must be finite (T, 2) positions (x, y); got shape {traj.shape}.")
     geometry = geometry or clip_geometry(photo.shape, traj)
-    lut, _ = linear_lut(crf)
-    linear = lut.astype(np.float64)[photo] / LINEAR_SCALE if crf != "none" else photo / 255.0
+    lut, scale = linear_lut(crf)
+    linear = lut.astype(np.float64)[photo] / scale
     # One extra row and column so that bilinear reads at integer positions stay in bounds.
     linear = np.pad(linear, ((0, 1), (0, 1), (0, 0)), mode="edge")
-    encoder = LinearAverager((geometry.height, geometry.width, 3), crf, max_items=1)
     h, w = geometry.height, geometry.width
+    readout = sum_readout(crf, 1)
+    sums = np.empty(h * w * 3, np.uint32)
     for x, y in traj:
         px, py = geometry.origin_x + x, geometry.origin_y + y
         if px < 0 or py < 0 or py + h + 1 > linear.shape[0] or px + w + 1 > linear.shape[1]:
             raise ValueError(f"position ({x}, {y}) leaves the photo; use clip_geometry for the frame size.")
         # The shifted frame in the averager's integer linear units, then read out
         # through its exact thresholds: a one-frame "sum".
-        _shift_to_sums(linear, float(px), float(py), h, w, float(encoder.scale), encoder.acc)
-        encoder.count = 1
-        yield encoder.result()
+        _shift_to_sums(linear, float(px), float(py), h, w, float(scale), sums)
+        yield readout.encode(sums).reshape(h, w, 3)
 
 
 def write_video(frames, out, *, fps: float, quality: str = "lossless", overwrite: bool = False) -> int:
@@ -402,7 +403,7 @@ def _write_frames(frames, tmp: Path, fps: float, quality: str, *, folder: bool) 
 
 
 def _write_png_folder(frames, folder: Path) -> int:
-    from .sources.photos import save_rgb8
+    from .photos import save_rgb8
 
     folder.mkdir(parents=True)
     n = 0
@@ -481,7 +482,7 @@ def clip_trajectory(n_frames: int, length_px: float, *, rng) -> tuple[np.ndarray
     >>> traj.shape, bool(np.isclose(np.hypot(*np.diff(traj, axis=0).T).sum(), 30.0))
     ((48, 2), True)
     """
-    from .ops.trajectory import sample_trajectory
+    from ..ops.trajectory import sample_trajectory
 
     return sample_trajectory(rng=rng, n_samples=int(n_frames), length_px=float(length_px))
 
@@ -530,7 +531,7 @@ def render_clip(photo: np.ndarray, out, settings: RenderSettings, *, source: str
     >>> len(info["positions_xy"]), out.with_name("clip.mkv.json").exists()
     (8, True)
     """
-    from ._rng import sample_rng
+    from .._rng import sample_rng
 
     if settings.n_frames < 2:
         raise BadInputError(f"--frames must be at least 2; got {settings.n_frames}.")
@@ -576,3 +577,32 @@ def render_clip(photo: np.ndarray, out, settings: RenderSettings, *, source: str
         _remove_created(created)
         raise
     return info
+
+
+def known_motion(info: SourceInfo):
+    """Camera positions of a clip made by ``render-clip``, from its ``<clip>.json`` sidecar.
+
+    Returns
+    -------
+    positions : (n_frames, 2) float64 ndarray or None
+        None when there is no sidecar with ``positions_xy``.
+
+    Raises
+    ------
+    BadInputError
+        The sidecar's frame count does not match the clip.
+    """
+    sidecar = Path(info.path).with_name(Path(info.path).name + ".json")
+    if not sidecar.is_file():
+        return None
+    try:
+        data = json.loads(sidecar.read_text())
+        positions = np.asarray(data["positions_xy"], dtype=np.float64)
+    except (ValueError, KeyError, TypeError):
+        return None  # some other tool's JSON: not ours to judge
+    if positions.shape != (info.n_frames, 2):
+        raise BadInputError(
+            f"'{sidecar}' records {len(positions)} camera positions but '{info.path}' has {info.n_frames} "
+            "frames; re-render the clip or remove the stale sidecar."
+        )
+    return positions

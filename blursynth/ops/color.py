@@ -15,7 +15,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from .errors import BadInputError
+from ..errors import BadInputError
 
 KINDS = ("gamma", "srgb", "none")
 DEFAULT_CRF = "gamma:2.2"
@@ -190,7 +190,9 @@ class CameraResponse:
         so "count the thresholds <= x" rounds the encoded value to nearest
         (halves up) for every float32 ``x``.
         """
-        return _encode_thresholds(self.kind, self.gamma)
+        from .encode8 import float_thresholds
+
+        return float_thresholds(self)
 
     def encode_uint8(self, linear):
         """Float linear light to uint8 code values: clip to [0, 1], encode, round.
@@ -241,26 +243,11 @@ class CameraResponse:
         -------
         image : (H, W, C) uint8 ndarray
         """
+        from .encode8 import encode_planes
+
         if _is_tensor(planes):
             planes = planes.detach().numpy()
-        planes = np.asarray(planes)
-        if planes.ndim != 3 or planes.dtype != np.float32:
-            raise ValueError(
-                f"planes must be float32 (C, H, W); got {planes.dtype} {planes.shape}."
-            )
-        c, h, w = planes.shape
-        out = np.empty((h, w, c), np.uint8)
-        start, nxt, fast = _encode_tables(self.kind, self.gamma)
-        if fast:
-            _encode_kernel()(planes, start, nxt, out)
-        else:
-            out[...] = np.moveaxis(self.encode_uint8(planes), 0, -1)
-        return out
-
-
-def parse_crf(text) -> CameraResponse:
-    """Shorthand for :meth:`CameraResponse.parse`."""
-    return CameraResponse.parse(text)
+        return encode_planes(self, planes)
 
 
 @lru_cache(maxsize=32)
@@ -269,84 +256,6 @@ def _decode_table(kind: str, gamma: float) -> np.ndarray:
     table = CameraResponse(kind, gamma).decode(codes).astype(np.float32)
     table.setflags(write=False)
     return table
-
-
-# Bins of the encoder's start table, uniform in sqrt(linear): for gamma up to
-# about 3, sRGB and none, two adjacent bins never hold two decision levels, so
-# one comparison settles a code.
-_SQRT_BINS = 4096
-
-
-@lru_cache(maxsize=32)
-def _encode_thresholds(kind: str, gamma: float) -> np.ndarray:
-    levels = (np.arange(1, 256, dtype=np.float64) - 0.5) / 255.0
-    exact = CameraResponse(kind, gamma).decode(levels)
-    t = exact.astype(np.float32)
-    low = t.astype(np.float64) < exact
-    t[low] = np.nextafter(t[low], np.float32(np.inf))
-    t.setflags(write=False)
-    return t
-
-
-@lru_cache(maxsize=32)
-def _encode_tables(kind: str, gamma: float):
-    """(start code of each sqrt-bin, the threshold above that code, whether the fast kernel
-    applies)."""
-    t = _encode_thresholds(kind, gamma)
-    edges = (np.arange(_SQRT_BINS + 1, dtype=np.float64) / _SQRT_BINS) ** 2
-    start = np.searchsorted(t, edges.astype(np.float32), side="right").astype(np.int32)
-    padded = np.concatenate([[-np.inf], t, [np.inf]]).astype(np.float32)
-    # The branch-free kernel needs every two adjacent bins to hold at most one
-    # decision level; steeper curves use the exact search instead.
-    fast = bool(np.all(start[2:] - start[:-2] <= 1))
-    # The one threshold that can lie in (or just past) each bin, looked up by the bin index
-    # itself rather than by the code, so the kernel's two look-ups do not wait on each other.
-    nxt = padded[start.astype(np.int64) + 1]
-    for table in (start, nxt):
-        table.setflags(write=False)  # shared through the cache
-    return start, nxt, fast
-
-
-_ENCODE_KERNEL = None
-
-
-def _encode_kernel():
-    global _ENCODE_KERNEL
-    if _ENCODE_KERNEL is None:
-        import numba
-
-        from ._numba import njit
-
-        bins = np.float32(_SQRT_BINS)
-        below_one = np.float32(np.nextafter(np.float32(1), np.float32(0)))
-
-        @njit(parallel=True)
-        def _encode_rows(planes, start, nxt, out):
-            """out[y, x, c] = number of thresholds <= planes[c, y, x].
-
-            ``start[i]`` is the code at the start of sqrt-bin i and ``nxt[i]``
-            threshold ``start[i] + 1`` (+inf above the last). Any two adjacent
-            bins hold at most one threshold (checked when the tables are
-            built), and the float32 bin index can only fall one bin short at an
-            edge, so the code is ``start[i]`` or one more: branch-free.
-            """
-            nc, h, w = planes.shape
-            for y in numba.prange(h):
-                # Two passes per row: the bin indices first (vectorizes), then
-                # the table look-ups and the one comparison.
-                idx = np.empty(w, np.int32)
-                for c in range(nc):
-                    row = planes[c, y]
-                    for x in range(w):
-                        v = min(max(row[x], np.float32(0)), below_one)
-                        idx[x] = np.int32(np.sqrt(v) * bins)
-                    for x in range(w):
-                        v = min(max(row[x], np.float32(0)), below_one)
-                        i = idx[x]
-                        out[y, x, c] = start[i] + np.int32(v >= nxt[i])
-
-        _ENCODE_KERNEL = _encode_rows
-    return _ENCODE_KERNEL
 
 
 def _is_tensor(x) -> bool:

@@ -1,0 +1,528 @@
+"""Pairs from high-frame-rate video: settings, the plan, the averaging scheduler, rows, and rebuilding one pair.
+
+Each pair averages a window of consecutive frames in linear light, exactly
+(:class:`~blursynth.ops.average.LinearAverager`), and takes the window's middle
+frame as sharp. Frames are decoded on the caller's thread while a background
+thread sums and reads out the previous window (:func:`average_windows`).
+Memory is O(window): at most two windows of frames and one accumulator.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import deque
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import BadInputError
+from ..ops.average import LinearAverager
+from ..ops.color import CameraResponse
+from ..sources.flow import expanded_frames
+from ..sources.render import known_motion
+from ..sources.video import SourceInfo, expand_inputs_named, iter_frames, probe_source, source_bytes
+from ..sources.windows import Window, plan_windows, window_length
+
+
+def average_windows(stream, windows, *, crf, interpolate: int = 1):
+    """Average each window of a frame stream with one running sum.
+
+    Parameters
+    ----------
+    stream : iterator of (index, (H, W, 3) uint8 ndarray)
+        Consecutive real frames, starting at or before the first window.
+    windows : sequence of Window
+        Sorted by start, with non-decreasing stops (as :func:`plan_windows` makes).
+    crf : CameraResponse or str
+    interpolate : int
+        Interpolation factor K; a window of n real frames averages
+        ``(n - 1) K + 1`` frames.
+
+    Yields
+    ------
+    window : Window
+    blurred, sharp : (H, W, 3) uint8 ndarray
+
+    Notes
+    -----
+    Each window is one :meth:`LinearAverager.window` call with the frames
+    that enter it and the held frames that leave it, so a frame shared by
+    overlapping windows is decoded and converted once; the sum is an integer,
+    so this equals re-summing exactly. A window that shares no frame with the
+    next is read out without storing its sums. At most two windows of frames
+    are held.
+
+    Examples
+    --------
+    >>> frames = [np.full((2, 2, 3), 10 * i, np.uint8) for i in range(9)]
+    >>> wins = plan_windows([9], window_min=3, window_max=3, seed=0, overlap=1)
+    >>> [(w.start, int(b[0, 0, 0]), int(s[0, 0, 0]))
+    ...  for w, b, s in average_windows(enumerate(frames), wins, crf="none")]
+    [(0, 10, 10), (2, 30, 30), (4, 50, 50), (6, 70, 70)]
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    k = max(1, int(interpolate))
+    items = expanded_frames(stream, k)
+    # A window's sums and read-out run on one background thread, in the order they are
+    # submitted (so the bytes are those of doing them inline), while this thread decodes the
+    # next window's frames: the kernels release the GIL, and the decoder would otherwise sit
+    # idle while a window is summed. A window's pair is yielded once the next window's frames
+    # are queued, so at most two windows of frames are alive.
+    worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="blursynth-average")
+    try:
+        yield from _average_windows_on(worker, items, windows, CameraResponse.parse(crf), k)
+    finally:
+        worker.shutdown(wait=True, cancel_futures=True)
+
+
+def _average_windows_on(worker, items, windows, crf, k):
+    held = deque()  # (t, frame) of the last window, kept only while the next one overlaps it
+    averager = None
+    hi = None  # one past the last frame read
+    pending = None  # (window, its job, sharp frame)
+    for n, win in enumerate(windows):
+        a, b = win.start * k, (win.stop - 1) * k + 1
+        # Frames need holding (to leave a later window) only if the next window overlaps this one.
+        keep = n + 1 < len(windows) and windows[n + 1].start * k < b
+        if averager is None:
+            first_t, first = _next_at_or_after(items, a)
+            if first is None:
+                break
+            averager = LinearAverager(first.shape, crf, max(w.length for w in windows) * k)
+            queued = (first_t, first)
+            hi = a
+        else:
+            queued = None
+        leaving = []
+        while held and held[0][0] < a:
+            leaving.append(held.popleft()[1])
+        if not held:
+            hi = a
+        entering = []
+        sharp = next((f.copy() for t, f in held if t == win.sharp * k), None)
+        complete = True
+        while hi < b:
+            if queued is not None:
+                t, f = queued
+                queued = None
+            else:
+                t, f = next(items, (None, None))
+            if t is None:
+                complete = False
+                break
+            if t < a:
+                continue
+            entering.append((t, f))
+            if t == win.sharp * k:
+                sharp = f.copy()
+            hi = t + 1
+        if not complete:
+            break
+        job = worker.submit(averager.window, [f for _, f in entering], leaving, hold=keep)
+        if keep:
+            held.extend(entering)
+        else:
+            held.clear()
+        entering = leaving = None  # the job holds them; none outlive it here
+        if pending is not None:
+            yield _finished(pending)
+        pending = (win, job, sharp)
+    if pending is not None:
+        yield _finished(pending)
+
+
+def _finished(pending):
+    win, job, sharp = pending
+    return win, job.result(), sharp  # re-raises an error from the background thread here
+
+
+def _next_at_or_after(items, t0):
+    for t, f in items:
+        if t >= t0:
+            return t, f
+    return None, None
+
+
+@dataclass(frozen=True)
+class FramesAverageSettings:
+    """Settings of ``blursynth frames-average`` (everything that decides the bytes but the inputs).
+
+    Attributes
+    ----------
+    window_min, window_max : int
+        Window length range in real frames (one value: ``window_min == window_max``).
+    seed : int
+    overlap, gap : int
+        Frames shared by / skipped between consecutive windows.
+    odd_only : bool
+    crf : str
+        Camera response, as text (``CameraResponse.parse``; the plan records the canonical form).
+    interpolate : int
+        K: K - 1 flow-interpolated frames between consecutive real frames.
+    fps : float or None
+        Declared capture rate (overrides the container).
+    max_pairs : int or None
+    png_level : int or None
+        None for fpng, 0-9 for zlib.
+    shard_size : int
+    """
+
+    window_min: int = 7
+    window_max: int = 7
+    seed: int = 0
+    overlap: int = 0
+    gap: int = 0
+    odd_only: bool = False
+    crf: str = "gamma:2.2"
+    interpolate: int = 1
+    fps: float | None = None
+    max_pairs: int | None = None
+    png_level: int | None = None
+    shard_size: int = 256
+
+    @property
+    def response(self) -> CameraResponse:
+        """The camera response ``crf`` names."""
+        return CameraResponse.parse(self.crf)
+
+
+@dataclass(frozen=True)
+class FramesPlan:
+    """A checked run: sources, windows and fingerprint, before anything is written."""
+
+    sources: tuple
+    windows: tuple
+    settings: FramesAverageSettings
+    fingerprint: str
+    positions: tuple = ()  # per source: (n_frames, 2) camera path from a render-clip sidecar, or None
+    names: tuple = ()  # per source: its location-free name (see expand_inputs_named)
+
+    @property
+    def n_frames(self) -> int:
+        """Real frames decoded to make every pair: each source's span from first to last window."""
+        spans = {}
+        for w in self.windows:
+            lo, hi = spans.get(w.source, (w.start, w.stop))
+            spans[w.source] = (min(lo, w.start), max(hi, w.stop))
+        return sum(hi - lo for lo, hi in spans.values())
+
+
+def plan_frames_average(inputs, settings: FramesAverageSettings) -> FramesPlan:
+    """Probe every input and lay out the windows; raises BadInputError before any output exists.
+
+    Parameters
+    ----------
+    inputs : sequence of str or Path
+        Videos, frame folders, or folders of those.
+    settings : FramesAverageSettings
+
+    Returns
+    -------
+    plan : FramesPlan
+    """
+    from ..config import fingerprint
+
+    if settings.window_min < 2 or settings.window_max < settings.window_min:
+        raise BadInputError(
+            f"window lengths must satisfy 2 <= min <= max; got {settings.window_min}-{settings.window_max}."
+        )
+    if not 1 <= settings.interpolate <= 16:
+        raise BadInputError(f"--interpolate must be in 1..16; got {settings.interpolate}.")
+    crf = CameraResponse.parse(settings.crf).spec  # the canonical text, as recorded
+    named = expand_inputs_named(inputs)
+    sources = tuple(probe_source(p, fps=settings.fps) for p, _ in named)
+    names = tuple(name for _, name in named)
+    for info in sources:
+        if info.n_frames < settings.window_min:
+            raise BadInputError(
+                f"'{info.path}' has {info.n_frames} frames, fewer than the shortest window "
+                f"({settings.window_min}); use a shorter --window or a longer video."
+            )
+    windows = plan_windows(
+        [s.n_frames for s in sources], window_min=settings.window_min, window_max=settings.window_max,
+        seed=settings.seed, overlap=settings.overlap, gap=settings.gap, odd_only=settings.odd_only,
+        max_pairs=settings.max_pairs,
+    )
+    if not windows:
+        first = window_length(settings.seed, 0, settings.window_min, settings.window_max, settings.odd_only)
+        longest = max(s.n_frames for s in sources)
+        raise BadInputError(
+            f"no window fits in the inputs: the first pair drew {first} frames (--window "
+            f"{settings.window_min}-{settings.window_max}) and the longest input has {longest}; "
+            f"keep --window's maximum at or below {longest}."
+        )
+    # The inputs by content identity (name, kind, frames, geometry, bytes), never by where they
+    # are: the fingerprint goes into every row, so a path here would make the same run from
+    # another directory write other bytes.
+    record = {
+        "command": "frames-average",
+        "settings": {**settings.__dict__, "crf": crf},
+        "sources": [
+            {"name": name, "kind": s.kind, "n_frames": s.n_frames, "size": [s.height, s.width],
+             "fps": s.fps, "bytes": source_bytes(s)}
+            for s, name in zip(sources, names)
+        ],
+    }
+    positions = tuple(known_motion(s) for s in sources)
+    record["known_motion"] = [p is not None for p in positions]
+    return FramesPlan(sources, tuple(windows), FramesAverageSettings(**{**settings.__dict__, "crf": crf}),
+                      fingerprint(record), positions, names)
+
+
+def window_psf(positions: np.ndarray, win: Window, interpolate: int = 1) -> np.ndarray:
+    """PSF of a window of a clip with known motion: the camera path over the averaged frames.
+
+    Interpolated frames sit at linearly interpolated positions (what ideal
+    optical flow would give). The PSF is centred on its centre of mass.
+
+    Returns
+    -------
+    psf : (k, k) float32 ndarray, sums to 1
+
+    Examples
+    --------
+    >>> pos = np.stack([np.arange(10.0), np.zeros(10)], axis=1)  # 1 px per frame to the right
+    >>> window_psf(pos, Window(0, 0, 2, 5)).shape
+    (5, 5)
+    """
+    from ..ops.psf import rasterize_psf
+
+    seg = positions[win.start:win.stop]
+    k = max(1, int(interpolate))
+    if k > 1:
+        t = np.arange((len(seg) - 1) * k + 1) / k
+        seg = np.stack([np.interp(t, np.arange(len(seg)), seg[:, i]) for i in range(2)], axis=1)
+    # Frame content moves opposite to the camera: the blur kernel is the flipped camera path.
+    return rasterize_psf(-seg, centre="mass")
+
+
+def pair_params(info: SourceInfo, win: Window, settings: FramesAverageSettings, name: str | None = None,
+                source_index: int | None = None) -> dict:
+    """Everything needed to rebuild a pair from its row (see :func:`rebuild_pair`).
+
+    ``video`` is the source's location-free ``name`` (its path when no name is
+    given) and ``source_index`` its place in the manifest's ``command.inputs``,
+    which records the paths as given.
+    """
+    params = {
+        "video": info.path if name is None else name,
+        "source_index": win.source if source_index is None else source_index,
+        "source_kind": info.kind,
+        "frame_start": win.start,
+        "frame_stop": win.stop,
+        "window_frames": win.length,
+        "sharp_frame": win.sharp,
+        "sharp_offset_frames": win.sharp_offset_frames,
+        "crf": settings.crf,
+        "interpolate": settings.interpolate,
+        "averaged_frames": (win.length - 1) * settings.interpolate + 1,
+        "fps": info.fps,
+        "time_start_s": win.start / info.fps,
+        "exposure_s": win.length / info.fps,
+    }
+    if info.kind == "frames":
+        params["sharp_file"] = Path(info.files[win.sharp]).name
+    return params
+
+
+def iter_pairs(plan: FramesPlan, start: int = 0, stop: int | None = None, progress=None):
+    """Make the pairs of windows ``start .. stop - 1``, streaming each source once.
+
+    Yields
+    ------
+    window : Window
+    blurred, sharp : (H, W, 3) uint8 ndarray
+    """
+    windows = plan.windows[start:stop]
+    i = 0
+    while i < len(windows):
+        j = i
+        while j < len(windows) and windows[j].source == windows[i].source:
+            j += 1
+        group = windows[i:j]
+        info = plan.sources[group[0].source]
+        stream = iter_frames(info, group[0].start, group[-1].stop)
+        if progress is not None:
+            stream = _counted(stream, progress)
+        yield from average_windows(stream, group, crf=plan.settings.response,
+                                   interpolate=plan.settings.interpolate)
+        i = j
+
+
+def _counted(stream, bar):
+    for item in stream:
+        bar.update(1)
+        yield item
+
+
+class _FrameReporter:
+    """Frames decoded, to the writer's bar (it may live in another process)."""
+
+    def update(self, n):
+        from ..dataset.executors import report_progress
+
+        report_progress(n)
+
+
+def _make_rows(start, stop, *, plan: FramesPlan, bar=None, keep_freed: bool = False):
+    from ..dataset.schema import pair_row
+
+    if keep_freed:
+        from .._allocator import keep_freed_memory
+
+        keep_freed_memory()
+    for win, blurred, sharp in iter_pairs(plan, start, stop, progress=_FrameReporter() if bar is None else bar):
+        info = plan.sources[win.source]
+        params = pair_params(info, win, plan.settings, plan.names[win.source] if plan.names else None)
+        positions = plan.positions[win.source] if plan.positions else None
+        psf = None
+        if positions is not None:
+            psf = window_psf(positions, win, plan.settings.interpolate)
+            seg = positions[win.start:win.stop]
+            params["psf_from"] = "render-clip camera path"
+            # Where the sharp frame's camera sits relative to the blur's centre of mass.
+            params["sharp_offset_xy"] = (positions[win.sharp] - seg.mean(axis=0)).round(6).tolist()
+        yield pair_row(
+            index=win.index, blurred=blurred, sharp=sharp, psf=psf, source="video",
+            seed=plan.settings.seed, params=params,
+            fingerprint=plan.fingerprint, png_level=plan.settings.png_level,
+        )
+
+
+def write_frame_pairs(inputs, out, settings: FramesAverageSettings, *, workers: int = 1,
+                      overwrite: bool = False, progress: bool = True, keep_freed: bool = False) -> dict:
+    """Make (blurred, sharp) pairs from high-frame-rate video and write them as a dataset.
+
+    Each pair averages a window of consecutive frames in linear light (exactly;
+    see the module notes) and takes the window's middle frame as sharp (the
+    later middle frame for even windows, recorded as ``sharp_offset_frames =
+    0.5``). Window lengths come from ``sample_rng(seed, pair_index, 1)``, so the
+    dataset does not depend on ``workers``.
+
+    Parameters
+    ----------
+    inputs : sequence of str or Path
+    out : str or Path
+        Dataset directory.
+    settings : FramesAverageSettings
+    workers : int
+    overwrite : bool
+    progress : bool
+        Progress bar in frames.
+    keep_freed : bool
+        Call :func:`blursynth._allocator.keep_freed_memory` in every process that makes pairs
+        (this one too when it makes them itself): faster, but such a process
+        keeps its peak memory. The command line passes True.
+
+    Returns
+    -------
+    manifest : dict
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from blursynth.dataset.reader import PairDataset
+    >>> from blursynth.sources.render import write_video
+    >>> d = Path(tempfile.mkdtemp())
+    >>> rng = np.random.default_rng(0)
+    >>> write_video([rng.integers(0, 256, (16, 16, 3), dtype=np.uint8) for _ in range(20)], d / "c.mkv", fps=240)
+    20
+    >>> settings = FramesAverageSettings(window_min=5, window_max=9, seed=1)
+    >>> manifest = write_frame_pairs([d / "c.mkv"], d / "pairs", settings, progress=False)
+    >>> row = PairDataset(d / "pairs")[0]
+    >>> blurred, sharp = rebuild_pair(row, d / "c.mkv")
+    >>> bool((blurred == row["blurred"]).all() and (sharp == row["sharp"]).all())
+    True
+    """
+    import functools
+
+    plan = plan_frames_average(inputs, settings)
+    # In one process the bar is our own (it appears with the first frame, so an early
+    # error prints alone); with a pool, every process reports its frames to the writer's bar.
+    in_process = workers <= 1 or len(plan.windows) <= settings.shard_size
+    bar = _LazyBar(plan.n_frames) if progress and in_process else None
+    make_rows = functools.partial(_make_rows, plan=plan, bar=bar, keep_freed=keep_freed)
+    try:
+        return _write(out, plan, make_rows, workers, overwrite, progress and not in_process)
+    finally:
+        if bar is not None:
+            bar.close()
+
+
+class _LazyBar:
+    """A frames progress bar that appears with the first frame, so an early error prints alone."""
+
+    def __init__(self, total):
+        self.total = total
+        self.bar = None
+
+    def update(self, n):
+        if self.bar is None:
+            from tqdm.auto import tqdm
+
+            self.bar = tqdm(total=self.total, unit="frame", desc="frames-average", dynamic_ncols=True)
+        self.bar.update(n)
+
+    def close(self):
+        if self.bar is not None:
+            self.bar.close()
+
+
+def _write(out, plan, make_rows, workers, overwrite, progress):
+    """The dataset writer, its bar (when ``progress``) counting the plan's frames."""
+    from ..dataset.schema import PAIR_SCHEMA
+    from ..dataset.writer import write_dataset
+
+    settings = plan.settings
+    return write_dataset(
+        out, kind="pairs", schema=PAIR_SCHEMA, n_items=len(plan.windows), shard_size=settings.shard_size,
+        make_rows=make_rows, fingerprint=plan.fingerprint,
+        command={"command": "frames-average", "inputs": [s.path for s in plan.sources],
+                 **{**plan.settings.__dict__}},
+        workers=workers, overwrite=overwrite, unit="frame", desc="frames-average", progress=progress,
+        progress_total=plan.n_frames,
+    )
+
+
+def rebuild_pair(row: dict, sources) -> tuple[np.ndarray, np.ndarray]:
+    """Recompute a frames-average pair from its dataset row, by decoding its window again.
+
+    Parameters
+    ----------
+    row : dict
+        As :class:`blursynth.dataset.reader.PairDataset` returns it; only
+        ``row["params"]`` is read (``source_index``, ``frame_start``,
+        ``window_frames``, ``fps``, ``crf``, ``interpolate``).
+    sources : str, Path, sequence of str or Path, or None
+        Where the pair's source is now. A path (str or Path): the video file or
+        frame folder itself. A sequence: the run's sources in order, as the
+        manifest records them (``manifest["command"]["inputs"]``), of which the
+        pair's is ``sources[params["source_index"]]``. None: ``params["video"]``
+        (the source's name relative to the folder that held the run's input)
+        from the current directory.
+
+    Returns
+    -------
+    blurred, sharp : (H, W, 3) uint8 ndarray
+        Equal to the row's images while the source is unchanged.
+
+    Raises
+    ------
+    BadInputError
+        The source is missing or no longer holds the window's frames.
+    """
+    params = row["params"]
+    if sources is None:
+        path = params["video"]
+    elif isinstance(sources, (str, os.PathLike)):
+        path = str(sources)
+    else:
+        path = str(sources[int(params["source_index"])])
+    info = probe_source(path, fps=params["fps"])
+    win = Window(0, 0, int(params["frame_start"]), int(params["window_frames"]))
+    for _, blurred, sharp in average_windows(iter_frames(info, win.start, win.stop), [win],
+                                             crf=params["crf"], interpolate=int(params["interpolate"])):
+        return blurred, sharp
+    raise BadInputError(f"'{path}' no longer holds frames {win.start}..{win.stop - 1}.")

@@ -1,0 +1,63 @@
+"""Window plans (sources/windows.py): lengths keyed by pair, layouts, the sharp frame."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from blursynth.errors import BadInputError
+from blursynth.pairs.frames import average_windows
+from blursynth.sources.windows import Window, parse_window, plan_windows, window_length
+
+
+@pytest.mark.parametrize("text,expect", [("5-25", (5, 25)), ("7", (7, 7)), (" 3 - 4 ", (3, 4)), (9, (9, 9))])
+def test_parse_window(text, expect):
+    assert parse_window(text) == expect
+
+
+@pytest.mark.parametrize("text", ["25-5", "0-3", "abc", "4-", "1", "-3", "5-25-30"])
+def test_parse_window_rejects(text):
+    with pytest.raises(BadInputError, match="--window"):
+        parse_window(text)
+
+
+def test_plan_is_deterministic_and_keyed_by_pair():
+    a = plan_windows([500, 300], window_min=5, window_max=25, seed=11)
+    b = plan_windows([500, 300], window_min=5, window_max=25, seed=11)
+    assert a == b
+    assert [w.length for w in a] == [window_length(11, w.index, 5, 25) for w in a]
+    assert {w.length for w in a} > {5, 25} or len({w.length for w in a}) > 10
+    # A prefix of the plan does not depend on how many pairs are asked for.
+    assert plan_windows([500, 300], window_min=5, window_max=25, seed=11, max_pairs=7) == a[:7]
+    assert plan_windows([500, 300], window_min=5, window_max=25, seed=12) != a
+
+
+def test_plan_layout_contiguous_gap_overlap_and_sources():
+    wins = plan_windows([100, 40], window_min=5, window_max=9, seed=0)
+    for prev, cur in zip(wins, wins[1:]):
+        if cur.source == prev.source:
+            assert cur.start == prev.stop
+        else:
+            assert cur.start == 0 and cur.source == prev.source + 1
+    assert all(w.stop <= (100, 40)[w.source] for w in wins)
+    assert {w.source for w in wins} == {0, 1}
+    gapped = plan_windows([100], window_min=5, window_max=5, seed=0, gap=3)
+    assert [w.start for w in gapped[:3]] == [0, 8, 16]
+    over = plan_windows([100], window_min=6, window_max=6, seed=0, overlap=2)
+    assert [w.start for w in over[:3]] == [0, 4, 8]
+    with pytest.raises(BadInputError):
+        plan_windows([100], window_min=5, window_max=9, seed=0, overlap=5)
+
+
+@pytest.mark.usefixtures("kernel")  # it averages
+def test_odd_only_and_middle_frame_choice():
+    wins = plan_windows([1000], window_min=4, window_max=12, seed=5, odd_only=True)
+    assert all(w.length % 2 == 1 and 5 <= w.length <= 11 for w in wins)
+    assert {w.length for w in wins} == {5, 7, 9, 11}
+    odd, even = Window(0, 0, 10, 5), Window(1, 0, 20, 6)
+    assert (odd.sharp, odd.sharp_offset_frames) == (12, 0.0)  # the middle frame
+    assert (even.sharp, even.sharp_offset_frames) == (23, 0.5)  # later of 22 and 23
+    # Through the averager: frames whose value is their index.
+    frames = [np.full((2, 2, 3), i, np.uint8) for i in range(40)]
+    got = {w.start: s[0, 0, 0] for w, _, s in average_windows(enumerate(frames), [odd, even], crf="none")}
+    assert got == {10: 12, 20: 23}
