@@ -16,7 +16,7 @@ _PUBLIC = {
     "PAIR_SCHEMA": "schema", "ARRAY_TYPE": "schema", "IMAGE_TYPE": "schema", "pair_row": "schema",
     "array_struct": "schema", "struct_array": "schema", "register_kind": "schema",
     "with_format_metadata": "schema",
-    "write_dataset": "writer",
+    "write_dataset": "writer", "WriteOptions": "writer",
     "Executor": "executors", "report_progress": "executors",
     "PairDataset": "reader", "ShardedTable": "reader", "load_manifest": "reader", "decode_pair_row": "reader",
     "verify_dataset": "verify",

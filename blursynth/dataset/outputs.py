@@ -2,9 +2,10 @@
 and files written whole or not at all (a temporary name in the same folder, fsync, rename).
 
 Every command that writes a folder claims it first with :func:`claim` and the
-:class:`OutputKind` of what it writes: datasets (:data:`DATASET`), kernel banks
-(datasets too), exports (:data:`EXPORT`), dead-leaves image folders, training runs,
-BGAN models, render-clip frame folders, deblurred photos. An ``OutputKind`` says
+:class:`OutputKind` of what it writes: datasets and kernel banks
+(``dataset.writer.DATASET``), exports (``dataset.export.EXPORT``), dead-leaves
+folders (``sources.leaves``), training runs and BGAN models (``nn.runs``),
+render-clip frame folders, deblurred photos (``train.evaluate``). An ``OutputKind`` says
 which names the kind's folders hold and the messages for a folder it must not
 touch; the kind is defined by the module that writes it (this package imports
 no generator). ``claim`` refuses a file, a folder holding names the kind does not
@@ -126,9 +127,17 @@ def claim(out, kind: OutputKind, *, overwrite: bool = False, create: bool = True
     Examples
     --------
     >>> import tempfile
-    >>> c = claim(Path(tempfile.mkdtemp()) / "pairs", DATASET)
+    >>> NOTES = OutputKind("notes", is_file="--out {out}: is a file.", foreign="--out {out}: holds {name}.",
+    ...                    own=lambda name: name.endswith(".txt"))
+    >>> c = claim(Path(tempfile.mkdtemp()) / "notes", NOTES)
     >>> c.path.is_dir(), c.marked
     (True, False)
+    >>> (c.path / "photo.png").write_bytes(b"")
+    0
+    >>> claim(c.path, NOTES)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    blursynth.errors.BadInputError: --out ...notes: holds 'photo.png'.
     """
     out = Path(out)
     if out.exists() and not out.is_dir():

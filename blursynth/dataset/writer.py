@@ -16,6 +16,7 @@ import json
 import math
 import os
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 
 import pyarrow as pa
@@ -52,6 +53,36 @@ def build_context(info: dict):
         _build_var.reset(token)
 
 
+@dataclass(frozen=True)
+class WriteOptions:
+    """What a recipe build adds to a dataset write; plain commands use the defaults.
+
+    Every way's entry function (``write_kernel_bank``, ``blur_photos``,
+    ``bgan_blur``, ``write_frame_pairs``, ``import_pairs``) takes it as
+    ``options=`` and hands it to :func:`write_dataset` unchanged.
+
+    Attributes
+    ----------
+    executor : Executor
+        Where the shards run; the bytes are the same on every executor.
+    limit : int or None
+        At most this many items (``blursynth build --limit``). A limited dataset
+        is another dataset: its fingerprint is that of the full one and the limit.
+    recipe : dict or None
+        The build step that asked for the dataset (recipe file, fingerprint,
+        step), recorded in the manifest as ``recipe``.
+
+    Examples
+    --------
+    >>> WriteOptions(limit=8).executor.name
+    'local'
+    """
+
+    executor: Executor = LOCAL
+    limit: int | None = None
+    recipe: dict | None = None
+
+
 #: A dataset folder: new, empty, or marked by the manifest or progress file of a dataset
 #: (whether the same command's is :func:`write_dataset`'s next check).
 DATASET = OutputKind(
@@ -82,9 +113,7 @@ def write_dataset(
     extra: dict | None = None,
     progress: bool = True,
     progress_total: int | None = None,
-    executor: Executor = LOCAL,
-    limit: int | None = None,
-    recipe: dict | None = None,
+    options: WriteOptions | None = None,
 ) -> dict:
     """Write (or resume) a sharded Parquet dataset and its manifest.
 
@@ -127,15 +156,8 @@ def write_dataset(
         :func:`report_progress` (e.g. video frames), up to this total, instead
         of rows. On a resumed run it starts at the done rows' share of it.
         Ignored on Ray, whose tasks report only finished shards.
-    executor : Executor
-        Where the shards run (:data:`~blursynth.dataset.executors.LOCAL`: this
-        process and ``workers - 1`` more; or Ray tasks). The bytes are the same.
-    limit : int, optional
-        At most this many items (``blursynth build --limit``). A limited dataset
-        is another dataset: its fingerprint is that of ``fingerprint`` and the limit.
-    recipe : dict, optional
-        The build that asked for this dataset (recipe file, fingerprint, step),
-        recorded in the manifest as ``recipe``.
+    options : WriteOptions, optional
+        From a recipe build: the executor, ``--limit`` and the recipe to record.
 
     Returns
     -------
@@ -144,13 +166,13 @@ def write_dataset(
     out = Path(out)
     if n_items < 1:
         raise BadInputError(f"number of items must be at least 1; got {n_items}.")
-    # TRANSITIONAL (issue 14, step 4): until every entry function passes these through.
-    if executor is LOCAL:
-        executor = _executor_var.get()
-    build = _build_var.get()
-    if build is not None:
-        limit = build.get("limit") if limit is None else limit
-        recipe = {k: v for k, v in build.items() if k != "limit"} if recipe is None else recipe
+    options = options or WriteOptions()
+    # TRANSITIONAL (issue 14, step 4): until every entry function passes options through.
+    if options == WriteOptions():
+        build = _build_var.get()
+        options = WriteOptions(_executor_var.get(), build and build.get("limit"),
+                               build and {k: v for k, v in build.items() if k != "limit"})
+    executor, limit = options.executor, options.limit
     if limit is not None and n_items > limit:
         # A limited build is another dataset: its own fingerprint, so that a full
         # build into the same folder is never mistaken for a resume of it.
@@ -158,8 +180,8 @@ def write_dataset(
 
         n_items = int(limit)
         fingerprint = _fp({"fingerprint": fingerprint, "limit": n_items})
-    if recipe is not None:
-        extra = {**(extra or {}), "recipe": dict(recipe)}
+    if options.recipe is not None:
+        extra = {**(extra or {}), "recipe": dict(options.recipe)}
     n_shards = max(1, math.ceil(n_items / shard_size))
     claimed, done = _prepare_output(out, kind=kind, fingerprint=fingerprint, n_shards=n_shards, overwrite=overwrite)
     data = out / DATA_DIR
