@@ -1,6 +1,13 @@
-"""The AVX-512 VBMI window kernel: the same integer sums as the scalar kernels, bit for bit."""
+"""The AVX-512 VBMI kernels: each against a numpy reference, and the same bytes as the scalar kernels.
+
+Tests that run a kernel are skipped where the CPU lacks AVX-512 BW and VBMI;
+the module's IR, its tables and the fallback after a failed compile are
+tested everywhere.
+"""
 
 from __future__ import annotations
+
+import warnings
 
 import numpy as np
 import pytest
@@ -8,11 +15,221 @@ import pytest
 from blursynth import _simd
 from blursynth.video import LinearAverager, average_windows, linear_lut, plan_windows
 
-pytestmark = pytest.mark.skipif(not _simd.cpu_supported(), reason="this CPU has no AVX-512 VBMI")
+vbmi = pytest.mark.skipif(not _simd.cpu_supported(), reason="this CPU has no AVX-512 VBMI")
+
+KERNELS = {"window_sums_set", "window_sums_add", "window_sums_sub", "window_sums_levels", "levels", "window_slide"}
 
 
+@pytest.fixture(autouse=True)
+def _vector_kernels_on(monkeypatch):
+    monkeypatch.delenv("BLURSYNTH_SIMD", raising=False)  # a caller's BLURSYNTH_SIMD=0 would skip nothing
+
+
+def test_module_builds_and_verifies():
+    from llvmlite import binding as llvm
+
+    module = llvm.parse_assembly(str(_simd._module()))
+    module.verify()
+    defined = {f.name for f in module.functions if not f.is_declaration}
+    assert defined == KERNELS
+
+
+@vbmi
 def test_compiles_where_the_cpu_has_the_instructions():
     assert _simd.available()
+    assert set(_simd._kernel[1]) == {"set", "add", "sub", "levels", "readout", "slide"}
+
+
+def test_a_failed_compile_warns_once_and_leaves_the_scalar_kernels(monkeypatch):
+    # Everywhere: the CPU check passes, then the IR does not parse (as an LLVM without these intrinsics).
+    monkeypatch.setattr(_simd, "cpu_supported", lambda: True)
+    monkeypatch.setattr(_simd, "_module", lambda: "define void @broken( {")
+    monkeypatch.setattr(_simd, "_kernel", None)  # restored (compiled or not) after the test
+    lut = _lut("gamma")
+    frame = np.full(128, 200, np.uint8)
+    out = np.full(128, 7, np.uint32)
+    steps = _simd.step_tables(_thresholds(lut, 1))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert not _simd.available()
+        assert not _simd.available()  # no second compile, no second warning
+        assert not _simd.window_sums([frame], lut, out)
+        assert not _simd.window_levels([frame], lut, steps, np.zeros(128, np.uint8))
+        assert not _simd.window_slide([frame], [], lut, steps, out, np.zeros(128, np.uint8))
+        assert not _simd.levels(out, steps, np.zeros(128, np.uint8))
+    assert [str(w.message)[:42] for w in caught] == ["the AVX-512 averaging kernel did not compi"]
+    assert caught[0].category is RuntimeWarning and "RuntimeError" in str(caught[0].message)
+    assert (out == 7).all()
+    avg = LinearAverager((4, 8, 4), "srgb", max_items=2)
+    assert not avg.vector
+    frames = [f.reshape(4, 8, 4) for f in _frames(2, 128, seed=2)]
+    got = avg.average(frames)
+    monkeypatch.setenv("BLURSYNTH_SIMD", "0")
+    assert np.array_equal(got, LinearAverager((4, 8, 4), "srgb", max_items=2).average(frames))
+
+
+def _lut(kind):
+    """Tables of each shape the kernels take (the averager's own are tested below)."""
+    i = np.arange(256)
+    if kind == "gamma":  # entry 255 exactly 1 << 24: the one "top" increment
+        return np.rint((i / 255) ** 2.2 * (1 << 24)).astype(np.uint32)
+    if kind == "wide":  # all three byte planes busy everywhere, entry 255 the largest below 1 << 24
+        lut = np.random.default_rng(5).integers(0, 1 << 24, 256)
+        lut[255] = (1 << 24) - 1
+        return lut.astype(np.int64)
+    return i.astype(np.uint16)  # "ramp": only the low plane
+
+
+def _sum_ref(frames, lut, start=0):
+    """The numpy reference: table sums modulo 2**32."""
+    total = np.full(frames[0].size if frames else 0, start, np.uint64)
+    for f in frames:
+        total += lut[f].astype(np.uint64)
+    return (total % (1 << 32)).astype(np.uint32)
+
+
+def _read_out_ref(thresholds, sums):
+    """The largest level k with T[k] <= sum (T non-decreasing, T[0] == 0)."""
+    return (np.searchsorted(np.asarray(thresholds[:256], np.uint64), sums.astype(np.uint64), side="right")
+            - 1).astype(np.uint8)
+
+
+def _thresholds(lut, n):
+    """Level thresholds for sums of ``n`` frames: 256 even steps up to the largest sum."""
+    t = np.floor(np.linspace(0, n * int(np.max(lut)), 257)).astype(np.uint64)
+    t[1:] = np.maximum(t[1:], 1)
+    return t
+
+
+def _unaligned(values, offset):
+    """A copy of ``values`` starting ``offset`` bytes past a 64-byte boundary."""
+    raw = np.empty(values.nbytes + 128, np.uint8)
+    start = -raw.ctypes.data % 64 + offset
+    view = raw[start:start + values.nbytes].view(values.dtype).reshape(values.shape)
+    view[...] = values
+    assert view.ctypes.data % 64 == offset
+    return view
+
+
+@vbmi
+@pytest.mark.parametrize("kind", ["gamma", "wide", "ramp"])
+def test_sums_for_every_frame_count(kind):
+    lut = _lut(kind)
+    size = 64 * 2 + 37  # two whole vectors and a tail the kernel leaves alone
+    pool = _frames(255, size, seed=21)
+    expect = np.cumsum(lut[np.array(pool)].astype(np.uint64), axis=0)
+    for n in range(1, 256):
+        out = np.full(size, 7, np.uint32)
+        assert _simd.window_sums(pool[:n], lut, out)
+        assert np.array_equal(out[:128], expect[n - 1, :128]), n
+        assert (out[128:] == 7).all()
+
+
+@vbmi
+def test_sums_at_the_largest_values():
+    # 255 frames of the largest entry: 255 << 24 with the top increment, 255 * (2**24 - 1) without.
+    for kind, value in (("gamma", 255), ("wide", 255), ("gamma", 254)):
+        lut = _lut(kind)
+        frames = [np.full(64, value, np.uint8)] * 255
+        out = np.zeros(64, np.uint32)
+        assert _simd.window_sums(frames, lut, out)
+        assert (out == 255 * int(lut[value])).all() and out[0] < 1 << 32
+    assert (out == _sum_ref(frames, lut)).all()
+
+
+@vbmi
+@pytest.mark.parametrize("size", [1, 63, 64, 65, 64 * 3 + 63])
+@pytest.mark.parametrize("offset", [0, 1, 4, 63])
+def test_any_size_and_alignment(size, offset):
+    lut = _lut("gamma")
+    frames = [_unaligned(f, offset) for f in _frames(3, size, seed=size)]
+    out = _unaligned(np.full(size, 9, np.uint32), offset // 4 * 4)  # uint32 needs its own alignment only
+    assert _simd.window_sums(frames, lut, out)
+    whole = size // 64 * 64
+    assert np.array_equal(out[:whole], _sum_ref(frames, lut)[:whole])
+    assert (out[whole:] == 9).all()
+    steps = _unaligned(_simd.step_tables(_thresholds(lut, 3)), offset // 4 * 4)
+    levels = _unaligned(np.full(size, 3, np.uint8), offset)
+    assert _simd.window_levels(frames, lut, steps, levels)
+    assert np.array_equal(levels[:whole], _read_out_ref(_thresholds(lut, 3), _sum_ref(frames, lut))[:whole])
+    assert (levels[whole:] == 3).all()
+
+
+@vbmi
+def test_add_and_sub_wrap_modulo_2_32():
+    lut = _lut("wide")
+    frames = _frames(4, 128, seed=22)
+    start = np.full(128, (1 << 32) - 5, np.uint32)
+    out = start.copy()
+    assert _simd.window_sums(frames, lut, out, mode="add")
+    assert np.array_equal(out, _sum_ref(frames, lut, start=(1 << 32) - 5))
+    assert _simd.window_sums(frames, lut, out, mode="sub")
+    assert np.array_equal(out, start)
+    small = np.ones(128, np.uint32)
+    assert _simd.window_sums(frames, lut, small, mode="sub")
+    expect = (1 - _sum_ref(frames, lut).astype(np.int64)) % (1 << 32)
+    assert np.array_equal(small, expect.astype(np.uint32))
+
+
+def _threshold_sets():
+    rng = np.random.default_rng(23)
+    plateaus = np.repeat(np.sort(rng.integers(1, 1 << 20, 64)), 4)[:255]  # runs of equal thresholds
+    return {
+        "even": np.arange(257) * 3,
+        "plateaus": np.concatenate([[0], plateaus, [1 << 21]]),
+        # Above 2**31: the compares are unsigned.
+        "unsigned": np.concatenate([[0], np.sort(rng.integers(1, (1 << 32) - 1, 255)), [1 << 32]]),
+        "gamma": _thresholds(_lut("gamma"), 255),
+    }
+
+
+@vbmi
+@pytest.mark.parametrize("name", list(_threshold_sets()))
+def test_readout_at_and_below_every_threshold(name):
+    t = _threshold_sets()[name].astype(np.uint64)
+    steps = _simd.step_tables(t)
+    inner = t[1:256].astype(np.int64)
+    sums = np.concatenate([inner, inner - 1, inner + 1, [0, 1, (1 << 32) - 1, (1 << 32) - 2]])
+    sums = np.clip(sums, 0, (1 << 32) - 1).astype(np.uint32)
+    sums = np.concatenate([sums, np.random.default_rng(24).integers(0, 1 << 32, -sums.size % 64 + 64 + 5,
+                                                                    dtype=np.uint32)])
+    out = np.full(sums.size, 77, np.uint8)
+    assert _simd.levels(sums, steps, out)
+    whole = sums.size // 64 * 64
+    assert np.array_equal(out[:whole], _read_out_ref(t, sums)[:whole])
+    assert (out[whole:] == 77).all() and sums.size - whole == 5
+
+
+@vbmi
+def test_window_levels_for_every_frame_count():
+    lut = _lut("gamma")
+    pool = _frames(255, 64 + 11, seed=25)
+    sums = np.cumsum(lut[np.array(pool)].astype(np.uint64), axis=0)
+    for n in range(1, 256):
+        t = _thresholds(lut, n)
+        out = np.zeros(64 + 11, np.uint8)
+        assert _simd.window_levels(pool[:n], lut, _simd.step_tables(t), out)
+        assert np.array_equal(out[:64], _read_out_ref(t, sums[n - 1, :64])), n
+        assert (out[64:] == 0).all()
+
+
+@vbmi
+@pytest.mark.parametrize("n_adds, n_subs", [(0, 0), (3, 0), (0, 4), (1, 1), (7, 2), (255, 255)])
+def test_window_slide_against_numpy(n_adds, n_subs):
+    lut = _lut("gamma")
+    size = 64 * 2 + 9
+    adds, subs = _frames(max(n_adds, 1), size, seed=26)[:n_adds], _frames(max(n_subs, 1), size, seed=27)[:n_subs]
+    start = np.random.default_rng(28).integers(0, 1 << 32, size, dtype=np.uint32)
+    sums = start.copy()
+    t = _thresholds(lut, 255)
+    out = np.full(size, 5, np.uint8)
+    assert _simd.window_slide(adds, subs, lut, _simd.step_tables(t), sums, out)
+    grown = _sum_ref(adds, lut, start=0) if adds else np.zeros(size, np.uint32)
+    shrunk = _sum_ref(subs, lut) if subs else np.zeros(size, np.uint32)
+    expect = (start.astype(np.int64) + grown - shrunk) % (1 << 32)
+    assert np.array_equal(sums[:128], expect[:128])
+    assert np.array_equal(sums[128:], start[128:]) and (out[128:] == 5).all()
+    assert np.array_equal(out[:128], _read_out_ref(t, sums[:128]))
 
 
 def _frames(n, size, seed=0):
@@ -23,6 +240,7 @@ def _frames(n, size, seed=0):
     return frames
 
 
+@vbmi
 @pytest.mark.parametrize("crf", ["gamma:2.2", "srgb", "none"])
 @pytest.mark.parametrize("n", [1, 2, 25, 255])
 def test_sums_equal_the_table_sums(crf, n):
@@ -36,6 +254,7 @@ def test_sums_equal_the_table_sums(crf, n):
     assert (out[320:] == 7).all()
 
 
+@vbmi
 def test_add_and_sub_modes():
     lut, _ = linear_lut("gamma:2.2")
     a, b = _frames(2, 128, seed=3)
@@ -62,6 +281,7 @@ def test_declines_what_it_cannot_sum(monkeypatch):
     assert (out == 0).all()
 
 
+@vbmi
 @pytest.mark.parametrize("crf", ["gamma:2.2", "none"])
 @pytest.mark.parametrize("overlap", [0, 3])
 def test_averager_bytes_match_the_scalar_kernels(crf, overlap, monkeypatch):
@@ -77,6 +297,7 @@ def test_averager_bytes_match_the_scalar_kernels(crf, overlap, monkeypatch):
     assert runs["1"] == runs["0"] and len(runs["1"]) == len(wins)
 
 
+@vbmi
 @pytest.mark.parametrize("crf", ["gamma:2.2", "srgb", "none"])
 @pytest.mark.parametrize("n", [1, 3, 16, 255])
 def test_readout_equals_the_scalar_readout_at_every_threshold(crf, n):
@@ -95,6 +316,7 @@ def test_readout_equals_the_scalar_readout_at_every_threshold(crf, n):
     assert np.array_equal(got, expect)
 
 
+@vbmi
 @pytest.mark.parametrize("crf", ["gamma:2.2", "none"])
 def test_window_levels_equal_sums_then_readout(crf):
     from blursynth.video import _encode_sums
@@ -112,6 +334,7 @@ def test_window_levels_equal_sums_then_readout(crf):
     assert np.array_equal(got, expect)
 
 
+@vbmi
 def test_step_tables_and_argument_checks():
     steps = _simd.step_tables(np.arange(257) * 3)
     assert steps.shape == (19, 16) and steps.ctypes.data % 64 == 0
@@ -126,6 +349,7 @@ def test_step_tables_and_argument_checks():
         _simd.window_sums([np.zeros(65, np.uint8)], linear_lut("none")[0], np.zeros(64, np.uint32))
 
 
+@vbmi
 def test_copied_tables_need_no_particular_alignment():
     import copy
 
@@ -149,6 +373,7 @@ def test_copied_tables_need_no_particular_alignment():
     assert tables is _simd.plane_tables(avg.lut)[0]
 
 
+@vbmi
 def test_add_group_uses_the_vector_kernel_and_matches_scalar(monkeypatch):
     frames = [f.reshape(10, 10, 3) for f in _frames(6, 300, seed=8)]
     results = {}
@@ -161,6 +386,7 @@ def test_add_group_uses_the_vector_kernel_and_matches_scalar(monkeypatch):
     assert np.array_equal(results["1"][1], results["0"][1])
 
 
+@vbmi
 @pytest.mark.parametrize("crf", ["gamma:2.2", "srgb", "none"])
 @pytest.mark.parametrize("shape", [(9, 13, 3), (16, 16, 3)])  # with and without a tail after the vectors
 def test_slide_equals_subtract_add_result(crf, shape, monkeypatch):
@@ -192,6 +418,7 @@ def test_slide_equals_subtract_add_result(crf, shape, monkeypatch):
         sliding.slide([], frames[:13])
 
 
+@vbmi
 def test_window_slide_against_table_sums():
     lut, _ = linear_lut("gamma:2.2")
     adds, subs = _frames(3, 64 * 3, seed=13), _frames(2, 64 * 3, seed=14)
