@@ -207,7 +207,7 @@ def _bank_rows(start: int, stop: int, config: KernelBankConfig):
 
 
 def write_kernel_bank(out, config: KernelBankConfig, *, workers: int = 1, overwrite: bool = False,
-                      progress: bool = True, recipe: str | None = None) -> dict:
+                      progress: bool = True, recipe: str | None = None, options=None) -> dict:
     """Write a kernel bank dataset (resumable; bytes independent of ``workers``).
 
     Parameters
@@ -220,7 +220,11 @@ def write_kernel_bank(out, config: KernelBankConfig, *, workers: int = 1, overwr
     overwrite : bool
         Replace a dataset made by a different command.
     recipe : str, optional
-        Name of the recipe that made the bank, recorded in the manifest.
+        Name of the recipe that made the bank, recorded in the manifest (a
+        build's ``options.recipe`` replaces it).
+    options : WriteOptions, optional
+        From a recipe build: executor, ``--limit`` and the recipe recorded
+        (:class:`blursynth.dataset.writer.WriteOptions`).
 
     Returns
     -------
@@ -257,6 +261,7 @@ def write_kernel_bank(out, config: KernelBankConfig, *, workers: int = 1, overwr
         row_group_size=CHUNK,
         progress=progress,
         extra={"exposures": [float(f) for f in config.exposures], **({"recipe": recipe} if recipe else {})},
+        options=options,
     )
 
 

@@ -214,7 +214,7 @@ def _bgan_rows(start, stop, job: _Job):
 
 
 def bgan_blur(settings: BGANBlurSettings, out, *, workers: int = 1, overwrite: bool = False,
-              progress: bool = True) -> dict:
+              progress: bool = True, options=None) -> dict:
     """Write a pair dataset (source ``bgan``) by blurring photos with a trained BGAN.
 
     Parameters
@@ -225,6 +225,9 @@ def bgan_blur(settings: BGANBlurSettings, out, *, workers: int = 1, overwrite: b
     workers : int
         Worker processes; the bytes do not depend on it.
     overwrite : bool
+    options : WriteOptions, optional
+        From a recipe build: executor, ``--limit`` and the recipe recorded
+        (:class:`blursynth.dataset.writer.WriteOptions`).
 
     Returns
     -------
@@ -261,7 +264,7 @@ def bgan_blur(settings: BGANBlurSettings, out, *, workers: int = 1, overwrite: b
         make_job=functools.partial(_Job, settings, plan, str(settings.model), info["fingerprint"],
                                    info["step"], info["config"]["name"], str(device)),
         rows=_bgan_rows, shard_size=settings.shard_size, workers=workers, overwrite=overwrite,
-        progress=progress, desc="bgan blur",
+        progress=progress, desc="bgan blur", options=options,
     )
 
 

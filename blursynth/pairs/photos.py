@@ -50,7 +50,7 @@ def photos_for(plan: PhotoPlan, start: int, stop: int, per_image: int, *, strict
 
 def write_photo_pairs(out, plan: PhotoPlan, *, per_image: int, recipe: dict, inputs: dict,
                       make_job, rows, shard_size: int, workers: int, overwrite: bool,
-                      progress: bool, desc: str) -> dict:
+                      progress: bool, desc: str, options=None) -> dict:
     """Write ``per_image`` pairs of every photo in ``plan`` as a pair dataset.
 
     Parameters
@@ -67,6 +67,9 @@ def write_photo_pairs(out, plan: PhotoPlan, *, per_image: int, recipe: dict, inp
         ``make_job(fingerprint) -> job``, the picklable object ``rows`` needs.
     rows : callable
         ``rows(start, stop, job)`` yields the pair rows of samples ``start..stop-1``.
+    options : WriteOptions, optional
+        From a recipe build: executor, ``--limit`` and the recipe recorded
+        (:class:`blursynth.dataset.writer.WriteOptions`).
 
     Returns
     -------
@@ -84,7 +87,7 @@ def write_photo_pairs(out, plan: PhotoPlan, *, per_image: int, recipe: dict, inp
         out, kind="pairs", schema=PAIR_SCHEMA, n_items=len(plan.files) * per_image,
         shard_size=shard_size, make_rows=functools.partial(rows, job=make_job(fp)),
         fingerprint=fp, command={**recipe, **inputs}, workers=workers, overwrite=overwrite,
-        unit="pair", desc=desc, progress=progress,
+        unit="pair", desc=desc, progress=progress, options=options,
     )
     skipped_rows = manifest["planned_items"] - manifest["num_rows"]
     return {**manifest, "skipped_photos": len(plan.skipped) + skipped_rows // per_image}

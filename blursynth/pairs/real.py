@@ -133,7 +133,7 @@ def _import_rows(start, stop, root, pairs, config, fp):
 
 
 def import_pairs(root, out, config: ImportConfig = ImportConfig(), *, workers: int = 1,
-                 overwrite: bool = False, progress: bool = True) -> dict:
+                 overwrite: bool = False, progress: bool = True, options=None) -> dict:
     """Turn a folder of real (blurred, sharp) pairs into a dataset with ``source='real'``.
 
     Parameters
@@ -145,6 +145,9 @@ def import_pairs(root, out, config: ImportConfig = ImportConfig(), *, workers: i
     config : ImportConfig
     workers : int
     overwrite : bool
+    options : WriteOptions, optional
+        From a recipe build: executor, ``--limit`` and the recipe recorded
+        (:class:`blursynth.dataset.writer.WriteOptions`).
 
     Returns
     -------
@@ -166,7 +169,7 @@ def import_pairs(root, out, config: ImportConfig = ImportConfig(), *, workers: i
         out, kind="pairs", schema=PAIR_SCHEMA, n_items=len(pairs), shard_size=config.shard_size,
         make_rows=functools.partial(_import_rows, root=str(root), pairs=pairs, config=config, fp=fp),
         fingerprint=fp, command=settings, workers=workers, overwrite=overwrite, desc="importing",
-        progress=progress,
+        progress=progress, options=options,
     )
 
 
