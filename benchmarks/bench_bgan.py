@@ -18,7 +18,7 @@ Writes the "Learned blur (BGAN)" section of benchmarks/RESULTS.md.
   spectral power above 0.25 cycles/px (Hann window). Distances between sets are 1-D Wasserstein
   distances of those values; "before" is the untrained generator (the ``small`` config starts as
   the identity), "after" the trained one. Trajectory-blurred versions of the same held-out crops
-  (DeblurGAN's random-trajectory PSFs, ``blursynth.pairs.shake.render_pair``) and the real set's own
+  (DeblurGAN's random-trajectory PSFs, ``blursynth.ops.blur.render_pair``) and the real set's own
   sharp frames (content without blur) are measured beside them.
 """
 
@@ -99,7 +99,7 @@ def make_sharp_sets(work: Path, seed: int):
 def trajectory_blur(images, seed):
     """DeblurGAN-style random-trajectory blur of each image (one PSF each)."""
     from blursynth._rng import sample_rng
-    from blursynth.pairs.shake import render_pair
+    from blursynth.ops.blur import render_pair
     from blursynth.ops.psf import rasterize_psf
     from blursynth.ops.trajectory import sample_trajectory
 

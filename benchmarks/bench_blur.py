@@ -74,7 +74,7 @@ def engine_section(rounds: int, quick: bool):
     import scipy.signal
     import torch
 
-    from blursynth.pairs.shake import render_pair
+    from blursynth.ops.blur import render_pair
     from blursynth.ops.color import CameraResponse
 
     photo = photo_720p()
@@ -242,7 +242,7 @@ def gpu_section(rounds: int):
 
     if not torch.cuda.is_available():
         return ["No GPU on this machine: no batched GPU figure yet."]
-    from blursynth.pairs.shake import render_pair
+    from blursynth.ops.blur import render_pair
     from blursynth.ops.color import CameraResponse
     from blursynth.ops.convolve import convolve
 

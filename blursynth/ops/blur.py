@@ -1,0 +1,156 @@
+"""Blur of one uint8 photo window by a PSF in linear light, with sensor noise and JPEG.
+
+The pipeline of one pair (:func:`render_pair`)::
+
+    photo (uint8) -> decode camera response (256-entry table)
+      -> scale by saturation -> convolve with the PSF -> clip to [0, 1]
+      -> sensor noise -> encode camera response -> JPEG round trip -> blurred
+    sharp = the same window, through the same decode, scale and encode (no blur,
+            no noise, no JPEG), so the pair has the same brightness and clipping.
+
+Arrays in, arrays out: the photo, the PSF and the pair's noise generator are given; choosing them
+(resize, crop, kernels, draws) is :mod:`blursynth.pairs.shake`'s.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import BadInputError
+from .color import CameraResponse
+from .convolve import check_fits, check_psf
+from .degrade import jpeg_roundtrip, noise_field
+
+
+def render_pair(photo, psf, *, crf="gamma:2.2", border="reflect", saturation=None,
+                shot_noise=None, read_noise=None, noise_rng=None, jpeg_quality=None, device=None,
+                method="auto"):
+    """Blur one photo window by a PSF in linear light; return (blurred, sharp).
+
+    Parameters
+    ----------
+    photo : (H, W, 3) uint8 ndarray, RGB
+        The sharp window (already resized and cropped).
+    psf : (k, k) float ndarray
+        Non-negative, odd ``k``, sums to 1.
+    crf : str or CameraResponse
+    border : {"reflect", "valid", "wrap"}
+        ``valid`` returns both images cropped by ``k // 2`` on every side.
+    saturation : float or None
+        Linear scale factor applied before the blur (clipped after).
+    shot_noise, read_noise : float or None
+        Poisson-Gaussian noise levels (linear); the field is drawn from
+        ``noise_rng`` on the CPU.
+    noise_rng : numpy.random.Generator or None
+    jpeg_quality : int or None
+    device : torch.device, str or None
+        Where to convolve (None: the CPU).
+    method : {"auto", "fft", "direct"}
+        Convolution method (``auto`` picks by cost; the choice is part of
+        what determines the bytes).
+
+    Returns
+    -------
+    blurred, sharp : (H', W', 3) uint8 ndarray
+
+    Examples
+    --------
+    >>> photo = np.full((32, 48, 3), 200, np.uint8)
+    >>> psf = np.full((5, 5), 1 / 25, np.float32)
+    >>> blurred, sharp = render_pair(photo, psf)
+    >>> bool((blurred == 200).all()), sharp.shape
+    (True, (32, 48, 3))
+    """
+    crf = CameraResponse.parse(crf)
+    photo = _check_photo(photo)
+    psf = np.asarray(psf, np.float32)
+    k = check_psf(psf)
+    check_fits(photo.shape[0], photo.shape[1], k, border, what="photo window")
+    scale = 1.0 if saturation is None else float(saturation)
+    import torch
+
+    dev = torch.device("cpu") if device is None else torch.device(device)
+    if dev.type == "cpu":
+        blurred_lin = _blur_linear_cpu(photo, psf * np.float32(scale), crf, border, method)
+    else:
+        blurred_lin = _blur_linear_torch(photo, psf * np.float32(scale), crf, border, dev, method)
+    r = k // 2
+    window = photo[r:-r, r:-r] if border == "valid" and r else photo
+    if shot_noise is not None or read_noise is not None:
+        if noise_rng is None:
+            raise ValueError("sensor noise needs noise_rng (the pair's own generator).")
+        blurred_lin = blurred_lin.clamp(0.0, 1.0)
+        field = noise_field(tuple(blurred_lin.shape), noise_rng)
+        from .degrade import add_sensor_noise
+
+        blurred_lin = add_sensor_noise(
+            blurred_lin, shot=float(shot_noise or 0.0), read=float(read_noise or 0.0), noise=field
+        )
+    blurred = _encode_hwc(blurred_lin, crf)
+    if scale != 1.0:
+        sharp_lin = _decode_chw(window, crf, dev) * scale
+        sharp = _encode_hwc(sharp_lin, crf)
+    else:
+        # decode then encode of uint8 is the identity for every curve.
+        sharp = np.ascontiguousarray(window)
+    if jpeg_quality is not None:
+        blurred = jpeg_roundtrip(blurred, int(jpeg_quality))
+    return blurred, sharp
+
+
+def _check_photo(photo):
+    photo = np.asarray(photo)
+    if photo.dtype != np.uint8 or photo.ndim != 3 or photo.shape[2] != 3:
+        raise BadInputError(
+            f"photo must be uint8 (H, W, 3) RGB; got {photo.dtype} {photo.shape}. "
+            "Load it with blursynth.sources.photos.load_rgb8."
+        )
+    return photo
+
+
+def _blur_linear_cpu(photo, psf, crf, border, method):
+    """Decode + pad fused (pad the uint8 photo, table-decode each plane), then convolve."""
+    import cv2
+    import torch
+
+    from .convolve import convolve_padded
+
+    k = psf.shape[0]
+    r = k // 2
+    if border != "valid" and r:
+        mode = cv2.BORDER_REFLECT_101 if border == "reflect" else cv2.BORDER_WRAP
+        padded = cv2.copyMakeBorder(photo, r, r, r, r, mode)
+    else:
+        padded = photo
+    table = crf.decode_table()
+    hp, wp = padded.shape[:2]
+    planes = np.empty((3, hp, wp), np.float32)
+    for c, plane in enumerate(cv2.split(padded)):
+        cv2.LUT(plane, table, dst=planes[c])
+    return convolve_padded(torch.from_numpy(planes)[None], psf, method=method)[0]
+
+
+def _blur_linear_torch(photo, psf, crf, border, device, method):
+    from .convolve import convolve_padded, pad_image
+
+    x = _decode_chw(photo, crf, device)[None]
+    padded = pad_image(x, psf.shape[0] // 2, border)
+    return convolve_padded(padded, psf, method=method)[0]
+
+
+def _decode_chw(window, crf, device):
+    import torch
+
+    t = torch.from_numpy(np.ascontiguousarray(window.transpose(2, 0, 1)))
+    return crf.decode_uint8(t.to(device))
+
+
+def _encode_hwc(linear, crf):
+    """(3, H, W) linear tensor to (H, W, 3) uint8 code values (clipped, rounded).
+
+    Both paths count the encoder's decision thresholds below each value, so
+    they give the same codes for the same linear values.
+    """
+    if linear.device.type == "cpu" and linear.dtype.is_floating_point:
+        return crf.encode_planes_uint8(linear.float())
+    return np.ascontiguousarray(crf.encode_uint8(linear).permute(1, 2, 0).cpu().numpy())
