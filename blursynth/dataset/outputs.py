@@ -173,18 +173,23 @@ def _tmp(path: Path) -> Path:
     return path.with_name(f".{path.name}.tmp{os.getpid()}")
 
 
-def atomic_write_bytes(path, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that readers see the old file or the new one, never part."""
+def _atomic_write(path, write) -> None:
+    """Call ``write(file)`` on a temporary file beside ``path``, fsync it, and rename it to ``path``."""
     path = Path(path)
     tmp = _tmp(path)
     try:
         with open(tmp, "wb") as f:
-            f.write(data)
+            write(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def atomic_write_bytes(path, data: bytes) -> None:
+    """Write ``data`` to ``path`` so that readers see the old file or the new one, never part."""
+    _atomic_write(path, lambda f: f.write(data))
 
 
 def atomic_write_text(path, text: str) -> None:
@@ -196,13 +201,4 @@ def atomic_torch_save(obj, path) -> None:
     """``torch.save`` to ``path`` atomically (checkpoints survive a kill mid-write)."""
     import torch
 
-    path = Path(path)
-    tmp = _tmp(path)
-    try:
-        with open(tmp, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    _atomic_write(path, lambda f: torch.save(obj, f))
