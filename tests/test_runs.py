@@ -18,7 +18,7 @@ KIND = runs.RunKind(
     wrong_format="{file}: is format {format!r}, not ours",
     wrong_version="{file}: version {version!r}; we read {expected}",
     is_dataset="--out {out}: a dataset", is_file="--out {out}: a file",
-    not_a_run="--out {out}: not a run (it holds {name!r})",
+    not_a_run="--out {out}: not a run (it holds {name})",
 )
 
 

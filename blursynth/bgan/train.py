@@ -45,7 +45,7 @@ RUN_KIND = runs.RunKind(
     is_dataset="--out {out} is a dataset folder; expected a folder for the BGAN model. Choose "
                "another --out.",
     is_file="--out {out}: is a file; expected a folder for the model.",
-    not_a_run="--out {out}: is a non-empty folder that is not a BGAN model (it holds {name!r}); "
+    not_a_run="--out {out}: is a non-empty folder that is not a BGAN model (it holds {name}); "
               "choose a new or empty folder.",
 )
 

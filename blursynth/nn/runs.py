@@ -46,8 +46,8 @@ class RunKind:
         Format name -> message, for checkpoints of another kind this blursynth knows.
     wrong_format, wrong_version : str
     is_dataset, is_file, not_a_run : str
-        ``--out`` is a dataset folder; is a file; is a folder holding ``{name}``, not a name of
-        the run.
+        ``--out`` is a dataset folder; is a file; is a folder holding ``{name}`` (quoted), not a
+        name of the run.
     """
 
     format: str
@@ -66,7 +66,17 @@ class RunKind:
         """Whether ``name`` may be in a run folder of this kind: the run's own files, hidden
         files (temporary files of atomic writes, .DS_Store) and logs (``*.log``, ``*.out``:
         ``train ... > run/train.log``)."""
-        return name in self.names or name.startswith(".") or name.endswith((".log", ".out"))
+        from ..dataset.outputs import hidden_or_log
+
+        return name in self.names or hidden_or_log(name)
+
+    @property
+    def output(self):
+        """The :class:`blursynth.dataset.outputs.OutputKind` that claims a folder for a run."""
+        from ..dataset.outputs import OutputKind
+
+        return OutputKind(what="run", is_file=self.is_file, foreign=self.not_a_run,
+                          own=self.owns)
 
 
 def load_torch_file(path, *, file_name: str, missing: str, unreadable: str):
@@ -133,6 +143,7 @@ def open_run_folder(out, kind: RunKind):
     A run stopped before its first checkpoint leaves only names of its own; anything else is
     someone's folder, which a run must not write into. Nothing is written.
     """
+    from ..dataset.outputs import claim
     from ..dataset.schema import MANIFEST, PROGRESS
 
     out = Path(out)
@@ -142,12 +153,9 @@ def open_run_folder(out, kind: RunKind):
         raise BadInputError(kind.is_dataset.format(out=out))
     if (out / CHECKPOINT).exists():
         return load_checkpoint(out, kind)  # another kind of run is named as such
-    if out.exists() and not out.is_dir():
-        raise BadInputError(kind.is_file.format(out=out))
-    if out.is_dir():
-        foreign = sorted(p.name for p in out.iterdir() if not kind.owns(p.name))
-        if foreign:
-            raise BadInputError(kind.not_a_run.format(out=out, name=foreign[0]))
+    # Nothing is made here: under torchrun every rank checks, and none writes before all have
+    # joined the process group.
+    claim(out, kind.output, create=False)
     return None
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..dataset.outputs import OutputKind, atomic_write_text, claim
 from ..errors import BadInputError
 from ..nn.device import resolve_device
 from .data import open_pairs, pair_ids, split_indices, to_tensor
@@ -34,35 +35,6 @@ class EvaluateSettings:
     device: str = "auto"
     json_path: str | None = None
     progress: bool = True
-
-
-def _check_can_write(out: Path) -> list:
-    """Make ``out`` and write a probe file there; one clear line if that fails (a read-only
-    folder, a file in the path), leaving no folder of ours behind. Returns the folders it
-    made, innermost first."""
-    missing = [p for p in (out, *out.parents) if not p.exists()]
-    probe = out / f".blursynth-probe-{os.getpid()}"
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        probe.write_bytes(b"")
-        probe.unlink()
-    except OSError as exc:
-        for p in missing:  # innermost first
-            try:
-                p.rmdir()
-            except OSError:
-                pass
-        raise BadInputError(f"--out {out}: cannot write there ({exc.strerror or exc}); choose a "
-                            "folder you can write to.") from None
-    return missing
-
-
-def _remove_empty(folders) -> None:
-    for p in folders:  # innermost first; a folder that holds anything stays
-        try:
-            p.rmdir()
-        except OSError:
-            pass
 
 
 def deblur_array(gen, image_u8, *, tile=1024, blend=16, norm_stats="global") -> np.ndarray:
@@ -191,9 +163,7 @@ def evaluate(settings: EvaluateSettings) -> dict:
     if settings.json_path:
         p = Path(settings.json_path)
         p.parent.mkdir(parents=True, exist_ok=True)
-        tmp = p.with_name(p.name + ".tmp")
-        tmp.write_text(json.dumps(report, indent=1) + "\n")
-        os.replace(tmp, p)
+        atomic_write_text(p, json.dumps(report, indent=1) + "\n")
     return report
 
 
@@ -209,6 +179,11 @@ def format_report(report: dict) -> str:
                          f"{r['n_pairs']:6d} {r[kind]['psnr']:8.2f} {r[kind]['ssim']:7.4f}")
         lines.append(f"  {'gain':22s} {'':6s} {r['gain_psnr_db']:+8.2f} {r['gain_ssim']:+7.4f}")
     return "\n".join(lines)
+
+
+#: ``deblur --out``: any folder (the outputs are checked by name: --overwrite).
+DEBLURRED = OutputKind(what="deblurred photos", is_file="--out {out}: is a file; expected a folder.",
+                       foreign="", own=lambda name: True)
 
 
 @dataclass(frozen=True)
@@ -257,8 +232,7 @@ def deblur_images(settings: DeblurSettings) -> dict:
     if len(set(dests)) != len(dests):
         raise BadInputError("two inputs would be written to the same output name; deblur them "
                             "into separate --out folders.")
-    if out.exists() and not out.is_dir():
-        raise BadInputError(f"--out {out}: is a file; expected a folder.")
+    claim(out, DEBLURRED, create=False)
     sources = {src.resolve(): src for src, _ in plan}
     for _, dst in plan:
         if dst.resolve() in sources:
@@ -278,7 +252,7 @@ def deblur_images(settings: DeblurSettings) -> dict:
             raise BadInputError(f"{src}: cannot read this image ({exc}).") from None
         if min(width, height) < 8:
             raise BadInputError(f"{src}: {height}x{width} is too small; images must be at least 8 px a side.")
-    made = _check_can_write(out)  # before the first (possibly long) deblur, not after it
+    claimed = claim(out, DEBLURRED)  # before the first (possibly long) deblur, not after it
     written, notes = [], []
     bar = None
     if settings.progress:
@@ -289,7 +263,7 @@ def deblur_images(settings: DeblurSettings) -> dict:
         _deblur_each(plan, gen, settings, written, notes, bar)
     except BaseException:
         if not written:
-            _remove_empty(made)
+            claimed.undo()
         raise
     if bar is not None:
         bar.close()
