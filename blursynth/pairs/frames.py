@@ -392,7 +392,8 @@ def _make_rows(start, stop, *, plan: FramesPlan, bar=None, keep_freed: bool = Fa
 
 
 def write_frame_pairs(inputs, out, settings: FramesAverageSettings, *, workers: int = 1,
-                      overwrite: bool = False, progress: bool = True, keep_freed: bool = False) -> dict:
+                      overwrite: bool = False, progress: bool = True, keep_freed: bool = False,
+                      options=None) -> dict:
     """Make (blurred, sharp) pairs from high-frame-rate video and write them as a dataset.
 
     Each pair averages a window of consecutive frames in linear light (exactly;
@@ -415,6 +416,9 @@ def write_frame_pairs(inputs, out, settings: FramesAverageSettings, *, workers: 
         Call :func:`blursynth._allocator.keep_freed_memory` in every process that makes pairs
         (this one too when it makes them itself): faster, but such a process
         keeps its peak memory. The command line passes True.
+    options : WriteOptions, optional
+        From a recipe build: executor, ``--limit`` and the recipe recorded
+        (:class:`blursynth.dataset.writer.WriteOptions`).
 
     Returns
     -------
@@ -445,7 +449,7 @@ def write_frame_pairs(inputs, out, settings: FramesAverageSettings, *, workers: 
     bar = _LazyBar(plan.n_frames) if progress and in_process else None
     make_rows = functools.partial(_make_rows, plan=plan, bar=bar, keep_freed=keep_freed)
     try:
-        return _write(out, plan, make_rows, workers, overwrite, progress and not in_process)
+        return _write(out, plan, make_rows, workers, overwrite, progress and not in_process, options)
     finally:
         if bar is not None:
             bar.close()
@@ -470,7 +474,7 @@ class _LazyBar:
             self.bar.close()
 
 
-def _write(out, plan, make_rows, workers, overwrite, progress):
+def _write(out, plan, make_rows, workers, overwrite, progress, options):
     """The dataset writer, its bar (when ``progress``) counting the plan's frames."""
     from ..dataset.schema import PAIR_SCHEMA
     from ..dataset.writer import write_dataset
@@ -482,7 +486,7 @@ def _write(out, plan, make_rows, workers, overwrite, progress):
         command={"command": "frames-average", "inputs": [s.path for s in plan.sources],
                  **{**plan.settings.__dict__}},
         workers=workers, overwrite=overwrite, unit="frame", desc="frames-average", progress=progress,
-        progress_total=plan.n_frames,
+        progress_total=plan.n_frames, options=options,
     )
 
 

@@ -464,7 +464,7 @@ def _blur_rows(start, stop, job: BlurJob):
 
 
 def blur_photos(settings: BlurSettings, out, *, workers: int = 1, overwrite: bool = False,
-                progress: bool = True) -> dict:
+                progress: bool = True, options=None) -> dict:
     """Make a pair dataset from a folder of sharp photos (``blursynth blur``).
 
     Parameters
@@ -475,6 +475,9 @@ def blur_photos(settings: BlurSettings, out, *, workers: int = 1, overwrite: boo
     workers : int
         Worker processes; the bytes do not depend on it.
     overwrite : bool
+    options : WriteOptions, optional
+        From a recipe build: executor, ``--limit`` and the recipe recorded
+        (:class:`blursynth.dataset.writer.WriteOptions`).
 
     Returns
     -------
@@ -525,7 +528,7 @@ def blur_photos(settings: BlurSettings, out, *, workers: int = 1, overwrite: boo
         inputs={"photos": str(settings.photos), "kernels": settings.kernels},
         make_job=functools.partial(BlurJob, settings, plan, source, device=str(device)),
         rows=_blur_rows, shard_size=settings.shard_size, workers=workers, overwrite=overwrite,
-        progress=progress, desc="blurring",
+        progress=progress, desc="blurring", options=options,
     )
 
 
