@@ -86,6 +86,15 @@ class StepTable:
         """The path ``table[key]`` names (``"@name"``: an input or an earlier step of ``kinds``)."""
         return self.resolver.path(self.table.get(key, default), self.key, key, kinds=kinds)
 
+    def paths(self, key: str, *, required: str | None = None) -> list:
+        """The paths ``table[key]`` names, one value or a list; ``required``: the error if none."""
+        values = self.table.get(key, [])
+        if isinstance(values, str):
+            values = [values]
+        if not values and required:
+            self.fail(required, key)
+        return [self.resolver.path(v, self.key, key) for v in values]
+
     def settings(self, inner: dict, fixed: dict):
         """The kind's settings class from ``inner`` (the table less the keys the step reads itself)."""
         return table_settings(self.recipe, self.key, self.kind.settings_class(), inner, fixed=fixed)
@@ -240,12 +249,7 @@ def _same_clip(sidecar: Path, settings, source: str) -> bool:
 def _prep_frames(st: StepTable):
     from ..sources.windows import parse_window
 
-    inputs = st.table.get("inputs", [])
-    if isinstance(inputs, str):
-        inputs = [inputs]
-    if not inputs:
-        st.fail("a frames-average step needs inputs = ['@clips' or paths].", "inputs")
-    paths = [st.resolver.path(v, st.key, "inputs") for v in inputs]
+    paths = st.paths("inputs", required="a frames-average step needs inputs = ['@clips' or paths].")
     inner = {k: v for k, v in st.table.items() if k not in ("inputs", "window")}
     if "window" in st.table:
         try:
@@ -295,14 +299,9 @@ def _short_run(inner: dict, limit, every: tuple):
 def _prep_train(st: StepTable):
     from ..train.data import parse_data_spec
 
-    data = st.table.get("data", [])
-    if isinstance(data, str):
-        data = [data]
-    if not data:
-        st.fail("a train step needs data = ['@synth:2', '@real:1'].", "data")
-    sources = tuple(parse_data_spec(st.resolver.path(d, st.key, "data")) for d in data)
-    val = st.table.get("val_data", [])
-    val = tuple(st.resolver.path(v, st.key, "val_data") for v in ([val] if isinstance(val, str) else val))
+    data = st.paths("data", required="a train step needs data = ['@synth:2', '@real:1'].")
+    sources = tuple(parse_data_spec(d) for d in data)
+    val = tuple(st.paths("val_data"))
     inner = {k: v for k, v in st.table.items() if k not in ("data", "val_data")}
     if st.limit is not None:
         inner.pop("epochs", None)
@@ -339,8 +338,7 @@ def _run_train(step, plan, workers):
 
 def _prep_evaluate(st: StepTable):
     model = st.path("model", kinds=("train",))
-    data = st.table.get("data", [])
-    data = tuple(st.resolver.path(d, st.key, "data") for d in ([data] if isinstance(data, str) else data))
+    data = tuple(st.paths("data"))
     inner = {k: v for k, v in st.table.items() if k not in ("model", "data")}
     if st.limit is not None:
         inner["limit"] = min(int(inner.get("limit") or st.limit), st.limit)
