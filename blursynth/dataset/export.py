@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import BadInputError
-from .outputs import OutputKind, claim
+from .outputs import OutputKind, claim, temporary_path
 from .reader import PairDataset
 
 _EXPORT_FOLDERS = ("blur", "sharp", "psf")
@@ -50,7 +50,7 @@ def export_png(dataset, out, *, progress: bool = True, overwrite: bool = False) 
         raise BadInputError(f"--out {out} is or holds the dataset {dataset} being exported; choose another folder.")
     # The export is built beside ``out`` and renamed into place: nothing is made here.
     claim(out, EXPORT, overwrite=overwrite, create=False)
-    tmp = out.with_name(f".{out.name}.tmp{os.getpid()}")
+    tmp = temporary_path(out)
     shutil.rmtree(tmp, ignore_errors=True)
     for sub in _EXPORT_FOLDERS:
         (tmp / sub).mkdir(parents=True)

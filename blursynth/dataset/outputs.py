@@ -169,14 +169,17 @@ def claim(out, kind: OutputKind, *, overwrite: bool = False, create: bool = True
     return Claim(out, marked=marked, created=created)
 
 
-def _tmp(path: Path) -> Path:
+def temporary_path(path) -> Path:
+    """The hidden name beside ``path`` that a file or folder is built under before it is renamed
+    to ``path`` (``.name.tmpPID``: hidden, so claims and globs of real outputs skip it)."""
+    path = Path(path)
     return path.with_name(f".{path.name}.tmp{os.getpid()}")
 
 
 def _atomic_write(path, write) -> None:
     """Call ``write(file)`` on a temporary file beside ``path``, fsync it, and rename it to ``path``."""
     path = Path(path)
-    tmp = _tmp(path)
+    tmp = temporary_path(path)
     try:
         with open(tmp, "wb") as f:
             write(f)

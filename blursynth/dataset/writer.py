@@ -24,7 +24,7 @@ import pyarrow.parquet as pq
 
 from ..errors import BadInputError, DatasetError
 from .executors import LOCAL, Executor, ProgressBar, report_rows, run_shards
-from .outputs import OutputKind, atomic_write_text, claim
+from .outputs import OutputKind, atomic_write_text, claim, temporary_path
 from .schema import (
     DATA_DIR, FORMAT_VERSION, MANIFEST, NO_COMPRESSION_COLUMNS, PROGRESS, read_json_object, sha256_file, shard_name,
 )
@@ -342,7 +342,7 @@ def _write_shard(task):
     """Worker: build rows ``start..stop-1`` and write one shard atomically."""
     path, schema, start, stop, make_rows, row_group_size = task
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    tmp = temporary_path(path)
     schema = _writer_metadata(schema, row_group_size)
     compression = {c: "zstd" for c in _leaf_columns(schema)}
     for c in NO_COMPRESSION_COLUMNS:
