@@ -68,16 +68,6 @@ def test_import_flat_and_export_round_trip(tmp_path, run_cli, photo):
     assert r.code == 2 and "exists" in error_line(r)
 
 
-def test_export_writes_psfs(tmp_path, run_cli):
-    from .test_dataset_writer import write_tiny
-
-    write_tiny(tmp_path / "d", n=4)
-    assert run_cli("dataset", "export", tmp_path / "d", "--out", tmp_path / "x").code == 0
-    psf = np.load(tmp_path / "x/psf/000000001.npy")
-    np.testing.assert_allclose(psf, np.full((3, 3), 1 / 9), rtol=1e-6)
-    assert (tmp_path / "x/psf/000000001.png").exists() and not (tmp_path / "x/psf/000000000.npy").exists()
-
-
 def test_converted_images_are_noted(tmp_path, run_cli, photo):
     root = tmp_path / "flat"
     gray = cv2.cvtColor(photo, cv2.COLOR_RGB2GRAY)
@@ -148,25 +138,6 @@ def test_same_folder_from_two_places_gives_same_shards(tmp_path, run_cli, photo)
     assert (tmp_path / "da" / shard).read_bytes() == (tmp_path / "db" / shard).read_bytes()
     ids = sorted(PairDataset(tmp_path / "da")[i]["id"] for i in range(2))
     assert ids == ["x.jpg", "x.png"]
-
-
-def test_export_overwrite_never_replaces_the_dataset_or_foreign_files(tmp_path, run_cli):
-    from .test_dataset_writer import write_tiny
-
-    write_tiny(tmp_path / "d", n=2)
-    r = run_cli("dataset", "export", tmp_path / "d", "--out", tmp_path / "d", "--overwrite")
-    assert r.code == 2 and "is or holds the dataset" in error_line(r)
-    r = run_cli("dataset", "export", tmp_path / "d", "--out", tmp_path, "--overwrite")
-    assert r.code == 2 and "is or holds the dataset" in error_line(r)
-    assert verify_dataset(tmp_path / "d")["rows"] == 2
-    (tmp_path / "mine").mkdir()
-    (tmp_path / "mine/photo.png").write_bytes(b"keep")
-    r = run_cli("dataset", "export", tmp_path / "d", "--out", tmp_path / "mine", "--overwrite")
-    assert r.code == 2 and "not an earlier export" in error_line(r)
-    assert (tmp_path / "mine/photo.png").read_bytes() == b"keep"
-    # An earlier export is still replaced.
-    assert run_cli("dataset", "export", tmp_path / "d", "--out", tmp_path / "x").code == 0
-    assert run_cli("dataset", "export", tmp_path / "d", "--out", tmp_path / "x", "--overwrite").code == 0
 
 
 def test_import_folder_names_and_unreadable_sharp_partner(tmp_path, run_cli, photo):
