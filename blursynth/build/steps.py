@@ -120,7 +120,8 @@ def prepare_step(recipe: Recipe, i: int, table: dict, resolver: Resolver, out: P
     return step
 
 
-def _public(settings, *drop) -> dict:
+def _settings_dict(settings, *drop) -> dict:
+    """The settings as a dict (for the plan's description), less the fields ``drop``."""
     return {k: v for k, v in dataclasses.asdict(settings).items() if k not in drop}
 
 
@@ -157,7 +158,7 @@ def _prep_blur(st: StepTable):
         fixed["kernels"] = st.path("kernels", kinds=("trajectories",))
     inner = {k: v for k, v in st.table.items() if k not in ("photos", "kernels")}
     st.step.settings = st.settings(inner, fixed)
-    st.step.describe = {k: v for k, v in _public(st.step.settings).items() if v not in (None, False)}
+    st.step.describe = {k: v for k, v in _settings_dict(st.step.settings).items() if v not in (None, False)}
 
 
 def _run_blur(step, plan, workers):
@@ -309,7 +310,7 @@ def _prep_train(st: StepTable):
     fixed = {"data": sources, "out": str(st.step.out), "val_data": val, "resume": True}
     st.step.settings = st.settings(inner, fixed)
     _check_vgg(st)
-    st.step.describe = _public(st.step.settings, "progress")
+    st.step.describe = _settings_dict(st.step.settings, "progress")
 
 
 def _check_vgg(st: StepTable):
@@ -344,7 +345,7 @@ def _prep_evaluate(st: StepTable):
         inner["limit"] = min(int(inner.get("limit") or st.limit), st.limit)
     fixed = {"model": model, "data": data, "json_path": str(st.step.out / "report.json")}
     st.step.settings = st.settings(inner, fixed)
-    st.step.describe = _public(st.step.settings, "progress")
+    st.step.describe = _settings_dict(st.step.settings, "progress")
 
 
 def _run_evaluate(step, plan, workers):
@@ -370,7 +371,7 @@ def _prep_bgan_train(st: StepTable):
     fixed = {"sharp": sharp, "real_blur": real, "out": str(st.step.out), "resume": True}
     st.step.settings = st.settings(inner, fixed)
     _check_vgg(st)
-    st.step.describe = _public(st.step.settings, "progress")
+    st.step.describe = _settings_dict(st.step.settings, "progress")
 
 
 def _run_bgan_train(step, plan, workers):
@@ -384,7 +385,7 @@ def _prep_bgan_blur(st: StepTable):
     model = st.path("model", kinds=("bgan-train",))
     inner = {k: v for k, v in st.table.items() if k not in ("photos", "model")}
     st.step.settings = st.settings(inner, {"photos": photos, "model": model})
-    st.step.describe = _public(st.step.settings, "progress")
+    st.step.describe = _settings_dict(st.step.settings, "progress")
 
 
 def _run_bgan_blur(step, plan, workers):
