@@ -17,6 +17,8 @@ KIND = runs.RunKind(
     other_formats={"other-run": "{file}: is the other kind"},
     wrong_format="{file}: is format {format!r}, not ours",
     wrong_version="{file}: version {version!r}; we read {expected}",
+    needs_resume="--out {out}: pass --resume",
+    other_recipe="{file}: was {key}={was}, now {now}",
     is_dataset="--out {out}: a dataset", is_file="--out {out}: a file",
     not_a_run="--out {out}: not a run (it holds {name})",
 )
@@ -123,3 +125,16 @@ def test_sample_sheet_rows_side_by_side_padded_and_written_as_png(tmp_path):
         assert np.array_equal(load_rgb8(tmp_path / f"s{level}.png")[0], sheet)
     runs.save_sample_sheet(tmp_path / "none.png", [])
     assert not (tmp_path / "none.png").exists()
+
+
+def test_resume_needs_the_flag_and_the_same_recipe(tmp_path):
+    runs.require_resume(tmp_path, KIND, True)
+    with pytest.raises(BadInputError, match="pass --resume$"):
+        runs.require_resume(tmp_path, KIND, False)
+    ckpt = {"recipe": {"lr": 0.1, "seed": 0}}
+    runs.check_recipe(ckpt, {"lr": 0.1, "seed": 0}, tmp_path, KIND)
+    with pytest.raises(BadInputError) as e:
+        runs.check_recipe(ckpt, {"lr": 0.1, "seed": 1, "crop": 8}, tmp_path, KIND)
+    assert str(e.value) == f"{tmp_path / 'checkpoint.pt'}: was seed=0, now 1"  # the first key
+    with pytest.raises(BadInputError, match="was crop=None, now 'a'"):
+        runs.check_recipe({}, {"crop": "a"}, tmp_path, KIND)

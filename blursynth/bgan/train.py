@@ -42,6 +42,10 @@ RUN_KIND = runs.RunKind(
     wrong_format="{file}: is format {format!r}, not a BGAN model; " + _EXPECTED,
     wrong_version="{file}: BGAN model format version {version!r}; this blursynth reads version "
                   "{expected}. Use the blursynth that wrote it, or train again.",
+    needs_resume="--out {out}: already holds a BGAN run; pass --resume to continue it or choose "
+                 "another --out.",
+    other_recipe="{file}: was trained with {key}={was}; this run asks for {now}. Resume with the "
+                 "same settings or use another --out.",
     is_dataset="--out {out} is a dataset folder; expected a folder for the BGAN model. Choose "
                "another --out.",
     is_file="--out {out}: is a file; expected a folder for the model.",
@@ -362,15 +366,8 @@ def train_bgan(settings: BGANTrainSettings) -> dict:
     recipe = settings.recipe()
     ckpt = runs.open_run_folder(out, RUN_KIND)
     if ckpt is not None:
-        if not settings.resume:
-            raise BadInputError(f"--out {out}: already holds a BGAN run; pass --resume to continue "
-                                f"it or choose another --out.")
-        diff = [k for k in recipe if ckpt.get("recipe", {}).get(k) != recipe[k]]
-        if diff:
-            k = diff[0]
-            raise BadInputError(
-                f"{out / CHECKPOINT}: was trained with {k}={ckpt['recipe'].get(k)!r}; this run "
-                f"asks for {recipe[k]!r}. Resume with the same settings or use another --out.")
+        runs.require_resume(out, RUN_KIND, settings.resume)
+        runs.check_recipe(ckpt, recipe, out, RUN_KIND)
 
     gen, critic = build_bgan(config, seed=seed)
     gen, critic, perceptual = gen.to(device), critic.to(device), perceptual.to(device)

@@ -45,6 +45,9 @@ class RunKind:
     other_formats : dict
         Format name -> message, for checkpoints of another kind this blursynth knows.
     wrong_format, wrong_version : str
+    needs_resume, other_recipe : str
+        ``--out`` holds a run and ``--resume`` was not given; the checkpoint's recipe differs
+        from this run's at ``{key}`` (``{was}``, ``{now}``: the two values).
     is_dataset, is_file, not_a_run : str
         ``--out`` is a dataset folder; is a file; is a folder holding ``{name}`` (quoted), not a
         name of the run.
@@ -57,6 +60,8 @@ class RunKind:
     unreadable: str
     wrong_format: str
     wrong_version: str
+    needs_resume: str
+    other_recipe: str
     is_dataset: str
     is_file: str
     not_a_run: str
@@ -157,6 +162,23 @@ def open_run_folder(out, kind: RunKind):
     # joined the process group.
     claim(out, kind.output, create=False)
     return None
+
+
+def require_resume(out, kind: RunKind, resume: bool) -> None:
+    """Refuse to train into a run folder that holds a checkpoint unless ``--resume`` was given."""
+    if not resume:
+        raise BadInputError(kind.needs_resume.format(out=out))
+
+
+def check_recipe(ckpt: dict, recipe: dict, out, kind: RunKind) -> None:
+    """Refuse to resume a checkpoint whose recipe (the settings a resumed run must share)
+    differs from this run's; the message names the first key that differs."""
+    was = ckpt.get("recipe", {})
+    diff = [k for k in recipe if was.get(k) != recipe[k]]
+    if diff:
+        k = diff[0]
+        raise BadInputError(kind.other_recipe.format(file=Path(out) / CHECKPOINT, key=k,
+                                                     was=repr(was.get(k)), now=repr(recipe[k])))
 
 
 def write_run_json(path, meta: dict) -> None:

@@ -43,6 +43,10 @@ RUN_KIND = runs.RunKind(
                                      "expected the --out folder of 'blursynth train'."},
     wrong_format="{file}: not a blursynth DeblurGAN checkpoint.",
     wrong_version="{file}: checkpoint version {version}; this blursynth reads version {expected}.",
+    needs_resume="--out {out}: already holds a training run; pass --resume to continue it or "
+                 "choose another --out.",
+    other_recipe="{file}: checkpoint was trained with {key}={was}; this run asks for {now}. Resume "
+                 "with the same settings or use another --out.",
     is_dataset="--out {out} is a dataset folder; expected a folder for the training run. Choose "
                "another --out.",
     is_file="--out {out}: is a file; expected a folder for the run.",
@@ -357,21 +361,13 @@ def plan_run(settings: TrainSettings) -> RunPlan:
 def _check_resume(ckpt, settings, config, recipe, precision, device, total, rank) -> None:
     """Refuse to continue a checkpoint with other settings; warn when the length changes."""
     out = Path(settings.out)
-    if not settings.resume:
-        raise BadInputError(f"--out {out}: already holds a training run; pass --resume to "
-                            f"continue it or choose another --out.")
+    runs.require_resume(out, RUN_KIND, settings.resume)
     if ckpt["model_config"] != config.to_dict():
         raise BadInputError(
             f"{out / CHECKPOINT}: checkpoint is of config {ckpt['model_config']['name']!r} "
             f"({ckpt['model_config']}); this run asks for {config.name!r}. Pass the same "
             f"--config or another --out.")
-    diff = [k for k in recipe if ckpt["recipe"].get(k) != recipe[k]]
-    if diff:
-        k = diff[0]
-        raise BadInputError(
-            f"{out / CHECKPOINT}: checkpoint was trained with {k}={ckpt['recipe'].get(k)!r}; "
-            f"this run asks for {recipe[k]!r}. Resume with the same settings or use another "
-            f"--out.")
+    runs.check_recipe(ckpt, recipe, out, RUN_KIND)
     # Checkpoints from before --precision ran bf16 exactly where auto does now.
     trained_in = ckpt.get("precision", resolve_precision("auto", device))
     if trained_in != precision:
