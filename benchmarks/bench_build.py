@@ -19,29 +19,28 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks._common import machine_line, write_section  # noqa: E402
-from blursynth.build import STEP_KINDS, plan_build, run_build  # noqa: E402
-from blursynth.io.dataset import PAIR_SCHEMA, build_context, use_executor, write_dataset  # noqa: E402
+from blursynth.build import plan_build, run_build  # noqa: E402
+from blursynth.build.steps import STEP_KINDS  # noqa: E402
+from blursynth.dataset import PAIR_SCHEMA, Executor, WriteOptions, write_dataset  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def _time_step(plan, name, mode, workers, out):
     """Wall seconds and rows of one step run into ``out``."""
-    from blursynth.io.dataset import load_manifest
+    from blursynth.dataset import load_manifest
 
     step = next(s for s in plan.steps if s.name == name)
     step = dataclasses.replace(step, out=out)
-    info = {"file": plan.recipe.path.name, "fingerprint": plan.recipe.fingerprint, "step": name, "limit": plan.limit}
     t = time.perf_counter()
-    with use_executor(mode), build_context(info):
-        STEP_KINDS[step.run][1](step, plan, workers)
+    STEP_KINDS[step.run].run(step, dataclasses.replace(plan, executor=mode), workers)
     return time.perf_counter() - t, load_manifest(out)["num_rows"]
 
 
 def _tiny_rows(start, stop):
     import numpy as np
 
-    from blursynth.io.dataset import pair_row
+    from blursynth.dataset import pair_row
 
     for i in range(start, stop):
         img = np.full((8, 8, 3), i % 256, np.uint8)
@@ -53,9 +52,9 @@ def ray_overhead(work: Path, n_shards: int = 48):
 
     def run(mode, out):
         t = time.perf_counter()
-        with use_executor(mode):
-            write_dataset(out, kind="pairs", schema=PAIR_SCHEMA, n_items=n_shards, shard_size=1,
-                          make_rows=_tiny_rows, fingerprint="o", command={}, progress=False)
+        write_dataset(out, kind="pairs", schema=PAIR_SCHEMA, n_items=n_shards, shard_size=1,
+                      make_rows=_tiny_rows, fingerprint="o", command={}, progress=False,
+                      options=WriteOptions(executor=Executor(mode)))
         return time.perf_counter() - t
 
     local = run("local", work / "ov-local")

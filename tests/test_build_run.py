@@ -182,13 +182,13 @@ def test_ray_executor_matches_local_and_survives_a_killed_task(tmp_path, ray_loc
         if name != "build.json":
             assert local[name] == remote[name], name
 
-    from blursynth.dataset.writer import use_executor
+    from blursynth.dataset import Executor, WriteOptions
 
     marker = str(tmp_path / "crashed")
     make_rows = functools.partial(_crash_once_rows, marker=marker)
-    with use_executor("ray"):
-        write_dataset(tmp_path / "killed", kind="pairs", schema=PAIR_SCHEMA, n_items=15, shard_size=5,
-                      make_rows=make_rows, fingerprint="ray", command={}, progress=False)
+    write_dataset(tmp_path / "killed", kind="pairs", schema=PAIR_SCHEMA, n_items=15, shard_size=5,
+                  make_rows=make_rows, fingerprint="ray", command={}, progress=False,
+                  options=WriteOptions(executor=Executor("ray")))
     assert os.path.exists(marker)  # the task really died once and was retried
     assert not list((tmp_path / "killed/data").glob(".*"))
     assert verify_dataset(tmp_path / "killed")["rows"] == 15

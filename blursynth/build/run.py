@@ -99,7 +99,6 @@ def describe_plan(plan: Plan) -> str:
 def run_build(plan: Plan, *, workers: int = 1, progress_echo=print) -> dict:
     """Run every step of a plan in order (resuming what an earlier run finished)."""
     from ..dataset import load_manifest, verify_dataset
-    from ..dataset.writer import build_context, use_executor
     from ..kernelbank import KERNEL_SCHEMA  # noqa: F401  (registers the 'kernels' kind verify checks)
 
     plan.out.mkdir(parents=True, exist_ok=True)
@@ -109,13 +108,9 @@ def run_build(plan: Plan, *, workers: int = 1, progress_echo=print) -> dict:
     for step in plan.steps:
         progress_echo(f"[{step.index + 1}/{len(plan.steps)}] {step.name}: {step.run}")
         kind = STEP_KINDS[step.run]
-        info = {"file": plan.recipe.path.name, "fingerprint": plan.recipe.fingerprint, "step": step.name,
-                "limit": plan.limit}
-        # Shards whose work runs on torch ask Ray for a GPU when there is one.
-        device = getattr(step.settings, "device", "cpu")
-        gpus = _gpus_per_task() if kind.on_gpu and device != "cpu" else 0.0
-        with use_executor(plan.executor, plan.address, gpus_per_task=gpus), build_context(info):
-            result = kind.run(step, plan, workers)
+        # A step that writes a dataset passes the plan's executor, limit and recipe to the
+        # writer itself (steps.write_options).
+        result = kind.run(step, plan, workers)
         if kind.writes_pairs:
             report = verify_dataset(step.out, decode=False)
             result = {"rows": report["rows"], "fingerprint": load_manifest(step.out)["fingerprint"]}
@@ -148,11 +143,3 @@ def _summary(result):
         return {k: v for k, v in result.items() if isinstance(v, (int, float, str, bool, type(None)))}
     return str(result)
 
-
-def _gpus_per_task() -> float:
-    try:
-        import torch
-
-        return 1.0 if torch.cuda.is_available() else 0.0
-    except ImportError:  # pragma: no cover
-        return 0.0

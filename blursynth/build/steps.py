@@ -141,11 +141,35 @@ def _prep_trajectories(st: StepTable):
     st.step.describe = {"n": s.n, "seed": s.seed, "exposures": list(s.exposures)}
 
 
+def write_options(step: Step, plan):
+    """The :class:`~blursynth.dataset.writer.WriteOptions` of a dataset-writing step: the plan's
+    executor (shards that run torch ask Ray for a GPU when there is one), its ``--limit``, and
+    the recipe and step recorded in the manifest."""
+    from ..dataset.executors import LOCAL, Executor
+    from ..dataset.writer import WriteOptions
+
+    executor = LOCAL
+    if plan.executor != "local":
+        on_gpu = STEP_KINDS[step.run].on_gpu and getattr(step.settings, "device", "cpu") != "cpu"
+        executor = Executor(plan.executor, plan.address, _gpus_per_task() if on_gpu else 0.0)
+    recipe = {"file": plan.recipe.path.name, "fingerprint": plan.recipe.fingerprint, "step": step.name}
+    return WriteOptions(executor=executor, limit=plan.limit, recipe=recipe)
+
+
+def _gpus_per_task() -> float:
+    try:
+        import torch
+
+        return 1.0 if torch.cuda.is_available() else 0.0
+    except ImportError:  # pragma: no cover
+        return 0.0
+
+
 def _run_trajectories(step, plan, workers):
     from ..kernelbank import write_kernel_bank
 
     return write_kernel_bank(step.out, step.settings, workers=workers, recipe=str(plan.recipe.path),
-                             overwrite=plan.overwrite)
+                             overwrite=plan.overwrite, options=write_options(step, plan))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -164,7 +188,8 @@ def _prep_blur(st: StepTable):
 def _run_blur(step, plan, workers):
     from ..pairs.shake import blur_photos
 
-    return blur_photos(step.settings, step.out, workers=workers, overwrite=plan.overwrite)
+    return blur_photos(step.settings, step.out, workers=workers, overwrite=plan.overwrite,
+                       options=write_options(step, plan))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -267,7 +292,7 @@ def _run_frames(step, plan, workers):
 
     paths, settings = step.settings
     return write_frame_pairs(paths, step.out, settings, workers=workers, overwrite=plan.overwrite,
-                             keep_freed=True)
+                             keep_freed=True, options=write_options(step, plan))
 
 
 def _prep_import(st: StepTable):
@@ -281,7 +306,8 @@ def _run_import(step, plan, workers):
     from ..pairs.real import import_pairs
 
     folder, config = step.settings
-    return import_pairs(folder, step.out, config, workers=workers, overwrite=plan.overwrite)
+    return import_pairs(folder, step.out, config, workers=workers, overwrite=plan.overwrite,
+                        options=write_options(step, plan))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -391,7 +417,8 @@ def _prep_bgan_blur(st: StepTable):
 def _run_bgan_blur(step, plan, workers):
     from ..pairs.bgan import bgan_blur
 
-    return bgan_blur(step.settings, step.out, workers=workers, overwrite=plan.overwrite)
+    return bgan_blur(step.settings, step.out, workers=workers, overwrite=plan.overwrite,
+                     options=write_options(step, plan))
 
 
 STEP_KINDS = {

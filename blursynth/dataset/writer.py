@@ -10,8 +10,6 @@ executor (:mod:`blursynth.dataset.executors`).
 
 from __future__ import annotations
 
-import contextlib
-import contextvars
 import json
 import math
 import os
@@ -28,30 +26,6 @@ from .outputs import OutputKind, atomic_write_text, claim, temporary_path
 from .schema import (
     DATA_DIR, FORMAT_VERSION, MANIFEST, NO_COMPRESSION_COLUMNS, PROGRESS, read_json_object, sha256_file, shard_name,
 )
-
-_executor_var = contextvars.ContextVar("blursynth_executor", default=LOCAL)
-_build_var = contextvars.ContextVar("blursynth_build", default=None)
-
-
-@contextlib.contextmanager
-def use_executor(name: str, address: str | None = None, *, gpus_per_task: float = 0.0):
-    """TRANSITIONAL: every write_dataset in the block runs on this executor."""
-    token = _executor_var.set(Executor(name, address, gpus_per_task) if name == "ray" else LOCAL)
-    try:
-        yield
-    finally:
-        _executor_var.reset(token)
-
-
-@contextlib.contextmanager
-def build_context(info: dict):
-    """TRANSITIONAL: every write_dataset in the block records ``info`` and obeys ``info["limit"]``."""
-    token = _build_var.set(dict(info))
-    try:
-        yield
-    finally:
-        _build_var.reset(token)
-
 
 @dataclass(frozen=True)
 class WriteOptions:
@@ -167,11 +141,6 @@ def write_dataset(
     if n_items < 1:
         raise BadInputError(f"number of items must be at least 1; got {n_items}.")
     options = options or WriteOptions()
-    # TRANSITIONAL (issue 14, step 4): until every entry function passes options through.
-    if options == WriteOptions():
-        build = _build_var.get()
-        options = WriteOptions(_executor_var.get(), build and build.get("limit"),
-                               build and {k: v for k, v in build.items() if k != "limit"})
     executor, limit = options.executor, options.limit
     if limit is not None and n_items > limit:
         # A limited build is another dataset: its own fingerprint, so that a full
