@@ -237,3 +237,23 @@ def test_killed_writer_leaves_no_partial_shard_and_rerun_is_identical(tmp_path):
     for p in (tmp_path / "clean").rglob("*"):
         if p.is_file():
             assert p.read_bytes() == (out / p.relative_to(tmp_path / "clean")).read_bytes(), p.name
+
+
+def test_write_options_limit_and_recipe(tmp_path):
+    from blursynth.config import fingerprint
+    from blursynth.dataset import WriteOptions
+
+    recipe = {"file": "r.toml", "fingerprint": "abc", "step": "synth"}
+    m = write_dataset(tmp_path / "d", kind="pairs", schema=PAIR_SCHEMA, n_items=20, shard_size=6,
+                      make_rows=functools.partial(tiny_rows, fp="fp-test"), fingerprint="fp-test",
+                      command={"test": "fp-test"}, progress=False, options=WriteOptions(limit=5, recipe=recipe))
+    assert m["num_rows"] == m["planned_items"] == 5 and m["recipe"] == recipe
+    # A limited dataset is another dataset: a full write into the folder is refused, not resumed.
+    assert m["fingerprint"] == fingerprint({"fingerprint": "fp-test", "limit": 5})
+    with pytest.raises(DatasetError, match="different command"):
+        write_tiny(tmp_path / "d")
+    # A limit above the number of items changes nothing.
+    full = write_dataset(tmp_path / "e", kind="pairs", schema=PAIR_SCHEMA, n_items=20, shard_size=6,
+                         make_rows=functools.partial(tiny_rows, fp="fp-test"), fingerprint="fp-test",
+                         command={"test": "fp-test"}, progress=False, options=WriteOptions(limit=50))
+    assert full == write_tiny(tmp_path / "f")
