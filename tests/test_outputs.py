@@ -133,3 +133,26 @@ def test_verify_refuses_a_kind_no_module_registered(tmp_path):
     (tmp_path / "d/manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(DatasetError, match=r"a 'scenes' dataset, a kind this program cannot check"):
         verify_dataset(tmp_path / "d")
+
+
+def test_every_folder_writer_refuses_a_file_as_out(tmp_path, run_cli, photo):
+    """One claim per writer: an --out that is a file is refused in one line and left alone."""
+    from blursynth.sources.photos import save_rgb8
+
+    from .conftest import error_line
+
+    save_rgb8(tmp_path / "photos" / "p.png", photo)
+    for side in ("blur", "sharp"):
+        save_rgb8(tmp_path / "pairs" / side / "a.png", photo)
+    target = tmp_path / "f"
+    target.write_text("keep")
+    commands = [
+        ("trajectories", "--n", 2),
+        ("blur", tmp_path / "photos", "--psf-source", "fresh", "--crop", "80x80"),
+        ("dataset", "import", tmp_path / "pairs", "--layout", "flat"),
+        ("render-leaves", "--n", 1, "--size", 32),
+    ]
+    for args in commands:
+        r = run_cli(*args, "--out", target)
+        assert r.code == 2 and "is a file" in error_line(r), (args, r.err)
+        assert target.read_text() == "keep"

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 from fractions import Fraction
-from pathlib import Path
 
 import click
 
@@ -58,12 +57,6 @@ def odd_size(ctx, param, value):
         raise click.BadParameter(
             f"must be an odd integer >= 3; got {value}. Try {max(3, value | 1)}.", ctx, param
         )
-    return value
-
-
-def out_dir(ctx, param, value):
-    if value is not None and Path(value).exists() and not Path(value).is_dir():
-        raise click.BadParameter(f"{value} is a file; expected a directory.", ctx, param)
     return value
 
 

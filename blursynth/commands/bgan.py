@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from ._common import echo_manifest, finite, out_dir, overwrite_option, positive_int, seed_option, \
+from ._common import echo_manifest, finite, overwrite_option, positive_int, seed_option, \
     workers_option
 
 _device_option = click.option("--device", default="auto", show_default=True,
@@ -29,7 +29,7 @@ def bgan():
 @click.option("--real-blur", required=True, type=click.Path(),
               help="Real blurred photos, unpaired with --sharp: a folder of images, or a pair "
                    "dataset (its blurred images).")
-@click.option("--out", type=click.Path(), required=True, callback=out_dir,
+@click.option("--out", type=click.Path(), required=True,
               help="Model folder (checkpoint, metrics, sample sheets).")
 @click.option("--steps", type=click.IntRange(1, None), required=True, help="Updates of both networks.")
 @click.option("--config", type=click.Choice(["paper", "small", "tiny"]), default="paper",
@@ -115,7 +115,7 @@ def train(sharp, real_blur, out, steps, config, width, blocks, image_skip, patch
 @bgan.command(name="blur")
 @click.argument("photos", type=click.Path())
 @click.option("--model", required=True, type=click.Path(), help="The --out folder of 'bgan train'.")
-@click.option("--out", type=click.Path(), required=True, callback=out_dir, help="Output dataset directory.")
+@click.option("--out", type=click.Path(), required=True, help="Output dataset directory.")
 @click.option("--per-image", type=int, default=1, show_default=True, callback=positive_int,
               help="Pairs per photo, each with its own noise vector.")
 @click.option("--tile", type=click.IntRange(16, None), default=512, show_default=True,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from ._common import (
-    echo_manifest, out_dir, overwrite_option, parse_fraction, positive_int, seed_option,
+    echo_manifest, overwrite_option, parse_fraction, positive_int, seed_option,
     workers_option,
 )
 
@@ -61,7 +61,7 @@ def _resize(ctx, param, value):
 @click.argument("photos", type=click.Path())
 @click.option("--kernels", type=click.Path(), default=None,
               help="Kernel bank made by 'blursynth trajectories' (for --psf-source bank).")
-@click.option("--out", type=click.Path(), required=True, callback=out_dir, help="Output dataset directory.")
+@click.option("--out", type=click.Path(), required=True, help="Output dataset directory.")
 @click.option("--psf-source", type=click.Choice(["bank", "fresh"]), default="bank", show_default=True,
               help="Read PSFs from --kernels, or draw a new trajectory for every pair.")
 @click.option("--exposure", default="random", show_default=True, callback=_exposure,

@@ -6,12 +6,12 @@ import json
 
 import click
 
-from ._common import out_dir, positive_int, workers_option
+from ._common import positive_int, workers_option
 
 
 @click.command()
 @click.argument("recipe", type=click.Path())
-@click.option("--out", type=click.Path(), default=None, callback=out_dir,
+@click.option("--out", type=click.Path(), default=None,
               help="Output folder (default: the recipe's [build] out, else builds/<recipe name>).")
 @click.option("--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True,
               help="Run shards in a local process pool, or as Ray tasks.")

@@ -6,7 +6,7 @@ import json
 
 import click
 
-from ._common import echo_manifest, out_dir, overwrite_option, positive_int, workers_option
+from ._common import echo_manifest, overwrite_option, positive_int, workers_option
 
 
 @click.group()
@@ -88,7 +88,7 @@ def export(path, out, fmt, overwrite):
 
 @dataset.command(name="import")
 @click.argument("folder", type=click.Path())
-@click.option("--out", type=click.Path(), required=True, callback=out_dir, help="Output dataset directory.")
+@click.option("--out", type=click.Path(), required=True, help="Output dataset directory.")
 @click.option("--layout", type=click.Choice(["gopro", "flat"]), default="gopro", show_default=True,
               help="gopro: <seq>/blur/NAME beside <seq>/sharp/NAME at any depth; flat: blur/ and sharp/ in FOLDER.")
 @click.option("--blur-dir", default="blur", show_default=True, help="Name of the blurred folders (GoPro: blur or blur_gamma).")

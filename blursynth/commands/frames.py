@@ -6,7 +6,7 @@ import re
 
 import click
 
-from ._common import echo_manifest, finite, out_dir, overwrite_option, positive_int, seed_option, workers_option
+from ._common import echo_manifest, finite, overwrite_option, positive_int, seed_option, workers_option
 
 
 class WindowRange(click.ParamType):
@@ -51,7 +51,7 @@ def _positive_fps(ctx, param, value):
 
 @click.command(name="frames-average")
 @click.argument("inputs", nargs=-1, required=True, type=click.Path())
-@click.option("--out", type=click.Path(), required=True, callback=out_dir, help="Output dataset directory.")
+@click.option("--out", type=click.Path(), required=True, help="Output dataset directory.")
 @click.option("--window", type=WindowRange(), default="5-25", show_default=True,
               help="Frames per pair: one length (7) or a range (5-25) drawn per pair from the seed.")
 @click.option("--overlap", type=click.IntRange(0, None), default=0, show_default=True,

@@ -5,14 +5,14 @@ from __future__ import annotations
 import click
 
 from ._common import (
-    FractionList, echo_manifest, finite, odd_size, out_dir, overwrite_option, positive_int, seed_option,
+    FractionList, echo_manifest, finite, odd_size, overwrite_option, positive_int, seed_option,
     workers_option,
 )
 
 
 @click.command()
 @click.option("--n", "n", type=int, default=1000, show_default=True, callback=positive_int, help="Number of trajectories.")
-@click.option("--out", type=click.Path(), required=True, callback=out_dir, help="Output dataset directory.")
+@click.option("--out", type=click.Path(), required=True, help="Output dataset directory.")
 @seed_option
 @workers_option
 @click.option("--exposures", type=FractionList(), default="0.01,0.1,0.5,1", show_default=True,
