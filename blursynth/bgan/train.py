@@ -289,16 +289,31 @@ def load_bgan_generator(path, device="cpu"):
 
 
 # --------------------------------------------------------------------------------------------
-# the run
+# the run: plan -> build -> loop, as the DeblurGAN trainer's
 
 
-def plan_training(settings: BGANTrainSettings):
-    """Check every input of a run and open its data; nothing is written.
+@dataclass(frozen=True)
+class BGANPlan:
+    """A checked BGAN run: what :func:`plan_training` found; nothing has been written yet."""
 
-    Returns
-    -------
-    config, weights, sharp_set, real_set
-    """
+    settings: BGANTrainSettings
+    config: BGANConfig
+    weights: LossWeights
+    sharp: object  # ImageSet
+    real: object  # ImageSet
+    device: torch.device
+    out: Path
+    perceptual: torch.nn.Module
+    perceptual_info: dict
+    recipe: dict
+    checkpoint: dict | None  # the run --resume continues
+
+
+def plan_training(settings: BGANTrainSettings) -> BGANPlan:
+    """Check every input of a run (settings, image sets, VGG file, the --out folder, a
+    checkpoint to resume) and open its data; nothing is written."""
+    from ..nn.device import resolve_device
+    from ..train.losses import build_content_loss
     from .data import ImageSet, check_patch_fits, check_unpaired
 
     check_seed(settings.seed)
@@ -326,36 +341,7 @@ def plan_training(settings: BGANTrainSettings):
     check_unpaired(sharp, real)
     check_patch_fits(sharp, settings.patch)
     check_patch_fits(real, settings.patch)
-    return config, weights, sharp, real
 
-
-def train_bgan(settings: BGANTrainSettings) -> dict:
-    """Train BGAN as ``settings`` says; write the model, metrics and sample sheets to ``out``.
-
-    Everything that can be wrong with the input (the image sets, patch size, VGG file, an
-    existing run or a checkpoint of other settings) is checked before anything is written.
-
-    Returns
-    -------
-    summary : dict
-        ``steps`` done, ``total_steps``, ``out``, ``last`` (losses), ``lr``, ``fingerprint``
-        of the generator, ``stopped`` (``"done"`` or ``"time"``).
-
-    Examples
-    --------
-    >>> s = BGANTrainSettings(sharp="photos/", real_blur="blurry/", out="model/", steps=10,
-    ...                       config="tiny", patch=32, perceptual="none")   # doctest: +SKIP
-    >>> train_bgan(s)["steps"]                                              # doctest: +SKIP
-    10
-    """
-    from ..dataset.outputs import atomic_torch_save, atomic_write_text
-    from ..nn.device import resolve_device
-    from ..train.data import PositionSampler
-    from ..train.losses import build_content_loss
-    from ..train.models import from_model_range, to_model_range
-
-    config, weights, sharp_set, real_set = plan_training(settings)
-    seed = int(settings.seed)
     device = resolve_device(settings.device, index=0)
     out = Path(settings.out)
     if settings.perceptual == "none":
@@ -368,45 +354,78 @@ def train_bgan(settings: BGANTrainSettings) -> dict:
     if ckpt is not None:
         runs.require_resume(out, RUN_KIND, settings.resume)
         runs.check_recipe(ckpt, recipe, out, RUN_KIND)
+    return BGANPlan(settings=settings, config=config, weights=weights, sharp=sharp, real=real,
+                    device=device, out=out, perceptual=perceptual,
+                    perceptual_info=perceptual_info, recipe=recipe, checkpoint=ckpt)
 
-    gen, critic = build_bgan(config, seed=seed)
-    gen, critic, perceptual = gen.to(device), critic.to(device), perceptual.to(device)
-    trainer = BGANTrainer(gen, critic, perceptual, weights, lr=settings.lr)
+
+@dataclass
+class BGANParts:
+    """What :func:`build_training` made: the trainer (networks and optimisers) and the rate."""
+
+    trainer: BGANTrainer
+    plateau: PlateauDrop
+    start: int  # steps done before this process started
+
+
+def build_training(plan: BGANPlan) -> BGANParts:
+    """Build the networks (on the device) and restore the checkpoint; nothing is written."""
+    settings, device = plan.settings, plan.device
+    gen, critic = build_bgan(plan.config, seed=int(settings.seed))
+    gen, critic = gen.to(device), critic.to(device)
+    trainer = BGANTrainer(gen, critic, plan.perceptual.to(device), plan.weights, lr=settings.lr)
     plateau = PlateauDrop(settings.lr, window=settings.plateau_window,
                           patience=settings.plateau_patience, factor=settings.lr_drop,
                           min_lr=settings.min_lr)
     start = 0
-    if ckpt is not None:
-        trainer.load_state_dict(ckpt)
-        plateau.load_state_dict(ckpt["plateau"])
-        start = int(ckpt["step"])
+    if plan.checkpoint is not None:
+        trainer.load_state_dict(plan.checkpoint)
+        plateau.load_state_dict(plan.checkpoint["plateau"])
+        start = int(plan.checkpoint["step"])
+    return BGANParts(trainer=trainer, plateau=plateau, start=start)
+
+
+def _save(plan: BGANPlan, parts: BGANParts, metrics: runs.MetricsLog, step: int) -> None:
+    """The checkpoint, ``model.json`` (what ``bgan blur`` reports) and the metrics."""
+    from ..dataset.outputs import atomic_torch_save, atomic_write_text
+
+    config, weights, gen = plan.config.to_dict(), asdict(plan.weights), parts.trainer.g
+    state = parts.trainer.state_dict()
+    state.update({"format": MODEL_FORMAT, "version": MODEL_VERSION, "step": step,
+                  "total_steps": int(plan.settings.steps), "config": config,
+                  "recipe": plan.recipe, "loss_weights": weights,
+                  "perceptual": plan.perceptual_info, "plateau": parts.plateau.state_dict()})
+    atomic_torch_save(state, plan.out / CHECKPOINT)
+    info = {"format": MODEL_FORMAT, "version": MODEL_VERSION, "step": step,
+            "config": config, "fingerprint": model_fingerprint(gen),
+            "loss_weights": weights, "perceptual": plan.perceptual_info}
+    atomic_write_text(plan.out / MODEL_JSON, json.dumps(info, indent=1) + "\n")
+    metrics.save()
+
+
+def run_training(plan: BGANPlan, parts: BGANParts) -> dict:
+    """Train from ``parts.start`` to the settings' steps (or their time limit): log, sample
+    and checkpoint as the settings say, making the model folder first."""
+    from ..train.data import PositionSampler
+    from ..train.models import from_model_range, to_model_range
+
+    settings, device, out = plan.settings, plan.device, plan.out
+    trainer, plateau, start = parts.trainer, parts.plateau, parts.start
     total = int(settings.steps)
     if start >= total:
         return {"steps": start, "total_steps": total, "out": str(out), "last": {},
-                "lr": plateau.lr, "fingerprint": model_fingerprint(gen), "stopped": "done"}
+                "lr": plateau.lr, "fingerprint": model_fingerprint(trainer.g), "stopped": "done"}
 
     out.mkdir(parents=True, exist_ok=True)
     (out / SAMPLES_DIR).mkdir(exist_ok=True)
-    if ckpt is None:
+    if plan.checkpoint is None:
         runs.write_run_json(out / RUN_JSON, {
-            "settings": asdict(settings), "recipe": recipe, "perceptual": perceptual_info,
-            "n_sharp": len(sharp_set), "n_real_blur": len(real_set)})
+            "settings": asdict(settings), "recipe": plan.recipe,
+            "perceptual": plan.perceptual_info, "n_sharp": len(plan.sharp),
+            "n_real_blur": len(plan.real)})
     metrics = runs.MetricsLog(out / METRICS_CSV, METRIC_COLUMNS, start)
 
-    def save(step):
-        state = trainer.state_dict()
-        state.update({"format": MODEL_FORMAT, "version": MODEL_VERSION, "step": step,
-                      "total_steps": total, "config": config.to_dict(), "recipe": recipe,
-                      "loss_weights": asdict(weights), "perceptual": perceptual_info,
-                      "plateau": plateau.state_dict()})
-        atomic_torch_save(state, out / CHECKPOINT)
-        info = {"format": MODEL_FORMAT, "version": MODEL_VERSION, "step": step,
-                "config": config.to_dict(), "fingerprint": model_fingerprint(gen),
-                "loss_weights": asdict(weights), "perceptual": perceptual_info}
-        atomic_write_text(out / MODEL_JSON, json.dumps(info, indent=1) + "\n")
-        metrics.save()
-
-    dataset_ = _unpaired(sharp_set, real_set, seed, settings.patch)
+    dataset_ = _unpaired(plan.sharp, plan.real, int(settings.seed), settings.patch)
     loader = torch.utils.data.DataLoader(
         dataset_, batch_size=settings.batch_size,
         sampler=PositionSampler(start, total, settings.batch_size),
@@ -438,7 +457,7 @@ def train_bgan(settings: BGANTrainSettings) -> dict:
             out_of_time = (settings.max_seconds is not None
                            and time.perf_counter() - t0 >= settings.max_seconds)
             if step % settings.checkpoint_every == 0 or step == total or out_of_time:
-                save(step)
+                _save(plan, parts, metrics, step)
             if bar is not None:
                 bar.update(1)
                 bar.set_postfix(d=f"{losses['loss_d']:.3g}", blur=f"{losses['loss_blur']:.3g}",
@@ -450,9 +469,32 @@ def train_bgan(settings: BGANTrainSettings) -> dict:
         if bar is not None:
             bar.close()
     return {"steps": step, "total_steps": total, "out": str(out), "last": losses,
-            "lr": plateau.lr, "fingerprint": model_fingerprint(gen), "stopped": stopped,
-            "perceptual": perceptual_info, "n_sharp": len(sharp_set),
-            "n_real_blur": len(real_set), "seconds": time.perf_counter() - t0}
+            "lr": plateau.lr, "fingerprint": model_fingerprint(trainer.g), "stopped": stopped,
+            "perceptual": plan.perceptual_info, "n_sharp": len(plan.sharp),
+            "n_real_blur": len(plan.real), "seconds": time.perf_counter() - t0}
+
+
+def train_bgan(settings: BGANTrainSettings) -> dict:
+    """Train BGAN as ``settings`` says; write the model, metrics and sample sheets to ``out``.
+
+    Everything that can be wrong with the input (the image sets, patch size, VGG file, an
+    existing run or a checkpoint of other settings) is checked before anything is written.
+
+    Returns
+    -------
+    summary : dict
+        ``steps`` done, ``total_steps``, ``out``, ``last`` (losses), ``lr``, ``fingerprint``
+        of the generator, ``stopped`` (``"done"`` or ``"time"``).
+
+    Examples
+    --------
+    >>> s = BGANTrainSettings(sharp="photos/", real_blur="blurry/", out="model/", steps=10,
+    ...                       config="tiny", patch=32, perceptual="none")   # doctest: +SKIP
+    >>> train_bgan(s)["steps"]                                              # doctest: +SKIP
+    10
+    """
+    plan = plan_training(settings)
+    return run_training(plan, build_training(plan))
 
 
 def _unpaired(sharp_set, real_set, seed, patch):
