@@ -1,5 +1,4 @@
-"""The run folder both trainers write: its names, the checkpoint file and its format check,
-the metrics CSV, run.json and sample sheets.
+"""The run folder both trainers write: names, checkpoint checks, metrics, run.json, sample sheets.
 
 Each trainer describes its run with a :class:`RunKind` (its format name and version, the names
 its folder holds, its own messages); the reading, checking and writing are done here once.
@@ -116,7 +115,8 @@ def load_torch_file(path, *, file_name: str, missing: str, unreadable: str):
     try:
         return file, torch.load(file, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types for a file that is not its own
-        raise BadInputError(unreadable.format(path=path, file=file, error=type(exc).__name__)) from None
+        message = unreadable.format(path=path, file=file, error=type(exc).__name__)
+        raise BadInputError(message) from None
 
 
 def load_checkpoint(path, kind: RunKind) -> dict:

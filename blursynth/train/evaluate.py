@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from ..dataset.outputs import OutputKind, atomic_write_text, claim
 from ..errors import BadInputError

@@ -1,5 +1,8 @@
-"""The DeblurGAN training run: settings, then plan (check every input) -> build (models, data)
--> loop (updates, validation, checkpoints, metrics), on one process or under torchrun (DDP)."""
+"""The DeblurGAN training run: settings, then plan -> build -> loop, alone or under torchrun.
+
+:func:`plan_run` checks every input and writes nothing; :func:`build_run` makes the models, the
+data loader and the run folder; :func:`run_loop` trains, validates and checkpoints.
+"""
 
 from __future__ import annotations
 
