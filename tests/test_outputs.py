@@ -156,3 +156,26 @@ def test_every_folder_writer_refuses_a_file_as_out(tmp_path, run_cli, photo):
         r = run_cli(*args, "--out", target)
         assert r.code == 2 and "is a file" in error_line(r), (args, r.err)
         assert target.read_text() == "keep"
+
+
+def test_build_claims_its_folder(tmp_path, run_cli):
+    from .conftest import error_line
+    from .test_build_recipe import TINY
+
+    recipe = tmp_path / "tiny.toml"
+    recipe.write_text(TINY)
+    (tmp_path / "f").write_text("keep")
+    r = run_cli("build", recipe, "--out", tmp_path / "f", "--dry-run")
+    assert r.code == 2 and "is a file; expected a folder" in error_line(r)
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "thesis.tex").write_text("keep")
+    r = run_cli("build", recipe, "--out", mine, "--dry-run")
+    assert r.code == 2 and "not a build of this recipe (it holds 'thesis.tex')" in error_line(r)
+    # A build's own names (its steps, inputs, recipe copy) and logs are its to resume.
+    build = tmp_path / "b"
+    for name in ("bank", "synth", "inputs"):
+        (build / name).mkdir(parents=True)
+    for name in ("recipe.toml", "build.json", "build.log"):
+        (build / name).write_text("")
+    assert run_cli("build", recipe, "--out", build, "--dry-run").code == 0

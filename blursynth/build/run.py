@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from ..config import canonical_json
+from ..dataset.outputs import OutputKind, claim, hidden_or_log
 from ..errors import BadInputError
 from .recipe import Recipe, Resolver, read_inputs, read_recipe
 from .steps import STEP_KINDS, prepare_step
@@ -57,8 +58,6 @@ def plan_build(recipe_path, *, out=None, limit=None, executor="local", address=N
         if out is None:
             out = Path("builds") / recipe.path.stem
     out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise BadInputError(f"--out {out} is a file; expected a folder.")
     steps_data = data.get("steps")
     if not isinstance(steps_data, list) or not steps_data:
         recipe.fail("a recipe needs at least one [[steps]] table.")
@@ -73,7 +72,20 @@ def plan_build(recipe_path, *, out=None, limit=None, executor="local", address=N
         step = prepare_step(recipe, i, table, resolver, out, seed, limit)
         outputs[step.name] = step
         steps.append(step)
+    claim(out, _build_output(s.name for s in steps), create=False)
     return Plan(recipe, out, inputs, steps, limit, executor, address, overwrite)
+
+
+def _build_output(step_names) -> OutputKind:
+    """A build folder holds the recipe's copy, build.json, the bundled inputs and one folder a step."""
+    own = {"recipe.toml", "build.json", "inputs", *step_names}
+    return OutputKind(
+        what="build",
+        is_file="--out {out} is a file; expected a folder.",
+        foreign="--out {out} is a non-empty folder that is not a build of this recipe (it holds {name}); "
+                "choose a new or empty folder.",
+        own=lambda name: name in own or hidden_or_log(name),
+    )
 
 
 def describe_plan(plan: Plan) -> str:
