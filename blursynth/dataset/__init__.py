@@ -33,3 +33,7 @@ def __getattr__(name):
     if module is None:
         raise AttributeError(f"module 'blursynth.dataset' has no attribute {name!r}")
     return getattr(importlib.import_module(f".{module}", __name__), name)
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_PUBLIC))
