@@ -1,4 +1,5 @@
-"""Trainer: learning on a fixed batch, exact resume, weighted mixing, evaluate and deblur."""
+"""train/loop.py: whole runs (exact resume, mixed sizes, VGG file, DDP under torchrun, bf16),
+and evaluate and deblur on a trained run."""
 
 import json
 import os
@@ -7,26 +8,11 @@ import numpy as np
 import pytest
 import torch
 
-from blursynth.train.data import MixedPairs, PositionSampler, split_indices
-from blursynth.train.losses import ContentLoss
 from blursynth.train.loop import load_checkpoint, load_generator
-from blursynth.train.models import CONFIGS, build_models
 from blursynth.train.trainer import Trainer
 
 FAST = ["--crop", "32", "--batch-size", "2", "--perceptual", "none", "--critic-steps", "2",
         "--val-count", "2", "--val-crop", "48", "--quiet"]
-
-
-def test_small_config_reduces_loss_on_a_fixed_batch():
-    g, d = build_models(CONFIGS["small"], seed=0)
-    trainer = Trainer(g, d, ContentLoss(None), lr=1e-3, critic_steps=1, seed=0)
-    torch_rng = torch.Generator().manual_seed(0)
-    sharp = torch.rand(2, 3, 32, 32, generator=torch_rng) * 2 - 1
-    blurred = torch.nn.functional.avg_pool2d(sharp, 5, stride=1, padding=2,
-                                             count_include_pad=False)
-    losses = [trainer.step(blurred, sharp)["loss_content"] for _ in range(16)]
-    start, end = np.mean(losses[:3]), np.mean(losses[-3:])
-    assert end < 0.8 * start, losses  # about 0.53 -> 0.38 here
 
 
 def _weights(ckpt):
@@ -77,80 +63,12 @@ def test_resume_after_interruption_equals_uninterrupted_run(tiny_pairs_dataset, 
         "step-0000002.png", "step-0000004.png"]
 
 
-def test_mixing_frequencies_match_weights_and_are_seeded(tiny_pairs_dataset):
-    a, b = tiny_pairs_dataset(), tiny_pairs_dataset(n=6, seed=1)
-    mix = MixedPairs([a, b], [np.arange(8), np.arange(6)], [2.0, 1.0], seed=7, crop=32)
-    picks = [mix.locate(k) for k in range(3000)]
-    share_a = np.mean([s == 0 for s, _ in picks])
-    assert abs(share_a - 2 / 3) < 0.03
-    rows_a = np.bincount([r for s, r in picks if s == 0], minlength=8)
-    assert rows_a.min() > 0.6 * rows_a.mean()  # uniform over the dataset's rows
-    again = MixedPairs([a, b], [np.arange(8), np.arange(6)], [2.0, 1.0], seed=7, crop=32)
-    assert [again.locate(k) for k in range(50)] == picks[:50]
-    other = MixedPairs([a, b], [np.arange(8), np.arange(6)], [2.0, 1.0], seed=8, crop=32)
-    assert [other.locate(k) for k in range(50)] != picks[:50]
-    # A sample is a function of its position: the same crop whatever was read before.
-    x1, y1 = mix[123]
-    mix[5]
-    x2, y2 = mix[123]
-    assert torch.equal(x1, x2) and torch.equal(y1, y2) and x1.shape == (3, 32, 32)
-
-
-def test_pairs_smaller_than_the_crop_are_skipped_by_a_seeded_redraw(tiny_pairs_dataset, capfd):
-    from blursynth.errors import DatasetError
-    from blursynth.train.data import STREAM_CROP, aligned_crop, open_pairs, to_tensor
-    from blursynth._rng import sample_rng
-
-    path = tiny_pairs_dataset(n=8, size=((48, 64), (24, 32)))  # odd rows are 24x32
-    ds = open_pairs(path)
-    mix = MixedPairs([path], [np.arange(8)], [1.0], seed=3, crop=32)
-    first = [mix.locate(k)[1] for k in range(40)]
-    assert {r % 2 for r in first} == {0, 1}  # both sizes are picked first
-    for k, row in enumerate(first):
-        b, s = mix[k]
-        assert b.shape == s.shape == (3, 32, 32)
-        if row % 2 == 0:  # a pair that fits reads exactly what it read before the rule
-            pair = ds[row]
-            eb, es = aligned_crop(pair["blurred"], pair["sharp"], 32, sample_rng(3, k, STREAM_CROP))
-            assert torch.equal(b, to_tensor(eb)) and torch.equal(s, to_tensor(es))
-    again = MixedPairs([path], [np.arange(8)], [1.0], seed=3, crop=32)
-    for k in (1, 7, 30):
-        assert all(torch.equal(u, v) for u, v in zip(mix[k], again[k]))
-    err = capfd.readouterr().err
-    assert err.count("warning:") == 2  # one line per dataset and process (mix, again)
-    assert "24x32, smaller than --crop 32" in err and "skipped" in err
-    with pytest.raises(DatasetError, match="no training pair is as large as --crop 60"):
-        MixedPairs([path], [np.arange(8)], [1.0], seed=3, crop=60)[0]
-    # One fitting pair among many small ones is still found once the random draws run out.
-    rare = tiny_pairs_dataset(n=80, size=((48, 64),) + ((24, 32),) * 79)  # only row 0 fits
-    mix = MixedPairs([rare], [np.arange(80)], [1.0], seed=3, crop=32)
-    b, _ = mix[next(k for k in range(50) if mix.locate(k)[1] != 0)]
-    row0 = open_pairs(rare)[0]
-    assert any(torch.equal(b, to_tensor(row0["blurred"][y:y + 32, x:x + 32]))
-               or torch.equal(b, to_tensor(row0["blurred"][y:y + 32, x:x + 32][:, ::-1]))
-               for y in range(48 - 31) for x in range(64 - 31))
-
-
 def test_train_runs_on_a_dataset_of_mixed_sizes(run_cli, tiny_pairs_dataset, tmp_path):
     path = tiny_pairs_dataset(n=8, size=((48, 64), (24, 32)))
     done = run_cli("train", "--data", path, "--out", tmp_path / "r", "--steps", "2",
                    "--workers", "0", "--val-fraction", "0", *FAST)
     assert done.code == 0, done.err
     assert "smaller than --crop 32" in done.err
-
-
-def test_position_sampler_splits_steps_across_ranks():
-    r0 = list(PositionSampler(1, 3, 2, rank=0, world_size=2))
-    r1 = list(PositionSampler(1, 3, 2, rank=1, world_size=2))
-    assert r0 == [4, 5, 8, 9] and r1 == [6, 7, 10, 11]
-
-
-def test_heldout_split_is_deterministic_and_disjoint():
-    ids = [f"{i:09d}" for i in range(500)]
-    tr, ho = split_indices(ids, 0.1)
-    tr2, ho2 = split_indices(ids[::-1], 0.1)
-    assert not set(tr) & set(ho)
-    assert sorted(ids[i] for i in ho) == sorted(ids[::-1][i] for i in ho2)
 
 
 def test_train_with_vgg_weights_file_records_it(tiny_pairs_dataset, tmp_path, run_cli):
@@ -199,23 +117,6 @@ def test_evaluate_and_deblur(tiny_pairs_dataset, tmp_path, run_cli):
     whole = deblur_array(gen, photo, tile=4096)
     assert got.shape == photo.shape
     assert np.abs(got.astype(int) - whole.astype(int)).max() <= 1  # rounding at most
-
-
-def test_each_rank_restores_its_own_generators():
-    g, d = build_models(CONFIGS["small"], seed=0)
-    ranks = [Trainer(g, d, ContentLoss(None), seed=3, rank=r) for r in range(2)]
-    saved = ranks[0].state_dict()
-    saved["rng_ranks"] = [t.rng_state() for t in ranks]
-    fresh = Trainer(g, d, ContentLoss(None), seed=3, rank=1)
-    fresh.rng_gp.manual_seed(99)  # a state that loading must replace
-    fresh.load_state_dict(saved, rank=1)
-    assert torch.equal(fresh.rng_gp.get_state(), ranks[1].rng_gp.get_state())
-    assert not torch.equal(fresh.rng_gp.get_state(), ranks[0].rng_gp.get_state())
-    # A single-process checkpoint holds rank 0's streams only: rank 1 keeps its own keyed ones.
-    single = ranks[0].state_dict()
-    other = Trainer(g, d, ContentLoss(None), seed=3, rank=1)
-    other.load_state_dict(single, rank=1)
-    assert torch.equal(other.rng_dropout.get_state(), ranks[1].rng_dropout.get_state())
 
 
 @pytest.mark.slow
@@ -274,24 +175,6 @@ def test_two_process_ddp_run_resumed_after_a_kill_equals_an_uninterrupted_one(ti
     _assert_same_weights_and_moments(ca, cb, step=4)
     for ra, rb in zip(ca["rng_ranks"], cb["rng_ranks"], strict=True):
         assert torch.equal(ra["gp"], rb["gp"]) and torch.equal(ra["dropout"], rb["dropout"])
-
-
-def test_content_only_training_leaves_the_critic_alone():
-    # --critic-steps 0: the generator learns from the content loss; the critic is not updated.
-    g, d = build_models(CONFIGS["small"], seed=0)
-    before = {k: v.clone() for k, v in d.state_dict().items()}
-    trainer = Trainer(g, d, ContentLoss(None), lr=1e-3, critic_steps=0, seed=0)
-    torch_rng = torch.Generator().manual_seed(0)
-    sharp = torch.rand(2, 3, 32, 32, generator=torch_rng) * 2 - 1
-    blurred = torch.nn.functional.avg_pool2d(sharp, 5, stride=1, padding=2,
-                                             count_include_pad=False)
-    steps = [trainer.step(blurred, sharp) for _ in range(16)]
-    losses = [s["loss_content"] for s in steps]
-    assert np.mean(losses[-3:]) < 0.8 * np.mean(losses[:3]), losses
-    assert all(np.isnan(s["loss_d"]) and np.isnan(s["loss_adv"]) for s in steps)
-    assert steps[-1]["loss_g"] == pytest.approx(100.0 * losses[-1], rel=1e-6)
-    for k, v in d.state_dict().items():
-        assert torch.equal(v, before[k]), k
 
 
 def test_bf16_on_cpu_trains_and_is_recorded(tiny_pairs_dataset, tmp_path, run_cli):
