@@ -64,6 +64,9 @@ workers_option = click.option(
     "--workers", type=int, default=1, show_default=True, callback=positive_int,
     help="Worker processes (the output is identical whatever the number).",
 )
+#: ``--device`` (resolved by :func:`blursynth.nn.device.resolve_device` when the command runs).
+device_option = click.option("--device", default="auto", show_default=True,
+                             help="auto (CUDA if present), cpu, cuda or cuda:N.")
 seed_option = click.option("--seed", type=click.IntRange(0, 2**63 - 1), default=0, show_default=True, help="Run seed.")
 overwrite_option = click.option(
     "--overwrite", is_flag=True, help="Replace an existing dataset made by a different command."

@@ -4,11 +4,8 @@ from __future__ import annotations
 
 import click
 
-from ._common import echo_manifest, finite, overwrite_option, positive_int, seed_option, \
-    workers_option
-
-_device_option = click.option("--device", default="auto", show_default=True,
-                              help="auto (CUDA if present), cpu, cuda or cuda:N.")
+from ._common import device_option, echo_manifest, finite, overwrite_option, positive_int, \
+    seed_option, workers_option
 
 
 @click.group()
@@ -64,7 +61,7 @@ def bgan():
 @click.option("--plateau-patience", type=click.IntRange(1, None), default=5, show_default=True,
               help="Readings without improvement before the learning rate drops 10x.")
 @seed_option
-@_device_option
+@device_option
 @click.option("--workers", type=click.IntRange(0, None), default=0, show_default=True,
               help="Data loader worker processes (the samples do not depend on it).")
 @click.option("--sample-every", type=click.IntRange(1, None), default=500, show_default=True,
@@ -120,7 +117,7 @@ def train(sharp, real_blur, out, steps, config, width, blocks, image_skip, patch
               help="Pairs per photo, each with its own noise vector.")
 @click.option("--tile", type=click.IntRange(16, None), default=512, show_default=True,
               help="Largest output tile side in px (photos of any size; the result does not depend on it).")
-@click.option("--device", default="auto", show_default=True, help="auto (CUDA if present), cpu, cuda or cuda:N.")
+@device_option
 @click.option("--png-level", type=click.IntRange(0, 9), default=None,
               help="zlib level; default is the fast fpng encoder.")
 @click.option("--shard-size", type=int, default=256, show_default=True, callback=positive_int,

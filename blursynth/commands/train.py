@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import click
 
-from ._common import finite, seed_option
+from ._common import device_option, finite, seed_option
 
 
 def _data_specs(ctx, param, value):
@@ -15,10 +15,6 @@ def _data_specs(ctx, param, value):
         return tuple(parse_data_spec(v) for v in value)
     except ValueError as exc:  # BadInputError is a ValueError
         raise click.BadParameter(str(exc)) from None
-
-
-_device_option = click.option("--device", default="auto", show_default=True,
-                              help="auto (CUDA if present), cpu, cuda or cuda:N.")
 
 
 @click.command()
@@ -53,7 +49,7 @@ _device_option = click.option("--device", default="auto", show_default=True,
 @click.option("--dropout", type=click.FloatRange(0, 1, max_open=True), default=None,
               help="Dropout in the generator's ResBlocks [the config's: 0.5, as the paper].")
 @seed_option
-@_device_option
+@device_option
 @click.option("--precision", type=click.Choice(["auto", "fp32", "bf16"]), default="auto",
               show_default=True,
               help="bf16 autocast or fp32; auto: bf16 on CUDA GPUs that support it, fp32 on "
@@ -125,7 +121,7 @@ def train(data, out, config, steps, epochs, crop, batch_size, lr, critic_steps, 
 @click.option("--tile", type=click.IntRange(64, None), default=1024, show_default=True, help="Largest tile side.")
 @click.option("--norm-stats", type=click.Choice(["global", "tile"]), default="global", show_default=True,
               help="InstanceNorm statistics from the whole image (exact) or per tile (faster).")
-@_device_option
+@device_option
 @click.option("--json", "json_path", type=click.Path(), default=None, help="Also write the figures as JSON here.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def evaluate(model, data, split, limit, tile, norm_stats, device, json_path, quiet):
@@ -154,7 +150,7 @@ def evaluate(model, data, split, limit, tile, norm_stats, device, json_path, qui
 @click.option("--norm-stats", type=click.Choice(["global", "tile"]), default="global", show_default=True,
               help="InstanceNorm statistics from the whole image (matches whole-image inference) "
                    "or per tile (about 10x fewer operations on large photos).")
-@_device_option
+@device_option
 @click.option("--overwrite", is_flag=True, help="Replace existing output files.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def deblur(inputs, model, out, tile, blend, norm_stats, device, overwrite, quiet):
