@@ -26,7 +26,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks._common import machine_line, median_time, run_command, write_section  # noqa: E402
 from blursynth._allocator import keep_freed_memory  # noqa: E402
 from blursynth.ops.average import LinearAverager  # noqa: E402
-from blursynth.pairs.frames import FramesAverageSettings, iter_pairs, plan_frames_average, write_frame_pairs  # noqa: E402
+from blursynth.pairs.frames import (  # noqa: E402
+    FramesAverageSettings, iter_pairs, plan_frames_average, write_frame_pairs,
+)
 from blursynth.sources.render import RenderSettings, render_clip  # noqa: E402
 from blursynth.sources.video import iter_frames, probe_source  # noqa: E402
 
@@ -298,7 +300,7 @@ def main():
         f"{k_vec[0]:.2f} ms | {k_scalar[0]:.2f} ms |",
         f"| --overlap: running sum's add, per frame | {k_vec[1]:.2f} ms | {k_scalar[1]:.2f} ms |",
         f"| --overlap: exact read-out, per pair | {k_vec[2]:.2f} ms | {k_scalar[2]:.2f} ms |",
-        f"| --overlap, as the pipeline runs it: one frame in, one out, read-out (`slide`), per pair | "
+        f"| --overlap, as the pipeline runs it: one frame in, one out, read-out (`LinearAverager.window`), per pair | "
         f"{k_vec[3]:.2f} ms | {k_scalar[3]:.2f} ms |",
         "",
         f"(The AVX-512 column is {'the vector kernel' if vector else 'the scalar kernels again: this CPU has no VBMI'}.) "

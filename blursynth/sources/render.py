@@ -25,7 +25,6 @@ import numpy as np
 
 from .._numba import njit
 from ..errors import BadInputError
-from ..ops.color import CameraResponse
 from ..ops.encode8 import linear_lut, sum_readout
 
 QUALITIES = ("lossless", "high")
