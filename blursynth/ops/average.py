@@ -171,6 +171,11 @@ class LinearAverager:
             raise ValueError(f"{len(leaving)} frames cannot leave a window of {self.count}")
         if len(leaving) == self.count:
             self.count, leaving = 0, []  # none stays: start afresh
+        count = self.count - len(leaving) + len(entering)
+        if count < 1:
+            raise ValueError("a window must hold at least one frame")
+        if self.acc.dtype == np.uint32 and count > _UINT32_MAX_ITEMS:
+            raise ValueError(f"at most {_UINT32_MAX_ITEMS} frames fit this averager's sums; got {count}.")
         if self.count == 0 and not hold:
             return self._average(entering)
         if self.vector:
