@@ -9,7 +9,7 @@ to the float64 formula ``round(255 * encode(mean(decode(frames / 255))))``
 except where that value lies within about 1e-3 of a rounding tie.
 
 Two backends give the same bytes: on CPUs with AVX-512 VBMI a window's
-look-ups, sums and read-out are one vector pass (:mod:`blursynth._simd`);
+look-ups, sums and read-out are one vector pass (:mod:`blursynth.ops._average_avx512`);
 elsewhere scalar Numba kernels sum up to :data:`GROUP_FRAMES` frames per pass.
 The choice is made here, per averager, and nowhere else.
 """
@@ -132,10 +132,10 @@ class LinearAverager:
 
     @property
     def vector(self) -> bool:
-        """Whether windows are summed by the AVX-512 kernel (:mod:`blursynth._simd`) here."""
-        from .. import _simd
+        """Whether windows are summed by the AVX-512 kernel (:mod:`._average_avx512`) here."""
+        from . import _average_avx512 as avx512
 
-        return self.acc.dtype == np.uint32 and _simd.available() and _simd.plane_tables(self.lut) is not None
+        return self.acc.dtype == np.uint32 and avx512.available() and avx512.plane_tables(self.lut) is not None
 
     # -- the interface ---------------------------------------------------------------------------
     def window(self, entering, leaving=(), *, hold: bool = True) -> np.ndarray:
@@ -212,15 +212,15 @@ class LinearAverager:
 
     def _result(self) -> np.ndarray:
         """The average of the frames held, encoded to uint8 ``shape``."""
-        from .. import _simd
+        from . import _average_avx512 as avx512
 
         if self.count < 1:
             raise ValueError("no frames to average")
         readout, steps = self._table(self.count)
         out = np.empty(self.acc.size, dtype=np.uint8)
         m = 0
-        if steps is not None and _simd.levels(self.acc, steps, out):
-            m = self.acc.size // _simd.VECTOR_BYTES * _simd.VECTOR_BYTES
+        if steps is not None and avx512.levels(self.acc, steps, out):
+            m = self.acc.size // avx512.VECTOR_BYTES * avx512.VECTOR_BYTES
         if m < self.acc.size:
             readout.encode(self.acc[m:], out[m:])
         return out.reshape(self.shape)
@@ -291,9 +291,9 @@ class LinearAverager:
 
     # -- the AVX-512 backend -----------------------------------------------------------------------
     def _vector_sums(self, flats, mode: str) -> bool:
-        from .. import _simd
+        from . import _average_avx512 as avx512
 
-        if self.acc.dtype != np.uint32 or not _simd.window_sums(flats, self.lut, self.acc, mode):
+        if self.acc.dtype != np.uint32 or not avx512.window_sums(flats, self.lut, self.acc, mode):
             return False
         if mode == "sub":
             self._scalar_tail(subs=flats)
@@ -307,9 +307,9 @@ class LinearAverager:
         Both sum the same integers, so the bytes match. ``fresh``: the first of
         ``adds`` replaces the held sums. Returns ``(start, sums)`` of the tail.
         """
-        from .. import _simd
+        from . import _average_avx512 as avx512
 
-        m = self.acc.size // _simd.VECTOR_BYTES * _simd.VECTOR_BYTES
+        m = self.acc.size // avx512.VECTOR_BYTES * avx512.VECTOR_BYTES
         tail = self.acc[m:]
         if tail.size:
             for flat in subs:
@@ -320,7 +320,7 @@ class LinearAverager:
 
     def _slide(self, entering, leaving) -> np.ndarray:
         """Subtract ``leaving``, add ``entering`` and read out, in one vector pass."""
-        from .. import _simd
+        from . import _average_avx512 as avx512
 
         count = self.count + len(entering) - len(leaving)
         if not 1 <= count or count > _UINT32_MAX_ITEMS:
@@ -331,7 +331,7 @@ class LinearAverager:
         subs = [_flat_u8(f, self.shape) for f in leaving]
         readout, steps = self._table(count)
         out = np.empty(self.acc.size, dtype=np.uint8)
-        if not _simd.window_slide(adds, subs, self.lut, steps, self.acc, out):
+        if not avx512.window_slide(adds, subs, self.lut, steps, self.acc, out):
             raise RuntimeError("the vector kernel declined a window it was chosen for")
         self.count = count
         m, tail = self._scalar_tail(adds=adds, subs=subs)
@@ -339,11 +339,11 @@ class LinearAverager:
         return out.reshape(self.shape)
 
     def _vector_average(self, flats) -> np.ndarray:
-        from .. import _simd
+        from . import _average_avx512 as avx512
 
         readout, steps = self._table(len(flats))
         out = np.empty(self.acc.size, dtype=np.uint8)
-        if not _simd.window_levels(flats, self.lut, steps, out):
+        if not avx512.window_levels(flats, self.lut, steps, out):
             raise RuntimeError("the vector kernel declined a window it was chosen for")
         m, tail = self._scalar_tail(adds=flats, fresh=True)
         readout.encode(tail, out[m:])
@@ -356,9 +356,9 @@ class LinearAverager:
             readout = sum_readout(self.crf, count, self.acc.dtype.type)
             steps = None
             if self.acc.dtype == np.uint32:  # tiny; used where the vector kernel runs
-                from .. import _simd
+                from . import _average_avx512 as avx512
 
-                steps = _simd.step_tables(readout.thresholds)
+                steps = avx512.step_tables(readout.thresholds)
             table = self._tables[count] = (readout, steps)
         return table
 

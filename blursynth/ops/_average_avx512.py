@@ -529,7 +529,7 @@ def step_tables(thresholds: np.ndarray) -> np.ndarray:
     Parameters
     ----------
     thresholds : (257,) ndarray, non-decreasing, ``thresholds[0] == 0``
-        As :func:`blursynth.video.encode_thresholds` makes them, all below 2**32.
+        As :func:`blursynth.ops.encode8.sum_readout` makes them, all below 2**32.
 
     Returns
     -------
@@ -558,7 +558,7 @@ def window_levels(frames, lut: np.ndarray, steps: np.ndarray, out: np.ndarray) -
 
     ``out[i]`` is the largest level ``k`` with ``T[k] <= sum(lut[f[i]] for f
     in frames)``, with ``steps = step_tables(T)``: what
-    :func:`blursynth.video.LinearAverager.result` reads out of the same sums.
+    :class:`blursynth.ops.average.LinearAverager` reads out of the same sums.
     Arguments as :func:`window_sums`, with ``out`` uint8.
     """
     return _run_window("levels", frames, lut, steps, out, np.uint8)
@@ -571,7 +571,7 @@ def window_slide(adds, subs, lut: np.ndarray, steps: np.ndarray, sums: np.ndarra
     - sum(lut[f[i]] for f in subs)`` (uint32, modulo 2**32), then ``out[i]``
     is the largest ``k`` with ``T[k] <= sums[i]`` for ``steps =
     step_tables(T)``: what adding, subtracting and
-    :func:`blursynth.video.LinearAverager.result` do in three passes.
+    the scalar read-out of :class:`blursynth.ops.average.LinearAverager` do in three passes.
 
     Parameters
     ----------
