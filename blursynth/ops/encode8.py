@@ -109,7 +109,7 @@ def float_thresholds(crf) -> np.ndarray:
     Examples
     --------
     >>> t = float_thresholds("none")
-    >>> t.shape, float(t[0]) == np.float32(0.5 / 255)
+    >>> t.shape, bool(t[0] == np.float32(0.5 / 255))
     ((255,), True)
     """
     crf = CameraResponse.parse(crf)
