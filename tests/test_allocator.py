@@ -7,6 +7,8 @@ import sys
 
 import pytest
 
+pytestmark = pytest.mark.slow  # each test starts a fresh Python process
+
 
 def test_keep_freed_memory_stops_refaulting_frames():
     # Hold a window of frame-sized arrays, drop it, repeat: with glibc's defaults the

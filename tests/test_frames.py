@@ -157,6 +157,7 @@ def test_stale_sidecar_is_an_error(clip, tmp_path, capsys):
     _bad([tmp_path / "c.mkv"], tmp_path, capsys, "stale sidecar")
 
 
+@pytest.mark.slow  # starts the command in a fresh process
 def test_a_video_then_a_frame_folder_in_one_run(clip, tmp_path):
     # In a fresh process (OpenCV not yet imported), as a user runs it: the folder's reader
     # threads once imported OpenCV at the same time and saw a half-made module.
