@@ -11,7 +11,8 @@ Two kinds of value are read out this way:
   :func:`linear_lut` (frame averaging): the levels times ``n * scale``, rounded
   up to integers (:func:`sum_thresholds`), read out by :func:`encode_sums`.
 
-Both read-outs run the one kernel :func:`_levels`: a table indexed by
+Both read-outs (and the grouped sums of :mod:`blursynth.ops.average`, which read
+a block out without storing it) run the one kernel :func:`_levels`: a table indexed by
 ``sqrt(value)`` gives the code at the start of the value's bucket, and one
 comparison with the next level (or a short walk, for curves too steep for
 that) finishes it.

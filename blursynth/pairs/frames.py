@@ -397,7 +397,7 @@ def write_frame_pairs(inputs, out, settings: FramesAverageSettings, *, workers: 
     """Make (blurred, sharp) pairs from high-frame-rate video and write them as a dataset.
 
     Each pair averages a window of consecutive frames in linear light (exactly;
-    see the module notes) and takes the window's middle frame as sharp (the
+    see :mod:`blursynth.ops.average`) and takes the window's middle frame as sharp (the
     later middle frame for even windows, recorded as ``sharp_offset_frames =
     0.5``). Window lengths come from ``sample_rng(seed, pair_index, 1)``, so the
     dataset does not depend on ``workers``.
