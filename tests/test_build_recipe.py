@@ -202,6 +202,9 @@ def test_set_and_input_errors(tiny_recipe, tmp_path, run_cli):
         (["--input", "photos"], "'photos' is not NAME=PATH."),
         (["--set", "bank.bogus=1"], f"error: {tiny_recipe}: --set bank.bogus=1: unknown key 'bogus' in [trajectories]"),
         (["--set", "synth.per_imag=2"], f"error: {tiny_recipe}: --set synth.per_imag=2: unknown key 'per_imag'"),
+        # --limit lowers n; a value that is no number is left for the check that names it.
+        (["--limit", "3", "--set", "bank.n=nan"],
+         f"error: {tiny_recipe}: --set bank.n=nan: [trajectories]: --n must be a positive integer; got nan."),
     ]:
         r = run_cli("build", tiny_recipe, "--out", tmp_path / "o2", "--dry-run", *args)
         assert r.code == 2 and expect in error_line(r), (args, r.err)

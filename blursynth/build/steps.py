@@ -120,25 +120,22 @@ def prepare_step(recipe: Recipe, i: int, table: dict, resolver: Resolver, out: P
     return step
 
 
+def _capped(value, most):
+    """``value`` lowered to ``most`` (for --limit); a value that is not a number is returned as
+    it is, for the settings class to refuse, naming its line."""
+    try:
+        return min(int(value), most)
+    except (TypeError, ValueError, OverflowError):
+        return value
+
+
 def _settings_dict(settings, *drop) -> dict:
     """The settings as a dict (for the plan's description), less the fields ``drop``."""
     return {k: v for k, v in dataclasses.asdict(settings).items() if k not in drop}
 
 
 # ---------------------------------------------------------------------------------------------
-# trajectories
-
-
-def _prep_trajectories(st: StepTable):
-    section = {k: v for k, v in st.table.items() if k not in ("name", "run")}
-    if st.limit is not None:
-        section["n"] = min(int(section.get("n", 1000)), st.limit)
-    try:
-        st.step.settings = kernel_bank_config(section, where=None)
-    except SettingError as exc:
-        st.fail(str(exc), exc.field if exc.field in section else None)
-    s = st.step.settings
-    st.step.describe = {"n": s.n, "seed": s.seed, "exposures": list(s.exposures)}
+# steps that write a dataset
 
 
 def write_options(step: Step, plan):
@@ -163,6 +160,22 @@ def _gpus_per_task() -> float:
         return 1.0 if torch.cuda.is_available() else 0.0
     except ImportError:  # pragma: no cover
         return 0.0
+
+
+# ---------------------------------------------------------------------------------------------
+# trajectories
+
+
+def _prep_trajectories(st: StepTable):
+    section = {k: v for k, v in st.table.items() if k not in ("name", "run")}
+    if st.limit is not None:
+        section["n"] = _capped(section.get("n", 1000), st.limit)
+    try:
+        st.step.settings = kernel_bank_config(section, where=None)
+    except SettingError as exc:
+        st.fail(str(exc), exc.field if exc.field in section else None)
+    s = st.step.settings
+    st.step.describe = {"n": s.n, "seed": s.seed, "exposures": list(s.exposures)}
 
 
 def _run_trajectories(step, plan, workers):
@@ -318,9 +331,9 @@ def _short_run(inner: dict, limit, every: tuple):
     """At most ``limit`` steps, and each of ``every`` (e.g. checkpoint_every) within them."""
     if limit is None:
         return
-    inner["steps"] = min(int(inner.get("steps") or limit), limit)
+    inner["steps"] = _capped(inner.get("steps") or limit, limit)
     for name in every:
-        inner[name] = min(int(inner.get(name, 500)), inner["steps"])
+        inner[name] = _capped(inner.get(name, 500), inner["steps"])
 
 
 def _prep_train(st: StepTable):
@@ -368,7 +381,7 @@ def _prep_evaluate(st: StepTable):
     data = tuple(st.paths("data"))
     inner = {k: v for k, v in st.table.items() if k not in ("model", "data")}
     if st.limit is not None:
-        inner["limit"] = min(int(inner.get("limit") or st.limit), st.limit)
+        inner["limit"] = _capped(inner.get("limit") or st.limit, st.limit)
     fixed = {"model": model, "data": data, "json_path": str(st.step.out / "report.json")}
     st.step.settings = st.settings(inner, fixed)
     st.step.describe = _settings_dict(st.step.settings, "progress")
