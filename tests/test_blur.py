@@ -8,6 +8,7 @@ import pytest
 import scipy.signal
 
 from blursynth.ops.blur import render_pair
+from blursynth.ops.encode8 import encode_uint8
 
 
 def line_psf(k=7):
@@ -124,5 +125,5 @@ def test_torch_path_for_gpus_agrees_with_cpu_path():
             b = _blur_linear_torch(img, psf, c, border, torch.device("cpu"), "fft")
             torch.testing.assert_close(a, b, atol=2e-6, rtol=0)
             ea = _encode_hwc(a, c)
-            eb = np.ascontiguousarray(c.encode_uint8(b).permute(1, 2, 0).numpy())
+            eb = np.ascontiguousarray(encode_uint8(c, b).permute(1, 2, 0).numpy())
             assert np.abs(ea.astype(int) - eb).max() <= 1

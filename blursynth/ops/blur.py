@@ -20,6 +20,7 @@ from ..errors import BadInputError
 from .color import CameraResponse
 from .convolve import check_fits, check_psf
 from .degrade import jpeg_roundtrip, noise_field
+from .encode8 import encode_planes, encode_uint8
 
 
 def render_pair(photo, psf, *, crf="gamma:2.2", border="reflect", saturation=None,
@@ -152,5 +153,5 @@ def _encode_hwc(linear, crf):
     they give the same codes for the same linear values.
     """
     if linear.device.type == "cpu" and linear.dtype.is_floating_point:
-        return crf.encode_planes_uint8(linear.float())
-    return np.ascontiguousarray(crf.encode_uint8(linear).permute(1, 2, 0).cpu().numpy())
+        return encode_planes(crf, linear.detach().float().numpy())
+    return np.ascontiguousarray(encode_uint8(crf, linear).permute(1, 2, 0).cpu().numpy())

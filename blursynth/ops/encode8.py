@@ -139,7 +139,7 @@ def _float_tables(kind: str, gamma: float):
 def encode_planes(crf, planes) -> np.ndarray:
     """(C, H, W) float32 linear planes to an (H, W, C) uint8 image: clip to [0, 1], encode, round.
 
-    The same codes as :meth:`CameraResponse.encode_uint8` (a binary search
+    The same codes as :func:`encode_uint8` (a binary search
     over :func:`float_thresholds`), in one pass of the read-out kernel.
 
     Parameters
@@ -167,8 +167,40 @@ def encode_planes(crf, planes) -> np.ndarray:
     if one_step:
         _encode_rows(planes, start, nxt, padded, out)
     else:
-        out[...] = np.moveaxis(crf.encode_uint8(planes), 0, -1)
+        out[...] = np.moveaxis(encode_uint8(crf, planes), 0, -1)
     return out
+
+
+def encode_uint8(crf, linear):
+    """Float linear light to uint8 code values: clip to [0, 1], encode, round (halves up).
+
+    The code of ``x`` is the number of :func:`float_thresholds` that are
+    <= ``x``: no power per pixel, and the same on every device.
+
+    Parameters
+    ----------
+    crf : CameraResponse or str
+    linear : ndarray or torch.Tensor, float
+        Any shape.
+
+    Returns
+    -------
+    image : uint8, same shape (a tensor on the same device for tensors)
+
+    Examples
+    --------
+    >>> encode_uint8("gamma:2.2", np.array([0.0, 0.218, 1.0]))
+    array([  0, 128, 255], dtype=uint8)
+    """
+    thresholds = float_thresholds(crf)
+    if type(linear).__module__.startswith("torch"):  # no torch import for NumPy callers
+        import torch
+
+        t = torch.tensor(thresholds, device=linear.device)
+        x = linear.float() if linear.dtype != torch.float32 else linear
+        return torch.bucketize(x.contiguous(), t, right=True).to(torch.uint8)
+    x = np.asarray(linear, dtype=np.float32)
+    return np.searchsorted(thresholds, x, side="right").astype(np.uint8)
 
 
 _BELOW_ONE = np.float32(np.nextafter(np.float32(1), np.float32(0)))
