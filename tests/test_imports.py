@@ -77,22 +77,8 @@ def test_the_graph_reader_sees_relative_and_lazy_imports():
     assert "blursynth.dataset.preview" not in _graph(module_level_only=True)["blursynth.kernelbank"]
 
 
-# Cycles known and not yet removed, each with its owner's reason. Listed so that the suite
-# shows them (as an expected failure below) without hiding any new one.
-KNOWN_CYCLES = {
-    # CameraResponse.encode_uint8 calls the encoder (lazily); the encoder parses a CameraResponse.
-    frozenset({"blursynth.ops.color", "blursynth.ops.encode8"}),
-}
-
-
 def test_no_import_cycle():
-    cycles = [c for c in _cycles(_graph(module_level_only=False)) if frozenset(c) not in KNOWN_CYCLES]
-    assert not cycles, "import cycles: " + "; ".join(" -> ".join(c) for c in cycles)
-
-
-@pytest.mark.xfail(strict=True, reason="ops/color <-> ops/encode8 is still a (lazy) import cycle")
-def test_no_known_import_cycle_is_left():
-    cycles = [c for c in _cycles(_graph(module_level_only=False)) if frozenset(c) in KNOWN_CYCLES]
+    cycles = _cycles(_graph(module_level_only=False))
     assert not cycles, "import cycles: " + "; ".join(" -> ".join(c) for c in cycles)
 
 
