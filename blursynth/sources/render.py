@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from .._numba import njit
+from ..dataset.outputs import OutputKind, claim, temporary_path
 from ..errors import BadInputError
 from ..ops.encode8 import linear_lut, sum_readout
 
@@ -42,6 +43,16 @@ CLIP_SUFFIXES = (".mp4", ".mkv", ".mov", ".avi", ".m4v")
 # The names _write_png_folder gives frames; an existing folder holding only these is ours.
 _FRAME_NAME = re.compile(r"\d{6}\.png")
 _SIDECAR_KEYS = ("positions_xy", "geometry", "n_frames", "fps")
+
+# The folder a clip goes in may be anyone's: render-clip adds only the clip and its sidecar
+# there, each checked by check_clip_output. Claimed so that it is made (with missing parents)
+# and checked writable up front, and removed again when a render fails.
+_CLIP_FOLDER = OutputKind(
+    what="clip folder",
+    is_file="--out {out}: is a file, not a folder; choose another --out.",
+    foreign="--out {out}: holds {name}",  # unused: every name is the folder's own
+    own=lambda name: True,
+)
 
 
 @dataclass(frozen=True)
@@ -250,14 +261,14 @@ def write_video(frames, out, *, fps: float, quality: str = "lossless", overwrite
     if quality not in QUALITIES:
         raise BadInputError(f"quality must be one of {QUALITIES}; got {quality!r}.")
     check_clip_output(out, overwrite=overwrite, sidecar=False)
-    created = _make_parent(out)
+    folder = claim(out.parent, _CLIP_FOLDER)
     tmp = _staging_name(out)
     try:
         n = _write_frames(frames, tmp, fps, quality, folder=out.suffix == "")
         _install(tmp, out)
     except BaseException:
         _discard(tmp)
-        _remove_created(created)
+        folder.undo()
         raise
     return n
 
@@ -353,22 +364,6 @@ def _ours(out: Path, side: Path | None) -> bool:
 def _staging_name(out: Path) -> Path:
     # Keep the suffix: the container format is chosen by it.
     return out.with_name(f".{out.stem}.tmp{os.getpid()}{out.suffix}")
-
-
-def _make_parent(out: Path) -> list:
-    """Create ``out``'s missing parent folders; return them, deepest first, for cleanup."""
-    missing = [p for p in (out.parent, *out.parent.parents) if not os.path.lexists(p)]
-    if missing:
-        out.parent.mkdir(parents=True, exist_ok=True)
-    return missing
-
-
-def _remove_created(created) -> None:
-    for folder in created:
-        try:
-            folder.rmdir()
-        except OSError:
-            break  # not empty (someone else wrote there): leave it
 
 
 def _discard(path: Path) -> None:
@@ -563,8 +558,8 @@ def render_clip(photo: np.ndarray, out, settings: RenderSettings, *, source: str
     }
     frames = render_frames(photo, traj, crf=settings.crf, geometry=geometry)
     sidecar = out.with_name(out.name + ".json")
-    created = _make_parent(out)
-    tmp, side_tmp = _staging_name(out), sidecar.with_name(f".{sidecar.name}.tmp{os.getpid()}")
+    folder = claim(out.parent, _CLIP_FOLDER)
+    tmp, side_tmp = _staging_name(out), temporary_path(sidecar)
     try:
         _write_frames(frames, tmp, settings.fps, settings.quality, folder=out.suffix == "")
         side_tmp.write_text(json.dumps(info, indent=1) + "\n")
@@ -573,7 +568,7 @@ def render_clip(photo: np.ndarray, out, settings: RenderSettings, *, source: str
     except BaseException:
         _discard(tmp)
         _discard(side_tmp)
-        _remove_created(created)
+        folder.undo()
         raise
     return info
 
