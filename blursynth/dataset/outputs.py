@@ -4,8 +4,10 @@ and files written whole or not at all (a temporary name in the same folder, fsyn
 Every command that writes a folder claims it first with :func:`claim` and the
 :class:`OutputKind` of what it writes: datasets and kernel banks
 (``dataset.writer.DATASET``), exports (``dataset.export.EXPORT``), dead-leaves
-folders (``sources.leaves``), training runs and BGAN models (``nn.runs``),
-render-clip frame folders, deblurred photos (``train.evaluate``). An ``OutputKind`` says
+folders (``sources.leaves``), training runs and BGAN models (``nn.runs.RunKind``
+in ``train.loop`` and ``bgan.train``), deblurred photos (``train.evaluate``),
+builds (``build.run``) and the folder a render-clip clip goes in (the clip and
+its sidecar, replaced whole, are checked by ``sources.render.check_clip_output``). An ``OutputKind`` says
 which names the kind's folders hold and the messages for a folder it must not
 touch; the kind is defined by the module that writes it (this package imports
 no generator). ``claim`` refuses a file, a folder holding names the kind does not
