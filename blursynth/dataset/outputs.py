@@ -7,12 +7,12 @@ Every command that writes a folder claims it first with :func:`claim` and the
 folders (``sources.leaves``), training runs and BGAN models (``nn.runs.RunKind``
 in ``train.loop`` and ``bgan.train``), deblurred photos (``train.evaluate``),
 builds (``build.run``) and the folder a render-clip clip goes in (the clip and
-its sidecar, replaced whole, are checked by ``sources.render.check_clip_output``). An ``OutputKind`` says
-which names the kind's folders hold and the messages for a folder it must not
-touch; the kind is defined by the module that writes it (this package imports
-no generator). ``claim`` refuses a file, a folder holding names the kind does not
-own, and (``create=True``) a place it cannot write, each in one line, before anything
-is written.
+its sidecar, replaced whole, are checked by ``sources.render.check_clip_output``).
+An ``OutputKind`` says which names the kind's folders hold and the messages for
+a folder it must not touch; the kind is defined by the module that writes it
+(this package imports no generator). ``claim`` refuses a file, a folder holding
+names the kind does not own, and (``create=True``) a place it cannot write, each
+in one line, before anything is written.
 """
 
 from __future__ import annotations
