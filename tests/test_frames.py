@@ -12,7 +12,8 @@ from blursynth.dataset import PairDataset
 from blursynth.ops.average import average_frames
 from blursynth.pairs.frames import rebuild_pair, window_psf
 from blursynth.sources.video import iter_frames, probe_source
-from blursynth.sources.windows import Window
+from blursynth.errors import BadInputError
+from blursynth.sources.windows import Window, parse_window
 
 from .conftest import write_clip
 
@@ -544,3 +545,16 @@ def test_progress_bar_counts_frames_with_any_worker_count(clip, tmp_path, monkey
 def test_no_window_fits_says_why(clip, tmp_path, capsys):
     line = _bad([clip, "--window", "5-1000"], tmp_path, capsys, "no window fits")
     assert "the longest input has 40" in line and "at or below 40" in line
+
+
+@pytest.mark.parametrize("window, says", [("5-", "a length or a range"), ("9-5", "Did you mean 5-9?"),
+                                          ("1", "at least 2 frames")])
+def test_cli_window_is_read_by_the_recipe_parser(tmp_path, capsys, window, says):
+    # One parser for --window on the command line and window = "..." in a recipe: the same line.
+    out = tmp_path / "pairs"
+    assert main(["frames-average", str(tmp_path / "clip.mp4"), "--window", window, "--out", str(out)]) == 2
+    assert not out.exists()
+    with pytest.raises(BadInputError) as exc:
+        parse_window(window)
+    assert says in str(exc.value)
+    assert capsys.readouterr().err.strip() == f"error: {exc.value}"

@@ -10,23 +10,20 @@ from ._common import echo_manifest, finite, overwrite_option, positive_int, seed
 
 
 class WindowRange(click.ParamType):
-    """``5-25`` (a length drawn per pair) or ``9`` (one length), in frames, at least 2."""
+    """``5-25`` (a length drawn per pair) or ``9`` (one length), in frames, at least 2.
+
+    Read by :func:`blursynth.sources.windows.parse_window`, as recipes are; its
+    error is already one line naming ``--window``.
+    """
 
     name = "frames"
 
     def convert(self, value, param, ctx):
         if isinstance(value, tuple):
             return value
-        m = re.fullmatch(r"\s*(\d+)\s*(?:-\s*(\d+)\s*)?", str(value))
-        if not m:
-            self.fail(f"{value!r} is not a length or a range; expected e.g. 7 or 5-25", param, ctx)
-        lo = int(m.group(1))
-        hi = int(m.group(2)) if m.group(2) is not None else lo
-        if lo > hi:
-            self.fail(f"{value!r} runs backwards; write the range low-high, e.g. {hi}-{lo}", param, ctx)
-        if lo < 2:
-            self.fail(f"{value!r}: windows need at least 2 frames (1 frame is not blurred)", param, ctx)
-        return lo, hi
+        from ..sources.windows import parse_window
+
+        return parse_window(value)
 
 
 class Crf(click.ParamType):
