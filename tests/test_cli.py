@@ -1,11 +1,14 @@
 import subprocess
 import sys
 
+import pytest
+
 from blursynth.cli import COMMANDS, LazyGroup
 
 from .conftest import error_line
 
 
+@pytest.mark.slow  # a fresh Python process
 def test_help_does_not_import_heavy_modules():
     code = (
         "import sys\n"
