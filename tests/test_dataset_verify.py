@@ -90,3 +90,18 @@ def test_verify_checks_a_banks_settings_against_its_fingerprint(tmp_path, run_cl
     (tmp_path / "bank/manifest.json").write_text(json.dumps(edited))
     r = run_cli("dataset", "verify", tmp_path / "bank")
     assert r.code == 2 and "not a list of numbers" in error_line(r)
+
+
+@pytest.mark.slow  # a fresh Python process, so that nothing has imported kernelbank yet
+def test_a_kernel_bank_verifies_without_importing_kernelbank_first():
+    import subprocess
+    import sys
+
+    bank = Path(__file__).resolve().parents[1] / "kernels" / "eval48"
+    code = ("import sys\nfrom blursynth.dataset import verify_dataset\n"
+            "assert 'blursynth.kernelbank' not in sys.modules\n"
+            f"r = verify_dataset({str(bank)!r}, decode=False)\n"
+            "print(r['kind'], r['rows'])\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["kernels", "48"]

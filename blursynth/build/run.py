@@ -111,7 +111,6 @@ def describe_plan(plan: Plan) -> str:
 def run_build(plan: Plan, *, workers: int = 1, progress_echo=print) -> dict:
     """Run every step of a plan in order (resuming what an earlier run finished)."""
     from ..dataset import load_manifest, verify_dataset
-    from ..kernelbank import KERNEL_SCHEMA  # noqa: F401  (registers the 'kernels' kind verify checks)
 
     plan.out.mkdir(parents=True, exist_ok=True)
     _write_skimage_inputs(plan.inputs)

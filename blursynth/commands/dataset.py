@@ -43,7 +43,6 @@ def info(path, as_json):
 def verify(path, no_decode):
     """Re-hash every shard and decode every row; name the first bad shard and row."""
     from ..dataset.verify import verify_dataset
-    from ..kernelbank import KERNEL_SCHEMA  # noqa: F401  (registers the 'kernels' kind verify checks)
 
     report = verify_dataset(path, decode=not no_decode, progress=True)
     click.echo(f"ok: {path}: {report['rows']} rows in {report['shards']} shard(s) match manifest.json"

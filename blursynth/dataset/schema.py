@@ -14,6 +14,7 @@ checks its manifest and rows; this package imports no module that generates data
 from __future__ import annotations
 
 import hashlib
+import importlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -214,14 +215,19 @@ class Kind:
 
 
 _KINDS: dict[str, Kind] = {}
+# The module that registers each kind this format knows besides pairs, imported by name the first
+# time a dataset of that kind is checked: a caller of verify_dataset need not know which module
+# writes a kernel bank, and this package still has no import of a generator.
+_KIND_MODULES = {"kernels": "blursynth.kernelbank"}
 
 
 def register_kind(kind: str, *, check_manifest=None, check_row=None) -> None:
     """Tell the dataset package how to verify datasets of ``kind``.
 
     The module that writes a kind registers it at import (``pairs`` below,
-    ``kernels`` in :mod:`blursynth.kernelbank`), so this package never imports
-    a generator. Registering a kind again replaces its checks.
+    ``kernels`` in :mod:`blursynth.kernelbank`, which :func:`registered_kind`
+    imports by name when a bank is checked first), so this package never
+    imports a generator. Registering a kind again replaces its checks.
 
     Examples
     --------
@@ -231,7 +237,9 @@ def register_kind(kind: str, *, check_manifest=None, check_row=None) -> None:
 
 
 def registered_kind(kind: str) -> Kind | None:
-    """The checks registered for ``kind``, or None."""
+    """The checks registered for ``kind`` (importing the module that registers it), or None."""
+    if kind not in _KINDS and kind in _KIND_MODULES:
+        importlib.import_module(_KIND_MODULES[kind])
     return _KINDS.get(kind)
 
 
