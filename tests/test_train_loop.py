@@ -11,8 +11,17 @@ import torch
 from blursynth.train.loop import load_checkpoint, load_generator
 from blursynth.train.trainer import Trainer
 
-FAST = ["--crop", "32", "--batch-size", "2", "--perceptual", "none", "--critic-steps", "2",
-        "--val-count", "2", "--val-crop", "48", "--quiet"]
+FAST_OPTIONS = {"--crop": "32", "--batch-size": "2", "--perceptual": "none", "--critic-steps": "2",
+                "--val-count": "2", "--val-crop": "48"}
+
+
+def fast(*, without=()):
+    """Small, quick training options as CLI arguments, leaving out the options named in ``without``."""
+    args = [x for key, value in FAST_OPTIONS.items() if key not in without for x in (key, value)]
+    return [*args, "--quiet"]
+
+
+FAST = fast()
 
 
 def _weights(ckpt):
@@ -76,9 +85,9 @@ def test_train_with_vgg_weights_file_records_it(tiny_pairs_dataset, tmp_path, ru
 
     vgg = tmp_path / "vgg19.pth"
     torch.save(VGG19Features("conv3_3").state_dict(), vgg)  # random weights, torchvision names
-    fast = [x for x in FAST if x not in ("--perceptual", "none")]
     r = run_cli("train", "--data", tiny_pairs_dataset(), "--out", tmp_path / "run", "--steps", "1",
-                "--perceptual", "vgg", "--vgg-weights", vgg, "--workers", "0", *fast)
+                "--perceptual", "vgg", "--vgg-weights", vgg, "--workers", "0",
+                *fast(without=["--perceptual"]))
     assert r.code == 0, r.err
     meta = json.loads((tmp_path / "run" / "run.json").read_text())
     assert meta["content_loss"] == {"kind": "vgg19-conv3_3", "weights": str(vgg)}
@@ -184,7 +193,7 @@ def test_bf16_on_cpu_trains_and_is_recorded(tiny_pairs_dataset, tmp_path, run_cl
     for name in ("a", "b"):
         r = run_cli("train", "--data", f"{ds}:1", "--steps", "3", "--precision", "bf16",
                     "--critic-steps", "0", "--workers", "0", "--out", tmp_path / name,
-                    *FAST[:6], *FAST[8:])  # FAST without its --critic-steps 2
+                    *fast(without=["--critic-steps"]))
         assert r.code == 0, r.err
         outs.append(load_checkpoint(tmp_path / name))
     meta = json.loads((tmp_path / "a" / "run.json").read_text())
@@ -197,7 +206,7 @@ def test_bf16_on_cpu_trains_and_is_recorded(tiny_pairs_dataset, tmp_path, run_cl
     assert outs[0]["precision"] == "bf16"
     # fp32 stays the CPU default, and the same run in fp32 ends elsewhere (autocast really ran)
     r = run_cli("train", "--data", f"{ds}:1", "--steps", "3", "--critic-steps", "0",
-                "--workers", "0", "--out", tmp_path / "c", *FAST[:6], *FAST[8:])
+                "--workers", "0", "--out", tmp_path / "c", *fast(without=["--critic-steps"]))
     assert r.code == 0, r.err
     assert json.loads((tmp_path / "c" / "run.json").read_text())["precision"] == "fp32"
     fp32 = load_checkpoint(tmp_path / "c")
@@ -208,7 +217,7 @@ def test_bf16_on_cpu_trains_and_is_recorded(tiny_pairs_dataset, tmp_path, run_cl
     before = (tmp_path / "c" / "checkpoint.pt").read_bytes()
     r = run_cli("train", "--data", f"{ds}:1", "--steps", "4", "--critic-steps", "0",
                 "--workers", "0", "--out", tmp_path / "c", "--resume", "--precision", "bf16",
-                *FAST[:6], *FAST[8:])
+                *fast(without=["--critic-steps"]))
     assert r.code == 2
     assert "trained in fp32" in r.err and "--precision fp32" in r.err
     assert (tmp_path / "c" / "checkpoint.pt").read_bytes() == before
