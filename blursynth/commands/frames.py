@@ -13,7 +13,7 @@ class WindowRange(click.ParamType):
     """``5-25`` (a length drawn per pair) or ``9`` (one length), in frames, at least 2.
 
     Read by :func:`blursynth.sources.windows.parse_window`, as recipes are; its
-    error is already one line naming ``--window``.
+    error is one line that names ``--window``, printed as it is.
     """
 
     name = "frames"
