@@ -1,11 +1,16 @@
-"""Shared fixtures: run the CLI in-process, tiny sample photos."""
+"""Shared fixtures and helpers: run the CLI in-process, tiny sample photos, tiny datasets and recipes."""
 
 from __future__ import annotations
 
+import functools
 import os
+from pathlib import Path
 
 import numpy as np
 import pytest
+
+from blursynth._rng import sample_rng
+from blursynth.dataset import PAIR_SCHEMA, pair_row, write_dataset
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
@@ -170,3 +175,67 @@ def write_clip(path, frames, fps=240, codec="libx264rgb", pix_fmt="rgb24", optio
                 c.mux(p)
         for p in s.encode():
             c.mux(p)
+
+
+# --- tiny pair datasets written straight through the writer ---------------------------------------
+
+
+def tiny_rows(start, stop, seed=0, fp="fp-test"):
+    for i in range(start, stop):
+        rng = sample_rng(seed, i)
+        sharp = rng.integers(0, 256, (12, 16, 3), dtype=np.uint8)
+        blurred = (sharp // 2).astype(np.uint8)
+        psf = np.full((3, 3), 1 / 9, np.float32) if i % 2 else None
+        yield pair_row(index=i, blurred=blurred, sharp=sharp, psf=psf, source="trajectory", seed=seed,
+                       params={"i": i, "note": "tiny"}, fingerprint=fp)
+
+
+def write_tiny(out, n=20, shard_size=6, workers=1, fp="fp-test", overwrite=False, make_rows=tiny_rows):
+    return write_dataset(out, kind="pairs", schema=PAIR_SCHEMA, n_items=n, shard_size=shard_size,
+                         make_rows=functools.partial(make_rows, fp=fp), fingerprint=fp, command={"test": fp},
+                         workers=workers, overwrite=overwrite, progress=False)
+
+
+def edge_scene(h=24, w=32):
+    img = np.full((h, w, 3), 20, np.uint8)
+    img[:, w // 2 :] = 235
+    img[h // 3 : h // 3 + 3, :, 1] = 128
+    return img
+
+
+# --- recipes ----------------------------------------------------------------------------------------
+
+ROOT = Path(__file__).resolve().parents[1]
+RECIPES = ROOT / "recipes"
+
+TINY = """
+[build]
+seed = 3
+
+[inputs.photos]
+skimage = ["astronaut", "coffee"]
+
+[[steps]]
+name = "bank"
+run = "trajectories"
+n = 30
+samples = 300
+length = 20.0
+canvas = 31
+
+[[steps]]
+name = "synth"
+run = "blur"
+kernels = "@bank"
+photos = "@photos"
+per_image = 3
+crop = [48, 48]
+shard_size = 2
+"""
+
+
+@pytest.fixture
+def tiny_recipe(tmp_path):
+    path = tmp_path / "tiny.toml"
+    path.write_text(TINY)
+    return path

@@ -10,18 +10,13 @@ import scipy.signal
 from blursynth.ops.blur import render_pair
 from blursynth.ops.encode8 import encode_uint8
 
+from .conftest import edge_scene
+
 
 def line_psf(k=7):
     psf = np.zeros((k, k), np.float32)
     psf[k // 2, :] = 1.0 / k
     return psf
-
-
-def edge_scene(h=24, w=32):
-    img = np.full((h, w, 3), 20, np.uint8)
-    img[:, w // 2 :] = 235
-    img[h // 3 : h // 3 + 3, :, 1] = 128
-    return img
 
 
 def reference_gamma_blur(img, psf, gamma=2.2, scale=1.0):

@@ -2,7 +2,6 @@
 
 import dataclasses
 import pickle
-from pathlib import Path
 
 import pytest
 
@@ -11,43 +10,7 @@ from blursynth.build.recipe import kernel_bank_config
 from blursynth.build.steps import STEP_KINDS
 from blursynth.errors import BadInputError, SettingError, checking
 
-from .conftest import error_line
-
-ROOT = Path(__file__).resolve().parents[1]
-RECIPES = ROOT / "recipes"
-
-TINY = """
-[build]
-seed = 3
-
-[inputs.photos]
-skimage = ["astronaut", "coffee"]
-
-[[steps]]
-name = "bank"
-run = "trajectories"
-n = 30
-samples = 300
-length = 20.0
-canvas = 31
-
-[[steps]]
-name = "synth"
-run = "blur"
-kernels = "@bank"
-photos = "@photos"
-per_image = 3
-crop = [48, 48]
-shard_size = 2
-"""
-
-
-@pytest.fixture
-def tiny_recipe(tmp_path):
-    path = tmp_path / "tiny.toml"
-    path.write_text(TINY)
-    return path
-
+from .conftest import RECIPES, TINY, error_line
 
 def _line(text: str, start: str) -> int:
     """1-based number of the first line of ``text`` that starts with ``start``."""

@@ -9,8 +9,7 @@ import pytest
 
 from blursynth.dataset import PAIR_SCHEMA, PairDataset, load_manifest, verify_dataset, write_dataset
 
-from .conftest import error_line
-from .test_build_recipe import RECIPES, TINY, tiny_recipe  # noqa: F401 (a fixture)
+from .conftest import RECIPES, TINY, error_line
 
 
 def plan_fingerprint(recipe, sets=()):
@@ -142,7 +141,7 @@ def test_bgan_recipe_builds_tiny(tmp_path, run_cli):
 
 def _crash_once_rows(start, stop, marker):
     """Rows that kill their worker half-way through the first attempt at shard 1."""
-    from .test_dataset_writer import tiny_rows
+    from .conftest import tiny_rows
 
     for n, row in enumerate(tiny_rows(start, stop, fp="ray")):
         if start == 5 and n == 2 and not os.path.exists(marker):
@@ -192,7 +191,7 @@ def test_ray_executor_matches_local_and_survives_a_killed_task(tmp_path, ray_loc
     assert os.path.exists(marker)  # the task really died once and was retried
     assert not list((tmp_path / "killed/data").glob(".*"))
     assert verify_dataset(tmp_path / "killed")["rows"] == 15
-    from .test_dataset_writer import tiny_rows
+    from .conftest import tiny_rows
 
     write_dataset(tmp_path / "plain", kind="pairs", schema=PAIR_SCHEMA, n_items=15, shard_size=5,
                   make_rows=functools.partial(tiny_rows, fp="ray"), fingerprint="ray", command={}, progress=False)

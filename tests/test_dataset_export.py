@@ -5,7 +5,7 @@ import numpy as np
 from blursynth.dataset import verify_dataset
 
 from .conftest import error_line
-from .test_dataset_writer import write_tiny
+from .conftest import write_tiny
 
 
 def test_export_writes_psfs(tmp_path, run_cli):

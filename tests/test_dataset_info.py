@@ -2,7 +2,7 @@
 
 from blursynth.dataset import dataset_info
 
-from .test_dataset_writer import write_tiny
+from .conftest import write_tiny
 
 
 def test_info_and_preview(tmp_path, run_cli):

@@ -8,7 +8,7 @@ from blursynth.dataset import PairDataset
 from blursynth.errors import DatasetError
 
 from .conftest import error_line
-from .test_dataset_writer import write_tiny
+from .conftest import write_tiny
 
 
 def test_unfinished_dataset_is_not_readable(tmp_path):

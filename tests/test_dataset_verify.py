@@ -10,7 +10,7 @@ from blursynth.dataset import PAIR_SCHEMA, verify_dataset
 from blursynth.errors import DatasetError
 
 from .conftest import error_line
-from .test_dataset_writer import write_tiny
+from .conftest import write_tiny
 
 
 def test_verify_names_truncated_shard(tmp_path, run_cli):

@@ -13,27 +13,11 @@ import pytest
 
 from blursynth._rng import sample_rng
 from blursynth.dataset import (
-    PAIR_SCHEMA, PairDataset, load_manifest, pair_row, verify_dataset, write_dataset,
+    PAIR_SCHEMA, PairDataset, load_manifest, verify_dataset, write_dataset,
 )
 from blursynth.errors import BadInputError, DatasetError
 
-from .conftest import error_line
-
-
-def tiny_rows(start, stop, seed=0, fp="fp-test"):
-    for i in range(start, stop):
-        rng = sample_rng(seed, i)
-        sharp = rng.integers(0, 256, (12, 16, 3), dtype=np.uint8)
-        blurred = (sharp // 2).astype(np.uint8)
-        psf = np.full((3, 3), 1 / 9, np.float32) if i % 2 else None
-        yield pair_row(index=i, blurred=blurred, sharp=sharp, psf=psf, source="trajectory", seed=seed,
-                       params={"i": i, "note": "tiny"}, fingerprint=fp)
-
-
-def write_tiny(out, n=20, shard_size=6, workers=1, fp="fp-test", overwrite=False, make_rows=tiny_rows):
-    return write_dataset(out, kind="pairs", schema=PAIR_SCHEMA, n_items=n, shard_size=shard_size,
-                         make_rows=functools.partial(make_rows, fp=fp), fingerprint=fp, command={"test": fp},
-                         workers=workers, overwrite=overwrite, progress=False)
+from .conftest import error_line, tiny_rows, write_tiny
 
 
 def test_round_trip(tmp_path):

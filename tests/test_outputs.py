@@ -125,7 +125,7 @@ def test_verify_refuses_a_kind_no_module_registered(tmp_path):
     from blursynth.dataset import verify_dataset
     from blursynth.errors import DatasetError
 
-    from .test_dataset_writer import write_tiny
+    from .conftest import write_tiny
 
     write_tiny(tmp_path / "d", n=2, shard_size=2)
     manifest = json.loads((tmp_path / "d/manifest.json").read_text())
@@ -160,7 +160,7 @@ def test_every_folder_writer_refuses_a_file_as_out(tmp_path, run_cli, photo):
 
 def test_build_claims_its_folder(tmp_path, run_cli):
     from .conftest import error_line
-    from .test_build_recipe import TINY
+    from .conftest import TINY
 
     recipe = tmp_path / "tiny.toml"
     recipe.write_text(TINY)

@@ -12,7 +12,7 @@ from blursynth.dataset import PairDataset
 from blursynth.ops.blur import render_pair
 from blursynth.pairs.shake import BlurSettings, blur_photos, rebuild_pair
 
-from .test_blur import edge_scene
+from .conftest import edge_scene
 
 
 # --- the command's library function -------------------------------------------------------------

@@ -9,6 +9,10 @@ average of frames ``s .. s+n-1`` in linear light is exactly the photo
 correlated with the bilinear PSF of ``traj[s:s+n]`` (before each frame is
 rounded to 8 bits). That identity is what ties frame averaging to trajectory
 blur in the tests.
+
+The module also writes the clip (a video or a frame folder, replaced whole) and
+reads its camera-path sidecar back (:func:`known_motion`): the three share the
+clip's layout, which is why they sit together at about 600 lines.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -27,6 +32,9 @@ from .._numba import njit
 from ..dataset.outputs import OutputKind, claim, temporary_path
 from ..errors import BadInputError
 from ..ops.encode8 import linear_lut, sum_readout
+
+if TYPE_CHECKING:
+    from .video import SourceInfo
 
 QUALITIES = ("lossless", "high")
 # codec, pixel format, options. libx264rgb at crf 0 is lossless RGB (no chroma
