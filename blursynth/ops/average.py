@@ -20,6 +20,8 @@ import numpy as np
 
 from .._numba import njit
 from .color import CameraResponse
+# _levels is encode8's read-out core: the grouped scalar pass calls it on each block of sums it has
+# just made (the block is never stored whole), so it takes the core, not the validating wrapper.
 from .encode8 import READOUT_BLOCK, _levels, linear_lut, sum_readout
 
 # Frames summed per pass by the scalar kernels.

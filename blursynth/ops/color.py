@@ -18,7 +18,6 @@ import numpy as np
 from ..errors import BadInputError
 
 KINDS = ("gamma", "srgb", "none")
-DEFAULT_CRF = "gamma:2.2"
 
 # Piecewise sRGB (IEC 61966-2-1) constants.
 _SRGB_ENC_KNEE = 0.0031308

@@ -9,7 +9,7 @@ Two kinds of value are read out this way:
   float32 (:func:`float_thresholds`), read out by :func:`encode_planes`;
 - integer sums of ``n`` frames looked up in the integer decode table
   :func:`linear_lut` (frame averaging): the levels times ``n * scale``, rounded
-  up to integers (:func:`sum_thresholds`), read out by :func:`encode_sums`.
+  up to integers (:func:`sum_thresholds`), read out by :func:`sum_readout`'s ``encode``.
 
 Both read-outs (and the grouped sums of :mod:`blursynth.ops.average`, which read
 a block out without storing it) run the one kernel :func:`_levels`: a table indexed by

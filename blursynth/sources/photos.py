@@ -13,7 +13,6 @@ import numpy as np
 from ..errors import BadInputError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".bmp")
-DEFAULT_PNG_LEVEL = 1
 
 
 def list_images(folder) -> list[Path]:

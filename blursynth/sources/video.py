@@ -444,18 +444,13 @@ def source_bytes(info: SourceInfo) -> int:
 # finding the sources named by the inputs
 
 
-def expand_inputs(paths) -> list[str]:
-    """Frame sources named by ``paths``: video files, frame folders, or folders of either.
+def expand_inputs_named(paths) -> list[tuple[str, str]]:
+    """Frame sources named by ``paths`` (video files, frame folders, or folders of either), each
+    with a name that does not depend on where it is.
 
     A folder holding images is one numbered-frame source; otherwise its videos
     and its sub-folders holding images (the GoPro_Large_all layout) are taken,
     sorted by name.
-    """
-    return [path for path, _ in expand_inputs_named(paths)]
-
-
-def expand_inputs_named(paths) -> list[tuple[str, str]]:
-    """Like :func:`expand_inputs`, each source with a name that does not depend on where it is.
 
     The name is the source's path relative to the folder holding the input it
     came from: ``clip.mp4`` for an input ``/data/clip.mp4``, ``GoPro/GOPR0372``

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 
 import torch
 
@@ -93,9 +92,3 @@ def ssim(image, reference, *, data_range=1.0, sigma=1.5):
     c2 = (0.03 * data_range) ** 2
     s = ((2 * mx * my + c1) * (2 * cxy + c2)) / ((mx * mx + my * my + c1) * (vx + vy + c2))
     return s.flatten(1).mean(dim=1)
-
-
-def mean_finite(values):
-    """Mean of a list of floats, ignoring infinities (PSNR of identical images)."""
-    finite = [v for v in values if math.isfinite(v)]
-    return sum(finite) / len(finite) if finite else float("nan")
