@@ -179,3 +179,67 @@ def test_build_claims_its_folder(tmp_path, run_cli):
     for name in ("recipe.toml", "build.json", "build.log"):
         (build / name).write_text("")
     assert run_cli("build", recipe, "--out", build, "--dry-run").code == 0
+
+
+def _hold_lock(out):
+    """A second process that locks ``out`` and waits for its stdin to close."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from blursynth.dataset.outputs import lock_output\n"
+        "with lock_output(sys.argv[1]):\n"
+        "    print('locked', flush=True); sys.stdin.read()\n"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", code, str(out)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline() == "locked\n"
+    return proc
+
+
+def test_lock_output_refuses_a_second_process_and_is_released_when_it_ends(tmp_path):
+    from blursynth.dataset.outputs import LOCK_NAME, lock_output
+
+    out = tmp_path / "out"
+    holder = _hold_lock(out)
+    try:
+        with pytest.raises(BadInputError) as err:
+            with lock_output(out):
+                pass
+        assert str(err.value) == (
+            f"--out {out}: another blursynth process (pid {holder.pid}) is writing there; "
+            "wait for it to finish or choose another --out."
+        )
+    finally:
+        holder.communicate("")
+    with lock_output(out):  # the kernel released it with the process
+        pass
+    assert [p.name for p in out.iterdir()] == [LOCK_NAME]
+    claim(out, RUN_LIKE)  # the lock file is hidden: every kind owns it
+
+
+def test_lock_output_nests_in_one_thread_and_refuses_another_thread(tmp_path):
+    import threading
+
+    from blursynth.dataset.outputs import lock_output
+
+    errors = []
+
+    def other():
+        try:
+            with lock_output(tmp_path):
+                pass
+        except BadInputError as exc:
+            errors.append(str(exc))
+
+    with lock_output(tmp_path):
+        with lock_output(tmp_path / "."):  # the writer inside a command that locked the same folder
+            pass
+        t = threading.Thread(target=other)
+        t.start()
+        t.join()
+    assert len(errors) == 1 and f"(pid {os.getpid()})" in errors[0]
+    with lock_output(tmp_path):  # released after the outer block
+        t = threading.Thread(target=other)
+    t.start()
+    t.join()
+    assert len(errors) == 1

@@ -13,12 +13,19 @@ a folder it must not touch; the kind is defined by the module that writes it
 (this package imports no generator). ``claim`` refuses a file, a folder holding
 names the kind does not own, and (``create=True``) a place it cannot write, each
 in one line, before anything is written.
+
+While it writes, a command holds :func:`lock_output` on its folder, so a second
+command given the same ``--out`` is refused instead of deleting or mixing in the
+first one's files.
 """
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
+import threading
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -169,6 +176,99 @@ def claim(out, kind: OutputKind, *, overwrite: bool = False, create: bool = True
             Claim(out, created=created).undo()
             raise BadInputError(kind.cannot_write.format(out=out, error=exc.strerror or exc)) from None
     return Claim(out, marked=marked, created=created)
+
+
+LOCK_NAME = ".blursynth.lock"
+
+# Folders this process holds, by resolved path: (thread id, depth). A command and the writer it
+# calls may both lock one folder; flock alone would refuse the second (it locks per open file).
+_held: dict = {}
+_held_guard = threading.Lock()
+
+
+def _holder_pid(fd: int) -> str:
+    try:
+        return os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "unknown"
+    except OSError:
+        return "unknown"
+
+
+@contextmanager
+def lock_output(path):
+    """Hold an exclusive lock on the output folder ``path`` while writing it.
+
+    The lock is a non-blocking ``fcntl.flock`` on ``path/.blursynth.lock`` (made if missing,
+    with ``path`` itself; hidden, so every :class:`OutputKind` owns it), holding the owner's pid.
+    The kernel releases it when the process ends however it ends, so a killed run never leaves
+    a folder locked; the file is left behind (harmless). Locking again in the same thread, as a
+    command does around the writer it calls, nests.
+
+    Parameters
+    ----------
+    path : str or Path
+        The output folder; call :func:`claim` on it first.
+
+    Yields
+    ------
+    Path
+        ``path``.
+
+    Raises
+    ------
+    BadInputError
+        Another process (or thread) holds the folder: one line naming its pid.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> out = Path(tempfile.mkdtemp())
+    >>> with lock_output(out):
+    ...     (out / "data.txt").write_text("x")
+    1
+    >>> sorted(p.name for p in out.iterdir())
+    ['.blursynth.lock', 'data.txt']
+    """
+    path = Path(path)
+    key = os.path.realpath(path)
+    me = threading.get_ident()
+    with _held_guard:
+        held = _held.get(key)
+        if held is not None and held[0] == me:
+            _held[key] = (me, held[1] + 1)
+            nested = True
+        else:
+            nested = False
+    if nested:
+        try:
+            yield path
+        finally:
+            with _held_guard:
+                _held[key] = (me, _held[key][1] - 1)
+        return
+    busy = f"--out {path}: another blursynth process (pid {{pid}}) is writing there; wait for it to finish or choose another --out."
+    with _held_guard:
+        if key in _held:
+            raise BadInputError(busy.format(pid=os.getpid()))
+        _held[key] = (me, 1)
+    fd = None
+    try:
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path / LOCK_NAME, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        except OSError as exc:
+            raise BadInputError(f"--out {path}: cannot write there ({exc.strerror or exc}); choose a folder you can write to.") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise BadInputError(busy.format(pid=_holder_pid(fd))) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        yield path
+    finally:
+        if fd is not None:
+            os.close(fd)  # closing releases the flock
+        with _held_guard:
+            _held.pop(key, None)
 
 
 def temporary_path(path) -> Path:
