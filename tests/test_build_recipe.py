@@ -199,8 +199,6 @@ def test_every_recipe_has_a_header_and_validates():
     for p in RECIPES.glob("*.toml"):
         text = p.read_text()
         assert text.startswith("# ") and len([l for l in text.splitlines() if l.startswith("#")]) >= 3, p.name
-        if p.stem == "kernels-eval48":  # read by kernel_bank_config (tests/test_kernelbank.py)
-            continue
         sets = {"deblurgan-comb": ["train.perceptual=none"], "bgan": ["model.perceptual=none"]}.get(p.stem, [])
         plan = plan_build(p, out="/tmp/unused-plan", sets=sets)
         assert plan.steps and all(s.settings is not None and s.describe for s in plan.steps), p.name

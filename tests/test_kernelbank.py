@@ -7,7 +7,7 @@ import pytest
 from blursynth.dataset import verify_dataset
 from blursynth.kernelbank import KernelBank, KernelBankConfig, contact_sheet, kernel_stats, write_kernel_bank
 from blursynth.ops.psf import rasterize_psf
-from blursynth.build.recipe import kernel_bank_config, load_recipe
+from blursynth.build.run import plan_build
 from blursynth.ops.trajectory import TrajectoryConfig, sample_trajectory
 
 from .conftest import error_line
@@ -61,8 +61,8 @@ def test_fixed_psf_size(tmp_path):
 
 
 def test_pinned_eval48_bank_regenerates_byte_identically(tmp_path):
-    recipe = load_recipe(ROOT / "recipes/kernels-eval48.toml")
-    config = kernel_bank_config(recipe["trajectories"])
+    (step,) = plan_build(ROOT / "recipes/kernels-eval48.toml", out=tmp_path / "plan", dry_run=True).steps
+    config = step.settings
     pinned = ROOT / "kernels/eval48"
     manifest = json.loads((pinned / "manifest.json").read_text())
     assert manifest["recipe"] == "recipes/kernels-eval48.toml" and manifest["command"]["seed"] == 20121
