@@ -31,3 +31,41 @@ def test_eval48_recipe_builds_the_pinned_bank(run_cli, tmp_path):
     assert (built / shard).read_bytes() == (pinned / shard).read_bytes()
     assert json.loads((built / "manifest.json").read_text())["command"] == \
         json.loads((pinned / "manifest.json").read_text())["command"]
+
+
+# --- build --limit ----------------------------------------------------------------------------
+
+
+def test_limit_spreads_items_over_the_plan(tmp_path):
+    import functools
+
+    from blursynth.dataset import PairDataset
+    from blursynth.dataset.schema import PAIR_SCHEMA
+    from blursynth.dataset.writer import WriteOptions, write_dataset
+
+    from .conftest import tiny_rows
+
+    def write(out, options=None):
+        return write_dataset(out, kind="pairs", schema=PAIR_SCHEMA, n_items=9, shard_size=2,
+                             make_rows=functools.partial(tiny_rows, fp="fp"), fingerprint="fp",
+                             command={}, progress=False, options=options)
+
+    limited = write(tmp_path / "limited", WriteOptions(limit=3))
+    full = write(tmp_path / "full")
+    assert limited["num_rows"] == 3 and limited["fingerprint"] != full["fingerprint"]
+    small, big = PairDataset(tmp_path / "limited"), PairDataset(tmp_path / "full")
+    # Items 0, 3 and 6 of the nine, each the same pair as in the full build.
+    assert [small[k]["params"]["i"] for k in range(3)] == [0, 3, 6]
+    for k, i in enumerate((0, 3, 6)):
+        assert small[k]["sharp"].tobytes() == big[i]["sharp"].tobytes()
+
+
+def test_build_limit_draws_from_every_photo(tiny_recipe, run_cli, tmp_path):
+    # Two photos, three pairs each: --limit 2 takes one pair of each photo, not two of the first.
+    r = run_cli("build", tiny_recipe, "--out", tmp_path / "out", "--limit", 2)
+    assert r.code == 0, r.err
+    from blursynth.dataset import PairDataset
+
+    ds = PairDataset(tmp_path / "out/synth")
+    photos = [ds[k]["params"]["photo"] for k in range(len(ds))]
+    assert len(photos) == 2 and len(set(photos)) == 2, photos

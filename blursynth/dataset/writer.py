@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +23,7 @@ import pyarrow.parquet as pq
 
 from ..errors import BadInputError, DatasetError
 from .executors import LOCAL, Executor, ProgressBar, report_rows, run_shards
-from .outputs import OutputKind, atomic_write_text, claim, temporary_path
+from .outputs import OutputKind, atomic_write_text, claim, lock_output, temporary_path
 from .schema import (
     DATA_DIR, FORMAT_VERSION, MANIFEST, NO_COMPRESSION_COLUMNS, PROGRESS, read_json_object, sha256_file, shard_name,
 )
@@ -40,8 +41,9 @@ class WriteOptions:
     executor : Executor
         Where the shards run; the bytes are the same on every executor.
     limit : int or None
-        At most this many items (``blursynth build --limit``). A limited dataset
-        is another dataset: its fingerprint is that of the full one and the limit.
+        At most this many items (``blursynth build --limit``), spread evenly over
+        the plan's items. A limited dataset is another dataset: its fingerprint is
+        that of the full one and the limit.
     recipe : dict or None
         The build step that asked for the dataset (recipe file, fingerprint,
         step), recorded in the manifest as ``recipe``.
@@ -152,96 +154,100 @@ def write_dataset(
     if options.recipe is not None:
         extra = {**(extra or {}), "recipe": dict(options.recipe)}
     n_shards = max(1, math.ceil(n_items / shard_size))
-    claimed, done = _prepare_output(out, kind=kind, fingerprint=fingerprint, n_shards=n_shards, overwrite=overwrite)
-    data = out / DATA_DIR
-    tasks, rows_done, digests = [], {}, {}
-    for s in range(n_shards):
-        path = data / shard_name(split, s, n_shards)
-        start, stop = s * shard_size, min((s + 1) * shard_size, n_items)
-        if path.exists():
-            record = done.get(path.name)
-            if record is not None and sha256_file(path) == record.get("sha256"):
-                rows_done[path.name] = int(record["rows"])
-                digests[path.name] = record["sha256"]
-                continue
-            path.unlink()  # unrecorded or changed since: rebuild it
-        tasks.append((str(path), schema, start, stop, make_rows, row_group_size))
-    # Shards of an earlier plan (another shard count) do not belong to this dataset.
-    for stray in data.glob("*.parquet"):
-        if stray.name not in rows_done and str(stray) not in {t[0] for t in tasks}:
-            stray.unlink()
-    recorded = {name: {"rows": rows_done[name], "sha256": digests[name]} for name in rows_done}
+    claimed = claim(out, DATASET)
+    with lock_output(out):  # a second writer is refused before it reads or removes anything
+        done = _prepare_output(out, claimed, kind=kind, fingerprint=fingerprint, n_shards=n_shards, overwrite=overwrite)
+        data = out / DATA_DIR
+        tasks, rows_done, digests = [], {}, {}
+        for s in range(n_shards):
+            path = data / shard_name(split, s, n_shards)
+            start, stop = s * shard_size, min((s + 1) * shard_size, n_items)
+            if path.exists():
+                record = done.get(path.name)
+                if record is not None and sha256_file(path) == record.get("sha256"):
+                    rows_done[path.name] = int(record["rows"])
+                    digests[path.name] = record["sha256"]
+                    continue
+                path.unlink()  # unrecorded or changed since: rebuild it
+            tasks.append((str(path), schema, start, stop, make_rows, row_group_size))
+        # Shards of an earlier plan (another shard count) do not belong to this dataset.
+        for stray in data.glob("*.parquet"):
+            if _SHARD.fullmatch(stray.name) and stray.name not in rows_done and str(stray) not in {t[0] for t in tasks}:
+                stray.unlink()
+        recorded = {name: {"rows": rows_done[name], "sha256": digests[name]} for name in rows_done}
 
-    def finished(name, n):
-        rows_done[name] = n
-        digests[name] = sha256_file(data / name)
-        recorded[name] = {"rows": n, "sha256": digests[name]}
-        _write_progress(out, kind, fingerprint, n_shards, recorded)
+        def finished(name, n):
+            rows_done[name] = n
+            digests[name] = sha256_file(data / name)
+            recorded[name] = {"rows": n, "sha256": digests[name]}
+            _write_progress(out, kind, fingerprint, n_shards, recorded)
 
-    from tqdm.auto import tqdm
+        from tqdm.auto import tqdm
 
-    own_units = progress_total is not None and executor.name != "ray"
-    done_rows = sum(rows_done.values())
-    bar = ProgressBar(tqdm(
-        total=progress_total if own_units else n_items,
-        initial=round(progress_total * done_rows / max(n_items, 1)) if own_units else done_rows,
-        unit=unit,
-        desc=desc or f"writing {kind}",
-        disable=not progress,
-        dynamic_ncols=True,
-    ), own_units)
-    any_written = bool(rows_done)
-    try:
-        for name, n in run_shards(_write_shard, tasks, workers=workers, executor=executor,
-                                  make_rows=make_rows, bar=bar):
-            finished(name, n)
-            any_written = True
-    except BadInputError:
-        if not any_written:
-            claimed.undo()
-        raise
-    finally:
-        bar.close()
+        own_units = progress_total is not None and executor.name != "ray"
+        done_rows = sum(rows_done.values())
+        bar = ProgressBar(tqdm(
+            total=progress_total if own_units else n_items,
+            initial=round(progress_total * done_rows / max(n_items, 1)) if own_units else done_rows,
+            unit=unit,
+            desc=desc or f"writing {kind}",
+            disable=not progress,
+            dynamic_ncols=True,
+        ), own_units)
+        any_written = bool(rows_done)
+        try:
+            for name, n in run_shards(_write_shard, tasks, workers=workers, executor=executor,
+                                      make_rows=make_rows, bar=bar):
+                finished(name, n)
+                any_written = True
+        except BadInputError:
+            if not any_written:
+                claimed.undo()
+            raise
+        finally:
+            bar.close()
 
-    # Temporary files of workers that died mid-shard (their retries wrote the shard).
-    for stale in data.glob(".*.tmp*"):
-        stale.unlink(missing_ok=True)
-    shards = []
-    for s in range(n_shards):
-        name = shard_name(split, s, n_shards)
-        shards.append({"file": f"{DATA_DIR}/{name}", "rows": rows_done[name], "sha256": digests[name]})
-    manifest = {
-        "format_version": FORMAT_VERSION,
-        "kind": kind,
-        "fingerprint": fingerprint,
-        "command": command,
-        "planned_items": n_items,
-        "num_rows": sum(s["rows"] for s in shards),
-        "splits": {split: sum(s["rows"] for s in shards)},
-        "shards": shards,
-    }
-    if extra:
-        manifest.update(extra)
-    from ..config import canonical_json
+        # Temporary files of workers that died mid-shard (their retries wrote the shard).
+        _remove_temporaries(out)
+        shards = []
+        for s in range(n_shards):
+            name = shard_name(split, s, n_shards)
+            shards.append({"file": f"{DATA_DIR}/{name}", "rows": rows_done[name], "sha256": digests[name]})
+        manifest = {
+            "format_version": FORMAT_VERSION,
+            "kind": kind,
+            "fingerprint": fingerprint,
+            "command": command,
+            "planned_items": n_items,
+            "num_rows": sum(s["rows"] for s in shards),
+            "splits": {split: sum(s["rows"] for s in shards)},
+            "shards": shards,
+        }
+        if extra:
+            manifest.update(extra)
+        from ..config import canonical_json
 
-    atomic_write_text(out / MANIFEST, json.dumps(json.loads(canonical_json(manifest)), indent=1, sort_keys=True) + "\n")
-    (out / PROGRESS).unlink(missing_ok=True)
-    return manifest
+        atomic_write_text(out / MANIFEST, json.dumps(json.loads(canonical_json(manifest)), indent=1, sort_keys=True) + "\n")
+        (out / PROGRESS).unlink(missing_ok=True)
+        return manifest
 
 
-def _prepare_output(out: Path, *, kind: str, fingerprint: str, n_shards: int, overwrite: bool):
-    """Create or reopen ``out``.
+def _prepare_output(out: Path, claimed, *, kind: str, fingerprint: str, n_shards: int, overwrite: bool):
+    """Reopen the claimed and locked ``out``: check whose it is, remove what earlier runs left.
 
     Returns
     -------
-    claimed : Claim
-        The folder, with the folders this call made (removed again if the first shard fails).
     done : dict
         ``{shard name: {"rows", "sha256"}}`` of shards an earlier run of the same
         command finished (from its progress file or manifest): a rerun keeps a
         shard only if its bytes still hash to what was recorded.
     """
-    claimed = claim(out, DATASET)
+    if (out / DATA_DIR).is_symlink():
+        # Clean-up removes stale shards in data/; through a link it would remove another folder's files.
+        raise BadInputError(
+            f"--out {out}: {out / DATA_DIR} is a symbolic link; blursynth will not remove or replace shards "
+            "through a link. Replace it with a folder, or give the linked disk's folder as --out."
+        )
     owner, owner_file = None, None
     for name in (PROGRESS, MANIFEST):
         if (out / name).exists():
@@ -266,20 +272,29 @@ def _prepare_output(out: Path, *, kind: str, fingerprint: str, n_shards: int, ov
             done = {Path(s["file"]).name: {"rows": s["rows"], "sha256": s["sha256"]} for s in owner.get("shards", [])}
     try:
         (out / DATA_DIR).mkdir(parents=True, exist_ok=True)
-        for stale in (out / DATA_DIR).glob(".*.tmp*"):
-            stale.unlink(missing_ok=True)
+        _remove_temporaries(out)  # of a run that was killed: nobody else writes here while we hold the lock
         _write_progress(out, kind, fingerprint, n_shards, done)
     except OSError as exc:
         claimed.undo()
         raise BadInputError(DATASET.cannot_write.format(out=out, error=exc.strerror or exc)) from None
-    return claimed, done
+    return done
 
 
-def _write_progress(out: Path, kind: str, fingerprint: str, n_shards: int, done: dict) -> None:
-    atomic_write_text(
-        out / PROGRESS,
-        json.dumps({"kind": kind, "fingerprint": fingerprint, "n_shards": n_shards, "done": done}, sort_keys=True),
-    )
+#: Names the writer gives its files, and the temporaries it writes them under (``temporary_path``).
+_SHARD = re.compile(r"[A-Za-z0-9_]+-\d{5}-of-\d{5}\.parquet")
+_TEMPORARY = re.compile(r"\.(?P<name>.+)\.tmp\d+")
+
+
+def _remove_temporaries(out: Path) -> None:
+    """Remove the temporary files a killed writer left: of shards in ``data/``, of the manifest and
+    progress file in ``out``. Only those names; links are removed, never followed."""
+    for folder, own in ((out / DATA_DIR, _SHARD.fullmatch), (out, lambda name: name in (MANIFEST, PROGRESS))):
+        if folder.is_symlink() or not folder.is_dir():
+            continue
+        for path in folder.iterdir():
+            m = _TEMPORARY.fullmatch(path.name)
+            if m and own(m["name"]) and (path.is_symlink() or path.is_file()):
+                path.unlink(missing_ok=True)
 
 
 def _write_progress(out: Path, kind: str, fingerprint: str, n_shards: int, done: dict) -> None:
