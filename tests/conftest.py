@@ -234,6 +234,30 @@ shard_size = 2
 """
 
 
+class held_lock:
+    """``with held_lock(out) as pid:`` another process holds ``lock_output(out)`` inside the block."""
+
+    def __init__(self, out):
+        self.out = out
+
+    def __enter__(self):
+        import subprocess
+        import sys
+
+        code = (
+            "import sys; from blursynth.dataset.outputs import lock_output\n"
+            "with lock_output(sys.argv[1]):\n"
+            "    print('locked', flush=True); sys.stdin.read()\n"
+        )
+        self.proc = subprocess.Popen([sys.executable, "-c", code, str(self.out)], stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, text=True)
+        assert self.proc.stdout.readline() == "locked\n"
+        return self.proc.pid
+
+    def __exit__(self, *exc):
+        self.proc.communicate("")
+
+
 @pytest.fixture
 def tiny_recipe(tmp_path):
     path = tmp_path / "tiny.toml"

@@ -17,7 +17,7 @@ from blursynth.dataset import (
 )
 from blursynth.errors import BadInputError, DatasetError
 
-from .conftest import error_line, tiny_rows, write_tiny
+from .conftest import error_line, held_lock, tiny_rows, write_tiny
 
 
 def test_round_trip(tmp_path):
@@ -241,3 +241,41 @@ def test_write_options_limit_and_recipe(tmp_path):
                          make_rows=functools.partial(tiny_rows, fp="fp-test"), fingerprint="fp-test",
                          command={"test": "fp-test"}, progress=False, options=WriteOptions(limit=50))
     assert full == write_tiny(tmp_path / "f")
+
+
+def test_a_second_writer_is_refused_while_the_first_holds_the_folder(tmp_path, run_cli):
+    out = tmp_path / "bank"
+    with held_lock(out) as pid:
+        r = run_cli("trajectories", "--n", 2, "--samples", 64, "--out", out)
+    assert r.code == 2
+    assert error_line(r) == (
+        f"error: --out {out}: another blursynth process (pid {pid}) is writing there; "
+        "wait for it to finish or choose another --out."
+    )
+    assert [p.name for p in out.iterdir()] == [".blursynth.lock"]  # nothing written, nothing removed
+
+
+def test_a_rerun_removes_only_the_temporaries_a_killed_writer_made(tmp_path):
+    out = tmp_path / "d"
+    write_tiny(out, n=12, shard_size=6)
+    debris = [out / ".manifest.json.tmp4242", out / "..blursynth-progress.json.tmp4242",
+              out / "data" / ".train-00001-of-00002.parquet.tmp4242"]
+    kept = [out / ".notes.tmp4242", out / "data" / ".README.txt.tmp1"]
+    for p in debris + kept:
+        p.write_bytes(b"partial")
+    write_tiny(out, n=12, shard_size=6)
+    assert not any(p.exists() for p in debris)
+    assert all(p.exists() for p in kept)
+
+
+def test_a_data_folder_that_is_a_link_is_refused_and_nothing_behind_it_is_removed(tmp_path):
+    shared = tmp_path / "shared"
+    write_tiny(shared, n=6, shard_size=6, fp="other")
+    out = tmp_path / "d"
+    out.mkdir()
+    (out / "data").symlink_to(shared / "data")
+    (out / ".blursynth-progress.json").write_text(json.dumps({"kind": "pairs", "fingerprint": "fp-test", "n_shards": 2, "done": {}}))
+    before = sorted(p.name for p in (shared / "data").iterdir())
+    with pytest.raises(BadInputError, match=r"data is a symbolic link; blursynth will not remove or replace shards through a link"):
+        write_tiny(out, n=12, shard_size=6)
+    assert sorted(p.name for p in (shared / "data").iterdir()) == before

@@ -8,6 +8,8 @@ import pytest
 from blursynth.dataset.outputs import OutputKind, atomic_write_text, claim, hidden_or_log
 from blursynth.errors import BadInputError
 
+from .conftest import held_lock
+
 RUN_LIKE = OutputKind(
     what="run",
     is_file="--out {out}: is a file; expected a folder for the run.",
@@ -181,36 +183,18 @@ def test_build_claims_its_folder(tmp_path, run_cli):
     assert run_cli("build", recipe, "--out", build, "--dry-run").code == 0
 
 
-def _hold_lock(out):
-    """A second process that locks ``out`` and waits for its stdin to close."""
-    import subprocess
-    import sys
-
-    code = (
-        "import sys; from blursynth.dataset.outputs import lock_output\n"
-        "with lock_output(sys.argv[1]):\n"
-        "    print('locked', flush=True); sys.stdin.read()\n"
-    )
-    proc = subprocess.Popen([sys.executable, "-c", code, str(out)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-    assert proc.stdout.readline() == "locked\n"
-    return proc
-
-
 def test_lock_output_refuses_a_second_process_and_is_released_when_it_ends(tmp_path):
     from blursynth.dataset.outputs import LOCK_NAME, lock_output
 
     out = tmp_path / "out"
-    holder = _hold_lock(out)
-    try:
+    with held_lock(out) as pid:
         with pytest.raises(BadInputError) as err:
             with lock_output(out):
                 pass
-        assert str(err.value) == (
-            f"--out {out}: another blursynth process (pid {holder.pid}) is writing there; "
-            "wait for it to finish or choose another --out."
-        )
-    finally:
-        holder.communicate("")
+    assert str(err.value) == (
+        f"--out {out}: another blursynth process (pid {pid}) is writing there; "
+        "wait for it to finish or choose another --out."
+    )
     with lock_output(out):  # the kernel released it with the process
         pass
     assert [p.name for p in out.iterdir()] == [LOCK_NAME]

@@ -155,7 +155,7 @@ def claim(out, kind: OutputKind, *, overwrite: bool = False, create: bool = True
     if out.is_dir():
         if kind.exists is not None and not overwrite:
             raise BadInputError(kind.exists.format(out=out))
-        names = sorted(p.name for p in out.iterdir())
+        names = sorted(p.name for p in out.iterdir() if p.name != LOCK_NAME)  # every kind's, see lock_output
         marked = any(m in names for m in kind.markers)
         alien = [n for n in names if not (n in kind.markers or kind.own(n) or kind.own_when_marked(n))]
         if alien:
