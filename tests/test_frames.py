@@ -563,3 +563,79 @@ def test_cli_window_is_read_by_the_recipe_parser(tmp_path, capsys, window, says)
         parse_window(window)
     assert says in str(exc.value)
     assert capsys.readouterr().err.strip() == f"error: {exc.value}"
+
+
+# --- ground-truth PSFs of render-clip sources (issue 15, item 1) ------------------------------
+
+
+def _fast_clip(d, n=12, step_px=24.0, size=(24, 32)):
+    """A clip with a sidecar whose camera moves ``step_px`` per frame to the right (a long path)."""
+    frames = [np.random.default_rng(i).integers(0, 256, (*size, 3), dtype=np.uint8) for i in range(n)]
+    write_clip(d / "fast.mkv", frames)
+    positions = [[step_px * i, 0.5 * i] for i in range(n)]
+    (d / "fast.mkv.json").write_text(json.dumps({"positions_xy": positions}))
+    return d / "fast.mkv", np.array(positions)
+
+
+def test_window_psf_holds_the_whole_path():
+    from blursynth.ops.psf import rasterize_psf
+
+    # 24 px per frame over 5 frames: a 96 px path, longer than the rasteriser's default 63 px canvas.
+    positions = np.stack([24.0 * np.arange(12), 0.5 * np.arange(12)], axis=1)
+    psf = window_psf(positions, Window(0, 0, 2, 5))
+    assert psf.shape[0] >= 97 and np.isclose(psf.sum(), 1, atol=1e-6)
+    # Every sample of the path is in it: the PSF equals the rasterised path with room to spare.
+    wide = rasterize_psf(-positions[2:7], centre="mass", max_size=301)
+    pad = (wide.shape[0] - psf.shape[0]) // 2
+    assert np.allclose(wide[pad:wide.shape[0] - pad, pad:wide.shape[0] - pad], psf, atol=1e-7)
+
+
+def test_window_psf_cap_reports_the_clipped_mass():
+    from blursynth.pairs.frames import window_psf_clipped
+
+    positions = np.stack([24.0 * np.arange(12), np.zeros(12)], axis=1)
+    psf, clipped = window_psf_clipped(positions, Window(0, 0, 2, 5), max_size=31)
+    assert psf.shape == (31, 31) and np.isclose(psf.sum(), 1, atol=1e-6)
+    assert 0.5 < clipped < 1  # 3 of 5 samples fall outside a 31 px square centred on the mass
+    assert window_psf_clipped(positions, Window(0, 0, 2, 5))[1] == 0.0
+
+
+def test_render_clip_rows_hold_the_whole_path_and_record_no_clipping(tmp_path, capsys):
+    clip, positions = _fast_clip(tmp_path)
+    out = tmp_path / "pairs"
+    assert main(["frames-average", str(clip), "--window", "5", "--out", str(out)]) == 0
+    assert "clipped" not in capsys.readouterr().err
+    from blursynth.ops.psf import rasterize_psf
+
+    ds = PairDataset(out)
+    for i in range(len(ds)):
+        row = ds[i]
+        p = row["params"]
+        seg = positions[p["frame_start"]:p["frame_stop"]]
+        assert row["psf"].shape[0] > 96  # the 96 px path fits
+        wide = rasterize_psf(-seg, centre="mass", max_size=301)
+        pad = (wide.shape[0] - row["psf"].shape[0]) // 2
+        assert np.allclose(wide[pad:wide.shape[0] - pad, pad:wide.shape[0] - pad], row["psf"], atol=1e-7)
+        assert p["psf_clipped"] == 0.0
+
+
+def test_psf_max_size_records_clipped_mass_per_row_and_warns(tmp_path, capsys):
+    clip, _ = _fast_clip(tmp_path)
+    out = tmp_path / "pairs"
+    assert main(["frames-average", str(clip), "--window", "5", "--psf-max-size", "31", "--out", str(out)]) == 0
+    err = capsys.readouterr().err
+    warning = [line for line in err.splitlines() if line.startswith("warning:")]
+    assert len(warning) == 1 and "2 of 2" in warning[0] and "--psf-max-size 31" in warning[0], err
+    ds = PairDataset(out)
+    for i in range(len(ds)):
+        assert ds[i]["psf"].shape == (31, 31)
+        assert 0.5 < ds[i]["params"]["psf_clipped"] < 1
+        assert ds[i]["params"]["psf_max_size"] == 31
+
+
+@pytest.mark.parametrize("value", ["2", "0", "-5"])
+def test_psf_max_size_too_small(clip, tmp_path, capsys, value):
+    assert main(["frames-average", str(clip), "--psf-max-size", value, "--out", str(tmp_path / "o")]) == 2
+    line = _one_error_line(capsys)
+    assert "--psf-max-size" in line and "at least 3" in line, line
+    assert not (tmp_path / "o").exists()

@@ -68,11 +68,15 @@ def _positive_fps(ctx, param, value):
 @click.option("--max-pairs", type=int, default=None, callback=positive_int, help="Stop after this many pairs.")
 @click.option("--png-level", type=click.IntRange(0, 9), default=None, help="zlib level; default is the fast fpng encoder.")
 @click.option("--shard-size", type=int, default=256, show_default=True, callback=positive_int, help="Pairs per shard.")
+@click.option("--psf-max-size", type=int, default=None,
+              help="Largest side, in pixels, of a render-clip source's ground-truth PSF [default: each "
+                   "sized to its camera path]. Mass outside is dropped (recorded per row as psf_clipped) "
+                   "with a warning.")
 @seed_option
 @workers_option
 @overwrite_option
 def frames_average(inputs, out, window, overlap, gap, odd_only, crf, interpolate, fps, max_pairs, png_level,
-                   shard_size, seed, workers, overwrite):
+                   shard_size, psf_max_size, seed, workers, overwrite):
     """Pairs from high-frame-rate video: average windows of frames in linear light, middle frame sharp.
 
     INPUTS are video files, folders of numbered frames, or folders of those
@@ -86,19 +90,21 @@ def frames_average(inputs, out, window, overlap, gap, odd_only, crf, interpolate
     """
     import warnings
 
-    from ..pairs.frames import FramesAverageSettings, write_frame_pairs
+    from ..pairs.frames import FramesAverageSettings, FramesAverageWarning, write_frame_pairs
     from ..sources.video import TruncatedVideoWarning
 
     settings = FramesAverageSettings(
         window_min=window[0], window_max=window[1], seed=seed, overlap=overlap, gap=gap, odd_only=odd_only,
         crf=crf.spec, interpolate=interpolate, fps=fps, max_pairs=max_pairs, png_level=png_level,
-        shard_size=shard_size,
+        shard_size=shard_size, psf_max_size=psf_max_size,
     )
+    told = (TruncatedVideoWarning, FramesAverageWarning)
     with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", TruncatedVideoWarning)
+        for category in told:
+            warnings.simplefilter("always", category)
         manifest = write_frame_pairs(inputs, out, settings, workers=workers, overwrite=overwrite,
                                      keep_freed=True)
-    for message in dict.fromkeys(str(w.message) for w in caught if issubclass(w.category, TruncatedVideoWarning)):
+    for message in dict.fromkeys(str(w.message) for w in caught if issubclass(w.category, told)):
         click.echo(f"warning: {message}", err=True)
     echo_manifest(manifest, out)
 

@@ -9,14 +9,16 @@ Memory is O(window): at most two windows of frames and one accumulator.
 
 from __future__ import annotations
 
+import math
 import os
+import warnings
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from ..errors import BadInputError
+from ..errors import BadInputError, SettingError
 from ..ops.average import LinearAverager
 from ..ops.color import CameraResponse
 from ..sources.flow import expanded_frames
@@ -167,6 +169,10 @@ class FramesAverageSettings:
     png_level : int or None
         None for fpng, 0-9 for zlib.
     shard_size : int
+    psf_max_size : int or None
+        Largest side of the ground-truth PSF of a render-clip source (>= 3; an even value
+        means the odd size below it). None sizes each PSF to its window's camera path; a
+        cap drops the mass outside, recorded per row as ``psf_clipped``.
     """
 
     window_min: int = 7
@@ -181,6 +187,13 @@ class FramesAverageSettings:
     max_pairs: int | None = None
     png_level: int | None = None
     shard_size: int = 256
+    psf_max_size: int | None = None
+
+    def __post_init__(self):
+        if self.psf_max_size is not None and (not isinstance(self.psf_max_size, int) or self.psf_max_size < 3):
+            raise SettingError(
+                f"--psf-max-size must be a whole number of pixels, at least 3; got {self.psf_max_size!r}. "
+                "Leave it out to size each ground-truth PSF to its camera path.", "psf_max_size")
 
     @property
     def response(self) -> CameraResponse:
@@ -267,15 +280,102 @@ def plan_frames_average(inputs, settings: FramesAverageSettings) -> FramesPlan:
     }
     positions = tuple(known_motion(s) for s in sources)
     record["known_motion"] = [p is not None for p in positions]
+    if settings.psf_max_size is not None:
+        _warn_clipped_psfs(windows, positions, settings)
     return FramesPlan(sources, tuple(windows), FramesAverageSettings(**{**settings.__dict__, "crf": crf}),
                       fingerprint(record), positions, names)
 
 
-def window_psf(positions: np.ndarray, win: Window, interpolate: int = 1) -> np.ndarray:
-    """PSF of a window of a clip with known motion: the camera path over the averaged frames.
+class FramesAverageWarning(UserWarning):
+    """What a frames-average run should tell its user: clipped ground-truth PSFs, ghosting, scene cuts."""
+
+
+def _warn_clipped_psfs(windows, positions, settings: FramesAverageSettings) -> None:
+    """One warning for the windows whose camera path a ``psf_max_size`` cap cuts."""
+    cap = settings.psf_max_size if settings.psf_max_size % 2 else settings.psf_max_size - 1
+    sides = [path_psf_side(window_path(positions[w.source], w, settings.interpolate))
+             for w in windows if positions[w.source] is not None]
+    over = [side for side in sides if side > cap]
+    if over:
+        warnings.warn(FramesAverageWarning(
+            f"{len(over)} of {len(sides)} ground-truth PSFs are larger than --psf-max-size "
+            f"{settings.psf_max_size} (paths need up to {max(over)} px): the mass outside is dropped, "
+            "the rest renormalised, and each row's params.psf_clipped records the fraction dropped. "
+            "Leave --psf-max-size out to keep whole paths."))
+
+
+def window_path(positions: np.ndarray, win: Window, interpolate: int = 1) -> np.ndarray:
+    """The camera positions a window averages, ``((length - 1) K + 1, 2)`` float64, in pixels.
 
     Interpolated frames sit at linearly interpolated positions (what ideal
-    optical flow would give). The PSF is centred on its centre of mass.
+    optical flow would give).
+    """
+    seg = np.asarray(positions, dtype=np.float64)[win.start:win.stop]
+    k = max(1, int(interpolate))
+    if k > 1:
+        t = np.arange((len(seg) - 1) * k + 1) / k
+        seg = np.stack([np.interp(t, np.arange(len(seg)), seg[:, i]) for i in range(2)], axis=1)
+    return seg
+
+
+def path_psf_side(path: np.ndarray) -> int:
+    """Side of the odd square PSF that holds all of ``path`` centred on its mean (at least 3)."""
+    r = float(np.abs(path - path.mean(axis=0)).max()) if len(path) else 0.0
+    return max(3, 2 * math.ceil(r) + 1)
+
+
+def window_psf_clipped(positions: np.ndarray, win: Window, interpolate: int = 1, *,
+                       max_size: int | None = None) -> tuple[np.ndarray, float]:
+    """PSF of a window of a clip with known motion, and the fraction of its mass a cap dropped.
+
+    The PSF is the flipped camera path over the averaged frames, centred on its
+    centre of mass. It is a recorded ground truth, so by default it is as large
+    as the path needs (a kernel bank's canvas does not apply); ``max_size``
+    caps its side, dropping the mass outside and renormalising the rest.
+
+    Parameters
+    ----------
+    positions : (n_frames, 2) float ndarray
+        The clip's camera positions ``(x, y)`` in pixels, one per frame.
+    win : Window
+    interpolate : int
+        K, as the pairs were averaged.
+    max_size : int, optional
+        Largest side (an even value means the odd size below it); None: sized to the path.
+
+    Returns
+    -------
+    psf : (k, k) float32 ndarray, sums to 1
+    clipped : float
+        Fraction of the path's mass outside the cap (0.0 when it fits).
+
+    Examples
+    --------
+    >>> pos = np.stack([10.0 * np.arange(10), np.zeros(10)], axis=1)  # 10 px per frame to the right
+    >>> psf, clipped = window_psf_clipped(pos, Window(0, 0, 2, 5))
+    >>> psf.shape, clipped
+    ((41, 41), 0.0)
+    >>> psf, clipped = window_psf_clipped(pos, Window(0, 0, 2, 5), max_size=21)
+    >>> psf.shape, round(clipped, 2)
+    ((21, 21), 0.4)
+    """
+    from ..ops.psf import rasterize_psfs
+
+    path = window_path(positions, win, interpolate)
+    # The rasteriser sizes the PSF to the path itself; uncapped, its canvas only needs to be
+    # larger than that (2 px of room for its own rounding of the centre of mass).
+    cap = path_psf_side(path) + 2 if max_size is None else int(max_size)
+    # Frame content moves opposite to the camera: the blur kernel is the flipped camera path.
+    values, sizes, clipped, _ = rasterize_psfs((-path)[None], (1.0,), centre="mass", max_size=cap)
+    k = int(sizes[0, 0])
+    return values.reshape(k, k), float(clipped[0, 0])
+
+
+def window_psf(positions: np.ndarray, win: Window, interpolate: int = 1, *,
+               max_size: int | None = None) -> np.ndarray:
+    """PSF of a window of a clip with known motion: the camera path over the averaged frames.
+
+    See :func:`window_psf_clipped`, which also returns the mass a ``max_size`` cap dropped.
 
     Returns
     -------
@@ -287,15 +387,7 @@ def window_psf(positions: np.ndarray, win: Window, interpolate: int = 1) -> np.n
     >>> window_psf(pos, Window(0, 0, 2, 5)).shape
     (5, 5)
     """
-    from ..ops.psf import rasterize_psf
-
-    seg = positions[win.start:win.stop]
-    k = max(1, int(interpolate))
-    if k > 1:
-        t = np.arange((len(seg) - 1) * k + 1) / k
-        seg = np.stack([np.interp(t, np.arange(len(seg)), seg[:, i]) for i in range(2)], axis=1)
-    # Frame content moves opposite to the camera: the blur kernel is the flipped camera path.
-    return rasterize_psf(-seg, centre="mass")
+    return window_psf_clipped(positions, win, interpolate, max_size=max_size)[0]
 
 
 def pair_params(info: SourceInfo, win: Window, settings: FramesAverageSettings, name: str | None = None,
@@ -379,9 +471,12 @@ def _make_rows(start, stop, *, plan: FramesPlan, bar=None, keep_freed: bool = Fa
         positions = plan.positions[win.source] if plan.positions else None
         psf = None
         if positions is not None:
-            psf = window_psf(positions, win, plan.settings.interpolate)
+            psf, clipped = window_psf_clipped(positions, win, plan.settings.interpolate,
+                                              max_size=plan.settings.psf_max_size)
             seg = positions[win.start:win.stop]
             params["psf_from"] = "render-clip camera path"
+            params["psf_max_size"] = plan.settings.psf_max_size
+            params["psf_clipped"] = round(clipped, 9)  # fraction of the path's mass outside the cap
             # Where the sharp frame's camera sits relative to the blur's centre of mass.
             params["sharp_offset_xy"] = (positions[win.sharp] - seg.mean(axis=0)).round(6).tolist()
         yield pair_row(
