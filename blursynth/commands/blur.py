@@ -73,7 +73,10 @@ def _resize(ctx, param, value):
 @click.option("--crf", default="gamma:2.2", show_default=True,
               help="Camera response: gamma:G, srgb, or none (blur encoded pixels, as DeblurGAN).")
 @click.option("--saturation", default=None, help="Linear scale factor range before blur, clipped after, e.g. 1-3 (off by default).")
-@click.option("--noise", default=None, help="Poisson-Gaussian noise SHOT[,READ], each X or LO-HI, e.g. 0.0005-0.005,0.002 (off by default).")
+@click.option("--noise", default=None, metavar="SHOT[,READ]",
+              help="Poisson-Gaussian sensor noise in linear light (intensity 0-1), each X or LO-HI: SHOT is the "
+                   "variance per unit linear intensity, READ the standard deviation of the signal-independent "
+                   "part (variance SHOT*x + READ^2 at intensity x), e.g. 0.0005-0.005,0.002 (off by default).")
 @click.option("--jpeg", default=None, help="JPEG quality range of the blurred image, e.g. 70-95 (off by default).")
 @click.option("--border", type=click.Choice(["reflect", "valid", "wrap"]), default="reflect", show_default=True,
               help="reflect: mirror at the edges; valid: crop so every pixel saw only the photo; wrap: periodic.")

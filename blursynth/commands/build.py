@@ -18,7 +18,7 @@ from ._common import positive_int, workers_option
 @click.option("--address", default=None, help="Ray cluster address (e.g. ray://head:10001); default: a local Ray instance.")
 @click.option("--dry-run", is_flag=True, help="Validate the recipe and print the plan; write nothing.")
 @click.option("--limit", type=int, default=None, callback=positive_int,
-              help="Build only the first N pairs of each output (and at most N training steps): a quick look.")
+              help="Build only N pairs of each output, spread over its inputs (and at most N training steps): a quick look.")
 @click.option("--input", "inputs", multiple=True, metavar="NAME=PATH",
               help="Use PATH for the recipe's input NAME (e.g. --input photos=my/photos/).")
 @click.option("--set", "sets", multiple=True, metavar="STEP.KEY=VALUE",
