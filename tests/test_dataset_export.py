@@ -4,7 +4,7 @@ import numpy as np
 
 from blursynth.dataset import verify_dataset
 
-from .conftest import error_line
+from .conftest import error_line, held_lock
 from .conftest import write_tiny
 
 
@@ -44,3 +44,35 @@ def test_export_refuses_a_file_and_an_unmarked_folder(tmp_path, run_cli):
     r = run_cli("dataset", "export", tmp_path / "d", "--out", tmp_path / "half", "--overwrite")
     assert r.code == 2 and "(it has no params.jsonl)" in error_line(r)
     assert (tmp_path / "half" / "blur").is_dir()
+
+
+def test_export_is_refused_while_another_process_writes_the_folder(tmp_path, run_cli):
+    write_tiny(tmp_path / "d", n=2)
+    with held_lock(tmp_path / "x") as pid:
+        r = run_cli("dataset", "export", tmp_path / "d", "--out", tmp_path / "x")
+    assert r.code == 2 and f"another blursynth process (pid {pid}) is writing there" in error_line(r)
+    # A folder holding only a lock is not an earlier export to protect: a plain rerun proceeds.
+    assert run_cli("dataset", "export", tmp_path / "d", "--out", tmp_path / "x").code == 0
+    assert sorted(p.name for p in (tmp_path / "x").iterdir()) == [".blursynth.lock", "blur", "params.jsonl", "psf", "sharp"]
+
+
+def test_export_removes_the_half_built_folder_of_a_killed_export_and_nothing_else(tmp_path, run_cli):
+    write_tiny(tmp_path / "d", n=2)
+    half = tmp_path / ".x.tmp4242"
+    (half / "blur").mkdir(parents=True)
+    (half / "params.jsonl").write_text("")
+    other = tmp_path / ".x.tmp77"  # same pattern, but holds a user's file
+    other.mkdir()
+    (other / "notes.txt").write_text("keep")
+    assert run_cli("dataset", "export", tmp_path / "d", "--out", tmp_path / "x").code == 0
+    assert not half.exists() and (other / "notes.txt").read_text() == "keep"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".x.tmp77", "d", "x"]
+
+
+def test_export_never_replaces_a_folder_through_a_link(tmp_path, run_cli):
+    write_tiny(tmp_path / "d", n=2)
+    assert run_cli("dataset", "export", tmp_path / "d", "--out", tmp_path / "x").code == 0
+    (tmp_path / "link").symlink_to(tmp_path / "x")
+    r = run_cli("dataset", "export", tmp_path / "d", "--out", tmp_path / "link", "--overwrite")
+    assert r.code == 2 and "is a symbolic link; an export replaces its folder whole" in error_line(r)
+    assert (tmp_path / "link").is_symlink() and (tmp_path / "x" / "params.jsonl").exists()

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
 import os
+import re
 import shutil
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import BadInputError
-from .outputs import OutputKind, claim, temporary_path
+from .outputs import LOCK_NAME, OutputKind, claim, lock_output, temporary_path
 from .reader import PairDataset
 
 _EXPORT_FOLDERS = ("blur", "sharp", "psf")
@@ -35,27 +38,63 @@ def export_png(dataset, out, *, progress: bool = True, overwrite: bool = False) 
     Blurred and sharp images are written as PNG under their row id (``/`` in ids
     becomes ``_``); a PSF, where the pair has one, as ``psf/<id>.npy`` (float32,
     exact) and ``psf/<id>.png`` (16-bit, scaled to its peak, to look at). The
-    folder is built under a temporary name and renamed when complete.
+    folder is built under a temporary name and renamed when complete (a killed export's is removed
+    by the next export into ``out``), with ``out`` locked (:func:`lock_output`).
 
     Returns
     -------
     n : int
         Pairs written.
     """
-    from tqdm.auto import tqdm
-
     out = Path(out)
     ds = PairDataset(dataset)
     if out.resolve() == ds.path.resolve() or out.resolve() in ds.path.resolve().parents:
         raise BadInputError(f"--out {out} is or holds the dataset {dataset} being exported; choose another folder.")
-    # The export is built beside ``out`` and renamed into place: nothing is made here.
+    if out.is_symlink():
+        raise BadInputError(
+            f"--out {out} is a symbolic link; an export replaces its folder whole and will not do that "
+            f"through a link. Give the folder it points to ({os.path.realpath(out)}) or a new one."
+        )
     claim(out, EXPORT, overwrite=overwrite, create=False)
-    tmp = temporary_path(out)
-    shutil.rmtree(tmp, ignore_errors=True)
-    for sub in _EXPORT_FOLDERS:
-        (tmp / sub).mkdir(parents=True)
+    made = not out.exists()
+    with lock_output(out):
+        # Again: another export may have finished into it between the claim and the lock.
+        claim(out, EXPORT, overwrite=overwrite, create=False)
+        try:
+            n = _export_locked(ds, out, progress=progress)
+        except BaseException:
+            if made:  # the lock's folder only: a rerun starts as if it had never been made
+                (out / LOCK_NAME).unlink(missing_ok=True)
+                with contextlib.suppress(OSError):
+                    out.rmdir()
+            raise
+    return n
+
+
+_LEFTOVER = re.compile(r"\.(?P<name>.+)\.tmp\d+")
+
+
+def _remove_leftovers(out: Path) -> None:
+    """Remove the half-built folders of exports into ``out`` that were killed (``.OUT.tmpPID``):
+    only folders that hold nothing but what an export writes; links are never followed."""
+    for path in out.parent.iterdir():
+        m = _LEFTOVER.fullmatch(path.name)
+        if not m or m["name"] != out.name or path.is_symlink() or not path.is_dir():
+            continue
+        if {p.name for p in path.iterdir()} <= {*_EXPORT_FOLDERS, "params.jsonl", LOCK_NAME}:
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def _export_locked(ds, out: Path, *, progress: bool) -> int:
+    """Build the export beside ``out`` (``.OUT.tmpPID``) and rename it into place; ``out`` is locked."""
+    from tqdm.auto import tqdm
+
     import cv2
 
+    _remove_leftovers(out)  # nobody else exports here while we hold the lock
+    tmp = temporary_path(out)
+    for sub in _EXPORT_FOLDERS:
+        (tmp / sub).mkdir(parents=True)
     n = 0
     try:
         with open(tmp / "params.jsonl", "w") as meta:
@@ -67,13 +106,15 @@ def export_png(dataset, out, *, progress: bool = True, overwrite: bool = False) 
                     psf = np.asarray(row["psf"]["values"], np.float32).reshape(row["psf"]["shape"])
                     np.save(tmp / "psf" / f"{name}.npy", psf)
                     img16 = np.round(psf / max(float(psf.max()), 1e-12) * 65535).astype(np.uint16)
-                    cv2.imwrite(str(tmp / "psf" / f"{name}.png"), img16)
+                    if not cv2.imwrite(str(tmp / "psf" / f"{name}.png"), img16):  # says only False
+                        raise OSError(errno.EIO, "could not write the file (is the disk full?)", str(tmp / "psf" / f"{name}.png"))
                 meta.write(json.dumps({"id": row["id"], "file": f"{name}.png", "source": row["source"],
                                        "seed": row["seed"], "params": json.loads(row["params"])}) + "\n")
                 n += 1
-        if out.exists():
+        # The new folder carries its own lock, so that ``out`` is never unlocked while it is swapped in.
+        with lock_output(tmp):
             shutil.rmtree(out)
-        os.replace(tmp, out)
+            os.replace(tmp, out)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return n

@@ -153,9 +153,11 @@ def claim(out, kind: OutputKind, *, overwrite: bool = False, create: bool = True
         raise BadInputError(kind.is_file.format(out=out))
     marked = False
     if out.is_dir():
-        if kind.exists is not None and not overwrite:
+        names = sorted(p.name for p in out.iterdir())
+        # A folder holding only a lock is one a run was killed in before it wrote anything.
+        if kind.exists is not None and not overwrite and names != [LOCK_NAME]:
             raise BadInputError(kind.exists.format(out=out))
-        names = sorted(p.name for p in out.iterdir() if p.name != LOCK_NAME)  # every kind's, see lock_output
+        names = [n for n in names if n != LOCK_NAME]  # every kind's, see lock_output
         marked = any(m in names for m in kind.markers)
         alien = [n for n in names if not (n in kind.markers or kind.own(n) or kind.own_when_marked(n))]
         if alien:
