@@ -37,21 +37,23 @@ def _size(ctx, param, value):
 
 
 def _resize(ctx, param, value):
-    """A scale factor like ``0.5`` or an exact size ``WxH``."""
+    """A scale factor like ``0.5``; or, the old width-first spelling, a size ``WxH`` (kept for one
+    release: sizes are HxW everywhere else, ``--resize-to``)."""
     if value is None:
         return None
     if "x" in value.lower():
         try:
             w, h = (int(p) for p in value.lower().split("x"))
         except ValueError:
-            raise click.BadParameter(f"expected a scale like 0.5 or a size WxH like 1280x720; got {value!r}.")
+            raise click.BadParameter(f"expected a scale like 0.5 (or a size: --resize-to HxW like 720x1280); "
+                                     f"got {value!r}.")
         if w < 1 or h < 1:
             raise click.BadParameter(f"size must be positive; got {value!r}.")
         return (w, h)
     try:
         scale = float(value)
     except ValueError:
-        raise click.BadParameter(f"expected a scale like 0.5 or a size WxH like 1280x720; got {value!r}.")
+        raise click.BadParameter(f"expected a scale like 0.5 (or a size: --resize-to HxW like 720x1280); got {value!r}.")
     if not 0 < scale <= 8:
         raise click.BadParameter(f"scale must be in (0, 8]; got {value!r}.")
     return scale
@@ -68,8 +70,12 @@ def _resize(ctx, param, value):
               help="Exposure fraction (one of the bank's) or 'random' (drawn per pair).")
 @click.option("--per-image", type=int, default=1, show_default=True, callback=positive_int,
               help="Pairs per photo, each with its own kernel and crop.")
-@click.option("--crop", default=None, callback=_size, help="Output size HxW; the window is drawn per pair.")
-@click.option("--resize", default=None, callback=_resize, help="Scale factor (0.5) or size WxH applied to each photo first.")
+@click.option("--crop", default=None, callback=_size, help="Output size HxW (height first); the window is drawn per pair.")
+@click.option("--resize", default=None, callback=_resize,
+              help="Scale factor (0.5) applied to each photo first. (The old width-first size WxH is still read, "
+                   "with a warning, for this release: use --resize-to.)")
+@click.option("--resize-to", default=None, callback=_size,
+              help="Size HxW (height first, like --crop) each photo is resized to first.")
 @click.option("--crf", default="gamma:2.2", show_default=True,
               help="Camera response: gamma:G, srgb, or none (blur encoded pixels, as DeblurGAN).")
 @click.option("--saturation", default=None, help="Linear scale factor range before blur, clipped after, e.g. 1-3 (off by default).")
@@ -93,7 +99,7 @@ def _resize(ctx, param, value):
 @seed_option
 @workers_option
 @overwrite_option
-def blur(photos, kernels, out, psf_source, exposure, per_image, crop, resize, crf, saturation, noise,
+def blur(photos, kernels, out, psf_source, exposure, per_image, crop, resize, resize_to, crf, saturation, noise,
          jpeg, border, device, batch, length_px, strict, png_level, shard_size, seed, workers, overwrite):
     """Blur sharp PHOTOS by trajectory PSFs in linear light: a pair dataset.
 
@@ -105,6 +111,15 @@ def blur(photos, kernels, out, psf_source, exposure, per_image, crop, resize, cr
     """
     from ..pairs.shake import BlurSettings, blur_photos
 
+    if resize is not None and resize_to is not None:
+        raise click.BadParameter("give --resize (a scale) or --resize-to (a size), not both.", param_hint="--resize-to")
+    if isinstance(resize, tuple):
+        w, h = resize
+        click.echo(f"warning: --resize {w}x{h} is the old width-first spelling (width {w}, height {h}); write "
+                   f"--resize-to {h}x{w} (sizes are height x width everywhere); --resize WxH goes in the next "
+                   "release.", err=True)
+    if resize_to is not None:
+        resize = (resize_to[1], resize_to[0])  # BlurSettings.resize and row params keep (width, height)
     settings = BlurSettings(
         photos=photos, kernels=kernels, psf_source=psf_source, exposure=exposure, per_image=per_image,
         crop=crop, resize=resize, crf=crf, saturation=saturation, noise=noise, jpeg=jpeg, border=border,

@@ -31,7 +31,7 @@ def info(path, as_json):
     if "sources" in result:
         click.echo("sources: " + ", ".join(f"{k} {v}" for k, v in sorted(result["sources"].items())))
         click.echo(f"rows with a PSF: {result['with_psf']}")
-        click.echo("image sizes (sampled): " + ", ".join(f"{k} ({v})" for k, v in result["image_sizes_sampled"].items()))
+        click.echo("image sizes (sampled, HxW): " + ", ".join(f"{k} ({v})" for k, v in result["image_sizes_sampled"].items()))
     if result.get("exposures"):
         click.echo("exposures: " + ", ".join(f"{f:g}" for f in result["exposures"]))
     click.echo("command: " + json.dumps(result["command"], sort_keys=True))
@@ -69,7 +69,7 @@ def preview(path, out, count, height, start):
 
         sheet = dataset_sheet(path, count=count, height=height, start=start)
     save_rgb8(out, sheet)
-    click.echo(f"wrote {out} ({sheet.shape[1]}x{sheet.shape[0]})")
+    click.echo(f"wrote {out} ({sheet.shape[0]}x{sheet.shape[1]} HxW)")
 
 
 @dataset.command()

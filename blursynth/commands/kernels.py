@@ -28,7 +28,7 @@ def preview(bank, out, count, columns, start, scale):
 
     sheet = contact_sheet(bank, count=count, columns=columns, scale=scale, start=start)
     save_rgb8(out, sheet)
-    click.echo(f"wrote {out} ({sheet.shape[1]}x{sheet.shape[0]})")
+    click.echo(f"wrote {out} ({sheet.shape[0]}x{sheet.shape[1]} HxW)")
 
 
 @kernels.command()

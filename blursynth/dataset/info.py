@@ -39,7 +39,7 @@ def dataset_info(path) -> dict:
                 for data in first.field("bytes").to_pylist()[:4]:
                     if data[:8] == b"\x89PNG\r\n\x1a\n":
                         w, h = struct.unpack(">II", data[16:24])
-                        sizes[f"{w}x{h}"] += 1
+                        sizes[f"{h}x{w}"] += 1  # HxW, as every size blursynth prints
         info["sources"] = dict(sources)
         info["with_psf"] = with_psf
         info["image_sizes_sampled"] = dict(sizes.most_common(5))
