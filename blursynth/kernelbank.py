@@ -333,6 +333,9 @@ class KernelBank:
     ----------
     path : str or Path
         A directory written by :func:`write_kernel_bank` / ``blursynth trajectories``.
+    verify : bool
+        Check each shard against the manifest as it is opened
+        (:class:`~blursynth.dataset.reader.ShardedTable`).
 
     Examples
     --------
@@ -341,8 +344,8 @@ class KernelBank:
     (41, 41)
     """
 
-    def __init__(self, path):
-        self.table = ShardedTable(path, kind="kernels")
+    def __init__(self, path, *, verify: bool = True):
+        self.table = ShardedTable(path, kind="kernels", verify=verify)
         self.path = self.table.path
         self.manifest = self.table.manifest
         self.exposures = tuple(float(f) for f in self.manifest.get("exposures", ()))
@@ -365,32 +368,25 @@ class KernelBank:
 
     def _group(self, i: int):
         """(decoded row group holding row i, local row); a few groups are cached."""
-        import bisect
-
         t = self.table
         if not 0 <= i < len(t):
             raise IndexError(f"kernel {i} out of range for a bank of {len(t)}")
-        s = bisect.bisect_right(t.offsets, i) - 1
-        local = i - int(t.offsets[s])
-        f = t.shard_file(s)
-        start = 0
-        for g in range(f.metadata.num_row_groups):
-            rows = f.metadata.row_group(g).num_rows
-            if local < start + rows:
-                break
-            start += rows
+        s, local = t.locate(i)
+        g, start = t.group_of(s, local)
         key = (s, g)
         group = self._group_cache.get(key)
         if group is None:
             if len(self._group_cache) > 8:
                 self._group_cache.clear()
-            column = f.read_row_group(g, columns=["psfs"]).column("psfs").combine_chunks()
-            structs = column.flatten()  # one struct per (row, exposure)
-            values = structs.field("values")
-            flat = values.flatten().to_numpy(zero_copy_only=False)
-            offs = values.offsets.to_numpy()
-            shapes = structs.field("shape").flatten().to_numpy().reshape(-1, 2)
-            row_offs = column.offsets.to_numpy()
+            table = t.read_group(s, g, columns=["psfs"])
+            with t.decoding(s, start, start + table.num_rows - 1):
+                column = table.column("psfs").combine_chunks()
+                structs = column.flatten()  # one struct per (row, exposure)
+                values = structs.field("values")
+                flat = values.flatten().to_numpy(zero_copy_only=False)
+                offs = values.offsets.to_numpy()
+                shapes = structs.field("shape").flatten().to_numpy().reshape(-1, 2)
+                row_offs = column.offsets.to_numpy()
             group = (flat, offs - offs[0], shapes, row_offs - row_offs[0])
             self._group_cache[key] = group
         return group, local - start
@@ -399,8 +395,9 @@ class KernelBank:
         """All PSFs of trajectory ``i``, one per exposure, float32 (k, k)."""
         (flat, offs, shapes, row_offs), r = self._group(i)
         out = []
-        for e in range(row_offs[r], row_offs[r + 1]):
-            out.append(flat[offs[e] : offs[e + 1]].reshape(shapes[e]))
+        with self.table.decoding(*self.table.locate(i)):
+            for e in range(row_offs[r], row_offs[r + 1]):
+                out.append(flat[offs[e] : offs[e + 1]].reshape(shapes[e]))
         return out
 
     def psf(self, i: int, exposure_fraction: float = 1.0) -> np.ndarray:
@@ -410,12 +407,13 @@ class KernelBank:
     def row(self, i: int) -> dict:
         """Raw row ``i`` with PSFs and trajectory decoded to arrays."""
         row = self.table.row(i)
-        row["psfs"] = [struct_array(v) for v in row["psfs"]]
-        row["trajectory"] = struct_array(row["trajectory"])
+        with self.table.decoding(*self.table.locate(i)):
+            row["psfs"] = [struct_array(v) for v in row["psfs"]]
+            row["trajectory"] = struct_array(row["trajectory"])
         return row
 
 
-def kernel_stats(path, *, progress: bool = False) -> dict:
+def kernel_stats(path, *, progress: bool = False, verify: bool = True) -> dict:
     """Distribution of support, max-pixel energy and trajectory extent per exposure.
 
     Returns
@@ -423,9 +421,10 @@ def kernel_stats(path, *, progress: bool = False) -> dict:
     stats : dict
         ``{"n": N, "exposures": {f: {"support_px": summary, "side_px": summary,
         "max_energy": summary, "extent_px": summary, "clipped": summary}}}`` with
-        each summary ``{"mean", "min", "p05", "p50", "p95", "max"}``.
+        each summary ``{"mean", "min", "p05", "p50", "p95", "max"}``. ``verify`` checks each
+        shard against the manifest as it is opened.
     """
-    table = ShardedTable(path, kind="kernels")
+    table = ShardedTable(path, kind="kernels", verify=verify)
     exposures = [float(f) for f in table.manifest.get("exposures", ())]
     if not exposures:
         raise DatasetError(f"{table.path}/manifest.json: no exposure list; the manifest is corrupt.")
@@ -433,27 +432,27 @@ def kernel_stats(path, *, progress: bool = False) -> dict:
     n_exp = len(exposures)
     acc = {key: [[] for _ in range(n_exp)] for key in ("support_px", "side_px", "max_energy", "extent_px", "clipped")}
     for s in range(len(table.shards)):
-        f = table.shard_file(s)
-        for batch in f.iter_batches(columns=["psfs", "extent_px", "clipped"], batch_size=4096):
-            psfs = batch.column(0).flatten()  # StructArray, row-major (row, exposure)
-            shapes = psfs.field("shape").flatten().to_numpy().reshape(-1, 2)
-            values = psfs.field("values")
-            flat = values.flatten().to_numpy(zero_copy_only=False)
-            offs = values.offsets.to_numpy()
-            offs = offs - offs[0]
-            sizes = np.diff(offs)
-            starts = offs[:-1]
-            nonzero = np.add.reduceat((flat > 0).astype(np.int64), starts) if flat.size else np.zeros(0)
-            peak = np.maximum.reduceat(flat, starts) if flat.size else np.zeros(0)
-            nonzero[sizes == 0] = 0
-            ext = batch.column(1).flatten().to_numpy()
-            clip = batch.column(2).flatten().to_numpy()
-            for e in range(n_exp):
-                acc["support_px"][e].append(nonzero[e::n_exp])
-                acc["side_px"][e].append(shapes[e::n_exp, 0])
-                acc["max_energy"][e].append(peak[e::n_exp])
-                acc["extent_px"][e].append(ext[e::n_exp])
-                acc["clipped"][e].append(clip[e::n_exp])
+        for first, batch in table.iter_batches(s, columns=["psfs", "extent_px", "clipped"], batch_size=4096):
+            with table.decoding(s, first, first + batch.num_rows - 1):
+                psfs = batch.column(0).flatten()  # StructArray, row-major (row, exposure)
+                shapes = psfs.field("shape").flatten().to_numpy().reshape(-1, 2)
+                values = psfs.field("values")
+                flat = values.flatten().to_numpy(zero_copy_only=False)
+                offs = values.offsets.to_numpy()
+                offs = offs - offs[0]
+                sizes = np.diff(offs)
+                starts = offs[:-1]
+                nonzero = np.add.reduceat((flat > 0).astype(np.int64), starts) if flat.size else np.zeros(0)
+                peak = np.maximum.reduceat(flat, starts) if flat.size else np.zeros(0)
+                nonzero[sizes == 0] = 0
+                ext = batch.column(1).flatten().to_numpy()
+                clip = batch.column(2).flatten().to_numpy()
+                for e in range(n_exp):
+                    acc["support_px"][e].append(nonzero[e::n_exp])
+                    acc["side_px"][e].append(shapes[e::n_exp, 0])
+                    acc["max_energy"][e].append(peak[e::n_exp])
+                    acc["extent_px"][e].append(ext[e::n_exp])
+                    acc["clipped"][e].append(clip[e::n_exp])
     result = {"n": len(table), "exposures": {}}
     for e, frac in enumerate(exposures):
         entry = {}
@@ -471,7 +470,8 @@ def kernel_stats(path, *, progress: bool = False) -> dict:
     return result
 
 
-def contact_sheet(path, *, count: int = 32, columns: int = 4, scale: int = 2, start: int = 0) -> np.ndarray:
+def contact_sheet(path, *, count: int = 32, columns: int = 4, scale: int = 2, start: int = 0,
+                  verify: bool = True) -> np.ndarray:
     """A picture of a kernel bank: ``count`` kernels, each shown at every exposure.
 
     Each block is one trajectory's PSFs left to right by exposure fraction,
@@ -486,7 +486,7 @@ def contact_sheet(path, *, count: int = 32, columns: int = 4, scale: int = 2, st
 
     from .dataset.preview import psf_tile
 
-    bank = KernelBank(path)
+    bank = KernelBank(path, verify=verify)
     count = max(1, min(count, len(bank) - start))
     if count < 1 or start >= len(bank):
         raise BadInputError(f"--start {start} is past the end of kernel bank {path} ({len(bank)} kernels).")

@@ -119,8 +119,10 @@ class ImageSet:
         if self.is_dataset:
             from ..sources.photos import decode_image
 
-            raw = self._dataset().raw(i, columns=[self.column])
-            img = decode_image(raw[self.column]["bytes"], what=self.describe(i))
+            table = self._dataset().table
+            raw = table.row(i, columns=[self.column])
+            with table.decoding(*table.locate(i)):
+                img = decode_image(raw[self.column]["bytes"], what=self.describe(i))
         else:
             from ..sources.photos import load_rgb8
 

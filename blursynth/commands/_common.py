@@ -71,6 +71,12 @@ seed_option = click.option("--seed", type=click.IntRange(0, 2**63 - 1), default=
 overwrite_option = click.option(
     "--overwrite", is_flag=True, help="Replace an existing dataset made by a different command."
 )
+#: ``--no-verify`` of the commands that read datasets or kernel banks.
+no_verify_option = click.option(
+    "--no-verify", "no_verify", is_flag=True,
+    help="Do not check each shard's sha256 against manifest.json as it is opened (one read of "
+         "every shard used); rows that fail to decode are still refused.",
+)
 
 
 def echo_manifest(manifest: dict, out) -> None:

@@ -6,7 +6,7 @@ import json
 
 import click
 
-from ._common import echo_manifest, overwrite_option, positive_int, workers_option
+from ._common import echo_manifest, no_verify_option, overwrite_option, positive_int, workers_option
 
 
 @click.group()
@@ -17,11 +17,12 @@ def dataset():
 @dataset.command()
 @click.argument("path", type=click.Path())
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def info(path, as_json):
+@no_verify_option
+def info(path, as_json, no_verify):
     """Rows, shards, size on disk, sources and the command that made a dataset."""
     from ..dataset.info import dataset_info
 
-    result = dataset_info(path)
+    result = dataset_info(path, verify=not no_verify)
     if as_json:
         click.echo(json.dumps(result, indent=1))
         return
@@ -55,7 +56,8 @@ def verify(path, no_decode):
 @click.option("--count", type=int, default=8, show_default=True, callback=positive_int, help="Pairs to show.")
 @click.option("--height", type=click.IntRange(32, 1024), default=160, show_default=True, help="Thumbnail height.")
 @click.option("--start", type=click.IntRange(0, None), default=0, show_default=True, help="First row.")
-def preview(path, out, count, height, start):
+@no_verify_option
+def preview(path, out, count, height, start, no_verify):
     """Contact sheet of pairs: blurred | sharp | PSF, one pair per line."""
     from ..dataset.reader import load_manifest
     from ..sources.photos import save_rgb8
@@ -63,11 +65,11 @@ def preview(path, out, count, height, start):
     if load_manifest(path)["kind"] == "kernels":
         from ..kernelbank import contact_sheet
 
-        sheet = contact_sheet(path, count=count, start=start)
+        sheet = contact_sheet(path, count=count, start=start, verify=not no_verify)
     else:
         from ..dataset.preview import dataset_sheet
 
-        sheet = dataset_sheet(path, count=count, height=height, start=start)
+        sheet = dataset_sheet(path, count=count, height=height, start=start, verify=not no_verify)
     save_rgb8(out, sheet)
     click.echo(f"wrote {out} ({sheet.shape[0]}x{sheet.shape[1]} HxW)")
 
@@ -77,11 +79,12 @@ def preview(path, out, count, height, start):
 @click.option("--out", type=click.Path(), required=True, help="Folder to write.")
 @click.option("--png", "fmt", flag_value="png", default=True, help="GoPro-style PNG folders (the only format).")
 @click.option("--overwrite", is_flag=True, help="Replace an existing folder.")
-def export(path, out, fmt, overwrite):
+@no_verify_option
+def export(path, out, fmt, overwrite, no_verify):
     """Write blur/, sharp/, psf/ folders and params.jsonl for tools that want folders."""
     from ..dataset.export import export_png
 
-    n = export_png(path, out, overwrite=overwrite)
+    n = export_png(path, out, overwrite=overwrite, verify=not no_verify)
     click.echo(f"exported {n} pairs to {out}/ (blur/, sharp/, psf/, params.jsonl)")
 
 

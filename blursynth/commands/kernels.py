@@ -6,7 +6,7 @@ import json
 
 import click
 
-from ._common import positive_int
+from ._common import no_verify_option, positive_int
 
 
 @click.group()
@@ -21,12 +21,13 @@ def kernels():
 @click.option("--columns", type=int, default=4, show_default=True, callback=positive_int, help="Kernels per row.")
 @click.option("--start", type=click.IntRange(0, None), default=0, show_default=True, help="First kernel shown.")
 @click.option("--scale", type=click.IntRange(1, 8), default=2, show_default=True, help="Pixels per PSF pixel.")
-def preview(bank, out, count, columns, start, scale):
+@no_verify_option
+def preview(bank, out, count, columns, start, scale, no_verify):
     """Contact sheet of PSFs: each kernel at every exposure fraction, left to right."""
     from ..sources.photos import save_rgb8
     from ..kernelbank import contact_sheet
 
-    sheet = contact_sheet(bank, count=count, columns=columns, scale=scale, start=start)
+    sheet = contact_sheet(bank, count=count, columns=columns, scale=scale, start=start, verify=not no_verify)
     save_rgb8(out, sheet)
     click.echo(f"wrote {out} ({sheet.shape[0]}x{sheet.shape[1]} HxW)")
 
@@ -34,11 +35,12 @@ def preview(bank, out, count, columns, start, scale):
 @kernels.command()
 @click.argument("bank", type=click.Path())
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
-def stats(bank, as_json):
+@no_verify_option
+def stats(bank, as_json, no_verify):
     """Distribution of support size, peak energy and trajectory extent per exposure."""
     from ..kernelbank import kernel_stats
 
-    result = kernel_stats(bank)
+    result = kernel_stats(bank, verify=not no_verify)
     if as_json:
         click.echo(json.dumps(result, indent=1))
         return

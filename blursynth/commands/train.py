@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import click
 
-from ._common import device_option, finite, seed_option
+from ._common import device_option, finite, no_verify_option, seed_option
 
 
 def _data_specs(ctx, param, value):
@@ -66,11 +66,12 @@ def _data_specs(ctx, param, value):
               help="Steps between checkpoints.")
 @click.option("--log-every", type=click.IntRange(1, None), default=10, show_default=True, help="Steps between metric rows.")
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its checkpoint.")
+@no_verify_option
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def train(data, out, config, steps, epochs, crop, batch_size, lr, critic_steps, content_weight,
           perceptual, vgg_weights,
           init, dropout, seed, device, precision, workers, val_data, val_fraction, val_count, val_crop, val_every,
-          checkpoint_every, log_every, resume, quiet):
+          checkpoint_every, log_every, resume, no_verify, quiet):
     """Train DeblurGAN on one or more pair datasets mixed by weight.
 
     \b
@@ -93,7 +94,7 @@ def train(data, out, config, steps, epochs, crop, batch_size, lr, critic_steps, 
         workers=workers,
         val_data=tuple(val_data), val_fraction=val_fraction, val_count=val_count,
         val_crop=val_crop, val_every=val_every, checkpoint_every=checkpoint_every,
-        log_every=log_every, resume=resume, progress=not quiet,
+        log_every=log_every, resume=resume, progress=not quiet, verify=not no_verify,
     )
     try:
         summary = run_training(settings)
@@ -123,8 +124,9 @@ def train(data, out, config, steps, epochs, crop, batch_size, lr, critic_steps, 
               help="InstanceNorm statistics from the whole image (exact) or per tile (faster).")
 @device_option
 @click.option("--json", "json_path", type=click.Path(), default=None, help="Also write the figures as JSON here.")
+@no_verify_option
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def evaluate(model, data, split, limit, tile, norm_stats, device, json_path, quiet):
+def evaluate(model, data, split, limit, tile, norm_stats, device, json_path, no_verify, quiet):
     """PSNR and SSIM of a trained model on pair datasets, beside the blurred input's.
 
     \b
@@ -135,7 +137,8 @@ def evaluate(model, data, split, limit, tile, norm_stats, device, json_path, qui
 
     report = run_eval(EvaluateSettings(model=model, data=tuple(data), split=split, limit=limit,
                                        tile=tile, norm_stats=norm_stats, device=device,
-                                       json_path=json_path, progress=not quiet))
+                                       json_path=json_path, progress=not quiet,
+                                       verify=not no_verify))
     click.echo(format_report(report))
 
 

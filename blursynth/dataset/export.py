@@ -15,6 +15,7 @@ import numpy as np
 from ..errors import BadInputError
 from .outputs import LOCK_NAME, OutputKind, claim, lock_output, temporary_path
 from .reader import PairDataset
+from .schema import struct_array
 
 _EXPORT_FOLDERS = ("blur", "sharp", "psf")
 
@@ -32,14 +33,15 @@ EXPORT = OutputKind(
 )
 
 
-def export_png(dataset, out, *, progress: bool = True, overwrite: bool = False) -> int:
+def export_png(dataset, out, *, progress: bool = True, overwrite: bool = False, verify: bool = True) -> int:
     """Write a pair dataset as GoPro-style folders: ``blur/``, ``sharp/``, ``psf/`` and ``params.jsonl``.
 
     Blurred and sharp images are written as PNG under their row id (``/`` in ids
     becomes ``_``); a PSF, where the pair has one, as ``psf/<id>.npy`` (float32,
     exact) and ``psf/<id>.png`` (16-bit, scaled to its peak, to look at). The
     folder is built under a temporary name and renamed when complete (a killed export's is removed
-    by the next export into ``out``), with ``out`` locked (:func:`lock_output`).
+    by the next export into ``out``), with ``out`` locked (:func:`lock_output`). ``verify`` checks each
+    shard against the manifest as it is opened (the images are copied, not decoded).
 
     Returns
     -------
@@ -47,7 +49,7 @@ def export_png(dataset, out, *, progress: bool = True, overwrite: bool = False) 
         Pairs written.
     """
     out = Path(out)
-    ds = PairDataset(dataset)
+    ds = PairDataset(dataset, verify=verify)
     if out.resolve() == ds.path.resolve() or out.resolve() in ds.path.resolve().parents:
         raise BadInputError(f"--out {out} is or holds the dataset {dataset} being exported; choose another folder.")
     if out.is_symlink():
@@ -98,18 +100,21 @@ def _export_locked(ds, out: Path, *, progress: bool) -> int:
     n = 0
     try:
         with open(tmp / "params.jsonl", "w") as meta:
-            for row in tqdm(ds.table.iter_rows(), total=len(ds), unit="pair", desc="exporting", disable=not progress):
-                name = row["id"].replace("/", "_")
+            rows = ds.table.iter_located()
+            for s, local, row in tqdm(rows, total=len(ds), unit="pair", desc="exporting", disable=not progress):
+                with ds.table.decoding(s, local):
+                    name = row["id"].replace("/", "_")
+                    params = json.loads(row["params"])
+                    psf = None if row["psf"] is None else struct_array(row["psf"])
                 (tmp / "blur" / f"{name}.png").write_bytes(row["blurred"]["bytes"])
                 (tmp / "sharp" / f"{name}.png").write_bytes(row["sharp"]["bytes"])
-                if row["psf"] is not None:
-                    psf = np.asarray(row["psf"]["values"], np.float32).reshape(row["psf"]["shape"])
+                if psf is not None:
                     np.save(tmp / "psf" / f"{name}.npy", psf)
                     img16 = np.round(psf / max(float(psf.max()), 1e-12) * 65535).astype(np.uint16)
                     if not cv2.imwrite(str(tmp / "psf" / f"{name}.png"), img16):  # says only False
                         raise OSError(errno.EIO, "could not write the file (is the disk full?)", str(tmp / "psf" / f"{name}.png"))
                 meta.write(json.dumps({"id": row["id"], "file": f"{name}.png", "source": row["source"],
-                                       "seed": row["seed"], "params": json.loads(row["params"])}) + "\n")
+                                       "seed": row["seed"], "params": params}) + "\n")
                 n += 1
         # The new folder carries its own lock, so that ``out`` is never unlocked while it is swapped in.
         with lock_output(tmp):

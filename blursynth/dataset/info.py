@@ -9,11 +9,15 @@ from pathlib import Path
 from .reader import ShardedTable, load_manifest
 
 
-def dataset_info(path) -> dict:
-    """Summary of a dataset: manifest facts, bytes on disk, rows per source, image sizes seen."""
+def dataset_info(path, *, verify: bool = True) -> dict:
+    """Summary of a dataset: manifest facts, bytes on disk, rows per source, image sizes seen.
+
+    The rows of a pair dataset are read, so ``verify`` checks each shard against the manifest
+    as it is opened (as every reader does).
+    """
     path = Path(path)
     manifest = load_manifest(path)
-    table = ShardedTable(path)
+    table = ShardedTable(path, verify=verify)
     info = {
         "path": str(path),
         "kind": manifest["kind"],
@@ -28,14 +32,13 @@ def dataset_info(path) -> dict:
         sizes = collections.Counter()
         with_psf = 0
         for s in range(len(table.shards)):
-            f = table.shard_file(s)
-            for batch in f.iter_batches(columns=["source", "psf"], batch_size=4096):
-                sources.update(batch.column(0).to_pylist())
+            for first, batch in table.iter_batches(s, columns=["source", "psf"], batch_size=4096):
+                sources.update(row["source"] for row in table.to_pylist(s, first, batch.select(["source"])))
                 with_psf += len(batch.column(1)) - batch.column(1).null_count
             # Image sizes from the first rows of each shard only: reading every PNG would
             # read the whole dataset.
-            if f.metadata.num_row_groups:
-                first = f.read_row_group(0, columns=["blurred"]).column(0).combine_chunks()
+            if table.shard_file(s).metadata.num_row_groups:
+                first = table.read_group(s, 0, columns=["blurred"]).column(0).combine_chunks()
                 for data in first.field("bytes").to_pylist()[:4]:
                     if data[:8] == b"\x89PNG\r\n\x1a\n":
                         w, h = struct.unpack(">II", data[16:24])

@@ -78,12 +78,14 @@ def pair_sheet(rows, *, height: int = 160, title: str | None = None) -> np.ndarr
     return sheet
 
 
-def dataset_sheet(path, *, count: int = 8, height: int = 160, start: int = 0, stride: int | None = None) -> np.ndarray:
-    """Contact sheet of ``count`` pairs of a dataset, evenly spread unless ``stride`` is given."""
+def dataset_sheet(path, *, count: int = 8, height: int = 160, start: int = 0, stride: int | None = None,
+                  verify: bool = True) -> np.ndarray:
+    """Contact sheet of ``count`` pairs of a dataset, evenly spread unless ``stride`` is given;
+    ``verify`` checks each shard read against the manifest."""
     from ..errors import BadInputError
     from .reader import PairDataset
 
-    ds = PairDataset(path)
+    ds = PairDataset(path, verify=verify)
     n = len(ds)
     if start >= n:
         raise BadInputError(f"--start {start} is past the end of {path} ({n} pairs).")

@@ -1,16 +1,36 @@
-"""Reading datasets: the manifest, lazy row access over shards, and pairs decoded to arrays."""
+"""Reading datasets: the manifest, lazy row access over shards, and pairs decoded to arrays.
+
+Every reader of a dataset or kernel bank opens its shards here (:class:`ShardedTable`), so the
+checks live in one place: a shard must be listed by the manifest under ``data/``, hash to the
+manifest's sha256 and hold the rows it lists before a row of it is used (``verify=False``, the
+commands' ``--no-verify``, skips the hash and the unlisted-shard check), and a row that cannot be
+decoded is one :class:`DatasetError` line naming the shard and the row.
+"""
 
 from __future__ import annotations
 
 import bisect
+import contextlib
 import json
+import os
+import re
 from pathlib import Path
 
 import numpy as np
 import pyarrow.parquet as pq
 
-from ..errors import DatasetError
-from .schema import FORMAT_VERSION, MANIFEST, PROGRESS, read_json_object, struct_array
+from ..errors import BlursynthError, DatasetError
+from .schema import DATA_DIR, FORMAT_VERSION, MANIFEST, PROGRESS, read_json_object, sha256_file, struct_array
+
+# A shard's file name as the writer makes it; anything else (a path leaving the dataset, a
+# nested or hidden name) is refused before it is opened.
+_SHARD_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*\.parquet")
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+
+# Shards this process has hashed, keyed by what identifies the file on disk; reopening a dataset
+# (train's validation set, loader workers forked after the plan) does not hash it again. A shard
+# replaced since (the writer renames new files into place) or rewritten changes the key.
+_VERIFIED: dict = {}
 
 
 def load_manifest(path, *, kind: str | None = None) -> dict:
@@ -46,18 +66,99 @@ def load_manifest(path, *, kind: str | None = None) -> dict:
     for key in ("shards", "num_rows", "fingerprint"):
         if key not in manifest:
             raise DatasetError(f"{path}/manifest.json: missing key {key!r}; the manifest is corrupt.")
+    _check_shard_list(path, manifest)
     return manifest
 
 
-class ShardedTable:
-    """Lazy row access over the shards of a dataset (one row group cached per process)."""
+def _check_shard_list(path: Path, manifest: dict) -> None:
+    """Each listed shard is ``data/NAME.parquet`` with a row count and a sha256: a name that
+    would leave the dataset folder (``../x``, an absolute path) is never opened."""
+    shards = manifest["shards"]
+    if not isinstance(shards, list):
+        raise DatasetError(f"{path}/manifest.json: 'shards' is not a list; the manifest is corrupt.")
+    for n, shard in enumerate(shards):
+        entry = f"{path}/manifest.json: shard {n}"
+        if not isinstance(shard, dict):
+            raise DatasetError(f"{entry} is {shard!r}, not an object; the manifest is corrupt.")
+        file = shard.get("file")
+        parts = file.split("/") if isinstance(file, str) else []
+        if len(parts) != 2 or parts[0] != DATA_DIR or not _SHARD_NAME.fullmatch(parts[1]):
+            raise DatasetError(
+                f"{entry}: file {file!r} is not a shard name inside the dataset (expected "
+                f"'{DATA_DIR}/NAME.parquet'); the manifest is corrupt or was edited. Rebuild the dataset.")
+        rows = shard.get("rows")
+        if not isinstance(rows, int) or isinstance(rows, bool) or rows < 0:
+            raise DatasetError(f"{entry}: rows {rows!r} is not a count; the manifest is corrupt.")
+        if not isinstance(shard.get("sha256"), str) or not _SHA256.fullmatch(shard["sha256"]):
+            raise DatasetError(f"{entry}: sha256 {shard.get('sha256')!r} is not a hex SHA-256; "
+                               "the manifest is corrupt.")
 
-    def __init__(self, path, *, kind: str | None = None):
+
+def check_shard_sha256(file: Path, listed: str, *, cached: bool = True, fix: str = "") -> None:
+    """Hash ``file`` (one read of it) and compare with the manifest's ``listed`` sha256.
+
+    With ``cached``, a file this process has already found good (same path, size, mtime and
+    inode) is not read again.
+    """
+    st = os.stat(file)
+    key = (str(Path(file).resolve()), st.st_size, st.st_mtime_ns, st.st_ino, listed)
+    if cached and key in _VERIFIED:
+        return
+    digest = sha256_file(file)
+    if digest != listed:
+        raise DatasetError(
+            f"{file}: sha256 {digest[:12]}... does not match manifest {listed[:12]}...; the "
+            "shard is corrupt or was changed. Rebuild it (delete it and rerun the command that "
+            f"made it){', ' + fix if fix else ''}.")
+    _VERIFIED[key] = True
+
+
+def unreadable(where: str, exc: BaseException) -> DatasetError:
+    """The one-line error for bytes of a shard that do not decode (``where``: shard and row)."""
+    detail = " ".join(str(exc).split())
+    if len(detail) > 160:
+        detail = detail[:157] + "..."
+    kind = type(exc).__name__
+    return DatasetError(
+        f"{where}: unreadable ({kind}{': ' + detail if detail else ''}); the shard is corrupt. "
+        "'blursynth dataset verify' checks every shard; rebuild the dataset (delete the shard and "
+        "rerun the command that made it).")
+
+
+class ShardedTable:
+    """Lazy row access over the shards of a dataset (one row group cached per process).
+
+    Parameters
+    ----------
+    path : str or Path
+        Dataset directory (with ``manifest.json``).
+    kind : str, optional
+        The kind of dataset expected (``"pairs"``, ``"kernels"``).
+    verify : bool
+        Check each shard as it is first opened: its sha256 against the manifest (one read of
+        the file), and that ``data/`` holds no shard the manifest does not list. The listed row
+        count and the shard names are checked either way.
+    """
+
+    def __init__(self, path, *, kind: str | None = None, verify: bool = True):
         self.path = Path(path)
         self.manifest = load_manifest(self.path, kind=kind)
+        self.verify = bool(verify)
         self.shards = [self.path / s["file"] for s in self.manifest["shards"]]
         counts = [int(s["rows"]) for s in self.manifest["shards"]]
         self.offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+        if int(self.offsets[-1]) != self.manifest["num_rows"]:
+            raise DatasetError(
+                f"{self.path}/manifest.json: its shards list {int(self.offsets[-1])} rows but "
+                f"num_rows says {self.manifest['num_rows']!r}; the manifest is corrupt. Rebuild the dataset.")
+        if self.verify:
+            listed = {p.name for p in self.shards}
+            extra = sorted(p.name for p in (self.path / DATA_DIR).glob("*.parquet") if p.name not in listed)
+            if extra:
+                raise DatasetError(
+                    f"{self.path / DATA_DIR / extra[0]}: shard not listed in manifest.json; the "
+                    "manifest does not match its shards. Rebuild the dataset, or pass --no-verify "
+                    "to read the listed shards anyway.")
         self._files = {}
         self._cache_key = None
         self._cache = None
@@ -70,18 +171,55 @@ class ShardedTable:
         state["_files"], state["_cache_key"], state["_cache"] = {}, None, None
         return state
 
+    def locate(self, i: int) -> tuple[int, int]:
+        """(shard, row within the shard) of row ``i``."""
+        n = len(self)
+        if not -n <= i < n:
+            raise IndexError(f"row {i} out of range for a dataset of {n} rows")
+        i %= n
+        s = bisect.bisect_right(self.offsets, i) - 1
+        return s, i - int(self.offsets[s])
+
+    def where(self, s: int, row: int | None = None, last: int | None = None) -> str:
+        """Shard ``s`` and a row (or rows ``row``..``last``) of it, for messages."""
+        if row is None:
+            return str(self.shards[s])
+        if last is not None and last != row:
+            return f"{self.shards[s]} rows {row}-{last}"
+        return f"{self.shards[s]} row {row}"
+
+    @contextlib.contextmanager
+    def decoding(self, s: int, row: int, last: int | None = None):
+        """Turn a failure to decode rows ``row``..``last`` of shard ``s`` into one line naming them."""
+        where = self.where(s, row, last)
+        try:
+            yield
+        except DatasetError:
+            raise
+        except BlursynthError as exc:  # decode_image's line, which names the row when told to
+            message = str(exc)
+            raise DatasetError(message if message.startswith(where) else f"{where}: {message}") from None
+        except Exception as exc:
+            raise unreadable(where, exc) from None
+
+    def _verify_shard(self, s: int) -> None:
+        check_shard_sha256(self.shards[s], self.manifest["shards"][s]["sha256"],
+                           fix="or pass --no-verify to read it anyway")
+
     def shard_file(self, s: int) -> pq.ParquetFile:
-        """Shard ``s``, opened once and checked against the row count the manifest lists."""
+        """Shard ``s``, opened once and checked against the manifest (see ``verify``)."""
         f = self._files.get(s)
         if f is None:
             try:
+                if self.verify:
+                    self._verify_shard(s)
                 f = pq.ParquetFile(self.shards[s])
             except FileNotFoundError:
                 raise DatasetError(f"{self.shards[s]}: shard listed in manifest.json is missing.") from None
+            except DatasetError:
+                raise
             except Exception as exc:
-                raise DatasetError(
-                    f"{self.shards[s]}: unreadable shard ({exc}); run 'blursynth dataset verify'."
-                ) from None
+                raise unreadable(self.where(s), exc) from None
             listed = int(self.offsets[s + 1] - self.offsets[s])
             if f.metadata.num_rows != listed:
                 raise DatasetError(
@@ -91,33 +229,71 @@ class ShardedTable:
             self._files[s] = f
         return f
 
-    def row(self, i: int, columns=None) -> dict:
-        """Raw row ``i`` (Python values, images still encoded)."""
-        n = len(self)
-        if not -n <= i < n:
-            raise IndexError(f"row {i} out of range for a dataset of {n} rows")
-        i %= n
-        s = bisect.bisect_right(self.offsets, i) - 1
-        local = i - int(self.offsets[s])
-        f = self.shard_file(s)
-        md = f.metadata
+    def group_of(self, s: int, local: int) -> tuple[int, int]:
+        """(row group, its first row) of row ``local`` of shard ``s``."""
+        md = self.shard_file(s).metadata
         start = 0
         for g in range(md.num_row_groups):
             rows = md.row_group(g).num_rows
             if local < start + rows:
-                break
+                return g, start
             start += rows
+        return md.num_row_groups - 1, start
+
+    def read_group(self, s: int, g: int, columns=None):
+        """Row group ``g`` of shard ``s`` as a pyarrow Table; a decode failure names its rows."""
+        f = self.shard_file(s)
+        md = f.metadata
+        first = sum(md.row_group(k).num_rows for k in range(g))
+        with self.decoding(s, first, first + md.row_group(g).num_rows - 1):
+            return f.read_row_group(g, columns=columns)
+
+    def iter_batches(self, s: int, columns=None, batch_size: int = 64):
+        """Yield (first row, RecordBatch) of shard ``s``; a decode failure names its rows."""
+        f = self.shard_file(s)
+        batches = f.iter_batches(batch_size=batch_size, columns=columns)
+        first = 0
+        while True:
+            with self.decoding(s, first, min(first + batch_size, f.metadata.num_rows) - 1):
+                batch = next(batches, None)
+            if batch is None:
+                return
+            yield first, batch
+            first += batch.num_rows
+
+    def to_pylist(self, s: int, first: int, batch) -> list:
+        """Python rows of a batch whose first row is ``first``; a row that does not convert
+        (text that is not UTF-8, say) is named exactly."""
+        try:
+            return batch.to_pylist()
+        except Exception as exc:
+            failure = exc
+        for j in range(batch.num_rows):
+            with self.decoding(s, first + j):
+                batch.slice(j, 1).to_pylist()
+        raise unreadable(self.where(s, first, first + batch.num_rows - 1), failure)
+
+    def row(self, i: int, columns=None) -> dict:
+        """Raw row ``i`` (Python values, images still encoded)."""
+        s, local = self.locate(i)
+        g, start = self.group_of(s, local)
         key = (s, g, tuple(columns) if columns else None)
         if key != self._cache_key:
-            self._cache = f.read_row_group(g, columns=columns).to_pylist()
+            self._cache = self.to_pylist(s, start, self.read_group(s, g, columns=columns))
             self._cache_key = key
         return self._cache[local - start]
 
     def iter_rows(self, columns=None, batch_size: int = 64):
         """Yield every raw row in order, streaming shard by shard."""
+        for s, _, row in self.iter_located(columns, batch_size):
+            yield row
+
+    def iter_located(self, columns=None, batch_size: int = 64):
+        """Yield (shard, row within the shard, raw row) of every row in order."""
         for s in range(len(self.shards)):
-            for batch in self.shard_file(s).iter_batches(batch_size=batch_size, columns=columns):
-                yield from batch.to_pylist()
+            for first, batch in self.iter_batches(s, columns=columns, batch_size=batch_size):
+                for j, row in enumerate(self.to_pylist(s, first, batch)):
+                    yield s, first + j, row
 
 
 class PairDataset:
@@ -127,6 +303,8 @@ class PairDataset:
     ----------
     path : str or Path
         Dataset directory (with ``manifest.json``).
+    verify : bool
+        Check each shard against the manifest as it is opened (:class:`ShardedTable`).
 
     Examples
     --------
@@ -136,8 +314,8 @@ class PairDataset:
     ((256, 256, 3), 'gamma:2.2')
     """
 
-    def __init__(self, path):
-        self.table = ShardedTable(path, kind="pairs")
+    def __init__(self, path, *, verify: bool = True):
+        self.table = ShardedTable(path, kind="pairs", verify=verify)
         self.path = self.table.path
         self.manifest = self.table.manifest
 
@@ -145,14 +323,18 @@ class PairDataset:
         return len(self.table)
 
     def __getitem__(self, i: int) -> dict:
-        return decode_pair_row(self.table.row(i), what=f"{self.path} row {i}")
+        s, local = self.table.locate(i)
+        row = self.table.row(i)
+        with self.table.decoding(s, local):
+            return decode_pair_row(row, what=self.table.where(s, local))
 
     def raw(self, i: int, columns=None) -> dict:
         return self.table.row(i, columns)
 
     def __iter__(self):
-        for n, row in enumerate(self.table.iter_rows()):
-            yield decode_pair_row(row, what=f"{self.path} row {n}")
+        for s, local, row in self.table.iter_located():
+            with self.table.decoding(s, local):
+                yield decode_pair_row(row, what=self.table.where(s, local))
 
 
 def decode_pair_row(row: dict, *, what: str = "row") -> dict:

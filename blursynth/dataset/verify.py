@@ -7,8 +7,8 @@ from pathlib import Path
 import pyarrow.parquet as pq
 
 from ..errors import DatasetError
-from .reader import load_manifest
-from .schema import DATA_DIR, known_kinds, registered_kind, sha256_file
+from .reader import check_shard_sha256, load_manifest
+from .schema import DATA_DIR, known_kinds, registered_kind
 
 
 def verify_dataset(path, *, decode: bool = True, progress: bool = False) -> dict:
@@ -55,12 +55,7 @@ def verify_dataset(path, *, decode: bool = True, progress: bool = False) -> dict
             file = path / shard["file"]
             if not file.exists():
                 raise DatasetError(f"{file}: shard listed in manifest.json is missing.")
-            digest = sha256_file(file)
-            if digest != shard["sha256"]:
-                raise DatasetError(
-                    f"{file}: sha256 {digest[:12]}... does not match manifest {shard['sha256'][:12]}...; "
-                    "the shard is corrupt or was changed. Rebuild it (delete it and rerun the command)."
-                )
+            check_shard_sha256(file, shard["sha256"], cached=False)
             try:
                 pf = pq.ParquetFile(file)
                 rows = pf.metadata.num_rows

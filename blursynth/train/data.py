@@ -97,8 +97,9 @@ def split_indices(ids, fraction: float):
     return idx[~held], idx[held]
 
 
-def open_pairs(path):
-    """Open a pair dataset, with a one-line error for a path that is not one."""
+def open_pairs(path, *, verify: bool = True):
+    """Open a pair dataset, with a one-line error for a path that is not one; ``verify`` checks
+    each shard against the manifest as it is opened (``--no-verify`` turns it off)."""
     from ..dataset.reader import PairDataset
 
     p = Path(path)
@@ -106,7 +107,7 @@ def open_pairs(path):
         raise DatasetError(f"--data {path}: no such folder; expected a pair dataset written by "
                            f"blursynth (with manifest.json).")
     try:
-        return PairDataset(p)
+        return PairDataset(p, verify=verify)
     except DatasetError:
         raise
     except Exception as exc:  # a manifest for something else, unreadable JSON, ...
@@ -186,6 +187,9 @@ class MixedPairs(torch.utils.data.Dataset):
         Relative frequency of each dataset.
     seed : int
     crop : int
+    verify : bool
+        Check shards against their manifests. Loader workers forked after the run's plan has
+        read every shard's ids find those shards already hashed by this process.
 
     Notes
     -----
@@ -197,12 +201,13 @@ class MixedPairs(torch.utils.data.Dataset):
     exactly what they read without this rule.
     """
 
-    def __init__(self, paths, train_indices, weights, *, seed, crop):
+    def __init__(self, paths, train_indices, weights, *, seed, crop, verify=True):
         self.paths = [str(p) for p in paths]
         self.train_indices = [np.asarray(t, dtype=np.int64) for t in train_indices]
         self.cum_weights = np.cumsum(np.asarray(weights, dtype=np.float64))
         self.seed = int(seed)
         self.crop = int(crop)
+        self.verify = bool(verify)
         self._datasets = None
         self._warned = set()
         self._small = set()  # (dataset, row) of pairs seen to be smaller than the crop
@@ -218,7 +223,7 @@ class MixedPairs(torch.utils.data.Dataset):
 
     def __getitem__(self, position):
         if self._datasets is None:  # opened in each worker, not pickled open
-            self._datasets = [open_pairs(p) for p in self.paths]
+            self._datasets = [open_pairs(p, verify=self.verify) for p in self.paths]
         src, row = self.locate(position)
         pair = self._datasets[src][row]
         h, w = pair["blurred"].shape[:2]

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..dataset.outputs import OutputKind, atomic_write_text, claim
+from ..dataset.outputs import OutputKind, atomic_write_text, claim, lock_output
 from ..errors import BadInputError
 from ..nn.device import resolve_device
 from .data import open_pairs, pair_ids, split_indices, to_tensor
@@ -34,6 +34,7 @@ class EvaluateSettings:
     device: str = "auto"
     json_path: str | None = None
     progress: bool = True
+    verify: bool = True  # hash each dataset's shards against its manifest (--no-verify)
 
 
 def deblur_array(gen, image_u8, *, tile=1024, blend=16, norm_stats="global") -> np.ndarray:
@@ -104,7 +105,7 @@ def evaluate(settings: EvaluateSettings) -> dict:
     gen, ckpt = load_generator(settings.model, device)
     plan = []
     for path in settings.data:
-        ds = open_pairs(path)
+        ds = open_pairs(path, verify=settings.verify)
         if settings.split == "heldout":
             trained_on = {str(d[0]) for d in ckpt["recipe"].get("data", [])}
             if trained_on and str(Path(path).resolve()) not in trained_on:
@@ -237,11 +238,7 @@ def deblur_images(settings: DeblurSettings) -> dict:
         if dst.resolve() in sources:
             raise BadInputError(f"{dst}: would replace the input photo {sources[dst.resolve()]}; choose an "
                                 "--out other than the input folder.")
-    if not settings.overwrite:
-        exist = [d for d in dests if d.exists()]
-        if exist:
-            raise BadInputError(f"{exist[0]}: already exists; pass --overwrite to replace "
-                                f"outputs or choose another --out.")
+    _check_existing(dests, settings.overwrite)
     from ..sources.photos import read_header
 
     for src, _ in plan:  # every input is checked before the first output is written
@@ -259,7 +256,9 @@ def deblur_images(settings: DeblurSettings) -> dict:
 
         bar = tqdm(total=len(plan), desc="deblur", unit="image")
     try:
-        _deblur_each(plan, gen, settings, written, notes, bar)
+        with lock_output(out):
+            _check_existing(dests, settings.overwrite)  # again: another run may have written them meanwhile
+            _deblur_each(plan, gen, settings, written, notes, bar)
     except BaseException:
         if not written:
             claimed.undo()
@@ -267,6 +266,13 @@ def deblur_images(settings: DeblurSettings) -> dict:
     if bar is not None:
         bar.close()
     return {"written": written, "notes": notes}
+
+
+def _check_existing(dests, overwrite: bool) -> None:
+    exist = [] if overwrite else [d for d in dests if d.exists()]
+    if exist:
+        raise BadInputError(f"{exist[0]}: already exists; pass --overwrite to replace "
+                            f"outputs or choose another --out.")
 
 
 def _deblur_each(plan, gen, settings, written, notes, bar):

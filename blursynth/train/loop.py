@@ -99,6 +99,7 @@ class TrainSettings:
     log_every: int = 10
     resume: bool = False
     progress: bool = True
+    verify: bool = True  # hash each dataset's shards against its manifest (--no-verify)
 
     def __post_init__(self):
         # The scalar settings are checked here, so a recipe's train step (built by 'blursynth
@@ -220,7 +221,7 @@ def _plan_data(settings, crop):
         raise BadInputError("no --data given; pass at least one pair dataset, e.g. --data pairs/.")
     train_rows, val_items = [], []
     for src in settings.data:
-        ds = open_pairs(src.path)
+        ds = open_pairs(src.path, verify=settings.verify)
         ids = pair_ids(ds)
         frac = 0.0 if settings.val_data else settings.val_fraction
         tr, ho = split_indices(ids, frac)
@@ -241,7 +242,7 @@ def _plan_data(settings, crop):
         train_rows.append(tr)
         val_items += [(src.path, int(i)) for i in ho]
     for vpath in settings.val_data:
-        ds = open_pairs(vpath)
+        ds = open_pairs(vpath, verify=settings.verify)
         val_items += [(vpath, i) for i in range(len(ds))]
     # Take evenly spaced held-out pairs of every dataset (datasets are often ordered by
     # photo or clip), interleaved so that the first val_count items cover every dataset.
@@ -258,10 +259,10 @@ def _plan_data(settings, crop):
     return train_rows, order[: settings.val_count]
 
 
-def _load_val(val_items, crop):
+def _load_val(val_items, crop, verify=True):
     datasets, out = {}, []
     for path, i in val_items:
-        ds = datasets.setdefault(path, open_pairs(path))
+        ds = datasets.setdefault(path, open_pairs(path, verify=verify))
         pair = ds[i]
         out.append((to_tensor(center_crop(pair["blurred"], crop)),
                     to_tensor(center_crop(pair["sharp"], crop))))
@@ -459,13 +460,14 @@ def build_run(plan: RunPlan) -> RunParts:
             tb = None
 
     dataset = MixedPairs([d.path for d in settings.data], plan.train_rows,
-                         [d.weight for d in settings.data], seed=settings.seed, crop=plan.crop)
+                         [d.weight for d in settings.data], seed=settings.seed, crop=plan.crop,
+                         verify=settings.verify)
     loader = torch.utils.data.DataLoader(
         dataset, batch_size=plan.batch,
         sampler=PositionSampler(start, plan.total, plan.batch, plan.rank, plan.world),
         num_workers=max(int(settings.workers), 0), pin_memory=on_cuda,
         persistent_workers=False, prefetch_factor=4 if settings.workers > 0 else None)
-    val = _load_val(plan.val_items, settings.val_crop) if plan.main else []
+    val = _load_val(plan.val_items, settings.val_crop, settings.verify) if plan.main else []
     return RunParts(trainer=trainer, generator=gen, loader=loader, val=val, start=start,
                     metrics=metrics, tensorboard=tb, memory_format=mem)
 
