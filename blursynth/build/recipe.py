@@ -161,18 +161,62 @@ def read_recipe(path, sets=()) -> Recipe:
     return recipe
 
 
+def _not(flag):
+    if not isinstance(flag, bool):
+        raise ValueError(f"expected true or false; got {flag!r}")
+    return not flag
+
+
+def _width_first(size):
+    """A recipe's ``resize_to = [H, W]`` (or ``"HxW"``) as the (width, height) BlurSettings keeps."""
+    if isinstance(size, str):
+        size = size.lower().split("x")
+    try:
+        h, w = (int(v) for v in size)
+    except (TypeError, ValueError):
+        raise ValueError(f"expected [height, width] like [720, 1280]; got {size!r}") from None
+    return (w, h)
+
+
+#: Recipe keys spelled as the command option they stand for (``frames`` for render-clip's
+#: ``--frames``), per step kind: key -> (settings field, conversion or None). The field's own
+#: name (``n_frames``) is read too; a table may not give both.
+OPTION_KEYS = {
+    "blur": {"length": ("fresh_length_px", None), "resize_to": ("resize", _width_first)},
+    "render-clip": {"frames": ("n_frames", None)},
+    "bgan-train": {"max_minutes": ("max_seconds", lambda m: 60.0 * float(m)), "quiet": ("progress", _not)},
+    "train": {"quiet": ("progress", _not), "no_verify": ("verify", _not)},
+    "evaluate": {"quiet": ("progress", _not), "no_verify": ("verify", _not)},
+}
+
+
 def table_settings(recipe: Recipe, table_key: tuple, cls, table: dict, *, fixed: dict):
     """Build the settings class ``cls`` from a step's table; unknown keys and bad values name their line.
 
     ``fixed`` holds the fields the step sets itself (resolved paths, the output folder); the
-    table may not set them. A :class:`SettingError` names the field at fault.
+    table may not set them. Keys of :data:`OPTION_KEYS` become their fields first. A
+    :class:`SettingError` names the field at fault.
     """
     names = {f.name for f in dataclasses.fields(cls)}
+    aliases = {k: v for k, v in OPTION_KEYS.get(table.get("run"), {}).items() if v[0] in names}
+    table, spelled = dict(table), {}  # spelled: field -> the option-named key that set it
+    for key, (field_name, convert) in aliases.items():
+        if key not in table:
+            continue
+        if field_name in table:
+            recipe.fail(f"{key} and {field_name} set the same thing; keep one ({key}, as the command's "
+                        f"option is named).", table_key, key)
+        value = table.pop(key)
+        try:
+            table[field_name] = convert(value) if convert else value
+        except (TypeError, ValueError) as exc:
+            recipe.fail(f"{key}: {exc}.", table_key, key)
+        spelled[field_name] = key
     for key in table:
         if key in ("name", "run"):
             continue
         if key not in names or key in fixed:
-            known = sorted(names - set(fixed))
+            known = sorted((names - set(fixed)) | set(aliases))
             recipe.fail(f"unknown key {key!r} for a {table.get('run')} step; known keys: {', '.join(known)}.",
                         table_key, key)
     values = {k: v for k, v in table.items() if k in names and k not in ("name", "run")}
@@ -186,6 +230,7 @@ def table_settings(recipe: Recipe, table_key: tuple, cls, table: dict, *, fixed:
     except (BadInputError, ValueError, TypeError) as exc:
         # A field the table does not set (a default, or one of `fixed`) points at the step.
         key = exc.field if isinstance(exc, SettingError) and exc.field in table else None
+        key = spelled.get(key, key)
         recipe.fail(str(exc).replace("--", "").strip(), table_key, key)
 
 
@@ -217,6 +262,12 @@ class Resolver:
         return str(p if p.is_absolute() else (self.recipe.path.parent / p))
 
 
+#: A step or input name becomes a folder inside the build (``OUT/<step>``, ``OUT/inputs/<input>``):
+#: no separators, and not hidden, ``.`` or ``..``, which would write beside or above it.
+NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
+NAME_RULE = "letters, digits, '_', '-' or '.', not starting with '.' or '-'"
+
+
 def read_inputs(recipe: Recipe, out: Path, overrides: dict) -> dict:
     """The recipe's [inputs]: name -> path, or ``("skimage", names, folder)`` for bundled samples."""
     inputs = {}
@@ -229,6 +280,8 @@ def read_inputs(recipe: Recipe, out: Path, overrides: dict) -> dict:
                                 f"{', '.join(sorted(tables)) or 'none'}.")
     for name, spec in tables.items():
         key = ("inputs", name)
+        if not NAME.fullmatch(name):
+            recipe.fail(f"input names are {NAME_RULE}; got {name!r}.", key)
         if name in overrides:
             p = Path(overrides[name])
             if not p.exists():

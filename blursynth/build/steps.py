@@ -196,6 +196,9 @@ def _prep_blur(st: StepTable):
     inner = {k: v for k, v in st.table.items() if k not in ("photos", "kernels")}
     st.step.settings = st.settings(inner, fixed)
     st.step.describe = {k: v for k, v in _settings_dict(st.step.settings).items() if v not in (None, False)}
+    if isinstance(st.table.get("resize"), list):
+        st.step.note = ("resize = [W, H] is the old width-first spelling, still read for this release; write "
+                        "resize_to = [H, W] (height first, like crop)")
 
 
 def _run_blur(step, plan, workers):
