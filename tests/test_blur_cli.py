@@ -200,3 +200,93 @@ def test_device_cuda_n_without_gpu(run_cli, photos, bank, tmp_path):
 def test_device_name_malformed(run_cli, photos, bank, tmp_path):
     assert_bad(run_cli, tmp_path / "out", photos, "--kernels", bank, "--device", "gpu0",
                match="auto, cpu, cuda or cuda:N")
+
+
+# --- photos as a new user has them (issue 15 items 4 and 5; battery D5, D8, D10, D11) ----------
+
+def _mixed(photos, tmp_path):
+    import shutil
+
+    folder = tmp_path / "mixed"
+    shutil.copytree(photos, folder)
+    return folder
+
+
+def test_photos_smaller_than_the_crop_are_skipped_with_one_line(run_cli, photos, bank, tmp_path):
+    from blursynth.dataset import PairDataset
+
+    folder = _mixed(photos, tmp_path)
+    for name in ("small1.png", "small2.png"):
+        save_photo(folder / name, np.zeros((30, 40, 3), np.uint8))
+    r = run_cli("blur", folder, "--kernels", bank, "--out", tmp_path / "out", "--crop", "48x48")
+    assert r.code == 0, r.err
+    warnings = [l for l in r.err.splitlines() if "smaller than" in l]
+    assert warnings == ["warning: 2 of 4 photos are smaller than 48x48 (--crop 48x48) and are skipped: "
+                        "small1.png (30x40), small2.png (30x40) (--strict refuses them instead)"], r.err
+    assert "wrote 2 rows" in r.out
+    assert {row["params"]["photo"] for row in PairDataset(tmp_path / "out")} == {"rocket.png", "chelsea.png"}
+    line = assert_bad(run_cli, tmp_path / "strict", folder, "--kernels", bank, "--crop", "48x48", "--strict",
+                      match="photo small1.png is 30x40, smaller than 48x48 for --crop 48x48")
+    assert "--strict" in line
+
+
+def save_photo(path, image, orientation=None):
+    from PIL import Image
+
+    exif = Image.Exif()
+    if orientation is not None:
+        exif[0x0112] = orientation
+    Image.fromarray(image).save(path, exif=exif)
+
+
+def test_exif_orientation_reaches_both_images_and_converted(run_cli, bank, tmp_path):
+    from skimage import data
+
+    from blursynth.dataset import PairDataset
+
+    stored = np.ascontiguousarray(data.astronaut()[::8, ::6])  # 64x86 as stored, 86x64 displayed
+    (tmp_path / "phone").mkdir()
+    save_photo(tmp_path / "phone" / "portrait.png", stored, orientation=6)
+    r = run_cli("blur", tmp_path / "phone", "--kernels", bank, "--out", tmp_path / "out", "--crf", "none")
+    assert r.code == 0, r.err
+    row = PairDataset(tmp_path / "out")[0]
+    assert np.array_equal(row["sharp"], np.rot90(stored, -1))  # no crop: the whole photo, upright
+    assert row["blurred"].shape == (86, 64, 3)
+    assert row["params"]["converted"] == "EXIF orientation 6 applied"
+
+
+def test_truncated_photo_alone_is_refused_like_a_garbage_file(run_cli, photos, bank, tmp_path):
+    good = (photos / "rocket.png").read_bytes()
+    lines = []
+    for name, content in (("garbage", b"\x89PNG\r\n\x1a\n" + b"garbage" * 20),
+                          ("truncated", good[: len(good) // 2])):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "only.png").write_bytes(content)
+        lines.append(assert_bad(run_cli, tmp_path / f"out-{name}", tmp_path / name, "--kernels", bank,
+                                match="none of the 1 image files could be read"))
+    assert "only.png: the file is truncated" in lines[1]
+
+
+def test_decompression_bomb_is_refused_in_one_line_before_decoding(run_cli, bank, tmp_path, monkeypatch):
+    from blursynth.sources import photos as photos_module
+
+    from .test_photos import _bomb_png
+
+    monkeypatch.setattr(photos_module, "_decode_cv2", lambda *a: pytest.fail("decoded the bomb"))
+    (tmp_path / "bomb").mkdir()
+    (tmp_path / "bomb" / "zeros.png").write_bytes(_bomb_png(20000, 20000))
+    for crop in ((), ("--crop", "256x256")):
+        assert_bad(run_cli, tmp_path / "out", tmp_path / "bomb", "--kernels", bank, *crop,
+                   match="zeros.png: 400,000,000 pixels is more than the 178,956,970 pixels blursynth decodes")
+
+
+def test_out_inside_the_photo_folder_is_not_read_as_photos(run_cli, photos, bank, tmp_path):
+    folder = _mixed(photos, tmp_path)
+    args = ("blur", folder, "--kernels", bank, "--out", folder / "pairs", "--crop", "32x32")
+    assert run_cli(*args).code == 0
+    # Something in --out that looks like a photo (an export, a preview) changes nothing.
+    save_photo(folder / "pairs" / "preview.png", np.zeros((60, 60, 3), np.uint8))
+    before = (folder / "pairs" / "manifest.json").read_text()
+    r = run_cli(*args)
+    assert r.code == 0, r.err
+    assert (folder / "pairs" / "manifest.json").read_text() == before

@@ -89,3 +89,134 @@ def test_scan_photos_refuses_missing_empty_and_all_unreadable_folders(tmp_path):
     (tmp_path / "bad" / "x.png").write_bytes(b"corrupt")
     with pytest.raises(BadInputError, match="none of the 1 image files could be read"):
         scan_photos(tmp_path / "bad")
+
+
+# --- EXIF orientation, the pixel limit, truncated files, excluded folders ----------------------
+
+def _with_orientation(path, image, orientation, **save):
+    from PIL import Image
+
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    Image.fromarray(image).save(path, exif=exif, **save)
+
+
+@pytest.mark.parametrize("suffix,save", [(".png", {}), (".jpg", {"quality": 100}),
+                                         (".webp", {"lossless": True}), (".tif", {})])
+def test_exif_orientation_is_applied_to_pixels_headers_and_noted(tmp_path, suffix, save):
+    from PIL import Image, ImageOps
+
+    from blursynth.sources.photos import decode_image, load_rgb8
+
+    image = np.random.default_rng(3).integers(0, 256, (6, 10, 3), dtype=np.uint8)
+    for orientation in range(1, 9):
+        path = tmp_path / f"o{orientation}{suffix}"
+        _with_orientation(path, image, orientation, **save)
+        with Image.open(path) as im:  # PIL's own reading of the tag is the reference
+            expect = np.asarray(ImageOps.exif_transpose(im).convert("RGB")).astype(int)
+        got, note = load_rgb8(path)
+        assert got.shape == expect.shape, (orientation, got.shape)
+        assert np.abs(got.astype(int) - expect).max() <= (3 if suffix == ".jpg" else 0), orientation
+        assert np.array_equal(decode_image(path.read_bytes()), got)
+        assert read_header(path)[:2] == header_size(path) == expect.shape[:2]
+        assert note == (None if orientation == 1 else f"EXIF orientation {orientation} applied")
+
+
+def test_orientation_note_follows_the_other_conversions(tmp_path):
+    from blursynth.sources.photos import load_rgb8
+
+    gray = np.arange(24, dtype=np.uint8).reshape(4, 6)
+    _with_orientation(tmp_path / "g.png", gray, 8)
+    image, note = load_rgb8(tmp_path / "g.png")
+    assert note == "grayscale replicated to RGB; EXIF orientation 8 applied"
+    assert np.array_equal(image[:, :, 0], np.rot90(gray))
+
+
+def _bomb_png(width, height):
+    """A small PNG file whose header claims ``width`` x ``height`` (its data would not decode)."""
+    import struct
+    import zlib
+
+    def chunk(kind, body):
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(b"\x00" * 1000)) + chunk(b"IEND", b""))
+
+
+def test_images_over_the_pixel_limit_are_refused_from_the_header(tmp_path, monkeypatch, recwarn):
+    from PIL import Image
+
+    from blursynth.sources import photos
+
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)  # the limit is twice PIL's: 200 pixels
+    assert photos.max_image_pixels() == 200
+    monkeypatch.setattr(photos, "_decode_cv2", lambda *a: pytest.fail("decoded a refused image"))
+    save_rgb8(tmp_path / "big.png", np.zeros((15, 14, 3), np.uint8))   # 210 pixels
+    (tmp_path / "bomb.png").write_bytes(_bomb_png(20000, 20000))
+    for name, size in (("big.png", "210"), ("bomb.png", "400,000,000")):
+        path = tmp_path / name
+        message = f"{path}: {size} pixels is more than the 200 pixels blursynth decodes"
+        for read in (photos.read_header, photos.load_rgb8):
+            with pytest.raises(BadInputError, match=message):
+                read(path)
+        with pytest.raises(BadInputError, match=message.replace(str(path), "bytes")):
+            photos.decode_image(path.read_bytes(), what="bytes")
+    monkeypatch.undo()
+    save_rgb8(tmp_path / "ok.png", np.zeros((12, 12, 3), np.uint8))  # under the limit, over PIL's warning
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)
+    assert photos.read_header(tmp_path / "ok.png") == (12, 12, "RGB")
+    assert photos.load_rgb8(tmp_path / "ok.png")[0].shape == (12, 12, 3)
+    assert not [w for w in recwarn if issubclass(w.category, Image.DecompressionBombWarning)]
+    plan = scan_photos(tmp_path)
+    assert plan.files == ("ok.png",)
+    assert plan.skipped == (str(tmp_path / "big.png"), str(tmp_path / "bomb.png"))
+    assert "more than the 200 pixels" in plan.reasons[1]
+    with pytest.raises(BadInputError, match="bomb.png: 400,000,000 pixels is more than"):
+        scan_photos(tmp_path / "bomb.png")
+    with pytest.raises(BadInputError, match="big.png: 210 pixels is more than .*drop --strict"):
+        scan_photos(tmp_path, strict=True)
+
+
+def test_truncated_png_and_jpeg_are_refused_like_garbage(tmp_path):
+    from PIL import Image
+
+    from blursynth.sources.photos import load_rgb8
+
+    image = np.random.default_rng(0).integers(0, 256, (40, 50, 3), dtype=np.uint8)
+    save_rgb8(tmp_path / "whole.png", image)
+    Image.fromarray(image).save(tmp_path / "whole.jpg", quality=90)
+    for suffix in (".png", ".jpg"):
+        data = (tmp_path / f"whole{suffix}").read_bytes()
+        (tmp_path / f"cut{suffix}").write_bytes(data[: len(data) * 2 // 3])
+        # Data after the end of the image (a phone's motion-photo trailer) is not truncation.
+        (tmp_path / f"trailer{suffix}").write_bytes(data + b"\x00\x01trailer" * 50)
+    for suffix in (".png", ".jpg"):
+        cut = tmp_path / f"cut{suffix}"
+        for read in (read_header, load_rgb8):
+            with pytest.raises(BadInputError, match=f"{cut}: the file is truncated"):
+                read(cut)
+        assert header_size(cut) is None and header_size(cut, decode=True) is None
+        assert load_rgb8(tmp_path / f"trailer{suffix}")[0].shape == (40, 50, 3)
+        assert read_header(tmp_path / f"trailer{suffix}")[:2] == (40, 50)
+    plan = scan_photos(tmp_path)
+    assert plan.files == ("trailer.jpg", "trailer.png", "whole.jpg", "whole.png")
+    assert plan.skipped == (str(tmp_path / "cut.jpg"), str(tmp_path / "cut.png"))
+    (tmp_path / "only").mkdir()
+    (tmp_path / "only" / "cut.png").write_bytes((tmp_path / "cut.png").read_bytes())
+    with pytest.raises(BadInputError, match="cut.png: the file is truncated"):
+        scan_photos(tmp_path / "only")
+
+
+def test_list_images_and_scan_leave_out_the_output_folder(tmp_path):
+    from blursynth.sources.photos import list_images
+
+    save_rgb8(tmp_path / "a.png", np.zeros((5, 7, 3), np.uint8))
+    save_rgb8(tmp_path / "out" / "a.png", np.zeros((5, 7, 3), np.uint8))
+    save_rgb8(tmp_path / "outer" / "b.png", np.zeros((5, 7, 3), np.uint8))
+    assert list_images(tmp_path, exclude=[tmp_path / "out"]) == [tmp_path / "a.png", tmp_path / "outer" / "b.png"]
+    assert len(list_images(tmp_path)) == 3
+    # Named any way (relative, through ..), the same folder is left out.
+    rel = tmp_path / "outer" / ".." / "out"
+    assert scan_photos(tmp_path, exclude=rel).files == ("a.png", "outer/b.png")
+    assert scan_photos(tmp_path, exclude=tmp_path / "missing").files == ("a.png", "out/a.png", "outer/b.png")

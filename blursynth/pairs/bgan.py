@@ -253,7 +253,7 @@ def bgan_blur(settings: BGANBlurSettings, out, *, workers: int = 1, overwrite: b
         raise BadInputError(f"--workers must be a positive integer; got {workers!r}.")
     device = resolve_device(settings.device)
     _, info = load_bgan_generator(settings.model)  # checks the model before anything is written
-    plan = scan_photos(settings.photos, strict=settings.strict)
+    plan = scan_photos(settings.photos, strict=settings.strict, exclude=out)
     recipe = {"command": "bgan blur", "model_fingerprint": info["fingerprint"],
               "photos_digest": plan.digest(), "n_photos": len(plan.files),
               "per_image": settings.per_image, "seed": settings.seed, "tile": settings.tile,

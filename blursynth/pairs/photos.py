@@ -58,7 +58,8 @@ def write_photo_pairs(out, plan: PhotoPlan, *, per_image: int, recipe: dict, inp
     out : str or Path
         Output dataset directory (new, or the same command's, to resume).
     plan : PhotoPlan
-        From :func:`blursynth.sources.photos.scan_photos`; its skipped files are warned about.
+        From :func:`blursynth.sources.photos.scan_photos`; its skipped files are warned about,
+        each on a line, and its photos too small for the run on one line with their count.
     recipe : dict
         Everything that determines the bytes; its fingerprint names the dataset.
     inputs : dict
@@ -74,14 +75,20 @@ def write_photo_pairs(out, plan: PhotoPlan, *, per_image: int, recipe: dict, inp
     Returns
     -------
     manifest : dict
-        The dataset manifest, plus ``skipped_photos`` (unreadable files).
+        The dataset manifest, plus ``skipped_photos`` (unreadable files) and ``small_photos``
+        (photos smaller than the run needs, left out of the plan).
     """
     from ..config import fingerprint
     from ..dataset.schema import PAIR_SCHEMA
     from ..dataset.writer import write_dataset
 
-    for path in plan.skipped:
-        warn(f"{path}: cannot read this image (corrupt or not an image); skipped")
+    for why in plan.reasons:
+        warn(f"{why}; skipped")
+    if plan.small:
+        n = len(plan.small)
+        shown = ", ".join(plan.small[:3]) + (f" and {n - 3} more" if n > 3 else "")
+        warn(f"{n} of {n + len(plan.files)} photos are smaller than {plan.small_need} and are "
+             f"skipped: {shown} (--strict refuses them instead)")
     fp = fingerprint(recipe)
     manifest = write_dataset(
         out, kind="pairs", schema=PAIR_SCHEMA, n_items=len(plan.files) * per_image,
@@ -90,4 +97,5 @@ def write_photo_pairs(out, plan: PhotoPlan, *, per_image: int, recipe: dict, inp
         unit="pair", desc=desc, progress=progress, options=options,
     )
     skipped_rows = manifest["planned_items"] - manifest["num_rows"]
-    return {**manifest, "skipped_photos": len(plan.skipped) + skipped_rows // per_image}
+    return {**manifest, "skipped_photos": len(plan.skipped) + skipped_rows // per_image,
+            "small_photos": len(plan.small)}

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import functools
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -150,6 +150,15 @@ class BlurSettings:
         if not (self.fresh_length_px > 0 and math.isfinite(self.fresh_length_px)):
             raise SettingError(f"trajectory length must be > 0 px; got {self.fresh_length_px!r}.",
                                "fresh_length_px")
+        if self.psf_source == "fresh":
+            from ..ops.trajectory import TrajectoryConfig, check_path_fits
+
+            side = self.fresh_canvas if self.fresh_canvas % 2 else self.fresh_canvas - 1
+            try:
+                check_path_fits(TrajectoryConfig(length_px=float(self.fresh_length_px)), side,
+                                side_option="fresh_canvas")
+            except SettingError as exc:
+                raise SettingError(str(exc), "fresh_length_px") from None
 
     def degradations(self) -> Degradations:
         return Degradations.parse(saturation=self.saturation, noise=self.noise, jpeg=self.jpeg)
@@ -217,40 +226,57 @@ def _resize(photo, resize):
     return cv2.resize(photo, (nw, nh), interpolation=interp)
 
 
-def plan_photos(settings: BlurSettings, max_side: int) -> PhotoPlan:
-    """List the photos, read their sizes, and check every one fits the PSFs and crop.
+def plan_photos(settings: BlurSettings, max_side: int, *, out=None) -> PhotoPlan:
+    """List the photos, read their sizes, and leave out those too small for the crop and PSFs.
 
-    Unreadable files are skipped with a warning (or stop the run with
-    ``strict``). Raises :class:`BadInputError` before anything is written.
+    Unreadable files and photos smaller than the crop (or, without one, than the largest PSF)
+    are skipped with a warning, or stop the run with ``strict``; so is a folder with no photo
+    large enough. ``out``, where it lies inside the photo folder, is not searched. Raises
+    :class:`BadInputError` before anything is written.
     """
-    plan = scan_photos(settings.photos, strict=settings.strict)
-    for rel, size in zip(plan.files, plan.sizes):
-        _check_photo_fits(rel, *_resize_shape(settings.resize, *size), settings, max_side)
-    return plan
-
-
-def _check_photo_fits(rel, h, w, settings, max_side):
+    plan = scan_photos(settings.photos, strict=settings.strict, exclude=out)
     k = max_side
     if settings.crop is not None:
         ch, cw = settings.crop
-        need_h, need_w = (ch + k - 1, cw + k - 1) if settings.border == "valid" else (ch, cw)
-        if h < need_h or w < need_w:
-            extra = f" (--crop {ch}x{cw} plus the PSF's {k - 1} px for --border valid)" \
-                if settings.border == "valid" else f" for --crop {ch}x{cw}"
-            raise BadInputError(
-                f"photo {rel} is {h}x{w}, smaller than {need_h}x{need_w}{extra}; use a smaller "
-                "--crop or remove the photo."
-            )
         if settings.border != "valid" and (ch < k or cw < k):
             raise BadInputError(
                 f"--crop {ch}x{cw} is smaller than the largest PSF ({k}x{k}); use a larger crop."
             )
-        return
-    if h < k or w < k:
-        raise BadInputError(
-            f"photo {rel} is {h}x{w} but PSFs can be up to {k}x{k}: the PSF is larger than the "
-            "image. Use larger photos, --resize up, or a bank of smaller kernels."
-        )
+        valid = settings.border == "valid"
+        need = (ch + k - 1, cw + k - 1) if valid else (ch, cw)
+        why = (f"--crop {ch}x{cw} plus the PSF's {k - 1} px for --border valid" if valid
+               else f"--crop {ch}x{cw}")
+    else:
+        need, why = (k, k), f"PSFs of up to {k}x{k}"
+    keep, small = [], []
+    for rel, size in zip(plan.files, plan.sizes):
+        h, w = _resize_shape(settings.resize, *size)
+        if h < need[0] or w < need[1]:
+            small.append((rel, h, w))
+        else:
+            keep.append((rel, size))
+    if small and (settings.strict or not keep):
+        rel, h, w = small[0]
+        if settings.crop is not None:
+            problem = f"photo {rel} is {h}x{w}, smaller than {need[0]}x{need[1]}"
+            problem += f" ({why})" if settings.border == "valid" else f" for {why}"
+            fix = "use a smaller --crop or remove the photo"
+        else:
+            problem = (f"photo {rel} is {h}x{w} but PSFs can be up to {k}x{k}: the PSF is larger "
+                       "than the image")
+            fix = "use larger photos, --resize up, or a bank of smaller kernels"
+        if not keep and len(small) > 1:
+            problem += f" (as are all {len(small)} photos)"
+        elif keep:
+            fix += " (or drop --strict to skip photos that small)"
+        raise BadInputError(f"{problem}; {fix}.")
+    if not small:
+        return plan
+    return replace(
+        plan, files=tuple(r for r, _ in keep), sizes=tuple(s for _, s in keep),
+        small=tuple(f"{rel} ({h}x{w})" for rel, h, w in small),
+        small_need=f"{need[0]}x{need[1]} ({why})",
+    )
 
 
 def open_kernels(settings: BlurSettings) -> KernelSource:
@@ -510,7 +536,7 @@ def blur_photos(settings: BlurSettings, out, *, workers: int = 1, overwrite: boo
         raise BadInputError(f"--workers must be a positive integer; got {workers!r}.")
     device = resolve_device(settings.device)
     source = open_kernels(settings)
-    plan = plan_photos(settings, source.max_side)
+    plan = plan_photos(settings, source.max_side, out=out)
     # The device type is in the fingerprint: the CPU and CUDA paths round differently, so a
     # resume on the other kind must not mix their bytes under one fingerprint.
     recipe = {

@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import re
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,13 +17,16 @@ from ..errors import BadInputError
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".bmp")
 
 
-def list_images(folder) -> list[Path]:
+def list_images(folder, *, exclude=()) -> list[Path]:
     """Image files under ``folder`` (recursively), sorted by relative path.
 
     Parameters
     ----------
     folder : str or Path
         A directory, or a single image file (returned alone).
+    exclude : str, Path or sequence of them
+        Folders left out with everything under them: a command's ``--out`` inside its input
+        folder, so that a rerun does not read its own outputs as inputs.
 
     Returns
     -------
@@ -37,9 +42,13 @@ def list_images(folder) -> list[Path]:
         return [folder]
     if not folder.is_dir():
         raise BadInputError(f"{folder}: no such file or directory; expected a folder of images.")
+    if exclude is None or isinstance(exclude, (str, os.PathLike)):
+        exclude = (exclude,)
+    left_out = {os.path.realpath(e) for e in exclude if e is not None}
     found = []
     for root, dirs, files in os.walk(folder):
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        dirs[:] = sorted(d for d in dirs if not d.startswith(".")
+                         and not (left_out and os.path.realpath(os.path.join(root, d)) in left_out))
         for name in files:
             if name.lower().endswith(IMAGE_SUFFIXES) and not name.startswith("."):
                 found.append(Path(root) / name)
@@ -129,13 +138,15 @@ def load_rgb8(path) -> tuple[np.ndarray, str | None]:
     Returns
     -------
     image : (H, W, 3) uint8 ndarray
+        As displayed: the EXIF orientation is applied.
     note : str or None
-        What was converted (grayscale, alpha, 16-bit), or None.
+        What was converted (grayscale, alpha, 16-bit, EXIF orientation), or None.
 
     Raises
     ------
     BadInputError
-        If the file is missing, empty, corrupt or of an unsupported layout.
+        If the file is missing, empty, truncated, corrupt, of an unsupported layout, or larger
+        than :func:`max_image_pixels` (refused from its header, before decoding).
     """
     path = Path(path)
     try:
@@ -146,8 +157,11 @@ def load_rgb8(path) -> tuple[np.ndarray, str | None]:
         raise BadInputError(f"{path}: is a directory; expected an image file.") from None
     if not data:
         raise BadInputError(f"{path}: empty file; expected an image.")
+    header = _header_or_none(data, str(path))
+    if _truncated(data):
+        raise _truncated_error(path)
     image, note = to_rgb8(_decode_cv2(data, str(path)), what=str(path))
-    return image, _png_note(data, note)
+    return _oriented(image, _png_note(data, note), header)
 
 
 def _png_note(data: bytes, note: str | None) -> str | None:
@@ -168,8 +182,10 @@ def _png_note(data: bytes, note: str | None) -> str | None:
 
 
 def decode_image(data: bytes, *, what: str = "image bytes") -> np.ndarray:
-    """Decode PNG/JPEG/... bytes to uint8 (H, W, 3) RGB (no conversion notes)."""
-    return to_rgb8(_decode_cv2(data, what), what=what)[0]
+    """Decode PNG/JPEG/... bytes to uint8 (H, W, 3) RGB (no conversion notes), EXIF orientation
+    applied; images larger than :func:`max_image_pixels` are refused before decoding."""
+    header = _header_or_none(data, what)
+    return _oriented(to_rgb8(_decode_cv2(data, what), what=what)[0], None, header)[0]
 
 
 def encode_png(image: np.ndarray, level: int | None = None) -> bytes:
@@ -243,11 +259,205 @@ def save_rgb8(path, image: np.ndarray) -> None:
 # headers and photo folders
 
 
+#: EXIF's orientation tag (1: as stored; 2-8: mirrored and/or rotated for display).
+_ORIENTATION_TAG = 0x0112
+
+
+def max_image_pixels() -> int | None:
+    """The most pixels an image may have for blursynth to decode it (None: no limit).
+
+    One limit for every command and every decoder (OpenCV's included), checked from the header
+    before anything is decoded, so a small file that claims a huge size (a decompression bomb)
+    is refused in one line instead of exhausting memory. It is PIL's own error threshold, twice
+    ``PIL.Image.MAX_IMAGE_PIXELS`` (178,956,970 pixels, about 13377x13377, by default); a
+    library user raises it there.
+    """
+    from PIL import Image
+
+    limit = Image.MAX_IMAGE_PIXELS
+    return None if limit is None else 2 * int(limit)
+
+
+def _too_large(what, size: str, limit: int) -> BadInputError:
+    return BadInputError(
+        f"{what}: {size} pixels is more than the {limit:,} pixels blursynth decodes (a guard "
+        "against decompression bombs); scale the image down first."
+    )
+
+
+@dataclass(frozen=True)
+class _Header:
+    height: int  # as displayed, the orientation applied
+    width: int
+    mode: str
+    orientation: int
+    decoder_orients: bool  # OpenCV turns a TIFF itself, whatever the flags
+
+
+def _exif_orientation(im) -> int:
+    """The EXIF orientation (1-8) of an open PIL image; 1 where there is none or it is unreadable.
+
+    Only the EXIF tag, as OpenCV reads it (PIL's ``getexif`` would also take XMP's, and for a PNG
+    decode the whole image to look for a late eXIf chunk).
+    """
+    from PIL import Image
+
+    try:
+        if im.format == "TIFF":
+            value = im.tag_v2.get(_ORIENTATION_TAG, 1)
+        else:
+            raw = im.info.get("exif")
+            if not raw:
+                return 1
+            exif = Image.Exif()
+            exif.load(raw)
+            value = exif.get(_ORIENTATION_TAG, 1)
+        value = int(value)
+    except Exception:
+        return 1
+    return value if 1 <= value <= 8 else 1
+
+
+def _header(source, what) -> _Header:
+    """Read ``source``'s header with PIL and check its size against :func:`max_image_pixels`.
+
+    Raises BadInputError for an image over the limit, and whatever PIL raises for a file it
+    cannot read.
+    """
+    from PIL import Image
+
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        source = io.BytesIO(source)
+    limit = max_image_pixels()
+    try:
+        with warnings.catch_warnings():
+            # PIL warns from half its error threshold; the limit here is that threshold.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            im = Image.open(source)
+    except Image.DecompressionBombError as exc:
+        # PIL's check is the limit (max_image_pixels); its message holds the count, not the size.
+        found = re.search(r"\((\d+) pixels\)", str(exc))
+        raise _too_large(what, f"{int(found[1]):,}" if found else "more", limit) from None
+    with im:
+        w, h = im.size
+        orientation = _exif_orientation(im)
+        tiff = im.format == "TIFF"
+        if orientation >= 5 and not tiff:  # a quarter turn; PIL gives a TIFF's size turned already
+            w, h = h, w
+        return _Header(int(h), int(w), im.mode, orientation, tiff)
+
+
+def _header_or_none(data: bytes, what) -> _Header | None:
+    """:func:`_header` of bytes about to be decoded; None where PIL cannot read the format
+    (OpenCV may; its own limit of 2**30 pixels then applies)."""
+    try:
+        return _header(data, what)
+    except BadInputError:
+        raise
+    except Exception:
+        return None
+
+
+def _orient(image: np.ndarray, orientation: int) -> np.ndarray:
+    """Apply EXIF orientation 2-8 to an (H, W[, C]) array, as stored -> as displayed."""
+    t = image.swapaxes(0, 1) if orientation >= 5 else image
+    rows, cols = {2: (1, -1), 3: (-1, -1), 4: (-1, 1), 5: (1, 1), 6: (1, -1), 7: (-1, -1),
+                  8: (-1, 1)}.get(orientation, (1, 1))
+    return t[::rows, ::cols]
+
+
+def _oriented(image, note, header):
+    """``image`` and ``note`` with the header's EXIF orientation applied and noted."""
+    if header is None or header.orientation == 1:
+        return image, note
+    if not header.decoder_orients:
+        image = np.ascontiguousarray(_orient(image, header.orientation))
+    applied = f"EXIF orientation {header.orientation} applied"
+    return image, (f"{note}; {applied}" if note else applied)
+
+
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_PNG_END = b"\x00\x00\x00\x00IEND\xaeB`\x82"
+
+
+def _jpeg_scan_start(data: bytes) -> int | None:
+    """Offset of a JPEG's first start-of-scan marker (past the EXIF block and its thumbnail)."""
+    pos, n = 2, len(data)
+    while pos + 4 <= n:
+        if data[pos] != 0xFF:
+            return None
+        marker = data[pos + 1]
+        if marker == 0xFF:  # fill byte
+            pos += 1
+        elif marker == 0xDA:
+            return pos
+        elif marker == 0x01 or 0xD0 <= marker <= 0xD8:  # markers without a length
+            pos += 2
+        else:
+            pos += 2 + int.from_bytes(data[pos + 2:pos + 4], "big")
+    return None
+
+
+def _truncated(data: bytes) -> bool:
+    """Whether PNG or JPEG bytes stop before their image does (other formats: the decoder says).
+
+    A PNG must reach its IEND chunk, a JPEG an end-of-image marker after its first scan; data
+    after that (a phone's motion-photo trailer) is allowed. PIL reads such a file's header and
+    OpenCV may fail on it only when the pixels are decoded, which would skip the photo in the
+    middle of a run instead of when it is planned.
+    """
+    if data[:8] == _PNG_SIGNATURE:
+        if data[-12:] == _PNG_END:
+            return False
+        pos = 8
+        while pos + 8 <= len(data):
+            if data[pos + 4:pos + 8] == b"IEND":
+                return False
+            pos += 12 + int.from_bytes(data[pos:pos + 4], "big")
+        return True
+    if data[:2] == b"\xff\xd8":
+        if data[-2:] == b"\xff\xd9":
+            return False
+        sos = _jpeg_scan_start(data)
+        return sos is None or data.find(b"\xff\xd9", sos) < 0
+    return False
+
+
+def _file_truncated(path) -> bool:
+    """:func:`_truncated` of a file, reading only its ends where they show it is complete."""
+    with open(path, "rb") as f:
+        head = f.read(8)
+        if head != _PNG_SIGNATURE and head[:2] != b"\xff\xd8":
+            return False
+        f.seek(0, os.SEEK_END)
+        size = f.tell()
+        tail = 12 if head == _PNG_SIGNATURE else 2
+        f.seek(max(0, size - tail))
+        if f.read(tail) == (_PNG_END if head == _PNG_SIGNATURE else b"\xff\xd9"):
+            return False
+        f.seek(0)
+        return _truncated(f.read())
+
+
+def _truncated_error(what) -> BadInputError:
+    return BadInputError(f"{what}: the file is truncated (it ends before its image does); copy it "
+                         "again or remove it.")
+
+
+#: PIL modes of single-channel images (with or without alpha).
+GRAY_MODES = ("1", "L", "LA", "La", "I", "I;16", "I;16L", "I;16B", "I;16N", "F")
+
+
 def read_header(source) -> tuple[int, int, str]:
     """(height, width, PIL mode) of an image file or encoded bytes, from its header alone.
 
+    The size is as displayed (EXIF orientation applied), as :func:`load_rgb8` decodes it.
+
     Raises
     ------
+    BadInputError
+        The image is larger than :func:`max_image_pixels`, or the file is a truncated PNG or
+        JPEG.
     Exception
         Whatever PIL raises for a file it cannot read; callers word their own message.
 
@@ -256,23 +466,25 @@ def read_header(source) -> tuple[int, int, str]:
     >>> read_header(encode_png(np.zeros((4, 5, 3), np.uint8)))
     (4, 5, 'RGB')
     """
-    from PIL import Image
-
-    if isinstance(source, (bytes, bytearray, memoryview)):
-        source = io.BytesIO(source)
-    with Image.open(source) as im:
-        w, h = im.size
-        return int(h), int(w), im.mode
+    is_bytes = isinstance(source, (bytes, bytearray, memoryview))
+    what = "image bytes" if is_bytes else str(source)
+    header = _header(source, what)
+    if _truncated(bytes(source)) if is_bytes else _file_truncated(source):
+        raise _truncated_error(what)
+    return header.height, header.width, header.mode
 
 
 def header_size(source, *, decode: bool = False) -> tuple[int, int] | None:
-    """(height, width) of an image file or encoded bytes, or None where it cannot be read.
+    """(height, width) of an image file or encoded bytes, as displayed, or None where it cannot
+    be read (or is too large, or truncated: :func:`read_header`).
 
     ``decode``: where PIL cannot read the header (it lacks some formats OpenCV reads), try a
     full decode before giving up.
     """
     try:
         return read_header(source)[:2]
+    except BadInputError:
+        return None
     except Exception:
         if not decode:
             return None
@@ -301,15 +513,26 @@ class PhotoPlan:
     files : tuple of str
         Photos relative to ``root`` (the file's name when ``root`` is a file).
     sizes : tuple of (int, int)
-        (height, width) of each, from its header.
+        (height, width) of each as displayed, from its header.
     skipped : tuple of str
-        Files whose header could not be read (never with ``strict``, which raises instead).
+        Files whose header could not be read, or that are truncated or too large (never with
+        ``strict``, which raises instead).
+    reasons : tuple of str
+        Why each of ``skipped`` was skipped: one line naming the file.
+    small : tuple of str
+        Photos left out as smaller than the run needs, as ``"name (HxW)"`` (a way of making
+        pairs fills this in; never with ``strict``).
+    small_need : str
+        What they are smaller than, e.g. ``"64x64 (--crop 64x64)"``.
     """
 
     root: str
     files: tuple = ()
     sizes: tuple = ()
     skipped: tuple = ()
+    reasons: tuple = ()
+    small: tuple = ()
+    small_need: str = ""
 
     def path(self, i: int) -> Path:
         return photo_path(self.root, self.files[i])
@@ -322,9 +545,32 @@ class PhotoPlan:
         return h.hexdigest()[:16]
 
 
-def scan_photos(photos, *, strict: bool = False) -> PhotoPlan:
+def _photo_size(path) -> tuple[tuple[int, int] | None, str | None]:
+    """((height, width), None) of a photo as displayed, or (None, why it cannot be used)."""
+    try:
+        return read_header(path)[:2], None
+    except BadInputError as exc:
+        return None, str(exc).rstrip(".")
+    except Exception:
+        pass
+    size = header_size(path, decode=True)  # formats PIL lacks
+    if size is None:
+        return None, f"{path}: cannot read this image (corrupt or not an image)"
+    return size, None
+
+
+def scan_photos(photos, *, strict: bool = False, exclude=()) -> PhotoPlan:
     """List the photos under ``photos`` and read every header up front, so a bad file stops
     nothing halfway.
+
+    Parameters
+    ----------
+    photos : str or Path
+        A folder of photos (searched recursively) or one image file.
+    strict : bool
+        Refuse the first unreadable, truncated or too large file instead of skipping it.
+    exclude : str, Path or sequence of them
+        Folders not searched (the command's ``--out``: :func:`list_images`).
 
     Raises
     ------
@@ -334,25 +580,25 @@ def scan_photos(photos, *, strict: bool = False) -> PhotoPlan:
     root = Path(photos)
     if not root.exists():
         raise BadInputError(f"{photos}: no such file or directory; expected a folder of sharp photos.")
-    paths = list_images(root)
+    paths = list_images(root, exclude=exclude)
     if not paths:
         raise BadInputError(
             f"{photos}: no photos found (looked recursively for .png, .jpg, .jpeg, .tif, .tiff, "
             ".webp, .bmp); point PHOTOS at a folder of sharp images."
         )
-    files, sizes, skipped = [], [], []
+    files, sizes, skipped, reasons = [], [], [], []
     for p in paths:
-        size = header_size(p, decode=True)
+        size, why = _photo_size(p)
         if size is None:
             if strict:
-                raise BadInputError(
-                    f"{p}: cannot read this image (corrupt or not an image); remove it or drop "
-                    "--strict to skip unreadable files."
-                )
+                fix = "remove it or " if why.endswith("(corrupt or not an image)") else ""
+                raise BadInputError(f"{why}; {fix}drop --strict to skip unreadable files.")
             skipped.append(str(p))
+            reasons.append(why)
             continue
         files.append(p.relative_to(root).as_posix() if root.is_dir() else p.name)
         sizes.append(size)
     if not files:
-        raise BadInputError(f"{photos}: none of the {len(paths)} image files could be read.")
-    return PhotoPlan(str(photos), tuple(files), tuple(sizes), tuple(skipped))
+        raise BadInputError(f"{photos}: none of the {len(paths)} image files could be read; "
+                            f"{reasons[0]}.")
+    return PhotoPlan(str(photos), tuple(files), tuple(sizes), tuple(skipped), tuple(reasons))
