@@ -151,3 +151,39 @@ def test_import_folder_names_and_unreadable_sharp_partner(tmp_path, run_cli, pho
     r = run_cli("dataset", "import", root, "--layout", "flat", "--out", tmp_path / "d")
     assert r.code == 2 and error_line(r).startswith(f"error: {root / 'sharp' / 'a.png'}: unreadable image")
     assert not (tmp_path / "d").exists()
+
+
+def test_exif_orientation_is_applied_before_sizes_are_compared(tmp_path, run_cli, photo):
+    from PIL import Image
+
+    root = tmp_path / "flat"
+    _write(root / "sharp" / "a.png", np.rot90(photo, -1))  # stored upright
+    exif = Image.Exif()
+    exif[0x0112] = 6  # stored sideways, as a phone does, with the turn in its EXIF block
+    (root / "blur").mkdir()
+    Image.fromarray(photo // 2).save(root / "blur" / "a.png", exif=exif)
+    r = run_cli("dataset", "import", root, "--layout", "flat", "--out", tmp_path / "d")
+    assert r.code == 0, r.err
+    row = PairDataset(tmp_path / "d")[0]
+    assert np.array_equal(row["blurred"], np.rot90(photo // 2, -1))
+    assert np.array_equal(row["sharp"], np.rot90(photo, -1))
+    assert row["params"]["converted"] == "EXIF orientation 6 applied"
+
+
+def test_truncated_and_too_large_images_are_refused_in_their_own_words(tmp_path, run_cli, photo):
+    from .test_photos import _bomb_png
+
+    root = tmp_path / "flat"
+    _write(root / "sharp" / "a.png", photo)
+    _write(root / "blur" / "a.png", photo // 2)
+    whole = (root / "blur" / "a.png").read_bytes()
+    (root / "blur" / "a.png").write_bytes(whole[: len(whole) // 2])
+    r = run_cli("dataset", "import", root, "--layout", "flat", "--out", tmp_path / "d")
+    assert r.code == 2
+    assert error_line(r) == (f"error: {root / 'blur' / 'a.png'}: the file is truncated (it ends before its "
+                             "image does); copy it again or remove it.")
+    (root / "blur" / "a.png").write_bytes(_bomb_png(20000, 20000))
+    r = run_cli("dataset", "import", root, "--layout", "flat", "--out", tmp_path / "d")
+    assert r.code == 2 and error_line(r).startswith(
+        f"error: {root / 'blur' / 'a.png'}: 400,000,000 pixels is more than the 178,956,970 pixels")
+    assert not (tmp_path / "d").exists()

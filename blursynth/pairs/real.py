@@ -103,8 +103,10 @@ def check_pair_sizes(root, pairs) -> None:
         sizes = []
         for rel in (b, s):
             try:
-                h, w, _ = read_header(root / rel)
+                h, w, _ = read_header(root / rel)  # as displayed: EXIF orientation applied
                 sizes.append((w, h))
+            except BadInputError:
+                raise  # truncated, or over the pixel limit: already one line naming the file
             except Exception as exc:
                 raise BadInputError(f"{root / rel}: unreadable image ({exc}); fix or remove the pair.") from None
         if sizes[0] != sizes[1]:
