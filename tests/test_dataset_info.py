@@ -1,5 +1,7 @@
 """dataset info and dataset preview."""
 
+import numpy as np
+
 from blursynth.dataset import dataset_info
 
 from .conftest import write_tiny
@@ -22,3 +24,63 @@ def test_info_and_preview(tmp_path, run_cli):
     sheet, _ = load_rgb8(tmp_path / "p.png")
     assert sheet.shape[0] > 3 * 160 and sheet.std() > 10
     assert r.out.strip() == f"wrote {tmp_path / 'p.png'} ({sheet.shape[0]}x{sheet.shape[1]} HxW)"
+
+
+def _line_psf(length):
+    psf = np.zeros((length, length), np.float32)
+    psf[length // 2, :] = 1.0 / length
+    return psf
+
+
+def _psf_extents(sheet):
+    """Widths of the bright PSF pixels (inferno's yellow; captions are grey) in the top and bottom
+    halves of a two-line sheet."""
+    ys, xs = np.nonzero((sheet[..., 0] > 200) & (sheet[..., 2] < 180))
+    mid = sheet.shape[0] // 2
+    return [int(np.ptp(xs[sel])) + 1 for sel in (ys < mid, ys >= mid)]
+
+
+def test_preview_draws_every_psf_at_one_scale():
+    from blursynth.dataset.preview import pair_sheet
+
+    dark = np.zeros((40, 40, 3), np.uint8)
+    rows = [{"id": str(i), "source": "trajectory", "blurred": dark, "sharp": dark, "psf": _line_psf(k)}
+            for i, k in enumerate((3, 37))]
+    short, long = _psf_extents(pair_sheet(rows, height=80))
+    # 2 sheet pixels per PSF pixel for both (80 // 37): a 3 px blur stays 12 times shorter.
+    assert (short, long) == (6, 74)
+
+
+def test_preview_captions():
+    from blursynth.dataset.preview import caption_lines
+
+    image = np.zeros((96, 128, 3), np.uint8)
+    blur = {"id": "000003", "source": "trajectory", "blurred": image,
+            "params": {"photo": "sub/cat.png", "exposure": 0.01, "shot_noise": 0.00213, "read_noise": 0.002,
+                       "jpeg_quality": 71, "saturation": 1.5}}
+    assert caption_lines(blur) == ["000003  trajectory  96x128  cat.png",
+                                   "exposure: 1/100 of the path  noise shot 0.0021, read 0.002  JPEG q71  "
+                                   "saturation x1.5"]
+    video = {"id": "000004", "source": "video", "blurred": image,
+             "params": {"video": "/x/clip.mkv", "frame_start": 10, "frame_stop": 17, "window_frames": 7,
+                        "averaged_frames": 7, "exposure_s": 7 / 240}}
+    assert caption_lines(video) == ["000004  video  96x128  clip.mkv frames 10-16",
+                                    "exposure: 29.2 ms (7 frames)  no noise added  no JPEG"]
+    real = {"id": "000005", "source": "real", "blurred": image, "params": {"blurred_path": "seq/blur/0001.png"}}
+    assert caption_lines(real) == ["000005  real  96x128  0001.png", "exposure n/a  no noise added  no JPEG"]
+
+
+def test_preview_crop_full_res_shows_pixels_one_to_one(tmp_path, run_cli, tiny_pairs_dataset):
+    from blursynth.dataset import PairDataset
+    from blursynth.sources.photos import load_rgb8
+
+    path = tiny_pairs_dataset(n=2, size=(48, 64))
+    r = run_cli("dataset", "preview", path, "--out", tmp_path / "c.png", "--count", 1, "--height", 32,
+                "--crop-full-res")
+    assert r.code == 0, r.err
+    sheet, _ = load_rgb8(tmp_path / "c.png")
+    for name in ("blurred", "sharp"):
+        crop = PairDataset(path)[0][name][8:40, 16:48]  # the 32x32 centre of a 48x64 image
+        hits = [(y, x) for y, x in zip(*np.nonzero((sheet == crop[0, 0]).all(axis=2)))
+                if np.array_equal(sheet[y : y + 32, x : x + 32], crop)]
+        assert len(hits) == 1, name

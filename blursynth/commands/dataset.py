@@ -54,11 +54,19 @@ def verify(path, no_decode):
 @click.argument("path", type=click.Path())
 @click.option("--out", type=click.Path(dir_okay=False), required=True, help="PNG file to write.")
 @click.option("--count", type=int, default=8, show_default=True, callback=positive_int, help="Pairs to show.")
-@click.option("--height", type=click.IntRange(32, 1024), default=160, show_default=True, help="Thumbnail height.")
+@click.option("--height", type=click.IntRange(32, 1024), default=160, show_default=True,
+              help="Thumbnail height (the crop side with --crop-full-res).")
 @click.option("--start", type=click.IntRange(0, None), default=0, show_default=True, help="First row.")
+@click.option("--crop-full-res", is_flag=True,
+              help="Show the HEIGHTxHEIGHT centre of each image at 1:1 instead of the whole image scaled to "
+                   "fit, so noise and JPEG artefacts can be seen.")
 @no_verify_option
-def preview(path, out, count, height, start, no_verify):
-    """Contact sheet of pairs: blurred | sharp | PSF, one pair per line."""
+def preview(path, out, count, height, start, crop_full_res, no_verify):
+    """Contact sheet of pairs: blurred | sharp | PSF, one pair per line.
+
+    Each line's caption gives the size (HxW), the source file, the exposure, the
+    noise and the JPEG quality; every PSF on the sheet is drawn at one scale.
+    """
     from ..dataset.reader import load_manifest
     from ..sources.photos import save_rgb8
 
@@ -69,7 +77,8 @@ def preview(path, out, count, height, start, no_verify):
     else:
         from ..dataset.preview import dataset_sheet
 
-        sheet = dataset_sheet(path, count=count, height=height, start=start, verify=not no_verify)
+        sheet = dataset_sheet(path, count=count, height=height, start=start, verify=not no_verify,
+                              crop_full_res=crop_full_res)
     save_rgb8(out, sheet)
     click.echo(f"wrote {out} ({sheet.shape[0]}x{sheet.shape[1]} HxW)")
 

@@ -32,15 +32,105 @@ def psf_tile(psf: np.ndarray, side: int, *, scale: int = 2) -> np.ndarray:
     return np.repeat(np.repeat(rgb, scale, axis=0), scale, axis=1)
 
 
-def pair_sheet(rows, *, height: int = 160, title: str | None = None) -> np.ndarray:
-    """A contact sheet with one line per pair: blurred | sharp | PSF (if any) | label.
+_BACKGROUND = 24
+_TEXT_LINE = 14  # pixels per caption line
+
+
+def caption_lines(row) -> list[str]:
+    """The two caption lines of a pair: what it is and where it came from, then how it was made.
+
+    The first line holds the row id, the way (``source`` column), the image size (HxW) and the
+    source file (photo, video and frames, or imported files); the second the exposure, the noise,
+    the JPEG quality and, when drawn, the saturation.
+
+    Examples
+    --------
+    >>> row = {"id": "000007", "source": "trajectory", "blurred": np.zeros((96, 128, 3), np.uint8),
+    ...        "params": {"photo": "a/cat.png", "exposure": 0.5, "shot_noise": 0.002,
+    ...                   "read_noise": 0.001, "jpeg_quality": 80}}
+    >>> caption_lines(row)
+    ['000007  trajectory  96x128  cat.png', 'exposure: 1/2 of the path  noise shot 0.002, read 0.001  JPEG q80']
+    """
+    from fractions import Fraction
+    from pathlib import PurePath
+
+    p = row.get("params") or {}
+    h, w = row["blurred"].shape[:2]
+    where = p.get("photo") or p.get("video") or p.get("blurred_path") or ""
+    where = PurePath(str(where)).name
+    if "frame_start" in p and "frame_stop" in p:
+        where += f" frames {p['frame_start']}-{int(p['frame_stop']) - 1}"
+    first = f"{row.get('id', '')}  {row.get('source', '')}  {h}x{w}  {where}".rstrip()
+    if "exposure_s" in p:
+        frames = p.get("averaged_frames", p.get("window_frames"))
+        exposure = f"exposure: {1000 * float(p['exposure_s']):.3g} ms ({frames} frames)"
+    elif "exposure" in p:
+        fraction = Fraction(float(p["exposure"])).limit_denominator(1000)
+        exposure = "exposure: the whole path" if fraction == 1 else f"exposure: {fraction} of the path"
+    else:
+        exposure = "exposure n/a"
+    if p.get("shot_noise") is not None or p.get("read_noise") is not None:
+        noise = f"noise shot {float(p.get('shot_noise') or 0):.2g}, read {float(p.get('read_noise') or 0):.2g}"
+    else:
+        noise = "no noise added"
+    jpeg = f"JPEG q{p['jpeg_quality']}" if p.get("jpeg_quality") is not None else "no JPEG"
+    second = f"{exposure}  {noise}  {jpeg}"
+    if p.get("saturation") is not None:
+        second += f"  saturation x{float(p['saturation']):.3g}"
+    if p.get("psf_clipped"):
+        second += f"  PSF clipped {100 * float(p['psf_clipped']):.2g}%"
+    return [first, second]
+
+
+_FONT = (0, 0.38)  # cv2.FONT_HERSHEY_SIMPLEX at the captions' scale
+
+
+def _wrap(text: str, width: int) -> list[str]:
+    """``text`` split at its double spaces into lines that fit ``width`` pixels (a field longer
+    than a line is cut)."""
+    import cv2
+
+    def fits(t):
+        return cv2.getTextSize(t, *_FONT, 1)[0][0] <= width
+
+    lines = []
+    for field in text.split("  "):
+        if lines and fits(f"{lines[-1]}  {field}"):
+            lines[-1] = f"{lines[-1]}  {field}"
+            continue
+        while not fits(field) and len(field) > 1:
+            field = field[:-1]
+        lines.append(field)
+    return lines
+
+
+def _centre_crop(image: np.ndarray, height: int) -> np.ndarray:
+    """The ``height`` x ``height`` centre of ``image`` at 1:1 (padded where the image is smaller)."""
+    h, w = image.shape[:2]
+    ch, cw = min(height, h), min(height, w)
+    y0, x0 = (h - ch) // 2, (w - cw) // 2
+    out = np.full((height, height, 3), _BACKGROUND, np.uint8)
+    oy, ox = (height - ch) // 2, (height - cw) // 2
+    out[oy : oy + ch, ox : ox + cw] = image[y0 : y0 + ch, x0 : x0 + cw]
+    return out
+
+
+def pair_sheet(rows, *, height: int = 160, title: str | None = None, crop_full_res: bool = False) -> np.ndarray:
+    """A contact sheet with one line per pair: caption, then blurred | sharp | PSF (if any).
+
+    Every PSF of the sheet is drawn at one scale, on a canvas the side of the sheet's largest
+    PSF, so a 3 px blur looks smaller than a 37 px one; the header says the scale.
 
     Parameters
     ----------
     rows : iterable of dict
-        Decoded pairs (``blurred``, ``sharp`` uint8 (H, W, 3); ``psf`` or None; ``id``; ``source``).
+        Decoded pairs (``blurred``, ``sharp`` uint8 (H, W, 3); ``psf`` or None; ``id``;
+        ``source``; ``params``, read for the captions by :func:`caption_lines`).
     height : int
-        Thumbnail height in pixels.
+        Thumbnail height in pixels (and, with ``crop_full_res``, the side of the crops).
+    crop_full_res : bool
+        Show the ``height`` x ``height`` centre of each image at 1:1 (one image pixel per sheet
+        pixel, so noise and JPEG artefacts show) instead of the whole image scaled to fit.
 
     Returns
     -------
@@ -48,40 +138,55 @@ def pair_sheet(rows, *, height: int = 160, title: str | None = None) -> np.ndarr
     """
     import cv2
 
-    lines = []
-    for row in rows:
-        b = _fit(row["blurred"], height)
-        s = _fit(row["sharp"], height)
-        parts = [b, np.full((height, 4, 3), 24, np.uint8), s]
-        psf = row.get("psf")
-        if psf is not None:
-            k = psf.shape[0]
-            scale = max(1, height // max(k, 1))
-            tile = _fit(psf_tile(psf, k, scale=scale), height)
-            parts += [np.full((height, 4, 3), 24, np.uint8), tile]
-        line = np.concatenate(parts, axis=1)
-        label = np.full((16, line.shape[1], 3), 24, np.uint8)
-        text = f"{row.get('id', '')}  [{row.get('source', '')}]  {row['blurred'].shape[1]}x{row['blurred'].shape[0]}"
-        if psf is not None:
-            text += f"  PSF {psf.shape[1]}x{psf.shape[0]} (scaled to fit)"
-        cv2.putText(label, text, (4, 12), cv2.FONT_HERSHEY_SIMPLEX, 0.38, (220, 220, 220), 1, cv2.LINE_AA)
-        lines.append(np.concatenate([label, line], axis=0))
-    if not lines:
+    rows = list(rows)
+    if not rows:
         raise ValueError("no rows to show")
+    psfs = [row.get("psf") for row in rows]
+    side = max((p.shape[0] for p in psfs if p is not None), default=0)
+    magnify = max(1, height // side) if side else 1
+    gap = np.full((height, 4, 3), _BACKGROUND, np.uint8)
+    lines = []
+    for row, psf in zip(rows, psfs):
+        show = (lambda im: _centre_crop(im, height)) if crop_full_res else (lambda im: _fit(im, height))
+        parts = [show(row["blurred"]), gap, show(row["sharp"])]
+        if psf is not None:
+            tile = psf_tile(psf, side, scale=magnify)
+            if tile.shape[0] > height:  # the largest PSF is taller than a line: all shrink alike
+                tile = cv2.resize(tile, (height, height), interpolation=cv2.INTER_AREA)
+            pad = (height - tile.shape[0]) // 2
+            tile = np.pad(tile, ((pad, height - tile.shape[0] - pad), (0, 0), (0, 0)), constant_values=_BACKGROUND)
+            parts += [gap, tile]
+        line = np.concatenate(parts, axis=1)
+        text = caption_lines(row)
+        if psf is not None:
+            text[0] += f"  PSF {psf.shape[0]}x{psf.shape[1]}"
+        text = [wrapped for t in text for wrapped in _wrap(t, line.shape[1] - 8)]
+        label = np.full((_TEXT_LINE * len(text) + 4, line.shape[1], 3), _BACKGROUND, np.uint8)
+        for j, t in enumerate(text):
+            cv2.putText(label, t, (4, _TEXT_LINE * (j + 1) - 2), *_FONT, (220, 220, 220), 1, cv2.LINE_AA)
+        lines.append(np.concatenate([label, line], axis=0))
     width = max(l.shape[1] for l in lines)
-    padded = [np.pad(l, ((0, 6), (0, width - l.shape[1]), (0, 0)), constant_values=24) for l in lines]
+    padded = [np.pad(l, ((0, 6), (0, width - l.shape[1]), (0, 0)), constant_values=_BACKGROUND) for l in lines]
     sheet = np.concatenate(padded, axis=0)
-    if title:
-        head = np.full((22, width, 3), 24, np.uint8)
-        cv2.putText(head, title[: max(10, width // 7)], (4, 15), cv2.FONT_HERSHEY_SIMPLEX, 0.42, (240, 240, 240), 1, cv2.LINE_AA)
+    heads = [title] if title else []
+    if side:
+        scale = f"{magnify} px per PSF pixel" if side * magnify <= height else f"{height}/{side} px per PSF pixel"
+        heads.append(f"PSFs at one scale, {scale}, on a {side}x{side} canvas")
+    if crop_full_res:
+        heads.append(f"images: {height}x{height} centre crops at 1:1")
+    if heads:
+        head = np.full((_TEXT_LINE * len(heads) + 8, width, 3), _BACKGROUND, np.uint8)
+        for j, t in enumerate(heads):
+            cv2.putText(head, t[: max(10, width // 7)], (4, _TEXT_LINE * (j + 1)), cv2.FONT_HERSHEY_SIMPLEX, 0.42,
+                        (240, 240, 240), 1, cv2.LINE_AA)
         sheet = np.concatenate([head, sheet], axis=0)
     return sheet
 
 
 def dataset_sheet(path, *, count: int = 8, height: int = 160, start: int = 0, stride: int | None = None,
-                  verify: bool = True) -> np.ndarray:
+                  verify: bool = True, crop_full_res: bool = False) -> np.ndarray:
     """Contact sheet of ``count`` pairs of a dataset, evenly spread unless ``stride`` is given;
-    ``verify`` checks each shard read against the manifest."""
+    ``verify`` checks each shard read against the manifest; ``crop_full_res``: see :func:`pair_sheet`."""
     from ..errors import BadInputError
     from .reader import PairDataset
 
@@ -94,4 +199,4 @@ def dataset_sheet(path, *, count: int = 8, height: int = 160, start: int = 0, st
         stride = max(1, (n - start) // count)
     picks = [start + j * stride for j in range(count) if start + j * stride < n]
     title = f"{path}: {n} pairs (blurred | sharp | PSF)"
-    return pair_sheet((ds[i] for i in picks), height=height, title=title)
+    return pair_sheet((ds[i] for i in picks), height=height, title=title, crop_full_res=crop_full_res)
