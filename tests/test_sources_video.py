@@ -74,3 +74,44 @@ def test_probe_errors(tmp_path):
     (tmp_path / "x.mp4").write_text("not a video")
     with pytest.raises(BadInputError, match="not a video"):
         probe_source(tmp_path / "x.mp4")
+
+
+@pytest.mark.parametrize("suffix", [".jpg", ".png"])
+def test_folder_of_exif_rotated_frames_reads_them_upright(tmp_path, suffix):
+    from PIL import Image, ImageOps
+
+    frames = random_frames(4, shape=(16, 24, 3), seed=4)
+    folder = tmp_path / "phone"
+    folder.mkdir()
+    exif = Image.Exif()
+    exif[0x0112] = 6  # stored 16x24, shown turned a quarter clockwise: 24x16
+    for i, f in enumerate(frames):
+        Image.fromarray(f).save(folder / f"{i:06d}{suffix}", exif=exif, quality=100)
+    info = probe_source(folder, fps=240)
+    assert (info.height, info.width) == (24, 16)
+    got = list(iter_frames(info))
+    assert [i for i, _ in got] == [0, 1, 2, 3]
+    for i, f in got:
+        with Image.open(folder / f"{i:06d}{suffix}") as im:
+            upright = np.asarray(ImageOps.exif_transpose(im).convert("RGB")).astype(int)
+        assert f.shape == (24, 16, 3)
+        assert np.abs(f.astype(int) - upright).max() <= (4 if suffix == ".jpg" else 0)
+
+
+def test_folder_with_a_truncated_or_gray_frame_is_refused_at_probe(tmp_path):
+    from blursynth.sources.photos import save_rgb8
+
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for i, f in enumerate(random_frames(3, shape=(16, 24, 3), seed=2)):
+        save_rgb8(folder / f"{i:06d}.png", f)
+    whole = (folder / "000001.png").read_bytes()
+    (folder / "000001.png").write_bytes(whole[: len(whole) // 2])
+    with pytest.raises(BadInputError, match=r"^\S+000001.png: the file is truncated"):
+        probe_source(folder, fps=240)
+    (folder / "000001.png").write_bytes(whole)
+    from PIL import Image
+
+    Image.fromarray(np.zeros((16, 24), np.uint16)).save(folder / "000002.png")
+    with pytest.raises(BadInputError, match="000002.png' is grayscale"):
+        probe_source(folder, fps=240)

@@ -217,7 +217,7 @@ _NUMBER = re.compile(r"(\d+)$")
 
 
 def _probe_folder(p: Path, fps):
-    from .photos import read_header
+    from .photos import GRAY_MODES, read_header
 
     files = [f for f in p.iterdir() if f.is_file() and f.suffix.lower() in FRAME_SUFFIXES]
     if not files:
@@ -244,11 +244,14 @@ def _probe_folder(p: Path, fps):
     size = None
     for _, f in numbered:
         try:
+            # As displayed (EXIF orientation applied), as _read_frame_file's decoder reads it.
             height, width, mode = read_header(f)
             this = (width, height)
+        except BadInputError:
+            raise  # truncated, or over the pixel limit: one line naming the file
         except Exception as exc:
             raise BadInputError(f"frame '{f}' is not a readable image ({_short(exc)}).") from None
-        if mode in ("1", "L", "LA", "I", "I;16", "I;16B", "F", "La"):
+        if mode in GRAY_MODES:
             raise BadInputError(f"frame '{f}' is grayscale (mode {mode}); frames-average needs colour frames.")
         if size is None:
             size = this
@@ -314,6 +317,7 @@ _FOLDER_READERS = 2
 def _read_frame_file(path, height, width):
     import cv2
 
+    # IMREAD_COLOR applies the EXIF orientation, as sources.photos does for every photo.
     bgr = cv2.imread(path, cv2.IMREAD_COLOR)
     if bgr is None:
         return None
