@@ -203,3 +203,34 @@ def test_ctrl_c_keeps_the_images_written(run_cli, tmp_path, monkeypatch):
     monkeypatch.setattr(leaves, "dead_leaves", real)
     r = run_cli("render-leaves", "--n", 3, "--size", 32, "--out", out, "--quiet")
     assert r.code == 0 and "1 already there kept" in r.out
+
+
+def test_out_inside_the_colours_folder_resumes(run_cli, tmp_path):
+    """The output folder is not read as colour photos, so a rerun still matches its settings."""
+    import imageio.v3 as iio
+
+    photos = tmp_path / "ph"
+    photos.mkdir()
+    iio.imwrite(photos / "red.png", np.tile(np.uint8([200, 30, 10]), (20, 30, 1)))
+    args = ("render-leaves", "--n", 2, "--size", 32, "--colours-from", photos, "--out", photos / "leaves",
+            "--quiet")
+    assert run_cli(*args).code == 0
+    before = _files(photos / "leaves")
+    r = run_cli(*args)
+    assert r.code == 0, r.err
+    assert "2 already there kept" in r.out
+    assert _files(photos / "leaves") == before
+
+
+def test_palette_of_an_exif_rotated_photo_is_that_of_the_upright_one(tmp_path):
+    from PIL import Image
+
+    from blursynth.sources.leaves import palette_from_photos
+
+    stored = np.random.default_rng(5).integers(0, 256, (40, 70, 3), dtype=np.uint8)
+    exif = Image.Exif()
+    exif[0x0112] = 8
+    Image.fromarray(stored).save(tmp_path / "phone.png", exif=exif)
+    Image.fromarray(np.ascontiguousarray(np.rot90(stored))).save(tmp_path / "upright.png")
+    assert np.array_equal(palette_from_photos([tmp_path / "phone.png"]),
+                          palette_from_photos([tmp_path / "upright.png"]))

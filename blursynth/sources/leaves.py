@@ -299,7 +299,7 @@ def render_leaves(out, settings: LeavesSettings, *, colours_from=(), progress: b
     out = Path(out)
     sources = []
     for c in colours_from:
-        found = list_images(c)
+        found = list_images(c, exclude=out)  # --out inside it: the leaves are not colours
         if not found:
             raise BadInputError(f"--colours-from {c}: holds no images; expected photos "
                                 f"(.png, .jpg, ...) to draw colours from.")
