@@ -9,7 +9,7 @@ import pytest
 
 from blursynth.dataset import PAIR_SCHEMA, PairDataset, load_manifest, verify_dataset, write_dataset
 
-from .conftest import RECIPES, TINY, error_line
+from .conftest import RECIPES, TINY, error_line, held_lock
 
 
 def plan_fingerprint(recipe, sets=()):
@@ -196,3 +196,48 @@ def test_ray_executor_matches_local_and_survives_a_killed_task(tmp_path, ray_loc
     write_dataset(tmp_path / "plain", kind="pairs", schema=PAIR_SCHEMA, n_items=15, shard_size=5,
                   make_rows=functools.partial(tiny_rows, fp="ray"), fingerprint="ray", command={}, progress=False)
     assert _files(tmp_path / "plain") == _files(tmp_path / "killed")
+
+
+@pytest.mark.parametrize("name", ["..", ".", ".hidden", "-x", "inputs", "recipe.toml", "build.json"])
+def test_a_step_name_that_would_leave_or_clobber_the_build_is_refused(tmp_path, run_cli, name):
+    recipe = tmp_path / "r.toml"
+    recipe.write_text(TINY.replace('name = "bank"', f'name = "{name}"').replace("@bank", f"@{name}"))
+    r = run_cli("build", recipe, "--out", tmp_path / "victim" / "out")
+    assert r.code == 2 and "name" in error_line(r)
+    assert not (tmp_path / "victim").exists()
+
+
+def test_an_input_name_that_would_leave_the_build_is_refused(tmp_path, run_cli):
+    recipe = tmp_path / "r.toml"
+    recipe.write_text(TINY.replace("[inputs.photos]", '[inputs.".."]').replace("@photos", "@.."))
+    r = run_cli("build", recipe, "--out", tmp_path / "out")
+    assert r.code == 2 and "input names are letters, digits" in error_line(r)
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("via", ["--out", "[build] out"])
+@pytest.mark.parametrize("mine", ["recipe.toml", "build.json"])
+def test_build_never_replaces_a_users_recipe_or_build_json(tmp_path, run_cli, via, mine):
+    d = tmp_path / "d"
+    d.mkdir()
+    (d / mine).write_text("mine\n")
+    recipe = tmp_path / "r.toml"
+    if via == "--out":
+        recipe.write_text(TINY)
+        r = run_cli("build", recipe, "--out", d)
+    else:
+        recipe.write_text(TINY.replace("[build]\n", f'[build]\nout = "{d}"\n'))
+        r = run_cli("build", recipe)
+    line = error_line(r)
+    assert r.code == 2 and ("not a build" in line or "did not write" in line)
+    assert sorted(p.name for p in d.iterdir()) == [mine] and (d / mine).read_text() == "mine\n"
+
+
+def test_a_second_build_into_one_folder_is_refused(tiny_recipe, tmp_path, run_cli):
+    out = tmp_path / "out"
+    with held_lock(out) as pid:
+        r = run_cli("build", tiny_recipe, "--out", out)
+    assert r.code == 2
+    assert error_line(r) == (f"error: --out {out}: another blursynth process (pid {pid}) is writing there; "
+                             "wait for it to finish or choose another --out.")
+    assert [p.name for p in out.iterdir()] == [".blursynth.lock"]

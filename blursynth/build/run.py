@@ -9,10 +9,14 @@ from pathlib import Path
 import numpy as np
 
 from ..config import canonical_json
-from ..dataset.outputs import OutputKind, claim, hidden_or_log
+from ..dataset.outputs import OutputKind, atomic_write_text, claim, hidden_or_log, lock_output
 from ..errors import BadInputError
 from .recipe import Recipe, Resolver, read_inputs, read_recipe
-from .steps import STEP_KINDS, prepare_step
+from .steps import BUILD_FILES, STEP_KINDS, prepare_step
+
+#: Written first into a build folder: a folder without it (or an older build's build.json) is
+#: not a build, so its recipe.toml and build.json are someone else's.
+BUILD_MARKER = ".blursynth-build.json"
 
 
 @dataclass
@@ -72,19 +76,38 @@ def plan_build(recipe_path, *, out=None, limit=None, executor="local", address=N
         step = prepare_step(recipe, i, table, resolver, out, seed, limit)
         outputs[step.name] = step
         steps.append(step)
-    claim(out, _build_output(s.name for s in steps), create=False)
+    _claim_build(out, steps)
     return Plan(recipe, out, inputs, steps, limit, executor, address, overwrite)
 
 
+def _claim_build(out: Path, steps) -> None:
+    """Check ``out`` is new, empty, or a build (of this recipe's step names); nothing is made."""
+    claimed = claim(out, _build_output(s.name for s in steps), create=False)
+    if claimed.marked and not (out / BUILD_MARKER).exists():
+        # Marked by build.json alone: a build made before the marker existed, or someone's own file.
+        try:
+            summary = json.loads((out / "build.json").read_text())
+        except (OSError, ValueError):
+            summary = None
+        if not (isinstance(summary, dict) and {"recipe", "fingerprint", "steps"} <= set(summary)):
+            raise BadInputError(f"--out {out} holds a build.json that blursynth did not write; "
+                                "choose a new or empty folder.")
+
+
 def _build_output(step_names) -> OutputKind:
-    """A build folder holds the recipe's copy, build.json, the bundled inputs and one folder a step."""
-    own = {"recipe.toml", "build.json", "inputs", *step_names}
+    """A build folder holds the recipe's copy, build.json, the bundled inputs and one folder a step,
+    once :data:`BUILD_MARKER` (or build.json) says it is a build."""
+    own = {*BUILD_FILES, *step_names}
     return OutputKind(
         what="build",
         is_file="--out {out} is a file; expected a folder.",
         foreign="--out {out} is a non-empty folder that is not a build of this recipe (it holds {name}); "
                 "choose a new or empty folder.",
-        own=lambda name: name in own or hidden_or_log(name),
+        unmarked="--out {out} is a non-empty folder that is not a build (it holds {name}, but no build was "
+                 "started there); choose a new or empty folder.",
+        markers=(BUILD_MARKER, "build.json"),
+        own=hidden_or_log,
+        own_when_marked=lambda name: name in own,
     )
 
 
@@ -112,23 +135,26 @@ def run_build(plan: Plan, *, workers: int = 1, progress_echo=print) -> dict:
     """Run every step of a plan in order (resuming what an earlier run finished)."""
     from ..dataset import load_manifest, verify_dataset
 
-    plan.out.mkdir(parents=True, exist_ok=True)
-    _write_skimage_inputs(plan.inputs)
-    results = {}
-    (plan.out / "recipe.toml").write_text(plan.recipe.text)
-    for step in plan.steps:
-        progress_echo(f"[{step.index + 1}/{len(plan.steps)}] {step.name}: {step.run}")
-        kind = STEP_KINDS[step.run]
-        # A step that writes a dataset passes the plan's executor, limit and recipe to the
-        # writer itself (steps.write_options).
-        result = kind.run(step, plan, workers)
-        if kind.writes_pairs:
-            report = verify_dataset(step.out, decode=False)
-            result = {"rows": report["rows"], "fingerprint": load_manifest(step.out)["fingerprint"]}
-        results[step.name] = _summary(result)
-    summary = {"recipe": str(plan.recipe.path), "fingerprint": plan.recipe.fingerprint, "out": str(plan.out),
-               "limit": plan.limit, "steps": results}
-    (plan.out / "build.json").write_text(json.dumps(summary, indent=1, sort_keys=True, default=str) + "\n")
+    with lock_output(plan.out):  # each step's writer locks its own folder too
+        _claim_build(plan.out, plan.steps)  # again: another build may have written here since the plan
+        atomic_write_text(plan.out / BUILD_MARKER, json.dumps(
+            {"recipe": str(plan.recipe.path), "fingerprint": plan.recipe.fingerprint}, sort_keys=True) + "\n")
+        _write_skimage_inputs(plan.inputs)
+        results = {}
+        atomic_write_text(plan.out / "recipe.toml", plan.recipe.text)
+        for step in plan.steps:
+            progress_echo(f"[{step.index + 1}/{len(plan.steps)}] {step.name}: {step.run}")
+            kind = STEP_KINDS[step.run]
+            # A step that writes a dataset passes the plan's executor, limit and recipe to the
+            # writer itself (steps.write_options).
+            result = kind.run(step, plan, workers)
+            if kind.writes_pairs:
+                report = verify_dataset(step.out, decode=False)
+                result = {"rows": report["rows"], "fingerprint": load_manifest(step.out)["fingerprint"]}
+            results[step.name] = _summary(result)
+        summary = {"recipe": str(plan.recipe.path), "fingerprint": plan.recipe.fingerprint, "out": str(plan.out),
+                   "limit": plan.limit, "steps": results}
+        atomic_write_text(plan.out / "build.json", json.dumps(summary, indent=1, sort_keys=True, default=str) + "\n")
     return summary
 
 

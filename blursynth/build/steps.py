@@ -11,7 +11,6 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import json
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -19,7 +18,10 @@ from typing import Callable
 import numpy as np
 
 from ..errors import BadInputError, SettingError
-from .recipe import Recipe, Resolver, kernel_bank_config, table_settings
+from .recipe import NAME, NAME_RULE, Recipe, Resolver, kernel_bank_config, table_settings
+
+#: What a build folder holds besides its steps' folders: a step may not take these names.
+BUILD_FILES = ("recipe.toml", "build.json", "inputs")
 
 
 @dataclass
@@ -105,8 +107,10 @@ def prepare_step(recipe: Recipe, i: int, table: dict, resolver: Resolver, out: P
     key = ("steps", i)
     name = table.get("name")
     run = table.get("run")
-    if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9_.-]+", name or ""):
-        recipe.fail(f"each step needs a name of letters, digits, '_', '-' or '.'; got {name!r}.", key, "name")
+    if not isinstance(name, str) or not NAME.fullmatch(name):
+        recipe.fail(f"each step needs a name of {NAME_RULE}; got {name!r}.", key, "name")
+    if name in BUILD_FILES:
+        recipe.fail(f"step name {name!r} is the build's own {name}; choose another name.", key, "name")
     if name in resolver.outputs or name in resolver.inputs:
         recipe.fail(f"step name {name!r} is used twice.", key, "name")
     if run not in STEP_KINDS:
