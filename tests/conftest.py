@@ -161,6 +161,16 @@ def naive_average(frames, crf):
     return response.encode(response.decode(stack).mean(axis=0)) * 255.0
 
 
+def two_shots(n_first=12, n_second=12, shape=(48, 64)):
+    """Frames of a shot panning 2 px per frame over the astronaut, then a cut to one over the coffee cup."""
+    from skimage import data
+
+    h, w = shape
+    a, b = data.astronaut(), data.coffee()
+    return ([np.ascontiguousarray(a[100:100 + h, 100 + 2 * i:100 + 2 * i + w]) for i in range(n_first)]
+            + [np.ascontiguousarray(b[100:100 + h, 100 + 2 * i:100 + 2 * i + w]) for i in range(n_second)])
+
+
 def write_clip(path, frames, fps=240, codec="libx264rgb", pix_fmt="rgb24", options=None, container_options=None):
     """Write RGB frames as a video with PyAV (lossless H.264 RGB by default)."""
     import av

@@ -15,7 +15,7 @@ from blursynth.sources.video import iter_frames, probe_source
 from blursynth.errors import BadInputError
 from blursynth.sources.windows import Window, parse_window
 
-from .conftest import write_clip
+from .conftest import two_shots, write_clip
 
 
 @pytest.fixture(scope="module")
@@ -638,4 +638,49 @@ def test_psf_max_size_too_small(clip, tmp_path, capsys, value):
     assert main(["frames-average", str(clip), "--psf-max-size", value, "--out", str(tmp_path / "o")]) == 2
     line = _one_error_line(capsys)
     assert "--psf-max-size" in line and "at least 3" in line, line
+    assert not (tmp_path / "o").exists()
+
+
+# --- scene cuts (issue 15, item 3) -------------------------------------------------------------
+
+
+def _cut_clip(d):
+    write_clip(d / "cut.mkv", two_shots(), fps=240)
+    return d / "cut.mkv"
+
+
+def test_a_window_across_a_scene_cut_is_skipped_and_recorded(tmp_path, capsys):
+    clip = _cut_clip(tmp_path)
+    out = tmp_path / "pairs"
+    assert main(["frames-average", str(clip), "--window", "5", "--shard-size", "2", "--out", str(out)]) == 0
+    err = capsys.readouterr().err
+    assert "skipped 1 window that span a scene cut" in err, err
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["planned_items"] == 4 and manifest["num_rows"] == 3 and manifest["skipped"] == 1
+    skip, = manifest["shards"][1]["skipped"]
+    assert (skip["index"], skip["reason"], skip["frame_start"], skip["frame_stop"], skip["cut_before_frame"]) == (
+        2, "scene cut", 10, 15, 12)
+    ds = PairDataset(out)
+    assert sorted(ds[i]["params"]["frame_start"] for i in range(len(ds))) == [0, 5, 15]
+    # A rerun that remakes another shard keeps the record of the skip in the shard it keeps.
+    (out / manifest["shards"][0]["file"]).unlink()
+    assert main(["frames-average", str(clip), "--window", "5", "--shard-size", "2", "--out", str(out)]) == 0
+    again = json.loads((out / "manifest.json").read_text())
+    assert again == manifest
+
+
+def test_cut_threshold_one_turns_the_check_off(tmp_path, capsys):
+    clip = _cut_clip(tmp_path)
+    out = tmp_path / "pairs"
+    assert main(["frames-average", str(clip), "--window", "5", "--cut-threshold", "1", "--out", str(out)]) == 0
+    assert "scene cut" not in capsys.readouterr().err
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["num_rows"] == 4 and "skipped" not in manifest
+
+
+@pytest.mark.parametrize("value", ["0", "1.5", "-0.1"])
+def test_cut_threshold_out_of_range(clip, tmp_path, capsys, value):
+    assert main(["frames-average", str(clip), "--cut-threshold", value, "--out", str(tmp_path / "o")]) == 2
+    line = _one_error_line(capsys)
+    assert "--cut-threshold" in line and "(0, 1]" in line, line
     assert not (tmp_path / "o").exists()

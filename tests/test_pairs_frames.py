@@ -50,7 +50,8 @@ def test_plan_counts_every_decoded_frame(tmp_path):
     bar = Count()
     pairs = list(iter_pairs(plan, progress=bar))
     assert len(pairs) == len(plan.windows) and bar.n == plan.n_frames
-    for w, blurred, sharp in pairs:
+    for w, blurred, sharp, cut in pairs:
+        assert cut is None
         src = frames if w.source == 0 else frames[:12]
         assert np.array_equal(blurred, average_frames(src[w.start:w.stop]))
 

@@ -9,6 +9,8 @@ from blursynth.errors import BadInputError
 from blursynth.pairs.frames import average_windows
 from blursynth.sources.windows import Window, parse_window, plan_windows, window_length
 
+from .conftest import two_shots
+
 
 @pytest.mark.parametrize("text,expect", [("5-25", (5, 25)), ("7", (7, 7)), (" 3 - 4 ", (3, 4)), (9, (9, 9))])
 def test_parse_window(text, expect):
@@ -61,3 +63,28 @@ def test_odd_only_and_middle_frame_choice():
     frames = [np.full((2, 2, 3), i, np.uint8) for i in range(40)]
     got = {w.start: s[0, 0, 0] for w, _, s in average_windows(enumerate(frames), [odd, even], crf="none")}
     assert got == {10: 12, 20: 23}
+
+
+# --- scene cuts (issue 15, item 3) -------------------------------------------------------------
+
+
+def test_watch_cuts_finds_the_cut_and_nothing_else():
+    from blursynth.sources.windows import watch_cuts
+
+    frames = two_shots()
+    cuts = {}
+    passed = [t for t, _ in watch_cuts(enumerate(frames), cuts)]
+    assert passed == list(range(24))
+    assert list(cuts) == [12] and cuts[12] > 0.5
+    none = {}
+    list(watch_cuts(enumerate(frames), none, threshold=1.0))
+    assert none == {}
+
+
+def test_a_window_holds_a_cut_only_if_it_crosses_it():
+    from blursynth.sources.windows import cut_in
+
+    cuts = {12: 0.9}
+    assert cut_in(Window(0, 0, 10, 5), cuts) == 12  # frames 10..14 span the cut
+    assert cut_in(Window(0, 0, 12, 5), cuts) is None  # starts with the new shot
+    assert cut_in(Window(0, 0, 7, 5), cuts) is None  # ends with the old one

@@ -72,11 +72,15 @@ def _positive_fps(ctx, param, value):
               help="Largest side, in pixels, of a render-clip source's ground-truth PSF [default: each "
                    "sized to its camera path]. Mass outside is dropped (recorded per row as psf_clipped) "
                    "with a warning.")
+@click.option("--cut-threshold", type=float, default=0.5, show_default=True,
+              help="Scene-cut check: consecutive frames whose colour histograms differ by more than this "
+                   "share of pixels are a cut, and a window spanning one is skipped (listed in the "
+                   "manifest). In (0, 1]; 1 turns the check off.")
 @seed_option
 @workers_option
 @overwrite_option
 def frames_average(inputs, out, window, overlap, gap, odd_only, crf, interpolate, fps, max_pairs, png_level,
-                   shard_size, psf_max_size, seed, workers, overwrite):
+                   shard_size, psf_max_size, cut_threshold, seed, workers, overwrite):
     """Pairs from high-frame-rate video: average windows of frames in linear light, middle frame sharp.
 
     INPUTS are video files, folders of numbered frames, or folders of those
@@ -96,7 +100,7 @@ def frames_average(inputs, out, window, overlap, gap, odd_only, crf, interpolate
     settings = FramesAverageSettings(
         window_min=window[0], window_max=window[1], seed=seed, overlap=overlap, gap=gap, odd_only=odd_only,
         crf=crf.spec, interpolate=interpolate, fps=fps, max_pairs=max_pairs, png_level=png_level,
-        shard_size=shard_size, psf_max_size=psf_max_size,
+        shard_size=shard_size, psf_max_size=psf_max_size, cut_threshold=cut_threshold,
     )
     told = (TruncatedVideoWarning, FramesAverageWarning)
     with warnings.catch_warnings(record=True) as caught:
@@ -106,6 +110,11 @@ def frames_average(inputs, out, window, overlap, gap, odd_only, crf, interpolate
                                      keep_freed=True)
     for message in dict.fromkeys(str(w.message) for w in caught if issubclass(w.category, told)):
         click.echo(f"warning: {message}", err=True)
+    if manifest.get("skipped"):
+        n = manifest["skipped"]
+        click.echo(f"warning: skipped {n} window{'s' if n != 1 else ''} that span a scene cut (never averaged "
+                   f"across one); {out}/manifest.json lists each under shards[].skipped. --cut-threshold sets "
+                   "the check.", err=True)
     echo_manifest(manifest, out)
 
 

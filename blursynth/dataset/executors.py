@@ -1,7 +1,7 @@
 """Where shards are written (this process, a local process pool, or Ray tasks) and how their progress reaches the bar.
 
 :func:`run_shards` takes the writer's shard function and its tasks and yields
-``(shard name, rows)`` as shards finish, whichever executor runs them; the bytes
+``(shard name, rows, skipped)`` as shards finish, whichever executor runs them; the bytes
 of a shard do not depend on which.
 """
 
@@ -97,11 +97,11 @@ class ProgressBar:
 
 
 def run_shards(write_shard, tasks: list, *, workers: int, executor: Executor, make_rows, bar):
-    """Run ``write_shard(task)`` for every task; yield ``(shard name, rows)`` as each finishes.
+    """Run ``write_shard(task)`` for every task; yield its ``(shard name, rows, skipped)`` as each finishes.
 
     Parameters
     ----------
-    write_shard : callable ``task -> (name, rows)``
+    write_shard : callable ``task -> (name, rows, skipped)``
         A module-level function (pickled by reference to pool processes and Ray).
     tasks : list
     workers : int
@@ -159,7 +159,7 @@ def _ray_task(write_shard, task):
 
 
 def _run_on_ray(write_shard, tasks, executor: Executor, bar):
-    """Each shard as a Ray task; yields (shard name, rows) as they finish."""
+    """Each shard as a Ray task; yields (shard name, rows, skipped) as they finish."""
     try:
         import ray
     except ImportError:
@@ -183,14 +183,14 @@ def _run_on_ray(write_shard, tasks, executor: Executor, bar):
         done, pending = ray.wait(pending, num_returns=1)
         for ref in done:
             try:
-                name, n = ray.get(ref)
+                name, n, skipped = ray.get(ref)
             except ray.exceptions.RayTaskError as exc:
                 cause = exc.as_instanceof_cause()
                 if isinstance(cause, BadInputError):
                     raise BadInputError(str(cause.args[0]) if cause.args else str(cause)) from None
                 raise
             bar.update(n)
-            yield name, n
+            yield name, n, skipped
 
 
 def _run_pool(write_shard, tasks, workers: int, make_rows, bar):
@@ -199,7 +199,7 @@ def _run_pool(write_shard, tasks, workers: int, make_rows, bar):
     This process has already paid for its imports and warm-ups, so it takes
     shards itself instead of waiting while the pool's processes start (on a
     2-core machine, ``--workers 2`` is this process and one more). Yields
-    ``(shard name, rows)`` as shards finish; progress from every process goes
+    ``(shard name, rows, skipped)`` as shards finish; progress from every process goes
     through one queue, drained by one thread into the bar.
     """
     global _progress_queue

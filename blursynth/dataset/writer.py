@@ -59,6 +59,24 @@ class WriteOptions:
     recipe: dict | None = None
 
 
+@dataclass(frozen=True)
+class Skipped:
+    """What ``make_rows`` yields in place of the row of a sample it refuses (e.g. a frame window
+    that spans a scene cut).
+
+    The writer writes no row for it and lists ``{"index", "reason", **detail}`` under its shard
+    (``shards[i].skipped`` in the progress file and the manifest; the manifest's ``skipped`` is
+    the total), so a resumed or finished dataset still says which samples are missing and why.
+    """
+
+    index: int
+    reason: str
+    detail: dict | None = None
+
+    def record(self) -> dict:
+        return {"index": int(self.index), "reason": self.reason, **(self.detail or {})}
+
+
 #: A dataset folder: new, empty, or marked by the manifest or progress file of a dataset
 #: (whether the same command's is :func:`write_dataset`'s next check).
 DATASET = OutputKind(
@@ -108,7 +126,8 @@ def write_dataset(
     make_rows : callable ``(start, stop) -> iterable of dict or pyarrow.Table``
         Picklable (module-level function or ``functools.partial`` of one).
         Yields rows (dicts, or ready-made tables of several rows) for samples
-        ``start..stop-1`` in order; it may yield fewer (e.g. a truncated video).
+        ``start..stop-1`` in order; it may yield fewer (e.g. a truncated video),
+        or a :class:`Skipped` in place of a sample it refuses (listed in the manifest).
     fingerprint : str
         Fingerprint of everything that determines the bytes (not the worker count).
     command : dict
@@ -158,7 +177,7 @@ def write_dataset(
     with lock_output(out):  # a second writer is refused before it reads or removes anything
         done = _prepare_output(out, claimed, kind=kind, fingerprint=fingerprint, n_shards=n_shards, overwrite=overwrite)
         data = out / DATA_DIR
-        tasks, rows_done, digests = [], {}, {}
+        tasks, rows_done, digests, skips = [], {}, {}, {}
         for s in range(n_shards):
             path = data / shard_name(split, s, n_shards)
             start, stop = s * shard_size, min((s + 1) * shard_size, n_items)
@@ -167,6 +186,7 @@ def write_dataset(
                 if record is not None and sha256_file(path) == record.get("sha256"):
                     rows_done[path.name] = int(record["rows"])
                     digests[path.name] = record["sha256"]
+                    skips[path.name] = list(record.get("skipped", []))
                     continue
                 path.unlink()  # unrecorded or changed since: rebuild it
             tasks.append((str(path), schema, start, stop, make_rows, row_group_size))
@@ -174,12 +194,17 @@ def write_dataset(
         for stray in data.glob("*.parquet"):
             if _SHARD.fullmatch(stray.name) and stray.name not in rows_done and str(stray) not in {t[0] for t in tasks}:
                 stray.unlink()
-        recorded = {name: {"rows": rows_done[name], "sha256": digests[name]} for name in rows_done}
+        def shard_record(name):
+            return {"rows": rows_done[name], "sha256": digests[name],
+                    **({"skipped": skips[name]} if skips.get(name) else {})}
 
-        def finished(name, n):
+        recorded = {name: shard_record(name) for name in rows_done}
+
+        def finished(name, n, skipped):
             rows_done[name] = n
             digests[name] = sha256_file(data / name)
-            recorded[name] = {"rows": n, "sha256": digests[name]}
+            skips[name] = skipped
+            recorded[name] = shard_record(name)
             _write_progress(out, kind, fingerprint, n_shards, recorded)
 
         from tqdm.auto import tqdm
@@ -196,9 +221,9 @@ def write_dataset(
         ), own_units)
         any_written = bool(rows_done)
         try:
-            for name, n in run_shards(_write_shard, tasks, workers=workers, executor=executor,
-                                      make_rows=make_rows, bar=bar):
-                finished(name, n)
+            for name, n, skipped in run_shards(_write_shard, tasks, workers=workers, executor=executor,
+                                               make_rows=make_rows, bar=bar):
+                finished(name, n, skipped)
                 any_written = True
         except BadInputError:
             if not any_written:
@@ -212,7 +237,7 @@ def write_dataset(
         shards = []
         for s in range(n_shards):
             name = shard_name(split, s, n_shards)
-            shards.append({"file": f"{DATA_DIR}/{name}", "rows": rows_done[name], "sha256": digests[name]})
+            shards.append({"file": f"{DATA_DIR}/{name}", **shard_record(name)})
         manifest = {
             "format_version": FORMAT_VERSION,
             "kind": kind,
@@ -223,6 +248,8 @@ def write_dataset(
             "splits": {split: sum(s["rows"] for s in shards)},
             "shards": shards,
         }
+        if any(skips.values()):
+            manifest["skipped"] = sum(len(v) for v in skips.values())
         if extra:
             manifest.update(extra)
         from ..config import canonical_json
@@ -269,7 +296,8 @@ def _prepare_output(out: Path, claimed, *, kind: str, fingerprint: str, n_shards
         elif owner_file == PROGRESS:
             done = dict(owner.get("done", {}))
         else:
-            done = {Path(s["file"]).name: {"rows": s["rows"], "sha256": s["sha256"]} for s in owner.get("shards", [])}
+            done = {Path(s["file"]).name: {k: s[k] for k in ("rows", "sha256", "skipped") if k in s}
+                    for s in owner.get("shards", [])}
     try:
         (out / DATA_DIR).mkdir(parents=True, exist_ok=True)
         _remove_temporaries(out)  # of a run that was killed: nobody else writes here while we hold the lock
@@ -333,6 +361,7 @@ def _write_shard(task):
         if c in compression:
             compression[c] = "none"
     rows_written = 0
+    skipped = []
     try:
         with pq.ParquetWriter(
             tmp,
@@ -343,6 +372,9 @@ def _write_shard(task):
         ) as writer:
             batch = []
             for row in make_rows(start, stop):
+                if isinstance(row, Skipped):
+                    skipped.append(row.record())
+                    continue
                 if isinstance(row, (pa.Table, pa.RecordBatch)):
                     # A ready-made chunk (fast path for numeric columns).
                     if batch:
@@ -372,7 +404,7 @@ def _write_shard(task):
     finally:
         if tmp.exists():
             tmp.unlink()
-    return path.name, rows_written
+    return path.name, rows_written, skipped
 
 
 def _leaf_columns(schema: pa.Schema) -> list[str]:

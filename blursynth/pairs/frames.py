@@ -24,7 +24,7 @@ from ..ops.color import CameraResponse
 from ..sources.flow import expanded_frames
 from ..sources.render import known_motion
 from ..sources.video import SourceInfo, expand_inputs_named, iter_frames, probe_source, source_bytes
-from ..sources.windows import Window, plan_windows, window_length
+from ..sources.windows import CUT_THRESHOLD, Window, cut_in, plan_windows, watch_cuts, window_length
 
 
 def average_windows(stream, windows, *, crf, interpolate: int = 1):
@@ -173,6 +173,10 @@ class FramesAverageSettings:
         Largest side of the ground-truth PSF of a render-clip source (>= 3; an even value
         means the odd size below it). None sizes each PSF to its window's camera path; a
         cap drops the mass outside, recorded per row as ``psf_clipped``.
+    cut_threshold : float
+        In (0, 1]: consecutive frames whose colour-histogram distance
+        (:func:`~blursynth.sources.windows.cut_distance`) exceeds it are a scene cut, and a
+        window spanning one is skipped (listed in the manifest); 1 turns the check off.
     """
 
     window_min: int = 7
@@ -188,8 +192,14 @@ class FramesAverageSettings:
     png_level: int | None = None
     shard_size: int = 256
     psf_max_size: int | None = None
+    cut_threshold: float = CUT_THRESHOLD
 
     def __post_init__(self):
+        if not isinstance(self.cut_threshold, (int, float)) or not 0 < self.cut_threshold <= 1:
+            raise SettingError(
+                f"--cut-threshold must be a number in (0, 1]; got {self.cut_threshold!r}. It is the colour "
+                f"histogram distance that marks a scene cut (default {CUT_THRESHOLD}); 1 turns the check off.",
+                "cut_threshold")
         if self.psf_max_size is not None and (not isinstance(self.psf_max_size, int) or self.psf_max_size < 3):
             raise SettingError(
                 f"--psf-max-size must be a whole number of pixels, at least 3; got {self.psf_max_size!r}. "
@@ -422,10 +432,16 @@ def pair_params(info: SourceInfo, win: Window, settings: FramesAverageSettings, 
 def iter_pairs(plan: FramesPlan, start: int = 0, stop: int | None = None, progress=None):
     """Make the pairs of windows ``start .. stop - 1``, streaming each source once.
 
+    Every real frame passes through :func:`~blursynth.sources.windows.watch_cuts`; a
+    window that spans a scene cut is still averaged (the running sum needs its frames) but
+    yielded without images.
+
     Yields
     ------
     window : Window
-    blurred, sharp : (H, W, 3) uint8 ndarray
+    blurred, sharp : (H, W, 3) uint8 ndarray, or None for a window that spans a cut
+    cut : tuple or None
+        ``(first frame of the new shot, distance)`` of the window's first cut.
     """
     windows = plan.windows[start:stop]
     i = 0
@@ -438,8 +454,17 @@ def iter_pairs(plan: FramesPlan, start: int = 0, stop: int | None = None, progre
         stream = iter_frames(info, group[0].start, group[-1].stop)
         if progress is not None:
             stream = _counted(stream, progress)
-        yield from average_windows(stream, group, crf=plan.settings.response,
-                                   interpolate=plan.settings.interpolate)
+        cuts = {}
+        if plan.settings.cut_threshold < 1:
+            stream = watch_cuts(stream, cuts, plan.settings.cut_threshold)
+        # A window comes out of the averager only after all its frames went through watch_cuts.
+        for win, blurred, sharp in average_windows(stream, group, crf=plan.settings.response,
+                                                   interpolate=plan.settings.interpolate):
+            cut = cut_in(win, cuts)
+            if cut is None:
+                yield win, blurred, sharp, None
+            else:
+                yield win, None, None, (cut, cuts[cut])
         i = j
 
 
@@ -460,14 +485,23 @@ class _FrameReporter:
 
 def _make_rows(start, stop, *, plan: FramesPlan, bar=None, keep_freed: bool = False):
     from ..dataset.schema import pair_row
+    from ..dataset.writer import Skipped
 
     if keep_freed:
         from .._allocator import keep_freed_memory
 
         keep_freed_memory()
-    for win, blurred, sharp in iter_pairs(plan, start, stop, progress=_FrameReporter() if bar is None else bar):
+    for win, blurred, sharp, cut in iter_pairs(plan, start, stop,
+                                               progress=_FrameReporter() if bar is None else bar):
         info = plan.sources[win.source]
         params = pair_params(info, win, plan.settings, plan.names[win.source] if plan.names else None)
+        if cut is not None:
+            # Never average across a cut: the pair would show two scenes at once.
+            yield Skipped(win.index, "scene cut", {
+                "video": params["video"], "source_index": params["source_index"],
+                "frame_start": win.start, "frame_stop": win.stop, "cut_before_frame": cut[0],
+                "cut_distance": cut[1]})
+            continue
         positions = plan.positions[win.source] if plan.positions else None
         psf = None
         if positions is not None:

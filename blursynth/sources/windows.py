@@ -137,3 +137,108 @@ def plan_windows(n_frames, *, window_min: int, window_max: int, seed: int, overl
         start += length + gap - overlap
         index += 1
     return windows
+
+
+# ---------------------------------------------------------------------------------------------
+# scene cuts
+
+#: Default ``cut_threshold``: the colour-histogram distance between consecutive frames above
+#: which they belong to different shots. A camera pan of a third of the frame between two
+#: frames, or a 20 % change of brightness, stays below 0.4; cuts between the sample photos of
+#: scikit-image measure 0.73 to 0.94. Fades and cuts between shots of the same colours pass.
+#: (Measured with 512 bins; see frame_signature.)
+CUT_THRESHOLD = 0.5
+
+# The histogram is taken over about this many pixels of a frame.
+_CUT_SAMPLES = 16384
+
+
+def frame_signature(frame) -> "np.ndarray":
+    """Colour histogram of a frame for :func:`cut_distance`: joint RGB bins, summing to 1.
+
+    8 bins a channel (512 in all) from 64x64 pixels up; smaller frames get 4, or 2 below
+    16x16, so that a histogram's sampling noise stays far below a cut (two frames of uniform
+    noise measure about 0.2-0.3).
+
+    Parameters
+    ----------
+    frame : (H, W, 3) uint8 ndarray
+
+    Returns
+    -------
+    signature : (8 ** 3,), (4 ** 3,) or (2 ** 3,) float64 ndarray
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> sig = frame_signature(np.zeros((64, 64, 3), np.uint8))
+    >>> sig.shape, float(sig[0])
+    ((512,), 1.0)
+    """
+    import numpy as np
+
+    h, w = frame.shape[:2]
+    step = max(1, int((h * w / _CUT_SAMPLES) ** 0.5))
+    px = frame[::step, ::step].reshape(-1, 3)
+    bits = 3 if len(px) >= 4096 else 2 if len(px) >= 256 else 1
+    px = (px >> (8 - bits)).astype(np.intp)
+    bins = (px[:, 0] << (2 * bits)) | (px[:, 1] << bits) | px[:, 2]
+    counts = np.bincount(bins, minlength=1 << (3 * bits)).astype(np.float64)
+    return counts / counts.sum()
+
+
+def cut_distance(a, b) -> float:
+    """Distance in [0, 1] between two frames' signatures: the share of pixels whose colour bin changed.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> black, white = np.zeros((4, 4, 3), np.uint8), np.full((4, 4, 3), 255, np.uint8)
+    >>> cut_distance(frame_signature(black), frame_signature(white))
+    1.0
+    """
+    import numpy as np
+
+    return float(0.5 * np.abs(a - b).sum())
+
+
+def watch_cuts(stream, cuts: dict, threshold: float = CUT_THRESHOLD):
+    """Pass a frame stream through, noting each scene cut in ``cuts`` as it goes.
+
+    Parameters
+    ----------
+    stream : iterator of (index, (H, W, 3) uint8 ndarray)
+        Consecutive frames.
+    cuts : dict
+        Filled with ``{first frame of a new shot: distance}`` for every pair of
+        consecutive frames whose :func:`cut_distance` exceeds ``threshold``.
+    threshold : float
+        In (0, 1]; 1 finds no cut.
+
+    Yields
+    ------
+    The stream's items, unchanged.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> frames = [np.zeros((4, 4, 3), np.uint8)] * 3 + [np.full((4, 4, 3), 255, np.uint8)] * 2
+    >>> cuts = {}
+    >>> len(list(watch_cuts(enumerate(frames), cuts))), cuts
+    (5, {3: 1.0})
+    """
+    previous = None
+    for t, frame in stream:
+        signature = frame_signature(frame)
+        if previous is not None and previous[0] == t - 1:
+            distance = cut_distance(previous[1], signature)
+            if distance > threshold:
+                cuts[t] = round(distance, 6)
+        previous = (t, signature)
+        yield t, frame
+
+
+def cut_in(win: Window, cuts: dict):
+    """The first cut inside ``win`` (a frame of it that starts a new shot), or None."""
+    inside = [t for t in cuts if win.start < t < win.stop]
+    return min(inside) if inside else None
