@@ -227,15 +227,17 @@ def encode_png(image: np.ndarray, level: int | None = None) -> bytes:
 
 
 def save_rgb8(path, image: np.ndarray) -> None:
-    """Write a uint8 (H, W, 3) RGB image; the format follows the suffix (atomic)."""
+    """Write a uint8 (H, W, 3) RGB or (H, W) gray image; the format follows the suffix (atomic)."""
     import cv2
 
     path = Path(path)
     suffix = path.suffix.lower()
-    if suffix == ".png":
+    gray = image.ndim == 2
+    if suffix == ".png" and not gray:
         data = encode_png(image, level=3)
-    elif suffix in (".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp"):
-        ok, buf = cv2.imencode(suffix, np.ascontiguousarray(image[:, :, ::-1]))
+    elif suffix in (".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp"):
+        params = [cv2.IMWRITE_PNG_COMPRESSION, 3] if suffix == ".png" else []
+        ok, buf = cv2.imencode(suffix, np.ascontiguousarray(image if gray else image[:, :, ::-1]), params)
         data = buf.tobytes()
     else:
         raise BadInputError(

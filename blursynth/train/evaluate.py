@@ -220,7 +220,7 @@ def deblur_images(settings: DeblurSettings) -> dict:
     for item in settings.inputs:
         p = Path(item)
         if p.is_dir():
-            files = list_images(p)
+            files = list_images(p, exclude=out)  # an --out inside it holds outputs, not inputs
             if not files:
                 raise BadInputError(f"{p}: no images (png, jpg, tif, webp, bmp) in this folder.")
             plan += [(Path(f), out / Path(f).relative_to(p).with_suffix(".png")) for f in files]
@@ -243,7 +243,9 @@ def deblur_images(settings: DeblurSettings) -> dict:
 
     for src, _ in plan:  # every input is checked before the first output is written
         try:
-            height, width = read_header(src)[:2]
+            height, width = read_header(src)[:2]  # as displayed: EXIF orientation applied
+        except BadInputError:
+            raise  # truncated, or over the pixel limit (blur's words)
         except Exception as exc:
             raise BadInputError(f"{src}: cannot read this image ({exc}).") from None
         if min(width, height) < 8:
@@ -277,7 +279,7 @@ def _check_existing(dests, overwrite: bool) -> None:
 
 def _deblur_each(plan, gen, settings, written, notes, bar):
     """Deblur and write each (source, destination) of ``plan``, appending to ``written``."""
-    from ..sources.photos import load_rgb8, save_rgb8
+    from ..sources.photos import GRAY_MODES, load_rgb8, read_header, save_rgb8
 
     for src, dst in plan:
         image, note = load_rgb8(src)
@@ -288,6 +290,9 @@ def _deblur_each(plan, gen, settings, written, notes, bar):
                                 f"images must be at least 8 px a side.")
         result = deblur_array(gen, image, tile=settings.tile, blend=settings.blend,
                               norm_stats=settings.norm_stats)
+        if read_header(src)[2] in GRAY_MODES:
+            # A gray photo goes in as three equal channels and comes back gray: their mean.
+            result = np.rint(result.mean(axis=2)).astype(np.uint8)
         save_rgb8(dst, result)  # creates the folder; written to a temporary name and renamed
         written.append(str(dst))
         if bar is not None:
