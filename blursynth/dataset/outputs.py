@@ -196,7 +196,7 @@ def _holder_pid(fd: int) -> str:
 
 
 @contextmanager
-def lock_output(path):
+def lock_output(path, *, shown=None):
     """Hold an exclusive lock on the output folder ``path`` while writing it.
 
     The lock is a non-blocking ``fcntl.flock`` on ``path/.blursynth.lock`` (made if missing,
@@ -209,6 +209,9 @@ def lock_output(path):
     ----------
     path : str or Path
         The output folder; call :func:`claim` on it first.
+    shown : str or Path, optional
+        The ``--out`` to name in the message, when it is not ``path`` (render-clip's clip locks
+        the folder it goes in).
 
     Yields
     ------
@@ -247,7 +250,7 @@ def lock_output(path):
             with _held_guard:
                 _held[key] = (me, _held[key][1] - 1)
         return
-    busy = f"--out {path}: another blursynth process (pid {{pid}}) is writing there; wait for it to finish or choose another --out."
+    busy = f"--out {shown or path}: another blursynth process (pid {{pid}}) is writing there; wait for it to finish or choose another --out."
     with _held_guard:
         if key in _held:
             raise BadInputError(busy.format(pid=os.getpid()))

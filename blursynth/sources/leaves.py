@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 
 from .._rng import check_seed, sample_rng
-from ..dataset.outputs import OutputKind, claim
+from ..dataset.outputs import OutputKind, claim, lock_output
 from ..errors import BadInputError
 
 #: Settings file written beside the images; a resumed run must match it.
@@ -237,6 +238,16 @@ LEAVES_OUTPUT = OutputKind(
 )
 
 
+_TEMPORARY = re.compile(r"\.(leaves\d{5,}\.png|leaves\.json)\.tmp\d+")
+
+
+def _remove_temporaries(out: Path) -> None:
+    """Remove the temporary files of a killed run (``.leaves00003.png.tmpPID``); only those names."""
+    for path in out.iterdir():
+        if _TEMPORARY.fullmatch(path.name) and (path.is_symlink() or path.is_file()):
+            path.unlink(missing_ok=True)
+
+
 def _check_output(out: Path, record: dict) -> None:
     """Claim ``out`` (making it); a folder an earlier run wrote must hold images of the same settings."""
     if not claim(out, LEAVES_OUTPUT).marked:
@@ -306,28 +317,31 @@ def render_leaves(out, settings: LeavesSettings, *, colours_from=(), progress: b
         sources.extend(found)
     palette = palette_from_photos(sources) if sources else None
     record = _settings_record(settings, [*map(str, colours_from)], palette)
-    _check_output(out, record)
-    try:
-        atomic_write_text(out / LEAVES_JSON, json.dumps(record, indent=1) + "\n")
-    except OSError as exc:
-        raise BadInputError(LEAVES_OUTPUT.cannot_write.format(out=out, error=exc.strerror or exc)) from None
-    bar = None
-    if progress:
-        from tqdm import tqdm
+    _check_output(out, record)  # refusals before the lock makes anything
+    with lock_output(out):
+        _check_output(out, record)  # again: another run may have written here meanwhile
+        _remove_temporaries(out)
+        try:
+            atomic_write_text(out / LEAVES_JSON, json.dumps(record, indent=1) + "\n")
+        except OSError as exc:
+            raise BadInputError(LEAVES_OUTPUT.cannot_write.format(out=out, error=exc.strerror or exc)) from None
+        bar = None
+        if progress:
+            from tqdm import tqdm
 
-        bar = tqdm(total=settings.n, desc="render-leaves", unit="image", dynamic_ncols=True)
-    written = kept = 0
-    try:
-        for i in range(settings.n):
-            path = out / image_name(i)
-            if path.exists():
-                kept += 1
-            else:
-                save_rgb8(path, dead_leaves(i, settings, palette))
-                written += 1
+            bar = tqdm(total=settings.n, desc="render-leaves", unit="image", dynamic_ncols=True)
+        written = kept = 0
+        try:
+            for i in range(settings.n):
+                path = out / image_name(i)
+                if path.exists():
+                    kept += 1
+                else:
+                    save_rgb8(path, dead_leaves(i, settings, palette))
+                    written += 1
+                if bar is not None:
+                    bar.update(1)
+        finally:
             if bar is not None:
-                bar.update(1)
-    finally:
-        if bar is not None:
-            bar.close()
+                bar.close()
     return {"written": written, "kept": kept, "out": str(out)}

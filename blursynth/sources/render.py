@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .._numba import njit
-from ..dataset.outputs import OutputKind, claim, temporary_path
+from ..dataset.outputs import OutputKind, claim, lock_output, temporary_path
 from ..errors import BadInputError
 from ..ops.encode8 import linear_lut, sum_readout
 
@@ -568,17 +568,34 @@ def render_clip(photo: np.ndarray, out, settings: RenderSettings, *, source: str
     sidecar = out.with_name(out.name + ".json")
     folder = claim(out.parent, _CLIP_FOLDER)
     tmp, side_tmp = _staging_name(out), temporary_path(sidecar)
-    try:
-        _write_frames(frames, tmp, settings.fps, settings.quality, folder=out.suffix == "")
-        side_tmp.write_text(json.dumps(info, indent=1) + "\n")
-        _install(tmp, out)
-        os.replace(side_tmp, sidecar)
-    except BaseException:
-        _discard(tmp)
-        _discard(side_tmp)
-        folder.undo()
-        raise
+    with lock_output(out.parent, shown=out):  # outside the try: a refused run undoes nothing
+        try:
+            check_clip_output(out, overwrite=overwrite)  # again: another run may have written it meanwhile
+            _remove_staging(out)
+            _write_frames(frames, tmp, settings.fps, settings.quality, folder=out.suffix == "")
+            side_tmp.write_text(json.dumps(info, indent=1) + "\n")
+            _install(tmp, out)
+            os.replace(side_tmp, sidecar)
+        except BaseException:
+            _discard(tmp)
+            _discard(side_tmp)
+            folder.undo()
+            raise
     return info
+
+
+def _remove_staging(out: Path) -> None:
+    """Remove what a killed render of ``out`` left beside it: its staging clip (or frames folder
+    holding only frames) and sidecar; only those names, never through a link."""
+    clip = re.compile(re.escape(f".{out.stem}.tmp") + r"\d+" + re.escape(out.suffix))
+    side = re.compile(re.escape(f".{out.name}.json.tmp") + r"\d+")
+    for path in out.parent.iterdir():
+        if path.is_symlink() or not (clip.fullmatch(path.name) or side.fullmatch(path.name)):
+            continue
+        if path.is_file():
+            path.unlink(missing_ok=True)
+        elif path.is_dir() and all(_FRAME_NAME.fullmatch(p.name) for p in path.iterdir()):
+            shutil.rmtree(path, ignore_errors=True)
 
 
 def known_motion(info: SourceInfo):

@@ -257,14 +257,14 @@ def deblur_images(settings: DeblurSettings) -> dict:
         from tqdm import tqdm
 
         bar = tqdm(total=len(plan), desc="deblur", unit="image")
-    try:
-        with lock_output(out):
+    with lock_output(out):  # outside the try: a refused run must not undo the folder the other one writes
+        try:
             _check_existing(dests, settings.overwrite)  # again: another run may have written them meanwhile
             _deblur_each(plan, gen, settings, written, notes, bar)
-    except BaseException:
-        if not written:
-            claimed.undo()
-        raise
+        except BaseException:
+            if not written:
+                claimed.undo()
+            raise
     if bar is not None:
         bar.close()
     return {"written": written, "notes": notes}
