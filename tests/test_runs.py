@@ -138,3 +138,123 @@ def test_resume_needs_the_flag_and_the_same_recipe(tmp_path):
     assert str(e.value) == f"{tmp_path / 'checkpoint.pt'}: was seed=0, now 1"  # the first key
     with pytest.raises(BadInputError, match="was crop=None, now 'a'"):
         runs.check_recipe({}, {"crop": "a"}, tmp_path, KIND)
+
+
+def test_metrics_are_on_disk_at_every_save_and_a_row_cut_short_is_dropped(tmp_path):
+    path = tmp_path / "metrics.csv"
+    log = runs.MetricsLog(path, ("step", "loss"), 0)
+    log.save()
+    assert path.read_text().splitlines() == ["step,loss"]
+    inode = path.stat().st_ino
+    for step in (1, 2):
+        log.append({"step": step, "loss": float(step)})
+        log.save()
+        assert path.read_text().splitlines()[-1] == f"{step},{step}"
+    assert path.stat().st_ino == inode  # appended, not rewritten each time
+    # A kill in the middle of appending row 12 left "1" of it: not a row of step 1.
+    with open(path, "a") as f:
+        f.write("1")
+    assert runs.MetricsLog(path, ("step", "loss"), 5).rows == [
+        {"step": "1", "loss": "1"}, {"step": "2", "loss": "2"}]
+
+
+def test_a_raw_pickle_is_refused_without_torchs_warning(tmp_path):
+    import pickle
+    import warnings
+
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / runs.CHECKPOINT).write_bytes(pickle.dumps({"format": "test-run"},
+                                                                  protocol=4))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with pytest.raises(BadInputError, match="unreadable \\(UnpicklingError\\)"):
+            runs.load_checkpoint(tmp_path / "run", KIND)
+    assert [str(w.message) for w in caught] == []
+
+
+def test_checkpoint_bytes_depend_on_the_content_only(tmp_path):
+    """A resumed run's optimiser state holds its own copies of names like "step"; pickle would
+    write those again where a run that never stopped refers back to one shared string."""
+    from collections import OrderedDict
+
+    shared = OrderedDict(w=torch.ones(2))
+    shared._metadata = {"": {"version": 1}}
+    fresh = {"opt": {"state": {0: {"step": torch.tensor(3.0)}}}, "step": 3, "model": shared}
+    copied = {"opt": {"state": {0: {"".join(["st", "ep"]): torch.tensor(3.0)}}},
+              "".join(["st", "ep"]): 3, "model": shared}
+    runs.save_checkpoint(fresh, tmp_path / "a.pt")
+    runs.save_checkpoint(copied, tmp_path / "b.pt")
+    assert (tmp_path / "a.pt").read_bytes() == (tmp_path / "b.pt").read_bytes()
+    back = torch.load(tmp_path / "a.pt", weights_only=True)
+    assert back["model"]._metadata == {"": {"version": 1}} and back["step"] == 3
+
+
+def test_tidy_run_folder_removes_only_its_temporaries_and_later_sheets(tmp_path):
+    out = tmp_path / "run"
+    (out / "pics").mkdir(parents=True)
+    names = [".checkpoint.pt.tmp123", ".metrics.csv.tmp9", ".holiday.png.tmp5", "run.json",
+             "train.log", ".blursynth.lock"]
+    for name in names:
+        (out / name).write_bytes(b"x")
+    for name in ("step-0000002.png", "step-0000004.png", ".step-0000004.png.tmp77", "mine.png"):
+        (out / "pics" / name).write_bytes(b"x")
+    elsewhere = tmp_path / "shared"
+    elsewhere.mkdir()
+    (elsewhere / "step-0000009.png").write_bytes(b"x")
+    (out / "val").symlink_to(elsewhere)  # never cleaned through a link
+    runs.tidy_run_folder(out, KIND, step=3, sheets=("pics", "val"))
+    assert sorted(p.name for p in out.iterdir()) == [
+        ".blursynth.lock", ".holiday.png.tmp5", "pics", "run.json", "train.log", "val"]
+    assert sorted(p.name for p in (out / "pics").iterdir()) == ["mine.png", "step-0000002.png"]
+    assert (elsewhere / "step-0000009.png").exists()
+
+
+def test_writing_run_undoes_a_new_run_that_fails_before_its_first_checkpoint(tmp_path):
+    made = tmp_path / "new" / "run"
+    with pytest.raises(RuntimeError):
+        with runs.writing_run(made, KIND, stamp=None, start=0):
+            (made / "run.json").write_text("{}")
+            raise RuntimeError("bad image")
+    assert not (tmp_path / "new").exists()  # the parents it made too
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "train.log").write_text("log")
+    with pytest.raises(RuntimeError):
+        with runs.writing_run(mine, KIND, stamp=None, start=0):
+            (mine / "pics").mkdir()
+            (mine / "run.json").write_text("{}")
+            raise RuntimeError("bad image")
+    assert sorted(p.name for p in mine.iterdir()) == [".blursynth.lock", "train.log"]
+    # With a checkpoint written, or a run resumed from one, everything is kept.
+    for start in (0, 5):
+        with pytest.raises(RuntimeError):
+            with runs.writing_run(mine, KIND, stamp=runs.checkpoint_stamp(mine), start=start):
+                (mine / "run.json").write_text("{}")
+                _save(mine, {"step": 5})
+                raise RuntimeError("bad image")
+        assert (mine / "run.json").exists() and (mine / runs.CHECKPOINT).exists()
+
+
+def test_writing_run_refuses_a_checkpoint_written_since_the_run_was_planned(tmp_path):
+    stamp = runs.checkpoint_stamp(tmp_path)
+    _save(tmp_path, {"step": 1})
+    with pytest.raises(BadInputError, match="another run wrote checkpoint.pt there"):
+        with runs.writing_run(tmp_path, KIND, stamp=stamp, start=0):
+            pass
+    assert (tmp_path / runs.CHECKPOINT).exists()
+
+
+def test_sample_sheet_labels_columns_and_notes_each_row(tmp_path):
+    a, b = torch.full((3, 20, 50), 1.0), torch.zeros(3, 20, 50)
+    plain = runs.sample_sheet([(a, b), (b, a)])
+    sheet = runs.sample_sheet([(a, b), (b, a)], labels=("blurred", "sharp"),
+                              notes=[("21.00 dB", ""), ("", "9.50 dB")])
+    s = runs.STRIP
+    assert sheet.shape == (3 * s + 40, 100, 3)
+    assert np.array_equal(sheet[s:][s:s + 20], plain[:20])  # images unchanged, under the strips
+    assert np.array_equal(sheet[3 * s + 20:], plain[20:])
+    text = lambda strip: (strip.max(axis=2) > 100).any(axis=0)  # noqa: E731 - columns with text
+    assert text(sheet[:s])[:50].any() and text(sheet[:s])[50:].any()  # both labels
+    assert text(sheet[s:2 * s])[:50].any() and not text(sheet[s:2 * s])[50:].any()
+    assert not text(sheet[2 * s + 20:3 * s + 20])[:50].any()
+    assert text(sheet[2 * s + 20:3 * s + 20])[50:].any()

@@ -59,17 +59,185 @@ def test_resume_after_interruption_equals_uninterrupted_run(tiny_pairs_dataset, 
     assert b.code == 130 and "--resume" in b.err
     assert load_checkpoint(tmp_path / "b")["step"] == 2
     monkeypatch.setattr(Trainer, "step", real_step)
+    # What a kill during a save leaves (D6), and a sheet of a step after the checkpoint.
+    (tmp_path / "b" / ".checkpoint.pt.tmp99999").write_bytes(b"half")
+    (tmp_path / "b" / "val" / "step-0000003.png").write_bytes(b"stale")
     b = run_cli(*common, "--out", tmp_path / "b", "--workers", "0", "--resume")
     assert b.code == 0, b.err
+    assert not (tmp_path / "b" / ".checkpoint.pt.tmp99999").exists()
+    assert sorted(p.name for p in (tmp_path / "b" / "val").iterdir()) == [
+        "step-0000002.png", "step-0000004.png"]
 
     ca, cb = load_checkpoint(tmp_path / "a"), load_checkpoint(tmp_path / "b")
     _assert_same_weights_and_moments(ca, cb, step=4)
     assert torch.equal(ca["rng"]["gp"], cb["rng"]["gp"])
+    # The same bytes, too (strings are interned before saving: D7).
+    assert (tmp_path / "a" / "checkpoint.pt").read_bytes() == \
+        (tmp_path / "b" / "checkpoint.pt").read_bytes()
     rows = lambda p: [l.rsplit(",", 1)[0] for l in (p / "metrics.csv").read_text().splitlines()]  # noqa: E731
     assert rows(tmp_path / "a") == rows(tmp_path / "b")
     assert len(rows(tmp_path / "a")) == 5
     assert sorted(p.name for p in (tmp_path / "a" / "val").iterdir()) == [
         "step-0000002.png", "step-0000004.png"]
+
+
+def _dying_at(monkeypatch, n):
+    """Trainer.step raises KeyboardInterrupt (Ctrl-C, or a kill) at its ``n``-th call."""
+    calls, real_step = {"n": 0}, Trainer.step
+
+    def dying_step(self, blurred, sharp):
+        calls["n"] += 1
+        if calls["n"] == n:
+            raise KeyboardInterrupt
+        return real_step(self, blurred, sharp)
+
+    monkeypatch.setattr(Trainer, "step", dying_step)
+    return lambda: monkeypatch.setattr(Trainer, "step", real_step)
+
+
+def _rows(out):
+    """metrics.csv without its seconds column (wall-clock time)."""
+    return [line.rsplit(",", 1)[0] for line in (out / "metrics.csv").read_text().splitlines()]
+
+
+def test_run_stopped_before_its_first_checkpoint_starts_again_as_a_new_run(
+        tiny_pairs_dataset, tmp_path, run_cli, monkeypatch):
+    """Rerun with --resume, it is a new run ("resume": false in run.json) with the bytes of a run
+    never stopped; its metrics rows were on disk before it stopped (one per log step)."""
+    ds = tiny_pairs_dataset()
+    common = ["train", "--data", ds, "--steps", "3", "--checkpoint-every", "10", "--val-every",
+              "10", "--log-every", "1", "--workers", "0", *FAST]
+    a = run_cli(*common, "--out", tmp_path / "a")
+    assert a.code == 0, a.err
+    restore = _dying_at(monkeypatch, 3)
+    b = run_cli(*common, "--out", tmp_path / "b")
+    assert b.code == 130 and "before the first checkpoint" in b.err
+    assert _rows(tmp_path / "b") == _rows(tmp_path / "a")[:3]  # header, steps 1 and 2
+    restore()
+    b = run_cli(*common, "--out", tmp_path / "b", "--resume")
+    assert b.code == 0, b.err
+    assert json.loads((tmp_path / "b" / "run.json").read_text())["settings"]["resume"] is False
+    assert (tmp_path / "a" / "checkpoint.pt").read_bytes() == \
+        (tmp_path / "b" / "checkpoint.pt").read_bytes()
+    assert _rows(tmp_path / "b") == _rows(tmp_path / "a")
+
+
+def test_a_kill_between_metrics_and_checkpoint_loses_no_metrics_row(tiny_pairs_dataset, tmp_path,
+                                                                    run_cli, monkeypatch):
+    """D6: the first metrics write once a checkpoint exists is killed; the resumed run's
+    metrics.csv has every row of a run that was never stopped."""
+    from blursynth.nn import runs
+
+    ds = tiny_pairs_dataset()
+    common = ["train", "--data", ds, "--steps", "4", "--checkpoint-every", "2", "--log-every",
+              "1", "--val-every", "10", "--workers", "0", *FAST]
+    a = run_cli(*common, "--out", tmp_path / "a")
+    assert a.code == 0, a.err
+    real_save = runs.MetricsLog.save
+
+    def dying_save(self):
+        if (self.path.parent / "checkpoint.pt").exists():
+            raise KeyboardInterrupt
+        real_save(self)
+
+    monkeypatch.setattr(runs.MetricsLog, "save", dying_save)
+    b = run_cli(*common, "--out", tmp_path / "b")
+    assert b.code == 130
+    monkeypatch.setattr(runs.MetricsLog, "save", real_save)
+    b = run_cli(*common, "--out", tmp_path / "b", "--resume")
+    assert b.code == 0, b.err
+    assert _rows(tmp_path / "b") == _rows(tmp_path / "a") and len(_rows(tmp_path / "a")) == 5
+
+
+def test_validation_sheets_label_their_columns_and_give_each_rows_psnr(tiny_pairs_dataset,
+                                                                      tmp_path, run_cli):
+    from blursynth.nn.runs import STRIP
+    from blursynth.sources.photos import load_rgb8
+
+    r = run_cli("train", "--data", tiny_pairs_dataset(), "--out", tmp_path / "r", "--steps", "1",
+                "--workers", "0", "--val-fraction", "0.5", *FAST)
+    assert r.code == 0, r.err
+    sheet, _ = load_rgb8(tmp_path / "r" / "val" / "step-0000001.png")
+    assert sheet.shape == (STRIP + 2 * (STRIP + 48), 3 * 48, 3)  # --val-count 2, --val-crop 48
+    text = (sheet[:STRIP].max(axis=2) > 100).any(axis=0)
+    assert all(text[x:x + 48].any() for x in (0, 48, 96))  # blurred | deblurred | sharp
+    note = (sheet[STRIP:2 * STRIP].max(axis=2) > 100).any(axis=0)
+    assert note[:48].any() and note[48:96].any() and not note[96:].any()  # two PSNRs
+
+
+def _dataset_with_a_corrupt_image(root, bad_row):
+    """12 tiny pairs whose row ``bad_row`` holds a cut-off PNG (its shard's hash is right)."""
+    import functools
+
+    from blursynth.config import fingerprint
+    from blursynth.dataset import PAIR_SCHEMA, write_dataset
+
+    from .conftest import _tiny_pair_rows
+
+    fp = fingerprint({"corrupt": bad_row})
+
+    def rows(start, stop):
+        made = _tiny_pair_rows(start, stop, size=(48, 64), seed=0, source="trajectory", fp=fp)
+        for i, row in zip(range(start, stop), made):
+            if i == bad_row:
+                row["blurred"] = dict(row["blurred"], bytes=row["blurred"]["bytes"][:50])
+            yield row
+
+    write_dataset(root, kind="pairs", schema=PAIR_SCHEMA, n_items=12, shard_size=4,
+                  make_rows=rows, fingerprint=fp, command={"corrupt": bad_row}, progress=False)
+    return root
+
+
+@pytest.mark.parametrize("workers", ["0", "1"])
+def test_a_corrupt_image_mid_training_stops_without_leaving_a_half_run(tmp_path, run_cli,
+                                                                       workers):
+    """Row 1 is not among the pairs train probes before it starts; it is drawn a few steps in.
+    A new run stopped by it leaves nothing; a run with a checkpoint keeps it (and its records)
+    to be resumed once the data is fixed."""
+    from .conftest import error_line
+
+    ds = _dataset_with_a_corrupt_image(tmp_path / "ds", bad_row=1)
+    common = ["train", "--data", ds, "--steps", "20", "--log-every", "1", "--val-fraction", "0",
+              "--workers", workers, *FAST]
+    r = run_cli(*common, "--out", tmp_path / "new" / "run", "--checkpoint-every", "50")
+    assert r.code == 2 and "row 1 blurred" in error_line(r)
+    assert len(r.err.strip().splitlines()) == 1
+    assert not (tmp_path / "new").exists()
+    r = run_cli(*common, "--out", tmp_path / "kept", "--checkpoint-every", "2")
+    assert r.code == 2 and "row 1 blurred" in error_line(r)
+    step = load_checkpoint(tmp_path / "kept")["step"]
+    assert 2 <= step < 20
+    assert len(_rows(tmp_path / "kept")) >= step + 1
+    assert (tmp_path / "kept" / "run.json").is_file()
+
+
+def test_train_warns_when_two_datasets_share_their_kernel_draws(tmp_path, run_cli):
+    """The demo's photos and leaves, blurred from one bank with --seed 0: pair i of each has
+    the same kernel. Another --seed makes no warning."""
+    from skimage import data
+
+    from blursynth.sources.photos import save_rgb8
+
+    save_rgb8(tmp_path / "photos" / "a.png", data.astronaut()[:80, :96])
+    save_rgb8(tmp_path / "leaves" / "b.png", data.chelsea()[:80, :96])
+    r = run_cli("trajectories", "--n", "8", "--canvas", "16", "--length", "10", "--out",
+                tmp_path / "bank")
+    assert r.code == 0, r.err
+    for name, seed in (("photos", 0), ("leaves", 0), ("other", 1)):
+        src = tmp_path / ("photos" if name == "other" else name)
+        r = run_cli("blur", src, "--kernels", tmp_path / "bank", "--out", tmp_path / f"p-{name}",
+                    "--crop", "48x48", "--per-image", "2", "--seed", seed)
+        assert r.code == 0, r.err
+    args = ["--steps", "1", "--workers", "0", "--val-fraction", "0", *FAST]
+    r = run_cli("train", "--data", tmp_path / "p-photos", "--data", tmp_path / "p-leaves:2",
+                "--out", tmp_path / "r1", *args)
+    assert r.code == 0, r.err
+    warning = [line for line in r.err.splitlines() if "share their kernel draws" in line]
+    assert len(warning) == 1 and "--seed 0" in warning[0] and "p-leaves" in warning[0]
+    r = run_cli("train", "--data", tmp_path / "p-photos", "--data", tmp_path / "p-other",
+                "--out", tmp_path / "r2", *args)
+    assert r.code == 0, r.err
+    assert "share their kernel draws" not in r.err
 
 
 def test_train_runs_on_a_dataset_of_mixed_sizes(run_cli, tiny_pairs_dataset, tmp_path):

@@ -307,6 +307,7 @@ class BGANPlan:
     perceptual_info: dict
     recipe: dict
     checkpoint: dict | None  # the run --resume continues
+    stamp: tuple | None = None  # runs.checkpoint_stamp of --out when it was checked
 
 
 def plan_training(settings: BGANTrainSettings) -> BGANPlan:
@@ -350,13 +351,15 @@ def plan_training(settings: BGANTrainSettings) -> BGANPlan:
         perceptual, perceptual_info = build_content_loss(settings.perceptual,
                                                          settings.vgg_weights)
     recipe = settings.recipe()
+    stamp = runs.checkpoint_stamp(out)
     ckpt = runs.open_run_folder(out, RUN_KIND)
     if ckpt is not None:
         runs.require_resume(out, RUN_KIND, settings.resume)
         runs.check_recipe(ckpt, recipe, out, RUN_KIND)
     return BGANPlan(settings=settings, config=config, weights=weights, sharp=sharp, real=real,
                     device=device, out=out, perceptual=perceptual,
-                    perceptual_info=perceptual_info, recipe=recipe, checkpoint=ckpt)
+                    perceptual_info=perceptual_info, recipe=recipe, checkpoint=ckpt,
+                    stamp=stamp)
 
 
 @dataclass
@@ -387,7 +390,7 @@ def build_training(plan: BGANPlan) -> BGANParts:
 
 def _save(plan: BGANPlan, parts: BGANParts, metrics: runs.MetricsLog, step: int) -> None:
     """The checkpoint, ``model.json`` (what ``bgan blur`` reports) and the metrics."""
-    from ..dataset.outputs import atomic_torch_save, atomic_write_text
+    from ..dataset.outputs import atomic_write_text
 
     config, weights, gen = plan.config.to_dict(), asdict(plan.weights), parts.trainer.g
     state = parts.trainer.state_dict()
@@ -395,35 +398,45 @@ def _save(plan: BGANPlan, parts: BGANParts, metrics: runs.MetricsLog, step: int)
                   "total_steps": int(plan.settings.steps), "config": config,
                   "recipe": plan.recipe, "loss_weights": weights,
                   "perceptual": plan.perceptual_info, "plateau": parts.plateau.state_dict()})
-    atomic_torch_save(state, plan.out / CHECKPOINT)
+    metrics.save()  # first: a kill between the two never loses a row
+    runs.save_checkpoint(state, plan.out / CHECKPOINT)
     info = {"format": MODEL_FORMAT, "version": MODEL_VERSION, "step": step,
             "config": config, "fingerprint": model_fingerprint(gen),
             "loss_weights": weights, "perceptual": plan.perceptual_info}
     atomic_write_text(plan.out / MODEL_JSON, json.dumps(info, indent=1) + "\n")
-    metrics.save()
 
 
 def run_training(plan: BGANPlan, parts: BGANParts) -> dict:
     """Train from ``parts.start`` to the settings' steps (or their time limit): log, sample
     and checkpoint as the settings say, making the model folder first."""
+    out, trainer, plateau, start = plan.out, parts.trainer, parts.plateau, parts.start
+    total = int(plan.settings.steps)
+    if start >= total:
+        return {"steps": start, "total_steps": total, "out": str(out), "last": {},
+                "lr": plateau.lr, "fingerprint": model_fingerprint(trainer.g), "stopped": "done"}
+
+    # One run per folder, held until it ends.
+    with runs.writing_run(out, RUN_KIND, stamp=plan.stamp, start=start, sheets=(SAMPLES_DIR,)):
+        return _train_steps(plan, parts)
+
+
+def _train_steps(plan: BGANPlan, parts: BGANParts) -> dict:
+    """:func:`run_training`'s steps, in the held model folder."""
     from ..train.data import PositionSampler
     from ..train.models import from_model_range, to_model_range
 
     settings, device, out = plan.settings, plan.device, plan.out
     trainer, plateau, start = parts.trainer, parts.plateau, parts.start
     total = int(settings.steps)
-    if start >= total:
-        return {"steps": start, "total_steps": total, "out": str(out), "last": {},
-                "lr": plateau.lr, "fingerprint": model_fingerprint(trainer.g), "stopped": "done"}
-
-    out.mkdir(parents=True, exist_ok=True)
     (out / SAMPLES_DIR).mkdir(exist_ok=True)
     if plan.checkpoint is None:
         runs.write_run_json(out / RUN_JSON, {
-            "settings": asdict(settings), "recipe": plan.recipe,
+            # A new run, whatever --resume said (it continues only a checkpoint).
+            "settings": dict(asdict(settings), resume=False), "recipe": plan.recipe,
             "perceptual": plan.perceptual_info, "n_sharp": len(plan.sharp),
             "n_real_blur": len(plan.real)})
     metrics = runs.MetricsLog(out / METRICS_CSV, METRIC_COLUMNS, start)
+    metrics.save()  # drops the rows a stopped run wrote after its checkpoint
 
     dataset_ = _unpaired(plan.sharp, plan.real, int(settings.seed), settings.patch)
     loader = torch.utils.data.DataLoader(
@@ -449,6 +462,7 @@ def run_training(plan: BGANPlan, parts: BGANParts) -> dict:
             if step % settings.log_every == 0 or step == total:
                 row = dict(losses, step=step, lr=lr_used, seconds=time.perf_counter() - t0)
                 metrics.append(row)
+                metrics.save()
             if step % settings.sample_every == 0 or step == total:
                 # One row per item: sharp | generated | real blurred.
                 images = [from_model_range(t) for t in (sharp, fake, real)]

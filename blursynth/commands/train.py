@@ -101,6 +101,11 @@ def train(data, out, config, steps, epochs, crop, batch_size, lr, critic_steps, 
     except KeyboardInterrupt:
         from ..errors import Interrupted
 
+        from pathlib import Path
+
+        if not (Path(out) / "checkpoint.pt").is_file():
+            raise Interrupted(f"interrupted before the first checkpoint; rerun the same command "
+                              f"to start again in {out}.") from None
         raise Interrupted(f"interrupted; {out} keeps its last checkpoint: rerun the same command "
                           f"with --resume to continue.") from None
     if summary["rank"] != 0:  # under torchrun, one report is enough

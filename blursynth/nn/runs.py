@@ -9,7 +9,13 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
+import re
+import shutil
 import sys
+import warnings
+from collections import OrderedDict
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -105,18 +111,27 @@ def load_torch_file(path, *, file_name: str, missing: str, unreadable: str):
     ------
     BadInputError
     """
-    import torch
-
     file = Path(path)
     if file.is_dir():
         file = file / file_name
     if not file.is_file():
         raise BadInputError(missing.format(path=path, file=file))
     try:
-        return file, torch.load(file, map_location="cpu", weights_only=True)
+        return file, quiet_torch_load(file)
     except Exception as exc:  # torch raises many types for a file that is not its own
         message = unreadable.format(path=path, file=file, error=type(exc).__name__)
         raise BadInputError(message) from None
+
+
+def quiet_torch_load(file, map_location="cpu"):
+    """``torch.load(file, weights_only=True)`` without torch's warning about a raw pickle's
+    protocol: the file is then read or refused in one line, and the two-line warning printed
+    before that line said nothing the refusal does not."""
+    import torch
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Detected pickle protocol", category=UserWarning)
+        return torch.load(file, map_location=map_location, weights_only=True)
 
 
 def load_checkpoint(path, kind: RunKind) -> dict:
@@ -181,6 +196,124 @@ def check_recipe(ckpt: dict, recipe: dict, out, kind: RunKind) -> None:
                                                      was=repr(was.get(k)), now=repr(recipe[k])))
 
 
+def _interned(obj):
+    """``obj`` with every string interned, in copies of its dicts, lists and tuples (tensors and
+    other values are kept as they are)."""
+    if type(obj) is str:
+        return sys.intern(obj)
+    if isinstance(obj, dict):
+        copy = OrderedDict() if isinstance(obj, OrderedDict) else {}
+        for k, v in obj.items():
+            copy[_interned(k)] = _interned(v)
+        if isinstance(obj, OrderedDict) and hasattr(obj, "_metadata"):
+            copy._metadata = _interned(obj._metadata)  # a module state dict's versions
+        return copy
+    if type(obj) in (list, tuple):
+        return type(obj)(_interned(v) for v in obj)
+    return obj
+
+
+def save_checkpoint(state: dict, path) -> None:
+    """``torch.save`` a checkpoint atomically, the same bytes for the same content.
+
+    Pickle writes a string once and refers back to it where the *same object* recurs; the
+    optimiser state a resumed run loaded holds its own copies of names such as ``"step"``, which
+    a run that never stopped shares with every other ``"step"``. Interning every string first
+    makes a resumed run's checkpoints byte-identical to an uninterrupted run's.
+    """
+    from ..dataset.outputs import atomic_torch_save
+
+    atomic_torch_save(_interned(state), path)
+
+
+_TEMPORARY = re.compile(r"\.(?P<name>.+)\.tmp\d+")
+_SHEET = re.compile(r"step-(?P<step>\d+)\.png")
+
+
+def _is_ours(name: str, kind: RunKind) -> bool:
+    return name in kind.names or _SHEET.fullmatch(name) is not None
+
+
+def tidy_run_folder(out, kind: RunKind, *, step: int, sheets=()) -> None:
+    """Remove what a run stopped at ``step`` left beyond it: temporary files of its atomic
+    writes (``.checkpoint.pt.tmpPID``, a kill mid-save) and sample sheets of later steps (in the
+    ``sheets`` folders), which a resumed or new run would otherwise show beside its own.
+
+    Only names the run itself writes are removed, never through a symbolic link; call this with
+    the folder's lock held (another process's temporary file is then not being written).
+    """
+    out = Path(out)
+    for folder in (out, *(out / name for name in sheets)):
+        if folder.is_symlink() or not folder.is_dir():
+            continue
+        for entry in folder.iterdir():
+            tmp = _TEMPORARY.fullmatch(entry.name)
+            sheet = _SHEET.fullmatch(entry.name) if folder != out else None
+            stale = (tmp is not None and _is_ours(tmp.group("name"), kind)) or \
+                (sheet is not None and int(sheet.group("step")) > step)
+            if stale and (entry.is_symlink() or entry.is_file()):
+                entry.unlink(missing_ok=True)
+
+
+def remove_unfinished_run(out, kind: RunKind, *, made=None) -> None:
+    """Undo a new run that failed before its first checkpoint: the folder ``made`` for it (``out``
+    or its outermost new parent), else the run's own names in ``out`` (hidden files and logs,
+    such as the lock and a ``> run/train.log`` redirect, stay)."""
+    out = Path(out)
+    if (out / CHECKPOINT).exists():
+        return
+    if made is not None:
+        shutil.rmtree(made, ignore_errors=True)
+        return
+    for name in kind.names:
+        entry = out / name
+        if entry.is_symlink() or entry.is_file():
+            entry.unlink(missing_ok=True)
+        elif entry.is_dir():
+            shutil.rmtree(entry, ignore_errors=True)
+
+
+def checkpoint_stamp(out):
+    """What identifies the checkpoint in ``out`` now (None when there is none): taken before a
+    run reads it, and compared once the run holds the folder's lock."""
+    try:
+        st = os.stat(Path(out) / CHECKPOINT)
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+@contextmanager
+def writing_run(out, kind: RunKind, *, stamp, start: int, sheets=()):
+    """Hold the run folder for the whole run (the writing process only; rank 0 under torchrun).
+
+    Takes the folder's lock (:func:`blursynth.dataset.outputs.lock_output`; a second run into
+    the same ``--out`` is refused in one line), refuses a checkpoint that changed since the run
+    was planned (``stamp``: another run finished there meanwhile), removes what a run stopped
+    at ``start`` left beyond it (:func:`tidy_run_folder`), and when a new run (``start`` 0)
+    fails before its first checkpoint, removes what it wrote (:func:`remove_unfinished_run`):
+    a run that stopped on bad data leaves no half run behind. Ctrl-C keeps what was written
+    (the folder is reused by the next run).
+    """
+    from ..dataset.outputs import lock_output
+
+    out = Path(out)
+    made = next((p for p in reversed((out, *out.parents)) if not p.exists()), None)
+    with lock_output(out):
+        try:
+            if checkpoint_stamp(out) != stamp:
+                raise BadInputError(
+                    f"--out {out}: another run wrote {CHECKPOINT} there while this one was "
+                    "starting; rerun the command (with --resume to continue that run) or choose "
+                    "another --out.")
+            tidy_run_folder(out, kind, step=start, sheets=sheets)
+            yield
+        except Exception:
+            if start == 0:
+                remove_unfinished_run(out, kind, made=made)
+            raise
+
+
 def write_run_json(path, meta: dict) -> None:
     """``run.json``: ``meta`` and the torch and Python versions that made the run."""
     import torch
@@ -196,7 +329,13 @@ def _fmt(v):
 
 
 class MetricsLog:
-    """The rows of ``metrics.csv``: those a resumed run keeps, and the ones it adds.
+    """``metrics.csv``: the rows a resumed run keeps, and the ones it adds, on disk at every
+    :meth:`save` (each log step), ahead of the checkpoint.
+
+    The first save replaces the file with the kept rows (atomically); later saves append the new
+    rows and fsync. A checkpoint is written after the metrics of its step, so a kill between the
+    two never loses a row: rows after the checkpoint are dropped when the run is resumed, and
+    written again by it.
 
     Parameters
     ----------
@@ -204,7 +343,8 @@ class MetricsLog:
     columns : tuple of str
         The CSV's columns, in order (other keys of a row are left out).
     upto_step : int
-        Rows of an earlier run after this step (written after its last checkpoint) are dropped.
+        Rows of an earlier run after this step (written after its last checkpoint) are dropped,
+        as is a last line cut short by a kill.
 
     Examples
     --------
@@ -219,32 +359,74 @@ class MetricsLog:
     def __init__(self, path, columns, upto_step: int):
         self.path, self.columns = Path(path), tuple(columns)
         self.rows = []
+        self._new = 0  # rows appended since the last save
+        self._replace = True  # the first save rewrites the file with the kept rows
         if self.path.is_file():
-            with open(self.path, newline="") as f:
-                self.rows = [r for r in csv.DictReader(f) if int(r["step"]) <= upto_step]
+            text = self.path.read_text(errors="replace")
+            text = text[: text.rfind("\n") + 1]  # a row cut short by a kill is not a row
+            for r in csv.DictReader(io.StringIO(text, newline="")):
+                try:
+                    step = int(r["step"])
+                except (KeyError, TypeError, ValueError):
+                    continue
+                if step <= upto_step and None not in r.values():
+                    self.rows.append({k: r.get(k, "") for k in self.columns})
 
     def append(self, row: dict) -> None:
-        """Add one row; floats are written to 6 significant digits."""
+        """Add one row (written at the next :meth:`save`); floats are written to 6 significant
+        digits."""
         self.rows.append({k: _fmt(v) for k, v in row.items()})
+        self._new += 1
 
     def save(self) -> None:
-        """Replace the CSV (atomically) with every row."""
+        """Put every row on disk: the whole CSV the first time, then the rows added since."""
         from ..dataset.outputs import atomic_write_text
 
-        buf = io.StringIO()
-        w = csv.DictWriter(buf, fieldnames=self.columns, extrasaction="ignore")
-        w.writeheader()
-        w.writerows(self.rows)
-        atomic_write_text(self.path, buf.getvalue())
+        if self._replace:
+            buf = io.StringIO()
+            w = csv.DictWriter(buf, fieldnames=self.columns, extrasaction="ignore")
+            w.writeheader()
+            w.writerows(self.rows)
+            atomic_write_text(self.path, buf.getvalue())
+            self._replace, self._new = False, 0
+        elif self._new:
+            with open(self.path, "a", newline="") as f:
+                w = csv.DictWriter(f, fieldnames=self.columns, extrasaction="ignore")
+                w.writerows(self.rows[len(self.rows) - self._new:])
+                f.flush()
+                os.fsync(f.fileno())
+            self._new = 0
 
 
-def sample_sheet(rows, n=4) -> np.ndarray:
+#: Height in px of a text strip on a sample sheet (column labels, per-row notes).
+STRIP = 14
+
+
+def _text_strip(texts, xs, widths, width) -> np.ndarray:
+    """A dark strip ``width`` px wide with ``texts[i]`` at ``xs[i]``, each cut to fit ``widths[i]``."""
+    import cv2
+
+    strip = np.full((STRIP, width, 3), 24, np.uint8)
+    for text, x, w in zip(texts, xs, widths):
+        text = str(text)
+        while text and cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, 0.35, 1)[0][0] > w - 3:
+            text = text[:-1]
+        cv2.putText(strip, text, (int(x) + 2, STRIP - 4), cv2.FONT_HERSHEY_SIMPLEX, 0.35,
+                    (230, 230, 230), 1, cv2.LINE_AA)
+    return strip
+
+
+def sample_sheet(rows, n=4, *, labels=None, notes=None) -> np.ndarray:
     """uint8 ``(H, W, 3)``: the first ``n`` rows side by side, under each other.
 
     Parameters
     ----------
     rows : sequence of sequences of (3, h, w) tensors in [0, 1]
         Each row's images are joined left to right; narrower rows are padded black on the right.
+    labels : sequence of str, optional
+        Column names, in a strip above the sheet (over the first row's images).
+    notes : sequence of sequences of str, optional
+        Per row, a text for each image (its PSNR, say), in a strip above the row.
 
     Returns
     -------
@@ -253,21 +435,40 @@ def sample_sheet(rows, n=4) -> np.ndarray:
     """
     import torch
 
-    joined = [torch.cat(list(images), dim=2) for images in list(rows)[:n]]
+    rows = [list(images) for images in list(rows)[:n]]
+    joined = [torch.cat(images, dim=2) for images in rows]
     if not joined:
         return None
     w = max(r.shape[2] for r in joined)
     joined = [torch.nn.functional.pad(r, (0, w - r.shape[2])) for r in joined]
     img = (torch.cat(joined, dim=1).clamp(0, 1) * 255).round().byte().permute(1, 2, 0)
-    return np.ascontiguousarray(img.cpu().numpy())
+    img = np.ascontiguousarray(img.cpu().numpy())
+    if labels is None and notes is None:
+        return img
+
+    def columns(images):
+        widths = [int(im.shape[2]) for im in images]
+        return np.cumsum([0, *widths[:-1]]), widths
+
+    parts, y = [], 0
+    if labels is not None:
+        parts.append(_text_strip(labels, *columns(rows[0]), w))
+    for i, images in enumerate(rows):
+        if notes is not None:
+            parts.append(_text_strip(notes[i], *columns(images), w))
+        h = int(images[0].shape[1])
+        parts.append(img[y:y + h])
+        y += h
+    return np.concatenate(parts, axis=0)
 
 
-def save_sample_sheet(path, rows, n=4, *, level=None) -> None:
-    """Write :func:`sample_sheet` of ``rows`` as a PNG (atomically); nothing when there are
-    none. ``level``: as :func:`blursynth.sources.photos.encode_png` (None: the fast encoder)."""
+def save_sample_sheet(path, rows, n=4, *, level=None, labels=None, notes=None) -> None:
+    """Write :func:`sample_sheet` of ``rows`` (with its ``labels`` and ``notes``) as a PNG
+    (atomically); nothing when there are none. ``level``: as
+    :func:`blursynth.sources.photos.encode_png` (None: the fast encoder)."""
     from ..dataset.outputs import atomic_write_bytes
     from ..sources.photos import encode_png
 
-    sheet = sample_sheet(rows, n)
+    sheet = sample_sheet(rows, n, labels=labels, notes=notes)
     if sheet is not None:
         atomic_write_bytes(path, encode_png(sheet, level=level))

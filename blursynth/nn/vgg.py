@@ -216,7 +216,9 @@ def load_vgg19_features(path, last_layer="conv3_3", *, map_location="cpu") -> VG
     path = Path(path)
     net = VGG19Features(last_layer)
     try:
-        state = torch.load(path, map_location=map_location, weights_only=True)
+        from .runs import quiet_torch_load
+
+        state = quiet_torch_load(path, map_location=map_location)
     except Exception as exc:  # torch raises many types for a file that is not its own
         raise BadInputError(
             f"VGG19 weights {path}: not a torch state dict ({type(exc).__name__}). "

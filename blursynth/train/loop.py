@@ -10,6 +10,7 @@ import math
 import os
 import sys
 import time
+from contextlib import ExitStack
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
@@ -17,7 +18,6 @@ import numpy as np
 import torch
 
 from .._rng import check_seed
-from ..dataset.outputs import atomic_torch_save
 from ..errors import BadInputError, SettingError, checking
 from ..nn import runs
 from ..nn.device import resolve_device
@@ -57,6 +57,9 @@ RUN_KIND = runs.RunKind(
               "choose a new or empty folder.",
 )
 
+
+#: Columns of a validation sheet (val/step-N.png); each row's notes give the PSNR of the first two.
+VAL_SHEET_LABELS = ("blurred", "deblurred", "sharp")
 
 #: Defaults that differ by config: (crop, batch size).
 CONFIG_DEFAULTS = {"paper": (256, 1), "small": (64, 4)}
@@ -259,6 +262,46 @@ def _plan_data(settings, crop):
     return train_rows, order[: settings.val_count]
 
 
+def kernel_draws(path):
+    """What fixes the blur kernels of a dataset's pairs (pair ``i``'s kernel depends only on it
+    and ``i``), or None: ``(kernel bank fingerprint, seed)`` for ``blur`` from a bank, the
+    trajectory settings and seed for ``blur --psf-source fresh``."""
+    import json
+
+    from ..dataset.schema import MANIFEST
+
+    try:
+        command = json.loads((Path(path) / MANIFEST).read_text()).get("command") or {}
+    except (OSError, ValueError, AttributeError):
+        return None  # open_pairs has said what is wrong with it
+    if command.get("command") != "blur" or "seed" not in command:
+        return None
+    if command.get("psf_source") == "bank" and command.get("kernel_bank"):
+        return ("kernel bank", command["kernel_bank"], command["seed"])
+    if command.get("psf_source") == "fresh":
+        return ("fresh trajectories", f"{command.get('fresh_length_px')} px", command["seed"])
+    return None
+
+
+def warn_shared_kernel_draws(data) -> None:
+    """Warn (one line per pair of datasets) when two ``--data`` sets draw the same kernel
+    sequence: made by ``blur`` from one kernel bank with one ``--seed``, pair ``i`` of each has
+    the same kernel, so mixing them repeats kernels instead of adding new ones."""
+    seen = {}
+    for src in data:
+        key = kernel_draws(src.path)
+        if key is None:
+            continue
+        if key in seen and seen[key] != src.path:
+            kind, which, seed = key
+            sys.stderr.write(
+                f"warning: --data {seen[key]} and --data {src.path} share their kernel draws "
+                f"({kind} {which}, --seed {seed}): pair i of each was blurred by the same kernel. "
+                "Make one of them again with another --seed for kernels that differ.\n")
+        else:
+            seen.setdefault(key, src.path)
+
+
 def _load_val(val_items, crop, verify=True):
     datasets, out = {}, []
     for path, i in val_items:
@@ -285,10 +328,12 @@ def _validate(gen, val, device):
             rows.append((float(psnr(o64, s64)), float("nan") if small else float(ssim(o64, s64)),
                          float(psnr(b64, s64)), float("nan") if small else float(ssim(b64, s64))))
             triples.append((b, out[0].cpu(), s))
+    # The sheet's per-row notes: each image's PSNR against the sharp one.
+    notes = [(f"{pb:.2f} dB", f"{po:.2f} dB", "") for po, _, pb, _ in rows]
     gen.train()
     m = np.nanmean(np.array(rows, dtype=np.float64), axis=0) if rows else [float("nan")] * 4
     return {"val_psnr": m[0], "val_ssim": m[1], "val_psnr_blurred": m[2],
-            "val_ssim_blurred": m[3]}, triples
+            "val_ssim_blurred": m[3]}, triples, notes
 
 
 # --------------------------------------------------------------------------------------------
@@ -315,6 +360,7 @@ class RunPlan:
     content_info: dict
     recipe: dict
     checkpoint: dict | None  # the run --resume continues
+    stamp: tuple | None = None  # runs.checkpoint_stamp of --out when it was checked
 
     @property
     def n_train(self) -> int:
@@ -343,6 +389,8 @@ def plan_run(settings: TrainSettings) -> RunPlan:
     out = Path(settings.out)
 
     train_rows, val_items = _plan_data(settings, crop)
+    if rank == 0:
+        warn_shared_kernel_draws(settings.data)
     n_train = sum(len(t) for t in train_rows)
     if settings.steps is not None:
         total = int(settings.steps)
@@ -353,13 +401,15 @@ def plan_run(settings: TrainSettings) -> RunPlan:
     precision = resolve_precision(settings.precision, device)
     # Every rank checks (no rank writes before all have joined the process group), so none is
     # left waiting.
+    stamp = runs.checkpoint_stamp(out)
     ckpt = runs.open_run_folder(out, RUN_KIND)
     if ckpt is not None:
         _check_resume(ckpt, settings, config, recipe, precision, device, total, rank)
     return RunPlan(settings=settings, config=config, crop=crop, batch=batch, world=world,
                    rank=rank, device=device, precision=precision, out=out,
                    train_rows=train_rows, val_items=val_items, total=total, content=content,
-                   content_info=content_info, recipe=recipe, checkpoint=ckpt)
+                   content_info=content_info, recipe=recipe, checkpoint=ckpt,
+                   stamp=stamp)
 
 
 def _check_resume(ckpt, settings, config, recipe, precision, device, total, rank) -> None:
@@ -408,7 +458,7 @@ class RunParts:
     memory_format: torch.memory_format
 
 
-def build_run(plan: RunPlan) -> RunParts:
+def build_run(plan: RunPlan, hold: ExitStack) -> RunParts:
     """Join the process group (under torchrun), build the models and the data loader, restore
     the checkpoint; rank 0 makes the run folder and (for a new run) writes ``run.json``."""
     settings, device = plan.settings, plan.device
@@ -440,18 +490,22 @@ def build_run(plan: RunPlan) -> RunParts:
     metrics = tb = None
     out = plan.out
     if plan.main:
-        out.mkdir(parents=True, exist_ok=True)
+        # Held until the run ends (``hold`` closes after run_loop): one run per folder.
+        hold.enter_context(runs.writing_run(out, RUN_KIND, stamp=plan.stamp, start=start,
+                                            sheets=("val",)))
         (out / "val").mkdir(exist_ok=True)
         if plan.checkpoint is None:
             runs.write_run_json(out / RUN_JSON, {
-                "settings": {k: (list(v) if isinstance(v, tuple) else v)
-                             for k, v in asdict(settings).items()},
+                # A new run, whatever --resume said (it continues only a checkpoint).
+                "settings": dict({k: (list(v) if isinstance(v, tuple) else v)
+                                  for k, v in asdict(settings).items()}, resume=False),
                 "model_config": plan.config.to_dict(), "recipe": plan.recipe, "crop": plan.crop,
                 "batch_size": plan.batch, "world_size": plan.world, "total_steps": plan.total,
                 "content_loss": plan.content_info, "precision": plan.precision,
                 "n_train_pairs": plan.n_train,
                 "val_pairs": [[p, i] for p, i in plan.val_items]})
         metrics = runs.MetricsLog(out / METRICS_CSV, METRIC_COLUMNS, start)
+        metrics.save()  # drops the rows a stopped run wrote after its checkpoint
         try:
             from torch.utils.tensorboard import SummaryWriter
 
@@ -481,8 +535,8 @@ def _save(plan: RunPlan, parts: RunParts, step: int, rng_ranks=None) -> None:
                   "precision": plan.precision,
                   "step": step, "total_steps": plan.total, "model_config": plan.config.to_dict(),
                   "recipe": plan.recipe, "content_loss": plan.content_info})
-    atomic_torch_save(state, plan.out / CHECKPOINT)
-    parts.metrics.save()
+    parts.metrics.save()  # first: a kill between the two never loses a row
+    runs.save_checkpoint(state, plan.out / CHECKPOINT)
 
 
 def run_loop(plan: RunPlan, parts: RunParts) -> dict:
@@ -518,13 +572,15 @@ def run_loop(plan: RunPlan, parts: RunParts) -> dict:
             if step % settings.log_every == 0 or step == total:
                 row = dict(losses, step=step, lr=lr_at(step - 1, total, settings.lr))
             if parts.val and (step % settings.val_every == 0 or step == total):
-                figures, triples = _validate(unwrap(parts.generator), parts.val, device)
-                runs.save_sample_sheet(out / "val" / f"step-{step:07d}.png", triples)
+                figures, triples, notes = _validate(unwrap(parts.generator), parts.val, device)
+                runs.save_sample_sheet(out / "val" / f"step-{step:07d}.png", triples,
+                                       labels=VAL_SHEET_LABELS, notes=notes)
                 row = dict(row or dict(losses, step=step, lr=lr_at(step - 1, total, settings.lr)),
                            **figures)
             if row is not None:
                 row["seconds"] = time.perf_counter() - t0
                 parts.metrics.append(row)
+                parts.metrics.save()
                 if tb is not None:
                     for k, v in row.items():
                         if k not in ("step",) and isinstance(v, float) and math.isfinite(v):
@@ -575,4 +631,5 @@ def train(settings: TrainSettings) -> dict:
     10
     """
     plan = plan_run(settings)
-    return run_loop(plan, build_run(plan))
+    with ExitStack() as hold:
+        return run_loop(plan, build_run(plan, hold))
