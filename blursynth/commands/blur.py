@@ -93,7 +93,8 @@ def _resize(ctx, param, value):
               help="Pairs drawn together before rendering (the output does not depend on it).")
 @click.option("--length", "length_px", type=click.FloatRange(0, None, min_open=True), default=60.0, show_default=True,
               help="Trajectory length in pixels for --psf-source fresh.")
-@click.option("--strict", is_flag=True, help="Stop at the first unreadable photo instead of skipping it.")
+@click.option("--strict", is_flag=True,
+              help="Stop at the first unreadable photo, or one smaller than --crop, instead of skipping it.")
 @click.option("--png-level", type=click.IntRange(0, 9), default=None, help="zlib level; default is the fast fpng encoder.")
 @click.option("--shard-size", type=int, default=500, show_default=True, callback=positive_int, help="Pairs per shard.")
 @seed_option
