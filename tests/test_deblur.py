@@ -97,3 +97,16 @@ def test_truncated_and_too_large_inputs_are_refused_as_blur_refuses_them(run_cli
         f"error: {tmp_path / 'bomb.png'}: 400,000,000 pixels is more than the 178,956,970 pixels "
         "blursynth decodes (a guard against decompression bombs); scale the image down first.")
     assert not (tmp_path / "o1").exists() and not (tmp_path / "o2").exists()
+
+
+def test_an_image_that_fails_only_when_decoded_leaves_no_output_folder(run_cli, stub_model, tmp_path, photo):
+    from .test_photos import _bomb_png
+
+    Image.fromarray(photo).save(tmp_path / "a.png")
+    (tmp_path / "b.png").write_bytes(_bomb_png(20, 20))  # header and chunks whole, pixel data short
+    r = _deblur(run_cli, tmp_path / "a.png", tmp_path / "b.png", out=tmp_path / "new" / "out")
+    assert r.code == 2 and error_line(r) == (f"error: {tmp_path / 'b.png'}: cannot decode image; the file is "
+                                             "corrupt or not an image.")
+    assert (tmp_path / "new" / "out" / "a.png").exists()  # written before b failed
+    r = _deblur(run_cli, tmp_path / "b.png", out=tmp_path / "new2" / "out")
+    assert r.code == 2 and not (tmp_path / "new2").exists()
