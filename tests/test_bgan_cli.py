@@ -242,6 +242,53 @@ def test_out_that_is_someone_elses_folder_is_refused(sets, tmp_path, run_cli,
     assert (stopped / "checkpoint.pt").is_file()
 
 
+def test_both_trainers_refuse_an_out_another_process_is_writing(sets, model, tmp_path, run_cli,
+                                                               tiny_pairs_dataset):
+    """D3: a second process holding the folder's lock (as a running train or bgan train does)
+    gets one line naming it; the folder, a run in it included, is left as it was."""
+    import shutil
+    import subprocess
+    import sys
+
+    from blursynth.dataset.outputs import LOCK_NAME
+
+    def snapshot(folder):
+        return {p.name: p.read_bytes() for p in folder.iterdir() if p.is_file()}
+
+    hold = ("import fcntl, os, sys, time\n"
+            "fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT)\n"
+            "fcntl.flock(fd, fcntl.LOCK_EX); os.write(fd, b'%d\\n' % os.getpid())\n"
+            "print('held', flush=True); time.sleep(120)\n")
+    busy, resumed = tmp_path / "busy", tmp_path / "m"
+    busy.mkdir()
+    shutil.copytree(model, resumed)
+    holders = [subprocess.Popen([sys.executable, "-c", hold, str(folder / LOCK_NAME)],
+                                stdout=subprocess.PIPE, text=True) for folder in (busy, resumed)]
+    try:
+        for holder in holders:
+            assert holder.stdout.readline() == "held\n"
+        before = snapshot(resumed)
+        tries = [(busy, holders[0], lambda: _train(run_cli, sets, busy, sets / "sharp",
+                                                   sets / "real")),
+                 (resumed, holders[1], lambda: _train(run_cli, sets, resumed, sets / "sharp",
+                                                      sets / "real", "--steps", 5, "--resume")),
+                 (busy, holders[0], lambda: run_cli("train", "--data", tiny_pairs_dataset(),
+                                                    "--out", busy, "--steps", 1, "--perceptual",
+                                                    "none", "--crop", "32", "--quiet"))]
+        for out, holder, attempt in tries:
+            r = attempt()
+            assert r.code == 2, r.err
+            assert error_line(r) == (f"error: --out {out}: another blursynth process (pid "
+                                     f"{holder.pid}) is writing there; wait for it to finish or "
+                                     "choose another --out.")
+        assert sorted(p.name for p in busy.iterdir()) == [LOCK_NAME]
+        assert snapshot(resumed) == before
+    finally:
+        for holder in holders:
+            holder.kill()
+            holder.wait()
+
+
 def test_train_checks_the_gpu_index(sets, tmp_path, run_cli, monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)

@@ -149,6 +149,38 @@ def test_a_kill_between_metrics_and_checkpoint_loses_no_metrics_row(tiny_pairs_d
     assert _rows(tmp_path / "b") == _rows(tmp_path / "a") and len(_rows(tmp_path / "a")) == 5
 
 
+@pytest.mark.slow
+def test_a_run_killed_with_sigkill_resumes_to_the_bytes_of_one_never_stopped(tiny_pairs_dataset,
+                                                                           tmp_path, run_cli):
+    """D7 with a real kill -9 of the command (as soon as its first checkpoint is on disk, so
+    possibly in the middle of the next save): --resume ends with the same checkpoint bytes and
+    metrics rows, and no temporary file is left."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    ds = tiny_pairs_dataset()
+    common = ["train", "--data", str(ds), "--steps", "6", "--checkpoint-every", "1",
+              "--log-every", "1", "--val-every", "3", "--workers", "0", *FAST]
+    a = run_cli(*common, "--out", tmp_path / "a")
+    assert a.code == 0, a.err
+    b = tmp_path / "b"
+    proc = subprocess.Popen([sys.executable, "-m", "blursynth", *common, "--out", str(b)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while not (b / "checkpoint.pt").exists() and proc.poll() is None:
+        assert time.monotonic() < deadline
+        time.sleep(0.005)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    r = run_cli(*common, "--out", b, "--resume")
+    assert r.code == 0, r.err
+    assert (tmp_path / "a" / "checkpoint.pt").read_bytes() == (b / "checkpoint.pt").read_bytes()
+    assert _rows(b) == _rows(tmp_path / "a")
+    assert sorted(p.name for p in b.rglob(".*")) == [".blursynth.lock"]
+
+
 def test_validation_sheets_label_their_columns_and_give_each_rows_psnr(tiny_pairs_dataset,
                                                                       tmp_path, run_cli):
     from blursynth.nn.runs import STRIP
