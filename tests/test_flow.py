@@ -65,3 +65,19 @@ def test_interpolated_windows_average_the_expanded_stream():
         expect = average_frames([items[t] for t in range(w.start * 3, (w.stop - 1) * 3 + 1)], "gamma:2.2")
         assert np.array_equal(blurred, expect)
         assert np.array_equal(sharp, frames[w.sharp])
+
+
+def test_frame_motion_measures_a_pan_and_refuses_unrelated_frames():
+    from skimage import data
+
+    from blursynth.sources.flow import frame_motion_px
+
+    a = data.astronaut()
+    for step in (0, 3, 8):
+        motion = frame_motion_px(a[:400, :500], a[:400, step:500 + step])
+        assert abs(motion - step) < 0.5, (step, motion)
+    rng = np.random.default_rng(0)
+    noise = [rng.integers(0, 256, (64, 96, 3), dtype=np.uint8) for _ in range(2)]
+    assert frame_motion_px(*noise) is None  # independent noise: the flow explains nothing
+    assert frame_motion_px(a[:300, :300], data.coffee()[:300, :300]) is None  # a cut
+    assert frame_motion_px(a[:12, :12], a[:12, 2:14]) is None  # too small to measure

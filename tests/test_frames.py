@@ -624,7 +624,7 @@ def test_psf_max_size_records_clipped_mass_per_row_and_warns(tmp_path, capsys):
     out = tmp_path / "pairs"
     assert main(["frames-average", str(clip), "--window", "5", "--psf-max-size", "31", "--out", str(out)]) == 0
     err = capsys.readouterr().err
-    warning = [line for line in err.splitlines() if line.startswith("warning:")]
+    warning = [line for line in err.splitlines() if line.startswith("warning:") and "ground-truth" in line]
     assert len(warning) == 1 and "2 of 2" in warning[0] and "--psf-max-size 31" in warning[0], err
     ds = PairDataset(out)
     for i in range(len(ds)):
@@ -684,3 +684,47 @@ def test_cut_threshold_out_of_range(clip, tmp_path, capsys, value):
     line = _one_error_line(capsys)
     assert "--cut-threshold" in line and "(0, 1]" in line, line
     assert not (tmp_path / "o").exists()
+
+
+# --- ghosting at a low frame rate (issue 15, item 3) -------------------------------------------
+
+
+def _pan_clip(d, step_px, fps=25, n=14, shape=(96, 128)):
+    """A pan over the astronaut, ``step_px`` per frame, with no sidecar: motion is measured."""
+    from skimage import data
+
+    h, w = shape
+    a = data.astronaut()
+    frames = [np.ascontiguousarray(a[100:100 + h, 50 + step_px * i:50 + step_px * i + w]) for i in range(n)]
+    write_clip(d / f"pan{step_px}.mkv", frames, fps=fps)
+    return d / f"pan{step_px}.mkv"
+
+
+def _warnings(capsys):
+    return [line for line in capsys.readouterr().err.splitlines() if line.startswith("warning:")]
+
+
+def test_fast_motion_between_frames_warns_of_ghosting(tmp_path, capsys):
+    clip = _pan_clip(tmp_path, 8)
+    assert main(["frames-average", str(clip), "--window", "5", "--out", str(tmp_path / "pairs")]) == 0
+    ghost = [line for line in _warnings(capsys) if "ghost" in line]
+    assert len(ghost) == 1 and "25 fps" in ghost[0] and "--interpolate 9" in ghost[0], ghost
+
+
+def test_interpolation_enough_for_the_motion_does_not_warn(tmp_path, capsys):
+    clip = _pan_clip(tmp_path, 8)
+    assert main(["frames-average", str(clip), "--window", "3", "--interpolate", "8",
+                 "--out", str(tmp_path / "pairs")]) == 0
+    assert not [line for line in _warnings(capsys) if "ghost" in line]
+
+
+def test_slow_motion_does_not_warn(clip, tmp_path, capsys):
+    assert main(["frames-average", str(clip), "--window", "5-9", "--out", str(tmp_path / "pairs")]) == 0
+    assert _warnings(capsys) == []
+
+
+def test_known_motion_ghosting_is_measured_on_the_camera_path(tmp_path, capsys):
+    clip, _ = _fast_clip(tmp_path)  # 24 px per frame, frames of noise: flow could not tell
+    assert main(["frames-average", str(clip), "--window", "5", "--out", str(tmp_path / "pairs")]) == 0
+    ghost = [line for line in _warnings(capsys) if "ghost" in line]
+    assert len(ghost) == 1 and "camera path" in ghost[0] and "--interpolate 16" in ghost[0], ghost

@@ -292,6 +292,7 @@ def plan_frames_average(inputs, settings: FramesAverageSettings) -> FramesPlan:
     record["known_motion"] = [p is not None for p in positions]
     if settings.psf_max_size is not None:
         _warn_clipped_psfs(windows, positions, settings)
+    _warn_ghosting(sources, names, windows, positions, settings)
     return FramesPlan(sources, tuple(windows), FramesAverageSettings(**{**settings.__dict__, "crf": crf}),
                       fingerprint(record), positions, names)
 
@@ -312,6 +313,64 @@ def _warn_clipped_psfs(windows, positions, settings: FramesAverageSettings) -> N
             f"{settings.psf_max_size} (paths need up to {max(over)} px): the mass outside is dropped, "
             "the rest renormalised, and each row's params.psf_clipped records the fraction dropped. "
             "Leave --psf-max-size out to keep whole paths."))
+
+
+#: Steps between averaged frames longer than this (in pixels) show as separate copies of a
+#: moving edge (ghosting) rather than a smooth blur.
+GHOST_STEP_PX = 2.0
+
+
+def source_motion_px(info: SourceInfo, windows, positions=None):
+    """Motion between consecutive frames of a source, in pixels per frame, and how it was found.
+
+    With a render-clip camera path, the longest step of the path over the windows; otherwise
+    :func:`~blursynth.sources.flow.frame_motion_px` at the sharp frame of the first, middle and
+    last window (two frames decoded each), the largest of the three.
+
+    Returns
+    -------
+    motion_px : float or None
+        None where it cannot be measured (frames under 16 px a side).
+    how : str
+    """
+    if positions is not None:
+        steps = [np.hypot(*np.diff(positions[w.start:w.stop], axis=0).T).max() for w in windows]
+        return float(max(steps)), "camera path"
+    from ..sources.flow import frame_motion_px
+
+    measured = []
+    for w in dict.fromkeys([windows[0], windows[len(windows) // 2], windows[-1]]):
+        t = w.sharp if w.sharp + 1 < w.stop else w.start
+        frames = [f for _, f in iter_frames(info, t, t + 2)]
+        if len(frames) == 2:
+            motion = frame_motion_px(*frames)
+            if motion is not None:
+                measured.append(motion)
+    return (max(measured) if measured else None), "optical flow, 95th percentile"
+
+
+def _warn_ghosting(sources, names, windows, positions, settings: FramesAverageSettings) -> None:
+    """One warning for the sources that move too far between averaged frames, naming the worst."""
+    k = settings.interpolate
+    ghosted = []
+    for i, info in enumerate(sources):
+        mine = [w for w in windows if w.source == i]
+        if not mine:
+            continue
+        motion, how = source_motion_px(info, mine, positions[i] if positions else None)
+        if motion is not None and motion / k > GHOST_STEP_PX:
+            ghosted.append((motion / info.fps, motion, how, info, names[i] if names else info.path))
+    if not ghosted:
+        return
+    _, motion, how, info, name = max(ghosted, key=lambda g: g[0] * g[3].fps)
+    need = math.ceil(motion)  # steps of at most 1 px
+    advice = (f"use --interpolate {need} (optical-flow frames in between) or a higher frame rate" if need <= 16
+              else f"--interpolate 16 (the most) leaves {motion / 16:.1f} px steps: use video of a higher frame rate")
+    others = f" (and {len(ghosted) - 1} more input{'s' if len(ghosted) > 2 else ''})" if len(ghosted) > 1 else ""
+    warnings.warn(FramesAverageWarning(
+        f"'{name}'{others} at {info.fps:g} fps moves about {motion:.1f} px between frames ({how}): averaged "
+        f"frames {1000 / info.fps:.3g} ms apart{f' with --interpolate {k}' if k > 1 else ''} stack copies of "
+        f"moving edges {motion / k:.1f} px apart (ghosting) instead of a smooth blur; {advice}."))
 
 
 def window_path(positions: np.ndarray, win: Window, interpolate: int = 1) -> np.ndarray:
