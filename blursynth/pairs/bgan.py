@@ -207,7 +207,7 @@ def _bgan_rows(start, stop, job: _Job):
                       "tile": s.tile, "receptive_radius": gen.receptive_radius(),
                       "device": job.device.split(":")[0]}
             if note:
-                params["input_note"] = note
+                params["converted"] = note  # the key blur and dataset import use
             yield pair_row(index=index, blurred=blurred, sharp=photo, psf=None, source="bgan",
                            seed=s.seed, params=params, fingerprint=job.fingerprint,
                            png_level=s.png_level)
