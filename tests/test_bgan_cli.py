@@ -77,8 +77,35 @@ def test_resume_equals_uninterrupted(sets, tmp_path, run_cli):
     assert run_cli(*args, "--out", split, "--steps", 4, "--resume").code == 0
     fp = [json.loads((d / "model.json").read_text())["fingerprint"] for d in (straight, split)]
     assert fp[0] == fp[1]
+    # The same checkpoint bytes and metrics rows (but their seconds) as the run never stopped.
+    assert (straight / "checkpoint.pt").read_bytes() == (split / "checkpoint.pt").read_bytes()
+    rows = lambda d: [l.rsplit(",", 1)[0] for l in (d / "metrics.csv").read_text().splitlines()]  # noqa: E731
+    assert rows(straight) == rows(split) and len(rows(split)) == 5
     other = run_cli(*args, "--out", split, "--steps", 5, "--resume", "--patch", 24)
     assert other.code == 2 and "patch" in error_line(other)
+
+
+def test_ctrl_c_says_whether_there_is_a_checkpoint_to_resume(sets, tmp_path, run_cli,
+                                                            monkeypatch):
+    from blursynth.bgan.train import BGANTrainer
+
+    calls, real_step = {"n": 0}, BGANTrainer.step
+
+    def dying_step(self, *args):
+        calls["n"] += 1
+        if calls["n"] in (1, 3):  # the first run's step 1; the second run's step 2
+            raise KeyboardInterrupt
+        return real_step(self, *args)
+
+    monkeypatch.setattr(BGANTrainer, "step", dying_step)
+    r = _train(run_cli, sets, tmp_path / "m", sets / "sharp", sets / "real", "--steps", 3,
+               "--checkpoint-every", 1)
+    assert r.code == 130 and "before the first checkpoint; rerun the same command" in r.err
+    r = _train(run_cli, sets, tmp_path / "m", sets / "sharp", sets / "real", "--steps", 3,
+               "--checkpoint-every", 1)
+    assert r.code == 130 and "keeps its last checkpoint" in r.err and "--resume" in r.err
+    rows = (tmp_path / "m" / "metrics.csv").read_text().splitlines()
+    assert [row.split(",")[0] for row in rows] == ["step", "1"]
 
 
 def test_train_with_vgg_weights_file(sets, tmp_path, run_cli):

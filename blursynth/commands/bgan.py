@@ -98,7 +98,18 @@ def train(sharp, real_blur, out, steps, config, width, blocks, image_skip, patch
         max_seconds=None if max_minutes is None else 60.0 * max_minutes, resume=resume,
         progress=not quiet,
     )
-    summary = train_bgan(settings)
+    try:
+        summary = train_bgan(settings)
+    except KeyboardInterrupt:
+        from pathlib import Path
+
+        from ..errors import Interrupted
+
+        if not (Path(out) / "checkpoint.pt").is_file():
+            raise Interrupted(f"interrupted before the first checkpoint; rerun the same command "
+                              f"to start again in {out}.") from None
+        raise Interrupted(f"interrupted; {out} keeps its last checkpoint: rerun the same command "
+                          f"with --resume to continue.") from None
     last = summary["last"]
     msg = f"trained {summary['steps']}/{summary['total_steps']} steps into {summary['out']}"
     if summary["stopped"] == "time":
