@@ -156,3 +156,25 @@ def test_resolve_device_takes_cuda_n_like_the_trainer(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     with pytest.raises(BadInputError, match="no CUDA GPU"):
         resolve_device("cuda:0")
+
+
+def test_photos_too_small_for_the_psfs_are_left_out_of_the_plan(photos, bank, tmp_path, capsys):
+    import shutil
+
+    from blursynth.sources.photos import save_rgb8
+
+    folder = tmp_path / "photos"
+    shutil.copytree(photos, folder)
+    save_rgb8(folder / "thumb.png", np.zeros((8, 9, 3), np.uint8))
+    s = settings(folder, bank, crop=None, per_image=1)
+    manifest = blur_photos(s, tmp_path / "out", progress=False)
+    assert manifest["small_photos"] == 1 and manifest["skipped_photos"] == 0
+    assert manifest["num_rows"] == 3
+    assert sorted(r["params"]["photo"] for r in PairDataset(tmp_path / "out")) == ["a.png", "c.png", "sub/b.jpg"]
+    err = capsys.readouterr().err
+    assert "warning: 1 of 4 photos are smaller than 15x15 (PSFs of up to 15x15) and are skipped: " \
+           "thumb.png (8x9)" in err
+    # The plan without the thumbnail is the plan of the folder without it: same fingerprint.
+    (folder / "thumb.png").unlink()
+    again = blur_photos(s, tmp_path / "out2", progress=False)
+    assert again["fingerprint"] == manifest["fingerprint"] and again["small_photos"] == 0
