@@ -15,7 +15,7 @@ from blursynth.sources.video import iter_frames, probe_source
 from blursynth.errors import BadInputError
 from blursynth.sources.windows import Window, parse_window
 
-from .conftest import two_shots, write_clip
+from .conftest import random_frames, two_shots, write_clip
 
 
 @pytest.fixture(scope="module")
@@ -728,3 +728,62 @@ def test_known_motion_ghosting_is_measured_on_the_camera_path(tmp_path, capsys):
     assert main(["frames-average", str(clip), "--window", "5", "--out", str(tmp_path / "pairs")]) == 0
     ghost = [line for line in _warnings(capsys) if "ghost" in line]
     assert len(ghost) == 1 and "camera path" in ghost[0] and "--interpolate 16" in ghost[0], ghost
+
+
+# --- --exposure-ms (issue 15, item 3) ----------------------------------------------------------
+
+
+def test_exposure_ms_draws_windows_from_the_frame_rate(tmp_path, capsys):
+    write_clip(tmp_path / "fast.mkv", random_frames(30, seed=1), fps=240)
+    write_clip(tmp_path / "slow.mkv", random_frames(30, seed=2), fps=60)
+    out = tmp_path / "pairs"
+    assert main(["frames-average", str(tmp_path / "fast.mkv"), str(tmp_path / "slow.mkv"),
+                 "--exposure-ms", "50", "--out", str(out)]) == 0
+    ds = PairDataset(out)
+    got = {(ds[i]["params"]["fps"], ds[i]["params"]["window_frames"], ds[i]["params"]["exposure_s"])
+           for i in range(len(ds))}
+    assert got == {(240.0, 12, 0.05), (60.0, 3, 0.05)}
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["command"]["exposure_ms"] == [50.0, 50.0]
+    assert manifest["window_frames_per_input"] == [[12, 12], [3, 3]]
+
+
+def test_exposure_ms_range_at_240_fps(clip, tmp_path):
+    out = tmp_path / "pairs"
+    assert main(["frames-average", str(clip), "--exposure-ms", "20-30", "--seed", "1", "--out", str(out)]) == 0
+    ds = PairDataset(out)
+    lengths = {ds[i]["params"]["window_frames"] for i in range(len(ds))}
+    assert lengths <= {5, 6, 7} and len(lengths) > 1
+
+
+@pytest.mark.parametrize("args,says", [
+    (["--exposure-ms", "10", "--window", "5"], "--window or --exposure-ms"),
+    (["--exposure-ms", "1-4"], "at least 2 frames"),
+    (["--exposure-ms", "30-8"], "Did you mean 8-30?"),
+])
+def test_exposure_ms_bad_input(clip, tmp_path, capsys, args, says):
+    assert main(["frames-average", str(clip), *args, "--out", str(tmp_path / "o")]) == 2
+    assert says in _one_error_line(capsys)
+    assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("value", ['"20-30"', "[20, 30]"])
+def test_recipe_exposure_ms_builds_the_same_pairs_as_the_command(clip, tmp_path, value):
+    recipe = tmp_path / "r.toml"
+    recipe.write_text(f'[build]\nseed = 1\n\n[[steps]]\nname = "pairs"\nrun = "frames-average"\n'
+                      f'inputs = ["{clip}"]\nexposure_ms = {value}\n')
+    assert main(["build", str(recipe), "--out", str(tmp_path / "b")]) == 0
+    assert main(["frames-average", str(clip), "--exposure-ms", "20-30", "--seed", "1",
+                 "--out", str(tmp_path / "c")]) == 0
+    built, direct = (json.loads((tmp_path / d / "manifest.json").read_text()) for d in ("b/pairs", "c"))
+    assert built["fingerprint"] == direct["fingerprint"]
+    assert built["window_frames_per_input"] == [[5, 7]]
+
+
+def test_recipe_refuses_window_and_exposure_ms_together(clip, tmp_path, capsys):
+    recipe = tmp_path / "r.toml"
+    recipe.write_text(f'[[steps]]\nname = "pairs"\nrun = "frames-average"\ninputs = ["{clip}"]\n'
+                      'window = "5-9"\nexposure_ms = "20-30"\n')
+    assert main(["build", str(recipe), "--dry-run"]) == 2
+    line = _one_error_line(capsys)
+    assert "exposure_ms" in line and "not both" in line, line

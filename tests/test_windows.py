@@ -88,3 +88,40 @@ def test_a_window_holds_a_cut_only_if_it_crosses_it():
     assert cut_in(Window(0, 0, 10, 5), cuts) == 12  # frames 10..14 span the cut
     assert cut_in(Window(0, 0, 12, 5), cuts) is None  # starts with the new shot
     assert cut_in(Window(0, 0, 7, 5), cuts) is None  # ends with the old one
+
+
+# --- windows from an exposure time (issue 15, item 3) -----------------------------------------
+
+
+@pytest.mark.parametrize("text,expect", [("8-30", (8.0, 30.0)), ("20", (20.0, 20.0)), ("4.5 - 12.5", (4.5, 12.5)),
+                                         (16, (16.0, 16.0))])
+def test_parse_exposure_ms(text, expect):
+    from blursynth.sources.windows import parse_exposure_ms
+
+    assert parse_exposure_ms(text) == expect
+
+
+@pytest.mark.parametrize("text", ["30-8", "0-5", "abc", "-3", "5-", "1e9x"])
+def test_parse_exposure_ms_rejects(text):
+    from blursynth.sources.windows import parse_exposure_ms
+
+    with pytest.raises(BadInputError, match="--exposure-ms"):
+        parse_exposure_ms(text)
+
+
+def test_exposure_frames_follow_the_frame_rate():
+    from blursynth.sources.windows import exposure_frames
+
+    assert exposure_frames((20.0, 30.0), 240.0) == (5, 7)  # 4.8-7.2 frames: whole frames inside
+    assert exposure_frames((50.0, 50.0), 60.0) == (3, 3)
+    assert exposure_frames((10.0, 12.0), 240.0) == (3, 3)  # 2.4-2.88: no whole count inside, the nearest
+    with pytest.raises(BadInputError, match="at least 2 frames"):
+        exposure_frames((1.0, 4.0), 240.0)
+
+
+def test_plan_windows_with_a_range_per_source():
+    wins = plan_windows([30, 30], window_min=2, window_max=2, seed=0, ranges=[(12, 12), (3, 3)])
+    assert [(w.source, w.length) for w in wins] == [(0, 12), (0, 12)] + [(1, 3)] * 10
+    # Without ranges, the same call plans as before.
+    assert plan_windows([30], window_min=5, window_max=5, seed=0) == plan_windows(
+        [30], window_min=5, window_max=5, seed=0, ranges=[(5, 5)])

@@ -293,7 +293,7 @@ def _same_clip(sidecar: Path, settings, source: str) -> bool:
 
 
 def _prep_frames(st: StepTable):
-    from ..sources.windows import parse_window
+    from ..sources.windows import parse_exposure_ms, parse_window
 
     paths = st.paths("inputs", required="a frames-average step needs inputs = ['@clips' or paths].")
     inner = {k: v for k, v in st.table.items() if k not in ("inputs", "window")}
@@ -303,6 +303,15 @@ def _prep_frames(st: StepTable):
         except BadInputError as exc:
             st.fail(str(exc), "window")
         inner["window_min"], inner["window_max"] = lo, hi
+    if "exposure_ms" in st.table:
+        if "window" in st.table:
+            st.fail("give window or exposure_ms, not both.", "exposure_ms")
+        value = st.table["exposure_ms"]
+        if isinstance(value, (str, int, float)) and not isinstance(value, bool):  # "8-30" or 20, as on the command line
+            try:
+                inner["exposure_ms"] = parse_exposure_ms(value)
+            except BadInputError as exc:
+                st.fail(str(exc), "exposure_ms")
     st.step.settings = (paths, st.settings(inner, {}))
     st.step.describe = {"inputs": paths, **dataclasses.asdict(st.step.settings[1])}
 

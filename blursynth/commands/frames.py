@@ -26,6 +26,19 @@ class WindowRange(click.ParamType):
         return parse_window(value)
 
 
+class ExposureRange(click.ParamType):
+    """``8-30`` or ``16.7``: exposure in milliseconds, read by :func:`blursynth.sources.windows.parse_exposure_ms`."""
+
+    name = "ms"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, tuple):
+            return value
+        from ..sources.windows import parse_exposure_ms
+
+        return parse_exposure_ms(value)
+
+
 class Crf(click.ParamType):
     """A camera response (``gamma:G``, ``srgb``, ``none``), read by :meth:`CameraResponse.parse`."""
 
@@ -49,8 +62,13 @@ def _positive_fps(ctx, param, value):
 @click.command(name="frames-average")
 @click.argument("inputs", nargs=-1, required=True, type=click.Path())
 @click.option("--out", type=click.Path(), required=True, help="Output dataset directory.")
-@click.option("--window", type=WindowRange(), default="5-25", show_default=True,
-              help="Frames per pair: one length (7) or a range (5-25) drawn per pair from the seed.")
+@click.option("--window", type=WindowRange(), default=None,
+              help="Frames per pair: one length (7) or a range (5-25) drawn per pair from the seed "
+                   "[default: 5-25].")
+@click.option("--exposure-ms", type=ExposureRange(), default=None,
+              help="Instead of --window: exposure per pair in milliseconds, one value (20) or a range "
+                   "(8-30) drawn per pair; each input's windows are the whole frame counts of it at that "
+                   "input's frame rate.")
 @click.option("--overlap", type=click.IntRange(0, None), default=0, show_default=True,
               help="Frames consecutive windows share (a running sum reuses them).")
 @click.option("--gap", type=click.IntRange(0, None), default=0, show_default=True,
@@ -79,7 +97,7 @@ def _positive_fps(ctx, param, value):
 @seed_option
 @workers_option
 @overwrite_option
-def frames_average(inputs, out, window, overlap, gap, odd_only, crf, interpolate, fps, max_pairs, png_level,
+def frames_average(inputs, out, window, exposure_ms, overlap, gap, odd_only, crf, interpolate, fps, max_pairs, png_level,
                    shard_size, psf_max_size, cut_threshold, seed, workers, overwrite):
     """Pairs from high-frame-rate video: average windows of frames in linear light, middle frame sharp.
 
@@ -94,13 +112,19 @@ def frames_average(inputs, out, window, overlap, gap, odd_only, crf, interpolate
     """
     import warnings
 
+    from ..errors import BadInputError
     from ..pairs.frames import FramesAverageSettings, FramesAverageWarning, write_frame_pairs
     from ..sources.video import TruncatedVideoWarning
 
+    if window is not None and exposure_ms is not None:
+        raise BadInputError("give --window or --exposure-ms, not both: --window counts frames, "
+                            "--exposure-ms sets the time and counts each input's frames from its frame rate.")
+    if window is None:
+        window = (5, 25)
     settings = FramesAverageSettings(
         window_min=window[0], window_max=window[1], seed=seed, overlap=overlap, gap=gap, odd_only=odd_only,
         crf=crf.spec, interpolate=interpolate, fps=fps, max_pairs=max_pairs, png_level=png_level,
-        shard_size=shard_size, psf_max_size=psf_max_size, cut_threshold=cut_threshold,
+        shard_size=shard_size, psf_max_size=psf_max_size, cut_threshold=cut_threshold, exposure_ms=exposure_ms,
     )
     told = (TruncatedVideoWarning, FramesAverageWarning)
     with warnings.catch_warnings(record=True) as caught:

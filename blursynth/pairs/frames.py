@@ -24,7 +24,9 @@ from ..ops.color import CameraResponse
 from ..sources.flow import expanded_frames
 from ..sources.render import known_motion
 from ..sources.video import SourceInfo, expand_inputs_named, iter_frames, probe_source, source_bytes
-from ..sources.windows import CUT_THRESHOLD, Window, cut_in, plan_windows, watch_cuts, window_length
+from ..sources.windows import (
+    CUT_THRESHOLD, Window, cut_in, exposure_frames, plan_windows, watch_cuts, window_length,
+)
 
 
 def average_windows(stream, windows, *, crf, interpolate: int = 1):
@@ -173,6 +175,10 @@ class FramesAverageSettings:
         Largest side of the ground-truth PSF of a render-clip source (>= 3; an even value
         means the odd size below it). None sizes each PSF to its window's camera path; a
         cap drops the mass outside, recorded per row as ``psf_clipped``.
+    exposure_ms : (float, float) or None
+        Exposure range in milliseconds, in place of ``window_min``/``window_max``: each
+        source's windows are the whole frame counts of that exposure at its own frame rate
+        (:func:`~blursynth.sources.windows.exposure_frames`), drawn per pair.
     cut_threshold : float
         In (0, 1]: consecutive frames whose colour-histogram distance
         (:func:`~blursynth.sources.windows.cut_distance`) exceeds it are a scene cut, and a
@@ -193,8 +199,20 @@ class FramesAverageSettings:
     shard_size: int = 256
     psf_max_size: int | None = None
     cut_threshold: float = CUT_THRESHOLD
+    exposure_ms: tuple | None = None
 
     def __post_init__(self):
+        if self.exposure_ms is not None:
+            value = self.exposure_ms
+            try:
+                lo, hi = (float(v) for v in value)
+            except (TypeError, ValueError):
+                raise SettingError(f"--exposure-ms must be milliseconds low-high, e.g. 8-30; got {value!r}.",
+                                   "exposure_ms") from None
+            if not 0 < lo <= hi < float("inf"):
+                raise SettingError(f"--exposure-ms must be 0 < low <= high milliseconds; got {value!r}.",
+                                   "exposure_ms")
+            object.__setattr__(self, "exposure_ms", (lo, hi))
         if not isinstance(self.cut_threshold, (int, float)) or not 0 < self.cut_threshold <= 1:
             raise SettingError(
                 f"--cut-threshold must be a number in (0, 1]; got {self.cut_threshold!r}. It is the colour "
@@ -221,6 +239,7 @@ class FramesPlan:
     fingerprint: str
     positions: tuple = ()  # per source: (n_frames, 2) camera path from a render-clip sidecar, or None
     names: tuple = ()  # per source: its location-free name (see expand_inputs_named)
+    ranges: tuple = ()  # per source: (window_min, window_max) in frames, with --exposure-ms
 
     @property
     def n_frames(self) -> int:
@@ -257,24 +276,33 @@ def plan_frames_average(inputs, settings: FramesAverageSettings) -> FramesPlan:
     named = expand_inputs_named(inputs)
     sources = tuple(probe_source(p, fps=settings.fps) for p, _ in named)
     names = tuple(name for _, name in named)
-    for info in sources:
-        if info.n_frames < settings.window_min:
+    if settings.exposure_ms is not None:
+        ranges = [exposure_frames(settings.exposure_ms, s.fps) for s in sources]
+        lo_ms, hi_ms = settings.exposure_ms
+        asked = [f"--exposure-ms {lo_ms:g}-{hi_ms:g} at {s.fps:g} fps" for s in sources]
+        # What the manifest records as the window range: the lengths drawn over all inputs.
+        settings = FramesAverageSettings(**{**settings.__dict__, "window_min": min(r[0] for r in ranges),
+                                            "window_max": max(r[1] for r in ranges)})
+    else:
+        ranges = [(settings.window_min, settings.window_max)] * len(sources)
+        asked = [f"--window {settings.window_min}-{settings.window_max}"] * len(sources)
+    for info, (lo, _), how in zip(sources, ranges, asked):
+        if info.n_frames < lo:
             raise BadInputError(
                 f"'{info.path}' has {info.n_frames} frames, fewer than the shortest window "
-                f"({settings.window_min}); use a shorter --window or a longer video."
+                f"({lo}, {how}); use a shorter window or a longer video."
             )
     windows = plan_windows(
         [s.n_frames for s in sources], window_min=settings.window_min, window_max=settings.window_max,
         seed=settings.seed, overlap=settings.overlap, gap=settings.gap, odd_only=settings.odd_only,
-        max_pairs=settings.max_pairs,
+        max_pairs=settings.max_pairs, ranges=ranges,
     )
     if not windows:
-        first = window_length(settings.seed, 0, settings.window_min, settings.window_max, settings.odd_only)
+        first = window_length(settings.seed, 0, *ranges[0], settings.odd_only)
         longest = max(s.n_frames for s in sources)
         raise BadInputError(
-            f"no window fits in the inputs: the first pair drew {first} frames (--window "
-            f"{settings.window_min}-{settings.window_max}) and the longest input has {longest}; "
-            f"keep --window's maximum at or below {longest}."
+            f"no window fits in the inputs: the first pair drew {first} frames ({asked[0]}) and the "
+            f"longest input has {longest}; keep the longest window at or below {longest} frames."
         )
     # The inputs by content identity (name, kind, frames, geometry, bytes), never by where they
     # are: the fingerprint goes into every row, so a path here would make the same run from
@@ -294,7 +322,8 @@ def plan_frames_average(inputs, settings: FramesAverageSettings) -> FramesPlan:
         _warn_clipped_psfs(windows, positions, settings)
     _warn_ghosting(sources, names, windows, positions, settings)
     return FramesPlan(sources, tuple(windows), FramesAverageSettings(**{**settings.__dict__, "crf": crf}),
-                      fingerprint(record), positions, names)
+                      fingerprint(record), positions, names,
+                      tuple(ranges) if settings.exposure_ms is not None else ())
 
 
 class FramesAverageWarning(UserWarning):
@@ -675,6 +704,7 @@ def _write(out, plan, make_rows, workers, overwrite, progress, options):
                  **{**plan.settings.__dict__}},
         workers=workers, overwrite=overwrite, unit="frame", desc="frames-average", progress=progress,
         progress_total=plan.n_frames, options=options,
+        extra={"window_frames_per_input": [list(r) for r in plan.ranges]} if plan.ranges else None,
     )
 
 

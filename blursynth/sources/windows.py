@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 
@@ -62,6 +63,59 @@ def parse_window(text) -> tuple[int, int]:
     return lo, hi
 
 
+def parse_exposure_ms(text) -> tuple[float, float]:
+    """``'8-30'`` -> (8.0, 30.0); ``'20'`` -> (20.0, 20.0): an exposure range in milliseconds.
+
+    Examples
+    --------
+    >>> parse_exposure_ms("8-30"), parse_exposure_ms(16.7)
+    ((8.0, 30.0), (16.7, 16.7))
+    """
+    t = str(text).strip()
+    number = r"(\d+(?:\.\d*)?|\.\d+)"
+    m = re.fullmatch(number + r"(?:\s*-\s*" + number + ")?", t)
+    if not m:
+        raise BadInputError(f"--exposure-ms must be milliseconds or a range like 8-30; got {text!r}.")
+    lo = float(m.group(1))
+    hi = float(m.group(2)) if m.group(2) is not None else lo
+    if lo > hi:
+        raise BadInputError(f"--exposure-ms range must be low-high with low <= high; got {text!r}. "
+                            f"Did you mean {m.group(2)}-{m.group(1)}?")
+    if lo <= 0:
+        raise BadInputError(f"--exposure-ms must be positive milliseconds; got {text!r}.")
+    return lo, hi
+
+
+def exposure_frames(exposure_ms: tuple[float, float], fps: float) -> tuple[int, int]:
+    """Window lengths, in frames, of an exposure range at a frame rate.
+
+    A window of n frames is exposed n / fps seconds (the ``exposure_s`` a row records), so
+    the lengths are the whole counts inside ``exposure_ms * fps / 1000``; a range that holds
+    no whole count gives the one nearest its middle.
+
+    Raises
+    ------
+    BadInputError
+        The longest exposure is under 2 frames.
+
+    Examples
+    --------
+    >>> exposure_frames((20, 30), 240), exposure_frames((80, 80), 25)
+    ((5, 7), (2, 2))
+    """
+    lo_ms, hi_ms = exposure_ms
+    lo_f, hi_f = lo_ms * fps / 1000, hi_ms * fps / 1000
+    if hi_f < 2 - 1e-9:
+        raise BadInputError(
+            f"--exposure-ms {lo_ms:g}-{hi_ms:g} at {fps:g} fps is {lo_f:.3g}-{hi_f:.3g} frames; a window needs "
+            f"at least 2 frames ({2000 / fps:.4g} ms at {fps:g} fps): ask for a longer exposure."
+        )
+    lo, hi = max(2, math.ceil(lo_f - 1e-9)), math.floor(hi_f + 1e-9)
+    if lo > hi:
+        lo = hi = max(2, round((lo_f + hi_f) / 2))
+    return lo, hi
+
+
 def window_length(seed: int, index: int, window_min: int, window_max: int, odd_only: bool = False) -> int:
     """Length of pair ``index``'s window, drawn from ``sample_rng(seed, index, WINDOW_STREAM)``.
 
@@ -82,7 +136,8 @@ def window_length(seed: int, index: int, window_min: int, window_max: int, odd_o
 
 
 def plan_windows(n_frames, *, window_min: int, window_max: int, seed: int, overlap: int = 0,
-                 gap: int = 0, odd_only: bool = False, max_pairs: int | None = None) -> list[Window]:
+                 gap: int = 0, odd_only: bool = False, max_pairs: int | None = None,
+                 ranges=None) -> list[Window]:
     """Lay out pair windows over one or more sources, deterministically.
 
     Windows follow each other: the next starts ``length + gap - overlap``
@@ -104,6 +159,10 @@ def plan_windows(n_frames, *, window_min: int, window_max: int, seed: int, overl
     odd_only : bool
         Draw odd lengths only (the sharp frame is then the exact middle).
     max_pairs : int, optional
+    ranges : sequence of (int, int), optional
+        Per source, its own ``(window_min, window_max)`` (``--exposure-ms`` at each
+        source's frame rate), in place of the one range. A pair that moves to the
+        next source draws its length again, from that source's range.
 
     Returns
     -------
@@ -118,19 +177,24 @@ def plan_windows(n_frames, *, window_min: int, window_max: int, seed: int, overl
         raise BadInputError("--overlap and --gap exclude each other; give one of them.")
     if overlap < 0 or gap < 0:
         raise BadInputError(f"--overlap and --gap must be >= 0; got {overlap} and {gap}.")
-    if overlap >= window_min:
+    ranges = [(window_min, window_max)] * len(n_frames) if ranges is None else [tuple(r) for r in ranges]
+    shortest = min((lo for lo, _ in ranges), default=window_min)
+    if overlap >= shortest:
         raise BadInputError(
-            f"--overlap must be smaller than the shortest window ({window_min}); got {overlap}."
+            f"--overlap must be smaller than the shortest window ({shortest}); got {overlap}."
         )
-    if odd_only and window_min == window_max and window_min % 2 == 0:
-        raise BadInputError(f"--odd-only with --window {window_min} leaves no length to draw.")
+    for lo, hi in dict.fromkeys(ranges):
+        if odd_only and lo == hi and lo % 2 == 0:
+            raise BadInputError(f"--odd-only with windows of {lo} frames leaves no length to draw.")
     windows = []
     source, start = 0, 0
     index = 0
     while source < len(n_frames) and (max_pairs is None or index < max_pairs):
-        length = window_length(seed, index, window_min, window_max, odd_only)
+        length = window_length(seed, index, *ranges[source], odd_only)
         while source < len(n_frames) and start + length > n_frames[source]:
             source, start = source + 1, 0
+            if source < len(n_frames):
+                length = window_length(seed, index, *ranges[source], odd_only)
         if source == len(n_frames):
             break
         windows.append(Window(index, source, start, length))
