@@ -654,7 +654,7 @@ def test_a_window_across_a_scene_cut_is_skipped_and_recorded(tmp_path, capsys):
     out = tmp_path / "pairs"
     assert main(["frames-average", str(clip), "--window", "5", "--shard-size", "2", "--out", str(out)]) == 0
     err = capsys.readouterr().err
-    assert "skipped 1 window that span a scene cut" in err, err
+    assert "skipped 1 window that spans a scene cut" in err, err
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["planned_items"] == 4 and manifest["num_rows"] == 3 and manifest["skipped"] == 1
     skip, = manifest["shards"][1]["skipped"]
@@ -787,3 +787,10 @@ def test_recipe_refuses_window_and_exposure_ms_together(clip, tmp_path, capsys):
     assert main(["build", str(recipe), "--dry-run"]) == 2
     line = _one_error_line(capsys)
     assert "exposure_ms" in line and "not both" in line, line
+
+
+def test_ghosting_advice_past_the_largest_interpolation(tmp_path, capsys):
+    clip, _ = _fast_clip(tmp_path, step_px=40.0)  # 40 px a frame: even 16 in-between frames leave 2.5 px
+    assert main(["frames-average", str(clip), "--window", "3", "--out", str(tmp_path / "pairs")]) == 0
+    ghost = [line for line in _warnings(capsys) if "ghost" in line]
+    assert len(ghost) == 1 and "still leaves 2.5 px steps" in ghost[0] and "higher frame rate" in ghost[0], ghost

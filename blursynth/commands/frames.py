@@ -136,7 +136,7 @@ def frames_average(inputs, out, window, exposure_ms, overlap, gap, odd_only, crf
         click.echo(f"warning: {message}", err=True)
     if manifest.get("skipped"):
         n = manifest["skipped"]
-        click.echo(f"warning: skipped {n} window{'s' if n != 1 else ''} that span a scene cut (never averaged "
+        click.echo(f"warning: skipped {n} window{'s that span' if n != 1 else ' that spans'} a scene cut (never averaged "
                    f"across one); {out}/manifest.json lists each under shards[].skipped. --cut-threshold sets "
                    "the check.", err=True)
     echo_manifest(manifest, out)

@@ -393,8 +393,13 @@ def _warn_ghosting(sources, names, windows, positions, settings: FramesAverageSe
         return
     _, motion, how, info, name = max(ghosted, key=lambda g: g[0] * g[3].fps)
     need = math.ceil(motion)  # steps of at most 1 px
-    advice = (f"use --interpolate {need} (optical-flow frames in between) or a higher frame rate" if need <= 16
-              else f"--interpolate 16 (the most) leaves {motion / 16:.1f} px steps: use video of a higher frame rate")
+    if need <= 16:
+        advice = f"use --interpolate {need} (optical-flow frames in between) or a higher frame rate"
+    elif motion / 16 <= GHOST_STEP_PX:
+        advice = (f"use --interpolate 16 (the most; it leaves {motion / 16:.1f} px steps) or a higher "
+                  "frame rate")
+    else:
+        advice = f"--interpolate 16 (the most) still leaves {motion / 16:.1f} px steps: use video of a higher frame rate"
     others = f" (and {len(ghosted) - 1} more input{'s' if len(ghosted) > 2 else ''})" if len(ghosted) > 1 else ""
     warnings.warn(FramesAverageWarning(
         f"'{name}'{others} at {info.fps:g} fps moves about {motion:.1f} px between frames ({how}): averaged "
