@@ -93,7 +93,7 @@ def test_ctrl_c_says_whether_there_is_a_checkpoint_to_resume(sets, tmp_path, run
 
     def dying_step(self, *args):
         calls["n"] += 1
-        if calls["n"] in (1, 3):  # the first run's step 1; the second run's step 2
+        if calls["n"] in (1, 3, 6):  # the first run's step 1; the second's 2; the third's 3
             raise KeyboardInterrupt
         return real_step(self, *args)
 
@@ -106,6 +106,12 @@ def test_ctrl_c_says_whether_there_is_a_checkpoint_to_resume(sets, tmp_path, run
     assert r.code == 130 and "keeps its last checkpoint" in r.err and "--resume" in r.err
     rows = (tmp_path / "m" / "metrics.csv").read_text().splitlines()
     assert [row.split(",")[0] for row in rows] == ["step", "1"]
+    # Metrics rows are on disk at every log step, not only with a checkpoint.
+    r = _train(run_cli, sets, tmp_path / "n", sets / "sharp", sets / "real", "--steps", 3,
+               "--checkpoint-every", 10)
+    assert r.code == 130 and not (tmp_path / "n" / "checkpoint.pt").exists()
+    rows = (tmp_path / "n" / "metrics.csv").read_text().splitlines()
+    assert [row.split(",")[0] for row in rows] == ["step", "1", "2"]
 
 
 def test_train_with_vgg_weights_file(sets, tmp_path, run_cli):

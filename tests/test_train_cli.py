@@ -118,6 +118,29 @@ def test_corrupt_checkpoint(run_cli, trained_run, tiny_pairs_dataset, tmp_path):
     assert _snapshot(run) == before and not (tmp_path / "o").exists()
 
 
+def test_a_raw_pickle_is_refused_in_one_line_without_torchs_warning(run_cli, tiny_pairs_dataset,
+                                                                    tmp_path):
+    """D14: torch.load warned in two lines about the pickle protocol before the refusal."""
+    import pickle
+    import warnings
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "checkpoint.pt").write_bytes(pickle.dumps({"format": "blursynth-deblurgan"}, protocol=4))
+    (tmp_path / "vgg.pth").write_bytes(pickle.dumps({"features.0.weight": 0}, protocol=4))
+    ds = tiny_pairs_dataset()
+    fast = [x for x in FAST if x not in ("--perceptual", "none")]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        _fails(run_cli, "train", "--data", ds, "--out", run, "--steps", 2, "--resume", *FAST,
+               match="corrupt checkpoint (UnpicklingError)")
+        _fails(run_cli, "evaluate", "--model", run, "--data", ds, "--quiet",
+               match="corrupt checkpoint (UnpicklingError)")
+        _fails(run_cli, "train", "--data", ds, "--out", tmp_path / "r", "--steps", 1,
+               "--vgg-weights", tmp_path / "vgg.pth", *fast, match="not a torch state dict")
+    assert [str(w.message) for w in caught if "pickle" in str(w.message)] == []
+
+
 def test_vgg_weights_wrong_file_names_missing_keys(run_cli, tmp_path, tiny_pairs_dataset):
     wrong = tmp_path / "resnet.pth"
     torch.save({"conv1.weight": torch.zeros(1)}, wrong)
