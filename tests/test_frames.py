@@ -662,6 +662,8 @@ def test_a_window_across_a_scene_cut_is_skipped_and_recorded(tmp_path, capsys):
         2, "scene cut", 10, 15, 12)
     ds = PairDataset(out)
     assert sorted(ds[i]["params"]["frame_start"] for i in range(len(ds))) == [0, 5, 15]
+    assert main(["dataset", "info", str(out)]) == 0
+    assert "skipped (no row; listed in manifest.json): 1 scene cut" in capsys.readouterr().out
     # A rerun that remakes another shard keeps the record of the skip in the shard it keeps.
     (out / manifest["shards"][0]["file"]).unlink()
     assert main(["frames-average", str(clip), "--window", "5", "--shard-size", "2", "--out", str(out)]) == 0

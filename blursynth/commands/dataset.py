@@ -29,6 +29,9 @@ def info(path, as_json, no_verify):
     click.echo(f"{result['path']}: {result['kind']} dataset, {result['rows']} rows in {result['shards']} shard(s), "
                f"{result['bytes'] / 1e6:.1f} MB")
     click.echo(f"fingerprint: {result['fingerprint']}")
+    if result.get("skipped"):
+        click.echo("skipped (no row; listed in manifest.json): "
+                   + ", ".join(f"{n} {reason}" for reason, n in result["skipped"].items()))
     if "sources" in result:
         click.echo("sources: " + ", ".join(f"{k} {v}" for k, v in sorted(result["sources"].items())))
         click.echo(f"rows with a PSF: {result['with_psf']}")

@@ -27,6 +27,10 @@ def dataset_info(path, *, verify: bool = True) -> dict:
         "fingerprint": manifest["fingerprint"],
         "command": manifest.get("command", {}),
     }
+    # Samples the maker refused (frames-average: windows across a scene cut), by reason.
+    skipped = collections.Counter(r.get("reason", "?") for s in manifest["shards"] for r in s.get("skipped", []))
+    if skipped:
+        info["skipped"] = dict(sorted(skipped.items()))
     if manifest["kind"] == "pairs":
         sources = collections.Counter()
         sizes = collections.Counter()
