@@ -796,3 +796,23 @@ def test_ghosting_advice_past_the_largest_interpolation(tmp_path, capsys):
     assert main(["frames-average", str(clip), "--window", "3", "--out", str(tmp_path / "pairs")]) == 0
     ghost = [line for line in _warnings(capsys) if "ghost" in line]
     assert len(ghost) == 1 and "still leaves 2.5 px steps" in ghost[0] and "higher frame rate" in ghost[0], ghost
+
+
+def test_a_run_resumed_from_its_progress_file_keeps_the_skip(tmp_path, capsys):
+    from blursynth.dataset.schema import MANIFEST, PROGRESS
+
+    clip = _cut_clip(tmp_path)
+    out = tmp_path / "pairs"
+    args = ["frames-average", str(clip), "--window", "5", "--shard-size", "2", "--out", str(out)]
+    assert main(args) == 0
+    manifest = json.loads((out / MANIFEST).read_text())
+    # As a run stopped after its second shard leaves it: that shard's record in the progress file.
+    second, first = manifest["shards"][1], manifest["shards"][0]
+    name = second["file"].split("/")[-1]
+    (out / PROGRESS).write_text(json.dumps({
+        "kind": "pairs", "fingerprint": manifest["fingerprint"], "n_shards": 2,
+        "done": {name: {k: second[k] for k in ("rows", "sha256", "skipped")}}}))
+    (out / MANIFEST).unlink()
+    (out / first["file"]).unlink()
+    assert main(args) == 0
+    assert json.loads((out / MANIFEST).read_text()) == manifest
