@@ -816,3 +816,12 @@ def test_a_run_resumed_from_its_progress_file_keeps_the_skip(tmp_path, capsys):
     (out / first["file"]).unlink()
     assert main(args) == 0
     assert json.loads((out / MANIFEST).read_text()) == manifest
+
+
+@pytest.mark.parametrize("key,value", [("cut_threshold", "2.0"), ("psf_max_size", "1"), ("exposure_ms", '"30-8"')])
+def test_recipe_frames_keys_are_checked_at_their_line(clip, tmp_path, capsys, key, value):
+    recipe = tmp_path / "r.toml"
+    recipe.write_text(f'[[steps]]\nname = "pairs"\nrun = "frames-average"\ninputs = ["{clip}"]\n{key} = {value}\n')
+    assert main(["build", str(recipe), "--dry-run"]) == 2
+    line = _one_error_line(capsys)
+    assert f"{recipe}:5:" in line and key.replace("_", "-") in line, line
