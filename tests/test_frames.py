@@ -825,3 +825,31 @@ def test_recipe_frames_keys_are_checked_at_their_line(clip, tmp_path, capsys, ke
     assert main(["build", str(recipe), "--dry-run"]) == 2
     line = _one_error_line(capsys)
     assert f"{recipe}:5:" in line and key.replace("_", "-") in line, line
+
+
+def test_issue_repro_render_clip_psfs_hold_the_path(tmp_path, capsys):
+    # The issue's repro, small: a 30 fps render-clip whose camera covers ~150 px per 5-frame window.
+    from skimage import data
+
+    from blursynth.ops.psf import rasterize_psf
+    from blursynth.sources.photos import save_rgb8
+
+    save_rgb8(tmp_path / "photo.png", np.ascontiguousarray(np.tile(data.astronaut()[::2, ::2], (2, 2, 1))))
+    clip = tmp_path / "c.mkv"
+    assert main(["render-clip", str(tmp_path / "photo.png"), "--out", str(clip), "--fps", "30", "--frames", "12",
+                 "--length-px", "400", "--size", "24x24", "--seed", "1"]) == 0
+    out = tmp_path / "pairs"
+    assert main(["frames-average", str(clip), "--window", "5", "--out", str(out)]) == 0
+    # Each 24 px frame shows another part of the photo, yet a render-clip clip has no scene cuts.
+    assert "scene cut" not in capsys.readouterr().err
+    positions = np.array(json.loads((tmp_path / "c.mkv.json").read_text())["positions_xy"])
+    ds = PairDataset(out)
+    sides = []
+    for i in range(len(ds)):
+        row = ds[i]
+        seg = positions[row["params"]["frame_start"]:row["params"]["frame_stop"]]
+        whole = rasterize_psf(-seg, centre="mass", max_size=1001)
+        assert row["psf"].shape == whole.shape and np.allclose(row["psf"], whole, atol=1e-7)
+        assert row["params"]["psf_clipped"] == 0.0
+        sides.append(whole.shape[0])
+    assert max(sides) > 63  # the rasteriser's default canvas would have cut these

@@ -525,9 +525,9 @@ def pair_params(info: SourceInfo, win: Window, settings: FramesAverageSettings, 
 def iter_pairs(plan: FramesPlan, start: int = 0, stop: int | None = None, progress=None):
     """Make the pairs of windows ``start .. stop - 1``, streaming each source once.
 
-    Every real frame passes through :func:`~blursynth.sources.windows.watch_cuts`; a
-    window that spans a scene cut is still averaged (the running sum needs its frames) but
-    yielded without images.
+    Every real frame of a source without a render-clip camera path passes through
+    :func:`~blursynth.sources.windows.watch_cuts`; a window that spans a scene cut is still
+    averaged (the running sum needs its frames) but yielded without images.
 
     Yields
     ------
@@ -548,7 +548,10 @@ def iter_pairs(plan: FramesPlan, start: int = 0, stop: int | None = None, progre
         if progress is not None:
             stream = _counted(stream, progress)
         cuts = {}
-        if plan.settings.cut_threshold < 1:
+        known = plan.positions and plan.positions[group[0].source] is not None
+        # A render-clip clip is one continuous camera path: it has no cuts, and its fast pans
+        # over small frames would only be mistaken for them.
+        if plan.settings.cut_threshold < 1 and not known:
             stream = watch_cuts(stream, cuts, plan.settings.cut_threshold)
         # A window comes out of the averager only after all its frames went through watch_cuts.
         for win, blurred, sharp in average_windows(stream, group, crf=plan.settings.response,
