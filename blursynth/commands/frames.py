@@ -109,6 +109,7 @@ def frames_average(inputs, out, window, exposure_ms, overlap, gap, odd_only, crf
     Example:
       blursynth frames-average clip240.mp4 --window 5-25 --out pairs/
       blursynth frames-average GOPR0372_07_00/ --fps 240 --window 7 --out pairs/
+      blursynth frames-average film60.mp4 --exposure-ms 30-60 --interpolate 8 --out pairs/
     """
     import warnings
 
