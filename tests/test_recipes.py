@@ -182,3 +182,14 @@ def test_readme_lists_every_key_that_is_not_an_option():
             if f"`{f.name}`" not in table:
                 missing.append(f"{run}.{f.name}")
     assert not missing, missing
+
+
+def test_bad_resize_to_in_a_recipe_is_named_height_first(tmp_path, run_cli):
+    from .conftest import error_line
+
+    text = OPTION_NAMED.replace("resize_to = [300, 400]", "resize_to = [0, 400]")
+    (tmp_path / "r.toml").write_text(text)
+    r = run_cli("build", tmp_path / "r.toml", "--dry-run")
+    line = next(i for i, l in enumerate(text.splitlines(), 1) if l.startswith("resize_to ="))
+    assert r.code == 2 and error_line(r) == (
+        f"error: {tmp_path / 'r.toml'}:{line}: resize-to size must be positive; got 0x400 (HxW).")

@@ -208,10 +208,11 @@ def _resize_shape(resize, height, width):
         w, h = (int(v) for v in resize)
     except (TypeError, ValueError):
         raise BadInputError(
-            f"--resize must be a scale like 0.5 or a size WxH; got {resize!r}."
+            f"--resize must be a scale like 0.5 (a size is --resize-to HxW; in a recipe resize_to = [H, W]); "
+            f"got {resize!r}."
         ) from None
     if w < 1 or h < 1:
-        raise BadInputError(f"--resize size must be positive; got {w}x{h}.")
+        raise BadInputError(f"--resize-to size must be positive; got {h}x{w} (HxW).")
     return h, w
 
 
