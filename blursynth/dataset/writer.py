@@ -10,6 +10,7 @@ executor (:mod:`blursynth.dataset.executors`).
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
@@ -168,8 +169,11 @@ def write_dataset(
         # build into the same folder is never mistaken for a resume of it.
         from ..config import fingerprint as _fp
 
+        # Its items are spread evenly over the full plan (item k is the plan's item
+        # k * planned // limit), so a quick look samples every photo or clip, not the first.
+        make_rows = functools.partial(_spread_rows, make_rows, n_items, int(limit))
         n_items = int(limit)
-        fingerprint = _fp({"fingerprint": fingerprint, "limit": n_items})
+        fingerprint = _fp({"fingerprint": fingerprint, "limit": n_items, "picks": "spread"})
     if options.recipe is not None:
         extra = {**(extra or {}), "recipe": dict(options.recipe)}
     n_shards = max(1, math.ceil(n_items / shard_size))
@@ -323,6 +327,14 @@ def _remove_temporaries(out: Path) -> None:
             m = _TEMPORARY.fullmatch(path.name)
             if m and own(m["name"]) and (path.is_symlink() or path.is_file()):
                 path.unlink(missing_ok=True)
+
+
+def _spread_rows(make_rows, planned: int, limit: int, start: int, stop: int):
+    """Rows of items ``start..stop-1`` of a ``--limit`` build: item k is the full plan's item
+    ``k * planned // limit``, made (and keyed) exactly as the full build makes it."""
+    for k in range(start, stop):
+        item = k * planned // limit
+        yield from make_rows(item, item + 1)
 
 
 def _write_progress(out: Path, kind: str, fingerprint: str, n_shards: int, done: dict) -> None:
