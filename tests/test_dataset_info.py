@@ -84,3 +84,14 @@ def test_preview_crop_full_res_shows_pixels_one_to_one(tmp_path, run_cli, tiny_p
         hits = [(y, x) for y, x in zip(*np.nonzero((sheet == crop[0, 0]).all(axis=2)))
                 if np.array_equal(sheet[y : y + 32, x : x + 32], crop)]
         assert len(hits) == 1, name
+
+
+def test_preview_text_wraps_to_the_line_instead_of_being_cut():
+    import cv2
+
+    from blursynth.dataset.preview import _FONT, _wrap
+
+    text = "/tmp/some/dataset: 2 pairs (blurred | sharp | PSF)  PSFs at one scale, 48/65 px per PSF pixel"
+    lines = _wrap(text, 150)
+    assert len(lines) > 2 and all(cv2.getTextSize(l, *_FONT, 1)[0][0] <= 150 for l in lines)
+    assert " ".join(" ".join(lines).split()) == " ".join(text.split())  # every word kept

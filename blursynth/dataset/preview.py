@@ -86,8 +86,8 @@ _FONT = (0, 0.38)  # cv2.FONT_HERSHEY_SIMPLEX at the captions' scale
 
 
 def _wrap(text: str, width: int) -> list[str]:
-    """``text`` split at its double spaces into lines that fit ``width`` pixels (a field longer
-    than a line is cut)."""
+    """``text`` in lines that fit ``width`` pixels: broken at its double spaces (between fields),
+    a field too long for a line at its spaces, and a word too long for a line cut."""
     import cv2
 
     def fits(t):
@@ -98,9 +98,16 @@ def _wrap(text: str, width: int) -> list[str]:
         if lines and fits(f"{lines[-1]}  {field}"):
             lines[-1] = f"{lines[-1]}  {field}"
             continue
-        while not fits(field) and len(field) > 1:
-            field = field[:-1]
-        lines.append(field)
+        if fits(field):
+            lines.append(field)
+            continue
+        for j, word in enumerate(field.split(" ")):
+            if j and fits(f"{lines[-1]} {word}"):
+                lines[-1] = f"{lines[-1]} {word}"
+                continue
+            while not fits(word) and len(word) > 1:
+                word = word[:-1]
+            lines.append(word)
     return lines
 
 
@@ -175,10 +182,10 @@ def pair_sheet(rows, *, height: int = 160, title: str | None = None, crop_full_r
     if crop_full_res:
         heads.append(f"images: {height}x{height} centre crops at 1:1")
     if heads:
+        heads = [wrapped for t in heads for wrapped in _wrap(t, width - 8)]
         head = np.full((_TEXT_LINE * len(heads) + 8, width, 3), _BACKGROUND, np.uint8)
         for j, t in enumerate(heads):
-            cv2.putText(head, t[: max(10, width // 7)], (4, _TEXT_LINE * (j + 1)), cv2.FONT_HERSHEY_SIMPLEX, 0.42,
-                        (240, 240, 240), 1, cv2.LINE_AA)
+            cv2.putText(head, t, (4, _TEXT_LINE * (j + 1)), *_FONT, (240, 240, 240), 1, cv2.LINE_AA)
         sheet = np.concatenate([head, sheet], axis=0)
     return sheet
 
