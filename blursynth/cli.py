@@ -8,7 +8,9 @@ and reports.
 
 from __future__ import annotations
 
+import errno
 import importlib
+import re
 import sys
 
 import click
@@ -77,6 +79,30 @@ def _one_line(text: str) -> str:
     return " ".join(text.split())
 
 
+_DISK_FULL = {errno.ENOSPC, errno.EFBIG, errno.EDQUOT}
+
+
+def _describe(exc: Exception) -> str:
+    """One line for an error that is not the user's input: disk full and out of memory in words,
+    anything else as ``Type: message`` (``cv2.error`` as ``OpenCV``, not a second ``error:``)."""
+    text = _one_line(exc)
+    if isinstance(exc, OSError) and (exc.errno in _DISK_FULL or re.search(r"\berrno (27|28|122)\b", text, re.I)):
+        # pyarrow's write errors carry the errno only in their text.
+        where = f" writing {exc.filename}" if exc.filename else ""
+        return (f"disk full or file too large{where} ({exc.strerror or text}); free space or raise the file size "
+                "limit, then rerun the same command: what was finished is kept.")
+    name = type(exc).__name__
+    native = re.fullmatch(r"OpenCV\([^)]*\) \S+: error: (.*)", text)
+    if native:
+        name, text = "OpenCV", native[1]
+    elif name == "error":  # cv2.error, zlib.error, struct.error: the module says which
+        name = f"{type(exc).__module__} error"
+    if isinstance(exc, MemoryError) or "Insufficient memory" in text:
+        return (f"out of memory ({name}{': ' + text if text else ''}); use smaller inputs or settings, "
+                "or fewer --workers.")
+    return f"{name}: {text} (rerun with --debug for the traceback)"
+
+
 def main(argv=None) -> int:
     """Entry point: run the CLI, turning known errors into one line and an exit code."""
     argv = sys.argv[1:] if argv is None else list(argv)
@@ -111,10 +137,7 @@ def main(argv=None) -> int:
     except Exception as exc:  # a bug or an environment failure, not bad input
         if debug:
             raise
-        click.echo(
-            f"error: {type(exc).__name__}: {_one_line(exc)} (rerun with --debug for the traceback)",
-            err=True,
-        )
+        click.echo(f"error: {_describe(exc)}", err=True)
         return 1
     return 0
 

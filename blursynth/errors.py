@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import re
+import sys
+import tempfile
+import threading
 from contextlib import contextmanager
 
 
@@ -71,3 +76,51 @@ class Interrupted(BlursynthError):
     """Ctrl-C stopped the work; the message says what was kept and how to continue (exit 130)."""
 
     exit_code = 130
+
+
+# Lines C libraries print straight to stderr about a file we then refuse in one line of our own.
+_NATIVE_NOISE = re.compile(rb"(libpng (error|warning)|Corrupt JPEG data|Premature end of JPEG file)\b")
+_quiet_lock = threading.Lock()
+_quiet = {"depth": 0, "saved": None, "capture": None}
+
+
+@contextmanager
+def native_noise_quiet():
+    """Keep libpng's and libjpeg's own stderr lines (``libpng error: IDAT: CRC error``) out of the
+    output while OpenCV decodes or encodes; the caller reports a failure in one line of its own.
+
+    The C libraries write to file descriptor 2, so it is pointed at a file for the duration and
+    what else was written there meanwhile (by other threads too) is copied back afterwards. Nests,
+    and is shared between threads: stderr is restored when the last one leaves.
+    """
+    with _quiet_lock:
+        if _quiet["depth"] == 0:
+            try:
+                sys.stderr.flush()
+                if _quiet["capture"] is None:
+                    _quiet["capture"] = tempfile.TemporaryFile()
+                _quiet["saved"] = os.dup(2)
+                os.dup2(_quiet["capture"].fileno(), 2)
+            except (OSError, ValueError, AttributeError):  # no usable stderr: nothing to keep clean
+                _quiet["saved"] = None
+        _quiet["depth"] += 1
+    try:
+        yield
+    finally:
+        with _quiet_lock:
+            _quiet["depth"] -= 1
+            if _quiet["depth"] == 0 and _quiet["saved"] is not None:
+                try:
+                    sys.stderr.flush()
+                except (OSError, ValueError, AttributeError):
+                    pass
+                os.dup2(_quiet["saved"], 2)
+                os.close(_quiet["saved"])
+                _quiet["saved"] = None
+                capture = _quiet["capture"]
+                capture.seek(0)
+                kept = b"".join(line for line in capture.read().splitlines(True) if not _NATIVE_NOISE.match(line))
+                capture.seek(0)
+                capture.truncate()
+                if kept:
+                    os.write(2, kept)

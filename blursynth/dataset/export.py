@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import BadInputError
+from ..errors import BadInputError, native_noise_quiet
 from .outputs import LOCK_NAME, OutputKind, claim, lock_output, temporary_path
 from .reader import PairDataset
 from .schema import struct_array
@@ -111,7 +111,9 @@ def _export_locked(ds, out: Path, *, progress: bool) -> int:
                 if psf is not None:
                     np.save(tmp / "psf" / f"{name}.npy", psf)
                     img16 = np.round(psf / max(float(psf.max()), 1e-12) * 65535).astype(np.uint16)
-                    if not cv2.imwrite(str(tmp / "psf" / f"{name}.png"), img16):  # says only False
+                    with native_noise_quiet():  # a failed write prints "libpng error: Write Error"
+                        wrote = cv2.imwrite(str(tmp / "psf" / f"{name}.png"), img16)
+                    if not wrote:  # OpenCV says only False
                         raise OSError(errno.EIO, "could not write the file (is the disk full?)", str(tmp / "psf" / f"{name}.png"))
                 meta.write(json.dumps({"id": row["id"], "file": f"{name}.png", "source": row["source"],
                                        "seed": row["seed"], "params": params}) + "\n")

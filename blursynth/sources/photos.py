@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import BadInputError
+from ..errors import BadInputError, native_noise_quiet
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".bmp")
 
@@ -118,7 +118,8 @@ def _decode_cv2(data: bytes, what: str) -> np.ndarray:
     except AttributeError:  # pragma: no cover - OpenCV builds without the logging module
         pass
     buf = np.frombuffer(data, np.uint8)
-    image = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
+    with native_noise_quiet():  # libpng prints its own "libpng error:" line on fd 2
+        image = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
     if image is None:
         raise BadInputError(f"{what}: cannot decode image; the file is corrupt or not an image.")
     if image.ndim == 3 and image.shape[2] == 3:

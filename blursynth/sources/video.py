@@ -17,7 +17,7 @@ from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import BadInputError
+from ..errors import BadInputError, native_noise_quiet
 
 VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v", ".mts", ".mpg", ".mpeg", ".wmv")
 FRAME_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".bmp")
@@ -318,7 +318,8 @@ def _read_frame_file(path, height, width):
     import cv2
 
     # IMREAD_COLOR applies the EXIF orientation, as sources.photos does for every photo.
-    bgr = cv2.imread(path, cv2.IMREAD_COLOR)
+    with native_noise_quiet():  # libpng prints its own "libpng error:" line on fd 2
+        bgr = cv2.imread(path, cv2.IMREAD_COLOR)
     if bgr is None:
         return None
     if bgr.shape[:2] != (height, width):

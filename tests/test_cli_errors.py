@@ -1,0 +1,73 @@
+"""How the CLI words failures that are not bad input: disk full, native-library errors, and the
+stray lines C libraries print to stderr."""
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from .conftest import error_line
+
+
+def _raising(exc):
+    def main(*args, **kwargs):
+        raise exc
+    return main
+
+
+def test_an_opencv_error_is_one_line_without_a_second_error_prefix(run_cli, monkeypatch):
+    import cv2
+
+    import blursynth.cli
+
+    try:
+        cv2.resize(np.zeros((0, 0), np.uint8), (4, 4))
+    except cv2.error as exc:
+        monkeypatch.setattr(blursynth.cli.cli, "main", _raising(exc))
+    r = run_cli("trajectories")
+    assert r.code == 1
+    line = error_line(r)
+    assert line.startswith("error: OpenCV: (-215:Assertion failed)") and "error: error" not in line
+
+
+def test_out_of_memory_is_said_in_words(run_cli, monkeypatch):
+    import blursynth.cli
+
+    monkeypatch.setattr(blursynth.cli.cli, "main", _raising(MemoryError()))
+    r = run_cli("trajectories")
+    assert r.code == 1 and error_line(r).startswith("error: out of memory (MemoryError); use smaller inputs")
+
+
+def test_a_corrupt_png_is_refused_without_libpngs_own_line(tmp_path, capfd):
+    import cv2
+
+    from blursynth.errors import BadInputError
+    from blursynth.sources.photos import load_rgb8
+
+    data = bytearray(cv2.imencode(".png", np.arange(64 * 64 * 3, dtype=np.uint8).reshape(64, 64, 3))[1].tobytes())
+    data[100] ^= 0xFF  # inside IDAT: a CRC error
+    (tmp_path / "bad.png").write_bytes(bytes(data))
+    capfd.readouterr()
+    sys.stderr.write("kept\n")
+    with pytest.raises(BadInputError, match="cannot decode image"):
+        load_rgb8(tmp_path / "bad.png")
+    assert capfd.readouterr().err == "kept\n"
+
+
+@pytest.mark.slow  # three trajectories runs in subprocesses
+def test_a_full_disk_is_one_line_and_the_rerun_resumes(tmp_path):
+    blursynth = [sys.executable, "-m", "blursynth", "trajectories", "--n", "400", "--samples", "256",
+                 "--shard-size", "100", "--out"]
+    full = subprocess.run(["bash", "-c", 'ulimit -f 40; exec "$@"', "-", *blursynth, str(tmp_path / "a")],
+                          capture_output=True, text=True, timeout=300)
+    assert full.returncode == 1
+    lines = [l for l in full.stderr.splitlines() if l.startswith("error:")]
+    assert len(lines) == 1 and "Traceback" not in full.stderr
+    assert lines[0].startswith("error: disk full or file too large") and lines[0].endswith("what was finished is kept.")
+    assert (tmp_path / "a" / ".blursynth-progress.json").exists()
+    assert not [p for p in (tmp_path / "a" / "data").iterdir() if p.name.startswith(".")]  # no partial shard
+    for out in ("a", "b"):
+        subprocess.run([*blursynth, str(tmp_path / out)], capture_output=True, check=True, timeout=300)
+    for shard in sorted((tmp_path / "b" / "data").iterdir()):
+        assert shard.read_bytes() == (tmp_path / "a" / "data" / shard.name).read_bytes()
