@@ -233,7 +233,7 @@ def test_write_options_limit_and_recipe(tmp_path):
                       command={"test": "fp-test"}, progress=False, options=WriteOptions(limit=5, recipe=recipe))
     assert m["num_rows"] == m["planned_items"] == 5 and m["recipe"] == recipe
     # A limited dataset is another dataset: a full write into the folder is refused, not resumed.
-    assert m["fingerprint"] == fingerprint({"fingerprint": "fp-test", "limit": 5})
+    assert m["fingerprint"] == fingerprint({"fingerprint": "fp-test", "limit": 5, "picks": "spread"})
     with pytest.raises(DatasetError, match="different command"):
         write_tiny(tmp_path / "d")
     # A limit above the number of items changes nothing.

@@ -174,12 +174,16 @@ def test_build_claims_its_folder(tmp_path, run_cli):
     (mine / "thesis.tex").write_text("keep")
     r = run_cli("build", recipe, "--out", mine, "--dry-run")
     assert r.code == 2 and "not a build of this recipe (it holds 'thesis.tex')" in error_line(r)
-    # A build's own names (its steps, inputs, recipe copy) and logs are its to resume.
+    # A build's own names (its steps, inputs, recipe copy) and logs are its to resume, once the
+    # marker a build writes first says it is one.
     build = tmp_path / "b"
     for name in ("bank", "synth", "inputs"):
         (build / name).mkdir(parents=True)
     for name in ("recipe.toml", "build.json", "build.log"):
         (build / name).write_text("")
+    r = run_cli("build", recipe, "--out", build, "--dry-run")
+    assert r.code == 2 and "holds a build.json that blursynth did not write" in error_line(r)
+    (build / ".blursynth-build.json").write_text("{}")
     assert run_cli("build", recipe, "--out", build, "--dry-run").code == 0
 
 
@@ -227,3 +231,19 @@ def test_lock_output_nests_in_one_thread_and_refuses_another_thread(tmp_path):
     t.start()
     t.join()
     assert len(errors) == 1
+
+
+def test_lock_output_keep_false_removes_the_file_and_a_waiting_opener_locks_a_fresh_one(tmp_path):
+    from blursynth.dataset.outputs import LOCK_NAME, lock_output
+
+    (tmp_path / "mine.txt").write_text("")
+    with lock_output(tmp_path, keep=False):
+        assert (tmp_path / LOCK_NAME).exists()
+    assert [p.name for p in tmp_path.iterdir()] == ["mine.txt"]
+    with lock_output(tmp_path, keep=False):
+        with held_lock(tmp_path / "other"):  # unrelated folders do not interfere
+            pass
+    with held_lock(tmp_path) as pid:
+        with pytest.raises(BadInputError, match=f"pid {pid}"):
+            with lock_output(tmp_path, keep=False):
+                pass

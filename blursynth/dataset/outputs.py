@@ -21,6 +21,7 @@ first one's files.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import shutil
@@ -196,14 +197,15 @@ def _holder_pid(fd: int) -> str:
 
 
 @contextmanager
-def lock_output(path, *, shown=None):
+def lock_output(path, *, shown=None, keep: bool = True):
     """Hold an exclusive lock on the output folder ``path`` while writing it.
 
     The lock is a non-blocking ``fcntl.flock`` on ``path/.blursynth.lock`` (made if missing,
-    with ``path`` itself; hidden, so every :class:`OutputKind` owns it), holding the owner's pid.
+    with ``path`` itself; hidden, so every :class:`OutputKind` owns it), holding the owner's pid
+    while held and emptied on release (finished outputs are the same bytes whoever wrote them).
     The kernel releases it when the process ends however it ends, so a killed run never leaves
-    a folder locked; the file is left behind (harmless). Locking again in the same thread, as a
-    command does around the writer it calls, nests.
+    a folder locked; the file is left behind (harmless) unless ``keep`` is false. Locking again in
+    the same thread, as a command does around the writer it calls, nests.
 
     Parameters
     ----------
@@ -212,6 +214,9 @@ def lock_output(path, *, shown=None):
     shown : str or Path, optional
         The ``--out`` to name in the message, when it is not ``path`` (render-clip's clip locks
         the folder it goes in).
+    keep : bool
+        Leave the lock file when released; false removes it (a folder of the user's own files,
+        such as the one a render-clip clip goes in, is left as it was found).
 
     Yields
     ------
@@ -256,24 +261,45 @@ def lock_output(path, *, shown=None):
             raise BadInputError(busy.format(pid=os.getpid()))
         _held[key] = (me, 1)
     fd = None
+    lock = path / LOCK_NAME
     try:
-        try:
-            path.mkdir(parents=True, exist_ok=True)
-            fd = os.open(path / LOCK_NAME, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-        except OSError as exc:
-            raise BadInputError(f"--out {path}: cannot write there ({exc.strerror or exc}); choose a folder you can write to.") from None
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise BadInputError(busy.format(pid=_holder_pid(fd))) from None
+        while fd is None:
+            try:
+                path.mkdir(parents=True, exist_ok=True)
+                fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+            except OSError as exc:
+                raise BadInputError(f"--out {path}: cannot write there ({exc.strerror or exc}); "
+                                    "choose a folder you can write to.") from None
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                pid = _holder_pid(fd)
+                os.close(fd)
+                fd = None
+                raise BadInputError(busy.format(pid=pid)) from None
+            if not _same_file(fd, lock):  # its holder removed it (keep=False) as we opened it
+                os.close(fd)
+                fd = None
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         yield path
     finally:
         if fd is not None:
+            with contextlib.suppress(OSError):
+                os.ftruncate(fd, 0)
+                if not keep:
+                    lock.unlink()  # while still held: see _same_file
             os.close(fd)  # closing releases the flock
         with _held_guard:
             _held.pop(key, None)
+
+
+def _same_file(fd: int, path: Path) -> bool:
+    try:
+        a, b = os.fstat(fd), os.stat(path)
+    except OSError:
+        return False
+    return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
 
 
 def temporary_path(path) -> Path:

@@ -568,7 +568,7 @@ def render_clip(photo: np.ndarray, out, settings: RenderSettings, *, source: str
     sidecar = out.with_name(out.name + ".json")
     folder = claim(out.parent, _CLIP_FOLDER)
     tmp, side_tmp = _staging_name(out), temporary_path(sidecar)
-    with lock_output(out.parent, shown=out):  # outside the try: a refused run undoes nothing
+    with lock_output(out.parent, shown=out, keep=False):  # outside the try: a refused run undoes nothing
         try:
             check_clip_output(out, overwrite=overwrite)  # again: another run may have written it meanwhile
             _remove_staging(out)
