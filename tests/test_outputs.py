@@ -247,3 +247,19 @@ def test_lock_output_keep_false_removes_the_file_and_a_waiting_opener_locks_a_fr
         with pytest.raises(BadInputError, match=f"pid {pid}"):
             with lock_output(tmp_path, keep=False):
                 pass
+
+
+def test_lock_output_on_a_file_system_without_locks_warns_and_writes(tmp_path, monkeypatch):
+    import errno
+    import fcntl
+
+    from blursynth.dataset.outputs import lock_output
+
+    def no_locks(fd, op):
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    monkeypatch.setattr(fcntl, "flock", no_locks)
+    with pytest.warns(UserWarning, match="does not support locks"):
+        with lock_output(tmp_path):
+            (tmp_path / "x").write_text("")
+    assert (tmp_path / "x").exists()

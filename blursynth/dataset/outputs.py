@@ -22,10 +22,12 @@ first one's files.
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import os
 import shutil
 import threading
+import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -277,6 +279,13 @@ def lock_output(path, *, shown=None, keep: bool = True):
                 os.close(fd)
                 fd = None
                 raise BadInputError(busy.format(pid=pid)) from None
+            except OSError as exc:
+                if exc.errno not in _NO_LOCKS:
+                    raise
+                # Some network file systems have no flock: writing unlocked beats refusing to write.
+                warnings.warn(f"--out {path}: this file system does not support locks ({exc.strerror}); "
+                              "make sure no other blursynth command writes there at the same time.", stacklevel=3)
+                break
             if not _same_file(fd, lock):  # its holder removed it (keep=False) as we opened it
                 os.close(fd)
                 fd = None
@@ -292,6 +301,9 @@ def lock_output(path, *, shown=None, keep: bool = True):
             os.close(fd)  # closing releases the flock
         with _held_guard:
             _held.pop(key, None)
+
+
+_NO_LOCKS = {errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EINVAL}
 
 
 def _same_file(fd: int, path: Path) -> bool:
