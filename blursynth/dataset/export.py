@@ -114,7 +114,8 @@ def _export_locked(ds, out: Path, *, progress: bool) -> int:
                     with native_noise_quiet():  # a failed write prints "libpng error: Write Error"
                         wrote = cv2.imwrite(str(tmp / "psf" / f"{name}.png"), img16)
                     if not wrote:  # OpenCV says only False
-                        raise OSError(errno.EIO, "could not write the file (is the disk full?)", str(tmp / "psf" / f"{name}.png"))
+                        raise OSError(errno.EIO, "could not write the file (is the disk full?)",
+                                      str(tmp / "psf" / f"{name}.png"))
                 meta.write(json.dumps({"id": row["id"], "file": f"{name}.png", "source": row["source"],
                                        "seed": row["seed"], "params": params}) + "\n")
                 n += 1

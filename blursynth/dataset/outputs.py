@@ -25,6 +25,7 @@ import contextlib
 import errno
 import fcntl
 import os
+import re
 import shutil
 import threading
 import warnings
@@ -257,7 +258,8 @@ def lock_output(path, *, shown=None, keep: bool = True):
             with _held_guard:
                 _held[key] = (me, _held[key][1] - 1)
         return
-    busy = f"--out {shown or path}: another blursynth process (pid {{pid}}) is writing there; wait for it to finish or choose another --out."
+    busy = (f"--out {shown or path}: another blursynth process (pid {{pid}}) is writing there; "
+            "wait for it to finish or choose another --out.")
     with _held_guard:
         if key in _held:
             raise BadInputError(busy.format(pid=os.getpid()))
@@ -319,6 +321,33 @@ def temporary_path(path) -> Path:
     to ``path`` (``.name.tmpPID``: hidden, so claims and globs of real outputs skip it)."""
     path = Path(path)
     return path.with_name(f".{path.name}.tmp{os.getpid()}")
+
+
+_TEMPORARY = re.compile(r"\.(?P<name>.+)\.tmp\d+")  # temporary_path's names
+
+
+def remove_temporaries(folder, own) -> None:
+    """Remove the files :func:`temporary_path` named for the names ``own(name)`` accepts: what a
+    killed writer left in ``folder``. Call it holding :func:`lock_output`, so that none is another
+    run's file in progress. Other names and folders are left; a link is removed, never followed.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> out = Path(tempfile.mkdtemp())
+    >>> for name in (".manifest.json.tmp41", ".notes.txt.tmp41", "manifest.json"):
+    ...     _ = (out / name).write_text("")
+    >>> remove_temporaries(out, lambda name: name == "manifest.json")
+    >>> sorted(p.name for p in out.iterdir())
+    ['.notes.txt.tmp41', 'manifest.json']
+    """
+    folder = Path(folder)
+    if folder.is_symlink() or not folder.is_dir():
+        return
+    for path in folder.iterdir():
+        m = _TEMPORARY.fullmatch(path.name)
+        if m and own(m["name"]) and (path.is_symlink() or path.is_file()):
+            path.unlink(missing_ok=True)
 
 
 def _atomic_write(path, write) -> None:

@@ -24,7 +24,7 @@ import pyarrow.parquet as pq
 
 from ..errors import BadInputError, DatasetError
 from .executors import LOCAL, Executor, ProgressBar, report_rows, run_shards
-from .outputs import OutputKind, atomic_write_text, claim, lock_output, temporary_path
+from .outputs import OutputKind, atomic_write_text, claim, lock_output, remove_temporaries, temporary_path
 from .schema import (
     DATA_DIR, FORMAT_VERSION, MANIFEST, NO_COMPRESSION_COLUMNS, PROGRESS, read_json_object, sha256_file, shard_name,
 )
@@ -312,21 +312,15 @@ def _prepare_output(out: Path, claimed, *, kind: str, fingerprint: str, n_shards
     return done
 
 
-#: Names the writer gives its files, and the temporaries it writes them under (``temporary_path``).
+#: The names the writer gives its shards (a stale one of another plan is removed; no other file is).
 _SHARD = re.compile(r"[A-Za-z0-9_]+-\d{5}-of-\d{5}\.parquet")
-_TEMPORARY = re.compile(r"\.(?P<name>.+)\.tmp\d+")
 
 
 def _remove_temporaries(out: Path) -> None:
     """Remove the temporary files a killed writer left: of shards in ``data/``, of the manifest and
     progress file in ``out``. Only those names; links are removed, never followed."""
-    for folder, own in ((out / DATA_DIR, _SHARD.fullmatch), (out, lambda name: name in (MANIFEST, PROGRESS))):
-        if folder.is_symlink() or not folder.is_dir():
-            continue
-        for path in folder.iterdir():
-            m = _TEMPORARY.fullmatch(path.name)
-            if m and own(m["name"]) and (path.is_symlink() or path.is_file()):
-                path.unlink(missing_ok=True)
+    remove_temporaries(out / DATA_DIR, _SHARD.fullmatch)
+    remove_temporaries(out, lambda name: name in (MANIFEST, PROGRESS))
 
 
 def _spread_rows(make_rows, planned: int, limit: int, start: int, stop: int):

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from .._rng import check_seed, sample_rng
-from ..dataset.outputs import OutputKind, claim, lock_output
+from ..dataset.outputs import OutputKind, claim, lock_output, remove_temporaries
 from ..errors import BadInputError
 
 #: Settings file written beside the images; a resumed run must match it.
@@ -238,16 +238,6 @@ LEAVES_OUTPUT = OutputKind(
 )
 
 
-_TEMPORARY = re.compile(r"\.(leaves\d{5,}\.png|leaves\.json)\.tmp\d+")
-
-
-def _remove_temporaries(out: Path) -> None:
-    """Remove the temporary files of a killed run (``.leaves00003.png.tmpPID``); only those names."""
-    for path in out.iterdir():
-        if _TEMPORARY.fullmatch(path.name) and (path.is_symlink() or path.is_file()):
-            path.unlink(missing_ok=True)
-
-
 def _check_output(out: Path, record: dict) -> None:
     """Claim ``out`` (making it); a folder an earlier run wrote must hold images of the same settings."""
     if not claim(out, LEAVES_OUTPUT).marked:
@@ -320,7 +310,7 @@ def render_leaves(out, settings: LeavesSettings, *, colours_from=(), progress: b
     _check_output(out, record)  # refusals before the lock makes anything
     with lock_output(out):
         _check_output(out, record)  # again: another run may have written here meanwhile
-        _remove_temporaries(out)
+        remove_temporaries(out, lambda name: name == LEAVES_JSON or re.fullmatch(r"leaves\d{5,}\.png", name))
         try:
             atomic_write_text(out / LEAVES_JSON, json.dumps(record, indent=1) + "\n")
         except OSError as exc:
