@@ -20,11 +20,16 @@ from .dataset.schema import ARRAY_TYPE, check_psf, register_kind, struct_array, 
 from .dataset.writer import write_dataset
 from .errors import BadInputError, DatasetError, SettingError, checking
 from .ops.psf import CENTRES, DEFAULT_EXPOSURES, exposure_samples
-from .ops.trajectory import TrajectoryConfig
+from .ops.trajectory import TrajectoryConfig, check_path_fits
 
 CHUNK = 256  # trajectories per vectorised chunk (and per Parquet row group)
 #: Largest trajectory canvas (px): PSFs of that size already dwarf most photos.
 MAX_CANVAS = 1025
+#: Most kernels in one bank: 10^8 is days of one core's work and tens of GB; a larger count is a
+#: typo, and refusing it up front beats a writer planning 10^8 shards in memory.
+MAX_KERNELS = 100_000_000
+#: Most shards in one bank (each is a file in data/ and a task in the writer's plan).
+MAX_SHARDS = 100_000
 
 KERNEL_SCHEMA = with_format_metadata(
     pa.schema(
@@ -87,8 +92,14 @@ class KernelBankConfig:
     shard_size: int = 10000
 
     def __post_init__(self):
-        if not _is_whole(self.n) or self.n < 1:
-            raise SettingError(f"--n must be a positive integer; got {self.n!r}.", "n")
+        if isinstance(self.n, (float, np.floating)) or not _is_whole(self.n) or self.n < 1:
+            hint = " (a float: write the count as an integer, e.g. n = 100000)" if isinstance(
+                self.n, (float, np.floating)) else ""
+            raise SettingError(f"--n must be a positive integer; got {self.n!r}{hint}.", "n")
+        if self.n > MAX_KERNELS:
+            raise SettingError(f"--n {self.n} is more kernels than one bank holds (at most "
+                               f"{MAX_KERNELS}); pass a smaller --n, or make several banks with "
+                               "different --seed.", "n")
         with checking("seed"):
             check_seed(self.seed)
         ex = tuple(self.exposures)
@@ -111,6 +122,12 @@ class KernelBankConfig:
                                f"{self.canvas!r}.", "canvas")
         if not _is_whole(self.shard_size) or self.shard_size < 1:
             raise SettingError(f"shard size must be >= 1; got {self.shard_size!r}.", "shard_size")
+        if math.ceil(self.n / self.shard_size) > MAX_SHARDS:
+            raise SettingError(f"--n {self.n} in shards of {self.shard_size} makes "
+                               f"{math.ceil(self.n / self.shard_size)} shards, more than {MAX_SHARDS}; "
+                               "pass a larger --shard-size.", "shard_size")
+        side = self.psf_size if self.psf_size is not None else (self.canvas if self.canvas % 2 else self.canvas - 1)
+        check_path_fits(self.trajectory, int(side), side_option="--psf-size" if self.psf_size else "--canvas")
 
     def settings(self) -> dict:
         """Plain-dict settings for manifests and fingerprints (no worker count)."""
@@ -245,7 +262,7 @@ def write_kernel_bank(out, config: KernelBankConfig, *, workers: int = 1, overwr
 
     settings = {"command": "trajectories", **config.settings(), "trajectory_stream": STREAM_VERSION,
                 "rasterizer": RASTER_VERSION}
-    return write_dataset(
+    manifest = write_dataset(
         out,
         kind="kernels",
         schema=KERNEL_SCHEMA,
@@ -263,6 +280,42 @@ def write_kernel_bank(out, config: KernelBankConfig, *, workers: int = 1, overwr
         extra={"exposures": [float(f) for f in config.exposures], **({"recipe": recipe} if recipe else {})},
         options=options,
     )
+    warn_clipped(out, config)
+    return manifest
+
+
+#: Mean mass lost off the canvas, at some exposure, above which a new bank is warned about.
+CLIPPED_WARNING = 0.01
+
+
+def warn_clipped(path, config: KernelBankConfig) -> None:
+    """One warning line when the kernels of a bank lose much of their mass off the PSF canvas.
+
+    A path length at which every kernel must be clipped is refused up front
+    (:func:`~blursynth.ops.trajectory.check_path_fits`); below that, how many are clipped depends
+    on the draws, so it is measured from the ``clipped`` column of the bank just written.
+    """
+    import sys
+
+    table = ShardedTable(path, kind="kernels", verify=False)  # the writer has just hashed it
+    n_exp = len(config.exposures)
+    parts = []
+    for s in range(len(table.shards)):
+        for first, batch in table.iter_batches(s, columns=["clipped"], batch_size=4096):
+            with table.decoding(s, first, first + batch.num_rows - 1):
+                parts.append(batch.column(0).flatten().to_numpy().reshape(-1, n_exp))
+    if not parts:
+        return
+    clipped = np.concatenate(parts).astype(np.float64)
+    mean = clipped.mean(axis=0)
+    e = int(np.argmax(mean))
+    if mean[e] > CLIPPED_WARNING:
+        side = config.psf_size or (config.canvas if config.canvas % 2 else config.canvas - 1)
+        option = "--psf-size" if config.psf_size else "--canvas"
+        sys.stderr.write(
+            f"warning: {path}: at exposure {config.exposures[e]:g} the kernels lose {mean[e]:.1%} of "
+            f"their mass on average off the {side} px PSF side ({(clipped[:, e] > 0).mean():.0%} of "
+            f"them are clipped); raise {option} or lower --length.\n")
 
 
 def check_bank_manifest(path, manifest, exposures) -> None:

@@ -164,3 +164,82 @@ def test_hand_edited_bank_manifest_is_refused(tmp_path, run_cli, photo, edit, ex
         assert r.code == 2, r
         assert expect in error_line(r), error_line(r)
     assert not (tmp_path / "pairs").exists()
+
+
+# --- counts and lengths that cannot be meant (D5, D12) -----------------------------------------
+
+@pytest.mark.parametrize("args, expect", [
+    (["--n", "1000000000000"], "--n 1000000000000 is more kernels than one bank holds (at most 100000000)"),
+    (["--n", "100001", "--shard-size", "1"], "makes 100001 shards, more than 100000"),
+    (["--length", "1e9"], "every kernel would be clipped at every exposure"),
+    (["--length", "1e9", "--psf-size", "1025"], f"Use a --length below {1025 * 1999 * 2 ** 0.5:.0f} (DeblurGAN uses 60) or a larger --psf-size"),
+])
+def test_counts_and_lengths_that_cannot_be_meant_are_refused_at_once(tmp_path, run_cli, args, expect):
+    r = run_cli("trajectories", "--out", tmp_path / "b", *args)
+    assert r.code == 2 and expect in error_line(r), r
+    assert not (tmp_path / "b").exists()
+
+
+@pytest.mark.parametrize("line, expect", [
+    ("n = 1e12", "--n must be a positive integer; got 1000000000000.0 (a float"),
+    ("n = 2.0", "--n must be a positive integer; got 2.0 (a float"),
+    ("n = 1000000000000", "is more kernels than one bank holds"),
+    ("length = 1e9", "every kernel would be clipped"),
+])
+def test_recipe_counts_that_cannot_be_meant_are_refused_on_their_line(tmp_path, run_cli, line, expect):
+    (tmp_path / "r.toml").write_text(f'[build]\nout = "o"\n\n[[steps]]\nname = "bank"\nrun = "trajectories"\n{line}\n')
+    r = run_cli("build", tmp_path / "r.toml", "--out", tmp_path / "o", "--dry-run")
+    assert r.code == 2, r
+    assert error_line(r).startswith(f"error: {tmp_path / 'r.toml'}:7: ") and expect in error_line(r)
+
+
+def test_the_length_limit_is_where_every_kernel_must_clip():
+    from blursynth.ops.psf import rasterize_psfs
+    from blursynth.ops.trajectory import check_path_fits, sample_trajectories
+
+    limit = 15 * 19 * 2 ** 0.5  # 20 samples on a 15 px canvas
+    past = TrajectoryConfig(n_samples=20, length_px=limit * 1.001)
+    with pytest.raises(ValueError, match="every kernel would be clipped"):
+        check_path_fits(past, 15)
+    with pytest.raises(ValueError, match="every kernel would be clipped"):
+        KernelBankConfig(trajectory=past, n=16, exposures=(0.1, 1.0), canvas=16)
+    # The refusal is only ever right: past the limit no PSF of two or more samples fits.
+    trajs = sample_trajectories(past, 0, np.arange(200))[0]
+    _, _, clipped, _ = rasterize_psfs(trajs, (0.1, 0.5, 1.0), max_size=15)
+    assert (clipped > 0).all()
+    check_path_fits(TrajectoryConfig(n_samples=20, length_px=limit * 0.999), 15)
+    KernelBankConfig(trajectory=TrajectoryConfig(n_samples=20, length_px=limit * 0.999), n=16,
+                     exposures=(0.1, 1.0), canvas=16)
+
+
+def test_a_bank_of_heavily_clipped_kernels_is_warned_about(tmp_path, capsys):
+    write_kernel_bank(tmp_path / "ok", KernelBankConfig(n=16, **SMALL), progress=False)
+    assert "warning" not in capsys.readouterr().err
+    long = dict(SMALL, trajectory=TrajectoryConfig(n_samples=300, length_px=2000.0))
+    write_kernel_bank(tmp_path / "long", KernelBankConfig(n=16, **long), progress=False)
+    err = capsys.readouterr().err
+    assert err.startswith(f"warning: {tmp_path / 'long'}: at exposure ") and "off the 63 px PSF side" in err
+    assert err.count("\n") == 1
+
+
+# --- readers of a bank check its shards (D4) ---------------------------------------------------
+
+def test_bank_readers_refuse_a_changed_shard_and_name_undecodable_rows(tmp_path, run_cli):
+    import pyarrow.parquet as pq
+
+    bank = tmp_path / "b"
+    write_kernel_bank(bank, KernelBankConfig(n=12, **SMALL), progress=False)
+    (shard,) = sorted((bank / "data").glob("*.parquet"))
+    rg = pq.ParquetFile(shard).metadata.row_group(0)
+    col = next(rg.column(k) for k in range(rg.num_columns) if rg.column(k).path_in_schema == "clipped.list.element")
+    data = bytearray(shard.read_bytes())
+    data[col.data_page_offset + 2] ^= 0x40  # a page header: a raw thrift OSError before
+    shard.write_bytes(bytes(data))
+    for args in (["kernels", "stats", bank], ["kernels", "preview", bank, "--out", tmp_path / "k.png"],
+                 ["dataset", "preview", bank, "--out", tmp_path / "k.png"]):
+        r = run_cli(*args)
+        assert r.code == 2 and error_line(r).startswith(f"error: {shard}: sha256 "), r
+    r = run_cli("kernels", "stats", bank, "--no-verify")
+    line = error_line(r)
+    assert r.code == 2 and line.startswith(f"error: {shard} rows 0-11: unreadable ("), line
+    assert not (tmp_path / "k.png").exists()

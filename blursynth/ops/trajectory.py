@@ -83,6 +83,40 @@ class TrajectoryConfig:
 PARAM_NAMES = ("expl", "centripetal", "prob_big_shake", "gaussian_shake", "angle_rad")
 
 
+def check_path_fits(config: TrajectoryConfig, side: int, *, side_option: str = "--canvas") -> None:
+    """Refuse a path length at which every PSF must lose mass off a ``side`` px canvas.
+
+    Every step of a trajectory moves exactly ``length_px / (n_samples - 1)`` px, so its first
+    step alone spans at least that over sqrt(2) in x or in y. Where that is ``side`` or more, no
+    PSF of two or more samples fits: the rasteriser would crop and renormalise every kernel at
+    every exposure, a bank of clipped kernels nobody asked for. Shorter paths that overflow the
+    canvas for many draws are left alone (which draws do depends on the draw); kernel banks
+    record each kernel's clipped mass.
+
+    Raises
+    ------
+    SettingError
+        Naming ``length_px``.
+
+    Examples
+    --------
+    >>> check_path_fits(TrajectoryConfig(length_px=60.0), 63)
+    >>> check_path_fits(TrajectoryConfig(length_px=1e9), 63)
+    Traceback (most recent call last):
+    ...
+    blursynth.errors.SettingError: --length 1e+09 px over 2000 samples moves 5e+05 px per step, ...
+    """
+    steps = int(config.n_samples) - 1
+    step_px = float(config.length_px) / steps
+    if step_px / math.sqrt(2) >= side:
+        longest = side * steps * math.sqrt(2)
+        raise SettingError(
+            f"--length {config.length_px:g} px over {config.n_samples} samples moves {step_px:.3g} px "
+            f"per step, more than the {side} px PSF side: every kernel would be clipped at every "
+            f"exposure. Use a --length below {longest:.0f} (DeblurGAN uses 60) or a larger "
+            f"{side_option}.", "length_px")
+
+
 def sample_trajectories(config: TrajectoryConfig, seed: int, indices, *, stream: int = 0):
     """Trajectories ``indices`` of run ``seed``: trajectory ``i`` is a pure function of ``(seed, i)``.
 
