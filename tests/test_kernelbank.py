@@ -212,6 +212,22 @@ def test_the_length_limit_is_where_every_kernel_must_clip():
                      exposures=(0.1, 1.0), canvas=16)
 
 
+def test_blur_refuses_a_fresh_trajectory_length_that_clips_every_kernel(tmp_path, run_cli, photo):
+    from blursynth.pairs.shake import BlurSettings
+
+    with pytest.raises(ValueError, match="every kernel would be clipped") as info:
+        BlurSettings(photos="x", psf_source="fresh", fresh_length_px=1e9)
+    assert info.value.field == "fresh_length_px"
+    BlurSettings(photos="x", psf_source="fresh", fresh_length_px=60.0)
+    (tmp_path / "p").mkdir()
+    from blursynth.sources.photos import save_rgb8
+
+    save_rgb8(tmp_path / "p/a.png", photo)
+    r = run_cli("blur", tmp_path / "p", "--psf-source", "fresh", "--length", "1e9", "--out", tmp_path / "o")
+    assert r.code == 2 and "every kernel would be clipped" in error_line(r)
+    assert not (tmp_path / "o").exists()
+
+
 def test_a_bank_of_heavily_clipped_kernels_is_warned_about(tmp_path, capsys):
     write_kernel_bank(tmp_path / "ok", KernelBankConfig(n=16, **SMALL), progress=False)
     assert "warning" not in capsys.readouterr().err

@@ -73,3 +73,35 @@ def test_heldout_split_is_deterministic_and_disjoint():
     tr2, ho2 = split_indices(ids[::-1], 0.1)
     assert not set(tr) & set(ho)
     assert sorted(ids[i] for i in ho) == sorted(ids[::-1][i] for i in ho2)
+
+
+def test_a_changed_shard_stops_training_before_anything_is_written(tiny_pairs_dataset, tmp_path, run_cli):
+    import json
+    import shutil
+
+    import pyarrow.parquet as pq
+
+    from blursynth.errors import DatasetError
+
+    from .conftest import error_line
+
+    d = tmp_path / "d"
+    shutil.copytree(tiny_pairs_dataset(), d)
+    shard = d / json.loads((d / "manifest.json").read_text())["shards"][1]["file"]
+    rg = pq.ParquetFile(shard).metadata.row_group(0)
+    col = next(rg.column(k) for k in range(rg.num_columns) if rg.column(k).path_in_schema == "blurred.bytes")
+    data = bytearray(shard.read_bytes())
+    data[col.data_page_offset + 300] ^= 0x40  # inside the first pair's blurred PNG
+    shard.write_bytes(bytes(data))
+    args = ["train", "--data", d, "--steps", "1", "--crop", "16", "--config", "small", "--device", "cpu",
+            "--perceptual", "none", "--quiet"]
+    r = run_cli(*args, "--out", tmp_path / "run")
+    assert r.code == 2 and error_line(r).startswith(f"error: {shard}: sha256 "), r
+    assert not (tmp_path / "run").exists()
+    # A loader worker (here: this process) names the shard and row it could not decode.
+    mix = MixedPairs([d], [np.arange(4, 8)], [1.0], seed=0, crop=16, verify=False)
+    with pytest.raises(DatasetError, match=rf"^{shard} row 0 blurred: cannot decode image"):
+        for k in range(64):
+            mix[k]
+    with pytest.raises(DatasetError, match="does not match manifest"):
+        MixedPairs([d], [np.arange(4, 8)], [1.0], seed=0, crop=16)[0]
