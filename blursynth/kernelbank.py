@@ -124,10 +124,11 @@ class KernelBankConfig:
             raise SettingError(f"shard size must be >= 1; got {self.shard_size!r}.", "shard_size")
         if math.ceil(self.n / self.shard_size) > MAX_SHARDS:
             raise SettingError(f"--n {self.n} in shards of {self.shard_size} makes "
-                               f"{math.ceil(self.n / self.shard_size)} shards, more than {MAX_SHARDS}; "
-                               "pass a larger --shard-size.", "shard_size")
-        side = self.psf_size if self.psf_size is not None else (self.canvas if self.canvas % 2 else self.canvas - 1)
-        check_path_fits(self.trajectory, int(side), side_option="--psf-size" if self.psf_size else "--canvas")
+                               f"{math.ceil(self.n / self.shard_size)} shards, more than "
+                               f"{MAX_SHARDS}; pass a larger --shard-size.", "shard_size")
+        side = self.psf_size if self.psf_size is not None else self.canvas - 1 + self.canvas % 2
+        check_path_fits(self.trajectory, int(side),
+                        side_option="--psf-size" if self.psf_size else "--canvas")
 
     def settings(self) -> dict:
         """Plain-dict settings for manifests and fingerprints (no worker count)."""
@@ -313,9 +314,10 @@ def warn_clipped(path, config: KernelBankConfig) -> None:
         side = config.psf_size or (config.canvas if config.canvas % 2 else config.canvas - 1)
         option = "--psf-size" if config.psf_size else "--canvas"
         sys.stderr.write(
-            f"warning: {path}: at exposure {config.exposures[e]:g} the kernels lose {mean[e]:.1%} of "
-            f"their mass on average off the {side} px PSF side ({(clipped[:, e] > 0).mean():.0%} of "
-            f"them are clipped); raise {option} or lower --length.\n")
+            f"warning: {path}: at exposure {config.exposures[e]:g} the kernels lose {mean[e]:.1%} "
+            f"of their mass on average off the {side} px PSF side "
+            f"({(clipped[:, e] > 0).mean():.0%} of them are clipped); raise {option} or lower "
+            "--length.\n")
 
 
 def check_bank_manifest(path, manifest, exposures) -> None:
@@ -485,7 +487,8 @@ def kernel_stats(path, *, progress: bool = False, verify: bool = True) -> dict:
     n_exp = len(exposures)
     acc = {key: [[] for _ in range(n_exp)] for key in ("support_px", "side_px", "max_energy", "extent_px", "clipped")}
     for s in range(len(table.shards)):
-        for first, batch in table.iter_batches(s, columns=["psfs", "extent_px", "clipped"], batch_size=4096):
+        columns = ["psfs", "extent_px", "clipped"]
+        for first, batch in table.iter_batches(s, columns=columns, batch_size=4096):
             with table.decoding(s, first, first + batch.num_rows - 1):
                 psfs = batch.column(0).flatten()  # StructArray, row-major (row, exposure)
                 shapes = psfs.field("shape").flatten().to_numpy().reshape(-1, 2)

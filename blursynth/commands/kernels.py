@@ -27,7 +27,8 @@ def preview(bank, out, count, columns, start, scale, no_verify):
     from ..sources.photos import save_rgb8
     from ..kernelbank import contact_sheet
 
-    sheet = contact_sheet(bank, count=count, columns=columns, scale=scale, start=start, verify=not no_verify)
+    sheet = contact_sheet(bank, count=count, columns=columns, scale=scale, start=start,
+                          verify=not no_verify)
     save_rgb8(out, sheet)
     click.echo(f"wrote {out} ({sheet.shape[0]}x{sheet.shape[1]} HxW)")
 

@@ -100,8 +100,9 @@ def _export_locked(ds, out: Path, *, progress: bool) -> int:
     n = 0
     try:
         with open(tmp / "params.jsonl", "w") as meta:
-            rows = ds.table.iter_located()
-            for s, local, row in tqdm(rows, total=len(ds), unit="pair", desc="exporting", disable=not progress):
+            rows = tqdm(ds.table.iter_located(), total=len(ds), unit="pair", desc="exporting",
+                        disable=not progress)
+            for s, local, row in rows:
                 with ds.table.decoding(s, local):
                     name = row["id"].replace("/", "_")
                     params = json.loads(row["params"])

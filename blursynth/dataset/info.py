@@ -37,7 +37,8 @@ def dataset_info(path, *, verify: bool = True) -> dict:
         with_psf = 0
         for s in range(len(table.shards)):
             for first, batch in table.iter_batches(s, columns=["source", "psf"], batch_size=4096):
-                sources.update(row["source"] for row in table.to_pylist(s, first, batch.select(["source"])))
+                rows = table.to_pylist(s, first, batch.select(["source"]))
+                sources.update(row["source"] for row in rows)
                 with_psf += len(batch.column(1)) - batch.column(1).null_count
             # Image sizes from the first rows of each shard only: reading every PNG would
             # read the whole dataset.

@@ -20,7 +20,9 @@ import numpy as np
 import pyarrow.parquet as pq
 
 from ..errors import BlursynthError, DatasetError
-from .schema import DATA_DIR, FORMAT_VERSION, MANIFEST, PROGRESS, read_json_object, sha256_file, struct_array
+from .schema import (
+    DATA_DIR, FORMAT_VERSION, MANIFEST, PROGRESS, read_json_object, sha256_file, struct_array,
+)
 
 # A shard's file name as the writer makes it; anything else (a path leaving the dataset, a
 # nested or hidden name) is refused before it is opened.
@@ -75,7 +77,8 @@ def _check_shard_list(path: Path, manifest: dict) -> None:
     would leave the dataset folder (``../x``, an absolute path) is never opened."""
     shards = manifest["shards"]
     if not isinstance(shards, list):
-        raise DatasetError(f"{path}/manifest.json: 'shards' is not a list; the manifest is corrupt.")
+        raise DatasetError(f"{path}/manifest.json: 'shards' is not a list; the manifest is "
+                           "corrupt.")
     for n, shard in enumerate(shards):
         entry = f"{path}/manifest.json: shard {n}"
         if not isinstance(shard, dict):
@@ -85,7 +88,8 @@ def _check_shard_list(path: Path, manifest: dict) -> None:
         if len(parts) != 2 or parts[0] != DATA_DIR or not _SHARD_NAME.fullmatch(parts[1]):
             raise DatasetError(
                 f"{entry}: file {file!r} is not a shard name inside the dataset (expected "
-                f"'{DATA_DIR}/NAME.parquet'); the manifest is corrupt or was edited. Rebuild the dataset.")
+                f"'{DATA_DIR}/NAME.parquet'); the manifest is corrupt or was edited. Rebuild the "
+                "dataset.")
         rows = shard.get("rows")
         if not isinstance(rows, int) or isinstance(rows, bool) or rows < 0:
             raise DatasetError(f"{entry}: rows {rows!r} is not a count; the manifest is corrupt.")
@@ -150,10 +154,12 @@ class ShardedTable:
         if int(self.offsets[-1]) != self.manifest["num_rows"]:
             raise DatasetError(
                 f"{self.path}/manifest.json: its shards list {int(self.offsets[-1])} rows but "
-                f"num_rows says {self.manifest['num_rows']!r}; the manifest is corrupt. Rebuild the dataset.")
+                f"num_rows says {self.manifest['num_rows']!r}; the manifest is corrupt. Rebuild "
+                "the dataset.")
         if self.verify:
             listed = {p.name for p in self.shards}
-            extra = sorted(p.name for p in (self.path / DATA_DIR).glob("*.parquet") if p.name not in listed)
+            on_disk = (self.path / DATA_DIR).glob("*.parquet")
+            extra = sorted(p.name for p in on_disk if p.name not in listed)
             if extra:
                 raise DatasetError(
                     f"{self.path / DATA_DIR / extra[0]}: shard not listed in manifest.json; the "
@@ -190,7 +196,8 @@ class ShardedTable:
 
     @contextlib.contextmanager
     def decoding(self, s: int, row: int, last: int | None = None):
-        """Turn a failure to decode rows ``row``..``last`` of shard ``s`` into one line naming them."""
+        """Turn a failure to decode rows ``row``..``last`` of shard ``s`` into one line naming
+        them."""
         where = self.where(s, row, last)
         try:
             yield
@@ -198,7 +205,8 @@ class ShardedTable:
             raise
         except BlursynthError as exc:  # decode_image's line, which names the row when told to
             message = str(exc)
-            raise DatasetError(message if message.startswith(where) else f"{where}: {message}") from None
+            named = message if message.startswith(where) else f"{where}: {message}"
+            raise DatasetError(named) from None
         except Exception as exc:
             raise unreadable(where, exc) from None
 

@@ -111,8 +111,8 @@ def check_path_fits(config: TrajectoryConfig, side: int, *, side_option: str = "
     if step_px / math.sqrt(2) >= side:
         longest = side * steps * math.sqrt(2)
         raise SettingError(
-            f"--length {config.length_px:g} px over {config.n_samples} samples moves {step_px:.3g} px "
-            f"per step, more than the {side} px PSF side: every kernel would be clipped at every "
+            f"--length {config.length_px:g} px over {config.n_samples} samples moves "
+            f"{step_px:.3g} px per step, more than the {side} px PSF side: every kernel would be clipped at every "
             f"exposure. Use a --length below {longest:.0f} (DeblurGAN uses 60) or a larger "
             f"{side_option}.", "length_px")
 
