@@ -110,3 +110,26 @@ def test_an_image_that_fails_only_when_decoded_leaves_no_output_folder(run_cli, 
     assert (tmp_path / "new" / "out" / "a.png").exists()  # written before b failed
     r = _deblur(run_cli, tmp_path / "b.png", out=tmp_path / "new2" / "out")
     assert r.code == 2 and not (tmp_path / "new2").exists()
+
+
+def test_refused_at_the_lock_keeps_what_another_run_wrote(run_cli, stub_model, tmp_path, photo, monkeypatch):
+    # This run made --out; another deblur into it finished before this one got the lock. The refusal
+    # ('already exists') must not undo the folder as a failed run would: it holds the other run's output.
+    from contextlib import contextmanager
+
+    from blursynth.train import evaluate
+
+    Image.fromarray(photo).save(tmp_path / "p.png")
+    out = tmp_path / "new" / "out"
+    real_lock = evaluate.lock_output
+
+    @contextmanager
+    def lock_after_another_run(path, **kw):
+        (out / "p.png").write_bytes(b"the other run's photo")
+        with real_lock(path, **kw):
+            yield path
+
+    monkeypatch.setattr(evaluate, "lock_output", lock_after_another_run)
+    r = _deblur(run_cli, tmp_path / "p.png", out=out)
+    assert r.code == 2 and "already exists" in error_line(r), r.err
+    assert (out / "p.png").read_bytes() == b"the other run's photo"

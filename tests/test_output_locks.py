@@ -79,3 +79,28 @@ def test_deblur_is_refused_while_another_process_writes_the_folder(tmp_path, run
         r = run_cli("deblur", "--model", tmp_path / "run", tmp_path / "p.png", "--out", out, "--quiet")
     _refused(r, out, pid)
     assert [p.name for p in out.iterdir()] == [".blursynth.lock"]
+
+
+def test_render_clip_refused_at_the_lock_leaves_the_clip_another_run_wrote(tmp_path, photo, monkeypatch):
+    # This run made the folder; another render of the same --out finished in it before this one got
+    # the lock. The refusal must not remove the folder (and the other run's clip) as a failed render would.
+    from contextlib import contextmanager
+
+    import blursynth.sources.render as render
+    from blursynth.errors import BadInputError
+
+    out = tmp_path / "new" / "a.mkv"
+    real_lock = render.lock_output
+
+    @contextmanager
+    def lock_after_another_run(path, **kw):
+        out.write_bytes(b"the other run's clip")
+        out.with_name("a.mkv.json").write_text("{}")
+        with real_lock(path, **kw):
+            yield path
+
+    monkeypatch.setattr(render, "lock_output", lock_after_another_run)
+    settings = render.RenderSettings(n_frames=4, length_px=2.0, seed=1, size=(32, 32))
+    with pytest.raises(BadInputError, match="already exist"):
+        render.render_clip(np.ascontiguousarray(photo[:96, :96]), out, settings)
+    assert out.read_bytes() == b"the other run's clip"

@@ -569,8 +569,10 @@ def render_clip(photo: np.ndarray, out, settings: RenderSettings, *, source: str
     folder = claim(out.parent, _CLIP_FOLDER)
     tmp, side_tmp = _staging_name(out), temporary_path(sidecar)
     with lock_output(out.parent, shown=out, keep=False):  # outside the try: a refused run undoes nothing
+        # Again, outside the try too: another run may have written the clip meanwhile, in the
+        # folder this claim made, and undoing that folder would remove its clip.
+        check_clip_output(out, overwrite=overwrite)
         try:
-            check_clip_output(out, overwrite=overwrite)  # again: another run may have written it meanwhile
             _remove_staging(out)
             _write_frames(frames, tmp, settings.fps, settings.quality, folder=out.suffix == "")
             side_tmp.write_text(json.dumps(info, indent=1) + "\n")

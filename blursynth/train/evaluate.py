@@ -258,8 +258,10 @@ def deblur_images(settings: DeblurSettings) -> dict:
 
         bar = tqdm(total=len(plan), desc="deblur", unit="image")
     with lock_output(out):  # outside the try: a refused run must not undo the folder the other one writes
+        # Again, outside the try too: another run may have written them meanwhile, into the folder
+        # this claim made, and undoing that folder would remove its outputs.
+        _check_existing(dests, settings.overwrite)
         try:
-            _check_existing(dests, settings.overwrite)  # again: another run may have written them meanwhile
             _deblur_each(plan, gen, settings, written, notes, bar)
         except BaseException:
             if not written:
