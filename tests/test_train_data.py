@@ -75,7 +75,8 @@ def test_heldout_split_is_deterministic_and_disjoint():
     assert sorted(ids[i] for i in ho) == sorted(ids[::-1][i] for i in ho2)
 
 
-def test_a_changed_shard_stops_training_before_anything_is_written(tiny_pairs_dataset, tmp_path, run_cli):
+def test_a_changed_shard_stops_training_before_anything_is_written(tiny_pairs_dataset, tmp_path,
+                                                                     run_cli):
     import json
     import shutil
 
@@ -89,12 +90,13 @@ def test_a_changed_shard_stops_training_before_anything_is_written(tiny_pairs_da
     shutil.copytree(tiny_pairs_dataset(), d)
     shard = d / json.loads((d / "manifest.json").read_text())["shards"][1]["file"]
     rg = pq.ParquetFile(shard).metadata.row_group(0)
-    col = next(rg.column(k) for k in range(rg.num_columns) if rg.column(k).path_in_schema == "blurred.bytes")
+    col = next(rg.column(k) for k in range(rg.num_columns)
+               if rg.column(k).path_in_schema == "blurred.bytes")
     data = bytearray(shard.read_bytes())
     data[col.data_page_offset + 300] ^= 0x40  # inside the first pair's blurred PNG
     shard.write_bytes(bytes(data))
-    args = ["train", "--data", d, "--steps", "1", "--crop", "16", "--config", "small", "--device", "cpu",
-            "--perceptual", "none", "--quiet"]
+    args = ["train", "--data", d, "--steps", "1", "--crop", "16", "--config", "small",
+            "--device", "cpu", "--perceptual", "none", "--quiet"]
     r = run_cli(*args, "--out", tmp_path / "run")
     assert r.code == 2 and error_line(r).startswith(f"error: {shard}: sha256 "), r
     assert not (tmp_path / "run").exists()
@@ -105,3 +107,34 @@ def test_a_changed_shard_stops_training_before_anything_is_written(tiny_pairs_da
             mix[k]
     with pytest.raises(DatasetError, match="does not match manifest"):
         MixedPairs([d], [np.arange(4, 8)], [1.0], seed=0, crop=16)[0]
+
+
+def test_evaluate_refuses_a_changed_shard_and_names_the_row_under_no_verify(tiny_pairs_dataset,
+                                                                              tmp_path, run_cli):
+    import json
+    import shutil
+
+    import pyarrow.parquet as pq
+
+    from .conftest import error_line
+
+    run = tmp_path / "run"
+    assert run_cli("train", "--data", tiny_pairs_dataset(), "--out", run, "--steps", "1",
+                   "--crop", "32", "--batch-size", "2", "--perceptual", "none",
+                   "--critic-steps", "1", "--val-count", "1", "--val-crop", "48", "--workers", "0",
+                   "--quiet").code == 0
+    d = tmp_path / "d"
+    shutil.copytree(tiny_pairs_dataset(), d)
+    shard = d / json.loads((d / "manifest.json").read_text())["shards"][1]["file"]
+    rg = pq.ParquetFile(shard).metadata.row_group(0)
+    col = next(rg.column(k) for k in range(rg.num_columns)
+               if rg.column(k).path_in_schema == "blurred.bytes")
+    data = bytearray(shard.read_bytes())
+    data[col.data_page_offset + 300] ^= 0x40  # inside the first pair's blurred PNG
+    shard.write_bytes(bytes(data))
+    r = run_cli("evaluate", "--model", run, "--data", d, "--quiet")
+    assert r.code == 2 and error_line(r).startswith(f"error: {shard}: sha256 "), r
+    r = run_cli("evaluate", "--model", run, "--data", d, "--quiet", "--no-verify")
+    line = error_line(r)
+    assert r.code == 2, line
+    assert line.startswith(f"error: {shard} row 0 blurred: cannot decode image"), line
