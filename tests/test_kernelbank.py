@@ -169,12 +169,15 @@ def test_hand_edited_bank_manifest_is_refused(tmp_path, run_cli, photo, edit, ex
 # --- counts and lengths that cannot be meant (D5, D12) -----------------------------------------
 
 @pytest.mark.parametrize("args, expect", [
-    (["--n", "1000000000000"], "--n 1000000000000 is more kernels than one bank holds (at most 100000000)"),
+    (["--n", "1000000000000"],
+     "--n 1000000000000 is more kernels than one bank holds (at most 100000000)"),
     (["--n", "100001", "--shard-size", "1"], "makes 100001 shards, more than 100000"),
     (["--length", "1e9"], "every kernel would be clipped at every exposure"),
-    (["--length", "1e9", "--psf-size", "1025"], f"Use a --length below {1025 * 1999 * 2 ** 0.5:.0f} (DeblurGAN uses 60) or a larger --psf-size"),
+    (["--length", "1e9", "--psf-size", "1025"],
+     f"Use a --length below {1025 * 1999 * 2 ** 0.5:.0f} (DeblurGAN uses 60) or a larger --psf-size"),
 ])
-def test_counts_and_lengths_that_cannot_be_meant_are_refused_at_once(tmp_path, run_cli, args, expect):
+def test_counts_and_lengths_that_cannot_be_meant_are_refused_at_once(tmp_path, run_cli, args,
+                                                                      expect):
     r = run_cli("trajectories", "--out", tmp_path / "b", *args)
     assert r.code == 2 and expect in error_line(r), r
     assert not (tmp_path / "b").exists()
@@ -186,8 +189,10 @@ def test_counts_and_lengths_that_cannot_be_meant_are_refused_at_once(tmp_path, r
     ("n = 1000000000000", "is more kernels than one bank holds"),
     ("length = 1e9", "every kernel would be clipped"),
 ])
-def test_recipe_counts_that_cannot_be_meant_are_refused_on_their_line(tmp_path, run_cli, line, expect):
-    (tmp_path / "r.toml").write_text(f'[build]\nout = "o"\n\n[[steps]]\nname = "bank"\nrun = "trajectories"\n{line}\n')
+def test_recipe_counts_that_cannot_be_meant_are_refused_on_their_line(tmp_path, run_cli, line,
+                                                                       expect):
+    (tmp_path / "r.toml").write_text(
+        f'[build]\nout = "o"\n\n[[steps]]\nname = "bank"\nrun = "trajectories"\n{line}\n')
     r = run_cli("build", tmp_path / "r.toml", "--out", tmp_path / "o", "--dry-run")
     assert r.code == 2, r
     assert error_line(r).startswith(f"error: {tmp_path / 'r.toml'}:7: ") and expect in error_line(r)
@@ -223,7 +228,8 @@ def test_blur_refuses_a_fresh_trajectory_length_that_clips_every_kernel(tmp_path
     from blursynth.sources.photos import save_rgb8
 
     save_rgb8(tmp_path / "p/a.png", photo)
-    r = run_cli("blur", tmp_path / "p", "--psf-source", "fresh", "--length", "1e9", "--out", tmp_path / "o")
+    r = run_cli("blur", tmp_path / "p", "--psf-source", "fresh", "--length", "1e9",
+                "--out", tmp_path / "o")
     assert r.code == 2 and "every kernel would be clipped" in error_line(r)
     assert not (tmp_path / "o").exists()
 
@@ -234,7 +240,8 @@ def test_a_bank_of_heavily_clipped_kernels_is_warned_about(tmp_path, capsys):
     long = dict(SMALL, trajectory=TrajectoryConfig(n_samples=300, length_px=2000.0))
     write_kernel_bank(tmp_path / "long", KernelBankConfig(n=16, **long), progress=False)
     err = capsys.readouterr().err
-    assert err.startswith(f"warning: {tmp_path / 'long'}: at exposure ") and "off the 63 px PSF side" in err
+    assert err.startswith(f"warning: {tmp_path / 'long'}: at exposure ")
+    assert "off the 63 px PSF side" in err
     assert err.count("\n") == 1
 
 
@@ -247,11 +254,13 @@ def test_bank_readers_refuse_a_changed_shard_and_name_undecodable_rows(tmp_path,
     write_kernel_bank(bank, KernelBankConfig(n=12, **SMALL), progress=False)
     (shard,) = sorted((bank / "data").glob("*.parquet"))
     rg = pq.ParquetFile(shard).metadata.row_group(0)
-    col = next(rg.column(k) for k in range(rg.num_columns) if rg.column(k).path_in_schema == "clipped.list.element")
+    col = next(rg.column(k) for k in range(rg.num_columns)
+               if rg.column(k).path_in_schema == "clipped.list.element")
     data = bytearray(shard.read_bytes())
     data[col.data_page_offset + 2] ^= 0x40  # a page header: a raw thrift OSError before
     shard.write_bytes(bytes(data))
-    for args in (["kernels", "stats", bank], ["kernels", "preview", bank, "--out", tmp_path / "k.png"],
+    for args in (["kernels", "stats", bank],
+                 ["kernels", "preview", bank, "--out", tmp_path / "k.png"],
                  ["dataset", "preview", bank, "--out", tmp_path / "k.png"]):
         r = run_cli(*args)
         assert r.code == 2 and error_line(r).startswith(f"error: {shard}: sha256 "), r
