@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import errno
 import importlib
+import os
 import re
 import sys
+import warnings
 
 import click
 
@@ -103,8 +105,29 @@ def _describe(exc: Exception) -> str:
     return f"{name}: {text} (rerun with --debug for the traceback)"
 
 
+_PACKAGE = os.path.dirname(os.path.abspath(__file__)) + os.sep
+
+
+def _show_warning(python_show, message, category, filename, lineno, file=None, line=None):
+    """blursynth's own warnings as one ``warning:`` line, as commands print theirs (Python's format
+    adds the file and source line); those of other libraries as Python shows them."""
+    if issubclass(category, UserWarning) and os.path.abspath(filename).startswith(_PACKAGE):
+        click.echo(f"warning: {_one_line(message)}", err=True)
+    else:
+        python_show(message, category, filename, lineno, file, line)
+
+
 def main(argv=None) -> int:
     """Entry point: run the CLI, turning known errors into one line and an exit code."""
+    python_show = warnings.showwarning
+    warnings.showwarning = lambda *args: _show_warning(python_show, *args)
+    try:
+        return _main(argv)
+    finally:
+        warnings.showwarning = python_show
+
+
+def _main(argv) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     debug = "--debug" in argv
     try:

@@ -71,3 +71,18 @@ def test_a_full_disk_is_one_line_and_the_rerun_resumes(tmp_path):
         subprocess.run([*blursynth, str(tmp_path / out)], capture_output=True, check=True, timeout=300)
     for shard in sorted((tmp_path / "b" / "data").iterdir()):
         assert shard.read_bytes() == (tmp_path / "a" / "data" / shard.name).read_bytes()
+
+
+def test_a_warning_of_blursynth_is_one_line_without_pythons_source_line(run_cli, tmp_path, monkeypatch):
+    import errno
+    import fcntl
+
+    def no_locks(fd, op):
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    monkeypatch.setattr(fcntl, "flock", no_locks)
+    r = run_cli("trajectories", "--n", 2, "--out", tmp_path / "bank")
+    assert r.code == 0, r.err
+    told = [line for line in r.err.splitlines() if "does not support locks" in line]
+    assert len(told) == 1 and told[0].startswith(f"warning: --out {tmp_path / 'bank'}: this file system"), r.err
+    assert "UserWarning" not in r.err and "lock_output(" not in r.err
