@@ -110,6 +110,7 @@ def test_mismatched_names_and_sizes(tmp_path, run_cli, photo):
     _write(root / "sharp" / "b.png", photo[:50])
     r = run_cli("dataset", "import", root, "--layout", "flat", "--out", tmp_path / "d")
     assert r.code == 2 and "same size" in error_line(r)
+    assert "is 96x128 but its sharp partner" in error_line(r) and "is 50x128;" in error_line(r)  # HxW
     assert not (tmp_path / "d").exists()
 
 

@@ -103,8 +103,7 @@ def check_pair_sizes(root, pairs) -> None:
         sizes = []
         for rel in (b, s):
             try:
-                h, w, _ = read_header(root / rel)  # as displayed: EXIF orientation applied
-                sizes.append((w, h))
+                sizes.append(read_header(root / rel)[:2])  # HxW as displayed: EXIF orientation applied
             except BadInputError:
                 raise  # truncated, or over the pixel limit: already one line naming the file
             except Exception as exc:
