@@ -351,7 +351,8 @@ def test_folder_with_mixed_sizes(tmp_path, capsys):
     d.mkdir()
     for i in range(1, 5):
         save_rgb8(d / f"{i:06d}.png", np.zeros((8, 8 if i != 3 else 10, 3), np.uint8))
-    _bad([d, "--fps", "240", "--window", "2"], tmp_path, capsys, "one size")
+    line = _bad([d, "--fps", "240", "--window", "2"], tmp_path, capsys, "one size")
+    assert "'000003.png' is 8x10 but earlier frames are 8x8" in line  # HxW
 
 
 def test_grayscale_video(tmp_path, capsys):

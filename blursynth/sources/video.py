@@ -246,7 +246,7 @@ def _probe_folder(p: Path, fps):
         try:
             # As displayed (EXIF orientation applied), as _read_frame_file's decoder reads it.
             height, width, mode = read_header(f)
-            this = (width, height)
+            this = (height, width)
         except BadInputError:
             raise  # truncated, or over the pixel limit: one line naming the file
         except Exception as exc:
@@ -262,7 +262,7 @@ def _probe_folder(p: Path, fps):
             )
     if fps is None:
         raise BadInputError(f"folder '{p}' does not record a frame rate; pass --fps (e.g. --fps 240).")
-    return SourceInfo(str(p), "frames", len(numbered), float(fps), size[1], size[0],
+    return SourceInfo(str(p), "frames", len(numbered), float(fps), size[0], size[1],
                       tuple(str(f) for _, f in numbered))
 
 
