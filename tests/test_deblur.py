@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageOps
 
-from .conftest import error_line
+from .conftest import error_line, held_lock
 
 
 class _Identity:
@@ -133,3 +133,12 @@ def test_refused_at_the_lock_keeps_what_another_run_wrote(run_cli, stub_model, t
     r = _deblur(run_cli, tmp_path / "p.png", out=out)
     assert r.code == 2 and "already exists" in error_line(r), r.err
     assert (out / "p.png").read_bytes() == b"the other run's photo"
+
+
+def test_refused_at_the_lock_prints_only_its_error_line(run_cli, stub_model, tmp_path, photo):
+    Image.fromarray(photo).save(tmp_path / "p.png")
+    out = tmp_path / "out"
+    with held_lock(out) as pid:
+        r = run_cli("deblur", "--model", "stub", tmp_path / "p.png", "--out", out)  # with its progress bar
+    assert r.code == 2 and f"(pid {pid})" in error_line(r)
+    assert [line for line in r.err.splitlines() if line.strip()] == [error_line(r)], r.err

@@ -252,23 +252,24 @@ def deblur_images(settings: DeblurSettings) -> dict:
             raise BadInputError(f"{src}: {height}x{width} is too small; images must be at least 8 px a side.")
     claimed = claim(out, DEBLURRED)  # before the first (possibly long) deblur, not after it
     written, notes = [], []
-    bar = None
-    if settings.progress:
-        from tqdm import tqdm
-
-        bar = tqdm(total=len(plan), desc="deblur", unit="image")
     with lock_output(out):  # outside the try: a refused run must not undo the folder the other one writes
         # Again, outside the try too: another run may have written them meanwhile, into the folder
         # this claim made, and undoing that folder would remove its outputs.
         _check_existing(dests, settings.overwrite)
+        bar = None
+        if settings.progress:  # once nothing can refuse the run: a refusal is its one line
+            from tqdm import tqdm
+
+            bar = tqdm(total=len(plan), desc="deblur", unit="image")
         try:
             _deblur_each(plan, gen, settings, written, notes, bar)
         except BaseException:
             if not written:
                 claimed.undo()
             raise
-    if bar is not None:
-        bar.close()
+        finally:
+            if bar is not None:
+                bar.close()
     return {"written": written, "notes": notes}
 
 
