@@ -279,3 +279,18 @@ def test_a_data_folder_that_is_a_link_is_refused_and_nothing_behind_it_is_remove
     with pytest.raises(BadInputError, match=r"data is a symbolic link; blursynth will not remove or replace shards through a link"):
         write_tiny(out, n=12, shard_size=6)
     assert sorted(p.name for p in (shared / "data").iterdir()) == before
+
+
+def test_a_killed_writers_temporaries_are_found_whatever_the_shard_count(tmp_path):
+    # Shard numbers take more than five digits from 100000 shards on (a kernel bank may have 100000).
+    from blursynth.dataset.schema import shard_name
+    from blursynth.dataset.writer import _remove_temporaries
+
+    data = tmp_path / "data"
+    data.mkdir()
+    names = [shard_name("train", 3, 12), shard_name("train", 99999, 100000), shard_name("train", 100000, 100001)]
+    for name in names:
+        (data / f".{name}.tmp4242").write_bytes(b"partial")
+    (data / ".notes.parquet.tmp4242").write_bytes(b"not a shard name")
+    _remove_temporaries(tmp_path)
+    assert [p.name for p in data.iterdir()] == [".notes.parquet.tmp4242"]

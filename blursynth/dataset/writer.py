@@ -313,7 +313,7 @@ def _prepare_output(out: Path, claimed, *, kind: str, fingerprint: str, n_shards
 
 
 #: The names the writer gives its shards (a stale one of another plan is removed; no other file is).
-_SHARD = re.compile(r"[A-Za-z0-9_]+-\d{5}-of-\d{5}\.parquet")
+_SHARD = re.compile(r"[A-Za-z0-9_]+-\d{5,}-of-\d{5,}\.parquet")
 
 
 def _remove_temporaries(out: Path) -> None:
