@@ -142,3 +142,15 @@ def test_refused_at_the_lock_prints_only_its_error_line(run_cli, stub_model, tmp
         r = run_cli("deblur", "--model", "stub", tmp_path / "p.png", "--out", out)  # with its progress bar
     assert r.code == 2 and f"(pid {pid})" in error_line(r)
     assert [line for line in r.err.splitlines() if line.strip()] == [error_line(r)], r.err
+
+
+def test_a_killed_runs_temporary_outputs_are_removed_only_those(run_cli, stub_model, tmp_path, photo):
+    Image.fromarray(photo).save(tmp_path / "p.png")
+    out = tmp_path / "out"
+    out.mkdir()
+    debris, kept = out / ".p.png.tmp4242", out / ".q.png.tmp4242"  # q.png is no output of this run
+    for path in (debris, kept):
+        path.write_bytes(b"partial")
+    r = _deblur(run_cli, tmp_path / "p.png", out=out)
+    assert r.code == 0, r.err
+    assert not debris.exists() and kept.exists() and (out / "p.png").exists()

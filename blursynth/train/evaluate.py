@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..dataset.outputs import OutputKind, atomic_write_text, claim, lock_output
+from ..dataset.outputs import OutputKind, atomic_write_text, claim, lock_output, remove_temporaries
 from ..errors import BadInputError
 from ..nn.device import resolve_device
 from .data import open_pairs, pair_ids, split_indices, to_tensor
@@ -256,6 +256,8 @@ def deblur_images(settings: DeblurSettings) -> dict:
         # Again, outside the try too: another run may have written them meanwhile, into the folder
         # this claim made, and undoing that folder would remove its outputs.
         _check_existing(dests, settings.overwrite)
+        for folder in sorted({d.parent for d in dests}):  # what a killed run of these outputs left
+            remove_temporaries(folder, {d.name for d in dests if d.parent == folder}.__contains__)
         bar = None
         if settings.progress:  # once nothing can refuse the run: a refusal is its one line
             from tqdm import tqdm
