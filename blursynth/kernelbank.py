@@ -128,7 +128,7 @@ class KernelBankConfig:
                                f"{MAX_SHARDS}; pass a larger --shard-size.", "shard_size")
         side = self.psf_size if self.psf_size is not None else self.canvas - 1 + self.canvas % 2
         check_path_fits(self.trajectory, int(side),
-                        side_option="--psf-size" if self.psf_size else "--canvas")
+                        side_option="--psf-size" if self.psf_size else "--canvas", centre=self.centre)
 
     def settings(self) -> dict:
         """Plain-dict settings for manifests and fingerprints (no worker count)."""

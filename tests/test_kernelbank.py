@@ -174,7 +174,10 @@ def test_hand_edited_bank_manifest_is_refused(tmp_path, run_cli, photo, edit, ex
     (["--n", "100001", "--shard-size", "1"], "makes 100001 shards, more than 100000"),
     (["--length", "1e9"], "every kernel would be clipped at every exposure"),
     (["--length", "1e9", "--psf-size", "1025"],
-     f"Use a --length below {1025 * 1999 * 2 ** 0.5:.0f} (DeblurGAN uses 60) or a larger --psf-size"),
+     "Use a --length of at most 512 px, which always fits a 1025 px PSF centred on its centre of mass"),
+    (["--length", "1e9", "--psf-size", "1025"], "or a larger --psf-size."),
+    (["--length", "1e9", "--canvas", "16", "--centre", "bbox"],
+     "Use a --length of at most 14 px, which always fits a 15 px PSF centred on its bounding box"),
 ])
 def test_counts_and_lengths_that_cannot_be_meant_are_refused_at_once(tmp_path, run_cli, args,
                                                                       expect):
@@ -217,6 +220,25 @@ def test_the_length_limit_is_where_every_kernel_must_clip():
                      exposures=(0.1, 1.0), canvas=16)
 
 
+@pytest.mark.parametrize("centre", ["mass", "bbox"])
+def test_the_length_refusal_suggests_a_length_at_which_no_kernel_clips(centre):
+    import re
+
+    from blursynth.ops.psf import rasterize_psfs
+    from blursynth.ops.trajectory import check_path_fits, sample_trajectories
+
+    with pytest.raises(ValueError, match="every kernel would be clipped") as info:
+        check_path_fits(TrajectoryConfig(n_samples=20, length_px=1e9), 15, centre=centre)
+    fit = float(re.search(r"--length of at most (\d+) px", str(info.value)).group(1))
+    assert fit == {"mass": 7, "bbox": 14}[centre]  # on the order of the 15 px side, not past it
+    trajs = sample_trajectories(TrajectoryConfig(n_samples=20, length_px=fit), 0, np.arange(500))[0]
+    _, _, clipped, _ = rasterize_psfs(trajs, (0.1, 0.5, 1.0), centre=centre, max_size=15)
+    assert (clipped < 1e-12).all()  # the mass kept is 1 up to rounding
+    # It is the canvas side's order, not far below: a 16 px path clips many kernels.
+    trajs = sample_trajectories(TrajectoryConfig(n_samples=20, length_px=16.0), 0, np.arange(500))[0]
+    assert (rasterize_psfs(trajs, (1.0,), centre=centre, max_size=15)[2] > 0.01).sum() > 100
+
+
 def test_blur_refuses_a_fresh_trajectory_length_that_clips_every_kernel(tmp_path, run_cli, photo):
     from blursynth.pairs.shake import BlurSettings
 
@@ -231,7 +253,23 @@ def test_blur_refuses_a_fresh_trajectory_length_that_clips_every_kernel(tmp_path
     r = run_cli("blur", tmp_path / "p", "--psf-source", "fresh", "--length", "1e9",
                 "--out", tmp_path / "o")
     assert r.code == 2 and "every kernel would be clipped" in error_line(r)
+    # The remedy names blur's own option, --canvas (a recipe's canvas), not a settings field.
+    assert error_line(r).endswith("or a larger --canvas."), error_line(r)
+    assert "at most 31 px" in error_line(r) and "fresh_canvas" not in error_line(r)
     assert not (tmp_path / "o").exists()
+    r = run_cli("blur", tmp_path / "p", "--psf-source", "fresh", "--length", "1e9", "--canvas", "16",
+                "--out", tmp_path / "o")
+    assert r.code == 2 and "at most 7 px, which always fits a 15 px PSF" in error_line(r), r
+    r = run_cli("blur", tmp_path / "p", "--psf-source", "fresh", "--length", "7", "--canvas", "16",
+                "--out", tmp_path / "o")
+    assert r.code == 0, r
+    assert json.loads((tmp_path / "o/manifest.json").read_text())["command"]["fresh_canvas"] == 16
+    recipe = tmp_path / "r.toml"
+    recipe.write_text(f'[[steps]]\nname = "pairs"\nrun = "blur"\nphotos = "{tmp_path}/p"\n'
+                      'psf_source = "fresh"\nlength = 1e9\ncanvas = 16\n')
+    r = run_cli("build", recipe, "--out", tmp_path / "b", "--dry-run")
+    assert r.code == 2 and error_line(r).startswith(f"error: {recipe}:6: "), r
+    assert "a length of at most 7 px" in error_line(r) and error_line(r).endswith("or a larger canvas."), r
 
 
 def test_a_bank_of_heavily_clipped_kernels_is_warned_about(tmp_path, capsys):

@@ -182,7 +182,8 @@ def _width_first(size):
 #: ``--frames``), per step kind: key -> (settings field, conversion or None). The field's own
 #: name (``n_frames``) is read too; a table may not give both.
 OPTION_KEYS = {
-    "blur": {"length": ("fresh_length_px", None), "resize_to": ("resize", _width_first)},
+    "blur": {"length": ("fresh_length_px", None), "canvas": ("fresh_canvas", None),
+             "resize_to": ("resize", _width_first)},
     "render-clip": {"frames": ("n_frames", None)},
     "bgan-train": {"max_minutes": ("max_seconds", lambda m: 60.0 * float(m)), "quiet": ("progress", _not)},
     "train": {"quiet": ("progress", _not), "no_verify": ("verify", _not)},

@@ -93,6 +93,9 @@ def _resize(ctx, param, value):
               help="Pairs drawn together before rendering (the output does not depend on it).")
 @click.option("--length", "length_px", type=click.FloatRange(0, None, min_open=True), default=60.0, show_default=True,
               help="Trajectory length in pixels for --psf-source fresh.")
+@click.option("--canvas", type=click.IntRange(3, 1025), default=64, show_default=True,
+              help="Largest PSF side for --psf-source fresh (even values use the odd size below), as "
+                   "trajectories' --canvas.")
 @click.option("--strict", is_flag=True,
               help="Stop at the first unreadable photo, or one smaller than --crop, instead of skipping it.")
 @click.option("--png-level", type=click.IntRange(0, 9), default=None, help="zlib level; default is the fast fpng encoder.")
@@ -101,7 +104,7 @@ def _resize(ctx, param, value):
 @workers_option
 @overwrite_option
 def blur(photos, kernels, out, psf_source, exposure, per_image, crop, resize, resize_to, crf, saturation, noise,
-         jpeg, border, device, batch, length_px, strict, png_level, shard_size, seed, workers, overwrite):
+         jpeg, border, device, batch, length_px, canvas, strict, png_level, shard_size, seed, workers, overwrite):
     """Blur sharp PHOTOS by trajectory PSFs in linear light: a pair dataset.
 
     \b
@@ -125,7 +128,7 @@ def blur(photos, kernels, out, psf_source, exposure, per_image, crop, resize, re
         photos=photos, kernels=kernels, psf_source=psf_source, exposure=exposure, per_image=per_image,
         crop=crop, resize=resize, crf=crf, saturation=saturation, noise=noise, jpeg=jpeg, border=border,
         device=device, batch=batch, seed=seed, strict=strict, fresh_length_px=length_px,
-        png_level=png_level, shard_size=shard_size,
+        fresh_canvas=canvas, png_level=png_level, shard_size=shard_size,
     )
     manifest = blur_photos(settings, out, workers=workers, overwrite=overwrite)
     echo_manifest(manifest, out)

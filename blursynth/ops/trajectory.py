@@ -83,7 +83,25 @@ class TrajectoryConfig:
 PARAM_NAMES = ("expl", "centripetal", "prob_big_shake", "gaussian_shake", "angle_rad")
 
 
-def check_path_fits(config: TrajectoryConfig, side: int, *, side_option: str = "--canvas") -> None:
+def longest_fitting_path(side: int, centre: str = "mass") -> int:
+    """The longest path, in px, whose every PSF fits a ``side`` px canvas whatever its shape.
+
+    A path never spans more than its length along x or along y. Centred on its bounding box, a
+    PSF reaches at most half that span from its centre pixel; centred on its centre of mass, up
+    to the whole span (the mass may sit at one end). The PSF holds ``(side - 1) / 2`` px either
+    side of its centre pixel.
+
+    Examples
+    --------
+    >>> longest_fitting_path(63), longest_fitting_path(63, "bbox")
+    (31, 62)
+    """
+    half = (int(side) - 1) // 2
+    return 2 * half if centre == "bbox" else half
+
+
+def check_path_fits(config: TrajectoryConfig, side: int, *, side_option: str = "--canvas",
+                    centre: str = "mass") -> None:
     """Refuse a path length at which every PSF must lose mass off a ``side`` px canvas.
 
     Every step of a trajectory moves exactly ``length_px / (n_samples - 1)`` px, so its first
@@ -91,7 +109,8 @@ def check_path_fits(config: TrajectoryConfig, side: int, *, side_option: str = "
     PSF of two or more samples fits: the rasteriser would crop and renormalise every kernel at
     every exposure, a bank of clipped kernels nobody asked for. Shorter paths that overflow the
     canvas for many draws are left alone (which draws do depends on the draw); kernel banks
-    record each kernel's clipped mass.
+    record each kernel's clipped mass. The refusal suggests :func:`longest_fitting_path`, the
+    length at which no kernel is clipped (PSFs centred as ``centre`` says).
 
     Raises
     ------
@@ -109,12 +128,14 @@ def check_path_fits(config: TrajectoryConfig, side: int, *, side_option: str = "
     steps = int(config.n_samples) - 1
     step_px = float(config.length_px) / steps
     if step_px / math.sqrt(2) >= side:
-        longest = side * steps * math.sqrt(2)
+        fit = longest_fitting_path(side, centre)
+        where = "bounding box" if centre == "bbox" else "centre of mass"
         raise SettingError(
             f"--length {config.length_px:g} px over {config.n_samples} samples moves "
             f"{step_px:.3g} px per step, more than the {side} px PSF side: every kernel would be clipped at every "
-            f"exposure. Use a --length below {longest:.0f} (DeblurGAN uses 60) or a larger "
-            f"{side_option}.", "length_px")
+            f"exposure. Use a --length of at most {fit} px, which always fits a {side} px PSF centred on its "
+            f"{where} (a path spans at most its length along x or y; longer paths, such as DeblurGAN's 60 px "
+            f"on a 64 px canvas, clip some kernels), or a larger {side_option}.", "length_px")
 
 
 def sample_trajectories(config: TrajectoryConfig, seed: int, indices, *, stream: int = 0):

@@ -76,9 +76,9 @@ class BlurSettings:
     strict : bool
         Stop at the first unreadable photo instead of skipping it.
     fresh_length_px : float
-        Trajectory length for ``psf_source="fresh"``.
+        Trajectory length for ``psf_source="fresh"`` (``--length``; a recipe's ``length``).
     fresh_canvas : int
-        Largest PSF side for fresh trajectories.
+        Largest PSF side for fresh trajectories (``--canvas``; a recipe's ``canvas``).
     png_level : int or None
     shard_size : int
     """
@@ -145,7 +145,7 @@ class BlurSettings:
         from ..kernelbank import MAX_CANVAS
 
         if not (3 <= self.fresh_canvas <= MAX_CANVAS):
-            raise SettingError(f"PSF canvas must be in [3, {MAX_CANVAS}]; got {self.fresh_canvas!r}.",
+            raise SettingError(f"--canvas must be in [3, {MAX_CANVAS}]; got {self.fresh_canvas!r}.",
                                "fresh_canvas")
         if not (self.fresh_length_px > 0 and math.isfinite(self.fresh_length_px)):
             raise SettingError(f"trajectory length must be > 0 px; got {self.fresh_length_px!r}.",
@@ -156,7 +156,7 @@ class BlurSettings:
             side = self.fresh_canvas if self.fresh_canvas % 2 else self.fresh_canvas - 1
             try:
                 check_path_fits(TrajectoryConfig(length_px=float(self.fresh_length_px)), side,
-                                side_option="fresh_canvas")
+                                side_option="--canvas")
             except SettingError as exc:
                 raise SettingError(str(exc), "fresh_length_px") from None
 
