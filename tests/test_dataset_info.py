@@ -1,6 +1,9 @@
-"""dataset info and dataset preview."""
+"""dataset info, and dataset and kernels preview."""
+
+from pathlib import Path
 
 import numpy as np
+import pytest
 
 from blursynth.dataset import dataset_info
 
@@ -24,6 +27,24 @@ def test_info_and_preview(tmp_path, run_cli):
     sheet, _ = load_rgb8(tmp_path / "p.png")
     assert sheet.shape[0] > 3 * 160 and sheet.std() > 10
     assert r.out.strip() == f"wrote {tmp_path / 'p.png'} ({sheet.shape[0]}x{sheet.shape[1]} HxW)"
+
+
+
+@pytest.mark.parametrize("command", ["dataset", "kernels"])
+def test_preview_removes_the_temporary_a_killed_preview_of_the_same_out_left(tmp_path, run_cli, command):
+    data = Path(__file__).resolve().parents[1] / "kernels" / "eval48"
+    if command == "dataset":
+        data = tmp_path / "d"
+        write_tiny(data)
+    sheets = tmp_path / "sheets"
+    sheets.mkdir()
+    # A kill mid-write of p.png; q.png's, and a name that only looks like one, are not this run's.
+    for name in (".p.png.tmp99999", ".q.png.tmp99999", ".p.png.old.tmp99999", "notes.txt"):
+        (sheets / name).write_bytes(b"x")
+    r = run_cli(command, "preview", data, "--out", sheets / "p.png", "--count", "1")
+    assert r.code == 0, r.err
+    assert sorted(p.name for p in sheets.iterdir()) == [
+        ".p.png.old.tmp99999", ".q.png.tmp99999", "notes.txt", "p.png"]
 
 
 def _line_psf(length):

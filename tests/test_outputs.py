@@ -5,7 +5,7 @@ import os
 
 import pytest
 
-from blursynth.dataset.outputs import OutputKind, atomic_write_text, claim, hidden_or_log
+from blursynth.dataset.outputs import OutputKind, atomic_write_text, claim, hidden_or_log, temporary_path
 from blursynth.errors import BadInputError
 
 from .conftest import held_lock
@@ -114,6 +114,26 @@ def test_cannot_write_in_a_read_only_folder(tmp_path):
         assert not list(locked.iterdir())
     finally:
         locked.chmod(0o700)
+
+
+def test_every_clean_up_of_temporaries_matches_the_names_temporary_path_gives(tmp_path):
+    from blursynth.dataset.outputs import TEMPORARY
+
+    for name in ("checkpoint.pt", "manifest.json", "export", "step-0000004.png", ".hidden"):
+        m = TEMPORARY.fullmatch(temporary_path(tmp_path / name).name)
+        assert m is not None and m["name"] == name
+    assert TEMPORARY.fullmatch("checkpoint.pt.tmp12") is None  # not hidden: the user's file
+
+
+def test_write_output_file_names_its_option_when_the_folder_is_busy(tmp_path):
+    from blursynth.dataset.outputs import write_output_file
+
+    with held_lock(tmp_path) as pid:
+        with pytest.raises(BadInputError) as err:
+            write_output_file(tmp_path / "s.json", b"{}", option="--json")
+    assert str(err.value) == (f"--json {tmp_path / 's.json'}: another blursynth process (pid {pid}) is "
+                              "writing there; wait for it to finish or choose another --json.")
+    assert not (tmp_path / "s.json").exists()
 
 
 def test_atomic_write_text_replaces_whole(tmp_path):
@@ -225,7 +245,8 @@ def test_lock_output_nests_in_one_thread_and_refuses_another_thread(tmp_path):
         t = threading.Thread(target=other)
         t.start()
         t.join()
-    assert len(errors) == 1 and f"(pid {os.getpid()})" in errors[0]
+    assert errors == [f"--out {tmp_path}: another thread of this process is writing there; "
+                      "wait for it to finish or choose another --out."]
     with lock_output(tmp_path):  # released after the outer block
         t = threading.Thread(target=other)
     t.start()
@@ -233,7 +254,11 @@ def test_lock_output_nests_in_one_thread_and_refuses_another_thread(tmp_path):
     assert len(errors) == 1
 
 
-def test_lock_output_keep_false_removes_the_file_and_a_waiting_opener_locks_a_fresh_one(tmp_path):
+def test_lock_output_keep_false_removes_the_file_and_a_waiting_opener_locks_a_fresh_one(tmp_path, monkeypatch):
+    import fcntl
+    import subprocess
+    import sys
+
     from blursynth.dataset.outputs import LOCK_NAME, lock_output
 
     (tmp_path / "mine.txt").write_text("")
@@ -247,6 +272,30 @@ def test_lock_output_keep_false_removes_the_file_and_a_waiting_opener_locks_a_fr
         with pytest.raises(BadInputError, match=f"pid {pid}"):
             with lock_output(tmp_path, keep=False):
                 pass
+
+    # Another process holds the lock with keep=False; this one opens its lock file, and before it
+    # tries the lock the holder finishes: removes the file and releases it. The lock this one then
+    # gets is on a file no longer in the folder, so it must open and lock a fresh one.
+    code = ("import sys; from blursynth.dataset.outputs import lock_output\n"
+            "with lock_output(sys.argv[1], keep=False):\n"
+            "    print('locked', flush=True); sys.stdin.read()\n")
+    holder = subprocess.Popen([sys.executable, "-c", code, str(tmp_path)], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline() == "locked\n"
+    real_flock, locked = fcntl.flock, []
+
+    def flock_after_the_holder_finishes(fd, op):
+        if not locked:
+            holder.communicate("")  # it removes the file it held, and exits
+        locked.append(os.fstat(fd).st_nlink)
+        return real_flock(fd, op)
+
+    monkeypatch.setattr(fcntl, "flock", flock_after_the_holder_finishes)
+    with lock_output(tmp_path, keep=False):
+        assert holder.returncode == 0
+        assert locked == [0, 1]  # the removed file, then a fresh one in the folder
+        assert (tmp_path / LOCK_NAME).read_text() == f"{os.getpid()}\n"
+    assert not (tmp_path / LOCK_NAME).exists()
 
 
 def test_lock_output_on_a_file_system_without_locks_warns_and_writes(tmp_path, monkeypatch):

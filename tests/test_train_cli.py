@@ -266,6 +266,17 @@ def test_evaluate_json_path_checked_before_scoring(run_cli, trained_run, tiny_pa
     assert (tmp_path / "new" / "s.json").is_file()
 
 
+
+def test_evaluate_json_removes_the_temporary_a_killed_evaluate_of_the_same_json_left(
+        run_cli, trained_run, tiny_pairs_dataset, tmp_path):
+    for name in (".s.json.tmp99999", ".t.json.tmp99999", "t.json"):
+        (tmp_path / name).write_text("{}")
+    r = run_cli("evaluate", "--model", trained_run, "--data", tiny_pairs_dataset(), "--limit", 1,
+                "--quiet", "--json", tmp_path / "s.json")
+    assert r.code == 0, r.err
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".t.json.tmp99999", "s.json", "t.json"]
+
+
 def test_evaluate_heldout_warns_for_a_dataset_the_run_never_used(run_cli, trained_run,
                                                                  tiny_pairs_dataset):
     args = ("evaluate", "--model", trained_run, "--split", "heldout", "--quiet")
@@ -323,3 +334,16 @@ def test_resume_with_more_steps_warns_about_the_schedule(run_cli, tiny_pairs_dat
     assert "was a run of 4 steps, now 8" in longer.err and "from 0 to 0.001" in longer.err, longer.err
     _fails(run_cli, *args, "--steps", 5, "--resume", match="already at step 8")
     assert run_cli(*args, "--steps", 8, "--resume").code == 0  # a finished run: nothing left to do
+
+
+def test_interrupted_run_says_rerun_before_the_first_checkpoint_and_resume_after(tmp_path):
+    from blursynth.commands._common import interrupted_run
+    from blursynth.errors import Interrupted
+
+    first = interrupted_run(tmp_path)
+    assert isinstance(first, Interrupted) and first.exit_code == 130
+    assert str(first) == (f"interrupted before the first checkpoint; rerun the same command to start "
+                          f"again in {tmp_path}.")
+    (tmp_path / "checkpoint.pt").write_bytes(b"x")
+    assert str(interrupted_run(tmp_path)) == (f"interrupted; {tmp_path} keeps its last checkpoint: rerun "
+                                              "the same command with --resume to continue.")

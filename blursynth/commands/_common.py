@@ -84,3 +84,19 @@ def echo_manifest(manifest: dict, out) -> None:
         f"wrote {manifest['num_rows']} rows in {len(manifest['shards'])} shard(s) to {out} "
         f"(fingerprint {manifest['fingerprint']})"
     )
+
+
+def interrupted_run(out):
+    """The error for Ctrl-C during ``train`` or ``bgan train`` into the run folder ``out``: with no
+    checkpoint there yet the run is started again, with one it is continued with ``--resume``.
+    Raise it ``from None`` (the traceback of the interrupt says nothing to the user)."""
+    from pathlib import Path
+
+    from ..errors import Interrupted
+    from ..nn.runs import CHECKPOINT
+
+    if not (Path(out) / CHECKPOINT).is_file():
+        return Interrupted(f"interrupted before the first checkpoint; rerun the same command "
+                           f"to start again in {out}.")
+    return Interrupted(f"interrupted; {out} keeps its last checkpoint: rerun the same command "
+                       f"with --resume to continue.")

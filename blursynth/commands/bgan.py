@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import click
 
-from ._common import device_option, echo_manifest, finite, overwrite_option, positive_int, \
-    seed_option, workers_option
+from ._common import device_option, echo_manifest, finite, interrupted_run, overwrite_option, \
+    positive_int, seed_option, workers_option
 
 
 @click.group()
@@ -101,15 +101,7 @@ def train(sharp, real_blur, out, steps, config, width, blocks, image_skip, patch
     try:
         summary = train_bgan(settings)
     except KeyboardInterrupt:
-        from pathlib import Path
-
-        from ..errors import Interrupted
-
-        if not (Path(out) / "checkpoint.pt").is_file():
-            raise Interrupted(f"interrupted before the first checkpoint; rerun the same command "
-                              f"to start again in {out}.") from None
-        raise Interrupted(f"interrupted; {out} keeps its last checkpoint: rerun the same command "
-                          f"with --resume to continue.") from None
+        raise interrupted_run(out) from None
     last = summary["last"]
     msg = f"trained {summary['steps']}/{summary['total_steps']} steps into {summary['out']}"
     if summary["stopped"] == "time":

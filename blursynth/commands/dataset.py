@@ -82,7 +82,7 @@ def preview(path, out, count, height, start, crop_full_res, no_verify):
 
         sheet = dataset_sheet(path, count=count, height=height, start=start, verify=not no_verify,
                               crop_full_res=crop_full_res)
-    save_rgb8(out, sheet)
+    save_rgb8(out, sheet, option="--out")
     click.echo(f"wrote {out} ({sheet.shape[0]}x{sheet.shape[1]} HxW)")
 
 

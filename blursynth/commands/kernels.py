@@ -29,7 +29,7 @@ def preview(bank, out, count, columns, start, scale, no_verify):
 
     sheet = contact_sheet(bank, count=count, columns=columns, scale=scale, start=start,
                           verify=not no_verify)
-    save_rgb8(out, sheet)
+    save_rgb8(out, sheet, option="--out")
     click.echo(f"wrote {out} ({sheet.shape[0]}x{sheet.shape[1]} HxW)")
 
 

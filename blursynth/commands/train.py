@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import click
 
-from ._common import device_option, finite, no_verify_option, seed_option
+from ._common import device_option, finite, interrupted_run, no_verify_option, seed_option
 
 
 def _data_specs(ctx, param, value):
@@ -99,15 +99,7 @@ def train(data, out, config, steps, epochs, crop, batch_size, lr, critic_steps, 
     try:
         summary = run_training(settings)
     except KeyboardInterrupt:
-        from ..errors import Interrupted
-
-        from pathlib import Path
-
-        if not (Path(out) / "checkpoint.pt").is_file():
-            raise Interrupted(f"interrupted before the first checkpoint; rerun the same command "
-                              f"to start again in {out}.") from None
-        raise Interrupted(f"interrupted; {out} keeps its last checkpoint: rerun the same command "
-                          f"with --resume to continue.") from None
+        raise interrupted_run(out) from None
     if summary["rank"] != 0:  # under torchrun, one report is enough
         return
     last = summary["last"]

@@ -6,14 +6,13 @@ import contextlib
 import errno
 import json
 import os
-import re
 import shutil
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import BadInputError, native_noise_quiet
-from .outputs import LOCK_NAME, OutputKind, claim, lock_output, temporary_path
+from .outputs import LOCK_NAME, TEMPORARY, OutputKind, claim, lock_output, temporary_path
 from .reader import PairDataset
 from .schema import struct_array
 
@@ -73,14 +72,11 @@ def export_png(dataset, out, *, progress: bool = True, overwrite: bool = False, 
     return n
 
 
-_LEFTOVER = re.compile(r"\.(?P<name>.+)\.tmp\d+")
-
-
 def _remove_leftovers(out: Path) -> None:
     """Remove the half-built folders of exports into ``out`` that were killed (``.OUT.tmpPID``):
     only folders that hold nothing but what an export writes; links are never followed."""
     for path in out.parent.iterdir():
-        m = _LEFTOVER.fullmatch(path.name)
+        m = TEMPORARY.fullmatch(path.name)
         if not m or m["name"] != out.name or path.is_symlink() or not path.is_dir():
             continue
         if {p.name for p in path.iterdir()} <= {*_EXPORT_FOLDERS, "params.jsonl", LOCK_NAME}:

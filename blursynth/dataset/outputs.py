@@ -200,7 +200,7 @@ def _holder_pid(fd: int) -> str:
 
 
 @contextmanager
-def lock_output(path, *, shown=None, keep: bool = True):
+def lock_output(path, *, shown=None, option: str = "--out", keep: bool = True):
     """Hold an exclusive lock on the output folder ``path`` while writing it.
 
     The lock is a non-blocking ``fcntl.flock`` on ``path/.blursynth.lock`` (made if missing,
@@ -217,6 +217,9 @@ def lock_output(path, *, shown=None, keep: bool = True):
     shown : str or Path, optional
         The ``--out`` to name in the message, when it is not ``path`` (render-clip's clip locks
         the folder it goes in).
+    option : str
+        The option ``shown`` was given with, for the messages (``evaluate --json``'s report locks
+        the folder it goes in).
     keep : bool
         Leave the lock file when released; false removes it (a folder of the user's own files,
         such as the one a render-clip clip goes in, is left as it was found).
@@ -229,7 +232,7 @@ def lock_output(path, *, shown=None, keep: bool = True):
     Raises
     ------
     BadInputError
-        Another process (or thread) holds the folder: one line naming its pid.
+        Another process holds the folder (one line naming its pid), or another thread of this one.
 
     Examples
     --------
@@ -258,11 +261,11 @@ def lock_output(path, *, shown=None, keep: bool = True):
             with _held_guard:
                 _held[key] = (me, _held[key][1] - 1)
         return
-    busy = (f"--out {shown or path}: another blursynth process (pid {{pid}}) is writing there; "
-            "wait for it to finish or choose another --out.")
+    busy = (f"{option} {shown or path}: {{who}} is writing there; "
+            f"wait for it to finish or choose another {option}.")
     with _held_guard:
         if key in _held:
-            raise BadInputError(busy.format(pid=os.getpid()))
+            raise BadInputError(busy.format(who="another thread of this process"))
         _held[key] = (me, 1)
     fd = None
     lock = path / LOCK_NAME
@@ -272,7 +275,7 @@ def lock_output(path, *, shown=None, keep: bool = True):
                 path.mkdir(parents=True, exist_ok=True)
                 fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
             except OSError as exc:
-                raise BadInputError(f"--out {path}: cannot write there ({exc.strerror or exc}); "
+                raise BadInputError(f"{option} {path}: cannot write there ({exc.strerror or exc}); "
                                     "choose a folder you can write to.") from None
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -280,12 +283,12 @@ def lock_output(path, *, shown=None, keep: bool = True):
                 pid = _holder_pid(fd)
                 os.close(fd)
                 fd = None
-                raise BadInputError(busy.format(pid=pid)) from None
+                raise BadInputError(busy.format(who=f"another blursynth process (pid {pid})")) from None
             except OSError as exc:
                 if exc.errno not in _NO_LOCKS:
                     raise
                 # Some network file systems have no flock: writing unlocked beats refusing to write.
-                warnings.warn(f"--out {path}: this file system does not support locks ({exc.strerror}); "
+                warnings.warn(f"{option} {path}: this file system does not support locks ({exc.strerror}); "
                               "make sure no other blursynth command writes there at the same time.", stacklevel=3)
                 break
             if not _same_file(fd, lock):  # its holder removed it (keep=False) as we opened it
@@ -323,7 +326,9 @@ def temporary_path(path) -> Path:
     return path.with_name(f".{path.name}.tmp{os.getpid()}")
 
 
-_TEMPORARY = re.compile(r"\.(?P<name>.+)\.tmp\d+")  # temporary_path's names
+#: The names :func:`temporary_path` gives, for ``fullmatch``; group ``name`` is the name the
+#: temporary file or folder will be renamed to. Clean-ups of what killed writers left match this.
+TEMPORARY = re.compile(r"\.(?P<name>.+)\.tmp\d+")
 
 
 def remove_temporaries(folder, own) -> None:
@@ -345,7 +350,7 @@ def remove_temporaries(folder, own) -> None:
     if folder.is_symlink() or not folder.is_dir():
         return
     for path in folder.iterdir():
-        m = _TEMPORARY.fullmatch(path.name)
+        m = TEMPORARY.fullmatch(path.name)
         if m and own(m["name"]) and (path.is_symlink() or path.is_file()):
             path.unlink(missing_ok=True)
 
@@ -372,6 +377,30 @@ def atomic_write_bytes(path, data: bytes) -> None:
 def atomic_write_text(path, text: str) -> None:
     """:func:`atomic_write_bytes` for UTF-8 text."""
     atomic_write_bytes(path, text.encode())
+
+
+def write_output_file(path, data: bytes, *, option: str = "--out") -> None:
+    """Write ``path``, the one file a command makes (a preview sheet, ``evaluate --json``'s
+    report), as :func:`atomic_write_bytes` does, first removing the temporary file a killed write
+    of that name left (that name only: the folder may be the user's).
+
+    The folder is locked meanwhile, as every writer's is, so that the file removed is never
+    another run's in progress; its lock file is removed after (``keep=False``), as for a
+    render-clip clip. ``option`` names ``path`` in the messages.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> out = Path(tempfile.mkdtemp())
+    >>> _ = (out / ".sheet.png.tmp41").write_bytes(b"killed")
+    >>> write_output_file(out / "sheet.png", b"png")
+    >>> sorted(p.name for p in out.iterdir())
+    ['sheet.png']
+    """
+    path = Path(path)
+    with lock_output(path.parent, shown=path, option=option, keep=False):
+        remove_temporaries(path.parent, path.name.__eq__)
+        atomic_write_bytes(path, data)
 
 
 def atomic_torch_save(obj, path) -> None:

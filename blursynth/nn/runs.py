@@ -226,7 +226,6 @@ def save_checkpoint(state: dict, path) -> None:
     atomic_torch_save(_interned(state), path)
 
 
-_TEMPORARY = re.compile(r"\.(?P<name>.+)\.tmp\d+")
 _SHEET = re.compile(r"step-(?P<step>\d+)\.png")
 
 
@@ -242,16 +241,17 @@ def tidy_run_folder(out, kind: RunKind, *, step: int, sheets=()) -> None:
     Only names the run itself writes are removed, never through a symbolic link; call this with
     the folder's lock held (another process's temporary file is then not being written).
     """
+    from ..dataset.outputs import remove_temporaries
+
     out = Path(out)
     for folder in (out, *(out / name for name in sheets)):
+        remove_temporaries(folder, lambda name: _is_ours(name, kind))
+    for folder in (out / name for name in sheets):
         if folder.is_symlink() or not folder.is_dir():
             continue
         for entry in folder.iterdir():
-            tmp = _TEMPORARY.fullmatch(entry.name)
-            sheet = _SHEET.fullmatch(entry.name) if folder != out else None
-            stale = (tmp is not None and _is_ours(tmp.group("name"), kind)) or \
-                (sheet is not None and int(sheet.group("step")) > step)
-            if stale and (entry.is_symlink() or entry.is_file()):
+            sheet = _SHEET.fullmatch(entry.name)
+            if sheet is not None and int(sheet["step"]) > step and (entry.is_symlink() or entry.is_file()):
                 entry.unlink(missing_ok=True)
 
 

@@ -227,8 +227,13 @@ def encode_png(image: np.ndarray, level: int | None = None) -> bytes:
     return buf.tobytes()
 
 
-def save_rgb8(path, image: np.ndarray) -> None:
-    """Write a uint8 (H, W, 3) RGB or (H, W) gray image; the format follows the suffix (atomic)."""
+def save_rgb8(path, image: np.ndarray, *, option: str | None = None) -> None:
+    """Write a uint8 (H, W, 3) RGB or (H, W) gray image; the format follows the suffix (atomic).
+
+    ``option``, for a command's one output image (``preview --out``), names ``path`` in
+    messages; the image is then written by :func:`blursynth.dataset.outputs.write_output_file`,
+    which also removes what a killed write of it left. Without it, the caller locks the folder.
+    """
     import cv2
 
     path = Path(path)
@@ -246,11 +251,14 @@ def save_rgb8(path, image: np.ndarray) -> None:
         )
     if path.exists() and path.is_dir():
         raise BadInputError(f"{path}: is a folder; expected an image file name.")
-    from ..dataset.outputs import atomic_write_bytes
+    from ..dataset.outputs import atomic_write_bytes, write_output_file
 
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_bytes(path, data)
+        if option is None:
+            atomic_write_bytes(path, data)
+        else:
+            write_output_file(path, data, option=option)
     except OSError as exc:
         blocker = next((a for a in path.parents if a.exists()), None)
         why = f"{blocker} is a file, not a folder" if blocker is not None and not blocker.is_dir() else exc.strerror or exc

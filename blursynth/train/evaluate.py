@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..dataset.outputs import OutputKind, atomic_write_text, claim, lock_output, remove_temporaries
+from ..dataset.outputs import OutputKind, claim, lock_output, remove_temporaries, write_output_file
 from ..errors import BadInputError
 from ..nn.device import resolve_device
 from .data import open_pairs, pair_ids, split_indices, to_tensor
@@ -163,7 +163,7 @@ def evaluate(settings: EvaluateSettings) -> dict:
     if settings.json_path:
         p = Path(settings.json_path)
         p.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(p, json.dumps(report, indent=1) + "\n")
+        write_output_file(p, (json.dumps(report, indent=1) + "\n").encode(), option="--json")
     return report
 
 
