@@ -792,6 +792,45 @@ def test_recipe_refuses_window_and_exposure_ms_together(clip, tmp_path, capsys):
     assert "exposure_ms" in line and "not both" in line, line
 
 
+def test_a_recipe_step_without_window_draws_the_commands_default_windows(clip, tmp_path):
+    recipe = tmp_path / "r.toml"
+    recipe.write_text(f'[build]\nseed = 1\n\n[[steps]]\nname = "pairs"\nrun = "frames-average"\n'
+                      f'inputs = ["{clip}"]\n')
+    assert main(["build", str(recipe), "--out", str(tmp_path / "b")]) == 0
+    assert main(["frames-average", str(clip), "--seed", "1", "--out", str(tmp_path / "c")]) == 0
+    built, direct = (json.loads((tmp_path / d / "manifest.json").read_text()) for d in ("b/pairs", "c"))
+    assert built["fingerprint"] == direct["fingerprint"]
+    assert (built["command"]["window_min"], built["command"]["window_max"]) == (5, 25)
+
+
+@pytest.mark.parametrize("table, shown", [
+    ('exposure_ms = "20-30"', {"exposure_ms": "20-30"}),
+    ("exposure_ms = 20", {"exposure_ms": "20"}),
+    ('window = "7-13"', {"window": "7-13"}),
+    ('window = "9"', {"window": "9"}),
+    ("gap = 1", {"window": "5-25"}),
+])
+def test_dry_run_shows_the_exposure_range_or_the_window_as_asked(clip, tmp_path, capsys, table, shown):
+    recipe = tmp_path / "r.toml"
+    recipe.write_text(f'[[steps]]\nname = "pairs"\nrun = "frames-average"\ninputs = ["{clip}"]\n{table}\n')
+    assert main(["build", str(recipe), "--out", str(tmp_path / "b"), "--dry-run"]) == 0
+    described = json.loads(capsys.readouterr().out.splitlines()[2])
+    # Only what the run uses: an exposure range's windows come from it, not window_min/max.
+    assert {k: described.get(k) for k in ("exposure_ms", "window")} == {"exposure_ms": None, "window": None, **shown}
+    assert not {"window_min", "window_max"} & set(described), described
+
+
+@pytest.mark.parametrize("args, says", [
+    (["--exposure-ms", "5"], "--exposure-ms 5 at 240 fps is 1.2 frames;"),
+    (["--exposure-ms", "4-5"], "--exposure-ms 4-5 at 240 fps is 0.96-1.2 frames;"),
+    (["--window", "50"], "fewer than the shortest window (50, --window 50);"),
+])
+def test_one_value_is_echoed_as_one_value(clip, tmp_path, capsys, args, says):
+    assert main(["frames-average", str(clip), *args, "--out", str(tmp_path / "o")]) == 2
+    line = _one_error_line(capsys)
+    assert says in line, line
+
+
 def test_ghosting_advice_past_the_largest_interpolation(tmp_path, capsys):
     clip, _ = _fast_clip(tmp_path, step_px=40.0)  # 40 px a frame: even 16 in-between frames leave 2.5 px
     assert main(["frames-average", str(clip), "--window", "3", "--out", str(tmp_path / "pairs")]) == 0

@@ -293,7 +293,7 @@ def _same_clip(sidecar: Path, settings, source: str) -> bool:
 
 
 def _prep_frames(st: StepTable):
-    from ..sources.windows import parse_exposure_ms, parse_window
+    from ..sources.windows import parse_exposure_ms, parse_window, span_text
 
     paths = st.paths("inputs", required="a frames-average step needs inputs = ['@clips' or paths].")
     inner = {k: v for k, v in st.table.items() if k not in ("inputs", "window")}
@@ -313,7 +313,16 @@ def _prep_frames(st: StepTable):
             except BadInputError as exc:
                 st.fail(str(exc), "exposure_ms")
     st.step.settings = (paths, st.settings(inner, {}))
-    st.step.describe = {"inputs": paths, **dataclasses.asdict(st.step.settings[1])}
+    settings = dataclasses.asdict(st.step.settings[1])
+    lo, hi = (settings.pop(k) for k in ("window_min", "window_max"))
+    # As the command line spells them: an exposure range takes the place of the window (whose
+    # default lengths it ignores), and one value is shown as one value.
+    if settings["exposure_ms"] is None:
+        settings.pop("exposure_ms")
+        settings["window"] = span_text(lo, hi)
+    else:
+        settings["exposure_ms"] = span_text(*settings["exposure_ms"])
+    st.step.describe = {"inputs": paths, **settings}
 
 
 def _run_frames(step, plan, workers):

@@ -120,10 +120,9 @@ def frames_average(inputs, out, window, exposure_ms, overlap, gap, odd_only, crf
     if window is not None and exposure_ms is not None:
         raise BadInputError("give --window or --exposure-ms, not both: --window counts frames, "
                             "--exposure-ms sets the time and counts each input's frames from its frame rate.")
-    if window is None:
-        window = (5, 25)
+    given = {} if window is None else {"window_min": window[0], "window_max": window[1]}
     settings = FramesAverageSettings(
-        window_min=window[0], window_max=window[1], seed=seed, overlap=overlap, gap=gap, odd_only=odd_only,
+        **given, seed=seed, overlap=overlap, gap=gap, odd_only=odd_only,
         crf=crf.spec, interpolate=interpolate, fps=fps, max_pairs=max_pairs, png_level=png_level,
         shard_size=shard_size, psf_max_size=psf_max_size, cut_threshold=cut_threshold, exposure_ms=exposure_ms,
     )

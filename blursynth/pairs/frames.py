@@ -25,7 +25,7 @@ from ..sources.flow import expanded_frames
 from ..sources.render import known_motion
 from ..sources.video import SourceInfo, expand_inputs_named, iter_frames, probe_source, source_bytes
 from ..sources.windows import (
-    CUT_THRESHOLD, Window, cut_in, exposure_frames, plan_windows, watch_cuts, window_length,
+    CUT_THRESHOLD, Window, cut_in, exposure_frames, plan_windows, span_text, watch_cuts, window_length,
 )
 
 
@@ -156,7 +156,8 @@ class FramesAverageSettings:
     Attributes
     ----------
     window_min, window_max : int
-        Window length range in real frames (one value: ``window_min == window_max``).
+        Window length range in real frames (one value: ``window_min == window_max``); by
+        default 5-25, as ``--window`` (and a recipe step without ``window``).
     seed : int
     overlap, gap : int
         Frames shared by / skipped between consecutive windows.
@@ -185,8 +186,8 @@ class FramesAverageSettings:
         window spanning one is skipped (listed in the manifest); 1 turns the check off.
     """
 
-    window_min: int = 7
-    window_max: int = 7
+    window_min: int = 5
+    window_max: int = 25
     seed: int = 0
     overlap: int = 0
     gap: int = 0
@@ -268,7 +269,7 @@ def plan_frames_average(inputs, settings: FramesAverageSettings) -> FramesPlan:
 
     if settings.window_min < 2 or settings.window_max < settings.window_min:
         raise BadInputError(
-            f"window lengths must satisfy 2 <= min <= max; got {settings.window_min}-{settings.window_max}."
+            f"window lengths must satisfy 2 <= min <= max; got {span_text(settings.window_min, settings.window_max)}."
         )
     if not 1 <= settings.interpolate <= 16:
         raise BadInputError(f"--interpolate must be in 1..16; got {settings.interpolate}.")
@@ -279,13 +280,13 @@ def plan_frames_average(inputs, settings: FramesAverageSettings) -> FramesPlan:
     if settings.exposure_ms is not None:
         ranges = [exposure_frames(settings.exposure_ms, s.fps) for s in sources]
         lo_ms, hi_ms = settings.exposure_ms
-        asked = [f"--exposure-ms {lo_ms:g}-{hi_ms:g} at {s.fps:g} fps" for s in sources]
+        asked = [f"--exposure-ms {span_text(lo_ms, hi_ms)} at {s.fps:g} fps" for s in sources]
         # What the manifest records as the window range: the lengths drawn over all inputs.
         settings = FramesAverageSettings(**{**settings.__dict__, "window_min": min(r[0] for r in ranges),
                                             "window_max": max(r[1] for r in ranges)})
     else:
         ranges = [(settings.window_min, settings.window_max)] * len(sources)
-        asked = [f"--window {settings.window_min}-{settings.window_max}"] * len(sources)
+        asked = [f"--window {span_text(settings.window_min, settings.window_max)}"] * len(sources)
     for info, (lo, _), how in zip(sources, ranges, asked):
         if info.n_frames < lo:
             raise BadInputError(

@@ -40,6 +40,18 @@ class Window:
         return self.start + self.length
 
 
+def span_text(lo, hi, fmt: str = "g") -> str:
+    """``lo-hi`` as a command line takes it, or the one value where they are equal.
+
+    Examples
+    --------
+    >>> span_text(5.0, 5.0), span_text(8, 30), span_text(1.25, 1.5, ".2g")
+    ('5', '8-30', '1.2-1.5')
+    """
+    a, b = format(lo, fmt), format(hi, fmt)
+    return a if a == b else f"{a}-{b}"
+
+
 def parse_window(text) -> tuple[int, int]:
     """``'5-25'`` -> (5, 25); ``'9'`` -> (9, 9). Lengths must be >= 2 and min <= max.
 
@@ -107,7 +119,8 @@ def exposure_frames(exposure_ms: tuple[float, float], fps: float) -> tuple[int, 
     lo_f, hi_f = lo_ms * fps / 1000, hi_ms * fps / 1000
     if hi_f < 2 - 1e-9:
         raise BadInputError(
-            f"--exposure-ms {lo_ms:g}-{hi_ms:g} at {fps:g} fps is {lo_f:.3g}-{hi_f:.3g} frames; a window needs "
+            f"--exposure-ms {span_text(lo_ms, hi_ms)} at {fps:g} fps is {span_text(lo_f, hi_f, '.3g')} frames; "
+            f"a window needs "
             f"at least 2 frames ({2000 / fps:.4g} ms at {fps:g} fps): ask for a longer exposure."
         )
     lo, hi = max(2, math.ceil(lo_f - 1e-9)), math.floor(hi_f + 1e-9)
