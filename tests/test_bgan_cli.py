@@ -134,6 +134,18 @@ def test_train_with_vgg_weights_file(sets, tmp_path, run_cli):
     assert not (tmp_path / "m2").exists()
 
 
+def test_out_holding_the_users_files_is_refused_before_missing_vgg_weights(sets, tmp_path, run_cli):
+    mine = tmp_path / "photos"
+    mine.mkdir()
+    (mine / "holiday.png").write_bytes(b"not ours")
+    args = [a for a in TRAIN if a not in ("--perceptual", "none")]
+    r = run_cli("bgan", "train", "--sharp", sets / "sharp", "--real-blur", sets / "real", "--out", mine,
+                "--steps", 1, *args, "--vgg-weights", tmp_path / "nope.pth")
+    assert r.code == 2 and "not a BGAN model (it holds 'holiday.png')" in error_line(r), r.err
+    assert "vgg" not in r.err.lower()
+    assert sorted(p.name for p in mine.iterdir()) == ["holiday.png"]
+
+
 def _shard_bytes(path):
     return {p.name: p.read_bytes() for p in sorted((Path(path) / "data").glob("*.parquet"))}
 

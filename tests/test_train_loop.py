@@ -293,6 +293,19 @@ def test_train_with_vgg_weights_file_records_it(tiny_pairs_dataset, tmp_path, ru
     assert meta["content_loss"] == {"kind": "vgg19-conv3_3", "weights": str(vgg)}
 
 
+def test_out_holding_the_users_files_is_refused_before_missing_vgg_weights(tiny_pairs_dataset, tmp_path,
+                                                                          run_cli):
+    mine = tmp_path / "photos"
+    mine.mkdir()
+    (mine / "holiday.png").write_bytes(b"not ours")
+    r = run_cli("train", "--data", tiny_pairs_dataset(), "--out", mine, "--steps", "1",
+                "--perceptual", "vgg", "--vgg-weights", tmp_path / "none.pth", "--workers", "0",
+                *fast(without=["--perceptual"]))
+    assert r.code == 2 and "not a training run (it holds 'holiday.png')" in r.err, r.err
+    assert "vgg" not in r.err.lower()
+    assert sorted(p.name for p in mine.iterdir()) == ["holiday.png"]
+
+
 def test_evaluate_and_deblur(tiny_pairs_dataset, tmp_path, run_cli):
     from blursynth.dataset import PairDataset
     from blursynth.sources.photos import load_rgb8, save_rgb8

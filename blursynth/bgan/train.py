@@ -337,6 +337,15 @@ def plan_training(settings: BGANTrainSettings) -> BGANPlan:
         if where.is_dir() and (out == where or where in out.parents):
             raise BadInputError(f"--out {settings.out} is inside {option} {given}; the run's sample "
                                 f"sheets would become training images. Choose an --out outside it.")
+    # The --out folder before the image sets and the VGG file: a refusal to write into the
+    # user's own files comes first.
+    out = Path(settings.out)
+    recipe = settings.recipe()
+    stamp = runs.checkpoint_stamp(out)
+    ckpt = runs.open_run_folder(out, RUN_KIND)
+    if ckpt is not None:
+        runs.require_resume(out, RUN_KIND, settings.resume)
+        runs.check_recipe(ckpt, recipe, out, RUN_KIND)
     sharp = ImageSet(settings.sharp, column="sharp", option="--sharp")
     real = ImageSet(settings.real_blur, column="blurred", option="--real-blur")
     check_unpaired(sharp, real)
@@ -344,18 +353,11 @@ def plan_training(settings: BGANTrainSettings) -> BGANPlan:
     check_patch_fits(real, settings.patch)
 
     device = resolve_device(settings.device, index=0)
-    out = Path(settings.out)
     if settings.perceptual == "none":
         perceptual, perceptual_info = PooledL1(4), {"kind": "pooled-l1", "factor": 4}
     else:
         perceptual, perceptual_info = build_content_loss(settings.perceptual,
                                                          settings.vgg_weights)
-    recipe = settings.recipe()
-    stamp = runs.checkpoint_stamp(out)
-    ckpt = runs.open_run_folder(out, RUN_KIND)
-    if ckpt is not None:
-        runs.require_resume(out, RUN_KIND, settings.resume)
-        runs.check_recipe(ckpt, recipe, out, RUN_KIND)
     return BGANPlan(settings=settings, config=config, weights=weights, sharp=sharp, real=real,
                     device=device, out=out, perceptual=perceptual,
                     perceptual_info=perceptual_info, recipe=recipe, checkpoint=ckpt,

@@ -387,6 +387,11 @@ def plan_run(settings: TrainSettings) -> RunPlan:
     rank = int(os.environ.get("RANK", "0"))
     device = resolve_device(settings.device, index=int(os.environ.get("LOCAL_RANK", "0")))
     out = Path(settings.out)
+    # The --out folder first: a refusal to write into the user's own files comes before any
+    # complaint about the data or the VGG file. Every rank checks (no rank writes before all
+    # have joined the process group), so none is left waiting.
+    stamp = runs.checkpoint_stamp(out)
+    ckpt = runs.open_run_folder(out, RUN_KIND)
 
     train_rows, val_items = _plan_data(settings, crop)
     if rank == 0:
@@ -399,10 +404,6 @@ def plan_run(settings: TrainSettings) -> RunPlan:
     content, content_info = build_content_loss(settings.perceptual, settings.vgg_weights)
     recipe = settings.recipe(crop, batch)
     precision = resolve_precision(settings.precision, device)
-    # Every rank checks (no rank writes before all have joined the process group), so none is
-    # left waiting.
-    stamp = runs.checkpoint_stamp(out)
-    ckpt = runs.open_run_folder(out, RUN_KIND)
     if ckpt is not None:
         _check_resume(ckpt, settings, config, recipe, precision, device, total, rank)
     return RunPlan(settings=settings, config=config, crop=crop, batch=batch, world=world,
