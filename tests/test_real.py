@@ -169,6 +169,10 @@ def test_exif_orientation_is_applied_before_sizes_are_compared(tmp_path, run_cli
     assert np.array_equal(row["blurred"], np.rot90(photo // 2, -1))
     assert np.array_equal(row["sharp"], np.rot90(photo, -1))
     assert row["params"]["converted"] == "EXIF orientation 6 applied"
+    # The help says so, in the words the params use.
+    r = run_cli("dataset", "import", "--help")
+    assert r.code == 0 and "EXIF orientation is applied" in " ".join(r.out.split()), r.out
+    assert '"EXIF orientation 6 applied"' in " ".join(r.out.split())
 
 
 def test_truncated_and_too_large_images_are_refused_in_their_own_words(tmp_path, run_cli, photo):

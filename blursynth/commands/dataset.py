@@ -114,8 +114,10 @@ def export(path, out, fmt, overwrite, no_verify):
 def import_(folder, out, layout, blur_dir, sharp_dir, png_level, shard_size, workers, overwrite):
     """Bring existing real pairs (GoPro folder layout) in as a dataset with source=real.
 
-    Grayscale, alpha and 16-bit images are converted to 8-bit RGB; each row's
-    params say what was converted.
+    Grayscale, palette, alpha and 16-bit images are converted to 8-bit RGB, and
+    an EXIF orientation is applied (pairs are imported as displayed, upright);
+    each row's params say what was converted (converted: "EXIF orientation 6
+    applied", for one).
     """
     from ..pairs.real import ImportConfig, import_pairs
 
