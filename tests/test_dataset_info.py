@@ -107,6 +107,29 @@ def test_preview_crop_full_res_shows_pixels_one_to_one(tmp_path, run_cli, tiny_p
         assert len(hits) == 1, name
 
 
+def test_preview_crop_full_res_is_cut_to_images_smaller_than_the_crop(tmp_path, run_cli, tiny_pairs_dataset):
+    from blursynth.dataset import PairDataset
+    from blursynth.dataset.preview import _crops_text
+    from blursynth.sources.photos import load_rgb8
+
+    path = tiny_pairs_dataset(n=2, size=(64, 64))
+    r = run_cli("dataset", "preview", path, "--out", tmp_path / "c.png", "--count", 1, "--height", 300,
+                "--crop-full-res")
+    assert r.code == 0, r.err
+    sheet, _ = load_rgb8(tmp_path / "c.png")
+    # The whole 64x64 image at 1:1 on a line its own height, not 64 px in 300 of padding.
+    assert sheet.shape[0] < 300, sheet.shape
+    whole = PairDataset(path)[0]["blurred"]
+    hits = [(y, x) for y, x in zip(*np.nonzero((sheet == whole[0, 0]).all(axis=2)))
+            if np.array_equal(sheet[y : y + 64, x : x + 64], whole)]
+    assert len(hits) == 1
+    # The header says the size drawn.
+    assert _crops_text([(64, 64)], 300) == (
+        "images: 64x64 centre crops at 1:1 (HxW; 300x300 asked, cut to the images)")
+    assert _crops_text([(300, 300)], 300) == "images: 300x300 centre crops at 1:1"
+    assert _crops_text([(48, 64), (300, 300)], 300).startswith("images: 48x64, 300x300 centre crops")
+
+
 def test_preview_text_wraps_to_the_line_instead_of_being_cut():
     import cv2
 

@@ -58,7 +58,7 @@ def verify(path, no_decode):
 @click.option("--out", type=click.Path(dir_okay=False), required=True, help="PNG file to write.")
 @click.option("--count", type=int, default=8, show_default=True, callback=positive_int, help="Pairs to show.")
 @click.option("--height", type=click.IntRange(32, 1024), default=160, show_default=True,
-              help="Thumbnail height (the crop side with --crop-full-res).")
+              help="Thumbnail height (the crop side with --crop-full-res, cut to the images' size).")
 @click.option("--start", type=click.IntRange(0, None), default=0, show_default=True, help="First row.")
 @click.option("--crop-full-res", is_flag=True,
               help="Show the HEIGHTxHEIGHT centre of each image at 1:1 instead of the whole image scaled to "

@@ -111,15 +111,31 @@ def _wrap(text: str, width: int) -> list[str]:
     return lines
 
 
-def _centre_crop(image: np.ndarray, height: int) -> np.ndarray:
-    """The ``height`` x ``height`` centre of ``image`` at 1:1 (padded where the image is smaller)."""
+def _centre_crop(image: np.ndarray, height: int, line: int) -> np.ndarray:
+    """The centre of ``image`` at 1:1, at most ``height`` x ``height`` (no more than the image
+    holds), on a ``line`` px tall strip: a smaller image is never padded out to the size asked."""
     h, w = image.shape[:2]
     ch, cw = min(height, h), min(height, w)
     y0, x0 = (h - ch) // 2, (w - cw) // 2
-    out = np.full((height, height, 3), _BACKGROUND, np.uint8)
-    oy, ox = (height - ch) // 2, (height - cw) // 2
-    out[oy : oy + ch, ox : ox + cw] = image[y0 : y0 + ch, x0 : x0 + cw]
+    out = np.full((line, cw, 3), _BACKGROUND, np.uint8)
+    oy = (line - ch) // 2
+    out[oy : oy + ch] = image[y0 : y0 + ch, x0 : x0 + cw]
     return out
+
+
+def _crop_sizes(rows, height: int) -> list[tuple[int, int]]:
+    """The 1:1 crop of each row's images: ``height`` square, cut to what the image holds."""
+    return [(min(height, min(row[k].shape[0] for k in ("blurred", "sharp"))),
+             min(height, min(row[k].shape[1] for k in ("blurred", "sharp")))) for row in rows]
+
+
+def _crops_text(sizes, height: int) -> str:
+    """The header's account of the 1:1 crops, in the sizes drawn (HxW)."""
+    shown = sorted(set(sizes))
+    if shown == [(height, height)]:
+        return f"images: {height}x{height} centre crops at 1:1"
+    sizes_text = ", ".join(f"{h}x{w}" for h, w in shown)
+    return f"images: {sizes_text} centre crops at 1:1 (HxW; {height}x{height} asked, cut to the images)"
 
 
 def pair_sheet(rows, *, height: int = 160, title: str | None = None, crop_full_res: bool = False) -> np.ndarray:
@@ -137,7 +153,8 @@ def pair_sheet(rows, *, height: int = 160, title: str | None = None, crop_full_r
         Thumbnail height in pixels (and, with ``crop_full_res``, the side of the crops).
     crop_full_res : bool
         Show the ``height`` x ``height`` centre of each image at 1:1 (one image pixel per sheet
-        pixel, so noise and JPEG artefacts show) instead of the whole image scaled to fit.
+        pixel, so noise and JPEG artefacts show) instead of the whole image scaled to fit; an
+        image smaller than that is shown whole, and the header says the sizes drawn.
 
     Returns
     -------
@@ -148,13 +165,19 @@ def pair_sheet(rows, *, height: int = 160, title: str | None = None, crop_full_r
     rows = list(rows)
     if not rows:
         raise ValueError("no rows to show")
+    asked = height
+    if crop_full_res:
+        # Lines as tall as the tallest crop: --height 300 on 64x64 images shows 64x64 crops,
+        # not 64 px of image in 300 px of padding.
+        crops = _crop_sizes(rows, asked)
+        height = max(h for h, _ in crops)
     psfs = [row.get("psf") for row in rows]
     side = max((p.shape[0] for p in psfs if p is not None), default=0)
     magnify = max(1, height // side) if side else 1
     gap = np.full((height, 4, 3), _BACKGROUND, np.uint8)
     lines = []
     for row, psf in zip(rows, psfs):
-        show = (lambda im: _centre_crop(im, height)) if crop_full_res else (lambda im: _fit(im, height))
+        show = (lambda im: _centre_crop(im, asked, height)) if crop_full_res else (lambda im: _fit(im, height))
         parts = [show(row["blurred"]), gap, show(row["sharp"])]
         if psf is not None:
             tile = psf_tile(psf, side, scale=magnify)
@@ -180,7 +203,7 @@ def pair_sheet(rows, *, height: int = 160, title: str | None = None, crop_full_r
         scale = f"{magnify} px per PSF pixel" if side * magnify <= height else f"{height}/{side} px per PSF pixel"
         heads.append(f"PSFs at one scale, {scale}, on a {side}x{side} canvas")
     if crop_full_res:
-        heads.append(f"images: {height}x{height} centre crops at 1:1")
+        heads.append(_crops_text(crops, asked))
     if heads:
         heads = [wrapped for t in heads for wrapped in _wrap(t, width - 8)]
         head = np.full((_TEXT_LINE * len(heads) + 8, width, 3), _BACKGROUND, np.uint8)
