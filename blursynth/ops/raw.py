@@ -1,0 +1,577 @@
+"""The RAW camera path (groundwork): unprocess, Bayer mosaic, sensor noise, demosaic, process.
+
+Arrays in, arrays out; nothing here reads files or is wired into a command yet
+(issue 16, section 1). The model follows Brooks et al., "Unprocessing Images for
+Learned Raw Denoising" (CVPR 2019); docs/algorithms.md ("RAW path (groundwork)")
+cites the source of every number below.
+
+One pair's camera is a plain dict of params (:func:`draw_raw_params`), JSON-safe,
+from which :class:`RawParams` rebuilds every array exactly:
+
+- ``linear sRGB -> camera``: ``cam = rgb_to_cam @ rgb`` where ``rgb_to_cam`` is
+  the camera's XYZ->camera matrix times sRGB->XYZ (D65), each row scaled to sum
+  to 1 (so white stays white);
+- inverse white balance: divide by the gains ``(red_gain, 1, blue_gain) *
+  digital_gain``, with Unprocessing's highlight-preserving mask: near white the
+  applied factor moves smoothly to 1, so a clipped highlight stays at the
+  sensor's white level instead of being dimmed;
+- Bayer mosaic (RGGB, BGGR, GRBG, GBRG), Poisson-Gaussian noise of variance
+  ``shot * x + read**2``, optional quantisation to 10-14 bits, clip at the white
+  level (1.0);
+- demosaic (bilinear or Malvar-He-Cutler 2004), white balance (the exact inverse
+  of the masked inverse above), colour correction back to linear sRGB.
+
+Every product is written out channel by channel in float32 (no BLAS), so the
+bytes do not depend on the machine's matrix library.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import BadInputError
+from .degrade import READ_BOUNDS, SHOT_BOUNDS, add_sensor_noise
+
+RAW_VERSION = 1
+
+# -- camera profiles -------------------------------------------------------------------------
+# XYZ -> camera matrices (rows: camera R, G, B; columns: X, Y, Z), as Adobe's DNG
+# ColorMatrix (D65) values that dcraw's adobe_coeff table lists (divided by 10000), or as
+# Brooks et al. 2019 used them. Sources: docs/algorithms.md, "RAW path (groundwork)".
+CAMERAS: dict[str, tuple[float, ...]] = {
+    # The four cameras of the Darmstadt Noise Dataset, whose matrices Unprocessing mixes.
+    "Huawei Nexus 6P": (1.0234, -0.2969, -0.2266, -0.5625, 1.6328, -0.0469, -0.0703, 0.2188, 0.6406),
+    "Sony ILCE-7R": (0.4913, -0.0541, -0.0202, -0.6130, 1.3513, 0.2906, -0.1564, 0.2151, 0.7183),
+    "Olympus E-M10": (0.8380, -0.2630, -0.0639, -0.2887, 1.0725, 0.2496, -0.0627, 0.1427, 0.5438),
+    "Sony DSC-RX100M4": (0.6596, -0.2079, -0.0562, -0.4782, 1.3016, 0.1933, -0.0970, 0.1581, 0.5181),
+    # Two more from dcraw's adobe_coeff, outside the default mix (e.g. for held-out tests).
+    "Canon EOS 5D Mark II": (0.4716, 0.0603, -0.0830, -0.7798, 1.5474, 0.2480, -0.1496, 0.1937, 0.6651),
+    "Nikon D700": (0.8139, -0.2171, -0.0663, -0.8747, 1.6541, 0.2295, -0.1925, 0.2008, 0.8093),
+}
+# camera="random" mixes these (the Unprocessing set).
+DEFAULT_MIX = ("Huawei Nexus 6P", "Sony ILCE-7R", "Olympus E-M10", "Sony DSC-RX100M4")
+
+# Linear sRGB (D65) -> XYZ, IEC 61966-2-1 primaries (the matrix Unprocessing uses).
+SRGB_TO_XYZ = np.array([[0.4124564, 0.3575761, 0.1804375],
+                        [0.2126729, 0.7151522, 0.0721750],
+                        [0.0193339, 0.1191920, 0.9503041]], dtype=np.float64)
+
+# -- drawn ranges (Brooks et al. 2019) ------------------------------------------------------
+RED_GAIN_RANGE = (1.9, 2.4)
+BLUE_GAIN_RANGE = (1.5, 1.9)
+# digital_gain = 1 / N(0.8, 0.1); the normal is clipped to [0.4, 1.2] (4 sigma) so it stays positive.
+DIGITAL_GAIN_INV = (0.8, 0.1, 0.4, 1.2)
+# log-linear noise: ln(shot) ~ U(ln 1e-4, ln 0.012); ln(read variance) = 2.18 ln(shot) + 1.20 + N(0, 0.26).
+SHOT_LOG_RANGE = (math.log(0.0001), math.log(0.012))
+READ_LINE = (2.18, 1.20, 0.26)
+HIGHLIGHT_KNEE = 0.9  # the mask starts where the camera-space grey exceeds this
+
+BAYER_PATTERNS = ("RGGB", "BGGR", "GRBG", "GBRG")
+DEMOSAIC_METHODS = ("bilinear", "malvar")
+RAW_BITS_BOUNDS = (10, 14)
+HIGHLIGHT_MODES = ("preserve", "off")
+_CHANNEL = {"R": 0, "G": 1, "B": 2}
+
+
+def camera_names() -> list[str]:
+    """The bundled camera profiles' names."""
+    return list(CAMERAS)
+
+
+def rgb_to_cam_matrix(xyz_to_cam) -> np.ndarray:
+    """(3, 3) float64: linear sRGB -> camera, rows normalised to sum to 1.
+
+    Examples
+    --------
+    >>> m = rgb_to_cam_matrix(CAMERAS["Sony ILCE-7R"])
+    >>> bool(np.allclose(m.sum(axis=1), 1.0))
+    True
+    """
+    a = [[float(v) for v in row] for row in np.asarray(xyz_to_cam, dtype=np.float64).reshape(3, 3)]
+    b = SRGB_TO_XYZ.tolist()
+    # Python floats, summed in a fixed order: no BLAS, so the same bits on every machine.
+    m = [[(a[i][0] * b[0][j] + a[i][1] * b[1][j]) + a[i][2] * b[2][j] for j in range(3)] for i in range(3)]
+    return np.array([[v / ((row[0] + row[1]) + row[2]) for v in row] for row in m], dtype=np.float64)
+
+
+def _inverse3(m) -> np.ndarray:
+    """The inverse of a 3x3 matrix by cofactors, in Python floats (no LAPACK)."""
+    (a, b, c), (d, e, f), (g, h, i) = np.asarray(m, dtype=np.float64).tolist()
+    cof = [[e * i - f * h, c * h - b * i, b * f - c * e],
+           [f * g - d * i, a * i - c * g, c * d - a * f],
+           [d * h - e * g, b * g - a * h, a * e - b * d]]
+    det = (a * cof[0][0] + b * cof[1][0]) + c * cof[2][0]
+    return np.array([[v / det for v in row] for row in cof], dtype=np.float64)
+
+
+# -- params ----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class RawParams:
+    """One pair's camera, checked, with the matrices and gains it implies.
+
+    Build it with :meth:`from_dict` from what :func:`draw_raw_params` returned
+    (or a row's recorded copy); :meth:`to_dict` gives that dict back.
+    """
+
+    camera: str
+    camera_weights: dict | None
+    xyz_to_cam: tuple
+    red_gain: float
+    blue_gain: float
+    digital_gain: float
+    highlights: str
+    bayer: str
+    shot_noise: float
+    read_noise: float
+    raw_bits: int | None
+    demosaic: str
+    white_level: float = 1.0
+
+    @classmethod
+    def from_dict(cls, params: dict) -> "RawParams":
+        """Check a params dict and build from it.
+
+        Raises
+        ------
+        BadInputError
+            On a missing key, an unknown pattern, method or mode, values out of range.
+        """
+        if isinstance(params, RawParams):
+            return params
+        try:
+            version = params.get("raw_version", RAW_VERSION)
+            if version != RAW_VERSION:
+                raise BadInputError(f"RAW params version {version!r} is not {RAW_VERSION}.")
+            m = tuple(float(v) for v in params["xyz_to_cam"])
+            p = cls(
+                camera=str(params["camera"]),
+                camera_weights=(None if params.get("camera_weights") is None
+                                else {str(k): float(v) for k, v in params["camera_weights"].items()}),
+                xyz_to_cam=m,
+                red_gain=float(params["red_gain"]), blue_gain=float(params["blue_gain"]),
+                digital_gain=float(params["digital_gain"]), highlights=str(params["highlights"]),
+                bayer=str(params["bayer"]), shot_noise=float(params["shot_noise"]),
+                read_noise=float(params["read_noise"]),
+                raw_bits=None if params.get("raw_bits") is None else int(params["raw_bits"]),
+                demosaic=str(params["demosaic"]), white_level=float(params.get("white_level", 1.0)),
+            )
+        except (KeyError, TypeError, ValueError, AttributeError) as e:
+            raise BadInputError(f"RAW params are incomplete or malformed: {e!r}.") from None
+        p._check()
+        return p
+
+    def _check(self):
+        if len(self.xyz_to_cam) != 9 or not all(math.isfinite(v) for v in self.xyz_to_cam):
+            raise BadInputError("xyz_to_cam must hold 9 finite numbers (a 3x3 matrix, row by row).")
+        m = rgb_to_cam_matrix(self.xyz_to_cam)
+        det = float(np.linalg.det(m)) if np.isfinite(m).all() else 0.0
+        if not abs(det) >= 1e-6:
+            raise BadInputError("xyz_to_cam gives a singular sRGB->camera matrix.")
+        for name in ("red_gain", "blue_gain", "digital_gain", "white_level"):
+            v = getattr(self, name)
+            if not (math.isfinite(v) and 0.1 <= v <= 10.0):
+                raise BadInputError(f"{name} must be in [0.1, 10]; got {v!r}.")
+        _check_choice("bayer pattern", self.bayer, BAYER_PATTERNS)
+        _check_choice("demosaic method", self.demosaic, DEMOSAIC_METHODS)
+        _check_choice("highlights", self.highlights, HIGHLIGHT_MODES)
+        check_noise_levels(self.shot_noise, self.read_noise)
+        if self.raw_bits is not None:
+            check_raw_bits(self.raw_bits)
+
+    def to_dict(self) -> dict:
+        """The JSON-safe params (floats kept exactly: JSON writes Python floats round-trip)."""
+        return {
+            "raw_version": RAW_VERSION, "camera": self.camera,
+            "camera_weights": None if self.camera_weights is None else dict(self.camera_weights),
+            "xyz_to_cam": list(self.xyz_to_cam), "red_gain": self.red_gain,
+            "blue_gain": self.blue_gain, "digital_gain": self.digital_gain,
+            "highlights": self.highlights, "bayer": self.bayer, "shot_noise": self.shot_noise,
+            "read_noise": self.read_noise, "raw_bits": self.raw_bits, "demosaic": self.demosaic,
+            "white_level": self.white_level,
+        }
+
+    @property
+    def rgb_to_cam(self) -> np.ndarray:
+        return rgb_to_cam_matrix(self.xyz_to_cam)
+
+    @property
+    def cam_to_rgb(self) -> np.ndarray:
+        return _inverse3(self.rgb_to_cam)
+
+    @property
+    def wb_gains(self) -> np.ndarray:
+        """(3,) float64: the gains ``process`` multiplies camera R, G, B by (white balance x digital gain)."""
+        return np.array([self.red_gain, 1.0, self.blue_gain]) * self.digital_gain
+
+
+def check_noise_levels(shot: float, read: float) -> None:
+    """Refuse shot/read levels outside the bounds the RGB path accepts (ops.degrade)."""
+    if not (math.isfinite(shot) and SHOT_BOUNDS[0] <= shot <= SHOT_BOUNDS[1]):
+        raise BadInputError(f"shot noise must be in {list(SHOT_BOUNDS)}; got {shot!r}.")
+    if not (math.isfinite(read) and READ_BOUNDS[0] <= read <= READ_BOUNDS[1]):
+        raise BadInputError(f"read noise must be in {list(READ_BOUNDS)}; got {read!r}.")
+
+
+def check_raw_bits(bits) -> int:
+    """``bits`` as an int in [10, 14], or :class:`BadInputError`."""
+    if isinstance(bits, bool) or not isinstance(bits, (int, np.integer)) \
+            or not RAW_BITS_BOUNDS[0] <= int(bits) <= RAW_BITS_BOUNDS[1]:
+        raise BadInputError(f"raw bits must be an integer in [10, 14]; got {bits!r}.")
+    return int(bits)
+
+
+def _check_choice(what, value, choices):
+    if value not in choices:
+        raise BadInputError(f"unknown {what} {value!r}; expected one of {', '.join(choices)}.")
+
+
+def draw_raw_params(rng: np.random.Generator, *, camera="random", bayer="random", noise="model",
+                    raw_bits=None, demosaic="malvar", digital_gain=True,
+                    highlights="preserve") -> dict:
+    """Draw one pair's camera from ``rng`` (the pair's keyed generator).
+
+    The draws always come in the same order and number, whatever the options:
+    ``len(CAMERAS)`` uniforms (mix weights), two (red and blue gains), one normal
+    (digital gain), one uniform (Bayer pattern), one uniform and one normal (noise
+    levels), one uniform (bits). So fixing one choice never moves another's values.
+
+    Parameters
+    ----------
+    rng : numpy.random.Generator
+    camera : str or sequence of str
+        ``"random"``: a convex mix of :data:`DEFAULT_MIX` (weights uniform, then
+        normalised, as in Unprocessing); a camera name; or a list of names to mix.
+    bayer : str
+        ``"random"`` or one of :data:`BAYER_PATTERNS`.
+    noise : "model", "off" or (shot, read)
+        ``model``: Brooks et al.'s log-linear model; ``(shot, read)``: fixed levels
+        (``read`` a standard deviation); ``off``: zero.
+    raw_bits : None, int or (lo, hi)
+        Quantisation bits (10-14); a pair of ints draws one uniformly per pair.
+    demosaic : {"bilinear", "malvar"}
+    digital_gain : bool
+        Draw Unprocessing's brightness gain (``1 / N(0.8, 0.1)``), else 1.
+    highlights : {"preserve", "off"}
+
+    Returns
+    -------
+    params : dict
+        JSON-safe; :meth:`RawParams.from_dict` rebuilds from it.
+
+    Examples
+    --------
+    >>> p = draw_raw_params(np.random.default_rng(0), camera="Nikon D700", bayer="RGGB")
+    >>> p["camera"], p["bayer"], p["camera_weights"] is None
+    ('Nikon D700', 'RGGB', True)
+    """
+    _check_choice("highlights", highlights, HIGHLIGHT_MODES)
+    _check_choice("demosaic method", demosaic, DEMOSAIC_METHODS)
+    names = list(CAMERAS)
+    u_weights = rng.random(len(names))
+    u_red, u_blue = rng.random(2)
+    z_gain = float(rng.standard_normal())
+    u_bayer = float(rng.random())
+    u_shot = float(rng.random())
+    z_read = float(rng.standard_normal())
+    u_bits = float(rng.random())
+
+    # camera
+    if isinstance(camera, str) and camera != "random":
+        if camera not in CAMERAS:
+            raise BadInputError(f"unknown camera {camera!r}; the bundled ones are: {', '.join(names)}.")
+        cam_name, weights, m = camera, None, CAMERAS[camera]
+    else:
+        mix = DEFAULT_MIX if camera == "random" else tuple(camera)
+        unknown = [c for c in mix if c not in CAMERAS]
+        if not mix or unknown:
+            raise BadInputError(f"unknown camera(s) {unknown!r} to mix; the bundled ones are: "
+                                f"{', '.join(names)}.")
+        w = np.array([u_weights[names.index(c)] for c in mix], dtype=np.float64) + 1e-12
+        w = w / w.sum()
+        weights = {c: float(x) for c, x in zip(mix, w)}
+        stack = np.array([CAMERAS[c] for c in mix], dtype=np.float64)
+        m = tuple(float(v) for v in (w[:, None] * stack).sum(axis=0))
+        cam_name = "mix"
+
+    red = RED_GAIN_RANGE[0] + (RED_GAIN_RANGE[1] - RED_GAIN_RANGE[0]) * float(u_red)
+    blue = BLUE_GAIN_RANGE[0] + (BLUE_GAIN_RANGE[1] - BLUE_GAIN_RANGE[0]) * float(u_blue)
+    mu, sd, lo, hi = DIGITAL_GAIN_INV
+    gain = 1.0 / min(max(mu + sd * z_gain, lo), hi) if digital_gain else 1.0
+
+    if bayer == "random":
+        pattern = BAYER_PATTERNS[min(int(u_bayer * 4), 3)]
+    else:
+        _check_choice("bayer pattern", bayer, BAYER_PATTERNS)
+        pattern = bayer
+
+    if isinstance(noise, str) and noise == "model":
+        shot = math.exp(SHOT_LOG_RANGE[0] + (SHOT_LOG_RANGE[1] - SHOT_LOG_RANGE[0]) * u_shot)
+        slope, intercept, sigma = READ_LINE
+        read = math.sqrt(math.exp(slope * math.log(shot) + intercept + sigma * z_read))
+    elif noise is None or (isinstance(noise, str) and noise == "off"):
+        shot = read = 0.0
+    elif isinstance(noise, str):
+        raise BadInputError(f"noise must be 'model', 'off' or (shot, read); got {noise!r}.")
+    else:
+        shot, read = (float(v) for v in noise)
+    check_noise_levels(shot, read)
+
+    if raw_bits is None:
+        bits = None
+    elif isinstance(raw_bits, (tuple, list)):
+        b_lo, b_hi = (check_raw_bits(b) for b in raw_bits)
+        if b_lo > b_hi:
+            raise BadInputError(f"raw bits range {raw_bits!r} has LO > HI.")
+        bits = b_lo + min(int(u_bits * (b_hi - b_lo + 1)), b_hi - b_lo)
+    else:
+        bits = check_raw_bits(raw_bits)
+
+    params = RawParams(
+        camera=cam_name, camera_weights=weights, xyz_to_cam=tuple(m), red_gain=red, blue_gain=blue,
+        digital_gain=float(gain), highlights=highlights, bayer=pattern, shot_noise=float(shot),
+        read_noise=float(read), raw_bits=bits, demosaic=demosaic,
+    )
+    params._check()
+    return params.to_dict()
+
+
+# -- colour ----------------------------------------------------------------------------------
+def _apply_matrix(image, m) -> np.ndarray:
+    """(H, W, 3) float32 times a 3x3 matrix, per pixel, written out in float32 (no BLAS)."""
+    m = np.asarray(m, dtype=np.float32)
+    x = np.asarray(image, dtype=np.float32)
+    out = np.empty(x.shape, np.float32)
+    r, g, b = x[..., 0], x[..., 1], x[..., 2]
+    for c in range(3):
+        out[..., c] = (m[c, 0] * r + m[c, 1] * g) + m[c, 2] * b
+    return out
+
+
+def _check_image(image, what="image"):
+    x = np.asarray(image)
+    if x.ndim != 3 or x.shape[2] != 3 or not np.issubdtype(x.dtype, np.floating):
+        raise BadInputError(f"{what} must be a float (H, W, 3) array; got {x.dtype} {x.shape}.")
+    return x.astype(np.float32, copy=False)
+
+
+def _mask(grey):
+    """Unprocessing's highlight mask: 0 up to the knee, rising as a square to 1 at white."""
+    t = np.clip((grey - HIGHLIGHT_KNEE) / (1.0 - HIGHLIGHT_KNEE), 0.0, 1.0)
+    return t * t
+
+
+def unprocess(linear_rgb, params) -> np.ndarray:
+    """Linear sRGB to the camera's linear RAW colours (before the mosaic).
+
+    Inverse colour correction, then inverse white balance and digital gain
+    (highlight-preserving when ``params["highlights"] == "preserve"``). Nothing is
+    clipped: see :func:`clip_white`.
+
+    Parameters
+    ----------
+    linear_rgb : (H, W, 3) float array, linear sRGB in [0, 1]
+    params : dict or RawParams
+
+    Returns
+    -------
+    cam : (H, W, 3) float32
+    """
+    p = RawParams.from_dict(params)
+    cam = _apply_matrix(_check_image(linear_rgb), p.rgb_to_cam)
+    inv = (1.0 / p.wb_gains).astype(np.float32)
+    out = cam * inv
+    if p.highlights == "off":
+        return out
+    grey = (cam[..., 0] + cam[..., 1] + cam[..., 2]) / np.float32(3)
+    hot = grey > np.float32(HIGHLIGHT_KNEE)  # elsewhere the mask is 0 and the factor is inv
+    if hot.any():
+        m = _mask(grey[hot])[:, None]
+        out[hot] = cam[hot] * np.maximum(m + (1 - m) * inv, inv)
+    return out
+
+
+def white_balance(cam, params) -> np.ndarray:
+    """Camera RAW colours -> white-balanced, the exact inverse of :func:`unprocess`'s gains.
+
+    With ``highlights="preserve"`` a pixel's factor depends on its grey before the
+    inverse gains, so it is found per pixel: where that grey is below the knee the
+    plain gains apply; otherwise it is the root of ``mean(y / s(t)) = t`` on
+    [knee, 1] (bisection in float64), or plain ``y / max(g, 1)`` above white.
+    """
+    p = RawParams.from_dict(params)
+    y = _check_image(cam, "camera image")
+    inv = 1.0 / p.wb_gains
+    out = y * p.wb_gains.astype(np.float32)
+    if p.highlights == "off":
+        return out
+    grey0 = (out[..., 0] + out[..., 1] + out[..., 2]) / np.float32(3)
+    hot = grey0 > HIGHLIGHT_KNEE
+    if not hot.any():
+        return out
+    yh = y[hot].astype(np.float64)
+
+    def grey_at(t):
+        m = _mask(t)[:, None]
+        s = np.maximum(m + (1 - m) * inv, inv)
+        return (yh / s).mean(axis=1), s
+
+    top, s_top = grey_at(np.ones(len(yh)))
+    lo = np.full(len(yh), HIGHLIGHT_KNEE)
+    hi = np.ones(len(yh))
+    for _ in range(52):  # to float64 resolution on [0.9, 1]
+        mid = 0.5 * (lo + hi)
+        g, _ = grey_at(mid)
+        above = g > mid
+        lo = np.where(above, mid, lo)
+        hi = np.where(above, hi, mid)
+    t = np.where(top >= 1.0, 1.0, 0.5 * (lo + hi))
+    _, s = grey_at(t)
+    out[hot] = (yh / s).astype(np.float32)
+    return out
+
+
+def process(cam, params) -> np.ndarray:
+    """Demosaicked camera RAW colours -> linear sRGB: white balance, then colour correction.
+
+    The camera response and 8-bit encoder of ``ops.color``/``ops.encode8`` do the rest
+    (they clip to [0, 1]).
+
+    Returns
+    -------
+    linear_rgb : (H, W, 3) float32, unclipped
+    """
+    p = RawParams.from_dict(params)
+    return _apply_matrix(white_balance(cam, p), p.cam_to_rgb)
+
+
+def clip_white(raw, white_level: float = 1.0) -> np.ndarray:
+    """Clip RAW values to [0, white_level] (light cannot be negative; the sensor saturates)."""
+    return np.clip(raw, np.float32(0), np.float32(white_level)).astype(np.float32, copy=False)
+
+
+# -- mosaic ----------------------------------------------------------------------------------
+def cfa_channels(pattern: str, shape) -> np.ndarray:
+    """(H, W) uint8: the channel (0 R, 1 G, 2 B) a ``pattern`` sensor samples at each site.
+
+    Examples
+    --------
+    >>> cfa_channels("GRBG", (2, 3))
+    array([[1, 0, 1],
+           [2, 1, 2]], dtype=uint8)
+    """
+    _check_choice("bayer pattern", pattern, BAYER_PATTERNS)
+    h, w = shape
+    tile = np.array([[_CHANNEL[pattern[0]], _CHANNEL[pattern[1]]],
+                     [_CHANNEL[pattern[2]], _CHANNEL[pattern[3]]]], dtype=np.uint8)
+    return np.tile(tile, ((h + 1) // 2, (w + 1) // 2))[:h, :w]
+
+
+def mosaic(cam, pattern: str) -> np.ndarray:
+    """(H, W, 3) camera colours -> (H, W) float32 Bayer mosaic (each site keeps its channel)."""
+    x = _check_image(cam, "camera image")
+    ch = cfa_channels(pattern, x.shape[:2])
+    return np.take_along_axis(x, ch[..., None].astype(np.intp), axis=2)[..., 0].copy()
+
+
+def add_raw_noise(raw, *, shot: float, read: float, rng=None, noise=None) -> np.ndarray:
+    """Poisson-Gaussian noise on a mosaic: variance ``shot * x + read**2`` (ops.degrade's model).
+
+    ``rng`` draws the float32 standard-normal field (one value per site), as the
+    RGB path does; the result is not clipped.
+    """
+    check_noise_levels(shot, read)
+    x = np.asarray(raw, dtype=np.float32)
+    if shot == 0.0 and read == 0.0:
+        return x.copy()
+    return add_sensor_noise(x, shot=shot, read=read, rng=rng, noise=noise)
+
+
+def quantise(raw, bits: int, white_level: float = 1.0) -> np.ndarray:
+    """Round to the ADC's ``2**bits - 1`` steps of the white level and clip at it.
+
+    Values below 0 are kept (as a black-level offset keeps them), rounded the same way.
+    """
+    levels = np.float32(2 ** check_raw_bits(bits) - 1)
+    scale = levels / np.float32(white_level)
+    x = np.minimum(np.asarray(raw, dtype=np.float32), np.float32(white_level))
+    return (np.rint(x * scale) / scale).astype(np.float32)
+
+
+def sensor_readout(cam, params, *, rng=None, noise=None, noisy=True) -> np.ndarray:
+    """Clipped camera colours -> the RAW file: mosaic, noise (if ``noisy``), quantise, clip at white."""
+    p = RawParams.from_dict(params)
+    m = mosaic(clip_white(cam, p.white_level), p.bayer)
+    if noisy:
+        m = add_raw_noise(m, shot=p.shot_noise, read=p.read_noise, rng=rng, noise=noise)
+    if p.raw_bits is not None:
+        return quantise(m, p.raw_bits, p.white_level)
+    return np.minimum(m, np.float32(p.white_level))
+
+
+# -- demosaic --------------------------------------------------------------------------------
+def demosaic(raw, pattern: str, method: str = "malvar") -> np.ndarray:
+    """(H, W) Bayer mosaic -> (H, W, 3) float32 camera colours.
+
+    ``bilinear``: each missing value the mean of its nearest same-colour sites.
+    ``malvar``: Malvar, He & Cutler (ICASSP 2004): the bilinear value plus a gain
+    times a Laplacian of the channel sampled at the site (gains 1/2 for green at
+    red/blue sites, 5/8 for red/blue at green sites, 3/4 for red at blue and blue at
+    red), i.e. their 5x5 filters. Edges are mirrored about the border sites, which
+    keeps the pattern's parity, so a constant image is returned exactly.
+    """
+    _check_choice("demosaic method", method, DEMOSAIC_METHODS)
+    x = np.asarray(raw, dtype=np.float32)
+    if x.ndim != 2 or min(x.shape) < 3:
+        raise BadInputError(f"mosaic must be a 2-D array of at least 3x3; got {x.shape}.")
+    h, w = x.shape
+    ch = cfa_channels(pattern, (h, w))
+    pad = np.pad(x, 2, mode="reflect")
+
+    def at(dy, dx):
+        return pad[2 + dy:2 + dy + h, 2 + dx:2 + dx + w]
+
+    c = x
+    n, s, e, wst = at(-1, 0), at(1, 0), at(0, 1), at(0, -1)
+    half, quarter = np.float32(0.5), np.float32(0.25)
+    axis4 = ((n + s) + (e + wst)) * quarter
+    horiz = (e + wst) * half
+    vert = (n + s) * half
+    diag = ((at(-1, -1) + at(-1, 1)) + (at(1, -1) + at(1, 1))) * quarter
+    if method == "malvar":
+        n2, s2, e2, w2 = at(-2, 0), at(2, 0), at(0, 2), at(0, -2)
+        ring2 = ((n2 + s2) + (e2 + w2)) * quarter
+        lap_axis = c - ring2                      # Laplacian of the site's own channel
+        hor2 = (e2 + w2) * half
+        ver2 = (n2 + s2) * half
+        d_c = c - diag
+        # green site, neighbour channel along the row: 2(c - hor2) + 4(c - diag) - (c - ver2), over 8
+        lap_row = (np.float32(2) * (c - hor2) + np.float32(4) * d_c - (c - ver2)) * np.float32(0.125)
+        lap_col = (np.float32(2) * (c - ver2) + np.float32(4) * d_c - (c - hor2)) * np.float32(0.125)
+        g_at_rb = axis4 + np.float32(0.5) * lap_axis
+        along_row = horiz + lap_row           # = 5/8 x the paper's Laplacian, written out
+        along_col = vert + lap_col
+        opposite = diag + np.float32(0.75) * lap_axis
+    else:
+        g_at_rb, along_row, along_col, opposite = axis4, horiz, vert, diag
+
+    out = np.empty((h, w, 3), np.float32)
+    # Which channel the row neighbours of a green site carry: the non-green channel of that row.
+    row_other = np.where(ch[:, :1] == 1, ch[:, 1:2], ch[:, :1])  # (H, 1): R or B in this row
+    row_other = np.broadcast_to(row_other, (h, w))
+    green = ch == 1
+    for k in (0, 2):
+        other = 2 - k
+        val = np.where(ch == k, c, np.where(ch == other, opposite,
+                                            np.where(row_other == k, along_row, along_col)))
+        out[..., k] = val
+    out[..., 1] = np.where(green, c, g_at_rb)
+    return out
+
+
+def develop(raw, params) -> np.ndarray:
+    """The RAW file -> linear sRGB: demosaic with the recorded method, then :func:`process`."""
+    p = RawParams.from_dict(params)
+    return process(demosaic(raw, p.bayer, p.demosaic), p)
