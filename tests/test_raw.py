@@ -246,6 +246,12 @@ def test_bad_input_is_refused():
         raw.draw_raw_params(rng, camera="Leica M9")
     with pytest.raises(BadInputError, match="shot noise"):
         raw.draw_raw_params(rng, noise=(0.5, 0.01))
+    with pytest.raises(BadInputError, match="noise must be"):
+        raw.draw_raw_params(rng, noise=(0.01,))
+    with pytest.raises(BadInputError, match="camera must be"):
+        raw.draw_raw_params(rng, camera=3)
+    with pytest.raises(BadInputError, match="unknown camera"):
+        raw.draw_raw_params(rng, camera=["Sony ILCE-7R", "Leica M9"])
     with pytest.raises(BadInputError, match="raw bits"):
         raw.draw_raw_params(rng, raw_bits=8)
     with pytest.raises(BadInputError, match="bayer"):

@@ -284,7 +284,10 @@ def draw_raw_params(rng: np.random.Generator, *, camera="random", bayer="random"
             raise BadInputError(f"unknown camera {camera!r}; the bundled ones are: {', '.join(names)}.")
         cam_name, weights, m = camera, None, CAMERAS[camera]
     else:
-        mix = DEFAULT_MIX if camera == "random" else tuple(camera)
+        try:
+            mix = DEFAULT_MIX if camera == "random" else tuple(str(c) for c in camera)
+        except TypeError:
+            raise BadInputError(f"camera must be 'random', a name or a list of names; got {camera!r}.") from None
         unknown = [c for c in mix if c not in CAMERAS]
         if not mix or unknown:
             raise BadInputError(f"unknown camera(s) {unknown!r} to mix; the bundled ones are: "
@@ -316,7 +319,10 @@ def draw_raw_params(rng: np.random.Generator, *, camera="random", bayer="random"
     elif isinstance(noise, str):
         raise BadInputError(f"noise must be 'model', 'off' or (shot, read); got {noise!r}.")
     else:
-        shot, read = (float(v) for v in noise)
+        try:
+            shot, read = (float(v) for v in noise)
+        except (TypeError, ValueError):
+            raise BadInputError(f"noise must be 'model', 'off' or (shot, read); got {noise!r}.") from None
     check_noise_levels(shot, read)
 
     if raw_bits is None:
