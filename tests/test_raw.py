@@ -98,10 +98,22 @@ def test_demosaicing_a_constant_image_is_exact(pattern, method, shape):
 
 def _malvar_reference(mos, pattern):
     """Malvar-He-Cutler by direct 5x5 correlation with the paper's filters (times 8)."""
-    g_at_rb = [[0, 0, -1, 0, 0], [0, 0, 2, 0, 0], [-1, 2, 4, 2, -1], [0, 0, 2, 0, 0], [0, 0, -1, 0, 0]]
-    along_row = [[0, 0, .5, 0, 0], [0, -1, 0, -1, 0], [-1, 4, 5, 4, -1], [0, -1, 0, -1, 0], [0, 0, .5, 0, 0]]
+    g_at_rb = [[0, 0, -1, 0, 0],
+               [0, 0, 2, 0, 0],
+               [-1, 2, 4, 2, -1],
+               [0, 0, 2, 0, 0],
+               [0, 0, -1, 0, 0]]
+    along_row = [[0, 0, .5, 0, 0],
+                 [0, -1, 0, -1, 0],
+                 [-1, 4, 5, 4, -1],
+                 [0, -1, 0, -1, 0],
+                 [0, 0, .5, 0, 0]]
     along_col = np.array(along_row).T
-    opposite = [[0, 0, -1.5, 0, 0], [0, 2, 0, 2, 0], [-1.5, 0, 6, 0, -1.5], [0, 2, 0, 2, 0], [0, 0, -1.5, 0, 0]]
+    opposite = [[0, 0, -1.5, 0, 0],
+                [0, 2, 0, 2, 0],
+                [-1.5, 0, 6, 0, -1.5],
+                [0, 2, 0, 2, 0],
+                [0, 0, -1.5, 0, 0]]
     h, w = mos.shape
     pad = np.pad(mos.astype(np.float64), 2, mode="reflect")
 
@@ -109,7 +121,8 @@ def _malvar_reference(mos, pattern):
         k = np.asarray(k, float)
         return sum(k[i, j] * pad[i:i + h, j:j + w] for i in range(5) for j in range(5)) / 8
 
-    f = {n: corr(k) for n, k in (("g", g_at_rb), ("row", along_row), ("col", along_col), ("opp", opposite))}
+    f = {n: corr(k) for n, k in
+         (("g", g_at_rb), ("row", along_row), ("col", along_col), ("opp", opposite))}
     ch = raw.cfa_channels(pattern, (h, w))
     out = np.zeros((h, w, 3))
     for y in range(h):
@@ -139,7 +152,8 @@ def test_malvar_beats_bilinear_where_the_channels_share_their_detail():
     detail = 0.5 + 0.3 * np.sin(0.9 * xx + 0.4 * yy) * np.cos(0.5 * yy)
     img = (detail[..., None] * np.array([0.9, 0.7, 0.5]) + 0.05).astype(np.float32)
     mos = raw.mosaic(img, "RGGB")
-    err = {m: np.abs(raw.demosaic(mos, "RGGB", m) - img)[3:-3, 3:-3].mean() for m in raw.DEMOSAIC_METHODS}
+    err = {m: np.abs(raw.demosaic(mos, "RGGB", m) - img)[3:-3, 3:-3].mean()
+           for m in raw.DEMOSAIC_METHODS}
     assert err["malvar"] < err["bilinear"]
 
 
@@ -151,7 +165,8 @@ def test_noise_variance_follows_the_model_per_channel():
     for i, v in enumerate(levels):  # each channel a different signal at each level
         img[i * n:(i + 1) * n] = [v, v * 0.5, v * 0.8]
     mos = raw.mosaic(img, p["bayer"])
-    noisy = raw.add_raw_noise(mos, shot=p["shot_noise"], read=p["read_noise"], rng=sample_rng(3, 0, 8))
+    noisy = raw.add_raw_noise(mos, shot=p["shot_noise"], read=p["read_noise"],
+                              rng=sample_rng(3, 0, 8))
     ch = raw.cfa_channels(p["bayer"], mos.shape)
     worst = 0.0
     for i in range(len(levels)):
@@ -210,7 +225,8 @@ def test_same_key_same_bytes():
 def test_params_round_trip_through_json_rebuild_identical_arrays():
     photo = _photo(12, 14, seed=2)
     for i in range(6):
-        p = raw.draw_raw_params(sample_rng(9, i, 7), raw_bits=12, demosaic=raw.DEMOSAIC_METHODS[i % 2])
+        p = raw.draw_raw_params(sample_rng(9, i, 7), raw_bits=12,
+                                demosaic=raw.DEMOSAIC_METHODS[i % 2])
         q = json.loads(json.dumps(p))
         assert q == p
         assert raw.RawParams.from_dict(q).to_dict() == p
@@ -229,7 +245,8 @@ def test_fixing_one_choice_leaves_the_other_draws_alone():
     for key in ("red_gain", "blue_gain"):
         assert a[key] == b[key]
     c = raw.draw_raw_params(sample_rng(1, 1, 7), bayer="BGGR")
-    assert (c["shot_noise"], c["read_noise"], c["xyz_to_cam"]) == (a["shot_noise"], a["read_noise"], a["xyz_to_cam"])
+    for key in ("shot_noise", "read_noise", "xyz_to_cam", "red_gain", "digital_gain"):
+        assert c[key] == a[key]
 
 
 def test_draws_cover_the_ranges_and_patterns():

@@ -43,13 +43,19 @@ RAW_VERSION = 1
 # Brooks et al. 2019 used them. Sources: docs/algorithms.md, "RAW path (groundwork)".
 CAMERAS: dict[str, tuple[float, ...]] = {
     # The four cameras of the Darmstadt Noise Dataset, whose matrices Unprocessing mixes.
-    "Huawei Nexus 6P": (1.0234, -0.2969, -0.2266, -0.5625, 1.6328, -0.0469, -0.0703, 0.2188, 0.6406),
-    "Sony ILCE-7R": (0.4913, -0.0541, -0.0202, -0.6130, 1.3513, 0.2906, -0.1564, 0.2151, 0.7183),
-    "Olympus E-M10": (0.8380, -0.2630, -0.0639, -0.2887, 1.0725, 0.2496, -0.0627, 0.1427, 0.5438),
-    "Sony DSC-RX100M4": (0.6596, -0.2079, -0.0562, -0.4782, 1.3016, 0.1933, -0.0970, 0.1581, 0.5181),
+    "Huawei Nexus 6P":
+        (1.0234, -0.2969, -0.2266, -0.5625, 1.6328, -0.0469, -0.0703, 0.2188, 0.6406),
+    "Sony ILCE-7R":
+        (0.4913, -0.0541, -0.0202, -0.6130, 1.3513, 0.2906, -0.1564, 0.2151, 0.7183),
+    "Olympus E-M10":
+        (0.8380, -0.2630, -0.0639, -0.2887, 1.0725, 0.2496, -0.0627, 0.1427, 0.5438),
+    "Sony DSC-RX100M4":
+        (0.6596, -0.2079, -0.0562, -0.4782, 1.3016, 0.1933, -0.0970, 0.1581, 0.5181),
     # Two more from dcraw's adobe_coeff, outside the default mix (e.g. for held-out tests).
-    "Canon EOS 5D Mark II": (0.4716, 0.0603, -0.0830, -0.7798, 1.5474, 0.2480, -0.1496, 0.1937, 0.6651),
-    "Nikon D700": (0.8139, -0.2171, -0.0663, -0.8747, 1.6541, 0.2295, -0.1925, 0.2008, 0.8093),
+    "Canon EOS 5D Mark II":
+        (0.4716, 0.0603, -0.0830, -0.7798, 1.5474, 0.2480, -0.1496, 0.1937, 0.6651),
+    "Nikon D700":
+        (0.8139, -0.2171, -0.0663, -0.8747, 1.6541, 0.2295, -0.1925, 0.2008, 0.8093),
 }
 # camera="random" mixes these (the Unprocessing set).
 DEFAULT_MIX = ("Huawei Nexus 6P", "Sony ILCE-7R", "Olympus E-M10", "Sony DSC-RX100M4")
@@ -62,9 +68,10 @@ SRGB_TO_XYZ = np.array([[0.4124564, 0.3575761, 0.1804375],
 # -- drawn ranges (Brooks et al. 2019) ------------------------------------------------------
 RED_GAIN_RANGE = (1.9, 2.4)
 BLUE_GAIN_RANGE = (1.5, 1.9)
-# digital_gain = 1 / N(0.8, 0.1); the normal is clipped to [0.4, 1.2] (4 sigma) so it stays positive.
+# digital_gain = 1 / N(0.8, 0.1); the normal is clipped to [0.4, 1.2] (4 sigma): it stays positive.
 DIGITAL_GAIN_INV = (0.8, 0.1, 0.4, 1.2)
-# log-linear noise: ln(shot) ~ U(ln 1e-4, ln 0.012); ln(read variance) = 2.18 ln(shot) + 1.20 + N(0, 0.26).
+# log-linear noise: ln(shot) ~ U(ln 1e-4, ln 0.012);
+# ln(read variance) = 2.18 ln(shot) + 1.20 + N(0, 0.26**2).
 SHOT_LOG_RANGE = (math.log(0.0001), math.log(0.012))
 READ_LINE = (2.18, 1.20, 0.26)
 HIGHLIGHT_KNEE = 0.9  # the mask starts where the camera-space grey exceeds this
@@ -93,8 +100,10 @@ def rgb_to_cam_matrix(xyz_to_cam) -> np.ndarray:
     a = [[float(v) for v in row] for row in np.asarray(xyz_to_cam, dtype=np.float64).reshape(3, 3)]
     b = SRGB_TO_XYZ.tolist()
     # Python floats, summed in a fixed order: no BLAS, so the same bits on every machine.
-    m = [[(a[i][0] * b[0][j] + a[i][1] * b[1][j]) + a[i][2] * b[2][j] for j in range(3)] for i in range(3)]
-    return np.array([[v / ((row[0] + row[1]) + row[2]) for v in row] for row in m], dtype=np.float64)
+    m = [[(a[i][0] * b[0][j] + a[i][1] * b[1][j]) + a[i][2] * b[2][j] for j in range(3)]
+         for i in range(3)]
+    return np.array([[v / ((row[0] + row[1]) + row[2]) for v in row] for row in m],
+                    dtype=np.float64)
 
 
 def _inverse3(m) -> np.ndarray:
@@ -146,10 +155,11 @@ class RawParams:
             if version != RAW_VERSION:
                 raise BadInputError(f"RAW params version {version!r} is not {RAW_VERSION}.")
             m = tuple(float(v) for v in params["xyz_to_cam"])
+            weights = params.get("camera_weights")
             p = cls(
                 camera=str(params["camera"]),
-                camera_weights=(None if params.get("camera_weights") is None
-                                else {str(k): float(v) for k, v in params["camera_weights"].items()}),
+                camera_weights=(None if weights is None
+                                else {str(k): float(v) for k, v in weights.items()}),
                 xyz_to_cam=m,
                 red_gain=float(params["red_gain"]), blue_gain=float(params["blue_gain"]),
                 digital_gain=float(params["digital_gain"]), highlights=str(params["highlights"]),
@@ -203,7 +213,7 @@ class RawParams:
 
     @property
     def wb_gains(self) -> np.ndarray:
-        """(3,) float64: the gains ``process`` multiplies camera R, G, B by (white balance x digital gain)."""
+        """(3,) float64: ``process``'s factors for camera R, G, B (white balance x digital gain)."""
         return np.array([self.red_gain, 1.0, self.blue_gain]) * self.digital_gain
 
 
@@ -281,13 +291,15 @@ def draw_raw_params(rng: np.random.Generator, *, camera="random", bayer="random"
     # camera
     if isinstance(camera, str) and camera != "random":
         if camera not in CAMERAS:
-            raise BadInputError(f"unknown camera {camera!r}; the bundled ones are: {', '.join(names)}.")
+            raise BadInputError(
+                f"unknown camera {camera!r}; the bundled ones are: {', '.join(names)}.")
         cam_name, weights, m = camera, None, CAMERAS[camera]
     else:
         try:
             mix = DEFAULT_MIX if camera == "random" else tuple(str(c) for c in camera)
         except TypeError:
-            raise BadInputError(f"camera must be 'random', a name or a list of names; got {camera!r}.") from None
+            raise BadInputError(
+                f"camera must be 'random', a name or a list of names; got {camera!r}.") from None
         unknown = [c for c in mix if c not in CAMERAS]
         if not mix or unknown:
             raise BadInputError(f"unknown camera(s) {unknown!r} to mix; the bundled ones are: "
@@ -322,7 +334,8 @@ def draw_raw_params(rng: np.random.Generator, *, camera="random", bayer="random"
         try:
             shot, read = (float(v) for v in noise)
         except (TypeError, ValueError):
-            raise BadInputError(f"noise must be 'model', 'off' or (shot, read); got {noise!r}.") from None
+            raise BadInputError(
+                f"noise must be 'model', 'off' or (shot, read); got {noise!r}.") from None
     check_noise_levels(shot, read)
 
     if raw_bits is None:
@@ -507,7 +520,7 @@ def quantise(raw, bits: int, white_level: float = 1.0) -> np.ndarray:
 
 
 def sensor_readout(cam, params, *, rng=None, noise=None, noisy=True) -> np.ndarray:
-    """Clipped camera colours -> the RAW file: mosaic, noise (if ``noisy``), quantise, clip at white."""
+    """Camera colours -> the RAW file: clip, mosaic, noise (if ``noisy``), quantise, clip."""
     p = RawParams.from_dict(params)
     m = mosaic(clip_white(cam, p.white_level), p.bayer)
     if noisy:
@@ -553,9 +566,10 @@ def demosaic(raw, pattern: str, method: str = "malvar") -> np.ndarray:
         hor2 = (e2 + w2) * half
         ver2 = (n2 + s2) * half
         d_c = c - diag
-        # green site, neighbour channel along the row: 2(c - hor2) + 4(c - diag) - (c - ver2), over 8
-        lap_row = (np.float32(2) * (c - hor2) + np.float32(4) * d_c - (c - ver2)) * np.float32(0.125)
-        lap_col = (np.float32(2) * (c - ver2) + np.float32(4) * d_c - (c - hor2)) * np.float32(0.125)
+        # green site, neighbour channel along the row: (2(c - hor2) + 4(c - diag) - (c - ver2)) / 8
+        two, four, eighth = np.float32(2), np.float32(4), np.float32(0.125)
+        lap_row = (two * (c - hor2) + four * d_c - (c - ver2)) * eighth
+        lap_col = (two * (c - ver2) + four * d_c - (c - hor2)) * eighth
         g_at_rb = axis4 + np.float32(0.5) * lap_axis
         along_row = horiz + lap_row           # = 5/8 x the paper's Laplacian, written out
         along_col = vert + lap_col
