@@ -168,6 +168,9 @@ def test_set_and_input_errors(tiny_recipe, tmp_path, run_cli):
         # --limit lowers n; a value that is no number is left for the check that names it.
         (["--limit", "3", "--set", "bank.n=nan"],
          f"error: {tiny_recipe}: --set bank.n=nan: [trajectories]: --n must be a positive integer; got nan (a float: write the count as an integer, e.g. n = 100000)."),
+        # A float count is refused under --limit as without it (not turned into an int).
+        (["--limit", "3", "--set", "bank.n=1e12"],
+         f"error: {tiny_recipe}: --set bank.n=1e12: [trajectories]: --n must be a positive integer; got 1000000000000.0 (a float"),
     ]:
         r = run_cli("build", tiny_recipe, "--out", tmp_path / "o2", "--dry-run", *args)
         assert r.code == 2 and expect in error_line(r), (args, r.err)

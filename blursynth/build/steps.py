@@ -125,12 +125,11 @@ def prepare_step(recipe: Recipe, i: int, table: dict, resolver: Resolver, out: P
 
 
 def _capped(value, most):
-    """``value`` lowered to ``most`` (for --limit); a value that is not a number is returned as
-    it is, for the settings class to refuse, naming its line."""
-    try:
-        return min(int(value), most)
-    except (TypeError, ValueError, OverflowError):
+    """``value`` lowered to ``most`` (for --limit); a value that is not a whole number (a float
+    included: ``n = 1e12``) is returned as it is, for the settings class to refuse, naming its line."""
+    if isinstance(value, bool) or not isinstance(value, int):
         return value
+    return min(value, most)
 
 
 def _settings_dict(settings, *drop) -> dict:
