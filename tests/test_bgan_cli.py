@@ -415,3 +415,22 @@ def test_blur_strict_stops_on_an_unreadable_photo(sets, model, tmp_path, run_cli
     assert bad in line and "--strict" in line
     if bad == "zz_broken.png":  # the header check comes before anything is written
         assert not (tmp_path / "p").exists()
+
+
+def test_a_dataset_whose_shard_does_not_match_its_manifest_is_refused_unless_no_verify(
+        sets, tmp_path, run_cli, tiny_pairs_dataset):
+    """As train: a pair dataset given as --real-blur is checked against its manifest as it is
+    opened, and --no-verify is the escape."""
+    import json
+    import shutil
+
+    d = tmp_path / "real"
+    shutil.copytree(tiny_pairs_dataset(), d)
+    manifest = json.loads((d / "manifest.json").read_text())
+    manifest["shards"][0]["sha256"] = "0" * 64
+    (d / "manifest.json").write_text(json.dumps(manifest))
+    r = _train(run_cli, sets, tmp_path / "o", sets / "sharp", d)
+    assert r.code == 2 and "sha256" in error_line(r), r.err
+    assert not (tmp_path / "o").exists()
+    r = _train(run_cli, sets, tmp_path / "o", sets / "sharp", d, "--no-verify")
+    assert r.code == 0, r.err

@@ -39,6 +39,9 @@ class ImageSet:
         Which image of each pair a dataset contributes.
     option : str
         The command-line option that named the set, for messages (``"--real-blur"``).
+    verify : bool
+        Check a pair dataset's shards against its manifest as they are opened (``--no-verify``
+        turns it off; rows that do not decode are refused either way).
 
     Raises
     ------
@@ -56,12 +59,13 @@ class ImageSet:
     (1, [(40, 50)], (40, 50, 3))
     """
 
-    def __init__(self, path, *, column: str, option: str):
+    def __init__(self, path, *, column: str, option: str, verify: bool = True):
         from ..sources.photos import list_images
 
         self.path = Path(path)
         self.column = column
         self.option = option
+        self.verify = verify
         if not self.path.exists():
             raise BadInputError(f"{option} {path}: no such file or directory; expected a folder "
                                 f"of images or a pair dataset.")
@@ -69,7 +73,7 @@ class ImageSet:
         if self.is_dataset:
             from ..train.data import open_pairs
 
-            ds = open_pairs(self.path)
+            ds = open_pairs(self.path, verify=verify)
             self.ids = [r["id"] for r in ds.table.iter_rows(columns=["id"], batch_size=4096)]
             self.files = None
         else:
@@ -94,7 +98,7 @@ class ImageSet:
         if self._ds is None:
             from ..dataset.reader import PairDataset
 
-            self._ds = PairDataset(self.path)
+            self._ds = PairDataset(self.path, verify=self.verify)
         return self._ds
 
     def describe(self, i: int) -> str:

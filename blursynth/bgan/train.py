@@ -92,6 +92,7 @@ class BGANTrainSettings:
     max_seconds: float | None = None
     resume: bool = False
     progress: bool = True
+    verify: bool = True  # hash a pair dataset's shards against its manifest (--no-verify)
 
     def model_config(self) -> BGANConfig:
         if self.config not in CONFIGS:
@@ -346,8 +347,9 @@ def plan_training(settings: BGANTrainSettings) -> BGANPlan:
     if ckpt is not None:
         runs.require_resume(out, RUN_KIND, settings.resume)
         runs.check_recipe(ckpt, recipe, out, RUN_KIND)
-    sharp = ImageSet(settings.sharp, column="sharp", option="--sharp")
-    real = ImageSet(settings.real_blur, column="blurred", option="--real-blur")
+    sharp = ImageSet(settings.sharp, column="sharp", option="--sharp", verify=settings.verify)
+    real = ImageSet(settings.real_blur, column="blurred", option="--real-blur",
+                    verify=settings.verify)
     check_unpaired(sharp, real)
     check_patch_fits(sharp, settings.patch)
     check_patch_fits(real, settings.patch)

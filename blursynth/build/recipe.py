@@ -185,7 +185,8 @@ OPTION_KEYS = {
     "blur": {"length": ("fresh_length_px", None), "canvas": ("fresh_canvas", None),
              "resize_to": ("resize", _width_first)},
     "render-clip": {"frames": ("n_frames", None)},
-    "bgan-train": {"max_minutes": ("max_seconds", lambda m: 60.0 * float(m)), "quiet": ("progress", _not)},
+    "bgan-train": {"max_minutes": ("max_seconds", lambda m: 60.0 * float(m)), "quiet": ("progress", _not),
+                   "no_verify": ("verify", _not)},
     "train": {"quiet": ("progress", _not), "no_verify": ("verify", _not)},
     "evaluate": {"quiet": ("progress", _not), "no_verify": ("verify", _not)},
 }

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import click
 
-from ._common import device_option, echo_manifest, finite, interrupted_run, overwrite_option, \
-    positive_int, seed_option, workers_option
+from ._common import device_option, echo_manifest, finite, interrupted_run, no_verify_option, \
+    overwrite_option, positive_int, seed_option, workers_option
 
 
 @click.group()
@@ -73,11 +73,12 @@ def bgan():
 @click.option("--max-minutes", type=click.FloatRange(0, None, min_open=True), default=None, callback=finite,
               help="Stop (with a checkpoint) after this long; --resume continues.")
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its checkpoint.")
+@no_verify_option
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def train(sharp, real_blur, out, steps, config, width, blocks, image_skip, patch, batch_size, lr,
           alpha_weighs, perceptual_weight, blur_weight, perceptual, vgg_weights, plateau_window,
           plateau_patience, seed, device, workers, sample_every, checkpoint_every, log_every,
-          max_minutes, resume, quiet):
+          max_minutes, resume, no_verify, quiet):
     """Train BGAN on unpaired sets: sharp photos and real blurred photos.
 
     \b
@@ -96,7 +97,7 @@ def train(sharp, real_blur, out, steps, config, width, blocks, image_skip, patch
         plateau_patience=plateau_patience, seed=seed, device=device, workers=workers,
         sample_every=sample_every, checkpoint_every=checkpoint_every, log_every=log_every,
         max_seconds=None if max_minutes is None else 60.0 * max_minutes, resume=resume,
-        progress=not quiet,
+        progress=not quiet, verify=not no_verify,
     )
     try:
         summary = train_bgan(settings)
