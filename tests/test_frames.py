@@ -137,6 +137,41 @@ def test_frame_folder_input_and_interpolation(clip, tmp_path):
     assert np.array_equal(blurred, ds[1]["blurred"])
 
 
+@pytest.mark.parametrize("suffix", [".jpg", ".png"])
+def test_rows_of_exif_rotated_frames_note_the_orientation(tmp_path, suffix):
+    """Rows of frames turned upright by their EXIF orientation say so in ``converted``."""
+    from PIL import Image
+
+    frames = random_frames(12, shape=(16, 24, 3), seed=4)
+    for name, orientation in (("phone", 6), ("upright", 1), ("mixed", None)):
+        folder = tmp_path / "in" / name
+        folder.mkdir(parents=True)
+        for i, f in enumerate(frames):
+            exif = Image.Exif()
+            exif[0x0112] = orientation or (6 if i < 6 else 8)  # mixed: 6 for frames 0-5, then 8
+            Image.fromarray(f).save(folder / f"{i:06d}{suffix}", exif=exif, quality=100)
+    out = tmp_path / "pairs"
+    assert main(["frames-average", str(tmp_path / "in"), "--fps", "240", "--window", "4",
+                 "--out", str(out)]) == 0
+    ds = PairDataset(out)
+    notes = {}
+    for i in range(len(ds)):
+        row = ds[i]
+        p = row["params"]
+        name = p["video"].split("/")[-1]
+        notes.setdefault(name, []).append(p.get("converted"))
+        # As displayed: a quarter turn (6, 8) shows the stored 16x24 frames as 24x16.
+        assert row["sharp"].shape == ((16, 24, 3) if name == "upright" else (24, 16, 3))
+    assert notes == {
+        "phone": ["EXIF orientation 6 applied"] * 3,
+        "upright": [None] * 3,  # orientation 1: nothing turned, nothing noted
+        # frames 0-3, 4-7 (both orientations: each once), 8-11
+        "mixed": ["EXIF orientation 6 applied",
+                  "EXIF orientation 6 applied; EXIF orientation 8 applied",
+                  "EXIF orientation 8 applied"],
+    }
+
+
 def test_known_motion_psf_is_the_flipped_camera_path(tmp_path):
     from blursynth.ops.psf import psf_centroid
 

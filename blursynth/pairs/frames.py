@@ -520,6 +520,10 @@ def pair_params(info: SourceInfo, win: Window, settings: FramesAverageSettings, 
     }
     if info.kind == "frames":
         params["sharp_file"] = Path(info.files[win.sharp]).name
+        # What reading the window's frames changed (their EXIF orientation), each note once.
+        notes = sorted({n for n in info.converted[win.start:win.stop] if n})
+        if notes:
+            params["converted"] = "; ".join(notes)
     return params
 
 

@@ -14,7 +14,7 @@ import os
 import re
 import warnings
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ..errors import BadInputError, native_noise_quiet
@@ -42,6 +42,10 @@ class SourceInfo:
     height, width : int
     files : tuple of str
         Frame files in order (folders only).
+    converted : tuple of (str or None)
+        Per frame file, what reading it changes, worded as a photo's ``converted`` note
+        (``"EXIF orientation 6 applied"``), or None; empty where no frame needs a note (every
+        video, and folders of frames stored upright).
     """
 
     path: str
@@ -51,6 +55,7 @@ class SourceInfo:
     height: int
     width: int
     files: tuple = ()
+    converted: tuple = ()
 
 
 _GRAY_PIX = ("gray", "ya", "mono", "y400")
@@ -241,12 +246,13 @@ def _probe_folder(p: Path, fps):
                 f"folder '{p}': frame numbering jumps from {a} to {b} ({b - a - 1} missing); "
                 "frames must be consecutive."
             )
-    size = None
+    size, notes = None, []
     for _, f in numbered:
         try:
             # As displayed (EXIF orientation applied), as _read_frame_file's decoder reads it.
             height, width, mode = read_header(f)
             this = (height, width)
+            notes.append(_frame_note(f))
         except BadInputError:
             raise  # truncated, or over the pixel limit: one line naming the file
         except Exception as exc:
@@ -263,7 +269,18 @@ def _probe_folder(p: Path, fps):
     if fps is None:
         raise BadInputError(f"folder '{p}' does not record a frame rate; pass --fps (e.g. --fps 240).")
     return SourceInfo(str(p), "frames", len(numbered), float(fps), size[0], size[1],
-                      tuple(str(f) for _, f in numbered))
+                      tuple(str(f) for _, f in numbered),
+                      tuple(notes) if any(notes) else ())
+
+
+def _frame_note(path) -> str | None:
+    """What reading the frame file ``path`` changes (its EXIF orientation), or None, in the words
+    sources.photos gives a photo's ``converted`` note."""
+    from .photos import _header, _oriented
+
+    header = _header(path, str(path))
+    # _read_frame_file's decoder (OpenCV, IMREAD_COLOR) turns the pixels itself: only the note.
+    return _oriented(None, None, replace(header, decoder_orients=True))[1]
 
 
 def iter_frames(info: SourceInfo, start: int = 0, stop: int | None = None):
