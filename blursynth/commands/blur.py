@@ -59,6 +59,13 @@ def _resize(ctx, param, value):
     return scale
 
 
+def _keep(ctx, param, value):
+    """Keep a highlight or exposure-gain option's value for the body (not an argument of it)."""
+    if value is not None:
+        ctx.meta.setdefault("blursynth.blur.degrade", {})[param.name] = value
+    return value
+
+
 @click.command()
 @click.argument("photos", type=click.Path())
 @click.option("--kernels", type=click.Path(), default=None,
@@ -78,7 +85,19 @@ def _resize(ctx, param, value):
               help="Size HxW (height first, like --crop) each photo is resized to first.")
 @click.option("--crf", default="gamma:2.2", show_default=True,
               help="Camera response: gamma:G, srgb, or none (blur encoded pixels, as DeblurGAN).")
-@click.option("--saturation", default=None, help="Linear scale factor range before blur, clipped after, e.g. 1-3 (off by default).")
+@click.option("--saturation", default=None,
+              help="Old name of --exposure-gain, kept with a warning for this release: it scales the whole image, "
+                   "the sharp target too. For light sources that streak, use --highlights.")
+@click.option("--exposure-gain", default=None, callback=_keep, expose_value=False,
+              help="Linear gain range of the whole image, the sharp target too, before blur, clipped after, e.g. "
+                   "1-2: an over-exposed pair (off by default).")
+@click.option("--highlights", default=None, callback=_keep, expose_value=False, metavar="LO-HI",
+              help="Boost range of the photo's near-clipped pixels in linear light before blur (clipped after), "
+                   "e.g. 2-8: light sources streak in the blurred image; the sharp target keeps the photo's "
+                   "exposure (off by default).")
+@click.option("--highlight-threshold", type=float, default=None, callback=_keep, expose_value=False,
+              help="Linear value of a pixel's brightest channel from which --highlights boosts it (0.5-0.999; "
+                   "default 0.9, code 243 with gamma 2.2); the boost ramps to its full factor at 1.")
 @click.option("--noise", default=None, metavar="SHOT[,READ]",
               help="Poisson-Gaussian sensor noise in linear light (intensity 0-1), each X or LO-HI: SHOT is the "
                    "variance per unit linear intensity, READ the standard deviation of the signal-independent "
@@ -111,7 +130,7 @@ def blur(photos, kernels, out, psf_source, exposure, per_image, crop, resize, re
     Example:
       blursynth trajectories --n 10000 --out bank/
       blursynth blur photos/ --kernels bank/ --out pairs/ --crop 256x256 --per-image 4
-      blursynth blur photos/ --psf-source fresh --out pairs/ --saturation 1-2 --noise 0.001-0.005 --jpeg 70-95
+      blursynth blur photos/ --psf-source fresh --out pairs/ --highlights 2-8 --noise 0.001-0.005 --jpeg 70-95
     """
     from ..pairs.shake import BlurSettings, blur_photos
 
@@ -127,6 +146,7 @@ def blur(photos, kernels, out, psf_source, exposure, per_image, crop, resize, re
     settings = BlurSettings(
         photos=photos, kernels=kernels, psf_source=psf_source, exposure=exposure, per_image=per_image,
         crop=crop, resize=resize, crf=crf, saturation=saturation, noise=noise, jpeg=jpeg, border=border,
+        **click.get_current_context().meta.get("blursynth.blur.degrade", {}),
         device=device, batch=batch, seed=seed, strict=strict, fresh_length_px=length_px,
         fresh_canvas=canvas, png_level=png_level, shard_size=shard_size,
     )

@@ -3,10 +3,11 @@
 The pipeline of one pair (:func:`render_pair`)::
 
     photo (uint8) -> decode camera response (256-entry table)
-      -> scale by saturation -> convolve with the PSF -> clip to [0, 1]
-      -> sensor noise -> encode camera response -> JPEG round trip -> blurred
-    sharp = the same window, through the same decode, scale and encode (no blur,
-            no noise, no JPEG), so the pair has the same brightness and clipping.
+      -> boost highlights -> scale by the exposure gain -> convolve with the PSF
+      -> clip to [0, 1] -> sensor noise -> encode camera response -> JPEG round trip -> blurred
+    sharp = the same window, through the same decode, exposure gain and encode (no
+            highlight boost, no blur, no noise, no JPEG): the photo's own exposure, or
+            the same gain and clipping as the blurred image when an exposure gain is given.
 
 Arrays in, arrays out: the photo, the PSF and the pair's noise generator are given; choosing them
 (resize, crop, kernels, draws) is :mod:`blursynth.pairs.shake`'s.
@@ -25,7 +26,7 @@ from .encode8 import encode_planes, encode_uint8
 
 def render_pair(photo, psf, *, crf="gamma:2.2", border="reflect", saturation=None,
                 shot_noise=None, read_noise=None, noise_rng=None, jpeg_quality=None, device=None,
-                method="auto"):
+                method="auto", highlight_gain=None, highlight_threshold=None):
     """Blur one photo window by a PSF in linear light; return (blurred, sharp).
 
     Parameters
@@ -38,7 +39,11 @@ def render_pair(photo, psf, *, crf="gamma:2.2", border="reflect", saturation=Non
     border : {"reflect", "valid", "wrap"}
         ``valid`` returns both images cropped by ``k // 2`` on every side.
     saturation : float or None
-        Linear scale factor applied before the blur (clipped after).
+        Exposure gain: linear scale factor of the whole image, the sharp one too,
+        applied before the blur (clipped after).
+    highlight_gain, highlight_threshold : float or None
+        Boost of the photo's near-clipped pixels before the blur
+        (:func:`blursynth.ops.degrade.boost_highlights`); the sharp image is not boosted.
     shot_noise, read_noise : float or None
         Poisson-Gaussian noise levels (linear); the field is drawn from
         ``noise_rng`` on the CPU.
@@ -68,13 +73,21 @@ def render_pair(photo, psf, *, crf="gamma:2.2", border="reflect", saturation=Non
     k = check_psf(psf)
     check_fits(photo.shape[0], photo.shape[1], k, border, what="photo window")
     scale = 1.0 if saturation is None else float(saturation)
+    boost = None
+    if highlight_gain is not None:
+        from .degrade import HIGHLIGHT_THRESHOLD
+
+        boost = (float(highlight_gain),
+                 HIGHLIGHT_THRESHOLD if highlight_threshold is None else float(highlight_threshold))
     import torch
 
     dev = torch.device("cpu") if device is None else torch.device(device)
     if dev.type == "cpu":
-        blurred_lin = _blur_linear_cpu(photo, psf * np.float32(scale), crf, border, method)
+        blurred_lin = _blur_linear_cpu(photo, psf * np.float32(scale), crf, border, method,
+                                       boost=boost)
     else:
-        blurred_lin = _blur_linear_torch(photo, psf * np.float32(scale), crf, border, dev, method)
+        blurred_lin = _blur_linear_torch(photo, psf * np.float32(scale), crf, border, dev, method,
+                                         boost=boost)
     r = k // 2
     window = photo[r:-r, r:-r] if border == "valid" and r else photo
     if shot_noise is not None or read_noise is not None:
@@ -109,7 +122,7 @@ def _check_photo(photo):
     return photo
 
 
-def _blur_linear_cpu(photo, psf, crf, border, method):
+def _blur_linear_cpu(photo, psf, crf, border, method, boost=None):
     """Decode + pad fused (pad the uint8 photo, table-decode each plane), then convolve."""
     import cv2
     import torch
@@ -128,13 +141,21 @@ def _blur_linear_cpu(photo, psf, crf, border, method):
     planes = np.empty((3, hp, wp), np.float32)
     for c, plane in enumerate(cv2.split(padded)):
         cv2.LUT(plane, table, dst=planes[c])
+    if boost is not None:
+        from .degrade import boost_highlights
+
+        planes = boost_highlights(planes, *boost)
     return convolve_padded(torch.from_numpy(planes)[None], psf, method=method)[0]
 
 
-def _blur_linear_torch(photo, psf, crf, border, device, method):
+def _blur_linear_torch(photo, psf, crf, border, device, method, boost=None):
     from .convolve import convolve_padded, pad_image
 
     x = _decode_chw(photo, crf, device)[None]
+    if boost is not None:
+        from .degrade import boost_highlights
+
+        x = boost_highlights(x, *boost)
     padded = pad_image(x, psf.shape[0] // 2, border)
     return convolve_padded(padded, psf, method=method)[0]
 

@@ -1,13 +1,18 @@
-"""Realistic degradations of a blurred image: saturation, sensor noise, JPEG.
+"""Realistic degradations of a blurred image: highlights, exposure gain, sensor noise, JPEG.
 
 Each is split into *drawing* its parameters (from a range, with the sample's
 ``rng``) and *applying* them, so a pair can be rebuilt from the numbers stored
 in its params. Saturation and noise act on linear light; JPEG on the encoded
 uint8 image.
 
-- Saturation: scale linear intensity by a factor >= 1 before blurring and
-  clip to [0, 1] after, so highlights that the sensor clipped in the sharp
-  photo bloom into bright streaks, as in real blurred photos.
+- Highlights: pixels near clipping in the sharp photo (the brightest channel's
+  linear value above a threshold) are boosted by a drawn factor before blurring
+  and the blurred image is clipped to [0, 1] after, so light sources the sensor
+  clipped streak as in real blurred photos; the sharp target is the photo as it
+  was (its boosted highlights clip back to what the photo had).
+- Exposure gain (``--exposure-gain``; ``--saturation`` is its old name): scale
+  the whole image's linear intensity, the sharp target too, by a factor >= 1
+  before blurring and clip after: an over-exposed pair, not a highlight model.
 - Sensor noise: Poisson-Gaussian, ``y = x + sqrt(shot * x + read**2) * n``
   with ``n`` standard normal; the heteroscedastic Gaussian approximation of
   ``shot * Poisson(x / shot) + Normal(0, read**2)`` (Foi et al. 2008), exact in
@@ -27,6 +32,12 @@ from ..errors import BadInputError
 # Bounds a user range must stay in: beyond them the result is no longer a
 # plausible photo (a shot scale of 0.1 is ~10 photons at full scale).
 SATURATION_BOUNDS = (1.0, 16.0)
+EXPOSURE_GAIN_BOUNDS = SATURATION_BOUNDS
+HIGHLIGHT_BOUNDS = (1.0, 64.0)
+# Linear value of the brightest channel from which a pixel counts as a highlight (gamma 2.2:
+# 0.9 is code 243 of 255); the boost ramps from 1 there to the full factor at 1.0.
+HIGHLIGHT_THRESHOLD_BOUNDS = (0.5, 0.999)
+HIGHLIGHT_THRESHOLD = 0.9
 SHOT_BOUNDS = (0.0, 0.1)
 READ_BOUNDS = (0.0, 0.2)
 JPEG_BOUNDS = (1, 100)
@@ -95,13 +106,21 @@ class Degradations:
     Parameters
     ----------
     saturation : Range or None
-        Linear-light scale factor, in [1, 16].
+        Linear-light scale factor of the whole image, in [1, 16] (the old name of
+        ``exposure_gain``; recorded as ``saturation``).
     shot : Range or None
         Shot-noise scale (variance per unit linear intensity), in [0, 0.1].
     read : Range or None
         Read-noise standard deviation (linear), in [0, 0.2].
     jpeg : Range or None
         JPEG quality, in [1, 100] (drawn, then rounded to an integer).
+    exposure_gain : Range or None
+        ``saturation`` under the name that says what it is, recorded as
+        ``exposure_gain`` (it draws the same number; give one of the two).
+    highlights : Range or None
+        Boost of the sharp photo's near-clipped pixels before blurring, in [1, 64].
+    highlight_threshold : float
+        Linear value of a pixel's brightest channel where the boost starts.
 
     Examples
     --------
@@ -114,15 +133,30 @@ class Degradations:
     shot: Range | None = None
     read: Range | None = None
     jpeg: Range | None = None
+    exposure_gain: Range | None = None
+    highlights: Range | None = None
+    highlight_threshold: float = HIGHLIGHT_THRESHOLD
 
     @classmethod
-    def parse(cls, *, saturation=None, noise=None, jpeg=None) -> "Degradations":
+    def parse(cls, *, saturation=None, noise=None, jpeg=None, exposure_gain=None,
+              highlights=None, highlight_threshold=HIGHLIGHT_THRESHOLD) -> "Degradations":
         """Build from option text: ``saturation="1-3"``, ``noise="SHOT[,READ]"``
-        (each a number or LO-HI), ``jpeg="70-95"``; None, "" or "off" turn one off.
+        (each a number or LO-HI), ``jpeg="70-95"``, ``exposure_gain="1-2"``,
+        ``highlights="2-8"``; None, "" or "off" turn one off.
         """
-        sat = None
+        sat = gain = None
         if not _is_off(saturation):
             sat = Range.parse(saturation, name="saturation", bounds=SATURATION_BOUNDS)
+        if not _is_off(exposure_gain):
+            gain = Range.parse(exposure_gain, name="exposure gain", bounds=EXPOSURE_GAIN_BOUNDS)
+        if sat is not None and gain is not None:
+            raise BadInputError(
+                "give --exposure-gain or its old name --saturation, not both (they are one gain)."
+            )
+        boost = None
+        if not _is_off(highlights):
+            boost = Range.parse(highlights, name="highlights", bounds=HIGHLIGHT_BOUNDS)
+        threshold = check_highlight_threshold(highlight_threshold)
         shot = read = None
         if not _is_off(noise):
             parts = str(noise).split(",")
@@ -136,39 +170,108 @@ class Degradations:
         q = None
         if not _is_off(jpeg):
             q = Range.parse(jpeg, name="jpeg quality", bounds=JPEG_BOUNDS)
-        return cls(sat, shot, read, q)
+        return cls(sat, shot, read, q, gain, boost, threshold)
 
     @property
     def any(self) -> bool:
-        return any(x is not None for x in (self.saturation, self.shot, self.read, self.jpeg))
+        return any(x is not None for x in (self.saturation, self.shot, self.read, self.jpeg,
+                                           self.exposure_gain, self.highlights))
 
     def describe(self) -> dict:
-        """The ranges as text, for fingerprints and manifests."""
-        return {
+        """The ranges as text, for fingerprints and manifests (the newer keys only when on,
+        so a run without them keeps its fingerprint)."""
+        d = {
             "saturation": self.saturation.spec if self.saturation else None,
             "shot_noise": self.shot.spec if self.shot else None,
             "read_noise": self.read.spec if self.read else None,
             "jpeg_quality": self.jpeg.spec if self.jpeg else None,
         }
+        if self.exposure_gain is not None:
+            d["exposure_gain"] = self.exposure_gain.spec
+        if self.highlights is not None:
+            d["highlight_gain"] = self.highlights.spec
+            d["highlight_threshold"] = self.highlight_threshold
+        return d
 
     def draw(self, rng: np.random.Generator) -> dict:
         """Draw one sample's values; keys only for the degradations that are on.
 
         Every range consumes exactly one draw whether on or off, so turning one
-        degradation on never changes the values another one draws.
+        degradation on never changes the values another one draws. The exposure
+        gain takes the draw its old name ``saturation`` took (the same value under
+        either name); the highlight gain's draw comes after all of today's.
         """
         values = {}
+        gain_key, gain = (("exposure_gain", self.exposure_gain) if self.exposure_gain is not None
+                          else ("saturation", self.saturation))
         for key, rng_range in (
-            ("saturation", self.saturation),
+            (gain_key, gain),
             ("shot_noise", self.shot),
             ("read_noise", self.read),
             ("jpeg_quality", self.jpeg),
+            ("highlight_gain", self.highlights),
         ):
             u = rng.random()
             if rng_range is not None:
                 v = rng_range.lo + (rng_range.hi - rng_range.lo) * u
                 values[key] = int(round(v)) if key == "jpeg_quality" else float(v)
+        if self.highlights is not None:
+            values["highlight_threshold"] = float(self.highlight_threshold)
         return values
+
+
+def check_highlight_threshold(value) -> float:
+    """``value`` as a float in :data:`HIGHLIGHT_THRESHOLD_BOUNDS`, or :class:`BadInputError`."""
+    lo, hi = HIGHLIGHT_THRESHOLD_BOUNDS
+    try:
+        t = float(value)
+    except (TypeError, ValueError):
+        t = float("nan")
+    if not (lo <= t <= hi):
+        raise BadInputError(
+            f"highlight threshold must be a linear value in [{lo:g}, {hi:g}]; got {value!r}."
+        )
+    return t
+
+
+def boost_highlights(linear, factor: float, threshold: float = HIGHLIGHT_THRESHOLD):
+    """Multiply near-clipped pixels of linear light by up to ``factor``.
+
+    A pixel's gain ramps from 1 where its brightest channel is at ``threshold`` to
+    ``factor`` where it is 1 (clipped in the photo); darker pixels are untouched. All
+    three channels of a pixel get the same gain, so a light's colour is kept.
+
+    Parameters
+    ----------
+    linear : ndarray or torch.Tensor, float, (..., 3, H, W), values in [0, 1]
+    factor : float
+        In [1, 64].
+    threshold : float
+        In [0.5, 0.999].
+
+    Returns
+    -------
+    boosted : same type, shape and dtype
+
+    Examples
+    --------
+    >>> grey = np.array([0.5, 0.95, 1.0], np.float32)  # three grey pixels
+    >>> x = np.stack([grey[None]] * 3)  # (3, 1, 3)
+    >>> np.round(boost_highlights(x, 4.0, 0.9)[0, 0], 4).tolist()
+    [0.5, 2.375, 4.0]
+    """
+    lo, hi = HIGHLIGHT_BOUNDS
+    if not (math.isfinite(factor) and lo <= factor <= hi):
+        raise BadInputError(f"highlight gain must be in [{lo:g}, {hi:g}]; got {factor!r}.")
+    t = check_highlight_threshold(threshold)
+    if type(linear).__module__.startswith("torch"):
+        m = linear.amax(dim=-3, keepdim=True)
+        w = ((m - t) * (1.0 / (1.0 - t))).clamp_(0.0, 1.0)
+        return linear * (w * (factor - 1.0) + 1.0)
+    m = linear.max(axis=-3, keepdims=True)
+    w = np.clip((m - np.float32(t)) * np.float32(1.0 / (1.0 - t)), 0.0, 1.0)
+    return (linear * (w * np.float32(factor - 1.0) + np.float32(1.0))).astype(linear.dtype,
+                                                                             copy=False)
 
 
 def saturate(linear, factor: float):

@@ -26,7 +26,7 @@ from ..nn.device import check_device_name, resolve_device
 from ..ops.blur import render_pair
 from ..ops.color import CameraResponse
 from ..ops.convolve import BORDERS
-from ..ops.degrade import Degradations
+from ..ops.degrade import HIGHLIGHT_THRESHOLD, Degradations
 from ..sources.photos import PhotoPlan, load_rgb8, photo_path, scan_photos
 from .photos import photos_for, write_photo_pairs
 
@@ -65,7 +65,15 @@ class BlurSettings:
     crf : str
         Camera response, ``gamma:G`` / ``srgb`` / ``none``.
     saturation, noise, jpeg : str or None
-        Degradation ranges (see :class:`blursynth.ops.degrade.Degradations`).
+        Degradation ranges (see :class:`blursynth.ops.degrade.Degradations`);
+        ``saturation`` is the old name of ``exposure_gain`` (kept, with a warning).
+    exposure_gain : str or None
+        Range of a linear gain of the whole image, the sharp target too (off by default).
+    highlights : str or None
+        Range of the boost of the photo's near-clipped pixels before blurring; the
+        sharp target keeps the photo's exposure (off by default).
+    highlight_threshold : float
+        Linear value of a pixel's brightest channel where the highlight boost starts.
     border : {"reflect", "valid", "wrap"}
     device : {"auto", "cpu", "cuda", "cuda:N"}
     batch : int
@@ -94,6 +102,9 @@ class BlurSettings:
     saturation: str | None = None
     noise: str | None = None
     jpeg: str | None = None
+    exposure_gain: str | None = None
+    highlights: str | None = None
+    highlight_threshold: float = HIGHLIGHT_THRESHOLD
     border: str = "reflect"
     device: str = "auto"
     batch: int = 8
@@ -134,6 +145,16 @@ class BlurSettings:
         for name in ("saturation", "noise", "jpeg"):
             with checking(name):
                 Degradations.parse(**{name: getattr(self, name)})
+        for name in ("exposure_gain", "highlights", "highlight_threshold"):
+            with checking(name):
+                Degradations.parse(**{name: getattr(self, name)})
+        with checking("exposure_gain"):
+            Degradations.parse(saturation=self.saturation, exposure_gain=self.exposure_gain)
+        if getattr(self, "pipeline", "rgb") != "rgb":
+            for name in ("exposure_gain", "highlights"):
+                if getattr(self, name) is not None:
+                    raise SettingError(f"--{name.replace('_', '-')} is not available with "
+                                       "--pipeline raw yet.", name)
         if self.border not in BORDERS:
             raise SettingError(
                 f"--border must be one of {', '.join(BORDERS)}; got {self.border!r}.", "border"
@@ -161,7 +182,9 @@ class BlurSettings:
                 raise SettingError(str(exc), "fresh_length_px") from None
 
     def degradations(self) -> Degradations:
-        return Degradations.parse(saturation=self.saturation, noise=self.noise, jpeg=self.jpeg)
+        return Degradations.parse(saturation=self.saturation, noise=self.noise, jpeg=self.jpeg,
+                                  exposure_gain=self.exposure_gain, highlights=self.highlights,
+                                  highlight_threshold=self.highlight_threshold)
 
     def camera_response(self) -> CameraResponse:
         return CameraResponse.parse(self.crf)
@@ -174,8 +197,9 @@ class BlurSettings:
             d.pop(key)
         d["crf"] = self.camera_response().spec
         d["degradations"] = self.degradations().describe()
-        for key in ("saturation", "noise", "jpeg"):
-            d.pop(key)
+        for key in ("saturation", "noise", "jpeg", "exposure_gain", "highlights",
+                    "highlight_threshold"):
+            d.pop(key)  # the degradations keep them (the newer ones only when on)
         return d
 
 
@@ -419,10 +443,12 @@ def _render_resized(photo, psf, params, *, seed, index, device):
     noisy = "shot_noise" in params or "read_noise" in params
     return render_pair(
         photo, psf, crf=params["crf"], border=params["border"],
-        saturation=params.get("saturation"), shot_noise=params.get("shot_noise"),
-        read_noise=params.get("read_noise"),
+        saturation=params.get("exposure_gain", params.get("saturation")),
+        shot_noise=params.get("shot_noise"), read_noise=params.get("read_noise"),
         noise_rng=sample_rng(seed, index, STREAM_NOISE) if noisy else None,
         jpeg_quality=params.get("jpeg_quality"), device=device,
+        highlight_gain=params.get("highlight_gain"),
+        highlight_threshold=params.get("highlight_threshold"),
     )
 
 
@@ -536,6 +562,14 @@ def blur_photos(settings: BlurSettings, out, *, workers: int = 1, overwrite: boo
     if int(workers) < 1:
         raise BadInputError(f"--workers must be a positive integer; got {workers!r}.")
     device = resolve_device(settings.device)
+    if settings.degradations().saturation is not None:
+        from .photos import warn
+
+        warn(f"saturation {settings.saturation!r} is the old name of exposure gain: it scales the "
+             "whole image, the sharp target too (its highlights clip white), as before; write "
+             "--exposure-gain (recipe key exposure_gain) for that, or --highlights (recipe key "
+             "highlights) to make light sources streak while the target keeps the photo's "
+             "exposure. saturation goes in the next release.")
     source = open_kernels(settings)
     plan = plan_photos(settings, source.max_side, out=out)
     # The device type is in the fingerprint: the CPU and CUDA paths round differently, so a
