@@ -178,3 +178,13 @@ def test_cli_records_highlights(run_cli, photos, tmp_path):
     assert r.code == 0, r
     p = PairDataset(out)[0]["params"]
     assert p["highlight_gain"] == 4.0 and p["highlight_threshold"] == 0.8
+
+
+def test_preview_caption_names_the_boost_and_the_gain():
+    from blursynth.dataset.preview import caption_lines
+
+    row = {"id": "000001", "source": "trajectory", "blurred": np.zeros((8, 8, 3), np.uint8),
+           "params": {"photo": "a.png", "exposure": 1.0, "highlight_gain": 4.25,
+                      "highlight_threshold": 0.9, "exposure_gain": 1.5}}
+    second = caption_lines(row)[1]
+    assert "highlights x4.25" in second and "exposure gain x1.5" in second

@@ -41,7 +41,8 @@ def caption_lines(row) -> list[str]:
 
     The first line holds the row id, the way (``source`` column), the image size (HxW) and the
     source file (photo, video and frames, or imported files); the second the exposure, the noise,
-    the JPEG quality and, when drawn, the saturation.
+    the JPEG quality and, when drawn, the highlight boost and the exposure gain (``saturation``,
+    its old name, in older rows).
 
     Examples
     --------
@@ -75,6 +76,10 @@ def caption_lines(row) -> list[str]:
         noise = "no noise added"
     jpeg = f"JPEG q{p['jpeg_quality']}" if p.get("jpeg_quality") is not None else "no JPEG"
     second = f"{exposure}  {noise}  {jpeg}"
+    if p.get("highlight_gain") is not None:
+        second += f"  highlights x{float(p['highlight_gain']):.3g}"
+    if p.get("exposure_gain") is not None:
+        second += f"  exposure gain x{float(p['exposure_gain']):.3g}"
     if p.get("saturation") is not None:
         second += f"  saturation x{float(p['saturation']):.3g}"
     if p.get("psf_clipped"):
