@@ -161,6 +161,7 @@ def test_saturation_keeps_its_meaning_with_a_warning(photos, tmp_path, capsys):
     (["--highlight-threshold", "2"], "highlight threshold"),
     (["--exposure-gain", "20"], "exposure gain"),
     (["--exposure-gain", "1-2", "--saturation", "1-2"], "not both"),
+    (["--highlight-threshold", "0.8"], "needs --highlights"),
 ])
 def test_cli_bad_input_is_one_line(run_cli, photos, tmp_path, args, match):
     out = tmp_path / "out"
@@ -188,3 +189,14 @@ def test_preview_caption_names_the_boost_and_the_gain():
                       "highlight_threshold": 0.9, "exposure_gain": 1.5}}
     second = caption_lines(row)[1]
     assert "highlights x4.25" in second and "exposure gain x1.5" in second
+
+
+def test_torch_path_boosts_as_the_cpu_path_does():
+    from blursynth.ops.blur import _blur_linear_cpu, _blur_linear_torch
+    from blursynth.ops.color import CameraResponse
+
+    img, psf, crf = night_scene(), line_psf(7), CameraResponse.parse("gamma:2.2")
+    for border in ("reflect", "wrap"):
+        cpu = _blur_linear_cpu(img, psf, crf, border, "direct", boost=(6.0, 0.9))
+        tch = _blur_linear_torch(img, psf, crf, border, "cpu", "direct", boost=(6.0, 0.9))
+        assert float((cpu - tch).abs().max()) < 1e-5 and float(cpu.max()) > 2.0

@@ -150,9 +150,15 @@ class BlurSettings:
                 Degradations.parse(**{name: getattr(self, name)})
         with checking("exposure_gain"):
             Degradations.parse(saturation=self.saturation, exposure_gain=self.exposure_gain)
+        extra = Degradations.parse(exposure_gain=self.exposure_gain, highlights=self.highlights,
+                                   highlight_threshold=self.highlight_threshold)
+        if extra.highlights is None and extra.highlight_threshold != HIGHLIGHT_THRESHOLD:
+            raise SettingError("--highlight-threshold needs --highlights (the boost it starts).",
+                               "highlight_threshold")
         if getattr(self, "pipeline", "rgb") != "rgb":
-            for name in ("exposure_gain", "highlights"):
-                if getattr(self, name) is not None:
+            for name, on in (("exposure_gain", extra.exposure_gain),
+                             ("highlights", extra.highlights)):
+                if on is not None:
                     raise SettingError(f"--{name.replace('_', '-')} is not available with "
                                        "--pipeline raw yet.", name)
         if self.border not in BORDERS:
