@@ -25,6 +25,7 @@ COMMANDS = {
     "kernels": "blursynth.commands.kernels:kernels",
     "dataset": "blursynth.commands.dataset:dataset",
     "blur": "blursynth.commands.blur:blur",
+    "cameras": "blursynth.commands.cameras:cameras",
     "frames-average": "blursynth.commands.frames:frames_average",
     "render-clip": "blursynth.commands.frames:render_clip",
     "render-leaves": "blursynth.commands.frames:render_leaves",

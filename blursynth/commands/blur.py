@@ -59,6 +59,19 @@ def _resize(ctx, param, value):
     return scale
 
 
+def _raw_bits(ctx, param, value):
+    """``N`` or ``LO-HI`` (drawn per pair) to an int or (lo, hi); the settings check the range."""
+    if value is None:
+        return None
+    try:
+        nums = [int(p) for p in value.split("-")]
+    except ValueError:
+        nums = []
+    if len(nums) not in (1, 2):
+        raise click.BadParameter(f"expected a number of bits like 12 or a range like 10-14; got {value!r}.")
+    return nums[0] if len(nums) == 1 else tuple(nums)
+
+
 def _keep(ctx, param, value):
     """Keep a highlight or exposure-gain option's value for the body (not an argument of it)."""
     if value is not None:
@@ -103,6 +116,18 @@ def _keep(ctx, param, value):
                    "variance per unit linear intensity, READ the standard deviation of the signal-independent "
                    "part (variance SHOT*x + READ^2 at intensity x), e.g. 0.0005-0.005,0.002 (off by default).")
 @click.option("--jpeg", default=None, help="JPEG quality range of the blurred image, e.g. 70-95 (off by default).")
+@click.option("--pipeline", type=click.Choice(["rgb", "raw"]), default="rgb", show_default=True,
+              help="rgb: blur and noise in linear RGB; raw: unprocess to a camera's RAW space, blur, clip at "
+                   "white, mosaic, add --noise there (or '--noise model': levels drawn from a camera noise "
+                   "model), demosaic and develop.")
+@click.option("--camera", default=None, metavar="NAME|random",
+              help="RAW path: a bundled camera profile ('blursynth cameras' lists them) or random (a mix "
+                   "per pair; the default).")
+@click.option("--demosaic", type=click.Choice(["bilinear", "malvar"]), default=None,
+              help="RAW path: demosaicing method (default malvar).")
+@click.option("--raw-bits", default=None, callback=_raw_bits, metavar="N|LO-HI",
+              help="RAW path: quantise RAW values to N bits (10-14), or to a number drawn per pair (off by "
+                   "default).")
 @click.option("--border", type=click.Choice(["reflect", "valid", "wrap"]), default="reflect", show_default=True,
               help="reflect: mirror at the edges; valid: crop so every pixel saw only the photo; wrap: periodic.")
 @click.option("--device", default="auto", show_default=True,
@@ -123,7 +148,8 @@ def _keep(ctx, param, value):
 @workers_option
 @overwrite_option
 def blur(photos, kernels, out, psf_source, exposure, per_image, crop, resize, resize_to, crf, saturation, noise,
-         jpeg, border, device, batch, length_px, canvas, strict, png_level, shard_size, seed, workers, overwrite):
+         jpeg, pipeline, camera, demosaic, raw_bits, border, device, batch, length_px, canvas, strict, png_level,
+         shard_size, seed, workers, overwrite):
     """Blur sharp PHOTOS by trajectory PSFs in linear light: a pair dataset.
 
     \b
@@ -149,6 +175,7 @@ def blur(photos, kernels, out, psf_source, exposure, per_image, crop, resize, re
         **click.get_current_context().meta.get("blursynth.blur.degrade", {}),
         device=device, batch=batch, seed=seed, strict=strict, fresh_length_px=length_px,
         fresh_canvas=canvas, png_level=png_level, shard_size=shard_size,
+        pipeline=pipeline, camera=camera, demosaic=demosaic, raw_bits=raw_bits,
     )
     manifest = blur_photos(settings, out, workers=workers, overwrite=overwrite)
     echo_manifest(manifest, out)

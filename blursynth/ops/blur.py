@@ -176,3 +176,96 @@ def _encode_hwc(linear, crf):
     if linear.device.type == "cpu" and linear.dtype.is_floating_point:
         return encode_planes(crf, linear.detach().float().numpy())
     return np.ascontiguousarray(encode_uint8(crf, linear).permute(1, 2, 0).cpu().numpy())
+
+
+def render_raw_pair(photo, psf, raw, *, crf="gamma:2.2", border="reflect", noise_rng=None,
+                    jpeg_quality=None, device=None, method="auto"):
+    """Blur one photo window by a PSF in the camera's RAW space; return (blurred, sharp).
+
+    The RAW path (``blursynth blur --pipeline raw``; :mod:`blursynth.ops.raw`)::
+
+        photo (uint8) -> decode camera response -> unprocess (linear sRGB -> camera)
+          -> convolve with the PSF -> clip at white -> Bayer mosaic -> Poisson-Gaussian
+          noise -> optional quantisation -> demosaic -> white balance, colour correction
+          -> encode camera response -> JPEG round trip -> blurred
+        sharp = the same window through the same chain without the blur, the noise and
+                the JPEG, so the pair differs only by blur and noise.
+
+    Parameters
+    ----------
+    photo : (H, W, 3) uint8 ndarray, RGB
+    psf : (k, k) float ndarray
+    raw : dict or RawParams
+        The pair's camera (:func:`blursynth.ops.raw.draw_raw_params`).
+    crf : str or CameraResponse
+    border : {"reflect", "valid", "wrap"}
+    noise_rng : numpy.random.Generator or None
+        Draws the RAW noise field (one float32 normal per site, on the CPU); needed
+        when the camera's noise levels are not both 0.
+    jpeg_quality : int or None
+    device : torch.device, str or None
+        Where to convolve (None: the CPU); the RAW steps run on the CPU.
+    method : {"auto", "fft", "direct"}
+
+    Returns
+    -------
+    blurred, sharp : (H', W', 3) uint8 ndarray
+
+    Examples
+    --------
+    >>> from blursynth.ops.raw import draw_raw_params
+    >>> raw = draw_raw_params(np.random.default_rng(0), noise="off")
+    >>> photo = np.full((16, 16, 3), 120, np.uint8)
+    >>> blurred, sharp = render_raw_pair(photo, np.full((3, 3), 1 / 9, np.float32), raw)
+    >>> bool((blurred == sharp).all()), int(np.abs(sharp.astype(int) - 120).max()) <= 1
+    (True, True)
+    """
+    import torch
+
+    from . import raw as rawops
+
+    crf = CameraResponse.parse(crf)
+    photo = _check_photo(photo)
+    p = rawops.RawParams.from_dict(raw)
+    psf = np.asarray(psf, np.float32)
+    k = check_psf(psf)
+    check_fits(photo.shape[0], photo.shape[1], k, border, what="photo window")
+    noisy = p.shot_noise != 0.0 or p.read_noise != 0.0
+    if noisy and noise_rng is None:
+        raise ValueError("RAW noise needs noise_rng (the pair's own generator).")
+    r = k // 2
+    if border != "valid" and r:
+        import cv2
+
+        mode = cv2.BORDER_REFLECT_101 if border == "reflect" else cv2.BORDER_WRAP
+        padded = cv2.copyMakeBorder(photo, r, r, r, r, mode)
+    else:
+        padded = photo
+    table = crf.decode_table()
+    cam = rawops.unprocess(table[padded], p)  # (Hp, Wp, 3) camera colours
+    planes = torch.from_numpy(np.ascontiguousarray(cam.transpose(2, 0, 1)))[None]
+    dev = torch.device("cpu") if device is None else torch.device(device)
+    blurred_cam = _convolve_to_hwc(planes, psf, dev, method)
+    blurred_raw = rawops.sensor_readout(blurred_cam, p, rng=noise_rng if noisy else None,
+                                        noisy=noisy)
+    blurred = _develop_encode(blurred_raw, p, crf)
+    window = cam[r:-r, r:-r] if r else cam  # the padding, or the border 'valid' drops
+    sharp = _develop_encode(rawops.sensor_readout(window, p, noisy=False), p, crf)
+    if jpeg_quality is not None:
+        blurred = jpeg_roundtrip(blurred, int(jpeg_quality))
+    return blurred, sharp
+
+
+def _convolve_to_hwc(planes, psf, device, method):
+    """(1, 3, Hp, Wp) CPU tensor convolved on ``device``: an (H, W, 3) float32 array on the CPU."""
+    from .convolve import convolve_padded
+
+    out = convolve_padded(planes.to(device), psf, method=method)[0]
+    return np.ascontiguousarray(out.cpu().numpy().transpose(1, 2, 0))
+
+
+def _develop_encode(raw_mosaic, params, crf):
+    from .raw import develop
+
+    lin = develop(raw_mosaic, params)
+    return encode_planes(crf, np.ascontiguousarray(lin.transpose(2, 0, 1)))

@@ -1,9 +1,9 @@
-"""The RAW camera path (groundwork): unprocess, Bayer mosaic, sensor noise, demosaic, process.
+"""The RAW camera path: unprocess, Bayer mosaic, sensor noise, demosaic, process.
 
-Arrays in, arrays out; nothing here reads files or is wired into a command yet
-(issue 16, section 1). The model follows Brooks et al., "Unprocessing Images for
-Learned Raw Denoising" (CVPR 2019); docs/algorithms.md ("RAW path (groundwork)")
-cites the source of every number below.
+Arrays in, arrays out; nothing here reads files. ``blursynth blur --pipeline raw``
+uses it through :func:`blursynth.ops.blur.render_raw_pair` (issue 16, section 1).
+The model follows Brooks et al., "Unprocessing Images for Learned Raw Denoising"
+(CVPR 2019); docs/algorithms.md ("RAW path") cites the source of every number below.
 
 One pair's camera is a plain dict of params (:func:`draw_raw_params`), JSON-safe,
 from which :class:`RawParams` rebuilds every array exactly:
@@ -40,7 +40,7 @@ RAW_VERSION = 1
 # -- camera profiles -------------------------------------------------------------------------
 # XYZ -> camera matrices (rows: camera R, G, B; columns: X, Y, Z), as Adobe's DNG
 # ColorMatrix (D65) values that dcraw's adobe_coeff table lists (divided by 10000), or as
-# Brooks et al. 2019 used them. Sources: docs/algorithms.md, "RAW path (groundwork)".
+# Brooks et al. 2019 used them. Sources: docs/algorithms.md, "RAW path".
 CAMERAS: dict[str, tuple[float, ...]] = {
     # The four cameras of the Darmstadt Noise Dataset, whose matrices Unprocessing mixes.
     "Huawei Nexus 6P":

@@ -36,6 +36,10 @@ STREAM_KERNEL = 1
 STREAM_CROP = 2
 STREAM_DEGRADE = 3
 STREAM_NOISE = 4
+STREAM_RAW = 5  # the RAW path's camera (ops.raw.draw_raw_params)
+STREAM_RAW_NOISE = 6  # the RAW path's noise field, one normal per mosaic site
+
+PIPELINES = ("rgb", "raw")
 
 PSF_SOURCES = ("bank", "fresh")
 FRESH_EXPOSURES = (0.01, 0.1, 0.5, 1.0)
@@ -89,6 +93,15 @@ class BlurSettings:
         Largest PSF side for fresh trajectories (``--canvas``; a recipe's ``canvas``).
     png_level : int or None
     shard_size : int
+    pipeline : {"rgb", "raw"}
+        ``raw``: blur, clip and add noise in the camera's RAW space (:mod:`blursynth.ops.raw`).
+    camera : str or None
+        RAW path: a bundled camera's name or ``random`` (a mix; the default).
+    demosaic : {"bilinear", "malvar"} or None
+        RAW path: the demosaicing method (default ``malvar``).
+    raw_bits : int, (int, int) or None
+        RAW path: quantise the RAW values to this many bits (10-14), or to a number drawn
+        per pair from (lo, hi); None keeps float values.
     """
 
     photos: str
@@ -114,6 +127,10 @@ class BlurSettings:
     fresh_canvas: int = 64
     png_level: int | None = None
     shard_size: int = 500
+    pipeline: str = "rgb"
+    camera: str | None = None
+    demosaic: str | None = None
+    raw_bits: int | tuple | None = None
 
     def __post_init__(self):
         # Each error names its field (SettingError.field): a recipe points at that key's line.
@@ -142,9 +159,11 @@ class BlurSettings:
             _resize_shape(self.resize, 100, 100)  # validates the form
         with checking("crf"):
             CameraResponse.parse(self.crf)
+        self._check_pipeline()
         for name in ("saturation", "noise", "jpeg"):
             with checking(name):
-                Degradations.parse(**{name: getattr(self, name)})
+                value = None if name == "noise" and self.noise_model else getattr(self, name)
+                Degradations.parse(**{name: value})
         for name in ("exposure_gain", "highlights", "highlight_threshold"):
             with checking(name):
                 Degradations.parse(**{name: getattr(self, name)})
@@ -187,10 +206,59 @@ class BlurSettings:
             except SettingError as exc:
                 raise SettingError(str(exc), "fresh_length_px") from None
 
+    def _check_pipeline(self):
+        if self.pipeline not in PIPELINES:
+            raise SettingError(f"--pipeline must be rgb or raw; got {self.pipeline!r}.", "pipeline")
+        raw_only = [(f"--{n.replace('_', '-')}", n) for n in ("camera", "demosaic", "raw_bits")
+                    if getattr(self, n) is not None]
+        if self.noise_model and self.pipeline != "raw":
+            raw_only.append(("--noise model", "noise"))
+        if self.pipeline != "raw":
+            if raw_only:
+                option, name = raw_only[0]
+                raise SettingError(f"{option} is an option of the RAW path; add --pipeline raw.",
+                                   name)
+            return
+        from ..ops import raw as rawops
+
+        if self.camera is not None and self.camera != "random" \
+                and self.camera not in rawops.CAMERAS:
+            raise SettingError(f"unknown camera {self.camera!r}; the bundled ones are: "
+                               f"{', '.join(rawops.camera_names())} (or random).", "camera")
+        if self.demosaic is not None and self.demosaic not in rawops.DEMOSAIC_METHODS:
+            raise SettingError(f"--demosaic must be one of {', '.join(rawops.DEMOSAIC_METHODS)}; "
+                               f"got {self.demosaic!r}.", "demosaic")
+        if self.raw_bits is not None:
+            with checking("raw_bits"):
+                bits = self.raw_bits
+                if isinstance(bits, (tuple, list)):
+                    if len(bits) != 2:
+                        raise BadInputError(f"raw bits must be N or [LO, HI]; got {bits!r}.")
+                    lo, hi = (rawops.check_raw_bits(b) for b in bits)
+                    if lo > hi:
+                        raise BadInputError(f"raw bits range {bits!r} has LO > HI.")
+                else:
+                    rawops.check_raw_bits(bits)
+        if Degradations.parse(saturation=self.saturation).saturation is not None:
+            raise SettingError("--saturation is not available with --pipeline raw yet.",
+                               "saturation")
+
+    @property
+    def noise_model(self) -> bool:
+        """``noise = "model"``: the RAW path draws noise levels from its camera noise model."""
+        return isinstance(self.noise, str) and self.noise.strip().lower() == "model"
+
     def degradations(self) -> Degradations:
-        return Degradations.parse(saturation=self.saturation, noise=self.noise, jpeg=self.jpeg,
+        noise = None if self.noise_model else self.noise
+        return Degradations.parse(saturation=self.saturation, noise=noise, jpeg=self.jpeg,
                                   exposure_gain=self.exposure_gain, highlights=self.highlights,
                                   highlight_threshold=self.highlight_threshold)
+
+    def raw_options(self) -> dict:
+        """The RAW path's choices, defaults filled in (keyword arguments of draw_raw_params)."""
+        bits = list(self.raw_bits) if isinstance(self.raw_bits, (tuple, list)) else self.raw_bits
+        return {"camera": self.camera or "random", "demosaic": self.demosaic or "malvar",
+                "raw_bits": bits}
 
     def camera_response(self) -> CameraResponse:
         return CameraResponse.parse(self.crf)
@@ -206,6 +274,14 @@ class BlurSettings:
         for key in ("saturation", "noise", "jpeg", "exposure_gain", "highlights",
                     "highlight_threshold"):
             d.pop(key)  # the degradations keep them (the newer ones only when on)
+        for key in ("pipeline", "camera", "demosaic", "raw_bits"):
+            d.pop(key)
+        if self.pipeline == "raw":  # the RGB path's recipe (and fingerprint) stays as it was
+            from ..ops.raw import RAW_VERSION
+
+            d["pipeline"] = "raw"
+            d["raw"] = {**self.raw_options(), "noise": "model" if self.noise_model else "ranges",
+                        "raw_version": RAW_VERSION}
         return d
 
 
@@ -407,9 +483,27 @@ def draw_pair(job: BlurJob, index: int, photo_hw) -> tuple[dict, np.ndarray]:
         params["crop"] = None
     params.update(crf=s.camera_response().spec, border=s.border)
     params.update(s.degradations().draw(sample_rng(s.seed, index, STREAM_DEGRADE)))
-    if "shot_noise" in params or "read_noise" in params:
+    if s.pipeline == "raw":
+        params["raw"] = _draw_raw(s, index, params)
+        if params["raw"]["shot_noise"] or params["raw"]["read_noise"]:
+            params["noise_stream"] = [s.seed, index, STREAM_RAW_NOISE]
+    elif "shot_noise" in params or "read_noise" in params:
         params["noise_stream"] = [s.seed, index, STREAM_NOISE]
     return params, psf
+
+
+def _draw_raw(s: BlurSettings, index: int, params: dict) -> dict:
+    """The RAW path's camera for pair ``index``; moves --noise's drawn levels into it."""
+    from ..ops.raw import draw_raw_params
+
+    shot, read = params.pop("shot_noise", None), params.pop("read_noise", None)
+    if s.noise_model:
+        noise = "model"
+    elif shot is None and read is None:
+        noise = "off"
+    else:
+        noise = (shot or 0.0, read or 0.0)
+    return draw_raw_params(sample_rng(s.seed, index, STREAM_RAW), noise=noise, **s.raw_options())
 
 
 def _resize_param(resize):
@@ -446,6 +540,15 @@ def _render_resized(photo, psf, params, *, seed, index, device):
     if params.get("crop"):
         y0, x0, ch, cw = params["crop"]
         photo = photo[y0 : y0 + ch, x0 : x0 + cw]
+    if params.get("raw") is not None:
+        from ..ops.blur import render_raw_pair
+
+        noisy = "noise_stream" in params
+        return render_raw_pair(
+            photo, psf, params["raw"], crf=params["crf"], border=params["border"],
+            noise_rng=sample_rng(seed, index, STREAM_RAW_NOISE) if noisy else None,
+            jpeg_quality=params.get("jpeg_quality"), device=device,
+        )
     noisy = "shot_noise" in params or "read_noise" in params
     return render_pair(
         photo, psf, crf=params["crf"], border=params["border"],
