@@ -187,3 +187,15 @@ def test_recipe_keys(tiny_recipe, tmp_path):
     with pytest.raises(BlursynthError, match="unknown camera 'Leica'"):
         plan_build(tiny_recipe, out=tmp_path / "out",
                    sets=['synth.pipeline="raw"', 'synth.camera="Leica"'])
+
+
+def test_preview_caption_names_the_camera_and_raw_noise(raw_pairs):
+    from blursynth.dataset import PairDataset
+    from blursynth.dataset.preview import caption_lines
+
+    row = PairDataset(raw_pairs[0])[0]
+    raw = row["params"]["raw"]
+    first, second = caption_lines(row)[:2]
+    assert f"RAW mix {raw['bayer']} 12-bit malvar" in first
+    assert second.split("  ")[1] == (f"RAW noise shot {raw['shot_noise']:.2g}, "
+                                     f"read {raw['read_noise']:.2g}")

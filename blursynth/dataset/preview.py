@@ -70,7 +70,16 @@ def caption_lines(row) -> list[str]:
         exposure = "exposure: the whole path" if fraction == 1 else f"exposure: {fraction} of the path"
     else:
         exposure = "exposure n/a"
-    if p.get("shot_noise") is not None or p.get("read_noise") is not None:
+    raw = p.get("raw") if isinstance(p.get("raw"), dict) else None
+    if raw is not None:  # blur --pipeline raw: the noise is in RAW space
+        if raw.get("shot_noise") or raw.get("read_noise"):
+            noise = (f"RAW noise shot {float(raw.get('shot_noise') or 0):.2g}, "
+                     f"read {float(raw.get('read_noise') or 0):.2g}")
+        else:
+            noise = "no noise added"
+        bits = f" {raw['raw_bits']}-bit" if raw.get("raw_bits") is not None else ""
+        first += f"  RAW {raw.get('camera', '?')} {raw.get('bayer', '?')}{bits} {raw.get('demosaic', '?')}"
+    elif p.get("shot_noise") is not None or p.get("read_noise") is not None:
         noise = f"noise shot {float(p.get('shot_noise') or 0):.2g}, read {float(p.get('read_noise') or 0):.2g}"
     else:
         noise = "no noise added"
