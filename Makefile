@@ -46,7 +46,7 @@ demo-blur: venv
 	mkdir -p $(DEMO)/photos
 	$(BIN)/python -c "from skimage import data; from blursynth.sources.photos import save_rgb8; [save_rgb8('$(DEMO)/photos/' + n + '.png', getattr(data, n)()) for n in ('astronaut', 'coffee', 'chelsea', 'rocket')]"
 	test -f $(DEMO)/bank/manifest.json || $(BIN)/blursynth trajectories --n 2000 --out $(DEMO)/bank --workers 2
-	$(BIN)/blursynth blur $(DEMO)/photos --kernels $(DEMO)/bank --out $(DEMO)/blur_pairs --per-image 2 --crop 256x256 --saturation 1-2 --noise 0.0002-0.002,0.001 --jpeg 85-95 --workers 2 --overwrite
+	$(BIN)/blursynth blur $(DEMO)/photos --kernels $(DEMO)/bank --out $(DEMO)/blur_pairs --per-image 2 --crop 256x256 --highlights 2-8 --noise 0.0002-0.002,0.001 --jpeg 85-95 --workers 2 --overwrite
 	$(BIN)/blursynth dataset verify $(DEMO)/blur_pairs
 	$(BIN)/blursynth dataset preview $(DEMO)/blur_pairs --count 8 --out $(DEMO)/blur_pairs.png
 
