@@ -241,7 +241,7 @@ def gpu_section(rounds: int):
     import torch
 
     if not torch.cuda.is_available():
-        return ["No GPU on this machine: the GPU figures are in "GPU figures (H200)" below."]
+        return ['No GPU on this machine: the GPU figures are in "GPU figures (H200)" below.']
     from blursynth.ops.blur import render_pair
     from blursynth.ops.color import CameraResponse
     from blursynth.ops.convolve import convolve
