@@ -199,3 +199,33 @@ def test_preview_caption_names_the_camera_and_raw_noise(raw_pairs):
     assert f"RAW mix {raw['bayer']} 12-bit malvar" in first
     assert second.split("  ")[1] == (f"RAW noise shot {raw['shot_noise']:.2g}, "
                                      f"read {raw['read_noise']:.2g}")
+
+
+def test_read_only_psf_gives_no_torch_warning():
+    """A kernel bank's PSFs are read-only arrays; the RAW path must not hand them to torch as they
+    are (torch warns once per process that it cannot write to them, on every RAW run's stderr)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import numpy as np\n"
+        "from blursynth.ops.blur import render_raw_pair\n"
+        "from blursynth.ops.raw import draw_raw_params\n"
+        "psf = np.full((3, 3), 1 / 9, np.float32)\n"
+        "psf.flags.writeable = False\n"
+        "raw = draw_raw_params(np.random.default_rng(0), noise='off')\n"
+        "render_raw_pair(np.full((16, 16, 3), 120, np.uint8), psf, raw)\n"
+    )
+    r = subprocess.run([sys.executable, "-W", "error::UserWarning", "-c", code],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-500:]
+
+
+def test_recipe_camera_list_is_refused_by_name(tiny_recipe, tmp_path):
+    """A list is not a camera (draw_raw_params would mix it, but the option takes one name)."""
+    from blursynth.build import plan_build
+    from blursynth.errors import BlursynthError
+
+    with pytest.raises(BlursynthError, match="camera must be one name or random"):
+        plan_build(tiny_recipe, out=tmp_path / "out",
+                   sets=['synth.pipeline="raw"', 'synth.camera=["Nikon D700"]'])

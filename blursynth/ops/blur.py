@@ -227,7 +227,7 @@ def render_raw_pair(photo, psf, raw, *, crf="gamma:2.2", border="reflect", noise
     crf = CameraResponse.parse(crf)
     photo = _check_photo(photo)
     p = rawops.RawParams.from_dict(raw)
-    psf = np.asarray(psf, np.float32)
+    psf = np.array(psf, np.float32)  # a copy: a bank's PSFs are read-only, torch warns on those
     k = check_psf(psf)
     check_fits(photo.shape[0], photo.shape[1], k, border, what="photo window")
     noisy = p.shot_noise != 0.0 or p.read_noise != 0.0

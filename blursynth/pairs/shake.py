@@ -221,6 +221,9 @@ class BlurSettings:
             return
         from ..ops import raw as rawops
 
+        if self.camera is not None and not isinstance(self.camera, str):
+            raise SettingError(f"camera must be one name or random; got {self.camera!r}.",
+                               "camera")
         if self.camera is not None and self.camera != "random" \
                 and self.camera not in rawops.CAMERAS:
             raise SettingError(f"unknown camera {self.camera!r}; the bundled ones are: "
