@@ -178,8 +178,8 @@ class Degradations:
                                            self.exposure_gain, self.highlights))
 
     def describe(self) -> dict:
-        """The ranges as text, for fingerprints and manifests (the newer keys only when on,
-        so a run without them keeps its fingerprint)."""
+        """The ranges as text, for fingerprints and manifests (``exposure_gain`` and the
+        highlight keys only when on)."""
         d = {
             "saturation": self.saturation.spec if self.saturation else None,
             "shot_noise": self.shot.spec if self.shot else None,
@@ -199,7 +199,7 @@ class Degradations:
         Every range consumes exactly one draw whether on or off, so turning one
         degradation on never changes the values another one draws. The exposure
         gain takes the draw its old name ``saturation`` took (the same value under
-        either name); the highlight gain's draw comes after all of today's.
+        either name); the highlight gain's draw comes after the other four.
         """
         values = {}
         gain_key, gain = (("exposure_gain", self.exposure_gain) if self.exposure_gain is not None

@@ -279,7 +279,7 @@ class BlurSettings:
             d.pop(key)  # the degradations keep them (the newer ones only when on)
         for key in ("pipeline", "camera", "demosaic", "raw_bits"):
             d.pop(key)
-        if self.pipeline == "raw":  # the RGB path's recipe (and fingerprint) stays as it was
+        if self.pipeline == "raw":  # an RGB-path recipe has neither key
             from ..ops.raw import RAW_VERSION
 
             d["pipeline"] = "raw"
