@@ -18,8 +18,9 @@ from which :class:`RawParams` rebuilds every array exactly:
 - Bayer mosaic (RGGB, BGGR, GRBG, GBRG), Poisson-Gaussian noise of variance
   ``shot * x + read**2``, optional quantisation to 10-14 bits, clip at the white
   level (1.0);
-- demosaic (bilinear or Malvar-He-Cutler 2004), white balance (the exact inverse
-  of the masked inverse above), colour correction back to linear sRGB.
+- plain white-balance and digital gains on the mosaic, demosaic (bilinear or
+  Malvar-He-Cutler 2004), then above the highlight knee the exact inverse of the
+  masked inverse above, colour correction back to linear sRGB.
 
 Every product is written out channel by channel in float32 (no BLAS), so the
 bytes do not depend on the machine's matrix library.
@@ -422,15 +423,23 @@ def white_balance(cam, params) -> np.ndarray:
     """
     p = RawParams.from_dict(params)
     y = _check_image(cam, "camera image")
-    inv = 1.0 / p.wb_gains
-    out = y * p.wb_gains.astype(np.float32)
+    return _restore_highlights(y * p.wb_gains.astype(np.float32), p, y)
+
+
+def _restore_highlights(out, p, y=None) -> np.ndarray:
+    """Plainly gained colours ``out = y * gains`` -> :func:`white_balance`'s result, in place.
+
+    Only pixels whose grey after the plain gains is above the knee change: there the
+    camera colours ``y`` (given, or recovered as ``out / gains``) get the per-pixel factor.
+    """
     if p.highlights == "off":
         return out
+    inv = 1.0 / p.wb_gains
     grey0 = (out[..., 0] + out[..., 1] + out[..., 2]) / np.float32(3)
     hot = grey0 > HIGHLIGHT_KNEE
     if not hot.any():
         return out
-    yh = y[hot].astype(np.float64)
+    yh = (y[hot].astype(np.float64) if y is not None else out[hot].astype(np.float64) * inv)
 
     def grey_at(t):
         m = _mask(t)[:, None]
@@ -592,6 +601,23 @@ def demosaic(raw, pattern: str, method: str = "malvar") -> np.ndarray:
 
 
 def develop(raw, params) -> np.ndarray:
-    """The RAW file -> linear sRGB: demosaic with the recorded method, then :func:`process`."""
+    """The RAW file -> linear sRGB: gains on the mosaic, demosaic, highlights, colour correction.
+
+    As a camera (and Unprocessing's ``process``) does, the plain white-balance and
+    digital gains multiply each mosaic site by its channel's gain before demosaicing.
+    Demosaicing the ungained mosaic instead (red and blue at 1/2-1/3 of green) makes
+    Malvar-He-Cutler's cross-channel correction overshoot at edges, leaving coloured
+    speckles (0.6-1.9 dB lower PSNR of the sharp target against the photo). The
+    highlight-preserving mask's exact inverse needs all three colours, so it is applied
+    after demosaicing, to the pixels whose grey is above the knee only: their camera
+    colours are taken back as ``demosaicked / gains`` and :func:`white_balance`'s
+    per-pixel inverse is solved there. Below the knee the result is the plain gains'
+    and a flat colour patch comes back exactly (demosaicing a constant is exact).
+    """
     p = RawParams.from_dict(params)
-    return process(demosaic(raw, p.bayer, p.demosaic), p)
+    x = np.asarray(raw, dtype=np.float32)
+    if x.ndim != 2:
+        raise BadInputError(f"mosaic must be a 2-D array of at least 3x3; got {x.shape}.")
+    site_gain = p.wb_gains.astype(np.float32)[cfa_channels(p.bayer, x.shape)]
+    gained = demosaic(x * site_gain, p.bayer, p.demosaic)
+    return _apply_matrix(_restore_highlights(gained, p), p.cam_to_rgb)
