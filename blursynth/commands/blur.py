@@ -111,10 +111,11 @@ def _keep(ctx, param, value):
 @click.option("--highlight-threshold", type=float, default=None, callback=_keep, expose_value=False,
               help="Linear value of a pixel's brightest channel from which --highlights boosts it (0.5-0.999; "
                    "default 0.9, code 243 with gamma 2.2); the boost ramps to its full factor at 1.")
-@click.option("--noise", default=None, metavar="SHOT[,READ]",
+@click.option("--noise", default=None, metavar="SHOT[,READ]|model",
               help="Poisson-Gaussian sensor noise in linear light (intensity 0-1), each X or LO-HI: SHOT is the "
                    "variance per unit linear intensity, READ the standard deviation of the signal-independent "
-                   "part (variance SHOT*x + READ^2 at intensity x), e.g. 0.0005-0.005,0.002 (off by default).")
+                   "part (variance SHOT*x + READ^2 at intensity x), e.g. 0.0005-0.005,0.002; or 'model' "
+                   "(--pipeline raw only): levels drawn per pair from a camera noise model (off by default).")
 @click.option("--jpeg", default=None, help="JPEG quality range of the blurred image, e.g. 70-95 (off by default).")
 @click.option("--pipeline", type=click.Choice(["rgb", "raw"]), default="rgb", show_default=True,
               help="rgb: blur and noise in linear RGB; raw: unprocess to a camera's RAW space, blur, clip at "

@@ -122,6 +122,19 @@ def _check_photo(photo):
     return photo
 
 
+def _pad_photo(photo, r, border):
+    """The 8-bit photo padded by ``r`` on every side for a PSF: reflect-101 or wrap.
+
+    Border ``valid`` (or ``r == 0``) pads nothing: the caller's window is already inside.
+    """
+    if border == "valid" or not r:
+        return photo
+    import cv2
+
+    mode = cv2.BORDER_REFLECT_101 if border == "reflect" else cv2.BORDER_WRAP
+    return cv2.copyMakeBorder(photo, r, r, r, r, mode)
+
+
 def _blur_linear_cpu(photo, psf, crf, border, method, boost=None):
     """Decode + pad fused (pad the uint8 photo, table-decode each plane), then convolve."""
     import cv2
@@ -131,11 +144,7 @@ def _blur_linear_cpu(photo, psf, crf, border, method, boost=None):
 
     k = psf.shape[0]
     r = k // 2
-    if border != "valid" and r:
-        mode = cv2.BORDER_REFLECT_101 if border == "reflect" else cv2.BORDER_WRAP
-        padded = cv2.copyMakeBorder(photo, r, r, r, r, mode)
-    else:
-        padded = photo
+    padded = _pad_photo(photo, r, border)
     table = crf.decode_table()
     hp, wp = padded.shape[:2]
     planes = np.empty((3, hp, wp), np.float32)
@@ -234,13 +243,7 @@ def render_raw_pair(photo, psf, raw, *, crf="gamma:2.2", border="reflect", noise
     if noisy and noise_rng is None:
         raise ValueError("RAW noise needs noise_rng (the pair's own generator).")
     r = k // 2
-    if border != "valid" and r:
-        import cv2
-
-        mode = cv2.BORDER_REFLECT_101 if border == "reflect" else cv2.BORDER_WRAP
-        padded = cv2.copyMakeBorder(photo, r, r, r, r, mode)
-    else:
-        padded = photo
+    padded = _pad_photo(photo, r, border)
     table = crf.decode_table()
     cam = rawops.unprocess(table[padded], p)  # (Hp, Wp, 3) camera colours
     planes = torch.from_numpy(np.ascontiguousarray(cam.transpose(2, 0, 1)))[None]
