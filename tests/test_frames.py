@@ -10,7 +10,8 @@ import pytest
 from blursynth.cli import main
 from blursynth.dataset import PairDataset
 from blursynth.ops.average import average_frames
-from blursynth.pairs.frames import rebuild_pair, window_psf
+from blursynth.pairs.frames import rebuild_pair
+from blursynth.pairs.window_psf import window_psf
 from blursynth.sources.video import iter_frames, probe_source
 from blursynth.errors import BadInputError
 from blursynth.sources.windows import Window, parse_window
@@ -627,7 +628,7 @@ def test_window_psf_holds_the_whole_path():
 
 
 def test_window_psf_cap_reports_the_clipped_mass():
-    from blursynth.pairs.frames import window_psf_clipped
+    from blursynth.pairs.window_psf import window_psf_clipped
 
     positions = np.stack([24.0 * np.arange(12), np.zeros(12)], axis=1)
     psf, clipped = window_psf_clipped(positions, Window(0, 0, 2, 5), max_size=31)

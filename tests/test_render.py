@@ -127,7 +127,7 @@ def test_average_of_rendered_clip_equals_blur_by_the_segment_psf(photo):
     import torch
 
     from blursynth.ops.convolve import convolve
-    from blursynth.pairs.frames import window_psf
+    from blursynth.pairs.window_psf import window_psf
     from blursynth.sources.windows import Window
 
     row_psf = window_psf(traj, Window(0, 0, s, n))
