@@ -1,6 +1,5 @@
 """What the commands' options say and accept: units in --help, one size convention (HxW)."""
 
-import re
 
 from click.testing import CliRunner
 

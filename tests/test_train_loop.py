@@ -203,7 +203,6 @@ def test_validation_sheets_label_their_columns_and_give_each_rows_psnr(tiny_pair
 
 def _dataset_with_a_corrupt_image(root, bad_row):
     """12 tiny pairs whose row ``bad_row`` holds a cut-off PNG (its shard's hash is right)."""
-    import functools
 
     from blursynth.config import fingerprint
     from blursynth.dataset import PAIR_SCHEMA, write_dataset

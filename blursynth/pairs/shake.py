@@ -15,8 +15,7 @@ from __future__ import annotations
 
 import functools
 import math
-from dataclasses import asdict, dataclass, replace
-from pathlib import Path
+from dataclasses import asdict, dataclass
 
 import numpy as np
 
@@ -27,8 +26,9 @@ from ..ops.blur import render_pair
 from ..ops.color import CameraResponse
 from ..ops.convolve import BORDERS
 from ..ops.degrade import HIGHLIGHT_THRESHOLD, Degradations
-from ..sources.photos import PhotoPlan, load_rgb8, photo_path, scan_photos
+from ..sources.photos import PhotoPlan, load_rgb8, photo_path
 from .photos import photos_for, write_photo_pairs
+from .shake_inputs import KernelSource, open_kernels, plan_photos, resize_photo, resized_shape
 
 # Independent generator streams per pair: adding a stage never changes the
 # numbers another stage draws.
@@ -42,7 +42,6 @@ STREAM_RAW_NOISE = 6  # the RAW path's noise field, one normal per mosaic site
 PIPELINES = ("rgb", "raw")
 
 PSF_SOURCES = ("bank", "fresh")
-FRESH_EXPOSURES = (0.01, 0.1, 0.5, 1.0)
 
 
 @dataclass(frozen=True)
@@ -156,7 +155,7 @@ class BlurSettings:
             if h < 1 or w < 1:
                 raise SettingError(f"--crop must be positive HxW; got {h}x{w}.", "crop")
         with checking("resize"):
-            _resize_shape(self.resize, 100, 100)  # validates the form
+            resized_shape(self.resize, 100, 100)  # validates the form
         with checking("crf"):
             CameraResponse.parse(self.crf)
         self._check_pipeline()
@@ -288,145 +287,6 @@ class BlurSettings:
         return d
 
 
-@dataclass(frozen=True)
-class KernelSource:
-    """Where PSFs come from: a bank (path, size, exposures, largest side) or fresh trajectories."""
-
-    kind: str
-    path: str | None = None
-    n_kernels: int = 0
-    exposures: tuple = FRESH_EXPOSURES
-    max_side: int = 63
-    fingerprint: str | None = None
-    length_px: float = 60.0
-
-
-# ---------------------------------------------------------------------------------------------
-# planning a run
-
-
-def _resize_shape(resize, height, width):
-    """(height, width) after ``resize`` (None, a scale factor, or (width, height))."""
-    if resize is None:
-        return height, width
-    if isinstance(resize, (int, float)) and not isinstance(resize, bool):
-        if not (0 < resize <= 8 and math.isfinite(resize)):
-            raise BadInputError(f"--resize scale must be in (0, 8]; got {resize!r}.")
-        return max(1, int(round(height * resize))), max(1, int(round(width * resize)))
-    try:
-        w, h = (int(v) for v in resize)
-    except (TypeError, ValueError):
-        raise BadInputError(
-            f"--resize must be a scale like 0.5 (a size is --resize-to HxW; in a recipe resize_to = [H, W]); "
-            f"got {resize!r}."
-        ) from None
-    if w < 1 or h < 1:
-        raise BadInputError(f"--resize-to size must be positive; got {h}x{w} (HxW).")
-    return h, w
-
-
-def _resize(photo, resize):
-    import cv2
-
-    h, w = photo.shape[:2]
-    nh, nw = _resize_shape(resize, h, w)
-    if (nh, nw) == (h, w):
-        return photo
-    interp = cv2.INTER_AREA if nh * nw < h * w else cv2.INTER_LINEAR
-    return cv2.resize(photo, (nw, nh), interpolation=interp)
-
-
-def plan_photos(settings: BlurSettings, max_side: int, *, out=None) -> PhotoPlan:
-    """List the photos, read their sizes, and leave out those too small for the crop and PSFs.
-
-    Unreadable files and photos smaller than the crop (or, without one, than the largest PSF)
-    are skipped with a warning, or stop the run with ``strict``; so is a folder with no photo
-    large enough. ``out``, where it lies inside the photo folder, is not searched. Raises
-    :class:`BadInputError` before anything is written.
-    """
-    plan = scan_photos(settings.photos, strict=settings.strict, exclude=out)
-    k = max_side
-    if settings.crop is not None:
-        ch, cw = settings.crop
-        if settings.border != "valid" and (ch < k or cw < k):
-            raise BadInputError(
-                f"--crop {ch}x{cw} is smaller than the largest PSF ({k}x{k}); use a larger crop."
-            )
-        valid = settings.border == "valid"
-        need = (ch + k - 1, cw + k - 1) if valid else (ch, cw)
-        why = (f"--crop {ch}x{cw} plus the PSF's {k - 1} px for --border valid" if valid
-               else f"--crop {ch}x{cw}")
-    else:
-        need, why = (k, k), f"PSFs of up to {k}x{k}"
-    keep, small = [], []
-    for rel, size in zip(plan.files, plan.sizes):
-        h, w = _resize_shape(settings.resize, *size)
-        if h < need[0] or w < need[1]:
-            small.append((rel, h, w))
-        else:
-            keep.append((rel, size))
-    if small and (settings.strict or not keep):
-        rel, h, w = small[0]
-        if settings.crop is not None:
-            problem = f"photo {rel} is {h}x{w}, smaller than {need[0]}x{need[1]}"
-            problem += f" ({why})" if settings.border == "valid" else f" for {why}"
-            fix = "use a smaller --crop or remove the photo"
-        else:
-            problem = (f"photo {rel} is {h}x{w} but PSFs can be up to {k}x{k}: the PSF is larger "
-                       "than the image")
-            fix = "use larger photos, --resize up, or a bank of smaller kernels"
-        if not keep and len(small) > 1:
-            problem += f" (as are all {len(small)} photos)"
-        elif keep:
-            fix += " (or drop --strict to skip photos that small)"
-        raise BadInputError(f"{problem}; {fix}.")
-    if not small:
-        return plan
-    return replace(
-        plan, files=tuple(r for r, _ in keep), sizes=tuple(s for _, s in keep),
-        small=tuple(f"{rel} ({h}x{w})" for rel, h, w in small),
-        small_need=f"{need[0]}x{need[1]} ({why})",
-    )
-
-
-def open_kernels(settings: BlurSettings) -> KernelSource:
-    """Check the kernel source: a bank is verified (shard hashes) and its exposures read."""
-    if settings.psf_source == "fresh":
-        exposures = FRESH_EXPOSURES if settings.exposure is None else (float(settings.exposure),)
-        canvas = settings.fresh_canvas
-        return KernelSource("fresh", exposures=exposures,
-                            max_side=canvas if canvas % 2 else canvas - 1,
-                            length_px=float(settings.fresh_length_px))
-    from ..errors import DatasetError
-    from ..dataset.reader import load_manifest
-    from ..dataset.verify import verify_dataset
-
-    path = Path(settings.kernels)
-    manifest = load_manifest(path, kind="kernels")
-    try:
-        verify_dataset(path, decode=False)
-    except DatasetError as exc:
-        raise DatasetError(f"kernel bank {path} fails verification: {exc}") from None
-    exposures = tuple(float(f) for f in manifest.get("exposures", ()))
-    if not exposures:
-        raise DatasetError(f"{path}/manifest.json: no exposure list; the manifest is corrupt.")
-    from ..kernelbank import check_bank_manifest
-
-    check_bank_manifest(path, manifest, exposures)
-    if settings.exposure is not None:
-        if not any(abs(f - float(settings.exposure)) < 1e-6 for f in exposures):
-            raise BadInputError(
-                f"--exposure {settings.exposure:g} is not in kernel bank {path}; it holds "
-                f"{', '.join(f'{f:g}' for f in exposures)} (or use --exposure random)."
-            )
-        exposures = (float(settings.exposure),)
-    command = manifest.get("command", {})
-    side = command.get("psf_size") or command.get("canvas") or 64
-    side = int(side) if int(side) % 2 else int(side) - 1
-    return KernelSource("bank", str(path), int(manifest["num_rows"]), exposures, side,
-                        manifest["fingerprint"])
-
-
 # ---------------------------------------------------------------------------------------------
 # one pair from (settings, plan, index)
 
@@ -535,7 +395,7 @@ def pair_from_params(photo, psf, params, *, seed, index, device=None):
     -------
     blurred, sharp : (H', W', 3) uint8 ndarray
     """
-    return _render_resized(_resize(photo, params.get("resize")), psf, params,
+    return _render_resized(resize_photo(photo, params.get("resize")), psf, params,
                            seed=seed, index=index, device=device)
 
 
@@ -605,7 +465,7 @@ def _blur_rows(start, stop, job: BlurJob):
 
     s = job.settings
     photos = photos_for(job.plan, start, stop, s.per_image, strict=s.strict,
-                        prepare=functools.partial(_resize, resize=s.resize))
+                        prepare=functools.partial(resize_photo, resize=s.resize))
     while True:
         # Draw a batch's kernels and windows first (cheap, host only), then render.
         batch = []

@@ -5,9 +5,13 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from .._rng import sample_rng
 from ..errors import BadInputError
+
+if TYPE_CHECKING:  # the functions that read frames import numpy themselves
+    import numpy as np
 
 # Stream key of the window-length draw in sample_rng(seed, pair_index, WINDOW_STREAM).
 WINDOW_STREAM = 1
@@ -230,7 +234,7 @@ CUT_THRESHOLD = 0.5
 _CUT_SAMPLES = 16384
 
 
-def frame_signature(frame) -> "np.ndarray":
+def frame_signature(frame) -> np.ndarray:
     """Colour histogram of a frame for :func:`cut_distance`: joint RGB bins, summing to 1.
 
     8 bins a channel (512 in all) from 64x64 pixels up; smaller frames get 4, or 2 below
