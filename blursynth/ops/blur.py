@@ -188,7 +188,7 @@ def _encode_hwc(linear, crf):
 
 
 def render_raw_pair(photo, psf, raw, *, crf="gamma:2.2", border="reflect", noise_rng=None,
-                    jpeg_quality=None, device=None, method="auto"):
+                    jpeg_quality=None, device=None, method="auto", mosaic_only=False):
     """Blur one photo window by a PSF in the camera's RAW space; return (blurred, sharp).
 
     The RAW path (``blursynth blur --pipeline raw``; :mod:`blursynth.ops.raw`)::
@@ -215,10 +215,14 @@ def render_raw_pair(photo, psf, raw, *, crf="gamma:2.2", border="reflect", noise
     device : torch.device, str or None
         Where to convolve (None: the CPU); the RAW steps run on the CPU.
     method : {"auto", "fft", "direct"}
+    mosaic_only : bool
+        Return the blurred image's noisy RAW mosaic instead of the pair (``dataset
+        export --raw``): the same chain, stopped before demosaicing.
 
     Returns
     -------
     blurred, sharp : (H', W', 3) uint8 ndarray
+        Or, with ``mosaic_only``, the (H', W') float32 mosaic (white level 1.0).
 
     Examples
     --------
@@ -249,11 +253,51 @@ def render_raw_pair(photo, psf, raw, *, crf="gamma:2.2", border="reflect", noise
     planes = torch.from_numpy(np.ascontiguousarray(cam.transpose(2, 0, 1)))[None]
     dev = torch.device("cpu") if device is None else torch.device(device)
     blurred_cam = _convolve_to_hwc(planes, psf, dev, method)
+    window = cam[r:-r, r:-r] if r else cam  # the padding, or the border 'valid' drops
+    return develop_raw_pair(blurred_cam, window, p, crf=crf, noise_rng=noise_rng,
+                            jpeg_quality=jpeg_quality, mosaic_only=mosaic_only)
+
+
+def develop_raw_pair(blurred_cam, sharp_cam, raw, *, crf="gamma:2.2", noise_rng=None,
+                     jpeg_quality=None, mosaic_only=False):
+    """The RAW path's shared end: camera-space blurred and sharp images -> (blurred, sharp).
+
+    Every RAW-path source (trajectory blur, frame averaging, learned blur) ends here, so
+    one chain makes their pairs and their exported mosaics::
+
+        blurred_cam -> clip at white -> Bayer mosaic -> noise -> optional quantisation
+          -> develop (gains, demosaic, highlights, colour correction) -> encode -> JPEG
+        sharp_cam   -> the same without the noise and the JPEG
+
+    Parameters
+    ----------
+    blurred_cam, sharp_cam : (H, W, 3) float32 ndarray
+        Linear camera colours (:func:`blursynth.ops.raw.unprocess`'s output), unclipped.
+    raw : dict or RawParams
+    crf : str or CameraResponse
+    noise_rng : numpy.random.Generator or None
+        Needed when the camera's noise levels are not both 0.
+    jpeg_quality : int or None
+    mosaic_only : bool
+        Return the blurred image's noisy RAW mosaic ((H, W) float32) and stop.
+
+    Returns
+    -------
+    blurred, sharp : (H, W, 3) uint8 ndarray, or the mosaic
+    """
+    from . import raw as rawops
+
+    crf = CameraResponse.parse(crf)
+    p = rawops.RawParams.from_dict(raw)
+    noisy = p.shot_noise != 0.0 or p.read_noise != 0.0
+    if noisy and noise_rng is None:
+        raise ValueError("RAW noise needs noise_rng (the pair's own generator).")
     blurred_raw = rawops.sensor_readout(blurred_cam, p, rng=noise_rng if noisy else None,
                                         noisy=noisy)
+    if mosaic_only:
+        return blurred_raw
     blurred = _develop_encode(blurred_raw, p, crf)
-    window = cam[r:-r, r:-r] if r else cam  # the padding, or the border 'valid' drops
-    sharp = _develop_encode(rawops.sensor_readout(window, p, noisy=False), p, crf)
+    sharp = _develop_encode(rawops.sensor_readout(sharp_cam, p, noisy=False), p, crf)
     if jpeg_quality is not None:
         blurred = jpeg_roundtrip(blurred, int(jpeg_quality))
     return blurred, sharp
