@@ -85,9 +85,10 @@ def _levels(values, lo, hi, scale, base, nxt, thresholds, one_step, buckets, des
 # float linear light
 
 
+# The caches are keyed on the whole curve (a frozen, hashable CameraResponse: kind and numbers).
 @lru_cache(maxsize=32)
-def _float_thresholds(kind: str, gamma: float) -> np.ndarray:
-    exact = _decision_levels(CameraResponse(kind, gamma))
+def _float_thresholds(crf: CameraResponse) -> np.ndarray:
+    exact = _decision_levels(crf)
     t = exact.astype(np.float32)
     low = t.astype(np.float64) < exact
     t[low] = np.nextafter(t[low], np.float32(np.inf))
@@ -113,14 +114,13 @@ def float_thresholds(crf) -> np.ndarray:
     >>> t.shape, bool(t[0] == np.float32(0.5 / 255))
     ((255,), True)
     """
-    crf = CameraResponse.parse(crf)
-    return _float_thresholds(crf.kind, crf.gamma)
+    return _float_thresholds(CameraResponse.parse(crf))
 
 
 @lru_cache(maxsize=32)
-def _float_tables(kind: str, gamma: float):
+def _float_tables(crf: CameraResponse):
     """(start code of each sqrt-bucket, the padded thresholds, whether one comparison settles a code)."""
-    t = _float_thresholds(kind, gamma)
+    t = _float_thresholds(crf)
     edges = (np.arange(_SQRT_BINS + 1, dtype=np.float64) / _SQRT_BINS) ** 2
     start = np.searchsorted(t, edges.astype(np.float32), side="right").astype(np.int32)
     padded = np.concatenate([[-np.inf], t, [np.inf]]).astype(np.float32)
@@ -163,7 +163,7 @@ def encode_planes(crf, planes) -> np.ndarray:
         raise ValueError(f"planes must be float32 (C, H, W); got {planes.dtype} {planes.shape}.")
     c, h, w = planes.shape
     out = np.empty((h, w, c), np.uint8)
-    start, nxt, padded, one_step = _float_tables(crf.kind, crf.gamma)
+    start, nxt, padded, one_step = _float_tables(crf)
     if one_step:
         _encode_rows(planes, start, nxt, padded, out)
     else:
