@@ -97,7 +97,9 @@ def _keep(ctx, param, value):
 @click.option("--resize-to", default=None, callback=_size,
               help="Size HxW (height first, like --crop) each photo is resized to first.")
 @click.option("--crf", default="gamma:2.2", show_default=True,
-              help="Camera response: gamma:G, srgb, or none (blur encoded pixels, as DeblurGAN).")
+              help="Camera response: gamma:G, srgb, none (blur encoded pixels, as DeblurGAN), rec709, smpte240m, "
+                   "romm, lstar, hlg, filmic[:A,B[,C]] (S-curve), poly:C0,C1,... (fitted response), or random / "
+                   "random:CURVE,CURVE,... (one per pair, recorded in its params).")
 @click.option("--saturation", default=None,
               help="Old name of --exposure-gain, kept with a warning for this release: it scales the whole image, "
                    "the sharp target too. For light sources that streak, use --highlights.")

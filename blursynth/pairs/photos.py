@@ -50,7 +50,7 @@ def photos_for(plan: PhotoPlan, start: int, stop: int, per_image: int, *, strict
 
 def write_photo_pairs(out, plan: PhotoPlan, *, per_image: int, recipe: dict, inputs: dict,
                       make_job, rows, shard_size: int, workers: int, overwrite: bool,
-                      progress: bool, desc: str, options=None) -> dict:
+                      progress: bool, desc: str, options=None, extra: dict | None = None) -> dict:
     """Write ``per_image`` pairs of every photo in ``plan`` as a pair dataset.
 
     Parameters
@@ -71,6 +71,8 @@ def write_photo_pairs(out, plan: PhotoPlan, *, per_image: int, recipe: dict, inp
     options : WriteOptions, optional
         From a recipe build: executor, ``--limit`` and the recipe recorded
         (:class:`blursynth.dataset.writer.WriteOptions`).
+    extra : dict, optional
+        Top-level manifest keys (not fingerprinted), e.g. the ``camera_response`` tag.
 
     Returns
     -------
@@ -94,7 +96,7 @@ def write_photo_pairs(out, plan: PhotoPlan, *, per_image: int, recipe: dict, inp
         out, kind="pairs", schema=PAIR_SCHEMA, n_items=len(plan.files) * per_image,
         shard_size=shard_size, make_rows=functools.partial(rows, job=make_job(fp)),
         fingerprint=fp, command={**recipe, **inputs}, workers=workers, overwrite=overwrite,
-        unit="pair", desc=desc, progress=progress, options=options,
+        unit="pair", desc=desc, progress=progress, options=options, extra=extra,
     )
     skipped_rows = manifest["planned_items"] - manifest["num_rows"]
     return {**manifest, "skipped_photos": len(plan.skipped) + skipped_rows // per_image,

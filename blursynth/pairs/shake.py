@@ -23,7 +23,7 @@ from .._rng import check_seed, sample_rng
 from ..errors import BadInputError, SettingError, checking
 from ..nn.device import check_device_name, resolve_device
 from ..ops.blur import render_pair
-from ..ops.color import CameraResponse
+from ..ops.color import CameraResponse, crf_option_spec, describe_crf, draw_response, parse_crf_option
 from ..ops.convolve import BORDERS
 from ..ops.degrade import HIGHLIGHT_THRESHOLD, Degradations
 from ..sources.photos import PhotoPlan, load_rgb8, photo_path
@@ -38,6 +38,7 @@ STREAM_DEGRADE = 3
 STREAM_NOISE = 4
 STREAM_RAW = 5  # the RAW path's camera (ops.raw.draw_raw_params)
 STREAM_RAW_NOISE = 6  # the RAW path's noise field, one normal per mosaic site
+STREAM_CRF = 7  # --crf random: the pair's camera response, one integer
 
 PIPELINES = ("rgb", "raw")
 
@@ -66,7 +67,9 @@ class BlurSettings:
     resize : float, (int, int) or None
         Scale factor, or (width, height), applied to each photo first.
     crf : str
-        Camera response, ``gamma:G`` / ``srgb`` / ``none``.
+        Camera response (:meth:`CameraResponse.parse`: ``gamma:G``, ``srgb``, ``none``, a
+        named curve, ``filmic:...``, ``poly:...``), or ``random`` / ``random:CURVE,...``: one
+        curve per pair from the set (stream ``STREAM_CRF``), recorded in its params.
     saturation, noise, jpeg : str or None
         Degradation ranges (see :class:`blursynth.ops.degrade.Degradations`);
         ``saturation`` is the old name of ``exposure_gain`` (kept, with a warning).
@@ -157,7 +160,7 @@ class BlurSettings:
         with checking("resize"):
             resized_shape(self.resize, 100, 100)  # validates the form
         with checking("crf"):
-            CameraResponse.parse(self.crf)
+            parse_crf_option(self.crf)
         self._check_pipeline()
         for name in ("saturation", "noise", "jpeg"):
             with checking(name):
@@ -271,7 +274,7 @@ class BlurSettings:
         d = asdict(self)
         for key in ("batch", "device", "photos", "kernels", "strict"):
             d.pop(key)
-        d["crf"] = self.camera_response().spec
+        d["crf"] = crf_option_spec(self.crf)  # a curve, or random: and the set drawn from
         d["degradations"] = self.degradations().describe()
         for key in ("saturation", "noise", "jpeg", "exposure_gain", "highlights",
                     "highlight_threshold"):
@@ -344,7 +347,8 @@ def draw_pair(job: BlurJob, index: int, photo_hw) -> tuple[dict, np.ndarray]:
         params["crop"] = [y0, x0, ch, cw]
     else:
         params["crop"] = None
-    params.update(crf=s.camera_response().spec, border=s.border)
+    params.update(crf=draw_response(parse_crf_option(s.crf), sample_rng(s.seed, index, STREAM_CRF)).spec,
+                  border=s.border)
     params.update(s.degradations().draw(sample_rng(s.seed, index, STREAM_DEGRADE)))
     if s.pipeline == "raw":
         params["raw"] = _draw_raw(s, index, params)
@@ -562,6 +566,7 @@ def blur_photos(settings: BlurSettings, out, *, workers: int = 1, overwrite: boo
         make_job=functools.partial(BlurJob, settings, plan, source, device=str(device)),
         rows=_blur_rows, shard_size=settings.shard_size, workers=workers, overwrite=overwrite,
         progress=progress, desc="blurring", options=options,
+        extra={"camera_response": describe_crf(settings.crf)},
     )
 
 

@@ -1,0 +1,263 @@
+"""Camera response curves beyond gamma: the named curves, the filmic S-curve and the polynomial
+response; exact 8-bit edges (decode tables, decision levels, integer sums); --crf random per
+pair in blur and frames-average; the manifests' camera_response tag; the bad-input errors."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from blursynth.errors import BadInputError
+from blursynth.ops.color import (
+    RANDOM_DEFAULT, CameraResponse, crf_option_spec, describe_crf, parse_crf_option,
+)
+from blursynth.ops.encode8 import (
+    _float_tables, encode_planes, encode_uint8, float_thresholds, linear_lut, sum_readout, sum_thresholds,
+)
+
+NEW = ["rec709", "smpte240m", "romm", "lstar", "hlg", "filmic", "filmic:2.5,4,0.7", "filmic:0.5,-3,1.5",
+       "poly:0,1.6,-0.6", "poly:0.02,1.9,-1.3,0.45"]
+ALL = ["gamma:2.2", "srgb", "none", *NEW]
+
+
+@pytest.mark.parametrize("spec", ALL)
+def test_every_curve_is_monotonic_with_exact_ends_and_an_inverse(spec):
+    crf = CameraResponse.parse(spec)
+    table = crf.decode_table()
+    assert table.dtype == np.float32 and table.shape == (256,)
+    assert table[0] == 0.0 and table[255] == 1.0
+    assert (np.diff(table) > 0).all()
+    x = np.linspace(0, 1, 20001)
+    d = crf.decode(x)
+    assert (np.diff(d) >= 0).all() and d[0] == 0 and d[-1] == 1
+    # encode inverts decode (exactly on the 8-bit codes, which no knee gap holds).
+    codes = np.arange(256) / 255.0
+    assert np.abs(crf.encode(crf.decode(codes)) - codes).max() < 1e-9
+    y = np.linspace(0, 1, 20001)
+    assert np.abs(crf.decode(crf.encode(y)) - y).max() < 1e-9
+    # The table is the curve at the codes, cast once.
+    assert np.array_equal(table, crf.decode(codes).astype(np.float32))
+    # The canonical text reads back to the same (hashable) curve.
+    again = CameraResponse.parse(crf.spec)
+    assert again == crf and hash(again) == hash(crf)
+
+
+def test_named_curves_match_their_standards():
+    rec709 = CameraResponse.parse("rec709")
+    assert rec709.encode(np.float64(0.01)) == pytest.approx(0.045)  # 4.5 L below 0.018
+    assert rec709.encode(np.float64(0.5)) == pytest.approx(1.099 * 0.5**0.45 - 0.099)
+    assert CameraResponse.parse("smpte240m").encode(np.float64(0.5)) == pytest.approx(1.1115 * 0.5**0.45 - 0.1115)
+    assert CameraResponse.parse("romm").encode(np.float64(0.5)) == pytest.approx(0.5 ** (1 / 1.8))
+    assert CameraResponse.parse("romm").encode(np.float64(0.001)) == pytest.approx(0.016)
+    assert CameraResponse.parse("lstar").encode(np.float64(0.18)) == pytest.approx(0.4950, abs=1e-4)  # L* of 18% grey
+    hlg = CameraResponse.parse("hlg")
+    assert hlg.encode(np.float64(1 / 12)) == pytest.approx(0.5)
+    assert hlg.encode(np.float64(1.0)) == 1.0 and float(hlg.decode(np.float64(0.75))) == pytest.approx(0.26496, abs=1e-4)
+    # The filmic default is an S-curve: convex toe, concave shoulder, 18% grey near sRGB's.
+    filmic = CameraResponse.parse("filmic")
+    q = np.linspace(0, 1, 1001)
+    d2 = np.diff(filmic.encode(q), 2)
+    assert d2[:30].min() > 0 and d2[-300:].max() < 0
+    assert abs(float(filmic.encode(np.float64(0.18))) - float(CameraResponse.parse("srgb").encode(np.float64(0.18)))) < 0.01
+
+
+def test_poly_is_normalised_to_the_unit_square():
+    crf = CameraResponse.parse("poly:0.02,1.9,-1.3,0.45")
+    p = np.polynomial.Polynomial([0.02, 1.9, -1.3, 0.45])
+    y = np.array([0.1, 0.5, 0.9])
+    assert np.allclose(crf.encode(y), (p(y) - p(0)) / (p(1) - p(0)))
+
+
+@pytest.mark.parametrize("text", ["gamma:2.2", "gamma:2.19921875", "filmic:1.4,2.5", "poly:0,1.6,-0.6",
+                                  "rec709", "BT709", "prophoto"])
+def test_spec_reads_back_exactly(text):
+    crf = CameraResponse.parse(text)
+    assert CameraResponse.parse(crf.spec) == crf
+    assert crf_option_spec(text) == crf.spec
+
+
+def test_gamma_spec_keeps_its_old_text():
+    # Recorded params and fingerprints hold these texts: they must not change.
+    assert [CameraResponse.parse(t).spec for t in ("gamma", "gamma:2.4", "gamma:2.0", "srgb", "none")] == \
+        ["gamma:2.2", "gamma:2.4", "gamma:2", "srgb", "none"]
+
+
+def test_torch_follows_numpy_for_the_new_curves():
+    torch = pytest.importorskip("torch")
+    for spec in ("rec709", "filmic", "poly:0,1.6,-0.6"):
+        crf = CameraResponse.parse(spec)
+        x = torch.linspace(0, 1, 101)
+        assert torch.allclose(crf.decode(x), torch.from_numpy(crf.decode(x.numpy())))
+        assert crf.decode(x).dtype == torch.float32
+        assert torch.equal(crf.decode_uint8(torch.arange(256, dtype=torch.uint8)),
+                           torch.from_numpy(crf.decode_table()))
+
+
+@pytest.mark.parametrize("text", [
+    "filmic:1.4", "filmic:0,2,1", "filmic:1.4,2,0", "filmic:1.4,20,1", "filmic:a,b", "poly:1",
+    "poly:0,1,-1", "poly:0,-1", "poly:1,0", "poly:0,1,2,3,4,5,6,7,8,9,10", "poly:0,nan", "rec709:2",
+    "aces", "random",
+])
+def test_bad_curves_are_refused(text):
+    with pytest.raises(BadInputError):
+        CameraResponse.parse(text)
+
+
+def test_non_monotonic_poly_names_the_problem():
+    with pytest.raises(BadInputError, match="not increasing"):
+        CameraResponse.parse("poly:0,2,-1.5")  # slope 2 - 3x < 0 above 2/3
+
+
+# --- the 8-bit encoder and integer sums ----------------------------------------------------------
+
+@pytest.mark.parametrize("spec", NEW)
+def test_encoders_agree_and_round_to_nearest(spec):
+    crf = CameraResponse.parse(spec)
+    rng = np.random.default_rng(0)
+    x = np.concatenate([rng.random(20000), crf.decode_table(), [0, 1]]).astype(np.float32)
+    planes = x.reshape(1, 1, -1)
+    via_planes = encode_planes(crf, planes)[0, :, 0]
+    via_search = encode_uint8(crf, x)
+    assert np.array_equal(via_planes, via_search)
+    exact = np.floor(255 * crf.encode(x.astype(np.float64)) + 0.5)
+    # Away from a rounding tie the code is the exact one.
+    tie = np.abs(255 * crf.encode(x.astype(np.float64)) % 1 - 0.5) < 1e-4
+    assert np.array_equal(via_search[~tie], exact[~tie].astype(np.uint8))
+    # Each code's own linear value encodes back to it.
+    assert np.array_equal(encode_uint8(crf, crf.decode_table()), np.arange(256, dtype=np.uint8))
+
+
+def test_caches_key_on_the_whole_curve():
+    a, b = CameraResponse.parse("filmic:1.4,2,1"), CameraResponse.parse("filmic:2.5,4,0.7")
+    assert not np.array_equal(float_thresholds(a), float_thresholds(b))
+    assert _float_tables(a) is _float_tables(CameraResponse.parse("filmic"))
+
+
+@pytest.mark.parametrize("spec", NEW + ["gamma:5"])
+@pytest.mark.parametrize("n", [1, 3, 16])
+def test_sum_readout_matches_thresholds_for_every_curve(spec, n):
+    lut, scale = linear_lut(spec)
+    assert lut[0] == 0 and lut[255] == scale
+    T = sum_thresholds(spec, n)
+    readout = sum_readout(spec, n)
+    rng = np.random.default_rng(n)
+    sums = np.concatenate([rng.integers(0, n * scale + 1, 50000), T[1:256].astype(np.int64),
+                           T[1:256].astype(np.int64) - 1, [0, n * scale]]).clip(0, n * scale)
+    sums = sums.astype(np.uint32 if n * scale < 2**32 else np.uint64)
+    expected = np.searchsorted(T, sums.astype(np.uint64), side="right") - 1
+    assert np.array_equal(readout.encode(sums), expected.astype(np.uint8))
+
+
+@pytest.mark.parametrize("spec", ["rec709", "smpte240m", "romm", "lstar", "hlg", "filmic", "poly:0,1.6,-0.6"])
+def test_averaging_identical_frames_gives_them_back(spec):
+    from blursynth.ops.average import average_frames
+
+    frame = np.arange(256, dtype=np.uint8).repeat(3).reshape(16, 16, 3)
+    assert np.array_equal(average_frames([frame] * 5, crf=spec), frame)
+
+
+def average_codes(crf):
+    from blursynth.ops.average import average_frames
+
+    frame = np.arange(256, dtype=np.uint8).repeat(3).reshape(16, 16, 3)
+    return average_frames([frame] * 4, crf=crf)[..., 0].ravel()
+
+
+def test_a_steep_curve_falls_back_to_the_exact_walk():
+    # A curve whose decision levels crowd some buckets: the encoders still agree.
+    crf = CameraResponse.parse("filmic:0.2,0,1")  # encodes like linear ** 0.2 near black
+    assert not _float_tables(crf)[3] and not sum_readout(crf, 4).one_step
+    x = np.random.default_rng(1).random(5000).astype(np.float32) ** 6
+    assert np.array_equal(encode_planes(crf, x.reshape(1, 1, -1))[0, :, 0], encode_uint8(crf, x))
+    T = sum_thresholds(crf, 4)
+    r = sum_readout(crf, 4)
+    # Identical frames average back to themselves, except the darkest codes, whose linear values
+    # are below the integer table's resolution (2**-24), as with gamma:5.
+    codes = average_codes(crf)
+    lut, _ = linear_lut(crf)
+    assert np.array_equal(codes[lut > 16], np.arange(256)[lut > 16]) and (lut > 16).sum() > 200
+    sums = np.random.default_rng(2).integers(0, 4 << 24, 20000).astype(np.uint32)
+    assert np.array_equal(r.encode(sums), (np.searchsorted(T, sums.astype(np.uint64), side="right") - 1).astype(np.uint8))
+
+
+# --- --crf random ----------------------------------------------------------------------------------
+
+def test_random_sets():
+    assert [c.spec for c in parse_crf_option("random")] == [CameraResponse.parse(s).spec for s in RANDOM_DEFAULT]
+    assert [c.spec for c in parse_crf_option("random:srgb, filmic:2,3 ,poly:0,1.6,-0.6,hlg")] == \
+        ["srgb", "filmic:2,3,1", "poly:0,1.6,-0.6", "hlg"]
+    tag = describe_crf("random:srgb,rec709")
+    assert tag == {"crf": "random:srgb,rec709", "curves": ["srgb", "rec709"], "per_pair": True}
+    assert describe_crf("gamma") == {"crf": "gamma:2.2", "curves": ["gamma:2.2"], "per_pair": False}
+
+
+@pytest.mark.parametrize("text", ["random:", "random:srgb,srgb", "random:srgb,gamma,gamma:2.2", "random:1.2,srgb",
+                                  "random:srgb,aces", "random:filmic:0,1"])
+def test_bad_random_sets_are_refused(text):
+    with pytest.raises(BadInputError, match="--crf"):
+        parse_crf_option(text)
+
+
+# --- blur: a curve per pair --------------------------------------------------------------------
+
+from .test_shake import bank, photos  # noqa: E402,F401  (module fixtures)
+
+
+def _blur(photos, bank, out, **kw):
+    from blursynth.pairs.shake import BlurSettings, blur_photos
+
+    base = dict(photos=str(photos), kernels=str(bank), per_image=3, crop=(32, 32), seed=3)
+    base.update(kw)
+    return blur_photos(BlurSettings(**base), out, progress=False)
+
+
+def test_blur_random_draws_a_recorded_curve_per_pair_and_rebuilds(photos, bank, tmp_path):
+    from blursynth.dataset import PairDataset
+    from blursynth.pairs.shake import rebuild_pair
+
+    manifest = _blur(photos, bank, tmp_path / "r", crf="random:srgb,rec709,filmic,hlg")
+    rows = list(PairDataset(tmp_path / "r"))
+    drawn = [r["params"]["crf"] for r in rows]
+    assert set(drawn) <= {"srgb", "rec709", "filmic:1.4,2,1", "hlg"} and len(set(drawn)) >= 3
+    for row in rows:
+        b, s = rebuild_pair(row, photos)
+        assert np.array_equal(b, row["blurred"]) and np.array_equal(s, row["sharp"])
+    on_disk = json.loads((tmp_path / "r" / "manifest.json").read_text())
+    assert on_disk["camera_response"] == {"crf": "random:srgb,rec709,filmic:1.4,2,1,hlg",
+                                          "curves": ["srgb", "rec709", "filmic:1.4,2,1", "hlg"],
+                                          "per_pair": True}
+    assert on_disk["command"]["crf"] == "random:srgb,rec709,filmic:1.4,2,1,hlg"
+    # The curve has its own stream: every other draw (kernel, crop) is that of a fixed curve.
+    _blur(photos, bank, tmp_path / "f", crf="srgb")
+    fixed = list(PairDataset(tmp_path / "f"))
+    for a, b in zip(rows, fixed):
+        pa, pb = dict(a["params"]), dict(b["params"])
+        pa.pop("crf"), pb.pop("crf")
+        assert pa == pb
+        if a["params"]["crf"] == "srgb":
+            assert np.array_equal(a["blurred"], b["blurred"])
+    assert manifest["fingerprint"] != json.loads((tmp_path / "f" / "manifest.json").read_text())["fingerprint"]
+
+
+def test_blur_fixed_curve_is_tagged_and_new_curves_render(photos, bank, tmp_path):
+    from blursynth.dataset import PairDataset
+
+    _blur(photos, bank, tmp_path / "g", per_image=1)
+    tag = json.loads((tmp_path / "g" / "manifest.json").read_text())["camera_response"]
+    assert tag == {"crf": "gamma:2.2", "curves": ["gamma:2.2"], "per_pair": False}
+    _blur(photos, bank, tmp_path / "p", per_image=1, crf="poly:0,1.6,-0.6")
+    assert {r["params"]["crf"] for r in PairDataset(tmp_path / "p")} == {"poly:0,1.6,-0.6"}
+
+
+def test_raw_path_takes_a_random_curve(photos, bank, tmp_path):
+    from blursynth.dataset import PairDataset
+    from blursynth.pairs.shake import rebuild_pair
+
+    _blur(photos, bank, tmp_path / "raw", per_image=2, pipeline="raw", crf="random:rec709,filmic,lstar")
+    rows = list(PairDataset(tmp_path / "raw"))
+    assert {r["params"]["crf"] for r in rows} <= {"rec709", "filmic:1.4,2,1", "lstar"}
+    for row in rows[:2]:
+        b, s = rebuild_pair(row, photos)
+        assert np.array_equal(b, row["blurred"]) and np.array_equal(s, row["sharp"])
