@@ -431,7 +431,8 @@ def _check_poly(coeffs: tuple) -> tuple:
         if 0.0 < r < 1.0:
             points.append(np.clip([r - 1e-7, r + 1e-7], 0.0, 1.0))
     slope = dp(np.concatenate(points))
-    if not p(1.0) > p(0.0) or (slope < 0).any():
+    tolerance = 1e-12 * max(1.0, float(np.abs(slope).max()))  # rounding where the slope touches 0
+    if not p(1.0) > p(0.0) or (slope < -tolerance).any():
         raise BadInputError(
             f"poly:{','.join(_num(c) for c in coeffs)} is not increasing on [0, 1] (its slope "
             "goes negative); a camera response must be monotonic: check the coefficients' "
@@ -454,7 +455,7 @@ def _split_curves(text: str) -> list[str]:
             continue
         if not curves:
             raise BadInputError(
-                f"random set {text!r} starts with a number; name the curves, e.g. "
+                f"--crf random:{text}: the set starts with a number; name the curves, e.g. "
                 "random:srgb,rec709,filmic."
             )
         curves[-1] += "," + part
