@@ -7,6 +7,7 @@ import re
 import click
 
 from ._common import echo_manifest, finite, overwrite_option, positive_int, seed_option, workers_option
+from .blur import _raw_bits
 
 
 class WindowRange(click.ParamType):
@@ -94,11 +95,29 @@ def _positive_fps(ctx, param, value):
               help="Scene-cut check: consecutive frames whose colour histograms differ by more than this "
                    "share of pixels are a cut, and a window spanning one is skipped (listed in the "
                    "manifest). In (0, 1]; 1 turns the check off.")
+@click.option("--pipeline", type=click.Choice(["rgb", "raw"]), default="rgb", show_default=True,
+              help="rgb: average and encode; raw: average in linear light, unprocess the mean to a camera's "
+                   "RAW space, clip at white, mosaic, add --noise there, demosaic and develop (the sharp frame "
+                   "the same way, without noise).")
+@click.option("--camera", default=None, metavar="NAME|random",
+              help="RAW path: a bundled camera profile ('blursynth cameras' lists them) or random (a mix per "
+                   "pair; the default).")
+@click.option("--demosaic", type=click.Choice(["bilinear", "malvar"]), default=None,
+              help="RAW path: demosaicing method (default malvar).")
+@click.option("--raw-bits", default=None, callback=_raw_bits, metavar="N|LO-HI",
+              help="RAW path: quantise RAW values to N bits (10-14), or to a number drawn per pair (off by "
+                   "default).")
+@click.option("--noise", default=None, metavar="SHOT[,READ]|model",
+              help="RAW path: Poisson-Gaussian noise in the RAW mosaic, as blur's --noise: SHOT[,READ] values or "
+                   "LO-HI ranges, or 'model' (levels drawn per pair from a camera noise model); off by default.")
+@click.option("--jpeg", default=None, help="RAW path: JPEG quality range of the blurred image, e.g. 70-95 (off by "
+                                           "default).")
 @seed_option
 @workers_option
 @overwrite_option
 def frames_average(inputs, out, window, exposure_ms, overlap, gap, odd_only, crf, interpolate, fps, max_pairs, png_level,
-                   shard_size, psf_max_size, cut_threshold, seed, workers, overwrite):
+                   shard_size, psf_max_size, cut_threshold, pipeline, camera, demosaic, raw_bits, noise, jpeg, seed,
+                   workers, overwrite):
     """Pairs from high-frame-rate video: average windows of frames in linear light, middle frame sharp.
 
     INPUTS are video files, folders of numbered frames, or folders of those
@@ -125,6 +144,7 @@ def frames_average(inputs, out, window, exposure_ms, overlap, gap, odd_only, crf
         **given, seed=seed, overlap=overlap, gap=gap, odd_only=odd_only,
         crf=crf.spec, interpolate=interpolate, fps=fps, max_pairs=max_pairs, png_level=png_level,
         shard_size=shard_size, psf_max_size=psf_max_size, cut_threshold=cut_threshold, exposure_ms=exposure_ms,
+        pipeline=pipeline, camera=camera, demosaic=demosaic, raw_bits=raw_bits, noise=noise, jpeg=jpeg,
     )
     told = (TruncatedVideoWarning, FramesAverageWarning)
     with warnings.catch_warnings(record=True) as caught:

@@ -192,6 +192,35 @@ class LinearAverager:
             self.count = 0
         return out
 
+    def window_linear(self, entering, leaving=(), *, hold: bool = True) -> np.ndarray:
+        """As :meth:`window`, but the average in linear light, not encoded (the RAW path's input).
+
+        The same exact integer sums, divided by ``count * scale`` in float64 and rounded
+        once to float32: a window of equal frames gives exactly :func:`linear_frame` of one.
+
+        Returns
+        -------
+        average : ``shape`` float32 ndarray, linear light in [0, 1]
+        """
+        entering, leaving = list(entering), list(leaving)
+        if len(leaving) > self.count:
+            raise ValueError(f"{len(leaving)} frames cannot leave a window of {self.count}")
+        if len(leaving) == self.count:
+            self.count, leaving = 0, []
+        count = self.count - len(leaving) + len(entering)
+        if count < 1:
+            raise ValueError("a window must hold at least one frame")
+        if self.acc.dtype == np.uint32 and count > _UINT32_MAX_ITEMS:
+            raise ValueError(f"at most {_UINT32_MAX_ITEMS} frames fit this averager's sums; got {count}.")
+        for f in leaving:
+            self._subtract(f)
+        for f in entering:
+            self._add(f)
+        out = (self.acc / (float(count) * float(self.scale))).astype(np.float32)
+        if not hold:
+            self.count = 0
+        return out.reshape(self.shape)
+
     def reset(self):
         """Forget the held frames: the next :meth:`window` starts afresh."""
         self.count = 0
@@ -369,6 +398,18 @@ def _flat_u8(frame, shape):
     if frame.shape != shape or frame.dtype != np.uint8:
         raise ValueError(f"frame must be uint8 {shape}; got {frame.dtype} {frame.shape}.")
     return frame.reshape(-1) if frame.flags.c_contiguous else np.ascontiguousarray(frame).reshape(-1)
+
+
+def linear_frame(frame, crf="gamma:2.2") -> np.ndarray:
+    """One uint8 frame in linear light as :meth:`LinearAverager.window_linear` reads it (float32).
+
+    Examples
+    --------
+    >>> linear_frame(np.array([[[0, 255, 128]]], np.uint8), "none")[0, 0].tolist()
+    [0.0, 1.0, 0.501960813999176]
+    """
+    lut, scale = linear_lut(CameraResponse.parse(crf))
+    return (lut[np.asarray(frame, np.uint8)] / float(scale)).astype(np.float32)
 
 
 def average_frames(frames, crf="gamma:2.2") -> np.ndarray:

@@ -30,7 +30,7 @@ from ..sources.windows import (
 from .window_psf import path_psf_side, window_path, window_psf_clipped
 
 
-def average_windows(stream, windows, *, crf, interpolate: int = 1):
+def average_windows(stream, windows, *, crf, interpolate: int = 1, linear: bool = False):
     """Average each window of a frame stream with one running sum.
 
     Parameters
@@ -43,11 +43,14 @@ def average_windows(stream, windows, *, crf, interpolate: int = 1):
     interpolate : int
         Interpolation factor K; a window of n real frames averages
         ``(n - 1) K + 1`` frames.
+    linear : bool
+        Yield the average in linear light ((H, W, 3) float32,
+        :meth:`LinearAverager.window_linear`) instead of encoded (the RAW path).
 
     Yields
     ------
     window : Window
-    blurred, sharp : (H, W, 3) uint8 ndarray
+    blurred, sharp : (H, W, 3) uint8 ndarray (blurred float32 with ``linear``)
 
     Notes
     -----
@@ -77,12 +80,12 @@ def average_windows(stream, windows, *, crf, interpolate: int = 1):
     # are queued, so at most two windows of frames are alive.
     worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="blursynth-average")
     try:
-        yield from _average_windows_on(worker, items, windows, CameraResponse.parse(crf), k)
+        yield from _average_windows_on(worker, items, windows, CameraResponse.parse(crf), k, linear)
     finally:
         worker.shutdown(wait=True, cancel_futures=True)
 
 
-def _average_windows_on(worker, items, windows, crf, k):
+def _average_windows_on(worker, items, windows, crf, k, linear=False):
     held = deque()  # (t, frame) of the last window, kept only while the next one overlaps it
     averager = None
     hi = None  # one past the last frame read
@@ -125,7 +128,8 @@ def _average_windows_on(worker, items, windows, crf, k):
             hi = t + 1
         if not complete:
             break
-        job = worker.submit(averager.window, [f for _, f in entering], leaving, hold=keep)
+        job = worker.submit(averager.window_linear if linear else averager.window,
+                            [f for _, f in entering], leaving, hold=keep)
         if keep:
             held.extend(entering)
         else:
@@ -148,6 +152,15 @@ def _next_at_or_after(items, t0):
         if t >= t0:
             return t, f
     return None, None
+
+
+#: Stream keys of a frames-average pair's RAW-path draws, ``sample_rng(seed, pair_index, N)``
+#: (1 is the window length's, :data:`~blursynth.sources.windows.WINDOW_STREAM`).
+STREAM_RAW = 5  # the camera (ops.raw.draw_raw_params)
+STREAM_RAW_DEGRADE = 8  # noise levels from --noise ranges, the JPEG quality
+STREAM_RAW_NOISE = 6  # the noise field, one normal per mosaic site
+#: FramesAverageSettings fields of the RAW path (recorded only when it is on).
+RAW_FIELDS = ("pipeline", "camera", "demosaic", "raw_bits", "noise", "jpeg")
 
 
 @dataclass(frozen=True)
@@ -185,6 +198,18 @@ class FramesAverageSettings:
         In (0, 1]: consecutive frames whose colour-histogram distance
         (:func:`~blursynth.sources.windows.cut_distance`) exceeds it are a scene cut, and a
         window spanning one is skipped (listed in the manifest); 1 turns the check off.
+    pipeline : {"rgb", "raw"}
+        ``raw``: the window's linear-light mean is unprocessed to a camera's RAW space,
+        clipped at white, mosaicked, given sensor noise, optionally quantised, developed
+        and encoded (:func:`blursynth.ops.blur.develop_raw_pair`); the sharp frame takes
+        the same chain without noise.
+    camera, demosaic, raw_bits : RAW path only
+        As ``blursynth blur``'s (:class:`blursynth.pairs.shake.BlurSettings`).
+    noise : str or None
+        RAW path only: ``model`` (levels drawn per pair from the camera noise model) or
+        ``SHOT[,READ]`` ranges, as ``blur --noise``.
+    jpeg : str or None
+        RAW path only: JPEG quality range of the blurred image, e.g. ``70-95``.
     """
 
     window_min: int = 5
@@ -202,8 +227,15 @@ class FramesAverageSettings:
     psf_max_size: int | None = None
     cut_threshold: float = CUT_THRESHOLD
     exposure_ms: tuple | None = None
+    pipeline: str = "rgb"
+    camera: str | None = None
+    demosaic: str | None = None
+    raw_bits: int | tuple | None = None
+    noise: str | None = None
+    jpeg: str | None = None
 
     def __post_init__(self):
+        self._check_raw()
         if self.exposure_ms is not None:
             value = self.exposure_ms
             try:
@@ -225,10 +257,40 @@ class FramesAverageSettings:
                 f"--psf-max-size must be a whole number of pixels, at least 3; got {self.psf_max_size!r}. "
                 "Leave it out to size each ground-truth PSF to its camera path.", "psf_max_size")
 
+    def _check_raw(self):
+        from ..errors import checking
+        from ..ops.degrade import Degradations
+        from .raw_settings import check_raw_options, noise_is_model
+
+        given = [(f"--{n}", n) for n in ("noise", "jpeg")
+                 if getattr(self, n) is not None and not (n == "noise" and noise_is_model(self.noise))]
+        check_raw_options(self.pipeline, self.camera, self.demosaic, self.raw_bits, self.noise,
+                          raw_only=given)
+        for name in ("noise", "jpeg"):
+            with checking(name):
+                value = getattr(self, name)
+                Degradations.parse(**{name: None if noise_is_model(value) else value})
+
     @property
     def response(self) -> CameraResponse:
         """The camera response ``crf`` names."""
         return CameraResponse.parse(self.crf)
+
+    def recorded(self) -> dict:
+        """The settings as the fingerprint and the manifest record them.
+
+        The RAW path's fields appear only on it (as ``pipeline`` and ``raw``), so an RGB
+        run records, and writes, what it did before the RAW path existed.
+        """
+        d = dict(self.__dict__)
+        for key in RAW_FIELDS:
+            d.pop(key)
+        if self.pipeline == "raw":
+            from .raw_settings import raw_recipe
+
+            d["pipeline"] = "raw"
+            d["raw"] = raw_recipe(self.camera, self.demosaic, self.raw_bits, self.noise, self.jpeg)
+        return d
 
 
 @dataclass(frozen=True)
@@ -311,7 +373,7 @@ def plan_frames_average(inputs, settings: FramesAverageSettings) -> FramesPlan:
     # another directory write other bytes.
     record = {
         "command": "frames-average",
-        "settings": {**settings.__dict__, "crf": crf},
+        "settings": {**settings.recorded(), "crf": crf},
         "sources": [
             {"name": name, "kind": s.kind, "n_frames": s.n_frames, "size": [s.height, s.width],
              "fps": s.fps, "bytes": source_bytes(s)}
@@ -453,6 +515,7 @@ def iter_pairs(plan: FramesPlan, start: int = 0, stop: int | None = None, progre
     ------
     window : Window
     blurred, sharp : (H, W, 3) uint8 ndarray, or None for a window that spans a cut
+        (on the RAW path ``blurred`` is the linear-light mean, float32)
     cut : tuple or None
         ``(first frame of the new shot, distance)`` of the window's first cut.
     """
@@ -475,7 +538,8 @@ def iter_pairs(plan: FramesPlan, start: int = 0, stop: int | None = None, progre
             stream = watch_cuts(stream, cuts, plan.settings.cut_threshold)
         # A window comes out of the averager only after all its frames went through watch_cuts.
         for win, blurred, sharp in average_windows(stream, group, crf=plan.settings.response,
-                                                   interpolate=plan.settings.interpolate):
+                                                   interpolate=plan.settings.interpolate,
+                                                   linear=plan.settings.pipeline == "raw"):
             cut = cut_in(win, cuts)
             if cut is None:
                 yield win, blurred, sharp, None
@@ -529,6 +593,14 @@ def _make_rows(start, stop, *, plan: FramesPlan, bar=None, keep_freed: bool = Fa
             params["psf_clipped"] = round(clipped, 9)  # fraction of the path's mass outside the cap
             # Where the sharp frame's camera sits relative to the blur's centre of mass.
             params["sharp_offset_xy"] = (positions[win.sharp] - seg.mean(axis=0)).round(6).tolist()
+        s = plan.settings
+        if s.pipeline == "raw":
+            from .raw_settings import RawStreams, draw_raw_row
+
+            params.update(draw_raw_row(
+                s.seed, win.index, RawStreams(STREAM_RAW, STREAM_RAW_DEGRADE, STREAM_RAW_NOISE),
+                camera=s.camera, demosaic=s.demosaic, raw_bits=s.raw_bits, noise=s.noise, jpeg=s.jpeg))
+            blurred, sharp = raw_window_pair(blurred, sharp, params)
         yield pair_row(
             index=win.index, blurred=blurred, sharp=sharp, psf=psf, source="video",
             seed=plan.settings.seed, params=params,
@@ -629,14 +701,34 @@ def _write(out, plan, make_rows, workers, overwrite, progress, options):
         out, kind="pairs", schema=PAIR_SCHEMA, n_items=len(plan.windows), shard_size=settings.shard_size,
         make_rows=make_rows, fingerprint=plan.fingerprint,
         command={"command": "frames-average", "inputs": [s.path for s in plan.sources],
-                 **{**plan.settings.__dict__}},
+                 **plan.settings.recorded()},
         workers=workers, overwrite=overwrite, unit="frame", desc="frames-average", progress=progress,
         progress_total=plan.n_frames, options=options,
         extra={"window_frames_per_input": [list(r) for r in plan.ranges]} if plan.ranges else None,
     )
 
 
-def rebuild_pair(row: dict, sources) -> tuple[np.ndarray, np.ndarray]:
+def raw_window_pair(mean, sharp_frame, params: dict, *, mosaic_only: bool = False):
+    """A window through the RAW path, as the row's params say (``raw``, streams, ``crf``).
+
+    The linear-light mean is unprocessed to the camera's colours and goes through
+    :func:`blursynth.ops.blur.develop_raw_pair` with the row's noise field; the sharp
+    frame, read in linear light as the mean is (:func:`~blursynth.ops.average.linear_frame`),
+    takes the same chain without noise. With ``mosaic_only``: the blurred RAW mosaic.
+    """
+    from ..ops.average import linear_frame
+    from ..ops.blur import develop_raw_pair
+    from ..ops.raw import unprocess
+    from .raw_settings import noise_rng
+
+    raw = params["raw"]
+    blurred_cam = unprocess(mean, raw)
+    sharp_cam = None if mosaic_only else unprocess(linear_frame(sharp_frame, params["crf"]), raw)
+    return develop_raw_pair(blurred_cam, sharp_cam, raw, crf=params["crf"], noise_rng=noise_rng(params),
+                            jpeg_quality=params.get("jpeg_quality"), mosaic_only=mosaic_only)
+
+
+def rebuild_pair(row: dict, sources, *, mosaic_only: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """Recompute a frames-average pair from its dataset row, by decoding its window again.
 
     Parameters
@@ -652,6 +744,10 @@ def rebuild_pair(row: dict, sources) -> tuple[np.ndarray, np.ndarray]:
         pair's is ``sources[params["source_index"]]``. None: ``params["video"]``
         (the source's name relative to the folder that held the run's input)
         from the current directory.
+
+    mosaic_only : bool
+        For a RAW-path row: return the blurred image's noisy RAW mosaic ((H, W) float32,
+        white level 1.0) instead (``dataset export --raw``).
 
     Returns
     -------
@@ -672,7 +768,13 @@ def rebuild_pair(row: dict, sources) -> tuple[np.ndarray, np.ndarray]:
         path = str(sources[int(params["source_index"])])
     info = probe_source(path, fps=params["fps"])
     win = Window(0, 0, int(params["frame_start"]), int(params["window_frames"]))
+    raw = params.get("raw") is not None
+    if mosaic_only and not raw:
+        raise BadInputError(f"pair {row.get('id', '?')} was made on the RGB path; it has no RAW mosaic.")
     for _, blurred, sharp in average_windows(iter_frames(info, win.start, win.stop), [win],
-                                             crf=params["crf"], interpolate=int(params["interpolate"])):
+                                             crf=params["crf"], interpolate=int(params["interpolate"]),
+                                             linear=raw):
+        if raw:
+            return raw_window_pair(blurred, sharp, params, mosaic_only=mosaic_only)
         return blurred, sharp
     raise BadInputError(f"'{path}' no longer holds frames {win.start}..{win.stop - 1}.")

@@ -1,0 +1,137 @@
+"""The RAW path's options where they are shared: ``blur``, ``frames-average`` and ``bgan blur``.
+
+Each command keeps its options as flat settings fields (``pipeline``, ``camera``,
+``demosaic``, ``raw_bits``, ``noise``; the recipe keys are their names); this module
+checks them the same way everywhere and draws one pair's camera, noise levels and JPEG
+quality from that command's own keyed streams (:class:`RawStreams`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .._rng import sample_rng
+from ..errors import BadInputError, SettingError, checking
+
+PIPELINES = ("rgb", "raw")
+
+
+def noise_is_model(noise) -> bool:
+    """``--noise model``: noise levels drawn per pair from the camera noise model."""
+    return isinstance(noise, str) and noise.strip().lower() == "model"
+
+
+def check_raw_options(pipeline, camera=None, demosaic=None, raw_bits=None, noise=None, *,
+                      raw_only=()) -> None:
+    """Refuse RAW options without ``--pipeline raw``, and bad RAW options with it.
+
+    Parameters
+    ----------
+    pipeline : str
+    camera, demosaic, raw_bits, noise
+        As the settings hold them (None: not given).
+    raw_only : sequence of (str, str)
+        ``(option, field)`` of other given options that only the RAW path takes
+        (e.g. ``("--jpeg", "jpeg")`` for frames-average).
+
+    Raises
+    ------
+    SettingError
+        Naming the field (a recipe points at its key).
+    """
+    if pipeline not in PIPELINES:
+        raise SettingError(f"--pipeline must be rgb or raw; got {pipeline!r}.", "pipeline")
+    given = [(f"--{n.replace('_', '-')}", n) for n, v in
+             (("camera", camera), ("demosaic", demosaic), ("raw_bits", raw_bits)) if v is not None]
+    if noise_is_model(noise) and pipeline != "raw":
+        given.append(("--noise model", "noise"))
+    given += list(raw_only)
+    if pipeline != "raw":
+        if given:
+            option, name = given[0]
+            raise SettingError(f"{option} is an option of the RAW path; add --pipeline raw.", name)
+        return
+    from ..ops import raw as rawops
+
+    if camera is not None and not isinstance(camera, str):
+        raise SettingError(f"camera must be one name or random; got {camera!r}.", "camera")
+    if camera is not None and camera != "random" and camera not in rawops.CAMERAS:
+        raise SettingError(f"unknown camera {camera!r}; the bundled ones are: "
+                           f"{', '.join(rawops.camera_names())} (or random).", "camera")
+    if demosaic is not None and demosaic not in rawops.DEMOSAIC_METHODS:
+        raise SettingError(f"--demosaic must be one of {', '.join(rawops.DEMOSAIC_METHODS)}; "
+                           f"got {demosaic!r}.", "demosaic")
+    if raw_bits is not None:
+        with checking("raw_bits"):
+            if isinstance(raw_bits, (tuple, list)):
+                if len(raw_bits) != 2:
+                    raise BadInputError(f"raw bits must be N or [LO, HI]; got {raw_bits!r}.")
+                lo, hi = (rawops.check_raw_bits(b) for b in raw_bits)
+                if lo > hi:
+                    raise BadInputError(f"raw bits range {raw_bits!r} has LO > HI.")
+            else:
+                rawops.check_raw_bits(raw_bits)
+
+
+def raw_choices(camera=None, demosaic=None, raw_bits=None) -> dict:
+    """The RAW path's choices, defaults filled in (keyword arguments of ``draw_raw_params``)."""
+    bits = list(raw_bits) if isinstance(raw_bits, (tuple, list)) else raw_bits
+    return {"camera": camera or "random", "demosaic": demosaic or "malvar", "raw_bits": bits}
+
+
+def raw_recipe(camera=None, demosaic=None, raw_bits=None, noise=None, jpeg=None) -> dict:
+    """What a RAW-path run records in its recipe / fingerprint (none of it on the RGB path)."""
+    from ..ops.degrade import Degradations
+    from ..ops.raw import RAW_VERSION
+
+    model = noise_is_model(noise)
+    return {**raw_choices(camera, demosaic, raw_bits), "noise": "model" if model else "ranges",
+            "degradations": Degradations.parse(noise=None if model else noise, jpeg=jpeg).describe(),
+            "raw_version": RAW_VERSION}
+
+
+@dataclass(frozen=True)
+class RawStreams:
+    """A command's stream numbers (``sample_rng(seed, index, N)``) for the RAW path's draws."""
+
+    camera: int  # ops.raw.draw_raw_params
+    degrade: int  # noise levels from --noise ranges, the JPEG quality
+    noise: int  # the noise field, one normal per mosaic site
+
+
+def draw_raw_row(seed: int, index: int, streams: RawStreams, *, camera=None, demosaic=None,
+                 raw_bits=None, noise=None, jpeg=None) -> dict:
+    """Pair ``index``'s RAW-path params: ``raw`` (the camera), streams, ``jpeg_quality``.
+
+    Returns
+    -------
+    params : dict
+        ``raw`` (:func:`blursynth.ops.raw.draw_raw_params`'s dict), ``raw_stream``;
+        ``noise_stream`` when the camera's noise is on; ``jpeg_quality`` when ``jpeg``.
+    """
+    from ..ops.degrade import Degradations
+    from ..ops.raw import draw_raw_params
+
+    model = noise_is_model(noise)
+    drawn = Degradations.parse(noise=None if model else noise, jpeg=jpeg).draw(
+        sample_rng(seed, index, streams.degrade))
+    shot, read = drawn.pop("shot_noise", None), drawn.pop("read_noise", None)
+    if model:
+        levels = "model"
+    elif shot is None and read is None:
+        levels = "off"
+    else:
+        levels = (shot or 0.0, read or 0.0)
+    raw = draw_raw_params(sample_rng(seed, index, streams.camera), noise=levels,
+                          **raw_choices(camera, demosaic, raw_bits))
+    params = {"raw": raw, "raw_stream": [int(seed), int(index), streams.camera]}
+    if raw["shot_noise"] or raw["read_noise"]:
+        params["noise_stream"] = [int(seed), int(index), streams.noise]
+    params.update(drawn)  # jpeg_quality
+    return params
+
+
+def noise_rng(params: dict):
+    """The generator of a RAW-path row's noise field (None when its noise is off)."""
+    stream = params.get("noise_stream")
+    return None if stream is None else sample_rng(*stream)
