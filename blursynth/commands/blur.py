@@ -113,6 +113,15 @@ def _keep(ctx, param, value):
 @click.option("--highlight-threshold", type=float, default=None, callback=_keep, expose_value=False,
               help="Linear value of a pixel's brightest channel from which --highlights boosts it (0.5-0.999; "
                    "default 0.9, code 243 with gamma 2.2); the boost ramps to its full factor at 1.")
+@click.option("--highlight-regions", type=int, default=None, callback=_keep, expose_value=False,
+              metavar="MAX_AREA",
+              help="With --highlights, also boost small bright regions (lamps, bulbs, glints): 8-connected "
+                   "regions of pixels whose brightest channel is at least --highlight-region-threshold, of at "
+                   "most MAX_AREA pixels of the window, get the boost ramped from that lower value (off by "
+                   "default).")
+@click.option("--highlight-region-threshold", type=float, default=None, callback=_keep, expose_value=False,
+              help="Linear value from which a pixel belongs to a bright region for --highlight-regions "
+                   "(0.05-0.99, below --highlight-threshold; default 0.5, code 186 with gamma 2.2).")
 @click.option("--noise", default=None, metavar="SHOT[,READ]|model",
               help="Poisson-Gaussian sensor noise in linear light (intensity 0-1), each X or LO-HI: SHOT is the "
                    "variance per unit linear intensity, READ the standard deviation of the signal-independent "

@@ -26,7 +26,8 @@ from .encode8 import encode_planes, encode_uint8
 
 def render_pair(photo, psf, *, crf="gamma:2.2", border="reflect", saturation=None,
                 shot_noise=None, read_noise=None, noise_rng=None, jpeg_quality=None, device=None,
-                method="auto", highlight_gain=None, highlight_threshold=None):
+                method="auto", highlight_gain=None, highlight_threshold=None,
+                highlight_regions=None, highlight_region_threshold=None):
     """Blur one photo window by a PSF in linear light; return (blurred, sharp).
 
     Parameters
@@ -44,6 +45,10 @@ def render_pair(photo, psf, *, crf="gamma:2.2", border="reflect", saturation=Non
     highlight_gain, highlight_threshold : float or None
         Boost of the photo's near-clipped pixels before the blur
         (:func:`blursynth.ops.degrade.boost_highlights`); the sharp image is not boosted.
+    highlight_regions, highlight_region_threshold : int, float or None
+        With ``highlight_gain``: also boost the window's small bright regions (at most
+        ``highlight_regions`` pixels, from ``highlight_region_threshold`` on;
+        :func:`blursynth.ops.degrade.small_bright_regions`).
     shot_noise, read_noise : float or None
         Poisson-Gaussian noise levels (linear); the field is drawn from
         ``noise_rng`` on the CPU.
@@ -73,21 +78,17 @@ def render_pair(photo, psf, *, crf="gamma:2.2", border="reflect", saturation=Non
     k = check_psf(psf)
     check_fits(photo.shape[0], photo.shape[1], k, border, what="photo window")
     scale = 1.0 if saturation is None else float(saturation)
-    boost = None
-    if highlight_gain is not None:
-        from .degrade import HIGHLIGHT_THRESHOLD
-
-        boost = (float(highlight_gain),
-                 HIGHLIGHT_THRESHOLD if highlight_threshold is None else float(highlight_threshold))
+    boost = _boost(highlight_gain, highlight_threshold)
+    regions = _regions(photo, crf, boost, highlight_regions, highlight_region_threshold)
     import torch
 
     dev = torch.device("cpu") if device is None else torch.device(device)
     if dev.type == "cpu":
         blurred_lin = _blur_linear_cpu(photo, psf * np.float32(scale), crf, border, method,
-                                       boost=boost)
+                                       boost=boost, regions=regions)
     else:
         blurred_lin = _blur_linear_torch(photo, psf * np.float32(scale), crf, border, dev, method,
-                                         boost=boost)
+                                         boost=boost, regions=regions)
     r = k // 2
     window = photo[r:-r, r:-r] if border == "valid" and r else photo
     if shot_noise is not None or read_noise is not None:
@@ -110,6 +111,31 @@ def render_pair(photo, psf, *, crf="gamma:2.2", border="reflect", saturation=Non
     if jpeg_quality is not None:
         blurred = jpeg_roundtrip(blurred, int(jpeg_quality))
     return blurred, sharp
+
+
+def _boost(highlight_gain, highlight_threshold):
+    """(gain, threshold) of the highlight boost, or None when it is off."""
+    if highlight_gain is None:
+        return None
+    from .degrade import HIGHLIGHT_THRESHOLD
+
+    return (float(highlight_gain),
+            HIGHLIGHT_THRESHOLD if highlight_threshold is None else float(highlight_threshold))
+
+
+def _regions(photo, crf, boost, max_area, region_threshold):
+    """(mask, region threshold) of the window's small bright regions, or None when off.
+
+    Found on the photo's own linear values (the brightest channel of each pixel), on the
+    window the pair is made of, before any padding.
+    """
+    if boost is None or max_area is None:
+        return None
+    from .degrade import HIGHLIGHT_REGION_THRESHOLD, small_bright_regions
+
+    t = HIGHLIGHT_REGION_THRESHOLD if region_threshold is None else float(region_threshold)
+    peak = crf.decode_table()[photo].max(axis=2)
+    return small_bright_regions(peak, int(max_area), t), t
 
 
 def _check_photo(photo):
@@ -135,8 +161,11 @@ def _pad_photo(photo, r, border):
     return cv2.copyMakeBorder(photo, r, r, r, r, mode)
 
 
-def _blur_linear_cpu(photo, psf, crf, border, method, boost=None):
-    """Decode + pad fused (pad the uint8 photo, table-decode each plane), then convolve."""
+def _blur_linear_cpu(photo, psf, crf, border, method, boost=None, regions=None):
+    """Decode + pad fused (pad the uint8 photo, table-decode each plane), then convolve.
+
+    ``regions``: (mask of the unpadded photo, threshold), padded here as the photo is.
+    """
     import cv2
     import torch
 
@@ -153,18 +182,25 @@ def _blur_linear_cpu(photo, psf, crf, border, method, boost=None):
     if boost is not None:
         from .degrade import boost_highlights
 
-        planes = boost_highlights(planes, *boost)
+        if regions is None:
+            planes = boost_highlights(planes, *boost)
+        else:
+            mask = _pad_photo(regions[0].astype(np.uint8), r, border).astype(bool)
+            planes = boost_highlights(planes, *boost, regions=mask, region_threshold=regions[1])
     return convolve_padded(torch.from_numpy(planes)[None], psf, method=method)[0]
 
 
-def _blur_linear_torch(photo, psf, crf, border, device, method, boost=None):
+def _blur_linear_torch(photo, psf, crf, border, device, method, boost=None, regions=None):
     from .convolve import convolve_padded, pad_image
 
     x = _decode_chw(photo, crf, device)[None]
     if boost is not None:
         from .degrade import boost_highlights
 
-        x = boost_highlights(x, *boost)
+        if regions is None:
+            x = boost_highlights(x, *boost)
+        else:
+            x = boost_highlights(x, *boost, regions=regions[0], region_threshold=regions[1])
     padded = pad_image(x, psf.shape[0] // 2, border)
     return convolve_padded(padded, psf, method=method)[0]
 
@@ -188,12 +224,15 @@ def _encode_hwc(linear, crf):
 
 
 def render_raw_pair(photo, psf, raw, *, crf="gamma:2.2", border="reflect", noise_rng=None,
-                    jpeg_quality=None, device=None, method="auto", mosaic_only=False):
+                    jpeg_quality=None, device=None, method="auto", mosaic_only=False,
+                    highlight_gain=None, highlight_threshold=None, highlight_regions=None,
+                    highlight_region_threshold=None, exposure_gain=None):
     """Blur one photo window by a PSF in the camera's RAW space; return (blurred, sharp).
 
     The RAW path (``blursynth blur --pipeline raw``; :mod:`blursynth.ops.raw`)::
 
         photo (uint8) -> decode camera response -> unprocess (linear sRGB -> camera)
+          -> boost highlights -> scale by the exposure gain
           -> convolve with the PSF -> clip at white -> Bayer mosaic -> Poisson-Gaussian
           noise -> optional quantisation -> demosaic -> white balance, colour correction
           -> encode camera response -> JPEG round trip -> blurred
@@ -218,6 +257,13 @@ def render_raw_pair(photo, psf, raw, *, crf="gamma:2.2", border="reflect", noise
     mosaic_only : bool
         Return the blurred image's noisy RAW mosaic instead of the pair (``dataset
         export --raw``): the same chain, stopped before demosaicing.
+    highlight_gain, highlight_threshold, highlight_regions, highlight_region_threshold
+        As :func:`render_pair`'s: the boost is decided on the photo's linear values
+        and multiplies the camera colours before the blur (the sensor clips at its
+        white level after); the sharp image is not boosted.
+    exposure_gain : float or None
+        Linear gain of the whole window in camera space, the sharp image too (clipped
+        at the white level like the blurred one).
 
     Returns
     -------
@@ -250,10 +296,17 @@ def render_raw_pair(photo, psf, raw, *, crf="gamma:2.2", border="reflect", noise
     padded = _pad_photo(photo, r, border)
     table = crf.decode_table()
     cam = rawops.unprocess(table[padded], p)  # (Hp, Wp, 3) camera colours
-    planes = torch.from_numpy(np.ascontiguousarray(cam.transpose(2, 0, 1)))[None]
+    gains = _raw_highlight_gains(padded, table, r, border, _boost(highlight_gain,
+                                 highlight_threshold), highlight_regions,
+                                 highlight_region_threshold)
+    src = cam if gains is None else cam * gains[..., None]
+    planes = torch.from_numpy(np.ascontiguousarray(src.transpose(2, 0, 1)))[None]
     dev = torch.device("cpu") if device is None else torch.device(device)
-    blurred_cam = _convolve_to_hwc(planes, psf, dev, method)
+    scale = None if exposure_gain is None else np.float32(exposure_gain)
+    blurred_cam = _convolve_to_hwc(planes, psf if scale is None else psf * scale, dev, method)
     window = cam[r:-r, r:-r] if r else cam  # the padding, or the border 'valid' drops
+    if scale is not None:
+        window = window * scale
     return develop_raw_pair(blurred_cam, window, p, crf=crf, noise_rng=noise_rng,
                             jpeg_quality=jpeg_quality, mosaic_only=mosaic_only)
 
@@ -301,6 +354,30 @@ def develop_raw_pair(blurred_cam, sharp_cam, raw, *, crf="gamma:2.2", noise_rng=
     if jpeg_quality is not None:
         blurred = jpeg_roundtrip(blurred, int(jpeg_quality))
     return blurred, sharp
+
+
+def _raw_highlight_gains(padded, table, r, border, boost, max_area, region_threshold):
+    """(Hp, Wp) float32 highlight gains of the padded photo for the RAW path, or None.
+
+    Decided on the photo's linear values (each pixel's brightest channel), as the RGB
+    path's boost is; the small regions are found on the window, then padded as the photo.
+    """
+    if boost is None:
+        return None
+    from .degrade import HIGHLIGHT_REGION_THRESHOLD, highlight_gains, small_bright_regions
+
+    table = np.asarray(table, np.float32)
+    if (np.diff(table) >= 0).all():  # monotonic: the brightest code decodes to the brightest value
+        peak = table[padded.max(axis=2)]
+    else:
+        peak = table[padded].max(axis=2)
+    if max_area is None:
+        return highlight_gains(peak, *boost)
+    tr = HIGHLIGHT_REGION_THRESHOLD if region_threshold is None else float(region_threshold)
+    inner = peak[r:-r, r:-r] if r and border != "valid" else peak
+    mask = small_bright_regions(inner, int(max_area), tr)
+    mask = _pad_photo(mask.astype(np.uint8), r, border).astype(bool)
+    return highlight_gains(peak, *boost, regions=mask, region_threshold=tr)
 
 
 def _convolve_to_hwc(planes, psf, device, method):

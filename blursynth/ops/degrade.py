@@ -38,6 +38,12 @@ HIGHLIGHT_BOUNDS = (1.0, 64.0)
 # 0.9 is code 243 of 255); the boost ramps from 1 there to the full factor at 1.0.
 HIGHLIGHT_THRESHOLD_BOUNDS = (0.5, 0.999)
 HIGHLIGHT_THRESHOLD = 0.9
+# Small bright regions (--highlight-regions): an 8-connected region of pixels whose brightest
+# channel is at least the region threshold (linear; 0.5 is code 186 under gamma 2.2), with an area
+# of at most MAX_AREA pixels of the pair's window, is boosted from that lower threshold on.
+HIGHLIGHT_REGION_AREA_BOUNDS = (1, 1_000_000)
+HIGHLIGHT_REGION_THRESHOLD_BOUNDS = (0.05, 0.99)
+HIGHLIGHT_REGION_THRESHOLD = 0.5
 SHOT_BOUNDS = (0.0, 0.1)
 READ_BOUNDS = (0.0, 0.2)
 JPEG_BOUNDS = (1, 100)
@@ -121,6 +127,12 @@ class Degradations:
         Boost of the sharp photo's near-clipped pixels before blurring, in [1, 64].
     highlight_threshold : float
         Linear value of a pixel's brightest channel where the boost starts.
+    highlight_regions : int or None
+        Also boost small bright regions: 8-connected regions of pixels whose brightest
+        channel is at least ``highlight_region_threshold``, of at most this many pixels,
+        are boosted from that lower threshold on (None: off).
+    highlight_region_threshold : float
+        Linear value where a small region's boost starts (below ``highlight_threshold``).
 
     Examples
     --------
@@ -136,13 +148,17 @@ class Degradations:
     exposure_gain: Range | None = None
     highlights: Range | None = None
     highlight_threshold: float = HIGHLIGHT_THRESHOLD
+    highlight_regions: int | None = None
+    highlight_region_threshold: float = HIGHLIGHT_REGION_THRESHOLD
 
     @classmethod
     def parse(cls, *, saturation=None, noise=None, jpeg=None, exposure_gain=None,
-              highlights=None, highlight_threshold=HIGHLIGHT_THRESHOLD) -> "Degradations":
+              highlights=None, highlight_threshold=HIGHLIGHT_THRESHOLD, highlight_regions=None,
+              highlight_region_threshold=HIGHLIGHT_REGION_THRESHOLD) -> "Degradations":
         """Build from option text: ``saturation="1-3"``, ``noise="SHOT[,READ]"``
         (each a number or LO-HI), ``jpeg="70-95"``, ``exposure_gain="1-2"``,
-        ``highlights="2-8"``; None, "" or "off" turn one off.
+        ``highlights="2-8"``, ``highlight_regions=64`` (a number of pixels); None, ""
+        or "off" turn one off.
         """
         sat = gain = None
         if not _is_off(saturation):
@@ -157,6 +173,9 @@ class Degradations:
         if not _is_off(highlights):
             boost = Range.parse(highlights, name="highlights", bounds=HIGHLIGHT_BOUNDS)
         threshold = check_highlight_threshold(highlight_threshold)
+        regions = None if _is_off(highlight_regions) else check_highlight_regions(highlight_regions)
+        region_threshold = check_highlight_region_threshold(
+            highlight_region_threshold, threshold if regions is not None else None)
         shot = read = None
         if not _is_off(noise):
             parts = str(noise).split(",")
@@ -170,7 +189,7 @@ class Degradations:
         q = None
         if not _is_off(jpeg):
             q = Range.parse(jpeg, name="jpeg quality", bounds=JPEG_BOUNDS)
-        return cls(sat, shot, read, q, gain, boost, threshold)
+        return cls(sat, shot, read, q, gain, boost, threshold, regions, region_threshold)
 
     @property
     def any(self) -> bool:
@@ -191,6 +210,9 @@ class Degradations:
         if self.highlights is not None:
             d["highlight_gain"] = self.highlights.spec
             d["highlight_threshold"] = self.highlight_threshold
+            if self.highlight_regions is not None:
+                d["highlight_regions"] = self.highlight_regions
+                d["highlight_region_threshold"] = self.highlight_region_threshold
         return d
 
     def draw(self, rng: np.random.Generator) -> dict:
@@ -217,6 +239,9 @@ class Degradations:
                 values[key] = int(round(v)) if key == "jpeg_quality" else float(v)
         if self.highlights is not None:
             values["highlight_threshold"] = float(self.highlight_threshold)
+            if self.highlight_regions is not None:  # fixed values: no draw
+                values["highlight_regions"] = int(self.highlight_regions)
+                values["highlight_region_threshold"] = float(self.highlight_region_threshold)
         return values
 
 
@@ -234,7 +259,96 @@ def check_highlight_threshold(value) -> float:
     return t
 
 
-def boost_highlights(linear, factor: float, threshold: float = HIGHLIGHT_THRESHOLD):
+def check_highlight_regions(value) -> int:
+    """``value`` as a whole number of pixels in :data:`HIGHLIGHT_REGION_AREA_BOUNDS`, or
+    :class:`BadInputError`."""
+    lo, hi = HIGHLIGHT_REGION_AREA_BOUNDS
+    try:
+        f = float(value)
+        n = int(f) if not isinstance(value, bool) and f == int(f) else None
+    except (TypeError, ValueError, OverflowError):
+        n = None
+    if n is None or not lo <= n <= hi:
+        raise BadInputError(
+            f"highlight regions must be a largest area in pixels, a whole number in [{lo}, {hi}]; "
+            f"got {value!r}. Example: 64 (lamps and bulbs up to 8x8 px)."
+        )
+    return n
+
+
+def check_highlight_region_threshold(value, threshold: float | None = None) -> float:
+    """``value`` as a float in :data:`HIGHLIGHT_REGION_THRESHOLD_BOUNDS` and (when given) below
+    the highlight ``threshold``, or :class:`BadInputError`."""
+    lo, hi = HIGHLIGHT_REGION_THRESHOLD_BOUNDS
+    try:
+        t = float(value)
+    except (TypeError, ValueError):
+        t = float("nan")
+    if not (lo <= t <= hi):
+        raise BadInputError(
+            f"highlight region threshold must be a linear value in [{lo:g}, {hi:g}]; got {value!r}."
+        )
+    if threshold is not None and not t < threshold:
+        raise BadInputError(
+            f"highlight region threshold {t:g} must be below the highlight threshold {threshold:g} "
+            "(small regions are boosted from a lower value than every near-clipped pixel)."
+        )
+    return t
+
+
+def small_bright_regions(peak, max_area: int, threshold: float) -> np.ndarray:
+    """Pixels of the small bright regions of an image: (H, W) bool.
+
+    A region is an 8-connected set of pixels whose ``peak`` (the brightest channel's
+    linear value) is at least ``threshold``; it is small when it has at most
+    ``max_area`` pixels. Lamps, bulbs and specular glints are small; a bright sky or
+    wall is not.
+
+    Examples
+    --------
+    >>> peak = np.zeros((6, 8), np.float32)
+    >>> peak[1:3, 1:3] = 0.7          # a 4-pixel lamp
+    >>> peak[:, 5:] = 0.8             # an 18-pixel lit wall
+    >>> small_bright_regions(peak, 8, 0.5).sum(), bool(small_bright_regions(peak, 8, 0.5)[1, 1])
+    (np.int64(4), True)
+    """
+    import cv2
+
+    bright = (np.asarray(peak) >= np.float32(threshold)).astype(np.uint8)
+    if not bright.any():
+        return bright.astype(bool)
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(bright, connectivity=8)
+    small = stats[:, cv2.CC_STAT_AREA] <= int(max_area)
+    small[0] = False  # label 0 is the dark background
+    return small[labels]
+
+
+def highlight_gains(peak, factor: float, threshold: float = HIGHLIGHT_THRESHOLD, *,
+                    regions=None, region_threshold: float = HIGHLIGHT_REGION_THRESHOLD):
+    """Per-pixel highlight boost from the brightest channel's linear value ``peak``.
+
+    ``1 + (factor - 1) * clip((peak - t) / (1 - t), 0, 1)``, with ``t`` the
+    ``threshold``, or for pixels of ``regions`` (a bool mask of ``peak``'s shape,
+    :func:`small_bright_regions`) the larger of that and the same ramp from
+    ``region_threshold``. float32, ``peak``'s shape (numpy).
+
+    Examples
+    --------
+    >>> np.round(highlight_gains(np.array([0.5, 0.95, 1.0], np.float32), 4.0, 0.9), 4).tolist()
+    [1.0, 2.5, 4.0]
+    """
+    m = np.asarray(peak, dtype=np.float32)
+    f1 = np.float32(factor - 1.0)
+    w = np.clip((m - np.float32(threshold)) * np.float32(1.0 / (1.0 - threshold)), 0.0, 1.0)
+    if regions is not None:
+        tr = float(region_threshold)
+        w_region = np.clip((m - np.float32(tr)) * np.float32(1.0 / (1.0 - tr)), 0.0, 1.0)
+        w = np.where(regions, np.maximum(w, w_region), w)
+    return (w * f1 + np.float32(1.0)).astype(np.float32, copy=False)
+
+
+def boost_highlights(linear, factor: float, threshold: float = HIGHLIGHT_THRESHOLD, *,
+                     regions=None, region_threshold: float = HIGHLIGHT_REGION_THRESHOLD):
     """Multiply near-clipped pixels of linear light by up to ``factor``.
 
     A pixel's gain ramps from 1 where its brightest channel is at ``threshold`` to
@@ -248,6 +362,10 @@ def boost_highlights(linear, factor: float, threshold: float = HIGHLIGHT_THRESHO
         In [1, 64].
     threshold : float
         In [0.5, 0.999].
+    regions : bool array (H, W) or None
+        Pixels of small bright regions (:func:`small_bright_regions`), boosted from
+        ``region_threshold`` on (the larger of the two ramps).
+    region_threshold : float
 
     Returns
     -------
@@ -264,11 +382,23 @@ def boost_highlights(linear, factor: float, threshold: float = HIGHLIGHT_THRESHO
     if not (math.isfinite(factor) and lo <= factor <= hi):
         raise BadInputError(f"highlight gain must be in [{lo:g}, {hi:g}]; got {factor!r}.")
     t = check_highlight_threshold(threshold)
+    if regions is not None:
+        tr = check_highlight_region_threshold(region_threshold, t)
     if type(linear).__module__.startswith("torch"):
+        import torch
+
         m = linear.amax(dim=-3, keepdim=True)
         w = ((m - t) * (1.0 / (1.0 - t))).clamp_(0.0, 1.0)
+        if regions is not None:
+            w_region = ((m - tr) * (1.0 / (1.0 - tr))).clamp_(0.0, 1.0)
+            mask = torch.as_tensor(np.asarray(regions, bool)).to(m.device)
+            w = torch.where(mask, torch.maximum(w, w_region), w)
         return linear * (w * (factor - 1.0) + 1.0)
     m = linear.max(axis=-3, keepdims=True)
+    if regions is not None:
+        gains = highlight_gains(m, factor, t, regions=np.asarray(regions, bool),
+                                region_threshold=tr)
+        return (linear * gains).astype(linear.dtype, copy=False)
     w = np.clip((m - np.float32(t)) * np.float32(1.0 / (1.0 - t)), 0.0, 1.0)
     return (linear * (w * np.float32(factor - 1.0) + np.float32(1.0))).astype(linear.dtype,
                                                                              copy=False)

@@ -25,7 +25,7 @@ from ..nn.device import check_device_name, resolve_device
 from ..ops.blur import render_pair
 from ..ops.color import CameraResponse, crf_option_spec, describe_crf, draw_response, parse_crf_option
 from ..ops.convolve import BORDERS
-from ..ops.degrade import HIGHLIGHT_THRESHOLD, Degradations
+from ..ops.degrade import HIGHLIGHT_REGION_THRESHOLD, HIGHLIGHT_THRESHOLD, Degradations
 from ..sources.photos import PhotoPlan, load_rgb8, photo_path
 from .photos import photos_for, write_photo_pairs
 from .shake_inputs import KernelSource, open_kernels, plan_photos, resize_photo, resized_shape
@@ -80,6 +80,11 @@ class BlurSettings:
         sharp target keeps the photo's exposure (off by default).
     highlight_threshold : float
         Linear value of a pixel's brightest channel where the highlight boost starts.
+    highlight_regions : int or None
+        With ``highlights``: also boost small bright regions (lamps, bulbs) of at most this
+        many pixels of the window, from ``highlight_region_threshold`` on (off by default).
+    highlight_region_threshold : float
+        Linear value from which a pixel belongs to a bright region (below ``highlight_threshold``).
     border : {"reflect", "valid", "wrap"}
     device : {"auto", "cpu", "cuda", "cuda:N"}
     batch : int
@@ -120,6 +125,8 @@ class BlurSettings:
     exposure_gain: str | None = None
     highlights: str | None = None
     highlight_threshold: float = HIGHLIGHT_THRESHOLD
+    highlight_regions: int | None = None
+    highlight_region_threshold: float = HIGHLIGHT_REGION_THRESHOLD
     border: str = "reflect"
     device: str = "auto"
     batch: int = 8
@@ -166,22 +173,30 @@ class BlurSettings:
             with checking(name):
                 value = None if name == "noise" and self.noise_model else getattr(self, name)
                 Degradations.parse(**{name: value})
-        for name in ("exposure_gain", "highlights", "highlight_threshold"):
+        for name in ("exposure_gain", "highlights", "highlight_threshold", "highlight_regions"):
             with checking(name):
                 Degradations.parse(**{name: getattr(self, name)})
+        with checking("highlight_region_threshold"):
+            Degradations.parse(highlight_threshold=self.highlight_threshold,
+                               highlight_regions=self.highlight_regions,
+                               highlight_region_threshold=self.highlight_region_threshold)
         with checking("exposure_gain"):
             Degradations.parse(saturation=self.saturation, exposure_gain=self.exposure_gain)
-        extra = Degradations.parse(exposure_gain=self.exposure_gain, highlights=self.highlights,
-                                   highlight_threshold=self.highlight_threshold)
-        if extra.highlights is None and extra.highlight_threshold != HIGHLIGHT_THRESHOLD:
-            raise SettingError("--highlight-threshold needs --highlights (the boost it starts).",
-                               "highlight_threshold")
-        if getattr(self, "pipeline", "rgb") != "rgb":
-            for name, on in (("exposure_gain", extra.exposure_gain),
-                             ("highlights", extra.highlights)):
-                if on is not None:
-                    raise SettingError(f"--{name.replace('_', '-')} is not available with "
-                                       "--pipeline raw yet.", name)
+        extra = self.degradations()
+        if extra.highlights is None:
+            for name, value, default in (
+                ("highlight_threshold", extra.highlight_threshold, HIGHLIGHT_THRESHOLD),
+                ("highlight_regions", extra.highlight_regions, None),
+                ("highlight_region_threshold", extra.highlight_region_threshold,
+                 HIGHLIGHT_REGION_THRESHOLD),
+            ):
+                if value != default:
+                    raise SettingError(f"--{name.replace('_', '-')} needs --highlights (the boost "
+                                       "it shapes).", name)
+        if extra.highlight_regions is None \
+                and extra.highlight_region_threshold != HIGHLIGHT_REGION_THRESHOLD:
+            raise SettingError("--highlight-region-threshold needs --highlight-regions (the "
+                               "regions it finds).", "highlight_region_threshold")
         if self.border not in BORDERS:
             raise SettingError(
                 f"--border must be one of {', '.join(BORDERS)}; got {self.border!r}.", "border"
@@ -257,7 +272,9 @@ class BlurSettings:
         noise = None if self.noise_model else self.noise
         return Degradations.parse(saturation=self.saturation, noise=noise, jpeg=self.jpeg,
                                   exposure_gain=self.exposure_gain, highlights=self.highlights,
-                                  highlight_threshold=self.highlight_threshold)
+                                  highlight_threshold=self.highlight_threshold,
+                                  highlight_regions=self.highlight_regions,
+                                  highlight_region_threshold=self.highlight_region_threshold)
 
     def raw_options(self) -> dict:
         """The RAW path's choices, defaults filled in (keyword arguments of draw_raw_params)."""
@@ -277,7 +294,7 @@ class BlurSettings:
         d["crf"] = crf_option_spec(self.crf)  # a curve, or random: and the set drawn from
         d["degradations"] = self.degradations().describe()
         for key in ("saturation", "noise", "jpeg", "exposure_gain", "highlights",
-                    "highlight_threshold"):
+                    "highlight_threshold", "highlight_regions", "highlight_region_threshold"):
             d.pop(key)  # the degradations keep them (the newer ones only when on)
         for key in ("pipeline", "camera", "demosaic", "raw_bits"):
             d.pop(key)
@@ -415,6 +432,7 @@ def _render_resized(photo, psf, params, *, seed, index, device):
             photo, psf, params["raw"], crf=params["crf"], border=params["border"],
             noise_rng=sample_rng(seed, index, STREAM_RAW_NOISE) if noisy else None,
             jpeg_quality=params.get("jpeg_quality"), device=device,
+            exposure_gain=params.get("exposure_gain"), **_highlight_kwargs(params),
         )
     noisy = "shot_noise" in params or "read_noise" in params
     return render_pair(
@@ -422,10 +440,14 @@ def _render_resized(photo, psf, params, *, seed, index, device):
         saturation=params.get("exposure_gain", params.get("saturation")),
         shot_noise=params.get("shot_noise"), read_noise=params.get("read_noise"),
         noise_rng=sample_rng(seed, index, STREAM_NOISE) if noisy else None,
-        jpeg_quality=params.get("jpeg_quality"), device=device,
-        highlight_gain=params.get("highlight_gain"),
-        highlight_threshold=params.get("highlight_threshold"),
+        jpeg_quality=params.get("jpeg_quality"), device=device, **_highlight_kwargs(params),
     )
+
+
+def _highlight_kwargs(params) -> dict:
+    """A row's highlight boost as render_pair / render_raw_pair keywords."""
+    return {key: params.get(key) for key in ("highlight_gain", "highlight_threshold",
+                                             "highlight_regions", "highlight_region_threshold")}
 
 
 def rebuild_pair(row: dict, sources, *, device=None) -> tuple[np.ndarray, np.ndarray]:
