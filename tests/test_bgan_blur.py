@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -56,3 +58,84 @@ def test_bgan_blur_reads_photos_upright_and_says_so_in_converted(tiny, tmp_path,
     row = PairDataset(tmp_path / "photos" / "pairs")[0]
     assert np.array_equal(row["sharp"], np.rot90(stored, -1)) and row["blurred"].shape == (30, 20, 3)
     assert row["params"]["converted"] == "EXIF orientation 6 applied"
+
+
+@pytest.fixture
+def stub_model(tiny, tmp_path, monkeypatch):
+    """The tiny untrained generator, served as the model folder ``tmp_path / "model"``."""
+    from blursynth.bgan import train as bgan_train
+    from blursynth.bgan.train import CHECKPOINT
+
+    g, _ = tiny
+    info = {"config": {"name": "tiny"}, "step": 0, "fingerprint": "f" * 16}
+    monkeypatch.setattr(bgan_train, "load_bgan_generator", lambda path, device="cpu": (g.eval(), info))
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model" / CHECKPOINT).write_bytes(b"stub")
+    return tmp_path / "model"
+
+
+def _photos(folder):
+    from skimage import data
+
+    from blursynth.sources.photos import save_rgb8
+
+    folder.mkdir()
+    save_rgb8(folder / "a.png", np.ascontiguousarray(data.astronaut()[100:124, 120:156]))
+    save_rgb8(folder / "b.png", np.full((20, 28, 3), (150, 90, 60), np.uint8))
+    return folder
+
+
+def test_raw_pipeline_rows_record_and_rebuild(stub_model, tmp_path):
+    from blursynth.dataset import PairDataset
+    from blursynth.ops.raw import RawParams
+    from blursynth.pairs.bgan import (STREAM_RAW, STREAM_RAW_NOISE, BGANBlurSettings, bgan_blur,
+                                      rebuild_pair)
+
+    photos = _photos(tmp_path / "photos")
+    common = dict(photos=str(photos), model=str(stub_model), device="cpu", pipeline="raw",
+                  camera="Nikon D700", raw_bits=(10, 14), crf="srgb")
+    bgan_blur(BGANBlurSettings(**common, noise="model", jpeg="85-95"), tmp_path / "noisy",
+              progress=False)
+    bgan_blur(BGANBlurSettings(**common), tmp_path / "quiet", progress=False)
+    noisy, quiet = PairDataset(tmp_path / "noisy"), PairDataset(tmp_path / "quiet")
+    assert json.loads((tmp_path / "noisy" / "manifest.json").read_text())["command"]["pipeline"] == "raw"
+    for i in range(len(noisy)):
+        row, q = noisy[i], quiet[i]
+        p = row["params"]
+        assert RawParams.from_dict(p["raw"]).to_dict() == p["raw"] and p["crf"] == "srgb"
+        assert p["raw_stream"] == [0, i, STREAM_RAW] and p["noise_stream"] == [0, i, STREAM_RAW_NOISE]
+        assert 85 <= p["jpeg_quality"] <= 95 and 10 <= p["raw"]["raw_bits"] <= 14
+        blurred, sharp = rebuild_pair(row, photos, model=stub_model)
+        assert np.array_equal(blurred, row["blurred"]) and np.array_equal(sharp, row["sharp"])
+        mosaic = rebuild_pair(row, photos, model=stub_model, mosaic_only=True)
+        assert mosaic.shape == sharp.shape[:2] and mosaic.dtype == np.float32
+        # Noise changes the blurred image only: the sharp photo takes the chain without it.
+        assert "noise_stream" not in q["params"] and np.array_equal(q["sharp"], row["sharp"])
+        assert not np.array_equal(q["blurred"], row["blurred"])
+    # The flat photo comes back through the camera chain within one level.
+    flat = quiet[1]
+    assert np.abs(flat["sharp"].astype(int) - (150, 90, 60)).max() <= 1
+
+
+def test_rgb_pipeline_records_nothing_new(tmp_path):
+    from blursynth.pairs.bgan import BGANBlurSettings
+
+    assert BGANBlurSettings(photos="p", model="m").raw_recipe() == {}
+
+
+@pytest.mark.parametrize("args, match", [
+    (("--camera", "Nikon D700"), "--camera is an option of the RAW path; add --pipeline raw"),
+    (("--crf", "srgb"), "--crf is an option of the RAW path; add --pipeline raw"),
+    (("--noise", "0.01"), "--noise is an option of the RAW path; add --pipeline raw"),
+    (("--jpeg", "90"), "--jpeg is an option of the RAW path; add --pipeline raw"),
+    (("--pipeline", "raw", "--crf", "gamma:x"), "--crf: camera response 'gamma:x'"),
+    (("--pipeline", "raw", "--raw-bits", "8"), "raw bits must be an integer in [10, 14]"),
+])
+def test_bad_raw_input_is_one_line(run_cli, tmp_path, args, match):
+    from .conftest import error_line
+
+    photos = _photos(tmp_path / "photos")
+    r = run_cli("bgan", "blur", photos, "--model", tmp_path / "nomodel", "--out", tmp_path / "out", *args)
+    assert r.code == 2, r
+    assert match in error_line(r)
+    assert not (tmp_path / "out").exists()

@@ -6,6 +6,7 @@ import click
 
 from ._common import device_option, echo_manifest, finite, interrupted_run, no_verify_option, \
     overwrite_option, positive_int, seed_option, workers_option
+from .blur import _raw_bits
 
 
 @click.group()
@@ -127,11 +128,31 @@ def train(sharp, real_blur, out, steps, config, width, blocks, image_skip, patch
 @click.option("--shard-size", type=int, default=256, show_default=True, callback=positive_int,
               help="Pairs per shard.")
 @click.option("--strict", is_flag=True, help="Stop at the first unreadable photo instead of skipping it.")
+@click.option("--pipeline", type=click.Choice(["rgb", "raw"]), default="rgb", show_default=True,
+              help="rgb: the generator's output is the blurred image; raw: it is decoded with --crf, "
+                   "unprocessed to a camera's RAW space, clipped at white, mosaicked, given --noise, "
+                   "demosaicked and developed (the sharp photo the same way, without noise).")
+@click.option("--crf", default=None,
+              help="RAW path: camera response of the photos and the generator's output: gamma:G, srgb or "
+                   "none [default: gamma:2.2].")
+@click.option("--camera", default=None, metavar="NAME|random",
+              help="RAW path: a bundled camera profile ('blursynth cameras' lists them) or random (a mix per "
+                   "pair; the default).")
+@click.option("--demosaic", type=click.Choice(["bilinear", "malvar"]), default=None,
+              help="RAW path: demosaicing method (default malvar).")
+@click.option("--raw-bits", default=None, callback=_raw_bits, metavar="N|LO-HI",
+              help="RAW path: quantise RAW values to N bits (10-14), or to a number drawn per pair (off by "
+                   "default).")
+@click.option("--noise", default=None, metavar="SHOT[,READ]|model",
+              help="RAW path: Poisson-Gaussian noise in the RAW mosaic, as blur's --noise: SHOT[,READ] values or "
+                   "LO-HI ranges, or 'model' (levels drawn per pair from a camera noise model); off by default.")
+@click.option("--jpeg", default=None,
+              help="RAW path: JPEG quality range of the blurred image, e.g. 70-95 (off by default).")
 @seed_option
 @workers_option
 @overwrite_option
-def blur(photos, model, out, per_image, tile, device, png_level, shard_size, strict, seed, workers,
-         overwrite):
+def blur(photos, model, out, per_image, tile, device, png_level, shard_size, strict, pipeline, crf, camera,
+         demosaic, raw_bits, noise, jpeg, seed, workers, overwrite):
     """Blur sharp PHOTOS with a trained BGAN: pairs with source=bgan.
 
     Each row records its noise vector and the model's fingerprint, so the pair can be rebuilt.
@@ -144,7 +165,9 @@ def blur(photos, model, out, per_image, tile, device, png_level, shard_size, str
 
     settings = BGANBlurSettings(photos=photos, model=model, per_image=per_image, seed=seed,
                                 tile=tile, device=device, png_level=png_level,
-                                shard_size=shard_size, strict=strict)
+                                shard_size=shard_size, strict=strict, pipeline=pipeline, crf=crf,
+                                camera=camera, demosaic=demosaic, raw_bits=raw_bits, noise=noise,
+                                jpeg=jpeg)
     manifest = bgan_blur(settings, out, workers=workers, overwrite=overwrite)
     echo_manifest(manifest, out)
     if manifest["skipped_photos"]:

@@ -44,6 +44,16 @@ class BGANBlurSettings:
     shard_size : int
     strict : bool
         Stop on an unreadable photo instead of skipping it (with a warning).
+    pipeline : {"rgb", "raw"}
+        ``raw``: the generator's blurred image is decoded with ``crf``, unprocessed to a
+        camera's RAW space, clipped at white, mosaicked, given sensor noise, optionally
+        quantised, developed and encoded (:func:`blursynth.ops.blur.develop_raw_pair`); the
+        sharp photo takes the same chain without noise.
+    crf : str or None
+        RAW path only: the camera response of the photos and of the generator's output
+        (default ``gamma:2.2``).
+    camera, demosaic, raw_bits, noise, jpeg : RAW path only
+        As ``blursynth frames-average``'s (:class:`blursynth.pairs.frames.FramesAverageSettings`).
     """
 
     photos: str
@@ -55,8 +65,16 @@ class BGANBlurSettings:
     png_level: int | None = None
     shard_size: int = 256
     strict: bool = False
+    pipeline: str = "rgb"
+    crf: str | None = None
+    camera: str | None = None
+    demosaic: str | None = None
+    raw_bits: int | tuple | None = None
+    noise: str | None = None
+    jpeg: str | None = None
 
     def __post_init__(self):
+        self._check_raw()
         with checking("seed"):
             check_seed(self.seed)
         if int(self.per_image) != self.per_image or self.per_image < 1:
@@ -65,6 +83,68 @@ class BGANBlurSettings:
             raise SettingError(f"--tile must be at least 16 px; got {self.tile}.", "tile")
         if self.shard_size < 1:
             raise SettingError(f"--shard-size must be a positive integer; got {self.shard_size}.", "shard_size")
+
+
+    def _check_raw(self):
+        from ..ops.color import CameraResponse
+        from ..ops.degrade import Degradations
+        from .raw_settings import check_raw_options, noise_is_model
+
+        given = [(f"--{n}", n) for n in ("crf", "noise", "jpeg")
+                 if getattr(self, n) is not None and not (n == "noise" and noise_is_model(self.noise))]
+        check_raw_options(self.pipeline, self.camera, self.demosaic, self.raw_bits, self.noise,
+                          raw_only=given)
+        with checking("crf"):
+            try:
+                CameraResponse.parse(self.response_spec)
+            except ValueError as exc:
+                raise BadInputError(f"--crf: {exc}") from None
+        for name in ("noise", "jpeg"):
+            with checking(name):
+                value = getattr(self, name)
+                Degradations.parse(**{name: None if noise_is_model(value) else value})
+
+    @property
+    def response_spec(self) -> str:
+        """The RAW path's camera response as text (``gamma:2.2`` unless ``crf`` says)."""
+        return self.crf or "gamma:2.2"
+
+    def raw_recipe(self) -> dict:
+        """What the recipe records of the RAW path (nothing on the RGB path)."""
+        if self.pipeline != "raw":
+            return {}
+        from ..ops.color import CameraResponse
+        from .raw_settings import raw_recipe
+
+        return {"pipeline": "raw", "crf": CameraResponse.parse(self.response_spec).spec,
+                "raw": raw_recipe(self.camera, self.demosaic, self.raw_bits, self.noise, self.jpeg)}
+
+
+#: Stream keys of a pair's RAW-path draws, ``sample_rng(seed, index, N)`` (the noise vector is
+#: ``sample_rng(seed, index)``'s): the camera, the noise levels and JPEG quality, the noise field.
+STREAM_RAW, STREAM_RAW_DEGRADE, STREAM_RAW_NOISE = 5, 8, 6
+
+
+def raw_learned_pair(blurred, photo, params: dict, *, mosaic_only: bool = False):
+    """The generator's uint8 output and the sharp photo through the RAW path (the row's params).
+
+    Both are decoded with ``params["crf"]`` and unprocessed to the camera's colours; the
+    blurred one goes through :func:`blursynth.ops.blur.develop_raw_pair` with the row's noise
+    field, the photo through the same chain without noise. With ``mosaic_only``: the
+    blurred RAW mosaic ((H, W) float32, white level 1.0).
+    """
+    from ..ops.blur import develop_raw_pair
+    from ..ops.color import CameraResponse
+    from ..ops.raw import unprocess
+    from .raw_settings import noise_rng
+
+    crf = CameraResponse.parse(params["crf"])
+    table = crf.decode_table()
+    raw = params["raw"]
+    blurred_cam = unprocess(table[blurred], raw)
+    sharp_cam = None if mosaic_only else unprocess(table[photo], raw)
+    return develop_raw_pair(blurred_cam, sharp_cam, raw, crf=crf, noise_rng=noise_rng(params),
+                            jpeg_quality=params.get("jpeg_quality"), mosaic_only=mosaic_only)
 
 
 def pair_noise(seed: int, index: int) -> np.ndarray:
@@ -208,7 +288,17 @@ def _bgan_rows(start, stop, job: _Job):
                       "device": job.device.split(":")[0]}
             if note:
                 params["converted"] = note  # the key blur and dataset import use
-            yield pair_row(index=index, blurred=blurred, sharp=photo, psf=None, source="bgan",
+            sharp = photo
+            if s.pipeline == "raw":
+                from ..ops.color import CameraResponse
+                from .raw_settings import RawStreams, draw_raw_row
+
+                params["crf"] = CameraResponse.parse(s.response_spec).spec
+                params.update(draw_raw_row(
+                    s.seed, index, RawStreams(STREAM_RAW, STREAM_RAW_DEGRADE, STREAM_RAW_NOISE),
+                    camera=s.camera, demosaic=s.demosaic, raw_bits=s.raw_bits, noise=s.noise, jpeg=s.jpeg))
+                blurred, sharp = raw_learned_pair(blurred, photo, params)
+            yield pair_row(index=index, blurred=blurred, sharp=sharp, psf=None, source="bgan",
                            seed=s.seed, params=params, fingerprint=job.fingerprint,
                            png_level=s.png_level)
 
@@ -257,7 +347,7 @@ def bgan_blur(settings: BGANBlurSettings, out, *, workers: int = 1, overwrite: b
     recipe = {"command": "bgan blur", "model_fingerprint": info["fingerprint"],
               "photos_digest": plan.digest(), "n_photos": len(plan.files),
               "per_image": settings.per_image, "seed": settings.seed, "tile": settings.tile,
-              "png_level": settings.png_level, "device": device.type}
+              "png_level": settings.png_level, "device": device.type, **settings.raw_recipe()}
     return write_photo_pairs(
         out, plan, per_image=settings.per_image, recipe=recipe,
         inputs={"photos": str(settings.photos), "model": str(settings.model)},
@@ -268,7 +358,7 @@ def bgan_blur(settings: BGANBlurSettings, out, *, workers: int = 1, overwrite: b
     )
 
 
-def rebuild_pair(row: dict, sources, *, model, device="cpu") -> tuple[np.ndarray, np.ndarray]:
+def rebuild_pair(row: dict, sources, *, model, device="cpu", mosaic_only: bool = False):
     """Remake a ``bgan`` pair from its row.
 
     Parameters
@@ -280,11 +370,15 @@ def rebuild_pair(row: dict, sources, *, model, device="cpu") -> tuple[np.ndarray
     model : str or Path
         The model folder; its fingerprint must be the row's.
     device : torch.device or str
+    mosaic_only : bool
+        For a RAW-path row: return the blurred image's noisy RAW mosaic ((H, W) float32,
+        white level 1.0) instead (``dataset export --raw``).
 
     Returns
     -------
     blurred, sharp : (H, W, 3) uint8 ndarray
-        Equal to the row's images when rebuilt on the same kind of device (sharp is the photo).
+        Equal to the row's images when rebuilt on the same kind of device (sharp is the photo,
+        or on the RAW path the photo through the camera chain).
 
     Raises
     ------
@@ -294,6 +388,9 @@ def rebuild_pair(row: dict, sources, *, model, device="cpu") -> tuple[np.ndarray
     from ..bgan.train import load_bgan_generator
 
     params = row["params"]
+    raw = params.get("raw") is not None
+    if mosaic_only and not raw:
+        raise BadInputError(f"pair {row.get('id', '?')} was made on the RGB path; it has no RAW mosaic.")
     gen, info = load_bgan_generator(model, device=device)
     if info["fingerprint"] != params["model_fingerprint"]:
         raise BadInputError(f"--model {model}: fingerprint {info['fingerprint']}, but the pair was "
@@ -302,4 +399,6 @@ def rebuild_pair(row: dict, sources, *, model, device="cpu") -> tuple[np.ndarray
     with one_thread(str(device).split(":")[0]):
         blurred = blur_image(gen, photo, np.asarray(params["noise"], np.float32),
                              tile=params["tile"])
+    if raw:
+        return raw_learned_pair(blurred, photo, params, mosaic_only=mosaic_only)
     return blurred, photo
