@@ -261,3 +261,103 @@ def test_raw_path_takes_a_random_curve(photos, bank, tmp_path):
     for row in rows[:2]:
         b, s = rebuild_pair(row, photos)
         assert np.array_equal(b, row["blurred"]) and np.array_equal(s, row["sharp"])
+
+
+# --- frames-average: a curve per window ----------------------------------------------------------
+
+@pytest.mark.parametrize("overlap,interpolate", [(0, 1), (3, 1), (2, 2)])
+def test_average_windows_takes_a_curve_per_window(overlap, interpolate):
+    from blursynth.ops.average import average_frames
+    from blursynth.pairs.frames import average_windows
+    from blursynth.sources.windows import plan_windows
+
+    from .conftest import random_frames
+
+    frames = random_frames(50, shape=(8, 8, 3), seed=3)
+    wins = plan_windows([50], window_min=4, window_max=7, seed=2, overlap=overlap)
+    curves = [CameraResponse.parse(s) for s in ("srgb", "filmic", "rec709")]
+    of = {w.index: curves[(w.index * 7) % 3] for w in wins}
+    got = list(average_windows(enumerate(frames), wins, crf=lambda w: of[w.index], interpolate=interpolate))
+    assert [w for w, _, _ in got] == wins
+    for w, blurred, _ in got:
+        alone = next(average_windows(enumerate(frames), [w], crf=of[w.index], interpolate=interpolate))
+        assert np.array_equal(blurred, alone[1])
+        if interpolate == 1:
+            assert np.array_equal(blurred, average_frames(frames[w.start:w.stop], of[w.index]))
+
+
+def test_frames_average_random_records_and_rebuilds(tmp_path):
+    from blursynth.dataset import PairDataset
+    from blursynth.pairs.frames import FramesAverageSettings, rebuild_pair, write_frame_pairs
+
+    from .conftest import random_frames, write_clip
+
+    write_clip(tmp_path / "c.mkv", random_frames(60, shape=(16, 16, 3), seed=5))
+    settings = FramesAverageSettings(window_min=3, window_max=5, seed=2, crf="random:srgb,hlg,lstar")
+    write_frame_pairs([tmp_path / "c.mkv"], tmp_path / "out", settings, progress=False)
+    rows = list(PairDataset(tmp_path / "out"))
+    assert len({r["params"]["crf"] for r in rows}) == 3
+    for row in rows[:6]:
+        b, s = rebuild_pair(row, tmp_path / "c.mkv")
+        assert np.array_equal(b, row["blurred"]) and np.array_equal(s, row["sharp"])
+    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    assert manifest["camera_response"] == {"crf": "random:srgb,hlg,lstar", "curves": ["srgb", "hlg", "lstar"],
+                                           "per_pair": True}
+    # The windows do not depend on the curves (their own stream).
+    write_frame_pairs([tmp_path / "c.mkv"], tmp_path / "fixed",
+                      FramesAverageSettings(window_min=3, window_max=5, seed=2, crf="hlg"), progress=False)
+    fixed = list(PairDataset(tmp_path / "fixed"))
+    assert [r["params"]["frame_start"] for r in fixed] == [r["params"]["frame_start"] for r in rows]
+    same = [(a, b) for a, b in zip(rows, fixed) if a["params"]["crf"] == "hlg"]
+    assert same and all(np.array_equal(a["blurred"], b["blurred"]) for a, b in same)
+    assert json.loads((tmp_path / "fixed" / "manifest.json").read_text())["camera_response"]["per_pair"] is False
+
+
+# --- the command line ------------------------------------------------------------------------------
+
+BAD_CRF = [("aces", "unknown camera response"), ("poly:0,2,-1.5", "not increasing"),
+           ("filmic:1.4,2,0", "filmic c"), ("random:srgb,srgb", "twice"), ("random:", "names no curves"),
+           ("random:srgb,log", "unknown camera response")]
+
+
+@pytest.mark.parametrize("crf,match", BAD_CRF)
+def test_blur_refuses_bad_curves_in_one_line(run_cli, photos, bank, tmp_path, crf, match):
+    from .conftest import error_line
+
+    out = tmp_path / "out"
+    r = run_cli("blur", photos, "--kernels", bank, "--out", out, "--crf", crf)
+    assert r.code == 2, r
+    assert match in error_line(r)
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("crf,match", BAD_CRF[:1] + BAD_CRF[3:5])
+def test_frames_average_refuses_bad_curves_in_one_line(run_cli, tmp_path, crf, match):
+    from .conftest import random_frames, write_clip
+
+    write_clip(tmp_path / "c.mkv", random_frames(12, shape=(8, 8, 3), seed=1))
+    out = tmp_path / "out"
+    r = run_cli("frames-average", tmp_path / "c.mkv", "--out", out, "--crf", crf)
+    assert r.code == 2, r
+    assert match in r.err and len([l for l in r.err.splitlines() if match in l]) == 1
+    assert not out.exists()
+
+
+def test_cli_random_curves(run_cli, photos, bank, tmp_path):
+    from blursynth.dataset import PairDataset
+
+    from .conftest import random_frames, write_clip
+
+    r = run_cli("blur", photos, "--kernels", bank, "--out", tmp_path / "b", "--per-image", "2",
+                "--crop", "24x24", "--crf", "random")
+    assert r.code == 0, r.err
+    assert {row["params"]["crf"] for row in PairDataset(tmp_path / "b")} <= {
+        CameraResponse.parse(s).spec for s in RANDOM_DEFAULT}
+    write_clip(tmp_path / "c.mkv", random_frames(24, shape=(8, 8, 3), seed=1))
+    r = run_cli("frames-average", tmp_path / "c.mkv", "--out", tmp_path / "f", "--window", "3",
+                "--crf", "random:rec709,romm")
+    assert r.code == 0, r.err
+    assert {row["params"]["crf"] for row in PairDataset(tmp_path / "f")} == {"rec709", "romm"}
+    # render-clip takes one curve only.
+    r = run_cli("render-clip", tmp_path / "nope.png", "--out", tmp_path / "clip.mkv", "--crf", "random")
+    assert r.code == 2 and "random" in r.err and not (tmp_path / "clip.mkv").exists()

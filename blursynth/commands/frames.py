@@ -41,14 +41,22 @@ class ExposureRange(click.ParamType):
 
 
 class Crf(click.ParamType):
-    """A camera response (``gamma:G``, ``srgb``, ``none``), read by :meth:`CameraResponse.parse`."""
+    """A camera response, read by :meth:`CameraResponse.parse`; with ``random=True`` also
+    ``random[:CURVE,...]``, returned as an object whose ``spec`` is the canonical text."""
 
     name = "crf"
 
+    def __init__(self, random: bool = False):
+        self.random = random
+
     def convert(self, value, param, ctx):
-        from ..ops.color import CameraResponse  # small module, no heavy imports
+        from types import SimpleNamespace
+
+        from ..ops.color import CameraResponse, crf_option_spec, is_random_crf  # small module
 
         try:
+            if self.random and is_random_crf(value):
+                return SimpleNamespace(spec=crf_option_spec(value))
             return CameraResponse.parse(value)
         except ValueError as exc:
             self.fail(str(exc), param, ctx)
@@ -78,8 +86,9 @@ def _positive_fps(ctx, param, value):
               help="Draw odd lengths only, so the sharp frame is the exact middle. Otherwise an even "
                    "window's sharp frame is the later middle frame, half a frame after the window centre "
                    "(recorded as sharp_offset_frames=0.5).")
-@click.option("--crf", type=Crf(), default="gamma:2.2", show_default=True,
-              help="Camera response to undo before averaging: gamma:G, srgb or none.")
+@click.option("--crf", type=Crf(random=True), default="gamma:2.2", show_default=True,
+              help="Camera response to undo before averaging: gamma:G, srgb, none, rec709, smpte240m, romm, lstar, "
+                   "hlg, filmic[:A,B[,C]], poly:C0,C1,..., or random / random:CURVE,CURVE,... (one per pair).")
 @click.option("--interpolate", type=click.IntRange(1, 16), default=1, show_default=True,
               help="K: insert K-1 optical-flow frames between real frames before averaging (REDS style).")
 @click.option("--fps", type=float, default=None, callback=_positive_fps,

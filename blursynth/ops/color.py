@@ -434,7 +434,7 @@ def _check_poly(coeffs: tuple) -> tuple:
     tolerance = 1e-12 * max(1.0, float(np.abs(slope).max()))  # rounding where the slope touches 0
     if not p(1.0) > p(0.0) or (slope < -tolerance).any():
         raise BadInputError(
-            f"poly:{','.join(_num(c) for c in coeffs)} is not increasing on [0, 1] (its slope "
+            f"camera response poly:{','.join(_num(c) for c in coeffs)} is not increasing on [0, 1] (its slope "
             "goes negative); a camera response must be monotonic: check the coefficients' "
             f"order (C0 first) and signs ({example})."
         )

@@ -18,9 +18,10 @@ from pathlib import Path
 
 import numpy as np
 
+from .._rng import sample_rng
 from ..errors import BadInputError, SettingError
 from ..ops.average import LinearAverager
-from ..ops.color import CameraResponse
+from ..ops.color import CameraResponse, crf_option_spec, describe_crf, draw_response, parse_crf_option
 from ..sources.flow import expanded_frames
 from ..sources.render import known_motion
 from ..sources.video import SourceInfo, expand_inputs_named, iter_frames, probe_source, source_bytes
@@ -39,7 +40,8 @@ def average_windows(stream, windows, *, crf, interpolate: int = 1, linear: bool 
         Consecutive real frames, starting at or before the first window.
     windows : sequence of Window
         Sorted by start, with non-decreasing stops (as :func:`plan_windows` makes).
-    crf : CameraResponse or str
+    crf : CameraResponse, str or callable
+        The camera response, or ``crf(window) -> CameraResponse`` for a curve per window.
     interpolate : int
         Interpolation factor K; a window of n real frames averages
         ``(n - 1) K + 1`` frames.
@@ -80,7 +82,7 @@ def average_windows(stream, windows, *, crf, interpolate: int = 1, linear: bool 
     # are queued, so at most two windows of frames are alive.
     worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="blursynth-average")
     try:
-        yield from _average_windows_on(worker, items, windows, CameraResponse.parse(crf), k, linear)
+        yield from _average_windows_on(worker, items, windows, crf if callable(crf) else CameraResponse.parse(crf), k, linear)
     finally:
         worker.shutdown(wait=True, cancel_futures=True)
 
@@ -90,15 +92,17 @@ def _average_windows_on(worker, items, windows, crf, k, linear=False):
     averager = None
     hi = None  # one past the last frame read
     pending = None  # (window, its job, sharp frame)
+    per_window = callable(crf)  # --crf random: each window's own curve (crf(window))
     for n, win in enumerate(windows):
         a, b = win.start * k, (win.stop - 1) * k + 1
         # Frames need holding (to leave a later window) only if the next window overlaps this one.
         keep = n + 1 < len(windows) and windows[n + 1].start * k < b
+        curve = crf(win) if per_window else crf
         if averager is None:
             first_t, first = _next_at_or_after(items, a)
             if first is None:
                 break
-            averager = LinearAverager(first.shape, crf, max(w.length for w in windows) * k)
+            averager = LinearAverager(first.shape, curve, max(w.length for w in windows) * k)
             queued = (first_t, first)
             hi = a
         else:
@@ -109,6 +113,11 @@ def _average_windows_on(worker, items, windows, crf, k, linear=False):
         if not held:
             hi = a
         entering = []
+        if curve != averager.crf:
+            # Another curve's sums cannot be shared: a new sum, which the held frames enter again.
+            averager = LinearAverager(averager.shape, curve, max(w.length for w in windows) * k)
+            entering, leaving = list(held), []
+            held.clear()
         sharp = next((f.copy() for t, f in held if t == win.sharp * k), None)
         complete = True
         while hi < b:
@@ -163,6 +172,10 @@ STREAM_RAW_NOISE = 6  # the noise field, one normal per mosaic site
 RAW_FIELDS = ("pipeline", "camera", "demosaic", "raw_bits", "noise", "jpeg")
 
 
+#: Stream key of a pair's camera response under ``--crf random``, ``sample_rng(seed, pair_index, 7)``.
+STREAM_CRF = 7
+
+
 @dataclass(frozen=True)
 class FramesAverageSettings:
     """Settings of ``blursynth frames-average`` (everything that decides the bytes but the inputs).
@@ -177,7 +190,8 @@ class FramesAverageSettings:
         Frames shared by / skipped between consecutive windows.
     odd_only : bool
     crf : str
-        Camera response, as text (``CameraResponse.parse``; the plan records the canonical form).
+        Camera response, as text (``CameraResponse.parse``; the plan records the canonical form),
+        or ``random`` / ``random:CURVE,...``: each pair's drawn by :meth:`response_of`.
     interpolate : int
         K: K - 1 flow-interpolated frames between consecutive real frames.
     fps : float or None
@@ -273,8 +287,17 @@ class FramesAverageSettings:
 
     @property
     def response(self) -> CameraResponse:
-        """The camera response ``crf`` names."""
+        """The camera response ``crf`` names (one curve; see :meth:`response_of` for ``random``)."""
         return CameraResponse.parse(self.crf)
+
+    @property
+    def responses(self) -> tuple:
+        """The curves a pair can have: ``crf``'s one, or the ``random`` set."""
+        return parse_crf_option(self.crf)
+
+    def response_of(self, index: int) -> CameraResponse:
+        """Pair ``index``'s camera response (``random``: drawn from stream :data:`STREAM_CRF`)."""
+        return draw_response(self.responses, sample_rng(self.seed, index, STREAM_CRF))
 
     def recorded(self) -> dict:
         """The settings as the fingerprint and the manifest record them.
@@ -336,7 +359,7 @@ def plan_frames_average(inputs, settings: FramesAverageSettings) -> FramesPlan:
         )
     if not 1 <= settings.interpolate <= 16:
         raise BadInputError(f"--interpolate must be in 1..16; got {settings.interpolate}.")
-    crf = CameraResponse.parse(settings.crf).spec  # the canonical text, as recorded
+    crf = crf_option_spec(settings.crf)  # the canonical text (random: and its set), as recorded
     named = expand_inputs_named(inputs)
     sources = tuple(probe_source(p, fps=settings.fps) for p, _ in named)
     names = tuple(name for _, name in named)
@@ -488,7 +511,7 @@ def pair_params(info: SourceInfo, win: Window, settings: FramesAverageSettings, 
         "window_frames": win.length,
         "sharp_frame": win.sharp,
         "sharp_offset_frames": win.sharp_offset_frames,
-        "crf": settings.crf,
+        "crf": settings.response_of(win.index).spec,
         "interpolate": settings.interpolate,
         "averaged_frames": (win.length - 1) * settings.interpolate + 1,
         "fps": info.fps,
@@ -537,7 +560,9 @@ def iter_pairs(plan: FramesPlan, start: int = 0, stop: int | None = None, progre
         if plan.settings.cut_threshold < 1 and not known:
             stream = watch_cuts(stream, cuts, plan.settings.cut_threshold)
         # A window comes out of the averager only after all its frames went through watch_cuts.
-        for win, blurred, sharp in average_windows(stream, group, crf=plan.settings.response,
+        settings = plan.settings
+        crf = (lambda w: settings.response_of(w.index)) if len(settings.responses) > 1 else settings.response
+        for win, blurred, sharp in average_windows(stream, group, crf=crf,
                                                    interpolate=plan.settings.interpolate,
                                                    linear=plan.settings.pipeline == "raw"):
             cut = cut_in(win, cuts)
@@ -704,7 +729,8 @@ def _write(out, plan, make_rows, workers, overwrite, progress, options):
                  **plan.settings.recorded()},
         workers=workers, overwrite=overwrite, unit="frame", desc="frames-average", progress=progress,
         progress_total=plan.n_frames, options=options,
-        extra={"window_frames_per_input": [list(r) for r in plan.ranges]} if plan.ranges else None,
+        extra={"camera_response": describe_crf(settings.crf),
+               **({"window_frames_per_input": [list(r) for r in plan.ranges]} if plan.ranges else {})},
     )
 
 
