@@ -361,3 +361,17 @@ def test_cli_random_curves(run_cli, photos, bank, tmp_path):
     # render-clip takes one curve only.
     r = run_cli("render-clip", tmp_path / "nope.png", "--out", tmp_path / "clip.mkv", "--crf", "random")
     assert r.code == 2 and "random" in r.err and not (tmp_path / "clip.mkv").exists()
+
+
+@pytest.mark.parametrize("recipe,step,key", [("gopro-like", "gopro", "crf"), ("deblurgan-comb", "synth", "crf")])
+def test_recipes_take_random_and_refuse_bad_sets_at_their_line(tmp_path, run_cli, recipe, step, key):
+    from .conftest import RECIPES, error_line
+
+    extra = ["--set", "train.perceptual=none"] if recipe == "deblurgan-comb" else []
+    r = run_cli("build", RECIPES / f"{recipe}.toml", "--dry-run", "--out", tmp_path / "a",
+                "--set", f"{step}.{key}=random:srgb,filmic:2,3", *extra)
+    assert r.code == 0, r.err
+    r = run_cli("build", RECIPES / f"{recipe}.toml", "--dry-run", "--out", tmp_path / "b", *extra,
+                "--set", f"{step}.{key}=random:srgb,srgb")
+    assert r.code == 2 and "twice" in error_line(r) and f"--set {step}.{key}=" in error_line(r)
+    assert not (tmp_path / "b").exists()

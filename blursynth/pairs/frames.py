@@ -250,6 +250,10 @@ class FramesAverageSettings:
 
     def __post_init__(self):
         self._check_raw()
+        try:
+            parse_crf_option(self.crf)
+        except BadInputError as exc:
+            raise SettingError(str(exc), "crf") from None
         if self.exposure_ms is not None:
             value = self.exposure_ms
             try:
