@@ -396,7 +396,7 @@ def _resize_param(resize):
     return [int(v) for v in resize]
 
 
-def pair_from_params(photo, psf, params, *, seed, index, device=None):
+def pair_from_params(photo, psf, params, *, seed, index, device=None, mosaic_only=False):
     """Render a pair from a loaded photo, its PSF and the params recorded for it.
 
     This is the code path both the writer and :func:`rebuild_pair` take.
@@ -417,10 +417,12 @@ def pair_from_params(photo, psf, params, *, seed, index, device=None):
     blurred, sharp : (H', W', 3) uint8 ndarray
     """
     return _render_resized(resize_photo(photo, params.get("resize")), psf, params,
-                           seed=seed, index=index, device=device)
+                           seed=seed, index=index, device=device, mosaic_only=mosaic_only)
 
 
-def _render_resized(photo, psf, params, *, seed, index, device):
+def _render_resized(photo, psf, params, *, seed, index, device, mosaic_only=False):
+    if mosaic_only and params.get("raw") is None:
+        raise BadInputError("this pair was made on the RGB path; it has no RAW mosaic.")
     if params.get("crop"):
         y0, x0, ch, cw = params["crop"]
         photo = photo[y0 : y0 + ch, x0 : x0 + cw]
@@ -432,7 +434,8 @@ def _render_resized(photo, psf, params, *, seed, index, device):
             photo, psf, params["raw"], crf=params["crf"], border=params["border"],
             noise_rng=sample_rng(seed, index, STREAM_RAW_NOISE) if noisy else None,
             jpeg_quality=params.get("jpeg_quality"), device=device,
-            exposure_gain=params.get("exposure_gain"), **_highlight_kwargs(params),
+            exposure_gain=params.get("exposure_gain"), mosaic_only=mosaic_only,
+            **_highlight_kwargs(params),
         )
     noisy = "shot_noise" in params or "read_noise" in params
     return render_pair(
@@ -450,7 +453,7 @@ def _highlight_kwargs(params) -> dict:
                                              "highlight_regions", "highlight_region_threshold")}
 
 
-def rebuild_pair(row: dict, sources, *, device=None) -> tuple[np.ndarray, np.ndarray]:
+def rebuild_pair(row: dict, sources, *, device=None, mosaic_only=False):
     """Rebuild a pair's pixels from a dataset row (as :class:`PairDataset` returns it).
 
     Parameters
@@ -461,6 +464,9 @@ def rebuild_pair(row: dict, sources, *, device=None) -> tuple[np.ndarray, np.nda
         The PHOTOS folder (or file) the run read (params hold paths relative to it).
     device : torch.device, str or None
         Where to render (None: the CPU).
+    mosaic_only : bool
+        For a RAW-path row: return the blurred image's noisy RAW mosaic ((H, W) float32,
+        white level 1.0) instead (``dataset export --raw``).
 
     Returns
     -------
@@ -470,7 +476,7 @@ def rebuild_pair(row: dict, sources, *, device=None) -> tuple[np.ndarray, np.nda
     params = row["params"]
     photo, _ = load_rgb8(photo_path(sources, params["photo"]))
     return pair_from_params(photo, row["psf"], params, seed=row["seed"], index=row["index"],
-                            device=device)
+                            device=device, mosaic_only=mosaic_only)
 
 
 @functools.lru_cache(maxsize=4)
