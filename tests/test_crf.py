@@ -375,3 +375,47 @@ def test_recipes_take_random_and_refuse_bad_sets_at_their_line(tmp_path, run_cli
                 "--set", f"{step}.{key}=random:srgb,srgb")
     assert r.code == 2 and "twice" in error_line(r) and f"--set {step}.{key}=" in error_line(r)
     assert not (tmp_path / "b").exists()
+
+
+# --- dataset import: GoPro's blur and blur_gamma --------------------------------------------------
+
+from .test_real import gopro  # noqa: E402,F401  (fixture)
+
+
+@pytest.mark.parametrize("args,folder,crf", [((), "blur", "none"), (("--blurred", "blur_gamma"), "blur_gamma", "gamma:2.2"),
+                                             (("--blur-dir", "blur_gamma"), "blur_gamma", "gamma:2.2"),
+                                             (("--blurred", "blur"), "blur", "none")])
+def test_gopro_import_records_the_folder_and_its_response(gopro, tmp_path, run_cli, args, folder, crf):
+    from blursynth.dataset import PairDataset
+
+    r = run_cli("dataset", "import", gopro, "--out", tmp_path / "g", *args)
+    assert r.code == 0, r.err
+    rows = list(PairDataset(tmp_path / "g"))
+    assert all(row["params"]["blur_dir"] == folder and row["params"]["crf"] == crf for row in rows)
+    assert all(f"/{folder}/" in row["params"]["blurred_path"] for row in rows)
+    manifest = json.loads((tmp_path / "g" / "manifest.json").read_text())
+    assert manifest["blurred_folder"] == folder
+    assert manifest["camera_response"]["crf"] == crf and manifest["camera_response"]["blurred_folder"] == folder
+
+
+def test_gopro_import_of_another_folder_says_its_response_is_unknown(gopro, tmp_path, run_cli):
+    import shutil
+
+    for seq in gopro.glob("train/*"):
+        shutil.copytree(seq / "blur", seq / "mine")
+    r = run_cli("dataset", "import", gopro, "--out", tmp_path / "m", "--blur-dir", "mine")
+    assert r.code == 0, r.err
+    manifest = json.loads((tmp_path / "m" / "manifest.json").read_text())
+    assert manifest["blurred_folder"] == "mine" and manifest["camera_response"] is None
+    from blursynth.dataset import PairDataset
+
+    assert "crf" not in PairDataset(tmp_path / "m")[0]["params"]
+
+
+def test_gopro_import_refuses_two_folders(gopro, tmp_path, run_cli):
+    from .conftest import error_line
+
+    r = run_cli("dataset", "import", gopro, "--out", tmp_path / "x", "--blurred", "blur_gamma", "--blur-dir", "blur")
+    assert r.code == 2 and "name two folders" in error_line(r) and not (tmp_path / "x").exists()
+    r = run_cli("dataset", "import", gopro, "--out", tmp_path / "x", "--blurred", "gamma")
+    assert r.code == 2 and not (tmp_path / "x").exists()

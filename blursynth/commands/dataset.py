@@ -105,13 +105,17 @@ def export(path, out, fmt, overwrite, no_verify):
 @click.option("--out", type=click.Path(), required=True, help="Output dataset directory.")
 @click.option("--layout", type=click.Choice(["gopro", "flat"]), default="gopro", show_default=True,
               help="gopro: <seq>/blur/NAME beside <seq>/sharp/NAME at any depth; flat: blur/ and sharp/ in FOLDER.")
-@click.option("--blur-dir", default="blur", show_default=True, help="Name of the blurred folders (GoPro: blur or blur_gamma).")
+@click.option("--blur-dir", default=None, help="Name of the blurred folders [default: blur].")
+@click.option("--blurred", type=click.Choice(["blur", "blur_gamma"]), default=None,
+              help="GoPro's blurred folder to read: blur (frames averaged in encoded values, recorded as crf none) "
+                   "or blur_gamma (averaged in linear light after gamma 2.2, recorded as crf gamma:2.2). Rows and "
+                   "the manifest record the folder and its curve.")
 @click.option("--sharp-dir", default="sharp", show_default=True, help="Name of the sharp folders.")
 @click.option("--png-level", type=click.IntRange(0, 9), default=None, help="zlib level; default is the fast fpng encoder.")
 @click.option("--shard-size", type=int, default=200, show_default=True, callback=positive_int, help="Pairs per shard.")
 @workers_option
 @overwrite_option
-def import_(folder, out, layout, blur_dir, sharp_dir, png_level, shard_size, workers, overwrite):
+def import_(folder, out, layout, blur_dir, blurred, sharp_dir, png_level, shard_size, workers, overwrite):
     """Bring existing real pairs (GoPro folder layout) in as a dataset with source=real.
 
     Grayscale, palette, alpha and 16-bit images are converted to 8-bit RGB, and
@@ -119,8 +123,12 @@ def import_(folder, out, layout, blur_dir, sharp_dir, png_level, shard_size, wor
     each row's params say what was converted (converted: "EXIF orientation 6
     applied", for one).
     """
+    from ..errors import BadInputError
     from ..pairs.real import ImportConfig, import_pairs
 
+    if blurred is not None and blur_dir is not None and blur_dir != blurred:
+        raise BadInputError(f"--blurred {blurred} and --blur-dir {blur_dir} name two folders; give one.")
+    blur_dir = blurred if blurred is not None else ("blur" if blur_dir is None else blur_dir)
     config = ImportConfig(layout=layout, blur_dir=blur_dir, sharp_dir=sharp_dir, png_level=png_level, shard_size=shard_size)
     manifest = import_pairs(folder, out, config, workers=workers, overwrite=overwrite)
     echo_manifest(manifest, out)

@@ -16,6 +16,30 @@ from ..sources.photos import IMAGE_SUFFIXES, load_rgb8, read_header
 
 LAYOUTS = ("gopro", "flat")
 
+#: GoPro's two blurred folders (Nah, Kim & Lee, CVPR 2017) and the camera response their sharp
+#: frames were averaged in: ``blur_gamma`` decoded with gamma 2.2, averaged in linear light and
+#: re-encoded (as ``frames-average --crf gamma:2.2``); ``blur`` averaged in the encoded values
+#: (as ``--crf none``). A row records its folder and this curve, so the two are not mixed unknowingly.
+GOPRO_BLURRED = {
+    "blur": ("none", "frames averaged in their encoded values (no inverse response)"),
+    "blur_gamma": ("gamma:2.2", "frames decoded with gamma 2.2, averaged in linear light, re-encoded"),
+}
+
+
+def blurred_response(blur_dir: str) -> dict | None:
+    """The ``camera_response`` tag of an import reading ``blur_dir``: None for a folder other than
+    GoPro's ``blur`` and ``blur_gamma`` (its response is not known).
+
+    Examples
+    --------
+    >>> blurred_response("blur_gamma")["crf"], blurred_response("mine")
+    ('gamma:2.2', None)
+    """
+    if blur_dir not in GOPRO_BLURRED:
+        return None
+    crf, how = GOPRO_BLURRED[blur_dir]
+    return {"crf": crf, "curves": [crf], "per_pair": False, "blurred_folder": blur_dir, "averaged": how}
+
 
 @dataclass(frozen=True)
 class ImportConfig:
@@ -28,7 +52,8 @@ class ImportConfig:
         depth, e.g. ``GOPRO_Large/train/<seq>/...``). ``flat``: ``<blur_dir>/NAME``
         beside ``sharp/NAME`` directly under the folder.
     blur_dir : str
-        Folder name of the blurred images (``blur`` or ``blur_gamma`` in GoPro).
+        Folder name of the blurred images (``blur`` or ``blur_gamma`` in GoPro: rows and the
+        manifest record which, and its camera response, :data:`GOPRO_BLURRED`).
     sharp_dir : str
     png_level : int or None
     shard_size : int
@@ -124,6 +149,8 @@ def _import_rows(start, stop, root, pairs, config, fp):
         if blurred.shape != sharp.shape:
             raise BadInputError(f"{root / b}: size {blurred.shape[:2]} differs from {root / s} {sharp.shape[:2]}.")
         params = {"blurred_path": b, "sharp_path": s, "layout": config.layout, "blur_dir": config.blur_dir}
+        if config.blur_dir in GOPRO_BLURRED:
+            params["crf"] = GOPRO_BLURRED[config.blur_dir][0]  # the response the blurred frames were averaged in
         notes = [n for n in (note_b, note_s) if n]
         if notes:
             params["converted"] = "; ".join(sorted(set(notes)))
@@ -171,6 +198,7 @@ def import_pairs(root, out, config: ImportConfig = ImportConfig(), *, workers: i
         make_rows=functools.partial(_import_rows, root=str(root), pairs=pairs, config=config, fp=fp),
         fingerprint=fp, command=settings, workers=workers, overwrite=overwrite, desc="importing",
         progress=progress, options=options,
+        extra={"blurred_folder": config.blur_dir, "camera_response": blurred_response(config.blur_dir)},
     )
 
 
