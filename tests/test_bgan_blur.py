@@ -139,3 +139,21 @@ def test_bad_raw_input_is_one_line(run_cli, tmp_path, args, match):
     assert r.code == 2, r
     assert match in error_line(r)
     assert not (tmp_path / "out").exists()
+
+
+def test_dataset_export_raw_reruns_the_model(stub_model, tmp_path, run_cli):
+    from blursynth.dataset import PairDataset
+    from blursynth.pairs.bgan import BGANBlurSettings, bgan_blur, rebuild_pair
+
+    photos = _photos(tmp_path / "photos")
+    bgan_blur(BGANBlurSettings(photos=str(photos), model=str(stub_model), device="cpu", pipeline="raw",
+                               noise="model"), tmp_path / "d", progress=False)
+    r = run_cli("dataset", "export", tmp_path / "d", "--out", tmp_path / "x", "--raw", "npy")
+    assert r.code == 0, r.err
+    ds = PairDataset(tmp_path / "d")
+    for i in range(len(ds)):
+        mosaic = np.load(tmp_path / "x" / "raw" / f"{ds[i]['id']}.npy")
+        assert np.array_equal(mosaic, rebuild_pair(ds[i], photos, model=stub_model, mosaic_only=True))
+    r = run_cli("dataset", "export", tmp_path / "d", "--out", tmp_path / "y", "--raw", "npy",
+                "--model", tmp_path / "gone")
+    assert r.code == 2 and "model" in r.err and "--model MODEL" in r.err and not (tmp_path / "y").exists()

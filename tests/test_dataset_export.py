@@ -76,3 +76,107 @@ def test_export_never_replaces_a_folder_through_a_link(tmp_path, run_cli):
     r = run_cli("dataset", "export", tmp_path / "d", "--out", tmp_path / "link", "--overwrite")
     assert r.code == 2 and "is a symbolic link; an export replaces its folder whole" in error_line(r)
     assert (tmp_path / "link").is_symlink() and (tmp_path / "x" / "params.jsonl").exists()
+
+
+# -- --raw: the RAW-path rows' mosaics ---------------------------------------------------------
+
+RAW_BLUR = ("--psf-source", "fresh", "--canvas", "7", "--length", "4", "--per-image", "2", "--crop", "20x24",
+            "--pipeline", "raw", "--noise", "model", "--raw-bits", "12")
+
+
+def _raw_blur_run(tmp_path, run_cli, *extra):
+    import cv2
+    from skimage import data
+
+    (tmp_path / "photos").mkdir()
+    cv2.imwrite(str(tmp_path / "photos" / "rocket.png"), data.rocket()[::12, ::12, ::-1])  # 36x54
+    r = run_cli("blur", tmp_path / "photos", "--out", tmp_path / "d", *RAW_BLUR, *extra)
+    assert r.code == 0, r.err
+    return tmp_path / "photos", tmp_path / "d"
+
+
+def test_export_raw_writes_each_mosaic_and_its_metadata(tmp_path, run_cli):
+    import json
+
+    import cv2
+
+    from blursynth.dataset import PairDataset
+    from blursynth.pairs.shake import rebuild_pair
+
+    photos, d = _raw_blur_run(tmp_path, run_cli)
+    r = run_cli("dataset", "export", d, "--out", tmp_path / "npy", "--raw", "npy")
+    assert r.code == 0 and "2 RAW mosaics" in r.out, r.err
+    assert run_cli("dataset", "export", d, "--out", tmp_path / "png", "--raw", "png16").code == 0
+    ds = PairDataset(d)
+    lines = [json.loads(line) for line in (tmp_path / "npy" / "params.jsonl").read_text().splitlines()]
+    for i, line in enumerate(lines):
+        row = ds[i]
+        raw = row["params"]["raw"]
+        assert line["raw_file"] == f"raw/{line['id']}.npy"
+        mosaic = np.load(tmp_path / "npy" / line["raw_file"])
+        assert mosaic.dtype == np.float32 and mosaic.shape == (20, 24)
+        assert np.array_equal(mosaic, rebuild_pair(row, photos, mosaic_only=True))
+        assert np.allclose(mosaic * 4095, np.rint(mosaic * 4095), atol=1e-3) and mosaic.max() <= 1
+        png = cv2.imread(str(tmp_path / "png" / "raw" / f"{line['id']}.png"), cv2.IMREAD_UNCHANGED)
+        assert png.dtype == np.uint16 and np.array_equal(png, np.rint(np.clip(mosaic, 0, 1) * 65535))
+        for folder, white in (("npy", 1.0), ("png", 65535)):
+            meta = json.loads((tmp_path / folder / "raw" / f"{line['id']}.json").read_text())
+            assert (meta["bayer_pattern"], meta["white_level"], meta["black_level"], meta["bits"]) == (
+                raw["bayer"], white, 0, 12)
+            assert meta["white_balance_gains"] == [raw["red_gain"], 1.0, raw["blue_gain"]]
+            assert meta["noise"]["shot"] == raw["shot_noise"] and meta["noise"]["read"] == raw["read_noise"]
+            assert np.allclose(np.array(meta["rgb_to_cam"]) @ np.array(meta["cam_to_rgb"]), np.eye(3))
+    # Without --raw nothing changes: no raw/ folder, no raw_file.
+    assert run_cli("dataset", "export", d, "--out", tmp_path / "plain").code == 0
+    assert not (tmp_path / "plain" / "raw").exists()
+    assert "raw_file" not in (tmp_path / "plain" / "params.jsonl").read_text()
+
+
+def test_export_raw_finds_moved_sources_and_refuses_missing_or_changed_ones(tmp_path, run_cli):
+    import cv2
+
+    photos, d = _raw_blur_run(tmp_path, run_cli)
+    moved = tmp_path / "elsewhere"
+    photos.rename(moved)
+    r = run_cli("dataset", "export", d, "--out", tmp_path / "x", "--raw", "npy")
+    assert r.code == 2 and "is not reachable" in error_line(r) and "--sources PHOTOS" in error_line(r)
+    assert not (tmp_path / "x").exists()
+    assert run_cli("dataset", "export", d, "--out", tmp_path / "x", "--raw", "npy", "--sources", moved).code == 0
+    moved.rename(photos)
+    img = cv2.imread(str(photos / "rocket.png"))
+    cv2.imwrite(str(photos / "rocket.png"), 255 - img)  # another photo under the same name
+    r = run_cli("dataset", "export", d, "--out", tmp_path / "z", "--raw", "npy", "--sources", photos)
+    assert r.code == 2 and "does not develop into the stored blurred image" in error_line(r)
+    assert not (tmp_path / "z").exists()
+
+
+def test_export_raw_refuses_rgb_only_datasets_and_raw_options_without_raw(tmp_path, run_cli):
+    write_tiny(tmp_path / "d", n=2)
+    r = run_cli("dataset", "export", tmp_path / "d", "--out", tmp_path / "x", "--raw", "png16")
+    assert r.code == 2 and "was made on the RAW path" in error_line(r) and not (tmp_path / "x").exists()
+    for option in ("--sources", "--model"):
+        r = run_cli("dataset", "export", tmp_path / "d", "--out", tmp_path / "x", option, tmp_path)
+        assert r.code == 2 and f"{option} says where a RAW-path run's inputs are" in error_line(r)
+    assert not (tmp_path / "x").exists()
+    r = run_cli("dataset", "export", tmp_path / "d", "--out", tmp_path / "x", "--raw", "tiff")
+    assert r.code == 2 and not (tmp_path / "x").exists()
+
+
+def test_export_raw_of_frames_average_rows(tmp_path, run_cli):
+    from blursynth.dataset import PairDataset
+    from blursynth.pairs.frames import rebuild_pair
+
+    from .conftest import random_frames, write_clip
+
+    frames = [np.ascontiguousarray(np.roll(random_frames(1, (16, 20, 3), seed=5)[0], i, axis=1))
+              for i in range(10)]
+    write_clip(tmp_path / "c.mkv", frames)
+    r = run_cli("frames-average", tmp_path / "c.mkv", "--window", "4", "--cut-threshold", "1", "--out",
+                tmp_path / "d", "--pipeline", "raw", "--noise", "0.001,0.002")
+    assert r.code == 0, r.err
+    assert run_cli("dataset", "export", tmp_path / "d", "--out", tmp_path / "x", "--raw", "npy",
+                   "--sources", tmp_path / "c.mkv").code == 0
+    ds = PairDataset(tmp_path / "d")
+    for i in range(len(ds)):
+        mosaic = np.load(tmp_path / "x" / "raw" / f"{ds[i]['id']}.npy")
+        assert np.array_equal(mosaic, rebuild_pair(ds[i], tmp_path / "c.mkv", mosaic_only=True))

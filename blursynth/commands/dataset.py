@@ -38,6 +38,13 @@ def info(path, as_json, no_verify):
         click.echo("image sizes (sampled, HxW): " + ", ".join(f"{k} ({v})" for k, v in result["image_sizes_sampled"].items()))
     if result.get("exposures"):
         click.echo("exposures: " + ", ".join(f"{f:g}" for f in result["exposures"]))
+    crf = result.get("camera_response")
+    if crf:
+        how = (f"one per pair from {', '.join(crf['curves'])} (each row's params.crf)" if crf.get("per_pair")
+               else crf["crf"])
+        if crf.get("blurred_folder"):
+            how += f" ({crf['blurred_folder']}: {crf.get('averaged', '')})"
+        click.echo(f"camera response: {how}")
     click.echo("command: " + json.dumps(result["command"], sort_keys=True))
 
 
@@ -91,13 +98,37 @@ def preview(path, out, count, height, start, crop_full_res, no_verify):
 @click.option("--out", type=click.Path(), required=True, help="Folder to write.")
 @click.option("--png", "fmt", flag_value="png", default=True, help="GoPro-style PNG folders (the only format).")
 @click.option("--overwrite", is_flag=True, help="Replace an existing folder.")
+@click.option("--raw", type=click.Choice(["png16", "npy"]), default=None,
+              help="Also write raw/: each RAW-path row's noisy blurred RAW mosaic, rebuilt from its params and "
+                   "source, as a 16-bit PNG (white level 65535, negative noise clipped to 0) or float32 .npy "
+                   "(white level 1.0), with a JSON sidecar (Bayer pattern, levels, gains, colour matrices, noise).")
+@click.option("--sources", multiple=True, type=click.Path(),
+              help="With --raw: where the run's inputs are now, if they moved: the photos folder, or every clip "
+                   "in the order manifest.json lists them (repeat the option) [default: the paths it records].")
+@click.option("--model", type=click.Path(), default=None,
+              help="With --raw, for learned-blur rows: the model folder [default: the one manifest.json records].")
 @no_verify_option
-def export(path, out, fmt, overwrite, no_verify):
-    """Write blur/, sharp/, psf/ folders and params.jsonl for tools that want folders."""
+def export(path, out, fmt, overwrite, raw, sources, model, no_verify):
+    """Write blur/, sharp/, psf/ folders and params.jsonl for tools that want folders.
+
+    \b
+    Example:
+      blursynth dataset export pairs/ --out pairs_png/
+      blursynth dataset export pairs/ --out pairs_raw/ --raw png16 --sources photos/
+    """
     from ..dataset.export import export_png
 
-    n = export_png(path, out, overwrite=overwrite, verify=not no_verify)
-    click.echo(f"exported {n} pairs to {out}/ (blur/, sharp/, psf/, params.jsonl)")
+    report = {}
+    n = export_png(path, out, overwrite=overwrite, verify=not no_verify, raw=raw, sources=sources, model=model,
+                   report=report)
+    if raw is None:
+        click.echo(f"exported {n} pairs to {out}/ (blur/, sharp/, psf/, params.jsonl)")
+        return
+    click.echo(f"exported {n} pairs to {out}/ (blur/, sharp/, psf/, params.jsonl) and {report['raw']} RAW mosaics "
+               f"to {out}/raw/")
+    if report["raw_skipped"]:
+        click.echo(f"note: {report['raw_skipped']} row(s) made on the RGB path have no RAW mosaic; they are "
+                   "exported without one.", err=True)
 
 
 @dataset.command(name="import")

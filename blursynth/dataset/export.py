@@ -1,4 +1,5 @@
-"""Export of a pair dataset as GoPro-style folders (``blur/``, ``sharp/``, ``psf/``, ``params.jsonl``)."""
+"""Export of a pair dataset as GoPro-style folders (``blur/``, ``sharp/``, ``psf/``, ``params.jsonl``),
+and with ``raw`` the RAW-path rows' noisy blurred RAW mosaics (``raw/``, :mod:`.raw_export`)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from .reader import PairDataset
 from .schema import struct_array
 
 _EXPORT_FOLDERS = ("blur", "sharp", "psf")
+_OWN_FOLDERS = (*_EXPORT_FOLDERS, "raw")  # raw/ only with --raw
 
 #: An export folder: --overwrite replaces an earlier export only, never a folder of someone's own files.
 EXPORT = OutputKind(
@@ -27,12 +29,13 @@ EXPORT = OutputKind(
     unmarked="--out {out} is not an earlier export (it has no params.jsonl); --overwrite replaces only blur/, "
              "sharp/, psf/ and params.jsonl folders; choose a new folder.",
     markers=("params.jsonl",),
-    own_when_marked=lambda name: name in _EXPORT_FOLDERS,
+    own_when_marked=lambda name: name in _OWN_FOLDERS,
     exists="--out {out} exists; choose a new folder or pass --overwrite.",
 )
 
 
-def export_png(dataset, out, *, progress: bool = True, overwrite: bool = False, verify: bool = True) -> int:
+def export_png(dataset, out, *, progress: bool = True, overwrite: bool = False, verify: bool = True,
+               raw: str | None = None, sources=(), model=None, report: dict | None = None) -> int:
     """Write a pair dataset as GoPro-style folders: ``blur/``, ``sharp/``, ``psf/`` and ``params.jsonl``.
 
     Blurred and sharp images are written as PNG under their row id (``/`` in ids
@@ -42,6 +45,15 @@ def export_png(dataset, out, *, progress: bool = True, overwrite: bool = False, 
     by the next export into ``out``), with ``out`` locked (:func:`lock_output`). ``verify`` checks each
     shard against the manifest as it is opened (the images are copied, not decoded).
 
+    With ``raw`` (``"png16"`` or ``"npy"``), every RAW-path row's noisy blurred RAW mosaic is
+    rebuilt from its params and its source and written to ``raw/<id>.png`` (16-bit, white level
+    65535) or ``raw/<id>.npy`` (float32, white level 1.0), with ``raw/<id>.json`` (its metadata;
+    :func:`~blursynth.dataset.raw_export.raw_metadata`). RGB-path rows have none: they are
+    exported without one (``report["raw_skipped"]`` counts them, ``report["raw"]`` the mosaics),
+    and a dataset with no RAW-path row is refused. ``sources`` and ``model`` say where the run's inputs are now
+    (default: where ``manifest.json`` records them); a missing source is refused before
+    anything is written.
+
     Returns
     -------
     n : int
@@ -49,6 +61,14 @@ def export_png(dataset, out, *, progress: bool = True, overwrite: bool = False, 
     """
     out = Path(out)
     ds = PairDataset(dataset, verify=verify)
+    rebuilder = None
+    if raw is not None:
+        rebuilder, n_raw, n_rgb = _raw_rebuilder(ds, raw, sources, model)
+        if report is not None:
+            report.update(raw=n_raw, raw_skipped=n_rgb)
+    elif sources or model:
+        raise BadInputError(f"{'--sources' if sources else '--model'} says where a RAW-path run's inputs are, for "
+                            "--raw; add --raw png16 or --raw npy.")
     if out.resolve() == ds.path.resolve() or out.resolve() in ds.path.resolve().parents:
         raise BadInputError(f"--out {out} is or holds the dataset {dataset} being exported; choose another folder.")
     if out.is_symlink():
@@ -62,7 +82,7 @@ def export_png(dataset, out, *, progress: bool = True, overwrite: bool = False, 
         # Again: another export may have finished into it between the claim and the lock.
         claim(out, EXPORT, overwrite=overwrite, create=False)
         try:
-            n = _export_locked(ds, out, progress=progress)
+            n = _export_locked(ds, out, progress=progress, raw=raw, rebuilder=rebuilder)
         except BaseException:
             if made:  # the lock's folder only: a rerun starts as if it had never been made
                 (out / LOCK_NAME).unlink(missing_ok=True)
@@ -72,6 +92,16 @@ def export_png(dataset, out, *, progress: bool = True, overwrite: bool = False, 
     return n
 
 
+def _write_raw_row(folder, name, row, params, psf, s, local, ds, rebuilder, fmt) -> str:
+    from .raw_export import write_raw
+    from .reader import decode_pair_row
+
+    with ds.table.decoding(s, local):
+        decoded = decode_pair_row(row)
+    mosaic = rebuilder.mosaic({**decoded, "params": params, "psf": psf})
+    return write_raw(folder, name, mosaic, params, fmt)
+
+
 def _remove_leftovers(out: Path) -> None:
     """Remove the half-built folders of exports into ``out`` that were killed (``.OUT.tmpPID``):
     only folders that hold nothing but what an export writes; links are never followed."""
@@ -79,11 +109,37 @@ def _remove_leftovers(out: Path) -> None:
         m = TEMPORARY.fullmatch(path.name)
         if not m or m["name"] != out.name or path.is_symlink() or not path.is_dir():
             continue
-        if {p.name for p in path.iterdir()} <= {*_EXPORT_FOLDERS, "params.jsonl", LOCK_NAME}:
+        if {p.name for p in path.iterdir()} <= {*_OWN_FOLDERS, "params.jsonl", LOCK_NAME}:
             shutil.rmtree(path, ignore_errors=True)
 
 
-def _export_locked(ds, out: Path, *, progress: bool) -> int:
+def _raw_rebuilder(ds, raw, sources, model):
+    """Check ``--raw`` before anything is written: the format, a RAW-path row, each source there."""
+    from .raw_export import RAW_FORMATS, RawRebuilder, is_raw_row
+
+    if raw not in RAW_FORMATS:
+        raise BadInputError(f"--raw must be one of {', '.join(RAW_FORMATS)}; got {raw!r}.")
+    rebuilder = RawRebuilder(ds.table.manifest, sources, model)
+    n_raw = n_rgb = 0
+    checked = set()
+    for row in ds.table.iter_rows(columns=["id", "source", "params"]):
+        params = json.loads(row["params"]) if row.get("params") else {}
+        if not is_raw_row(params):
+            n_rgb += 1
+            continue
+        n_raw += 1
+        row = {**row, "params": params}
+        key = (row["source"], rebuilder.where(row))
+        if key not in checked:
+            rebuilder.check_reachable(row)
+            checked.add(key)
+    if not n_raw:
+        raise BadInputError(f"--raw: no row of {ds.path} was made on the RAW path (--pipeline raw), so there is no "
+                            "RAW mosaic to export; leave --raw out.")
+    return rebuilder, n_raw, n_rgb
+
+
+def _export_locked(ds, out: Path, *, progress: bool, raw=None, rebuilder=None) -> int:
     """Build the export beside ``out`` (``.OUT.tmpPID``) and rename it into place; ``out`` is locked."""
     from tqdm.auto import tqdm
 
@@ -91,7 +147,7 @@ def _export_locked(ds, out: Path, *, progress: bool) -> int:
 
     _remove_leftovers(out)  # nobody else exports here while we hold the lock
     tmp = temporary_path(out)
-    for sub in _EXPORT_FOLDERS:
+    for sub in _EXPORT_FOLDERS + (("raw",) if raw else ()):
         (tmp / sub).mkdir(parents=True)
     n = 0
     try:
@@ -113,8 +169,12 @@ def _export_locked(ds, out: Path, *, progress: bool) -> int:
                     if not wrote:  # OpenCV says only False
                         raise OSError(errno.EIO, "could not write the file (is the disk full?)",
                                       str(tmp / "psf" / f"{name}.png"))
-                meta.write(json.dumps({"id": row["id"], "file": f"{name}.png", "source": row["source"],
-                                       "seed": row["seed"], "params": params}) + "\n")
+                line = {"id": row["id"], "file": f"{name}.png", "source": row["source"], "seed": row["seed"],
+                        "params": params}
+                if rebuilder is not None and params.get("raw") is not None:
+                    line["raw_file"] = "raw/" + _write_raw_row(tmp / "raw", name, row, params, psf, s, local,
+                                                               ds, rebuilder, raw)
+                meta.write(json.dumps(line) + "\n")
                 n += 1
         # The new folder carries its own lock, so that ``out`` is never unlocked while it is swapped in.
         with lock_output(tmp):
