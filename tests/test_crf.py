@@ -419,3 +419,17 @@ def test_gopro_import_refuses_two_folders(gopro, tmp_path, run_cli):
     assert r.code == 2 and "name two folders" in error_line(r) and not (tmp_path / "x").exists()
     r = run_cli("dataset", "import", gopro, "--out", tmp_path / "x", "--blurred", "gamma")
     assert r.code == 2 and not (tmp_path / "x").exists()
+
+
+def test_info_and_preview_show_the_curve(photos, bank, gopro, tmp_path, run_cli):
+    from blursynth.dataset import PairDataset
+    from blursynth.dataset.preview import caption_lines
+
+    _blur(photos, bank, tmp_path / "r", per_image=1, crf="random:srgb,hlg")
+    r = run_cli("dataset", "info", tmp_path / "r")
+    assert r.code == 0 and "camera response: one per pair from srgb, hlg (each row's params.crf)" in r.out
+    row = PairDataset(tmp_path / "r")[0]
+    assert caption_lines(row)[1].endswith(f"  crf {row['params']['crf']}")
+    assert run_cli("dataset", "import", gopro, "--out", tmp_path / "g", "--blurred", "blur_gamma").code == 0
+    r = run_cli("dataset", "info", tmp_path / "g")
+    assert "camera response: gamma:2.2 (blur_gamma: frames decoded with gamma 2.2" in r.out

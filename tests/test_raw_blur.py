@@ -155,7 +155,7 @@ def test_bad_raw_input_is_one_line(run_cli, photos, tmp_path, args, match):
 
 
 def test_cameras_lists_the_profiles(run_cli):
-    from blursynth.ops.raw import CAMERAS, DEFAULT_MIX
+    from blursynth.ops.raw import CAMERA_NOISE, CAMERAS, DEFAULT_MIX, NOISE_PROFILES
 
     r = run_cli("cameras")
     assert r.code == 0, r.err
@@ -163,7 +163,12 @@ def test_cameras_lists_the_profiles(run_cli):
     assert [line[:len(name)] for line, name in zip(lines, CAMERAS)] == list(CAMERAS)
     for line, name in zip(lines, CAMERAS):
         assert (" mix " in line) == (name in DEFAULT_MIX), line
-    assert lines[-1].startswith("random")
+        noise = CAMERA_NOISE[name] or "model (no published calibration)"
+        assert line.endswith(f"noise {noise}"), line
+    assert lines[len(CAMERAS)].startswith("random")
+    assert [line.split(":")[0] for line in lines[len(CAMERAS) + 1:]] == [
+        f"noise profile {name}" for name in NOISE_PROFILES]
+    assert "Brooks et al. 2019" in lines[-1] and "shot 1.00e-04-1.20e-02" in lines[-1]
 
 
 def test_recipe_keys(tiny_recipe, tmp_path):

@@ -2,21 +2,30 @@
 
 from __future__ import annotations
 
+import math
+
 import click
 
 
 @click.command()
 def cameras():
-    """List the bundled camera profiles for 'blur --pipeline raw --camera NAME'.
+    """List the bundled camera profiles for 'blur --pipeline raw --camera NAME', with the noise
+    profile each uses under '--noise profile'.
 
     \b
     'random' (the default) mixes the profiles marked 'mix' with weights drawn per pair.
     """
-    from ..ops.raw import CAMERAS, DEFAULT_MIX
+    from ..ops.raw import CAMERA_NOISE, CAMERAS, DEFAULT_MIX, NOISE_PROFILES
 
     width = max(len(name) for name in CAMERAS)
     for name, m in CAMERAS.items():
         tag = "mix" if name in DEFAULT_MIX else "   "
         matrix = " / ".join(" ".join(f"{v:.4f}" for v in m[i:i + 3]) for i in (0, 3, 6))
-        click.echo(f"{name:<{width}}  {tag}  XYZ->camera {matrix}")
-    click.echo("random: a convex mix of the 'mix' profiles, drawn per pair")
+        noise = CAMERA_NOISE.get(name) or "model (no published calibration)"
+        click.echo(f"{name:<{width}}  {tag}  XYZ->camera {matrix}  noise {noise}")
+    click.echo("random: a convex mix of the 'mix' profiles, drawn per pair (noise: its heaviest camera's)")
+    for name, profile in NOISE_PROFILES.items():
+        lo, hi = (f"{math.exp(v):.2e}" for v in profile["shot_log_range"])
+        slope, intercept, sigma = profile["read_line"]
+        click.echo(f"noise profile {name}: shot {lo}-{hi} (log-uniform), ln(read^2) = {slope:g} ln(shot) "
+                   f"+ {intercept:g} + N(0, {sigma:g}^2); {profile['source']}")

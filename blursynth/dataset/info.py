@@ -27,6 +27,12 @@ def dataset_info(path, *, verify: bool = True) -> dict:
         "fingerprint": manifest["fingerprint"],
         "command": manifest.get("command", {}),
     }
+    # The curve(s) the pairs went through: the manifest's tag, or (older datasets) the command's crf.
+    crf = manifest.get("camera_response")
+    if crf is None and isinstance(info["command"], dict) and info["command"].get("crf") is not None:
+        crf = {"crf": info["command"]["crf"]}
+    if crf is not None:
+        info["camera_response"] = crf
     # Samples the maker refused (frames-average: windows across a scene cut), by reason.
     skipped = collections.Counter(r.get("reason", "?") for s in manifest["shards"] for r in s.get("skipped", []))
     if skipped:

@@ -42,7 +42,7 @@ def caption_lines(row) -> list[str]:
     The first line holds the row id, the way (``source`` column), the image size (HxW) and the
     source file (photo, video and frames, or imported files); the second the exposure, the noise,
     the JPEG quality and, when drawn, the highlight boost and the exposure gain (``saturation``,
-    its old name, in older rows).
+    its old name, in older rows), and the camera response (``crf``) where the row records one.
 
     Examples
     --------
@@ -93,6 +93,8 @@ def caption_lines(row) -> list[str]:
         second += f"  saturation x{float(p['saturation']):.3g}"
     if p.get("psf_clipped"):
         second += f"  PSF clipped {100 * float(p['psf_clipped']):.2g}%"
+    if p.get("crf") is not None:  # the camera response the pair was blurred (or averaged) through
+        second += f"  crf {p['crf']}"
     return [first, second]
 
 

@@ -77,6 +77,24 @@ SHOT_LOG_RANGE = (math.log(0.0001), math.log(0.012))
 READ_LINE = (2.18, 1.20, 0.26)
 HIGHLIGHT_KNEE = 0.9  # the mask starts where the camera-space grey exceeds this
 
+# -- noise profiles --------------------------------------------------------------------------
+# A profile is a camera noise line in the form above: ln(shot) ~ U(lo, hi) and
+# ln(read**2) = slope * ln(shot) + intercept + N(0, sigma**2), with its source. Only published
+# calibrations go here (docs/algorithms.md, "Noise profiles").
+NOISE_PROFILES: dict[str, dict] = {
+    "darmstadt": {
+        "shot_log_range": SHOT_LOG_RANGE, "read_line": READ_LINE,
+        "source": "Brooks et al. 2019 (Unprocessing), fitted to the shot and read levels of the "
+                  "Darmstadt Noise Dataset's raw images (Ploetz & Roth 2017; its four cameras together)",
+    },
+}
+# Each bundled camera's noise profile; None where no published calibration of that camera was
+# found: --noise profile then uses the log-linear model (recorded as noise_profile "model").
+CAMERA_NOISE: dict[str, str | None] = {
+    "Huawei Nexus 6P": "darmstadt", "Sony ILCE-7R": "darmstadt", "Olympus E-M10": "darmstadt",
+    "Sony DSC-RX100M4": "darmstadt", "Canon EOS 5D Mark II": None, "Nikon D700": None,
+}
+
 BAYER_PATTERNS = ("RGGB", "BGGR", "GRBG", "GBRG")
 DEMOSAIC_METHODS = ("bilinear", "malvar")
 RAW_BITS_BOUNDS = (10, 14)
@@ -139,6 +157,7 @@ class RawParams:
     raw_bits: int | None
     demosaic: str
     white_level: float = 1.0
+    noise_profile: str | None = None  # "--noise profile": the profile its levels came from
 
     @classmethod
     def from_dict(cls, params: dict) -> "RawParams":
@@ -168,6 +187,8 @@ class RawParams:
                 read_noise=float(params["read_noise"]),
                 raw_bits=None if params.get("raw_bits") is None else int(params["raw_bits"]),
                 demosaic=str(params["demosaic"]), white_level=float(params.get("white_level", 1.0)),
+                noise_profile=(None if params.get("noise_profile") is None
+                               else str(params["noise_profile"])),
             )
         except (KeyError, TypeError, ValueError, AttributeError) as e:
             raise BadInputError(f"RAW params are incomplete or malformed: {e!r}.") from None
@@ -189,6 +210,8 @@ class RawParams:
         _check_choice("demosaic method", self.demosaic, DEMOSAIC_METHODS)
         _check_choice("highlights", self.highlights, HIGHLIGHT_MODES)
         check_noise_levels(self.shot_noise, self.read_noise)
+        if self.noise_profile is not None:
+            _check_choice("noise profile", self.noise_profile, (*NOISE_PROFILES, "model"))
         if self.raw_bits is not None:
             check_raw_bits(self.raw_bits)
 
@@ -202,6 +225,7 @@ class RawParams:
             "highlights": self.highlights, "bayer": self.bayer, "shot_noise": self.shot_noise,
             "read_noise": self.read_noise, "raw_bits": self.raw_bits, "demosaic": self.demosaic,
             "white_level": self.white_level,
+            **({} if self.noise_profile is None else {"noise_profile": self.noise_profile}),
         }
 
     @property
@@ -234,6 +258,51 @@ def check_raw_bits(bits) -> int:
     return int(bits)
 
 
+def raw_noise_spec(noise) -> str | None:
+    """``noise`` as the RAW path's drawn-levels spec, or None when it is something else.
+
+    ``"model"`` (the log-linear model), ``"profile"`` (each pair's camera's noise
+    profile) or ``"profile:NAME"`` (a named profile, :data:`NOISE_PROFILES`), in any
+    case; None for ranges, "off" and None.
+
+    Raises
+    ------
+    BadInputError
+        On ``profile:NAME`` with an unknown NAME.
+
+    Examples
+    --------
+    >>> raw_noise_spec("Profile:Darmstadt"), raw_noise_spec("0.001"), raw_noise_spec("model")
+    ('profile:darmstadt', None, 'model')
+    """
+    if not isinstance(noise, str):
+        return None
+    text = noise.strip().lower()
+    if text in ("model", "profile"):
+        return text
+    if text.startswith("profile:"):
+        name = text.split(":", 1)[1].strip()
+        if name not in NOISE_PROFILES:
+            raise BadInputError(f"unknown noise profile {name!r} in --noise {noise!r}; the bundled "
+                                f"ones are: {', '.join(NOISE_PROFILES)} (or write --noise profile "
+                                "for each pair's camera's own).")
+        return f"profile:{name}"
+    return None
+
+
+def camera_noise_profile(camera: str, weights=None) -> str:
+    """The noise profile ``--noise profile`` uses for a pair's camera: a :data:`NOISE_PROFILES`
+    name, or ``"model"`` where the camera has no published calibration.
+
+    A mix (``camera == "mix"``) takes the profile of its heaviest camera (the first of equal
+    weights, in :data:`CAMERAS` order).
+    """
+    if camera == "mix" and weights:
+        order = list(CAMERAS)
+        camera = max(weights, key=lambda c: (weights[c], -order.index(c)))
+    return CAMERA_NOISE.get(camera) or "model"
+
+
 def _check_choice(what, value, choices):
     if value not in choices:
         raise BadInputError(f"unknown {what} {value!r}; expected one of {', '.join(choices)}.")
@@ -257,9 +326,11 @@ def draw_raw_params(rng: np.random.Generator, *, camera="random", bayer="random"
         normalised, as in Unprocessing); a camera name; or a list of names to mix.
     bayer : str
         ``"random"`` or one of :data:`BAYER_PATTERNS`.
-    noise : "model", "off" or (shot, read)
-        ``model``: Brooks et al.'s log-linear model; ``(shot, read)``: fixed levels
-        (``read`` a standard deviation); ``off``: zero.
+    noise : "model", "profile", "profile:NAME", "off" or (shot, read)
+        ``model``: Brooks et al.'s log-linear model; ``profile``: the camera's noise
+        profile (:func:`camera_noise_profile`), ``profile:NAME`` a named one (both
+        recorded as ``noise_profile``; the same two draws); ``(shot, read)``: fixed
+        levels (``read`` a standard deviation); ``off``: zero.
     raw_bits : None, int or (lo, hi)
         Quantisation bits (10-14); a pair of ints draws one uniformly per pair.
     demosaic : {"bilinear", "malvar"}
@@ -323,20 +394,28 @@ def draw_raw_params(rng: np.random.Generator, *, camera="random", bayer="random"
         _check_choice("bayer pattern", bayer, BAYER_PATTERNS)
         pattern = bayer
 
-    if isinstance(noise, str) and noise == "model":
-        shot = math.exp(SHOT_LOG_RANGE[0] + (SHOT_LOG_RANGE[1] - SHOT_LOG_RANGE[0]) * u_shot)
-        slope, intercept, sigma = READ_LINE
+    spec = raw_noise_spec(noise) if isinstance(noise, str) else None
+    profile = None
+    if spec is not None:
+        if spec != "model":
+            profile = (camera_noise_profile(cam_name, weights) if spec == "profile"
+                       else spec.split(":", 1)[1])
+        (lo, hi), (slope, intercept, sigma) = (
+            (SHOT_LOG_RANGE, READ_LINE) if profile in (None, "model")
+            else (NOISE_PROFILES[profile]["shot_log_range"], NOISE_PROFILES[profile]["read_line"]))
+        shot = math.exp(lo + (hi - lo) * u_shot)
         read = math.sqrt(math.exp(slope * math.log(shot) + intercept + sigma * z_read))
     elif noise is None or (isinstance(noise, str) and noise == "off"):
         shot = read = 0.0
     elif isinstance(noise, str):
-        raise BadInputError(f"noise must be 'model', 'off' or (shot, read); got {noise!r}.")
+        raise BadInputError(f"noise must be 'model', 'profile[:NAME]', 'off' or (shot, read); "
+                            f"got {noise!r}.")
     else:
         try:
             shot, read = (float(v) for v in noise)
         except (TypeError, ValueError):
-            raise BadInputError(
-                f"noise must be 'model', 'off' or (shot, read); got {noise!r}.") from None
+            raise BadInputError(f"noise must be 'model', 'profile[:NAME]', 'off' or (shot, read); "
+                                f"got {noise!r}.") from None
     check_noise_levels(shot, read)
 
     if raw_bits is None:
@@ -352,7 +431,7 @@ def draw_raw_params(rng: np.random.Generator, *, camera="random", bayer="random"
     params = RawParams(
         camera=cam_name, camera_weights=weights, xyz_to_cam=tuple(m), red_gain=red, blue_gain=blue,
         digital_gain=float(gain), highlights=highlights, bayer=pattern, shot_noise=float(shot),
-        read_noise=float(read), raw_bits=bits, demosaic=demosaic,
+        read_noise=float(read), raw_bits=bits, demosaic=demosaic, noise_profile=profile,
     )
     params._check()
     return params.to_dict()

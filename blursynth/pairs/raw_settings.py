@@ -17,8 +17,11 @@ PIPELINES = ("rgb", "raw")
 
 
 def noise_is_model(noise) -> bool:
-    """``--noise model``: noise levels drawn per pair from the camera noise model."""
-    return isinstance(noise, str) and noise.strip().lower() == "model"
+    """``--noise model`` (or ``profile``, ``profile:NAME``): noise levels drawn per pair from the
+    camera noise model (or a camera's noise profile, :func:`blursynth.ops.raw.raw_noise_spec`)."""
+    from ..ops.raw import raw_noise_spec
+
+    return raw_noise_spec(noise) is not None
 
 
 def check_raw_options(pipeline, camera=None, demosaic=None, raw_bits=None, noise=None, *,
@@ -44,7 +47,7 @@ def check_raw_options(pipeline, camera=None, demosaic=None, raw_bits=None, noise
     given = [(f"--{n.replace('_', '-')}", n) for n, v in
              (("camera", camera), ("demosaic", demosaic), ("raw_bits", raw_bits)) if v is not None]
     if noise_is_model(noise) and pipeline != "raw":
-        given.append(("--noise model", "noise"))
+        given.append((f"--noise {noise.strip().lower()}", "noise"))
     given += list(raw_only)
     if pipeline != "raw":
         if given:
@@ -84,8 +87,10 @@ def raw_recipe(camera=None, demosaic=None, raw_bits=None, noise=None, jpeg=None)
     from ..ops.degrade import Degradations
     from ..ops.raw import RAW_VERSION
 
+    from ..ops.raw import raw_noise_spec
+
     model = noise_is_model(noise)
-    return {**raw_choices(camera, demosaic, raw_bits), "noise": "model" if model else "ranges",
+    return {**raw_choices(camera, demosaic, raw_bits), "noise": raw_noise_spec(noise) or "ranges",
             "degradations": Degradations.parse(noise=None if model else noise, jpeg=jpeg).describe(),
             "raw_version": RAW_VERSION}
 
@@ -117,7 +122,9 @@ def draw_raw_row(seed: int, index: int, streams: RawStreams, *, camera=None, dem
         sample_rng(seed, index, streams.degrade))
     shot, read = drawn.pop("shot_noise", None), drawn.pop("read_noise", None)
     if model:
-        levels = "model"
+        from ..ops.raw import raw_noise_spec
+
+        levels = raw_noise_spec(noise)
     elif shot is None and read is None:
         levels = "off"
     else:

@@ -228,8 +228,10 @@ class BlurSettings:
             raise SettingError(f"--pipeline must be rgb or raw; got {self.pipeline!r}.", "pipeline")
         raw_only = [(f"--{n.replace('_', '-')}", n) for n in ("camera", "demosaic", "raw_bits")
                     if getattr(self, n) is not None]
-        if self.noise_model and self.pipeline != "raw":
-            raw_only.append(("--noise model", "noise"))
+        with checking("noise"):
+            spec = self.raw_noise
+        if spec is not None and self.pipeline != "raw":
+            raw_only.append((f"--noise {spec}", "noise"))
         if self.pipeline != "raw":
             if raw_only:
                 option, name = raw_only[0]
@@ -265,8 +267,16 @@ class BlurSettings:
 
     @property
     def noise_model(self) -> bool:
-        """``noise = "model"``: the RAW path draws noise levels from its camera noise model."""
-        return isinstance(self.noise, str) and self.noise.strip().lower() == "model"
+        """``noise = "model"``, ``"profile"`` or ``"profile:NAME"``: the RAW path draws the noise
+        levels per pair (from its camera noise model, or a camera's noise profile)."""
+        return self.raw_noise is not None
+
+    @property
+    def raw_noise(self) -> str | None:
+        """The RAW path's drawn-levels spec (``model``, ``profile``, ``profile:NAME``) or None."""
+        from ..ops.raw import raw_noise_spec
+
+        return raw_noise_spec(self.noise)
 
     def degradations(self) -> Degradations:
         noise = None if self.noise_model else self.noise
@@ -302,7 +312,7 @@ class BlurSettings:
             from ..ops.raw import RAW_VERSION
 
             d["pipeline"] = "raw"
-            d["raw"] = {**self.raw_options(), "noise": "model" if self.noise_model else "ranges",
+            d["raw"] = {**self.raw_options(), "noise": self.raw_noise or "ranges",
                         "raw_version": RAW_VERSION}
         return d
 
@@ -382,7 +392,7 @@ def _draw_raw(s: BlurSettings, index: int, params: dict) -> dict:
 
     shot, read = params.pop("shot_noise", None), params.pop("read_noise", None)
     if s.noise_model:
-        noise = "model"
+        noise = s.raw_noise
     elif shot is None and read is None:
         noise = "off"
     else:

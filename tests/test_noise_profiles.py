@@ -1,0 +1,132 @@
+"""Per-camera noise profiles on the RAW path (``--noise profile`` / ``profile:NAME``): which line
+each camera draws its shot and read levels from, what is recorded, and bad input."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+from blursynth.errors import BadInputError
+from blursynth.ops import raw as rawops
+from blursynth.ops.raw import RawParams, camera_noise_profile, draw_raw_params, raw_noise_spec
+from tests.conftest import error_line
+
+
+def draw(seed=3, **kw):
+    return draw_raw_params(np.random.default_rng(seed), **kw)
+
+
+@pytest.mark.parametrize("camera", list(rawops.CAMERAS))
+def test_profile_levels_and_record(camera):
+    model, prof = draw(camera=camera, noise="model"), draw(camera=camera, noise="profile")
+    expected = rawops.CAMERA_NOISE[camera] or "model"
+    assert prof["noise_profile"] == expected and "noise_profile" not in model
+    # Every bundled profile is the Darmstadt line today, and a camera without one uses the model:
+    # the same two draws give the same levels, and nothing else a pair draws moves.
+    rest = {k: v for k, v in prof.items() if k != "noise_profile"}
+    assert rest == model
+    assert RawParams.from_dict(prof).to_dict() == prof
+
+
+def test_a_profile_line_sets_the_levels(monkeypatch):
+    """A camera with its own line draws from it, with the same two draws as the model."""
+    line = {"shot_log_range": (math.log(0.02), math.log(0.03)), "read_line": (1.0, -2.0, 0.0),
+            "source": "test"}
+    monkeypatch.setitem(rawops.NOISE_PROFILES, "test-line", line)
+    monkeypatch.setitem(rawops.CAMERA_NOISE, "Nikon D700", "test-line")
+    for seed in range(5):
+        p = draw(seed, camera="Nikon D700", noise="profile")
+        m = draw(seed, camera="Nikon D700", noise="model")
+        assert p["noise_profile"] == "test-line" and 0.02 <= p["shot_noise"] <= 0.03
+        # ln(read^2) = ln(shot) - 2 exactly (sigma 0): read = sqrt(shot * e^-2)
+        assert p["read_noise"] == pytest.approx(math.sqrt(p["shot_noise"] * math.exp(-2.0)))
+        # The shot level sits at the same quantile of its range as the model's: one uniform.
+        q = (math.log(p["shot_noise"]) - math.log(0.02)) / (math.log(0.03) - math.log(0.02))
+        lo, hi = rawops.SHOT_LOG_RANGE
+        assert q == pytest.approx((math.log(m["shot_noise"]) - lo) / (hi - lo))
+        assert {k: v for k, v in p.items() if k not in ("noise_profile", "shot_noise", "read_noise")} \
+            == {k: v for k, v in m.items() if k not in ("shot_noise", "read_noise")}
+    # profile:NAME names the line whatever the camera.
+    assert draw(camera="Sony ILCE-7R", noise="profile:test-line")["noise_profile"] == "test-line"
+
+
+def test_a_mix_takes_its_heaviest_cameras_profile(monkeypatch):
+    monkeypatch.setitem(rawops.CAMERA_NOISE, "Sony ILCE-7R", None)
+    assert camera_noise_profile("mix", {"Huawei Nexus 6P": 0.2, "Sony ILCE-7R": 0.8}) == "model"
+    assert camera_noise_profile("mix", {"Huawei Nexus 6P": 0.6, "Sony ILCE-7R": 0.4}) == "darmstadt"
+    # Equal weights: the first in CAMERAS order.
+    assert camera_noise_profile("mix", {"Sony ILCE-7R": 0.5, "Huawei Nexus 6P": 0.5}) == "darmstadt"
+    p = draw(camera="random", noise="profile")
+    heaviest = max(p["camera_weights"], key=p["camera_weights"].get)
+    assert p["noise_profile"] == (rawops.CAMERA_NOISE[heaviest] or "model")
+
+
+def test_noise_spec_and_bad_values():
+    assert raw_noise_spec(" PROFILE ") == "profile" and raw_noise_spec("off") is None
+    assert raw_noise_spec(("0.1", "0.2")) is None
+    with pytest.raises(BadInputError, match="unknown noise profile 'eld'"):
+        raw_noise_spec("profile:eld")
+    with pytest.raises(BadInputError, match="unknown noise profile 'eld'"):
+        draw(noise="profile:eld")
+    bad = {**draw(noise="profile"), "noise_profile": "eld"}
+    with pytest.raises(BadInputError, match="unknown noise profile 'eld'"):
+        RawParams.from_dict(bad)
+
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory):
+    import cv2
+    from skimage import data
+
+    folder = tmp_path_factory.mktemp("photos")
+    cv2.imwrite(str(folder / "rocket.png"), data.rocket()[::8, ::8, ::-1])
+    return folder
+
+
+ARGS = ("--psf-source", "fresh", "--canvas", "9", "--length", "6", "--crop", "32x40")
+
+
+def test_rows_record_the_profile_and_rebuild(run_cli, photos, tmp_path):
+    from blursynth.dataset import PairDataset
+    from blursynth.pairs.shake import rebuild_pair
+
+    out = tmp_path / "pairs"
+    r = run_cli("blur", photos, *ARGS, "--out", out, "--per-image", "2", "--pipeline", "raw",
+                "--camera", "Canon EOS 5D Mark II", "--noise", "profile")
+    assert r.code == 0, r.err
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["command"]["raw"]["noise"] == "profile"
+    for row in PairDataset(out):
+        raw = row["params"]["raw"]
+        assert raw["noise_profile"] == "model" and raw["shot_noise"] > 0
+        b, s = rebuild_pair(row, photos)
+        assert np.array_equal(b, row["blurred"]) and np.array_equal(s, row["sharp"])
+
+
+@pytest.mark.parametrize("args, match", [
+    (("--noise", "profile"), "--noise profile is an option of the RAW path; add --pipeline raw"),
+    (("--noise", "profile:darmstadt"), "--noise profile:darmstadt is an option of the RAW path"),
+    (("--pipeline", "raw", "--noise", "profile:eld"), "unknown noise profile 'eld'"),
+    (("--pipeline", "raw", "--noise", "profiles"), "noise"),
+])
+def test_bad_profile_input_is_one_line(run_cli, photos, tmp_path, args, match):
+    out = tmp_path / "pairs"
+    r = run_cli("blur", photos, *ARGS, "--out", out, *args)
+    assert r.code == 2, r
+    assert match in error_line(r), error_line(r)
+    assert not out.exists()
+
+
+def test_recipe_key(tiny_recipe, tmp_path):
+    from blursynth.build import plan_build
+
+    plan = plan_build(tiny_recipe, out=tmp_path / "out", limit=2,
+                      sets=['synth.pipeline="raw"', 'synth.noise="profile:darmstadt"'])
+    s = plan.steps[1].settings
+    assert s.raw_noise == "profile:darmstadt" and s.recipe()["raw"]["noise"] == "profile:darmstadt"
+    model = plan_build(tiny_recipe, out=tmp_path / "out", limit=2,
+                       sets=['synth.pipeline="raw"', 'synth.noise="model"'])
+    assert model.recipe.fingerprint != plan.recipe.fingerprint
