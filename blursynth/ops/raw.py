@@ -23,7 +23,10 @@ from which :class:`RawParams` rebuilds every array exactly:
   masked inverse above, colour correction back to linear sRGB.
 
 Every product is written out channel by channel in float32 (no BLAS), so the
-bytes do not depend on the machine's matrix library.
+bytes do not depend on the machine's matrix library. The per-pixel steps run as the
+Numba kernels of :mod:`blursynth.ops._raw_kernels`, each fusing several of the steps
+above into one pass; they give the bytes of the step-by-step formulation the
+docstrings describe (tests/test_raw_kernels.py compares them with it in NumPy).
 """
 
 from __future__ import annotations
@@ -34,7 +37,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import BadInputError
-from .degrade import READ_BOUNDS, SHOT_BOUNDS, add_sensor_noise
+from . import _raw_kernels as _k
+from .degrade import READ_BOUNDS, SHOT_BOUNDS, add_sensor_noise, noise_field
 
 RAW_VERSION = 1
 
@@ -479,17 +483,52 @@ def unprocess(linear_rgb, params) -> np.ndarray:
     cam : (H, W, 3) float32
     """
     p = RawParams.from_dict(params)
-    cam = _apply_matrix(_check_image(linear_rgb), p.rgb_to_cam)
-    inv = (1.0 / p.wb_gains).astype(np.float32)
-    out = cam * inv
-    if p.highlights == "off":
-        return out
-    grey = (cam[..., 0] + cam[..., 1] + cam[..., 2]) / np.float32(3)
-    hot = grey > np.float32(HIGHLIGHT_KNEE)  # elsewhere the mask is 0 and the factor is inv
-    if hot.any():
-        m = _mask(grey[hot])[:, None]
-        out[hot] = cam[hot] * np.maximum(m + (1 - m) * inv, inv)
+    x = _check_image(linear_rgb)
+    out = np.empty(x.shape, np.float32)
+    _k.unprocess_float(x, *_unprocess_args(p), out)
     return out
+
+
+def unprocess_uint8(photo, table, params) -> np.ndarray:
+    """8-bit photo -> camera colours as planes: :func:`unprocess` of ``table[photo]``, in one pass.
+
+    Parameters
+    ----------
+    photo : (H, W, 3) uint8 ndarray, RGB
+    table : (256,) float32 ndarray
+        The camera response's decode table (``CameraResponse.decode_table()``).
+    params : dict or RawParams
+
+    Returns
+    -------
+    cam : (3, H, W) float32, the same values as ``unprocess(table[photo], params)``
+
+    Examples
+    --------
+    >>> from blursynth.ops.color import CameraResponse
+    >>> p = draw_raw_params(np.random.default_rng(0), noise="off")
+    >>> table = CameraResponse.parse("srgb").decode_table()
+    >>> photo = np.full((2, 3, 3), 90, np.uint8)
+    >>> bool((unprocess_uint8(photo, table, p) == unprocess(table[photo], p).transpose(2, 0, 1)).all())
+    True
+    """
+    p = RawParams.from_dict(params)
+    photo = np.asarray(photo)
+    if photo.dtype != np.uint8 or photo.ndim != 3 or photo.shape[2] != 3:
+        raise BadInputError(f"photo must be uint8 (H, W, 3); got {photo.dtype} {photo.shape}.")
+    table = np.ascontiguousarray(table, dtype=np.float32)
+    if table.shape != (256,):
+        raise BadInputError(f"decode table must have 256 entries; got shape {table.shape}.")
+    out = np.empty((3, *photo.shape[:2]), np.float32)
+    _k.unprocess_table(photo, table, *_unprocess_args(p), out)
+    return out
+
+
+def _unprocess_args(p):
+    """The kernel's (matrix, inverse gains, preserve, knee, knee span), all float32."""
+    return (p.rgb_to_cam.astype(np.float32), (1.0 / p.wb_gains).astype(np.float32),
+            p.highlights == "preserve", np.float32(HIGHLIGHT_KNEE),
+            np.float32(1.0 - HIGHLIGHT_KNEE))
 
 
 def white_balance(cam, params) -> np.ndarray:
@@ -560,6 +599,13 @@ def clip_white(raw, white_level: float = 1.0) -> np.ndarray:
 
 
 # -- mosaic ----------------------------------------------------------------------------------
+def _cfa_tile(pattern: str) -> np.ndarray:
+    """(2, 2) int64: the channel of each site of the pattern's 2x2 tile."""
+    _check_choice("bayer pattern", pattern, BAYER_PATTERNS)
+    return np.array([[_CHANNEL[pattern[0]], _CHANNEL[pattern[1]]],
+                     [_CHANNEL[pattern[2]], _CHANNEL[pattern[3]]]], dtype=np.int64)
+
+
 def cfa_channels(pattern: str, shape) -> np.ndarray:
     """(H, W) uint8: the channel (0 R, 1 G, 2 B) a ``pattern`` sensor samples at each site.
 
@@ -610,12 +656,24 @@ def quantise(raw, bits: int, white_level: float = 1.0) -> np.ndarray:
 def sensor_readout(cam, params, *, rng=None, noise=None, noisy=True) -> np.ndarray:
     """Camera colours -> the RAW file: clip, mosaic, noise (if ``noisy``), quantise, clip."""
     p = RawParams.from_dict(params)
-    m = mosaic(clip_white(cam, p.white_level), p.bayer)
-    if noisy:
-        m = add_raw_noise(m, shot=p.shot_noise, read=p.read_noise, rng=rng, noise=noise)
-    if p.raw_bits is not None:
-        return quantise(m, p.raw_bits, p.white_level)
-    return np.minimum(m, np.float32(p.white_level))
+    x = _check_image(cam, "camera image")
+    h, w = x.shape[:2]
+    noisy = noisy and not (p.shot_noise == 0.0 and p.read_noise == 0.0)
+    if not noisy:
+        field = np.zeros((1, 1), np.float32)  # not read
+    elif noise is not None:
+        field = np.broadcast_to(np.asarray(noise, dtype=np.float32), (h, w))
+    elif rng is None:
+        raise ValueError("pass rng= (a numpy Generator) or a pre-drawn noise= field.")
+    else:
+        field = noise_field((h, w), np.random.default_rng(rng))
+    white = np.float32(p.white_level)
+    bits = p.raw_bits
+    scale = np.float32(1) if bits is None else np.float32(2 ** bits - 1) / white
+    out = np.empty((h, w), np.float32)
+    _k.readout(x, _cfa_tile(p.bayer), white, field, np.float32(p.shot_noise),
+               np.float32(p.read_noise * p.read_noise), noisy, bits is not None, scale, out)
+    return out
 
 
 # -- demosaic --------------------------------------------------------------------------------
@@ -630,53 +688,33 @@ def demosaic(raw, pattern: str, method: str = "malvar") -> np.ndarray:
     keeps the pattern's parity, so a constant image is returned exactly.
     """
     _check_choice("demosaic method", method, DEMOSAIC_METHODS)
+    x = _check_mosaic(raw)
+    out = np.empty((*x.shape, 3), np.float32)
+    _develop_into(x, pattern, method, np.ones(3, np.float32), None, None,
+                  out.transpose(2, 0, 1))
+    return out
+
+
+def _check_mosaic(raw):
     x = np.asarray(raw, dtype=np.float32)
     if x.ndim != 2 or min(x.shape) < 3:
         raise BadInputError(f"mosaic must be a 2-D array of at least 3x3; got {x.shape}.")
+    return x
+
+
+def _develop_into(x, pattern, method, gains, p, matrix, out):
+    """Gains on the mosaic, demosaic, the highlight inverse (when ``p`` preserves highlights),
+    ``matrix`` (when given) -> ``out`` (3, H, W), any strides: the kernels' one entry."""
     h, w = x.shape
-    ch = cfa_channels(pattern, (h, w))
-    pad = np.pad(x, 2, mode="reflect")
-
-    def at(dy, dx):
-        return pad[2 + dy:2 + dy + h, 2 + dx:2 + dx + w]
-
-    c = x
-    n, s, e, wst = at(-1, 0), at(1, 0), at(0, 1), at(0, -1)
-    half, quarter = np.float32(0.5), np.float32(0.25)
-    axis4 = ((n + s) + (e + wst)) * quarter
-    horiz = (e + wst) * half
-    vert = (n + s) * half
-    diag = ((at(-1, -1) + at(-1, 1)) + (at(1, -1) + at(1, 1))) * quarter
-    if method == "malvar":
-        n2, s2, e2, w2 = at(-2, 0), at(2, 0), at(0, 2), at(0, -2)
-        ring2 = ((n2 + s2) + (e2 + w2)) * quarter
-        lap_axis = c - ring2                      # Laplacian of the site's own channel
-        hor2 = (e2 + w2) * half
-        ver2 = (n2 + s2) * half
-        d_c = c - diag
-        # green site, neighbour channel along the row: (2(c - hor2) + 4(c - diag) - (c - ver2)) / 8
-        two, four, eighth = np.float32(2), np.float32(4), np.float32(0.125)
-        lap_row = (two * (c - hor2) + four * d_c - (c - ver2)) * eighth
-        lap_col = (two * (c - ver2) + four * d_c - (c - hor2)) * eighth
-        g_at_rb = axis4 + np.float32(0.5) * lap_axis
-        along_row = horiz + lap_row           # = 5/8 x the paper's Laplacian, written out
-        along_col = vert + lap_col
-        opposite = diag + np.float32(0.75) * lap_axis
-    else:
-        g_at_rb, along_row, along_col, opposite = axis4, horiz, vert, diag
-
-    out = np.empty((h, w, 3), np.float32)
-    # Which channel the row neighbours of a green site carry: the non-green channel of that row.
-    row_other = np.where(ch[:, :1] == 1, ch[:, 1:2], ch[:, :1])  # (H, 1): R or B in this row
-    row_other = np.broadcast_to(row_other, (h, w))
-    green = ch == 1
-    for k in (0, 2):
-        other = 2 - k
-        val = np.where(ch == k, c, np.where(ch == other, opposite,
-                                            np.where(row_other == k, along_row, along_col)))
-        out[..., k] = val
-    out[..., 1] = np.where(green, c, g_at_rb)
-    return out
+    tile = _cfa_tile(pattern)
+    pad = np.empty((h + 4, w + 4), np.float32)
+    _k.gain_pad(x, tile, gains, pad)
+    restore = p is not None and p.highlights == "preserve"
+    inv = 1.0 / p.wb_gains if p is not None else np.ones(3)
+    _k.develop_rows(pad, tile, method == "malvar", restore, inv, HIGHLIGHT_KNEE,
+                    np.float32(HIGHLIGHT_KNEE), 1.0 - HIGHLIGHT_KNEE,
+                    np.eye(3, dtype=np.float32) if matrix is None else matrix.astype(np.float32),
+                    matrix is not None, out)
 
 
 def develop(raw, params) -> np.ndarray:
@@ -694,9 +732,25 @@ def develop(raw, params) -> np.ndarray:
     and a flat colour patch comes back exactly (demosaicing a constant is exact).
     """
     p = RawParams.from_dict(params)
-    x = np.asarray(raw, dtype=np.float32)
-    if x.ndim != 2:
-        raise BadInputError(f"mosaic must be a 2-D array of at least 3x3; got {x.shape}.")
-    site_gain = p.wb_gains.astype(np.float32)[cfa_channels(p.bayer, x.shape)]
-    gained = demosaic(x * site_gain, p.bayer, p.demosaic)
-    return _apply_matrix(_restore_highlights(gained, p), p.cam_to_rgb)
+    x = _check_mosaic(raw)
+    out = np.empty((*x.shape, 3), np.float32)
+    _develop_into(x, p.bayer, p.demosaic, p.wb_gains.astype(np.float32), p, p.cam_to_rgb,
+                  out.transpose(2, 0, 1))
+    return out
+
+
+def develop_planes(raw, params) -> np.ndarray:
+    """:func:`develop` written as (3, H, W) planes, the layout ``encode8.encode_planes`` reads.
+
+    Examples
+    --------
+    >>> p = draw_raw_params(np.random.default_rng(0), noise="off", bayer="RGGB")
+    >>> mos = np.full((4, 6), 0.3, np.float32)
+    >>> bool((develop_planes(mos, p) == develop(mos, p).transpose(2, 0, 1)).all())
+    True
+    """
+    p = RawParams.from_dict(params)
+    x = _check_mosaic(raw)
+    out = np.empty((3, *x.shape), np.float32)
+    _develop_into(x, p.bayer, p.demosaic, p.wb_gains.astype(np.float32), p, p.cam_to_rgb, out)
+    return out
