@@ -433,3 +433,20 @@ def test_info_and_preview_show_the_curve(photos, bank, gopro, tmp_path, run_cli)
     assert run_cli("dataset", "import", gopro, "--out", tmp_path / "g", "--blurred", "blur_gamma").code == 0
     r = run_cli("dataset", "info", tmp_path / "g")
     assert "camera response: gamma:2.2 (blur_gamma: frames decoded with gamma 2.2" in r.out
+
+
+def test_frames_average_raw_path_takes_a_random_curve(tmp_path):
+    from blursynth.dataset import PairDataset
+    from blursynth.pairs.frames import FramesAverageSettings, rebuild_pair, write_frame_pairs
+
+    from .conftest import random_frames, write_clip
+
+    write_clip(tmp_path / "c.mkv", random_frames(30, shape=(16, 16, 3), seed=6))
+    settings = FramesAverageSettings(window_min=3, window_max=4, seed=1, crf="random:srgb,filmic",
+                                     pipeline="raw", noise="model")
+    write_frame_pairs([tmp_path / "c.mkv"], tmp_path / "out", settings, progress=False)
+    rows = list(PairDataset(tmp_path / "out"))
+    assert {r["params"]["crf"] for r in rows} == {"srgb", "filmic:1.4,2,1"}
+    for row in rows[:4]:
+        b, s = rebuild_pair(row, tmp_path / "c.mkv")
+        assert np.array_equal(b, row["blurred"]) and np.array_equal(s, row["sharp"])
