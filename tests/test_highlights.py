@@ -136,9 +136,11 @@ def test_highlights_leave_the_target_alone(photos, tmp_path):
 
 
 @pytest.mark.slow  # two worker processes start
-def test_bytes_do_not_depend_on_workers(photos, tmp_path):
-    a = blur_photos(settings(photos, batch=1), tmp_path / "a", workers=1, progress=False)
-    b = blur_photos(settings(photos, batch=3), tmp_path / "b", workers=2, progress=False)
+@pytest.mark.parametrize("extra", [{}, {"pipeline": "raw", "noise": "model", "highlight_regions": 30,
+                                        "exposure_gain": "1-1.3"}], ids=["rgb", "raw-regions"])
+def test_bytes_do_not_depend_on_workers(photos, tmp_path, extra):
+    a = blur_photos(settings(photos, batch=1, **extra), tmp_path / "a", workers=1, progress=False)
+    b = blur_photos(settings(photos, batch=3, **extra), tmp_path / "b", workers=2, progress=False)
     assert [s["sha256"] for s in a["shards"]] == [s["sha256"] for s in b["shards"]]
     assert a["fingerprint"] == b["fingerprint"]
 

@@ -381,15 +381,17 @@ def _raw_highlight_gains(padded, table, r, border, boost, max_area, region_thres
 
 
 def _convolve_to_hwc(planes, psf, device, method):
-    """(1, 3, Hp, Wp) CPU tensor convolved on ``device``: an (H, W, 3) float32 array on the CPU."""
+    """(1, 3, Hp, Wp) CPU tensor convolved on ``device``: an (H, W, 3) float32 array on the CPU.
+
+    A view of the planes: the RAW read-out takes any strides, so no copy is made.
+    """
     from .convolve import convolve_padded
 
     out = convolve_padded(planes.to(device), psf, method=method)[0]
-    return np.ascontiguousarray(out.cpu().numpy().transpose(1, 2, 0))
+    return out.cpu().numpy().transpose(1, 2, 0)
 
 
 def _develop_encode(raw_mosaic, params, crf):
-    from .raw import develop
+    from .raw import develop_planes
 
-    lin = develop(raw_mosaic, params)
-    return encode_planes(crf, np.ascontiguousarray(lin.transpose(2, 0, 1)))
+    return encode_planes(crf, develop_planes(raw_mosaic, params))

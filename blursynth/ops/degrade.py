@@ -9,7 +9,9 @@ uint8 image.
   linear value above a threshold) are boosted by a drawn factor before blurring
   and the blurred image is clipped to [0, 1] after, so light sources the sensor
   clipped streak as in real blurred photos; the sharp target is the photo as it
-  was (its boosted highlights clip back to what the photo had).
+  was (its boosted highlights clip back to what the photo had). Optionally small
+  bright regions (8-connected, at most N pixels above a lower threshold: lamps,
+  bulbs) are boosted too, from that lower threshold on.
 - Exposure gain (``--exposure-gain``; ``--saturation`` is its old name): scale
   the whole image's linear intensity, the sharp target too, by a factor >= 1
   before blurring and clip after: an over-exposed pair, not a highlight model.
