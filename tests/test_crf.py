@@ -450,3 +450,28 @@ def test_frames_average_raw_path_takes_a_random_curve(tmp_path):
     for row in rows[:4]:
         b, s = rebuild_pair(row, tmp_path / "c.mkv")
         assert np.array_equal(b, row["blurred"]) and np.array_equal(s, row["sharp"])
+
+
+# --- bgan blur --pipeline raw ----------------------------------------------------------------------
+
+from .test_bgan_blur import _photos, stub_model, tiny  # noqa: E402,F401  (fixtures and helper)
+
+
+def test_bgan_raw_path_takes_a_random_curve(stub_model, tmp_path):
+    from blursynth.dataset import PairDataset
+    from blursynth.pairs.bgan import BGANBlurSettings, bgan_blur, rebuild_pair
+
+    photos = _photos(tmp_path / "photos")
+    settings = BGANBlurSettings(photos=str(photos), model=str(stub_model), device="cpu", pipeline="raw",
+                                per_image=3, crf="random:srgb,rec709,lstar")
+    bgan_blur(settings, tmp_path / "out", progress=False)
+    rows = list(PairDataset(tmp_path / "out"))
+    assert len({r["params"]["crf"] for r in rows}) >= 2
+    for row in rows[:3]:
+        b, s = rebuild_pair(row, photos, model=stub_model)
+        assert np.array_equal(b, row["blurred"]) and np.array_equal(s, row["sharp"])
+    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    assert manifest["camera_response"]["curves"] == ["srgb", "rec709", "lstar"]
+    assert manifest["command"]["crf"] == "random:srgb,rec709,lstar"
+    with pytest.raises(Exception, match="twice"):
+        BGANBlurSettings(photos=str(photos), model=str(stub_model), pipeline="raw", crf="random:srgb,srgb")

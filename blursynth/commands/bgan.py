@@ -133,8 +133,9 @@ def train(sharp, real_blur, out, steps, config, width, blocks, image_skip, patch
                    "unprocessed to a camera's RAW space, clipped at white, mosaicked, given --noise, "
                    "demosaicked and developed (the sharp photo the same way, without noise).")
 @click.option("--crf", default=None,
-              help="RAW path: camera response of the photos and the generator's output: gamma:G, srgb or "
-                   "none [default: gamma:2.2].")
+              help="RAW path: camera response of the photos and the generator's output: gamma:G, srgb, none, "
+                   "rec709, smpte240m, romm, lstar, hlg, filmic[:A,B[,C]], poly:C0,C1,..., or random / "
+                   "random:CURVE,... (one per pair) [default: gamma:2.2].")
 @click.option("--camera", default=None, metavar="NAME|random",
               help="RAW path: a bundled camera profile ('blursynth cameras' lists them) or random (a mix per "
                    "pair; the default).")

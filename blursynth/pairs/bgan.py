@@ -19,6 +19,7 @@ from .._rng import check_seed, sample_rng
 from .._threads import one_thread
 from ..bgan.model import NOISE_DIM
 from ..errors import BadInputError, SettingError, checking
+from ..ops.color import describe_crf
 from ..sources.photos import PhotoPlan, load_rgb8, photo_path, scan_photos
 from .photos import photos_for, write_photo_pairs
 
@@ -86,7 +87,7 @@ class BGANBlurSettings:
 
 
     def _check_raw(self):
-        from ..ops.color import CameraResponse
+        from ..ops.color import parse_crf_option
         from ..ops.degrade import Degradations
         from .raw_settings import check_raw_options, noise_is_model
 
@@ -96,7 +97,7 @@ class BGANBlurSettings:
                           raw_only=given)
         with checking("crf"):
             try:
-                CameraResponse.parse(self.response_spec)
+                parse_crf_option(self.response_spec)  # one curve, or random: one per pair
             except ValueError as exc:
                 raise BadInputError(f"--crf: {exc}") from None
         for name in ("noise", "jpeg"):
@@ -113,16 +114,17 @@ class BGANBlurSettings:
         """What the recipe records of the RAW path (nothing on the RGB path)."""
         if self.pipeline != "raw":
             return {}
-        from ..ops.color import CameraResponse
+        from ..ops.color import crf_option_spec
         from .raw_settings import raw_recipe
 
-        return {"pipeline": "raw", "crf": CameraResponse.parse(self.response_spec).spec,
+        return {"pipeline": "raw", "crf": crf_option_spec(self.response_spec),
                 "raw": raw_recipe(self.camera, self.demosaic, self.raw_bits, self.noise, self.jpeg)}
 
 
 #: Stream keys of a pair's RAW-path draws, ``sample_rng(seed, index, N)`` (the noise vector is
 #: ``sample_rng(seed, index)``'s): the camera, the noise levels and JPEG quality, the noise field.
 STREAM_RAW, STREAM_RAW_DEGRADE, STREAM_RAW_NOISE = 5, 8, 6
+STREAM_CRF = 7  # --crf random on the RAW path: the pair's camera response
 
 
 def raw_learned_pair(blurred, photo, params: dict, *, mosaic_only: bool = False):
@@ -290,10 +292,11 @@ def _bgan_rows(start, stop, job: _Job):
                 params["converted"] = note  # the key blur and dataset import use
             sharp = photo
             if s.pipeline == "raw":
-                from ..ops.color import CameraResponse
+                from ..ops.color import draw_response, parse_crf_option
                 from .raw_settings import RawStreams, draw_raw_row
 
-                params["crf"] = CameraResponse.parse(s.response_spec).spec
+                params["crf"] = draw_response(parse_crf_option(s.response_spec),
+                                              sample_rng(s.seed, index, STREAM_CRF)).spec
                 params.update(draw_raw_row(
                     s.seed, index, RawStreams(STREAM_RAW, STREAM_RAW_DEGRADE, STREAM_RAW_NOISE),
                     camera=s.camera, demosaic=s.demosaic, raw_bits=s.raw_bits, noise=s.noise, jpeg=s.jpeg))
@@ -355,6 +358,7 @@ def bgan_blur(settings: BGANBlurSettings, out, *, workers: int = 1, overwrite: b
                                    info["step"], info["config"]["name"], str(device)),
         rows=_bgan_rows, shard_size=settings.shard_size, workers=workers, overwrite=overwrite,
         progress=progress, desc="bgan blur", options=options,
+        extra={"camera_response": describe_crf(settings.response_spec)} if settings.pipeline == "raw" else None,
     )
 
 
