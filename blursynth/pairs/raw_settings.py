@@ -46,8 +46,12 @@ def check_raw_options(pipeline, camera=None, demosaic=None, raw_bits=None, noise
         raise SettingError(f"--pipeline must be rgb or raw; got {pipeline!r}.", "pipeline")
     given = [(f"--{n.replace('_', '-')}", n) for n, v in
              (("camera", camera), ("demosaic", demosaic), ("raw_bits", raw_bits)) if v is not None]
-    if noise_is_model(noise) and pipeline != "raw":
-        given.append((f"--noise {noise.strip().lower()}", "noise"))
+    from ..ops.raw import raw_noise_spec
+
+    with checking("noise"):
+        spec = raw_noise_spec(noise)
+    if spec is not None and pipeline != "raw":
+        given.append((f"--noise {spec}", "noise"))
     given += list(raw_only)
     if pipeline != "raw":
         if given:

@@ -40,8 +40,6 @@ STREAM_RAW = 5  # the RAW path's camera (ops.raw.draw_raw_params)
 STREAM_RAW_NOISE = 6  # the RAW path's noise field, one normal per mosaic site
 STREAM_CRF = 7  # --crf random: the pair's camera response, one integer
 
-PIPELINES = ("rgb", "raw")
-
 PSF_SOURCES = ("bank", "fresh")
 
 
@@ -224,43 +222,11 @@ class BlurSettings:
                 raise SettingError(str(exc), "fresh_length_px") from None
 
     def _check_pipeline(self):
-        if self.pipeline not in PIPELINES:
-            raise SettingError(f"--pipeline must be rgb or raw; got {self.pipeline!r}.", "pipeline")
-        raw_only = [(f"--{n.replace('_', '-')}", n) for n in ("camera", "demosaic", "raw_bits")
-                    if getattr(self, n) is not None]
-        with checking("noise"):
-            spec = self.raw_noise
-        if spec is not None and self.pipeline != "raw":
-            raw_only.append((f"--noise {spec}", "noise"))
-        if self.pipeline != "raw":
-            if raw_only:
-                option, name = raw_only[0]
-                raise SettingError(f"{option} is an option of the RAW path; add --pipeline raw.",
-                                   name)
-            return
-        from ..ops import raw as rawops
+        from .raw_settings import check_raw_options
 
-        if self.camera is not None and not isinstance(self.camera, str):
-            raise SettingError(f"camera must be one name or random; got {self.camera!r}.",
-                               "camera")
-        if self.camera is not None and self.camera != "random" \
-                and self.camera not in rawops.CAMERAS:
-            raise SettingError(f"unknown camera {self.camera!r}; the bundled ones are: "
-                               f"{', '.join(rawops.camera_names())} (or random).", "camera")
-        if self.demosaic is not None and self.demosaic not in rawops.DEMOSAIC_METHODS:
-            raise SettingError(f"--demosaic must be one of {', '.join(rawops.DEMOSAIC_METHODS)}; "
-                               f"got {self.demosaic!r}.", "demosaic")
-        if self.raw_bits is not None:
-            with checking("raw_bits"):
-                bits = self.raw_bits
-                if isinstance(bits, (tuple, list)):
-                    if len(bits) != 2:
-                        raise BadInputError(f"raw bits must be N or [LO, HI]; got {bits!r}.")
-                    lo, hi = (rawops.check_raw_bits(b) for b in bits)
-                    if lo > hi:
-                        raise BadInputError(f"raw bits range {bits!r} has LO > HI.")
-                else:
-                    rawops.check_raw_bits(bits)
+        check_raw_options(self.pipeline, self.camera, self.demosaic, self.raw_bits, self.noise)
+        if self.pipeline != "raw":
+            return
         if Degradations.parse(saturation=self.saturation).saturation is not None:
             raise SettingError("--saturation is not available with --pipeline raw yet.",
                                "saturation")
