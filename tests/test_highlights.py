@@ -191,6 +191,9 @@ def test_preview_caption_names_the_boost_and_the_gain():
                       "highlight_threshold": 0.9, "exposure_gain": 1.5}}
     second = caption_lines(row)[1]
     assert "highlights x4.25" in second and "exposure gain x1.5" in second
+    assert "regions" not in second
+    row["params"].update(highlight_regions=64, highlight_region_threshold=0.5)
+    assert "highlights x4.25 (+ regions <= 64 px)" in caption_lines(row)[1]
 
 
 def test_torch_path_boosts_as_the_cpu_path_does():

@@ -99,9 +99,12 @@ def test_rows_record_the_profile_and_rebuild(run_cli, photos, tmp_path):
     assert r.code == 0, r.err
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["command"]["raw"]["noise"] == "profile"
+    from blursynth.dataset.preview import caption_lines
+
     for row in PairDataset(out):
         raw = row["params"]["raw"]
         assert raw["noise_profile"] == "model" and raw["shot_noise"] > 0
+        assert caption_lines(row)[1].split("  ")[1].endswith("(model profile)")
         b, s = rebuild_pair(row, photos)
         assert np.array_equal(b, row["blurred"]) and np.array_equal(s, row["sharp"])
 

@@ -75,6 +75,8 @@ def caption_lines(row) -> list[str]:
         if raw.get("shot_noise") or raw.get("read_noise"):
             noise = (f"RAW noise shot {float(raw.get('shot_noise') or 0):.2g}, "
                      f"read {float(raw.get('read_noise') or 0):.2g}")
+            if raw.get("noise_profile"):
+                noise += f" ({raw['noise_profile']} profile)"
         else:
             noise = "no noise added"
         bits = f" {raw['raw_bits']}-bit" if raw.get("raw_bits") is not None else ""
@@ -87,6 +89,8 @@ def caption_lines(row) -> list[str]:
     second = f"{exposure}  {noise}  {jpeg}"
     if p.get("highlight_gain") is not None:
         second += f"  highlights x{float(p['highlight_gain']):.3g}"
+        if p.get("highlight_regions") is not None:
+            second += f" (+ regions <= {int(p['highlight_regions'])} px)"
     if p.get("exposure_gain") is not None:
         second += f"  exposure gain x{float(p['exposure_gain']):.3g}"
     if p.get("saturation") is not None:
