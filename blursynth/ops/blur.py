@@ -295,16 +295,16 @@ def render_raw_pair(photo, psf, raw, *, crf="gamma:2.2", border="reflect", noise
     r = k // 2
     padded = _pad_photo(photo, r, border)
     table = crf.decode_table()
-    cam = rawops.unprocess(table[padded], p)  # (Hp, Wp, 3) camera colours
+    cam = rawops.unprocess_uint8(padded, table, p)  # (3, Hp, Wp) camera colours
     gains = _raw_highlight_gains(padded, table, r, border, _boost(highlight_gain,
                                  highlight_threshold), highlight_regions,
                                  highlight_region_threshold)
-    src = cam if gains is None else cam * gains[..., None]
-    planes = torch.from_numpy(np.ascontiguousarray(src.transpose(2, 0, 1)))[None]
+    src = cam if gains is None else cam * gains
+    planes = torch.from_numpy(src)[None]
     dev = torch.device("cpu") if device is None else torch.device(device)
     scale = None if exposure_gain is None else np.float32(exposure_gain)
     blurred_cam = _convolve_to_hwc(planes, psf if scale is None else psf * scale, dev, method)
-    window = cam[r:-r, r:-r] if r else cam  # the padding, or the border 'valid' drops
+    window = (cam[:, r:-r, r:-r] if r else cam).transpose(1, 2, 0)  # less the padding
     if scale is not None:
         window = window * scale
     return develop_raw_pair(blurred_cam, window, p, crf=crf, noise_rng=noise_rng,
