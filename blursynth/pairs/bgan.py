@@ -395,7 +395,10 @@ def rebuild_pair(row: dict, sources, *, model, device="cpu", mosaic_only: bool =
     raw = params.get("raw") is not None
     if mosaic_only and not raw:
         raise BadInputError(f"pair {row.get('id', '?')} was made on the RGB path; it has no RAW mosaic.")
-    gen, info = load_bgan_generator(model, device=device)
+    try:  # loaded once per process and model version: an export rebuilds many rows
+        gen, info = _generator(str(model), str(device))
+    except OSError:  # no such model: the loader's own error names it
+        gen, info = load_bgan_generator(model, device=device)
     if info["fingerprint"] != params["model_fingerprint"]:
         raise BadInputError(f"--model {model}: fingerprint {info['fingerprint']}, but the pair was "
                             f"made by {params['model_fingerprint']}; pass that model.")
