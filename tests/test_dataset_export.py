@@ -180,3 +180,39 @@ def test_export_raw_of_frames_average_rows(tmp_path, run_cli):
     for i in range(len(ds)):
         mosaic = np.load(tmp_path / "x" / "raw" / f"{ds[i]['id']}.npy")
         assert np.array_equal(mosaic, rebuild_pair(ds[i], tmp_path / "c.mkv", mosaic_only=True))
+
+
+def _mixed_rows(start, stop, raw_ds, rgb_ds, fp):
+    from blursynth.dataset import PairDataset
+    from blursynth.dataset.schema import pair_row
+
+    raw, rgb = PairDataset(raw_ds), PairDataset(rgb_ds)
+    for i in range(start, stop):
+        row = raw[i] if i < len(raw) else rgb[i - len(raw)]
+        yield pair_row(index=i, blurred=row["blurred"], sharp=row["sharp"], psf=row["psf"], source=row["source"],
+                       seed=row["seed"], params=row["params"], fingerprint=fp)
+
+
+def test_export_raw_skips_rgb_rows_with_a_count(tmp_path, run_cli):
+    """A dataset holding rows of both paths (as a merge would): the RAW rows get mosaics, the RGB
+    rows are exported without one and counted."""
+    import functools
+    import json
+
+    from blursynth.dataset.schema import PAIR_SCHEMA
+    from blursynth.dataset.writer import write_dataset
+
+    photos, raw_ds = _raw_blur_run(tmp_path, run_cli)
+    assert run_cli("blur", photos, "--out", tmp_path / "rgb", *RAW_BLUR[:10]).code == 0  # no --pipeline raw
+    write_dataset(tmp_path / "mixed", kind="pairs", schema=PAIR_SCHEMA, n_items=4, shard_size=4,
+                  make_rows=functools.partial(_mixed_rows, raw_ds=raw_ds, rgb_ds=tmp_path / "rgb",
+                                              fp="mixed"),
+                  fingerprint="mixed", command={"photos": str(photos)}, progress=False)
+    r = run_cli("dataset", "export", tmp_path / "mixed", "--out", tmp_path / "x", "--raw", "png16")
+    assert r.code == 0, r.err
+    assert "exported 4 pairs" in r.out and "2 RAW mosaics" in r.out
+    assert "2 row(s) made on the RGB path have no RAW mosaic" in r.err
+    lines = [json.loads(line) for line in (tmp_path / "x" / "params.jsonl").read_text().splitlines()]
+    assert ["raw_file" in line for line in lines] == [True, True, False, False]
+    assert sorted(p.name for p in (tmp_path / "x" / "raw").iterdir()) == [
+        "000000000.json", "000000000.png", "000000001.json", "000000001.png"]
