@@ -279,11 +279,18 @@ def test_average_windows_takes_a_curve_per_window(overlap, interpolate):
     of = {w.index: curves[(w.index * 7) % 3] for w in wins}
     got = list(average_windows(enumerate(frames), wins, crf=lambda w: of[w.index], interpolate=interpolate))
     assert [w for w, _, _ in got] == wins
-    for w, blurred, _ in got:
+    switched_in_overlap = 0
+    for n, (w, blurred, sharp) in enumerate(got):
         alone = next(average_windows(enumerate(frames), [w], crf=of[w.index], interpolate=interpolate))
-        assert np.array_equal(blurred, alone[1])
+        assert np.array_equal(blurred, alone[1]) and np.array_equal(sharp, alone[2])
+        assert np.array_equal(sharp, frames[w.sharp])
+        if n and of[w.index] != of[wins[n - 1].index] and w.sharp < wins[n - 1].stop:
+            switched_in_overlap += 1
         if interpolate == 1:
             assert np.array_equal(blurred, average_frames(frames[w.start:w.stop], of[w.index]))
+    # The case that needs the held frames (the curve changes where the sharp frame is shared)
+    # occurs in the overlap-3 run.
+    assert switched_in_overlap or overlap != 3
 
 
 def test_frames_average_random_records_and_rebuilds(tmp_path):

@@ -113,12 +113,12 @@ def _average_windows_on(worker, items, windows, crf, k, linear=False):
         if not held:
             hi = a
         entering = []
+        sharp = next((f.copy() for t, f in held if t == win.sharp * k), None)
         if curve != averager.crf:
             # Another curve's sums cannot be shared: a new sum, which the held frames enter again.
             averager = LinearAverager(averager.shape, curve, max(w.length for w in windows) * k)
             entering, leaving = list(held), []
             held.clear()
-        sharp = next((f.copy() for t, f in held if t == win.sharp * k), None)
         complete = True
         while hi < b:
             if queued is not None:
