@@ -153,26 +153,46 @@ def _grey_at(t, y0, y1, y2, inv0, inv1, inv2, knee, span):
 
 
 @njit
-def _solve_highlights(y0, y1, y2, n, inv0, inv1, inv2, knee, span, lo, hi):
-    """Bisection for ``t`` with ``grey_at(t) = t`` on [knee, 1] for ``n`` pixels at once; ``y`` in place.
+def _solve_highlights(y0, y1, y2, n, inv0, inv1, inv2, knee, span):
+    """``t`` with ``grey_at(t) = t`` on [knee, 1] for ``n`` pixels; their colours restored in place.
 
-    ``y_c`` (float64) are a pixel's camera colours; on return they hold the restored
-    colours ``y_c / s_c(t)``. The pixels advance together, step by step, so the loop
-    over them vectorises.
+    ``y_c`` (float64) are the pixels' camera colours; on return they hold ``y_c / s_c(t)``.
+    Where ``grey_at(1) >= 1`` (the pixel is at or above white) ``t`` is 1 and needs no
+    search. The others are bisected together, step by step, so the loop over them
+    vectorises.
     """
+    t = np.empty(n, np.float64)
+    todo = np.empty(n, np.int64)
+    k = 0
     for j in range(n):
-        lo[j] = knee
-        hi[j] = 1.0
-    for _ in range(BISECTION_STEPS):
-        for j in range(n):
-            mid = 0.5 * (lo[j] + hi[j])
-            above = _grey_at(mid, y0[j], y1[j], y2[j], inv0, inv1, inv2, knee, span) > mid
-            lo[j] = mid if above else lo[j]
-            hi[j] = hi[j] if above else mid
+        if _grey_at(1.0, y0[j], y1[j], y2[j], inv0, inv1, inv2, knee, span) >= 1.0:
+            t[j] = 1.0
+        else:
+            todo[k] = j
+            k += 1
+    if k:
+        a0 = np.empty(k, np.float64)
+        a1 = np.empty(k, np.float64)
+        a2 = np.empty(k, np.float64)
+        lo = np.empty(k, np.float64)
+        hi = np.empty(k, np.float64)
+        for i in range(k):
+            j = todo[i]
+            a0[i] = y0[j]
+            a1[i] = y1[j]
+            a2[i] = y2[j]
+            lo[i] = knee
+            hi[i] = 1.0
+        for _ in range(BISECTION_STEPS):
+            for i in range(k):
+                mid = 0.5 * (lo[i] + hi[i])
+                above = _grey_at(mid, a0[i], a1[i], a2[i], inv0, inv1, inv2, knee, span) > mid
+                lo[i] = mid if above else lo[i]
+                hi[i] = hi[i] if above else mid
+        for i in range(k):
+            t[todo[i]] = 0.5 * (lo[i] + hi[i])
     for j in range(n):
-        top = _grey_at(1.0, y0[j], y1[j], y2[j], inv0, inv1, inv2, knee, span)
-        t = 1.0 if top >= 1.0 else 0.5 * (lo[j] + hi[j])
-        u = min(max((t - knee) / span, 0.0), 1.0)
+        u = min(max((t[j] - knee) / span, 0.0), 1.0)
         mask = u * u
         y0[j] = y0[j] / _factor(mask, inv0)
         y1[j] = y1[j] / _factor(mask, inv1)
@@ -257,8 +277,7 @@ def develop_rows(pad, chans, malvar, restore, inv, knee, knee32, span, matrix, a
                         y1[k] = np.float64(g_row[x]) * inv1
                         y2[k] = np.float64(b_row[x]) * inv2
                         k += 1
-                _solve_highlights(y0, y1, y2, n_hot, inv0, inv1, inv2, knee, span,
-                                  np.empty(n_hot, np.float64), np.empty(n_hot, np.float64))
+                _solve_highlights(y0, y1, y2, n_hot, inv0, inv1, inv2, knee, span)
                 for k in range(n_hot):
                     x = where[k]
                     r_row[x] = np.float32(y0[k])
