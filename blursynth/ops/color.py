@@ -110,7 +110,9 @@ class CameraResponse:
         elif self.kind == "poly":
             params = _check_poly(params)
         elif params:
-            raise BadInputError(f"camera response {self.kind} takes no numbers; got {self.params!r}.")
+            raise BadInputError(
+                f"camera response {self.kind} takes no numbers; got {self.params!r}."
+            )
         object.__setattr__(self, "params", params)
 
     @classmethod
@@ -166,7 +168,7 @@ class CameraResponse:
 
     @property
     def spec(self) -> str:
-        """Canonical text form, as recorded in a pair's params (parsing it gives this curve back)."""
+        """Canonical text, as recorded in a pair's params (parsing it gives this curve back)."""
         if self.kind == "gamma":
             return f"gamma:{_num(self.gamma)}"
         if self.params:
@@ -434,9 +436,9 @@ def _check_poly(coeffs: tuple) -> tuple:
     tolerance = 1e-12 * max(1.0, float(np.abs(slope).max()))  # rounding where the slope touches 0
     if not p(1.0) > p(0.0) or (slope < -tolerance).any():
         raise BadInputError(
-            f"camera response poly:{','.join(_num(c) for c in coeffs)} is not increasing on [0, 1] (its slope "
-            "goes negative); a camera response must be monotonic: check the coefficients' "
-            f"order (C0 first) and signs ({example})."
+            f"camera response poly:{','.join(_num(c) for c in coeffs)} is not increasing on "
+            "[0, 1] (its slope goes negative); a camera response must be monotonic: check the "
+            f"coefficients' order (C0 first) and signs ({example})."
         )
     return coeffs
 
