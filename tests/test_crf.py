@@ -318,6 +318,11 @@ def test_frames_average_random_records_and_rebuilds(tmp_path):
     same = [(a, b) for a, b in zip(rows, fixed) if a["params"]["crf"] == "hlg"]
     assert same and all(np.array_equal(a["blurred"], b["blurred"]) for a, b in same)
     assert json.loads((tmp_path / "fixed" / "manifest.json").read_text())["camera_response"]["per_pair"] is False
+    # A set of one curve is that curve, drawn per pair: the same pixels.
+    write_frame_pairs([tmp_path / "c.mkv"], tmp_path / "one",
+                      FramesAverageSettings(window_min=3, window_max=5, seed=2, crf="random:hlg"), progress=False)
+    one = list(PairDataset(tmp_path / "one"))
+    assert all(np.array_equal(a["blurred"], b["blurred"]) and a["params"] == b["params"] for a, b in zip(one, fixed))
 
 
 # --- the command line ------------------------------------------------------------------------------

@@ -565,7 +565,8 @@ def iter_pairs(plan: FramesPlan, start: int = 0, stop: int | None = None, progre
             stream = watch_cuts(stream, cuts, plan.settings.cut_threshold)
         # A window comes out of the averager only after all its frames went through watch_cuts.
         settings = plan.settings
-        crf = (lambda w: settings.response_of(w.index)) if len(settings.responses) > 1 else settings.response
+        curves = settings.responses
+        crf = (lambda w: settings.response_of(w.index)) if len(curves) > 1 else curves[0]
         for win, blurred, sharp in average_windows(stream, group, crf=crf,
                                                    interpolate=plan.settings.interpolate,
                                                    linear=plan.settings.pipeline == "raw"):
