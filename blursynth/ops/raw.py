@@ -654,7 +654,34 @@ def quantise(raw, bits: int, white_level: float = 1.0) -> np.ndarray:
 
 
 def sensor_readout(cam, params, *, rng=None, noise=None, noisy=True) -> np.ndarray:
-    """Camera colours -> the RAW file: clip, mosaic, noise (if ``noisy``), quantise, clip."""
+    """Camera colours -> the RAW file: clip, mosaic, noise (if ``noisy``), quantise, clip.
+
+    In one pass: each site's channel of ``cam`` clipped to [0, white level], plus
+    :func:`add_raw_noise`'s Poisson-Gaussian noise, clipped at white, then
+    :func:`quantise`'d when the params give ``raw_bits``.
+
+    Parameters
+    ----------
+    cam : (H, W, 3) float ndarray
+        Camera colours (:func:`unprocess`'s output, blurred or not); any strides.
+    params : dict or RawParams
+    rng : numpy.random.Generator, optional
+        Draws the (H, W) float32 standard-normal field when ``noise`` is not given.
+    noise : (H, W) float32 ndarray, optional
+        A pre-drawn field.
+    noisy : bool
+        False: no noise, nothing drawn (the sharp image). Zero noise levels draw nothing either.
+
+    Returns
+    -------
+    mosaic : (H, W) float32
+
+    Examples
+    --------
+    >>> p = draw_raw_params(np.random.default_rng(0), noise="off", bayer="RGGB", raw_bits=10)
+    >>> sensor_readout(np.full((2, 2, 3), [0.5, 1.5, -0.1], np.float32), p).tolist()
+    [[0.5004887580871582, 1.0], [1.0, 0.0]]
+    """
     p = RawParams.from_dict(params)
     x = _check_image(cam, "camera image")
     h, w = x.shape[:2]
