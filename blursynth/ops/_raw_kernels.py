@@ -37,6 +37,8 @@ _FOUR = np.float32(4.0)
 _THREE_QUARTERS = np.float32(0.75)
 # Bisection steps of the highlight inverse: the root to float64 resolution on [knee, 1].
 BISECTION_STEPS = 52
+# Rows developed together: the pixels above the knee of a band are solved in one vector run.
+BAND_ROWS = 16
 
 
 # -- unprocess --------------------------------------------------------------------------------
@@ -199,98 +201,128 @@ def _solve_highlights(y0, y1, y2, n, inv0, inv1, inv2, knee, span):
         y2[j] = y2[j] / _factor(mask, inv2)
 
 
+@njit
+def _demosaic_row(pad, y, chans, malvar, r_row, g_row, b_row):
+    """Row ``y`` of the gained, padded mosaic demosaicked into ``r_row``, ``g_row``, ``b_row``.
+
+    Each site: the bilinear value, plus Malvar-He-Cutler's Laplacian terms when ``malvar``.
+    """
+    w = pad.shape[1] - 4
+    c_even = chans[y & 1, 0]
+    c_odd = chans[y & 1, 1]
+    row_other = c_odd if c_even == 1 else c_even  # the non-green channel of this row
+    py = y + 2
+    for x in range(w):
+        px = x + 2
+        c = pad[py, px]
+        n = pad[py - 1, px]
+        s = pad[py + 1, px]
+        e = pad[py, px + 1]
+        wv = pad[py, px - 1]
+        diag = ((pad[py - 1, px - 1] + pad[py - 1, px + 1])
+                + (pad[py + 1, px - 1] + pad[py + 1, px + 1])) * _QUARTER
+        ch = c_odd if x & 1 else c_even
+        if ch == 1:
+            along_row = (e + wv) * _HALF
+            along_col = (n + s) * _HALF
+            if malvar:
+                hor2 = (pad[py, px + 2] + pad[py, px - 2]) * _HALF
+                ver2 = (pad[py - 2, px] + pad[py + 2, px]) * _HALF
+                d_c = c - diag
+                along_row = along_row + (_TWO * (c - hor2) + _FOUR * d_c - (c - ver2)) * _EIGHTH
+                along_col = along_col + (_TWO * (c - ver2) + _FOUR * d_c - (c - hor2)) * _EIGHTH
+            gv = c
+            if row_other == 0:
+                rv, bv = along_row, along_col
+            else:
+                rv, bv = along_col, along_row
+        else:
+            gv = ((n + s) + (e + wv)) * _QUARTER
+            opposite = diag
+            if malvar:
+                ring2 = ((pad[py - 2, px] + pad[py + 2, px])
+                         + (pad[py, px + 2] + pad[py, px - 2])) * _QUARTER
+                lap_axis = c - ring2
+                gv = gv + _HALF * lap_axis
+                opposite = diag + _THREE_QUARTERS * lap_axis
+            if ch == 0:
+                rv, bv = c, opposite
+            else:
+                rv, bv = opposite, c
+        r_row[x] = rv
+        g_row[x] = gv
+        b_row[x] = bv
+
+
+@njit
+def _restore_band(r_band, g_band, b_band, inv0, inv1, inv2, knee, knee32, span):
+    """The highlight inverse of a band's pixels whose grey exceeds ``knee32``, in place.
+
+    Their camera colours are taken back as ``value * inv`` in float64 and solved
+    together (:func:`_solve_highlights`): a band gives the vector loops longer runs
+    than a row, and no pixel's result depends on the others.
+    """
+    rows, w = r_band.shape
+    n_hot = 0
+    for i in range(rows):
+        for x in range(w):
+            if ((r_band[i, x] + g_band[i, x]) + b_band[i, x]) / _THREE > knee32:
+                n_hot += 1
+    if n_hot == 0:
+        return
+    where = np.empty(n_hot, np.int64)
+    y0 = np.empty(n_hot, np.float64)
+    y1 = np.empty(n_hot, np.float64)
+    y2 = np.empty(n_hot, np.float64)
+    k = 0
+    for i in range(rows):
+        for x in range(w):
+            if ((r_band[i, x] + g_band[i, x]) + b_band[i, x]) / _THREE > knee32:
+                where[k] = i * w + x
+                y0[k] = np.float64(r_band[i, x]) * inv0
+                y1[k] = np.float64(g_band[i, x]) * inv1
+                y2[k] = np.float64(b_band[i, x]) * inv2
+                k += 1
+    _solve_highlights(y0, y1, y2, n_hot, inv0, inv1, inv2, knee, span)
+    for k in range(n_hot):
+        i, x = divmod(where[k], w)
+        r_band[i, x] = np.float32(y0[k])
+        g_band[i, x] = np.float32(y1[k])
+        b_band[i, x] = np.float32(y2[k])
+
+
 @njit(parallel=True)
 def develop_rows(pad, chans, malvar, restore, inv, knee, knee32, span, matrix, apply_matrix, out):
     """Gained, padded mosaic ``pad`` (H + 4, W + 4) -> ``out`` (3, H, W), any strides.
 
-    Per row: demosaic each site (the bilinear value, plus Malvar-He-Cutler's
-    Laplacian terms when ``malvar``); then, when ``restore``, the pixels whose grey
-    exceeds ``knee32`` get the highlight inverse (their camera colours taken back as
-    ``value * inv`` in float64); then, when ``apply_matrix``, ``matrix`` times the colour.
+    By bands of :data:`BAND_ROWS` rows: demosaic (:func:`_demosaic_row`); then, when
+    ``restore``, the highlight inverse above the knee (:func:`_restore_band`); then,
+    when ``apply_matrix``, ``matrix`` times each colour.
     """
     h = pad.shape[0] - 4
     w = pad.shape[1] - 4
     inv0, inv1, inv2 = inv[0], inv[1], inv[2]
-    for y in numba.prange(h):
-        r_row = np.empty(w, np.float32)
-        g_row = np.empty(w, np.float32)
-        b_row = np.empty(w, np.float32)
-        c_even = chans[y & 1, 0]
-        c_odd = chans[y & 1, 1]
-        row_other = c_odd if c_even == 1 else c_even  # the non-green channel of this row
-        py = y + 2
-        for x in range(w):
-            px = x + 2
-            c = pad[py, px]
-            n = pad[py - 1, px]
-            s = pad[py + 1, px]
-            e = pad[py, px + 1]
-            wv = pad[py, px - 1]
-            diag = ((pad[py - 1, px - 1] + pad[py - 1, px + 1])
-                    + (pad[py + 1, px - 1] + pad[py + 1, px + 1])) * _QUARTER
-            ch = c_odd if x & 1 else c_even
-            if ch == 1:
-                along_row = (e + wv) * _HALF
-                along_col = (n + s) * _HALF
-                if malvar:
-                    hor2 = (pad[py, px + 2] + pad[py, px - 2]) * _HALF
-                    ver2 = (pad[py - 2, px] + pad[py + 2, px]) * _HALF
-                    d_c = c - diag
-                    along_row = along_row + (_TWO * (c - hor2) + _FOUR * d_c - (c - ver2)) * _EIGHTH
-                    along_col = along_col + (_TWO * (c - ver2) + _FOUR * d_c - (c - hor2)) * _EIGHTH
-                gv = c
-                if row_other == 0:
-                    rv, bv = along_row, along_col
-                else:
-                    rv, bv = along_col, along_row
-            else:
-                gv = ((n + s) + (e + wv)) * _QUARTER
-                opposite = diag
-                if malvar:
-                    ring2 = ((pad[py - 2, px] + pad[py + 2, px])
-                             + (pad[py, px + 2] + pad[py, px - 2])) * _QUARTER
-                    lap_axis = c - ring2
-                    gv = gv + _HALF * lap_axis
-                    opposite = diag + _THREE_QUARTERS * lap_axis
-                if ch == 0:
-                    rv, bv = c, opposite
-                else:
-                    rv, bv = opposite, c
-            r_row[x] = rv
-            g_row[x] = gv
-            b_row[x] = bv
+    n_bands = (h + BAND_ROWS - 1) // BAND_ROWS
+    for band in numba.prange(n_bands):
+        y_start = band * BAND_ROWS
+        rows = min(BAND_ROWS, h - y_start)
+        r_band = np.empty((rows, w), np.float32)
+        g_band = np.empty((rows, w), np.float32)
+        b_band = np.empty((rows, w), np.float32)
+        for i in range(rows):
+            _demosaic_row(pad, y_start + i, chans, malvar, r_band[i], g_band[i], b_band[i])
         if restore:
-            n_hot = 0
-            for x in range(w):
-                if ((r_row[x] + g_row[x]) + b_row[x]) / _THREE > knee32:
-                    n_hot += 1
-            if n_hot:
-                where = np.empty(n_hot, np.int64)
-                y0 = np.empty(n_hot, np.float64)
-                y1 = np.empty(n_hot, np.float64)
-                y2 = np.empty(n_hot, np.float64)
-                k = 0
+            _restore_band(r_band, g_band, b_band, inv0, inv1, inv2, knee, knee32, span)
+        for i in range(rows):
+            y = y_start + i
+            if apply_matrix:
                 for x in range(w):
-                    if ((r_row[x] + g_row[x]) + b_row[x]) / _THREE > knee32:
-                        where[k] = x
-                        y0[k] = np.float64(r_row[x]) * inv0
-                        y1[k] = np.float64(g_row[x]) * inv1
-                        y2[k] = np.float64(b_row[x]) * inv2
-                        k += 1
-                _solve_highlights(y0, y1, y2, n_hot, inv0, inv1, inv2, knee, span)
-                for k in range(n_hot):
-                    x = where[k]
-                    r_row[x] = np.float32(y0[k])
-                    g_row[x] = np.float32(y1[k])
-                    b_row[x] = np.float32(y2[k])
-        if apply_matrix:
-            for x in range(w):
-                rv, gv, bv = r_row[x], g_row[x], b_row[x]
-                out[0, y, x] = (matrix[0, 0] * rv + matrix[0, 1] * gv) + matrix[0, 2] * bv
-                out[1, y, x] = (matrix[1, 0] * rv + matrix[1, 1] * gv) + matrix[1, 2] * bv
-                out[2, y, x] = (matrix[2, 0] * rv + matrix[2, 1] * gv) + matrix[2, 2] * bv
-        else:
-            for x in range(w):
-                out[0, y, x] = r_row[x]
-                out[1, y, x] = g_row[x]
-                out[2, y, x] = b_row[x]
+                    rv, gv, bv = r_band[i, x], g_band[i, x], b_band[i, x]
+                    out[0, y, x] = (matrix[0, 0] * rv + matrix[0, 1] * gv) + matrix[0, 2] * bv
+                    out[1, y, x] = (matrix[1, 0] * rv + matrix[1, 1] * gv) + matrix[1, 2] * bv
+                    out[2, y, x] = (matrix[2, 0] * rv + matrix[2, 1] * gv) + matrix[2, 2] * bv
+            else:
+                for x in range(w):
+                    out[0, y, x] = r_band[i, x]
+                    out[1, y, x] = g_band[i, x]
+                    out[2, y, x] = b_band[i, x]
