@@ -80,8 +80,8 @@ Before the kernels the RAW path's per-pixel steps were NumPy passes: 240 ms (bil
 draw 10, add noise and clip 2, gains 0.2, demosaic 12 (bilinear), the highlight inverse 32 (52
 bisection steps over whole-array temporaries), colour matrix 7, transposes 3, per image developed.
 Now they are the Numba kernels of `blursynth/ops/_raw_kernels.py`: decode and unprocess in one
-pass straight to the convolution's planes; clip, mosaic, noise and quantisation in one; per row,
-gains, demosaic, the highlight inverse (only where the grey is above the knee, bisected only below
+pass straight to the convolution's planes; clip, mosaic, noise and quantisation in one; gains on
+the mosaic; then by bands of rows demosaic, the highlight inverse (only where the grey is above the knee, bisected only below
 white) and the colour matrix, written as the planes `encode_planes` reads. The bytes are those of
 the NumPy steps (tests/test_raw_kernels.py compares them bit for bit).
 
