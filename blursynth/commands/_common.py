@@ -52,6 +52,36 @@ def finite(ctx, param, value):
     return value
 
 
+def raw_bits_option(ctx, param, value):
+    """``N`` or ``LO-HI`` (drawn per pair) to an int or (lo, hi); the settings check the range."""
+    if value is None:
+        return None
+    try:
+        nums = [int(p) for p in value.split("-")]
+    except ValueError:
+        nums = []
+    if len(nums) not in (1, 2):
+        raise click.BadParameter(f"expected a number of bits like 12 or a range like 10-14; got {value!r}.")
+    return nums[0] if len(nums) == 1 else tuple(nums)
+
+
+def camera_options(f):
+    """The RAW path's camera choices, spelled and explained the same in every command that has them."""
+    options = [
+        click.option("--camera", default=None, metavar="NAME|random",
+                     help="RAW path: a bundled camera profile ('blursynth cameras' lists them) or random (a mix "
+                          "per pair; the default)."),
+        click.option("--demosaic", type=click.Choice(["bilinear", "malvar"]), default=None,
+                     help="RAW path: demosaicing method (default malvar)."),
+        click.option("--raw-bits", default=None, callback=raw_bits_option, metavar="N|LO-HI",
+                     help="RAW path: quantise RAW values to N bits (10-14), or to a number drawn per pair (off "
+                          "by default)."),
+    ]
+    for option in reversed(options):
+        f = option(f)
+    return f
+
+
 def odd_size(ctx, param, value):
     if value is not None and (value < 3 or value % 2 == 0):
         raise click.BadParameter(

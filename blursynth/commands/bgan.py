@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import click
 
-from ._common import device_option, echo_manifest, finite, interrupted_run, no_verify_option, \
-    overwrite_option, positive_int, seed_option, workers_option
-from .blur import _raw_bits
+from ._common import (
+    camera_options, device_option, echo_manifest, finite, interrupted_run, no_verify_option, overwrite_option,
+    positive_int, seed_option, workers_option,
+)
 
 
 @click.group()
@@ -136,17 +137,11 @@ def train(sharp, real_blur, out, steps, config, width, blocks, image_skip, patch
               help="RAW path: camera response of the photos and the generator's output: gamma:G, srgb, none, "
                    "rec709, smpte240m, romm, lstar, hlg, filmic[:A,B[,C]], poly:C0,C1,..., or random / "
                    "random:CURVE,... (one per pair) [default: gamma:2.2].")
-@click.option("--camera", default=None, metavar="NAME|random",
-              help="RAW path: a bundled camera profile ('blursynth cameras' lists them) or random (a mix per "
-                   "pair; the default).")
-@click.option("--demosaic", type=click.Choice(["bilinear", "malvar"]), default=None,
-              help="RAW path: demosaicing method (default malvar).")
-@click.option("--raw-bits", default=None, callback=_raw_bits, metavar="N|LO-HI",
-              help="RAW path: quantise RAW values to N bits (10-14), or to a number drawn per pair (off by "
-                   "default).")
-@click.option("--noise", default=None, metavar="SHOT[,READ]|model",
+@camera_options
+@click.option("--noise", default=None, metavar="SHOT[,READ]|model|profile[:NAME]",
               help="RAW path: Poisson-Gaussian noise in the RAW mosaic, as blur's --noise: SHOT[,READ] values or "
-                   "LO-HI ranges, or 'model' (levels drawn per pair from a camera noise model); off by default.")
+                   "LO-HI ranges, 'model' (levels drawn per pair from a camera noise model) or 'profile[:NAME]' "
+                   "(from a camera's noise profile, 'blursynth cameras'); off by default.")
 @click.option("--jpeg", default=None,
               help="RAW path: JPEG quality range of the blurred image, e.g. 70-95 (off by default).")
 @seed_option

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from ._common import (
-    echo_manifest, overwrite_option, parse_fraction, positive_int, seed_option,
+    camera_options, echo_manifest, overwrite_option, parse_fraction, positive_int, seed_option,
     workers_option,
 )
 
@@ -57,19 +57,6 @@ def _resize(ctx, param, value):
     if not 0 < scale <= 8:
         raise click.BadParameter(f"scale must be in (0, 8]; got {value!r}.")
     return scale
-
-
-def _raw_bits(ctx, param, value):
-    """``N`` or ``LO-HI`` (drawn per pair) to an int or (lo, hi); the settings check the range."""
-    if value is None:
-        return None
-    try:
-        nums = [int(p) for p in value.split("-")]
-    except ValueError:
-        nums = []
-    if len(nums) not in (1, 2):
-        raise click.BadParameter(f"expected a number of bits like 12 or a range like 10-14; got {value!r}.")
-    return nums[0] if len(nums) == 1 else tuple(nums)
 
 
 def _keep(ctx, param, value):
@@ -134,14 +121,7 @@ def _keep(ctx, param, value):
               help="rgb: blur and noise in linear RGB; raw: unprocess to a camera's RAW space, blur, clip at "
                    "white, mosaic, add --noise there (or '--noise model': levels drawn from a camera noise "
                    "model), demosaic and develop.")
-@click.option("--camera", default=None, metavar="NAME|random",
-              help="RAW path: a bundled camera profile ('blursynth cameras' lists them) or random (a mix "
-                   "per pair; the default).")
-@click.option("--demosaic", type=click.Choice(["bilinear", "malvar"]), default=None,
-              help="RAW path: demosaicing method (default malvar).")
-@click.option("--raw-bits", default=None, callback=_raw_bits, metavar="N|LO-HI",
-              help="RAW path: quantise RAW values to N bits (10-14), or to a number drawn per pair (off by "
-                   "default).")
+@camera_options
 @click.option("--border", type=click.Choice(["reflect", "valid", "wrap"]), default="reflect", show_default=True,
               help="reflect: mirror at the edges; valid: crop so every pixel saw only the photo; wrap: periodic.")
 @click.option("--device", default="auto", show_default=True,

@@ -6,8 +6,9 @@ import re
 
 import click
 
-from ._common import echo_manifest, finite, overwrite_option, positive_int, seed_option, workers_option
-from .blur import _raw_bits
+from ._common import (
+    camera_options, echo_manifest, finite, overwrite_option, positive_int, seed_option, workers_option,
+)
 
 
 class WindowRange(click.ParamType):
@@ -108,17 +109,11 @@ def _positive_fps(ctx, param, value):
               help="rgb: average and encode; raw: average in linear light, unprocess the mean to a camera's "
                    "RAW space, clip at white, mosaic, add --noise there, demosaic and develop (the sharp frame "
                    "the same way, without noise).")
-@click.option("--camera", default=None, metavar="NAME|random",
-              help="RAW path: a bundled camera profile ('blursynth cameras' lists them) or random (a mix per "
-                   "pair; the default).")
-@click.option("--demosaic", type=click.Choice(["bilinear", "malvar"]), default=None,
-              help="RAW path: demosaicing method (default malvar).")
-@click.option("--raw-bits", default=None, callback=_raw_bits, metavar="N|LO-HI",
-              help="RAW path: quantise RAW values to N bits (10-14), or to a number drawn per pair (off by "
-                   "default).")
-@click.option("--noise", default=None, metavar="SHOT[,READ]|model",
+@camera_options
+@click.option("--noise", default=None, metavar="SHOT[,READ]|model|profile[:NAME]",
               help="RAW path: Poisson-Gaussian noise in the RAW mosaic, as blur's --noise: SHOT[,READ] values or "
-                   "LO-HI ranges, or 'model' (levels drawn per pair from a camera noise model); off by default.")
+                   "LO-HI ranges, 'model' (levels drawn per pair from a camera noise model) or 'profile[:NAME]' "
+                   "(from a camera's noise profile, 'blursynth cameras'); off by default.")
 @click.option("--jpeg", default=None, help="RAW path: JPEG quality range of the blurred image, e.g. 70-95 (off by "
                                            "default).")
 @seed_option
