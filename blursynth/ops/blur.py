@@ -311,6 +311,33 @@ def render_raw_pair(photo, psf, raw, *, crf="gamma:2.2", border="reflect", noise
                             jpeg_quality=jpeg_quality, mosaic_only=mosaic_only)
 
 
+def develop_raw_images(blurred_linear, sharp_linear, raw, *, crf="gamma:2.2", noise_rng=None,
+                       jpeg_quality=None, mosaic_only=False):
+    """Linear-light blurred and sharp images through the RAW path: (blurred, sharp) uint8.
+
+    Both are unprocessed to the camera's colours (:func:`blursynth.ops.raw.unprocess`) and go
+    through :func:`develop_raw_pair`, the blurred one with the noise field: the end of the
+    RAW-path sources whose blur is made in linear sRGB (frame averaging, learned blur).
+
+    Parameters
+    ----------
+    blurred_linear, sharp_linear : (H, W, 3) float32 ndarray
+        Linear sRGB in [0, 1]; ``sharp_linear`` may be None with ``mosaic_only``.
+    raw, crf, noise_rng, jpeg_quality, mosaic_only
+        As :func:`develop_raw_pair`'s.
+
+    Returns
+    -------
+    blurred, sharp : (H, W, 3) uint8 ndarray, or the blurred RAW mosaic with ``mosaic_only``
+    """
+    from .raw import unprocess
+
+    blurred_cam = unprocess(blurred_linear, raw)
+    sharp_cam = None if mosaic_only else unprocess(sharp_linear, raw)
+    return develop_raw_pair(blurred_cam, sharp_cam, raw, crf=crf, noise_rng=noise_rng,
+                            jpeg_quality=jpeg_quality, mosaic_only=mosaic_only)
+
+
 def develop_raw_pair(blurred_cam, sharp_cam, raw, *, crf="gamma:2.2", noise_rng=None,
                      jpeg_quality=None, mosaic_only=False):
     """The RAW path's shared end: camera-space blurred and sharp images -> (blurred, sharp).
@@ -325,7 +352,8 @@ def develop_raw_pair(blurred_cam, sharp_cam, raw, *, crf="gamma:2.2", noise_rng=
     Parameters
     ----------
     blurred_cam, sharp_cam : (H, W, 3) float32 ndarray
-        Linear camera colours (:func:`blursynth.ops.raw.unprocess`'s output), unclipped.
+        Linear camera colours (:func:`blursynth.ops.raw.unprocess`'s output), unclipped;
+        ``sharp_cam`` may be None with ``mosaic_only`` (it is not read then).
     raw : dict or RawParams
     crf : str or CameraResponse
     noise_rng : numpy.random.Generator or None

@@ -130,23 +130,20 @@ STREAM_CRF = 7  # --crf random on the RAW path: the pair's camera response
 def raw_learned_pair(blurred, photo, params: dict, *, mosaic_only: bool = False):
     """The generator's uint8 output and the sharp photo through the RAW path (the row's params).
 
-    Both are decoded with ``params["crf"]`` and unprocessed to the camera's colours; the
-    blurred one goes through :func:`blursynth.ops.blur.develop_raw_pair` with the row's noise
-    field, the photo through the same chain without noise. With ``mosaic_only``: the
-    blurred RAW mosaic ((H, W) float32, white level 1.0).
+    Both are decoded with ``params["crf"]`` and go through
+    :func:`blursynth.ops.blur.develop_raw_images`, the blurred one with the row's noise
+    field, the photo without noise. With ``mosaic_only``: the blurred RAW mosaic
+    ((H, W) float32, white level 1.0).
     """
-    from ..ops.blur import develop_raw_pair
+    from ..ops.blur import develop_raw_images
     from ..ops.color import CameraResponse
-    from ..ops.raw import unprocess
     from .raw_settings import noise_rng
 
     crf = CameraResponse.parse(params["crf"])
     table = crf.decode_table()
-    raw = params["raw"]
-    blurred_cam = unprocess(table[blurred], raw)
-    sharp_cam = None if mosaic_only else unprocess(table[photo], raw)
-    return develop_raw_pair(blurred_cam, sharp_cam, raw, crf=crf, noise_rng=noise_rng(params),
-                            jpeg_quality=params.get("jpeg_quality"), mosaic_only=mosaic_only)
+    sharp = None if mosaic_only else table[photo]
+    return develop_raw_images(table[blurred], sharp, params["raw"], crf=crf, noise_rng=noise_rng(params),
+                              jpeg_quality=params.get("jpeg_quality"), mosaic_only=mosaic_only)
 
 
 def pair_noise(seed: int, index: int) -> np.ndarray:

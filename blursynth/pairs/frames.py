@@ -742,21 +742,18 @@ def _write(out, plan, make_rows, workers, overwrite, progress, options):
 def raw_window_pair(mean, sharp_frame, params: dict, *, mosaic_only: bool = False):
     """A window through the RAW path, as the row's params say (``raw``, streams, ``crf``).
 
-    The linear-light mean is unprocessed to the camera's colours and goes through
-    :func:`blursynth.ops.blur.develop_raw_pair` with the row's noise field; the sharp
-    frame, read in linear light as the mean is (:func:`~blursynth.ops.average.linear_frame`),
-    takes the same chain without noise. With ``mosaic_only``: the blurred RAW mosaic.
+    The linear-light mean goes through :func:`blursynth.ops.blur.develop_raw_images` with
+    the row's noise field; the sharp frame, read in linear light as the mean is
+    (:func:`~blursynth.ops.average.linear_frame`), takes the same chain without noise.
+    With ``mosaic_only``: the blurred RAW mosaic.
     """
     from ..ops.average import linear_frame
-    from ..ops.blur import develop_raw_pair
-    from ..ops.raw import unprocess
+    from ..ops.blur import develop_raw_images
     from .raw_settings import noise_rng
 
-    raw = params["raw"]
-    blurred_cam = unprocess(mean, raw)
-    sharp_cam = None if mosaic_only else unprocess(linear_frame(sharp_frame, params["crf"]), raw)
-    return develop_raw_pair(blurred_cam, sharp_cam, raw, crf=params["crf"], noise_rng=noise_rng(params),
-                            jpeg_quality=params.get("jpeg_quality"), mosaic_only=mosaic_only)
+    sharp = None if mosaic_only else linear_frame(sharp_frame, params["crf"])
+    return develop_raw_images(mean, sharp, params["raw"], crf=params["crf"], noise_rng=noise_rng(params),
+                              jpeg_quality=params.get("jpeg_quality"), mosaic_only=mosaic_only)
 
 
 def rebuild_pair(row: dict, sources, *, mosaic_only: bool = False) -> tuple[np.ndarray, np.ndarray]:
