@@ -162,6 +162,13 @@ def test_export_raw_refuses_rgb_only_datasets_and_raw_options_without_raw(tmp_pa
     assert r.code == 2 and not (tmp_path / "x").exists()
 
 
+def test_export_raw_refuses_a_model_no_row_reruns(tmp_path, run_cli):
+    photos, d = _raw_blur_run(tmp_path, run_cli)  # trajectory rows only: no learned blur to rerun
+    r = run_cli("dataset", "export", d, "--out", tmp_path / "x", "--raw", "npy", "--model", tmp_path)
+    assert r.code == 2 and f"--model {tmp_path}: no RAW-path row" in error_line(r) and "leave --model out" in error_line(r)
+    assert not (tmp_path / "x").exists()
+
+
 def test_export_raw_of_frames_average_rows(tmp_path, run_cli):
     from blursynth.dataset import PairDataset
     from blursynth.pairs.frames import rebuild_pair

@@ -117,10 +117,11 @@ def export(path, out, fmt, overwrite, raw, sources, model, no_verify):
       blursynth dataset export pairs/ --out pairs_raw/ --raw png16 --sources photos/
     """
     from ..dataset.export import export_png
+    from ..pairs.raw_mosaic import raw_rebuilder
 
     report = {}
-    n = export_png(path, out, overwrite=overwrite, verify=not no_verify, raw=raw, sources=sources, model=model,
-                   report=report)
+    n = export_png(path, out, overwrite=overwrite, verify=not no_verify, raw=raw,
+                   rebuilder=raw_rebuilder(raw, sources, model), report=report)
     if raw is None:
         click.echo(f"exported {n} pairs to {out}/ (blur/, sharp/, psf/, params.jsonl)")
         return

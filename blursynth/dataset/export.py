@@ -35,7 +35,7 @@ EXPORT = OutputKind(
 
 
 def export_png(dataset, out, *, progress: bool = True, overwrite: bool = False, verify: bool = True,
-               raw: str | None = None, sources=(), model=None, report: dict | None = None) -> int:
+               raw: str | None = None, rebuilder=None, report: dict | None = None) -> int:
     """Write a pair dataset as GoPro-style folders: ``blur/``, ``sharp/``, ``psf/`` and ``params.jsonl``.
 
     Blurred and sharp images are written as PNG under their row id (``/`` in ids
@@ -50,9 +50,11 @@ def export_png(dataset, out, *, progress: bool = True, overwrite: bool = False, 
     65535) or ``raw/<id>.npy`` (float32, white level 1.0), with ``raw/<id>.json`` (its metadata;
     :func:`~blursynth.dataset.raw_export.raw_metadata`). RGB-path rows have none: they are
     exported without one (``report["raw_skipped"]`` counts them, ``report["raw"]`` the mosaics),
-    and a dataset with no RAW-path row is refused. ``sources`` and ``model`` say where the run's inputs are now
-    (default: where ``manifest.json`` records them); a missing source is refused before
-    anything is written.
+    and a dataset with no RAW-path row is refused. ``rebuilder`` (needed with ``raw``) is called
+    with the dataset's manifest and returns what rebuilds the mosaics: ``check(rows)`` refuses,
+    before anything is written, a source that is not reachable, and ``mosaic(row)`` rebuilds one
+    (:func:`blursynth.pairs.raw_mosaic.raw_rebuilder` makes it from ``--sources`` and ``--model``;
+    the generators live there, not in this package).
 
     Returns
     -------
@@ -61,14 +63,12 @@ def export_png(dataset, out, *, progress: bool = True, overwrite: bool = False, 
     """
     out = Path(out)
     ds = PairDataset(dataset, verify=verify)
-    rebuilder = None
     if raw is not None:
-        rebuilder, n_raw, n_rgb = _raw_rebuilder(ds, raw, sources, model)
+        rebuilder, n_raw, n_rgb = _raw_rebuilder(ds, raw, rebuilder)
         if report is not None:
             report.update(raw=n_raw, raw_skipped=n_rgb)
-    elif sources or model:
-        raise BadInputError(f"{'--sources' if sources else '--model'} says where a RAW-path run's inputs are, for "
-                            "--raw; add --raw png16 or --raw npy.")
+    else:
+        rebuilder = None
     if out.resolve() == ds.path.resolve() or out.resolve() in ds.path.resolve().parents:
         raise BadInputError(f"--out {out} is or holds the dataset {dataset} being exported; choose another folder.")
     if out.is_symlink():
@@ -113,30 +113,27 @@ def _remove_leftovers(out: Path) -> None:
             shutil.rmtree(path, ignore_errors=True)
 
 
-def _raw_rebuilder(ds, raw, sources, model):
+def _raw_rebuilder(ds, raw, make_rebuilder):
     """Check ``--raw`` before anything is written: the format, a RAW-path row, each source there."""
-    from .raw_export import RAW_FORMATS, RawRebuilder, is_raw_row
+    from .raw_export import RAW_FORMATS, is_raw_row
 
     if raw not in RAW_FORMATS:
         raise BadInputError(f"--raw must be one of {', '.join(RAW_FORMATS)}; got {raw!r}.")
-    rebuilder = RawRebuilder(ds.table.manifest, sources, model)
-    n_raw = n_rgb = 0
-    checked = set()
+    if make_rebuilder is None:
+        raise TypeError("export_png: raw needs a rebuilder (blursynth.pairs.raw_mosaic.raw_rebuilder).")
+    rebuilder = make_rebuilder(ds.table.manifest)
+    raw_rows, n_rgb = [], 0
     for row in ds.table.iter_rows(columns=["id", "source", "params"]):
         params = json.loads(row["params"]) if row.get("params") else {}
-        if not is_raw_row(params):
+        if is_raw_row(params):
+            raw_rows.append({**row, "params": params})
+        else:
             n_rgb += 1
-            continue
-        n_raw += 1
-        row = {**row, "params": params}
-        key = (row["source"], rebuilder.where(row))
-        if key not in checked:
-            rebuilder.check_reachable(row)
-            checked.add(key)
-    if not n_raw:
+    if not raw_rows:
         raise BadInputError(f"--raw: no row of {ds.path} was made on the RAW path (--pipeline raw), so there is no "
                             "RAW mosaic to export; leave --raw out.")
-    return rebuilder, n_raw, n_rgb
+    rebuilder.check(raw_rows)
+    return rebuilder, len(raw_rows), n_rgb
 
 
 def _export_locked(ds, out: Path, *, progress: bool, raw=None, rebuilder=None) -> int:
