@@ -129,7 +129,7 @@ def test_recipe_key(tiny_recipe, tmp_path):
     plan = plan_build(tiny_recipe, out=tmp_path / "out", limit=2,
                       sets=['synth.pipeline="raw"', 'synth.noise="profile:darmstadt"'])
     s = plan.steps[1].settings
-    assert s.raw_noise == "profile:darmstadt" and s.recipe()["raw"]["noise"] == "profile:darmstadt"
+    assert raw_noise_spec(s.noise) == "profile:darmstadt" and s.recipe()["raw"]["noise"] == "profile:darmstadt"
     model = plan_build(tiny_recipe, out=tmp_path / "out", limit=2,
                        sets=['synth.pipeline="raw"', 'synth.noise="model"'])
     assert model.recipe.fingerprint != plan.recipe.fingerprint
