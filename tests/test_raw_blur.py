@@ -140,7 +140,7 @@ def test_rgb_recipe_and_params_unchanged(photos):
     (("--raw-bits", "12"), "--raw-bits is an option of the RAW path"),
     (("--noise", "model"), "--noise model is an option of the RAW path"),
     (("--pipeline", "raw", "--saturation", "2"),
-     "--saturation is not available with --pipeline raw"),
+     "--saturation is an RGB-path option; with --pipeline raw use --exposure-gain"),
     (("--pipeline", "raw", "--exposure-gain", "20"), "exposure gain '20' is out of bounds"),
     (("--pipeline", "cmyk"), "--pipeline"),
 ])
@@ -180,8 +180,8 @@ def test_recipe_keys(tiny_recipe, tmp_path):
                             "synth.raw_bits=[10, 14]", 'synth.demosaic="bilinear"',
                             'synth.noise="model"'])
     s = plan.steps[1].settings
-    assert (s.pipeline, s.camera, s.raw_bits, s.demosaic, s.noise_model) == (
-        "raw", "Nikon D700", (10, 14), "bilinear", True)
+    assert (s.pipeline, s.camera, s.raw_bits, s.demosaic, s.noise) == (
+        "raw", "Nikon D700", (10, 14), "bilinear", "model")
     rgb = plan_build(tiny_recipe, out=tmp_path / "out", limit=4)
     assert rgb.recipe.fingerprint != plan.recipe.fingerprint
     with pytest.raises(BlursynthError, match="camera is an option of the RAW path"):

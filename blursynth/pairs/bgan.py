@@ -88,22 +88,14 @@ class BGANBlurSettings:
 
     def _check_raw(self):
         from ..ops.color import parse_crf_option
-        from ..ops.degrade import Degradations
-        from .raw_settings import check_raw_options, noise_is_model
+        from .raw_settings import check_raw_settings
 
-        given = [(f"--{n}", n) for n in ("crf", "noise", "jpeg")
-                 if getattr(self, n) is not None and not (n == "noise" and noise_is_model(self.noise))]
-        check_raw_options(self.pipeline, self.camera, self.demosaic, self.raw_bits, self.noise,
-                          raw_only=given)
+        check_raw_settings(self, raw_only=("crf", "noise", "jpeg"))
         with checking("crf"):
             try:
                 parse_crf_option(self.response_spec)  # one curve, or random: one per pair
             except ValueError as exc:
                 raise BadInputError(f"--crf: {exc}") from None
-        for name in ("noise", "jpeg"):
-            with checking(name):
-                value = getattr(self, name)
-                Degradations.parse(**{name: None if noise_is_model(value) else value})
 
     @property
     def response_spec(self) -> str:

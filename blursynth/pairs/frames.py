@@ -276,23 +276,9 @@ class FramesAverageSettings:
                 "Leave it out to size each ground-truth PSF to its camera path.", "psf_max_size")
 
     def _check_raw(self):
-        from ..errors import checking
-        from ..ops.degrade import Degradations
-        from .raw_settings import check_raw_options, noise_is_model
+        from .raw_settings import check_raw_settings
 
-        given = [(f"--{n}", n) for n in ("noise", "jpeg")
-                 if getattr(self, n) is not None and not (n == "noise" and noise_is_model(self.noise))]
-        check_raw_options(self.pipeline, self.camera, self.demosaic, self.raw_bits, self.noise,
-                          raw_only=given)
-        for name in ("noise", "jpeg"):
-            with checking(name):
-                value = getattr(self, name)
-                Degradations.parse(**{name: None if noise_is_model(value) else value})
-
-    @property
-    def response(self) -> CameraResponse:
-        """The camera response ``crf`` names (one curve; see :meth:`response_of` for ``random``)."""
-        return CameraResponse.parse(self.crf)
+        check_raw_settings(self)
 
     @property
     def responses(self) -> tuple:
@@ -306,8 +292,8 @@ class FramesAverageSettings:
     def recorded(self) -> dict:
         """The settings as the fingerprint and the manifest record them.
 
-        The RAW path's fields appear only on it (as ``pipeline`` and ``raw``), so an RGB
-        run records, and writes, what it did before the RAW path existed.
+        The RAW path's fields appear only on it (as ``pipeline`` and ``raw``): an RGB
+        run's record and fingerprint hold no RAW keys.
         """
         d = dict(self.__dict__)
         for key in RAW_FIELDS:

@@ -24,6 +24,12 @@ def noise_is_model(noise) -> bool:
     return raw_noise_spec(noise) is not None
 
 
+def noise_ranges(noise):
+    """``noise`` as ``Degradations`` takes it: the shot/read ranges, or None for the noise model
+    (whose levels :func:`noise_levels` passes to the camera instead)."""
+    return None if noise_is_model(noise) else noise
+
+
 def check_raw_options(pipeline, camera=None, demosaic=None, raw_bits=None, noise=None, *,
                       raw_only=()) -> None:
     """Refuse RAW options without ``--pipeline raw``, and bad RAW options with it.
@@ -80,23 +86,47 @@ def check_raw_options(pipeline, camera=None, demosaic=None, raw_bits=None, noise
                 rawops.check_raw_bits(raw_bits)
 
 
+def check_raw_settings(settings, raw_only=("noise", "jpeg")) -> None:
+    """:func:`check_raw_options` on a command's settings, then its ``noise`` and ``jpeg``.
+
+    ``settings`` holds the flat RAW fields (``pipeline``, ``camera``, ``demosaic``,
+    ``raw_bits``, ``noise``, ``jpeg``); ``raw_only`` names its fields that only the RAW
+    path takes (``noise`` counts only when it gives levels, not the noise model).
+    """
+    from ..ops.degrade import Degradations
+
+    model = noise_is_model(settings.noise)
+    given = [(f"--{n}", n) for n in raw_only
+             if getattr(settings, n) is not None and not (n == "noise" and model)]
+    check_raw_options(settings.pipeline, settings.camera, settings.demosaic, settings.raw_bits,
+                      settings.noise, raw_only=given)
+    for name in ("noise", "jpeg"):
+        with checking(name):
+            value = getattr(settings, name)
+            Degradations.parse(**{name: noise_ranges(value) if name == "noise" else value})
+
+
 def raw_choices(camera=None, demosaic=None, raw_bits=None) -> dict:
     """The RAW path's choices, defaults filled in (keyword arguments of ``draw_raw_params``)."""
     bits = list(raw_bits) if isinstance(raw_bits, (tuple, list)) else raw_bits
     return {"camera": camera or "random", "demosaic": demosaic or "malvar", "raw_bits": bits}
 
 
-def raw_recipe(camera=None, demosaic=None, raw_bits=None, noise=None, jpeg=None) -> dict:
-    """What a RAW-path run records in its recipe / fingerprint (none of it on the RGB path)."""
+def raw_recipe(camera=None, demosaic=None, raw_bits=None, noise=None, jpeg=None, *,
+               degradations=True) -> dict:
+    """What a RAW-path run records in its recipe / fingerprint (none of it on the RGB path).
+
+    With ``degradations=False`` the noise ranges and JPEG are left out (``blur`` records
+    them with its other degradations).
+    """
     from ..ops.degrade import Degradations
-    from ..ops.raw import RAW_VERSION
+    from ..ops.raw import RAW_VERSION, raw_noise_spec
 
-    from ..ops.raw import raw_noise_spec
-
-    model = noise_is_model(noise)
-    return {**raw_choices(camera, demosaic, raw_bits), "noise": raw_noise_spec(noise) or "ranges",
-            "degradations": Degradations.parse(noise=None if model else noise, jpeg=jpeg).describe(),
-            "raw_version": RAW_VERSION}
+    d = {**raw_choices(camera, demosaic, raw_bits), "noise": raw_noise_spec(noise) or "ranges"}
+    if degradations:
+        d["degradations"] = Degradations.parse(noise=noise_ranges(noise), jpeg=jpeg).describe()
+    d["raw_version"] = RAW_VERSION
+    return d
 
 
 @dataclass(frozen=True)
@@ -121,18 +151,9 @@ def draw_raw_row(seed: int, index: int, streams: RawStreams, *, camera=None, dem
     from ..ops.degrade import Degradations
     from ..ops.raw import draw_raw_params
 
-    model = noise_is_model(noise)
-    drawn = Degradations.parse(noise=None if model else noise, jpeg=jpeg).draw(
+    drawn = Degradations.parse(noise=noise_ranges(noise), jpeg=jpeg).draw(
         sample_rng(seed, index, streams.degrade))
-    shot, read = drawn.pop("shot_noise", None), drawn.pop("read_noise", None)
-    if model:
-        from ..ops.raw import raw_noise_spec
-
-        levels = raw_noise_spec(noise)
-    elif shot is None and read is None:
-        levels = "off"
-    else:
-        levels = (shot or 0.0, read or 0.0)
+    levels = noise_levels(noise, drawn.pop("shot_noise", None), drawn.pop("read_noise", None))
     raw = draw_raw_params(sample_rng(seed, index, streams.camera), noise=levels,
                           **raw_choices(camera, demosaic, raw_bits))
     params = {"raw": raw, "raw_stream": [int(seed), int(index), streams.camera]}
@@ -140,6 +161,19 @@ def draw_raw_row(seed: int, index: int, streams: RawStreams, *, camera=None, dem
         params["noise_stream"] = [int(seed), int(index), streams.noise]
     params.update(drawn)  # jpeg_quality
     return params
+
+
+def noise_levels(noise, shot=None, read=None):
+    """``draw_raw_params``'s ``noise``: the model / profile spec ``noise`` names, else the
+    levels drawn from ``noise``'s ranges (``shot``, ``read``; None: not drawn), or ``"off"``."""
+    from ..ops.raw import raw_noise_spec
+
+    spec = raw_noise_spec(noise)
+    if spec is not None:
+        return spec
+    if shot is None and read is None:
+        return "off"
+    return (shot or 0.0, read or 0.0)
 
 
 def noise_rng(params: dict):

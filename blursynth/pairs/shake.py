@@ -23,11 +23,12 @@ from .._rng import check_seed, sample_rng
 from ..errors import BadInputError, SettingError, checking
 from ..nn.device import check_device_name, resolve_device
 from ..ops.blur import render_pair
-from ..ops.color import CameraResponse, crf_option_spec, describe_crf, draw_response, parse_crf_option
+from ..ops.color import crf_option_spec, describe_crf, draw_response, parse_crf_option
 from ..ops.convolve import BORDERS
 from ..ops.degrade import HIGHLIGHT_REGION_THRESHOLD, HIGHLIGHT_THRESHOLD, Degradations
 from ..sources.photos import PhotoPlan, load_rgb8, photo_path
 from .photos import photos_for, write_photo_pairs
+from .raw_settings import noise_levels, noise_ranges, raw_choices, raw_recipe
 from .shake_inputs import KernelSource, open_kernels, plan_photos, resize_photo, resized_shape
 
 # Independent generator streams per pair: adding a stage never changes the
@@ -169,7 +170,7 @@ class BlurSettings:
         self._check_pipeline()
         for name in ("saturation", "noise", "jpeg"):
             with checking(name):
-                value = None if name == "noise" and self.noise_model else getattr(self, name)
+                value = noise_ranges(self.noise) if name == "noise" else getattr(self, name)
                 Degradations.parse(**{name: value})
         for name in ("exposure_gain", "highlights", "highlight_threshold", "highlight_regions"):
             with checking(name):
@@ -228,38 +229,17 @@ class BlurSettings:
         if self.pipeline != "raw":
             return
         if Degradations.parse(saturation=self.saturation).saturation is not None:
-            raise SettingError("--saturation is not available with --pipeline raw yet.",
+            raise SettingError("--saturation is an RGB-path option; with --pipeline raw use "
+                               "--exposure-gain (the same linear gain, in camera space).",
                                "saturation")
 
-    @property
-    def noise_model(self) -> bool:
-        """``noise = "model"``, ``"profile"`` or ``"profile:NAME"``: the RAW path draws the noise
-        levels per pair (from its camera noise model, or a camera's noise profile)."""
-        return self.raw_noise is not None
-
-    @property
-    def raw_noise(self) -> str | None:
-        """The RAW path's drawn-levels spec (``model``, ``profile``, ``profile:NAME``) or None."""
-        from ..ops.raw import raw_noise_spec
-
-        return raw_noise_spec(self.noise)
-
     def degradations(self) -> Degradations:
-        noise = None if self.noise_model else self.noise
-        return Degradations.parse(saturation=self.saturation, noise=noise, jpeg=self.jpeg,
+        return Degradations.parse(saturation=self.saturation, noise=noise_ranges(self.noise),
+                                  jpeg=self.jpeg,
                                   exposure_gain=self.exposure_gain, highlights=self.highlights,
                                   highlight_threshold=self.highlight_threshold,
                                   highlight_regions=self.highlight_regions,
                                   highlight_region_threshold=self.highlight_region_threshold)
-
-    def raw_options(self) -> dict:
-        """The RAW path's choices, defaults filled in (keyword arguments of draw_raw_params)."""
-        bits = list(self.raw_bits) if isinstance(self.raw_bits, (tuple, list)) else self.raw_bits
-        return {"camera": self.camera or "random", "demosaic": self.demosaic or "malvar",
-                "raw_bits": bits}
-
-    def camera_response(self) -> CameraResponse:
-        return CameraResponse.parse(self.crf)
 
     def recipe(self) -> dict:
         """The settings that determine the bytes (not workers, batch or device: the resolved
@@ -275,11 +255,9 @@ class BlurSettings:
         for key in ("pipeline", "camera", "demosaic", "raw_bits"):
             d.pop(key)
         if self.pipeline == "raw":  # an RGB-path recipe has neither key
-            from ..ops.raw import RAW_VERSION
-
             d["pipeline"] = "raw"
-            d["raw"] = {**self.raw_options(), "noise": self.raw_noise or "ranges",
-                        "raw_version": RAW_VERSION}
+            d["raw"] = raw_recipe(self.camera, self.demosaic, self.raw_bits, self.noise,
+                                  degradations=False)
         return d
 
 
@@ -356,14 +334,9 @@ def _draw_raw(s: BlurSettings, index: int, params: dict) -> dict:
     """The RAW path's camera for pair ``index``; moves --noise's drawn levels into it."""
     from ..ops.raw import draw_raw_params
 
-    shot, read = params.pop("shot_noise", None), params.pop("read_noise", None)
-    if s.noise_model:
-        noise = s.raw_noise
-    elif shot is None and read is None:
-        noise = "off"
-    else:
-        noise = (shot or 0.0, read or 0.0)
-    return draw_raw_params(sample_rng(s.seed, index, STREAM_RAW), noise=noise, **s.raw_options())
+    levels = noise_levels(s.noise, params.pop("shot_noise", None), params.pop("read_noise", None))
+    return draw_raw_params(sample_rng(s.seed, index, STREAM_RAW), noise=levels,
+                           **raw_choices(s.camera, s.demosaic, s.raw_bits))
 
 
 def _resize_param(resize):
