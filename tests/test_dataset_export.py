@@ -132,6 +132,30 @@ def test_export_raw_writes_each_mosaic_and_its_metadata(tmp_path, run_cli):
     assert "raw_file" not in (tmp_path / "plain" / "params.jsonl").read_text()
 
 
+def test_raw_sidecar_states_the_highlight_knee_and_rule():
+    """The sidecar's knee and rule, applied as written to its own gains and matrix, give the
+    unprocessed colours the mosaic was sampled from."""
+    from blursynth.dataset.raw_export import raw_metadata
+    from blursynth.ops.raw import draw_raw_params, unprocess
+
+    photo = np.random.default_rng(1).uniform(0.6, 1.0, (8, 8, 3)).astype(np.float32)
+    for highlights in ("preserve", "off"):
+        raw = draw_raw_params(np.random.default_rng(3), noise="off", highlights=highlights)
+        meta = raw_metadata({"raw": raw, "crf": "srgb"}, "npy", (8, 8))
+        g = np.array(meta["white_balance_gains"]) * meta["digital_gain"]
+        cam = photo.astype(np.float64) @ np.array(meta["rgb_to_cam"]).T
+        if highlights == "preserve":
+            knee = meta["highlight_knee"]
+            assert knee == 0.9 and "docs/algorithms.md" in meta["highlight_rule"]
+            m = np.clip((cam.mean(axis=2, keepdims=True) - knee) / (1 - knee), 0, 1) ** 2
+            assert (m > 0).any()  # some pixels are above the knee
+            factor = np.maximum(m + (1 - m) / g, 1 / g)
+        else:
+            assert meta["highlight_knee"] is None and meta["highlight_rule"].startswith("none")
+            factor = 1 / g
+        np.testing.assert_allclose(cam * factor, unprocess(photo, raw), rtol=1e-5, atol=1e-6)
+
+
 def test_export_raw_finds_moved_sources_and_refuses_missing_or_changed_ones(tmp_path, run_cli):
     import cv2
 

@@ -68,6 +68,40 @@ def test_import_flat_and_export_round_trip(tmp_path, run_cli, photo):
     assert r.code == 2 and "exists" in error_line(r)
 
 
+def test_flat_import_records_no_camera_response(tmp_path, run_cli, photo):
+    # A flat folder's blurred images come from anywhere: its folder name says nothing of its curve,
+    # even when it is named like one of GoPro's.
+    root = tmp_path / "flat"
+    for folder in ("sharp", "blur", "blur_gamma"):
+        _write(root / folder / "img0.png", photo)
+    for n, args in enumerate(((), ("--blur-dir", "blur_gamma"))):
+        r = run_cli("dataset", "import", root, "--layout", "flat", "--out", tmp_path / f"d{n}", *args)
+        assert r.code == 0, r.err
+        manifest = json.loads((tmp_path / f"d{n}" / "manifest.json").read_text())
+        assert manifest["camera_response"] is None
+        assert manifest["blurred_folder"] == (args[1] if args else "blur")
+        assert "crf" not in PairDataset(tmp_path / f"d{n}")[0]["params"]
+    r = run_cli("dataset", "import", root, "--layout", "flat", "--out", tmp_path / "x", "--blurred", "blur_gamma")
+    assert r.code == 2 and "--blurred blur_gamma names a GoPro blurred folder (--layout gopro)" in error_line(r)
+    assert not (tmp_path / "x").exists()
+
+
+def test_import_config_resolves_the_blurred_folder():
+    from blursynth.errors import SettingError
+    from blursynth.pairs.real import ImportConfig
+
+    assert ImportConfig().blur_dir == "blur" and ImportConfig(blurred="blur_gamma").blur_dir == "blur_gamma"
+    assert ImportConfig(blur_dir="mine").blur_dir == "mine"
+    assert ImportConfig(blur_dir="blur_gamma", blurred="blur_gamma").camera_response()["crf"] == "gamma:2.2"
+    assert ImportConfig(layout="flat", blur_dir="blur_gamma").camera_response() is None
+    for kwargs, words in (({"blurred": "blur", "blur_dir": "blur_gamma"}, "name two folders"),
+                          ({"blurred": "blur", "layout": "flat"}, "--layout gopro"),
+                          ({"blurred": "gamma"}, "must be one of blur, blur_gamma")):
+        with pytest.raises(SettingError, match=words) as caught:
+            ImportConfig(**kwargs)
+        assert caught.value.field == "blurred"
+
+
 def test_converted_images_are_noted(tmp_path, run_cli, photo):
     root = tmp_path / "flat"
     gray = cv2.cvtColor(photo, cv2.COLOR_RGB2GRAY)

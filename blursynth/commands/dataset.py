@@ -141,7 +141,8 @@ def export(path, out, fmt, overwrite, raw, sources, model, no_verify):
 @click.option("--blurred", type=click.Choice(["blur", "blur_gamma"]), default=None,
               help="GoPro's blurred folder to read: blur (frames averaged in encoded values, recorded as crf none) "
                    "or blur_gamma (averaged in linear light after gamma 2.2, recorded as crf gamma:2.2). Rows and "
-                   "the manifest record the folder and its curve.")
+                   "the manifest record the folder and its curve. --layout gopro only (a flat folder's curve is "
+                   "not known: name it with --blur-dir).")
 @click.option("--sharp-dir", default="sharp", show_default=True, help="Name of the sharp folders.")
 @click.option("--png-level", type=click.IntRange(0, 9), default=None, help="zlib level; default is the fast fpng encoder.")
 @click.option("--shard-size", type=int, default=200, show_default=True, callback=positive_int, help="Pairs per shard.")
@@ -155,12 +156,9 @@ def import_(folder, out, layout, blur_dir, blurred, sharp_dir, png_level, shard_
     each row's params say what was converted (converted: "EXIF orientation 6
     applied", for one).
     """
-    from ..errors import BadInputError
     from ..pairs.real import ImportConfig, import_pairs
 
-    if blurred is not None and blur_dir is not None and blur_dir != blurred:
-        raise BadInputError(f"--blurred {blurred} and --blur-dir {blur_dir} name two folders; give one.")
-    blur_dir = blurred if blurred is not None else ("blur" if blur_dir is None else blur_dir)
-    config = ImportConfig(layout=layout, blur_dir=blur_dir, sharp_dir=sharp_dir, png_level=png_level, shard_size=shard_size)
+    config = ImportConfig(layout=layout, blur_dir=blur_dir, blurred=blurred, sharp_dir=sharp_dir, png_level=png_level,
+                          shard_size=shard_size)
     manifest = import_pairs(folder, out, config, workers=workers, overwrite=overwrite)
     echo_manifest(manifest, out)

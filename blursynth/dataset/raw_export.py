@@ -17,6 +17,12 @@ from ..errors import native_noise_quiet
 
 RAW_FORMATS = ("png16", "npy")
 PNG16_WHITE = 65535  # a png16 mosaic's value for the sensor's white level
+#: The sidecar's statement of the highlight-preserving inverse gains (Brooks et al., CVPR 2019).
+HIGHLIGHT_RULE = ("unprocessing multiplied each camera channel by max(m + (1 - m) / g, 1 / g), g = that channel's "
+                  "white_balance_gains * digital_gain, m = min(max(t - highlight_knee, 0) / (1 - highlight_knee), "
+                  "1)^2, t = the pixel's camera-space grey (mean of R, G, B); developing solves for t per pixel above "
+                  "the knee. docs/algorithms.md, 'RAW path': 'linear sRGB -> camera' (unprocess) and 'Back to linear sRGB' "
+                  "(develop)")
 
 
 def is_raw_row(params: dict) -> bool:
@@ -26,9 +32,10 @@ def is_raw_row(params: dict) -> bool:
 
 def raw_metadata(params: dict, fmt: str, shape) -> dict:
     """The JSON sidecar of an exported mosaic: what a RAW-domain method needs to read it."""
-    from ..ops.raw import RawParams
+    from ..ops.raw import HIGHLIGHT_KNEE, RawParams
 
     p = RawParams.from_dict(params["raw"])
+    preserve = p.highlights == "preserve"
     white = PNG16_WHITE if fmt == "png16" else p.white_level
     return {
         "format": fmt,
@@ -50,6 +57,11 @@ def raw_metadata(params: dict, fmt: str, shape) -> dict:
         "camera": p.camera,
         "camera_weights": p.camera_weights,
         "highlights": p.highlights,
+        # The mosaic holds unprocessed colours: with "preserve" the inverse gains were not plain
+        # above the knee, so developing it needs the rule, not only the gains.
+        "highlight_knee": HIGHLIGHT_KNEE if preserve else None,
+        "highlight_rule": (HIGHLIGHT_RULE if preserve else
+                           "none: the camera colours are the developed ones divided by gains * digital_gain"),
         "demosaic": p.demosaic,
         "crf": params.get("crf"),
     }

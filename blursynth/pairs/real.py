@@ -11,7 +11,7 @@ import numpy as np
 
 from ..dataset.schema import PAIR_SCHEMA, pair_row
 from ..dataset.writer import write_dataset
-from ..errors import BadInputError
+from ..errors import BadInputError, SettingError
 from ..sources.photos import IMAGE_SUFFIXES, load_rgb8, read_header
 
 LAYOUTS = ("gopro", "flat")
@@ -51,19 +51,42 @@ class ImportConfig:
         ``gopro``: ``<seq>/<blur_dir>/NAME`` beside ``<seq>/sharp/NAME`` (at any
         depth, e.g. ``GOPRO_Large/train/<seq>/...``). ``flat``: ``<blur_dir>/NAME``
         beside ``sharp/NAME`` directly under the folder.
-    blur_dir : str
-        Folder name of the blurred images (``blur`` or ``blur_gamma`` in GoPro: rows and the
-        manifest record which, and its camera response, :data:`GOPRO_BLURRED`).
+    blur_dir : str or None
+        Folder name of the blurred images [default: ``blurred``, else ``blur``].
+    blurred : {'blur', 'blur_gamma'} or None
+        GoPro's blurred folder to read (``--layout gopro`` only; sets ``blur_dir``). With the
+        gopro layout, rows and the manifest record a GoPro folder's camera response
+        (:data:`GOPRO_BLURRED`, :meth:`camera_response`); a flat folder's is not known.
     sharp_dir : str
     png_level : int or None
     shard_size : int
     """
 
     layout: str = "gopro"
-    blur_dir: str = "blur"
+    blur_dir: str | None = None
     sharp_dir: str = "sharp"
     png_level: int | None = None
     shard_size: int = 200
+    blurred: str | None = None
+
+    def __post_init__(self):
+        if self.blurred is not None:
+            if self.blurred not in GOPRO_BLURRED:
+                raise SettingError(f"--blurred must be one of {', '.join(GOPRO_BLURRED)} (GoPro's blurred "
+                                   f"folders); got {self.blurred!r}.", "blurred")
+            if self.layout != "gopro":
+                raise SettingError(f"--blurred {self.blurred} names a GoPro blurred folder (--layout gopro); with "
+                                   f"--layout {self.layout} name the folder with --blur-dir.", "blurred")
+            if self.blur_dir is not None and self.blur_dir != self.blurred:
+                raise SettingError(f"--blurred {self.blurred} and --blur-dir {self.blur_dir} name two folders; "
+                                   "give one.", "blurred")
+        if self.blur_dir is None:  # frozen: the resolved folder is set once, here
+            object.__setattr__(self, "blur_dir", self.blurred or "blur")
+
+    def camera_response(self) -> dict | None:
+        """The import's ``camera_response`` tag (:func:`blurred_response`): GoPro's folders under
+        the gopro layout only; a flat folder's response is not known, whatever its name."""
+        return blurred_response(self.blur_dir) if self.layout == "gopro" else None
 
 
 def find_pairs(root, config: ImportConfig) -> list[tuple[str, str, str]]:
@@ -142,6 +165,7 @@ def check_pair_sizes(root, pairs) -> None:
 
 def _import_rows(start, stop, root, pairs, config, fp):
     root = Path(root)
+    response = config.camera_response()
     for i in range(start, stop):
         pid, b, s = pairs[i]
         blurred, note_b = load_rgb8(root / b)
@@ -149,8 +173,8 @@ def _import_rows(start, stop, root, pairs, config, fp):
         if blurred.shape != sharp.shape:
             raise BadInputError(f"{root / b}: size {blurred.shape[:2]} differs from {root / s} {sharp.shape[:2]}.")
         params = {"blurred_path": b, "sharp_path": s, "layout": config.layout, "blur_dir": config.blur_dir}
-        if config.blur_dir in GOPRO_BLURRED:
-            params["crf"] = GOPRO_BLURRED[config.blur_dir][0]  # the response the blurred frames were averaged in
+        if response is not None:
+            params["crf"] = response["crf"]  # the response the blurred frames were averaged in
         notes = [n for n in (note_b, note_s) if n]
         if notes:
             params["converted"] = "; ".join(sorted(set(notes)))
@@ -198,7 +222,7 @@ def import_pairs(root, out, config: ImportConfig = ImportConfig(), *, workers: i
         make_rows=functools.partial(_import_rows, root=str(root), pairs=pairs, config=config, fp=fp),
         fingerprint=fp, command=settings, workers=workers, overwrite=overwrite, desc="importing",
         progress=progress, options=options,
-        extra={"blurred_folder": config.blur_dir, "camera_response": blurred_response(config.blur_dir)},
+        extra={"blurred_folder": config.blur_dir, "camera_response": config.camera_response()},
     )
 
 
