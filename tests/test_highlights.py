@@ -246,7 +246,7 @@ def test_raw_boost_multiplies_camera_colours_by_the_photos_gains():
     img = night_scene()
     img[20, 20] = (255, 120, 40)   # a saturated orange light: boosted on its brightest channel
     table = CameraResponse.parse("gamma:2.2").decode_table()
-    gains = _raw_highlight_gains(img, table, 0, "reflect", (6.0, 0.9), None, None)
+    gains = _raw_highlight_gains(img, img, table, 0, "reflect", (6.0, 0.9), None, None)
     expected = highlight_gains(table[img].max(axis=2), 6.0, 0.9)
     assert np.array_equal(gains, expected)
     assert gains[20, 20] == 6.0 and gains[15, 15] == 6.0 and gains[3, 3] == 1.0
@@ -347,7 +347,7 @@ def test_regions_torch_path_equals_cpu_path():
     from blursynth.ops.color import CameraResponse
 
     img, psf, crf = lamp_scene(), line_psf(7), CameraResponse.parse("gamma:2.2")
-    regions = _regions(img, crf, (6.0, 0.9), 16, 0.4)
+    regions = _regions(img, crf.decode_table(), (6.0, 0.9), 16, 0.4)
     assert regions[0].sum() == 9
     for border in ("reflect", "wrap"):
         cpu = _blur_linear_cpu(img, psf, crf, border, "direct", boost=(6.0, 0.9), regions=regions)

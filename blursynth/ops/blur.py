@@ -79,7 +79,8 @@ def render_pair(photo, psf, *, crf="gamma:2.2", border="reflect", saturation=Non
     check_fits(photo.shape[0], photo.shape[1], k, border, what="photo window")
     scale = 1.0 if saturation is None else float(saturation)
     boost = _boost(highlight_gain, highlight_threshold)
-    regions = _regions(photo, crf, boost, highlight_regions, highlight_region_threshold)
+    regions = _regions(photo, crf.decode_table(), boost, highlight_regions,
+                       highlight_region_threshold)
     import torch
 
     dev = torch.device("cpu") if device is None else torch.device(device)
@@ -123,19 +124,32 @@ def _boost(highlight_gain, highlight_threshold):
             HIGHLIGHT_THRESHOLD if highlight_threshold is None else float(highlight_threshold))
 
 
-def _regions(photo, crf, boost, max_area, region_threshold):
+def _peak(photo, table):
+    """(H, W) float32: each pixel's brightest channel in linear light.
+
+    Decode tables are non-decreasing (every camera response is monotonic), so the brightest
+    code decodes to the brightest value: one table look-up per pixel.
+    """
+    return table[photo.max(axis=2)]
+
+
+def _regions(photo, table, boost, max_area, region_threshold):
     """(mask, region threshold) of the window's small bright regions, or None when off.
 
-    Found on the photo's own linear values (the brightest channel of each pixel), on the
-    window the pair is made of, before any padding.
+    Found on the photo's own linear values (:func:`_peak` through the decode ``table``), on
+    the window the pair is made of, before any padding (:func:`_pad_mask` pads the mask).
     """
     if boost is None or max_area is None:
         return None
     from .degrade import HIGHLIGHT_REGION_THRESHOLD, small_bright_regions
 
     t = HIGHLIGHT_REGION_THRESHOLD if region_threshold is None else float(region_threshold)
-    peak = crf.decode_table()[photo].max(axis=2)
-    return small_bright_regions(peak, int(max_area), t), t
+    return small_bright_regions(_peak(photo, table), int(max_area), t), t
+
+
+def _pad_mask(mask, r, border):
+    """A window's bool mask padded as :func:`_pad_photo` pads the photo."""
+    return _pad_photo(mask.astype(np.uint8), r, border).astype(bool)
 
 
 def _check_photo(photo):
@@ -185,8 +199,8 @@ def _blur_linear_cpu(photo, psf, crf, border, method, boost=None, regions=None):
         if regions is None:
             planes = boost_highlights(planes, *boost)
         else:
-            mask = _pad_photo(regions[0].astype(np.uint8), r, border).astype(bool)
-            planes = boost_highlights(planes, *boost, regions=mask, region_threshold=regions[1])
+            planes = boost_highlights(planes, *boost, regions=_pad_mask(regions[0], r, border),
+                                      region_threshold=regions[1])
     return convolve_padded(torch.from_numpy(planes)[None], psf, method=method)[0]
 
 
@@ -296,8 +310,8 @@ def render_raw_pair(photo, psf, raw, *, crf="gamma:2.2", border="reflect", noise
     padded = _pad_photo(photo, r, border)
     table = crf.decode_table()
     cam = rawops.unprocess_uint8(padded, table, p)  # (3, Hp, Wp) camera colours
-    gains = _raw_highlight_gains(padded, table, r, border, _boost(highlight_gain,
-                                 highlight_threshold), highlight_regions,
+    gains = _raw_highlight_gains(photo, padded, table, r, border,
+                                 _boost(highlight_gain, highlight_threshold), highlight_regions,
                                  highlight_region_threshold)
     src = cam if gains is None else cam * gains
     planes = torch.from_numpy(src)[None]
@@ -384,28 +398,22 @@ def develop_raw_pair(blurred_cam, sharp_cam, raw, *, crf="gamma:2.2", noise_rng=
     return blurred, sharp
 
 
-def _raw_highlight_gains(padded, table, r, border, boost, max_area, region_threshold):
+def _raw_highlight_gains(photo, padded, table, r, border, boost, max_area, region_threshold):
     """(Hp, Wp) float32 highlight gains of the padded photo for the RAW path, or None.
 
-    Decided on the photo's linear values (each pixel's brightest channel), as the RGB
-    path's boost is; the small regions are found on the window, then padded as the photo.
+    Decided on the photo's linear values (:func:`_peak`), as the RGB path's boost is; the
+    small regions are found on the window (:func:`_regions`), then padded as the photo.
     """
     if boost is None:
         return None
-    from .degrade import HIGHLIGHT_REGION_THRESHOLD, highlight_gains, small_bright_regions
+    from .degrade import highlight_gains
 
-    table = np.asarray(table, np.float32)
-    if (np.diff(table) >= 0).all():  # monotonic: the brightest code decodes to the brightest value
-        peak = table[padded.max(axis=2)]
-    else:
-        peak = table[padded].max(axis=2)
-    if max_area is None:
+    peak = _peak(padded, table)
+    regions = _regions(photo, table, boost, max_area, region_threshold)
+    if regions is None:
         return highlight_gains(peak, *boost)
-    tr = HIGHLIGHT_REGION_THRESHOLD if region_threshold is None else float(region_threshold)
-    inner = peak[r:-r, r:-r] if r and border != "valid" else peak
-    mask = small_bright_regions(inner, int(max_area), tr)
-    mask = _pad_photo(mask.astype(np.uint8), r, border).astype(bool)
-    return highlight_gains(peak, *boost, regions=mask, region_threshold=tr)
+    return highlight_gains(peak, *boost, regions=_pad_mask(regions[0], r, border),
+                           region_threshold=regions[1])
 
 
 def _convolve_to_hwc(planes, psf, device, method):

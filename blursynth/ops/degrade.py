@@ -339,14 +339,32 @@ def highlight_gains(peak, factor: float, threshold: float = HIGHLIGHT_THRESHOLD,
     >>> np.round(highlight_gains(np.array([0.5, 0.95, 1.0], np.float32), 4.0, 0.9), 4).tolist()
     [1.0, 2.5, 4.0]
     """
-    m = np.asarray(peak, dtype=np.float32)
-    f1 = np.float32(factor - 1.0)
-    w = np.clip((m - np.float32(threshold)) * np.float32(1.0 / (1.0 - threshold)), 0.0, 1.0)
-    if regions is not None:
+    w = _ramp(np.asarray(peak, dtype=np.float32), threshold, regions, region_threshold)
+    return (w * np.float32(factor - 1.0) + np.float32(1.0)).astype(np.float32, copy=False)
+
+
+def _ramp(m, threshold: float, regions=None, region_threshold: float = HIGHLIGHT_REGION_THRESHOLD):
+    """The boost's weight in [0, 1] from the brightest channel ``m`` (NumPy float32 or torch).
+
+    ``clip((m - t) / (1 - t), 0, 1)``; in ``regions`` (bool, ``m``'s last two dimensions) the
+    larger of that and the same ramp from ``region_threshold``.
+    """
+    if type(m).__module__.startswith("torch"):
+        import torch
+
+        w = ((m - threshold) * (1.0 / (1.0 - threshold))).clamp_(0.0, 1.0)
+        if regions is None:
+            return w
         tr = float(region_threshold)
-        w_region = np.clip((m - np.float32(tr)) * np.float32(1.0 / (1.0 - tr)), 0.0, 1.0)
-        w = np.where(regions, np.maximum(w, w_region), w)
-    return (w * f1 + np.float32(1.0)).astype(np.float32, copy=False)
+        w_region = ((m - tr) * (1.0 / (1.0 - tr))).clamp_(0.0, 1.0)
+        mask = torch.as_tensor(np.asarray(regions, bool)).to(m.device)
+        return torch.where(mask, torch.maximum(w, w_region), w)
+    w = np.clip((m - np.float32(threshold)) * np.float32(1.0 / (1.0 - threshold)), 0.0, 1.0)
+    if regions is None:
+        return w
+    tr = float(region_threshold)
+    w_region = np.clip((m - np.float32(tr)) * np.float32(1.0 / (1.0 - tr)), 0.0, 1.0)
+    return np.where(regions, np.maximum(w, w_region), w)
 
 
 def boost_highlights(linear, factor: float, threshold: float = HIGHLIGHT_THRESHOLD, *,
@@ -385,25 +403,14 @@ def boost_highlights(linear, factor: float, threshold: float = HIGHLIGHT_THRESHO
         raise BadInputError(f"highlight gain must be in [{lo:g}, {hi:g}]; got {factor!r}.")
     t = check_highlight_threshold(threshold)
     if regions is not None:
-        tr = check_highlight_region_threshold(region_threshold, t)
+        regions = np.asarray(regions, bool)
+        region_threshold = check_highlight_region_threshold(region_threshold, t)
     if type(linear).__module__.startswith("torch"):
-        import torch
-
-        m = linear.amax(dim=-3, keepdim=True)
-        w = ((m - t) * (1.0 / (1.0 - t))).clamp_(0.0, 1.0)
-        if regions is not None:
-            w_region = ((m - tr) * (1.0 / (1.0 - tr))).clamp_(0.0, 1.0)
-            mask = torch.as_tensor(np.asarray(regions, bool)).to(m.device)
-            w = torch.where(mask, torch.maximum(w, w_region), w)
+        w = _ramp(linear.amax(dim=-3, keepdim=True), t, regions, region_threshold)
         return linear * (w * (factor - 1.0) + 1.0)
-    m = linear.max(axis=-3, keepdims=True)
-    if regions is not None:
-        gains = highlight_gains(m, factor, t, regions=np.asarray(regions, bool),
-                                region_threshold=tr)
-        return (linear * gains).astype(linear.dtype, copy=False)
-    w = np.clip((m - np.float32(t)) * np.float32(1.0 / (1.0 - t)), 0.0, 1.0)
-    return (linear * (w * np.float32(factor - 1.0) + np.float32(1.0))).astype(linear.dtype,
-                                                                             copy=False)
+    gains = highlight_gains(linear.max(axis=-3, keepdims=True), factor, t, regions=regions,
+                            region_threshold=region_threshold)
+    return (linear * gains).astype(linear.dtype, copy=False)
 
 
 def saturate(linear, factor: float):
