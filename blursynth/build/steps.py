@@ -99,6 +99,13 @@ class StepTable:
 
     def settings(self, inner: dict, fixed: dict):
         """The kind's settings class from ``inner`` (the table less the keys the step reads itself)."""
+        noise = inner.get("noise")
+        if isinstance(noise, str) and noise.strip().lower().startswith("profile:"):
+            from ..ops.raw import is_noise_file
+
+            given = noise.strip().split(":", 1)[1].strip()
+            if is_noise_file(given):  # a calibration file: relative to the recipe, as paths are
+                inner = {**inner, "noise": "profile:" + self.resolver.path(given, self.key, "noise")}
         return table_settings(self.recipe, self.key, self.kind.settings_class(), inner, fixed=fixed)
 
 

@@ -138,10 +138,11 @@ def train(sharp, real_blur, out, steps, config, width, blocks, image_skip, patch
                    "rec709, smpte240m, romm, lstar, hlg, filmic[:A,B[,C]], poly:C0,C1,..., or random / "
                    "random:CURVE,... (one per pair) [default: gamma:2.2].")
 @camera_options
-@click.option("--noise", default=None, metavar="SHOT[,READ]|model|profile[:NAME]",
+@click.option("--noise", default=None, metavar="SHOT[,READ]|model|profile[:NAME|:FILE]",
               help="RAW path: Poisson-Gaussian noise in the RAW mosaic, as blur's --noise: SHOT[,READ] values or "
                    "LO-HI ranges, 'model' (levels drawn per pair from a camera noise model) or 'profile[:NAME]' "
-                   "(from a camera's noise profile, 'blursynth cameras'); off by default.")
+                   "(from a camera's noise profile, 'blursynth cameras'; the bundled one is the model's line), "
+                   "'profile:FILE.toml' (your camera's calibration); off by default.")
 @click.option("--jpeg", default=None,
               help="RAW path: JPEG quality range of the blurred image, e.g. 70-95 (off by default).")
 @seed_option

@@ -109,13 +109,14 @@ def _keep(ctx, param, value):
 @click.option("--highlight-region-threshold", type=float, default=None, callback=_keep, expose_value=False,
               help="Linear value from which a pixel belongs to a bright region for --highlight-regions "
                    "(0.05-0.99, below --highlight-threshold; default 0.5, code 186 with gamma 2.2).")
-@click.option("--noise", default=None, metavar="SHOT[,READ]|model|profile[:NAME]",
+@click.option("--noise", default=None, metavar="SHOT[,READ]|model|profile[:NAME|:FILE]",
               help="Poisson-Gaussian sensor noise in linear light (intensity 0-1), each X or LO-HI: SHOT is the "
                    "variance per unit linear intensity, READ the standard deviation of the signal-independent "
                    "part (variance SHOT*x + READ^2 at intensity x), e.g. 0.0005-0.005,0.002; or 'model' "
                    "(--pipeline raw only): levels drawn per pair from a camera noise model; or 'profile' "
-                   "(--pipeline raw only): drawn from the pair's camera's noise profile ('blursynth cameras'), "
-                   "'profile:NAME' from a named one (off by default).")
+                   "(--pipeline raw only): drawn from the pair's camera's noise profile ('blursynth cameras'; the "
+                   "bundled darmstadt line is the model's: for the bundled cameras this draws what 'model' draws), 'profile:NAME' from "
+                   "a named one, 'profile:FILE.toml' from your camera's calibration (off by default).")
 @click.option("--jpeg", default=None, help="JPEG quality range of the blurred image, e.g. 70-95 (off by default).")
 @click.option("--pipeline", type=click.Choice(["rgb", "raw"]), default="rgb", show_default=True,
               help="rgb: blur and noise in linear RGB; raw: unprocess to a camera's RAW space, blur, clip at "

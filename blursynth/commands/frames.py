@@ -110,10 +110,11 @@ def _positive_fps(ctx, param, value):
                    "RAW space, clip at white, mosaic, add --noise there, demosaic and develop (the sharp frame "
                    "the same way, without noise).")
 @camera_options
-@click.option("--noise", default=None, metavar="SHOT[,READ]|model|profile[:NAME]",
+@click.option("--noise", default=None, metavar="SHOT[,READ]|model|profile[:NAME|:FILE]",
               help="RAW path: Poisson-Gaussian noise in the RAW mosaic, as blur's --noise: SHOT[,READ] values or "
                    "LO-HI ranges, 'model' (levels drawn per pair from a camera noise model) or 'profile[:NAME]' "
-                   "(from a camera's noise profile, 'blursynth cameras'); off by default.")
+                   "(from a camera's noise profile, 'blursynth cameras'; the bundled one is the model's line), "
+                   "'profile:FILE.toml' (your camera's calibration); off by default.")
 @click.option("--jpeg", default=None, help="RAW path: JPEG quality range of the blurred image, e.g. 70-95 (off by "
                                            "default).")
 @seed_option

@@ -75,8 +75,11 @@ def caption_lines(row) -> list[str]:
         if raw.get("shot_noise") or raw.get("read_noise"):
             noise = (f"RAW noise shot {float(raw.get('shot_noise') or 0):.2g}, "
                      f"read {float(raw.get('read_noise') or 0):.2g}")
-            if raw.get("noise_profile"):
-                noise += f" ({raw['noise_profile']} profile)"
+            profile = raw.get("noise_profile")
+            if profile in ("model", "darmstadt"):  # the bundled darmstadt line is the model's
+                noise += " (model line)"
+            elif profile:
+                noise += f" ({profile} calibration)"
         else:
             noise = "no noise added"
         bits = f" {raw['raw_bits']}-bit" if raw.get("raw_bits") is not None else ""

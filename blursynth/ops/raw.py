@@ -84,12 +84,16 @@ HIGHLIGHT_KNEE = 0.9  # the mask starts where the camera-space grey exceeds this
 # -- noise profiles --------------------------------------------------------------------------
 # A profile is a camera noise line in the form above: ln(shot) ~ U(lo, hi) and
 # ln(read**2) = slope * ln(shot) + intercept + N(0, sigma**2), with its source. Only published
-# calibrations go here (docs/algorithms.md, "Noise profiles").
+# calibrations go here (docs/algorithms.md, "Noise profiles"); a user's own calibration comes
+# from a file (--noise profile:FILE.toml, load_noise_profile).
 NOISE_PROFILES: dict[str, dict] = {
+    # The model's own line: one fit over the four Darmstadt cameras together, so
+    # --noise profile draws for them exactly what --noise model draws.
     "darmstadt": {
         "shot_log_range": SHOT_LOG_RANGE, "read_line": READ_LINE,
-        "source": "Brooks et al. 2019 (Unprocessing), fitted to the shot and read levels of the "
-                  "Darmstadt Noise Dataset's raw images (Ploetz & Roth 2017; its four cameras together)",
+        "source": "the model's line: Brooks et al. 2019 (Unprocessing), fitted to the shot and read "
+                  "levels of the Darmstadt Noise Dataset's raw images (Ploetz & Roth 2017; its four "
+                  "cameras together, not per camera)",
     },
 }
 # Each bundled camera's noise profile; None where no published calibration of that camera was
@@ -162,6 +166,7 @@ class RawParams:
     demosaic: str
     white_level: float = 1.0
     noise_profile: str | None = None  # "--noise profile": the profile its levels came from
+    noise_line: dict | None = None  # a calibration file's line (shot_log_range, read_line, source)
 
     @classmethod
     def from_dict(cls, params: dict) -> "RawParams":
@@ -193,6 +198,8 @@ class RawParams:
                 demosaic=str(params["demosaic"]), white_level=float(params.get("white_level", 1.0)),
                 noise_profile=(None if params.get("noise_profile") is None
                                else str(params["noise_profile"])),
+                noise_line=(None if params.get("noise_line") is None
+                            else check_noise_line(params["noise_line"])),
             )
         except (KeyError, TypeError, ValueError, AttributeError) as e:
             raise BadInputError(f"RAW params are incomplete or malformed: {e!r}.") from None
@@ -214,7 +221,9 @@ class RawParams:
         _check_choice("demosaic method", self.demosaic, DEMOSAIC_METHODS)
         _check_choice("highlights", self.highlights, HIGHLIGHT_MODES)
         check_noise_levels(self.shot_noise, self.read_noise)
-        if self.noise_profile is not None:
+        if self.noise_line is not None:
+            check_noise_line(self.noise_line)
+        elif self.noise_profile is not None:
             _check_choice("noise profile", self.noise_profile, (*NOISE_PROFILES, "model"))
         if self.raw_bits is not None:
             check_raw_bits(self.raw_bits)
@@ -230,6 +239,7 @@ class RawParams:
             "read_noise": self.read_noise, "raw_bits": self.raw_bits, "demosaic": self.demosaic,
             "white_level": self.white_level,
             **({} if self.noise_profile is None else {"noise_profile": self.noise_profile}),
+            **({} if self.noise_line is None else {"noise_line": dict(self.noise_line)}),
         }
 
     @property
@@ -266,13 +276,15 @@ def raw_noise_spec(noise) -> str | None:
     """``noise`` as the RAW path's drawn-levels spec, or None when it is something else.
 
     ``"model"`` (the log-linear model), ``"profile"`` (each pair's camera's noise
-    profile) or ``"profile:NAME"`` (a named profile, :data:`NOISE_PROFILES`), in any
-    case; None for ranges, "off" and None.
+    profile), ``"profile:NAME"`` (a named profile, :data:`NOISE_PROFILES`), in any
+    case, or ``"profile:FILE.toml"`` / ``.json`` (a calibration file,
+    :func:`load_noise_profile`; the path kept as given); None for ranges, "off" and None.
 
     Raises
     ------
     BadInputError
-        On ``profile:NAME`` with an unknown NAME.
+        On ``profile:NAME`` with an unknown NAME, or a calibration file that is missing or
+        malformed.
 
     Examples
     --------
@@ -285,13 +297,187 @@ def raw_noise_spec(noise) -> str | None:
     if text in ("model", "profile"):
         return text
     if text.startswith("profile:"):
-        name = text.split(":", 1)[1].strip()
+        given = noise.strip().split(":", 1)[1].strip()
+        if is_noise_file(given):
+            load_noise_profile(given)
+            return f"profile:{given}"
+        name = given.lower()
         if name not in NOISE_PROFILES:
             raise BadInputError(f"unknown noise profile {name!r} in --noise {noise!r}; the bundled "
                                 f"ones are: {', '.join(NOISE_PROFILES)} (or write --noise profile "
-                                "for each pair's camera's own).")
+                                "for each pair's camera's own, or --noise profile:FILE.toml for a "
+                                "calibration of your own).")
         return f"profile:{name}"
     return None
+
+
+# -- calibration files (--noise profile:FILE.toml|.json) -------------------------------------
+NOISE_FILE_SUFFIXES = (".toml", ".json")
+NOISE_Z_CUT = 4.0  # a file's line draws its read normal cut at 4 sigma (checked in bounds at load)
+
+
+def is_noise_file(name: str) -> bool:
+    """Whether a ``profile:`` argument names a calibration file (ends in .toml or .json)."""
+    return str(name).strip().lower().endswith(NOISE_FILE_SUFFIXES)
+
+
+def check_noise_line(line) -> dict:
+    """A noise line (``shot_log_range``, ``read_line``, ``source``) checked, as plain floats.
+
+    The line's levels at both ends of its shot range, 4 sigma either side, must stay in the
+    bounds ``--noise`` accepts, so no pair's draw can fail mid-run.
+
+    Raises
+    ------
+    BadInputError
+    """
+    try:
+        lo, hi = (float(v) for v in line["shot_log_range"])
+        slope, intercept, sigma = (float(v) for v in line["read_line"])
+        source = str(line.get("source", ""))
+    except (KeyError, TypeError, ValueError, AttributeError):
+        raise BadInputError(f"a noise line needs shot_log_range [lo, hi] and read_line [slope, "
+                            f"intercept, sigma]; got {line!r}.") from None
+    if not all(math.isfinite(v) for v in (lo, hi, slope, intercept, sigma)) or lo > hi or sigma < 0:
+        raise BadInputError(f"noise line {line!r}: needs finite numbers, lo <= hi and sigma >= 0.")
+    for ln_shot in (lo, hi):
+        shot = math.exp(ln_shot)
+        for z in (-NOISE_Z_CUT, NOISE_Z_CUT):
+            read = math.sqrt(math.exp(slope * ln_shot + intercept + sigma * z))
+            if not (SHOT_BOUNDS[0] <= shot <= SHOT_BOUNDS[1] and read <= READ_BOUNDS[1]):
+                raise BadInputError(
+                    f"noise line reaches shot {shot:.3g}, read {read:.3g} (4 sigma), outside the "
+                    f"bounds shot <= {SHOT_BOUNDS[1]:g}, read <= {READ_BOUNDS[1]:g}; check its units "
+                    "(signal scaled to white = 1, read a standard deviation or O a variance).")
+    return {"shot_log_range": [lo, hi], "read_line": [slope, intercept, sigma], "source": source}
+
+
+def fit_noise_line(points) -> tuple:
+    """(shot_log_range, read_line) from DNG NoiseProfile pairs (S, O): variance ``S x + O``.
+
+    ``S`` is the shot level, ``O`` the read variance. ``ln O`` is fitted by least squares
+    as a line in ``ln S`` (slope 0 and the mean when the points share one S), sigma the
+    residuals' root mean square; the shot range spans the points' S. An entry of six
+    numbers (``S_R O_R S_G O_G S_B O_B``, one pair per channel) counts as the channels'
+    mean S and mean O (the RAW path draws one level for all channels).
+
+    Examples
+    --------
+    >>> rng, line = fit_noise_line([[1e-3, 1e-6], [4e-3, 1.6e-5]])
+    >>> [round(v, 6) + 0.0 for v in line]
+    [2.0, 0.0, 0.0]
+    """
+    xs, ys = [], []
+    for entry in points:
+        v = [float(x) for x in entry]
+        if len(v) == 6:
+            v = [(v[0] + v[2] + v[4]) / 3, (v[1] + v[3] + v[5]) / 3]
+        if len(v) != 2 or not all(math.isfinite(x) and x > 0 for x in v):
+            raise BadInputError(f"a NoiseProfile entry is [S, O] or [S_R, O_R, S_G, O_G, S_B, O_B] "
+                                f"of positive numbers; got {list(entry)!r}.")
+        xs.append(math.log(v[0]))
+        ys.append(math.log(v[1]))
+    if not xs:
+        raise BadInputError("dng_noise_profile is empty; give one [S, O] per DNG (per ISO).")
+    x, y = np.array(xs), np.array(ys)
+    if np.ptp(x) > 0:
+        slope, intercept = np.polyfit(x, y, 1)
+    else:
+        slope, intercept = 0.0, float(y.mean())
+    resid = y - (slope * x + intercept)
+    sigma = float(np.sqrt(np.mean(resid ** 2)))
+    return (float(x.min()), float(x.max())), (float(slope), float(intercept), sigma)
+
+
+_NOISE_FILES: dict = {}
+
+
+def load_noise_profile(path) -> dict:
+    """A camera's calibrated noise line from a TOML or JSON file (``--noise profile:FILE``).
+
+    The file holds ``name`` (optional: the file's stem), ``source`` (optional: where the
+    numbers come from) and either the line itself, ``shot_range = [lo, hi]`` (shot levels,
+    log-uniform between) with ``read_line = [slope, intercept, sigma]`` (``ln(read**2) =
+    slope ln(shot) + intercept + N(0, sigma**2)``), or ``dng_noise_profile``: a list of
+    the DNG NoiseProfile tag's (S, O) pairs, one per DNG (:func:`fit_noise_line`). Levels
+    are on the scale of the RAW signal with the white level at 1, as DNG's are.
+
+    Returns
+    -------
+    profile : dict
+        ``name``, ``shot_log_range``, ``read_line``, ``source`` (the file is read at
+        every call, parsed once per contents and process).
+
+    Raises
+    ------
+    BadInputError
+        Missing, unreadable or malformed file, or a line outside ``--noise``'s bounds.
+    """
+    import os
+
+    path = os.fspath(path)
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except FileNotFoundError:
+        raise BadInputError(f"noise profile file {path!r} does not exist; give a .toml or .json "
+                            "file with a calibrated noise line (docs/algorithms.md, Noise profiles).") from None
+    except OSError as e:
+        raise BadInputError(f"noise profile file {path!r} could not be read: {e}.") from None
+    key = (path, data)  # the contents: an edited file is read again
+    if key not in _NOISE_FILES:
+        _NOISE_FILES[key] = _read_noise_file(path, data)
+    return dict(_NOISE_FILES[key])
+
+
+def _read_noise_file(path: str, raw: bytes) -> dict:
+    import json
+    import os
+
+    try:
+        if path.lower().endswith(".json"):
+            data = json.loads(raw.decode("utf-8"))
+        else:
+            import tomllib
+
+            data = tomllib.loads(raw.decode("utf-8"))
+    except ValueError as e:  # TOMLDecodeError, JSONDecodeError and UnicodeDecodeError are ValueErrors
+        raise BadInputError(f"noise profile file {path!r} could not be read: {e}.") from None
+    if not isinstance(data, dict):
+        raise BadInputError(f"noise profile file {path!r} must hold a table (a JSON object).")
+    allowed = {"name", "source", "shot_range", "read_line", "dng_noise_profile"}
+    unknown = sorted(set(data) - allowed)
+    if unknown:
+        raise BadInputError(f"noise profile file {path!r}: unknown key {unknown[0]!r}; expected "
+                            f"{', '.join(sorted(allowed))}.")
+    line_given, dng_given = "shot_range" in data or "read_line" in data, "dng_noise_profile" in data
+    if line_given == dng_given:
+        raise BadInputError(f"noise profile file {path!r} needs either shot_range and read_line, "
+                            "or dng_noise_profile (a list of [S, O] pairs), not both or neither.")
+    try:
+        if dng_given:
+            if not isinstance(data["dng_noise_profile"], list):
+                raise TypeError
+            shot_log_range, read_line = fit_noise_line(data["dng_noise_profile"])
+        else:
+            lo, hi = (float(v) for v in data["shot_range"])
+            if not (lo > 0 and hi > 0):
+                raise BadInputError(f"noise profile file {path!r}: shot_range must be two positive "
+                                    f"levels; got {data['shot_range']!r}.")
+            shot_log_range, read_line = (math.log(lo), math.log(hi)), data["read_line"]
+        line = check_noise_line({"shot_log_range": shot_log_range, "read_line": read_line,
+                                 "source": data.get("source", f"calibration file {os.path.basename(path)}")})
+    except BadInputError as e:
+        msg = str(e)
+        raise BadInputError(msg if path in msg else f"noise profile file {path!r}: {msg}") from None
+    except (KeyError, TypeError, ValueError):
+        raise BadInputError(f"noise profile file {path!r}: shot_range must be [lo, hi], read_line "
+                            "[slope, intercept, sigma] and dng_noise_profile a list of [S, O].") from None
+    name = str(data.get("name") or os.path.splitext(os.path.basename(path))[0]).strip()
+    if not name or name in (*NOISE_PROFILES, "model"):
+        raise BadInputError(f"noise profile file {path!r}: name {name!r} is taken by a bundled "
+                            "profile or empty; give the camera's name.")
+    return {"name": name, **line}
 
 
 def camera_noise_profile(camera: str, weights=None) -> str:
@@ -330,10 +516,12 @@ def draw_raw_params(rng: np.random.Generator, *, camera="random", bayer="random"
         normalised, as in Unprocessing); a camera name; or a list of names to mix.
     bayer : str
         ``"random"`` or one of :data:`BAYER_PATTERNS`.
-    noise : "model", "profile", "profile:NAME", "off" or (shot, read)
+    noise : "model", "profile", "profile:NAME", "profile:FILE", "off" or (shot, read)
         ``model``: Brooks et al.'s log-linear model; ``profile``: the camera's noise
         profile (:func:`camera_noise_profile`), ``profile:NAME`` a named one (both
-        recorded as ``noise_profile``; the same two draws); ``(shot, read)``: fixed
+        recorded as ``noise_profile``; the same two draws); ``profile:FILE.toml`` (or
+        ``.json``) a calibration file's line (:func:`load_noise_profile`; its name recorded
+        as ``noise_profile``, its numbers as ``noise_line``); ``(shot, read)``: fixed
         levels (``read`` a standard deviation); ``off``: zero.
     raw_bits : None, int or (lo, hi)
         Quantisation bits (10-14); a pair of ints draws one uniformly per pair.
@@ -399,14 +587,22 @@ def draw_raw_params(rng: np.random.Generator, *, camera="random", bayer="random"
         pattern = bayer
 
     spec = raw_noise_spec(noise) if isinstance(noise, str) else None
-    profile = None
+    profile = line = None
     if spec is not None:
         if spec != "model":
             profile = (camera_noise_profile(cam_name, weights) if spec == "profile"
                        else spec.split(":", 1)[1])
-        (lo, hi), (slope, intercept, sigma) = (
-            (SHOT_LOG_RANGE, READ_LINE) if profile in (None, "model")
-            else (NOISE_PROFILES[profile]["shot_log_range"], NOISE_PROFILES[profile]["read_line"]))
+        if profile is not None and is_noise_file(profile):
+            loaded = load_noise_profile(profile)
+            profile = loaded.pop("name")
+            line = loaded
+            (lo, hi), (slope, intercept, sigma) = line["shot_log_range"], line["read_line"]
+            # Cut at 4 sigma: the file's line was checked in bounds there.
+            z_read = min(max(z_read, -NOISE_Z_CUT), NOISE_Z_CUT)
+        else:
+            (lo, hi), (slope, intercept, sigma) = (
+                (SHOT_LOG_RANGE, READ_LINE) if profile in (None, "model")
+                else (NOISE_PROFILES[profile]["shot_log_range"], NOISE_PROFILES[profile]["read_line"]))
         shot = math.exp(lo + (hi - lo) * u_shot)
         read = math.sqrt(math.exp(slope * math.log(shot) + intercept + sigma * z_read))
     elif noise is None or (isinstance(noise, str) and noise == "off"):
@@ -436,6 +632,7 @@ def draw_raw_params(rng: np.random.Generator, *, camera="random", bayer="random"
         camera=cam_name, camera_weights=weights, xyz_to_cam=tuple(m), red_gain=red, blue_gain=blue,
         digital_gain=float(gain), highlights=highlights, bayer=pattern, shot_noise=float(shot),
         read_noise=float(read), raw_bits=bits, demosaic=demosaic, noise_profile=profile,
+        noise_line=line,
     )
     params._check()
     return params.to_dict()

@@ -120,9 +120,13 @@ def raw_recipe(camera=None, demosaic=None, raw_bits=None, noise=None, jpeg=None,
     them with its other degradations).
     """
     from ..ops.degrade import Degradations
-    from ..ops.raw import RAW_VERSION, raw_noise_spec
+    from ..ops.raw import RAW_VERSION, is_noise_file, load_noise_profile, raw_noise_spec
 
-    d = {**raw_choices(camera, demosaic, raw_bits), "noise": raw_noise_spec(noise) or "ranges"}
+    spec = raw_noise_spec(noise)
+    d = {**raw_choices(camera, demosaic, raw_bits), "noise": spec or "ranges"}
+    if spec is not None and is_noise_file(spec.split(":", 1)[-1]):
+        # The calibration's numbers, not only its path: they decide the bytes.
+        d["noise_line"] = load_noise_profile(spec.split(":", 1)[1])
     if degradations:
         d["degradations"] = Degradations.parse(noise=noise_ranges(noise), jpeg=jpeg).describe()
     d["raw_version"] = RAW_VERSION
