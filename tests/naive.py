@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 
+from blursynth.ops import raw
 from blursynth.ops.trajectory import EXPL_CHOICES
 
 
@@ -187,3 +188,107 @@ def encode8_sums(sums, n_items, kind, gamma=2.2, scale=1 << 24):
     for s in sums:
         out.append(sum(1 for level in levels if int(s) >= level))
     return out
+
+
+# -- the RAW path (ops.raw, ops._raw_kernels): one NumPy step at a time, in float32 (float64
+# for the highlight solve), in the kernels' order of operations, so the kernels equal it bit for bit
+def raw_matrix(x, m):
+    m = np.asarray(m, np.float32)
+    r, g, b = x[..., 0], x[..., 1], x[..., 2]
+    return np.stack([(m[c, 0] * r + m[c, 1] * g) + m[c, 2] * b for c in range(3)], -1)
+
+
+def _raw_mask(grey):
+    t = np.clip((grey - raw.HIGHLIGHT_KNEE) / (1.0 - raw.HIGHLIGHT_KNEE), 0.0, 1.0)
+    return t * t
+
+
+def raw_unprocess(rgb, p):
+    cam = raw_matrix(rgb, p.rgb_to_cam)
+    inv = (1.0 / p.wb_gains).astype(np.float32)
+    out = cam * inv
+    if p.highlights == "preserve":
+        grey = (cam[..., 0] + cam[..., 1] + cam[..., 2]) / np.float32(3)
+        hot = grey > np.float32(raw.HIGHLIGHT_KNEE)
+        m = _raw_mask(grey[hot])[:, None]
+        out[hot] = cam[hot] * np.maximum(m + (1 - m) * inv, inv)
+    return out
+
+
+def raw_readout(cam, p, field=None):
+    white = np.float32(p.white_level)
+    clipped = np.clip(cam, np.float32(0), white)
+    ch = raw.cfa_channels(p.bayer, cam.shape[:2]).astype(np.intp)
+    m = np.take_along_axis(clipped, ch[..., None], axis=2)[..., 0]
+    if field is not None:
+        sigma = np.sqrt(np.maximum(m, 0) * np.float32(p.shot_noise)
+                        + np.float32(p.read_noise ** 2))
+        m = m + sigma * field
+    m = np.minimum(m, white)
+    if p.raw_bits is not None:
+        scale = np.float32(2 ** p.raw_bits - 1) / white
+        m = np.rint(m * scale) / scale
+    return m
+
+
+def raw_demosaic(x, pattern, method):
+    h, w = x.shape
+    ch = raw.cfa_channels(pattern, (h, w))
+    pad = np.pad(x, 2, mode="reflect")
+
+    def at(dy, dx):
+        return pad[2 + dy:2 + dy + h, 2 + dx:2 + dx + w]
+
+    f32 = np.float32
+    c = x
+    n, s, e, wst = at(-1, 0), at(1, 0), at(0, 1), at(0, -1)
+    axis4 = ((n + s) + (e + wst)) * f32(0.25)
+    horiz, vert = (e + wst) * f32(0.5), (n + s) * f32(0.5)
+    diag = ((at(-1, -1) + at(-1, 1)) + (at(1, -1) + at(1, 1))) * f32(0.25)
+    if method == "malvar":
+        n2, s2, e2, w2 = at(-2, 0), at(2, 0), at(0, 2), at(0, -2)
+        lap_axis = c - ((n2 + s2) + (e2 + w2)) * f32(0.25)
+        hor2, ver2 = (e2 + w2) * f32(0.5), (n2 + s2) * f32(0.5)
+        d_c = c - diag
+        lap_row = (f32(2) * (c - hor2) + f32(4) * d_c - (c - ver2)) * f32(0.125)
+        lap_col = (f32(2) * (c - ver2) + f32(4) * d_c - (c - hor2)) * f32(0.125)
+        g_at_rb = axis4 + f32(0.5) * lap_axis
+        along_row, along_col = horiz + lap_row, vert + lap_col
+        opposite = diag + f32(0.75) * lap_axis
+    else:
+        g_at_rb, along_row, along_col, opposite = axis4, horiz, vert, diag
+    row_other = np.broadcast_to(np.where(ch[:, :1] == 1, ch[:, 1:2], ch[:, :1]), (h, w))
+    out = np.empty((h, w, 3), np.float32)
+    for k in (0, 2):
+        out[..., k] = np.where(ch == k, c, np.where(ch == 2 - k, opposite,
+                                                    np.where(row_other == k, along_row, along_col)))
+    out[..., 1] = np.where(ch == 1, c, g_at_rb)
+    return out
+
+
+def raw_restore(out, p):
+    if p.highlights == "off":
+        return out
+    inv = 1.0 / p.wb_gains
+    hot = (out[..., 0] + out[..., 1] + out[..., 2]) / np.float32(3) > raw.HIGHLIGHT_KNEE
+    yh = out[hot].astype(np.float64) * inv
+
+    def grey_at(t):
+        m = _raw_mask(t)[:, None]
+        s = np.maximum(m + (1 - m) * inv, inv)
+        return (yh / s).mean(axis=1), s
+
+    top, _ = grey_at(np.ones(len(yh)))
+    lo, hi = np.full(len(yh), raw.HIGHLIGHT_KNEE), np.ones(len(yh))
+    for _ in range(52):
+        mid = 0.5 * (lo + hi)
+        above = grey_at(mid)[0] > mid
+        lo, hi = np.where(above, mid, lo), np.where(above, hi, mid)
+    _, s = grey_at(np.where(top >= 1.0, 1.0, 0.5 * (lo + hi)))
+    out[hot] = (yh / s).astype(np.float32)
+    return out
+
+
+def raw_develop(x, p):
+    gained = x * p.wb_gains.astype(np.float32)[raw.cfa_channels(p.bayer, x.shape)]
+    return raw_matrix(raw_restore(raw_demosaic(gained, p.bayer, p.demosaic), p), p.cam_to_rgb)

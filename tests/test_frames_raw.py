@@ -1,5 +1,5 @@
 """``blursynth frames-average --pipeline raw``: windows averaged in linear light, then the RAW
-camera chain (unprocess, mosaic, noise, develop) on the mean and on the sharp frame (issue 16)."""
+camera chain (unprocess, mosaic, noise, develop) on the mean and on the sharp frame."""
 
 from __future__ import annotations
 

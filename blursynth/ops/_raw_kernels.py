@@ -255,8 +255,9 @@ def _demosaic_row(pad, y, chans, malvar, r_row, g_row, b_row):
 
 
 @njit
-def _restore_band(r_band, g_band, b_band, inv0, inv1, inv2, knee, knee32, span):
-    """The highlight inverse of a band's pixels whose grey exceeds ``knee32``, in place.
+def restore_highlights(r_band, g_band, b_band, inv0, inv1, inv2, knee, knee32, span):
+    """The highlight inverse of the pixels of gained (rows, W) planes whose grey exceeds
+    ``knee32``, in place (a band of :func:`develop_rows`, or ``ops.raw.white_balance``'s image).
 
     Their camera colours are taken back as ``value * inv`` in float64 and solved
     together (:func:`_solve_highlights`): a band gives the vector loops longer runs
@@ -296,7 +297,7 @@ def develop_rows(pad, chans, malvar, restore, inv, knee, knee32, span, matrix, a
     """Gained, padded mosaic ``pad`` (H + 4, W + 4) -> ``out`` (3, H, W), any strides.
 
     By bands of :data:`BAND_ROWS` rows: demosaic (:func:`_demosaic_row`); then, when
-    ``restore``, the highlight inverse above the knee (:func:`_restore_band`); then,
+    ``restore``, the highlight inverse above the knee (:func:`restore_highlights`); then,
     when ``apply_matrix``, ``matrix`` times each colour.
     """
     h = pad.shape[0] - 4
@@ -312,7 +313,7 @@ def develop_rows(pad, chans, malvar, restore, inv, knee, knee32, span, matrix, a
         for i in range(rows):
             _demosaic_row(pad, y_start + i, chans, malvar, r_band[i], g_band[i], b_band[i])
         if restore:
-            _restore_band(r_band, g_band, b_band, inv0, inv1, inv2, knee, knee32, span)
+            restore_highlights(r_band, g_band, b_band, inv0, inv1, inv2, knee, knee32, span)
         for i in range(rows):
             y = y_start + i
             if apply_matrix:

@@ -1,7 +1,8 @@
 """The RAW camera path: unprocess, Bayer mosaic, sensor noise, demosaic, process.
 
-Arrays in, arrays out; nothing here reads files. ``blursynth blur --pipeline raw``
-uses it through :func:`blursynth.ops.blur.render_raw_pair` (issue 16, section 1).
+Arrays in, arrays out; nothing here reads files. Every RAW-path command (``blur``,
+``frames-average`` and ``bgan blur`` with ``--pipeline raw``) uses it through
+:mod:`blursynth.ops.blur` (``render_raw_pair``, ``develop_raw_pair``).
 The model follows Brooks et al., "Unprocessing Images for Learned Raw Denoising"
 (CVPR 2019); docs/algorithms.md ("RAW path") cites the source of every number below.
 
@@ -657,18 +658,12 @@ def _check_image(image, what="image"):
     return x.astype(np.float32, copy=False)
 
 
-def _mask(grey):
-    """Unprocessing's highlight mask: 0 up to the knee, rising as a square to 1 at white."""
-    t = np.clip((grey - HIGHLIGHT_KNEE) / (1.0 - HIGHLIGHT_KNEE), 0.0, 1.0)
-    return t * t
-
-
 def unprocess(linear_rgb, params) -> np.ndarray:
     """Linear sRGB to the camera's linear RAW colours (before the mosaic).
 
     Inverse colour correction, then inverse white balance and digital gain
     (highlight-preserving when ``params["highlights"] == "preserve"``). Nothing is
-    clipped: see :func:`clip_white`.
+    clipped: the sensor clips at its white level (:func:`sensor_readout`).
 
     Parameters
     ----------
@@ -729,51 +724,25 @@ def _unprocess_args(p):
 
 
 def white_balance(cam, params) -> np.ndarray:
-    """Camera RAW colours -> white-balanced, the exact inverse of :func:`unprocess`'s gains.
+    """Camera RAW colours -> white-balanced, the inverse of :func:`unprocess`'s gains.
 
-    With ``highlights="preserve"`` a pixel's factor depends on its grey before the
-    inverse gains, so it is found per pixel: where that grey is below the knee the
-    plain gains apply; otherwise it is the root of ``mean(y / s(t)) = t`` on
-    [knee, 1] (bisection in float64), or plain ``y / max(g, 1)`` above white.
+    The plain gains, then (``highlights="preserve"``) the same highlight inverse as
+    :func:`develop`'s, on the pixels whose gained grey is above the knee: the root of
+    ``mean(y / s(t)) = t`` on [knee, 1] (bisection in float64), or plain
+    ``y / max(g, 1)`` above white.
+
+    Returns
+    -------
+    balanced : (H, W, 3) float32
     """
     p = RawParams.from_dict(params)
     y = _check_image(cam, "camera image")
-    return _restore_highlights(y * p.wb_gains.astype(np.float32), p, y)
-
-
-def _restore_highlights(out, p, y=None) -> np.ndarray:
-    """Plainly gained colours ``out = y * gains`` -> :func:`white_balance`'s result, in place.
-
-    Only pixels whose grey after the plain gains is above the knee change: there the
-    camera colours ``y`` (given, or recovered as ``out / gains``) get the per-pixel factor.
-    """
-    if p.highlights == "off":
-        return out
-    inv = 1.0 / p.wb_gains
-    grey0 = (out[..., 0] + out[..., 1] + out[..., 2]) / np.float32(3)
-    hot = grey0 > HIGHLIGHT_KNEE
-    if not hot.any():
-        return out
-    yh = (y[hot].astype(np.float64) if y is not None else out[hot].astype(np.float64) * inv)
-
-    def grey_at(t):
-        m = _mask(t)[:, None]
-        s = np.maximum(m + (1 - m) * inv, inv)
-        return (yh / s).mean(axis=1), s
-
-    top, s_top = grey_at(np.ones(len(yh)))
-    lo = np.full(len(yh), HIGHLIGHT_KNEE)
-    hi = np.ones(len(yh))
-    for _ in range(52):  # to float64 resolution on [0.9, 1]
-        mid = 0.5 * (lo + hi)
-        g, _ = grey_at(mid)
-        above = g > mid
-        lo = np.where(above, mid, lo)
-        hi = np.where(above, hi, mid)
-    t = np.where(top >= 1.0, 1.0, 0.5 * (lo + hi))
-    _, s = grey_at(t)
-    out[hot] = (yh / s).astype(np.float32)
-    return out
+    planes = np.ascontiguousarray((y * p.wb_gains.astype(np.float32)).transpose(2, 0, 1))
+    if p.highlights == "preserve":
+        inv = 1.0 / p.wb_gains
+        _k.restore_highlights(planes[0], planes[1], planes[2], inv[0], inv[1], inv[2],
+                              HIGHLIGHT_KNEE, np.float32(HIGHLIGHT_KNEE), 1.0 - HIGHLIGHT_KNEE)
+    return planes.transpose(1, 2, 0)
 
 
 def process(cam, params) -> np.ndarray:
@@ -788,11 +757,6 @@ def process(cam, params) -> np.ndarray:
     """
     p = RawParams.from_dict(params)
     return _apply_matrix(white_balance(cam, p), p.cam_to_rgb)
-
-
-def clip_white(raw, white_level: float = 1.0) -> np.ndarray:
-    """Clip RAW values to [0, white_level] (light cannot be negative; the sensor saturates)."""
-    return np.clip(raw, np.float32(0), np.float32(white_level)).astype(np.float32, copy=False)
 
 
 # -- mosaic ----------------------------------------------------------------------------------
