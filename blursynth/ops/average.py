@@ -166,18 +166,7 @@ class LinearAverager:
         >>> avg.window(f[:2])[0, 0].tolist(), avg.window(f[2:], f[:1])[0, 0].tolist()
         ([3, 3, 3], [6, 6, 6])
         """
-        entering, leaving = list(entering), list(leaving)
-        if len(leaving) > self.count:
-            if self.count == 0:
-                raise ValueError("no frames to subtract from: the averager holds none")
-            raise ValueError(f"{len(leaving)} frames cannot leave a window of {self.count}")
-        if len(leaving) == self.count:
-            self.count, leaving = 0, []  # none stays: start afresh
-        count = self.count - len(leaving) + len(entering)
-        if count < 1:
-            raise ValueError("a window must hold at least one frame")
-        if self.acc.dtype == np.uint32 and count > _UINT32_MAX_ITEMS:
-            raise ValueError(f"at most {_UINT32_MAX_ITEMS} frames fit this averager's sums; got {count}.")
+        entering, leaving, _ = self._next_window(entering, leaving)
         if self.count == 0 and not hold:
             return self._average(entering)
         if self.vector:
@@ -202,16 +191,7 @@ class LinearAverager:
         -------
         average : ``shape`` float32 ndarray, linear light in [0, 1]
         """
-        entering, leaving = list(entering), list(leaving)
-        if len(leaving) > self.count:
-            raise ValueError(f"{len(leaving)} frames cannot leave a window of {self.count}")
-        if len(leaving) == self.count:
-            self.count, leaving = 0, []
-        count = self.count - len(leaving) + len(entering)
-        if count < 1:
-            raise ValueError("a window must hold at least one frame")
-        if self.acc.dtype == np.uint32 and count > _UINT32_MAX_ITEMS:
-            raise ValueError(f"at most {_UINT32_MAX_ITEMS} frames fit this averager's sums; got {count}.")
+        entering, leaving, count = self._next_window(entering, leaving)
         for f in leaving:
             self._subtract(f)
         for f in entering:
@@ -220,6 +200,23 @@ class LinearAverager:
         if not hold:
             self.count = 0
         return out.reshape(self.shape)
+
+    def _next_window(self, entering, leaving):
+        """(entering, leaving, frame count) of the next window, checked; when every held frame
+        leaves, none is subtracted: the averager starts afresh (``count`` 0, ``leaving`` empty)."""
+        entering, leaving = list(entering), list(leaving)
+        if len(leaving) > self.count:
+            if self.count == 0:
+                raise ValueError("no frames to subtract from: the averager holds none")
+            raise ValueError(f"{len(leaving)} frames cannot leave a window of {self.count}")
+        if len(leaving) == self.count:
+            self.count, leaving = 0, []  # none stays: start afresh
+        count = self.count - len(leaving) + len(entering)
+        if count < 1:
+            raise ValueError("a window must hold at least one frame")
+        if self.acc.dtype == np.uint32 and count > _UINT32_MAX_ITEMS:
+            raise ValueError(f"at most {_UINT32_MAX_ITEMS} frames fit this averager's sums; got {count}.")
+        return entering, leaving, count
 
     def reset(self):
         """Forget the held frames: the next :meth:`window` starts afresh."""
