@@ -112,7 +112,9 @@ def _keep(ctx, param, value):
 @click.option("--noise", default=None, metavar="SHOT[,READ]|model|profile[:NAME|:FILE]",
               help="Poisson-Gaussian sensor noise in linear light (intensity 0-1), each X or LO-HI: SHOT is the "
                    "variance per unit linear intensity, READ the standard deviation of the signal-independent "
-                   "part (variance SHOT*x + READ^2 at intensity x), e.g. 0.0005-0.005,0.002; or 'model' "
+                   "part (variance SHOT*x + READ^2 at intensity x), e.g. 0.0005-0.005,0.002 (with --pipeline raw "
+                   "on the RAW mosaic, before white balance, digital gain and colour correction: the same numbers "
+                   "give a noisier image than on the RGB path); or 'model' "
                    "(--pipeline raw only): levels drawn per pair from a camera noise model; or 'profile' "
                    "(--pipeline raw only): drawn from the pair's camera's noise profile ('blursynth cameras'; the "
                    "bundled darmstadt line is the model's: for the bundled cameras this draws what 'model' draws), 'profile:NAME' from "
