@@ -189,7 +189,8 @@ def test_export_raw_refuses_rgb_only_datasets_and_raw_options_without_raw(tmp_pa
 def test_export_raw_refuses_a_model_no_row_reruns(tmp_path, run_cli):
     photos, d = _raw_blur_run(tmp_path, run_cli)  # trajectory rows only: no learned blur to rerun
     r = run_cli("dataset", "export", d, "--out", tmp_path / "x", "--raw", "npy", "--model", tmp_path)
-    assert r.code == 2 and f"--model {tmp_path}: no RAW-path row" in error_line(r) and "leave --model out" in error_line(r)
+    line = error_line(r)
+    assert r.code == 2 and f"--model {tmp_path}: no RAW-path row" in line and "leave --model out" in line
     assert not (tmp_path / "x").exists()
 
 

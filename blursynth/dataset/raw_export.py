@@ -20,9 +20,9 @@ PNG16_WHITE = 65535  # a png16 mosaic's value for the sensor's white level
 #: The sidecar's statement of the highlight-preserving inverse gains (Brooks et al., CVPR 2019).
 HIGHLIGHT_RULE = ("unprocessing multiplied each camera channel by max(m + (1 - m) / g, 1 / g), g = that channel's "
                   "white_balance_gains * digital_gain, m = min(max(t - highlight_knee, 0) / (1 - highlight_knee), "
-                  "1)^2, t = the pixel's camera-space grey (mean of R, G, B); developing solves for t per pixel above "
-                  "the knee. docs/algorithms.md, 'RAW path': 'linear sRGB -> camera' (unprocess) and 'Back to linear sRGB' "
-                  "(develop)")
+                  "1)^2, t = the pixel's camera-space grey (mean of R, G, B); developing solves for t per pixel "
+                  "above the knee. docs/algorithms.md, 'RAW path': 'linear sRGB -> camera' (unprocess) and 'Back "
+                  "to linear sRGB' (develop)")
 
 
 def is_raw_row(params: dict) -> bool:
