@@ -273,3 +273,104 @@ def tiny_recipe(tmp_path):
     path = tmp_path / "tiny.toml"
     path.write_text(TINY)
     return path
+
+
+# --- blur inputs: photos and a kernel bank (module-scoped) ----------------------------------------
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory):
+    """Three small photos (PNG, a JPEG in a subfolder, a grey PNG) for ``blur``."""
+    import cv2
+    from skimage import data
+
+    folder = tmp_path_factory.mktemp("photos")
+    (folder / "sub").mkdir()
+    cv2.imwrite(str(folder / "a.png"), data.astronaut()[::6, ::6, ::-1])     # 86x86
+    cv2.imwrite(str(folder / "sub" / "b.jpg"), data.coffee()[::5, ::5, ::-1])  # 80x120
+    cv2.imwrite(str(folder / "c.png"), data.camera()[::6, ::6])               # gray 86x86
+    return folder
+
+
+@pytest.fixture(scope="module")
+def bank(tmp_path_factory):
+    """A 16-kernel bank of short trajectories."""
+    from blursynth.kernelbank import KernelBankConfig, write_kernel_bank
+    from blursynth.ops.trajectory import TrajectoryConfig
+
+    path = tmp_path_factory.mktemp("bank") / "bank"
+    write_kernel_bank(path, KernelBankConfig(n=16, seed=1, canvas=16,
+                                             trajectory=TrajectoryConfig(n_samples=300, length_px=12.0)),
+                      progress=False)
+    return path
+
+
+# --- real pairs: a GoPro-layout folder ------------------------------------------------------------
+
+def write_image(path, image):
+    """Write an RGB(A) or grey uint8 image with OpenCV, making its folder."""
+    import cv2
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if image.ndim == 3 and image.shape[2] == 3:
+        image = image[:, :, ::-1]
+    elif image.ndim == 3 and image.shape[2] == 4:
+        image = image[:, :, [2, 1, 0, 3]]
+    assert cv2.imwrite(str(path), image)
+
+
+@pytest.fixture
+def gopro(tmp_path, photo):
+    """Two GoPro sequences of two frames: sharp/, blur/ (7-px box) and blur_gamma/ (5-px box)."""
+    import cv2
+
+    root = tmp_path / "GOPRO"
+    for seq in ("train/GOPR0372_07_00", "train/GOPR0374_11_01"):
+        for k in range(2):
+            sharp = np.roll(photo, 3 * k, axis=1)
+            write_image(root / seq / "sharp" / f"{k:06d}.png", sharp)
+            write_image(root / seq / "blur" / f"{k:06d}.png", cv2.blur(sharp, (7, 1)))
+            write_image(root / seq / "blur_gamma" / f"{k:06d}.png", cv2.blur(sharp, (5, 1)))
+    return root
+
+
+# --- learned blur: the tiny untrained generator as a model folder ---------------------------------
+
+@pytest.fixture(scope="module")
+def tiny():
+    """The tiny BGAN config, untrained: (generator, discriminator)."""
+    from blursynth.bgan.model import CONFIGS, build_bgan
+
+    return build_bgan(CONFIGS["tiny"], seed=0)
+
+
+@pytest.fixture
+def stub_model(tiny, tmp_path, monkeypatch):
+    """The tiny untrained generator, served as the model folder ``tmp_path / "model"``.
+
+    ``pairs.bgan`` caches loaded generators: the cache is emptied before and after, so
+    neither this stub nor an earlier model outlives its test.
+    """
+    from blursynth.bgan import train as bgan_train
+    from blursynth.bgan.train import CHECKPOINT
+    from blursynth.pairs import bgan
+
+    g, _ = tiny
+    info = {"config": {"name": "tiny"}, "step": 0, "fingerprint": "f" * 16}
+    monkeypatch.setattr(bgan_train, "load_bgan_generator", lambda path, device="cpu": (g.eval(), info))
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model" / CHECKPOINT).write_bytes(b"stub")  # its size and time key the cache
+    bgan._cached_generator.cache_clear()
+    yield tmp_path / "model"
+    bgan._cached_generator.cache_clear()
+
+
+def two_photos(folder):
+    """``folder`` with two small photos (an astronaut crop, a flat colour) for ``bgan blur``."""
+    from skimage import data
+
+    from blursynth.sources.photos import save_rgb8
+
+    folder.mkdir()
+    save_rgb8(folder / "a.png", np.ascontiguousarray(data.astronaut()[100:124, 120:156]))
+    save_rgb8(folder / "b.png", np.full((20, 28, 3), (150, 90, 60), np.uint8))
+    return folder

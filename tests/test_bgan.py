@@ -19,11 +19,6 @@ from blursynth.train.losses import ContentLoss
 TINY = CONFIGS["tiny"]
 
 
-@pytest.fixture(scope="module")
-def tiny():
-    return build_bgan(TINY, seed=0)
-
-
 # --- networks ----------------------------------------------------------------------------------
 
 def test_paper_generator_structure():

@@ -8,13 +8,11 @@ import numpy as np
 import pytest
 import torch
 
-from blursynth.bgan.model import CONFIGS, build_bgan
 from blursynth.pairs.bgan import blur_image, blur_tensor, pair_noise
 
+from .conftest import two_photos
 
-@pytest.fixture(scope="module")
-def tiny():
-    return build_bgan(CONFIGS["tiny"], seed=0)
+# ``tiny`` and ``stub_model``: tests/conftest.py
 
 
 def test_tiled_blur_equals_whole_image(tiny):
@@ -35,54 +33,22 @@ def test_blur_image_uint8_roundtrip(tiny):
     assert np.abs(out.astype(int) - photo).max() <= 3
 
 
-def test_bgan_blur_reads_photos_upright_and_says_so_in_converted(tiny, tmp_path, monkeypatch):
+def test_bgan_blur_reads_photos_upright_and_says_so_in_converted(stub_model, tmp_path):
     from PIL import Image
 
-    from blursynth.bgan import train as bgan_train
-    from blursynth.bgan.train import CHECKPOINT
     from blursynth.dataset import PairDataset
     from blursynth.pairs.bgan import BGANBlurSettings, bgan_blur
 
-    g, _ = tiny
-    info = {"config": {"name": "tiny"}, "step": 0, "fingerprint": "f" * 16}
-    monkeypatch.setattr(bgan_train, "load_bgan_generator", lambda path, device="cpu": (g.eval(), info))
-    (tmp_path / "model").mkdir()
-    (tmp_path / "model" / CHECKPOINT).write_bytes(b"stub")  # its size and time key the cache
     stored = np.random.default_rng(1).integers(0, 256, (20, 30, 3), dtype=np.uint8)
     exif = Image.Exif()
     exif[0x0112] = 6
     (tmp_path / "photos").mkdir()
     Image.fromarray(stored).save(tmp_path / "photos" / "phone.png", exif=exif)
-    bgan_blur(BGANBlurSettings(photos=str(tmp_path / "photos"), model=str(tmp_path / "model"),
+    bgan_blur(BGANBlurSettings(photos=str(tmp_path / "photos"), model=str(stub_model),
                                device="cpu"), tmp_path / "photos" / "pairs", progress=False)
     row = PairDataset(tmp_path / "photos" / "pairs")[0]
     assert np.array_equal(row["sharp"], np.rot90(stored, -1)) and row["blurred"].shape == (30, 20, 3)
     assert row["params"]["converted"] == "EXIF orientation 6 applied"
-
-
-@pytest.fixture
-def stub_model(tiny, tmp_path, monkeypatch):
-    """The tiny untrained generator, served as the model folder ``tmp_path / "model"``."""
-    from blursynth.bgan import train as bgan_train
-    from blursynth.bgan.train import CHECKPOINT
-
-    g, _ = tiny
-    info = {"config": {"name": "tiny"}, "step": 0, "fingerprint": "f" * 16}
-    monkeypatch.setattr(bgan_train, "load_bgan_generator", lambda path, device="cpu": (g.eval(), info))
-    (tmp_path / "model").mkdir()
-    (tmp_path / "model" / CHECKPOINT).write_bytes(b"stub")
-    return tmp_path / "model"
-
-
-def _photos(folder):
-    from skimage import data
-
-    from blursynth.sources.photos import save_rgb8
-
-    folder.mkdir()
-    save_rgb8(folder / "a.png", np.ascontiguousarray(data.astronaut()[100:124, 120:156]))
-    save_rgb8(folder / "b.png", np.full((20, 28, 3), (150, 90, 60), np.uint8))
-    return folder
 
 
 def test_raw_pipeline_rows_record_and_rebuild(stub_model, tmp_path):
@@ -91,7 +57,7 @@ def test_raw_pipeline_rows_record_and_rebuild(stub_model, tmp_path):
     from blursynth.pairs.bgan import (STREAM_RAW, STREAM_RAW_NOISE, BGANBlurSettings, bgan_blur,
                                       rebuild_pair)
 
-    photos = _photos(tmp_path / "photos")
+    photos = two_photos(tmp_path / "photos")
     common = dict(photos=str(photos), model=str(stub_model), device="cpu", pipeline="raw",
                   camera="Nikon D700", raw_bits=(10, 14), crf="srgb")
     bgan_blur(BGANBlurSettings(**common, noise="model", jpeg="85-95"), tmp_path / "noisy",
@@ -134,7 +100,7 @@ def test_rgb_pipeline_records_nothing_new(tmp_path):
 def test_bad_raw_input_is_one_line(run_cli, tmp_path, args, match):
     from .conftest import error_line
 
-    photos = _photos(tmp_path / "photos")
+    photos = two_photos(tmp_path / "photos")
     r = run_cli("bgan", "blur", photos, "--model", tmp_path / "nomodel", "--out", tmp_path / "out", *args)
     assert r.code == 2, r
     assert match in error_line(r)
@@ -145,7 +111,7 @@ def test_dataset_export_raw_reruns_the_model(stub_model, tmp_path, run_cli):
     from blursynth.dataset import PairDataset
     from blursynth.pairs.bgan import BGANBlurSettings, bgan_blur, rebuild_pair
 
-    photos = _photos(tmp_path / "photos")
+    photos = two_photos(tmp_path / "photos")
     bgan_blur(BGANBlurSettings(photos=str(photos), model=str(stub_model), device="cpu", pipeline="raw",
                                noise="model"), tmp_path / "d", progress=False)
     r = run_cli("dataset", "export", tmp_path / "d", "--out", tmp_path / "x", "--raw", "npy")

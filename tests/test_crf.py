@@ -9,13 +9,15 @@ import json
 import numpy as np
 import pytest
 
-from blursynth.errors import BadInputError
+from blursynth.errors import BadInputError, SettingError
 from blursynth.ops.color import (
     RANDOM_DEFAULT, CameraResponse, crf_option_spec, describe_crf, parse_crf_option,
 )
 from blursynth.ops.encode8 import (
     _float_tables, encode_planes, encode_uint8, float_thresholds, linear_lut, sum_readout, sum_thresholds,
 )
+
+from .conftest import two_photos
 
 NEW = ["rec709", "smpte240m", "romm", "lstar", "hlg", "filmic", "filmic:2.5,4,0.7", "filmic:0.5,-3,1.5",
        "poly:0,1.6,-0.6", "poly:0.02,1.9,-1.3,0.45"]
@@ -201,9 +203,6 @@ def test_bad_random_sets_are_refused(text):
 
 
 # --- blur: a curve per pair --------------------------------------------------------------------
-
-from .test_shake import bank, photos  # noqa: E402,F401  (module fixtures)
-
 
 def _blur(photos, bank, out, **kw):
     from blursynth.pairs.shake import BlurSettings, blur_photos
@@ -391,9 +390,6 @@ def test_recipes_take_random_and_refuse_bad_sets_at_their_line(tmp_path, run_cli
 
 # --- dataset import: GoPro's blur and blur_gamma --------------------------------------------------
 
-from .test_real import gopro  # noqa: E402,F401  (fixture)
-
-
 @pytest.mark.parametrize("args,folder,crf", [((), "blur", "none"), (("--blurred", "blur_gamma"), "blur_gamma", "gamma:2.2"),
                                              (("--blur-dir", "blur_gamma"), "blur_gamma", "gamma:2.2"),
                                              (("--blurred", "blur"), "blur", "none")])
@@ -466,14 +462,11 @@ def test_frames_average_raw_path_takes_a_random_curve(tmp_path):
 
 # --- bgan blur --pipeline raw ----------------------------------------------------------------------
 
-from .test_bgan_blur import _photos, stub_model, tiny  # noqa: E402,F401  (fixtures and helper)
-
-
 def test_bgan_raw_path_takes_a_random_curve(stub_model, tmp_path):
     from blursynth.dataset import PairDataset
     from blursynth.pairs.bgan import BGANBlurSettings, bgan_blur, rebuild_pair
 
-    photos = _photos(tmp_path / "photos")
+    photos = two_photos(tmp_path / "photos")
     settings = BGANBlurSettings(photos=str(photos), model=str(stub_model), device="cpu", pipeline="raw",
                                 per_image=3, crf="random:srgb,rec709,lstar")
     bgan_blur(settings, tmp_path / "out", progress=False)
@@ -485,5 +478,5 @@ def test_bgan_raw_path_takes_a_random_curve(stub_model, tmp_path):
     manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
     assert manifest["camera_response"]["curves"] == ["srgb", "rec709", "lstar"]
     assert manifest["command"]["crf"] == "random:srgb,rec709,lstar"
-    with pytest.raises(Exception, match="twice"):
+    with pytest.raises(SettingError, match="names srgb twice"):
         BGANBlurSettings(photos=str(photos), model=str(stub_model), pipeline="raw", crf="random:srgb,srgb")

@@ -7,28 +7,9 @@ import pytest
 from blursynth.dataset import PairDataset, verify_dataset
 from blursynth.pairs.real import rebuild_pair
 
-from .conftest import error_line
+from .conftest import error_line, write_image as _write
 
-
-def _write(path, image):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if image.ndim == 3 and image.shape[2] == 3:
-        image = image[:, :, ::-1]
-    elif image.ndim == 3 and image.shape[2] == 4:
-        image = image[:, :, [2, 1, 0, 3]]
-    assert cv2.imwrite(str(path), image)
-
-
-@pytest.fixture
-def gopro(tmp_path, photo):
-    root = tmp_path / "GOPRO"
-    for seq in ("train/GOPR0372_07_00", "train/GOPR0374_11_01"):
-        for k in range(2):
-            sharp = np.roll(photo, 3 * k, axis=1)
-            _write(root / seq / "sharp" / f"{k:06d}.png", sharp)
-            _write(root / seq / "blur" / f"{k:06d}.png", cv2.blur(sharp, (7, 1)))
-            _write(root / seq / "blur_gamma" / f"{k:06d}.png", cv2.blur(sharp, (5, 1)))
-    return root
+# ``gopro``: tests/conftest.py
 
 
 def test_import_gopro(gopro, tmp_path, run_cli, photo):

@@ -17,30 +17,7 @@ from .conftest import edge_scene
 
 # --- the command's library function -------------------------------------------------------------
 
-@pytest.fixture(scope="module")
-def photos(tmp_path_factory):
-    import cv2
-    from skimage import data
-
-    folder = tmp_path_factory.mktemp("photos")
-    (folder / "sub").mkdir()
-    cv2.imwrite(str(folder / "a.png"), data.astronaut()[::6, ::6, ::-1])     # 86x86
-    cv2.imwrite(str(folder / "sub" / "b.jpg"), data.coffee()[::5, ::5, ::-1])  # 80x120
-    cv2.imwrite(str(folder / "c.png"), data.camera()[::6, ::6])               # gray 86x86
-    return folder
-
-
-@pytest.fixture(scope="module")
-def bank(tmp_path_factory):
-    from blursynth.kernelbank import KernelBankConfig, write_kernel_bank
-    from blursynth.ops.trajectory import TrajectoryConfig
-
-    path = tmp_path_factory.mktemp("bank") / "bank"
-    write_kernel_bank(path, KernelBankConfig(n=16, seed=1, canvas=16,
-                                             trajectory=TrajectoryConfig(n_samples=300, length_px=12.0)),
-                      progress=False)
-    return path
-
+# ``photos`` and ``bank``: tests/conftest.py
 
 def shard_hashes(manifest):
     return [s["sha256"] for s in manifest["shards"]]
