@@ -43,7 +43,8 @@ class ExposureRange(click.ParamType):
 
 class Crf(click.ParamType):
     """A camera response, read by :meth:`CameraResponse.parse`; with ``random=True`` also
-    ``random[:CURVE,...]``, returned as an object whose ``spec`` is the canonical text."""
+    ``random[:CURVE,...]``. Returns its canonical text (``CameraResponse.spec``,
+    :func:`~blursynth.ops.color.crf_option_spec`)."""
 
     name = "crf"
 
@@ -51,14 +52,12 @@ class Crf(click.ParamType):
         self.random = random
 
     def convert(self, value, param, ctx):
-        from types import SimpleNamespace
-
         from ..ops.color import CameraResponse, crf_option_spec, is_random_crf  # small module
 
         try:
             if self.random and is_random_crf(value):
-                return SimpleNamespace(spec=crf_option_spec(value))
-            return CameraResponse.parse(value)
+                return crf_option_spec(value)
+            return CameraResponse.parse(value).spec
         except ValueError as exc:
             self.fail(str(exc), param, ctx)
 
@@ -147,7 +146,7 @@ def frames_average(inputs, out, window, exposure_ms, overlap, gap, odd_only, crf
     given = {} if window is None else {"window_min": window[0], "window_max": window[1]}
     settings = FramesAverageSettings(
         **given, seed=seed, overlap=overlap, gap=gap, odd_only=odd_only,
-        crf=crf.spec, interpolate=interpolate, fps=fps, max_pairs=max_pairs, png_level=png_level,
+        crf=crf, interpolate=interpolate, fps=fps, max_pairs=max_pairs, png_level=png_level,
         shard_size=shard_size, psf_max_size=psf_max_size, cut_threshold=cut_threshold, exposure_ms=exposure_ms,
         pipeline=pipeline, camera=camera, demosaic=demosaic, raw_bits=raw_bits, noise=noise, jpeg=jpeg,
     )
@@ -213,7 +212,7 @@ def render_clip(photo, out, fps, n_frames, length_px, size, crf, quality, seed, 
     image, note = load_rgb8(photo)
     if note:
         click.echo(f"note: {note}", err=True)
-    settings = RenderSettings(fps=fps, n_frames=n_frames, seed=seed, length_px=length_px, crf=crf.spec,
+    settings = RenderSettings(fps=fps, n_frames=n_frames, seed=seed, length_px=length_px, crf=crf,
                               quality=quality, size=frame_size)
     info = render(image, out, settings, source=str(photo), overwrite=overwrite)
     g = info["geometry"]
