@@ -134,6 +134,11 @@ def test_rgb_settings_record_nothing_new():
     (("--pipeline", "raw", "--camera", "Leica M9"), "unknown camera 'Leica M9'"),
     (("--pipeline", "raw", "--jpeg", "101"), "jpeg"),
     (("--pipeline", "raw", "--noise", "lots"), "noise"),
+    (("--highlights", "2-8"), "--highlights is an option of the RAW path; add --pipeline raw"),
+    (("--exposure-gain", "1-2"), "--exposure-gain is an option of the RAW path; add --pipeline raw"),
+    (("--pipeline", "raw", "--highlight-regions", "20"), "--highlight-regions needs --highlights"),
+    (("--pipeline", "raw", "--highlight-threshold", "0.8"), "--highlight-threshold needs --highlights"),
+    (("--pipeline", "raw", "--highlights", "0.5-2"), "highlight"),
 ])
 def test_bad_raw_input_is_one_line(run_cli, clip, tmp_path, args, match):
     r = run_cli("frames-average", clip, "--window", "4", "--out", tmp_path / "out", *args)
@@ -160,3 +165,99 @@ def test_recipe_keys(clip, tmp_path):
         "raw", "Nikon D700", (10, 14), "bilinear", "model", "80-90")
     with pytest.raises(BlursynthError, match="camera is an option of the RAW path"):
         plan_build(recipe('camera = "Nikon D700"'), out=tmp_path / "out2")
+
+
+@pytest.fixture(scope="module")
+def lamp_clip(tmp_path_factory):
+    """A dark 24x40 clip with a bright orange 8x10 block moving one pixel a frame (a lamp)."""
+    d = tmp_path_factory.mktemp("lamp")
+    frames = []
+    for i in range(16):
+        f = np.full((24, 40, 3), 30, np.uint8)
+        f[8:16, 6 + i:16 + i] = (255, 180, 40)
+        frames.append(f)
+    write_clip(d / "lamp.mkv", frames)
+    return d / "lamp.mkv"
+
+
+@pytest.fixture(scope="module")
+def lamp_runs(lamp_clip, tmp_path_factory):
+    """The lamp clip without a boost, and with --highlights 4 (1 and 2 workers) and --exposure-gain."""
+    runs = {}
+    for name, extra in (("plain", ()), ("boost1", ("--highlights", "4", "--workers", "1")),
+                        ("boost2", ("--highlights", "4", "--workers", "2")),
+                        ("regions", ("--highlights", "4", "--highlight-regions", "200")),
+                        ("gain", ("--exposure-gain", "1.5"))):
+        out = tmp_path_factory.mktemp(name) / "pairs"
+        assert main(["frames-average", str(lamp_clip), "--window", "5", "--shard-size", "2",
+                     "--cut-threshold", "1", "--pipeline", "raw", "--camera", "Nikon D700",
+                     "--noise", "model", "--out", str(out), *extra]) == 0
+        runs[name] = out
+    return runs
+
+
+def test_highlights_boost_the_window_mean_only_where_it_is_near_white(lamp_runs, lamp_clip):
+    from blursynth.dataset import PairDataset
+    from blursynth.pairs.frames import rebuild_pair
+
+    plain, boost = PairDataset(lamp_runs["plain"]), PairDataset(lamp_runs["boost1"])
+    manifest = json.loads((lamp_runs["boost1"] / "manifest.json").read_text())
+    assert manifest["command"]["raw"]["degradations"]["highlight_gain"] == "4"
+    assert len(plain) > 1
+    for i in range(len(plain)):
+        p, b = plain[i], boost[i]
+        assert b["params"]["highlight_gain"] == 4.0 and b["params"]["highlight_threshold"] == 0.9
+        # The boost draws from the degradations' stream in its fixed slot: nothing else moves.
+        assert b["params"]["raw"] == p["params"]["raw"]
+        assert np.array_equal(b["sharp"], p["sharp"])  # the sharp frame keeps its exposure
+        diff = np.abs(b["blurred"].astype(int) - p["blurred"].astype(int)).max(axis=2) > 0
+        # Only the lamp's rows change (the mean's near-white pixels, spread by demosaicing and
+        # the noise field's shared draws staying put elsewhere); brighter on average there.
+        assert diff.any() and not diff[:5].any() and not diff[19:].any()
+        assert b["blurred"][8:16].astype(int).sum() > p["blurred"][8:16].astype(int).sum()
+        blurred, sharp = rebuild_pair(b, lamp_clip)
+        assert np.array_equal(blurred, b["blurred"]) and np.array_equal(sharp, b["sharp"])
+
+
+def test_highlight_bytes_do_not_depend_on_workers(lamp_runs):
+    one, two = lamp_runs["boost1"], lamp_runs["boost2"]
+    shards = sorted(p.name for p in (one / "data").glob("*.parquet"))
+    assert len(shards) > 1
+    for name in shards:
+        assert (one / "data" / name).read_bytes() == (two / "data" / name).read_bytes(), name
+
+
+def test_highlight_regions_and_exposure_gain(lamp_runs, lamp_clip):
+    from blursynth.dataset import PairDataset
+    from blursynth.pairs.frames import rebuild_pair
+
+    plain, boost = PairDataset(lamp_runs["plain"]), PairDataset(lamp_runs["boost1"])
+    regions, gain = PairDataset(lamp_runs["regions"]), PairDataset(lamp_runs["gain"])
+    for i in range(len(plain)):
+        r, g = regions[i], gain[i]
+        assert r["params"]["highlight_regions"] == 200 and r["params"]["highlight_region_threshold"] == 0.5
+        # The streak's dimmer edge (mean between 0.5 and 0.9) is boosted too, as a small region.
+        assert r["blurred"].astype(int).sum() > boost[i]["blurred"].astype(int).sum()
+        assert g["params"]["exposure_gain"] == 1.5
+        # The exposure gain brightens both images.
+        assert g["sharp"].astype(int).sum() > plain[i]["sharp"].astype(int).sum()
+        assert g["blurred"].astype(int).sum() > plain[i]["blurred"].astype(int).sum()
+        for row in (r, g):
+            blurred, sharp = rebuild_pair(row, lamp_clip)
+            assert np.array_equal(blurred, row["blurred"]) and np.array_equal(sharp, row["sharp"])
+
+
+def test_highlight_recipe_keys_and_rgb_record(clip, tmp_path):
+    from blursynth.build import plan_build
+    from blursynth.pairs.frames import FramesAverageSettings
+
+    assert FramesAverageSettings().recorded() == FramesAverageSettings(
+        highlight_threshold=0.9).recorded()
+    path = tmp_path / "r.toml"
+    path.write_text(f'[inputs.clips]\npath = "{clip}"\n\n[[steps]]\nname = "avg"\n'
+                    'run = "frames-average"\ninputs = ["@clips"]\nwindow = "4"\npipeline = "raw"\n'
+                    'highlights = "2-8"\nhighlight_regions = 50\nexposure_gain = "1-2"\n')
+    s = plan_build(path, out=tmp_path / "out").steps[0].settings[1]
+    assert (s.highlights, s.highlight_regions, s.exposure_gain) == ("2-8", 50, "1-2")
+    d = s.recorded()["raw"]["degradations"]
+    assert d["highlight_gain"] == "2-8" and d["highlight_regions"] == 50 and d["exposure_gain"] == "1-2"

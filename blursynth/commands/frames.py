@@ -116,12 +116,29 @@ def _positive_fps(ctx, param, value):
                    "'profile:FILE.toml' (your camera's calibration); off by default.")
 @click.option("--jpeg", default=None, help="RAW path: JPEG quality range of the blurred image, e.g. 70-95 (off by "
                                            "default).")
+@click.option("--exposure-gain", default=None,
+              help="RAW path: linear gain range of both images' camera colours, clipped at white after, e.g. 1-2 "
+                   "(off by default).")
+@click.option("--highlights", default=None, metavar="LO-HI",
+              help="RAW path: boost range of the window mean's near-clipped pixels in camera space before the "
+                   "clip at white, e.g. 2-8; decided on the mean, so it lifts lights that stay put more than "
+                   "moving ones' streaks (docs/algorithms.md); the sharp frame is not boosted (off by default).")
+@click.option("--highlight-threshold", type=float, default=None,
+              help="RAW path: linear value of a pixel's brightest channel from which --highlights boosts it "
+                   "(0.5-0.999; default 0.9).")
+@click.option("--highlight-regions", type=int, default=None,
+              help="RAW path, with --highlights: also boost small bright regions of the mean of at most this many "
+                   "pixels, from --highlight-region-threshold on (off by default).")
+@click.option("--highlight-region-threshold", type=float, default=None,
+              help="RAW path: linear value from which a pixel belongs to a bright region for --highlight-regions "
+                   "(0.05-0.99, below --highlight-threshold; default 0.5).")
 @seed_option
 @workers_option
 @overwrite_option
 def frames_average(inputs, out, window, exposure_ms, overlap, gap, odd_only, crf, interpolate, fps, max_pairs, png_level,
-                   shard_size, psf_max_size, cut_threshold, pipeline, camera, demosaic, raw_bits, noise, jpeg, seed,
-                   workers, overwrite):
+                   shard_size, psf_max_size, cut_threshold, pipeline, camera, demosaic, raw_bits, noise, jpeg,
+                   exposure_gain, highlights, highlight_threshold, highlight_regions, highlight_region_threshold,
+                   seed, workers, overwrite):
     """Pairs from high-frame-rate video: average windows of frames in linear light, middle frame sharp.
 
     INPUTS are video files, folders of numbered frames, or folders of those
@@ -149,6 +166,9 @@ def frames_average(inputs, out, window, exposure_ms, overlap, gap, odd_only, crf
         crf=crf, interpolate=interpolate, fps=fps, max_pairs=max_pairs, png_level=png_level,
         shard_size=shard_size, psf_max_size=psf_max_size, cut_threshold=cut_threshold, exposure_ms=exposure_ms,
         pipeline=pipeline, camera=camera, demosaic=demosaic, raw_bits=raw_bits, noise=noise, jpeg=jpeg,
+        exposure_gain=exposure_gain, highlights=highlights, highlight_regions=highlight_regions,
+        **{k: v for k, v in (("highlight_threshold", highlight_threshold),
+                             ("highlight_region_threshold", highlight_region_threshold)) if v is not None},
     )
     told = (TruncatedVideoWarning, FramesAverageWarning)
     with warnings.catch_warnings(record=True) as caught:

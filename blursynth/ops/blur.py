@@ -326,7 +326,9 @@ def render_raw_pair(photo, psf, raw, *, crf="gamma:2.2", border="reflect", noise
 
 
 def develop_raw_images(blurred_linear, sharp_linear, raw, *, crf="gamma:2.2", noise_rng=None,
-                       jpeg_quality=None, mosaic_only=False):
+                       jpeg_quality=None, mosaic_only=False, highlight_gain=None,
+                       highlight_threshold=None, highlight_regions=None,
+                       highlight_region_threshold=None, exposure_gain=None):
     """Linear-light blurred and sharp images through the RAW path: (blurred, sharp) uint8.
 
     Both are unprocessed to the camera's colours (:func:`blursynth.ops.raw.unprocess`) and go
@@ -339,6 +341,14 @@ def develop_raw_images(blurred_linear, sharp_linear, raw, *, crf="gamma:2.2", no
         Linear sRGB in [0, 1]; ``sharp_linear`` may be None with ``mosaic_only``.
     raw, crf, noise_rng, jpeg_quality, mosaic_only
         As :func:`develop_raw_pair`'s.
+    highlight_gain, highlight_threshold, highlight_regions, highlight_region_threshold
+        The highlight boost (:func:`blursynth.ops.degrade.highlight_gains`), decided on
+        ``blurred_linear`` itself (each pixel's brightest channel; the small regions found
+        there too) and multiplying its camera colours before the clip at white; the sharp
+        image is not boosted. With no pre-blur image, this is the boost of the blurred
+        image's own values: docs/algorithms.md, "Highlights on the RAW path".
+    exposure_gain : float or None
+        Linear gain of both images' camera colours, after the boost (clipped at white).
 
     Returns
     -------
@@ -348,6 +358,23 @@ def develop_raw_images(blurred_linear, sharp_linear, raw, *, crf="gamma:2.2", no
 
     blurred_cam = unprocess(blurred_linear, raw)
     sharp_cam = None if mosaic_only else unprocess(sharp_linear, raw)
+    boost = _boost(highlight_gain, highlight_threshold)
+    if boost is not None:
+        from .degrade import HIGHLIGHT_REGION_THRESHOLD, highlight_gains, small_bright_regions
+
+        peak = np.asarray(blurred_linear, np.float32).max(axis=2)
+        if highlight_regions is None:
+            gains = highlight_gains(peak, *boost)
+        else:
+            tr = (HIGHLIGHT_REGION_THRESHOLD if highlight_region_threshold is None
+                  else float(highlight_region_threshold))
+            gains = highlight_gains(peak, *boost, regions=small_bright_regions(
+                peak, int(highlight_regions), tr), region_threshold=tr)
+        blurred_cam = blurred_cam * gains[..., None]
+    if exposure_gain is not None:
+        scale = np.float32(exposure_gain)
+        blurred_cam = blurred_cam * scale
+        sharp_cam = None if sharp_cam is None else sharp_cam * scale
     return develop_raw_pair(blurred_cam, sharp_cam, raw, crf=crf, noise_rng=noise_rng,
                             jpeg_quality=jpeg_quality, mosaic_only=mosaic_only)
 

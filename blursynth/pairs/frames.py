@@ -22,6 +22,7 @@ from .._rng import sample_rng
 from ..errors import BadInputError, SettingError
 from ..ops.average import LinearAverager
 from ..ops.color import CameraResponse, crf_option_spec, describe_crf, draw_response, parse_crf_option
+from ..ops.degrade import HIGHLIGHT_REGION_THRESHOLD, HIGHLIGHT_THRESHOLD
 from ..sources.flow import expanded_frames
 from ..sources.render import known_motion
 from ..sources.video import SourceInfo, expand_inputs_named, iter_frames, probe_source, source_bytes
@@ -169,7 +170,8 @@ STREAM_RAW = 5  # the camera (ops.raw.draw_raw_params)
 STREAM_RAW_DEGRADE = 8  # noise levels from --noise ranges, the JPEG quality
 STREAM_RAW_NOISE = 6  # the noise field, one normal per mosaic site
 #: FramesAverageSettings fields of the RAW path (recorded only when it is on).
-RAW_FIELDS = ("pipeline", "camera", "demosaic", "raw_bits", "noise", "jpeg")
+RAW_FIELDS = ("pipeline", "camera", "demosaic", "raw_bits", "noise", "jpeg", "exposure_gain", "highlights",
+              "highlight_threshold", "highlight_regions", "highlight_region_threshold")
 
 
 #: Stream key of a pair's camera response under ``--crf random``, ``sample_rng(seed, pair_index, 7)``.
@@ -224,6 +226,10 @@ class FramesAverageSettings:
         ``SHOT[,READ]`` ranges, as ``blur --noise``.
     jpeg : str or None
         RAW path only: JPEG quality range of the blurred image, e.g. ``70-95``.
+    exposure_gain, highlights, highlight_threshold, highlight_regions, highlight_region_threshold
+        RAW path only, as ``blur``'s; the boost is decided on the window's linear mean and
+        multiplies its camera colours before the clip at white
+        (:func:`blursynth.ops.blur.develop_raw_images`); the sharp frame is not boosted.
     """
 
     window_min: int = 5
@@ -247,6 +253,11 @@ class FramesAverageSettings:
     raw_bits: int | tuple | None = None
     noise: str | None = None
     jpeg: str | None = None
+    exposure_gain: str | None = None
+    highlights: str | None = None
+    highlight_threshold: float = HIGHLIGHT_THRESHOLD
+    highlight_regions: int | None = None
+    highlight_region_threshold: float = HIGHLIGHT_REGION_THRESHOLD
 
     def __post_init__(self):
         self._check_raw()
@@ -276,9 +287,10 @@ class FramesAverageSettings:
                 "Leave it out to size each ground-truth PSF to its camera path.", "psf_max_size")
 
     def _check_raw(self):
-        from .raw_settings import check_raw_settings
+        from .raw_settings import check_boost_settings, check_raw_settings
 
-        check_raw_settings(self)
+        check_raw_settings(self, ("noise", "jpeg", "exposure_gain", "highlights", "highlight_regions"))
+        check_boost_settings(self)
 
     @property
     def responses(self) -> tuple:
@@ -299,10 +311,11 @@ class FramesAverageSettings:
         for key in RAW_FIELDS:
             d.pop(key)
         if self.pipeline == "raw":
-            from .raw_settings import raw_recipe
+            from .raw_settings import boost_options, raw_recipe
 
             d["pipeline"] = "raw"
-            d["raw"] = raw_recipe(self.camera, self.demosaic, self.raw_bits, self.noise, self.jpeg)
+            d["raw"] = raw_recipe(self.camera, self.demosaic, self.raw_bits, self.noise, self.jpeg,
+                                  boost=boost_options(self))
         return d
 
 
@@ -611,11 +624,12 @@ def _make_rows(start, stop, *, plan: FramesPlan, bar=None, keep_freed: bool = Fa
             params["sharp_offset_xy"] = (positions[win.sharp] - seg.mean(axis=0)).round(6).tolist()
         s = plan.settings
         if s.pipeline == "raw":
-            from .raw_settings import RawStreams, draw_raw_row
+            from .raw_settings import RawStreams, boost_options, draw_raw_row
 
             params.update(draw_raw_row(
                 s.seed, win.index, RawStreams(STREAM_RAW, STREAM_RAW_DEGRADE, STREAM_RAW_NOISE),
-                camera=s.camera, demosaic=s.demosaic, raw_bits=s.raw_bits, noise=s.noise, jpeg=s.jpeg))
+                camera=s.camera, demosaic=s.demosaic, raw_bits=s.raw_bits, noise=s.noise, jpeg=s.jpeg,
+                boost=boost_options(s)))
             blurred, sharp = raw_window_pair(blurred, sharp, params)
         yield pair_row(
             index=win.index, blurred=blurred, sharp=sharp, psf=psf, source="video",
@@ -729,17 +743,20 @@ def raw_window_pair(mean, sharp_frame, params: dict, *, mosaic_only: bool = Fals
     """A window through the RAW path, as the row's params say (``raw``, streams, ``crf``).
 
     The linear-light mean goes through :func:`blursynth.ops.blur.develop_raw_images` with
-    the row's noise field; the sharp frame, read in linear light as the mean is
-    (:func:`~blursynth.ops.average.linear_frame`), takes the same chain without noise.
+    the row's noise field and highlight boost (decided on the mean); the sharp frame, read
+    in linear light as the mean is (:func:`~blursynth.ops.average.linear_frame`), takes the
+    same chain without noise or boost (the exposure gain applies to both).
     With ``mosaic_only``: the blurred RAW mosaic.
     """
     from ..ops.average import linear_frame
     from ..ops.blur import develop_raw_images
     from .raw_settings import noise_rng
+    from .shake import highlight_kwargs
 
     sharp = None if mosaic_only else linear_frame(sharp_frame, params["crf"])
     return develop_raw_images(mean, sharp, params["raw"], crf=params["crf"], noise_rng=noise_rng(params),
-                              jpeg_quality=params.get("jpeg_quality"), mosaic_only=mosaic_only)
+                              jpeg_quality=params.get("jpeg_quality"), mosaic_only=mosaic_only,
+                              exposure_gain=params.get("exposure_gain"), **highlight_kwargs(params))
 
 
 def rebuild_pair(row: dict, sources, *, mosaic_only: bool = False) -> tuple[np.ndarray, np.ndarray]:

@@ -96,7 +96,7 @@ def check_raw_settings(settings, raw_only=("noise", "jpeg")) -> None:
     from ..ops.degrade import Degradations
 
     model = noise_is_model(settings.noise)
-    given = [(f"--{n}", n) for n in raw_only
+    given = [(f"--{n.replace('_', '-')}", n) for n in raw_only
              if getattr(settings, n) is not None and not (n == "noise" and model)]
     check_raw_options(settings.pipeline, settings.camera, settings.demosaic, settings.raw_bits,
                       settings.noise, raw_only=given)
@@ -106,6 +106,52 @@ def check_raw_settings(settings, raw_only=("noise", "jpeg")) -> None:
             Degradations.parse(**{name: noise_ranges(value) if name == "noise" else value})
 
 
+BOOST_FIELDS = ("exposure_gain", "highlights", "highlight_threshold", "highlight_regions",
+                "highlight_region_threshold")
+
+
+def boost_options(settings) -> dict:
+    """A settings object's exposure gain and highlight boost, as ``Degradations.parse`` takes them."""
+    return {name: getattr(settings, name) for name in BOOST_FIELDS}
+
+
+def check_boost_settings(settings) -> None:
+    """Refuse bad ``--exposure-gain`` / ``--highlights`` options, naming the field.
+
+    ``blur`` (both paths) and ``frames-average --pipeline raw`` check them the same way:
+    each value, then the options that shape the boost without ``--highlights``, and the
+    region threshold without ``--highlight-regions``.
+
+    Raises
+    ------
+    SettingError
+    """
+    from ..ops.degrade import HIGHLIGHT_REGION_THRESHOLD, HIGHLIGHT_THRESHOLD, Degradations
+
+    for name in BOOST_FIELDS[:4]:
+        with checking(name):
+            Degradations.parse(**{name: getattr(settings, name)})
+    with checking("highlight_region_threshold"):
+        Degradations.parse(highlight_threshold=settings.highlight_threshold,
+                           highlight_regions=settings.highlight_regions,
+                           highlight_region_threshold=settings.highlight_region_threshold)
+    extra = Degradations.parse(**boost_options(settings))
+    if extra.highlights is None:
+        for name, value, default in (
+            ("highlight_threshold", extra.highlight_threshold, HIGHLIGHT_THRESHOLD),
+            ("highlight_regions", extra.highlight_regions, None),
+            ("highlight_region_threshold", extra.highlight_region_threshold,
+             HIGHLIGHT_REGION_THRESHOLD),
+        ):
+            if value != default:
+                raise SettingError(f"--{name.replace('_', '-')} needs --highlights (the boost "
+                                   "it shapes).", name)
+    if extra.highlight_regions is None \
+            and extra.highlight_region_threshold != HIGHLIGHT_REGION_THRESHOLD:
+        raise SettingError("--highlight-region-threshold needs --highlight-regions (the "
+                           "regions it finds).", "highlight_region_threshold")
+
+
 def raw_choices(camera=None, demosaic=None, raw_bits=None) -> dict:
     """The RAW path's choices, defaults filled in (keyword arguments of ``draw_raw_params``)."""
     bits = list(raw_bits) if isinstance(raw_bits, (tuple, list)) else raw_bits
@@ -113,11 +159,12 @@ def raw_choices(camera=None, demosaic=None, raw_bits=None) -> dict:
 
 
 def raw_recipe(camera=None, demosaic=None, raw_bits=None, noise=None, jpeg=None, *,
-               degradations=True) -> dict:
+               degradations=True, boost=None) -> dict:
     """What a RAW-path run records in its recipe / fingerprint (none of it on the RGB path).
 
     With ``degradations=False`` the noise ranges and JPEG are left out (``blur`` records
-    them with its other degradations).
+    them with its other degradations); ``boost`` (:func:`boost_options`) adds the exposure
+    gain and highlight boost to them (recorded only when on).
     """
     from ..ops.degrade import Degradations
     from ..ops.raw import RAW_VERSION, is_noise_file, load_noise_profile, raw_noise_spec
@@ -128,7 +175,8 @@ def raw_recipe(camera=None, demosaic=None, raw_bits=None, noise=None, jpeg=None,
         # The calibration's numbers, not only its path: they decide the bytes.
         d["noise_line"] = load_noise_profile(spec.split(":", 1)[1])
     if degradations:
-        d["degradations"] = Degradations.parse(noise=noise_ranges(noise), jpeg=jpeg).describe()
+        d["degradations"] = Degradations.parse(noise=noise_ranges(noise), jpeg=jpeg,
+                                               **(boost or {})).describe()
     d["raw_version"] = RAW_VERSION
     return d
 
@@ -143,19 +191,25 @@ class RawStreams:
 
 
 def draw_raw_row(seed: int, index: int, streams: RawStreams, *, camera=None, demosaic=None,
-                 raw_bits=None, noise=None, jpeg=None) -> dict:
+                 raw_bits=None, noise=None, jpeg=None, boost=None) -> dict:
     """Pair ``index``'s RAW-path params: ``raw`` (the camera), streams, ``jpeg_quality``.
+
+    ``boost`` (:func:`boost_options`): the exposure gain and highlight boost, drawn from
+    the degradations' stream with the noise levels and the JPEG quality (that stream's draws
+    come in a fixed number and order, so turning the boost on moves none of them).
 
     Returns
     -------
     params : dict
         ``raw`` (:func:`blursynth.ops.raw.draw_raw_params`'s dict), ``raw_stream``;
-        ``noise_stream`` when the camera's noise is on; ``jpeg_quality`` when ``jpeg``.
+        ``noise_stream`` when the camera's noise is on; ``jpeg_quality`` when ``jpeg``;
+        ``exposure_gain``, ``highlight_gain``, ``highlight_threshold`` (and the region
+        options) when on.
     """
     from ..ops.degrade import Degradations
     from ..ops.raw import draw_raw_params
 
-    drawn = Degradations.parse(noise=noise_ranges(noise), jpeg=jpeg).draw(
+    drawn = Degradations.parse(noise=noise_ranges(noise), jpeg=jpeg, **(boost or {})).draw(
         sample_rng(seed, index, streams.degrade))
     levels = noise_levels(noise, drawn.pop("shot_noise", None), drawn.pop("read_noise", None))
     raw = draw_raw_params(sample_rng(seed, index, streams.camera), noise=levels,
@@ -163,7 +217,7 @@ def draw_raw_row(seed: int, index: int, streams: RawStreams, *, camera=None, dem
     params = {"raw": raw, "raw_stream": [int(seed), int(index), streams.camera]}
     if raw["shot_noise"] or raw["read_noise"]:
         params["noise_stream"] = [int(seed), int(index), streams.noise]
-    params.update(drawn)  # jpeg_quality
+    params.update(drawn)  # jpeg_quality, the boost
     return params
 
 

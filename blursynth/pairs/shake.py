@@ -28,7 +28,7 @@ from ..ops.convolve import BORDERS
 from ..ops.degrade import HIGHLIGHT_REGION_THRESHOLD, HIGHLIGHT_THRESHOLD, Degradations
 from ..sources.photos import PhotoPlan, load_rgb8, photo_path
 from .photos import photos_for, write_photo_pairs
-from .raw_settings import noise_levels, noise_ranges, raw_choices, raw_recipe
+from .raw_settings import check_boost_settings, noise_levels, noise_ranges, raw_choices, raw_recipe
 from .shake_inputs import KernelSource, open_kernels, plan_photos, resize_photo, resized_shape
 
 # Independent generator streams per pair: adding a stage never changes the
@@ -172,30 +172,9 @@ class BlurSettings:
             with checking(name):
                 value = noise_ranges(self.noise) if name == "noise" else getattr(self, name)
                 Degradations.parse(**{name: value})
-        for name in ("exposure_gain", "highlights", "highlight_threshold", "highlight_regions"):
-            with checking(name):
-                Degradations.parse(**{name: getattr(self, name)})
-        with checking("highlight_region_threshold"):
-            Degradations.parse(highlight_threshold=self.highlight_threshold,
-                               highlight_regions=self.highlight_regions,
-                               highlight_region_threshold=self.highlight_region_threshold)
+        check_boost_settings(self)
         with checking("exposure_gain"):
             Degradations.parse(saturation=self.saturation, exposure_gain=self.exposure_gain)
-        extra = self.degradations()
-        if extra.highlights is None:
-            for name, value, default in (
-                ("highlight_threshold", extra.highlight_threshold, HIGHLIGHT_THRESHOLD),
-                ("highlight_regions", extra.highlight_regions, None),
-                ("highlight_region_threshold", extra.highlight_region_threshold,
-                 HIGHLIGHT_REGION_THRESHOLD),
-            ):
-                if value != default:
-                    raise SettingError(f"--{name.replace('_', '-')} needs --highlights (the boost "
-                                       "it shapes).", name)
-        if extra.highlight_regions is None \
-                and extra.highlight_region_threshold != HIGHLIGHT_REGION_THRESHOLD:
-            raise SettingError("--highlight-region-threshold needs --highlight-regions (the "
-                               "regions it finds).", "highlight_region_threshold")
         if self.border not in BORDERS:
             raise SettingError(
                 f"--border must be one of {', '.join(BORDERS)}; got {self.border!r}.", "border"
@@ -384,7 +363,7 @@ def _render_resized(photo, psf, params, *, seed, index, device, mosaic_only=Fals
             noise_rng=sample_rng(seed, index, STREAM_RAW_NOISE) if noisy else None,
             jpeg_quality=params.get("jpeg_quality"), device=device,
             exposure_gain=params.get("exposure_gain"), mosaic_only=mosaic_only,
-            **_highlight_kwargs(params),
+            **highlight_kwargs(params),
         )
     noisy = "shot_noise" in params or "read_noise" in params
     return render_pair(
@@ -392,11 +371,11 @@ def _render_resized(photo, psf, params, *, seed, index, device, mosaic_only=Fals
         saturation=params.get("exposure_gain", params.get("saturation")),
         shot_noise=params.get("shot_noise"), read_noise=params.get("read_noise"),
         noise_rng=sample_rng(seed, index, STREAM_NOISE) if noisy else None,
-        jpeg_quality=params.get("jpeg_quality"), device=device, **_highlight_kwargs(params),
+        jpeg_quality=params.get("jpeg_quality"), device=device, **highlight_kwargs(params),
     )
 
 
-def _highlight_kwargs(params) -> dict:
+def highlight_kwargs(params) -> dict:
     """A row's highlight boost as render_pair / render_raw_pair keywords."""
     return {key: params.get(key) for key in ("highlight_gain", "highlight_threshold",
                                              "highlight_regions", "highlight_region_threshold")}
