@@ -85,7 +85,7 @@ def test_boost_is_a_ramp_from_the_threshold_on_the_brightest_channel():
     assert np.allclose(boost_highlights(torch.from_numpy(x), 5.0, 0.9).numpy(), y)
 
 
-def test_draws_are_recorded_and_leave_todays_draws_alone():
+def test_draws_are_recorded_and_leave_the_other_draws_alone():
     rng = lambda: np.random.default_rng(7)  # noqa: E731
     base = Degradations.parse(noise="0.001-0.01", jpeg="70-95").draw(rng())
     both = Degradations.parse(noise="0.001-0.01", jpeg="70-95", highlights="2-8",
@@ -95,7 +95,7 @@ def test_draws_are_recorded_and_leave_todays_draws_alone():
     old = Degradations.parse(saturation="1-2").draw(rng())
     new = Degradations.parse(exposure_gain="1-2").draw(rng())
     assert old == {"saturation": new["exposure_gain"]}  # the same draw under its new name
-    # Off by default: today's description, so today's fingerprints.
+    # Off by default: a run without highlights describes (and fingerprints) only the others.
     assert Degradations.parse(jpeg="70-95").describe() == {
         "saturation": None, "shot_noise": None, "read_noise": None, "jpeg_quality": "70-95"}
 
