@@ -199,6 +199,22 @@ def test_blur_pairs_deterministic_rebuildable(sets, strong_model, tmp_path, run_
     assert not np.array_equal(pair_noise(6, 0), pair_noise(5, 0))
 
 
+@pytest.mark.slow  # two worker processes start (torch imports)
+def test_raw_pipeline_bytes_do_not_depend_on_workers(sets, strong_model, tmp_path, run_cli):
+    """bgan blur --pipeline raw: the camera, noise levels, noise field and JPEG come from keyed
+    streams, so one and two worker processes write the same shards."""
+    args = ("bgan", "blur", sets / "photos", "--model", strong_model, "--per-image", 2,
+            "--shard-size", 2, "--tile", 32, "--seed", 3, "--pipeline", "raw", "--noise", "model",
+            "--raw-bits", "10-14", "--jpeg", "80-95", "--crf", "random")
+    assert run_cli(*args, "--out", tmp_path / "w1").code == 0
+    r = run_cli(*args, "--out", tmp_path / "w2", "--workers", 2)
+    assert r.code == 0, r.err
+    one, two = _shard_bytes(tmp_path / "w1"), _shard_bytes(tmp_path / "w2")
+    assert len(one) == 2 and one == two
+    rows = PairDataset(tmp_path / "w1")
+    assert len(rows) == 4 and all(rows[i]["params"]["raw"]["shot_noise"] > 0 for i in range(4))
+
+
 # --- bad input: one line, exit 2, nothing written ----------------------------------------------
 
 def _train(run_cli, sets, out, sharp, real, *extra):
