@@ -96,6 +96,8 @@ def test_rgb_pipeline_records_nothing_new(tmp_path):
     (("--jpeg", "90"), "--jpeg is an option of the RAW path; add --pipeline raw"),
     (("--pipeline", "raw", "--crf", "gamma:x"), "--crf: camera response 'gamma:x'"),
     (("--pipeline", "raw", "--raw-bits", "8"), "raw bits must be an integer in [10, 14]"),
+    (("--pipeline", "raw", "--highlights", "2-8"), "bgan blur cannot boost highlights"),
+    (("--highlight-regions", "20"), "bgan blur cannot boost highlights"),
 ])
 def test_bad_raw_input_is_one_line(run_cli, tmp_path, args, match):
     from .conftest import error_line

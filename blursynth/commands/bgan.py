@@ -115,6 +115,17 @@ def train(sharp, real_blur, out, steps, config, width, blocks, image_skip, patch
     click.echo(msg + f"; model fingerprint {summary['fingerprint']}")
 
 
+def _no_highlights(ctx, param, value):
+    """Refuse the highlight boost: a learned blur has no image before its blur to boost."""
+    if value is not None:
+        raise click.BadParameter(
+            "bgan blur cannot boost highlights: the generator makes the blurred image from the 8-bit "
+            "photo, with no blur kernel to spread boosted light and no pre-blur image to boost "
+            "(docs/algorithms.md, 'Highlights on the RAW path'); use blur or frames-average "
+            "--pipeline raw --highlights.")
+    return value
+
+
 @bgan.command(name="blur")
 @click.argument("photos", type=click.Path())
 @click.option("--model", required=True, type=click.Path(), help="The --out folder of 'bgan train'.")
@@ -145,6 +156,10 @@ def train(sharp, real_blur, out, steps, config, width, blocks, image_skip, patch
                    "'profile:FILE.toml' (your camera's calibration); off by default.")
 @click.option("--jpeg", default=None,
               help="RAW path: JPEG quality range of the blurred image, e.g. 70-95 (off by default).")
+@click.option("--highlights", hidden=True, expose_value=False, callback=_no_highlights)
+@click.option("--highlight-threshold", hidden=True, expose_value=False, callback=_no_highlights)
+@click.option("--highlight-regions", hidden=True, expose_value=False, callback=_no_highlights)
+@click.option("--highlight-region-threshold", hidden=True, expose_value=False, callback=_no_highlights)
 @seed_option
 @workers_option
 @overwrite_option
