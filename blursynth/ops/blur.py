@@ -141,10 +141,28 @@ def _regions(photo, table, boost, max_area, region_threshold):
     """
     if boost is None or max_area is None:
         return None
+    return _small_regions(_peak(photo, table), max_area, region_threshold)
+
+
+def _small_regions(peak, max_area, region_threshold):
+    """(mask, region threshold) of the small bright regions of ``peak`` (each pixel's brightest
+    channel in linear light), or None when ``max_area`` is None."""
+    if max_area is None:
+        return None
     from .degrade import HIGHLIGHT_REGION_THRESHOLD, small_bright_regions
 
     t = HIGHLIGHT_REGION_THRESHOLD if region_threshold is None else float(region_threshold)
-    return small_bright_regions(_peak(photo, table), int(max_area), t), t
+    return small_bright_regions(peak, int(max_area), t), t
+
+
+def _boost_gains(peak, boost, regions=None):
+    """(H, W) float32 gains of the highlight ``boost`` (gain, threshold) on ``peak``;
+    ``regions``: (mask of ``peak``'s shape, region threshold) or None."""
+    from .degrade import highlight_gains
+
+    if regions is None:
+        return highlight_gains(peak, *boost)
+    return highlight_gains(peak, *boost, regions=regions[0], region_threshold=regions[1])
 
 
 def _pad_mask(mask, r, border):
@@ -360,16 +378,9 @@ def develop_raw_images(blurred_linear, sharp_linear, raw, *, crf="gamma:2.2", no
     sharp_cam = None if mosaic_only else unprocess(sharp_linear, raw)
     boost = _boost(highlight_gain, highlight_threshold)
     if boost is not None:
-        from .degrade import HIGHLIGHT_REGION_THRESHOLD, highlight_gains, small_bright_regions
-
         peak = np.asarray(blurred_linear, np.float32).max(axis=2)
-        if highlight_regions is None:
-            gains = highlight_gains(peak, *boost)
-        else:
-            tr = (HIGHLIGHT_REGION_THRESHOLD if highlight_region_threshold is None
-                  else float(highlight_region_threshold))
-            gains = highlight_gains(peak, *boost, regions=small_bright_regions(
-                peak, int(highlight_regions), tr), region_threshold=tr)
+        gains = _boost_gains(peak, boost, _small_regions(peak, highlight_regions,
+                                                         highlight_region_threshold))
         blurred_cam = blurred_cam * gains[..., None]
     if exposure_gain is not None:
         scale = np.float32(exposure_gain)
@@ -433,14 +444,10 @@ def _raw_highlight_gains(photo, padded, table, r, border, boost, max_area, regio
     """
     if boost is None:
         return None
-    from .degrade import highlight_gains
-
-    peak = _peak(padded, table)
     regions = _regions(photo, table, boost, max_area, region_threshold)
-    if regions is None:
-        return highlight_gains(peak, *boost)
-    return highlight_gains(peak, *boost, regions=_pad_mask(regions[0], r, border),
-                           region_threshold=regions[1])
+    if regions is not None:
+        regions = (_pad_mask(regions[0], r, border), regions[1])
+    return _boost_gains(_peak(padded, table), boost, regions)
 
 
 def _convolve_to_hwc(planes, psf, device, method):
