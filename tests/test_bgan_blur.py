@@ -83,6 +83,28 @@ def test_raw_pipeline_rows_record_and_rebuild(stub_model, tmp_path):
     assert np.abs(flat["sharp"].astype(int) - (150, 90, 60)).max() <= 1
 
 
+def test_raw_exposure_gain_scales_both_images(stub_model, tmp_path):
+    from blursynth.dataset import PairDataset
+    from blursynth.pairs.bgan import BGANBlurSettings, bgan_blur, rebuild_pair
+
+    photos = two_photos(tmp_path / "photos")
+    common = dict(photos=str(photos), model=str(stub_model), device="cpu", pipeline="raw",
+                  camera="Nikon D700", noise="model")
+    bgan_blur(BGANBlurSettings(**common), tmp_path / "plain", progress=False)
+    bgan_blur(BGANBlurSettings(**common, exposure_gain="1.5"), tmp_path / "gain", progress=False)
+    plain, gain = PairDataset(tmp_path / "plain"), PairDataset(tmp_path / "gain")
+    manifest = json.loads((tmp_path / "gain" / "manifest.json").read_text())
+    assert manifest["command"]["raw"]["degradations"]["exposure_gain"] == "1.5"
+    for i in range(len(plain)):
+        p, g = plain[i], gain[i]
+        # the draw's slot on stream 8 was always taken: the camera and noise levels stay put
+        assert g["params"]["exposure_gain"] == 1.5 and g["params"]["raw"] == p["params"]["raw"]
+        for key in ("sharp", "blurred"):
+            assert g[key].astype(int).sum() > p[key].astype(int).sum(), key
+        blurred, sharp = rebuild_pair(g, photos, model=stub_model)
+        assert np.array_equal(blurred, g["blurred"]) and np.array_equal(sharp, g["sharp"])
+
+
 def test_rgb_pipeline_records_nothing_new(tmp_path):
     from blursynth.pairs.bgan import BGANBlurSettings
 
@@ -98,6 +120,8 @@ def test_rgb_pipeline_records_nothing_new(tmp_path):
     (("--pipeline", "raw", "--raw-bits", "8"), "raw bits must be an integer in [10, 14]"),
     (("--pipeline", "raw", "--highlights", "2-8"), "bgan blur cannot boost highlights"),
     (("--highlight-regions", "20"), "bgan blur cannot boost highlights"),
+    (("--exposure-gain", "1-2"), "--exposure-gain is an option of the RAW path; add --pipeline raw"),
+    (("--pipeline", "raw", "--exposure-gain", "0.5"), "exposure"),
 ])
 def test_bad_raw_input_is_one_line(run_cli, tmp_path, args, match):
     from .conftest import error_line

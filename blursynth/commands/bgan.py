@@ -156,6 +156,9 @@ def _no_highlights(ctx, param, value):
                    "'profile:FILE.toml' (your camera's calibration); off by default.")
 @click.option("--jpeg", default=None,
               help="RAW path: JPEG quality range of the blurred image, e.g. 70-95 (off by default).")
+@click.option("--exposure-gain", default=None,
+              help="RAW path: linear gain range of both images' camera colours, clipped at white after, e.g. 1-2 "
+                   "(off by default).")
 @click.option("--highlights", hidden=True, expose_value=False, callback=_no_highlights)
 @click.option("--highlight-threshold", hidden=True, expose_value=False, callback=_no_highlights)
 @click.option("--highlight-regions", hidden=True, expose_value=False, callback=_no_highlights)
@@ -164,7 +167,7 @@ def _no_highlights(ctx, param, value):
 @workers_option
 @overwrite_option
 def blur(photos, model, out, per_image, tile, device, png_level, shard_size, strict, pipeline, crf, camera,
-         demosaic, raw_bits, noise, jpeg, seed, workers, overwrite):
+         demosaic, raw_bits, noise, jpeg, exposure_gain, seed, workers, overwrite):
     """Blur sharp PHOTOS with a trained BGAN: pairs with source=bgan.
 
     Each row records its noise vector and the model's fingerprint, so the pair can be rebuilt.
@@ -179,7 +182,7 @@ def blur(photos, model, out, per_image, tile, device, png_level, shard_size, str
                                 tile=tile, device=device, png_level=png_level,
                                 shard_size=shard_size, strict=strict, pipeline=pipeline, crf=crf,
                                 camera=camera, demosaic=demosaic, raw_bits=raw_bits, noise=noise,
-                                jpeg=jpeg)
+                                jpeg=jpeg, exposure_gain=exposure_gain)
     manifest = bgan_blur(settings, out, workers=workers, overwrite=overwrite)
     echo_manifest(manifest, out)
     if manifest["skipped_photos"]:

@@ -55,6 +55,9 @@ class BGANBlurSettings:
         (default ``gamma:2.2``).
     camera, demosaic, raw_bits, noise, jpeg : RAW path only
         As ``blursynth frames-average``'s (:class:`blursynth.pairs.frames.FramesAverageSettings`).
+    exposure_gain : str or None
+        RAW path only: linear gain range of both images' camera colours (clipped at white), as
+        ``blur``'s. There is no highlight boost: a learned blur has no pre-blur image to boost.
     """
 
     photos: str
@@ -73,6 +76,7 @@ class BGANBlurSettings:
     raw_bits: int | tuple | None = None
     noise: str | None = None
     jpeg: str | None = None
+    exposure_gain: str | None = None
 
     def __post_init__(self):
         self._check_raw()
@@ -88,9 +92,12 @@ class BGANBlurSettings:
 
     def _check_raw(self):
         from ..ops.color import parse_crf_option
+        from ..ops.degrade import Degradations
         from .raw_settings import check_raw_settings
 
-        check_raw_settings(self, raw_only=("crf", "noise", "jpeg"))
+        check_raw_settings(self, raw_only=("crf", "noise", "jpeg", "exposure_gain"))
+        with checking("exposure_gain"):
+            Degradations.parse(exposure_gain=self.exposure_gain)
         with checking("crf"):
             try:
                 parse_crf_option(self.response_spec)  # one curve, or random: one per pair
@@ -110,7 +117,8 @@ class BGANBlurSettings:
         from .raw_settings import raw_recipe
 
         return {"pipeline": "raw", "crf": crf_option_spec(self.response_spec),
-                "raw": raw_recipe(self.camera, self.demosaic, self.raw_bits, self.noise, self.jpeg)}
+                "raw": raw_recipe(self.camera, self.demosaic, self.raw_bits, self.noise, self.jpeg,
+                                  boost={"exposure_gain": self.exposure_gain})}
 
 
 #: Stream keys of a pair's RAW-path draws, ``sample_rng(seed, index, N)`` (the noise vector is
@@ -135,7 +143,8 @@ def raw_learned_pair(blurred, photo, params: dict, *, mosaic_only: bool = False)
     table = crf.decode_table()
     sharp = None if mosaic_only else table[photo]
     return develop_raw_images(table[blurred], sharp, params["raw"], crf=crf, noise_rng=noise_rng(params),
-                              jpeg_quality=params.get("jpeg_quality"), mosaic_only=mosaic_only)
+                              jpeg_quality=params.get("jpeg_quality"), mosaic_only=mosaic_only,
+                              exposure_gain=params.get("exposure_gain"))
 
 
 def pair_noise(seed: int, index: int) -> np.ndarray:
@@ -288,7 +297,8 @@ def _bgan_rows(start, stop, job: _Job):
                                               sample_rng(s.seed, index, STREAM_CRF)).spec
                 params.update(draw_raw_row(
                     s.seed, index, RawStreams(STREAM_RAW, STREAM_RAW_DEGRADE, STREAM_RAW_NOISE),
-                    camera=s.camera, demosaic=s.demosaic, raw_bits=s.raw_bits, noise=s.noise, jpeg=s.jpeg))
+                    camera=s.camera, demosaic=s.demosaic, raw_bits=s.raw_bits, noise=s.noise, jpeg=s.jpeg,
+                    boost={"exposure_gain": s.exposure_gain}))
                 blurred, sharp = raw_learned_pair(blurred, photo, params)
             yield pair_row(index=index, blurred=blurred, sharp=sharp, psf=None, source="bgan",
                            seed=s.seed, params=params, fingerprint=job.fingerprint,
