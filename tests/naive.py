@@ -215,11 +215,17 @@ def raw_unprocess(rgb, p):
     return out
 
 
+def raw_mosaic(cam, pattern):
+    """(H, W, 3) camera colours -> (H, W) Bayer mosaic: each site keeps its channel (no clip,
+    noise or quantisation)."""
+    ch = raw.cfa_channels(pattern, cam.shape[:2]).astype(np.intp)
+    return np.take_along_axis(np.asarray(cam, np.float32), ch[..., None], axis=2)[..., 0]
+
+
 def raw_readout(cam, p, field=None):
     white = np.float32(p.white_level)
     clipped = np.clip(cam, np.float32(0), white)
-    ch = raw.cfa_channels(p.bayer, cam.shape[:2]).astype(np.intp)
-    m = np.take_along_axis(clipped, ch[..., None], axis=2)[..., 0]
+    m = raw_mosaic(clipped, p.bayer)
     if field is not None:
         sigma = np.sqrt(np.maximum(m, 0) * np.float32(p.shot_noise)
                         + np.float32(p.read_noise ** 2))

@@ -39,7 +39,7 @@ import numpy as np
 
 from ..errors import BadInputError
 from . import _raw_kernels as _k
-from .degrade import READ_BOUNDS, SHOT_BOUNDS, add_sensor_noise, noise_field
+from .degrade import READ_BOUNDS, SHOT_BOUNDS, noise_field
 
 RAW_VERSION = 1
 
@@ -783,43 +783,14 @@ def cfa_channels(pattern: str, shape) -> np.ndarray:
     return np.tile(tile, ((h + 1) // 2, (w + 1) // 2))[:h, :w]
 
 
-def mosaic(cam, pattern: str) -> np.ndarray:
-    """(H, W, 3) camera colours -> (H, W) float32 Bayer mosaic (each site keeps its channel)."""
-    x = _check_image(cam, "camera image")
-    ch = cfa_channels(pattern, x.shape[:2])
-    return np.take_along_axis(x, ch[..., None].astype(np.intp), axis=2)[..., 0].copy()
-
-
-def add_raw_noise(raw, *, shot: float, read: float, rng=None, noise=None) -> np.ndarray:
-    """Poisson-Gaussian noise on a mosaic: variance ``shot * x + read**2`` (ops.degrade's model).
-
-    ``rng`` draws the float32 standard-normal field (one value per site), as the
-    RGB path does; the result is not clipped.
-    """
-    check_noise_levels(shot, read)
-    x = np.asarray(raw, dtype=np.float32)
-    if shot == 0.0 and read == 0.0:
-        return x.copy()
-    return add_sensor_noise(x, shot=shot, read=read, rng=rng, noise=noise)
-
-
-def quantise(raw, bits: int, white_level: float = 1.0) -> np.ndarray:
-    """Round to the ADC's ``2**bits - 1`` steps of the white level and clip at it.
-
-    Values below 0 are kept (as a black-level offset keeps them), rounded the same way.
-    """
-    levels = np.float32(2 ** check_raw_bits(bits) - 1)
-    scale = levels / np.float32(white_level)
-    x = np.minimum(np.asarray(raw, dtype=np.float32), np.float32(white_level))
-    return (np.rint(x * scale) / scale).astype(np.float32)
-
-
 def sensor_readout(cam, params, *, rng=None, noise=None, noisy=True) -> np.ndarray:
     """Camera colours -> the RAW file: clip, mosaic, noise (if ``noisy``), quantise, clip.
 
-    In one pass: each site's channel of ``cam`` clipped to [0, white level], plus
-    :func:`add_raw_noise`'s Poisson-Gaussian noise, clipped at white, then
-    :func:`quantise`'d when the params give ``raw_bits``.
+    In one pass: each site's channel of ``cam`` (the Bayer mosaic) clipped to [0, white
+    level], plus Poisson-Gaussian noise of variance ``shot * x + read**2`` (the RGB path's
+    model, :func:`blursynth.ops.degrade.add_sensor_noise`), clipped at white, then rounded
+    to the ADC's ``2**bits - 1`` steps of the white level when the params give
+    ``raw_bits`` (values below 0 are kept, as a black-level offset keeps them).
 
     Parameters
     ----------
