@@ -321,6 +321,10 @@ def _prep_frames(st: StepTable):
     st.step.settings = (paths, st.settings(inner, {}))
     settings = dataclasses.asdict(st.step.settings[1])
     lo, hi = (settings.pop(k) for k in ("window_min", "window_max"))
+    if settings["pipeline"] == "rgb":  # the RAW path's options are unset (refused) there
+        from ..pairs.frames import RAW_FIELDS
+
+        settings = {k: v for k, v in settings.items() if k == "pipeline" or k not in RAW_FIELDS}
     # As the command line spells them: an exposure range takes the place of the window (whose
     # default lengths it ignores), and one value is shown as one value.
     if settings["exposure_ms"] is None:
