@@ -21,6 +21,7 @@ from blursynth.ops.defocus import (
     draw_depth,
     kernel_radius,
     layer_weights,
+    resize_depth,
     signed_coc_px,
 )
 from blursynth.sources.depth import load_depth
@@ -364,3 +365,12 @@ def _torch(image):
     import torch
 
     return torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1)))[None]
+
+
+def test_resize_depth_keeps_edges_and_values():
+    depth = np.full((H, W), 3.0, np.float32)
+    depth[:, W // 2 :] = 30.0
+    out = resize_depth(depth, (H // 2 + 1, W * 2 - 3))
+    assert out.shape == (H // 2 + 1, W * 2 - 3) and out.dtype == np.float32
+    assert set(np.unique(out).tolist()) == {3.0, 30.0}  # no invented in-between depths
+    assert np.array_equal(resize_depth(depth, (H, W)), depth)

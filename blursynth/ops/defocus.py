@@ -536,6 +536,36 @@ def defocus_from_params(image, depth, params, *, bin_step_px: float = 1.0, borde
                    bin_step_px=bin_step_px, border=border, device=device)
 
 
+def resize_depth(depth, shape):
+    """Resize a depth map with its photo, by nearest neighbour.
+
+    Nearest keeps depth edges as sharp as the map's own: interpolating across an object's
+    outline would invent depths that belong to neither side (and give them the wrong blur).
+
+    Parameters
+    ----------
+    depth : (h, w) float32 ndarray
+    shape : (int, int)
+        The resized photo's (H, W).
+
+    Returns
+    -------
+    depth : (H, W) float32 ndarray
+
+    Examples
+    --------
+    >>> resize_depth(np.array([[1.0, 2.0]], np.float32), (2, 4)).tolist()
+    [[1.0, 1.0, 2.0, 2.0], [1.0, 1.0, 2.0, 2.0]]
+    """
+    import cv2
+
+    depth = _check_depth(depth).astype(np.float32)
+    h, w = _check_shape(shape)
+    if depth.shape == (h, w):
+        return depth
+    return cv2.resize(depth, (w, h), interpolation=cv2.INTER_NEAREST_EXACT)
+
+
 # ---------------------------------------------------------------- helpers
 
 
