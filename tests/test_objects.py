@@ -203,3 +203,21 @@ def test_settings_are_checked():
     with pytest.raises(BadInputError, match="needs other photos"):
         draw_object_params(sample_rng(0, 0, STREAM_OBJECTS), HW, ObjectSettings())
     assert draw_object_params(sample_rng(0, 0, STREAM_OBJECTS), HW, ObjectSettings(count=(0, 0))) == []
+
+
+def test_an_object_past_the_frame_edge_is_whole():
+    """A disk half beyond the left edge keeps its hidden half: moving right, it brings it in."""
+    obj = _disk((-1.0, 24.0), 6.0, (1.0, 1.0, 1.0), velocity=(8.0, 0.0))
+    (layer,) = object_layers([obj], HW, _shifts(np.zeros(9)))
+    assert abs(layer.alpha.sum() - np.pi * 36) < 1.0
+    p = layer.homographies[-1] @ [3.0, 24.0, 1.0]  # at t = 17/18 the centre is near x = 2.6
+    assert 0 <= p[0] < layer.alpha.shape[1] and layer.alpha[int(round(p[1])), int(round(p[0]))] == 1.0
+    blurred, _ = render_subframes(np.zeros((*HW, 3), np.float32), _shifts(np.zeros(9)), HW,
+                                  layers=[layer])
+    # The whole disk's mean coverage (drawn on a canvas that holds all of it).
+    pad = 30
+    canvas = shape_alpha(_disk((pad - 1.0, 24.0 + pad), 6.0, (1, 1, 1))["shape"],
+                         (HW[0] + 2 * pad, HW[1] + 2 * pad))
+    move = _shifts([pad], [pad])[0] @ motion_homographies(obj, subframe_times(9))
+    whole = np.mean([warp_bilinear(canvas, m, HW) for m in move], axis=0)
+    np.testing.assert_allclose(blurred[..., 0], whole, atol=2e-6)

@@ -159,7 +159,9 @@ def draw_object_params(rng: np.random.Generator, photo_hw, settings: ObjectSetti
         Names in ``source_shapes`` that have a user mask: cut-outs then come only from these,
         by their masks.
     reference_time : float
-        Time (in exposures) at which the sharp image is taken: 0.5 the middle, 0 the start.
+        Time (in exposures) of the sharp image: the camera's reference, ``(1 + rho) / 2`` for
+        the middle of the sampled span ``[0, 1 + rho]`` (``rho`` the rolling-shutter read-out;
+        0.5 without), 0 for the start.
 
     Returns
     -------
@@ -361,46 +363,64 @@ def _ellipse_coverage(cx, cy, a, b, angle, x0, y0, alpha, ss):
             alpha[r, c] = hits * inv
 
 
-def shape_alpha(shape: dict, photo_hw) -> np.ndarray:
-    """Anti-aliased coverage of a drawn shape: (H, W) float32 in [0, 1], ``SUPERSAMPLE**2``
-    sub-samples per pixel (pixel centres at integer coordinates)."""
-    h, w = (int(v) for v in photo_hw[:2])
-    alpha = np.zeros((h, w), np.float32)
+def _shape_box(shape: dict) -> tuple[int, int, int, int]:
+    """(x0, y0, x1, y1): the pixels (exclusive ends) a shape can touch, not clipped to a frame."""
     if shape["type"] == "polygon":
         v = np.asarray(shape["vertices_xy"], np.float64)
         lo, hi = v.min(0), v.max(0)
     else:
         cx, cy = shape["centre_xy"]
-        a, b = (shape["radius_px"],) * 2 if shape["type"] == "disk" else shape["axes_px"]
-        lo, hi = np.array([cx - a, cy - a]), np.array([cx + a, cy + a])
-    x0, y0 = max(0, int(math.floor(lo[0]))), max(0, int(math.floor(lo[1])))
-    x1, y1 = min(w, int(math.ceil(hi[0])) + 1), min(h, int(math.ceil(hi[1])) + 1)
-    if x1 <= x0 or y1 <= y0:
+        r = shape["radius_px"] if shape["type"] == "disk" else max(shape["axes_px"])
+        lo, hi = (cx - r, cy - r), (cx + r, cy + r)
+    # A pixel reaches half a pixel round its centre.
+    return (int(math.floor(lo[0] + 0.5)), int(math.floor(lo[1] + 0.5)),
+            int(math.ceil(hi[0] - 0.5)) + 1, int(math.ceil(hi[1] - 0.5)) + 1)
+
+
+def _box_alpha(shape: dict, box) -> np.ndarray:
+    """Coverage of ``shape`` over the pixels of ``box``: (y1 - y0, x1 - x0) float32."""
+    x0, y0, x1, y1 = box
+    alpha = np.zeros((max(y1 - y0, 0), max(x1 - x0, 0)), np.float32)
+    if alpha.size == 0:
         return alpha
-    box = np.zeros((y1 - y0, x1 - x0), np.float32)
     if shape["type"] == "polygon":
+        v = np.asarray(shape["vertices_xy"], np.float64)
         _polygon_coverage(np.ascontiguousarray(v[:, 0]), np.ascontiguousarray(v[:, 1]),
-                          float(x0), float(y0), box, SUPERSAMPLE)
+                          float(x0), float(y0), alpha, SUPERSAMPLE)
     else:
+        cx, cy = shape["centre_xy"]
+        a, b = (shape["radius_px"],) * 2 if shape["type"] == "disk" else shape["axes_px"]
         _ellipse_coverage(float(cx), float(cy), float(a), float(b),
-                          float(shape.get("angle_rad", 0.0)), float(x0), float(y0), box, SUPERSAMPLE)
-    alpha[y0:y1, x0:x1] = box
+                          float(shape.get("angle_rad", 0.0)), float(x0), float(y0), alpha,
+                          SUPERSAMPLE)
     return alpha
 
 
-def _shifted(image, dx: int, dy: int, photo_hw, *, reflect: bool):
-    """``out[y, x] = image[y + dy, x + dx]``: reflect-101 outside ``image``, or zero."""
-    h, w = photo_hw
-    sh, sw = image.shape[:2]
-    ys = np.arange(h) + dy
-    xs = np.arange(w) + dx
-    if reflect:
-        ys, xs = _reflect101(ys, sh), _reflect101(xs, sw)
-        return np.ascontiguousarray(image[np.ix_(ys, xs)])
-    out = np.zeros((h, w) + image.shape[2:], image.dtype)
-    oky, okx = (ys >= 0) & (ys < sh), (xs >= 0) & (xs < sw)
-    out[np.ix_(oky, okx)] = image[np.ix_(ys[oky], xs[okx])]
-    return out
+def shape_alpha(shape: dict, photo_hw) -> np.ndarray:
+    """Anti-aliased coverage of a drawn shape over a frame: (H, W) float32 in [0, 1], the
+    fraction of ``SUPERSAMPLE**2`` sub-samples per pixel inside it (pixel centres at integer
+    coordinates).
+
+    Examples
+    --------
+    >>> a = shape_alpha({"type": "disk", "centre_xy": [8.0, 8.0], "radius_px": 4.0}, (16, 16))
+    >>> float(a[8, 8]), float(a[0, 0]), 0 < float(a[8, 12]) < 1
+    (1.0, 0.0, True)
+    """
+    h, w = (int(v) for v in photo_hw[:2])
+    x0, y0, x1, y1 = _shape_box(shape)
+    cx0, cy0, cx1, cy1 = max(x0, 0), max(y0, 0), min(x1, w), min(y1, h)
+    alpha = np.zeros((h, w), np.float32)
+    if cx1 > cx0 and cy1 > cy0:
+        alpha[cy0:cy1, cx0:cx1] = _box_alpha(shape, (cx0, cy0, cx1, cy1))
+    return alpha
+
+
+def _window(image, x0: int, y0: int, h: int, w: int):
+    """``out[r, c] = image[y0 + r, x0 + c]``, reflect-101 outside ``image``."""
+    ys = _reflect101(np.arange(h) + y0, image.shape[0])
+    xs = _reflect101(np.arange(w) + x0, image.shape[1])
+    return np.ascontiguousarray(image[np.ix_(ys, xs)])
 
 
 def _reflect101(i, n):
@@ -418,41 +438,43 @@ def mask_box(mask: np.ndarray) -> tuple[int, int, int, int]:
     return int(xs[0]), int(ys[0]), int(xs[-1]) + 1, int(ys[-1]) + 1
 
 
-def object_image(obj: dict, photo_hw, sources=None, masks=None):
-    """An object's reference-pose layer: (image (H, W, 3) float32 linear, alpha (H, W) float32).
-
-    Pixels outside the shape hold the texture's continuation (the source around the cut, or the
-    flat colour), so a bilinear sample across the edge mixes object colours only.
+def object_image(obj: dict, sources=None, masks=None):
+    """An object in its reference pose, over its box (not clipped to the frame, so a camera or
+    object moving brings its hidden part in): (image (h, w, 3) float32 linear, alpha (h, w)
+    float32, x0, y0), the box's top-left pixel in the frame.
     """
-    h, w = (int(v) for v in photo_hw[:2])
     kind = obj["kind"]
+    if kind == "mask":
+        src = _source(sources, obj["source"])
+        if masks is None or obj["source"] not in masks:
+            raise ValueError(f"object from {obj['source']!r} needs its mask in masks.")
+        mask = np.asarray(masks[obj["source"]], np.float32)
+        mx0, my0, mx1, my1 = mask_box(mask)
+        cx, cy = obj["centre_xy"]
+        # Integer offset: the mask and photo are copied, not resampled.
+        dx = int(round((mx0 + mx1 - 1) / 2 - cx))
+        dy = int(round((my0 + my1 - 1) / 2 - cy))
+        return (np.array(src[my0:my1, mx0:mx1, :3], np.float32),
+                np.ascontiguousarray(mask[my0:my1, mx0:mx1]), mx0 - dx, my0 - dy)
+    box = _shape_box(obj["shape"])
+    x0, y0, x1, y1 = box
+    alpha = _box_alpha(obj["shape"], box)
     if kind == "leaves":
         col = obj["colour"]
         if "linear_rgb" in col:
             rgb = np.asarray(col["linear_rgb"], np.float32)
         else:
             x, y = col["pixel_xy"]
-            rgb = _source(sources, col["source"])[y, x, :3].astype(np.float32)
-        image = np.empty((h, w, 3), np.float32)
+            rgb = np.asarray(_source(sources, col["source"])[y, x, :3], np.float32)
+        image = np.empty(alpha.shape + (3,), np.float32)
         image[:] = rgb
-        return image, shape_alpha(obj["shape"], (h, w))
+        return image, alpha, x0, y0
     src = _source(sources, obj["source"])
-    if kind == "mask":
-        if masks is None or obj["source"] not in masks:
-            raise ValueError(f"object from {obj['source']!r} needs its mask in masks.")
-        mask = masks[obj["source"]]
-        x0, y0, x1, y1 = mask_box(mask)
-        cx, cy = obj["centre_xy"]
-        # Integer offset: the mask and photo are copied, not resampled.
-        dx = int(round((x0 + x1 - 1) / 2 - cx))
-        dy = int(round((y0 + y1 - 1) / 2 - cy))
-        return (_shifted(src, dx, dy, (h, w), reflect=True).astype(np.float32, copy=False),
-                _shifted(np.asarray(mask, np.float32), dx, dy, (h, w), reflect=False))
     cx, cy = object_pivot(obj)
     sx, sy = obj["source_xy"]
-    dx, dy = int(sx - round(cx)), int(sy - round(cy))
-    return (_shifted(src, dx, dy, (h, w), reflect=True).astype(np.float32, copy=False),
-            shape_alpha(obj["shape"], (h, w)))
+    dx, dy = int(sx - round(cx)), int(sy - round(cy))  # frame pixel + (dx, dy) = source pixel
+    image = _window(src[..., :3], x0 + dx, y0 + dy, y1 - y0, x1 - x0).astype(np.float32, copy=False)
+    return image, alpha, x0, y0
 
 
 def _source(sources, name):
@@ -468,14 +490,14 @@ def subframe_times(n_subframes: int, rolling_shutter: float = 0.0) -> np.ndarray
     return (np.arange(n) + 0.5) * ((1.0 + float(rolling_shutter)) / n)
 
 
-def _crop(image, alpha):
-    """The box of ``alpha > 0`` (a layer is transparent outside its image, so the crop is exact
-    and the renderer skips the pixels the object never reaches): (image, alpha, x0, y0)."""
+def _crop(image, alpha, x0, y0):
+    """Trim to the box of ``alpha > 0`` (a layer is transparent outside its image, so the crop
+    is exact and the renderer skips the pixels the object never reaches)."""
     if not alpha.any():
-        return image[:1, :1], alpha[:1, :1], 0, 0
-    x0, y0, x1, y1 = mask_box(alpha)
-    return (np.ascontiguousarray(image[y0:y1, x0:x1]), np.ascontiguousarray(alpha[y0:y1, x0:x1]),
-            x0, y0)
+        return np.zeros((1, 1, 3), np.float32), np.zeros((1, 1), np.float32), x0, y0
+    bx0, by0, bx1, by1 = mask_box(alpha)
+    return (np.ascontiguousarray(image[by0:by1, bx0:bx1]),
+            np.ascontiguousarray(alpha[by0:by1, bx0:bx1]), x0 + bx0, y0 + by0)
 
 
 def object_layers(objects, photo_hw, camera_homographies=None, *, times=None,
@@ -488,6 +510,8 @@ def object_layers(objects, photo_hw, camera_homographies=None, *, times=None,
     objects : list of dict
         From :func:`draw_object_params` (or a recorded row).
     photo_hw : (int, int)
+        The frame's size (that the objects were drawn for); a layer is not clipped to it, so
+        a moving camera or object brings in the part of an object beyond the frame's edge.
     camera_homographies : (T, 3, 3) float64 array_like
         The camera's sub-frame homographies (output pixel to reference image); unused with
         ``reference``.
@@ -526,7 +550,7 @@ def object_layers(objects, photo_hw, camera_homographies=None, *, times=None,
             raise ValueError(f"times must be ({len(cam)},), one per homography; got {times.shape}.")
     layers = []
     for obj in objects:
-        image, alpha, x0, y0 = _crop(*object_image(obj, photo_hw, sources, masks))
+        image, alpha, x0, y0 = _crop(*object_image(obj, sources, masks))
         shift = np.array([[1.0, 0.0, -x0], [0.0, 1.0, -y0], [0.0, 0.0, 1.0]])
         own = np.eye(3)[None] if reference else motion_homographies(obj, times)
         layers.append(Layer(image, alpha, np.ascontiguousarray(shift @ own @ cam)))
