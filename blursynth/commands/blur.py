@@ -66,6 +66,60 @@ def _keep(ctx, param, value):
     return value
 
 
+def _scene(ctx, param, value):
+    """Keep a scene-blur option's value for the body (BlurSettings reads them by name)."""
+    if value is not None:
+        ctx.meta.setdefault("blursynth.blur.scene", {})[param.name] = value
+    return value
+
+
+def scene_options(f):
+    """``--motion`` and the options of scene blur (blursynth.pairs.scene)."""
+    options = [
+        click.option("--motion", type=click.Choice(["uniform", "camera6d", "scene"]), default=None,
+                     callback=_scene, expose_value=False,
+                     help="uniform (default): one PSF for the whole image, from --kernels or --psf-source fresh. "
+                          "camera6d: a 6-DoF hand-shake path (rotation and translation) warps the photo per "
+                          "sub-frame, so the blur varies across the frame; scene: that plus moving objects "
+                          "(--objects). Rows record the pose path, the motion mask and a grid of local PSFs."),
+        click.option("--focal-px", type=float, default=None, callback=_scene, expose_value=False,
+                     help="Scene blur: focal length in pixels (default: the window's longer side, about a 53 "
+                          "degree field of view)."),
+        click.option("--reference", type=click.Choice(["middle", "start"]), default=None, callback=_scene,
+                     expose_value=False,
+                     help="Scene blur: the sharp image is the pose at the middle (default) or start of the "
+                          "exposure."),
+        click.option("--rolling-shutter", default=None, metavar="LO-HI", callback=_scene, expose_value=False,
+                     help="Scene blur: read-out time as a fraction of the exposure, drawn per pair, e.g. 0-0.5; "
+                          "row r integrates its own time window (off by default)."),
+        click.option("--objects", default=None, metavar="LO-HI", callback=_scene, expose_value=False,
+                     help="--motion scene: number of moving objects per pair (default 1-3)."),
+        click.option("--object-kind", type=click.Choice(["cutout", "leaves"]), default=None, callback=_scene,
+                     expose_value=False,
+                     help="--motion scene: objects cut from other photos of PHOTOS by random soft shapes "
+                          "(default), or dead-leaves disks."),
+        click.option("--object-masks", type=click.Path(), default=None, callback=_scene, expose_value=False,
+                     metavar="DIR",
+                     help="--motion scene: a folder of alpha PNGs named as the photos (<stem>.png, the photo's "
+                          "size): the masked part of each photo moves as an object."),
+        click.option("--defocus", is_flag=True, default=None, callback=_scene, expose_value=False,
+                     help="Scene blur: thin-lens defocus from a depth map (--depth)."),
+        click.option("--depth", default=None, metavar="DIR|random", callback=_scene, expose_value=False,
+                     help="With --defocus: a folder of depth maps named as the photos (<stem>.png, 8 or 16 "
+                          "bit, the photo's size), or random (a piecewise-planar depth per pair; the default)."),
+        click.option("--defocus-px", default=None, metavar="LO-HI", callback=_scene, expose_value=False,
+                     help="With --defocus: range of the largest blur diameter in pixels, drawn per pair "
+                          "(default 2-8); the focus falls on a random part of the depth."),
+        click.option("--aperture-blades", type=int, default=None, callback=_scene, expose_value=False,
+                     help="With --defocus: 0 for a round aperture (default) or 3-16 blades (polygonal bokeh)."),
+        click.option("--psf-grid", type=int, default=None, callback=_scene, expose_value=False,
+                     help="Scene blur: the recorded PSF field is N x N local PSFs (default 5)."),
+    ]
+    for option in reversed(options):
+        f = option(f)
+    return f
+
+
 @click.command()
 @click.argument("photos", type=click.Path())
 @click.option("--kernels", type=click.Path(), default=None,
@@ -141,6 +195,7 @@ def _keep(ctx, param, value):
               help="Stop at the first unreadable photo, or one smaller than --crop, instead of skipping it.")
 @click.option("--png-level", type=click.IntRange(0, 9), default=None, help="zlib level; default is the fast fpng encoder.")
 @click.option("--shard-size", type=int, default=500, show_default=True, callback=positive_int, help="Pairs per shard.")
+@scene_options
 @seed_option
 @workers_option
 @overwrite_option
@@ -154,6 +209,7 @@ def blur(photos, kernels, out, psf_source, exposure, per_image, crop, resize, re
       blursynth trajectories --n 10000 --out bank/
       blursynth blur photos/ --kernels bank/ --out pairs/ --crop 256x256 --per-image 4
       blursynth blur photos/ --psf-source fresh --out pairs/ --highlights 2-8 --noise 0.001-0.005 --jpeg 70-95
+      blursynth blur photos/ --motion scene --objects 1-3 --rolling-shutter 0-0.3 --out pairs/ --crop 256x256
     """
     from ..pairs.shake import BlurSettings, blur_photos
 
@@ -170,6 +226,7 @@ def blur(photos, kernels, out, psf_source, exposure, per_image, crop, resize, re
         photos=photos, kernels=kernels, psf_source=psf_source, exposure=exposure, per_image=per_image,
         crop=crop, resize=resize, crf=crf, saturation=saturation, noise=noise, jpeg=jpeg, border=border,
         **click.get_current_context().meta.get("blursynth.blur.degrade", {}),
+        **click.get_current_context().meta.get("blursynth.blur.scene", {}),
         device=device, batch=batch, seed=seed, strict=strict, fresh_length_px=length_px,
         fresh_canvas=canvas, png_level=png_level, shard_size=shard_size,
         pipeline=pipeline, camera=camera, demosaic=demosaic, raw_bits=raw_bits,

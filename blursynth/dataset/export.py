@@ -18,16 +18,16 @@ from .reader import PairDataset
 from .schema import struct_array
 
 _EXPORT_FOLDERS = ("blur", "sharp", "psf")
-_OWN_FOLDERS = (*_EXPORT_FOLDERS, "raw")  # raw/ only with --raw
+_OWN_FOLDERS = (*_EXPORT_FOLDERS, "raw", "masks")  # raw/ only with --raw; masks/ for scene-blur rows
 
 #: An export folder: --overwrite replaces an earlier export only, never a folder of someone's own files.
 EXPORT = OutputKind(
     what="export",
     is_file="--out {out} is a file; expected a folder.",
     foreign="--out {out} is not an earlier export (it holds {name}); --overwrite replaces only blur/, "
-            "sharp/, psf/ and params.jsonl folders; choose a new folder.",
+            "sharp/, psf/, masks/ and params.jsonl folders; choose a new folder.",
     unmarked="--out {out} is not an earlier export (it has no params.jsonl); --overwrite replaces only blur/, "
-             "sharp/, psf/ and params.jsonl folders; choose a new folder.",
+             "sharp/, psf/, masks/ and params.jsonl folders; choose a new folder.",
     markers=("params.jsonl",),
     own_when_marked=lambda name: name in _OWN_FOLDERS,
     exists="--out {out} exists; choose a new folder or pass --overwrite.",
@@ -40,7 +40,9 @@ def export_png(dataset, out, *, progress: bool = True, overwrite: bool = False, 
 
     Blurred and sharp images are written as PNG under their row id (``/`` in ids
     becomes ``_``); a PSF, where the pair has one, as ``psf/<id>.npy`` (float32,
-    exact) and ``psf/<id>.png`` (16-bit, scaled to its peak, to look at). The
+    exact) and ``psf/<id>.png`` (16-bit, scaled to its peak, to look at). Scene-blur rows
+    (``blur --motion camera6d|scene``) add ``masks/<id>.png`` (8-bit gray motion mask: 255 where
+    object motion blurred the pixel) and ``psf/<id>_field.npy`` ((gy, gx, k, k) float32). The
     folder is built under a temporary name and renamed when complete (a killed export's is removed
     by the next export into ``out``), with ``out`` locked (:func:`lock_output`). ``verify`` checks each
     shard against the manifest as it is opened (the images are copied, not decoded).
@@ -102,6 +104,21 @@ def _write_raw_row(folder, name, row, params, psf, s, local, ds, rebuilder, fmt)
     return write_raw(folder, name, mosaic, params, fmt)
 
 
+def _write_mask(folder: Path, name: str, row, s, local, ds) -> None:
+    """``masks/<name>.png``: the row's motion mask as one 8-bit gray plane."""
+    import cv2
+
+    from ..sources.photos import decode_image
+
+    with ds.table.decoding(s, local):
+        mask = decode_image(row["motion_mask"]["bytes"], what="motion_mask")[:, :, 0]
+    folder.mkdir(exist_ok=True)
+    with native_noise_quiet():
+        wrote = cv2.imwrite(str(folder / f"{name}.png"), mask)
+    if not wrote:
+        raise OSError(errno.EIO, "could not write the file (is the disk full?)", str(folder / f"{name}.png"))
+
+
 def _remove_leftovers(out: Path) -> None:
     """Remove the half-built folders of exports into ``out`` that were killed (``.OUT.tmpPID``):
     only folders that hold nothing but what an export writes; links are never followed."""
@@ -158,6 +175,12 @@ def _export_locked(ds, out: Path, *, progress: bool, raw=None, rebuilder=None) -
                     psf = None if row["psf"] is None else struct_array(row["psf"])
                 (tmp / "blur" / f"{name}.png").write_bytes(row["blurred"]["bytes"])
                 (tmp / "sharp" / f"{name}.png").write_bytes(row["sharp"]["bytes"])
+                if row.get("motion_mask") is not None:
+                    _write_mask(tmp / "masks", name, row, s, local, ds)
+                if row.get("psf_field") is not None:
+                    with ds.table.decoding(s, local):
+                        field = struct_array(row["psf_field"])
+                    np.save(tmp / "psf" / f"{name}_field.npy", field)
                 if psf is not None:
                     np.save(tmp / "psf" / f"{name}.npy", psf)
                     img16 = np.round(psf / max(float(psf.max()), 1e-12) * 65535).astype(np.uint16)

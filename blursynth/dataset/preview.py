@@ -32,6 +32,62 @@ def psf_tile(psf: np.ndarray, side: int, *, scale: int = 2) -> np.ndarray:
     return np.repeat(np.repeat(rgb, scale, axis=0), scale, axis=1)
 
 
+def field_overlay(blurred: np.ndarray, field: np.ndarray, mask: np.ndarray | None = None,
+                  points=None) -> np.ndarray:
+    """The blurred image with its PSF field drawn over it (scene blur), and its motion mask.
+
+    Each local PSF is drawn at the image's own scale (a blur k px long covers k pixels), centred
+    on its grid point, in green, each scaled to its peak (square root, as :func:`psf_tile`);
+    pixels of the motion mask are tinted red.
+
+    Parameters
+    ----------
+    blurred : (H, W, 3) uint8 ndarray
+    field : (gy, gx, k, k) float ndarray
+    mask : (H, W) uint8 ndarray or None
+    points : ((gy,) ys, (gx,) xs) or None
+        Pixel rows and columns of the grid points (default: the field's own,
+        :func:`blursynth.ops.camera6d.grid_points`).
+
+    Returns
+    -------
+    (H, W, 3) uint8 ndarray
+
+    Examples
+    --------
+    >>> field = np.zeros((2, 2, 3, 3), np.float32); field[:, :, 1, 1] = 1
+    >>> out = field_overlay(np.zeros((8, 8, 3), np.uint8), field, points=([2, 6], [2, 6]))
+    >>> out[2, 2].tolist(), out[0, 0].tolist()
+    ([0, 255, 0], [0, 0, 0])
+    """
+    out = blurred.astype(np.float32)
+    if mask is not None and mask.any():
+        m = (mask > 0)[..., None] * np.float32(0.45)
+        out = out * (1 - m) + np.array([255.0, 40.0, 40.0], np.float32) * m
+    gy, gx, k = field.shape[0], field.shape[1], field.shape[2]
+    h, w = blurred.shape[:2]
+    if points is None:
+        from ..ops.camera6d import grid_points
+
+        xy = grid_points((h, w), (gy, gx))
+        points = (xy[::gx, 1], xy[:gx, 0])
+    ys, xs = points
+    r = k // 2
+    green = np.array([0.0, 255.0, 0.0], np.float32)
+    for i in range(gy):
+        for j in range(gx):
+            psf = np.asarray(field[i, j], np.float32)
+            a = np.sqrt(psf / (float(psf.max()) or 1.0))
+            y0, x0 = int(round(float(ys[i]))) - r, int(round(float(xs[j]))) - r
+            ya, xa = max(y0, 0), max(x0, 0)
+            yb, xb = min(y0 + k, h), min(x0 + k, w)
+            if ya >= yb or xa >= xb:
+                continue
+            alpha = a[ya - y0 : yb - y0, xa - x0 : xb - x0, None]
+            out[ya:yb, xa:xb] = out[ya:yb, xa:xb] * (1 - alpha) + green * alpha
+    return np.clip(out + 0.5, 0, 255).astype(np.uint8)
+
+
 _BACKGROUND = 24
 _TEXT_LINE = 14  # pixels per caption line
 
@@ -65,6 +121,16 @@ def caption_lines(row) -> list[str]:
     if "exposure_s" in p:
         frames = p.get("averaged_frames", p.get("window_frames"))
         exposure = f"exposure: {1000 * float(p['exposure_s']):.3g} ms ({frames} frames)"
+    elif isinstance(p.get("camera"), dict):  # scene blur: the 6-DoF path, not one PSF
+        cam = p["camera"]
+        exposure = (f"{p.get('motion')} path {float(cam.get('length_px', 0)):.3g} px, "
+                    f"{cam.get('n_subframes', '?')} sub-frames, f {float(cam.get('focal_px', 0)):.4g} px")
+        if p.get("rolling_shutter"):
+            exposure += f", rolling shutter {float(p['rolling_shutter']):.2g}"
+        if p.get("objects"):
+            exposure += f", {len(p['objects'])} object(s)"
+        if p.get("defocus"):
+            exposure += f", defocus up to {float(p['defocus'].get('max_coc_px', 0)):.3g} px"
     elif "exposure" in p:
         fraction = Fraction(float(p["exposure"])).limit_denominator(1000)
         exposure = "exposure: the whole path" if fraction == 1 else f"exposure: {fraction} of the path"
@@ -202,6 +268,8 @@ def pair_sheet(rows, *, height: int = 160, title: str | None = None, crop_full_r
     for row, psf in zip(rows, psfs):
         show = (lambda im: _centre_crop(im, asked, height)) if crop_full_res else (lambda im: _fit(im, height))
         parts = [show(row["blurred"]), gap, show(row["sharp"])]
+        if row.get("psf_field") is not None:  # scene blur: where the blur differs, and how
+            parts += [gap, show(field_overlay(row["blurred"], row["psf_field"], row.get("motion_mask")))]
         if psf is not None:
             tile = psf_tile(psf, side, scale=magnify)
             if tile.shape[0] > height:  # the largest PSF is taller than a line: all shrink alike
@@ -252,4 +320,7 @@ def dataset_sheet(path, *, count: int = 8, height: int = 160, start: int = 0, st
         stride = max(1, (n - start) // count)
     picks = [start + j * stride for j in range(count) if start + j * stride < n]
     title = f"{path}: {n} pairs (blurred | sharp | PSF)"
+    if ds.manifest.get("command", {}).get("scene"):
+        title = (f"{path}: {n} pairs (blurred | sharp | blurred with its PSF field in green, object motion "
+                 "in red | PSF at the centre)")
     return pair_sheet((ds[i] for i in picks), height=height, title=title, crop_full_res=crop_full_res)

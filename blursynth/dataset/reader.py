@@ -353,5 +353,9 @@ def decode_pair_row(row: dict, *, what: str = "row") -> dict:
     out["blurred"] = decode_image(row["blurred"]["bytes"], what=f"{what} blurred")
     out["sharp"] = decode_image(row["sharp"]["bytes"], what=f"{what} sharp")
     out["psf"] = struct_array(row.get("psf"))
+    if row.get("motion_mask") is not None:  # scene blur: (H, W) uint8, 255 where objects moved
+        out["motion_mask"] = decode_image(row["motion_mask"]["bytes"], what=f"{what} motion_mask")[:, :, 0]
+    if row.get("psf_field") is not None:
+        out["psf_field"] = struct_array(row["psf_field"])
     out["params"] = json.loads(row["params"]) if row.get("params") else {}
     return out

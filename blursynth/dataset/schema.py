@@ -83,8 +83,19 @@ PAIR_SCHEMA = with_format_metadata(
     _PAIR_HF_FEATURES,
 )
 
+# Scene blur (``blur --motion camera6d|scene``) adds two columns: the per-pixel motion mask (an
+# image: 255 where object motion blurred the pixel) and the field of local PSFs on a grid
+# ((gy, gx, k, k)). A separate schema, so that every other way's shards keep their bytes.
+SCENE_PAIR_SCHEMA = with_format_metadata(
+    pa.schema([*(PAIR_SCHEMA.field(i).remove_metadata() for i in range(len(PAIR_SCHEMA))),
+               pa.field("motion_mask", IMAGE_TYPE), pa.field("psf_field", ARRAY_TYPE)]),
+    "pairs",
+    {**_PAIR_HF_FEATURES, "motion_mask": {"_type": "Image"},
+     "psf_field": _PAIR_HF_FEATURES["psf"]},
+)
+
 # Encoded images are already compressed: zstd on them costs time and saves nothing.
-NO_COMPRESSION_COLUMNS = ("blurred.bytes", "sharp.bytes")
+NO_COMPRESSION_COLUMNS = ("blurred.bytes", "sharp.bytes", "motion_mask.bytes")
 
 
 def array_struct(array) -> dict | None:
@@ -116,6 +127,8 @@ def pair_row(
     id: str | None = None,
     blurred_path: str | None = None,
     sharp_path: str | None = None,
+    motion_mask: np.ndarray | None = None,
+    psf_field=None,
 ) -> dict:
     """One pair as a row of :data:`PAIR_SCHEMA`, with both images encoded as PNG.
 
@@ -137,6 +150,11 @@ def pair_row(
         None for the fast fpng encoder, 0-9 for zlib.
     id : str, optional
         Defaults to ``f"{index:09d}"``.
+    motion_mask : (H, W) uint8 ndarray, optional
+        Scene blur only (:data:`SCENE_PAIR_SCHEMA`): 255 where object motion blurred the pixel;
+        stored as a gray PNG (three equal channels).
+    psf_field : (gy, gx, k, k) float ndarray, optional
+        Scene blur only: the local PSFs on a grid over the image.
 
     Returns
     -------
@@ -152,6 +170,14 @@ def pair_row(
             f"blurred and sharp must have the same shape; got {blurred.shape} and {sharp.shape}."
         )
     name = id if id is not None else f"{index:09d}"
+    scene = {}
+    if motion_mask is not None:
+        if motion_mask.shape != blurred.shape[:2]:
+            raise ValueError(f"motion_mask must be (H, W) {blurred.shape[:2]}; got {motion_mask.shape}.")
+        gray = np.repeat(np.asarray(motion_mask, np.uint8)[:, :, None], 3, axis=2)
+        scene["motion_mask"] = {"bytes": encode_png(gray, png_level), "path": f"{name}_mask.png"}
+    if psf_field is not None:
+        scene["psf_field"] = array_struct(psf_field)
     return {
         "id": name,
         "index": int(index),
@@ -162,6 +188,7 @@ def pair_row(
         "seed": int(seed),
         "params": canonical_json(params),
         "fingerprint": fingerprint,
+        **scene,
     }
 
 
@@ -271,6 +298,19 @@ def check_pair_row(row: dict) -> None:
     psf = struct_array(row.get("psf"))
     if psf is not None:
         check_psf(psf)
+    if row.get("motion_mask") is not None:
+        try:
+            m = decode_image(row["motion_mask"]["bytes"], what="motion_mask")
+        except BadInputError as exc:
+            raise DatasetError(str(exc)) from None
+        if m.shape != b.shape:
+            raise DatasetError(f"motion_mask {m.shape} and blurred {b.shape} differ in shape.")
+    field = struct_array(row.get("psf_field"))
+    if field is not None:
+        if field.ndim != 4:
+            raise DatasetError(f"psf_field has shape {field.shape}; expected (gy, gx, k, k).")
+        for local in field.reshape(-1, *field.shape[2:]):
+            check_psf(local)
     json.loads(row["params"])
 
 

@@ -50,7 +50,8 @@ def photos_for(plan: PhotoPlan, start: int, stop: int, per_image: int, *, strict
 
 def write_photo_pairs(out, plan: PhotoPlan, *, per_image: int, recipe: dict, inputs: dict,
                       make_job, rows, shard_size: int, workers: int, overwrite: bool,
-                      progress: bool, desc: str, options=None, extra: dict | None = None) -> dict:
+                      progress: bool, desc: str, options=None, extra: dict | None = None,
+                      schema=None) -> dict:
     """Write ``per_image`` pairs of every photo in ``plan`` as a pair dataset.
 
     Parameters
@@ -73,6 +74,9 @@ def write_photo_pairs(out, plan: PhotoPlan, *, per_image: int, recipe: dict, inp
         (:class:`blursynth.dataset.writer.WriteOptions`).
     extra : dict, optional
         Top-level manifest keys (not fingerprinted), e.g. the ``camera_response`` tag.
+    schema : pyarrow.Schema, optional
+        The rows' schema (default :data:`~blursynth.dataset.schema.PAIR_SCHEMA`; scene blur's
+        rows add a motion mask and a PSF field: ``SCENE_PAIR_SCHEMA``).
 
     Returns
     -------
@@ -93,7 +97,7 @@ def write_photo_pairs(out, plan: PhotoPlan, *, per_image: int, recipe: dict, inp
              f"skipped: {shown} (--strict refuses them instead)")
     fp = fingerprint(recipe)
     manifest = write_dataset(
-        out, kind="pairs", schema=PAIR_SCHEMA, n_items=len(plan.files) * per_image,
+        out, kind="pairs", schema=PAIR_SCHEMA if schema is None else schema, n_items=len(plan.files) * per_image,
         shard_size=shard_size, make_rows=functools.partial(rows, job=make_job(fp)),
         fingerprint=fp, command={**recipe, **inputs}, workers=workers, overwrite=overwrite,
         unit="pair", desc=desc, progress=progress, options=options, extra=extra,

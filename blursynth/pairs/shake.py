@@ -108,6 +108,33 @@ class BlurSettings:
     raw_bits : int, (int, int) or None
         RAW path: quantise the RAW values to this many bits (10-14), or to a number drawn
         per pair from (lo, hi); None keeps float values.
+    motion : {"uniform", "camera6d", "scene"}
+        ``uniform``: one PSF for the whole image (the kernels above; today's bytes).
+        ``camera6d``: a 6-DoF camera path rendered by per-sub-frame homographies
+        (:mod:`blursynth.pairs.scene`); ``scene``: that and moving objects.
+    focal_px : float or None
+        Scene blur: focal length in pixels (None: the window's longer side).
+    reference : {"middle", "start"}
+        Scene blur: the pose the sharp image is seen from.
+    rolling_shutter : str or None
+        Scene blur: range of the read-out time as a fraction of the exposure (off by default).
+    objects : str or None
+        ``motion="scene"``: range of the number of moving objects per pair (default 1-3).
+    object_kind : {"cutout", "leaves"}
+        Objects cut from other photos of the set, or dead-leaves disks.
+    object_masks : str or None
+        Folder of alpha PNGs (``<photo stem>.png``): the photo's own object to move.
+    defocus : bool
+        Scene blur: thin-lens defocus from a depth map.
+    depth : str or None
+        Folder of depth maps (``<photo stem>.png``, the photo's size) or ``random``
+        (a piecewise-planar depth drawn per pair; the default with ``defocus``).
+    defocus_px : str or None
+        With ``defocus``: range of the largest blur diameter in pixels (default 2-8).
+    aperture_blades : int
+        With ``defocus``: 0 for a round aperture, or 3 or more blades (a polygon).
+    psf_grid : int
+        Scene blur: the PSF field's grid is ``psf_grid`` x ``psf_grid`` points.
     """
 
     photos: str
@@ -139,6 +166,18 @@ class BlurSettings:
     camera: str | None = None
     demosaic: str | None = None
     raw_bits: int | tuple | None = None
+    motion: str = "uniform"
+    focal_px: float | None = None
+    reference: str = "middle"
+    rolling_shutter: str | None = None
+    objects: str | None = None
+    object_kind: str = "cutout"
+    object_masks: str | None = None
+    defocus: bool = False
+    depth: str | None = None
+    defocus_px: str | None = None
+    aperture_blades: int = 0
+    psf_grid: int = 5
 
     def __post_init__(self):
         # Each error names its field (SettingError.field): a recipe points at that key's line.
@@ -148,7 +187,10 @@ class BlurSettings:
             raise SettingError(
                 f"--psf-source must be bank or fresh; got {self.psf_source!r}.", "psf_source"
             )
-        if self.psf_source == "bank" and not self.kernels:
+        from .scene import check_scene_settings
+
+        check_scene_settings(self)
+        if self.psf_source == "bank" and not self.kernels and self.motion == "uniform":
             raise SettingError(
                 "--kernels BANK is required with --psf-source bank (make one with "
                 "'blursynth trajectories --out BANK'), or use --psf-source fresh.", "kernels"
@@ -191,7 +233,7 @@ class BlurSettings:
         if not (self.fresh_length_px > 0 and math.isfinite(self.fresh_length_px)):
             raise SettingError(f"trajectory length must be > 0 px; got {self.fresh_length_px!r}.",
                                "fresh_length_px")
-        if self.psf_source == "fresh":
+        if self.psf_source == "fresh" and self.motion == "uniform":
             from ..ops.trajectory import TrajectoryConfig, check_path_fits
 
             side = self.fresh_canvas if self.fresh_canvas % 2 else self.fresh_canvas - 1
@@ -233,6 +275,14 @@ class BlurSettings:
             d.pop(key)  # the degradations keep them (the newer ones only when on)
         for key in ("pipeline", "camera", "demosaic", "raw_bits"):
             d.pop(key)
+        from .scene import SCENE_FIELDS, scene_recipe
+
+        for key in SCENE_FIELDS:
+            d.pop(key)  # a uniform recipe has none of them: its fingerprint is as before
+        if self.motion != "uniform":
+            for key in ("psf_source", "exposure", "fresh_length_px", "fresh_canvas"):
+                d.pop(key)  # the camera path, not a PSF, makes the blur
+            d["scene"] = scene_recipe(self)
         if self.pipeline == "raw":  # an RGB-path recipe has neither key
             d["pipeline"] = "raw"
             d["raw"] = raw_recipe(self.camera, self.demosaic, self.raw_bits, self.noise,
@@ -297,6 +347,13 @@ def draw_pair(job: BlurJob, index: int, photo_hw) -> tuple[dict, np.ndarray]:
         params["crop"] = [y0, x0, ch, cw]
     else:
         params["crop"] = None
+    draw_degradations(s, index, params)
+    return params, psf
+
+
+def draw_degradations(s: BlurSettings, index: int, params: dict) -> None:
+    """Draw pair ``index``'s camera response, degradations and RAW camera into ``params``
+    (streams 3, 5, 7; the noise field's stream is named): after the blur, every motion alike."""
     params.update(crf=draw_response(parse_crf_option(s.crf), sample_rng(s.seed, index, STREAM_CRF)).spec,
                   border=s.border)
     params.update(s.degradations().draw(sample_rng(s.seed, index, STREAM_DEGRADE)))
@@ -306,7 +363,6 @@ def draw_pair(job: BlurJob, index: int, photo_hw) -> tuple[dict, np.ndarray]:
             params["noise_stream"] = [s.seed, index, STREAM_RAW_NOISE]
     elif "shot_noise" in params or "read_noise" in params:
         params["noise_stream"] = [s.seed, index, STREAM_NOISE]
-    return params, psf
 
 
 def _draw_raw(s: BlurSettings, index: int, params: dict) -> dict:
@@ -403,6 +459,11 @@ def rebuild_pair(row: dict, sources, *, device=None, mosaic_only=False):
     """
     params = row["params"]
     photo, _ = load_rgb8(photo_path(sources, params["photo"]))
+    if params.get("motion", "uniform") != "uniform":
+        from .scene import scene_pair_from_params
+
+        return scene_pair_from_params(photo, params, seed=row["seed"], index=row["index"],
+                                      photos=sources, mosaic_only=mosaic_only)
     return pair_from_params(photo, row["psf"], params, seed=row["seed"], index=row["index"],
                             device=device, mosaic_only=mosaic_only)
 
@@ -493,6 +554,11 @@ def blur_photos(settings: BlurSettings, out, *, workers: int = 1, overwrite: boo
     """
     if int(workers) < 1:
         raise BadInputError(f"--workers must be a positive integer; got {workers!r}.")
+    if settings.motion != "uniform":
+        from .scene import blur_scene
+
+        return blur_scene(settings, out, workers=workers, overwrite=overwrite, progress=progress,
+                          options=options)
     device = resolve_device(settings.device)
     if settings.degradations().saturation is not None:
         from .photos import warn

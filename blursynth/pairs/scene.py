@@ -1,0 +1,611 @@
+"""Scene blur (``blursynth blur --motion camera6d|scene``): pairs rendered by a 6-DoF camera path.
+
+The pipeline of one pair, every step a pure function of the photo and numbers drawn from the
+pair's own keyed streams (9 camera path, 10 objects, 11 defocus and depth, 12 rolling shutter;
+the crop, the camera response and the degradations keep streams 2, 3, 4, 5, 6, 7 as uniform
+blur draws them)::
+
+    photo (uint8) -> resize -> window (crop) plus the margin the path can see
+      -> decode the camera response to linear light -> highlight boost, exposure gain
+      -> defocus (depth map)  -> objects (layers)
+      -> warp by each sub-frame's homography, composite, average (ops.warp.render_subframes)
+      -> noise, encode, JPEG (RGB path) or the RAW chain (ops.blur.develop_raw_images)
+    sharp = the window at the reference pose (middle of the exposure), objects there too,
+            all in focus: what a deblurrer should return.
+
+Every number drawn is recorded in the row's params, and :func:`scene_pair_from_params` renders
+from those params only, so a rebuilt pair is the same bytes (:func:`blursynth.pairs.shake.rebuild_pair`
+dispatches here).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .._rng import sample_rng
+from ..errors import BadInputError, SettingError
+
+STREAM_CAMERA = 9  # the 6-DoF pose path
+STREAM_OBJECTS = 10  # moving objects: count, sources, shapes, paths
+STREAM_DEPTH = 11  # defocus: the random depth and the lens
+STREAM_ROLLING = 12  # the rolling shutter's read-out fraction
+
+MOTIONS = ("uniform", "camera6d", "scene")
+REFERENCES = ("middle", "start")
+OBJECT_KINDS = ("cutout", "leaves")
+#: BlurSettings fields only scene blur reads (a uniform recipe records none of them).
+SCENE_FIELDS = ("motion", "focal_px", "reference", "rolling_shutter", "objects", "object_kind",
+                "object_masks", "defocus", "depth", "defocus_px", "aperture_blades", "psf_grid")
+DEFAULT_OBJECTS = "1-3"
+DEFAULT_DEFOCUS_PX = "2-8"
+MAX_DEFOCUS_PX = 64
+MAX_OBJECTS = 32
+
+
+def _option(field: str) -> str:
+    return "--" + field.replace("_", "-")
+
+
+def check_scene_settings(s) -> None:
+    """One-line :class:`SettingError` (naming the field) for scene options that do not hold.
+
+    ``s`` is a :class:`~blursynth.pairs.shake.BlurSettings`.
+    """
+    if s.motion not in MOTIONS:
+        raise SettingError(f"--motion must be one of {', '.join(MOTIONS)}; got {s.motion!r}.", "motion")
+    if s.motion == "uniform":
+        defaults = {"focal_px": None, "reference": "middle", "rolling_shutter": None, "objects": None,
+                    "object_kind": "cutout", "object_masks": None, "defocus": False, "depth": None,
+                    "defocus_px": None, "aperture_blades": 0, "psf_grid": 5}
+        for field, default in defaults.items():
+            if getattr(s, field) != default:
+                raise SettingError(f"{_option(field)} is a scene-blur option; add --motion camera6d "
+                                   "(or scene, for moving objects).", field)
+        return
+    if s.focal_px is not None:
+        f = s.focal_px
+        if isinstance(f, bool) or not isinstance(f, (int, float)) or not (math.isfinite(f) and f > 0):
+            raise SettingError(f"--focal-px must be a positive number of pixels; got {f!r}.", "focal_px")
+    if s.reference not in REFERENCES:
+        raise SettingError(f"--reference must be middle or start; got {s.reference!r}.", "reference")
+    if s.rolling_shutter is not None:
+        _range(s.rolling_shutter, "rolling_shutter", (0.0, 1.0))
+    if s.motion != "scene":
+        for field in ("objects", "object_masks"):
+            if getattr(s, field) is not None:
+                raise SettingError(f"{_option(field)} moves objects: it needs --motion scene.", field)
+        if s.object_kind != "cutout":
+            raise SettingError("--object-kind moves objects: it needs --motion scene.", "object_kind")
+    else:
+        lo, hi = object_count_range(s.objects)
+        if s.object_kind not in OBJECT_KINDS:
+            raise SettingError(f"--object-kind must be cutout or leaves; got {s.object_kind!r}.",
+                               "object_kind")
+        if s.object_masks is not None:
+            from pathlib import Path
+
+            if not Path(s.object_masks).is_dir():
+                raise SettingError(f"--object-masks {s.object_masks}: no such folder; expected a folder of "
+                                   "alpha PNGs named as the photos (<stem>.png).", "object_masks")
+    for field in ("depth", "defocus_px"):
+        if getattr(s, field) is not None and not s.defocus:
+            raise SettingError(f"{_option(field)} is a defocus option: add --defocus.", field)
+    if s.aperture_blades != 0 and not s.defocus:
+        raise SettingError("--aperture-blades is a defocus option: add --defocus.", "aperture_blades")
+    if s.defocus:
+        _range(s.defocus_px or DEFAULT_DEFOCUS_PX, "defocus_px", (0.0, MAX_DEFOCUS_PX))
+        b = s.aperture_blades
+        if isinstance(b, bool) or not isinstance(b, int) or not (b == 0 or 3 <= b <= 16):
+            raise SettingError(f"--aperture-blades must be 0 (round) or 3-16; got {b!r}.", "aperture_blades")
+    if s.depth not in (None, "random"):
+        from pathlib import Path
+
+        if not Path(s.depth).is_dir():
+            raise SettingError(f"--depth must be 'random' or a folder of depth maps (<photo stem>.png); "
+                               f"{s.depth} is not a folder.", "depth")
+    if isinstance(s.psf_grid, bool) or not isinstance(s.psf_grid, int) or not 1 <= s.psf_grid <= 15:
+        raise SettingError(f"--psf-grid must be a whole number in [1, 15]; got {s.psf_grid!r}.", "psf_grid")
+    if s.border != "reflect":
+        raise SettingError(f"--border {s.border} is uniform blur's; scene blur reads the photo around the "
+                           "window and reflects beyond its edges (leave --border out).", "border")
+    if s.saturation is not None:
+        raise SettingError("--saturation is the old name of --exposure-gain; with --motion camera6d|scene "
+                           "write --exposure-gain.", "saturation")
+
+
+def _range(text, field, bounds):
+    from ..ops.degrade import Range
+
+    try:
+        return Range.parse(text, name=_option(field), bounds=bounds)
+    except BadInputError as exc:
+        raise SettingError(str(exc), field) from None
+
+
+def object_count_range(text) -> tuple[int, int]:
+    """``--objects`` (``N`` or ``LO-HI``; None: the default 1-3) as whole (lo, hi)."""
+    r = _range(DEFAULT_OBJECTS if text is None else text, "objects", (0, MAX_OBJECTS))
+    if r.lo != int(r.lo) or r.hi != int(r.hi):
+        raise SettingError(f"--objects must be whole numbers N or LO-HI; got {text!r}.", "objects")
+    return int(r.lo), int(r.hi)
+
+
+def scene_recipe(s) -> dict:
+    """The scene settings that determine the bytes (folders are inputs: their contents are
+    recorded per row)."""
+    from ..ops import camera6d, warp
+
+    d = {"motion": s.motion, "focal_px": s.focal_px, "reference": s.reference,
+         "rolling_shutter": s.rolling_shutter, "defocus": bool(s.defocus),
+         "depth": None if not s.defocus else ("folder" if s.depth not in (None, "random") else "random"),
+         "psf_grid": s.psf_grid, "camera_version": getattr(camera6d, "VERSION", 1),
+         "warp_version": getattr(warp, "VERSION", 1)}
+    if s.defocus:
+        d.update(defocus_px=s.defocus_px or DEFAULT_DEFOCUS_PX, aperture_blades=s.aperture_blades)
+    if s.motion == "scene":
+        d.update(objects=list(object_count_range(s.objects)), object_kind=s.object_kind,
+                 object_masks=s.object_masks is not None)
+    return d
+
+
+# ---------------------------------------------------------------------------------------------
+# the camera: a drawn 6-DoF path, its sub-frames, homographies and PSF field
+
+
+def draw_camera(rng, focal_px: float, size, rolling_shutter: float, reference: str) -> dict:
+    """A pair's camera: the drawn path (:func:`blursynth.ops.camera6d.draw_pose_path`) resampled
+    at as many sub-frames as keep every pixel's step under one pixel, as JSON-safe params.
+
+    The path spans the sampled time ``[0, 1 + rolling_shutter]``; ``poses`` are the sub-frames'
+    (the ones rendered), so a row rebuilds from its params alone.
+    """
+    from ..ops.camera6d import VERSION, draw_pose_path, subframe_poses, subframes_needed
+
+    path, drawn = draw_pose_path(rng, focal_px=focal_px, size=size)
+    n = subframes_needed(path, size, focal_px=focal_px)
+    poses = subframe_poses(path, n)
+    return {"model": VERSION, "focal_px": float(focal_px), "scene_depth": 1.0, "reference": reference,
+            "span": 1.0 + float(rolling_shutter), "n_subframes": int(n), **drawn,
+            "poses": [[float(v) for v in pose] for pose in poses]}
+
+
+def camera_homographies(camera: dict, size) -> np.ndarray:
+    """(T, 3, 3) sub-frame homographies of a recorded camera, in the window's pixels."""
+    from ..ops.camera6d import pose_homographies
+
+    return pose_homographies(np.asarray(camera["poses"], np.float64), camera["focal_px"], size,
+                             depth=camera["scene_depth"], reference=camera["reference"])
+
+
+def camera_psf_field(camera: dict, size, grid: int, rolling_shutter: float = 0.0) -> np.ndarray:
+    """(g, g, k, k) float32 local PSFs of the camera's blur on a g x g grid of the window.
+
+    With a rolling shutter each grid row's PSFs weigh the sub-frames as that pixel row does.
+    """
+    from ..ops.camera6d import grid_points, psf_field
+    from ..ops.warp import subframe_weights
+
+    hms = camera_homographies(camera, size)
+    field = psf_field(hms, size, (grid, grid))
+    if rolling_shutter > 0:
+        k = field.shape[2]
+        weights, _, _ = subframe_weights(len(hms), size[0], rolling_shutter)
+        for i, y in enumerate(grid_points(size, (grid, grid))[::grid, 1]):
+            field[i] = psf_field(hms, size, (grid, grid), k=k, weights=weights[int(round(y))])[i]
+    return field
+
+
+# ---------------------------------------------------------------------------------------------
+# drawing a pair's scene
+
+
+def _window(s, index, photo_hw, params):
+    """The crop window (stream 2, as uniform blur draws it): (y0, x0, h, w)."""
+    h, w = photo_hw
+    if s.crop is None:
+        params["crop"] = None
+        return 0, 0, h, w
+    ch, cw = s.crop
+    if ch > h or cw > w:
+        raise BadInputError(f"photo {params['photo']} decodes to {h}x{w}, smaller than the {ch}x{cw} "
+                            "window; use a smaller --crop or remove the photo.")
+    from .shake import STREAM_CROP
+
+    crng = sample_rng(s.seed, index, STREAM_CROP)
+    y0 = int(crng.integers(h - ch + 1))
+    x0 = int(crng.integers(w - cw + 1))
+    params["crop"] = [y0, x0, ch, cw]
+    return y0, x0, ch, cw
+
+
+def draw_scene(job, index: int, photo_hw) -> dict:
+    """The random choices of scene pair ``index`` (everything its pixels need) as params."""
+    s = job.settings
+    photo_i, copy = divmod(index, s.per_image)
+    from .shake import _resize_param, draw_degradations
+
+    params = {"photo": job.plan.files[photo_i], "photo_index": photo_i, "copy": copy,
+              "resize": _resize_param(s.resize), "motion": s.motion}
+    y0, x0, ch, cw = _window(s, index, photo_hw, params)
+    focal = float(s.focal_px) if s.focal_px is not None else float(max(ch, cw))
+    rho = 0.0
+    if s.rolling_shutter is not None:
+        rho = _range(s.rolling_shutter, "rolling_shutter", (0.0, 1.0)).draw(
+            sample_rng(s.seed, index, STREAM_ROLLING))
+    params["rolling_shutter"] = rho
+    params["camera"] = draw_camera(sample_rng(s.seed, index, STREAM_CAMERA), focal, (ch, cw), rho,
+                                   s.reference)
+    margin = _margin(camera_homographies(params["camera"], (ch, cw)), ch, cw)
+    if s.defocus:
+        lo_hi = _range(s.defocus_px or DEFAULT_DEFOCUS_PX, "defocus_px", (0.0, MAX_DEFOCUS_PX))
+        # The lens blurs the region the path sees; its widest disk reads this far beyond it.
+        margin += int(math.ceil(lo_hi.hi / 2))
+    params["margin_px"] = margin
+    if s.defocus:
+        params["defocus"] = _draw_defocus(s, index, params, (y0, x0, ch, cw), photo_hw, margin, lo_hi)
+    if s.motion == "scene":
+        params["objects"] = _draw_objects(job, index, params, (ch, cw))
+        if s.object_masks is not None:
+            params["object_masks"] = str(s.object_masks)
+    params["psf_grid"] = int(s.psf_grid)
+    draw_degradations(s, index, params)
+    return params
+
+
+def _draw_defocus(s, index, params, window, photo_hw, margin, lo_hi) -> dict:
+    """The depth (drawn, or the photo's map) and the lens of pair ``index`` (stream 11)."""
+    from ..ops.defocus import draw_defocus, draw_depth
+
+    y0, x0, ch, cw = window
+    rng = sample_rng(s.seed, index, STREAM_DEPTH)
+    if s.depth in (None, "random"):
+        depth, record = draw_depth((ch + 2 * margin, cw + 2 * margin), rng=rng)
+    else:
+        record = {"file": depth_file(s.depth, params["photo"]).name}
+        params["depth_folder"] = str(s.depth)
+        depth = region_depth(s.depth, params, photo_hw, margin)
+    lens = draw_defocus(depth, rng=rng, max_coc_px=(lo_hi.lo, lo_hi.hi), blades=s.aperture_blades)
+    return {"depth": record, **lens}
+
+
+def depth_file(folder, photo):
+    """The depth map of ``photo`` in ``folder``: ``<stem>`` with a depth suffix (one line if none)."""
+    from pathlib import Path
+
+    from ..sources.depth import DEPTH_SUFFIXES
+
+    for suffix in DEPTH_SUFFIXES:
+        p = Path(folder) / (Path(photo).stem + suffix)
+        if p.is_file():
+            return p
+    raise BadInputError(f"--depth {folder}: no depth map for {Path(photo).name} (expected "
+                        f"{Path(photo).stem}.png, .tif or .npy there); add it or use --depth random.")
+
+
+def region_depth(folder, params, photo_hw, margin):
+    """The depth map of the pair's photo, resized as the photo, over the window and its margin."""
+    import cv2
+
+    from ..sources.depth import load_depth
+
+    depth = load_depth(depth_file(folder, params["photo"]), shape=None)
+    h, w = photo_hw
+    if depth.shape != (h, w):  # the map is the photo's size (checked up front), the photo resized
+        depth = cv2.resize(depth, (w, h), interpolation=cv2.INTER_LINEAR)
+    y0, x0, ch, cw = params["crop"] if params.get("crop") else (0, 0, h, w)
+    ys = _reflect_index(np.arange(y0 - margin, y0 + ch + margin), h)
+    xs = _reflect_index(np.arange(x0 - margin, x0 + cw + margin), w)
+    return np.ascontiguousarray(depth[ys[:, None], xs[None, :]])
+
+
+def _object_settings(s):
+    from ..sources.objects import ObjectSettings
+
+    return ObjectSettings(count=object_count_range(s.objects), kind=s.object_kind)
+
+
+def _draw_objects(job, index, params, window_hw) -> list:
+    """Pair ``index``'s objects (stream 10), cut from the other photos of the set."""
+    from ..sources.objects import draw_object_params
+    from .shake_inputs import resized_shape
+
+    s = job.settings
+    own = params["photo"]
+    shapes = {name: resized_shape(s.resize, *size) for name, size in zip(job.plan.files, job.plan.sizes)
+              if name != own}
+    masked = () if s.object_masks is None else tuple(n for n in shapes if _has_mask(s.object_masks, n))
+    return draw_object_params(sample_rng(s.seed, index, STREAM_OBJECTS), window_hw, _object_settings(s),
+                              source_shapes=shapes, masked=masked,
+                              reference_time=0.0 if s.reference == "start" else 0.5)
+
+
+def _has_mask(folder, photo) -> bool:
+    from ..sources.objects import mask_path
+
+    return mask_path(folder, photo).is_file()
+
+
+# ---------------------------------------------------------------------------------------------
+# rendering a pair from its params
+
+
+def _reflect_index(i, n):
+    """Indices folded into [0, n) by reflect-101, as the warps' borders fold."""
+    if n == 1:
+        return np.zeros_like(i)
+    period = 2 * (n - 1)
+    i = np.mod(i, period)
+    return np.where(i >= n, period - i, i)
+
+
+def _margin(hms, ch, cw) -> int:
+    """Pixels around the window that some sub-frame sees (plus the bilinear tap and one spare).
+
+    Each coordinate of a homography is a linear-fractional function of the pixel: over the
+    window (where its denominator is positive) its extremes lie at the corners.
+    """
+    corners = np.array([[0.0, 0.0, 1.0], [cw - 1.0, 0.0, 1.0], [0.0, ch - 1.0, 1.0],
+                        [cw - 1.0, ch - 1.0, 1.0]])
+    q = np.einsum("tij,nj->tni", hms, corners)
+    q = q[..., :2] / q[..., 2:]
+    beyond = max(-q[..., 0].min(), q[..., 0].max() - (cw - 1), -q[..., 1].min(), q[..., 1].max() - (ch - 1), 0.0)
+    return int(math.ceil(beyond)) + 2
+
+
+def _translate(hms, m):
+    """Window-coordinate homographies -> those of the window with ``m`` px of margin around it."""
+    shift = np.array([[1.0, 0.0, m], [0.0, 1.0, m], [0.0, 0.0, 1.0]])
+    return np.einsum("ij,tjk->tik", shift, hms)
+
+
+def scene_images(photo, params, *, seed, index, photos=None, mosaic_only=False):
+    """Render scene pair ``index`` from the resized photo and its params.
+
+    Parameters
+    ----------
+    photo : (H, W, 3) uint8 ndarray
+        The whole photo, resized as the params say (not cropped).
+    params : dict
+        The row's params (:func:`draw_scene`).
+    seed, index : int
+        The row's seed and index (they key the noise field).
+    photos : str or Path, optional
+        The PHOTOS folder: objects are cut from the other photos named in the params.
+    mosaic_only : bool
+        RAW-path rows: return the blurred image's RAW mosaic instead.
+
+    Returns
+    -------
+    dict
+        ``blurred``, ``sharp`` ((h, w, 3) uint8), ``motion_mask`` ((h, w) uint8) and
+        ``psf_field`` ((g, g, k, k) float32); or ``mosaic`` with ``mosaic_only``.
+    """
+    from ..ops.blur import _boost, _boost_gains, _small_regions
+    from ..ops.color import CameraResponse
+    from ..ops.warp import render_subframes
+
+    h, w = photo.shape[:2]
+    y0, x0, ch, cw = params["crop"] if params.get("crop") else (0, 0, h, w)
+    hms = camera_homographies(params["camera"], (ch, cw))
+    m = int(params["margin_px"])
+    ys = _reflect_index(np.arange(y0 - m, y0 + ch + m), h)
+    xs = _reflect_index(np.arange(x0 - m, x0 + cw + m), w)
+    region8 = photo[ys[:, None], xs[None, :]]
+    crf = CameraResponse.parse(params["crf"])
+    table = crf.decode_table()
+    gain = None if params.get("exposure_gain") is None else np.float32(params["exposure_gain"])
+    base = table[region8]  # (h + 2m, w + 2m, 3) float32 linear light
+    if gain is not None:
+        base = base * gain
+    src = base
+    boost = _boost(params.get("highlight_gain"), params.get("highlight_threshold"))
+    if boost is not None:  # decided on the region the path sees, as uniform blur's on its padded window
+        peak = table[region8.max(axis=2)]
+        regions = _small_regions(peak, params.get("highlight_regions"), params.get("highlight_region_threshold"))
+        src = base * _boost_gains(peak, boost, regions)[..., None]
+    if params.get("defocus") is not None:
+        src = _defocused(src, params, (h, w), photos)
+    rho = float(params.get("rolling_shutter") or 0.0)
+    sharp_lin = base[m : m + ch, m : m + cw]
+    layers = ()
+    if params.get("objects"):
+        from ..sources.objects import composite_reference, object_layers
+
+        sources, masks = _object_sources(params, photos, table, gain)
+        layers = object_layers(params["objects"], (ch, cw), hms, rolling_shutter=rho, sources=sources,
+                               masks=masks)
+        sharp_lin = composite_reference(np.ascontiguousarray(sharp_lin), params["objects"], sources=sources,
+                                        masks=masks)
+    blurred_lin, mask = render_subframes(np.ascontiguousarray(src, np.float32), _translate(hms, m), (ch, cw),
+                                         layers=layers, rolling_shutter=rho)
+    out = _finish(blurred_lin, sharp_lin, region8[m : m + ch, m : m + cw], params, seed=seed, index=index,
+                  mosaic_only=mosaic_only, composited=bool(layers))
+    if mosaic_only:
+        return {"mosaic": out}
+    out["motion_mask"] = mask
+    out["psf_field"] = camera_psf_field(params["camera"], (ch, cw), int(params.get("psf_grid", 5)), rho)
+    return out
+
+
+def _defocused(src, params, photo_hw, photos):
+    from ..ops.defocus import defocus_from_params, depth_from_params
+
+    d = params["defocus"]
+    if "file" in d["depth"]:
+        folder = params.get("depth_folder")
+        if folder is None:
+            raise BadInputError("this pair's depth map came from a folder that its params do not name.")
+        depth = region_depth(folder, params, photo_hw, int(params["margin_px"]))
+    else:
+        depth = depth_from_params(d["depth"])
+    return defocus_from_params(np.ascontiguousarray(src, np.float32), depth, d)
+
+
+def _object_sources(params, photos, table, gain):
+    """Linear-light photos (resized as the pair's) and user masks that the pair's objects name."""
+    from ..sources.objects import load_object_mask
+    from ..sources.photos import load_rgb8, photo_path
+    from .shake_inputs import resize_photo
+
+    names = sorted({o["source"] for o in params["objects"] if "source" in o}
+                   | {o["colour"]["source"] for o in params["objects"]
+                      if isinstance(o.get("colour"), dict) and "source" in o["colour"]})
+    if names and photos is None:
+        raise BadInputError("this pair's objects are cut from other photos: give the PHOTOS folder.")
+    sources, masks = {}, {}
+    for name in names:
+        raw, _ = load_rgb8(photo_path(photos, name))
+        image = resize_photo(raw, params.get("resize"))
+        lin = table[image]
+        sources[name] = lin * gain if gain is not None else lin
+        if any(o.get("kind") == "mask" and o.get("source") == name for o in params["objects"]):
+            import cv2
+
+            mask = load_object_mask(params["object_masks"], name, raw.shape[:2])
+            if mask.shape != image.shape[:2]:
+                mask = cv2.resize(mask, (image.shape[1], image.shape[0]), interpolation=cv2.INTER_LINEAR)
+            masks[name] = mask
+    return sources, masks
+
+
+def _finish(blurred_lin, sharp_lin, window8, params, *, seed, index, mosaic_only=False,
+            composited=False) -> dict:
+    """Noise, encoding and JPEG after the blur: uniform blur's chain, from linear images."""
+    from .shake import STREAM_NOISE, STREAM_RAW_NOISE
+
+    if params.get("raw") is not None:
+        from ..ops.blur import develop_raw_images
+
+        noisy = "noise_stream" in params
+        res = develop_raw_images(blurred_lin, sharp_lin, params["raw"], crf=params["crf"],
+                                 noise_rng=sample_rng(seed, index, STREAM_RAW_NOISE) if noisy else None,
+                                 jpeg_quality=params.get("jpeg_quality"), mosaic_only=mosaic_only)
+        return res if mosaic_only else {"blurred": res[0], "sharp": res[1]}
+    if mosaic_only:
+        raise BadInputError("this pair was made on the RGB path; it has no RAW mosaic.")
+    import torch
+
+    from ..ops.blur import _encode_hwc
+    from ..ops.color import CameraResponse
+    from ..ops.degrade import add_sensor_noise, jpeg_roundtrip, noise_field
+
+    crf = CameraResponse.parse(params["crf"])
+    x = torch.from_numpy(np.ascontiguousarray(blurred_lin.transpose(2, 0, 1)))
+    if "shot_noise" in params or "read_noise" in params:
+        x = x.clamp(0.0, 1.0)
+        field = noise_field(tuple(x.shape), sample_rng(seed, index, STREAM_NOISE))
+        x = add_sensor_noise(x, shot=float(params.get("shot_noise") or 0.0),
+                             read=float(params.get("read_noise") or 0.0), noise=field)
+    blurred = _encode_hwc(x, crf)
+    if params.get("exposure_gain") is None and not composited:
+        sharp = np.ascontiguousarray(window8)  # decode then encode of uint8 is the identity
+    else:
+        sharp = _encode_hwc(torch.from_numpy(np.ascontiguousarray(sharp_lin.transpose(2, 0, 1))), crf)
+    if params.get("jpeg_quality") is not None:
+        blurred = jpeg_roundtrip(blurred, int(params["jpeg_quality"]))
+    return {"blurred": blurred, "sharp": sharp}
+
+
+def scene_pair_from_params(photo, params, *, seed, index, photos=None, mosaic_only=False):
+    """(blurred, sharp) of a scene row from the loaded (not resized) photo and its params;
+    ``photos``: the PHOTOS folder (objects are cut from its other photos)."""
+    from .shake_inputs import resize_photo
+
+    res = scene_images(resize_photo(photo, params.get("resize")), params, seed=seed, index=index, photos=photos,
+                       mosaic_only=mosaic_only)
+    return res["mosaic"] if mosaic_only else (res["blurred"], res["sharp"])
+
+
+# ---------------------------------------------------------------------------------------------
+# rows for the dataset writer
+
+
+def _scene_rows(start, stop, job):
+    """Yield the scene pair rows of samples ``start..stop-1`` (skipping unreadable photos)."""
+    import functools
+
+    from ..dataset.schema import pair_row
+    from .photos import photos_for
+    from .shake_inputs import resize_photo
+
+    s = job.settings
+    photos = photos_for(job.plan, start, stop, s.per_image, strict=s.strict,
+                        prepare=functools.partial(resize_photo, resize=s.resize))
+    for index, photo, note in photos:
+        params = draw_scene(job, index, photo.shape[:2])
+        if note:
+            params["converted"] = note
+        res = scene_images(photo, params, seed=s.seed, index=index, photos=job.plan.root)
+        field = res["psf_field"]
+        g = field.shape[0]
+        yield pair_row(index=index, blurred=res["blurred"], sharp=res["sharp"],
+                       psf=field[g // 2, field.shape[1] // 2], source="trajectory", seed=s.seed,
+                       params=params, fingerprint=job.fingerprint, png_level=s.png_level,
+                       motion_mask=res["motion_mask"], psf_field=field)
+
+
+def check_scene_inputs(s, plan) -> None:
+    """Refuse, in one line and before anything is written, inputs the run cannot use: objects
+    that cannot fit a window, cut-outs with one photo, masks or depth maps that do not match
+    their photo."""
+    from .shake_inputs import resized_shape
+
+    windows = [s.crop if s.crop is not None else resized_shape(s.resize, *size) for size in plan.sizes]
+    if s.motion == "scene":
+        from ..sources.objects import check_object_count
+
+        settings = _object_settings(s)
+        for hw in sorted(set(map(tuple, windows)), key=lambda t: t[0] * t[1])[:1]:
+            check_object_count(settings, hw)
+        if s.object_kind == "cutout" and settings.count[1] > 0 and len(plan.files) < 2:
+            raise SettingError("--objects: cut-outs come from the other photos of PHOTOS, and it holds one; "
+                               "give two or more photos, or --object-kind leaves.", "objects")
+        if s.object_masks is not None:
+            from ..sources.objects import load_object_mask
+
+            found = [(name, size) for name, size in zip(plan.files, plan.sizes) if _has_mask(s.object_masks, name)]
+            if not found:
+                raise SettingError(f"--object-masks {s.object_masks}: no mask named as a photo (<stem>.png) "
+                                   "there.", "object_masks")
+            for name, size in found:
+                load_object_mask(s.object_masks, name, size)  # size, layout, non-empty: one line
+    if s.defocus and s.depth not in (None, "random"):
+        from ..sources.depth import load_depth
+
+        for name, size in zip(plan.files, plan.sizes):
+            load_depth(depth_file(s.depth, name), shape=size)
+
+
+def blur_scene(settings, out, *, workers: int = 1, overwrite: bool = False, progress: bool = True,
+               options=None) -> dict:
+    """:func:`blursynth.pairs.shake.blur_photos` for ``motion`` camera6d or scene.
+
+    Rendered on the CPU whatever ``--device`` says (the renderer is a Numba loop), so the
+    fingerprint holds device ``cpu`` and the bytes are the same on every machine.
+    """
+    import functools
+
+    from ..dataset.schema import SCENE_PAIR_SCHEMA
+    from ..ops.color import describe_crf
+    from .photos import write_photo_pairs
+    from .shake import BlurJob
+    from .shake_inputs import KernelSource, plan_photos
+
+    source = KernelSource("scene", exposures=(1.0,), max_side=1)
+    plan = plan_photos(settings, source.max_side, out=out)
+    check_scene_inputs(settings, plan)
+    recipe = {"command": "blur", **settings.recipe(), "photos_digest": plan.digest(),
+              "n_photos": len(plan.files), "device": "cpu"}
+    inputs = {"photos": str(settings.photos)}
+    for key in ("object_masks", "depth"):
+        if getattr(settings, key) not in (None, "random"):
+            inputs[key] = str(getattr(settings, key))
+    return write_photo_pairs(
+        out, plan, per_image=settings.per_image, recipe=recipe, inputs=inputs,
+        make_job=functools.partial(BlurJob, settings, plan, source, device="cpu"),
+        rows=_scene_rows, shard_size=settings.shard_size, workers=workers, overwrite=overwrite,
+        progress=progress, desc="blurring", options=options,
+        extra={"camera_response": describe_crf(settings.crf)}, schema=SCENE_PAIR_SCHEMA,
+    )

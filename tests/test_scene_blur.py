@@ -1,0 +1,198 @@
+"""Scene blur (``blur --motion camera6d|scene``): rows record the camera path, objects, defocus and
+PSF field; rebuild is exact; bytes do not depend on workers; uniform blur is untouched; bad input
+is one line, exit 2, nothing written; preview and export show the field and the masks."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from blursynth.dataset import PairDataset
+from blursynth.pairs.shake import BlurSettings, blur_photos, rebuild_pair
+from tests.conftest import error_line
+
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory):
+    from skimage import data
+
+    from blursynth.sources.photos import save_rgb8
+
+    folder = tmp_path_factory.mktemp("photos")
+    save_rgb8(folder / "coffee.png", data.coffee()[::8, ::8])  # 50x75
+    save_rgb8(folder / "rocket.png", data.rocket()[::8, ::8])  # 54x80
+    return folder
+
+
+def scene(photos, **kw):
+    base = dict(photos=str(photos), motion="camera6d", per_image=2, crop=(40, 48), shard_size=2,
+                noise="0.0005-0.002,0.001", jpeg="80-95", seed=3)
+    base.update(kw)
+    return BlurSettings(**base)
+
+
+def shard_hashes(manifest):
+    return [s["sha256"] for s in manifest["shards"]]
+
+
+def test_camera6d_rows_record_the_path_and_rebuild_exactly(photos, tmp_path):
+    blur_photos(scene(photos), tmp_path / "p", progress=False)
+    ds = PairDataset(tmp_path / "p")
+    assert len(ds) == 4
+    for row in ds:
+        p = row["params"]
+        cam = p["camera"]
+        assert p["motion"] == "camera6d" and cam["focal_px"] == 48.0  # the window's longer side
+        assert len(cam["poses"]) == cam["n_subframes"] and len(cam["poses"][0]) == 6
+        field = row["psf_field"]
+        assert field.shape[:2] == (5, 5) and field.shape[2] == field.shape[3]
+        assert np.allclose(field.sum(axis=(2, 3)), 1, atol=1e-5)
+        assert np.array_equal(row["psf"], field[2, 2])  # the psf column is the field's centre
+        assert row["motion_mask"].shape == (40, 48) and not row["motion_mask"].any()  # no objects
+        blurred, sharp = rebuild_pair(row, photos)
+        assert np.array_equal(blurred, row["blurred"]) and np.array_equal(sharp, row["sharp"])
+        assert not np.array_equal(row["blurred"], row["sharp"])
+    manifest = ds.manifest
+    assert manifest["command"]["scene"]["motion"] == "camera6d"
+    assert "psf_source" not in manifest["command"] and manifest["command"]["device"] == "cpu"
+
+
+@pytest.mark.slow  # two worker processes start
+def test_scene_bytes_do_not_depend_on_workers_and_rebuild(photos, tmp_path):
+    s = scene(photos, motion="scene", objects="1-2", object_kind="leaves", rolling_shutter="0-0.5",
+              defocus=True, per_image=3)
+    a = blur_photos(s, tmp_path / "a", workers=1, progress=False)
+    b = blur_photos(s, tmp_path / "b", workers=2, progress=False)
+    assert a["num_rows"] == 6 and shard_hashes(a) == shard_hashes(b)
+    ds = PairDataset(tmp_path / "a")
+    masks = 0
+    for row in ds:
+        p = row["params"]
+        assert p["objects"] and p["defocus"]["depth"]["kind"] == "piecewise_planar"
+        assert 0 <= p["rolling_shutter"] <= 0.5
+        masks += int(row["motion_mask"].any())
+        blurred, sharp = rebuild_pair(row, photos)
+        assert np.array_equal(blurred, row["blurred"]) and np.array_equal(sharp, row["sharp"])
+    assert masks > 0  # moving objects mark their pixels
+
+
+def test_cutout_objects_come_from_other_photos(photos, tmp_path):
+    blur_photos(scene(photos, motion="scene", objects="2", per_image=1), tmp_path / "p", progress=False)
+    for row in PairDataset(tmp_path / "p"):
+        p = row["params"]
+        assert {o["source"] for o in p["objects"]} == {n for n in ("coffee.png", "rocket.png") if n != p["photo"]}
+        blurred, sharp = rebuild_pair(row, photos)
+        assert np.array_equal(blurred, row["blurred"]) and np.array_equal(sharp, row["sharp"])
+
+
+def test_raw_pipeline_rebuilds_and_exports_the_mosaic(photos, tmp_path):
+    s = scene(photos, pipeline="raw", noise="model", jpeg=None, per_image=1)
+    blur_photos(s, tmp_path / "p", progress=False)
+    row = PairDataset(tmp_path / "p")[0]
+    assert row["params"]["raw"]["camera"]
+    blurred, sharp = rebuild_pair(row, photos)
+    assert np.array_equal(blurred, row["blurred"]) and np.array_equal(sharp, row["sharp"])
+    mosaic = rebuild_pair(row, photos, mosaic_only=True)
+    assert mosaic.shape == (40, 48) and mosaic.dtype == np.float32
+
+
+def test_uniform_settings_record_no_scene_keys(photos):
+    from blursynth.pairs.scene import SCENE_FIELDS
+
+    recipe = BlurSettings(photos=str(photos), kernels="bank").recipe()
+    assert not set(SCENE_FIELDS) & set(recipe) and "scene" not in recipe
+    assert recipe["psf_source"] == "bank"
+
+
+def test_export_writes_masks_and_preview_draws_the_field(photos, tmp_path):
+    import cv2
+
+    from blursynth.dataset.export import export_png
+    from blursynth.dataset.preview import dataset_sheet
+    from blursynth.dataset.verify import verify_dataset
+
+    blur_photos(scene(photos, motion="scene", objects="1", object_kind="leaves", per_image=1),
+                tmp_path / "p", progress=False)
+    verify_dataset(tmp_path / "p")  # the mask and field columns hold
+    assert export_png(tmp_path / "p", tmp_path / "e", progress=False) == 2
+    ds = PairDataset(tmp_path / "p")
+    for row in ds:
+        mask = cv2.imread(str(tmp_path / "e" / "masks" / f"{row['id']}.png"), cv2.IMREAD_UNCHANGED)
+        assert mask.ndim == 2 and np.array_equal(mask, row["motion_mask"])
+        field = np.load(tmp_path / "e" / "psf" / f"{row['id']}_field.npy")
+        assert np.array_equal(field, row["psf_field"])
+    line = json.loads((tmp_path / "e" / "params.jsonl").read_text().splitlines()[0])
+    assert line["params"]["motion"] == "scene"
+    sheet = dataset_sheet(tmp_path / "p", count=2, height=40)
+    assert sheet.shape[1] > 3 * 40  # blurred, sharp and the field panel side by side
+
+
+def test_field_overlay_marks_grid_points_and_mask():
+    from blursynth.dataset.preview import field_overlay
+
+    field = np.zeros((1, 1, 3, 3), np.float32)
+    field[0, 0, 1, 1] = 1
+    mask = np.zeros((6, 6), np.uint8)
+    mask[0, 0] = 255
+    out = field_overlay(np.zeros((6, 6, 3), np.uint8), field, mask)
+    assert out[2, 2].tolist() == [0, 255, 0]  # grid_points: the one cell's centre (2.5 -> 2)
+    assert out[0, 0, 0] > 0 and out[5, 5].tolist() == [0, 0, 0]
+
+
+def _depth_folder(path, name, shape):
+    import cv2
+
+    path.mkdir(exist_ok=True)
+    cv2.imwrite(str(path / name), np.full(shape, 1000, np.uint16))
+    return path
+
+
+@pytest.mark.parametrize("extra, match", [
+    (["--motion", "camera6d", "--focal-px", "0"], "--focal-px must be a positive"),
+    (["--psf-source", "fresh", "--rolling-shutter", "0-0.2"], "--rolling-shutter is a scene-blur option"),
+    (["--motion", "camera6d", "--objects", "1-2"], "needs --motion scene"),
+    (["--motion", "camera6d", "--border", "valid"], "--border valid is uniform blur's"),
+    (["--motion", "camera6d", "--depth", "random"], "add --defocus"),
+    (["--motion", "camera6d", "--rolling-shutter", "0-2"], "out of bounds"),
+    (["--motion", "scene", "--crop", "16x16"], "too small for objects"),
+    (["--motion", "camera6d", "--defocus", "--aperture-blades", "2"], "--aperture-blades must be 0"),
+])
+def test_bad_scene_options_are_one_line(run_cli, photos, tmp_path, extra, match):
+    out = tmp_path / "pairs"
+    args = ["blur", photos, "--out", out, "--crop", "40x48", *extra]
+    r = run_cli(*args)
+    assert r.code == 2, r.err
+    assert match in error_line(r)
+    assert not out.exists()
+
+
+def test_depth_map_of_another_size_is_refused(run_cli, photos, tmp_path):
+    depth = _depth_folder(tmp_path / "depth", "coffee.png", (50, 75))
+    _depth_folder(depth, "rocket.png", (20, 20))
+    out = tmp_path / "pairs"
+    r = run_cli("blur", photos, "--out", out, "--motion", "camera6d", "--defocus", "--depth", depth)
+    assert r.code == 2 and "rocket.png is 20x20" in error_line(r) and not out.exists()
+
+
+def test_depth_folder_defocus_rebuilds(photos, tmp_path):
+    depth = _depth_folder(tmp_path / "depth", "coffee.png", (50, 75))
+    _depth_folder(depth, "rocket.png", (54, 80))
+    s = scene(photos, defocus=True, depth=str(depth), per_image=1)
+    blur_photos(s, tmp_path / "p", progress=False)
+    for row in PairDataset(tmp_path / "p"):
+        assert row["params"]["defocus"]["depth"] == {"file": row["params"]["photo"]}
+        blurred, sharp = rebuild_pair(row, photos)
+        assert np.array_equal(blurred, row["blurred"])
+
+
+def test_mask_of_another_size_is_refused(run_cli, photos, tmp_path):
+    import cv2
+
+    masks = tmp_path / "masks"
+    masks.mkdir()
+    cv2.imwrite(str(masks / "coffee.png"), np.full((10, 10), 255, np.uint8))
+    out = tmp_path / "pairs"
+    r = run_cli("blur", photos, "--out", out, "--motion", "scene", "--object-masks", masks)
+    assert r.code == 2 and "coffee" in error_line(r) and not out.exists()
