@@ -143,6 +143,11 @@ def test_rgb_recipe_and_params_unchanged(photos):
      "--saturation is an RGB-path option; with --pipeline raw use --exposure-gain"),
     (("--pipeline", "raw", "--exposure-gain", "20"), "exposure gain '20' is out of bounds"),
     (("--pipeline", "cmyk"), "--pipeline"),
+    (("--pipeline", "raw", "--camera", "nikon d70"), "Did you mean 'Nikon D700'?"),
+    (("--pipeline", "raw", "--noise", "modle"),
+     "noise 'modle' is neither numbers (SHOT or SHOT,READ"),
+    (("--pipeline", "raw", "--noise", "profile:Nikon D700"),
+     "'Nikon D700' in --noise 'profile:Nikon D700' is a camera, not a noise profile"),
 ])
 def test_bad_raw_input_is_one_line(run_cli, photos, tmp_path, args, match):
     out = tmp_path / "pairs"
@@ -152,6 +157,15 @@ def test_bad_raw_input_is_one_line(run_cli, photos, tmp_path, args, match):
     line = error_line(r)
     assert match in line, line
     assert not out.exists()
+
+
+def test_camera_names_match_ignoring_case_and_spaces():
+    from blursynth.ops.raw import camera_key, draw_raw_params
+
+    assert camera_key("nikon  d700") == "Nikon D700"
+    p = draw_raw_params(np.random.default_rng(0), camera="sony ilce-7r")
+    q = draw_raw_params(np.random.default_rng(0), camera="Sony ILCE-7R")
+    assert p == q and p["camera"] == "Sony ILCE-7R"
 
 
 def test_cameras_lists_the_profiles(run_cli):

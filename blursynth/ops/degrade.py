@@ -181,6 +181,13 @@ class Degradations:
         shot = read = None
         if not _is_off(noise):
             parts = str(noise).split(",")
+            if any(c.isalpha() for c in parts[0].replace("e", "").replace("E", "")):
+                # a word where numbers go: most likely a misspelt RAW-path noise spec
+                raise BadInputError(
+                    f"noise {noise!r} is neither numbers (SHOT or SHOT,READ, each X or LO-HI, e.g. "
+                    "0.001-0.005,0.002) nor, with --pipeline raw, 'model', 'profile', 'profile:NAME' "
+                    "or 'profile:FILE.toml'."
+                )
             if len(parts) > 2:
                 raise BadInputError(
                     f"noise must be SHOT or SHOT,READ (each a number or LO-HI); got {noise!r}."

@@ -111,6 +111,36 @@ HIGHLIGHT_MODES = ("preserve", "off")
 _CHANNEL = {"R": 0, "G": 1, "B": 2}
 
 
+def camera_key(name) -> str:
+    """A bundled camera's name as :data:`CAMERAS` spells it, matched ignoring case and spaces.
+
+    Raises
+    ------
+    BadInputError
+        For a name that matches none, with the closest names and the whole list.
+
+    Examples
+    --------
+    >>> camera_key("nikon  d700")
+    'Nikon D700'
+    """
+    if name in CAMERAS:
+        return name
+
+    def fold(text):
+        return "".join(str(text).lower().split())
+
+    folded = {fold(c): c for c in CAMERAS}
+    if fold(name) in folded:
+        return folded[fold(name)]
+    import difflib
+
+    close = difflib.get_close_matches(fold(name), list(folded), n=2, cutoff=0.6)
+    hint = f" Did you mean {' or '.join(repr(folded[c]) for c in close)}?" if close else ""
+    raise BadInputError(f"unknown camera {name!r}; the bundled ones are: {', '.join(CAMERAS)} "
+                        f"(or random; 'blursynth cameras' lists them).{hint}")
+
+
 def camera_names() -> list[str]:
     """The bundled camera profiles' names."""
     return list(CAMERAS)
@@ -303,6 +333,12 @@ def raw_noise_spec(noise) -> str | None:
             load_noise_profile(given)
             return f"profile:{given}"
         name = given.lower()
+        if name not in NOISE_PROFILES and "".join(name.split()) in {
+                "".join(c.lower().split()) for c in CAMERAS}:
+            raise BadInputError(f"{given!r} in --noise {noise!r} is a camera, not a noise profile; "
+                                "--noise profile takes each pair's camera's own ('blursynth cameras' "
+                                "lists them), --noise profile:NAME a named one: "
+                                f"{', '.join(NOISE_PROFILES)}.")
         if name not in NOISE_PROFILES:
             raise BadInputError(f"unknown noise profile {name!r} in --noise {noise!r}; the bundled "
                                 f"ones are: {', '.join(NOISE_PROFILES)} (or write --noise profile "
@@ -555,20 +591,16 @@ def draw_raw_params(rng: np.random.Generator, *, camera="random", bayer="random"
 
     # camera
     if isinstance(camera, str) and camera != "random":
-        if camera not in CAMERAS:
-            raise BadInputError(
-                f"unknown camera {camera!r}; the bundled ones are: {', '.join(names)}.")
-        cam_name, weights, m = camera, None, CAMERAS[camera]
+        cam_name = camera_key(camera)
+        weights, m = None, CAMERAS[cam_name]
     else:
         try:
-            mix = DEFAULT_MIX if camera == "random" else tuple(str(c) for c in camera)
+            mix = DEFAULT_MIX if camera == "random" else tuple(camera_key(str(c)) for c in camera)
         except TypeError:
             raise BadInputError(
                 f"camera must be 'random', a name or a list of names; got {camera!r}.") from None
-        unknown = [c for c in mix if c not in CAMERAS]
-        if not mix or unknown:
-            raise BadInputError(f"unknown camera(s) {unknown!r} to mix; the bundled ones are: "
-                                f"{', '.join(names)}.")
+        if not mix:
+            raise BadInputError(f"no camera to mix; the bundled ones are: {', '.join(names)}.")
         w = np.array([u_weights[names.index(c)] for c in mix], dtype=np.float64) + 1e-12
         w = w / w.sum()
         weights = {c: float(x) for c, x in zip(mix, w)}

@@ -68,9 +68,9 @@ def check_raw_options(pipeline, camera=None, demosaic=None, raw_bits=None, noise
 
     if camera is not None and not isinstance(camera, str):
         raise SettingError(f"camera must be one name or random; got {camera!r}.", "camera")
-    if camera is not None and camera != "random" and camera not in rawops.CAMERAS:
-        raise SettingError(f"unknown camera {camera!r}; the bundled ones are: "
-                           f"{', '.join(rawops.camera_names())} (or random).", "camera")
+    if camera is not None and camera != "random":
+        with checking("camera"):
+            rawops.camera_key(camera)
     if demosaic is not None and demosaic not in rawops.DEMOSAIC_METHODS:
         raise SettingError(f"--demosaic must be one of {', '.join(rawops.DEMOSAIC_METHODS)}; "
                            f"got {demosaic!r}.", "demosaic")
