@@ -138,6 +138,19 @@ def test_shape_alpha_is_anti_aliased_with_the_right_area():
                                                              [20.25, 20.0], [10.25, 20.0]]}, HW)
     assert abs(square.sum() - 100.0) < 1e-4
     np.testing.assert_allclose(square[12, [10, 20]], [0.25, 0.75])
+    # Drawn polygons: simple (the coverage's area is the shoelace area, to the 1/16 sampling).
+    params = draw_object_params(sample_rng(1, 0, STREAM_OBJECTS), (96, 128),
+                                ObjectSettings(count=(12, 12)), source_shapes={"s": (10, 10)})
+    polygons = [o["shape"] for o in params if o["shape"]["type"] == "polygon"]
+    assert len(polygons) >= 3
+    for shape in polygons:
+        v = np.asarray(shape["vertices_xy"])
+        x, y = v.T
+        area = 0.5 * abs(np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1)))
+        perimeter = np.linalg.norm(v - np.roll(v, -1, 0), axis=1).sum()
+        moved = {"type": "polygon", "vertices_xy": (v + 40).tolist()}  # wholly in the frame
+        alpha = shape_alpha(moved, (200, 220))
+        assert abs(alpha.sum() - area) < 0.05 * perimeter, (alpha.sum(), area)
 
 
 def test_motion_is_identity_at_the_reference_time_and_moves_the_pivot():

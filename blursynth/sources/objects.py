@@ -204,8 +204,8 @@ def draw_object_params(rng: np.random.Generator, photo_hw, settings: ObjectSetti
 
 
 def _centre(rng, h, w):
-    # Centres in the middle 80% of each side: an object may cross the frame edge, but most of it
-    # is seen (the layer is sampled with reflect-101 borders like the background).
+    # Centres in the middle 80% of each side: an object may cross the frame edge (its layer
+    # keeps it whole), but most of it is in view.
     return [float((0.1 + 0.8 * rng.random()) * (w - 1)), float((0.1 + 0.8 * rng.random()) * (h - 1))]
 
 
@@ -238,14 +238,15 @@ def _draw_cutout(rng, h, w, s, names, shapes):
                  "angle_rad": float(rng.uniform(0, math.pi))}
     else:
         k = int(rng.integers(POLYGON_VERTICES[0], POLYGON_VERTICES[1] + 1))
-        # A star-shaped polygon: sorted random angles, radii in [0.5, 1] of the extent, so it
-        # is simple (no self-crossings) and its extent is about the drawn one.
-        angles = np.sort(rng.uniform(0, 2 * math.pi, k))
+        # A polygon star-shaped about the centre: vertex i at angle (i + u_i / 2) 2 pi / k (u_i
+        # uniform), so consecutive vertices are less than half a turn apart and the edges never
+        # cross; radii in [0.5, 1] of the extent keep it a blob, not a sliver.
+        angles = (np.arange(k) + 0.5 * rng.random(k)) * (2 * math.pi / k)
         radii = radius * rng.uniform(0.5, 1.0, k)
         verts = [[float(centre[0] + r * math.cos(t)), float(centre[1] + r * math.sin(t))]
                  for r, t in zip(radii, angles)]
         shape = {"type": "polygon", "vertices_xy": verts}
-    # The source pixel under the shape's centre, anywhere in the source: the texture is copied
+    # The source pixel under the object's pivot, anywhere in the source: the texture is copied
     # at an integer offset (no resampling), reflected where the shape reaches past the source.
     src = [int(rng.integers(sw)), int(rng.integers(sh))]
     return {"kind": "cutout", "source": name, "shape": shape, "source_xy": src}
