@@ -232,6 +232,34 @@ def test_near_objects_occlude_and_stay_sharp():
     np.testing.assert_allclose(out[:, : W // 2 - 6], 0.0, atol=1e-6)
 
 
+def _defocus_whole_frame(image, coc, blades, rotation_rad):
+    """Reference: every layer convolved over the whole frame, composited as in the docs."""
+    layers = coc_layers(float(coc.min()), float(coc.max()))
+    acc_c = np.zeros(image.shape, np.float64)
+    acc_a = np.zeros(coc.shape, np.float64)
+    for j, v in enumerate(layers):
+        w = layer_weights(coc, layers, j)
+        planes = np.concatenate([image * w[..., None], w[..., None]], axis=2)
+        kernel = aperture_kernel(v, blades=blades, rotation_rad=rotation_rad)
+        b = convolve(_torch(planes), kernel, border="reflect")[0].numpy().transpose(1, 2, 0)
+        a = b[..., 3:4].astype(np.float64)
+        acc_c = acc_c * (1 - a) + b[..., :3]
+        acc_a = acc_a * (1 - a[..., 0]) + a[..., 0]
+    return acc_c / acc_a[..., None]
+
+
+@pytest.mark.parametrize("i", range(3))
+def test_layer_windows_match_whole_frame_layers(i):
+    """defocus convolves each layer only near its support; that must not change the result."""
+    depth, _ = draw_depth((H, W), rng=sample_rng(8, i, STREAM_DEPTH))
+    lens = draw_defocus(depth, rng=sample_rng(8, i, STREAM_DEPTH, 1), max_coc_px=9.0, blades=5)
+    coc = signed_coc_px(depth, lens["focus_distance"], lens["coc_scale_px"])
+    image = _image(i)
+    out = defocus(image, coc, blades=5, rotation_rad=lens["rotation_rad"])
+    ref = _defocus_whole_frame(image, coc, 5, lens["rotation_rad"])
+    np.testing.assert_allclose(out, ref, rtol=0, atol=2e-5)
+
+
 def test_defocus_bytes_do_not_depend_on_threads_or_repeats():
     import torch
 
