@@ -253,13 +253,15 @@ def draw_pose_path(rng, config: PoseConfig | None = None, *, focal_px, size, **o
     walk = np.empty((n, 6), np.float64)
     _walk(v0, normals, kicks, kick_dirs, kick_angle_u - 0.5, expl, c, g, walk)
     poses = walk * shares * _unit_scales(f, size)
-    # Scale to the drawn image length; the projection is not linear in the pose, so a second
-    # pass corrects the first (the residual is far below a pixel at shake sizes).
+    # Scale to the drawn image length. The projection is not linear in the pose, so the scale
+    # is corrected until the length holds to 1e-9 (two or three passes at shake sizes; a few
+    # more when the angles are large, as with a short focal length).
     points = _grid_points(size)
-    for _ in range(2):
+    for _ in range(50):
         current = _longest_image_path(poses, f, size, points)
-        if current > 0.0:
-            poses = poses * (length / current)
+        if current <= 0.0 or abs(current - length) <= 1e-9 * length:
+            break
+        poses = poses * (length / current)
     params = {"length_px": float(length), "expl": expl, "centripetal": float(c), "prob_big_shake": float(p),
               "gaussian_shake": float(g), "axis_shares": [float(v) for v in shares],
               "n_big_shakes": int(kicks.sum())}
