@@ -88,7 +88,7 @@ def test_preview_captions():
     assert caption_lines(video) == ["000004  video  96x128  clip.mkv frames 10-16",
                                     "exposure: 29.2 ms (7 frames)  no noise added  no JPEG"]
     real = {"id": "000005", "source": "real", "blurred": image, "params": {"blurred_path": "seq/blur/0001.png"}}
-    assert caption_lines(real) == ["000005  real  96x128  0001.png", "exposure n/a  no noise added  no JPEG"]
+    assert caption_lines(real) == ["000005  real  96x128  0001.png", "exposure n/a  the camera's own noise  no JPEG"]
 
 
 def test_preview_crop_full_res_shows_pixels_one_to_one(tmp_path, run_cli, tiny_pairs_dataset):

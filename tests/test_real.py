@@ -207,3 +207,18 @@ def test_truncated_and_too_large_images_are_refused_in_their_own_words(tmp_path,
     assert r.code == 2 and error_line(r).startswith(
         f"error: {root / 'blur' / 'a.png'}: 400,000,000 pixels is more than the 178,956,970 pixels")
     assert not (tmp_path / "d").exists()
+
+
+def test_preview_of_captured_pairs_names_no_psf_and_no_added_noise(tmp_path, run_cli, photo):
+    from blursynth.dataset.preview import caption_lines
+    from blursynth.dataset.reader import PairDataset
+
+    root = tmp_path / "flat"
+    _write(root / "sharp" / "a.png", photo)
+    _write(root / "blur" / "a.png", photo // 2)
+    assert run_cli("dataset", "import", root, "--layout", "flat", "--out", tmp_path / "d").code == 0
+    row = PairDataset(tmp_path / "d")[0]
+    assert row["psf"] is None
+    assert "the camera's own noise" in caption_lines(row)[1]
+    r = run_cli("dataset", "export", tmp_path / "d", "--out", str(tmp_path / "x") + "/")
+    assert r.code == 0 and "//" not in r.out, r.out

@@ -122,6 +122,7 @@ def export(path, out, fmt, overwrite, raw, sources, model, no_verify):
     report = {}
     n = export_png(path, out, overwrite=overwrite, verify=not no_verify, raw=raw,
                    rebuilder=raw_rebuilder(raw, sources, model), report=report)
+    out = str(out).rstrip("/") or "/"
     if raw is None:
         click.echo(f"exported {n} pairs to {out}/ (blur/, sharp/, psf/, params.jsonl)")
         return

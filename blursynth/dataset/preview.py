@@ -152,6 +152,8 @@ def caption_lines(row) -> list[str]:
         first += f"  RAW {raw.get('camera', '?')} {raw.get('bayer', '?')}{bits} {raw.get('demosaic', '?')}"
     elif p.get("shot_noise") is not None or p.get("read_noise") is not None:
         noise = f"noise shot {float(p.get('shot_noise') or 0):.2g}, read {float(p.get('read_noise') or 0):.2g}"
+    elif row.get("source") == "real":  # a captured pair: whatever noise the camera recorded
+        noise = "the camera's own noise"
     else:
         noise = "no noise added"
     jpeg = f"JPEG q{p['jpeg_quality']}" if p.get("jpeg_quality") is not None else "no JPEG"
@@ -320,6 +322,8 @@ def dataset_sheet(path, *, count: int = 8, height: int = 160, start: int = 0, st
         stride = max(1, (n - start) // count)
     picks = [start + j * stride for j in range(count) if start + j * stride < n]
     title = f"{path}: {n} pairs (blurred | sharp | PSF)"
+    if ds[picks[0]].get("psf") is None:  # captured pairs have no PSF
+        title = f"{path}: {n} pairs (blurred | sharp)"
     if ds.manifest.get("command", {}).get("scene"):
         title = (f"{path}: {n} pairs (blurred | sharp | blurred with its PSF field in green, object motion "
                  "in red | PSF at the centre)")
