@@ -369,9 +369,14 @@ def defocus(image, coc, *, blades: int = 0, rotation_rad: float = 0.0, bin_step_
     acc_a = np.zeros((h, w), np.float32)
     with one_thread(dev.type):
         for j, kern in enumerate(kernels):
-            wgt = layer_weights(coc_p, layers, j)
-            rows = np.flatnonzero(wgt.any(axis=1))
-            cols = np.flatnonzero(wgt.any(axis=0))
+            # The layer's weight is > 0 exactly between its two neighbouring layers' CoCs; the
+            # weights themselves are computed in the layer's window only (the full frame once
+            # per layer would cost more than the convolutions).
+            up = layers[j - 1] if j > 0 else np.inf
+            down = layers[j + 1] if j + 1 < len(layers) else -np.inf
+            support = (coc_p > down) & (coc_p < up)
+            rows = np.flatnonzero(support.any(axis=1))
+            cols = np.flatnonzero(support.any(axis=0))
             if rows.size == 0:
                 continue
             r = kern.shape[0] // 2
@@ -384,7 +389,8 @@ def defocus(image, coc, *, blades: int = 0, rotation_rad: float = 0.0, bin_step_
                 continue
             sy = slice(y0 + radius - r, y1 + radius + r)
             sx = slice(x0 + radius - r, x1 + radius + r)
-            planes = np.concatenate([img_p[:, sy, sx] * wgt[None, sy, sx], wgt[None, sy, sx]])
+            wgt = layer_weights(coc_p[sy, sx], layers, j)[None]
+            planes = np.concatenate([img_p[:, sy, sx] * wgt, wgt])
             src = torch.from_numpy(np.ascontiguousarray(planes, np.float32))[None].to(dev)
             blurred = convolve_padded(src, torch.from_numpy(kern).to(dev))[0].cpu().numpy()
             a = blurred[3]
