@@ -14,6 +14,9 @@ Three layers, kept apart so a pair can be replayed from its recorded numbers:
 Random scene geometry and lens settings (:func:`draw_depth`, :func:`draw_defocus`) take a
 keyword ``rng`` and return the parameters that rebuild them exactly
 (:func:`depth_from_params`, :func:`defocus_from_params`).
+
+Lens, aperture, renderer and the random depth stay in one module (past 600 lines, mostly
+docstrings): they share one sign convention for the CoC and one set of recorded params.
 """
 
 from __future__ import annotations
