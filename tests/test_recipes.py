@@ -192,4 +192,4 @@ def test_bad_resize_to_in_a_recipe_is_named_height_first(tmp_path, run_cli):
     r = run_cli("build", tmp_path / "r.toml", "--dry-run")
     line = next(i for i, l in enumerate(text.splitlines(), 1) if l.startswith("resize_to ="))
     assert r.code == 2 and error_line(r) == (
-        f"error: {tmp_path / 'r.toml'}:{line}: resize-to size must be positive; got 0x400 (HxW).")
+        f"error: {tmp_path / 'r.toml'}:{line}: resize_to size must be positive; got 0x400 (HxW).")

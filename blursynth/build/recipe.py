@@ -233,7 +233,9 @@ def table_settings(recipe: Recipe, table_key: tuple, cls, table: dict, *, fixed:
         # A field the table does not set (a default, or one of `fixed`) points at the step.
         key = exc.field if isinstance(exc, SettingError) and exc.field in table else None
         key = spelled.get(key, key)
-        recipe.fail(str(exc).replace("--", "").strip(), table_key, key)
+        # The settings speak in command-line options; a recipe's reader knows its keys.
+        text = re.sub(r"--([a-z][a-z0-9-]*)", lambda m: m.group(1).replace("-", "_"), str(exc))
+        recipe.fail(text.strip(), table_key, key)
 
 
 class Resolver:
