@@ -87,8 +87,20 @@ def _taps(qx, qy, h, w):
     fy = qy - fy0
     x0 = int(fx0)
     y0 = int(fy0)
-    return (_reflect101(x0, w), _reflect101(x0 + 1, w), _reflect101(y0, h), _reflect101(y0 + 1, h),
-            fx, fy)
+    # Inside the image (nearly always) no folding is needed: skip its integer divisions.
+    if 0 <= x0 and x0 + 1 < w:
+        xa = x0
+        xb = x0 + 1
+    else:
+        xa = _reflect101(x0, w)
+        xb = _reflect101(x0 + 1, w)
+    if 0 <= y0 and y0 + 1 < h:
+        ya = y0
+        yb = y0 + 1
+    else:
+        ya = _reflect101(y0, h)
+        yb = _reflect101(y0 + 1, h)
+    return xa, xb, ya, yb, fx, fy
 
 
 @njit(inline="always")
