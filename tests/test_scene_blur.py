@@ -158,6 +158,8 @@ def _depth_folder(path, name, shape):
     (["--motion", "camera6d", "--rolling-shutter", "0-2"], "out of bounds"),
     (["--motion", "scene", "--crop", "16x16"], "too small for objects"),
     (["--motion", "camera6d", "--defocus", "--aperture-blades", "2"], "--aperture-blades must be 0"),
+    (["--motion", "camera6d", "--psf-source", "fresh"], "--psf-source chooses uniform blur's PSF"),
+    (["--motion", "camera6d", "--exposure", "0.5"], "--exposure chooses uniform blur's PSF"),
 ])
 def test_bad_scene_options_are_one_line(run_cli, photos, tmp_path, extra, match):
     out = tmp_path / "pairs"

@@ -201,11 +201,19 @@ def _run_trajectories(step, plan, workers):
 
 def _prep_blur(st: StepTable):
     fixed = {"photos": st.path("photos", "@photos")}
-    if st.table.get("psf_source", "bank") == "bank" or "kernels" in st.table:
+    # Scene blur (motion camera6d or scene) draws a camera path per pair: no kernel bank.
+    uniform = st.table.get("motion", "uniform") == "uniform"
+    if (uniform and st.table.get("psf_source", "bank") == "bank") or "kernels" in st.table:
         fixed["kernels"] = st.path("kernels", kinds=("trajectories",))
-    inner = {k: v for k, v in st.table.items() if k not in ("photos", "kernels")}
+    for key in ("object_masks", "depth"):  # folders: relative to the recipe, or '@input'
+        if st.table.get(key) not in (None, "random"):
+            fixed[key] = st.path(key)
+    inner = {k: v for k, v in st.table.items() if k not in ("photos", "kernels", *fixed)}
     st.step.settings = st.settings(inner, fixed)
     st.step.describe = {k: v for k, v in _settings_dict(st.step.settings).items() if v not in (None, False)}
+    if not uniform:  # the PSF source's settings do not apply
+        for key in ("psf_source", "exposure", "fresh_length_px", "fresh_canvas"):
+            st.step.describe.pop(key, None)
     if isinstance(st.table.get("resize"), list):
         st.step.note = ("resize = [W, H] is the old width-first spelling, still read for this release; write "
                         "resize_to = [H, W] (height first, like crop)")

@@ -113,6 +113,11 @@ def check_scene_settings(s) -> None:
     if s.saturation is not None:
         raise SettingError("--saturation is the old name of --exposure-gain; with --motion camera6d|scene "
                            "write --exposure-gain.", "saturation")
+    for field, given in (("kernels", s.kernels is not None), ("psf_source", s.psf_source != "bank"),
+                         ("exposure", s.exposure is not None)):
+        if given:
+            raise SettingError(f"{_option(field)} chooses uniform blur's PSF; with --motion {s.motion} a camera "
+                               "path drawn per pair makes the blur (leave it out).", field)
 
 
 def _range(text, field, bounds):
@@ -286,14 +291,13 @@ def depth_file(folder, photo):
 
 def region_depth(folder, params, photo_hw, margin):
     """The depth map of the pair's photo, resized as the photo, over the window and its margin."""
-    import cv2
-
+    from ..ops.defocus import resize_depth
     from ..sources.depth import load_depth
 
     depth = load_depth(depth_file(folder, params["photo"]), shape=None)
     h, w = photo_hw
     if depth.shape != (h, w):  # the map is the photo's size (checked up front), the photo resized
-        depth = cv2.resize(depth, (w, h), interpolation=cv2.INTER_LINEAR)
+        depth = resize_depth(depth, (h, w))
     y0, x0, ch, cw = params["crop"] if params.get("crop") else (0, 0, h, w)
     ys = _reflect_index(np.arange(y0 - margin, y0 + ch + margin), h)
     xs = _reflect_index(np.arange(x0 - margin, x0 + cw + margin), w)
