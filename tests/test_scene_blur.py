@@ -198,3 +198,21 @@ def test_mask_of_another_size_is_refused(run_cli, photos, tmp_path):
     out = tmp_path / "pairs"
     r = run_cli("blur", photos, "--out", out, "--motion", "scene", "--object-masks", masks)
     assert r.code == 2 and "coffee" in error_line(r) and not out.exists()
+
+
+def test_user_masks_move_the_masked_part(photos, tmp_path):
+    import cv2
+
+    masks = tmp_path / "masks"
+    masks.mkdir()
+    disk = np.zeros((50, 75), np.uint8)
+    cv2.circle(disk, (37, 25), 12, 255, -1)
+    cv2.imwrite(str(masks / "coffee.png"), disk)
+    s = scene(photos, motion="scene", objects="1", object_masks=str(masks), per_image=1)
+    blur_photos(s, tmp_path / "p", progress=False)
+    rows = {row["params"]["photo"]: row for row in PairDataset(tmp_path / "p")}
+    objects = rows["rocket.png"]["params"]["objects"]
+    assert [o["kind"] for o in objects] == ["mask"] and objects[0]["source"] == "coffee.png"
+    for row in rows.values():
+        blurred, sharp = rebuild_pair(row, photos)
+        assert np.array_equal(blurred, row["blurred"]) and np.array_equal(sharp, row["sharp"])

@@ -20,6 +20,7 @@ dispatches here).
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -447,11 +448,23 @@ def _defocused(src, params, photo_hw, photos):
     return defocus_from_params(np.ascontiguousarray(src, np.float32), depth, d)
 
 
+@functools.lru_cache(maxsize=8)
+def _resized_photo(path: str, resize):
+    """(photo's own (H, W), the photo resized): cached per process, as a worker's pairs cut
+    objects from the same few photos again and again."""
+    from ..sources.photos import load_rgb8
+    from .shake_inputs import resize_photo
+
+    raw, _ = load_rgb8(path)
+    image = resize_photo(raw, list(resize) if isinstance(resize, tuple) else resize)
+    image.setflags(write=False)
+    return raw.shape[:2], image
+
+
 def _object_sources(params, photos, table, gain):
     """Linear-light photos (resized as the pair's) and user masks that the pair's objects name."""
     from ..sources.objects import load_object_mask
-    from ..sources.photos import load_rgb8, photo_path
-    from .shake_inputs import resize_photo
+    from ..sources.photos import photo_path
 
     names = sorted({o["source"] for o in params["objects"] if "source" in o}
                    | {o["colour"]["source"] for o in params["objects"]
@@ -459,15 +472,16 @@ def _object_sources(params, photos, table, gain):
     if names and photos is None:
         raise BadInputError("this pair's objects are cut from other photos: give the PHOTOS folder.")
     sources, masks = {}, {}
+    resize = params.get("resize")
     for name in names:
-        raw, _ = load_rgb8(photo_path(photos, name))
-        image = resize_photo(raw, params.get("resize"))
+        raw_hw, image = _resized_photo(str(photo_path(photos, name)),
+                                       tuple(resize) if isinstance(resize, list) else resize)
         lin = table[image]
         sources[name] = lin * gain if gain is not None else lin
         if any(o.get("kind") == "mask" and o.get("source") == name for o in params["objects"]):
             import cv2
 
-            mask = load_object_mask(params["object_masks"], name, raw.shape[:2])
+            mask = load_object_mask(params["object_masks"], name, raw_hw)
             if mask.shape != image.shape[:2]:
                 mask = cv2.resize(mask, (image.shape[1], image.shape[0]), interpolation=cv2.INTER_LINEAR)
             masks[name] = mask
