@@ -104,8 +104,17 @@ def _taps(qx, qy, h, w):
 
 
 @njit(inline="always")
+def _bilinear(img, xa, xb, ya, yb, fx, fy, k):
+    """Channel ``k`` of ``img`` interpolated between the four taps."""
+    gx = 1.0 - fx
+    return ((1.0 - fy) * (gx * img[ya, xa, k] + fx * img[ya, xb, k])
+            + fy * (gx * img[yb, xa, k] + fx * img[yb, xb, k]))
+
+
+@njit(inline="always")
 def _sample_layer(lay, h, w, qx, qy):
-    """(alpha, premultiplied r, g, b) of an RGBA layer at ``(qx, qy)``: bilinear, transparent outside.
+    """(alpha, premultiplied r, g, b) of an RGBA layer at ``(qx, qy)``: bilinear, transparent
+    outside.
 
     The layer holds colour premultiplied by alpha, so interpolating it next to a soft edge (or
     the transparent outside) weighs each colour by its own coverage, as compositing needs.
@@ -159,7 +168,8 @@ def _render(src, hms, weights, t_lo, t_hi, ox, oy, lay, lay_hw, lay_hms, lay_mov
     """The fused renderer: per output pixel, every sub-frame composited, weighted and summed.
 
     ``weights[r, t]`` is sub-frame ``t``'s share of row ``r`` (rolling shutter), non-zero only
-    for ``t_lo[r] <= t < t_hi[r]``; ``lay`` holds the layers' premultiplied RGBA, ``lay_hw`` their sizes.
+    for ``t_lo[r] <= t < t_hi[r]``; ``lay`` holds the layers' premultiplied RGBA, ``lay_hw``
+    their sizes.
     """
     h, w = src.shape[0], src.shape[1]
     ho, wo = out.shape[0], out.shape[1]
@@ -175,11 +185,9 @@ def _render(src, hms, weights, t_lo, t_hi, ox, oy, lay, lay_hw, lay_hms, lay_mov
             for t in range(t_lo[r], t_hi[r]):
                 qx, qy = _project(hms[t], x, y)
                 xa, xb, ya, yb, fx, fy = _taps(qx, qy, h, w)
-                gx = 1.0 - fx
-                gy = 1.0 - fy
-                c0 = gy * (gx * src[ya, xa, 0] + fx * src[ya, xb, 0]) + fy * (gx * src[yb, xa, 0] + fx * src[yb, xb, 0])
-                c1 = gy * (gx * src[ya, xa, 1] + fx * src[ya, xb, 1]) + fy * (gx * src[yb, xa, 1] + fx * src[yb, xb, 1])
-                c2 = gy * (gx * src[ya, xa, 2] + fx * src[ya, xb, 2]) + fy * (gx * src[yb, xa, 2] + fx * src[yb, xb, 2])
+                c0 = _bilinear(src, xa, xb, ya, yb, fx, fy, 0)
+                c1 = _bilinear(src, xa, xb, ya, yb, fx, fy, 1)
+                c2 = _bilinear(src, xa, xb, ya, yb, fx, fy, 2)
                 for j in range(n_layers):
                     lx, ly = _project(lay_hms[j, t], x, y)
                     a, o0, o1, o2 = _sample_layer(lay[j], lay_hw[j, 0], lay_hw[j, 1], lx, ly)
@@ -385,15 +393,18 @@ def render_subframes(src_linear, homographies, out_shape, *, layers=(), rolling_
             raise BadInputError(f"layer {j}: image must be (h, w, 3) and alpha (h, w) of the same size; "
                                 f"got {img.shape} and {alpha.shape}.")
         if not (alpha.min() >= 0.0 and alpha.max() <= 1.0):
-            raise BadInputError(f"layer {j}: alpha must be in [0, 1]; got [{alpha.min():g}, {alpha.max():g}].")
+            raise BadInputError(f"layer {j}: alpha must be in [0, 1]; "
+                                f"got [{alpha.min():g}, {alpha.max():g}].")
         lay_hms[j] = _check_homographies(lay.homographies, n, f"layer {j}'s homographies")
         _check_in_front(lay_hms[j], (ho, wo), offset, f"layer {j}'s homographies")
         h, w = alpha.shape
         rgba[j, :h, :w, :3] = img * alpha[..., None]  # premultiplied: see _sample_layer
         rgba[j, :h, :w, 3] = alpha
         lay_hw[j] = (h, w)
-        lay_moving[j] = _layer_moves(lay_hms[j], hms, corners) if lay.moving is None else bool(lay.moving)
+        auto = lay.moving is None
+        lay_moving[j] = _layer_moves(lay_hms[j], hms, corners) if auto else bool(lay.moving)
     out = np.empty((ho, wo, 3), np.float32)
     mask = np.empty((ho, wo), np.uint8)
-    _render(src, hms, weights, lo, hi, offset[0], offset[1], rgba, lay_hw, lay_hms, lay_moving, out, mask)
+    _render(src, hms, weights, lo, hi, offset[0], offset[1], rgba, lay_hw, lay_hms, lay_moving,
+            out, mask)
     return out, mask
