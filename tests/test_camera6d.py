@@ -10,8 +10,8 @@ import pytest
 from blursynth._rng import sample_rng
 from blursynth.errors import BadInputError, SettingError
 from blursynth.ops.camera6d import (
-    STREAM_CAMERA, PoseConfig, draw_pose_path, grid_points, image_paths, max_step_px, pose_homographies,
-    psf_field, rotation_matrix, subframe_poses, subframes_needed,
+    STREAM_CAMERA, PoseConfig, depth_planes, draw_pose_path, grid_points, image_paths, max_step_px,
+    plane_layers, pose_homographies, psf_field, rotation_matrix, subframe_poses, subframes_needed,
 )
 from blursynth.ops.warp import render_subframes
 
@@ -168,6 +168,31 @@ def test_field_with_given_size_and_weights_sums_to_one():
     weights = np.array([0, 0, 0, 1.0, 0, 0, 0])
     centre = psf_field(hms, SIZE, grid=(1, 1), weights=weights)
     assert centre[0, 0, centre.shape[2] // 2, centre.shape[3] // 2] == pytest.approx(1.0)
+
+
+def test_depth_map_parallax_as_planes():
+    """A lateral pan over a near half (depth 1) and a far half (depth 4): each half moves by
+    f t / depth, rendered as two planes; a rotation-only path needs one plane."""
+    h, w, f = 24, 40, 100.0
+    poses = np.zeros((9, 6))
+    poses[:, 3] = np.linspace(0.0, 0.02, 9)  # the near half moves 0-2 px, the far one 0-0.5 px
+    depth = np.full((h, w), 4.0)
+    depth[:, w // 2:] = 1.0
+    planes, labels = depth_planes(depth, poses, f, (h, w), reference="start")
+    assert np.allclose(planes, [4.0, 1.0])
+    assert (labels[:, : w // 2] == 0).all() and (labels[:, w // 2:] == 1).all()
+    src = np.tile(np.arange(w, dtype=np.float32)[None, :, None], (h, 1, 3))  # value = x
+    hms = [pose_homographies(poses, f, (h, w), depth=d, reference="start") for d in planes]
+    background, layers = plane_layers(src, labels, hms)
+    out, mask = render_subframes(src, background, (h, w), layers=layers)
+    x = np.arange(w)
+    mean_shift = [f * poses[:, 3].mean() / d for d in planes]  # content moves by +f t / d
+    assert np.allclose(out[:, 4:14, 0], x[4:14] - mean_shift[0], atol=1e-4)
+    assert np.allclose(out[:, 26:36, 0], x[26:36] - mean_shift[1], atol=1e-4)
+    assert not mask.any()  # parallax is the camera's blur, not object motion
+    turn = np.zeros((9, 6))
+    turn[:, 1] = np.linspace(0.0, 0.05, 9)
+    assert len(depth_planes(depth, turn, f, (h, w))[0]) == 1
 
 
 def test_bad_settings_are_one_line():

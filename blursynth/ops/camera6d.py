@@ -365,6 +365,103 @@ def pose_homographies(poses, focal_px, size, *, depth=1.0, reference="middle"):
     return out
 
 
+def depth_planes(depth, poses, focal_px, size, *, reference="middle", max_error_px=0.5, max_planes=16):
+    """Split a depth map into fronto-parallel planes fine enough for the path's parallax.
+
+    A depth map is not one homography: only the translations' parallax depends on depth, a
+    point at depth ``z`` moving by about ``f |t_xy| / z + r |t_z| / z`` pixels (``r`` the
+    centre-to-corner distance). Planes spaced uniformly in inverse depth, each pixel moved
+    with its plane's, err by at most ``max_error_px`` (or as little as ``max_planes`` allow).
+
+    Parameters
+    ----------
+    depth : (h, w) float ndarray
+        Positive depths, in the units of the poses' translations (e.g. a map divided by its
+        median, so that the translations are in units of the typical depth).
+    poses : (T, 6) float ndarray
+    focal_px : float
+    size : (H, W)
+        The frame the poses are projected in (for ``r``).
+    reference : {'middle', 'start', 'mean'}
+    max_error_px, max_planes
+        The parallax error allowed, and the most planes.
+
+    Returns
+    -------
+    plane_depths : (n,) float64 ndarray
+        Far to near: each plane at its pixels' mean inverse depth.
+    labels : (h, w) int32 ndarray
+        Each pixel's plane (0: the farthest).
+
+    Examples
+    --------
+    >>> poses = np.zeros((3, 6)); poses[:, 3] = [-0.01, 0.0, 0.01]
+    >>> depth = np.array([[1.0, 1.0], [4.0, 4.0]])
+    >>> d, labels = depth_planes(depth, poses, 500.0, (48, 64))
+    >>> len(d) > 1, labels.tolist()[1]
+    (True, [0, 0])
+    """
+    z = np.asarray(depth, np.float64)
+    if z.ndim != 2 or not (np.isfinite(z).all() and (z > 0).all()):
+        raise BadInputError("depth must be an (h, w) map of positive, finite depths.")
+    poses = _check_poses(poses)
+    f = _check_focal(focal_px)
+    h, w = _check_size(size)
+    ref = reference_pose(poses, reference)
+    r_rel = rotation_matrix(poses[:, :3]) @ rotation_matrix(ref[:3]).T
+    t_rel = poses[:, 3:] - r_rel @ ref[3:]
+    corner = math.hypot((w - 1) / 2.0, (h - 1) / 2.0)
+    move = float((f * np.hypot(t_rel[:, 0], t_rel[:, 1]) + corner * np.abs(t_rel[:, 2])).max())
+    inv = 1.0 / z
+    lo, hi = float(inv.min()), float(inv.max())
+    n = int(min(max(1, math.ceil(move * (hi - lo) / (2.0 * float(max_error_px)))), int(max_planes)))
+    if n == 1 or hi == lo:
+        return np.array([float(np.median(z))]), np.zeros(z.shape, np.int32)
+    width = (hi - lo) / n
+    labels = np.minimum(((inv - lo) / width).astype(np.int32), n - 1)
+    # Each plane at its pixels' mean inverse depth (the bin's centre when it has none): within
+    # the bin, so the error bound holds, and exact where the bin holds one depth.
+    counts = np.bincount(labels.ravel(), minlength=n)
+    sums = np.bincount(labels.ravel(), weights=inv.ravel(), minlength=n)
+    centres = lo + (np.arange(n) + 0.5) * width
+    mean_inv = np.where(counts > 0, sums / np.maximum(counts, 1), centres)
+    return 1.0 / mean_inv, labels
+
+
+def plane_layers(image, labels, plane_homographies):
+    """The background path and the layers that render a depth-planed scene (far to near).
+
+    The background is the whole image on the farthest plane's path; each nearer plane is a
+    :class:`blursynth.ops.warp.Layer` of the same image, its pixels' mask as alpha, on its own
+    path, not moving on its own (its parallax is the camera's, so it stays out of the motion
+    mask). Where a near plane uncovers what was behind it, the far plane's warp of the image
+    shows (the hidden surface is unknown).
+
+    Parameters
+    ----------
+    image : (h, w, 3) float32 ndarray
+        Linear light, in the homographies' source coordinates.
+    labels : (h, w) int ndarray
+        :func:`depth_planes`' labels.
+    plane_homographies : sequence of (T, 3, 3)
+        Per plane (far to near), :func:`pose_homographies` at its depth.
+
+    Returns
+    -------
+    background : (T, 3, 3) float64 ndarray
+    layers : list of Layer
+    """
+    from .warp import Layer
+
+    image = np.asarray(image, np.float32)
+    labels = np.asarray(labels)
+    if labels.shape != image.shape[:2]:
+        raise BadInputError(f"labels must match the image's size {image.shape[:2]}; got {labels.shape}.")
+    layers = [Layer(image, (labels == j).astype(np.float32), np.asarray(hms, np.float64), False)
+              for j, hms in enumerate(plane_homographies) if j > 0 and (labels == j).any()]
+    return np.asarray(plane_homographies[0], np.float64), layers
+
+
 # -- sub-frames ---------------------------------------------------------------------------------
 def _frame_points(size, n=9):
     h, w = size
