@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import functools
 import math
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -217,7 +218,7 @@ def _window(s, index, photo_hw, params):
     if ch > h or cw > w:
         raise BadInputError(f"photo {params['photo']} decodes to {h}x{w}, smaller than the {ch}x{cw} "
                             "window; use a smaller --crop or remove the photo.")
-    from .shake import STREAM_CROP
+    from .shake_draws import STREAM_CROP
 
     crng = sample_rng(s.seed, index, STREAM_CROP)
     y0 = int(crng.integers(h - ch + 1))
@@ -230,10 +231,10 @@ def draw_scene(job, index: int, photo_hw) -> dict:
     """The random choices of scene pair ``index`` (everything its pixels need) as params."""
     s = job.settings
     photo_i, copy = divmod(index, s.per_image)
-    from .shake import _resize_param, draw_degradations
+    from .shake_draws import draw_degradations, resize_param
 
     params = {"photo": job.plan.files[photo_i], "photo_index": photo_i, "copy": copy,
-              "resize": _resize_param(s.resize), "motion": s.motion}
+              "resize": resize_param(s.resize), "motion": s.motion}
     y0, x0, ch, cw = _window(s, index, photo_hw, params)
     focal = float(s.focal_px) if s.focal_px is not None else float(max(ch, cw))
     rho = 0.0
@@ -491,7 +492,7 @@ def _object_sources(params, photos, table, gain):
 def _finish(blurred_lin, sharp_lin, window8, params, *, seed, index, mosaic_only=False,
             composited=False) -> dict:
     """Noise, encoding and JPEG after the blur: uniform blur's chain, from linear images."""
-    from .shake import STREAM_NOISE, STREAM_RAW_NOISE
+    from .shake_draws import STREAM_NOISE, STREAM_RAW_NOISE
 
     if params.get("raw") is not None:
         from ..ops.blur import develop_raw_images
@@ -564,6 +565,15 @@ def _scene_rows(start, stop, job):
                        motion_mask=res["motion_mask"], psf_field=field)
 
 
+@dataclass(frozen=True)
+class SceneJob:
+    """What a worker needs to make scene rows: the settings, the photo plan and the fingerprint."""
+
+    settings: object  # BlurSettings (not imported: blursynth.pairs.shake imports this module)
+    plan: object  # PhotoPlan
+    fingerprint: str
+
+
 def check_scene_inputs(s, plan) -> None:
     """Refuse, in one line and before anything is written, inputs the run cannot use: objects
     that cannot fit a window, cut-outs with one photo, masks or depth maps that do not match
@@ -608,7 +618,6 @@ def blur_scene(settings, out, *, workers: int = 1, overwrite: bool = False, prog
     from ..dataset.schema import SCENE_PAIR_SCHEMA
     from ..ops.color import describe_crf
     from .photos import write_photo_pairs
-    from .shake import BlurJob
     from .shake_inputs import KernelSource, plan_photos
 
     source = KernelSource("scene", exposures=(1.0,), max_side=1)
@@ -622,7 +631,7 @@ def blur_scene(settings, out, *, workers: int = 1, overwrite: bool = False, prog
             inputs[key] = str(getattr(settings, key))
     return write_photo_pairs(
         out, plan, per_image=settings.per_image, recipe=recipe, inputs=inputs,
-        make_job=functools.partial(BlurJob, settings, plan, source, device="cpu"),
+        make_job=functools.partial(SceneJob, settings, plan),
         rows=_scene_rows, shard_size=settings.shard_size, workers=workers, overwrite=overwrite,
         progress=progress, desc="blurring", options=options,
         extra={"camera_response": describe_crf(settings.crf)}, schema=SCENE_PAIR_SCHEMA,

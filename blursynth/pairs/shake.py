@@ -23,23 +23,20 @@ from .._rng import check_seed, sample_rng
 from ..errors import BadInputError, SettingError, checking
 from ..nn.device import check_device_name, resolve_device
 from ..ops.blur import render_pair
-from ..ops.color import crf_option_spec, describe_crf, draw_response, parse_crf_option
+from ..ops.color import crf_option_spec, describe_crf, parse_crf_option
 from ..ops.convolve import BORDERS
 from ..ops.degrade import HIGHLIGHT_REGION_THRESHOLD, HIGHLIGHT_THRESHOLD, Degradations
 from ..sources.photos import PhotoPlan, load_rgb8, photo_path
 from .photos import photos_for, write_photo_pairs
-from .raw_settings import check_boost_settings, noise_levels, noise_ranges, raw_choices, raw_recipe
+from .raw_settings import check_boost_settings, noise_ranges, raw_recipe
+# The pair's keyed streams (adding a stage never changes the numbers another stage draws) and
+# the draws after the blur live in shake_draws, which scene blur shares.
+from .shake_draws import (  # noqa: F401 - the streams are re-exported: callers name them from here
+    STREAM_CRF, STREAM_CROP, STREAM_DEGRADE, STREAM_KERNEL, STREAM_NOISE, STREAM_RAW, STREAM_RAW_NOISE,
+    draw_degradations,
+)
+from .shake_draws import resize_param as _resize_param
 from .shake_inputs import KernelSource, open_kernels, plan_photos, resize_photo, resized_shape
-
-# Independent generator streams per pair: adding a stage never changes the
-# numbers another stage draws.
-STREAM_KERNEL = 1
-STREAM_CROP = 2
-STREAM_DEGRADE = 3
-STREAM_NOISE = 4
-STREAM_RAW = 5  # the RAW path's camera (ops.raw.draw_raw_params)
-STREAM_RAW_NOISE = 6  # the RAW path's noise field, one normal per mosaic site
-STREAM_CRF = 7  # --crf random: the pair's camera response, one integer
 
 PSF_SOURCES = ("bank", "fresh")
 
@@ -349,35 +346,6 @@ def draw_pair(job: BlurJob, index: int, photo_hw) -> tuple[dict, np.ndarray]:
         params["crop"] = None
     draw_degradations(s, index, params)
     return params, psf
-
-
-def draw_degradations(s: BlurSettings, index: int, params: dict) -> None:
-    """Draw pair ``index``'s camera response, degradations and RAW camera into ``params``
-    (streams 3, 5, 7; the noise field's stream is named): after the blur, every motion alike."""
-    params.update(crf=draw_response(parse_crf_option(s.crf), sample_rng(s.seed, index, STREAM_CRF)).spec,
-                  border=s.border)
-    params.update(s.degradations().draw(sample_rng(s.seed, index, STREAM_DEGRADE)))
-    if s.pipeline == "raw":
-        params["raw"] = _draw_raw(s, index, params)
-        if params["raw"]["shot_noise"] or params["raw"]["read_noise"]:
-            params["noise_stream"] = [s.seed, index, STREAM_RAW_NOISE]
-    elif "shot_noise" in params or "read_noise" in params:
-        params["noise_stream"] = [s.seed, index, STREAM_NOISE]
-
-
-def _draw_raw(s: BlurSettings, index: int, params: dict) -> dict:
-    """The RAW path's camera for pair ``index``; moves --noise's drawn levels into it."""
-    from ..ops.raw import draw_raw_params
-
-    levels = noise_levels(s.noise, params.pop("shot_noise", None), params.pop("read_noise", None))
-    return draw_raw_params(sample_rng(s.seed, index, STREAM_RAW), noise=levels,
-                           **raw_choices(s.camera, s.demosaic, s.raw_bits))
-
-
-def _resize_param(resize):
-    if resize is None or isinstance(resize, (int, float)):
-        return resize
-    return [int(v) for v in resize]
 
 
 def pair_from_params(photo, psf, params, *, seed, index, device=None, mosaic_only=False):
