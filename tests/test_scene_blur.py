@@ -11,6 +11,7 @@ import pytest
 
 from blursynth.dataset import PairDataset
 from blursynth.pairs.shake import BlurSettings, blur_photos, rebuild_pair
+from blursynth.sources.photos import load_rgb8
 from tests.conftest import error_line
 
 
@@ -54,6 +55,9 @@ def test_camera6d_rows_record_the_path_and_rebuild_exactly(photos, tmp_path):
         blurred, sharp = rebuild_pair(row, photos)
         assert np.array_equal(blurred, row["blurred"]) and np.array_equal(sharp, row["sharp"])
         assert not np.array_equal(row["blurred"], row["sharp"])
+        photo, _ = load_rgb8(photos / p["photo"])
+        y0, x0, h, w = p["crop"]
+        assert np.array_equal(sharp, photo[y0 : y0 + h, x0 : x0 + w])  # the window, at the reference pose
     manifest = ds.manifest
     assert manifest["command"]["scene"]["motion"] == "camera6d"
     assert "psf_source" not in manifest["command"] and manifest["command"]["device"] == "cpu"
@@ -216,3 +220,20 @@ def test_user_masks_move_the_masked_part(photos, tmp_path):
     for row in rows.values():
         blurred, sharp = rebuild_pair(row, photos)
         assert np.array_equal(blurred, row["blurred"]) and np.array_equal(sharp, row["sharp"])
+
+
+def test_rolling_shutter_field_weighs_each_grid_row_as_its_pixel_row():
+    from blursynth._rng import sample_rng
+    from blursynth.ops.camera6d import grid_points, psf_field
+    from blursynth.ops.warp import subframe_weights
+    from blursynth.pairs.scene import camera_homographies, camera_psf_field, draw_camera
+
+    size = (40, 48)
+    cam = draw_camera(sample_rng(0, 1, 9), 48.0, size, 0.5, "middle")
+    hms = camera_homographies(cam, size)
+    still, rolling = camera_psf_field(cam, size, 3), camera_psf_field(cam, size, 3, 0.5)
+    assert still.shape == rolling.shape and not np.array_equal(still, rolling)
+    weights, _, _ = subframe_weights(len(hms), size[0], 0.5)
+    y = grid_points(size, (3, 3))[6, 1]  # the last grid row
+    last = psf_field(hms, size, (3, 3), k=rolling.shape[2], weights=weights[int(round(y))])[2]
+    assert np.array_equal(rolling[2], last)
