@@ -164,24 +164,29 @@ def _warp(src, hm, ox, oy, out):
 
 
 @njit(parallel=True)
-def _render(src, hms, weights, t_lo, t_hi, ox, oy, lay, lay_hw, lay_hms, lay_moving, out, mask):
+def _render(src, hms, weights, t_lo, t_hi, ox, oy, lay, lay_hw, lay_hms, lay_moving, lay_box, out,
+            mask):
     """The fused renderer: per output pixel, every sub-frame composited, weighted and summed.
 
     ``weights[r, t]`` is sub-frame ``t``'s share of row ``r`` (rolling shutter), non-zero only
     for ``t_lo[r] <= t < t_hi[r]``; ``lay`` holds the layers' premultiplied RGBA, ``lay_hw``
-    their sizes.
+    their sizes, ``lay_box`` the output box ``(x0, x1, y0, y1)`` outside which a layer is
+    transparent in every sub-frame (so it is not sampled there: the same values, less work).
     """
     h, w = src.shape[0], src.shape[1]
     ho, wo = out.shape[0], out.shape[1]
     n_layers = lay.shape[0]
     for r in numba.prange(ho):
         y = r + oy
+        active = np.zeros(n_layers, np.bool_)
         for c in range(wo):
             x = c + ox
             s0 = 0.0
             s1 = 0.0
             s2 = 0.0
             covered = False
+            for j in range(n_layers):
+                active[j] = lay_box[j, 0] <= x <= lay_box[j, 1] and lay_box[j, 2] <= y <= lay_box[j, 3]
             for t in range(t_lo[r], t_hi[r]):
                 qx, qy = _project(hms[t], x, y)
                 xa, xb, ya, yb, fx, fy = _taps(qx, qy, h, w)
@@ -189,6 +194,8 @@ def _render(src, hms, weights, t_lo, t_hi, ox, oy, lay, lay_hw, lay_hms, lay_mov
                 c1 = _bilinear(src, xa, xb, ya, yb, fx, fy, 1)
                 c2 = _bilinear(src, xa, xb, ya, yb, fx, fy, 2)
                 for j in range(n_layers):
+                    if not active[j]:
+                        continue
                     lx, ly = _project(lay_hms[j, t], x, y)
                     a, o0, o1, o2 = _sample_layer(lay[j], lay_hw[j, 0], lay_hw[j, 1], lx, ly)
                     if a <= 0.0:
@@ -322,6 +329,23 @@ def subframe_weights(n_subframes: int, n_rows: int, rolling_shutter: float = 0.0
     return weights, lo, hi
 
 
+def _layer_box(layer_hms, h, w):
+    """Output box ``(x0, x1, y0, y1)`` holding every pixel where a layer of size (h, w) can be
+    non-transparent in some sub-frame (its bilinear support reaches one pixel past its edge).
+
+    A homography maps the support's rectangle to a quadrilateral when the rectangle stays in
+    front of the camera: its corners bound it. Otherwise the box is everything.
+    """
+    corners = np.array([[-1.0, -1.0, 1.0], [w, -1.0, 1.0], [-1.0, h, 1.0], [w, h, 1.0]])
+    q = np.einsum("tij,nj->tni", np.linalg.inv(layer_hms), corners)
+    if not (q[..., 2] > 0).all():
+        return np.array([-np.inf, np.inf, -np.inf, np.inf])
+    q = q[..., :2] / q[..., 2:]
+    # one pixel of slack for rounding at the box's edge
+    return np.array([q[..., 0].min() - 1.0, q[..., 0].max() + 1.0, q[..., 1].min() - 1.0,
+                     q[..., 1].max() + 1.0])
+
+
 def _layer_moves(layer_hms, background, corners):
     """True when the layer moves relative to the background over the exposure."""
     rel = layer_hms @ np.linalg.inv(background)  # background output -> layer source, per t
@@ -386,6 +410,7 @@ def render_subframes(src_linear, homographies, out_shape, *, layers=(), rolling_
     lay_hw = np.ones((len(layers), 2), np.int64)
     lay_hms = np.empty((len(layers), n, 3, 3), np.float64)
     lay_moving = np.zeros(len(layers), np.bool_)
+    lay_box = np.empty((len(layers), 4), np.float64)
     for j, lay in enumerate(layers):
         img = np.asarray(lay.image, np.float32)
         alpha = np.asarray(lay.alpha, np.float32)
@@ -401,10 +426,11 @@ def render_subframes(src_linear, homographies, out_shape, *, layers=(), rolling_
         rgba[j, :h, :w, :3] = img * alpha[..., None]  # premultiplied: see _sample_layer
         rgba[j, :h, :w, 3] = alpha
         lay_hw[j] = (h, w)
+        lay_box[j] = _layer_box(lay_hms[j], h, w)
         auto = lay.moving is None
         lay_moving[j] = _layer_moves(lay_hms[j], hms, corners) if auto else bool(lay.moving)
     out = np.empty((ho, wo, 3), np.float32)
     mask = np.empty((ho, wo), np.uint8)
     _render(src, hms, weights, lo, hi, offset[0], offset[1], rgba, lay_hw, lay_hms, lay_moving,
-            out, mask)
+            lay_box, out, mask)
     return out, mask
