@@ -56,7 +56,8 @@ def check_scene_settings(s) -> None:
     ``s`` is a :class:`~blursynth.pairs.shake.BlurSettings`.
     """
     if s.motion not in MOTIONS:
-        raise SettingError(f"--motion must be one of {', '.join(MOTIONS)}; got {s.motion!r}.", "motion")
+        raise SettingError(f"--motion must be one of {', '.join(MOTIONS)}; got {s.motion!r}.",
+                           "motion")
     if s.motion == "uniform":
         defaults = {"focal_px": None, "reference": "middle", "rolling_shutter": None, "objects": None,
                     "object_kind": "cutout", "object_masks": None, "defocus": False, "depth": None,
@@ -100,7 +101,8 @@ def check_scene_settings(s) -> None:
         _range(s.defocus_px or DEFAULT_DEFOCUS_PX, "defocus_px", (0.0, MAX_DEFOCUS_PX))
         b = s.aperture_blades
         if isinstance(b, bool) or not isinstance(b, int) or not (b == 0 or 3 <= b <= 16):
-            raise SettingError(f"--aperture-blades must be 0 (round) or 3-16; got {b!r}.", "aperture_blades")
+            raise SettingError(f"--aperture-blades must be 0 (round) or 3-16; got {b!r}.",
+                               "aperture_blades")
     if s.depth not in (None, "random"):
         from pathlib import Path
 
@@ -108,7 +110,8 @@ def check_scene_settings(s) -> None:
             raise SettingError(f"--depth must be 'random' or a folder of depth maps (<photo stem>.png); "
                                f"{s.depth} is not a folder.", "depth")
     if isinstance(s.psf_grid, bool) or not isinstance(s.psf_grid, int) or not 1 <= s.psf_grid <= 15:
-        raise SettingError(f"--psf-grid must be a whole number in [1, 15]; got {s.psf_grid!r}.", "psf_grid")
+        raise SettingError(f"--psf-grid must be a whole number in [1, 15]; got {s.psf_grid!r}.",
+                           "psf_grid")
     if s.border != "reflect":
         raise SettingError(f"--border {s.border} is uniform blur's; scene blur reads the photo around the "
                            "window and reflects beyond its edges (leave --border out).", "border")
@@ -118,8 +121,8 @@ def check_scene_settings(s) -> None:
     for field, given in (("kernels", s.kernels is not None), ("psf_source", s.psf_source != "bank"),
                          ("exposure", s.exposure is not None)):
         if given:
-            raise SettingError(f"{_option(field)} chooses uniform blur's PSF; with --motion {s.motion} a camera "
-                               "path drawn per pair makes the blur (leave it out).", field)
+            raise SettingError(f"{_option(field)} chooses uniform blur's PSF; with --motion {s.motion} a "
+                               "camera path drawn per pair makes the blur (leave it out).", field)
 
 
 def _range(text, field, bounds):
@@ -356,7 +359,8 @@ def _margin(hms, ch, cw) -> int:
                         [cw - 1.0, ch - 1.0, 1.0]])
     q = np.einsum("tij,nj->tni", hms, corners)
     q = q[..., :2] / q[..., 2:]
-    beyond = max(-q[..., 0].min(), q[..., 0].max() - (cw - 1), -q[..., 1].min(), q[..., 1].max() - (ch - 1), 0.0)
+    beyond = max(-q[..., 0].min(), q[..., 0].max() - (cw - 1),
+                 -q[..., 1].min(), q[..., 1].max() - (ch - 1), 0.0)
     return int(math.ceil(beyond)) + 2
 
 
@@ -407,9 +411,10 @@ def scene_images(photo, params, *, seed, index, photos=None, mosaic_only=False):
         base = base * gain
     src = base
     boost = _boost(params.get("highlight_gain"), params.get("highlight_threshold"))
-    if boost is not None:  # decided on the region the path sees, as uniform blur's on its padded window
+    if boost is not None:  # decided on the region the path sees (uniform blur: its padded window)
         peak = table[region8.max(axis=2)]
-        regions = _small_regions(peak, params.get("highlight_regions"), params.get("highlight_region_threshold"))
+        regions = _small_regions(peak, params.get("highlight_regions"),
+                                 params.get("highlight_region_threshold"))
         src = base * _boost_gains(peak, boost, regions)[..., None]
     if params.get("defocus") is not None:
         src = _defocused(src, params, (h, w), photos)
@@ -532,8 +537,8 @@ def scene_pair_from_params(photo, params, *, seed, index, photos=None, mosaic_on
     ``photos``: the PHOTOS folder (objects are cut from its other photos)."""
     from .shake_inputs import resize_photo
 
-    res = scene_images(resize_photo(photo, params.get("resize")), params, seed=seed, index=index, photos=photos,
-                       mosaic_only=mosaic_only)
+    res = scene_images(resize_photo(photo, params.get("resize")), params, seed=seed, index=index,
+                       photos=photos, mosaic_only=mosaic_only)
     return res["mosaic"] if mosaic_only else (res["blurred"], res["sharp"])
 
 
@@ -593,7 +598,8 @@ def check_scene_inputs(s, plan) -> None:
         if s.object_masks is not None:
             from ..sources.objects import load_object_mask
 
-            found = [(name, size) for name, size in zip(plan.files, plan.sizes) if _has_mask(s.object_masks, name)]
+            found = [(name, size) for name, size in zip(plan.files, plan.sizes)
+                     if _has_mask(s.object_masks, name)]
             if not found:
                 raise SettingError(f"--object-masks {s.object_masks}: no mask named as a photo (<stem>.png) "
                                    "there.", "object_masks")
