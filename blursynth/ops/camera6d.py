@@ -335,9 +335,7 @@ def pose_homographies(poses, focal_px, size, *, depth=1.0, reference="middle"):
     size : (H, W)
     depth : float
         The plane's depth, in the units of the poses' translations (> 0). A depth map is not a
-        plane: render it as planes (one homography path per depth, the nearer planes as
-        :class:`blursynth.ops.warp.Layer` s masked by their pixels), the translations'
-        parallax being the only depth dependence.
+        plane: :func:`depth_planes` and :func:`plane_layers` render it as planes.
     reference : {'middle', 'start', 'mean'}
         :func:`reference_pose`.
 

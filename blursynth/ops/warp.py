@@ -27,6 +27,8 @@ import numpy as np
 from .._numba import njit
 from ..errors import BadInputError
 
+# Names the renderer's arithmetic; datasets record it, so a resume never mixes two versions.
+VERSION = "warp-bilinear-reflect101-f64sum-v1"
 # An 8-bit alpha below half a level rounds to 0: a layer thinner than that covers nothing.
 COVERAGE_THRESHOLD = 0.5 / 255.0
 # A layer whose motion relative to the background moves no frame corner farther than this over
