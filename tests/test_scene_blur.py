@@ -237,3 +237,26 @@ def test_rolling_shutter_field_weighs_each_grid_row_as_its_pixel_row():
     y = grid_points(size, (3, 3))[6, 1]  # the last grid row
     last = psf_field(hms, size, (3, 3), k=rolling.shape[2], weights=weights[int(round(y))])[2]
     assert np.array_equal(rolling[2], last)
+
+
+def test_depth_map_parallax_moves_near_planes_more():
+    from blursynth.ops.warp import render_subframes
+    from blursynth.pairs.scene import _parallax, _translate, camera_homographies
+
+    h, w, m = 24, 32, 8
+    poses = np.zeros((21, 6))
+    poses[:, 3] = np.linspace(-0.05, 0.05, 21)  # a sideways slide, in median depths
+    camera = {"poses": poses.tolist(), "focal_px": 60.0, "scene_depth": 1.0, "reference": "middle"}
+    src = np.random.default_rng(0).random((h + 2 * m, w + 2 * m, 3), dtype=np.float32)
+    sharp = src[m : m + h, m : m + w]
+    flat = np.ones(src.shape[:2], np.float32)
+    background, layers = _parallax(src, flat, camera, (h, w), m)
+    plane, _ = render_subframes(src, _translate(camera_homographies(camera, (h, w)), m), (h, w))
+    assert not layers and np.array_equal(render_subframes(src, background, (h, w))[0], plane)
+    depth = flat.copy()
+    depth[:, (w + 2 * m) // 2 :] = 4.0  # the right half four times as far
+    background, layers = _parallax(src, depth, camera, (h, w), m)
+    blurred, mask = render_subframes(src, background, (h, w), layers=layers)
+    near = np.abs(blurred - sharp)[:, 2 : w // 2 - 4].mean()
+    far = np.abs(blurred - sharp)[:, w // 2 + 4 : -2].mean()
+    assert near > 1.5 * far and not mask.any()  # parallax is the camera's: no object motion

@@ -42,6 +42,11 @@ SCENE_FIELDS = ("motion", "focal_px", "reference", "rolling_shutter", "objects",
                 "object_masks", "defocus", "depth", "defocus_px", "aperture_blades", "psf_grid")
 DEFAULT_OBJECTS = "1-3"
 DEFAULT_DEFOCUS_PX = "2-8"
+# Depths seen by the camera are in units of the window's median depth; nearer than this they are
+# treated as this near: the translations' parallax at most 4x the median plane's. A choice that
+# bounds the margin and the sub-frame count (a plane 1/100 as far moves 100x as much), not a
+# measurement.
+NEAREST_PARALLAX_DEPTH = 0.25
 MAX_DEFOCUS_PX = 64
 MAX_OBJECTS = 32
 
@@ -164,29 +169,33 @@ def scene_recipe(s) -> dict:
 # the camera: a drawn 6-DoF path, its sub-frames, homographies and PSF field
 
 
-def draw_camera(rng, focal_px: float, size, rolling_shutter: float, reference: str) -> dict:
+def draw_camera(rng, focal_px: float, size, rolling_shutter: float, reference: str, *,
+                nearest_depth: float = 1.0) -> dict:
     """A pair's camera: the drawn path (:func:`blursynth.ops.camera6d.draw_pose_path`) resampled
     at as many sub-frames as keep every pixel's step under one pixel, as JSON-safe params.
 
     The path spans the sampled time ``[0, 1 + rolling_shutter]``; ``poses`` are the sub-frames'
-    (the ones rendered), so a row rebuilds from its params alone.
+    (the ones rendered), so a row rebuilds from its params alone. ``nearest_depth`` (in the
+    translations' unit): with a depth map, the nearest plane moves most, so it sets the count.
     """
     from ..ops.camera6d import VERSION, draw_pose_path, subframe_poses, subframes_needed
 
     path, drawn = draw_pose_path(rng, focal_px=focal_px, size=size)
-    n = subframes_needed(path, size, focal_px=focal_px)
+    n = subframes_needed(path, size, focal_px=focal_px, depth=min(1.0, float(nearest_depth)))
     poses = subframe_poses(path, n)
     return {"model": VERSION, "focal_px": float(focal_px), "scene_depth": 1.0, "reference": reference,
             "span": 1.0 + float(rolling_shutter), "n_subframes": int(n), **drawn,
             "poses": [[float(v) for v in pose] for pose in poses]}
 
 
-def camera_homographies(camera: dict, size) -> np.ndarray:
-    """(T, 3, 3) sub-frame homographies of a recorded camera, in the window's pixels."""
+def camera_homographies(camera: dict, size, *, depth: float | None = None) -> np.ndarray:
+    """(T, 3, 3) sub-frame homographies of a recorded camera, in the window's pixels, seeing a
+    plane at ``depth`` (default the camera's ``scene_depth``)."""
     from ..ops.camera6d import pose_homographies
 
     return pose_homographies(np.asarray(camera["poses"], np.float64), camera["focal_px"], size,
-                             depth=camera["scene_depth"], reference=camera["reference"])
+                             depth=camera["scene_depth"] if depth is None else depth,
+                             reference=camera["reference"])
 
 
 def camera_psf_field(camera: dict, size, grid: int, rolling_shutter: float = 0.0) -> np.ndarray:
@@ -245,16 +254,21 @@ def draw_scene(job, index: int, photo_hw) -> dict:
         rho = _range(s.rolling_shutter, "rolling_shutter", (0.0, 1.0)).draw(
             sample_rng(s.seed, index, STREAM_ROLLING))
     params["rolling_shutter"] = rho
-    params["camera"] = draw_camera(sample_rng(s.seed, index, STREAM_CAMERA), focal, (ch, cw), rho,
-                                   s.reference)
-    margin = _margin(camera_homographies(params["camera"], (ch, cw)), ch, cw)
+    depths = (1.0,)
     if s.defocus:
         lo_hi = _range(s.defocus_px or DEFAULT_DEFOCUS_PX, "defocus_px", (0.0, MAX_DEFOCUS_PX))
+        params["defocus"], depth = _draw_defocus(s, index, params, photo_hw, lo_hi)
+        scale = params["defocus"]["depth_scale"]
+        depths = (max(float(depth.min()) / scale, NEAREST_PARALLAX_DEPTH),
+                  max(float(depth.max()) / scale, NEAREST_PARALLAX_DEPTH))
+    params["camera"] = draw_camera(sample_rng(s.seed, index, STREAM_CAMERA), focal, (ch, cw), rho,
+                                   s.reference, nearest_depth=depths[0])
+    # The region the path sees: the nearest and the farthest plane move most in opposite ways.
+    margin = max(_margin(camera_homographies(params["camera"], (ch, cw), depth=d), ch, cw) for d in depths)
+    if s.defocus:
         # The lens blurs the region the path sees; its widest disk reads this far beyond it.
         margin += int(math.ceil(lo_hi.hi / 2))
     params["margin_px"] = margin
-    if s.defocus:
-        params["defocus"] = _draw_defocus(s, index, params, (y0, x0, ch, cw), photo_hw, margin, lo_hi)
     if s.motion == "scene":
         params["objects"] = _draw_objects(job, index, params, (ch, cw))
         if s.object_masks is not None:
@@ -264,20 +278,23 @@ def draw_scene(job, index: int, photo_hw) -> dict:
     return params
 
 
-def _draw_defocus(s, index, params, window, photo_hw, margin, lo_hi) -> dict:
-    """The depth (drawn, or the photo's map) and the lens of pair ``index`` (stream 11)."""
+def _draw_defocus(s, index, params, photo_hw, lo_hi):
+    """The depth over the window (drawn, or the photo's map) and the lens of pair ``index``
+    (stream 11): (params, the window's depth)."""
     from ..ops.defocus import draw_defocus, draw_depth
 
-    y0, x0, ch, cw = window
+    _, _, ch, cw = params["crop"] if params.get("crop") else (0, 0, *photo_hw)
     rng = sample_rng(s.seed, index, STREAM_DEPTH)
     if s.depth in (None, "random"):
-        depth, record = draw_depth((ch + 2 * margin, cw + 2 * margin), rng=rng)
+        depth, record = draw_depth((ch, cw), rng=rng)
     else:
         record = {"file": depth_file(s.depth, params["photo"]).name}
         params["depth_folder"] = str(s.depth)
-        depth = region_depth(s.depth, params, photo_hw, margin)
+        depth = region_depth(s.depth, params, photo_hw, 0)
     lens = draw_defocus(depth, rng=rng, max_coc_px=(lo_hi.lo, lo_hi.hi), blades=s.aperture_blades)
-    return {"depth": record, **lens}
+    # The camera's translations are in units of the window's median depth (the plane of a
+    # scene without a map is at 1).
+    return {"depth": record, "depth_scale": float(np.median(depth.astype(np.float64))), **lens}, depth
 
 
 def depth_file(folder, photo):
@@ -416,23 +433,26 @@ def scene_images(photo, params, *, seed, index, photos=None, mosaic_only=False):
         regions = _small_regions(peak, params.get("highlight_regions"),
                                  params.get("highlight_region_threshold"))
         src = base * _boost_gains(peak, boost, regions)[..., None]
+    background, layers = _translate(hms, m), []
     if params.get("defocus") is not None:
-        src = _defocused(src, params, (h, w), photos)
+        depth = _region_depth_of(params, (h, w), photos)
+        src = _defocused(src, depth, params["defocus"])
+        seen = np.maximum(depth / np.float32(params["defocus"]["depth_scale"]), NEAREST_PARALLAX_DEPTH)
+        background, layers = _parallax(src, seen, params["camera"], (ch, cw), m)
     rho = float(params.get("rolling_shutter") or 0.0)
     sharp_lin = base[m : m + ch, m : m + cw]
-    layers = ()
     if params.get("objects"):
         from ..sources.objects import composite_reference, object_layers
 
         sources, masks = _object_sources(params, photos, table, gain)
-        layers = object_layers(params["objects"], (ch, cw), hms, rolling_shutter=rho, sources=sources,
-                               masks=masks)
+        layers += object_layers(params["objects"], (ch, cw), hms, rolling_shutter=rho, sources=sources,
+                                masks=masks)
         sharp_lin = composite_reference(np.ascontiguousarray(sharp_lin), params["objects"], sources=sources,
                                         masks=masks)
-    blurred_lin, mask = render_subframes(np.ascontiguousarray(src, np.float32), _translate(hms, m), (ch, cw),
+    blurred_lin, mask = render_subframes(np.ascontiguousarray(src, np.float32), background, (ch, cw),
                                          layers=layers, rolling_shutter=rho)
     out = _finish(blurred_lin, sharp_lin, region8[m : m + ch, m : m + cw], params, seed=seed, index=index,
-                  mosaic_only=mosaic_only, composited=bool(layers))
+                  mosaic_only=mosaic_only, composited=bool(params.get("objects")))
     if mosaic_only:
         return {"mosaic": out}
     out["motion_mask"] = mask
@@ -440,18 +460,41 @@ def scene_images(photo, params, *, seed, index, photos=None, mosaic_only=False):
     return out
 
 
-def _defocused(src, params, photo_hw, photos):
-    from ..ops.defocus import defocus_from_params, depth_from_params
+def _region_depth_of(params, photo_hw, photos):
+    """The pair's depth over the window and its margin: the photo's map around the window, or
+    the drawn window depth reflected past the window's edges (what lies there is not drawn)."""
+    from ..ops.defocus import depth_from_params
 
+    m = int(params["margin_px"])
     d = params["defocus"]
     if "file" in d["depth"]:
         folder = params.get("depth_folder")
         if folder is None:
             raise BadInputError("this pair's depth map came from a folder that its params do not name.")
-        depth = region_depth(folder, params, photo_hw, int(params["margin_px"]))
-    else:
-        depth = depth_from_params(d["depth"])
-    return defocus_from_params(np.ascontiguousarray(src, np.float32), depth, d)
+        return region_depth(folder, params, photo_hw, m)
+    depth = depth_from_params(d["depth"])
+    ch, cw = depth.shape
+    ys = _reflect_index(np.arange(-m, ch + m), ch)
+    xs = _reflect_index(np.arange(-m, cw + m), cw)
+    return np.ascontiguousarray(depth[ys[:, None], xs[None, :]])
+
+
+def _defocused(src, depth, lens):
+    from ..ops.defocus import defocus_from_params
+
+    return defocus_from_params(np.ascontiguousarray(src, np.float32), depth, lens)
+
+
+def _parallax(src, depth, camera, size, m):
+    """The background path and the nearer planes' layers of a scene with a depth map: the camera's
+    translations move each plane by its own parallax (:func:`blursynth.ops.camera6d.depth_planes`)."""
+    from ..ops.camera6d import depth_planes, plane_layers
+
+    poses = np.asarray(camera["poses"], np.float64)
+    planes, labels = depth_planes(depth, poses, camera["focal_px"], size, reference=camera["reference"])
+    paths = [_translate(camera_homographies(camera, size, depth=float(d)), m) for d in planes]
+    background, layers = plane_layers(np.ascontiguousarray(src, np.float32), labels, paths)
+    return background, list(layers)
 
 
 @functools.lru_cache(maxsize=8)
