@@ -76,6 +76,8 @@ def test_scene_bytes_do_not_depend_on_workers_and_rebuild(photos, tmp_path):
         p = row["params"]
         assert p["objects"] and p["defocus"]["depth"]["kind"] == "piecewise_planar"
         assert 0 <= p["rolling_shutter"] <= 0.5
+        # objects sit in the sharp image at the camera's reference time: the middle of [0, 1 + rho]
+        assert {o["reference_time"] for o in p["objects"]} == {(1 + p["rolling_shutter"]) / 2}
         masks += int(row["motion_mask"].any())
         blurred, sharp = rebuild_pair(row, photos)
         assert np.array_equal(blurred, row["blurred"]) and np.array_equal(sharp, row["sharp"])

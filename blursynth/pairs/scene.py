@@ -344,7 +344,13 @@ def _draw_objects(job, index, params, window_hw) -> list:
     masked = () if s.object_masks is None else tuple(n for n in shapes if _has_mask(s.object_masks, n))
     return draw_object_params(sample_rng(s.seed, index, STREAM_OBJECTS), window_hw, _object_settings(s),
                               source_shapes=shapes, masked=masked,
-                              reference_time=0.0 if s.reference == "start" else 0.5)
+                              reference_time=_reference_time(s.reference, params["rolling_shutter"]))
+
+
+def _reference_time(reference, rolling_shutter) -> float:
+    """The time (in exposures) of the sharp image, as the camera's reference pose has it: 0 for
+    ``start``, else the middle of the sampled span ``[0, 1 + rho]``."""
+    return 0.0 if reference == "start" else (1.0 + float(rolling_shutter or 0.0)) / 2
 
 
 def _has_mask(folder, photo) -> bool:
