@@ -201,24 +201,46 @@ def frames_average(inputs, out, window, exposure_ms, overlap, gap, odd_only, crf
               help="Camera response of the photo; frames are resampled in linear light.")
 @click.option("--quality", type=click.Choice(["lossless", "high"]), default="lossless", show_default=True,
               help="lossless: H.264 RGB at crf 0; high: H.264 4:2:0 at crf 12 (plays anywhere).")
+@click.option("--motion", type=click.Choice(["translation", "camera6d", "scene"]), default="translation",
+              show_default=True,
+              help="translation: the planar shake path; camera6d: a 6-DoF hand-shake path (rotation and "
+                   "translation, --length-px its longest image path), so the blur of frames-average varies "
+                   "across the frame; scene: that plus moving objects (--objects). frames-average then "
+                   "records each pair's PSF field and motion mask.")
+@click.option("--focal-px", type=float, default=None,
+              help="camera6d/scene: focal length in pixels (default: the photo's longer side).")
+@click.option("--objects", default=None, metavar="LO-HI",
+              help="--motion scene: number of moving objects, N or LO-HI (default 1-3); they move over the "
+                   "whole clip.")
+@click.option("--object-kind", type=click.Choice(["cutout", "leaves"]), default="cutout", show_default=True,
+              help="--motion scene: pieces of the photo cut by random soft shapes, or dead-leaves disks.")
+@click.option("--object-masks", type=click.Path(), default=None, metavar="DIR",
+              help="--motion scene: a folder holding the photo's alpha PNG (<stem>.png, the photo's size): "
+                   "the masked part moves as the objects.")
+@click.option("--psf-grid", type=int, default=5, show_default=True,
+              help="camera6d/scene: frames-average records N x N local PSFs per pair.")
 @seed_option
 @click.option("--overwrite", is_flag=True,
               help="Replace a clip (and sidecar) an earlier render-clip wrote at --out; anything else "
                    "there is never replaced.")
-def render_clip(photo, out, fps, n_frames, length_px, size, crf, quality, seed, overwrite):
+def render_clip(photo, out, fps, n_frames, length_px, size, crf, quality, motion, focal_px, objects, object_kind,
+                object_masks, psf_grid, seed, overwrite):
     """Render a high-frame-rate clip of a virtual camera moving over PHOTO along a random trajectory.
 
     Writes OUT and OUT.json (every frame's camera position, the settings and the
-    trajectory's parameters). An existing OUT is refused unless --overwrite is
+    trajectory's parameters; with --motion camera6d|scene also every frame's 6-DoF pose, the
+    focal length and the objects). An existing OUT is refused unless --overwrite is
     given and it is an earlier render-clip output.
 
     \b
     Example:
       blursynth render-clip photo.png --out clip.mp4 --fps 240 --frames 480 --seed 1
       blursynth frames-average clip.mp4 --window 5-25 --out pairs/
+      blursynth render-clip photo.png --motion scene --objects 1-3 --out scene.mkv
     """
     from ..sources.photos import load_rgb8
     from ..sources.render import RenderSettings, check_clip_output, render_clip as render
+    from ..sources.render_scene import check_clip_scene_settings
 
     frame_size = None
     if size is not None:
@@ -228,16 +250,19 @@ def render_clip(photo, out, fps, n_frames, length_px, size, crf, quality, seed, 
         frame_size = (int(m.group(1)), int(m.group(2)))
         if min(frame_size) < 2:
             raise click.BadParameter(f"{size!r}: frame sides must be at least 2 px, e.g. 480x640.", param_hint="--size")
-    check_clip_output(out, overwrite=overwrite)  # before the photo is read
+    settings = RenderSettings(fps=fps, n_frames=n_frames, seed=seed, length_px=length_px, crf=crf,
+                              quality=quality, size=frame_size, motion=motion, focal_px=focal_px,
+                              objects=objects, object_kind=object_kind, object_masks=object_masks,
+                              psf_grid=psf_grid)
+    check_clip_scene_settings(settings)  # before the photo is read
+    check_clip_output(out, overwrite=overwrite)
     image, note = load_rgb8(photo)
     if note:
         click.echo(f"note: {note}", err=True)
-    settings = RenderSettings(fps=fps, n_frames=n_frames, seed=seed, length_px=length_px, crf=crf,
-                              quality=quality, size=frame_size)
     info = render(image, out, settings, source=str(photo), overwrite=overwrite)
     g = info["geometry"]
     click.echo(f"wrote {n_frames} frames of {g['height']}x{g['width']} (HxW, as --size) at {fps:g} fps to {out} "
-               f"(camera positions in {out}.json)")
+               f"({'camera poses and objects' if motion != 'translation' else 'camera positions'} in {out}.json)")
 
 
 @click.command(name="render-leaves")

@@ -330,6 +330,7 @@ class FramesPlan:
     positions: tuple = ()  # per source: (n_frames, 2) camera path from a render-clip sidecar, or None
     names: tuple = ()  # per source: its location-free name (see expand_inputs_named)
     ranges: tuple = ()  # per source: (window_min, window_max) in frames, with --exposure-ms
+    scenes: tuple = ()  # per source: a render-clip --motion camera6d|scene sidecar, or None
 
     @property
     def n_frames(self) -> int:
@@ -408,12 +409,18 @@ def plan_frames_average(inputs, settings: FramesAverageSettings) -> FramesPlan:
     }
     positions = tuple(known_motion(s) for s in sources)
     record["known_motion"] = [p is not None for p in positions]
+    from ..sources.render_scene import known_scene
+
+    scenes = tuple(known_scene(s) for s in sources)
+    if any(scenes):  # recorded only then: other runs keep their fingerprints
+        record["known_scene"] = [None if c is None else c["motion"] for c in scenes]
     if settings.psf_max_size is not None:
         _warn_clipped_psfs(windows, positions, settings)
     _warn_ghosting(sources, names, windows, positions, settings)
     return FramesPlan(sources, tuple(windows), FramesAverageSettings(**{**settings.__dict__, "crf": crf}),
                       fingerprint(record), positions, names,
-                      tuple(ranges) if settings.exposure_ms is not None else ())
+                      tuple(ranges) if settings.exposure_ms is not None else (),
+                      scenes if any(scenes) else ())
 
 
 class FramesAverageWarning(UserWarning):
@@ -622,6 +629,20 @@ def _make_rows(start, stop, *, plan: FramesPlan, bar=None, keep_freed: bool = Fa
             params["psf_clipped"] = round(clipped, 9)  # fraction of the path's mass outside the cap
             # Where the sharp frame's camera sits relative to the blur's centre of mass.
             params["sharp_offset_xy"] = (positions[win.sharp] - seg.mean(axis=0)).round(6).tolist()
+        scene = plan.scenes[win.source] if plan.scenes else None
+        extra = {}
+        if plan.scenes:  # the run's schema has the scene columns: null where a clip has none
+            extra = {"motion_mask": None, "psf_field": None}
+        if scene is not None:
+            from .window_scene import window_field, window_mask
+
+            extra = {"psf_field": window_field(scene, win, plan.settings.interpolate),
+                     "motion_mask": window_mask(scene, win, plan.settings.interpolate)}
+            params["motion"] = scene["motion"]
+            params["psf_grid"] = int(scene.get("psf_grid", 5))
+            params["focal_px"] = scene["camera"]["focal_px"]
+            if scene.get("objects"):
+                params["n_objects"] = len(scene["objects"])
         s = plan.settings
         if s.pipeline == "raw":
             from .raw_settings import RawStreams, boost_options, draw_raw_row
@@ -634,7 +655,7 @@ def _make_rows(start, stop, *, plan: FramesPlan, bar=None, keep_freed: bool = Fa
         yield pair_row(
             index=win.index, blurred=blurred, sharp=sharp, psf=psf, source="video",
             seed=plan.settings.seed, params=params,
-            fingerprint=plan.fingerprint, png_level=plan.settings.png_level,
+            fingerprint=plan.fingerprint, png_level=plan.settings.png_level, **extra,
         )
 
 
@@ -723,12 +744,12 @@ class _LazyBar:
 
 def _write(out, plan, make_rows, workers, overwrite, progress, options):
     """The dataset writer, its bar (when ``progress``) counting the plan's frames."""
-    from ..dataset.schema import PAIR_SCHEMA
+    from ..dataset.schema import PAIR_SCHEMA, SCENE_PAIR_SCHEMA
     from ..dataset.writer import write_dataset
 
     settings = plan.settings
     return write_dataset(
-        out, kind="pairs", schema=PAIR_SCHEMA, n_items=len(plan.windows), shard_size=settings.shard_size,
+        out, kind="pairs", schema=SCENE_PAIR_SCHEMA if plan.scenes else PAIR_SCHEMA, n_items=len(plan.windows), shard_size=settings.shard_size,
         make_rows=make_rows, fingerprint=plan.fingerprint,
         command={"command": "frames-average", "inputs": [s.path for s in plan.sources],
                  **plan.settings.recorded()},

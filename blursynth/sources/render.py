@@ -458,6 +458,19 @@ class RenderSettings:
     quality : {'lossless', 'high'}
     size : (int, int) or None
         Frame (height, width); None for the largest that fits.
+    motion : {'translation', 'camera6d', 'scene'}
+        ``translation``: the planar shake path (today's clips); ``camera6d``: a 6-DoF shake path
+        (rotation and translation, :mod:`blursynth.sources.render_scene`), ``length_px`` its
+        longest image path; ``scene``: that plus moving objects.
+    focal_px : float or None
+        camera6d/scene: focal length in pixels (None: the photo's longer side).
+    objects : str or None
+        scene: object count ``N`` or ``LO-HI`` (None: 1-3).
+    object_kind : {'cutout', 'leaves'}
+    object_masks : str or None
+        scene: folder holding the photo's alpha mask (``<stem>.png``): that part of it moves.
+    psf_grid : int
+        camera6d/scene: side of the PSF field frames-average records per pair.
     """
 
     fps: float = 240.0
@@ -467,6 +480,12 @@ class RenderSettings:
     crf: str = "gamma:2.2"
     quality: str = "lossless"
     size: tuple | None = None
+    motion: str = "translation"
+    focal_px: float | None = None
+    objects: str | None = None
+    object_kind: str = "cutout"
+    object_masks: str | None = None
+    psf_grid: int = 5
 
 
 def clip_trajectory(n_frames: int, length_px: float, *, rng) -> tuple[np.ndarray, dict]:
@@ -544,14 +563,11 @@ def render_clip(photo: np.ndarray, out, settings: RenderSettings, *, source: str
     if settings.quality not in QUALITIES:
         raise BadInputError(f"quality must be one of {QUALITIES}; got {settings.quality!r}.")
     out = Path(out)
+    from .render_scene import check_clip_scene_settings
+
+    check_clip_scene_settings(settings)
     check_clip_output(out, overwrite=overwrite)
-    if settings.length_px > 0:
-        traj, traj_params = clip_trajectory(settings.n_frames, settings.length_px,
-                                            rng=sample_rng(settings.seed, 0))
-    else:
-        traj, traj_params = np.zeros((settings.n_frames, 2)), {}
     even = out.suffix != "" and _CODECS[settings.quality][1] == "yuv420p"
-    geometry = clip_geometry(photo.shape, traj, settings.size, even=even)
     info = {
         "source": source,
         "fps": settings.fps,
@@ -560,11 +576,25 @@ def render_clip(photo: np.ndarray, out, settings: RenderSettings, *, source: str
         "length_px": settings.length_px,
         "crf": settings.crf,
         "quality": settings.quality,
-        "geometry": geometry.__dict__,
-        "trajectory_params": traj_params,
-        "positions_xy": traj.round(9).tolist(),
     }
-    frames = render_frames(photo, traj, crf=settings.crf, geometry=geometry)
+    if settings.motion != "translation":
+        from .render_scene import load_clip_mask, plan_scene_clip, scene_frames
+
+        name = Path(source).name or "photo"
+        mask = load_clip_mask(settings, name, photo.shape)
+        info.update(plan_scene_clip(photo.shape, settings, source=name, even=even,
+                                    mask_hw=None if mask is None else mask.shape))
+        frames = scene_frames(photo, info, crf=settings.crf, mask=mask)
+    else:
+        if settings.length_px > 0:
+            traj, traj_params = clip_trajectory(settings.n_frames, settings.length_px,
+                                                rng=sample_rng(settings.seed, 0))
+        else:
+            traj, traj_params = np.zeros((settings.n_frames, 2)), {}
+        geometry = clip_geometry(photo.shape, traj, settings.size, even=even)
+        info.update(geometry=geometry.__dict__, trajectory_params=traj_params,
+                    positions_xy=traj.round(9).tolist())
+        frames = render_frames(photo, traj, crf=settings.crf, geometry=geometry)
     sidecar = out.with_name(out.name + ".json")
     folder = claim(out.parent, _CLIP_FOLDER)
     tmp, side_tmp = _staging_name(out), temporary_path(sidecar)
