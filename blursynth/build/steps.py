@@ -297,6 +297,13 @@ def _same_clip(sidecar: Path, settings, source: str) -> bool:
         return False
     want = {"source": source, "fps": settings.fps, "n_frames": settings.n_frames, "seed": settings.seed,
             "length_px": settings.length_px, "crf": settings.crf, "quality": settings.quality}
+    if settings.motion != info.get("motion", "translation"):
+        return False
+    if settings.motion != "translation":
+        from ..sources.render_scene import scene_settings
+
+        if info.get("scene_settings") != scene_settings(settings):
+            return False
     return all(info.get(k) == v for k, v in want.items()) and (
         settings.size is None or [info.get("geometry", {}).get(d) for d in ("height", "width")] == list(settings.size)
     )

@@ -749,7 +749,8 @@ def _write(out, plan, make_rows, workers, overwrite, progress, options):
 
     settings = plan.settings
     return write_dataset(
-        out, kind="pairs", schema=SCENE_PAIR_SCHEMA if plan.scenes else PAIR_SCHEMA, n_items=len(plan.windows), shard_size=settings.shard_size,
+        out, kind="pairs", schema=SCENE_PAIR_SCHEMA if plan.scenes else PAIR_SCHEMA,
+        n_items=len(plan.windows), shard_size=settings.shard_size,
         make_rows=make_rows, fingerprint=plan.fingerprint,
         command={"command": "frames-average", "inputs": [s.path for s in plan.sources],
                  **plan.settings.recorded()},

@@ -66,7 +66,8 @@ def window_mask(scene: dict, win, interpolate: int = 1) -> np.ndarray:
     # Only the objects' alpha decides the mask: their colours (the photo) are not needed.
     blank = np.zeros((big_h, big_w, 3), np.float32)
     names = {o["source"] for o in objects if "source" in o} | {
-        o["colour"]["source"] for o in objects if isinstance(o.get("colour"), dict) and "source" in o["colour"]}
+        o["colour"]["source"] for o in objects
+        if isinstance(o.get("colour"), dict) and "source" in o["colour"]}
     masks = None
     if any(o.get("kind") == "mask" for o in objects):
         from ..sources.objects import load_object_mask

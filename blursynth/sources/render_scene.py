@@ -175,7 +175,8 @@ def plan_scene_clip(photo_hw, settings, *, source: str, even: bool, mask_hw=None
                        geometry.origin_y + (geometry.height - 1) / 2.0, 1.0])
     seen = hms @ centre
     positions = seen[:, :2] / seen[:, 2:] - centre[:2]
-    info = {"motion": settings.motion, "camera": camera, "geometry": geometry.__dict__,
+    info = {"motion": settings.motion, "scene_settings": scene_settings(settings), "camera": camera,
+            "geometry": geometry.__dict__,
             "psf_grid": int(settings.psf_grid), "warp_version": warp.VERSION,
             "positions_xy": positions.round(9).tolist(), "trajectory_params": drawn}
     if settings.motion == "scene":
@@ -185,6 +186,15 @@ def plan_scene_clip(photo_hw, settings, *, source: str, even: bool, mask_hw=None
         if settings.object_masks is not None:
             info["object_masks"] = str(settings.object_masks)
     return info
+
+
+def scene_settings(settings) -> dict:
+    """The options of a camera6d/scene clip as given (recorded, so a build reuses a clip only
+    when they match)."""
+    return {"motion": settings.motion, "focal_px": settings.focal_px, "objects": settings.objects,
+            "object_kind": settings.object_kind,
+            "object_masks": None if settings.object_masks is None else str(settings.object_masks),
+            "psf_grid": int(settings.psf_grid)}
 
 
 def object_settings(settings):
@@ -231,7 +241,7 @@ def scene_frames(photo: np.ndarray, info: dict, *, crf="gamma:2.2", mask=None):
     ``mask``: the photo's user object mask ((H, W) float32), when its objects are masked.
     """
     from ..ops.encode8 import linear_lut, sum_readout
-    from ..ops.warp import render_subframes, warp_bilinear
+    from ..ops.warp import Layer, render_subframes, warp_bilinear
     from .objects import object_layers
 
     lut, scale = linear_lut(crf)
@@ -246,11 +256,13 @@ def scene_frames(photo: np.ndarray, info: dict, *, crf="gamma:2.2", mask=None):
     sources, masks = object_sources(info, linear, mask)
     times = clip_times(len(hms), np.arange(len(hms)))
     readout = sum_readout(crf, 1)
+    # Every frame's layers at once (the objects' shapes are rasterised once), then one frame each.
+    layers = object_layers(objects, (h, w), local, times=times, sources=sources, masks=masks) \
+        if objects else []
     for k in range(len(hms)):
         if objects:
-            layers = object_layers(objects, (h, w), local[k:k + 1], times=times[k:k + 1],
-                                   sources=sources, masks=masks)
-            frame, _ = render_subframes(linear, (hms[k] @ _shift(ox, oy))[None], (h, w), layers=layers)
+            now = [Layer(lay.image, lay.alpha, lay.homographies[k:k + 1]) for lay in layers]
+            frame, _ = render_subframes(linear, (hms[k] @ _shift(ox, oy))[None], (h, w), layers=now)
         else:
             frame = warp_bilinear(linear, hms[k], (h, w), offset=(ox, oy))
         sums = np.floor(np.clip(frame.astype(np.float64), 0.0, 1.0) * scale + 0.5).astype(np.uint32)
