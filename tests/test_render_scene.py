@@ -160,6 +160,7 @@ def test_still_objects_leave_the_mask_empty(tmp_path, photo, monkeypatch):
     (["--motion", "camera6d", "--psf-grid", "0"], "--psf-grid must be a whole number"),
     (["--motion", "scene", "--object-masks", "nowhere"], "--object-masks nowhere: no such folder"),
     (["--motion", "camera6d", "--size", "200x200"], "leave the photo"),
+    (["--motion", "camera6d", "--length-px", "5000"], "moves too far for any frame"),
 ])
 def test_bad_scene_options_are_one_line_and_write_nothing(tmp_path, photo, run_cli, args, words):
     from blursynth.sources.photos import save_rgb8

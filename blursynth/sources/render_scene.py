@@ -97,8 +97,8 @@ def scene_geometry(hms, photo_hw, size=None, even=False):
                 "leave the photo; use a larger photo, a shorter path (--length-px) or a smaller --size.")
         ox, oy, h, w = box(0)
         return ClipGeometry(ox, oy, h, w)
-    lo, hi = 0, min(big_h, big_w) // 2  # smallest margin that fits, by bisection
-    if not ok(hi - 1):
+    lo, hi = 0, min(big_h, big_w) // 2 - 1  # smallest margin that fits, by bisection (ok(hi) holds)
+    if not ok(hi):
         raise BadInputError(
             f"the camera path moves too far for any frame to stay inside the {big_h}x{big_w} photo; use a "
             "larger photo or a shorter path (--length-px).")
