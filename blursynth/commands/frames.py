@@ -261,8 +261,9 @@ def render_clip(photo, out, fps, n_frames, length_px, size, crf, quality, motion
         click.echo(f"note: {note}", err=True)
     info = render(image, out, settings, source=str(photo), overwrite=overwrite)
     g = info["geometry"]
+    what = {"translation": "camera positions", "camera6d": "camera poses"}.get(motion, "camera poses and objects")
     click.echo(f"wrote {n_frames} frames of {g['height']}x{g['width']} (HxW, as --size) at {fps:g} fps to {out} "
-               f"({'camera poses and objects' if motion != 'translation' else 'camera positions'} in {out}.json)")
+               f"({what} in {out}.json)")
 
 
 @click.command(name="render-leaves")
