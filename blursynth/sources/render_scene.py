@@ -73,11 +73,14 @@ def _fits(hms, photo_hw, ox, oy, h, w) -> bool:
 
 def scene_geometry(hms, photo_hw, size=None, even=False):
     """The frame: ``size`` (or the largest with a uniform margin) centred in the photo, such
-    that no frame's view leaves the photo. Returns a :class:`~blursynth.sources.render.ClipGeometry`.
+    that no frame's view leaves the photo: the fields of a
+    :class:`~blursynth.sources.render.ClipGeometry` as a dict (``origin_x``, ``origin_y``,
+    ``height``, ``width``).
     """
-    from .render import ClipGeometry
-
     big_h, big_w = photo_hw
+
+    def geometry(ox, oy, h, w):
+        return {"origin_x": ox, "origin_y": oy, "height": h, "width": w}
 
     def box(d):
         h, w = (big_h - 2 * d, big_w - 2 * d) if size is None else size
@@ -95,8 +98,7 @@ def scene_geometry(hms, photo_hw, size=None, even=False):
             raise BadInputError(
                 f"the camera path's views of a {h}x{w} (HxW) frame centred in the {big_h}x{big_w} photo "
                 "leave the photo; use a larger photo, a shorter path (--length-px) or a smaller --size.")
-        ox, oy, h, w = box(0)
-        return ClipGeometry(ox, oy, h, w)
+        return geometry(*box(0))
     lo, hi = 0, min(big_h, big_w) // 2 - 1  # smallest margin that fits, by bisection (ok(hi) holds)
     if not ok(hi):
         raise BadInputError(
@@ -108,9 +110,7 @@ def scene_geometry(hms, photo_hw, size=None, even=False):
             hi = mid
         else:
             lo = mid
-    d = 0 if ok(0) else hi
-    ox, oy, h, w = box(d)
-    return ClipGeometry(ox, oy, h, w)
+    return geometry(*box(0 if ok(0) else hi))
 
 
 def _shift(x, y):
@@ -171,16 +171,16 @@ def plan_scene_clip(photo_hw, settings, *, source: str, even: bool, mask_hw=None
               "photo_size": [big_h, big_w], **drawn, "poses": [[float(v) for v in p] for p in poses]}
     hms = clip_homographies(camera)
     geometry = scene_geometry(hms, (big_h, big_w), settings.size, even=even)
-    centre = np.array([geometry.origin_x + (geometry.width - 1) / 2.0,
-                       geometry.origin_y + (geometry.height - 1) / 2.0, 1.0])
+    centre = np.array([geometry["origin_x"] + (geometry["width"] - 1) / 2.0,
+                       geometry["origin_y"] + (geometry["height"] - 1) / 2.0, 1.0])
     seen = hms @ centre
     positions = seen[:, :2] / seen[:, 2:] - centre[:2]
     info = {"motion": settings.motion, "scene_settings": scene_settings(settings), "camera": camera,
-            "geometry": geometry.__dict__,
+            "geometry": geometry,
             "psf_grid": int(settings.psf_grid), "warp_version": warp.VERSION,
             "positions_xy": positions.round(9).tolist(), "trajectory_params": drawn}
     if settings.motion == "scene":
-        info["objects"] = _draw_clip_objects(settings, (geometry.height, geometry.width), source,
+        info["objects"] = _draw_clip_objects(settings, (geometry["height"], geometry["width"]), source,
                                              (big_h, big_w), mask_hw)
         info["object_time"] = "clip"  # t_k = k / (n_frames - 1): the objects' motion spans the clip
         if settings.object_masks is not None:
