@@ -74,7 +74,7 @@ def test_missing_step_input_and_dry_run_without_vgg(tmp_path, run_cli):
     "edit, expect",
     [
         (("per_image = 3", "per_imag = 3"), "tiny.toml:21: unknown key 'per_imag'"),
-        (("n = 30", "n = -4"), "tiny.toml:11: [trajectories]: --n must be a positive integer; got -4."),
+        (("n = 30", "n = -4"), "tiny.toml:11: [trajectories]: n must be a positive integer; got -4."),
         (("crop = [48, 48]", 'crf = "gamma:x"'), "tiny.toml:22: "),
         (('kernels = "@bank"', 'kernels = "@banks"'), "names no input or earlier step"),
         (('run = "blur"', 'run = "smear"'), "is not a step kind"),
@@ -84,7 +84,7 @@ def test_missing_step_input_and_dry_run_without_vgg(tmp_path, run_cli):
         # Each settings error names its field: the line is that key's, whatever the message says.
         (("samples = 300", "samples = 1"), "tiny.toml:12: [trajectories]: n_samples must be an integer >= 2"),
         (("length = 20.0", 'length = "long"'), "tiny.toml:13: [trajectories]: could not convert string to float"),
-        (("canvas = 31", "canvas = 2"), "tiny.toml:14: [trajectories]: --canvas must be an integer from 3"),
+        (("canvas = 31", "canvas = 2"), "tiny.toml:14: [trajectories]: canvas must be an integer from 3"),
         (("per_image = 3", "per_image = 0"), "tiny.toml:21: per_image must be a positive integer; got 0."),
         (("crop = [48, 48]", "crop = [0, 48]"), "tiny.toml:22: crop must be positive HxW; got 0x48."),
         (("crop = [48, 48]", 'noise = "lots"'), "tiny.toml:22: noise 'lots' is neither numbers"),
@@ -167,10 +167,10 @@ def test_set_and_input_errors(tiny_recipe, tmp_path, run_cli):
         (["--set", "synth.per_imag=2"], f"error: {tiny_recipe}: --set synth.per_imag=2: unknown key 'per_imag'"),
         # --limit lowers n; a value that is no number is left for the check that names it.
         (["--limit", "3", "--set", "bank.n=nan"],
-         f"error: {tiny_recipe}: --set bank.n=nan: [trajectories]: --n must be a positive integer; got nan (a float: write the count as an integer, e.g. n = 100000)."),
+         f"error: {tiny_recipe}: --set bank.n=nan: [trajectories]: n must be a positive integer; got nan (a float: write the count as an integer, e.g. n = 100000)."),
         # A float count is refused under --limit as without it (not turned into an int).
         (["--limit", "3", "--set", "bank.n=1e12"],
-         f"error: {tiny_recipe}: --set bank.n=1e12: [trajectories]: --n must be a positive integer; got 1000000000000.0 (a float"),
+         f"error: {tiny_recipe}: --set bank.n=1e12: [trajectories]: n must be a positive integer; got 1000000000000.0 (a float"),
     ]:
         r = run_cli("build", tiny_recipe, "--out", tmp_path / "o2", "--dry-run", *args)
         assert r.code == 2 and expect in error_line(r), (args, r.err)

@@ -233,9 +233,13 @@ def table_settings(recipe: Recipe, table_key: tuple, cls, table: dict, *, fixed:
         # A field the table does not set (a default, or one of `fixed`) points at the step.
         key = exc.field if isinstance(exc, SettingError) and exc.field in table else None
         key = spelled.get(key, key)
-        # The settings speak in command-line options; a recipe's reader knows its keys.
-        text = re.sub(r"--([a-z][a-z0-9-]*)", lambda m: m.group(1).replace("-", "_"), str(exc))
-        recipe.fail(text.strip(), table_key, key)
+        recipe.fail(in_recipe_terms(exc), table_key, key)
+
+
+def in_recipe_terms(message) -> str:
+    """A settings refusal spoken in command-line options (``--raw-bits``), reworded in recipe keys
+    (``raw_bits``): a recipe's reader knows its keys."""
+    return re.sub(r"--([a-z][a-z0-9-]*)", lambda m: m.group(1).replace("-", "_"), str(message)).strip()
 
 
 class Resolver:

@@ -18,7 +18,7 @@ from typing import Callable
 import numpy as np
 
 from ..errors import BadInputError, SettingError
-from .recipe import NAME, NAME_RULE, Recipe, Resolver, kernel_bank_config, table_settings
+from .recipe import NAME, NAME_RULE, Recipe, Resolver, in_recipe_terms, kernel_bank_config, table_settings
 
 #: What a build folder holds besides its steps' folders: a step may not take these names.
 BUILD_FILES = ("recipe.toml", "build.json", "inputs")
@@ -183,7 +183,7 @@ def _prep_trajectories(st: StepTable):
     try:
         st.step.settings = kernel_bank_config(section, where=None)
     except SettingError as exc:
-        st.fail(str(exc), exc.field if exc.field in section else None)
+        st.fail(in_recipe_terms(exc), exc.field if exc.field in section else None)
     s = st.step.settings
     st.step.describe = {"n": s.n, "seed": s.seed, "exposures": list(s.exposures)}
 
@@ -322,7 +322,7 @@ def _prep_frames(st: StepTable):
         try:
             lo, hi = parse_window(str(st.table["window"]))
         except BadInputError as exc:
-            st.fail(str(exc), "window")
+            st.fail(in_recipe_terms(exc), "window")
         inner["window_min"], inner["window_max"] = lo, hi
     if "exposure_ms" in st.table:
         if "window" in st.table:
@@ -332,7 +332,7 @@ def _prep_frames(st: StepTable):
             try:
                 inner["exposure_ms"] = parse_exposure_ms(value)
             except BadInputError as exc:
-                st.fail(str(exc), "exposure_ms")
+                st.fail(in_recipe_terms(exc), "exposure_ms")
     st.step.settings = (paths, st.settings(inner, {}))
     settings = dataclasses.asdict(st.step.settings[1])
     lo, hi = (settings.pop(k) for k in ("window_min", "window_max"))
