@@ -208,3 +208,25 @@ def test_fft_path_ignores_thread_count():
     finally:
         torch.set_num_threads(before)
     assert torch.equal(one, two)
+
+
+def test_cpu_tap_kernel_restores_numba_thread_count():
+    # Numba's thread count is process-wide: a convolution under one_thread (as defocus runs
+    # them) must hand back the count it found, or every later Numba loop runs on one thread.
+    import numba
+
+    from blursynth._threads import one_thread
+    from blursynth.ops.convolve import _convolve_direct
+
+    if numba.config.NUMBA_NUM_THREADS < 2:
+        pytest.skip("needs Numba with at least two threads")
+    padded = pad_image(torch.rand(1, 1, 12, 12), 2, "reflect")
+    psf = torch.from_numpy(sparse_psf(5, 6, seed=1))
+    before = numba.get_num_threads()
+    try:
+        numba.set_num_threads(2)
+        with one_thread():
+            _convolve_direct(padded, psf)
+        assert numba.get_num_threads() == 2
+    finally:
+        numba.set_num_threads(before)

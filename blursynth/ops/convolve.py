@@ -444,18 +444,27 @@ def _convolve_taps_cpu(padded, psf):
     x = padded.detach().contiguous().numpy().reshape(b * c, hp, wp)
     dy, dx, w = psf_taps(psf)
     out = np.empty((b * c, hp - k + 1, wp - k + 1), x.dtype)
-    _set_numba_threads()
-    _taps_kernel()(x, dy, dx, w.astype(x.dtype), out)
+    previous = _set_numba_threads()
+    try:
+        _taps_kernel()(x, dy, dx, w.astype(x.dtype), out)
+    finally:
+        # Numba's count is process-wide: a call under one_thread must not leave every later
+        # Numba loop of the process (the scene renderer's, say) at one thread.
+        import numba
+
+        numba.set_num_threads(previous)
     return torch.from_numpy(out).reshape(b, c, hp - k + 1, wp - k + 1)
 
 
-def _set_numba_threads():
-    # Follow torch's thread budget (1 in dataset worker processes) so the two
-    # libraries never oversubscribe the cores.
+def _set_numba_threads() -> int:
+    """Follow torch's thread budget (1 in dataset worker processes) so the two libraries never
+    oversubscribe the cores; returns Numba's count before, for the caller to restore."""
     import numba
     import torch
 
+    previous = numba.get_num_threads()
     numba.set_num_threads(max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS)))
+    return previous
 
 
 _TAPS_KERNEL = None
