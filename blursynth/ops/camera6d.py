@@ -149,7 +149,9 @@ def _check_size(size):
 def _check_focal(focal_px):
     f = float(focal_px)
     if not (f > 0 and math.isfinite(f)):
-        raise SettingError(f"--focal-px must be a positive number of pixels; got {focal_px!r}.", "focal_px")
+        # Worded as the value: the ops layer knows no command line (the scene settings check
+        # names --focal-px before a pair is drawn).
+        raise SettingError(f"focal_px must be a positive number of pixels; got {focal_px!r}.", "focal_px")
     return f
 
 
@@ -296,7 +298,7 @@ def reference_pose(poses, reference="middle"):
 
     ``middle``: the pose at the middle of the sampled span (linear between the two samples
     around it); ``start``: the first pose; ``mean``: the mean pose (for a translation-only path,
-    the alignment of today's mass-centred kernels).
+    the alignment of the uniform blur's mass-centred kernels).
     """
     poses = np.asarray(poses, np.float64)
     if reference == "start":
@@ -555,7 +557,7 @@ def psf_field(homographies, size, grid=(5, 5), k=None, *, weights=None):
     of sub-frame ``t``'s homography); the local PSF is that path's offsets ``G_t q - q``
     splatted bilinearly (:mod:`blursynth.ops.psf`'s splat) around the centre pixel, so it keeps
     the local misalignment (not re-centred on its mass): convolving the sharp image with it
-    predicts the render near ``q``. Its sign is today's: a tap at ``(dx, dy)`` from the centre
+    predicts the render near ``q``. Its sign is the uniform PSFs': a tap at ``(dx, dy)`` from the centre
     moves content by ``(+dx, +dy)``, and a translation-only path with mean-referenced
     homographies gives exactly :func:`blursynth.ops.psf.rasterize_psf`'s kernel.
 

@@ -106,7 +106,7 @@ class BlurSettings:
         RAW path: quantise the RAW values to this many bits (10-14), or to a number drawn
         per pair from (lo, hi); None keeps float values.
     motion : {"uniform", "camera6d", "scene"}
-        ``uniform``: one PSF for the whole image (the kernels above; today's bytes).
+        ``uniform``: one PSF for the whole image (the kernels above; the default).
         ``camera6d``: a 6-DoF camera path rendered by per-sub-frame homographies
         (:mod:`blursynth.pairs.scene`); ``scene``: that and moving objects.
     focal_px : float or None
