@@ -234,3 +234,16 @@ def test_an_object_past_the_frame_edge_is_whole():
     move = _shifts([pad], [pad])[0] @ motion_homographies(obj, subframe_times(9))
     whole = np.mean([warp_bilinear(canvas, m, HW) for m in move], axis=0)
     np.testing.assert_allclose(blurred[..., 0], whole, atol=2e-6)
+
+
+def test_still_object_over_a_depth_plane_background_is_not_moving():
+    """With a depth map the background path is the farthest plane's, not the camera's that the
+    objects ride on: a still object is still not in the motion mask; a moving one is."""
+    cam = _shifts([-2, -1, 0, 1, 2])
+    far = _shifts([-1, -0.5, 0, 0.5, 1])  # a farther plane: less parallax
+    still, moving = (object_layers([_disk((30.0, 24.0), 6.0, (0.9, 0.1, 0.1), velocity=v)], HW, cam)
+                     for v in ((0.0, 0.0), (10.0, 0.0)))
+    _, mask = render_subframes(_photo(0), far, HW, layers=still)
+    assert still[0].moving is False and mask.max() == 0
+    _, mask = render_subframes(_photo(0), far, HW, layers=moving)
+    assert moving[0].moving is True and mask.max() == 255

@@ -501,6 +501,17 @@ def _crop(image, alpha, x0, y0):
             np.ascontiguousarray(alpha[by0:by1, bx0:bx1]), x0 + bx0, y0 + by0)
 
 
+def _moves(own, x0, y0, h, w) -> bool:
+    """True when the motions ``own`` (T, 3, 3) move a corner of the box at (x0, y0), h x w."""
+    from ..ops.warp import STATIC_TOLERANCE_PX
+
+    corners = np.array([[x0, y0, 1.0], [x0 + w - 1.0, y0, 1.0], [x0, y0 + h - 1.0, 1.0],
+                        [x0 + w - 1.0, y0 + h - 1.0, 1.0]])
+    q = np.einsum("tij,nj->tni", own, corners)
+    q = q[..., :2] / q[..., 2:]
+    return bool(np.abs(q - q[:1]).max() > STATIC_TOLERANCE_PX)
+
+
 def object_layers(objects, photo_hw, camera_homographies=None, *, times=None,
                   rolling_shutter: float = 0.0, sources=None, masks=None,
                   reference: bool = False) -> list:
@@ -554,7 +565,10 @@ def object_layers(objects, photo_hw, camera_homographies=None, *, times=None,
         image, alpha, x0, y0 = _crop(*object_image(obj, sources, masks))
         shift = np.array([[1.0, 0.0, -x0], [0.0, 1.0, -y0], [0.0, 0.0, 1.0]])
         own = np.eye(3)[None] if reference else motion_homographies(obj, times)
-        layers.append(Layer(image, alpha, np.ascontiguousarray(shift @ own @ cam)))
+        # Moving = its own motion moves its box; not decided against the background, which with
+        # a depth map is the farthest plane (a still object would then count as moving).
+        layers.append(Layer(image, alpha, np.ascontiguousarray(shift @ own @ cam),
+                            moving=_moves(own, x0, y0, *alpha.shape)))
     return layers
 
 
