@@ -262,3 +262,17 @@ def test_depth_map_parallax_moves_near_planes_more():
     near = np.abs(blurred - sharp)[:, 2 : w // 2 - 4].mean()
     far = np.abs(blurred - sharp)[:, w // 2 + 4 : -2].mean()
     assert near > 1.5 * far and not mask.any()  # parallax is the camera's: no object motion
+
+
+
+def test_object_fit_is_checked_on_every_window(photos):
+    """A narrow photo fails the object check though a smaller-area one passes: checked up front."""
+    from types import SimpleNamespace
+
+    from blursynth.errors import SettingError
+    from blursynth.pairs.scene import check_scene_inputs
+
+    s = scene(photos, motion="scene", object_kind="leaves", crop=None)
+    plan = SimpleNamespace(files=["wide.png", "square.png"], sizes=[(26, 400), (40, 40)])
+    with pytest.raises(SettingError, match="too small for objects"):
+        check_scene_inputs(s, plan)

@@ -639,7 +639,7 @@ def check_scene_inputs(s, plan) -> None:
         from ..sources.objects import check_object_count
 
         settings = _object_settings(s)
-        for hw in sorted(set(map(tuple, windows)), key=lambda t: t[0] * t[1])[:1]:
+        for hw in sorted(set(map(tuple, windows))):  # the smallest by area may not be the narrowest
             check_object_count(settings, hw)
         if s.object_kind == "cutout" and settings.count[1] > 0 and len(plan.files) < 2:
             raise SettingError("--objects: cut-outs come from the other photos of PHOTOS, and it holds one; "
