@@ -195,6 +195,22 @@ def test_depth_map_parallax_as_planes():
     assert len(depth_planes(depth, turn, f, (h, w))[0]) == 1
 
 
+def test_depth_planes_keep_every_pixel_within_the_error_bound():
+    """Planes sit halfway between their pixels' extreme inverse depths: a bin crowded at one end
+    (where its pixels' mean would sit) still leaves its lone far-end pixel within max_error_px."""
+    h, w, f = 8, 10, 100.0
+    poses = np.zeros((9, 6))
+    poses[:, 3] = np.linspace(0.0, 0.02, 9)  # start reference: a point at depth z moves f t / z
+    inv = np.full((h, w), 0.25)
+    inv[0, :5] = 1.0
+    inv[1, 0] = 0.62  # alone at the far end of the bin that holds the 0.25s
+    planes, labels = depth_planes(1.0 / inv, poses, f, (h, w), reference="start", max_error_px=0.5)
+    move = f * 0.02
+    err = move * np.abs(inv - 1.0 / planes[labels])
+    assert err.max() <= 0.5 + 1e-9 and len(planes) < h * w
+    assert np.allclose(planes[labels[inv == 1.0]], 1.0)  # a bin holding one depth is exact
+
+
 def test_bad_settings_are_one_line():
     with pytest.raises(SettingError, match="focal"):
         draw_pose_path((0, 0), focal_px=0.0, size=SIZE)

@@ -26,13 +26,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from .._numba import njit
+from .._rng import STREAM_CAMERA
 from ..errors import BadInputError, SettingError
 from .trajectory import EXPL_CHOICES
 
 # Names the model's draws and arithmetic; datasets record it, so that a change is never
 # mistaken for a resumable run of the same settings.
 VERSION = "camera6d-v1"
-STREAM_CAMERA = 9  # the pair's keyed stream of the pose path (blursynth.pairs.shake.sample_rng)
 AXES = ("rx", "ry", "rz", "tx", "ty", "tz")
 REFERENCES = ("middle", "start", "mean")
 
@@ -370,8 +370,10 @@ def depth_planes(depth, poses, focal_px, size, *, reference="middle", max_error_
 
     A depth map is not one homography: only the translations' parallax depends on depth, a
     point at depth ``z`` moving by about ``f |t_xy| / z + r |t_z| / z`` pixels (``r`` the
-    centre-to-corner distance). Planes spaced uniformly in inverse depth, each pixel moved
-    with its plane's, err by at most ``max_error_px`` (or as little as ``max_planes`` allow).
+    centre-to-corner distance). Planes spaced uniformly in inverse depth, each at its bin's
+    pixels' middle inverse depth and each pixel moved with its plane's, err by at most
+    ``max_error_px`` (no pixel is more than half a bin from its plane) unless ``max_planes``
+    caps the count.
 
     Parameters
     ----------
@@ -389,7 +391,8 @@ def depth_planes(depth, poses, focal_px, size, *, reference="middle", max_error_
     Returns
     -------
     plane_depths : (n,) float64 ndarray
-        Far to near: each plane at its pixels' mean inverse depth.
+        Far to near: each plane halfway between its pixels' least and greatest inverse depth
+        (a bin holding one depth: that depth).
     labels : (h, w) int32 ndarray
         Each pixel's plane (0: the farthest).
 
@@ -415,17 +418,20 @@ def depth_planes(depth, poses, focal_px, size, *, reference="middle", max_error_
     inv = 1.0 / z
     lo, hi = float(inv.min()), float(inv.max())
     n = int(min(max(1, math.ceil(move * (hi - lo) / (2.0 * float(max_error_px)))), int(max_planes)))
-    if n == 1 or hi == lo:
-        return np.array([float(np.median(z))]), np.zeros(z.shape, np.int32)
+    if hi == lo:  # a flat map: its own depth, bit for bit
+        return np.array([float(z.flat[0])]), np.zeros(z.shape, np.int32)
     width = (hi - lo) / n
     labels = np.minimum(((inv - lo) / width).astype(np.int32), n - 1)
-    # Each plane at its pixels' mean inverse depth (the bin's centre when it has none): within
-    # the bin, so the error bound holds, and exact where the bin holds one depth.
-    counts = np.bincount(labels.ravel(), minlength=n)
-    sums = np.bincount(labels.ravel(), weights=inv.ravel(), minlength=n)
-    centres = lo + (np.arange(n) + 0.5) * width
-    mean_inv = np.where(counts > 0, sums / np.maximum(counts, 1), centres)
-    return 1.0 / mean_inv, labels
+    # Each plane halfway between its pixels' least and greatest inverse depth: no pixel is more
+    # than half a bin (move * width / 2 <= max_error_px) from it, and a bin holding one depth is
+    # exact. (A plane at its pixels' mean could sit near a bin's edge and err twice the bound.)
+    flat_labels, flat_inv = labels.ravel(), inv.ravel()
+    least, most = np.full(n, np.inf), np.full(n, -np.inf)
+    np.minimum.at(least, flat_labels, flat_inv)
+    np.maximum.at(most, flat_labels, flat_inv)
+    centres = lo + (np.arange(n) + 0.5) * width  # bins with no pixel: any depth will do
+    mid = np.where(np.isfinite(least), (least + most) / 2.0, centres)
+    return 1.0 / mid, labels
 
 
 def plane_layers(image, labels, plane_homographies):
