@@ -8,6 +8,11 @@ from .errors import BadInputError
 
 MAX_SEED = 2**63 - 1
 
+# Keyed streams (the third key of sample_rng) that more than one module draws on: the draw
+# lives in ops/sources, the pair assembly in pairs/, and both must name the same number.
+STREAM_CAMERA = 9  # the 6-DoF pose path (blursynth.ops.camera6d)
+STREAM_OBJECTS = 10  # moving objects: count, sources, shapes, paths (blursynth.sources.objects)
+
 
 def check_seed(seed) -> int:
     """Return ``seed`` as a non-negative int, or raise :class:`BadInputError`."""

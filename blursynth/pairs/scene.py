@@ -26,11 +26,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .._rng import sample_rng
+from .._rng import STREAM_CAMERA, STREAM_OBJECTS, sample_rng
 from ..errors import BadInputError, SettingError
 
-STREAM_CAMERA = 9  # the 6-DoF pose path
-STREAM_OBJECTS = 10  # moving objects: count, sources, shapes, paths
 STREAM_DEPTH = 11  # defocus: the random depth and the lens
 STREAM_ROLLING = 12  # the rolling shutter's read-out fraction
 

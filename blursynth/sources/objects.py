@@ -25,10 +25,11 @@ from pathlib import Path
 import numpy as np
 
 from .._numba import njit
+from .._rng import STREAM_OBJECTS
 from ..errors import BadInputError, SettingError
 
-#: The keyed stream (``sample_rng(seed, index, STREAM_OBJECTS)``) every object draw of a pair uses.
-STREAM_OBJECTS = 10
+# STREAM_OBJECTS (blursynth._rng): the keyed stream, ``sample_rng(seed, index, STREAM_OBJECTS)``,
+# every object draw of a pair uses.
 KINDS = ("cutout", "leaves")
 #: Sub-samples per pixel side when a shape's coverage is rendered (16 per pixel: alpha steps of
 #: 1/16 along edges, enough that an edge shows no stair steps after the blur).
