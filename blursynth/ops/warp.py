@@ -72,6 +72,17 @@ def _reflect101(i, n):
     return i
 
 
+def reflect101_index(i, n):
+    """Integer array ``i`` folded into [0, n) as :func:`_reflect101` folds one index: the same
+    border for NumPy indexing outside the kernels (crop windows, margins)."""
+    i = np.asarray(i)
+    if n == 1:
+        return np.zeros_like(i)
+    period = 2 * (n - 1)
+    i = np.mod(i, period)
+    return np.where(i < n, i, period - i)
+
+
 @njit(inline="always")
 def _project(hm, x, y):
     """``hm @ (x, y, 1)`` divided by its third coordinate."""
@@ -294,6 +305,13 @@ def warp_bilinear(src, H, out_shape, *, offset=(0.0, 0.0)):
     out = np.empty((ho, wo, src3.shape[2]), np.float32)
     _warp(src3, hm[0], offset[0], offset[1], out)
     return out[..., 0] if plane else out
+
+
+def subframe_times(n_subframes: int, rolling_shutter: float = 0.0) -> np.ndarray:
+    """The time, in exposures, of each sub-frame's pose: the middle of its slice of
+    ``[0, 1 + rolling_shutter]`` (the slices :func:`subframe_weights` weighs)."""
+    n = int(n_subframes)
+    return (np.arange(n) + 0.5) * ((1.0 + float(rolling_shutter)) / n)
 
 
 def subframe_weights(n_subframes: int, n_rows: int, rolling_shutter: float = 0.0):

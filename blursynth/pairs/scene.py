@@ -362,12 +362,11 @@ def _has_mask(folder, photo) -> bool:
 
 
 def _reflect_index(i, n):
-    """Indices folded into [0, n) by reflect-101, as the warps' borders fold."""
-    if n == 1:
-        return np.zeros_like(i)
-    period = 2 * (n - 1)
-    i = np.mod(i, period)
-    return np.where(i >= n, period - i, i)
+    """Indices folded into [0, n) by reflect-101, as the warps' borders fold (imported late:
+    the warp module loads Numba)."""
+    from ..ops.warp import reflect101_index
+
+    return reflect101_index(i, n)
 
 
 def _margin(hms, ch, cw) -> int:

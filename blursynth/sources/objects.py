@@ -27,6 +27,7 @@ import numpy as np
 from .._numba import njit
 from .._rng import STREAM_OBJECTS
 from ..errors import BadInputError, SettingError
+from ..ops.warp import reflect101_index, subframe_times  # noqa: F401 (subframe_times: part of this API)
 
 # STREAM_OBJECTS (blursynth._rng): the keyed stream, ``sample_rng(seed, index, STREAM_OBJECTS)``,
 # every object draw of a pair uses.
@@ -420,17 +421,9 @@ def shape_alpha(shape: dict, photo_hw) -> np.ndarray:
 
 def _window(image, x0: int, y0: int, h: int, w: int):
     """``out[r, c] = image[y0 + r, x0 + c]``, reflect-101 outside ``image``."""
-    ys = _reflect101(np.arange(h) + y0, image.shape[0])
-    xs = _reflect101(np.arange(w) + x0, image.shape[1])
+    ys = reflect101_index(np.arange(h) + y0, image.shape[0])
+    xs = reflect101_index(np.arange(w) + x0, image.shape[1])
     return np.ascontiguousarray(image[np.ix_(ys, xs)])
-
-
-def _reflect101(i, n):
-    if n == 1:
-        return np.zeros_like(i)
-    period = 2 * (n - 1)
-    i = np.mod(i, period)
-    return np.where(i < n, i, period - i)
 
 
 def mask_box(mask: np.ndarray) -> tuple[int, int, int, int]:
@@ -483,13 +476,6 @@ def _source(sources, name):
     if sources is None or name not in sources:
         raise ValueError(f"object source {name!r} is not in sources.")
     return sources[name]
-
-
-def subframe_times(n_subframes: int, rolling_shutter: float = 0.0) -> np.ndarray:
-    """The time, in exposures, of each sub-frame's pose: the middle of its slice of
-    ``[0, 1 + rolling_shutter]`` (as :func:`blursynth.ops.warp.subframe_weights` slices it)."""
-    n = int(n_subframes)
-    return (np.arange(n) + 0.5) * ((1.0 + float(rolling_shutter)) / n)
 
 
 def _crop(image, alpha, x0, y0):
