@@ -163,13 +163,6 @@ def _unit_scales(focal_px, size):
                      1.0 / corner])
 
 
-def _grid_points(size, n=3):
-    h, w = size
-    xs = np.linspace(0.0, w - 1.0, n)
-    ys = np.linspace(0.0, h - 1.0, n)
-    return np.array([(x, y) for y in ys for x in xs])
-
-
 def image_paths(poses, focal_px, size, points, *, depth=1.0, reference="start"):
     """Where each of ``points`` (sharp-image pixels) is seen at each pose: (T, N, 2) float64.
 
@@ -258,7 +251,7 @@ def draw_pose_path(rng, config: PoseConfig | None = None, *, focal_px, size, **o
     # Scale to the drawn image length. The projection is not linear in the pose, so the scale
     # is corrected until the length holds to 1e-9 (two or three passes at shake sizes; a few
     # more when the angles are large, as with a short focal length).
-    points = _grid_points(size)
+    points = _frame_points(size, 3)
     for _ in range(50):
         current = _longest_image_path(poses, f, size, points)
         if current <= 0.0 or abs(current - length) <= 1e-9 * length:
@@ -470,6 +463,8 @@ def plane_layers(image, labels, plane_homographies):
 
 # -- sub-frames ---------------------------------------------------------------------------------
 def _frame_points(size, n=9):
+    """An n x n grid of frame pixels (x, y) from corner to corner, row-major: where the path's
+    length (n = 3) and its largest step (n = 9) are measured."""
     h, w = size
     xs = np.linspace(0.0, w - 1.0, n)
     ys = np.linspace(0.0, h - 1.0, n)
