@@ -422,9 +422,9 @@ def depth_planes(depth, poses, focal_px, size, *, reference="middle", max_error_
     least, most = np.full(n, np.inf), np.full(n, -np.inf)
     np.minimum.at(least, flat_labels, flat_inv)
     np.maximum.at(most, flat_labels, flat_inv)
-    centres = lo + (np.arange(n) + 0.5) * width  # bins with no pixel: any depth will do
-    mid = np.where(np.isfinite(least), (least + most) / 2.0, centres)
-    return 1.0 / mid, labels
+    empty = ~np.isfinite(least)  # bins with no pixel: any depth will do, their centre's
+    least[empty] = most[empty] = (lo + (np.arange(n) + 0.5) * width)[empty]
+    return 1.0 / ((least + most) / 2.0), labels
 
 
 def plane_layers(image, labels, plane_homographies):
