@@ -264,7 +264,6 @@ def test_depth_map_parallax_moves_near_planes_more():
     assert near > 1.5 * far and not mask.any()  # parallax is the camera's: no object motion
 
 
-
 def test_object_fit_is_checked_on_every_window(photos):
     """A narrow photo fails the object check though a smaller-area one passes: checked up front."""
     from types import SimpleNamespace
@@ -276,3 +275,44 @@ def test_object_fit_is_checked_on_every_window(photos):
     plan = SimpleNamespace(files=["wide.png", "square.png"], sizes=[(26, 400), (40, 40)])
     with pytest.raises(SettingError, match="too small for objects"):
         check_scene_inputs(s, plan)
+
+
+
+def _disk_object(velocity, reference_time):
+    return {"kind": "leaves", "shape": {"type": "disk", "centre_xy": [24.0, 20.0], "radius_px": 6.0},
+            "colour": {"linear_rgb": [0.5, 0.5, 0.5]},
+            "motion": {"velocity_px": list(velocity), "acceleration_px": [0.0, 0.0], "rotation_rad": 0.5,
+                       "log_scale": 0.0}, "reference_time": reference_time}
+
+
+def test_fast_objects_set_the_subframe_count():
+    """An object faster than the camera moves under a pixel per sub-frame (no strobing)."""
+    from blursynth._rng import sample_rng
+    from blursynth.pairs.scene import camera_homographies, draw_camera
+    from blursynth.sources.objects import max_step_px, subframe_times
+
+    size = (40, 48)
+    still = draw_camera(sample_rng(3, 0, 9), 48.0, size, 0.0, "middle")
+    fast = _disk_object((60.0, 0.0), 0.5)
+    cam = draw_camera(sample_rng(3, 0, 9), 48.0, size, 0.0, "middle", objects=[fast])
+    n = cam["n_subframes"]
+    assert n > still["n_subframes"] and cam["poses"] != still["poses"]
+    step = max_step_px([fast], camera_homographies(cam, size), subframe_times(n))
+    assert 0.5 < step < 1.0
+
+
+@pytest.mark.parametrize("reference", ["start", "middle"])
+def test_camera_reference_is_the_objects_time(reference):
+    """The sharp pose is the path's at the objects' reference time (0 or the middle of the span),
+    not the first sub-frame's (half a sub-frame late) or an interpolation of two sub-frames."""
+    from blursynth._rng import sample_rng
+    from blursynth.ops.camera6d import draw_pose_path, reference_pose
+    from blursynth.pairs.scene import camera_homographies, draw_camera
+
+    size = (40, 48)
+    cam = draw_camera(sample_rng(5, 1, 9), 48.0, size, 0.5, reference)
+    path, _ = draw_pose_path(sample_rng(5, 1, 9), focal_px=48.0, size=size)
+    assert cam["reference_pose"] == reference_pose(path, reference).tolist()
+    if reference == "start":
+        assert cam["reference_pose"] == [0.0] * 6  # the path at time 0
+        assert not np.allclose(camera_homographies(cam, size)[0], np.eye(3))

@@ -168,22 +168,52 @@ def scene_recipe(s) -> dict:
 
 
 def draw_camera(rng, focal_px: float, size, rolling_shutter: float, reference: str, *,
-                nearest_depth: float = 1.0) -> dict:
+                nearest_depth: float = 1.0, objects=(), source_shapes=None) -> dict:
     """A pair's camera: the drawn path (:func:`blursynth.ops.camera6d.draw_pose_path`) resampled
     at as many sub-frames as keep every pixel's step under one pixel, as JSON-safe params.
 
     The path spans the sampled time ``[0, 1 + rolling_shutter]``; ``poses`` are the sub-frames'
     (the ones rendered), so a row rebuilds from its params alone. ``nearest_depth`` (in the
     translations' unit): with a depth map, the nearest plane moves most, so it sets the count.
+    ``objects`` (drawn params; ``source_shapes`` for user-masked ones): each object's own motion
+    with the camera's also moves under one pixel per sub-frame, so objects do not strobe.
+    ``reference_pose``: the path's pose at the reference time (0, or the middle of the span),
+    the time the objects take, not a sub-frame's (the first is half a sub-frame late).
     """
-    from ..ops.camera6d import VERSION, draw_pose_path, subframe_poses, subframes_needed
+    from ..ops.camera6d import VERSION, draw_pose_path, reference_pose, subframe_poses, subframes_needed
 
     path, drawn = draw_pose_path(rng, focal_px=focal_px, size=size)
+    ref = reference_pose(path, reference)
     n = subframes_needed(path, size, focal_px=focal_px, depth=min(1.0, float(nearest_depth)))
+    if objects:
+        from ..sources.objects import max_step_px
+
+        # As subframes_needed: n sub-frames are (T - 1) / n path samples apart.
+        hms = _referenced_homographies(path, ref, focal_px, size, 1.0)
+        step = max_step_px(objects, hms, np.linspace(0.0, 1.0 + float(rolling_shutter), len(path)),
+                           source_shapes=source_shapes)
+        n = max(n, int(math.floor((len(path) - 1) * step)) + 1)
     poses = subframe_poses(path, n)
     return {"model": VERSION, "focal_px": float(focal_px), "scene_depth": 1.0, "reference": reference,
             "span": 1.0 + float(rolling_shutter), "n_subframes": int(n), **drawn,
+            "reference_pose": [float(v) for v in ref],
             "poses": [[float(v) for v in pose] for pose in poses]}
+
+
+def _referenced_homographies(poses, ref, focal_px, size, depth):
+    """pose_homographies relative to the pose ``ref``: it goes first, as the "start" reference."""
+    from ..ops.camera6d import pose_homographies
+
+    return pose_homographies(np.vstack([ref, poses]), focal_px, size, depth=depth, reference="start")[1:]
+
+
+def _camera_poses(camera):
+    """(poses, reference) for camera6d's functions: a recorded ``reference_pose`` first, as
+    "start" (rows without one: the reference named, of the sub-frames' poses)."""
+    poses = np.asarray(camera["poses"], np.float64)
+    if "reference_pose" not in camera:
+        return poses, camera["reference"]
+    return np.vstack([np.asarray(camera["reference_pose"], np.float64), poses]), "start"
 
 
 def camera_homographies(camera: dict, size, *, depth: float | None = None) -> np.ndarray:
@@ -191,9 +221,10 @@ def camera_homographies(camera: dict, size, *, depth: float | None = None) -> np
     plane at ``depth`` (default the camera's ``scene_depth``)."""
     from ..ops.camera6d import pose_homographies
 
-    return pose_homographies(np.asarray(camera["poses"], np.float64), camera["focal_px"], size,
-                             depth=camera["scene_depth"] if depth is None else depth,
-                             reference=camera["reference"])
+    poses, reference = _camera_poses(camera)
+    hms = pose_homographies(poses, camera["focal_px"], size,
+                            depth=camera["scene_depth"] if depth is None else depth, reference=reference)
+    return hms[len(hms) - len(camera["poses"]):]
 
 
 def camera_psf_field(camera: dict, size, grid: int, rolling_shutter: float = 0.0) -> np.ndarray:
@@ -259,8 +290,13 @@ def draw_scene(job, index: int, photo_hw) -> dict:
         scale = params["defocus"]["depth_scale"]
         depths = (max(float(depth.min()) / scale, NEAREST_PARALLAX_DEPTH),
                   max(float(depth.max()) / scale, NEAREST_PARALLAX_DEPTH))
+    objects, shapes = [], None
+    if s.motion == "scene":  # drawn before the camera: their speed counts in the sub-frames
+        shapes = _other_shapes(job, params["photo"])
+        objects = _draw_objects(job, index, params, (ch, cw))
     params["camera"] = draw_camera(sample_rng(s.seed, index, STREAM_CAMERA), focal, (ch, cw), rho,
-                                   s.reference, nearest_depth=depths[0])
+                                   s.reference, nearest_depth=depths[0], objects=objects,
+                                   source_shapes=shapes)
     # The region the path sees: the nearest and the farthest plane move most in opposite ways.
     margin = max(_margin(camera_homographies(params["camera"], (ch, cw), depth=d), ch, cw) for d in depths)
     if s.defocus:
@@ -268,7 +304,7 @@ def draw_scene(job, index: int, photo_hw) -> dict:
         margin += int(math.ceil(lo_hi.hi / 2))
     params["margin_px"] = margin
     if s.motion == "scene":
-        params["objects"] = _draw_objects(job, index, params, (ch, cw))
+        params["objects"] = objects
         if s.object_masks is not None:
             params["object_masks"] = str(s.object_masks)
     params["psf_grid"] = int(s.psf_grid)
@@ -330,15 +366,21 @@ def _object_settings(s):
     return ObjectSettings(count=object_count_range(s.objects), kind=s.object_kind)
 
 
-def _draw_objects(job, index, params, window_hw) -> list:
-    """Pair ``index``'s objects (stream 10), cut from the other photos of the set."""
-    from ..sources.objects import draw_object_params
+def _other_shapes(job, own) -> dict:
+    """{name: (h, w)} of the other photos of the set, resized as the run resizes."""
     from .shake_inputs import resized_shape
 
     s = job.settings
-    own = params["photo"]
-    shapes = {name: resized_shape(s.resize, *size) for name, size in zip(job.plan.files, job.plan.sizes)
-              if name != own}
+    return {name: resized_shape(s.resize, *size) for name, size in zip(job.plan.files, job.plan.sizes)
+            if name != own}
+
+
+def _draw_objects(job, index, params, window_hw) -> list:
+    """Pair ``index``'s objects (stream 10), cut from the other photos of the set."""
+    from ..sources.objects import draw_object_params
+
+    s = job.settings
+    shapes = _other_shapes(job, params["photo"])
     masked = () if s.object_masks is None else tuple(n for n in shapes if _has_mask(s.object_masks, n))
     return draw_object_params(sample_rng(s.seed, index, STREAM_OBJECTS), window_hw, _object_settings(s),
                               source_shapes=shapes, masked=masked,
@@ -493,8 +535,8 @@ def _parallax(src, depth, camera, size, m):
     translations move each plane by its own parallax (:func:`blursynth.ops.camera6d.depth_planes`)."""
     from ..ops.camera6d import depth_planes, plane_layers
 
-    poses = np.asarray(camera["poses"], np.float64)
-    planes, labels = depth_planes(depth, poses, camera["focal_px"], size, reference=camera["reference"])
+    poses, reference = _camera_poses(camera)
+    planes, labels = depth_planes(depth, poses, camera["focal_px"], size, reference=reference)
     paths = [_translate(camera_homographies(camera, size, depth=float(d)), m) for d in planes]
     background, layers = plane_layers(np.ascontiguousarray(src, np.float32), labels, paths)
     return background, list(layers)

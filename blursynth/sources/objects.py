@@ -559,6 +559,37 @@ def object_layers(objects, photo_hw, camera_homographies=None, *, times=None,
     return layers
 
 
+def object_corners(obj: dict, source_shapes=None) -> np.ndarray:
+    """(4, 2) corners (x, y) of a box holding the object in the reference image. A user-masked
+    object's box is not known without its mask: its source photo's frame centred on the object
+    bounds it (``source_shapes[name]`` = (h, w))."""
+    if obj["kind"] == "mask":
+        sh, sw = source_shapes[obj["source"]][:2]
+        cx, cy = obj["centre_xy"]
+        x0, y0, x1, y1 = cx - sw / 2.0, cy - sh / 2.0, cx + sw / 2.0, cy + sh / 2.0
+    else:
+        x0, y0, x1, y1 = _shape_box(obj["shape"])
+    return np.array([[x0, y0], [x1, y0], [x0, y1], [x1, y1]], np.float64)
+
+
+def max_step_px(objects, camera_homographies, times, *, source_shapes=None) -> float:
+    """Largest move, in output pixels, of an object's box corner between consecutive times.
+
+    A reference-image point ``p`` of an object is seen at ``inv(H_t) @ A_t @ p`` (its own motion
+    then the camera's), so a sub-frame count that keeps this under a pixel keeps moving objects
+    from strobing, as :func:`blursynth.ops.camera6d.subframes_needed` does for the camera.
+    """
+    cam = np.asarray(camera_homographies, np.float64)
+    step = 0.0
+    for obj in objects:
+        fwd = np.linalg.inv(motion_homographies(obj, times) @ cam)
+        q = np.einsum("tij,nj->tni", fwd, np.c_[object_corners(obj, source_shapes), np.ones(4)])
+        q = q[..., :2] / q[..., 2:]
+        if len(q) > 1:
+            step = max(step, float(np.sqrt((np.diff(q, axis=0) ** 2).sum(axis=2)).max()))
+    return step
+
+
 def composite_reference(sharp_linear: np.ndarray, objects, *, sources=None,
                         masks=None) -> np.ndarray:
     """The sharp image with its objects in their reference pose (unwarped, by the renderer's
