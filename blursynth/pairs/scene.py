@@ -256,14 +256,9 @@ def _window(s, index, photo_hw, params):
         params["crop"] = None
         return 0, 0, h, w
     ch, cw = s.crop
-    if ch > h or cw > w:
-        raise BadInputError(f"photo {params['photo']} decodes to {h}x{w}, smaller than the {ch}x{cw} "
-                            "window; use a smaller --crop or remove the photo.")
-    from .shake_draws import STREAM_CROP
+    from .shake_draws import draw_crop_window
 
-    crng = sample_rng(s.seed, index, STREAM_CROP)
-    y0 = int(crng.integers(h - ch + 1))
-    x0 = int(crng.integers(w - cw + 1))
+    y0, x0 = draw_crop_window(s.seed, index, photo_hw, (ch, cw), params["photo"])
     params["crop"] = [y0, x0, ch, cw]
     return y0, x0, ch, cw
 
@@ -636,8 +631,6 @@ def scene_pair_from_params(photo, params, *, seed, index, photos=None, mosaic_on
 
 def _scene_rows(start, stop, job):
     """Yield the scene pair rows of samples ``start..stop-1`` (skipping unreadable photos)."""
-    import functools
-
     from ..dataset.schema import pair_row
     from .photos import photos_for
     from .shake_inputs import resize_photo

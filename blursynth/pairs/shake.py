@@ -33,7 +33,7 @@ from .raw_settings import check_boost_settings, noise_ranges, raw_recipe
 # the draws after the blur live in shake_draws, which scene blur shares.
 from .shake_draws import (  # noqa: F401 - the streams are re-exported: callers name them from here
     STREAM_CRF, STREAM_CROP, STREAM_DEGRADE, STREAM_KERNEL, STREAM_NOISE, STREAM_RAW, STREAM_RAW_NOISE,
-    draw_degradations,
+    draw_crop_window, draw_degradations,
 )
 from .shake_draws import resize_param as _resize_param
 from .shake_inputs import KernelSource, open_kernels, plan_photos, resize_photo, resized_shape
@@ -332,15 +332,7 @@ def draw_pair(job: BlurJob, index: int, photo_hw) -> tuple[dict, np.ndarray]:
         ch, cw = s.crop
         if s.border == "valid":
             ch, cw = ch + k - 1, cw + k - 1
-        if ch > h or cw > w:
-            # The plan checked header sizes; a file whose pixels disagree lands here.
-            raise BadInputError(
-                f"photo {params['photo']} decodes to {h}x{w}, smaller than the {ch}x{cw} window "
-                "this pair needs; use a smaller --crop or remove the photo."
-            )
-        crng = sample_rng(s.seed, index, STREAM_CROP)
-        y0 = int(crng.integers(h - ch + 1))
-        x0 = int(crng.integers(w - cw + 1))
+        y0, x0 = draw_crop_window(s.seed, index, photo_hw, (ch, cw), params["photo"])
         params["crop"] = [y0, x0, ch, cw]
     else:
         params["crop"] = None

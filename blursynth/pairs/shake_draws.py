@@ -5,6 +5,7 @@ degradations, RAW camera), apart from :mod:`blursynth.pairs.shake` so that scene
 from __future__ import annotations
 
 from .._rng import sample_rng
+from ..errors import BadInputError
 from ..ops.color import draw_response, parse_crf_option
 from .raw_settings import noise_levels, raw_choices
 
@@ -17,6 +18,26 @@ STREAM_NOISE = 4
 STREAM_RAW = 5  # the RAW path's camera (ops.raw.draw_raw_params)
 STREAM_RAW_NOISE = 6  # the RAW path's noise field, one normal per mosaic site
 STREAM_CRF = 7  # --crf random: the pair's camera response, one integer
+
+
+def draw_crop_window(seed: int, index: int, photo_hw, window_hw, photo) -> tuple[int, int]:
+    """Pair ``index``'s crop window (stream 2): the top-left ``(y0, x0)`` of a ``window_hw``
+    window drawn uniformly in a photo of ``photo_hw``; every motion draws it this way.
+
+    Raises :class:`BadInputError` naming ``photo`` when the window does not fit: the plan
+    checked header sizes, and a file whose pixels disagree lands here.
+    """
+    h, w = photo_hw
+    ch, cw = window_hw
+    if ch > h or cw > w:
+        raise BadInputError(
+            f"photo {photo} decodes to {h}x{w}, smaller than the {ch}x{cw} window "
+            "this pair needs; use a smaller --crop or remove the photo."
+        )
+    crng = sample_rng(seed, index, STREAM_CROP)
+    y0 = int(crng.integers(h - ch + 1))
+    x0 = int(crng.integers(w - cw + 1))
+    return y0, x0
 
 
 def draw_degradations(s, index: int, params: dict) -> None:
