@@ -316,3 +316,24 @@ def test_camera_reference_is_the_objects_time(reference):
     if reference == "start":
         assert cam["reference_pose"] == [0.0] * 6  # the path at time 0
         assert not np.allclose(camera_homographies(cam, size)[0], np.eye(3))
+
+
+
+def test_depth_beyond_the_window_is_clipped_to_the_windows_range(photos, tmp_path):
+    """Near content in the margin around the window gets no nearer than the window's nearest
+    (the lens and the margin are sized for the window's depths); recorded as depth_range."""
+    import cv2
+
+    from blursynth.pairs.scene import _region_depth_of
+
+    folder = tmp_path / "depth"
+    folder.mkdir()
+    depth = np.full((50, 75), 800, np.uint16)
+    depth[:, :10] = 5  # near, left of the window
+    depth[20:30, 30:40] = 500
+    cv2.imwrite(str(folder / "coffee.png"), depth)
+    params = {"photo": "coffee.png", "crop": [5, 20, 40, 48], "margin_px": 15, "depth_folder": str(folder),
+              "defocus": {"depth": {"file": "coffee.png"}, "depth_range": [500.0, 800.0]}}
+    region = _region_depth_of(params, (50, 75), photos)
+    assert region.shape == (70, 78) and region.min() == 500 and region.max() == 800
+    assert region[0, 0] == 500  # the near band, clipped

@@ -323,7 +323,11 @@ def _draw_defocus(s, index, params, photo_hw, lo_hi):
     lens = draw_defocus(depth, rng=rng, max_coc_px=(lo_hi.lo, lo_hi.hi), blades=s.aperture_blades)
     # The camera's translations are in units of the window's median depth (the plane of a
     # scene without a map is at 1).
-    return {"depth": record, "depth_scale": float(np.median(depth.astype(np.float64))), **lens}, depth
+    # depth_range: the margin's depth is clipped to it (scene_images), as the lens, the margin and
+    # the sub-frames are sized for the window's depths; nearer content just outside would
+    # otherwise blur by disks far past the drawn largest.
+    return {"depth": record, "depth_scale": float(np.median(depth.astype(np.float64))),
+            "depth_range": [float(depth.min()), float(depth.max())], **lens}, depth
 
 
 def depth_file(folder, photo):
@@ -511,7 +515,11 @@ def _region_depth_of(params, photo_hw, photos):
         folder = params.get("depth_folder")
         if folder is None:
             raise BadInputError("this pair's depth map came from a folder that its params do not name.")
-        return region_depth(folder, params, photo_hw, m)
+        region = region_depth(folder, params, photo_hw, m)
+        if "depth_range" in d:  # rows without it: as they were made
+            lo, hi = d["depth_range"]
+            region = np.clip(region, np.float32(lo), np.float32(hi))
+        return region
     depth = depth_from_params(d["depth"])
     ch, cw = depth.shape
     ys = _reflect_index(np.arange(-m, ch + m), ch)
@@ -522,7 +530,14 @@ def _region_depth_of(params, photo_hw, photos):
 def _defocused(src, depth, lens):
     from ..ops.defocus import defocus_from_params
 
-    return defocus_from_params(np.ascontiguousarray(src, np.float32), depth, lens)
+    try:
+        return defocus_from_params(np.ascontiguousarray(src, np.float32), depth, lens)
+    except BadInputError as exc:
+        if "PSF" not in str(exc):
+            raise
+        h, w = depth.shape
+        raise BadInputError(f"the depth map's largest blur disk does not fit the {h}x{w} region the camera "
+                            "sees; use a smaller --defocus range or a larger --crop.") from None
 
 
 def _parallax(src, depth, camera, size, m):
