@@ -166,6 +166,11 @@ def _depth_folder(path, name, shape):
     (["--motion", "camera6d", "--defocus", "--aperture-blades", "2"], "--aperture-blades must be 0"),
     (["--motion", "camera6d", "--psf-source", "fresh"], "--psf-source chooses uniform blur's PSF"),
     (["--motion", "camera6d", "--exposure", "0.5"], "--exposure chooses uniform blur's PSF"),
+    (["--motion", "camera6d", "--device", "cuda"], "--device cuda: scene blur renders on the CPU"),
+    (["--motion", "scene", "--length", "30"], "--length sizes uniform blur's fresh trajectories"),
+    (["--motion", "camera6d", "--canvas", "33"], "--canvas sizes uniform blur's fresh trajectories"),
+    (["--motion", "scene", "--object-kind", "leaves", "--object-masks", "masks"],
+     "--object-masks moves masked parts of the other photos, --object-kind leaves"),
 ])
 def test_bad_scene_options_are_one_line(run_cli, photos, tmp_path, extra, match):
     out = tmp_path / "pairs"
@@ -184,15 +189,41 @@ def test_depth_map_of_another_size_is_refused(run_cli, photos, tmp_path):
     assert r.code == 2 and "rocket.png is 20x20" in error_line(r) and not out.exists()
 
 
-def test_depth_folder_defocus_rebuilds(photos, tmp_path):
-    depth = _depth_folder(tmp_path / "depth", "coffee.png", (50, 75))
-    _depth_folder(depth, "rocket.png", (54, 80))
-    s = scene(photos, defocus=True, depth=str(depth), per_image=1)
-    blur_photos(s, tmp_path / "p", progress=False)
-    for row in PairDataset(tmp_path / "p"):
-        assert row["params"]["defocus"]["depth"] == {"file": row["params"]["photo"]}
+@pytest.mark.parametrize("near", [None, 100])
+def test_depth_folder_defocus_rebuilds(photos, tmp_path, monkeypatch, near):
+    """A map varying across the window, with ``near``: much nearer just outside the window than
+    inside it (the margin the path sees reads it), given as a relative folder: the run renders,
+    the rows record the folder's absolute path, and a rebuild from another working directory
+    gives the same bytes."""
+    import cv2
+
+    crops = {row["params"]["photo"]: row["params"]["crop"]  # stream 2: the same windows with --defocus
+             for row in _made(scene(photos, per_image=1), tmp_path / "plain")}
+    (tmp_path / "depth").mkdir()
+    for name, (y0, x0, ch, cw) in crops.items():
+        h, w = load_rgb8(photos / name)[0].shape[:2]
+        depth = np.tile(np.linspace(500, 1000, w), (h, 1))  # far, and varying across the window
+        if near is not None:  # five to ten times nearer, beside the window
+            depth[:, slice(x0 - 2, x0) if x0 >= 2 else slice(x0 + cw, x0 + cw + 2)] = near
+        cv2.imwrite(str(tmp_path / "depth" / name), depth.astype(np.uint16))
+    monkeypatch.chdir(tmp_path)
+    rows = _made(scene(photos, defocus=True, depth="depth", per_image=1), tmp_path / "p")
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    assert len(rows) == 2
+    for row in rows:
+        p = row["params"]
+        assert p["defocus"]["depth"] == {"file": p["photo"]} and p["defocus"]["coc_scale_px"] > 0
+        assert p["depth_folder"] == str(tmp_path.resolve() / "depth")
         blurred, sharp = rebuild_pair(row, photos)
-        assert np.array_equal(blurred, row["blurred"])
+        assert np.array_equal(blurred, row["blurred"]) and np.array_equal(sharp, row["sharp"])
+        y0, x0, h, w = p["crop"]
+        assert np.array_equal(sharp, load_rgb8(photos / p["photo"])[0][y0 : y0 + h, x0 : x0 + w])  # in focus
+
+
+def _made(settings, out):
+    blur_photos(settings, out, progress=False)
+    return list(PairDataset(out))
 
 
 def test_mask_of_another_size_is_refused(run_cli, photos, tmp_path):
@@ -277,7 +308,6 @@ def test_object_fit_is_checked_on_every_window(photos):
         check_scene_inputs(s, plan)
 
 
-
 def _disk_object(velocity, reference_time):
     return {"kind": "leaves", "shape": {"type": "disk", "centre_xy": [24.0, 20.0], "radius_px": 6.0},
             "colour": {"linear_rgb": [0.5, 0.5, 0.5]},
@@ -316,7 +346,6 @@ def test_camera_reference_is_the_objects_time(reference):
     if reference == "start":
         assert cam["reference_pose"] == [0.0] * 6  # the path at time 0
         assert not np.allclose(camera_homographies(cam, size)[0], np.eye(3))
-
 
 
 def test_depth_beyond_the_window_is_clipped_to_the_windows_range(photos, tmp_path):

@@ -89,6 +89,9 @@ def check_scene_settings(s) -> None:
         if s.object_kind not in OBJECT_KINDS:
             raise SettingError(f"--object-kind must be cutout or leaves; got {s.object_kind!r}.",
                                "object_kind")
+        if s.object_masks is not None and s.object_kind == "leaves":
+            raise SettingError("--object-masks moves masked parts of the other photos, --object-kind leaves "
+                               "draws disks instead; give one of them.", "object_masks")
         if s.object_masks is not None:
             from pathlib import Path
 
@@ -126,6 +129,15 @@ def check_scene_settings(s) -> None:
         if given:
             raise SettingError(f"{_option(field)} chooses uniform blur's PSF; with --motion {s.motion} a "
                                "camera path drawn per pair makes the blur (leave it out).", field)
+    # render-clip checks its options through here too, and has neither these nor --device.
+    defaults = getattr(type(s), "__dataclass_fields__", {})
+    for field, option in (("fresh_length_px", "--length"), ("fresh_canvas", "--canvas")):
+        if field in defaults and getattr(s, field) != defaults[field].default:
+            raise SettingError(f"{option} sizes uniform blur's fresh trajectories; with --motion {s.motion} the "
+                               "camera path drawn per pair sets the blur's extent (leave it out).", field)
+    if str(getattr(s, "device", "cpu")) not in ("auto", "cpu"):
+        raise SettingError(f"--device {s.device}: scene blur renders on the CPU (a Numba loop: the same bytes on "
+                           "every machine); leave --device out or give cpu.", "device")
 
 
 def _range(text, field, bounds):
@@ -712,16 +724,25 @@ def blur_scene(settings, out, *, workers: int = 1, overwrite: bool = False, prog
                options=None) -> dict:
     """:func:`blursynth.pairs.shake.blur_photos` for ``motion`` camera6d or scene.
 
-    Rendered on the CPU whatever ``--device`` says (the renderer is a Numba loop), so the
-    fingerprint holds device ``cpu`` and the bytes are the same on every machine.
+    Rendered on the CPU (the renderer is a Numba loop; ``--device`` may be auto or cpu only), so
+    the fingerprint holds device ``cpu`` and the bytes are the same on every machine. The
+    ``--object-masks`` and ``--depth`` folders are resolved to absolute paths here, before any
+    worker starts: rows record them as such, so :func:`~blursynth.pairs.shake.rebuild_pair`
+    finds them from any working directory (a moved folder: edit the rows' ``object_masks`` /
+    ``depth_folder``).
     """
+    import dataclasses
     import functools
+    from pathlib import Path
 
     from ..dataset.schema import SCENE_PAIR_SCHEMA
     from ..ops.color import describe_crf
     from .photos import write_photo_pairs
     from .shake_inputs import KernelSource, plan_photos
 
+    folders = {key: str(Path(getattr(settings, key)).resolve()) for key in ("object_masks", "depth")
+               if getattr(settings, key) not in (None, "random")}
+    settings = dataclasses.replace(settings, **folders)
     source = KernelSource("scene", exposures=(1.0,), max_side=1)
     plan = plan_photos(settings, source.max_side, out=out)
     check_scene_inputs(settings, plan)
