@@ -101,7 +101,8 @@ def scene_options(f):
         click.option("--object-masks", type=click.Path(), default=None, callback=_scene, expose_value=False,
                      metavar="DIR",
                      help="--motion scene: a folder of alpha PNGs named as the photos (<stem>.png, the photo's "
-                          "size): the masked part of each photo moves as an object."),
+                          "size): every object is the masked part of another photo (not with --object-kind "
+                          "leaves)."),
         click.option("--defocus", is_flag=True, default=None, callback=_scene, expose_value=False,
                      help="Scene blur: thin-lens defocus from a depth map (--depth)."),
         click.option("--depth", default=None, metavar="DIR|random", callback=_scene, expose_value=False,
@@ -183,14 +184,15 @@ def scene_options(f):
               help="reflect: mirror at the edges; valid: crop so every pixel saw only the photo; wrap: periodic.")
 @click.option("--device", default="auto", show_default=True,
               help="Where to convolve: auto (CUDA if present), cpu, cuda or cuda:N. The device type is part "
-                   "of the dataset's fingerprint (CPU and CUDA results may differ by one level).")
+                   "of the dataset's fingerprint (CPU and CUDA results may differ by one level). Scene blur "
+                   "(--motion camera6d|scene) renders on the CPU: auto or cpu only.")
 @click.option("--batch", type=int, default=8, show_default=True, callback=positive_int,
               help="Pairs drawn together before rendering (the output does not depend on it).")
 @click.option("--length", "length_px", type=click.FloatRange(0, None, min_open=True), default=60.0, show_default=True,
-              help="Trajectory length in pixels for --psf-source fresh.")
+              help="Trajectory length in pixels for --psf-source fresh (not with --motion camera6d|scene).")
 @click.option("--canvas", type=click.IntRange(3, 1025), default=64, show_default=True,
               help="Largest PSF side for --psf-source fresh (even values use the odd size below), as "
-                   "trajectories' --canvas.")
+                   "trajectories' --canvas (not with --motion camera6d|scene).")
 @click.option("--strict", is_flag=True,
               help="Stop at the first unreadable photo, or one smaller than --crop, instead of skipping it.")
 @click.option("--png-level", type=click.IntRange(0, 9), default=None, help="zlib level; default is the fast fpng encoder.")

@@ -83,6 +83,7 @@ class BlurSettings:
         Linear value from which a pixel belongs to a bright region (below ``highlight_threshold``).
     border : {"reflect", "valid", "wrap"}
     device : {"auto", "cpu", "cuda", "cuda:N"}
+        Where uniform blur convolves; scene blur renders on the CPU (``auto`` or ``cpu`` only).
     batch : int
         Pairs whose kernels and windows are drawn together before rendering (the
         output does not depend on it; rendering itself is per pair, so a pair's
@@ -120,7 +121,8 @@ class BlurSettings:
     object_kind : {"cutout", "leaves"}
         Objects cut from other photos of the set, or dead-leaves disks.
     object_masks : str or None
-        Folder of alpha PNGs (``<photo stem>.png``): the photo's own object to move.
+        ``motion="scene"``: folder of alpha PNGs (``<photo stem>.png``): every object is the
+        masked part of another photo of the set (not with ``object_kind="leaves"``).
     defocus : bool
         Scene blur: thin-lens defocus from a depth map.
     depth : str or None
