@@ -50,8 +50,9 @@ class PoseConfig:
     axis_max : 6 floats
         Upper bounds of each axis' drawn share (rx, ry, rz, tx, ty, tz), in pixel-equivalent
         units: pitch, yaw and the two lateral translations move the frame's centre, roll and
-        the axial translation its corner. Rotation is weighted above translation, as the
-        measurements of hand shake found (Whyte et al. 2012; Koehler et al. 2012).
+        the axial translation its corner. Rotation is weighted above translation, following
+        Whyte et al. (IJCV 2012), who argue from geometry that shake blur is mostly rotation;
+        the values are this project's choices, no published measurement (docs/algorithms.md).
     expl : float or None
         Anxiety in (0, 1]; None draws from ``expl_choices``.
     expl_choices : tuple of float
