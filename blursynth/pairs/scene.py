@@ -732,7 +732,6 @@ def blur_scene(settings, out, *, workers: int = 1, overwrite: bool = False, prog
     ``depth_folder``).
     """
     import dataclasses
-    import functools
     from pathlib import Path
 
     from ..dataset.schema import SCENE_PAIR_SCHEMA
