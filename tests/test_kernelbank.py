@@ -187,8 +187,8 @@ def test_counts_and_lengths_that_cannot_be_meant_are_refused_at_once(tmp_path, r
 
 
 @pytest.mark.parametrize("line, expect", [
-    ("n = 1e12", "--n must be a positive integer; got 1000000000000.0 (a float"),
-    ("n = 2.0", "--n must be a positive integer; got 2.0 (a float"),
+    ("n = 1e12", "n must be a positive integer; got 1000000000000.0 (a float"),
+    ("n = 2.0", "n must be a positive integer; got 2.0 (a float"),
     ("n = 1000000000000", "is more kernels than one bank holds"),
     ("length = 1e9", "every kernel would be clipped"),
 ])
