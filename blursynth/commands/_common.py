@@ -82,6 +82,23 @@ def camera_options(f):
     return f
 
 
+def raw_only_degrade_options(f):
+    """``--noise`` and ``--jpeg`` of commands that add them on the RAW path only (frames-average,
+    bgan blur), spelled and explained the same in each."""
+    options = [
+        click.option("--noise", default=None, metavar="SHOT[,READ]|model|profile[:NAME|:FILE]",
+                     help="RAW path: Poisson-Gaussian noise in the RAW mosaic, as blur's --noise: SHOT[,READ] "
+                          "values or LO-HI ranges, 'model' (levels drawn per pair from a camera noise model) or "
+                          "'profile[:NAME]' (from a camera's noise profile, 'blursynth cameras'; the bundled one "
+                          "is the model's line), 'profile:FILE.toml' (your camera's calibration); off by default."),
+        click.option("--jpeg", default=None,
+                     help="RAW path: JPEG quality range of the blurred image, e.g. 70-95 (off by default)."),
+    ]
+    for option in reversed(options):
+        f = option(f)
+    return f
+
+
 def odd_size(ctx, param, value):
     if value is not None and (value < 3 or value % 2 == 0):
         raise click.BadParameter(

@@ -6,6 +6,7 @@ import click
 
 from ._common import (
     camera_options, device_option, echo_manifest, finite, interrupted_run, no_verify_option, overwrite_option,
+    raw_only_degrade_options,
     positive_int, seed_option, workers_option,
 )
 
@@ -149,13 +150,7 @@ def _no_highlights(ctx, param, value):
                    "rec709, smpte240m, romm, lstar, hlg, filmic[:A,B[,C]], poly:C0,C1,..., or random / "
                    "random:CURVE,... (one per pair) [default: gamma:2.2].")
 @camera_options
-@click.option("--noise", default=None, metavar="SHOT[,READ]|model|profile[:NAME|:FILE]",
-              help="RAW path: Poisson-Gaussian noise in the RAW mosaic, as blur's --noise: SHOT[,READ] values or "
-                   "LO-HI ranges, 'model' (levels drawn per pair from a camera noise model) or 'profile[:NAME]' "
-                   "(from a camera's noise profile, 'blursynth cameras'; the bundled one is the model's line), "
-                   "'profile:FILE.toml' (your camera's calibration); off by default.")
-@click.option("--jpeg", default=None,
-              help="RAW path: JPEG quality range of the blurred image, e.g. 70-95 (off by default).")
+@raw_only_degrade_options
 @click.option("--exposure-gain", default=None,
               help="RAW path: linear gain range of both images' camera colours, clipped at white after, e.g. 1-2 "
                    "(off by default).")

@@ -7,7 +7,8 @@ import re
 import click
 
 from ._common import (
-    camera_options, echo_manifest, finite, overwrite_option, positive_int, seed_option, workers_option,
+    camera_options, echo_manifest, finite, overwrite_option, positive_int, raw_only_degrade_options, seed_option,
+    workers_option,
 )
 
 
@@ -109,13 +110,7 @@ def _positive_fps(ctx, param, value):
                    "RAW space, clip at white, mosaic, add --noise there, demosaic and develop (the sharp frame "
                    "the same way, without noise).")
 @camera_options
-@click.option("--noise", default=None, metavar="SHOT[,READ]|model|profile[:NAME|:FILE]",
-              help="RAW path: Poisson-Gaussian noise in the RAW mosaic, as blur's --noise: SHOT[,READ] values or "
-                   "LO-HI ranges, 'model' (levels drawn per pair from a camera noise model) or 'profile[:NAME]' "
-                   "(from a camera's noise profile, 'blursynth cameras'; the bundled one is the model's line), "
-                   "'profile:FILE.toml' (your camera's calibration); off by default.")
-@click.option("--jpeg", default=None, help="RAW path: JPEG quality range of the blurred image, e.g. 70-95 (off by "
-                                           "default).")
+@raw_only_degrade_options
 @click.option("--exposure-gain", default=None,
               help="RAW path: linear gain range of both images' camera colours, clipped at white after, e.g. 1-2 "
                    "(off by default).")

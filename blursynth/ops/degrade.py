@@ -254,18 +254,21 @@ class Degradations:
         return values
 
 
-def check_highlight_threshold(value) -> float:
-    """``value`` as a float in :data:`HIGHLIGHT_THRESHOLD_BOUNDS`, or :class:`BadInputError`."""
-    lo, hi = HIGHLIGHT_THRESHOLD_BOUNDS
+def _linear_value(value, bounds, what: str) -> float:
+    """``value`` as a float in ``bounds``, or :class:`BadInputError` naming ``what``."""
+    lo, hi = bounds
     try:
         t = float(value)
     except (TypeError, ValueError):
         t = float("nan")
     if not (lo <= t <= hi):
-        raise BadInputError(
-            f"highlight threshold must be a linear value in [{lo:g}, {hi:g}]; got {value!r}."
-        )
+        raise BadInputError(f"{what} must be a linear value in [{lo:g}, {hi:g}]; got {value!r}.")
     return t
+
+
+def check_highlight_threshold(value) -> float:
+    """``value`` as a float in :data:`HIGHLIGHT_THRESHOLD_BOUNDS`, or :class:`BadInputError`."""
+    return _linear_value(value, HIGHLIGHT_THRESHOLD_BOUNDS, "highlight threshold")
 
 
 def check_highlight_regions(value) -> int:
@@ -288,15 +291,7 @@ def check_highlight_regions(value) -> int:
 def check_highlight_region_threshold(value, threshold: float | None = None) -> float:
     """``value`` as a float in :data:`HIGHLIGHT_REGION_THRESHOLD_BOUNDS` and (when given) below
     the highlight ``threshold``, or :class:`BadInputError`."""
-    lo, hi = HIGHLIGHT_REGION_THRESHOLD_BOUNDS
-    try:
-        t = float(value)
-    except (TypeError, ValueError):
-        t = float("nan")
-    if not (lo <= t <= hi):
-        raise BadInputError(
-            f"highlight region threshold must be a linear value in [{lo:g}, {hi:g}]; got {value!r}."
-        )
+    t = _linear_value(value, HIGHLIGHT_REGION_THRESHOLD_BOUNDS, "highlight region threshold")
     if threshold is not None and not t < threshold:
         raise BadInputError(
             f"highlight region threshold {t:g} must be below the highlight threshold {threshold:g} "

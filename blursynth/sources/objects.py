@@ -25,7 +25,6 @@ from pathlib import Path
 import numpy as np
 
 from .._numba import njit
-from .._rng import STREAM_OBJECTS
 from ..errors import BadInputError, SettingError
 from ..ops.warp import reflect101_index, subframe_times  # noqa: F401 (subframe_times: part of this API)
 

@@ -159,7 +159,8 @@ def plan_scene_clip(photo_hw, settings, *, source: str, even: bool, mask_hw=None
     """
     from .._rng import sample_rng
     from ..ops import warp
-    from ..ops.camera6d import STREAM_CAMERA, VERSION, draw_pose_path
+    from .._rng import STREAM_CAMERA
+    from ..ops.camera6d import VERSION, draw_pose_path
 
     big_h, big_w = (int(v) for v in photo_hw[:2])
     focal = float(settings.focal_px) if settings.focal_px is not None else float(max(big_h, big_w))
@@ -208,7 +209,8 @@ def object_settings(settings):
 
 def _draw_clip_objects(settings, frame_hw, source, photo_hw, mask_hw):
     from .._rng import sample_rng
-    from .objects import STREAM_OBJECTS, check_object_count, draw_object_params
+    from .._rng import STREAM_OBJECTS
+    from .objects import check_object_count, draw_object_params
 
     objects = object_settings(settings)
     check_object_count(objects, frame_hw)
