@@ -5,11 +5,11 @@ import json
 import numpy as np
 import pytest
 
-from blursynth._rng import sample_rng
+from blursynth._rng import STREAM_OBJECTS, sample_rng
 from blursynth.errors import BadInputError, SettingError
 from blursynth.ops.warp import render_subframes, warp_bilinear
 from blursynth.sources.objects import (
-    STREAM_OBJECTS, ObjectSettings, composite_reference, draw_object_params, draw_objects,
+    ObjectSettings, composite_reference, draw_object_params, draw_objects,
     load_object_mask, motion_homographies, object_layers, shape_alpha, subframe_times)
 
 HW = (48, 64)
