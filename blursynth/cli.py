@@ -30,8 +30,8 @@ COMMANDS = {
     "render-clip": "blursynth.commands.frames:render_clip",
     "render-leaves": "blursynth.commands.frames:render_leaves",
     "train": "blursynth.commands.train:train",
-    "evaluate": "blursynth.commands.train:evaluate",
-    "deblur": "blursynth.commands.train:deblur",
+    "evaluate": "blursynth.commands.evaluate:evaluate",
+    "deblur": "blursynth.commands.evaluate:deblur",
     "bgan": "blursynth.commands.bgan:bgan",
     "build": "blursynth.commands.build:build",
 }
