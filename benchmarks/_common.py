@@ -1,8 +1,10 @@
-"""Helpers for benchmarks: timing medians, peak memory of a command, and RESULTS.md sections."""
+"""Helpers for benchmarks: timing medians, peak memory of a command, RESULTS.md sections, and the
+trainer experiments' runs and scores."""
 
 from __future__ import annotations
 
 import datetime
+import json
 import os
 import platform
 import re
@@ -77,3 +79,106 @@ def write_section(title: str, body: str) -> None:
     else:
         text = text.rstrip() + "\n\n" + section
     RESULTS.write_text(text.rstrip() + "\n")
+
+
+# Trainer experiments (bench_raw_train, bench_scene_train): the same small-config runs on two
+# training sets, then `blursynth evaluate` of each run on held-out sets. Shared here so the two
+# experiments run and score their networks the same way.
+
+#: Environment of the commands the experiments start (they set OMP_NUM_THREADS in it).
+ENV = dict(os.environ)
+#: Trainer settings: the best ones of the "Trainer" section (L1 content loss, no critic).
+TRAIN_OPTS = ["--config", "small", "--crop", 64, "--batch-size", 4, "--perceptual", "none",
+              "--critic-steps", 0, "--init", "identity", "--lr", "5e-4", "--dropout", 0,
+              "--precision", "bf16", "--val-fraction", 0, "--val-count", 0, "--workers", 1,
+              "--quiet"]
+
+
+def cli(*args) -> float:
+    """Run ``blursynth ARGS`` in the repository (stderr dropped with --quiet); its wall seconds."""
+    import sys
+
+    cmd = [sys.executable, "-m", "blursynth", *map(str, args)]
+    print("$", " ".join(cmd[2:]), flush=True)
+    t = time.perf_counter()
+    subprocess.run(cmd, check=True, cwd=ROOT, env=ENV,
+                   stderr=subprocess.DEVNULL if "--quiet" in args else None)
+    return time.perf_counter() - t
+
+
+def train_runs(work: Path, sets: dict, *, steps: int, seeds, parallel: bool) -> dict:
+    """(training set name, seed) -> (run folder, wall seconds): one small-config run of
+    ``TRAIN_OPTS`` per set (``sets``: name -> dataset folder, in table order) and trainer seed,
+    in ``work/steps{steps}/seed{seed}/run{i}``. A finished run (its wall.json) is kept; an
+    unfinished one stops the script. ``parallel``: the runs of one seed at once, so they see the
+    same load."""
+    import sys
+
+    pending, walls = [], {}
+    for seed in seeds:
+        group = []
+        for i, (name, data) in enumerate(sets.items()):
+            out = work / f"steps{steps}" / f"seed{seed}" / f"run{i}"
+            if (out / "wall.json").exists():
+                walls[name, seed] = (out, json.loads((out / "wall.json").read_text())["seconds"])
+                continue
+            if out.exists():
+                raise SystemExit(f"{out} holds an unfinished run; delete it to rerun.")
+            group.append(((name, seed), out, [
+                "train", "--data", data, "--out", out, "--steps", steps, "--val-every", steps,
+                "--checkpoint-every", steps, *TRAIN_OPTS, "--seed", seed]))
+        pending.extend([group] if parallel else [[p] for p in group])
+    for group in pending:
+        procs = []
+        for key, out, a in group:
+            print("$", " ".join(map(str, a)), flush=True)
+            procs.append((key, out, time.perf_counter(), subprocess.Popen(
+                [sys.executable, "-m", "blursynth", *map(str, a)], cwd=ROOT, env=ENV,
+                stderr=subprocess.DEVNULL)))
+        for key, out, t0, proc in procs:
+            if proc.wait() != 0:
+                raise SystemExit(f"training {out} failed")
+            walls[key] = (out, time.perf_counter() - t0)
+            (out / "wall.json").write_text(json.dumps({"seconds": walls[key][1]}))
+    names = list(sets)
+    return {key: walls[key] for key in sorted(walls, key=lambda k: (k[1], names.index(k[0])))}
+
+
+def train_wall(runs: dict, seeds, parallel: bool) -> float:
+    """Training wall seconds of ``train_runs``' runs: with ``parallel`` the slowest run of each
+    seed (they ran side by side), else the sum."""
+    per_seed = [[w for (_, s), (_, w) in runs.items() if s == seed] for seed in seeds]
+    return sum(max(ws) if parallel else sum(ws) for ws in per_seed)
+
+
+def evaluate_run(run: Path, data: Path) -> dict:
+    """`blursynth evaluate`'s JSON of ``run`` on ``data`` (kept in the run folder, with the
+    command's wall seconds as ``wall_s``)."""
+    js = run / f"eval_{data.name}.json"
+    if not js.exists():
+        seconds = cli("evaluate", "--model", run, "--data", data, "--json", js, "--quiet")
+        js.write_text(json.dumps(dict(json.loads(js.read_text()), wall_s=seconds)))
+    return json.loads(js.read_text())
+
+
+def source_line() -> str:
+    """The commit measured, and whether the package had uncommitted edits (a shared tree)."""
+    def git(*a):
+        return subprocess.run(["git", *a], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+
+    dirty = git("status", "--porcelain", "--", "blursynth")
+    return f"commit {git('rev-parse', '--short', 'HEAD')}" + (
+        " with uncommitted edits under blursynth/ (other work in progress)" if dirty else "")
+
+
+def compare_db(d: float, other: str) -> str:
+    """``d`` dB in words against ``other`` (within 0.1 dB counts as level)."""
+    if abs(d) < 0.1:
+        return f"within 0.1 dB of {other} ({d:+.2f})"
+    return f"{abs(d):.2f} dB {'above' if d > 0 else 'below'} {other}"
+
+
+def fmt_score(score: dict, base: dict | None = None) -> str:
+    """'PSNR / SSIM', with the PSNR gain over ``base`` in brackets when given."""
+    text = f"{score['psnr']:.2f} / {score['ssim']:.3f}"
+    return text + (f" ({score['psnr'] - base['psnr']:+.2f})" if base else "")

@@ -31,42 +31,25 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks._common import machine_line, write_section  # noqa: E402
+from benchmarks._common import (  # noqa: E402
+    ENV, ROOT, cli, compare_db, evaluate_run, fmt_score, machine_line, source_line, train_runs,
+    train_wall, write_section)
 from benchmarks.bench_train_quality import DATA_RECIPES, TEST_PHOTOS, photos  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
 TRAIN_PHOTOS = DATA_RECIPES["v2"]["photos"]
-ENV = dict(os.environ)
 SECTION = "RAW path: trainer experiment"
 # The RAW path's noise model (ops/raw.py): ln(shot) ~ U(ln 1e-4, ln 0.012), read drawn from a
 # line in shot. The RGB training set draws shot from the same range and read up to 0.015 (the
 # model's read at the top shot plus about 1.5 sigma); the held-out levels sit above both.
 RGB_TRAIN_NOISE = "0.0001-0.012,0.0001-0.015"
-# Trainer settings: the best ones of the "Trainer" section (L1 content loss, no critic).
-TRAIN_OPTS = ["--config", "small", "--crop", 64, "--batch-size", 4, "--perceptual", "none",
-              "--critic-steps", 0, "--init", "identity", "--lr", "5e-4", "--dropout", 0,
-              "--precision", "bf16", "--val-fraction", 0, "--val-count", 0, "--workers", 1,
-              "--quiet"]
 BLUR_OPTS = ["--psf-source", "fresh", "--crop", "128x128", "--length", 25, "--exposure", 1,
              "--crf", "gamma:2.2"]
-
-
-def cli(*args):
-    cmd = [sys.executable, "-m", "blursynth", *map(str, args)]
-    print("$", " ".join(cmd[2:]), flush=True)
-    t = time.perf_counter()
-    subprocess.run(cmd, check=True, cwd=ROOT, env=ENV,
-                   stderr=subprocess.DEVNULL if "--quiet" in args else None)
-    return time.perf_counter() - t
 
 
 def blur_sets(work: Path, args) -> dict:
@@ -116,69 +99,6 @@ def check_same_blur(a: Path, b: Path) -> int:
     return len(da)
 
 
-def train(work: Path, args) -> dict:
-    """(training set name, seed) -> (run folder, wall seconds); one run per set and seed."""
-    sets = {"RGB-path pairs": work / "train_rgb", "RAW-path pairs": work / "train_raw"}
-    pending, walls = [], {}
-    for seed in args.seeds:
-        for i, (name, data) in enumerate(sets.items()):
-            out = work / f"steps{args.steps}" / f"seed{seed}" / f"run{i}"
-            if (out / "wall.json").exists():
-                walls[name, seed] = (out, json.loads((out / "wall.json").read_text())["seconds"])
-                continue
-            if out.exists():
-                raise SystemExit(f"{out} holds an unfinished run; delete it to rerun.")
-            pending.append(((name, seed), out, [
-                "train", "--data", data, "--out", out, "--steps", args.steps, "--val-every",
-                args.steps, "--checkpoint-every", args.steps, *TRAIN_OPTS, "--seed", seed]))
-    # --parallel: the two sets of one seed at once, so both see the same load.
-    groups = [pending[i:i + 2] for i in range(0, len(pending), 2)] if args.parallel else \
-        [[p] for p in pending]
-    for group in groups:
-        procs = []
-        for key, out, a in group:
-            print("$", " ".join(map(str, a)), flush=True)
-            procs.append((key, out, time.perf_counter(), subprocess.Popen(
-                [sys.executable, "-m", "blursynth", *map(str, a)], cwd=ROOT, env=ENV,
-                stderr=subprocess.DEVNULL)))
-        for key, out, t0, proc in procs:
-            if proc.wait() != 0:
-                raise SystemExit(f"training {out} failed")
-            walls[key] = (out, time.perf_counter() - t0)
-            (out / "wall.json").write_text(json.dumps({"seconds": walls[key][1]}))
-    order = sorted(walls, key=lambda k: (k[1], k[0] != "RGB-path pairs"))  # by seed, RGB first
-    return {key: walls[key] for key in order}
-
-
-def evaluate(run: Path, data: Path) -> dict:
-    js = run / f"eval_{data.name}.json"
-    if not js.exists():
-        seconds = cli("evaluate", "--model", run, "--data", data, "--json", js, "--quiet")
-        js.write_text(json.dumps(dict(json.loads(js.read_text()), wall_s=seconds)))
-    return json.loads(js.read_text())
-
-
-def source_line() -> str:
-    """The commit measured, and whether the package had uncommitted edits (a shared tree)."""
-    def git(*a):
-        return subprocess.run(["git", *a], cwd=ROOT, capture_output=True, text=True).stdout.strip()
-
-    dirty = git("status", "--porcelain", "--", "blursynth")
-    return f"commit {git('rev-parse', '--short', 'HEAD')}" + (
-        " with uncommitted edits under blursynth/ (other work in progress)" if dirty else "")
-
-
-def _compare(d: float, other: str) -> str:
-    if abs(d) < 0.1:
-        return f"within 0.1 dB of {other} ({d:+.2f})"
-    return f"{abs(d):.2f} dB {'above' if d > 0 else 'below'} {other}"
-
-
-def _fmt(score: dict, base: dict | None = None) -> str:
-    text = f"{score['psnr']:.2f} / {score['ssim']:.3f}"
-    return text + (f" ({score['psnr'] - base['psnr']:+.2f})" if base else "")
-
-
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--steps", type=int, default=4000, help="Generator updates of each run.")
@@ -208,9 +128,11 @@ def main():
     sets = blur_sets(work, args)
     n_train = check_same_blur(sets["train_rgb"][0], sets["train_raw"][0])
     check_same_blur(sets["test_raw"][0], sets["test_rgb"][0])
-    runs = train(work, args)
+    runs = train_runs(work, {"RGB-path pairs": sets["train_rgb"][0],
+                             "RAW-path pairs": sets["train_raw"][0]},
+                      steps=args.steps, seeds=args.seeds, parallel=args.parallel)
     tests = [k for k in sets if k.startswith("test")]
-    scores = {key: {k: evaluate(run, sets[k][0]) for k in tests}
+    scores = {key: {k: evaluate_run(run, sets[k][0]) for k in tests}
               for key, (run, _) in runs.items()}
     eval_min = sum(s[k].get("wall_s", 0.0) for s in scores.values() for k in tests) / 60
     first = next(iter(scores.values()))
@@ -218,20 +140,16 @@ def main():
     names = ("RGB-path pairs", "RAW-path pairs")
     mean = {(n, k): {m: statistics.mean(scores[n, s][k]["deblurred"][m] for s in args.seeds)
                      for m in ("psnr", "ssim")} for n in names for k in tests}
-    # --parallel runs the two sets of a seed side by side: the slower one is the wall time.
-    train_wall = sum(max(w for (_, s), (_, w) in runs.items() if s == seed) if args.parallel
-                     else sum(w for (_, s), (_, w) in runs.items() if s == seed)
-                     for seed in args.seeds)
     rows = ["| blurred input (no model) | - | - | - | "
-            + " | ".join(_fmt(blurred[k]) for k in tests) + " |"]
+            + " | ".join(fmt_score(blurred[k]) for k in tests) + " |"]
     for (name, seed), (run, wall) in runs.items():
         rows.append(f"| {name} | {seed} | {args.steps} | {wall / 60:.1f} | "
-                    + " | ".join(_fmt(scores[name, seed][k]["deblurred"], blurred[k])
+                    + " | ".join(fmt_score(scores[name, seed][k]["deblurred"], blurred[k])
                                  for k in tests) + " |")
     if len(args.seeds) > 1:
         for n in names:
             rows.append(f"| {n}, mean of seeds | | | | "
-                        + " | ".join(_fmt(mean[n, k], blurred[k]) for k in tests) + " |")
+                        + " | ".join(fmt_score(mean[n, k], blurred[k]) for k in tests) + " |")
     diff = {k: mean[names[1], k]["psnr"] - mean[names[0], k]["psnr"] for k in tests}
     # Per seed, RAW-trained minus RGB-trained: its range against the mean says how firm it is.
     per_seed = {k: [scores[names[1], s][k]["deblurred"]["psnr"]
@@ -249,7 +167,7 @@ def main():
     body = "\n".join([
         f"Measured {header}, {source}. Wall time: the five datasets "
         f"{sum(data_times.values()) / 60:.1f} min, training "
-        f"{train_wall / 60:.1f} min "
+        f"{train_wall(runs, args.seeds, args.parallel) / 60:.1f} min "
         f"({'the two runs of a seed at once' if args.parallel else 'one run after the other'}"
         f"), evaluation "
         f"{eval_min:.1f} min.",
@@ -283,10 +201,10 @@ def main():
         *rows,
         "",
         "What it shows: on the held-out photos, the network trained on RAW-path pairs scored "
-        f"{_compare(diff['test_raw'], 'the one trained on RGB-path pairs')} on RAW-path pairs "
+        f"{compare_db(diff['test_raw'], 'the one trained on RGB-path pairs')} on RAW-path pairs "
         "from a camera and noise levels that neither training set drew, "
-        f"{_compare(diff['test_rgb'], 'it')} on RGB-path pairs with the same noise numbers, "
-        f"and {_compare(diff['test_raw_model'], 'it')} on RAW-path pairs from the unseen "
+        f"{compare_db(diff['test_rgb'], 'it')} on RGB-path pairs with the same noise numbers, "
+        f"and {compare_db(diff['test_raw_model'], 'it')} on RAW-path pairs from the unseen "
         "camera with model noise (means over seeds; "
         + ("the sign held in every seed in "
            f"{sum(len({d > 0 for d in per_seed[k]}) == 1 for k in tests)} of {len(tests)} "
