@@ -15,7 +15,7 @@ import importlib
 _PUBLIC = {
     "PAIR_SCHEMA": "schema", "ARRAY_TYPE": "schema", "IMAGE_TYPE": "schema", "pair_row": "schema",
     "array_struct": "schema", "struct_array": "schema", "register_kind": "schema",
-    "with_format_metadata": "schema",
+    "with_format_metadata": "schema", "GT_FRAMES_PAIR_SCHEMA": "schema", "pair_source": "schema",
     "write_dataset": "writer", "WriteOptions": "writer",
     "Executor": "executors", "report_progress": "executors",
     "PairDataset": "reader", "ShardedTable": "reader", "load_manifest": "reader", "decode_pair_row": "reader",

@@ -351,11 +351,15 @@ def decode_pair_row(row: dict, *, what: str = "row") -> dict:
 
     out = dict(row)
     out["blurred"] = decode_image(row["blurred"]["bytes"], what=f"{what} blurred")
-    out["sharp"] = decode_image(row["sharp"]["bytes"], what=f"{what} sharp")
+    # None for a test image without ground truth (params "ground_truth": false).
+    out["sharp"] = None if row.get("sharp") is None else decode_image(row["sharp"]["bytes"], what=f"{what} sharp")
     out["psf"] = struct_array(row.get("psf"))
     if row.get("motion_mask") is not None:  # scene blur: (H, W) uint8, 255 where objects moved
         out["motion_mask"] = decode_image(row["motion_mask"]["bytes"], what=f"{what} motion_mask")[:, :, 0]
     if row.get("psf_field") is not None:
         out["psf_field"] = struct_array(row["psf_field"])
+    if row.get("gt_frames") is not None:  # recorded test sets: every ground-truth frame, in order
+        out["gt_frames"] = [decode_image(f["bytes"], what=f"{what} gt_frames[{k}]")
+                            for k, f in enumerate(row["gt_frames"])]
     out["params"] = json.loads(row["params"]) if row.get("params") else {}
     return out

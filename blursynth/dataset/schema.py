@@ -94,8 +94,18 @@ SCENE_PAIR_SCHEMA = with_format_metadata(
      "psf_field": _PAIR_HF_FEATURES["psf"]},
 )
 
+# Test sets recorded as sequences (Koehler et al. 2012: each blurred image with every sharp frame
+# the camera saw along its recorded shake) add one column: those frames, in recorded order. A
+# separate schema, so that every other import's shards keep their bytes.
+GT_FRAMES_PAIR_SCHEMA = with_format_metadata(
+    pa.schema([*(PAIR_SCHEMA.field(i).remove_metadata() for i in range(len(PAIR_SCHEMA))),
+               pa.field("gt_frames", pa.list_(IMAGE_TYPE))]),
+    "pairs",
+    {**_PAIR_HF_FEATURES, "gt_frames": {"feature": {"_type": "Image"}, "_type": "List"}},
+)
+
 # Encoded images are already compressed: zstd on them costs time and saves nothing.
-NO_COMPRESSION_COLUMNS = ("blurred.bytes", "sharp.bytes", "motion_mask.bytes")
+NO_COMPRESSION_COLUMNS = ("blurred.bytes", "sharp.bytes", "motion_mask.bytes", "gt_frames.list.element.bytes")
 
 
 def array_struct(array) -> dict | None:
@@ -129,6 +139,7 @@ def pair_row(
     sharp_path: str | None = None,
     motion_mask: np.ndarray | None = None,
     psf_field=None,
+    gt_frames=None,
 ) -> dict:
     """One pair as a row of :data:`PAIR_SCHEMA`, with both images encoded as PNG.
 
@@ -137,7 +148,8 @@ def pair_row(
     index : int
         Sample index; with ``seed`` it determines every random choice of the pair.
     blurred, sharp : (H, W, 3) uint8 ndarray
-        The pair, RGB, same shape.
+        The pair, RGB, same shape. ``sharp`` may be None only for a test image without ground
+        truth (an import's row whose ``params`` say ``"ground_truth": false``).
     psf : (k, k) float ndarray or None
         The blur kernel, if the pair has one.
     source : {'trajectory', 'video', 'bgan', 'real'}
@@ -155,6 +167,9 @@ def pair_row(
         stored as a gray PNG (three equal channels).
     psf_field : (gy, gx, k, k) float ndarray, optional
         Scene blur only: the local PSFs on a grid over the image.
+    gt_frames : list of (H, W, 3) uint8 ndarray, optional
+        Recorded test sets only (:data:`GT_FRAMES_PAIR_SCHEMA`): every ground-truth frame of the
+        blurred image's recorded sequence, in order, each the blurred image's shape.
 
     Returns
     -------
@@ -165,12 +180,21 @@ def pair_row(
 
     if source not in SOURCES:
         raise ValueError(f"source must be one of {SOURCES}; got {source!r}.")
-    if blurred.shape != sharp.shape:
+    if sharp is None:
+        if params.get("ground_truth") is not False:
+            raise ValueError('sharp may be None only for a row whose params say "ground_truth": false.')
+    elif blurred.shape != sharp.shape:
         raise ValueError(
             f"blurred and sharp must have the same shape; got {blurred.shape} and {sharp.shape}."
         )
     name = id if id is not None else f"{index:09d}"
     scene = {}
+    if gt_frames is not None:
+        for k, frame in enumerate(gt_frames):
+            if frame.shape != blurred.shape:
+                raise ValueError(f"gt_frames[{k}] must be {blurred.shape}; got {frame.shape}.")
+        scene["gt_frames"] = [{"bytes": encode_png(frame, png_level), "path": f"{name}_gt{k:03d}.png"}
+                              for k, frame in enumerate(gt_frames)]
     if motion_mask is not None:
         if motion_mask.shape != blurred.shape[:2]:
             raise ValueError(f"motion_mask must be (H, W) {blurred.shape[:2]}; got {motion_mask.shape}.")
@@ -182,7 +206,8 @@ def pair_row(
         "id": name,
         "index": int(index),
         "blurred": {"bytes": encode_png(blurred, png_level), "path": blurred_path or f"{name}_blur.png"},
-        "sharp": {"bytes": encode_png(sharp, png_level), "path": sharp_path or f"{name}_sharp.png"},
+        "sharp": None if sharp is None else {"bytes": encode_png(sharp, png_level),
+                                             "path": sharp_path or f"{name}_sharp.png"},
         "psf": array_struct(psf),
         "source": source,
         "seed": int(seed),
@@ -192,6 +217,56 @@ def pair_row(
     }
 
 
+def pair_source(row_params: dict, source: str) -> str:
+    """What a pair was made from, as one string: pairs with the same value share their source
+    (crops of one photo, windows of one clip, frames of one recorded sequence), so splitting by
+    it keeps a source on one side of a train/validation split.
+
+    Parameters
+    ----------
+    row_params : dict
+        The row's decoded ``params``.
+    source : {'trajectory', 'video', 'bgan', 'real', 'scene'}
+        The row's ``source`` column (scene blur writes ``trajectory``; ``scene`` is taken too).
+
+    Returns
+    -------
+    str
+        ``photo:<path>`` for trajectory, scene and BGAN rows (the photo relative to the photos
+        folder); ``video:<name>`` for frame averaging and rendered clips (the clip's recorded
+        name); ``real:<set>/<split>/<sequence>`` for imported rows (older imports without
+        ``set``/``sequence``: ``real:<folder of the sequence>`` for the gopro layout, the blurred
+        file for a flat one).
+
+    Examples
+    --------
+    >>> pair_source({"photo": "a/b.jpg", "crop": [0, 0, 8, 8]}, "trajectory")
+    'photo:a/b.jpg'
+    >>> pair_source({"set": "gopro", "split": "test", "sequence": "GOPR0384_11_00"}, "real")
+    'real:gopro/test/GOPR0384_11_00'
+    >>> pair_source({"blurred_path": "train/GOPR0372_07_00/blur/000047.png", "layout": "gopro"}, "real")
+    'real:train/GOPR0372_07_00'
+    """
+    if source in ("trajectory", "scene", "bgan"):
+        photo = row_params.get("photo")
+        if photo is None:
+            raise ValueError(f"a {source} row's params name no photo; cannot tell its source.")
+        return f"photo:{photo}"
+    if source == "video":
+        name = row_params.get("video")
+        return f"video:{name if name is not None else row_params.get('source_index')}"
+    if source == "real":
+        if row_params.get("sequence") is not None:
+            parts = [row_params.get("set"), row_params.get("split"), row_params["sequence"]]
+            return "real:" + "/".join(str(p) for p in parts if p not in (None, ""))
+        path = row_params.get("blurred_path")
+        if path is None:
+            raise ValueError("a real row's params name neither a sequence nor a blurred_path.")
+        if row_params.get("layout", "gopro") == "gopro":
+            sequence = path.rsplit("/", 2)[0] if path.count("/") >= 2 else ""
+            return f"real:{sequence or path}"
+        return f"real:{path}"
+    raise ValueError(f"source must be one of {SOURCES} or 'scene'; got {source!r}.")
 
 
 def shard_name(split: str, shard: int, n_shards: int) -> str:
@@ -288,13 +363,21 @@ def check_pair_row(row: dict) -> None:
     from ..errors import BadInputError
     from ..sources.photos import decode_image
 
+    params = json.loads(row["params"])
     try:
         b = decode_image(row["blurred"]["bytes"], what="blurred")
-        s = decode_image(row["sharp"]["bytes"], what="sharp")
+        s = None if row.get("sharp") is None else decode_image(row["sharp"]["bytes"], what="sharp")
+        frames = [decode_image(f["bytes"], what=f"gt_frames[{k}]") for k, f in enumerate(row.get("gt_frames") or [])]
     except BadInputError as exc:
         raise DatasetError(str(exc)) from None
-    if b.shape != s.shape:
+    if s is None:
+        if not isinstance(params, dict) or params.get("ground_truth") is not False:
+            raise DatasetError('no sharp image, but params do not say "ground_truth": false.')
+    elif b.shape != s.shape:
         raise DatasetError(f"blurred {b.shape} and sharp {s.shape} differ in shape.")
+    for k, frame in enumerate(frames):
+        if frame.shape != b.shape:
+            raise DatasetError(f"gt_frames[{k}] {frame.shape} and blurred {b.shape} differ in shape.")
     psf = struct_array(row.get("psf"))
     if psf is not None:
         check_psf(psf)
@@ -311,7 +394,6 @@ def check_pair_row(row: dict) -> None:
             raise DatasetError(f"psf_field has shape {field.shape}; expected (gy, gx, k, k).")
         for local in field.reshape(-1, *field.shape[2:]):
             check_psf(local)
-    json.loads(row["params"])
 
 
 register_kind("pairs", check_row=check_pair_row)
