@@ -58,7 +58,12 @@ def _data_specs(ctx, param, value):
               help="Data loader worker processes.")
 @click.option("--val-data", multiple=True, type=click.Path(), help="Validation dataset(s) [default: a held-out fraction of --data].")
 @click.option("--val-fraction", type=click.FloatRange(0, 1, max_open=True), default=0.05, show_default=True,
-              help="Fraction of each --data set aside for validation (chosen by a hash of the pair id).")
+              help="Fraction of each --data set aside for validation (chosen by a hash of each "
+                   "pair's source or id: --split-by).")
+@click.option("--split-by", type=click.Choice(["source", "pair"]), default="source", show_default=True,
+              help="source: every pair of one photo, clip or recorded sequence on the same side "
+                   "of the validation split; pair: each pair on its own (crops of one photo may "
+                   "land on both sides; runs made before this option).")
 @click.option("--val-count", type=click.IntRange(0, None), default=8, show_default=True, help="Validation pairs scored.")
 @click.option("--val-crop", type=click.IntRange(16, None), default=256, show_default=True, help="Centre crop of validation pairs.")
 @click.option("--val-every", type=click.IntRange(1, None), default=500, show_default=True, help="Steps between validations.")
@@ -70,7 +75,7 @@ def _data_specs(ctx, param, value):
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def train(data, out, config, steps, epochs, crop, batch_size, lr, critic_steps, content_weight,
           perceptual, vgg_weights,
-          init, dropout, seed, device, precision, workers, val_data, val_fraction, val_count, val_crop, val_every,
+          init, dropout, seed, device, precision, workers, val_data, val_fraction, split_by, val_count, val_crop, val_every,
           checkpoint_every, log_every, resume, no_verify, quiet):
     """Train DeblurGAN on one or more pair datasets mixed by weight.
 
@@ -92,7 +97,7 @@ def train(data, out, config, steps, epochs, crop, batch_size, lr, critic_steps, 
         perceptual=perceptual,
         vgg_weights=vgg_weights, init=init, dropout=dropout, seed=seed, device=device, precision=precision,
         workers=workers,
-        val_data=tuple(val_data), val_fraction=val_fraction, val_count=val_count,
+        val_data=tuple(val_data), val_fraction=val_fraction, split_by=split_by, val_count=val_count,
         val_crop=val_crop, val_every=val_every, checkpoint_every=checkpoint_every,
         log_every=log_every, resume=resume, progress=not quiet, verify=not no_verify,
     )

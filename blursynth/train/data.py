@@ -70,12 +70,44 @@ def heldout_fraction_of(pair_id: str) -> float:
     return int.from_bytes(h[:8], "big") / 2.0 ** 64
 
 
-def split_indices(ids, fraction: float):
-    """Split row indices into (train, held-out) by a hash of each pair's id.
+#: ``--split-by`` choices: every pair of one source photo, clip or recorded sequence on one side
+#: (``source``), or each pair on its own (``pair``: crops of one photo may land on both sides).
+SPLIT_BY = ("source", "pair")
 
-    The split depends only on the ids and ``fraction``, never on a seed, so ``evaluate`` finds
+
+def split_keys(ds, split_by: str) -> list:
+    """What each row of ``ds`` is split by: its id (``pair``) or its source (``source``,
+    :func:`blursynth.dataset.pair_source`), read from the id, source and params columns alone.
+
+    A row whose params name no source (a dataset made by hand with ``pair_row`` and no photo)
+    is its own source: its key is its id, so such datasets split as under ``pair``.
+    """
+    if split_by not in SPLIT_BY:
+        raise BadInputError(f"--split-by must be one of {', '.join(SPLIT_BY)}; got {split_by!r}.")
+    if split_by == "pair":
+        return pair_ids(ds)
+    import json
+
+    from ..dataset import pair_source
+
+    keys = []
+    for row in ds.table.iter_rows(columns=["id", "source", "params"], batch_size=4096):
+        try:
+            keys.append(pair_source(json.loads(row["params"]) if row["params"] else {},
+                                    row["source"]))
+        except ValueError:
+            keys.append(row["id"])
+    return keys
+
+
+def split_indices(ids, fraction: float):
+    """Split row indices into (train, held-out) by a hash of each row's key: its pair id, or
+    its source (:func:`split_keys`; rows of one source share a key, so they stay together).
+
+    The split depends only on the keys and ``fraction``, never on a seed, so ``evaluate`` finds
     the same held-out pairs as the run that set them aside. Where the fraction selects none of
-    two or more pairs, the pair with the smallest hash is held out, so validation always has one.
+    two or more keys, the rows of the key with the smallest hash are held out, so validation
+    always has one.
 
     Returns
     -------
@@ -91,8 +123,8 @@ def split_indices(ids, fraction: float):
         raise BadInputError(f"--val-fraction must be in [0, 1); got {fraction}.")
     h = np.array([heldout_fraction_of(i) for i in ids], dtype=np.float64)
     held = h < fraction
-    if fraction > 0 and not held.any() and len(h) >= 2:
-        held[int(np.argmin(h))] = True
+    if fraction > 0 and not held.any() and len(set(ids)) >= 2:
+        held = h == h.min()  # every row of that key (one row when keys are pair ids)
     idx = np.arange(len(h), dtype=np.int64)
     return idx[~held], idx[held]
 

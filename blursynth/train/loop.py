@@ -22,8 +22,8 @@ from ..errors import BadInputError, SettingError, checking
 from ..nn import runs
 from ..nn.device import resolve_device
 from ..nn.runs import CHECKPOINT, METRICS_CSV, RUN_JSON
-from .data import MixedPairs, PositionSampler, center_crop, open_pairs, pair_ids, \
-    split_indices, to_tensor
+from .data import SPLIT_BY, MixedPairs, PositionSampler, center_crop, open_pairs, split_indices, \
+    split_keys, to_tensor
 from .losses import build_content_loss
 from .models import CONFIGS, ModelConfig, build_models, from_model_range, to_model_range
 from .trainer import Trainer, lr_at, unwrap
@@ -95,6 +95,7 @@ class TrainSettings:
     workers: int = 2
     val_data: tuple = ()  # of str; default: a held-out fraction of --data
     val_fraction: float = 0.05
+    split_by: str = "source"  # what --val-fraction holds out: whole sources or single pairs
     val_count: int = 8
     val_crop: int = 256
     val_every: int = 500
@@ -149,6 +150,9 @@ class TrainSettings:
             raise SettingError(f"--val-crop must be at least 16; got {self.val_crop}.", "val_crop")
         if not 0 <= self.val_fraction < 1:
             raise SettingError(f"--val-fraction must be in [0, 1); got {self.val_fraction}.", "val_fraction")
+        if self.split_by not in SPLIT_BY:
+            raise SettingError(f"--split-by must be one of {', '.join(SPLIT_BY)}; got "
+                               f"{self.split_by!r}.", "split_by")
         with checking("seed"):
             check_seed(self.seed)
 
@@ -162,6 +166,9 @@ class TrainSettings:
             # What was really held out of --data (nothing when --val-data is given).
             "val_fraction": 0.0 if self.val_data else self.val_fraction,
             "data": [[str(Path(d.path).resolve()), d.weight] for d in self.data],
+            # Recorded only when it is not the split of runs made before it existed (pair), so
+            # those runs resume with --split-by pair, and evaluate reads their split as pair.
+            **({} if self.split_by == "pair" else {"split_by": self.split_by}),
         }
 
 
@@ -225,7 +232,7 @@ def _plan_data(settings, crop):
     train_rows, val_items = [], []
     for src in settings.data:
         ds = open_pairs(src.path, verify=settings.verify)
-        ids = pair_ids(ds)
+        ids = split_keys(ds, settings.split_by)
         frac = 0.0 if settings.val_data else settings.val_fraction
         tr, ho = split_indices(ids, frac)
         if len(tr) == 0:
