@@ -1,0 +1,391 @@
+"""Scoring protocols of the standard deblurring test sets: how one deblurred image is compared
+with its ground truth (plain, RealBlur's aligned scores, Levin's shift search and error ratio,
+Köhler's best frame, and a no-reference sharpness for images without ground truth)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+from ..errors import BadInputError
+from .metrics import (MATLAB_SSIM_RADIUS, psnr, ssim, ssim_map, ssim_matlab, ssim_matlab_map)
+
+#: The protocols :func:`score` knows, in the order reports list them.
+PROTOCOLS = ("plain", "realblur", "levin", "kohler", "noref")
+
+#: Levin: the widest integer shift (pixels, each axis) searched when the row has no kernel.
+LEVIN_MAX_SHIFT = 10
+#: Weight of the Gaussian gradient prior of the reference deconvolution (images in [0, 1]).
+DECONV_PRIOR_WEIGHT = 2e-3
+#: Radius of scikit-image's Gaussian SSIM window at sigma 1.5 (truncated at 3.5 sigma).
+_SKIMAGE_SSIM_RADIUS = 5
+
+
+def default_protocol(row_params: dict) -> str:
+    """The protocol a row's test set is scored with.
+
+    Parameters
+    ----------
+    row_params : dict
+        The decoded row's ``params`` (an import's ``layout`` / ``set`` / ``ground_truth``).
+
+    Returns
+    -------
+    str
+        ``"noref"`` for a row without ground truth (``"ground_truth": false``), ``"realblur"``
+        for RealBlur (either variant), ``"levin"`` and ``"kohler"`` for those sets, otherwise
+        ``"plain"``.
+
+    Examples
+    --------
+    >>> default_protocol({"layout": "realblur", "set": "realblur-j"})
+    'realblur'
+    >>> default_protocol({"layout": "lai", "ground_truth": False})
+    'noref'
+    >>> default_protocol({"photo": "a.jpg"})
+    'plain'
+    """
+    if row_params.get("ground_truth") is False:
+        return "noref"
+    for key in ("layout", "set"):
+        name = str(row_params.get(key) or "").lower().replace("ö", "o").replace("oe", "o")
+        for proto in ("realblur", "levin", "kohler"):
+            if name.startswith(proto):
+                return proto
+    return "plain"
+
+
+def _unit(image) -> np.ndarray:
+    a = np.asarray(image)
+    if a.ndim != 3 or a.shape[2] != 3:
+        raise ValueError(f"images must be (H, W, 3); got shape {a.shape}.")
+    return a.astype(np.float64) / 255.0 if a.dtype == np.uint8 else a.astype(np.float64)
+
+
+def _t(a: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(np.ascontiguousarray(a)).permute(2, 0, 1)[None]
+
+
+def _lpips_value(lpips, out: np.ndarray, ref: np.ndarray) -> float:
+    p = next(lpips.parameters())
+    with torch.no_grad():
+        return float(lpips(_t(out).to(p), _t(ref).to(p)).flatten()[0])
+
+
+def _full_scores(out: np.ndarray, ref: np.ndarray, lpips=None) -> dict:
+    """PSNR and both SSIMs of two [0, 1] images over the whole frame (LPIPS when given)."""
+    x, y = _t(out), _t(ref)
+    res = {"psnr": float(psnr(x, y)[0])}
+    small = min(out.shape[:2]) < 2 * _SKIMAGE_SSIM_RADIUS + 1
+    res["ssim"] = math.nan if small else float(ssim(x, y)[0])
+    res["ssim_matlab"] = float(ssim_matlab(x, y)[0])
+    if lpips is not None:
+        res["lpips"] = _lpips_value(lpips, out, ref)
+    return res
+
+
+def _erode(mask: np.ndarray, r: int) -> np.ndarray:
+    """Pixels whose (2r+1)^2 neighbourhood lies inside ``mask`` (and inside the image)."""
+    import cv2
+
+    padded = np.pad(mask.astype(np.uint8), r, constant_values=0)
+    return cv2.erode(padded, np.ones((2 * r + 1, 2 * r + 1), np.uint8))[r:-r, r:-r].astype(bool)
+
+
+def _inner_box(valid: np.ndarray) -> tuple[slice, slice]:
+    """An axis-aligned box holding only valid pixels, grown from the valid region's bounds by
+    dropping, one at a time, the edge row or column with the most invalid pixels."""
+    rows, cols = np.nonzero(valid.any(1))[0], np.nonzero(valid.any(0))[0]
+    if rows.size == 0:
+        return slice(0, 0), slice(0, 0)
+    t, b, l, r = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
+    while t < b and l < r:
+        box = valid[t:b, l:r]
+        if box.all():
+            break
+        bad = [(~box[0]).sum(), (~box[-1]).sum(), (~box[:, 0]).sum(), (~box[:, -1]).sum()]
+        k = int(np.argmax(bad))
+        t, b, l, r = (t + (k == 0), b - (k == 1), l + (k == 2), r - (k == 3))
+    return slice(t, b), slice(l, r)
+
+
+def masked_scores(out, ref, valid, lpips=None) -> dict:
+    """PSNR and both SSIMs of ``out`` against ``ref`` over the pixels ``valid`` marks.
+
+    PSNR: the mean squared error over the valid pixels (all channels). SSIM: each variant's
+    local map averaged over the pixels whose whole window lies in the valid region (so no
+    pixel outside the overlap enters a window). LPIPS (when given): on the largest box of
+    valid pixels that :func:`_inner_box` finds.
+
+    Parameters
+    ----------
+    out, ref : (H, W, 3) float ndarray in [0, 1]
+    valid : (H, W) bool ndarray
+
+    Returns
+    -------
+    dict
+        ``psnr``, ``ssim``, ``ssim_matlab`` (NaN where no window fits), ``lpips`` when given.
+
+    Examples
+    --------
+    >>> a = np.zeros((16, 16, 3)); b = a.copy(); b[0] = 1.0
+    >>> v = np.ones((16, 16), bool); v[0] = False
+    >>> masked_scores(a, b, v)["psnr"]
+    inf
+    """
+    valid = np.asarray(valid, bool)
+    if not valid.any():
+        return {"psnr": math.nan, "ssim": math.nan, "ssim_matlab": math.nan}
+    err = ((out - ref) ** 2)[valid]
+    mse = float(err.mean())
+    res = {"psnr": math.inf if mse == 0 else 10 * math.log10(1.0 / mse)}
+    x, y = _t(out), _t(ref)
+    r = _SKIMAGE_SSIM_RADIUS
+    if min(out.shape[:2]) >= 2 * r + 1:
+        inner = _erode(valid, r)[r:-r, r:-r]
+        m = ssim_map(x, y)[0].mean(0).numpy()
+        res["ssim"] = float(m[inner].mean()) if inner.any() else math.nan
+    else:
+        res["ssim"] = math.nan
+    inner = _erode(valid, MATLAB_SSIM_RADIUS)
+    m = ssim_matlab_map(x, y)[0].mean(0).numpy()
+    res["ssim_matlab"] = float(m[inner].mean()) if inner.any() else math.nan
+    if lpips is not None:
+        rs, cs = _inner_box(valid)
+        res["lpips"] = _lpips_value(lpips, out[rs, cs], ref[rs, cs])
+    return res
+
+
+def sharpness(image) -> float:
+    """No-reference sharpness: the variance of the Laplacian of the image's luma.
+
+    Pech-Pacheco et al.'s focus measure ("Diatom autofocusing in brightfield microscopy: a
+    comparative study", ICPR 2000): the 4-neighbour Laplacian of BT.601 luma in [0, 1], its
+    variance over the pixels (border pixels reflect). Higher is sharper; it also rises with
+    noise and ringing, so compare it between outputs of one image, not across images.
+
+    Parameters
+    ----------
+    image : (H, W, 3) uint8 or float ndarray
+        uint8 read as value / 255, floats as [0, 1].
+
+    Returns
+    -------
+    float
+
+    Examples
+    --------
+    >>> sharpness(np.zeros((8, 8, 3), np.uint8))
+    0.0
+    """
+    import cv2
+
+    luma = _unit(image) @ np.array([0.299, 0.587, 0.114])
+    return float(cv2.Laplacian(luma, cv2.CV_64F, ksize=1, borderType=cv2.BORDER_REFLECT_101).var())
+
+
+def best_shift(out, ref, max_shift: int) -> tuple[int, int, float]:
+    """The integer shift of ``out`` that best matches ``ref``, by mean squared error.
+
+    Every shift ``(dy, dx)`` with ``|dy|, |dx| <= max_shift`` compares
+    ``out[m+dy : H-m+dy, m+dx : W-m+dx]`` with ``ref[m : H-m, m : W-m]`` (``m = max_shift``):
+    the same central region for every shift, so their errors compare fairly.
+
+    Parameters
+    ----------
+    out, ref : (H, W, C) float ndarray
+        Same shape, larger than ``2 max_shift`` a side.
+    max_shift : int
+
+    Returns
+    -------
+    dy, dx : int
+        ``out(p + (dy, dx))`` best matches ``ref(p)``; ties go to the smallest shift.
+    mse : float
+        The error at that shift.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> ref = rng.random((20, 20, 1))
+    >>> best_shift(np.roll(ref, (2, -1), axis=(0, 1)), ref, 3)[:2]
+    (2, -1)
+    """
+    m = int(max_shift)
+    h, w = ref.shape[:2]
+    if m < 0 or min(h, w) <= 2 * m:
+        raise ValueError(f"max_shift must be in [0, {(min(h, w) - 1) // 2}] for a {h}x{w} image; "
+                         f"got {max_shift}.")
+    target = ref[m:h - m, m:w - m]
+    best = None
+    # Nearest shifts first, so an exact tie keeps the smallest displacement.
+    for dy, dx in sorted(((a, b) for a in range(-m, m + 1) for b in range(-m, m + 1)),
+                         key=lambda s: (s[0] ** 2 + s[1] ** 2, s)):
+        mse = float(np.mean((out[m + dy:h - m + dy, m + dx:w - m + dx] - target) ** 2))
+        if best is None or mse < best[2]:
+            best = (dy, dx, mse)
+    return best
+
+
+def _shifted_crop(a, dy, dx, m):
+    h, w = a.shape[:2]
+    return a[m + dy:h - m + dy, m + dx:w - m + dx]
+
+
+def deconvolve_true_kernel(blurred, psf, *, prior_weight=DECONV_PRIOR_WEIGHT) -> np.ndarray:
+    """Non-blind deconvolution with a known kernel under a Gaussian gradient prior.
+
+    Levin et al.'s error ratio (CVPR 2009) divides an estimate's error by that of a
+    deconvolution with the true kernel. They deconvolved with the sparse prior of Levin et al.
+    (SIGGRAPH 2007, iterative); this uses the same paper's Gaussian-prior case, which has the
+    closed form ``X = conj(K) B / (|K|^2 + w (|Dx|^2 + |Dy|^2))`` in the Fourier domain
+    (``Dx``, ``Dy``: forward differences), so it is exact, fast and deterministic. The image is
+    padded by the kernel size with mirrored edges before the FFT and cropped back.
+
+    Parameters
+    ----------
+    blurred : (H, W, 3) uint8 or float ndarray
+        uint8 read as value / 255, floats as [0, 1]; each channel deconvolved alike.
+    psf : (k, k) float ndarray
+        The true kernel (normalised to sum 1 here); applied as a convolution.
+    prior_weight : float
+        ``w`` above.
+
+    Returns
+    -------
+    (H, W, 3) float64 ndarray in [0, 1] (clipped)
+
+    Examples
+    --------
+    >>> x = np.full((9, 9, 3), 0.5)
+    >>> bool(np.allclose(deconvolve_true_kernel(x, np.ones((3, 3))), 0.5))
+    True
+    """
+    b = _unit(blurred)
+    k = np.asarray(psf, np.float64)
+    if k.ndim != 2 or k.sum() <= 0:
+        raise ValueError(f"psf must be a 2-D kernel with a positive sum; got shape {k.shape}.")
+    k = k / k.sum()
+    p = max(k.shape)
+    bp = np.pad(b, ((p, p), (p, p), (0, 0)), mode="symmetric")
+    hp, wp = bp.shape[:2]
+
+    def otf(kernel):
+        # Kernel centre at the origin, so the deconvolved image is not displaced.
+        pad = np.zeros((hp, wp))
+        pad[:kernel.shape[0], :kernel.shape[1]] = kernel
+        pad = np.roll(pad, (-(kernel.shape[0] // 2), -(kernel.shape[1] // 2)), axis=(0, 1))
+        return np.fft.fft2(pad)
+
+    kf = otf(k)
+    grad = np.abs(otf(np.array([[1.0, -1.0]]))) ** 2 + np.abs(otf(np.array([[1.0], [-1.0]]))) ** 2
+    den = np.abs(kf) ** 2 + prior_weight * grad
+    out = np.empty_like(bp)
+    for c in range(bp.shape[2]):
+        out[:, :, c] = np.real(np.fft.ifft2(np.conj(kf) * np.fft.fft2(bp[:, :, c]) / den))
+    return np.clip(out[p:-p, p:-p], 0.0, 1.0)
+
+
+def _levin(out, ref, row, lpips):
+    psf = row.get("psf")
+    if psf is None:
+        raise BadInputError("the levin protocol needs each row's true kernel in its psf column; "
+                            "this row has none. Import the set with `dataset import --layout "
+                            "levin`, or score it with --protocol plain.")
+    psf = np.asarray(psf, np.float64)
+    m = min(max(psf.shape) // 2, (min(ref.shape[:2]) - 1) // 2)
+    dy, dx, mse = best_shift(out, ref, m)
+    target = ref[m:ref.shape[0] - m, m:ref.shape[1] - m]
+    res = _full_scores(_shifted_crop(out, dy, dx, m), target, lpips)
+    deconv = deconvolve_true_kernel(row["blurred"], psf)
+    _, _, mse_deconv = best_shift(deconv, ref, m)
+    ratio = mse / mse_deconv if mse_deconv > 0 else (1.0 if mse == 0 else math.inf)
+    res.update(error_ratio=float(ratio), shift_y=float(dy), shift_x=float(dx))
+    return res
+
+
+def _kohler(out, row, lpips):
+    frames = row.get("gt_frames") or ([row["sharp"]] if row.get("sharp") is not None else [])
+    # Köhler et al. (ECCV 2012) score a deblurred image by its best PSNR over every frame
+    # recorded along the camera's path: any of them is a valid sharp image of the scene.
+    values = [float(psnr(_t(out), _t(_unit(f)))[0]) for f in frames]
+    k = int(np.argmax(values))  # first of equal bests
+    res = _full_scores(out, _unit(frames[k]), lpips)
+    res.update(psnr=values[k], best_frame=float(k))
+    return res
+
+
+def score(name: str, output_u8, row: dict, *, lpips=None) -> dict:
+    """Score one deblurred image against its row under a protocol.
+
+    Parameters
+    ----------
+    name : str
+        One of :data:`PROTOCOLS`; ``default_protocol(row["params"])`` picks the set's own.
+    output_u8 : (H, W, 3) uint8 ndarray
+        The deblurred image (the row's ``blurred`` itself to score the input).
+    row : dict
+        A decoded pair row (``PairDataset[i]``): ``blurred``, ``sharp`` (uint8, or None without
+        ground truth), ``psf`` (Levin: the true kernel), ``gt_frames`` (Köhler: every
+        ground-truth frame), ``params``.
+    lpips : blursynth.nn.lpips.LPIPS, optional
+        Adds ``lpips`` (lower is closer).
+
+    Returns
+    -------
+    dict of str to float
+        With ground truth: ``psnr`` (dB), ``ssim`` (scikit-image's Gaussian SSIM, as
+        :func:`blursynth.train.metrics.ssim`), ``ssim_matlab`` (MATLAB's ``ssim`` on the RGB
+        array, a 3-D Gaussian window over rows, columns and colour:
+        :func:`blursynth.train.metrics.ssim_matlab`), ``lpips`` when given, and the protocol's
+        extras: realblur ``ecc_converged`` (1/0) and ``valid_fraction``; levin
+        ``error_ratio``, ``shift_y``, ``shift_x``; kohler ``best_frame`` (index into
+        ``gt_frames``). Without ground truth (``sharp`` None) or under ``noref``: only
+        ``sharpness`` (:func:`sharpness`).
+
+    Raises
+    ------
+    BadInputError
+        An unknown protocol, or one the row cannot be scored with (levin without a kernel,
+        kohler without frames).
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> sharp = rng.integers(0, 256, (16, 16, 3), dtype=np.uint8)
+    >>> row = {"blurred": sharp, "sharp": sharp, "psf": None, "params": {}}
+    >>> s = score("plain", sharp, row)
+    >>> s["psnr"], s["ssim"], round(s["ssim_matlab"], 6)
+    (inf, 1.0, 1.0)
+    """
+    if name not in PROTOCOLS:
+        raise BadInputError(f"--protocol {name!r}: unknown; expected one of "
+                            f"{', '.join(PROTOCOLS)} or auto.")
+    out = np.asarray(output_u8)
+    blurred = np.asarray(row["blurred"])
+    if out.shape != blurred.shape:
+        raise ValueError(f"output shape {out.shape} differs from the row's blurred image "
+                         f"{blurred.shape}.")
+    has_gt = row.get("sharp") is not None or bool(row.get("gt_frames"))
+    if name == "noref" or not has_gt:
+        return {"sharpness": sharpness(out)}
+    x = _unit(out)
+    if name == "kohler":
+        return _kohler(x, row, lpips)
+    ref = _unit(row["sharp"])
+    if ref.shape != x.shape:
+        raise ValueError(f"output shape {out.shape} differs from the row's sharp image "
+                         f"{ref.shape}.")
+    if name == "plain":
+        return _full_scores(x, ref, lpips)
+    if name == "levin":
+        return _levin(x, ref, row, lpips)
+    from .align import align_to_reference
+
+    a = align_to_reference(x, ref)
+    res = masked_scores(a.aligned, ref, a.valid, lpips)
+    res.update(ecc_converged=float(a.converged), valid_fraction=float(a.valid.mean()))
+    return res
