@@ -49,12 +49,12 @@ def match_intensity(image, reference) -> tuple[np.ndarray, float]:
 
     Parameters
     ----------
-    image, reference : (H, W, 3) float ndarray
-        Same shape, values in [0, 1].
+    image, reference : float ndarray
+        Same shape (any: an image, or the pixels of a region), values in [0, 1].
 
     Returns
     -------
-    matched : (H, W, 3) float64 ndarray
+    matched : float64 ndarray
         ``g * image`` (not clipped).
     gain : float
         ``g``; 1 for an all-zero image.
@@ -154,9 +154,10 @@ def warp_to_reference(image, homography) -> tuple[np.ndarray, np.ndarray]:
 
 
 def align_to_reference(image, reference, *, iterations=ECC_ITERATIONS, eps=ECC_EPS) -> Alignment:
-    """Intensity-match ``image`` to ``reference``, align it by an ECC homography, and say which
-    pixels overlap: the steps RealBlur's evaluation (Rim et al., ECCV 2020, §5) takes before
-    computing PSNR and SSIM over the overlapping region.
+    """Align ``image`` to ``reference`` by an ECC homography, match its intensity, and say which
+    pixels overlap: the steps RealBlur's evaluation (Rim et al., ECCV 2020) takes before
+    computing PSNR and SSIM over the overlapping region. The gain is fitted on the overlap
+    after the alignment (ECC itself is invariant to gain and offset).
 
     Parameters
     ----------
@@ -179,10 +180,12 @@ def align_to_reference(image, reference, *, iterations=ECC_ITERATIONS, eps=ECC_E
     if x.shape != y.shape or x.ndim != 3:
         raise ValueError(f"image and reference must be two (H, W, 3) arrays of one shape; got "
                          f"{x.shape} and {y.shape}.")
-    matched, gain = match_intensity(x, y)
-    hom, ok = ecc_homography(matched, y, iterations=iterations, eps=eps)
-    warped, valid = warp_to_reference(matched, hom)
-    return Alignment(warped, valid, hom, gain, ok)
+    # ECC's correlation coefficient ignores gain and offset, so the alignment needs no
+    # intensity match; the gain is fitted after it, on the overlap, where pixels correspond.
+    hom, ok = ecc_homography(x, y, iterations=iterations, eps=eps)
+    warped, valid = warp_to_reference(x, hom)
+    _, gain = match_intensity(warped[valid], y[valid])
+    return Alignment(warped * gain, valid, hom, gain, ok)
 
 
 def _as_unit_float(a) -> np.ndarray:
