@@ -1,0 +1,264 @@
+"""train/protocols.py and the MATLAB-style SSIM: each protocol against a hand computation.
+
+Rows are built as dicts in the decoded-row contract (``PairDataset[i]``): ``blurred``,
+``sharp`` (None without ground truth), ``psf``, ``gt_frames``, ``params``.
+"""
+
+import math
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from blursynth.errors import BadInputError
+from blursynth.train import protocols
+from blursynth.train.metrics import ssim, ssim_matlab
+from blursynth.train.protocols import (PROTOCOLS, best_shift, default_protocol,
+                                       deconvolve_true_kernel, masked_scores, score, sharpness)
+
+
+def _photo(h=48, w=48, seed=0):
+    rng = np.random.default_rng(seed)
+    big = cv2.GaussianBlur(rng.random((h, w, 3)), (0, 0), 1.5)
+    return np.clip((big - big.mean()) * 6 + 0.5, 0, 1)
+
+
+def _u8(a):
+    return np.round(np.clip(a, 0, 1) * 255).astype(np.uint8)
+
+
+def _row(blurred, sharp, **extra):
+    return {"blurred": blurred, "sharp": sharp, "psf": None, "params": {}, **extra}
+
+
+def _t(a):
+    return torch.from_numpy(np.ascontiguousarray(a, dtype=np.float64)).permute(2, 0, 1)[None]
+
+
+# --- MATLAB-style SSIM ---------------------------------------------------------------------
+
+def test_ssim_matlab_of_constant_images_is_the_luminance_term():
+    # Constant images: every local variance and covariance is 0, so the map is
+    # (2ab + C1) / (a^2 + b^2 + C1) everywhere, borders included.
+    a, b = 0.2, 0.6
+    c1 = 0.01 ** 2
+    got = float(ssim_matlab(_t(np.full((7, 9, 3), a)), _t(np.full((7, 9, 3), b)))[0])
+    assert got == pytest.approx((2 * a * b + c1) / (a * a + b * b + c1), abs=1e-12)
+
+
+def test_ssim_matlab_is_a_volumetric_gaussian_with_replicate_borders():
+    from scipy.ndimage import correlate
+
+    rng = np.random.default_rng(3)
+    x = rng.random((13, 17, 3))
+    y = np.clip(x + 0.2 * rng.standard_normal(x.shape), 0, 1)
+    g = np.exp(-0.5 * (np.arange(-5, 6) / 1.5) ** 2)
+    g /= g.sum()
+    k3 = g[:, None, None] * g[None, :, None] * g[None, None, :]  # 11 x 11 x 11
+
+    def f(v):  # scipy's 'nearest' is MATLAB's 'replicate'
+        return correlate(v, k3, mode="nearest")
+
+    mx, my = f(x), f(y)
+    vx, vy, cxy = f(x * x) - mx ** 2, f(y * y) - my ** 2, f(x * y) - mx * my
+    c1, c2 = 0.01 ** 2, 0.03 ** 2
+    want = np.mean((2 * mx * my + c1) * (2 * cxy + c2) / ((mx ** 2 + my ** 2 + c1) * (vx + vy + c2)))
+    got = float(ssim_matlab(_t(x), _t(y))[0])
+    assert got == pytest.approx(want, abs=1e-12)
+    # and it is not scikit-image's per-channel, border-cropped figure
+    assert abs(got - float(ssim(_t(x), _t(y))[0])) > 1e-3
+
+
+# --- plain and noref -----------------------------------------------------------------------
+
+def test_plain_scores_match_the_metrics():
+    sharp = _u8(_photo())
+    out = _u8(_photo() + 0.03 * np.random.default_rng(1).standard_normal((48, 48, 3)))
+    s = score("plain", out, _row(out, sharp))
+    mse = np.mean((out / 255.0 - sharp / 255.0) ** 2)
+    assert s["psnr"] == pytest.approx(10 * math.log10(1 / mse), abs=1e-9)
+    assert s["ssim"] == pytest.approx(float(ssim(_t(out / 255.0), _t(sharp / 255.0))[0]))
+    assert s["ssim_matlab"] == pytest.approx(float(ssim_matlab(_t(out / 255.0),
+                                                               _t(sharp / 255.0))[0]))
+    assert set(s) == {"psnr", "ssim", "ssim_matlab"}
+
+
+def test_rows_without_ground_truth_get_only_sharpness():
+    blurred = _u8(_photo(seed=2))
+    row = _row(blurred, None, params={"ground_truth": False})
+    for name in ("plain", "realblur", "noref"):
+        assert score(name, blurred, row) == {"sharpness": sharpness(blurred)}
+
+
+def test_sharpness_is_the_variance_of_the_laplacian():
+    img = np.zeros((5, 5, 3), np.uint8)
+    img[2, 2] = 255  # luma 1 at the centre
+    # 4-neighbour Laplacian: -4 at the centre, +1 at its 4 neighbours, 0 elsewhere
+    lap = np.zeros(25)
+    lap[:5] = [-4, 1, 1, 1, 1]
+    assert sharpness(img) == pytest.approx(lap.var(), rel=1e-6)
+    sharp = _u8(_photo(seed=4))
+    assert sharpness(cv2.GaussianBlur(sharp, (0, 0), 2)) < sharpness(sharp)
+
+
+def test_default_protocol():
+    assert default_protocol({"layout": "realblur", "set": "realblur-r"}) == "realblur"
+    assert default_protocol({"set": "RealBlur_J"}) == "realblur"
+    assert default_protocol({"layout": "levin"}) == "levin"
+    assert default_protocol({"layout": "kohler"}) == "kohler"
+    assert default_protocol({"set": "koehler"}) == "kohler"
+    assert default_protocol({"layout": "lai", "ground_truth": False}) == "noref"
+    assert default_protocol({"layout": "gopro"}) == "plain"
+    assert default_protocol({}) == "plain"
+    assert PROTOCOLS == ("plain", "realblur", "levin", "kohler", "noref")
+
+
+def test_unknown_protocol_is_refused_in_one_line():
+    img = np.zeros((16, 16, 3), np.uint8)
+    with pytest.raises(BadInputError) as e:
+        score("gopro", img, _row(img, img))
+    assert "\n" not in str(e.value) and "plain, realblur, levin, kohler, noref" in str(e.value)
+
+
+# --- levin ---------------------------------------------------------------------------------
+
+def test_shift_search_finds_a_known_shift():
+    ref = _photo(40, 44, seed=5)
+    out = np.roll(ref, (3, -2), axis=(0, 1))  # out(p + (3, -2)) = ref(p)
+    dy, dx, mse = best_shift(out, ref, 4)
+    assert (dy, dx, mse) == (3, -2, 0.0)
+    # through the protocol: the kernel's size sets the window (9x9 -> 4 px)
+    psf = np.zeros((9, 9))
+    psf[4, 4] = 1.0
+    row = _row(_u8(ref), _u8(ref), psf=psf)
+    s = score("levin", _u8(out), row)
+    assert (s["shift_y"], s["shift_x"]) == (3.0, -2.0)
+    assert s["psnr"] == math.inf
+
+
+def test_shift_search_compares_one_region_for_every_shift():
+    ref = np.zeros((10, 10, 1))
+    out = ref.copy()
+    out[0, 0] = 1.0  # outside the central region at shift 0: no error there
+    assert best_shift(out, ref, 2) == (0, 0, 0.0)
+
+
+def _line_kernel():
+    psf = np.zeros((7, 7))
+    psf[3, 1:6] = 1.0
+    psf[2, 5] = 0.5
+    return psf / psf.sum()
+
+
+def test_error_ratio_is_one_for_the_true_kernel_deconvolution():
+    sharp = _photo(48, 48, seed=6)
+    psf = _line_kernel()
+    blurred = _u8(cv2.filter2D(sharp, -1, psf[::-1, ::-1], borderType=cv2.BORDER_REFLECT))
+    row = _row(blurred, _u8(sharp), psf=psf.astype(np.float32))
+    deconv = deconvolve_true_kernel(blurred, psf)
+    assert score("levin", deconv, row)["error_ratio"] == pytest.approx(1.0, abs=1e-12)
+    # the deconvolution restores: the blurred input scores a ratio above 1
+    s_in = score("levin", blurred, row)
+    assert s_in["error_ratio"] > 1.2
+    # hand computation of the ratio for the input: best-shift MSEs of input and deconvolution
+    ref = _u8(sharp) / 255.0
+    m = 3
+    mse_in = best_shift(blurred / 255.0, ref, m)[2]
+    mse_dec = best_shift(deconv, ref, m)[2]
+    assert s_in["error_ratio"] == pytest.approx(mse_in / mse_dec, rel=1e-12)
+
+
+def test_deconvolution_undoes_much_of_a_blur():
+    sharp = _photo(40, 40, seed=7)
+    psf = _line_kernel()
+    blurred = cv2.filter2D(sharp, -1, psf[::-1, ::-1], borderType=cv2.BORDER_REFLECT)
+    rec = deconvolve_true_kernel(blurred, psf)
+    inner = (slice(8, -8), slice(8, -8))
+    assert np.abs(rec - sharp)[inner].mean() < 0.6 * np.abs(blurred - sharp)[inner].mean()
+
+
+def test_levin_without_a_kernel_is_refused():
+    img = np.zeros((16, 16, 3), np.uint8)
+    with pytest.raises(BadInputError, match="levin"):
+        score("levin", img, _row(img, img))
+
+
+# --- kohler --------------------------------------------------------------------------------
+
+def test_kohler_picks_the_best_frame():
+    rng = np.random.default_rng(8)
+    out = _u8(_photo(seed=9))
+    noise = [0.2, 0.1, 0.02, 0.08]
+    frames = [_u8(out / 255.0 + s * rng.standard_normal(out.shape)) for s in noise]
+    row = _row(out, frames[0], gt_frames=frames)
+    s = score("kohler", out, row)
+    assert s["best_frame"] == 2.0
+    mse = np.mean((out / 255.0 - frames[2] / 255.0) ** 2)
+    assert s["psnr"] == pytest.approx(10 * math.log10(1 / mse), abs=1e-9)
+    assert s["ssim"] == pytest.approx(float(ssim(_t(out / 255.0), _t(frames[2] / 255.0))[0]))
+    # the first of equal bests
+    row = _row(out, out, gt_frames=[frames[0], out, out])
+    assert score("kohler", out, row)["best_frame"] == 1.0
+
+
+# --- realblur ------------------------------------------------------------------------------
+
+def test_masked_scores_use_only_the_valid_pixels():
+    ref = _photo(24, 24, seed=10)
+    out = ref.copy()
+    out[:, :3] = 1 - out[:, :3]
+    out[5, 10] += 0.1
+    valid = np.ones((24, 24), bool)
+    valid[:, :3] = False
+    s = masked_scores(out, ref, valid)
+    assert s["psnr"] == pytest.approx(10 * math.log10(1 / (3 * 0.1 ** 2 / (24 * 21 * 3))))
+    # SSIM windows stay inside the valid region: a change outside it does not move them
+    out2 = out.copy()
+    out2[:, :3] = 0.5
+    s2 = masked_scores(out2, ref, valid)
+    assert (s2["ssim"], s2["ssim_matlab"]) == (s["ssim"], s["ssim_matlab"])
+    assert s["ssim"] < 1.0
+
+
+def test_realblur_aligns_before_scoring():
+    margin, size = 24, 96
+    big = _photo(size + 2 * margin, size + 2 * margin, seed=11)
+    sharp = big[margin:-margin, margin:-margin]
+    hom = np.array([[1.01, 0.01, 1.5], [-0.008, 0.99, -1.0], [0, 0, 1.0]])
+    to_big = np.array([[1, 0, margin], [0, 1, margin], [0, 0, 1.0]]) @ np.linalg.inv(hom)
+    out = 0.85 * cv2.warpPerspective(big, to_big, (size, size),
+                                     flags=cv2.INTER_CUBIC | cv2.WARP_INVERSE_MAP)
+    row = _row(_u8(out), _u8(sharp), params={"layout": "realblur"})
+    aligned = score("realblur", _u8(out), row)
+    plain = score("plain", _u8(out), row)
+    assert aligned["ecc_converged"] == 1.0
+    assert aligned["psnr"] > 30 and aligned["psnr"] > plain["psnr"] + 10
+    assert aligned["ssim"] > 0.95 and aligned["ssim_matlab"] > 0.95
+    assert 0.9 < aligned["valid_fraction"] < 1.0
+
+
+def test_lpips_is_passed_the_compared_images():
+    class Recorder(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.w = torch.nn.Parameter(torch.zeros(1))
+            self.seen = []
+
+        def forward(self, a, b):
+            self.seen.append((a.clone(), b.clone()))
+            return (a - b).abs().mean().reshape(1)
+
+    sharp = _u8(_photo(seed=12))
+    out = _u8(_photo(seed=13))
+    rec = Recorder()
+    s = score("plain", out, _row(out, sharp), lpips=rec)
+    a, b = rec.seen[0]
+    assert a.shape == (1, 3, 48, 48) and a.dtype == rec.w.dtype
+    np.testing.assert_allclose(a[0].permute(1, 2, 0).numpy(), out / 255.0, atol=1e-6)
+    np.testing.assert_allclose(b[0].permute(1, 2, 0).numpy(), sharp / 255.0, atol=1e-6)
+    assert s["lpips"] == pytest.approx(float((a - b).abs().mean()))
+
+
+def test_module_names_its_constants():
+    assert protocols.LEVIN_MAX_SHIFT > 0 and protocols.DECONV_PRIOR_WEIGHT > 0
