@@ -1,0 +1,215 @@
+"""The seed papers' networks: DeblurGAN-v2 (FPN-MobileNet), DeepDeblur, DBGAN (issue 19).
+
+Shapes, parameter counts at the paper configs, torchvision's MobileNet-V2 names and the
+--backbone-weights checks, the losses on hand-made cases.
+"""
+
+import pytest
+import torch
+from torch import nn
+
+from blursynth.errors import BadInputError
+from blursynth.nn import dbgan, deepdeblur, fpn
+from blursynth.nn.mobilenetv2 import MobileNetV2, load_backbone_weights
+
+
+def n_params(module):
+    return sum(p.numel() for p in module.parameters())
+
+
+# ---------------------------------------------------------------------------------------------
+# MobileNet-V2 and --backbone-weights
+
+
+def test_mobilenetv2_has_torchvisions_size_and_names():
+    net = MobileNetV2()
+    # torchvision's mobilenet_v2 (width 1, 1000 classes) has 3,504,872 parameters.
+    assert n_params(net) == 3_504_872
+    keys = list(net.state_dict())
+    assert keys[:3] == ["features.0.0.weight", "features.0.1.weight", "features.0.1.bias"]
+    assert "features.1.conv.0.0.weight" in keys      # t = 1 block: depthwise first
+    assert "features.2.conv.0.0.weight" in keys      # t = 6 block: expansion first
+    assert "features.2.conv.3.running_var" in keys   # the projection's BatchNorm
+    assert "features.18.0.weight" in keys and keys[-1] == "classifier.1.bias"
+    assert tuple(net.state_dict()["features.17.conv.2.weight"].shape) == (320, 960, 1, 1)
+
+
+def test_backbone_stages_are_at_five_scales():
+    maps = MobileNetV2(classifier=False).forward_stages(torch.zeros(1, 3, 64, 96))
+    assert [tuple(m.shape[1:]) for m in maps] == [
+        (16, 32, 48), (24, 16, 24), (32, 8, 12), (96, 4, 6), (320, 2, 3)]
+
+
+def test_backbone_weights_load_into_the_fpn_generator(tmp_path):
+    ref = MobileNetV2()
+    with torch.no_grad():
+        for p in ref.parameters():
+            p.uniform_(-1, 1)
+    f = tmp_path / "mobilenet_v2.pth"
+    torch.save(ref.state_dict(), f)
+    gen, _ = fpn.build_fpn(fpn.CONFIGS["paper"], seed=0)
+    info = load_backbone_weights(gen.backbone, f)
+    assert info == {"weights": str(f), "keys": len(gen.backbone.state_dict())}
+    got = gen.backbone.state_dict()
+    assert all(torch.equal(got[k], ref.state_dict()[k]) for k in got)
+
+
+def test_backbone_weights_of_the_wrong_shape_name_the_keys(tmp_path):
+    f = tmp_path / "narrow.pth"
+    torch.save(MobileNetV2(width=0.5).state_dict(), f)
+    with pytest.raises(BadInputError) as err:
+        load_backbone_weights(MobileNetV2(classifier=False), f)
+    msg = str(err.value)
+    assert "\n" not in msg and err.value.exit_code == 2
+    assert "features.0.0.weight (16, 3, 3, 3) (expected (32, 3, 3, 3))" in msg
+
+
+def test_backbone_weights_missing_keys_or_not_a_state_dict(tmp_path):
+    f = tmp_path / "vgg.pth"
+    torch.save({"features.0.weight": torch.zeros(64, 3, 3, 3)}, f)
+    with pytest.raises(BadInputError, match="missing keys features.0.0.weight"):
+        load_backbone_weights(MobileNetV2(classifier=False), f)
+    junk = tmp_path / "junk.pth"
+    junk.write_bytes(b"not a torch file")
+    with pytest.raises(BadInputError, match="not a torch state dict"):
+        load_backbone_weights(MobileNetV2(classifier=False), junk)
+    with pytest.raises(BadInputError, match="no such file"):
+        load_backbone_weights(MobileNetV2(classifier=False), tmp_path / "nope.pth")
+
+
+# ---------------------------------------------------------------------------------------------
+# DeblurGAN-v2
+
+
+def test_fpn_paper_config_sizes():
+    gen, disc = fpn.build_fpn(fpn.CONFIGS["paper"], seed=0)
+    # MobileNet-V2 features 0..17 (no last 1x1 conv, no classifier): 1,811,712.
+    assert n_params(gen.backbone) == 1_811_712
+    assert n_params(gen) == 2_926_211
+    # Local: DeblurGAN's 70 px PatchGAN (2.76M); global: the same with 5 strided layers.
+    assert n_params(disc.local) == 2_764_737
+    assert n_params(disc) == 13_919_106
+
+
+@pytest.mark.parametrize("shape", [(2, 3, 64, 64), (1, 3, 40, 72)])
+def test_fpn_generator_keeps_shape_and_range(shape):
+    gen, disc = fpn.build_fpn(fpn.CONFIGS["small"], seed=0)
+    x = torch.rand(shape) * 2 - 1
+    y = gen(x)
+    assert y.shape == x.shape and float(y.detach().abs().max()) <= 1
+    local, whole = disc(torch.zeros(2, 3, 64, 64))
+    assert local.shape == (2, 1, 11, 11) and whole.shape[:2] == (2, 1)
+
+
+def test_fpn_builds_the_same_from_the_same_seed_and_leaves_global_rng():
+    torch.manual_seed(5)
+    before = torch.random.get_rng_state()
+    a, _ = fpn.build_fpn(fpn.CONFIGS["small"], seed=3)
+    assert torch.equal(torch.random.get_rng_state(), before)
+    b, _ = fpn.build_fpn(fpn.CONFIGS["small"], seed=3)
+    c, _ = fpn.build_fpn(fpn.CONFIGS["small"], seed=4)
+    sa, sb, sc = a.state_dict(), b.state_dict(), c.state_dict()
+    assert all(torch.equal(sa[k], sb[k]) for k in sa)
+    assert not torch.equal(sa["final.weight"], sc["final.weight"])
+
+
+def test_ralsgan_losses_by_hand():
+    real, fake = torch.tensor([2.0, 0.0]), torch.tensor([1.0, -1.0])
+    # E_r = 1, E_f = 0: critic ((2-0-1)^2 + (0-0-1)^2)/2 + ((1-1+1)^2 + (-1-1+1)^2)/2 = 1 + 1
+    assert float(fpn.ralsgan_critic_loss(real, fake)) == pytest.approx(2.0)
+    # generator: ((1-1-1)^2 + (-1-1-1)^2)/2 + ((2-0+1)^2 + (0-0+1)^2)/2 = 5 + 5
+    assert float(fpn.ralsgan_generator_loss(real, fake)) == pytest.approx(10.0)
+
+
+# ---------------------------------------------------------------------------------------------
+# DeepDeblur
+
+
+def test_deepdeblur_paper_config_sizes():
+    gen, disc = deepdeblur.build_deepdeblur(deepdeblur.CONFIGS["paper"], seed=0)
+    # 40 convs a scale (head, 19 ResBlocks of two, tail), 120 in all, and two up-convolutions.
+    for scale in gen.scales:
+        assert sum(isinstance(m, nn.Conv2d) for m in scale.modules()) == 40
+    assert sum(isinstance(m, nn.ConvTranspose2d) for m in gen.modules()) == 2
+    # 3 x ~3.9M: the coarsest scale takes 3 channels in, the two finer ones 6.
+    assert [n_params(s) for s in gen.scales] == [3_903_299, 3_908_099, 3_908_099]
+    assert n_params(gen) == 11_719_953
+    assert n_params(disc) == 17_255_681
+    assert disc(torch.zeros(1, 3, 256, 256)).shape == (1,)
+    # A 256 crop reaches the 4x4 conv at 4x4, as the paper's table has it.
+    assert disc.features(torch.zeros(1, 3, 256, 256)).shape[-2:] == (4, 4)
+
+
+def test_deepdeblur_scales_and_pyramid():
+    gen, _ = deepdeblur.build_deepdeblur(deepdeblur.CONFIGS["small"], seed=0)
+    x = torch.rand(2, 3, 32, 48) * 2 - 1
+    outs = gen(x)
+    assert [tuple(o.shape[-2:]) for o in outs] == [(8, 12), (16, 24), (32, 48)]
+    # The pyramid given by the loader is the one built inside.
+    again = gen(deepdeblur.image_pyramid(x, 3))
+    assert all(torch.equal(a, b) for a, b in zip(outs, again))
+    assert torch.equal(gen.eval()(x), outs[-1])
+    # Odd sides: padded inside, cropped back at every scale.
+    gen.train()
+    assert [tuple(o.shape[-2:]) for o in gen(x[..., :30, :45])] == [(8, 12), (15, 23), (30, 45)]
+    # A constant image stays constant down the pyramid (the binomial kernel sums to 1).
+    pyr = deepdeblur.image_pyramid(torch.full((1, 3, 16, 16), 0.25), 3)
+    assert all(torch.allclose(p, torch.full_like(p, 0.25)) for p in pyr)
+
+
+def test_deepdeblur_receptive_radius_bounds_the_reach():
+    gen, _ = deepdeblur.build_deepdeblur(deepdeblur.CONFIGS["small"], seed=0)
+    gen.eval()
+    r = gen.receptive_radius()
+    size = (2 * r + 64) // 4 * 4
+    x = torch.zeros(1, 3, size, size)
+    y = x.clone()
+    y[..., 0, 0] = 1.0
+    with torch.no_grad():
+        diff = (gen(x) - gen(y)).abs().amax(dim=1)[0]
+    assert float(diff[0, 0]) > 0
+    assert float(diff[r + 1:, :].max()) == 0 and float(diff[:, r + 1:].max()) == 0
+
+
+def test_multiscale_content_loss_is_eq2():
+    outs = [torch.zeros(1, 3, 2, 2), torch.zeros(1, 3, 4, 4), torch.zeros(1, 3, 8, 8)]
+    targets = [torch.full_like(o, v) for o, v in zip(outs, (1.0, 2.0, 0.0))]
+    assert float(deepdeblur.multiscale_content_loss(outs, targets)) == pytest.approx(5 / 6)
+
+
+# ---------------------------------------------------------------------------------------------
+# DBGAN
+
+
+def test_dbgan_paper_config_sizes():
+    gen, critic = dbgan.build_dbgan(dbgan.CONFIGS["paper"], seed=0)
+    # head 1,792 + 16 blocks x 5 convs x 36,928 + tail 36,928 + 1,731
+    assert n_params(gen) == 1_792 + 16 * 5 * 36_928 + 36_928 + 1_731 == 2_994_691
+    assert n_params(critic) == 20_090_177
+    assert critic(torch.zeros(2, 3, 64, 64)).shape == (2,)
+
+
+def test_dbgan_generator_reach_is_exact():
+    gen, _ = dbgan.build_dbgan(dbgan.CONFIGS["small"], seed=0)
+    r = gen.receptive_radius()
+    x = torch.zeros(1, 3, 2 * r + 8, 2 * r + 8)
+    y = x.clone()
+    y[..., r + 4, r + 4] = 1.0
+    with torch.no_grad():
+        diff = (gen(x) - gen(y)).abs().amax(dim=1)[0]
+    assert float(diff[4, r + 4]) > 0           # exactly r away: reached
+    assert float(diff[:3, :].max()) == 0       # more than r away: not
+
+
+@pytest.mark.parametrize("build,configs", [
+    (fpn.build_fpn, fpn.CONFIGS), (deepdeblur.build_deepdeblur, deepdeblur.CONFIGS),
+    (dbgan.build_dbgan, dbgan.CONFIGS)])
+def test_small_configs_run_a_step_at_64px(build, configs):
+    gen, critic = build(configs["small"], seed=0)
+    x = torch.rand(2, 3, 64, 64) * 2 - 1
+    out = gen(x)
+    fine = out[-1] if isinstance(out, list) else out
+    critic_out = critic(fine)
+    score = sum(s.mean() for s in critic_out) if isinstance(critic_out, tuple) else critic_out.mean()
+    (fine.mean() + score).backward()
+    assert all(p.grad is not None for p in gen.parameters())
