@@ -49,6 +49,26 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
+def vgg_layers(cfg) -> list:
+    """A VGG trunk as torchvision orders it: 3x3 convolutions (padding 1) each followed by a
+    ReLU, ``"M"`` a 2x2 max-pool; ``cfg`` lists the convolutions' output channels.
+
+    Examples
+    --------
+    >>> [type(m).__name__ for m in vgg_layers((8, "M"))]
+    ['Conv2d', 'ReLU', 'MaxPool2d']
+    """
+    layers = []
+    in_ch = 3
+    for c in cfg:
+        if c == "M":
+            layers.append(nn.MaxPool2d(2, 2))
+        else:
+            layers += [nn.Conv2d(in_ch, c, 3, padding=1), nn.ReLU(inplace=True)]
+            in_ch = c
+    return layers
+
+
 class VGG19Features(nn.Module):
     """VGG19's convolutional trunk, cut after a given layer, on ImageNet-normalised input.
 
@@ -86,15 +106,7 @@ class VGG19Features(nn.Module):
             last_index = int(last_layer)
             if not 0 <= last_index < 2 * 16 + 5:
                 raise ValueError(f"last_layer index must be in [0, 36]; got {last_index}.")
-        layers = []
-        in_ch = 3
-        for c in _VGG19_CFG:
-            if c == "M":
-                layers.append(nn.MaxPool2d(2, 2))
-            else:
-                layers += [nn.Conv2d(in_ch, c, 3, padding=1), nn.ReLU(inplace=True)]
-                in_ch = c
-        self.features = nn.Sequential(*layers[: last_index + 1])
+        self.features = nn.Sequential(*vgg_layers(_VGG19_CFG)[: last_index + 1])
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1),
                              persistent=False)
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1),
@@ -213,37 +225,72 @@ def load_vgg19_features(path, last_layer="conv3_3", *, map_location="cpu") -> VG
     >>> load_vgg19_features(f, "conv1_2").features[0].weight.shape
     torch.Size([64, 3, 3, 3])
     """
-    path = Path(path)
     net = VGG19Features(last_layer)
+    load_checked_state(net, path, what="VGG19 weights",
+                       expected=f"torchvision's {VGG19_FILENAME}",
+                       key_hint=" (keys features.N.weight/bias)", map_location=map_location)
+    return net.eval()
+
+
+def load_checked_state(net, path, *, what: str, expected: str, key_hint: str = "",
+                       map_location="cpu", rename=None) -> None:
+    """Load into ``net`` the keys it has from a state-dict file, refusing in one line a file
+    that is not one, lacks keys (named) or has a wrong shape. Extra keys are ignored.
+
+    Parameters
+    ----------
+    net : torch.nn.Module
+    path : str or Path
+    what : str
+        What the file is, opening each message (``"VGG19 weights"``).
+    expected : str
+        The file that was expected, for the messages (``"torchvision's vgg19-dcbb9e9d.pth"``).
+    key_hint : str
+        Appended to the missing-keys message.
+    rename : callable, optional
+        Maps a key of ``net`` to the key the file stores it under.
+
+    Raises
+    ------
+    BadInputError
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> f = pathlib.Path(tempfile.mkdtemp()) / "w.pth"
+    >>> torch.save({"weight": torch.ones(2, 3)}, f)
+    >>> lin = nn.Linear(3, 2, bias=False)
+    >>> load_checked_state(lin, f, what="weights", expected="a test file")
+    >>> float(lin.weight.sum())
+    6.0
+    """
+    path = Path(path)
+    rename = rename or (lambda k: k)
     try:
         from .runs import quiet_torch_load
 
         state = quiet_torch_load(path, map_location=map_location)
     except Exception as exc:  # torch raises many types for a file that is not its own
         raise BadInputError(
-            f"VGG19 weights {path}: not a torch state dict ({type(exc).__name__}). "
-            f"Expected torchvision's {VGG19_FILENAME}."
+            f"{what} {path}: not a torch state dict ({type(exc).__name__}). "
+            f"Expected {expected}."
         ) from None
     if not isinstance(state, dict):
         raise BadInputError(
-            f"VGG19 weights {path}: expected a state dict (mapping of names to tensors); "
+            f"{what} {path}: expected a state dict (mapping of names to tensors); "
             f"got {type(state).__name__}."
         )
     wanted = net.state_dict()
-    missing = [k for k in wanted if k not in state]
+    missing = [rename(k) for k in wanted if rename(k) not in state]
     if missing:
         more = f" and {len(missing) - 6} more" if len(missing) > 6 else ""
         shown = ", ".join(missing[:6]) + more
-        raise BadInputError(
-            f"VGG19 weights {path}: missing keys {shown}. Expected torchvision's "
-            f"{VGG19_FILENAME} (keys features.N.weight/bias)."
-        )
-    bad = [k for k in wanted if tuple(state[k].shape) != tuple(wanted[k].shape)]
+        raise BadInputError(f"{what} {path}: missing keys {shown}. Expected {expected}{key_hint}.")
+    bad = [k for k in wanted if tuple(state[rename(k)].shape) != tuple(wanted[k].shape)]
     if bad:
         k = bad[0]
         raise BadInputError(
-            f"VGG19 weights {path}: {k} has shape {tuple(state[k].shape)}, expected "
-            f"{tuple(wanted[k].shape)}. Expected torchvision's {VGG19_FILENAME}."
+            f"{what} {path}: {rename(k)} has shape {tuple(state[rename(k)].shape)}, expected "
+            f"{tuple(wanted[k].shape)}. Expected {expected}."
         )
-    net.load_state_dict({k: state[k] for k in wanted})
-    return net.eval()
+    net.load_state_dict({k: state[rename(k)] for k in wanted})
