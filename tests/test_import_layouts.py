@@ -91,3 +91,353 @@ def test_pair_source_every_kind():
         pair_source({}, "trajectory")
     with pytest.raises(ValueError):
         pair_source({"photo": "a"}, "nope")
+
+
+# --- the layouts: tiny folders as each set distributes it ---------------------------------------------
+
+
+def _seed(*parts):
+    import zlib
+
+    return zlib.crc32("/".join(map(str, parts)).encode()) % 1000
+
+
+def _blur(img):
+    import cv2
+
+    return cv2.blur(img, (5, 1))
+
+
+def _import(run_cli, root, out, *args):
+    r = run_cli("dataset", "import", root, "--out", out, *args)
+    return r
+
+
+def _by_id(path):
+    return {row["id"]: row for row in PairDataset(path)}
+
+
+def _check_rebuild(path, root):
+    from blursynth.pairs.real import rebuild_gt_frames, rebuild_pair
+
+    for row in PairDataset(path):
+        blurred, sharp = rebuild_pair(row, root)
+        np.testing.assert_array_equal(blurred, row["blurred"])
+        if row["sharp"] is None:
+            assert sharp is None and row["params"]["ground_truth"] is False
+        else:
+            np.testing.assert_array_equal(sharp, row["sharp"])
+        frames = rebuild_gt_frames(row, root)
+        assert len(frames) == len(row.get("gt_frames") or [])
+        for a, b in zip(frames, row.get("gt_frames") or []):
+            np.testing.assert_array_equal(a, b)
+
+
+@pytest.fixture
+def hide(tmp_path):
+    root = tmp_path / "HIDE_dataset"
+    names = {"train": ["1fromGOPR0950.MP4.png", "2fromGOPR0950.MP4.png"],
+             "test/test-close-ups": ["3fromGOPR1096.MP4.png"], "test/test-long-shot": ["4fromGOPR1102.MP4.png"]}
+    for n, (folder, files) in enumerate(names.items()):
+        for k, name in enumerate(files):
+            sharp = _img(10 * n + k)
+            write_image(root / "GT" / name, sharp)
+            write_image(root / folder / name, _blur(sharp))
+    return root
+
+
+def test_import_hide(hide, tmp_path, run_cli):
+    r = _import(run_cli, hide.parent, tmp_path / "d", "--layout", "hide")  # the folder holding HIDE_dataset/
+    assert r.code == 0, r.err
+    rows = _by_id(tmp_path / "d")
+    assert sorted(rows) == ["test/close-ups/3fromGOPR1096.MP4", "test/long-shot/4fromGOPR1102.MP4",
+                            "train/1fromGOPR0950.MP4", "train/2fromGOPR0950.MP4"]
+    row = rows["test/close-ups/3fromGOPR1096.MP4"]
+    p = row["params"]
+    assert (p["set"], p["split"], p["sequence"], p["subset"]) == ("hide", "test", "GOPR1096.MP4", "close-ups")
+    assert p["blurred_name"] == p["sharp_name"] == "3fromGOPR1096.MP4.png" and p["layout"] == "hide"
+    np.testing.assert_array_equal(row["sharp"], _img(10))
+    np.testing.assert_array_equal(row["blurred"], _blur(_img(10)))
+    # Both training images come from one video: one source for a split by source.
+    a, b = (pair_source(rows[f"train/{k}fromGOPR0950.MP4"]["params"], "real") for k in (1, 2))
+    assert a == b == "real:hide/train/GOPR0950.MP4"
+    _check_rebuild(tmp_path / "d", hide.parent)
+    assert _import(run_cli, hide, tmp_path / "t", "--layout", "hide", "--split", "test").code == 0
+    assert len(PairDataset(tmp_path / "t")) == 2
+    assert _import(run_cli, hide, tmp_path / "l", "--layout", "hide", "--subset", "long-shot").code == 0
+    assert [r["id"] for r in PairDataset(tmp_path / "l")] == ["test/long-shot/4fromGOPR1102.MP4"]
+    r = _import(run_cli, hide, tmp_path / "v", "--layout", "hide", "--split", "val")
+    assert r.code == 2 and "--split val" in error_line(r) and not (tmp_path / "v").exists()
+    (hide / "GT" / "4fromGOPR1102.MP4.png").unlink()
+    r = _import(run_cli, hide, tmp_path / "x", "--layout", "hide")
+    assert r.code == 2 and "4fromGOPR1102.MP4.png" in error_line(r) and not (tmp_path / "x").exists()
+
+
+@pytest.fixture
+def realblur(tmp_path):
+    root = tmp_path / "RealBlur"
+    lists = {}
+    for variant, folder in (("J", "RealBlur-J_ECC_IMCORR_centroid_itensity_ref"),
+                            ("R", "RealBlur-R_BM3D_ECC_IMCORR_centroid_itensity_ref")):
+        for split, scenes in (("train", ["scene001"]), ("test", ["scene230", "scene231"])):
+            lines = []
+            for n, scene in enumerate(scenes):
+                for k in (1, 2):
+                    sharp = _img(_seed(variant, scene, k))
+                    gt, blur = f"{folder}/{scene}/gt/gt_{k}.png", f"{folder}/{scene}/blur/blur_{k}.png"
+                    write_image(root / gt, sharp)
+                    write_image(root / blur, _blur(sharp))
+                    lines.append(f"{gt} {blur}")
+            lists[(variant, split)] = root / f"RealBlur_{variant}_{split}_list.txt"
+            lists[(variant, split)].write_text("\n".join(lines) + "\n")
+    return root, lists
+
+
+def test_import_realblur(realblur, tmp_path, run_cli):
+    root, lists = realblur
+    r = _import(run_cli, root, tmp_path / "both", "--layout", "realblur")
+    assert r.code == 2 and "--variant" in error_line(r) and not (tmp_path / "both").exists()
+    r = _import(run_cli, root, tmp_path / "j", "--layout", "realblur", "--variant", "J", "--split", "test")
+    assert r.code == 0, r.err
+    rows = _by_id(tmp_path / "j")
+    assert sorted(rows) == [f"test/{s}/blur_{k}" for s in ("scene230", "scene231") for k in (1, 2)]
+    p = rows["test/scene231/blur_2"]["params"]
+    assert (p["set"], p["split"], p["sequence"], p["variant"], p["list"]) == \
+        ("realblur-j", "test", "scene231", "J", "RealBlur_J_test_list.txt")
+    assert (p["blurred_name"], p["sharp_name"]) == ("blur_2.png", "gt_2.png")
+    np.testing.assert_array_equal(rows["test/scene231/blur_2"]["sharp"], _img(_seed("J", "scene231", 2)))
+    assert pair_source(p, "real") == "real:realblur-j/test/scene231"
+    _check_rebuild(tmp_path / "j", root)
+    # Given as --list, from anywhere: the R variant's train list; the lines' order may be swapped.
+    moved = tmp_path / "elsewhere.txt"
+    moved.write_text("\n".join(" ".join(reversed(l.split())) for l in lists[("R", "train")].read_text().splitlines()))
+    r = _import(run_cli, root, tmp_path / "r", "--layout", "realblur", "--list", moved, "--variant", "R",
+                "--split", "train")
+    assert r.code == 0, r.err
+    rows = _by_id(tmp_path / "r")
+    assert sorted(rows) == ["train/scene001/blur_1", "train/scene001/blur_2"]
+    assert rows["train/scene001/blur_1"]["params"]["set"] == "realblur-r"
+    np.testing.assert_array_equal(rows["train/scene001/blur_1"]["sharp"], _img(_seed("R", "scene001", 1)))
+
+
+def test_realblur_bad_lists(realblur, tmp_path, run_cli):
+    root, lists = realblur
+    r = _import(run_cli, tmp_path / "RealBlur" / "RealBlur-J_ECC_IMCORR_centroid_itensity_ref", tmp_path / "a",
+                "--layout", "realblur")
+    assert r.code == 2 and "no list file" in error_line(r)
+    r = _import(run_cli, root, tmp_path / "b", "--layout", "realblur", "--list", "nope.txt")
+    assert r.code == 2 and "--list nope.txt: no such file" in error_line(r)
+    lists[("J", "test")].write_text(lists[("J", "test")].read_text() + "x/gt/gt_9.png x/blur/blur_9.png\n")
+    r = _import(run_cli, root, tmp_path / "c", "--layout", "realblur", "--variant", "J")
+    assert r.code == 2 and "line 5" in error_line(r) and "gt_9.png is missing" in error_line(r)
+    assert not (tmp_path / "c").exists()
+    # Sizes that differ: one line naming both files, nothing written.
+    lists[("J", "test")].write_text(lists[("J", "test")].read_text().splitlines()[0] + "\n")
+    gt = root / lists[("J", "test")].read_text().split()[0]
+    write_image(gt, _img(0, 32, 30))
+    r = _import(run_cli, root, tmp_path / "e", "--layout", "realblur", "--variant", "J", "--split", "test")
+    assert r.code == 2 and "32x30" in error_line(r) and not (tmp_path / "e").exists()
+
+
+def test_import_rsblur(tmp_path, run_cli):
+    root = tmp_path / "RSBlur"
+    for split, scenes in (("val", ["0001"]), ("test", ["0100", "0101"])):
+        lines = []
+        for scene in scenes:
+            for k in range(2):
+                sharp = _img(int(scene) * 10 + k)
+                gt, blur = f"{scene}/{k:04d}/gt/gt_sharp.png", f"{scene}/{k:04d}/real_blur.png"
+                write_image(root / gt, sharp)
+                write_image(root / blur, _blur(sharp))
+                lines.append(f"{gt} {blur}")
+        (root / f"RSBlur_real_{split}.txt").write_text("\n".join(lines) + "\n")
+    r = _import(run_cli, root, tmp_path / "d", "--layout", "rsblur")
+    assert r.code == 0, r.err
+    rows = _by_id(tmp_path / "d")
+    assert len(rows) == 6
+    row = rows["test/0101/0001/real_blur"]
+    p = row["params"]
+    assert (p["set"], p["split"], p["sequence"], p["blurred_name"], p["sharp_name"]) == \
+        ("rsblur", "test", "0101/0001", "real_blur.png", "gt_sharp.png")
+    np.testing.assert_array_equal(row["sharp"], _img(1011))
+    np.testing.assert_array_equal(row["blurred"], _blur(_img(1011)))
+    _check_rebuild(tmp_path / "d", root)
+    assert _import(run_cli, root, tmp_path / "v", "--layout", "rsblur", "--split", "val").code == 0
+    assert len(PairDataset(tmp_path / "v")) == 2
+    (root / "RSBlur_real_val.txt").write_text("0001/0000/gt/gt_sharp.png\n")
+    r = _import(run_cli, root, tmp_path / "x", "--layout", "rsblur")
+    assert r.code == 2 and "names one file" in error_line(r)
+
+
+@pytest.fixture
+def reds(tmp_path):
+    root = tmp_path / "REDS"
+    for split, clips in (("train", ["000", "001"]), ("val", ["000"]), ("test", ["000"])):
+        for clip in clips:
+            for k in range(2):
+                sharp = _img(_seed(split, clip, k))
+                name = f"{k:08d}.png"
+                if split != "test":  # REDS publishes no sharp frames for its test clips
+                    write_image(root / split / f"{split}_sharp" / clip / name, sharp)
+                write_image(root / split / f"{split}_blur" / clip / name, _blur(sharp))
+                write_image(root / split / f"{split}_blur_jpeg" / clip / f"{k:08d}.jpg", _blur(sharp))
+    return root
+
+
+def test_import_reds_with_and_without_ground_truth(reds, tmp_path, run_cli):
+    r = _import(run_cli, reds, tmp_path / "d", "--layout", "reds")
+    assert r.code == 0, r.err
+    rows = _by_id(tmp_path / "d")
+    assert len(rows) == 8
+    val = rows["val/000/00000001"]
+    assert (val["params"]["set"], val["params"]["sequence"], val["params"]["blurred_folder"]) == ("reds", "000", "val_blur")
+    np.testing.assert_array_equal(val["sharp"], _img(_seed("val", "000", 1)))
+    test = rows["test/000/00000000"]
+    assert test["sharp"] is None and test["params"]["ground_truth"] is False and test["params"]["sharp_name"] is None
+    assert pair_source(rows["train/001/00000000"]["params"], "real") == \
+        pair_source(rows["train/001/00000001"]["params"], "real") == "real:reds/train/001"
+    assert verify_dataset(tmp_path / "d")["rows"] == 8
+    _check_rebuild(tmp_path / "d", reds)
+    r = _import(run_cli, reds, tmp_path / "j", "--layout", "reds", "--blurred", "blur_jpeg", "--split", "val")
+    assert r.code == 0, r.err
+    assert [row["params"]["blurred_name"] for row in PairDataset(tmp_path / "j")] == ["00000000.jpg", "00000001.jpg"]
+    (reds / "train" / "train_sharp" / "001" / "00000001.png").unlink()
+    r = _import(run_cli, reds, tmp_path / "x", "--layout", "reds")
+    assert r.code == 2 and "001/00000001.png" in error_line(r)
+
+
+def test_no_ground_truth_rows_through_info_preview_export(reds, tmp_path, run_cli):
+    assert _import(run_cli, reds, tmp_path / "d", "--layout", "reds", "--split", "test").code == 0
+    r = run_cli("dataset", "info", tmp_path / "d", "--json")
+    info = json.loads(r.out)
+    assert info["without_ground_truth"] == 2 and info["sets"] == ["reds"]
+    r = run_cli("dataset", "preview", tmp_path / "d", "--out", tmp_path / "p.png", "--height", "32")
+    assert r.code == 0, r.err
+    r = run_cli("dataset", "export", tmp_path / "d", "--out", tmp_path / "x")
+    assert r.code == 0, r.err
+    assert sorted(p.name for p in (tmp_path / "x/blur").iterdir()) == ["test_000_00000000.png", "test_000_00000001.png"]
+    assert not list((tmp_path / "x/sharp").iterdir())
+
+
+def test_import_lai_real_and_synthetic(tmp_path, run_cli):
+    root = tmp_path / "lai"
+    write_image(root / "real_dataset" / "boat.jpg", _img(1, 24, 40))  # any size: no partner to match
+    write_image(root / "real_dataset" / "car.png", _img(2))
+    for name in ("manmade_01", "manmade_010"):  # one name the prefix of another
+        sharp = _img(len(name))
+        write_image(root / "synthetic_dataset" / "ground_truth" / f"{name}.png", sharp)
+        for sub in ("uniform", "nonuniform"):
+            write_image(root / "synthetic_dataset" / sub / f"{name}_kernel_02.png", _blur(sharp))
+    r = _import(run_cli, root, tmp_path / "d", "--layout", "lai")
+    assert r.code == 0, r.err
+    rows = _by_id(tmp_path / "d")
+    assert sorted(rows) == ["nonuniform/manmade_010_kernel_02", "nonuniform/manmade_01_kernel_02", "real/boat",
+                            "real/car", "uniform/manmade_010_kernel_02", "uniform/manmade_01_kernel_02"]
+    boat = rows["real/boat"]
+    assert boat["sharp"] is None and boat["blurred"].shape == (24, 40, 3) and boat["params"]["subset"] == "real"
+    u = rows["uniform/manmade_010_kernel_02"]
+    assert (u["params"]["sequence"], u["params"]["kernel"], u["params"]["sharp_name"]) == \
+        ("manmade_010", "kernel_02", "manmade_010.png")
+    np.testing.assert_array_equal(u["sharp"], _img(len("manmade_010")))
+    assert pair_source(u["params"], "real") == pair_source(rows["nonuniform/manmade_010_kernel_02"]["params"], "real")
+    _check_rebuild(tmp_path / "d", root)
+    assert _import(run_cli, root, tmp_path / "r", "--layout", "lai", "--subset", "real").code == 0
+    assert len(PairDataset(tmp_path / "r")) == 2
+    write_image(root / "synthetic_dataset" / "uniform" / "text_03_kernel_01.png", _img(5))
+    r = _import(run_cli, root, tmp_path / "x", "--layout", "lai")
+    assert r.code == 2 and "text_03_kernel_01.png" in error_line(r)
+
+
+def test_import_kohler_keeps_every_ground_truth_frame(tmp_path, run_cli):
+    root = tmp_path / "kohler"
+    for image, traj, n in ((1, 1, 11), (1, 2, 3), (2, 1, 2)):
+        write_image(root / "BlurryImages" / f"Blurry{image}_{traj}.png", _img(image * 100 + traj))
+        for k in range(1, n + 1):
+            write_image(root / "GroundTruth" / f"GroundTruth{image}_{traj}_{k}.png", _img(image * 1000 + traj * 50 + k))
+    r = _import(run_cli, root, tmp_path / "d", "--layout", "kohler")
+    assert r.code == 0, r.err
+    rows = _by_id(tmp_path / "d")
+    assert sorted(rows) == ["image1/trajectory01", "image1/trajectory02", "image2/trajectory01"]
+    row = rows["image1/trajectory01"]
+    # Every frame, in recorded order (10 and 11 after 2, not after 1).
+    assert len(row["gt_frames"]) == 11
+    for k, frame in enumerate(row["gt_frames"], 1):
+        np.testing.assert_array_equal(frame, _img(1000 + 50 + k))
+    assert row["params"]["sharp_frame"] == 5 and row["params"]["gt_frame_count"] == 11
+    np.testing.assert_array_equal(row["sharp"], row["gt_frames"][5])
+    assert pair_source(row["params"], "real") == pair_source(rows["image1/trajectory02"]["params"], "real")
+    assert verify_dataset(tmp_path / "d")["rows"] == 3
+    _check_rebuild(tmp_path / "d", root)
+    info = json.loads(run_cli("dataset", "info", tmp_path / "d", "--json").out)
+    assert info["with_gt_frames"] == 3
+    assert run_cli("dataset", "export", tmp_path / "d", "--out", tmp_path / "x").code == 0
+    line = json.loads((tmp_path / "x/params.jsonl").read_text().splitlines()[2])
+    assert line["id"] == "image2/trajectory01" and len(line["gt_frames"]) == 2
+    import cv2
+
+    back = cv2.imread(str(tmp_path / "x" / line["gt_frames"][1]))[:, :, ::-1]
+    np.testing.assert_array_equal(back, _img(2000 + 50 + 2))
+    assert run_cli("dataset", "preview", tmp_path / "d", "--out", tmp_path / "p.png").code == 0
+    write_image(root / "GroundTruth" / "GroundTruth2_1_3.png", _img(0, 16, 32))
+    r = _import(run_cli, root, tmp_path / "s", "--layout", "kohler")
+    assert r.code == 2 and "GroundTruth2_1_3.png" in error_line(r) and "16x32" in error_line(r)
+    write_image(root / "BlurryImages" / "Blurry3_1.png", _img(3))
+    r = _import(run_cli, root, tmp_path / "y", "--layout", "kohler")
+    assert r.code == 2 and "Blurry3_1.png" in error_line(r) and not (tmp_path / "y").exists()
+
+
+def test_import_levin_images_and_kernels(tmp_path, run_cli):
+    from scipy.io import savemat
+
+    root = tmp_path / "levin"
+    root.mkdir()
+    rng = np.random.default_rng(0)
+    kernels = {}
+    for image in (5, 6):
+        x = rng.random((20, 24))
+        for kernel, shape in ((1, (5, 5)), (2, (4, 6))):  # an even side is padded to an odd square
+            f = rng.random(shape)
+            f /= f.sum()
+            kernels[(image, kernel)] = f
+            y = np.clip(x + 0.01 * kernel, 0, 1)
+            savemat(root / f"im{image:02d}_flit{kernel:02d}.mat", {"x": x, "y": y, "f": f})
+    r = _import(run_cli, root, tmp_path / "d", "--layout", "levin")
+    assert r.code == 0, r.err
+    rows = _by_id(tmp_path / "d")
+    assert sorted(rows) == ["im05_flit01", "im05_flit02", "im06_flit01", "im06_flit02"]
+    row = rows["im06_flit02"]
+    psf = row["psf"]
+    assert psf.shape == (7, 7) and abs(float(psf.sum()) - 1) < 1e-6
+    # The kernel's values, in place, inside the zero padding.
+    np.testing.assert_allclose(psf[1:5, 0:6], kernels[(6, 2)] / kernels[(6, 2)].sum(), rtol=1e-5)
+    assert psf[0].sum() == psf[5:].sum() == psf[:, 6].sum() == 0
+    p = row["params"]
+    assert (p["set"], p["sequence"], p["kernel"], p["blurred_name"]) == ("levin", "im06", 2, "im06_flit02.mat:y")
+    assert row["blurred"].shape == (20, 24, 3) and (row["blurred"][..., 0] == row["blurred"][..., 2]).all()
+    assert "grayscale" in p["converted"]
+    assert verify_dataset(tmp_path / "d")["rows"] == 4
+    _check_rebuild(tmp_path / "d", root)
+    savemat(root / "im07_flit01.mat", {"x": np.zeros((4, 4)), "y": np.zeros((4, 4))})
+    r = _import(run_cli, root, tmp_path / "x", "--layout", "levin")
+    assert r.code == 2 and "im07_flit01.mat: holds no f" in error_line(r)
+
+
+def test_import_gopro_names_its_set_and_sequence(gopro, tmp_path, run_cli):
+    assert _import(run_cli, gopro, tmp_path / "d").code == 0
+    row = PairDataset(tmp_path / "d")[3]
+    p = row["params"]
+    assert (p["set"], p["split"], p["sequence"], p["blurred_name"], p["sharp_name"]) == \
+        ("gopro", "train", "GOPR0374_11_01", "000001.png", "000001.png")
+    assert pair_source(p, "real") == "real:gopro/train/GOPR0374_11_01"
+
+
+@pytest.mark.parametrize("args, expect", [
+    (("--layout", "gopro", "--list", "a.txt"), "--list is for --layout realblur and rsblur"),
+    (("--layout", "hide", "--variant", "J"), "--variant J: expected J or R with --layout realblur"),
+    (("--layout", "gopro", "--blurred", "blur_jpeg"), "--blurred must be one of blur, blur_gamma"),
+    (("--layout", "reds", "--blurred", "blur_gamma"), "--blurred must be one of blur, blur_jpeg"),
+])
+def test_import_option_refusals(tmp_path, run_cli, args, expect):
+    (tmp_path / "in").mkdir()
+    r = _import(run_cli, tmp_path / "in", tmp_path / "d", *args)
+    assert r.code == 2 and expect in error_line(r) and not (tmp_path / "d").exists()

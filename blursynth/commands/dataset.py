@@ -35,6 +35,12 @@ def info(path, as_json, no_verify):
     if "sources" in result:
         click.echo("sources: " + ", ".join(f"{k} {v}" for k, v in sorted(result["sources"].items())))
         click.echo(f"rows with a PSF: {result['with_psf']}")
+        if result.get("sets"):
+            click.echo(f"test sets: {', '.join(result['sets'])}")
+        if result.get("without_ground_truth"):
+            click.echo(f"rows without ground truth (scored by no-reference measures): {result['without_ground_truth']}")
+        if result.get("with_gt_frames"):
+            click.echo(f"rows with every ground-truth frame of their recorded sequence: {result['with_gt_frames']}")
         click.echo("image sizes (sampled, HxW): " + ", ".join(f"{k} ({v})" for k, v in result["image_sizes_sampled"].items()))
     if result.get("exposures"):
         click.echo("exposures: " + ", ".join(f"{f:g}" for f in result["exposures"]))
@@ -136,30 +142,52 @@ def export(path, out, fmt, overwrite, raw, sources, model, no_verify):
 @dataset.command(name="import")
 @click.argument("folder", type=click.Path())
 @click.option("--out", type=click.Path(), required=True, help="Output dataset directory.")
-@click.option("--layout", type=click.Choice(["gopro", "flat"]), default="gopro", show_default=True,
-              help="gopro: <seq>/blur/NAME beside <seq>/sharp/NAME at any depth; flat: blur/ and sharp/ in FOLDER.")
-@click.option("--blur-dir", default=None, help="Name of the blurred folders [default: blur].")
-@click.option("--blurred", type=click.Choice(["blur", "blur_gamma"]), default=None,
+@click.option("--layout", type=click.Choice(["gopro", "flat", "hide", "realblur", "rsblur", "reds", "lai", "kohler",
+                                             "levin"]), default="gopro", show_default=True,
+              help="gopro: <seq>/blur/NAME beside <seq>/sharp/NAME at any depth; flat: blur/ and sharp/ in FOLDER; "
+                   "hide, realblur, rsblur, reds, lai, kohler, levin: each test set as it is distributed "
+                   "(docs/datasets.md).")
+@click.option("--blur-dir", default=None, help="Name of the blurred folders (gopro, flat) [default: blur].")
+@click.option("--blurred", type=click.Choice(["blur", "blur_gamma", "blur_jpeg"]), default=None,
               help="GoPro's blurred folder to read: blur (frames averaged in encoded values, recorded as crf none) "
-                   "or blur_gamma (averaged in linear light after gamma 2.2, recorded as crf gamma:2.2). Rows and "
-                   "the manifest record the folder and its curve. --layout gopro only (a flat folder's curve is "
-                   "not known: name it with --blur-dir).")
-@click.option("--sharp-dir", default="sharp", show_default=True, help="Name of the sharp folders.")
+                   "or blur_gamma (averaged in linear light after gamma 2.2, recorded as crf gamma:2.2); rows and "
+                   "the manifest record the folder and its curve. REDS': blur or blur_jpeg. --layout gopro and reds "
+                   "only (a flat folder's curve is not known: name it with --blur-dir).")
+@click.option("--sharp-dir", default="sharp", show_default=True, help="Name of the sharp folders (gopro, flat).")
+@click.option("--list", "lists", multiple=True, type=click.Path(),
+              help="realblur, rsblur: a list file of the set to read (repeat for several) [default: every "
+                   "RealBlur_{J,R}_{train,test}_list.txt or RSBlur_real_{train,val,test}.txt in FOLDER].")
+@click.option("--variant", type=click.Choice(["J", "R"]), default=None,
+              help="realblur: RealBlur-J (camera JPEGs) or RealBlur-R (developed RAW), when FOLDER holds both lists.")
+@click.option("--split", default=None, help="Import only this split (train, val, test) [default: all found].")
+@click.option("--subset", default=None,
+              help="Import only this subset: hide close-ups or long-shot; lai real, uniform or nonuniform.")
 @click.option("--png-level", type=click.IntRange(0, 9), default=None, help="zlib level; default is the fast fpng encoder.")
 @click.option("--shard-size", type=int, default=200, show_default=True, callback=positive_int, help="Pairs per shard.")
 @workers_option
 @overwrite_option
-def import_(folder, out, layout, blur_dir, blurred, sharp_dir, png_level, shard_size, workers, overwrite):
-    """Bring existing real pairs (GoPro folder layout) in as a dataset with source=real.
+def import_(folder, out, layout, blur_dir, blurred, sharp_dir, lists, variant, split, subset, png_level, shard_size,
+            workers, overwrite):
+    """Bring a deblurring set (GoPro, HIDE, RealBlur, RSBlur, REDS, Lai, Köhler, Levin) or other real
+    pairs in as a dataset with source=real.
+
+    Rows record the set, split, sequence and the set's own file names. Lai's real
+    photos and REDS' test clips have no ground truth (sharp is empty, params say
+    ground_truth false); Köhler's rows carry every ground-truth frame (gt_frames);
+    Levin's carry the true kernel as their PSF.
 
     Grayscale, palette, alpha and 16-bit images are converted to 8-bit RGB, and
     an EXIF orientation is applied (pairs are imported as displayed, upright);
     each row's params say what was converted (converted: "EXIF orientation 6
     applied", for one).
+
+    \b
+    Example:
+      blursynth dataset import RealBlur/ --layout realblur --variant J --split test --out realblur_j/
     """
     from ..pairs.real import ImportConfig, import_pairs
 
     config = ImportConfig(layout=layout, blur_dir=blur_dir, blurred=blurred, sharp_dir=sharp_dir, png_level=png_level,
-                          shard_size=shard_size)
+                          shard_size=shard_size, lists=tuple(lists), variant=variant, split=split, subset=subset)
     manifest = import_pairs(folder, out, config, workers=workers, overwrite=overwrite)
     echo_manifest(manifest, out)

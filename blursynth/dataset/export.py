@@ -18,7 +18,8 @@ from .reader import PairDataset
 from .schema import struct_array
 
 _EXPORT_FOLDERS = ("blur", "sharp", "psf")
-_OWN_FOLDERS = (*_EXPORT_FOLDERS, "raw", "masks")  # raw/ only with --raw; masks/ for scene-blur rows
+# raw/ only with --raw; masks/ for scene-blur rows; gt_frames/ for recorded test sets (Köhler)
+_OWN_FOLDERS = (*_EXPORT_FOLDERS, "raw", "masks", "gt_frames")
 
 #: An export folder: --overwrite replaces an earlier export only, never a folder of someone's own files.
 EXPORT = OutputKind(
@@ -174,7 +175,8 @@ def _export_locked(ds, out: Path, *, progress: bool, raw=None, rebuilder=None) -
                     params = json.loads(row["params"])
                     psf = None if row["psf"] is None else struct_array(row["psf"])
                 (tmp / "blur" / f"{name}.png").write_bytes(row["blurred"]["bytes"])
-                (tmp / "sharp" / f"{name}.png").write_bytes(row["sharp"]["bytes"])
+                if row["sharp"] is not None:  # None: a test image without ground truth
+                    (tmp / "sharp" / f"{name}.png").write_bytes(row["sharp"]["bytes"])
                 if row.get("motion_mask") is not None:
                     _write_mask(tmp / "masks", name, row, s, local, ds)
                 if row.get("psf_field") is not None:
@@ -191,6 +193,11 @@ def _export_locked(ds, out: Path, *, progress: bool, raw=None, rebuilder=None) -
                                       str(tmp / "psf" / f"{name}.png"))
                 line = {"id": row["id"], "file": f"{name}.png", "source": row["source"], "seed": row["seed"],
                         "params": params}
+                if row.get("gt_frames") is not None:  # every ground-truth frame, as stored (PNG)
+                    (tmp / "gt_frames").mkdir(exist_ok=True)
+                    line["gt_frames"] = [f"gt_frames/{name}_{k:03d}.png" for k in range(len(row["gt_frames"]))]
+                    for file, frame in zip(line["gt_frames"], row["gt_frames"]):
+                        (tmp / file).write_bytes(frame["bytes"])
                 if rebuilder is not None and params.get("raw") is not None:
                     line["raw_file"] = "raw/" + _write_raw_row(tmp / "raw", name, row, params, psf, s, local,
                                                                ds, rebuilder, raw)

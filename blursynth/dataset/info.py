@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import collections
+import json
 import struct
 from pathlib import Path
 
@@ -40,12 +41,19 @@ def dataset_info(path, *, verify: bool = True) -> dict:
     if manifest["kind"] == "pairs":
         sources = collections.Counter()
         sizes = collections.Counter()
-        with_psf = 0
+        with_psf = without_truth = with_frames = 0
         for s in range(len(table.shards)):
-            for first, batch in table.iter_batches(s, columns=["source", "psf"], batch_size=4096):
-                rows = table.to_pylist(s, first, batch.select(["source"]))
+            for first, batch in table.iter_batches(s, columns=["source", "psf", "params"], batch_size=4096):
+                rows = table.to_pylist(s, first, batch.select(["source", "params"]))
                 sources.update(row["source"] for row in rows)
                 with_psf += len(batch.column(1)) - batch.column(1).null_count
+                # Imported test sets: images without ground truth (params say so; sharp is null)
+                # and recorded sequences (gt_frames), counted from the params, not the images.
+                for row in rows:
+                    if row["source"] == "real":
+                        p = json.loads(row["params"])
+                        without_truth += p.get("ground_truth") is False
+                        with_frames += bool(p.get("gt_frame_count"))
             # Image sizes from the first rows of each shard only: reading every PNG would
             # read the whole dataset.
             if table.shard_file(s).metadata.num_row_groups:
@@ -56,6 +64,12 @@ def dataset_info(path, *, verify: bool = True) -> dict:
                         sizes[f"{h}x{w}"] += 1  # HxW, as every size blursynth prints
         info["sources"] = dict(sources)
         info["with_psf"] = with_psf
+        if without_truth:
+            info["without_ground_truth"] = without_truth
+        if with_frames:
+            info["with_gt_frames"] = with_frames
+        if manifest.get("sets"):
+            info["sets"] = manifest["sets"]
         info["image_sizes_sampled"] = dict(sizes.most_common(5))
     else:
         info["exposures"] = manifest.get("exposures")

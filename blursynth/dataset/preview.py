@@ -118,6 +118,8 @@ def caption_lines(row) -> list[str]:
     if "frame_start" in p and "frame_stop" in p:
         where += f" frames {p['frame_start']}-{int(p['frame_stop']) - 1}"
     first = f"{row.get('id', '')}  {row.get('source', '')}  {h}x{w}  {where}".rstrip()
+    if p.get("set"):  # an imported test set: which set and split
+        first += f"  {p['set']} {p.get('split') or ''}".rstrip()
     if "exposure_s" in p:
         frames = p.get("averaged_frames", p.get("window_frames"))
         exposure = f"exposure: {1000 * float(p['exposure_s']):.3g} ms ({frames} frames)"
@@ -170,6 +172,10 @@ def caption_lines(row) -> list[str]:
         second += f"  PSF clipped {100 * float(p['psf_clipped']):.2g}%"
     if p.get("crf") is not None:  # the camera response the pair was blurred (or averaged) through
         second += f"  crf {p['crf']}"
+    if p.get("ground_truth") is False:
+        second += "  no ground truth"
+    if p.get("gt_frame_count"):
+        second += f"  {p['gt_frame_count']} ground-truth frames (sharp: frame {p.get('sharp_frame')})"
     return [first, second]
 
 
@@ -216,8 +222,8 @@ def _centre_crop(image: np.ndarray, height: int, line: int) -> np.ndarray:
 
 def _crop_sizes(rows, height: int) -> list[tuple[int, int]]:
     """The 1:1 crop of each row's images: ``height`` square, cut to what the image holds."""
-    return [(min(height, min(row[k].shape[0] for k in ("blurred", "sharp"))),
-             min(height, min(row[k].shape[1] for k in ("blurred", "sharp")))) for row in rows]
+    return [(min(height, min(row[k].shape[0] for k in ("blurred", "sharp") if row[k] is not None)),
+             min(height, min(row[k].shape[1] for k in ("blurred", "sharp") if row[k] is not None))) for row in rows]
 
 
 def _crops_text(sizes, height: int) -> str:
@@ -269,7 +275,7 @@ def pair_sheet(rows, *, height: int = 160, title: str | None = None, crop_full_r
     lines = []
     for row, psf in zip(rows, psfs):
         show = (lambda im: _centre_crop(im, asked, height)) if crop_full_res else (lambda im: _fit(im, height))
-        parts = [show(row["blurred"]), gap, show(row["sharp"])]
+        parts = [show(row["blurred"]), gap, show(row["sharp"] if row["sharp"] is not None else _no_truth(row["blurred"]))]
         if row.get("psf_field") is not None:  # scene blur: where the blur differs, and how
             parts += [gap, show(field_overlay(row["blurred"], row["psf_field"], row.get("motion_mask")))]
         if psf is not None:
@@ -304,6 +310,17 @@ def pair_sheet(rows, *, height: int = 160, title: str | None = None, crop_full_r
             cv2.putText(head, t, (4, _TEXT_LINE * (j + 1)), *_FONT, (240, 240, 240), 1, cv2.LINE_AA)
         sheet = np.concatenate([head, sheet], axis=0)
     return sheet
+
+
+def _no_truth(blurred: np.ndarray) -> np.ndarray:
+    """The sharp tile of an image without ground truth: the background, crossed, at the blurred size."""
+    import cv2
+
+    tile = np.full(blurred.shape, _BACKGROUND, np.uint8)
+    h, w = tile.shape[:2]
+    cv2.line(tile, (0, 0), (w - 1, h - 1), (90, 90, 90), max(1, min(h, w) // 64))
+    cv2.line(tile, (0, h - 1), (w - 1, 0), (90, 90, 90), max(1, min(h, w) // 64))
+    return tile
 
 
 def dataset_sheet(path, *, count: int = 8, height: int = 160, start: int = 0, stride: int | None = None,

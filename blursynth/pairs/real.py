@@ -1,4 +1,9 @@
-"""Real pairs (``blursynth dataset import``): GoPro-style folders of (blurred, sharp) photos."""
+"""Real pairs (``blursynth dataset import``): the standard deblurring sets as they are distributed.
+
+The layouts (where each set keeps its images and what pairs them) are in
+:mod:`blursynth.pairs.real_layouts`; this module turns what they find into a dataset with
+``source='real'`` and reads a row's files back (:func:`rebuild_pair`).
+"""
 
 from __future__ import annotations
 
@@ -9,12 +14,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ..dataset.schema import PAIR_SCHEMA, pair_row
-from ..dataset.writer import write_dataset
+from ..dataset.schema import GT_FRAMES_PAIR_SCHEMA, PAIR_SCHEMA, pair_row
 from ..errors import BadInputError, SettingError
-from ..sources.photos import IMAGE_SUFFIXES, load_rgb8, read_header
-
-LAYOUTS = ("gopro", "flat")
+from ..sources.photos import read_header
+from .real_layouts import LAYOUTS, REDS_BLURRED, Entry, find_entries, load_entry_files
 
 #: GoPro's two blurred folders (Nah, Kim & Lee, CVPR 2017) and the camera response their sharp
 #: frames were averaged in: ``blur_gamma`` decoded with gamma 2.2, averaged in linear light and
@@ -47,19 +50,29 @@ class ImportConfig:
 
     Attributes
     ----------
-    layout : {'gopro', 'flat'}
-        ``gopro``: ``<seq>/<blur_dir>/NAME`` beside ``<seq>/sharp/NAME`` (at any
-        depth, e.g. ``GOPRO_Large/train/<seq>/...``). ``flat``: ``<blur_dir>/NAME``
-        beside ``sharp/NAME`` directly under the folder.
+    layout : str
+        One of :data:`LAYOUTS` (docs/datasets.md describes each): ``gopro``:
+        ``<seq>/<blur_dir>/NAME`` beside ``<seq>/sharp/NAME`` (at any depth, e.g.
+        ``GOPRO_Large/train/<seq>/...``); ``flat``: ``<blur_dir>/NAME`` beside ``sharp/NAME``
+        directly under the folder; ``hide``, ``realblur``, ``rsblur``, ``reds``, ``lai``,
+        ``kohler``, ``levin``: each set as its authors distribute it.
     blur_dir : str or None
-        Folder name of the blurred images [default: ``blurred``, else ``blur``].
-    blurred : {'blur', 'blur_gamma'} or None
-        GoPro's blurred folder to read (``--layout gopro`` only; sets ``blur_dir``). With the
-        gopro layout, rows and the manifest record a GoPro folder's camera response
-        (:data:`GOPRO_BLURRED`, :meth:`camera_response`); a flat folder's is not known.
+        Folder name of the blurred images (gopro and flat) [default: ``blurred``, else ``blur``].
+    blurred : str or None
+        GoPro's blurred folder to read (``blur``, ``blur_gamma``; sets ``blur_dir``) or REDS'
+        (``blur``, ``blur_jpeg``). With the gopro layout, rows and the manifest record a GoPro
+        folder's camera response (:data:`GOPRO_BLURRED`, :meth:`camera_response`); a flat
+        folder's is not known.
     sharp_dir : str
     png_level : int or None
     shard_size : int
+    lists : tuple of str
+        RealBlur's and RSBlur's list files to read (``--list``) [default: those in the folder].
+    variant : {'J', 'R'} or None
+        RealBlur's variant, when the folder holds both sets' lists.
+    split, subset : str or None
+        Import only the images of this split (``train``, ``val``, ``test``) or subset (HIDE's
+        ``close-ups`` / ``long-shot``, Lai's ``real`` / ``uniform`` / ``nonuniform``).
     """
 
     layout: str = "gopro"
@@ -68,20 +81,35 @@ class ImportConfig:
     png_level: int | None = None
     shard_size: int = 200
     blurred: str | None = None
+    lists: tuple = ()
+    variant: str | None = None
+    split: str | None = None
+    subset: str | None = None
 
     def __post_init__(self):
+        if self.layout not in LAYOUTS:
+            raise SettingError(f"--layout must be one of {', '.join(LAYOUTS)}; got {self.layout!r}.", "layout")
+        object.__setattr__(self, "lists", tuple(str(p) for p in self.lists))
         if self.blurred is not None:
-            if self.blurred not in GOPRO_BLURRED:
-                raise SettingError(f"--blurred must be one of {', '.join(GOPRO_BLURRED)} (GoPro's blurred "
-                                   f"folders); got {self.blurred!r}.", "blurred")
-            if self.layout != "gopro":
-                raise SettingError(f"--blurred {self.blurred} names a GoPro blurred folder (--layout gopro); with "
-                                   f"--layout {self.layout} name the folder with --blur-dir.", "blurred")
-            if self.blur_dir is not None and self.blur_dir != self.blurred:
+            choices = REDS_BLURRED if self.layout == "reds" else tuple(GOPRO_BLURRED)
+            if self.blurred not in choices:
+                raise SettingError(f"--blurred must be one of {', '.join(choices)} (the set's blurred folders); got "
+                                   f"{self.blurred!r}.", "blurred")
+            if self.layout not in ("gopro", "reds"):
+                whose = "a GoPro blurred folder (--layout gopro)" if self.blurred in GOPRO_BLURRED else \
+                    "a REDS blurred folder (--layout reds)"
+                raise SettingError(f"--blurred {self.blurred} names {whose}; with --layout {self.layout} name the "
+                                   "folder with --blur-dir.", "blurred")
+            if self.layout == "gopro" and self.blur_dir is not None and self.blur_dir != self.blurred:
                 raise SettingError(f"--blurred {self.blurred} and --blur-dir {self.blur_dir} name two folders; "
                                    "give one.", "blurred")
+        if self.lists and self.layout not in ("realblur", "rsblur"):
+            raise SettingError(f"--list is for --layout realblur and rsblur (their list files); got --layout "
+                               f"{self.layout}.", "lists")
+        if self.variant is not None and (self.layout != "realblur" or self.variant not in ("J", "R")):
+            raise SettingError(f"--variant {self.variant}: expected J or R with --layout realblur.", "variant")
         if self.blur_dir is None:  # frozen: the resolved folder is set once, here
-            object.__setattr__(self, "blur_dir", self.blurred or "blur")
+            object.__setattr__(self, "blur_dir", self.blurred if self.layout == "gopro" and self.blurred else "blur")
 
     def camera_response(self) -> dict | None:
         """The import's ``camera_response`` tag (:func:`blurred_response`): GoPro's folders under
@@ -89,104 +117,79 @@ class ImportConfig:
         return blurred_response(self.blur_dir) if self.layout == "gopro" else None
 
 
-def find_pairs(root, config: ImportConfig) -> list[tuple[str, str, str]]:
-    """List ``(id, blurred_path, sharp_path)`` (paths relative to ``root``), checked.
+def find_pairs(root, config: ImportConfig) -> list[tuple[str, str, str | None]]:
+    """List ``(id, blurred_path, sharp_path or None)`` (paths relative to ``root``), checked
+    (:func:`blursynth.pairs.real_layouts.find_entries` gives the whole records)."""
+    return [(e.id, e.blurred, e.sharp) for e in find_entries(root, config)]
 
-    Raises
-    ------
-    BadInputError
-        No images, or names that appear on one side only.
-    """
+
+def check_pair_sizes(root, entries) -> None:
+    """Read image headers only and refuse images whose sizes differ from their blurred image
+    (sharp, every ground-truth frame) before anything is written; Levin's files are read whole."""
     root = Path(root)
-    if not root.is_dir():
-        raise BadInputError(f"{root}: no such folder; expected a folder of paired images.")
-    if config.layout not in LAYOUTS:
-        raise BadInputError(f"--layout must be one of {', '.join(LAYOUTS)}; got {config.layout!r}.")
-    for option, name in (("--blur-dir", config.blur_dir), ("--sharp-dir", config.sharp_dir)):
-        if name in ("", ".", "..") or "/" in name or os.sep in name:
-            raise BadInputError(f"{option} {name!r}: expected the name of one folder, e.g. blur or blur_gamma.")
-    if config.layout == "flat":
-        blur_dirs = [root / config.blur_dir] if (root / config.blur_dir).is_dir() else []
-    else:
-        blur_dirs = sorted(p for p in root.rglob(config.blur_dir) if p.is_dir() and (p.parent / config.sharp_dir).is_dir())
-    if not blur_dirs:
-        expect = (
-            f"{config.blur_dir}/ and {config.sharp_dir}/ folders side by side"
-            if config.layout == "flat"
-            else f"<sequence>/{config.blur_dir}/ beside <sequence>/{config.sharp_dir}/"
-        )
-        raise BadInputError(f"{root}: no paired images found; expected {expect} (--layout {config.layout}).")
-    pairs = []
-    for bdir in blur_dirs:
-        sdir = bdir.parent / config.sharp_dir
-        blurs = {p.name: p for p in bdir.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES}
-        sharps = {p.name: p for p in sdir.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES} if sdir.is_dir() else {}
-        only_b = sorted(set(blurs) - set(sharps))
-        only_s = sorted(set(sharps) - set(blurs))
-        if only_b or only_s:
-            side, name = ("blurred", only_b[0]) if only_b else ("sharp", only_s[0])
-            other = sdir if only_b else bdir
-            raise BadInputError(
-                f"{(bdir if only_b else sdir) / name}: {side} image has no partner in {other} "
-                f"({len(only_b) + len(only_s)} unmatched name(s)); pairs must share file names."
-            )
-        seq = bdir.parent.relative_to(root).as_posix()
-        stems = [Path(name).stem for name in blurs]
-        for name in sorted(blurs):
-            rel_b = blurs[name].relative_to(root).as_posix()
-            rel_s = sharps[name].relative_to(root).as_posix()
-            # Ids are file stems, unless two files share one (a.png and a.jpg).
-            stem = Path(name).stem if stems.count(Path(name).stem) == 1 else name
-            pid = f"{seq}/{stem}" if seq not in ("", ".") else stem
-            pairs.append((pid, rel_b, rel_s))
-    if not pairs:
-        raise BadInputError(f"{root}: the {config.blur_dir}/ and {config.sharp_dir}/ folders hold no images.")
-    return pairs
+
+    def size(rel):
+        try:
+            return read_header(root / rel)[:2]  # HxW as displayed: EXIF orientation applied
+        except BadInputError:
+            raise  # truncated, or over the pixel limit: already one line naming the file
+        except Exception as exc:
+            raise BadInputError(f"{root / rel}: unreadable image ({exc}); fix or remove the pair.") from None
+
+    for e in entries:
+        if e.params.get("mat_keys"):
+            blurred, sharp, _, _, _ = load_entry_files(root, _row_params(e, None))
+            if blurred.shape != sharp.shape:
+                raise BadInputError(f"{root / e.blurred}: blurred image y is {blurred.shape[0]}x{blurred.shape[1]} "
+                                    f"but sharp x is {sharp.shape[0]}x{sharp.shape[1]}; pairs must have the same size.")
+            continue
+        want = size(e.blurred)
+        for what, rel in [("its sharp partner", e.sharp)] + [(f"ground-truth frame {k}", f)
+                                                             for k, f in enumerate(e.gt_frames)]:
+            if rel is None:
+                continue
+            got = size(rel)
+            if got != want:
+                raise BadInputError(
+                    f"{root / e.blurred}: blurred image is {want[0]}x{want[1]} but {what} {root / rel} is "
+                    f"{got[0]}x{got[1]}; pairs must have the same size.")
 
 
-def check_pair_sizes(root, pairs) -> None:
-    """Read image headers only and refuse pairs whose sizes differ (before anything is written)."""
-    root = Path(root)
-    for pid, b, s in pairs:
-        sizes = []
-        for rel in (b, s):
-            try:
-                sizes.append(read_header(root / rel)[:2])  # HxW as displayed: EXIF orientation applied
-            except BadInputError:
-                raise  # truncated, or over the pixel limit: already one line naming the file
-            except Exception as exc:
-                raise BadInputError(f"{root / rel}: unreadable image ({exc}); fix or remove the pair.") from None
-        if sizes[0] != sizes[1]:
-            raise BadInputError(
-                f"{root / b}: blurred image is {sizes[0][0]}x{sizes[0][1]} but its sharp partner "
-                f"{root / s} is {sizes[1][0]}x{sizes[1][1]}; pairs must have the same size."
-            )
+def _row_params(entry: Entry, config: ImportConfig | None) -> dict:
+    """A row's params: where its files are (relative to the imported folder) and the set's names."""
+    params = {"blurred_path": entry.blurred, "sharp_path": entry.sharp, **entry.params}
+    if config is not None:
+        params["layout"] = config.layout
+        if config.layout in ("gopro", "flat"):
+            params["blur_dir"] = config.blur_dir
+            response = config.camera_response()
+            if response is not None:
+                params["crf"] = response["crf"]  # the response the blurred frames were averaged in
+    if entry.gt_frames:
+        params["gt_frame_paths"] = list(entry.gt_frames)
+    return params
 
 
-def _import_rows(start, stop, root, pairs, config, fp):
-    root = Path(root)
-    response = config.camera_response()
+def _import_rows(start, stop, root, entries, config, fp):
     for i in range(start, stop):
-        pid, b, s = pairs[i]
-        blurred, note_b = load_rgb8(root / b)
-        sharp, note_s = load_rgb8(root / s)
-        if blurred.shape != sharp.shape:
-            raise BadInputError(f"{root / b}: size {blurred.shape[:2]} differs from {root / s} {sharp.shape[:2]}.")
-        params = {"blurred_path": b, "sharp_path": s, "layout": config.layout, "blur_dir": config.blur_dir}
-        if response is not None:
-            params["crf"] = response["crf"]  # the response the blurred frames were averaged in
-        notes = [n for n in (note_b, note_s) if n]
+        entry = entries[i]
+        params = _row_params(entry, config)
+        blurred, sharp, frames, psf, notes = load_entry_files(root, params)
+        if sharp is not None and blurred.shape != sharp.shape:
+            raise BadInputError(f"{Path(root) / entry.blurred}: size {blurred.shape[:2]} differs from "
+                                f"{Path(root) / entry.sharp} {sharp.shape[:2]}.")
         if notes:
-            params["converted"] = "; ".join(sorted(set(notes)))
+            params["converted"] = "; ".join(notes)
         yield pair_row(
-            index=i, id=pid, blurred=blurred, sharp=sharp, psf=None, source="real", seed=0,
-            params=params, fingerprint=fp, png_level=config.png_level, blurred_path=b, sharp_path=s,
+            index=i, id=entry.id, blurred=blurred, sharp=sharp, psf=psf, source="real", seed=0,
+            params=params, fingerprint=fp, png_level=config.png_level, blurred_path=entry.blurred,
+            sharp_path=entry.sharp, gt_frames=frames if entry.gt_frames else None,
         )
 
 
 def import_pairs(root, out, config: ImportConfig = ImportConfig(), *, workers: int = 1,
                  overwrite: bool = False, progress: bool = True, options=None) -> dict:
-    """Turn a folder of real (blurred, sharp) pairs into a dataset with ``source='real'``.
+    """Turn a folder holding a deblurring set into a dataset with ``source='real'``.
 
     Parameters
     ----------
@@ -206,27 +209,41 @@ def import_pairs(root, out, config: ImportConfig = ImportConfig(), *, workers: i
     manifest : dict
     """
     from ..config import fingerprint
+    from ..dataset.writer import write_dataset
 
-    pairs = find_pairs(root, config)
-    check_pair_sizes(root, pairs)
-    listing = [(pid, b, s, os.path.getsize(Path(root) / b), os.path.getsize(Path(root) / s)) for pid, b, s in pairs]
+    entries = find_entries(root, config)
+    check_pair_sizes(root, entries)
+    size = lambda rel: os.path.getsize(Path(root) / rel)  # noqa: E731
+    listing = [(e.id, e.blurred, e.sharp, size(e.blurred), None if e.sharp is None else size(e.sharp),
+                *[(f, size(f)) for f in e.gt_frames]) for e in entries]
     settings = {"command": "dataset import", "layout": config.layout,
                 "blur_dir": config.blur_dir, "sharp_dir": config.sharp_dir, "png_level": config.png_level,
-                "shard_size": config.shard_size}
+                "shard_size": config.shard_size,
+                # Rows name their set, split and sequence since this version: an import made before
+                # (rows without them) is another command's, not one to resume into.
+                "row_params": 2}
+    for key in ("lists", "variant", "split", "subset", "blurred"):
+        value = getattr(config, key)
+        if value not in (None, ()):
+            settings[key] = list(value) if key == "lists" else value
     # The fingerprint (stored in every row) names the files relative to the folder, so the same
     # folder imported from anywhere gives the same bytes; the manifest also records where it was.
     fp = fingerprint({**settings, "files": listing})
     settings["root"] = str(Path(root).resolve())
+    sets = sorted({str(e.params.get("set")) for e in entries if e.params.get("set")})
+    extra = {"blurred_folder": config.blur_dir, "camera_response": config.camera_response()}
+    if sets:
+        extra["sets"] = sets
     return write_dataset(
-        out, kind="pairs", schema=PAIR_SCHEMA, n_items=len(pairs), shard_size=config.shard_size,
-        make_rows=functools.partial(_import_rows, root=str(root), pairs=pairs, config=config, fp=fp),
+        out, kind="pairs", schema=GT_FRAMES_PAIR_SCHEMA if any(e.gt_frames for e in entries) else PAIR_SCHEMA,
+        n_items=len(entries), shard_size=config.shard_size,
+        make_rows=functools.partial(_import_rows, root=str(root), entries=entries, config=config, fp=fp),
         fingerprint=fp, command=settings, workers=workers, overwrite=overwrite, desc="importing",
-        progress=progress, options=options,
-        extra={"blurred_folder": config.blur_dir, "camera_response": config.camera_response()},
+        progress=progress, options=options, extra=extra,
     )
 
 
-def rebuild_pair(row: dict, sources) -> tuple[np.ndarray, np.ndarray]:
+def rebuild_pair(row: dict, sources) -> tuple[np.ndarray, np.ndarray | None]:
     """Reread a ``real`` pair from the folder it was imported from.
 
     Parameters
@@ -238,9 +255,15 @@ def rebuild_pair(row: dict, sources) -> tuple[np.ndarray, np.ndarray]:
 
     Returns
     -------
-    blurred, sharp : (H, W, 3) uint8 ndarray
-        Equal to the row's images while the files are unchanged.
+    blurred : (H, W, 3) uint8 ndarray
+    sharp : (H, W, 3) uint8 ndarray or None
+        None for an image without ground truth. Both equal to the row's images while the files
+        are unchanged; :func:`rebuild_gt_frames` rereads a recorded sequence's frames.
     """
-    params = row["params"]
-    root = Path(sources)
-    return load_rgb8(root / params["blurred_path"])[0], load_rgb8(root / params["sharp_path"])[0]
+    blurred, sharp, _, _, _ = load_entry_files(sources, row["params"], frames=False)
+    return blurred, sharp
+
+
+def rebuild_gt_frames(row: dict, sources) -> list[np.ndarray]:
+    """Reread every ground-truth frame of a row (Köhler's recorded sequences; [] for others)."""
+    return load_entry_files(sources, row["params"])[2]
