@@ -16,6 +16,9 @@ $(BIN)/.installed: setup.cfg pyproject.toml constraints.txt
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/python -m pip install -q "$(TORCH_SPEC)"
 	$(BIN)/python -m pip install -q -c constraints.txt -e ".[test]"
+	# LPIPS's published linear heads: only the package's weight files are read (it imports
+	# torchvision, which this torch build does not load), so it goes in without dependencies.
+	$(BIN)/python -m pip install -q --no-deps lpips==0.1.4
 	touch $@
 
 venv: $(BIN)/.installed
