@@ -24,23 +24,34 @@ def _data_specs(ctx, param, value):
                    "--data synth/:2 --data real/:1).")
 @click.option("--out", type=click.Path(), required=True,
               help="Run folder (checkpoint, metrics, samples).")
-@click.option("--config", type=click.Choice(["small", "paper"]), default="small", show_default=True,
-              help="Network sizes: the paper's (11.4M-parameter generator) or a small one for CPU.")
+@click.option("--arch", default="deblurgan", show_default=True, metavar="NAME",
+              help="Architecture: deblurgan, nafnet, and those README lists (an unknown name "
+                   "lists them); evaluate, deblur and export-model read it from the run.")
+@click.option("--config", default="small", show_default=True, metavar="small|paper",
+              help="Network sizes: the paper's (DeblurGAN: 11.4M-parameter generator) or a small "
+                   "one for CPU.")
+@click.option("--width", type=click.IntRange(1, None), default=None,
+              help="Channel width of architectures that have one (nafnet) [the config's].")
+@click.option("--backbone-weights", type=click.Path(), default=None,
+              help="ImageNet weights of a pretrained backbone, torchvision's format "
+                   "(architectures with one) [default: trained from scratch].")
 @click.option("--steps", type=click.IntRange(1, None), default=None, help="Generator updates.")
 @click.option("--epochs", type=click.FloatRange(0, None, min_open=True), default=None, callback=finite,
               help="Passes over the training pairs (instead of --steps).")
 @click.option("--crop", type=click.IntRange(16, None), default=None,
               help="Training crop side, a multiple of 4 [paper: 256, small: 64].")
 @click.option("--batch-size", type=click.IntRange(1, None), default=None, help="Per device [paper: 1, small: 4].")
-@click.option("--lr", type=click.FloatRange(0, None, min_open=True), default=1e-4, show_default=True, callback=finite,
-              help="Adam learning rate (constant, then linear decay to 0 over the second half).")
-@click.option("--critic-steps", type=click.IntRange(0, None), default=5, show_default=True,
+@click.option("--lr", type=click.FloatRange(0, None, min_open=True), default=None, callback=finite,
+              help="Learning rate [the architecture's; deblurgan: Adam 1e-4, constant, then "
+                   "linear decay to 0 over the second half].")
+@click.option("--critic-steps", type=click.IntRange(0, None), default=None,
               help="Critic updates per generator update; 0 trains on the content loss alone "
-                   "(no critic: PSNR-oriented training).")
-@click.option("--content-weight", type=click.FloatRange(0, None, min_open=True), default=100.0, callback=finite,
-              show_default=True, help="Weight of the content loss beside the adversarial loss.")
-@click.option("--perceptual", type=click.Choice(["vgg", "none"]), default="vgg", show_default=True,
-              help="Content loss: VGG19 conv3_3 features, or none (L1 pixel loss).")
+                   "(no critic: PSNR-oriented training) [deblurgan: 5; nafnet has no critic: 0].")
+@click.option("--content-weight", type=click.FloatRange(0, None, min_open=True), default=None, callback=finite,
+              help="Weight of the content loss beside the adversarial loss [deblurgan: 100].")
+@click.option("--perceptual", type=click.Choice(["vgg", "none"]), default=None,
+              help="Content loss: VGG19 conv3_3 features, or none (L1 pixel loss) [deblurgan: "
+                   "vgg; architectures with their own content loss ignore it].")
 @click.option("--vgg-weights", type=click.Path(), default=None,
               help="torchvision's vgg19-dcbb9e9d.pth [default: torch hub cache, else download].")
 @click.option("--init", type=click.Choice(["paper", "identity"]), default="paper", show_default=True,
@@ -73,15 +84,16 @@ def _data_specs(ctx, param, value):
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its checkpoint.")
 @no_verify_option
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def train(data, out, config, steps, epochs, crop, batch_size, lr, critic_steps, content_weight,
-          perceptual, vgg_weights,
+def train(data, out, arch, config, width, backbone_weights, steps, epochs, crop, batch_size, lr,
+          critic_steps, content_weight, perceptual, vgg_weights,
           init, dropout, seed, device, precision, workers, val_data, val_fraction, split_by, val_count, val_crop, val_every,
           checkpoint_every, log_every, resume, no_verify, quiet):
-    """Train DeblurGAN on one or more pair datasets mixed by weight.
+    """Train a deblurring network (DeblurGAN unless --arch says) on pair datasets mixed by weight.
 
     \b
     Example:
       blursynth train --data synth/:2 --data real/:1 --out run/ --config paper --steps 100000
+      blursynth train --arch nafnet --data synth/ --out nafnet/ --steps 2000
       blursynth train --data synth/:2 --data real/:1 --out run/ --config paper --steps 100000 --resume
     Several GPUs: torchrun --nproc_per_node 4 -m blursynth train ...
     """
@@ -92,7 +104,8 @@ def train(data, out, config, steps, epochs, crop, batch_size, lr, critic_steps, 
     if steps is not None and epochs is not None:
         raise click.UsageError("give only one of --steps and --epochs.")
     settings = TrainSettings(
-        data=data, out=out, config=config, steps=steps, epochs=epochs, crop=crop,
+        data=data, out=out, arch=arch, config=config, width=width,
+        backbone_weights=backbone_weights, steps=steps, epochs=epochs, crop=crop,
         batch_size=batch_size, lr=lr, critic_steps=critic_steps, content_weight=content_weight,
         perceptual=perceptual,
         vgg_weights=vgg_weights, init=init, dropout=dropout, seed=seed, device=device, precision=precision,

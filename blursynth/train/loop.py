@@ -1,4 +1,5 @@
-"""The DeblurGAN training run: settings, then plan -> build -> loop, alone or under torchrun.
+"""The training run of every architecture: settings, then plan -> build -> loop, alone or under
+torchrun.
 
 :func:`plan_run` checks every input and writes nothing; :func:`build_run` makes the models, the
 data loader and the run folder; :func:`run_loop` trains, validates and checkpoints.
@@ -11,7 +12,7 @@ import os
 import sys
 import time
 from contextlib import ExitStack
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -24,15 +25,24 @@ from ..nn.device import resolve_device
 from ..nn.runs import CHECKPOINT, METRICS_CSV, RUN_JSON
 from .data import SPLIT_BY, MixedPairs, PositionSampler, center_crop, open_pairs, split_indices, \
     split_keys, to_tensor
+from .archs import DEFAULT_ARCH, get_arch, run_arch
 from .losses import build_content_loss
-from .models import CONFIGS, ModelConfig, build_models, from_model_range, to_model_range
-from .trainer import Trainer, lr_at, unwrap
+from .models import from_model_range, to_model_range
+from .trainer import UpdateBase, unwrap
 
 CHECKPOINT_FORMAT = runs.DEBLURGAN_FORMAT
 CHECKPOINT_VERSION = 1
+VAL_COLUMNS = ("val_psnr", "val_ssim", "val_psnr_blurred", "val_ssim_blurred")
+
+
+def metric_columns(arch) -> tuple:
+    """metrics.csv's columns for an architecture: step, lr, its losses, validation, seconds."""
+    return ("step", "lr", *arch.loss_columns, *VAL_COLUMNS, "seconds")
+
+
+#: DeblurGAN's metrics.csv columns.
 METRIC_COLUMNS = ("step", "lr", "loss_d", "wasserstein", "gp", "loss_g", "loss_adv",
-                  "loss_content", "val_psnr", "val_ssim", "val_psnr_blurred", "val_ssim_blurred",
-                  "seconds")
+                  "loss_content", *VAL_COLUMNS, "seconds")
 
 #: The DeblurGAN run folder and its checkpoint's messages.
 RUN_KIND = runs.RunKind(
@@ -61,8 +71,12 @@ RUN_KIND = runs.RunKind(
 #: Columns of a validation sheet (val/step-N.png); each row's notes give the PSNR of the first two.
 VAL_SHEET_LABELS = ("blurred", "deblurred", "sharp")
 
-#: Defaults that differ by config: (crop, batch size).
+#: DeblurGAN's defaults that differ by config: (crop, batch size); other architectures give
+#: theirs in ``Arch.crop_batch``.
 CONFIG_DEFAULTS = {"paper": (256, 1), "small": (64, 4)}
+
+#: Settings whose default is the architecture's (``Arch.defaults``, else DeblurGAN's).
+ARCH_DEFAULTS = {"lr": 1e-4, "critic_steps": 5, "content_weight": 100.0, "perceptual": "vgg"}
 
 
 @dataclass(frozen=True)
@@ -70,25 +84,30 @@ class TrainSettings:
     """Everything a training run needs; built by ``blursynth train`` or a recipe.
 
     ``steps`` (generator updates) or ``epochs`` (passes over the training pairs) sets the
-    length; ``crop``/``batch_size`` of None take the config's defaults (paper: 256 / 1;
-    small: 64 / 4).
+    length; ``crop``/``batch_size`` of None take the config's defaults (DeblurGAN's paper:
+    256 / 1; small: 64 / 4). ``lr``, ``critic_steps``, ``content_weight`` and ``perceptual``
+    of None take the architecture's (``Arch.defaults``); they are filled in here, so the
+    settings recorded in run.json are the ones used.
     """
 
     data: tuple  # of DataSource
     out: str
     config: str = "small"
+    arch: str = DEFAULT_ARCH
     steps: int | None = None
     epochs: float | None = None
     crop: int | None = None
     batch_size: int | None = None
-    lr: float = 1e-4
-    critic_steps: int = 5
+    lr: float | None = None  # None: the architecture's (DeblurGAN: 1e-4)
+    critic_steps: int | None = None  # None: the architecture's (DeblurGAN: 5)
     gp_weight: float = 10.0
-    content_weight: float = 100.0
-    perceptual: str = "vgg"
+    content_weight: float | None = None  # None: the architecture's (DeblurGAN: 100)
+    perceptual: str | None = None  # None: the architecture's (DeblurGAN: vgg)
     vgg_weights: str | None = None
     init: str = "paper"
     dropout: float | None = None  # None: the config's (0.5)
+    width: int | None = None  # None: the config's (architectures with a width option)
+    backbone_weights: str | None = None  # architectures with a pretrained backbone
     seed: int = 0
     device: str = "auto"
     precision: str = "auto"
@@ -108,22 +127,42 @@ class TrainSettings:
     def __post_init__(self):
         # The scalar settings are checked here, so a recipe's train step (built by 'blursynth
         # build', --dry-run included) is refused before any step runs, as the CLI is.
-        if self.config not in CONFIGS:
-            raise SettingError(f"--config must be one of {sorted(CONFIGS)}; got {self.config!r}.", "config")
+        arch = get_arch(self.arch)
+        for name, default in ARCH_DEFAULTS.items():
+            if getattr(self, name) is None:
+                object.__setattr__(self, name, arch.defaults.get(name, default))
         if self.dropout is not None and not 0 <= self.dropout < 1:
             raise SettingError(f"--dropout must be in [0, 1); got {self.dropout}.", "dropout")
-        crop0, batch0 = CONFIG_DEFAULTS[self.config]
+        if self.width is not None and (not isinstance(self.width, int) or self.width < 1):
+            raise SettingError(f"--width must be a whole number of at least 1; got "
+                               f"{self.width!r}.", "width")
+        config = self.model_config()  # refuses a config or override the arch does not have
+        crop0, batch0 = arch.crop_batch[self.config]
         crop, batch = int(self.crop or crop0), int(self.batch_size or batch0)
-        if crop < 16 or crop % 4:
-            raise SettingError(f"--crop must be a multiple of 4 and at least 16; got {crop}.", "crop")
+        multiple = arch.multiple_of(config)
+        if crop < 16 or crop % multiple:
+            raise SettingError(f"--crop must be a multiple of {multiple} and at least 16 for "
+                               f"--arch {arch.name} --config {self.config}; got {crop}.", "crop")
         if batch < 1:
             raise SettingError(f"--batch-size must be at least 1; got {batch}.", "batch_size")
         if self.init not in ("paper", "identity"):
             raise SettingError(f"--init must be paper or identity; got {self.init!r}.", "init")
+        if self.init == "identity" and arch.zero_init is None:
+            raise SettingError(f"--init identity: --arch {arch.name} has no identity start; "
+                               f"leave --init at paper.", "init")
+        if self.backbone_weights is not None and "backbone_weights" not in arch.build_options:
+            raise SettingError(f"--backbone-weights does not apply to --arch {arch.name} (it has "
+                               f"no pretrained backbone); leave it out.", "backbone_weights")
+        if not arch.has_critic and self.critic_steps:
+            raise SettingError(f"--critic-steps {self.critic_steps}: --arch {arch.name} has no "
+                               f"critic; pass --critic-steps 0 or leave it out.", "critic_steps")
         if not isinstance(self.critic_steps, int) or isinstance(self.critic_steps, bool) or \
                 self.critic_steps < 0:
             raise SettingError(f"--critic-steps must be 0 (content loss alone) or more; got "
                                f"{self.critic_steps}.", "critic_steps")
+        if self.perceptual not in ("vgg", "none"):
+            raise SettingError(f"--perceptual must be vgg or none; got {self.perceptual!r}.",
+                               "perceptual")
         if self.precision not in PRECISIONS:
             raise SettingError(f"--precision must be one of {', '.join(PRECISIONS)}; got "
                                f"{self.precision!r}.", "precision")
@@ -155,6 +194,11 @@ class TrainSettings:
                                f"{self.split_by!r}.", "split_by")
         with checking("seed"):
             check_seed(self.seed)
+
+    def model_config(self) -> dict:
+        """The architecture's config dict with ``--dropout``/``--width`` applied."""
+        dropout = None if self.dropout is None else float(self.dropout)
+        return get_arch(self.arch).config(self.config, dropout=dropout, width=self.width)
 
     def recipe(self, crop, batch_size) -> dict:
         """The settings a resumed run must share with the run it continues."""
@@ -188,18 +232,26 @@ def load_checkpoint(path) -> dict:
 
 
 def load_generator(path, device="cpu"):
-    """The trained generator of a run or checkpoint, in eval mode, and the checkpoint dict."""
-    from .models import Generator
-
+    """The trained generator of a run or checkpoint (of any architecture: the one it records,
+    ``deblurgan`` for runs from before ``--arch``), in eval mode, and the checkpoint dict."""
     ckpt = load_checkpoint(path)
-    config = ModelConfig(**ckpt["model_config"])
-    with torch.random.fork_rng(devices=[]):
-        gen = Generator(config)
+    name = ckpt.get("arch") or DEFAULT_ARCH
+    try:
+        arch = run_arch(ckpt)
+    except SettingError:
+        raise BadInputError(f"{path}: checkpoint of architecture {name!r}, which this blursynth "
+                            f"does not have; use a blursynth that trains it.") from None
+    config = ckpt["model_config"]
+    try:
+        gen = arch.build_generator(config)
+    except (TypeError, ValueError, KeyError) as exc:
+        raise BadInputError(f"{path}: config {config.get('name')!r} of {name} cannot be built "
+                            f"({exc}).") from None
     try:
         gen.load_state_dict(ckpt["generator"])
     except RuntimeError as exc:
-        raise BadInputError(f"{path}: generator weights do not fit config {config.name!r} "
-                            f"({str(exc).splitlines()[0]}).") from None
+        raise BadInputError(f"{path}: generator weights do not fit {name} config "
+                            f"{config.get('name')!r} ({str(exc).splitlines()[0]}).") from None
     return gen.to(device).eval(), ckpt
 
 
@@ -352,7 +404,7 @@ class RunPlan:
     """A checked run: what :func:`plan_run` found; nothing has been written yet."""
 
     settings: TrainSettings
-    config: ModelConfig
+    config: dict  # the architecture's config, as recorded (model_config)
     crop: int
     batch: int
     world: int  # processes (torchrun's WORLD_SIZE)
@@ -370,6 +422,10 @@ class RunPlan:
     stamp: tuple | None = None  # runs.checkpoint_stamp of --out when it was checked
 
     @property
+    def arch(self):
+        return get_arch(self.settings.arch)
+
+    @property
     def n_train(self) -> int:
         return sum(len(t) for t in self.train_rows)
 
@@ -383,10 +439,9 @@ def plan_run(settings: TrainSettings) -> RunPlan:
     """Check every input of a run (datasets, crop, VGG file, the --out folder, a checkpoint to
     resume and whether it fits these settings); nothing is written."""
     check_seed(settings.seed)  # the other scalars were checked by TrainSettings
-    config = CONFIGS[settings.config]
-    if settings.dropout is not None:
-        config = replace(config, dropout=float(settings.dropout))
-    crop0, batch0 = CONFIG_DEFAULTS[settings.config]
+    arch = get_arch(settings.arch)
+    config = settings.model_config()
+    crop0, batch0 = arch.crop_batch[settings.config]
     crop = int(settings.crop or crop0)
     batch = int(settings.batch_size or batch0)
 
@@ -408,7 +463,8 @@ def plan_run(settings: TrainSettings) -> RunPlan:
         total = int(settings.steps)
     else:
         total = max(1, math.ceil(settings.epochs * n_train / (batch * world)))
-    content, content_info = build_content_loss(settings.perceptual, settings.vgg_weights)
+    content, content_info = (arch.content or build_content_loss)(settings.perceptual,
+                                                                 settings.vgg_weights)
     recipe = settings.recipe(crop, batch)
     precision = resolve_precision(settings.precision, device)
     if ckpt is not None:
@@ -424,10 +480,15 @@ def _check_resume(ckpt, settings, config, recipe, precision, device, total, rank
     """Refuse to continue a checkpoint with other settings; warn when the length changes."""
     out = Path(settings.out)
     runs.require_resume(out, RUN_KIND, settings.resume)
-    if ckpt["model_config"] != config.to_dict():
+    was = ckpt.get("arch") or DEFAULT_ARCH
+    if was != settings.arch:
+        raise BadInputError(
+            f"{out / CHECKPOINT}: checkpoint is of --arch {was}; this run asks for --arch "
+            f"{settings.arch}. Pass --arch {was} to resume it, or use another --out.")
+    if ckpt["model_config"] != config:
         raise BadInputError(
             f"{out / CHECKPOINT}: checkpoint is of config {ckpt['model_config']['name']!r} "
-            f"({ckpt['model_config']}); this run asks for {config.name!r}. Pass the same "
+            f"({ckpt['model_config']}); this run asks for {config['name']!r}. Pass the same "
             f"--config or another --out.")
     runs.check_recipe(ckpt, recipe, out, RUN_KIND)
     # Checkpoints from before --precision ran bf16 exactly where auto does now.
@@ -445,18 +506,21 @@ def _check_resume(ckpt, settings, config, recipe, precision, device, total, rank
     planned = ckpt.get("total_steps")
     if planned is not None and planned != total and total > done and rank == 0:
         # Allowed (a run may be lengthened), but the schedule follows the new length.
+        arch = get_arch(settings.arch)
+        shape = " (constant for the first half, then falling to 0)" if arch.schedule is None \
+            else ""
         sys.stderr.write(
-            f"warning: {out} was a run of {planned} steps, now {total}: the learning rate "
-            f"(constant for the first half, then falling to 0) is recomputed for {total} steps, "
-            f"so at step {done} it moves from {lr_at(done, planned, settings.lr):.3g} to "
-            f"{lr_at(done, total, settings.lr):.3g}.\n")
+            f"warning: {out} was a run of {planned} steps, now {total}: the learning rate"
+            f"{shape} is recomputed for {total} steps, "
+            f"so at step {done} it moves from {arch.lr_at(done, planned, settings.lr):.3g} to "
+            f"{arch.lr_at(done, total, settings.lr):.3g}.\n")
 
 
 @dataclass
 class RunParts:
     """What :func:`build_run` made: the trainer (models and optimisers), the data, the records."""
 
-    trainer: Trainer
+    trainer: UpdateBase  # the architecture's update
     generator: torch.nn.Module  # possibly DDP-wrapped
     loader: torch.utils.data.DataLoader
     val: list  # of (blurred, sharp) tensors; rank 0 only
@@ -477,19 +541,29 @@ def build_run(plan: RunPlan, hold: ExitStack) -> RunParts:
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
         if device.type == "cuda":
             torch.cuda.set_device(device)
-    gen, critic = build_models(plan.config, seed=settings.seed, init=settings.init)
+    arch = plan.arch
+    gen, critic = arch.build(dict(plan.config), settings.seed,
+                             **{k: getattr(settings, k) for k in arch.build_options})
+    if settings.init == "identity":
+        arch.zero_init(gen)
     on_cuda = device.type == "cuda"
     mem = torch.channels_last if on_cuda else torch.contiguous_format
-    gen, critic = gen.to(device, memory_format=mem), critic.to(device, memory_format=mem)
-    content = plan.content.to(device)
+    gen = gen.to(device, memory_format=mem)
+    if critic is not None:
+        critic = critic.to(device, memory_format=mem)
+    content = plan.content.to(device) if plan.content is not None else None
     if distributed:
         from torch.nn.parallel import DistributedDataParallel as DDP
 
         ids = [device.index] if on_cuda else None
-        gen, critic = DDP(gen, device_ids=ids), DDP(critic, device_ids=ids)
-    trainer = Trainer(gen, critic, content, lr=settings.lr, critic_steps=settings.critic_steps,
-                      gp_weight=settings.gp_weight, content_weight=settings.content_weight,
-                      seed=settings.seed, rank=plan.rank, amp=plan.precision == "bf16")
+        gen = DDP(gen, device_ids=ids)
+        if critic is not None:
+            critic = DDP(critic, device_ids=ids)
+    trainer = arch.update(gen, critic, content, lr=settings.lr,
+                          critic_steps=settings.critic_steps,
+                          content_weight=settings.content_weight, seed=settings.seed,
+                          rank=plan.rank, amp=plan.precision == "bf16",
+                          **{k: getattr(settings, k) for k in arch.update_options})
     start = 0
     if plan.checkpoint is not None:
         trainer.load_state_dict(plan.checkpoint, rank=plan.rank)
@@ -507,12 +581,13 @@ def build_run(plan: RunPlan, hold: ExitStack) -> RunParts:
                 # A new run, whatever --resume said (it continues only a checkpoint).
                 "settings": dict({k: (list(v) if isinstance(v, tuple) else v)
                                   for k, v in asdict(settings).items()}, resume=False),
-                "model_config": plan.config.to_dict(), "recipe": plan.recipe, "crop": plan.crop,
+                "arch": arch.name,
+                "model_config": plan.config, "recipe": plan.recipe, "crop": plan.crop,
                 "batch_size": plan.batch, "world_size": plan.world, "total_steps": plan.total,
                 "content_loss": plan.content_info, "precision": plan.precision,
                 "n_train_pairs": plan.n_train,
                 "val_pairs": [[p, i] for p, i in plan.val_items]})
-        metrics = runs.MetricsLog(out / METRICS_CSV, METRIC_COLUMNS, start)
+        metrics = runs.MetricsLog(out / METRICS_CSV, metric_columns(arch), start)
         metrics.save()  # drops the rows a stopped run wrote after its checkpoint
         try:
             from torch.utils.tensorboard import SummaryWriter
@@ -540,8 +615,8 @@ def _save(plan: RunPlan, parts: RunParts, step: int, rng_ranks=None) -> None:
     if rng_ranks is not None:
         state["rng_ranks"] = rng_ranks
     state.update({"format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION,
-                  "precision": plan.precision,
-                  "step": step, "total_steps": plan.total, "model_config": plan.config.to_dict(),
+                  "precision": plan.precision, "arch": plan.arch.name,
+                  "step": step, "total_steps": plan.total, "model_config": plan.config,
                   "recipe": plan.recipe, "content_loss": plan.content_info})
     parts.metrics.save()  # first: a kill between the two never loses a row
     runs.save_checkpoint(state, plan.out / CHECKPOINT)
@@ -552,6 +627,8 @@ def run_loop(plan: RunPlan, parts: RunParts) -> dict:
     0 as the settings say; leave the process group (under torchrun) at the end."""
     settings, device, total = plan.settings, plan.device, plan.total
     trainer, mem, tb, out = parts.trainer, parts.memory_format, parts.tensorboard, plan.out
+    arch = plan.arch
+    lr_at = arch.lr_at
     distributed = plan.world > 1
     bar = None
     if plan.main and settings.progress:
@@ -566,6 +643,9 @@ def run_loop(plan: RunPlan, parts: RunParts) -> dict:
             trainer.set_lr(lr_at(step - 1, total, settings.lr))
             blurred = to_model_range(blurred.to(device, non_blocking=True, memory_format=mem))
             sharp = to_model_range(sharp.to(device, non_blocking=True, memory_format=mem))
+            if arch.pyramid > 1:
+                blurred, sharp = image_pyramid(blurred, arch.pyramid), \
+                    image_pyramid(sharp, arch.pyramid)
             losses = trainer.step(blurred, sharp)
             saving = step % settings.checkpoint_every == 0 or step == total
             rng_ranks = None
@@ -596,7 +676,7 @@ def run_loop(plan: RunPlan, parts: RunParts) -> dict:
             if saving:
                 _save(plan, parts, step, rng_ranks)
             if bar is not None:
-                if settings.critic_steps:
+                if settings.critic_steps and "loss_d" in losses and "loss_adv" in losses:
                     bar.set_postfix(d=f"{losses['loss_d']:.3g}", g=f"{losses['loss_adv']:.3g}",
                                     c=f"{losses['loss_content']:.3g}", refresh=False)
                 else:
@@ -620,8 +700,17 @@ def run_loop(plan: RunPlan, parts: RunParts) -> dict:
             "n_val_pairs": len(plan.val_items)}
 
 
+def image_pyramid(x, levels: int) -> list:
+    """``levels`` scales of a ``(B, C, H, W)`` batch, coarsest first, each half the next
+    (2x2 means; H and W multiples of ``2 ** (levels - 1)``)."""
+    out = [x]
+    for _ in range(levels - 1):
+        out.append(torch.nn.functional.avg_pool2d(out[-1], 2))
+    return out[::-1]
+
+
 def train(settings: TrainSettings) -> dict:
-    """Train DeblurGAN as ``settings`` says; write checkpoints, metrics and samples to ``out``.
+    """Train the architecture ``settings.arch`` as ``settings`` says; write checkpoints, metrics and samples to ``out``.
 
     Everything that can be wrong with the input (datasets, weights, crop, VGG file, an existing
     run, a checkpoint of another config or a corrupt one) is checked before anything is written.

@@ -200,10 +200,16 @@ def build_models(config: ModelConfig, *, seed: int, init: str = "paper"):
     init_weights(gen, generator=g)
     init_weights(critic, generator=g)
     if init == "identity":
-        last = [m for m in gen.modules() if isinstance(m, nn.Conv2d)][-1]
-        nn.init.zeros_(last.weight)
-        nn.init.zeros_(last.bias)
+        zero_last_conv(gen)
     return gen, critic
+
+
+def zero_last_conv(generator: nn.Module) -> None:
+    """Zero the generator's last conv: with a global skip, the untrained generator then returns
+    its input (``--init identity``)."""
+    last = [m for m in generator.modules() if isinstance(m, nn.Conv2d)][-1]
+    nn.init.zeros_(last.weight)
+    nn.init.zeros_(last.bias)
 
 
 def count_parameters(module: nn.Module) -> int:

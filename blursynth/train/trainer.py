@@ -1,4 +1,5 @@
-"""One DeblurGAN update (critic steps, then a generator step) and the learning-rate schedule."""
+"""The update step of every architecture: a base class with the shared parts (optimisers,
+learning rate, per-rank generators, bf16 autocast, checkpoint state) and DeblurGAN's update."""
 
 from __future__ import annotations
 
@@ -24,37 +25,66 @@ def lr_at(step: int, total: int, base: float) -> float:
     return base * max(total - step, 0) / max(total - half, 1)
 
 
-class Trainer:
-    """One DeblurGAN update per :meth:`step`: ``critic_steps`` critic updates on the batch and
-    the generator's output for it (as DeblurGAN does), then one generator update.
+class UpdateBase:
+    """What every architecture's update shares; a subclass writes :meth:`step`.
 
     Parameters
     ----------
-    generator, critic : nn.Module
-        Possibly wrapped in DistributedDataParallel.
-    content : ContentLoss
+    generator : nn.Module
+    critic : nn.Module or None
+        Either possibly wrapped in DistributedDataParallel; None for an architecture without
+        a critic (no critic optimiser is made, its checkpoint entries are None).
+    content : nn.Module or None
+        The content loss the run built (the architecture's ``content`` or ``--perceptual``).
+    lr, critic_steps, content_weight : as ``blursynth train``
     seed, rank : int
-        Key the generators of the penalty's mixing weights and of dropout masks.
+        Key this process's torch generators (``RNG_NAMES``), so each rank draws differently
+        and reproducibly; they are checkpointed per rank.
+    amp : bool
+        bf16 autocast around forward passes and losses.
+
+    Class attributes a subclass may change: ``OPTIMIZER`` (a torch.optim class), ``BETAS``,
+    ``WEIGHT_DECAY`` and ``RNG_NAMES`` (its generators, ``self.rngs[name]``; the first two
+    names keep DeblurGAN's draws).
     """
 
-    def __init__(self, generator, critic, content, *, lr=1e-4, critic_steps=5, gp_weight=10.0,
+    OPTIMIZER = torch.optim.Adam
+    BETAS = (0.5, 0.999)
+    WEIGHT_DECAY = 0.0
+    RNG_NAMES = ("gp", "dropout")
+
+    def __init__(self, generator, critic, content, *, lr=1e-4, critic_steps=5,
                  content_weight=100.0, seed=0, rank=0, amp=False):
         self.g, self.d, self.content = generator, critic, content
-        self.critic_steps, self.gp_weight = int(critic_steps), float(gp_weight)
+        self.critic_steps = int(critic_steps)
         self.content_weight = float(content_weight)
-        self.opt_g = torch.optim.Adam(generator.parameters(), lr=lr, betas=(0.5, 0.999))
-        self.opt_d = torch.optim.Adam(critic.parameters(), lr=lr, betas=(0.5, 0.999))
+        if critic is None and self.critic_steps:
+            raise ValueError("critic_steps must be 0 for an architecture without a critic.")
+        self.opt_g = self.make_optimizer(generator.parameters(), lr)
+        self.opt_d = None if critic is None else self.make_optimizer(critic.parameters(), lr)
         device = next(generator.parameters()).device
         self.device = device
         # Keyed by (seed, rank): each rank masks and mixes differently, reproducibly.
-        keys = sample_rng(seed, rank, STREAM_TORCH).integers(0, 2**62, size=2)
-        self.rng_gp = torch.Generator(device=device).manual_seed(int(keys[0]))
-        self.rng_dropout = torch.Generator(device=device).manual_seed(int(keys[1]))
+        keys = sample_rng(seed, rank, STREAM_TORCH).integers(0, 2**62, size=len(self.RNG_NAMES))
+        self.rngs = {name: torch.Generator(device=device).manual_seed(int(k))
+                     for name, k in zip(self.RNG_NAMES, keys)}
+        dropout_rng = self.rngs.get("dropout")
         for m in unwrap(generator).modules():
             if hasattr(m, "generator") and type(m).__name__ == "SeededDropout":
-                m.generator = self.rng_dropout
+                m.generator = dropout_rng
         self.amp = bool(amp)
         self.g_params = [p for p in generator.parameters() if p.requires_grad]
+
+    def make_optimizer(self, params, lr):
+        """The optimiser of the generator and of the critic."""
+        kwargs = {"lr": lr, "betas": self.BETAS}
+        if self.WEIGHT_DECAY:
+            kwargs["weight_decay"] = self.WEIGHT_DECAY
+        return self.OPTIMIZER(params, **kwargs)
+
+    @property
+    def optimizers(self):
+        return [o for o in (self.opt_g, self.opt_d) if o is not None]
 
     def _autocast(self):
         if self.amp:
@@ -62,9 +92,84 @@ class Trainer:
         return torch.autocast(device_type=self.device.type, enabled=False)
 
     def set_lr(self, lr):
-        for opt in (self.opt_g, self.opt_d):
+        for opt in self.optimizers:
             for group in opt.param_groups:
                 group["lr"] = lr
+
+    def step(self, blurred, sharp) -> dict:
+        """One update on a batch of ``(B, 3, H, W)`` images in [-1, 1] (for ``pyramid > 1``
+        architectures, lists of the batch at each scale, coarsest first); returns the losses,
+        keyed by the architecture's ``loss_columns`` (NaN for a loss not computed)."""
+        raise NotImplementedError
+
+    def content_step(self, fake, sharp):
+        """One generator update on the content loss alone; returns ``(loss_g, loss_content)``."""
+        self.opt_g.zero_grad(set_to_none=True)
+        with self._autocast():
+            loss_content = self.content(fake, sharp)
+            loss_g = self.content_weight * loss_content
+        torch.autograd.backward(loss_g, inputs=self.g_params)
+        self.opt_g.step()
+        return loss_g, loss_content
+
+    def state_dict(self) -> dict:
+        return {
+            "generator": unwrap(self.g).state_dict(),
+            "critic": None if self.d is None else unwrap(self.d).state_dict(),
+            "opt_g": self.opt_g.state_dict(),
+            "opt_d": None if self.opt_d is None else self.opt_d.state_dict(),
+            "rng": self.rng_state(),
+        }
+
+    def rng_state(self) -> dict:
+        """States of this process's torch generators, by name."""
+        return {name: g.get_state() for name, g in self.rngs.items()}
+
+    def load_state_dict(self, state, *, rank: int = 0) -> None:
+        """Restore weights, optimisers and this rank's generators from a checkpoint.
+
+        A checkpoint of a distributed run holds every rank's generator states
+        (``rng_ranks``); a rank with none saved (more ranks than the run that
+        saved) keeps its fresh ``(seed, rank)`` streams rather than copy another
+        rank's, which would give two ranks the same masks.
+        """
+        unwrap(self.g).load_state_dict(state["generator"])
+        if self.d is not None:
+            unwrap(self.d).load_state_dict(state["critic"])
+        self.opt_g.load_state_dict(state["opt_g"])
+        if self.opt_d is not None:
+            self.opt_d.load_state_dict(state["opt_d"])
+        ranks = state.get("rng_ranks")
+        if ranks is not None:
+            rng = ranks[rank] if rank < len(ranks) else None
+        else:
+            rng = state["rng"] if rank == 0 else None
+        if rng is not None:
+            for name, g in self.rngs.items():
+                g.set_state(rng[name])
+
+
+class Trainer(UpdateBase):
+    """DeblurGAN's update per :meth:`step`: ``critic_steps`` critic updates on the batch and
+    the generator's output for it (as DeblurGAN does), then one generator update.
+
+    Parameters
+    ----------
+    generator, critic : nn.Module
+        Possibly wrapped in DistributedDataParallel.
+    content : ContentLoss
+    gp_weight : float
+        Weight of the critic's gradient penalty (WGAN-GP).
+    seed, rank : int
+        Key the generators of the penalty's mixing weights and of dropout masks.
+    """
+
+    def __init__(self, generator, critic, content, *, lr=1e-4, critic_steps=5, gp_weight=10.0,
+                 content_weight=100.0, seed=0, rank=0, amp=False):
+        super().__init__(generator, critic, content, lr=lr, critic_steps=critic_steps,
+                         content_weight=content_weight, seed=seed, rank=rank, amp=amp)
+        self.gp_weight = float(gp_weight)
+        self.rng_gp, self.rng_dropout = self.rngs["gp"], self.rngs["dropout"]
 
     def step(self, blurred, sharp) -> dict:
         """One update on a batch of ``(B, 3, H, W)`` images in [-1, 1]; returns the losses.
@@ -77,12 +182,7 @@ class Trainer:
         with self._autocast():
             fake = self.g(blurred)
         if self.critic_steps == 0:
-            self.opt_g.zero_grad(set_to_none=True)
-            with self._autocast():
-                loss_content = self.content(fake, sharp)
-                loss_g = self.content_weight * loss_content
-            torch.autograd.backward(loss_g, inputs=self.g_params)
-            self.opt_g.step()
+            loss_g, loss_content = self.content_step(fake, sharp)
             nan = float("nan")
             return {"loss_d": nan, "wasserstein": nan, "gp": nan, "loss_g": loss_g.item(),
                     "loss_adv": nan, "loss_content": loss_content.item()}
@@ -106,38 +206,6 @@ class Trainer:
         return {"loss_d": loss_d.item(), "wasserstein": wdist.item(), "gp": gp.item(),
                 "loss_g": loss_g.item(), "loss_adv": loss_adv.item(),
                 "loss_content": loss_content.item()}
-
-    def state_dict(self) -> dict:
-        return {
-            "generator": unwrap(self.g).state_dict(), "critic": unwrap(self.d).state_dict(),
-            "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict(),
-            "rng": self.rng_state(),
-        }
-
-    def rng_state(self) -> dict:
-        """States of this process's penalty and dropout generators."""
-        return {"gp": self.rng_gp.get_state(), "dropout": self.rng_dropout.get_state()}
-
-    def load_state_dict(self, state, *, rank: int = 0) -> None:
-        """Restore weights, optimisers and this rank's generators from a checkpoint.
-
-        A checkpoint of a distributed run holds every rank's generator states
-        (``rng_ranks``); a rank with none saved (more ranks than the run that
-        saved) keeps its fresh ``(seed, rank)`` streams rather than copy another
-        rank's, which would give two ranks the same masks.
-        """
-        unwrap(self.g).load_state_dict(state["generator"])
-        unwrap(self.d).load_state_dict(state["critic"])
-        self.opt_g.load_state_dict(state["opt_g"])
-        self.opt_d.load_state_dict(state["opt_d"])
-        ranks = state.get("rng_ranks")
-        if ranks is not None:
-            rng = ranks[rank] if rank < len(ranks) else None
-        else:
-            rng = state["rng"] if rank == 0 else None
-        if rng is not None:
-            self.rng_gp.set_state(rng["gp"])
-            self.rng_dropout.set_state(rng["dropout"])
 
 
 def unwrap(module):

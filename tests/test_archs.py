@@ -1,0 +1,62 @@
+"""The architecture registry: names, the DeblurGAN entry, refusals of settings an arch lacks."""
+
+import pytest
+import torch
+
+from blursynth.errors import SettingError
+from blursynth.train.archs import ARCHS, Arch, get_arch
+from blursynth.train.trainer import Trainer, UpdateBase
+
+from .conftest import error_line
+
+FAST = ["--crop", "32", "--batch-size", "2", "--perceptual", "none", "--val-count", "0",
+        "--workers", "0", "--quiet"]
+
+
+def test_registry_holds_deblurgan_first_and_every_arch_module():
+    names = list(ARCHS)
+    assert names[0] == "deblurgan"
+    arch = get_arch("deblurgan")
+    assert isinstance(arch, Arch) and arch.update is Trainer and issubclass(Trainer, UpdateBase)
+    assert arch.loss_columns[-1] == "loss_content" and arch.has_critic
+    assert set(arch.configs) == {"paper", "small"}
+    for name in names:
+        a = get_arch(name)
+        assert a.name == name
+        for cname, cfg in a.configs.items():
+            assert cfg["name"] == cname
+
+
+def test_unknown_arch_is_one_line_listing_names():
+    with pytest.raises(SettingError) as info:
+        get_arch("resnet-9000")
+    assert "deblurgan" in str(info.value) and "'resnet-9000'" in str(info.value)
+    assert info.value.field == "arch"
+
+
+def test_deblurgan_build_matches_build_models():
+    from blursynth.train.models import CONFIGS, build_models
+
+    g1, d1 = get_arch("deblurgan").build(CONFIGS["small"].to_dict(), 3)
+    g2, d2 = build_models(CONFIGS["small"], seed=3)
+    for a, b in zip(list(g1.parameters()) + list(d1.parameters()),
+                    list(g2.parameters()) + list(d2.parameters())):
+        assert torch.equal(a, b)
+
+
+def test_train_unknown_arch_exits_2_and_writes_nothing(run_cli, tmp_path, tiny_pairs_dataset):
+    out = tmp_path / "run"
+    r = run_cli("train", "--arch", "nope", "--data", tiny_pairs_dataset(), "--out", out,
+                "--steps", 1, *FAST)
+    assert r.code == 2
+    assert "--arch must be one of deblurgan" in error_line(r)
+    assert not out.exists()
+
+
+def test_width_is_refused_for_deblurgan(run_cli, tmp_path, tiny_pairs_dataset):
+    out = tmp_path / "run"
+    r = run_cli("train", "--width", 8, "--data", tiny_pairs_dataset(), "--out", out,
+                "--steps", 1, *FAST)
+    assert r.code == 2
+    assert "--width does not apply to --arch deblurgan" in error_line(r)
+    assert not out.exists()
