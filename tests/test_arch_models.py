@@ -61,7 +61,8 @@ def test_backbone_weights_of_the_wrong_shape_name_the_keys(tmp_path):
         load_backbone_weights(MobileNetV2(classifier=False), f)
     msg = str(err.value)
     assert "\n" not in msg and err.value.exit_code == 2
-    assert "features.0.0.weight (16, 3, 3, 3) (expected (32, 3, 3, 3))" in msg
+    assert "features.0.0.weight has shape (16, 3, 3, 3), expected (32, 3, 3, 3)" in msg
+    assert "--config paper only" in msg
 
 
 def test_backbone_weights_missing_keys_or_not_a_state_dict(tmp_path):

@@ -183,8 +183,8 @@ def load_backbone_weights(net: MobileNetV2, path, *, prefix: str = "") -> dict:
     Raises
     ------
     BadInputError
-        Not a torch state dict, missing keys (named) or keys of the wrong shape (named, with
-        both shapes): one line.
+        No such file, not a torch state dict, missing keys (named) or a key of the wrong shape
+        (named, with both shapes): one line (:func:`blursynth.nn.vgg.load_checked_state`).
 
     Examples
     --------
@@ -194,34 +194,13 @@ def load_backbone_weights(net: MobileNetV2, path, *, prefix: str = "") -> dict:
     >>> load_backbone_weights(MobileNetV2(classifier=False), f)["keys"]
     306
     """
-    from .runs import quiet_torch_load
+    from .vgg import load_checked_state
 
     path = Path(path)
-    expected = f"torchvision's MobileNet-V2 file ({MOBILENET_V2_FILENAMES[0]}) at width 1"
+    expected = (f"torchvision's MobileNet-V2 file ({MOBILENET_V2_FILENAMES[0]}), which fits "
+                f"the width-1 backbone of --config paper only")
     if not path.is_file():
         raise BadInputError(f"--backbone-weights {path}: no such file. Expected {expected}.")
-    try:
-        state = quiet_torch_load(path, map_location="cpu")
-    except Exception as exc:  # torch raises many types for a file that is not its own
-        raise BadInputError(f"--backbone-weights {path}: not a torch state dict "
-                            f"({type(exc).__name__}). Expected {expected}.") from None
-    if not isinstance(state, dict):
-        raise BadInputError(f"--backbone-weights {path}: expected a state dict (names to "
-                            f"tensors); got {type(state).__name__}. Expected {expected}.")
-    wanted = net.state_dict()
-    missing = [k for k in wanted if prefix + k not in state]
-    if missing:
-        more = f" and {len(missing) - 6} more" if len(missing) > 6 else ""
-        raise BadInputError(f"--backbone-weights {path}: missing keys {', '.join(missing[:6])}"
-                            f"{more}. Expected {expected}.")
-    bad = [k for k in wanted if tuple(getattr(state[prefix + k], "shape", ())) !=
-           tuple(wanted[k].shape)]
-    if bad:
-        shown = ", ".join(f"{k} {tuple(getattr(state[prefix + k], 'shape', ()))} (expected "
-                          f"{tuple(wanted[k].shape)})" for k in bad[:4])
-        more = f" and {len(bad) - 4} more" if len(bad) > 4 else ""
-        raise BadInputError(f"--backbone-weights {path}: wrong shapes: {shown}{more}. Expected "
-                            f"{expected}; the backbone of --config small is narrower, so "
-                            f"ImageNet weights fit --config paper only.")
-    net.load_state_dict({k: state[prefix + k] for k in wanted})
-    return {"weights": str(path), "keys": len(wanted)}
+    load_checked_state(net, path, what="--backbone-weights", expected=expected,
+                       rename=lambda k: prefix + k)
+    return {"weights": str(path), "keys": len(net.state_dict())}

@@ -139,3 +139,35 @@ def build_content_loss(perceptual: str, vgg_weights=None):
     path = resolve_vgg19_weights(vgg_weights)
     vgg = load_vgg19_features(path, "conv3_3")
     return ContentLoss(vgg), {"kind": "vgg19-conv3_3", "weights": str(path)}
+
+
+class PixelPerceptualLoss(nn.Module):
+    """``pixel_weight * MSE(fake, sharp) + perceptual_weight * perceptual(fake, sharp)``.
+
+    The content loss of DeblurGAN-v2 (0.5 and 0.006) and of DBGAN (1 and 0.005); ``perceptual``
+    is the trainer's :class:`ContentLoss` (VGG19 conv3_3, or the L1 pixel loss that stands in
+    for it under ``--perceptual none``). Images ``(B, 3, H, W)`` in [-1, 1].
+
+    Examples
+    --------
+    >>> import torch
+    >>> loss = PixelPerceptualLoss(ContentLoss(None), 0.5, 0.25)
+    >>> float(loss(torch.zeros(1, 3, 2, 2), torch.ones(1, 3, 2, 2)))   # 0.5 * 1 + 0.25 * 1
+    0.75
+    """
+
+    def __init__(self, perceptual, pixel_weight, perceptual_weight):
+        super().__init__()
+        self.perceptual = perceptual
+        self.pixel_weight, self.perceptual_weight = float(pixel_weight), float(perceptual_weight)
+
+    def forward(self, fake, sharp):
+        mse = F.mse_loss(fake.float(), sharp.float())
+        return self.pixel_weight * mse + self.perceptual_weight * self.perceptual(fake, sharp)
+
+
+def build_pixel_perceptual_loss(perceptual, vgg_weights, pixel_weight, perceptual_weight):
+    """:class:`PixelPerceptualLoss` over the ``--perceptual`` loss, and its record for run.json."""
+    loss, info = build_content_loss(perceptual, vgg_weights)
+    return (PixelPerceptualLoss(loss, pixel_weight, perceptual_weight),
+            dict(info, kind=f"{pixel_weight:g} mse + {perceptual_weight:g} {info['kind']}"))
