@@ -12,26 +12,41 @@ from ._common import device_option, no_verify_option
 @click.option("--data", "data", multiple=True, required=True, type=click.Path(), help="Pair dataset(s) to score.")
 @click.option("--split", type=click.Choice(["all", "heldout"]), default="all", show_default=True,
               help="Every pair, or only those the run held out for validation.")
+@click.option("--split-by", type=click.Choice(["source", "pair"]), default=None,
+              help="How --split heldout finds the held-out pairs [default: the run's own; pair "
+                   "for runs made before train --split-by].")
+@click.option("--protocol", default="auto", show_default=True,
+              type=click.Choice(["auto", "plain", "realblur", "levin", "kohler", "noref"]),
+              help="Scoring protocol; auto: each pair's set's own (realblur for RealBlur, levin, "
+                   "kohler, noref without ground truth, plain otherwise).")
 @click.option("--limit", type=click.IntRange(1, None), default=None, help="Score only the first N pairs of each dataset.")
 @click.option("--tile", type=click.IntRange(64, None), default=1024, show_default=True, help="Largest tile side.")
 @click.option("--norm-stats", type=click.Choice(["global", "tile"]), default="global", show_default=True,
               help="InstanceNorm statistics from the whole image (exact) or per tile (faster).")
 @device_option
 @click.option("--json", "json_path", type=click.Path(), default=None, help="Also write the figures as JSON here.")
+@click.option("--csv", "csv_path", type=click.Path(), default=None,
+              help="Also write one line per image (each measure, blurred and deblurred) here.")
+@click.option("--save-outputs", type=click.Path(), default=None,
+              help="Write the deblurred images here, as DATASET/PAIR_ID.png (never replaced).")
 @no_verify_option
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def evaluate(model, data, split, limit, tile, norm_stats, device, json_path, no_verify, quiet):
-    """PSNR and SSIM of a trained model on pair datasets, beside the blurred input's.
+def evaluate(model, data, split, split_by, protocol, limit, tile, norm_stats, device, json_path,
+             csv_path, save_outputs, no_verify, quiet):
+    """Scores of a trained model on pair datasets, beside the blurred input's.
 
     \b
     Example:
-      blursynth evaluate --model run/ --data test/ --json scores.json
+      blursynth evaluate --model run/ --data test/ --json scores.json --csv images.csv
+      blursynth evaluate --model run/ --data realblur_j/ --protocol realblur
     """
     from ..train.evaluate import EvaluateSettings, evaluate as run_eval, format_report
 
-    report = run_eval(EvaluateSettings(model=model, data=tuple(data), split=split, limit=limit,
+    report = run_eval(EvaluateSettings(model=model, data=tuple(data), split=split, split_by=split_by,
+                                       protocol=protocol, limit=limit,
                                        tile=tile, norm_stats=norm_stats, device=device,
-                                       json_path=json_path, progress=not quiet,
+                                       json_path=json_path, csv_path=csv_path,
+                                       save_outputs=save_outputs, progress=not quiet,
                                        verify=not no_verify))
     click.echo(format_report(report))
 

@@ -13,26 +13,35 @@ import numpy as np
 from ..dataset.outputs import OutputKind, claim, lock_output, remove_temporaries, write_output_file
 from ..errors import BadInputError
 from ..nn.device import resolve_device
-from .data import open_pairs, pair_ids, split_indices, to_tensor
+from .data import SPLIT_BY, open_pairs, split_indices, split_keys, to_tensor
 from .loop import load_generator
-from .metrics import psnr, ssim
 from .tiling import deblur_tensor
 
 
 @dataclass(frozen=True)
 class EvaluateSettings:
     """``blursynth evaluate``: ``split="heldout"`` scores only the pairs a run set aside
-    (same hash rule and fraction as the run), ``"all"`` every pair."""
+    (same hash rule, fraction and ``split_by`` as the run), ``"all"`` every pair.
+
+    ``protocol``: a name of :data:`blursynth.train.protocols.PROTOCOLS`, or ``auto`` (each row
+    by :func:`~blursynth.train.protocols.default_protocol`). ``csv_path``: one line per image;
+    ``save_outputs``: a folder for the deblurred images (``<dataset>/<pair id>.png``).
+    """
 
     model: str
     data: tuple  # of str
     split: str = "all"
     val_fraction: float | None = None  # None: the run's own
+    split_by: str | None = None  # None: the run's own (pair for runs that do not record one)
     limit: int | None = None
     tile: int = 1024
     norm_stats: str = "global"
     device: str = "auto"
     json_path: str | None = None
+    protocol: str = "auto"
+    csv_path: str | None = None
+    save_outputs: str | None = None
+    lpips: object = None  # a blursynth.nn.lpips model, scored as the protocols' "lpips"
     progress: bool = True
     verify: bool = True  # hash each dataset's shards against its manifest (--no-verify)
 
@@ -52,16 +61,18 @@ def deblur_array(gen, image_u8, *, tile=1024, blend=16, norm_stats="global") -> 
     return (y[0].clamp(0, 1) * 255).round().byte().permute(1, 2, 0).cpu().numpy()
 
 
-def _check_json_path(p: Path) -> None:
-    """Refuse a --json path the report could not be written to, before the scoring runs."""
+def _check_json_path(p: Path, option: str = "--json", suffix: str = ".json") -> None:
+    """Refuse a report path (``--json``, ``--csv``) that could not be written, before the
+    scoring runs."""
     if p.is_dir():
-        raise BadInputError(f"--json {p}: is a folder; expected a file name such as {p / 'scores.json'}.")
-    if p.exists() and p.suffix.lower() != ".json":
-        raise BadInputError(f"--json {p}: exists and is not a .json file; the report would replace it. "
-                            "Choose a name ending in .json.")
+        raise BadInputError(f"{option} {p}: is a folder; expected a file name such as "
+                            f"{p / ('scores' + suffix)}.")
+    if p.exists() and p.suffix.lower() != suffix:
+        raise BadInputError(f"{option} {p}: exists and is not a {suffix} file; the report would "
+                            f"replace it. Choose a name ending in {suffix}.")
     parent = next((a for a in p.absolute().parents if a.exists()), None)
     if parent is None or not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
-        raise BadInputError(f"--json {p}: cannot write in {parent}; choose a location you can write to.")
+        raise BadInputError(f"{option} {p}: cannot write in {parent}; choose a location you can write to.")
 
 
 #: Seam cross-fade of ``evaluate``'s tiles, in pixels (``deblur`` takes ``--blend``).
@@ -82,27 +93,27 @@ def _check_halo(gen, tile: int, blend: int) -> None:
                             f"{halo} px a side; use --tile {((2 * halo + 64) // 4) * 4} or more.")
 
 
-def evaluate(settings: EvaluateSettings) -> dict:
-    """PSNR and SSIM of the deblurred images and of the blurred inputs against the sharp ones.
+def check_protocol(protocol: str) -> None:
+    """Refuse a ``--protocol`` that is neither ``auto`` nor one of the protocols, in one line."""
+    from .protocols import PROTOCOLS
 
-    Full images, the output quantised to 8 bits as ``deblur`` writes it; SSIM as
-    :func:`blursynth.train.metrics.ssim` (scikit-image's Gaussian SSIM).
+    if protocol != "auto" and protocol not in PROTOCOLS:
+        raise BadInputError(f"--protocol {protocol!r}: unknown; expected auto or one of "
+                            f"{', '.join(PROTOCOLS)}.")
 
-    Returns
-    -------
-    report : dict
-        ``{"model", "n_pairs", "deblurred": {"psnr", "ssim"}, "blurred": {...},
-        "gain_psnr_db", "datasets": {path: {...}}}``.
-    """
-    if settings.split not in ("all", "heldout"):
-        raise BadInputError(f"--split must be all or heldout; got {settings.split!r}.")
-    if not settings.data:
-        raise BadInputError("no --data given; pass the pair dataset to evaluate on.")
-    if settings.json_path:
-        _check_json_path(Path(settings.json_path))
-    _check_tiling(settings.tile, settings.norm_stats)
-    device = resolve_device(settings.device)
-    gen, ckpt = load_generator(settings.model, device)
+
+def run_split_by(ckpt: dict, split_by: str | None) -> str:
+    """The ``--split-by`` of a run's held-out pairs: ``split_by`` when given, else the run's
+    recorded one, else ``pair`` (runs made before splits by source were recorded)."""
+    if split_by is not None:
+        if split_by not in SPLIT_BY:
+            raise BadInputError(f"--split-by must be one of {', '.join(SPLIT_BY)}; got {split_by!r}.")
+        return split_by
+    return str(ckpt.get("recipe", {}).get("split_by", "pair"))
+
+
+def plan_rows(settings: EvaluateSettings, ckpt: dict) -> list:
+    """``[(path, dataset, rows)]`` to score: every row, or the rows the run held out."""
     plan = []
     for path in settings.data:
         ds = open_pairs(path, verify=settings.verify)
@@ -117,67 +128,231 @@ def evaluate(settings: EvaluateSettings) -> dict:
             frac = settings.val_fraction
             if frac is None:
                 frac = float(ckpt["recipe"].get("val_fraction", 0.05))
-            _, rows = split_indices(pair_ids(ds), frac)
+            _, rows = split_indices(split_keys(ds, run_split_by(ckpt, settings.split_by)), frac)
         else:
             rows = np.arange(len(ds))
         if settings.limit:
             rows = rows[: settings.limit]
         if len(rows) == 0:
             raise BadInputError(f"--data {path}: no pairs to evaluate in split {settings.split!r}.")
-        plan.append((path, ds, rows))
-    per = {}
+        plan.append((str(path), ds, rows))
+    return plan
+
+
+def output_labels(paths) -> list:
+    """A folder name per dataset for saved outputs: its own name, numbered where two share one."""
+    names = [Path(p).resolve().name or "data" for p in paths]
+    return [n if names.count(n) == 1 else f"{n}-{k}" for k, n in enumerate(names)]
+
+
+def check_outputs_folder(folder, plan, labels) -> list:
+    """The output file of every planned row under ``folder``; refuses (one line) a file that
+    is in the way or already exists, before any scoring."""
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise BadInputError(f"--save-outputs {folder}: is a file; expected a folder.")
+    dests = []
+    for (path, ds, rows), label in zip(plan, labels):
+        ids = ds.table
+        dests.append([folder / label / f"{ids.row(int(i), columns=['id'])['id']}.png" for i in rows])
+    for d in (d for per in dests for d in per):
+        if d.exists():
+            raise BadInputError(f"--save-outputs: {d} already exists; choose another folder "
+                                "(outputs are never replaced).")
+    parent = next((a for a in folder.absolute().parents if a.exists()), None)
+    if not folder.exists() and (parent is None or not os.access(parent, os.W_OK | os.X_OK)):
+        raise BadInputError(f"--save-outputs {folder}: cannot write in {parent}; choose a folder "
+                            "you can write to.")
+    return dests
+
+
+def score_row(gen, pair, protocol: str, *, tile, norm_stats, lpips=None):
+    """Deblur one decoded row and score input and output: ``(protocol name, output uint8,
+    blurred scores, deblurred scores)``, the scores as :func:`blursynth.train.protocols.score`
+    gives them (``auto``: the row's own protocol)."""
+    from . import protocols
+
+    name = protocols.default_protocol(pair["params"]) if protocol == "auto" else protocol
+    if max(-(-n // 4) * 4 for n in pair["blurred"].shape[:2]) > tile:
+        _check_halo(gen, tile, EVALUATE_BLEND)  # only images run in tiles need room
+    out = deblur_array(gen, pair["blurred"], tile=tile, blend=EVALUATE_BLEND, norm_stats=norm_stats)
+    try:
+        before = protocols.score(name, pair["blurred"], pair, lpips=lpips)
+        after = protocols.score(name, out, pair, lpips=lpips)
+    except BadInputError:
+        raise
+    except (ValueError, KeyError) as exc:  # a row the protocol cannot score (no kernel, no frames)
+        raise BadInputError(f"pair {pair.get('id')}: protocol {name} cannot score it "
+                            f"({' '.join(str(exc).split())}); use --protocol auto.") from None
+    return name, out, before, after
+
+
+def score_plan(gen, plan, *, protocol, tile, norm_stats, lpips=None, labels=None, dests=None,
+               bar=None) -> list:
+    """Score every planned row: one record per image, ``{"dataset", "row", "id", "protocol",
+    "blurred": {measure: value}, "deblurred": {...}, "output"}``; with ``dests`` (from
+    :func:`check_outputs_folder`) each deblurred image is written there."""
+    from ..sources.photos import save_rgb8
+
+    labels = labels or [p for p, _, _ in plan]
+    records = []
+    for k, ((path, ds, rows), label) in enumerate(zip(plan, labels)):
+        for j, i in enumerate(rows):
+            pair = ds[int(i)]
+            name, out, before, after = score_row(gen, pair, protocol, tile=tile,
+                                                 norm_stats=norm_stats, lpips=lpips)
+            dest = None
+            if dests is not None:
+                dest = dests[k][j]
+                save_rgb8(dest, out)  # creates the folder; written under a temporary name
+            records.append({"dataset": label, "path": path, "row": int(i), "id": str(pair["id"]),
+                            "protocol": name, "blurred": before, "deblurred": after,
+                            "output": None if dest is None else str(dest)})
+            if bar is not None:
+                bar.update(1)
+    return records
+
+
+def _mean(values) -> float:
+    # As before protocols: a mean over images (an infinite PSNR, identical images, makes it NaN).
+    a = np.asarray(values, dtype=np.float64)
+    return float(np.mean(np.where(np.isfinite(a), a, np.nan)))
+
+
+def summarize(records) -> dict:
+    """Means over images of each measure, for the blurred input and the deblurred output, and
+    the gains in PSNR and SSIM; measures a protocol gives only some images are averaged over
+    those (``n_scored`` counts them)."""
+    keys = []
+    for r in records:
+        keys += [k for k in r["deblurred"] if k not in keys]
+    out = {"n_pairs": len(records), "protocols": ",".join(sorted({r["protocol"] for r in records}))}
+    for kind in ("blurred", "deblurred"):
+        out[kind] = {k: _mean([r[kind][k] for r in records if k in r[kind]]) for k in keys}
+    out["n_scored"] = {k: sum(k in r["deblurred"] for r in records) for k in keys}
+    nan = float("nan")
+    for k in ("psnr", "ssim"):
+        out[f"gain_{k}" + ("_db" if k == "psnr" else "")] = (
+            out["deblurred"].get(k, nan) - out["blurred"].get(k, nan))
+    return out
+
+
+#: Per-image CSV: these columns first, then ``blurred_<measure>`` and ``deblurred_<measure>``.
+CSV_HEAD = ("dataset", "row", "id", "protocol")
+
+
+def per_image_csv(records) -> str:
+    """One line per image: dataset, row, id, protocol, each measure of the blurred input and of
+    the deblurred output (empty where the protocol does not give it), and the saved output."""
+    import csv
+    import io
+
+    keys = []
+    for r in records:
+        keys += [k for k in r["deblurred"] if k not in keys]
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow([*CSV_HEAD, *(f"{kind}_{k}" for k in keys for kind in ("blurred", "deblurred")),
+                "output"])
+    for r in records:
+        w.writerow([r["dataset"], r["row"], r["id"], r["protocol"],
+                    *(repr(float(r[kind][k])) if k in r[kind] else ""
+                      for k in keys for kind in ("blurred", "deblurred")),
+                    r["output"] or ""])
+    return buf.getvalue()
+
+
+def evaluate(settings: EvaluateSettings) -> dict:
+    """Scores of the deblurred images and of the blurred inputs, by each row's protocol.
+
+    Full images, the output quantised to 8 bits as ``deblur`` writes it, scored by
+    :func:`blursynth.train.protocols.score` (``plain``: PSNR, scikit-image's Gaussian SSIM and
+    the MATLAB-style SSIM; the other protocols as documented there).
+
+    Returns
+    -------
+    report : dict
+        ``{"model", "step", "config", "split", "protocol", "n_pairs", "deblurred": {measure: mean},
+        "blurred": {...}, "gain_psnr_db", "gain_ssim", "datasets": {path: {...}}}``.
+    """
+    if settings.split not in ("all", "heldout"):
+        raise BadInputError(f"--split must be all or heldout; got {settings.split!r}.")
+    if not settings.data:
+        raise BadInputError("no --data given; pass the pair dataset to evaluate on.")
+    check_protocol(settings.protocol)
+    if settings.json_path:
+        _check_json_path(Path(settings.json_path))
+    if settings.csv_path:
+        _check_json_path(Path(settings.csv_path), "--csv", ".csv")
+    _check_tiling(settings.tile, settings.norm_stats)
+    device = resolve_device(settings.device)
+    gen, ckpt = load_generator(settings.model, device)
+    plan = plan_rows(settings, ckpt)
+    dests = None
+    if settings.save_outputs:
+        dests = check_outputs_folder(settings.save_outputs, plan, output_labels([p for p, _, _ in plan]))
     bar = None
     if settings.progress:
         from tqdm import tqdm
 
         bar = tqdm(total=sum(len(r) for _, _, r in plan), desc="evaluate", unit="pair")
-    for path, ds, rows in plan:
-        scores = []
-        for i in rows:
-            pair = ds[int(i)]
-            if max(-(-n // 4) * 4 for n in pair["blurred"].shape[:2]) > settings.tile:
-                _check_halo(gen, settings.tile, EVALUATE_BLEND)  # only images run in tiles need room
-            out = deblur_array(gen, pair["blurred"], tile=settings.tile, blend=EVALUATE_BLEND,
-                               norm_stats=settings.norm_stats)
-            t = lambda a: to_tensor(a)[None].double()  # noqa: E731
-            o, b, s = t(out), t(pair["blurred"]), t(pair["sharp"])
-            scores.append([float(psnr(o, s)), float(ssim(o, s)), float(psnr(b, s)),
-                           float(ssim(b, s))])
-            if bar is not None:
-                bar.update(1)
-        per[str(path)] = np.array(scores)
-    if bar is not None:
-        bar.close()
-    allv = np.concatenate(list(per.values()))
-
-    def summary(a):
-        m = np.mean(np.where(np.isfinite(a), a, np.nan), axis=0)
-        return {"n_pairs": int(len(a)),
-                "deblurred": {"psnr": float(m[0]), "ssim": float(m[1])},
-                "blurred": {"psnr": float(m[2]), "ssim": float(m[3])},
-                "gain_psnr_db": float(m[0] - m[2]), "gain_ssim": float(m[1] - m[3])}
-
+    try:
+        records = score_plan(gen, plan, protocol=settings.protocol, tile=settings.tile,
+                             norm_stats=settings.norm_stats, lpips=settings.lpips,
+                             dests=dests, bar=bar)
+    finally:
+        if bar is not None:
+            bar.close()
     report = {"model": str(settings.model), "step": int(ckpt["step"]),
               "config": ckpt["model_config"]["name"], "split": settings.split,
-              **summary(allv), "datasets": {p: summary(a) for p, a in per.items()}}
+              "protocol": settings.protocol, **summarize(records),
+              "datasets": {p: summarize([r for r in records if r["path"] == p]) for p, _, _ in plan}}
+    if settings.split == "heldout":
+        report["split_by"] = run_split_by(ckpt, settings.split_by)
     if settings.json_path:
         p = Path(settings.json_path)
         p.parent.mkdir(parents=True, exist_ok=True)
         write_output_file(p, (json.dumps(report, indent=1) + "\n").encode(), option="--json")
+    if settings.csv_path:
+        p = Path(settings.csv_path)
+        p.parent.mkdir(parents=True, exist_ok=True)
+        write_output_file(p, per_image_csv(records).encode(), option="--csv")
     return report
 
 
+#: Measures shown beside PSNR and SSIM in the text table, when some image has them.
+EXTRA_COLUMNS = (("ssim_matlab", "SSIM-M"), ("lpips", "LPIPS"), ("error_ratio", "err.ratio"),
+                 ("sharpness", "sharpness"))
+
+
 def format_report(report: dict) -> str:
-    """The evaluation as a text table: blurred input beside the deblurred output."""
-    lines = [f"{'':24s} {'pairs':>6s} {'PSNR dB':>8s} {'SSIM':>7s}"]
+    """The evaluation as a text table: blurred input beside the deblurred output.
+
+    PSNR dB and SSIM (scikit-image's Gaussian SSIM) first, then the MATLAB-style SSIM (SSIM-M),
+    LPIPS, Levin's error ratio and the no-reference sharpness where some image was given them.
+    """
     sets = report["datasets"]
-    for path, r in list(sets.items()) + ([("all", report)] if len(sets) > 1 else []):
+    rows = list(sets.items()) + ([("all", report)] if len(sets) > 1 else [])
+    extra = [(k, t) for k, t in EXTRA_COLUMNS if any(k in r["deblurred"] for _, r in rows)]
+    lines = [f"{'':24s} {'pairs':>6s} {'PSNR dB':>8s} {'SSIM':>7s}"
+             + "".join(f" {t:>9s}" for _, t in extra)]
+
+    def cell(v, fmt):
+        width = int(fmt.lstrip("+").split(".")[0])
+        return f"{v:{fmt}}" if v == v else f"{'-':>{width}}"  # NaN: not measured
+
+    for path, r in rows:
         name = path if len(path) <= 24 else "..." + path[-21:]
         lines.append(name)
         for kind in ("blurred", "deblurred"):
+            m = r[kind]
+            nan = float("nan")
             lines.append(f"  {kind + ' input' if kind == 'blurred' else kind:22s} "
-                         f"{r['n_pairs']:6d} {r[kind]['psnr']:8.2f} {r[kind]['ssim']:7.4f}")
-        lines.append(f"  {'gain':22s} {'':6s} {r['gain_psnr_db']:+8.2f} {r['gain_ssim']:+7.4f}")
+                         f"{r['n_pairs']:6d} {cell(m.get('psnr', nan), '8.2f')} "
+                         f"{cell(m.get('ssim', nan), '7.4f')}"
+                         + "".join(f" {cell(m.get(k, nan), '9.4f')}" for k, _ in extra))
+        lines.append(f"  {'gain':22s} {'':6s} {cell(r['gain_psnr_db'], '+8.2f')} "
+                     f"{cell(r['gain_ssim'], '+7.4f')}")
     return "\n".join(lines)
 
 

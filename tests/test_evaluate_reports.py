@@ -1,0 +1,133 @@
+"""Reports of a trained run (issue 18 §3): ``evaluate --protocol``, its per-image CSV and
+``--save-outputs``, and ``blursynth benchmark`` (table, CSV, outputs, contact sheet)."""
+
+from __future__ import annotations
+
+import csv
+import functools
+import json
+
+import numpy as np
+import pytest
+
+from blursynth.dataset import PAIR_SCHEMA, pair_row, write_dataset
+from blursynth.dataset.reader import PairDataset
+
+from .conftest import error_line
+
+FAST = ["--perceptual", "none", "--crop", "16", "--batch-size", "1", "--workers", "0", "--quiet",
+        "--val-count", "1", "--val-crop", "16", "--val-every", "1000", "--checkpoint-every", "1000"]
+
+
+def _real_rows(start, stop, *, fp, ground_truth=True, layout="flat"):
+    rng = np.random.default_rng(1)
+    for i in range(start, stop):
+        sharp = rng.integers(0, 256, (24, 28, 3), dtype=np.uint8)
+        blurred = ((sharp.astype(np.uint16) + np.roll(sharp, 2, axis=1)) // 2).astype(np.uint8)
+        params = {"set": layout, "layout": layout, "split": "test", "sequence": f"s{i % 2}",
+                  "blurred_name": f"b{i}.png", "sharp_name": f"s{i}.png"}
+        if not ground_truth:
+            params["ground_truth"] = False
+        yield pair_row(index=i, blurred=blurred, sharp=sharp if ground_truth else None, psf=None,
+                       source="real", seed=0, params=params, fingerprint=fp)
+
+
+def _write(out, n, **kw):
+    fp = f"fp-{out.name}"
+    write_dataset(out, kind="pairs", schema=PAIR_SCHEMA, n_items=n, shard_size=8,
+                  make_rows=functools.partial(_real_rows, fp=fp, **kw), fingerprint=fp,
+                  command={"test": out.name}, progress=False)
+    return out
+
+
+@pytest.fixture(scope="module")
+def sets(tmp_path_factory):
+    root = tmp_path_factory.mktemp("sets")
+    return {"flat": _write(root / "flat", 4), "lai": _write(root / "lai", 3, ground_truth=False, layout="lai")}
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory, sets):
+    from blursynth.cli import main
+
+    out = tmp_path_factory.mktemp("run") / "run"
+    assert main(["train", "--data", str(sets["flat"]), "--out", str(out), "--steps", "1", *FAST]) == 0
+    return out
+
+
+def _csv(path):
+    return list(csv.DictReader(open(path)))
+
+
+def test_csv_has_one_line_per_image_and_matches_the_protocol(run_cli, run, sets, tmp_path):
+    from blursynth.train.protocols import score
+
+    r = run_cli("evaluate", "--model", run, "--data", sets["flat"], "--csv", tmp_path / "s.csv",
+                "--json", tmp_path / "s.json", "--quiet")
+    assert r.code == 0, r
+    lines = _csv(tmp_path / "s.csv")
+    ds = PairDataset(sets["flat"])
+    assert [l["id"] for l in lines] == [ds[i]["id"] for i in range(len(ds))]
+    assert {l["protocol"] for l in lines} == {"plain"}
+    # The blurred input's figures are the protocol's own, to the digit.
+    for i, line in enumerate(lines):
+        want = score("plain", ds[i]["blurred"], ds[i])
+        assert float(line["blurred_psnr"]) == want["psnr"]
+        assert float(line["blurred_ssim_matlab"]) == want["ssim_matlab"]
+    report = json.loads((tmp_path / "s.json").read_text())
+    assert report["blurred"]["psnr"] == pytest.approx(np.mean([float(l["blurred_psnr"]) for l in lines]))
+    assert report["protocols"] == "plain"
+    assert "SSIM-M" in r.out
+
+
+def test_auto_scores_images_without_ground_truth_by_sharpness(run_cli, run, sets, tmp_path):
+    r = run_cli("evaluate", "--model", run, "--data", sets["flat"], "--data", sets["lai"],
+                "--csv", tmp_path / "s.csv", "--quiet")
+    assert r.code == 0, r
+    lines = _csv(tmp_path / "s.csv")
+    lai = [l for l in lines if l["dataset"] == str(sets["lai"])]
+    assert len(lai) == 3 and {l["protocol"] for l in lai} == {"noref"}
+    assert all(l["deblurred_sharpness"] and not l["deblurred_psnr"] for l in lai)
+    assert "sharpness" in r.out
+
+
+def test_kohler_without_ground_truth_is_sharpness_and_levin_without_kernel_is_refused(run_cli, run, sets, tmp_path):
+    r = run_cli("evaluate", "--model", run, "--data", sets["lai"], "--protocol", "kohler", "--quiet",
+                "--csv", tmp_path / "s.csv")
+    # kohler without frames on a row without ground truth: scored by sharpness, as the protocol says
+    assert r.code == 0, r
+    r = run_cli("evaluate", "--model", run, "--data", sets["flat"], "--protocol", "levin", "--quiet",
+                "--csv", tmp_path / "t.csv", "--save-outputs", tmp_path / "outs")
+    assert r.code == 2 and "kernel" in error_line(r)  # levin needs the true kernel: none here
+    assert not (tmp_path / "t.csv").exists() and not (tmp_path / "outs").exists()
+
+
+def test_unknown_protocol_is_one_line(run_cli, run, sets):
+    r = run_cli("evaluate", "--model", run, "--data", sets["flat"], "--protocol", "gopro")
+    assert r.code == 2 and "--protocol" in r.err
+
+
+def test_save_outputs_writes_what_the_scores_are_of(run_cli, run, sets, tmp_path):
+    from blursynth.sources.photos import load_rgb8
+    from blursynth.train.protocols import score
+
+    out = tmp_path / "outs"
+    r = run_cli("evaluate", "--model", run, "--data", sets["flat"], "--save-outputs", out,
+                "--csv", tmp_path / "s.csv", "--quiet")
+    assert r.code == 0, r
+    ds = PairDataset(sets["flat"])
+    lines = _csv(tmp_path / "s.csv")
+    assert sorted(p.name for p in (out / "flat").iterdir()) == sorted(f"{ds[i]['id']}.png" for i in range(4))
+    for i, line in enumerate(lines):
+        image, _ = load_rgb8(line["output"])
+        assert float(line["deblurred_psnr"]) == score("plain", image, ds[i])["psnr"]
+    # A second run never replaces them: one line, before any scoring.
+    before = {p: p.stat().st_mtime_ns for p in out.rglob("*.png")}
+    r = run_cli("evaluate", "--model", run, "--data", sets["flat"], "--save-outputs", out, "--quiet")
+    assert r.code == 2 and "already exists" in error_line(r)
+    assert {p: p.stat().st_mtime_ns for p in out.rglob("*.png")} == before
+
+
+def test_csv_path_that_is_a_folder_is_refused_before_scoring(run_cli, run, sets, tmp_path):
+    r = run_cli("evaluate", "--model", run, "--data", sets["flat"], "--csv", tmp_path, "--quiet")
+    assert r.code == 2 and "--csv" in error_line(r)
