@@ -441,3 +441,26 @@ def test_import_option_refusals(tmp_path, run_cli, args, expect):
     (tmp_path / "in").mkdir()
     r = _import(run_cli, tmp_path / "in", tmp_path / "d", *args)
     assert r.code == 2 and expect in error_line(r) and not (tmp_path / "d").exists()
+
+
+def test_recipe_import_step_reads_lists_relative_to_the_recipe(realblur, tmp_path, run_cli):
+    root, lists = realblur
+    recipe = tmp_path / "r.toml"
+    recipe.write_text(f"""
+[build]
+seed = 0
+
+[[steps]]
+name = "rb"
+run = "import"
+folder = "{root.name}"
+layout = "realblur"
+lists = ["{root.name}/RealBlur_R_test_list.txt"]
+variant = "R"
+""")
+    r = run_cli("build", recipe, "--out", tmp_path / "built")
+    assert r.code == 0, r.err
+    (ds,) = [p.parent for p in (tmp_path / "built").rglob("manifest.json")]
+    rows = _by_id(ds)
+    assert sorted(rows) == [f"test/{s}/blur_{k}" for s in ("scene230", "scene231") for k in (1, 2)]
+    assert {row["params"]["set"] for row in rows.values()} == {"realblur-r"}

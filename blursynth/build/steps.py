@@ -361,6 +361,8 @@ def _run_frames(step, plan, workers):
 def _prep_import(st: StepTable):
     folder = st.path("folder")
     inner = {k: v for k, v in st.table.items() if k != "folder"}
+    if "lists" in inner:  # RealBlur's / RSBlur's list files: paths, relative to the recipe like the folder
+        inner["lists"] = tuple(st.paths("lists"))
     st.step.settings = (folder, st.settings(inner, {}))
     st.step.describe = {"folder": folder, **dataclasses.asdict(st.step.settings[1])}
 

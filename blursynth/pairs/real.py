@@ -225,7 +225,8 @@ def import_pairs(root, out, config: ImportConfig = ImportConfig(), *, workers: i
     for key in ("lists", "variant", "split", "subset", "blurred"):
         value = getattr(config, key)
         if value not in (None, ()):
-            settings[key] = list(value) if key == "lists" else value
+            # List files by name: the pairs they name are in the listing, wherever the lists are.
+            settings[key] = [Path(v).name for v in value] if key == "lists" else value
     # The fingerprint (stored in every row) names the files relative to the folder, so the same
     # folder imported from anywhere gives the same bytes; the manifest also records where it was.
     fp = fingerprint({**settings, "files": listing})
