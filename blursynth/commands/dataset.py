@@ -113,21 +113,37 @@ def preview(path, out, count, height, start, crop_full_res, no_verify):
                    "in the order manifest.json lists them (repeat the option) [default: the paths it records].")
 @click.option("--model", type=click.Path(), default=None,
               help="With --raw, for learned-blur rows: the model folder [default: the one manifest.json records].")
+@click.option("--split", type=click.Choice(["all", "train", "heldout"]), default="all", show_default=True,
+              help="Every pair, or one side of train's validation split (the same hash rule: "
+                   "--val-fraction, --split-by).")
+@click.option("--val-fraction", type=click.FloatRange(0, 1, max_open=True), default=0.05, show_default=True,
+              help="With --split: the fraction held out, as train's --val-fraction.")
+@click.option("--split-by", type=click.Choice(["source", "pair"]), default="source", show_default=True,
+              help="With --split: whole source photos, clips or sequences on one side, or single pairs.")
 @no_verify_option
-def export(path, out, fmt, overwrite, raw, sources, model, no_verify):
+def export(path, out, fmt, overwrite, raw, sources, model, split, val_fraction, split_by, no_verify):
     """Write blur/, sharp/, psf/ folders and params.jsonl for tools that want folders.
 
     \b
     Example:
       blursynth dataset export pairs/ --out pairs_png/
       blursynth dataset export pairs/ --out pairs_raw/ --raw png16 --sources photos/
+      blursynth dataset export pairs/ --out test_png/ --split heldout --val-fraction 0.1
     """
     from ..dataset.export import export_png
     from ..pairs.raw_mosaic import raw_rebuilder
 
+    rows = None
+    if split != "all":
+        from ..dataset.reader import PairDataset
+        from ..train.data import split_indices, split_keys
+
+        ds = PairDataset(path, verify=not no_verify)
+        train, held = split_indices(split_keys(ds, split_by), val_fraction)
+        rows = held if split == "heldout" else train
     report = {}
     n = export_png(path, out, overwrite=overwrite, verify=not no_verify, raw=raw,
-                   rebuilder=raw_rebuilder(raw, sources, model), report=report)
+                   rebuilder=raw_rebuilder(raw, sources, model), report=report, rows=rows)
     out = str(out).rstrip("/") or "/"
     if raw is None:
         click.echo(f"exported {n} pairs to {out}/ (blur/, sharp/, psf/, params.jsonl)")

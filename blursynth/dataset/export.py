@@ -36,7 +36,7 @@ EXPORT = OutputKind(
 
 
 def export_png(dataset, out, *, progress: bool = True, overwrite: bool = False, verify: bool = True,
-               raw: str | None = None, rebuilder=None, report: dict | None = None) -> int:
+               raw: str | None = None, rebuilder=None, report: dict | None = None, rows=None) -> int:
     """Write a pair dataset as GoPro-style folders: ``blur/``, ``sharp/``, ``psf/`` and ``params.jsonl``.
 
     Blurred and sharp images are written as PNG under their row id (``/`` in ids
@@ -58,6 +58,8 @@ def export_png(dataset, out, *, progress: bool = True, overwrite: bool = False, 
     before anything is written, a source that is not reachable, and ``mosaic(row)`` rebuilds one
     (:func:`blursynth.pairs.raw_mosaic.raw_rebuilder` makes it from ``--sources`` and ``--model``;
     the generators live there, not in this package).
+
+    ``rows`` (row numbers), when given, exports only those rows (``dataset export --split``).
 
     Returns
     -------
@@ -85,7 +87,7 @@ def export_png(dataset, out, *, progress: bool = True, overwrite: bool = False, 
         # Again: another export may have finished into it between the claim and the lock.
         claim(out, EXPORT, overwrite=overwrite, create=False)
         try:
-            n = _export_locked(ds, out, progress=progress, raw=raw, rebuilder=rebuilder)
+            n = _export_locked(ds, out, progress=progress, raw=raw, rebuilder=rebuilder, rows=rows)
         except BaseException:
             if made:  # the lock's folder only: a rerun starts as if it had never been made
                 (out / LOCK_NAME).unlink(missing_ok=True)
@@ -154,7 +156,7 @@ def _raw_rebuilder(ds, raw, make_rebuilder):
     return rebuilder, len(raw_rows), n_rgb
 
 
-def _export_locked(ds, out: Path, *, progress: bool, raw=None, rebuilder=None) -> int:
+def _export_locked(ds, out: Path, *, progress: bool, raw=None, rebuilder=None, rows=None) -> int:
     """Build the export beside ``out`` (``.OUT.tmpPID``) and rename it into place; ``out`` is locked."""
     from tqdm.auto import tqdm
 
@@ -167,9 +169,12 @@ def _export_locked(ds, out: Path, *, progress: bool, raw=None, rebuilder=None) -
     n = 0
     try:
         with open(tmp / "params.jsonl", "w") as meta:
-            rows = tqdm(ds.table.iter_located(), total=len(ds), unit="pair", desc="exporting",
-                        disable=not progress)
-            for s, local, row in rows:
+            keep = None if rows is None else {int(i) for i in rows}
+            bar = tqdm(ds.table.iter_located(), total=len(ds), unit="pair", desc="exporting",
+                       disable=not progress)
+            for s, local, row in bar:
+                if keep is not None and int(ds.table.offsets[s]) + local not in keep:
+                    continue
                 with ds.table.decoding(s, local):
                     name = row["id"].replace("/", "_")
                     params = json.loads(row["params"])
