@@ -328,6 +328,7 @@ def test_import_lai_real_and_synthetic(tmp_path, run_cli):
         write_image(root / "synthetic_dataset" / "ground_truth" / f"{name}.png", sharp)
         for sub in ("uniform", "nonuniform"):
             write_image(root / "synthetic_dataset" / sub / f"{name}_kernel_02.png", _blur(sharp))
+    write_image(root / "synthetic_dataset" / "kernel" / "kernel_02.png", _img(9, 9, 9))  # kernels: not read
     r = _import(run_cli, root, tmp_path / "d", "--layout", "lai")
     assert r.code == 0, r.err
     rows = _by_id(tmp_path / "d")

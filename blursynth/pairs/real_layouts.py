@@ -324,7 +324,7 @@ def find_lai(root: Path, config) -> list[Entry]:
                                 "ground_truth/NAME.ext beside synthetic_dataset/<subset>/NAME_<kernel>.ext.")
         by_length = sorted(truths, key=len, reverse=True)
         for sub in sorted(p for p in synth.iterdir() if p.is_dir() and p.name != "ground_truth"
-                          and not p.name.startswith("kernel")):
+                          and "kernel" not in p.name.lower()):  # kernels, not blurred images
             for blurred in _images(sub):
                 # The longest ground-truth name that the blurred one starts with, then "_".
                 name = next((t for t in by_length if blurred.stem.startswith(t + "_")), None)
