@@ -465,3 +465,16 @@ variant = "R"
     rows = _by_id(ds)
     assert sorted(rows) == [f"test/{s}/blur_{k}" for s in ("scene230", "scene231") for k in (1, 2)]
     assert {row["params"]["set"] for row in rows.values()} == {"realblur-r"}
+
+
+def test_import_bytes_do_not_depend_on_where_the_set_is(realblur, tmp_path, run_cli):
+    import shutil
+
+    root, lists = realblur
+    copy = tmp_path / "moved" / "RB"
+    shutil.copytree(root, copy)
+    for n, (folder, lst) in enumerate(((root, lists[("J", "test")]), (copy, copy / "RealBlur_J_test_list.txt"))):
+        assert _import(run_cli, folder, tmp_path / f"d{n}", "--layout", "realblur", "--list", lst).code == 0
+    m0, m1 = (json.loads((tmp_path / f"d{n}" / "manifest.json").read_text()) for n in (0, 1))
+    assert m0["fingerprint"] == m1["fingerprint"]
+    assert [s["sha256"] for s in m0["shards"]] == [s["sha256"] for s in m1["shards"]]
