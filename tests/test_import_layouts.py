@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from blursynth.dataset import (
-    GT_FRAMES_PAIR_SCHEMA, PAIR_SCHEMA, PairDataset, pair_row, pair_source, verify_dataset, write_dataset,
+    GT_FRAMES_PAIR_SCHEMA, PairDataset, pair_row, pair_source, verify_dataset, write_dataset,
 )
 from blursynth.errors import DatasetError
 
@@ -290,7 +290,8 @@ def test_import_reds_with_and_without_ground_truth(reds, tmp_path, run_cli):
     rows = _by_id(tmp_path / "d")
     assert len(rows) == 8
     val = rows["val/000/00000001"]
-    assert (val["params"]["set"], val["params"]["sequence"], val["params"]["blurred_folder"]) == ("reds", "000", "val_blur")
+    p = val["params"]
+    assert (p["set"], p["sequence"], p["blurred_folder"]) == ("reds", "000", "val_blur")
     np.testing.assert_array_equal(val["sharp"], _img(_seed("val", "000", 1)))
     test = rows["test/000/00000000"]
     assert test["sharp"] is None and test["params"]["ground_truth"] is False and test["params"]["sharp_name"] is None

@@ -275,7 +275,8 @@ def pair_sheet(rows, *, height: int = 160, title: str | None = None, crop_full_r
     lines = []
     for row, psf in zip(rows, psfs):
         show = (lambda im: _centre_crop(im, asked, height)) if crop_full_res else (lambda im: _fit(im, height))
-        parts = [show(row["blurred"]), gap, show(row["sharp"] if row["sharp"] is not None else _no_truth(row["blurred"]))]
+        sharp = row["sharp"] if row["sharp"] is not None else _no_truth(row["blurred"])
+        parts = [show(row["blurred"]), gap, show(sharp)]
         if row.get("psf_field") is not None:  # scene blur: where the blur differs, and how
             parts += [gap, show(field_overlay(row["blurred"], row["psf_field"], row.get("motion_mask")))]
         if psf is not None:

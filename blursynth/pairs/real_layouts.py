@@ -168,7 +168,8 @@ def _is_sharp_path(path: str) -> bool:
     return any(p in _SHARP_WORDS for p in parts[:-1]) or parts[-1].startswith(_SHARP_WORDS)
 
 
-def _list_files(root: Path, config, pattern: re.Pattern, layout: str, example: str) -> list[tuple[Path, re.Match | None]]:
+def _list_files(root: Path, config, pattern: re.Pattern, layout: str,
+                example: str) -> list[tuple[Path, re.Match | None]]:
     if config.lists:
         found = []
         for name in config.lists:
@@ -295,7 +296,8 @@ def find_reds(root: Path, config) -> list[Entry]:
                                               *(sdir / clip.name / (blurred.stem + e) for e in (".png", ".jpg")))
                                   if s.is_file()), None)
                     if sharp is None:
-                        raise _no_partner(blurred, f"in {sdir / clip.name}", "reds", f"{split}_sharp/<clip>/<same name>")
+                        raise _no_partner(blurred, f"in {sdir / clip.name}", "reds",
+                                          f"{split}_sharp/<clip>/<same name>")
                 params = {"set": "reds", "split": split, "sequence": clip.name, "blurred_folder": bdir.name}
                 entries.append(_entry(root, blurred, sharp, f"{split}/{clip.name}/{blurred.stem}", params))
     if not entries:
