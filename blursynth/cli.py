@@ -32,6 +32,7 @@ COMMANDS = {
     "train": "blursynth.commands.train:train",
     "evaluate": "blursynth.commands.evaluate:evaluate",
     "deblur": "blursynth.commands.evaluate:deblur",
+    "benchmark": "blursynth.commands.evaluate:benchmark",
     "bgan": "blursynth.commands.bgan:bgan",
     "build": "blursynth.commands.build:build",
 }

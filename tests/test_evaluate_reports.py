@@ -131,3 +131,66 @@ def test_save_outputs_writes_what_the_scores_are_of(run_cli, run, sets, tmp_path
 def test_csv_path_that_is_a_folder_is_refused_before_scoring(run_cli, run, sets, tmp_path):
     r = run_cli("evaluate", "--model", run, "--data", sets["flat"], "--csv", tmp_path, "--quiet")
     assert r.code == 2 and "--csv" in error_line(r)
+
+
+def test_benchmark_writes_table_csv_outputs_and_sheet(run_cli, run, sets, tmp_path):
+    from blursynth.sources.photos import load_rgb8
+
+    out = tmp_path / "bench"
+    r = run_cli("benchmark", "--model", run, "--set", f"flat={sets['flat']}", "--set", f"lai={sets['lai']}",
+                "--out", out, "--save-outputs", "--sheet-count", 2, "--quiet")
+    assert r.code == 0, r
+    report = json.loads((out / "report.json").read_text())
+    assert list(report["sets"]) == ["flat", "lai"]
+    assert report["sets"]["flat"]["protocols"] == "plain" and report["sets"]["lai"]["protocols"] == "noref"
+    lines = _csv(out / "per_image.csv")
+    assert [l["dataset"] for l in lines] == ["flat"] * 4 + ["lai"] * 3
+    flat = [float(l["deblurred_psnr"]) for l in lines[:4]]
+    assert report["sets"]["flat"]["deblurred"]["psnr"] == pytest.approx(np.mean(flat))
+    # The table says blurred -> deblurred per set, the same figures as the JSON.
+    md = (out / "report.md").read_text()
+    row = next(l for l in md.splitlines() if l.startswith("| flat "))
+    s = report["sets"]["flat"]
+    assert f"{s['blurred']['psnr']:.2f} → {s['deblurred']['psnr']:.2f}" in row
+    assert md.strip() in r.out
+    assert sorted(p.name for p in (out / "outputs").iterdir()) == ["flat", "lai"]
+    assert len(list((out / "outputs" / "lai").glob("*.png"))) == 3
+    # Contact sheet: the 2 worst and 2 best of the PSNR-scored images, three thumbnails wide.
+    sheet, _ = load_rgb8(out / "worst_best.png")
+    assert sheet.shape[1] == 3 * 28 and sheet.shape[0] == 14 + 4 * (14 + 24)
+
+
+def test_benchmark_ranks_worst_first_by_psnr_gain():
+    from blursynth.train.benchmark import worst_and_best
+
+    recs = [{"blurred": {"psnr": 20.0}, "deblurred": {"psnr": 20.0 + g}, "id": str(g)}
+            for g in (3, -1, 5, 0, 2)]
+    chosen = worst_and_best(recs, 2)
+    assert [(k, r["id"]) for k, r in chosen] == [("worst", "-1"), ("worst", "0"), ("best", "5"), ("best", "3")]
+    assert [r["id"] for _, r in worst_and_best(recs[:3], 5)] == ["-1", "3", "5"]  # none twice
+
+
+def test_benchmark_refuses_before_scoring(run_cli, run, sets, tmp_path):
+    r = run_cli("benchmark", "--model", run, "--set", f"a={sets['flat']}", "--set", f"a={sets['lai']}",
+                "--out", tmp_path / "b")
+    assert r.code == 2 and "given twice" in error_line(r)
+    r = run_cli("benchmark", "--model", run, "--set", f"a/b={sets['flat']}", "--out", tmp_path / "b")
+    assert r.code == 2 and "name" in error_line(r)
+    assert not (tmp_path / "b").exists()
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("x")
+    r = run_cli("benchmark", "--model", run, "--set", f"a={sets['flat']}", "--out", tmp_path / "mine")
+    assert r.code == 2 and "exists" in error_line(r)
+    assert [p.name for p in (tmp_path / "mine").iterdir()] == ["notes.txt"]
+
+
+def test_benchmark_overwrite_replaces_an_earlier_report(run_cli, run, sets, tmp_path):
+    out = tmp_path / "bench"
+    args = ["benchmark", "--model", run, "--set", f"flat={sets['flat']}", "--out", out, "--quiet",
+            "--save-outputs"]
+    assert run_cli(*args).code == 0
+    assert run_cli(*args).code == 2
+    r = run_cli(*args, "--overwrite", "--limit", 2)
+    assert r.code == 0, r
+    assert len(list((out / "outputs" / "flat").glob("*.png"))) == 2
+    assert len(_csv(out / "per_image.csv")) == 2

@@ -80,3 +80,50 @@ def deblur(inputs, model, out, tile, blend, norm_stats, device, overwrite, quiet
     for note in result["notes"]:
         click.echo(f"note: {note}", err=True)
     click.echo(f"wrote {len(result['written'])} image(s) to {out}")
+
+
+def _sets(ctx, param, value):
+    from ..train.benchmark import parse_set
+
+    try:
+        return tuple(parse_set(v) for v in value)
+    except ValueError as exc:  # BadInputError is a ValueError
+        raise click.BadParameter(str(exc)) from None
+
+
+@click.command()
+@click.option("--model", required=True, type=click.Path(), help="Run folder or checkpoint file.")
+@click.option("--set", "sets", multiple=True, required=True, callback=_sets, metavar="NAME=PATH",
+              help="A test set (an imported or made pair dataset) and its name in the report; repeatable.")
+@click.option("--out", type=click.Path(), required=True,
+              help="Report folder: report.md, report.json, per_image.csv, worst_best.png[, outputs/].")
+@click.option("--protocol", default="auto", show_default=True,
+              type=click.Choice(["auto", "plain", "realblur", "levin", "kohler", "noref"]),
+              help="Scoring protocol for every set; auto: each set's own.")
+@click.option("--limit", type=click.IntRange(1, None), default=None, help="Score only the first N pairs of each set.")
+@click.option("--save-outputs", is_flag=True, help="Also write the deblurred images, outputs/NAME/PAIR_ID.png.")
+@click.option("--sheet-count", type=click.IntRange(0, None), default=3, show_default=True,
+              help="Worst and best images each on the contact sheet (ranked by PSNR gain over the blurred input).")
+@click.option("--tile", type=click.IntRange(64, None), default=1024, show_default=True, help="Largest tile side.")
+@click.option("--norm-stats", type=click.Choice(["global", "tile"]), default="global", show_default=True,
+              help="InstanceNorm statistics from the whole image (exact) or per tile (faster).")
+@device_option
+@click.option("--overwrite", is_flag=True, help="Replace an earlier report in --out.")
+@no_verify_option
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def benchmark(model, sets, out, protocol, limit, save_outputs, sheet_count, tile, norm_stats, device,
+              overwrite, no_verify, quiet):
+    """Score a trained model on several test sets, each with its protocol, into one report.
+
+    \b
+    Example:
+      blursynth benchmark --model run/ --set realblur-j=realblur_j/ --set gopro=gopro_test/ --out bench/
+    """
+    from ..train.benchmark import BenchmarkSettings, benchmark as run_benchmark, format_markdown
+
+    report = run_benchmark(BenchmarkSettings(
+        model=model, sets=sets, out=out, protocol=protocol, limit=limit, tile=tile,
+        norm_stats=norm_stats, device=device, save_outputs=save_outputs, sheet_count=sheet_count,
+        overwrite=overwrite, progress=not quiet, verify=not no_verify))
+    click.echo(format_markdown(report))
+    click.echo(f"wrote {out}")

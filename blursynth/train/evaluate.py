@@ -145,9 +145,9 @@ def output_labels(paths) -> list:
     return [n if names.count(n) == 1 else f"{n}-{k}" for k, n in enumerate(names)]
 
 
-def check_outputs_folder(folder, plan, labels) -> list:
+def check_outputs_folder(folder, plan, labels, *, refuse_existing: bool = True) -> list:
     """The output file of every planned row under ``folder``; refuses (one line) a file that
-    is in the way or already exists, before any scoring."""
+    is in the way or (``refuse_existing``) already exists, before any scoring."""
     folder = Path(folder)
     if folder.exists() and not folder.is_dir():
         raise BadInputError(f"--save-outputs {folder}: is a file; expected a folder.")
@@ -156,7 +156,7 @@ def check_outputs_folder(folder, plan, labels) -> list:
         ids = ds.table
         dests.append([folder / label / f"{ids.row(int(i), columns=['id'])['id']}.png" for i in rows])
     for d in (d for per in dests for d in per):
-        if d.exists():
+        if refuse_existing and d.exists():
             raise BadInputError(f"--save-outputs: {d} already exists; choose another folder "
                                 "(outputs are never replaced).")
     parent = next((a for a in folder.absolute().parents if a.exists()), None)
