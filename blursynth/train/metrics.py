@@ -146,14 +146,19 @@ def ssim_matlab_map(image, reference, *, data_range=1.0, sigma=1.5):
     _check_pair(image, reference)
     r = int(-(-3 * sigma // 1))  # ceil(3 sigma)
     w = _gaussian_window(sigma, r, image)
+    # Along the short colour axis, replicate padding then the 11 taps is a C x C matrix:
+    # tap j of output channel c reads channel clamp(c + j - r).
+    n = image.shape[1]
+    mix = torch.zeros(n, n, dtype=w.dtype, device=w.device)
+    for c in range(n):
+        for j in range(2 * r + 1):
+            mix[c, min(max(c + j - r, 0), n - 1)] += w[j]
 
     def blur(t):
-        # (B, C, H, W) as a (B, 1, C, H, W) volume; replicate padding along all three axes
-        # (F.pad's replicate mode allows pads wider than the 3-long colour axis).
-        v = torch.nn.functional.pad(t[:, None], (r, r, r, r, r, r), mode="replicate")[:, 0]
+        v = torch.einsum("ij,bjhw->bihw", mix, t)
+        v = torch.nn.functional.pad(v, (r, r, r, r), mode="replicate")
         v = v.unfold(-1, w.numel(), 1) @ w
-        v = v.unfold(-2, w.numel(), 1) @ w
-        return (v.movedim(1, -1).unfold(-1, w.numel(), 1) @ w).movedim(-1, 1)
+        return v.unfold(-2, w.numel(), 1) @ w
 
     x, y = image, reference
     mx, my = blur(x), blur(y)
