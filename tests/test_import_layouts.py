@@ -372,6 +372,9 @@ def test_import_kohler_keeps_every_ground_truth_frame(tmp_path, run_cli):
     _check_rebuild(tmp_path / "d", root)
     info = json.loads(run_cli("dataset", "info", tmp_path / "d", "--json").out)
     assert info["with_gt_frames"] == 3
+    manifest = json.loads((tmp_path / "d" / "manifest.json").read_text())
+    assert manifest["blurred_folder"] is None and "blur_dir" not in manifest["command"]
+    assert manifest["sets"] == ["kohler"] and manifest["command"]["layout"] == "kohler"
     assert run_cli("dataset", "export", tmp_path / "d", "--out", tmp_path / "x").code == 0
     line = json.loads((tmp_path / "x/params.jsonl").read_text().splitlines()[2])
     assert line["id"] == "image2/trajectory01" and len(line["gt_frames"]) == 2

@@ -216,9 +216,10 @@ def import_pairs(root, out, config: ImportConfig = ImportConfig(), *, workers: i
     size = lambda rel: os.path.getsize(Path(root) / rel)  # noqa: E731
     listing = [(e.id, e.blurred, e.sharp, size(e.blurred), None if e.sharp is None else size(e.sharp),
                 *[(f, size(f)) for f in e.gt_frames]) for e in entries]
+    folders = config.layout in ("gopro", "flat")  # the layouts whose folder names are options
     settings = {"command": "dataset import", "layout": config.layout,
-                "blur_dir": config.blur_dir, "sharp_dir": config.sharp_dir, "png_level": config.png_level,
-                "shard_size": config.shard_size,
+                **({"blur_dir": config.blur_dir, "sharp_dir": config.sharp_dir} if folders else {}),
+                "png_level": config.png_level, "shard_size": config.shard_size,
                 # Rows name their set, split and sequence since this version: an import made before
                 # (rows without them) is another command's, not one to resume into.
                 "row_params": 2}
@@ -232,7 +233,8 @@ def import_pairs(root, out, config: ImportConfig = ImportConfig(), *, workers: i
     fp = fingerprint({**settings, "files": listing})
     settings["root"] = str(Path(root).resolve())
     sets = sorted({str(e.params.get("set")) for e in entries if e.params.get("set")})
-    extra = {"blurred_folder": config.blur_dir, "camera_response": config.camera_response()}
+    blurred_folder = config.blur_dir if folders else (config.blurred or "blur") if config.layout == "reds" else None
+    extra = {"blurred_folder": blurred_folder, "camera_response": config.camera_response()}
     if sets:
         extra["sets"] = sets
     return write_dataset(
