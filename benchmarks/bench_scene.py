@@ -42,7 +42,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks._common import machine_line, write_section  # noqa: E402
+from benchmarks._common import machine_line, source_line, write_section  # noqa: E402
 from benchmarks.bench_blur import photo_720p  # noqa: E402
 
 H, W = 720, 1280
@@ -202,7 +202,7 @@ def main(argv=None):
     ap.add_argument("--no-write", action="store_true", help="Print, do not touch RESULTS.md.")
     args = ap.parse_args(argv)
     n_pairs = max(1, min(args.pairs, len(NAMES)))
-    head = machine_line()
+    head = f"{machine_line()}, {source_line()}"
 
     import numba
     import torch
@@ -297,9 +297,10 @@ def main(argv=None):
         "nearer depth planes are full-frame layers over the farthest (`camera6d.depth_planes` / "
         "`plane_layers`), so those renders composite more layers and may need more sub-frames. "
         "Layers: per render, objects and planes. Sub-frames: the counts the renderer used (every "
-        "pixel moves < 1 px per sub-frame). ms per sub-frame: the median over the renders of "
-        "`render_subframes`' time / its sub-frames (layers included). Renderer share: its time / "
-        "the pair's.",
+        "pixel moves < 1 px per sub-frame; with objects, each object's box corners too, its own "
+        "motion with the camera's, so a fast object raises the camera's count). ms per "
+        "sub-frame: the median over the renders of `render_subframes`' time / its sub-frames "
+        "(layers included). Renderer share: its time / the pair's.",
         "",
         "| kind | ms per pair | pairs/s | vs uniform | sub-frames | layers | ms per sub-frame | "
         "renderer share |",
@@ -321,9 +322,10 @@ def main(argv=None):
         "shared (2 cores, other sessions building and testing at the same time: load average "
         f"{load_end:.2f} at the end); absolute times move with the load, ratios less so.",
         "",
-        "Found while building this: `ops.convolve` sets Numba's thread count to torch's, and "
-        "defocus convolves under `one_thread`, so in a process with more threads every render "
-        "after a defocus pair runs at one Numba thread (this script resets it before each method).",
+        "Found while building this (since fixed: the CPU tap kernel restores Numba's thread "
+        "count): `ops.convolve` set Numba's thread count to torch's, and defocus convolves under "
+        "`one_thread`, so in a process with more threads every render after a defocus pair ran "
+        "at one Numba thread. This script still sets the count before each method.",
     ])
     print(text)
     if not args.no_write:

@@ -54,7 +54,8 @@ def blur_sets(work: Path) -> dict:
     return {
         "train_uniform": (work / "train_uniform", "uniform", UNIFORM),
         "train_scene": (work / "train_scene", "scene", ["--motion", "scene"]),
-        "test_scene": (work / "test_scene", "scene (camera6d + 1-3 objects)", ["--motion", "scene"]),
+        "test_scene": (work / "test_scene", "scene (camera6d + 1-3 objects)",
+                       ["--motion", "scene"]),
         "test_camera6d": (work / "test_camera6d", "camera6d alone", ["--motion", "camera6d"]),
         "test_uniform": (work / "test_uniform", "uniform, 25 px paths", UNIFORM),
     }
