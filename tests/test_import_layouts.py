@@ -438,6 +438,8 @@ def test_import_gopro_names_its_set_and_sequence(gopro, tmp_path, run_cli):
 
 @pytest.mark.parametrize("args, expect", [
     (("--layout", "gopro", "--list", "a.txt"), "--list is for --layout realblur and rsblur"),
+    (("--layout", "hide", "--blur-dir", "x"), "--blur-dir is for --layout gopro and flat"),
+    (("--layout", "kohler", "--sharp-dir", "gt"), "--sharp-dir is for --layout gopro and flat"),
     (("--layout", "hide", "--variant", "J"), "--variant J: expected J or R with --layout realblur"),
     (("--layout", "gopro", "--blurred", "blur_jpeg"), "--blurred must be one of blur, blur_gamma"),
     (("--layout", "reds", "--blurred", "blur_gamma"), "--blurred must be one of blur, blur_jpeg"),

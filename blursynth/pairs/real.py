@@ -57,7 +57,8 @@ class ImportConfig:
         directly under the folder; ``hide``, ``realblur``, ``rsblur``, ``reds``, ``lai``,
         ``kohler``, ``levin``: each set as its authors distribute it.
     blur_dir : str or None
-        Folder name of the blurred images (gopro and flat) [default: ``blurred``, else ``blur``].
+        Folder name of the blurred images (gopro and flat; None for the other layouts)
+        [default: ``blurred``, else ``blur``].
     blurred : str or None
         GoPro's blurred folder to read (``blur``, ``blur_gamma``; sets ``blur_dir``) or REDS'
         (``blur``, ``blur_jpeg``). With the gopro layout, rows and the manifest record a GoPro
@@ -103,13 +104,17 @@ class ImportConfig:
             if self.layout == "gopro" and self.blur_dir is not None and self.blur_dir != self.blurred:
                 raise SettingError(f"--blurred {self.blurred} and --blur-dir {self.blur_dir} name two folders; "
                                    "give one.", "blurred")
+        if self.layout not in ("gopro", "flat") and (self.blur_dir is not None or self.sharp_dir != "sharp"):
+            option = "--blur-dir" if self.blur_dir is not None else "--sharp-dir"
+            raise SettingError(f"{option} is for --layout gopro and flat; --layout {self.layout} reads the set's own "
+                               "folders (docs/datasets.md).", "blur_dir" if self.blur_dir is not None else "sharp_dir")
         if self.lists and self.layout not in ("realblur", "rsblur"):
             raise SettingError(f"--list is for --layout realblur and rsblur (their list files); got --layout "
                                f"{self.layout}.", "lists")
         if self.variant is not None and (self.layout != "realblur" or self.variant not in ("J", "R")):
             raise SettingError(f"--variant {self.variant}: expected J or R with --layout realblur.", "variant")
-        if self.blur_dir is None:  # frozen: the resolved folder is set once, here
-            object.__setattr__(self, "blur_dir", self.blurred if self.layout == "gopro" and self.blurred else "blur")
+        if self.blur_dir is None and self.layout in ("gopro", "flat"):  # frozen: resolved once, here
+            object.__setattr__(self, "blur_dir", self.blurred or "blur")
 
     def camera_response(self) -> dict | None:
         """The import's ``camera_response`` tag (:func:`blurred_response`): GoPro's folders under

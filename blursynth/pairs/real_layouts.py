@@ -409,7 +409,7 @@ def find_entries(root, config) -> list[Entry]:
     if config.layout not in FINDERS:
         raise BadInputError(f"--layout must be one of {', '.join(LAYOUTS)}; got {config.layout!r}.")
     for option, name in (("--blur-dir", config.blur_dir), ("--sharp-dir", config.sharp_dir)):
-        if name in ("", ".", "..") or "/" in name or os.sep in name:
+        if config.layout in ("gopro", "flat") and (name in ("", ".", "..") or "/" in name or os.sep in name):
             raise BadInputError(f"{option} {name!r}: expected the name of one folder, e.g. blur or blur_gamma.")
     entries = FINDERS[config.layout](root, config)
     for key in ("split", "subset"):
