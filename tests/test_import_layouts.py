@@ -164,8 +164,11 @@ def test_import_hide(hide, tmp_path, run_cli):
     _check_rebuild(tmp_path / "d", hide.parent)
     assert _import(run_cli, hide, tmp_path / "t", "--layout", "hide", "--split", "test").code == 0
     assert len(PairDataset(tmp_path / "t")) == 2
-    assert _import(run_cli, hide, tmp_path / "l", "--layout", "hide", "--subset", "long-shot").code == 0
-    assert [r["id"] for r in PairDataset(tmp_path / "l")] == ["test/long-shot/4fromGOPR1102.MP4"]
+    for n, subset in enumerate(("long-shot", "test-long-shot")):
+        assert _import(run_cli, hide, tmp_path / f"l{n}", "--layout", "hide", "--subset", subset).code == 0
+        assert [r["id"] for r in PairDataset(tmp_path / f"l{n}")] == ["test/long-shot/4fromGOPR1102.MP4"]
+    r = _import(run_cli, hide, tmp_path / "n", "--layout", "hide", "--subset", "near")
+    assert r.code == 2 and error_line(r).endswith("found subset close-ups, long-shot).")
     r = _import(run_cli, hide, tmp_path / "v", "--layout", "hide", "--split", "val")
     assert r.code == 2 and "--split val" in error_line(r) and not (tmp_path / "v").exists()
     (hide / "GT" / "4fromGOPR1102.MP4.png").unlink()

@@ -415,11 +415,13 @@ def find_entries(root, config) -> list[Entry]:
     for key in ("split", "subset"):
         want = getattr(config, key)
         if want is not None:
+            if key == "subset" and config.layout == "hide":
+                want = want.removeprefix("test-")  # the folder's name (test-close-ups) or the subset's
             kept = [e for e in entries if e.params.get(key) == want]
             if not kept:
-                have = sorted({str(e.params.get(key)) for e in entries})
+                have = sorted({str(e.params[key]) for e in entries if e.params.get(key) is not None})
                 raise BadInputError(f"--{key} {want}: no image of {root} is in it (--layout {config.layout} found "
-                                    f"{key} {', '.join(have)}).")
+                                    f"{key} {', '.join(have) or 'none'}).")
             entries = kept
     seen = {}
     for e in entries:
