@@ -3,7 +3,7 @@ masked variants for scoring over a region (RealBlur's aligned evaluation)."""
 
 from __future__ import annotations
 
-
+import numpy as np
 import torch
 
 
@@ -45,6 +45,30 @@ def _gaussian_window(sigma, radius, like):
     x = torch.arange(-radius, radius + 1, dtype=like.dtype, device=like.device)
     w = torch.exp(-0.5 * (x / sigma) ** 2)
     return w / w.sum()
+
+
+def _separable(t, w, *, pad: bool):
+    """Filter each (H, W) plane of ``t`` by ``w`` along both axes: 'valid' output, or 'same'
+    with replicate borders when ``pad``.
+
+    Sliding windows times the taps on the GPU or under autograd (fast in float64, unlike a
+    grouped conv); OpenCV's separable filter on the CPU otherwise, about 13x faster there on
+    a 720p plane (0.03 s against 0.42 s, measured on the shared 2-core machine), which halves
+    a 720p SSIM (the scoring protocols' case). Both sum the same products.
+    """
+    r = (w.numel() - 1) // 2
+    if t.device.type == "cpu" and not t.requires_grad and t.dtype in (torch.float32,
+                                                                        torch.float64):
+        import cv2
+
+        k = w.detach().cpu().numpy().astype(t.dtype == torch.float64 and "f8" or "f4")
+        planes = t.detach().reshape(-1, *t.shape[-2:]).numpy()
+        out = [cv2.sepFilter2D(p, -1, k, k, borderType=cv2.BORDER_REPLICATE) for p in planes]
+        out = torch.from_numpy(np.stack(out)).reshape(t.shape)
+        return out if pad else out[..., r:-r, r:-r]
+    if pad:
+        t = torch.nn.functional.pad(t, (r, r, r, r), mode="replicate")
+    return (t.unfold(-1, w.numel(), 1) @ w).unfold(-2, w.numel(), 1) @ w
 
 
 def ssim(image, reference, *, data_range=1.0, sigma=1.5):
@@ -97,10 +121,9 @@ def ssim_map(image, reference, *, data_range=1.0, sigma=1.5):
     w = _gaussian_window(sigma, radius, image)
 
     def blur(t):
-        # 'valid' separable filtering as sliding windows times the taps (fast in float64,
-        # unlike a grouped conv): exactly the pixels scikit-image keeps after cropping the
-        # border, so its border mode never enters.
-        return (t.unfold(-1, w.numel(), 1) @ w).unfold(-2, w.numel(), 1) @ w
+        # 'valid' separable filtering: exactly the pixels scikit-image keeps after cropping
+        # the border, so its border mode never enters.
+        return _separable(t, w, pad=False)
 
     x, y = image, reference
     mx, my = blur(x), blur(y)
@@ -155,10 +178,7 @@ def ssim_matlab_map(image, reference, *, data_range=1.0, sigma=1.5):
             mix[c, min(max(c + j - r, 0), n - 1)] += w[j]
 
     def blur(t):
-        v = torch.einsum("ij,bjhw->bihw", mix, t)
-        v = torch.nn.functional.pad(v, (r, r, r, r), mode="replicate")
-        v = v.unfold(-1, w.numel(), 1) @ w
-        return v.unfold(-2, w.numel(), 1) @ w
+        return _separable(torch.einsum("ij,bjhw->bihw", mix, t), w, pad=True)
 
     x, y = image, reference
     mx, my = blur(x), blur(y)
