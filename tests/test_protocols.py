@@ -70,6 +70,16 @@ def test_ssim_matlab_is_a_volumetric_gaussian_with_replicate_borders():
     assert abs(got - float(ssim(_t(x), _t(y))[0])) > 1e-3
 
 
+def test_ssim_filters_alike_on_both_paths():
+    # OpenCV's filter (CPU, no grad) and the sliding-window one (grad or GPU) give one figure
+    rng = np.random.default_rng(14)
+    x, y = _t(rng.random((20, 23, 3))), _t(rng.random((20, 23, 3)))
+    for f in (ssim, ssim_matlab):
+        fast = float(f(x, y)[0])
+        slow = float(f(x.clone().requires_grad_(True), y)[0].detach())
+        assert fast == pytest.approx(slow, abs=1e-14)
+
+
 # --- plain and noref -----------------------------------------------------------------------
 
 def test_plain_scores_match_the_metrics():

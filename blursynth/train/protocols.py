@@ -326,13 +326,14 @@ def score(name: str, output_u8, row: dict, *, lpips=None) -> dict:
     name : str
         One of :data:`PROTOCOLS`; ``default_protocol(row["params"])`` picks the set's own.
     output_u8 : (H, W, 3) uint8 ndarray
-        The deblurred image (the row's ``blurred`` itself to score the input).
+        The deblurred image (the row's ``blurred`` itself to score the input). A float array
+        is taken as values in [0, 1] (unquantised scores).
     row : dict
         A decoded pair row (``PairDataset[i]``): ``blurred``, ``sharp`` (uint8, or None without
         ground truth), ``psf`` (Levin: the true kernel), ``gt_frames`` (Köhler: every
         ground-truth frame), ``params``.
     lpips : blursynth.nn.lpips.LPIPS, optional
-        Adds ``lpips`` (lower is closer).
+        Adds ``lpips`` (lower is closer); AlexNet needs images at least 31 px a side.
 
     Returns
     -------
