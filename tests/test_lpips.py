@@ -146,3 +146,55 @@ def test_published_heads_load_from_the_installed_package(tmp_path, net, channels
 def test_missing_heads_file_is_refused(tmp_path):
     with pytest.raises(BadInputError, match="--lpips-weights .*no such file"):
         find_lpips_heads("alex", tmp_path / "nope.pth")
+
+
+def test_evaluate_scores_lpips_from_the_given_files(run_cli, tmp_path):
+    import csv
+    import functools
+
+    import numpy as np
+
+    from blursynth.dataset import PAIR_SCHEMA, pair_row, write_dataset
+    from blursynth.dataset.reader import PairDataset
+    from blursynth.sources.photos import load_rgb8
+
+    from .conftest import error_line
+
+    def rows(start, stop, *, fp):
+        rng = np.random.default_rng(5)
+        for i in range(start, stop):  # 40 px: AlexNet's taps need at least 31
+            sharp = rng.integers(0, 256, (40, 40, 3), dtype=np.uint8)
+            blurred = ((sharp.astype(np.uint16) + np.roll(sharp, 2, axis=1)) // 2).astype(np.uint8)
+            yield pair_row(index=i, blurred=blurred, sharp=sharp, psf=None, source="real", seed=0,
+                           params={"layout": "flat"}, fingerprint=fp)
+
+    data = tmp_path / "data"
+    write_dataset(data, kind="pairs", schema=PAIR_SCHEMA, n_items=2, shard_size=8,
+                  make_rows=functools.partial(rows, fp="fp-l"), fingerprint="fp-l",
+                  command={"test": "lpips"}, progress=False)
+    run = tmp_path / "run"
+    assert run_cli("train", "--data", data, "--out", run, "--steps", "1", "--perceptual", "none",
+                   "--crop", "16", "--batch-size", "1", "--workers", "0", "--quiet",
+                   "--val-count", "1", "--val-crop", "16", "--val-every", "1000",
+                   "--checkpoint-every", "1000").code == 0
+    _alex_file(tmp_path / "alexnet.pth")
+    _heads_file(tmp_path / "alex.pth", (64, 192, 384, 256, 256))
+    r = run_cli("evaluate", "--model", run, "--data", data, "--lpips-backbone",
+                tmp_path / "alexnet.pth", "--lpips-weights", tmp_path / "alex.pth",
+                "--csv", tmp_path / "s.csv", "--save-outputs", tmp_path / "outs", "--quiet")
+    assert r.code == 0, r
+    net = load_lpips("alex", tmp_path / "alexnet.pth", tmp_path / "alex.pth")
+    ds = PairDataset(data)
+
+    def t(a):
+        return torch.from_numpy(a).permute(2, 0, 1)[None].float() / 255
+
+    lines = list(csv.DictReader(open(tmp_path / "s.csv")))
+    for i, line in enumerate(lines):
+        out, _ = load_rgb8(line["output"])
+        assert float(line["deblurred_lpips"]) == pytest.approx(
+            float(net(t(out), t(ds[i]["sharp"]))[0]), rel=1e-5)
+        assert float(line["blurred_lpips"]) == pytest.approx(
+            float(net(t(ds[i]["blurred"]), t(ds[i]["sharp"]))[0]), rel=1e-5)
+    r = run_cli("evaluate", "--model", run, "--data", data, "--lpips-weights", tmp_path / "alex.pth")
+    assert r.code == 2 and "--lpips-backbone" in error_line(r)

@@ -7,6 +7,18 @@ import click
 from ._common import device_option, no_verify_option
 
 
+def _lpips_options(f):
+    """--lpips, --lpips-backbone, --lpips-weights (LPIPS scored only with a backbone file)."""
+    f = click.option("--lpips-weights", type=click.Path(), default=None,
+                     help="LPIPS linear heads file [default: the installed lpips package's "
+                          "weights/v0.1/NET.pth].")(f)
+    f = click.option("--lpips-backbone", type=click.Path(), default=None,
+                     help="Score LPIPS too, with this ImageNet backbone file in torchvision's "
+                          "format (alexnet-owt-7be5be79.pth or vgg16-397923af.pth).")(f)
+    return click.option("--lpips", "lpips_net", type=click.Choice(["alex", "vgg"]),
+                        default="alex", show_default=True, help="LPIPS backbone network.")(f)
+
+
 @click.command()
 @click.option("--model", required=True, type=click.Path(), help="Run folder or checkpoint file.")
 @click.option("--data", "data", multiple=True, required=True, type=click.Path(), help="Pair dataset(s) to score.")
@@ -29,10 +41,11 @@ from ._common import device_option, no_verify_option
               help="Also write one line per image (each measure, blurred and deblurred) here.")
 @click.option("--save-outputs", type=click.Path(), default=None,
               help="Write the deblurred images here, as DATASET/PAIR_ID.png (never replaced).")
+@_lpips_options
 @no_verify_option
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def evaluate(model, data, split, split_by, protocol, limit, tile, norm_stats, device, json_path,
-             csv_path, save_outputs, no_verify, quiet):
+             csv_path, save_outputs, lpips_net, lpips_backbone, lpips_weights, no_verify, quiet):
     """Scores of a trained model on pair datasets, beside the blurred input's.
 
     \b
@@ -40,14 +53,16 @@ def evaluate(model, data, split, split_by, protocol, limit, tile, norm_stats, de
       blursynth evaluate --model run/ --data test/ --json scores.json --csv images.csv
       blursynth evaluate --model run/ --data realblur_j/ --protocol realblur
     """
+    from ..nn.lpips import lpips_from_options
     from ..train.evaluate import EvaluateSettings, evaluate as run_eval, format_report
 
+    lpips = lpips_from_options(lpips_net, lpips_backbone, lpips_weights)
     report = run_eval(EvaluateSettings(model=model, data=tuple(data), split=split, split_by=split_by,
                                        protocol=protocol, limit=limit,
                                        tile=tile, norm_stats=norm_stats, device=device,
                                        json_path=json_path, csv_path=csv_path,
                                        save_outputs=save_outputs, progress=not quiet,
-                                       verify=not no_verify))
+                                       verify=not no_verify, lpips=lpips))
     click.echo(format_report(report))
 
 
@@ -109,21 +124,24 @@ def _sets(ctx, param, value):
               help="InstanceNorm statistics from the whole image (exact) or per tile (faster).")
 @device_option
 @click.option("--overwrite", is_flag=True, help="Replace an earlier report in --out.")
+@_lpips_options
 @no_verify_option
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def benchmark(model, sets, out, protocol, limit, save_outputs, sheet_count, tile, norm_stats, device,
-              overwrite, no_verify, quiet):
+              overwrite, lpips_net, lpips_backbone, lpips_weights, no_verify, quiet):
     """Score a trained model on several test sets, each with its protocol, into one report.
 
     \b
     Example:
       blursynth benchmark --model run/ --set realblur-j=realblur_j/ --set gopro=gopro_test/ --out bench/
     """
+    from ..nn.lpips import lpips_from_options
     from ..train.benchmark import BenchmarkSettings, benchmark as run_benchmark, format_markdown
 
+    lpips = lpips_from_options(lpips_net, lpips_backbone, lpips_weights)
     report = run_benchmark(BenchmarkSettings(
         model=model, sets=sets, out=out, protocol=protocol, limit=limit, tile=tile,
         norm_stats=norm_stats, device=device, save_outputs=save_outputs, sheet_count=sheet_count,
-        overwrite=overwrite, progress=not quiet, verify=not no_verify))
+        overwrite=overwrite, progress=not quiet, verify=not no_verify, lpips=lpips))
     click.echo(format_markdown(report))
     click.echo(f"wrote {out}")

@@ -209,3 +209,34 @@ def load_lpips(net: str, backbone, heads=None, *, map_location="cpu") -> LPIPS:
                        map_location=map_location,
                        rename=lambda k: f"lin{k.split('.')[0]}.model.1.weight")
     return model.eval()
+
+
+def lpips_from_options(net: str, backbone=None, heads=None):
+    """The LPIPS model the command-line options ask for, or None.
+
+    Parameters
+    ----------
+    net : {'alex', 'vgg'}
+        ``--lpips``.
+    backbone : str or Path, optional
+        ``--lpips-backbone``; without it no LPIPS is scored.
+    heads : str or Path, optional
+        ``--lpips-weights``; the installed lpips package's file by default.
+
+    Raises
+    ------
+    BadInputError
+        ``--lpips-weights`` without ``--lpips-backbone``, or a file :func:`load_lpips` refuses.
+
+    Examples
+    --------
+    >>> lpips_from_options("alex") is None
+    True
+    """
+    if backbone is None:
+        if heads is not None:
+            raise BadInputError(f"--lpips-weights {heads} without --lpips-backbone: LPIPS also "
+                                f"needs the backbone's ImageNet weights; pass --lpips-backbone "
+                                f"PATH (torchvision's {BACKBONE_FILES.get(net, '')}).")
+        return None
+    return load_lpips(net, backbone, heads)
