@@ -272,3 +272,52 @@ def test_lpips_is_passed_the_compared_images():
 
 def test_module_names_its_constants():
     assert protocols.LEVIN_MAX_SHIFT > 0 and protocols.DECONV_PRIOR_WEIGHT > 0
+
+
+# --- through the importers ------------------------------------------------------------------
+
+def test_levin_import_kernel_convention_matches_the_deconvolution(tmp_path, run_cli):
+    # Levin's files hold y = x convolved with f (conv2); the imported psf must deconvolve y
+    # better than its mirror image does, and the deconvolution itself scores a ratio of 1.
+    from scipy.io import savemat
+    from scipy.ndimage import convolve
+
+    from blursynth.dataset.reader import PairDataset
+
+    root = tmp_path / "levin"
+    root.mkdir()
+    x = _photo(40, 44, seed=15)[..., 1]
+    f = np.zeros((7, 7))
+    f[3, 0:5] = 1.0
+    f[1:3, 5] = 2.0  # a hook: its mirror is a different kernel
+    f /= f.sum()
+    y = convolve(x, f, mode="reflect")
+    savemat(root / "im01_flit01.mat", {"x": x, "y": y, "f": f})
+    assert run_cli("dataset", "import", root, "--layout", "levin", "--out", tmp_path / "d").code == 0
+    row = PairDataset(tmp_path / "d")[0]
+    assert default_protocol(row["params"]) == "levin"
+    sharp = row["sharp"] / 255.0
+    inner = (slice(6, -6), slice(6, -6))
+    right = deconvolve_true_kernel(row["blurred"], row["psf"])
+    mirrored = deconvolve_true_kernel(row["blurred"], row["psf"][::-1, ::-1])
+    assert np.mean((right - sharp)[inner] ** 2) < 0.5 * np.mean((mirrored - sharp)[inner] ** 2)
+    s = score("levin", right, row)
+    assert s["error_ratio"] == pytest.approx(1.0, abs=1e-12) and (s["shift_y"], s["shift_x"]) == (0, 0)
+
+
+def test_kohler_import_scores_its_best_frame(tmp_path, run_cli):
+    from blursynth.dataset.reader import PairDataset
+    from blursynth.sources.photos import save_rgb8
+
+    root = tmp_path / "kohler"
+    frames = [_u8(_photo(32, 32, seed=20 + k)) for k in range(5)]
+    for k, frame in enumerate(frames, 1):
+        (root / "GroundTruth").mkdir(parents=True, exist_ok=True)
+        save_rgb8(root / "GroundTruth" / f"GroundTruth1_1_{k}.png", frame)
+    (root / "BlurryImages").mkdir()
+    save_rgb8(root / "BlurryImages" / "Blurry1_1.png", _u8(np.mean([f / 255.0 for f in frames], 0)))
+    assert run_cli("dataset", "import", root, "--layout", "kohler", "--out", tmp_path / "d").code == 0
+    row = PairDataset(tmp_path / "d")[0]
+    assert default_protocol(row["params"]) == "kohler" and len(row["gt_frames"]) == 5
+    s = score("kohler", frames[3], row)
+    assert s["best_frame"] == 3.0 and s["psnr"] == math.inf
