@@ -86,3 +86,14 @@ def test_ecc_on_a_flat_image_reports_no_convergence():
 def test_align_refuses_different_shapes():
     with pytest.raises(ValueError, match="one shape"):
         align_to_reference(np.zeros((8, 8, 3)), np.zeros((8, 9, 3)))
+
+
+def test_a_warp_covering_little_of_the_reference_falls_back_to_identity(monkeypatch):
+    import blursynth.train.align as align
+
+    far = np.array([[1, 0, 60.0], [0, 1, 0], [0, 0, 1.0]])  # 60 of 96 columns uncovered
+    monkeypatch.setattr(align, "ecc_homography", lambda *a, **k: (far, True))
+    image, ref = _pair(np.eye(3), size=96)
+    a = align.align_to_reference(image, ref)
+    assert not a.converged and a.valid.all()
+    np.testing.assert_array_equal(a.homography, np.eye(3))

@@ -13,6 +13,8 @@ import numpy as np
 ECC_ITERATIONS = 100
 ECC_EPS = 1e-6
 ECC_GAUSS_SIZE = 5
+#: A homography covering less of the reference than this is refused (identity used instead).
+MIN_VALID_FRACTION = 0.5
 
 
 @dataclass(frozen=True)
@@ -30,7 +32,8 @@ class Alignment:
     gain : float
         The intensity-matching factor applied to the image.
     converged : bool
-        False where ECC did not converge; the identity warp is used then.
+        False where ECC did not converge, or its warp covered under
+        :data:`MIN_VALID_FRACTION` of the reference; the identity warp is used then.
     """
 
     aligned: np.ndarray
@@ -184,6 +187,11 @@ def align_to_reference(image, reference, *, iterations=ECC_ITERATIONS, eps=ECC_E
     # intensity match; the gain is fitted after it, on the overlap, where pixels correspond.
     hom, ok = ecc_homography(x, y, iterations=iterations, eps=eps)
     warped, valid = warp_to_reference(x, hom)
+    if valid.mean() < MIN_VALID_FRACTION:
+        # RealBlur's residual misalignment is a few pixels; a warp leaving most of the frame
+        # uncovered is ECC wandering off on an image unlike its reference, not an alignment.
+        hom, ok = np.eye(3), False
+        warped, valid = warp_to_reference(x, hom)
     _, gain = match_intensity(warped[valid], y[valid])
     return Alignment(warped * gain, valid, hom, gain, ok)
 
