@@ -196,5 +196,6 @@ def test_evaluate_scores_lpips_from_the_given_files(run_cli, tmp_path):
             float(net(t(out), t(ds[i]["sharp"]))[0]), rel=1e-5)
         assert float(line["blurred_lpips"]) == pytest.approx(
             float(net(t(ds[i]["blurred"]), t(ds[i]["sharp"]))[0]), rel=1e-5)
-    r = run_cli("evaluate", "--model", run, "--data", data, "--lpips-weights", tmp_path / "alex.pth")
+    r = run_cli("evaluate", "--model", run, "--data", data,
+                "--lpips-weights", tmp_path / "alex.pth")
     assert r.code == 2 and "--lpips-backbone" in error_line(r)

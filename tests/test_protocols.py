@@ -63,7 +63,8 @@ def test_ssim_matlab_is_a_volumetric_gaussian_with_replicate_borders():
     mx, my = f(x), f(y)
     vx, vy, cxy = f(x * x) - mx ** 2, f(y * y) - my ** 2, f(x * y) - mx * my
     c1, c2 = 0.01 ** 2, 0.03 ** 2
-    want = np.mean((2 * mx * my + c1) * (2 * cxy + c2) / ((mx ** 2 + my ** 2 + c1) * (vx + vy + c2)))
+    want = np.mean((2 * mx * my + c1) * (2 * cxy + c2)
+                   / ((mx ** 2 + my ** 2 + c1) * (vx + vy + c2)))
     got = float(ssim_matlab(_t(x), _t(y))[0])
     assert got == pytest.approx(want, abs=1e-12)
     # and it is not scikit-image's per-channel, border-cropped figure
@@ -293,7 +294,8 @@ def test_levin_import_kernel_convention_matches_the_deconvolution(tmp_path, run_
     f /= f.sum()
     y = convolve(x, f, mode="reflect")
     savemat(root / "im01_flit01.mat", {"x": x, "y": y, "f": f})
-    assert run_cli("dataset", "import", root, "--layout", "levin", "--out", tmp_path / "d").code == 0
+    r = run_cli("dataset", "import", root, "--layout", "levin", "--out", tmp_path / "d")
+    assert r.code == 0, r
     row = PairDataset(tmp_path / "d")[0]
     assert default_protocol(row["params"]) == "levin"
     sharp = row["sharp"] / 255.0
@@ -302,7 +304,8 @@ def test_levin_import_kernel_convention_matches_the_deconvolution(tmp_path, run_
     mirrored = deconvolve_true_kernel(row["blurred"], row["psf"][::-1, ::-1])
     assert np.mean((right - sharp)[inner] ** 2) < 0.5 * np.mean((mirrored - sharp)[inner] ** 2)
     s = score("levin", right, row)
-    assert s["error_ratio"] == pytest.approx(1.0, abs=1e-12) and (s["shift_y"], s["shift_x"]) == (0, 0)
+    assert s["error_ratio"] == pytest.approx(1.0, abs=1e-12)
+    assert (s["shift_y"], s["shift_x"]) == (0, 0)
 
 
 def test_kohler_import_scores_its_best_frame(tmp_path, run_cli):
@@ -316,7 +319,8 @@ def test_kohler_import_scores_its_best_frame(tmp_path, run_cli):
         save_rgb8(root / "GroundTruth" / f"GroundTruth1_1_{k}.png", frame)
     (root / "BlurryImages").mkdir()
     save_rgb8(root / "BlurryImages" / "Blurry1_1.png", _u8(np.mean([f / 255.0 for f in frames], 0)))
-    assert run_cli("dataset", "import", root, "--layout", "kohler", "--out", tmp_path / "d").code == 0
+    r = run_cli("dataset", "import", root, "--layout", "kohler", "--out", tmp_path / "d")
+    assert r.code == 0, r
     row = PairDataset(tmp_path / "d")[0]
     assert default_protocol(row["params"]) == "kohler" and len(row["gt_frames"]) == 5
     s = score("kohler", frames[3], row)

@@ -152,7 +152,8 @@ def warp_to_reference(image, homography) -> tuple[np.ndarray, np.ndarray]:
     with np.errstate(divide="ignore", invalid="ignore"):
         sx, sy = pts[..., 0] / pts[..., 2], pts[..., 1] / pts[..., 2]
     tol = 1e-6  # a pixel exactly on the border edge counts as inside
-    valid = (pts[..., 2] > 0) & (sx >= -tol) & (sx <= w - 1 + tol) & (sy >= -tol) & (sy <= h - 1 + tol)
+    valid = ((pts[..., 2] > 0) & (sx >= -tol) & (sx <= w - 1 + tol)
+             & (sy >= -tol) & (sy <= h - 1 + tol))
     return warped, valid
 
 
