@@ -24,7 +24,8 @@ class Alignment:
     Attributes
     ----------
     aligned : (H, W, 3) float64 ndarray
-        The image, intensity-matched and warped onto the reference's pixel grid (0 outside).
+        The image warped onto the reference's pixel grid (0 outside), times ``gain``, clipped
+        to [0, 1].
     valid : (H, W) bool ndarray
         Pixels whose warped source lies inside the image: the region to score.
     homography : (3, 3) float64 ndarray
@@ -194,7 +195,8 @@ def align_to_reference(image, reference, *, iterations=ECC_ITERATIONS, eps=ECC_E
         hom, ok = np.eye(3), False
         warped, valid = warp_to_reference(x, hom)
     _, gain = match_intensity(warped[valid], y[valid])
-    return Alignment(warped * gain, valid, hom, gain, ok)
+    # clipped as an image brightened by that gain and saved would be
+    return Alignment(np.clip(warped * gain, 0.0, 1.0), valid, hom, gain, ok)
 
 
 def _as_unit_float(a) -> np.ndarray:
