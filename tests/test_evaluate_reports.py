@@ -194,3 +194,23 @@ def test_benchmark_overwrite_replaces_an_earlier_report(run_cli, run, sets, tmp_
     assert r.code == 0, r
     assert len(list((out / "outputs" / "flat").glob("*.png"))) == 2
     assert len(_csv(out / "per_image.csv")) == 2
+
+
+def test_a_pair_refused_part_way_leaves_no_outputs(run_cli, run, sets, tmp_path, monkeypatch):
+    # The third pair is refused after two outputs were written: they go, with the folders made.
+    from blursynth.train import evaluate as ev
+
+    calls = {"n": 0}
+    real = ev.score_row
+
+    def refusing_the_third(*a, **k):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise ev.BadInputError("pair 2: refused")
+        return real(*a, **k)
+
+    monkeypatch.setattr(ev, "score_row", refusing_the_third)
+    r = run_cli("evaluate", "--model", run, "--data", sets["flat"], "--save-outputs",
+                tmp_path / "a" / "outs", "--quiet")
+    assert r.code == 2 and "refused" in error_line(r)
+    assert not (tmp_path / "a").exists()

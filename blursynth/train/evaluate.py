@@ -196,20 +196,36 @@ def score_plan(gen, plan, *, protocol, tile, norm_stats, lpips=None, labels=None
 
     labels = labels or [p for p, _, _ in plan]
     records = []
-    for k, ((path, ds, rows), label) in enumerate(zip(plan, labels)):
-        for j, i in enumerate(rows):
-            pair = ds[int(i)]
-            name, out, before, after = score_row(gen, pair, protocol, tile=tile,
-                                                 norm_stats=norm_stats, lpips=lpips)
-            dest = None
-            if dests is not None:
-                dest = dests[k][j]
-                save_rgb8(dest, out)  # creates the folder; written under a temporary name
-            records.append({"dataset": label, "path": path, "row": int(i), "id": str(pair["id"]),
-                            "protocol": name, "blurred": before, "deblurred": after,
-                            "output": None if dest is None else str(dest)})
-            if bar is not None:
-                bar.update(1)
+    # Folders the outputs would make: removed again, with what this run wrote, when a pair is
+    # refused part way (a refusal writes nothing).
+    made = [] if dests is None else sorted(
+        {p for per in dests for d in per for p in (d.parent, *d.parent.parents) if not p.exists()},
+        key=lambda p: -len(p.parts))
+    try:
+        for k, ((path, ds, rows), label) in enumerate(zip(plan, labels)):
+            for j, i in enumerate(rows):
+                pair = ds[int(i)]
+                name, out, before, after = score_row(gen, pair, protocol, tile=tile,
+                                                     norm_stats=norm_stats, lpips=lpips)
+                dest = None
+                if dests is not None:
+                    dest = dests[k][j]
+                    save_rgb8(dest, out)  # creates the folder; written under a temporary name
+                records.append({"dataset": label, "path": path, "row": int(i), "id": str(pair["id"]),
+                                "protocol": name, "blurred": before, "deblurred": after,
+                                "output": None if dest is None else str(dest)})
+                if bar is not None:
+                    bar.update(1)
+    except BadInputError:
+        for r in records:
+            if r["output"]:
+                Path(r["output"]).unlink(missing_ok=True)
+        for folder in made:
+            try:
+                folder.rmdir()
+            except OSError:  # not empty (someone else's file) or already gone
+                pass
+        raise
     return records
 
 
