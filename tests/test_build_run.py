@@ -119,6 +119,7 @@ def test_deblurgan_comb_recipe_builds_tiny(tmp_path, run_cli):
     assert report["gain_ssim"] == pytest.approx(report["deblurred"]["ssim"] - report["blurred"]["ssim"])
     table = format_report(report)
     assert (tmp_path / "out/evaluate/report.md").read_text() == table + "\n"
+    assert len((tmp_path / "out/evaluate/per_image.csv").read_text().splitlines()) == 1 + 3  # a line per image
     # plain protocol: scikit-image's SSIM and the MATLAB-style one (SSIM-M) beside PSNR
     assert table.splitlines()[0].split() == ["pairs", "PSNR", "dB", "SSIM", "SSIM-M"]
     assert table in r.out

@@ -434,7 +434,8 @@ def _prep_evaluate(st: StepTable):
     inner = {k: v for k, v in st.table.items() if k not in ("model", "data")}
     if st.limit is not None:
         inner["limit"] = _capped(inner.get("limit") or st.limit, st.limit)
-    fixed = {"model": model, "data": data, "json_path": str(st.step.out / "report.json")}
+    fixed = {"model": model, "data": data, "json_path": str(st.step.out / "report.json"),
+             "csv_path": str(st.step.out / "per_image.csv")}
     st.step.settings = st.settings(inner, fixed)
     st.step.describe = _settings_dict(st.step.settings, "progress")
 
