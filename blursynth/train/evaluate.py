@@ -123,8 +123,8 @@ def plan_rows(settings: EvaluateSettings, ckpt: dict) -> list:
                 # Still scored (the dataset may have moved), but the user should know.
                 sys.stderr.write(
                     f"warning: --data {path} is not one of the datasets {settings.model} was "
-                    "trained on; --split heldout scores the pairs its ids would hold out from a "
-                    "dataset that run did not train on.\n")
+                    "trained on; --split heldout scores the pairs its split rule would hold out "
+                    "from a dataset that run did not train on.\n")
             frac = settings.val_fraction
             if frac is None:
                 frac = float(ckpt["recipe"].get("val_fraction", 0.05))
