@@ -339,3 +339,21 @@ def test_deepdeblur_refuses_a_perceptual_loss_in_one_line(tiny_pairs_dataset, tm
                              "--perceptual", "vgg"))
     assert r.code == 2 and "multi-scale MSE" in error_line(r)
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("name,size,tile", [("dbgan", (40, 100), 64),
+                                            ("deepdeblur", (120, 248), 232)])
+def test_tiled_inference_equals_whole_image_inference(name, size, tile):
+    from blursynth.train.archs import get_arch
+    from blursynth.train.tiling import deblur_tensor
+
+    arch = get_arch(name)
+    gen = arch.build_generator(arch.config("small")).eval()
+    x = torch.rand((1, 3, *size), generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        whole = deblur_tensor(gen, x, tile=1024)
+        tiled = deblur_tensor(gen, x, tile=tile, blend=4)
+    # Several tiles (the image is wider than a tile), each with a halo of the reach: the same
+    # result to float rounding.
+    assert size[1] > tile
+    assert float((whole - tiled).abs().max()) < 1e-5
