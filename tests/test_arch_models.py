@@ -357,3 +357,26 @@ def test_tiled_inference_equals_whole_image_inference(name, size, tile):
     # result to float rounding.
     assert size[1] > tile
     assert float((whole - tiled).abs().max()) < 1e-5
+
+
+@pytest.mark.parametrize("name", ["deblurgan-v2", "dbgan"])
+def test_init_identity_starts_from_the_input(name):
+    from blursynth.train.archs import get_arch
+
+    arch = get_arch(name)
+    gen, _ = arch.build(arch.config("small"), 0)
+    arch.zero_init(gen)
+    x = torch.rand(1, 3, 32, 64) * 2 - 1
+    with torch.no_grad():
+        assert torch.equal(gen.eval()(x), x)
+
+
+def test_init_identity_is_refused_where_there_is_no_skip():
+    from blursynth.errors import SettingError
+    from blursynth.train.archs import get_arch
+
+    arch = get_arch("dbgan")
+    gen, _ = arch.build(arch.config("paper"), 0)
+    with pytest.raises(SettingError, match="no image skip"):
+        arch.zero_init(gen)
+    assert get_arch("deepdeblur").zero_init is None  # the trainer refuses --init identity
