@@ -33,6 +33,7 @@ COMMANDS = {
     "evaluate": "blursynth.commands.evaluate:evaluate",
     "deblur": "blursynth.commands.evaluate:deblur",
     "benchmark": "blursynth.commands.evaluate:benchmark",
+    "export-model": "blursynth.commands.export_model:export_model",
     "bgan": "blursynth.commands.bgan:bgan",
     "build": "blursynth.commands.build:build",
 }

@@ -60,3 +60,37 @@ def test_width_is_refused_for_deblurgan(run_cli, tmp_path, tiny_pairs_dataset):
     assert r.code == 2
     assert "--width does not apply to --arch deblurgan" in error_line(r)
     assert not out.exists()
+
+
+def _perturbed_generator(arch, seed=0):
+    """The arch's small generator with every weight moved off its start (blocks that start at
+    zero, like NAFNet's, then matter)."""
+    gen, _ = arch.build(dict(arch.configs["small"]), seed)
+    g = torch.Generator().manual_seed(seed + 1)
+    with torch.no_grad():
+        for p in gen.parameters():
+            p.add_(torch.randn(p.shape, generator=g) * 0.05)
+    gen.tiling = getattr(gen, "tiling", arch.tiling)
+    return gen.eval()
+
+
+@pytest.mark.parametrize("name", list(ARCHS))
+def test_tiled_inference_equals_whole_image_for_every_arch(name):
+    from blursynth.train.tiling import _round_up, deblur_tensor, multiple_of
+
+    arch = get_arch(name)
+    gen = _perturbed_generator(arch)
+    m = multiple_of(gen)
+    assert m == arch.multiple_of(arch.configs["small"])
+    blend = 8
+    halo = _round_up(gen.receptive_radius() + blend, m)
+    core = max(halo, 2 * m)  # few tiles: the cost is their number times the stat layers'
+    tile = 2 * halo + core
+    # Two cores down, four across (2 x 4 tiles; wider than one tile), sides not multiples of
+    # m (padded and cropped back).
+    x = torch.rand(1, 3, 2 * core - 3, 4 * core - 5, generator=torch.Generator().manual_seed(4))
+    assert x.shape[-1] > tile
+    whole = deblur_tensor(gen, x, tile=1 << 14)
+    tiled = deblur_tensor(gen, x, tile=tile, blend=blend, norm_stats="global")
+    assert tiled.shape == x.shape
+    assert (whole - tiled).abs().max() < 1e-4, name

@@ -252,6 +252,8 @@ def load_generator(path, device="cpu"):
     except RuntimeError as exc:
         raise BadInputError(f"{path}: generator weights do not fit {name} config "
                             f"{config.get('name')!r} ({str(exc).splitlines()[0]}).") from None
+    if not hasattr(gen, "tiling"):
+        gen.tiling = arch.tiling  # how train/tiling.py tiles it exactly
     return gen.to(device).eval(), ckpt
 
 

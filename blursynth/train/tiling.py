@@ -1,13 +1,18 @@
-"""Deblurring of images of any size: tiles with a halo, blended seams, whole-image norm statistics.
+"""Deblurring of images of any size: tiles with a halo, blended seams, whole-image statistics.
 
-The generator normalises with InstanceNorm, whose statistics are means over the whole image,
-so a tile run on its own would normalise differently from the whole image. In ``"global"``
-mode the statistics of every norm layer are first gathered over the whole image, layer by layer
-and tile by tile, then frozen, and the tiles are run with them: the result equals whole-image
-inference (to float rounding) while only one tile's activations are ever in memory. ``"tile"``
-mode skips that pass (which costs about 10x the multiply-adds of plain tiling on the paper
-config, by count) and lets each tile normalise itself; the blended seams then hide the small
-differences between neighbouring tiles.
+Two kinds of layer look at the whole image: InstanceNorm (DeblurGAN), whose statistics are
+means over the whole image, and global average pooling (``AdaptiveAvgPool2d(1)``: NAFNet's
+simplified channel attention), whose output is one. A tile run on its own would see only its
+own means. In ``"global"`` mode these whole-image statistics are first gathered over the whole
+image, layer by layer in the order the network runs them and tile by tile (each tile's core
+only), then frozen, and the tiles are run with them: the result equals whole-image inference
+(to float rounding) while only one tile's activations are ever in memory. ``"tile"`` mode skips
+that pass (which costs about 10x the multiply-adds of plain tiling on DeblurGAN's paper config,
+by count) and lets each tile use its own means; the blended seams then hide the small
+differences between neighbouring tiles. Every other layer is local, so a halo of the
+generator's ``receptive_radius()`` around each tile's core is enough. Sizes and tile corners are
+multiples of the generator's ``multiple`` (4 unless it says: its number of stride-2 steps). A
+generator whose ``tiling`` attribute is ``"whole"`` is always run on the whole image.
 """
 
 from __future__ import annotations
@@ -20,7 +25,19 @@ from torch.nn import functional as F
 
 from .models import Generator, from_model_range, to_model_range
 
-MULTIPLE = 4  # two stride-2 convs: sizes and tile corners must be multiples of 4
+MULTIPLE = 4  # DeblurGAN's two stride-2 convs: sizes and tile corners must be multiples of 4
+
+
+def multiple_of(generator) -> int:
+    """The side every input of ``generator`` must be a multiple of."""
+    return int(getattr(generator, "multiple", MULTIPLE))
+
+
+def _is_stat_layer(m) -> bool:
+    """Layers whose output depends on means over the whole image."""
+    if isinstance(m, nn.InstanceNorm2d):
+        return True
+    return isinstance(m, nn.AdaptiveAvgPool2d) and m.output_size in (1, (1, 1))
 
 
 class _Stop(Exception):
@@ -59,12 +76,14 @@ def deblur_tensor(generator: Generator, image, *, tile=512, blend=16, norm_stats
     image : (1, 3, H, W) float tensor
         [0, 1], any H, W >= 8; moved to the generator's device and dtype.
     tile : int
-        Largest tile side in pixels (input side, halo included), a multiple of 4. An image that
-        fits in one tile is run whole.
+        Largest tile side in pixels (input side, halo included), rounded down to a multiple of
+        the generator's ``multiple`` (4 for DeblurGAN). An image that fits in one tile is run
+        whole.
     blend : int
         Width in px on each side of a seam over which neighbouring tiles are cross-faded.
     norm_stats : {"global", "tile"}
-        Where InstanceNorm statistics come from: the whole image (exact) or each tile.
+        Where InstanceNorm statistics and global pooled means come from: the whole image
+        (exact) or each tile.
 
     Returns
     -------
@@ -89,28 +108,30 @@ def deblur_tensor(generator: Generator, image, *, tile=512, blend=16, norm_stats
     h, w = image.shape[-2:]
     if min(h, w) < 8:
         raise ValueError(f"image must be at least 8 px a side; got {h}x{w}.")
+    multiple = multiple_of(generator)
     if tile % MULTIPLE:
         raise ValueError(f"tile must be a multiple of {MULTIPLE}; got {tile}.")
+    tile = tile // multiple * multiple
     param = next(generator.parameters())
     generator.eval()
     x = to_model_range(image.to(param))
-    hp, wp = _round_up(h, MULTIPLE), _round_up(w, MULTIPLE)
+    hp, wp = _round_up(h, multiple), _round_up(w, multiple)
     if (hp, wp) != (h, w):
         x = F.pad(x, (0, wp - w, 0, hp - h), mode="replicate")
     with torch.no_grad():
-        if hp <= tile and wp <= tile:
+        if (hp <= tile and wp <= tile) or getattr(generator, "tiling", None) == "whole":
             out = generator(x)
         else:
-            out = _run_tiles(generator, x, tile, blend, norm_stats)
+            out = _run_tiles(generator, x, tile, blend, norm_stats, multiple)
     return from_model_range(out[..., :h, :w])
 
 
-def _run_tiles(generator, x, tile, blend, norm_stats):
+def _run_tiles(generator, x, tile, blend, norm_stats, multiple=MULTIPLE):
     hp, wp = x.shape[-2:]
     blend = _round_up(max(int(blend), 0), MULTIPLE)
-    halo = _round_up(generator.receptive_radius() + blend, MULTIPLE)
+    halo = _round_up(generator.receptive_radius() + blend, multiple)
     core = tile - 2 * halo
-    if core < MULTIPLE:
+    if core < multiple:
         raise ValueError(
             f"tile {tile} leaves no room inside its halo of {halo} px on each side; use a tile "
             f"of at least {2 * halo + 64}."
@@ -122,13 +143,16 @@ def _run_tiles(generator, x, tile, blend, norm_stats):
             ty1, tx1 = min(y1 + halo, hp), min(x1 + halo, wp)
             tiles.append(((y0, y1, x0, x1), (ty0, ty1, tx0, tx1)))
 
-    norms = [m for m in generator.modules() if isinstance(m, nn.InstanceNorm2d)]
     handles = []
     try:
         if norm_stats == "global":
-            for j, norm in enumerate(norms):
+            # In the order the forward pass runs them: each layer's statistics are gathered
+            # with every earlier one's already frozen.
+            for norm in _stat_layers_in_run_order(generator, x, tiles[0][1]):
                 stats = _gather_stats(generator, x, tiles, norm)
-                handles.append(norm.register_forward_hook(_frozen_hook(*stats)))
+                hook = _frozen_hook(*stats) if isinstance(norm, nn.InstanceNorm2d) \
+                    else _frozen_mean_hook(stats[0])
+                handles.append(norm.register_forward_hook(hook))
         out = torch.zeros_like(x)
         weight = torch.zeros_like(x[:, :1])
         for (y0, y1, x0, x1), (ty0, ty1, tx0, tx1) in tiles:
@@ -147,6 +171,37 @@ def _run_tiles(generator, x, tile, blend, norm_stats):
             hnd.remove()
 
 
+def _stat_layers_in_run_order(generator, x, box):
+    """The whole-image-statistics layers of ``generator``, in the order one forward pass (on the
+    tile ``box``) runs them; each must run once per pass, or it has no one statistic to freeze."""
+    layers = [m for m in generator.modules() if _is_stat_layer(m)]
+    if not layers:
+        return []
+    order = []
+
+    def record(module, inputs):
+        if any(m is module for m in order):
+            raise ValueError(f"{type(module).__name__} runs more than once per forward pass; "
+                             "this generator cannot be tiled with whole-image statistics.")
+        order.append(module)
+
+    handles = [m.register_forward_pre_hook(record) for m in layers]
+    try:
+        ty0, ty1, tx0, tx1 = box
+        generator(x[..., ty0:ty1, tx0:tx1])
+    finally:
+        for hnd in handles:
+            hnd.remove()
+    return order
+
+
+def _frozen_mean_hook(mean):
+    def hook(module, inputs, output):
+        x = inputs[0]
+        return mean.to(x.dtype).expand(x.shape[0], -1, -1, -1)
+    return hook
+
+
 def _frozen_hook(mean, var):
     def hook(module, inputs, output):
         x = inputs[0]
@@ -156,6 +211,8 @@ def _frozen_hook(mean, var):
 
 def _gather_stats(generator, x, tiles, norm):
     """Mean and (biased) variance per channel of ``norm``'s input over the whole image."""
+    # Layers after a stride-2 step see the tile at 1/2, 1/4, ... of its size; tile corners are
+    # multiples of the generator's ``multiple``, so every core maps onto whole pixels.
     acc = {}
     th = [0]
 
