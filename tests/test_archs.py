@@ -94,3 +94,13 @@ def test_tiled_inference_equals_whole_image_for_every_arch(name):
     tiled = deblur_tensor(gen, x, tile=tile, blend=blend, norm_stats="global")
     assert tiled.shape == x.shape
     assert (whole - tiled).abs().max() < 1e-4, name
+
+
+def test_deblurgan_parameter_counts_as_the_readme_gives():
+    from blursynth.train.models import count_parameters
+
+    arch = get_arch("deblurgan")
+    g, d = arch.build(dict(arch.configs["paper"]), 0)
+    assert (count_parameters(g), count_parameters(d)) == (11_378_179, 2_764_737)
+    g, _ = arch.build(dict(arch.configs["small"]), 0)
+    assert count_parameters(g) == 272_515
