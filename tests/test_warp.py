@@ -194,6 +194,50 @@ def test_bytes_do_not_depend_on_threads():
     assert np.array_equal(one[0], many[0]) and np.array_equal(one[1], many[1])
 
 
+def _shake(t, rot, shift, centre):
+    """Rotations by ``rot * t`` about ``centre`` and translations by ``shift * t``."""
+    cx, cy = centre
+    out = []
+    for s in t:
+        c, n = math.cos(rot * s), math.sin(rot * s)
+        out.append([[c, -n, cx - c * cx + n * cy + shift[0] * s],
+                    [n, c, cy - n * cx - c * cy + shift[1] * s], [0.0, 0.0, 1.0]])
+    return np.array(out)
+
+
+def test_layers_sampled_only_where_they_reach_change_no_byte(monkeypatch):
+    """Layers are sampled only in the output tiles their alpha > 0 can reach, from a crop around
+    it (depth planes are full-frame layers, mostly empty): the bytes are those of sampling every
+    layer whole at every pixel."""
+    import blursynth.ops.warp as warp
+
+    rng = np.random.default_rng(5)
+    h, w = 70, 90  # not multiples of the tile: partial tiles at the right and bottom
+    src = rng.random((h + 40, w + 40, 3), dtype=np.float32)
+    t = np.linspace(-1, 1, 13)
+    centre = ((w + 39) / 2, (h + 39) / 2)
+    cam = _shake(t, 0.03, (3.0, -2.0), centre)
+    yy, xx = np.mgrid[0 : h + 40, 0 : w + 40]
+    band = ((yy + 0.3 * xx) // 17 % 3 == 1).astype(np.float32)  # slanted bands, touching the edges
+    blob = ((yy - 40) ** 2 + (xx - 80) ** 2 < 90).astype(np.float32)
+    soft = np.pad(rng.random((7, 9), dtype=np.float32), 1)  # an object with a transparent rim
+    layers = [Layer(src, band, _shake(t, 0.03, (4.5, -3.0), centre), False),  # nearer: more parallax
+              Layer(src, blob, _shake(t, 0.03, (6.0, -4.0), centre), False),
+              Layer(src, np.zeros(band.shape, np.float32), cam, False),  # empty: never sampled
+              Layer(rng.random((9, 11, 3), dtype=np.float32), soft, _shifts(-45 - 6 * t, -40 + 2 * t))]
+    kw = dict(layers=layers, rolling_shutter=0.2, offset=(20.0, 15.0))
+    fast = render_subframes(src, cam, (h, w), **kw)
+    blob_tiles = warp._layer_tiles(layers[1].homographies, blob, (0, 0), (h, w), (20.0, 15.0))
+    assert blob_tiles.any() and not blob_tiles.all()  # the skipping is real
+    monkeypatch.setattr(warp, "_layer_crop", lambda alpha: (0, alpha.shape[0], 0, alpha.shape[1]))
+    monkeypatch.setattr(warp, "_layer_tiles",
+                        lambda hms, alpha, origin, shape, offset, tile=warp.LAYER_TILE_PX:
+                        np.ones((-(-shape[0] // tile), -(-shape[1] // tile)), bool))
+    whole = render_subframes(src, cam, (h, w), **kw)
+    assert np.array_equal(fast[0], whole[0]) and np.array_equal(fast[1], whole[1])
+    assert fast[1].any()  # the object moved on its own
+
+
 @pytest.mark.parametrize("call, match", [
     (lambda s: render_subframes(s[..., :2], np.eye(3)[None], (4, 4)), "src_linear"),
     (lambda s: render_subframes(s, np.eye(2)[None], (4, 4)), "homographies"),

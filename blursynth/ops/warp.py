@@ -34,6 +34,10 @@ COVERAGE_THRESHOLD = 0.5 / 255.0
 # A layer whose motion relative to the background moves no frame corner farther than this over
 # the exposure does not move on its own (its blur is the camera's).
 STATIC_TOLERANCE_PX = 1e-6
+# Side of the output tiles in which the renderer decides whether to sample a layer at all
+# (:func:`_layer_tiles`): depth planes are full-frame layers mostly transparent, and sampling
+# each of them at every pixel was most of a defocus pair's time.
+LAYER_TILE_PX = 16
 
 
 class Layer(NamedTuple):
@@ -177,20 +181,24 @@ def _warp(src, hm, ox, oy, out):
 
 
 @njit(parallel=True)
-def _render(src, hms, weights, t_lo, t_hi, ox, oy, lay, lay_hw, lay_hms, lay_moving, lay_box, out,
-            mask):
+def _render(src, hms, weights, t_lo, t_hi, ox, oy, lay, lay_hw, lay_org, lay_hms, lay_moving,
+            lay_tiles, tile, out, mask):
     """The fused renderer: per output pixel, every sub-frame composited, weighted and summed.
 
     ``weights[r, t]`` is sub-frame ``t``'s share of row ``r`` (rolling shutter), non-zero only
     for ``t_lo[r] <= t < t_hi[r]``; ``lay`` holds the layers' premultiplied RGBA, ``lay_hw``
-    their sizes, ``lay_box`` the output box ``(x0, x1, y0, y1)`` outside which a layer is
-    transparent in every sub-frame (so it is not sampled there: the same values, less work).
+    their sizes, ``lay_org`` where each one's crop starts in its layer (x, y: integers, see
+    :func:`_layer_crop`), ``lay_tiles[j]`` the output tiles (``tile`` pixels a side) where
+    layer ``j`` can be non-transparent in some sub-frame (:func:`_layer_tiles`): it is not
+    sampled elsewhere, where it would sample ``a = 0`` and be skipped anyway (the same values,
+    less work).
     """
     h, w = src.shape[0], src.shape[1]
     ho, wo = out.shape[0], out.shape[1]
     n_layers = lay.shape[0]
     for r in numba.prange(ho):
         y = r + oy
+        tr = r // tile
         active = np.zeros(n_layers, np.bool_)
         for c in range(wo):
             x = c + ox
@@ -198,8 +206,9 @@ def _render(src, hms, weights, t_lo, t_hi, ox, oy, lay, lay_hw, lay_hms, lay_mov
             s1 = 0.0
             s2 = 0.0
             covered = False
+            tc = c // tile
             for j in range(n_layers):
-                active[j] = lay_box[j, 0] <= x <= lay_box[j, 1] and lay_box[j, 2] <= y <= lay_box[j, 3]
+                active[j] = lay_tiles[j, tr, tc]
             for t in range(t_lo[r], t_hi[r]):
                 qx, qy = _project(hms[t], x, y)
                 xa, xb, ya, yb, fx, fy = _taps(qx, qy, h, w)
@@ -210,7 +219,8 @@ def _render(src, hms, weights, t_lo, t_hi, ox, oy, lay, lay_hw, lay_hms, lay_mov
                     if not active[j]:
                         continue
                     lx, ly = _project(lay_hms[j, t], x, y)
-                    a, o0, o1, o2 = _sample_layer(lay[j], lay_hw[j, 0], lay_hw[j, 1], lx, ly)
+                    a, o0, o1, o2 = _sample_layer(lay[j], lay_hw[j, 0], lay_hw[j, 1],
+                                                  lx - lay_org[j, 0], ly - lay_org[j, 1])
                     if a <= 0.0:
                         continue
                     if lay_moving[j] and a > COVERAGE_THRESHOLD:
@@ -349,21 +359,71 @@ def subframe_weights(n_subframes: int, n_rows: int, rolling_shutter: float = 0.0
     return weights, lo, hi
 
 
-def _layer_box(layer_hms, h, w):
-    """Output box ``(x0, x1, y0, y1)`` holding every pixel where a layer of size (h, w) can be
-    non-transparent in some sub-frame (its bilinear support reaches one pixel past its edge).
+def _layer_crop(alpha):
+    """(y0, y1, x0, x1): the layer's pixels of alpha > 0 with two transparent pixels around them
+    (within the layer), or None when it has none.
 
-    A homography maps the support's rectangle to a quadrilateral when the rectangle stays in
-    front of the camera: its corners bound it. Otherwise the box is everything.
+    The renderer samples the crop at the source position minus ``(x0, y0)``: for any position
+    whose taps reach a pixel of alpha > 0 that subtraction of an integer is exact (the position
+    lies more than one pixel past ``x0 >= 0``), so its taps, fractions and values are the whole
+    layer's; every other position reads alpha 0 either way and the layer is skipped there.
     """
-    corners = np.array([[-1.0, -1.0, 1.0], [w, -1.0, 1.0], [-1.0, h, 1.0], [w, h, 1.0]])
-    q = np.einsum("tij,nj->tni", np.linalg.inv(layer_hms), corners)
-    if not (q[..., 2] > 0).all():
-        return np.array([-np.inf, np.inf, -np.inf, np.inf])
-    q = q[..., :2] / q[..., 2:]
-    # one pixel of slack for rounding at the box's edge
-    return np.array([q[..., 0].min() - 1.0, q[..., 0].max() + 1.0, q[..., 1].min() - 1.0,
-                     q[..., 1].max() + 1.0])
+    nz = alpha > 0
+    rows = np.flatnonzero(nz.any(axis=1))
+    if rows.size == 0:
+        return None
+    cols = np.flatnonzero(nz[rows[0] : rows[-1] + 1].any(axis=0))
+    h, w = alpha.shape
+    return (max(0, int(rows[0]) - 2), min(h, int(rows[-1]) + 3),
+            max(0, int(cols[0]) - 2), min(w, int(cols[-1]) + 3))
+
+
+def _layer_tiles(layer_hms, alpha, origin, out_shape, offset, tile=LAYER_TILE_PX):
+    """(ceil(H / tile), ceil(W / tile)) bool: the output tiles where a layer can be non-transparent
+    in some sub-frame.
+
+    ``alpha`` is the layer's crop whose top-left pixel is the layer's ``origin`` (x, y). A tile
+    is left out only when every sub-frame samples the layer there where its alpha is 0 at all
+    four bilinear taps (the renderer would read ``a = 0`` and skip the layer): leaving it out
+    never changes a value. A homography that keeps a tile's box in front of the camera maps it
+    to the convex quadrilateral of the box's corners' images, so their bounds over the
+    sub-frames, grown by the taps' reach and one pixel of slack for rounding, hold every tap.
+    The boxes run from a tile's first pixel to the next tile's, so neighbours share corners
+    (each grid point is projected once per sub-frame). A tile is kept when a pixel of alpha > 0
+    lies within those bounds (a summed-area table of ``alpha > 0`` answers each tile in constant
+    time), or when some corner is not in front of the camera.
+    """
+    ho, wo = out_shape
+    nty, ntx = -(-ho // tile), -(-wo // tile)
+    h, w = alpha.shape
+    gx = np.minimum(np.arange(ntx + 1) * tile, wo - 1) + offset[0]
+    gy = np.minimum(np.arange(nty + 1) * tile, ho - 1) + offset[1]
+    xx, yy = np.meshgrid(gx, gy)
+    q = layer_hms @ np.stack([xx.ravel(), yy.ravel(), np.ones(xx.size)])  # (T, 3, P)
+    front = q[:, 2] > 0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        qx = np.where(front, q[:, 0] / q[:, 2], 0.0) - origin[0]
+        qy = np.where(front, q[:, 1] / q[:, 2], 0.0) - origin[1]
+
+    def per_tile(v, reduce):  # over the sub-frames, then the tile's four corners
+        v = reduce(v, axis=0).reshape(nty + 1, ntx + 1)
+        return reduce(np.stack([v[:-1, :-1], v[:-1, 1:], v[1:, :-1], v[1:, 1:]]), axis=0)
+
+    front = per_tile(front, np.min)
+    # Taps floor(q) and floor(q) + 1, one pixel of slack on each side.
+    x0 = np.floor(per_tile(qx, np.min)) - 1
+    x1 = np.floor(per_tile(qx, np.max)) + 2
+    y0 = np.floor(per_tile(qy, np.min)) - 1
+    y1 = np.floor(per_tile(qy, np.max)) + 2
+    inside = (x1 >= 0) & (x0 <= w - 1) & (y1 >= 0) & (y0 <= h - 1)
+    a = np.clip(x0, 0, w - 1).astype(np.int64)
+    b = np.clip(x1, 0, w - 1).astype(np.int64) + 1
+    c = np.clip(y0, 0, h - 1).astype(np.int64)
+    d = np.clip(y1, 0, h - 1).astype(np.int64) + 1
+    table = np.zeros((h + 1, w + 1), np.int32)
+    np.cumsum(np.cumsum(alpha > 0, axis=0, dtype=np.int32), axis=1, out=table[1:, 1:])
+    count = table[d, b] - table[c, b] - table[d, a] + table[c, a]
+    return ~front | (inside & (count > 0))
 
 
 def _layer_moves(layer_hms, background, corners):
@@ -424,13 +484,13 @@ def render_subframes(src_linear, homographies, out_shape, *, layers=(), rolling_
                         [wo - 1.0, ho - 1.0, 1.0]])
     corners[:, 0] += offset[0]
     corners[:, 1] += offset[1]
-    hmax = max([int(np.shape(lay.alpha)[0]) for lay in layers], default=1)
-    wmax = max([int(np.shape(lay.alpha)[1]) for lay in layers], default=1)
-    rgba = np.zeros((len(layers), hmax, wmax, 4), np.float32)
     lay_hw = np.ones((len(layers), 2), np.int64)
+    lay_org = np.zeros((len(layers), 2), np.float64)
+    crops = []
     lay_hms = np.empty((len(layers), n, 3, 3), np.float64)
     lay_moving = np.zeros(len(layers), np.bool_)
-    lay_box = np.empty((len(layers), 4), np.float64)
+    nty, ntx = -(-ho // LAYER_TILE_PX), -(-wo // LAYER_TILE_PX)
+    lay_tiles = np.zeros((len(layers), nty, ntx), np.bool_)
     for j, lay in enumerate(layers):
         img = np.asarray(lay.image, np.float32)
         alpha = np.asarray(lay.alpha, np.float32)
@@ -442,15 +502,26 @@ def render_subframes(src_linear, homographies, out_shape, *, layers=(), rolling_
                                 f"got [{alpha.min():g}, {alpha.max():g}].")
         lay_hms[j] = _check_homographies(lay.homographies, n, f"layer {j}'s homographies")
         _check_in_front(lay_hms[j], (ho, wo), offset, f"layer {j}'s homographies")
+        # Only the part of alpha > 0 is kept (depth planes are full-frame layers, mostly empty).
+        box = _layer_crop(alpha)
+        if box is None:  # transparent everywhere: never sampled
+            crops.append((np.zeros((1, 1, 3), np.float32), np.zeros((1, 1), np.float32)))
+            continue
+        y0, y1, x0, x1 = box
+        crops.append((img[y0:y1, x0:x1], alpha[y0:y1, x0:x1]))
+        lay_hw[j] = (y1 - y0, x1 - x0)
+        lay_org[j] = (x0, y0)
+        lay_tiles[j] = _layer_tiles(lay_hms[j], crops[j][1], (x0, y0), (ho, wo), offset)
+        auto = lay.moving is None
+        lay_moving[j] = _layer_moves(lay_hms[j], hms, corners) if auto else bool(lay.moving)
+    hmax, wmax = int(lay_hw[:, 0].max(initial=1)), int(lay_hw[:, 1].max(initial=1))
+    rgba = np.zeros((len(layers), hmax, wmax, 4), np.float32)
+    for j, (img, alpha) in enumerate(crops):
         h, w = alpha.shape
         rgba[j, :h, :w, :3] = img * alpha[..., None]  # premultiplied: see _sample_layer
         rgba[j, :h, :w, 3] = alpha
-        lay_hw[j] = (h, w)
-        lay_box[j] = _layer_box(lay_hms[j], h, w)
-        auto = lay.moving is None
-        lay_moving[j] = _layer_moves(lay_hms[j], hms, corners) if auto else bool(lay.moving)
     out = np.empty((ho, wo, 3), np.float32)
     mask = np.empty((ho, wo), np.uint8)
-    _render(src, hms, weights, lo, hi, offset[0], offset[1], rgba, lay_hw, lay_hms, lay_moving,
-            lay_box, out, mask)
+    _render(src, hms, weights, lo, hi, offset[0], offset[1], rgba, lay_hw, lay_org, lay_hms,
+            lay_moving, lay_tiles, LAYER_TILE_PX, out, mask)
     return out, mask
