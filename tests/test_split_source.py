@@ -107,12 +107,13 @@ def test_a_run_without_split_by_is_evaluated_per_pair(run_cli, crops, tmp_path):
     assert sorted(ids) == sorted(ds[int(i)]["id"] for i in held)
 
 
-def test_resuming_a_pair_run_with_the_default_is_refused_by_name(run_cli, crops, tmp_path):
-    _train(run_cli, crops, tmp_path / "run", "--split-by", "pair")
-    r = run_cli("train", "--data", crops, "--out", tmp_path / "run", "--steps", 2, "--val-fraction", "0.3",
-                "--resume", *FAST)
-    assert r.code == 2
-    assert "split_by" in error_line(r)
+def test_a_resumed_run_keeps_its_split_and_another_is_refused_by_name(run_cli, crops, tmp_path):
+    _train(run_cli, crops, tmp_path / "run", "--split-by", "pair")  # as a run made before the option
+    args = ["train", "--data", crops, "--out", tmp_path / "run", "--val-fraction", "0.3", "--resume", *FAST]
+    r = run_cli(*args, "--steps", 2)  # no --split-by: the run's own (pair)
+    assert r.code == 0, r
+    r = run_cli(*args, "--steps", 3, "--split-by", "source")
+    assert r.code == 2 and "split_by" in error_line(r)
 
 
 def test_export_split_writes_only_that_side(run_cli, crops, tmp_path):

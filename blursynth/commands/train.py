@@ -71,10 +71,11 @@ def _data_specs(ctx, param, value):
 @click.option("--val-fraction", type=click.FloatRange(0, 1, max_open=True), default=0.05, show_default=True,
               help="Fraction of each --data set aside for validation (chosen by a hash of each "
                    "pair's source or id: --split-by).")
-@click.option("--split-by", type=click.Choice(["source", "pair"]), default="source", show_default=True,
+@click.option("--split-by", type=click.Choice(["source", "pair"]), default=None,
               help="source: every pair of one photo, clip or recorded sequence on the same side "
                    "of the validation split; pair: each pair on its own (crops of one photo may "
-                   "land on both sides; runs made before this option).")
+                   "land on both sides) [default: source; with --resume, the run's own: pair for "
+                   "runs made before this option].")
 @click.option("--val-count", type=click.IntRange(0, None), default=8, show_default=True, help="Validation pairs scored.")
 @click.option("--val-crop", type=click.IntRange(16, None), default=256, show_default=True, help="Centre crop of validation pairs.")
 @click.option("--val-every", type=click.IntRange(1, None), default=500, show_default=True, help="Steps between validations.")

@@ -12,7 +12,7 @@ import os
 import sys
 import time
 from contextlib import ExitStack
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -114,7 +114,9 @@ class TrainSettings:
     workers: int = 2
     val_data: tuple = ()  # of str; default: a held-out fraction of --data
     val_fraction: float = 0.05
-    split_by: str = "source"  # what --val-fraction holds out: whole sources or single pairs
+    # What --val-fraction holds out: whole sources or single pairs. None: source for a new run,
+    # the checkpoint's own for a resumed one (pair for runs made before the option).
+    split_by: str | None = None
     val_count: int = 8
     val_crop: int = 256
     val_every: int = 500
@@ -189,7 +191,7 @@ class TrainSettings:
             raise SettingError(f"--val-crop must be at least 16; got {self.val_crop}.", "val_crop")
         if not 0 <= self.val_fraction < 1:
             raise SettingError(f"--val-fraction must be in [0, 1); got {self.val_fraction}.", "val_fraction")
-        if self.split_by not in SPLIT_BY:
+        if self.split_by is not None and self.split_by not in SPLIT_BY:
             raise SettingError(f"--split-by must be one of {', '.join(SPLIT_BY)}; got "
                                f"{self.split_by!r}.", "split_by")
         with checking("seed"):
@@ -212,7 +214,7 @@ class TrainSettings:
             "data": [[str(Path(d.path).resolve()), d.weight] for d in self.data],
             # Recorded only when it is not the split of runs made before it existed (pair), so
             # those runs resume with --split-by pair, and evaluate reads their split as pair.
-            **({} if self.split_by == "pair" else {"split_by": self.split_by}),
+            **({} if self.split_by == "pair" else {"split_by": self.split_by or "source"}),
         }
 
 
@@ -363,13 +365,13 @@ def warn_shared_kernel_draws(data) -> None:
             seen.setdefault(key, src.path)
 
 
-def _load_val(val_items, crop, verify=True):
+def _load_val(val_items, crop, verify=True, multiple=4):
     datasets, out = {}, []
     for path, i in val_items:
         ds = datasets.setdefault(path, open_pairs(path, verify=verify))
         pair = ds[i]
-        out.append((to_tensor(center_crop(pair["blurred"], crop)),
-                    to_tensor(center_crop(pair["sharp"], crop))))
+        out.append((to_tensor(center_crop(pair["blurred"], crop, multiple)),
+                    to_tensor(center_crop(pair["sharp"], crop, multiple))))
     return out
 
 
@@ -456,6 +458,9 @@ def plan_run(settings: TrainSettings) -> RunPlan:
     # have joined the process group), so none is left waiting.
     stamp = runs.checkpoint_stamp(out)
     ckpt = runs.open_run_folder(out, RUN_KIND)
+    if settings.split_by is None:  # a resumed run keeps its split; runs before the option: pair
+        split_by = ckpt["recipe"].get("split_by", "pair") if ckpt is not None else "source"
+        settings = replace(settings, split_by=split_by)
 
     train_rows, val_items = _plan_data(settings, crop)
     if rank == 0:
@@ -606,7 +611,8 @@ def build_run(plan: RunPlan, hold: ExitStack) -> RunParts:
         sampler=PositionSampler(start, plan.total, plan.batch, plan.rank, plan.world),
         num_workers=max(int(settings.workers), 0), pin_memory=on_cuda,
         persistent_workers=False, prefetch_factor=4 if settings.workers > 0 else None)
-    val = _load_val(plan.val_items, settings.val_crop, settings.verify) if plan.main else []
+    val = _load_val(plan.val_items, settings.val_crop, settings.verify,
+                    arch.multiple_of(plan.config)) if plan.main else []
     return RunParts(trainer=trainer, generator=gen, loader=loader, val=val, start=start,
                     metrics=metrics, tensorboard=tb, memory_format=mem)
 
