@@ -205,3 +205,49 @@ def test_every_recipe_has_a_header_and_validates():
         sets = {"deblurgan-comb": ["train.perceptual=none"], "bgan": ["model.perceptual=none"]}.get(p.stem, [])
         plan = plan_build(p, out="/tmp/unused-plan", sets=sets)
         assert plan.steps and all(s.settings is not None and s.describe for s in plan.steps), p.name
+
+
+def test_scene_blur_steps_ask_ray_for_no_gpu(tmp_path, monkeypatch):
+    """Under the default --device auto a uniform blur step's Ray tasks ask for a GPU (when there
+    is one); camera6d/scene blur renders on the CPU, so its tasks ask for none. A render-clip
+    step's masks folder is relative to the recipe, as blur's."""
+    import blursynth.build.steps as steps
+
+    (tmp_path / "masks").mkdir()
+    path = tmp_path / "r.toml"
+    path.write_text("""
+[inputs.photos]
+skimage = ["astronaut"]
+
+[[steps]]
+name = "flat"
+run = "blur"
+photos = "@photos"
+psf_source = "fresh"
+
+[[steps]]
+name = "shaken"
+run = "blur"
+photos = "@photos"
+motion = "camera6d"
+
+[[steps]]
+name = "moving"
+run = "blur"
+photos = "@photos"
+motion = "scene"
+
+[[steps]]
+name = "clips"
+run = "render-clip"
+photos = "@photos"
+motion = "scene"
+object_masks = "masks"
+""")
+    monkeypatch.setattr(steps, "_gpus_per_task", lambda: 1.0)  # as on a machine with a GPU
+    monkeypatch.chdir(tmp_path.parent)
+    plan = plan_build(path, out=tmp_path / "out", executor="ray")
+    flat, shaken, moving, clips = plan.steps
+    assert [steps.step_on_gpu(s) for s in (flat, shaken, moving)] == [True, False, False]
+    assert [steps.write_options(s, plan).executor.gpus_per_task for s in (flat, shaken, moving)] == [1.0, 0.0, 0.0]
+    assert clips.settings.settings.object_masks == str(tmp_path / "masks")

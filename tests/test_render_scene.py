@@ -203,3 +203,29 @@ def test_user_mask_objects_interpolation_preview_and_workers(tmp_path, photo, ru
     r = run_cli("dataset", "preview", tmp_path / "pairs1", "--out", tmp_path / "sheet.png", "--count", "2")
     assert r.code == 0, r.err
     assert (tmp_path / "sheet.png").stat().st_size > 0
+
+
+def test_sidecar_records_the_masks_folder_resolved(tmp_path, photo, run_cli, monkeypatch):
+    """A relative --object-masks is recorded as the absolute folder, so frames-average finds the
+    masks from another working directory."""
+    import imageio.v3 as iio
+
+    from blursynth.sources.photos import save_rgb8
+
+    save_rgb8(tmp_path / "p.png", photo)
+    (tmp_path / "masks").mkdir()
+    mask = np.zeros(photo.shape[:2], np.uint8)
+    mask[30:60, 40:80] = 255
+    iio.imwrite(tmp_path / "masks" / "p.png", mask)
+    monkeypatch.chdir(tmp_path)
+    r = run_cli("render-clip", "p.png", "--motion", "scene", "--objects", "1", "--object-masks", "masks",
+                "--frames", "8", "--length-px", "4", "--psf-grid", "2", "--out", "s.mkv")
+    assert r.code == 0, r.err
+    side = _side(tmp_path / "s.mkv")
+    want = str((tmp_path / "masks").resolve())
+    assert side["object_masks"] == want and side["scene_settings"]["object_masks"] == want
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    r = run_cli("frames-average", tmp_path / "s.mkv", "--window", "5", "--out", tmp_path / "pairs")
+    assert r.code == 0, r.err
+    assert max(int(row["motion_mask"].max()) for row in PairDataset(tmp_path / "pairs")) == 255

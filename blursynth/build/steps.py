@@ -157,10 +157,20 @@ def write_options(step: Step, plan):
 
     executor = LOCAL
     if plan.executor != "local":
-        on_gpu = STEP_KINDS[step.run].on_gpu and getattr(step.settings, "device", "cpu") != "cpu"
-        executor = Executor(plan.executor, plan.address, _gpus_per_task() if on_gpu else 0.0)
+        executor = Executor(plan.executor, plan.address, _gpus_per_task() if step_on_gpu(step) else 0.0)
     recipe = {"file": plan.recipe.path.name, "fingerprint": plan.recipe.fingerprint, "step": step.name}
     return WriteOptions(executor=executor, limit=plan.limit, recipe=recipe)
+
+
+def step_on_gpu(step: Step) -> bool:
+    """Whether a step's shards can use a GPU: its kind runs torch, its ``device`` is not cpu,
+    and it is not scene blur (``motion`` camera6d or scene renders in a Numba loop on the CPU
+    whatever ``device`` says, :func:`blursynth.pairs.scene.blur_scene`): a Ray task asking for
+    a GPU it never uses would wait for one, or hold it from the steps that do."""
+    s = step.settings
+    if getattr(s, "motion", "uniform") in ("camera6d", "scene"):
+        return False
+    return STEP_KINDS[step.run].on_gpu and getattr(s, "device", "cpu") != "cpu"
 
 
 def _gpus_per_task() -> float:
@@ -247,8 +257,10 @@ def _prep_render(st: StepTable):
     container = st.table.get("container", "mkv")
     if container not in ("mkv", "mp4", "png"):
         st.fail(f"container must be mkv, mp4 or png; got {container!r}.", "container")
-    inner = {k: v for k, v in st.table.items() if k not in ("photos", "clips_per_photo", "container")}
-    settings = st.settings(inner, {})
+    # The masks folder: relative to the recipe, or '@input', as blur's.
+    fixed = {"object_masks": st.path("object_masks")} if st.table.get("object_masks") is not None else {}
+    inner = {k: v for k, v in st.table.items() if k not in ("photos", "clips_per_photo", "container", *fixed)}
+    settings = st.settings(inner, fixed)
     max_photos = None
     if st.limit is not None:
         # A quick look: one clip, long enough for `limit` windows of up to 25 frames.

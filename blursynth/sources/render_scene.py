@@ -185,17 +185,25 @@ def plan_scene_clip(photo_hw, settings, *, source: str, even: bool, mask_hw=None
                                              (big_h, big_w), mask_hw)
         info["object_time"] = "clip"  # t_k = k / (n_frames - 1): the objects' motion spans the clip
         if settings.object_masks is not None:
-            info["object_masks"] = str(settings.object_masks)
+            info["object_masks"] = masks_folder(settings)
     return info
 
 
 def scene_settings(settings) -> dict:
-    """The options of a camera6d/scene clip as given (recorded, so a build reuses a clip only
-    when they match)."""
+    """The options of a camera6d/scene clip as given, the masks folder resolved (recorded, so a
+    build reuses a clip only when they match)."""
     return {"motion": settings.motion, "focal_px": settings.focal_px, "objects": settings.objects,
-            "object_kind": settings.object_kind,
-            "object_masks": None if settings.object_masks is None else str(settings.object_masks),
+            "object_kind": settings.object_kind, "object_masks": masks_folder(settings),
             "psf_grid": int(settings.psf_grid)}
+
+
+def masks_folder(settings) -> str | None:
+    """``--object-masks`` as an absolute path (None without it): frames-average reads the masks
+    again from the sidecar, from whatever working directory it runs in (as ``blur`` records its
+    masks and depth folders; a moved folder: edit the sidecar's ``object_masks``)."""
+    from pathlib import Path
+
+    return None if settings.object_masks is None else str(Path(settings.object_masks).resolve())
 
 
 def object_settings(settings):
