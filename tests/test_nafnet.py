@@ -151,12 +151,17 @@ def test_train_records_arch_resumes_exactly_and_refuses_another_arch(run_cli, tm
     assert (split / "checkpoint.pt").read_bytes() == before
 
 
-def test_deblur_reads_the_arch_from_the_run(run_cli, tmp_path, tiny_pairs_dataset):
+def test_evaluate_and_deblur_read_the_arch_from_the_run(run_cli, tmp_path, tiny_pairs_dataset):
     import imageio.v3 as iio
 
-    data = tiny_pairs_dataset()
+    # 44 x 60 pairs: validation crops are trimmed to NAFNet's multiple (8), not DeblurGAN's 4.
+    data = tiny_pairs_dataset(size=(44, 60))
     run = tmp_path / "run"
-    assert run_cli("train", "--data", data, "--out", run, "--steps", 1, "--width", 8, *FAST).code == 0
+    r = run_cli("train", "--data", data, "--out", run, "--steps", 1, "--width", 8, *FAST)
+    assert r.code == 0, r
+    assert "validation PSNR" in r.out
+    r = run_cli("evaluate", "--model", run, "--data", data, "--limit", 2, "--quiet")
+    assert r.code == 0, r
     photo = (np.random.default_rng(0).random((100, 150, 3)) * 255).astype(np.uint8)
     iio.imwrite(tmp_path / "in.png", photo)
     r = run_cli("deblur", tmp_path / "in.png", "--model", run, "--out", tmp_path / "out",

@@ -331,10 +331,10 @@ class PositionSampler(torch.utils.data.Sampler):
             yield from range(base, base + self.batch)
 
 
-def center_crop(image, size):
+def center_crop(image, size, multiple=4):
     """Centre ``size`` x ``size`` window (or the whole side where the image is smaller),
-    trimmed to a multiple of 4."""
+    trimmed to a multiple of ``multiple`` (the generator's: 4 for DeblurGAN)."""
     h, w = image.shape[:2]
-    ch, cw = min(size, h) // 4 * 4, min(size, w) // 4 * 4
+    ch, cw = min(size, h) // multiple * multiple, min(size, w) // multiple * multiple
     y, x = (h - ch) // 2, (w - cw) // 2
     return image[y:y + ch, x:x + cw]
