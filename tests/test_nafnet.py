@@ -202,3 +202,21 @@ def test_receptive_radius_bounds_the_reach_of_a_pixel():
     reach = max((ys - 64).abs().max().item(), (xs - 64).abs().max().item())
     assert 0 < reach <= g.receptive_radius()
     assert math.isfinite(reach)
+
+
+@pytest.mark.slow
+def test_two_process_ddp_run_without_a_critic(tiny_pairs_dataset, tmp_path, torchrun_lock):
+    """torchrun, two CPU processes (gloo): DistributedDataParallel wraps the generator alone."""
+    import subprocess
+    import sys
+
+    out = tmp_path / "ddp"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+           "-m", "blursynth", "train", "--data", str(tiny_pairs_dataset()), "--out", str(out),
+           "--steps", "2", "--width", "8", *FAST]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert json.loads((out / "run.json").read_text())["world_size"] == 2
+    ck = torch.load(out / "checkpoint.pt", weights_only=True)
+    assert ck["arch"] == "nafnet" and ck["critic"] is None and ck["opt_d"] is None
+    assert len(ck["rng_ranks"]) == 2
