@@ -124,9 +124,9 @@ class MultiScaleGenerator(nn.Module):
     """DeepDeblur's generator, coarse to fine.
 
     ``forward(blurred)`` takes a ``(B, 3, H, W)`` image in [-1, 1] (its pyramid is built
-    here, after reflect padding to multiples of 2^(scales-1)) or the pyramid itself (a list, coarse to fine, as
-    the training loader gives it). In training mode it returns the list of every scale's
-    output (finest last); in eval mode only the finest.
+    here, after reflect padding to multiples of 2^(scales-1)) or the pyramid itself (a list,
+    coarse to fine, as the training loader gives it). In training mode it returns the list of
+    every scale's output (finest last); in eval mode only the finest.
 
     Examples
     --------

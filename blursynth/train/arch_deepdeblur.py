@@ -85,7 +85,8 @@ class DeepDeblurUpdate(UpdateBase):
                     "loss_content": loss_content.item()}
         b = sharp.shape[0]
         fake_d = outputs[-1].detach()
-        labels = torch.cat([torch.ones(b, device=sharp.device), torch.zeros(b, device=sharp.device)])
+        labels = torch.cat([torch.ones(b, device=sharp.device),
+                            torch.zeros(b, device=sharp.device)])
         for _ in range(self.critic_steps):
             self.opt_d.zero_grad(set_to_none=True)
             with self._autocast():
