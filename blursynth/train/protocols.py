@@ -18,7 +18,9 @@ PROTOCOLS = ("plain", "realblur", "levin", "kohler", "noref")
 #: Levin: the widest integer shift (pixels, each axis) searched when the row has no kernel.
 LEVIN_MAX_SHIFT = 10
 #: Weight of the Gaussian gradient prior of the reference deconvolution (images in [0, 1]).
-DECONV_PRIOR_WEIGHT = 2e-3
+#: 5e-4 gave the smallest error of 1e-4 .. 1e-2 on a 255 px photo blurred by a 9 px line, noiseless
+#: and 8-bit (about a tenth of the blurred image's squared error).
+DECONV_PRIOR_WEIGHT = 5e-4
 #: Radius of scikit-image's Gaussian SSIM window at sigma 1.5 (truncated at 3.5 sigma).
 _SKIMAGE_SSIM_RADIUS = 5
 
@@ -242,8 +244,12 @@ def deconvolve_true_kernel(blurred, psf, *, prior_weight=DECONV_PRIOR_WEIGHT) ->
     deconvolution with the true kernel. They deconvolved with the sparse prior of Levin et al.
     (SIGGRAPH 2007, iterative); this uses the same paper's Gaussian-prior case, which has the
     closed form ``X = conj(K) B / (|K|^2 + w (|Dx|^2 + |Dy|^2))`` in the Fourier domain
-    (``Dx``, ``Dy``: forward differences), so it is exact, fast and deterministic. The image is
-    padded by the kernel size with mirrored edges before the FFT and cropped back.
+    (``Dx``, ``Dy``: forward differences), so it is exact, fast and deterministic. The FFT treats
+    the image as periodic, and a frame whose opposite edges disagree is not the circular blur of
+    anything: the inverse filter turns that into ringing over the whole image (worse than the
+    blurred input). So the image is padded by three kernel sizes with mirrored edges and the
+    padding is tapered (raised cosine) into its own circular blur by ``K``, as MATLAB's
+    ``edgetaper`` does, before the division; the result is cropped back.
 
     Parameters
     ----------
@@ -269,7 +275,7 @@ def deconvolve_true_kernel(blurred, psf, *, prior_weight=DECONV_PRIOR_WEIGHT) ->
     if k.ndim != 2 or k.sum() <= 0:
         raise ValueError(f"psf must be a 2-D kernel with a positive sum; got shape {k.shape}.")
     k = k / k.sum()
-    p = max(k.shape)
+    p = 3 * max(k.shape)
     bp = np.pad(b, ((p, p), (p, p), (0, 0)), mode="symmetric")
     hp, wp = bp.shape[:2]
 
@@ -281,6 +287,13 @@ def deconvolve_true_kernel(blurred, psf, *, prior_weight=DECONV_PRIOR_WEIGHT) ->
         return np.fft.fft2(pad)
 
     kf = otf(k)
+    # Edge taper: 1 inside the image, falling to 0 at the padded frame's edges.
+    ramp = [0.5 - 0.5 * np.cos(np.pi * np.clip(np.minimum(np.arange(n), n - 1 - np.arange(n)) / p,
+                                                0.0, 1.0)) for n in (hp, wp)]
+    taper = ramp[0][:, None] * ramp[1][None, :]
+    for c in range(bp.shape[2]):
+        wrapped = np.real(np.fft.ifft2(np.fft.fft2(bp[:, :, c]) * kf))
+        bp[:, :, c] = taper * bp[:, :, c] + (1.0 - taper) * wrapped
     grad = np.abs(otf(np.array([[1.0, -1.0]]))) ** 2 + np.abs(otf(np.array([[1.0], [-1.0]]))) ** 2
     den = np.abs(kf) ** 2 + prior_weight * grad
     out = np.empty_like(bp)
