@@ -214,3 +214,16 @@ def test_a_pair_refused_part_way_leaves_no_outputs(run_cli, run, sets, tmp_path,
                 tmp_path / "a" / "outs", "--quiet")
     assert r.code == 2 and "refused" in error_line(r)
     assert not (tmp_path / "a").exists()
+
+
+def test_an_identical_image_is_left_out_of_the_psnr_mean_and_counted():
+    from blursynth.train.evaluate import summarize
+
+    recs = [{"protocol": "plain", "blurred": {"psnr": float("inf"), "ssim": 1.0},
+             "deblurred": {"psnr": 40.0, "ssim": 0.9}},
+            {"protocol": "plain", "blurred": {"psnr": 20.0, "ssim": 0.5},
+             "deblurred": {"psnr": 30.0, "ssim": 0.8}}]
+    out = summarize(recs)
+    assert out["blurred"]["psnr"] == 20.0 and out["deblurred"]["psnr"] == 35.0
+    assert out["n_infinite_psnr"] == {"blurred": 1, "deblurred": 0}
+    assert "n_infinite_psnr" not in summarize(recs[1:])

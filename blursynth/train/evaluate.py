@@ -230,9 +230,11 @@ def score_plan(gen, plan, *, protocol, tile, norm_stats, lpips=None, labels=None
 
 
 def _mean(values) -> float:
-    # As before protocols: a mean over images (an infinite PSNR, identical images, makes it NaN).
+    # Over the finite values: an image identical to its reference (a static scene pair) has an
+    # infinite PSNR, which would make the set's mean infinite or NaN; ``n_infinite`` counts them.
     a = np.asarray(values, dtype=np.float64)
-    return float(np.mean(np.where(np.isfinite(a), a, np.nan)))
+    a = a[np.isfinite(a)]
+    return float(a.mean()) if a.size else float("nan")
 
 
 def summarize(records) -> dict:
@@ -246,6 +248,10 @@ def summarize(records) -> dict:
     for kind in ("blurred", "deblurred"):
         out[kind] = {k: _mean([r[kind][k] for r in records if k in r[kind]]) for k in keys}
     out["n_scored"] = {k: sum(k in r["deblurred"] for r in records) for k in keys}
+    infinite = {kind: sum(not np.isfinite(r[kind].get("psnr", 0.0)) for r in records)
+                for kind in ("blurred", "deblurred")}
+    if any(infinite.values()):
+        out["n_infinite_psnr"] = infinite
     nan = float("nan")
     for k in ("psnr", "ssim"):
         out[f"gain_{k}" + ("_db" if k == "psnr" else "")] = (
