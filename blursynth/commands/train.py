@@ -94,8 +94,8 @@ def train(data, out, arch, config, width, backbone_weights, steps, epochs, crop,
     \b
     Example:
       blursynth train --data synth/:2 --data real/:1 --out run/ --config paper --steps 100000
-      blursynth train --arch nafnet --data synth/ --out nafnet/ --steps 2000
       blursynth train --data synth/:2 --data real/:1 --out run/ --config paper --steps 100000 --resume
+      blursynth train --arch nafnet --data synth/ --out nafnet/ --steps 2000
     Several GPUs: torchrun --nproc_per_node 4 -m blursynth train ...
     """
     from ..train.loop import TrainSettings, train as run_training
