@@ -220,3 +220,16 @@ def test_two_process_ddp_run_without_a_critic(tiny_pairs_dataset, tmp_path, torc
     ck = torch.load(out / "checkpoint.pt", weights_only=True)
     assert ck["arch"] == "nafnet" and ck["critic"] is None and ck["opt_d"] is None
     assert len(ck["rng_ranks"]) == 2
+
+
+def test_bf16_step_runs_and_updates():
+    g = build_nafnet(NAFNetConfig("t", width=8, enc_blocks=(1,), middle_blocks=1,
+                                  dec_blocks=(1,)), seed=0)
+    before = torch.cat([p.detach().flatten().clone() for p in g.parameters()])
+    update = NAFNetUpdate(g, None, PSNRLoss(), lr=1e-3, critic_steps=0, content_weight=1.0,
+                          amp=True)
+    x = torch.rand(2, 3, 16, 16, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    losses = update.step(x, x.flip(-1))
+    assert math.isfinite(losses["loss_content"])
+    after = torch.cat([p.detach().flatten() for p in g.parameters()])
+    assert not torch.equal(before, after)
