@@ -1,4 +1,5 @@
-"""train/align.py: intensity matching, ECC homography alignment and the valid region."""
+"""train/align.py: RealBlur's steps: intensity matching over the whole frame, ECC homography
+alignment, cubic resampling and the nearest-neighbour overlap mask."""
 
 import cv2
 import numpy as np
@@ -50,22 +51,27 @@ def test_align_to_reference_undoes_gain_and_warp():
     image = 0.8 * image
     a = align_to_reference(image, ref)
     assert a.converged
-    assert a.gain == pytest.approx(1.25, rel=0.02)
+    # the gain comes first, over the whole unaligned frame (RealBlur's order)
+    assert a.gain == match_intensity(image, ref)[1]
     inner = a.valid.copy()
     inner[:4], inner[-4:], inner[:, :4], inner[:, -4:] = False, False, False, False
-    err = np.abs(a.aligned - ref)[inner]
+    err = np.abs(a.aligned / (0.8 * a.gain) - ref)[inner]
     assert err.mean() < 0.01
+    assert (a.aligned[~a.valid] == 0).all()
     # unaligned, the same pixels are far apart
     assert np.abs(image / 0.8 - ref)[inner].mean() > 5 * err.mean()
 
 
 def test_valid_region_of_a_translation():
-    # reference pixel x reads image pixel x + 2.5: the last 3 columns have no source pixel
-    hom = np.array([[1, 0, 2.5], [0, 1, 0], [0, 0, 1.0]])
+    # reference pixel x reads image pixel x + 2: the last 2 columns have no source pixel; at
+    # whole-pixel positions the cubic samples are the pixels themselves
+    hom = np.array([[1, 0, 2.0], [0, 1, 0], [0, 0, 1.0]])
     image = np.arange(8 * 10 * 3, dtype=np.float64).reshape(8, 10, 3)
     warped, valid = warp_to_reference(image, hom)
-    assert valid[:, :7].all() and not valid[:, 7:].any()
-    np.testing.assert_allclose(warped[:, :7], (image[:, 2:9] + image[:, 3:10]) / 2)
+    assert valid[:, :8].all() and not valid[:, 8:].any()
+    np.testing.assert_allclose(warped[:, :8], image[:, 2:10], atol=1e-9)
+    # the border is reflected, not zero, before the mask is applied (cubic, BORDER_REFLECT)
+    assert (warped[:, 8:] != 0).all()
 
 
 def test_match_intensity_is_least_squares_gain():
@@ -88,12 +94,13 @@ def test_align_refuses_different_shapes():
         align_to_reference(np.zeros((8, 8, 3)), np.zeros((8, 9, 3)))
 
 
-def test_a_warp_covering_little_of_the_reference_falls_back_to_identity(monkeypatch):
+def test_a_far_warp_is_kept_as_ecc_found_it(monkeypatch):
+    # RealBlur's steps have no fallback: the mask shows how little overlaps
     import blursynth.train.align as align
 
     far = np.array([[1, 0, 60.0], [0, 1, 0], [0, 0, 1.0]])  # 60 of 96 columns uncovered
     monkeypatch.setattr(align, "ecc_homography", lambda *a, **k: (far, True))
     image, ref = _pair(np.eye(3), size=96)
     a = align.align_to_reference(image, ref)
-    assert not a.converged and a.valid.all()
-    np.testing.assert_array_equal(a.homography, np.eye(3))
+    assert a.converged and a.valid[:, :36].all() and not a.valid[:, 36:].any()
+    np.testing.assert_array_equal(a.homography, far)

@@ -215,6 +215,21 @@ def test_levin_without_a_kernel_is_refused():
 
 # --- kohler --------------------------------------------------------------------------------
 
+def _kohler_by_hand(out, frame, m):
+    # Every shift and its least-squares gain, one full comparison each (no FFT).
+    h, w = frame.shape[:2]
+    target = frame[m:h - m, m:w - m]
+    best = None
+    for dy in range(-m, m + 1):
+        for dx in range(-m, m + 1):
+            win = out[m + dy:h - m + dy, m + dx:w - m + dx]
+            g = np.sum(win * target) / np.sum(win * win)
+            e = np.mean((g * win - target) ** 2)
+            if best is None or e < best[3] - 1e-15:
+                best = (dy, dx, g, e)
+    return best
+
+
 def test_kohler_picks_the_best_frame():
     rng = np.random.default_rng(8)
     out = _u8(_photo(seed=9))
@@ -223,12 +238,49 @@ def test_kohler_picks_the_best_frame():
     row = _row(out, frames[0], gt_frames=frames)
     s = score("kohler", out, row)
     assert s["best_frame"] == 2.0
-    mse = np.mean((out / 255.0 - frames[2] / 255.0) ** 2)
-    assert s["psnr"] == pytest.approx(10 * math.log10(1 / mse), abs=1e-9)
-    assert s["ssim"] == pytest.approx(float(ssim(_t(out / 255.0), _t(frames[2] / 255.0))[0]))
+    m = protocols.KOHLER_MAX_SHIFT
+    dy, dx, g, e = _kohler_by_hand(out / 255.0, frames[2] / 255.0, m)
+    assert (s["shift_y"], s["shift_x"]) == (dy, dx)
+    assert s["gain"] == pytest.approx(g, abs=1e-12)
+    assert s["psnr"] == pytest.approx(10 * math.log10(1 / e), abs=1e-9)
+    crop = frames[2][m:-m, m:-m] / 255.0
+    win = out[m + dy:48 - m + dy, m + dx:48 - m + dx] / 255.0
+    assert s["ssim"] == pytest.approx(float(ssim(_t(g * win), _t(crop))[0]))
     # the first of equal bests
     row = _row(out, out, gt_frames=[frames[0], out, out])
     assert score("kohler", out, row)["best_frame"] == 1.0
+
+
+def test_kohler_registers_each_frame_by_gain_and_translation():
+    # The best frame is the sharp scene itself, but 2 px down, 1 px left and at 0.9 the
+    # output's brightness; the other frame is unshifted at the same brightness but blurred.
+    # Raw PSNR would pick the blurred one; Köhler's gain and translation pick the right one.
+    big = _photo(72, 72, seed=21)
+    out = big[10:58, 10:58]
+    shifted = 0.9 * big[8:56, 11:59]
+    blurred = cv2.GaussianBlur(out, (0, 0), 2.0)
+    row = _row(_u8(out), _u8(blurred), gt_frames=[_u8(blurred), _u8(shifted)])
+    raw = [float(((out - _u8(f) / 255.0) ** 2).mean()) for f in (blurred, shifted)]
+    assert raw[0] < raw[1]  # without registration the blurred frame would win
+    s = score("kohler", _u8(out), row)
+    assert s["best_frame"] == 1.0
+    assert (s["shift_y"], s["shift_x"]) == (-2.0, 1.0)
+    assert s["gain"] == pytest.approx(0.9, abs=0.01)
+    assert s["psnr"] > 40
+
+
+def test_shift_sums_match_a_direct_computation():
+    rng = np.random.default_rng(22)
+    out, ref = rng.random((19, 23, 3)), rng.random((19, 23, 3))
+    m = 3
+    cross, energy, tt, n = protocols.shift_sums(out, ref, m)
+    target = ref[m:-m, m:-m]
+    for dy in range(-m, m + 1):
+        for dx in range(-m, m + 1):
+            win = out[m + dy:19 - m + dy, m + dx:23 - m + dx]
+            assert cross[dy + m, dx + m] == pytest.approx(np.sum(win * target), rel=1e-12)
+            assert energy[dy + m, dx + m] == pytest.approx(np.sum(win * win), rel=1e-12)
+    assert tt == pytest.approx(np.sum(target ** 2)) and n == target.size
 
 
 # --- realblur ------------------------------------------------------------------------------
@@ -250,21 +302,65 @@ def test_masked_scores_use_only_the_valid_pixels():
     assert s["ssim"] < 1.0
 
 
-def test_realblur_aligns_before_scoring():
+def _realblur_case(seed=11):
     margin, size = 24, 96
-    big = _photo(size + 2 * margin, size + 2 * margin, seed=11)
+    big = _photo(size + 2 * margin, size + 2 * margin, seed=seed)
     sharp = big[margin:-margin, margin:-margin]
     hom = np.array([[1.01, 0.01, 1.5], [-0.008, 0.99, -1.0], [0, 0, 1.0]])
     to_big = np.array([[1, 0, margin], [0, 1, margin], [0, 0, 1.0]]) @ np.linalg.inv(hom)
     out = 0.85 * cv2.warpPerspective(big, to_big, (size, size),
                                      flags=cv2.INTER_CUBIC | cv2.WARP_INVERSE_MAP)
-    row = _row(_u8(out), _u8(sharp), params={"layout": "realblur"})
-    aligned = score("realblur", _u8(out), row)
-    plain = score("plain", _u8(out), row)
-    assert aligned["ecc_converged"] == 1.0
-    assert aligned["psnr"] > 30 and aligned["psnr"] > plain["psnr"] + 10
-    assert aligned["ssim"] > 0.95 and aligned["ssim_matlab"] > 0.95
-    assert 0.9 < aligned["valid_fraction"] < 1.0
+    return _u8(out), _u8(sharp), hom
+
+
+def test_realblur_aligns_before_scoring():
+    out, sharp, hom = _realblur_case()
+    from blursynth.train.align import align_to_reference
+
+    a = align_to_reference(out, sharp)
+    assert a.converged
+    # the warp found maps reference pixels where the true one does, to a quarter pixel (8-bit)
+    corners = np.array([[0, 0, 1], [95, 0, 1], [0, 95, 1], [95, 95, 1.0]]).T
+    got, want = a.homography @ corners, hom @ corners
+    assert np.abs(got[:2] / got[2] - want[:2] / want[2]).max() < 0.25
+    s = score("realblur", out, _row(out, sharp, params={"layout": "realblur"}))
+    assert s["ecc_converged"] == 1.0 and 0.9 < s["valid_fraction"] < 1.0
+
+
+def _realblur_literal(deblurred_u8, gt_u8):
+    # RealBlur's evaluation steps written out one call each (docs/algorithms.md, realblur).
+    from skimage.metrics import structural_similarity
+
+    z, x = deblurred_u8 / 255.0, gt_u8 / 255.0
+    zs = (np.sum(x * z) / np.sum(z * z)) * z  # 1: gain over the whole unaligned frame
+    gray = [(a @ np.array([0.299, 0.587, 0.114])).astype(np.float32) for a in (x, zs)]
+    crit = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 100, 0)
+    _, warp = cv2.findTransformECC(gray[0], gray[1], np.eye(3, dtype=np.float32),
+                                   cv2.MOTION_HOMOGRAPHY, crit, None, 5)  # 2: ECC
+    h, w = x.shape[:2]
+    inv = cv2.WARP_INVERSE_MAP
+    zr = cv2.warpPerspective(zs, warp.astype(np.float64), (w, h), flags=cv2.INTER_CUBIC | inv,
+                             borderMode=cv2.BORDER_REFLECT)  # 3: cubic, reflected border
+    cr = cv2.warpPerspective(np.ones_like(zs, dtype=np.float32), warp.astype(np.float64), (w, h),
+                             flags=cv2.INTER_NEAREST | inv, borderMode=cv2.BORDER_CONSTANT,
+                             borderValue=0)  # 4: the mask
+    zr, xr = zr * cr, x * cr
+    p = 10 * np.log10(1.0 / (np.sum((xr - zr) ** 2) / np.sum(cr)))  # 5: PSNR over the mask
+    full = structural_similarity(xr, zr, channel_axis=2, gaussian_weights=True, sigma=1.5,
+                                 use_sample_covariance=False, data_range=1.0, full=True)[1]
+    r = 5  # 6: the map times the mask, border cropped, over the mask's sum, mean of channels
+    m = (full * cr)[r:-r, r:-r]
+    q = np.mean(m.sum(axis=(0, 1)) / cr[r:-r, r:-r].sum(axis=(0, 1)))
+    return float(p), float(q)
+
+
+@pytest.mark.parametrize("seed", [11, 12])
+def test_realblur_matches_a_literal_port_of_its_steps(seed):
+    out, sharp, _ = _realblur_case(seed)
+    s = score("realblur", out, _row(out, sharp, params={"layout": "realblur"}))
+    p, q = _realblur_literal(out, sharp)
+    assert s["psnr"] == pytest.approx(p, abs=1e-6)
+    assert s["ssim"] == pytest.approx(q, abs=1e-6)
 
 
 def test_lpips_is_passed_the_compared_images():
@@ -290,7 +386,8 @@ def test_lpips_is_passed_the_compared_images():
 
 
 def test_module_names_its_constants():
-    assert protocols.LEVIN_MAX_SHIFT > 0 and protocols.DECONV_PRIOR_WEIGHT > 0
+    assert protocols.KOHLER_MAX_SHIFT > 0 and protocols.DECONV_PRIOR_WEIGHT > 0
+    assert not hasattr(protocols, "LEVIN_MAX_SHIFT")  # no search without a kernel exists
 
 
 # --- through the importers ------------------------------------------------------------------
@@ -343,3 +440,35 @@ def test_kohler_import_scores_its_best_frame(tmp_path, run_cli):
     assert default_protocol(row["params"]) == "kohler" and len(row["gt_frames"]) == 5
     s = score("kohler", frames[3], row)
     assert s["best_frame"] == 3.0 and s["psnr"] == math.inf
+
+
+def test_levin_reference_deconvolution_runs_once_per_row(monkeypatch):
+    # The blurred input and the output of one row share its reference error.
+    from blursynth.train import evaluate
+    from blursynth.train.models import CONFIGS, build_models
+
+    calls = []
+    real = protocols.deconvolve_true_kernel
+    monkeypatch.setattr(protocols, "deconvolve_true_kernel",
+                        lambda *a, **k: calls.append(1) or real(*a, **k))
+    sharp = _u8(_photo(40, 40, seed=30))
+    psf = np.ones((5, 5)) / 25
+    blurred = _u8(cv2.filter2D(sharp / 255.0, -1, psf, borderType=cv2.BORDER_REFLECT))
+    gen, _ = build_models(CONFIGS["small"], seed=0)
+    row = {"blurred": blurred, "sharp": sharp, "psf": psf, "params": {}, "id": "a"}
+    name, _, before, after = evaluate.score_row(gen, row, "levin", tile=1024, norm_stats="global")
+    assert name == "levin" and len(calls) == 1
+    assert "error_ratio" in before and "error_ratio" in after
+
+
+def test_lpips_of_a_region_under_the_backbone_minimum_is_nan():
+    from blursynth.nn.lpips import LPIPS
+
+    img = _photo(24, 24, seed=31)
+    for net in ("alex", "vgg"):
+        model = LPIPS(net).double().eval()
+        side = protocols.LPIPS_MIN_SIDE[net]
+        assert math.isnan(protocols._lpips_value(model, img[:side - 1, :side - 1],
+                                                 img[:side - 1, :side - 1]))
+        big = _photo(side, side, seed=32)
+        assert math.isfinite(protocols._lpips_value(model, big, big))

@@ -1,5 +1,6 @@
-"""Alignment of a deblurred image to its reference before scoring: intensity matching, ECC
-homography alignment and the valid (overlapping) region, as RealBlur's evaluation describes it."""
+"""Alignment of a deblurred image to its reference before scoring, in the steps and order of
+RealBlur's evaluation: intensity matching over the whole frame, ECC homography alignment,
+cubic resampling and the overlap mask."""
 
 from __future__ import annotations
 
@@ -8,13 +9,13 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-#: ECC settings: at most this many iterations, stopping earlier when the parameter update's norm
-#: falls under ``ECC_EPS``; Gaussian pre-smoothing of ``ECC_GAUSS_SIZE`` taps (OpenCV's default).
+#: ECC settings of RealBlur's evaluation: 100 iterations, and an update-norm threshold of 0, so
+#: the count alone stops it; Gaussian pre-smoothing of ``ECC_GAUSS_SIZE`` taps.
 ECC_ITERATIONS = 100
-ECC_EPS = 1e-6
+ECC_EPS = 0.0
 ECC_GAUSS_SIZE = 5
-#: A homography covering less of the reference than this is refused (identity used instead).
-MIN_VALID_FRACTION = 0.5
+#: ITU-R BT.601 luma weights (R, G, B): OpenCV's RGB2GRAY and MATLAB's rgb2gray.
+LUMA_WEIGHTS = (0.299, 0.587, 0.114)
 
 
 @dataclass(frozen=True)
@@ -24,17 +25,16 @@ class Alignment:
     Attributes
     ----------
     aligned : (H, W, 3) float64 ndarray
-        The image warped onto the reference's pixel grid (0 outside), times ``gain``, clipped
-        to [0, 1].
+        The image times ``gain``, warped onto the reference's grid (cubic, reflected border)
+        and zeroed outside ``valid``; not clipped (RealBlur's steps do not clip).
     valid : (H, W) bool ndarray
-        Pixels whose warped source lies inside the image: the region to score.
+        The overlap: pixels whose nearest source pixel lies inside the image.
     homography : (3, 3) float64 ndarray
         Maps reference pixel ``(x, y, 1)`` to image pixel coordinates (up to scale).
     gain : float
-        The intensity-matching factor applied to the image.
+        The intensity-matching factor applied to the whole image before alignment.
     converged : bool
-        False where ECC did not converge, or its warp covered under
-        :data:`MIN_VALID_FRACTION` of the reference; the identity warp is used then.
+        False where OpenCV's ECC stopped with an error; the identity warp is used then.
     """
 
     aligned: np.ndarray
@@ -44,17 +44,43 @@ class Alignment:
     converged: bool
 
 
+def as_unit_float(image) -> np.ndarray:
+    """An ``(H, W, 3)`` image as float64 in [0, 1]: uint8 is read as value / 255, floats are
+    taken as already in [0, 1].
+
+    Examples
+    --------
+    >>> float(as_unit_float(np.full((1, 1, 3), 255, np.uint8)).max())
+    1.0
+    """
+    a = np.asarray(image)
+    if a.ndim != 3 or a.shape[2] != 3:
+        raise ValueError(f"images must be (H, W, 3); got shape {a.shape}.")
+    return a.astype(np.float64) / 255.0 if a.dtype == np.uint8 else a.astype(np.float64)
+
+
+def luma(image) -> np.ndarray:
+    """BT.601 luma (:data:`LUMA_WEIGHTS`) of an ``(H, W, 3)`` float RGB image, float64.
+
+    Examples
+    --------
+    >>> round(float(luma(np.ones((1, 1, 3)))[0, 0]), 12)
+    1.0
+    """
+    return np.asarray(image, np.float64) @ np.array(LUMA_WEIGHTS)
+
+
 def match_intensity(image, reference) -> tuple[np.ndarray, float]:
     """Scale ``image`` by the gain that best matches ``reference`` in least squares.
 
-    RealBlur's evaluation matches the deblurred image's intensity to the ground truth before
-    aligning (its captures differ in exposure between the two cameras); one gain
-    ``g = <image, reference> / <image, image>`` over all pixels and channels is that match.
+    RealBlur's evaluation matches the deblurred image's intensity to the ground truth first,
+    over the whole frame before any alignment (its two cameras differ in exposure): one gain
+    ``g = <image, reference> / <image, image>`` over all pixels and channels.
 
     Parameters
     ----------
     image, reference : float ndarray
-        Same shape (any: an image, or the pixels of a region), values in [0, 1].
+        Same shape, values in [0, 1].
 
     Returns
     -------
@@ -76,22 +102,18 @@ def match_intensity(image, reference) -> tuple[np.ndarray, float]:
     return x * gain, gain
 
 
-def _gray(image: np.ndarray) -> np.ndarray:
-    # ITU-R BT.601 luma, the weights OpenCV's and MATLAB's rgb2gray use.
-    return (image @ np.array([0.299, 0.587, 0.114])).astype(np.float32)
-
-
 def ecc_homography(image, reference, *, iterations=ECC_ITERATIONS, eps=ECC_EPS,
                    init=None) -> tuple[np.ndarray, bool]:
     """The homography aligning ``image`` to ``reference`` by ECC maximisation.
 
     Evangelidis and Psarakis's enhanced correlation coefficient (IEEE TPAMI 30(10), 2008), in
-    OpenCV's ``findTransformECC`` with ``MOTION_HOMOGRAPHY``, on the images' luma.
+    OpenCV's ``findTransformECC`` with ``MOTION_HOMOGRAPHY``, on the images' luma (float32, the
+    type OpenCV's ECC computes in), Gaussian pre-smoothing of :data:`ECC_GAUSS_SIZE` taps.
 
     Parameters
     ----------
     image, reference : (H, W, 3) float ndarray
-        Values in [0, 1], same shape.
+        Same shape.
     iterations, eps : int, float
         Stopping rule (count or parameter-update norm, whichever first).
     init : (3, 3) ndarray, optional
@@ -100,10 +122,10 @@ def ecc_homography(image, reference, *, iterations=ECC_ITERATIONS, eps=ECC_EPS,
     Returns
     -------
     homography : (3, 3) float64 ndarray
-        Maps reference pixel coordinates to image coordinates (normalised so ``[2, 2] == 1``).
+        Maps reference pixel coordinates to image coordinates, as OpenCV returns it.
     converged : bool
-        False when OpenCV reports that ECC diverged or met a singular system: the identity is
-        returned then.
+        False when OpenCV stops with an error (diverged, or a singular system): the identity
+        is returned then.
 
     Examples
     --------
@@ -115,13 +137,13 @@ def ecc_homography(image, reference, *, iterations=ECC_ITERATIONS, eps=ECC_EPS,
     """
     warp = np.eye(3, dtype=np.float32) if init is None else np.asarray(init, np.float32).copy()
     criteria = (cv2.TERM_CRITERIA_COUNT | cv2.TERM_CRITERIA_EPS, int(iterations), float(eps))
+    gray = [luma(a).astype(np.float32) for a in (reference, image)]
     try:
-        _, warp = cv2.findTransformECC(_gray(reference), _gray(image), warp,
-                                       cv2.MOTION_HOMOGRAPHY, criteria, None, ECC_GAUSS_SIZE)
+        _, warp = cv2.findTransformECC(gray[0], gray[1], warp, cv2.MOTION_HOMOGRAPHY, criteria,
+                                       None, ECC_GAUSS_SIZE)
     except cv2.error:
         return np.eye(3), False
-    warp = warp.astype(np.float64)
-    return warp / warp[2, 2], True
+    return warp.astype(np.float64), True
 
 
 def warp_to_reference(image, homography) -> tuple[np.ndarray, np.ndarray]:
@@ -130,10 +152,11 @@ def warp_to_reference(image, homography) -> tuple[np.ndarray, np.ndarray]:
     Returns
     -------
     warped : (H, W, C) float64 ndarray
-        Bilinear samples; 0 where the source falls outside.
+        Bicubic samples, the image's border reflected where a tap falls outside (values there
+        are masked out by ``valid`` anyway).
     valid : (H, W) bool ndarray
-        Pixels whose source point lies inside ``[0, W-1] x [0, H-1]``, so every bilinear tap
-        is a real pixel.
+        A warp of an all-ones image by nearest neighbour with zeros outside: pixels whose
+        nearest source pixel lies inside the image.
 
     Examples
     --------
@@ -143,26 +166,24 @@ def warp_to_reference(image, homography) -> tuple[np.ndarray, np.ndarray]:
     """
     x = np.asarray(image, np.float64)
     h, w = x.shape[:2]
-    flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
-    warped = cv2.warpPerspective(x, homography, (w, h), flags=flags,
-                                 borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+    hom = np.asarray(homography, np.float64)
+    warped = cv2.warpPerspective(x, hom, (w, h), flags=cv2.INTER_CUBIC | cv2.WARP_INVERSE_MAP,
+                                 borderMode=cv2.BORDER_REFLECT)
     if warped.ndim == 2:
         warped = warped[:, :, None]
-    ys, xs = np.mgrid[0:h, 0:w].astype(np.float64)
-    pts = np.stack([xs, ys, np.ones_like(xs)], -1) @ np.asarray(homography, np.float64).T
-    with np.errstate(divide="ignore", invalid="ignore"):
-        sx, sy = pts[..., 0] / pts[..., 2], pts[..., 1] / pts[..., 2]
-    tol = 1e-6  # a pixel exactly on the border edge counts as inside
-    valid = ((pts[..., 2] > 0) & (sx >= -tol) & (sx <= w - 1 + tol)
-             & (sy >= -tol) & (sy <= h - 1 + tol))
-    return warped, valid
+    ones = np.ones((h, w), np.float32)
+    mask = cv2.warpPerspective(ones, hom, (w, h), flags=cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP,
+                               borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+    return warped, mask > 0.5
 
 
 def align_to_reference(image, reference, *, iterations=ECC_ITERATIONS, eps=ECC_EPS) -> Alignment:
-    """Align ``image`` to ``reference`` by an ECC homography, match its intensity, and say which
-    pixels overlap: the steps RealBlur's evaluation (Rim et al., ECCV 2020) takes before
-    computing PSNR and SSIM over the overlapping region. The gain is fitted on the overlap
-    after the alignment (ECC itself is invariant to gain and offset).
+    """RealBlur's alignment (Rim et al., ECCV 2020), its steps in its order: (1) one
+    least-squares gain over the whole, unaligned frame (:func:`match_intensity`); (2) the ECC
+    homography from the reference's luma to the gained image's (:func:`ecc_homography`,
+    100 iterations, eps 0); (3) the gained image warped onto the reference grid, cubic, border
+    reflected, and the overlap mask by nearest neighbour (:func:`warp_to_reference`); (4) the
+    warped image zeroed outside the mask.
 
     Parameters
     ----------
@@ -181,24 +202,11 @@ def align_to_reference(image, reference, *, iterations=ECC_ITERATIONS, eps=ECC_E
     >>> round(a.gain, 6), a.converged, bool(a.valid.all())
     (2.0, True, True)
     """
-    x, y = _as_unit_float(image), _as_unit_float(reference)
-    if x.shape != y.shape or x.ndim != 3:
+    x, y = as_unit_float(image), as_unit_float(reference)
+    if x.shape != y.shape:
         raise ValueError(f"image and reference must be two (H, W, 3) arrays of one shape; got "
                          f"{x.shape} and {y.shape}.")
-    # ECC's correlation coefficient ignores gain and offset, so the alignment needs no
-    # intensity match; the gain is fitted after it, on the overlap, where pixels correspond.
-    hom, ok = ecc_homography(x, y, iterations=iterations, eps=eps)
-    warped, valid = warp_to_reference(x, hom)
-    if valid.mean() < MIN_VALID_FRACTION:
-        # RealBlur's residual misalignment is a few pixels; a warp leaving most of the frame
-        # uncovered is ECC wandering off on an image unlike its reference, not an alignment.
-        hom, ok = np.eye(3), False
-        warped, valid = warp_to_reference(x, hom)
-    _, gain = match_intensity(warped[valid], y[valid])
-    # clipped as an image brightened by that gain and saved would be
-    return Alignment(np.clip(warped * gain, 0.0, 1.0), valid, hom, gain, ok)
-
-
-def _as_unit_float(a) -> np.ndarray:
-    a = np.asarray(a)
-    return a.astype(np.float64) / 255.0 if a.dtype == np.uint8 else a.astype(np.float64)
+    matched, gain = match_intensity(x, y)
+    hom, ok = ecc_homography(matched, y, iterations=iterations, eps=eps)
+    warped, valid = warp_to_reference(matched, hom)
+    return Alignment(warped * valid[:, :, None], valid, hom, gain, ok)

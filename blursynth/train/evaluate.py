@@ -177,8 +177,9 @@ def score_row(gen, pair, protocol: str, *, tile, norm_stats, lpips=None):
         _check_halo(gen, tile, EVALUATE_BLEND)  # only images run in tiles need room
     out = deblur_array(gen, pair["blurred"], tile=tile, blend=EVALUATE_BLEND, norm_stats=norm_stats)
     try:
-        before = protocols.score(name, pair["blurred"], pair, lpips=lpips)
-        after = protocols.score(name, out, pair, lpips=lpips)
+        cache = {}  # the row's own work (Levin's reference deconvolution), done once
+        before = protocols.score(name, pair["blurred"], pair, lpips=lpips, cache=cache)
+        after = protocols.score(name, out, pair, lpips=lpips, cache=cache)
     except BadInputError:
         raise
     except (ValueError, KeyError) as exc:  # a row the protocol cannot score (no kernel, no frames)

@@ -98,6 +98,18 @@ def ssim(image, reference, *, data_range=1.0, sigma=1.5):
     return ssim_map(image, reference, data_range=data_range, sigma=sigma).flatten(1).mean(dim=1)
 
 
+def ssim_radius(sigma=1.5) -> int:
+    """Radius of :func:`ssim`'s Gaussian window: scipy's ``gaussian_filter``, which
+    scikit-image uses, truncates at 3.5 sigma (5 at sigma 1.5).
+
+    Examples
+    --------
+    >>> ssim_radius()
+    5
+    """
+    return int(3.5 * sigma + 0.5)
+
+
 def ssim_map(image, reference, *, data_range=1.0, sigma=1.5):
     """Local SSIM of :func:`ssim` at every pixel at least ``radius`` (5) from the border.
 
@@ -114,7 +126,7 @@ def ssim_map(image, reference, *, data_range=1.0, sigma=1.5):
     torch.Size([1, 3, 6, 10])
     """
     _check_pair(image, reference)
-    radius = int(3.5 * sigma + 0.5)  # scipy's gaussian_filter truncates at 3.5 sigma
+    radius = ssim_radius(sigma)
     if min(image.shape[-2:]) < 2 * radius + 1:
         raise ValueError(f"ssim needs images of at least {2 * radius + 1} px a side; got "
                          f"{tuple(image.shape[-2:])}.")
@@ -135,8 +147,15 @@ def ssim_map(image, reference, *, data_range=1.0, sigma=1.5):
     return ((2 * mx * my + c1) * (2 * cxy + c2)) / ((mx * mx + my * my + c1) * (vx + vy + c2))
 
 
-#: Radius of MATLAB's SSIM window: ``FilterSize = 2 ceil(3 Radius) + 1`` = 11 at sigma 1.5.
-MATLAB_SSIM_RADIUS = 5
+def ssim_matlab_radius(sigma=1.5) -> int:
+    """Radius of MATLAB's SSIM window: ``FilterSize = 2 ceil(3 sigma) + 1`` taps (5 at 1.5).
+
+    Examples
+    --------
+    >>> ssim_matlab_radius()
+    5
+    """
+    return int(-(-3 * sigma // 1))
 
 
 def ssim_matlab_map(image, reference, *, data_range=1.0, sigma=1.5):
@@ -167,7 +186,7 @@ def ssim_matlab_map(image, reference, *, data_range=1.0, sigma=1.5):
     torch.Size([1, 3, 4, 4])
     """
     _check_pair(image, reference)
-    r = int(-(-3 * sigma // 1))  # ceil(3 sigma)
+    r = ssim_matlab_radius(sigma)
     w = _gaussian_window(sigma, r, image)
     # Along the short colour axis, replicate padding then the 11 taps is a C x C matrix:
     # tap j of output channel c reads channel clamp(c + j - r).

@@ -10,19 +10,23 @@ import numpy as np
 import torch
 
 from ..errors import BadInputError
-from .metrics import (MATLAB_SSIM_RADIUS, psnr, ssim, ssim_map, ssim_matlab, ssim_matlab_map)
+from .align import align_to_reference, as_unit_float, luma
+from .metrics import psnr, ssim, ssim_map, ssim_matlab, ssim_matlab_map, ssim_radius
 
 #: The protocols :func:`score` knows, in the order reports list them.
 PROTOCOLS = ("plain", "realblur", "levin", "kohler", "noref")
 
-#: Levin: the widest integer shift (pixels, each axis) searched when the row has no kernel.
-LEVIN_MAX_SHIFT = 10
+#: Köhler: the widest integer translation (pixels, each axis) searched per ground-truth frame.
+#: Köhler et al. fit the translation without stating a bound; 10 px is this project's choice,
+#: beyond the residual offsets left after their recording's registration.
+KOHLER_MAX_SHIFT = 10
 #: Weight of the Gaussian gradient prior of the reference deconvolution (images in [0, 1]).
 #: 5e-4 gave the smallest error of 1e-4 .. 1e-2 on a 255 px photo blurred by a 9 px line, noiseless
 #: and 8-bit (about a tenth of the blurred image's squared error).
 DECONV_PRIOR_WEIGHT = 5e-4
-#: Radius of scikit-image's Gaussian SSIM window at sigma 1.5 (truncated at 3.5 sigma).
-_SKIMAGE_SSIM_RADIUS = 5
+#: Backbone name -> the smallest image side its last tapped layer still produces an output
+#: for (smaller raises in torch): AlexNet's stride-4 stem and three max-pools, VGG16's pools.
+LPIPS_MIN_SIDE = {"alex": 31, "vgg": 16}
 
 
 def default_protocol(row_params: dict) -> str:
@@ -59,18 +63,15 @@ def default_protocol(row_params: dict) -> str:
     return "plain"
 
 
-def _unit(image) -> np.ndarray:
-    a = np.asarray(image)
-    if a.ndim != 3 or a.shape[2] != 3:
-        raise ValueError(f"images must be (H, W, 3); got shape {a.shape}.")
-    return a.astype(np.float64) / 255.0 if a.dtype == np.uint8 else a.astype(np.float64)
-
-
 def _t(a: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(a)).permute(2, 0, 1)[None]
 
 
 def _lpips_value(lpips, out: np.ndarray, ref: np.ndarray) -> float:
+    # NaN (not measured) below the backbone's smallest input: a Levin crop or a RealBlur inner
+    # box can be that small, and torch would raise instead of scoring.
+    if min(out.shape[:2]) < LPIPS_MIN_SIDE.get(getattr(lpips, "net", "alex"), 31):
+        return math.nan
     p = next(lpips.parameters())
     with torch.no_grad():
         return float(lpips(_t(out).to(p), _t(ref).to(p)).flatten()[0])
@@ -80,20 +81,12 @@ def _full_scores(out: np.ndarray, ref: np.ndarray, lpips=None) -> dict:
     """PSNR and both SSIMs of two [0, 1] images over the whole frame (LPIPS when given)."""
     x, y = _t(out), _t(ref)
     res = {"psnr": float(psnr(x, y)[0])}
-    small = min(out.shape[:2]) < 2 * _SKIMAGE_SSIM_RADIUS + 1
+    small = min(out.shape[:2]) < 2 * ssim_radius() + 1
     res["ssim"] = math.nan if small else float(ssim(x, y)[0])
     res["ssim_matlab"] = float(ssim_matlab(x, y)[0])
     if lpips is not None:
         res["lpips"] = _lpips_value(lpips, out, ref)
     return res
-
-
-def _erode(mask: np.ndarray, r: int) -> np.ndarray:
-    """Pixels whose (2r+1)^2 neighbourhood lies inside ``mask`` (and inside the image)."""
-    import cv2
-
-    padded = np.pad(mask.astype(np.uint8), r, constant_values=0)
-    return cv2.erode(padded, np.ones((2 * r + 1, 2 * r + 1), np.uint8))[r:-r, r:-r].astype(bool)
 
 
 def _inner_box(valid: np.ndarray) -> tuple[slice, slice]:
@@ -114,12 +107,15 @@ def _inner_box(valid: np.ndarray) -> tuple[slice, slice]:
 
 
 def masked_scores(out, ref, valid, lpips=None) -> dict:
-    """PSNR and both SSIMs of ``out`` against ``ref`` over the pixels ``valid`` marks.
+    """PSNR and both SSIMs of ``out`` against ``ref`` over the mask ``valid``, averaged as
+    RealBlur's evaluation averages them.
 
-    PSNR: the mean squared error over the valid pixels (all channels). SSIM: each variant's
-    local map averaged over the pixels whose whole window lies in the valid region (so no
-    pixel outside the overlap enters a window). LPIPS (when given): on the largest box of
-    valid pixels that :func:`_inner_box` finds.
+    Both images are zeroed outside the mask first. PSNR: the squared error summed over all
+    pixels and channels, over the mask's count (times 3 channels). SSIM (scikit-image's): its
+    map over the pixels at least the window radius from the border, times the mask there,
+    summed and divided by the mask's sum there; windows that reach past the overlap's edge
+    count, with the zeros in them. MATLAB's SSIM: its 'same'-size map times the mask, over the
+    mask's sum. LPIPS (when given): on the largest box of valid pixels :func:`_inner_box` finds.
 
     Parameters
     ----------
@@ -129,7 +125,8 @@ def masked_scores(out, ref, valid, lpips=None) -> dict:
     Returns
     -------
     dict
-        ``psnr``, ``ssim``, ``ssim_matlab`` (NaN where no window fits), ``lpips`` when given.
+        ``psnr``, ``ssim``, ``ssim_matlab`` (NaN where the mask is empty or the image smaller
+        than a window), ``lpips`` when given.
 
     Examples
     --------
@@ -141,20 +138,20 @@ def masked_scores(out, ref, valid, lpips=None) -> dict:
     valid = np.asarray(valid, bool)
     if not valid.any():
         return {"psnr": math.nan, "ssim": math.nan, "ssim_matlab": math.nan}
-    err = ((out - ref) ** 2)[valid]
-    mse = float(err.mean())
-    res = {"psnr": math.inf if mse == 0 else 10 * math.log10(1.0 / mse)}
+    m = valid[:, :, None].astype(np.float64)
+    out, ref = out * m, ref * m
+    err = float(np.sum((out - ref) ** 2)) / (3 * valid.sum())
+    res = {"psnr": math.inf if err == 0 else 10 * math.log10(1.0 / err)}
     x, y = _t(out), _t(ref)
-    r = _SKIMAGE_SSIM_RADIUS
-    if min(out.shape[:2]) >= 2 * r + 1:
-        inner = _erode(valid, r)[r:-r, r:-r]
-        m = ssim_map(x, y)[0].mean(0).numpy()
-        res["ssim"] = float(m[inner].mean()) if inner.any() else math.nan
+    r = ssim_radius()
+    inner = valid[r:-r, r:-r]
+    if min(out.shape[:2]) >= 2 * r + 1 and inner.any():
+        smap = ssim_map(x, y)[0].numpy()
+        res["ssim"] = float(np.sum(smap * inner)) / (3 * inner.sum())
     else:
         res["ssim"] = math.nan
-    inner = _erode(valid, MATLAB_SSIM_RADIUS)
-    m = ssim_matlab_map(x, y)[0].mean(0).numpy()
-    res["ssim_matlab"] = float(m[inner].mean()) if inner.any() else math.nan
+    smap = ssim_matlab_map(x, y)[0].numpy()
+    res["ssim_matlab"] = float(np.sum(smap * valid)) / (3 * valid.sum())
     if lpips is not None:
         rs, cs = _inner_box(valid)
         res["lpips"] = _lpips_value(lpips, out[rs, cs], ref[rs, cs])
@@ -185,16 +182,72 @@ def sharpness(image) -> float:
     """
     import cv2
 
-    luma = _unit(image) @ np.array([0.299, 0.587, 0.114])
-    return float(cv2.Laplacian(luma, cv2.CV_64F, ksize=1, borderType=cv2.BORDER_REFLECT_101).var())
+    gray = luma(as_unit_float(image))
+    return float(cv2.Laplacian(gray, cv2.CV_64F, ksize=1, borderType=cv2.BORDER_REFLECT_101).var())
+
+
+def shift_sums(out, ref, max_shift: int) -> tuple:
+    """The sums every shift comparison needs, for every integer shift at once.
+
+    For each shift ``(dy, dx)`` with ``|dy|, |dx| <= m`` (``m = max_shift``), the window
+    ``out[m+dy : H-m+dy, m+dx : W-m+dx]`` is compared with the fixed central region
+    ``ref[m : H-m, m : W-m]``: the same region for every shift, so the shifts compare fairly.
+    The cross products come from one FFT correlation per channel and the window energies from
+    an integral image, instead of (2m+1)^2 full-frame passes.
+
+    Parameters
+    ----------
+    out, ref : (H, W, C) float ndarray
+        Same shape, larger than ``2 m`` a side.
+    max_shift : int
+
+    Returns
+    -------
+    cross : (2m+1, 2m+1) float64 ndarray
+        ``sum(window * target)``; entry ``[dy + m, dx + m]``.
+    energy : (2m+1, 2m+1) float64 ndarray
+        ``sum(window ** 2)``.
+    target_energy : float
+        ``sum(target ** 2)``.
+    count : int
+        Values in the target (pixels times channels).
+
+    Examples
+    --------
+    >>> c, e, t, n = shift_sums(np.ones((5, 5, 1)), np.ones((5, 5, 1)), 1)
+    >>> c.shape, float(c[0, 0]), float(e[2, 2]), t, n
+    ((3, 3), 9.0, 9.0, 9.0, 9)
+    """
+    from scipy.signal import fftconvolve
+
+    m = int(max_shift)
+    h, w = ref.shape[:2]
+    if m < 0 or min(h, w) <= 2 * m:
+        raise ValueError(f"max_shift must be in [0, {(min(h, w) - 1) // 2}] for a {h}x{w} image; "
+                         f"got {max_shift}.")
+    a = np.asarray(out, np.float64)
+    target = np.asarray(ref, np.float64)[m:h - m, m:w - m]
+    th, tw = target.shape[:2]
+    cross = sum(fftconvolve(a[:, :, c], target[::-1, ::-1, c], mode="valid")
+                for c in range(a.shape[2]))
+    sq = np.pad(np.cumsum(np.cumsum((a * a).sum(axis=2), 0), 1), ((1, 0), (1, 0)))
+    energy = sq[th:, tw:] - sq[:-th, tw:] - sq[th:, :-tw] + sq[:-th, :-tw]
+    return cross, energy, float(np.sum(target * target)), int(target.size)
+
+
+def _nearest_best(cost: np.ndarray, m: int) -> tuple[int, int]:
+    """The shift of least ``cost`` (indexed ``[dy + m, dx + m]``); shifts within rounding of
+    the least (the FFT's sums are exact only to about 1e-12) go to the smallest displacement,
+    then the smallest (dy, dx)."""
+    tol = 1e-9 * max(float(np.max(np.abs(cost))), 1e-30)
+    near = np.argwhere(cost <= cost.min() + tol) - m
+    dy, dx = min(map(tuple, near), key=lambda s: (s[0] ** 2 + s[1] ** 2, s))
+    return int(dy), int(dx)
 
 
 def best_shift(out, ref, max_shift: int) -> tuple[int, int, float]:
-    """The integer shift of ``out`` that best matches ``ref``, by mean squared error.
-
-    Every shift ``(dy, dx)`` with ``|dy|, |dx| <= max_shift`` compares
-    ``out[m+dy : H-m+dy, m+dx : W-m+dx]`` with ``ref[m : H-m, m : W-m]`` (``m = max_shift``):
-    the same central region for every shift, so their errors compare fairly.
+    """The integer shift of ``out`` that best matches ``ref``, by mean squared error over the
+    fixed central region :func:`shift_sums` describes.
 
     Parameters
     ----------
@@ -207,7 +260,7 @@ def best_shift(out, ref, max_shift: int) -> tuple[int, int, float]:
     dy, dx : int
         ``out(p + (dy, dx))`` best matches ``ref(p)``; ties go to the smallest shift.
     mse : float
-        The error at that shift.
+        The error at that shift (computed directly, not from the FFT's sums).
 
     Examples
     --------
@@ -217,19 +270,11 @@ def best_shift(out, ref, max_shift: int) -> tuple[int, int, float]:
     (2, -1)
     """
     m = int(max_shift)
+    cross, energy, tt, _ = shift_sums(out, ref, m)
+    dy, dx = _nearest_best(energy - 2 * cross + tt, m)
     h, w = ref.shape[:2]
-    if m < 0 or min(h, w) <= 2 * m:
-        raise ValueError(f"max_shift must be in [0, {(min(h, w) - 1) // 2}] for a {h}x{w} image; "
-                         f"got {max_shift}.")
-    target = ref[m:h - m, m:w - m]
-    best = None
-    # Nearest shifts first, so an exact tie keeps the smallest displacement.
-    for dy, dx in sorted(((a, b) for a in range(-m, m + 1) for b in range(-m, m + 1)),
-                         key=lambda s: (s[0] ** 2 + s[1] ** 2, s)):
-        mse = float(np.mean((out[m + dy:h - m + dy, m + dx:w - m + dx] - target) ** 2))
-        if best is None or mse < best[2]:
-            best = (dy, dx, mse)
-    return best
+    mse = float(np.mean((_shifted_crop(out, dy, dx, m) - ref[m:h - m, m:w - m]) ** 2))
+    return dy, dx, mse
 
 
 def _shifted_crop(a, dy, dx, m):
@@ -270,7 +315,7 @@ def deconvolve_true_kernel(blurred, psf, *, prior_weight=DECONV_PRIOR_WEIGHT) ->
     >>> bool(np.allclose(deconvolve_true_kernel(x, np.ones((3, 3))), 0.5))
     True
     """
-    b = _unit(blurred)
+    b = as_unit_float(blurred)
     k = np.asarray(psf, np.float64)
     if k.ndim != 2 or k.sum() <= 0:
         raise ValueError(f"psf must be a 2-D kernel with a positive sum; got shape {k.shape}.")
@@ -302,7 +347,7 @@ def deconvolve_true_kernel(blurred, psf, *, prior_weight=DECONV_PRIOR_WEIGHT) ->
     return np.clip(out[p:-p, p:-p], 0.0, 1.0)
 
 
-def _levin(out, ref, row, lpips):
+def _levin(out, ref, row, lpips, cache):
     psf = row.get("psf")
     if psf is None:
         raise BadInputError("the levin protocol needs each row's true kernel in its psf column; "
@@ -313,25 +358,77 @@ def _levin(out, ref, row, lpips):
     dy, dx, mse = best_shift(out, ref, m)
     target = ref[m:ref.shape[0] - m, m:ref.shape[1] - m]
     res = _full_scores(_shifted_crop(out, dy, dx, m), target, lpips)
-    deconv = deconvolve_true_kernel(row["blurred"], psf)
-    _, _, mse_deconv = best_shift(deconv, ref, m)
+    # The reference deconvolution's error depends on the row alone: the blurred input and the
+    # output of one row share it (``cache``), so it is computed once.
+    if "levin_deconv_mse" not in cache:
+        deconv = deconvolve_true_kernel(row["blurred"], psf)
+        cache["levin_deconv_mse"] = best_shift(deconv, ref, m)[2]
+    mse_deconv = cache["levin_deconv_mse"]
     ratio = mse / mse_deconv if mse_deconv > 0 else (1.0 if mse == 0 else math.inf)
     res.update(error_ratio=float(ratio), shift_y=float(dy), shift_x=float(dx))
     return res
 
 
+def kohler_register(out, frame, max_shift: int) -> tuple[int, int, float, float]:
+    """Köhler et al.'s registration of a result to one ground-truth frame: the gain ``a`` and
+    integer translation ``(dy, dx)`` minimising ``||frame - a * shift(out)||^2`` over the
+    fixed central region of :func:`shift_sums`.
+
+    For each shift the best gain is ``<window, target> / <window, window>`` and the least error
+    ``<target, target> - <window, target>^2 / <window, window>``, so one pass of
+    :func:`shift_sums` gives every shift's error.
+
+    Returns
+    -------
+    dy, dx : int
+        ``out(p + (dy, dx))`` matches ``frame(p)``; ties go to the smallest shift.
+    gain : float
+    mse : float
+        The mean squared error at that shift and gain (computed directly).
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> f = rng.random((24, 24, 3))
+    >>> dy, dx, g, e = kohler_register(0.5 * np.roll(f, (1, -2), axis=(0, 1)), f, 3)
+    >>> (dy, dx, round(g, 9), e < 1e-20)
+    (1, -2, 2.0, True)
+    """
+    m = int(max_shift)
+    cross, energy, tt, _ = shift_sums(out, frame, m)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        cost = np.where(energy > 0, tt - cross * cross / energy, tt)
+    dy, dx = _nearest_best(cost, m)
+    window = _shifted_crop(out, dy, dx, m)
+    h, w = frame.shape[:2]
+    target = frame[m:h - m, m:w - m]
+    den = float(np.sum(window * window))
+    gain = float(np.sum(window * target)) / den if den > 0 else 1.0
+    return dy, dx, gain, float(np.mean((gain * window - target) ** 2))
+
+
 def _kohler(out, row, lpips):
     frames = row.get("gt_frames") or ([row["sharp"]] if row.get("sharp") is not None else [])
     # Köhler et al. (ECCV 2012) score a deblurred image by its best PSNR over every frame
-    # recorded along the camera's path: any of them is a valid sharp image of the scene.
-    values = [float(psnr(_t(out), _t(_unit(f)))[0]) for f in frames]
+    # recorded along the camera's path (any of them is a valid sharp image of the scene),
+    # each after fitting the gain and translation that match the result to that frame.
+    m = min(KOHLER_MAX_SHIFT, (min(out.shape[:2]) - 1) // 2)
+    frames = [as_unit_float(f) for f in frames]
+    if any(f.shape != out.shape for f in frames):
+        raise ValueError(f"a ground-truth frame's shape differs from the output's {out.shape}.")
+    fits = [kohler_register(out, f, m) for f in frames]
+    values = [math.inf if e == 0 else 10 * math.log10(1.0 / e) for *_, e in fits]
     k = int(np.argmax(values))  # first of equal bests
-    res = _full_scores(out, _unit(frames[k]), lpips)
-    res.update(psnr=values[k], best_frame=float(k))
+    dy, dx, gain, _ = fits[k]
+    ref = frames[k]
+    h, w = ref.shape[:2]
+    res = _full_scores(gain * _shifted_crop(out, dy, dx, m), ref[m:h - m, m:w - m], lpips)
+    res.update(psnr=values[k], best_frame=float(k), shift_y=float(dy), shift_x=float(dx),
+               gain=gain)
     return res
 
 
-def score(name: str, output_u8, row: dict, *, lpips=None) -> dict:
+def score(name: str, output_u8, row: dict, *, lpips=None, cache=None) -> dict:
     """Score one deblurred image against its row under a protocol.
 
     Parameters
@@ -346,7 +443,11 @@ def score(name: str, output_u8, row: dict, *, lpips=None) -> dict:
         ground truth), ``psf`` (Levin: the true kernel), ``gt_frames`` (Köhler: every
         ground-truth frame), ``params``.
     lpips : blursynth.nn.lpips.LPIPS, optional
-        Adds ``lpips`` (lower is closer); AlexNet needs images at least 31 px a side.
+        Adds ``lpips`` (lower is closer); NaN for a region under the backbone's smallest side
+        (:data:`LPIPS_MIN_SIDE`).
+    cache : dict, optional
+        Shared by the calls that score one row (its blurred input, then its output): work that
+        depends on the row alone (Levin's reference deconvolution) is done once.
 
     Returns
     -------
@@ -357,8 +458,9 @@ def score(name: str, output_u8, row: dict, *, lpips=None) -> dict:
         :func:`blursynth.train.metrics.ssim_matlab`), ``lpips`` when given, and the protocol's
         extras: realblur ``ecc_converged`` (1/0) and ``valid_fraction``; levin
         ``error_ratio``, ``shift_y``, ``shift_x``; kohler ``best_frame`` (index into
-        ``gt_frames``). Without ground truth (``sharp`` None) or under ``noref``: only
-        ``sharpness`` (:func:`sharpness`).
+        ``gt_frames``), ``shift_y``, ``shift_x`` and ``gain`` fitted to that frame. Without
+        ground truth (``sharp`` None) or under ``noref``: only ``sharpness``
+        (:func:`sharpness`).
 
     Raises
     ------
@@ -386,19 +488,17 @@ def score(name: str, output_u8, row: dict, *, lpips=None) -> dict:
     has_gt = row.get("sharp") is not None or bool(row.get("gt_frames"))
     if name == "noref" or not has_gt:
         return {"sharpness": sharpness(out)}
-    x = _unit(out)
+    x = as_unit_float(out)
     if name == "kohler":
         return _kohler(x, row, lpips)
-    ref = _unit(row["sharp"])
+    ref = as_unit_float(row["sharp"])
     if ref.shape != x.shape:
         raise ValueError(f"output shape {out.shape} differs from the row's sharp image "
                          f"{ref.shape}.")
     if name == "plain":
         return _full_scores(x, ref, lpips)
     if name == "levin":
-        return _levin(x, ref, row, lpips)
-    from .align import align_to_reference
-
+        return _levin(x, ref, row, lpips, {} if cache is None else cache)
     a = align_to_reference(x, ref)
     res = masked_scores(a.aligned, ref, a.valid, lpips)
     res.update(ecc_converged=float(a.converged), valid_fraction=float(a.valid.mean()))
