@@ -94,19 +94,22 @@ def drawn(folder: Path) -> dict:
     return {"n": len(ds), "per_photo": per_photo, "lengths": lengths, "objects": objects}
 
 
-def decode_ms(folder: Path, n: int = 40) -> float:
+def decode_ms(folder: Path, n: int = 80) -> float:
     """Median ms to decode one row as the trainer's loader does (``PairDataset[i]``: every
-    column), over the first ``n`` rows."""
+    column), over ``n`` rows in a fixed random order: the loader's access pattern (in row order,
+    neighbouring rows come several times cheaper)."""
     import time
+
+    import numpy as np
 
     from blursynth.dataset import PairDataset
 
     ds = PairDataset(folder)
     ds[0]
     times = []
-    for i in range(min(n, len(ds))):
+    for i in np.random.default_rng(0).permutation(len(ds))[:n]:
         t = time.perf_counter()
-        ds[i]
+        ds[int(i)]
         times.append(time.perf_counter() - t)
     return statistics.median(times) * 1e3
 
@@ -237,7 +240,7 @@ def main():
         f"loader decodes every column of a row (`PairDataset[i]`), and a scene row also carries "
         f"its 5x5 PSF field, pose path and motion mask, none of which training uses. A decoded "
         f"scene row took {decode['train_scene']:.0f} ms against {decode['train_uniform']:.0f} "
-        f"ms for a uniform row (median of 40, measured when this text was written), about "
+        f"ms for a uniform row (median of 80 in random order, measured when this text was written), about "
         f"{4 * (decode['train_scene'] - decode['train_uniform']):.0f} ms more CPU per batch of 4 "
         f"in the one loader process, on cores that other sessions kept busy; how much of the gap "
         f"that explains was not separated here (reading only the two images would remove it; "
