@@ -192,8 +192,10 @@ def shift_sums(out, ref, max_shift: int) -> tuple:
     For each shift ``(dy, dx)`` with ``|dy|, |dx| <= m`` (``m = max_shift``), the window
     ``out[m+dy : H-m+dy, m+dx : W-m+dx]`` is compared with the fixed central region
     ``ref[m : H-m, m : W-m]``: the same region for every shift, so the shifts compare fairly.
-    The cross products come from one FFT correlation per channel and the window energies from
-    an integral image, instead of (2m+1)^2 full-frame passes.
+    The cross products come from one FFT correlation per channel at the image's own size and
+    the window energies from an integral image, instead of (2m+1)^2 full-frame passes: the
+    target, zero outside its region, read at any shift within ``m`` never wraps around the
+    periodic frame, so the circular correlation is exact there.
 
     Parameters
     ----------
@@ -218,7 +220,7 @@ def shift_sums(out, ref, max_shift: int) -> tuple:
     >>> c.shape, float(c[0, 0]), float(e[2, 2]), t, n
     ((3, 3), 9.0, 9.0, 9.0, 9)
     """
-    from scipy.signal import fftconvolve
+    from scipy import fft
 
     m = int(max_shift)
     h, w = ref.shape[:2]
@@ -228,8 +230,13 @@ def shift_sums(out, ref, max_shift: int) -> tuple:
     a = np.asarray(out, np.float64)
     target = np.asarray(ref, np.float64)[m:h - m, m:w - m]
     th, tw = target.shape[:2]
-    cross = sum(fftconvolve(a[:, :, c], target[::-1, ::-1, c], mode="valid")
-                for c in range(a.shape[2]))
+    placed = np.zeros_like(a)
+    placed[m:h - m, m:w - m] = target
+    spec = fft.rfft2(a, axes=(0, 1)) * np.conj(fft.rfft2(placed, axes=(0, 1)))
+    # circular correlation: entry (dy mod h, dx mod w) is the cross product at shift (dy, dx)
+    full = fft.irfft2(spec.sum(axis=2), s=(h, w))
+    idx_y, idx_x = np.arange(-m, m + 1) % h, np.arange(-m, m + 1) % w
+    cross = full[np.ix_(idx_y, idx_x)]
     sq = np.pad(np.cumsum(np.cumsum((a * a).sum(axis=2), 0), 1), ((1, 0), (1, 0)))
     energy = sq[th:, tw:] - sq[:-th, tw:] - sq[th:, :-tw] + sq[:-th, :-tw]
     return cross, energy, float(np.sum(target * target)), int(target.size)
