@@ -19,7 +19,8 @@ benchmarks/_common.py), for the scene-blur path of issue 17:
    scene``: a 6-DoF camera-shake path, so the blur varies across the frame, plus 1-3 moving
    cut-outs from the other training photos, at the defaults).
 3. Held-out pairs from the test photos, made the same three ways: scene (objects cut from the
-   other test photo), camera6d alone (no objects: is it the camera or the objects?) and uniform.
+   other test photo), camera6d alone (the same windows and camera paths without the objects:
+   is it the camera or the objects?) and uniform.
 4. The small config of ``blursynth train`` on each training set for the same fixed number of
    steps (equal steps stand in for equal minutes: the machine is shared; wall times beside),
    same settings, once per trainer seed; then ``blursynth evaluate`` of every run on every
@@ -94,6 +95,21 @@ def drawn(folder: Path) -> dict:
     return {"n": len(ds), "per_photo": per_photo, "lengths": lengths, "objects": objects}
 
 
+def check_same_windows(a: Path, b: Path) -> None:
+    """Pair i of the two sets has the same photo, window and camera path (the same seed)."""
+    from blursynth.dataset import PairDataset
+
+    da, db = PairDataset(a), PairDataset(b)
+    for i in range(len(da)):
+        pa, pb = da.raw(i, ["params"])["params"], db.raw(i, ["params"])["params"]
+        pa, pb = (json.loads(p) if isinstance(p, str) else p for p in (pa, pb))
+        for key in ("photo", "crop"):
+            if pa[key] != pb[key]:
+                raise SystemExit(f"pair {i}: {key} differs between {a} and {b}")
+        if pa["camera"]["length_px"] != pb["camera"]["length_px"]:
+            raise SystemExit(f"pair {i}: the camera path differs between {a} and {b}")
+
+
 def decode_ms(folder: Path, n: int = 80) -> float:
     """Median ms to decode one row as the trainer's loader does (``PairDataset[i]``: every
     column), over ``n`` rows in a fixed random order: the loader's access pattern (in row order,
@@ -144,6 +160,7 @@ def main():
     got = {k: drawn(sets[k][0]) for k in sets}
     if got["train_uniform"]["per_photo"] != got["train_scene"]["per_photo"]:
         raise SystemExit("the two training sets do not have the same pairs per photo")
+    check_same_windows(sets["test_scene"][0], sets["test_camera6d"][0])
     decode = {k: decode_ms(sets[k][0]) for k in ("train_uniform", "train_scene")}
     runs = train_runs(work, {NAMES[0]: sets["train_uniform"][0], NAMES[1]: sets["train_scene"][0]},
                       steps=args.steps, seeds=args.seeds, parallel=args.parallel)
@@ -174,7 +191,8 @@ def main():
                              for k in tests) + " |")
     (work / f"steps{args.steps}" / "settings.json").write_text(json.dumps({
         "machine": header, "args": vars(args), "data_times": data_times, "source": source,
-        "drawn": got, "decode_ms": decode, "scores": {f"{n} seed {s}": v for (n, s), v in scores.items()},
+        "drawn": got, "decode_ms": decode,
+        "scores": {f"{n} seed {s}": v for (n, s), v in scores.items()},
         "walls": {f"{n} seed {s}": w for (n, s), (_, w) in runs.items()}}, indent=1))
     gain = {(n, k): mean[n, k]["psnr"] - blurred[k]["psnr"] for n in NAMES for k in tests}
     n_train, n_test = got["train_scene"]["n"], got["test_scene"]["n"]
@@ -208,8 +226,9 @@ def main():
         f"their own draws (only the photos and pairs per photo are shared). Held-out sets: "
         f"{n_test} pairs each ({args.test_per_image} per photo) from coffee and "
         f"stereo_motorcycle, which no training set saw, `--seed 3`: scene (objects cut from the "
-        f"other test photo; paths {_lengths(got['test_scene'])}), camera6d alone (no objects; "
-        f"paths {_lengths(got['test_camera6d'])}) and uniform with 25 px paths. Each cell is "
+        f"other test photo; paths {_lengths(got['test_scene'])}), camera6d alone (pair for "
+        f"pair the scene set's windows and camera paths, checked, without the objects) and "
+        f"uniform with 25 px paths. Each cell is "
         f"`blursynth evaluate`'s PSNR dB / SSIM on the full 128x128 images (gain over the "
         f"blurred input in brackets); the last row is the scene-trained network's PSNR minus "
         f"the uniform-trained one's, the mean over seeds and each seed's in brackets.",
@@ -240,7 +259,8 @@ def main():
         f"loader decodes every column of a row (`PairDataset[i]`), and a scene row also carries "
         f"its 5x5 PSF field, pose path and motion mask, none of which training uses. A decoded "
         f"scene row took {decode['train_scene']:.0f} ms against {decode['train_uniform']:.0f} "
-        f"ms for a uniform row (median of 80 in random order, measured when this text was written), about "
+        f"ms for a uniform row (median of 80 in random order, measured when this text was "
+        f"written), about "
         f"{4 * (decode['train_scene'] - decode['train_uniform']):.0f} ms more CPU per batch of 4 "
         f"in the one loader process, on cores that other sessions kept busy; how much of the gap "
         f"that explains was not separated here (reading only the two images would remove it; "
