@@ -272,6 +272,36 @@ def test_import_rsblur(tmp_path, run_cli):
     assert r.code == 2 and "names one file" in error_line(r)
 
 
+def _rsblur_one(root, gt_text=None, blur_text=None):
+    sharp = _img(5)
+    gt, blur = "0001/0000/gt/gt_sharp.png", "0001/0000/real_blur.png"
+    write_image(root / gt, sharp)
+    write_image(root / blur, _blur(sharp))
+    (root / "RSBlur_real_test.txt").write_text(f"{gt_text or gt} {blur_text or blur}\n")
+
+
+def test_rsblur_list_with_absolute_paths_inside_the_folder(tmp_path, run_cli):
+    root = tmp_path / "r2"
+    _rsblur_one(root, str(root / "0001/0000/gt/gt_sharp.png"), str(root / "0001/0000/real_blur.png"))
+    r = _import(run_cli, root, tmp_path / "d", "--layout", "rsblur")
+    assert r.code == 0, r.err
+    # stored relative to the folder, as a relative list would give it
+    assert set(_by_id(tmp_path / "d")) == {"test/0001/0000/real_blur"}
+
+
+def test_list_paths_outside_the_folder_are_refused(tmp_path, run_cli):
+    outside = tmp_path / "x"
+    write_image(outside / "gt.png", _img(1))
+    write_image(outside / "blur.png", _img(2))
+    for k, (gt, blur) in enumerate([("../x/gt.png", "../x/blur.png"),
+                                    (str(outside / "gt.png"), str(outside / "blur.png"))]):
+        root = tmp_path / f"r{k}"
+        _rsblur_one(root, gt, blur)
+        r = _import(run_cli, root, tmp_path / f"o{k}", "--layout", "rsblur")
+        assert r.code == 2 and "is outside" in error_line(r), r.err
+        assert len(r.err.strip().splitlines()) == 1 and not (tmp_path / f"o{k}").exists()
+
+
 @pytest.fixture
 def reds(tmp_path):
     root = tmp_path / "REDS"

@@ -201,7 +201,7 @@ def _read_list(root: Path, list_path: Path, layout: str) -> list[tuple[str, str,
         if len(words) < 2:
             raise BadInputError(f"{list_path} line {n}: {line.strip()!r} names one file; --layout {layout} expects "
                                 "two paths per line (ground truth and blurred image).")
-        a, b = words[:2]
+        a, b = (_list_path_in(root, w, f"{list_path} line {n}") for w in words[:2])
         sharp, blurred = (b, a) if _is_sharp_path(b) and not _is_sharp_path(a) else (a, b)
         for path in (sharp, blurred):
             if not (root / path).is_file():
@@ -211,6 +211,23 @@ def _read_list(root: Path, list_path: Path, layout: str) -> list[tuple[str, str,
     if not pairs:
         raise BadInputError(f"{list_path}: the list names no images (--layout {layout}).")
     return pairs
+
+
+def _list_path_in(root: Path, text: str, where: str) -> str:
+    """A list's path as a clean path relative to ``root`` (``/``-separated, no ``..``).
+
+    Lists may name files relative to the set's folder or by absolute paths (lists regenerated
+    on another machine often are); either must land inside the folder, since the path becomes
+    the pair's id and, with ``--save-outputs``, the name an output is written under.
+    """
+    given = Path(text)
+    joined = Path(os.path.normpath(given if given.is_absolute() else Path(root).absolute() / given))
+    for base, path in ((Path(os.path.normpath(Path(root).absolute())), joined),
+                       (Path(root).resolve(), joined.resolve())):  # a root reached by a link
+        if path != base and path.is_relative_to(base):
+            return path.relative_to(base).as_posix()
+    raise BadInputError(f"{where}: {text} is outside {root}; list paths must name files inside "
+                        "the set's folder (relative to it, or absolute under it).")
 
 
 def _sequence_of(blurred: str) -> str:
