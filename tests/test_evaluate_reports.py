@@ -227,3 +227,31 @@ def test_an_identical_image_is_left_out_of_the_psnr_mean_and_counted():
     assert out["blurred"]["psnr"] == 20.0 and out["deblurred"]["psnr"] == 35.0
     assert out["n_infinite_psnr"] == {"blurred": 1, "deblurred": 0}
     assert "n_infinite_psnr" not in summarize(recs[1:])
+
+
+def test_levin_without_kernels_is_refused_before_any_pair_is_deblurred(run_cli, run, sets,
+                                                                       monkeypatch):
+    from blursynth.train import evaluate as ev
+
+    calls = []
+    monkeypatch.setattr(ev, "score_row", lambda *a, **k: calls.append(1))
+    r = run_cli("evaluate", "--model", run, "--data", sets["flat"], "--protocol", "levin",
+                "--quiet")
+    assert r.code == 2 and "no true kernel" in error_line(r) and calls == []
+
+
+def test_save_outputs_refuses_an_id_that_climbs_out_of_the_folder(tmp_path):
+    from blursynth.errors import BadInputError
+    from blursynth.train.evaluate import check_outputs_folder
+
+    class Table:
+        def row(self, i, columns=None):
+            return {"id": "test/../../../x/blur"}
+
+    class Ds:
+        table = Table()
+
+    (tmp_path / "x").mkdir()
+    with pytest.raises(BadInputError, match="outside"):
+        check_outputs_folder(tmp_path / "a" / "outs", [("p", Ds(), [0])], ["set"],
+                             refuse_existing=False)

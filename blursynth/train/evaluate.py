@@ -135,8 +135,26 @@ def plan_rows(settings: EvaluateSettings, ckpt: dict) -> list:
             rows = rows[: settings.limit]
         if len(rows) == 0:
             raise BadInputError(f"--data {path}: no pairs to evaluate in split {settings.split!r}.")
+        check_rows_scorable(path, ds, rows, settings.protocol)
         plan.append((str(path), ds, rows))
     return plan
+
+
+def check_rows_scorable(path, ds, rows, protocol: str) -> None:
+    """Refuse, in one line and before any row is deblurred, a planned row its protocol cannot
+    score: levin (chosen, or a Levin row's own under auto) needs the row's true kernel. Only
+    the psf and params columns are read, not the images."""
+    from .protocols import default_protocol
+
+    for i in rows:
+        raw = ds.raw(int(i), columns=["id", "psf", "params"])
+        params = json.loads(raw["params"]) if raw.get("params") else {}
+        name = default_protocol(params) if protocol == "auto" else protocol
+        # a row without ground truth is scored by sharpness under any protocol
+        if name == "levin" and raw.get("psf") is None and params.get("ground_truth") is not False:
+            raise BadInputError(f"--data {path}: pair {raw['id']} has no true kernel (psf), which "
+                                "the levin protocol needs; import the set with `dataset import "
+                                "--layout levin`, or score it with --protocol plain.")
 
 
 def output_labels(paths) -> list:
@@ -155,7 +173,13 @@ def check_outputs_folder(folder, plan, labels, *, refuse_existing: bool = True) 
     for (path, ds, rows), label in zip(plan, labels):
         ids = ds.table
         dests.append([folder / label / f"{ids.row(int(i), columns=['id'])['id']}.png" for i in rows])
+    base = folder.resolve()
     for d in (d for per in dests for d in per):
+        # An id is the set's own relative path; one with ``..`` (a hand-made set) would put an
+        # output, perhaps over an existing file, outside the folder.
+        if not d.resolve().is_relative_to(base):
+            raise BadInputError(f"--save-outputs: pair id {d.relative_to(folder).as_posix()!r} "
+                                f"would write outside {folder}; ids must not climb out with '..'.")
         if refuse_existing and d.exists():
             raise BadInputError(f"--save-outputs: {d} already exists; choose another folder "
                                 "(outputs are never replaced).")
