@@ -255,3 +255,16 @@ def test_save_outputs_refuses_an_id_that_climbs_out_of_the_folder(tmp_path):
     with pytest.raises(BadInputError, match="outside"):
         check_outputs_folder(tmp_path / "a" / "outs", [("p", Ds(), [0])], ["set"],
                              refuse_existing=False)
+
+
+def test_training_on_a_set_without_ground_truth_is_refused_in_one_line(run_cli, sets, tmp_path):
+    r = run_cli("train", "--data", sets["lai"], "--out", tmp_path / "r", "--steps", "1", *FAST)
+    assert r.code == 2 and "3 of 3 pairs have no ground truth" in error_line(r)
+    assert len(r.err.strip().splitlines()) == 1 and not (tmp_path / "r").exists()
+    r = run_cli("train", "--data", sets["flat"], "--val-data", sets["lai"], "--out", tmp_path / "v",
+                "--steps", "1", *FAST)
+    assert r.code == 2 and "--val-data" in error_line(r)
+    r = run_cli("bgan", "train", "--sharp", sets["lai"], "--real-blur", sets["flat"], "--out",
+                tmp_path / "b", "--steps", "1", "--config", "tiny", "--patch", "16")
+    assert r.code == 2 and "--sharp" in error_line(r) and "no ground truth" in error_line(r)
+    assert not (tmp_path / "b").exists()

@@ -71,9 +71,11 @@ class ImageSet:
                                 f"of images or a pair dataset.")
         self.is_dataset = self.path.is_dir() and (self.path / "manifest.json").exists()
         if self.is_dataset:
-            from ..train.data import open_pairs
+            from ..train.data import check_ground_truth, open_pairs
 
             ds = open_pairs(self.path, verify=verify)
+            if column == "sharp":
+                check_ground_truth(ds, path, option)
             self.ids = [r["id"] for r in ds.table.iter_rows(columns=["id"], batch_size=4096)]
             self.files = None
         else:

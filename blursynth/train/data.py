@@ -147,6 +147,25 @@ def open_pairs(path, *, verify: bool = True):
             from None
 
 
+def check_ground_truth(ds, path, option: str = "--data") -> None:
+    """Refuse, in one line, a dataset with rows that have no sharp image (an import's test rows,
+    ``"ground_truth": false``): training needs one for every pair, and such a row would
+    otherwise stop the run when it is first drawn, possibly hours in. Reads the params column
+    alone."""
+    import json
+
+    n = 0
+    for row in ds.table.iter_rows(columns=["params"], batch_size=4096):
+        text = row.get("params") or ""
+        # the substring test skips the JSON parse for the rows (nearly all) that cannot match
+        if '"ground_truth"' in text and json.loads(text).get("ground_truth") is False:
+            n += 1
+    if n:
+        raise BadInputError(f"{option} {path}: {n} of {len(ds)} pairs have no ground truth (test "
+                            "images without a sharp image); training needs one for every pair. "
+                            "Import only the splits that have it (dataset import --split).")
+
+
 def pair_ids(ds) -> list:
     """Every pair's id, read from the id column alone (no image is decoded)."""
     return [row["id"] for row in ds.table.iter_rows(columns=["id"], batch_size=4096)]

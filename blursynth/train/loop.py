@@ -23,8 +23,8 @@ from ..errors import BadInputError, SettingError, checking
 from ..nn import runs
 from ..nn.device import resolve_device
 from ..nn.runs import CHECKPOINT, METRICS_CSV, RUN_JSON
-from .data import SPLIT_BY, MixedPairs, PositionSampler, center_crop, open_pairs, split_indices, \
-    split_keys, to_tensor
+from .data import SPLIT_BY, MixedPairs, PositionSampler, center_crop, check_ground_truth, \
+    open_pairs, split_indices, split_keys, to_tensor
 from .archs import DEFAULT_ARCH, get_arch, run_arch
 from .losses import build_content_loss
 from .models import from_model_range, to_model_range
@@ -288,6 +288,7 @@ def _plan_data(settings, crop):
     train_rows, val_items = [], []
     for src in settings.data:
         ds = open_pairs(src.path, verify=settings.verify)
+        check_ground_truth(ds, src.path)
         ids = split_keys(ds, settings.split_by)
         frac = 0.0 if settings.val_data else settings.val_fraction
         tr, ho = split_indices(ids, frac)
@@ -309,6 +310,7 @@ def _plan_data(settings, crop):
         val_items += [(src.path, int(i)) for i in ho]
     for vpath in settings.val_data:
         ds = open_pairs(vpath, verify=settings.verify)
+        check_ground_truth(ds, vpath, "--val-data")
         val_items += [(vpath, i) for i in range(len(ds))]
     # Take evenly spaced held-out pairs of every dataset (datasets are often ordered by
     # photo or clip), interleaved so that the first val_count items cover every dataset.
