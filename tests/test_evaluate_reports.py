@@ -268,3 +268,43 @@ def test_training_on_a_set_without_ground_truth_is_refused_in_one_line(run_cli, 
                 tmp_path / "b", "--steps", "1", "--config", "tiny", "--patch", "16")
     assert r.code == 2 and "--sharp" in error_line(r) and "no ground truth" in error_line(r)
     assert not (tmp_path / "b").exists()
+
+
+def test_benchmark_overwrite_refused_part_way_keeps_the_earlier_report(run_cli, run, sets,
+                                                                      tmp_path, monkeypatch):
+    from blursynth.train import evaluate as ev
+
+    out = tmp_path / "bench"
+    args = ["benchmark", "--model", run, "--set", f"flat={sets['flat']}", "--out", out, "--quiet",
+            "--save-outputs"]
+    assert run_cli(*args).code == 0
+    before = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    calls = {"n": 0}
+    real = ev.score_row
+
+    def refusing_the_second(*a, **k):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise ev.BadInputError("pair 1: refused")
+        return real(*a, **k)
+
+    monkeypatch.setattr(ev, "score_row", refusing_the_second)
+    r = run_cli(*args, "--overwrite")
+    assert r.code == 2 and "refused" in error_line(r)
+    after = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    assert after == before
+
+
+def test_reports_are_strict_json(run_cli, run, sets, tmp_path):
+    # lai-real has no ground truth: its PSNR gain is not measured (null, not NaN)
+    out = tmp_path / "bench"
+    r = run_cli("benchmark", "--model", run, "--set", f"lai={sets['lai']}", "--out", out, "--quiet")
+    assert r.code == 0, r
+    report = json.loads((out / "report.json").read_text(),
+                        parse_constant=lambda c: pytest.fail(f"{c} in report.json"))
+    assert report["sets"]["lai"]["gain_psnr_db"] is None
+    r = run_cli("evaluate", "--model", run, "--data", sets["lai"], "--quiet", "--json",
+                tmp_path / "e.json")
+    assert r.code == 0, r
+    json.loads((tmp_path / "e.json").read_text(),
+               parse_constant=lambda c: pytest.fail(f"{c} in --json"))

@@ -4,7 +4,6 @@ of the worst and best images)."""
 
 from __future__ import annotations
 
-import json
 import re
 import shutil
 from dataclasses import dataclass
@@ -17,7 +16,7 @@ from ..errors import BadInputError
 from ..nn.device import resolve_device
 from .evaluate import (
     EXTRA_COLUMNS, EvaluateSettings, _check_tiling, check_outputs_folder, check_protocol,
-    deblur_array, EVALUATE_BLEND, per_image_csv, plan_rows, score_plan, summarize,
+    deblur_array, EVALUATE_BLEND, per_image_csv, plan_rows, report_json, score_plan, summarize,
 )
 from .loop import load_generator
 
@@ -25,6 +24,8 @@ from .loop import load_generator
 REPORT_MD, REPORT_JSON, PER_IMAGE_CSV, SHEET, OUTPUTS = (
     "report.md", "report.json", "per_image.csv", "worst_best.png", "outputs")
 _OWN = {REPORT_MD, REPORT_JSON, PER_IMAGE_CSV, SHEET, OUTPUTS}
+#: The hidden folder a run writes its report into before moving it into place.
+STAGING = ".benchmark-staging"
 
 BENCHMARK = OutputKind(
     what="benchmark report",
@@ -97,44 +98,68 @@ def benchmark(settings: BenchmarkSettings) -> dict:
                                            verify=settings.verify), ckpt)
     dests = None
     if settings.save_outputs:
-        # With --overwrite an earlier report's outputs are removed first (below).
+        # Checked where the outputs end up; written first into the staging folder (below).
         dests = check_outputs_folder(out / OUTPUTS, plan, names, refuse_existing=not settings.overwrite)
     made = claim(out, BENCHMARK, overwrite=settings.overwrite)
     with lock_output(out):
-        if settings.overwrite:
-            for name in _OWN:
-                p = out / name
-                if p.is_dir():
-                    shutil.rmtree(p)
-                elif p.exists():
-                    p.unlink()
-        bar = None
-        if settings.progress:
-            from tqdm import tqdm
-
-            bar = tqdm(total=sum(len(r) for _, _, r in plan), desc="benchmark", unit="image")
+        # Everything is written into a staging folder and moved into place only once every set
+        # is scored: a run refused part way (a row the protocol cannot score) leaves an earlier
+        # report as it was, and a refusal writes nothing.
+        stage = out / STAGING
+        if stage.exists():  # left by a killed run
+            shutil.rmtree(stage)
+        staged = None if dests is None else [[stage / d.relative_to(out) for d in per]
+                                             for per in dests]
         try:
-            records = score_plan(gen, plan, protocol=settings.protocol, tile=settings.tile,
-                                 norm_stats=settings.norm_stats, lpips=settings.lpips, labels=names,
-                                 dests=dests, bar=bar)
+            report = _score_into(stage, settings, gen, ckpt, plan, names, staged)
         except BaseException:
+            shutil.rmtree(stage, ignore_errors=True)
             made.undo()
             raise
-        finally:
-            if bar is not None:
-                bar.close()
-        report = {"model": str(settings.model), "step": int(ckpt["step"]),
-                  "config": ckpt["model_config"]["name"], "arch": ckpt.get("arch", "deblurgan"),
-                  "protocol": settings.protocol,
-                  "sets": {n: {"path": str(p), **summarize([r for r in records if r["dataset"] == n])}
-                           for n, p in settings.sets}}
-        atomic_write_bytes(out / REPORT_JSON, (json.dumps(report, indent=1) + "\n").encode())
-        atomic_write_bytes(out / REPORT_MD, (format_markdown(report) + "\n").encode())
-        atomic_write_bytes(out / PER_IMAGE_CSV, per_image_csv(records).encode())
-        chosen = worst_and_best(records, settings.sheet_count)
-        if chosen:
-            write_contact_sheet(out / SHEET, chosen, gen, dict(zip(names, plan)), settings)
+        _replace_report(out, stage)
     return report
+
+
+def _score_into(stage: Path, settings, gen, ckpt, plan, names, dests) -> dict:
+    """Score every planned row and write the whole report folder's content into ``stage``."""
+    bar = None
+    if settings.progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=sum(len(r) for _, _, r in plan), desc="benchmark", unit="image")
+    try:
+        records = score_plan(gen, plan, protocol=settings.protocol, tile=settings.tile,
+                             norm_stats=settings.norm_stats, lpips=settings.lpips, labels=names,
+                             dests=dests, bar=bar)
+    finally:
+        if bar is not None:
+            bar.close()
+    report = {"model": str(settings.model), "step": int(ckpt["step"]),
+              "config": ckpt["model_config"]["name"], "arch": ckpt.get("arch", "deblurgan"),
+              "protocol": settings.protocol,
+              "sets": {n: {"path": str(p), **summarize([r for r in records if r["dataset"] == n])}
+                       for n, p in settings.sets}}
+    stage.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(stage / REPORT_JSON, report_json(report))
+    atomic_write_bytes(stage / REPORT_MD, (format_markdown(report) + "\n").encode())
+    atomic_write_bytes(stage / PER_IMAGE_CSV, per_image_csv(records).encode())
+    chosen = worst_and_best(records, settings.sheet_count)
+    if chosen:
+        write_contact_sheet(stage / SHEET, chosen, gen, dict(zip(names, plan)), settings)
+    return report
+
+
+def _replace_report(out: Path, stage: Path) -> None:
+    """Move the staged report into ``out``, in place of an earlier report's files."""
+    for name in _OWN:
+        p = out / name
+        if p.is_dir():
+            shutil.rmtree(p)
+        elif p.exists():
+            p.unlink()
+    for p in stage.iterdir():
+        p.rename(out / p.name)
+    stage.rmdir()
 
 
 #: Measures in the table, in this order, where some set has them: (key, heading, format).

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import sys
 from dataclasses import dataclass
@@ -284,6 +285,29 @@ def summarize(records) -> dict:
     return out
 
 
+def _finite_or_none(value):
+    # JSON has no NaN or infinity (Python writes bare NaN, which strict parsers reject): a
+    # measure not taken, or infinite, is written as null.
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite_or_none(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite_or_none(v) for v in value]
+    return value
+
+
+def report_json(report: dict) -> bytes:
+    """A report as strict JSON (indented, a final newline): NaN and infinite values as null.
+
+    Examples
+    --------
+    >>> report_json({"psnr": float("nan"), "n": 1})
+    b'{\\n "psnr": null,\\n "n": 1\\n}\\n'
+    """
+    return (json.dumps(_finite_or_none(report), indent=1, allow_nan=False) + "\n").encode()
+
+
 #: Per-image CSV: these columns first, then ``blurred_<measure>`` and ``deblurred_<measure>``.
 CSV_HEAD = ("dataset", "row", "id", "protocol")
 
@@ -359,7 +383,7 @@ def evaluate(settings: EvaluateSettings) -> dict:
     if settings.json_path:
         p = Path(settings.json_path)
         p.parent.mkdir(parents=True, exist_ok=True)
-        write_output_file(p, (json.dumps(report, indent=1) + "\n").encode(), option="--json")
+        write_output_file(p, report_json(report), option="--json")
     if settings.csv_path:
         p = Path(settings.csv_path)
         p.parent.mkdir(parents=True, exist_ok=True)
