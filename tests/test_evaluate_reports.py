@@ -308,3 +308,20 @@ def test_reports_are_strict_json(run_cli, run, sets, tmp_path):
     assert r.code == 0, r
     json.loads((tmp_path / "e.json").read_text(),
                parse_constant=lambda c: pytest.fail(f"{c} in --json"))
+
+
+def test_protocol_choices_are_the_protocols_module_names():
+    # one list: the commands' --protocol choices come from the protocols' own names
+    from blursynth.commands.evaluate import benchmark, evaluate
+    from blursynth.train import protocols
+
+    for cmd in (evaluate, benchmark):
+        opt = next(p for p in cmd.params if p.name == "protocol")
+        assert list(opt.type.choices) == ["auto", *protocols.PROTOCOLS]
+
+
+def test_text_and_markdown_tables_share_one_measure_formatter():
+    from blursynth.train import benchmark, evaluate
+
+    assert benchmark.format_measure is evaluate.format_measure
+    assert evaluate.format_measure(float("nan"), "+7.4f") == "      -"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from ..train.protocol_names import PROTOCOLS
 from ._common import device_option, no_verify_option
 
 
@@ -28,7 +29,7 @@ def _lpips_options(f):
               help="How --split heldout finds the held-out pairs [default: the run's own; pair "
                    "for runs made before train --split-by].")
 @click.option("--protocol", default="auto", show_default=True,
-              type=click.Choice(["auto", "plain", "realblur", "levin", "kohler", "noref"]),
+              type=click.Choice(["auto", *PROTOCOLS]),
               help="Scoring protocol; auto: each pair's set's own (realblur for RealBlur, levin, "
                    "kohler, noref without ground truth, plain otherwise).")
 @click.option("--limit", type=click.IntRange(1, None), default=None, help="Score only the first N pairs of each dataset.")
@@ -113,7 +114,7 @@ def _sets(ctx, param, value):
 @click.option("--out", type=click.Path(), required=True,
               help="Report folder: report.md, report.json, per_image.csv, worst_best.png[, outputs/].")
 @click.option("--protocol", default="auto", show_default=True,
-              type=click.Choice(["auto", "plain", "realblur", "levin", "kohler", "noref"]),
+              type=click.Choice(["auto", *PROTOCOLS]),
               help="Scoring protocol for every set; auto: each set's own.")
 @click.option("--limit", type=click.IntRange(1, None), default=None, help="Score only the first N pairs of each set.")
 @click.option("--save-outputs", is_flag=True, help="Also write the deblurred images, outputs/NAME/PAIR_ID.png.")

@@ -16,7 +16,8 @@ from ..errors import BadInputError
 from ..nn.device import resolve_device
 from .evaluate import (
     EXTRA_COLUMNS, EvaluateSettings, _check_tiling, check_outputs_folder, check_protocol,
-    deblur_array, EVALUATE_BLEND, per_image_csv, plan_rows, report_json, score_plan, summarize,
+    deblur_array, EVALUATE_BLEND, format_measure, per_image_csv, plan_rows, report_json,
+    score_plan, summarize,
 )
 from .loop import load_generator
 
@@ -180,13 +181,13 @@ def format_markdown(report: dict) -> str:
 
     def cell(s, k, f):
         b, d = s["blurred"].get(k, float("nan")), s["deblurred"].get(k, float("nan"))
-        return "–" if d != d else f"{b:{f}} → {d:{f}}"
+        return "–" if d != d else f"{format_measure(b, f, '–')} → {format_measure(d, f, '–')}"
 
     for name, s in sets.items():
         gain = s["gain_psnr_db"]
         lines.append("| " + " | ".join([name, s["protocols"], str(s["n_pairs"]),
                                          *(cell(s, k, f) for k, _, f in cols),
-                                         "–" if gain != gain else f"{gain:+.2f}"]) + " |")
+                                         format_measure(gain, "+.2f", "–")]) + " |")
     lines += ["", "SSIM: scikit-image's Gaussian SSIM; SSIM-M: the MATLAB-style SSIM papers report "
               "(blursynth.train.protocols.score says which)."]
     return "\n".join(lines)

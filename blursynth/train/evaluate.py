@@ -62,7 +62,7 @@ def deblur_array(gen, image_u8, *, tile=1024, blend=16, norm_stats="global") -> 
     return (y[0].clamp(0, 1) * 255).round().byte().permute(1, 2, 0).cpu().numpy()
 
 
-def _check_json_path(p: Path, option: str = "--json", suffix: str = ".json") -> None:
+def _check_report_path(p: Path, option: str = "--json", suffix: str = ".json") -> None:
     """Refuse a report path (``--json``, ``--csv``) that could not be written, before the
     scoring runs."""
     if p.is_dir():
@@ -352,9 +352,9 @@ def evaluate(settings: EvaluateSettings) -> dict:
         raise BadInputError("no --data given; pass the pair dataset to evaluate on.")
     check_protocol(settings.protocol)
     if settings.json_path:
-        _check_json_path(Path(settings.json_path))
+        _check_report_path(Path(settings.json_path))
     if settings.csv_path:
-        _check_json_path(Path(settings.csv_path), "--csv", ".csv")
+        _check_report_path(Path(settings.csv_path), "--csv", ".csv")
     _check_tiling(settings.tile, settings.norm_stats)
     device = resolve_device(settings.device)
     gen, ckpt = load_generator(settings.model, device)
@@ -408,10 +408,6 @@ def format_report(report: dict) -> str:
     lines = [f"{'':24s} {'pairs':>6s} {'PSNR dB':>8s} {'SSIM':>7s}"
              + "".join(f" {t:>9s}" for _, t in extra)]
 
-    def cell(v, fmt):
-        width = int(fmt.lstrip("+").split(".")[0])
-        return f"{v:{fmt}}" if v == v else f"{'-':>{width}}"  # NaN: not measured
-
     for path, r in rows:
         name = path if len(path) <= 24 else "..." + path[-21:]
         lines.append(name)
@@ -419,12 +415,25 @@ def format_report(report: dict) -> str:
             m = r[kind]
             nan = float("nan")
             lines.append(f"  {kind + ' input' if kind == 'blurred' else kind:22s} "
-                         f"{r['n_pairs']:6d} {cell(m.get('psnr', nan), '8.2f')} "
-                         f"{cell(m.get('ssim', nan), '7.4f')}"
-                         + "".join(f" {cell(m.get(k, nan), '9.4f')}" for k, _ in extra))
-        lines.append(f"  {'gain':22s} {'':6s} {cell(r['gain_psnr_db'], '+8.2f')} "
-                     f"{cell(r['gain_ssim'], '+7.4f')}")
+                         f"{r['n_pairs']:6d} {format_measure(m.get('psnr', nan), '8.2f')} "
+                         f"{format_measure(m.get('ssim', nan), '7.4f')}"
+                         + "".join(f" {format_measure(m.get(k, nan), '9.4f')}" for k, _ in extra))
+        lines.append(f"  {'gain':22s} {'':6s} {format_measure(r['gain_psnr_db'], '+8.2f')} "
+                     f"{format_measure(r['gain_ssim'], '+7.4f')}")
     return "\n".join(lines)
+
+
+def format_measure(value, fmt: str, missing: str = "-") -> str:
+    """``value`` by the format spec ``fmt``, or ``missing`` (right-aligned to the spec's width)
+    for NaN, a measure not taken: the text and markdown tables share it.
+
+    Examples
+    --------
+    >>> format_measure(1.5, "6.2f"), format_measure(float("nan"), "6.2f")
+    ('  1.50', '     -')
+    """
+    width = int(fmt.lstrip("+").split(".")[0] or 0)
+    return f"{value:{fmt}}" if value == value else f"{missing:>{width}}"
 
 
 #: ``deblur --out``: any folder (the outputs are checked by name: --overwrite).

@@ -12,9 +12,8 @@ import torch
 from ..errors import BadInputError
 from .align import align_to_reference, as_unit_float, luma
 from .metrics import psnr, ssim, ssim_map, ssim_matlab, ssim_matlab_map, ssim_radius
+from .protocol_names import PROTOCOLS
 
-#: The protocols :func:`score` knows, in the order reports list them.
-PROTOCOLS = ("plain", "realblur", "levin", "kohler", "noref")
 
 #: Köhler: the widest integer translation (pixels, each axis) searched per ground-truth frame.
 #: Köhler et al. fit the translation without stating a bound; 10 px is this project's choice,
