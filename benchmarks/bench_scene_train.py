@@ -3,9 +3,9 @@
 Run: .venv/bin/python benchmarks/bench_scene_train.py [--steps 3000] [--per-image 30]
      [--test-per-image 40] [--seeds 0,1] [--threads 1] [--parallel]
      [--workdir benchmarks/out/scenetrain] [--no-write]
-Writes the "Scene blur: trainer experiment" section of benchmarks/RESULTS.md. About 20 minutes
-of wall time with --parallel on a shared 2-core machine (2 seeds x 2 runs of 3000 steps), so it
-is not in run_all.py; run it by hand. What exists in --workdir (datasets, finished runs,
+Writes the "Scene blur: trainer experiment" section of benchmarks/RESULTS.md. About 45 minutes
+of wall time with --parallel on a heavily shared 2-core machine (2 seeds x 2 runs of 3000 steps;
+the scene runs are the slower), so it is not in run_all.py; run it by hand. What exists in --workdir (datasets, finished runs,
 scores) is kept, so a rerun only does what is missing; delete the folder to start over.
 
 The same experiment as bench_raw_train.py (whose runner and scoring it shares through
