@@ -52,6 +52,23 @@ def test_rows_without_sharp_and_with_gt_frames_round_trip(tmp_path):
     assert verify_dataset(tmp_path / "d")["rows"] == 3
 
 
+def test_gt_frames_are_decoded_only_when_read(tmp_path, monkeypatch):
+    import blursynth.sources.photos as photos
+
+    fp = "fp"
+    write_dataset(tmp_path / "c", kind="pairs", schema=GT_FRAMES_PAIR_SCHEMA, n_items=3,
+                  shard_size=8, make_rows=functools.partial(_contract_rows, fp=fp),
+                  fingerprint=fp, command={"test": 1}, progress=False)
+    ds = PairDataset(tmp_path / "c")
+    calls = []
+    real = photos.decode_image
+    monkeypatch.setattr(photos, "decode_image", lambda *a, **k: calls.append(1) or real(*a, **k))
+    row = ds[2]
+    assert len(calls) == 2 and len(row["gt_frames"]) == 3  # blurred and sharp only
+    np.testing.assert_array_equal(row["gt_frames"][-1], _img(100 + 20 + 2))
+    assert len(calls) == 3
+
+
 def test_null_sharp_needs_ground_truth_false():
     with pytest.raises(ValueError, match="ground_truth"):
         pair_row(index=0, blurred=_img(0), sharp=None, psf=None, source="real", seed=0, params={},
@@ -402,6 +419,12 @@ def test_import_kohler_keeps_every_ground_truth_frame(tmp_path, run_cli):
     np.testing.assert_array_equal(row["sharp"], row["gt_frames"][5])
     assert pair_source(row["params"], "real") == pair_source(rows["image1/trajectory02"]["params"], "real")
     assert verify_dataset(tmp_path / "d")["rows"] == 3
+    # one row per row group: random access to a row reads one sequence's frames, not 16
+    import pyarrow.parquet as pq
+
+    for shard in (tmp_path / "d").glob("**/*.parquet"):
+        md = pq.ParquetFile(shard).metadata
+        assert md.num_row_groups == md.num_rows
     _check_rebuild(tmp_path / "d", root)
     info = json.loads(run_cli("dataset", "info", tmp_path / "d", "--json").out)
     assert info["with_gt_frames"] == 3

@@ -14,6 +14,7 @@ import contextlib
 import json
 import os
 import re
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -345,6 +346,34 @@ class PairDataset:
                 yield decode_pair_row(row, what=self.table.where(s, local))
 
 
+class LazyFrames(Sequence):
+    """A recorded sequence's ground-truth frames, each decoded only when it is read.
+
+    Köhler's rows hold every frame at full size; decoding them all with the row would cost
+    their time and memory under every protocol, when only ``kohler`` reads them (one at a time).
+
+    Examples
+    --------
+    >>> len(LazyFrames([], "row 0"))
+    0
+    """
+
+    def __init__(self, encoded, what: str):
+        self._encoded = list(encoded)
+        self._what = what
+
+    def __len__(self) -> int:
+        return len(self._encoded)
+
+    def __getitem__(self, k):
+        from ..sources.photos import decode_image
+
+        if isinstance(k, slice):
+            return [self[j] for j in range(*k.indices(len(self)))]
+        k = range(len(self))[k]  # IndexError past the end, as a list; negative k counted back
+        return decode_image(self._encoded[k]["bytes"], what=f"{self._what} gt_frames[{k}]")
+
+
 def decode_pair_row(row: dict, *, what: str = "row") -> dict:
     """Decode a raw pair row: images to uint8 (H, W, 3), psf to (k, k), params to dict."""
     from ..sources.photos import decode_image
@@ -359,7 +388,6 @@ def decode_pair_row(row: dict, *, what: str = "row") -> dict:
     if row.get("psf_field") is not None:
         out["psf_field"] = struct_array(row["psf_field"])
     if row.get("gt_frames") is not None:  # recorded test sets: every ground-truth frame, in order
-        out["gt_frames"] = [decode_image(f["bytes"], what=f"{what} gt_frames[{k}]")
-                            for k, f in enumerate(row["gt_frames"])]
+        out["gt_frames"] = LazyFrames(row["gt_frames"], what)
     out["params"] = json.loads(row["params"]) if row.get("params") else {}
     return out
