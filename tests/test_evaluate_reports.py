@@ -325,3 +325,15 @@ def test_text_and_markdown_tables_share_one_measure_formatter():
 
     assert benchmark.format_measure is evaluate.format_measure
     assert evaluate.format_measure(float("nan"), "+7.4f") == "      -"
+
+
+def test_kohler_without_recorded_frames_is_refused_before_any_pair_is_deblurred(
+        run_cli, run, sets, monkeypatch):
+    from blursynth.train import evaluate as ev
+
+    calls = []
+    monkeypatch.setattr(ev, "score_row", lambda *a, **k: calls.append(1))
+    for cmd in (["evaluate", "--data", sets["flat"]],
+                ["benchmark", "--set", f"flat={sets['flat']}", "--out", sets["flat"].parent / "k"]):
+        r = run_cli(*cmd, "--model", run, "--protocol", "kohler", "--quiet")
+        assert r.code == 2 and "recorded ground-truth frames" in error_line(r) and calls == []

@@ -121,6 +121,7 @@ def test_default_protocol():
     assert default_protocol({"set": "koehler"}) == "kohler"
     assert default_protocol({"layout": "lai", "ground_truth": False}) == "noref"
     assert default_protocol({"layout": "gopro"}) == "plain"
+    assert default_protocol({"layout": "rsblur", "set": "rsblur"}) == "realblur"
     assert default_protocol({}) == "plain"
     assert PROTOCOLS == ("plain", "realblur", "levin", "kohler", "noref")
 
@@ -472,3 +473,9 @@ def test_lpips_of_a_region_under_the_backbone_minimum_is_nan():
                                                  img[:side - 1, :side - 1]))
         big = _photo(side, side, seed=32)
         assert math.isfinite(protocols._lpips_value(model, big, big))
+
+
+def test_kohler_without_frames_is_refused():
+    img = _u8(_photo(16, 16))
+    with pytest.raises(BadInputError, match="kohler"):
+        score("kohler", img, _row(img, img))

@@ -96,7 +96,8 @@ def benchmark(settings: BenchmarkSettings) -> dict:
     plan = []
     for name, path in settings.sets:
         plan += plan_rows(EvaluateSettings(model=settings.model, data=(path,), limit=settings.limit,
-                                           verify=settings.verify), ckpt)
+                                           protocol=settings.protocol, verify=settings.verify),
+                          ckpt)
     dests = None
     if settings.save_outputs:
         # Checked where the outputs end up; written first into the staging folder (below).

@@ -143,8 +143,9 @@ def plan_rows(settings: EvaluateSettings, ckpt: dict) -> list:
 
 def check_rows_scorable(path, ds, rows, protocol: str) -> None:
     """Refuse, in one line and before any row is deblurred, a planned row its protocol cannot
-    score: levin (chosen, or a Levin row's own under auto) needs the row's true kernel. Only
-    the psf and params columns are read, not the images."""
+    score: levin (chosen, or a Levin row's own under auto) needs the row's true kernel, kohler
+    its recorded frames (an import records their count in params). Only the psf and params
+    columns are read, not the images."""
     from .protocols import default_protocol
 
     for i in rows:
@@ -152,10 +153,17 @@ def check_rows_scorable(path, ds, rows, protocol: str) -> None:
         params = json.loads(raw["params"]) if raw.get("params") else {}
         name = default_protocol(params) if protocol == "auto" else protocol
         # a row without ground truth is scored by sharpness under any protocol
-        if name == "levin" and raw.get("psf") is None and params.get("ground_truth") is not False:
+        if params.get("ground_truth") is False:
+            continue
+        if name == "levin" and raw.get("psf") is None:
             raise BadInputError(f"--data {path}: pair {raw['id']} has no true kernel (psf), which "
                                 "the levin protocol needs; import the set with `dataset import "
                                 "--layout levin`, or score it with --protocol plain.")
+        if name == "kohler" and not params.get("gt_frame_count"):
+            raise BadInputError(f"--data {path}: pair {raw['id']} has no recorded ground-truth "
+                                "frames, which the kohler protocol needs; import the set with "
+                                "`dataset import --layout kohler`, or score it with --protocol "
+                                "plain.")
 
 
 def output_labels(paths) -> list:

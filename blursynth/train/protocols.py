@@ -40,12 +40,14 @@ def default_protocol(row_params: dict) -> str:
     -------
     str
         ``"noref"`` for a row without ground truth (``"ground_truth": false``), ``"realblur"``
-        for RealBlur (either variant), ``"levin"`` and ``"kohler"`` for those sets, otherwise
-        ``"plain"``.
+        for RealBlur (either variant) and RSBlur (its authors' evaluation aligns as RealBlur's
+        does), ``"levin"`` and ``"kohler"`` for those sets, otherwise ``"plain"``.
 
     Examples
     --------
     >>> default_protocol({"layout": "realblur", "set": "realblur-j"})
+    'realblur'
+    >>> default_protocol({"layout": "rsblur", "set": "rsblur"})
     'realblur'
     >>> default_protocol({"layout": "lai", "ground_truth": False})
     'noref'
@@ -56,8 +58,9 @@ def default_protocol(row_params: dict) -> str:
         return "noref"
     for key in ("layout", "set"):
         name = str(row_params.get(key) or "").lower().replace("ö", "o").replace("oe", "o")
-        for proto in ("realblur", "levin", "kohler"):
-            if name.startswith(proto):
+        for prefix, proto in (("realblur", "realblur"), ("rsblur", "realblur"), ("levin", "levin"),
+                              ("kohler", "kohler")):
+            if name.startswith(prefix):
                 return proto
     return "plain"
 
@@ -414,7 +417,13 @@ def kohler_register(out, frame, max_shift: int) -> tuple[int, int, float, float]
 
 
 def _kohler(out, row, lpips):
-    frames = row.get("gt_frames") or ([row["sharp"]] if row.get("sharp") is not None else [])
+    frames = row.get("gt_frames")
+    if not frames:
+        # one sharp image is not a recorded sequence: scoring it alone would be plain PSNR
+        # under Köhler's name
+        raise BadInputError("the kohler protocol needs each row's recorded ground-truth frames "
+                            "(gt_frames); this row has none. Import the set with `dataset "
+                            "import --layout kohler`, or score it with --protocol plain.")
     # Köhler et al. (ECCV 2012) score a deblurred image by its best PSNR over every frame
     # recorded along the camera's path (any of them is a valid sharp image of the scene),
     # each after fitting the gain and translation that match the result to that frame.
