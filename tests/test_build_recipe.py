@@ -202,7 +202,8 @@ def test_every_recipe_has_a_header_and_validates():
     for p in RECIPES.glob("*.toml"):
         text = p.read_text()
         assert text.startswith("# ") and len([l for l in text.splitlines() if l.startswith("#")]) >= 3, p.name
-        sets = {"deblurgan-comb": ["train.perceptual=none"], "bgan": ["model.perceptual=none"]}.get(p.stem, [])
+        sets = {"deblurgan-comb": ["train.perceptual=none"], "bgan": ["model.perceptual=none"],
+                "dbgan": ["model.perceptual=none", "deblur.perceptual=none"]}.get(p.stem, [])
         plan = plan_build(p, out="/tmp/unused-plan", sets=sets)
         assert plan.steps and all(s.settings is not None and s.describe for s in plan.steps), p.name
 
