@@ -337,3 +337,38 @@ def test_kohler_without_recorded_frames_is_refused_before_any_pair_is_deblurred(
                 ["benchmark", "--set", f"flat={sets['flat']}", "--out", sets["flat"].parent / "k"]):
         r = run_cli(*cmd, "--model", run, "--protocol", "kohler", "--quiet")
         assert r.code == 2 and "recorded ground-truth frames" in error_line(r) and calls == []
+
+
+def _write_splits(out, splits):
+    fp = f"fp-{out.name}"
+
+    def rows(start, stop, fp):
+        for row, split in zip(_real_rows(start, stop, fp=fp), splits[start:stop]):
+            params = json.loads(row["params"])
+            row["params"] = json.dumps({**params, "split": split})
+            yield row
+
+    write_dataset(out, kind="pairs", schema=PAIR_SCHEMA, n_items=len(splits), shard_size=8,
+                  make_rows=functools.partial(rows, fp=fp), fingerprint=fp,
+                  command={"test": out.name}, progress=False)
+    return out
+
+
+def test_rows_from_several_splits_are_warned_about_and_the_table_names_protocols(
+        run_cli, run, tmp_path):
+    data = _write_splits(tmp_path / "mixed", ["train", "train", "test"])
+    r = run_cli("evaluate", "--model", run, "--data", data, "--quiet")
+    assert r.code == 0, r
+    assert "splits test 1, train 2" in r.err and "--split test" in r.err
+    assert "(protocol: plain)" in r.out
+    data = _write_splits(tmp_path / "one", ["test", "test"])
+    r = run_cli("evaluate", "--model", run, "--data", data, "--quiet")
+    assert r.code == 0 and "warning" not in r.err
+
+
+def test_csv_names_noref_for_rows_without_ground_truth_under_any_protocol(run_cli, run, sets,
+                                                                          tmp_path):
+    r = run_cli("evaluate", "--model", run, "--data", sets["lai"], "--protocol", "plain",
+                "--quiet", "--csv", tmp_path / "s.csv")
+    assert r.code == 0, r
+    assert {row["protocol"] for row in _csv(tmp_path / "s.csv")} == {"noref"}

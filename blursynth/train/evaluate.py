@@ -137,6 +137,7 @@ def plan_rows(settings: EvaluateSettings, ckpt: dict) -> list:
         if len(rows) == 0:
             raise BadInputError(f"--data {path}: no pairs to evaluate in split {settings.split!r}.")
         check_rows_scorable(path, ds, rows, settings.protocol)
+        warn_mixed_splits(path, ds, rows)
         plan.append((str(path), ds, rows))
     return plan
 
@@ -164,6 +165,23 @@ def check_rows_scorable(path, ds, rows, protocol: str) -> None:
                                 "frames, which the kohler protocol needs; import the set with "
                                 "`dataset import --layout kohler`, or score it with --protocol "
                                 "plain.")
+
+
+def warn_mixed_splits(path, ds, rows) -> None:
+    """Warn when the planned rows come from more than one of the set's own splits (an import of
+    every list of RealBlur, RSBlur, GoPro or REDS): published figures score the test split
+    alone, and a mean over train and test rows compares with none of them."""
+    counts = {}
+    for i in rows:
+        params = ds.raw(int(i), columns=["params"]).get("params")
+        split = json.loads(params).get("split") if params else None
+        if split is not None:
+            counts[split] = counts.get(split, 0) + 1
+    if len(counts) > 1:
+        listed = ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
+        sys.stderr.write(f"warning: --data {path}: the scored rows come from the set's splits "
+                         f"{listed}, averaged together; published figures score its test split "
+                         "alone (dataset import --split test).\n")
 
 
 def output_labels(paths) -> list:
@@ -206,6 +224,8 @@ def score_row(gen, pair, protocol: str, *, tile, norm_stats, lpips=None):
     from . import protocols
 
     name = protocols.default_protocol(pair["params"]) if protocol == "auto" else protocol
+    if pair.get("sharp") is None and not pair.get("gt_frames"):
+        name = "noref"  # what score() does for a row without ground truth, named as such
     if max(-(-n // 4) * 4 for n in pair["blurred"].shape[:2]) > tile:
         _check_halo(gen, tile, EVALUATE_BLEND)  # only images run in tiles need room
     out = deblur_array(gen, pair["blurred"], tile=tile, blend=EVALUATE_BLEND, norm_stats=norm_stats)
@@ -418,7 +438,7 @@ def format_report(report: dict) -> str:
 
     for path, r in rows:
         name = path if len(path) <= 24 else "..." + path[-21:]
-        lines.append(name)
+        lines.append(f"{name}  (protocol: {r['protocols']})")
         for kind in ("blurred", "deblurred"):
             m = r[kind]
             nan = float("nan")
