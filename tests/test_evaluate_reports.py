@@ -372,3 +372,12 @@ def test_csv_names_noref_for_rows_without_ground_truth_under_any_protocol(run_cl
                 "--quiet", "--csv", tmp_path / "s.csv")
     assert r.code == 0, r
     assert {row["protocol"] for row in _csv(tmp_path / "s.csv")} == {"noref"}
+
+
+def test_the_markdown_footnote_points_at_the_documentation():
+    from blursynth.train.benchmark import format_markdown
+
+    s = {"protocols": "plain", "n_pairs": 1, "n_scored": {"psnr": 1},
+         "blurred": {"psnr": 20.0}, "deblurred": {"psnr": 21.0}, "gain_psnr_db": 1.0}
+    text = format_markdown({"model": "m", "step": 1, "arch": "a", "config": "c", "sets": {"x": s}})
+    assert "docs/algorithms.md" in text and "blursynth.train" not in text

@@ -189,8 +189,9 @@ def format_markdown(report: dict) -> str:
         lines.append("| " + " | ".join([name, s["protocols"], str(s["n_pairs"]),
                                          *(cell(s, k, f) for k, _, f in cols),
                                          format_measure(gain, "+.2f", "–")]) + " |")
+    # the reader of a report is pointed at the documentation, not at a Python function
     lines += ["", "SSIM: scikit-image's Gaussian SSIM; SSIM-M: the MATLAB-style SSIM papers report "
-              "(blursynth.train.protocols.score says which)."]
+              "(docs/algorithms.md, \"Test-set protocols and measures\")."]
     return "\n".join(lines)
 
 
