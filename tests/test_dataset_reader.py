@@ -193,3 +193,17 @@ def test_a_shard_changed_after_it_was_checked_is_checked_again(tmp_path):
     with pytest.raises(DatasetError, match="does not match manifest"):
         PairDataset(d)[0]
     assert PairDataset(d, verify=False).raw(0)["id"]
+
+
+def test_read_decodes_only_the_columns_named(tmp_path):
+    import numpy as np
+
+    from blursynth.train.data import TRAIN_COLUMNS
+
+    write_tiny(tmp_path / "d", n=3)
+    ds = PairDataset(tmp_path / "d")
+    full, part = ds[1], ds.read(1, TRAIN_COLUMNS)
+    assert set(part) == set(TRAIN_COLUMNS)  # no psf, params or fingerprint read or decoded
+    assert part["id"] == full["id"]
+    assert np.array_equal(part["blurred"], full["blurred"])
+    assert np.array_equal(part["sharp"], full["sharp"])

@@ -332,8 +332,16 @@ class PairDataset:
         return len(self.table)
 
     def __getitem__(self, i: int) -> dict:
+        return self.read(i)
+
+    def read(self, i: int, columns=None) -> dict:
+        """Row ``i`` decoded, reading only ``columns`` (every column when None).
+
+        A loader that needs the two images names ``("id", "blurred", "sharp")`` and skips the
+        rest: a scene row's PSF field, poses and motion mask cost several times its images.
+        """
         s, local = self.table.locate(i)
-        row = self.table.row(i)
+        row = self.table.row(i, columns)
         with self.table.decoding(s, local):
             return decode_pair_row(row, what=self.table.where(s, local))
 
@@ -382,12 +390,14 @@ def decode_pair_row(row: dict, *, what: str = "row") -> dict:
     out["blurred"] = decode_image(row["blurred"]["bytes"], what=f"{what} blurred")
     # None for a test image without ground truth (params "ground_truth": false).
     out["sharp"] = None if row.get("sharp") is None else decode_image(row["sharp"]["bytes"], what=f"{what} sharp")
-    out["psf"] = struct_array(row.get("psf"))
+    if "psf" in row:  # a row read for some columns only has none
+        out["psf"] = struct_array(row["psf"])
     if row.get("motion_mask") is not None:  # scene blur: (H, W) uint8, 255 where objects moved
         out["motion_mask"] = decode_image(row["motion_mask"]["bytes"], what=f"{what} motion_mask")[:, :, 0]
     if row.get("psf_field") is not None:
         out["psf_field"] = struct_array(row["psf_field"])
     if row.get("gt_frames") is not None:  # recorded test sets: every ground-truth frame, in order
         out["gt_frames"] = LazyFrames(row["gt_frames"], what)
-    out["params"] = json.loads(row["params"]) if row.get("params") else {}
+    if "params" in row:
+        out["params"] = json.loads(row["params"]) if row["params"] else {}
     return out

@@ -225,6 +225,11 @@ def to_tensor(image_u8) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(image_u8)).permute(2, 0, 1).float() / 255.0
 
 
+#: The columns training reads of a row; the others (a scene row's PSF field and mask, the
+#: parameters) are never decoded.
+TRAIN_COLUMNS = ("id", "blurred", "sharp")
+
+
 class MixedPairs(torch.utils.data.Dataset):
     """Run sample ``k`` -> (blurred, sharp) crops, float32 (3, crop, crop) in [0, 1].
 
@@ -276,7 +281,7 @@ class MixedPairs(torch.utils.data.Dataset):
         if self._datasets is None:  # opened in each worker, not pickled open
             self._datasets = [open_pairs(p, verify=self.verify) for p in self.paths]
         src, row = self.locate(position)
-        pair = self._datasets[src][row]
+        pair = self._datasets[src].read(row, TRAIN_COLUMNS)
         h, w = pair["blurred"].shape[:2]
         if self.crop > min(h, w):
             self._warn_small(src, pair, h, w)
@@ -296,7 +301,7 @@ class MixedPairs(torch.utils.data.Dataset):
             key = (src, row)
             if key in self._small:
                 return None
-            pair = ds[row]
+            pair = ds.read(row, TRAIN_COLUMNS)
             if self.crop <= min(pair["blurred"].shape[:2]):
                 return pair
             self._small.add(key)
