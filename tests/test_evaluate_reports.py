@@ -43,7 +43,8 @@ def _write(out, n, **kw):
 @pytest.fixture(scope="module")
 def sets(tmp_path_factory):
     root = tmp_path_factory.mktemp("sets")
-    return {"flat": _write(root / "flat", 4), "lai": _write(root / "lai", 3, ground_truth=False, layout="lai")}
+    return {"flat": _write(root / "flat", 4), "lai": _write(root / "lai", 3, ground_truth=False,
+                                                            layout="lai")}
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +52,8 @@ def run(tmp_path_factory, sets):
     from blursynth.cli import main
 
     out = tmp_path_factory.mktemp("run") / "run"
-    assert main(["train", "--data", str(sets["flat"]), "--out", str(out), "--steps", "1", *FAST]) == 0
+    assert main(["train", "--data", str(sets["flat"]), "--out", str(out), "--steps", "1",
+                 *FAST]) == 0
     return out
 
 
@@ -75,7 +77,8 @@ def test_csv_has_one_line_per_image_and_matches_the_protocol(run_cli, run, sets,
         assert float(line["blurred_psnr"]) == want["psnr"]
         assert float(line["blurred_ssim_matlab"]) == want["ssim_matlab"]
     report = json.loads((tmp_path / "s.json").read_text())
-    assert report["blurred"]["psnr"] == pytest.approx(np.mean([float(l["blurred_psnr"]) for l in lines]))
+    assert report["blurred"]["psnr"] == pytest.approx(
+        np.mean([float(l["blurred_psnr"]) for l in lines]))
     assert report["protocols"] == "plain"
     assert "SSIM-M" in r.out
 
@@ -91,12 +94,15 @@ def test_auto_scores_images_without_ground_truth_by_sharpness(run_cli, run, sets
     assert "sharpness" in r.out
 
 
-def test_kohler_without_ground_truth_is_sharpness_and_levin_without_kernel_is_refused(run_cli, run, sets, tmp_path):
-    r = run_cli("evaluate", "--model", run, "--data", sets["lai"], "--protocol", "kohler", "--quiet",
+def test_kohler_without_ground_truth_is_sharpness_and_levin_without_kernel_is_refused(
+        run_cli, run, sets, tmp_path):
+    r = run_cli("evaluate", "--model", run, "--data", sets["lai"], "--protocol", "kohler",
+                "--quiet",
                 "--csv", tmp_path / "s.csv")
     # kohler without frames on a row without ground truth: scored by sharpness, as the protocol says
     assert r.code == 0, r
-    r = run_cli("evaluate", "--model", run, "--data", sets["flat"], "--protocol", "levin", "--quiet",
+    r = run_cli("evaluate", "--model", run, "--data", sets["flat"], "--protocol", "levin",
+                "--quiet",
                 "--csv", tmp_path / "t.csv", "--save-outputs", tmp_path / "outs")
     assert r.code == 2 and "kernel" in error_line(r)  # levin needs the true kernel: none here
     assert not (tmp_path / "t.csv").exists() and not (tmp_path / "outs").exists()
@@ -117,13 +123,15 @@ def test_save_outputs_writes_what_the_scores_are_of(run_cli, run, sets, tmp_path
     assert r.code == 0, r
     ds = PairDataset(sets["flat"])
     lines = _csv(tmp_path / "s.csv")
-    assert sorted(p.name for p in (out / "flat").iterdir()) == sorted(f"{ds[i]['id']}.png" for i in range(4))
+    assert sorted(p.name for p in (out / "flat").iterdir()) == \
+        sorted(f"{ds[i]['id']}.png" for i in range(4))
     for i, line in enumerate(lines):
         image, _ = load_rgb8(line["output"])
         assert float(line["deblurred_psnr"]) == score("plain", image, ds[i])["psnr"]
     # A second run never replaces them: one line, before any scoring.
     before = {p: p.stat().st_mtime_ns for p in out.rglob("*.png")}
-    r = run_cli("evaluate", "--model", run, "--data", sets["flat"], "--save-outputs", out, "--quiet")
+    r = run_cli("evaluate", "--model", run, "--data", sets["flat"], "--save-outputs", out,
+                "--quiet")
     assert r.code == 2 and "already exists" in error_line(r)
     assert {p: p.stat().st_mtime_ns for p in out.rglob("*.png")} == before
 
@@ -137,12 +145,14 @@ def test_benchmark_writes_table_csv_outputs_and_sheet(run_cli, run, sets, tmp_pa
     from blursynth.sources.photos import load_rgb8
 
     out = tmp_path / "bench"
-    r = run_cli("benchmark", "--model", run, "--set", f"flat={sets['flat']}", "--set", f"lai={sets['lai']}",
+    r = run_cli("benchmark", "--model", run, "--set", f"flat={sets['flat']}", "--set",
+                f"lai={sets['lai']}",
                 "--out", out, "--save-outputs", "--sheet-count", 2, "--quiet")
     assert r.code == 0, r
     report = json.loads((out / "report.json").read_text())
     assert list(report["sets"]) == ["flat", "lai"]
-    assert report["sets"]["flat"]["protocols"] == "plain" and report["sets"]["lai"]["protocols"] == "noref"
+    assert report["sets"]["flat"]["protocols"] == "plain"
+    assert report["sets"]["lai"]["protocols"] == "noref"
     lines = _csv(out / "per_image.csv")
     assert [l["dataset"] for l in lines] == ["flat"] * 4 + ["lai"] * 3
     flat = [float(l["deblurred_psnr"]) for l in lines[:4]]
@@ -166,20 +176,24 @@ def test_benchmark_ranks_worst_first_by_psnr_gain():
     recs = [{"blurred": {"psnr": 20.0}, "deblurred": {"psnr": 20.0 + g}, "id": str(g)}
             for g in (3, -1, 5, 0, 2)]
     chosen = worst_and_best(recs, 2)
-    assert [(k, r["id"]) for k, r in chosen] == [("worst", "-1"), ("worst", "0"), ("best", "5"), ("best", "3")]
+    assert [(k, r["id"]) for k, r in chosen] == [("worst", "-1"), ("worst", "0"), ("best", "5"),
+                                                 ("best", "3")]
     assert [r["id"] for _, r in worst_and_best(recs[:3], 5)] == ["-1", "3", "5"]  # none twice
 
 
 def test_benchmark_refuses_before_scoring(run_cli, run, sets, tmp_path):
-    r = run_cli("benchmark", "--model", run, "--set", f"a={sets['flat']}", "--set", f"a={sets['lai']}",
+    r = run_cli("benchmark", "--model", run, "--set", f"a={sets['flat']}", "--set",
+                f"a={sets['lai']}",
                 "--out", tmp_path / "b")
     assert r.code == 2 and "given twice" in error_line(r)
-    r = run_cli("benchmark", "--model", run, "--set", f"a/b={sets['flat']}", "--out", tmp_path / "b")
+    r = run_cli("benchmark", "--model", run, "--set", f"a/b={sets['flat']}", "--out",
+                tmp_path / "b")
     assert r.code == 2 and "name" in error_line(r)
     assert not (tmp_path / "b").exists()
     (tmp_path / "mine").mkdir()
     (tmp_path / "mine" / "notes.txt").write_text("x")
-    r = run_cli("benchmark", "--model", run, "--set", f"a={sets['flat']}", "--out", tmp_path / "mine")
+    r = run_cli("benchmark", "--model", run, "--set", f"a={sets['flat']}", "--out",
+                tmp_path / "mine")
     assert r.code == 2 and "exists" in error_line(r)
     assert [p.name for p in (tmp_path / "mine").iterdir()] == ["notes.txt"]
 

@@ -51,7 +51,8 @@ def parse_set(spec: str) -> tuple:
     if not sep or not path:
         raise BadInputError(f"--set {spec!r}: expected NAME=PATH, e.g. --set gopro=gopro_test/.")
     if not _SET_NAME.fullmatch(name):
-        raise BadInputError(f"--set {spec!r}: the name {name!r} must be letters, digits, '_', '.', '+' "
+        raise BadInputError(f"--set {spec!r}: the name {name!r} must be letters, digits, '_', "
+                            "'.', '+' "
                             "or '-' (it names the set's output folder).")
     return name, path
 
@@ -101,7 +102,8 @@ def benchmark(settings: BenchmarkSettings) -> dict:
     dests = None
     if settings.save_outputs:
         # Checked where the outputs end up; written first into the staging folder (below).
-        dests = check_outputs_folder(out / OUTPUTS, plan, names, refuse_existing=not settings.overwrite)
+        dests = check_outputs_folder(out / OUTPUTS, plan, names,
+                                     refuse_existing=not settings.overwrite)
     made = claim(out, BENCHMARK, overwrite=settings.overwrite)
     with lock_output(out):
         # Everything is written into a staging folder and moved into place only once every set
@@ -175,8 +177,10 @@ def format_markdown(report: dict) -> str:
     sets = report["sets"]
     cols = [(k, t, f) for k, t, f in TABLE_MEASURES
             if any(s["n_scored"].get(k) for s in sets.values())]
-    head = ["set", "protocol", "pairs", *(f"{t} (blurred → deblurred)" for _, t, _ in cols), "PSNR gain dB"]
-    lines = [f"Model: `{report['model']}` (step {report['step']}, {report['arch']} {report['config']}); "
+    head = ["set", "protocol", "pairs", *(f"{t} (blurred → deblurred)" for _, t, _ in cols),
+            "PSNR gain dB"]
+    lines = [f"Model: `{report['model']}` (step {report['step']}, {report['arch']} "
+             f"{report['config']}); "
              "scores are means over images.", "",
              "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
 

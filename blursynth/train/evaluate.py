@@ -73,7 +73,8 @@ def _check_report_path(p: Path, option: str = "--json", suffix: str = ".json") -
                             f"replace it. Choose a name ending in {suffix}.")
     parent = next((a for a in p.absolute().parents if a.exists()), None)
     if parent is None or not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
-        raise BadInputError(f"{option} {p}: cannot write in {parent}; choose a location you can write to.")
+        raise BadInputError(f"{option} {p}: cannot write in {parent}; choose a location you can "
+                            "write to.")
 
 
 #: Seam cross-fade of ``evaluate``'s tiles, in pixels (``deblur`` takes ``--blend``).
@@ -108,7 +109,8 @@ def run_split_by(ckpt: dict, split_by: str | None) -> str:
     recorded one, else ``pair`` (runs made before splits by source were recorded)."""
     if split_by is not None:
         if split_by not in SPLIT_BY:
-            raise BadInputError(f"--split-by must be one of {', '.join(SPLIT_BY)}; got {split_by!r}.")
+            raise BadInputError(f"--split-by must be one of {', '.join(SPLIT_BY)}; got "
+                                f"{split_by!r}.")
         return split_by
     return str(ckpt.get("recipe", {}).get("split_by", "pair"))
 
@@ -199,7 +201,8 @@ def check_outputs_folder(folder, plan, labels, *, refuse_existing: bool = True) 
     dests = []
     for (path, ds, rows), label in zip(plan, labels):
         ids = ds.table
-        dests.append([folder / label / f"{ids.row(int(i), columns=['id'])['id']}.png" for i in rows])
+        dests.append([folder / label / f"{ids.row(int(i), columns=['id'])['id']}.png"
+                      for i in rows])
     base = folder.resolve()
     for d in (d for per in dests for d in per):
         # An id is the set's own relative path; one with ``..`` (a hand-made set) would put an
@@ -265,7 +268,8 @@ def score_plan(gen, plan, *, protocol, tile, norm_stats, lpips=None, labels=None
                 if dests is not None:
                     dest = dests[k][j]
                     save_rgb8(dest, out)  # creates the folder; written under a temporary name
-                records.append({"dataset": label, "path": path, "row": int(i), "id": str(pair["id"]),
+                records.append({"dataset": label, "path": path, "row": int(i),
+                                "id": str(pair["id"]),
                                 "protocol": name, "blurred": before, "deblurred": after,
                                 "output": None if dest is None else str(dest)})
                 if bar is not None:
@@ -389,7 +393,8 @@ def evaluate(settings: EvaluateSettings) -> dict:
     plan = plan_rows(settings, ckpt)
     dests = None
     if settings.save_outputs:
-        dests = check_outputs_folder(settings.save_outputs, plan, output_labels([p for p, _, _ in plan]))
+        labels = output_labels([p for p, _, _ in plan])
+        dests = check_outputs_folder(settings.save_outputs, plan, labels)
     bar = None
     if settings.progress:
         from tqdm import tqdm
@@ -405,7 +410,8 @@ def evaluate(settings: EvaluateSettings) -> dict:
     report = {"model": str(settings.model), "step": int(ckpt["step"]),
               "config": ckpt["model_config"]["name"], "split": settings.split,
               "protocol": settings.protocol, **summarize(records),
-              "datasets": {p: summarize([r for r in records if r["path"] == p]) for p, _, _ in plan}}
+              "datasets": {p: summarize([r for r in records if r["path"] == p])
+                           for p, _, _ in plan}}
     if settings.split == "heldout":
         report["split_by"] = run_split_by(ckpt, settings.split_by)
     if settings.json_path:
@@ -465,7 +471,8 @@ def format_measure(value, fmt: str, missing: str = "-") -> str:
 
 
 #: ``deblur --out``: any folder (the outputs are checked by name: --overwrite).
-DEBLURRED = OutputKind(what="deblurred photos", is_file="--out {out}: is a file; expected a folder.",
+DEBLURRED = OutputKind(what="deblurred photos",
+                       is_file="--out {out}: is a file; expected a folder.",
                        foreign="", own=lambda name: True)
 
 
@@ -519,7 +526,8 @@ def deblur_images(settings: DeblurSettings) -> dict:
     sources = {src.resolve(): src for src, _ in plan}
     for _, dst in plan:
         if dst.resolve() in sources:
-            raise BadInputError(f"{dst}: would replace the input photo {sources[dst.resolve()]}; choose an "
+            raise BadInputError(f"{dst}: would replace the input photo {sources[dst.resolve()]}; "
+                                "choose an "
                                 "--out other than the input folder.")
     _check_existing(dests, settings.overwrite)
     from ..sources.photos import read_header
@@ -532,10 +540,12 @@ def deblur_images(settings: DeblurSettings) -> dict:
         except Exception as exc:
             raise BadInputError(f"{src}: cannot read this image ({exc}).") from None
         if min(width, height) < 8:
-            raise BadInputError(f"{src}: {height}x{width} is too small; images must be at least 8 px a side.")
+            raise BadInputError(f"{src}: {height}x{width} is too small; images must be at least 8 "
+                                "px a side.")
     claimed = claim(out, DEBLURRED)  # before the first (possibly long) deblur, not after it
     written, notes = [], []
-    with lock_output(out):  # outside the try: a refused run must not undo the folder the other one writes
+    # outside the try: a refused run must not undo the folder the other one writes
+    with lock_output(out):
         # Again, outside the try too: another run may have written them meanwhile, into the folder
         # this claim made, and undoing that folder would remove its outputs.
         _check_existing(dests, settings.overwrite)
@@ -562,7 +572,7 @@ def _check_existing(dests, overwrite: bool) -> None:
     exist = [] if overwrite else [d for d in dests if d.exists()]
     if exist:
         raise BadInputError(f"{exist[0]}: already exists; pass --overwrite to replace "
-                            f"outputs or choose another --out.")
+                            "outputs or choose another --out.")
 
 
 def _deblur_each(plan, gen, settings, written, notes, bar):
@@ -575,7 +585,7 @@ def _deblur_each(plan, gen, settings, written, notes, bar):
             notes.append(f"{src}: {note}")
         if min(image.shape[:2]) < 8:
             raise BadInputError(f"{src}: {image.shape[0]}x{image.shape[1]} is too small; "
-                                f"images must be at least 8 px a side.")
+                                "images must be at least 8 px a side.")
         result = deblur_array(gen, image, tile=settings.tile, blend=settings.blend,
                               norm_stats=settings.norm_stats)
         if read_header(src)[2] in GRAY_MODES:
