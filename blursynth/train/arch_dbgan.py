@@ -93,7 +93,7 @@ def _configs():
 
 ARCH = Arch(
     name="dbgan", configs=_configs(), build=build, update=DBGANUpdate,
-    loss_columns=LOSS_COLUMNS, pyramid=1, tiling="local", has_critic=True,
+    loss_columns=LOSS_COLUMNS, tiling="local", has_critic=True,
     defaults={"lr": 1e-4, "critic_steps": 1, "content_weight": 1.0, "perceptual": "vgg"},
     crop_batch={"paper": (128, 4), "small": (64, 4)},
     zero_init=zero_init, content=content,

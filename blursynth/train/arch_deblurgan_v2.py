@@ -99,7 +99,7 @@ def _configs():
 
 ARCH = Arch(
     name="deblurgan-v2", configs=_configs(), build=build, update=FPNUpdate,
-    loss_columns=LOSS_COLUMNS, pyramid=1, tiling="global-stats", has_critic=True,
+    loss_columns=LOSS_COLUMNS, tiling="global-stats", has_critic=True,
     defaults={"lr": 1e-4, "critic_steps": 1, "content_weight": 1.0, "perceptual": "vgg"},
     crop_batch={"paper": (256, 1), "small": (64, 4)},
     build_options=("backbone_weights",), zero_init=zero_init, content=content,

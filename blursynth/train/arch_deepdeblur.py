@@ -60,8 +60,8 @@ class DeepDeblurUpdate(UpdateBase):
     sharp image), then one generator update on ``content_weight x L_cont + 1e-4 x L_adv``.
 
     The pyramid both are trained on is :func:`blursynth.nn.deepdeblur.image_pyramid` (the
-    Gaussian pyramid the generator builds for itself at inference), made here from the finest
-    image of what the loader gives.
+    Gaussian pyramid the generator builds for itself at inference), made here from the pair
+    the loader gives.
     """
 
     BETAS = (0.9, 0.999)  # the paper's beta_1, beta_2
@@ -70,8 +70,6 @@ class DeepDeblurUpdate(UpdateBase):
     def step(self, blurred, sharp) -> dict:
         from ..nn.deepdeblur import image_pyramid
 
-        if isinstance(blurred, (list, tuple)):
-            blurred, sharp = blurred[-1], sharp[-1]
         levels = unwrap(self.g).config.scales
         blurred, targets = image_pyramid(blurred, levels), image_pyramid(sharp, levels)
         self.g.train()
@@ -117,7 +115,7 @@ def _configs():
 
 ARCH = Arch(
     name="deepdeblur", configs=_configs(), build=build, update=DeepDeblurUpdate,
-    loss_columns=LOSS_COLUMNS, pyramid=3, tiling="local", has_critic=True,
+    loss_columns=LOSS_COLUMNS, tiling="local", has_critic=True,
     defaults={"lr": 5e-5, "critic_steps": 1, "content_weight": 1.0, "perceptual": "none"},
     crop_batch={"paper": (256, 2), "small": (64, 4)},
     schedule=schedule, zero_init=None, content=content,

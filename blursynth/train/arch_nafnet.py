@@ -72,7 +72,7 @@ class NAFNetUpdate(UpdateBase):
 
 ARCH = Arch(
     name="nafnet", configs=CONFIGS, build=build, update=NAFNetUpdate,
-    loss_columns=("loss_g", "loss_content"), pyramid=1, tiling="global-stats",
+    loss_columns=("loss_g", "loss_content"), tiling="global-stats",
     has_critic=False,
     defaults={"lr": 1e-3, "critic_steps": 0, "content_weight": 1.0, "perceptual": "none"},
     crop_batch={"paper": (256, 32), "small": (64, 4)},

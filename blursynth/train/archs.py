@@ -7,7 +7,7 @@ default) is defined here; every other architecture lives in ``blursynth/train/ar
 (``-`` in a name is ``_`` in its module name) as a module-level ``ARCH = Arch(...)``, imported
 only when the registry is first read, so ``import blursynth`` pays for none of them.
 
-Generators take and give ``(B, 3, H, W)`` images in [-1, 1]. A multi-scale one (``pyramid > 1``)
+Generators take and give ``(B, 3, H, W)`` images in [-1, 1]. A multi-scale one (DeepDeblur)
 takes and may return a list (coarsest first, finest last) in training, and returns only the
 finest image in eval mode, from the finest input alone. Every generator has
 ``receptive_radius() -> int`` (the px beyond which an input pixel cannot change an output
@@ -61,9 +61,6 @@ class Arch:
     loss_columns : tuple[str, ...]
         The losses ``step`` returns, in metrics.csv order (``loss_content`` among them: the
         progress bar shows it).
-    pyramid : int
-        Scales of the training pairs the loader gives (1: one image; 3: DeepDeblur's pyramid,
-        halving each time, given coarsest first).
     tiling : str
         One of :data:`TILING`.
     has_critic : bool
@@ -99,7 +96,6 @@ class Arch:
     build: Callable
     update: type
     loss_columns: tuple
-    pyramid: int = 1
     tiling: str = "local"
     has_critic: bool = True
     defaults: dict = field(default_factory=dict)
@@ -118,8 +114,6 @@ class Arch:
         if self.tiling not in TILING:
             raise ValueError(f"Arch {self.name}: tiling must be one of {TILING}; "
                              f"got {self.tiling!r}.")
-        if self.pyramid < 1:
-            raise ValueError(f"Arch {self.name}: pyramid must be at least 1.")
         for name, cfg in self.configs.items():
             if cfg.get("name") != name:
                 raise ValueError(f"Arch {self.name}: config {name!r} must hold name={name!r}.")
@@ -187,7 +181,7 @@ DEBLURGAN_LOSSES = ("loss_d", "wasserstein", "gp", "loss_g", "loss_adv", "loss_c
 def _make_deblurgan() -> Arch:
     return Arch(
         name="deblurgan", configs=_deblurgan_configs(), build=_deblurgan_build,
-        update=_deblurgan_update(), loss_columns=DEBLURGAN_LOSSES, pyramid=1,
+        update=_deblurgan_update(), loss_columns=DEBLURGAN_LOSSES,
         tiling="global-stats", has_critic=True,
         defaults={"lr": 1e-4, "critic_steps": 5, "content_weight": 100.0, "perceptual": "vgg"},
         update_options=("gp_weight",), zero_init=_deblurgan_zero_init,

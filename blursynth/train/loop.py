@@ -653,9 +653,6 @@ def run_loop(plan: RunPlan, parts: RunParts) -> dict:
             trainer.set_lr(lr_at(step - 1, total, settings.lr))
             blurred = to_model_range(blurred.to(device, non_blocking=True, memory_format=mem))
             sharp = to_model_range(sharp.to(device, non_blocking=True, memory_format=mem))
-            if arch.pyramid > 1:
-                blurred, sharp = image_pyramid(blurred, arch.pyramid), \
-                    image_pyramid(sharp, arch.pyramid)
             losses = trainer.step(blurred, sharp)
             saving = step % settings.checkpoint_every == 0 or step == total
             rng_ranks = None
@@ -708,15 +705,6 @@ def run_loop(plan: RunPlan, parts: RunParts) -> dict:
             "rank": plan.rank,
             "content_loss": plan.content_info, "n_train_pairs": plan.n_train,
             "n_val_pairs": len(plan.val_items)}
-
-
-def image_pyramid(x, levels: int) -> list:
-    """``levels`` scales of a ``(B, C, H, W)`` batch, coarsest first, each half the next
-    (2x2 means; H and W multiples of ``2 ** (levels - 1)``)."""
-    out = [x]
-    for _ in range(levels - 1):
-        out.append(torch.nn.functional.avg_pool2d(out[-1], 2))
-    return out[::-1]
 
 
 def train(settings: TrainSettings) -> dict:

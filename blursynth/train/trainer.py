@@ -97,9 +97,10 @@ class UpdateBase:
                 group["lr"] = lr
 
     def step(self, blurred, sharp) -> dict:
-        """One update on a batch of ``(B, 3, H, W)`` images in [-1, 1] (for ``pyramid > 1``
-        architectures, lists of the batch at each scale, coarsest first); returns the losses,
-        keyed by the architecture's ``loss_columns`` (NaN for a loss not computed)."""
+        """One update on a batch of ``(B, 3, H, W)`` images in [-1, 1] (a multi-scale
+        architecture builds its own pyramid of them, the one its generator builds at inference);
+        returns the losses, keyed by the architecture's ``loss_columns`` (NaN for a loss not
+        computed)."""
         raise NotImplementedError
 
     def content_step(self, fake, sharp):
