@@ -36,7 +36,8 @@ def _contract_rows(start, stop, fp):
 
 
 def test_rows_without_sharp_and_with_gt_frames_round_trip(tmp_path):
-    write_dataset(tmp_path / "d", kind="pairs", schema=GT_FRAMES_PAIR_SCHEMA, n_items=3, shard_size=2,
+    write_dataset(tmp_path / "d", kind="pairs", schema=GT_FRAMES_PAIR_SCHEMA, n_items=3,
+                  shard_size=2,
                   make_rows=functools.partial(_contract_rows, fp="fp"), fingerprint="fp",
                   command={"test": 1}, progress=False)
     ds = PairDataset(tmp_path / "d")
@@ -74,7 +75,8 @@ def test_null_sharp_needs_ground_truth_false():
         pair_row(index=0, blurred=_img(0), sharp=None, psf=None, source="real", seed=0, params={},
                  fingerprint="fp")
     with pytest.raises(ValueError, match="gt_frames"):
-        pair_row(index=0, blurred=_img(0), sharp=_img(1), psf=None, source="real", seed=0, params={},
+        pair_row(index=0, blurred=_img(0), sharp=_img(1), psf=None, source="real", seed=0,
+                 params={},
                  fingerprint="fp", gt_frames=[_img(2, 16, 16)])
 
 
@@ -103,14 +105,15 @@ def test_pair_source_every_kind():
     # Older imports: the sequence folder (gopro layout) or the file (flat).
     old = {"blurred_path": "train/GOPR0372_07_00/blur/000001.png", "layout": "gopro"}
     assert pair_source(old, "real") == "real:train/GOPR0372_07_00"
-    assert pair_source({"blurred_path": "blur/a.png", "layout": "flat"}, "real") == "real:blur/a.png"
+    assert pair_source({"blurred_path": "blur/a.png", "layout": "flat"},
+                       "real") == "real:blur/a.png"
     with pytest.raises(ValueError):
         pair_source({}, "trajectory")
     with pytest.raises(ValueError):
         pair_source({"photo": "a"}, "nope")
 
 
-# --- the layouts: tiny folders as each set distributes it ---------------------------------------------
+# --- the layouts: tiny folders as each set distributes it -----------------------------------------
 
 
 def _seed(*parts):
@@ -154,7 +157,8 @@ def _check_rebuild(path, root):
 def hide(tmp_path):
     root = tmp_path / "HIDE_dataset"
     names = {"train": ["1fromGOPR0950.MP4.png", "2fromGOPR0950.MP4.png"],
-             "test/test-close-ups": ["3fromGOPR1096.MP4.png"], "test/test-long-shot": ["4fromGOPR1102.MP4.png"]}
+             "test/test-close-ups": ["3fromGOPR1096.MP4.png"],
+             "test/test-long-shot": ["4fromGOPR1102.MP4.png"]}
     for n, (folder, files) in enumerate(names.items()):
         for k, name in enumerate(files):
             sharp = _img(10 * n + k)
@@ -164,14 +168,16 @@ def hide(tmp_path):
 
 
 def test_import_hide(hide, tmp_path, run_cli):
-    r = _import(run_cli, hide.parent, tmp_path / "d", "--layout", "hide")  # the folder holding HIDE_dataset/
+    r = _import(run_cli, hide.parent, tmp_path / "d", "--layout",
+                "hide")  # the folder holding HIDE_dataset/
     assert r.code == 0, r.err
     rows = _by_id(tmp_path / "d")
     assert sorted(rows) == ["test/close-ups/3fromGOPR1096.MP4", "test/long-shot/4fromGOPR1102.MP4",
                             "train/1fromGOPR0950.MP4", "train/2fromGOPR0950.MP4"]
     row = rows["test/close-ups/3fromGOPR1096.MP4"]
     p = row["params"]
-    assert (p["set"], p["split"], p["sequence"], p["subset"]) == ("hide", "test", "GOPR1096.MP4", "close-ups")
+    assert (p["set"], p["split"], p["sequence"], p["subset"]) == ("hide", "test", "GOPR1096.MP4",
+                                                                  "close-ups")
     assert p["blurred_name"] == p["sharp_name"] == "3fromGOPR1096.MP4.png" and p["layout"] == "hide"
     np.testing.assert_array_equal(row["sharp"], _img(10))
     np.testing.assert_array_equal(row["blurred"], _blur(_img(10)))
@@ -182,15 +188,18 @@ def test_import_hide(hide, tmp_path, run_cli):
     assert _import(run_cli, hide, tmp_path / "t", "--layout", "hide", "--split", "test").code == 0
     assert len(PairDataset(tmp_path / "t")) == 2
     for n, subset in enumerate(("long-shot", "test-long-shot")):
-        assert _import(run_cli, hide, tmp_path / f"l{n}", "--layout", "hide", "--subset", subset).code == 0
-        assert [r["id"] for r in PairDataset(tmp_path / f"l{n}")] == ["test/long-shot/4fromGOPR1102.MP4"]
+        assert _import(run_cli, hide, tmp_path / f"l{n}", "--layout", "hide", "--subset",
+                       subset).code == 0
+        ids = [r["id"] for r in PairDataset(tmp_path / f"l{n}")]
+        assert ids == ["test/long-shot/4fromGOPR1102.MP4"]
     r = _import(run_cli, hide, tmp_path / "n", "--layout", "hide", "--subset", "near")
     assert r.code == 2 and error_line(r).endswith("found subset close-ups, long-shot).")
     r = _import(run_cli, hide, tmp_path / "v", "--layout", "hide", "--split", "val")
     assert r.code == 2 and "--split val" in error_line(r) and not (tmp_path / "v").exists()
     (hide / "GT" / "4fromGOPR1102.MP4.png").unlink()
     r = _import(run_cli, hide, tmp_path / "x", "--layout", "hide")
-    assert r.code == 2 and "4fromGOPR1102.MP4.png" in error_line(r) and not (tmp_path / "x").exists()
+    assert r.code == 2 and "4fromGOPR1102.MP4.png" in error_line(r)
+    assert not (tmp_path / "x").exists()
 
 
 @pytest.fixture
@@ -204,7 +213,8 @@ def realblur(tmp_path):
             for n, scene in enumerate(scenes):
                 for k in (1, 2):
                     sharp = _img(_seed(variant, scene, k))
-                    gt, blur = f"{folder}/{scene}/gt/gt_{k}.png", f"{folder}/{scene}/blur/blur_{k}.png"
+                    gt = f"{folder}/{scene}/gt/gt_{k}.png"
+                    blur = f"{folder}/{scene}/blur/blur_{k}.png"
                     write_image(root / gt, sharp)
                     write_image(root / blur, _blur(sharp))
                     lines.append(f"{gt} {blur}")
@@ -217,7 +227,8 @@ def test_import_realblur(realblur, tmp_path, run_cli):
     root, lists = realblur
     r = _import(run_cli, root, tmp_path / "both", "--layout", "realblur")
     assert r.code == 2 and "--variant" in error_line(r) and not (tmp_path / "both").exists()
-    r = _import(run_cli, root, tmp_path / "j", "--layout", "realblur", "--variant", "J", "--split", "test")
+    r = _import(run_cli, root, tmp_path / "j", "--layout", "realblur", "--variant", "J", "--split",
+                "test")
     assert r.code == 0, r.err
     rows = _by_id(tmp_path / "j")
     assert sorted(rows) == [f"test/{s}/blur_{k}" for s in ("scene230", "scene231") for k in (1, 2)]
@@ -225,29 +236,35 @@ def test_import_realblur(realblur, tmp_path, run_cli):
     assert (p["set"], p["split"], p["sequence"], p["variant"], p["list"]) == \
         ("realblur-j", "test", "scene231", "J", "RealBlur_J_test_list.txt")
     assert (p["blurred_name"], p["sharp_name"]) == ("blur_2.png", "gt_2.png")
-    np.testing.assert_array_equal(rows["test/scene231/blur_2"]["sharp"], _img(_seed("J", "scene231", 2)))
+    np.testing.assert_array_equal(rows["test/scene231/blur_2"]["sharp"], _img(_seed("J", "scene231",
+                                                                                    2)))
     assert pair_source(p, "real") == "real:realblur-j/test/scene231"
     _check_rebuild(tmp_path / "j", root)
     # Given as --list, from anywhere: the R variant's train list; the lines' order may be swapped.
     moved = tmp_path / "elsewhere.txt"
-    moved.write_text("\n".join(" ".join(reversed(l.split())) for l in lists[("R", "train")].read_text().splitlines()))
-    r = _import(run_cli, root, tmp_path / "r", "--layout", "realblur", "--list", moved, "--variant", "R",
+    lines = lists[("R", "train")].read_text().splitlines()
+    moved.write_text("\n".join(" ".join(reversed(l.split())) for l in lines))
+    r = _import(run_cli, root, tmp_path / "r", "--layout", "realblur", "--list", moved, "--variant",
+                "R",
                 "--split", "train")
     assert r.code == 0, r.err
     rows = _by_id(tmp_path / "r")
     assert sorted(rows) == ["train/scene001/blur_1", "train/scene001/blur_2"]
     assert rows["train/scene001/blur_1"]["params"]["set"] == "realblur-r"
-    np.testing.assert_array_equal(rows["train/scene001/blur_1"]["sharp"], _img(_seed("R", "scene001", 1)))
+    np.testing.assert_array_equal(rows["train/scene001/blur_1"]["sharp"],
+                                  _img(_seed("R", "scene001", 1)))
 
 
 def test_realblur_bad_lists(realblur, tmp_path, run_cli):
     root, lists = realblur
-    r = _import(run_cli, tmp_path / "RealBlur" / "RealBlur-J_ECC_IMCORR_centroid_itensity_ref", tmp_path / "a",
+    r = _import(run_cli, tmp_path / "RealBlur" / "RealBlur-J_ECC_IMCORR_centroid_itensity_ref",
+                tmp_path / "a",
                 "--layout", "realblur")
     assert r.code == 2 and "no list file" in error_line(r)
     r = _import(run_cli, root, tmp_path / "b", "--layout", "realblur", "--list", "nope.txt")
     assert r.code == 2 and "--list nope.txt: no such file" in error_line(r)
-    lists[("J", "test")].write_text(lists[("J", "test")].read_text() + "x/gt/gt_9.png x/blur/blur_9.png\n")
+    lists[("J", "test")].write_text(lists[("J", "test")].read_text() + "x/gt/gt_9.png "
+                                                                       "x/blur/blur_9.png\n")
     r = _import(run_cli, root, tmp_path / "c", "--layout", "realblur", "--variant", "J")
     assert r.code == 2 and "line 5" in error_line(r) and "gt_9.png is missing" in error_line(r)
     assert not (tmp_path / "c").exists()
@@ -255,7 +272,8 @@ def test_realblur_bad_lists(realblur, tmp_path, run_cli):
     lists[("J", "test")].write_text(lists[("J", "test")].read_text().splitlines()[0] + "\n")
     gt = root / lists[("J", "test")].read_text().split()[0]
     write_image(gt, _img(0, 32, 30))
-    r = _import(run_cli, root, tmp_path / "e", "--layout", "realblur", "--variant", "J", "--split", "test")
+    r = _import(run_cli, root, tmp_path / "e", "--layout", "realblur", "--variant", "J", "--split",
+                "test")
     assert r.code == 2 and "32x30" in error_line(r) and not (tmp_path / "e").exists()
 
 
@@ -299,7 +317,8 @@ def _rsblur_one(root, gt_text=None, blur_text=None):
 
 def test_rsblur_list_with_absolute_paths_inside_the_folder(tmp_path, run_cli):
     root = tmp_path / "r2"
-    _rsblur_one(root, str(root / "0001/0000/gt/gt_sharp.png"), str(root / "0001/0000/real_blur.png"))
+    _rsblur_one(root, str(root / "0001/0000/gt/gt_sharp.png"),
+                str(root / "0001/0000/real_blur.png"))
     r = _import(run_cli, root, tmp_path / "d", "--layout", "rsblur")
     assert r.code == 0, r.err
     # stored relative to the folder, as a relative list would give it
@@ -330,7 +349,8 @@ def reds(tmp_path):
                 if split != "test":  # REDS publishes no sharp frames for its test clips
                     write_image(root / split / f"{split}_sharp" / clip / name, sharp)
                 write_image(root / split / f"{split}_blur" / clip / name, _blur(sharp))
-                write_image(root / split / f"{split}_blur_jpeg" / clip / f"{k:08d}.jpg", _blur(sharp))
+                write_image(root / split / f"{split}_blur_jpeg" / clip / f"{k:08d}.jpg",
+                            _blur(sharp))
     return root
 
 
@@ -344,14 +364,17 @@ def test_import_reds_with_and_without_ground_truth(reds, tmp_path, run_cli):
     assert (p["set"], p["sequence"], p["blurred_folder"]) == ("reds", "000", "val_blur")
     np.testing.assert_array_equal(val["sharp"], _img(_seed("val", "000", 1)))
     test = rows["test/000/00000000"]
-    assert test["sharp"] is None and test["params"]["ground_truth"] is False and test["params"]["sharp_name"] is None
+    assert test["sharp"] is None and test["params"]["ground_truth"] is False
+    assert test["params"]["sharp_name"] is None
     assert pair_source(rows["train/001/00000000"]["params"], "real") == \
         pair_source(rows["train/001/00000001"]["params"], "real") == "real:reds/train/001"
     assert verify_dataset(tmp_path / "d")["rows"] == 8
     _check_rebuild(tmp_path / "d", reds)
-    r = _import(run_cli, reds, tmp_path / "j", "--layout", "reds", "--blurred", "blur_jpeg", "--split", "val")
+    r = _import(run_cli, reds, tmp_path / "j", "--layout", "reds", "--blurred", "blur_jpeg",
+                "--split", "val")
     assert r.code == 0, r.err
-    assert [row["params"]["blurred_name"] for row in PairDataset(tmp_path / "j")] == ["00000000.jpg", "00000001.jpg"]
+    assert [row["params"]["blurred_name"] for row in PairDataset(tmp_path / "j")] == \
+        ["00000000.jpg", "00000001.jpg"]
     (reds / "train" / "train_sharp" / "001" / "00000001.png").unlink()
     r = _import(run_cli, reds, tmp_path / "x", "--layout", "reds")
     assert r.code == 2 and "001/00000001.png" in error_line(r)
@@ -366,32 +389,40 @@ def test_no_ground_truth_rows_through_info_preview_export(reds, tmp_path, run_cl
     assert r.code == 0, r.err
     r = run_cli("dataset", "export", tmp_path / "d", "--out", tmp_path / "x")
     assert r.code == 0, r.err
-    assert sorted(p.name for p in (tmp_path / "x/blur").iterdir()) == ["test_000_00000000.png", "test_000_00000001.png"]
+    assert sorted(p.name for p in (tmp_path / "x/blur").iterdir()) == ["test_000_00000000.png",
+                                                                       "test_000_00000001.png"]
     assert not list((tmp_path / "x/sharp").iterdir())
 
 
 def test_import_lai_real_and_synthetic(tmp_path, run_cli):
     root = tmp_path / "lai"
-    write_image(root / "real_dataset" / "boat.jpg", _img(1, 24, 40))  # any size: no partner to match
+    write_image(root / "real_dataset" / "boat.jpg",
+                _img(1, 24, 40))  # any size: no partner to match
     write_image(root / "real_dataset" / "car.png", _img(2))
     for name in ("manmade_01", "manmade_010"):  # one name the prefix of another
         sharp = _img(len(name))
         write_image(root / "synthetic_dataset" / "ground_truth" / f"{name}.png", sharp)
         for sub in ("uniform", "nonuniform"):
             write_image(root / "synthetic_dataset" / sub / f"{name}_kernel_02.png", _blur(sharp))
-    write_image(root / "synthetic_dataset" / "kernel" / "kernel_02.png", _img(9, 9, 9))  # kernels: not read
+    write_image(root / "synthetic_dataset" / "kernel" / "kernel_02.png",
+                _img(9, 9, 9))  # kernels: not read
     r = _import(run_cli, root, tmp_path / "d", "--layout", "lai")
     assert r.code == 0, r.err
     rows = _by_id(tmp_path / "d")
-    assert sorted(rows) == ["nonuniform/manmade_010_kernel_02", "nonuniform/manmade_01_kernel_02", "real/boat",
-                            "real/car", "uniform/manmade_010_kernel_02", "uniform/manmade_01_kernel_02"]
+    assert sorted(rows) == ["nonuniform/manmade_010_kernel_02", "nonuniform/manmade_01_kernel_02",
+                            "real/boat",
+                            "real/car", "uniform/manmade_010_kernel_02",
+                            "uniform/manmade_01_kernel_02"]
     boat = rows["real/boat"]
-    assert boat["sharp"] is None and boat["blurred"].shape == (24, 40, 3) and boat["params"]["subset"] == "real"
+    assert boat["sharp"] is None and boat["blurred"].shape == (24, 40, 3)
+    assert boat["params"]["subset"] == "real"
     u = rows["uniform/manmade_010_kernel_02"]
     assert (u["params"]["sequence"], u["params"]["kernel"], u["params"]["sharp_name"]) == \
         ("manmade_010", "kernel_02", "manmade_010.png")
     np.testing.assert_array_equal(u["sharp"], _img(len("manmade_010")))
-    assert pair_source(u["params"], "real") == pair_source(rows["nonuniform/manmade_010_kernel_02"]["params"], "real")
+    assert pair_source(u["params"],
+                       "real") == pair_source(rows["nonuniform/manmade_010_kernel_02"]["params"],
+                                              "real")
     _check_rebuild(tmp_path / "d", root)
     assert _import(run_cli, root, tmp_path / "r", "--layout", "lai", "--subset", "real").code == 0
     assert len(PairDataset(tmp_path / "r")) == 2
@@ -405,7 +436,8 @@ def test_import_kohler_keeps_every_ground_truth_frame(tmp_path, run_cli):
     for image, traj, n in ((1, 1, 11), (1, 2, 3), (2, 1, 2)):
         write_image(root / "BlurryImages" / f"Blurry{image}_{traj}.png", _img(image * 100 + traj))
         for k in range(1, n + 1):
-            write_image(root / "GroundTruth" / f"GroundTruth{image}_{traj}_{k}.png", _img(image * 1000 + traj * 50 + k))
+            write_image(root / "GroundTruth" / f"GroundTruth{image}_{traj}_{k}.png",
+                        _img(image * 1000 + traj * 50 + k))
     r = _import(run_cli, root, tmp_path / "d", "--layout", "kohler")
     assert r.code == 0, r.err
     rows = _by_id(tmp_path / "d")
@@ -417,7 +449,8 @@ def test_import_kohler_keeps_every_ground_truth_frame(tmp_path, run_cli):
         np.testing.assert_array_equal(frame, _img(1000 + 50 + k))
     assert row["params"]["sharp_frame"] == 5 and row["params"]["gt_frame_count"] == 11
     np.testing.assert_array_equal(row["sharp"], row["gt_frames"][5])
-    assert pair_source(row["params"], "real") == pair_source(rows["image1/trajectory02"]["params"], "real")
+    assert pair_source(row["params"], "real") == pair_source(rows["image1/trajectory02"]["params"],
+                                                             "real")
     assert verify_dataset(tmp_path / "d")["rows"] == 3
     # one row per row group: random access to a row reads one sequence's frames, not 16
     import pyarrow.parquet as pq
@@ -473,8 +506,10 @@ def test_import_levin_images_and_kernels(tmp_path, run_cli):
     np.testing.assert_allclose(psf[1:5, 0:6], kernels[(6, 2)] / kernels[(6, 2)].sum(), rtol=1e-5)
     assert psf[0].sum() == psf[5:].sum() == psf[:, 6].sum() == 0
     p = row["params"]
-    assert (p["set"], p["sequence"], p["kernel"], p["blurred_name"]) == ("levin", "im06", 2, "im06_flit02.mat:y")
-    assert row["blurred"].shape == (20, 24, 3) and (row["blurred"][..., 0] == row["blurred"][..., 2]).all()
+    assert (p["set"], p["sequence"], p["kernel"], p["blurred_name"]) == ("levin", "im06", 2,
+                                                                         "im06_flit02.mat:y")
+    assert row["blurred"].shape == (20, 24, 3)
+    assert (row["blurred"][..., 0] == row["blurred"][..., 2]).all()
     assert "grayscale" in p["converted"]
     assert verify_dataset(tmp_path / "d")["rows"] == 4
     _check_rebuild(tmp_path / "d", root)
@@ -535,8 +570,10 @@ def test_import_bytes_do_not_depend_on_where_the_set_is(realblur, tmp_path, run_
     root, lists = realblur
     copy = tmp_path / "moved" / "RB"
     shutil.copytree(root, copy)
-    for n, (folder, lst) in enumerate(((root, lists[("J", "test")]), (copy, copy / "RealBlur_J_test_list.txt"))):
-        assert _import(run_cli, folder, tmp_path / f"d{n}", "--layout", "realblur", "--list", lst).code == 0
+    for n, (folder, lst) in enumerate(((root, lists[("J", "test")]),
+                                       (copy, copy / "RealBlur_J_test_list.txt"))):
+        assert _import(run_cli, folder, tmp_path / f"d{n}", "--layout", "realblur", "--list",
+                       lst).code == 0
     m0, m1 = (json.loads((tmp_path / f"d{n}" / "manifest.json").read_text()) for n in (0, 1))
     assert m0["fingerprint"] == m1["fingerprint"]
     assert [s["sha256"] for s in m0["shards"]] == [s["sha256"] for s in m1["shards"]]

@@ -53,8 +53,10 @@ class Entry:
 
 
 def _images(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES) \
-        if folder.is_dir() else []
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.iterdir()
+                  if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
 
 
 def _rel(root: Path, path: Path) -> str:
@@ -62,19 +64,22 @@ def _rel(root: Path, path: Path) -> str:
 
 
 def _entry(root, blurred: Path, sharp: Path | None, id: str, params: dict, gt_frames=()) -> Entry:
-    params = {**params, "blurred_name": blurred.name, "sharp_name": sharp.name if sharp is not None else None}
+    params = {**params, "blurred_name": blurred.name,
+              "sharp_name": sharp.name if sharp is not None else None}
     if sharp is None:
         params["ground_truth"] = False
-    return Entry(id=id, blurred=_rel(root, blurred), sharp=None if sharp is None else _rel(root, sharp),
+    return Entry(id=id, blurred=_rel(root, blurred),
+                 sharp=None if sharp is None else _rel(root, sharp),
                  params=params, gt_frames=tuple(_rel(root, f) for f in gt_frames))
 
 
 def _no_partner(path: Path, where: Path, layout: str, expect: str) -> BadInputError:
-    return BadInputError(f"{path}: blurred image has no ground truth {where} (--layout {layout} expects {expect}); "
+    return BadInputError(f"{path}: blurred image has no ground truth {where} (--layout {layout} "
+                         f"expects {expect}); "
                          "restore the file or remove the image.")
 
 
-# --- gopro, flat -----------------------------------------------------------------------------------
+# --- gopro, flat ----------------------------------------------------------------------------------
 
 
 def find_folder_pairs(root: Path, config) -> list[Entry]:
@@ -83,11 +88,14 @@ def find_folder_pairs(root: Path, config) -> list[Entry]:
     if config.layout == "flat":
         blur_dirs = [root / config.blur_dir] if (root / config.blur_dir).is_dir() else []
     else:
-        blur_dirs = sorted(p for p in root.rglob(config.blur_dir) if p.is_dir() and (p.parent / config.sharp_dir).is_dir())
+        blur_dirs = sorted(p for p in root.rglob(config.blur_dir)
+                           if p.is_dir() and (p.parent / config.sharp_dir).is_dir())
     if not blur_dirs:
-        expect = (f"{config.blur_dir}/ and {config.sharp_dir}/ folders side by side" if config.layout == "flat"
+        expect = (f"{config.blur_dir}/ and {config.sharp_dir}/ folders side by side"
+                  if config.layout == "flat"
                   else f"<sequence>/{config.blur_dir}/ beside <sequence>/{config.sharp_dir}/")
-        raise BadInputError(f"{root}: no paired images found; expected {expect} (--layout {config.layout}).")
+        raise BadInputError(f"{root}: no paired images found; expected {expect} (--layout "
+                            f"{config.layout}).")
     entries = []
     for bdir in blur_dirs:
         sdir = bdir.parent / config.sharp_dir
@@ -109,15 +117,17 @@ def find_folder_pairs(root: Path, config) -> list[Entry]:
             params = {}
             if config.layout == "gopro":
                 parts = PurePosixPath(seq).parts
-                params = {"set": "gopro", "split": next((p for p in parts if p in ("train", "test")), None),
+                params = {"set": "gopro",
+                          "split": next((p for p in parts if p in ("train", "test")), None),
                           "sequence": parts[-1] if parts else None}
             entries.append(_entry(root, blurs[name], sharps[name], pid, params))
     if not entries:
-        raise BadInputError(f"{root}: the {config.blur_dir}/ and {config.sharp_dir}/ folders hold no images.")
+        raise BadInputError(f"{root}: the {config.blur_dir}/ and {config.sharp_dir}/ folders hold "
+                            "no images.")
     return entries
 
 
-# --- HIDE ------------------------------------------------------------------------------------------
+# --- HIDE -----------------------------------------------------------------------------------------
 
 _HIDE_NAME = re.compile(r"\d+from(?P<video>.+)")
 
@@ -131,8 +141,10 @@ def find_hide(root: Path, config) -> list[Entry]:
         root_sets = root
     gt = root_sets / "GT"
     if not gt.is_dir():
-        raise BadInputError(f"{root}: no GT/ folder; --layout hide expects GT/ (sharp images) beside train/ "
-                            "and test/test-close-ups/, test/test-long-shot/ (blurred), as HIDE_dataset/ holds them.")
+        raise BadInputError(f"{root}: no GT/ folder; --layout hide expects GT/ (sharp images) "
+                            "beside train/ "
+                            "and test/test-close-ups/, test/test-long-shot/ (blurred), as "
+                            "HIDE_dataset/ holds them.")
     groups = [("train", None, root_sets / "train")]
     groups += [("test", sub.name, sub) for sub in sorted((root_sets / "test").iterdir())
                if sub.is_dir()] if (root_sets / "test").is_dir() else []
@@ -149,14 +161,16 @@ def find_hide(root: Path, config) -> list[Entry]:
             params = {"set": "hide", "split": split, "sequence": sequence}
             if subset is not None:
                 params["subset"] = subset = subset.removeprefix("test-")  # close-ups, long-shot
-            entries.append(_entry(root, blurred, sharp, f"{split}/{subset + '/' if subset else ''}{blurred.stem}",
+            entries.append(_entry(root, blurred, sharp,
+                                  f"{split}/{subset + '/' if subset else ''}{blurred.stem}",
                                   params))
     if not entries:
-        raise BadInputError(f"{root_sets}: GT/ is there but train/ and test/ hold no blurred images (--layout hide).")
+        raise BadInputError(f"{root_sets}: GT/ is there but train/ and test/ hold no blurred "
+                            "images (--layout hide).")
     return entries
 
 
-# --- RealBlur, RSBlur: list files --------------------------------------------------------------------
+# --- RealBlur, RSBlur: list files -----------------------------------------------------------------
 
 _REALBLUR_LIST = re.compile(r"RealBlur_(?P<variant>[JR])_(?P<split>train|test)_list\.txt")
 _RSBLUR_LIST = re.compile(r"RSBlur_real_(?P<split>train|val|test)\.txt")
@@ -181,10 +195,11 @@ def _list_files(root: Path, config, pattern: re.Pattern, layout: str,
                                     f"(e.g. {example}), given as a path or relative to {root}.")
             found.append((path, pattern.fullmatch(path.name)))
         return found
-    found = sorted((p, pattern.fullmatch(p.name)) for p in root.iterdir() if pattern.fullmatch(p.name)) \
-        if root.is_dir() else []
+    found = sorted((p, pattern.fullmatch(p.name)) for p in root.iterdir()
+                   if pattern.fullmatch(p.name)) if root.is_dir() else []
     if not found:
-        raise BadInputError(f"{root}: no list file found; --layout {layout} reads the set's lists (e.g. {example}) "
+        raise BadInputError(f"{root}: no list file found; --layout {layout} reads the set's lists "
+                            f"(e.g. {example}) "
                             "from the folder: put them there or give --list FILE.")
     return found
 
@@ -199,14 +214,17 @@ def _read_list(root: Path, list_path: Path, layout: str) -> list[tuple[str, str,
         if not words:
             continue
         if len(words) < 2:
-            raise BadInputError(f"{list_path} line {n}: {line.strip()!r} names one file; --layout {layout} expects "
+            raise BadInputError(f"{list_path} line {n}: {line.strip()!r} names one file; --layout "
+                                f"{layout} expects "
                                 "two paths per line (ground truth and blurred image).")
         a, b = (_list_path_in(root, w, f"{list_path} line {n}") for w in words[:2])
         sharp, blurred = (b, a) if _is_sharp_path(b) and not _is_sharp_path(a) else (a, b)
         for path in (sharp, blurred):
             if not (root / path).is_file():
-                raise BadInputError(f"{list_path} line {n}: {root / path} is missing; the list names an image "
-                                    f"that is not in {root} (give the set's folder, or fix the list).")
+                raise BadInputError(f"{list_path} line {n}: {root / path} is missing; the list "
+                                    "names an image "
+                                    f"that is not in {root} (give the set's folder, or fix the "
+                                    "list).")
         pairs.append((sharp, blurred, n))
     if not pairs:
         raise BadInputError(f"{list_path}: the list names no images (--layout {layout}).")
@@ -247,19 +265,23 @@ def find_realblur(root: Path, config) -> list[Entry]:
         variant = m["variant"] if m else config.variant
         if config.variant is not None and variant != config.variant:
             if config.lists:
-                raise BadInputError(f"--list {path.name} is a RealBlur-{variant} list but --variant is "
+                raise BadInputError(f"--list {path.name} is a RealBlur-{variant} list but "
+                                    "--variant is "
                                     f"{config.variant}; give one of them.")
             continue
         if variant is None:
-            raise BadInputError(f"--list {path}: its name does not say J or R (RealBlur_J_..., RealBlur_R_...); "
+            raise BadInputError(f"--list {path}: its name does not say J or R (RealBlur_J_..., "
+                                "RealBlur_R_...); "
                                 "give --variant J or R.")
         chosen.append((path, variant, m["split"] if m else None))
     variants = sorted({v for _, v, _ in chosen})
     if len(variants) > 1:
-        raise BadInputError(f"{root}: holds RealBlur-J and RealBlur-R lists; give --variant J or R (two sets, "
+        raise BadInputError(f"{root}: holds RealBlur-J and RealBlur-R lists; give --variant J or "
+                            "R (two sets, "
                             "imported one at a time).")
     if not chosen:
-        raise BadInputError(f"{root}: no RealBlur-{config.variant} list (RealBlur_{config.variant}_test_list.txt); "
+        raise BadInputError(f"{root}: no RealBlur-{config.variant} list "
+                            f"(RealBlur_{config.variant}_test_list.txt); "
                             "give --list FILE or another --variant.")
     entries = []
     for path, variant, split in chosen:
@@ -286,7 +308,7 @@ def find_rsblur(root: Path, config) -> list[Entry]:
     return entries
 
 
-# --- REDS ------------------------------------------------------------------------------------------
+# --- REDS -----------------------------------------------------------------------------------------
 
 _REDS_DIR = re.compile(r"(?P<split>train|val|test)_(?P<kind>blur|blur_jpeg)")
 
@@ -299,8 +321,9 @@ def find_reds(root: Path, config) -> list[Entry]:
     blur_dirs = sorted(p for p in root.rglob(f"*_{kind}")
                        if p.is_dir() and (m := _REDS_DIR.fullmatch(p.name)) and m["kind"] == kind)
     if not blur_dirs:
-        raise BadInputError(f"{root}: no REDS blurred folder; --layout reds expects <split>_{kind}/<clip>/NAME "
-                            f"(split train, val or test) beside <split>_sharp/<clip>/NAME.")
+        raise BadInputError(f"{root}: no REDS blurred folder; --layout reds expects "
+                            f"<split>_{kind}/<clip>/NAME "
+                            "(split train, val or test) beside <split>_sharp/<clip>/NAME.")
     entries = []
     for bdir in blur_dirs:
         split = _REDS_DIR.fullmatch(bdir.name)["split"]
@@ -310,19 +333,22 @@ def find_reds(root: Path, config) -> list[Entry]:
                 sharp = None
                 if sdir.is_dir():
                     sharp = next((s for s in (sdir / clip.name / blurred.name,
-                                              *(sdir / clip.name / (blurred.stem + e) for e in (".png", ".jpg")))
+                                              *(sdir / clip.name / (blurred.stem + e)
+                                                for e in (".png", ".jpg")))
                                   if s.is_file()), None)
                     if sharp is None:
                         raise _no_partner(blurred, f"in {sdir / clip.name}", "reds",
                                           f"{split}_sharp/<clip>/<same name>")
-                params = {"set": "reds", "split": split, "sequence": clip.name, "blurred_folder": bdir.name}
-                entries.append(_entry(root, blurred, sharp, f"{split}/{clip.name}/{blurred.stem}", params))
+                params = {"set": "reds", "split": split, "sequence": clip.name,
+                          "blurred_folder": bdir.name}
+                entries.append(_entry(root, blurred, sharp, f"{split}/{clip.name}/{blurred.stem}",
+                                      params))
     if not entries:
         raise BadInputError(f"{root}: the REDS folders hold no images (--layout reds).")
     return entries
 
 
-# --- Lai et al. 2016 -------------------------------------------------------------------------------
+# --- Lai et al. 2016 ------------------------------------------------------------------------------
 
 
 def find_lai(root: Path, config) -> list[Entry]:
@@ -330,17 +356,21 @@ def find_lai(root: Path, config) -> list[Entry]:
     ``ground_truth/NAME.ext`` is the sharp image of every blurred ``<subset>/NAME_<kernel>.ext``."""
     real, synth = root / "real_dataset", root / "synthetic_dataset"
     if not real.is_dir() and not synth.is_dir():
-        raise BadInputError(f"{root}: no real_dataset/ or synthetic_dataset/ folder (--layout lai).")
+        raise BadInputError(f"{root}: no real_dataset/ or synthetic_dataset/ folder "
+                            "(--layout lai).")
     entries = []
     for blurred in _images(real):
         entries.append(_entry(root, blurred, None, f"real/{blurred.stem}",
-                              {"set": "lai", "split": "test", "sequence": blurred.stem, "subset": "real"}))
+                              {"set": "lai", "split": "test", "sequence": blurred.stem,
+                               "subset": "real"}))
     if synth.is_dir():
         gt_dir = synth / "ground_truth"
         truths = {p.stem: p for p in _images(gt_dir)}
         if not truths:
-            raise BadInputError(f"{gt_dir}: no ground-truth images; --layout lai expects synthetic_dataset/"
-                                "ground_truth/NAME.ext beside synthetic_dataset/<subset>/NAME_<kernel>.ext.")
+            raise BadInputError(f"{gt_dir}: no ground-truth images; --layout lai expects "
+                                "synthetic_dataset/"
+                                "ground_truth/NAME.ext beside "
+                                "synthetic_dataset/<subset>/NAME_<kernel>.ext.")
         by_length = sorted(truths, key=len, reverse=True)
         for sub in sorted(p for p in synth.iterdir() if p.is_dir() and p.name != "ground_truth"
                           and "kernel" not in p.name.lower()):  # kernels, not blurred images
@@ -348,16 +378,19 @@ def find_lai(root: Path, config) -> list[Entry]:
                 # The longest ground-truth name that the blurred one starts with, then "_".
                 name = next((t for t in by_length if blurred.stem.startswith(t + "_")), None)
                 if name is None:
-                    raise _no_partner(blurred, f"in {gt_dir}", "lai", "ground_truth/NAME.ext for NAME_<kernel>.ext")
+                    raise _no_partner(blurred, f"in {gt_dir}", "lai",
+                                      "ground_truth/NAME.ext for NAME_<kernel>.ext")
                 params = {"set": "lai", "split": "test", "sequence": name, "subset": sub.name,
                           "kernel": blurred.stem[len(name) + 1:]}
-                entries.append(_entry(root, blurred, truths[name], f"{sub.name}/{blurred.stem}", params))
+                entries.append(_entry(root, blurred, truths[name], f"{sub.name}/{blurred.stem}",
+                                      params))
     if not entries:
-        raise BadInputError(f"{root}: real_dataset/ and synthetic_dataset/ hold no images (--layout lai).")
+        raise BadInputError(f"{root}: real_dataset/ and synthetic_dataset/ hold no images "
+                            "(--layout lai).")
     return entries
 
 
-# --- Köhler et al. 2012 ----------------------------------------------------------------------------
+# --- Köhler et al. 2012 ---------------------------------------------------------------------------
 
 _KOHLER_BLURRY = re.compile(r"Blurry(?P<image>\d+)_(?P<traj>\d+)", re.IGNORECASE)
 _KOHLER_GT = re.compile(r"GroundTruth(?P<image>\d+)_(?P<traj>\d+)_(?P<frame>\d+)", re.IGNORECASE)
@@ -367,30 +400,34 @@ def find_kohler(root: Path, config) -> list[Entry]:
     """``Blurry<i>_<j>.ext`` (image i, trajectory j) with every ``GroundTruth<i>_<j>_<k>.ext``
     (the sharp frame at pose k of the recorded shake), anywhere under ``root``."""
     blurry, frames = {}, {}
-    for path in sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES):
+    for path in sorted(p for p in root.rglob("*")
+                       if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES):
         if m := _KOHLER_BLURRY.fullmatch(path.stem):
             blurry[(int(m["image"]), int(m["traj"]))] = path
         elif m := _KOHLER_GT.fullmatch(path.stem):
             frames.setdefault((int(m["image"]), int(m["traj"])), []).append((int(m["frame"]), path))
     if not blurry:
-        raise BadInputError(f"{root}: no Blurry<image>_<trajectory> images (--layout kohler expects them with "
+        raise BadInputError(f"{root}: no Blurry<image>_<trajectory> images (--layout kohler "
+                            "expects them with "
                             "their GroundTruth<image>_<trajectory>_<frame> frames).")
     entries = []
     for (image, traj), blurred in sorted(blurry.items()):
         seq = [p for _, p in sorted(frames.get((image, traj), []))]
         if not seq:
-            raise _no_partner(blurred, f"under {root}", "kohler", f"GroundTruth{image}_{traj}_<frame> images")
+            raise _no_partner(blurred, f"under {root}", "kohler",
+                              f"GroundTruth{image}_{traj}_<frame> images")
         # The sharp column holds the middle frame (the pose halfway through the exposure), for
         # tools that want one image; the kohler protocol scores against every frame.
         middle = len(seq) // 2
         params = {"set": "kohler", "split": "test", "sequence": f"image{image}", "image": image,
                   "trajectory": traj, "gt_frame_count": len(seq), "sharp_frame": middle}
-        entries.append(_entry(root, blurred, seq[middle], f"image{image}/trajectory{traj:02d}", params,
+        entries.append(_entry(root, blurred, seq[middle], f"image{image}/trajectory{traj:02d}",
+                              params,
                               gt_frames=seq))
     return entries
 
 
-# --- Levin et al. 2009 -----------------------------------------------------------------------------
+# --- Levin et al. 2009 ----------------------------------------------------------------------------
 
 _LEVIN = re.compile(r"im(?P<image>\d+)_flit(?P<kernel>\d+)", re.IGNORECASE)
 
@@ -400,21 +437,25 @@ def find_levin(root: Path, config) -> list[Entry]:
     kernel ``f`` (grayscale floats in [0, 1])."""
     mats = sorted(p for p in root.rglob("*.mat") if _LEVIN.fullmatch(p.stem))
     if not mats:
-        raise BadInputError(f"{root}: no im<NN>_flit<MM>.mat files (--layout levin expects Levin et al.'s "
+        raise BadInputError(f"{root}: no im<NN>_flit<MM>.mat files (--layout levin expects Levin "
+                            "et al.'s "
                             "MATLAB files, each with x (sharp), y (blurred) and f (kernel)).")
     entries = []
     for mat in mats:
         m = _LEVIN.fullmatch(mat.stem)
         rel = _rel(root, mat)
-        params = {"set": "levin", "split": "test", "sequence": f"im{int(m['image']):02d}", "image": int(m["image"]),
+        params = {"set": "levin", "split": "test", "sequence": f"im{int(m['image']):02d}",
+                  "image": int(m["image"]),
                   "kernel": int(m["kernel"]), "blurred_name": f"{mat.name}:{LEVIN_KEYS['blurred']}",
                   "sharp_name": f"{mat.name}:{LEVIN_KEYS['sharp']}", "mat_keys": LEVIN_KEYS}
         entries.append(Entry(id=mat.stem, blurred=rel, sharp=rel, params=params))
     return entries
 
 
-FINDERS = {"gopro": find_folder_pairs, "flat": find_folder_pairs, "hide": find_hide, "realblur": find_realblur,
-           "rsblur": find_rsblur, "reds": find_reds, "lai": find_lai, "kohler": find_kohler, "levin": find_levin}
+FINDERS = {"gopro": find_folder_pairs, "flat": find_folder_pairs, "hide": find_hide,
+           "realblur": find_realblur,
+           "rsblur": find_rsblur, "reds": find_reds, "lai": find_lai, "kohler": find_kohler,
+           "levin": find_levin}
 
 
 def find_entries(root, config) -> list[Entry]:
@@ -426,30 +467,36 @@ def find_entries(root, config) -> list[Entry]:
     if config.layout not in FINDERS:
         raise BadInputError(f"--layout must be one of {', '.join(LAYOUTS)}; got {config.layout!r}.")
     for option, name in (("--blur-dir", config.blur_dir), ("--sharp-dir", config.sharp_dir)):
-        if config.layout in ("gopro", "flat") and (name in ("", ".", "..") or "/" in name or os.sep in name):
-            raise BadInputError(f"{option} {name!r}: expected the name of one folder, e.g. blur or blur_gamma.")
+        if config.layout in ("gopro", "flat") and (name in ("", ".", "..") or "/" in name
+                                                   or os.sep in name):
+            raise BadInputError(f"{option} {name!r}: expected the name of one folder, e.g. blur "
+                                "or blur_gamma.")
     entries = FINDERS[config.layout](root, config)
     for key in ("split", "subset"):
         want = getattr(config, key)
         if want is not None:
             if key == "subset" and config.layout == "hide":
-                want = want.removeprefix("test-")  # the folder's name (test-close-ups) or the subset's
+                # the folder's name (test-close-ups) or the subset's
+                want = want.removeprefix("test-")
             kept = [e for e in entries if e.params.get(key) == want]
             if not kept:
-                have = sorted({str(e.params[key]) for e in entries if e.params.get(key) is not None})
-                raise BadInputError(f"--{key} {want}: no image of {root} is in it (--layout {config.layout} found "
+                have = sorted({str(e.params[key]) for e in entries
+                               if e.params.get(key) is not None})
+                raise BadInputError(f"--{key} {want}: no image of {root} is in it (--layout "
+                                    f"{config.layout} found "
                                     f"{key} {', '.join(have) or 'none'}).")
             entries = kept
     seen = {}
     for e in entries:
         if e.id in seen:
-            raise BadInputError(f"{root / e.blurred}: listed twice (as {seen[e.id]} and {e.blurred}); each image "
+            raise BadInputError(f"{root / e.blurred}: listed twice (as {seen[e.id]} and "
+                                f"{e.blurred}); each image "
                                 "may be imported once.")
         seen[e.id] = e.blurred
     return entries
 
 
-# --- reading a row's files ---------------------------------------------------------------------------
+# --- reading a row's files ------------------------------------------------------------------------
 
 
 def _levin_arrays(path: Path, keys: dict) -> dict:
@@ -458,11 +505,13 @@ def _levin_arrays(path: Path, keys: dict) -> dict:
     try:
         data = loadmat(path)
     except Exception as exc:
-        raise BadInputError(f"{path}: unreadable MATLAB file ({exc}); --layout levin expects Levin et al.'s .mat "
+        raise BadInputError(f"{path}: unreadable MATLAB file ({exc}); --layout levin expects "
+                            "Levin et al.'s .mat "
                             "files.") from None
     missing = [k for k in keys.values() if k not in data]
     if missing:
-        raise BadInputError(f"{path}: holds no {', '.join(missing)}; --layout levin expects x (sharp), y (blurred) "
+        raise BadInputError(f"{path}: holds no {', '.join(missing)}; --layout levin expects x "
+                            "(sharp), y (blurred) "
                             "and f (kernel) in each file.")
     return {role: np.asarray(data[k], dtype=np.float64) for role, k in keys.items()}
 
@@ -473,7 +522,8 @@ def _to_rgb8(gray: np.ndarray, path: Path, what: str) -> np.ndarray:
     elif gray.ndim == 2:
         rgb = np.repeat(gray[:, :, None], 3, axis=2)
     else:
-        raise BadInputError(f"{path}: {what} has shape {gray.shape}; expected an image (H, W) or (H, W, 3).")
+        raise BadInputError(f"{path}: {what} has shape {gray.shape}; expected an image (H, W) or "
+                            "(H, W, 3).")
     # Levin's images are floats in [0, 1] (the 8-bit photos divided by 255): back to 8 bits.
     return np.clip(np.round(rgb * 255.0), 0, 255).astype(np.uint8)
 
@@ -512,7 +562,8 @@ def load_entry_files(root, params: dict, *, frames: bool = True):
         note = "grayscale floats rounded to 8 bits and replicated to RGB"
         return blurred, sharp, [], levin_kernel(arrays["kernel"]), [note]
     blurred, note_b = load_rgb8(root / params["blurred_path"])
-    sharp, note_s = (None, None) if params.get("sharp_path") is None else load_rgb8(root / params["sharp_path"])
+    sharp, note_s = (None, None) if params.get("sharp_path") is None else \
+        load_rgb8(root / params["sharp_path"])
     gt = [load_rgb8(root / p) for p in params.get("gt_frame_paths", [])] if frames else []
     notes = sorted({n for n in (note_b, note_s, *(n for _, n in gt)) if n})
     return blurred, sharp, [g for g, _ in gt], None, notes
