@@ -387,3 +387,22 @@ def test_init_identity_is_refused_where_there_is_no_skip():
     with pytest.raises(SettingError, match="no image skip"):
         arch.zero_init(gen)
     assert get_arch("deepdeblur").zero_init is None  # the trainer refuses --init identity
+
+
+@pytest.mark.parametrize("name", NEW_ARCHS)
+def test_train_arch_in_bf16_runs_and_records_its_precision(name, tiny_pairs_dataset, tmp_path,
+                                                           run_cli):
+    """bf16 autocast on the CPU: every update runs its models under it and stays finite."""
+    import csv
+    import math
+
+    from blursynth.train.loop import load_checkpoint
+
+    ds = tiny_pairs_dataset()
+    r = run_cli(*_train_args(name, ds, tmp_path / "a", "--precision", "bf16"))
+    assert r.code == 0, r.err
+    ck = load_checkpoint(tmp_path / "a")
+    assert ck["precision"] == "bf16" and ck["step"] == 4
+    with open(tmp_path / "a" / "metrics.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert rows and all(math.isfinite(float(row["loss_content"])) for row in rows)
