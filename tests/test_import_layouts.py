@@ -577,3 +577,21 @@ def test_import_bytes_do_not_depend_on_where_the_set_is(realblur, tmp_path, run_
     m0, m1 = (json.loads((tmp_path / f"d{n}" / "manifest.json").read_text()) for n in (0, 1))
     assert m0["fingerprint"] == m1["fingerprint"]
     assert [s["sha256"] for s in m0["shards"]] == [s["sha256"] for s in m1["shards"]]
+
+
+def test_a_source_replaced_by_one_of_the_same_size_is_not_taken_as_imported(tmp_path, run_cli):
+    import cv2
+
+    root = tmp_path / "flat"
+    for sub in ("blur", "sharp"):
+        (root / sub).mkdir(parents=True)
+        cv2.imwrite(str(root / sub / "a.bmp"), _img(1))  # BMP: same size for any pixels
+    r = _import(run_cli, root, tmp_path / "d", "--layout", "flat")
+    assert r.code == 0, r.err
+    cv2.imwrite(str(root / "blur" / "a.bmp"), _img(2))
+    r = _import(run_cli, root, tmp_path / "d", "--layout", "flat")
+    # the same names and sizes, other bytes: another import, not the finished one resumed
+    assert r.code == 2 and "wrote" not in r.out, (r.out, r.err)
+    r = _import(run_cli, root, tmp_path / "e", "--layout", "flat")
+    assert r.code == 0
+    np.testing.assert_array_equal(PairDataset(tmp_path / "e")[0]["blurred"], _img(2)[:, :, ::-1])

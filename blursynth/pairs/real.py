@@ -8,7 +8,6 @@ The layouts (where each set keeps its images and what pairs them) are in
 from __future__ import annotations
 
 import functools
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -218,9 +217,10 @@ def import_pairs(root, out, config: ImportConfig = ImportConfig(), *, workers: i
 
     entries = find_entries(root, config)
     check_pair_sizes(root, entries)
-    size = lambda rel: os.path.getsize(Path(root) / rel)  # noqa: E731
-    listing = [(e.id, e.blurred, e.sharp, size(e.blurred), None if e.sharp is None else size(e.sharp),
-                *[(f, size(f)) for f in e.gt_frames]) for e in entries]
+    digest = functools.partial(_content_digest, root)
+    listing = [(e.id, e.blurred, e.sharp, digest(e.blurred),
+                None if e.sharp is None else digest(e.sharp),
+                *[(f, digest(f)) for f in e.gt_frames]) for e in entries]
     folders = config.layout in ("gopro", "flat")  # the layouts whose folder names are options
     settings = {"command": "dataset import", "layout": config.layout,
                 **({"blur_dir": config.blur_dir, "sharp_dir": config.sharp_dir} if folders else {}),
@@ -253,6 +253,19 @@ def import_pairs(root, out, config: ImportConfig = ImportConfig(), *, workers: i
         fingerprint=fp, command=settings, workers=workers, overwrite=overwrite, desc="importing",
         progress=progress, options=options, extra=extra,
     )
+
+
+def _content_digest(root, rel: str) -> str:
+    """A digest of a source file's bytes, for the import's fingerprint. Names and sizes alone
+    let a file replaced in place by one of the same size (an uncompressed image, a .mat of the
+    same shape) pass as the import already written, which then kept the old pixels."""
+    import hashlib
+
+    h = hashlib.blake2b(digest_size=16)
+    with open(Path(root) / rel, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
 
 
 def rebuild_pair(row: dict, sources) -> tuple[np.ndarray, np.ndarray | None]:
