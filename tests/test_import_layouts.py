@@ -295,8 +295,10 @@ def test_import_rsblur(tmp_path, run_cli):
     assert len(rows) == 6
     row = rows["test/0101/0001/real_blur"]
     p = row["params"]
+    # the scene is the first numbered folder: the pairs of one scene share a source
     assert (p["set"], p["split"], p["sequence"], p["blurred_name"], p["sharp_name"]) == \
-        ("rsblur", "test", "0101/0001", "real_blur.png", "gt_sharp.png")
+        ("rsblur", "test", "0101", "real_blur.png", "gt_sharp.png")
+    assert pair_source(p, "real") == pair_source(rows["test/0101/0000/real_blur"]["params"], "real")
     np.testing.assert_array_equal(row["sharp"], _img(1011))
     np.testing.assert_array_equal(row["blurred"], _blur(_img(1011)))
     _check_rebuild(tmp_path / "d", root)
@@ -595,3 +597,10 @@ def test_a_source_replaced_by_one_of_the_same_size_is_not_taken_as_imported(tmp_
     r = _import(run_cli, root, tmp_path / "e", "--layout", "flat")
     assert r.code == 0
     np.testing.assert_array_equal(PairDataset(tmp_path / "e")[0]["blurred"], _img(2)[:, :, ::-1])
+
+
+def test_rsblur_scene_of_the_distributed_layout():
+    from blursynth.pairs.real_layouts import _rsblur_scene
+
+    assert _rsblur_scene("RSBlur/0001/000022/real_blur/real_blur.png") == "RSBlur/0001"
+    assert _rsblur_scene("0101/0001/real_blur.png") == "0101"

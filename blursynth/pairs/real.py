@@ -225,9 +225,9 @@ def import_pairs(root, out, config: ImportConfig = ImportConfig(), *, workers: i
     settings = {"command": "dataset import", "layout": config.layout,
                 **({"blur_dir": config.blur_dir, "sharp_dir": config.sharp_dir} if folders else {}),
                 "png_level": config.png_level, "shard_size": config.shard_size,
-                # Rows name their set, split and sequence since this version: an import made before
-                # (rows without them) is another command's, not one to resume into.
-                "row_params": 2}
+                # Rows name their set, split and sequence since version 2, RSBlur's sequence its
+                # scene since 3: an import made before is another command's, not one to resume.
+                "row_params": 3}
     for key in ("lists", "variant", "split", "subset", "blurred"):
         value = getattr(config, key)
         if value not in (None, ()):

@@ -295,16 +295,29 @@ def find_realblur(root: Path, config) -> list[Entry]:
     return entries
 
 
+def _rsblur_scene(blurred: str) -> str:
+    """RSBlur's scene: the blurred image's folders up to the first numbered one
+    (``RSBlur/0001/000022/real_blur/real_blur.png`` -> ``RSBlur/0001``). Each numbered folder
+    below it holds one pair, so the image's own folder would put every pair in a source of its
+    own and a split by source would split the shots of one scene."""
+    parts = PurePosixPath(blurred).parts[:-1]
+    for k, part in enumerate(parts):
+        if part.isdigit():
+            return "/".join(parts[:k + 1])
+    return _sequence_of(blurred)
+
+
 def find_rsblur(root: Path, config) -> list[Entry]:
     """``RSBlur_real_{train,val,test}.txt``: one ``sharp blurred`` pair of paths per line."""
     entries = []
     for path, m in _list_files(root, config, _RSBLUR_LIST, "rsblur", "RSBlur_real_test.txt"):
         split = m["split"] if m else (config.split or "test")
         for sharp, blurred, _ in _read_list(root, path, "rsblur"):
-            sequence = _sequence_of(blurred)
-            params = {"set": "rsblur", "split": split, "sequence": sequence, "list": path.name}
+            params = {"set": "rsblur", "split": split, "sequence": _rsblur_scene(blurred),
+                      "list": path.name}
             entries.append(_entry(root, root / blurred, root / sharp,
-                                  f"{split}/{sequence}/{PurePosixPath(blurred).stem}", params))
+                                  f"{split}/{_sequence_of(blurred)}/{PurePosixPath(blurred).stem}",
+                                  params))
     return entries
 
 
