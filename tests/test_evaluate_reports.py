@@ -9,6 +9,7 @@ import json
 
 import numpy as np
 import pytest
+import torch
 
 from blursynth.dataset import PAIR_SCHEMA, pair_row, write_dataset
 from blursynth.dataset.reader import PairDataset
@@ -167,7 +168,8 @@ def test_benchmark_writes_table_csv_outputs_and_sheet(run_cli, run, sets, tmp_pa
     assert len(list((out / "outputs" / "lai").glob("*.png"))) == 3
     # Contact sheet: the 2 worst and 2 best of the PSNR-scored images, three thumbnails wide.
     sheet, _ = load_rgb8(out / "worst_best.png")
-    assert sheet.shape[1] == 3 * 28 and sheet.shape[0] == 14 + 4 * (14 + 24)
+    # 24x28 images enlarged to 256 px wide (219 high) so each caption fits its tile
+    assert sheet.shape[1] == 3 * 256 and sheet.shape[0] == 14 + 4 * (14 + round(24 * 256 / 28))
 
 
 def test_benchmark_ranks_worst_first_by_psnr_gain():
@@ -395,3 +397,29 @@ def test_the_markdown_footnote_points_at_the_documentation():
          "blurred": {"psnr": 20.0}, "deblurred": {"psnr": 21.0}, "gain_psnr_db": 1.0}
     text = format_markdown({"model": "m", "step": 1, "arch": "a", "config": "c", "sets": {"x": s}})
     assert "docs/algorithms.md" in text and "blursynth.train" not in text
+
+
+def test_contact_sheet_shows_the_scored_kohler_frame_and_fits_small_images(monkeypatch):
+    from types import SimpleNamespace
+
+    import blursynth.nn.runs as runs
+    from blursynth.train import benchmark
+    from blursynth.train.models import CONFIGS, build_models
+
+    rng = np.random.default_rng(3)
+    frames = [rng.integers(0, 256, (40, 48, 3), dtype=np.uint8) for _ in range(3)]
+    pair = {"blurred": frames[0], "sharp": frames[1], "gt_frames": frames, "params": {}}
+    rec = {"dataset": "k", "row": 0, "id": "image1/trajectory01", "protocol": "kohler",
+           "blurred": {"psnr": 20.0, "ssim": 0.5}, "deblurred": {"psnr": 21.0, "ssim": 0.6,
+                                                                  "best_frame": 2.0}}
+    seen = {}
+    monkeypatch.setattr(runs, "save_sample_sheet",
+                        lambda path, rows, n, labels, notes: seen.update(rows=rows, notes=notes))
+    gen, _ = build_models(CONFIGS["small"], seed=0)
+    settings = SimpleNamespace(tile=1024, norm_stats="global")
+    benchmark.write_contact_sheet("x.png", [("best", rec)], gen, {"k": (None, [pair])}, settings)
+    sharp_tile = seen["rows"][0][2]
+    assert sharp_tile.shape[-1] == benchmark.SHEET_SIDE  # enlarged: room for the captions
+    want = benchmark._thumb(frames[2])
+    assert torch.equal(sharp_tile, want)
+    assert "frame 2" in seen["notes"][0][2] and "ssim 0.500 -> 0.600" in seen["notes"][0][1]

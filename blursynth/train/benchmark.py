@@ -236,17 +236,20 @@ def _thumb(image_u8, side=SHEET_SIDE):
     from .data import to_tensor
 
     h, w = image_u8.shape[:2]
-    f = min(1.0, side / max(h, w))
-    if f < 1:
+    f = side / max(h, w)
+    if f != 1:
+        # Small images are enlarged too (nearest neighbour: their pixels as they are), so every
+        # tile is wide enough for its caption (about 40 characters at 256 px).
         image_u8 = cv2.resize(image_u8, (max(1, round(w * f)), max(1, round(h * f))),
-                              interpolation=cv2.INTER_AREA)
+                              interpolation=cv2.INTER_AREA if f < 1 else cv2.INTER_NEAREST)
     return to_tensor(image_u8)
 
 
 def write_contact_sheet(path, chosen, gen, plans, settings) -> None:
     """blurred | deblurred | sharp for each chosen image (black where the set has no sharp
-    image), each row headed by its rank, set, id and scores. The deblurred image is made again
-    (the same deterministic pass that was scored)."""
+    image; for a Köhler row the frame it was scored against), each row headed by its rank, set,
+    id and scores (PSNR and SSIM, or sharpness). The deblurred image is made again (the same
+    deterministic pass that was scored)."""
     from ..nn.runs import save_sample_sheet
 
     rows, notes = [], []
@@ -255,11 +258,21 @@ def write_contact_sheet(path, chosen, gen, plans, settings) -> None:
         pair = ds[r["row"]]
         out = deblur_array(gen, pair["blurred"], tile=settings.tile, blend=EVALUATE_BLEND,
                            norm_stats=settings.norm_stats)
-        sharp = pair["sharp"] if pair["sharp"] is not None else np.zeros_like(pair["blurred"])
+        sharp, third = pair["sharp"], ""
+        if "best_frame" in r["deblurred"] and pair.get("gt_frames"):
+            k = int(r["deblurred"]["best_frame"])
+            sharp, third = pair["gt_frames"][k], f"{r['protocol']}: frame {k} (best)"
+        elif sharp is None:
+            sharp, third = np.zeros_like(pair["blurred"]), "(no ground truth)"
+        else:
+            third = r["protocol"]
         rows.append([_thumb(pair["blurred"]), _thumb(out), _thumb(sharp)])
-        k = "psnr" if "psnr" in r["deblurred"] else "sharpness"
-        unit = " dB" if k == "psnr" else ""
-        notes.append([f"{rank}: {r['dataset']} {r['id']}",
-                      f"{k} {r['blurred'][k]:.2f} -> {r['deblurred'][k]:.2f}{unit}",
-                      "" if pair["sharp"] is not None else "(no ground truth)"])
+        b, d = r["blurred"], r["deblurred"]
+        if "psnr" in d:
+            scores = f"psnr {b['psnr']:.2f} -> {d['psnr']:.2f} dB"
+            if "ssim" in d:
+                scores += f", ssim {b['ssim']:.3f} -> {d['ssim']:.3f}"
+        else:
+            scores = f"sharpness {b['sharpness']:.4f} -> {d['sharpness']:.4f}"
+        notes.append([f"{rank}: {r['dataset']} {r['id']}", scores, third])
     save_sample_sheet(path, rows, len(rows), labels=["blurred", "deblurred", "sharp"], notes=notes)
