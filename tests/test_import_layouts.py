@@ -604,3 +604,12 @@ def test_rsblur_scene_of_the_distributed_layout():
 
     assert _rsblur_scene("RSBlur/0001/000022/real_blur/real_blur.png") == "RSBlur/0001"
     assert _rsblur_scene("0101/0001/real_blur.png") == "0101"
+
+
+def test_hide_warns_when_two_blurred_images_share_one_ground_truth(hide, tmp_path, run_cli):
+    r = _import(run_cli, hide, tmp_path / "d", "--layout", "hide")
+    assert r.code == 0 and "warning" not in r.err
+    name = "3fromGOPR1096.MP4.png"  # also in the long-shot folder: both take GT/<name>
+    write_image(hide / "test" / "test-long-shot" / name, _blur(_img(10)))
+    r = _import(run_cli, hide, tmp_path / "e", "--layout", "hide")
+    assert r.code == 0 and "more than one blurred image" in r.err and name in r.err

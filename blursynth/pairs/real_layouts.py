@@ -167,7 +167,25 @@ def find_hide(root: Path, config) -> list[Entry]:
     if not entries:
         raise BadInputError(f"{root_sets}: GT/ is there but train/ and test/ hold no blurred "
                             "images (--layout hide).")
+    _warn_shared_ground_truth(entries)
     return entries
+
+
+def _warn_shared_ground_truth(entries) -> None:
+    """Warn when two blurred images take the same GT/ file: HIDE pairs by name alone, so a name
+    in two of its folders pairs both with one sharp image, and at most one of them is right.
+    A warning, not a refusal: the published set is not known to have such names."""
+    import sys
+
+    by_sharp = {}
+    for e in entries:
+        by_sharp.setdefault(e.sharp, []).append(e.blurred)
+    shared = {k: v for k, v in by_sharp.items() if len(v) > 1}
+    if shared:
+        sharp, blurred = next(iter(shared.items()))
+        sys.stderr.write(f"warning: {len(shared)} ground-truth image(s) are paired with more "
+                         f"than one blurred image (e.g. {sharp} with {', '.join(blurred)}); "
+                         "HIDE pairs by file name, so check those pairs.\n")
 
 
 # --- RealBlur, RSBlur: list files -----------------------------------------------------------------
