@@ -423,3 +423,17 @@ def test_contact_sheet_shows_the_scored_kohler_frame_and_fits_small_images(monke
     want = benchmark._thumb(frames[2])
     assert torch.equal(sharp_tile, want)
     assert "frame 2" in seen["notes"][0][2] and "ssim 0.500 -> 0.600" in seen["notes"][0][1]
+
+
+def test_tables_say_how_many_images_each_measure_covers(run_cli, run, sets, tmp_path):
+    # flat (4 pairs with ground truth) and lai (3 without): over both, PSNR covers 4 of 7
+    r = run_cli("evaluate", "--model", run, "--data", sets["flat"], "--data", sets["lai"],
+                "--quiet")
+    assert r.code == 0, r
+    assert "images scored" in r.out and "psnr 4, sharpness 3" in r.out
+    from blursynth.train.benchmark import format_markdown
+
+    s = {"protocols": "noref,plain", "n_pairs": 7, "n_scored": {"psnr": 4, "sharpness": 3},
+         "blurred": {"psnr": 20.0}, "deblurred": {"psnr": 21.0}, "gain_psnr_db": 1.0}
+    text = format_markdown({"model": "m", "step": 1, "arch": "a", "config": "c", "sets": {"x": s}})
+    assert "| 7 (psnr 4, sharpness 3) |" in text

@@ -17,7 +17,7 @@ from ..nn.device import resolve_device
 from .evaluate import (
     EXTRA_COLUMNS, EvaluateSettings, _check_tiling, check_outputs_folder, check_protocol,
     deblur_array, EVALUATE_BLEND, format_measure, per_image_csv, plan_rows, report_json,
-    score_plan, summarize,
+    score_plan, scored_note, summarize,
 )
 from .loop import load_generator
 
@@ -190,7 +190,8 @@ def format_markdown(report: dict) -> str:
 
     for name, s in sets.items():
         gain = s["gain_psnr_db"]
-        lines.append("| " + " | ".join([name, s["protocols"], str(s["n_pairs"]),
+        pairs = str(s["n_pairs"]) + (f" ({scored_note(s)})" if scored_note(s) else "")
+        lines.append("| " + " | ".join([name, s["protocols"], pairs,
                                          *(cell(s, k, f) for k, _, f in cols),
                                          format_measure(gain, "+.2f", "–")]) + " |")
     # the reader of a report is pointed at the documentation, not at a Python function

@@ -452,9 +452,29 @@ def format_report(report: dict) -> str:
                          f"{r['n_pairs']:6d} {format_measure(m.get('psnr', nan), '8.2f')} "
                          f"{format_measure(m.get('ssim', nan), '7.4f')}"
                          + "".join(f" {format_measure(m.get(k, nan), '9.4f')}" for k, _ in extra))
+        if scored_note(r):
+            lines.append(f"  {'images scored':22s} {scored_note(r)}")
         lines.append(f"  {'gain':22s} {'':6s} {format_measure(r['gain_psnr_db'], '+8.2f')} "
                      f"{format_measure(r['gain_ssim'], '+7.4f')}")
     return "\n".join(lines)
+
+
+def scored_note(summary: dict) -> str:
+    """How many images each headline measure covers, where that is not every pair ("" when it
+    is): a set mixing rows with and without ground truth averages PSNR over some of its pairs
+    and sharpness over the others.
+
+    Examples
+    --------
+    >>> scored_note({"n_pairs": 8, "n_scored": {"psnr": 6, "ssim": 6, "sharpness": 2}})
+    'psnr 6, sharpness 2'
+    >>> scored_note({"n_pairs": 2, "n_scored": {"psnr": 2}})
+    ''
+    """
+    counts = summary.get("n_scored", {})
+    if all(n == summary["n_pairs"] for n in counts.values()):
+        return ""
+    return ", ".join(f"{k} {counts[k]}" for k in ("psnr", "sharpness") if counts.get(k))
 
 
 def format_measure(value, fmt: str, missing: str = "-") -> str:
