@@ -121,7 +121,8 @@ def test_deblurgan_comb_recipe_builds_tiny(tmp_path, run_cli):
     assert (tmp_path / "out/evaluate/report.md").read_text() == table + "\n"
     assert len((tmp_path / "out/evaluate/per_image.csv").read_text().splitlines()) == 1 + 3  # a line per image
     # plain protocol: scikit-image's SSIM and the MATLAB-style one (SSIM-M) beside PSNR
-    assert table.splitlines()[0].split() == ["pairs", "PSNR", "dB", "SSIM", "SSIM-M"]
+    assert table.splitlines()[0] == f"model {tmp_path / 'out/train'} (step 3, deblurgan small)"
+    assert table.splitlines()[1].split() == ["pairs", "PSNR", "dB", "SSIM", "SSIM-M"]
     assert table in r.out
     assert summary["steps"]["evaluate"] == {k: v for k, v in report.items() if not isinstance(v, dict)}
 

@@ -375,7 +375,7 @@ def evaluate(settings: EvaluateSettings) -> dict:
     Returns
     -------
     report : dict
-        ``{"model", "step", "config", "split", "protocol", "n_pairs", "deblurred": {measure: mean},
+        ``{"model", "step", "arch", "config", "split", "protocol", "n_pairs", "deblurred": {measure: mean},
         "blurred": {...}, "gain_psnr_db", "gain_ssim", "datasets": {path: {...}}}``.
     """
     if settings.split not in ("all", "heldout"):
@@ -408,7 +408,8 @@ def evaluate(settings: EvaluateSettings) -> dict:
         if bar is not None:
             bar.close()
     report = {"model": str(settings.model), "step": int(ckpt["step"]),
-              "config": ckpt["model_config"]["name"], "split": settings.split,
+              "arch": ckpt.get("arch") or "deblurgan", "config": ckpt["model_config"]["name"],
+              "split": settings.split,
               "protocol": settings.protocol, **summarize(records),
               "datasets": {p: summarize([r for r in records if r["path"] == p])
                            for p, _, _ in plan}}
@@ -439,7 +440,9 @@ def format_report(report: dict) -> str:
     sets = report["datasets"]
     rows = list(sets.items()) + ([("all", report)] if len(sets) > 1 else [])
     extra = [(k, t) for k, t in EXTRA_COLUMNS if any(k in r["deblurred"] for _, r in rows)]
-    lines = [f"{'':24s} {'pairs':>6s} {'PSNR dB':>8s} {'SSIM':>7s}"
+    lines = [f"model {report['model']} (step {report['step']}, "
+             f"{report.get('arch', 'deblurgan')} {report['config']})",
+             f"{'':24s} {'pairs':>6s} {'PSNR dB':>8s} {'SSIM':>7s}"
              + "".join(f" {t:>9s}" for _, t in extra)]
 
     for path, r in rows:
