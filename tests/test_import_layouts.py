@@ -11,7 +11,7 @@ import pytest
 from blursynth.dataset import (
     GT_FRAMES_PAIR_SCHEMA, PairDataset, pair_row, pair_source, verify_dataset, write_dataset,
 )
-from blursynth.errors import DatasetError
+from blursynth.errors import BadInputError, DatasetError
 
 from .conftest import error_line, write_image
 
@@ -480,6 +480,101 @@ def test_import_kohler_keeps_every_ground_truth_frame(tmp_path, run_cli):
     write_image(root / "BlurryImages" / "Blurry3_1.png", _img(3))
     r = _import(run_cli, root, tmp_path / "y", "--layout", "kohler")
     assert r.code == 2 and "Blurry3_1.png" in error_line(r) and not (tmp_path / "y").exists()
+
+
+def _frames_4d(seed, n, h=32, w=32):
+    """n frames as MATLAB keeps them (H x W x 3 x N), and the same frames as a list."""
+    frames = [_img(seed + k, h, w) for k in range(n)]
+    return np.stack(frames, axis=3), frames
+
+
+def test_import_kohler_ground_truth_mat_files(tmp_path, run_cli):
+    from scipy.io import savemat
+
+    from blursynth.pairs.real import rebuild_gt_frames, rebuild_pair
+
+    root = tmp_path / "kohler"
+    mats = root / "groundTruthMatFiles"
+    mats.mkdir(parents=True)
+    for image, traj in ((1, 1), (1, 2), (2, 1)):
+        write_image(root / "BlurryImages" / f"Blurry{image}_{traj}.png", _img(image * 100 + traj))
+    u8, u8_frames = _frames_4d(10, 5)
+    # The array's name is not fixed: the one 4-D array is read, beside other variables.
+    savemat(mats / "GroundTruth1_1.mat", {"GT": u8, "info": np.arange(3.0)})
+    f64, f64_frames = _frames_4d(20, 4)
+    savemat(mats / "GroundTruth1_2.mat", {"frames": f64 / 255.0}, do_compression=True)
+    for k in range(1, 3):  # the per-frame form still read, beside .mat files of other images
+        write_image(root / "GroundTruth" / f"GroundTruth2_1_{k}.png", _img(30 + k))
+    r = _import(run_cli, root, tmp_path / "d", "--layout", "kohler")
+    assert r.code == 0, r.err
+    rows = _by_id(tmp_path / "d")
+    assert sorted(rows) == ["image1/trajectory01", "image1/trajectory02", "image2/trajectory01"]
+    a, b, c = (rows[k] for k in sorted(rows))
+    for row, frames in ((a, u8_frames), (b, f64_frames)):
+        assert len(row["gt_frames"]) == len(frames)
+        for got, want in zip(row["gt_frames"], frames):
+            np.testing.assert_array_equal(got, want)
+        np.testing.assert_array_equal(row["sharp"], frames[len(frames) // 2])
+    p = a["params"]
+    assert (p["gt_mat"], p["gt_mat_key"], p["gt_frame_count"], p["sharp_frame"]) == \
+        ("groundTruthMatFiles/GroundTruth1_1.mat", "GT", 5, 2)
+    assert p["sharp_path"] == p["gt_mat"] and p["sharp_name"] == "GroundTruth1_1.mat:GT"
+    assert "gt_frame_paths" not in p and "converted" not in p
+    assert b["params"]["gt_frame_count"] == 4 and "floats in [0, 1]" in b["params"]["converted"]
+    assert c["params"]["gt_frame_paths"] == ["GroundTruth/GroundTruth2_1_1.png",
+                                             "GroundTruth/GroundTruth2_1_2.png"]
+    assert "gt_mat" not in c["params"] and len(c["gt_frames"]) == 2
+    assert verify_dataset(tmp_path / "d")["rows"] == 3
+    _check_rebuild(tmp_path / "d", root)
+    blurred, sharp = rebuild_pair(a, root)
+    np.testing.assert_array_equal(sharp, u8_frames[2])
+    assert len(rebuild_gt_frames(b, root)) == 4
+    info = json.loads(run_cli("dataset", "info", tmp_path / "d", "--json").out)
+    assert info["with_gt_frames"] == 3
+    # A .mat file changed since the import: one line, not a wrong frame.
+    savemat(mats / "GroundTruth1_1.mat", {"GT": u8[:, :, :, :2]})
+    with pytest.raises(BadInputError, match="changed since the import"):
+        rebuild_pair(a, root)
+
+
+def _v73(path):
+    # The 128-byte header MATLAB writes before an HDF5 v7.3 file's data: version 0x0200.
+    path.write_bytes(b"MATLAB 7.3 MAT-file, Platform: GLNXA64, HDF5 schema 1.00 .".ljust(116)
+                     + bytes(8) + b"\x00\x02IM" + bytes(512))
+
+
+@pytest.mark.parametrize("make, expect", [
+    (lambda d, s: s(d / "GroundTruth1_1.mat", {"a": np.zeros((4, 4))}), "holds no 4-D array"),
+    (lambda d, s: s(d / "GroundTruth1_1.mat", {"a": _frames_4d(0, 2)[0], "b": _frames_4d(0, 2)[0]}),
+     "holds 2 4-D arrays (a, b)"),
+    (lambda d, s: s(d / "GroundTruth1_1.mat", {"a": np.zeros((32, 32, 1, 3), np.uint8)}),
+     "is 32 x 32 x 1 x 3"),
+    (lambda d, s: s(d / "GroundTruth1_1.mat", {"a": _frames_4d(0, 2)[0].astype(float)}),
+     "holds floats from 0 to 255"),
+    (lambda d, s: s(d / "GroundTruth1_1.mat", {"a": _frames_4d(0, 2)[0].astype(np.int16)}),
+     "is int16"),
+    (lambda d, s: s(d / "GroundTruth1_1.mat", {"a": _frames_4d(0, 2, 16, 32)[0]}),
+     "are 16x32"),
+    (lambda d, s: _v73(d / "GroundTruth1_1.mat"), "v7.3 (HDF5)"),
+    (lambda d, s: (d / "GroundTruth1_1.mat").write_bytes(b"not a mat file"),
+     "unreadable MATLAB file"),
+    (lambda d, s: (s(d / "GroundTruth1_1.mat", {"a": _frames_4d(0, 2)[0]}),
+                   write_image(d / "GroundTruth1_1_1.png", _img(0))),
+     "both as this .mat file and as 1 frame image"),
+    (lambda d, s: (s(d / "GroundTruth1_1.mat", {"a": _frames_4d(0, 2)[0]}),
+                   s(d / "x" / "GroundTruth1_1.mat", {"a": _frames_4d(0, 2)[0]})),
+     "a second GroundTruth1_1.mat"),
+])
+def test_import_kohler_mat_refusals(tmp_path, run_cli, make, expect):
+    from scipy.io import savemat
+
+    root = tmp_path / "kohler"
+    (root / "x").mkdir(parents=True)
+    write_image(root / "Blurry1_1.png", _img(1))
+    make(root, savemat)
+    r = _import(run_cli, root, tmp_path / "d", "--layout", "kohler")
+    assert r.code == 2 and expect in error_line(r), r.err
+    assert "GroundTruth1_1.mat" in error_line(r) and not (tmp_path / "d").exists()
 
 
 def test_import_levin_images_and_kernels(tmp_path, run_cli):

@@ -16,7 +16,9 @@ import numpy as np
 from ..dataset.schema import GT_FRAMES_PAIR_SCHEMA, PAIR_SCHEMA, pair_row
 from ..errors import BadInputError, SettingError
 from ..sources.photos import read_header
-from .real_layouts import LAYOUTS, REDS_BLURRED, Entry, find_entries, load_entry_files
+from .real_layouts import (
+    LAYOUTS, REDS_BLURRED, Entry, find_entries, kohler_mat_array, kohler_mat_info, load_entry_files,
+)
 
 #: GoPro's two blurred folders (Nah, Kim & Lee, CVPR 2017) and the camera response their sharp
 #: frames were averaged in: ``blur_gamma`` decoded with gamma 2.2, averaged in linear light and
@@ -148,6 +150,9 @@ def check_pair_sizes(root, entries) -> None:
                                     f"but sharp x is {sharp.shape[0]}x{sharp.shape[1]}; pairs must have the same size.")
             continue
         want = size(e.blurred)
+        if e.params.get("gt_mat"):
+            _check_kohler_mat(root / e.params["gt_mat"], want, root / e.blurred)
+            continue
         for what, rel in [("its sharp partner", e.sharp)] + [(f"ground-truth frame {k}", f)
                                                              for k, f in enumerate(e.gt_frames)]:
             if rel is None:
@@ -157,6 +162,18 @@ def check_pair_sizes(root, entries) -> None:
                 raise BadInputError(
                     f"{root / e.blurred}: blurred image is {want[0]}x{want[1]} but {what} {root / rel} is "
                     f"{got[0]}x{got[1]}; pairs must have the same size.")
+
+
+def _check_kohler_mat(path: Path, want, blurred: Path) -> None:
+    """A Köhler ``.mat``'s frames against their blurred image, before anything is written: the
+    size from the file's headers; float values read whole, since one outside [0, 1] halfway
+    through an import would leave part of a dataset behind."""
+    key, shape, cls = kohler_mat_info(path)
+    if tuple(shape[:2]) != tuple(want):
+        raise BadInputError(f"{blurred}: blurred image is {want[0]}x{want[1]} but the ground-truth frames "
+                            f"of {path} ({key}) are {shape[0]}x{shape[1]}; pairs must have the same size.")
+    if cls != "uint8":
+        kohler_mat_array(path, key)
 
 
 def _row_params(entry: Entry, config: ImportConfig | None) -> dict:
@@ -187,7 +204,7 @@ def _import_rows(start, stop, root, entries, config, fp):
         yield pair_row(
             index=i, id=entry.id, blurred=blurred, sharp=sharp, psf=psf, source="real", seed=0,
             params=params, fingerprint=fp, png_level=config.png_level, blurred_path=entry.blurred,
-            sharp_path=entry.sharp, gt_frames=frames if entry.gt_frames else None,
+            sharp_path=entry.sharp, gt_frames=frames if entry.has_gt_frames else None,
         )
 
 
@@ -242,7 +259,7 @@ def import_pairs(root, out, config: ImportConfig = ImportConfig(), *, workers: i
     extra = {"blurred_folder": blurred_folder, "camera_response": config.camera_response()}
     if sets:
         extra["sets"] = sets
-    frames = any(e.gt_frames for e in entries)
+    frames = any(e.has_gt_frames for e in entries)
     return write_dataset(
         out, kind="pairs", schema=GT_FRAMES_PAIR_SCHEMA if frames else PAIR_SCHEMA,
         n_items=len(entries), shard_size=config.shard_size,
@@ -290,5 +307,6 @@ def rebuild_pair(row: dict, sources) -> tuple[np.ndarray, np.ndarray | None]:
 
 
 def rebuild_gt_frames(row: dict, sources) -> list[np.ndarray]:
-    """Reread every ground-truth frame of a row (Köhler's recorded sequences; [] for others)."""
+    """Reread every ground-truth frame of a row (Köhler's recorded sequences, from their frame
+    images or their ``.mat`` file; [] for others)."""
     return load_entry_files(sources, row["params"])[2]

@@ -42,7 +42,8 @@ class Entry:
     params : dict
         ``set``, ``split``, ``sequence``, ``blurred_name``, ``sharp_name`` and the layout's own.
     gt_frames : tuple of str
-        Köhler: every ground-truth frame of the recorded sequence, in order.
+        Köhler: every ground-truth frame of the recorded sequence, in order, as image files
+        (empty where they are one ``.mat`` file: ``params['gt_mat']``, see :attr:`has_gt_frames`).
     """
 
     id: str
@@ -50,6 +51,11 @@ class Entry:
     sharp: str | None
     params: dict = field(default_factory=dict)
     gt_frames: tuple = ()
+
+    @property
+    def has_gt_frames(self) -> bool:
+        """Whether the row keeps a recorded sequence (image files or one ``.mat`` file)."""
+        return bool(self.gt_frames or self.params.get("gt_mat"))
 
 
 def _images(folder: Path) -> list[Path]:
@@ -425,37 +431,149 @@ def find_lai(root: Path, config) -> list[Entry]:
 
 _KOHLER_BLURRY = re.compile(r"Blurry(?P<image>\d+)_(?P<traj>\d+)", re.IGNORECASE)
 _KOHLER_GT = re.compile(r"GroundTruth(?P<image>\d+)_(?P<traj>\d+)_(?P<frame>\d+)", re.IGNORECASE)
+#: The set's MATLAB form of the ground truth: every frame of one sequence in one file.
+_KOHLER_GT_MAT = re.compile(r"GroundTruth(?P<image>\d+)_(?P<traj>\d+)", re.IGNORECASE)
+#: MATLAB classes a ground-truth .mat may hold: 8-bit values, as they are; floats in [0, 1].
+_KOHLER_MAT_CLASSES = ("uint8", "single", "double")
 
 
 def find_kohler(root: Path, config) -> list[Entry]:
     """``Blurry<i>_<j>.ext`` (image i, trajectory j) with every ``GroundTruth<i>_<j>_<k>.ext``
-    (the sharp frame at pose k of the recorded shake), anywhere under ``root``."""
-    blurry, frames = {}, {}
-    for path in sorted(p for p in root.rglob("*")
-                       if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES):
-        if m := _KOHLER_BLURRY.fullmatch(path.stem):
+    (the sharp frame at pose k of the recorded shake) or with ``GroundTruth<i>_<j>.mat`` (all
+    of them in one 4-D array), anywhere under ``root``."""
+    blurry, frames, mats = {}, {}, {}
+    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+        suffix = path.suffix.lower()
+        if suffix in IMAGE_SUFFIXES and (m := _KOHLER_BLURRY.fullmatch(path.stem)):
             blurry[(int(m["image"]), int(m["traj"]))] = path
-        elif m := _KOHLER_GT.fullmatch(path.stem):
+        elif suffix in IMAGE_SUFFIXES and (m := _KOHLER_GT.fullmatch(path.stem)):
             frames.setdefault((int(m["image"]), int(m["traj"])), []).append((int(m["frame"]), path))
+        elif suffix == ".mat" and (m := _KOHLER_GT_MAT.fullmatch(path.stem)):
+            mats.setdefault((int(m["image"]), int(m["traj"])), []).append(path)
     if not blurry:
         raise BadInputError(f"{root}: no Blurry<image>_<trajectory> images (--layout kohler "
                             "expects them with "
-                            "their GroundTruth<image>_<trajectory>_<frame> frames).")
+                            "their GroundTruth<image>_<trajectory>_<frame> frames or "
+                            "GroundTruth<image>_<trajectory>.mat files).")
     entries = []
     for (image, traj), blurred in sorted(blurry.items()):
         seq = [p for _, p in sorted(frames.get((image, traj), []))]
+        mat = mats.get((image, traj), [])
+        # One form per image: frames from both would be two sequences of one shake, and which
+        # of them a score used would depend on the importer's choice, not the user's.
+        if mat and seq:
+            raise BadInputError(f"{mat[0]}: GroundTruth{image}_{traj} is there both as this .mat "
+                                f"file and as {len(seq)} frame image(s) (e.g. {seq[0]}); "
+                                "--layout kohler reads one form per image: remove the other.")
+        if len(mat) > 1:
+            raise BadInputError(f"{mat[1]}: a second GroundTruth{image}_{traj}.mat (the other "
+                                f"is {mat[0]}); keep one file per image.")
+        params = {"set": "kohler", "split": "test", "sequence": f"image{image}", "image": image,
+                  "trajectory": traj}
+        id = f"image{image}/trajectory{traj:02d}"
+        if mat:
+            key, shape, _ = kohler_mat_info(mat[0])
+            rel = _rel(root, mat[0])
+            count = shape[3]
+            # As with the frame images, sharp is the middle frame; the row names the array it
+            # came from (Levin's style, file:array) and the file, whose frames rebuild rereads.
+            params.update({"gt_frame_count": count, "sharp_frame": count // 2, "gt_mat": rel,
+                           "gt_mat_key": key, "blurred_name": blurred.name,
+                           "sharp_name": f"{mat[0].name}:{key}"})
+            entries.append(Entry(id=id, blurred=_rel(root, blurred), sharp=rel, params=params))
+            continue
         if not seq:
             raise _no_partner(blurred, f"under {root}", "kohler",
-                              f"GroundTruth{image}_{traj}_<frame> images")
+                              f"GroundTruth{image}_{traj}_<frame> images or "
+                              f"GroundTruth{image}_{traj}.mat")
         # The sharp column holds the middle frame (the pose halfway through the exposure), for
         # tools that want one image; the kohler protocol scores against every frame.
         middle = len(seq) // 2
-        params = {"set": "kohler", "split": "test", "sequence": f"image{image}", "image": image,
-                  "trajectory": traj, "gt_frame_count": len(seq), "sharp_frame": middle}
-        entries.append(_entry(root, blurred, seq[middle], f"image{image}/trajectory{traj:02d}",
-                              params,
-                              gt_frames=seq))
+        params.update({"gt_frame_count": len(seq), "sharp_frame": middle})
+        entries.append(_entry(root, blurred, seq[middle], id, params, gt_frames=seq))
     return entries
+
+
+def kohler_mat_info(path: Path) -> tuple[str, tuple, str]:
+    """The one 4-D array of a Köhler ground-truth ``.mat`` file, from its headers only:
+    ``(name, shape, MATLAB class)``; the name is not fixed, so the array is found by its shape.
+
+    Raises
+    ------
+    BadInputError
+        For a file that is not MATLAB's, a v7.3 (HDF5) file, none or several 4-D arrays, a
+        shape other than H x W x 3 x N, or a class other than uint8, single or double.
+    """
+    from scipy.io import whosmat
+    from scipy.io.matlab import matfile_version
+
+    try:
+        major, _ = matfile_version(path)
+        # v7.3 files are HDF5, which SciPy does not read and h5py (not a dependency) would.
+        if major == 2:
+            raise BadInputError(f"{path}: a MATLAB v7.3 (HDF5) file, which blursynth cannot read; "
+                                "re-save it in MATLAB as v7 (load it, then save(FILE, NAME, "
+                                "'-v7')) and import again.")
+        found = whosmat(path)
+    except BadInputError:
+        raise
+    except Exception as exc:
+        raise BadInputError(f"{path}: unreadable MATLAB file ({exc}); --layout kohler expects "
+                            "GroundTruth<image>_<trajectory>.mat holding the frames as one "
+                            "H x W x 3 x N array.") from None
+    arrays = [(name, tuple(shape), cls) for name, shape, cls in found if len(shape) == 4]
+    if len(arrays) != 1:
+        what = "no 4-D array" if not arrays else \
+            f"{len(arrays)} 4-D arrays ({', '.join(a[0] for a in arrays)})"
+        raise BadInputError(f"{path}: holds {what}; --layout kohler expects exactly one, the "
+                            "ground-truth frames as H x W x 3 x N.")
+    name, shape, cls = arrays[0]
+    if shape[2] != 3 or shape[3] < 1 or shape[0] < 1 or shape[1] < 1:
+        raise BadInputError(f"{path}: array {name} is {' x '.join(map(str, shape))}; --layout "
+                            "kohler expects the frames as H x W x 3 x N (RGB, N at least 1).")
+    if cls not in _KOHLER_MAT_CLASSES:
+        raise BadInputError(f"{path}: array {name} is {cls}; --layout kohler reads uint8 frames "
+                            "or single/double floats in [0, 1].")
+    return name, shape, cls
+
+
+def kohler_mat_array(path: Path, key: str) -> np.ndarray:
+    """The frames array ``key`` of a ground-truth ``.mat``, its class and values checked."""
+    from scipy.io import loadmat
+
+    kohler_mat_info(path)  # v7.3 and the shape: refused in the same words as at discovery
+    try:
+        data = loadmat(path, variable_names=[key])
+    except Exception as exc:
+        raise BadInputError(f"{path}: unreadable MATLAB file ({exc}); --layout kohler expects "
+                            "the frames as one H x W x 3 x N array.") from None
+    if key not in data:
+        raise BadInputError(f"{path}: holds no array {key} (the one imported); the file changed "
+                            "since the import: import the folder again.")
+    a = data[key]
+    if a.dtype != np.uint8:
+        if a.dtype.kind != "f":
+            raise BadInputError(f"{path}: array {key} is {a.dtype}; --layout kohler reads uint8 "
+                                "frames or floats in [0, 1].")
+        lo, hi = float(np.min(a)), float(np.max(a))
+        # A little slack above 1 for values computed in single precision; they are clipped.
+        if not (np.isfinite(lo) and np.isfinite(hi)) or lo < 0 or hi > 1 + 1e-6:
+            raise BadInputError(f"{path}: array {key} holds floats from {lo:g} to {hi:g}; "
+                                "--layout kohler reads floats in [0, 1] (or uint8 frames): "
+                                "scale the frames to [0, 1] and save again.")
+    return a
+
+
+def kohler_mat_frames(path: Path, key: str) -> tuple[list[np.ndarray], str | None]:
+    """Every frame of a ground-truth ``.mat`` as uint8 (H, W, 3), in the order of its 4th
+    dimension, and what was converted (None for uint8, read as it is)."""
+    a = kohler_mat_array(path, key)
+    if a.dtype == np.uint8:
+        return [np.ascontiguousarray(a[:, :, :, k]) for k in range(a.shape[3])], None
+    # Frame by frame, so that a long sequence of doubles is not copied whole once more.
+    frames = [np.clip(np.round(a[:, :, :, k] * 255.0), 0, 255).astype(np.uint8)
+              for k in range(a.shape[3])]
+    return frames, "ground-truth frames: floats in [0, 1] rounded to 8 bits"
 
 
 # --- Levin et al. 2009 ----------------------------------------------------------------------------
@@ -580,9 +698,9 @@ def levin_kernel(f: np.ndarray) -> np.ndarray:
 def load_entry_files(root, params: dict, *, frames: bool = True):
     """A row's images from its imported folder: ``(blurred, sharp or None, gt_frames, psf, notes)``.
 
-    ``params`` are the row's (``blurred_path``, ``sharp_path``, ``gt_frame_paths``, Levin's
-    ``mat_keys``); images are uint8 (H, W, 3) as displayed; ``psf`` is Levin's kernel (else
-    None); ``notes`` what was converted, each once.
+    ``params`` are the row's (``blurred_path``, ``sharp_path``, ``gt_frame_paths`` or Köhler's
+    ``gt_mat`` and ``gt_mat_key``, Levin's ``mat_keys``); images are uint8 (H, W, 3) as
+    displayed; ``psf`` is Levin's kernel (else None); ``notes`` what was converted, each once.
     """
     root = Path(root)
     if params.get("mat_keys"):
@@ -592,9 +710,28 @@ def load_entry_files(root, params: dict, *, frames: bool = True):
         sharp = _to_rgb8(arrays["sharp"], path, "x")
         note = "grayscale floats rounded to 8 bits and replicated to RGB"
         return blurred, sharp, [], levin_kernel(arrays["kernel"]), [note]
+    if params.get("gt_mat"):
+        return _load_kohler_mat(root, params, frames)
     blurred, note_b = load_rgb8(root / params["blurred_path"])
     sharp, note_s = (None, None) if params.get("sharp_path") is None else \
         load_rgb8(root / params["sharp_path"])
     gt = [load_rgb8(root / p) for p in params.get("gt_frame_paths", [])] if frames else []
     notes = sorted({n for n in (note_b, note_s, *(n for _, n in gt)) if n})
     return blurred, sharp, [g for g, _ in gt], None, notes
+
+
+def _load_kohler_mat(root: Path, params: dict, frames: bool):
+    """A Köhler row whose frames are one ``.mat`` file: the middle frame is read from it too,
+    so the whole array is read even for the sharp image alone."""
+    blurred, note_b = load_rgb8(root / params["blurred_path"])
+    path = root / params["gt_mat"]
+    seq, note_f = kohler_mat_frames(path, params["gt_mat_key"])
+    if len(seq) != params.get("gt_frame_count", len(seq)) or seq[0].shape != blurred.shape:
+        raise BadInputError(f"{path}: holds {len(seq)} frames of "
+                            f"{seq[0].shape[0]}x{seq[0].shape[1]}; the row has "
+                            f"{params.get('gt_frame_count')} of "
+                            f"{blurred.shape[0]}x{blurred.shape[1]}: the file changed since the "
+                            "import; import the folder again.")
+    sharp = seq[params["sharp_frame"]]
+    notes = sorted({n for n in (note_b, note_f) if n})
+    return blurred, sharp, seq if frames else [], None, notes
