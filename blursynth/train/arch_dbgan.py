@@ -12,7 +12,7 @@ import torch
 
 from ..errors import SettingError
 from .archs import Arch
-from .trainer import UpdateBase, unwrap
+from .trainer import RelativisticUpdate
 
 #: alpha (perceptual) and beta (adversarial); the pixel MSE has weight 1.
 PERCEPTUAL_WEIGHT, ADV_WEIGHT = 0.005, 0.01
@@ -42,47 +42,24 @@ def content(perceptual, vgg_weights):
     return build_pixel_perceptual_loss(perceptual, vgg_weights, 1.0, PERCEPTUAL_WEIGHT)
 
 
-class DBGANUpdate(UpdateBase):
+class DBGANUpdate(RelativisticUpdate):
     """``critic_steps`` critic updates on the relativistic loss (sharp images real, deblurred
     ones generated), then one generator update on ``content_weight x content + 0.01 x the
     relativistic loss with the roles swapped``."""
 
-    BETAS = (0.9, 0.999)
-    RNG_NAMES = ()
+    ADV_WEIGHT = ADV_WEIGHT
 
-    def step(self, blurred, sharp) -> dict:
-        from ..bgan.losses import relativistic_critic_loss, relativistic_generator_loss
+    @staticmethod
+    def critic_loss(real, fake):
+        from ..bgan.losses import relativistic_critic_loss
 
-        self.g.train()
-        self.d.train()
-        with self._autocast():
-            fake = self.g(blurred)
-        nan = float("nan")
-        if self.critic_steps == 0:
-            loss_g, loss_content = self.content_step(fake, sharp)
-            return {"loss_d": nan, "loss_g": loss_g.item(), "loss_adv": nan,
-                    "loss_content": loss_content.item()}
-        b = sharp.shape[0]
-        fake_d = fake.detach()
-        for _ in range(self.critic_steps):
-            self.opt_d.zero_grad(set_to_none=True)
-            with self._autocast():
-                scores = self.d(torch.cat([sharp, fake_d]))
-                loss_d = relativistic_critic_loss(scores[:b], scores[b:])
-            loss_d.backward()
-            self.opt_d.step()
-        self.opt_g.zero_grad(set_to_none=True)
-        critic = unwrap(self.d)
-        with self._autocast():
-            with torch.no_grad():
-                real_scores = critic(sharp)
-            loss_adv = relativistic_generator_loss(real_scores, critic(fake))
-            loss_content = self.content(fake, sharp)
-            loss_g = self.content_weight * loss_content + ADV_WEIGHT * loss_adv
-        torch.autograd.backward(loss_g, inputs=self.g_params)
-        self.opt_g.step()
-        return {"loss_d": loss_d.item(), "loss_g": loss_g.item(), "loss_adv": loss_adv.item(),
-                "loss_content": loss_content.item()}
+        return relativistic_critic_loss(real, fake)
+
+    @staticmethod
+    def generator_loss(real, fake):
+        from ..bgan.losses import relativistic_generator_loss
+
+        return relativistic_generator_loss(real, fake)
 
 
 def _configs():

@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 
 from .archs import Arch
-from .trainer import UpdateBase, unwrap
+from .trainer import RelativisticUpdate
 
 #: The paper's generator loss: L_G = 0.5 L_p (MSE) + 0.006 L_X (perceptual) + 0.01 L_adv.
 PIXEL_WEIGHT, PERCEPTUAL_WEIGHT, ADV_WEIGHT = 0.5, 0.006, 0.01
@@ -42,53 +42,26 @@ def content(perceptual, vgg_weights):
     return build_pixel_perceptual_loss(perceptual, vgg_weights, PIXEL_WEIGHT, PERCEPTUAL_WEIGHT)
 
 
-class FPNUpdate(UpdateBase):
+class FPNUpdate(RelativisticUpdate):
     """``critic_steps`` discriminator updates (RaLSGAN on both scales, averaged), then one
     generator update on ``content_weight x content + 0.01 x adversarial``.
 
-    Nothing in a step is random (no dropout, no penalty), so it keeps no torch generators.
+    The paper names Adam without its betas: torch's defaults (the base class's).
     """
 
-    BETAS = (0.9, 0.999)  # the paper names Adam without its betas: torch's defaults
-    RNG_NAMES = ()
+    ADV_WEIGHT = ADV_WEIGHT
 
-    def step(self, blurred, sharp) -> dict:
-        from ..nn.fpn import ralsgan_critic_loss, ralsgan_generator_loss
+    @staticmethod
+    def critic_loss(real, fake):
+        from ..nn.fpn import ralsgan_critic_loss
 
-        self.g.train()
-        self.d.train()
-        with self._autocast():
-            fake = self.g(blurred)
-        nan = float("nan")
-        if self.critic_steps == 0:
-            loss_g, loss_content = self.content_step(fake, sharp)
-            return {"loss_d": nan, "loss_g": loss_g.item(), "loss_adv": nan,
-                    "loss_content": loss_content.item()}
-        b = sharp.shape[0]
-        fake_d = fake.detach()
-        for _ in range(self.critic_steps):
-            self.opt_d.zero_grad(set_to_none=True)
-            with self._autocast():
-                # One forward over real and generated (InstanceNorm is per sample): one DDP
-                # forward per backward.
-                scores = self.d(torch.cat([sharp, fake_d]))
-                loss_d = sum(ralsgan_critic_loss(s[:b], s[b:]) for s in scores) / len(scores)
-            loss_d.backward()
-            self.opt_d.step()
-        self.opt_g.zero_grad(set_to_none=True)
-        disc = unwrap(self.d)
-        with self._autocast():
-            with torch.no_grad():
-                real_scores = disc(sharp)
-            fake_scores = disc(fake)
-            loss_adv = sum(ralsgan_generator_loss(r, f)
-                           for r, f in zip(real_scores, fake_scores)) / len(fake_scores)
-            loss_content = self.content(fake, sharp)
-            loss_g = self.content_weight * loss_content + ADV_WEIGHT * loss_adv
-        torch.autograd.backward(loss_g, inputs=self.g_params)
-        self.opt_g.step()
-        return {"loss_d": loss_d.item(), "loss_g": loss_g.item(), "loss_adv": loss_adv.item(),
-                "loss_content": loss_content.item()}
+        return ralsgan_critic_loss(real, fake)
+
+    @staticmethod
+    def generator_loss(real, fake):
+        from ..nn.fpn import ralsgan_generator_loss
+
+        return ralsgan_generator_loss(real, fake)
 
 
 def _configs():

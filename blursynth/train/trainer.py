@@ -150,6 +150,70 @@ class UpdateBase:
                 g.set_state(rng[name])
 
 
+class RelativisticUpdate(UpdateBase):
+    """``critic_steps`` critic updates on a relativistic loss (sharp images real, generated ones
+    fake), then one generator update on ``content_weight x content + ADV_WEIGHT x the
+    generator's relativistic loss``; DeblurGAN-v2 (RaLSGAN) and DBGAN differ only in the losses,
+    the weight and whether the critic scores at several scales.
+
+    Subclasses set ``ADV_WEIGHT`` and the two losses as static methods, ``critic_loss(real,
+    fake)`` and ``generator_loss(real, fake)`` of score tensors. A critic may return one score
+    tensor or a list (one per scale): the losses are averaged over the list. Nothing in a step is
+    random (no dropout, no penalty), so it keeps no torch generators.
+    """
+
+    BETAS = (0.9, 0.999)
+    RNG_NAMES = ()
+    ADV_WEIGHT = 0.0
+
+    @staticmethod
+    def critic_loss(real, fake):
+        raise NotImplementedError
+
+    @staticmethod
+    def generator_loss(real, fake):
+        raise NotImplementedError
+
+    def step(self, blurred, sharp) -> dict:
+        def scales(scores):
+            return scores if isinstance(scores, (list, tuple)) else [scores]
+
+        self.g.train()
+        self.d.train()
+        with self._autocast():
+            fake = self.g(blurred)
+        nan = float("nan")
+        if self.critic_steps == 0:
+            loss_g, loss_content = self.content_step(fake, sharp)
+            return {"loss_d": nan, "loss_g": loss_g.item(), "loss_adv": nan,
+                    "loss_content": loss_content.item()}
+        b = sharp.shape[0]
+        fake_d = fake.detach()
+        for _ in range(self.critic_steps):
+            self.opt_d.zero_grad(set_to_none=True)
+            with self._autocast():
+                # One forward over real and generated (InstanceNorm is per sample): one DDP
+                # forward per backward.
+                scores = scales(self.d(torch.cat([sharp, fake_d])))
+                loss_d = sum(self.critic_loss(s[:b], s[b:]) for s in scores) / len(scores)
+            loss_d.backward()
+            self.opt_d.step()
+        self.opt_g.zero_grad(set_to_none=True)
+        critic = unwrap(self.d)
+        with self._autocast():
+            with torch.no_grad():
+                real_scores = scales(critic(sharp))
+            fake_scores = scales(critic(fake))
+            loss_adv = sum(self.generator_loss(r, f)
+                           for r, f in zip(real_scores, fake_scores)) / len(fake_scores)
+            loss_content = self.content(fake, sharp)
+            loss_g = self.content_weight * loss_content + self.ADV_WEIGHT * loss_adv
+        torch.autograd.backward(loss_g, inputs=self.g_params)
+        self.opt_g.step()
+        return {"loss_d": loss_d.item(), "loss_g": loss_g.item(), "loss_adv": loss_adv.item(),
+                "loss_content": loss_content.item()}
+
+
 class Trainer(UpdateBase):
     """DeblurGAN's update per :meth:`step`: ``critic_steps`` critic updates on the batch and
     the generator's output for it (as DeblurGAN does), then one generator update.
