@@ -383,7 +383,7 @@ def arch_section(root: Path, counts: dict, args) -> str:
     summary = ("No run has finished." if best is None else
                f"Best PSNR gain over the blurred input: {best[0]:+.2f} dB ({best[1]}, {best[2]}, "
                f"{best[4] / 60:.1f} training minutes); "
-               + (f"the issue's +2 dB bar is met" if best[0] >= 2 else
+               + ("the issue's +2 dB bar is met" if best[0] >= 2 else
                   "the issue's +2 dB bar is NOT met")
                + f" at {target} CPU minutes per run. 2:1 mix minus trajectory only, per "
                f"architecture: {', '.join(mix_vs) or 'no complete pair'}.")
@@ -391,14 +391,14 @@ def arch_section(root: Path, counts: dict, args) -> str:
     return "\n".join([
         "Written by `benchmarks/bench_train_quality.py --arch ...`. "
         + " ".join(f"Measured {m}." for m in machines),
-        f"Each architecture's small config (`blursynth train --arch NAME --config small`), "
+        "Each architecture's small config (`blursynth train --arch NAME --config small`), "
         + (f"trained for about {target} CPU minutes per run: its steps are {target} minutes "
            f"divided by its own seconds per step (column 'steps/s': the update alone, random "
            f"crops in memory, 1 torch thread, measured in the same run before training), so the "
            f"'train min' column (wall clock, with data loading and 5 validation passes) runs "
            f"over. " if minutes else "trained for the steps given (`--steps`, not calibrated). ")
         + "The two runs of an architecture (2:1 mix of trajectory and frame-averaged pairs, and "
-        f"trajectory pairs only) train "
+        "trajectory pairs only) train "
         + ("side by side (`--parallel`, one process and one torch thread each on this 2-core "
            "machine). " if args.parallel else "one after another. ")
         +
