@@ -11,7 +11,7 @@ of :meth:`DeblurGenerator.receptive_radius` equal whole-image inference.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -20,8 +20,9 @@ from ..bgan.model import BGANConfig, BlurCritic, ResidualBlock, _conv3
 
 
 @dataclass(frozen=True)
-class DBGANConfig:
-    """Sizes of DBGAN's deblurring generator and critic.
+class DBGANConfig(BGANConfig):
+    """Sizes of DBGAN's deblurring generator and critic: BGAN's sizes (and their checks) with
+    the paper's 16 residual blocks; the noise input BGAN's generator has is not used here.
 
     Attributes
     ----------
@@ -40,26 +41,7 @@ class DBGANConfig:
         As :class:`blursynth.bgan.model.BGANConfig`'s (VGG19's trunk: 2, 2, 4, 4, 4).
     """
 
-    name: str
-    width: int = 64
     n_blocks: int = 16
-    convs_per_block: int = 5
-    image_skip: bool = False
-    critic_width: int = 64
-    critic_stages: tuple = (2, 2, 4, 4, 4)
-
-    def __post_init__(self):
-        object.__setattr__(self, "critic_stages", tuple(int(s) for s in self.critic_stages))
-
-    def to_dict(self):
-        d = asdict(self)
-        d["critic_stages"] = list(self.critic_stages)
-        return d
-
-    def critic_config(self) -> BGANConfig:
-        """The critic's sizes in BGAN's terms (BlurCritic reads only its critic fields)."""
-        return BGANConfig(self.name, critic_width=self.critic_width,
-                          critic_stages=self.critic_stages)
 
 
 CONFIGS = {
@@ -107,6 +89,6 @@ def build_dbgan(config: DBGANConfig, *, seed: int):
 
     rng = torch.Generator().manual_seed(int(seed))
     with torch.random.fork_rng(devices=[]):
-        gen, critic = DeblurGenerator(config), BlurCritic(config.critic_config())
+        gen, critic = DeblurGenerator(config), BlurCritic(config)
     init_bgan(gen, critic, generator_rng=rng)
     return gen, critic
