@@ -182,3 +182,42 @@ def fmt_score(score: dict, base: dict | None = None) -> str:
     """'PSNR / SSIM', with the PSNR gain over ``base`` in brackets when given."""
     text = f"{score['psnr']:.2f} / {score['ssim']:.3f}"
     return text + (f" ({score['psnr'] - base['psnr']:+.2f})" if base else "")
+
+
+def compare_runs(runs: dict, sets: dict, tests, names, *, steps: int, seeds, diff_label: str):
+    """Score the trainer experiments' runs ``{(name, seed): (run, wall_s)}`` on each test set
+    ``sets[k][0]`` and build the table rows: the blurred input, every run, the mean of seeds,
+    and ``names[1]`` minus ``names[0]`` per test set (the mean, then each seed's).
+
+    Returns a dict: ``rows`` (markdown lines), ``scores``, ``first`` (one run's reports),
+    ``blurred``, ``mean``, ``diff``, ``per_seed`` and ``eval_min``.
+    """
+    import statistics
+
+    scores = {key: {k: evaluate_run(run, sets[k][0]) for k in tests}
+              for key, (run, _) in runs.items()}
+    eval_min = sum(s[k].get("wall_s", 0.0) for s in scores.values() for k in tests) / 60
+    first = next(iter(scores.values()))
+    blurred = {k: first[k]["blurred"] for k in tests}
+    mean = {(n, k): {m: statistics.mean(scores[n, s][k]["deblurred"][m] for s in seeds)
+                     for m in ("psnr", "ssim")} for n in names for k in tests}
+    rows = ["| blurred input (no model) | - | - | - | "
+            + " | ".join(fmt_score(blurred[k]) for k in tests) + " |"]
+    for (name, seed), (run, wall) in runs.items():
+        rows.append(f"| {name} | {seed} | {steps} | {wall / 60:.1f} | "
+                    + " | ".join(fmt_score(scores[name, seed][k]["deblurred"], blurred[k])
+                                 for k in tests) + " |")
+    if len(seeds) > 1:
+        for n in names:
+            rows.append(f"| {n}, mean of seeds | | | | "
+                        + " | ".join(fmt_score(mean[n, k], blurred[k]) for k in tests) + " |")
+    diff = {k: mean[names[1], k]["psnr"] - mean[names[0], k]["psnr"] for k in tests}
+    # Per seed, the second minus the first: its range against the mean says how firm it is.
+    per_seed = {k: [scores[names[1], s][k]["deblurred"]["psnr"]
+                    - scores[names[0], s][k]["deblurred"]["psnr"] for s in seeds]
+                for k in tests}
+    rows.append(f"| {diff_label}, PSNR dB (per seed) | | | | "
+                + " | ".join(f"{diff[k]:+.2f} ({', '.join(f'{d:+.2f}' for d in per_seed[k])})"
+                             for k in tests) + " |")
+    return {"rows": rows, "scores": scores, "first": first, "blurred": blurred, "mean": mean,
+            "diff": diff, "per_seed": per_seed, "eval_min": eval_min}

@@ -31,15 +31,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks._common import (  # noqa: E402
-    ENV, ROOT, cli, compare_db, evaluate_run, fmt_score, machine_line, source_line, train_runs,
-    train_wall, write_section)
+    ENV, ROOT, cli, compare_db, compare_runs, machine_line, source_line, train_runs, train_wall,
+    write_section)
 from benchmarks.bench_train_quality import DATA_RECIPES, TEST_PHOTOS, photos  # noqa: E402
 
 TRAIN_PHOTOS = DATA_RECIPES["v2"]["photos"]
@@ -132,32 +131,11 @@ def main():
                              "RAW-path pairs": sets["train_raw"][0]},
                       steps=args.steps, seeds=args.seeds, parallel=args.parallel)
     tests = [k for k in sets if k.startswith("test")]
-    scores = {key: {k: evaluate_run(run, sets[k][0]) for k in tests}
-              for key, (run, _) in runs.items()}
-    eval_min = sum(s[k].get("wall_s", 0.0) for s in scores.values() for k in tests) / 60
-    first = next(iter(scores.values()))
-    blurred = {k: first[k]["blurred"] for k in tests}
     names = ("RGB-path pairs", "RAW-path pairs")
-    mean = {(n, k): {m: statistics.mean(scores[n, s][k]["deblurred"][m] for s in args.seeds)
-                     for m in ("psnr", "ssim")} for n in names for k in tests}
-    rows = ["| blurred input (no model) | - | - | - | "
-            + " | ".join(fmt_score(blurred[k]) for k in tests) + " |"]
-    for (name, seed), (run, wall) in runs.items():
-        rows.append(f"| {name} | {seed} | {args.steps} | {wall / 60:.1f} | "
-                    + " | ".join(fmt_score(scores[name, seed][k]["deblurred"], blurred[k])
-                                 for k in tests) + " |")
-    if len(args.seeds) > 1:
-        for n in names:
-            rows.append(f"| {n}, mean of seeds | | | | "
-                        + " | ".join(fmt_score(mean[n, k], blurred[k]) for k in tests) + " |")
-    diff = {k: mean[names[1], k]["psnr"] - mean[names[0], k]["psnr"] for k in tests}
-    # Per seed, RAW-trained minus RGB-trained: its range against the mean says how firm it is.
-    per_seed = {k: [scores[names[1], s][k]["deblurred"]["psnr"]
-                    - scores[names[0], s][k]["deblurred"]["psnr"] for s in args.seeds]
-                for k in tests}
-    rows.append("| RAW-trained minus RGB-trained, PSNR dB (per seed) | | | | "
-                + " | ".join(f"{diff[k]:+.2f} ({', '.join(f'{d:+.2f}' for d in per_seed[k])})"
-                             for k in tests) + " |")
+    c = compare_runs(runs, sets, tests, names, steps=args.steps, seeds=args.seeds,
+                     diff_label="RAW-trained minus RGB-trained")
+    rows, scores, first, blurred = c["rows"], c["scores"], c["first"], c["blurred"]
+    mean, diff, per_seed, eval_min = c["mean"], c["diff"], c["per_seed"], c["eval_min"]
     (work / f"steps{args.steps}" / "settings.json").write_text(json.dumps({
         "machine": header, "args": vars(args), "data_times": data_times, "source": source,
         "scores": {f"{n} seed {s}": v for (n, s), v in scores.items()},

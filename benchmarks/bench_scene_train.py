@@ -38,8 +38,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks._common import (  # noqa: E402
-    ENV, ROOT, cli, compare_db, evaluate_run, fmt_score, machine_line, source_line, train_runs,
-    train_wall, write_section)
+    ENV, ROOT, cli, compare_db, compare_runs, machine_line, source_line, train_runs, train_wall,
+    write_section)
 from benchmarks.bench_train_quality import DATA_RECIPES, TEST_PHOTOS, photos  # noqa: E402
 
 TRAIN_PHOTOS = DATA_RECIPES["v2"]["photos"]
@@ -165,30 +165,10 @@ def main():
     runs = train_runs(work, {NAMES[0]: sets["train_uniform"][0], NAMES[1]: sets["train_scene"][0]},
                       steps=args.steps, seeds=args.seeds, parallel=args.parallel)
     tests = [k for k in sets if k.startswith("test")]
-    scores = {key: {k: evaluate_run(run, sets[k][0]) for k in tests}
-              for key, (run, _) in runs.items()}
-    eval_min = sum(s[k].get("wall_s", 0.0) for s in scores.values() for k in tests) / 60
-    first = next(iter(scores.values()))
-    blurred = {k: first[k]["blurred"] for k in tests}
-    mean = {(n, k): {m: statistics.mean(scores[n, s][k]["deblurred"][m] for s in args.seeds)
-                     for m in ("psnr", "ssim")} for n in NAMES for k in tests}
-    rows = ["| blurred input (no model) | - | - | - | "
-            + " | ".join(fmt_score(blurred[k]) for k in tests) + " |"]
-    for (name, seed), (run, wall) in runs.items():
-        rows.append(f"| {name} | {seed} | {args.steps} | {wall / 60:.1f} | "
-                    + " | ".join(fmt_score(scores[name, seed][k]["deblurred"], blurred[k])
-                                 for k in tests) + " |")
-    if len(args.seeds) > 1:
-        for n in NAMES:
-            rows.append(f"| {n}, mean of seeds | | | | "
-                        + " | ".join(fmt_score(mean[n, k], blurred[k]) for k in tests) + " |")
-    diff = {k: mean[NAMES[1], k]["psnr"] - mean[NAMES[0], k]["psnr"] for k in tests}
-    per_seed = {k: [scores[NAMES[1], s][k]["deblurred"]["psnr"]
-                    - scores[NAMES[0], s][k]["deblurred"]["psnr"] for s in args.seeds]
-                for k in tests}
-    rows.append("| scene-trained minus uniform-trained, PSNR dB (per seed) | | | | "
-                + " | ".join(f"{diff[k]:+.2f} ({', '.join(f'{d:+.2f}' for d in per_seed[k])})"
-                             for k in tests) + " |")
+    c = compare_runs(runs, sets, tests, NAMES, steps=args.steps, seeds=args.seeds,
+                     diff_label="scene-trained minus uniform-trained")
+    rows, scores, blurred = c["rows"], c["scores"], c["blurred"]
+    mean, diff, per_seed, eval_min = c["mean"], c["diff"], c["per_seed"], c["eval_min"]
     (work / f"steps{args.steps}" / "settings.json").write_text(json.dumps({
         "machine": header, "args": vars(args), "data_times": data_times, "source": source,
         "drawn": got, "decode_ms": decode,
