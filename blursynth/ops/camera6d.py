@@ -29,6 +29,7 @@ from .._numba import njit
 from .._rng import STREAM_CAMERA
 from ..errors import BadInputError, SettingError
 from .trajectory import EXPL_CHOICES
+from .warp import check_hw
 
 # Names the model's draws and arithmetic; datasets record it, so that a change is never
 # mistaken for a resumable run of the same settings.
@@ -138,13 +139,7 @@ def _as_generator(rng):
 
 
 def _check_size(size):
-    try:
-        h, w = (int(v) for v in size[:2])
-    except (TypeError, ValueError):
-        raise BadInputError(f"size must be (H, W); got {size!r}.") from None
-    if h < 1 or w < 1:
-        raise BadInputError(f"size must be positive (H, W); got {size!r}.")
-    return h, w
+    return check_hw(size, "size")
 
 
 def _check_focal(focal_px):

@@ -26,6 +26,7 @@ import math
 import numpy as np
 
 from ..errors import BadInputError
+from .warp import check_hw
 
 # Sub-samples per pixel side for the aperture's area coverage: 16 x 16 = 256 samples, so a
 # pixel's weight is its covered fraction to within 1/256 (anti-aliased edges), and the disk
@@ -619,13 +620,7 @@ def _check_depth(depth):
 
 
 def _check_shape(shape):
-    try:
-        h, w = (int(v) for v in shape)
-    except (TypeError, ValueError):
-        raise BadInputError(f"shape must be (H, W); got {shape!r}.") from None
-    if h < 1 or w < 1:
-        raise BadInputError(f"shape must be positive (H, W); got {shape!r}.")
-    return h, w
+    return check_hw(shape, "shape")
 
 
 def _check_blades(blades):

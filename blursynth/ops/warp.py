@@ -265,14 +265,16 @@ def _check_in_front(hms, out_shape, offset, what):
         raise BadInputError(f"{what} send part of the frame behind the camera (third coordinate <= 0).")
 
 
-def _check_shape(out_shape):
+def check_hw(value, name: str = "out_shape") -> tuple[int, int]:
+    """``(H, W)`` as two positive ints from a size or shape (a third entry is ignored); anything
+    else is a one-line :class:`BadInputError` naming the argument ``name``."""
     try:
-        ho, wo = (int(v) for v in out_shape[:2])
+        h, w = (int(v) for v in value[:2])
     except (TypeError, ValueError):
-        raise BadInputError(f"out_shape must be (H, W); got {out_shape!r}.") from None
-    if ho < 1 or wo < 1:
-        raise BadInputError(f"out_shape must be positive; got {out_shape!r}.")
-    return ho, wo
+        raise BadInputError(f"{name} must be (H, W); got {value!r}.") from None
+    if h < 1 or w < 1:
+        raise BadInputError(f"{name} must be positive (H, W); got {value!r}.")
+    return h, w
 
 
 def warp_bilinear(src, H, out_shape, *, offset=(0.0, 0.0)):
@@ -309,7 +311,7 @@ def warp_bilinear(src, H, out_shape, *, offset=(0.0, 0.0)):
     hm = _check_homographies(H, None, "H")
     if hm.shape[0] != 1:
         raise BadInputError(f"H must be one (3, 3) homography; got shape {np.shape(H)}.")
-    ho, wo = _check_shape(out_shape)
+    ho, wo = check_hw(out_shape)
     offset = (float(offset[0]), float(offset[1]))
     _check_in_front(hm, (ho, wo), offset, "H")
     out = np.empty((ho, wo, src3.shape[2]), np.float32)
@@ -475,7 +477,7 @@ def render_subframes(src_linear, homographies, out_shape, *, layers=(), rolling_
         raise BadInputError(f"src_linear must be (h, w, 3) linear RGB; got shape {src.shape}.")
     hms = _check_homographies(homographies, None, "homographies")
     n = hms.shape[0]
-    ho, wo = _check_shape(out_shape)
+    ho, wo = check_hw(out_shape)
     offset = (float(offset[0]), float(offset[1]))
     _check_in_front(hms, (ho, wo), offset, "homographies")
     weights, lo, hi = subframe_weights(n, ho, rolling_shutter)
