@@ -720,6 +720,35 @@ def check_scene_inputs(s, plan) -> None:
             load_depth(depth_file(s.depth, name), shape=size)
 
 
+def plan_scene(settings, *, out=None):
+    """Check the inputs of a scene blur run and plan it; nothing is written.
+
+    What :func:`blur_scene` writes from and :class:`blursynth.torch.OnlineBlur` renders from.
+
+    Returns
+    -------
+    settings : BlurSettings
+        With the ``object_masks`` and ``depth`` folders made absolute (rows record them so).
+    plan : PhotoPlan
+    recipe : dict
+        What determines the bytes; its fingerprint names the dataset.
+    """
+    import dataclasses
+    from pathlib import Path
+
+    from .shake_inputs import KernelSource, plan_photos
+
+    folders = {key: str(Path(getattr(settings, key)).resolve()) for key in ("object_masks", "depth")
+               if getattr(settings, key) not in (None, "random")}
+    settings = dataclasses.replace(settings, **folders)
+    source = KernelSource("scene", exposures=(1.0,), max_side=1)
+    plan = plan_photos(settings, source.max_side, out=out)
+    check_scene_inputs(settings, plan)
+    recipe = {"command": "blur", **settings.recipe(), "photos_digest": plan.digest(),
+              "n_photos": len(plan.files), "device": "cpu"}
+    return settings, plan, recipe
+
+
 def blur_scene(settings, out, *, workers: int = 1, overwrite: bool = False, progress: bool = True,
                options=None) -> dict:
     """:func:`blursynth.pairs.shake.blur_photos` for ``motion`` camera6d or scene.
@@ -731,22 +760,11 @@ def blur_scene(settings, out, *, workers: int = 1, overwrite: bool = False, prog
     finds them from any working directory (a moved folder: edit the rows' ``object_masks`` /
     ``depth_folder``).
     """
-    import dataclasses
-    from pathlib import Path
-
     from ..dataset.schema import SCENE_PAIR_SCHEMA
     from ..ops.color import describe_crf
     from .photos import write_photo_pairs
-    from .shake_inputs import KernelSource, plan_photos
 
-    folders = {key: str(Path(getattr(settings, key)).resolve()) for key in ("object_masks", "depth")
-               if getattr(settings, key) not in (None, "random")}
-    settings = dataclasses.replace(settings, **folders)
-    source = KernelSource("scene", exposures=(1.0,), max_side=1)
-    plan = plan_photos(settings, source.max_side, out=out)
-    check_scene_inputs(settings, plan)
-    recipe = {"command": "blur", **settings.recipe(), "photos_digest": plan.digest(),
-              "n_photos": len(plan.files), "device": "cpu"}
+    settings, plan, recipe = plan_scene(settings, out=out)
     inputs = {"photos": str(settings.photos)}
     for key in ("object_masks", "depth"):
         if getattr(settings, key) not in (None, "random"):

@@ -471,6 +471,39 @@ def _blur_rows(start, stop, job: BlurJob):
             )
 
 
+def plan_blur(settings: BlurSettings, *, out=None):
+    """Check the inputs of a uniform blur run and plan it; nothing is written.
+
+    What :func:`blur_photos` writes from and :class:`blursynth.torch.OnlineBlur` renders from,
+    so both make the same pairs.
+
+    Returns
+    -------
+    plan : PhotoPlan
+    source : KernelSource
+    device : torch.device
+        Where the pairs are rendered.
+    recipe : dict
+        What determines the bytes; its fingerprint names the dataset.
+    """
+    device = resolve_device(settings.device)
+    source = open_kernels(settings)
+    plan = plan_photos(settings, source.max_side, out=out)
+    # The device type is in the fingerprint: the CPU and CUDA paths round differently, so a
+    # resume on the other kind must not mix their bytes under one fingerprint.
+    recipe = {
+        "command": "blur", **settings.recipe(), "photos_digest": plan.digest(),
+        "n_photos": len(plan.files), "kernel_bank": source.fingerprint, "device": device.type,
+    }
+    if settings.psf_source == "fresh":
+        from ..ops.psf import RASTER_VERSION
+        from ..ops.trajectory import STREAM_VERSION
+
+        recipe["trajectory_stream"] = STREAM_VERSION
+        recipe["rasterizer"] = RASTER_VERSION
+    return plan, source, device, recipe
+
+
 def blur_photos(settings: BlurSettings, out, *, workers: int = 1, overwrite: bool = False,
                 progress: bool = True, options=None) -> dict:
     """Make a pair dataset from a folder of sharp photos (``blursynth blur``).
@@ -521,7 +554,6 @@ def blur_photos(settings: BlurSettings, out, *, workers: int = 1, overwrite: boo
 
         return blur_scene(settings, out, workers=workers, overwrite=overwrite, progress=progress,
                           options=options)
-    device = resolve_device(settings.device)
     if settings.degradations().saturation is not None:
         from .photos import warn
 
@@ -530,20 +562,7 @@ def blur_photos(settings: BlurSettings, out, *, workers: int = 1, overwrite: boo
              "--exposure-gain (recipe key exposure_gain) for that, or --highlights (recipe key "
              "highlights) to make light sources streak while the target keeps the photo's "
              "exposure. saturation goes in the next release.")
-    source = open_kernels(settings)
-    plan = plan_photos(settings, source.max_side, out=out)
-    # The device type is in the fingerprint: the CPU and CUDA paths round differently, so a
-    # resume on the other kind must not mix their bytes under one fingerprint.
-    recipe = {
-        "command": "blur", **settings.recipe(), "photos_digest": plan.digest(),
-        "n_photos": len(plan.files), "kernel_bank": source.fingerprint, "device": device.type,
-    }
-    if settings.psf_source == "fresh":
-        from ..ops.psf import RASTER_VERSION
-        from ..ops.trajectory import STREAM_VERSION
-
-        recipe["trajectory_stream"] = STREAM_VERSION
-        recipe["rasterizer"] = RASTER_VERSION
+    plan, source, device, recipe = plan_blur(settings, out=out)
     return write_photo_pairs(
         out, plan, per_image=settings.per_image, recipe=recipe,
         inputs={"photos": str(settings.photos), "kernels": settings.kernels},
@@ -556,5 +575,5 @@ def blur_photos(settings: BlurSettings, out, *, workers: int = 1, overwrite: boo
 
 __all__ = [
     "BlurSettings", "KernelSource", "BlurJob", "draw_pair",
-    "pair_from_params", "rebuild_pair", "blur_photos", "plan_photos", "open_kernels",
+    "pair_from_params", "rebuild_pair", "plan_blur", "blur_photos", "plan_photos", "open_kernels",
 ]
