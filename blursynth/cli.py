@@ -35,6 +35,7 @@ COMMANDS = {
     "benchmark": "blursynth.commands.evaluate:benchmark",
     "export-model": "blursynth.commands.export_model:export_model",
     "bgan": "blursynth.commands.bgan:bgan",
+    "uid": "blursynth.commands.uid:uid",
     "build": "blursynth.commands.build:build",
 }
 

@@ -29,6 +29,7 @@ METRICS_CSV = "metrics.csv"
 #: Checkpoint formats, so each trainer can name the other's files when it is handed one.
 DEBLURGAN_FORMAT = "blursynth-deblurgan"
 BGAN_FORMAT = "blursynth-bgan"
+UID_FORMAT = "blursynth-uid"
 
 
 @dataclass(frozen=True)

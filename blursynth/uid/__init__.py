@@ -1,0 +1,1 @@
+"""UID (Lu et al. 2019): disentangled blur transfer and domain-specific deblurring from unpaired sets."""
