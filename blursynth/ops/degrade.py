@@ -518,6 +518,30 @@ def jpeg_roundtrip(image: np.ndarray, quality: int) -> np.ndarray:
     """
     import cv2
 
+    buf = np.frombuffer(jpeg_bytes(image, quality), np.uint8)
+    return np.ascontiguousarray(cv2.imdecode(buf, cv2.IMREAD_COLOR)[:, :, ::-1])
+
+
+def jpeg_bytes(image: np.ndarray, quality: int) -> bytes:
+    """The JPEG encoding :func:`jpeg_roundtrip` decodes again, as bytes (``dataset export
+    --format jpeg`` writes it).
+
+    Parameters
+    ----------
+    image : (H, W, 3) uint8 ndarray, RGB
+    quality : int in [1, 100]
+
+    Returns
+    -------
+    jpeg : bytes (baseline, 4:2:0 chroma)
+
+    Examples
+    --------
+    >>> jpeg_bytes(np.zeros((8, 8, 3), np.uint8), 90)[:2] == b"\\xff\\xd8"
+    True
+    """
+    import cv2
+
     q = int(quality)
     if not JPEG_BOUNDS[0] <= q <= JPEG_BOUNDS[1]:
         raise BadInputError(f"jpeg quality must be in [1, 100]; got {quality!r}.")
@@ -527,7 +551,7 @@ def jpeg_roundtrip(image: np.ndarray, quality: int) -> np.ndarray:
                            [cv2.IMWRITE_JPEG_QUALITY, q])
     if not ok:  # pragma: no cover - OpenCV failure
         raise RuntimeError("JPEG encoding failed")
-    return np.ascontiguousarray(cv2.imdecode(buf, cv2.IMREAD_COLOR)[:, :, ::-1])
+    return buf.tobytes()
 
 
 def _is_off(value) -> bool:
