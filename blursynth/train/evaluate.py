@@ -514,18 +514,25 @@ class DeblurSettings:
     progress: bool = True
 
 
-def deblur_images(settings: DeblurSettings) -> dict:
+def deblur_images(settings: DeblurSettings, deblur_fn=None) -> dict:
     """Deblur every input photo into ``out``; returns ``{"written": [...], "notes": [...]}``.
 
     Inputs are checked and the output names planned before any is written; existing outputs
-    are refused unless ``overwrite``.
+    are refused unless ``overwrite``. ``deblur_fn``: ``uint8 (H, W, 3) -> uint8 (H, W, 3)``,
+    a model of another kind loaded by the caller (``uid deblur``); None loads
+    ``settings.model`` as a deblurring run and runs it in tiles.
     """
     from ..sources.photos import list_images
 
-    _check_tiling(settings.tile, settings.norm_stats)
-    device = resolve_device(settings.device)
-    gen, _ = load_generator(settings.model, device)
-    _check_halo(gen, settings.tile, settings.blend)
+    if deblur_fn is None:
+        _check_tiling(settings.tile, settings.norm_stats)
+        device = resolve_device(settings.device)
+        gen, _ = load_generator(settings.model, device)
+        _check_halo(gen, settings.tile, settings.blend)
+
+        def deblur_fn(image):
+            return deblur_array(gen, image, tile=settings.tile, blend=settings.blend,
+                                norm_stats=settings.norm_stats)
     if not settings.inputs:
         raise BadInputError("no input photos given.")
     out = Path(settings.out)
@@ -580,7 +587,7 @@ def deblur_images(settings: DeblurSettings) -> dict:
 
             bar = tqdm(total=len(plan), desc="deblur", unit="image")
         try:
-            _deblur_each(plan, gen, settings, written, notes, bar)
+            _deblur_each(plan, deblur_fn, written, notes, bar)
         except BaseException:
             if not written:
                 claimed.undo()
@@ -598,7 +605,7 @@ def _check_existing(dests, overwrite: bool) -> None:
                             "outputs or choose another --out.")
 
 
-def _deblur_each(plan, gen, settings, written, notes, bar):
+def _deblur_each(plan, deblur_fn, written, notes, bar):
     """Deblur and write each (source, destination) of ``plan``, appending to ``written``."""
     from ..sources.photos import GRAY_MODES, load_rgb8, read_header, save_rgb8
 
@@ -609,8 +616,7 @@ def _deblur_each(plan, gen, settings, written, notes, bar):
         if min(image.shape[:2]) < 8:
             raise BadInputError(f"{src}: {image.shape[0]}x{image.shape[1]} is too small; "
                                 "images must be at least 8 px a side.")
-        result = deblur_array(gen, image, tile=settings.tile, blend=settings.blend,
-                              norm_stats=settings.norm_stats)
+        result = deblur_fn(image)
         if read_header(src)[2] in GRAY_MODES:
             # A gray photo goes in as three equal channels and comes back gray: their mean.
             result = np.rint(result.mean(axis=2)).astype(np.uint8)
