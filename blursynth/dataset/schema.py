@@ -29,7 +29,7 @@ FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 PROGRESS = ".blursynth-progress.json"
 DATA_DIR = "data"
-SOURCES = ("trajectory", "video", "bgan", "real")
+SOURCES = ("trajectory", "video", "bgan", "real", "uid")
 
 IMAGE_TYPE = pa.struct([("bytes", pa.binary()), ("path", pa.string())])
 ARRAY_TYPE = pa.struct([("shape", pa.list_(pa.int32())), ("values", pa.list_(pa.float32()))])
@@ -152,7 +152,7 @@ def pair_row(
         truth (an import's row whose ``params`` say ``"ground_truth": false``).
     psf : (k, k) float ndarray or None
         The blur kernel, if the pair has one.
-    source : {'trajectory', 'video', 'bgan', 'real'}
+    source : {'trajectory', 'video', 'bgan', 'real', 'uid'}
     seed : int
     params : dict
         JSON-serialisable record of everything that made the pair.
@@ -232,7 +232,7 @@ def pair_source(row_params: dict, source: str) -> str:
     Returns
     -------
     str
-        ``photo:<path>`` for trajectory, scene and BGAN rows (the photo relative to the photos
+        ``photo:<path>`` for trajectory, scene, BGAN and UID rows (the photo relative to the photos
         folder); ``video:<name>`` for frame averaging and rendered clips (the clip's recorded
         name); ``real:<set>/<split>/<sequence>`` for imported rows (older imports without
         ``set``/``sequence``: ``real:<folder of the sequence>`` for the gopro layout, the blurred
@@ -247,7 +247,7 @@ def pair_source(row_params: dict, source: str) -> str:
     >>> pair_source({"blurred_path": "train/GOPR0372_07_00/blur/000047.png", "layout": "gopro"}, "real")
     'real:train/GOPR0372_07_00'
     """
-    if source in ("trajectory", "scene", "bgan"):
+    if source in ("trajectory", "scene", "bgan", "uid"):
         photo = row_params.get("photo")
         if photo is None:
             raise ValueError(f"a {source} row's params name no photo; cannot tell its source.")
