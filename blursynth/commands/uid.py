@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import click
 
-from ._common import device_option, echo_manifest, overwrite_option, positive_int, seed_option, workers_option
+from ._common import (
+    device_option, echo_manifest, finite, interrupted_run, no_verify_option, overwrite_option, positive_int,
+    seed_option, workers_option,
+)
 
 
 @click.group()
@@ -22,6 +25,121 @@ def uid():
 
 # ---------------------------------------------------------------------------------------------
 # uid train, uid deblur (model, training and deblurring: blursynth/uid/)
+
+
+@uid.command(name="train")
+@click.option("--sharp", required=True, type=click.Path(),
+              help="Sharp photos of the domain: a folder of images, or a pair dataset (its sharp "
+                   "images).")
+@click.option("--real-blur", required=True, type=click.Path(),
+              help="Real blurred photos of the domain, unpaired with --sharp: a folder of images, or "
+                   "a pair dataset (its blurred images).")
+@click.option("--out", type=click.Path(), required=True,
+              help="Model folder (checkpoint, metrics, sample sheets).")
+@click.option("--steps", type=click.IntRange(1, None), required=True, help="Updates of all networks.")
+@click.option("--config", type=click.Choice(["paper", "small", "tiny"]), default="paper",
+              show_default=True,
+              help="Network sizes: the paper's (64 channels, 4 residual blocks, 8-long blur code), "
+                   "small (CPU), tiny (tests).")
+@click.option("--width", type=click.IntRange(1, None), default=None,
+              help="Override the content encoders' and generators' width.")
+@click.option("--z-dim", type=click.IntRange(1, None), default=None,
+              help="Override the length of the blur code.")
+@click.option("--patch", type=click.IntRange(16, None), default=128, show_default=True,
+              help="Training patch side in px (a multiple of 4).")
+@click.option("--batch-size", type=click.IntRange(1, None), default=4, show_default=True)
+@click.option("--lr", type=click.FloatRange(0, None, min_open=True), default=2e-4, show_default=True,
+              help="Adam learning rate of both optimisers (betas 0.5, 0.999).")
+@click.option("--adversarial-weight", type=click.FloatRange(0, None), default=None,
+              help="Weight of the two adversarial terms [default: the paper's 1].")
+@click.option("--kl-weight", type=click.FloatRange(0, None), default=None,
+              help="Weight of the blur code's KL term [default: the paper's 0.01].")
+@click.option("--cycle-weight", type=click.FloatRange(0, None), default=None,
+              help="Weight of the two cycle L1 terms [default: the paper's 10].")
+@click.option("--perceptual-weight", type=click.FloatRange(0, None), default=None,
+              help="Weight of the perceptual term between a blurred image and its deblurred version "
+                   "[default: the paper's 0.1].")
+@click.option("--perceptual", type=click.Choice(["vgg", "none"]), default="vgg", show_default=True,
+              help="Perceptual term: VGG19 conv3_3 features, or none (L1 of 4x4-pooled images).")
+@click.option("--vgg-weights", type=click.Path(), default=None,
+              help="torchvision's vgg19-dcbb9e9d.pth [default: torch hub cache, else download].")
+@seed_option
+@device_option
+@click.option("--workers", type=click.IntRange(0, None), default=0, show_default=True,
+              help="Data loader worker processes (the samples do not depend on it).")
+@click.option("--sample-every", type=click.IntRange(1, None), default=500, show_default=True,
+              help="Steps between sample sheets (sharp | transferred blur | the real blurred image "
+                   "whose code was used | its deblurred version).")
+@click.option("--checkpoint-every", type=click.IntRange(1, None), default=500, show_default=True,
+              help="Steps between checkpoints.")
+@click.option("--log-every", type=click.IntRange(1, None), default=10, show_default=True,
+              help="Steps between metric rows.")
+@click.option("--max-minutes", type=click.FloatRange(0, None, min_open=True), default=None,
+              callback=finite, help="Stop (with a checkpoint) after this long; --resume continues.")
+@click.option("--resume", is_flag=True, help="Continue the run in --out from its checkpoint.")
+@no_verify_option
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def train(sharp, real_blur, out, steps, config, width, z_dim, patch, batch_size, lr,
+          adversarial_weight, kl_weight, cycle_weight, perceptual_weight, perceptual, vgg_weights,
+          seed, device, workers, sample_every, checkpoint_every, log_every, max_minutes, resume,
+          no_verify, quiet):
+    """Train UID on unpaired sets of one domain: sharp photos and real blurred photos.
+
+    \b
+    Example:
+      blursynth uid train --sharp faces/ --real-blur blurry_faces/ --out model/ --steps 20000
+      blursynth uid train --sharp faces/ --real-blur blurry_faces/ --out model/ --steps 2000 \\
+          --config small --patch 64 --perceptual none --max-minutes 10
+    """
+    from ..uid.train import UIDTrainSettings, train_uid
+
+    settings = UIDTrainSettings(
+        sharp=sharp, real_blur=real_blur, out=out, steps=steps, config=config, width=width,
+        z_dim=z_dim, patch=patch, batch_size=batch_size, lr=lr,
+        adversarial_weight=adversarial_weight, kl_weight=kl_weight, cycle_weight=cycle_weight,
+        perceptual_weight=perceptual_weight, perceptual=perceptual, vgg_weights=vgg_weights,
+        seed=seed, device=device, workers=workers, sample_every=sample_every,
+        checkpoint_every=checkpoint_every, log_every=log_every,
+        max_seconds=None if max_minutes is None else 60.0 * max_minutes, resume=resume,
+        progress=not quiet, verify=not no_verify)
+    try:
+        summary = train_uid(settings)
+    except KeyboardInterrupt:
+        raise interrupted_run(out) from None
+    last = summary["last"]
+    msg = f"trained {summary['steps']}/{summary['total_steps']} steps into {summary['out']}"
+    if summary["stopped"] == "time":
+        msg += " (time limit; --resume continues)"
+    if last:
+        msg += (f"; cycle loss {last['loss_cycle']:.4g}, adversarial {last['loss_adversarial']:.4g}, "
+                f"KL {last['loss_kl']:.4g}, critics {last['loss_d']:.4g}")
+    click.echo(msg + f"; model fingerprint {summary['fingerprint']}")
+
+
+@uid.command(name="deblur")
+@click.argument("inputs", nargs=-1, required=True, type=click.Path())
+@click.option("--model", required=True, type=click.Path(), help="The --out folder of 'uid train'.")
+@click.option("--out", type=click.Path(), required=True,
+              help="Output folder: one PNG per input, with the input's relative name.")
+@device_option
+@click.option("--overwrite", is_flag=True, help="Replace outputs that already exist.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def deblur(inputs, model, out, device, overwrite, quiet):
+    """Deblur blurred photos of the model's domain (files or folders) with a trained UID model.
+
+    \b
+    Example:
+      blursynth uid deblur blurry_faces/ --model model/ --out deblurred/
+    """
+    from ..uid.deblur import UIDDeblurSettings, uid_deblur_images
+
+    result = uid_deblur_images(UIDDeblurSettings(model=model, inputs=tuple(inputs), out=out,
+                                                 device=device, overwrite=overwrite,
+                                                 progress=not quiet))
+    for note in result["notes"]:
+        click.echo(f"note: {note}", err=True)
+    click.echo(f"wrote {len(result['written'])} image(s) to {out} (model step "
+               f"{result['model']['step']}, fingerprint {result['model']['fingerprint']})")
 
 
 # ---------------------------------------------------------------------------------------------
