@@ -13,6 +13,8 @@ import importlib
 _PUBLIC = {
     "PairDataset": "pairs",
     "MixSampler": "pairs",
+    "OnlineBlur": "online",
+    "OnlineMix": "online",
 }
 
 __all__ = sorted(_PUBLIC)

@@ -1,0 +1,422 @@
+"""OnlineBlur: pairs rendered on the fly, exactly the pairs ``blursynth blur`` writes.
+
+A training loop that wants fresh blur at every read (or no dataset on disk) renders pair ``i``
+the way the ``blur`` command renders row ``i``: the same settings object
+(:class:`~blursynth.pairs.shake.BlurSettings`, validated by the same checks, so refused with the
+same messages), the same plan of photos (:func:`~blursynth.pairs.shake.plan_blur`,
+:func:`~blursynth.pairs.scene.plan_scene`) and the same per-pair draws keyed by (seed, i). Its
+pixels, PSF and params therefore equal the row ``blur`` writes at that index, for uniform blur
+(bank or fresh trajectories), scene blur (``motion`` camera6d or scene) and the RAW path.
+
+:class:`OnlineMix` mixes online sources with stored pair datasets by weight, as ``blursynth
+train --data PATH:W --online RECIPE:W`` reads them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .._rng import sample_rng
+from ..errors import BadInputError, RecipeError
+
+#: What :meth:`OnlineBlur.read` returns (every key of a written row that has pixels or params).
+ROW_KEYS = ("id", "index", "seed", "source", "fingerprint", "blurred", "sharp", "psf", "params",
+            "motion_mask", "psf_field")
+
+
+class OnlineBlur(torch.utils.data.Dataset):
+    """Blur pairs rendered when read: item ``i`` is the pair ``blursynth blur`` writes as row ``i``.
+
+    Parameters
+    ----------
+    photos : str or Path, optional
+        Folder of sharp photos (or one image), as ``blur PHOTOS``; None keeps ``settings``'s.
+    settings : BlurSettings or dict
+        A :class:`~blursynth.pairs.shake.BlurSettings`, or a recipe's blur table as a dict
+        (``{"psf_source": "fresh", "crop": [256, 256], "per_image": 4}``: keys as a recipe's
+        ``run = "blur"`` step, checked the same way; ``kernels`` is a bank's path).
+    seed : int, optional
+        The run's seed (``blur --seed``); None keeps ``settings``'s (a dict's default is 0).
+
+    Attributes
+    ----------
+    settings : BlurSettings
+        As validated (scene blur: with its folders made absolute, as ``blur`` records them).
+    fingerprint : str
+        The fingerprint of the dataset ``blur`` writes with these settings and photos.
+    recipe : dict
+        What determines the bytes (the fingerprint's input).
+
+    Notes
+    -----
+    ``ds[i]`` is a dict: ``blurred`` and ``sharp`` float32 (3, H, W) tensors in [0, 1] and ``id``
+    (``f"{i:09d}"``, the row's id), as :class:`blursynth.torch.PairDataset` gives; the
+    settings' ``crop`` sets the size (without one, each photo's size). :meth:`read` gives the
+    whole row instead: uint8 images, the PSF and the params, equal to the written row's.
+    Iterating yields ``ds[0]``, ``ds[1]``, ... Rendering follows ``settings.device`` as ``blur``
+    does (``auto``: a GPU when there is one; CUDA bytes differ from the CPU's in the last bit, as
+    ``blur``'s do): use ``device="cpu"`` in DataLoader worker processes. Batched rendering of
+    many pairs per call on a GPU is not built: each pair is rendered alone. A photo that was
+    readable when planned but does not decode is an error when its pair is read (``blur``
+    skips it, leaving its rows out of the dataset).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from skimage import data
+    >>> from blursynth.sources.photos import save_rgb8
+    >>> tmp = tempfile.mkdtemp()
+    >>> save_rgb8(f"{tmp}/photos/coffee.png", data.coffee()[::4, ::4])
+    >>> ds = OnlineBlur(f"{tmp}/photos", {"psf_source": "fresh", "crop": [64, 64], "canvas": 31,
+    ...                                   "length": 20.0, "per_image": 2, "device": "cpu"})
+    >>> len(ds), tuple(ds[1]["blurred"].shape), ds.read(1)["params"]["crop"][2:]
+    (2, (3, 64, 64), [64, 64])
+    """
+
+    def __init__(self, photos=None, settings=None, *, seed=None):
+        from ..config import fingerprint
+        from ..pairs.shake import BlurSettings
+
+        if isinstance(settings, dict):
+            settings = settings_from_table(settings, photos=photos, seed=seed)
+        elif isinstance(settings, BlurSettings):
+            changes = {}
+            if photos is not None:
+                changes["photos"] = str(photos)
+            if seed is not None:
+                changes["seed"] = seed
+            settings = dataclasses.replace(settings, **changes)  # validated again
+        else:
+            raise BadInputError(f"settings must be a BlurSettings or a dict of a recipe's blur "
+                                f"keys; got {type(settings).__name__}.")
+        if settings.motion == "uniform":
+            from ..pairs.shake import BlurJob, plan_blur
+
+            plan, source, device, recipe = plan_blur(settings)
+            self._job = BlurJob(settings, plan, source, fingerprint(recipe), device=str(device))
+        else:
+            from ..pairs.scene import SceneJob, plan_scene
+
+            settings, plan, recipe = plan_scene(settings)
+            self._job = SceneJob(settings, plan, fingerprint(recipe))
+        self.settings, self.recipe, self.fingerprint = settings, recipe, self._job.fingerprint
+        self._photo = None  # (photo number, as loaded, resized, conversion note) of the last read
+
+    @classmethod
+    def from_recipe(cls, path, *, build=None, inputs=None, sets=(), device=None):
+        """The pairs of a recipe's ``blur`` step, rendered on the fly.
+
+        Parameters
+        ----------
+        path : str or Path
+            A recipe (``blursynth build``'s TOML) with one ``run = "blur"`` step whose ``photos``
+            is one of its ``[inputs]`` (or a folder).
+        build : str or Path, optional
+            The recipe's build folder (default as ``blursynth build``: ``[build] out``, else
+            ``builds/<recipe name>``): an input of scikit-image samples, and a kernel bank
+            made by an earlier step, are read from there, so they must have been built.
+        inputs : dict, optional
+            ``{name: path}``, as ``build --input NAME=PATH``.
+        sets : sequence of str
+            ``STEP.KEY=VALUE`` overrides, as ``build --set``.
+        device : str, optional
+            Overrides the step's ``device`` (``"cpu"`` in loader workers).
+
+        Raises
+        ------
+        RecipeError
+            A recipe without one blur step, or whose photos are not an input; a value the blur
+            step refuses (naming the recipe's line, as ``build`` does).
+        """
+        from ..build.run import plan_build
+
+        plan = plan_build(path, out=build, input_overrides=inputs, sets=sets, dry_run=True)
+        recipe = plan.recipe
+        steps = [s for s in plan.steps if s.run == "blur"]
+        if len(steps) != 1:
+            names = ", ".join(s.name for s in steps)
+            raise RecipeError(
+                f"{recipe.path}: an online recipe needs exactly one run = \"blur\" step (its "
+                f"pairs are rendered); it has {len(steps)}{f' ({names})' if names else ''}.")
+        step = steps[0]
+        table = recipe.data["steps"][step.index]
+        _check_photos_input(plan, step, table)
+        for key in ("kernels", "object_masks", "depth"):
+            _check_built(plan, step, table, key)
+        settings = step.settings
+        if device is not None:
+            settings = dataclasses.replace(settings, device=device)
+        return cls(None, settings)
+
+    # -- size, pickling -------------------------------------------------------------------
+
+    def __len__(self) -> int:
+        return len(self._job.plan.files) * self.settings.per_image
+
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        state["_photo"] = None  # each process loads its own photos
+        return state
+
+    def pair_sides(self) -> list:
+        """(height, width) of each photo's pairs, from the plan's headers (nothing rendered)."""
+        from ..pairs.shake_inputs import resized_shape
+
+        s = self.settings
+        if s.crop is not None:
+            return [tuple(s.crop)] * len(self._job.plan.files)
+        k = self._job.source.max_side if s.motion == "uniform" else 1
+        cut = k - 1 if s.border == "valid" else 0
+        return [(h - cut, w - cut) for h, w in
+                (resized_shape(s.resize, *size) for size in self._job.plan.sizes)]
+
+    # -- reading --------------------------------------------------------------------------
+
+    def _load(self, photo_i: int):
+        if self._photo is None or self._photo[0] != photo_i:
+            from ..pairs.shake_inputs import resize_photo
+            from ..sources.photos import load_rgb8
+
+            photo, note = load_rgb8(self._job.plan.path(photo_i))
+            self._photo = (photo_i, photo, resize_photo(photo, self.settings.resize), note)
+        return self._photo[1:]
+
+    def read(self, index: int, columns=None) -> dict:
+        """Pair ``index`` as ``blur`` writes its row, decoded.
+
+        Parameters
+        ----------
+        index : int
+        columns : sequence of str, optional
+            Keys to return (as :meth:`blursynth.dataset.reader.PairDataset.read`); default
+            :data:`ROW_KEYS` (scene blur's ``motion_mask`` and ``psf_field`` only for scene rows).
+
+        Returns
+        -------
+        row : dict
+            ``blurred``, ``sharp``: (H, W, 3) uint8; ``psf``: (k, k) float32; ``params``: dict
+            (as stored: JSON types); ``id``, ``index``, ``seed``, ``source``, ``fingerprint``.
+        """
+        import json
+
+        from ..config import canonical_json
+
+        n = len(self)
+        if isinstance(index, bool) or not isinstance(index, (int, np.integer)) or not -n <= index < n:
+            raise IndexError(f"index {index!r} out of range for an OnlineBlur of {n} pairs")
+        index = int(index) % n
+        s, job = self.settings, self._job
+        photo, resized, note = self._load(index // s.per_image)
+        extra = {}
+        if s.motion == "uniform":
+            from ..pairs.shake import draw_pair, pair_from_params
+
+            params, psf = draw_pair(job, index, resized.shape[:2])
+            if note:
+                params["converted"] = note
+            params["device"] = job.device.split(":")[0]
+            blurred, sharp = pair_from_params(photo, psf, params, seed=s.seed, index=index,
+                                              device=job.device)
+        else:
+            from ..pairs.scene import draw_scene, scene_images
+
+            params = draw_scene(job, index, resized.shape[:2])
+            if note:
+                params["converted"] = note
+            res = scene_images(resized, params, seed=s.seed, index=index, photos=job.plan.root)
+            blurred, sharp, field = res["blurred"], res["sharp"], res["psf_field"]
+            psf = field[field.shape[0] // 2, field.shape[1] // 2]
+            extra = {"motion_mask": res["motion_mask"], "psf_field": np.asarray(field, np.float32)}
+        row = {"id": f"{index:09d}", "index": index, "seed": s.seed, "source": "trajectory",
+               "fingerprint": self.fingerprint, "blurred": blurred, "sharp": sharp,
+               "psf": np.asarray(psf, np.float32), "params": json.loads(canonical_json(params)),
+               **extra}
+        keys = ROW_KEYS if columns is None else columns
+        return {k: row[k] for k in keys if k in row}
+
+    def __getitem__(self, index) -> dict:
+        from ..train.data import to_tensor
+
+        row = self.read(index, ("id", "blurred", "sharp"))
+        return {"blurred": to_tensor(row["blurred"]), "sharp": to_tensor(row["sharp"]),
+                "id": row["id"]}
+
+    def __iter__(self):
+        for i in range(len(self)):
+            yield self[i]
+
+    def __repr__(self) -> str:
+        return (f"OnlineBlur({self.settings.photos!r}, {len(self)} pairs, motion "
+                f"{self.settings.motion}, fingerprint {self.fingerprint})")
+
+
+def settings_from_table(table: dict, *, photos=None, seed=None):
+    """A :class:`~blursynth.pairs.shake.BlurSettings` from a recipe's blur keys, checked as a
+    recipe's blur step is (the same unknown-key and value messages)."""
+    from ..build.recipe import Recipe, table_settings
+    from ..pairs.shake import BlurSettings
+
+    table = dict(table, run="blur")
+    fixed = {}
+    if photos is not None:
+        fixed["photos"] = str(photos)
+    elif "photos" not in table:
+        raise BadInputError("OnlineBlur needs photos: pass OnlineBlur(PHOTOS, settings) or a "
+                            "'photos' key.")
+    if seed is not None:
+        fixed["seed"] = seed
+    where = Recipe(Path("OnlineBlur settings"), "", {}, "")
+    try:
+        return table_settings(where, ("steps", 0), BlurSettings, table, fixed=fixed)
+    except RecipeError as exc:  # a settings refusal, not a file's: BadInputError, as blur's
+        raise BadInputError(str(exc)) from None
+
+
+def _check_photos_input(plan, step, table) -> None:
+    """The blur step's photos must be an input of the recipe (or a folder), and be on disk."""
+    value = table.get("photos", "@photos")
+    where = plan.recipe.where(("steps", step.index), "photos" if "photos" in table else None)
+    ref = value[1:].partition(":")[0] if isinstance(value, str) and value.startswith("@") else None
+    if ref is not None and ref not in plan.inputs:
+        raise RecipeError(
+            f"{where}: photos = {value!r} is the output of step {ref!r}, not an input; online "
+            "blur renders from a photos input ([inputs.NAME] with path = FOLDER, or skimage).")
+    spec = plan.inputs.get(ref)
+    if isinstance(spec, tuple):  # ("skimage", names, folder): written by a build
+        folder = Path(spec[2])
+        missing = [n for n in spec[1] if not (folder / f"{n}.png").is_file()]
+        if missing:
+            raise RecipeError(
+                f"{where}: input {ref!r} is scikit-image samples, which a build writes to "
+                f"{folder} ({missing[0]} is not there yet); run 'blursynth build "
+                f"{plan.recipe.path} --out {plan.out} --limit 1' first, or give the input a "
+                "path (--input / [inputs] path).")
+
+
+def _check_built(plan, step, table, key) -> None:
+    """A folder the blur step takes from an earlier step (a kernel bank) must have been built."""
+    value = table.get(key)
+    if not (isinstance(value, str) and value.startswith("@")):
+        return
+    ref = value[1:].partition(":")[0]
+    if ref in plan.inputs:
+        return
+    folder = Path(getattr(step.settings, key))
+    if not (folder / "manifest.json").is_file() and not (key != "kernels" and folder.is_dir()):
+        where = plan.recipe.where(("steps", step.index), key)
+        fix = " or set psf_source = 'fresh'" if key == "kernels" else ""
+        raise RecipeError(
+            f"{where}: {key} = {value!r} is made by step {ref!r}, not built in {plan.out} yet; "
+            f"run 'blursynth build {plan.recipe.path} --out {plan.out}' first{fix}.")
+
+
+# ---------------------------------------------------------------------------------------------
+# mixing online sources with stored datasets (train --online)
+
+
+class OnlineMix(torch.utils.data.Dataset):
+    """Stored pair datasets and online sources mixed by weight, cropped alike.
+
+    Run sample ``k`` picks a source by the weights (stored datasets first, then the online
+    ones) and a pair of it uniformly, both from (seed, k) as ``train`` draws them
+    (:func:`blursynth.train.data.choose_source`); a stored pair is read and cropped by the
+    :class:`~blursynth.torch.PairDataset`, an online one is rendered and cropped the same way
+    (the same crop stream, flip included). A :class:`~blursynth.torch.MixSampler` over it
+    (:meth:`sampler`) gives ``train``'s order, ranks and resume.
+
+    Parameters
+    ----------
+    pairs : PairDataset or None
+        The stored datasets (their rows of the split); None for online sources alone.
+    online : sequence of OnlineBlur
+    online_weights : sequence of float
+    crop : int
+        Training crop side; every online pair must be at least this large (checked here).
+    seed : int, optional
+        Default the PairDataset's (0 without one).
+    names : sequence of str, optional
+        How errors name each online source (``--online`` recipe paths).
+    """
+
+    def __init__(self, pairs, online, online_weights, *, crop, seed=None, names=None):
+        from .._rng import check_seed
+        from .pairs import _check_weights
+
+        self.pairs, self.online = pairs, list(online)
+        if not self.online:
+            raise BadInputError("OnlineMix needs at least one OnlineBlur source.")
+        online_weights = _check_weights(online_weights, len(self.online))
+        stored = pairs.weights if pairs is not None else np.zeros(0)
+        self.weights = np.concatenate([stored, online_weights])
+        self._cum = np.cumsum(self.weights)
+        self.crop = int(crop)
+        self.seed = check_seed(pairs.seed if seed is None and pairs is not None else (seed or 0))
+        self.names = list(names) if names is not None else [repr(o) for o in self.online]
+        # Online source j's pairs are indices _starts[j].. (after the stored rows).
+        lengths = [len(pairs) if pairs is not None else 0] + [len(o) for o in self.online]
+        self._starts = np.cumsum(lengths)[:-1].astype(np.int64)
+        self._total = int(sum(lengths))
+        for name, source in zip(self.names, self.online):
+            sides = source.pair_sides()
+            small = [hw for hw in sides if min(hw) < self.crop]
+            if small:
+                h, w = small[0]
+                raise BadInputError(
+                    f"--online {name}: {len(small)} of its {len(sides)} photos make pairs of "
+                    f"{h}x{w}, smaller than --crop {self.crop}; pass --crop "
+                    f"{min(h, w) // 4 * 4} or less, or a larger crop in the recipe.")
+
+    def __len__(self) -> int:
+        return self._total
+
+    def draw(self, position: int, seed: int | None = None):
+        """Sample ``position`` (a :class:`~blursynth.torch.pairs.Draw`): a source by the
+        weights, then a pair of it (train's draw)."""
+        from ..train.data import choose_source
+        from .pairs import Draw
+
+        src, u = choose_source(self.seed if seed is None else seed, position, self._cum)
+        n_stored = 0 if self.pairs is None else len(self.pairs.rows)
+        if src < n_stored:
+            n, start = len(self.pairs.rows[src]), int(self.pairs.offsets[src])
+        else:
+            j = src - n_stored
+            n, start = len(self.online[j]), int(self._starts[j])
+        return Draw(start + min(int(u * n), n - 1), int(position))
+
+    def sampler(self, num_samples: int, **kwargs):
+        """A :class:`~blursynth.torch.MixSampler` of run samples (``train``'s order); keywords
+        as :meth:`blursynth.torch.PairDataset.sampler`."""
+        from .pairs import MixSampler
+
+        return MixSampler(self, num_samples, **kwargs)
+
+    def __getitem__(self, draw) -> dict:
+        from ..train.data import STREAM_CROP, TRAIN_COLUMNS, aligned_crop, to_tensor
+        from .pairs import Draw
+
+        index, position = int(draw[0]), int(draw[1])
+        if index < self._starts[0]:
+            return self.pairs[Draw(index, position)]
+        j = int(np.searchsorted(self._starts, index, side="right")) - 1
+        pair = self.online[j].read(index - int(self._starts[j]), TRAIN_COLUMNS)
+        rng = sample_rng(self.seed, position, STREAM_CROP)
+        b, s = aligned_crop(pair["blurred"], pair["sharp"], self.crop, rng)
+        return {"blurred": to_tensor(b), "sharp": to_tensor(s), "id": pair["id"]}
+
+
+def open_online(spec: str, *, device: str = "cpu") -> OnlineBlur:
+    """The OnlineBlur of ``train --online RECIPE``: the recipe's blur step, rendered on
+    ``device`` (the CPU: loader workers render)."""
+    p = Path(spec)
+    if not p.is_file():
+        raise BadInputError(f"--online {spec}: no such recipe file; expected a recipe TOML with "
+                            "a blur step (e.g. recipes/deblurgan-synth.toml).")
+    return OnlineBlur.from_recipe(p, device=device)
+
+
+__all__ = ["OnlineBlur", "OnlineMix", "open_online", "settings_from_table"]

@@ -1,0 +1,189 @@
+"""blursynth.torch.OnlineBlur: pairs rendered on the fly equal the rows ``blur`` writes, and
+``train --online`` trains on them."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from blursynth.dataset.reader import PairDataset as StoredPairs
+from blursynth.errors import BadInputError, RecipeError
+from blursynth.pairs.shake import BlurSettings, blur_photos
+from blursynth.torch import OnlineBlur
+from .conftest import error_line
+
+
+def _same_rows(settings, out):
+    """Write ``settings`` with blur, render them online: every row equal, byte for byte."""
+    manifest = blur_photos(settings, out, progress=False)
+    stored = StoredPairs(out)
+    online = OnlineBlur(None, settings)
+    assert len(online) == manifest["planned_items"] == len(stored)
+    assert online.fingerprint == manifest["fingerprint"]
+    for i in range(len(stored)):
+        want, got = stored[i], online.read(i)
+        assert got["id"] == want["id"] and got["index"] == want["index"]
+        for key in ("blurred", "sharp", "psf"):
+            assert got[key].dtype == want[key].dtype and got[key].tobytes() == want[key].tobytes(), key
+        assert got["params"] == want["params"]
+        for key in ("motion_mask", "psf_field"):
+            assert (key in got) == (want.get(key) is not None)
+            if key in got:
+                assert got[key].tobytes() == want[key].tobytes(), key
+        item = online[i]
+        assert torch.equal(item["blurred"], torch.from_numpy(want["blurred"]).permute(2, 0, 1) / 255.0)
+    return online
+
+
+def test_uniform_fresh_and_bank_equal_blur(photos, bank, tmp_path):
+    fresh = BlurSettings(photos=str(photos), psf_source="fresh", fresh_canvas=15,
+                         fresh_length_px=10.0, per_image=2, crop=(32, 40), device="cpu", seed=3,
+                         noise="0.01,0.005", jpeg="70-90", shard_size=3)
+    _same_rows(fresh, tmp_path / "fresh")
+    banked = BlurSettings(photos=str(photos), kernels=str(bank), per_image=1, device="cpu",
+                          resize=0.5, border="valid", crf="random", seed=1)
+    online = _same_rows(banked, tmp_path / "bank")
+    # reading out of order (another photo in between) changes nothing
+    a = online.read(2)
+    online.read(0)
+    assert online.read(2)["blurred"].tobytes() == a["blurred"].tobytes()
+
+
+def test_scene_camera6d_equals_blur(photos, tmp_path):
+    s = BlurSettings(photos=str(photos), motion="camera6d", per_image=1, crop=(32, 40),
+                     device="cpu", psf_grid=3, rolling_shutter="0-0.5", seed=2)
+    _same_rows(s, tmp_path / "scene")
+
+
+def test_raw_path_equals_blur(photos, tmp_path):
+    s = BlurSettings(photos=str(photos), psf_source="fresh", fresh_canvas=15,
+                     fresh_length_px=10.0, crop=(32, 32), device="cpu", pipeline="raw",
+                     raw_bits=12, noise="model", seed=4)
+    online = _same_rows(s, tmp_path / "raw")
+    assert online.read(0)["params"]["raw"]["raw_bits"] == 12
+
+
+def test_dict_settings_photos_and_seed(photos):
+    table = {"psf_source": "fresh", "canvas": 15, "length": 10.0, "crop": [32, 32],
+             "device": "cpu", "resize_to": [60, 70]}
+    a = OnlineBlur(photos, table, seed=5)
+    b = OnlineBlur(None, BlurSettings(photos=str(photos), psf_source="fresh", fresh_canvas=15,
+                                      fresh_length_px=10.0, crop=(32, 32), device="cpu",
+                                      resize=(70, 60), seed=5))
+    assert a.settings == b.settings and a.fingerprint == b.fingerprint
+    assert a.read(1)["blurred"].tobytes() == b.read(1)["blurred"].tobytes()
+    assert OnlineBlur(photos, table, seed=6).fingerprint != a.fingerprint
+
+
+@pytest.mark.parametrize("table, expected", [
+    ({"per_image": 0, "psf_source": "fresh"}, "per_image must be a positive integer; got 0"),
+    ({}, "kernels BANK is required with psf_source bank"),
+    ({"psf_source": "fresh", "border": "edge"}, "border must be one of"),
+    ({"psf_source": "fresh", "per_imag": 2}, "unknown key 'per_imag' for a blur step"),
+])
+def test_refuses_what_blur_refuses(photos, table, expected):
+    with pytest.raises(BadInputError) as exc:
+        OnlineBlur(photos, table)
+    assert expected in str(exc.value)
+    if "unknown key" not in expected:  # the command's words, as a recipe states them
+        from blursynth.build.recipe import in_recipe_terms
+
+        with pytest.raises(BadInputError) as direct:
+            BlurSettings(photos=str(photos), **{k: v for k, v in table.items()})
+        assert in_recipe_terms(str(direct.value)) in str(exc.value)
+
+
+def test_refuses_bad_inputs(photos, tmp_path):
+    with pytest.raises(BadInputError, match="no such file or directory"):
+        OnlineBlur(tmp_path / "none", {"psf_source": "fresh"})
+    with pytest.raises(BadInputError, match="smaller than the largest PSF"):
+        OnlineBlur(photos, {"psf_source": "fresh", "crop": [16, 16]})
+    with pytest.raises(BadInputError, match="BlurSettings or a dict"):
+        OnlineBlur(photos, "fresh")
+    ds = OnlineBlur(photos, {"psf_source": "fresh", "canvas": 15, "length": 10.0, "device": "cpu"})
+    with pytest.raises(IndexError):
+        ds.read(len(ds))
+
+
+def test_pickled_copy_renders_the_same(photos):
+    import pickle
+
+    ds = OnlineBlur(photos, {"psf_source": "fresh", "canvas": 15, "length": 10.0,
+                             "crop": [32, 32], "per_image": 2, "device": "cpu"})
+    first = ds.read(3)
+    copy = pickle.loads(pickle.dumps(ds))  # as a loader worker gets it: no photo kept
+    assert copy._photo is None and copy.read(3)["blurred"].tobytes() == first["blurred"].tobytes()
+
+
+@pytest.mark.slow
+def test_dataloader_workers_give_the_same_items(photos):
+    ds = OnlineBlur(photos, {"psf_source": "fresh", "canvas": 15, "length": 10.0,
+                             "crop": [32, 32], "per_image": 2, "device": "cpu"})
+    direct = [ds[i] for i in range(len(ds))]
+    # Rendering ran Numba's OpenMP kernels in this process, which a forked child may not use:
+    # workers start from a fresh forkserver (train's parent process never renders).
+    loader = torch.utils.data.DataLoader(ds, batch_size=2, num_workers=2,
+                                         multiprocessing_context="forkserver")
+    got = [item for batch in loader for item in torch.unbind(batch["blurred"])]
+    assert all(torch.equal(g, d["blurred"]) for g, d in zip(got, direct)) and len(got) == len(ds)
+    assert [d["id"] for d in ds] == [d["id"] for d in direct]  # iterating: in order
+
+
+RECIPE = """
+[build]
+seed = 7
+
+[inputs.photos]
+path = "{photos}"
+
+[[steps]]
+name = "pairs"
+run = "blur"
+photos = "@photos"
+psf_source = "fresh"
+length = 10.0
+canvas = 15
+crop = [32, 32]
+per_image = 2
+device = "cpu"
+"""
+
+
+def test_from_recipe_equals_the_build(photos, tmp_path, run_cli):
+    recipe = tmp_path / "online.toml"
+    recipe.write_text(RECIPE.format(photos=photos))
+    online = OnlineBlur.from_recipe(recipe, build=tmp_path / "b")
+    assert not (tmp_path / "b").exists()  # nothing written
+    assert run_cli("build", recipe, "--out", tmp_path / "b").code == 0
+    stored = StoredPairs(tmp_path / "b" / "pairs")
+    assert json.loads((tmp_path / "b" / "pairs" / "manifest.json").read_text())["fingerprint"] \
+        == online.fingerprint
+    for i in (0, len(stored) - 1):
+        assert online.read(i)["blurred"].tobytes() == stored[i]["blurred"].tobytes()
+
+
+def test_from_recipe_refusals(photos, tmp_path):
+    recipe = tmp_path / "r.toml"
+    recipe.write_text(RECIPE.format(photos=photos).replace('photos = "@photos"',
+                                                            'photos = "@clips"'))
+    with pytest.raises(RecipeError, match="names no input or earlier step"):
+        OnlineBlur.from_recipe(recipe, build=tmp_path / "b")
+    banked = RECIPE.format(photos=photos).replace('psf_source = "fresh"', 'kernels = "@bank"')
+    banked = banked.replace("[[steps]]", '[[steps]]\nname = "bank"\nrun = "trajectories"\n'
+                            'n = 8\n\n[[steps]]', 1)
+    recipe.write_text(banked)
+    with pytest.raises(RecipeError, match="is made by step 'bank', not built"):
+        OnlineBlur.from_recipe(recipe, build=tmp_path / "b")
+    recipe.write_text(RECIPE.format(photos=photos).replace('run = "blur"',
+                                                            'run = "trajectories"\nn = 8')
+                      .split("photos = \"@photos\"")[0])
+    with pytest.raises(RecipeError, match="exactly one run = \"blur\" step"):
+        OnlineBlur.from_recipe(recipe, build=tmp_path / "b")
+    skimage = RECIPE.format(photos=photos).replace(f'path = "{photos}"', 'skimage = ["coffee"]')
+    recipe.write_text(skimage)
+    with pytest.raises(RecipeError, match="scikit-image samples, which a build writes"):
+        OnlineBlur.from_recipe(recipe, build=tmp_path / "b")
+    assert not (tmp_path / "b").exists()
