@@ -96,7 +96,8 @@ class ProgressBar:
         self.bar.close()
 
 
-def run_shards(write_shard, tasks: list, *, workers: int, executor: Executor, make_rows, bar):
+def run_shards(write_shard, tasks: list, *, workers: int, executor: Executor, make_rows, bar,
+               chunk: int | None = None):
     """Run ``write_shard(task)`` for every task; yield its ``(shard name, rows, skipped)`` as each finishes.
 
     Parameters
@@ -104,19 +105,28 @@ def run_shards(write_shard, tasks: list, *, workers: int, executor: Executor, ma
     write_shard : callable ``task -> (name, rows, skipped)``
         A module-level function (pickled by reference to pool processes and Ray).
     tasks : list
+        The writer's shard tasks ``(path, schema, start, stop, make_rows, ...)``.
     workers : int
         Local processes (this one included); ignored on Ray.
     executor : Executor
     make_rows : callable
         The tasks' row maker; the pool's processes import its module before forking.
     bar : ProgressBar
+    chunk : int or None
+        With more than one local worker: None runs whole shards on the pool's processes (each
+        writes its own shard file); an int renders rows in chunks of ``chunk`` items on
+        long-lived processes (:class:`RowFeed`) and writes every shard here, in order, so all
+        workers are busy whatever the number of shards. Only for row makers whose chunks are
+        independent and cheap to start (not a video decoded from its start).
     """
     if not tasks:
         return
     if executor.name == "ray":
         yield from _run_on_ray(write_shard, tasks, executor, bar)
-    elif workers <= 1 or len(tasks) <= 1:
+    elif workers <= 1 or (len(tasks) <= 1 and chunk is None):
         yield from _run_here(write_shard, tasks, bar)
+    elif chunk is not None:
+        yield from _run_fed(write_shard, tasks, workers, make_rows, bar, int(chunk))
     else:
         yield from _run_pool(write_shard, tasks, workers, make_rows, bar)
 
@@ -259,6 +269,202 @@ def _run_pool(write_shard, tasks, workers: int, make_rows, bar):
         drain.join(timeout=5)
 
 
+def chunk_spans(spans, chunk: int) -> list[tuple[int, int]]:
+    """Split item ranges into chunks that end at multiples of ``chunk`` (or at a range's end).
+
+    Chunk boundaries are absolute multiples, so a row maker whose items come in groups (a
+    photo's ``per_image`` pairs) starts a group only once when ``chunk`` is a multiple of it.
+
+    Examples
+    --------
+    >>> chunk_spans([(0, 5), (5, 9)], 4)
+    [(0, 4), (4, 5), (5, 8), (8, 9)]
+    """
+    if chunk < 1:
+        raise ValueError(f"chunk must be >= 1; got {chunk}.")
+    out = []
+    for start, stop in spans:
+        a = start
+        while a < stop:
+            b = min(stop, (a // chunk + 1) * chunk)
+            out.append((a, b))
+            a = b
+    return out
+
+
+class RowFeed:
+    """Rows of item chunks rendered by this process and ``workers - 1`` long-lived processes, in order.
+
+    The chunks are claimed in order by whoever is free: a submitter thread keeps the pool's
+    processes fed (at most two chunks queued per process), and this process renders the next
+    unclaimed chunk itself whenever the chunk it must hand out next is still being rendered
+    elsewhere. :meth:`rows` gives the rows of a range in item order, so the shard files are
+    written here, one after the other, byte-identical to a one-process run: every row is a
+    pure function of its index, and the writer alone decides the shard and row-group
+    boundaries. The pool's processes are forked from a fork server that imported the row
+    maker's modules once, and receive the row maker once (not with every chunk).
+
+    A chunk runs ahead of the writer by at most ``window`` chunks, which bounds the rows held
+    in memory.
+    """
+
+    def __init__(self, make_rows, spans, *, workers: int, chunk: int, queue=None):
+        self.make_rows = make_rows
+        self.chunks = chunk_spans(spans, chunk)
+        self.n_pool = max(0, min(int(workers) - 1, len(self.chunks) - 1))
+        self.window = max(2, 3 * (self.n_pool + 1))
+        self.queue = queue
+        self.cond = threading.Condition()
+        self.next_claim = 0  # the smallest chunk nobody has claimed
+        self.next_out = 0  # the chunk rows() hands out next
+        self.futures = {}  # chunk -> Future (pool chunks, once submitted)
+        self.claimed_by_pool = set()
+        self.done_here = {}  # chunk -> rows rendered by this process ahead of their turn
+        self.pool = None
+        self.stop = False
+        self.error = None
+        self.submitter = None
+        if self.n_pool:
+            self.submitter = threading.Thread(target=self._submit_loop, daemon=True)
+            self.submitter.start()
+
+    # -- claiming, shared by the submitter thread and this process --
+    def _claim(self):
+        """The next unclaimed chunk within the window, or None (call under ``cond``)."""
+        if self.next_claim >= len(self.chunks) or self.next_claim >= self.next_out + self.window:
+            return None
+        j = self.next_claim
+        self.next_claim += 1
+        return j
+
+    def _submit_loop(self):
+        try:
+            ctx = _pool_context(_feed_chunk, self.make_rows)
+            self.pool = ProcessPoolExecutor(max_workers=self.n_pool, mp_context=ctx,
+                                            initializer=_init_feed_worker,
+                                            initargs=(self.queue, self.make_rows))
+            while True:
+                with self.cond:
+                    while not self.stop and (
+                        sum(not f.done() for f in self.futures.values()) >= 2 * self.n_pool
+                        or self.next_claim >= min(len(self.chunks), self.next_out + self.window)
+                    ):
+                        if self.next_claim >= len(self.chunks):
+                            return
+                        self.cond.wait(0.05)
+                    if self.stop:
+                        return
+                    j = self._claim()
+                    self.claimed_by_pool.add(j)
+                start, stop = self.chunks[j]
+                # The first submits start the pool's processes (the fork server imports the
+                # row maker's modules first): this process renders chunks meanwhile.
+                fut = self.pool.submit(_feed_chunk, start, stop)
+                fut.add_done_callback(self._notify)
+                with self.cond:
+                    self.futures[j] = fut
+                    self.cond.notify_all()
+        except BaseException as exc:  # raised again by rows(), in the writer's thread
+            with self.cond:
+                self.error = exc
+                self.cond.notify_all()
+
+    def _notify(self, _future):
+        with self.cond:
+            self.cond.notify_all()
+
+    def _render_here(self, j):
+        start, stop = self.chunks[j]
+        with one_thread():  # a chunk rendered here runs as the pool's processes run it
+            return list(self.make_rows(start, stop))
+
+    def _take(self, j):
+        """The rows of chunk ``j``, rendering later chunks here while it is rendered elsewhere."""
+        while True:
+            with self.cond:
+                if self.error is not None:
+                    raise self.error
+                if j in self.done_here:
+                    return self.done_here.pop(j)
+                fut = self.futures.get(j)
+                ready = fut is not None and fut.done()
+                mine = None
+                if not ready:
+                    # j itself when nobody has claimed it (everything before it is handed
+                    # out); else a later chunk, or None when the window is full.
+                    mine = self._claim()
+                    if mine is None and fut is None:  # the submitter claimed j: not yet submitted
+                        self.cond.wait(0.05)
+                        continue
+            if ready:
+                return fut.result()
+            if mine == j:
+                return self._render_here(j)
+            if mine is not None:
+                self.done_here[mine] = self._render_here(mine)
+                continue
+            fut.result()  # nothing left to claim: wait for the pool's chunk
+
+    def rows(self, start: int, stop: int):
+        """Yield the rows of items ``start..stop-1``: a range the feed was built over, in order."""
+        while self.next_out < len(self.chunks) and self.chunks[self.next_out][0] < stop:
+            a, b = self.chunks[self.next_out]
+            if a < start or b > stop:
+                raise ValueError(f"rows({start}, {stop}) does not follow the feed's chunk {a}..{b}.")
+            rows = self._take(self.next_out)
+            with self.cond:
+                self.futures.pop(self.next_out, None)
+                self.claimed_by_pool.discard(self.next_out)
+                self.next_out += 1
+                self.cond.notify_all()
+            yield from rows
+
+    def close(self):
+        with self.cond:
+            self.stop = True
+            self.cond.notify_all()
+        if self.submitter is not None:
+            self.submitter.join()
+        if self.pool is not None:
+            self.pool.shutdown(wait=True, cancel_futures=True)
+
+
+_feed_rows = None  # the row maker of a RowFeed pool process (set once, by its initializer)
+
+
+def _init_feed_worker(queue, make_rows):
+    global _feed_rows
+    _init_worker(queue)
+    _feed_rows = make_rows
+
+
+def _feed_chunk(start, stop):
+    """Pool process: the rows of items ``start..stop-1`` (dicts, tables or Skipped), sent back whole."""
+    return list(_feed_rows(start, stop))
+
+
+def _run_fed(write_shard, tasks, workers: int, make_rows, bar, chunk: int):
+    """Write every shard here, in order, from rows a :class:`RowFeed` renders on all workers."""
+    global _progress_queue
+    ctx = _pool_context(_feed_chunk, make_rows)
+    queue = ctx.Queue()
+    stop_event = threading.Event()
+    drain = threading.Thread(target=_drain, args=(queue, bar, stop_event), daemon=True)
+    drain.start()
+    previous = _progress_queue
+    _progress_queue = queue
+    feed = RowFeed(make_rows, [(t[2], t[3]) for t in tasks], workers=workers, chunk=chunk,
+                   queue=queue)
+    try:
+        for task in tasks:
+            yield write_shard((*task[:4], feed.rows, *task[5:]))
+    finally:
+        feed.close()
+        _progress_queue = previous
+        stop_event.set()
+        drain.join(timeout=5)
+
+
 def _pool_context(write_shard, make_rows):
     """A process start method that pays for heavy imports (torch, numba) once.
 
@@ -275,6 +481,8 @@ def _pool_context(write_shard, make_rows):
         func = func.func
     module = getattr(func, "__module__", None)
     preload = [write_shard.__module__]
+    if "torch" in sys.modules:  # the row maker uses it here: its workers will too (seconds to import)
+        preload.append("torch")
     if module and module.startswith("blursynth."):
         preload.append(module)
     ctx.set_forkserver_preload(preload)

@@ -109,6 +109,7 @@ def write_dataset(
     progress: bool = True,
     progress_total: int | None = None,
     options: WriteOptions | None = None,
+    chunk_size: int | None = None,
 ) -> dict:
     """Write (or resume) a sharded Parquet dataset and its manifest.
 
@@ -154,6 +155,12 @@ def write_dataset(
         Ignored on Ray, whose tasks report only finished shards.
     options : WriteOptions, optional
         From a recipe build: the executor, ``--limit`` and the recipe to record.
+    chunk_size : int, optional
+        With ``workers > 1`` on the local executor: render rows in chunks of this many items
+        on all workers and write every shard in this process, in order
+        (:class:`~blursynth.dataset.executors.RowFeed`), so the workers are busy whatever the
+        number of shards. For row makers whose items are cheap to start anywhere (not a video
+        decoded from its start). None: each shard is one worker's task, as on Ray.
 
     Returns
     -------
@@ -226,7 +233,7 @@ def write_dataset(
         any_written = bool(rows_done)
         try:
             for name, n, skipped in run_shards(_write_shard, tasks, workers=workers, executor=executor,
-                                               make_rows=make_rows, bar=bar):
+                                               make_rows=make_rows, bar=bar, chunk=chunk_size):
                 finished(name, n, skipped)
                 any_written = True
         except BadInputError:

@@ -48,6 +48,22 @@ def photos_for(plan: PhotoPlan, start: int, stop: int, per_image: int, *, strict
             yield index, photo, note
 
 
+#: Pairs a worker renders per task when several share a write: small, so two workers are busy
+#: even on a few dozen pairs, and whole photos, so no photo is decoded twice.
+CHUNK_PAIRS = 4
+
+
+def photo_chunk(per_image: int) -> int:
+    """Items per task of a photo way's write: whole photos, about :data:`CHUNK_PAIRS` pairs.
+
+    Examples
+    --------
+    >>> photo_chunk(1), photo_chunk(3), photo_chunk(10)
+    (4, 6, 10)
+    """
+    return per_image * max(1, -(-CHUNK_PAIRS // per_image))
+
+
 def write_photo_pairs(out, plan: PhotoPlan, *, per_image: int, recipe: dict, inputs: dict,
                       make_job, rows, shard_size: int, workers: int, overwrite: bool,
                       progress: bool, desc: str, options=None, extra: dict | None = None,
@@ -101,6 +117,7 @@ def write_photo_pairs(out, plan: PhotoPlan, *, per_image: int, recipe: dict, inp
         shard_size=shard_size, make_rows=functools.partial(rows, job=make_job(fp)),
         fingerprint=fp, command={**recipe, **inputs}, workers=workers, overwrite=overwrite,
         unit="pair", desc=desc, progress=progress, options=options, extra=extra,
+        chunk_size=photo_chunk(per_image),
     )
     skipped_rows = manifest["planned_items"] - manifest["num_rows"]
     return {**manifest, "skipped_photos": len(plan.skipped) + skipped_rows // per_image,

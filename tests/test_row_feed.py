@@ -1,0 +1,97 @@
+"""The row feed (``write_dataset(..., chunk_size=)``): rows rendered in chunks on every worker and
+written here in order; the bytes are those of a one-process run whatever the workers, chunks and
+shards."""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import time
+
+import pytest
+
+from blursynth.dataset import PAIR_SCHEMA, PairDataset, write_dataset
+from blursynth.dataset.executors import RowFeed, chunk_spans
+from blursynth.errors import BadInputError
+
+from .conftest import tiny_rows
+
+
+def write(out, *, n=20, shard_size=6, workers=1, chunk=None, make_rows=tiny_rows):
+    return write_dataset(out, kind="pairs", schema=PAIR_SCHEMA, n_items=n, shard_size=shard_size,
+                         make_rows=functools.partial(make_rows, fp="fp-feed"), fingerprint="fp-feed",
+                         command={"test": "feed"}, workers=workers, progress=False, chunk_size=chunk)
+
+
+def files(out):
+    return {p.relative_to(out).as_posix(): p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()}
+
+
+def test_chunk_spans_cover_every_item_once_at_absolute_multiples():
+    spans = [(0, 7), (7, 14), (14, 15)]
+    chunks = chunk_spans(spans, 3)
+    assert chunks == [(0, 3), (3, 6), (6, 7), (7, 9), (9, 12), (12, 14), (14, 15)]
+    assert [i for a, b in chunks for i in range(a, b)] == list(range(15))
+    with pytest.raises(ValueError):
+        chunk_spans(spans, 0)
+
+
+def test_feed_in_this_process_gives_the_rows_in_order():
+    # One worker: no pool; rows() walks the chunks of each span in order.
+    feed = RowFeed(functools.partial(tiny_rows, fp="x"), [(0, 5), (5, 9)], workers=1, chunk=2)
+    try:
+        got = [r["index"] for r in feed.rows(0, 5)] + [r["index"] for r in feed.rows(5, 9)]
+    finally:
+        feed.close()
+    assert got == list(range(9))
+
+
+def test_bytes_do_not_depend_on_workers_chunks_or_shards(tmp_path):
+    ref = files(tmp_path / "a") if write(tmp_path / "a") else None
+    # One shard for all rows (the old scheduler ran it on one process), and chunks that do not
+    # divide the shards.
+    write(tmp_path / "b", workers=2, chunk=3)
+    write(tmp_path / "c", workers=3, chunk=1)
+    assert files(tmp_path / "b") == ref
+    assert files(tmp_path / "c") == ref
+    one = write(tmp_path / "d", shard_size=20)
+    assert write(tmp_path / "e", shard_size=20, workers=2, chunk=4)["shards"] == one["shards"]
+    assert files(tmp_path / "e") == files(tmp_path / "d")
+
+
+def slow_here_rows(start, stop, fp, parent=None):
+    """Rows naming the process that made them; slow in the writing process, so that the pool's
+    process takes chunks as soon as it is up."""
+    for row in tiny_rows(start, stop, fp=fp):
+        if os.getpid() == parent:
+            time.sleep(0.15)
+        row["params"] = json.dumps({"pid": os.getpid()})
+        yield row
+
+
+def test_one_shard_keeps_every_worker_busy(tmp_path):
+    rows = functools.partial(slow_here_rows, parent=os.getpid())
+    m = write(tmp_path / "d", n=30, shard_size=30, workers=2, chunk=2, make_rows=rows)
+    assert len(m["shards"]) == 1 and m["num_rows"] == 30
+    ds = PairDataset(tmp_path / "d")
+    assert [r["index"] for r in ds] == list(range(30))
+    pids = {r["params"]["pid"] for r in ds}
+    assert os.getpid() in pids and len(pids) == 2  # this process and the pool's one process
+
+
+def failing_rows(start, stop, fp, bad=13):
+    for row in tiny_rows(start, stop, fp=fp):
+        if row["index"] == bad:
+            raise BadInputError(f"photo {bad} does not decode.")
+        yield row
+
+
+def test_a_chunk_error_stops_the_write_with_its_message(tmp_path):
+    out = tmp_path / "d"
+    with pytest.raises(BadInputError) as info:
+        write(out, n=24, shard_size=8, workers=2, chunk=2, make_rows=failing_rows)
+    assert str(info.value) == "photo 13 does not decode."
+    # The shard that held the bad row was never renamed into place; no temporary is left.
+    assert not (out / "data/train-00001-of-00003.parquet").exists()
+    assert not [p for p in (out / "data").iterdir() if not p.name.endswith(".parquet")]
