@@ -36,8 +36,9 @@ class DataSource:
     weight: float = 1.0
 
 
-def parse_data_spec(spec: str) -> DataSource:
-    """Parse ``PATH[:WEIGHT]``; a suffix that is not a number is part of the path.
+def parse_data_spec(spec: str, option: str = "--data") -> DataSource:
+    """Parse ``PATH[:WEIGHT]``; a suffix that is not a number is part of the path. ``option``
+    names the option in messages (``--online`` takes the same form).
 
     Examples
     --------
@@ -55,12 +56,11 @@ def parse_data_spec(spec: str) -> DataSource:
     else:
         path, weight = str(spec), 1.0
     if not path:
-        raise BadInputError(f"--data {spec!r}: empty path; expected PATH[:WEIGHT].")
+        raise BadInputError(f"{option} {spec!r}: empty path; expected PATH[:WEIGHT].")
     if not (math.isfinite(weight) and weight > 0):
-        raise BadInputError(
-            f"--data {spec!r}: weight must be a positive number; got {tail}. "
-            f"Use e.g. --data synth/:2 --data real/:1."
-        )
+        example = "--data synth/:2 --data real/:1" if option == "--data" else f"{option} {path}:2"
+        raise BadInputError(f"{option} {spec!r}: weight must be a positive number; got {tail}. "
+                            f"Use e.g. {example}.")
     return DataSource(path, weight)
 
 
