@@ -187,3 +187,33 @@ def test_from_recipe_refusals(photos, tmp_path):
     with pytest.raises(RecipeError, match="scikit-image samples, which a build writes"):
         OnlineBlur.from_recipe(recipe, build=tmp_path / "b")
     assert not (tmp_path / "b").exists()
+
+
+def test_online_mix_draws_and_crops_like_stored_pairs(photos, tiny_pairs_dataset):
+    from blursynth._rng import sample_rng
+    from blursynth.torch import PairDataset
+    from blursynth.torch.online import OnlineMix
+    from blursynth.train.data import STREAM_CROP, aligned_crop, to_tensor
+
+    pairs = PairDataset(tiny_pairs_dataset(n=8), crop=32, seed=3)
+    online = OnlineBlur(photos, {"psf_source": "fresh", "canvas": 15, "length": 10.0,
+                                 "crop": [40, 40], "per_image": 2, "device": "cpu"})
+    mix = OnlineMix(pairs, [online], [3.0], crop=32, seed=3)
+    assert len(mix) == len(pairs) + len(online)
+    assert [len(r) for r in mix.rows] == [len(pairs), len(online)]
+    draws = list(mix.sampler(400, rank=0, world_size=1))
+    assert [d.position for d in draws] == list(range(400))
+    on = [d for d in draws if d.index >= len(pairs)]
+    assert 0.65 < len(on) / len(draws) < 0.85  # weights 1 : 3
+    d = on[0]
+    want = online.read(d.index - len(pairs))
+    b, s = aligned_crop(want["blurred"], want["sharp"], 32, sample_rng(3, d.position, STREAM_CROP))
+    item = mix[d]
+    assert torch.equal(item["blurred"], to_tensor(b)) and torch.equal(item["sharp"], to_tensor(s))
+    stored = next(d for d in draws if d.index < len(pairs))
+    assert torch.equal(mix[stored]["blurred"], pairs[stored]["blurred"])
+    # online alone, and an online source whose pairs are smaller than the crop
+    alone = OnlineMix(None, [online], [1.0], crop=40, seed=0)
+    assert all(d.index < len(online) for d in alone.sampler(20, rank=0, world_size=1))
+    with pytest.raises(BadInputError, match="smaller than --crop 48; pass --crop 40 or less"):
+        OnlineMix(None, [online], [1.0], crop=48, names=["r.toml"])

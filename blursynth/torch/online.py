@@ -373,6 +373,13 @@ class OnlineMix(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return self._total
 
+    @property
+    def rows(self) -> list:
+        """Each source's pairs that may be drawn: the stored datasets' rows of the split, then
+        every index of each online source (``train`` counts an epoch by them)."""
+        stored = list(self.pairs.rows) if self.pairs is not None else []
+        return stored + [np.arange(len(o), dtype=np.int64) for o in self.online]
+
     def draw(self, position: int, seed: int | None = None):
         """Sample ``position`` (a :class:`~blursynth.torch.pairs.Draw`): a source by the
         weights, then a pair of it (train's draw)."""
