@@ -45,13 +45,13 @@ def test_plan_of_tiny_recipe(tiny_recipe, tmp_path):
 
 def test_step_kinds_table():
     assert list(STEP_KINDS) == ["trajectories", "blur", "render-clip", "frames-average", "import", "bgan-train",
-                                "bgan-blur", "train", "evaluate"]
+                                "bgan-blur", "train", "evaluate", "face-crops", "uid-train", "uid-blur"]
     for name, kind in STEP_KINDS.items():
         assert dataclasses.is_dataclass(kind.settings_class()), name
     assert {n for n, k in STEP_KINDS.items() if k.writes_pairs} == {
-        "trajectories", "blur", "frames-average", "import", "bgan-blur"}
-    assert {n for n, k in STEP_KINDS.items() if k.on_gpu} == {"blur", "bgan-blur"}
-    assert {n for n, k in STEP_KINDS.items() if not k.seeded} == {"import", "evaluate"}
+        "trajectories", "blur", "frames-average", "import", "bgan-blur", "uid-blur"}
+    assert {n for n, k in STEP_KINDS.items() if k.on_gpu} == {"blur", "bgan-blur", "uid-blur"}
+    assert {n for n, k in STEP_KINDS.items() if not k.seeded} == {"import", "evaluate", "face-crops"}
 
 
 def test_missing_step_input_and_dry_run_without_vgg(tmp_path, run_cli):
@@ -203,6 +203,7 @@ def test_every_recipe_has_a_header_and_validates():
         text = p.read_text()
         assert text.startswith("# ") and len([l for l in text.splitlines() if l.startswith("#")]) >= 3, p.name
         sets = {"deblurgan-comb": ["train.perceptual=none"], "bgan": ["model.perceptual=none"],
+                "uid-faces": ["model.perceptual=none"],
                 "dbgan": ["model.perceptual=none", "deblur.perceptual=none"]}.get(p.stem, [])
         plan = plan_build(p, out="/tmp/unused-plan", sets=sets)
         assert plan.steps and all(s.settings is not None and s.describe for s in plan.steps), p.name

@@ -166,6 +166,7 @@ def test_readme_lists_every_key_that_is_not_an_option():
 
     commands = {"blur": "blur:blur", "render-clip": "frames:render_clip", "frames-average": "frames:frames_average",
                 "import": "dataset:import_", "bgan-train": "bgan:train", "bgan-blur": "bgan:blur",
+                "uid-train": "uid:train", "uid-blur": "uid:blur",
                 "train": "train:train", "evaluate": "evaluate:evaluate"}
     table = (ROOT / "README.md").read_text().split("The differences:")[1].split("Each step writes")[0]
     handled_by_step = {"photos", "kernels", "window_min", "window_max", "json_path", "csv_path"}  # read by the step itself

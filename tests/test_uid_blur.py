@@ -198,3 +198,25 @@ def test_face_crop_settings_refuse(kw, match):
 
     with pytest.raises(SettingError, match=match.replace("[", r"\[").replace("]", r"\]").replace("+", r"\+")):
         FaceCropSettings(**kw)
+
+
+# --- the recipe -----------------------------------------------------------------------------------
+
+
+def test_uid_faces_recipe_builds_end_to_end(run_cli, tmp_path):
+    from blursynth.dataset import PairDataset
+
+    from .conftest import RECIPES
+
+    out = tmp_path / "b"
+    r = run_cli("build", RECIPES / "uid-faces.toml", "--out", out, "--limit", 1,
+                "--set", "faces.count=3", "--set", "other_faces.count=2", "--set", "model.config=tiny",
+                "--set", "model.perceptual=none", "--set", "model.patch=32", "--set", "real_blur.device=cpu",
+                "--set", "model.device=cpu", "--set", "pairs.device=cpu")
+    assert r.code == 0, r.err
+    assert sorted(p.name for p in (out / "faces").iterdir()) == ["lfw_000.png", "lfw_001.png", "lfw_002.png"]
+    blurry = PairDataset(out / "real_blur")
+    pairs = PairDataset(out / "pairs")
+    assert len(pairs) == 1 and pairs[0]["source"] == "uid" and pairs[0]["blurred"].shape == (64, 64, 3)
+    p = pairs[0]["params"]
+    assert p["code_source"] == "reference" and p["reference"]["pair"] in {blurry[i]["id"] for i in range(len(blurry))}

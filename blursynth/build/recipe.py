@@ -187,6 +187,8 @@ OPTION_KEYS = {
     "render-clip": {"frames": ("n_frames", None)},
     "bgan-train": {"max_minutes": ("max_seconds", lambda m: 60.0 * float(m)), "quiet": ("progress", _not),
                    "no_verify": ("verify", _not)},
+    "uid-train": {"max_minutes": ("max_seconds", lambda m: 60.0 * float(m)), "quiet": ("progress", _not),
+                  "no_verify": ("verify", _not)},
     "train": {"quiet": ("progress", _not), "no_verify": ("verify", _not)},
     "evaluate": {"quiet": ("progress", _not), "no_verify": ("verify", _not)},
 }

@@ -467,7 +467,8 @@ def _run_evaluate(step, plan, workers):
 # BGAN
 
 
-def _prep_bgan_train(st: StepTable):
+def _prep_unpaired_train(st: StepTable):
+    """A ``bgan-train`` or ``uid-train`` step: two unpaired sets, a model folder, resumable."""
     sharp = st.path("sharp", "@photos")
     real = st.path("real_blur")
     inner = {k: v for k, v in st.table.items() if k not in ("sharp", "real_blur")}
@@ -499,6 +500,44 @@ def _run_bgan_blur(step, plan, workers):
                      options=write_options(step, plan))
 
 
+# ---------------------------------------------------------------------------------------------
+# UID, and the face crops its recipe learns on
+
+
+def _prep_face_crops(st: StepTable):
+    inner = {k: v for k, v in st.table.items() if k not in ("name", "run")}
+    st.step.settings = st.settings(inner, {})
+    st.step.describe = _settings_dict(st.step.settings)
+
+
+def _run_face_crops(step, plan, workers):
+    from ..sources.faces import write_face_crops
+
+    return write_face_crops(step.out, step.settings)
+
+
+def _run_uid_train(step, plan, workers):
+    from ..uid.train import train_uid
+
+    return train_uid(step.settings)
+
+
+def _prep_uid_blur(st: StepTable):
+    fixed = {"photos": st.path("photos", "@photos"), "model": st.path("model", kinds=("uid-train",))}
+    if st.table.get("blur_from") is not None:  # a folder or dataset: relative to the recipe, or '@name'
+        fixed["blur_from"] = st.path("blur_from")
+    inner = {k: v for k, v in st.table.items() if k not in ("photos", "model", "blur_from")}
+    st.step.settings = st.settings(inner, fixed)
+    st.step.describe = _settings_dict(st.step.settings)
+
+
+def _run_uid_blur(step, plan, workers):
+    from ..pairs.uid import uid_blur
+
+    return uid_blur(step.settings, step.out, workers=workers, overwrite=plan.overwrite,
+                    options=write_options(step, plan))
+
+
 STEP_KINDS = {
     "trajectories": StepKind("blursynth.kernelbank:KernelBankConfig", _prep_trajectories, _run_trajectories,
                              writes_pairs=True),
@@ -508,10 +547,15 @@ STEP_KINDS = {
                                writes_pairs=True),
     "import": StepKind("blursynth.pairs.real:ImportConfig", _prep_import, _run_import, writes_pairs=True,
                        seeded=False),
-    "bgan-train": StepKind("blursynth.bgan.train:BGANTrainSettings", _prep_bgan_train, _run_bgan_train),
+    "bgan-train": StepKind("blursynth.bgan.train:BGANTrainSettings", _prep_unpaired_train, _run_bgan_train),
     "bgan-blur": StepKind("blursynth.pairs.bgan:BGANBlurSettings", _prep_bgan_blur, _run_bgan_blur,
                           writes_pairs=True, on_gpu=True),
     "train": StepKind("blursynth.train.loop:TrainSettings", _prep_train, _run_train),
     "evaluate": StepKind("blursynth.train.evaluate:EvaluateSettings", _prep_evaluate, _run_evaluate,
                          seeded=False),
+    "face-crops": StepKind("blursynth.sources.faces:FaceCropSettings", _prep_face_crops, _run_face_crops,
+                           seeded=False),
+    "uid-train": StepKind("blursynth.uid.train:UIDTrainSettings", _prep_unpaired_train, _run_uid_train),
+    "uid-blur": StepKind("blursynth.pairs.uid:UIDBlurSettings", _prep_uid_blur, _run_uid_blur,
+                         writes_pairs=True, on_gpu=True),
 }
