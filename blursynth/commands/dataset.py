@@ -102,7 +102,22 @@ def preview(path, out, count, height, start, crop_full_res, no_verify):
 @dataset.command()
 @click.argument("path", type=click.Path())
 @click.option("--out", type=click.Path(), required=True, help="Folder to write.")
-@click.option("--png", "fmt", flag_value="png", default=True, help="GoPro-style PNG folders (the only format).")
+@click.option("--layout", type=click.Choice(["flat", "gopro", "basicsr", "deblurganv2"]), default="flat",
+              show_default=True,
+              help="flat: blur/, sharp/, psf/ in OUT; gopro: <split>/<sequence>/blur|sharp/ (a sequence per source); "
+                   "basicsr: <split>/lq|gt/ with <split>/meta_info.txt and basicsr.yml; deblurganv2: "
+                   "<split>/blur|sharp/ with <split>/files_a.txt, files_b.txt and deblurganv2.yaml. psf/ and masks/ "
+                   "sit beside the images.")
+@click.option("--splits", default=None, metavar="NAME=F,...",
+              help="Split every pair by --split-by into train, val and test folders, e.g. "
+                   "train=0.9,val=0.05,test=0.05 (fractions summing to 1; val holds out what train --val-fraction "
+                   "would). Without it, layouts other than flat put every pair in train/ (val/ with --split heldout).")
+@click.option("--format", "fmt", type=click.Choice(["png", "jpeg"]), default="png", show_default=True,
+              help="Blurred and sharp images as the stored PNGs, or re-encoded as JPEG (.jpg, --jpeg-quality); "
+                   "PSFs and masks stay PNG/npy.")
+@click.option("--jpeg-quality", type=click.IntRange(1, 100), default=95, show_default=True,
+              help="With --format jpeg: the JPEG quality.")
+@click.option("--png", "png_flag", is_flag=True, hidden=True, help="Same as --format png (the default).")
 @click.option("--overwrite", is_flag=True, help="Replace an existing folder.")
 @click.option("--raw", type=click.Choice(["png16", "npy"]), default=None,
               help="Also write raw/: each RAW-path row's noisy blurred RAW mosaic, rebuilt from its params and "
@@ -119,20 +134,26 @@ def preview(path, out, count, height, start, crop_full_res, no_verify):
 @click.option("--val-fraction", type=click.FloatRange(0, 1, max_open=True), default=0.05, show_default=True,
               help="With --split: the fraction held out, as train's --val-fraction.")
 @click.option("--split-by", type=click.Choice(["source", "pair"]), default="source", show_default=True,
-              help="With --split: whole source photos, clips or sequences on one side, or single pairs.")
+              help="With --split or --splits: whole source photos, clips or sequences on one side, or single pairs.")
 @no_verify_option
-def export(path, out, fmt, overwrite, raw, sources, model, split, val_fraction, split_by, no_verify):
-    """Write blur/, sharp/, psf/ folders and params.jsonl for tools that want folders.
+def export(path, out, layout, splits, fmt, jpeg_quality, png_flag, overwrite, raw, sources, model, split,
+           val_fraction, split_by, no_verify):
+    """Write folders other tools read: blur/, sharp/, psf/ and params.jsonl, or the layout
+    of GoPro, BasicSR or DeblurGAN-v2, split by source.
 
     \b
     Example:
       blursynth dataset export pairs/ --out pairs_png/
       blursynth dataset export pairs/ --out pairs_raw/ --raw png16 --sources photos/
       blursynth dataset export pairs/ --out test_png/ --split heldout --val-fraction 0.1
+      blursynth dataset export pairs/ --out gopro/ --layout gopro --splits train=0.9,val=0.05,test=0.05
+      blursynth dataset export pairs/ --out bsr/ --layout basicsr --splits train=0.95,val=0.05 --format jpeg
     """
     from ..dataset.export import export_png
     from ..pairs.raw_mosaic import raw_rebuilder
 
+    if png_flag and fmt != "png":
+        raise click.UsageError(f"--png and --format {fmt} disagree; give --format alone.")
     rows = None
     if split != "all":
         from ..dataset.reader import PairDataset
@@ -143,13 +164,24 @@ def export(path, out, fmt, overwrite, raw, sources, model, split, val_fraction, 
         rows = held if split == "heldout" else train
     report = {}
     n = export_png(path, out, overwrite=overwrite, verify=not no_verify, raw=raw,
-                   rebuilder=raw_rebuilder(raw, sources, model), report=report, rows=rows)
+                   rebuilder=raw_rebuilder(raw, sources, model), report=report, rows=rows, layout=layout,
+                   splits=splits, split_by=split_by, split_name="val" if split == "heldout" else None,
+                   image_format=fmt, jpeg_quality=jpeg_quality)
     out = str(out).rstrip("/") or "/"
+    what = f"--layout {layout}"
+    if layout == "flat":
+        what = "blur/, sharp/, psf/, params.jsonl" if splits is None else "<split>/blur|sharp|psf/, params.jsonl"
+    if report.get("splits"):
+        what += ": " + ", ".join(f"{name} {count}" for name, count in report["splits"].items())
+    if splits is not None:
+        if report["empty_splits"]:
+            click.echo(f"note: no pair fell in {', '.join(report['empty_splits'])} ({report['split_keys']} "
+                       f"{split_by}s to split, each on one side); add sources or change --splits.", err=True)
+    raws = f"{out}/raw/" if layout == "flat" and splits is None else "raw/ beside the images"
     if raw is None:
-        click.echo(f"exported {n} pairs to {out}/ (blur/, sharp/, psf/, params.jsonl)")
+        click.echo(f"exported {n} pairs to {out}/ ({what})")
         return
-    click.echo(f"exported {n} pairs to {out}/ (blur/, sharp/, psf/, params.jsonl) and {report['raw']} RAW mosaics "
-               f"to {out}/raw/")
+    click.echo(f"exported {n} pairs to {out}/ ({what}) and {report['raw']} RAW mosaics to {raws}")
     if report["raw_skipped"]:
         click.echo(f"note: {report['raw_skipped']} row(s) made on the RGB path have no RAW mosaic; they are "
                    "exported without one.", err=True)
