@@ -66,7 +66,8 @@ def test_gopro_layout_reads_back_through_dataset_import(tmp_path, run_cli):
     by_photo = {}
     for line in lines:
         by_photo.setdefault(line["params"]["photo"], set()).add(line["split"])
-        assert line["blurred"] == f"{line['split']}/dir_{line['params']['photo'][4:]}/blur/{line['id']}.png"
+        photo = line["params"]["photo"][4:-4]
+        assert line["blurred"] == f"{line['split']}/dir_{photo}_png/blur/{line['id']}.png"
     assert all(len(s) == 1 for s in by_photo.values()) and len(by_photo) == PHOTOS
     assert {"train", "val", "test"} <= {next(iter(s)) for s in by_photo.values()}
     odd = next(line for line in lines if int(line["id"]) % 2)
@@ -83,7 +84,7 @@ def test_gopro_layout_reads_back_through_dataset_import(tmp_path, run_cli):
         pid = row["params"]["blurred_name"][:-4]
         np.testing.assert_array_equal(row["blurred"], orig[pid]["blurred"])
         np.testing.assert_array_equal(row["sharp"], orig[pid]["sharp"])
-        assert row["params"]["sequence"] == "dir_p{}.png".format(int(pid) // 3)
+        assert row["params"]["sequence"] == "dir_p{}_png".format(int(pid) // 3)
         assert row["params"]["split"] == (split_of[pid] if split_of[pid] != "val" else None)
 
 
@@ -203,6 +204,7 @@ def test_a_split_no_source_fell_in_is_named(tmp_path, run_cli):
     (("--splits", "train=0.9,val"), "'val' is not NAME=FRACTION"),
     (("--splits", "train=1", "--split", "heldout"), "give one of them"),
     (("--format", "webp"), "Invalid value for '--format'"),
+    (("--png", "--format", "jpeg"), "--png and --format jpeg disagree"),
 ])
 def test_bad_layout_splits_and_format_are_one_line_and_write_nothing(tmp_path, run_cli, args, message):
     _dataset(tmp_path / "d", n=3)

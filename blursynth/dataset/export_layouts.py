@@ -171,19 +171,20 @@ def assign_splits(keys, fractions: dict) -> list:
 
 def sequence_name(source_key: str) -> str:
     """A folder name for a source (:func:`blursynth.dataset.pair_source`): the part after its
-    kind, with ``/`` and characters other than letters, digits, ``.``, ``_`` and ``-`` as ``_``.
+    kind, with every character other than a letter, digit, ``_`` or ``-`` as ``_`` (dots too, so
+    that no folder looks like an image file to a ``**/*.png`` glob).
 
     Examples
     --------
     >>> sequence_name("photo:street/IMG 01.jpg")
-    'street_IMG_01.jpg'
+    'street_IMG_01_jpg'
     >>> sequence_name("real:gopro/test/GOPR0384_11_00")
     'gopro_test_GOPR0384_11_00'
     """
-    name = re.sub(r"[^A-Za-z0-9._-]", "_", source_key.partition(":")[2] or source_key)
-    # never hidden, and never one of the names a sequence folder holds (GoPro's import pairs
-    # every blur/ folder with the sharp/ beside it, at any depth)
-    if not name or name.startswith(".") or name in ("blur", "sharp", *SIDE_FOLDERS):
+    name = re.sub(r"[^A-Za-z0-9_-]", "_", source_key.partition(":")[2] or source_key)
+    # never one of the names a sequence folder holds (GoPro's import pairs every blur/ folder
+    # with the sharp/ beside it, at any depth)
+    if not name or name in ("blur", "sharp", *SIDE_FOLDERS):
         name = "seq_" + name
     return name
 
