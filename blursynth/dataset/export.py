@@ -92,6 +92,8 @@ def export_png(dataset, out, *, progress: bool = True, overwrite: bool = False, 
     if image_format == "jpeg" and (isinstance(jpeg_quality, bool) or not isinstance(jpeg_quality, int)
                                    or not 1 <= jpeg_quality <= 100):
         raise BadInputError(f"--jpeg-quality must be a whole number in [1, 100]; got {jpeg_quality!r}.")
+    if split_name is not None and split_name not in ("train", "val", "test"):
+        raise BadInputError(f"split_name must be train, val or test; got {split_name!r}.")
     if splits is not None:
         splits = parse_splits(splits)
         if rows is not None:
