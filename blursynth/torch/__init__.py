@@ -15,6 +15,7 @@ _PUBLIC = {
     "MixSampler": "pairs",
     "OnlineBlur": "online",
     "OnlineMix": "online",
+    "Draw": "pairs",
 }
 
 __all__ = sorted(_PUBLIC)

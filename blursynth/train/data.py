@@ -1,16 +1,17 @@
-"""Training data: weighted mixing of pair datasets, aligned random crops, held-out split.
+"""Training data helpers: ``--data PATH[:WEIGHT]``, the held-out split, weighted draws,
+aligned random crops.
 
-Sample ``k`` of a run (k counts samples over the whole run, across ranks) is a pure function
-of (run seed, k): which dataset, which pair, where the crop sits and whether it is flipped all
-come from :func:`blursynth._rng.sample_rng`. Worker processes, their number and restarts
-therefore change nothing, and a resumed run reads exactly the samples it would have read.
+The loader built from them is :class:`blursynth.torch.PairDataset`. Sample ``k`` of a run (k
+counts samples over the whole run, across ranks) is a pure function of (run seed, k): which
+dataset, which pair, where the crop sits and whether it is flipped all come from
+:func:`blursynth._rng.sample_rng`. Worker processes, their number and restarts therefore change
+nothing, and a resumed run reads exactly the samples it would have read.
 """
 
 from __future__ import annotations
 
 import hashlib
 import math
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +25,9 @@ from ..errors import BadInputError, DatasetError
 STREAM_PICK = 1
 STREAM_CROP = 2
 STREAM_REDRAW = 3
+# blursynth.torch.PairDataset's ``ds[i]`` (keyed by (seed, i, stream, epoch)).
+STREAM_INDEX_CROP = 4
+STREAM_INDEX_REDRAW = 5
 #: Pairs drawn in a row for one sample before pairs smaller than the crop count as an error.
 MAX_REDRAWS = 64
 
@@ -228,110 +232,6 @@ def to_tensor(image_u8) -> torch.Tensor:
 #: The columns training reads of a row; the others (a scene row's PSF field and mask, the
 #: parameters) are never decoded.
 TRAIN_COLUMNS = ("id", "blurred", "sharp")
-
-
-class MixedPairs(torch.utils.data.Dataset):
-    """Run sample ``k`` -> (blurred, sharp) crops, float32 (3, crop, crop) in [0, 1].
-
-    Parameters
-    ----------
-    paths : sequence of str
-        Pair datasets.
-    train_indices : sequence of int ndarrays
-        Rows of each dataset that may be drawn.
-    weights : sequence of float
-        Relative frequency of each dataset.
-    seed : int
-    crop : int
-    verify : bool
-        Check shards against their manifests. Loader workers forked after the run's plan has
-        read every shard's ids find those shards already hashed by this process.
-
-    Notes
-    -----
-    A pair smaller than ``crop`` (a dataset of imported pairs may mix sizes) is skipped: another
-    pair of the same dataset is drawn in its place from the sample's own stream, so the choice
-    stays a pure function of (seed, k), and one warning line per dataset and process names it.
-    After :data:`MAX_REDRAWS` random draws the rows are scanned in order from a drawn start,
-    so a sample fails only when no pair of the dataset fits. Datasets whose pairs all fit read
-    exactly what they read without this rule.
-    """
-
-    def __init__(self, paths, train_indices, weights, *, seed, crop, verify=True):
-        self.paths = [str(p) for p in paths]
-        self.train_indices = [np.asarray(t, dtype=np.int64) for t in train_indices]
-        self.cum_weights = np.cumsum(np.asarray(weights, dtype=np.float64))
-        self.seed = int(seed)
-        self.crop = int(crop)
-        self.verify = bool(verify)
-        self._datasets = None
-        self._warned = set()
-        self._small = set()  # (dataset, row) of pairs seen to be smaller than the crop
-
-    def __len__(self):
-        return 2 ** 62  # indexed by run position, never iterated to the end
-
-    def locate(self, position):
-        """(dataset number, row) of run sample ``position``."""
-        src, u = choose_source(self.seed, position, self.cum_weights)
-        rows = self.train_indices[src]
-        return src, int(rows[min(int(u * len(rows)), len(rows) - 1)])
-
-    def __getitem__(self, position):
-        if self._datasets is None:  # opened in each worker, not pickled open
-            self._datasets = [open_pairs(p, verify=self.verify) for p in self.paths]
-        src, row = self.locate(position)
-        pair = self._datasets[src].read(row, TRAIN_COLUMNS)
-        h, w = pair["blurred"].shape[:2]
-        if self.crop > min(h, w):
-            self._warn_small(src, pair, h, w)
-            pair = self._fitting_pair(src, sample_rng(self.seed, position, STREAM_REDRAW))
-        rng = sample_rng(self.seed, position, STREAM_CROP)
-        b, s = aligned_crop(pair["blurred"], pair["sharp"], self.crop, rng)
-        return to_tensor(b), to_tensor(s)
-
-    def _fitting_pair(self, src, rng):
-        """Another pair of dataset ``src`` that fits the crop: up to MAX_REDRAWS random draws,
-        then the first that fits in row order from a drawn start (wrapping), so that a rare
-        fitting pair is still found; which pair depends only on ``rng``."""
-        rows = self.train_indices[src]
-        ds = self._datasets[src]
-
-        def fits(row):
-            key = (src, row)
-            if key in self._small:
-                return None
-            pair = ds.read(row, TRAIN_COLUMNS)
-            if self.crop <= min(pair["blurred"].shape[:2]):
-                return pair
-            self._small.add(key)
-            return None
-
-        for _ in range(MAX_REDRAWS):
-            pair = fits(int(rows[int(rng.integers(len(rows)))]))
-            if pair is not None:
-                return pair
-        start = int(rng.integers(len(rows)))
-        for j in range(len(rows)):
-            pair = fits(int(rows[(start + j) % len(rows)]))
-            if pair is not None:
-                return pair
-        raise DatasetError(
-            f"--data {self.paths[src]}: no training pair is as large as --crop {self.crop}; pass "
-            "a smaller --crop or remove the small pairs.")
-
-    def _warn_small(self, src, pair, h, w):
-        if src in self._warned:
-            return
-        self._warned.add(src)
-        # One plain line (this may run in a loader worker, outside the CLI's error handling). On
-        # a terminal the progress bar's partial line is cleared first; the bar redraws after it.
-        clear = "\r\x1b[K" if sys.stderr.isatty() else ""
-        sys.stderr.write(
-            f"{clear}warning: --data {self.paths[src]}: pair {pair.get('id', '?')} is {h}x{w}, smaller "
-            f"than --crop {self.crop}; pairs that small are skipped (another pair of the same "
-            "dataset is drawn in their place).\n")
-        sys.stderr.flush()
 
 
 class PositionSampler(torch.utils.data.Sampler):

@@ -23,8 +23,7 @@ from ..errors import BadInputError, SettingError, checking
 from ..nn import runs
 from ..nn.device import resolve_device
 from ..nn.runs import CHECKPOINT, METRICS_CSV, RUN_JSON
-from .data import SPLIT_BY, MixedPairs, PositionSampler, center_crop, check_ground_truth, \
-    open_pairs, split_indices, split_keys, to_tensor
+from .data import SPLIT_BY, DataSource, center_crop, check_ground_truth, open_pairs, to_tensor
 from .archs import DEFAULT_ARCH, get_arch, run_arch
 from .losses import build_content_loss
 from .models import from_model_range, to_model_range
@@ -92,6 +91,8 @@ class TrainSettings:
 
     data: tuple  # of DataSource
     out: str
+    # of DataSource: recipes whose blur step is rendered as it is read (--online RECIPE[:W])
+    online: tuple = ()
     config: str = "small"
     arch: str = DEFAULT_ARCH
     steps: int | None = None
@@ -196,6 +197,9 @@ class TrainSettings:
                                f"{self.split_by!r}.", "split_by")
         with checking("seed"):
             check_seed(self.seed)
+        if not all(isinstance(o, DataSource) for o in self.online):
+            raise SettingError("online: expected --online RECIPE[:WEIGHT] entries (DataSource); "
+                               "a recipe's train step takes no online sources.", "online")
 
     def model_config(self) -> dict:
         """The architecture's config dict with ``--dropout``/``--width`` applied."""
@@ -282,32 +286,31 @@ def resolve_precision(precision: str, device: torch.device) -> str:
 
 
 def _plan_data(settings, crop):
-    """Open the datasets, split off validation pairs, check crops fit; nothing is written."""
-    if not settings.data:
+    """Open the datasets, split off validation pairs, check crops fit; nothing is written.
+
+    Returns the training rows (a :class:`blursynth.torch.PairDataset`, the run's loader; with
+    ``--online``, a :class:`blursynth.torch.OnlineMix` of it and the online sources) and the
+    validation items, (dataset path, row) each."""
+    from ..torch.pairs import PairDataset
+
+    if not settings.data and not settings.online:
         raise BadInputError("no --data given; pass at least one pair dataset, e.g. --data pairs/.")
-    train_rows, val_items = [], []
-    for src in settings.data:
-        ds = open_pairs(src.path, verify=settings.verify)
-        check_ground_truth(ds, src.path)
-        ids = split_keys(ds, settings.split_by)
-        frac = 0.0 if settings.val_data else settings.val_fraction
-        tr, ho = split_indices(ids, frac)
-        if len(tr) == 0:
-            raise BadInputError(
-                f"--data {src.path}: no pairs left in the training split ({len(ids)} pairs, "
-                f"{len(ho)} held out); add pairs or lower --val-fraction.")
-        # A few evenly spaced pairs stand for the dataset (reading every image's size up
-        # front would read the whole dataset); pairs smaller than the crop found later are
-        # skipped by MixedPairs with a warning.
-        probe = tr[np.linspace(0, len(tr) - 1, min(len(tr), 8)).round().astype(int)]
-        shapes = [ds[int(i)]["blurred"].shape[:2] for i in probe]
-        if all(crop > min(hw) for hw in shapes):
-            h, w = max(shapes, key=min)
-            raise BadInputError(
-                f"--crop {crop} is larger than the images of {src.path} ({h}x{w}); pass --crop "
-                f"{min(h, w) // 4 * 4} or less.")
-        train_rows.append(tr)
-        val_items += [(src.path, int(i)) for i in ho]
+    pairs, val_items = None, []  # --online alone: nothing stored, nothing held out
+    if settings.data:
+        pairs = PairDataset([d.path for d in settings.data], crop=crop, split="train",
+                            weights=[d.weight for d in settings.data], seed=settings.seed,
+                            split_by=settings.split_by or "source",
+                            heldout=0.0 if settings.val_data else settings.val_fraction,
+                            verify=settings.verify)
+        val_items = [(path, int(i)) for path, held in zip(pairs.paths, pairs.heldout_rows)
+                     for i in held]
+    if settings.online:
+        from ..torch.online import OnlineMix, open_online
+
+        # Rendered on the CPU in the loader workers: this process never renders, so it may fork.
+        pairs = OnlineMix(pairs, [open_online(o.path) for o in settings.online],
+                          [o.weight for o in settings.online], crop=crop, seed=settings.seed,
+                          names=[o.path for o in settings.online])
     for vpath in settings.val_data:
         ds = open_pairs(vpath, verify=settings.verify)
         check_ground_truth(ds, vpath, "--val-data")
@@ -324,7 +327,7 @@ def _plan_data(settings, crop):
     order = []
     for k in range(max((len(v) for v in by_src.values()), default=0)):
         order += [(p, v[k]) for p, v in by_src.items() if k < len(v)]
-    return train_rows, order[: settings.val_count]
+    return pairs, order[: settings.val_count]
 
 
 def kernel_draws(path):
@@ -426,6 +429,7 @@ class RunPlan:
     recipe: dict
     checkpoint: dict | None  # the run --resume continues
     stamp: tuple | None = None  # runs.checkpoint_stamp of --out when it was checked
+    pairs: object = None  # the training rows: a blursynth.torch.PairDataset (split "train")
 
     @property
     def arch(self):
@@ -464,7 +468,8 @@ def plan_run(settings: TrainSettings) -> RunPlan:
         split_by = ckpt["recipe"].get("split_by", "pair") if ckpt is not None else "source"
         settings = replace(settings, split_by=split_by)
 
-    train_rows, val_items = _plan_data(settings, crop)
+    pairs, val_items = _plan_data(settings, crop)
+    train_rows = pairs.rows
     if rank == 0:
         warn_shared_kernel_draws(settings.data)
     n_train = sum(len(t) for t in train_rows)
@@ -475,6 +480,9 @@ def plan_run(settings: TrainSettings) -> RunPlan:
     content, content_info = (arch.content or build_content_loss)(settings.perceptual,
                                                                  settings.vgg_weights)
     recipe = settings.recipe(crop, batch)
+    if settings.online:  # absent otherwise, so runs without --online resume as before
+        recipe["online"] = [[str(Path(o.path).resolve()), o.weight, src.fingerprint]
+                            for o, src in zip(settings.online, pairs.online)]
     precision = resolve_precision(settings.precision, device)
     if ckpt is not None:
         _check_resume(ckpt, settings, config, recipe, precision, device, total, rank)
@@ -482,7 +490,7 @@ def plan_run(settings: TrainSettings) -> RunPlan:
                    rank=rank, device=device, precision=precision, out=out,
                    train_rows=train_rows, val_items=val_items, total=total, content=content,
                    content_info=content_info, recipe=recipe, checkpoint=ckpt,
-                   stamp=stamp)
+                   stamp=stamp, pairs=pairs)
 
 
 def _check_resume(ckpt, settings, config, recipe, precision, device, total, rank) -> None:
@@ -605,12 +613,12 @@ def build_run(plan: RunPlan, hold: ExitStack) -> RunParts:
         except Exception:  # tensorboard not installed: the CSV is the record
             tb = None
 
-    dataset = MixedPairs([d.path for d in settings.data], plan.train_rows,
-                         [d.weight for d in settings.data], seed=settings.seed, crop=plan.crop,
-                         verify=settings.verify)
+    # Step t of rank r reads run samples t*B*R + r*B .. + B - 1, each a pure function of (seed,
+    # sample): a resumed run reads what an unbroken one would have.
     loader = torch.utils.data.DataLoader(
-        dataset, batch_size=plan.batch,
-        sampler=PositionSampler(start, plan.total, plan.batch, plan.rank, plan.world),
+        plan.pairs, batch_size=plan.batch,
+        sampler=plan.pairs.sampler(plan.total * plan.batch, rank=plan.rank, world_size=plan.world,
+                                   batch_size=plan.batch, start=start * plan.batch),
         num_workers=max(int(settings.workers), 0), pin_memory=on_cuda,
         persistent_workers=False, prefetch_factor=4 if settings.workers > 0 else None)
     val = _load_val(plan.val_items, settings.val_crop, settings.verify,
@@ -649,8 +657,9 @@ def run_loop(plan: RunPlan, parts: RunParts) -> dict:
     t0 = time.perf_counter()
     losses, figures, step = {}, {}, parts.start
     try:
-        for step, (blurred, sharp) in enumerate(parts.loader, start=parts.start + 1):
+        for step, batch in enumerate(parts.loader, start=parts.start + 1):
             trainer.set_lr(lr_at(step - 1, total, settings.lr))
+            blurred, sharp = batch["blurred"], batch["sharp"]
             blurred = to_model_range(blurred.to(device, non_blocking=True, memory_format=mem))
             sharp = to_model_range(sharp.to(device, non_blocking=True, memory_format=mem))
             losses = trainer.step(blurred, sharp)
