@@ -13,7 +13,7 @@ import sys
 
 @contextlib.contextmanager
 def one_thread(device_type: str = "cpu"):
-    """Run the body at one intra-op thread in torch and OpenCV (those already imported).
+    """Run the body at one intra-op thread in torch, OpenCV and Numba (those already imported).
 
     Parameters
     ----------
@@ -35,15 +35,21 @@ def one_thread(device_type: str = "cpu"):
         return
     torch = sys.modules.get("torch")
     cv2 = sys.modules.get("cv2")
-    before = (torch.get_num_threads() if torch else None, cv2.getNumThreads() if cv2 else None)
+    numba = sys.modules.get("numba")  # its kernels follow torch's count, or this one without torch
+    before = (torch.get_num_threads() if torch else None, cv2.getNumThreads() if cv2 else None,
+              numba.get_num_threads() if numba else None)
     try:
         if torch:
             torch.set_num_threads(1)
         if cv2:
             cv2.setNumThreads(1)
+        if numba:
+            numba.set_num_threads(1)
         yield
     finally:
         if torch:
             torch.set_num_threads(before[0])
         if cv2:
             cv2.setNumThreads(before[1])
+        if numba:
+            numba.set_num_threads(before[2])

@@ -116,7 +116,7 @@ def test_torch_path_for_gpus_agrees_with_cpu_path():
     for crf in ("gamma:2.2", "srgb"):
         for border in ("reflect", "wrap", "valid"):
             c = CameraResponse.parse(crf)
-            a = _blur_linear_cpu(img, psf, c, border, "auto")
+            a = torch.as_tensor(_blur_linear_cpu(img, psf, c, border, "auto"))  # NumPy on the CPU path
             b = _blur_linear_torch(img, psf, c, border, torch.device("cpu"), "fft")
             torch.testing.assert_close(a, b, atol=2e-6, rtol=0)
             ea = _encode_hwc(a, c)

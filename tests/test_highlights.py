@@ -197,12 +197,14 @@ def test_preview_caption_names_the_boost_and_the_gain():
 
 
 def test_torch_path_boosts_as_the_cpu_path_does():
+    import torch
+
     from blursynth.ops.blur import _blur_linear_cpu, _blur_linear_torch
     from blursynth.ops.color import CameraResponse
 
     img, psf, crf = night_scene(), line_psf(7), CameraResponse.parse("gamma:2.2")
     for border in ("reflect", "wrap"):
-        cpu = _blur_linear_cpu(img, psf, crf, border, "direct", boost=(6.0, 0.9))
+        cpu = torch.as_tensor(_blur_linear_cpu(img, psf, crf, border, "direct", boost=(6.0, 0.9)))
         tch = _blur_linear_torch(img, psf, crf, border, "cpu", "direct", boost=(6.0, 0.9))
         assert float((cpu - tch).abs().max()) < 1e-5 and float(cpu.max()) > 2.0
 
@@ -343,6 +345,8 @@ def test_regions_boost_the_lamp_not_the_wall(path):
 
 
 def test_regions_torch_path_equals_cpu_path():
+    import torch
+
     from blursynth.ops.blur import _blur_linear_cpu, _blur_linear_torch, _regions
     from blursynth.ops.color import CameraResponse
 
@@ -350,7 +354,8 @@ def test_regions_torch_path_equals_cpu_path():
     regions = _regions(img, crf.decode_table(), (6.0, 0.9), 16, 0.4)
     assert regions[0].sum() == 9
     for border in ("reflect", "wrap"):
-        cpu = _blur_linear_cpu(img, psf, crf, border, "direct", boost=(6.0, 0.9), regions=regions)
+        cpu = torch.as_tensor(_blur_linear_cpu(img, psf, crf, border, "direct", boost=(6.0, 0.9),
+                                               regions=regions))
         tch = _blur_linear_torch(img, psf, crf, border, "cpu", "direct", boost=(6.0, 0.9),
                                  regions=regions)
         assert float((cpu - tch).abs().max()) < 1e-5 and float(cpu.max()) > 1.5  # 0.83 -> > 1

@@ -158,8 +158,10 @@ def _init_worker(queue):
     # first import inside the work function.
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMBA_NUM_THREADS"):
         os.environ[var] = "1"
-    if "torch" in sys.modules:  # pragma: no cover - only when the parent pickled torch objects
+    if "torch" in sys.modules:  # preloaded by the fork server, or the parent pickled torch objects
         sys.modules["torch"].set_num_threads(1)
+    if "numba" in sys.modules:  # preloaded: its thread count was read before the variable was set
+        sys.modules["numba"].set_num_threads(1)
 
 
 def _ray_task(write_shard, task):

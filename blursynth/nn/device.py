@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import sys
 
 from ..errors import BadInputError
 
@@ -69,3 +70,33 @@ def resolve_device(name, *, index: int | None = None):
             f"--device {shown}: torch sees {n} CUDA GPU(s), cuda:0 to cuda:{n - 1}; pick one of "
             f"those.")
     return torch.device(f"cuda:{wanted}")
+
+
+def resolve_device_name(name, *, index: int | None = None) -> str:
+    """:func:`resolve_device`'s answer as text (``cpu``, ``cuda``, ``cuda:N``), without importing
+    torch where the answer is the CPU whatever torch would say: ``cpu``, or ``auto`` with a torch
+    built for the CPU alone (importing torch is most of a second of a CPU command's start-up).
+
+    Examples
+    --------
+    >>> resolve_device_name("cpu")
+    'cpu'
+    """
+    name = check_device_name(name)
+    if name == "cpu" or (name == "auto" and "torch" not in sys.modules and _torch_is_cpu_only()):
+        return "cpu"
+    return str(resolve_device(name, index=index))
+
+
+def _torch_is_cpu_only() -> bool:
+    """Whether the installed torch was built without CUDA, ROCm or XPU (read from its
+    ``torch/version.py``, which such a build writes as ``cuda = None`` and so on)."""
+    import importlib.util
+    from pathlib import Path
+
+    try:
+        spec = importlib.util.find_spec("torch")
+        text = (Path(spec.origin).parent / "version.py").read_text()
+    except (AttributeError, TypeError, ValueError, OSError):
+        return False
+    return all(re.search(rf"^{key}\s*(:[^=\n]*)?=\s*None\s*$", text, re.M) for key in ("cuda", "hip", "xpu"))

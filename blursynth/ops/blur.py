@@ -81,13 +81,16 @@ def render_pair(photo, psf, *, crf="gamma:2.2", border="reflect", saturation=Non
     boost = _boost(highlight_gain, highlight_threshold)
     regions = _regions(photo, crf.decode_table(), boost, highlight_regions,
                        highlight_region_threshold)
-    import torch
-
-    dev = torch.device("cpu") if device is None else torch.device(device)
-    if dev.type == "cpu":
+    if _on_cpu(device):
+        # NumPy planes all the way (torch only for an FFT-path PSF): no torch import for a
+        # CPU pair, which is most of a command's start-up.
+        dev = "cpu"
         blurred_lin = _blur_linear_cpu(photo, psf * np.float32(scale), crf, border, method,
                                        boost=boost, regions=regions)
     else:
+        import torch
+
+        dev = torch.device(device)
         blurred_lin = _blur_linear_torch(photo, psf * np.float32(scale), crf, border, dev, method,
                                          boost=boost, regions=regions)
     r = k // 2
@@ -95,7 +98,10 @@ def render_pair(photo, psf, *, crf="gamma:2.2", border="reflect", saturation=Non
     if shot_noise is not None or read_noise is not None:
         if noise_rng is None:
             raise ValueError("sensor noise needs noise_rng (the pair's own generator).")
-        blurred_lin = blurred_lin.clamp(0.0, 1.0)
+        if isinstance(blurred_lin, np.ndarray):
+            blurred_lin = np.clip(blurred_lin, np.float32(0.0), np.float32(1.0))
+        else:
+            blurred_lin = blurred_lin.clamp(0.0, 1.0)
         field = noise_field(tuple(blurred_lin.shape), noise_rng)
         from .degrade import add_sensor_noise
 
@@ -112,6 +118,13 @@ def render_pair(photo, psf, *, crf="gamma:2.2", border="reflect", saturation=Non
     if jpeg_quality is not None:
         blurred = jpeg_roundtrip(blurred, int(jpeg_quality))
     return blurred, sharp
+
+
+def _on_cpu(device) -> bool:
+    """Whether ``device`` (None, a name or a torch.device) is the CPU, without importing torch."""
+    if device is None:
+        return True
+    return str(getattr(device, "type", device)).split(":")[0] == "cpu"
 
 
 def _boost(highlight_gain, highlight_threshold):
@@ -199,9 +212,8 @@ def _blur_linear_cpu(photo, psf, crf, border, method, boost=None, regions=None):
     ``regions``: (mask of the unpadded photo, threshold), padded here as the photo is.
     """
     import cv2
-    import torch
 
-    from .convolve import convolve_padded
+    from .convolve import convolve_planes
 
     k = psf.shape[0]
     r = k // 2
@@ -219,7 +231,7 @@ def _blur_linear_cpu(photo, psf, crf, border, method, boost=None, regions=None):
         else:
             planes = boost_highlights(planes, *boost, regions=_pad_mask(regions[0], r, border),
                                       region_threshold=regions[1])
-    return convolve_padded(torch.from_numpy(planes)[None], psf, method=method)[0]
+    return convolve_planes(planes, psf, method=method)
 
 
 def _blur_linear_torch(photo, psf, crf, border, device, method, boost=None, regions=None):
@@ -250,6 +262,8 @@ def _encode_hwc(linear, crf):
     Both paths count the encoder's decision thresholds below each value, so
     they give the same codes for the same linear values.
     """
+    if isinstance(linear, np.ndarray):
+        return encode_planes(crf, np.ascontiguousarray(linear, np.float32))
     if linear.device.type == "cpu" and linear.dtype.is_floating_point:
         return encode_planes(crf, linear.detach().float().numpy())
     return np.ascontiguousarray(encode_uint8(crf, linear).permute(1, 2, 0).cpu().numpy())

@@ -312,23 +312,71 @@ def choose_method(psf, padded_hw, *, device=None, requires_grad=None) -> str:
     >>> choose_method(few, (784, 1344)), choose_method(torch.ones(65, 65), (784, 1344))
     ('direct', 'fft')
     """
-    hp, wp = padded_hw
     k = psf.shape[-1]
-    out_px = (hp - k + 1) * (wp - k + 1)
     if psf.requires_grad:
         taps = k * k
     else:
         per = (psf != 0).reshape(-1, k * k).sum(dim=1)
         taps = int(per.max())
-    fh, fw = _fft_shape(hp, wp)
-    fft_cost = _FFT_COST_CPU * fh * fw * math.log2(max(fh * fw, 2))
     if requires_grad is None:
         requires_grad = psf.requires_grad
     direct_unit = _DIRECT_COST_TORCH if requires_grad else _DIRECT_COST_CPU
     if device is not None and getattr(device, "type", "cpu") != "cpu":
         direct_unit = _DIRECT_COST_GPU
-    direct_cost = direct_unit * taps * out_px
-    return "direct" if direct_cost < fft_cost else "fft"
+    return _cheaper(taps, k, padded_hw, direct_unit)
+
+
+def _cheaper(taps: int, k: int, padded_hw, direct_unit: float) -> str:
+    """"direct" or "fft" for ``taps`` non-zero taps of a k x k PSF over a padded (H, W) image."""
+    hp, wp = padded_hw
+    out_px = (hp - k + 1) * (wp - k + 1)
+    fh, fw = _fft_shape(hp, wp)
+    fft_cost = _FFT_COST_CPU * fh * fw * math.log2(max(fh * fw, 2))
+    return "direct" if direct_unit * taps * out_px < fft_cost else "fft"
+
+
+def convolve_planes(planes, psf, *, method: str = "auto"):
+    """Valid convolution of padded NumPy planes by one PSF on the CPU, without torch where it can.
+
+    The same numbers as ``convolve_padded(torch.from_numpy(planes)[None], psf)[0]`` (the same
+    choice of method, the same kernels), but the sparse direct path runs on the NumPy arrays
+    themselves, so a CPU pair needs no torch import (most of a second of a command's start-up).
+    The FFT path goes through torch.
+
+    Parameters
+    ----------
+    planes : (C, Hp, Wp) float32 ndarray
+        Already padded by ``k // 2`` where a same-size output is wanted.
+    psf : (k, k) ndarray
+        Odd ``k``; cast to the planes' dtype.
+    method : {"auto", "fft", "direct"}
+
+    Returns
+    -------
+    blurred : (C, Hp - k + 1, Wp - k + 1) float32 ndarray
+
+    Examples
+    --------
+    >>> x = np.random.default_rng(0).random((3, 20, 20), dtype=np.float32)
+    >>> psf = np.zeros((5, 5), np.float32); psf[2, 1:4] = 1 / 3
+    >>> convolve_planes(x, psf).shape
+    (3, 16, 16)
+    """
+    planes = np.ascontiguousarray(planes)
+    psf = np.asarray(psf, planes.dtype)
+    if method not in METHODS:
+        raise BadInputError(f"method must be one of {', '.join(METHODS)}; got {method!r}.")
+    k = psf.shape[-1]
+    if method == "auto":
+        method = _cheaper(int(np.count_nonzero(psf)), k, planes.shape[-2:], _DIRECT_COST_CPU)
+    if method == "direct" and planes.dtype in (np.float32, np.float64):
+        c, hp, wp = planes.shape
+        if hp < k or wp < k:
+            raise BadInputError(f"padded image {hp}x{wp} is smaller than the {k}x{k} PSF.")
+        return _taps_numpy(planes, psf)
+    import torch
+
+    return convolve_padded(torch.from_numpy(planes)[None], psf, method=method)[0].numpy()
 
 
 def psf_spectrum(psf, fft_hw):
@@ -442,8 +490,16 @@ def _convolve_taps_cpu(padded, psf):
     k = psf.shape[-1]
     b, c, hp, wp = padded.shape
     x = padded.detach().contiguous().numpy().reshape(b * c, hp, wp)
+    out = _taps_numpy(x, psf)
+    return torch.from_numpy(out).reshape(b, c, hp - k + 1, wp - k + 1)
+
+
+def _taps_numpy(x, psf):
+    """(P, Hp, Wp) float planes -> (P, Hp - k + 1, Wp - k + 1): the Numba row kernel over the taps."""
+    k = psf.shape[-1]
+    p, hp, wp = x.shape
     dy, dx, w = psf_taps(psf)
-    out = np.empty((b * c, hp - k + 1, wp - k + 1), x.dtype)
+    out = np.empty((p, hp - k + 1, wp - k + 1), x.dtype)
     previous = _set_numba_threads()
     try:
         _taps_kernel()(x, dy, dx, w.astype(x.dtype), out)
@@ -453,17 +509,21 @@ def _convolve_taps_cpu(padded, psf):
         import numba
 
         numba.set_num_threads(previous)
-    return torch.from_numpy(out).reshape(b, c, hp - k + 1, wp - k + 1)
+    return out
 
 
 def _set_numba_threads() -> int:
-    """Follow torch's thread budget (1 in dataset worker processes) so the two libraries never
-    oversubscribe the cores; returns Numba's count before, for the caller to restore."""
+    """Follow torch's thread budget (1 in dataset worker processes and under ``one_thread``) so
+    the two libraries never oversubscribe the cores; without torch loaded, Numba's own count
+    (which ``one_thread`` sets too). Returns Numba's count before, for the caller to restore."""
+    import sys
+
     import numba
-    import torch
 
     previous = numba.get_num_threads()
-    numba.set_num_threads(max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS)))
+    torch = sys.modules.get("torch")
+    budget = torch.get_num_threads() if torch is not None else previous
+    numba.set_num_threads(max(1, min(budget, numba.config.NUMBA_NUM_THREADS)))
     return previous
 
 

@@ -21,7 +21,7 @@ import numpy as np
 
 from .._rng import check_seed, sample_rng
 from ..errors import BadInputError, SettingError, checking
-from ..nn.device import check_device_name, resolve_device
+from ..nn.device import check_device_name, resolve_device_name
 from ..ops.blur import render_pair
 from ..ops.color import crf_option_spec, describe_crf, parse_crf_option
 from ..ops.convolve import BORDERS
@@ -481,19 +481,20 @@ def plan_blur(settings: BlurSettings, *, out=None):
     -------
     plan : PhotoPlan
     source : KernelSource
-    device : torch.device
-        Where the pairs are rendered.
+    device : str
+        Where the pairs are rendered: ``cpu``, ``cuda`` or ``cuda:N``.
     recipe : dict
         What determines the bytes; its fingerprint names the dataset.
     """
-    device = resolve_device(settings.device)
+    device = resolve_device_name(settings.device)  # no torch import for a CPU run
     source = open_kernels(settings)
     plan = plan_photos(settings, source.max_side, out=out)
     # The device type is in the fingerprint: the CPU and CUDA paths round differently, so a
     # resume on the other kind must not mix their bytes under one fingerprint.
     recipe = {
         "command": "blur", **settings.recipe(), "photos_digest": plan.digest(),
-        "n_photos": len(plan.files), "kernel_bank": source.fingerprint, "device": device.type,
+        "n_photos": len(plan.files), "kernel_bank": source.fingerprint,
+        "device": device.split(":")[0],
     }
     if settings.psf_source == "fresh":
         from ..ops.psf import RASTER_VERSION
