@@ -217,3 +217,67 @@ def test_online_mix_draws_and_crops_like_stored_pairs(photos, tiny_pairs_dataset
     assert all(d.index < len(online) for d in alone.sampler(20, rank=0, world_size=1))
     with pytest.raises(BadInputError, match="smaller than --crop 48; pass --crop 40 or less"):
         OnlineMix(None, [online], [1.0], crop=48, names=["r.toml"])
+
+
+TRAIN_FAST = ("--crop", "32", "--batch-size", "2", "--perceptual", "none", "--critic-steps", "1",
+              "--val-count", "2", "--val-crop", "32", "--workers", "0")
+
+
+def test_train_online_mixed_with_stored_data(photos, tiny_pairs_dataset, tmp_path, run_cli):
+    recipe = tmp_path / "online.toml"
+    recipe.write_text(RECIPE.format(photos=photos))
+    run = tmp_path / "run"
+    r = run_cli("train", "--data", tiny_pairs_dataset(), "--online", f"{recipe}:2", "--out", run,
+                "--steps", "1", "--val-fraction", "0.3", *TRAIN_FAST)
+    assert r.code == 0, r.err
+    info = json.loads((run / "run.json").read_text())
+    online = OnlineBlur.from_recipe(recipe, build=tmp_path / "b")
+    assert info["recipe"]["online"] == [[str(recipe.resolve()), 2.0, online.fingerprint]]
+    assert info["n_train_pairs"] > len(online) and info["val_pairs"]
+    # online alone: planned (nothing written), every pair trains, nothing is held out
+    from blursynth.train.data import DataSource
+    from blursynth.train.loop import TrainSettings, plan_run
+
+    plan = plan_run(TrainSettings(data=(), online=(DataSource(str(recipe)),),
+                                  out=str(tmp_path / "alone"), steps=1, crop=32, workers=0,
+                                  perceptual="none"))
+    assert plan.n_train == len(online) and plan.val_items == []
+    assert not (tmp_path / "alone").exists()
+
+
+def test_train_online_refusals(photos, tiny_pairs_dataset, tmp_path, run_cli):
+    recipe = tmp_path / "r.toml"
+    recipe.write_text(RECIPE.format(photos=photos).replace('photos = "@photos"',
+                                                            'photos = "@clips"'))
+    run = tmp_path / "run"
+    cases = [
+        (("--online", recipe), "names no input or earlier step"),
+        (("--online", tmp_path / "none.toml"), "no such recipe file"),
+        (("--online", f"{recipe}:0"), "--online"),
+    ]
+    for args, expected in cases:
+        r = run_cli("train", "--data", tiny_pairs_dataset(), *args, "--out", run, "--steps", "1",
+                    *TRAIN_FAST)
+        assert r.code == 2 and expected in error_line(r), r.err
+        assert not run.exists()
+    recipe.write_text(RECIPE.format(photos=photos))
+    r = run_cli("train", "--online", recipe, "--out", run, "--steps", "1", *TRAIN_FAST[2:],
+                "--crop", "48")
+    assert r.code == 2 and "smaller than --crop 48" in error_line(r) and not run.exists()
+    r = run_cli("train", "--out", run, "--steps", "1")
+    assert r.code == 2 and "--online" in error_line(r)
+
+
+def test_resume_needs_the_same_online_sources(photos, tiny_pairs_dataset, tmp_path):
+    from blursynth.train.data import DataSource
+    from blursynth.train.loop import TrainSettings, _check_resume
+
+    recipe = tmp_path / "online.toml"
+    recipe.write_text(RECIPE.format(photos=photos))
+    settings = TrainSettings(data=(DataSource(str(tiny_pairs_dataset())),), out=str(tmp_path / "r"),
+                             steps=2, resume=True)
+    ckpt = {"arch": "deblurgan", "model_config": settings.model_config(), "step": 1,
+            "recipe": {"online": [[str(recipe), 2.0, "0123"]]}}
+    with pytest.raises(BadInputError, match=r"trained on --online .*online.toml:2 too"):
+        _check_resume(ckpt, settings, settings.model_config(), {}, "fp32", torch.device("cpu"),
+                      2, 0)

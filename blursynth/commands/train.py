@@ -17,11 +17,24 @@ def _data_specs(ctx, param, value):
         raise click.BadParameter(str(exc)) from None
 
 
+def _online_specs(ctx, param, value):
+    from ..train.data import parse_data_spec
+
+    try:
+        return tuple(parse_data_spec(v, option="--online") for v in value)
+    except ValueError as exc:  # BadInputError is a ValueError
+        raise click.BadParameter(str(exc)) from None
+
+
 @click.command()
-@click.option("--data", "data", multiple=True, required=True, callback=_data_specs,
+@click.option("--data", "data", multiple=True, callback=_data_specs,
               metavar="PATH[:WEIGHT]",
               help="Pair dataset, repeatable, with a relative sampling weight (DeblurGAN-Comb: "
                    "--data synth/:2 --data real/:1).")
+@click.option("--online", "online", multiple=True, callback=_online_specs,
+              metavar="RECIPE[:WEIGHT]",
+              help="A recipe whose blur step's pairs are rendered as they are read (the pairs "
+                   "'build' would write), repeatable, mixed with --data by weight.")
 @click.option("--out", type=click.Path(), required=True,
               help="Run folder (checkpoint, metrics, samples).")
 @click.option("--arch", default="deblurgan", show_default=True, metavar="NAME",
@@ -85,7 +98,7 @@ def _data_specs(ctx, param, value):
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its checkpoint.")
 @no_verify_option
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def train(data, out, arch, config, width, backbone_weights, steps, epochs, crop, batch_size, lr,
+def train(data, online, out, arch, config, width, backbone_weights, steps, epochs, crop, batch_size, lr,
           critic_steps, content_weight, perceptual, vgg_weights,
           init, dropout, seed, device, precision, workers, val_data, val_fraction, split_by, val_count, val_crop, val_every,
           checkpoint_every, log_every, resume, no_verify, quiet):
@@ -96,16 +109,19 @@ def train(data, out, arch, config, width, backbone_weights, steps, epochs, crop,
       blursynth train --data synth/:2 --data real/:1 --out run/ --config paper --steps 100000
       blursynth train --data synth/:2 --data real/:1 --out run/ --config paper --steps 100000 --resume
       blursynth train --arch nafnet --data synth/ --out nafnet/ --steps 2000
+      blursynth train --data real/:1 --online recipes/deblurgan-synth.toml:2 --out run/ --steps 5000
     Several GPUs: torchrun --nproc_per_node 4 -m blursynth train ...
     """
     from ..train.loop import TrainSettings, train as run_training
 
+    if not data and not online:
+        raise click.UsageError("give --data PATH (a pair dataset) or --online RECIPE, or both.")
     if steps is None and epochs is None:
         raise click.UsageError("give --steps or --epochs.")
     if steps is not None and epochs is not None:
         raise click.UsageError("give only one of --steps and --epochs.")
     settings = TrainSettings(
-        data=data, out=out, arch=arch, config=config, width=width,
+        data=data, online=online, out=out, arch=arch, config=config, width=width,
         backbone_weights=backbone_weights, steps=steps, epochs=epochs, crop=crop,
         batch_size=batch_size, lr=lr, critic_steps=critic_steps, content_weight=content_weight,
         perceptual=perceptual,

@@ -508,6 +508,11 @@ def _check_resume(ckpt, settings, config, recipe, precision, device, total, rank
             f"({ckpt['model_config']}); this run asks for {config['name']!r}. Pass the same "
             f"--config or another --out.")
     runs.check_recipe(ckpt, recipe, out, RUN_KIND)
+    # check_recipe compares this run's keys only: a run trained with online sources needs them
+    if "online" in ckpt.get("recipe", {}) and "online" not in recipe:
+        sources = " ".join(f"--online {p}:{w:g}" for p, w, _ in ckpt["recipe"]["online"])
+        raise BadInputError(f"{out / CHECKPOINT}: the run trained on {sources} too; pass the "
+                            "same to resume it, or use another --out.")
     # Checkpoints from before --precision ran bf16 exactly where auto does now.
     trained_in = ckpt.get("precision", resolve_precision("auto", device))
     if trained_in != precision:
