@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-ORDER = ["bench_trajectories", "bench_blur", "bench_raw", "bench_frames", "bench_train", "bench_bgan", "bench_train_quality",
+ORDER = ["bench_trajectories", "bench_blur", "bench_raw", "bench_frames", "bench_train", "bench_bgan", "bench_uid", "bench_train_quality",
          "bench_build"]
 
 

@@ -78,14 +78,17 @@ class UIDBlurSettings:
         if self.blur_prior and self.blur_from is not None:
             raise SettingError("--blur-prior draws codes from N(0, I) and --blur-from encodes them from "
                                "blurred images; give one of them.", "blur_prior")
-        if isinstance(self.per_image, bool) or int(self.per_image) != self.per_image or self.per_image < 1:
-            raise SettingError(f"--per-image must be a positive integer; got {self.per_image!r}.", "per_image")
+        if isinstance(self.per_image, bool) or int(self.per_image) != self.per_image \
+                or self.per_image < 1:
+            raise SettingError(f"--per-image must be a positive integer; got {self.per_image!r}.",
+                               "per_image")
         if isinstance(self.reference_side, bool) or not isinstance(self.reference_side, int) \
                 or self.reference_side < 16:
             raise SettingError(f"--reference-side must be an integer of at least 16 px; got "
                                f"{self.reference_side!r}.", "reference_side")
         if self.shard_size < 1:
-            raise SettingError(f"--shard-size must be a positive integer; got {self.shard_size}.", "shard_size")
+            raise SettingError(f"--shard-size must be a positive integer; got {self.shard_size}.",
+                               "shard_size")
 
     @property
     def code_source(self) -> str:
@@ -149,8 +152,10 @@ def _uint8(y) -> np.ndarray:
 
 
 def _check_rgb8(image, name: str, least: int = 1) -> None:
-    if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3 or min(image.shape[:2]) < least:
-        raise ValueError(f"{name} must be uint8 (H, W, 3) with H, W >= {least}; got {image.dtype} {image.shape}.")
+    if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3 \
+            or min(image.shape[:2]) < least:
+        raise ValueError(f"{name} must be uint8 (H, W, 3) with H, W >= {least}; got {image.dtype} "
+                         f"{image.shape}.")
 
 
 def encode_code(nets, reference: np.ndarray) -> np.ndarray:
@@ -238,7 +243,8 @@ def load_model(model, device="cpu"):
     from ..uid.model import load_uid
 
     nets, config, run_info = load_uid(model, device)
-    return nets, {"fingerprint": run_info["fingerprint"], "step": run_info["step"], "config": config.name}
+    return nets, {"fingerprint": run_info["fingerprint"], "step": run_info["step"],
+                  "config": config.name}
 
 
 def open_references(path, *, verify: bool = True):
@@ -397,9 +403,9 @@ def _check_reference_sizes(refs) -> None:
     small = [i for i, hw in enumerate(sizes) if min(hw) < MIN_REFERENCE]
     if small:
         h, w = sizes[small[0]]
-        raise BadInputError(f"--blur-from {refs.path}: {len(small)} of {len(sizes)} image(s) are smaller than "
-                            f"the blur encoder's {MIN_REFERENCE} px (first: {refs.describe(small[0])}, {h}x{w}); "
-                            "remove them.")
+        raise BadInputError(f"--blur-from {refs.path}: {len(small)} of {len(sizes)} image(s) are "
+                            f"smaller than the blur encoder's {MIN_REFERENCE} px (first: "
+                            f"{refs.describe(small[0])}, {h}x{w}); remove them.")
 
 
 def _check_not_photos(refs, plan: PhotoPlan) -> None:

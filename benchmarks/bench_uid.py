@@ -1,0 +1,261 @@
+"""Does UID learn a face domain's blur, and deblur it? A small, bounded CPU experiment beside BGAN.
+
+Run: .venv/bin/python benchmarks/bench_uid.py [--minutes 4] [--work DIR] [--no-write]
+(about 2 x --minutes plus a minute of clips and measures, on 2 cores).
+Writes the "Transferred blur (UID)" section of benchmarks/RESULTS.md.
+
+- Faces: scikit-image's ``lfw_subset`` (100 grey 25 px crops, enlarged to 96 px by
+  ``blursynth.sources.faces``). Faces 0-39 are the sharp training set (their centre 48 px),
+  faces 40-79 become the "real" blurred set, faces 80-99 are held out.
+- "Real" blur: a clip per face from ``render-clip`` (a virtual camera shaking over it, 48 frames
+  at 240 fps, 48x48, a 36 px path) averaged by ``frames-average`` (windows 9-25 frames, linear light). The models
+  read only the blurred images of faces 40-79; the held-out faces' pairs (blurred window, its
+  sharp middle frame) are the evaluation set.
+- UID and BGAN are trained for the same bounded time each (config ``small``, 48 px patches,
+  batch 4, ``--perceptual none``: the VGG19 ImageNet file cannot be downloaded here). BGAN uses
+  bench_bgan.py's run b settings (lr 5e-4, content weight 1).
+- Blur measures (bench_bgan.py's: log10 variance of the Laplacian and log10 fraction of spectral
+  power above 0.25 cycles/px, per grayscale image) of blur generated on the held-out sharp
+  frames, compared with the held-out real blurred windows by 1-D Wasserstein distance; "before"
+  is each untrained network. Trajectory blur (bench_bgan.trajectory_blur) of the same frames is
+  measured beside them.
+- ``uid deblur`` (the paper's domain-specific deblurring) on the held-out blurred windows: PSNR
+  against their sharp frames, beside the blurred input's own PSNR, before and after training.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import numpy as np  # noqa: E402
+
+from benchmarks._common import machine_line, write_section  # noqa: E402
+from benchmarks.bench_bgan import measures, trajectory_blur  # noqa: E402
+
+FACE = 96  # enlarged face side
+FRAME = 48  # clip frame side
+PATH_PX = 36  # the camera path over a whole clip (48 frames): a 9-25 frame window spans 6-18 px
+SHARP, REAL, HELD = range(0, 40), range(40, 80), range(80, 100)
+
+
+def face_images():
+    from blursynth.sources.faces import FaceCropSettings, face_crops
+
+    return face_crops(FaceCropSettings(first=0, count=100, size=FACE))
+
+
+def _centre(img, side):
+    y0, x0 = (img.shape[0] - side) // 2, (img.shape[1] - side) // 2
+    return np.ascontiguousarray(img[y0:y0 + side, x0:x0 + side])
+
+
+def frame_averaged(faces, indices, work: Path, name: str, seed: int):
+    """Clips of the faces ``indices`` averaged into pairs; return (dataset path, seconds)."""
+    import contextlib
+    import io
+
+    from blursynth.cli import main
+    from blursynth.sources.photos import save_rgb8
+
+    t = time.perf_counter()
+    folder = work / name
+    folder.mkdir(parents=True, exist_ok=True)
+    clips = []
+    for i in indices:
+        photo, clip = folder / f"face_{i:03d}.png", folder / f"face_{i:03d}.mkv"
+        save_rgb8(photo, faces[i])
+        with contextlib.redirect_stdout(io.StringIO()):
+            assert main(["render-clip", str(photo), "--out", str(clip), "--frames", "48", "--length-px",
+                         str(PATH_PX), "--size", f"{FRAME}x{FRAME}", "--seed", str(seed + i), "--overwrite"]) == 0
+        clips.append(str(clip))
+    out = work / f"{name}_pairs"
+    with contextlib.redirect_stdout(io.StringIO()):
+        assert main(["frames-average", *clips, "--window", "9-25", "--odd-only", "--seed", str(seed),
+                     "--out", str(out), "--overwrite"]) == 0
+    return out, time.perf_counter() - t
+
+
+def psnr(a, b) -> float:
+    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
+    return float(10 * np.log10(255.0 ** 2 / max(mse, 1e-12)))
+
+
+def uid_sets(nets, held_sharp, refs, seed):
+    """UID's blur of the held-out frames: codes of real blurred references, and prior codes."""
+    from blursynth.pairs.uid import encode_code, prior_code, reference_index, transfer_blur_image
+
+    codes = [encode_code(nets, refs[reference_index(seed, i, len(refs))]) for i in range(len(held_sharp))]
+    transferred = [transfer_blur_image(nets, img, c) for img, c in zip(held_sharp, codes)]
+    prior = [transfer_blur_image(nets, img, prior_code(seed, i, nets.z_dim)) for i, img in enumerate(held_sharp)]
+    return transferred, prior
+
+
+def deblur_psnr(nets, held_blurred, held_sharp) -> float:
+    from blursynth.uid.deblur import deblur_array
+
+    return float(np.mean([psnr(deblur_array(nets, b), s) for b, s in zip(held_blurred, held_sharp)]))
+
+
+def run(args):
+    import torch
+    from scipy.stats import wasserstein_distance
+
+    from blursynth.bgan.model import CONFIGS as BGAN_CONFIGS
+    from blursynth.bgan.model import build_bgan
+    from blursynth.bgan.train import BGANTrainSettings, load_bgan_generator, train_bgan
+    from blursynth.dataset import PairDataset
+    from blursynth.pairs.bgan import blur_image, pair_noise
+    from blursynth.sources.photos import save_rgb8
+    from blursynth.uid.model import CONFIGS as UID_CONFIGS
+    from blursynth.uid.model import build_uid, count_parameters, load_uid
+    from blursynth.uid.train import UIDTrainSettings, train_uid
+
+    # One thread: on a shared 2-core machine a second thread mostly waits on the others.
+    torch.set_num_threads(args.threads)
+    work = Path(args.work or tempfile.mkdtemp(prefix="bench_uid_"))
+    work.mkdir(parents=True, exist_ok=True)
+    header = machine_line()
+    faces = face_images()
+    for i in SHARP:
+        save_rgb8(work / "sharp_train" / f"face_{i:03d}.png", _centre(faces[i], FRAME))
+    real_ds, real_s = frame_averaged(faces, REAL, work, "real", args.seed)
+    held_ds, held_s = frame_averaged(faces, HELD, work, "held", args.seed + 1000)
+    real = PairDataset(real_ds)
+    real_blur = [real[i]["blurred"] for i in range(len(real))]
+    held = PairDataset(held_ds)
+    held_blurred = [held[i]["blurred"] for i in range(len(held))]
+    held_sharp = [held[i]["sharp"] for i in range(len(held))]
+
+    uid_before = build_uid(UID_CONFIGS["small"], seed=args.seed).eval()
+    bgan_before, _ = build_bgan(BGAN_CONFIGS["small"], seed=args.seed)
+    before_t, before_p = uid_sets(uid_before, held_sharp, real_blur, args.seed)
+    sets = {"sharp inputs (held-out frames)": held_sharp,
+            "UID before training, real codes": before_t,
+            "BGAN before training": [blur_image(bgan_before, img, pair_noise(7, i))
+                                     for i, img in enumerate(held_sharp)]}
+    deblur_before = deblur_psnr(uid_before, held_blurred, held_sharp)
+
+    common = dict(sharp=str(work / "sharp_train"), real_blur=str(real_ds), steps=100000, config="small",
+                  patch=48, batch_size=4, perceptual="none", seed=args.seed, device="cpu",
+                  sample_every=250, checkpoint_every=250, log_every=25, max_seconds=args.minutes * 60,
+                  progress=not args.quiet)
+    uid_summary = train_uid(UIDTrainSettings(out=str(work / "uid"), lr=args.uid_lr, **common))
+    nets, config, uid_info = load_uid(work / "uid")
+    after_t, after_p = uid_sets(nets, held_sharp, real_blur, args.seed)
+    sets["UID after training, real codes (uid blur --blur-from)"] = after_t
+    sets["UID after training, prior codes (uid blur --blur-prior)"] = after_p
+    deblur_after = deblur_psnr(nets, held_blurred, held_sharp)
+
+    bgan_summary = train_bgan(BGANTrainSettings(out=str(work / "bgan"), lr=args.bgan_lr,
+                                                perceptual_weight=1.0, **common))
+    bgan_after, bgan_info = load_bgan_generator(work / "bgan")
+    sets["BGAN after training"] = [blur_image(bgan_after, img, pair_noise(7, i))
+                                   for i, img in enumerate(held_sharp)]
+    sets["trajectory-blurred inputs"] = trajectory_blur(held_sharp, args.seed)
+    sets["real blurred (held-out frame-averaged)"] = held_blurred
+
+    m = {k: measures(v) for k, v in sets.items()}
+    target = m["real blurred (held-out frame-averaged)"]
+    rows = {k: (len(sets[k]), np.median(v["laplacian"]), np.median(v["hf"]),
+                wasserstein_distance(v["laplacian"], target["laplacian"]),
+                wasserstein_distance(v["hf"], target["hf"])) for k, v in m.items()}
+    blurred_psnr = float(np.mean([psnr(b, s) for b, s in zip(held_blurred, held_sharp)]))
+    # how far the transferred blur moved the sharp input, in grey levels
+    change = {k: float(np.mean([np.abs(a.astype(float) - s).mean() for a, s in zip(sets[k], held_sharp)]))
+              for k in sets if k.startswith(("UID", "BGAN"))}
+
+    windows = [held[i]["params"]["window_frames"] for i in range(len(held))]
+    lines = [
+        f"Measured {header}; the machine was shared with other jobs (another benchmark's training "
+        f"ran throughout), so steps per second are low and uneven. Script: "
+        f"`benchmarks/bench_uid.py --minutes {args.minutes:g}` (seed {args.seed}, {args.threads} torch "
+        "thread(s)).",
+        "",
+        f"Faces: scikit-image's `lfw_subset` (grey 25 px crops enlarged to {FACE} px by the `face-crops` "
+        f"step's code). Sharp training set: faces 0-39 (centre {FRAME} px). \"Real\" blurred set: "
+        f"{len(real)} frame-averaged windows of clips over faces 40-79 (`render-clip`, 48 frames at 240 fps, "
+        f"{PATH_PX} px camera path, {FRAME}x{FRAME}; `frames-average --window 9-25 --odd-only`; {real_s:.0f} s); "
+        f"the models read only their blurred images. Held out: {len(held)} windows of faces 80-99 "
+        f"({min(windows)}-{max(windows)} frames, {held_s:.0f} s), whose sharp middle frames are the inputs "
+        "blurred below and the ground truth of the deblurring.",
+        "",
+        f"Training, {args.minutes:g} min each: config `small`, patch 48, batch 4, `--perceptual none` "
+        f"(no VGG19 file offline). UID: lr {args.uid_lr:g}, the paper's loss weights "
+        f"({count_parameters(nets):,} parameters in all its networks). BGAN: lr {args.bgan_lr:g}, content "
+        "weight 1 (bench_bgan.py's run b).",
+        "",
+        "| model | steps | s/step | last losses | fingerprint |",
+        "| --- | ---: | ---: | --- | --- |",
+    ]
+    for name, summary, fp in (("UID", uid_summary, uid_info["fingerprint"]),
+                              ("BGAN", bgan_summary, bgan_info["fingerprint"])):
+        last = summary.get("last") or {}
+        losses = ", ".join(f"{k[5:] if k.startswith('loss_') else k} {v:.3g}" for k, v in last.items()
+                           if k.startswith("loss") and isinstance(v, (int, float)))
+        lines.append(f"| {name} | {summary['steps']} | {summary['seconds'] / max(summary['steps'], 1):.2f} | "
+                     f"{losses} | {fp} |")
+    lines += [
+        "",
+        "Blur measures of the held-out images (lower = blurrier): median log10 variance of the Laplacian and "
+        "median log10 fraction of spectral power above 0.25 cycles/px; W = 1-D Wasserstein distance to the held-out "
+        "real blurred windows' values; change = mean absolute difference from the sharp input (grey levels).",
+        "",
+        "| set | images | median log10 var(Lap) | median log10 HF fraction | W to real (Lap) | W to real (HF) | change |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for k, (n, ml, mh, wl, wh) in rows.items():
+        c = f"{change[k]:.1f}" if k in change else ""
+        lines.append(f"| {k} | {n} | {ml:.3f} | {mh:.3f} | {wl:.3f} | {wh:.3f} | {c} |")
+    u0, u1 = rows["UID before training, real codes"], rows["UID after training, real codes (uid blur --blur-from)"]
+    b0, b1 = rows["BGAN before training"], rows["BGAN after training"]
+    tr = rows["trajectory-blurred inputs"]
+    lines += [
+        "",
+        f"Distance to the real blurred set, before -> after: UID (real codes) Laplacian {u0[3]:.3f} -> {u1[3]:.3f}, "
+        f"HF {u0[4]:.3f} -> {u1[4]:.3f}; BGAN Laplacian {b0[3]:.3f} -> {b1[3]:.3f}, HF {b0[4]:.3f} -> {b1[4]:.3f}; "
+        f"trajectory blur {tr[3]:.3f}, {tr[4]:.3f}.",
+        "",
+        f"`uid deblur` on the {len(held)} held-out blurred windows, PSNR against their sharp frames: blurred input "
+        f"{blurred_psnr:.2f} dB; UID before training {deblur_before:.2f} dB; after {deblur_after:.2f} dB "
+        f"({deblur_after - blurred_psnr:+.2f} dB against the input).",
+        "",
+        "Caveats: minutes of a small network on 40 faces and ~100 blurred windows is far from the paper's "
+        "training (its faces are CelebA's, 64 px, trained for many epochs); the sharp faces are enlarged 25 px "
+        "crops, so already soft; the held-out windows come from 20 faces, a few each, so they are not independent; "
+        "one seed.",
+    ]
+    body = "\n".join(lines)
+    print(body)
+    (work / "section.md").write_text(body + "\n")
+    (work / "result.json").write_text(json.dumps(
+        {"rows": {k: [float(x) for x in v] for k, v in rows.items()}, "change": change,
+         "psnr": {"blurred": blurred_psnr, "uid_before": deblur_before, "uid_after": deblur_after},
+         "uid": {k: str(v) for k, v in uid_summary.items()}, "bgan": {k: str(v) for k, v in bgan_summary.items()}},
+        indent=1))
+    if not args.no_write:
+        write_section("Transferred blur (UID)", body)
+    print(f"work folder: {work}", file=sys.stderr)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--minutes", type=float, default=4.0, help="Training time of each model.")
+    ap.add_argument("--uid-lr", type=float, default=2e-4, help="UID's Adam lr (its default).")
+    ap.add_argument("--bgan-lr", type=float, default=5e-4, help="BGAN's Adam lr (bench_bgan.py's).")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--threads", type=int, default=1, help="torch intra-op threads.")
+    ap.add_argument("--work", default=None, help="Work folder (default: a new temp folder).")
+    ap.add_argument("--quiet", action="store_true")
+    ap.add_argument("--no-write", action="store_true", help="Print only; leave RESULTS.md alone.")
+    run(ap.parse_args())
+
+
+if __name__ == "__main__":
+    main()
