@@ -127,6 +127,26 @@ def test_ralsgan_losses_by_hand():
     assert float(fpn.ralsgan_generator_loss(real, fake)) == pytest.approx(10.0)
 
 
+def test_fpn_receptive_radius_bounds_the_reach():
+    """The full MobileNet-V2 backbone's reach (test_archs tiles a shallower one): with
+    BatchNorm in place of InstanceNorm (eval: a local affine map) a pixel's change stays
+    within the radius."""
+    from dataclasses import replace
+
+    gen, _ = fpn.build_fpn(replace(fpn.CONFIGS["small"], norm="batch"), seed=0)
+    gen.eval()
+    r = gen.receptive_radius()
+    assert r == 245 + 84 + 64 + 13  # backbone, top-down path, coarsest head, the rest
+    x = torch.zeros(1, 3, 448, 448)
+    y = x.clone()
+    y[..., 8, 8] = 1.0
+    with torch.no_grad():
+        diff = (gen(x) - gen(y)).abs().amax(dim=1)[0]
+    ys, xs = torch.nonzero(diff > 0, as_tuple=True)
+    reach = max(int((ys - 8).abs().max()), int((xs - 8).abs().max()))
+    assert 200 < reach <= r
+
+
 # ---------------------------------------------------------------------------------------------
 # DeepDeblur
 

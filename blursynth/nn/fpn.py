@@ -1,5 +1,6 @@
 """DeblurGAN-v2's networks (Kupyn et al., ICCV 2019): the FPN generator on a MobileNet-V2
-backbone, the double-scale discriminator, and the relativistic least-squares (RaLSGAN) losses.
+backbone (or, optionally, Inception-ResNet-v2: :mod:`blursynth.nn.inceptionresnetv2`), the
+double-scale discriminator, and the relativistic least-squares (RaLSGAN) losses.
 
 Both networks work on images in [-1, 1]. From the paper (section 3.1): the backbone's maps at
 five scales go through a feature pyramid (top-down path with lateral connections); the five
@@ -21,6 +22,9 @@ from torch.nn import functional as F
 from .mobilenetv2 import MobileNetV2, init_mobilenet
 from .vgg import IMAGENET_MEAN, IMAGENET_STD
 
+#: ``FPNConfig.backbone`` values.
+BACKBONES = ("mobilenetv2", "inceptionresnetv2")
+
 
 @dataclass(frozen=True)
 class FPNConfig:
@@ -30,7 +34,8 @@ class FPNConfig:
     ----------
     name : str
     width : float
-        MobileNet-V2 width multiplier (1.0: the paper's backbone, which ImageNet weights fit).
+        MobileNet-V2 width multiplier (1.0: the paper's backbone, which ImageNet weights fit);
+        1.0 with Inception-ResNet-v2, which has none.
     fpn_channels : int
         Channels of the pyramid's maps (lateral 1x1 convs and top-down sums).
     head_channels : int
@@ -41,6 +46,8 @@ class FPNConfig:
         Width of both discriminator branches.
     local_layers, global_layers : int
         Strided layers of the patch (70 px receptive field at 3) and the whole-image branch.
+    backbone : {"mobilenetv2", "inceptionresnetv2"}
+        The paper's FPN-MobileNet or its larger FPN-Inception.
     """
 
     name: str
@@ -51,19 +58,35 @@ class FPNConfig:
     ndf: int = 64
     local_layers: int = 3
     global_layers: int = 5
+    backbone: str = "mobilenetv2"
 
     def __post_init__(self):
         if self.norm not in ("instance", "batch"):
             raise ValueError(f"FPNConfig.norm must be instance or batch; got {self.norm!r}.")
+        if self.backbone not in BACKBONES:
+            raise ValueError(f"FPNConfig.backbone must be one of {', '.join(BACKBONES)}; got "
+                             f"{self.backbone!r}.")
+        if self.backbone == "inceptionresnetv2" and self.width != 1.0:
+            raise ValueError(f"FPNConfig.width must be 1.0 with inceptionresnetv2 (it has no "
+                             f"width multiplier); got {self.width}.")
 
     def to_dict(self):
-        return asdict(self)
+        d = asdict(self)
+        # MobileNet-V2 configs are recorded without the key, as before it existed: their
+        # checkpoints stay byte-identical and runs recorded earlier still resume (a resume
+        # compares the recorded config with this one).
+        if d["backbone"] == "mobilenetv2":
+            del d["backbone"]
+        return d
 
 
 #: ``paper``: MobileNet-V2 at width 1 (ImageNet weights fit it), pyramid 128, heads 64, both
-#: discriminator branches 64 wide; ``small``: a CPU size.
+#: discriminator branches 64 wide; ``paper-inception``: Inception-ResNet-v2, pyramid 256 and
+#: heads 128 for its wider maps; ``small``: a CPU size.
 CONFIGS = {
     "paper": FPNConfig("paper"),
+    "paper-inception": FPNConfig("paper-inception", fpn_channels=256, head_channels=128,
+                                 backbone="inceptionresnetv2"),
     "small": FPNConfig("small", width=0.35, fpn_channels=32, head_channels=16, ndf=16,
                        global_layers=4),
 }
@@ -86,8 +109,10 @@ def _conv_norm_relu(c_in, c_out, norm):
 class FPNGenerator(nn.Module):
     """FPN-MobileNet: ``clamp(x + tanh(G(x)), -1, 1)`` for a ``(B, 3, H, W)`` image in [-1, 1].
 
-    - backbone: :class:`MobileNetV2` (torchvision's names under ``backbone.``), its maps at
-      1/2, 1/4, 1/8, 1/16, 1/32; the input is taken to ImageNet's normalisation first;
+    - backbone: :class:`MobileNetV2` (torchvision's names under ``backbone.``) or
+      :class:`~blursynth.nn.inceptionresnetv2.InceptionResNetV2` (Cadene's names), its maps at
+      1/2, 1/4, 1/8, 1/16, 1/32; the input is taken to the normalisation its ImageNet weights
+      were trained with first;
     - pyramid: 1x1 lateral convs to ``fpn_channels``, a top-down path (nearest 2x upsampling,
       add, 3x3 conv-norm-ReLU) down to 1/4;
     - heads: two 3x3 convs with ReLU on each of the four maps 1/4..1/32, each upsampled
@@ -109,7 +134,7 @@ class FPNGenerator(nn.Module):
     def __init__(self, config: FPNConfig):
         super().__init__()
         self.config = config
-        self.backbone = MobileNetV2(config.width, classifier=False)
+        self.backbone = make_backbone(config)
         c1, c2, c3, c4, c5 = self.backbone.stage_channels
         f, h, norm = config.fpn_channels, config.head_channels, config.norm
         self.lateral = nn.ModuleList([nn.Conv2d(c, f, 1) for c in (c2, c3, c4, c5)])
@@ -122,8 +147,10 @@ class FPNGenerator(nn.Module):
         self.merge = _conv_norm_relu(4 * h, h, norm)
         self.smooth = _conv_norm_relu(h, h // 2, norm)
         self.final = nn.Conv2d(h // 2, 3, 3, padding=1)
-        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
-        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
+        mean = getattr(self.backbone, "input_mean", IMAGENET_MEAN)
+        std = getattr(self.backbone, "input_std", IMAGENET_STD)
+        self.register_buffer("mean", torch.tensor(mean).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(std).view(1, 3, 1, 1), persistent=False)
 
     def forward(self, x):
         height, width = x.shape[-2:]
@@ -151,11 +178,7 @@ class FPNGenerator(nn.Module):
         Each conv of kernel k met at cumulative stride s adds ``(k // 2) * s``; each
         upsampling from stride s adds s (interpolation reaches one coarse pixel further).
         """
-        radius, stride = 0, 1
-        for m in self.backbone.modules():
-            if isinstance(m, nn.Conv2d):
-                radius += (m.kernel_size[0] // 2) * stride
-                stride *= m.stride[0]
+        radius = self.backbone.receptive_radius()
         # top-down convs at 1/16, 1/8, 1/4 plus the upsamplings into them, from 1/32
         radius += 32 + 16 + 16 + 8 + 8 + 4
         radius += 2 * 32  # the 1/32 head's two 3x3 convs (the coarsest dominates)
@@ -216,9 +239,20 @@ def ralsgan_generator_loss(real, fake):
     return ralsgan_critic_loss(fake, real)
 
 
+def make_backbone(config: FPNConfig) -> nn.Module:
+    """The config's backbone without its classifier: ``forward_stages``, ``stage_channels``,
+    ``receptive_radius()`` and, where not ImageNet's, ``input_mean`` / ``input_std``."""
+    if config.backbone == "inceptionresnetv2":
+        from .inceptionresnetv2 import InceptionResNetV2
+
+        return InceptionResNetV2(classifier=False)
+    return MobileNetV2(config.width, classifier=False)
+
+
 def init_fpn(module: nn.Module, *, generator: torch.Generator) -> None:
     """Draw the pyramid's, heads' and discriminator's weights N(0, 0.02) (biases 0) and the
-    backbone's as MobileNet-V2's, all from ``generator``."""
+    backbone's as MobileNet-V2's (He-normal convs, BatchNorm 1/0; Inception-ResNet-v2's too),
+    all from ``generator``."""
     from ..train.models import init_weights
 
     for name, child in module.named_children():

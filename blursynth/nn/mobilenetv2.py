@@ -85,6 +85,9 @@ class MobileNetV2(nn.Module):
         Keep the last 1x1 conv (``features.18``) and the classifier; a backbone for dense
         prediction (:mod:`blursynth.nn.fpn`) drops both and ends at ``features.17``.
     num_classes : int
+    blocks : tuple of (t, c, n, s)
+        The inverted residual blocks (:data:`BLOCKS`, the paper's Table 2); tests use fewer
+        repeats for a backbone with the same maps and a shorter reach.
 
     Notes
     -----
@@ -100,12 +103,13 @@ class MobileNetV2(nn.Module):
     ['features.0.0.weight', 'features.0.1.weight']
     """
 
-    def __init__(self, width: float = 1.0, classifier: bool = True, num_classes: int = 1000):
+    def __init__(self, width: float = 1.0, classifier: bool = True, num_classes: int = 1000,
+                 blocks=BLOCKS):
         super().__init__()
         c_in = make_divisible(32 * width)
         layers = [_conv_bn_relu(3, c_in, 3, stride=2)]
         channels, stage_ends, scale = [], [], 2
-        for t, c, n, s in BLOCKS:
+        for t, c, n, s in blocks:
             c_out = make_divisible(c * width)
             if s == 2:
                 stage_ends.append(len(layers) - 1)
@@ -144,6 +148,16 @@ class MobileNetV2(nn.Module):
         if self.classifier is None:
             return x
         return self.classifier(x.mean(dim=(2, 3)))
+
+    def receptive_radius(self) -> int:
+        """A bound (px) on how far an input pixel can change a pixel of the last map: each
+        conv of kernel k met at cumulative stride s adds ``(k // 2) * s``."""
+        radius, stride = 0, 1
+        for m in self.features.modules():
+            if isinstance(m, nn.Conv2d):
+                radius += (m.kernel_size[0] // 2) * stride
+                stride *= m.stride[0]
+        return radius
 
 
 def init_mobilenet(net: nn.Module, *, generator: torch.Generator) -> None:

@@ -233,7 +233,7 @@ def load_vgg19_features(path, last_layer="conv3_3", *, map_location="cpu") -> VG
 
 
 def load_checked_state(net, path, *, what: str, expected: str, key_hint: str = "",
-                       map_location="cpu", rename=None) -> None:
+                       map_location="cpu", rename=None, optional=None) -> None:
     """Load into ``net`` the keys it has from a state-dict file, refusing in one line a file
     that is not one, lacks keys (named) or has a wrong shape. Extra keys are ignored.
 
@@ -249,6 +249,9 @@ def load_checked_state(net, path, *, what: str, expected: str, key_hint: str = "
         Appended to the missing-keys message.
     rename : callable, optional
         Maps a key of ``net`` to the key the file stores it under.
+    optional : callable, optional
+        ``optional(key) -> bool`` for keys of ``net`` a file may lack (they keep ``net``'s
+        value): BatchNorm's ``num_batches_tracked``, which files saved before torch 0.4 lack.
 
     Raises
     ------
@@ -266,6 +269,7 @@ def load_checked_state(net, path, *, what: str, expected: str, key_hint: str = "
     """
     path = Path(path)
     rename = rename or (lambda k: k)
+    optional = optional or (lambda k: False)
     try:
         from .runs import quiet_torch_load
 
@@ -281,16 +285,18 @@ def load_checked_state(net, path, *, what: str, expected: str, key_hint: str = "
             f"got {type(state).__name__}."
         )
     wanted = net.state_dict()
-    missing = [rename(k) for k in wanted if rename(k) not in state]
+    missing = [rename(k) for k in wanted if rename(k) not in state and not optional(k)]
     if missing:
         more = f" and {len(missing) - 6} more" if len(missing) > 6 else ""
         shown = ", ".join(missing[:6]) + more
         raise BadInputError(f"{what} {path}: missing keys {shown}. Expected {expected}{key_hint}.")
-    bad = [k for k in wanted if tuple(state[rename(k)].shape) != tuple(wanted[k].shape)]
+    bad = [k for k in wanted
+           if rename(k) in state and tuple(state[rename(k)].shape) != tuple(wanted[k].shape)]
     if bad:
         k = bad[0]
         raise BadInputError(
             f"{what} {path}: {rename(k)} has shape {tuple(state[rename(k)].shape)}, expected "
             f"{tuple(wanted[k].shape)}. Expected {expected}."
         )
-    net.load_state_dict({k: state[rename(k)] for k in wanted})
+    net.load_state_dict({k: state[rename(k)] if rename(k) in state else wanted[k]
+                         for k in wanted})

@@ -2,8 +2,10 @@
 RaLSGAN discriminator, content loss 0.5 x pixel MSE + 0.006 x perceptual, adversarial 0.01.
 
 The networks are :mod:`blursynth.nn.fpn`; ``--backbone-weights`` loads torchvision's ImageNet
-MobileNet-V2 file into the backbone (``--config paper`` only), else it trains from scratch
-(run.json's settings record which).
+MobileNet-V2 file into the backbone (``--config paper`` only), or with ``--config
+paper-inception`` (the paper's optional Inception-ResNet-v2 backbone) an Inception-ResNet-v2
+file named as Cadene's pretrainedmodels; else the backbone trains from scratch (run.json's
+settings record which).
 """
 
 from __future__ import annotations
@@ -22,11 +24,15 @@ LOSS_COLUMNS = ("loss_d", "loss_g", "loss_adv", "loss_content")
 def build(config: dict, seed: int, backbone_weights=None):
     """Generator and discriminator from ``seed``; the backbone from ``backbone_weights``."""
     from ..nn.fpn import FPNConfig, build_fpn
-    from ..nn.mobilenetv2 import load_backbone_weights
 
-    gen, disc = build_fpn(FPNConfig(**config), seed=seed)
+    cfg = FPNConfig(**config)
+    gen, disc = build_fpn(cfg, seed=seed)
     if backbone_weights is not None:
-        load_backbone_weights(gen.backbone, backbone_weights)
+        if cfg.backbone == "inceptionresnetv2":
+            from ..nn.inceptionresnetv2 import load_inception_weights as load
+        else:
+            from ..nn.mobilenetv2 import load_backbone_weights as load
+        load(gen.backbone, backbone_weights)
     return gen, disc
 
 
@@ -74,8 +80,9 @@ ARCH = Arch(
     name="deblurgan-v2", configs=_configs(), build=build, update=FPNUpdate,
     loss_columns=LOSS_COLUMNS, tiling="global-stats", has_critic=True,
     defaults={"lr": 1e-4, "critic_steps": 1, "content_weight": 1.0, "perceptual": "vgg"},
-    crop_batch={"paper": (256, 1), "small": (64, 4)},
+    crop_batch={"paper": (256, 1), "paper-inception": (256, 1), "small": (64, 4)},
     build_options=("backbone_weights",), zero_init=zero_init, content=content,
     summary="DeblurGAN-v2 (Kupyn et al., ICCV 2019): FPN on MobileNet-V2, double-scale "
-            "RaLSGAN discriminator, 0.5 MSE + 0.006 perceptual + 0.01 adversarial.",
+            "RaLSGAN discriminator, 0.5 MSE + 0.006 perceptual + 0.01 adversarial "
+            "(--config paper-inception: the Inception-ResNet-v2 backbone).",
     multiple=32)
