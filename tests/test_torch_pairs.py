@@ -99,7 +99,9 @@ def test_crops_are_aligned_and_keyed_by_seed_index_and_epoch(sets, monkeypatch):
     ds.set_epoch(1)
     assert not all(torch.equal(ds[i]["blurred"], again[i]) for i in range(24))
     ds.set_epoch(0)
-    assert torch.equal(ds[5]["blurred"], again[5])
+    assert torch.equal(ds[5]["blurred"], again[5]) and torch.equal(ds[-1]["blurred"], again[23])
+    with pytest.raises(BadInputError, match=r"^epoch must be a whole number >= 0; got -1\.$"):
+        ds.set_epoch(-1)
 
 
 def test_random_access_reads_one_row_group(sets, monkeypatch):
@@ -194,6 +196,7 @@ def test_pairs_smaller_than_the_crop(tmp_path, capfd):
     ({"split": "val"}, r"^split must be None, 'train' or 'heldout'; got 'val'\.$"),
     ({"split_by": "photo"}, r"^split_by must be one of source, pair; got 'photo'\.$"),
     ({"heldout": 1.0}, r"^heldout must be a fraction in \[0, 1\); got 1\.0\.$"),
+    ({"heldout": "0.1"}, r"^heldout must be a fraction in \[0, 1\); got '0\.1'\.$"),
     ({"seed": -1}, r"^seed must be in"),
     ({"split": "heldout", "heldout": 0}, r"no pairs in the held-out split \(24 pairs\)"),
 ])

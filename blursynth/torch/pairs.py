@@ -15,6 +15,7 @@ PATH:W``. Two ways to index it:
 from __future__ import annotations
 
 import math
+import numbers
 import os
 import sys
 from collections.abc import Sequence
@@ -120,7 +121,7 @@ class PairDataset(torch.utils.data.Dataset):
         if split_by not in SPLIT_BY:
             raise BadInputError(f"split_by must be one of {', '.join(SPLIT_BY)}; got "
                                 f"{split_by!r}.")
-        if isinstance(heldout, bool) or not isinstance(heldout, (int, float)) \
+        if isinstance(heldout, bool) or not isinstance(heldout, numbers.Real) \
                 or not 0 <= heldout < 1:
             raise BadInputError(f"heldout must be a fraction in [0, 1); got {heldout!r}.")
         self.flip, self.split, self.split_by = bool(flip), split, split_by
@@ -157,7 +158,7 @@ class PairDataset(torch.utils.data.Dataset):
         """Key ``ds[i]``'s crop and flip by ``epoch`` too (call it before each epoch, as
         ``DistributedSampler.set_epoch``). Loader workers see it when they start, so use it
         with ``persistent_workers=False`` (the default)."""
-        self.epoch = int(epoch)
+        self.epoch = _check_epoch(epoch)
 
     def __getstate__(self):
         state = dict(self.__dict__)
@@ -210,8 +211,8 @@ class PairDataset(torch.utils.data.Dataset):
             key = (index.position, STREAM_CROP), (index.position, STREAM_REDRAW)
         else:
             d, row = self.locate(index)
-            key = ((int(index), STREAM_INDEX_CROP, self.epoch),
-                   (int(index), STREAM_INDEX_REDRAW, self.epoch))
+            i = int(index) % len(self)  # ds[-1] is cropped as ds[len(ds) - 1]
+            key = (i, STREAM_INDEX_CROP, self.epoch), (i, STREAM_INDEX_REDRAW, self.epoch)
         ds = self._open()[d]
         pair = ds.read(row, TRAIN_COLUMNS)
         h, w = pair["blurred"].shape[:2]
@@ -334,7 +335,7 @@ class MixSampler(torch.utils.data.Sampler):
 
     def set_epoch(self, epoch: int) -> None:
         """Draw epoch ``epoch``'s samples: run samples after those of the epochs before it."""
-        self.epoch = int(epoch)
+        self.epoch = _check_epoch(epoch)
 
     def __len__(self) -> int:
         return max(self.num_samples - self.start, 0)
@@ -365,6 +366,12 @@ def _check_weights(weights, n) -> np.ndarray:
     if not all(math.isfinite(x) and x > 0 for x in w):
         raise BadInputError(f"weights must be positive finite numbers; got {list(weights)}.")
     return w
+
+
+def _check_epoch(epoch) -> int:
+    if isinstance(epoch, bool) or not isinstance(epoch, (int, np.integer)) or epoch < 0:
+        raise BadInputError(f"epoch must be a whole number >= 0; got {epoch!r}.")
+    return int(epoch)
 
 
 def _empty_split(path, split, n, other) -> str:
