@@ -143,6 +143,11 @@ def test_draws_are_trains_mix_per_rank_and_resumable(sets):
     assert r0 == [0, 1, 2, 6, 7, 8] and r1 == [3, 4, 5, 9, 10, 11]
     tail = list(ds.sampler(6, rank=1, world_size=2, batch_size=3, start=3))
     assert [d.position for d in tail] == r1[3:] and len(ds.sampler(6, start=3)) == 3
+    with pytest.MonkeyPatch.context() as mp:  # under torch.distributed: its rank and world
+        mp.setattr(torch.distributed, "is_initialized", lambda: True)
+        mp.setattr(torch.distributed, "get_rank", lambda group=None: 1)
+        mp.setattr(torch.distributed, "get_world_size", lambda group=None: 2)
+        assert [d.position for d in ds.sampler(6, batch_size=3)] == r1
     s = ds.sampler(4)
     s.set_epoch(2)
     assert [d.position for d in s] == [8, 9, 10, 11]
