@@ -101,6 +101,24 @@ def test_blur_from_records_the_reference_and_bytes_do_not_depend_on_workers(uid_
     assert len({json.dumps(one[i]["params"]["reference"]) for i in range(len(one))}) > 1
 
 
+def test_fingerprint_follows_the_references_not_their_place(uid_model, tmp_path):
+    import shutil
+
+    from blursynth.pairs.uid import UIDBlurSettings, uid_blur
+
+    photos, refs = two_photos(tmp_path / "photos"), _blurry(tmp_path / "refs")
+    shutil.copytree(refs, tmp_path / "moved")
+
+    def fingerprint(blur_from, out):
+        s = UIDBlurSettings(str(photos), str(uid_model), blur_from=str(blur_from), device="cpu")
+        return uid_blur(s, tmp_path / out, progress=False)["fingerprint"]
+
+    here = fingerprint(refs, "a")
+    assert fingerprint(tmp_path / "moved", "b") == here
+    (tmp_path / "moved" / "r0.png").rename(tmp_path / "moved" / "r9.png")
+    assert fingerprint(tmp_path / "moved", "c") != here
+
+
 def test_blur_from_a_pair_dataset_names_the_pair(uid_model, tmp_path, tiny_pairs_dataset):
     from blursynth.dataset import PairDataset
     from blursynth.pairs.uid import UIDBlurSettings, uid_blur

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -264,15 +265,17 @@ def reference_name(refs, i: int) -> dict:
 
 
 def _references_digest(refs) -> str:
-    """Of the references' names and stored sizes (part of the run's fingerprint)."""
+    """Of the references' names (relative to the set, as rows record them) and stored sizes (part
+    of the run's fingerprint, which then does not depend on where the set is)."""
     h = hashlib.sha256()
-    for key, size in zip(refs.keys(), refs.byte_sizes()):
-        h.update(f"{key}\0{size}\n".encode())
+    for i, size in enumerate(refs.byte_sizes()):
+        h.update(f"{json.dumps(reference_name(refs, i), sort_keys=True)}\0{size}\n".encode())
     return h.hexdigest()[:16]
 
 
 @functools.lru_cache(maxsize=2)
-def _cached_references(path: str):
+def _cached_references(path: str, digest: str):
+    """One opening per worker process and version of the set (``digest``: its names and sizes)."""
     return open_references(path, verify=False)  # checked once, before anything was written
 
 
@@ -297,15 +300,17 @@ class _Job:
     model_step: int
     model_config: str
     device: str  # where to run: "cpu", "cuda" or "cuda:N"
+    references_digest: str | None  # of the --blur-from set, None without one
     fingerprint: str
 
 
-def _code_params(nets, s: UIDBlurSettings, index: int) -> tuple[np.ndarray, dict]:
+def _code_params(nets, job: _Job, index: int) -> tuple[np.ndarray, dict]:
     """Pair ``index``'s blur code and what its row records of it."""
+    s = job.settings
     if s.blur_from is None:
         code = prior_code(s.seed, index, nets.z_dim)
         return code, {"code_source": "prior"}
-    refs = _cached_references(str(s.blur_from))
+    refs = _cached_references(str(s.blur_from), job.references_digest)
     r = reference_index(s.seed, index, len(refs))
     code, box, digest = _reference_code(nets, refs, r, s.reference_side)
     return code, {"code_source": "reference", "reference": reference_name(refs, r),
@@ -324,7 +329,7 @@ def _uid_rows(start, stop, job: _Job):
                             "rerun the command.")
     with one_thread(job.device.split(":")[0]):
         for index, photo, note in photos_for(job.plan, start, stop, s.per_image, strict=s.strict):
-            code, about = _code_params(nets, s, index)
+            code, about = _code_params(nets, job, index)
             blurred = transfer_blur_image(nets, photo, code)
             params = {"photo": job.plan.files[index // s.per_image], "variant": index % s.per_image,
                       "blur_code": [float(v) for v in code], **about,
@@ -391,7 +396,7 @@ def uid_blur(settings: UIDBlurSettings, out, *, workers: int = 1, overwrite: boo
     return write_photo_pairs(
         out, plan, per_image=settings.per_image, recipe=recipe, inputs=inputs,
         make_job=functools.partial(_Job, settings, plan, info["fingerprint"], info["step"],
-                                   info["config"], str(device)),
+                                   info["config"], str(device), recipe.get("references_digest")),
         rows=_uid_rows, shard_size=settings.shard_size, workers=workers, overwrite=overwrite,
         progress=progress, desc="uid blur", options=options,
     )
