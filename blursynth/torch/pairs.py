@@ -28,8 +28,8 @@ from .._rng import check_seed, sample_rng
 from ..errors import BadInputError, DatasetError
 from ..train.data import (
     MAX_REDRAWS, SPLIT_BY, STREAM_CROP, STREAM_INDEX_CROP, STREAM_INDEX_REDRAW, STREAM_REDRAW,
-    TRAIN_COLUMNS, aligned_crop, check_ground_truth, choose_source, open_pairs, split_indices,
-    split_keys, to_tensor,
+    TRAIN_COLUMNS, aligned_crop, check_ground_truth, choose_source, open_pairs, rank_positions,
+    split_indices, split_keys, to_tensor,
 )
 
 #: ``split=`` choices: every row, the rows a run trains on, the rows it holds out.
@@ -342,10 +342,9 @@ class MixSampler(torch.utils.data.Sampler):
 
     def positions(self) -> Sequence:
         """The run samples ``k`` this rank reads this epoch, in order."""
-        b, r, w = self.batch, self.rank, self.world
-        base = self.epoch * self.num_samples * w
-        n = np.arange(self.start, self.num_samples, dtype=np.int64)
-        return (base + (n // b) * b * w + r * b + n % b).tolist()
+        base = self.epoch * self.num_samples * self.world
+        return (base + rank_positions(self.start, self.num_samples, self.batch, self.rank,
+                                      self.world)).tolist()
 
     def __iter__(self):
         for k in self.positions():

@@ -249,10 +249,25 @@ class PositionSampler(torch.utils.data.Sampler):
         return max(self.stop - self.start, 0) * self.batch
 
     def __iter__(self):
-        gb = self.batch * self.world
-        for t in range(self.start, self.stop):
-            base = t * gb + self.rank * self.batch
-            yield from range(base, base + self.batch)
+        b = self.batch
+        yield from rank_positions(self.start * b, self.stop * b, b, self.rank, self.world).tolist()
+
+
+def rank_positions(start, stop, batch_size, rank=0, world_size=1):
+    """The run samples that rank ``rank``'s own samples ``start..stop-1`` are, when each rank
+    reads whole blocks of ``batch_size`` in turn (its own sample n is block n // batch_size of it).
+
+    Returns
+    -------
+    (stop - start,) int64 ndarray
+
+    Examples
+    --------
+    >>> rank_positions(2, 6, 2, rank=1, world_size=2).tolist()
+    [6, 7, 10, 11]
+    """
+    n = np.arange(start, stop, dtype=np.int64)
+    return (n // batch_size) * batch_size * world_size + rank * batch_size + n % batch_size
 
 
 def center_crop(image, size, multiple=4):
