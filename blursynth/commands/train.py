@@ -40,14 +40,16 @@ def _online_specs(ctx, param, value):
 @click.option("--arch", default="deblurgan", show_default=True, metavar="NAME",
               help="Architecture: deblurgan, nafnet, and those README lists (an unknown name "
                    "lists them); evaluate, deblur and export-model read it from the run.")
-@click.option("--config", default="small", show_default=True, metavar="small|paper",
+@click.option("--config", default="small", show_default=True, metavar="small|paper|...",
               help="Network sizes: the paper's (DeblurGAN: 11.4M-parameter generator) or a small "
-                   "one for CPU.")
+                   "one for CPU; deblurgan-v2 also has paper-inception (Inception-ResNet-v2 "
+                   "backbone).")
 @click.option("--width", type=click.IntRange(1, None), default=None,
               help="Channel width of architectures that have one (nafnet) [the config's].")
 @click.option("--backbone-weights", type=click.Path(), default=None,
-              help="ImageNet weights of a pretrained backbone, torchvision's format "
-                   "(architectures with one) [default: trained from scratch].")
+              help="ImageNet weights of a pretrained backbone (architectures with one): "
+                   "torchvision's MobileNet-V2 file, or for paper-inception Inception-ResNet-v2 "
+                   "named as Cadene's pretrainedmodels [default: trained from scratch].")
 @click.option("--steps", type=click.IntRange(1, None), default=None, help="Generator updates.")
 @click.option("--epochs", type=click.FloatRange(0, None, min_open=True), default=None, callback=finite,
               help="Passes over the training pairs (instead of --steps).")
