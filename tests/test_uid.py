@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -9,7 +10,7 @@ from blursynth.uid.model import CONFIGS, UIDConfig, build_uid, count_parameters,
     model_fingerprint, transfer_blur
 
 #: Parameter counts of the built-in configs (README, "Disentangled blur (UID)").
-PARAMS = {"paper": 27_670_616, "small": 893_096}
+PARAMS = {"paper": 27_633_752, "small": 888_488}
 
 
 def test_paper_config_shapes_and_parameter_counts():
@@ -51,3 +52,231 @@ def test_bad_shapes_refused():
         nets.make_blurred(torch.zeros(1, 32, 4, 4), torch.zeros(1, 3))
     with pytest.raises(ValueError, match="at least 1"):
         UIDConfig("x", z_dim=0)
+
+
+# --- losses -----------------------------------------------------------------------------------
+
+
+def test_kl_matches_hand_computation():
+    from blursynth.uid.losses import kl_divergence
+
+    mu = np.array([[0.5, -1.0, 0.0], [2.0, 0.25, -0.5]])
+    logvar = np.array([[0.0, -1.0, 0.5], [1.0, -2.0, 0.0]])
+    # KL(N(mu, s^2) || N(0, 1)) = log(1/s) + (s^2 + mu^2)/2 - 1/2 per dimension, summed.
+    s2 = np.exp(logvar)
+    per_image = (-0.5 * logvar + (s2 + mu ** 2) / 2 - 0.5).sum(axis=1)
+    got = kl_divergence(torch.tensor(mu, dtype=torch.float32), torch.tensor(logvar, dtype=torch.float32))
+    assert float(got) == pytest.approx(per_image.mean(), rel=1e-6)
+    assert float(kl_divergence(torch.zeros(4, 8), torch.zeros(4, 8))) == 0.0
+
+
+def test_adversarial_losses_match_hand_computation():
+    from blursynth.uid.losses import critic_loss, generator_loss
+
+    real, fake = torch.tensor([[1.0, -2.0]]), torch.tensor([[0.5, 3.0]])
+    sig = lambda x: 1 / (1 + np.exp(-x))  # noqa: E731
+    want_d = -np.mean(np.log(sig(np.array([1.0, -2.0])))) - np.mean(np.log(1 - sig(np.array([0.5, 3.0]))))
+    want_g = -np.mean(np.log(sig(np.array([0.5, 3.0]))))
+    assert float(critic_loss(real, fake)) == pytest.approx(want_d, rel=1e-6)
+    assert float(generator_loss(fake)) == pytest.approx(want_g, rel=1e-6)
+
+
+def test_the_code_changes_the_blurred_output():
+    # Instance normalisation removes a per-channel constant: a code that entered only as one
+    # would leave the output unchanged. An untrained generator must already respond to it.
+    nets = build_uid(CONFIGS["tiny"], seed=0)
+    c = nets.content(torch.rand(1, 3, 16, 16) * 2 - 1, "sharp")
+    with torch.no_grad():
+        a = nets.make_blurred(c, torch.zeros(1, nets.z_dim))
+        b = nets.make_blurred(c, torch.full((1, nets.z_dim), 2.0))
+    assert (a - b).abs().max() > 1e-3
+
+
+def _blocks(rng, n, side=16):
+    """Images of random 4 x 4 px blocks, (n, side, side, 3) float in [0, 1]."""
+    t = (rng.random((n, side // 4, side // 4, 3)) > 0.5).astype(np.float32)
+    return t.repeat(4, axis=1).repeat(4, axis=2)
+
+
+def _box2d(img, k):
+    from scipy.ndimage import uniform_filter1d
+
+    return uniform_filter1d(uniform_filter1d(img, k, axis=0, mode="wrap"), k, axis=1, mode="wrap")
+
+
+def test_a_few_steps_lower_the_losses_on_a_fixed_batch():
+    from blursynth.bgan.losses import PooledL1
+    from blursynth.uid.losses import UIDWeights
+    from blursynth.uid.train import UIDTrainer
+
+    rng = np.random.default_rng(0)
+    to_t = lambda a: torch.from_numpy(np.ascontiguousarray(a)).permute(0, 3, 1, 2) * 2 - 1  # noqa: E731
+    sharp = to_t(_blocks(rng, 4))
+    # Two contents, each once sharp and once under a 7 px box blur.
+    contents = _blocks(rng, 2).repeat(2, axis=0)
+    blurred = to_t(np.stack([_box2d(contents[j], 7 if j % 2 else 1) for j in range(4)]))
+    nets = build_uid(CONFIGS["tiny"], seed=0)
+    trainer = UIDTrainer(nets, PooledL1(4), UIDWeights(), lr=2e-3)
+    g = torch.Generator().manual_seed(0)
+    history = [trainer.step(sharp, blurred, torch.randn(4, 2, nets.z_dim, generator=g))[1]
+               for _ in range(40)]
+    first, last = history[0], history[-5:]
+    mean = lambda key: np.mean([h[key] for h in last])  # noqa: E731
+    assert mean("loss_cycle") < 0.6 * first["loss_cycle"]
+    assert mean("loss_g") < 0.7 * first["loss_g"]
+    assert mean("loss_kl") < first["loss_kl"]
+    assert mean("loss_d") < first["loss_d"]
+
+
+
+# --- the commands -----------------------------------------------------------------------------
+
+PATCH = 16
+TRAIN = ("--config", "tiny", "--patch", PATCH, "--batch-size", 2, "--perceptual", "none",
+         "--quiet", "--log-every", 1)
+
+
+@pytest.fixture(scope="module")
+def sets(tmp_path_factory):
+    """Three sharp crops of one photo, three blurred crops of another, two photos to deblur."""
+    from skimage import data
+
+    from blursynth.sources.photos import save_rgb8
+
+    root = tmp_path_factory.mktemp("uid_sets")
+    a, c = data.astronaut(), data.chelsea()
+    for i in range(3):
+        save_rgb8(root / "sharp" / f"s{i}.png", a[60 * i:60 * i + 24, 70 * i:70 * i + 28])
+        crop = c[50 * i:50 * i + 24, 60 * i:60 * i + 28].astype(np.float32)
+        save_rgb8(root / "real" / f"r{i}.png", np.rint(_box2d(crop, 5)).astype(np.uint8))
+    save_rgb8(root / "photos" / "big.png", c[100:150, 100:171])
+    save_rgb8(root / "photos" / "sub" / "small.png", c[:13, :20])
+    return root
+
+
+def _train(run_cli, out, sharp, real, *extra, steps=2):
+    return run_cli("uid", "train", "--sharp", sharp, "--real-blur", real, "--out", out,
+                   "--steps", steps, *TRAIN, *extra)
+
+
+@pytest.fixture(scope="module")
+def model(sets, tmp_path_factory):
+    """A tiny model trained for 3 steps by the CLI."""
+    from blursynth.cli import main
+
+    out = tmp_path_factory.mktemp("uid_model") / "m"
+    code = main(["uid", "train", "--sharp", str(sets / "sharp"), "--real-blur", str(sets / "real"),
+                 "--out", str(out), "--steps", "3", "--sample-every", "2", *map(str, TRAIN)])
+    assert code == 0
+    return out
+
+
+def test_train_writes_run_folder_and_load_uid_reads_it(model):
+    import json
+
+    from blursynth.sources.photos import load_rgb8
+    from blursynth.uid.model import load_uid
+
+    info = json.loads((model / "model.json").read_text())
+    assert info["format"] == "blursynth-uid" and info["step"] == 3
+    assert info["loss_weights"] == {"adversarial": 1.0, "kl": 0.01, "cycle": 10.0, "perceptual": 0.1}
+    assert info["perceptual"]["kind"] == "pooled-l1"
+    rows = (model / "metrics.csv").read_text().splitlines()
+    assert rows[0].startswith("step,lr,loss_d,loss_g,loss_adversarial,loss_kl") and len(rows) == 4
+    sheets = sorted(p.name for p in (model / "samples").iterdir())
+    assert sheets == ["step-0000002.png", "step-0000003.png"]
+    sheet, _ = load_rgb8(model / "samples" / sheets[-1])
+    assert sheet.shape[1] == 4 * PATCH  # sharp | transferred | real blurred | deblurred
+    nets, config, run_info = load_uid(model)
+    assert config.name == "tiny" and run_info["step"] == 3
+    assert run_info["fingerprint"] == info["fingerprint"] == model_fingerprint(nets)
+    assert not nets.training and not any(p.requires_grad for p in nets.parameters())
+
+
+def test_resume_equals_uninterrupted(sets, tmp_path, run_cli):
+    from .conftest import error_line
+
+    straight, split = tmp_path / "a", tmp_path / "b"
+    assert _train(run_cli, straight, sets / "sharp", sets / "real", steps=4).code == 0
+    assert _train(run_cli, split, sets / "sharp", sets / "real", steps=2).code == 0
+    again = _train(run_cli, split, sets / "sharp", sets / "real", steps=4)
+    assert again.code == 2 and "--resume" in error_line(again)
+    assert _train(run_cli, split, sets / "sharp", sets / "real", "--resume", steps=4).code == 0
+    assert (straight / "checkpoint.pt").read_bytes() == (split / "checkpoint.pt").read_bytes()
+    rows = lambda d: [l.rsplit(",", 1)[0] for l in (d / "metrics.csv").read_text().splitlines()]  # noqa: E731
+    assert rows(straight) == rows(split) and len(rows(split)) == 5
+    other = _train(run_cli, split, sets / "sharp", sets / "real", "--resume", "--kl-weight", 1,
+                   steps=5)
+    assert other.code == 2 and "loss_weights" in error_line(other)
+
+
+def test_time_limit_stops_with_a_checkpoint(sets, tmp_path):
+    from blursynth.nn.runs import load_checkpoint
+    from blursynth.uid.model import RUN_KIND
+    from blursynth.uid.train import UIDTrainSettings, train_uid
+
+    s = UIDTrainSettings(sharp=str(sets / "sharp"), real_blur=str(sets / "real"),
+                         out=str(tmp_path / "m"), steps=50, config="tiny", patch=PATCH,
+                         batch_size=1, perceptual="none", progress=False, max_seconds=1e-9)
+    summary = train_uid(s)
+    assert summary["stopped"] == "time" and summary["steps"] == 1
+    assert load_checkpoint(tmp_path / "m", RUN_KIND)["step"] == 1
+
+
+def test_deblur_writes_every_photo_at_its_size(sets, model, tmp_path, run_cli):
+    from blursynth.sources.photos import load_rgb8
+
+    r = run_cli("uid", "deblur", sets / "photos", "--model", model, "--out", tmp_path / "d", "--quiet")
+    assert r.code == 0, r.err
+    assert load_rgb8(tmp_path / "d" / "big.png")[0].shape == (50, 71, 3)
+    assert load_rgb8(tmp_path / "d" / "sub" / "small.png")[0].shape == (13, 20, 3)
+    again = run_cli("uid", "deblur", sets / "photos", "--model", model, "--out", tmp_path / "d",
+                    "--quiet")
+    assert again.code == 2 and "--overwrite" in again.err
+
+
+def test_bad_sets_refused_with_nothing_written(sets, tmp_path, run_cli):
+    from .conftest import error_line
+
+    out = tmp_path / "o"
+    r = _train(run_cli, out, sets / "sharp", tmp_path / "nowhere")
+    assert r.code == 2 and "--real-blur" in error_line(r) and "no such" in error_line(r)
+    (tmp_path / "empty").mkdir()
+    r = _train(run_cli, out, sets / "sharp", tmp_path / "empty")
+    assert r.code == 2 and "no images found" in error_line(r)
+    r = _train(run_cli, out, sets / "sharp", sets / "sharp")
+    assert r.code == 2 and "are the same files" in error_line(r)
+    r = _train(run_cli, out, sets / "sharp", sets / "real", "--patch", 28)
+    assert r.code == 2 and "smaller than the 28 px patch" in error_line(r)
+    r = _train(run_cli, out, sets / "sharp", sets / "real", "--patch", 18)
+    assert r.code == 2 and "multiple of 4" in error_line(r)
+    r = _train(run_cli, out, sets / "sharp", sets / "real", "--adversarial-weight", 0,
+               "--cycle-weight", 0)
+    assert r.code == 2 and "nothing" in error_line(r)
+    assert not out.exists()
+
+
+def test_model_of_another_kind_or_version_refused(sets, model, tmp_path, run_cli):
+    from .conftest import error_line
+
+    def deblur(m):
+        return run_cli("uid", "deblur", sets / "photos", "--model", m, "--out", tmp_path / "d")
+
+    (tmp_path / "old").mkdir()
+    ckpt = torch.load(model / "checkpoint.pt", weights_only=True)
+    ckpt["version"] = 99
+    torch.save(ckpt, tmp_path / "old" / "checkpoint.pt")
+    r = deblur(tmp_path / "old")
+    assert r.code == 2 and "version 99" in error_line(r)
+    for fmt, says in (("blursynth-bgan", "is a BGAN model, not a UID model"),
+                      ("blursynth-deblurgan", "is a DeblurGAN training run, not a UID model")):
+        torch.save({"format": fmt, "version": 1}, tmp_path / "old" / "checkpoint.pt")
+        r = deblur(tmp_path / "old")
+        assert r.code == 2 and says in error_line(r)
+    r = deblur(tmp_path / "none")
+    assert r.code == 2 and "no UID model" in error_line(r)
+    # A UID run in --out of bgan train is named as such (the other trainers' RunKinds).
+    r = run_cli("bgan", "train", "--sharp", sets / "sharp", "--real-blur", sets / "real", "--out",
+                model, "--steps", 1, "--config", "tiny", "--patch", 16, "--perceptual", "none")
+    assert r.code == 2 and "blursynth-uid" in error_line(r)
+    assert not (tmp_path / "d").exists()

@@ -101,18 +101,29 @@ def _norm(channels):
 
 
 class ResBlock(nn.Module):
-    """conv3-IN-ReLU-conv3-IN plus the identity (reflection padding)."""
+    """conv3-IN-ReLU-conv3-IN plus the identity (reflection padding).
 
-    def __init__(self, channels: int, extra_in: int = 0):
+    With ``z_dim`` > 0 each instance normalisation is followed by a scale and shift computed
+    from the code, ``h * (1 + gamma(z)) + beta(z)`` per channel: a code concatenated to the
+    input of a conv that instance normalisation follows adds a constant per channel, which the
+    normalisation removes, so it could not change the output at all.
+    """
+
+    def __init__(self, channels: int, z_dim: int = 0):
         super().__init__()
-        self.body = nn.Sequential(
-            nn.ReflectionPad2d(1), nn.Conv2d(channels + extra_in, channels, 3), _norm(channels),
-            nn.ReLU(inplace=True),
-            nn.ReflectionPad2d(1), nn.Conv2d(channels, channels, 3), _norm(channels))
+        self.conv1 = nn.Sequential(nn.ReflectionPad2d(1), nn.Conv2d(channels, channels, 3),
+                                   _norm(channels))
+        self.conv2 = nn.Sequential(nn.ReflectionPad2d(1), nn.Conv2d(channels, channels, 3),
+                                   _norm(channels))
+        self.film = nn.Linear(z_dim, 4 * channels) if z_dim else None
 
-    def forward(self, x, cond=None):
-        inp = x if cond is None else torch.cat([x, cond], dim=1)
-        return x + self.body(inp)
+    def forward(self, x, z=None):
+        h1, h2 = self.conv1, self.conv2
+        if self.film is None:
+            return x + h2(torch.relu(h1(x)))
+        g1, b1, g2, b2 = self.film(z)[:, :, None, None].chunk(4, dim=1)
+        h = torch.relu(h1(x) * (1 + g1) + b1)
+        return x + h2(h) * (1 + g2) + b2
 
 
 def _down_stem(width):
@@ -159,8 +170,8 @@ class BlurEncoder(nn.Module):
 class Generator(nn.Module):
     """Residual blocks at H/4, two transposed conv4 of stride 2, conv7 to RGB and tanh.
 
-    With ``z_dim`` > 0 the code, tiled over the feature map, is concatenated to the input of
-    every residual block (the blurred generator); with 0 the generator has no code input.
+    With ``z_dim`` > 0 the code scales and shifts the normalised features of every residual
+    block (the blurred generator, see :class:`ResBlock`); with 0 it has no code input.
     """
 
     def __init__(self, config: UIDConfig, z_dim: int):
@@ -175,15 +186,14 @@ class Generator(nn.Module):
             nn.ReflectionPad2d(3), nn.Conv2d(w, 3, 7), nn.Tanh())
 
     def forward(self, content, z=None):
-        cond = None
         if self.z_dim:
             if z is None or z.dim() != 2 or z.shape[1] != self.z_dim:
                 raise ValueError(f"z must be (B, {self.z_dim}); got "
                                  f"{None if z is None else tuple(z.shape)}.")
-            cond = z.to(content)[:, :, None, None].expand(-1, -1, *content.shape[-2:])
+            z = z.to(content)
         x = content
         for block in self.blocks:
-            x = block(x, cond)
+            x = block(x, z)
         return self.up(x)
 
 
@@ -294,12 +304,25 @@ def _check_image(x):
 
 
 def init_uid(nets: UIDNets, *, generator_rng: torch.Generator) -> None:
-    """Draw the weights: every conv and linear N(0, 0.02), biases 0 (the usual GAN
-    initialisation; the paper does not state one)."""
+    """Draw the weights (the paper does not state an initialisation); biases 0.
+
+    Layers followed by instance normalisation (content encoders, generators): N(0, 0.02), the
+    usual GAN choice, since the normalisation restores the scale. The blur encoder and the
+    critics have no normalisation: He-normal for LeakyReLU(0.2), so a signal passes their
+    stacks (with 0.02 the blur code of an untrained encoder is ~1e-4 whatever the image, and
+    its gradient as small); the code's log-variance head N(0, 0.02), so training starts near
+    unit variance.
+    """
+    plain = {id(m) for part in (nets.blur_encoder, *nets.critic_modules()) for m in part.modules()}
     for m in nets.modules():
-        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
+        if not isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
+            continue
+        if id(m) in plain and m is not nets.blur_encoder.logvar:
+            nn.init.kaiming_normal_(m.weight, a=0.2, nonlinearity="leaky_relu",
+                                    generator=generator_rng)
+        else:
             nn.init.normal_(m.weight, 0.0, 0.02, generator=generator_rng)
-            nn.init.zeros_(m.bias)
+        nn.init.zeros_(m.bias)
 
 
 def build_uid(config: UIDConfig, seed: int) -> UIDNets:
