@@ -60,6 +60,24 @@ def test_bytes_do_not_depend_on_workers_chunks_or_shards(tmp_path):
     assert files(tmp_path / "e") == files(tmp_path / "d")
 
 
+@pytest.mark.parametrize("start", ["fork", "forkserver"])
+def test_both_ways_of_starting_the_pool_give_the_same_bytes(tmp_path, monkeypatch, start):
+    # fork where no OpenMP pool has started here (a command's first write), else the fork server.
+    import multiprocessing as mp
+
+    from blursynth.dataset import executors
+
+    ref = files(tmp_path / "a") if write(tmp_path / "a", shard_size=20) else None
+    ctx = mp.get_context("fork") if start == "fork" else executors._pool_context(
+        executors._feed_chunk, tiny_rows)
+    monkeypatch.setattr(executors, "_feed_context", lambda make_rows: ctx)
+    rows = functools.partial(slow_here_rows, parent=os.getpid())
+    assert write(tmp_path / "b", shard_size=20, workers=2, chunk=2)["num_rows"] == 20
+    assert files(tmp_path / "b") == ref
+    write(tmp_path / "c", n=24, shard_size=24, workers=2, chunk=2, make_rows=rows)
+    assert len({r["params"]["pid"] for r in PairDataset(tmp_path / "c")}) == 2
+
+
 def slow_here_rows(start, stop, fp, parent=None):
     """Rows naming the process that made them; slow in the writing process, so that the pool's
     process takes chunks as soon as it is up."""

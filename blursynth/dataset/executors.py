@@ -162,6 +162,8 @@ def _init_worker(queue):
         sys.modules["torch"].set_num_threads(1)
     if "numba" in sys.modules:  # preloaded: its thread count was read before the variable was set
         sys.modules["numba"].set_num_threads(1)
+    if "cv2" in sys.modules:  # the same: OpenCV sized its pool when it was imported
+        sys.modules["cv2"].setNumThreads(1)
 
 
 def _ray_task(write_shard, task):
@@ -310,8 +312,9 @@ class RowFeed:
     in memory.
     """
 
-    def __init__(self, make_rows, spans, *, workers: int, chunk: int, queue=None):
+    def __init__(self, make_rows, spans, *, workers: int, chunk: int, queue=None, ctx=None):
         self.make_rows = make_rows
+        self.ctx = ctx
         self.chunks = chunk_spans(spans, chunk)
         self.n_pool = max(0, min(int(workers) - 1, len(self.chunks) - 1))
         self.window = max(2, 3 * (self.n_pool + 1))
@@ -326,9 +329,24 @@ class RowFeed:
         self.stop = False
         self.error = None
         self.submitter = None
+        if self.n_pool and self.ctx is not None and self.ctx.get_start_method() == "fork":
+            # Fork the pool now, before this process runs a parallel kernel: the workers start
+            # at once with everything this process has imported and set up.
+            self._start_pool()
+            with self.cond:
+                j = self._claim()
+                self.claimed_by_pool.add(j)
+            self.futures[j] = self.pool.submit(_feed_chunk, *self.chunks[j])
+            self.futures[j].add_done_callback(self._notify)
         if self.n_pool:
             self.submitter = threading.Thread(target=self._submit_loop, daemon=True)
             self.submitter.start()
+
+    def _start_pool(self):
+        ctx = self.ctx if self.ctx is not None else _pool_context(_feed_chunk, self.make_rows)
+        self.pool = ProcessPoolExecutor(max_workers=self.n_pool, mp_context=ctx,
+                                        initializer=_init_feed_worker,
+                                        initargs=(self.queue, self.make_rows))
 
     # -- claiming, shared by the submitter thread and this process --
     def _claim(self):
@@ -341,10 +359,8 @@ class RowFeed:
 
     def _submit_loop(self):
         try:
-            ctx = _pool_context(_feed_chunk, self.make_rows)
-            self.pool = ProcessPoolExecutor(max_workers=self.n_pool, mp_context=ctx,
-                                            initializer=_init_feed_worker,
-                                            initargs=(self.queue, self.make_rows))
+            if self.pool is None:
+                self._start_pool()
             while True:
                 with self.cond:
                     while not self.stop and (
@@ -448,15 +464,16 @@ def _feed_chunk(start, stop):
 def _run_fed(write_shard, tasks, workers: int, make_rows, bar, chunk: int):
     """Write every shard here, in order, from rows a :class:`RowFeed` renders on all workers."""
     global _progress_queue
-    ctx = _pool_context(_feed_chunk, make_rows)
+    ctx = _feed_context(make_rows)
     queue = ctx.Queue()
+    # Before the progress thread starts: a forked pool is forked here.
+    feed = RowFeed(make_rows, [(t[2], t[3]) for t in tasks], workers=workers, chunk=chunk,
+                   queue=queue, ctx=ctx)
     stop_event = threading.Event()
     drain = threading.Thread(target=_drain, args=(queue, bar, stop_event), daemon=True)
     drain.start()
     previous = _progress_queue
     _progress_queue = queue
-    feed = RowFeed(make_rows, [(t[2], t[3]) for t in tasks], workers=workers, chunk=chunk,
-                   queue=queue)
     try:
         for task in tasks:
             yield write_shard((*task[:4], feed.rows, *task[5:]))
@@ -465,6 +482,28 @@ def _run_fed(write_shard, tasks, workers: int, make_rows, bar, chunk: int):
         _progress_queue = previous
         stop_event.set()
         drain.join(timeout=5)
+
+
+def _feed_context(make_rows):
+    """The start method of a row feed's pool: fork where it is safe, else :func:`_pool_context`'s.
+
+    Forked workers start at once with this process's imports and Numba set up (no fork server
+    to start and import first: about a second on a quiet machine, several on a loaded one).
+    Forking is safe while no OpenMP thread pool has started in this process, which a forked
+    child could not use: none of Numba's parallel kernels has run here yet (a command's first
+    write; a long-lived process that has rendered before uses the fork server), and torch, whose
+    kernels run on such a pool, is not loaded (a way that needs it uses the fork server).
+    """
+    if "fork" in mp.get_all_start_methods() and "torch" not in sys.modules:
+        numba = sys.modules.get("numba")
+        if numba is not None:
+            from numba.np.ufunc import parallel
+
+            if parallel._is_initialized:  # its thread pool has started here
+                return _pool_context(_feed_chunk, make_rows)
+            import blursynth._warm  # noqa: F401 - set Numba's target up once, for every worker
+        return mp.get_context("fork")
+    return _pool_context(_feed_chunk, make_rows)
 
 
 def _pool_context(write_shard, make_rows):
@@ -482,7 +521,7 @@ def _pool_context(write_shard, make_rows):
     while isinstance(func, functools.partial):
         func = func.func
     module = getattr(func, "__module__", None)
-    preload = [write_shard.__module__]
+    preload = ["blursynth._warm", write_shard.__module__]
     if "torch" in sys.modules:  # the row maker uses it here: its workers will too (seconds to import)
         preload.append("torch")
     if module and module.startswith("blursynth."):
