@@ -28,7 +28,8 @@ def test_paper_config_shapes_and_parameter_counts():
         assert nets.critic_blurred(x).shape == nets.critic_sharp(x).shape == (1, 1, 4, 3)
     # The last content layer is one module: both domains map through the same weights.
     assert nets.content_shared is not None
-    assert not set(map(id, nets.content_blurred.parameters())) & set(map(id, nets.content_shared.parameters()))
+    private = set(map(id, nets.content_blurred.parameters()))
+    assert not private & set(map(id, nets.content_shared.parameters()))
 
 
 def test_any_size_and_determinism():
@@ -65,7 +66,8 @@ def test_kl_matches_hand_computation():
     # KL(N(mu, s^2) || N(0, 1)) = log(1/s) + (s^2 + mu^2)/2 - 1/2 per dimension, summed.
     s2 = np.exp(logvar)
     per_image = (-0.5 * logvar + (s2 + mu ** 2) / 2 - 0.5).sum(axis=1)
-    got = kl_divergence(torch.tensor(mu, dtype=torch.float32), torch.tensor(logvar, dtype=torch.float32))
+    got = kl_divergence(torch.tensor(mu, dtype=torch.float32),
+                        torch.tensor(logvar, dtype=torch.float32))
     assert float(got) == pytest.approx(per_image.mean(), rel=1e-6)
     assert float(kl_divergence(torch.zeros(4, 8), torch.zeros(4, 8))) == 0.0
 
@@ -75,7 +77,8 @@ def test_adversarial_losses_match_hand_computation():
 
     real, fake = torch.tensor([[1.0, -2.0]]), torch.tensor([[0.5, 3.0]])
     sig = lambda x: 1 / (1 + np.exp(-x))  # noqa: E731
-    want_d = -np.mean(np.log(sig(np.array([1.0, -2.0])))) - np.mean(np.log(1 - sig(np.array([0.5, 3.0]))))
+    want_d = (-np.mean(np.log(sig(np.array([1.0, -2.0]))))
+              - np.mean(np.log(1 - sig(np.array([0.5, 3.0])))))
     want_g = -np.mean(np.log(sig(np.array([0.5, 3.0]))))
     assert float(critic_loss(real, fake)) == pytest.approx(want_d, rel=1e-6)
     assert float(generator_loss(fake)) == pytest.approx(want_g, rel=1e-6)
@@ -110,7 +113,10 @@ def test_a_few_steps_lower_the_losses_on_a_fixed_batch():
     from blursynth.uid.train import UIDTrainer
 
     rng = np.random.default_rng(0)
-    to_t = lambda a: torch.from_numpy(np.ascontiguousarray(a)).permute(0, 3, 1, 2) * 2 - 1  # noqa: E731
+
+    def to_t(a):
+        return torch.from_numpy(np.ascontiguousarray(a)).permute(0, 3, 1, 2) * 2 - 1
+
     sharp = to_t(_blocks(rng, 4))
     # Two contents, each once sharp and once under a 7 px box blur.
     contents = _blocks(rng, 2).repeat(2, axis=0)
@@ -179,7 +185,8 @@ def test_train_writes_run_folder_and_load_uid_reads_it(model):
 
     info = json.loads((model / "model.json").read_text())
     assert info["format"] == "blursynth-uid" and info["step"] == 3
-    assert info["loss_weights"] == {"adversarial": 1.0, "kl": 0.01, "cycle": 10.0, "perceptual": 0.1}
+    assert info["loss_weights"] == {"adversarial": 1.0, "kl": 0.01, "cycle": 10.0,
+                                    "perceptual": 0.1}
     assert info["perceptual"]["kind"] == "pooled-l1"
     rows = (model / "metrics.csv").read_text().splitlines()
     assert rows[0].startswith("step,lr,loss_d,loss_g,loss_adversarial,loss_kl") and len(rows) == 4
@@ -198,13 +205,16 @@ def test_resume_equals_uninterrupted(sets, tmp_path, run_cli):
 
     straight, split = tmp_path / "a", tmp_path / "b"
     # Loader workers change nothing: the straight run reads through two.
-    assert _train(run_cli, straight, sets / "sharp", sets / "real", "--workers", 2, steps=4).code == 0
+    r = _train(run_cli, straight, sets / "sharp", sets / "real", "--workers", 2, steps=4)
+    assert r.code == 0
     assert _train(run_cli, split, sets / "sharp", sets / "real", steps=2).code == 0
     again = _train(run_cli, split, sets / "sharp", sets / "real", steps=4)
     assert again.code == 2 and "--resume" in error_line(again)
     assert _train(run_cli, split, sets / "sharp", sets / "real", "--resume", steps=4).code == 0
     assert (straight / "checkpoint.pt").read_bytes() == (split / "checkpoint.pt").read_bytes()
-    rows = lambda d: [l.rsplit(",", 1)[0] for l in (d / "metrics.csv").read_text().splitlines()]  # noqa: E731
+    def rows(d):  # but their seconds
+        return [line.rsplit(",", 1)[0] for line in (d / "metrics.csv").read_text().splitlines()]
+
     assert rows(straight) == rows(split) and len(rows(split)) == 5
     other = _train(run_cli, split, sets / "sharp", sets / "real", "--resume", "--kl-weight", 1,
                    steps=5)
@@ -227,7 +237,8 @@ def test_time_limit_stops_with_a_checkpoint(sets, tmp_path):
 def test_deblur_writes_every_photo_at_its_size(sets, model, tmp_path, run_cli):
     from blursynth.sources.photos import load_rgb8
 
-    r = run_cli("uid", "deblur", sets / "photos", "--model", model, "--out", tmp_path / "d", "--quiet")
+    r = run_cli("uid", "deblur", sets / "photos", "--model", model, "--out", tmp_path / "d",
+                "--quiet")
     assert r.code == 0, r.err
     assert load_rgb8(tmp_path / "d" / "big.png")[0].shape == (50, 71, 3)
     assert load_rgb8(tmp_path / "d" / "sub" / "small.png")[0].shape == (13, 20, 3)

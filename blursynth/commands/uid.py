@@ -1,4 +1,5 @@
-"""``blursynth uid train|deblur|blur``: disentangled blur (UID, Lu et al. 2019) from unpaired sets."""
+"""``blursynth uid train|deblur|blur``: disentangled blur (UID, Lu et al. 2019) from unpaired
+sets."""
 
 from __future__ import annotations
 
@@ -32,11 +33,12 @@ def uid():
               help="Sharp photos of the domain: a folder of images, or a pair dataset (its sharp "
                    "images).")
 @click.option("--real-blur", required=True, type=click.Path(),
-              help="Real blurred photos of the domain, unpaired with --sharp: a folder of images, or "
-                   "a pair dataset (its blurred images).")
+              help="Real blurred photos of the domain, unpaired with --sharp: a folder of images, "
+                   "or a pair dataset (its blurred images).")
 @click.option("--out", type=click.Path(), required=True,
               help="Model folder (checkpoint, metrics, sample sheets).")
-@click.option("--steps", type=click.IntRange(1, None), required=True, help="Updates of all networks.")
+@click.option("--steps", type=click.IntRange(1, None), required=True,
+              help="Updates of all networks.")
 @click.option("--config", type=click.Choice(["paper", "small", "tiny"]), default="paper",
               show_default=True,
               help="Network sizes: the paper's (64 channels, 4 residual blocks, 8-long blur code), "
@@ -48,7 +50,8 @@ def uid():
 @click.option("--patch", type=click.IntRange(16, None), default=128, show_default=True,
               help="Training patch side in px (a multiple of 4).")
 @click.option("--batch-size", type=click.IntRange(1, None), default=4, show_default=True)
-@click.option("--lr", type=click.FloatRange(0, None, min_open=True), default=2e-4, show_default=True,
+@click.option("--lr", type=click.FloatRange(0, None, min_open=True), default=2e-4,
+              show_default=True,
               help="Adam learning rate of both optimisers (betas 0.5, 0.999).")
 @click.option("--adversarial-weight", type=click.FloatRange(0, None), default=None,
               help="Weight of the two adversarial terms [default: the paper's 1].")
@@ -57,8 +60,8 @@ def uid():
 @click.option("--cycle-weight", type=click.FloatRange(0, None), default=None,
               help="Weight of the two cycle L1 terms [default: the paper's 10].")
 @click.option("--perceptual-weight", type=click.FloatRange(0, None), default=None,
-              help="Weight of the perceptual term between a blurred image and its deblurred version "
-                   "[default: the paper's 0.1].")
+              help="Weight of the perceptual term between a blurred image and its deblurred "
+                   "version [default: the paper's 0.1].")
 @click.option("--perceptual", type=click.Choice(["vgg", "none"]), default="vgg", show_default=True,
               help="Perceptual term: VGG19 conv3_3 features, or none (L1 of 4x4-pooled images).")
 @click.option("--vgg-weights", type=click.Path(), default=None,
@@ -111,8 +114,9 @@ def train(sharp, real_blur, out, steps, config, width, z_dim, patch, batch_size,
     if summary["stopped"] == "time":
         msg += " (time limit; --resume continues)"
     if last:
-        msg += (f"; cycle loss {last['loss_cycle']:.4g}, adversarial {last['loss_adversarial']:.4g}, "
-                f"KL {last['loss_kl']:.4g}, critics {last['loss_d']:.4g}")
+        msg += (f"; cycle loss {last['loss_cycle']:.4g}, adversarial "
+                f"{last['loss_adversarial']:.4g}, KL {last['loss_kl']:.4g}, critics "
+                f"{last['loss_d']:.4g}")
     click.echo(msg + f"; model fingerprint {summary['fingerprint']}")
 
 

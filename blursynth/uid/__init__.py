@@ -1,1 +1,2 @@
-"""UID (Lu et al. 2019): disentangled blur transfer and domain-specific deblurring from unpaired sets."""
+"""UID (Lu et al. 2019): disentangled blur transfer and domain-specific deblurring, learned
+from unpaired sets."""

@@ -75,7 +75,8 @@ def critic_loss(scores_real, scores_fake):
     Examples
     --------
     >>> import math, torch
-    >>> round(float(critic_loss(torch.zeros(1, 1, 2, 2), torch.zeros(1, 1, 2, 2))), 6) == round(2 * math.log(2), 6)
+    >>> zeros = torch.zeros(1, 1, 2, 2)
+    >>> round(float(critic_loss(zeros, zeros)), 6) == round(2 * math.log(2), 6)
     True
     """
     acc = torch.promote_types(scores_real.dtype, torch.float32)

@@ -150,7 +150,8 @@ class UIDTrainer:
         deblurred = n.make_sharp(content_b)
         transferred = n.make_blurred(content_s, z)
         mu2, logvar2 = n.blur_code(transferred)
-        back_b = n.make_blurred(n.content(deblurred, "sharp"), reparameterise(mu2, logvar2, eps[:, 1]))
+        z_back = reparameterise(mu2, logvar2, eps[:, 1])
+        back_b = n.make_blurred(n.content(deblurred, "sharp"), z_back)
         back_s = n.make_sharp(n.content(transferred, "blurred"))
 
         k = blurred.shape[0]
@@ -268,8 +269,9 @@ def plan_training(settings: UIDTrainSettings) -> UIDPlan:
         where = Path(given).resolve()
         # Sample sheets written under an input folder would join its images on --resume.
         if where.is_dir() and (out == where or where in out.parents):
-            raise BadInputError(f"--out {settings.out} is inside {option} {given}; the run's sample "
-                                f"sheets would become training images. Choose an --out outside it.")
+            raise BadInputError(f"--out {settings.out} is inside {option} {given}; the run's "
+                                "sample sheets would become training images. Choose an --out "
+                                "outside it.")
     out = Path(settings.out)
     recipe = settings.recipe()
     stamp = runs.checkpoint_stamp(out)
