@@ -5,11 +5,12 @@ scales in training) and dbgan, as test_train_loop and test_nafnet run deblurgan 
 import csv
 import json
 import math
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
-import torch
 
 FAST = ["--crop", "32", "--batch-size", "2", "--val-count", "0", "--workers", "0", "--quiet",
         "--critic-steps", "1"]
@@ -21,12 +22,15 @@ def test_two_process_ddp_run_trains_generator_and_critic(name, tiny_pairs_datase
                                                          torchrun_lock):
     from blursynth.train.loop import load_checkpoint
 
-    out = tmp_path / "ddp"
+    out, states = tmp_path / "ddp", tmp_path / "states"
+    states.mkdir()
     perceptual = [] if name == "deepdeblur" else ["--perceptual", "none"]
+    recorder = str(Path(__file__).with_name("ddp_rank_states.py"))
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-           "-m", "blursynth", "train", "--arch", name, "--data", str(tiny_pairs_dataset()),
+           recorder, "train", "--arch", name, "--data", str(tiny_pairs_dataset()),
            "--out", str(out), "--steps", "2", "--log-every", "1", *perceptual, *FAST]
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    env = dict(os.environ, BLURSYNTH_TEST_ARCH=name, BLURSYNTH_TEST_STATES=str(states))
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
     assert done.returncode == 0, done.stderr[-3000:]
     run = json.loads((out / "run.json").read_text())
     assert run["world_size"] == 2 and run["settings"]["arch"] == name
@@ -41,11 +45,19 @@ def test_two_process_ddp_run_trains_generator_and_critic(name, tiny_pairs_datase
     assert [int(r["step"]) for r in rows] == [1, 2]
     for r in rows:
         assert math.isfinite(float(r["loss_d"])) and math.isfinite(float(r["loss_content"]))
-    # Rank 0's generator moved off its seed's start.
+    # After each step both ranks hold the same generator and the same critic (the gradients
+    # were averaged), and rank 0's are the checkpoint's, moved off the seed's start.
     from blursynth.train.archs import get_arch
 
+    from .ddp_rank_states import digest
+
+    ranks = [json.loads((states / f"rank{r}.json").read_text()) for r in (0, 1)]
+    assert len(ranks[0]) == 2 and ranks[0] == ranks[1]
     arch = get_arch(name)
-    start, _ = arch.build(dict(ck["model_config"]), run["settings"]["seed"])
-    moved = [k for k, v in start.state_dict().items()
-             if v.is_floating_point() and not torch.equal(v, ck["generator"][k])]
-    assert moved
+    gen, critic = arch.build(dict(ck["model_config"]), run["settings"]["seed"])
+    start = digest(gen), digest(critic)
+    gen.load_state_dict(ck["generator"])
+    critic.load_state_dict(ck["critic"])
+    assert ranks[0][-1] == {"generator": digest(gen), "critic": digest(critic)}
+    assert digest(gen) != start[0] and digest(critic) != start[1]
+    assert ranks[0][0]["critic"] != ranks[0][1]["critic"]  # stepped at each update
