@@ -72,6 +72,7 @@ def test_prior_rows_record_their_code_and_rebuild(uid_model, tmp_path):
         assert pair_source(p, "uid") == f"photo:{p['photo']}"
         blurred, sharp = rebuild_pair(row, photos, model=uid_model)
         assert np.array_equal(blurred, row["blurred"]) and np.array_equal(sharp, row["sharp"])
+    assert not np.array_equal(ds[0]["blurred"], ds[1]["blurred"])  # two codes, two blurs
 
 
 def test_blur_from_records_the_reference_and_bytes_do_not_depend_on_workers(uid_model, tmp_path, run_cli):
