@@ -147,6 +147,7 @@ def _stub_checkpoint(path, fmt):
     ("refs are photos", "holds only the sharp PHOTOS themselves"),
     ("small ref", "smaller than the blur encoder's 16 px"),
     ("no refs", "no such file or directory"),
+    ("empty refs", "no images found"),
     ("no photos", "no photos found"),
     ("per image", "--per-image"),
 ])
@@ -169,6 +170,9 @@ def test_bad_input_is_one_line_and_writes_nothing(uid_model, tmp_path, run_cli, 
         extra = ["--blur-from", refs]
     elif case == "no refs":
         extra = ["--blur-from", tmp_path / "missing"]
+    elif case == "empty refs":
+        (tmp_path / "none").mkdir()
+        extra = ["--blur-from", tmp_path / "none"]
     elif case == "no photos":
         (tmp_path / "empty").mkdir()
         photos = tmp_path / "empty"
