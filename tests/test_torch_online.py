@@ -281,3 +281,22 @@ def test_resume_needs_the_same_online_sources(photos, tiny_pairs_dataset, tmp_pa
     with pytest.raises(BadInputError, match=r"trained on --online .*online.toml:2 too"):
         _check_resume(ckpt, settings, settings.model_config(), {}, "fp32", torch.device("cpu"),
                       2, 0)
+
+
+@pytest.mark.slow
+def test_train_online_bytes_do_not_depend_on_loader_workers(photos, tmp_path):
+    """In fresh processes: train's own never renders with workers (so it may fork them), and
+    with --workers 0 rendering leaves torch's thread count alone (OMP_NUM_THREADS=1 here;
+    Numba's OpenMP pool, started by the first render, would set it to the core count)."""
+    import subprocess
+    import sys
+
+    recipe = tmp_path / "online.toml"
+    recipe.write_text(RECIPE.format(photos=photos))
+    common = ["train", "--online", str(recipe), "--steps", "2", "--quiet", *TRAIN_FAST[:-2]]
+    for workers in ("0", "2"):
+        r = subprocess.run([sys.executable, "-m", "blursynth", *common, "--workers", workers,
+                            "--out", str(tmp_path / f"w{workers}")], capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr
+    assert (tmp_path / "w0" / "checkpoint.pt").read_bytes() == \
+        (tmp_path / "w2" / "checkpoint.pt").read_bytes()

@@ -201,14 +201,27 @@ class OnlineBlur(torch.utils.data.Dataset):
             ``blurred``, ``sharp``: (H, W, 3) uint8; ``psf``: (k, k) float32; ``params``: dict
             (as stored: JSON types); ``id``, ``index``, ``seed``, ``source``, ``fingerprint``.
         """
-        import json
-
-        from ..config import canonical_json
-
         n = len(self)
         if isinstance(index, bool) or not isinstance(index, (int, np.integer)) or not -n <= index < n:
             raise IndexError(f"index {index!r} out of range for an OnlineBlur of {n} pairs")
         index = int(index) % n
+        threads = torch.get_num_threads()
+        try:
+            row = self._render(index)
+        finally:
+            # Numba's OpenMP kernels set the OpenMP thread count torch shares (1 under
+            # OMP_NUM_THREADS=1 becomes the core count): a loop rendering in its own process
+            # (train --workers 0) would train at another thread count, and so to other bits.
+            if torch.get_num_threads() != threads:
+                torch.set_num_threads(threads)
+        keys = ROW_KEYS if columns is None else columns
+        return {k: row[k] for k in keys if k in row}
+
+    def _render(self, index: int) -> dict:
+        import json
+
+        from ..config import canonical_json
+
         s, job = self.settings, self._job
         photo, resized, note = self._load(index // s.per_image)
         extra = {}
@@ -231,12 +244,10 @@ class OnlineBlur(torch.utils.data.Dataset):
             blurred, sharp, field = res["blurred"], res["sharp"], res["psf_field"]
             psf = field[field.shape[0] // 2, field.shape[1] // 2]
             extra = {"motion_mask": res["motion_mask"], "psf_field": np.asarray(field, np.float32)}
-        row = {"id": f"{index:09d}", "index": index, "seed": s.seed, "source": "trajectory",
-               "fingerprint": self.fingerprint, "blurred": blurred, "sharp": sharp,
-               "psf": np.asarray(psf, np.float32), "params": json.loads(canonical_json(params)),
-               **extra}
-        keys = ROW_KEYS if columns is None else columns
-        return {k: row[k] for k in keys if k in row}
+        return {"id": f"{index:09d}", "index": index, "seed": s.seed, "source": "trajectory",
+                "fingerprint": self.fingerprint, "blurred": blurred, "sharp": sharp,
+                "psf": np.asarray(psf, np.float32), "params": json.loads(canonical_json(params)),
+                **extra}
 
     def __getitem__(self, index) -> dict:
         from ..train.data import to_tensor
