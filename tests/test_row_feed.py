@@ -113,3 +113,27 @@ def test_a_chunk_error_stops_the_write_with_its_message(tmp_path):
     # The shard that held the bad row was never renamed into place; no temporary is left.
     assert not (out / "data/train-00001-of-00003.parquet").exists()
     assert not [p for p in (out / "data").iterdir() if not p.name.endswith(".parquet")]
+
+
+def test_tables_are_built_as_from_pylist_builds_them_without_pandas():
+    import numpy as np
+    import pyarrow as pa
+
+    from blursynth.dataset.arrow_rows import table_from_rows
+    from blursynth.dataset.schema import GT_FRAMES_PAIR_SCHEMA, SCENE_PAIR_SCHEMA, pair_row
+
+    img = np.arange(4 * 5 * 3, dtype=np.uint8).reshape(4, 5, 3)
+    rows = list(tiny_rows(0, 5, fp="t"))
+    rows[2]["sharp"] = None  # a test image without ground truth
+    scene = [pair_row(index=i, blurred=img, sharp=img, psf=None if i else np.eye(3), source="trajectory",
+                      seed=1, params={"i": i}, fingerprint="s", motion_mask=np.zeros((4, 5), np.uint8),
+                      psf_field=np.ones((2, 2, 3, 3)) / 9) for i in range(3)]
+    frames = [pair_row(index=i, blurred=img, sharp=img, psf=None, source="real", seed=0, params={},
+                       fingerprint="g", gt_frames=[img] * i) for i in range(3)]
+    for batch, schema in ((rows, PAIR_SCHEMA), (scene, SCENE_PAIR_SCHEMA), (frames, GT_FRAMES_PAIR_SCHEMA),
+                          ([], PAIR_SCHEMA)):
+        ours = table_from_rows(batch, schema)
+        ours.validate(full=True)
+        assert ours.equals(pa.Table.from_pylist(batch, schema=schema))
+    with pytest.raises(TypeError, match="no conversion"):
+        table_from_rows([{"t": 1}], pa.schema([("t", pa.timestamp("s"))]))

@@ -23,6 +23,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ..errors import BadInputError, DatasetError
+from .arrow_rows import table_from_rows
 from .executors import LOCAL, Executor, ProgressBar, report_rows, run_shards
 from .outputs import OutputKind, atomic_write_text, claim, lock_output, remove_temporaries, temporary_path
 from .schema import (
@@ -391,7 +392,7 @@ def _write_shard(task):
                 if isinstance(row, (pa.Table, pa.RecordBatch)):
                     # A ready-made chunk (fast path for numeric columns).
                     if batch:
-                        writer.write_table(pa.Table.from_pylist(batch, schema=schema))
+                        writer.write_table(table_from_rows(batch, schema))
                         rows_written += len(batch)
                         report_rows(len(batch))
                         batch = []
@@ -403,12 +404,12 @@ def _write_shard(task):
                     continue
                 batch.append(row)
                 if len(batch) >= row_group_size:
-                    writer.write_table(pa.Table.from_pylist(batch, schema=schema))
+                    writer.write_table(table_from_rows(batch, schema))
                     rows_written += len(batch)
                     report_rows(len(batch))
                     batch = []
             if batch or rows_written == 0:
-                writer.write_table(pa.Table.from_pylist(batch, schema=schema))
+                writer.write_table(table_from_rows(batch, schema))
                 rows_written += len(batch)
                 report_rows(len(batch))
         with open(tmp, "rb") as f:
