@@ -300,3 +300,34 @@ def test_train_online_bytes_do_not_depend_on_loader_workers(photos, tmp_path):
         assert r.returncode == 0, r.stderr
     assert (tmp_path / "w0" / "checkpoint.pt").read_bytes() == \
         (tmp_path / "w2" / "checkpoint.pt").read_bytes()
+
+
+def test_readme_online_example_runs(tmp_path, monkeypatch):
+    import re
+    import shutil
+    from pathlib import Path
+
+    from skimage import data
+
+    from blursynth.build.recipe import SKIMAGE_PHOTOS
+    from blursynth.sources.photos import save_rgb8
+
+    root = Path(__file__).resolve().parents[1]
+    text = (root / "README.md").read_text()
+    section = text[text.index("Pairs rendered as they are read"):]
+    code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    save_rgb8(tmp_path / "photos" / "coffee.png", data.coffee())
+    (tmp_path / "recipes").mkdir()
+    shutil.copy(root / "recipes" / "deblurgan-synth.toml", tmp_path / "recipes")
+    for name in SKIMAGE_PHOTOS:  # as 'blursynth build ... --limit 1' writes them
+        save_rgb8(tmp_path / "builds" / "deblurgan-synth" / "inputs" / "photos" / f"{name}.png",
+                  np.zeros((300, 300, 3), np.uint8))
+    from blursynth.build.run import BUILD_MARKER
+
+    (tmp_path / "builds" / "deblurgan-synth" / BUILD_MARKER).write_text("{}")  # a build's folder
+    monkeypatch.chdir(tmp_path)
+    scope = {}
+    exec(compile(code, "README.md", "exec"), scope)
+    assert tuple(scope["item"]["blurred"].shape) == (3, 256, 256)
+    assert scope["row"]["params"]["crop"][2:] == [256, 256]
+    assert len(scope["ds"]) == 6 * 16 and scope["ds"].settings.seed == 0
