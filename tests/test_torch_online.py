@@ -165,7 +165,7 @@ def test_from_recipe_equals_the_build(photos, tmp_path, run_cli):
         assert online.read(i)["blurred"].tobytes() == stored[i]["blurred"].tobytes()
 
 
-def test_from_recipe_refusals(photos, tmp_path):
+def test_from_recipe_refusals(photos, tmp_path, run_cli):
     recipe = tmp_path / "r.toml"
     recipe.write_text(RECIPE.format(photos=photos).replace('photos = "@photos"',
                                                             'photos = "@clips"'))
@@ -173,10 +173,14 @@ def test_from_recipe_refusals(photos, tmp_path):
         OnlineBlur.from_recipe(recipe, build=tmp_path / "b")
     banked = RECIPE.format(photos=photos).replace('psf_source = "fresh"', 'kernels = "@bank"')
     banked = banked.replace("[[steps]]", '[[steps]]\nname = "bank"\nrun = "trajectories"\n'
-                            'n = 8\n\n[[steps]]', 1)
+                            'n = 8\ncanvas = 16\nlength = 10.0\nsamples = 300\n\n[[steps]]', 1)
     recipe.write_text(banked)
     with pytest.raises(RecipeError, match="is made by step 'bank', not built"):
         OnlineBlur.from_recipe(recipe, build=tmp_path / "b")
+    assert run_cli("build", recipe, "--out", tmp_path / "built").code == 0  # once built: read
+    online = OnlineBlur.from_recipe(recipe, build=tmp_path / "built")
+    assert online.read(1)["blurred"].tobytes() == \
+        StoredPairs(tmp_path / "built" / "pairs")[1]["blurred"].tobytes()
     recipe.write_text(RECIPE.format(photos=photos).replace('run = "blur"',
                                                             'run = "trajectories"\nn = 8')
                       .split("photos = \"@photos\"")[0])
