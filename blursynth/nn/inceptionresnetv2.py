@@ -19,16 +19,17 @@ BatchNorm's eps 0.001 as that model's. 54,306,464 parameters without the classif
 55,843,464 with its 1000-class linear layer.
 
 Two changes for a dense backbone, neither touching a weight's shape: every conv and pool is
-padded to keep ``ceil(side / stride)`` (the released model pads none of its stem's 3x3 convs,
-nor its reductions' stride-2 ones), so the five maps the pyramid taps are exactly 1/2, 1/4,
+padded to keep ``ceil(side / stride)`` (the released model pads few of them: a 299 px input
+ends at 8 px, not at 1/32 of its side), so the five maps the pyramid taps are exactly 1/2, 1/4,
 1/8, 1/16 and 1/32 of an input whose sides are multiples of 32; and the classifier is dropped.
 
 Parameter names follow Cadene's ``pretrainedmodels`` port of the TF-slim checkpoint
 (``inceptionresnetv2-520b38e4.pth``, the file DeblurGAN-v2's FPN-Inception loads):
 ``conv2d_1a.conv.weight``, ``conv2d_1a.bn.running_mean``, ``mixed_5b.branch1.0.conv.weight``,
 ``repeat.0.branch2.2.bn.bias``, ``repeat_1.19.conv2d.weight``, ``block8.conv2d.bias``,
-``conv2d_7b.bn.weight``, ``last_linear.weight``; timm's ``inception_resnet_v2`` uses the same
-names for its layers. torchvision has no Inception-ResNet-v2.
+``conv2d_7b.bn.weight``, ``last_linear.weight`` (1001 classes in that file, the first a
+background class; ignored here); timm's ``inception_resnet_v2`` uses the same names for its
+layers. torchvision has no Inception-ResNet-v2.
 """
 
 from __future__ import annotations
