@@ -27,14 +27,16 @@ def _same_rows(settings, out):
         want, got = stored[i], online.read(i)
         assert got["id"] == want["id"] and got["index"] == want["index"]
         for key in ("blurred", "sharp", "psf"):
-            assert got[key].dtype == want[key].dtype and got[key].tobytes() == want[key].tobytes(), key
+            assert got[key].dtype == want[key].dtype, key
+            assert got[key].tobytes() == want[key].tobytes(), key
         assert got["params"] == want["params"]
         for key in ("motion_mask", "psf_field"):
             assert (key in got) == (want.get(key) is not None)
             if key in got:
                 assert got[key].tobytes() == want[key].tobytes(), key
         item = online[i]
-        assert torch.equal(item["blurred"], torch.from_numpy(want["blurred"]).permute(2, 0, 1) / 255.0)
+        expected = torch.from_numpy(want["blurred"]).permute(2, 0, 1) / 255.0
+        assert torch.equal(item["blurred"], expected)
     return online
 
 

@@ -20,8 +20,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .._rng import sample_rng
+from .._rng import check_seed, sample_rng
 from ..errors import BadInputError, RecipeError
+from ..train.data import STREAM_CROP, TRAIN_COLUMNS, aligned_crop, choose_source, to_tensor
+from .pairs import Draw, MixSampler, _check_weights
 
 #: What :meth:`OnlineBlur.read` returns (every key of a written row that has pixels or params).
 ROW_KEYS = ("id", "index", "seed", "source", "fingerprint", "blurred", "sharp", "psf", "params",
@@ -202,7 +204,8 @@ class OnlineBlur(torch.utils.data.Dataset):
             (as stored: JSON types); ``id``, ``index``, ``seed``, ``source``, ``fingerprint``.
         """
         n = len(self)
-        if isinstance(index, bool) or not isinstance(index, (int, np.integer)) or not -n <= index < n:
+        if isinstance(index, bool) or not isinstance(index, (int, np.integer)) \
+                or not -n <= index < n:
             raise IndexError(f"index {index!r} out of range for an OnlineBlur of {n} pairs")
         index = int(index) % n
         threads = torch.get_num_threads()
@@ -250,9 +253,7 @@ class OnlineBlur(torch.utils.data.Dataset):
                 **extra}
 
     def __getitem__(self, index) -> dict:
-        from ..train.data import to_tensor
-
-        row = self.read(index, ("id", "blurred", "sharp"))
+        row = self.read(index, TRAIN_COLUMNS)
         return {"blurred": to_tensor(row["blurred"]), "sharp": to_tensor(row["sharp"]),
                 "id": row["id"]}
 
@@ -354,9 +355,6 @@ class OnlineMix(torch.utils.data.Dataset):
     """
 
     def __init__(self, pairs, online, online_weights, *, crop, seed=None, names=None):
-        from .._rng import check_seed
-        from .pairs import _check_weights
-
         self.pairs, self.online = pairs, list(online)
         if not self.online:
             raise BadInputError("OnlineMix needs at least one OnlineBlur source.")
@@ -391,11 +389,8 @@ class OnlineMix(torch.utils.data.Dataset):
         stored = list(self.pairs.rows) if self.pairs is not None else []
         return stored + [np.arange(len(o), dtype=np.int64) for o in self.online]
 
-    def draw(self, position: int, seed: int | None = None):
-        """Sample ``position`` (a :class:`~blursynth.torch.pairs.Draw`): a source by the
-        weights, then a pair of it (train's draw)."""
-        from ..train.data import choose_source
-        from .pairs import Draw
+    def draw(self, position: int, seed: int | None = None) -> Draw:
+        """Sample ``position``: a source by the weights, then a pair of it (train's draw)."""
 
         src, u = choose_source(self.seed if seed is None else seed, position, self._cum)
         n_stored = 0 if self.pairs is None else len(self.pairs.rows)
@@ -406,17 +401,12 @@ class OnlineMix(torch.utils.data.Dataset):
             n, start = len(self.online[j]), int(self._starts[j])
         return Draw(start + min(int(u * n), n - 1), int(position))
 
-    def sampler(self, num_samples: int, **kwargs):
+    def sampler(self, num_samples: int, **kwargs) -> MixSampler:
         """A :class:`~blursynth.torch.MixSampler` of run samples (``train``'s order); keywords
         as :meth:`blursynth.torch.PairDataset.sampler`."""
-        from .pairs import MixSampler
-
         return MixSampler(self, num_samples, **kwargs)
 
-    def __getitem__(self, draw) -> dict:
-        from ..train.data import STREAM_CROP, TRAIN_COLUMNS, aligned_crop, to_tensor
-        from .pairs import Draw
-
+    def __getitem__(self, draw: Draw) -> dict:
         index, position = int(draw[0]), int(draw[1])
         if index < self._starts[0]:
             return self.pairs[Draw(index, position)]
