@@ -1,5 +1,6 @@
 """Training speed of every ``--arch``: steps per second of its small and paper configs, each as
-a ratio to DeblurGAN's step at the same config, measured in the same run.
+a ratio to DeblurGAN's step at the same config, measured in the same run (the paper's variants,
+such as deblurgan-v2's paper-inception, against DeblurGAN's paper config).
 
 Run: .venv/bin/python benchmarks/bench_archs.py [--steps 3] [--paper-crop 128] [--device cpu]
 Writes the "Architectures: training speed" section of benchmarks/RESULTS.md.
@@ -68,28 +69,34 @@ def main():
     ap.add_argument("--paper-crop", type=int, default=128)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--archs", nargs="*", default=None, help="[every registered one]")
+    ap.add_argument("--configs", nargs="*", default=["small", "paper", "paper-inception"],
+                    help="Configs measured, where an arch has them [%(default)s].")
     ap.add_argument("--no-write", action="store_true", help="Print only; leave RESULTS.md alone.")
     args = ap.parse_args()
     device = torch.device(args.device)
     header = machine_line()
     names = args.archs or list(ARCHS)
     rows, base = [], {}
-    for config in ("small", "paper"):
-        # DeblurGAN first: the baseline of this config, measured in this run.
+    for config in args.configs:
+        # DeblurGAN first: the baseline of this config (of "paper" for the paper's variants),
+        # measured in this run.
+        family = config.split("-")[0]
         for name in ["deblurgan"] + [n for n in names if n != "deblurgan"]:
             arch = get_arch(name)
-            if config not in arch.configs:
+            cfg = config if name != "deblurgan" or family in base else family
+            if cfg not in arch.configs or (name == "deblurgan" and family in base):
                 continue
-            crop, batch = arch.crop_batch[config]
-            if config == "paper":
+            crop, batch = arch.crop_batch[cfg]
+            if family == "paper":
                 crop = args.paper_crop
-            rate, n_g, n_d, cs = steps_per_second(name, config, crop=crop, batch=batch,
+            rate, n_g, n_d, cs = steps_per_second(name, cfg, crop=crop, batch=batch,
                                                   steps=args.steps, device=device)
             px = rate * batch * crop * crop
-            base.setdefault(config, px)
-            row = (f"| {name} | {config} | {n_g / 1e6:.2f}M / {n_d / 1e6:.2f}M | {crop} | "
+            if name == "deblurgan":
+                base[family] = px
+            row = (f"| {name} | {cfg} | {n_g / 1e6:.2f}M / {n_d / 1e6:.2f}M | {crop} | "
                    f"{batch} | {cs} | {rate:.3g} | {1 / rate:.3g} | {px / 1e6:.3g} | "
-                   f"{px / base[config]:.2f} |")
+                   f"{px / base[family]:.2f} |")
             print(row, flush=True)
             rows.append(row)
     body = "\n".join([
