@@ -322,6 +322,26 @@ def test_evaluate_checks_its_tile_as_deblur_does(run_cli, trained_run, tiny_pair
            match="too small for this model's halo")
 
 
+def test_deblur_needs_room_for_the_halo_only_for_images_run_in_tiles(run_cli, trained_run,
+                                                                     tmp_path):
+    import numpy as np
+
+    from blursynth.sources.photos import save_rgb8
+
+    save_rgb8(tmp_path / "in" / "a.png", np.full((48, 64, 3), 128, np.uint8))
+    args = ("deblur", "--model", trained_run, "--tile", 64, "--quiet")
+    # 48x64 fits in a tile of 64 and runs whole, whatever the model's reach.
+    r = run_cli(*args, tmp_path / "in", "--out", tmp_path / "out")
+    assert r.code == 0, r.err
+    assert (tmp_path / "out" / "a.png").is_file()
+    # Beside a 96x128 photo, which would run in tiles: refused before anything is written.
+    save_rgb8(tmp_path / "in2" / "a.png", np.full((48, 64, 3), 128, np.uint8))
+    save_rgb8(tmp_path / "in2" / "b.png", np.full((96, 128, 3), 128, np.uint8))
+    _fails(run_cli, *args, tmp_path / "in2", "--out", tmp_path / "out2",
+           match="too small for this model's halo")
+    assert not (tmp_path / "out2").exists()
+
+
 def test_resume_with_more_steps_warns_about_the_schedule(run_cli, tiny_pairs_dataset, tmp_path):
     run = tmp_path / "run"
     args = ("train", "--data", tiny_pairs_dataset(), "--out", run, *FAST, "--lr", "0.001")

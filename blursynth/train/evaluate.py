@@ -95,6 +95,18 @@ def _check_halo(gen, tile: int, blend: int) -> None:
                             f"{halo} px a side; use --tile {((2 * halo + 64) // 4) * 4} or more.")
 
 
+def _runs_in_tiles(gen, height: int, width: int, tile: int) -> bool:
+    """Whether :func:`~blursynth.train.tiling.deblur_tensor` runs an image of this size in
+    tiles (a model with a long reach, such as deblurgan-v2's paper-inception, then needs a
+    large ``--tile``; an image that fits runs whole with any)."""
+    from .tiling import _round_up, multiple_of
+
+    m = multiple_of(gen)
+    if getattr(gen, "tiling", None) == "whole":
+        return False
+    return max(_round_up(height, m), _round_up(width, m)) > tile // m * m
+
+
 def check_protocol(protocol: str) -> None:
     """Refuse a ``--protocol`` that is neither ``auto`` nor one of the protocols, in one line."""
     from .protocols import PROTOCOLS
@@ -229,7 +241,7 @@ def score_row(gen, pair, protocol: str, *, tile, norm_stats, lpips=None):
     name = protocols.default_protocol(pair["params"]) if protocol == "auto" else protocol
     if pair.get("sharp") is None and not pair.get("gt_frames"):
         name = "noref"  # what score() does for a row without ground truth, named as such
-    if max(-(-n // 4) * 4 for n in pair["blurred"].shape[:2]) > tile:
+    if _runs_in_tiles(gen, *pair["blurred"].shape[:2], tile):
         _check_halo(gen, tile, EVALUATE_BLEND)  # only images run in tiles need room
     out = deblur_array(gen, pair["blurred"], tile=tile, blend=EVALUATE_BLEND, norm_stats=norm_stats)
     try:
@@ -524,11 +536,11 @@ def deblur_images(settings: DeblurSettings, deblur_fn=None) -> dict:
     """
     from ..sources.photos import list_images
 
+    gen = None
     if deblur_fn is None:
         _check_tiling(settings.tile, settings.norm_stats)
         device = resolve_device(settings.device)
         gen, _ = load_generator(settings.model, device)
-        _check_halo(gen, settings.tile, settings.blend)
 
         def deblur_fn(image):
             return deblur_array(gen, image, tile=settings.tile, blend=settings.blend,
@@ -572,6 +584,8 @@ def deblur_images(settings: DeblurSettings, deblur_fn=None) -> dict:
         if min(width, height) < 8:
             raise BadInputError(f"{src}: {height}x{width} is too small; images must be at least 8 "
                                 "px a side.")
+        if gen is not None and _runs_in_tiles(gen, height, width, settings.tile):
+            _check_halo(gen, settings.tile, settings.blend)  # as evaluate: only tiled images
     claimed = claim(out, DEBLURRED)  # before the first (possibly long) deblur, not after it
     written, notes = [], []
     # outside the try: a refused run must not undo the folder the other one writes
