@@ -230,3 +230,38 @@ def test_cpu_tap_kernel_restores_numba_thread_count():
         assert numba.get_num_threads() == 2
     finally:
         numba.set_num_threads(before)
+
+
+def test_taps_per_pass_do_not_change_the_bytes_and_planes_need_no_torch():
+    # The row kernel sums eight taps per pass, then four, then one: a chain of FMAs in tap order
+    # either way, so every tap count gives the bytes of one tap per pass (compiled here with the
+    # same contraction); and convolve_planes (NumPy in, NumPy out) gives convolve_padded's numbers.
+    import numba
+
+    from blursynth.ops.convolve import _taps_kernel, convolve_padded, convolve_planes, psf_taps
+
+    @numba.njit(fastmath={"contract"})
+    def one_per_pass(padded, dy, dx, w, out):
+        planes, ho, wo = out.shape
+        for p in range(planes):
+            for y in range(ho):
+                acc = np.zeros(wo, out.dtype)
+                for t in range(dy.shape[0]):
+                    wt = w[t]
+                    s = padded[p, y + dy[t], dx[t] : dx[t] + wo]
+                    for x in range(wo):
+                        acc[x] += wt * s[x]
+                out[p, y, :] = acc
+
+    x = np.random.default_rng(3).random((2, 40, 57), dtype=np.float32)
+    for n in (1, 3, 4, 5, 8, 9, 12, 15, 16, 21, 37):
+        psf = sparse_psf(13, n, seed=n)
+        dy, dx, w = psf_taps(psf)
+        w = w.astype(np.float32)
+        a = np.empty((2, 28, 45), np.float32)
+        b = np.empty_like(a)
+        _taps_kernel()(x, dy, dx, w, a)
+        one_per_pass(x, dy, dx, w, b)
+        assert np.array_equal(a, b), n
+        planes = convolve_planes(x, psf)
+        assert np.array_equal(planes, convolve_padded(torch.from_numpy(x)[None], psf)[0].numpy())

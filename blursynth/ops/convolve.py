@@ -552,18 +552,43 @@ def _build_taps_kernel():
         """out[p, y] = sum over taps t of w[t] * padded[p, y + dy[t], dx[t] : dx[t] + W].
 
         One output row at a time, accumulated in a private row that stays in
-        L1; four taps per pass to cut the accumulator traffic. Each row is
-        summed by one thread in tap order, so the result does not depend on
-        the number of threads.
+        L1; eight taps per pass to cut the accumulator traffic (the loop is
+        bound by loads: per eight vector FMAs it loads eight source vectors and
+        the accumulator once, where four taps per pass loaded it twice). The
+        sum runs in tap order whatever the taps per pass, one FMA after the
+        other, so four or eight per pass give the same bytes. Each row is
+        summed by one thread, so the result does not depend on the number of
+        threads.
         """
         planes, ho, wo = out.shape
         n = dy.shape[0]
+        n8 = n - n % 8
         n4 = n - n % 4
         for py in prange(planes * ho):
             p = py // ho
             y = py % ho
             acc = np.zeros(wo, out.dtype)
-            for t in range(0, n4, 4):
+            for t in range(0, n8, 8):
+                w0 = w[t]
+                w1 = w[t + 1]
+                w2 = w[t + 2]
+                w3 = w[t + 3]
+                w4 = w[t + 4]
+                w5 = w[t + 5]
+                w6 = w[t + 6]
+                w7 = w[t + 7]
+                s0 = padded[p, y + dy[t], dx[t] : dx[t] + wo]
+                s1 = padded[p, y + dy[t + 1], dx[t + 1] : dx[t + 1] + wo]
+                s2 = padded[p, y + dy[t + 2], dx[t + 2] : dx[t + 2] + wo]
+                s3 = padded[p, y + dy[t + 3], dx[t + 3] : dx[t + 3] + wo]
+                s4 = padded[p, y + dy[t + 4], dx[t + 4] : dx[t + 4] + wo]
+                s5 = padded[p, y + dy[t + 5], dx[t + 5] : dx[t + 5] + wo]
+                s6 = padded[p, y + dy[t + 6], dx[t + 6] : dx[t + 6] + wo]
+                s7 = padded[p, y + dy[t + 7], dx[t + 7] : dx[t + 7] + wo]
+                for x in range(wo):
+                    acc[x] = (acc[x] + w0 * s0[x] + w1 * s1[x] + w2 * s2[x] + w3 * s3[x]
+                              + w4 * s4[x] + w5 * s5[x] + w6 * s6[x] + w7 * s7[x])
+            for t in range(n8, n4, 4):
                 w0 = w[t]
                 w1 = w[t + 1]
                 w2 = w[t + 2]
