@@ -152,6 +152,16 @@ def _arrow(values: np.ndarray) -> pa.Array:
     return pa.Array.from_buffers(_ARROW_TYPES[values.dtype], len(values), [None, pa.py_buffer(values)])
 
 
+def _numpy(values: pa.Array) -> np.ndarray:
+    """A null-free numeric Arrow array as NumPy, sharing its memory (without ``to_numpy``, whose
+    first call imports pandas; see :func:`_arrow`)."""
+    dtype = {t: d for d, t in _ARROW_TYPES.items()}[values.type]
+    if values.null_count:  # pragma: no cover - the bank's numeric columns have no nulls
+        raise ValueError("expected an array without nulls.")
+    return np.frombuffer(values.buffers()[1], dtype, count=len(values),
+                         offset=values.offset * dtype.itemsize)
+
+
 def _strings(texts: list[str]) -> pa.Array:
     """ASCII strings as an Arrow string array (without ``pa.array``; see :func:`_arrow`)."""
     lengths = np.fromiter((len(t) for t in texts), np.int32, len(texts))
@@ -304,7 +314,7 @@ def warn_clipped(path, config: KernelBankConfig) -> None:
     for s in range(len(table.shards)):
         for first, batch in table.iter_batches(s, columns=["clipped"], batch_size=4096):
             with table.decoding(s, first, first + batch.num_rows - 1):
-                parts.append(batch.column(0).flatten().to_numpy().reshape(-1, n_exp))
+                parts.append(_numpy(batch.column(0).flatten()).reshape(-1, n_exp))
     if not parts:
         return
     clipped = np.concatenate(parts).astype(np.float64)

@@ -619,16 +619,15 @@ def _finish(blurred_lin, sharp_lin, window8, params, *, seed, index, mosaic_only
         return res if mosaic_only else {"blurred": res[0], "sharp": res[1]}
     if mosaic_only:
         raise BadInputError("this pair was made on the RGB path; it has no RAW mosaic.")
-    import torch
-
     from ..ops.blur import _encode_hwc
     from ..ops.color import CameraResponse
     from ..ops.degrade import add_sensor_noise, jpeg_roundtrip, noise_field
 
+    # NumPy planes, as render_pair's CPU path: the same numbers, and no torch import.
     crf = CameraResponse.parse(params["crf"])
-    x = torch.from_numpy(np.ascontiguousarray(blurred_lin.transpose(2, 0, 1)))
+    x = np.ascontiguousarray(blurred_lin.transpose(2, 0, 1))
     if "shot_noise" in params or "read_noise" in params:
-        x = x.clamp(0.0, 1.0)
+        x = np.clip(x, x.dtype.type(0.0), x.dtype.type(1.0))
         field = noise_field(tuple(x.shape), sample_rng(seed, index, STREAM_NOISE))
         x = add_sensor_noise(x, shot=float(params.get("shot_noise") or 0.0),
                              read=float(params.get("read_noise") or 0.0), noise=field)
@@ -636,7 +635,7 @@ def _finish(blurred_lin, sharp_lin, window8, params, *, seed, index, mosaic_only
     if params.get("exposure_gain") is None and not composited:
         sharp = np.ascontiguousarray(window8)  # decode then encode of uint8 is the identity
     else:
-        sharp = _encode_hwc(torch.from_numpy(np.ascontiguousarray(sharp_lin.transpose(2, 0, 1))), crf)
+        sharp = _encode_hwc(np.ascontiguousarray(sharp_lin.transpose(2, 0, 1)), crf)
     if params.get("jpeg_quality") is not None:
         blurred = jpeg_roundtrip(blurred, int(params["jpeg_quality"]))
     return {"blurred": blurred, "sharp": sharp}
