@@ -326,14 +326,24 @@ def distinct_photos(folder: Path, n: int) -> None:
         cv2.imwrite(str(folder / f"p{i:03d}.png"), np.ascontiguousarray(win[:, :, ::-1]))
 
 
+#: CPU seconds (user + system) of each timed process and its pool workers, by the order of the runs.
+CPU_SECONDS = []
+
+
 def timed(cmd, env=None) -> float:
+    """Wall seconds of a whole process; its CPU seconds (with its workers') go to CPU_SECONDS."""
     import os
+    import resource
     import subprocess
 
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t = time.perf_counter()
     subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                    env={**os.environ, **(env or {})})
-    return time.perf_counter() - t
+    wall = time.perf_counter() - t
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    CPU_SECONDS.append(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
+    return wall
 
 
 def cores_section(rounds: int, n_photos: int = 32, per_image_big: int = 4):
@@ -380,18 +390,28 @@ def cores_section(rounds: int, n_photos: int = 32, per_image_big: int = 4):
             "python -c pass": lambda: timed([py, "-c", "pass"]),
         }
         times = {name: [] for name in methods}
+        cpu = {name: [] for name in methods}
         for _ in range(rounds):
             for name, fn in methods.items():
                 times[name].append(fn())
+                cpu[name].append(CPU_SECONDS[-1])
         med = {name: statistics.median(ts) for name, ts in times.items()}
+        cpu = {name: statistics.median(ts) for name, ts in cpu.items()}
     n_of = {name: int(name.rsplit(", ", 1)[1].split()[0]) if "pairs" in name else 1 for name in med}
     rows.append(f"\nWhole processes, start-up included (`blursynth blur PHOTOS --psf-source fresh "
                 f"--exposure 1`: a 60 px trajectory per pair, 65x65 PSF; {n_photos} distinct 720x1280 "
                 f"PNG photos); medians of {rounds} interleaved rounds:\n")
-    rows.append("| run | wall s | pairs/s |")
-    rows.append("| --- | ---: | ---: |")
+    rows.append("| run | wall s | pairs/s | CPU s (all processes) |")
+    rows.append("| --- | ---: | ---: | ---: |")
     for name, t in med.items():
-        rows.append(f"| {name} | {t:.2f} | {n_of[name] / t:.1f} |" if "pairs" in name else f"| {name} | {t:.2f} | |")
+        rate = f"{n_of[name] / t:.1f}" if "pairs" in name else ""
+        rows.append(f"| {name} | {t:.2f} | {rate} | {cpu[name]:.2f} |")
+    rows.append("\nCPU seconds count the work whatever the machine's load (a loaded machine inflates "
+                "them far less than wall time): the script's CPU seconds over the command's are "
+                f"{cpu[f'plain script, {n_photos} pairs'] / cpu[f'blur --workers 1, {n_photos} pairs']:.2f}x "
+                f"on {n_photos} pairs; the command's start-up (a 1-pair run) costs "
+                f"{cpu['blur, 1 pair (start-up)']:.2f} CPU s, the interpreter alone "
+                f"{cpu['python -c pass']:.2f}.")
     script_t = med[f"plain script, {n_photos} pairs"]
     w1, w2 = med[f"blur --workers 1, {big} pairs"], med[f"blur --workers 2, {big} pairs"]
     ratios = {
