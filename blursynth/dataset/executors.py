@@ -499,7 +499,7 @@ def _feed_context(make_rows):
         if numba is not None:
             from numba.np.ufunc import parallel
 
-            if parallel._is_initialized:  # its thread pool has started here
+            if getattr(parallel, "_is_initialized", True):  # its thread pool has started here (or unknown)
                 return _pool_context(_feed_chunk, make_rows)
             import blursynth._warm  # noqa: F401 - set Numba's target up once, for every worker
         return mp.get_context("fork")
