@@ -567,7 +567,8 @@ def _build_taps_kernel():
         for py in prange(planes * ho):
             p = py // ho
             y = py % ho
-            acc = np.zeros(wo, out.dtype)
+            acc = out[p, y]  # the output row itself: no allocation per row
+            acc[:] = 0
             for t in range(0, n8, 8):
                 w0 = w[t]
                 w1 = w[t + 1]
@@ -604,7 +605,6 @@ def _build_taps_kernel():
                 s = padded[p, y + dy[t], dx[t] : dx[t] + wo]
                 for x in range(wo):
                     acc[x] += wt * s[x]
-            out[p, y, :] = acc
 
     return _taps_rows
 
