@@ -305,8 +305,9 @@ class RowFeed:
     elsewhere. :meth:`rows` gives the rows of a range in item order, so the shard files are
     written here, one after the other, byte-identical to a one-process run: every row is a
     pure function of its index, and the writer alone decides the shard and row-group
-    boundaries. The pool's processes are forked from a fork server that imported the row
-    maker's modules once, and receive the row maker once (not with every chunk).
+    boundaries. The pool's processes start once per feed (forked from this process where that
+    is safe, else from a fork server that imported the row maker's modules once:
+    :func:`_feed_context`) and receive the row maker once, not with every chunk.
 
     A chunk runs ahead of the writer by at most ``window`` chunks, which bounds the rows held
     in memory.
@@ -375,8 +376,8 @@ class RowFeed:
                     j = self._claim()
                     self.claimed_by_pool.add(j)
                 start, stop = self.chunks[j]
-                # The first submits start the pool's processes (the fork server imports the
-                # row maker's modules first): this process renders chunks meanwhile.
+                # From a fork server, the first submit starts the pool's processes (the server
+                # imports the row maker's modules first): this process renders chunks meanwhile.
                 fut = self.pool.submit(_feed_chunk, start, stop)
                 fut.add_done_callback(self._notify)
                 with self.cond:
