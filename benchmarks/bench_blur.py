@@ -530,8 +530,8 @@ def main(argv=None):
         "or FFT convolution, threshold encode) costs one to three times the two PNG encodes, so on a CPU "
         "the PNG bound is out of reach by design; the bound is for a GPU, where the blur is nearly free. "
         "The machine is shared: absolute times move with its load, the ratios come from the same "
-        "interleaved rounds. Whole runs with --workers 2 pay two interpreter starts (torch and Numba "
-        "imports, seconds each under load), which 24 pairs do not amortize.",
+        "interleaved rounds. Whole runs: see 'Blur engine: every core' (`--cores`) for --workers 1 "
+        "against 2 and start-up.",
         *gpu_section(rounds),
     ]
     text = "\n".join(summary)
