@@ -13,7 +13,8 @@ import sys
 
 @contextlib.contextmanager
 def one_thread(device_type: str = "cpu"):
-    """Run the body at one intra-op thread in torch, OpenCV and Numba (those already imported).
+    """Run the body at one intra-op thread in torch and OpenCV (those already imported), and the
+    Numba kernels that ask :func:`single`.
 
     Parameters
     ----------
@@ -33,23 +34,40 @@ def one_thread(device_type: str = "cpu"):
     if device_type != "cpu":
         yield
         return
+    global _depth
     torch = sys.modules.get("torch")
     cv2 = sys.modules.get("cv2")
-    numba = sys.modules.get("numba")  # its kernels follow torch's count, or this one without torch
-    before = (torch.get_num_threads() if torch else None, cv2.getNumThreads() if cv2 else None,
-              numba.get_num_threads() if numba else None)
+    before = (torch.get_num_threads() if torch else None, cv2.getNumThreads() if cv2 else None)
     try:
         if torch:
             torch.set_num_threads(1)
         if cv2:
             cv2.setNumThreads(1)
-        if numba:
-            numba.set_num_threads(1)
+        _depth += 1
         yield
     finally:
+        _depth -= 1
         if torch:
             torch.set_num_threads(before[0])
         if cv2:
             cv2.setNumThreads(before[1])
-        if numba:
-            numba.set_num_threads(before[2])
+
+
+# Numba's count is not set here: setting it starts Numba's OpenMP pool, which a process that
+# forks later (a loader's workers, the writer's pool) must not have started. Kernels that take
+# a budget ask single() instead.
+_depth = 0
+
+
+def single() -> bool:
+    """Whether a :func:`one_thread` block is running (for Numba kernels that size their threads).
+
+    Examples
+    --------
+    >>> with one_thread():
+    ...     single()
+    True
+    >>> single()
+    False
+    """
+    return _depth > 0

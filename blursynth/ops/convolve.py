@@ -513,16 +513,18 @@ def _taps_numpy(x, psf):
 
 
 def _set_numba_threads() -> int:
-    """Follow torch's thread budget (1 in dataset worker processes and under ``one_thread``) so
-    the two libraries never oversubscribe the cores; without torch loaded, Numba's own count
-    (which ``one_thread`` sets too). Returns Numba's count before, for the caller to restore."""
+    """One thread under ``one_thread`` (and in dataset worker processes), else torch's thread
+    budget where torch is loaded, so the two libraries never oversubscribe the cores, else
+    Numba's own count. Returns Numba's count before, for the caller to restore."""
     import sys
 
     import numba
 
+    from .._threads import single
+
     previous = numba.get_num_threads()
     torch = sys.modules.get("torch")
-    budget = torch.get_num_threads() if torch is not None else previous
+    budget = 1 if single() else torch.get_num_threads() if torch is not None else previous
     numba.set_num_threads(max(1, min(budget, numba.config.NUMBA_NUM_THREADS)))
     return previous
 
