@@ -233,7 +233,7 @@ def blur(photos, kernels, out, psf_source, exposure, per_image, crop, resize, re
         fresh_canvas=canvas, png_level=png_level, shard_size=shard_size,
         pipeline=pipeline, camera=camera, demosaic=demosaic, raw_bits=raw_bits,
     )
-    manifest = blur_photos(settings, out, workers=workers, overwrite=overwrite)
+    manifest = blur_photos(settings, out, workers=workers, overwrite=overwrite, keep_freed=True)
     echo_manifest(manifest, out)
     if manifest["skipped_photos"]:
         click.echo(f"warning: skipped {manifest['skipped_photos']} unreadable photo(s); see the warnings above "
