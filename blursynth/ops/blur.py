@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .._numba import njit
 from ..errors import BadInputError
 from .color import CameraResponse
 from .convolve import check_fits, check_psf
@@ -211,18 +212,16 @@ def _blur_linear_cpu(photo, psf, crf, border, method, boost=None, regions=None):
 
     ``regions``: (mask of the unpadded photo, threshold), padded here as the photo is.
     """
-    import cv2
-
     from .convolve import convolve_planes
 
     k = psf.shape[0]
     r = k // 2
     padded = _pad_photo(photo, r, border)
-    table = crf.decode_table()
     hp, wp = padded.shape[:2]
     planes = np.empty((3, hp, wp), np.float32)
-    for c, plane in enumerate(cv2.split(padded)):
-        cv2.LUT(plane, table, dst=planes[c])
+    # One pass from the interleaved photo to the three planes (OpenCV's split, then a LUT per
+    # plane, took four times as long: the split alone 3 ms of a 720p pair).
+    _decode_planes(padded, crf.decode_table(), planes)
     if boost is not None:
         from .degrade import boost_highlights
 
@@ -232,6 +231,16 @@ def _blur_linear_cpu(photo, psf, crf, border, method, boost=None, regions=None):
             planes = boost_highlights(planes, *boost, regions=_pad_mask(regions[0], r, border),
                                       region_threshold=regions[1])
     return convolve_planes(planes, psf, method=method)
+
+
+@njit
+def _decode_planes(image, table, out):
+    """``out[c, y, x] = table[image[y, x, c]]``: an (H, W, C) uint8 image to (C, H, W) planes."""
+    h, w, nc = image.shape
+    for y in range(h):
+        for x in range(w):
+            for c in range(nc):
+                out[c, y, x] = table[image[y, x, c]]
 
 
 def _blur_linear_torch(photo, psf, crf, border, device, method, boost=None, regions=None):
