@@ -153,7 +153,7 @@ def test_deblurganv2_layout_reads_back_by_sorted_globs_as_jpeg(tmp_path, run_cli
 
 def test_val_split_is_what_train_holds_out_and_splits_follow_their_fractions(tmp_path, run_cli):
     from blursynth.dataset.export_layouts import assign_splits
-    from blursynth.train.data import split_indices, split_keys
+    from blursynth.dataset.split import split_indices, split_keys
 
     ds = _dataset(tmp_path / "d")
     assert run_cli("dataset", "export", tmp_path / "d", "--out", tmp_path / "x", "--splits", SPLITS).code == 0

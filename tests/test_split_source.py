@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 from blursynth.dataset import PAIR_SCHEMA, pair_row, write_dataset
-from blursynth.train.data import open_pairs, split_indices, split_keys
+from blursynth.dataset.split import split_indices, split_keys
+from blursynth.train.data import open_pairs
 
 from .conftest import error_line
 

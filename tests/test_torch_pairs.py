@@ -15,11 +15,11 @@ import torch
 
 from blursynth._rng import sample_rng
 from blursynth.dataset import PAIR_SCHEMA, pair_row, write_dataset
+from blursynth.dataset.split import split_indices, split_keys
 from blursynth.errors import BadInputError, DatasetError
 from blursynth.torch import Draw, MixSampler, PairDataset
 from blursynth.train.data import (
-    STREAM_CROP, STREAM_INDEX_CROP, aligned_crop, choose_source, open_pairs, split_indices,
-    split_keys, to_tensor,
+    STREAM_CROP, STREAM_INDEX_CROP, aligned_crop, choose_source, open_pairs, to_tensor,
 )
 
 README = Path(__file__).resolve().parents[1] / "README.md"

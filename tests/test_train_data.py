@@ -5,8 +5,9 @@ import numpy as np
 import pytest
 import torch
 
+from blursynth.dataset.split import split_indices
 from blursynth.torch import PairDataset
-from blursynth.train.data import PositionSampler, split_indices
+from blursynth.train.data import PositionSampler
 
 
 def mixed(paths, weights, *, seed, crop, verify=True):

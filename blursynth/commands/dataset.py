@@ -157,7 +157,7 @@ def export(path, out, layout, splits, fmt, jpeg_quality, png_flag, overwrite, ra
     rows = None
     if split != "all":
         from ..dataset.reader import PairDataset
-        from ..train.data import split_indices, split_keys
+        from ..dataset.split import split_indices, split_keys
 
         ds = PairDataset(path, verify=not no_verify)
         train, held = split_indices(split_keys(ds, split_by), val_fraction)

@@ -200,7 +200,7 @@ def _place_rows(ds, layout, splits, split_by, rows, split_name) -> dict:
     (sources or ids; 0 without ``splits``), checked before anything is written:
     file names that two ids would share, and rows without a sharp image in a layout that pairs
     files by name."""
-    from ..train.data import pair_ids, split_keys
+    from .split import pair_ids, split_keys
     from .export_layouts import assign_splits
 
     ids = pair_ids(ds)

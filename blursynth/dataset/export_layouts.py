@@ -126,7 +126,7 @@ def parse_splits(text) -> dict:
 
 def assign_splits(keys, fractions: dict) -> list:
     """The split of each row, by a hash of its key (its source or its id: see
-    :func:`blursynth.train.data.split_keys`), so that the rows of one source share a split.
+    :func:`blursynth.dataset.split.split_keys`), so that the rows of one source share a split.
 
     Splits take intervals of the hash's [0, 1) in the order ``val``, ``test``, ``train``: a
     ``val`` of fraction F is the rule ``train --val-fraction F`` holds out by, fallback included
@@ -146,7 +146,7 @@ def assign_splits(keys, fractions: dict) -> list:
     >>> all(len({s for k, s in zip(keys, splits) if k == key}) == 1 for key in keys[::3])
     True
     """
-    from ..train.data import heldout_fraction_of, split_indices
+    from .split import heldout_fraction_of, split_indices
 
     keys = list(keys)
     distinct = sorted(set(keys))

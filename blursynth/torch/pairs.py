@@ -25,11 +25,12 @@ import numpy as np
 import torch
 
 from .._rng import check_seed, sample_rng
+from ..dataset.split import SPLIT_BY, split_indices, split_keys
 from ..errors import BadInputError, DatasetError
 from ..train.data import (
-    MAX_REDRAWS, SPLIT_BY, STREAM_CROP, STREAM_INDEX_CROP, STREAM_INDEX_REDRAW, STREAM_REDRAW,
+    MAX_REDRAWS, STREAM_CROP, STREAM_INDEX_CROP, STREAM_INDEX_REDRAW, STREAM_REDRAW,
     TRAIN_COLUMNS, aligned_crop, check_ground_truth, choose_source, open_pairs, rank_positions,
-    split_indices, split_keys, to_tensor,
+    to_tensor,
 )
 
 #: ``split=`` choices: every row, the rows a run trains on, the rows it holds out.

@@ -12,9 +12,10 @@ from pathlib import Path
 import numpy as np
 
 from ..dataset.outputs import OutputKind, claim, lock_output, remove_temporaries, write_output_file
+from ..dataset.split import SPLIT_BY, split_indices, split_keys
 from ..errors import BadInputError
 from ..nn.device import resolve_device
-from .data import SPLIT_BY, open_pairs, split_indices, split_keys, to_tensor
+from .data import open_pairs, to_tensor
 from .loop import load_generator
 from .tiling import deblur_tensor
 
