@@ -665,16 +665,26 @@ def _scene_rows(start, stop, job):
     photos = photos_for(job.plan, start, stop, s.per_image, strict=s.strict,
                         prepare=functools.partial(resize_photo, resize=s.resize))
     for index, photo, note in photos:
-        params = draw_scene(job, index, photo.shape[:2])
-        if note:
-            params["converted"] = note
-        res = scene_images(photo, params, seed=s.seed, index=index, photos=job.plan.root)
-        field = res["psf_field"]
-        g = field.shape[0]
-        yield pair_row(index=index, blurred=res["blurred"], sharp=res["sharp"],
-                       psf=field[g // 2, field.shape[1] // 2], source="trajectory", seed=s.seed,
-                       params=params, fingerprint=job.fingerprint, png_level=s.png_level,
-                       motion_mask=res["motion_mask"], psf_field=field)
+        yield pair_row(**scene_row(job, index, photo, note), png_level=s.png_level)
+
+
+def scene_row(job, index: int, photo, note=None) -> dict:
+    """The fields of scene pair ``index``'s row (:func:`blursynth.dataset.schema.pair_row`'s
+    keywords but ``png_level``) from its photo as resized (``resize_photo``): the draws, the
+    photo's conversion note, the images, the PSF field and its centre PSF.
+
+    ``blur``'s scene rows and :class:`blursynth.torch.OnlineBlur` both make them here."""
+    s = job.settings
+    params = draw_scene(job, index, photo.shape[:2])
+    if note:
+        params["converted"] = note
+    res = scene_images(photo, params, seed=s.seed, index=index, photos=job.plan.root)
+    field = res["psf_field"]
+    g = field.shape[0]
+    return {"index": index, "blurred": res["blurred"], "sharp": res["sharp"],
+            "psf": field[g // 2, field.shape[1] // 2], "source": "trajectory", "seed": s.seed,
+            "params": params, "fingerprint": job.fingerprint, "motion_mask": res["motion_mask"],
+            "psf_field": field}
 
 
 @dataclass(frozen=True)

@@ -462,22 +462,38 @@ def _blur_rows(start, stop, job: BlurJob, keep_freed: bool = False):
         # Draw a batch's kernels and windows first (cheap, host only), then render.
         batch = []
         for index, photo, note in photos:
-            params, psf = draw_pair(job, index, photo.shape[:2])
-            if note:
-                params["converted"] = note
-            params["device"] = job.device.split(":")[0]
-            batch.append((index, photo, params, psf))
+            batch.append((index, photo, *draw_row(job, index, photo.shape[:2], note)))
             if len(batch) == s.batch:
                 break
         if not batch:
             return
         for index, photo, params, psf in batch:
-            blurred, sharp = _render_resized(photo, psf, params, seed=s.seed, index=index,
-                                             device=job.device)
-            yield pair_row(
-                index=index, blurred=blurred, sharp=sharp, psf=psf, source="trajectory",
-                seed=s.seed, params=params, fingerprint=job.fingerprint, png_level=s.png_level,
-            )
+            yield pair_row(**render_row(job, index, photo, params, psf), png_level=s.png_level)
+
+
+def draw_row(job: BlurJob, index: int, photo_hw, note=None) -> tuple:
+    """(params, psf) of pair ``index`` as its row records them: :func:`draw_pair`'s, with the
+    photo's conversion note (``load_rgb8``'s) and the device kind it is rendered on.
+
+    ``blur``'s rows and :class:`blursynth.torch.OnlineBlur` both take them from here (and
+    render them with :func:`render_row`), so the two cannot record different params."""
+    params, psf = draw_pair(job, index, photo_hw)
+    if note:
+        params["converted"] = note
+    params["device"] = job.device.split(":")[0]
+    return params, psf
+
+
+def render_row(job: BlurJob, index: int, photo, params, psf) -> dict:
+    """The fields of pair ``index``'s row (:func:`blursynth.dataset.schema.pair_row`'s keywords
+    but ``png_level``), rendered from its photo as resized (``resize_photo``) and
+    :func:`draw_row`'s params and PSF."""
+    s = job.settings
+    blurred, sharp = _render_resized(photo, psf, params, seed=s.seed, index=index,
+                                     device=job.device)
+    return {"index": index, "blurred": blurred, "sharp": sharp, "psf": psf,
+            "source": "trajectory", "seed": s.seed, "params": params,
+            "fingerprint": job.fingerprint}
 
 
 def plan_blur(settings: BlurSettings, *, out=None):

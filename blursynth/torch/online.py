@@ -106,7 +106,7 @@ class OnlineBlur(torch.utils.data.Dataset):
             settings, plan, recipe = plan_scene(settings)
             self._job = SceneJob(settings, plan, fingerprint(recipe))
         self.settings, self.recipe, self.fingerprint = settings, recipe, self._job.fingerprint
-        self._photo = None  # (photo number, as loaded, resized, conversion note) of the last read
+        self._photo = None  # (photo number, resized photo, conversion note) of the last read
 
     @classmethod
     def from_recipe(cls, path, *, build=None, inputs=None, sets=(), device=None):
@@ -179,12 +179,13 @@ class OnlineBlur(torch.utils.data.Dataset):
     # -- reading --------------------------------------------------------------------------
 
     def _load(self, photo_i: int):
+        """Photo ``photo_i`` resized as ``blur`` renders from it, and its conversion note."""
         if self._photo is None or self._photo[0] != photo_i:
             from ..pairs.shake_inputs import resize_photo
             from ..sources.photos import load_rgb8
 
             photo, note = load_rgb8(self._job.plan.path(photo_i))
-            self._photo = (photo_i, photo, resize_photo(photo, self.settings.resize), note)
+            self._photo = (photo_i, resize_photo(photo, self.settings.resize), note)
         return self._photo[1:]
 
     def read(self, index: int, columns=None) -> dict:
@@ -226,31 +227,20 @@ class OnlineBlur(torch.utils.data.Dataset):
         from ..config import canonical_json
 
         s, job = self.settings, self._job
-        photo, resized, note = self._load(index // s.per_image)
-        extra = {}
+        photo, note = self._load(index // s.per_image)
+        # The writer's own row functions: the params, PSF and pixels of blur's row ``index``.
         if s.motion == "uniform":
-            from ..pairs.shake import draw_pair, pair_from_params
+            from ..pairs.shake import draw_row, render_row
 
-            params, psf = draw_pair(job, index, resized.shape[:2])
-            if note:
-                params["converted"] = note
-            params["device"] = job.device.split(":")[0]
-            blurred, sharp = pair_from_params(photo, psf, params, seed=s.seed, index=index,
-                                              device=job.device)
+            row = render_row(job, index, photo, *draw_row(job, index, photo.shape[:2], note))
         else:
-            from ..pairs.scene import draw_scene, scene_images
+            from ..pairs.scene import scene_row
 
-            params = draw_scene(job, index, resized.shape[:2])
-            if note:
-                params["converted"] = note
-            res = scene_images(resized, params, seed=s.seed, index=index, photos=job.plan.root)
-            blurred, sharp, field = res["blurred"], res["sharp"], res["psf_field"]
-            psf = field[field.shape[0] // 2, field.shape[1] // 2]
-            extra = {"motion_mask": res["motion_mask"], "psf_field": np.asarray(field, np.float32)}
-        return {"id": f"{index:09d}", "index": index, "seed": s.seed, "source": "trajectory",
-                "fingerprint": self.fingerprint, "blurred": blurred, "sharp": sharp,
-                "psf": np.asarray(psf, np.float32), "params": json.loads(canonical_json(params)),
-                **extra}
+            row = scene_row(job, index, photo, note)
+            row["psf_field"] = np.asarray(row["psf_field"], np.float32)
+        row.update(id=f"{index:09d}", psf=np.asarray(row["psf"], np.float32),
+                   params=json.loads(canonical_json(row["params"])))
+        return row
 
     def __getitem__(self, index) -> dict:
         row = self.read(index, TRAIN_COLUMNS)
