@@ -42,7 +42,7 @@ def test_export_refuses_a_file_and_an_unmarked_folder(tmp_path, run_cli):
     assert (tmp_path / "f").read_text() == "x"
     (tmp_path / "half" / "blur").mkdir(parents=True)  # export folders, no params.jsonl
     r = run_cli("dataset", "export", tmp_path / "d", "--out", tmp_path / "half", "--overwrite")
-    assert r.code == 2 and "(it has no params.jsonl)" in error_line(r)
+    assert r.code == 2 and "(it has neither .blursynth-export.json nor params.jsonl)" in error_line(r)
     assert (tmp_path / "half" / "blur").is_dir()
 
 
@@ -53,7 +53,8 @@ def test_export_is_refused_while_another_process_writes_the_folder(tmp_path, run
     assert r.code == 2 and f"another blursynth process (pid {pid}) is writing there" in error_line(r)
     # A folder holding only a lock is not an earlier export to protect: a plain rerun proceeds.
     assert run_cli("dataset", "export", tmp_path / "d", "--out", tmp_path / "x").code == 0
-    assert sorted(p.name for p in (tmp_path / "x").iterdir()) == [".blursynth.lock", "blur", "params.jsonl", "psf", "sharp"]
+    assert sorted(p.name for p in (tmp_path / "x").iterdir()) == [
+        ".blursynth-export.json", ".blursynth.lock", "blur", "params.jsonl", "psf", "sharp"]
 
 
 def test_export_removes_the_half_built_folder_of_a_killed_export_and_nothing_else(tmp_path, run_cli):

@@ -20,21 +20,26 @@ from .conftest import error_line
 PHOTOS = 8  # three pairs (crops) of each
 
 
-def _rows(start, stop, fp, scene=False, no_truth=()):
+def _rows(start, stop, fp, scene=False, no_truth=(), unflagged=(), photo=lambda i: f"dir/p{i // 3}.png"):
     for i in range(start, stop):
         rng = sample_rng(7, i)
         h, w = (12, 16) if i % 2 else (10, 14)
         sharp = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
         blurred = (sharp // 2 + 20).astype(np.uint8)
-        params = {"photo": f"dir/p{i // 3}.png", "crop": [0, 0, h, w]}
+        params = {"photo": photo(i), "crop": [0, 0, h, w]}
         extra = {}
         if scene:
             extra = {"motion_mask": (rng.random((h, w)) < 0.3).astype(np.uint8) * 255,
                      "psf_field": np.full((2, 2, 3, 3), 1 / 9, np.float32)}
         if i in no_truth:
             sharp, params = None, {**params, "ground_truth": False}
-        yield pair_row(index=i, blurred=blurred, sharp=sharp, psf=np.full((3, 3), 1 / 9, np.float32) if i % 2
+        if i in unflagged:  # no sharp image, and params that do not say so
+            sharp, params = None, {**params, "ground_truth": False}
+        row = pair_row(index=i, blurred=blurred, sharp=sharp, psf=np.full((3, 3), 1 / 9, np.float32) if i % 2
                        else None, source="trajectory", seed=7, params=params, fingerprint=fp, **extra)
+        if i in unflagged:
+            row["params"] = json.dumps({k: v for k, v in params.items() if k != "ground_truth"})
+        yield row
 
 
 def _dataset(path, n=3 * PHOTOS, **kw):
@@ -185,7 +190,51 @@ def test_masks_and_psfs_sit_beside_the_images(tmp_path, run_cli):
                 "heldout", "--val-fraction", "0.3", "--overwrite")
     assert r.code == 0, r.err
     assert sorted(p.name for p in (tmp_path / "g").iterdir() if p.name != ".blursynth.lock") == [
-        "params.jsonl", "val"]
+        ".blursynth-export.json", "params.jsonl", "val"]
+
+
+@pytest.mark.parametrize("theirs", ["train/notes.txt", "val/a.png", "basicsr.yml"])
+def test_overwrite_never_deletes_a_users_split_folder_beside_a_params_jsonl(tmp_path, run_cli, theirs):
+    # params.jsonl is a common name: only an export's own marker vouches for split folders and configs
+    _dataset(tmp_path / "d", n=3)
+    user = tmp_path / "u"
+    (user / theirs).parent.mkdir(parents=True, exist_ok=True)
+    (user / theirs).write_text("precious")
+    (user / "params.jsonl").write_text('{"note": "my own"}\n')
+    before = sorted(str(p.relative_to(user)) for p in user.rglob("*"))
+    for layout in ("flat", "gopro"):
+        r = run_cli("dataset", "export", tmp_path / "d", "--out", user, "--layout", layout, "--overwrite")
+        assert r.code == 2 and "not an earlier export" in error_line(r) and theirs.split("/")[0] in error_line(r)
+        assert ".blursynth-export.json" in error_line(r) and "train/, basicsr.yml" in error_line(r)
+    assert sorted(str(p.relative_to(user)) for p in user.rglob("*")) == before
+    assert (user / theirs).read_text() == "precious"
+    # nor does the clean-up of a killed export's folder (same name pattern) remove such a folder
+    (tmp_path / ".x.tmp55" / "train").mkdir(parents=True)
+    (tmp_path / ".x.tmp55" / "train" / "notes.txt").write_text("keep")
+    assert run_cli("dataset", "export", tmp_path / "d", "--out", tmp_path / "x", "--layout", "gopro").code == 0
+    assert (tmp_path / ".x.tmp55" / "train" / "notes.txt").read_text() == "keep"
+    # an export, marked, is replaced by another layout's
+    r = run_cli("dataset", "export", tmp_path / "d", "--out", tmp_path / "x", "--layout", "basicsr", "--overwrite")
+    assert r.code == 0, r.err
+    assert json.loads((tmp_path / "x" / ".blursynth-export.json").read_text())["layout"] == "basicsr"
+
+
+def test_gopro_sequences_of_sources_with_one_folder_name_stay_apart(tmp_path, run_cli):
+    from blursynth.dataset.split import split_keys
+
+    # photo:a/b.png and photo:a_b.png would both be a_b_png
+    _dataset(tmp_path / "d", n=6, photo=lambda i: "a/b.png" if i < 3 else "a_b.png")
+    assert run_cli("dataset", "export", tmp_path / "d", "--out", tmp_path / "g", "--layout", "gopro").code == 0
+    seqs = sorted(p.name for p in (tmp_path / "g" / "train").iterdir())
+    assert len(seqs) == 2 and all(s.startswith("a_b_png-") for s in seqs)
+    assert [len(list((tmp_path / "g" / "train" / s / "blur").iterdir())) for s in seqs] == [3, 3]
+    r = run_cli("dataset", "import", tmp_path / "g", "--layout", "gopro", "--out", tmp_path / "back")
+    assert r.code == 0, r.err
+    assert len(set(split_keys(PairDataset(tmp_path / "back"), "source"))) == 2
+    # one source keeps its plain name
+    _dataset(tmp_path / "one", n=3, photo=lambda i: "a/b.png")
+    assert run_cli("dataset", "export", tmp_path / "one", "--out", tmp_path / "g1", "--layout", "gopro").code == 0
+    assert [p.name for p in (tmp_path / "g1" / "train").iterdir()] == ["a_b_png"]
 
 
 def test_a_split_no_source_fell_in_is_named(tmp_path, run_cli):
@@ -219,6 +268,15 @@ def test_layouts_that_pair_by_name_refuse_rows_without_ground_truth(tmp_path, ru
     assert r.code == 2 and "1 of the pairs to export have no sharp image" in error_line(r)
     assert "--layout flat" in error_line(r) and not (tmp_path / "x").exists()
     assert run_cli("dataset", "export", tmp_path / "d", "--out", tmp_path / "x").code == 0  # flat writes them
+
+
+@pytest.mark.parametrize("layout", ["deblurganv2", "gopro"])
+def test_rows_without_a_sharp_image_are_refused_whatever_their_params_say(tmp_path, run_cli, layout):
+    # sorted globs would pair every later blurred image with the wrong sharp one
+    _dataset(tmp_path / "d", n=4, unflagged=(1,))
+    r = run_cli("dataset", "export", tmp_path / "d", "--out", tmp_path / "x", "--layout", layout)
+    assert r.code == 2 and "1 of the pairs to export have no sharp image" in error_line(r)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["d"]
 
 
 def test_a_failed_export_leaves_nothing_half_written(tmp_path, run_cli, monkeypatch):

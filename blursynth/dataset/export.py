@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import BadInputError, native_noise_quiet
-from .export_layouts import IMAGE_FORMATS, Written, export_owns, get_layout, parse_splits, \
-    sequence_name, split_counts, write_indexes
+from .export_layouts import EXPORT_MARKER, IMAGE_FORMATS, Written, export_owns, get_layout, owned_text, \
+    parse_splits, sequence_names, split_counts, unvouched, write_indexes, write_marker
 from .outputs import LOCK_NAME, TEMPORARY, OutputKind, claim, lock_output, temporary_path
 from .reader import PairDataset
 from .schema import struct_array
@@ -24,14 +24,16 @@ from .schema import struct_array
 _EXPORT_FOLDERS = ("blur", "sharp", "psf")
 
 #: An export folder: --overwrite replaces an earlier export only, never a folder of someone's own files.
+#: Split folders and config snippets count as the export's own only beside EXPORT_MARKER
+#: (:func:`_claim_export`).
 EXPORT = OutputKind(
     what="export",
     is_file="--out {out} is a file; expected a folder.",
-    foreign="--out {out} is not an earlier export (it holds {name}); --overwrite replaces only blur/, "
-            "sharp/, psf/, masks/, train/, val/, test/ and params.jsonl folders; choose a new folder.",
-    unmarked="--out {out} is not an earlier export (it has no params.jsonl); --overwrite replaces only blur/, "
-             "sharp/, psf/, masks/, train/, val/, test/ and params.jsonl folders; choose a new folder.",
-    markers=("params.jsonl",),
+    foreign=f"--out {{out}} is not an earlier export (it holds {{name}}); --overwrite replaces only "
+            f"{owned_text()}; choose a new folder.",
+    unmarked=f"--out {{out}} is not an earlier export (it has neither {EXPORT_MARKER} nor params.jsonl); "
+             f"--overwrite replaces only {owned_text()}; choose a new folder.",
+    markers=(EXPORT_MARKER, "params.jsonl"),
     own_when_marked=export_owns,
     exists="--out {out} exists; choose a new folder or pass --overwrite.",
 )
@@ -119,11 +121,11 @@ def export_png(dataset, out, *, progress: bool = True, overwrite: bool = False, 
             f"--out {out} is a symbolic link; an export replaces its folder whole and will not do that "
             f"through a link. Give the folder it points to ({os.path.realpath(out)}) or a new one."
         )
-    claim(out, EXPORT, overwrite=overwrite, create=False)
+    _claim_export(out, overwrite)
     made = not out.exists()
     with lock_output(out):
         # Again: another export may have finished into it between the claim and the lock.
-        claim(out, EXPORT, overwrite=overwrite, create=False)
+        _claim_export(out, overwrite)
         try:
             n = _export_locked(ds, out, progress=progress, raw=raw, rebuilder=rebuilder, placement=placement,
                                layout=lay, image_format=image_format, jpeg_quality=jpeg_quality)
@@ -134,6 +136,18 @@ def export_png(dataset, out, *, progress: bool = True, overwrite: bool = False, 
                     out.rmdir()
             raise
     return n
+
+
+def _claim_export(out: Path, overwrite: bool) -> None:
+    """:func:`claim` ``out`` as an export, and refuse split folders or config snippets that no
+    export marker vouches for (a user's ``train/`` beside a ``params.jsonl`` of their own)."""
+    claim(out, EXPORT, overwrite=overwrite, create=False)
+    if out.is_dir():
+        names = unvouched(p.name for p in out.iterdir())
+        if names:
+            raise BadInputError(f"--out {out} is not an earlier export (it holds {names[0]!r} but no {EXPORT_MARKER}, "
+                                f"which every export writes); --overwrite replaces {owned_text()} only in an "
+                                "export; choose a new folder.")
 
 
 def _write_raw_row(folder, name, row, params, psf, s, local, ds, rebuilder, fmt) -> str:
@@ -168,7 +182,9 @@ def _remove_leftovers(out: Path) -> None:
         m = TEMPORARY.fullmatch(path.name)
         if not m or m["name"] != out.name or path.is_symlink() or not path.is_dir():
             continue
-        if all(export_owns(p.name) or p.name in ("params.jsonl", LOCK_NAME) for p in path.iterdir()):
+        names = [p.name for p in path.iterdir()]
+        if all(export_owns(n) or n in (EXPORT_MARKER, "params.jsonl", LOCK_NAME) for n in names) \
+                and not unvouched(names):
             shutil.rmtree(path, ignore_errors=True)
 
 
@@ -200,8 +216,8 @@ def _place_rows(ds, layout, splits, split_by, rows, split_name) -> dict:
     (sources or ids; 0 without ``splits``), checked before anything is written:
     file names that two ids would share, and rows without a sharp image in a layout that pairs
     files by name."""
-    from .split import pair_ids, split_keys
     from .export_layouts import assign_splits
+    from .split import pair_ids, split_keys
 
     ids = pair_ids(ds)
     names = [_file_stem(i) for i in ids]
@@ -224,8 +240,7 @@ def _place_rows(ds, layout, splits, split_by, rows, split_name) -> dict:
         split_of = [split_name or "train"] * len(ids)
     sequences = None
     if layout.by_sequence:
-        # rows that name no source (a dataset made by hand) share one folder
-        sequences = [sequence_name(k) if k != i else "pairs" for k, i in zip(split_keys(ds, "source"), ids)]
+        sequences = sequence_names(split_keys(ds, "source"), ids)
     placement = {i: (split_of[i], layout.folder(split_of[i], sequences[i] if sequences else None))
                  for i in keep}
     if layout.needs_ground_truth:
@@ -245,13 +260,10 @@ def _file_stem(pair_id: str) -> str:
 
 
 def _rows_without_ground_truth(ds) -> list:
-    """Row numbers whose params say ``"ground_truth": false`` (from the params column alone)."""
-    out = []
-    for i, row in enumerate(ds.table.iter_rows(columns=["params"], batch_size=4096)):
-        text = row.get("params") or ""
-        if '"ground_truth"' in text and json.loads(text).get("ground_truth") is False:
-            out.append(i)
-    return out
+    """Row numbers with no sharp image, from the sharp column itself (whatever the params say),
+    reading only its ``path`` field, so no image is read."""
+    rows = ds.table.iter_rows(columns=["sharp.path"], batch_size=4096)
+    return [i for i, row in enumerate(rows) if row["sharp"] is None]
 
 
 def _image_bytes(data: bytes, image_format: str, jpeg_quality: int, what: str) -> bytes:
@@ -276,6 +288,7 @@ def _export_locked(ds, out: Path, *, progress: bool, raw=None, rebuilder=None, p
     _remove_leftovers(out)  # nobody else exports here while we hold the lock
     tmp = temporary_path(out)
     tmp.mkdir(parents=True)
+    write_marker(tmp, layout, image_format)  # first: a killed export's folder is still marked
     if layout.name == "flat" and all(split is None for split, _ in placement.values()):
         for sub in _EXPORT_FOLDERS + (("raw",) if raw else ()):  # as flat exports always had them
             (tmp / sub).mkdir()

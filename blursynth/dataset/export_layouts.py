@@ -71,10 +71,41 @@ def get_layout(name: str) -> Layout:
     return LAYOUTS[name]
 
 
+#: Written first into every export: what marks a folder as one, so that ``--overwrite`` replaces
+#: split folders and config snippets only where an export put them (``params.jsonl``, a common
+#: file name, vouches only for the flat folders, as it did before layouts existed).
+EXPORT_MARKER = ".blursynth-export.json"
+
+#: The folders a flat export writes at its top, which ``params.jsonl`` alone vouches for.
+FLAT_OWNED = ("blur", "sharp", *SIDE_FOLDERS)
+#: What only an export marked with :data:`EXPORT_MARKER` owns at its top.
+MARKED_OWNED = (*SPLIT_NAMES, *CONFIG_FILES.values())
+
+
 def export_owns(name: str) -> bool:
     """The names an export writes at its top (for ``--overwrite`` and the clean-up of a killed
-    export's folder): the flat folders, the split folders and the config snippets."""
-    return name in ("blur", "sharp", *SIDE_FOLDERS, *SPLIT_NAMES, *CONFIG_FILES.values())
+    export's folder): the flat folders, the split folders and the config snippets; those of
+    :data:`MARKED_OWNED` only where :data:`EXPORT_MARKER` is too (:func:`unvouched`)."""
+    return name in FLAT_OWNED or name in MARKED_OWNED
+
+
+def unvouched(names) -> list:
+    """The names of a folder's top (sorted) that an export owns only with its marker, when the
+    marker is missing: a ``params.jsonl`` beside a ``train/`` is not enough to delete it."""
+    names = set(names)
+    return [] if EXPORT_MARKER in names else sorted(n for n in names if n in MARKED_OWNED)
+
+
+def owned_text() -> str:
+    """What ``--overwrite`` replaces, for messages (from the tuples above, so they cannot drift)."""
+    names = [f"{n}/" for n in (*FLAT_OWNED, *SPLIT_NAMES)] + [*CONFIG_FILES.values(), "params.jsonl"]
+    return ", ".join(names[:-1]) + " and " + names[-1]
+
+
+def write_marker(root: Path, layout: "Layout", image_format: str) -> None:
+    """Mark ``root`` (an export being built) as an export, before anything else is written."""
+    (root / EXPORT_MARKER).write_text(json.dumps(
+        {"written_by": "blursynth dataset export", "layout": layout.name, "format": image_format}) + "\n")
 
 
 def parse_splits(text) -> dict:
@@ -187,6 +218,32 @@ def sequence_name(source_key: str) -> str:
     if not name or name in ("blur", "sharp", *SIDE_FOLDERS):
         name = "seq_" + name
     return name
+
+
+def sequence_names(keys, ids) -> list:
+    """Each row's GoPro sequence folder, from its source key (:func:`blursynth.dataset.split.split_keys`
+    ``"source"``) and id: :func:`sequence_name`, with a short hash of the key added to every
+    source whose name another source would share (``photo:a/b.png`` and ``photo:a_b.png``), so
+    two sources never merge into one sequence. Rows naming no source (key == id) share ``pairs``.
+
+    Examples
+    --------
+    >>> sequence_names(["photo:a/b.png", "photo:a_b.png", "photo:c.png", "x"], ["0", "1", "2", "x"])
+    ['a_b_png-0b47bf47', 'a_b_png-ec904060', 'c_png', 'pairs']
+    """
+    import hashlib
+    from collections import defaultdict
+
+    keys = [None if k == i else k for k, i in zip(keys, ids)]
+    by_name = defaultdict(set)
+    for k in set(keys):
+        by_name["pairs" if k is None else sequence_name(k)].add(k)
+    name_of = {}
+    for name, group in by_name.items():
+        for k in group:
+            clash = len(group) > 1 and k is not None
+            name_of[k] = f"{name}-{hashlib.sha256(k.encode()).hexdigest()[:8]}" if clash else name
+    return [name_of[k] for k in keys]
 
 
 @dataclass(frozen=True)
