@@ -151,6 +151,17 @@ def test_draws_are_trains_mix_per_rank_and_resumable(sets):
     s = ds.sampler(4)
     s.set_epoch(2)
     assert [d.position for d in s] == [8, 9, 10, 11]
+    # start counts the run's samples: the epoch it stopped in resumes, later epochs are whole
+    resumed, whole = ds.sampler(4, start=2), ds.sampler(4)
+    assert [d.position for d in resumed] == [2, 3] and len(resumed) == 2
+    for epoch in (1, 2):
+        resumed.set_epoch(epoch)
+        whole.set_epoch(epoch)
+        assert list(resumed) == list(whole) and len(resumed) == 4
+    late = ds.sampler(4, start=6)  # stopped in epoch 1: epoch 0 was read whole
+    assert len(late) == 0
+    late.set_epoch(1)
+    assert [d.position for d in late] == [6, 7]
     assert list(ds.sampler(5, seed=1)) != draws[:5]
 
 
@@ -210,6 +221,17 @@ def test_bad_arguments_are_one_line(sets, kwargs, message):
     with pytest.raises(BadInputError, match=message) as info:
         PairDataset(a, **kwargs)
     assert "\n" not in str(info.value)
+
+
+def test_an_empty_held_out_split_names_its_cause(tmp_path):
+    one = _write(tmp_path / "one", 4, 1)  # four crops of one photo
+    with pytest.raises(BadInputError, match=r"\(4 pairs of 1 source; sources are held out whole"
+                       r".*pass split_by='pair', a dataset with more sources, or split=None\.$"):
+        PairDataset(one, split="heldout", heldout=0.3)
+    assert len(PairDataset(one, split="heldout", heldout=0.3, split_by="pair")) >= 1
+    single = _write(tmp_path / "single", 1, 1)
+    with pytest.raises(BadInputError, match=r"\(1 pair; a lone pair stays in training\)"):
+        PairDataset(single, split="heldout", heldout=0.3, split_by="pair")
 
 
 def test_bad_paths_and_samplers(sets, tmp_path):

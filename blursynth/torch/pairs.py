@@ -29,7 +29,7 @@ from ..dataset.split import SPLIT_BY, split_indices, split_keys
 from ..errors import BadInputError, DatasetError
 from ..train.data import (
     MAX_REDRAWS, STREAM_CROP, STREAM_INDEX_CROP, STREAM_INDEX_REDRAW, STREAM_REDRAW,
-    TRAIN_COLUMNS, aligned_crop, check_ground_truth, choose_source, open_pairs, rank_positions,
+    TRAIN_COLUMNS, aligned_crop, check_ground_truth, draw_index, open_pairs, rank_positions,
     to_tensor,
 )
 
@@ -132,14 +132,17 @@ class PairDataset(torch.utils.data.Dataset):
         datasets = [open_pairs(p, verify=self.verify) for p in self.paths]
         for path, ds in zip(self.paths, datasets):
             check_ground_truth(ds, path)
+            keys = []
             if split is None:
                 rows, held = np.arange(len(ds), dtype=np.int64), np.zeros(0, np.int64)
             else:
-                rows, held = split_indices(split_keys(ds, split_by), self.heldout)
+                keys = split_keys(ds, split_by)
+                rows, held = split_indices(keys, self.heldout)
                 if split == "heldout":
                     rows, held = held, rows
             if len(rows) == 0:
-                raise BadInputError(_empty_split(path, split, len(ds), len(held)))
+                raise BadInputError(_empty_split(path, split, len(ds), len(held), self.heldout,
+                                                 split_by, len(set(keys))))
             self.rows.append(rows)
             self.heldout_rows.append(held if split == "train" else np.zeros(0, np.int64))
         self.offsets = np.concatenate([[0], np.cumsum([len(r) for r in self.rows])]).astype(np.int64)
@@ -187,9 +190,8 @@ class PairDataset(torch.utils.data.Dataset):
     def draw(self, position: int, seed: int | None = None) -> Draw:
         """Sample ``position`` of a mixed run: a dataset chosen by the weights, then one of its
         rows uniformly, both keyed by (seed, position) (``train``'s draw)."""
-        d, u = choose_source(self.seed if seed is None else seed, position, self._cum_weights)
-        n = len(self.rows[d])
-        return Draw(int(self.offsets[d]) + min(int(u * n), n - 1), int(position))
+        return Draw(draw_index(self.seed if seed is None else seed, position, self._cum_weights,
+                               np.diff(self.offsets), self.offsets), int(position))
 
     def sample_weights(self) -> torch.Tensor:
         """(len(ds),) float64: each row's probability in :meth:`sampler`'s draws (a dataset's
@@ -220,14 +222,7 @@ class PairDataset(torch.utils.data.Dataset):
         if self.crop is not None and self.crop > min(h, w):
             self._warn_small(d, pair, h, w)
             pair = self._fitting_pair(d, sample_rng(self.seed, *key[1]))
-        rng = sample_rng(self.seed, *key[0])
-        if self.crop is not None:
-            b, s = aligned_crop(pair["blurred"], pair["sharp"], self.crop, rng, flip=self.flip)
-        else:
-            b, s = pair["blurred"], pair["sharp"]
-            if self.flip and rng.random() < 0.5:
-                b, s = b[:, ::-1], s[:, ::-1]
-        return {"blurred": to_tensor(b), "sharp": to_tensor(s), "id": pair["id"]}
+        return crop_item(pair, self.crop, sample_rng(self.seed, *key[0]), self.flip)
 
     def _fitting_pair(self, d, rng):
         """Another pair of dataset ``d`` that fits the crop: up to MAX_REDRAWS random draws,
@@ -284,6 +279,19 @@ class PairDataset(torch.utils.data.Dataset):
                 f"--crop {min(h, w) // 4 * 4} or less.")
 
 
+def crop_item(pair, crop, rng, flip=True) -> dict:
+    """A loader item of a decoded pair (``blurred``, ``sharp``, ``id``): the same ``crop`` x
+    ``crop`` window of both images (None: the whole images), both flipped left-right or neither
+    (probability 1/2 with ``flip``), drawn from ``rng``; float32 (3, H, W) tensors in [0, 1]."""
+    if crop is not None:
+        b, s = aligned_crop(pair["blurred"], pair["sharp"], crop, rng, flip=flip)
+    else:
+        b, s = pair["blurred"], pair["sharp"]
+        if flip and rng.random() < 0.5:
+            b, s = b[:, ::-1], s[:, ::-1]
+    return {"blurred": to_tensor(b), "sharp": to_tensor(s), "id": pair["id"]}
+
+
 class MixSampler(torch.utils.data.Sampler):
     """Draws of a :class:`PairDataset` by its weights, for one rank: :class:`Draw` items.
 
@@ -291,7 +299,8 @@ class MixSampler(torch.utils.data.Sampler):
     ``k // B`` is ``r`` modulo ``R``, in order: step ``t`` of rank ``r`` is ``t*B*R + r*B`` to
     ``t*B*R + r*B + B - 1``, so ranks never read the same sample and the run is the same sample
     sequence whatever the number of loader workers. Each sample's dataset, row and crop are a
-    pure function of (seed, k): resuming at ``start`` reads what an unbroken run would have.
+    pure function of (seed, k): resuming at ``start`` reads what an unbroken run would have,
+    in the epoch it stopped in and in the epochs after it.
 
     Parameters
     ----------
@@ -305,7 +314,10 @@ class MixSampler(torch.utils.data.Sampler):
     batch_size : int
         The per-rank batch, so each rank's batches are whole blocks of the run.
     start : int
-        First per-rank sample to yield (a resumed run: steps done times ``batch_size``).
+        Per-rank samples the run has read already, counted over its epochs (a resumed run: steps
+        done times ``batch_size``). Epoch ``e`` (:meth:`set_epoch`) skips those of its own
+        samples among them, ``min(max(start - e * num_samples, 0), num_samples)``: the epoch
+        the run stopped in resumes where it stopped, later epochs are whole.
 
     Examples
     --------
@@ -338,13 +350,17 @@ class MixSampler(torch.utils.data.Sampler):
         """Draw epoch ``epoch``'s samples: run samples after those of the epochs before it."""
         self.epoch = _check_epoch(epoch)
 
+    def _skip(self) -> int:
+        """This epoch's per-rank samples that ``start`` says were read."""
+        return min(max(self.start - self.epoch * self.num_samples, 0), self.num_samples)
+
     def __len__(self) -> int:
-        return max(self.num_samples - self.start, 0)
+        return self.num_samples - self._skip()
 
     def positions(self) -> Sequence:
         """The run samples ``k`` this rank reads this epoch, in order."""
         base = self.epoch * self.num_samples * self.world
-        return (base + rank_positions(self.start, self.num_samples, self.batch, self.rank,
+        return (base + rank_positions(self._skip(), self.num_samples, self.batch, self.rank,
                                       self.world)).tolist()
 
     def __iter__(self):
@@ -374,10 +390,19 @@ def _check_epoch(epoch) -> int:
     return int(epoch)
 
 
-def _empty_split(path, split, n, other) -> str:
-    if split == "heldout":
+def _empty_split(path, split, n, other, heldout, split_by, n_keys) -> str:
+    if split == "heldout" and heldout == 0:
         return (f"--data {path}: no pairs in the held-out split ({n} pairs); pass a heldout "
                 "fraction above 0 or split=None.")
+    if split == "heldout" and split_by == "source":
+        return (f"--data {path}: no pairs in the held-out split ({n} pairs of {n_keys} "
+                f"source{'s' if n_keys != 1 else ''}; sources are held out whole, and a lone "
+                "source stays in training); pass split_by='pair', a dataset with more sources, "
+                "or split=None.")
+    if split == "heldout":
+        return (f"--data {path}: no pairs in the held-out split ({n} pair{'s' if n != 1 else ''}"
+                "; a lone pair stays in training); pass a dataset with more pairs or "
+                "split=None.")
     if split == "train":
         return (f"--data {path}: no pairs left in the training split ({n} pairs, {other} held "
                 "out); add pairs or lower --val-fraction.")

@@ -28,7 +28,9 @@ from ..errors import BadInputError, DatasetError
 STREAM_PICK = 1
 STREAM_CROP = 2
 STREAM_REDRAW = 3
-# blursynth.torch.PairDataset's ``ds[i]`` (keyed by (seed, i, stream, epoch)).
+# blursynth.torch.PairDataset's ``ds[i]`` (keyed by (seed, i, stream, epoch)). NumPy's
+# SeedSequence ignores trailing zero words, so epoch 0's key (seed, i, 4, 0) is the same
+# stream as (seed, i, 4): streams 4 and 5 are taken with or without an epoch word.
 STREAM_INDEX_CROP = 4
 STREAM_INDEX_REDRAW = 5
 #: Pairs drawn in a row for one sample before pairs smaller than the crop count as an error.
@@ -122,6 +124,21 @@ def choose_source(seed: int, position: int, cum_weights) -> tuple:
     u = rng.random()
     src = int(np.searchsorted(cum_weights, u * cum_weights[-1], side="right"))
     return min(src, len(cum_weights) - 1), rng.random()
+
+
+def draw_index(seed: int, position: int, cum_weights, lengths, starts) -> int:
+    """Run sample ``position``'s item of sources laid one after another: a source ``d`` by the
+    weights (:func:`choose_source`), then one of its ``lengths[d]`` items uniformly, numbered
+    from ``starts[d]``. The draw every mixed loader of ``train`` makes (stored and online).
+
+    Examples
+    --------
+    >>> draw_index(0, 5, np.cumsum([2.0, 1.0]), [10, 4], [0, 10]) in range(14)
+    True
+    """
+    d, u = choose_source(seed, position, cum_weights)
+    n = int(lengths[d])
+    return int(starts[d]) + min(int(u * n), n - 1)
 
 
 def aligned_crop(blurred, sharp, crop, rng, *, flip=True):
