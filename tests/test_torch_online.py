@@ -198,8 +198,8 @@ def test_from_recipe_refusals(photos, tmp_path, run_cli):
 def test_online_mix_draws_and_crops_like_stored_pairs(photos, tiny_pairs_dataset):
     from blursynth._rng import sample_rng
     from blursynth.torch import PairDataset
-    from blursynth.torch.online import OnlineMix
-    from blursynth.train.data import STREAM_CROP, aligned_crop, to_tensor
+    from blursynth.torch import OnlineMix
+    from blursynth.train.data import STREAM_CROP, STREAM_INDEX_CROP, aligned_crop, to_tensor
 
     pairs = PairDataset(tiny_pairs_dataset(n=8), crop=32, seed=3)
     online = OnlineBlur(photos, {"psf_source": "fresh", "canvas": 15, "length": 10.0,
@@ -216,8 +216,30 @@ def test_online_mix_draws_and_crops_like_stored_pairs(photos, tiny_pairs_dataset
     b, s = aligned_crop(want["blurred"], want["sharp"], 32, sample_rng(3, d.position, STREAM_CROP))
     item = mix[d]
     assert torch.equal(item["blurred"], to_tensor(b)) and torch.equal(item["sharp"], to_tensor(s))
+    # a stored row: read from its dataset and cropped as run sample k (not by the mix's code)
     stored = next(d for d in draws if d.index < len(pairs))
-    assert torch.equal(mix[stored]["blurred"], pairs[stored]["blurred"])
+    row = StoredPairs(pairs.paths[0])[pairs.locate(stored.index)[1]]
+    b, s = aligned_crop(row["blurred"], row["sharp"], 32, sample_rng(3, stored.position,
+                                                                     STREAM_CROP))
+    item = mix[stored]
+    assert torch.equal(item["blurred"], to_tensor(b)) and torch.equal(item["sharp"], to_tensor(s))
+    # int indices (DataLoader(mix, shuffle=True)): stored rows then online pairs, keyed by
+    # (seed, i, epoch) as PairDataset's ds[i]
+    i = len(pairs) + 1
+    for epoch in (0, 1):
+        mix.set_epoch(epoch)
+        want = online.read(1)
+        b, s = aligned_crop(want["blurred"], want["sharp"], 32,
+                            sample_rng(3, i, STREAM_INDEX_CROP, epoch))
+        assert torch.equal(mix[i]["blurred"], to_tensor(b)) and mix[i]["id"] == want["id"]
+        assert torch.equal(mix[2]["blurred"], pairs[2]["blurred"]) and pairs.epoch == epoch
+    assert torch.equal(mix[-1]["sharp"], mix[len(mix) - 1]["sharp"])
+    with pytest.raises(IndexError, match="out of range for an OnlineMix"):
+        mix[len(mix)]
+    for crop, expected in ((None, "crop must be a whole number"), (0, "crop must be a whole"),
+                           (40, "differs from its PairDataset's crop 32")):
+        with pytest.raises(BadInputError, match=expected):
+            OnlineMix(pairs, [online], [1.0], crop=crop)
     # online alone, and an online source whose pairs are smaller than the crop
     alone = OnlineMix(None, [online], [1.0], crop=40, seed=0)
     assert all(d.index < len(online) for d in alone.sampler(20, rank=0, world_size=1))
@@ -244,10 +266,13 @@ def test_train_online_mixed_with_stored_data(photos, tiny_pairs_dataset, tmp_pat
     from blursynth.train.data import DataSource
     from blursynth.train.loop import TrainSettings, plan_run
 
-    plan = plan_run(TrainSettings(data=(), online=(DataSource(str(recipe)),),
-                                  out=str(tmp_path / "alone"), steps=1, crop=32, workers=0,
-                                  perceptual="none"))
+    settings = TrainSettings(data=(), online=(DataSource(str(recipe)),),
+                             out=str(tmp_path / "alone"), steps=1, crop=32, workers=0,
+                             perceptual="none")
+    plan = plan_run(settings, online=[online])
     assert plan.n_train == len(online) and plan.val_items == []
+    with pytest.raises(BadInputError, match="1 --online recipe.s. but 0 opened source"):
+        plan_run(settings)  # recipes are the caller's to open
     assert not (tmp_path / "alone").exists()
 
 
@@ -291,19 +316,21 @@ def test_resume_needs_the_same_online_sources(photos, tiny_pairs_dataset, tmp_pa
 
 @pytest.mark.slow
 def test_train_online_bytes_do_not_depend_on_loader_workers(photos, tmp_path):
-    """In fresh processes: train's own never renders with workers (so it may fork them), and
+    """In a fresh process: train's own never renders with workers (so it may fork them), and
     with --workers 0 rendering leaves torch's thread count alone (OMP_NUM_THREADS=1 here;
-    Numba's OpenMP pool, started by the first render, would set it to the core count)."""
+    Numba's OpenMP pool, started by the first render, would set it to the core count). One
+    process runs both, the workers' run first (forking after a render is what it must not do)."""
     import subprocess
     import sys
 
     recipe = tmp_path / "online.toml"
     recipe.write_text(RECIPE.format(photos=photos))
-    common = ["train", "--online", str(recipe), "--steps", "2", "--quiet", *TRAIN_FAST[:-2]]
-    for workers in ("0", "2"):
-        r = subprocess.run([sys.executable, "-m", "blursynth", *common, "--workers", workers,
-                            "--out", str(tmp_path / f"w{workers}")], capture_output=True, text=True)
-        assert r.returncode == 0, r.stderr
+    common = ["train", "--online", str(recipe), "--steps", "1", "--quiet", *TRAIN_FAST[:-2]]
+    runs = [[*common, "--workers", w, "--out", str(tmp_path / f"w{w}")] for w in ("2", "0")]
+    code = ("import sys\nfrom blursynth.cli import main\n"
+            f"sys.exit(max(main(args) for args in {runs!r}))\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
     assert (tmp_path / "w0" / "checkpoint.pt").read_bytes() == \
         (tmp_path / "w2" / "checkpoint.pt").read_bytes()
 

@@ -122,6 +122,12 @@ def train(data, online, out, arch, config, width, backbone_weights, steps, epoch
         raise click.UsageError("give --steps or --epochs.")
     if steps is not None and epochs is not None:
         raise click.UsageError("give only one of --steps and --epochs.")
+    # The recipes are resolved here, above both the build that plans them and the trainer.
+    sources = []
+    if online:
+        from ..torch.online import open_online
+
+        sources = [open_online(o.path) for o in online]
     settings = TrainSettings(
         data=data, online=online, out=out, arch=arch, config=config, width=width,
         backbone_weights=backbone_weights, steps=steps, epochs=epochs, crop=crop,
@@ -134,7 +140,7 @@ def train(data, online, out, arch, config, width, backbone_weights, steps, epoch
         log_every=log_every, resume=resume, progress=not quiet, verify=not no_verify,
     )
     try:
-        summary = run_training(settings)
+        summary = run_training(settings, online=sources)
     except KeyboardInterrupt:
         raise interrupted_run(out) from None
     if summary["rank"] != 0:  # under torchrun, one report is enough

@@ -14,7 +14,7 @@ _PUBLIC = {
     "PairDataset": "pairs",
     "MixSampler": "pairs",
     "OnlineBlur": "online",
-    "OnlineMix": "online",
+    "OnlineMix": "mix",
     "Draw": "pairs",
 }
 

@@ -8,8 +8,8 @@ same messages), the same plan of photos (:func:`~blursynth.pairs.shake.plan_blur
 pixels, PSF and params therefore equal the row ``blur`` writes at that index, for uniform blur
 (bank or fresh trajectories), scene blur (``motion`` camera6d or scene) and the RAW path.
 
-:class:`OnlineMix` mixes online sources with stored pair datasets by weight, as ``blursynth
-train --data PATH:W --online RECIPE:W`` reads them.
+:class:`blursynth.torch.OnlineMix` (:mod:`.mix`) mixes online sources with stored pair
+datasets by weight, as ``blursynth train --data PATH:W --online RECIPE:W`` reads them.
 """
 
 from __future__ import annotations
@@ -20,10 +20,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .._rng import check_seed, sample_rng
 from ..errors import BadInputError, RecipeError
-from ..train.data import STREAM_CROP, TRAIN_COLUMNS, aligned_crop, choose_source, to_tensor
-from .pairs import Draw, MixSampler, _check_weights
+from ..train.data import TRAIN_COLUMNS, to_tensor
 
 #: What :meth:`OnlineBlur.read` returns (every key of a written row that has pixels or params).
 ROW_KEYS = ("id", "index", "seed", "source", "fingerprint", "blurred", "sharp", "psf", "params",
@@ -316,97 +314,6 @@ def _check_built(plan, step, table, key) -> None:
             f"run 'blursynth build {plan.recipe.path} --out {plan.out}' first{fix}.")
 
 
-# ---------------------------------------------------------------------------------------------
-# mixing online sources with stored datasets (train --online)
-
-
-class OnlineMix(torch.utils.data.Dataset):
-    """Stored pair datasets and online sources mixed by weight, cropped alike.
-
-    Run sample ``k`` picks a source by the weights (stored datasets first, then the online
-    ones) and a pair of it uniformly, both from (seed, k) as ``train`` draws them
-    (:func:`blursynth.train.data.choose_source`); a stored pair is read and cropped by the
-    :class:`~blursynth.torch.PairDataset`, an online one is rendered and cropped the same way
-    (the same crop stream, flip included). A :class:`~blursynth.torch.MixSampler` over it
-    (:meth:`sampler`) gives ``train``'s order, ranks and resume.
-
-    Parameters
-    ----------
-    pairs : PairDataset or None
-        The stored datasets (their rows of the split); None for online sources alone.
-    online : sequence of OnlineBlur
-    online_weights : sequence of float
-    crop : int
-        Training crop side; every online pair must be at least this large (checked here).
-    seed : int, optional
-        Default the PairDataset's (0 without one).
-    names : sequence of str, optional
-        How errors name each online source (``--online`` recipe paths).
-    """
-
-    def __init__(self, pairs, online, online_weights, *, crop, seed=None, names=None):
-        self.pairs, self.online = pairs, list(online)
-        if not self.online:
-            raise BadInputError("OnlineMix needs at least one OnlineBlur source.")
-        online_weights = _check_weights(online_weights, len(self.online))
-        stored = pairs.weights if pairs is not None else np.zeros(0)
-        self.weights = np.concatenate([stored, online_weights])
-        self._cum = np.cumsum(self.weights)
-        self.crop = int(crop)
-        self.seed = check_seed(pairs.seed if seed is None and pairs is not None else (seed or 0))
-        self.names = list(names) if names is not None else [repr(o) for o in self.online]
-        # Online source j's pairs are indices _starts[j].. (after the stored rows).
-        lengths = [len(pairs) if pairs is not None else 0] + [len(o) for o in self.online]
-        self._starts = np.cumsum(lengths)[:-1].astype(np.int64)
-        self._total = int(sum(lengths))
-        for name, source in zip(self.names, self.online):
-            sides = source.pair_sides()
-            small = [hw for hw in sides if min(hw) < self.crop]
-            if small:
-                h, w = small[0]
-                raise BadInputError(
-                    f"--online {name}: {len(small)} of its {len(sides)} photos make pairs of "
-                    f"{h}x{w}, smaller than --crop {self.crop}; pass --crop "
-                    f"{min(h, w) // 4 * 4} or less, or a larger crop in the recipe.")
-
-    def __len__(self) -> int:
-        return self._total
-
-    @property
-    def rows(self) -> list:
-        """Each source's pairs that may be drawn: the stored datasets' rows of the split, then
-        every index of each online source (``train`` counts an epoch by them)."""
-        stored = list(self.pairs.rows) if self.pairs is not None else []
-        return stored + [np.arange(len(o), dtype=np.int64) for o in self.online]
-
-    def draw(self, position: int, seed: int | None = None) -> Draw:
-        """Sample ``position``: a source by the weights, then a pair of it (train's draw)."""
-
-        src, u = choose_source(self.seed if seed is None else seed, position, self._cum)
-        n_stored = 0 if self.pairs is None else len(self.pairs.rows)
-        if src < n_stored:
-            n, start = len(self.pairs.rows[src]), int(self.pairs.offsets[src])
-        else:
-            j = src - n_stored
-            n, start = len(self.online[j]), int(self._starts[j])
-        return Draw(start + min(int(u * n), n - 1), int(position))
-
-    def sampler(self, num_samples: int, **kwargs) -> MixSampler:
-        """A :class:`~blursynth.torch.MixSampler` of run samples (``train``'s order); keywords
-        as :meth:`blursynth.torch.PairDataset.sampler`."""
-        return MixSampler(self, num_samples, **kwargs)
-
-    def __getitem__(self, draw: Draw) -> dict:
-        index, position = int(draw[0]), int(draw[1])
-        if index < self._starts[0]:
-            return self.pairs[Draw(index, position)]
-        j = int(np.searchsorted(self._starts, index, side="right")) - 1
-        pair = self.online[j].read(index - int(self._starts[j]), TRAIN_COLUMNS)
-        rng = sample_rng(self.seed, position, STREAM_CROP)
-        b, s = aligned_crop(pair["blurred"], pair["sharp"], self.crop, rng)
-        return {"blurred": to_tensor(b), "sharp": to_tensor(s), "id": pair["id"]}
-
-
 def open_online(spec: str, *, device: str = "cpu") -> OnlineBlur:
     """The OnlineBlur of ``train --online RECIPE``: the recipe's blur step, rendered on
     ``device`` (the CPU: loader workers render)."""
@@ -417,4 +324,4 @@ def open_online(spec: str, *, device: str = "cpu") -> OnlineBlur:
     return OnlineBlur.from_recipe(p, device=device)
 
 
-__all__ = ["OnlineBlur", "OnlineMix", "open_online", "settings_from_table"]
+__all__ = ["OnlineBlur", "open_online", "settings_from_table"]

@@ -285,12 +285,12 @@ def resolve_precision(precision: str, device: torch.device) -> str:
     return precision
 
 
-def _plan_data(settings, crop):
+def _plan_data(settings, crop, online=()):
     """Open the datasets, split off validation pairs, check crops fit; nothing is written.
 
     Returns the training rows (a :class:`blursynth.torch.PairDataset`, the run's loader; with
-    ``--online``, a :class:`blursynth.torch.OnlineMix` of it and the online sources) and the
-    validation items, (dataset path, row) each."""
+    ``--online``, a :class:`blursynth.torch.OnlineMix` of it and ``online``, the sources
+    opened from ``settings.online``) and the validation items, (dataset path, row) each."""
     from ..torch.pairs import PairDataset
 
     if not settings.data and not settings.online:
@@ -304,13 +304,19 @@ def _plan_data(settings, crop):
                             verify=settings.verify)
         val_items = [(path, int(i)) for path, held in zip(pairs.paths, pairs.heldout_rows)
                      for i in held]
+    if len(online) != len(settings.online):
+        raise BadInputError(
+            f"online: {len(settings.online)} --online recipe(s) but {len(online)} opened "
+            "source(s); open each with blursynth.torch.online.open_online(PATH) and pass them "
+            "as train(settings, online=[...]) (blursynth train does).")
     if settings.online:
-        from ..torch.online import OnlineMix, open_online
+        from ..torch.mix import OnlineMix
 
-        # Rendered on the CPU in the loader workers: this process never renders, so it may fork.
-        pairs = OnlineMix(pairs, [open_online(o.path) for o in settings.online],
-                          [o.weight for o in settings.online], crop=crop, seed=settings.seed,
-                          names=[o.path for o in settings.online])
+        # Rendered on the CPU: with --workers N only the loader workers render (so this
+        # process may fork them); with 0 it renders here, and OnlineBlur.read restores torch's
+        # thread count after each pair.
+        pairs = OnlineMix(pairs, list(online), [o.weight for o in settings.online], crop=crop,
+                          seed=settings.seed, names=[o.path for o in settings.online])
     for vpath in settings.val_data:
         ds = open_pairs(vpath, verify=settings.verify)
         check_ground_truth(ds, vpath, "--val-data")
@@ -445,9 +451,13 @@ class RunPlan:
         return self.rank == 0
 
 
-def plan_run(settings: TrainSettings) -> RunPlan:
+def plan_run(settings: TrainSettings, online=()) -> RunPlan:
     """Check every input of a run (datasets, crop, VGG file, the --out folder, a checkpoint to
-    resume and whether it fits these settings); nothing is written."""
+    resume and whether it fits these settings); nothing is written.
+
+    ``online``: the :class:`blursynth.torch.OnlineBlur` of each ``settings.online`` recipe, in
+    order (:func:`blursynth.torch.online.open_online`); recipes are resolved by the caller, so
+    training never imports the build that plans them."""
     check_seed(settings.seed)  # the other scalars were checked by TrainSettings
     arch = get_arch(settings.arch)
     config = settings.model_config()
@@ -468,7 +478,7 @@ def plan_run(settings: TrainSettings) -> RunPlan:
         split_by = ckpt["recipe"].get("split_by", "pair") if ckpt is not None else "source"
         settings = replace(settings, split_by=split_by)
 
-    pairs, val_items = _plan_data(settings, crop)
+    pairs, val_items = _plan_data(settings, crop, online)
     train_rows = pairs.rows
     if rank == 0:
         warn_shared_kernel_draws(settings.data)
@@ -480,7 +490,8 @@ def plan_run(settings: TrainSettings) -> RunPlan:
     content, content_info = (arch.content or build_content_loss)(settings.perceptual,
                                                                  settings.vgg_weights)
     recipe = settings.recipe(crop, batch)
-    if settings.online:  # absent otherwise, so runs without --online resume as before
+    # Absent without --online, so those runs' recipes (and resume checks) do not change.
+    if settings.online:
         recipe["online"] = [[str(Path(o.path).resolve()), o.weight, src.fingerprint]
                             for o, src in zip(settings.online, pairs.online)]
     precision = resolve_precision(settings.precision, device)
@@ -721,11 +732,12 @@ def run_loop(plan: RunPlan, parts: RunParts) -> dict:
             "n_val_pairs": len(plan.val_items)}
 
 
-def train(settings: TrainSettings) -> dict:
+def train(settings: TrainSettings, online=()) -> dict:
     """Train the architecture ``settings.arch`` as ``settings`` says; write checkpoints, metrics and samples to ``out``.
 
     Everything that can be wrong with the input (datasets, weights, crop, VGG file, an existing
     run, a checkpoint of another config or a corrupt one) is checked before anything is written.
+    ``online``: the opened sources of ``settings.online`` (:func:`plan_run`).
 
     Returns
     -------
@@ -739,6 +751,6 @@ def train(settings: TrainSettings) -> dict:
     >>> train(s)["steps"]                                          # doctest: +SKIP
     10
     """
-    plan = plan_run(settings)
+    plan = plan_run(settings, online)
     with ExitStack() as hold:
         return run_loop(plan, build_run(plan, hold))
