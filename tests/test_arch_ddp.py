@@ -1,6 +1,8 @@
 """Two-process DDP (torchrun, gloo, CPU) for the architectures with a critic: deblurgan-v2
 (a double-scale critic returning two score maps), deepdeblur (a generator returning a list of
-scales in training) and dbgan, as test_train_loop and test_nafnet run deblurgan and nafnet."""
+scales in training) and dbgan, as test_train_loop and test_nafnet run deblurgan and nafnet.
+Each is one torchrun launch (about ten seconds, mostly process start and the torch import):
+deblurgan-v2 runs in the quick suite, the other two are marked slow."""
 
 import csv
 import json
@@ -16,8 +18,11 @@ FAST = ["--crop", "32", "--batch-size", "2", "--val-count", "0", "--workers", "0
         "--critic-steps", "1"]
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("name", ["deblurgan-v2", "deepdeblur", "dbgan"])
+@pytest.mark.parametrize("name", [
+    "deblurgan-v2",  # the fast check: one launch (process start and torch import: most of it)
+    pytest.param("deepdeblur", marks=pytest.mark.slow),
+    pytest.param("dbgan", marks=pytest.mark.slow),
+])
 def test_two_process_ddp_run_trains_generator_and_critic(name, tiny_pairs_dataset, tmp_path,
                                                          torchrun_lock):
     from blursynth.train.loop import load_checkpoint
