@@ -72,9 +72,9 @@ class FPNConfig:
 
     def to_dict(self):
         d = asdict(self)
-        # MobileNet-V2 configs are recorded without the key, as before it existed: their
-        # checkpoints stay byte-identical and runs recorded earlier still resume (a resume
-        # compares the recorded config with this one).
+        # MobileNet-V2 configs omit the key, so their recorded configs and checkpoint bytes do
+        # not depend on it, and their recorded runs resume (a resume compares the recorded
+        # config with this one).
         if d["backbone"] == "mobilenetv2":
             del d["backbone"]
         return d

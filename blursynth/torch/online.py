@@ -129,8 +129,9 @@ class OnlineBlur(torch.utils.data.Dataset):
         Raises
         ------
         RecipeError
-            A recipe without one blur step, or whose photos are not an input; a value the blur
-            step refuses (naming the recipe's line, as ``build`` does).
+            A recipe without one blur step, or whose photos are neither an input nor a folder
+            (an earlier step's output); a value the blur step refuses (naming the recipe's
+            line, as ``build`` does).
         """
         from ..build.run import plan_build
 
