@@ -10,7 +10,7 @@ and atomic writes). The names below are loaded on first use, so importing
 
 from __future__ import annotations
 
-import importlib
+from .._lazy import lazy_names
 
 _PUBLIC = {
     "PAIR_SCHEMA": "schema", "ARRAY_TYPE": "schema", "IMAGE_TYPE": "schema", "pair_row": "schema",
@@ -27,13 +27,4 @@ _PUBLIC = {
 
 __all__ = sorted(_PUBLIC)
 
-
-def __getattr__(name):
-    module = _PUBLIC.get(name)
-    if module is None:
-        raise AttributeError(f"module 'blursynth.dataset' has no attribute {name!r}")
-    return getattr(importlib.import_module(f".{module}", __name__), name)
-
-
-def __dir__():
-    return sorted(set(globals()) | set(_PUBLIC))
+__getattr__, __dir__ = lazy_names(__name__, _PUBLIC, globals())

@@ -7,7 +7,7 @@ first use, so ``import blursynth.torch`` costs nothing until one is touched.
 
 from __future__ import annotations
 
-import importlib
+from .._lazy import lazy_names
 
 # name -> module of this package that defines it
 _PUBLIC = {
@@ -20,13 +20,4 @@ _PUBLIC = {
 
 __all__ = sorted(_PUBLIC)
 
-
-def __getattr__(name):
-    module = _PUBLIC.get(name)
-    if module is None:
-        raise AttributeError(f"module 'blursynth.torch' has no attribute {name!r}")
-    return getattr(importlib.import_module(f".{module}", __name__), name)
-
-
-def __dir__():
-    return sorted(set(globals()) | set(_PUBLIC))
+__getattr__, __dir__ = lazy_names(__name__, _PUBLIC, globals())
