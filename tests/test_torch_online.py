@@ -134,6 +134,29 @@ def test_dataloader_workers_give_the_same_items(photos):
     assert [d["id"] for d in ds] == [d["id"] for d in direct]  # iterating: in order
 
 
+
+@pytest.mark.slow
+def test_forked_workers_after_a_render_in_this_process(photos):
+    """A script that looks at one pair and then starts a DataLoader with (forked, Linux's
+    default) workers: the workers render too. In a fresh process, since Numba's threading layer
+    is chosen once per process (on GNU OpenMP a forked child that renders would abort)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import torch\nfrom blursynth.torch import OnlineBlur\n"
+        f"ds = OnlineBlur({str(photos)!r}, {{'psf_source': 'fresh', 'canvas': 15, 'length': 10.0,"
+        " 'crop': [32, 32], 'per_image': 2, 'device': 'cpu'}, seed=3)\n"
+        "first = ds[1]['blurred']\n"
+        "loader = torch.utils.data.DataLoader(ds, batch_size=2, num_workers=2,"
+        " multiprocessing_context='fork')\n"
+        "got = torch.cat([b['blurred'] for b in loader])\n"
+        "assert len(got) == len(ds) and torch.equal(got[1], first)\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-2000:]
+
+
 RECIPE = """
 [build]
 seed = 7

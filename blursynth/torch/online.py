@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .._numba import fork_safe_threads
 from ..errors import BadInputError, RecipeError
 from ..train.data import TRAIN_COLUMNS, to_tensor
 
@@ -208,6 +209,7 @@ class OnlineBlur(torch.utils.data.Dataset):
                 or not -n <= index < n:
             raise IndexError(f"index {index!r} out of range for an OnlineBlur of {n} pairs")
         index = int(index) % n
+        fork_safe_threads()
         threads = torch.get_num_threads()
         try:
             row = self._render(index)
