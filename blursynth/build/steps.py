@@ -233,6 +233,7 @@ def _run_blur(step, plan, workers):
     from ..pairs.shake import blur_photos
 
     return blur_photos(step.settings, step.out, workers=workers, overwrite=plan.overwrite,
+                       keep_freed=True,
                        options=write_options(step, plan))
 
 
