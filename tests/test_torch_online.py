@@ -80,9 +80,25 @@ def test_dict_settings_photos_and_seed(photos):
     assert OnlineBlur(photos, table, seed=6).fingerprint != a.fingerprint
 
 
+def test_whole_number_settings_are_the_floats_blur_parses(photos, tmp_path, run_cli):
+    """`length = 20` (TOML, a dict) is `blur --length 20`: one fingerprint, so one dataset."""
+    table = {"psf_source": "fresh", "canvas": 21, "length": 20, "crop": [32, 32], "device": "cpu"}
+    ds = OnlineBlur(photos, table)
+    assert ds.settings.fresh_length_px == 20.0 and isinstance(ds.settings.fresh_length_px, float)
+    assert ds.fingerprint == OnlineBlur(photos, dict(table, length=20.0)).fingerprint
+    out = tmp_path / "pairs"
+    r = run_cli("blur", photos, "--psf-source", "fresh", "--canvas", "21", "--length", "20",
+                "--crop", "32x32", "--device", "cpu", "--out", out)
+    assert r.code == 0, r.err
+    assert json.loads((out / "manifest.json").read_text())["fingerprint"] == ds.fingerprint
+
+
 @pytest.mark.parametrize("table, expected", [
     ({"per_image": 0, "psf_source": "fresh"}, "per_image must be a positive integer; got 0"),
-    ({}, "kernels BANK is required with psf_source bank"),
+    ({}, "kernels BANK is required with psf_source bank (make one with 'blursynth trajectories "
+         "--out BANK')"),
+    ({"psf_source": "fresh", "crop": "96x96"}, "crop must be two whole numbers HxW (a recipe's "
+                                               "crop = [H, W]); got '96x96'"),
     ({"psf_source": "fresh", "border": "edge"}, "border must be one of"),
     ({"psf_source": "fresh", "per_imag": 2}, "unknown key 'per_imag' for a blur step"),
 ])

@@ -228,6 +228,10 @@ def table_settings(recipe: Recipe, table_key: tuple, cls, table: dict, *, fixed:
         f = next(f for f in dataclasses.fields(cls) if f.name == k)
         if isinstance(v, list) and "tuple" in str(f.type):
             values[k] = tuple(v)
+        elif isinstance(v, int) and not isinstance(v, bool) and _float_field(f.type):
+            # A whole number (TOML's `length = 20`, a dict's 20) is the float the command's
+            # option parses (`--length 20` -> 20.0): same settings, same fingerprint, same bytes.
+            values[k] = float(v)
     values.update(fixed)
     try:
         return cls(**values)
@@ -238,10 +242,21 @@ def table_settings(recipe: Recipe, table_key: tuple, cls, table: dict, *, fixed:
         recipe.fail(in_recipe_terms(exc), table_key, key)
 
 
+def _float_field(annotation) -> bool:
+    """Whether a settings field is typed ``float`` or ``float | None`` (annotations are strings
+    under ``from __future__ import annotations``, types otherwise)."""
+    return str(annotation).replace(" ", "").replace("<class'float'>", "float") in (
+        "float", "float|None", "Optional[float]", "typing.Optional[float]")
+
+
 def in_recipe_terms(message) -> str:
     """A settings refusal spoken in command-line options (``--raw-bits``), reworded in recipe keys
-    (``raw_bits``): a recipe's reader knows its keys."""
-    return re.sub(r"--([a-z][a-z0-9-]*)", lambda m: m.group(1).replace("-", "_"), str(message)).strip()
+    (``raw_bits``): a recipe's reader knows its keys. A quoted command (``'blursynth trajectories
+    --out BANK'``) keeps its options: it is run as written."""
+    parts = re.split(r"('blursynth [^']*')", str(message))
+    return "".join(part if i % 2 else re.sub(r"--([a-z][a-z0-9-]*)",
+                                             lambda m: m.group(1).replace("-", "_"), part)
+                   for i, part in enumerate(parts)).strip()
 
 
 class Resolver:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import functools
 import math
+import numbers
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -201,6 +202,10 @@ class BlurSettings:
         if int(self.per_image) != self.per_image or self.per_image < 1:
             raise SettingError(f"--per-image must be a positive integer; got {self.per_image!r}.", "per_image")
         if self.crop is not None:
+            if not (isinstance(self.crop, (tuple, list)) and len(self.crop) == 2
+                    and all(isinstance(v, numbers.Integral) and not isinstance(v, bool) for v in self.crop)):
+                raise SettingError(f"--crop must be two whole numbers HxW (a recipe's crop = "
+                                   f"[H, W]); got {self.crop!r}.", "crop")
             h, w = self.crop
             if h < 1 or w < 1:
                 raise SettingError(f"--crop must be positive HxW; got {h}x{w}.", "crop")
