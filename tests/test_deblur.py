@@ -154,3 +154,19 @@ def test_a_killed_runs_temporary_outputs_are_removed_only_those(run_cli, stub_mo
     r = _deblur(run_cli, tmp_path / "p.png", out=out)
     assert r.code == 0, r.err
     assert not debris.exists() and kept.exists() and (out / "p.png").exists()
+
+
+def test_a_pair_dataset_gives_its_blurred_images_and_no_lock_file_is_left(
+        run_cli, stub_model, tmp_path, tiny_pairs_dataset):
+    from blursynth.dataset.reader import PairDataset
+
+    data = tiny_pairs_dataset(n=3)
+    out = tmp_path / "out"
+    r = _deblur(run_cli, data, out=out)
+    assert r.code == 0, r.err
+    stored = PairDataset(data)
+    # only the images: nothing a sorted listing of the folder would open as one
+    assert sorted(p.name for p in out.iterdir()) == [f"{stored[i]['id']}.png" for i in range(3)]
+    got = np.asarray(Image.open(out / f"{stored[1]['id']}.png"))
+    want = np.clip(stored[1]["blurred"].astype(np.int16) + np.array([2, 0, -2]), 0, 255)
+    assert np.array_equal(got, want)

@@ -552,7 +552,15 @@ def deblur_images(settings: DeblurSettings, deblur_fn=None) -> dict:
     plan = []
     for item in settings.inputs:
         p = Path(item)
-        if p.is_dir():
+        if p.is_dir() and (p / "manifest.json").is_file():
+            # A pair dataset (a blur step's output, 'uid train --real-blur'): its blurred images,
+            # each written as <pair id>.png, as 'uid train' and 'uid blur --blur-from' read them.
+            from ..bgan.data import ImageSet
+
+            images = ImageSet(p, column="blurred", option="input")
+            plan += [(_PairImage(images, i), out / f"{pair_id}.png")
+                     for i, pair_id in enumerate(images.ids)]
+        elif p.is_dir():
             files = list_images(p, exclude=out)  # an --out inside it holds outputs, not inputs
             if not files:
                 raise BadInputError(f"{p}: no images (png, jpg, tif, webp, bmp) in this folder.")
@@ -566,7 +574,7 @@ def deblur_images(settings: DeblurSettings, deblur_fn=None) -> dict:
         raise BadInputError("two inputs would be written to the same output name; deblur them "
                             "into separate --out folders.")
     claim(out, DEBLURRED, create=False)
-    sources = {src.resolve(): src for src, _ in plan}
+    sources = {src.resolve(): src for src, _ in plan if isinstance(src, Path)}
     for _, dst in plan:
         if dst.resolve() in sources:
             raise BadInputError(f"{dst}: would replace the input photo {sources[dst.resolve()]}; "
@@ -577,7 +585,8 @@ def deblur_images(settings: DeblurSettings, deblur_fn=None) -> dict:
 
     for src, _ in plan:  # every input is checked before the first output is written
         try:
-            height, width = read_header(src)[:2]  # as displayed: EXIF orientation applied
+            # as displayed: EXIF orientation applied
+            height, width = src.size() if isinstance(src, _PairImage) else read_header(src)[:2]
         except BadInputError:
             raise  # truncated, or over the pixel limit (blur's words)
         except Exception as exc:
@@ -589,8 +598,9 @@ def deblur_images(settings: DeblurSettings, deblur_fn=None) -> dict:
             _check_halo(gen, settings.tile, settings.blend)  # as evaluate: only tiled images
     claimed = claim(out, DEBLURRED)  # before the first (possibly long) deblur, not after it
     written, notes = [], []
-    # outside the try: a refused run must not undo the folder the other one writes
-    with lock_output(out):
+    # outside the try: a refused run must not undo the folder the other one writes. keep=False:
+    # the folder is a list of images that users glob, so the lock file goes with the run.
+    with lock_output(out, keep=False):
         # Again, outside the try too: another run may have written them meanwhile, into the folder
         # this claim made, and undoing that folder would remove its outputs.
         _check_existing(dests, settings.overwrite)
@@ -613,6 +623,26 @@ def deblur_images(settings: DeblurSettings, deblur_fn=None) -> dict:
     return {"written": written, "notes": notes}
 
 
+class _PairImage:
+    """The blurred image of pair ``i`` of a dataset given to ``deblur`` (stored RGB8)."""
+
+    def __init__(self, images, i: int):
+        self.images, self.i = images, i
+
+    def __str__(self) -> str:
+        return self.images.describe(self.i)
+
+    def size(self) -> tuple:
+        from ..sources.photos import header_size
+
+        raw = self.images._dataset().raw(self.i, columns=["blurred"])["blurred"]["bytes"]
+        hw = header_size(raw)
+        return tuple(hw) if hw is not None else self.load()[0].shape[:2]
+
+    def load(self) -> tuple:
+        return self.images.load(self.i), None
+
+
 def _check_existing(dests, overwrite: bool) -> None:
     exist = [] if overwrite else [d for d in dests if d.exists()]
     if exist:
@@ -625,14 +655,14 @@ def _deblur_each(plan, deblur_fn, written, notes, bar):
     from ..sources.photos import GRAY_MODES, load_rgb8, read_header, save_rgb8
 
     for src, dst in plan:
-        image, note = load_rgb8(src)
+        image, note = src.load() if isinstance(src, _PairImage) else load_rgb8(src)
         if note:
             notes.append(f"{src}: {note}")
         if min(image.shape[:2]) < 8:
             raise BadInputError(f"{src}: {image.shape[0]}x{image.shape[1]} is too small; "
                                 "images must be at least 8 px a side.")
         result = deblur_fn(image)
-        if read_header(src)[2] in GRAY_MODES:
+        if isinstance(src, Path) and read_header(src)[2] in GRAY_MODES:
             # A gray photo goes in as three equal channels and comes back gray: their mean.
             result = np.rint(result.mean(axis=2)).astype(np.uint8)
         save_rgb8(dst, result)  # creates the folder; written to a temporary name and renamed
