@@ -291,4 +291,10 @@ def test_model_of_another_kind_or_version_refused(sets, model, tmp_path, run_cli
     r = run_cli("bgan", "train", "--sharp", sets / "sharp", "--real-blur", sets / "real", "--out",
                 model, "--steps", 1, "--config", "tiny", "--patch", 16, "--perceptual", "none")
     assert r.code == 2 and "blursynth-uid" in error_line(r)
-    assert not (tmp_path / "d").exists()
+    # and a UID model given to the deblurring run's commands names itself and uid deblur
+    for args in (("deblur", "--model", model, sets / "photos", "--out", tmp_path / "d"),
+                 ("export-model", model, "--onnx", tmp_path / "u.onnx")):
+        r = run_cli(*args)
+        assert r.code == 2 and "is a UID model" in error_line(r), r.err
+        assert "'blursynth uid deblur" in error_line(r)
+    assert not (tmp_path / "d").exists() and not (tmp_path / "u.onnx").exists()

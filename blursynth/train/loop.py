@@ -52,8 +52,12 @@ RUN_KIND = runs.RunKind(
     unreadable="{file}: corrupt checkpoint ({error}); restore it from a copy or start a new run in "
                "another --out.",
     other_formats={runs.BGAN_FORMAT: "{file}: is a BGAN (learned blur) model, not a DeblurGAN run; "
-                                     "expected the --out folder of 'blursynth train'."},
-    wrong_format="{file}: not a blursynth DeblurGAN checkpoint.",
+                                     "expected the --out folder of 'blursynth train'.",
+                   runs.UID_FORMAT: "{file}: is a UID model (blursynth uid train), not a run of "
+                                    "'blursynth train'; deblur with it by 'blursynth uid deblur "
+                                    "PHOTOS --model MODEL --out OUT'."},
+    wrong_format="{file}: not a blursynth deblurring checkpoint (the --out folder of 'blursynth "
+                 "train', any --arch).",
     wrong_version="{file}: checkpoint version {version}; this blursynth reads version {expected}.",
     needs_resume="--out {out}: already holds a training run; pass --resume to continue it or "
                  "choose another --out.",
