@@ -54,7 +54,7 @@ def test_step_kinds_table():
     assert {n for n, k in STEP_KINDS.items() if not k.seeded} == {"import", "evaluate", "face-crops"}
 
 
-def test_missing_step_input_and_dry_run_without_vgg(tmp_path, run_cli):
+def test_missing_step_input_and_dry_run_without_vgg(tmp_path, run_cli, monkeypatch):
     path = tmp_path / "tiny.toml"
     path.write_text(TINY.replace('kernels = "@bank"\n', ""))
     r = run_cli("build", path, "--dry-run")
@@ -62,12 +62,21 @@ def test_missing_step_input_and_dry_run_without_vgg(tmp_path, run_cli):
     table = _line(path.read_text(), 'name = "synth"') - 1
     assert error_line(r) == (f"error: {path}:{table}: kernels is missing: "
                              "set kernels = '@NAME' (the name of an earlier trajectories step) or a path.")
-    # The comb recipe asks for VGG19 weights this machine does not have: a dry run says so
-    # and downloads nothing.
+    # The comb recipe asks for VGG19 weights this machine does not have: a dry run says that
+    # the run will download them, and downloads nothing.
+    from blursynth.nn import vgg
+
+    monkeypatch.setattr(vgg, "default_vgg19_path", lambda: tmp_path / "hub" / vgg.VGG19_FILENAME)
+    r = run_cli("build", RECIPES / "deblurgan-comb.toml", "--dry-run", "--out", tmp_path / "c")
+    assert r.code == 0, r.err
+    note = next(line for line in r.out.splitlines() if "VGG19" in line)
+    assert "the run will try to download them from https://" in note
+    assert "downloads are off" not in note and "--set train.perceptual=none" in note
+    # A --vgg-weights file that is not there: the run would refuse it, and so does a dry run.
     r = run_cli("build", RECIPES / "deblurgan-comb.toml", "--dry-run", "--out", tmp_path / "c",
                 "--set", "train.vgg_weights=" + str(tmp_path / "none.pth"))
-    assert r.code == 0 and "note: VGG19 weights not found locally; the run will try to download them" in r.out
-    assert not (tmp_path / "c").exists()
+    assert r.code == 2 and "none.pth: no such file" in error_line(r)
+    assert not (tmp_path / "c").exists() and not (tmp_path / "hub").exists()
 
 
 @pytest.mark.parametrize(

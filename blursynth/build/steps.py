@@ -422,15 +422,18 @@ def _check_vgg(st: StepTable):
     step = st.step
     if getattr(step.settings, "perceptual", "none") != "vgg":
         return
-    from ..nn.vgg import resolve_vgg19_weights
+    from ..nn.vgg import VGG19_URL, default_vgg19_path, resolve_vgg19_weights
 
-    try:
+    dry = st.recipe.dry_run
+    if dry and step.settings.vgg_weights is None and not default_vgg19_path().is_file():
         # A dry run never downloads: it says what the real run will try instead.
-        resolve_vgg19_weights(step.settings.vgg_weights, download=not st.recipe.dry_run, timeout_s=10.0)
+        step.note = (f"VGG19 weights are not in the torch hub cache ({default_vgg19_path()}); the "
+                     f"run will try to download them from {VGG19_URL} (or --set "
+                     f"{step.name}.vgg_weights=PATH, or --set {step.name}.perceptual=none).")
+        return
+    try:
+        resolve_vgg19_weights(step.settings.vgg_weights, download=not dry, timeout_s=10.0)
     except BadInputError as exc:
-        if st.recipe.dry_run:
-            step.note = f"VGG19 weights not found locally; the run will try to download them ({exc})"
-            return
         st.fail(f"{exc} (In a recipe: --set {step.name}.vgg_weights=PATH or --set "
                 f"{step.name}.perceptual=none.)", "perceptual")
 
