@@ -273,6 +273,8 @@ def test_online_mix_draws_and_crops_like_stored_pairs(photos, tiny_pairs_dataset
         assert torch.equal(mix[i]["blurred"], to_tensor(b)) and mix[i]["id"] == want["id"]
         assert torch.equal(mix[2]["blurred"], pairs[2]["blurred"]) and pairs.epoch == epoch
     assert torch.equal(mix[-1]["sharp"], mix[len(mix) - 1]["sharp"])
+    # the sources are told apart: stored paths first, then the online ones
+    assert (mix[0]["dataset"], mix[len(pairs)]["dataset"], online[0]["dataset"]) == (0, 1, 0)
     with pytest.raises(IndexError, match="out of range for an OnlineMix"):
         mix[len(mix)]
     for crop, expected in ((None, "crop must be a whole number"), (0, "crop must be a whole"),

@@ -64,7 +64,9 @@ def test_rows_of_each_split_and_the_item(sets):
         assert not photos(tr) & photos(ho)  # split by source: a photo on one side only
     item = every[25]  # row 1 of b, whole, flipped or not
     pair = open_pairs(b)[1]
-    assert set(item) == {"blurred", "sharp", "id"} and item["id"] == pair["id"]
+    assert set(item) == {"blurred", "sharp", "id", "dataset"} and item["id"] == pair["id"]
+    # ids repeat across datasets; `dataset` (the path's position) tells them apart
+    assert every[0]["id"] == every[24]["id"] and (every[0]["dataset"], item["dataset"]) == (0, 1)
     assert item["blurred"].dtype == torch.float32 and item["blurred"].shape == (3, 20, 24)
     flipped = to_tensor(pair["blurred"][:, ::-1])
     assert torch.equal(item["blurred"], to_tensor(pair["blurred"])) or \

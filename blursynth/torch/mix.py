@@ -129,7 +129,9 @@ class OnlineMix(torch.utils.data.Dataset):
             return self.pairs[item if isinstance(item, Draw) else index]
         j = int(np.searchsorted(self._starts, index, side="right")) - 1
         pair = self.online[j].read(index - int(self._starts[j]), TRAIN_COLUMNS)
-        return crop_item(pair, self.crop, sample_rng(self.seed, *key), self.flip)
+        stored = 0 if self.pairs is None else len(self.pairs.paths)  # sources: stored, then online
+        return dict(crop_item(pair, self.crop, sample_rng(self.seed, *key), self.flip),
+                    dataset=stored + j)
 
 
 __all__ = ["OnlineMix"]

@@ -246,7 +246,7 @@ class OnlineBlur(torch.utils.data.Dataset):
     def __getitem__(self, index) -> dict:
         row = self.read(index, TRAIN_COLUMNS)
         return {"blurred": to_tensor(row["blurred"]), "sharp": to_tensor(row["sharp"]),
-                "id": row["id"]}
+                "id": row["id"], "dataset": 0}  # the keys of a PairDataset item (one source)
 
     def __iter__(self):
         for i in range(len(self)):

@@ -222,7 +222,9 @@ class PairDataset(torch.utils.data.Dataset):
         if self.crop is not None and self.crop > min(h, w):
             self._warn_small(d, pair, h, w)
             pair = self._fitting_pair(d, sample_rng(self.seed, *key[1]))
-        return crop_item(pair, self.crop, sample_rng(self.seed, *key[0]), self.flip)
+        # ids are per dataset: `dataset` (the path's position) tells a mix's items apart
+        return dict(crop_item(pair, self.crop, sample_rng(self.seed, *key[0]), self.flip),
+                    dataset=d)
 
     def _fitting_pair(self, d, rng):
         """Another pair of dataset ``d`` that fits the crop: up to MAX_REDRAWS random draws,
