@@ -7,7 +7,6 @@ sheets, plus ``model.json``; the VGG19 policy is the trainer's too.
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from dataclasses import asdict, dataclass
@@ -19,7 +18,7 @@ from .._rng import check_seed
 from ..errors import BadInputError
 from ..nn import runs
 from ..nn.runs import CHECKPOINT, METRICS_CSV, RUN_JSON
-from .losses import ALPHA_WEIGHS, LossWeights, PooledL1, relativistic_critic_loss, \
+from .losses import ALPHA_WEIGHS, LossWeights, relativistic_critic_loss, \
     relativistic_generator_loss
 from .model import CONFIGS, BGANConfig, BlurGenerator, build_bgan, model_fingerprint
 
@@ -190,7 +189,8 @@ class BGANTrainer:
     critic : BlurCritic
     perceptual : callable
         ``(generated, sharp) -> loss`` on [-1, 1] images: the trainer's
-        :class:`blursynth.train.losses.ContentLoss` (VGG19) or :class:`PooledL1`.
+        :class:`blursynth.train.losses.ContentLoss` (VGG19) or
+        :class:`blursynth.bgan.losses.PooledL1`.
     weights : LossWeights
     lr : float
         Adam's learning rate for both (betas 0.9, 0.999).
@@ -314,56 +314,20 @@ class BGANPlan:
 def plan_training(settings: BGANTrainSettings) -> BGANPlan:
     """Check every input of a run (settings, image sets, VGG file, the --out folder, a
     checkpoint to resume) and open its data; nothing is written."""
-    from ..nn.device import resolve_device
-    from ..train.losses import build_content_loss
-    from .data import ImageSet, check_patch_fits, check_unpaired
+    from .unpaired import open_unpaired_run
 
     check_seed(settings.seed)
     config = settings.model_config()
     weights = settings.loss_weights()
-    if settings.steps < 1:
-        raise BadInputError(f"--steps must be at least 1; got {settings.steps}.")
-    if settings.patch < 8:
-        raise BadInputError(f"--patch must be at least 8 px; got {settings.patch}.")
-    if settings.batch_size < 1:
-        raise BadInputError(f"--batch-size must be at least 1; got {settings.batch_size}.")
-    if not (settings.lr > 0 and math.isfinite(settings.lr)):
-        raise BadInputError(f"--lr must be a positive number; got {settings.lr}.")
-    if settings.perceptual not in ("vgg", "none"):
-        raise BadInputError(f"--perceptual must be vgg or none; got {settings.perceptual!r}.")
-    out = Path(settings.out).resolve()
-    for option, given in (("--sharp", settings.sharp), ("--real-blur", settings.real_blur)):
-        where = Path(given).resolve()
-        # Sample sheets written under an input folder would join its images on --resume.
-        if where.is_dir() and (out == where or where in out.parents):
-            raise BadInputError(f"--out {settings.out} is inside {option} {given}; the run's sample "
-                                f"sheets would become training images. Choose an --out outside it.")
-    # The --out folder before the image sets and the VGG file: a refusal to write into the
-    # user's own files comes first.
-    out = Path(settings.out)
-    recipe = settings.recipe()
-    stamp = runs.checkpoint_stamp(out)
-    ckpt = runs.open_run_folder(out, RUN_KIND)
-    if ckpt is not None:
-        runs.require_resume(out, RUN_KIND, settings.resume)
-        runs.check_recipe(ckpt, recipe, out, RUN_KIND)
-    sharp = ImageSet(settings.sharp, column="sharp", option="--sharp", verify=settings.verify)
-    real = ImageSet(settings.real_blur, column="blurred", option="--real-blur",
-                    verify=settings.verify)
-    check_unpaired(sharp, real)
-    check_patch_fits(sharp, settings.patch)
-    check_patch_fits(real, settings.patch)
+    run = open_unpaired_run(settings, RUN_KIND, _patch_problem)
+    return BGANPlan(settings=settings, config=config, weights=weights, sharp=run.sharp,
+                    real=run.real, device=run.device, out=run.out, perceptual=run.perceptual,
+                    perceptual_info=run.perceptual_info, recipe=run.recipe,
+                    checkpoint=run.checkpoint, stamp=run.stamp)
 
-    device = resolve_device(settings.device, index=0)
-    if settings.perceptual == "none":
-        perceptual, perceptual_info = PooledL1(4), {"kind": "pooled-l1", "factor": 4}
-    else:
-        perceptual, perceptual_info = build_content_loss(settings.perceptual,
-                                                         settings.vgg_weights)
-    return BGANPlan(settings=settings, config=config, weights=weights, sharp=sharp, real=real,
-                    device=device, out=out, perceptual=perceptual,
-                    perceptual_info=perceptual_info, recipe=recipe, checkpoint=ckpt,
-                    stamp=stamp)
+
+def _patch_problem(patch):
+    return f"--patch must be at least 8 px; got {patch}." if patch < 8 else None
 
 
 @dataclass
@@ -394,20 +358,11 @@ def build_training(plan: BGANPlan) -> BGANParts:
 
 def _save(plan: BGANPlan, parts: BGANParts, metrics: runs.MetricsLog, step: int) -> None:
     """The checkpoint, ``model.json`` (what ``bgan blur`` reports) and the metrics."""
-    from ..dataset.outputs import atomic_write_text
+    from .unpaired import save_model
 
-    config, weights, gen = plan.config.to_dict(), asdict(plan.weights), parts.trainer.g
-    state = parts.trainer.state_dict()
-    state.update({"format": MODEL_FORMAT, "version": MODEL_VERSION, "step": step,
-                  "total_steps": int(plan.settings.steps), "config": config,
-                  "recipe": plan.recipe, "loss_weights": weights,
-                  "perceptual": plan.perceptual_info, "plateau": parts.plateau.state_dict()})
-    metrics.save()  # first: a kill between the two never loses a row
-    runs.save_checkpoint(state, plan.out / CHECKPOINT)
-    info = {"format": MODEL_FORMAT, "version": MODEL_VERSION, "step": step,
-            "config": config, "fingerprint": model_fingerprint(gen),
-            "loss_weights": weights, "perceptual": plan.perceptual_info}
-    atomic_write_text(plan.out / MODEL_JSON, json.dumps(info, indent=1) + "\n")
+    save_model(plan, parts.trainer.state_dict(), {"plateau": parts.plateau.state_dict()},
+               model_fingerprint(parts.trainer.g), metrics, step, model_format=MODEL_FORMAT,
+               model_version=MODEL_VERSION, model_json=MODEL_JSON)
 
 
 def run_training(plan: BGANPlan, parts: BGANParts) -> dict:
@@ -426,33 +381,16 @@ def run_training(plan: BGANPlan, parts: BGANParts) -> dict:
 
 def _train_steps(plan: BGANPlan, parts: BGANParts) -> dict:
     """:func:`run_training`'s steps, in the held model folder."""
-    from ..train.data import PositionSampler
     from ..train.models import from_model_range, to_model_range
+    from .unpaired import patch_loader, progress_bar, start_run_files
 
     settings, device, out = plan.settings, plan.device, plan.out
     trainer, plateau, start = parts.trainer, parts.plateau, parts.start
     total = int(settings.steps)
-    (out / SAMPLES_DIR).mkdir(exist_ok=True)
-    if plan.checkpoint is None:
-        runs.write_run_json(out / RUN_JSON, {
-            # A new run, whatever --resume said (it continues only a checkpoint).
-            "settings": dict(asdict(settings), resume=False), "recipe": plan.recipe,
-            "perceptual": plan.perceptual_info, "n_sharp": len(plan.sharp),
-            "n_real_blur": len(plan.real)})
-    metrics = runs.MetricsLog(out / METRICS_CSV, METRIC_COLUMNS, start)
-    metrics.save()  # drops the rows a stopped run wrote after its checkpoint
-
-    dataset_ = _unpaired(plan.sharp, plan.real, int(settings.seed), settings.patch)
-    loader = torch.utils.data.DataLoader(
-        dataset_, batch_size=settings.batch_size,
-        sampler=PositionSampler(start, total, settings.batch_size),
-        num_workers=max(int(settings.workers), 0), pin_memory=device.type == "cuda",
-        prefetch_factor=4 if settings.workers > 0 else None)
-    bar = None
-    if settings.progress:
-        from tqdm import tqdm
-
-        bar = tqdm(total=total, initial=start, desc="bgan train", unit="step", dynamic_ncols=True)
+    metrics = start_run_files(plan, METRICS_CSV, METRIC_COLUMNS, start, SAMPLES_DIR)
+    loader = patch_loader(_unpaired(plan.sharp, plan.real, int(settings.seed), settings.patch),
+                          settings, start, total, device)
+    bar = progress_bar(settings, total, start, "bgan train")
     t0 = time.perf_counter()
     losses, step, stopped = {}, start, "done"
     try:
