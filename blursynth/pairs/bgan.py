@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
@@ -21,7 +20,8 @@ from ..bgan.model import NOISE_DIM
 from ..errors import BadInputError, SettingError, checking
 from ..ops.color import describe_crf
 from ..sources.photos import PhotoPlan, load_rgb8, photo_path, scan_photos
-from .photos import photos_for, write_photo_pairs
+from .photos import check_model_unchanged, check_row_model, check_workers, model_stamp, \
+    photos_for, write_photo_pairs
 
 
 @dataclass(frozen=True)
@@ -251,11 +251,7 @@ class _Job:
 
 
 def _generator(model_path: str, device: str):
-    from ..bgan.train import CHECKPOINT
-
-    p = Path(model_path)
-    st = (p / CHECKPOINT if p.is_dir() else p).stat()
-    return _cached_generator(model_path, device, st.st_mtime_ns, st.st_size)
+    return _cached_generator(model_path, device, *model_stamp(model_path))
 
 
 @functools.lru_cache(maxsize=2)
@@ -272,10 +268,7 @@ def _bgan_rows(start, stop, job: _Job):
 
     s = job.settings
     gen, info = _generator(job.model_path, job.device)
-    if info["fingerprint"] != job.model_fingerprint:
-        raise BadInputError(f"--model {job.model_path}: the model changed while pairs were being "
-                            f"written (fingerprint {info['fingerprint']}, expected "
-                            f"{job.model_fingerprint}); rerun the command.")
+    check_model_unchanged(job.model_path, info["fingerprint"], job.model_fingerprint)
     with one_thread(job.device.split(":")[0]):
         for index, photo, note in photos_for(job.plan, start, stop, s.per_image, strict=s.strict):
             noise = pair_noise(s.seed, index)
@@ -341,8 +334,7 @@ def bgan_blur(settings: BGANBlurSettings, out, *, workers: int = 1, overwrite: b
     from ..bgan.train import load_bgan_generator
     from ..nn.device import resolve_device
 
-    if int(workers) < 1:
-        raise BadInputError(f"--workers must be a positive integer; got {workers!r}.")
+    check_workers(workers)
     device = resolve_device(settings.device)
     _, info = load_bgan_generator(settings.model)  # checks the model before anything is written
     plan = scan_photos(settings.photos, strict=settings.strict, exclude=out)
@@ -398,9 +390,7 @@ def rebuild_pair(row: dict, sources, *, model, device="cpu", mosaic_only: bool =
         gen, info = _generator(str(model), str(device))
     except OSError:  # no such model: the loader's own error names it
         gen, info = load_bgan_generator(model, device=device)
-    if info["fingerprint"] != params["model_fingerprint"]:
-        raise BadInputError(f"--model {model}: fingerprint {info['fingerprint']}, but the pair was "
-                            f"made by {params['model_fingerprint']}; pass that model.")
+    check_row_model(model, info["fingerprint"], params["model_fingerprint"])
     photo, _ = load_rgb8(photo_path(sources, params["photo"]))
     with one_thread(str(device).split(":")[0]):
         blurred = blur_image(gen, photo, np.asarray(params["noise"], np.float32),

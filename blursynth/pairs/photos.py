@@ -1,9 +1,10 @@
-"""The one "photos -> K pairs each" driver that the photo-based ways (shake, bgan) share.
+"""The one "photos -> K pairs each" driver that the photo-based ways (shake, bgan, uid) share.
 
 Pair ``i`` is made from photo ``i // per_image``: the writer plans ``len(photos) * per_image``
 rows, each way's rows come from :func:`photos_for` (each photo loaded once, unreadable ones
 skipped with a warning or, with ``strict``, stopping the run), and :func:`write_photo_pairs`
-writes the dataset and counts the photos skipped.
+writes the dataset and counts the photos skipped; the learned ways also share the model checks
+(:func:`model_stamp`, :func:`check_model_unchanged`, :func:`check_row_model`).
 """
 
 from __future__ import annotations
@@ -122,3 +123,40 @@ def write_photo_pairs(out, plan: PhotoPlan, *, per_image: int, recipe: dict, inp
     skipped_rows = manifest["planned_items"] - manifest["num_rows"]
     return {**manifest, "skipped_photos": len(plan.skipped) + skipped_rows // per_image,
             "small_photos": len(plan.small)}
+
+
+def check_workers(workers) -> None:
+    """Refuse a ``--workers`` count below one, before anything is read or written."""
+    if int(workers) < 1:
+        raise BadInputError(f"--workers must be a positive integer; got {workers!r}.")
+
+
+# ---------------------------------------------------------------------------------------------
+# the learned ways (bgan, uid): a model folder loaded once per process and checked per row
+
+
+def model_stamp(model_path: str) -> tuple:
+    """``(mtime_ns, size)`` of a model folder's checkpoint (or the file): the key of a
+    per-process cache of loaded models, so a retrained model is loaded again."""
+    from pathlib import Path
+
+    from ..nn.runs import CHECKPOINT
+
+    p = Path(model_path)
+    st = (p / CHECKPOINT if p.is_dir() else p).stat()
+    return st.st_mtime_ns, st.st_size
+
+
+def check_model_unchanged(model, fingerprint: str, expected: str) -> None:
+    """Refuse to go on writing pairs when the model loaded now is not the one the run began
+    with (``fingerprint`` != ``expected``)."""
+    if fingerprint != expected:
+        raise BadInputError(f"--model {model}: the model changed while pairs were being written "
+                            f"(fingerprint {fingerprint}, expected {expected}); rerun the command.")
+
+
+def check_row_model(model, fingerprint: str, made_by: str) -> None:
+    """Refuse to rebuild a row with a model other than the one that made it."""
+    if fingerprint != made_by:
+        raise BadInputError(f"--model {model}: fingerprint {fingerprint}, but the pair was "
+                            f"made by {made_by}; pass that model.")

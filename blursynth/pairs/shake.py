@@ -28,7 +28,7 @@ from ..ops.color import crf_option_spec, describe_crf, parse_crf_option
 from ..ops.convolve import BORDERS
 from ..ops.degrade import HIGHLIGHT_REGION_THRESHOLD, HIGHLIGHT_THRESHOLD, Degradations
 from ..sources.photos import PhotoPlan, load_rgb8, photo_path
-from .photos import photos_for, write_photo_pairs
+from .photos import check_workers, photos_for, write_photo_pairs
 from .raw_settings import check_boost_settings, noise_ranges, raw_recipe
 # The pair's keyed streams (adding a stage never changes the numbers another stage draws) and
 # the draws after the blur live in shake_draws, which scene blur shares.
@@ -582,8 +582,7 @@ def blur_photos(settings: BlurSettings, out, *, workers: int = 1, overwrite: boo
     >>> bool((blurred == row["blurred"]).all()), row["params"]["crop"][2:]
     (True, [64, 64])
     """
-    if int(workers) < 1:
-        raise BadInputError(f"--workers must be a positive integer; got {workers!r}.")
+    check_workers(workers)
     if settings.motion != "uniform":
         from .scene import blur_scene
 

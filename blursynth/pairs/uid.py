@@ -17,7 +17,6 @@ import functools
 import hashlib
 import json
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
@@ -25,7 +24,8 @@ from .._rng import check_seed, sample_rng
 from .._threads import one_thread
 from ..errors import BadInputError, SettingError, checking
 from ..sources.photos import PhotoPlan, load_rgb8, photo_path, scan_photos
-from .photos import photos_for, write_photo_pairs
+from .photos import check_model_unchanged, check_row_model, check_workers, model_stamp, \
+    photos_for, write_photo_pairs
 
 #: Stream keys of a pair's draws, ``sample_rng(seed, index, N)``: the prior's code, the reference.
 STREAM_PRIOR, STREAM_REFERENCE = 1, 2
@@ -214,14 +214,6 @@ def transfer_blur_image(nets, photo: np.ndarray, code) -> np.ndarray:
 # the model and the references, once per worker
 
 
-def _model_stamp(model_path: str) -> tuple:
-    from ..nn.runs import CHECKPOINT
-
-    p = Path(model_path)
-    st = (p / CHECKPOINT if p.is_dir() else p).stat()
-    return st.st_mtime_ns, st.st_size
-
-
 @functools.lru_cache(maxsize=2)
 def _cached_nets(model_path: str, device: str, mtime_ns: int, size: int):
     """One load per worker process and model file version (keyed by its mtime and size)."""
@@ -229,7 +221,7 @@ def _cached_nets(model_path: str, device: str, mtime_ns: int, size: int):
 
 
 def _nets(model_path: str, device: str):
-    return _cached_nets(model_path, device, *_model_stamp(model_path))
+    return _cached_nets(model_path, device, *model_stamp(model_path))
 
 
 def load_model(model, device="cpu"):
@@ -323,10 +315,7 @@ def _uid_rows(start, stop, job: _Job):
 
     s = job.settings
     nets, info = _nets(str(s.model), job.device)
-    if info["fingerprint"] != job.model_fingerprint:
-        raise BadInputError(f"--model {s.model}: the model changed while pairs were being written "
-                            f"(fingerprint {info['fingerprint']}, expected {job.model_fingerprint}); "
-                            "rerun the command.")
+    check_model_unchanged(s.model, info["fingerprint"], job.model_fingerprint)
     with one_thread(job.device.split(":")[0]):
         for index, photo, note in photos_for(job.plan, start, stop, s.per_image, strict=s.strict):
             code, about = _code_params(nets, job, index)
@@ -375,8 +364,7 @@ def uid_blur(settings: UIDBlurSettings, out, *, workers: int = 1, overwrite: boo
     """
     from ..nn.device import resolve_device
 
-    if int(workers) < 1:
-        raise BadInputError(f"--workers must be a positive integer; got {workers!r}.")
+    check_workers(workers)
     device = resolve_device(settings.device)
     _, info = load_model(settings.model)  # checks the model before anything is written
     plan = scan_photos(settings.photos, strict=settings.strict, exclude=out)
@@ -455,9 +443,7 @@ def rebuild_pair(row: dict, sources, *, model, device="cpu"):
         nets, info = _nets(str(model), str(device))
     except OSError:  # no such model: the loader's own error names it
         nets, info = load_model(model, device)
-    if info["fingerprint"] != params["model_fingerprint"]:
-        raise BadInputError(f"--model {model}: fingerprint {info['fingerprint']}, but the pair was "
-                            f"made by {params['model_fingerprint']}; pass that model.")
+    check_row_model(model, info["fingerprint"], params["model_fingerprint"])
     photo, _ = load_rgb8(photo_path(sources, params["photo"]))
     with one_thread(str(device).split(":")[0]):
         return transfer_blur_image(nets, photo, np.asarray(params["blur_code"], np.float32)), photo
