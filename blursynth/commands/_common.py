@@ -147,3 +147,49 @@ def interrupted_run(out):
                            f"to start again in {out}.")
     return Interrupted(f"interrupted; {out} keeps its last checkpoint: rerun the same command "
                        f"with --resume to continue.")
+
+
+def unpaired_run_options(sample_sheet: str):
+    """The run options ``bgan train`` and ``uid train`` share, from ``--seed`` to ``--quiet``
+    (in that order in ``--help``); ``sample_sheet`` says what a sheet's columns are."""
+    options = [
+        seed_option,
+        device_option,
+        click.option("--workers", type=click.IntRange(0, None), default=0, show_default=True,
+                     help="Data loader worker processes (the samples do not depend on it)."),
+        click.option("--sample-every", type=click.IntRange(1, None), default=500,
+                     show_default=True, help=f"Steps between sample sheets ({sample_sheet})."),
+        click.option("--checkpoint-every", type=click.IntRange(1, None), default=500,
+                     show_default=True, help="Steps between checkpoints."),
+        click.option("--log-every", type=click.IntRange(1, None), default=10, show_default=True,
+                     help="Steps between metric rows."),
+        click.option("--max-minutes", type=click.FloatRange(0, None, min_open=True), default=None,
+                     callback=finite,
+                     help="Stop (with a checkpoint) after this long; --resume continues."),
+        click.option("--resume", is_flag=True, help="Continue the run in --out from its checkpoint."),
+        no_verify_option,
+        click.option("--quiet", is_flag=True, help="No progress bar."),
+    ]
+
+    def apply(f):
+        for option in reversed(options):
+            f = option(f)
+        return f
+
+    return apply
+
+
+def run_unpaired_training(train, settings, out, describe_last) -> None:
+    """Run ``train(settings)`` (``bgan train``, ``uid train``) and echo its summary line;
+    ``describe_last(losses)`` words the last logged losses. Ctrl-C says how to go on."""
+    try:
+        summary = train(settings)
+    except KeyboardInterrupt:
+        raise interrupted_run(out) from None
+    last = summary["last"]
+    msg = f"trained {summary['steps']}/{summary['total_steps']} steps into {summary['out']}"
+    if summary["stopped"] == "time":
+        msg += " (time limit; --resume continues)"
+    if last:
+        msg += "; " + describe_last(last)
+    click.echo(msg + f"; model fingerprint {summary['fingerprint']}")

@@ -5,9 +5,8 @@ from __future__ import annotations
 import click
 
 from ._common import (
-    camera_options, device_option, echo_manifest, finite, interrupted_run, no_verify_option, overwrite_option,
-    raw_only_degrade_options,
-    positive_int, seed_option, workers_option,
+    camera_options, device_option, echo_manifest, overwrite_option, raw_only_degrade_options,
+    positive_int, run_unpaired_training, seed_option, unpaired_run_options, workers_option,
 )
 
 
@@ -63,21 +62,7 @@ def bgan():
               help="Steps averaged into one reading of the generator loss.")
 @click.option("--plateau-patience", type=click.IntRange(1, None), default=5, show_default=True,
               help="Readings without improvement before the learning rate drops 10x.")
-@seed_option
-@device_option
-@click.option("--workers", type=click.IntRange(0, None), default=0, show_default=True,
-              help="Data loader worker processes (the samples do not depend on it).")
-@click.option("--sample-every", type=click.IntRange(1, None), default=500, show_default=True,
-              help="Steps between sample sheets (sharp | generated | real blurred).")
-@click.option("--checkpoint-every", type=click.IntRange(1, None), default=500, show_default=True,
-              help="Steps between checkpoints.")
-@click.option("--log-every", type=click.IntRange(1, None), default=10, show_default=True,
-              help="Steps between metric rows.")
-@click.option("--max-minutes", type=click.FloatRange(0, None, min_open=True), default=None, callback=finite,
-              help="Stop (with a checkpoint) after this long; --resume continues.")
-@click.option("--resume", is_flag=True, help="Continue the run in --out from its checkpoint.")
-@no_verify_option
-@click.option("--quiet", is_flag=True, help="No progress bar.")
+@unpaired_run_options("sharp | generated | real blurred")
 def train(sharp, real_blur, out, steps, config, width, blocks, image_skip, patch, batch_size, lr,
           alpha_weighs, perceptual_weight, blur_weight, perceptual, vgg_weights, plateau_window,
           plateau_patience, seed, device, workers, sample_every, checkpoint_every, log_every,
@@ -102,18 +87,10 @@ def train(sharp, real_blur, out, steps, config, width, blocks, image_skip, patch
         max_seconds=None if max_minutes is None else 60.0 * max_minutes, resume=resume,
         progress=not quiet, verify=not no_verify,
     )
-    try:
-        summary = train_bgan(settings)
-    except KeyboardInterrupt:
-        raise interrupted_run(out) from None
-    last = summary["last"]
-    msg = f"trained {summary['steps']}/{summary['total_steps']} steps into {summary['out']}"
-    if summary["stopped"] == "time":
-        msg += " (time limit; --resume continues)"
-    if last:
-        msg += (f"; blur loss {last['loss_blur']:.4g}, critic loss {last['loss_d']:.4g}, "
-                f"perceptual {last['loss_perceptual']:.4g}")
-    click.echo(msg + f"; model fingerprint {summary['fingerprint']}")
+    run_unpaired_training(
+        train_bgan, settings, out,
+        lambda last: (f"blur loss {last['loss_blur']:.4g}, critic loss {last['loss_d']:.4g}, "
+                      f"perceptual {last['loss_perceptual']:.4g}"))
 
 
 def _no_highlights(ctx, param, value):

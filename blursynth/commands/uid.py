@@ -6,8 +6,8 @@ from __future__ import annotations
 import click
 
 from ._common import (
-    device_option, echo_manifest, finite, interrupted_run, no_verify_option, overwrite_option, positive_int,
-    seed_option, workers_option,
+    device_option, echo_manifest, overwrite_option, positive_int, run_unpaired_training,
+    seed_option, unpaired_run_options, workers_option,
 )
 
 
@@ -66,22 +66,8 @@ def uid():
               help="Perceptual term: VGG19 conv3_3 features, or none (L1 of 4x4-pooled images).")
 @click.option("--vgg-weights", type=click.Path(), default=None,
               help="torchvision's vgg19-dcbb9e9d.pth [default: torch hub cache, else download].")
-@seed_option
-@device_option
-@click.option("--workers", type=click.IntRange(0, None), default=0, show_default=True,
-              help="Data loader worker processes (the samples do not depend on it).")
-@click.option("--sample-every", type=click.IntRange(1, None), default=500, show_default=True,
-              help="Steps between sample sheets (sharp | transferred blur | the real blurred image "
-                   "whose code was used | its deblurred version).")
-@click.option("--checkpoint-every", type=click.IntRange(1, None), default=500, show_default=True,
-              help="Steps between checkpoints.")
-@click.option("--log-every", type=click.IntRange(1, None), default=10, show_default=True,
-              help="Steps between metric rows.")
-@click.option("--max-minutes", type=click.FloatRange(0, None, min_open=True), default=None,
-              callback=finite, help="Stop (with a checkpoint) after this long; --resume continues.")
-@click.option("--resume", is_flag=True, help="Continue the run in --out from its checkpoint.")
-@no_verify_option
-@click.option("--quiet", is_flag=True, help="No progress bar.")
+@unpaired_run_options("sharp | transferred blur | the real blurred image whose code was used | "
+                      "its deblurred version")
 def train(sharp, real_blur, out, steps, config, width, z_dim, patch, batch_size, lr,
           adversarial_weight, kl_weight, cycle_weight, perceptual_weight, perceptual, vgg_weights,
           seed, device, workers, sample_every, checkpoint_every, log_every, max_minutes, resume,
@@ -105,19 +91,11 @@ def train(sharp, real_blur, out, steps, config, width, z_dim, patch, batch_size,
         checkpoint_every=checkpoint_every, log_every=log_every,
         max_seconds=None if max_minutes is None else 60.0 * max_minutes, resume=resume,
         progress=not quiet, verify=not no_verify)
-    try:
-        summary = train_uid(settings)
-    except KeyboardInterrupt:
-        raise interrupted_run(out) from None
-    last = summary["last"]
-    msg = f"trained {summary['steps']}/{summary['total_steps']} steps into {summary['out']}"
-    if summary["stopped"] == "time":
-        msg += " (time limit; --resume continues)"
-    if last:
-        msg += (f"; cycle loss {last['loss_cycle']:.4g}, adversarial "
-                f"{last['loss_adversarial']:.4g}, KL {last['loss_kl']:.4g}, critics "
-                f"{last['loss_d']:.4g}")
-    click.echo(msg + f"; model fingerprint {summary['fingerprint']}")
+    run_unpaired_training(
+        train_uid, settings, out,
+        lambda last: (f"cycle loss {last['loss_cycle']:.4g}, adversarial "
+                      f"{last['loss_adversarial']:.4g}, KL {last['loss_kl']:.4g}, critics "
+                      f"{last['loss_d']:.4g}"))
 
 
 @uid.command(name="deblur")
