@@ -7,10 +7,8 @@ receptive radius and give the same result as the whole image.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import asdict, dataclass, replace
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -261,14 +259,9 @@ def model_fingerprint(generator: BlurGenerator) -> str:
     Two generators with the same fingerprint blur identically; a pair records it so that the
     model that made it can be identified.
     """
-    from ..config import canonical_json
+    from ..nn.runs import weights_fingerprint
 
-    h = hashlib.sha256(canonical_json(generator.config.to_dict()).encode())
-    for name, t in sorted(generator.state_dict().items()):
-        a = t.detach().cpu().contiguous().numpy()
-        h.update(f"{name}:{a.dtype.str}:{a.shape}".encode())
-        h.update(np.ascontiguousarray(a).tobytes())
-    return h.hexdigest()[:16]
+    return weights_fingerprint(generator.config.to_dict(), generator.state_dict())
 
 
 def count_parameters(module: nn.Module) -> int:

@@ -275,14 +275,14 @@ def load_bgan_generator(path, device="cpu"):
         ``config`` (dict), ``step``, ``fingerprint`` (:func:`model_fingerprint`).
     """
     ckpt = load_checkpoint(path)
-    try:
+
+    def make():
         config = BGANConfig.from_dict(ckpt["config"])
-        with torch.random.fork_rng(devices=[]):
-            gen = BlurGenerator(config)
+        gen = BlurGenerator(config)
         gen.load_state_dict(ckpt["generator"])
-    except (KeyError, TypeError, ValueError, RuntimeError) as exc:
-        raise BadInputError(f"--model {path}: checkpoint does not hold a BGAN generator "
-                            f"({' '.join(str(exc).split())[:200]}).") from None
+        return config, gen
+
+    config, gen = runs.restore_model(path, make, "a BGAN generator")
     gen.requires_grad_(False)
     info = {"config": config.to_dict(), "step": int(ckpt.get("step", 0)),
             "fingerprint": model_fingerprint(gen)}

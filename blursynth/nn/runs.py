@@ -157,6 +157,40 @@ def load_checkpoint(path, kind: RunKind) -> dict:
     return ckpt
 
 
+
+def weights_fingerprint(config: dict, state_dict, *, skip: str | None = None) -> str:
+    """16 hex digits of the sha256 of a model's config and weights (names, shapes, bytes, in
+    name order), leaving out the tensors whose names start with ``skip``.
+
+    Two models with the same fingerprint compute the same; the pairs a model makes record it.
+    """
+    import hashlib
+
+    from ..config import canonical_json
+
+    h = hashlib.sha256(canonical_json(config).encode())
+    for name, t in sorted(state_dict.items()):
+        if skip is not None and name.startswith(skip):
+            continue
+        a = t.detach().cpu().contiguous().numpy()
+        h.update(f"{name}:{a.dtype.str}:{a.shape}".encode())
+        h.update(np.ascontiguousarray(a).tobytes())
+    return h.hexdigest()[:16]
+
+
+def restore_model(path, make, what: str):
+    """``make()``: read a checkpoint's config, build its networks and load their weights, under
+    a forked RNG (building draws initial weights; the caller's random state stays as it was).
+    A checkpoint that does not fit is refused in one line naming ``what``."""
+    import torch
+
+    try:
+        with torch.random.fork_rng(devices=[]):
+            return make()
+    except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+        raise BadInputError(f"--model {path}: checkpoint does not hold {what} "
+                            f"({' '.join(str(exc).split())[:200]}).") from None
+
 def open_run_folder(out, kind: RunKind):
     """The checkpoint in ``--out`` (None for a new run), refusing a folder that is not a run of
     ``kind``: a dataset, a file, or a folder holding anything but the run's own names.

@@ -14,7 +14,6 @@ The encoders downsample by 4: :func:`transfer_blur` and :func:`deblur` pad any H
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import asdict, dataclass, replace
 
 import numpy as np
@@ -394,16 +393,7 @@ def model_fingerprint(nets: UIDNets) -> str:
 
     The critics are left out: they do not change what the model makes.
     """
-    from ..config import canonical_json
-
-    h = hashlib.sha256(canonical_json(nets.config.to_dict()).encode())
-    for name, t in sorted(nets.state_dict().items()):
-        if name.startswith("critic_"):
-            continue
-        a = t.detach().cpu().contiguous().numpy()
-        h.update(f"{name}:{a.dtype.str}:{a.shape}".encode())
-        h.update(np.ascontiguousarray(a).tobytes())
-    return h.hexdigest()[:16]
+    return runs.weights_fingerprint(nets.config.to_dict(), nets.state_dict(), skip="critic_")
 
 
 def count_parameters(module: nn.Module) -> int:
@@ -468,18 +458,17 @@ def load_uid(model_dir, device="cpu"):
         No model there, another kind of checkpoint, another format version, or weights that
         do not fit the config.
     """
-    from ..errors import BadInputError
     from ..nn.runs import load_checkpoint
 
     ckpt = load_checkpoint(model_dir, RUN_KIND)
-    try:
+
+    def make():
         config = UIDConfig.from_dict(ckpt["config"])
-        with torch.random.fork_rng(devices=[]):
-            nets = UIDNets(config)
+        nets = UIDNets(config)
         nets.load_state_dict(ckpt["nets"])
-    except (KeyError, TypeError, ValueError, RuntimeError) as exc:
-        raise BadInputError(f"--model {model_dir}: checkpoint does not hold UID networks "
-                            f"({' '.join(str(exc).split())[:200]}).") from None
+        return config, nets
+
+    config, nets = runs.restore_model(model_dir, make, "UID networks")
     nets.requires_grad_(False)
     info = {"step": int(ckpt.get("step", 0)), "fingerprint": model_fingerprint(nets),
             "config": config.to_dict(), "loss_weights": ckpt.get("loss_weights"),
