@@ -21,6 +21,7 @@ from ..nn.runs import CHECKPOINT, METRICS_CSV, RUN_JSON
 from .losses import ALPHA_WEIGHS, LossWeights, relativistic_critic_loss, \
     relativistic_generator_loss
 from .model import CONFIGS, BGANConfig, BlurGenerator, build_bgan, model_fingerprint
+from .unpaired import UnpairedPlan, open_unpaired_run
 
 MODEL_JSON = "model.json"
 SAMPLES_DIR = "samples"
@@ -294,36 +295,17 @@ def load_bgan_generator(path, device="cpu"):
 
 
 @dataclass(frozen=True)
-class BGANPlan:
+class BGANPlan(UnpairedPlan):
     """A checked BGAN run: what :func:`plan_training` found; nothing has been written yet."""
-
-    settings: BGANTrainSettings
-    config: BGANConfig
-    weights: LossWeights
-    sharp: object  # ImageSet
-    real: object  # ImageSet
-    device: torch.device
-    out: Path
-    perceptual: torch.nn.Module
-    perceptual_info: dict
-    recipe: dict
-    checkpoint: dict | None  # the run --resume continues
-    stamp: tuple | None = None  # runs.checkpoint_stamp of --out when it was checked
 
 
 def plan_training(settings: BGANTrainSettings) -> BGANPlan:
     """Check every input of a run (settings, image sets, VGG file, the --out folder, a
     checkpoint to resume) and open its data; nothing is written."""
-    from .unpaired import open_unpaired_run
-
     check_seed(settings.seed)
     config = settings.model_config()
     weights = settings.loss_weights()
-    run = open_unpaired_run(settings, RUN_KIND, _patch_problem)
-    return BGANPlan(settings=settings, config=config, weights=weights, sharp=run.sharp,
-                    real=run.real, device=run.device, out=run.out, perceptual=run.perceptual,
-                    perceptual_info=run.perceptual_info, recipe=run.recipe,
-                    checkpoint=run.checkpoint, stamp=run.stamp)
+    return open_unpaired_run(BGANPlan, settings, config, weights, RUN_KIND, _patch_problem)
 
 
 def _patch_problem(patch):

@@ -21,9 +21,13 @@ from ..nn.runs import CHECKPOINT, RUN_JSON
 
 
 @dataclass(frozen=True)
-class OpenedRun:
-    """What :func:`open_unpaired_run` checked and opened; nothing has been written yet."""
+class UnpairedPlan:
+    """A checked run on unpaired sets (what :func:`open_unpaired_run` found); nothing has been
+    written yet. Each trainer's plan is this class under its own name."""
 
+    settings: object  # the trainer's settings
+    config: object  # its model config
+    weights: object  # its loss weights
     sharp: object  # ImageSet
     real: object  # ImageSet
     device: torch.device
@@ -32,11 +36,13 @@ class OpenedRun:
     perceptual_info: dict
     recipe: dict
     checkpoint: dict | None  # the run --resume continues
-    stamp: tuple | None  # runs.checkpoint_stamp of --out when it was checked
+    stamp: tuple | None = None  # runs.checkpoint_stamp of --out when it was checked
 
 
-def open_unpaired_run(settings, run_kind: runs.RunKind, patch_problem) -> OpenedRun:
-    """Check a run's common settings, its --out folder and image sets; open them.
+def open_unpaired_run(plan_class, settings, config, weights, run_kind: runs.RunKind,
+                      patch_problem):
+    """Check a run's common settings, its --out folder and image sets; open them and return a
+    ``plan_class`` (an :class:`UnpairedPlan`) of them with ``settings``, ``config``, ``weights``.
 
     ``settings`` has the fields both trainers' settings share (steps, patch, batch_size, lr,
     perceptual, vgg_weights, sharp, real_blur, out, resume, verify, device, and ``recipe()``);
@@ -87,8 +93,9 @@ def open_unpaired_run(settings, run_kind: runs.RunKind, patch_problem) -> Opened
     else:
         perceptual, perceptual_info = build_content_loss(settings.perceptual,
                                                          settings.vgg_weights)
-    return OpenedRun(sharp=sharp, real=real, device=device, out=out, perceptual=perceptual,
-                     perceptual_info=perceptual_info, recipe=recipe, checkpoint=ckpt, stamp=stamp)
+    return plan_class(settings=settings, config=config, weights=weights, sharp=sharp, real=real,
+                      device=device, out=out, perceptual=perceptual,
+                      perceptual_info=perceptual_info, recipe=recipe, checkpoint=ckpt, stamp=stamp)
 
 
 def start_run_files(plan, metrics_csv, columns, start: int, sheets_dir: str) -> runs.MetricsLog:

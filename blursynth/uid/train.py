@@ -19,6 +19,7 @@ from torch.nn import functional as F
 
 from .._rng import check_seed, sample_rng
 from ..bgan.data import STREAM_REAL, STREAM_SHARP, UnpairedPatches
+from ..bgan.unpaired import UnpairedPlan, open_unpaired_run
 from ..errors import BadInputError
 from ..nn import runs
 from ..nn.runs import METRICS_CSV
@@ -224,36 +225,17 @@ class UIDPatches(UnpairedPatches):
 
 
 @dataclass(frozen=True)
-class UIDPlan:
+class UIDPlan(UnpairedPlan):
     """A checked UID run: what :func:`plan_training` found; nothing has been written yet."""
-
-    settings: UIDTrainSettings
-    config: UIDConfig
-    weights: UIDWeights
-    sharp: object  # ImageSet
-    real: object  # ImageSet
-    device: torch.device
-    out: Path
-    perceptual: torch.nn.Module
-    perceptual_info: dict
-    recipe: dict
-    checkpoint: dict | None
-    stamp: tuple | None = None
 
 
 def plan_training(settings: UIDTrainSettings) -> UIDPlan:
     """Check every input of a run (settings, image sets, VGG file, the --out folder, a
     checkpoint to resume) and open its data; nothing is written."""
-    from ..bgan.unpaired import open_unpaired_run
-
     check_seed(settings.seed)
     config = settings.model_config()
     weights = settings.loss_weights()
-    run = open_unpaired_run(settings, RUN_KIND, _patch_problem)
-    return UIDPlan(settings=settings, config=config, weights=weights, sharp=run.sharp,
-                   real=run.real, device=run.device, out=run.out, perceptual=run.perceptual,
-                   perceptual_info=run.perceptual_info, recipe=run.recipe,
-                   checkpoint=run.checkpoint, stamp=run.stamp)
+    return open_unpaired_run(UIDPlan, settings, config, weights, RUN_KIND, _patch_problem)
 
 
 def _patch_problem(patch):
