@@ -363,8 +363,8 @@ def run_training(plan: BGANPlan, parts: BGANParts) -> dict:
 
 def _train_steps(plan: BGANPlan, parts: BGANParts) -> dict:
     """:func:`run_training`'s steps, in the held model folder."""
-    from ..train.models import from_model_range, to_model_range
-    from .unpaired import patch_loader, progress_bar, start_run_files
+    from ..train.models import to_model_range
+    from .unpaired import patch_loader, run_steps, start_run_files
 
     settings, device, out = plan.settings, plan.device, plan.out
     trainer, plateau, start = parts.trainer, parts.plateau, parts.start
@@ -372,40 +372,23 @@ def _train_steps(plan: BGANPlan, parts: BGANParts) -> dict:
     metrics = start_run_files(plan, METRICS_CSV, METRIC_COLUMNS, start, SAMPLES_DIR)
     loader = patch_loader(_unpaired(plan.sharp, plan.real, int(settings.seed), settings.patch),
                           settings, start, total, device)
-    bar = progress_bar(settings, total, start, "bgan train")
-    t0 = time.perf_counter()
-    losses, step, stopped = {}, start, "done"
-    try:
-        for step, (s01, r01, noise) in enumerate(loader, start=start + 1):
-            trainer.set_lr(plateau.lr)
-            sharp = to_model_range(s01.to(device))
-            real = to_model_range(r01.to(device))
-            fake, losses = trainer.step(sharp, real, noise.to(device))
-            lr_used = plateau.lr
-            plateau.update(losses["loss_g"])
-            if step % settings.log_every == 0 or step == total:
-                row = dict(losses, step=step, lr=lr_used, seconds=time.perf_counter() - t0)
-                metrics.append(row)
-                metrics.save()
-            if step % settings.sample_every == 0 or step == total:
-                # One row per item: sharp | generated | real blurred.
-                images = [from_model_range(t) for t in (sharp, fake, real)]
-                runs.save_sample_sheet(out / SAMPLES_DIR / f"step-{step:07d}.png",
-                                       list(zip(*images)), level=3)
-            out_of_time = (settings.max_seconds is not None
-                           and time.perf_counter() - t0 >= settings.max_seconds)
-            if step % settings.checkpoint_every == 0 or step == total or out_of_time:
-                _save(plan, parts, metrics, step)
-            if bar is not None:
-                bar.update(1)
-                bar.set_postfix(d=f"{losses['loss_d']:.3g}", blur=f"{losses['loss_blur']:.3g}",
-                                p=f"{losses['loss_perceptual']:.3g}", refresh=False)
-            if out_of_time and step < total:
-                stopped = "time"
-                break
-    finally:
-        if bar is not None:
-            bar.close()
+
+    def one_step(batch):
+        s01, r01, noise = batch
+        trainer.set_lr(plateau.lr)
+        sharp = to_model_range(s01.to(device))
+        real = to_model_range(r01.to(device))
+        fake, losses = trainer.step(sharp, real, noise.to(device))
+        lr_used = plateau.lr
+        plateau.update(losses["loss_g"])
+        return lr_used, losses, (sharp, fake, real)  # sheet: sharp | generated | real blurred
+
+    step, losses, stopped, t0 = run_steps(
+        plan, start, loader, metrics, desc="bgan train", sheets_dir=SAMPLES_DIR,
+        one_step=one_step, save=lambda step: _save(plan, parts, metrics, step),
+        postfix=lambda losses: {"d": f"{losses['loss_d']:.3g}",
+                                "blur": f"{losses['loss_blur']:.3g}",
+                                "p": f"{losses['loss_perceptual']:.3g}"})
     return {"steps": step, "total_steps": total, "out": str(out), "last": losses,
             "lr": plateau.lr, "fingerprint": model_fingerprint(trainer.g), "stopped": stopped,
             "perceptual": plan.perceptual_info, "n_sharp": len(plan.sharp),

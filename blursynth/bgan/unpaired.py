@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -132,6 +133,50 @@ def progress_bar(settings, total: int, start: int, desc: str):
     from tqdm import tqdm
 
     return tqdm(total=total, initial=start, desc=desc, unit="step", dynamic_ncols=True)
+
+
+def run_steps(plan, start: int, loader, metrics: runs.MetricsLog, *, desc: str, sheets_dir: str,
+              one_step, save, postfix, sheet_labels=None):
+    """The step loop both trainers run in their held model folder.
+
+    ``one_step(batch)`` updates the networks and gives ``(lr, losses, sheet)``: the rate the
+    step used, its losses (floats) and the batches of a sample sheet's columns (model range).
+    Metrics rows, sample sheets and checkpoints (``save(step)``) come at the settings' periods
+    and at the last step; past ``max_seconds`` the run saves and stops. ``postfix(losses)`` is
+    the progress bar's. Returns ``(step, losses, stopped, t0)``.
+    """
+    from ..train.models import from_model_range
+
+    settings, out = plan.settings, plan.out
+    total = int(settings.steps)
+    bar = progress_bar(settings, total, start, desc)
+    t0 = time.perf_counter()
+    losses, step, stopped = {}, start, "done"
+    try:
+        for step, batch in enumerate(loader, start=start + 1):
+            lr_used, losses, sheet = one_step(batch)
+            if step % settings.log_every == 0 or step == total:
+                metrics.append(dict(losses, step=step, lr=lr_used,
+                                    seconds=time.perf_counter() - t0))
+                metrics.save()
+            if step % settings.sample_every == 0 or step == total:
+                images = [from_model_range(t) for t in sheet]  # one row per item
+                runs.save_sample_sheet(out / sheets_dir / f"step-{step:07d}.png",
+                                       list(zip(*images)), level=3, labels=sheet_labels)
+            out_of_time = (settings.max_seconds is not None
+                           and time.perf_counter() - t0 >= settings.max_seconds)
+            if step % settings.checkpoint_every == 0 or step == total or out_of_time:
+                save(step)
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(**postfix(losses), refresh=False)
+            if out_of_time and step < total:
+                stopped = "time"
+                break
+    finally:
+        if bar is not None:
+            bar.close()
+    return step, losses, stopped, t0
 
 
 def save_model(plan, state: dict, extra: dict, fingerprint: str, metrics: runs.MetricsLog,

@@ -287,8 +287,8 @@ def run_training(plan: UIDPlan, parts: UIDParts) -> dict:
 
 def _train_steps(plan: UIDPlan, parts: UIDParts) -> dict:
     """:func:`run_training`'s steps, in the held model folder."""
-    from ..bgan.unpaired import patch_loader, progress_bar, start_run_files
-    from ..train.models import from_model_range, to_model_range
+    from ..bgan.unpaired import patch_loader, run_steps, start_run_files
+    from ..train.models import to_model_range
 
     settings, device, out = plan.settings, plan.device, plan.out
     trainer, start = parts.trainer, parts.start
@@ -297,36 +297,19 @@ def _train_steps(plan: UIDPlan, parts: UIDParts) -> dict:
     dataset_ = UIDPatches(plan.sharp, plan.real, seed=int(settings.seed), patch=settings.patch,
                           z_dim=plan.config.z_dim)
     loader = patch_loader(dataset_, settings, start, total, device)
-    bar = progress_bar(settings, total, start, "uid train")
-    t0 = time.perf_counter()
-    losses, step, stopped = {}, start, "done"
-    try:
-        for step, (s01, b01, eps) in enumerate(loader, start=start + 1):
-            sharp, blurred = to_model_range(s01.to(device)), to_model_range(b01.to(device))
-            images, losses = trainer.step(sharp, blurred, eps.to(device))
-            if step % settings.log_every == 0 or step == total:
-                metrics.append(dict(losses, step=step, lr=settings.lr,
-                                    seconds=time.perf_counter() - t0))
-                metrics.save()
-            if step % settings.sample_every == 0 or step == total:
-                sheet = [from_model_range(t) for t in
-                         (sharp, images["transferred"], blurred, images["deblurred"])]
-                runs.save_sample_sheet(out / SAMPLES_DIR / f"step-{step:07d}.png",
-                                       list(zip(*sheet)), level=3, labels=SHEET_LABELS)
-            out_of_time = (settings.max_seconds is not None
-                           and time.perf_counter() - t0 >= settings.max_seconds)
-            if step % settings.checkpoint_every == 0 or step == total or out_of_time:
-                _save(plan, parts, metrics, step)
-            if bar is not None:
-                bar.update(1)
-                bar.set_postfix(d=f"{losses['loss_d']:.3g}", g=f"{losses['loss_g']:.3g}",
-                                cyc=f"{losses['loss_cycle']:.3g}", refresh=False)
-            if out_of_time and step < total:
-                stopped = "time"
-                break
-    finally:
-        if bar is not None:
-            bar.close()
+
+    def one_step(batch):
+        s01, b01, eps = batch
+        sharp, blurred = to_model_range(s01.to(device)), to_model_range(b01.to(device))
+        images, losses = trainer.step(sharp, blurred, eps.to(device))
+        return settings.lr, losses, (sharp, images["transferred"], blurred, images["deblurred"])
+
+    step, losses, stopped, t0 = run_steps(
+        plan, start, loader, metrics, desc="uid train", sheets_dir=SAMPLES_DIR,
+        one_step=one_step, save=lambda step: _save(plan, parts, metrics, step),
+        postfix=lambda losses: {"d": f"{losses['loss_d']:.3g}", "g": f"{losses['loss_g']:.3g}",
+                                "cyc": f"{losses['loss_cycle']:.3g}"},
+        sheet_labels=SHEET_LABELS)
     return {"steps": step, "total_steps": total, "out": str(out), "last": losses,
             "fingerprint": model_fingerprint(trainer.nets), "stopped": stopped,
             "perceptual": plan.perceptual_info, "n_sharp": len(plan.sharp),
