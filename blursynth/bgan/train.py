@@ -14,7 +14,6 @@ from pathlib import Path
 
 import torch
 
-from .._rng import check_seed
 from ..errors import BadInputError
 from ..nn import runs
 from ..nn.runs import CHECKPOINT, METRICS_CSV, RUN_JSON
@@ -302,10 +301,7 @@ class BGANPlan(UnpairedPlan):
 def plan_training(settings: BGANTrainSettings) -> BGANPlan:
     """Check every input of a run (settings, image sets, VGG file, the --out folder, a
     checkpoint to resume) and open its data; nothing is written."""
-    check_seed(settings.seed)
-    config = settings.model_config()
-    weights = settings.loss_weights()
-    return open_unpaired_run(BGANPlan, settings, config, weights, RUN_KIND, _patch_problem)
+    return open_unpaired_run(BGANPlan, settings, RUN_KIND, _patch_problem)
 
 
 def _patch_problem(patch):

@@ -40,10 +40,10 @@ class UnpairedPlan:
     stamp: tuple | None = None  # runs.checkpoint_stamp of --out when it was checked
 
 
-def open_unpaired_run(plan_class, settings, config, weights, run_kind: runs.RunKind,
-                      patch_problem):
+def open_unpaired_run(plan_class, settings, run_kind: runs.RunKind, patch_problem):
     """Check a run's common settings, its --out folder and image sets; open them and return a
-    ``plan_class`` (an :class:`UnpairedPlan`) of them with ``settings``, ``config``, ``weights``.
+    ``plan_class`` (an :class:`UnpairedPlan`) of them with ``settings`` and its
+    ``model_config()`` and ``loss_weights()``.
 
     ``settings`` has the fields both trainers' settings share (steps, patch, batch_size, lr,
     perceptual, vgg_weights, sharp, real_blur, out, resume, verify, device, and ``recipe()``);
@@ -51,11 +51,15 @@ def open_unpaired_run(plan_class, settings, config, weights, run_kind: runs.RunK
     The refusals come in a fixed order: numbers, then the --out folder (a refusal to write into
     the user's own files comes before reading image sets or the VGG file), then the data.
     """
+    from .._rng import check_seed
     from ..nn.device import resolve_device
     from ..train.losses import build_content_loss
     from .data import ImageSet, check_patch_fits, check_unpaired
     from .losses import PooledL1
 
+    check_seed(settings.seed)
+    config = settings.model_config()
+    weights = settings.loss_weights()
     if settings.steps < 1:
         raise BadInputError(f"--steps must be at least 1; got {settings.steps}.")
     problem = patch_problem(settings.patch)

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from .._rng import check_seed, sample_rng
+from .._rng import sample_rng
 from ..bgan.data import STREAM_REAL, STREAM_SHARP, UnpairedPatches
 from ..bgan.unpaired import UnpairedPlan, open_unpaired_run
 from ..errors import BadInputError
@@ -232,10 +232,7 @@ class UIDPlan(UnpairedPlan):
 def plan_training(settings: UIDTrainSettings) -> UIDPlan:
     """Check every input of a run (settings, image sets, VGG file, the --out folder, a
     checkpoint to resume) and open its data; nothing is written."""
-    check_seed(settings.seed)
-    config = settings.model_config()
-    weights = settings.loss_weights()
-    return open_unpaired_run(UIDPlan, settings, config, weights, RUN_KIND, _patch_problem)
+    return open_unpaired_run(UIDPlan, settings, RUN_KIND, _patch_problem)
 
 
 def _patch_problem(patch):
