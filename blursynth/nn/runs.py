@@ -90,6 +90,33 @@ class RunKind:
                           own=self.owns)
 
 
+
+def model_run_kind(name: str, *, format: str, version: int, command: str, names: tuple,
+                   others: dict) -> RunKind:
+    """The :class:`RunKind` of a learned-blur model folder (``bgan train``, ``uid train``): the
+    same messages, naming the model (``name``) and the command that makes it; ``others`` maps a
+    known other checkpoint format to what it is ("a BGAN model")."""
+    expected = f"expected the --out folder of 'blursynth {command}'."
+    return RunKind(
+        format=format, version=version, names=names,
+        missing=f"--model {{path}}: no {name} model here (no {CHECKPOINT}); {expected}",
+        unreadable="{file}: unreadable checkpoint ({error}); restore it or train again.",
+        other_formats={fmt: f"{{file}}: is {what}, not a {name} model; " + expected
+                       for fmt, what in others.items()},
+        wrong_format=f"{{file}}: is format {{format!r}}, not a {name} model; " + expected,
+        wrong_version=f"{{file}}: {name} model format version {{version!r}}; this blursynth "
+                      "reads version {expected}. Use the blursynth that wrote it, or train again.",
+        needs_resume=f"--out {{out}}: already holds a {name} run; pass --resume to continue it or "
+                     "choose another --out.",
+        other_recipe="{file}: was trained with {key}={was}; this run asks for {now}. Resume with "
+                     "the same settings or use another --out.",
+        is_dataset=f"--out {{out}} is a dataset folder; expected a folder for the {name} model. "
+                   "Choose another --out.",
+        is_file="--out {out}: is a file; expected a folder for the model.",
+        not_a_run=f"--out {{out}}: is a non-empty folder that is not a {name} model (it holds "
+                  "{name}); choose a new or empty folder.",
+    )
+
 def load_torch_file(path, *, file_name: str, missing: str, unreadable: str):
     """``torch.load`` (weights only, on the CPU) of ``path`` or of ``path/file_name``.
 

@@ -409,30 +409,12 @@ MODEL_JSON = "model.json"
 SAMPLES_DIR = "samples"
 MODEL_FORMAT = runs.UID_FORMAT
 MODEL_VERSION = 1
-_EXPECTED = "expected the --out folder of 'blursynth uid train'."
 
 #: The UID model folder and its checkpoint's messages.
-RUN_KIND = runs.RunKind(
-    format=MODEL_FORMAT, version=MODEL_VERSION,
+RUN_KIND = runs.model_run_kind(
+    "UID", format=MODEL_FORMAT, version=MODEL_VERSION, command="uid train",
     names=(CHECKPOINT, MODEL_JSON, RUN_JSON, METRICS_CSV, SAMPLES_DIR),
-    missing=f"--model {{path}}: no UID model here (no {CHECKPOINT}); {_EXPECTED}",
-    unreadable="{file}: unreadable checkpoint ({error}); restore it or train again.",
-    other_formats={
-        runs.DEBLURGAN_FORMAT: "{file}: is a DeblurGAN training run, not a UID model; " + _EXPECTED,
-        runs.BGAN_FORMAT: "{file}: is a BGAN model, not a UID model; " + _EXPECTED},
-    wrong_format="{file}: is format {format!r}, not a UID model; " + _EXPECTED,
-    wrong_version="{file}: UID model format version {version!r}; this blursynth reads version "
-                  "{expected}. Use the blursynth that wrote it, or train again.",
-    needs_resume="--out {out}: already holds a UID run; pass --resume to continue it or choose "
-                 "another --out.",
-    other_recipe="{file}: was trained with {key}={was}; this run asks for {now}. Resume with the "
-                 "same settings or use another --out.",
-    is_dataset="--out {out} is a dataset folder; expected a folder for the UID model. Choose "
-               "another --out.",
-    is_file="--out {out}: is a file; expected a folder for the model.",
-    not_a_run="--out {out}: is a non-empty folder that is not a UID model (it holds {name}); "
-              "choose a new or empty folder.",
-)
+    others={runs.DEBLURGAN_FORMAT: "a DeblurGAN training run", runs.BGAN_FORMAT: "a BGAN model"})
 
 
 def load_uid(model_dir, device="cpu"):
