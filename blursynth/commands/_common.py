@@ -65,6 +65,22 @@ def raw_bits_option(ctx, param, value):
     return nums[0] if len(nums) == 1 else tuple(nums)
 
 
+def learned_writer_options(f):
+    """--png-level, --shard-size and --strict of the learned-blur pair writers (bgan blur, uid
+    blur), spelled and explained the same in both."""
+    options = [
+        click.option("--png-level", type=click.IntRange(0, 9), default=None,
+                     help="zlib level; default is the fast fpng encoder."),
+        click.option("--shard-size", type=int, default=256, show_default=True,
+                     callback=positive_int, help="Pairs per shard."),
+        click.option("--strict", is_flag=True,
+                     help="Stop at the first unreadable photo instead of skipping it."),
+    ]
+    for option in reversed(options):
+        f = option(f)
+    return f
+
+
 def camera_options(f):
     """The RAW path's camera choices, spelled and explained the same in every command that has them."""
     options = [

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from ._common import (
-    camera_options, device_option, echo_manifest, overwrite_option, raw_only_degrade_options,
+    camera_options, device_option, echo_manifest, learned_writer_options, overwrite_option, raw_only_degrade_options,
     positive_int, run_unpaired_training, seed_option, unpaired_run_options, workers_option,
 )
 
@@ -113,11 +113,7 @@ def _no_highlights(ctx, param, value):
 @click.option("--tile", type=click.IntRange(16, None), default=512, show_default=True,
               help="Largest output tile side in px (photos of any size; the result does not depend on it).")
 @device_option
-@click.option("--png-level", type=click.IntRange(0, 9), default=None,
-              help="zlib level; default is the fast fpng encoder.")
-@click.option("--shard-size", type=int, default=256, show_default=True, callback=positive_int,
-              help="Pairs per shard.")
-@click.option("--strict", is_flag=True, help="Stop at the first unreadable photo instead of skipping it.")
+@learned_writer_options
 @click.option("--pipeline", type=click.Choice(["rgb", "raw"]), default="rgb", show_default=True,
               help="rgb: the generator's output is the blurred image; raw: it is decoded with --crf, "
                    "unprocessed to a camera's RAW space, clipped at white, mosaicked, given --noise, "

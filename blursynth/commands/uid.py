@@ -6,7 +6,7 @@ from __future__ import annotations
 import click
 
 from ._common import (
-    device_option, echo_manifest, overwrite_option, positive_int, run_unpaired_training,
+    device_option, echo_manifest, learned_writer_options, overwrite_option, positive_int, run_unpaired_training,
     seed_option, unpaired_run_options, workers_option,
 )
 
@@ -142,11 +142,7 @@ def deblur(inputs, model, out, device, overwrite, quiet):
 @click.option("--reference-side", type=click.IntRange(16, None), default=256, show_default=True,
               help="A --blur-from image larger than this is encoded from its centre square of this side.")
 @device_option
-@click.option("--png-level", type=click.IntRange(0, 9), default=None,
-              help="zlib level; default is the fast fpng encoder.")
-@click.option("--shard-size", type=int, default=256, show_default=True, callback=positive_int,
-              help="Pairs per shard.")
-@click.option("--strict", is_flag=True, help="Stop at the first unreadable photo instead of skipping it.")
+@learned_writer_options
 @seed_option
 @workers_option
 @overwrite_option
