@@ -25,7 +25,7 @@ FAST = ["--crop", "32", "--batch-size", "2", "--val-count", "0", "--workers", "0
 ])
 def test_two_process_ddp_run_trains_generator_and_critic(name, tiny_pairs_dataset, tmp_path,
                                                          torchrun_lock):
-    from blursynth.train.loop import load_checkpoint
+    from blursynth.train.checkpoints import load_checkpoint
 
     out, states = tmp_path / "ddp", tmp_path / "states"
     states.mkdir()

@@ -297,7 +297,7 @@ def _train_args(name, ds, out, *extra):
 def test_train_arch_resumes_to_the_bytes_of_an_uninterrupted_run(name, tiny_pairs_dataset,
                                                                  tmp_path, run_cli, monkeypatch):
     from blursynth.train.archs import get_arch
-    from blursynth.train.loop import load_checkpoint
+    from blursynth.train.checkpoints import load_checkpoint
 
     ds = tiny_pairs_dataset()
     a = run_cli(*_train_args(name, ds, tmp_path / "a"))
@@ -416,7 +416,7 @@ def test_train_arch_in_bf16_runs_and_records_its_precision(name, tiny_pairs_data
     import csv
     import math
 
-    from blursynth.train.loop import load_checkpoint
+    from blursynth.train.checkpoints import load_checkpoint
 
     ds = tiny_pairs_dataset()
     r = run_cli(*_train_args(name, ds, tmp_path / "a", "--precision", "bf16"))

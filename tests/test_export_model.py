@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from blursynth.train.archs import ARCHS, get_arch
-from blursynth.train.loop import CHECKPOINT_FORMAT, CHECKPOINT_VERSION, load_generator
+from blursynth.train.checkpoints import CHECKPOINT_FORMAT, CHECKPOINT_VERSION, load_generator
 
 from .conftest import error_line
 

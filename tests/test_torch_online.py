@@ -342,7 +342,8 @@ def test_train_online_refusals(photos, tiny_pairs_dataset, tmp_path, run_cli):
 
 def test_resume_needs_the_same_online_sources(photos, tiny_pairs_dataset, tmp_path):
     from blursynth.train.data import DataSource
-    from blursynth.train.loop import TrainSettings, _check_resume
+    from blursynth.train.checkpoints import check_resume
+    from blursynth.train.loop import TrainSettings
 
     recipe = tmp_path / "online.toml"
     recipe.write_text(RECIPE.format(photos=photos))
@@ -351,8 +352,8 @@ def test_resume_needs_the_same_online_sources(photos, tiny_pairs_dataset, tmp_pa
     ckpt = {"arch": "deblurgan", "model_config": settings.model_config(), "step": 1,
             "recipe": {"online": [[str(recipe), 2.0, "0123"]]}}
     with pytest.raises(BadInputError, match=r"trained on --online .*online.toml:2 too"):
-        _check_resume(ckpt, settings, settings.model_config(), {}, "fp32", torch.device("cpu"),
-                      2, 0)
+        check_resume(ckpt, settings, settings.model_config(), {}, "fp32", torch.device("cpu"),
+                     2, 0)
 
 
 @pytest.mark.slow

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from blursynth.train.loop import load_checkpoint, load_generator
+from blursynth.train.checkpoints import load_checkpoint, load_generator
 from blursynth.train.trainer import Trainer
 
 FAST_OPTIONS = {"--crop": "32", "--batch-size": "2", "--perceptual": "none", "--critic-steps": "2",

@@ -66,7 +66,7 @@ def export_onnx(model, onnx_path, *, opset: int = OPSET, check: bool = True) -> 
 
     from ..dataset.outputs import write_output_file
     from ..errors import BadInputError, RuntimeFailure
-    from ..train.loop import load_generator
+    from ..train.checkpoints import load_generator
     from ..train.tiling import multiple_of
 
     out = Path(onnx_path)

@@ -19,7 +19,7 @@ from .evaluate import (
     deblur_array, EVALUATE_BLEND, format_measure, per_image_csv, plan_rows, report_json,
     score_plan, scored_note, summarize,
 )
-from .loop import load_generator
+from .checkpoints import load_generator
 
 #: What a benchmark folder holds.
 REPORT_MD, REPORT_JSON, PER_IMAGE_CSV, SHEET, OUTPUTS = (

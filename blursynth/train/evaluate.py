@@ -16,7 +16,7 @@ from ..dataset.split import SPLIT_BY, split_indices, split_keys
 from ..errors import BadInputError
 from ..nn.device import resolve_device
 from .data import open_pairs, to_tensor
-from .loop import load_generator
+from .checkpoints import load_generator
 from .tiling import deblur_tensor
 
 

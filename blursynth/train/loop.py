@@ -1,15 +1,16 @@
 """The training run of every architecture: settings, then plan -> build -> loop, alone or under
 torchrun.
 
-:func:`plan_run` checks every input and writes nothing; :func:`build_run` makes the models, the
-data loader and the run folder; :func:`run_loop` trains, validates and checkpoints.
+:func:`plan_run` checks every input and writes nothing (the data through
+:mod:`.run_data`, a checkpoint to resume through :mod:`.checkpoints`); :func:`build_run` makes
+the models, the data loader and the run folder; :func:`run_loop` trains, validates and
+checkpoints.
 """
 
 from __future__ import annotations
 
 import math
 import os
-import sys
 import time
 from contextlib import ExitStack
 from dataclasses import asdict, dataclass, replace
@@ -19,18 +20,19 @@ import numpy as np
 import torch
 
 from .._rng import check_seed
-from ..errors import BadInputError, SettingError, checking
+from ..errors import SettingError, checking
 from ..nn import runs
 from ..nn.device import resolve_device
 from ..nn.runs import CHECKPOINT, METRICS_CSV, RUN_JSON
-from .data import SPLIT_BY, DataSource, center_crop, check_ground_truth, open_pairs, to_tensor
-from .archs import DEFAULT_ARCH, get_arch, run_arch
+from .data import SPLIT_BY, DataSource
+from .archs import DEFAULT_ARCH, get_arch
+from .checkpoints import (CHECKPOINT_FORMAT, CHECKPOINT_VERSION, PRECISIONS, RUN_KIND,
+                          check_resume, resolve_precision)
 from .losses import build_content_loss
 from .models import from_model_range, to_model_range
+from .run_data import load_val, plan_data, warn_shared_kernel_draws
 from .trainer import UpdateBase, unwrap
 
-CHECKPOINT_FORMAT = runs.DEBLURGAN_FORMAT
-CHECKPOINT_VERSION = 1
 VAL_COLUMNS = ("val_psnr", "val_ssim", "val_psnr_blurred", "val_ssim_blurred")
 
 
@@ -42,34 +44,6 @@ def metric_columns(arch) -> tuple:
 #: DeblurGAN's metrics.csv columns.
 METRIC_COLUMNS = ("step", "lr", "loss_d", "wasserstein", "gp", "loss_g", "loss_adv",
                   "loss_content", *VAL_COLUMNS, "seconds")
-
-#: The DeblurGAN run folder and its checkpoint's messages.
-RUN_KIND = runs.RunKind(
-    format=CHECKPOINT_FORMAT, version=CHECKPOINT_VERSION,
-    names=(CHECKPOINT, RUN_JSON, METRICS_CSV, "val", "tensorboard"),
-    missing=f"{{path}}: no checkpoint; expected a training run folder (with {CHECKPOINT}) or a "
-            "checkpoint file.",
-    unreadable="{file}: corrupt checkpoint ({error}); restore it from a copy or start a new run in "
-               "another --out.",
-    other_formats={runs.BGAN_FORMAT: "{file}: is a BGAN (learned blur) model, not a DeblurGAN run; "
-                                     "expected the --out folder of 'blursynth train'.",
-                   runs.UID_FORMAT: "{file}: is a UID model (blursynth uid train), not a run of "
-                                    "'blursynth train'; deblur with it by 'blursynth uid deblur "
-                                    "PHOTOS --model MODEL --out OUT'."},
-    wrong_format="{file}: not a blursynth deblurring checkpoint (the --out folder of 'blursynth "
-                 "train', any --arch).",
-    wrong_version="{file}: checkpoint version {version}; this blursynth reads version {expected}.",
-    needs_resume="--out {out}: already holds a training run; pass --resume to continue it or "
-                 "choose another --out.",
-    other_recipe="{file}: checkpoint was trained with {key}={was}; this run asks for {now}. Resume "
-                 "with the same settings or use another --out.",
-    is_dataset="--out {out} is a dataset folder; expected a folder for the training run. Choose "
-               "another --out.",
-    is_file="--out {out}: is a file; expected a folder for the run.",
-    not_a_run="--out {out}: is a non-empty folder that is not a training run (it holds {name}); "
-              "choose a new or empty folder.",
-)
-
 
 #: Columns of a validation sheet (val/step-N.png); each row's notes give the PSNR of the first two.
 VAL_SHEET_LABELS = ("blurred", "deblurred", "sharp")
@@ -227,167 +201,7 @@ class TrainSettings:
 
 
 # --------------------------------------------------------------------------------------------
-# checkpoints
-
-
-def load_checkpoint(path) -> dict:
-    """Read a run's checkpoint (``run/`` or ``run/checkpoint.pt``), checking what it is.
-
-    Raises
-    ------
-    BadInputError
-        Missing, corrupt, or not a blursynth DeblurGAN checkpoint.
-    """
-    return runs.load_checkpoint(path, RUN_KIND)
-
-
-def load_generator(path, device="cpu"):
-    """The trained generator of a run or checkpoint (of any architecture: the one it records,
-    ``deblurgan`` for runs from before ``--arch``), in eval mode, and the checkpoint dict."""
-    ckpt = load_checkpoint(path)
-    name = ckpt.get("arch") or DEFAULT_ARCH
-    try:
-        arch = run_arch(ckpt)
-    except SettingError:
-        raise BadInputError(f"{path}: checkpoint of architecture {name!r}, which this blursynth "
-                            f"does not have; use a blursynth that trains it.") from None
-    config = ckpt["model_config"]
-    try:
-        gen = arch.build_generator(config)
-    except (TypeError, ValueError, KeyError) as exc:
-        raise BadInputError(f"{path}: config {config.get('name')!r} of {name} cannot be built "
-                            f"({exc}).") from None
-    try:
-        gen.load_state_dict(ckpt["generator"])
-    except RuntimeError as exc:
-        raise BadInputError(f"{path}: generator weights do not fit {name} config "
-                            f"{config.get('name')!r} ({str(exc).splitlines()[0]}).") from None
-    if not hasattr(gen, "tiling"):
-        gen.tiling = arch.tiling  # how train/tiling.py tiles it exactly
-    return gen.to(device).eval(), ckpt
-
-
-# --------------------------------------------------------------------------------------------
-# setup helpers
-
-
-#: ``--precision`` choices: auto is bf16 autocast on a CUDA device that supports it, else fp32.
-PRECISIONS = ("auto", "fp32", "bf16")
-
-
-def resolve_precision(precision: str, device: torch.device) -> str:
-    """``fp32`` or ``bf16`` (autocast) for ``precision`` on ``device``.
-
-    ``auto`` keeps CPUs in fp32: bf16 autocast there is opt-in (``--precision bf16``), since
-    it pays only on CPUs with bf16 matrix units (AMX, AVX512-BF16) and changes the numbers.
-    """
-    if precision == "auto":
-        return "bf16" if device.type == "cuda" and torch.cuda.is_bf16_supported() else "fp32"
-    if precision == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
-        raise BadInputError(f"--precision bf16: {device} does not support bfloat16; use "
-                            f"--precision fp32 (or auto).")
-    return precision
-
-
-def _plan_data(settings, crop, online=()):
-    """Open the datasets, split off validation pairs, check crops fit; nothing is written.
-
-    Returns the training rows (a :class:`blursynth.torch.PairDataset`, the run's loader; with
-    ``--online``, a :class:`blursynth.torch.OnlineMix` of it and ``online``, the sources
-    opened from ``settings.online``) and the validation items, (dataset path, row) each."""
-    from ..torch.pairs import PairDataset
-
-    if not settings.data and not settings.online:
-        raise BadInputError("no --data given; pass at least one pair dataset, e.g. --data pairs/.")
-    pairs, val_items = None, []  # --online alone: nothing stored, nothing held out
-    if settings.data:
-        pairs = PairDataset([d.path for d in settings.data], crop=crop, split="train",
-                            weights=[d.weight for d in settings.data], seed=settings.seed,
-                            split_by=settings.split_by or "source",
-                            heldout=0.0 if settings.val_data else settings.val_fraction,
-                            verify=settings.verify)
-        val_items = [(path, int(i)) for path, held in zip(pairs.paths, pairs.heldout_rows)
-                     for i in held]
-    if len(online) != len(settings.online):
-        raise BadInputError(
-            f"online: {len(settings.online)} --online recipe(s) but {len(online)} opened "
-            "source(s); open each with blursynth.torch.online.open_online(PATH) and pass them "
-            "as train(settings, online=[...]) (blursynth train does).")
-    if settings.online:
-        from ..torch.mix import OnlineMix
-
-        # Rendered on the CPU: with --workers N only the loader workers render (so this
-        # process may fork them); with 0 it renders here, and OnlineBlur.read restores torch's
-        # thread count after each pair.
-        pairs = OnlineMix(pairs, list(online), [o.weight for o in settings.online], crop=crop,
-                          seed=settings.seed, names=[o.path for o in settings.online])
-    for vpath in settings.val_data:
-        ds = open_pairs(vpath, verify=settings.verify)
-        check_ground_truth(ds, vpath, "--val-data")
-        val_items += [(vpath, i) for i in range(len(ds))]
-    # Take evenly spaced held-out pairs of every dataset (datasets are often ordered by
-    # photo or clip), interleaved so that the first val_count items cover every dataset.
-    by_src = {}
-    for p, i in val_items:
-        by_src.setdefault(p, []).append(i)
-    share = -(-settings.val_count // max(len(by_src), 1))
-    for p, rows in by_src.items():
-        if len(rows) > share:
-            by_src[p] = [rows[int(j)] for j in np.linspace(0, len(rows) - 1, share).round()]
-    order = []
-    for k in range(max((len(v) for v in by_src.values()), default=0)):
-        order += [(p, v[k]) for p, v in by_src.items() if k < len(v)]
-    return pairs, order[: settings.val_count]
-
-
-def kernel_draws(path):
-    """What fixes the blur kernels of a dataset's pairs (pair ``i``'s kernel depends only on it
-    and ``i``), or None: ``(kernel bank fingerprint, seed)`` for ``blur`` from a bank, the
-    trajectory settings and seed for ``blur --psf-source fresh``."""
-    import json
-
-    from ..dataset.schema import MANIFEST
-
-    try:
-        command = json.loads((Path(path) / MANIFEST).read_text()).get("command") or {}
-    except (OSError, ValueError, AttributeError):
-        return None  # open_pairs has said what is wrong with it
-    if command.get("command") != "blur" or "seed" not in command:
-        return None
-    if command.get("psf_source") == "bank" and command.get("kernel_bank"):
-        return ("kernel bank", command["kernel_bank"], command["seed"])
-    if command.get("psf_source") == "fresh":
-        return ("fresh trajectories", f"{command.get('fresh_length_px')} px", command["seed"])
-    return None
-
-
-def warn_shared_kernel_draws(data) -> None:
-    """Warn (one line per pair of datasets) when two ``--data`` sets draw the same kernel
-    sequence: made by ``blur`` from one kernel bank with one ``--seed``, pair ``i`` of each has
-    the same kernel, so mixing them repeats kernels instead of adding new ones."""
-    seen = {}
-    for src in data:
-        key = kernel_draws(src.path)
-        if key is None:
-            continue
-        if key in seen and seen[key] != src.path:
-            kind, which, seed = key
-            sys.stderr.write(
-                f"warning: --data {seen[key]} and --data {src.path} share their kernel draws "
-                f"({kind} {which}, --seed {seed}): pair i of each was blurred by the same kernel. "
-                "Make one of them again with another --seed for kernels that differ.\n")
-        else:
-            seen.setdefault(key, src.path)
-
-
-def _load_val(val_items, crop, verify=True, multiple=4):
-    datasets, out = {}, []
-    for path, i in val_items:
-        ds = datasets.setdefault(path, open_pairs(path, verify=verify))
-        pair = ds[i]
-        out.append((to_tensor(center_crop(pair["blurred"], crop, multiple)),
-                    to_tensor(center_crop(pair["sharp"], crop, multiple))))
-    return out
+# validation
 
 
 def _validate(gen, val, device):
@@ -482,7 +296,7 @@ def plan_run(settings: TrainSettings, online=()) -> RunPlan:
         split_by = ckpt["recipe"].get("split_by", "pair") if ckpt is not None else "source"
         settings = replace(settings, split_by=split_by)
 
-    pairs, val_items = _plan_data(settings, crop, online)
+    pairs, val_items = plan_data(settings, crop, online)
     train_rows = pairs.rows
     if rank == 0:
         warn_shared_kernel_draws(settings.data)
@@ -500,57 +314,12 @@ def plan_run(settings: TrainSettings, online=()) -> RunPlan:
                             for o, src in zip(settings.online, pairs.online)]
     precision = resolve_precision(settings.precision, device)
     if ckpt is not None:
-        _check_resume(ckpt, settings, config, recipe, precision, device, total, rank)
+        check_resume(ckpt, settings, config, recipe, precision, device, total, rank)
     return RunPlan(settings=settings, config=config, crop=crop, batch=batch, world=world,
                    rank=rank, device=device, precision=precision, out=out,
                    train_rows=train_rows, val_items=val_items, total=total, content=content,
                    content_info=content_info, recipe=recipe, checkpoint=ckpt,
                    stamp=stamp, pairs=pairs)
-
-
-def _check_resume(ckpt, settings, config, recipe, precision, device, total, rank) -> None:
-    """Refuse to continue a checkpoint with other settings; warn when the length changes."""
-    out = Path(settings.out)
-    runs.require_resume(out, RUN_KIND, settings.resume)
-    was = ckpt.get("arch") or DEFAULT_ARCH
-    if was != settings.arch:
-        raise BadInputError(
-            f"{out / CHECKPOINT}: checkpoint is of --arch {was}; this run asks for --arch "
-            f"{settings.arch}. Pass --arch {was} to resume it, or use another --out.")
-    if ckpt["model_config"] != config:
-        raise BadInputError(
-            f"{out / CHECKPOINT}: checkpoint is of config {ckpt['model_config']['name']!r} "
-            f"({ckpt['model_config']}); this run asks for {config['name']!r}. Pass the same "
-            f"--config or another --out.")
-    runs.check_recipe(ckpt, recipe, out, RUN_KIND)
-    # check_recipe compares this run's keys only: a run trained with online sources needs them
-    if "online" in ckpt.get("recipe", {}) and "online" not in recipe:
-        sources = " ".join(f"--online {p}:{w:g}" for p, w, _ in ckpt["recipe"]["online"])
-        raise BadInputError(f"{out / CHECKPOINT}: the run trained on {sources} too; pass the "
-                            "same to resume it, or use another --out.")
-    # Checkpoints from before --precision ran bf16 exactly where auto does now.
-    trained_in = ckpt.get("precision", resolve_precision("auto", device))
-    if trained_in != precision:
-        raise BadInputError(
-            f"{out / CHECKPOINT}: checkpoint was trained in {trained_in}; this run would "
-            f"continue in {precision} (--precision {settings.precision} on {device.type}). "
-            f"Pass --precision {trained_in} to resume it, or use another --out.")
-    done = int(ckpt["step"])
-    if total < done:
-        raise BadInputError(
-            f"{out / CHECKPOINT}: the run is already at step {done}; a run of {total} steps "
-            f"would train nothing. Give more than {done} steps to train further.")
-    planned = ckpt.get("total_steps")
-    if planned is not None and planned != total and total > done and rank == 0:
-        # Allowed (a run may be lengthened), but the schedule follows the new length.
-        arch = get_arch(settings.arch)
-        shape = " (constant for the first half, then falling to 0)" if arch.schedule is None \
-            else ""
-        sys.stderr.write(
-            f"warning: {out} was a run of {planned} steps, now {total}: the learning rate"
-            f"{shape} is recomputed for {total} steps, "
-            f"so at step {done} it moves from {arch.lr_at(done, planned, settings.lr):.3g} to "
-            f"{arch.lr_at(done, total, settings.lr):.3g}.\n")
 
 
 @dataclass
@@ -641,7 +410,7 @@ def build_run(plan: RunPlan, hold: ExitStack) -> RunParts:
                                    batch_size=plan.batch, start=start * plan.batch),
         num_workers=max(int(settings.workers), 0), pin_memory=on_cuda,
         persistent_workers=False, prefetch_factor=4 if settings.workers > 0 else None)
-    val = _load_val(plan.val_items, settings.val_crop, settings.verify,
+    val = load_val(plan.val_items, settings.val_crop, settings.verify,
                     arch.multiple_of(plan.config)) if plan.main else []
     return RunParts(trainer=trainer, generator=gen, loader=loader, val=val, start=start,
                     metrics=metrics, tensorboard=tb, memory_format=mem)

@@ -1,0 +1,144 @@
+"""A training run's checkpoint: its run folder kind and messages, the precision it trains in,
+loading its generator, and the checks before a run continues it (``train --resume``)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import torch
+
+from ..errors import BadInputError, SettingError
+from ..nn import runs
+from ..nn.runs import CHECKPOINT, METRICS_CSV, RUN_JSON
+from .archs import DEFAULT_ARCH, get_arch, run_arch
+
+CHECKPOINT_FORMAT = runs.DEBLURGAN_FORMAT
+CHECKPOINT_VERSION = 1
+
+#: The DeblurGAN run folder and its checkpoint's messages.
+RUN_KIND = runs.RunKind(
+    format=CHECKPOINT_FORMAT, version=CHECKPOINT_VERSION,
+    names=(CHECKPOINT, RUN_JSON, METRICS_CSV, "val", "tensorboard"),
+    missing=f"{{path}}: no checkpoint; expected a training run folder (with {CHECKPOINT}) or a "
+            "checkpoint file.",
+    unreadable="{file}: corrupt checkpoint ({error}); restore it from a copy or start a new run in "
+               "another --out.",
+    other_formats={runs.BGAN_FORMAT: "{file}: is a BGAN (learned blur) model, not a DeblurGAN run; "
+                                     "expected the --out folder of 'blursynth train'.",
+                   runs.UID_FORMAT: "{file}: is a UID model (blursynth uid train), not a run of "
+                                    "'blursynth train'; deblur with it by 'blursynth uid deblur "
+                                    "PHOTOS --model MODEL --out OUT'."},
+    wrong_format="{file}: not a blursynth deblurring checkpoint (the --out folder of 'blursynth "
+                 "train', any --arch).",
+    wrong_version="{file}: checkpoint version {version}; this blursynth reads version {expected}.",
+    needs_resume="--out {out}: already holds a training run; pass --resume to continue it or "
+                 "choose another --out.",
+    other_recipe="{file}: checkpoint was trained with {key}={was}; this run asks for {now}. Resume "
+                 "with the same settings or use another --out.",
+    is_dataset="--out {out} is a dataset folder; expected a folder for the training run. Choose "
+               "another --out.",
+    is_file="--out {out}: is a file; expected a folder for the run.",
+    not_a_run="--out {out}: is a non-empty folder that is not a training run (it holds {name}); "
+              "choose a new or empty folder.",
+)
+
+
+#: ``--precision`` choices: auto is bf16 autocast on a CUDA device that supports it, else fp32.
+PRECISIONS = ("auto", "fp32", "bf16")
+
+
+def resolve_precision(precision: str, device: torch.device) -> str:
+    """``fp32`` or ``bf16`` (autocast) for ``precision`` on ``device``.
+
+    ``auto`` keeps CPUs in fp32: bf16 autocast there is opt-in (``--precision bf16``), since
+    it pays only on CPUs with bf16 matrix units (AMX, AVX512-BF16) and changes the numbers.
+    """
+    if precision == "auto":
+        return "bf16" if device.type == "cuda" and torch.cuda.is_bf16_supported() else "fp32"
+    if precision == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
+        raise BadInputError(f"--precision bf16: {device} does not support bfloat16; use "
+                            f"--precision fp32 (or auto).")
+    return precision
+
+
+def load_checkpoint(path) -> dict:
+    """Read a run's checkpoint (``run/`` or ``run/checkpoint.pt``), checking what it is.
+
+    Raises
+    ------
+    BadInputError
+        Missing, corrupt, or not a blursynth DeblurGAN checkpoint.
+    """
+    return runs.load_checkpoint(path, RUN_KIND)
+
+
+def load_generator(path, device="cpu"):
+    """The trained generator of a run or checkpoint (of any architecture: the one it records,
+    ``deblurgan`` for runs from before ``--arch``), in eval mode, and the checkpoint dict."""
+    ckpt = load_checkpoint(path)
+    name = ckpt.get("arch") or DEFAULT_ARCH
+    try:
+        arch = run_arch(ckpt)
+    except SettingError:
+        raise BadInputError(f"{path}: checkpoint of architecture {name!r}, which this blursynth "
+                            f"does not have; use a blursynth that trains it.") from None
+    config = ckpt["model_config"]
+    try:
+        gen = arch.build_generator(config)
+    except (TypeError, ValueError, KeyError) as exc:
+        raise BadInputError(f"{path}: config {config.get('name')!r} of {name} cannot be built "
+                            f"({exc}).") from None
+    try:
+        gen.load_state_dict(ckpt["generator"])
+    except RuntimeError as exc:
+        raise BadInputError(f"{path}: generator weights do not fit {name} config "
+                            f"{config.get('name')!r} ({str(exc).splitlines()[0]}).") from None
+    if not hasattr(gen, "tiling"):
+        gen.tiling = arch.tiling  # how train/tiling.py tiles it exactly
+    return gen.to(device).eval(), ckpt
+
+
+def check_resume(ckpt, settings, config, recipe, precision, device, total, rank) -> None:
+    """Refuse to continue a checkpoint with other settings; warn when the length changes."""
+    out = Path(settings.out)
+    runs.require_resume(out, RUN_KIND, settings.resume)
+    was = ckpt.get("arch") or DEFAULT_ARCH
+    if was != settings.arch:
+        raise BadInputError(
+            f"{out / CHECKPOINT}: checkpoint is of --arch {was}; this run asks for --arch "
+            f"{settings.arch}. Pass --arch {was} to resume it, or use another --out.")
+    if ckpt["model_config"] != config:
+        raise BadInputError(
+            f"{out / CHECKPOINT}: checkpoint is of config {ckpt['model_config']['name']!r} "
+            f"({ckpt['model_config']}); this run asks for {config['name']!r}. Pass the same "
+            f"--config or another --out.")
+    runs.check_recipe(ckpt, recipe, out, RUN_KIND)
+    # check_recipe compares this run's keys only: a run trained with online sources needs them
+    if "online" in ckpt.get("recipe", {}) and "online" not in recipe:
+        sources = " ".join(f"--online {p}:{w:g}" for p, w, _ in ckpt["recipe"]["online"])
+        raise BadInputError(f"{out / CHECKPOINT}: the run trained on {sources} too; pass the "
+                            "same to resume it, or use another --out.")
+    # Checkpoints from before --precision ran bf16 exactly where auto does now.
+    trained_in = ckpt.get("precision", resolve_precision("auto", device))
+    if trained_in != precision:
+        raise BadInputError(
+            f"{out / CHECKPOINT}: checkpoint was trained in {trained_in}; this run would "
+            f"continue in {precision} (--precision {settings.precision} on {device.type}). "
+            f"Pass --precision {trained_in} to resume it, or use another --out.")
+    done = int(ckpt["step"])
+    if total < done:
+        raise BadInputError(
+            f"{out / CHECKPOINT}: the run is already at step {done}; a run of {total} steps "
+            f"would train nothing. Give more than {done} steps to train further.")
+    planned = ckpt.get("total_steps")
+    if planned is not None and planned != total and total > done and rank == 0:
+        # Allowed (a run may be lengthened), but the schedule follows the new length.
+        arch = get_arch(settings.arch)
+        shape = " (constant for the first half, then falling to 0)" if arch.schedule is None \
+            else ""
+        sys.stderr.write(
+            f"warning: {out} was a run of {planned} steps, now {total}: the learning rate"
+            f"{shape} is recomputed for {total} steps, "
+            f"so at step {done} it moves from {arch.lr_at(done, planned, settings.lr):.3g} to "
+            f"{arch.lr_at(done, total, settings.lr):.3g}.\n")
