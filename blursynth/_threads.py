@@ -1,13 +1,15 @@
 """One thread per library while a result must not depend on the thread count.
 
-The dataset writer runs shards in this process this way (as its pool processes run), and the
-learned-blur pairs run CPU inference this way (also when a pair is rebuilt outside the writer),
-so both dataset/ and pairs/ use it; neither imports the other's internals for it.
+The dataset writer renders in this process this way, as its pool processes run (one core each,
+so ``--workers N`` is N cores), and the learned-blur pairs run CPU inference this way (also when
+a pair is rebuilt outside the writer), so both dataset/ and pairs/ use it; neither imports the
+other's internals for it.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 import sys
 
 
@@ -54,8 +56,8 @@ def one_thread(device_type: str = "cpu"):
 
 
 # Numba's count is not set here: setting it starts Numba's OpenMP pool, which a process that
-# forks later (a loader's workers, the writer's pool) must not have started. Kernels that take
-# a budget ask single() instead.
+# forks later (a loader's workers, the writer's pool) must not have started. Every parallel
+# kernel asks single() instead, through blursynth._numba.kernel_threads, when it runs.
 _depth = 0
 
 
@@ -71,3 +73,27 @@ def single() -> bool:
     False
     """
     return _depth > 0
+
+
+def one_thread_process() -> None:
+    """Make :func:`single` true for the rest of this process: a writer's pool process, which only
+    renders, one core each (``--workers N`` is N processes). Never call it in a process that
+    goes on to do anything else: nothing undoes it.
+    """
+    global _depth
+    _depth += 1
+
+
+def available_cores() -> int:
+    """The cores this process may run on (its CPU affinity, which a job scheduler or ``taskset``
+    may narrow), else the machine's count: the default ``--workers`` of the pair writers.
+
+    Examples
+    --------
+    >>> available_cores() >= 1
+    True
+    """
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - macOS, Windows
+        return os.cpu_count() or 1

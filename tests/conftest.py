@@ -13,6 +13,9 @@ from blursynth._rng import sample_rng
 from blursynth.dataset import PAIR_SCHEMA, pair_row, write_dataset
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
+# Commands default to every core (--workers); the suite runs two test processes at once on small
+# jobs, so a command run in-process uses one unless its test asks for more.
+os.environ.setdefault("BLURSYNTH_WORKERS", "1")
 
 
 class CliResult:

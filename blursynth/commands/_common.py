@@ -123,9 +123,43 @@ def odd_size(ctx, param, value):
     return value
 
 
+#: Environment variable that sets the default ``--workers`` (a shared machine, a job script).
+WORKERS_ENV = "BLURSYNTH_WORKERS"
+
+
+def default_workers() -> int:
+    """The default ``--workers``: every core this process may use."""
+    from .._threads import available_cores
+
+    return available_cores()
+
+
+class _Workers(click.ParamType):
+    """A positive process count; a bad ``$BLURSYNTH_WORKERS`` is named as such."""
+
+    name = "integer"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, int):
+            n = value
+        else:
+            try:
+                n = int(str(value).strip())
+            except ValueError:
+                n = None
+        if n is None or n < 1:
+            if ctx is not None and param is not None and ctx.get_parameter_source(
+                    param.name) == click.core.ParameterSource.ENVIRONMENT:
+                self.fail(f"{WORKERS_ENV}={value} in the environment is not a positive integer; "
+                          f"unset it or give --workers N.", param, ctx)
+            self.fail(f"must be a positive integer; got {value}.", param, ctx)
+        return n
+
+
 workers_option = click.option(
-    "--workers", type=int, default=1, show_default=True, callback=positive_int,
-    help="Worker processes (the output is identical whatever the number).",
+    "--workers", type=_Workers(), default=default_workers, envvar=WORKERS_ENV, show_default=False,
+    help=f"Worker processes, one core each: this one and N-1 more (the output is identical "
+         f"whatever the number). Default: ${WORKERS_ENV}, else every core this process may use.",
 )
 #: ``--device`` (resolved by :func:`blursynth.nn.device.resolve_device` when the command runs).
 device_option = click.option("--device", default="auto", show_default=True,

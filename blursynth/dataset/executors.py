@@ -15,7 +15,7 @@ import threading
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass
 
-from .._threads import one_thread
+from .._threads import one_thread, one_thread_process
 from ..errors import BadInputError
 
 EXECUTORS = ("local", "ray")
@@ -145,7 +145,10 @@ def _run_here(write_shard, tasks, bar):
     _progress_queue = _LocalQueue(bar)
     try:
         for task in tasks:
-            yield write_shard(task)
+            # One core, as each of N workers: --workers 1 is one core, not Numba's threads on all.
+            with one_thread():
+                result = write_shard(task)
+            yield result
     finally:
         _progress_queue = previous
 
@@ -153,9 +156,12 @@ def _run_here(write_shard, tasks, bar):
 def _init_worker(queue):
     global _progress_queue
     _progress_queue = queue
-    # Each worker process uses one thread: parallelism comes from processes. The variables
+    # Each worker process uses one thread: parallelism comes from processes (Numba's parallel
+    # kernels size their threads by blursynth._numba.kernel_threads, which one_thread_process
+    # sets to one for the process's life). The variables
     # are read when torch / OpenCV / BLAS start their thread pools, which is later, on
     # first import inside the work function.
+    one_thread_process()
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMBA_NUM_THREADS"):
         os.environ[var] = "1"
     if "torch" in sys.modules:  # preloaded by the fork server, or the parent pickled torch objects

@@ -24,6 +24,7 @@ import math
 
 import numpy as np
 
+from .._numba import kernel_threads
 from ..errors import BadInputError
 
 BORDERS = ("reflect", "valid", "wrap")
@@ -500,33 +501,9 @@ def _taps_numpy(x, psf):
     p, hp, wp = x.shape
     dy, dx, w = psf_taps(psf)
     out = np.empty((p, hp - k + 1, wp - k + 1), x.dtype)
-    previous = _set_numba_threads()
-    try:
+    with kernel_threads():
         _taps_kernel()(x, dy, dx, w.astype(x.dtype), out)
-    finally:
-        # Numba's count is process-wide: a call under one_thread must not leave every later
-        # Numba loop of the process (the scene renderer's, say) at one thread.
-        import numba
-
-        numba.set_num_threads(previous)
     return out
-
-
-def _set_numba_threads() -> int:
-    """One thread under ``one_thread`` (and in dataset worker processes), else torch's thread
-    budget where torch is loaded, so the two libraries never oversubscribe the cores, else
-    Numba's own count. Returns Numba's count before, for the caller to restore."""
-    import sys
-
-    import numba
-
-    from .._threads import single
-
-    previous = numba.get_num_threads()
-    torch = sys.modules.get("torch")
-    budget = 1 if single() else torch.get_num_threads() if torch is not None else previous
-    numba.set_num_threads(max(1, min(budget, numba.config.NUMBA_NUM_THREADS)))
-    return previous
 
 
 _TAPS_KERNEL = None

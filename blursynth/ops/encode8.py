@@ -27,7 +27,7 @@ from functools import lru_cache
 import numba
 import numpy as np
 
-from .._numba import njit
+from .._numba import kernel_threads, njit
 from .color import CameraResponse
 
 # Linear light is stored as integers: 1.0 -> LINEAR_SCALE. 2**24 keeps the
@@ -165,7 +165,8 @@ def encode_planes(crf, planes) -> np.ndarray:
     out = np.empty((h, w, c), np.uint8)
     start, nxt, padded, one_step = _float_tables(crf)
     if one_step:
-        _encode_rows(planes, start, nxt, padded, out)
+        with kernel_threads():
+            _encode_rows(planes, start, nxt, padded, out)
     else:
         out[...] = np.moveaxis(encode_uint8(crf, planes), 0, -1)
     return out

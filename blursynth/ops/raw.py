@@ -37,6 +37,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .._numba import kernel_threads
 from ..errors import BadInputError
 from . import _raw_kernels as _k
 from .degrade import READ_BOUNDS, SHOT_BOUNDS, noise_field
@@ -709,7 +710,8 @@ def unprocess(linear_rgb, params) -> np.ndarray:
     p = RawParams.from_dict(params)
     x = _check_image(linear_rgb)
     out = np.empty(x.shape, np.float32)
-    _k.unprocess_float(x, *_unprocess_args(p), out)
+    with kernel_threads():
+        _k.unprocess_float(x, *_unprocess_args(p), out)
     return out
 
 
@@ -744,7 +746,8 @@ def unprocess_uint8(photo, table, params) -> np.ndarray:
     if table.shape != (256,):
         raise BadInputError(f"decode table must have 256 entries; got shape {table.shape}.")
     out = np.empty((3, *photo.shape[:2]), np.float32)
-    _k.unprocess_table(photo, table, *_unprocess_args(p), out)
+    with kernel_threads():
+        _k.unprocess_table(photo, table, *_unprocess_args(p), out)
     return out
 
 
@@ -862,8 +865,9 @@ def sensor_readout(cam, params, *, rng=None, noise=None, noisy=True) -> np.ndarr
     bits = p.raw_bits
     scale = np.float32(1) if bits is None else np.float32(2 ** bits - 1) / white
     out = np.empty((h, w), np.float32)
-    _k.readout(x, _cfa_tile(p.bayer), white, field, np.float32(p.shot_noise),
-               np.float32(p.read_noise * p.read_noise), noisy, bits is not None, scale, out)
+    with kernel_threads():
+        _k.readout(x, _cfa_tile(p.bayer), white, field, np.float32(p.shot_noise),
+                   np.float32(p.read_noise * p.read_noise), noisy, bits is not None, scale, out)
     return out
 
 
@@ -899,13 +903,14 @@ def _develop_into(x, pattern, method, gains, p, matrix, out):
     h, w = x.shape
     tile = _cfa_tile(pattern)
     pad = np.empty((h + 4, w + 4), np.float32)
-    _k.gain_pad(x, tile, gains, pad)
     restore = p is not None and p.highlights == "preserve"
     inv = 1.0 / p.wb_gains if p is not None else np.ones(3)
-    _k.develop_rows(pad, tile, method == "malvar", restore, inv, HIGHLIGHT_KNEE,
-                    np.float32(HIGHLIGHT_KNEE), 1.0 - HIGHLIGHT_KNEE,
-                    np.eye(3, dtype=np.float32) if matrix is None else matrix.astype(np.float32),
-                    matrix is not None, out)
+    with kernel_threads():
+        _k.gain_pad(x, tile, gains, pad)
+        _k.develop_rows(pad, tile, method == "malvar", restore, inv, HIGHLIGHT_KNEE,
+                        np.float32(HIGHLIGHT_KNEE), 1.0 - HIGHLIGHT_KNEE,
+                        np.eye(3, dtype=np.float32) if matrix is None else matrix.astype(np.float32),
+                        matrix is not None, out)
 
 
 def develop(raw, params) -> np.ndarray:

@@ -24,7 +24,7 @@ from typing import NamedTuple
 import numba
 import numpy as np
 
-from .._numba import njit
+from .._numba import kernel_threads, njit
 from ..errors import BadInputError
 
 # Names the renderer's arithmetic; datasets record it, so a resume never mixes two versions.
@@ -315,7 +315,8 @@ def warp_bilinear(src, H, out_shape, *, offset=(0.0, 0.0)):
     offset = (float(offset[0]), float(offset[1]))
     _check_in_front(hm, (ho, wo), offset, "H")
     out = np.empty((ho, wo, src3.shape[2]), np.float32)
-    _warp(src3, hm[0], offset[0], offset[1], out)
+    with kernel_threads():
+        _warp(src3, hm[0], offset[0], offset[1], out)
     return out[..., 0] if plane else out
 
 
@@ -524,6 +525,7 @@ def render_subframes(src_linear, homographies, out_shape, *, layers=(), rolling_
         rgba[j, :h, :w, 3] = alpha
     out = np.empty((ho, wo, 3), np.float32)
     mask = np.empty((ho, wo), np.uint8)
-    _render(src, hms, weights, lo, hi, offset[0], offset[1], rgba, lay_hw, lay_org, lay_hms,
-            lay_moving, lay_tiles, LAYER_TILE_PX, out, mask)
+    with kernel_threads():
+        _render(src, hms, weights, lo, hi, offset[0], offset[1], rgba, lay_hw, lay_org, lay_hms,
+                lay_moving, lay_tiles, LAYER_TILE_PX, out, mask)
     return out, mask

@@ -1,0 +1,138 @@
+"""``--workers N`` is N cores: N rendering processes whose parallel kernels run on one thread
+each, every core by default, and the same bytes whatever N."""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+
+import pytest
+
+from blursynth.dataset import PAIR_SCHEMA, PairDataset, write_dataset
+
+from .conftest import error_line, tiny_rows
+
+
+def threads_rows(start, stop, fp):
+    """Tiny rows naming the process that rendered them and the thread count its parallel kernels
+    got there."""
+    import numba
+
+    from blursynth._numba import kernel_threads
+
+    with kernel_threads():
+        threads = numba.get_num_threads()
+    for row in tiny_rows(start, stop, fp=fp):
+        row["params"] = json.dumps({"pid": os.getpid(), "threads": threads})
+        yield row
+
+
+def write(out, *, workers, chunk=None, n=16, shard_size=4):
+    return write_dataset(out, kind="pairs", schema=PAIR_SCHEMA, n_items=n, shard_size=shard_size,
+                         make_rows=functools.partial(threads_rows, fp="fp-cores"),
+                         fingerprint="fp-cores", command={"test": "cores"}, workers=workers,
+                         progress=False, chunk_size=chunk)
+
+
+def test_kernel_threads_are_one_under_one_thread_and_restored_after():
+    import numba
+
+    from blursynth._numba import kernel_threads
+    from blursynth._threads import one_thread
+
+    before = numba.get_num_threads()
+    with one_thread(), kernel_threads():
+        assert numba.get_num_threads() == 1
+    assert numba.get_num_threads() == before
+    with kernel_threads():  # outside a write: torch's budget where torch is loaded, capped
+        import sys
+
+        torch = sys.modules.get("torch")
+        want = torch.get_num_threads() if torch is not None else before
+        assert numba.get_num_threads() == max(1, min(want, numba.config.NUMBA_NUM_THREADS))
+    assert numba.get_num_threads() == before
+
+
+@pytest.mark.slow  # pool processes start
+def test_every_rendering_process_runs_its_kernels_on_one_thread(tmp_path):
+    # One worker renders here on one core (it used to run Numba's kernels on every core); two
+    # are this process and one more, whether rows come from the row feed or whole shards.
+    # torch at two threads: outside a write the kernels would take two (the suite runs at one).
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        runs = {"here": write(tmp_path / "here", workers=1),
+                "feed": write(tmp_path / "feed", workers=2, chunk=2),
+                "shards": write(tmp_path / "shards", workers=2)}
+    finally:
+        torch.set_num_threads(before)
+    pids = {}
+    for name, manifest in runs.items():
+        assert manifest["num_rows"] == 16
+        params = [r["params"] for r in PairDataset(tmp_path / name)]
+        assert {p["threads"] for p in params} == {1}, name
+        pids[name] = {p["pid"] for p in params}
+    assert pids["here"] == {os.getpid()}
+    assert len(pids["shards"]) == 2  # this process and the pool's one
+
+
+def test_default_workers_are_every_core_this_process_may_use(run_cli, photos, tmp_path, monkeypatch):
+    from blursynth import _threads
+    from blursynth.pairs import shake
+
+    seen = []
+    monkeypatch.setattr(shake, "blur_photos", lambda *a, workers, **k: seen.append(workers)
+                        or {"num_rows": 0, "shards": [], "fingerprint": "x", "skipped_photos": 0})
+    monkeypatch.setattr(_threads, "available_cores", lambda: 5)
+    blur = ("blur", photos, "--psf-source", "fresh", "--out")
+    monkeypatch.delenv("BLURSYNTH_WORKERS")
+    assert run_cli(*blur, tmp_path / "a").code == 0
+    monkeypatch.setenv("BLURSYNTH_WORKERS", "3")
+    assert run_cli(*blur, tmp_path / "b").code == 0
+    assert run_cli(*blur, tmp_path / "c", "--workers", "2").code == 0
+    assert seen == [5, 3, 2]
+
+
+def test_available_cores_follow_the_affinity_mask():
+    from blursynth._threads import available_cores
+
+    if not hasattr(os, "sched_getaffinity"):
+        pytest.skip("no CPU affinity on this platform")
+    assert available_cores() == len(os.sched_getaffinity(0)) >= 1
+
+
+@pytest.mark.parametrize("command", [
+    ("blur", "PHOTOS", "--psf-source", "fresh"),
+    ("frames-average", "PHOTOS"),
+    ("trajectories", "--n", "4"),
+    ("dataset", "import", "PHOTOS"),
+    ("bgan", "blur", "PHOTOS", "--model", "PHOTOS"),
+    ("uid", "blur", "PHOTOS", "--model", "PHOTOS"),
+])
+def test_every_pair_writer_refuses_a_bad_workers_variable_naming_it(run_cli, photos, tmp_path,
+                                                                    monkeypatch, command):
+    monkeypatch.setenv("BLURSYNTH_WORKERS", "0")
+    args = [str(photos) if a == "PHOTOS" else a for a in command]
+    r = run_cli(*args, "--out", tmp_path / "out")
+    assert r.code == 2
+    assert "BLURSYNTH_WORKERS=0 in the environment is not a positive integer" in error_line(r)
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.slow  # pool processes start
+def test_blur_bytes_are_the_same_with_one_two_and_the_default_workers(run_cli, photos, tmp_path,
+                                                                      monkeypatch):
+    # 3 photos x 2 pairs: two chunks of whole photos, so two workers share the rows.
+    blur = ("blur", photos, "--psf-source", "fresh", "--per-image", "2", "--crop", "32x40",
+            "--canvas", "15", "--length", "10", "--noise", "0.001,0.001", "--jpeg", "85-95",
+            "--shard-size", "4", "--seed", "6", "--out")
+    for name, extra in (("one", ("--workers", "1")), ("two", ("--workers", "2")), ("default", ())):
+        if name == "default":
+            monkeypatch.delenv("BLURSYNTH_WORKERS")
+        assert run_cli(*blur, tmp_path / name, *extra).code == 0
+    manifests = [json.loads((tmp_path / n / "manifest.json").read_text()) for n in ("one", "two", "default")]
+    assert manifests[0]["num_rows"] == 6 and len(manifests[0]["shards"]) == 2
+    assert [m["shards"] for m in manifests[1:]] == [manifests[0]["shards"]] * 2
