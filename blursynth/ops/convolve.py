@@ -250,21 +250,25 @@ def convolve(images, psf, *, border: str = "reflect", method: str = "auto"):
 
 
 def convolve_many(images, psfs, *, border: str = "reflect", method: str = "auto"):
-    """Blur each sample by its own PSF; PSFs may have different odd sizes.
+    """Blur each sample by its own PSF; PSFs and images may have different sizes.
 
-    Samples are processed one at a time, so a sample's pixels never depend on
-    which other samples share the batch (and ``valid`` outputs may differ in
-    size).
+    Each sample's pixels are the numbers :func:`convolve` gives it alone (the same method
+    choice and kernels, on a batch of one), so they never depend on which other samples share
+    the call, and ``valid`` outputs may differ in size. What the batch shares is the work
+    around the kernels: the method is chosen on a host copy of each PSF and all PSFs go to the
+    device in one copy, so a GPU batch runs without waiting on the host between samples.
 
     Parameters
     ----------
-    images : (B, C, H, W) torch.Tensor, float
-    psfs : sequence of B (k_i, k_i) tensors or ndarrays
+    images : (B, C, H, W) torch.Tensor, or a sequence of B (C, H_i, W_i) tensors
+        Float, on one device.
+    psfs : sequence of B (k_i, k_i) ndarrays or tensors
+        Non-negative, odd ``k_i`` (each checked as :func:`check_psf` does).
     border, method : as in :func:`convolve`
 
     Returns
     -------
-    blurred : list of B (C, H_i, W_i) torch.Tensor
+    blurred : list of B (C, H_i', W_i') torch.Tensor
 
     Examples
     --------
@@ -273,16 +277,62 @@ def convolve_many(images, psfs, *, border: str = "reflect", method: str = "auto"
     ...                     border="valid")
     >>> [tuple(o.shape) for o in out]
     [(1, 7, 7), (1, 5, 5)]
+    >>> mixed = convolve_many([torch.rand(3, 9, 9), torch.rand(3, 12, 7)], [np.ones((3, 3)) / 9] * 2)
+    >>> [tuple(o.shape) for o in mixed]
+    [(3, 9, 9), (3, 12, 7)]
     """
-    _check_images(images)
-    if len(psfs) != images.shape[0]:
+    import torch
+
+    if isinstance(images, torch.Tensor):
+        _check_images(images)
+        images = list(images)
+    if len(psfs) != len(images):
         raise BadInputError(
-            f"got {len(psfs)} PSFs for a batch of {images.shape[0]} images; pass one per image."
+            f"got {len(psfs)} PSFs for a batch of {len(images)} images; pass one per image."
         )
-    return [
-        convolve(images[i : i + 1], p, border=border, method=method)[0]
-        for i, p in enumerate(psfs)
-    ]
+    if method not in METHODS:
+        raise BadInputError(f"method must be one of {', '.join(METHODS)}; got {method!r}.")
+    for image in images:
+        _check_images(image[None] if isinstance(image, torch.Tensor) and image.ndim == 3 else image)
+    if not images:
+        return []
+    if any(getattr(p, "requires_grad", False) for p in psfs) or any(x.requires_grad for x in images):
+        # Gradients: each sample through convolve (its differentiable paths).
+        return [convolve(x[None], p, border=border, method=method)[0] for x, p in zip(images, psfs)]
+    like = images[0]
+    host = [p.detach().cpu().numpy() if hasattr(p, "detach") else np.asarray(p) for p in psfs]
+    host = [np.asarray(p, _numpy_dtype(like.dtype)) for p in host]
+    plans = []
+    for i, (image, p) in enumerate(zip(images, host)):
+        k = check_psf(p, name=f"psf[{i}]")
+        check_fits(image.shape[-2], image.shape[-1], k, border)
+        pad = 0 if border == "valid" else 2 * (k // 2)
+        hp, wp = image.shape[-2] + pad, image.shape[-1] + pad
+        chosen = method
+        if method == "auto":
+            unit = _DIRECT_COST_CPU if like.device.type == "cpu" else _DIRECT_COST_GPU
+            chosen = _cheaper(int(np.count_nonzero(p)), k, (hp, wp), unit)
+        plans.append((k, chosen))
+    # One host-to-device copy for every PSF; each sample reads its own view.
+    flat = torch.from_numpy(np.concatenate([p.ravel() for p in host]))
+    flat = flat.to(like.device, non_blocking=like.device.type == "cuda")
+    out, at = [], 0
+    for image, p, (k, chosen) in zip(images, host, plans):
+        psf = flat[at : at + k * k].view(k, k)
+        at += k * k
+        padded = pad_image(image[None], k // 2, border)
+        if chosen == "fft":
+            out.append(_convolve_fft(padded, psf)[0])
+        else:
+            out.append(_convolve_direct(padded, psf, host=p)[0])
+    return out
+
+
+def _numpy_dtype(dtype):
+    """The NumPy dtype of a float torch dtype (float32 for the ones NumPy lacks)."""
+    import torch
+
+    return np.float64 if dtype == torch.float64 else np.float32
 
 
 def choose_method(psf, padded_hw, *, device=None, requires_grad=None) -> str:
@@ -425,7 +475,9 @@ def _convolve_fft(padded, psf):
     return full[..., k - 1 : hp, k - 1 : wp]
 
 
-def _convolve_direct(padded, psf):
+def _convolve_direct(padded, psf, host=None):
+    """The direct sum over the PSF's taps; ``host``: the PSF as a host array (the same values),
+    so that a device PSF's taps and weights need no copy back (a wait on the device)."""
     import torch
 
     k = psf.shape[-1]
@@ -436,6 +488,8 @@ def _convolve_direct(padded, psf):
         return _convolve_taps_cpu(padded, psf)
     if psf.requires_grad:
         taps = [(i, j) for i in range(k) for j in range(k)]
+    elif host is not None:
+        taps = list(zip(*(ix.tolist() for ix in np.nonzero(host))))  # row-major, as nonzero
     else:
         taps = [tuple(t) for t in torch.nonzero(psf).tolist()]
     out = padded.new_zeros((b, c, ho, wo))
@@ -444,7 +498,7 @@ def _convolve_direct(padded, psf):
             shifted = padded[..., k - 1 - i : k - 1 - i + ho, k - 1 - j : k - 1 - j + wo]
             out = out + psf[i, j] * shifted
         return out
-    weights = psf.detach().cpu().tolist()
+    weights = (host if host is not None else psf.detach().cpu()).tolist()
     for i, j in taps:
         out.add_(
             padded[..., k - 1 - i : k - 1 - i + ho, k - 1 - j : k - 1 - j + wo],

@@ -86,9 +86,10 @@ class BlurSettings:
     device : {"auto", "cpu", "cuda", "cuda:N"}
         Where uniform blur convolves; scene blur renders on the CPU (``auto`` or ``cpu`` only).
     batch : int
-        Pairs whose kernels and windows are drawn together before rendering (the
-        output does not depend on it; rendering itself is per pair, so a pair's
-        pixels never depend on its neighbours).
+        Pairs whose kernels and windows are drawn together before rendering; on a GPU
+        they are also rendered in one call (:func:`render_rows`). The output does not
+        depend on it: each pair is computed alone, so its pixels never depend on its
+        neighbours.
     seed : int
     strict : bool
         Stop at the first unreadable photo instead of skipping it.
@@ -374,9 +375,7 @@ def pair_from_params(photo, psf, params, *, seed, index, device=None, mosaic_onl
 def _render_resized(photo, psf, params, *, seed, index, device, mosaic_only=False):
     if mosaic_only and params.get("raw") is None:
         raise BadInputError("this pair was made on the RGB path; it has no RAW mosaic.")
-    if params.get("crop"):
-        y0, x0, ch, cw = params["crop"]
-        photo = photo[y0 : y0 + ch, x0 : x0 + cw]
+    photo = _window(photo, params)
     if params.get("raw") is not None:
         from ..ops.blur import render_raw_pair
 
@@ -388,13 +387,26 @@ def _render_resized(photo, psf, params, *, seed, index, device, mosaic_only=Fals
             exposure_gain=params.get("exposure_gain"), mosaic_only=mosaic_only,
             **highlight_kwargs(params),
         )
+    return render_pair(photo, psf, device=device, **_pair_options(params, seed=seed, index=index))
+
+
+def _window(photo, params):
+    """The resized photo's window the pair is made of (its params' crop)."""
+    if params.get("crop"):
+        y0, x0, ch, cw = params["crop"]
+        return photo[y0 : y0 + ch, x0 : x0 + cw]
+    return photo
+
+
+def _pair_options(params, *, seed, index) -> dict:
+    """An RGB-path row's params as :func:`render_pair`'s keywords (but the device)."""
     noisy = "shot_noise" in params or "read_noise" in params
-    return render_pair(
-        photo, psf, crf=params["crf"], border=params["border"],
+    return dict(
+        crf=params["crf"], border=params["border"],
         saturation=params.get("exposure_gain", params.get("saturation")),
         shot_noise=params.get("shot_noise"), read_noise=params.get("read_noise"),
         noise_rng=sample_rng(seed, index, STREAM_NOISE) if noisy else None,
-        jpeg_quality=params.get("jpeg_quality"), device=device, **highlight_kwargs(params),
+        jpeg_quality=params.get("jpeg_quality"), **highlight_kwargs(params),
     )
 
 
@@ -472,8 +484,8 @@ def _blur_rows(start, stop, job: BlurJob, keep_freed: bool = False):
                 break
         if not batch:
             return
-        for index, photo, params, psf in batch:
-            yield pair_row(**render_row(job, index, photo, params, psf), png_level=s.png_level)
+        for fields in render_rows(job, batch):
+            yield pair_row(**fields, png_level=s.png_level)
 
 
 def draw_row(job: BlurJob, index: int, photo_hw, note=None) -> tuple:
@@ -493,12 +505,49 @@ def render_row(job: BlurJob, index: int, photo, params, psf) -> dict:
     """The fields of pair ``index``'s row (:func:`blursynth.dataset.schema.pair_row`'s keywords
     but ``png_level``), rendered from its photo as resized (``resize_photo``) and
     :func:`draw_row`'s params and PSF."""
-    s = job.settings
-    blurred, sharp = _render_resized(photo, psf, params, seed=s.seed, index=index,
+    blurred, sharp = _render_resized(photo, psf, params, seed=job.settings.seed, index=index,
                                      device=job.device)
+    return _row_fields(job, index, blurred, sharp, params, psf)
+
+
+def _row_fields(job: BlurJob, index: int, blurred, sharp, params, psf) -> dict:
     return {"index": index, "blurred": blurred, "sharp": sharp, "psf": psf,
-            "source": "trajectory", "seed": s.seed, "params": params,
+            "source": "trajectory", "seed": job.settings.seed, "params": params,
             "fingerprint": job.fingerprint}
+
+
+def render_rows(job: BlurJob, batch, *, batched=None) -> list:
+    """:func:`render_row` of every ``(index, photo, params, psf)`` of ``batch``, in order.
+
+    On a GPU the batch's RGB-path pairs are rendered in one call
+    (:func:`blursynth.ops.blur_batch.render_pairs`: one copy each way, no wait between pairs),
+    with the same bytes as pair by pair on that device, so ``--batch`` never changes a dataset.
+    On the CPU each pair takes the NumPy path (faster there); ``batched=True`` takes the torch
+    path on the CPU too (tests: it gives the CPU's bytes). RAW-path pairs are rendered one by one.
+    """
+    from ..ops.blur import _on_cpu
+
+    if batched is None:
+        batched = not _on_cpu(job.device)
+    rgb = [item for item in batch if item[2].get("raw") is None] if batched else []
+    if not rgb:
+        return [render_row(job, *item) for item in batch]
+    from ..ops.blur_batch import render_pairs
+
+    s = job.settings
+    pairs = render_pairs([_window(photo, params) for _, photo, params, _ in rgb],
+                         [psf for *_, psf in rgb],
+                         [_pair_options(params, seed=s.seed, index=index)
+                          for index, _, params, _ in rgb], device=job.device)
+    rendered = {item[0]: pair for item, pair in zip(rgb, pairs)}
+    rows = []
+    for index, photo, params, psf in batch:
+        if index not in rendered:
+            rows.append(render_row(job, index, photo, params, psf))
+            continue
+        blurred, sharp = rendered[index]
+        rows.append(_row_fields(job, index, blurred, sharp, params, psf))
+    return rows
 
 
 def plan_blur(settings: BlurSettings, *, out=None):
@@ -609,6 +658,6 @@ def blur_photos(settings: BlurSettings, out, *, workers: int = 1, overwrite: boo
 
 
 __all__ = [
-    "BlurSettings", "KernelSource", "BlurJob", "draw_pair",
+    "BlurSettings", "KernelSource", "BlurJob", "draw_pair", "render_rows",
     "pair_from_params", "rebuild_pair", "plan_blur", "blur_photos", "plan_photos", "open_kernels",
 ]

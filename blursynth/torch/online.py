@@ -60,8 +60,9 @@ class OnlineBlur(torch.utils.data.Dataset):
     whole row instead: uint8 images, the PSF and the params, equal to the written row's.
     Iterating yields ``ds[0]``, ``ds[1]``, ... Rendering follows ``settings.device`` as ``blur``
     does (``auto``: a GPU when there is one; CUDA bytes differ from the CPU's in the last bit, as
-    ``blur``'s do): use ``device="cpu"`` in DataLoader worker processes. Batched rendering of
-    many pairs per call on a GPU is not built: each pair is rendered alone. A photo that was
+    ``blur``'s do): use ``device="cpu"`` in DataLoader worker processes. On a GPU,
+    :meth:`read_many` (and a DataLoader's batch, through :meth:`__getitems__`) renders many
+    pairs per call, with the same bytes as one by one. A photo that was
     readable when planned but does not decode is an error when its pair is read (``blur``
     skips it, leaving its rows out of the dataset).
 
@@ -208,11 +209,38 @@ class OnlineBlur(torch.utils.data.Dataset):
         if isinstance(index, bool) or not isinstance(index, (int, np.integer)) \
                 or not -n <= index < n:
             raise IndexError(f"index {index!r} out of range for an OnlineBlur of {n} pairs")
-        index = int(index) % n
+        return self.read_many([index], columns)[0]
+
+    def read_many(self, indices, columns=None) -> list:
+        """Pairs ``indices`` as :meth:`read` gives them, rendered together.
+
+        On a GPU (``settings.device``) the uniform RGB-path pairs are rendered in one call
+        (:func:`blursynth.pairs.shake.render_rows`: one copy each way, no wait between pairs),
+        with the bytes ``blur --device`` of that kind writes whatever the batch; elsewhere pair
+        by pair. A DataLoader over this dataset fetches a batch through it
+        (:meth:`__getitems__`).
+
+        Parameters
+        ----------
+        indices : sequence of int
+        columns : sequence of str, optional
+            As :meth:`read`'s.
+
+        Returns
+        -------
+        rows : list of dict, one per index, in order
+        """
+        n = len(self)
+        checked = []
+        for index in indices:
+            if isinstance(index, bool) or not isinstance(index, (int, np.integer)) \
+                    or not -n <= index < n:
+                raise IndexError(f"index {index!r} out of range for an OnlineBlur of {n} pairs")
+            checked.append(int(index) % n)
         fork_safe_threads()
         threads = torch.get_num_threads()
         try:
-            row = self._render(index)
+            rows = self._render(checked)
         finally:
             # Numba's OpenMP kernels set the OpenMP thread count torch shares (1 under
             # OMP_NUM_THREADS=1 becomes the core count): a loop rendering in its own process
@@ -220,33 +248,46 @@ class OnlineBlur(torch.utils.data.Dataset):
             if torch.get_num_threads() != threads:
                 torch.set_num_threads(threads)
         keys = ROW_KEYS if columns is None else columns
-        return {k: row[k] for k in keys if k in row}
+        return [{k: row[k] for k in keys if k in row} for row in rows]
 
-    def _render(self, index: int) -> dict:
+    def _render(self, indices) -> list:
         import json
 
         from ..config import canonical_json
 
         s, job = self.settings, self._job
-        photo, note = self._load(index // s.per_image)
-        # The writer's own row functions: the params, PSF and pixels of blur's row ``index``.
+        # The writer's own row functions: the params, PSF and pixels of blur's rows ``indices``.
         if s.motion == "uniform":
-            from ..pairs.shake import draw_row, render_row
+            from ..pairs.shake import draw_row, render_rows
 
-            row = render_row(job, index, photo, *draw_row(job, index, photo.shape[:2], note))
+            batch = []
+            for index in indices:
+                photo, note = self._load(index // s.per_image)
+                batch.append((index, photo, *draw_row(job, index, photo.shape[:2], note)))
+            rows = render_rows(job, batch)
         else:
             from ..pairs.scene import scene_row
 
-            row = scene_row(job, index, photo, note)
-            row["psf_field"] = np.asarray(row["psf_field"], np.float32)
-        row.update(id=f"{index:09d}", psf=np.asarray(row["psf"], np.float32),
-                   params=json.loads(canonical_json(row["params"])))
-        return row
+            rows = []
+            for index in indices:
+                photo, note = self._load(index // s.per_image)
+                row = scene_row(job, index, photo, note)
+                row["psf_field"] = np.asarray(row["psf_field"], np.float32)
+                rows.append(row)
+        for index, row in zip(indices, rows):
+            row.update(id=f"{index:09d}", psf=np.asarray(row["psf"], np.float32),
+                       params=json.loads(canonical_json(row["params"])))
+        return rows
 
     def __getitem__(self, index) -> dict:
-        row = self.read(index, TRAIN_COLUMNS)
-        return {"blurred": to_tensor(row["blurred"]), "sharp": to_tensor(row["sharp"]),
-                "id": row["id"], "dataset": 0}  # the keys of a PairDataset item (one source)
+        return self.__getitems__([index])[0]
+
+    def __getitems__(self, indices) -> list:
+        """``[self[i] for i in indices]``, rendered together (:meth:`read_many`): a DataLoader
+        fetches a batch through it."""
+        return [{"blurred": to_tensor(row["blurred"]), "sharp": to_tensor(row["sharp"]),
+                 "id": row["id"], "dataset": 0}  # the keys of a PairDataset item (one source)
+                for row in self.read_many(indices, TRAIN_COLUMNS)]
 
     def __iter__(self):
         for i in range(len(self)):
