@@ -277,6 +277,94 @@ def gpu_section(rounds: int):
     return rows
 
 
+def device_section(device: str, rounds: int, batches=(1, 8, 32), n_pairs: int = 64):
+    """Pairs/s of batched rendering on ``device`` (`blur --device D --batch B`): the engine alone
+    (`render_pairs`, uint8 in and out, PNGs not included) and the whole writer (`_blur_rows`: PNGs
+    included), on 720p photos at the bank's random exposures, for each batch size in the same
+    interleaved rounds; and whether every batch size gave the same bytes."""
+    import hashlib
+
+    import torch
+
+    from blursynth.kernelbank import KernelBankConfig, write_kernel_bank
+    from blursynth.ops.blur import render_pair
+    from blursynth.ops.blur_batch import render_pairs
+    from blursynth.pairs.shake import BlurJob, BlurSettings, _blur_rows, open_kernels, plan_photos
+
+    dev = torch.device(device)
+
+    def sync():
+        if dev.type == "cuda":
+            torch.cuda.synchronize()
+
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        distinct_photos(tmp / "photos", 8)
+        write_kernel_bank(tmp / "bank", KernelBankConfig(n=200, seed=0), progress=False)
+        per_image = n_pairs // 8
+        jobs = {}
+        for b in batches:
+            settings = BlurSettings(photos=str(tmp / "photos"), kernels=str(tmp / "bank"),
+                                    per_image=per_image, batch=b, device=device,
+                                    shard_size=n_pairs)
+            source = open_kernels(settings)
+            jobs[b] = BlurJob(settings, plan_photos(settings, source.max_side), source, "bench",
+                              device=str(dev))
+        # The engine's inputs: the rows' windows and PSFs, drawn once.
+        from blursynth.pairs.shake import _pair_options, _window, draw_row
+        from blursynth.pairs.shake_inputs import resize_photo
+        from blursynth.sources.photos import load_rgb8
+
+        job = jobs[batches[0]]
+        photos = [resize_photo(load_rgb8(job.plan.path(i))[0], None) for i in range(8)]
+        items = []
+        for index in range(n_pairs):
+            photo = photos[index // per_image]
+            params, psf = draw_row(job, index, photo.shape[:2])
+            items.append((_window(photo, params), psf, _pair_options(params, seed=0, index=index)))
+        digests = {}
+
+        def engine(b):
+            def run():
+                h = hashlib.sha256()
+                for start in range(0, n_pairs, b):
+                    chunk = items[start : start + b]
+                    for blurred, sharp in render_pairs(*zip(*chunk), device=dev):
+                        h.update(blurred.tobytes())
+                digests[f"engine {b}"] = h.hexdigest()
+            return run
+
+        def per_pair():
+            for window, psf, options in items:
+                render_pair(window, psf, device=dev, **options)
+            sync()
+
+        def writer(b):
+            def run():
+                h = hashlib.sha256()
+                for row in _blur_rows(0, n_pairs, jobs[b]):
+                    h.update(row["blurred"]["bytes"])
+                digests[f"writer {b}"] = h.hexdigest()
+            return run
+
+        methods = {"render_pair, one pair per call": per_pair}
+        methods.update({f"engine, batch {b}": engine(b) for b in batches})
+        methods.update({f"writer (PNGs included), batch {b}": writer(b) for b in batches})
+        med = interleaved(methods, rounds)
+    name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else "the CPU (torch path)"
+    rows = [f"\nBatched rendering on {name}: {n_pairs} pairs of 720x1280 photos (8 photos x "
+            f"{per_image}), a 200-kernel bank at random exposures, gamma 2.2, reflect border; "
+            f"medians of {rounds} interleaved rounds.\n",
+            "| what | s per run | pairs/s |", "| --- | ---: | ---: |"]
+    for label, t in med.items():
+        rows.append(f"| {label} | {t:.3f} | {n_pairs / t:.1f} |")
+    same = len({v for k, v in digests.items() if k.startswith("engine")}) == 1 \
+        and len({v for k, v in digests.items() if k.startswith("writer")}) == 1
+    rows.append(f"\nEvery batch size gave the same bytes: {'yes' if same else 'NO'} "
+                f"(sha256 of the blurred images, engine and writer).")
+    return rows
+
+
 # ---------------------------------------------------------------------------------------------
 # every core: the command with 1 and 2 workers, against a plain script, start-up included
 
@@ -496,7 +584,14 @@ def main(argv=None):
                     help="Only the 'Blur engine: every core' section: --workers 1 and 2 and the "
                          "plain script as whole processes, start-up, the engine against its bound.")
     ap.add_argument("--cores-rounds", type=int, default=3)
+    ap.add_argument("--device", default=None,
+                    help="Only batched rendering on this torch device (cuda, cuda:N; cpu for a "
+                         "smoke run): pairs/s with --batch 1, 8 and 32, printed (RESULTS by hand).")
     args = ap.parse_args(argv)
+    if args.device:
+        print("\n".join(device_section(args.device, 1 if args.quick else 3,
+                                        n_pairs=16 if args.quick else 64)))
+        return
     if args.cores or not args.quick:
         cores_main(args)
     if args.cores:

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # GPU figures in one short run, for a machine with a CUDA GPU and a Python that has torch.
 # Usage: benchmarks/gpu_figures.sh OUTDIR   (PY=python3 by default; the tree need not be installed)
-# Writes OUTDIR/{env,train,blur,cli,tests}.txt; RESULTS.md is edited by hand from them, since the
+# Writes OUTDIR/{env,train,blur,batch,cli,tests}.txt; RESULTS.md is edited by hand from them, since the
 # machine that runs this is usually not the one that holds the checkout.
 set -u
 OUTDIR=${1:?usage: benchmarks/gpu_figures.sh OUTDIR}
@@ -11,8 +11,8 @@ export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
 bs() { "$PY" -m blursynth "$@"; }
 now() { date +%s%N; }
 secs() { "$PY" -c "print(f'{($2 - $1) / 1e9:.1f}')"; }
-# SECTIONS picks parts to run (default all): env train blur cli tests
-SECTIONS=${SECTIONS:-env train blur cli tests}
+# SECTIONS picks parts to run (default all): env train blur batch cli tests
+SECTIONS=${SECTIONS:-env train blur batch cli tests}
 want() { [[ " $SECTIONS " == *" $1 "* ]]; }
 
 want env && {
@@ -30,6 +30,10 @@ import sys; sys.argv = ['x']
 from benchmarks.bench_blur import gpu_section
 print('\n'.join(gpu_section(7)))
 " >"$OUTDIR/blur.txt" 2>&1
+
+# Batched rendering (blur --device cuda --batch B): pairs/s at batch 1, 8 and 32 on 64 720p pairs,
+# the engine alone and the writer with its PNGs, and whether every batch gave the same bytes.
+want batch && timeout 300 "$PY" benchmarks/bench_blur.py --device cuda >"$OUTDIR/batch.txt" 2>&1
 
 # Whole commands on the GPU: blur with --device cuda (batch 1 vs 8), then a short bf16 training run.
 W=$(mktemp -d)
@@ -66,5 +70,5 @@ for i, name in enumerate(['astronaut', 'coffee', 'chelsea', 'rocket']):
 
 # The tests that behave differently with a GPU present.
 want tests && timeout 100 "$PY" -m pytest -q -p no:cacheprovider -x tests/test_shake.py tests/test_device.py \
-  tests/test_convolve.py tests/test_blur.py tests/test_trainer.py tests/test_tiling.py >"$OUTDIR/tests.txt" 2>&1
+  tests/test_convolve.py tests/test_blur.py tests/test_blur_batched.py tests/test_trainer.py tests/test_tiling.py >"$OUTDIR/tests.txt" 2>&1
 echo done
