@@ -187,7 +187,8 @@ def scene_options(f):
                    "of the dataset's fingerprint (CPU and CUDA results may differ by one level). Scene blur "
                    "(--motion camera6d|scene) renders on the CPU: auto or cpu only.")
 @click.option("--batch", type=int, default=8, show_default=True, callback=positive_int,
-              help="Pairs drawn together before rendering (the output does not depend on it).")
+              help="Pairs drawn together before rendering, and on a GPU rendered in one call (the "
+                   "output does not depend on it).")
 @click.option("--length", "length_px", type=click.FloatRange(0, None, min_open=True), default=60.0, show_default=True,
               help="Trajectory length in pixels for --psf-source fresh (not with --motion camera6d|scene).")
 @click.option("--canvas", type=click.IntRange(3, 1025), default=64, show_default=True,
