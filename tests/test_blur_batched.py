@@ -119,6 +119,8 @@ def test_bad_batches_are_refused():
         render_pairs([photos[0][:10, :10]], [psfs[3]])
     with pytest.raises(BadInputError, match="pass one per image"):
         convolve_many([torch.zeros(3, 8, 8)], psfs[:2])
+    with pytest.raises(BadInputError, match=r"images\[0\] must be a \(C, H, W\) torch tensor"):
+        convolve_many([torch.zeros(1, 3, 8, 8)], psfs[:1])
     assert render_pairs([], []) == []
 
 

@@ -105,6 +105,7 @@ def render_pairs(photos, psfs, options=None, *, device="cpu"):
                                                  [pairs[i]["psf"] for i in members],
                                                  border=border, method=method)):
             blurred[i] = out
+    del linear  # the inputs of the convolutions: a batch holds one float image per pair less
     codes = []
     for p, lin in zip(pairs, blurred):
         if p["noise"] is not None:

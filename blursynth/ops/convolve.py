@@ -292,8 +292,11 @@ def convolve_many(images, psfs, *, border: str = "reflect", method: str = "auto"
         )
     if method not in METHODS:
         raise BadInputError(f"method must be one of {', '.join(METHODS)}; got {method!r}.")
-    for image in images:
-        _check_images(image[None] if isinstance(image, torch.Tensor) and image.ndim == 3 else image)
+    for i, image in enumerate(images):
+        if not isinstance(image, torch.Tensor) or image.ndim != 3:
+            raise BadInputError(f"images[{i}] must be a (C, H, W) torch tensor; got "
+                                f"{tuple(getattr(image, 'shape', ())) or type(image).__name__}.")
+        _check_images(image[None])
     if not images:
         return []
     if any(getattr(p, "requires_grad", False) for p in psfs) or any(x.requires_grad for x in images):
