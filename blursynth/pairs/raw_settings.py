@@ -19,6 +19,8 @@ PIPELINES = ("rgb", "raw")
 def noise_is_model(noise) -> bool:
     """``--noise model`` (or ``profile``, ``profile:NAME``): noise levels drawn per pair from the
     camera noise model (or a camera's noise profile, :func:`blursynth.ops.raw.raw_noise_spec`)."""
+    if noise is None:  # no import of ops.raw (and its kernels) for a run without noise
+        return False
     from ..ops.raw import raw_noise_spec
 
     return raw_noise_spec(noise) is not None
@@ -52,10 +54,12 @@ def check_raw_options(pipeline, camera=None, demosaic=None, raw_bits=None, noise
         raise SettingError(f"--pipeline must be rgb or raw; got {pipeline!r}.", "pipeline")
     given = [(f"--{n.replace('_', '-')}", n) for n, v in
              (("camera", camera), ("demosaic", demosaic), ("raw_bits", raw_bits)) if v is not None]
-    from ..ops.raw import raw_noise_spec
+    spec = None
+    if noise is not None:  # as noise_is_model: ops.raw only where there is a spec to read
+        from ..ops.raw import raw_noise_spec
 
-    with checking("noise"):
-        spec = raw_noise_spec(noise)
+        with checking("noise"):
+            spec = raw_noise_spec(noise)
     if spec is not None and pipeline != "raw":
         given.append((f"--noise {spec}", "noise"))
     given += list(raw_only)
