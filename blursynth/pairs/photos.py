@@ -54,21 +54,22 @@ def photos_for(plan: PhotoPlan, start: int, stop: int, per_image: int, *, strict
 CHUNK_PAIRS = 4
 
 
-def photo_chunk(per_image: int) -> int:
-    """Items per task of a photo way's write: whole photos, about :data:`CHUNK_PAIRS` pairs.
+def photo_chunk(per_image: int, pairs: int = CHUNK_PAIRS) -> int:
+    """Items per task of a photo way's write: whole photos, at least ``pairs`` pairs
+    (:data:`CHUNK_PAIRS`; a GPU blur's ``--batch``, so each worker's batch is full).
 
     Examples
     --------
-    >>> photo_chunk(1), photo_chunk(3), photo_chunk(10)
-    (4, 6, 10)
+    >>> photo_chunk(1), photo_chunk(3), photo_chunk(10), photo_chunk(3, pairs=32)
+    (4, 6, 10, 33)
     """
-    return per_image * max(1, -(-CHUNK_PAIRS // per_image))
+    return per_image * max(1, -(-pairs // per_image))
 
 
 def write_photo_pairs(out, plan: PhotoPlan, *, per_image: int, recipe: dict, inputs: dict,
                       make_job, rows, shard_size: int, workers: int, overwrite: bool,
                       progress: bool, desc: str, options=None, extra: dict | None = None,
-                      schema=None) -> dict:
+                      schema=None, chunk_pairs: int = CHUNK_PAIRS) -> dict:
     """Write ``per_image`` pairs of every photo in ``plan`` as a pair dataset.
 
     Parameters
@@ -94,6 +95,8 @@ def write_photo_pairs(out, plan: PhotoPlan, *, per_image: int, recipe: dict, inp
     schema : pyarrow.Schema, optional
         The rows' schema (default :data:`~blursynth.dataset.schema.PAIR_SCHEMA`; scene blur's
         rows add a motion mask and a PSF field: ``SCENE_PAIR_SCHEMA``).
+    chunk_pairs : int
+        Pairs a worker renders per task, at least (whole photos: :func:`photo_chunk`).
 
     Returns
     -------
@@ -118,7 +121,7 @@ def write_photo_pairs(out, plan: PhotoPlan, *, per_image: int, recipe: dict, inp
         shard_size=shard_size, make_rows=functools.partial(rows, job=make_job(fp)),
         fingerprint=fp, command={**recipe, **inputs}, workers=workers, overwrite=overwrite,
         unit="pair", desc=desc, progress=progress, options=options, extra=extra,
-        chunk_size=photo_chunk(per_image),
+        chunk_size=photo_chunk(per_image, chunk_pairs),
     )
     skipped_rows = manifest["planned_items"] - manifest["num_rows"]
     return {**manifest, "skipped_photos": len(plan.skipped) + skipped_rows // per_image,

@@ -654,6 +654,8 @@ def blur_photos(settings: BlurSettings, out, *, workers: int = 1, overwrite: boo
         workers=workers, overwrite=overwrite,
         progress=progress, desc="blurring", options=options,
         extra={"camera_response": describe_crf(settings.crf)},
+        # On a GPU a worker's task holds a whole --batch, which it renders in one call.
+        **({} if device == "cpu" else {"chunk_pairs": settings.batch}),
     )
 
 
