@@ -50,10 +50,18 @@ for i, name in enumerate(['astronaut', 'coffee', 'chelsea', 'rocket']):
     save_rgb8(f'$W/photos/{i}.png', img)
 "
   bs trajectories --n 200 --out "$W/bank" --workers 4
-  for b in 1 8; do
+  for b in 1 8 32; do
     s=$(now)
     bs blur "$W/photos" --kernels "$W/bank" --per-image 16 --device cuda --batch $b --out "$W/pairs$b" --workers 1 >/dev/null
-    e=$(now); echo "blur --device cuda --batch $b: 64 pairs 720p in $(secs $s $e) s"
+    e=$(now); echo "blur --device cuda --batch $b --workers 1: 64 pairs 720p in $(secs $s $e) s"
+  done
+  # Every core encoding PNGs, each worker its own batches on the GPU (the default --workers).
+  s=$(now)
+  bs blur "$W/photos" --kernels "$W/bank" --per-image 16 --device cuda --batch 8 --out "$W/pairsall" >/dev/null
+  e=$(now); echo "blur --device cuda --batch 8, default --workers: 64 pairs 720p in $(secs $s $e) s"
+  for d in pairs32 pairsall; do
+    cmp <(cat "$W"/pairs1/data/*.parquet | sha256sum) <(cat "$W"/$d/data/*.parquet | sha256sum) \
+      && echo "batch 1 and $d shards: identical bytes" || echo "batch 1 and $d shards DIFFER"
   done
   s=$(now)
   bs blur "$W/photos" --kernels "$W/bank" --per-image 16 --device cpu --out "$W/pairscpu" --workers 8 >/dev/null
