@@ -321,21 +321,26 @@ def device_section(device: str, rounds: int, batches=(1, 8, 32), n_pairs: int = 
         for index in range(n_pairs):
             photo = photos[index // per_image]
             params, psf = draw_row(job, index, photo.shape[:2])
-            items.append((_window(photo, params), psf, _pair_options(params, seed=0, index=index)))
+            items.append((_window(photo, params), psf, params, index))
         digests = {}
+
+        def inputs(chunk):
+            # Options made per run: a noise generator is consumed by the pair it renders.
+            return ([w for w, *_ in chunk], [p for _, p, *_ in chunk],
+                    [_pair_options(params, seed=0, index=i) for *_, params, i in chunk])
 
         def engine(b):
             def run():
                 h = hashlib.sha256()
                 for start in range(0, n_pairs, b):
-                    chunk = items[start : start + b]
-                    for blurred, sharp in render_pairs(*zip(*chunk), device=dev):
+                    for blurred, sharp in render_pairs(*inputs(items[start : start + b]),
+                                                       device=dev):
                         h.update(blurred.tobytes())
                 digests[f"engine {b}"] = h.hexdigest()
             return run
 
         def per_pair():
-            for window, psf, options in items:
+            for window, psf, options in zip(*inputs(items)):
                 render_pair(window, psf, device=dev, **options)
             sync()
 
