@@ -3,6 +3,7 @@ a ratio to DeblurGAN's step at the same config, measured in the same run (the pa
 such as deblurgan-v2's paper-inception, against DeblurGAN's paper config).
 
 Run: .venv/bin/python benchmarks/bench_archs.py [--steps 3] [--paper-crop 128] [--device cpu]
+     [--note "what else ran on the machine"]
 Writes the "Architectures: training speed" section of benchmarks/RESULTS.md.
 
 A step is the architecture's own update (its critic steps, its losses) on random crops already in
@@ -72,6 +73,9 @@ def main():
     ap.add_argument("--configs", nargs="*", default=["small", "paper", "paper-inception"],
                     help="Configs measured, where an arch has them [%(default)s].")
     ap.add_argument("--no-write", action="store_true", help="Print only; leave RESULTS.md alone.")
+    ap.add_argument("--note", default="",
+                    help="What else ran on the machine, said in the section (e.g. 'The machine "
+                         "was shared with two test runs.').")
     args = ap.parse_args()
     device = torch.device(args.device)
     header = machine_line()
@@ -102,9 +106,9 @@ def main():
     body = "\n".join([
         f"Measured {header}; device {device}, torch {torch.__version__}, "
         f"{torch.get_num_threads()} thread(s), fp32; mean of {args.steps} steps after one warm-up "
-        "step. The machine was shared with other jobs (six other sessions' tests and benchmarks "
-        "ran beside it): compare the ratio column, which divides each architecture's pixels per "
-        "second by DeblurGAN's at the same config in this run, more than the absolute figures.",
+        f"step. {args.note + ' ' if args.note else ''}Compare the ratio column, which divides each "
+        "architecture's pixels per second by DeblurGAN's at the same config in this run, more "
+        "than the absolute figures.",
         f"A step = the architecture's update with its default critic steps and losses, "
         f"`--perceptual none`; paper configs at crop {args.paper_crop} with the paper's batch.",
         "",
