@@ -424,15 +424,19 @@ CPU_SECONDS = []
 
 
 def timed(cmd, env=None) -> float:
-    """Wall seconds of a whole process; its CPU seconds (with its workers') go to CPU_SECONDS."""
+    """Wall seconds of a whole process; its CPU seconds (with its workers') go to CPU_SECONDS.
+
+    ``env``: variables to set (a None value removes one from the environment)."""
     import os
     import resource
     import subprocess
 
+    run_env = {**os.environ, **(env or {})}
+    run_env = {k: v for k, v in run_env.items() if v is not None}
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t = time.perf_counter()
     subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                   env={**os.environ, **(env or {})})
+                   env=run_env)
     wall = time.perf_counter() - t
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     CPU_SECONDS.append(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
@@ -440,9 +444,12 @@ def timed(cmd, env=None) -> float:
 
 
 def cores_section(rounds: int, n_photos: int = 32, per_image_big: int = 4):
-    """`blursynth blur` with --workers 1 and 2 against the plain script, whole processes timed
-    (start-up included), interleaved rounds; and the start-up alone."""
+    """`blursynth blur` with --workers 1, 2 and its default (every core) against the plain script,
+    whole processes timed (start-up included), interleaved rounds; and the start-up alone."""
+    import os
     import shutil
+
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
 
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -456,19 +463,26 @@ def cores_section(rounds: int, n_photos: int = 32, per_image_big: int = 4):
         py = sys.executable
         blur = [py, "-m", "blursynth", "blur", "--psf-source", "fresh", "--exposure", "1"]
         run_id = iter(range(10**6))
+        # Every process reads compiled bytecode, as from an installed package: with
+        # PYTHONDONTWRITEBYTECODE set (some machines set it) each run would compile the package's
+        # sources again (about 0.1 CPU s). The default --workers is the command's own (every core).
+        env = {"PYTHONDONTWRITEBYTECODE": None, "PYTHONPYCACHEPREFIX": str(tmp / "pycache"),
+               "BLURSYNTH_WORKERS": None}
 
         def command(photos, workers, per_image=1):
             def run():
                 out = tmp / f"out{next(run_id)}"
-                wall = timed([*blur, str(photos), "--out", str(out), "--workers", str(workers),
-                              "--per-image", str(per_image)])
+                chosen = [] if workers is None else ["--workers", str(workers)]
+                wall = timed([*blur, str(photos), "--out", str(out), *chosen,
+                              "--per-image", str(per_image)], env)
                 shutil.rmtree(out)
                 return wall
             return run
 
         def script():
             out = tmp / f"out{next(run_id)}"
-            wall = timed([py, str(tmp / "script.py"), str(tmp / "photos"), str(tmp / "psfs.npy"), str(out)])
+            wall = timed([py, str(tmp / "script.py"), str(tmp / "photos"), str(tmp / "psfs.npy"), str(out)],
+                         env)
             shutil.rmtree(out)
             return wall
 
@@ -479,9 +493,13 @@ def cores_section(rounds: int, n_photos: int = 32, per_image_big: int = 4):
             f"blur --workers 2, {n_photos} pairs": command(tmp / "photos", 2),
             f"blur --workers 1, {big} pairs": command(tmp / "photos", 1, per_image_big),
             f"blur --workers 2, {big} pairs": command(tmp / "photos", 2, per_image_big),
+            f"blur (default: {cores} workers), {n_photos} pairs": command(tmp / "photos", None),
+            f"blur (default: {cores} workers), {big} pairs": command(tmp / "photos", None, per_image_big),
             "blur, 1 pair (start-up)": command(one, 1),
-            "python -c pass": lambda: timed([py, "-c", "pass"]),
+            "python -c pass": lambda: timed([py, "-c", "pass"], env),
         }
+        command(one, 1)()  # untimed: writes the bytecode every later run reads
+        script()
         times = {name: [] for name in methods}
         cpu = {name: [] for name in methods}
         for _ in range(rounds):
@@ -504,11 +522,18 @@ def cores_section(rounds: int, n_photos: int = 32, per_image_big: int = 4):
                 f"{cpu[f'plain script, {n_photos} pairs'] / cpu[f'blur --workers 1, {n_photos} pairs']:.2f}x "
                 f"on {n_photos} pairs; the command's start-up (a 1-pair run) costs "
                 f"{cpu['blur, 1 pair (start-up)']:.2f} CPU s, the interpreter alone "
-                f"{cpu['python -c pass']:.2f}.")
+                f"{cpu['python -c pass']:.2f}. Cores kept busy (CPU s over wall s) on {big} pairs: "
+                + ", ".join(f"{name.split(', ')[0].replace('blur ', '')} "
+                            f"{cpu[name] / med[name]:.2f}" for name in med
+                            if name.endswith(f", {big} pairs")) + ".")
     script_t = med[f"plain script, {n_photos} pairs"]
     w1, w2 = med[f"blur --workers 1, {big} pairs"], med[f"blur --workers 2, {big} pairs"]
+    default = f"blur (default: {cores} workers)"
     ratios = {
+        "cores": cores,
         "workers": w1 / w2,
+        "default_workers": w1 / med[f"{default}, {big} pairs"],
+        "vs_script_default": script_t / med[f"{default}, {n_photos} pairs"],
         "vs_script_w2": script_t / med[f"blur --workers 2, {n_photos} pairs"],
         "vs_script_w1": script_t / med[f"blur --workers 1, {n_photos} pairs"],
         "startup": med["blur, 1 pair (start-up)"],
@@ -586,8 +611,9 @@ def main(argv=None):
     ap.add_argument("--quick", action="store_true", help="Fewer rounds and pairs (a smoke run).")
     ap.add_argument("--no-write", action="store_true", help="Print, do not touch RESULTS.md.")
     ap.add_argument("--cores", action="store_true",
-                    help="Only the 'Blur engine: every core' section: --workers 1 and 2 and the "
-                         "plain script as whole processes, start-up, the engine against its bound.")
+                    help="Only the 'Blur engine: every core' section: --workers 1, 2 and the "
+                         "default and the plain script as whole processes, start-up, the engine "
+                         "against its bound.")
     ap.add_argument("--cores-rounds", type=int, default=3)
     ap.add_argument("--device", default=None,
                     help="Only batched rendering on this torch device (cuda, cuda:N; cpu for a "
@@ -654,10 +680,13 @@ def cores_main(args):
            "are the default)." if args.quick else "."),
         *rows,
         "",
-        f"Targets of the issue, measured: `--workers 2` {r['workers']:.2f}x `--workers 1` on "
+        f"Targets of the issue, measured (`--workers N` is N processes of one core each): "
+        f"`--workers 2` {r['workers']:.2f}x `--workers 1` on "
         f"{n_photos * 4} pairs, whole processes (target 1.7x; {r['small_workers']:.2f}x on "
-        f"{n_photos}; {r['marginal']:.2f}x without start-up); the command "
-        f"{r['vs_script_w2']:.2f}x the plain script's pairs/s with `--workers 2` and "
+        f"{n_photos}; {r['marginal']:.2f}x without start-up), the default ({r['cores']} workers, "
+        f"every core) {r['default_workers']:.2f}x; the command "
+        f"{r['vs_script_default']:.2f}x the plain script's pairs/s as run by default, "
+        f"{r['vs_script_w2']:.2f}x with `--workers 2` and "
         f"{r['vs_script_w1']:.2f}x with one (target 4x, start-up included); a 1-pair run "
         f"{r['startup']:.2f} s from start to exit, of which the interpreter alone {r['python']:.2f} s "
         f"(target: under 1 s to the first pair); the engine {bound_ratio:.2f}x its bound on one "

@@ -79,7 +79,8 @@ def test_every_rendering_process_runs_its_kernels_on_one_thread(tmp_path):
     assert len(pids["shards"]) == 2  # this process and the pool's one
 
 
-def test_default_workers_are_every_core_this_process_may_use(run_cli, photos, tmp_path, monkeypatch):
+def test_default_workers_are_every_core_this_process_may_use(run_cli, photos, tmp_path,
+                                                              monkeypatch):
     from blursynth import _threads
     from blursynth.pairs import shake
 
@@ -133,6 +134,7 @@ def test_blur_bytes_are_the_same_with_one_two_and_the_default_workers(run_cli, p
         if name == "default":
             monkeypatch.delenv("BLURSYNTH_WORKERS")
         assert run_cli(*blur, tmp_path / name, *extra).code == 0
-    manifests = [json.loads((tmp_path / n / "manifest.json").read_text()) for n in ("one", "two", "default")]
+    manifests = [json.loads((tmp_path / n / "manifest.json").read_text())
+                 for n in ("one", "two", "default")]
     assert manifests[0]["num_rows"] == 6 and len(manifests[0]["shards"]) == 2
     assert [m["shards"] for m in manifests[1:]] == [manifests[0]["shards"]] * 2
