@@ -189,3 +189,16 @@ def test_online_read_many_equals_read(photos, bank, torch_path):
     assert torch.equal(first["blurred"][2], ds[2]["blurred"])
     with pytest.raises(IndexError, match="out of range"):
         ds.read_many([0, len(ds)])
+
+
+def test_raw_path_pairs_stay_pair_by_pair(photos, bank, tmp_path, torch_path, monkeypatch):
+    """RAW-path pairs are not batched (their RAW steps run on the CPU): the same shards."""
+    import blursynth.ops.blur_batch as blur_batch
+    from blursynth.pairs.shake import blur_photos
+
+    monkeypatch.setattr(blur_batch, "render_pairs", None)  # never called
+    raw = dict(pipeline="raw", camera="random", noise=None, crop=(32, 32), batch=4)
+    a = blur_photos(_settings(photos, bank, **raw), tmp_path / "a", progress=False)
+    monkeypatch.undo()
+    b = blur_photos(_settings(photos, bank, **raw), tmp_path / "b", progress=False)
+    assert a["num_rows"] == 6 and _hashes(a) == _hashes(b)

@@ -516,20 +516,19 @@ def _row_fields(job: BlurJob, index: int, blurred, sharp, params, psf) -> dict:
             "fingerprint": job.fingerprint}
 
 
-def render_rows(job: BlurJob, batch, *, batched=None) -> list:
+def render_rows(job: BlurJob, batch) -> list:
     """:func:`render_row` of every ``(index, photo, params, psf)`` of ``batch``, in order.
 
     On a GPU the batch's RGB-path pairs are rendered in one call
     (:func:`blursynth.ops.blur_batch.render_pairs`: one copy each way, no wait between pairs),
     with the same bytes as pair by pair on that device, so ``--batch`` never changes a dataset.
-    On the CPU each pair takes the NumPy path (faster there); ``batched=True`` takes the torch
-    path on the CPU too (tests: it gives the CPU's bytes). RAW-path pairs are rendered one by one.
+    On the CPU each pair takes the NumPy path (faster there; the batched torch path gives the
+    same bytes, tests/test_blur_batched.py). RAW-path pairs are rendered one by one.
     """
     from ..ops.blur import _on_cpu
 
-    if batched is None:
-        batched = not _on_cpu(job.device)
-    rgb = [item for item in batch if item[2].get("raw") is None] if batched else []
+    on_device = not _on_cpu(job.device)
+    rgb = [item for item in batch if item[2].get("raw") is None] if on_device else []
     if not rgb:
         return [render_row(job, *item) for item in batch]
     from ..ops.blur_batch import render_pairs
