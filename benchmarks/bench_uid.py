@@ -1,7 +1,7 @@
 """Does UID learn a face domain's blur, and deblur it? A small, bounded CPU experiment beside BGAN.
 
 Run: .venv/bin/python benchmarks/bench_uid.py [--minutes 4] [--work DIR] [--no-write]
-(about 2 x --minutes plus a minute of clips and measures, on 2 cores).
+(about 3 x --minutes plus a minute of clips and measures, on 2 cores).
 Writes the "Transferred blur (UID)" section of benchmarks/RESULTS.md.
 
 - Faces: scikit-image's ``lfw_subset`` (100 grey 25 px crops, enlarged to 96 px by
@@ -12,8 +12,10 @@ Writes the "Transferred blur (UID)" section of benchmarks/RESULTS.md.
   read only the blurred images of faces 40-79; the held-out faces' pairs (blurred window, its
   sharp middle frame) are the evaluation set.
 - UID and BGAN are trained for the same bounded time each (config ``small``, 48 px patches,
-  batch 4, ``--perceptual none``: the VGG19 ImageNet file cannot be downloaded here). BGAN uses
-  bench_bgan.py's run b settings (lr 5e-4, content weight 1).
+  batch 4, ``--perceptual none``: the VGG19 ImageNet file cannot be downloaded here). UID runs
+  twice: with ``small``'s defaults (self-reconstruction weight 10, code gain 2) and, as the
+  baseline, with the paper's losses alone (``--self-reconstruction-weight 0 --code-gain 0``).
+  BGAN uses bench_bgan.py's run b settings (lr 5e-4, content weight 1).
 - Blur measures (bench_bgan.py's: log10 variance of the Laplacian and log10 fraction of spectral
   power above 0.25 cycles/px, per grayscale image) of blur generated on the held-out sharp
   frames, compared with the held-out real blurred windows by 1-D Wasserstein distance; "before"
@@ -21,6 +23,9 @@ Writes the "Transferred blur (UID)" section of benchmarks/RESULTS.md.
   measured beside them.
 - ``uid deblur`` (the paper's domain-specific deblurring) on the held-out blurred windows: PSNR
   against their sharp frames, beside the blurred input's own PSNR, before and after training.
+- Does the code carry the blur: each held-out blurred window decoded from its own content with
+  its own code and with another window's (the issue's test, on faces), and the same content
+  decoded with a real face's code and a prior draw.
 """
 
 from __future__ import annotations
@@ -97,6 +102,23 @@ def uid_sets(nets, held_sharp, refs, seed):
     return transferred, prior
 
 
+def own_vs_other(nets, held_blurred):
+    """Mean absolute error (grey levels) of each blurred window decoded from its own content with
+    its own code mean, and with the code of the window half the set away (another face)."""
+    import torch
+
+    from blursynth.train.models import from_model_range, to_model_range
+
+    b = to_model_range(torch.from_numpy(np.stack(held_blurred)).permute(0, 3, 1, 2).float() / 255)
+    with torch.no_grad():
+        mu, _ = nets.blur_code(b)
+        c = nets.content(b, "blurred")
+        other = torch.roll(mu, len(held_blurred) // 2, dims=0)
+        errs = [float((from_model_range(nets.make_blurred(c, z)) - from_model_range(b)).abs().mean()) * 255
+                for z in (mu, other)]
+    return errs[0], errs[1]
+
+
 def deblur_psnr(nets, held_blurred, held_sharp) -> float:
     from blursynth.uid.deblur import deblur_array
 
@@ -152,6 +174,15 @@ def run(args):
     sets["UID after training, real codes (uid blur --blur-from)"] = after_t
     sets["UID after training, prior codes (uid blur --blur-prior)"] = after_p
     deblur_after = deblur_psnr(nets, held_blurred, held_sharp)
+    own_other = own_vs_other(nets, held_blurred)
+    # The baseline: the paper's losses alone, the code layers started as the others.
+    paper_summary = train_uid(UIDTrainSettings(out=str(work / "uid_paper"), lr=args.uid_lr,
+                                               self_reconstruction_weight=0.0, code_gain=0.0, **common))
+    paper_nets, _, paper_info = load_uid(work / "uid_paper")
+    paper_t, paper_p = uid_sets(paper_nets, held_sharp, real_blur, args.seed)
+    sets["UID, paper's losses only, real codes"] = paper_t
+    deblur_paper = deblur_psnr(paper_nets, held_blurred, held_sharp)
+    own_other_paper = own_vs_other(paper_nets, held_blurred)
 
     bgan_summary = train_bgan(BGANTrainSettings(out=str(work / "bgan"), lr=args.bgan_lr,
                                                 perceptual_weight=1.0, **common))
@@ -173,6 +204,7 @@ def run(args):
 
     # Does the code matter? The same content decoded with a real blurred face's code and a prior draw.
     code_effect = float(np.mean([np.abs(a.astype(float) - b).mean() for a, b in zip(after_t, after_p)]))
+    code_effect_paper = float(np.mean([np.abs(a.astype(float) - b).mean() for a, b in zip(paper_t, paper_p)]))
     windows = [held[i]["params"]["window_frames"] for i in range(len(held))]
     lines = [
         f"Measured {header}; the machine was shared with other jobs (another benchmark's training "
@@ -189,14 +221,17 @@ def run(args):
         "blurred below and the ground truth of the deblurring.",
         "",
         f"Training, {args.minutes:g} min each: config `small`, patch 48, batch 4, `--perceptual none` "
-        f"(no VGG19 file offline). UID: lr {args.uid_lr:g}, the paper's loss weights "
-        f"({count_parameters(nets):,} parameters in all its networks). BGAN: lr {args.bgan_lr:g}, content "
-        "weight 1 (bench_bgan.py's run b).",
+        f"(no VGG19 file offline). UID: lr {args.uid_lr:g}, `small`'s defaults: the paper's loss weights plus "
+        f"self-reconstruction {uid_info['loss_weights'].get('self_reconstruction', 0):g} and code gain "
+        f"{config.code_gain} ({count_parameters(nets):,} parameters in all its networks); \"UID, paper's losses\": "
+        "the same with `--self-reconstruction-weight 0 --code-gain 0`. BGAN: lr "
+        f"{args.bgan_lr:g}, content weight 1 (bench_bgan.py's run b).",
         "",
         "| model | steps | s/step | last losses | fingerprint |",
         "| --- | ---: | ---: | --- | --- |",
     ]
     for name, summary, fp in (("UID", uid_summary, uid_info["fingerprint"]),
+                              ("UID, paper's losses", paper_summary, paper_info["fingerprint"]),
                               ("BGAN", bgan_summary, bgan_info["fingerprint"])):
         last = summary.get("last") or {}
         losses = ", ".join(f"{k[5:] if k.startswith('loss_') else k} {v:.3g}" for k, v in last.items()
@@ -226,12 +261,22 @@ def run(args):
         "",
         f"`uid deblur` on the {len(held)} held-out blurred windows, PSNR against their sharp frames: blurred input "
         f"{blurred_psnr:.2f} dB; UID before training {deblur_before:.2f} dB; after {deblur_after:.2f} dB "
-        f"({deblur_after - blurred_psnr:+.2f} dB against the input).",
+        f"({deblur_after - blurred_psnr:+.2f} dB against the input); with the paper's losses only "
+        f"{deblur_paper:.2f} dB.",
+        "",
+        f"Does the code carry the blur? Each held-out blurred window decoded from its own content with its own "
+        f"code mean and with another face's window's, mean absolute error in grey levels: UID {own_other[0]:.2f} "
+        f"own vs {own_other[1]:.2f} other ({own_other[1] / max(own_other[0], 1e-9):.2f}x); paper's losses only "
+        f"{own_other_paper[0]:.2f} vs {own_other_paper[1]:.2f} "
+        f"({own_other_paper[1] / max(own_other_paper[0], 1e-9):.2f}x). A sharp face decoded with a real face's "
+        f"code and with a prior draw differs by {code_effect:.2f} grey levels (paper's losses only "
+        f"{code_effect_paper:.2f}).",
         "",
         f"Reading: after training, UID's transferred blur is {'closer to' if u1[3] < rows['sharp inputs (held-out frames)'][3] else 'farther from'} "
         f"the real blurred set than the unblurred inputs are (Laplacian W {u1[3]:.3f} against {rows['sharp inputs (held-out frames)'][3]:.3f}); "
-        f"the same content decoded with a real face's code and with a prior draw differs by {code_effect:.2f} grey "
-        f"levels on average, so {'the code has begun to carry the blur' if code_effect >= 1 else 'the code carries little yet'}; "
+        f"a window decoded with another face's code is {own_other[1] / max(own_other[0], 1e-9):.2f}x as far from itself "
+        f"as with its own, so {'the code carries some of the blur' if own_other[1] > 1.05 * own_other[0] else 'the code carries little of the blur yet'} "
+        f"(it moves the output by {code_effect:.2f} grey levels, which alone says only that it is read); "
         f"`uid deblur` {'beats' if deblur_after > blurred_psnr else 'does not yet beat'} its blurred input.",
         "",
         "Caveats: minutes of a small network on 40 faces and ~100 blurred windows is far from the paper's "
@@ -244,8 +289,11 @@ def run(args):
     (work / "section.md").write_text(body + "\n")
     (work / "result.json").write_text(json.dumps(
         {"rows": {k: [float(x) for x in v] for k, v in rows.items()}, "change": change,
-         "psnr": {"blurred": blurred_psnr, "uid_before": deblur_before, "uid_after": deblur_after},
-         "code_effect": code_effect,
+         "psnr": {"blurred": blurred_psnr, "uid_before": deblur_before, "uid_after": deblur_after,
+                  "uid_paper": deblur_paper},
+         "code_effect": code_effect, "code_effect_paper": code_effect_paper,
+         "own_other": own_other, "own_other_paper": own_other_paper,
+         "uid_paper": {k: str(v) for k, v in paper_summary.items()},
          "uid": {k: str(v) for k, v in uid_summary.items()}, "bgan": {k: str(v) for k, v in bgan_summary.items()}},
         indent=1))
     if not args.no_write:

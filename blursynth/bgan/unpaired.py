@@ -189,7 +189,8 @@ def save_model(plan, state: dict, extra: dict, fingerprint: str, metrics: runs.M
     the blur and deblur commands report) and the metrics."""
     from ..dataset.outputs import atomic_write_text
 
-    config, weights = plan.config.to_dict(), asdict(plan.weights)
+    # The weights as the recipe records them (UID's leave out a term that is not used).
+    config, weights = plan.config.to_dict(), plan.recipe["loss_weights"]
     state.update({"format": model_format, "version": model_version, "step": step,
                   "total_steps": int(plan.settings.steps), "config": config,
                   "recipe": plan.recipe, "loss_weights": weights,

@@ -47,6 +47,10 @@ def uid():
               help="Override the content encoders' and generators' width.")
 @click.option("--z-dim", type=click.IntRange(1, None), default=None,
               help="Override the length of the blur code.")
+@click.option("--code-gain", type=click.FloatRange(0, None), default=None,
+              help="Start the blur code's scale-and-shift layers as N(0, GAIN/sqrt(z_dim)), so the "
+                   "code moves an untrained output (not in the paper); 0: N(0, 0.02) as the other "
+                   "layers [default: small 2; paper and tiny 0].")
 @click.option("--patch", type=click.IntRange(16, None), default=128, show_default=True,
               help="Training patch side in px (a multiple of 4).")
 @click.option("--batch-size", type=click.IntRange(1, None), default=4, show_default=True)
@@ -62,14 +66,19 @@ def uid():
 @click.option("--perceptual-weight", type=click.FloatRange(0, None), default=None,
               help="Weight of the perceptual term between a blurred image and its deblurred "
                    "version [default: the paper's 0.1].")
+@click.option("--self-reconstruction-weight", type=click.FloatRange(0, None), default=None,
+              help="Weight of the L1 of a blurred image decoded from its own content and code "
+                   "against itself (DRIT's term, not in the paper; without it the code is "
+                   "ignored) [default: small 10; paper and tiny 0].")
 @click.option("--perceptual", type=click.Choice(["vgg", "none"]), default="vgg", show_default=True,
               help="Perceptual term: VGG19 conv3_3 features, or none (L1 of 4x4-pooled images).")
 @click.option("--vgg-weights", type=click.Path(), default=None,
               help="torchvision's vgg19-dcbb9e9d.pth [default: torch hub cache, else download].")
 @unpaired_run_options("sharp | transferred blur | the real blurred image whose code was used | "
                       "its deblurred version")
-def train(sharp, real_blur, out, steps, config, width, z_dim, patch, batch_size, lr,
-          adversarial_weight, kl_weight, cycle_weight, perceptual_weight, perceptual, vgg_weights,
+def train(sharp, real_blur, out, steps, config, width, z_dim, code_gain, patch, batch_size, lr,
+          adversarial_weight, kl_weight, cycle_weight, perceptual_weight,
+          self_reconstruction_weight, perceptual, vgg_weights,
           seed, device, workers, sample_every, checkpoint_every, log_every, max_minutes, resume,
           no_verify, quiet):
     """Train UID on unpaired sets of one domain: sharp photos and real blurred photos.
@@ -84,9 +93,11 @@ def train(sharp, real_blur, out, steps, config, width, z_dim, patch, batch_size,
 
     settings = UIDTrainSettings(
         sharp=sharp, real_blur=real_blur, out=out, steps=steps, config=config, width=width,
-        z_dim=z_dim, patch=patch, batch_size=batch_size, lr=lr,
+        z_dim=z_dim, code_gain=code_gain, patch=patch, batch_size=batch_size, lr=lr,
         adversarial_weight=adversarial_weight, kl_weight=kl_weight, cycle_weight=cycle_weight,
-        perceptual_weight=perceptual_weight, perceptual=perceptual, vgg_weights=vgg_weights,
+        perceptual_weight=perceptual_weight,
+        self_reconstruction_weight=self_reconstruction_weight, perceptual=perceptual,
+        vgg_weights=vgg_weights,
         seed=seed, device=device, workers=workers, sample_every=sample_every,
         checkpoint_every=checkpoint_every, log_every=log_every,
         max_seconds=None if max_minutes is None else 60.0 * max_minutes, resume=resume,

@@ -9,7 +9,7 @@ image with its deblurred version, so they keep its content while leaving the blu
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import torch
 from torch.nn import functional as F
@@ -20,25 +20,39 @@ class UIDWeights:
     """Weights of the encoders' and generators' loss.
 
     ``adversarial * (L_adv,B + L_adv,S) + kl * L_KL + cycle * (L_cc,B + L_cc,S)
-    + perceptual * L_p``; the defaults are the paper's (1, 0.01, 10, 0.1).
+    + perceptual * L_p + self_reconstruction * L_sr``; the defaults are the paper's (1, 0.01,
+    10, 0.1, and no ``L_sr``). ``L_sr``, the L1 of a blurred image decoded from its own
+    content and code against itself, is DRIT's (Lee et al. 2018), not UID's: it gives the
+    blurred generator a reason to read the code (docs/algorithms.md, UID).
 
     Examples
     --------
     >>> UIDWeights()
-    UIDWeights(adversarial=1.0, kl=0.01, cycle=10.0, perceptual=0.1)
+    UIDWeights(adversarial=1.0, kl=0.01, cycle=10.0, perceptual=0.1, self_reconstruction=0.0)
+    >>> UIDWeights().to_dict()   # the paper's terms only
+    {'adversarial': 1.0, 'kl': 0.01, 'cycle': 10.0, 'perceptual': 0.1}
     """
 
     adversarial: float = 1.0
     kl: float = 0.01
     cycle: float = 10.0
     perceptual: float = 0.1
+    self_reconstruction: float = 0.0
 
     def __post_init__(self):
-        for key in ("adversarial", "kl", "cycle", "perceptual"):
+        for key in ("adversarial", "kl", "cycle", "perceptual", "self_reconstruction"):
             v = getattr(self, key)
             if not (isinstance(v, (int, float)) and math.isfinite(v) and v >= 0):
                 raise ValueError(f"UIDWeights.{key} must be a finite number >= 0; got {v!r}.")
             object.__setattr__(self, key, float(v))
+
+    def to_dict(self) -> dict:
+        """The weights as a model folder records them: ``self_reconstruction`` only when it is
+        used, so runs with the paper's terms keep the files (and resume checks) they had."""
+        d = asdict(self)
+        if not d["self_reconstruction"]:
+            del d["self_reconstruction"]
+        return d
 
 
 def kl_divergence(mu, logvar):

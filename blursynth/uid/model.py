@@ -14,6 +14,7 @@ The encoders downsample by 4: :func:`transfer_blur` and :func:`deblur` pad any H
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, replace
 
 import numpy as np
@@ -51,6 +52,11 @@ class UIDConfig:
         Channels of each critic's first conv.
     critic_layers : int
         Stride-2 convs of each critic (channels doubling up to ``8 * critic_width``).
+    code_gain : float or None
+        The blur code's scale-and-shift layers start as N(0, ``code_gain / sqrt(z_dim)``), so
+        two N(0, I) codes already move an untrained output (a departure from the paper, see
+        docs/algorithms.md, UID); None: N(0, 0.02) as the other layers, the choice of ``paper``.
+        Left out of :meth:`to_dict` when None, so models without it keep their fingerprints.
     """
 
     name: str
@@ -61,6 +67,7 @@ class UIDConfig:
     z_dim: int = 8
     critic_width: int = 64
     critic_layers: int = 4
+    code_gain: float | None = None
 
     def __post_init__(self):
         for key in ("width", "content_blocks", "generator_blocks", "blur_width", "z_dim",
@@ -68,28 +75,42 @@ class UIDConfig:
             v = getattr(self, key)
             if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < 1:
                 raise ValueError(f"UIDConfig.{key} must be an integer of at least 1; got {v!r}.")
+        g = self.code_gain
+        if g is not None:
+            if isinstance(g, bool) or not isinstance(g, (int, float)) or not 0 < g < 1e6:
+                raise ValueError(f"UIDConfig.code_gain must be a positive number or None; "
+                                 f"got {g!r}.")
+            object.__setattr__(self, "code_gain", float(g))
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        d = asdict(self)
+        if d["code_gain"] is None:
+            del d["code_gain"]
+        return d
 
     @classmethod
     def from_dict(cls, d) -> "UIDConfig":
         return cls(**d)
 
-    def with_sizes(self, *, width=None, z_dim=None) -> "UIDConfig":
-        """A copy with the given sizes changed (None keeps), named ``<name>+custom`` if any did."""
-        changes = {k: v for k, v in (("width", width), ("z_dim", z_dim)) if v is not None}
+    def with_sizes(self, *, width=None, z_dim=None, code_gain=None) -> "UIDConfig":
+        """A copy with the given sizes (or code gain; 0 for none) changed (None keeps), named
+        ``<name>+custom`` if any did."""
+        changes = {k: v for k, v in (("width", width), ("z_dim", z_dim), ("code_gain", code_gain))
+                   if v is not None}
+        if changes.get("code_gain") == 0:
+            changes["code_gain"] = None
         if all(getattr(self, k) == v for k, v in changes.items()):
             return self
         return replace(self, name=self.name.split("+")[0] + "+custom", **changes)
 
 
 #: ``paper``: the sizes of the published networks (64 channels, 4 residual blocks per encoder
-#: and generator, an 8-long blur code); ``small``: what a CPU trains in minutes; ``tiny``: tests.
+#: and generator, an 8-long blur code); ``small``: what a CPU trains in minutes, with the code
+#: layers' stronger start (:attr:`UIDConfig.code_gain`); ``tiny``: tests.
 CONFIGS = {
     "paper": UIDConfig("paper"),
     "small": UIDConfig("small", width=16, content_blocks=2, generator_blocks=2, blur_width=16,
-                       critic_width=16, critic_layers=3),
+                       critic_width=16, critic_layers=3, code_gain=2.0),
     "tiny": UIDConfig("tiny", width=8, content_blocks=1, generator_blocks=1, blur_width=8,
                       z_dim=4, critic_width=8, critic_layers=2),
 }
@@ -310,15 +331,20 @@ def init_uid(nets: UIDNets, *, generator_rng: torch.Generator) -> None:
     critics have no normalisation: He-normal for LeakyReLU(0.2), so a signal passes their
     stacks (with 0.02 the blur code of an untrained encoder is ~1e-4 whatever the image, and
     its gradient as small); the code's log-variance head N(0, 0.02), so training starts near
-    unit variance.
+    unit variance. With ``config.code_gain`` the blurred generator's scale-and-shift layers are
+    N(0, ``code_gain / sqrt(z_dim)``) instead (the same draws in the same order, scaled).
     """
     plain = {id(m) for part in (nets.blur_encoder, *nets.critic_modules()) for m in part.modules()}
+    gain = nets.config.code_gain
+    code = {id(b.film) for b in nets.gen_blurred.blocks} if gain else set()
     for m in nets.modules():
         if not isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
             continue
         if id(m) in plain and m is not nets.blur_encoder.logvar:
             nn.init.kaiming_normal_(m.weight, a=0.2, nonlinearity="leaky_relu",
                                     generator=generator_rng)
+        elif id(m) in code:
+            nn.init.normal_(m.weight, 0.0, gain / math.sqrt(nets.z_dim), generator=generator_rng)
         else:
             nn.init.normal_(m.weight, 0.0, 0.02, generator=generator_rng)
         nn.init.zeros_(m.bias)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +32,17 @@ from .model import CONFIGS, DOWNSAMPLE, MODEL_FORMAT, MODEL_JSON, MODEL_VERSION,
 STREAM_EPS = 14
 METRIC_COLUMNS = ("step", "lr", "loss_d", "loss_g", "loss_adversarial", "loss_kl", "loss_cycle",
                   "loss_perceptual", "seconds")
+#: Self-reconstruction weight of each config when ``--self-reconstruction-weight`` is not given:
+#: ``paper`` keeps the paper's losses; ``small`` needs the term for its code to carry the blur
+#: (docs/algorithms.md, UID).
+SELF_RECONSTRUCTION = {"small": 10.0}
+
+
+def metric_columns(weights: UIDWeights) -> tuple:
+    """The metrics.csv columns: the self-reconstruction loss's only when the run uses it."""
+    if not weights.self_reconstruction:
+        return METRIC_COLUMNS
+    return METRIC_COLUMNS[:-1] + ("loss_self_reconstruction", "seconds")
 SHEET_LABELS = ("sharp", "transferred blur", "real blurred (its code)", "deblurred")
 
 
@@ -41,7 +52,8 @@ class UIDTrainSettings:
 
     ``sharp`` and ``real_blur`` are folders of images or pair datasets (their sharp and blurred
     images respectively), unpaired. Loss weights left as None take the paper's
-    (:class:`blursynth.uid.losses.UIDWeights`).
+    (:class:`blursynth.uid.losses.UIDWeights`), but for the self-reconstruction term, whose
+    default is the config's (:data:`SELF_RECONSTRUCTION`); ``code_gain`` None is the config's.
     """
 
     sharp: str
@@ -51,6 +63,7 @@ class UIDTrainSettings:
     config: str = "paper"
     width: int | None = None
     z_dim: int | None = None
+    code_gain: float | None = None
     patch: int = 128
     batch_size: int = 4
     lr: float = 2e-4
@@ -58,6 +71,7 @@ class UIDTrainSettings:
     kl_weight: float | None = None
     cycle_weight: float | None = None
     perceptual_weight: float | None = None
+    self_reconstruction_weight: float | None = None
     perceptual: str = "vgg"
     vgg_weights: str | None = None
     seed: int = 0
@@ -77,16 +91,24 @@ class UIDTrainSettings:
         for name, v in (("--width", self.width), ("--z-dim", self.z_dim)):
             if v is not None and v < 1:
                 raise BadInputError(f"{name} must be at least 1; got {v}.")
-        return CONFIGS[self.config].with_sizes(width=self.width, z_dim=self.z_dim)
+        g = self.code_gain
+        if g is not None and not (isinstance(g, (int, float)) and 0 <= g < 1e6):
+            raise BadInputError(f"--code-gain must be a number >= 0 (0: none); got {g}.")
+        return CONFIGS[self.config].with_sizes(width=self.width, z_dim=self.z_dim,
+                                               code_gain=g)
 
     def loss_weights(self) -> UIDWeights:
         paper = UIDWeights()
         given = {"adversarial": self.adversarial_weight, "kl": self.kl_weight,
-                 "cycle": self.cycle_weight, "perceptual": self.perceptual_weight}
+                 "cycle": self.cycle_weight, "perceptual": self.perceptual_weight,
+                 "self_reconstruction": self.self_reconstruction_weight}
         values = {k: getattr(paper, k) if v is None else v for k, v in given.items()}
+        if self.self_reconstruction_weight is None:
+            values["self_reconstruction"] = SELF_RECONSTRUCTION.get(self.config, 0.0)
         for k, v in values.items():
             if not (isinstance(v, (int, float)) and math.isfinite(v) and v >= 0):
-                raise BadInputError(f"--{k}-weight must be a finite number >= 0; got {v}.")
+                option = k.replace("_", "-")
+                raise BadInputError(f"--{option}-weight must be a finite number >= 0; got {v}.")
         if values["adversarial"] == 0 and values["cycle"] == 0:
             raise BadInputError("--adversarial-weight 0 and --cycle-weight 0 leave nothing that "
                                 "ties the two domains together; give one a positive weight.")
@@ -97,7 +119,7 @@ class UIDTrainSettings:
         return {
             "model_config": self.model_config().to_dict(), "patch": self.patch,
             "batch_size": self.batch_size, "lr": self.lr,
-            "loss_weights": asdict(self.loss_weights()), "perceptual": self.perceptual,
+            "loss_weights": self.loss_weights().to_dict(), "perceptual": self.perceptual,
             "seed": self.seed, "sharp": str(Path(self.sharp).resolve()),
             "real_blur": str(Path(self.real_blur).resolve()),
         }
@@ -118,7 +140,8 @@ class UIDTrainer:
     critics score ``b`` against ``b_s`` and ``s`` against ``s_b``; the KL term pulls ``b``'s
     code toward N(0, I), and the perceptual term compares ``s_b`` with ``b``. Both optimisers
     step on gradients of the same forward pass (the critics' loss does not reach the
-    generators, nor the reverse).
+    generators, nor the reverse). With a self-reconstruction weight, ``G_B(E_B(b), z_b)`` must
+    also give ``b`` (L1; DRIT's term, not the paper's).
 
     Parameters
     ----------
@@ -166,8 +189,14 @@ class UIDTrainer:
         loss_g = (w.adversarial * loss_adv + w.kl * loss_kl + w.cycle * loss_cycle
                   + w.perceptual * loss_p)
         images = {"transferred": transferred, "deblurred": deblurred}
-        return images, {"loss_d": loss_d, "loss_g": loss_g, "loss_adversarial": loss_adv,
-                        "loss_kl": loss_kl, "loss_cycle": loss_cycle, "loss_perceptual": loss_p}
+        out = {"loss_d": loss_d, "loss_g": loss_g, "loss_adversarial": loss_adv,
+               "loss_kl": loss_kl, "loss_cycle": loss_cycle, "loss_perceptual": loss_p}
+        if w.self_reconstruction > 0:
+            # The blurred image from its own content and code (the paper's losses never ask it).
+            loss_sr = F.l1_loss(n.make_blurred(content_b, z), blurred)
+            out["loss_self_reconstruction"] = loss_sr
+            out["loss_g"] = loss_g + w.self_reconstruction * loss_sr
+        return images, out
 
     def step(self, sharp, blurred, eps):
         """One update of all networks; returns the translated batches and the losses (floats)."""
@@ -290,7 +319,8 @@ def _train_steps(plan: UIDPlan, parts: UIDParts) -> dict:
     settings, device, out = plan.settings, plan.device, plan.out
     trainer, start = parts.trainer, parts.start
     total = int(settings.steps)
-    metrics = start_run_files(plan, METRICS_CSV, METRIC_COLUMNS, start, SAMPLES_DIR)
+    metrics = start_run_files(plan, METRICS_CSV, metric_columns(plan.weights), start,
+                              SAMPLES_DIR)
     dataset_ = UIDPatches(plan.sharp, plan.real, seed=int(settings.seed), patch=settings.patch,
                           z_dim=plan.config.z_dim)
     loader = patch_loader(dataset_, settings, start, total, device)
