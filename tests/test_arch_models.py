@@ -160,10 +160,32 @@ def test_deepdeblur_paper_config_sizes():
     # 3 x ~3.9M: the coarsest scale takes 3 channels in, the two finer ones 6.
     assert [n_params(s) for s in gen.scales] == [3_903_299, 3_908_099, 3_908_099]
     assert n_params(gen) == 11_719_953
-    assert n_params(disc) == 17_255_681
-    assert disc(torch.zeros(1, 3, 256, 256)).shape == (1,)
-    # A 256 crop reaches the 4x4 conv at 4x4, as the paper's table has it.
-    assert disc.features(torch.zeros(1, 3, 256, 256)).shape[-2:] == (4, 4)
+    # The authors' release: 5x5 convs of 32, 32, 64, 64, 128, 128, 256, 256, 512 (no bias), a
+    # 4x4 conv of 512 (no bias) and a 1x1 conv to the logit (512 weights and a bias).
+    widths = (32, 32, 64, 64, 128, 128, 256, 256, 512)
+    fives = sum(c_in * c * 25 for c_in, c in zip((3,) + widths, widths))
+    assert n_params(disc) == fives + 512 * 512 * 16 + 512 + 1 == 10_725_217
+    convs = [m for m in disc.modules() if isinstance(m, nn.Conv2d)]
+    assert [m.stride[0] for m in convs] == [1, 2, 1, 2, 1, 4, 1, 4, 1, 4, 1]
+    assert [m.bias is None for m in convs] == [True] * 10 + [False]
+    # A 256 crop reaches the 4x4 conv at 4x4 and gives one logit, as in the release.
+    assert disc.convs(torch.zeros(1, 3, 256, 256)).shape[-2:] == (4, 4)
+    assert disc(torch.zeros(1, 3, 256, 256)).shape == (1, 1)
+
+
+@pytest.mark.parametrize("side,logits", [(32, 1), (64, 1), (128, 1), (192, 1), (193, 1),
+                                         (256, 1), (512, 4), (520, 4)])
+def test_deepdeblur_critic_takes_every_crop(side, logits):
+    """Crops under 193 px reach the 4x4 conv with a smaller map, repeated to 4x4; larger ones
+    give one logit per 256 px window, as the release does."""
+    disc = deepdeblur.build_deepdeblur(deepdeblur.CONFIGS["small"], seed=0)[1]
+    x = torch.rand(2, 3, side, side)
+    out = disc(x)
+    assert out.shape == (2, logits) and torch.isfinite(out).all()
+    f = disc.convs(x)
+    if f.shape[-1] < 4:  # the repeated map: one value per cell of the crop's own map
+        cells = torch.nn.functional.interpolate(f, size=(4, 4), mode="nearest")
+        assert torch.equal(out, disc.dense(disc.last(cells)).flatten(1))
 
 
 def test_deepdeblur_scales_and_pyramid():
@@ -359,6 +381,43 @@ def test_train_refuses_backbone_weights_of_the_wrong_shape_in_one_line(tiny_pair
     line = error_line(r)
     assert "features.0.0.weight has shape (32, 3, 3, 3), expected (16, 3, 3, 3)" in line
     assert not (tmp_path / "run").exists()
+
+
+def _earlier_deepdeblur_critic(width):
+    """The state dict of DeepDeblur's critic as blursynth built it before following the
+    authors' release: 5x5 convs with biases at (multiple, stride) below, a 4x4 conv and a
+    linear layer."""
+    layers, c_in = [], 3
+    for mult, stride in ((1, 2), (2, 1), (2, 2), (4, 1), (4, 4), (8, 1), (8, 4), (16, 1), (16, 1)):
+        layers += [nn.Conv2d(c_in, width * mult, 5, stride=stride, padding=2), nn.LeakyReLU(0.2)]
+        c_in = width * mult
+    old = nn.Module()
+    old.features = nn.Sequential(*layers)
+    old.last = nn.Sequential(nn.Conv2d(c_in, c_in, 4), nn.LeakyReLU(0.2))
+    old.fc = nn.Linear(c_in, 1)
+    return old.state_dict()
+
+
+def test_deepdeblur_checkpoint_of_the_earlier_critic_deblurs_but_is_not_resumed(
+        tiny_pairs_dataset, tmp_path, run_cli):
+    from blursynth.train.checkpoints import load_generator
+
+    ds = tiny_pairs_dataset()
+    r = run_cli(*_train_args("deepdeblur", ds, tmp_path / "run"))
+    assert r.code == 0, r.err
+    path = tmp_path / "run" / "checkpoint.pt"
+    ckpt = torch.load(path, weights_only=True)
+    ckpt["critic"] = _earlier_deepdeblur_critic(deepdeblur.CONFIGS["small"].disc_width)
+    torch.save(ckpt, path)
+    before = path.read_bytes()
+    r = run_cli(*_train_args("deepdeblur", ds, tmp_path / "run", "--resume", "--steps", "6"))
+    assert r.code == 2
+    line = error_line(r)
+    assert "earlier discriminator" in line and "another --out" in line and str(path) in line
+    assert path.read_bytes() == before
+    # The generator is unchanged: evaluate and deblur still load it.
+    gen, _ = load_generator(tmp_path / "run")
+    assert gen(torch.zeros(1, 3, 32, 32)).shape == (1, 3, 32, 32)
 
 
 def test_deepdeblur_refuses_a_perceptual_loss_in_one_line(tiny_pairs_dataset, tmp_path, run_cli):

@@ -34,8 +34,8 @@ class DeepDeblurConfig:
     kernel : int
         Conv kernel size (5).
     disc_width : int
-        Channels of the discriminator's first conv (32; the paper's Table 1 doubles them every
-        two layers up to 512).
+        Channels of the discriminator's first conv (32 in the authors' release, which doubles
+        them every two convs up to 512: :data:`DISC_LAYERS`).
     """
 
     name: str
@@ -54,10 +54,13 @@ CONFIGS = {
     "small": DeepDeblurConfig("small", channels=16, n_blocks=3, kernel=3, disc_width=8),
 }
 
-#: The paper's discriminator (Table 1) as we read it: (channel multiple of disc_width, stride)
-#: of its 5x5 convs; then a 4x4 conv of 16 x disc_width channels on a 4x4 map and a linear
-#: layer to one logit (its sigmoid is in the loss).
-DISC_LAYERS = ((1, 2), (2, 1), (2, 2), (4, 1), (4, 4), (8, 1), (8, 4), (16, 1), (16, 1))
+#: The discriminator of the paper's Table 1 as its authors released it (Torch,
+#: ``generate_discriminator``): (channel multiple of disc_width, stride) of its 5x5 convs,
+#: total stride 64; then a 4x4 conv of 16 x disc_width channels at stride 4 (a 256 px crop's
+#: 4x4 map to 1x1) and a 1x1 conv to one logit (the release's sigmoid is in the loss).
+DISC_LAYERS = ((1, 1), (1, 2), (2, 1), (2, 2), (4, 1), (4, 4), (8, 1), (8, 4), (16, 1))
+#: The side of the map the 4x4 stride-4 conv needs: crops under 193 px (3 x 64 + 1) give less.
+DISC_LAST = 4
 
 
 def _binomial_kernel(device, dtype):
@@ -179,32 +182,44 @@ class MultiScaleGenerator(nn.Module):
 
 
 class Discriminator(nn.Module):
-    """DeepDeblur's discriminator (the paper's Table 1, as we read it): 5x5 convs with
-    LeakyReLU 0.2, :data:`DISC_LAYERS` widths and strides, a 4x4 conv on the map pooled to 4x4
-    (a 256 px crop reaches it at 4x4 already) and a linear layer to one logit per image.
+    """DeepDeblur's discriminator (the paper's Table 1 as its authors' release builds it): 5x5
+    convs without bias, each followed by LeakyReLU 0.2, at the :data:`DISC_LAYERS` widths and
+    strides; a 4x4 conv at stride 4 (no bias, LeakyReLU); a 1x1 conv to a logit.
+
+    ``forward`` gives ``(B, N)`` logits: N = 1 for the paper's 256 px crops, one per 256 px
+    window (stride 256) for larger crops, as the release scores them. A crop under 193 px
+    reaches the 4x4 conv with a map smaller than 4x4 (64 px: 1x1), which the release cannot
+    take; its map is repeated (nearest) to 4 a side, so that the 4x4 conv sees the whole crop
+    as it sees a 256 px one.
 
     Examples
     --------
     >>> Discriminator(CONFIGS["small"])(torch.zeros(2, 3, 64, 64)).shape
-    torch.Size([2])
+    torch.Size([2, 1])
+    >>> Discriminator(CONFIGS["small"])(torch.zeros(1, 3, 512, 512)).shape
+    torch.Size([1, 4])
     """
 
     def __init__(self, config: DeepDeblurConfig):
         super().__init__()
         w, layers, c_in = config.disc_width, [], 3
         for mult, stride in DISC_LAYERS:
-            layers += [nn.Conv2d(c_in, w * mult, 5, stride=stride, padding=2),
+            layers += [nn.Conv2d(c_in, w * mult, 5, stride=stride, padding=2, bias=False),
                        nn.LeakyReLU(0.2, inplace=True)]
             c_in = w * mult
-        self.features = nn.Sequential(*layers)
-        self.last = nn.Sequential(nn.Conv2d(c_in, c_in, 4), nn.LeakyReLU(0.2, inplace=True))
-        self.fc = nn.Linear(c_in, 1)
+        self.convs = nn.Sequential(*layers)
+        self.last = nn.Sequential(nn.Conv2d(c_in, c_in, DISC_LAST, stride=DISC_LAST, bias=False),
+                                  nn.LeakyReLU(0.2, inplace=True))
+        # The release's dense layer, a 1x1 conv with a bias (the first author's PyTorch port
+        # drops that one bias too).
+        self.dense = nn.Conv2d(c_in, 1, 1)
 
     def forward(self, x):
-        f = self.features(x)
-        if f.shape[-2:] != (4, 4):
-            f = F.adaptive_avg_pool2d(f, 4)
-        return self.fc(self.last(f).flatten(1))[:, 0]
+        f = self.convs(x)
+        h, w = f.shape[-2:]
+        if h < DISC_LAST or w < DISC_LAST:
+            f = F.interpolate(f, size=(max(h, DISC_LAST), max(w, DISC_LAST)), mode="nearest")
+        return self.dense(self.last(f)).flatten(1)
 
 
 def multiscale_content_loss(outputs, targets):

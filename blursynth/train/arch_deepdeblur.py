@@ -93,8 +93,10 @@ class DeepDeblurUpdate(UpdateBase):
             self.opt_d.zero_grad(set_to_none=True)
             with fp32:
                 logits = self.d(torch.cat([sharp, fake_d]).float())
-                # log D(S) + log(1 - D(G(B))), maximised: the mean of both cross-entropies.
-                loss_d = 2 * F.binary_cross_entropy_with_logits(logits, labels)
+                # log D(S) + log(1 - D(G(B))), maximised: the mean of both cross-entropies
+                # (over every logit of a crop larger than 256 px, as the release averages them).
+                loss_d = 2 * F.binary_cross_entropy_with_logits(
+                    logits, labels[:, None].expand_as(logits))
             loss_d.backward()
             self.opt_d.step()
         self.opt_g.zero_grad(set_to_none=True)
@@ -112,6 +114,16 @@ class DeepDeblurUpdate(UpdateBase):
                 "loss_content": loss_content.item()}
 
 
+def resume_refusal(ckpt):
+    """Checkpoints whose critic is the layout used before the authors' release was followed
+    (its ``features`` convs with biases, a 512 -> 512 5x5 conv and a linear ``fc``): the
+    generator is the same, the critic and its optimiser state cannot be loaded."""
+    if "fc.weight" in (ckpt.get("critic") or {}):
+        return ("its critic is DeepDeblur's earlier discriminator (a 512 -> 512 5x5 conv and a "
+                "linear layer), not the authors' released one this blursynth trains")
+    return None
+
+
 def _configs():
     from ..nn.deepdeblur import CONFIGS
 
@@ -126,4 +138,5 @@ ARCH = Arch(
     schedule=schedule, zero_init=None, content=content,
     summary="DeepDeblur (Nah et al., CVPR 2017): 3 scales of 19 ResBlocks without batch norm, "
             "up-convolutions between scales, multi-scale MSE + 1e-4 adversarial.",
-    multiple=lambda config: 2 ** (int(config.get("scales", 3)) - 1))
+    multiple=lambda config: 2 ** (int(config.get("scales", 3)) - 1),
+    resume_refusal=resume_refusal)

@@ -89,6 +89,10 @@ class Arch:
     multiple : int or callable
         The side training crops and tile corners must be a multiple of (an int, or
         ``multiple(config) -> int``); the generator's ``multiple`` attribute says the same.
+    resume_refusal : callable or None
+        ``resume_refusal(checkpoint) -> str or None``: why ``train --resume`` cannot continue a
+        checkpoint of this architecture (a layout its generator does not share has changed since
+        it was written), or None.
     """
 
     name: str
@@ -108,6 +112,7 @@ class Arch:
     overrides: tuple = ()
     summary: str = ""
     multiple: object = 4  # int, or multiple(config) -> int
+    resume_refusal: Callable | None = None
 
 
     def __post_init__(self):

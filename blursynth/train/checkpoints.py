@@ -108,6 +108,12 @@ def check_resume(ckpt, settings, config, recipe, precision, device, total, rank)
         raise BadInputError(
             f"{out / CHECKPOINT}: checkpoint is of --arch {was}; this run asks for --arch "
             f"{settings.arch}. Pass --arch {was} to resume it, or use another --out.")
+    refusal = get_arch(was).resume_refusal
+    why = refusal(ckpt) if refusal is not None else None
+    if why:
+        raise BadInputError(f"{out / CHECKPOINT}: {why}; its generator still deblurs (evaluate, "
+                            f"deblur), but the run cannot continue: train a new one in another "
+                            f"--out.")
     if ckpt["model_config"] != config:
         raise BadInputError(
             f"{out / CHECKPOINT}: checkpoint is of config {ckpt['model_config']['name']!r} "
