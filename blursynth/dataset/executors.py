@@ -162,7 +162,8 @@ def _init_worker(queue):
     # are read when torch / OpenCV / BLAS start their thread pools, which is later, on
     # first import inside the work function.
     one_thread_process()
-    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMBA_NUM_THREADS"):
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMBA_NUM_THREADS",
+                "OPENCV_FOR_THREADS_NUM"):
         os.environ[var] = "1"
     if "torch" in sys.modules:  # preloaded by the fork server, or the parent pickled torch objects
         sys.modules["torch"].set_num_threads(1)
