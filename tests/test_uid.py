@@ -176,7 +176,7 @@ def test_the_code_carries_the_blur_after_a_short_training():
     # The test: a blurred image decoded with its own code comes back closer than with
     # another blur's. With the paper's losses alone the two errors are equal to 3 digits after
     # this training (the code is ignored; docs/algorithms.md, UID); with the self-reconstruction
-    # term and the code gain, seeds 0-5 gave 1.5-2.4x the error with the other code (at 150
+    # term and the code gain, seeds 0-5 gave 1.5-2.7x the error with the other code (at 150
     # steps seed 1 only 1.03x: the code starts to matter between 100 and 200 steps).
     from blursynth._threads import one_thread
 
