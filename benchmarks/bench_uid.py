@@ -102,21 +102,33 @@ def uid_sets(nets, held_sharp, refs, seed):
     return transferred, prior
 
 
-def own_vs_other(nets, held_blurred):
-    """Mean absolute error (grey levels) of each blurred window decoded from its own content with
-    its own code mean, and with the code of the window half the set away (another face)."""
+def own_vs_other(nets, held_blurred, partner=None):
+    """Mean absolute error (grey levels) of blurred windows decoded from their own content with
+    their own code mean, and with the code of window ``partner[i]`` (default: the window half the
+    set away, another face); windows without a partner (None) are left out."""
     import torch
 
     from blursynth.train.models import from_model_range, to_model_range
 
+    n = len(held_blurred)
+    if partner is None:
+        partner = [(i + n // 2) % n for i in range(n)]
+    keep = [i for i in range(n) if partner[i] is not None]
     b = to_model_range(torch.from_numpy(np.stack(held_blurred)).permute(0, 3, 1, 2).float() / 255)
     with torch.no_grad():
         mu, _ = nets.blur_code(b)
         c = nets.content(b, "blurred")
-        other = torch.roll(mu, len(held_blurred) // 2, dims=0)
-        errs = [float((from_model_range(nets.make_blurred(c, z)) - from_model_range(b)).abs().mean()) * 255
-                for z in (mu, other)]
+        other = mu[[partner[i] if partner[i] is not None else i for i in range(n)]]
+        errs = [float((from_model_range(nets.make_blurred(c, z)) - from_model_range(b))[keep].abs().mean())
+                * 255 for z in (mu, other)]
     return errs[0], errs[1]
+
+
+def same_face_partners(videos):
+    """For each held-out window, another window of the same clip (face), or None: the same content
+    under another stretch of the camera path, so swapping their codes swaps only the blur."""
+    return [next((j for j in range(len(videos)) if j != i and videos[j] == v), None)
+            for i, v in enumerate(videos)]
 
 
 def deblur_psnr(nets, held_blurred, held_sharp) -> float:
@@ -175,6 +187,8 @@ def run(args):
     sets["UID after training, prior codes (uid blur --blur-prior)"] = after_p
     deblur_after = deblur_psnr(nets, held_blurred, held_sharp)
     own_other = own_vs_other(nets, held_blurred)
+    partners = same_face_partners([held[i]["params"]["video"] for i in range(len(held))])
+    own_same = own_vs_other(nets, held_blurred, partners)
     # The baseline: the paper's losses alone, the code layers started as the others.
     paper_summary = train_uid(UIDTrainSettings(out=str(work / "uid_paper"), lr=args.uid_lr,
                                                self_reconstruction_weight=0.0, code_gain=0.0, **common))
@@ -183,6 +197,7 @@ def run(args):
     sets["UID, paper's losses only, real codes"] = paper_t
     deblur_paper = deblur_psnr(paper_nets, held_blurred, held_sharp)
     own_other_paper = own_vs_other(paper_nets, held_blurred)
+    own_same_paper = own_vs_other(paper_nets, held_blurred, partners)
 
     bgan_summary = train_bgan(BGANTrainSettings(out=str(work / "bgan"), lr=args.bgan_lr,
                                                 perceptual_weight=1.0, **common))
@@ -268,7 +283,12 @@ def run(args):
         f"code mean and with another face's window's, mean absolute error in grey levels: UID {own_other[0]:.2f} "
         f"own vs {own_other[1]:.2f} other ({own_other[1] / max(own_other[0], 1e-9):.2f}x); paper's losses only "
         f"{own_other_paper[0]:.2f} vs {own_other_paper[1]:.2f} "
-        f"({own_other_paper[1] / max(own_other_paper[0], 1e-9):.2f}x). A sharp face decoded with a real face's "
+        f"({own_other_paper[1] / max(own_other_paper[0], 1e-9):.2f}x). Another face's code may differ in content "
+        f"as well as blur (a code that holds the face's brightness would pass this too); with the code of another "
+        f"window of the same face ({sum(p is not None for p in partners)} windows have one: the same face under "
+        f"another stretch of the camera path), UID {own_same[0]:.2f} vs {own_same[1]:.2f} "
+        f"({own_same[1] / max(own_same[0], 1e-9):.2f}x), paper's losses only {own_same_paper[0]:.2f} vs "
+        f"{own_same_paper[1]:.2f} ({own_same_paper[1] / max(own_same_paper[0], 1e-9):.2f}x). A sharp face decoded with a real face's "
         f"code and with a prior draw differs by {code_effect:.2f} grey levels (paper's losses only "
         f"{code_effect_paper:.2f}).",
         "",
@@ -293,6 +313,7 @@ def run(args):
                   "uid_paper": deblur_paper},
          "code_effect": code_effect, "code_effect_paper": code_effect_paper,
          "own_other": own_other, "own_other_paper": own_other_paper,
+         "own_same_face": own_same, "own_same_face_paper": own_same_paper,
          "uid_paper": {k: str(v) for k, v in paper_summary.items()},
          "uid": {k: str(v) for k, v in uid_summary.items()}, "bgan": {k: str(v) for k, v in bgan_summary.items()}},
         indent=1))
