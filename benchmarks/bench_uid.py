@@ -294,8 +294,9 @@ def run(args):
         "",
         f"Reading: after training, UID's transferred blur is {'closer to' if u1[3] < rows['sharp inputs (held-out frames)'][3] else 'farther from'} "
         f"the real blurred set than the unblurred inputs are (Laplacian W {u1[3]:.3f} against {rows['sharp inputs (held-out frames)'][3]:.3f}); "
-        f"a window decoded with another face's code is {own_other[1] / max(own_other[0], 1e-9):.2f}x as far from itself "
-        f"as with its own, so {'the code carries some of the blur' if own_other[1] > 1.05 * own_other[0] else 'the code carries little of the blur yet'} "
+        f"a window decoded with the code of another window of the same face is {own_same[1] / max(own_same[0], 1e-9):.2f}x "
+        f"as far from itself as with its own (another face's: {own_other[1] / max(own_other[0], 1e-9):.2f}x), so "
+        f"{'the code carries some of the blur' if own_same[1] > 1.05 * own_same[0] else 'the code carries little of the blur yet'} "
         f"(it moves the output by {code_effect:.2f} grey levels, which alone says only that it is read); "
         f"`uid deblur` {'beats' if deblur_after > blurred_psnr else 'does not yet beat'} its blurred input.",
         "",
