@@ -235,15 +235,15 @@ def arch_time_per_step(name, crop, batch, critic_steps, amp=False) -> float:
     random crops in memory: mean of 3 steps after one warm-up step."""
     import torch
 
-    from benchmarks.bench_archs import _content
     from blursynth.train.archs import get_arch
 
     arch = get_arch(name)
-    gen, critic = arch.build(arch.config("small"), 0)
-    content, _ = _content(arch)
-    update = arch.update(gen, critic, content, lr=float(arch.defaults.get("lr", 1e-4)),
+    config = arch.config("small")
+    gen, critic = arch.build(config, 0)
+    content, _ = arch.content_loss("none", None, config)  # the runs' (--perceptual none)
+    update = arch.update(gen, critic, content, lr=float(arch.default("lr", "small", 1e-4)),
                          critic_steps=critic_steps if critic is not None else 0,
-                         content_weight=float(arch.defaults.get("content_weight", 1.0)),
+                         content_weight=float(arch.default("content_weight", "small", 1.0)),
                          seed=0, rank=0, amp=amp)
     rng = torch.Generator().manual_seed(0)
     x = torch.rand(batch, 3, crop, crop, generator=rng) * 2 - 1
@@ -255,17 +255,29 @@ def arch_time_per_step(name, crop, batch, critic_steps, amp=False) -> float:
     return (time.perf_counter() - t) / 3
 
 
+def _loss_kind(name, config=None) -> str:
+    """The content loss a run of ``name``'s small config trains on (``--perceptual none``), as
+    run.json records it."""
+    from blursynth.train.archs import get_arch
+
+    arch = get_arch(name)
+    return arch.content_loss("none", None, config or arch.config("small"))[1]["kind"]
+
+
 def _arch_facts(name) -> dict:
     from blursynth.train.archs import get_arch
 
     arch = get_arch(name)
-    gen, critic = arch.build(arch.config("small"), 0)
+    config = arch.config("small")
+    gen, critic = arch.build(config, 0)
     return {"params_g": sum(p.numel() for p in gen.parameters()),
+            "loss": _loss_kind(name, config),
             "params_d": sum(p.numel() for p in critic.parameters()) if critic is not None else 0,
             "identity": arch.zero_init is not None,
-            "critic_steps": int(arch.defaults.get("critic_steps", 5)) if critic is not None else 0,
-            "lr": float(arch.defaults.get("lr", 1e-4)),
-            "vgg_default": arch.defaults.get("perceptual", "vgg") == "vgg"}
+            "critic_steps": (int(arch.default("critic_steps", "small", 5)) if critic is not None
+                             else 0),
+            "lr": float(arch.default("lr", "small", 1e-4)),
+            "vgg_default": arch.default("perceptual", "small", "vgg") == "vgg"}
 
 
 def arch_main(args, work: Path, header: str, counts: dict):
@@ -354,7 +366,11 @@ def arch_section(root: Path, counts: dict, args) -> str:
         got = {r[0]: r for r in d["rows"]}
         seen_data[d["data"]] = d["counts"]
         for mix in d["runs"]:
+            # Runs recorded before the loss was: their architecture's loss then (nafnet's
+            # small config trained on the paper's PSNR loss until its config named one).
+            loss = f.get("loss") or ("psnr" if d["arch"] == "nafnet" else _loss_kind(d["arch"]))
             cells = (f"| {d['arch']} | {f['params_g'] / 1e6:.2f}M | {d['critic_steps']} | "
+                     f"{loss} | "
                      f"{d['init']} | {mix} | "
                      + (f"{1 / d['sec_per_step']:.2f} | " if d["sec_per_step"] else "- | ")
                      + f"{d['steps']} | ")
@@ -406,8 +422,10 @@ def arch_section(root: Path, counts: dict, args) -> str:
         f"rate, losses and critic steps (column 'critic'), `--perceptual none` for every "
         f"architecture: DeblurGAN, DeblurGAN-v2 and DBGAN default to a VGG19 perceptual term "
         f"whose weights are not on this offline machine, so their content loss here is the L1 "
-        f"(DeblurGAN) or MSE + L1 stand-in; DeepDeblur and NAFNet use their own losses as "
-        f"published. `--init identity` (output = input at step 0) where the architecture has "
+        f"(DeblurGAN) or MSE + L1 stand-in; DeepDeblur uses its own loss as published, "
+        f"NAFNet its small config's (column 'loss': `psnr` is the paper's PSNR loss, which the "
+        f"small config trained on until it took the L1, `pixel-l1`). `--init identity` "
+        f"(output = input at step 0) where the architecture has "
         f"it; DeepDeblur has none and starts from its paper init."
         + (" DeblurGAN runs here with its defaults (5 WGAN-GP critic steps, lr 1e-4), not the "
            "content-only settings of the 'Trainer' section (`--critic-steps 0 --lr 5e-4 "
@@ -425,9 +443,11 @@ def arch_section(root: Path, counts: dict, args) -> str:
         f"stereo_motorcycle; never seen in training), full 128x128 images, output quantised to "
         f"8 bits, `blursynth evaluate`; gains are deblurred minus blurred input.",
         "",
-        "| arch | params G | critic | init | training data | steps/s | steps | train min | "
+        "| arch | params G | critic | loss | init | training data | steps/s | steps | "
+        "train min | "
         "test pairs | blurred PSNR / SSIM | deblurred PSNR / SSIM | PSNR gain dB | SSIM gain |",
-        "| --- | ---: | ---: | --- | --- | ---: | ---: | ---: | ---: | --- | --- | ---: | ---: |",
+        "| --- | ---: | ---: | --- | --- | --- | ---: | ---: | ---: | ---: | --- | --- | ---: "
+        "| ---: |",
         *rows,
         "",
         summary

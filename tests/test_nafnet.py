@@ -7,8 +7,10 @@ import numpy as np
 import pytest
 import torch
 
+from blursynth.errors import BadInputError
 from blursynth.nn.nafnet import NAFNET_CONFIGS, NAFNet, NAFNetConfig, PSNRLoss, build_nafnet
-from blursynth.train.arch_nafnet import CONFIGS, NAFNetUpdate, cosine_lr
+from blursynth.train.arch_nafnet import (CONFIGS, NAFNetUpdate, content, cosine_lr,
+                                         network_config)
 from blursynth.train.archs import get_arch
 from blursynth.train.models import count_parameters
 from blursynth.train.tiling import deblur_tensor
@@ -26,9 +28,9 @@ def test_parameter_counts():
     assert count_parameters(NAFNet(NAFNET_CONFIGS["small"])) == 438_387
     # Width scales every conv: width 32 (the paper's smaller GoPro model), about a quarter.
     assert count_parameters(NAFNet(NAFNetConfig("w32", width=32))) == 17_111_907
-    # The registry's configs are the module's.
+    # The registry's configs are the module's sizes (plus their loss).
     for name, cfg in CONFIGS.items():
-        assert NAFNetConfig(**cfg) == NAFNET_CONFIGS[name]
+        assert network_config(cfg) == NAFNET_CONFIGS[name]
 
 
 def test_shapes_and_identity_start():
@@ -56,6 +58,20 @@ def test_psnr_loss_is_minus_psnr_of_01_images():
     a = torch.zeros(1, 3, 4, 4)
     b = torch.full((1, 3, 4, 4), 0.2)  # [-1, 1]: a difference of 0.1 in [0, 1]
     assert PSNRLoss()(a, b).item() == pytest.approx(-20.0, abs=1e-4)  # 10 log10(0.01)
+
+
+def test_content_loss_is_the_configs():
+    # The paper's PSNR loss at paper size and for configs recorded before the loss key; the
+    # small config's L1 (DeblurGAN's pixel loss).
+    a = torch.zeros(1, 3, 4, 4)
+    b = torch.full((1, 3, 4, 4), 0.2)
+    for cfg in (CONFIGS["paper"], {k: v for k, v in CONFIGS["small"].items() if k != "loss"}):
+        loss, info = content("none", None, cfg)
+        assert info == {"kind": "psnr"} and loss(a, b).item() == pytest.approx(-20.0, abs=1e-4)
+    loss, info = content("none", None, CONFIGS["small"])
+    assert info == {"kind": "pixel-l1"} and loss(a, b).item() == pytest.approx(0.2)
+    with pytest.raises(BadInputError, match="nafnet config loss 'l2': expected one of psnr, l1"):
+        content("none", None, dict(CONFIGS["small"], loss="l2"))
 
 
 def test_cosine_schedule_ends_at_a_thousandth():
@@ -138,8 +154,10 @@ def test_train_records_arch_resumes_exactly_and_refuses_another_arch(run_cli, tm
     assert torch.equal(w_straight, w_split)
     assert ck["arch"] == "nafnet" and ck["critic"] is None and ck["model_config"]["width"] == 16
     meta = json.loads((straight / "run.json").read_text())
-    assert meta["arch"] == "nafnet" and meta["settings"]["lr"] == 1e-3
-    assert meta["settings"]["critic_steps"] == 0 and meta["content_loss"] == {"kind": "psnr"}
+    # The small config's own learning rate; the paper's at paper size.
+    assert meta["arch"] == "nafnet" and meta["settings"]["lr"] == 2e-3
+    assert get_arch("nafnet").default("lr", "paper") == 1e-3
+    assert meta["settings"]["critic_steps"] == 0 and meta["content_loss"] == {"kind": "pixel-l1"}
     header = (straight / "metrics.csv").read_text().splitlines()[0].split(",")
     assert header[:4] == ["step", "lr", "loss_g", "loss_content"]
     # Another arch's checkpoint: one line, exit 2, the run untouched.
@@ -172,7 +190,7 @@ def test_evaluate_and_deblur_read_the_arch_from_the_run(run_cli, tmp_path, tiny_
 
 
 @pytest.mark.parametrize("args, match", [
-    (["--perceptual", "vgg"], "--arch nafnet trains on the PSNR loss"),
+    (["--perceptual", "vgg"], "--arch nafnet trains on its config's L1 loss"),
     (["--critic-steps", "1"], "--arch nafnet has no critic"),
     (["--dropout", "0.1"], "--dropout does not apply to --arch nafnet"),
     (["--crop", "36"], "--crop must be a multiple of 8"),

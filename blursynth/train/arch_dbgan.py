@@ -36,7 +36,7 @@ def zero_init(generator) -> None:
     torch.nn.init.zeros_(last.bias)
 
 
-def content(perceptual, vgg_weights):
+def content(perceptual, vgg_weights, config=None):
     from .losses import build_pixel_perceptual_loss
 
     return build_pixel_perceptual_loss(perceptual, vgg_weights, 1.0, PERCEPTUAL_WEIGHT)

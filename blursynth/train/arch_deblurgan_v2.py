@@ -42,7 +42,7 @@ def zero_init(generator) -> None:
     torch.nn.init.zeros_(generator.final.bias)
 
 
-def content(perceptual, vgg_weights):
+def content(perceptual, vgg_weights, config=None):
     from .losses import build_pixel_perceptual_loss
 
     return build_pixel_perceptual_loss(perceptual, vgg_weights, PIXEL_WEIGHT, PERCEPTUAL_WEIGHT)

@@ -47,7 +47,7 @@ class MultiScaleContent(torch.nn.Module):
         return multiscale_content_loss(outputs, targets)
 
 
-def content(perceptual, vgg_weights):
+def content(perceptual, vgg_weights, config=None):
     if perceptual != "none":
         raise SettingError(f"--perceptual {perceptual}: --arch deepdeblur's content loss is the "
                            f"paper's multi-scale MSE; leave --perceptual out (or pass none).",

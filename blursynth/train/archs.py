@@ -68,6 +68,9 @@ class Arch:
     defaults : dict
         This architecture's defaults of ``TrainSettings`` fields left unset (``lr``,
         ``critic_steps``, ``content_weight``, ``perceptual``); DeblurGAN's where not given.
+    config_defaults : dict[str, dict]
+        Config name -> defaults of that config that differ from ``defaults`` (see
+        :meth:`default`).
     crop_batch : dict[str, tuple[int, int]]
         (crop, batch size) per config when ``--crop``/``--batch-size`` are not given.
     build_options, update_options : tuple[str, ...]
@@ -79,7 +82,8 @@ class Arch:
         ``zero_init(generator)`` makes an untrained generator return its input
         (``--init identity``); None: the architecture refuses ``--init identity``.
     content : callable or None
-        ``content(perceptual, vgg_weights) -> (loss module, info dict)``; None: the trainer's
+        ``content(perceptual, vgg_weights, config) -> (loss module, info dict)`` (``config``: the
+        run's config dict, for a loss that differs by config); None: the trainer's
         (``--perceptual vgg|none``, :func:`~blursynth.train.losses.build_content_loss`).
     overrides : tuple[str, ...]
         Config keys the command line may change (``--dropout``: ``dropout``, ``--width``:
@@ -103,6 +107,7 @@ class Arch:
     tiling: str = "local"
     has_critic: bool = True
     defaults: dict = field(default_factory=dict)
+    config_defaults: dict = field(default_factory=dict)
     crop_batch: dict = field(default_factory=lambda: dict(CROP_BATCH))
     build_options: tuple = ()
     update_options: tuple = ()
@@ -130,6 +135,20 @@ class Arch:
 
             return lr_at(step, total, base)
         return self.schedule(step, total, base)
+
+    def default(self, name: str, config: str, fallback=None):
+        """The default of ``TrainSettings`` field ``name`` for config ``config``: the config's
+        own (``config_defaults``), else the architecture's (``defaults``), else ``fallback``."""
+        return self.config_defaults.get(config, {}).get(name, self.defaults.get(name, fallback))
+
+    def content_loss(self, perceptual: str, vgg_weights, config: dict | None = None):
+        """``(loss module, info dict)``: the content loss of a run of ``config`` (see
+        ``content``)."""
+        if self.content is None:
+            from .losses import build_content_loss
+
+            return build_content_loss(perceptual, vgg_weights)
+        return self.content(perceptual, vgg_weights, config)
 
     def config(self, name: str, **overrides) -> dict:
         """Config ``name`` with the given keys replaced (None values are ignored)."""

@@ -28,7 +28,6 @@ from .data import SPLIT_BY, DataSource
 from .archs import DEFAULT_ARCH, get_arch
 from .checkpoints import (CHECKPOINT_FORMAT, CHECKPOINT_VERSION, PRECISIONS, RUN_KIND,
                           check_resume, resolve_precision)
-from .losses import build_content_loss
 from .models import from_model_range, to_model_range
 from .run_data import load_val, plan_data, warn_shared_kernel_draws
 from .trainer import UpdateBase, unwrap
@@ -111,7 +110,7 @@ class TrainSettings:
         arch = get_arch(self.arch)
         for name, default in ARCH_DEFAULTS.items():
             if getattr(self, name) is None:
-                object.__setattr__(self, name, arch.defaults.get(name, default))
+                object.__setattr__(self, name, arch.default(name, self.config, default))
         if self.dropout is not None and not 0 <= self.dropout < 1:
             raise SettingError(f"--dropout must be in [0, 1); got {self.dropout}.", "dropout")
         if self.width is not None and (not isinstance(self.width, int) or self.width < 1):
@@ -305,8 +304,7 @@ def plan_run(settings: TrainSettings, online=()) -> RunPlan:
         total = int(settings.steps)
     else:
         total = max(1, math.ceil(settings.epochs * n_train / (batch * world)))
-    content, content_info = (arch.content or build_content_loss)(settings.perceptual,
-                                                                 settings.vgg_weights)
+    content, content_info = arch.content_loss(settings.perceptual, settings.vgg_weights, config)
     recipe = settings.recipe(crop, batch)
     # Absent without --online, so those runs' recipes (and resume checks) do not change.
     if settings.online:
