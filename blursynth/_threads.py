@@ -84,9 +84,48 @@ def one_thread_process() -> None:
     _depth += 1
 
 
+#: Where a container's CPU quota is read: cgroup v2's ``cpu.max`` ("QUOTA PERIOD" or "max
+#: PERIOD"), else cgroup v1's ``cpu.cfs_quota_us`` and ``cpu.cfs_period_us`` (quota -1: none).
+CGROUP_CPU_MAX = "/sys/fs/cgroup/cpu.max"
+CGROUP_V1_CPU = "/sys/fs/cgroup/cpu"
+
+
+def cpu_quota() -> int | None:
+    """The cores a container's CPU quota allows (``docker --cpus``, a Kubernetes CPU limit),
+    rounded up and at least 1, or None where no quota is set or none can be read.
+
+    Examples
+    --------
+    >>> q = cpu_quota()
+    >>> q is None or q >= 1
+    True
+    """
+    try:
+        with open(CGROUP_CPU_MAX) as f:
+            quota, period = f.read().split()[:2]
+        if quota == "max":
+            return None
+    except (OSError, ValueError):
+        try:
+            with open(os.path.join(CGROUP_V1_CPU, "cpu.cfs_quota_us")) as f:
+                quota = f.read().strip()
+            with open(os.path.join(CGROUP_V1_CPU, "cpu.cfs_period_us")) as f:
+                period = f.read().strip()
+        except OSError:
+            return None
+    try:
+        quota, period = int(quota), int(period)
+    except ValueError:
+        return None
+    if quota <= 0 or period <= 0:
+        return None
+    return max(1, -(-quota // period))
+
+
 def available_cores() -> int:
     """The cores this process may run on (its CPU affinity, which a job scheduler or ``taskset``
-    may narrow), else the machine's count: the default ``--workers`` of the pair writers.
+    may narrow, capped by a container's CPU quota, :func:`cpu_quota`), else the machine's count:
+    the default ``--workers`` of the pair writers.
 
     Examples
     --------
@@ -94,6 +133,8 @@ def available_cores() -> int:
     True
     """
     try:
-        return len(os.sched_getaffinity(0))
+        cores = len(os.sched_getaffinity(0))
     except AttributeError:  # pragma: no cover - macOS, Windows
-        return os.cpu_count() or 1
+        cores = os.cpu_count() or 1
+    quota = cpu_quota()
+    return cores if quota is None else min(cores, quota)

@@ -56,8 +56,9 @@ def test_kernel_threads_are_one_under_one_thread_and_restored_after():
 
 @pytest.mark.slow  # pool processes start
 def test_every_rendering_process_runs_its_kernels_on_one_thread(tmp_path):
-    # One worker renders here on one core (it used to run Numba's kernels on every core); two
-    # are this process and one more, whether rows come from the row feed or whole shards.
+    # One worker renders here on one core (one worker is one core: its kernels must not take
+    # the others); two are this process and one more, whether rows come from the row feed or
+    # whole shards.
     # torch at two threads: outside a write the kernels would take two (the suite runs at one).
     import torch
 
@@ -77,6 +78,9 @@ def test_every_rendering_process_runs_its_kernels_on_one_thread(tmp_path):
         pids[name] = {p["pid"] for p in params}
     assert pids["here"] == {os.getpid()}
     assert len(pids["shards"]) == 2  # this process and the pool's one
+    # The feed submits its first chunk to the pool as it starts, so a feed that rendered
+    # everything here would show one pid.
+    assert len(pids["feed"]) == 2
 
 
 def test_default_workers_are_every_core_this_process_may_use(run_cli, photos, tmp_path,
@@ -97,12 +101,59 @@ def test_default_workers_are_every_core_this_process_may_use(run_cli, photos, tm
     assert seen == [5, 3, 2]
 
 
-def test_available_cores_follow_the_affinity_mask():
-    from blursynth._threads import available_cores
+def test_a_gpu_run_defaults_to_one_worker(run_cli, photos, tmp_path, monkeypatch):
+    # Each worker holds its own CUDA context and batches on the device: one per core would run
+    # a small GPU out of memory. A count given by --workers or the environment is kept.
+    from blursynth import _threads
+    from blursynth.nn import device
+    from blursynth.pairs import shake
 
-    if not hasattr(os, "sched_getaffinity"):
+    seen = []
+    monkeypatch.setattr(shake, "blur_photos", lambda *a, workers, **k: seen.append(workers)
+                        or {"num_rows": 0, "shards": [], "fingerprint": "x", "skipped_photos": 0})
+    monkeypatch.setattr(_threads, "available_cores", lambda: 5)
+    monkeypatch.setattr(device, "resolve_device_name",
+                        lambda name, **k: "cpu" if name == "cpu" else "cuda")
+    blur = ("blur", photos, "--psf-source", "fresh", "--out")
+    monkeypatch.delenv("BLURSYNTH_WORKERS")
+    assert run_cli(*blur, tmp_path / "a").code == 0
+    assert run_cli(*blur, tmp_path / "b", "--device", "cpu").code == 0
+    assert run_cli(*blur, tmp_path / "c", "--workers", "2").code == 0
+    monkeypatch.setenv("BLURSYNTH_WORKERS", "3")
+    assert run_cli(*blur, tmp_path / "d").code == 0
+    assert seen == [1, 5, 2, 3]
+
+
+def test_the_default_workers_follow_the_affinity_mask():
+    # In a child narrowed to one CPU, as taskset or a job scheduler would.
+    import subprocess
+    import sys
+
+    if not hasattr(os, "sched_setaffinity"):
         pytest.skip("no CPU affinity on this platform")
-    assert available_cores() == len(os.sched_getaffinity(0)) >= 1
+    code = ("import os; os.sched_setaffinity(0, {min(os.sched_getaffinity(0))}); "
+            "from blursynth.commands._common import default_workers; print(default_workers())")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "1"
+
+
+@pytest.mark.parametrize("files, want", [
+    ({"cpu.max": "150000 100000\n"}, 2),         # cgroup v2, 1.5 CPUs: rounded up
+    ({"cpu.max": "max 100000\n"}, 8),            # v2, no quota
+    ({"cpu.cfs_quota_us": "50000\n", "cpu.cfs_period_us": "100000\n"}, 1),  # v1, half a CPU
+    ({"cpu.cfs_quota_us": "-1\n", "cpu.cfs_period_us": "100000\n"}, 8),     # v1, no quota
+    ({"cpu.max": "4000000 100000\n"}, 8),        # a quota above the affinity mask
+    ({}, 8),                                      # nothing readable
+])
+def test_available_cores_are_capped_by_a_containers_cpu_quota(tmp_path, monkeypatch, files, want):
+    from blursynth import _threads
+
+    for name, text in files.items():
+        (tmp_path / name).write_text(text)
+    monkeypatch.setattr(_threads, "CGROUP_CPU_MAX", str(tmp_path / "cpu.max"))
+    monkeypatch.setattr(_threads, "CGROUP_V1_CPU", str(tmp_path))
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(8)), raising=False)
+    assert _threads.available_cores() == want
 
 
 @pytest.mark.parametrize("command", [

@@ -127,11 +127,41 @@ def odd_size(ctx, param, value):
 WORKERS_ENV = "BLURSYNTH_WORKERS"
 
 
+#: The default ``--workers`` of a run on a GPU: each worker holds its own CUDA context, model
+#: copy and batches on the device, so one worker per core would run a small GPU out of memory.
+GPU_DEFAULT_WORKERS = 1
+
+
 def default_workers() -> int:
-    """The default ``--workers``: every core this process may use."""
+    """The default ``--workers``: every core this process may use.
+
+    Examples
+    --------
+    >>> default_workers() >= 1
+    True
+    """
     from .._threads import available_cores
 
     return available_cores()
+
+
+def workers_for_device(workers: int, device: str) -> int:
+    """The worker count a writer on ``device`` uses: ``workers``, except that a default count
+    (no ``--workers``, no ``$BLURSYNTH_WORKERS``) becomes :data:`GPU_DEFAULT_WORKERS` when the
+    device resolves to anything but the CPU. Call it inside the command (it reads how click got
+    ``--workers``).
+
+    Examples
+    --------
+    >>> workers_for_device(3, "cpu")  # outside a command: the count as given
+    3
+    """
+    ctx = click.get_current_context(silent=True)
+    if ctx is None or ctx.get_parameter_source("workers") != click.core.ParameterSource.DEFAULT:
+        return workers
+    from ..nn.device import resolve_device_name
+
+    return workers if resolve_device_name(device) == "cpu" else GPU_DEFAULT_WORKERS
 
 
 class _Workers(click.ParamType):
@@ -159,7 +189,8 @@ class _Workers(click.ParamType):
 workers_option = click.option(
     "--workers", type=_Workers(), default=default_workers, envvar=WORKERS_ENV, show_default=False,
     help=f"Worker processes, one core each: this one and N-1 more (the output is identical "
-         f"whatever the number). Default: ${WORKERS_ENV}, else every core this process may use.",
+         f"whatever the number). Default: ${WORKERS_ENV}, else every core this process may use "
+         f"(on a GPU device: {GPU_DEFAULT_WORKERS}).",
 )
 #: ``--device`` (resolved by :func:`blursynth.nn.device.resolve_device` when the command runs).
 device_option = click.option("--device", default="auto", show_default=True,

@@ -6,7 +6,7 @@ import click
 
 from ._common import (
     camera_options, echo_manifest, overwrite_option, parse_fraction, positive_int, seed_option,
-    workers_option,
+    workers_for_device, workers_option,
 )
 
 
@@ -234,7 +234,8 @@ def blur(photos, kernels, out, psf_source, exposure, per_image, crop, resize, re
         fresh_canvas=canvas, png_level=png_level, shard_size=shard_size,
         pipeline=pipeline, camera=camera, demosaic=demosaic, raw_bits=raw_bits,
     )
-    manifest = blur_photos(settings, out, workers=workers, overwrite=overwrite, keep_freed=True)
+    manifest = blur_photos(settings, out, workers=workers_for_device(workers, device), overwrite=overwrite,
+                           keep_freed=True)
     echo_manifest(manifest, out)
     if manifest["skipped_photos"]:
         click.echo(f"warning: skipped {manifest['skipped_photos']} unreadable photo(s); see the warnings above "

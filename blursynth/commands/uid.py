@@ -7,7 +7,7 @@ import click
 
 from ._common import (
     device_option, echo_manifest, learned_writer_options, overwrite_option, positive_int, run_unpaired_training,
-    seed_option, unpaired_run_options, workers_option,
+    seed_option, unpaired_run_options, workers_for_device, workers_option,
 )
 
 
@@ -174,7 +174,7 @@ def blur(photos, model, out, blur_from, blur_prior, per_image, reference_side, d
     settings = UIDBlurSettings(photos=photos, model=model, blur_from=blur_from, blur_prior=blur_prior,
                                per_image=per_image, reference_side=reference_side, seed=seed,
                                device=device, png_level=png_level, shard_size=shard_size, strict=strict)
-    manifest = uid_blur(settings, out, workers=workers, overwrite=overwrite)
+    manifest = uid_blur(settings, out, workers=workers_for_device(workers, device), overwrite=overwrite)
     echo_manifest(manifest, out)
     if manifest["skipped_photos"]:
         click.echo(f"warning: skipped {manifest['skipped_photos']} unreadable photo(s); see the warnings "
