@@ -139,15 +139,16 @@ def test_benchmark_scripts_parse(script):
 
 
 @pytest.mark.slow  # a fresh interpreter
-def test_a_plain_blur_loads_nothing_it_does_not_use(photos, tmp_path):
-    # Start-up is most of a small run's time: an RGB blur without noise needs neither torch,
-    # pandas nor the RAW path, scene blur's renderer or skimage.
+@pytest.mark.parametrize("noise", [(), ("--noise", "0.001,0.001")])
+def test_a_plain_blur_loads_nothing_it_does_not_use(photos, tmp_path, noise):
+    # Start-up is most of a small run's time: an RGB blur, with or without noise levels, needs
+    # neither torch, pandas nor the RAW path, scene blur's renderer or skimage.
     code = ("import sys\nfrom blursynth.cli import main\n"
             "code = main(['blur', sys.argv[1], '--psf-source', 'fresh', '--crop', '32x32', "
-            "'--canvas', '15', '--length', '10', '--out', sys.argv[2]])\n"
+            "'--canvas', '15', '--length', '10', '--out', sys.argv[2], *sys.argv[3:]])\n"
             "print(' '.join(sorted(sys.modules)))\nsys.exit(code)\n")
-    r = subprocess.run([sys.executable, "-c", code, str(photos), str(tmp_path / "out")], cwd=ROOT,
-                       capture_output=True, text=True, timeout=300)
+    r = subprocess.run([sys.executable, "-c", code, str(photos), str(tmp_path / "out"), *noise],
+                       cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-3000:]
     loaded = set(r.stdout.split())
     assert "blursynth.pairs.shake" in loaded and "numba" in loaded  # the run itself

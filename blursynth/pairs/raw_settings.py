@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from .._rng import sample_rng
 from ..errors import BadInputError, SettingError, checking
+from ..ops.raw_profiles import raw_noise_spec  # not ops.raw: an RGB run needs no RAW kernels
 
 PIPELINES = ("rgb", "raw")
 
@@ -19,10 +20,6 @@ PIPELINES = ("rgb", "raw")
 def noise_is_model(noise) -> bool:
     """``--noise model`` (or ``profile``, ``profile:NAME``): noise levels drawn per pair from the
     camera noise model (or a camera's noise profile, :func:`blursynth.ops.raw.raw_noise_spec`)."""
-    if noise is None:  # no import of ops.raw (and its kernels) for a run without noise
-        return False
-    from ..ops.raw import raw_noise_spec
-
     return raw_noise_spec(noise) is not None
 
 
@@ -54,12 +51,8 @@ def check_raw_options(pipeline, camera=None, demosaic=None, raw_bits=None, noise
         raise SettingError(f"--pipeline must be rgb or raw; got {pipeline!r}.", "pipeline")
     given = [(f"--{n.replace('_', '-')}", n) for n, v in
              (("camera", camera), ("demosaic", demosaic), ("raw_bits", raw_bits)) if v is not None]
-    spec = None
-    if noise is not None:  # as noise_is_model: ops.raw only where there is a spec to read
-        from ..ops.raw import raw_noise_spec
-
-        with checking("noise"):
-            spec = raw_noise_spec(noise)
+    with checking("noise"):
+        spec = raw_noise_spec(noise)
     if spec is not None and pipeline != "raw":
         given.append((f"--noise {spec}", "noise"))
     given += list(raw_only)
@@ -228,8 +221,6 @@ def draw_raw_row(seed: int, index: int, streams: RawStreams, *, camera=None, dem
 def noise_levels(noise, shot=None, read=None):
     """``draw_raw_params``'s ``noise``: the model / profile spec ``noise`` names, else the
     levels drawn from ``noise``'s ranges (``shot``, ``read``; None: not drawn), or ``"off"``."""
-    from ..ops.raw import raw_noise_spec
-
     spec = raw_noise_spec(noise)
     if spec is not None:
         return spec
