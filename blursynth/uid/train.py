@@ -36,14 +36,22 @@ METRIC_COLUMNS = ("step", "lr", "loss_d", "loss_g", "loss_adversarial", "loss_kl
 #: ``paper`` keeps the paper's losses; ``small`` needs the term for its code to carry the blur
 #: (docs/algorithms.md, UID).
 SELF_RECONSTRUCTION = {"small": 10.0}
+SHEET_LABELS = ("sharp", "transferred blur", "real blurred (its code)", "deblurred")
 
 
 def metric_columns(weights: UIDWeights) -> tuple:
-    """The metrics.csv columns: the self-reconstruction loss's only when the run uses it."""
+    """The metrics.csv columns: the self-reconstruction loss's only when the run uses it.
+
+    Examples
+    --------
+    >>> metric_columns(UIDWeights())[-2:]
+    ('loss_perceptual', 'seconds')
+    >>> metric_columns(UIDWeights(self_reconstruction=10.0))[-2:]
+    ('loss_self_reconstruction', 'seconds')
+    """
     if not weights.self_reconstruction:
         return METRIC_COLUMNS
     return METRIC_COLUMNS[:-1] + ("loss_self_reconstruction", "seconds")
-SHEET_LABELS = ("sharp", "transferred blur", "real blurred (its code)", "deblurred")
 
 
 @dataclass(frozen=True)
