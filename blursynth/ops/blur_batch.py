@@ -18,10 +18,10 @@ import numpy as np
 
 from ..errors import BadInputError
 from .blur import _boost, _check_photo, _regions, render_pair
-from .color import CameraResponse
+from .color import CameraResponse, decode_codes
 from .convolve import check_fits, check_psf, convolve_many, output_shape
 from .degrade import add_sensor_noise, boost_highlights, jpeg_roundtrip, noise_field
-from .encode8 import float_thresholds
+from .encode8 import bucketize_codes, float_thresholds
 
 #: The per-pair keywords of :func:`render_pair` a batch takes (its ``device`` is the batch's).
 PAIR_KEYWORDS = ("crf", "border", "saturation", "shot_noise", "read_noise", "noise_rng",
@@ -181,17 +181,13 @@ def _to_device(array, dev):
 def _decode(codes, f32, at):
     """uint8 codes through the decode table uploaded at ``at`` (CameraResponse.decode_uint8's
     look-up)."""
-    return f32[at : at + 256][codes.long()]
+    return decode_codes(codes, f32[at : at + 256])
 
 
 def _encode(linear, f32, at):
     """(3, H, W) linear light to (H, W, 3) uint8 codes by the thresholds uploaded after the
     table at ``at`` (:func:`blursynth.ops.encode8.encode_uint8`'s read-out)."""
-    import torch
-
-    thresholds = f32[at + 256 : at + 256 + 255]
-    x = linear.float() if linear.dtype != torch.float32 else linear
-    return torch.bucketize(x.contiguous(), thresholds, right=True).to(torch.uint8).permute(1, 2, 0)
+    return bucketize_codes(linear, f32[at + 256 : at + 256 + 255]).permute(1, 2, 0)
 
 
 __all__ = ["PAIR_KEYWORDS", "render_pairs"]

@@ -269,11 +269,25 @@ class CameraResponse:
 
             if image.dtype != torch.uint8:
                 raise ValueError(f"image must be uint8; got {image.dtype}.")
-            return torch.tensor(table, device=image.device)[image.long()]
+            return decode_codes(image, torch.tensor(table, device=image.device))
         image = np.asarray(image)
         if image.dtype != np.uint8:
             raise ValueError(f"image must be uint8; got {image.dtype}.")
         return table[image]
+
+
+def decode_codes(codes, table):
+    """The torch look-up of :meth:`CameraResponse.decode_uint8`: uint8 ``codes`` through a
+    256-entry ``table`` already on their device.
+
+    Examples
+    --------
+    >>> import torch
+    >>> table = torch.tensor(CameraResponse.parse("none").decode_table())
+    >>> decode_codes(torch.tensor([0, 255], dtype=torch.uint8), table).tolist()
+    [0.0, 1.0]
+    """
+    return table[codes.long()]
 
 
 @lru_cache(maxsize=32)

@@ -197,11 +197,37 @@ def encode_uint8(crf, linear):
     if type(linear).__module__.startswith("torch"):  # no torch import for NumPy callers
         import torch
 
-        t = torch.tensor(thresholds, device=linear.device)
-        x = linear.float() if linear.dtype != torch.float32 else linear
-        return torch.bucketize(x.contiguous(), t, right=True).to(torch.uint8)
+        return bucketize_codes(linear, torch.tensor(thresholds, device=linear.device))
     x = np.asarray(linear, dtype=np.float32)
     return np.searchsorted(thresholds, x, side="right").astype(np.uint8)
+
+
+def bucketize_codes(linear, thresholds):
+    """The torch read-out of :func:`encode_uint8`: each value's code is the number of
+    ``thresholds`` at or below it, compared in float32.
+
+    Parameters
+    ----------
+    linear : tensor
+        Linear light, any shape and float dtype.
+    thresholds : (255,) float32 tensor
+        :func:`float_thresholds` of the curve, on ``linear``'s device.
+
+    Returns
+    -------
+    codes : uint8 tensor, ``linear``'s shape and device
+
+    Examples
+    --------
+    >>> import torch
+    >>> t = torch.tensor(float_thresholds("gamma:2.2"))
+    >>> bucketize_codes(torch.tensor([0.0, 0.218, 1.0]), t).tolist()
+    [0, 128, 255]
+    """
+    import torch
+
+    x = linear.float() if linear.dtype != torch.float32 else linear
+    return torch.bucketize(x.contiguous(), thresholds, right=True).to(torch.uint8)
 
 
 _BELOW_ONE = np.float32(np.nextafter(np.float32(1), np.float32(0)))
