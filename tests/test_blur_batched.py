@@ -109,6 +109,22 @@ def test_convolve_many_mixed_sizes_equal_convolve_alone():
     assert stacked.grad is not None and stacked.grad.shape == stacked.shape
 
 
+@pytest.mark.parametrize("device", DEVICES)
+def test_convolve_many_follows_half_precision_images(device):
+    # convolve casts the PSF to the images' dtype; convolve_many must too (STYLE rule 7), or a
+    # GPU's fp16 batch would differ from its pairs alone. torch's CPU has no fp16 FFT, so the
+    # CPU checks the direct path only.
+    rng = np.random.default_rng(3)
+    images = [torch.from_numpy(rng.random((3, h, w), dtype=np.float32)).to(device, torch.float16)
+              for h, w in [(20, 24), (31, 17)]]
+    psfs = [_psf(5, 4, 0), _psf(9, 81, 1)]
+    for method in ("direct",) if device == "cpu" else ("direct", "fft", "auto"):
+        out = convolve_many(images, psfs, method=method)
+        for x, p, o in zip(images, psfs, out):
+            alone = convolve(x[None], p, method=method)[0]
+            assert o.dtype == torch.float16 and torch.equal(o, alone), method
+
+
 def test_bad_batches_are_refused():
     photos, psfs, _ = _cases()
     with pytest.raises(BadInputError, match="one of each per pair"):

@@ -305,6 +305,8 @@ def convolve_many(images, psfs, *, border: str = "reflect", method: str = "auto"
     like = images[0]
     host = [p.detach().cpu().numpy() if hasattr(p, "detach") else np.asarray(p) for p in psfs]
     host = [np.asarray(p, _numpy_dtype(like.dtype)) for p in host]
+    if like.dtype not in (torch.float32, torch.float64):  # as convolve: PSFs in the images' dtype
+        host = [torch.from_numpy(p).to(like.dtype).float().numpy() for p in host]
     plans = []
     for i, (image, p) in enumerate(zip(images, host)):
         k = check_psf(p, name=f"psf[{i}]")
@@ -318,7 +320,7 @@ def convolve_many(images, psfs, *, border: str = "reflect", method: str = "auto"
         plans.append((k, chosen))
     # One host-to-device copy for every PSF; each sample reads its own view.
     flat = torch.from_numpy(np.concatenate([p.ravel() for p in host]))
-    flat = flat.to(like.device, non_blocking=like.device.type == "cuda")
+    flat = flat.to(like.device, like.dtype, non_blocking=like.device.type == "cuda")
     out, at = [], 0
     for image, p, (k, chosen) in zip(images, host, plans):
         psf = flat[at : at + k * k].view(k, k)
