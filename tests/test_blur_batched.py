@@ -186,6 +186,28 @@ def test_blur_batched_writes_the_cpu_bytes(photos, bank, tmp_path, torch_path, m
     assert _hashes(a) == _hashes(b) == _hashes(plain)
 
 
+@pytest.mark.parametrize("per_image, batch, chunk", [(1, 1, 4), (3, 32, 96), (2, 3, 6)])
+def test_a_device_blurs_tasks_hold_whole_batches(photos, bank, monkeypatch, per_image, batch,
+                                                 chunk):
+    # A worker's task on a GPU: at least CHUNK_PAIRS pairs (IPC per pair otherwise), and whole
+    # --batches, so no call renders a short batch of what is left of a task.
+    from blursynth.pairs import shake
+    from blursynth.pairs.photos import photo_chunk
+
+    seen = {}
+    real = shake.plan_blur
+
+    def on_a_gpu(*args, **kwargs):
+        plan, source, _, recipe = real(*args, **kwargs)
+        return plan, source, "cuda", recipe
+
+    monkeypatch.setattr(shake, "plan_blur", on_a_gpu)
+    monkeypatch.setattr(shake, "write_photo_pairs", lambda *a, **k: seen.update(k))
+    shake.blur_photos(_settings(photos, bank, per_image=per_image, batch=batch), "unused",
+                      progress=False)
+    assert photo_chunk(per_image, seen["chunk_pairs"], seen["batch"]) == chunk
+
+
 def test_online_read_many_equals_read(photos, bank, torch_path):
     """OnlineBlur renders a batch in one call (DataLoader batches too): the rows read one by
     one, in any order, with repeats."""

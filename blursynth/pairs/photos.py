@@ -10,6 +10,7 @@ writes the dataset and counts the photos skipped; the learned ways also share th
 from __future__ import annotations
 
 import functools
+import math
 import sys
 
 from ..errors import BadInputError
@@ -54,22 +55,28 @@ def photos_for(plan: PhotoPlan, start: int, stop: int, per_image: int, *, strict
 CHUNK_PAIRS = 4
 
 
-def photo_chunk(per_image: int, pairs: int = CHUNK_PAIRS) -> int:
+def photo_chunk(per_image: int, pairs: int = CHUNK_PAIRS, batch: int = 1) -> int:
     """Items per task of a photo way's write: whole photos, at least ``pairs`` pairs
-    (:data:`CHUNK_PAIRS`; a GPU blur's ``--batch``, so each worker's batch is full).
+    (:data:`CHUNK_PAIRS`), and a whole number of ``batch``es (a GPU blur's ``--batch``, so no
+    batch in a task is short) where that takes at most four times ``pairs`` or ``per_image``.
 
     Examples
     --------
     >>> photo_chunk(1), photo_chunk(3), photo_chunk(10), photo_chunk(3, pairs=32)
     (4, 6, 10, 33)
+    >>> photo_chunk(3, pairs=32, batch=32), photo_chunk(7, pairs=32, batch=32)
+    (96, 35)
     """
-    return per_image * max(1, -(-pairs // per_image))
+    unit = per_image * batch // math.gcd(per_image, batch)
+    if unit > 4 * max(pairs, per_image):
+        unit = per_image
+    return unit * max(1, -(-pairs // unit))
 
 
 def write_photo_pairs(out, plan: PhotoPlan, *, per_image: int, recipe: dict, inputs: dict,
                       make_job, rows, shard_size: int, workers: int, overwrite: bool,
                       progress: bool, desc: str, options=None, extra: dict | None = None,
-                      schema=None, chunk_pairs: int = CHUNK_PAIRS) -> dict:
+                      schema=None, chunk_pairs: int = CHUNK_PAIRS, batch: int = 1) -> dict:
     """Write ``per_image`` pairs of every photo in ``plan`` as a pair dataset.
 
     Parameters
@@ -97,6 +104,9 @@ def write_photo_pairs(out, plan: PhotoPlan, *, per_image: int, recipe: dict, inp
         rows add a motion mask and a PSF field: ``SCENE_PAIR_SCHEMA``).
     chunk_pairs : int
         Pairs a worker renders per task, at least (whole photos: :func:`photo_chunk`).
+    batch : int
+        Pairs ``rows`` renders per call (a GPU blur's ``--batch``): tasks hold whole batches
+        where :func:`photo_chunk` can.
 
     Returns
     -------
@@ -121,7 +131,7 @@ def write_photo_pairs(out, plan: PhotoPlan, *, per_image: int, recipe: dict, inp
         shard_size=shard_size, make_rows=functools.partial(rows, job=make_job(fp)),
         fingerprint=fp, command={**recipe, **inputs}, workers=workers, overwrite=overwrite,
         unit="pair", desc=desc, progress=progress, options=options, extra=extra,
-        chunk_size=photo_chunk(per_image, chunk_pairs),
+        chunk_size=photo_chunk(per_image, chunk_pairs, batch),
     )
     skipped_rows = manifest["planned_items"] - manifest["num_rows"]
     return {**manifest, "skipped_photos": len(plan.skipped) + skipped_rows // per_image,

@@ -28,7 +28,7 @@ from ..ops.color import crf_option_spec, describe_crf, parse_crf_option
 from ..ops.convolve import BORDERS
 from ..ops.degrade import HIGHLIGHT_REGION_THRESHOLD, HIGHLIGHT_THRESHOLD, Degradations
 from ..sources.photos import PhotoPlan, load_rgb8, photo_path
-from .photos import check_workers, photos_for, write_photo_pairs
+from .photos import CHUNK_PAIRS, check_workers, photos_for, write_photo_pairs
 from .raw_settings import check_boost_settings, noise_ranges, raw_recipe
 # The pair's keyed streams (adding a stage never changes the numbers another stage draws) and
 # the draws after the blur live in shake_draws, which scene blur shares.
@@ -653,8 +653,9 @@ def blur_photos(settings: BlurSettings, out, *, workers: int = 1, overwrite: boo
         workers=workers, overwrite=overwrite,
         progress=progress, desc="blurring", options=options,
         extra={"camera_response": describe_crf(settings.crf)},
-        # On a GPU a worker's task holds a whole --batch, which it renders in one call.
-        **({} if device == "cpu" else {"chunk_pairs": settings.batch}),
+        # On a GPU a worker's task holds whole --batches, each rendered in one call.
+        **({} if device == "cpu" else {"chunk_pairs": max(CHUNK_PAIRS, settings.batch),
+                                       "batch": settings.batch}),
     )
 
 
