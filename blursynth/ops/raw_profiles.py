@@ -3,7 +3,7 @@ published noise profiles, calibration files (``--noise profile:FILE``) and the `
 spec that names them.
 
 Data and its checks only; :mod:`blursynth.ops.raw` draws a pair's camera from them (and
-re-exports these names, its public ones before they moved here).
+re-exports these names, so importers of them from ``ops.raw`` need not change).
 """
 
 from __future__ import annotations
