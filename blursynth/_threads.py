@@ -79,6 +79,16 @@ def one_thread_process() -> None:
     """Make :func:`single` true for the rest of this process: a writer's pool process, which only
     renders, one core each (``--workers N`` is N processes). Never call it in a process that
     goes on to do anything else: nothing undoes it.
+
+    Examples
+    --------
+    In a process of its own, as a pool's worker is:
+
+    >>> import subprocess, sys
+    >>> code = ("from blursynth._threads import one_thread_process, single; "
+    ...         "one_thread_process(); print(single())")
+    >>> subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.split()
+    ['True']
     """
     global _depth
     _depth += 1

@@ -524,6 +524,21 @@ def render_rows(job: BlurJob, batch) -> list:
     with the same bytes as pair by pair on that device, so ``--batch`` never changes a dataset.
     On the CPU each pair takes the NumPy path (faster there; the batched torch path gives the
     same bytes, tests/test_blur_batched.py). RAW-path pairs are rendered one by one.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from skimage import data
+    >>> from blursynth.sources.photos import save_rgb8
+    >>> tmp, photo = tempfile.mkdtemp(), data.coffee()[::4, ::4]
+    >>> save_rgb8(f"{tmp}/photos/coffee.png", photo)
+    >>> settings = BlurSettings(photos=f"{tmp}/photos", psf_source="fresh", per_image=2,
+    ...                         crop=(64, 64), fresh_canvas=31, fresh_length_px=20.0)
+    >>> plan, source, device, _ = plan_blur(settings)
+    >>> job = BlurJob(settings, plan, source, "fingerprint", device=device)
+    >>> batch = [(i, photo, *draw_row(job, i, photo.shape[:2])) for i in range(2)]
+    >>> [row["index"] for row in render_rows(job, batch)]
+    [0, 1]
     """
     from ..ops.blur import _on_cpu
 

@@ -229,6 +229,19 @@ class OnlineBlur(torch.utils.data.Dataset):
         Returns
         -------
         rows : list of dict, one per index, in order
+
+        Examples
+        --------
+        >>> import tempfile
+        >>> from skimage import data
+        >>> from blursynth.sources.photos import save_rgb8
+        >>> tmp = tempfile.mkdtemp()
+        >>> save_rgb8(f"{tmp}/photos/coffee.png", data.coffee()[::4, ::4])
+        >>> ds = OnlineBlur(f"{tmp}/photos", {"psf_source": "fresh", "crop": [64, 64],
+        ...                                   "canvas": 31, "length": 20.0, "per_image": 2})
+        >>> rows = ds.read_many([1, 0])
+        >>> [r["index"] for r in rows], bool((rows[0]["blurred"] == ds.read(1)["blurred"]).all())
+        ([1, 0], True)
         """
         n = len(self)
         checked = []

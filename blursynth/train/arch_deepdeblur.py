@@ -117,7 +117,15 @@ class DeepDeblurUpdate(UpdateBase):
 def resume_refusal(ckpt):
     """Checkpoints whose critic is the layout used before the authors' release was followed
     (its ``features`` convs with biases, a 512 -> 512 5x5 conv and a linear ``fc``): the
-    generator is the same, the critic and its optimiser state cannot be loaded."""
+    generator is the same, the critic and its optimiser state cannot be loaded.
+
+    Examples
+    --------
+    >>> resume_refusal({"critic": {"fc.weight": None}})[:40]
+    "its critic is DeepDeblur's earlier discr"
+    >>> resume_refusal({"critic": {"features.0.weight": None}}) is None
+    True
+    """
     if "fc.weight" in (ckpt.get("critic") or {}):
         return ("its critic is DeepDeblur's earlier discriminator (a 512 -> 512 5x5 conv and a "
                 "linear layer), not the authors' released one this blursynth trains")
