@@ -238,7 +238,8 @@ def test_taps_per_pass_do_not_change_the_bytes_and_planes_need_no_torch():
     # same contraction); and convolve_planes (NumPy in, NumPy out) gives convolve_padded's numbers.
     import numba
 
-    from blursynth.ops.convolve import _taps_kernel, convolve_padded, convolve_planes, psf_taps
+    from blursynth.ops._convolve_taps import _taps_kernel
+    from blursynth.ops.convolve import convolve_padded, convolve_planes, psf_taps
 
     @numba.njit(fastmath={"contract"})
     def one_per_pass(padded, dy, dx, w, out):
