@@ -13,11 +13,11 @@ from .archs import Arch
 from .trainer import UpdateBase
 
 #: Config dicts (recorded in run.json): the network's sizes (blursynth/nn/nafnet.py says what
-#: the keys mean) and ``loss``, the content loss (``psnr``, the paper's, when absent: runs made
-#: before the key).
+#: the keys mean) and ``loss``, the content loss where it is not the paper's ``psnr`` (absent in
+#: the paper config, so its runs record the same config as before the key and still resume).
 CONFIGS = {
     "paper": {"name": "paper", "width": 64, "enc_blocks": [1, 1, 1, 28], "middle_blocks": 1,
-              "dec_blocks": [1, 1, 1, 1], "loss": "psnr"},
+              "dec_blocks": [1, 1, 1, 1]},
     "small": {"name": "small", "width": 16, "enc_blocks": [1, 1, 2], "middle_blocks": 2,
               "dec_blocks": [1, 1, 1], "loss": "l1"},
 }
