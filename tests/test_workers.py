@@ -189,3 +189,28 @@ def test_blur_bytes_are_the_same_with_one_two_and_the_default_workers(run_cli, p
                  for n in ("one", "two", "default")]
     assert manifests[0]["num_rows"] == 6 and len(manifests[0]["shards"]) == 2
     assert [m["shards"] for m in manifests[1:]] == [manifests[0]["shards"]] * 2
+
+
+@pytest.mark.slow  # compiles the kernels afresh in a process of its own
+def test_workers_compile_their_kernels_on_a_first_run(photos, tmp_path):
+    # A fresh install has no compiled kernels: a pool process compiles its own, and that must
+    # not trip over the thread count its parent's Numba started with.
+    import subprocess
+    import sys
+
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path / "numba-cache"))
+    env.pop("BLURSYNTH_WORKERS", None)
+    args = [sys.executable, "-m", "blursynth", "blur", str(photos), "--psf-source", "fresh",
+            "--per-image", "2", "--crop", "32x40", "--canvas", "15", "--length", "10",
+            "--seed", "6", "--workers", "2", "--out"]
+    first = subprocess.run([*args, str(tmp_path / "first")], env=env, capture_output=True,
+                           text=True)
+    assert first.returncode == 0, first.stderr[-800:]
+    assert list((tmp_path / "numba-cache").rglob("*.nbi")), "the run compiled nothing afresh"
+    again = subprocess.run([*args, str(tmp_path / "again")], env=env, capture_output=True, text=True)
+    assert again.returncode == 0, again.stderr[-800:]
+    shards = [sorted(p.name for p in (tmp_path / n / "data").iterdir()) for n in ("first", "again")]
+    assert shards[0] == shards[1] and shards[0]
+    for name in shards[0]:
+        assert ((tmp_path / "first" / "data" / name).read_bytes()
+                == (tmp_path / "again" / "data" / name).read_bytes())

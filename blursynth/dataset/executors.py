@@ -160,10 +160,10 @@ def _init_worker(queue):
     # kernels size their threads by blursynth._numba.kernel_threads, which one_thread_process
     # sets to one for the process's life). The variables
     # are read when torch / OpenCV / BLAS start their thread pools, which is later, on
-    # first import inside the work function.
+    # first import inside the work function. NUMBA_NUM_THREADS is not among them: Numba re-reads
+    # it whenever it compiles, and a value other than the one its pool started with is an error.
     one_thread_process()
-    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMBA_NUM_THREADS",
-                "OPENCV_FOR_THREADS_NUM"):
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "OPENCV_FOR_THREADS_NUM"):
         os.environ[var] = "1"
     if "torch" in sys.modules:  # preloaded by the fork server, or the parent pickled torch objects
         sys.modules["torch"].set_num_threads(1)
