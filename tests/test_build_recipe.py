@@ -128,6 +128,28 @@ def test_dry_run_refuses_bad_step_settings(tmp_path, run_cli, setting, expect):
     assert not (tmp_path / "c").exists()
 
 
+@pytest.mark.parametrize("setting, expect", [("model.code_gain=-1", "code_gain must be a number with 0 <= g < 1e6"),
+                                             ("model.patch=62", "patch must be a multiple of 4"),
+                                             ("model.lr=-1", "lr must be a positive number"),
+                                             ("model.kl_weight=-1", "kl_weight must be a finite")])
+def test_dry_run_refuses_bad_uid_train_settings(tmp_path, run_cli, setting, expect):
+    # The trainer's own checks, made when the plan is: before, the build wrote three steps first.
+    path = RECIPES / "uid-faces.toml"
+    r = run_cli("build", path, "--dry-run", "--out", tmp_path / "u", "--set", "model.perceptual=none",
+                "--set", setting)
+    assert r.code == 2, r
+    line = error_line(r)
+    assert line.startswith(f"error: {path}: --set {setting}: ") and expect in line, line
+    assert not (tmp_path / "u").exists()
+
+
+def test_dry_run_shows_each_step_whole(tmp_path):
+    # A cut line once read "steps":2 for 20000; every key of a long step's settings is shown.
+    plan = plan_build(RECIPES / "uid-faces.toml", out=tmp_path / "u", sets=["model.perceptual=none"])
+    line = describe_plan(plan).splitlines()[[s.name for s in plan.steps].index("model") * 2 + 2]
+    assert '"steps":20000' in line and line.rstrip().endswith('"z_dim":null}'), line
+
+
 def test_settings_error_in_the_file_names_its_line(tmp_path, run_cli):
     text = (RECIPES / "deblurgan-comb.toml").read_text()
     path = tmp_path / "comb.toml"

@@ -270,11 +270,17 @@ def test_resume_equals_uninterrupted(sets, tmp_path, run_cli):
     assert rows(straight) == rows(split) and len(rows(split)) == 5
     other = _train(run_cli, split, sets / "sharp", sets / "real", "--resume", "--kl-weight", 1,
                    steps=5)
-    assert other.code == 2 and "loss_weights" in error_line(other)
+    # The refusal names the options and both values, not two dicts.
+    assert other.code == 2 and "--kl-weight 1.0 vs 0.01 (recorded)" in error_line(other), error_line(other)
+    other = _train(run_cli, split, sets / "sharp", sets / "real", "--resume", "--code-gain", 2,
+                   steps=5)
+    assert other.code == 2 and "--code-gain 2.0 vs 0 (recorded)" in error_line(other), error_line(other)
 
 
 def test_self_reconstruction_and_code_gain_options(sets, tmp_path, run_cli):
     import json
+
+    from .conftest import error_line
 
     from blursynth.uid.train import UIDTrainSettings
 
@@ -304,6 +310,9 @@ def test_self_reconstruction_and_code_gain_options(sets, tmp_path, run_cli):
     assert header.endswith("loss_perceptual,loss_self_reconstruction,seconds")
     r = _train(run_cli, tmp_path / "n", sets / "sharp", sets / "real", "--code-gain", -1)
     assert r.code == 2 and not (tmp_path / "n").exists()
+    # A value >= 0 refused for being too large says so (the line once said only ">= 0").
+    r = _train(run_cli, tmp_path / "n", sets / "sharp", sets / "real", "--code-gain", 1e9)
+    assert r.code == 2 and "0 <= g < 1e6" in error_line(r) and not (tmp_path / "n").exists()
 
 
 def test_time_limit_stops_with_a_checkpoint(sets, tmp_path):

@@ -20,7 +20,7 @@ from ..nn.runs import CHECKPOINT, METRICS_CSV, RUN_JSON
 from .losses import ALPHA_WEIGHS, LossWeights, relativistic_critic_loss, \
     relativistic_generator_loss
 from .model import CONFIGS, BGANConfig, BlurGenerator, build_bgan, model_fingerprint
-from .unpaired import UnpairedPlan, open_unpaired_run
+from .unpaired import UnpairedPlan, check_unpaired_settings, open_unpaired_run
 
 MODEL_JSON = "model.json"
 SAMPLES_DIR = "samples"
@@ -285,6 +285,11 @@ def plan_training(settings: BGANTrainSettings) -> BGANPlan:
     """Check every input of a run (settings, image sets, VGG file, the --out folder, a
     checkpoint to resume) and open its data; nothing is written."""
     return open_unpaired_run(BGANPlan, settings, RUN_KIND, _patch_problem)
+
+
+def check_settings(settings: BGANTrainSettings) -> None:
+    """The run's numbers, checked before anything is read (a :class:`SettingError` names the field)."""
+    check_unpaired_settings(settings, _patch_problem)
 
 
 def _patch_problem(patch):

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from ..errors import BadInputError
+from ..errors import BadInputError, SettingError, checking
 from ..nn import runs
 from ..nn.runs import CHECKPOINT, RUN_JSON
 
@@ -40,6 +40,30 @@ class UnpairedPlan:
     stamp: tuple | None = None  # runs.checkpoint_stamp of --out when it was checked
 
 
+def check_unpaired_settings(settings, patch_problem):
+    """Refuse a run's bad numbers before anything is read or written (``blursynth build`` checks
+    them when it plans); a :class:`SettingError` names the field. Returns ``(model_config(),
+    loss_weights())``."""
+    from .._rng import check_seed
+
+    with checking("seed"):
+        check_seed(settings.seed)
+    config = settings.model_config()
+    weights = settings.loss_weights()
+    if settings.steps < 1:
+        raise SettingError(f"--steps must be at least 1; got {settings.steps}.", "steps")
+    problem = patch_problem(settings.patch)
+    if problem:
+        raise SettingError(problem, "patch")
+    if settings.batch_size < 1:
+        raise SettingError(f"--batch-size must be at least 1; got {settings.batch_size}.", "batch_size")
+    if not (settings.lr > 0 and math.isfinite(settings.lr)):
+        raise SettingError(f"--lr must be a positive number; got {settings.lr}.", "lr")
+    if settings.perceptual not in ("vgg", "none"):
+        raise SettingError(f"--perceptual must be vgg or none; got {settings.perceptual!r}.", "perceptual")
+    return config, weights
+
+
 def open_unpaired_run(plan_class, settings, run_kind: runs.RunKind, patch_problem):
     """Check a run's common settings, its --out folder and image sets; open them and return a
     ``plan_class`` (an :class:`UnpairedPlan`) of them with ``settings`` and its
@@ -51,26 +75,12 @@ def open_unpaired_run(plan_class, settings, run_kind: runs.RunKind, patch_proble
     The refusals come in a fixed order: numbers, then the --out folder (a refusal to write into
     the user's own files comes before reading image sets or the VGG file), then the data.
     """
-    from .._rng import check_seed
     from ..nn.device import resolve_device
     from ..train.losses import build_content_loss
     from .data import ImageSet, check_patch_fits, check_unpaired
     from .losses import PooledL1
 
-    check_seed(settings.seed)
-    config = settings.model_config()
-    weights = settings.loss_weights()
-    if settings.steps < 1:
-        raise BadInputError(f"--steps must be at least 1; got {settings.steps}.")
-    problem = patch_problem(settings.patch)
-    if problem:
-        raise BadInputError(problem)
-    if settings.batch_size < 1:
-        raise BadInputError(f"--batch-size must be at least 1; got {settings.batch_size}.")
-    if not (settings.lr > 0 and math.isfinite(settings.lr)):
-        raise BadInputError(f"--lr must be a positive number; got {settings.lr}.")
-    if settings.perceptual not in ("vgg", "none"):
-        raise BadInputError(f"--perceptual must be vgg or none; got {settings.perceptual!r}.")
+    config, weights = check_unpaired_settings(settings, patch_problem)
     out = Path(settings.out).resolve()
     for option, given in (("--sharp", settings.sharp), ("--real-blur", settings.real_blur)):
         where = Path(given).resolve()

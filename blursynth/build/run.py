@@ -125,7 +125,7 @@ def describe_plan(plan: Plan) -> str:
             lines.append(f"  input {name}: {value}")
     for s in plan.steps:
         lines.append(f"  {s.index + 1}. {s.name}: {s.run} -> {s.out}/")
-        lines.append("       " + canonical_json(s.describe)[:400])
+        lines.append("       " + canonical_json(s.describe))  # whole: a cut value reads as a wrong one
         if s.note:
             lines.append(f"       note: {s.note}")
     return "\n".join(lines)

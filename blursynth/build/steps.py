@@ -479,6 +479,10 @@ def _prep_unpaired_train(st: StepTable):
     _short_run(inner, st.limit, ("sample_every", "checkpoint_every"))
     fixed = {"sharp": sharp, "real_blur": real, "out": str(st.step.out), "resume": True}
     st.step.settings = st.settings(inner, fixed)
+    try:  # the numbers the trainer refuses, refused at plan time as other steps' settings are
+        importlib.import_module(st.kind.settings.partition(":")[0]).check_settings(st.step.settings)
+    except BadInputError as exc:
+        st.fail(in_recipe_terms(exc), exc.field if isinstance(exc, SettingError) and exc.field in st.table else None)
     _check_vgg(st)
     st.step.describe = _settings_dict(st.step.settings, "progress")
 

@@ -254,8 +254,37 @@ def check_recipe(ckpt: dict, recipe: dict, out, kind: RunKind) -> None:
     diff = [k for k in recipe if was.get(k) != recipe[k]]
     if diff:
         k = diff[0]
+        options = _differing_options(was.get(k), recipe[k], k)
+        if options:
+            raise BadInputError(f"{Path(out) / CHECKPOINT}: this run differs from the recorded one in "
+                                f"{', '.join(options)}. A resumed run takes every training option "
+                                "again: give the recorded values, or use another --out.")
         raise BadInputError(kind.other_recipe.format(file=Path(out) / CHECKPOINT, key=k,
                                                      was=repr(was.get(k)), now=repr(recipe[k])))
+
+
+def _differing_options(was, now, key: str) -> list:
+    """``["--code-gain 2.0 vs 0 (recorded)", ...]`` for a recorded dict of settings (a model
+    config, loss weights) whose entries are options; ``[]`` when either side is not a dict.
+    An absent number is 0 (configs and weights leave out the terms they do not use)."""
+    if not (isinstance(was, dict) and isinstance(now, dict)):
+        return []
+    if "name" in now:  # a config: "small+custom" is --config small with options on top
+        base_was, base_now = str(was.get("name", "")).split("+")[0], str(now["name"]).split("+")[0]
+        if base_was != base_now:
+            return [f"--config {base_now} vs {base_was} (recorded)"]
+    suffix = "-weight" if key == "loss_weights" else ""
+    out = []
+    for sk in sorted(set(was) | set(now)):
+        a, b = was.get(sk), now.get(sk)
+        if sk == "name" or a == b:
+            continue
+        if a is None and isinstance(b, (int, float)):
+            a = 0
+        if b is None and isinstance(a, (int, float)):
+            b = 0
+        out.append(f"--{sk.replace('_', '-')}{suffix} {b} vs {a} (recorded)")
+    return out
 
 
 def _interned(obj):

@@ -19,8 +19,8 @@ from torch.nn import functional as F
 
 from .._rng import sample_rng
 from ..bgan.data import STREAM_REAL, STREAM_SHARP, UnpairedPatches
-from ..bgan.unpaired import UnpairedPlan, open_unpaired_run
-from ..errors import BadInputError
+from ..bgan.unpaired import UnpairedPlan, check_unpaired_settings, open_unpaired_run
+from ..errors import BadInputError, SettingError
 from ..nn import runs
 from ..nn.runs import METRICS_CSV
 from .losses import UIDWeights, critic_loss, generator_loss, kl_divergence
@@ -95,13 +95,13 @@ class UIDTrainSettings:
 
     def model_config(self) -> UIDConfig:
         if self.config not in CONFIGS:
-            raise BadInputError(f"--config must be one of {sorted(CONFIGS)}; got {self.config!r}.")
+            raise SettingError(f"--config must be one of {sorted(CONFIGS)}; got {self.config!r}.", "config")
         for name, v in (("--width", self.width), ("--z-dim", self.z_dim)):
             if v is not None and v < 1:
-                raise BadInputError(f"{name} must be at least 1; got {v}.")
+                raise SettingError(f"{name} must be at least 1; got {v}.", name[2:].replace("-", "_"))
         g = self.code_gain
         if g is not None and not (isinstance(g, (int, float)) and 0 <= g < 1e6):
-            raise BadInputError(f"--code-gain must be a number >= 0 (0: none); got {g}.")
+            raise SettingError(f"--code-gain must be a number with 0 <= g < 1e6 (0: none); got {g}.", "code_gain")
         return CONFIGS[self.config].with_sizes(width=self.width, z_dim=self.z_dim,
                                                code_gain=g)
 
@@ -116,7 +116,7 @@ class UIDTrainSettings:
         for k, v in values.items():
             if not (isinstance(v, (int, float)) and math.isfinite(v) and v >= 0):
                 option = k.replace("_", "-")
-                raise BadInputError(f"--{option}-weight must be a finite number >= 0; got {v}.")
+                raise SettingError(f"--{option}-weight must be a finite number >= 0; got {v}.", f"{k}_weight")
         if values["adversarial"] == 0 and values["cycle"] == 0:
             raise BadInputError("--adversarial-weight 0 and --cycle-weight 0 leave nothing that "
                                 "ties the two domains together; give one a positive weight.")
@@ -270,6 +270,11 @@ def plan_training(settings: UIDTrainSettings) -> UIDPlan:
     """Check every input of a run (settings, image sets, VGG file, the --out folder, a
     checkpoint to resume) and open its data; nothing is written."""
     return open_unpaired_run(UIDPlan, settings, RUN_KIND, _patch_problem)
+
+
+def check_settings(settings: UIDTrainSettings) -> None:
+    """The run's numbers, checked before anything is read (a :class:`SettingError` names the field)."""
+    check_unpaired_settings(settings, _patch_problem)
 
 
 def _patch_problem(patch):
