@@ -160,9 +160,13 @@ def test_train_records_arch_resumes_exactly_and_refuses_another_arch(run_cli, tm
     assert meta["settings"]["critic_steps"] == 0 and meta["content_loss"] == {"kind": "pixel-l1"}
     header = (straight / "metrics.csv").read_text().splitlines()[0].split(",")
     assert header[:4] == ["step", "lr", "loss_g", "loss_content"]
+    # --resume without --arch continues the run's own; the cosine rate at step 4 changes.
+    r = run_cli("train", "--data", data, "--out", split, "--steps", 6, "--resume", *FAST[2:])
+    assert r.code == 0, r
+    assert "at step 4 it moves from 2e-06 to 0.000502" in r.err, r.err
     # Another arch's checkpoint: one line, exit 2, the run untouched.
     before = (split / "checkpoint.pt").read_bytes()
-    r = run_cli("train", "--data", data, "--out", split, "--steps", 6, "--resume",
+    r = run_cli("train", "--data", data, "--out", split, "--steps", 8, "--resume",
                 *[a if a != "nafnet" else "deblurgan" for a in FAST], "--perceptual", "none")
     assert r.code == 2
     assert "checkpoint is of --arch nafnet; this run asks for --arch deblurgan" in error_line(r)
@@ -251,3 +255,10 @@ def test_bf16_step_runs_and_updates():
     assert math.isfinite(losses["loss_content"])
     after = torch.cat([p.detach().flatten() for p in g.parameters()])
     assert not torch.equal(before, after)
+
+
+def test_train_help_says_other_archs_refuse_perceptual(run_cli):
+    # They refuse --perceptual in one line; the help once said they ignore it.
+    r = run_cli("train", "--help")
+    text = " ".join(r.out.split())
+    assert r.code == 0 and "content loss refuse it" in text and "ignore it" not in text

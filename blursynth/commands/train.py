@@ -37,9 +37,10 @@ def _online_specs(ctx, param, value):
                    "'build' would write), repeatable, mixed with --data by weight.")
 @click.option("--out", type=click.Path(), required=True,
               help="Run folder (checkpoint, metrics, samples).")
-@click.option("--arch", default="deblurgan", show_default=True, metavar="NAME",
+@click.option("--arch", default=None, metavar="NAME",
               help="Architecture: deblurgan, nafnet, and those README lists (an unknown name "
-                   "lists them); evaluate, deblur and export-model read it from the run.")
+                   "lists them); evaluate, deblur and export-model read it from the run "
+                   "[deblurgan; with --resume, the run's own].")
 @click.option("--config", default="small", show_default=True, metavar="small|paper|...",
               help="Network sizes: the paper's (DeblurGAN: 11.4M-parameter generator) or a small "
                    "one for CPU; deblurgan-v2 also has paper-inception (Inception-ResNet-v2 "
@@ -66,7 +67,7 @@ def _online_specs(ctx, param, value):
               help="Weight of the content loss beside the adversarial loss [deblurgan: 100].")
 @click.option("--perceptual", type=click.Choice(["vgg", "none"]), default=None,
               help="Content loss: VGG19 conv3_3 features, or none (L1 pixel loss) [deblurgan: "
-                   "vgg; architectures with their own content loss ignore it].")
+                   "vgg; architectures with their own content loss refuse it].")
 @click.option("--vgg-weights", type=click.Path(), default=None,
               help="torchvision's vgg19-dcbb9e9d.pth [default: torch hub cache, else download].")
 @click.option("--init", type=click.Choice(["paper", "identity"]), default="paper", show_default=True,
@@ -122,6 +123,8 @@ def train(data, online, out, arch, config, width, backbone_weights, steps, epoch
         raise click.UsageError("give --steps or --epochs.")
     if steps is not None and epochs is not None:
         raise click.UsageError("give only one of --steps and --epochs.")
+    if arch is None:  # before anything else: other defaults and checks depend on the arch
+        arch = _recorded_arch(out) if resume else None
     # The recipes are resolved here, above both the build that plans them and the trainer.
     sources = []
     if online:
@@ -129,7 +132,7 @@ def train(data, online, out, arch, config, width, backbone_weights, steps, epoch
 
         sources = [open_online(o.path) for o in online]
     settings = TrainSettings(
-        data=data, online=online, out=out, arch=arch, config=config, width=width,
+        data=data, online=online, out=out, **({"arch": arch} if arch else {}), config=config, width=width,
         backbone_weights=backbone_weights, steps=steps, epochs=epochs, crop=crop,
         batch_size=batch_size, lr=lr, critic_steps=critic_steps, content_weight=content_weight,
         perceptual=perceptual,
@@ -151,3 +154,18 @@ def train(data, online, out, arch, config, width, backbone_weights, steps, epoch
         msg += (f"; validation PSNR {last['val_psnr']:.2f} dB (blurred input "
                 f"{last['val_psnr_blurred']:.2f}), SSIM {last['val_ssim']:.4f}")
     click.echo(msg)
+
+
+def _recorded_arch(out) -> str | None:
+    """The --arch the run in ``out`` records in its run.json, or None (no readable record: the
+    trainer's default, and its resume checks say what is wrong)."""
+    import json
+    from pathlib import Path
+
+    from ..nn.runs import RUN_JSON
+
+    try:
+        arch = json.loads((Path(out) / RUN_JSON).read_text()).get("arch")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return arch if isinstance(arch, str) else None

@@ -139,12 +139,15 @@ def check_resume(ckpt, settings, config, recipe, precision, device, total, rank)
             f"would train nothing. Give more than {done} steps to train further.")
     planned = ckpt.get("total_steps")
     if planned is not None and planned != total and total > done and rank == 0:
-        # Allowed (a run may be lengthened), but the schedule follows the new length.
+        # Allowed (a run may be lengthened), but the schedule follows the new length (no word
+        # when the rate at the resumed step stays what it was, e.g. a floor both lengths reach).
         arch = get_arch(settings.arch)
+        before, after = (f"{arch.lr_at(done, n, settings.lr):.3g}" for n in (planned, total))
+        if before == after:
+            return
         shape = " (constant for the first half, then falling to 0)" if arch.schedule is None \
             else ""
         sys.stderr.write(
             f"warning: {out} was a run of {planned} steps, now {total}: the learning rate"
             f"{shape} is recomputed for {total} steps, "
-            f"so at step {done} it moves from {arch.lr_at(done, planned, settings.lr):.3g} to "
-            f"{arch.lr_at(done, total, settings.lr):.3g}.\n")
+            f"so at step {done} it moves from {before} to {after}.\n")
