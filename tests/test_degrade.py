@@ -25,6 +25,14 @@ def test_range_parse_rejects(text, match):
         Range.parse(text, name="x", bounds=(0, 100))
 
 
+def test_reversed_range_hint_is_itself_accepted():
+    # "5-1" in [0, 0.1] once suggested 1-5, which is refused in turn.
+    with pytest.raises(BadInputError, match=r"write it as 1-5\.$"):
+        Range.parse("5-1", name="x", bounds=(0, 10))
+    with pytest.raises(BadInputError, match=r"write it as LO-HI with values in \[0, 0.1\]\.$"):
+        Range.parse("5-1", name="x", bounds=(0, 0.1))
+
+
 @pytest.mark.parametrize("kw,match", [
     ({"noise": "0.5"}, "shot noise"), ({"noise": "0.01,0.9"}, "read noise"),
     ({"noise": "0.01,0.01,0.01"}, "SHOT,READ"), ({"jpeg": "0-90"}, "jpeg quality"),

@@ -124,6 +124,10 @@ def test_refuses_bad_inputs(photos, tmp_path):
     ds = OnlineBlur(photos, {"psf_source": "fresh", "canvas": 15, "length": 10.0, "device": "cpu"})
     with pytest.raises(IndexError):
         ds.read(len(ds))
+    # A wrong type says so (it once read as an index out of range).
+    for bad in ("3", True, 1.0):
+        with pytest.raises(TypeError, match=f"is a {type(bad).__name__}; an OnlineBlur is indexed by int"):
+            ds.read_many([bad])
 
 
 def test_pickled_copy_renders_the_same(photos):

@@ -89,7 +89,10 @@ class Range:
             )
         lo, hi = values[0], values[-1]
         if lo > hi:
-            raise BadInputError(f"{name} range {text!r} has LO > HI; write it as {hi:g}-{lo:g}.")
+            # The hint must itself be accepted: the swapped range only when it is in bounds.
+            fix = f"write it as {hi:g}-{lo:g}" if bounds[0] <= hi and lo <= bounds[1] else \
+                f"write it as LO-HI with values in [{bounds[0]:g}, {bounds[1]:g}]"
+            raise BadInputError(f"{name} range {text!r} has LO > HI; {fix}.")
         if lo < bounds[0] or hi > bounds[1]:
             raise BadInputError(
                 f"{name} {text!r} is out of bounds; expected values in "

@@ -206,9 +206,7 @@ class OnlineBlur(torch.utils.data.Dataset):
             (as stored: JSON types); ``id``, ``index``, ``seed``, ``source``, ``fingerprint``.
         """
         n = len(self)
-        if isinstance(index, bool) or not isinstance(index, (int, np.integer)) \
-                or not -n <= index < n:
-            raise IndexError(f"index {index!r} out of range for an OnlineBlur of {n} pairs")
+        _check_index(index, n)
         return self.read_many([index], columns)[0]
 
     def read_many(self, indices, columns=None) -> list:
@@ -246,9 +244,7 @@ class OnlineBlur(torch.utils.data.Dataset):
         n = len(self)
         checked = []
         for index in indices:
-            if isinstance(index, bool) or not isinstance(index, (int, np.integer)) \
-                    or not -n <= index < n:
-                raise IndexError(f"index {index!r} out of range for an OnlineBlur of {n} pairs")
+            _check_index(index, n)
             checked.append(int(index) % n)
         fork_safe_threads()
         threads = torch.get_num_threads()
@@ -382,3 +378,12 @@ def open_online(spec: str, *, device: str = "cpu") -> OnlineBlur:
 
 
 __all__ = ["OnlineBlur", "open_online", "settings_from_table"]
+
+
+def _check_index(index, n: int) -> None:
+    """Refuse an index that is not an int (TypeError, naming its type) or not in [-n, n)."""
+    if isinstance(index, bool) or not isinstance(index, (int, np.integer)):
+        raise TypeError(f"index {index!r} is a {type(index).__name__}; an OnlineBlur is indexed "
+                        f"by int (0 to {n - 1})")
+    if not -n <= index < n:
+        raise IndexError(f"index {index!r} out of range for an OnlineBlur of {n} pairs")
