@@ -328,6 +328,36 @@ def test_time_limit_stops_with_a_checkpoint(sets, tmp_path):
     assert load_checkpoint(tmp_path / "m", RUN_KIND)["step"] == 1
 
 
+def test_progress_bar_shows_each_steps_own_losses(sets, tmp_path, monkeypatch):
+    import csv
+
+    import blursynth.bgan.unpaired as unpaired
+    from blursynth.uid.train import UIDTrainSettings, train_uid
+
+    drawn = []  # the postfix as each update() draws it (it once showed the step before's)
+
+    class Bar:
+        postfix = None
+
+        def set_postfix(self, refresh=True, **kw):
+            self.postfix = kw
+
+        def update(self, n):
+            drawn.append(self.postfix)
+
+        def close(self):
+            pass
+
+    monkeypatch.setattr(unpaired, "progress_bar", lambda *a: Bar())
+    s = UIDTrainSettings(sharp=str(sets / "sharp"), real_blur=str(sets / "real"),
+                         out=str(tmp_path / "m"), steps=3, config="tiny", patch=PATCH,
+                         batch_size=1, perceptual="none", log_every=1)
+    train_uid(s)
+    rows = list(csv.DictReader((tmp_path / "m" / "metrics.csv").open()))
+    assert [d["cyc"] for d in drawn] == [f"{float(r['loss_cycle']):.3g}" for r in rows]
+    assert len(set(d["cyc"] for d in drawn)) > 1
+
+
 def test_deblur_writes_every_photo_at_its_size(sets, model, tmp_path, run_cli):
     from blursynth.sources.photos import load_rgb8
 

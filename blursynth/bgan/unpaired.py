@@ -181,9 +181,9 @@ def run_steps(plan, start: int, loader, metrics: runs.MetricsLog, *, desc: str, 
                            and time.perf_counter() - t0 >= settings.max_seconds)
             if step % settings.checkpoint_every == 0 or step == total or out_of_time:
                 save(step)
-            if bar is not None:
-                bar.update(1)
+            if bar is not None:  # the postfix first: update() draws the bar with this step's
                 bar.set_postfix(**postfix(losses), refresh=False)
+                bar.update(1)
             if out_of_time and step < total:
                 stopped = "time"
                 break
