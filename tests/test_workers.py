@@ -97,8 +97,16 @@ def test_default_workers_are_every_core_this_process_may_use(run_cli, photos, tm
     assert run_cli(*blur, tmp_path / "a").code == 0
     monkeypatch.setenv("BLURSYNTH_WORKERS", "3")
     assert run_cli(*blur, tmp_path / "b").code == 0
-    assert run_cli(*blur, tmp_path / "c", "--workers", "2").code == 0
+    r = run_cli(*blur, tmp_path / "c", "--workers", "2")
+    assert r.code == 0 and "warning" not in r.err
     assert seen == [5, 3, 2]
+    # More than the cores: run (the same bytes), with one warning line naming what was given.
+    r = run_cli(*blur, tmp_path / "d", "--workers", "8")
+    assert r.code == 0 and "warning: --workers 8 is more than the 5 cores" in r.err, r.err
+    monkeypatch.setenv("BLURSYNTH_WORKERS", "9")
+    r = run_cli(*blur, tmp_path / "e")
+    assert r.code == 0 and "warning: BLURSYNTH_WORKERS=9 is more than the 5 cores" in r.err, r.err
+    assert seen == [5, 3, 2, 8, 9]
 
 
 def test_a_gpu_run_defaults_to_one_worker(run_cli, photos, tmp_path, monkeypatch):

@@ -183,6 +183,17 @@ class _Workers(click.ParamType):
                 self.fail(f"{WORKERS_ENV}={value} in the environment is not a positive integer; "
                           f"unset it or give --workers N.", param, ctx)
             self.fail(f"must be a positive integer; got {value}.", param, ctx)
+        source = ctx.get_parameter_source(param.name) if ctx is not None and param is not None else None
+        if source in (click.core.ParameterSource.COMMANDLINE, click.core.ParameterSource.ENVIRONMENT):
+            from .._threads import available_cores
+
+            cores = available_cores()
+            if n > cores:  # allowed (the same bytes), but the processes share the cores
+                given = f"{WORKERS_ENV}={n}" if source == click.core.ParameterSource.ENVIRONMENT \
+                    else f"--workers {n}"
+                click.echo(f"warning: {given} is more than the {cores} cores this process may use; "
+                           f"the extra worker processes share them (same output, no faster).",
+                           err=True)
         return n
 
 
