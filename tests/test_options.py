@@ -27,6 +27,21 @@ def test_noise_units_in_readme():
     assert "read noise as a standard deviation" in readme
 
 
+def test_readme_says_what_a_new_user_tripped_on():
+    from .conftest import ROOT
+
+    readme = " ".join((ROOT / "README.md").read_text().split())
+    # train's --workers are DataLoader workers, outside $BLURSYNTH_WORKERS.
+    assert "means something else: PyTorch DataLoader workers" in readme
+    assert "`$BLURSYNTH_WORKERS` does not apply to them" in readme
+    # The first run's silent kernel compile.
+    assert "The first run after installing compiles the blur kernels it uses (about 10 s" in readme
+    # The recipe table: uid-faces needs the VGG19 weights or perceptual=none.
+    row = next(line for line in (ROOT / "README.md").read_text().splitlines()
+               if line.startswith("| `uid-faces.toml`"))
+    assert "`--set model.perceptual=none`" in row and "VGG19" in row
+
+
 def test_build_limit_help_says_spread():
     assert "spread over its inputs" in _help("build")
 
