@@ -36,7 +36,11 @@ def test_two_process_ddp_run_trains_generator_and_critic(name, tiny_pairs_datase
            "--out", str(out), "--steps", "2", "--log-every", "1", *perceptual, *FAST]
     env = dict(os.environ, BLURSYNTH_TEST_ARCH=name, BLURSYNTH_TEST_STATES=str(states))
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
-    assert done.returncode == 0, done.stderr[-3000:]
+    # On failure, say how far each rank got (steps it recorded) and what it printed first: a
+    # rank that dies by a signal leaves only the launcher's summary at the end of stderr.
+    assert done.returncode == 0, (
+        {p.name: len(json.loads(p.read_text())) for p in sorted(states.glob("rank*.json"))},
+        done.stderr[:1500], done.stderr[-1500:], done.stdout[-500:])
     run = json.loads((out / "run.json").read_text())
     assert run["world_size"] == 2 and run["settings"]["arch"] == name
     ck = load_checkpoint(out)
