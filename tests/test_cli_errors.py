@@ -86,3 +86,43 @@ def test_a_warning_of_blursynth_is_one_line_without_pythons_source_line(run_cli,
     told = [line for line in r.err.splitlines() if "does not support locks" in line]
     assert len(told) == 1 and told[0].startswith(f"warning: --out {tmp_path / 'bank'}: this file system"), r.err
     assert "UserWarning" not in r.err and "lock_output(" not in r.err
+
+
+def test_the_command_exits_with_its_code_and_flushed_output(tmp_path):
+    # entry_point ends the process without the interpreter's teardown: the exit handlers still
+    # run and everything printed to a pipe (block-buffered) still arrives, for 0 and for 2.
+    script = (
+        "import atexit, sys\n"
+        "atexit.register(lambda: print('handler ran', flush=True))\n"
+        "from blursynth.cli import entry_point\n"
+        "entry_point()\n"
+    )
+    ok = subprocess.run([sys.executable, "-c", script, "--help"], capture_output=True, text=True, timeout=120)
+    assert ok.returncode == 0
+    assert "Usage: blursynth" in ok.stdout and ok.stdout.rstrip().endswith("handler ran")
+    bad = subprocess.run([sys.executable, "-c", script, "blur", str(tmp_path / "none"), "--out", str(tmp_path / "o")],
+                         capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and bad.stdout == "handler ran\n"
+    assert [l for l in bad.stderr.splitlines() if l.startswith("error:")] and not (tmp_path / "o").exists()
+
+
+def test_the_command_waits_for_a_running_thread_before_it_exits(tmp_path):
+    # A thread that is not a daemon keeps a normal exit waiting; the quick exit must too.
+    script = (
+        "import threading, time\n"
+        "from blursynth import cli\n"
+        "def late():\n"
+        "    time.sleep(0.5)\n"
+        f"    open({str(tmp_path / 'late.txt')!r}, 'w').write('done')\n"
+        "threading.Thread(target=late).start()\n"
+        "cli._exit_now(3)\n"
+    )
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 3 and (tmp_path / "late.txt").read_text() == "done"
+
+
+def test_a_profiled_command_still_writes_its_profile(tmp_path):
+    # cProfile writes its figures after the program returns: the quick exit must leave it room.
+    run = subprocess.run([sys.executable, "-m", "cProfile", "-o", str(tmp_path / "p.out"), "-m", "blursynth",
+                          "--help"], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0 and (tmp_path / "p.out").stat().st_size > 0

@@ -49,6 +49,27 @@ def test_bytes_do_not_depend_on_workers(tmp_path):
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
 
 
+@pytest.mark.parametrize("workers, sync_every", [(1, None), (2, None), (1, 100)])
+def test_manifest_digests_are_the_files_own(tmp_path, monkeypatch, workers, sync_every):
+    # The digest is taken from the bytes as they are written, not by reading the shard back;
+    # the early syncs (every 100 bytes here: many per shard) change neither.
+    from blursynth.dataset import writer
+    from blursynth.dataset.schema import sha256_file
+
+    if sync_every:
+        plain = write_tiny(tmp_path / "plain", n=13, shard_size=5, workers=workers)
+        monkeypatch.setattr(writer._HashingFile, "SYNC_EVERY", sync_every)
+        synced = []
+        monkeypatch.setattr(writer, "_sync_quietly", lambda fd: synced.append(fd))
+    m = write_tiny(tmp_path / "d", n=13, shard_size=5, workers=workers)
+    if sync_every:
+        assert len(synced) >= 3  # at least one per shard
+        assert m == plain
+    for shard in m["shards"]:
+        assert shard["sha256"] == sha256_file(tmp_path / "d" / shard["file"]), shard["file"]
+    assert len({s["sha256"] for s in m["shards"]}) == 3
+
+
 def pid_rows(start, stop, fp="fp-test"):
     """Rows whose params name the process that made them (to see who wrote which shard)."""
     import os

@@ -222,3 +222,29 @@ def test_workers_compile_their_kernels_on_a_first_run(photos, tmp_path):
     for name in shards[0]:
         assert ((tmp_path / "first" / "data" / name).read_bytes()
                 == (tmp_path / "again" / "data" / name).read_bytes())
+
+
+@pytest.mark.parametrize("workers, chunk", [(1, None), (2, None), (2, 3)])
+def test_the_bar_counts_every_row_and_the_run_ends_without_waiting_on_it(tmp_path, monkeypatch, workers, chunk):
+    # The progress thread is ended by a marker after the last count: every row counted, in
+    # one-process, shard-pool and row-feed runs alike.
+    import tqdm.auto
+
+    bars = []
+
+    class Recorder:
+        def __init__(self, *, total=None, initial=0, disable=False, **_):
+            self.total, self.n = total, initial
+            bars.append(self)
+
+        def update(self, n):
+            self.n += n
+
+        def close(self):
+            pass
+
+    monkeypatch.setattr(tqdm.auto, "tqdm", Recorder)
+    write_dataset(tmp_path / "d", kind="pairs", schema=PAIR_SCHEMA, n_items=17, shard_size=4,
+                  make_rows=functools.partial(tiny_rows, fp="bar"), fingerprint="bar", command={"test": "bar"},
+                  workers=workers, progress=True, chunk_size=chunk)
+    assert [(b.total, b.n) for b in bars] == [(17, 17)]

@@ -1,7 +1,7 @@
 """Where shards are written (this process, a local process pool, or Ray tasks) and how their progress reaches the bar.
 
 :func:`run_shards` takes the writer's shard function and its tasks and yields
-``(shard name, rows, skipped)`` as shards finish, whichever executor runs them; the bytes
+``(shard name, rows, skipped, sha256)`` as shards finish, whichever executor runs them; the bytes
 of a shard do not depend on which.
 """
 
@@ -98,11 +98,11 @@ class ProgressBar:
 
 def run_shards(write_shard, tasks: list, *, workers: int, executor: Executor, make_rows, bar,
                chunk: int | None = None):
-    """Run ``write_shard(task)`` for every task; yield its ``(shard name, rows, skipped)`` as each finishes.
+    """Run ``write_shard(task)`` for every task; yield its ``(shard name, rows, skipped, sha256)`` as each finishes.
 
     Parameters
     ----------
-    write_shard : callable ``task -> (name, rows, skipped)``
+    write_shard : callable ``task -> (name, rows, skipped, sha256)``
         A module-level function (pickled by reference to pool processes and Ray).
     tasks : list
         The writer's shard tasks ``(path, schema, start, stop, make_rows, ...)``.
@@ -180,7 +180,7 @@ def _ray_task(write_shard, task):
 
 
 def _run_on_ray(write_shard, tasks, executor: Executor, bar):
-    """Each shard as a Ray task; yields (shard name, rows, skipped) as they finish."""
+    """Each shard as a Ray task; yields (shard name, rows, skipped, sha256) as they finish."""
     try:
         import ray
     except ImportError:
@@ -220,7 +220,7 @@ def _run_pool(write_shard, tasks, workers: int, make_rows, bar):
     This process has already paid for its imports and warm-ups, so it takes
     shards itself instead of waiting while the pool's processes start (on a
     2-core machine, ``--workers 2`` is this process and one more). Yields
-    ``(shard name, rows, skipped)`` as shards finish; progress from every process goes
+    ``(shard name, rows, skipped, sha256)`` as shards finish; progress from every process goes
     through one queue, drained by one thread into the bar.
     """
     global _progress_queue
@@ -276,7 +276,7 @@ def _run_pool(write_shard, tasks, workers: int, make_rows, bar):
                     yield fut.result()
     finally:
         _progress_queue = previous
-        stop_event.set()
+        _stop_drain(queue, stop_event)
         drain.join(timeout=5)
 
 
@@ -307,7 +307,7 @@ class RowFeed:
     """Rows of item chunks rendered by this process and ``workers - 1`` long-lived processes, in order.
 
     The chunks are claimed in order by whoever is free: a submitter thread keeps the pool's
-    processes fed (at most two chunks queued per process), and this process renders the next
+    processes fed (at most two chunks queued per process, one near the end), and this process renders the next
     unclaimed chunk itself whenever the chunk it must hand out next is still being rendered
     elsewhere. :meth:`rows` gives the rows of a range in item order, so the shard files are
     written here, one after the other, byte-identical to a one-process run: every row is a
@@ -372,7 +372,7 @@ class RowFeed:
             while True:
                 with self.cond:
                     while not self.stop and (
-                        sum(not f.done() for f in self.futures.values()) >= 2 * self.n_pool
+                        sum(not f.done() for f in self.futures.values()) >= self._ahead() * self.n_pool
                         or self.next_claim >= min(len(self.chunks), self.next_out + self.window)
                     ):
                         if self.next_claim >= len(self.chunks):
@@ -394,6 +394,15 @@ class RowFeed:
             with self.cond:
                 self.error = exc
                 self.cond.notify_all()
+
+    def _ahead(self) -> int:
+        """Chunks each pool process may hold (running and queued; call under ``cond``).
+
+        Two, so a process never waits for its next chunk to be sent; one for the last few
+        chunks, so the run does not end with this process idle while a pool process works
+        through a chunk it queued long before (the unclaimed rest is rendered here instead).
+        """
+        return 2 if len(self.chunks) - self.next_claim > 2 * (self.n_pool + 1) else 1
 
     def _notify(self, _future):
         with self.cond:
@@ -488,7 +497,7 @@ def _run_fed(write_shard, tasks, workers: int, make_rows, bar, chunk: int):
     finally:
         feed.close()
         _progress_queue = previous
-        stop_event.set()
+        _stop_drain(queue, stop_event)
         drain.join(timeout=5)
 
 
@@ -538,6 +547,16 @@ def _pool_context(write_shard, make_rows):
     return ctx
 
 
+def _stop_drain(queue, stop_event):
+    """End :func:`_drain` now: a marker after the last count (the pool's processes have ended)
+    wakes it at once, where the event alone is seen within its 0.1 s poll."""
+    stop_event.set()
+    try:
+        queue.put(None)
+    except (ValueError, OSError):  # pragma: no cover - queue closed: the event is enough
+        pass
+
+
 def _drain(queue, bar, stop_event):
     import queue as queue_mod
 
@@ -548,9 +567,14 @@ def _drain(queue, bar, stop_event):
             continue
         except (EOFError, OSError):  # pragma: no cover - queue closed
             return
+        if n is None:
+            return
         bar.update(n)
     while True:
         try:
-            bar.update(queue.get_nowait())
+            n = queue.get_nowait()
         except Exception:
             return
+        if n is None:
+            return
+        bar.update(n)

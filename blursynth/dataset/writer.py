@@ -11,11 +11,13 @@ executor (:mod:`blursynth.dataset.executors`).
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 import math
 import os
 import re
 import shutil
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -212,9 +214,9 @@ def write_dataset(
 
         recorded = {name: shard_record(name) for name in rows_done}
 
-        def finished(name, n, skipped):
+        def finished(name, n, skipped, digest):
             rows_done[name] = n
-            digests[name] = sha256_file(data / name)
+            digests[name] = digest
             skips[name] = skipped
             recorded[name] = shard_record(name)
             _write_progress(out, kind, fingerprint, n_shards, recorded)
@@ -233,9 +235,9 @@ def write_dataset(
         ), own_units)
         any_written = bool(rows_done)
         try:
-            for name, n, skipped in run_shards(_write_shard, tasks, workers=workers, executor=executor,
-                                               make_rows=make_rows, bar=bar, chunk=chunk_size):
-                finished(name, n, skipped)
+            for name, n, skipped, digest in run_shards(_write_shard, tasks, workers=workers, executor=executor,
+                                                       make_rows=make_rows, bar=bar, chunk=chunk_size):
+                finished(name, n, skipped, digest)
                 any_written = True
         except BadInputError:
             if not any_written:
@@ -377,8 +379,9 @@ def _write_shard(task):
     rows_written = 0
     skipped = []
     try:
-        with pq.ParquetWriter(
-            tmp,
+        sink = _HashingFile(tmp)
+        with sink, pq.ParquetWriter(
+            pa.PythonFile(sink, mode="w"),
             schema,
             compression=compression,
             use_dictionary=False,
@@ -418,7 +421,77 @@ def _write_shard(task):
     finally:
         if tmp.exists():
             tmp.unlink()
-    return path.name, rows_written, skipped
+    return path.name, rows_written, skipped, sink.hexdigest()
+
+
+class _HashingFile:
+    """A file opened for writing that hashes what is written to it, in order, and has the disk
+    take it as it comes.
+
+    Parquet is written front to back (the footer last, no seeks), so the SHA-256 of the bytes
+    written equals the file's: the manifest's digest comes with the write instead of from
+    reading the whole shard back after it, which would hold up the end of a run (a 300 MB shard
+    reads at about 1.5 GB/s). ``tests/test_dataset_writer.py`` checks it against ``sha256_file``.
+
+    Every ``SYNC_EVERY`` bytes a thread asks the disk to store what has been written so far
+    (``fdatasync``, which waits on the disk, not on a core), so the ``fsync`` before the shard's
+    rename, at the end of a run when no other work is left to overlap it, has only the last
+    part to store (a 300 MB shard took about 0.12 s to store at once).
+    """
+
+    SYNC_EVERY = 32 << 20
+
+    def __init__(self, path):
+        self._file = open(path, "wb")
+        self._hash = hashlib.sha256()
+        self._unsynced = 0
+        self._sync = None
+
+    def write(self, data) -> int:
+        self._hash.update(data)
+        n = self._file.write(data)
+        self._unsynced += n
+        if self._unsynced >= self.SYNC_EVERY and (self._sync is None or not self._sync.is_alive()):
+            self._file.flush()
+            self._unsynced = 0
+            self._sync = threading.Thread(target=_sync_quietly, args=(self._file.fileno(),), daemon=True)
+            self._sync.start()
+        return n
+
+    def tell(self) -> int:
+        return self._file.tell()
+
+    def flush(self) -> None:
+        self._file.flush()
+
+    def writable(self) -> bool:
+        return True
+
+    @property
+    def closed(self) -> bool:
+        return self._file.closed
+
+    def close(self) -> None:
+        if self._sync is not None:
+            self._sync.join()
+        self._file.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def hexdigest(self) -> str:
+        return self._hash.hexdigest()
+
+
+def _sync_quietly(fd: int) -> None:
+    # Only an early start of the storing: the fsync before the rename reports any failure.
+    try:
+        getattr(os, "fdatasync", os.fsync)(fd)  # macOS has fsync alone
+    except OSError:
+        pass
 
 
 def _leaf_columns(schema: pa.Schema) -> list[str]:
