@@ -240,7 +240,11 @@ def arch_time_per_step(name, crop, batch, critic_steps, amp=False) -> float:
     arch = get_arch(name)
     config = arch.config("small")
     gen, critic = arch.build(config, 0)
-    content, _ = arch.content_loss("none", None, config)  # the runs' (--perceptual none)
+    from blursynth.train.losses import with_frequency_term
+
+    # The runs' content loss (--perceptual none), with the config's frequency term.
+    content, _ = with_frequency_term(*arch.content_loss("none", None, config),
+                                     float(arch.default("fft_weight", "small", 0.0)))
     update = arch.update(gen, critic, content, lr=float(arch.default("lr", "small", 1e-4)),
                          critic_steps=critic_steps if critic is not None else 0,
                          content_weight=float(arch.default("content_weight", "small", 1.0)),
@@ -261,7 +265,9 @@ def _loss_kind(name, config=None) -> str:
     from blursynth.train.archs import get_arch
 
     arch = get_arch(name)
-    return arch.content_loss("none", None, config or arch.config("small"))[1]["kind"]
+    kind = arch.content_loss("none", None, config or arch.config("small"))[1]["kind"]
+    fft = float(arch.default("fft_weight", "small", 0.0))
+    return f"{kind} + {fft:g} fft" if fft else kind
 
 
 def _arch_facts(name) -> dict:

@@ -157,7 +157,10 @@ def test_train_records_arch_resumes_exactly_and_refuses_another_arch(run_cli, tm
     # The small config's own learning rate; the paper's at paper size.
     assert meta["arch"] == "nafnet" and meta["settings"]["lr"] == 2e-3
     assert get_arch("nafnet").default("lr", "paper") == 1e-3
-    assert meta["settings"]["critic_steps"] == 0 and meta["content_loss"] == {"kind": "pixel-l1"}
+    assert meta["settings"]["critic_steps"] == 0
+    # The small config's frequency term (MIMO-UNet's); none at paper size.
+    assert meta["content_loss"] == {"kind": "pixel-l1", "fft_weight": 1.0}
+    assert get_arch("nafnet").default("fft_weight", "paper", 0.0) == 0.0
     header = (straight / "metrics.csv").read_text().splitlines()[0].split(",")
     assert header[:4] == ["step", "lr", "loss_g", "loss_content"]
     # --resume without --arch continues the run's own; the cosine rate at step 4 changes.

@@ -65,6 +65,9 @@ def _online_specs(ctx, param, value):
                    "(no critic: PSNR-oriented training) [deblurgan: 5; nafnet has no critic: 0].")
 @click.option("--content-weight", type=click.FloatRange(0, None, min_open=True), default=None, callback=finite,
               help="Weight of the content loss beside the adversarial loss [deblurgan: 100].")
+@click.option("--fft-weight", type=click.FloatRange(0, None), default=None, callback=finite,
+              help="Add this weight x the L1 of the images' 2-D spectra to the content loss (MIMO-UNet's "
+                   "frequency loss; 0: none) [nafnet small: 1; others: 0].")
 @click.option("--perceptual", type=click.Choice(["vgg", "none"]), default=None,
               help="Content loss: VGG19 conv3_3 features, or none (L1 pixel loss) [deblurgan: "
                    "vgg; architectures with their own content loss refuse it].")
@@ -102,7 +105,7 @@ def _online_specs(ctx, param, value):
 @no_verify_option
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def train(data, online, out, arch, config, width, backbone_weights, steps, epochs, crop, batch_size, lr,
-          critic_steps, content_weight, perceptual, vgg_weights,
+          critic_steps, content_weight, fft_weight, perceptual, vgg_weights,
           init, dropout, seed, device, precision, workers, val_data, val_fraction, split_by, val_count, val_crop, val_every,
           checkpoint_every, log_every, resume, no_verify, quiet):
     """Train a deblurring network (DeblurGAN unless --arch says) on pair datasets mixed by weight.
@@ -135,7 +138,7 @@ def train(data, online, out, arch, config, width, backbone_weights, steps, epoch
         data=data, online=online, out=out, **({"arch": arch} if arch else {}), config=config, width=width,
         backbone_weights=backbone_weights, steps=steps, epochs=epochs, crop=crop,
         batch_size=batch_size, lr=lr, critic_steps=critic_steps, content_weight=content_weight,
-        perceptual=perceptual,
+        fft_weight=fft_weight, perceptual=perceptual,
         vgg_weights=vgg_weights, init=init, dropout=dropout, seed=seed, device=device, precision=precision,
         workers=workers,
         val_data=tuple(val_data), val_fraction=val_fraction, split_by=split_by, val_count=val_count,

@@ -26,6 +26,7 @@ from ..nn.device import resolve_device
 from ..nn.runs import CHECKPOINT, METRICS_CSV, RUN_JSON
 from .data import SPLIT_BY, DataSource
 from .archs import DEFAULT_ARCH, get_arch
+from .losses import with_frequency_term
 from .checkpoints import (CHECKPOINT_FORMAT, CHECKPOINT_VERSION, PRECISIONS, RUN_KIND,
                           check_resume, resolve_precision)
 from .models import from_model_range, to_model_range
@@ -52,7 +53,8 @@ VAL_SHEET_LABELS = ("blurred", "deblurred", "sharp")
 CONFIG_DEFAULTS = {"paper": (256, 1), "small": (64, 4)}
 
 #: Settings whose default is the architecture's (``Arch.defaults``, else DeblurGAN's).
-ARCH_DEFAULTS = {"lr": 1e-4, "critic_steps": 5, "content_weight": 100.0, "perceptual": "vgg"}
+ARCH_DEFAULTS = {"lr": 1e-4, "critic_steps": 5, "content_weight": 100.0, "perceptual": "vgg",
+                 "fft_weight": 0.0}
 
 
 @dataclass(frozen=True)
@@ -61,9 +63,10 @@ class TrainSettings:
 
     ``steps`` (generator updates) or ``epochs`` (passes over the training pairs) sets the
     length; ``crop``/``batch_size`` of None take the config's defaults (DeblurGAN's paper:
-    256 / 1; small: 64 / 4). ``lr``, ``critic_steps``, ``content_weight`` and ``perceptual``
-    of None take the architecture's (``Arch.defaults``); they are filled in here, so the
-    settings recorded in run.json are the ones used.
+    256 / 1; small: 64 / 4). ``lr``, ``critic_steps``, ``content_weight``, ``perceptual`` and
+    ``fft_weight`` of None take the architecture's (``Arch.defaults``, or the config's
+    ``Arch.config_defaults``); they are filled in here, so the settings recorded in run.json are
+    the ones used.
     """
 
     data: tuple  # of DataSource
@@ -81,6 +84,8 @@ class TrainSettings:
     gp_weight: float = 10.0
     content_weight: float | None = None  # None: the architecture's (DeblurGAN: 100)
     perceptual: str | None = None  # None: the architecture's (DeblurGAN: vgg)
+    # Weight of the spectrum's L1 added to the content loss; None: the architecture's (mostly 0)
+    fft_weight: float | None = None
     vgg_weights: str | None = None
     init: str = "paper"
     dropout: float | None = None  # None: the config's (0.5)
@@ -154,7 +159,7 @@ class TrainSettings:
             raise SettingError(f"--epochs must be a positive finite number; got {self.epochs}.", "epochs")
         if not (math.isfinite(self.lr) and self.lr > 0):
             raise SettingError(f"--lr must be a positive finite number; got {self.lr}.", "lr")
-        for name in ("content_weight", "gp_weight"):
+        for name in ("content_weight", "gp_weight", "fft_weight"):
             value = getattr(self, name)
             if not (math.isfinite(value) and value >= 0):
                 raise SettingError(f"--{name.replace('_', '-')} must be a finite number >= 0; "
@@ -196,6 +201,8 @@ class TrainSettings:
             # Recorded only when it is not the split of runs made before it existed (pair), so
             # those runs resume with --split-by pair, and evaluate reads their split as pair.
             **({} if self.split_by == "pair" else {"split_by": self.split_by or "source"}),
+            # Recorded only when used, so runs made before the option resume as they were.
+            **({"fft_weight": self.fft_weight} if self.fft_weight else {}),
         }
 
 
@@ -304,7 +311,8 @@ def plan_run(settings: TrainSettings, online=()) -> RunPlan:
         total = int(settings.steps)
     else:
         total = max(1, math.ceil(settings.epochs * n_train / (batch * world)))
-    content, content_info = arch.content_loss(settings.perceptual, settings.vgg_weights, config)
+    content, content_info = with_frequency_term(
+        *arch.content_loss(settings.perceptual, settings.vgg_weights, config), settings.fft_weight)
     recipe = settings.recipe(crop, batch)
     # Absent without --online, so those runs' recipes (and resume checks) do not change.
     if settings.online:
