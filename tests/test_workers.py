@@ -248,3 +248,33 @@ def test_the_bar_counts_every_row_and_the_run_ends_without_waiting_on_it(tmp_pat
                   make_rows=functools.partial(tiny_rows, fp="bar"), fingerprint="bar", command={"test": "bar"},
                   workers=workers, progress=True, chunk_size=chunk)
     assert [(b.total, b.n) for b in bars] == [(17, 17)]
+
+
+def test_a_build_step_on_a_gpu_defaults_to_one_worker(run_cli, tmp_path, monkeypatch):
+    # As the step's own command: one worker on a GPU unless --workers (or the variable) says.
+    from blursynth import _threads
+    from blursynth.nn import device
+    from blursynth.pairs import shake
+
+    from .conftest import TINY
+
+    import dataclasses
+
+    seen = []
+    real = shake.blur_photos
+
+    def blur_photos(settings, *a, workers, **k):  # renders on the CPU: no GPU here
+        seen.append(workers)
+        return real(dataclasses.replace(settings, device="cpu"), *a, workers=1, **k)
+
+    monkeypatch.setattr(shake, "blur_photos", blur_photos)
+    monkeypatch.setattr(_threads, "available_cores", lambda: 5)
+    monkeypatch.setattr(device, "resolve_device_name",
+                        lambda name, **k: "cpu" if name == "cpu" else "cuda")
+    monkeypatch.delenv("BLURSYNTH_WORKERS")
+    for i, (dev, more) in enumerate((("cuda", []), ("cpu", []), ("cuda", ["--workers", "2"]))):
+        recipe = tmp_path / f"r{i}.toml"
+        recipe.write_text(TINY + f'device = "{dev}"\n')
+        r = run_cli("build", recipe, "--out", tmp_path / f"o{i}", *more)
+        assert r.code == 0, r
+    assert seen == [1, 5, 2]

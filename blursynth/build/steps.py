@@ -229,10 +229,18 @@ def _prep_blur(st: StepTable):
                         "resize_to = [H, W] (height first, like crop)")
 
 
+def _device_workers(step, workers: int) -> int:
+    """``build``'s worker count for a step that renders on ``step.settings.device``: one on a GPU
+    unless ``--workers`` or ``$BLURSYNTH_WORKERS`` gave a count, as the step's own command."""
+    from ..commands._common import workers_for_device
+
+    return workers_for_device(workers, getattr(step.settings, "device", "cpu"))
+
+
 def _run_blur(step, plan, workers):
     from ..pairs.shake import blur_photos
 
-    return blur_photos(step.settings, step.out, workers=workers, overwrite=plan.overwrite,
+    return blur_photos(step.settings, step.out, workers=_device_workers(step, workers), overwrite=plan.overwrite,
                        keep_freed=True,
                        options=write_options(step, plan))
 
@@ -504,7 +512,7 @@ def _prep_bgan_blur(st: StepTable):
 def _run_bgan_blur(step, plan, workers):
     from ..pairs.bgan import bgan_blur
 
-    return bgan_blur(step.settings, step.out, workers=workers, overwrite=plan.overwrite,
+    return bgan_blur(step.settings, step.out, workers=_device_workers(step, workers), overwrite=plan.overwrite,
                      options=write_options(step, plan))
 
 
@@ -542,7 +550,7 @@ def _prep_uid_blur(st: StepTable):
 def _run_uid_blur(step, plan, workers):
     from ..pairs.uid import uid_blur
 
-    return uid_blur(step.settings, step.out, workers=workers, overwrite=plan.overwrite,
+    return uid_blur(step.settings, step.out, workers=_device_workers(step, workers), overwrite=plan.overwrite,
                     options=write_options(step, plan))
 
 
