@@ -15,7 +15,7 @@ import pytest
 from blursynth.ops import _average_avx512 as avx512
 from blursynth.ops.average import LinearAverager
 from blursynth.ops.encode8 import linear_lut
-from blursynth.pairs.frames import average_windows
+from blursynth.pairs.frame_average import average_windows
 from blursynth.sources.windows import plan_windows
 
 vbmi = pytest.mark.skipif(not avx512.cpu_supported(), reason="this CPU has no AVX-512 VBMI")

@@ -267,7 +267,7 @@ def test_raw_path_takes_a_random_curve(photos, bank, tmp_path):
 @pytest.mark.parametrize("overlap,interpolate", [(0, 1), (3, 1), (2, 2)])
 def test_average_windows_takes_a_curve_per_window(overlap, interpolate):
     from blursynth.ops.average import average_frames
-    from blursynth.pairs.frames import average_windows
+    from blursynth.pairs.frame_average import average_windows
     from blursynth.sources.windows import plan_windows
 
     from .conftest import random_frames

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from blursynth.ops.average import average_frames
-from blursynth.pairs.frames import average_windows
+from blursynth.pairs.frame_average import average_windows
 from blursynth.sources.video import iter_frames, probe_source
 from blursynth.sources.windows import plan_windows
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from blursynth.errors import BadInputError
-from blursynth.pairs.frames import average_windows
+from blursynth.pairs.frame_average import average_windows
 from blursynth.sources.windows import Window, parse_window, plan_windows, window_length
 
 from .conftest import two_shots
