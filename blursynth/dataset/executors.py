@@ -204,14 +204,14 @@ def _run_on_ray(write_shard, tasks, executor: Executor, bar):
         done, pending = ray.wait(pending, num_returns=1)
         for ref in done:
             try:
-                name, n, skipped = ray.get(ref)
+                name, n, skipped, digest = ray.get(ref)
             except ray.exceptions.RayTaskError as exc:
                 cause = exc.as_instanceof_cause()
                 if isinstance(cause, BadInputError):
                     raise BadInputError(str(cause.args[0]) if cause.args else str(cause)) from None
                 raise
             bar.update(n)
-            yield name, n, skipped
+            yield name, n, skipped, digest
 
 
 def _run_pool(write_shard, tasks, workers: int, make_rows, bar):
