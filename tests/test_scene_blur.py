@@ -105,7 +105,7 @@ def test_raw_pipeline_rebuilds_and_exports_the_mosaic(photos, tmp_path):
 
 
 def test_uniform_settings_record_no_scene_keys(photos):
-    from blursynth.pairs.scene import SCENE_FIELDS
+    from blursynth.pairs.scene_settings import SCENE_FIELDS
 
     recipe = BlurSettings(photos=str(photos), kernels="bank").recipe()
     assert not set(SCENE_FIELDS) & set(recipe) and "scene" not in recipe

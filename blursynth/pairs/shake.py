@@ -188,7 +188,7 @@ class BlurSettings:
             raise SettingError(
                 f"--psf-source must be bank or fresh; got {self.psf_source!r}.", "psf_source"
             )
-        from .scene import check_scene_settings
+        from .scene_settings import check_scene_settings
 
         check_scene_settings(self)
         if self.psf_source == "bank" and not self.kernels and self.motion == "uniform":
@@ -280,7 +280,7 @@ class BlurSettings:
             d.pop(key)  # the degradations keep them (the newer ones only when on)
         for key in ("pipeline", "camera", "demosaic", "raw_bits"):
             d.pop(key)
-        from .scene import SCENE_FIELDS, scene_recipe
+        from .scene_settings import SCENE_FIELDS, scene_recipe
 
         for key in SCENE_FIELDS:
             d.pop(key)  # a uniform recipe has none of them: its fingerprint is as before

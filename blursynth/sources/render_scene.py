@@ -31,11 +31,11 @@ REFERENCE = "middle"  # the pose whose view is the photo unwarped: the middle of
 def check_clip_scene_settings(settings) -> None:
     """One-line :class:`~blursynth.errors.SettingError` for scene options that do not hold.
 
-    The checks are blur's (:func:`blursynth.pairs.scene.check_scene_settings`) on the options
+    The checks are blur's (:func:`blursynth.pairs.scene_settings.check_scene_settings`) on the options
     render-clip has; ``translation`` is blur's ``uniform`` (no scene option may be given).
     """
     from ..errors import SettingError
-    from ..pairs.scene import check_scene_settings
+    from ..pairs.scene_settings import check_scene_settings
 
     if settings.motion not in MOTIONS:
         raise SettingError(f"--motion must be one of {', '.join(MOTIONS)}; got {settings.motion!r}.",
@@ -208,7 +208,7 @@ def masks_folder(settings) -> str | None:
 
 def object_settings(settings):
     """The clip's :class:`~blursynth.sources.objects.ObjectSettings` (speed in clip time)."""
-    from ..pairs.scene import object_count_range
+    from ..pairs.scene_settings import object_count_range
     from .objects import ObjectSettings
 
     return ObjectSettings(count=object_count_range(settings.objects), kind=settings.object_kind,
