@@ -123,6 +123,8 @@ def check_scene_settings(s) -> None:
 
 
 def setting_range(text, field, bounds):
+    """``N`` or ``LO-HI`` for the BlurSettings field ``field`` as a Range within ``bounds``; a bad
+    one is a :class:`SettingError` naming the field."""
     from ..ops.degrade import Range
 
     try:
