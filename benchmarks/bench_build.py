@@ -79,7 +79,7 @@ def main():
             rows = []
             for recipe, step, sets in (
                 ("realistic", "pairs", ["pairs.shard_size=16"]),
-                ("gopro-like", "gopro", ["gopro.shard_size=16", "clips.n_frames=2400"]),
+                ("gopro-like", "gopro", ["gopro.shard_size=16", "clips.frames=2400"]),
             ):
                 plan = plan_build(ROOT / "recipes" / f"{recipe}.toml", out=work / recipe, limit=args.pairs, sets=sets)
                 run_build(plan, workers=1, progress_echo=lambda m: None)  # inputs, bank, clips; warms caches
@@ -99,7 +99,7 @@ def main():
                 f"`benchmarks/bench_build.py --pairs {args.pairs}`, {machine_line()}.",
                 "",
                 f"One pair-making step of each recipe, `--limit {args.pairs}`, in shards of 16 (inputs, kernel bank and",
-                "clips made beforehand; gopro-like renders one 2,400-frame clip, `--set clips.n_frames=2400`), wall",
+                "clips made beforehand; gopro-like renders one 2,400-frame clip, `--set clips.frames=2400`), wall",
                 "seconds and pairs/s, including the workers' start-up; Ray on a local instance with 2 CPUs, started",
                 "before timing:",
                 "",

@@ -366,7 +366,7 @@ def arch_section(root: Path, counts: dict, args) -> str:
     """The section from every ``root/*/settings.json`` (oldest first)."""
     done = [json.loads(f.read_text()) for f in
             sorted(root.glob("*/settings.json"), key=lambda p: p.stat().st_mtime)]
-    rows, best, missing, seen_data = [], None, [], {}
+    rows, best, bar, missing, seen_data = [], None, None, [], {}
     for d in done:
         f = d["facts"]
         got = {r[0]: r for r in d["rows"]}
@@ -391,6 +391,9 @@ def arch_section(root: Path, counts: dict, args) -> str:
                         f"{rep['gain_psnr_db']:+.2f} | {o['ssim'] - b['ssim']:+.4f} |")
             if best is None or rep["gain_psnr_db"] > best[0]:
                 best = (rep["gain_psnr_db"], d["arch"], mix, d.get("minutes"), wall)
+            # The issue's bar: runs calibrated to at most 10 CPU minutes only.
+            if d.get("minutes") and d["minutes"] <= 10 and (bar is None or rep["gain_psnr_db"] > bar[0]):
+                bar = (rep["gain_psnr_db"], d["arch"], mix, d["minutes"])
     mix_vs = []
     for d in done:
         got = {r[0]: r[2]["gain_psnr_db"] for r in d["rows"]}
@@ -407,8 +410,10 @@ def arch_section(root: Path, counts: dict, args) -> str:
                f"Best PSNR gain over the blurred input: {best[0]:+.2f} dB ({best[1]}, {best[2]}, "
                + (f"{best[3]:g} CPU minutes, " if best[3] else "")
                + f"{best[4] / 60:.1f} wall minutes); "
-               + ("the issue's +2 dB bar (10 CPU minutes) is met" if best[0] >= 2 and (best[3] or 0) <= 10
-                  else "the issue's +2 dB bar (10 CPU minutes) is NOT met")
+               + ("no run calibrated to at most 10 CPU minutes, so the issue's +2 dB bar is not judged"
+                  if bar is None else
+                  f"the issue's +2 dB bar (10 CPU minutes) is {'met' if bar[0] >= 2 else 'NOT met'}: "
+                  f"best {bar[0]:+.2f} dB in at most 10 ({bar[1]}, {bar[2]}, {bar[3]:g} CPU minutes)")
                + f" (runs of {target} CPU minutes here). 2:1 mix minus trajectory only, per "
                f"run: {', '.join(mix_vs) or 'no complete pair'}.")
     machines = sorted({d["machine"] for d in done})

@@ -174,6 +174,16 @@ def entry_point():
     _exit_now(main())
 
 
+def _observed() -> bool:
+    """Whether a profiler, tracer or monitoring tool watches this process: from Python 3.12
+    cProfile and coverage register with ``sys.monitoring`` (PEP 669) instead of
+    ``sys.setprofile``/``settrace``."""
+    if sys.getprofile() is not None or sys.gettrace() is not None:
+        return True
+    monitoring = getattr(sys, "monitoring", None)
+    return monitoring is not None and any(monitoring.get_tool(i) is not None for i in range(6))
+
+
 def _exit_now(code: int) -> None:
     """End the process with ``code`` once the exit handlers have run and the streams are flushed.
 
@@ -182,7 +192,9 @@ def _exit_now(code: int) -> None:
     run, and a stretch at the end of every run in which no core works. The operating system frees
     all of it at once. What a normal exit does that matters still happens: the ``atexit``
     handlers (multiprocessing's, which join the pools' processes; temporary folders') and the
-    flush of stdout and stderr. Every file the commands write is closed by its own ``with``.
+    flush of stdout and stderr. Every file the commands write is closed by the code that opened
+    it before :func:`main` returns (C-level buffers of native code are not flushed; none writes
+    to stdout).
     While a thread that is not a daemon still runs, Python's exit waits for it, so this does too;
     under a profiler or a tracer (``python -m cProfile``, a debugger, coverage), which write their
     results after the program returns, the exit is Python's own.
@@ -191,8 +203,8 @@ def _exit_now(code: int) -> None:
     import threading
 
     main_thread = threading.main_thread()
-    if (sys.getprofile() is not None or sys.gettrace() is not None
-            or any(t is not main_thread and t.is_alive() and not t.daemon for t in threading.enumerate())):
+    if (_observed() or any(t is not main_thread and t.is_alive() and not t.daemon
+                           for t in threading.enumerate())):
         sys.exit(code)
     atexit._run_exitfuncs()
     for stream in (sys.stdout, sys.stderr):

@@ -126,3 +126,27 @@ def test_a_profiled_command_still_writes_its_profile(tmp_path):
     run = subprocess.run([sys.executable, "-m", "cProfile", "-o", str(tmp_path / "p.out"), "-m", "blursynth",
                           "--help"], capture_output=True, text=True, timeout=120)
     assert run.returncode == 0 and (tmp_path / "p.out").stat().st_size > 0
+
+
+def test_the_quick_exit_is_taken_when_nothing_watches(monkeypatch):
+    # The subprocess tests above hold for Python's own exit too; this one shows the quick path is
+    # the one taken: handlers run, then os._exit with the code (both stand-ins here).
+    import atexit
+    import threading
+
+    from blursynth import cli
+
+    if cli._observed():
+        pytest.skip("a tracer or profiler watches the tests (coverage): the exit is Python's own")
+    if any(t is not threading.main_thread() and t.is_alive() and not t.daemon for t in threading.enumerate()):
+        pytest.skip("a non-daemon thread runs in this test process")
+    calls = []
+    monkeypatch.setattr(atexit, "_run_exitfuncs", lambda: calls.append("handlers"))
+    monkeypatch.setattr(cli.os, "_exit", lambda code: calls.append(("exit", code)))
+    cli._exit_now(7)
+    assert calls == ["handlers", ("exit", 7)]
+    # Watched (as under a profiler or tracer), Python's own exit instead.
+    monkeypatch.setattr(cli, "_observed", lambda: True)
+    with pytest.raises(SystemExit) as exc:
+        cli._exit_now(3)
+    assert exc.value.code == 3 and calls == ["handlers", ("exit", 7)]

@@ -70,6 +70,48 @@ def test_manifest_digests_are_the_files_own(tmp_path, monkeypatch, workers, sync
     assert len({s["sha256"] for s in m["shards"]}) == 3
 
 
+def test_the_disk_syncs_run_beside_the_write_and_end_with_it(tmp_path, monkeypatch):
+    # The real fdatasync threads, many per shard; the same bytes, and no thread or file left.
+    import threading
+
+    from blursynth.dataset import writer
+
+    plain = write_tiny(tmp_path / "plain", n=13, shard_size=5)
+    monkeypatch.setattr(writer._HashingFile, "SYNC_EVERY", 100)
+    started = []
+    real_sync = writer._sync_quietly
+    monkeypatch.setattr(writer, "_sync_quietly", lambda fd: started.append(fd) or real_sync(fd))
+    threads = threading.active_count()
+    assert write_tiny(tmp_path / "d", n=13, shard_size=5) == plain
+    assert len(started) >= 3 and threading.active_count() == threads
+
+
+def _rows_then_fail(start, stop, fp):
+    for i, row in enumerate(tiny_rows(start, stop, fp=fp)):
+        if i == 3:
+            raise RuntimeError("the row maker failed")
+        yield row
+
+
+def test_a_failing_row_maker_leaves_no_temporary_file_or_sync_thread(tmp_path, monkeypatch):
+    # Row groups of one row: the shard has been written to, and synced, before the failure.
+    import threading
+
+    from blursynth.dataset import writer
+
+    monkeypatch.setattr(writer._HashingFile, "SYNC_EVERY", 100)
+    started = []
+    real_sync = writer._sync_quietly
+    monkeypatch.setattr(writer, "_sync_quietly", lambda fd: started.append(fd) or real_sync(fd))
+    threads = threading.active_count()
+    with pytest.raises(RuntimeError, match="the row maker failed"):
+        write_dataset(tmp_path / "d", kind="pairs", schema=PAIR_SCHEMA, n_items=5, shard_size=5,
+                      make_rows=functools.partial(_rows_then_fail, fp="f"), fingerprint="f", command={},
+                      row_group_size=1, progress=False)
+    assert started and threading.active_count() == threads
+    assert not [p for p in (tmp_path / "d" / "data").iterdir() if p.name.startswith(".")]
+
+
 def pid_rows(start, stop, fp="fp-test"):
     """Rows whose params name the process that made them (to see who wrote which shard)."""
     import os

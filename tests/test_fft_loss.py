@@ -57,15 +57,34 @@ def test_a_run_records_the_weight_and_a_resume_must_give_it_again(run_cli, tmp_p
     assert meta["settings"]["fft_weight"] == 0.25
     assert meta["content_loss"] == {"kind": "pixel-l1", "fft_weight": 0.25}
     before = (run / "checkpoint.pt").read_bytes()
-    for other, was, now in (([], "0.25", "0"), (["--fft-weight", 1], "0.25", "1")):
+    for now in ("0", "1"):
         r = run_cli("train", "--data", data, "--out", run, "--steps", 4, "--resume", "--perceptual",
-                    "none", "--critic-steps", 0, *other, *FAST)
+                    "none", "--critic-steps", 0, "--fft-weight", now, *FAST)
         assert r.code == 2, r
-        assert f"--fft-weight {now} vs {was} (recorded)" in error_line(r)
+        assert f"--fft-weight {now} vs 0.25 (recorded)" in error_line(r)
     assert (run / "checkpoint.pt").read_bytes() == before
+    # Without the option a resumed run continues with its own weight.
     r = run_cli("train", "--data", data, "--out", run, "--steps", 4, "--resume", "--perceptual", "none",
-                "--critic-steps", 0, "--fft-weight", 0.25, *FAST)
+                "--critic-steps", 0, *FAST)
     assert r.code == 0, r
+    assert json.loads((run / "run.json").read_text())["settings"]["fft_weight"] == 0.25
+
+
+def test_a_nafnet_small_run_without_the_term_resumes_without_it(run_cli, tmp_path, tiny_pairs_dataset):
+    # Runs of the small config made before it took the term record none (as --fft-weight 0 does):
+    # a resume without the option continues them as they were, not with the config's new default.
+    data = tiny_pairs_dataset()
+    run = tmp_path / "run"
+    args = ["train", "--data", data, "--out", run, "--arch", "nafnet", *FAST]
+    assert run_cli(*args, "--steps", 2, "--fft-weight", 0).code == 0
+    assert "fft_weight" not in torch.load(run / "checkpoint.pt", weights_only=True)["recipe"]
+    r = run_cli(*args, "--steps", 4, "--resume")
+    assert r.code == 0, r
+    meta = json.loads((run / "run.json").read_text())
+    assert meta["settings"]["fft_weight"] == 0.0 and meta["content_loss"] == {"kind": "pixel-l1"}
+    # A new run of the config takes its default.
+    assert run_cli(*args[:4], tmp_path / "new", *args[5:], "--steps", 1).code == 0
+    assert json.loads((tmp_path / "new" / "run.json").read_text())["settings"]["fft_weight"] == 1.0
 
 
 def test_without_the_option_deblurgan_records_none(run_cli, tmp_path, tiny_pairs_dataset):

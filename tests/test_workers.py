@@ -129,7 +129,10 @@ def test_a_gpu_run_defaults_to_one_worker(run_cli, photos, tmp_path, monkeypatch
     assert run_cli(*blur, tmp_path / "c", "--workers", "2").code == 0
     monkeypatch.setenv("BLURSYNTH_WORKERS", "3")
     assert run_cli(*blur, tmp_path / "d").code == 0
-    assert seen == [1, 5, 2, 3]
+    # Scene blur renders on the CPU whatever the device: every core.
+    monkeypatch.delenv("BLURSYNTH_WORKERS")
+    assert run_cli("blur", photos, "--out", tmp_path / "e", "--motion", "camera6d").code == 0
+    assert seen == [1, 5, 2, 3, 5]
 
 
 def test_the_default_workers_follow_the_affinity_mask():
@@ -243,10 +246,18 @@ def test_the_bar_counts_every_row_and_the_run_ends_without_waiting_on_it(tmp_pat
         def close(self):
             pass
 
+    import time
+
+    from blursynth.dataset import executors
+
     monkeypatch.setattr(tqdm.auto, "tqdm", Recorder)
+    # A poll far longer than the run: only the marker can end the progress thread in time.
+    monkeypatch.setattr(executors, "_DRAIN_POLL", 60.0)
+    t = time.perf_counter()
     write_dataset(tmp_path / "d", kind="pairs", schema=PAIR_SCHEMA, n_items=17, shard_size=4,
                   make_rows=functools.partial(tiny_rows, fp="bar"), fingerprint="bar", command={"test": "bar"},
                   workers=workers, progress=True, chunk_size=chunk)
+    assert time.perf_counter() - t < 30
     assert [(b.total, b.n) for b in bars] == [(17, 17)]
 
 
@@ -272,9 +283,12 @@ def test_a_build_step_on_a_gpu_defaults_to_one_worker(run_cli, tmp_path, monkeyp
     monkeypatch.setattr(device, "resolve_device_name",
                         lambda name, **k: "cpu" if name == "cpu" else "cuda")
     monkeypatch.delenv("BLURSYNTH_WORKERS")
-    for i, (dev, more) in enumerate((("cuda", []), ("cpu", []), ("cuda", ["--workers", "2"]))):
+    for i, (extra, more) in enumerate((('device = "cuda"', []), ('device = "cpu"', []),
+                                       ('device = "cuda"', ["--workers", "2"]),
+                                       ('motion = "camera6d"', []))):  # auto: a GPU here
         recipe = tmp_path / f"r{i}.toml"
-        recipe.write_text(TINY + f'device = "{dev}"\n')
+        text = TINY if "motion" not in extra else TINY.replace('kernels = "@bank"\n', "")
+        recipe.write_text(text + extra + "\n")
         r = run_cli("build", recipe, "--out", tmp_path / f"o{i}", *more)
         assert r.code == 0, r
-    assert seen == [1, 5, 2]
+    assert seen == [1, 5, 2, 5]

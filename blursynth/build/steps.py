@@ -230,11 +230,12 @@ def _prep_blur(st: StepTable):
 
 
 def _device_workers(step, workers: int) -> int:
-    """``build``'s worker count for a step that renders on ``step.settings.device``: one on a GPU
-    unless ``--workers`` or ``$BLURSYNTH_WORKERS`` gave a count, as the step's own command."""
+    """``build``'s worker count for a pair-writing step: one when it renders on a GPU
+    (:func:`step_on_gpu`; scene blur renders on the CPU whatever ``device`` says) unless
+    ``--workers`` or ``$BLURSYNTH_WORKERS`` gave a count, as the step's own command."""
     from ..commands._common import workers_for_device
 
-    return workers_for_device(workers, getattr(step.settings, "device", "cpu"))
+    return workers_for_device(workers, step.settings.device if step_on_gpu(step) else "cpu")
 
 
 def _run_blur(step, plan, workers):

@@ -276,8 +276,7 @@ def _run_pool(write_shard, tasks, workers: int, make_rows, bar):
                     yield fut.result()
     finally:
         _progress_queue = previous
-        _stop_drain(queue, stop_event)
-        drain.join(timeout=5)
+        _stop_drain(queue, stop_event, drain)
 
 
 def chunk_spans(spans, chunk: int) -> list[tuple[int, int]]:
@@ -307,9 +306,9 @@ class RowFeed:
     """Rows of item chunks rendered by this process and ``workers - 1`` long-lived processes, in order.
 
     The chunks are claimed in order by whoever is free: a submitter thread keeps the pool's
-    processes fed (at most two chunks queued per process, one near the end), and this process renders the next
-    unclaimed chunk itself whenever the chunk it must hand out next is still being rendered
-    elsewhere. :meth:`rows` gives the rows of a range in item order, so the shard files are
+    processes fed (at most two chunks held per process, running or queued; one near the end),
+    and this process renders the next unclaimed chunk itself whenever the chunk it must hand out
+    next is still being rendered elsewhere. :meth:`rows` gives the rows of a range in item order, so the shard files are
     written here, one after the other, byte-identical to a one-process run: every row is a
     pure function of its index, and the writer alone decides the shard and row-group
     boundaries. The pool's processes start once per feed (forked from this process where that
@@ -497,8 +496,7 @@ def _run_fed(write_shard, tasks, workers: int, make_rows, bar, chunk: int):
     finally:
         feed.close()
         _progress_queue = previous
-        _stop_drain(queue, stop_event)
-        drain.join(timeout=5)
+        _stop_drain(queue, stop_event, drain)
 
 
 def _feed_context(make_rows):
@@ -547,14 +545,23 @@ def _pool_context(write_shard, make_rows):
     return ctx
 
 
-def _stop_drain(queue, stop_event):
-    """End :func:`_drain` now: a marker after the last count (the pool's processes have ended)
-    wakes it at once, where the event alone is seen within its 0.1 s poll."""
-    stop_event.set()
+#: Seconds :func:`_drain` waits for a count before it looks at its stop event again.
+_DRAIN_POLL = 0.1
+
+
+def _stop_drain(queue, stop_event, drain):
+    """End :func:`_drain` after the last count: a marker put after every count (this process's
+    own, and the pool's, whose processes have ended and flushed theirs) ends it at once, in
+    order, so none is lost and no poll is waited out. The event is the fallback: a queue that
+    cannot take the marker, or a thread still running 5 s later."""
     try:
         queue.put(None)
-    except (ValueError, OSError):  # pragma: no cover - queue closed: the event is enough
-        pass
+    except (ValueError, OSError):  # pragma: no cover - queue closed
+        stop_event.set()
+    drain.join(timeout=5)
+    if drain.is_alive():  # pragma: no cover - the marker was lost
+        stop_event.set()
+        drain.join(timeout=1)
 
 
 def _drain(queue, bar, stop_event):
@@ -562,7 +569,7 @@ def _drain(queue, bar, stop_event):
 
     while not stop_event.is_set():
         try:
-            n = queue.get(timeout=0.1)
+            n = queue.get(timeout=_DRAIN_POLL)
         except queue_mod.Empty:
             continue
         except (EOFError, OSError):  # pragma: no cover - queue closed

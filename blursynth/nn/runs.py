@@ -256,11 +256,17 @@ def check_recipe(ckpt: dict, recipe: dict, out, kind: RunKind) -> None:
         k = diff[0]
         options = _differing_options(was.get(k), recipe[k], k)
         if options:
-            raise BadInputError(f"{Path(out) / CHECKPOINT}: this run differs from the recorded one in "
-                                f"{', '.join(options)}. A resumed run takes every training option "
-                                "again: give the recorded values, or use another --out.")
+            raise BadInputError(differing_options_message(out, options))
         raise BadInputError(kind.other_recipe.format(file=Path(out) / CHECKPOINT, key=k,
                                                      was=repr(was.get(k)), now=repr(recipe[k])))
+
+
+def differing_options_message(out, options) -> str:
+    """The refusal of a resume whose options differ from the run's: ``options`` as
+    ``["--code-gain 2.0 vs 0 (recorded)", ...]``."""
+    return (f"{Path(out) / CHECKPOINT}: this run differs from the recorded one in {', '.join(options)}. "
+            "A resumed run takes every training option again: give the recorded values, or use "
+            "another --out.")
 
 
 def _differing_options(was, now, key: str) -> list:

@@ -1,9 +1,9 @@
 """``--arch nafnet``: NAFNet (Chen et al., ECCV 2022) trained as published: the PSNR loss alone
 (no critic), Adam with betas (0.9, 0.9) and no weight decay, learning rate 1e-3 falling to a
 thousandth of it (1e-6) by cosine annealing over the run. The ``small`` config trains on the L1
-of the pixels instead (its ``loss`` key): in CPU minutes on the quality benchmark's pairs the PSNR
-loss, which weighs each image by one over its own error, gave less, at twice the rate, with
-MIMO-UNet's frequency term beside it (``--fft-weight 1``) (docs/algorithms.md)."""
+of the pixels (its ``loss`` key) plus MIMO-UNet's frequency term (``--fft-weight 1``) at twice the
+paper's rate: in CPU minutes on the quality benchmark's pairs the PSNR loss, which weighs each
+image by one over its own error, gave less (docs/algorithms.md)."""
 
 from __future__ import annotations
 

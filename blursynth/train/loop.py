@@ -84,7 +84,8 @@ class TrainSettings:
     gp_weight: float = 10.0
     content_weight: float | None = None  # None: the architecture's (DeblurGAN: 100)
     perceptual: str | None = None  # None: the architecture's (DeblurGAN: vgg)
-    # Weight of the spectrum's L1 added to the content loss; None: the architecture's (mostly 0)
+    # Weight of the spectrum's L1 added to the content loss; None: the architecture's (mostly 0),
+    # or with --resume the run's own
     fft_weight: float | None = None
     vgg_weights: str | None = None
     init: str = "paper"
@@ -114,7 +115,9 @@ class TrainSettings:
         # build', --dry-run included) is refused before any step runs, as the CLI is.
         arch = get_arch(self.arch)
         for name, default in ARCH_DEFAULTS.items():
-            if getattr(self, name) is None:
+            # A resumed run without --fft-weight continues with its own (plan_run reads it from
+            # the checkpoint): a config's default may have changed since the run began.
+            if getattr(self, name) is None and not (name == "fft_weight" and self.resume):
                 object.__setattr__(self, name, arch.default(name, self.config, default))
         if self.dropout is not None and not 0 <= self.dropout < 1:
             raise SettingError(f"--dropout must be in [0, 1); got {self.dropout}.", "dropout")
@@ -161,6 +164,8 @@ class TrainSettings:
             raise SettingError(f"--lr must be a positive finite number; got {self.lr}.", "lr")
         for name in ("content_weight", "gp_weight", "fft_weight"):
             value = getattr(self, name)
+            if value is None:  # fft_weight of a resumed run: the checkpoint's
+                continue
             if not (math.isfinite(value) and value >= 0):
                 raise SettingError(f"--{name.replace('_', '-')} must be a finite number >= 0; "
                                    f"got {value}.", name)
@@ -301,6 +306,10 @@ def plan_run(settings: TrainSettings, online=()) -> RunPlan:
     if settings.split_by is None:  # a resumed run keeps its split; runs before the option: pair
         split_by = ckpt["recipe"].get("split_by", "pair") if ckpt is not None else "source"
         settings = replace(settings, split_by=split_by)
+    if settings.fft_weight is None:  # --resume without --fft-weight: the run's own (0 before the option)
+        fft = (ckpt["recipe"].get("fft_weight", 0.0) if ckpt is not None
+               else arch.default("fft_weight", settings.config, 0.0))
+        settings = replace(settings, fft_weight=float(fft))
 
     pairs, val_items = plan_data(settings, crop, online)
     train_rows = pairs.rows
