@@ -16,9 +16,8 @@ import numpy as np
 from ..dataset.schema import GT_FRAMES_PAIR_SCHEMA, PAIR_SCHEMA, pair_row
 from ..errors import BadInputError, SettingError
 from ..sources.photos import read_header
-from .real_layouts import (
-    LAYOUTS, REDS_BLURRED, Entry, find_entries, kohler_mat_array, kohler_mat_info, load_entry_files,
-)
+from .real_layouts import LAYOUTS, REDS_BLURRED, Entry, find_entries, load_entry_files
+from .real_mat import kohler_mat_array, kohler_mat_info
 
 #: GoPro's two blurred folders (Nah, Kim & Lee, CVPR 2017) and the camera response their sharp
 #: frames were averaged in: ``blur_gamma`` decoded with gamma 2.2, averaged in linear light and

@@ -13,10 +13,9 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-import numpy as np
-
 from ..errors import BadInputError
 from ..sources.photos import IMAGE_SUFFIXES, load_rgb8
+from .real_mat import levin_arrays, levin_rgb8, kohler_mat_frames, kohler_mat_info, levin_kernel
 
 LAYOUTS = ("gopro", "flat", "hide", "realblur", "rsblur", "reds", "lai", "kohler", "levin")
 
@@ -433,8 +432,6 @@ _KOHLER_BLURRY = re.compile(r"Blurry(?P<image>\d+)_(?P<traj>\d+)", re.IGNORECASE
 _KOHLER_GT = re.compile(r"GroundTruth(?P<image>\d+)_(?P<traj>\d+)_(?P<frame>\d+)", re.IGNORECASE)
 #: The set's MATLAB form of the ground truth: every frame of one sequence in one file.
 _KOHLER_GT_MAT = re.compile(r"GroundTruth(?P<image>\d+)_(?P<traj>\d+)", re.IGNORECASE)
-#: MATLAB classes a ground-truth .mat may hold: 8-bit values, as they are; floats in [0, 1].
-_KOHLER_MAT_CLASSES = ("uint8", "single", "double")
 
 
 def find_kohler(root: Path, config) -> list[Entry]:
@@ -492,88 +489,6 @@ def find_kohler(root: Path, config) -> list[Entry]:
         params.update({"gt_frame_count": len(seq), "sharp_frame": middle})
         entries.append(_entry(root, blurred, seq[middle], id, params, gt_frames=seq))
     return entries
-
-
-def kohler_mat_info(path: Path) -> tuple[str, tuple, str]:
-    """The one 4-D array of a Köhler ground-truth ``.mat`` file, from its headers only:
-    ``(name, shape, MATLAB class)``; the name is not fixed, so the array is found by its shape.
-
-    Raises
-    ------
-    BadInputError
-        For a file that is not MATLAB's, a v7.3 (HDF5) file, none or several 4-D arrays, a
-        shape other than H x W x 3 x N, or a class other than uint8, single or double.
-    """
-    from scipy.io import whosmat
-    from scipy.io.matlab import matfile_version
-
-    try:
-        major, _ = matfile_version(path)
-        # v7.3 files are HDF5, which SciPy does not read and h5py (not a dependency) would.
-        if major == 2:
-            raise BadInputError(f"{path}: a MATLAB v7.3 (HDF5) file, which blursynth cannot read; "
-                                "re-save it in MATLAB as v7 (load it, then save(FILE, NAME, "
-                                "'-v7')) and import again.")
-        found = whosmat(path)
-    except BadInputError:
-        raise
-    except Exception as exc:
-        raise BadInputError(f"{path}: unreadable MATLAB file ({exc}); --layout kohler expects "
-                            "GroundTruth<image>_<trajectory>.mat holding the frames as one "
-                            "H x W x 3 x N array.") from None
-    arrays = [(name, tuple(shape), cls) for name, shape, cls in found if len(shape) == 4]
-    if len(arrays) != 1:
-        what = "no 4-D array" if not arrays else \
-            f"{len(arrays)} 4-D arrays ({', '.join(a[0] for a in arrays)})"
-        raise BadInputError(f"{path}: holds {what}; --layout kohler expects exactly one, the "
-                            "ground-truth frames as H x W x 3 x N.")
-    name, shape, cls = arrays[0]
-    if shape[2] != 3 or shape[3] < 1 or shape[0] < 1 or shape[1] < 1:
-        raise BadInputError(f"{path}: array {name} is {' x '.join(map(str, shape))}; --layout "
-                            "kohler expects the frames as H x W x 3 x N (RGB, N at least 1).")
-    if cls not in _KOHLER_MAT_CLASSES:
-        raise BadInputError(f"{path}: array {name} is {cls}; --layout kohler reads uint8 frames "
-                            "or single/double floats in [0, 1].")
-    return name, shape, cls
-
-
-def kohler_mat_array(path: Path, key: str) -> np.ndarray:
-    """The frames array ``key`` of a ground-truth ``.mat``, its class and values checked."""
-    from scipy.io import loadmat
-
-    kohler_mat_info(path)  # v7.3 and the shape: refused in the same words as at discovery
-    try:
-        data = loadmat(path, variable_names=[key])
-    except Exception as exc:
-        raise BadInputError(f"{path}: unreadable MATLAB file ({exc}); --layout kohler expects "
-                            "the frames as one H x W x 3 x N array.") from None
-    if key not in data:
-        raise BadInputError(f"{path}: holds no array {key} (the one imported); the file changed "
-                            "since the import: import the folder again.")
-    a = data[key]
-    if a.dtype != np.uint8:
-        if a.dtype.kind != "f":
-            raise BadInputError(f"{path}: array {key} is {a.dtype}; --layout kohler reads uint8 "
-                                "frames or floats in [0, 1].")
-        lo, hi = float(np.min(a)), float(np.max(a))
-        # A little slack above 1 for values computed in single precision; they are clipped.
-        if not (np.isfinite(lo) and np.isfinite(hi)) or lo < 0 or hi > 1 + 1e-6:
-            raise BadInputError(f"{path}: array {key} holds floats from {lo:g} to {hi:g}; "
-                                "--layout kohler reads floats in [0, 1] (or uint8 frames): "
-                                "scale the frames to [0, 1] and save again.")
-    return a
-
-
-def kohler_mat_frames(path: Path, key: str) -> tuple[list[np.ndarray], str | None]:
-    """Every frame of a ground-truth ``.mat`` as uint8 (H, W, 3), in the order of its 4th
-    dimension, and what was converted (None for uint8, read as it is)."""
-    a = kohler_mat_array(path, key)
-    if a.dtype == np.uint8:
-        return [np.ascontiguousarray(a[:, :, :, k]) for k in range(a.shape[3])], None
-    # Frame by frame, so that a long sequence of doubles is not copied whole once more.
-    frames = [np.clip(np.round(a[:, :, :, k] * 255.0), 0, 255).astype(np.uint8)
-              for k in range(a.shape[3])]
-    return frames, "ground-truth frames: floats in [0, 1] rounded to 8 bits"
 
 
 # --- Levin et al. 2009 ----------------------------------------------------------------------------
@@ -648,53 +563,6 @@ def find_entries(root, config) -> list[Entry]:
 # --- reading a row's files ------------------------------------------------------------------------
 
 
-def _levin_arrays(path: Path, keys: dict) -> dict:
-    from scipy.io import loadmat
-
-    try:
-        data = loadmat(path)
-    except Exception as exc:
-        raise BadInputError(f"{path}: unreadable MATLAB file ({exc}); --layout levin expects "
-                            "Levin et al.'s .mat "
-                            "files.") from None
-    missing = [k for k in keys.values() if k not in data]
-    if missing:
-        raise BadInputError(f"{path}: holds no {', '.join(missing)}; --layout levin expects x "
-                            "(sharp), y (blurred) "
-                            "and f (kernel) in each file.")
-    return {role: np.asarray(data[k], dtype=np.float64) for role, k in keys.items()}
-
-
-def _to_rgb8(gray: np.ndarray, path: Path, what: str) -> np.ndarray:
-    if gray.ndim == 3 and gray.shape[2] == 3:
-        rgb = gray
-    elif gray.ndim == 2:
-        rgb = np.repeat(gray[:, :, None], 3, axis=2)
-    else:
-        raise BadInputError(f"{path}: {what} has shape {gray.shape}; expected an image (H, W) or "
-                            "(H, W, 3).")
-    # Levin's images are floats in [0, 1] (the 8-bit photos divided by 255): back to 8 bits.
-    return np.clip(np.round(rgb * 255.0), 0, 255).astype(np.uint8)
-
-
-def levin_kernel(f: np.ndarray) -> np.ndarray:
-    """A Levin kernel as an odd square float32 PSF summing to 1: zero rows/columns added at the
-    bottom/right where a side is even, then zeros around the shorter side.
-
-    Examples
-    --------
-    >>> levin_kernel(np.ones((2, 3))).shape
-    (3, 3)
-    """
-    k = np.clip(np.asarray(f, np.float64), 0, None)
-    h, w = k.shape
-    side = max(h + (h % 2 == 0), w + (w % 2 == 0))
-    top, left = (side - h) // 2, (side - w) // 2
-    out = np.zeros((side, side))
-    out[top:top + h, left:left + w] = k
-    return (out / out.sum()).astype(np.float32)
-
-
 def load_entry_files(root, params: dict, *, frames: bool = True):
     """A row's images from its imported folder: ``(blurred, sharp or None, gt_frames, psf, notes)``.
 
@@ -705,9 +573,9 @@ def load_entry_files(root, params: dict, *, frames: bool = True):
     root = Path(root)
     if params.get("mat_keys"):
         path = root / params["blurred_path"]
-        arrays = _levin_arrays(path, params["mat_keys"])
-        blurred = _to_rgb8(arrays["blurred"], path, "y")
-        sharp = _to_rgb8(arrays["sharp"], path, "x")
+        arrays = levin_arrays(path, params["mat_keys"])
+        blurred = levin_rgb8(arrays["blurred"], path, "y")
+        sharp = levin_rgb8(arrays["sharp"], path, "x")
         note = "grayscale floats rounded to 8 bits and replicated to RGB"
         return blurred, sharp, [], levin_kernel(arrays["kernel"]), [note]
     if params.get("gt_mat"):
