@@ -377,3 +377,27 @@ def two_photos(folder):
     save_rgb8(folder / "a.png", np.ascontiguousarray(data.astronaut()[100:124, 120:156]))
     save_rgb8(folder / "b.png", np.full((20, 28, 3), (150, 90, 60), np.uint8))
     return folder
+
+
+@pytest.fixture
+def progress_bars(monkeypatch):
+    """Every tqdm bar a write opens, recorded instead of drawn: ``total``, ``n``, ``unit``,
+    ``disable`` of each, in order."""
+    import tqdm.auto
+
+    bars = []
+
+    class Recorder:
+        def __init__(self, *, total=None, initial=0, unit="it", disable=False, **_):
+            self.total, self.n, self.unit, self.disable = total, initial, unit, disable
+            bars.append(self)
+
+        def update(self, n):
+            self.n += n
+
+        def close(self):
+            pass
+
+    monkeypatch.setattr(tqdm.auto, "tqdm", Recorder)
+    return bars
+

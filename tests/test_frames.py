@@ -557,25 +557,10 @@ def test_render_clip_parent_is_a_file(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("workers", [1, 2])
-def test_progress_bar_counts_frames_with_any_worker_count(clip, tmp_path, monkeypatch, workers):
-    import tqdm.auto
-
+def test_progress_bar_counts_frames_with_any_worker_count(clip, tmp_path, progress_bars, workers):
     from blursynth.pairs.frames import FramesAverageSettings, plan_frames_average, write_frame_pairs
 
-    bars = []
-
-    class Recorder:
-        def __init__(self, *, total=None, initial=0, unit="it", disable=False, **_):
-            self.total, self.n, self.unit, self.disable = total, initial, unit, disable
-            bars.append(self)
-
-        def update(self, n):
-            self.n += n
-
-        def close(self):
-            pass
-
-    monkeypatch.setattr(tqdm.auto, "tqdm", Recorder)
+    bars = progress_bars
     settings = FramesAverageSettings(window_min=4, window_max=8, seed=9, shard_size=4)
     write_frame_pairs([clip], tmp_path / "pairs", settings, workers=workers)
     shown = [b for b in bars if not b.disable]

@@ -228,29 +228,14 @@ def test_workers_compile_their_kernels_on_a_first_run(photos, tmp_path):
 
 
 @pytest.mark.parametrize("workers, chunk", [(1, None), (2, None), (2, 3)])
-def test_the_bar_counts_every_row_and_the_run_ends_without_waiting_on_it(tmp_path, monkeypatch, workers, chunk):
+def test_the_bar_counts_every_row_and_the_run_ends_without_waiting_on_it(tmp_path, monkeypatch, progress_bars,
+                                                                         workers, chunk):
     # The progress thread is ended by a marker after the last count: every row counted, in
     # one-process, shard-pool and row-feed runs alike.
-    import tqdm.auto
-
-    bars = []
-
-    class Recorder:
-        def __init__(self, *, total=None, initial=0, disable=False, **_):
-            self.total, self.n = total, initial
-            bars.append(self)
-
-        def update(self, n):
-            self.n += n
-
-        def close(self):
-            pass
-
     import time
 
     from blursynth.dataset import executors
 
-    monkeypatch.setattr(tqdm.auto, "tqdm", Recorder)
     # A poll far longer than the run: only the marker can end the progress thread in time.
     monkeypatch.setattr(executors, "_DRAIN_POLL", 60.0)
     t = time.perf_counter()
@@ -258,7 +243,7 @@ def test_the_bar_counts_every_row_and_the_run_ends_without_waiting_on_it(tmp_pat
                   make_rows=functools.partial(tiny_rows, fp="bar"), fingerprint="bar", command={"test": "bar"},
                   workers=workers, progress=True, chunk_size=chunk)
     assert time.perf_counter() - t < 30
-    assert [(b.total, b.n) for b in bars] == [(17, 17)]
+    assert [(b.total, b.n) for b in progress_bars] == [(17, 17)]
 
 
 def test_a_build_step_on_a_gpu_defaults_to_one_worker(run_cli, tmp_path, monkeypatch):
