@@ -308,12 +308,12 @@ class RowFeed:
     The chunks are claimed in order by whoever is free: a submitter thread keeps the pool's
     processes fed (at most two chunks held per process, running or queued; one near the end),
     and this process renders the next unclaimed chunk itself whenever the chunk it must hand out
-    next is still being rendered elsewhere. :meth:`rows` gives the rows of a range in item order, so the shard files are
-    written here, one after the other, byte-identical to a one-process run: every row is a
-    pure function of its index, and the writer alone decides the shard and row-group
-    boundaries. The pool's processes start once per feed (forked from this process where that
-    is safe, else from a fork server that imported the row maker's modules once:
-    :func:`_feed_context`) and receive the row maker once, not with every chunk.
+    next is still being rendered elsewhere. :meth:`rows` gives the rows of a range in item
+    order, so the shard files are written here, one after the other, byte-identical to a
+    one-process run: every row is a pure function of its index, and the writer alone decides the
+    shard and row-group boundaries. The pool's processes start once per feed (forked from this
+    process where that is safe, else from a fork server that imported the row maker's modules
+    once: :func:`_feed_context`) and receive the row maker once, not with every chunk.
 
     A chunk runs ahead of the writer by at most ``window`` chunks, which bounds the rows held
     in memory.

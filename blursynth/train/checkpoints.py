@@ -122,7 +122,8 @@ def check_resume(ckpt, settings, config, recipe, precision, device, total, rank)
     # Recorded only when not 0 (runs made before the option have none): either side may lack it.
     fft_was, fft_now = ckpt.get("recipe", {}).get("fft_weight", 0), recipe.get("fft_weight", 0)
     if fft_was != fft_now:
-        raise BadInputError(runs.differing_options_message(out, [f"--fft-weight {fft_now:g} vs {fft_was:g} (recorded)"]))
+        raise BadInputError(runs.differing_options_message(
+            out, [f"--fft-weight {fft_now:g} vs {fft_was:g} (recorded)"]))
     runs.check_recipe(ckpt, recipe, out, RUN_KIND)
     # check_recipe compares this run's keys only: a run trained with online sources needs them
     if "online" in ckpt.get("recipe", {}) and "online" not in recipe:
