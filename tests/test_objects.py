@@ -10,7 +10,8 @@ from blursynth.errors import BadInputError, SettingError
 from blursynth.ops.warp import render_subframes, warp_bilinear
 from blursynth.sources.objects import (
     ObjectSettings, composite_reference, draw_object_params, draw_objects,
-    load_object_mask, motion_homographies, object_layers, shape_alpha, subframe_times)
+    load_object_mask, motion_homographies, object_layers, subframe_times)
+from blursynth.sources.object_shapes import shape_alpha
 
 HW = (48, 64)
 STILL = dict(speed_fraction=0.0, curvature=0.0, rotation_deg=0.0, scale_change=0.0)
