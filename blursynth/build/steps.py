@@ -164,13 +164,11 @@ def write_options(step: Step, plan):
 
 def step_on_gpu(step: Step) -> bool:
     """Whether a step's shards can use a GPU: its kind runs torch, its ``device`` is not cpu,
-    and it is not scene blur (``motion`` camera6d or scene renders in a Numba loop on the CPU
-    whatever ``device`` says, :func:`blursynth.pairs.scene.blur_scene`): a Ray task asking for
-    a GPU it never uses would wait for one, or hold it from the steps that do."""
+    and it renders there (scene blur's Numba loops run on the CPU whatever ``device`` says:
+    ``BlurSettings.render_device``): a Ray task asking for a GPU it never uses would wait for
+    one, or hold it from the steps that do."""
     s = step.settings
-    if getattr(s, "motion", "uniform") in ("camera6d", "scene"):
-        return False
-    return STEP_KINDS[step.run].on_gpu and getattr(s, "device", "cpu") != "cpu"
+    return STEP_KINDS[step.run].on_gpu and getattr(s, "render_device", getattr(s, "device", "cpu")) != "cpu"
 
 
 def _gpus_per_task() -> float:

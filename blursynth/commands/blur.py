@@ -234,10 +234,8 @@ def blur(photos, kernels, out, psf_source, exposure, per_image, crop, resize, re
         fresh_canvas=canvas, png_level=png_level, shard_size=shard_size,
         pipeline=pipeline, camera=camera, demosaic=demosaic, raw_bits=raw_bits,
     )
-    # Scene blur renders in Numba loops on the CPU whatever --device says: every core by default.
-    on = "cpu" if settings.motion in ("camera6d", "scene") else device
-    manifest = blur_photos(settings, out, workers=workers_for_device(workers, on), overwrite=overwrite,
-                           keep_freed=True)
+    manifest = blur_photos(settings, out, workers=workers_for_device(workers, settings.render_device),
+                           overwrite=overwrite, keep_freed=True)
     echo_manifest(manifest, out)
     if manifest["skipped_photos"]:
         click.echo(f"warning: skipped {manifest['skipped_photos']} unreadable photo(s); see the warnings above "

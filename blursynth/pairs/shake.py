@@ -259,6 +259,12 @@ class BlurSettings:
                                "--exposure-gain (the same linear gain, in camera space).",
                                "saturation")
 
+    @property
+    def render_device(self) -> str:
+        """Where the pairs render: ``device``, except for scene blur (``motion`` camera6d or
+        scene), whose Numba loops run on the CPU whatever ``device`` says."""
+        return "cpu" if self.motion in ("camera6d", "scene") else self.device
+
     def degradations(self) -> Degradations:
         return Degradations.parse(saturation=self.saturation, noise=noise_ranges(self.noise),
                                   jpeg=self.jpeg,
