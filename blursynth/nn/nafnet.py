@@ -28,6 +28,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 
@@ -82,19 +83,32 @@ NAFNET_CONFIGS = {
 
 class LayerNorm2d(nn.Module):
     """Layer Normalisation over the channels of each pixel, with a per-channel scale and shift
-    (per pixel, so tiling needs no whole-image statistics for it)."""
+    (per pixel, so tiling needs no whole-image statistics for it).
+
+    One fused ``layer_norm`` over the last axis of a channels-last view: on a channels-last
+    tensor (how :class:`NAFNet` runs) the permutes cost nothing, and the step is about a fifth
+    faster than the eight elementwise kernels of the written-out formula (benchmarks/RESULTS.md,
+    "NAFNet: step time on a CPU").
+
+    Examples
+    --------
+    >>> import torch
+    >>> x = torch.randn(2, 4, 3, 3)
+    >>> mu, var = x.mean(1, keepdim=True), x.var(1, unbiased=False, keepdim=True)
+    >>> torch.allclose(LayerNorm2d(4)(x), (x - mu) / torch.sqrt(var + 1e-6), atol=1e-5)
+    True
+    """
 
     def __init__(self, channels, eps=1e-6):
         super().__init__()
         self.weight = nn.Parameter(torch.ones(channels))
         self.bias = nn.Parameter(torch.zeros(channels))
         self.eps = eps
+        self.shape = (int(channels),)  # a constant, so an ONNX export needs no shape op
 
     def forward(self, x):
-        mu = x.mean(1, keepdim=True)
-        var = (x - mu).pow(2).mean(1, keepdim=True)
-        y = (x - mu) / torch.sqrt(var + self.eps)
-        return self.weight.view(1, -1, 1, 1) * y + self.bias.view(1, -1, 1, 1)
+        y = F.layer_norm(x.permute(0, 2, 3, 1), self.shape, self.weight, self.bias, self.eps)
+        return y.permute(0, 3, 1, 2)
 
 
 class SimpleGate(nn.Module):
@@ -169,7 +183,9 @@ class NAFNet(nn.Module):
         self.multiple = config.multiple
 
     def forward(self, inp):
-        x = self.intro(inp)
+        # Channels-last activations whatever the input's layout: the convolutions then produce
+        # channels-last outputs, so every LayerNorm2d is one kernel without copies.
+        x = self.intro(inp.contiguous(memory_format=torch.channels_last))
         skips = []
         for enc, down in zip(self.encoders, self.downs):
             x = enc(x)
