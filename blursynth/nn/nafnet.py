@@ -88,7 +88,7 @@ class LayerNorm2d(nn.Module):
     One fused ``layer_norm`` over the last axis of a channels-last view: on a channels-last
     tensor (how :class:`NAFNet` runs) the permutes cost nothing, and the step is about a fifth
     faster than the eight elementwise kernels of the written-out formula (benchmarks/RESULTS.md,
-    "NAFNet: step time on a CPU").
+    "Architectures: channels-last steps on a CPU").
 
     Examples
     --------
