@@ -232,7 +232,8 @@ ARCH_SECTION = "Architectures: quality"
 
 def arch_time_per_step(name, crop, batch, critic_steps, amp=False) -> float:
     """Seconds per update of ``name``'s small config (its losses, ``--perceptual none``) on
-    random crops in memory: mean of 3 steps after one warm-up step."""
+    random crops in memory: the median of 9 steps after two warm-up steps (the first steps
+    also create the convolution primitives, and a mean of a few steps counted them)."""
     import torch
 
     from blursynth.train.archs import get_arch
@@ -253,10 +254,13 @@ def arch_time_per_step(name, crop, batch, critic_steps, amp=False) -> float:
     x = torch.rand(batch, 3, crop, crop, generator=rng) * 2 - 1
     y = torch.rand(batch, 3, crop, crop, generator=rng) * 2 - 1
     update.step(x, y)
-    t = time.perf_counter()
-    for _ in range(3):
+    update.step(x, y)
+    times = []
+    for _ in range(9):
+        t = time.perf_counter()
         update.step(x, y)
-    return (time.perf_counter() - t) / 3
+        times.append(time.perf_counter() - t)
+    return sorted(times)[len(times) // 2]
 
 
 def _loss_kind(name, config=None) -> str:
