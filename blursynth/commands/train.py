@@ -68,6 +68,10 @@ def _online_specs(ctx, param, value):
 @click.option("--fft-weight", type=click.FloatRange(0, None), default=None, callback=finite,
               help="Add this weight x the L1 of the images' 2-D spectra to the content loss (MIMO-UNet's "
                    "frequency loss; 0: none) [nafnet small: 1; others: 0].")
+@click.option("--rotate/--no-rotate", default=None,
+              help="Also turn training crops: top-bottom flips and transposes, so with the "
+                   "left-right flip each of the eight rotations and mirrorings is as likely "
+                   "(BasicSR's use_rot) [nafnet: on; others: off; --resume: the run's own].")
 @click.option("--perceptual", type=click.Choice(["vgg", "none"]), default=None,
               help="Content loss: VGG19 conv3_3 features, or none (L1 pixel loss) [deblurgan: "
                    "vgg; architectures with their own content loss refuse it].")
@@ -105,7 +109,7 @@ def _online_specs(ctx, param, value):
 @no_verify_option
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def train(data, online, out, arch, config, width, backbone_weights, steps, epochs, crop, batch_size, lr,
-          critic_steps, content_weight, fft_weight, perceptual, vgg_weights,
+          critic_steps, content_weight, fft_weight, rotate, perceptual, vgg_weights,
           init, dropout, seed, device, precision, workers, val_data, val_fraction, split_by, val_count, val_crop, val_every,
           checkpoint_every, log_every, resume, no_verify, quiet):
     """Train a deblurring network (DeblurGAN unless --arch says) on pair datasets mixed by weight.
@@ -138,7 +142,7 @@ def train(data, online, out, arch, config, width, backbone_weights, steps, epoch
         data=data, online=online, out=out, **({"arch": arch} if arch else {}), config=config, width=width,
         backbone_weights=backbone_weights, steps=steps, epochs=epochs, crop=crop,
         batch_size=batch_size, lr=lr, critic_steps=critic_steps, content_weight=content_weight,
-        fft_weight=fft_weight, perceptual=perceptual,
+        fft_weight=fft_weight, rotate=rotate, perceptual=perceptual,
         vgg_weights=vgg_weights, init=init, dropout=dropout, seed=seed, device=device, precision=precision,
         workers=workers,
         val_data=tuple(val_data), val_fraction=val_fraction, split_by=split_by, val_count=val_count,

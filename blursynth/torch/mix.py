@@ -46,9 +46,13 @@ class OnlineMix(torch.utils.data.Dataset):
         Default the PairDataset's (0 without one).
     names : sequence of str, optional
         How errors name each online source (``--online`` recipe paths).
+    rotate : bool, optional
+        Turn online pairs as :class:`~blursynth.torch.PairDataset`'s ``rotate`` does; default
+        the PairDataset's (False without one).
     """
 
-    def __init__(self, pairs, online, online_weights, *, crop, seed=None, names=None):
+    def __init__(self, pairs, online, online_weights, *, crop, seed=None, names=None,
+                 rotate=None):
         self.pairs, self.online = pairs, list(online)
         if not self.online:
             raise BadInputError("OnlineMix needs at least one OnlineBlur source.")
@@ -66,6 +70,8 @@ class OnlineMix(torch.utils.data.Dataset):
         self._cum = np.cumsum(self.weights)
         self.seed = check_seed(pairs.seed if seed is None and pairs is not None else (seed or 0))
         self.flip = True if pairs is None else pairs.flip
+        self.rotate = bool(rotate) if rotate is not None else \
+            (False if pairs is None else pairs.rotate)
         self.epoch = 0
         self.names = list(names) if names is not None else [repr(o) for o in self.online]
         # Every source's items one after another: the stored datasets' rows, then each online
@@ -130,7 +136,8 @@ class OnlineMix(torch.utils.data.Dataset):
         j = int(np.searchsorted(self._starts, index, side="right")) - 1
         pair = self.online[j].read(index - int(self._starts[j]), TRAIN_COLUMNS)
         stored = 0 if self.pairs is None else len(self.pairs.paths)  # sources: stored, then online
-        return dict(crop_item(pair, self.crop, sample_rng(self.seed, *key), self.flip),
+        return dict(crop_item(pair, self.crop, sample_rng(self.seed, *key), self.flip,
+                              self.rotate),
                     dataset=stored + j)
 
 

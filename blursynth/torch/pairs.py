@@ -29,8 +29,8 @@ from ..dataset.split import SPLIT_BY, split_indices, split_keys
 from ..errors import BadInputError, DatasetError
 from ..train.data import (
     MAX_REDRAWS, STREAM_CROP, STREAM_INDEX_CROP, STREAM_INDEX_REDRAW, STREAM_REDRAW,
-    TRAIN_COLUMNS, aligned_crop, check_ground_truth, draw_index, open_pairs, rank_positions,
-    to_tensor,
+    TRAIN_COLUMNS, aligned_crop, aligned_turn, check_ground_truth, draw_index, open_pairs,
+    rank_positions, to_tensor,
 )
 
 #: ``split=`` choices: every row, the rows a run trains on, the rows it holds out.
@@ -61,6 +61,9 @@ class PairDataset(torch.utils.data.Dataset):
         line per dataset and process).
     flip : bool
         Flip both images left-right with probability 1/2.
+    rotate : bool
+        Also flip both top-bottom and transpose both (square crops), each with probability
+        1/2: with ``flip``, any of the eight rotations and mirrorings (``train --rotate``).
     split : {None, 'train', 'heldout'}
         Every row, or the rows ``train`` trains on or holds out for validation with the same
         ``split_by`` and ``heldout`` (``train --split-by``, ``--val-fraction``; ``evaluate``
@@ -104,7 +107,7 @@ class PairDataset(torch.utils.data.Dataset):
     """
 
     def __init__(self, path_or_paths, *, crop=None, flip=True, split=None, weights=None, seed=0,
-                 split_by="source", heldout=0.05, verify=True):
+                 split_by="source", heldout=0.05, verify=True, rotate=False):
         paths = [path_or_paths] if isinstance(path_or_paths, (str, os.PathLike)) \
             else list(path_or_paths)
         if not paths or not all(isinstance(p, (str, os.PathLike)) for p in paths):
@@ -125,7 +128,8 @@ class PairDataset(torch.utils.data.Dataset):
         if isinstance(heldout, bool) or not isinstance(heldout, numbers.Real) \
                 or not 0 <= heldout < 1:
             raise BadInputError(f"heldout must be a fraction in [0, 1); got {heldout!r}.")
-        self.flip, self.split, self.split_by = bool(flip), split, split_by
+        self.flip, self.rotate = bool(flip), bool(rotate)
+        self.split, self.split_by = split, split_by
         self.heldout, self.seed, self.verify = float(heldout), check_seed(seed), bool(verify)
         self.epoch = 0
         self.rows, self.heldout_rows = [], []
@@ -223,7 +227,8 @@ class PairDataset(torch.utils.data.Dataset):
             self._warn_small(d, pair, h, w)
             pair = self._fitting_pair(d, sample_rng(self.seed, *key[1]))
         # ids are per dataset: `dataset` (the path's position) tells a mix's items apart
-        return dict(crop_item(pair, self.crop, sample_rng(self.seed, *key[0]), self.flip),
+        return dict(crop_item(pair, self.crop, sample_rng(self.seed, *key[0]), self.flip,
+                              self.rotate),
                     dataset=d)
 
     def _fitting_pair(self, d, rng):
@@ -281,16 +286,20 @@ class PairDataset(torch.utils.data.Dataset):
                 f"--crop {min(h, w) // 4 * 4} or less.")
 
 
-def crop_item(pair, crop, rng, flip=True) -> dict:
+def crop_item(pair, crop, rng, flip=True, rotate=False) -> dict:
     """A loader item of a decoded pair (``blurred``, ``sharp``, ``id``): the same ``crop`` x
     ``crop`` window of both images (None: the whole images), both flipped left-right or neither
-    (probability 1/2 with ``flip``), drawn from ``rng``; float32 (3, H, W) tensors in [0, 1]."""
+    (probability 1/2 with ``flip``), then with ``rotate`` both turned alike
+    (:func:`~blursynth.train.data.aligned_turn`), drawn from ``rng`` in that order; float32
+    (3, H, W) tensors in [0, 1]."""
     if crop is not None:
         b, s = aligned_crop(pair["blurred"], pair["sharp"], crop, rng, flip=flip)
     else:
         b, s = pair["blurred"], pair["sharp"]
         if flip and rng.random() < 0.5:
             b, s = b[:, ::-1], s[:, ::-1]
+    if rotate:  # drawn after the crop and flip, so runs without it keep their streams
+        b, s = aligned_turn(b, s, rng)
     return {"blurred": to_tensor(b), "sharp": to_tensor(s), "id": pair["id"]}
 
 

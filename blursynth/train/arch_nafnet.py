@@ -1,6 +1,7 @@
 """``--arch nafnet``: NAFNet (Chen et al., ECCV 2022) trained as published: the PSNR loss alone
 (no critic), Adam with betas (0.9, 0.9) and no weight decay, learning rate 1e-3 falling to a
-thousandth of it (1e-6) by cosine annealing over the run. The ``small`` config trains on the L1
+thousandth of it (1e-6) by cosine annealing over the run, crops flipped and rotated
+(``--rotate``, BasicSR's ``use_flip`` and ``use_rot``). The ``small`` config trains on the L1
 of the pixels (its ``loss`` key) plus MIMO-UNet's frequency term (``--fft-weight 1``) at twice the
 paper's rate: in CPU minutes on the quality benchmark's pairs the PSNR loss, which weighs each
 image by one over its own error, gave less (docs/algorithms.md)."""
@@ -97,7 +98,8 @@ ARCH = Arch(
     name="nafnet", configs=CONFIGS, build=build, update=NAFNetUpdate,
     loss_columns=("loss_g", "loss_content"), tiling="global-stats",
     has_critic=False,
-    defaults={"lr": 1e-3, "critic_steps": 0, "content_weight": 1.0, "perceptual": "none"},
+    defaults={"lr": 1e-3, "critic_steps": 0, "content_weight": 1.0, "perceptual": "none",
+              "rotate": True},
     config_defaults={"small": {"lr": 2e-3, "fft_weight": 1.0}},
     crop_batch={"paper": (256, 32), "small": (64, 4)},
     schedule=cosine_lr, zero_init=zero_init, content=content, overrides=("width",),

@@ -119,11 +119,17 @@ def check_resume(ckpt, settings, config, recipe, precision, device, total, rank)
             f"{out / CHECKPOINT}: checkpoint is of config {ckpt['model_config']['name']!r} "
             f"({ckpt['model_config']}); this run asks for {config['name']!r}. Pass the same "
             f"--config or another --out.")
-    # Recorded only when not 0 (runs made before the option have none): either side may lack it.
-    fft_was, fft_now = ckpt.get("recipe", {}).get("fft_weight", 0), recipe.get("fft_weight", 0)
+    # Recorded only when used (runs made before an option have none): either side may lack it.
+    recorded, differing = ckpt.get("recipe", {}), []
+    fft_was, fft_now = recorded.get("fft_weight", 0), recipe.get("fft_weight", 0)
     if fft_was != fft_now:
-        raise BadInputError(runs.differing_options_message(
-            out, [f"--fft-weight {fft_now:g} vs {fft_was:g} (recorded)"]))
+        differing.append(f"--fft-weight {fft_now:g} vs {fft_was:g} (recorded)")
+    rot_was, rot_now = bool(recorded.get("rotate")), bool(recipe.get("rotate"))
+    if rot_was != rot_now:
+        differing.append(f"--{'' if rot_now else 'no-'}rotate vs --{'' if rot_was else 'no-'}"
+                         f"rotate (recorded)")
+    if differing:
+        raise BadInputError(runs.differing_options_message(out, differing))
     runs.check_recipe(ckpt, recipe, out, RUN_KIND)
     # check_recipe compares this run's keys only: a run trained with online sources needs them
     if "online" in ckpt.get("recipe", {}) and "online" not in recipe:

@@ -174,6 +174,33 @@ def aligned_crop(blurred, sharp, crop, rng, *, flip=True):
     return b, s
 
 
+def aligned_turn(blurred, sharp, rng):
+    """Both images flipped top-bottom or neither, then both transposed or neither, each with
+    probability 1/2 from ``rng`` (two draws whatever the shape; a pair that is not square is
+    never transposed, so a batch keeps one shape). After :func:`aligned_crop`'s left-right flip
+    this makes each of a square crop's eight rotations and mirrorings equally likely, as
+    BasicSR's ``use_hflip`` and ``use_rot`` (NAFNet's GoPro training) do. Camera shake and
+    frame-averaged motion have no preferred direction, so the turned pair is as likely a pair.
+
+    Examples
+    --------
+    >>> a = np.arange(4 * 4 * 3).reshape(4, 4, 3); b = a + 1
+    >>> seen = set()
+    >>> for k in range(40):
+    ...     ta, tb = aligned_turn(a, b, np.random.default_rng(k))
+    ...     assert (tb == ta + 1).all()
+    ...     seen.add(ta.tobytes())
+    >>> len(seen)
+    4
+    """
+    turn_v, transpose = rng.random() < 0.5, rng.random() < 0.5
+    if turn_v:
+        blurred, sharp = blurred[::-1], sharp[::-1]
+    if transpose and blurred.shape[0] == blurred.shape[1]:
+        blurred, sharp = blurred.transpose(1, 0, 2), sharp.transpose(1, 0, 2)
+    return blurred, sharp
+
+
 def to_tensor(image_u8) -> torch.Tensor:
     """uint8 (H, W, 3) -> float32 (3, H, W) in [0, 1]."""
     return torch.from_numpy(np.ascontiguousarray(image_u8)).permute(2, 0, 1).float() / 255.0

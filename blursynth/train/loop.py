@@ -54,7 +54,11 @@ CONFIG_DEFAULTS = {"paper": (256, 1), "small": (64, 4)}
 
 #: Settings whose default is the architecture's (``Arch.defaults``, else DeblurGAN's).
 ARCH_DEFAULTS = {"lr": 1e-4, "critic_steps": 5, "content_weight": 100.0, "perceptual": "vgg",
-                 "fft_weight": 0.0}
+                 "fft_weight": 0.0, "rotate": False}
+#: Settings that a resumed run given none of takes from its checkpoint, not from the
+#: architecture's default (which may have changed since the run began); runs made before a
+#: setting existed recorded none and continue with ARCH_DEFAULTS' value (what they trained with).
+RUN_OWN = ("fft_weight", "rotate")
 
 
 @dataclass(frozen=True)
@@ -63,10 +67,10 @@ class TrainSettings:
 
     ``steps`` (generator updates) or ``epochs`` (passes over the training pairs) sets the
     length; ``crop``/``batch_size`` of None take the config's defaults (DeblurGAN's paper:
-    256 / 1; small: 64 / 4). ``lr``, ``critic_steps``, ``content_weight``, ``perceptual`` and
-    ``fft_weight`` of None take the architecture's (``Arch.defaults``, or the config's
-    ``Arch.config_defaults``); they are filled in here, so the settings recorded in run.json are
-    the ones used.
+    256 / 1; small: 64 / 4). ``lr``, ``critic_steps``, ``content_weight``, ``perceptual``,
+    ``fft_weight`` and ``rotate`` of None take the architecture's (``Arch.defaults``, or the
+    config's ``Arch.config_defaults``); they are filled in here, so the settings recorded in
+    run.json are the ones used (with ``resume``, :data:`RUN_OWN` of None are the run's own).
     """
 
     data: tuple  # of DataSource
@@ -87,6 +91,9 @@ class TrainSettings:
     # Weight of the spectrum's L1 added to the content loss; None: the architecture's (mostly 0),
     # or with --resume the run's own
     fft_weight: float | None = None
+    # Turn training crops too (top-bottom flips and transposes: the eight rotations and
+    # mirrorings with the left-right flip); None: the architecture's, or with --resume the run's
+    rotate: bool | None = None
     vgg_weights: str | None = None
     init: str = "paper"
     dropout: float | None = None  # None: the config's (0.5)
@@ -115,9 +122,8 @@ class TrainSettings:
         # build', --dry-run included) is refused before any step runs, as the CLI is.
         arch = get_arch(self.arch)
         for name, default in ARCH_DEFAULTS.items():
-            # A resumed run without --fft-weight continues with its own (plan_run reads it from
-            # the checkpoint): a config's default may have changed since the run began.
-            if getattr(self, name) is None and not (name == "fft_weight" and self.resume):
+            # A resumed run continues with its own (plan_run reads it from the checkpoint).
+            if getattr(self, name) is None and not (name in RUN_OWN and self.resume):
                 object.__setattr__(self, name, arch.default(name, self.config, default))
         if self.dropout is not None and not 0 <= self.dropout < 1:
             raise SettingError(f"--dropout must be in [0, 1); got {self.dropout}.", "dropout")
@@ -169,6 +175,8 @@ class TrainSettings:
             if not (math.isfinite(value) and value >= 0):
                 raise SettingError(f"--{name.replace('_', '-')} must be a finite number >= 0; "
                                    f"got {value}.", name)
+        if self.rotate is not None and not isinstance(self.rotate, bool):
+            raise SettingError(f"rotate must be true or false; got {self.rotate!r}.", "rotate")
         for name in ("val_every", "checkpoint_every", "log_every"):
             if getattr(self, name) < 1:
                 raise SettingError(f"--{name.replace('_', '-')} must be at least 1; "
@@ -206,8 +214,9 @@ class TrainSettings:
             # Recorded only when it is not the split of runs made before it existed (pair), so
             # those runs resume with --split-by pair, and evaluate reads their split as pair.
             **({} if self.split_by == "pair" else {"split_by": self.split_by or "source"}),
-            # Recorded only when used, so runs made before the option resume as they were.
+            # Recorded only when used, so runs made before the options resume as they were.
             **({"fft_weight": self.fft_weight} if self.fft_weight else {}),
+            **({"rotate": True} if self.rotate else {}),
         }
 
 
@@ -306,10 +315,11 @@ def plan_run(settings: TrainSettings, online=()) -> RunPlan:
     if settings.split_by is None:  # a resumed run keeps its split; runs before the option: pair
         split_by = ckpt["recipe"].get("split_by", "pair") if ckpt is not None else "source"
         settings = replace(settings, split_by=split_by)
-    if settings.fft_weight is None:  # --resume without --fft-weight: the run's own (0 before the option)
-        fft = (ckpt["recipe"].get("fft_weight", 0.0) if ckpt is not None
-               else arch.default("fft_weight", settings.config, 0.0))
-        settings = replace(settings, fft_weight=float(fft))
+    for name in RUN_OWN:  # --resume without the option: the run's own
+        if getattr(settings, name) is None:
+            value = (ckpt["recipe"].get(name, ARCH_DEFAULTS[name]) if ckpt is not None
+                     else arch.default(name, settings.config, ARCH_DEFAULTS[name]))
+            settings = replace(settings, **{name: type(ARCH_DEFAULTS[name])(value)})
 
     pairs, val_items = plan_data(settings, crop, online)
     train_rows = pairs.rows
@@ -370,7 +380,7 @@ def build_run(plan: RunPlan, hold: ExitStack) -> RunParts:
     on_cuda = device.type == "cuda"
     # Channels-last on every device: on a CPU it makes DeepDeblur's and DBGAN's small steps
     # about a fifth faster and leaves the others' unchanged (RESULTS.md, "Architectures:
-    # training speed").
+    # channels-last steps on a CPU").
     mem = torch.channels_last
     gen = gen.to(device, memory_format=mem)
     if critic is not None:

@@ -29,7 +29,7 @@ def plan_data(settings, crop, online=()):
                             weights=[d.weight for d in settings.data], seed=settings.seed,
                             split_by=settings.split_by or "source",
                             heldout=0.0 if settings.val_data else settings.val_fraction,
-                            verify=settings.verify)
+                            verify=settings.verify, rotate=bool(settings.rotate))
         val_items = [(path, int(i)) for path, held in zip(pairs.paths, pairs.heldout_rows)
                      for i in held]
     if len(online) != len(settings.online):
@@ -44,7 +44,8 @@ def plan_data(settings, crop, online=()):
         # process may fork them); with 0 it renders here, and OnlineBlur.read restores torch's
         # thread count after each pair.
         pairs = OnlineMix(pairs, list(online), [o.weight for o in settings.online], crop=crop,
-                          seed=settings.seed, names=[o.path for o in settings.online])
+                          seed=settings.seed, names=[o.path for o in settings.online],
+                          rotate=bool(settings.rotate))
     for vpath in settings.val_data:
         ds = open_pairs(vpath, verify=settings.verify)
         check_ground_truth(ds, vpath, "--val-data")
