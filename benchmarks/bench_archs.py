@@ -27,6 +27,7 @@ from benchmarks._common import machine_line, write_section  # noqa: E402
 from blursynth.errors import SettingError  # noqa: E402
 from blursynth.train.archs import ARCHS, get_arch  # noqa: E402
 from blursynth.train.losses import build_content_loss  # noqa: E402
+from blursynth.train.loop import TRAIN_MEMORY_FORMAT  # noqa: E402
 
 
 def _content(arch):
@@ -41,16 +42,18 @@ def _content(arch):
 def steps_per_second(name, config, *, crop, batch, steps, device):
     arch = get_arch(name)
     gen, critic = arch.build(arch.config(config), 0)
-    gen = gen.to(device)
-    critic = critic.to(device) if critic is not None else None
+    gen = gen.to(device, memory_format=TRAIN_MEMORY_FORMAT)
+    critic = critic.to(device, memory_format=TRAIN_MEMORY_FORMAT) if critic is not None else None
     content, _ = _content(arch)
     critic_steps = int(arch.defaults.get("critic_steps", 5)) if critic is not None else 0
     update = arch.update(gen, critic, content.to(device), lr=1e-4, critic_steps=critic_steps,
                          content_weight=float(arch.defaults.get("content_weight", 1.0)),
                          seed=0, rank=0, amp=False)
     rng = torch.Generator().manual_seed(0)
-    x = (torch.rand(batch, 3, crop, crop, generator=rng) * 2 - 1).to(device)
-    y = (torch.rand(batch, 3, crop, crop, generator=rng) * 2 - 1).to(device)
+    x = (torch.rand(batch, 3, crop, crop, generator=rng) * 2 - 1).to(
+        device, memory_format=TRAIN_MEMORY_FORMAT)
+    y = (torch.rand(batch, 3, crop, crop, generator=rng) * 2 - 1).to(
+        device, memory_format=TRAIN_MEMORY_FORMAT)
     update.step(x, y)  # warm-up
     if device.type == "cuda":
         torch.cuda.synchronize()

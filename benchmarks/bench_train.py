@@ -21,7 +21,7 @@ import torch  # noqa: E402
 from benchmarks._common import machine_line, write_section  # noqa: E402
 from blursynth.nn.vgg import VGG19Features  # noqa: E402
 from blursynth.train.losses import ContentLoss  # noqa: E402
-from blursynth.train.loop import CONFIG_DEFAULTS  # noqa: E402
+from blursynth.train.loop import CONFIG_DEFAULTS, TRAIN_MEMORY_FORMAT  # noqa: E402
 from blursynth.train.trainer import Trainer  # noqa: E402
 from blursynth.train.models import CONFIGS, build_models, count_parameters  # noqa: E402
 
@@ -33,13 +33,13 @@ def steps_per_second(config, *, crop, batch, steps, device, perceptual, critic_s
     # VGG19 with random weights costs the same as with ImageNet's.
     content = ContentLoss(VGG19Features("conv3_3").to(device) if perceptual else None)
     amp = precision == "bf16"
-    if device.type == "cuda":
-        g = g.to(memory_format=torch.channels_last)
-        d = d.to(memory_format=torch.channels_last)
+    g, d = g.to(memory_format=TRAIN_MEMORY_FORMAT), d.to(memory_format=TRAIN_MEMORY_FORMAT)
     tr = Trainer(g, d, content, critic_steps=critic_steps, seed=0, amp=amp)
     gen = torch.Generator().manual_seed(0)
-    x = (torch.rand(batch, 3, crop, crop, generator=gen) * 2 - 1).to(device)
-    y = (torch.rand(batch, 3, crop, crop, generator=gen) * 2 - 1).to(device)
+    x = (torch.rand(batch, 3, crop, crop, generator=gen) * 2 - 1).to(
+        device, memory_format=TRAIN_MEMORY_FORMAT)
+    y = (torch.rand(batch, 3, crop, crop, generator=gen) * 2 - 1).to(
+        device, memory_format=TRAIN_MEMORY_FORMAT)
     for _ in range(3):  # warm-up: oneDNN builds its bf16 kernels over the first few steps
         tr.step(x, y)
     if device.type == "cuda":

@@ -232,8 +232,9 @@ ARCH_SECTION = "Architectures: quality"
 
 def arch_time_per_step(name, crop, batch, critic_steps, amp=False) -> float:
     """Seconds per update of ``name``'s small config (its losses, ``--perceptual none``) on
-    random crops in memory: the median of 9 steps after two warm-up steps (the first steps
-    also create the convolution primitives, and a mean of a few steps counted them)."""
+    random crops in memory, laid out channels-last as the trainer lays them out: the median
+    of 9 steps after two warm-up steps, so neither the first steps' building of convolution
+    primitives nor a step slowed by other work on the machine sets the run's length."""
     import torch
 
     from blursynth.train.archs import get_arch
@@ -241,7 +242,11 @@ def arch_time_per_step(name, crop, batch, critic_steps, amp=False) -> float:
     arch = get_arch(name)
     config = arch.config("small")
     gen, critic = arch.build(config, 0)
+    from blursynth.train.loop import TRAIN_MEMORY_FORMAT as mem
     from blursynth.train.losses import with_frequency_term
+
+    gen = gen.to(memory_format=mem)
+    critic = critic.to(memory_format=mem) if critic is not None else None
 
     # The runs' content loss (--perceptual none), with the config's frequency term.
     content, _ = with_frequency_term(*arch.content_loss("none", None, config),
@@ -251,8 +256,8 @@ def arch_time_per_step(name, crop, batch, critic_steps, amp=False) -> float:
                          content_weight=float(arch.default("content_weight", "small", 1.0)),
                          seed=0, rank=0, amp=amp)
     rng = torch.Generator().manual_seed(0)
-    x = torch.rand(batch, 3, crop, crop, generator=rng) * 2 - 1
-    y = torch.rand(batch, 3, crop, crop, generator=rng) * 2 - 1
+    x = (torch.rand(batch, 3, crop, crop, generator=rng) * 2 - 1).contiguous(memory_format=mem)
+    y = (torch.rand(batch, 3, crop, crop, generator=rng) * 2 - 1).contiguous(memory_format=mem)
     update.step(x, y)
     update.step(x, y)
     times = []

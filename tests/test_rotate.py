@@ -1,6 +1,7 @@
 """``train --rotate``: crops turned alike (top-bottom flips and transposes) after the crop and
 flip, drawn after them so runs without it keep their streams; recorded, and kept on resume."""
 
+import hashlib
 import json
 
 import numpy as np
@@ -39,11 +40,65 @@ def test_a_turned_item_is_a_turn_of_the_unturned_one(tiny_pairs_dataset):
     assert len(kinds) > 1  # 8 pairs: more than one turn drawn
 
 
-def test_without_rotate_the_stream_is_unchanged(tiny_pairs_dataset):
-    data = tiny_pairs_dataset()
-    a, b = PairDataset(data, crop=32, seed=5), PairDataset(data, crop=32, seed=5, rotate=False)
-    for i in range(len(a)):
-        assert torch.equal(a[i]["blurred"], b[i]["blurred"])
+def test_without_rotate_the_stream_is_the_one_before_the_option(tiny_pairs_dataset):
+    # The digest of these items as PairDataset gave them before rotate existed (commit ab8a0d8):
+    # the turn's draws come after the crop and flip, so runs without it read the same crops.
+    ds = PairDataset(tiny_pairs_dataset(), crop=32, seed=3)
+    h = hashlib.sha256()
+    for i in range(len(ds)):
+        h.update(ds[i]["blurred"].numpy().tobytes())
+        h.update(ds[i]["sharp"].numpy().tobytes())
+    assert h.hexdigest() == "e5611fb539c569e178be55157f4edf5d00792cc7b9dadbef8a208048c6b49537"
+
+
+def test_the_setting_reaches_the_loader(tmp_path, tiny_pairs_dataset):
+    from blursynth.train.loop import DataSource, TrainSettings
+    from blursynth.train.run_data import plan_data
+
+    data = (DataSource(str(tiny_pairs_dataset()), 1.0),)
+    for arch, rotate, expect in (("deblurgan", None, False), ("deblurgan", True, True),
+                                 ("nafnet", None, True), ("nafnet", False, False)):
+        settings = TrainSettings(data=data, out=str(tmp_path / "o"), steps=1, arch=arch,
+                                 rotate=rotate)
+        pairs, _ = plan_data(settings, 32)
+        assert pairs.rotate is expect, (arch, rotate)
+
+
+class _Online:
+    """An online source of two fixed 40x40 pairs (what OnlineMix reads of an OnlineBlur)."""
+
+    def __init__(self):
+        rng = np.random.default_rng(0)
+        self.images = [rng.integers(0, 256, (40, 40, 3), dtype=np.uint8) for _ in range(2)]
+
+    def __len__(self):
+        return 2
+
+    def pair_sides(self):
+        return [(40, 40)] * 2
+
+    def read(self, i, columns=None):
+        return {"blurred": self.images[i], "sharp": 255 - self.images[i], "id": f"{i}"}
+
+
+def test_online_pairs_are_turned_as_the_stored_ones(tiny_pairs_dataset):
+    from blursynth.errors import BadInputError
+    from blursynth.torch.mix import OnlineMix
+
+    plain = OnlineMix(None, [_Online()], [1.0], crop=32, seed=1)
+    turned = OnlineMix(None, [_Online()], [1.0], crop=32, seed=1, rotate=True)
+    kinds = set()
+    for k in range(16):
+        a, b = plain[k % 2], turned[k % 2]
+        turned.set_epoch(k), plain.set_epoch(k)
+        match = [j for j, t in enumerate(turns(a["blurred"])) if torch.equal(t, b["blurred"])]
+        assert match and torch.equal(turns(a["sharp"])[match[0]], b["sharp"])
+        kinds.add(match[0])
+    assert len(kinds) > 1
+    stored = PairDataset(tiny_pairs_dataset(), crop=32, rotate=True)
+    assert OnlineMix(stored, [_Online()], [1.0], crop=32).rotate is True
+    with pytest.raises(BadInputError, match="rotate=False differs from its PairDataset's"):
+        OnlineMix(stored, [_Online()], [1.0], crop=32, rotate=False)
 
 
 def test_a_pair_that_is_not_square_keeps_its_shape():

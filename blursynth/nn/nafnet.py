@@ -93,9 +93,15 @@ class LayerNorm2d(nn.Module):
     Examples
     --------
     >>> import torch
-    >>> x = torch.randn(2, 4, 3, 3)
+    >>> g = torch.Generator().manual_seed(0)
+    >>> x = torch.randn(2, 4, 3, 3, generator=g)
+    >>> norm = LayerNorm2d(4)
+    >>> w, b = torch.randn(2, 4, generator=g)
+    >>> with torch.no_grad():
+    ...     _ = norm.weight.copy_(w), norm.bias.copy_(b)
     >>> mu, var = x.mean(1, keepdim=True), x.var(1, unbiased=False, keepdim=True)
-    >>> torch.allclose(LayerNorm2d(4)(x), (x - mu) / torch.sqrt(var + 1e-6), atol=1e-5)
+    >>> y = (x - mu) / torch.sqrt(var + 1e-6) * w.view(1, 4, 1, 1) + b.view(1, 4, 1, 1)
+    >>> torch.allclose(norm(x), y, atol=1e-5)
     True
     """
 

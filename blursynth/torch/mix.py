@@ -48,7 +48,8 @@ class OnlineMix(torch.utils.data.Dataset):
         How errors name each online source (``--online`` recipe paths).
     rotate : bool, optional
         Turn online pairs as :class:`~blursynth.torch.PairDataset`'s ``rotate`` does; default
-        the PairDataset's (False without one).
+        the PairDataset's (False without one), which it must equal (the PairDataset turns the
+        stored pairs).
     """
 
     def __init__(self, pairs, online, online_weights, *, crop, seed=None, names=None,
@@ -70,6 +71,10 @@ class OnlineMix(torch.utils.data.Dataset):
         self._cum = np.cumsum(self.weights)
         self.seed = check_seed(pairs.seed if seed is None and pairs is not None else (seed or 0))
         self.flip = True if pairs is None else pairs.flip
+        if pairs is not None and rotate is not None and bool(rotate) != pairs.rotate:
+            raise BadInputError(f"OnlineMix rotate={bool(rotate)} differs from its PairDataset's "
+                                f"rotate={pairs.rotate}; pass the same to both (or leave "
+                                "OnlineMix's out).")
         self.rotate = bool(rotate) if rotate is not None else \
             (False if pairs is None else pairs.rotate)
         self.epoch = 0

@@ -1,10 +1,10 @@
-"""``--arch nafnet``: NAFNet (Chen et al., ECCV 2022) trained as published: the PSNR loss alone
-(no critic), Adam with betas (0.9, 0.9) and no weight decay, learning rate 1e-3 falling to a
-thousandth of it (1e-6) by cosine annealing over the run, crops flipped and rotated
-(``--rotate``, BasicSR's ``use_flip`` and ``use_rot``). The ``small`` config trains on the L1
-of the pixels (its ``loss`` key) plus MIMO-UNet's frequency term (``--fft-weight 1``) at twice the
-paper's rate: in CPU minutes on the quality benchmark's pairs the PSNR loss, which weighs each
-image by one over its own error, gave less (docs/algorithms.md)."""
+"""``--arch nafnet``: NAFNet (Chen et al., ECCV 2022) trained as published: the PSNR loss alone (no
+critic), Adam with betas (0.9, 0.9) and no weight decay, learning rate 1e-3 falling to a thousandth
+of it (1e-6) by cosine annealing over the run, crops flipped and rotated (``--rotate``; ``use_flip``
+and ``use_rot`` in its GoPro training options). The ``small`` config trains on the L1 of the pixels
+(its ``loss`` key) plus MIMO-UNet's frequency term (``--fft-weight 1``) at twice the paper's rate:
+in CPU minutes on the quality benchmark's pairs the PSNR loss, which weighs each image by one over
+its own error, gave less (docs/algorithms.md)."""
 
 from __future__ import annotations
 

@@ -176,10 +176,10 @@ def aligned_crop(blurred, sharp, crop, rng, *, flip=True):
 
 def aligned_turn(blurred, sharp, rng):
     """Both images flipped top-bottom or neither, then both transposed or neither, each with
-    probability 1/2 from ``rng`` (two draws whatever the shape; a pair that is not square is
-    never transposed, so a batch keeps one shape). After :func:`aligned_crop`'s left-right flip
-    this makes each of a square crop's eight rotations and mirrorings equally likely, as
-    BasicSR's ``use_hflip`` and ``use_rot`` (NAFNet's GoPro training) do. Camera shake and
+    probability 1/2 from ``rng`` (two draws whatever the shape; a pair that is not square is never
+    transposed, so a batch keeps one shape). After :func:`aligned_crop`'s left-right flip this makes
+    each of a square crop's eight rotations and mirrorings equally likely, as BasicSR's
+    ``use_hflip`` and ``use_rot`` do (``use_flip`` in NAFNet's GoPro options). Camera shake and
     frame-averaged motion have no preferred direction, so the turned pair is as likely a pair.
 
     Examples

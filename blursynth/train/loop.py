@@ -52,6 +52,12 @@ VAL_SHEET_LABELS = ("blurred", "deblurred", "sharp")
 #: theirs in ``Arch.crop_batch``.
 CONFIG_DEFAULTS = {"paper": (256, 1), "small": (64, 4)}
 
+#: How training lays out models and batches, on every device: on a CPU channels-last takes a
+#: sixth to a fifth off DeepDeblur's and DBGAN's small steps, less off DeblurGAN-v2's, nothing off
+#: DeblurGAN's (NAFNet runs channels-last inside whatever it is given); RESULTS.md, "Architectures:
+#: channels-last steps on a CPU". The benchmarks that time a step use it too.
+TRAIN_MEMORY_FORMAT = torch.channels_last
+
 #: Settings whose default is the architecture's (``Arch.defaults``, else DeblurGAN's).
 ARCH_DEFAULTS = {"lr": 1e-4, "critic_steps": 5, "content_weight": 100.0, "perceptual": "vgg",
                  "fft_weight": 0.0, "rotate": False}
@@ -378,10 +384,7 @@ def build_run(plan: RunPlan, hold: ExitStack) -> RunParts:
     if settings.init == "identity":
         arch.zero_init(gen)
     on_cuda = device.type == "cuda"
-    # Channels-last on every device: on a CPU it makes DeepDeblur's and DBGAN's small steps
-    # about a fifth faster and leaves the others' unchanged (RESULTS.md, "Architectures:
-    # channels-last steps on a CPU").
-    mem = torch.channels_last
+    mem = TRAIN_MEMORY_FORMAT
     gen = gen.to(device, memory_format=mem)
     if critic is not None:
         critic = critic.to(device, memory_format=mem)
