@@ -279,6 +279,15 @@ def _loss_kind(name, config=None) -> str:
     return f"{kind} + {fft:g} fft" if fft else kind
 
 
+def _rotated(run: Path) -> str:
+    """Whether a run turned its crops (``--rotate``), as its run.json says ('-' before it ran;
+    runs made before the option have no such setting and did not)."""
+    meta = run / "run.json"
+    if not meta.exists():
+        return "-"
+    return "yes" if json.loads(meta.read_text())["settings"].get("rotate") else "no"
+
+
 def _arch_facts(name) -> dict:
     from blursynth.train.archs import get_arch
 
@@ -373,20 +382,20 @@ def arch_main(args, work: Path, header: str, counts: dict):
 
 def arch_section(root: Path, counts: dict, args) -> str:
     """The section from every ``root/*/settings.json`` (oldest first)."""
-    done = [json.loads(f.read_text()) for f in
-            sorted(root.glob("*/settings.json"), key=lambda p: p.stat().st_mtime)]
+    files = sorted(root.glob("*/settings.json"), key=lambda p: p.stat().st_mtime)
+    done = [dict(json.loads(f.read_text()), folder=f.parent) for f in files]
     rows, best, bar, missing, seen_data = [], None, None, [], {}
     for d in done:
         f = d["facts"]
         got = {r[0]: r for r in d["rows"]}
         seen_data[d["data"]] = d["counts"]
-        for mix in d["runs"]:
+        for i, mix in enumerate(d["runs"]):
             # Runs recorded before the loss was: their architecture's loss then (nafnet's
             # small config trained on the paper's PSNR loss until its config named one).
             loss = f.get("loss") or ("psnr" if d["arch"] == "nafnet" else _loss_kind(d["arch"]))
             cells = (f"| {d['arch']} | {f['params_g'] / 1e6:.2f}M | {d['critic_steps']} | "
                      f"{loss} | "
-                     f"{d['init']} | {mix} | "
+                     f"{d['init']} | {_rotated(d['folder'] / f'run{i}')} | {mix} | "
                      + (f"{1 / d['sec_per_step']:.2f} | " if d["sec_per_step"] else "- | ")
                      + f"{d['steps']} | ")
             if mix not in got:
@@ -465,11 +474,13 @@ def arch_section(root: Path, counts: dict, args) -> str:
         f"stereo_motorcycle; never seen in training), full 128x128 images, output quantised to "
         f"8 bits, `blursynth evaluate`; gains are deblurred minus blurred input.",
         "",
-        "| arch | params G | critic | loss | init | training data | steps/s | steps | "
+        "Column 'rotate': whether the run also turned its crops (`--rotate`, from its run.json).",
+        "",
+        "| arch | params G | critic | loss | init | rotate | training data | steps/s | steps | "
         "train min | "
         "test pairs | blurred PSNR / SSIM | deblurred PSNR / SSIM | PSNR gain dB | SSIM gain |",
-        "| --- | ---: | ---: | --- | --- | --- | ---: | ---: | ---: | ---: | --- | --- | ---: "
-        "| ---: |",
+        "| --- | ---: | ---: | --- | --- | --- | --- | ---: | ---: | ---: | ---: | --- | --- "
+        "| ---: | ---: |",
         *rows,
         "",
         summary
