@@ -348,11 +348,18 @@ def arch_main(args, work: Path, header: str, counts: dict):
 
     def settings(name, facts, cs, init, sec, steps, tag, rows):
         (root / tag).mkdir(parents=True, exist_ok=True)
-        (root / tag / "settings.json").write_text(json.dumps({
+        path = root / tag / "settings.json"
+        was = json.loads(path.read_text()) if path.exists() else {}
+        # A later invocation adding seeds keeps the calibration that set the folder's steps
+        # (`--steps` with the same count reaches the same folder without calibrating).
+        first = {k: was[k] for k in ("sec_per_step", "minutes", "machine") if k in was}
+        path.write_text(json.dumps({
             "arch": name, "data": args.data, "steps": steps, "sec_per_step": sec,
             "minutes": None if args.steps else args.minutes, "critic_steps": cs, "init": init,
             "extra": args.extra, "parallel": args.parallel, "threads": args.threads,
             "machine": header, "facts": facts, "counts": counts, "runs": list(runs),
+            **first, "seeds": sorted(set(was.get("seeds", [0])) | set(args.seeds)
+                                     | {r[3] if len(r) > 3 else 0 for r in rows}),
             "rows": rows}))
 
     for p in plan:  # listed as not finished until their runs are in
@@ -385,6 +392,8 @@ def arch_main(args, work: Path, header: str, counts: dict):
             walls.update(_launch(pending[w:w + wave], args.parallel, strict=False))
         old = {(r[0], r[3] if len(r) > 3 else 0): r for r in
                json.loads((root / tag / "settings.json").read_text()).get("rows", [])}
+        for _, mix, _, seed in jobs:  # this invocation's runs: finished now, or missing
+            old.pop((mix, seed), None)
         rows = []
         for k, (i, mix, _, seed) in enumerate(jobs):
             out = root / tag / _run_folder(i, seed)
@@ -397,7 +406,6 @@ def arch_main(args, work: Path, header: str, counts: dict):
                 except subprocess.CalledProcessError:
                     print(f"evaluate {out} failed", flush=True)
                     continue
-            old.pop((mix, seed), None)
             rows.append([mix, walls[k], json.loads((out / "eval.json").read_text()), seed])
         rows += list(old.values())  # other seeds' runs, made by earlier invocations
         settings(name, facts, cs, init, sec, steps, tag, rows)
@@ -424,6 +432,8 @@ def arch_section(root: Path, counts: dict, args) -> str:
             tail = ((f"{1 / d['sec_per_step']:.2f} | " if d["sec_per_step"] else "- | ")
                     + f"{d['steps']} | ")
             got = sorted(_seed_rows(d, mix), key=lambda r: r[3])
+            missing += [f"{d['arch']} ({mix}, {d['steps']} steps, seed {s})"
+                        for s in d.get("seeds", [0]) if s not in {r[3] for r in got} and got]
             if not got:
                 missing.append(f"{d['arch']} ({mix}, {d['steps']} steps)")
                 rows.append(cells + f"- | {mix} | 0 | " + tail + "not finished | | | | | |")
@@ -445,9 +455,10 @@ def arch_section(root: Path, counts: dict, args) -> str:
                 bar = (gain, d["arch"], mix, d["minutes"], len(got))
     mix_vs = []
     for d in done:
-        got = {m: [r[2]["gain_psnr_db"] for r in _seed_rows(d, m)] for m in d["runs"]}
-        if all(got.values()) and len(got) == 2:
-            a, b = (float(np.mean(got[m])) for m in d["runs"])
+        got = {m: {r[3]: r[2]["gain_psnr_db"] for r in _seed_rows(d, m)} for m in d["runs"]}
+        common = set.intersection(*(set(g) for g in got.values())) if got else set()
+        if common and len(got) == 2:  # the seeds both runs have
+            a, b = (float(np.mean([got[m][s] for s in common])) for m in d["runs"])
             loss = d["facts"].get("loss") or ("psnr" if d["arch"] == "nafnet" else _loss_kind(d["arch"]))
             mix_vs.append(f"{d['arch']} ({d['steps']} steps, {loss}) {a - b:+.2f} dB")
     minutes = sorted({d.get("minutes") for d in done if d.get("minutes")})
@@ -554,6 +565,9 @@ def main():
                     help="With --arch: write the section from the runs finished so far.")
     ap.add_argument("--no-write", action="store_true")
     args = ap.parse_args()
+    args.seeds = sorted(set(args.seeds))
+    if args.seeds != [0] and not args.arch:
+        ap.error("--seeds needs --arch (the Trainer section's runs have one seed).")
     if args.arch is None and args.critic_steps is None:
         args.critic_steps = 5
     ENV["OMP_NUM_THREADS"] = str(args.threads)

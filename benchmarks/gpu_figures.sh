@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # GPU figures in one short run, for a machine with a CUDA GPU and a Python that has torch.
 # Usage: benchmarks/gpu_figures.sh OUTDIR   (PY=python3 by default; the tree need not be installed)
-# Writes OUTDIR/{env,train,archs,blur,batch,cli,tests}.txt; RESULTS.md is edited by hand from them, since the
-# machine that runs this is usually not the one that holds the checkout.
+# Writes OUTDIR/{env,train,archs,blur,batch,cli,tests}.txt; RESULTS.md is edited by hand from
+# them, since the machine that runs this is usually not the one that holds the checkout.
 set -u
 OUTDIR=${1:?usage: benchmarks/gpu_figures.sh OUTDIR}
 PY=${PY:-python3}
@@ -24,9 +24,10 @@ want env && {
 # Trainer steps/s, fp32 and bf16, small and paper configs.
 want train && timeout 120 "$PY" benchmarks/bench_train.py --device cuda --steps 10 --no-write >"$OUTDIR/train.txt" 2>&1
 
-# Every architecture's steps/s (issue 19's speed table), small and paper configs, the paper ones
-# at the papers' 256 px crops and batches, fp32: the rows of "Architectures: training speed".
-want archs && timeout 300 "$PY" benchmarks/bench_archs.py --device cuda --steps 5 --paper-crop 256 --no-write >"$OUTDIR/archs.txt" 2>&1
+# Every architecture's steps/s, small and paper configs, the paper ones at the papers' 256 px
+# crops and batches, fp32: the rows of "Architectures: training speed" on the GPU.
+want archs && timeout 300 "$PY" benchmarks/bench_archs.py --device cuda --steps 5 \
+  --paper-crop 256 --no-write >"$OUTDIR/archs.txt" 2>&1
 
 # Blur engine on the GPU: one pair, one image, a batch of 16.
 want blur && timeout 60 "$PY" -c "
