@@ -16,6 +16,18 @@ from .archs import DEFAULT_ARCH, get_arch, run_arch
 CHECKPOINT_FORMAT = runs.DEBLURGAN_FORMAT
 CHECKPOINT_VERSION = 1
 
+#: Train settings a run's recipe records only when they differ from these values (what runs made
+#: before each option trained with), and that a resume given none of takes from its checkpoint,
+#: not from the architecture's default (which may have changed since the run began).
+RUN_OWN = {"fft_weight": 0.0, "rotate": False}
+
+
+def run_own_option(name: str, value) -> str:
+    """How the command line gives a :data:`RUN_OWN` setting (``--fft-weight 1``, ``--rotate``)."""
+    if isinstance(RUN_OWN[name], bool):
+        return f"--{'' if value else 'no-'}{name}"
+    return f"--{name.replace('_', '-')} {value:g}"
+
 #: The DeblurGAN run folder and its checkpoint's messages.
 RUN_KIND = runs.RunKind(
     format=CHECKPOINT_FORMAT, version=CHECKPOINT_VERSION,
@@ -121,13 +133,12 @@ def check_resume(ckpt, settings, config, recipe, precision, device, total, rank)
             f"--config or another --out.")
     # Recorded only when used (runs made before an option have none): either side may lack it.
     recorded, differing = ckpt.get("recipe", {}), []
-    fft_was, fft_now = recorded.get("fft_weight", 0), recipe.get("fft_weight", 0)
-    if fft_was != fft_now:
-        differing.append(f"--fft-weight {fft_now:g} vs {fft_was:g} (recorded)")
-    rot_was, rot_now = bool(recorded.get("rotate")), bool(recipe.get("rotate"))
-    if rot_was != rot_now:
-        differing.append(f"--{'' if rot_now else 'no-'}rotate vs --{'' if rot_was else 'no-'}"
-                         f"rotate (recorded)")
+    for name, unused in RUN_OWN.items():
+        was, now = recorded.get(name, unused), recipe.get(name, unused)
+        if was != now:  # "--fft-weight 0 vs 0.25", "--no-rotate vs --rotate"
+            option = run_own_option(name, now)
+            recorded_as = run_own_option(name, was).removeprefix(option.split(" ")[0] + " ")
+            differing.append(f"{option} vs {recorded_as} (recorded)")
     if differing:
         raise BadInputError(runs.differing_options_message(out, differing))
     runs.check_recipe(ckpt, recipe, out, RUN_KIND)

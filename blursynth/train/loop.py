@@ -27,7 +27,7 @@ from ..nn.runs import CHECKPOINT, METRICS_CSV, RUN_JSON
 from .data import SPLIT_BY, DataSource
 from .archs import DEFAULT_ARCH, get_arch
 from .losses import with_frequency_term
-from .checkpoints import (CHECKPOINT_FORMAT, CHECKPOINT_VERSION, PRECISIONS, RUN_KIND,
+from .checkpoints import (CHECKPOINT_FORMAT, CHECKPOINT_VERSION, PRECISIONS, RUN_KIND, RUN_OWN,
                           check_resume, resolve_precision)
 from .models import from_model_range, to_model_range
 from .run_data import load_val, plan_data, warn_shared_kernel_draws
@@ -60,11 +60,7 @@ TRAIN_MEMORY_FORMAT = torch.channels_last
 
 #: Settings whose default is the architecture's (``Arch.defaults``, else DeblurGAN's).
 ARCH_DEFAULTS = {"lr": 1e-4, "critic_steps": 5, "content_weight": 100.0, "perceptual": "vgg",
-                 "fft_weight": 0.0, "rotate": False}
-#: Settings that a resumed run given none of takes from its checkpoint, not from the
-#: architecture's default (which may have changed since the run began); runs made before a
-#: setting existed recorded none and continue with ARCH_DEFAULTS' value (what they trained with).
-RUN_OWN = ("fft_weight", "rotate")
+                 **RUN_OWN}
 
 
 @dataclass(frozen=True)
@@ -221,8 +217,8 @@ class TrainSettings:
             # those runs resume with --split-by pair, and evaluate reads their split as pair.
             **({} if self.split_by == "pair" else {"split_by": self.split_by or "source"}),
             # Recorded only when used, so runs made before the options resume as they were.
-            **({"fft_weight": self.fft_weight} if self.fft_weight else {}),
-            **({"rotate": True} if self.rotate else {}),
+            **{name: getattr(self, name) for name, unused in RUN_OWN.items()
+               if getattr(self, name) not in (None, unused)},
         }
 
 
@@ -323,9 +319,9 @@ def plan_run(settings: TrainSettings, online=()) -> RunPlan:
         settings = replace(settings, split_by=split_by)
     for name in RUN_OWN:  # --resume without the option: the run's own
         if getattr(settings, name) is None:
-            value = (ckpt["recipe"].get(name, ARCH_DEFAULTS[name]) if ckpt is not None
-                     else arch.default(name, settings.config, ARCH_DEFAULTS[name]))
-            settings = replace(settings, **{name: type(ARCH_DEFAULTS[name])(value)})
+            value = (ckpt["recipe"].get(name, RUN_OWN[name]) if ckpt is not None
+                     else arch.default(name, settings.config, RUN_OWN[name]))
+            settings = replace(settings, **{name: type(RUN_OWN[name])(value)})
 
     pairs, val_items = plan_data(settings, crop, online)
     train_rows = pairs.rows
