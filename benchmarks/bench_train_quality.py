@@ -295,13 +295,16 @@ def _run_folder(i: int, seed: int) -> str:
     return f"run{i}" if seed == 0 else f"run{i}-seed{seed}"
 
 
-def _rotated(run: Path) -> str:
-    """Whether a run turned its crops (``--rotate``), as its run.json says ('-' before it ran;
-    runs made before the option have no such setting and did not)."""
+def _run_cells(run: Path) -> str:
+    """A run's 'rotate' and 'precision' cells, as its run.json says ('-' before it ran): whether
+    it turned its crops (``--rotate``; runs made before the option did not) and the precision
+    it trained in (``--precision`` resolved: fp32 or bf16)."""
     meta = run / "run.json"
     if not meta.exists():
-        return "-"
-    return "yes" if json.loads(meta.read_text())["settings"].get("rotate") else "no"
+        return "- | - | "
+    info = json.loads(meta.read_text())
+    return (f"{'yes' if info['settings'].get('rotate') else 'no'} | "
+            f"{info.get('precision', '-')} | ")
 
 
 def _arch_facts(name) -> dict:
@@ -436,11 +439,11 @@ def arch_section(root: Path, counts: dict, args) -> str:
                         for s in d.get("seeds", [0]) if s not in {r[3] for r in got} and got]
             if not got:
                 missing.append(f"{d['arch']} ({mix}, {d['steps']} steps)")
-                rows.append(cells + f"- | {mix} | 0 | " + tail + "not finished | | | | | |")
+                rows.append(cells + f"- | - | {mix} | 0 | " + tail + "not finished | | | | | |")
                 continue
             for _, wall, rep, seed in got:
                 b, o = rep["blurred"], rep["deblurred"]
-                rows.append(cells + f"{_rotated(d['folder'] / _run_folder(i, seed))} | {mix} | "
+                rows.append(cells + _run_cells(d["folder"] / _run_folder(i, seed)) + f"{mix} | "
                             f"{seed} | " + tail + f"{wall / 60:.1f} | {rep['n_pairs']} | "
                             f"{b['psnr']:.2f} / {b['ssim']:.4f} | {o['psnr']:.2f} / "
                             f"{o['ssim']:.4f} | {rep['gain_psnr_db']:+.2f} | "
@@ -448,11 +451,13 @@ def arch_section(root: Path, counts: dict, args) -> str:
             # Judged on the mean over the run's seeds (one run moves by about 0.15 dB).
             gain = float(np.mean([r[2]["gain_psnr_db"] for r in got]))
             wall = max(r[1] for r in got)
+            # The run named with its options beyond the architecture's defaults, if any.
+            who = f"{d['arch']}, {mix}" + (f", `{d['extra']}`" if d["extra"] else "")
             if best is None or gain > best[0]:
-                best = (gain, d["arch"], mix, d.get("minutes"), wall, len(got))
+                best = (gain, who, d["steps"], d.get("minutes"), wall, len(got))
             # The issue's bar: runs calibrated to at most 10 CPU minutes only.
             if d.get("minutes") and d["minutes"] <= 10 and (bar is None or gain > bar[0]):
-                bar = (gain, d["arch"], mix, d["minutes"], len(got))
+                bar = (gain, who, d["steps"], d["minutes"], len(got))
     mix_vs = []
     for d in done:
         got = {m: {r[3]: r[2]["gain_psnr_db"] for r in _seed_rows(d, m)} for m in d["runs"]}
@@ -467,14 +472,14 @@ def arch_section(root: Path, counts: dict, args) -> str:
     data_lines = [f"Training pairs `--data {k}`: {_count_text(k, _manifest_counts(root.parent, DATA_RECIPES[k]['suffix']))}"
                   for k in sorted(seen_data)]
     summary = ("No run has finished." if best is None else
-               f"Best PSNR gain over the blurred input: {best[0]:+.2f} dB ({best[1]}, {best[2]}, "
+               f"Best PSNR gain over the blurred input: {best[0]:+.2f} dB ({best[1]}, {best[2]} steps, "
                + (f"mean of {best[5]} seeds, " if best[5] > 1 else "")
                + (f"{best[3]:g} CPU minutes, " if best[3] else "")
                + f"{best[4] / 60:.1f} wall minutes); "
                + ("no run calibrated to at most 10 CPU minutes, so the issue's +2 dB bar is not judged"
                   if bar is None else
                   f"the issue's +2 dB bar (10 CPU minutes) is {'met' if bar[0] >= 2 else 'NOT met'}: "
-                  f"best {bar[0]:+.2f} dB in at most 10 ({bar[1]}, {bar[2]}, "
+                  f"best {bar[0]:+.2f} dB in at most 10 ({bar[1]}, {bar[2]} steps, "
                   + (f"mean of {bar[4]} seeds, " if bar[4] > 1 else "")
                   + f"{bar[3]:g} CPU minutes)")
                + f" (runs of {target} CPU minutes here). 2:1 mix minus trajectory only, per "
@@ -508,8 +513,8 @@ def arch_section(root: Path, counts: dict, args) -> str:
            "--dropout 0 --precision bf16`)." if any(
                d["arch"] == "deblurgan" and d["critic_steps"] == 5 and not d["extra"]
                for d in done) else "")
-        + "".join(f" More train options of the {d['arch']} runs: `{d['extra']}`."
-                  for d in done if d["extra"]),
+        + "".join(f" More train options of the {d['arch']} runs of {d['steps']} steps: "
+                  f"`{d['extra']}`." for d in done if d["extra"]),
         *([f"**These runs had {target} CPU minutes each, not the issue's 10** (the session "
            f"that ran them was short of time): the +2 dB check below is at {target} minutes, "
            f"and a rerun with `--minutes 10` is still to be done."]
@@ -520,14 +525,16 @@ def arch_section(root: Path, counts: dict, args) -> str:
         f"8 bits, `blursynth evaluate`; gains are deblurred minus blurred input.",
         "",
         "Column 'rotate': whether the run also turned its crops (`--rotate`, from its run.json); "
+        "'precision': what it trained in (fp32, or bf16 autocast with `--precision bf16`); "
         "'seed': the run's `--seed` (`--seeds`: an architecture's runs with other seeds, the "
         "same settings otherwise; the summary below takes the mean over a run's seeds).",
         "",
-        "| arch | params G | critic | loss | init | rotate | training data | seed | steps/s | "
+        "| arch | params G | critic | loss | init | rotate | precision | training data | seed | "
+        "steps/s | "
         "steps | "
         "train min | "
         "test pairs | blurred PSNR / SSIM | deblurred PSNR / SSIM | PSNR gain dB | SSIM gain |",
-        "| --- | ---: | ---: | --- | --- | --- | --- | ---: | ---: | ---: | ---: | ---: | --- "
+        "| --- | ---: | ---: | --- | --- | --- | --- | --- | ---: | ---: | ---: | ---: | ---: | --- "
         "| --- | ---: | ---: |",
         *rows,
         "",
