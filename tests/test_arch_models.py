@@ -249,6 +249,28 @@ def test_dbgan_generator_reach_is_exact():
     assert float(diff[:3, :].max()) == 0       # more than r away: not
 
 
+#: Generator and critic parameters of every architecture's small config, as the README gives them.
+SMALL_PARAMS = {"deblurgan": (272_515, 175_089), "deblurgan-v2": (321_987, 612_450),
+                "deepdeblur": (45_441, 670_873), "dbgan": (38_003, 295_361), "nafnet": (438_387, 0)}
+
+
+@pytest.mark.parametrize("name", sorted(SMALL_PARAMS))
+def test_small_config_parameter_counts_are_the_readmes(name):
+    from pathlib import Path
+
+    from blursynth.train.archs import get_arch
+
+    arch = get_arch(name)
+    gen, critic = arch.build(arch.config("small"), 0)
+    counts = (n_params(gen), n_params(critic) if critic is not None else 0)
+    assert counts == SMALL_PARAMS[name]
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    row = next(line for line in readme.splitlines() if line.startswith(f"| `{name}` |"))
+    g, d = counts
+    # The README's small column: the generator alone, or "generator / critic".
+    assert f"| {g:,} |" in row or f"| {g:,} / {d:,} |" in row, row
+
+
 @pytest.mark.parametrize("build,configs", [
     (fpn.build_fpn, fpn.CONFIGS), (deepdeblur.build_deepdeblur, deepdeblur.CONFIGS),
     (dbgan.build_dbgan, dbgan.CONFIGS)])

@@ -101,6 +101,34 @@ def test_checkpoint_from_a_different_config(run_cli, trained_run, tiny_pairs_dat
     assert _snapshot(trained_run) == before
 
 
+def test_resume_without_the_runs_perceptual_none_is_refused_before_looking_for_vgg(
+        run_cli, trained_run, tiny_pairs_dataset, monkeypatch):
+    """A resume takes every training option again; one that leaves out the run's
+    --perceptual none is told which setting differs, not sent to find VGG19 weights."""
+    import blursynth.nn.vgg as vgg
+
+    def no_lookup(*_a, **_k):
+        raise AssertionError("looked for VGG19 weights before checking the resume")
+
+    monkeypatch.setattr(vgg, "resolve_vgg19_weights", no_lookup)
+    before = _snapshot(trained_run)
+    fast = [x for x in FAST if x not in ("--perceptual", "none")]
+    _fails(run_cli, "train", "--data", tiny_pairs_dataset(), "--out", trained_run, "--steps", 2,
+           "--resume", *fast, match="perceptual='none'; this run asks for 'vgg'")
+    assert _snapshot(trained_run) == before
+
+
+def test_resume_into_a_folder_without_a_checkpoint_says_it_starts_a_new_run(
+        run_cli, tiny_pairs_dataset, tmp_path):
+    args = ("train", "--data", tiny_pairs_dataset(), "--out", tmp_path / "typo", *FAST)
+    r = run_cli(*args, "--steps", 1, "--resume")
+    assert r.code == 0, r
+    assert "holds no checkpoint to resume; starting a new run there" in r.err
+    assert (tmp_path / "typo" / "checkpoint.pt").is_file()
+    again = run_cli(*args, "--steps", 2, "--resume")  # now it resumes
+    assert again.code == 0 and "no checkpoint" not in again.err, again
+
+
 def test_corrupt_checkpoint(run_cli, trained_run, tiny_pairs_dataset, tmp_path):
     import shutil
 
@@ -317,9 +345,16 @@ def test_evaluate_checks_its_tile_as_deblur_does(run_cli, trained_run, tiny_pair
     assert run_cli(*args, "--data", small, "--tile", 64).code == 0
     # 96x128 pairs run in tiles, and the small config's halo (receptive radius and a 16 px
     # blend) leaves no room in 64: one line, exit 2, as deblur says it.
-    _fails(run_cli, *args, "--data", large, "--tile", 64, match="too small for this model's halo")
+    line = _fails(run_cli, *args, "--data", large, "--tile", 64,
+                  match="too small for this model's halo")
     _fails(run_cli, *args, "--data", large, "--tile", 64, "--norm-stats", "tile",
            match="too small for this model's halo")
+    # The tile it names is the smallest that runs: that one scores, the next smaller is refused.
+    need = int(line.split("use --tile ")[1].split()[0])
+    assert need > 64 and need % 4 == 0
+    assert run_cli(*args, "--data", large, "--tile", need).code == 0
+    _fails(run_cli, *args, "--data", large, "--tile", need - 4,
+           match=f"use --tile {need} or more")
 
 
 def test_deblur_needs_room_for_the_halo_only_for_images_run_in_tiles(run_cli, trained_run,

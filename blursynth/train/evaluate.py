@@ -90,10 +90,14 @@ def _check_tiling(tile: int, norm_stats: str) -> None:
 
 
 def _check_halo(gen, tile: int, blend: int) -> None:
-    halo = gen.receptive_radius() + blend
-    if tile < 2 * halo + 8:
+    """Refuse a ``--tile`` that leaves no core inside the halo, naming the smallest that runs
+    (a larger one runs fewer tiles, so faster)."""
+    from .tiling import _halo, smallest_tile
+
+    need = smallest_tile(gen, blend)
+    if tile < need:
         raise BadInputError(f"--tile {tile} is too small for this model's halo of "
-                            f"{halo} px a side; use --tile {((2 * halo + 64) // 4) * 4} or more.")
+                            f"{_halo(gen, blend)} px a side; use --tile {need} or more.")
 
 
 def _runs_in_tiles(gen, height: int, width: int, tile: int) -> bool:

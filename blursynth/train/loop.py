@@ -332,8 +332,6 @@ def plan_run(settings: TrainSettings, online=()) -> RunPlan:
         total = int(settings.steps)
     else:
         total = max(1, math.ceil(settings.epochs * n_train / (batch * world)))
-    content, content_info = with_frequency_term(
-        *arch.content_loss(settings.perceptual, settings.vgg_weights, config), settings.fft_weight)
     recipe = settings.recipe(crop, batch)
     # Absent without --online, so those runs' recipes (and resume checks) do not change.
     if settings.online:
@@ -342,6 +340,10 @@ def plan_run(settings: TrainSettings, online=()) -> RunPlan:
     precision = resolve_precision(settings.precision, device)
     if ckpt is not None:
         check_resume(ckpt, settings, config, recipe, precision, device, total, rank)
+    # After the resume check: a resume that left out the run's --perceptual none is told so,
+    # not sent to look for VGG19 weights it never trained with.
+    content, content_info = with_frequency_term(
+        *arch.content_loss(settings.perceptual, settings.vgg_weights, config), settings.fft_weight)
     return RunPlan(settings=settings, config=config, crop=crop, batch=batch, world=world,
                    rank=rank, device=device, precision=precision, out=out,
                    train_rows=train_rows, val_items=val_items, total=total, content=content,

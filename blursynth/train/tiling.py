@@ -33,6 +33,27 @@ def multiple_of(generator) -> int:
     return int(getattr(generator, "multiple", MULTIPLE))
 
 
+def _halo(generator, blend: int) -> int:
+    """Pixels each tile reads beyond its core on every side: the generator's reach plus the
+    seam's cross-fade, rounded up so tile corners stay on its multiple."""
+    blend = _round_up(max(int(blend), 0), MULTIPLE)
+    return _round_up(generator.receptive_radius() + blend, multiple_of(generator))
+
+
+def smallest_tile(generator, blend: int) -> int:
+    """The smallest tile side that leaves a core inside the halo: tiles of at least this size
+    run (:func:`deblur_tensor`); smaller ones are refused when an image would need tiles.
+
+    Examples
+    --------
+    >>> from blursynth.train.models import CONFIGS, build_models
+    >>> g, _ = build_models(CONFIGS["small"], seed=0)
+    >>> smallest_tile(g, 16) == 2 * _halo(g, 16) + multiple_of(g)
+    True
+    """
+    return 2 * _halo(generator, blend) + multiple_of(generator)
+
+
 def _is_stat_layer(m) -> bool:
     """Layers whose output depends on means over the whole image."""
     if isinstance(m, nn.InstanceNorm2d):
@@ -128,13 +149,13 @@ def deblur_tensor(generator: Generator, image, *, tile=512, blend=16, norm_stats
 
 def _run_tiles(generator, x, tile, blend, norm_stats, multiple=MULTIPLE):
     hp, wp = x.shape[-2:]
+    halo = _halo(generator, blend)
     blend = _round_up(max(int(blend), 0), MULTIPLE)
-    halo = _round_up(generator.receptive_radius() + blend, multiple)
     core = tile - 2 * halo
     if core < multiple:
         raise ValueError(
             f"tile {tile} leaves no room inside its halo of {halo} px on each side; use a tile "
-            f"of at least {2 * halo + 64}."
+            f"of at least {smallest_tile(generator, blend)}."
         )
     tiles = []
     for y0, y1 in _spans(hp, core):
