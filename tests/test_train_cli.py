@@ -129,6 +129,14 @@ def test_resume_into_a_folder_without_a_checkpoint_says_it_starts_a_new_run(
     assert again.code == 0 and "no checkpoint" not in again.err, again
 
 
+def test_run_json_records_the_networks_parameters(trained_run):
+    import json
+
+    info = json.loads((trained_run / "run.json").read_text())
+    # deblurgan --config small, as the README's table gives it (tests/test_arch_models.py)
+    assert info["parameters"] == {"generator": 272_515, "critic": 175_089}
+
+
 def test_corrupt_checkpoint(run_cli, trained_run, tiny_pairs_dataset, tmp_path):
     import shutil
 

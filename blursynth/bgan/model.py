@@ -12,6 +12,8 @@ from dataclasses import asdict, dataclass, replace
 import torch
 from torch import nn
 
+from ..nn import count_parameters  # noqa: F401 - re-exported
+
 #: Channels of the noise map: a 4-vector drawn from N(0, 1), the same at every pixel.
 NOISE_DIM = 4
 
@@ -263,8 +265,4 @@ def model_fingerprint(generator: BlurGenerator) -> str:
 
     return weights_fingerprint(generator.config.to_dict(), generator.state_dict())
 
-
-def count_parameters(module: nn.Module) -> int:
-    """Number of parameters."""
-    return sum(p.numel() for p in module.parameters())
 

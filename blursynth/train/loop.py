@@ -21,7 +21,7 @@ import torch
 
 from .._rng import check_seed
 from ..errors import SettingError, checking
-from ..nn import runs
+from ..nn import count_parameters, runs
 from ..nn.device import resolve_device
 from ..nn.runs import CHECKPOINT, METRICS_CSV, RUN_JSON
 from .data import SPLIT_BY, DataSource
@@ -421,6 +421,9 @@ def build_run(plan: RunPlan, hold: ExitStack) -> RunParts:
                 "batch_size": plan.batch, "world_size": plan.world, "total_steps": plan.total,
                 "content_loss": plan.content_info, "precision": plan.precision,
                 "n_train_pairs": plan.n_train,
+                # What the README's architecture tables give, to check a run against them.
+                "parameters": {"generator": count_parameters(gen),
+                               "critic": count_parameters(critic) if critic is not None else 0},
                 "val_pairs": [[p, i] for p, i in plan.val_items]})
         metrics = runs.MetricsLog(out / METRICS_CSV, metric_columns(arch), start)
         metrics.save()  # drops the rows a stopped run wrote after its checkpoint

@@ -12,6 +12,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from ..nn import count_parameters  # noqa: F401 - re-exported
+
 
 @dataclass(frozen=True)
 class ModelConfig:
@@ -212,6 +214,3 @@ def zero_last_conv(generator: nn.Module) -> None:
     nn.init.zeros_(last.bias)
 
 
-def count_parameters(module: nn.Module) -> int:
-    """Number of trainable parameters."""
-    return sum(p.numel() for p in module.parameters() if p.requires_grad)

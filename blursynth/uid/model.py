@@ -22,7 +22,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ..nn import runs
+from ..nn import count_parameters, runs  # noqa: F401 - count_parameters re-exported
 from ..nn.runs import CHECKPOINT, METRICS_CSV, RUN_JSON
 
 #: What the content encoders divide H and W by.
@@ -420,11 +420,6 @@ def model_fingerprint(nets: UIDNets) -> str:
     The critics are left out: they do not change what the model makes.
     """
     return runs.weights_fingerprint(nets.config.to_dict(), nets.state_dict(), skip="critic_")
-
-
-def count_parameters(module: nn.Module) -> int:
-    """Number of parameters."""
-    return sum(p.numel() for p in module.parameters())
 
 
 # --------------------------------------------------------------------------------------------
