@@ -249,6 +249,24 @@ def test_dbgan_generator_reach_is_exact():
     assert float(diff[:3, :].max()) == 0       # more than r away: not
 
 
+@pytest.mark.parametrize("name", ["deblurgan", "deblurgan-v2", "deepdeblur", "dbgan", "nafnet"])
+def test_the_smallest_tile_runs_and_one_multiple_less_is_refused(name):
+    """``smallest_tile`` is the tiler's own rule for every down-sampling factor (4 to 32), the
+    tile rounded down to the network's multiple included."""
+    from blursynth.train.archs import get_arch
+    from blursynth.train.tiling import deblur_tensor, multiple_of, smallest_tile
+
+    arch = get_arch(name)
+    gen = arch.build_generator(arch.config("small")).eval()
+    tile, m = smallest_tile(gen, 16), multiple_of(gen)
+    x = torch.rand(1, 3, 8, tile + 8, generator=torch.Generator().manual_seed(0))
+    assert deblur_tensor(gen, x, tile=tile, blend=16).shape == x.shape
+    # A tile just short of it, even one that rounds down to the same multiple, is refused.
+    for short in {tile - 4, tile - m}:
+        with pytest.raises(ValueError, match=f"use a tile of at least {tile}"):
+            deblur_tensor(gen, x, tile=short, blend=16)
+
+
 #: Generator and critic parameters of every architecture's small config, as the README gives them.
 SMALL_PARAMS = {"deblurgan": (272_515, 175_089), "deblurgan-v2": (321_987, 612_450),
                 "deepdeblur": (45_441, 670_873), "dbgan": (38_003, 295_361), "nafnet": (438_387, 0)}
@@ -267,8 +285,8 @@ def test_small_config_parameter_counts_are_the_readmes(name):
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
     row = next(line for line in readme.splitlines() if line.startswith(f"| `{name}` |"))
     g, d = counts
-    # The README's small column: the generator alone, or "generator / critic".
-    assert f"| {g:,} |" in row or f"| {g:,} / {d:,} |" in row, row
+    # The README's small column: "generator / critic", the generator alone without a critic.
+    assert (f"| {g:,} / {d:,} |" if d else f"| {g:,} |") in row, row
 
 
 @pytest.mark.parametrize("build,configs", [

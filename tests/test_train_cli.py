@@ -127,6 +127,13 @@ def test_resume_into_a_folder_without_a_checkpoint_says_it_starts_a_new_run(
     assert (tmp_path / "typo" / "checkpoint.pt").is_file()
     again = run_cli(*args, "--steps", 2, "--resume")  # now it resumes
     assert again.code == 0 and "no checkpoint" not in again.err, again
+    # A folder it may not write into is refused, without announcing a new run first.
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("mine")
+    r = run_cli("train", "--data", tiny_pairs_dataset(), "--out", tmp_path / "mine", *FAST,
+                "--steps", 1, "--resume")
+    assert r.code == 2 and "starting a new run" not in r.err, r
+    assert sorted(p.name for p in (tmp_path / "mine").iterdir()) == ["notes.txt"]
 
 
 def test_run_json_records_the_networks_parameters(trained_run):

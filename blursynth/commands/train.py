@@ -171,9 +171,13 @@ def _note_fresh_resume(out, resume: bool) -> None:
     import os
     from pathlib import Path
 
-    from ..nn.runs import CHECKPOINT
+    from ..nn.runs import CHECKPOINT, open_run_folder
+    from ..train.checkpoints import RUN_KIND
 
     if resume and os.environ.get("RANK", "0") == "0" and not (Path(out) / CHECKPOINT).exists():
+        # A folder the run may not write into (a dataset, a file, someone's files) is refused
+        # here, in the trainer's words, rather than announced as a new run first.
+        open_run_folder(out, RUN_KIND)
         click.echo(f"note: {out} holds no checkpoint to resume; starting a new run there.",
                    err=True)
 

@@ -46,10 +46,17 @@ def smallest_tile(generator, blend: int) -> int:
 
     Examples
     --------
+    >>> import torch
     >>> from blursynth.train.models import CONFIGS, build_models
     >>> g, _ = build_models(CONFIGS["small"], seed=0)
-    >>> smallest_tile(g, 16) == 2 * _halo(g, 16) + multiple_of(g)
+    >>> tile = smallest_tile(g, 16)
+    >>> x = torch.rand(1, 3, 8, tile + 8)  # wider than a tile: run in tiles
+    >>> deblur_tensor(g, x, tile=tile, blend=16).shape[-1] == tile + 8
     True
+    >>> deblur_tensor(g, x, tile=tile - multiple_of(g), blend=16)
+    Traceback (most recent call last):
+    ...
+    ValueError: tile ... leaves no room inside its halo of ... px on each side; use a tile of at least ...
     """
     return 2 * _halo(generator, blend) + multiple_of(generator)
 
