@@ -85,6 +85,18 @@ def test_resume_equals_uninterrupted(sets, tmp_path, run_cli):
     assert other.code == 2 and "patch" in error_line(other)
 
 
+def test_resume_into_a_fresh_folder_says_it_starts_a_new_run(sets, tmp_path, run_cli):
+    args = ("bgan", "train", "--sharp", sets / "sharp", "--real-blur", sets / "real", *TRAIN,
+            "--steps", 1, "--resume")
+    r = run_cli(*args, "--out", tmp_path / "new")
+    assert r.code == 0 and "holds no checkpoint to resume; starting a new run" in r.err, r
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("mine")
+    refused = run_cli(*args, "--out", tmp_path / "mine")
+    assert refused.code == 2 and "starting a new run" not in refused.err, refused
+    assert [p.name for p in (tmp_path / "mine").iterdir()] == ["notes.txt"]
+
+
 def test_ctrl_c_says_whether_there_is_a_checkpoint_to_resume(sets, tmp_path, run_cli,
                                                             monkeypatch):
     from blursynth.bgan.train import BGANTrainer

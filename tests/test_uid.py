@@ -229,6 +229,11 @@ def model(sets, tmp_path_factory):
     return out
 
 
+def test_resume_into_a_fresh_folder_says_it_starts_a_new_run(sets, tmp_path, run_cli):
+    r = _train(run_cli, tmp_path / "new", sets / "sharp", sets / "real", "--resume", steps=1)
+    assert r.code == 0 and "holds no checkpoint to resume; starting a new run" in r.err, r
+
+
 def test_train_writes_run_folder_and_load_uid_reads_it(model):
     import json
 

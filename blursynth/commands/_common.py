@@ -241,6 +241,23 @@ def interrupted_run(out):
                        f"with --resume to continue.")
 
 
+def note_fresh_resume(out, resume: bool, kind) -> None:
+    """Say so when ``--resume`` finds no checkpoint in ``--out`` and so starts a new run there
+    (allowed, so a job can always be launched with --resume; a mistyped --out would otherwise
+    pass unnoticed). One line on stderr, from the first process only under torchrun. A folder
+    the run may not write into (a dataset, a file, someone's files) is refused first, in the
+    trainer's own words (``kind``: the run's :class:`~blursynth.nn.runs.RunKind`)."""
+    import os
+    from pathlib import Path
+
+    from ..nn.runs import CHECKPOINT, open_run_folder
+
+    if resume and os.environ.get("RANK", "0") == "0" and not (Path(out) / CHECKPOINT).exists():
+        open_run_folder(out, kind)
+        click.echo(f"note: {out} holds no checkpoint to resume; starting a new run there.",
+                   err=True)
+
+
 def unpaired_run_options(sample_sheet: str):
     """The run options ``bgan train`` and ``uid train`` share, from ``--seed`` to ``--quiet``
     (in that order in ``--help``); ``sample_sheet`` says what a sheet's columns are."""
@@ -271,9 +288,11 @@ def unpaired_run_options(sample_sheet: str):
     return apply
 
 
-def run_unpaired_training(train, settings, out, describe_last) -> None:
+def run_unpaired_training(train, settings, out, describe_last, kind) -> None:
     """Run ``train(settings)`` (``bgan train``, ``uid train``) and echo its summary line;
-    ``describe_last(losses)`` words the last logged losses. Ctrl-C says how to go on."""
+    ``describe_last(losses)`` words the last logged losses. Ctrl-C says how to go on. ``kind``:
+    the run's RunKind (for :func:`note_fresh_resume`)."""
+    note_fresh_resume(out, settings.resume, kind)
     try:
         summary = train(settings)
     except KeyboardInterrupt:

@@ -76,7 +76,7 @@ def train(sharp, real_blur, out, steps, config, width, blocks, image_skip, patch
       blursynth bgan train --sharp photos/ --real-blur blurry/ --out model/ --steps 2000 \\
           --config small --patch 64 --perceptual none --max-minutes 10
     """
-    from ..bgan.train import BGANTrainSettings, train_bgan
+    from ..bgan.train import RUN_KIND, BGANTrainSettings, train_bgan
 
     settings = BGANTrainSettings(
         sharp=sharp, real_blur=real_blur, out=out, steps=steps, config=config, width=width,
@@ -91,7 +91,7 @@ def train(sharp, real_blur, out, steps, config, width, blocks, image_skip, patch
     run_unpaired_training(
         train_bgan, settings, out,
         lambda last: (f"blur loss {last['loss_blur']:.4g}, critic loss {last['loss_d']:.4g}, "
-                      f"perceptual {last['loss_perceptual']:.4g}"))
+                      f"perceptual {last['loss_perceptual']:.4g}"), RUN_KIND)
 
 
 def _no_highlights(ctx, param, value):

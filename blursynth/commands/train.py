@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import click
 
-from ._common import device_option, finite, interrupted_run, no_verify_option, seed_option
+from ._common import (device_option, finite, interrupted_run, no_verify_option, note_fresh_resume,
+                      seed_option)
 
 
 def _data_specs(ctx, param, value):
@@ -149,7 +150,9 @@ def train(data, online, out, arch, config, width, backbone_weights, steps, epoch
         val_crop=val_crop, val_every=val_every, checkpoint_every=checkpoint_every,
         log_every=log_every, resume=resume, progress=not quiet, verify=not no_verify,
     )
-    _note_fresh_resume(out, resume)
+    from ..train.checkpoints import RUN_KIND
+
+    note_fresh_resume(out, resume, RUN_KIND)
     try:
         summary = run_training(settings, online=sources)
     except KeyboardInterrupt:
@@ -162,24 +165,6 @@ def train(data, online, out, arch, config, width, backbone_weights, steps, epoch
         msg += (f"; validation PSNR {last['val_psnr']:.2f} dB (blurred input "
                 f"{last['val_psnr_blurred']:.2f}), SSIM {last['val_ssim']:.4f}")
     click.echo(msg)
-
-
-def _note_fresh_resume(out, resume: bool) -> None:
-    """Say so when --resume finds no checkpoint in --out and so starts a new run there (allowed,
-    so a job can always be launched with --resume; a mistyped --out would otherwise pass
-    unnoticed). One line on stderr, from the first process only under torchrun."""
-    import os
-    from pathlib import Path
-
-    from ..nn.runs import CHECKPOINT, open_run_folder
-    from ..train.checkpoints import RUN_KIND
-
-    if resume and os.environ.get("RANK", "0") == "0" and not (Path(out) / CHECKPOINT).exists():
-        # A folder the run may not write into (a dataset, a file, someone's files) is refused
-        # here, in the trainer's words, rather than announced as a new run first.
-        open_run_folder(out, RUN_KIND)
-        click.echo(f"note: {out} holds no checkpoint to resume; starting a new run there.",
-                   err=True)
 
 
 def _recorded_arch(out) -> str | None:

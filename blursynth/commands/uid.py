@@ -89,6 +89,7 @@ def train(sharp, real_blur, out, steps, config, width, z_dim, code_gain, patch, 
       blursynth uid train --sharp faces/ --real-blur blurry_faces/ --out model/ --steps 2000 \\
           --config small --patch 64 --perceptual none --max-minutes 10
     """
+    from ..uid.model import RUN_KIND
     from ..uid.train import UIDTrainSettings, train_uid
 
     settings = UIDTrainSettings(
@@ -106,7 +107,7 @@ def train(sharp, real_blur, out, steps, config, width, z_dim, code_gain, patch, 
         train_uid, settings, out,
         lambda last: (f"cycle loss {last['loss_cycle']:.4g}, adversarial "
                       f"{last['loss_adversarial']:.4g}, KL {last['loss_kl']:.4g}, critics "
-                      f"{last['loss_d']:.4g}"))
+                      f"{last['loss_d']:.4g}"), RUN_KIND)
 
 
 @uid.command(name="deblur")
