@@ -92,12 +92,12 @@ def _check_tiling(tile: int, norm_stats: str) -> None:
 def _check_halo(gen, tile: int, blend: int) -> None:
     """Refuse a ``--tile`` that leaves no core inside the halo, naming the smallest that runs
     (a larger one runs fewer tiles, so faster)."""
-    from .tiling import _halo, smallest_tile
+    from .tiling import smallest_tile, tile_halo
 
     need = smallest_tile(gen, blend)
     if tile < need:
         raise BadInputError(f"--tile {tile} is too small for this model's halo of "
-                            f"{_halo(gen, blend)} px a side; use --tile {need} or more.")
+                            f"{tile_halo(gen, blend)} px a side; use --tile {need} or more.")
 
 
 def _runs_in_tiles(gen, height: int, width: int, tile: int) -> bool:

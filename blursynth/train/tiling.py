@@ -33,7 +33,7 @@ def multiple_of(generator) -> int:
     return int(getattr(generator, "multiple", MULTIPLE))
 
 
-def _halo(generator, blend: int) -> int:
+def tile_halo(generator, blend: int) -> int:
     """Pixels each tile reads beyond its core on every side: the generator's reach plus the
     seam's cross-fade, rounded up so tile corners stay on its multiple."""
     blend = _round_up(max(int(blend), 0), MULTIPLE)
@@ -58,7 +58,7 @@ def smallest_tile(generator, blend: int) -> int:
     ...
     ValueError: tile ... leaves no room inside its halo of ... px on each side; use a tile of at least ...
     """
-    return 2 * _halo(generator, blend) + multiple_of(generator)
+    return 2 * tile_halo(generator, blend) + multiple_of(generator)
 
 
 def _is_stat_layer(m) -> bool:
@@ -156,7 +156,7 @@ def deblur_tensor(generator: Generator, image, *, tile=512, blend=16, norm_stats
 
 def _run_tiles(generator, x, tile, blend, norm_stats, multiple=MULTIPLE):
     hp, wp = x.shape[-2:]
-    halo = _halo(generator, blend)
+    halo = tile_halo(generator, blend)
     blend = _round_up(max(int(blend), 0), MULTIPLE)
     core = tile - 2 * halo
     if core < multiple:
