@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 from fractions import Fraction
 
@@ -143,6 +144,29 @@ def default_workers() -> int:
     from .._threads import available_cores
 
     return available_cores()
+
+
+@contextlib.contextmanager
+def photos_decoded_ahead(photos, out, workers: int):
+    """Within the block, with more than one worker, a spare core decodes PHOTOS while the
+    command starts (:func:`blursynth.sources.decode_ahead.decode_ahead`); the decoder and the
+    photos nobody took go at its end, however it ends. Only for a new ``out``: a resumed run
+    needs later photos. ``--workers 1`` is one core, and gets none.
+    """
+    import os
+
+    from .._threads import available_cores
+
+    if min(int(workers), available_cores()) < 2 or os.path.lexists(out):
+        yield
+        return
+    from ..sources import decode_ahead
+
+    decode_ahead.decode_ahead(photos, exclude=out)
+    try:
+        yield
+    finally:
+        decode_ahead.end_decode_ahead()
 
 
 def workers_for_device(workers: int, device: str) -> int:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import click
 
 from ._common import (
-    camera_options, echo_manifest, overwrite_option, parse_fraction, positive_int, seed_option,
-    workers_for_device, workers_option,
+    camera_options, echo_manifest, overwrite_option, parse_fraction, photos_decoded_ahead, positive_int,
+    seed_option, workers_for_device, workers_option,
 )
 
 
@@ -214,28 +214,31 @@ def blur(photos, kernels, out, psf_source, exposure, per_image, crop, resize, re
       blursynth blur photos/ --psf-source fresh --out pairs/ --highlights 2-8 --noise 0.001-0.005 --jpeg 70-95
       blursynth blur photos/ --motion scene --objects 1-3 --rolling-shutter 0-0.3 --out pairs/ --crop 256x256
     """
-    from ..pairs.shake import BlurSettings, blur_photos
+    # Before the imports below (most of the start-up): a spare core decodes photos meanwhile.
+    with photos_decoded_ahead(photos, out, workers):
+        from ..pairs.shake import BlurSettings, blur_photos
 
-    if resize is not None and resize_to is not None:
-        raise click.BadParameter("give --resize (a scale) or --resize-to (a size), not both.", param_hint="--resize-to")
-    if isinstance(resize, tuple):
-        w, h = resize
-        click.echo(f"warning: --resize {w}x{h} is the old width-first spelling (width {w}, height {h}); write "
-                   f"--resize-to {h}x{w} (sizes are height x width everywhere); --resize WxH goes in the next "
-                   "release.", err=True)
-    if resize_to is not None:
-        resize = (resize_to[1], resize_to[0])  # BlurSettings.resize and row params keep (width, height)
-    settings = BlurSettings(
-        photos=photos, kernels=kernels, psf_source=psf_source, exposure=exposure, per_image=per_image,
-        crop=crop, resize=resize, crf=crf, saturation=saturation, noise=noise, jpeg=jpeg, border=border,
-        **click.get_current_context().meta.get("blursynth.blur.degrade", {}),
-        **click.get_current_context().meta.get("blursynth.blur.scene", {}),
-        device=device, batch=batch, seed=seed, strict=strict, fresh_length_px=length_px,
-        fresh_canvas=canvas, png_level=png_level, shard_size=shard_size,
-        pipeline=pipeline, camera=camera, demosaic=demosaic, raw_bits=raw_bits,
-    )
-    manifest = blur_photos(settings, out, workers=workers_for_device(workers, settings.render_device),
-                           overwrite=overwrite, keep_freed=True)
+        if resize is not None and resize_to is not None:
+            raise click.BadParameter("give --resize (a scale) or --resize-to (a size), not both.",
+                                     param_hint="--resize-to")
+        if isinstance(resize, tuple):
+            w, h = resize
+            click.echo(f"warning: --resize {w}x{h} is the old width-first spelling (width {w}, height {h}); write "
+                       f"--resize-to {h}x{w} (sizes are height x width everywhere); --resize WxH goes in the next "
+                       "release.", err=True)
+        if resize_to is not None:
+            resize = (resize_to[1], resize_to[0])  # BlurSettings.resize and row params keep (width, height)
+        settings = BlurSettings(
+            photos=photos, kernels=kernels, psf_source=psf_source, exposure=exposure, per_image=per_image,
+            crop=crop, resize=resize, crf=crf, saturation=saturation, noise=noise, jpeg=jpeg, border=border,
+            **click.get_current_context().meta.get("blursynth.blur.degrade", {}),
+            **click.get_current_context().meta.get("blursynth.blur.scene", {}),
+            device=device, batch=batch, seed=seed, strict=strict, fresh_length_px=length_px,
+            fresh_canvas=canvas, png_level=png_level, shard_size=shard_size,
+            pipeline=pipeline, camera=camera, demosaic=demosaic, raw_bits=raw_bits,
+        )
+        manifest = blur_photos(settings, out, workers=workers_for_device(workers, settings.render_device),
+                               overwrite=overwrite, keep_freed=True)
     echo_manifest(manifest, out)
     if manifest["skipped_photos"]:
         click.echo(f"warning: skipped {manifest['skipped_photos']} unreadable photo(s); see the warnings above "

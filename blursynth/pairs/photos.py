@@ -14,7 +14,8 @@ import math
 import sys
 
 from ..errors import BadInputError
-from ..sources.photos import PhotoPlan, load_rgb8
+from ..sources.decode_ahead import load_photo
+from ..sources.photos import PhotoPlan
 
 
 def warn(message: str) -> None:
@@ -37,7 +38,7 @@ def photos_for(plan: PhotoPlan, start: int, stop: int, per_image: int, *, strict
         photo_i = index // per_image
         if photo_i != current:
             try:
-                photo, note = load_rgb8(plan.path(photo_i))
+                photo, note = load_photo(plan.path(photo_i))
                 if prepare is not None:
                     photo = prepare(photo)
             except BadInputError as exc:
