@@ -155,3 +155,21 @@ def test_a_plain_blur_loads_nothing_it_does_not_use(photos, tmp_path, noise):
     unused = ("torch", "pandas", "skimage", "blursynth.ops.raw", "blursynth.ops._raw_kernels",
               "blursynth.ops.warp", "blursynth.ops.camera6d", "blursynth.train", "blursynth.nn.models")
     assert not sorted(m for m in loaded if m in unused), sorted(m for m in loaded if m in unused)
+
+
+@pytest.mark.slow  # a fresh interpreter
+def test_a_raw_path_blur_on_the_cpu_needs_no_torch(photos, tmp_path):
+    # The RAW path convolves NumPy planes on the CPU as the RGB path does: importing torch cost
+    # each process of a writer's pool most of a second before its first pair.
+    code = ("import sys\nfrom blursynth.cli import main\n"
+            "code = main(['blur', sys.argv[1], '--psf-source', 'fresh', '--crop', '32x32', '--canvas', '15', "
+            "'--length', '10', '--pipeline', 'raw', '--noise', 'model', '--highlights', '2-8', "
+            "'--highlight-regions', '16', '--jpeg', '70-95', '--out', sys.argv[2]])\n"
+            "print(' '.join(sorted(sys.modules)))\nsys.exit(code)\n")
+    r = subprocess.run([sys.executable, "-c", code, str(photos), str(tmp_path / "out")],
+                       cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    loaded = set(r.stdout.split())
+    assert "blursynth.ops.raw" in loaded  # the run itself
+    heavy = sorted(m for m in loaded if m in ("torch", "pandas"))
+    assert not heavy, heavy

@@ -334,8 +334,6 @@ def render_raw_pair(photo, psf, raw, *, crf="gamma:2.2", border="reflect", noise
     >>> bool((blurred == sharp).all()), int(np.abs(sharp.astype(int) - 120).max()) <= 1
     (True, True)
     """
-    import torch
-
     from . import raw as rawops
 
     crf = CameraResponse.parse(crf)
@@ -355,10 +353,18 @@ def render_raw_pair(photo, psf, raw, *, crf="gamma:2.2", border="reflect", noise
                                  _boost(highlight_gain, highlight_threshold), highlight_regions,
                                  highlight_region_threshold)
     src = cam if gains is None else cam * gains
-    planes = torch.from_numpy(src)[None]
-    dev = torch.device("cpu") if device is None else torch.device(device)
     scale = None if exposure_gain is None else np.float32(exposure_gain)
-    blurred_cam = _convolve_to_hwc(planes, psf if scale is None else psf * scale, dev, method)
+    kernel = psf if scale is None else psf * scale
+    if device is None or str(device) == "cpu":
+        # NumPy planes: the same numbers as through torch (convolve_planes), and no torch import,
+        # which a process of the writer's pool would otherwise pay before its first pair.
+        from .convolve import convolve_planes
+
+        blurred_cam = convolve_planes(src, kernel, method=method).transpose(1, 2, 0)
+    else:
+        import torch
+
+        blurred_cam = _convolve_to_hwc(torch.from_numpy(src)[None], kernel, torch.device(device), method)
     window = (cam[:, r:-r, r:-r] if r else cam).transpose(1, 2, 0)  # less the padding
     if scale is not None:
         window = window * scale
