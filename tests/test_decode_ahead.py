@@ -59,14 +59,49 @@ def test_taken_photos_equal_load_rgb8_and_its_errors(folder):
 
 
 def test_budget_bounds_what_is_held(folder):
+    import cv2
+
+    cv2.imwrite(str(folder / "0big.png"), np.zeros((400, 500, 3), np.uint8))  # listed first
     first = load_rgb8(folder / "a.png")[0]
     ahead = da.DecodeAhead(folder, budget=first.nbytes + 10)
     try:
         ahead.wait()
-        assert ahead.take(folder / "a.png") is not None
-        assert ahead.take(folder / "c.png") is None  # did not fit: decoded when needed
+        assert ahead.take(folder / "0big.png") is None  # over the budget: left to the job
+        assert ahead.take(folder / "a.png") is not None  # the next photo that fits
+        assert ahead.take(folder / "c.png") is None  # no room left: decoded when needed
     finally:
         ahead.close()
+
+
+def test_a_photo_that_fails_otherwise_is_left_to_the_job(folder, monkeypatch):
+    def failing(path):
+        if str(path).endswith("a.png"):
+            raise PermissionError(path)
+        return load_rgb8(path)
+
+    monkeypatch.setattr(da, "load_rgb8", failing)  # the decoder, forked next, has it too
+    ahead = da.DecodeAhead(folder)
+    try:
+        ahead.wait()
+        assert ahead.take(folder / "a.png") is None  # the job meets the error in its own words
+        assert ahead.take(folder / "c.png") is not None  # and the decoder went on
+    finally:
+        ahead.close()
+
+
+def test_a_pool_starting_stops_the_decoder_whatever_its_start_method(folder, monkeypatch):
+    from blursynth.dataset import executors
+
+    monkeypatch.setattr(executors, "_before_pool", [])
+    monkeypatch.setattr(da, "_ahead", None)
+    monkeypatch.setattr(da.threading, "active_count", lambda: 1)
+    da.decode_ahead(folder)
+    try:
+        assert da._ahead.read_fd is not None
+        executors._pool_starting()  # what a writer does before a fork server's pool, too
+        assert da._ahead.read_fd is None
+    finally:
+        da.end_decode_ahead()
 
 
 def _child_takes(path, expected_digest, queue):
@@ -178,6 +213,41 @@ def test_the_decoder_goes_when_the_command_fails(folder, tmp_path, monkeypatch):
             assert decoder is not None and decoder.read_fd is not None
             raise BadInputError("refused")
     assert da._ahead is None and decoder.read_fd is None
+
+
+_COUNT_TAKES = """
+import os, sys
+from blursynth.sources import decode_ahead as da
+log = sys.argv[1]
+take = da.DecodeAhead.take
+def counted(self, path):
+    result = take(self, path)
+    with open(log, "a") as f:
+        f.write(f"{int(result is not None)} {path}\\n")
+    return result
+da.DecodeAhead.take = counted
+from blursynth.cli import entry_point
+sys.argv = ["blursynth", *sys.argv[2:]]
+entry_point()
+"""
+
+
+def test_the_command_takes_its_photos_from_the_decoder(folder, tmp_path):
+    """The command as a user runs it, PHOTOS spelled relative to the working folder: the photos
+    are taken from the decoder (in the command's process or the pool's)."""
+    (folder / "d.png").unlink()
+    log = tmp_path / "takes.txt"
+    env = {k: v for k, v in os.environ.items() if k != "BLURSYNTH_WORKERS"}
+    proc = subprocess.run(
+        [sys.executable, "-c", _COUNT_TAKES, str(log), "blur", f"./{folder.name}", "--out", "out",
+         "--psf-source", "fresh", "--crop", "40x40", "--canvas", "15", "--length", "8", "--workers", "2"],
+        cwd=folder.parent, capture_output=True, text=True, timeout=300, env=env,
+    )
+    assert proc.returncode == 0, proc.stderr
+    takes = log.read_text().split("\n")[:-1]
+    assert len(takes) == 3  # one take per photo, in whichever process rendered it
+    # Three small photos decode in milliseconds, during a start-up of half a second or more.
+    assert sum(int(t.split()[0]) for t in takes) >= 1, takes
 
 
 def test_cli_two_workers_write_the_bytes_of_one(folder, tmp_path):

@@ -151,7 +151,8 @@ def photos_decoded_ahead(photos, out, workers: int):
     """Within the block, with more than one worker, a spare core decodes PHOTOS while the
     command starts (:func:`blursynth.sources.decode_ahead.decode_ahead`); the decoder and the
     photos nobody took go at its end, however it ends. Only for a new ``out``: a resumed run
-    needs later photos. ``--workers 1`` is one core, and gets none.
+    needs later photos. ``workers``: the count the writer will use
+    (:func:`workers_for_device`); one worker is one core, and gets none.
     """
     import os
 

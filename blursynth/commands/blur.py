@@ -215,6 +215,11 @@ def blur(photos, kernels, out, psf_source, exposure, per_image, crop, resize, re
       blursynth blur photos/ --motion scene --objects 1-3 --rolling-shutter 0-0.3 --out pairs/ --crop 256x256
     """
     # Before the imports below (most of the start-up): a spare core decodes photos meanwhile.
+    from ..pairs.scene_settings import render_device
+
+    # The writer's count, known before the imports below (scene_settings imports no kernels).
+    motion = click.get_current_context().meta.get("blursynth.blur.scene", {}).get("motion")
+    workers = workers_for_device(workers, render_device(motion, device))
     with photos_decoded_ahead(photos, out, workers):
         from ..pairs.shake import BlurSettings, blur_photos
 
@@ -237,8 +242,7 @@ def blur(photos, kernels, out, psf_source, exposure, per_image, crop, resize, re
             fresh_canvas=canvas, png_level=png_level, shard_size=shard_size,
             pipeline=pipeline, camera=camera, demosaic=demosaic, raw_bits=raw_bits,
         )
-        manifest = blur_photos(settings, out, workers=workers_for_device(workers, settings.render_device),
-                               overwrite=overwrite, keep_freed=True)
+        manifest = blur_photos(settings, out, workers=workers, overwrite=overwrite, keep_freed=True)
     echo_manifest(manifest, out)
     if manifest["skipped_photos"]:
         click.echo(f"warning: skipped {manifest['skipped_photos']} unreadable photo(s); see the warnings above "

@@ -78,6 +78,25 @@ def report_progress(n: int) -> None:
         _progress_queue.put(("units", int(n)))
 
 
+# Callables run before this process starts the processes of a pool (forked or from a fork server):
+# a way that uses the spare cores while the command starts hands them back (before_pool).
+_before_pool = []
+
+
+def before_pool(fn) -> None:
+    """Have ``fn()`` run each time just before this process starts a writer pool's processes,
+    whatever their start method (a fork, a fork server, Ray excepted): something that kept the
+    other cores busy until then stops there.
+    ``blursynth.sources.decode_ahead`` registers its decoder's halt."""
+    if fn not in _before_pool:
+        _before_pool.append(fn)
+
+
+def _pool_starting() -> None:
+    for fn in list(_before_pool):
+        fn()
+
+
 class ProgressBar:
     """The writer's bar: counts rows (plain ints), or only report_progress units when the caller has its own."""
 
@@ -225,6 +244,7 @@ def _run_pool(write_shard, tasks, workers: int, make_rows, bar):
     """
     global _progress_queue
     n_pool = min(workers - 1, len(tasks) - 1)
+    _pool_starting()
     ctx = _pool_context(write_shard, make_rows)
     queue = ctx.Queue()
     stop_event = threading.Event()
@@ -336,6 +356,8 @@ class RowFeed:
         self.stop = False
         self.error = None
         self.submitter = None
+        if self.n_pool:
+            _pool_starting()
         if self.n_pool and self.ctx is not None and self.ctx.get_start_method() == "fork":
             # Fork the pool now, before this process runs a parallel kernel: the workers start
             # at once with everything this process has imported and set up.

@@ -31,6 +31,18 @@ MAX_DEFOCUS_PX = 64
 MAX_OBJECTS = 32
 
 
+def render_device(motion, device: str) -> str:
+    """Where pairs of ``--motion`` render: ``device``, except for scene blur (camera6d, scene),
+    whose Numba loops run on the CPU whatever ``device`` says.
+
+    Examples
+    --------
+    >>> render_device("scene", "cuda"), render_device("uniform", "cuda")
+    ('cpu', 'cuda')
+    """
+    return "cpu" if motion in ("camera6d", "scene") else device
+
+
 def _option(field: str) -> str:
     return "--" + field.replace("_", "-")
 

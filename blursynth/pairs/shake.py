@@ -30,6 +30,7 @@ from ..ops.degrade import HIGHLIGHT_REGION_THRESHOLD, HIGHLIGHT_THRESHOLD, Degra
 from ..sources.photos import PhotoPlan, load_rgb8, photo_path
 from .photos import CHUNK_PAIRS, check_workers, photos_for, write_photo_pairs
 from .raw_settings import check_boost_settings, noise_ranges, raw_recipe
+from .scene_settings import render_device
 # The pair's keyed streams (adding a stage never changes the numbers another stage draws) and
 # the draws after the blur live in shake_draws, which scene blur shares.
 from .shake_draws import (  # noqa: F401 - the streams are re-exported: callers name them from here
@@ -261,9 +262,8 @@ class BlurSettings:
 
     @property
     def render_device(self) -> str:
-        """Where the pairs render: ``device``, except for scene blur (``motion`` camera6d or
-        scene), whose Numba loops run on the CPU whatever ``device`` says."""
-        return "cpu" if self.motion in ("camera6d", "scene") else self.device
+        """Where the pairs render (:func:`~blursynth.pairs.scene_settings.render_device`)."""
+        return render_device(self.motion, self.device)
 
     def degradations(self) -> Degradations:
         return Degradations.parse(saturation=self.saturation, noise=noise_ranges(self.noise),

@@ -3,8 +3,9 @@
 A writer's start-up (importing Numba and setting up its target, reading the photos' headers)
 runs on one core: with ``--workers N`` the other cores would wait for it. :func:`decode_ahead`
 forks one process at the very start, before those imports, that lists PHOTOS as the job will
-and decodes them in order into memory shared with this process, until this process forks its
-pool, the budget is full or every photo is decoded. :func:`load_photo` then hands out those
+and decodes them in order into memory shared with this process, until this process starts its
+pool (the writer stops it then: ``dataset.executors.before_pool``), the budget is full or every
+photo is decoded. :func:`load_photo` then hands out those
 arrays instead of decoding again: the same pixels, or the same error, as
 :func:`~blursynth.sources.photos.load_rgb8`, so the bytes written do not change.
 
@@ -30,10 +31,12 @@ import time
 import numpy as np
 
 from ..errors import BadInputError
-from .photos import list_images, load_rgb8
+from .photos import list_images, load_rgb8, read_header
 
-#: Bytes of decoded photos held at most (about 90 photos of 720x1280).
-BUDGET = 256 << 20
+#: Bytes of decoded photos held at most (about 45 photos of 720x1280: more than a start-up's half
+#: second decodes). They are held until the command ends (pages a process has handed out may
+#: still be another's, whose chunk holds pairs of the same photo).
+BUDGET = 128 << 20
 
 #: Seconds :meth:`DecodeAhead.halt` waits for a word from the decoder before ending it (a photo
 #: takes milliseconds).
@@ -175,20 +178,32 @@ class DecodeAhead:
 
 
 def _decode(photos, exclude, arena, write_fd):
-    """The decoder process: decode PHOTOS in order into ``arena``, one report per photo."""
+    """The decoder process: decode PHOTOS in order into ``arena``, one report per photo.
+
+    A photo that would not fit in what is left of the arena (its size read from its header
+    first) is left to the job, as is one whose reading fails other than with a BadInputError
+    (the job meets that error itself, in its own words)."""
     offset = _HEADER
     for path in list_images(photos, exclude=exclude):
         if arena[0]:
             return
         path = os.fspath(path)
         try:
+            h, w, _ = read_header(path)
+        except Exception:  # noqa: BLE001 - load_rgb8 below gives the refusal the job would
+            h = w = 0
+        if offset + 3 * h * w > len(arena):
+            continue
+        try:
             image, note = load_rgb8(path)
         except BadInputError as exc:
             entry = str(exc.args[0]) if exc.args else str(exc)
+        except Exception:  # noqa: BLE001
+            continue
         else:
             end = offset + image.nbytes
             if end > len(arena):
-                return
+                continue
             arena[offset:end] = image.tobytes() if not image.flags.c_contiguous else memoryview(image).cast("B")
             entry = (offset, image.shape, note)
             offset = -(-end // 64) * 64
@@ -207,6 +222,9 @@ def decode_ahead(photos, *, exclude=(), budget: int = BUDGET) -> None:
     end_decode_ahead()
     # Forking a process that runs other threads could leave the decoder a lock held forever.
     if sys.platform.startswith("linux") and threading.active_count() == 1:
+        from ..dataset.executors import before_pool
+
+        before_pool(_halt_before_fork)
         _ahead = DecodeAhead(photos, exclude=exclude, budget=budget)
 
 
@@ -240,7 +258,10 @@ def load_photo(path) -> tuple[np.ndarray, str | None]:
 
 def _halt_before_fork():
     # The pool's processes inherit the photos reported so far and take them as this one would;
-    # a report still in the pipe at the fork would be read by one process only.
+    # a report still in the pipe at the fork would be read by one process only. The writer
+    # calls this before it starts its pool (dataset.executors.before_pool), also from a fork
+    # server, whose processes inherit nothing but need the core; a fork anywhere else finds
+    # it here too.
     if _ahead is not None:
         _ahead.halt()
 
