@@ -156,6 +156,11 @@ def test_bank_of_the_wrong_kind_or_missing(run_cli, photos, bank, tmp_path):
     assert_bad(run_cli, tmp_path / "out", photos, match="--kernels BANK is required")
 
 
+def test_kernels_with_fresh_trajectories_is_refused_not_ignored(run_cli, photos, bank, tmp_path):
+    assert_bad(run_cli, tmp_path / "out", photos, "--psf-source", "fresh", "--kernels", bank,
+               match="is read only with --psf-source bank")
+
+
 def test_exposure_not_in_bank(run_cli, photos, bank, tmp_path):
     assert_bad(run_cli, tmp_path / "out", photos, "--kernels", bank, "--exposure", "0.5",
                match="not in kernel bank")
@@ -290,3 +295,22 @@ def test_out_inside_the_photo_folder_is_not_read_as_photos(run_cli, photos, bank
     r = run_cli(*args)
     assert r.code == 0, r.err
     assert (folder / "pairs" / "manifest.json").read_text() == before
+
+
+def test_a_photo_name_that_is_not_utf8_is_skipped_with_a_line(run_cli, photos, tmp_path):
+    import os
+    import shutil
+
+    from blursynth.dataset import PairDataset
+
+    folder = tmp_path / "p"
+    shutil.copytree(photos, folder)
+    latin1 = os.fsdecode(b"caf\xe9.png")  # a name written by a Latin-1 system
+    shutil.copy(next(folder.glob("*.png")), folder / latin1)
+    r = run_cli("blur", folder, "--out", tmp_path / "out", "--psf-source", "fresh", "--crop", "32x32",
+                "--canvas", "15", "--length", "8")
+    assert r.code == 0, r.err
+    assert "caf\\udce9.png: its name is not valid UTF-8" in r.err
+    assert len(PairDataset(tmp_path / "out")) == 2  # the two photos named in UTF-8
+    assert_bad(run_cli, tmp_path / "strict", folder, "--psf-source", "fresh", "--crop", "32x32", "--canvas",
+               "15", "--length", "8", "--strict", match="its name is not valid UTF-8")

@@ -244,3 +244,14 @@ def test_a_second_build_into_one_folder_is_refused(tiny_recipe, tmp_path, run_cl
     assert error_line(r) == (f"error: --out {out}: another blursynth process (pid {pid}) is writing there; "
                              "wait for it to finish or choose another --out.")
     assert [p.name for p in out.iterdir()] == [".blursynth.lock"]
+
+
+def test_a_value_refused_when_its_step_runs_names_the_recipe_line(tmp_path, run_cli):
+    # The bank's PSFs (31x31) are known only once the bank step has run: the crop's refusal then
+    # comes from the blur step, and points at the recipe's line, in its terms.
+    recipe = tmp_path / "r.toml"
+    recipe.write_text(TINY.replace("crop = [48, 48]", "crop = [16, 16]"))
+    r = run_cli("build", recipe, "--out", tmp_path / "b")
+    line = next(i for i, t in enumerate(recipe.read_text().splitlines(), 1) if t.startswith("crop"))
+    assert r.code == 2 and error_line(r).startswith(f"error: {recipe}:{line}: crop 16x16 is smaller than "
+                                                    "the largest PSF (31x31)"), r.err

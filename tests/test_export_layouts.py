@@ -246,6 +246,21 @@ def test_a_split_no_source_fell_in_is_named(tmp_path, run_cli):
     assert len(written) == 2 and f"no pair fell in {({'train', 'val', 'test'} - written).pop()} (2 sources" in r.err
 
 
+def test_a_coarse_split_is_noted(tmp_path, run_cli):
+    _dataset(tmp_path / "d", n=12)  # four photos, each on one side, for 90/5/5
+    r = run_cli("dataset", "export", tmp_path / "d", "--out", tmp_path / "x", "--layout", "gopro", "--splits",
+                "train=0.9,val=0.05,test=0.05")
+    assert r.code == 0, r.err
+    counts = {}
+    for line in _lines(tmp_path / "x"):
+        counts[line["split"]] = counts.get(line["split"], 0) + 1
+    # val always gets a photo (train --val-fraction's fallback), so train has at most 75%
+    share = counts["train"] / 12
+    assert counts["val"] >= 3 and share <= 0.75
+    assert f"note: the split is coarse: train {share:.0%} (asked 90%)" in r.err
+    assert "4 sources to split, each on one side; add sources, or --split-by pair" in r.err
+
+
 @pytest.mark.parametrize("args, message", [
     (("--layout", "coco"), "Invalid value for '--layout'"),
     (("--splits", "train=0.9,val=0.2"), "the fractions sum to 1.1; they must sum to 1"),
@@ -254,6 +269,10 @@ def test_a_split_no_source_fell_in_is_named(tmp_path, run_cli):
     (("--splits", "train=1", "--split", "heldout"), "give one of them"),
     (("--format", "webp"), "Invalid value for '--format'"),
     (("--png", "--format", "jpeg"), "--png and --format jpeg disagree"),
+    # options that only another option makes count are refused, not ignored
+    (("--jpeg-quality", "80"), "--jpeg-quality applies only with --format jpeg"),
+    (("--split-by", "pair"), "--split-by applies only with --split or --splits"),
+    (("--splits", SPLITS, "--val-fraction", "0.2"), "--val-fraction applies only with --split train|heldout"),
 ])
 def test_bad_layout_splits_and_format_are_one_line_and_write_nothing(tmp_path, run_cli, args, message):
     _dataset(tmp_path / "d", n=3)

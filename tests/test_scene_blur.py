@@ -366,3 +366,29 @@ def test_depth_beyond_the_window_is_clipped_to_the_windows_range(photos, tmp_pat
     region = _region_depth_of(params, (50, 75), photos)
     assert region.shape == (70, 78) and region.min() == 500 and region.max() == 800
     assert region[0, 0] == 500  # the near band, clipped
+
+
+def test_a_pair_whose_object_photo_does_not_decode_is_skipped(photos, tmp_path, run_cli):
+    """A photo whose header reads but whose pixels do not is skipped as a pair's own photo; a pair
+    that cuts an object from it is skipped too (with one warning), and --strict stops instead."""
+    import shutil
+
+    folder = tmp_path / "photos"
+    shutil.copytree(photos, folder)
+    data = bytearray((folder / "coffee.png").read_bytes())
+    for i in range(200, len(data) - 100):  # its header and end intact: planned, then refused by the decoder
+        data[i] ^= 0x55
+    (folder / "broken.png").write_bytes(bytes(data))
+    r = run_cli("blur", folder, "--out", tmp_path / "p", "--motion", "scene", "--objects", "3",
+                "--per-image", "4", "--crop", "40x48", "--workers", "1")
+    assert r.code == 0, r.err
+    object_skips = [line for line in r.err.splitlines() if "an object of this pair is cut from it" in line]
+    rows = PairDataset(tmp_path / "p")
+    assert object_skips and len(rows) == 8 - len(object_skips)  # coffee's and rocket's pairs, less those
+    assert "broken.png: cannot decode image" in r.err  # its own pairs too
+    assert all("broken.png" in line and "skipped" in line for line in object_skips)
+    for row in rows:
+        assert all(o.get("source") != "broken.png" for o in row["params"]["objects"])
+    r = run_cli("blur", folder, "--out", tmp_path / "strict", "--motion", "scene", "--objects", "3",
+                "--per-image", "4", "--crop", "40x48", "--workers", "1", "--strict")
+    assert r.code == 2 and "Drop --strict" in error_line(r)

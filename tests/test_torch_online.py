@@ -410,3 +410,79 @@ def test_readme_online_example_runs(tmp_path, monkeypatch):
     assert tuple(scope["item"]["blurred"].shape) == (3, 256, 256)
     assert scope["row"]["params"]["crop"][2:] == [256, 256]
     assert len(scope["ds"]) == 6 * 16 and scope["ds"].settings.seed == 0
+
+
+def test_refusals_found_against_photos_and_psfs_name_the_recipe_line_or_the_dict(photos, tmp_path):
+    # Checked when the photos or PSFs are known, after the settings were read: still said in the
+    # recipe's terms, at the line of the key (or as the dict's keys).
+    recipe = tmp_path / "r.toml"
+    recipe.write_text(RECIPE.format(photos=photos).replace("crop = [32, 32]", "crop = [12, 12]"))
+    with pytest.raises(RecipeError) as exc:
+        OnlineBlur.from_recipe(recipe, build=tmp_path / "b")
+    line = next(i for i, t in enumerate(recipe.read_text().splitlines(), 1) if t.startswith("crop"))
+    assert str(exc.value).startswith(f"{recipe}:{line}: crop 12x12 is smaller than the largest PSF")
+    assert "--crop" not in str(exc.value)
+    with pytest.raises(BadInputError) as exc:
+        OnlineBlur(photos, {"psf_source": "fresh", "crop": [4000, 4000]})
+    assert str(exc.value).startswith("OnlineBlur settings: photo ") and "smaller crop" in str(exc.value)
+    assert "--crop" not in str(exc.value)
+
+
+def test_input_refusals_say_how_this_caller_points_an_input_elsewhere(photos, tmp_path, tiny_pairs_dataset,
+                                                                      run_cli):
+    recipe = tmp_path / "r.toml"
+    recipe.write_text(RECIPE.format(photos=tmp_path / "nowhere"))
+    with pytest.raises(RecipeError, match=r"override it with inputs=\{'photos': PATH\}"):
+        OnlineBlur.from_recipe(recipe, build=tmp_path / "b")
+    r = run_cli("train", "--data", tiny_pairs_dataset(), "--online", recipe, "--out", tmp_path / "run",
+                "--steps", "1", *TRAIN_FAST)
+    assert r.code == 2 and "override it with path = ... in the recipe's [inputs.photos]" in error_line(r)
+    assert "--input" not in error_line(r)  # train has no --input
+    r = run_cli("build", recipe, "--out", tmp_path / "b", "--dry-run")
+    assert r.code == 2 and "override it with --input photos=PATH" in error_line(r)
+
+
+def test_online_spec_mistakes_are_named(photos, tmp_path, tiny_pairs_dataset, run_cli):
+    recipe = tmp_path / "r.toml"
+    recipe.write_text(RECIPE.format(photos=photos))
+    for spec, expected in ((photos, "is a folder; expected a recipe TOML"),
+                           (f"{recipe}:abc", f"weight 'abc' is not a number; use e.g. --online {recipe}:2")):
+        r = run_cli("train", "--data", tiny_pairs_dataset(), "--online", spec, "--out", tmp_path / "run",
+                    "--steps", "1", *TRAIN_FAST)
+        assert r.code == 2 and expected in error_line(r), r.err
+        assert not (tmp_path / "run").exists()
+
+
+def test_resume_with_other_online_weights_says_both_as_options(photos, tiny_pairs_dataset, tmp_path):
+    from blursynth.train.checkpoints import check_resume
+    from blursynth.train.data import DataSource
+    from blursynth.train.loop import TrainSettings
+
+    recipe = tmp_path / "online.toml"
+    settings = TrainSettings(data=(DataSource(str(tiny_pairs_dataset())),), out=str(tmp_path / "r"),
+                             steps=2, resume=True)
+    ckpt = {"arch": "deblurgan", "model_config": settings.model_config(), "step": 1,
+            "recipe": {"online": [[str(recipe), 2.0, "0123"]]}}
+
+    def resume(online):
+        check_resume(ckpt, settings, settings.model_config(), {"online": online}, "fp32",
+                     torch.device("cpu"), 2, 0)
+
+    with pytest.raises(BadInputError) as exc:
+        resume([(str(recipe), 3.0, "0123")])
+    assert f"trained on --online {recipe}:2; this run asks for --online {recipe}:3." in str(exc.value)
+    with pytest.raises(BadInputError, match=r"online.toml:2 \(recipe 0123\); this run asks for "
+                                            r".*online.toml:2 \(recipe 4567\)"):
+        resume([(str(recipe), 2.0, "4567")])  # the recipe was edited
+    with pytest.raises(BadInputError, match="trained without --online; this run adds"):
+        check_resume({**ckpt, "recipe": {}}, settings, settings.model_config(),
+                     {"online": [(str(recipe), 2.0, "0123")]}, "fp32", torch.device("cpu"), 2, 0)
+
+
+def test_a_step_left_without_photos_is_told_so(photos, tmp_path):
+    recipe = tmp_path / "r.toml"
+    recipe.write_text(RECIPE.format(photos=photos).replace('[inputs.photos]', '[inputs.pictures]')
+                      .replace('photos = "@photos"\n', ""))
+    with pytest.raises(RecipeError, match=r"photos is not set, and its default '@photos' names no input "
+                                          r"or earlier step; set photos = '@NAME' \(known: pictures\)"):
+        OnlineBlur.from_recipe(recipe, build=tmp_path / "b")

@@ -75,6 +75,14 @@ def test_rows_of_each_split_and_the_item(sets):
     assert torch.equal(plain["sharp"], to_tensor(pair["sharp"]))
 
 
+def test_repr_says_what_the_dataset_reads(sets):
+    a, b = sets
+    assert repr(PairDataset(a)) == f"PairDataset({str(a)!r}, 24 pairs, crop None)"
+    both = PairDataset([a, b], crop=16, split="train", heldout=0.3, weights=[2, 1])
+    assert repr(both) == (f"PairDataset({str(a)!r} x2, {str(b)!r} x1, {len(both)} pairs, crop 16, "
+                          "split train by source)")
+
+
 def test_crops_are_aligned_and_keyed_by_seed_index_and_epoch(sets, monkeypatch):
     from blursynth.dataset.reader import PairDataset as Reader
 

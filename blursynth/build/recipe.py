@@ -133,6 +133,15 @@ class Recipe:
     def fail(self, message: str, table: tuple = (), key: str | None = None):
         raise RecipeError(f"{self.where(table, key)}: {message}")
 
+    def refusal(self, index: int, exc) -> RecipeError:
+        """A step's refusal of a value, found when it ran (or was planned against what earlier
+        steps made), as the recipe's line of the key it names (a SettingError's field) and in
+        the recipe's terms."""
+        table = self.data["steps"][index]
+        field = getattr(exc, "field", None)
+        key = field if isinstance(table, dict) and field in table else None
+        return RecipeError(f"{self.where(('steps', index), key)}: {in_recipe_terms(exc)}")
+
 
 def read_recipe(path, sets=()) -> Recipe:
     """Read a recipe file and apply ``STEP.KEY=VALUE`` overrides (VALUE read as a TOML value, else a string)."""
@@ -265,7 +274,9 @@ class Resolver:
     def __init__(self, recipe: Recipe, inputs: dict, outputs: dict):
         self.recipe, self.inputs, self.outputs = recipe, inputs, outputs
 
-    def path(self, value, table_key, key, *, kinds=None) -> str:
+    def path(self, value, table_key, key, *, kinds=None, given: bool = True) -> str:
+        """``value`` as a path; ``given``: False where ``value`` is ``key``'s default (the step
+        left it out), which a refusal then says instead of quoting a line."""
         if value is None or value == "":
             what = f"the name of an earlier {' or '.join(kinds)} step" if kinds else "an input or earlier step"
             self.recipe.fail(f"{key} is missing: set {key} = '@NAME' ({what}) or a path.", table_key, None)
@@ -281,8 +292,12 @@ class Resolver:
                     self.recipe.fail(f"{key} = {value!r} refers to a {step.run} step; expected the output of "
                                      f"{' or '.join(kinds)}.", table_key, key)
                 return str(step.out) + (f":{weight}" if weight else "")
-            self.recipe.fail(f"{key} = {value!r} names no input or earlier step; known: "
-                             f"{', '.join(sorted(set(self.inputs) | set(self.outputs))) or 'none'}.", table_key, key)
+            known = ', '.join(sorted(set(self.inputs) | set(self.outputs))) or 'none'
+            if not given:
+                self.recipe.fail(f"{key} is not set, and its default {value!r} names no input or earlier "
+                                 f"step; set {key} = '@NAME' (known: {known}) or a path.", table_key, None)
+            self.recipe.fail(f"{key} = {value!r} names no input or earlier step; known: {known}.",
+                             table_key, key)
         p = Path(value)
         return str(p if p.is_absolute() else (self.recipe.path.parent / p))
 
@@ -293,15 +308,23 @@ NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
 NAME_RULE = "letters, digits, '_', '-' or '.', not starting with '.' or '-'"
 
 
-def read_inputs(recipe: Recipe, out: Path, overrides: dict) -> dict:
-    """The recipe's [inputs]: name -> path, or ``("skimage", names, folder)`` for bundled samples."""
+#: How a ``build`` user points an input elsewhere (``override`` of :func:`read_inputs`).
+INPUT_OVERRIDE = "--input {name}=PATH"
+
+
+def read_inputs(recipe: Recipe, out: Path, overrides: dict, override: str = INPUT_OVERRIDE) -> dict:
+    """The recipe's [inputs]: name -> path, or ``("skimage", names, folder)`` for bundled samples.
+
+    ``override``: how the caller's user gives an input another path, with ``{name}`` (``build``'s
+    ``--input NAME=PATH``; ``OnlineBlur.from_recipe``'s ``inputs=``), named in refusals."""
     inputs = {}
     tables = recipe.data.get("inputs", {})
     if not isinstance(tables, dict):
         recipe.fail("[inputs] must be a table of named inputs.", (), "inputs")
     for name in overrides:
         if name not in tables:
-            raise BadInputError(f"--input {name}=...: the recipe has no input {name!r}; it has "
+            given = override.format(name=name).replace("PATH", "...")
+            raise BadInputError(f"{given}: the recipe has no input {name!r}; it has "
                                 f"{', '.join(sorted(tables)) or 'none'}.")
     for name, spec in tables.items():
         key = ("inputs", name)
@@ -310,7 +333,7 @@ def read_inputs(recipe: Recipe, out: Path, overrides: dict) -> dict:
         if name in overrides:
             p = Path(overrides[name])
             if not p.exists():
-                raise BadInputError(f"--input {name}={p}: no such file or folder.")
+                raise BadInputError(f"{override.format(name=name).replace('PATH', str(p))}: no such file or folder.")
             inputs[name] = p
             continue
         if not isinstance(spec, dict):
@@ -324,8 +347,8 @@ def read_inputs(recipe: Recipe, out: Path, overrides: dict) -> dict:
             p = Path(spec["path"])
             p = p if p.is_absolute() else recipe.path.parent / p
             if not p.exists():
-                recipe.fail(f"input {name!r}: path {p} does not exist (override it with --input {name}=PATH).",
-                            key, "path")
+                recipe.fail(f"input {name!r}: path {p} does not exist (override it with "
+                            f"{override.format(name=name)}).", key, "path")
             inputs[name] = p
         else:
             names = spec["skimage"]

@@ -10,8 +10,8 @@ import numpy as np
 
 from ..config import canonical_json
 from ..dataset.outputs import OutputKind, atomic_write_text, claim, hidden_or_log, lock_output
-from ..errors import BadInputError
-from .recipe import Recipe, Resolver, read_inputs, read_recipe
+from ..errors import BadInputError, SettingError
+from .recipe import INPUT_OVERRIDE, Recipe, Resolver, read_inputs, read_recipe
 from .steps import BUILD_FILES, STEP_KINDS, prepare_step
 
 #: Written first into a build folder: a folder without it (or an older build's build.json) is
@@ -34,8 +34,12 @@ class Plan:
 
 
 def plan_build(recipe_path, *, out=None, limit=None, executor="local", address=None,
-               input_overrides=None, sets=None, dry_run=False, overwrite=False) -> Plan:
+               input_overrides=None, sets=None, dry_run=False, overwrite=False,
+               input_override=INPUT_OVERRIDE) -> Plan:
     """Read and validate a recipe into a plan; nothing is written.
+
+    ``input_override``: how the caller's user gives an input another path, as
+    :func:`~blursynth.build.recipe.read_inputs` names it in refusals.
 
     Raises
     ------
@@ -65,7 +69,7 @@ def plan_build(recipe_path, *, out=None, limit=None, executor="local", address=N
     steps_data = data.get("steps")
     if not isinstance(steps_data, list) or not steps_data:
         recipe.fail("a recipe needs at least one [[steps]] table.")
-    inputs = read_inputs(recipe, out, dict(input_overrides or {}))
+    inputs = read_inputs(recipe, out, dict(input_overrides or {}), input_override)
     input_paths = {k: (v[2] if isinstance(v, tuple) else v) for k, v in inputs.items()}
     outputs: dict = {}
     resolver = Resolver(recipe, input_paths, outputs)
@@ -147,7 +151,10 @@ def run_build(plan: Plan, *, workers: int = 1, progress_echo=print) -> dict:
             kind = STEP_KINDS[step.run]
             # A step that writes a dataset passes the plan's executor, limit and recipe to the
             # writer itself (steps.write_options).
-            result = kind.run(step, plan, workers)
+            try:
+                result = kind.run(step, plan, workers)
+            except SettingError as exc:
+                raise plan.recipe.refusal(step.index, exc) from None
             if kind.writes_pairs:
                 report = verify_dataset(step.out, decode=False)
                 result = {"rows": report["rows"], "fingerprint": load_manifest(step.out)["fingerprint"]}

@@ -86,7 +86,8 @@ class StepTable:
 
     def path(self, key: str, default=None, *, kinds=None) -> str:
         """The path ``table[key]`` names (``"@name"``: an input or an earlier step of ``kinds``)."""
-        return self.resolver.path(self.table.get(key, default), self.key, key, kinds=kinds)
+        return self.resolver.path(self.table.get(key, default), self.key, key, kinds=kinds,
+                                  given=key in self.table)
 
     def paths(self, key: str, *, required: str | None = None) -> list:
         """The paths ``table[key]`` names, one value or a list; ``required``: the error if none."""

@@ -170,6 +170,20 @@ def photos_decoded_ahead(photos, out, workers: int):
         decode_ahead.end_decode_ahead()
 
 
+def refuse_unused_options(needs: dict) -> None:
+    """Refuse an option given on the command line that only another option makes count.
+
+    ``needs`` maps an option's parameter name to ``(whether it counts now, what it needs)``,
+    e.g. ``{"jpeg_quality": (fmt == "jpeg", "--format jpeg")}``: one line naming both, exit 2.
+    Call it inside the command.
+    """
+    ctx = click.get_current_context()
+    for name, (counts, needed) in needs.items():
+        if not counts and ctx.get_parameter_source(name) not in (None, click.core.ParameterSource.DEFAULT):
+            option = "--" + name.replace("_", "-")
+            raise click.UsageError(f"{option} applies only with {needed}; add it, or drop {option}.")
+
+
 def workers_for_device(workers: int, device: str) -> int:
     """The worker count a writer on ``device`` uses: ``workers``, except that a default count
     (no ``--workers``, no ``$BLURSYNTH_WORKERS``) becomes :data:`GPU_DEFAULT_WORKERS` when the
@@ -216,9 +230,9 @@ class _Workers(click.ParamType):
             if n > cores:  # allowed (the same bytes), but the processes share the cores
                 given = f"{WORKERS_ENV}={n}" if source == click.core.ParameterSource.ENVIRONMENT \
                     else f"--workers {n}"
-                click.echo(f"warning: {given} is more than the {cores} cores this process may use; "
-                           f"the extra worker processes share them (same output, no faster).",
-                           err=True)
+                click.echo(f"warning: {given} is more than the {cores} core{'s' * (cores != 1)} this "
+                           "process may use; the extra worker processes share them (same output, no "
+                           "faster).", err=True)
         return n
 
 

@@ -6,7 +6,9 @@ import json
 
 import click
 
-from ._common import echo_manifest, no_verify_option, overwrite_option, positive_int, workers_option
+from ._common import (
+    echo_manifest, no_verify_option, overwrite_option, positive_int, refuse_unused_options, workers_option,
+)
 
 
 @click.group()
@@ -154,6 +156,11 @@ def export(path, out, layout, splits, fmt, jpeg_quality, png_flag, overwrite, ra
 
     if png_flag and fmt != "png":
         raise click.UsageError(f"--png and --format {fmt} disagree; give --format alone.")
+    refuse_unused_options({
+        "jpeg_quality": (fmt == "jpeg", "--format jpeg"),
+        "split_by": (split != "all" or splits is not None, "--split or --splits"),
+        "val_fraction": (split != "all", "--split train|heldout"),
+    })  # --sources and --model without --raw have their own refusal (export_png)
     rows = None
     if split != "all":
         from ..dataset.reader import PairDataset
@@ -177,6 +184,15 @@ def export(path, out, layout, splits, fmt, jpeg_quality, png_flag, overwrite, ra
         if report["empty_splits"]:
             click.echo(f"note: no pair fell in {', '.join(report['empty_splits'])} ({report['split_keys']} "
                        f"{split_by}s to split, each on one side); add sources or change --splits.", err=True)
+        else:  # whole sources on each side: a few of them cannot give the fractions asked
+            total = sum(report["splits"].values()) or 1
+            off = [f"{name} {report['splits'].get(name, 0) / total:.0%} (asked {f:.0%})"
+                   for name, f in report["fractions"].items()
+                   if abs(report["splits"].get(name, 0) / total - f) > 0.1]
+            if off:
+                fix = "add sources, or --split-by pair" if split_by == "source" else "export more pairs"
+                click.echo(f"note: the split is coarse: {', '.join(off)}, with {report['split_keys']} "
+                           f"{split_by}s to split, each on one side; {fix}.", err=True)
     raws = f"{out}/raw/" if layout == "flat" and splits is None else "raw/ beside the images"
     if raw is None:
         click.echo(f"exported {n} pairs to {out}/ ({what})")

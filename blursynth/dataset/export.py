@@ -108,6 +108,7 @@ def export_png(dataset, out, *, progress: bool = True, overwrite: bool = False, 
         if splits is not None:
             report["split_keys"] = n_keys
             report["empty_splits"] = [name for name, f in splits.items() if f > 0 and name not in report["splits"]]
+            report["fractions"] = splits
     if raw is not None:
         rebuilder, n_raw, n_rgb = _raw_rebuilder(ds, raw, rebuilder)
         if report is not None:

@@ -435,6 +435,11 @@ def _resized_photo(path: str, resize):
     return raw.shape[:2], image
 
 
+class ObjectSourceError(BadInputError):
+    """A photo a pair's objects are cut from does not decode (its header read when the run was
+    planned): the writer skips that pair, as it skips a pair whose own photo does not decode."""
+
+
 def _object_sources(params, photos, table, gain):
     """Linear-light photos (resized as the pair's) and user masks that the pair's objects name."""
     from ..sources.objects import load_object_mask
@@ -448,8 +453,12 @@ def _object_sources(params, photos, table, gain):
     sources, masks = {}, {}
     resize = params.get("resize")
     for name in names:
-        raw_hw, image = _resized_photo(str(photo_path(photos, name)),
-                                       tuple(resize) if isinstance(resize, list) else resize)
+        try:
+            raw_hw, image = _resized_photo(str(photo_path(photos, name)),
+                                           tuple(resize) if isinstance(resize, list) else resize)
+        except BadInputError as exc:
+            raise ObjectSourceError(f"{str(exc).rstrip('.')} (an object of this pair is cut from "
+                                    "it)") from None
         lin = table[image]
         sources[name] = lin * gain if gain is not None else lin
         if any(o.get("kind") == "mask" and o.get("source") == name for o in params["objects"]):
@@ -516,14 +525,21 @@ def scene_pair_from_params(photo, params, *, seed, index, photos=None, mosaic_on
 def _scene_rows(start, stop, job):
     """Yield the scene pair rows of samples ``start..stop-1`` (skipping unreadable photos)."""
     from ..dataset.schema import pair_row
-    from .photos import photos_for
+    from .photos import photos_for, warn
     from .shake_inputs import resize_photo
 
     s = job.settings
     photos = photos_for(job.plan, start, stop, s.per_image, strict=s.strict,
                         prepare=functools.partial(resize_photo, resize=s.resize))
     for index, photo, note in photos:
-        yield pair_row(**scene_row(job, index, photo, note), png_level=s.png_level)
+        try:
+            fields = scene_row(job, index, photo, note)
+        except ObjectSourceError as exc:
+            if s.strict:
+                raise BadInputError(f"{exc} Drop --strict to skip unreadable photos.") from None
+            warn(f"{str(exc).rstrip('.')}; pair {index} skipped")
+            continue
+        yield pair_row(**fields, png_level=s.png_level)
 
 
 def scene_row(job, index: int, photo, note=None) -> dict:

@@ -192,6 +192,11 @@ class BlurSettings:
         from .scene_settings import check_scene_settings
 
         check_scene_settings(self)
+        if self.psf_source == "fresh" and self.kernels and self.motion == "uniform":
+            raise SettingError(
+                f"--kernels {self.kernels} is read only with --psf-source bank; --psf-source fresh "
+                "draws a new trajectory for every pair: drop --kernels, or use --psf-source bank.",
+                "kernels")
         if self.psf_source == "bank" and not self.kernels and self.motion == "uniform":
             raise SettingError(
                 "--kernels BANK is required with --psf-source bank (make one with "
@@ -585,7 +590,8 @@ def plan_blur(settings: BlurSettings, *, out=None):
     recipe : dict
         What determines the bytes; its fingerprint names the dataset.
     """
-    device = resolve_device_name(settings.device)  # no torch import for a CPU run
+    with checking("device"):
+        device = resolve_device_name(settings.device)  # no torch import for a CPU run
     source = open_kernels(settings)
     plan = plan_photos(settings, source.max_side, out=out)
     # The device type is in the fingerprint: the CPU and CUDA paths round differently, so a

@@ -8,7 +8,7 @@ import math
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from ..errors import BadInputError
+from ..errors import BadInputError, SettingError
 from ..sources.photos import PhotoPlan, scan_photos
 
 FRESH_EXPOSURES = (0.01, 0.1, 0.5, 1.0)
@@ -74,8 +74,8 @@ def plan_photos(settings, max_side: int, *, out=None) -> PhotoPlan:
     if settings.crop is not None:
         ch, cw = settings.crop
         if settings.border != "valid" and (ch < k or cw < k):
-            raise BadInputError(
-                f"--crop {ch}x{cw} is smaller than the largest PSF ({k}x{k}); use a larger crop."
+            raise SettingError(
+                f"--crop {ch}x{cw} is smaller than the largest PSF ({k}x{k}); use a larger crop.", "crop"
             )
         valid = settings.border == "valid"
         need = (ch + k - 1, cw + k - 1) if valid else (ch, cw)
@@ -104,6 +104,8 @@ def plan_photos(settings, max_side: int, *, out=None) -> PhotoPlan:
             problem += f" (as are all {len(small)} photos)"
         elif keep:
             fix += " (or drop --strict to skip photos that small)"
+        if settings.crop is not None:
+            raise SettingError(f"{problem}; {fix}.", "crop")
         raise BadInputError(f"{problem}; {fix}.")
     if not small:
         return plan
@@ -141,9 +143,9 @@ def open_kernels(settings) -> KernelSource:
     check_bank_manifest(path, manifest, exposures)
     if settings.exposure is not None:
         if not any(abs(f - float(settings.exposure)) < 1e-6 for f in exposures):
-            raise BadInputError(
+            raise SettingError(
                 f"--exposure {settings.exposure:g} is not in kernel bank {path}; it holds "
-                f"{', '.join(f'{f:g}' for f in exposures)} (or use --exposure random)."
+                f"{', '.join(f'{f:g}' for f in exposures)} (or use --exposure random).", "exposure"
             )
         exposures = (float(settings.exposure),)
     command = manifest.get("command", {})

@@ -601,7 +601,13 @@ def scan_photos(photos, *, strict: bool = False, exclude=()) -> PhotoPlan:
         )
     files, sizes, skipped, reasons = [], [], [], []
     for p in paths:
-        size, why = _photo_size(p)
+        rel = p.relative_to(root).as_posix() if root.is_dir() else p.name
+        try:
+            rel.encode("utf-8")
+            size, why = _photo_size(p)
+        except UnicodeEncodeError:  # a name from another encoding: rows record names as UTF-8 text
+            size, why = None, (f"{ascii(str(p))[1:-1]}: its name is not valid UTF-8, which a dataset "
+                               "records photo names in; rename it")
         if size is None:
             if strict:
                 fix = "remove it or " if why.endswith("(corrupt or not an image)") else ""
@@ -609,7 +615,7 @@ def scan_photos(photos, *, strict: bool = False, exclude=()) -> PhotoPlan:
             skipped.append(str(p))
             reasons.append(why)
             continue
-        files.append(p.relative_to(root).as_posix() if root.is_dir() else p.name)
+        files.append(rel)
         sizes.append(size)
     if not files:
         raise BadInputError(f"{photos}: none of the {len(paths)} image files could be read; "

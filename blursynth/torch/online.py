@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from .._numba import fork_safe_threads
-from ..errors import BadInputError, RecipeError
+from ..errors import BadInputError, RecipeError, SettingError
 from ..train.data import TRAIN_COLUMNS, to_tensor
 
 #: What :meth:`OnlineBlur.read` returns (every key of a written row that has pixels or params).
@@ -48,7 +48,8 @@ class OnlineBlur(torch.utils.data.Dataset):
     settings : BlurSettings
         As validated (scene blur: with its folders made absolute, as ``blur`` records them).
     fingerprint : str
-        The fingerprint of the dataset ``blur`` writes with these settings and photos.
+        The fingerprint of the dataset ``blur`` writes with these settings and photos (every
+        setting that shapes its files, ``shard_size`` included; the pixels do not depend on it).
     recipe : dict
         What determines the bytes (the fingerprint's input).
 
@@ -83,7 +84,8 @@ class OnlineBlur(torch.utils.data.Dataset):
         from ..config import fingerprint
         from ..pairs.shake import BlurSettings
 
-        if isinstance(settings, dict):
+        from_table = isinstance(settings, dict)
+        if from_table:
             settings = settings_from_table(settings, photos=photos, seed=seed)
         elif isinstance(settings, BlurSettings):
             changes = {}
@@ -95,16 +97,24 @@ class OnlineBlur(torch.utils.data.Dataset):
         else:
             raise BadInputError(f"settings must be a BlurSettings or a dict of a recipe's blur "
                                 f"keys; got {type(settings).__name__}.")
-        if settings.motion == "uniform":
-            from ..pairs.shake import BlurJob, plan_blur
+        try:
+            if settings.motion == "uniform":
+                from ..pairs.shake import BlurJob, plan_blur
 
-            plan, source, device, recipe = plan_blur(settings)
-            self._job = BlurJob(settings, plan, source, fingerprint(recipe), device=str(device))
-        else:
-            from ..pairs.scene import SceneJob, plan_scene
+                plan, source, device, recipe = plan_blur(settings)
+                self._job = BlurJob(settings, plan, source, fingerprint(recipe), device=str(device))
+            else:
+                from ..pairs.scene import SceneJob, plan_scene
 
-            settings, plan, recipe = plan_scene(settings)
-            self._job = SceneJob(settings, plan, fingerprint(recipe))
+                settings, plan, recipe = plan_scene(settings)
+                self._job = SceneJob(settings, plan, fingerprint(recipe))
+        except SettingError as exc:
+            if not from_table:
+                raise
+            from ..build.recipe import in_recipe_terms
+
+            # Refused against the photos or the bank: said in the dict's keys, as its other refusals.
+            raise BadInputError(f"OnlineBlur settings: {in_recipe_terms(exc)}") from None
         self.settings, self.recipe, self.fingerprint = settings, recipe, self._job.fingerprint
         self._photo = None  # (photo number, resized photo, conversion note) of the last read
 
@@ -135,9 +145,17 @@ class OnlineBlur(torch.utils.data.Dataset):
             (an earlier step's output); a value the blur step refuses (naming the recipe's
             line, as ``build`` does).
         """
+        return cls._from_recipe(path, build=build, inputs=inputs, sets=sets, device=device,
+                                input_override="inputs={{{name!r}: PATH}}")
+
+    @classmethod
+    def _from_recipe(cls, path, *, build, inputs, sets, device, input_override):
+        """:meth:`from_recipe`; ``input_override``: how the caller's user points an input
+        elsewhere, with ``{name}``, named in refusals."""
         from ..build.run import plan_build
 
-        plan = plan_build(path, out=build, input_overrides=inputs, sets=sets, dry_run=True)
+        plan = plan_build(path, out=build, input_overrides=inputs, sets=sets, dry_run=True,
+                          input_override=input_override)
         recipe = plan.recipe
         steps = [s for s in plan.steps if s.run == "blur"]
         if len(steps) != 1:
@@ -147,13 +165,16 @@ class OnlineBlur(torch.utils.data.Dataset):
                 f"pairs are rendered); it has {len(steps)}{f' ({names})' if names else ''}.")
         step = steps[0]
         table = recipe.data["steps"][step.index]
-        _check_photos_input(plan, step, table)
+        _check_photos_input(plan, step, table, input_override)
         for key in ("kernels", "object_masks", "depth"):
             _check_built(plan, step, table, key)
         settings = step.settings
         if device is not None:
             settings = dataclasses.replace(settings, device=device)
-        return cls(None, settings)
+        try:
+            return cls(None, settings)
+        except SettingError as exc:  # found against the photos or the bank: the recipe's line
+            raise recipe.refusal(step.index, exc) from None
 
     # -- size, pickling -------------------------------------------------------------------
 
@@ -329,7 +350,7 @@ def settings_from_table(table: dict, *, photos=None, seed=None):
         raise BadInputError(str(exc)) from None
 
 
-def _check_photos_input(plan, step, table) -> None:
+def _check_photos_input(plan, step, table, input_override) -> None:
     """The blur step's photos must be an input of the recipe (or a folder), and be on disk."""
     value = table.get("photos", "@photos")
     where = plan.recipe.where(("steps", step.index), "photos" if "photos" in table else None)
@@ -347,7 +368,7 @@ def _check_photos_input(plan, step, table) -> None:
                 f"{where}: input {ref!r} is scikit-image samples, which a build writes to "
                 f"{folder} ({missing[0]} is not there yet); run 'blursynth build "
                 f"{plan.recipe.path} --out {plan.out} --limit 1' first, or give the input a "
-                "path (--input / [inputs] path).")
+                f"path ({input_override.format(name=ref)}).")
 
 
 def _check_built(plan, step, table, key) -> None:
@@ -371,10 +392,18 @@ def open_online(spec: str, *, device: str = "cpu") -> OnlineBlur:
     """The OnlineBlur of ``train --online RECIPE``: the recipe's blur step, rendered on
     ``device`` (the CPU: loader workers render)."""
     p = Path(spec)
+    expected = "expected a recipe TOML with a blur step (e.g. recipes/deblurgan-synth.toml)"
+    if p.is_dir():
+        raise BadInputError(f"--online {spec}: is a folder; {expected}.")
     if not p.is_file():
-        raise BadInputError(f"--online {spec}: no such recipe file; expected a recipe TOML with "
-                            "a blur step (e.g. recipes/deblurgan-synth.toml).")
-    return OnlineBlur.from_recipe(p, device=device)
+        head, _, weight = str(spec).rpartition(":")
+        if head and Path(head).is_file():  # PATH:WEIGHT whose weight is not a number
+            raise BadInputError(f"--online {spec}: weight {weight!r} is not a number; use e.g. "
+                                f"--online {head}:2.")
+        raise BadInputError(f"--online {spec}: no such recipe file; {expected}.")
+    # train has no --input: an input is pointed elsewhere in the recipe itself.
+    return OnlineBlur._from_recipe(p, build=None, inputs=None, sets=(), device=device,
+                                   input_override="path = ... in the recipe's [inputs.{name}]")
 
 
 __all__ = ["OnlineBlur", "open_online", "settings_from_table"]

@@ -162,6 +162,12 @@ class PairDataset(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return int(self.offsets[-1])
 
+    def __repr__(self) -> str:
+        sources = ", ".join(f"{p!r}" + (f" x{w:g}" if len(self.paths) > 1 else "")
+                            for p, w in zip(self.paths, self.weights))
+        split = "" if self.split is None else f", split {self.split} by {self.split_by}"
+        return f"PairDataset({sources}, {len(self)} pairs, crop {self.crop}{split})"
+
     def set_epoch(self, epoch: int) -> None:
         """Key ``ds[i]``'s crop and flip by ``epoch`` too (call it before each epoch, as
         ``DistributedSampler.set_epoch``). Loader workers see it when they start, so use it

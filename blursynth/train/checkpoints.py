@@ -111,6 +111,28 @@ def load_generator(path, device="cpu"):
     return gen.to(device).eval(), ckpt
 
 
+def _check_online(was, now, out) -> None:
+    """Refuse a resume whose ``--online`` sources (``[path, weight, recipe fingerprint]`` each)
+    are not the run's, saying both as options."""
+    was, now = ([list(e) for e in x] if x else None for x in (was, now))
+    if was == now:
+        return
+
+    def spec(entries, *, fingerprints=False):
+        return " ".join(f"--online {p}:{w:g}" + (f" (recipe {f})" if fingerprints else "") for p, w, f in entries)
+
+    if not now:
+        raise BadInputError(f"{out / CHECKPOINT}: the run trained on {spec(was)} too; pass the "
+                            "same to resume it, or use another --out.")
+    if not was:
+        raise BadInputError(f"{out / CHECKPOINT}: the run trained without --online; this run adds "
+                            f"{spec(now)}. Resume without it, or use another --out.")
+    same_text = spec(was) == spec(now)  # the same files and weights: a recipe was edited
+    raise BadInputError(f"{out / CHECKPOINT}: the run trained on {spec(was, fingerprints=same_text)}; "
+                        f"this run asks for {spec(now, fingerprints=same_text)}. Resume with the same "
+                        "--online, or use another --out.")
+
+
 def check_resume(ckpt, settings, config, recipe, precision, device, total, rank) -> None:
     """Refuse to continue a checkpoint with other settings; warn when the length changes."""
     out = Path(settings.out)
@@ -141,12 +163,8 @@ def check_resume(ckpt, settings, config, recipe, precision, device, total, rank)
             differing.append(f"{option} vs {recorded_as} (recorded)")
     if differing:
         raise BadInputError(runs.differing_options_message(out, differing))
+    _check_online(ckpt.get("recipe", {}).get("online"), recipe.get("online"), out)
     runs.check_recipe(ckpt, recipe, out, RUN_KIND)
-    # check_recipe compares this run's keys only: a run trained with online sources needs them
-    if "online" in ckpt.get("recipe", {}) and "online" not in recipe:
-        sources = " ".join(f"--online {p}:{w:g}" for p, w, _ in ckpt["recipe"]["online"])
-        raise BadInputError(f"{out / CHECKPOINT}: the run trained on {sources} too; pass the "
-                            "same to resume it, or use another --out.")
     # Checkpoints from before --precision ran bf16 exactly where auto does now.
     trained_in = ckpt.get("precision", resolve_precision("auto", device))
     if trained_in != precision:
