@@ -13,7 +13,7 @@ import os
 import sys
 from pathlib import Path
 
-from blursynth.cli import main
+from blursynth.cli import _exit_now, main
 from blursynth.train.archs import get_arch
 from blursynth.train.trainer import unwrap
 
@@ -40,4 +40,7 @@ if __name__ == "__main__":
         return losses
 
     update.step = recording_step
-    sys.exit(main(sys.argv[1:]))
+    # Ends as the blursynth command does (exit handlers, flushed output, no interpreter
+    # teardown): a teardown's C++ destructors once aborted rank 1 after a finished run
+    # ("terminate called without an active exception"), which a user's command never runs.
+    _exit_now(main(sys.argv[1:]))
