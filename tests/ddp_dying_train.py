@@ -9,7 +9,7 @@ first, torchrun could stop rank 0 while it was still writing the previous step's
 import os
 import sys
 
-from blursynth.cli import main
+from blursynth.cli import _exit_now, main
 from blursynth.train.trainer import Trainer
 
 _real_step = Trainer.step
@@ -25,4 +25,4 @@ def _dying_step(self, blurred, sharp):
 
 if __name__ == "__main__":
     Trainer.step = _dying_step
-    sys.exit(main(sys.argv[1:]))
+    _exit_now(main(sys.argv[1:]))  # as the blursynth command ends (test_arch_ddp's rank script too)
