@@ -255,3 +255,27 @@ def test_a_value_refused_when_its_step_runs_names_the_recipe_line(tmp_path, run_
     line = next(i for i, t in enumerate(recipe.read_text().splitlines(), 1) if t.startswith("crop"))
     assert r.code == 2 and error_line(r).startswith(f"error: {recipe}:{line}: crop 16x16 is smaller than "
                                                     "the largest PSF (31x31)"), r.err
+
+
+@pytest.mark.parametrize("setting, expected", [
+    ('exposure = 0.3', "exposure 0.3 is not in kernel bank"),  # known once the bank is made
+    ('device = "cuda"', "device cuda: no CUDA GPU is visible"),  # known when the step starts
+])
+def test_refusals_of_a_running_step_name_their_recipe_line(setting, expected, tmp_path, run_cli):
+    import torch
+
+    if "cuda" in setting and torch.cuda.is_available():
+        pytest.skip("a CUDA GPU is visible here")
+    recipe = tmp_path / "r.toml"
+    recipe.write_text(TINY + setting + "\n")
+    r = run_cli("build", recipe, "--out", tmp_path / "b")
+    line = len(recipe.read_text().splitlines())
+    assert r.code == 2 and error_line(r).startswith(f"error: {recipe}:{line}: {expected}"), r.err
+    assert "--" not in error_line(r)  # recipe terms, not the command's options
+
+
+def test_an_input_name_with_path_in_it_is_said_whole(tmp_path, run_cli):
+    recipe = tmp_path / "r.toml"
+    recipe.write_text(TINY)
+    r = run_cli("build", recipe, "--out", tmp_path / "b", "--input", "PATHS=/tmp", "--dry-run")
+    assert r.code == 2 and "--input PATHS=...: the recipe has no input 'PATHS'" in error_line(r)

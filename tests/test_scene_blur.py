@@ -370,7 +370,8 @@ def test_depth_beyond_the_window_is_clipped_to_the_windows_range(photos, tmp_pat
 
 def test_a_pair_whose_object_photo_does_not_decode_is_skipped(photos, tmp_path, run_cli):
     """A photo whose header reads but whose pixels do not is skipped as a pair's own photo; a pair
-    that cuts an object from it is skipped too (with one warning), and --strict stops instead."""
+    that cuts an object from it is skipped too (with one warning, and listed in the manifest), and
+    --strict stops instead."""
     import shutil
 
     folder = tmp_path / "photos"
@@ -378,17 +379,24 @@ def test_a_pair_whose_object_photo_does_not_decode_is_skipped(photos, tmp_path, 
     data = bytearray((folder / "coffee.png").read_bytes())
     for i in range(200, len(data) - 100):  # its header and end intact: planned, then refused by the decoder
         data[i] ^= 0x55
-    (folder / "broken.png").write_bytes(bytes(data))
-    r = run_cli("blur", folder, "--out", tmp_path / "p", "--motion", "scene", "--objects", "3",
-                "--per-image", "4", "--crop", "40x48", "--workers", "1")
+    (folder / "zz_broken.png").write_bytes(bytes(data))  # sorted last: coffee's and rocket's pairs come first
+    args = ["--motion", "scene", "--objects", "3", "--per-image", "4", "--crop", "40x48", "--workers", "1"]
+    r = run_cli("blur", folder, "--out", tmp_path / "p", *args)
     assert r.code == 0, r.err
     object_skips = [line for line in r.err.splitlines() if "an object of this pair is cut from it" in line]
     rows = PairDataset(tmp_path / "p")
     assert object_skips and len(rows) == 8 - len(object_skips)  # coffee's and rocket's pairs, less those
-    assert "broken.png: cannot decode image" in r.err  # its own pairs too
-    assert all("broken.png" in line and "skipped" in line for line in object_skips)
+    assert all("zz_broken.png" in line and "skipped" in line for line in object_skips)
     for row in rows:
-        assert all(o.get("source") != "broken.png" for o in row["params"]["objects"])
-    r = run_cli("blur", folder, "--out", tmp_path / "strict", "--motion", "scene", "--objects", "3",
-                "--per-image", "4", "--crop", "40x48", "--workers", "1", "--strict")
-    assert r.code == 2 and "Drop --strict" in error_line(r)
+        assert all(o.get("source") != "zz_broken.png" for o in row["params"]["objects"])
+    manifest = json.loads((tmp_path / "p" / "manifest.json").read_text())
+    listed = [s for shard in manifest["shards"] for s in shard.get("skipped", [])]
+    assert manifest["skipped"] == len(listed) == len(object_skips)
+    assert {s["photo"] for s in listed} == {"zz_broken.png"}
+    # the summary tells photos and pairs apart: one photo (its own 4 pairs), and those pairs
+    assert "skipped 1 unreadable photo(s)" in r.err
+    assert f"skipped {len(object_skips)} pair(s) whose objects are cut from a photo that does not decode" in r.err
+    r = run_cli("blur", folder, "--out", tmp_path / "strict", *args, "--strict")
+    line = error_line(r)
+    assert r.code == 2 and "an object of this pair is cut from it); drop --strict" in line, line
+    assert not (tmp_path / "strict").exists()

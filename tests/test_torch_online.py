@@ -486,3 +486,13 @@ def test_a_step_left_without_photos_is_told_so(photos, tmp_path):
     with pytest.raises(RecipeError, match=r"photos is not set, and its default '@photos' names no input "
                                           r"or earlier step; set photos = '@NAME' \(known: pictures\)"):
         OnlineBlur.from_recipe(recipe, build=tmp_path / "b")
+
+
+def test_from_recipe_device_argument_is_named_as_the_argument(photos, tmp_path):
+    if torch.cuda.is_available():
+        pytest.skip("a CUDA GPU is visible here")
+    recipe = tmp_path / "r.toml"
+    recipe.write_text(RECIPE.format(photos=photos))  # device = "cpu" in the recipe
+    with pytest.raises(BadInputError) as exc:
+        OnlineBlur.from_recipe(recipe, build=tmp_path / "b", device="cuda")
+    assert str(exc.value).startswith("device='cuda': ") and str(recipe) not in str(exc.value)

@@ -323,7 +323,7 @@ def read_inputs(recipe: Recipe, out: Path, overrides: dict, override: str = INPU
         recipe.fail("[inputs] must be a table of named inputs.", (), "inputs")
     for name in overrides:
         if name not in tables:
-            given = override.format(name=name).replace("PATH", "...")
+            given = override.replace("PATH", "...").format(name=name)
             raise BadInputError(f"{given}: the recipe has no input {name!r}; it has "
                                 f"{', '.join(sorted(tables)) or 'none'}.")
     for name, spec in tables.items():
@@ -333,7 +333,8 @@ def read_inputs(recipe: Recipe, out: Path, overrides: dict, override: str = INPU
         if name in overrides:
             p = Path(overrides[name])
             if not p.exists():
-                raise BadInputError(f"{override.format(name=name).replace('PATH', str(p))}: no such file or folder.")
+                raise BadInputError(f"{override.replace('PATH', '{path}').format(name=name, path=p)}: no such file "
+                                    "or folder.")
             inputs[name] = p
             continue
         if not isinstance(spec, dict):

@@ -233,8 +233,10 @@ def _device_workers(step, workers: int) -> int:
     (:func:`step_on_gpu`; scene blur renders on the CPU whatever ``device`` says) unless
     ``--workers`` or ``$BLURSYNTH_WORKERS`` gave a count, as the step's own command."""
     from ..commands._common import workers_for_device
+    from ..errors import checking
 
-    return workers_for_device(workers, step.settings.device if step_on_gpu(step) else "cpu")
+    with checking("device"):  # an absent GPU: the recipe's line (run_build), not --device
+        return workers_for_device(workers, step.settings.device if step_on_gpu(step) else "cpu")
 
 
 def _run_blur(step, plan, workers):

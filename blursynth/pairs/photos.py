@@ -134,9 +134,12 @@ def write_photo_pairs(out, plan: PhotoPlan, *, per_image: int, recipe: dict, inp
         unit="pair", desc=desc, progress=progress, options=options, extra=extra,
         chunk_size=photo_chunk(per_image, chunk_pairs, batch),
     )
-    skipped_rows = manifest["planned_items"] - manifest["num_rows"]
+    # Pairs the way refused one by one (Skipped: scene blur's pairs whose objects' photo does not
+    # decode) are not whole photos: the rest of the missing rows are.
+    refused = manifest.get("skipped", 0)
+    skipped_rows = manifest["planned_items"] - manifest["num_rows"] - refused
     return {**manifest, "skipped_photos": len(plan.skipped) + skipped_rows // per_image,
-            "small_photos": len(plan.small)}
+            "skipped_pairs": refused, "small_photos": len(plan.small)}
 
 
 def check_workers(workers) -> None:

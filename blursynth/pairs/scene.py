@@ -437,7 +437,15 @@ def _resized_photo(path: str, resize):
 
 class ObjectSourceError(BadInputError):
     """A photo a pair's objects are cut from does not decode (its header read when the run was
-    planned): the writer skips that pair, as it skips a pair whose own photo does not decode."""
+    planned): the writer skips that pair, as it skips a pair whose own photo does not decode.
+    ``photo``: its name in PHOTOS."""
+
+    def __init__(self, message: str, photo: str):
+        super().__init__(message)
+        self.photo = photo
+
+    def __reduce__(self):  # pool processes send it back whole
+        return type(self), (str(self), self.photo)
 
 
 def _object_sources(params, photos, table, gain):
@@ -458,7 +466,7 @@ def _object_sources(params, photos, table, gain):
                                            tuple(resize) if isinstance(resize, list) else resize)
         except BadInputError as exc:
             raise ObjectSourceError(f"{str(exc).rstrip('.')} (an object of this pair is cut from "
-                                    "it)") from None
+                                    "it)", name) from None
         lin = table[image]
         sources[name] = lin * gain if gain is not None else lin
         if any(o.get("kind") == "mask" and o.get("source") == name for o in params["objects"]):
@@ -525,6 +533,7 @@ def scene_pair_from_params(photo, params, *, seed, index, photos=None, mosaic_on
 def _scene_rows(start, stop, job):
     """Yield the scene pair rows of samples ``start..stop-1`` (skipping unreadable photos)."""
     from ..dataset.schema import pair_row
+    from ..dataset.writer import Skipped
     from .photos import photos_for, warn
     from .shake_inputs import resize_photo
 
@@ -536,8 +545,10 @@ def _scene_rows(start, stop, job):
             fields = scene_row(job, index, photo, note)
         except ObjectSourceError as exc:
             if s.strict:
-                raise BadInputError(f"{exc} Drop --strict to skip unreadable photos.") from None
+                raise BadInputError(f"{exc}; drop --strict to skip unreadable photos.") from None
             warn(f"{str(exc).rstrip('.')}; pair {index} skipped")
+            # Listed in the manifest (shards[i].skipped), and told apart from whole photos skipped.
+            yield Skipped(index, "an object's photo does not decode", {"photo": exc.photo})
             continue
         yield pair_row(**fields, png_level=s.png_level)
 

@@ -174,6 +174,10 @@ class OnlineBlur(torch.utils.data.Dataset):
         try:
             return cls(None, settings)
         except SettingError as exc:  # found against the photos or the bank: the recipe's line
+            if device is not None and exc.field == "device":  # the argument's value, not the recipe's
+                from ..build.recipe import in_recipe_terms
+
+                raise BadInputError(f"device={device!r}: {in_recipe_terms(exc)}") from None
             raise recipe.refusal(step.index, exc) from None
 
     # -- size, pickling -------------------------------------------------------------------
@@ -382,7 +386,7 @@ def _check_built(plan, step, table, key) -> None:
     folder = Path(getattr(step.settings, key))
     if not (folder / "manifest.json").is_file() and not (key != "kernels" and folder.is_dir()):
         where = plan.recipe.where(("steps", step.index), key)
-        fix = " or set psf_source = 'fresh'" if key == "kernels" else ""
+        fix = " or set psf_source = 'fresh' and drop kernels" if key == "kernels" else ""
         raise RecipeError(
             f"{where}: {key} = {value!r} is made by step {ref!r}, not built in {plan.out} yet; "
             f"run 'blursynth build {plan.recipe.path} --out {plan.out}' first{fix}.")
