@@ -247,6 +247,6 @@ def blur(photos, kernels, out, psf_source, exposure, per_image, crop, resize, re
     if manifest["skipped_photos"]:
         click.echo(f"warning: skipped {manifest['skipped_photos']} unreadable photo(s); see the warnings above "
                    "(--strict stops instead)", err=True)
-    if manifest["skipped_pairs"]:
+    if manifest.get("skipped_pairs"):  # only scene blur skips single pairs
         click.echo(f"warning: skipped {manifest['skipped_pairs']} pair(s) whose objects are cut from a photo "
                    "that does not decode; see the warnings above (manifest.json lists them)", err=True)
