@@ -496,3 +496,10 @@ def test_from_recipe_device_argument_is_named_as_the_argument(photos, tmp_path):
     with pytest.raises(BadInputError) as exc:
         OnlineBlur.from_recipe(recipe, build=tmp_path / "b", device="cuda")
     assert str(exc.value).startswith("device='cuda': ") and str(recipe) not in str(exc.value)
+
+
+def test_the_old_resize_spelling_warns_in_a_dict_too(photos):
+    with pytest.warns(FutureWarning, match=r"resize = \[W, H\] is the old width-first spelling"):
+        old = OnlineBlur(photos, {"psf_source": "fresh", "resize": [60, 50], "canvas": 15, "length": 8.0})
+    new = OnlineBlur(photos, {"psf_source": "fresh", "resize_to": [50, 60], "canvas": 15, "length": 8.0})
+    assert old.read(0)["blurred"].tobytes() == new.read(0)["blurred"].tobytes()

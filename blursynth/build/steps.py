@@ -224,8 +224,9 @@ def _prep_blur(st: StepTable):
         for key in ("psf_source", "exposure", "fresh_length_px", "fresh_canvas"):
             st.step.describe.pop(key, None)
     if isinstance(st.table.get("resize"), list):
-        st.step.note = ("resize = [W, H] is the old width-first spelling, still read for this release; write "
-                        "resize_to = [H, W] (height first, like crop)")
+        from ..pairs.shake_inputs import OLD_RESIZE_NOTE
+
+        st.step.note = OLD_RESIZE_NOTE
 
 
 def _device_workers(step, workers: int) -> int:

@@ -47,6 +47,11 @@ def resized_shape(resize, height, width):
     return h, w
 
 
+#: What a recipe or an OnlineBlur dict is told of ``resize = [W, H]``, the old width-first size.
+OLD_RESIZE_NOTE = ("resize = [W, H] is the old width-first spelling, still read for this release; write "
+                   "resize_to = [H, W] (height first, like crop)")
+
+
 def resize_photo(photo, resize):
     import cv2
 

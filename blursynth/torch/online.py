@@ -338,6 +338,12 @@ def settings_from_table(table: dict, *, photos=None, seed=None):
     from ..build.recipe import Recipe, table_settings
     from ..pairs.shake import BlurSettings
 
+    if isinstance(table.get("resize"), (list, tuple)):
+        import warnings
+
+        from ..pairs.shake_inputs import OLD_RESIZE_NOTE
+
+        warnings.warn(f"OnlineBlur settings: {OLD_RESIZE_NOTE}.", FutureWarning, stacklevel=3)
     table = dict(table, run="blur")
     fixed = {}
     if photos is not None:
