@@ -232,6 +232,65 @@ def test_cpu_tap_kernel_restores_numba_thread_count():
         numba.set_num_threads(before)
 
 
+def test_rows_in_pairs_give_the_bytes_of_rows_one_by_one():
+    # The pair kernel feeds two rows from one load; each row still sums its own taps in tap order
+    # (a weight of 0 where the other row has a tap adds 0 * x, no change), so the bytes are the
+    # row kernel's: every shape of PSF (trajectories, streaks, points, dense), odd and even
+    # heights, several planes, float32 and float64, one thread or two.
+    import numba
+
+    from blursynth.ops._convolve_taps import _taps_kernel, pair_schedule
+    from blursynth.ops.convolve import psf_taps
+
+    rng = np.random.default_rng(5)
+    psfs = [sparse_psf(13, n, seed=n) for n in (1, 2, 7, 8, 9, 16, 17, 40, 169)]
+    streak = np.zeros((9, 9), np.float32)
+    streak[4, :] = 1 / 9
+    column = np.zeros((9, 9), np.float32)
+    column[:, 4] = 1 / 9
+    psfs += [streak, column, np.full((5, 5), 1 / 25, np.float32)]
+    from blursynth.ops.psf import rasterize_psf
+    from blursynth.ops.trajectory import sample_trajectory
+
+    for seed, exposure in ((1, 1.0), (2, 0.5), (3, 0.1)):  # the PSFs blur draws
+        path, _ = sample_trajectory(rng=seed, length_px=12.0)
+        psfs.append(rasterize_psf(path, exposure_fraction=exposure, size=15).astype(np.float32))
+    before = numba.get_num_threads()
+    try:
+        for threads in (1, 2):
+            numba.set_num_threads(threads)
+            for i, psf in enumerate(psfs):
+                for dtype, height in ((np.float32, 40), (np.float32, 41), (np.float64, 33)):
+                    x = rng.random((3, height, 47)).astype(dtype)
+                    k = psf.shape[0]
+                    dy, dx, w = psf_taps(psf)
+                    w = w.astype(dtype)
+                    rows = np.empty((3, height - k + 1, 47 - k + 1), dtype)
+                    pairs = np.full_like(rows, np.nan)
+                    _taps_kernel("rows")(x, dy, dx, w, rows)
+                    _taps_kernel("pairs")(x, *pair_schedule(dy, dx, w), pairs)
+                    assert np.array_equal(rows.view(np.uint8), pairs.view(np.uint8)), (i, dtype, height)
+    finally:
+        numba.set_num_threads(before)
+
+
+def test_a_trajectory_psf_takes_the_pair_kernel_and_a_streak_the_row_kernel(monkeypatch):
+    from blursynth.ops import _convolve_taps as ct
+
+    used = []
+    real = ct._taps_kernel
+    monkeypatch.setattr(ct, "_taps_kernel", lambda kind="rows": used.append(kind) or real(kind))
+    x = np.random.default_rng(0).random((3, 80, 90), dtype=np.float32)
+    path = np.zeros((15, 15), np.float32)
+    for i in range(12):  # a diagonal path, two pixels thick: vertical neighbours everywhere
+        path[i, i] = path[i + 1, i] = 1
+    streak = np.zeros((15, 15), np.float32)
+    streak[7, :] = 1
+    ct._taps_numpy(x, path / path.sum())
+    ct._taps_numpy(x, streak / streak.sum())
+    assert used == ["pairs", "rows"]
+
+
 def test_taps_per_pass_do_not_change_the_bytes_and_planes_need_no_torch():
     # The row kernel sums eight taps per pass, then four, then one: a chain of FMAs in tap order
     # either way, so every tap count gives the bytes of one tap per pass (compiled here with the
