@@ -557,7 +557,8 @@ def bound_section(rounds: int):
     import numba
     import torch
 
-    from blursynth.ops.convolve import convolve_planes
+    from blursynth.ops._convolve_taps import _taps_kernel
+    from blursynth.ops.convolve import convolve_planes, psf_taps
 
     psf = trajectory_psf(1.0)
     taps = int(np.count_nonzero(psf))
@@ -567,6 +568,9 @@ def bound_section(rounds: int):
     a, b = torch.rand(n, n), torch.rand(n, n)
     src = np.ones(64 * 2**20 // 4, np.float32)
     dst = np.empty_like(src)
+    dy, dx, w = psf_taps(psf)
+    taps_rows = (dy, dx, w.astype(np.float32))  # the kernel that sums one row at a time
+    out = np.empty((3, H, W), np.float32)
     before = (torch.get_num_threads(), numba.get_num_threads())
     torch.set_num_threads(1)
     numba.set_num_threads(1)
@@ -577,6 +581,7 @@ def bound_section(rounds: int):
             "sgemm": lambda: torch.mm(a, b),
             "copy": lambda: np.copyto(dst, src),
             "conv": lambda: convolve_planes(planes, psf, method="direct"),
+            "rows": lambda: _taps_kernel("rows")(planes, *taps_rows, out),
         }, rounds, reduce=min)
     finally:
         torch.set_num_threads(before[0])
@@ -599,6 +604,7 @@ def bound_section(rounds: int):
         f"{traffic / bandwidth * 1e3:.1f} ms |",
         f"| bound (the larger) | | {bound * 1e3:.1f} ms |",
         f"| sparse direct convolution (`convolve_planes`, one thread) | | {med['conv'] * 1e3:.1f} ms |",
+        f"| the same, one row at a time (the row kernel alone, no pairs) | | {med['rows'] * 1e3:.1f} ms |",
         f"| ratio to the bound | | {med['conv'] / bound:.2f}x |",
     ]
     return rows, med["conv"] / bound

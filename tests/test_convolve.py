@@ -288,7 +288,10 @@ def test_a_trajectory_psf_takes_the_pair_kernel_and_a_streak_the_row_kernel(monk
     streak[7, :] = 1
     ct._taps_numpy(x, path / path.sum())
     ct._taps_numpy(x, streak / streak.sum())
-    assert used == ["pairs", "rows"]
+    sharpen = path / path.sum()
+    sharpen[0, 0] = -0.1  # a weight below 0: row by row (a pair's 0 * x is exact for positive weights)
+    ct._taps_numpy(x, sharpen)
+    assert used == ["pairs", "rows", "rows"]
 
 
 def test_taps_per_pass_do_not_change_the_bytes_and_planes_need_no_torch():

@@ -56,12 +56,14 @@ def pair_schedule(dy, dx, w):
         row meets its own taps in :func:`psf_taps`' order.
     w_top, w_bottom : (m,) ndarray
         The weights of row ``y`` and of row ``y + 1``.
+    top : (m,) bool ndarray
+        Which entries are taps of row ``y`` (an odd last row sums those alone).
 
     Examples
     --------
     >>> dy, dx, w = np.array([0, 1]), np.array([2, 2]), np.array([0.25, 0.75], np.float32)
     >>> [a.tolist() for a in pair_schedule(dy, dx, w)]
-    [[0, 1, 2], [2, 2, 2], [0.25, 0.75, 0.0], [0.0, 0.25, 0.75]]
+    [[0, 1, 2], [2, 2, 2], [0.25, 0.75, 0.0], [0.0, 0.25, 0.75], [True, True, False]]
     """
     top = dict(zip(zip(dy.tolist(), dx.tolist()), w))
     bottom = {(a + 1, b): v for (a, b), v in top.items()}
@@ -69,7 +71,8 @@ def pair_schedule(dy, dx, w):
     zero = w.dtype.type(0)
     return (np.array([k[0] for k in keys], np.int64), np.array([k[1] for k in keys], np.int64),
             np.array([top.get(k, zero) for k in keys], w.dtype),
-            np.array([bottom.get(k, zero) for k in keys], w.dtype))
+            np.array([bottom.get(k, zero) for k in keys], w.dtype),
+            np.array([k in top for k in keys], np.bool_))
 
 
 #: Rows go in pairs (:func:`pair_schedule`) when the entries of a pair are at most this many
@@ -83,16 +86,21 @@ def _taps_numpy(x, psf):
     """(P, Hp, Wp) float planes -> (P, Hp - k + 1, Wp - k + 1): the Numba row kernel over the taps
     (rows in pairs where the PSF's taps let one load serve both rows).
 
-    Both kernels sum each output pixel's taps in the same order, one FMA after the other, so they
-    give the same bytes: a pair's weight of 0 adds 0 * x, which leaves a sum of finite values
-    unchanged (it is never -0: it starts at +0 and a rounded sum of nonzero terms is never -0).
+    Both kernels sum each output pixel's taps in the same order, one FMA after the other. A
+    pair's weight of 0 adds 0 * x: nothing, for the inputs a blur has (finite values and
+    positive weights whose products are 0 or at least the smallest normal float: no product
+    rounds to a signed zero), so the bytes are the row kernel's; the pairs are used only for
+    positive weights. Where a product underflows to -0, a pair's 0 * x can turn a -0 into +0;
+    a NaN or infinite pixel also reaches the other row of its pair (0 * inf is NaN). Neither
+    changes a finite, nonzero value.
     """
     k = psf.shape[-1]
     p, hp, wp = x.shape
     dy, dx, w = psf_taps(psf)
     w = w.astype(x.dtype)
     out = np.empty((p, hp - k + 1, wp - k + 1), x.dtype)
-    schedule = pair_schedule(dy, dx, w) if out.shape[1] >= 2 and len(dy) else None
+    positive = len(dy) and bool(np.all(w > 0)) and bool(np.all(np.isfinite(w)))
+    schedule = pair_schedule(dy, dx, w) if out.shape[1] >= 2 and positive else None
     with kernel_threads():
         if schedule is not None and len(schedule[0]) <= PAIR_LOADS_PER_TAP * 2 * len(dy):
             _taps_kernel("pairs")(x, *schedule, out)
@@ -191,7 +199,7 @@ def _build_pairs_kernel():
 
     # As _taps_rows: FMA contraction only, so each pixel's sum runs in tap order.
     @njit(parallel=True, fastmath={"contract"})
-    def _taps_row_pairs(padded, offset, dx, w_top, w_bottom, out):
+    def _taps_row_pairs(padded, offset, dx, w_top, w_bottom, top, out):
         """Rows ``y`` and ``y + 1`` (``y`` even) from one pass over :func:`pair_schedule`'s
         entries: eight source vectors loaded per pass feed both rows' sums (16 FMAs against 8
         loads, where a row alone does 8 against 8). An odd last row goes alone, over the entries
@@ -208,7 +216,7 @@ def _build_pairs_kernel():
             if y + 1 == ho:
                 for t in range(n):
                     wt = w_top[t]
-                    if wt != 0:
+                    if top[t]:
                         s = padded[p, y + offset[t], dx[t] : dx[t] + wo]
                         for x in range(wo):
                             a[x] += wt * s[x]
