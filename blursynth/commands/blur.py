@@ -214,10 +214,10 @@ def blur(photos, kernels, out, psf_source, exposure, per_image, crop, resize, re
       blursynth blur photos/ --psf-source fresh --out pairs/ --highlights 2-8 --noise 0.001-0.005 --jpeg 70-95
       blursynth blur photos/ --motion scene --objects 1-3 --rolling-shutter 0-0.3 --out pairs/ --crop 256x256
     """
-    # Before the imports below (most of the start-up): a spare core decodes photos meanwhile.
+    # A spare core decodes photos during the imports below (most of the start-up), so the
+    # writer's count is worked out before them (scene_settings imports no kernels).
     from ..pairs.scene_settings import render_device
 
-    # The writer's count, known before the imports below (scene_settings imports no kernels).
     motion = click.get_current_context().meta.get("blursynth.blur.scene", {}).get("motion")
     workers = workers_for_device(workers, render_device(motion, device))
     with photos_decoded_ahead(photos, out, workers):
