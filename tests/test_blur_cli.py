@@ -277,7 +277,7 @@ def test_decompression_bomb_is_refused_in_one_line_before_decoding(run_cli, bank
 
     from .test_photos import _bomb_png
 
-    monkeypatch.setattr(photos_module, "_decode_cv2", lambda *a: pytest.fail("decoded the bomb"))
+    monkeypatch.setattr(photos_module, "_decode_samples", lambda *a: pytest.fail("decoded the bomb"))
     (tmp_path / "bomb").mkdir()
     (tmp_path / "bomb" / "zeros.png").write_bytes(_bomb_png(20000, 20000))
     for crop in ((), ("--crop", "256x256")):

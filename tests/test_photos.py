@@ -151,7 +151,7 @@ def test_images_over_the_pixel_limit_are_refused_from_the_header(tmp_path, monke
 
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)  # the limit is twice PIL's: 200 pixels
     assert photos.max_image_pixels() == 200
-    monkeypatch.setattr(photos, "_decode_cv2", lambda *a: pytest.fail("decoded a refused image"))
+    monkeypatch.setattr(photos, "_decode_samples", lambda *a: pytest.fail("decoded a refused image"))
     save_rgb8(tmp_path / "big.png", np.zeros((15, 14, 3), np.uint8))   # 210 pixels
     (tmp_path / "bomb.png").write_bytes(_bomb_png(20000, 20000))
     for name, size in (("big.png", "210"), ("bomb.png", "400,000,000")):
@@ -220,3 +220,97 @@ def test_list_images_and_scan_leave_out_the_output_folder(tmp_path):
     rel = tmp_path / "outer" / ".." / "out"
     assert scan_photos(tmp_path, exclude=rel).files == ("a.png", "outer/b.png")
     assert scan_photos(tmp_path, exclude=tmp_path / "missing").files == ("a.png", "out/a.png", "outer/b.png")
+
+
+def _png(pixels, *, filters=(0,), interlace=False, chunks=()):
+    """PNG bytes of uint8 (H, W, 3) ``pixels`` written here: each row filtered by ``filters[row % n]``
+    (0 none, 1 sub, 2 up, 3 average, 4 Paeth), Adam7 interlaced or not, ``chunks`` (kind, body)
+    before the image data."""
+    import struct
+    import zlib
+
+    def chunk(kind, body):
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    def filtered(rows):
+        out, prev = [], np.zeros_like(rows[0], dtype=np.int32)
+        for r, row in enumerate(rows):
+            x = row.astype(np.int32)
+            a = np.concatenate([np.zeros(3, np.int32), x[:-3]])  # the byte one pixel left
+            c = np.concatenate([np.zeros(3, np.int32), prev[:-3]])
+            kind = filters[r % len(filters)]
+            if kind == 4:
+                p = a + prev - c
+                pa, pb, pc = abs(p - a), abs(p - prev), abs(p - c)
+                pred = np.where((pa <= pb) & (pa <= pc), a, np.where(pb <= pc, prev, c))
+            else:
+                pred = [0 * x, a, prev, (a + prev) // 2][kind]
+            out.append(bytes([kind]) + ((x - pred) % 256).astype(np.uint8).tobytes())
+            prev = x
+        return b"".join(out)
+
+    h, w = pixels.shape[:2]
+    passes = ([(0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4), (0, 2, 2, 4), (1, 0, 2, 2), (0, 1, 1, 2)]
+              if interlace else [(0, 0, 1, 1)])
+    raw = b""
+    for x0, y0, dx, dy in passes:
+        sub = pixels[y0::dy, x0::dx]
+        if sub.size:
+            raw += filtered(sub.reshape(sub.shape[0], -1))
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, int(interlace)))
+            + b"".join(chunk(k, body) for k, body in chunks)
+            + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+
+
+def test_the_fast_png_decoder_returns_opencvs_samples():
+    """8-bit RGB PNGs go to libspng, anything else to OpenCV; both give the same samples (PNG's
+    decoding is exact), so a photo's pairs do not depend on which decoder is installed."""
+    pytest.importorskip("pyspng")
+    import cv2
+    from PIL import Image
+
+    from blursynth.sources import photos
+
+    def opencv(data):
+        return cv2.cvtColor(cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED), cv2.COLOR_BGR2RGB)
+
+    rng = np.random.default_rng(3)
+    # Noise and a smooth ramp (filters predict it well), odd sizes (partial Adam7 blocks).
+    image = rng.integers(0, 256, (37, 53, 3), dtype=np.uint8)
+    image[:18] = (np.arange(53)[None, :, None] * 4 + np.arange(18)[:, None, None] * 3 + [0, 40, 90]) % 256
+    gamma = (b"gAMA", (100000).to_bytes(4, "big"))  # gamma 1: values would change if applied
+    sbit = (b"sBIT", bytes([5, 6, 5]))  # 5/6/5 significant bits: would change values if applied
+    files = {
+        "no filter": _png(image),
+        "every filter": _png(image, filters=(0, 1, 2, 3, 4)),
+        "interlaced": _png(image, filters=(4, 3, 1), interlace=True),
+        "gamma, sBIT and text": _png(image, filters=(2,), chunks=[gamma, sbit, (b"tEXt", b"k\x00v")]),
+        "OpenCV": cv2.imencode(".png", np.ascontiguousarray(image[:, :, ::-1]))[1].tobytes(),
+        "fpng (blursynth's own)": photos.encode_png(image),
+        "zlib level 9": photos.encode_png(image, level=9),
+    }
+    import io
+
+    buf = io.BytesIO()
+    Image.fromarray(image).save(buf, "PNG", optimize=True)
+    files["PIL"] = buf.getvalue()
+    for name, data in files.items():
+        fast = photos._decode_spng(data)
+        assert fast is not None, name
+        assert np.array_equal(fast, image), name
+        assert np.array_equal(fast, opencv(data)), name
+        assert np.array_equal(photos.decode_image(data), image), name
+    # Layouts OpenCV converts (or reads with an alpha channel) are left to it.
+    tr = _png(image, chunks=[(b"tRNS", bytes(6))])
+    assert photos._decode_spng(tr) is None and photos._decode_samples(tr, "t").shape == (37, 53, 4)
+    gray = cv2.imencode(".png", image[:, :, 0])[1].tobytes()
+    assert photos._decode_spng(gray) is None
+    assert photos._decode_spng(cv2.imencode(".jpg", image)[1].tobytes()) is None
+    # A damaged file (a chunk's checksum fails: libspng would decode it to wrong pixels) is
+    # OpenCV's to refuse, in its words.
+    for offset in (60, -20, -14):  # in the image data, its zlib checksum, the chunk's CRC
+        broken = bytearray(files["no filter"])
+        broken[offset] ^= 0xFF
+        assert photos._decode_spng(bytes(broken)) is None
+        with pytest.raises(BadInputError, match="cannot decode"):
+            photos.decode_image(bytes(broken))

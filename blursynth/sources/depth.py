@@ -61,9 +61,9 @@ def load_depth(path, *, shape=None, inverse: bool = False):
         if suffix == ".npy":
             values = np.load(path, allow_pickle=False)
         else:
-            from .photos import _decode_cv2
+            from .photos import _decode_samples
 
-            values = _decode_cv2(path.read_bytes(), f"depth map {name}")
+            values = _decode_samples(path.read_bytes(), f"depth map {name}")
     except OSError as e:
         raise BadInputError(f"depth map {name}: cannot read ({e.strerror or e}).") from None
     except ValueError as e:  # np.load of a corrupt or pickled file

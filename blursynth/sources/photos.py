@@ -108,7 +108,66 @@ def to_rgb8(image: np.ndarray, *, what: str = "image") -> tuple[np.ndarray, str 
     return np.ascontiguousarray(image), ("; ".join(notes) or None)
 
 
-def _decode_cv2(data: bytes, what: str) -> np.ndarray:
+def _plain_rgb8_png(data: bytes) -> bool:
+    """Whether ``data`` is an intact PNG of 8-bit RGB samples with no transparency chunk
+    (``tRNS``): the one layout every PNG decoder returns as stored, with no palette to expand,
+    no alpha or 16-bit samples to convert (gamma and colour chunks are applied by neither).
+
+    Intact: every chunk's CRC holds, up to ``IEND``. libpng (OpenCV) refuses a file whose
+    checksums fail; libspng as ``pyspng`` calls it does not, and would return a damaged photo's
+    wrong pixels. Checking them costs about 0.3 ms for a 1 MB file."""
+    import zlib
+
+    if data[:8] != _PNG_SIGNATURE or len(data) < 33 or data[12:16] != b"IHDR":
+        return False
+    if data[24] != 8 or data[25] != 2:  # bit depth, colour type
+        return False
+    view = memoryview(data)
+    pos, has_image = 8, False
+    while pos + 12 <= len(data):
+        n = int.from_bytes(data[pos:pos + 4], "big")
+        kind = data[pos + 4:pos + 8]
+        end = pos + 8 + n
+        if kind == b"tRNS" or end + 4 > len(data):  # tRNS: OpenCV reads it as an alpha channel
+            return False
+        if zlib.crc32(view[pos + 4:end]) != int.from_bytes(data[end:end + 4], "big"):
+            return False
+        has_image |= kind == b"IDAT"
+        if kind == b"IEND":
+            return has_image
+        pos = end + 4
+    return False
+
+
+def _decode_spng(data: bytes) -> np.ndarray | None:
+    """libspng's (``pyspng``) decode of a plain 8-bit RGB PNG, or None where it does not apply
+    (another layout, no pyspng installed, or bytes it refuses: OpenCV then decodes them, and
+    words any error).
+
+    The most common photo file, decoded about 1.5x faster than OpenCV's libpng (a 720p photo:
+    10.5 against 15.6 ms), to the same samples: PNG's decoding is exact, and
+    ``tests/test_photos.py`` checks the two decoders agree on interlaced files, every row
+    filter and ancillary chunks."""
+    if not _plain_rgb8_png(data):
+        return None
+    try:
+        import pyspng
+    except ImportError:  # an optional speed-up: not built for every platform
+        return None
+    try:
+        image = pyspng.load(data, "RGB")
+    except Exception:  # noqa: BLE001 - OpenCV reads the file again and says what is wrong
+        return None
+    if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:  # pragma: no cover - defensive
+        return None
+    return image
+
+
+def _decode_samples(data: bytes, what: str) -> np.ndarray:
+    """An image file's samples as stored: (H, W[, C]) uint8 or uint16, channels in RGB(A) order."""
+    image = _decode_spng(data)
+    if image is not None:
+        return image
     import cv2
 
     # Corrupt files are reported as one BadInputError line; OpenCV's own log lines would
@@ -163,7 +222,7 @@ def load_rgb8(path) -> tuple[np.ndarray, str | None]:
     header = _header_or_none(data, str(path))
     if _truncated(data):
         raise _truncated_error(path)
-    image, note = to_rgb8(_decode_cv2(data, str(path)), what=str(path))
+    image, note = to_rgb8(_decode_samples(data, str(path)), what=str(path))
     return _oriented(image, _png_note(data, note), header)
 
 
@@ -188,7 +247,7 @@ def decode_image(data: bytes, *, what: str = "image bytes") -> np.ndarray:
     """Decode PNG/JPEG/... bytes to uint8 (H, W, 3) RGB (no conversion notes), EXIF orientation
     applied; images larger than :func:`max_image_pixels` are refused before decoding."""
     header = _header_or_none(data, what)
-    return _oriented(to_rgb8(_decode_cv2(data, what), what=what)[0], None, header)[0]
+    return _oriented(to_rgb8(_decode_samples(data, what), what=what)[0], None, header)[0]
 
 
 def encode_png(image: np.ndarray, level: int | None = None) -> bytes:
