@@ -170,7 +170,12 @@ def _main(argv) -> int:
 
 
 def entry_point():
-    """The ``blursynth`` command: :func:`main`, then exit without tearing the interpreter down."""
+    """The ``blursynth`` command: :func:`main`, then exit without tearing the interpreter down.
+
+    The garbage collector is held off while the command starts (:mod:`blursynth._startup`)."""
+    from ._startup import hold_for_startup
+
+    hold_for_startup()
     _exit_now(main())
 
 

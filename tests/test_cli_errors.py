@@ -150,3 +150,58 @@ def test_the_quick_exit_is_taken_when_nothing_watches(monkeypatch):
     with pytest.raises(SystemExit) as exc:
         cli._exit_now(3)
     assert exc.value.code == 3 and calls == ["handlers", ("exit", 7)]
+
+
+def test_the_collector_is_held_while_a_command_starts_and_back_when_its_work_begins(tmp_path):
+    # In a blursynth command the collector is off through the imports and on again, with start-up's
+    # objects frozen, once the work begins: in the writer, in the pool's forked workers.
+    script = (
+        "import gc, sys\n"
+        "from blursynth import cli, _startup\n"
+        "from blursynth.dataset import executors\n"
+        "seen = []\n"
+        "def note(): seen.append(('pool', gc.isenabled(), gc.get_freeze_count() > 0))\n"
+        "executors.before_pool(note)\n"
+        "_startup.hold_for_startup()\n"
+        "seen.append(('start', gc.isenabled()))\n"
+        "code = cli.main(sys.argv[1:])\n"
+        "seen.append(('end', gc.isenabled(), gc.get_freeze_count() > 0))\n"
+        "print(seen)\n"
+        "cli._exit_now(code)\n"
+    )
+    from skimage import data
+
+    from blursynth.sources.photos import save_rgb8
+
+    for k in range(3):
+        save_rgb8(tmp_path / "photos" / f"p{k}.png", data.astronaut()[k * 8:][::8, ::8])
+    run = subprocess.run([sys.executable, "-c", script, "blur", str(tmp_path / "photos"), "--psf-source", "fresh",
+                          "--canvas", "15", "--length", "8", "--per-image", "4", "--out", str(tmp_path / "o"),
+                          "--workers", "2"],
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip().splitlines()[-1] == "[('start', False), ('pool', True, True), ('end', True, True)]"
+
+
+def test_startup_over_undoes_only_its_own_hold(monkeypatch):
+    import gc
+
+    from blursynth import _startup
+
+    monkeypatch.setattr(_startup, "_held", False)
+    was = gc.isenabled()
+    gc.disable()  # a library caller's own choice: left as it is
+    try:
+        _startup.startup_over()
+        assert not gc.isenabled()
+        gc.enable()
+        frozen = gc.get_freeze_count()
+        _startup.hold_for_startup()
+        assert not gc.isenabled()
+        _startup.startup_over()
+        assert gc.isenabled() and gc.get_freeze_count() >= frozen
+        _startup.startup_over()  # once only
+        assert gc.isenabled()
+    finally:
+        gc.unfreeze()
+        (gc.enable if was else gc.disable)()

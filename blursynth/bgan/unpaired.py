@@ -142,6 +142,9 @@ def patch_loader(dataset, settings, start: int, total: int, device):
 
 def progress_bar(settings, total: int, start: int, desc: str):
     """A tqdm bar of steps, or None when the settings ask for no progress."""
+    from .._startup import startup_over
+
+    startup_over()  # the work begins: start-up's objects frozen, the collector back on
     if not settings.progress:
         return None
     from tqdm import tqdm

@@ -296,6 +296,9 @@ def _export_locked(ds, out: Path, *, progress: bool, raw=None, rebuilder=None, p
     suffix = IMAGE_FORMATS[image_format]
     flat_lines = layout.name == "flat"
     n, written = 0, []
+    from .._startup import startup_over
+
+    startup_over()  # the work begins: start-up's objects frozen, the collector back on
     try:
         with open(tmp / "params.jsonl", "w") as meta:
             bar = tqdm(ds.table.iter_located(), total=len(ds), unit="pair", desc="exporting",

@@ -49,6 +49,9 @@ def verify_dataset(path, *, decode: bool = True, progress: bool = False) -> dict
     from tqdm.auto import tqdm
 
     total = 0
+    from .._startup import startup_over
+
+    startup_over()  # the work begins: start-up's objects frozen, the collector back on
     bar = tqdm(total=manifest["num_rows"], unit="row", desc="verifying", disable=not progress)
     try:
         for shard in manifest["shards"]:

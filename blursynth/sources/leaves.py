@@ -315,6 +315,9 @@ def render_leaves(out, settings: LeavesSettings, *, colours_from=(), progress: b
             atomic_write_text(out / LEAVES_JSON, json.dumps(record, indent=1) + "\n")
         except OSError as exc:
             raise BadInputError(LEAVES_OUTPUT.cannot_write.format(out=out, error=exc.strerror or exc)) from None
+        from .._startup import startup_over
+
+        startup_over()  # the work begins: start-up's objects frozen, the collector back on
         bar = None
         if progress:
             from tqdm import tqdm

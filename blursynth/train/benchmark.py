@@ -126,6 +126,9 @@ def benchmark(settings: BenchmarkSettings) -> dict:
 
 def _score_into(stage: Path, settings, gen, ckpt, plan, names, dests) -> dict:
     """Score every planned row and write the whole report folder's content into ``stage``."""
+    from .._startup import startup_over
+
+    startup_over()  # the work begins: start-up's objects frozen, the collector back on
     bar = None
     if settings.progress:
         from tqdm import tqdm

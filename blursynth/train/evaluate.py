@@ -412,6 +412,9 @@ def evaluate(settings: EvaluateSettings) -> dict:
     if settings.save_outputs:
         labels = output_labels([p for p, _, _ in plan])
         dests = check_outputs_folder(settings.save_outputs, plan, labels)
+    from .._startup import startup_over
+
+    startup_over()  # the work begins: start-up's objects frozen, the collector back on
     bar = None
     if settings.progress:
         from tqdm import tqdm
@@ -610,6 +613,9 @@ def deblur_images(settings: DeblurSettings, deblur_fn=None) -> dict:
         _check_existing(dests, settings.overwrite)
         for folder in sorted({d.parent for d in dests}):  # what a killed run of these outputs left
             remove_temporaries(folder, {d.name for d in dests if d.parent == folder}.__contains__)
+        from .._startup import startup_over
+
+        startup_over()  # the work begins: start-up's objects frozen, the collector back on
         bar = None
         if settings.progress:  # once nothing can refuse the run: a refusal is its one line
             from tqdm import tqdm

@@ -470,6 +470,9 @@ def run_loop(plan: RunPlan, parts: RunParts) -> dict:
     lr_at = arch.lr_at
     distributed = plan.world > 1
     bar = None
+    from .._startup import startup_over
+
+    startup_over()  # the work begins: start-up's objects frozen, the collector back on
     if plan.main and settings.progress:
         from tqdm import tqdm
 
