@@ -1,6 +1,7 @@
 """How the CLI words failures that are not bad input: disk full, native-library errors, and the
 stray lines C libraries print to stderr."""
 
+import os
 import subprocess
 import sys
 
@@ -205,3 +206,29 @@ def test_startup_over_undoes_only_its_own_hold(monkeypatch):
     finally:
         gc.unfreeze()
         (gc.enable if was else gc.disable)()
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/task"), reason="counts threads in /proc")
+def test_numba_commands_start_no_openblas_threads(tmp_path):
+    # OpenBLAS's threads (NumPy's, SciPy's) would spin beside the photo decoder for nothing; a
+    # user's own OPENBLAS_NUM_THREADS is kept.
+    script = (
+        "import os, sys\n"
+        "from blursynth import cli\n"
+        "from blursynth.commands import _common\n"
+        "real = _common.photos_decoded_ahead\n"
+        "def spy(*a, **k):\n"
+        "    import numpy, scipy.linalg\n"
+        "    print('threads', len(os.listdir('/proc/self/task')))\n"
+        "    print('OPENBLAS_NUM_THREADS', os.environ.get('OPENBLAS_NUM_THREADS'))\n"
+        "    return real(*a, **k)\n"
+        "import blursynth.commands.blur as b\n"
+        "b.photos_decoded_ahead = spy\n"
+        "cli._exit_now(cli.main(sys.argv[1:]))\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_NUM_THREADS"}
+    args = [sys.executable, "-c", script, "blur", str(tmp_path / "none"), "--out", str(tmp_path / "o")]
+    run = subprocess.run(args, capture_output=True, text=True, timeout=120, env=env)
+    assert "OPENBLAS_NUM_THREADS 1" in run.stdout and "threads 1" in run.stdout, run.stdout
+    run = subprocess.run(args, capture_output=True, text=True, timeout=120, env={**env, "OPENBLAS_NUM_THREADS": "2"})
+    assert "OPENBLAS_NUM_THREADS 2" in run.stdout
