@@ -39,6 +39,10 @@ COMMANDS = {
     "build": "blursynth.commands.build:build",
 }
 
+#: Commands whose work is Numba's kernels, NumPy and OpenCV: they run without OpenBLAS's threads
+#: (:func:`blursynth.commands._common.blas_on_one_thread`).
+NUMBA_COMMANDS = frozenset({"blur", "trajectories", "frames-average", "render-leaves"})
+
 
 class LazyGroup(click.Group):
     """A group whose subcommands are imported on first use."""
@@ -73,6 +77,11 @@ def cli(ctx, debug):
     """Make (blurred, sharp) training pairs for image deblurring, and train on them."""
     ctx.ensure_object(dict)
     ctx.obj["debug"] = debug
+    if ctx.invoked_subcommand in NUMBA_COMMANDS:
+        # Here, before the command's options are read: reading one (a --crf) may load NumPy.
+        from .commands._common import blas_on_one_thread
+
+        blas_on_one_thread()
 
 
 def _one_line(text: str) -> str:

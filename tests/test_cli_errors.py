@@ -157,18 +157,20 @@ def test_the_collector_is_held_while_a_command_starts_and_back_when_its_work_beg
     # In a blursynth command the collector is off through the imports and on again, with start-up's
     # objects frozen, once the work begins: in the writer, in the pool's forked workers.
     script = (
-        "import gc, sys\n"
-        "from blursynth import cli, _startup\n"
+        "import atexit, gc, sys\n"
+        "from blursynth import cli\n"
         "from blursynth.dataset import executors\n"
         "seen = []\n"
         "def note(): seen.append(('pool', gc.isenabled(), gc.get_freeze_count() > 0))\n"
         "executors.before_pool(note)\n"
-        "_startup.hold_for_startup()\n"
-        "seen.append(('start', gc.isenabled()))\n"
-        "code = cli.main(sys.argv[1:])\n"
-        "seen.append(('end', gc.isenabled(), gc.get_freeze_count() > 0))\n"
-        "print(seen)\n"
-        "cli._exit_now(code)\n"
+        "real_main = cli.main\n"
+        "def main(*a):\n"
+        "    seen.append(('start', gc.isenabled()))\n"
+        "    return real_main(*a)\n"
+        "cli.main = main\n"
+        "atexit.register(lambda: print(seen + [('end', gc.isenabled(), gc.get_freeze_count() > 0)]))\n"
+        "sys.argv = ['blursynth', *sys.argv[1:]]\n"
+        "cli.entry_point()\n"
     )
     from skimage import data
 
@@ -203,32 +205,51 @@ def test_startup_over_undoes_only_its_own_hold(monkeypatch):
         assert gc.isenabled() and gc.get_freeze_count() >= frozen
         _startup.startup_over()  # once only
         assert gc.isenabled()
+        # With collect (the default), the cyclic garbage made while held is freed, not frozen.
+        gc.disable()
+        _startup.hold_for_startup()  # the collector is off already: not this module's hold
+        _startup.startup_over()
+        assert not gc.isenabled()
+        gc.enable()
+        _startup.hold_for_startup()
+
+        class Cycle:
+            pass
+
+        import weakref
+
+        a = Cycle()
+        a.me = a
+        gone = weakref.ref(a)
+        del a
+        _startup.startup_over()
+        assert gone() is None and gc.isenabled()
     finally:
         gc.unfreeze()
         (gc.enable if was else gc.disable)()
 
 
 @pytest.mark.skipif(not os.path.isdir("/proc/self/task"), reason="counts threads in /proc")
-def test_numba_commands_start_no_openblas_threads(tmp_path):
-    # OpenBLAS's threads (NumPy's, SciPy's) would spin beside the photo decoder for nothing; a
-    # user's own OPENBLAS_NUM_THREADS is kept.
+@pytest.mark.parametrize("command", ["blur", "trajectories", "frames-average", "render-leaves", "train"])
+def test_numba_commands_start_no_openblas_threads(tmp_path, command):
+    # OpenBLAS's threads (NumPy's, SciPy's) would spin beside the photo decoder for nothing; set
+    # before the command's options are read (frames-average's --crf loads NumPy); a user's own
+    # OPENBLAS_NUM_THREADS is kept; commands that run torch keep OpenBLAS's default.
     script = (
         "import os, sys\n"
         "from blursynth import cli\n"
-        "from blursynth.commands import _common\n"
-        "real = _common.photos_decoded_ahead\n"
-        "def spy(*a, **k):\n"
-        "    import numpy, scipy.linalg\n"
-        "    print('threads', len(os.listdir('/proc/self/task')))\n"
-        "    print('OPENBLAS_NUM_THREADS', os.environ.get('OPENBLAS_NUM_THREADS'))\n"
-        "    return real(*a, **k)\n"
-        "import blursynth.commands.blur as b\n"
-        "b.photos_decoded_ahead = spy\n"
-        "cli._exit_now(cli.main(sys.argv[1:]))\n"
+        "cli.main(sys.argv[1:])\n"  # a usage error: the options were read, the work not begun
+        "import numpy, scipy.linalg\n"
+        "print('threads', len(os.listdir('/proc/self/task')), os.environ.get('OPENBLAS_NUM_THREADS'))\n"
     )
     env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_NUM_THREADS"}
-    args = [sys.executable, "-c", script, "blur", str(tmp_path / "none"), "--out", str(tmp_path / "o")]
+    args = [sys.executable, "-c", script, command, "--no-such-option"]
     run = subprocess.run(args, capture_output=True, text=True, timeout=120, env=env)
-    assert "OPENBLAS_NUM_THREADS 1" in run.stdout and "threads 1" in run.stdout, run.stdout
-    run = subprocess.run(args, capture_output=True, text=True, timeout=120, env={**env, "OPENBLAS_NUM_THREADS": "2"})
-    assert "OPENBLAS_NUM_THREADS 2" in run.stdout
+    one = command != "train"
+    if one:
+        assert run.stdout.split() == ["threads", "1", "1"], run.stderr
+    else:
+        assert run.stdout.split()[2] == "None", run.stderr
+    if one:
+        run = subprocess.run(args, capture_output=True, text=True, timeout=120, env={**env, "OPENBLAS_NUM_THREADS": "2"})
+        assert run.stdout.split() == ["threads", "3", "2"], run.stderr

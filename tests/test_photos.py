@@ -262,7 +262,7 @@ def _png(pixels, *, filters=(0,), interlace=False, chunks=()):
             + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
 
 
-def test_the_fast_png_decoder_returns_opencvs_samples():
+def test_the_fast_png_decoder_returns_opencvs_samples(monkeypatch):
     """8-bit RGB PNGs go to libspng, anything else to OpenCV; both give the same samples (PNG's
     decoding is exact), so a photo's pairs do not depend on which decoder is installed."""
     pytest.importorskip("pyspng")
@@ -306,11 +306,41 @@ def test_the_fast_png_decoder_returns_opencvs_samples():
     gray = cv2.imencode(".png", image[:, :, 0])[1].tobytes()
     assert photos._decode_spng(gray) is None
     assert photos._decode_spng(cv2.imencode(".jpg", image)[1].tobytes()) is None
-    # A damaged file (a chunk's checksum fails: libspng would decode it to wrong pixels) is
-    # OpenCV's to refuse, in its words.
-    for offset in (60, -20, -14):  # in the image data, its zlib checksum, the chunk's CRC
-        broken = bytearray(files["no filter"])
+    # A damaged file (a chunk's CRC fails: libspng would decode it to wrong pixels) is OpenCV's
+    # to refuse, in its words; so is a chunk name libpng refuses (the third letter lower-case).
+    plain = files["no filter"]
+    for offset in (60, -20, -14):  # in the image data, in its zlib checksum, in the chunk's CRC
+        broken = bytearray(plain)
         broken[offset] ^= 0xFF
         assert photos._decode_spng(bytes(broken)) is None
         with pytest.raises(BadInputError, match="cannot decode"):
             photos.decode_image(bytes(broken))
+    # Not checked (it would mean inflating twice): the zlib stream's Adler-32 alone wrong, its
+    # chunk's CRC right, as only a faulty encoder writes it; libspng decodes the rows as written.
+    import struct
+    import zlib
+
+    at = plain.index(b"IDAT") + 4
+    n = int.from_bytes(plain[at - 8:at - 4], "big")
+    body = bytearray(plain[at:at + n])
+    body[-1] ^= 0xFF
+    adler = plain[:at] + bytes(body) + struct.pack(">I", zlib.crc32(b"IDAT" + bytes(body))) + plain[at + n + 4:]
+    assert np.array_equal(photos.decode_image(adler), image)
+    reserved = _png(image, chunks=[(b"abcd", b"x")])
+    assert photos._decode_spng(reserved) is None
+    with pytest.raises(BadInputError, match="cannot decode"):
+        photos.decode_image(reserved)
+    # An image over the pixel limit is not libspng's (the header check may not have read it).
+    import PIL.Image
+
+    monkeypatch.setattr(PIL.Image, "MAX_IMAGE_PIXELS", 37 * 53 // 2 - 1)
+    assert photos._decode_spng(plain) is None
+    monkeypatch.undo()
+    assert photos._decode_spng(plain) is not None
+    # Off the main thread OpenCV decodes (pyspng holds the GIL; OpenCV lets decoding threads
+    # run side by side): the same samples.
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(1) as pool:
+        assert pool.submit(photos._decode_spng, plain).result() is None
+        assert np.array_equal(pool.submit(photos.decode_image, plain).result(), image)

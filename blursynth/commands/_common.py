@@ -172,8 +172,9 @@ def photos_decoded_ahead(photos, out, workers: int):
 
 def blas_on_one_thread() -> None:
     """Have NumPy's and SciPy's OpenBLAS start no threads of their own in this command (and the
-    processes it starts), unless ``OPENBLAS_NUM_THREADS`` is set: call it first thing in a
-    command whose work is Numba's kernels, before NumPy is imported.
+    processes it starts), unless ``OPENBLAS_NUM_THREADS`` is set; nothing once NumPy is loaded.
+    The ``blursynth`` group calls it for :data:`blursynth.cli.NUMBA_COMMANDS`, before their
+    options are read (converting one may load NumPy).
 
     Each OpenBLAS a process loads (NumPy's, and SciPy's through Numba's target) starts a thread
     per further core, which spins waiting for work that these commands never give it: a one-pair

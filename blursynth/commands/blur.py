@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from ._common import (
-    blas_on_one_thread, camera_options, echo_manifest, overwrite_option, parse_fraction, photos_decoded_ahead,
+    camera_options, echo_manifest, overwrite_option, parse_fraction, photos_decoded_ahead,
     positive_int, seed_option, workers_for_device, workers_option,
 )
 
@@ -214,7 +214,6 @@ def blur(photos, kernels, out, psf_source, exposure, per_image, crop, resize, re
       blursynth blur photos/ --psf-source fresh --out pairs/ --highlights 2-8 --noise 0.001-0.005 --jpeg 70-95
       blursynth blur photos/ --motion scene --objects 1-3 --rolling-shutter 0-0.3 --out pairs/ --crop 256x256
     """
-    blas_on_one_thread()
     # A spare core decodes photos during the imports below (most of the start-up), so the
     # writer's count is worked out before them (scene_settings imports no kernels).
     from ..pairs.scene_settings import render_device

@@ -7,7 +7,7 @@ import re
 import click
 
 from ._common import (
-    blas_on_one_thread, camera_options, echo_manifest, finite, overwrite_option, positive_int,
+    camera_options, echo_manifest, finite, overwrite_option, positive_int,
     raw_only_degrade_options, seed_option, workers_option,
 )
 
@@ -146,7 +146,6 @@ def frames_average(inputs, out, window, exposure_ms, overlap, gap, odd_only, crf
       blursynth frames-average GOPR0372_07_00/ --fps 240 --window 7 --out pairs/
       blursynth frames-average film60.mp4 --exposure-ms 30-60 --interpolate 8 --out pairs/
     """
-    blas_on_one_thread()
     import warnings
 
     from ..errors import BadInputError
@@ -294,7 +293,6 @@ def render_leaves(out, n, size, r_min, r_max, coverage, noise, colours_from, see
       blursynth render-leaves --n 200 --colours-from photos/ --out leaves/
       blursynth blur leaves/ --psf-source fresh --crop 256x256 --out pairs-leaves/
     """
-    blas_on_one_thread()
     from ..sources.leaves import LeavesSettings, render_leaves as render
 
     settings = LeavesSettings(n=n, size=size, r_min=r_min, r_max=r_max, coverage=coverage,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from ._common import (
-    FractionList, blas_on_one_thread, echo_manifest, finite, odd_size, overwrite_option, positive_int, seed_option,
+    FractionList, echo_manifest, finite, odd_size, overwrite_option, positive_int, seed_option,
     workers_option,
 )
 
@@ -41,7 +41,6 @@ def trajectories(n, out, seed, workers, exposures, psf_size, canvas, centre, sam
       blursynth trajectories --n 100000 --out bank/ --workers 2
       blursynth kernels preview bank/ --out sheet.png
     """
-    blas_on_one_thread()
     from ..kernelbank import KernelBankConfig, write_kernel_bank
     from ..ops.trajectory import TrajectoryConfig
 

@@ -95,7 +95,7 @@ def before_pool(fn) -> None:
 def _pool_starting() -> None:
     from .._startup import startup_over
 
-    startup_over()  # before the fork: the workers share start-up's pages, frozen
+    startup_over(collect=False)  # before the fork: the workers share start-up's pages, frozen
     for fn in list(_before_pool):
         fn()
 

@@ -225,7 +225,7 @@ def write_dataset(
 
         from .._startup import startup_over
 
-        startup_over()  # the work begins: start-up's objects frozen, the collector back on
+        startup_over(collect=False)  # the work begins: start-up frozen, the collector back on
         own_units = progress_total is not None and executor.name != "ray"
         done_rows = sum(rows_done.values())
         bar = ProgressBar(tqdm(

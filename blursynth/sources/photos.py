@@ -6,6 +6,7 @@ import hashlib
 import io
 import os
 import re
+import threading
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -113,14 +114,23 @@ def _plain_rgb8_png(data: bytes) -> bool:
     (``tRNS``): the one layout every PNG decoder returns as stored, with no palette to expand,
     no alpha or 16-bit samples to convert (gamma and colour chunks are applied by neither).
 
-    Intact: every chunk's CRC holds, up to ``IEND``. libpng (OpenCV) refuses a file whose
-    checksums fail; libspng as ``pyspng`` calls it does not, and would return a damaged photo's
-    wrong pixels. Checking them costs about 0.3 ms for a 1 MB file."""
+    Intact: every chunk's CRC holds, up to ``IEND``, and every chunk's name is one libpng reads
+    (four letters, the third upper-case). libpng (OpenCV) refuses a file that fails either;
+    libspng as ``pyspng`` calls it does not, and would return a damaged photo's wrong pixels.
+    Checking them costs about 0.3 ms for a 1 MB file. Not checked: the zlib stream's own
+    checksum (Adler-32; checking it means inflating the image twice). A file whose CRCs hold
+    and whose Adler-32 alone is wrong or missing was written so by a faulty encoder, not
+    damaged since (the CRCs cover those bytes too): libspng decodes its rows as written,
+    libpng refuses it. Also not a plain PNG: one larger than :func:`max_image_pixels` (OpenCV
+    has a limit of its own where the header check could not read the file; libspng none)."""
     import zlib
 
     if data[:8] != _PNG_SIGNATURE or len(data) < 33 or data[12:16] != b"IHDR":
         return False
     if data[24] != 8 or data[25] != 2:  # bit depth, colour type
+        return False
+    limit = max_image_pixels()
+    if limit is not None and int.from_bytes(data[16:20], "big") * int.from_bytes(data[20:24], "big") > limit:
         return False
     view = memoryview(data)
     pos, has_image = 8, False
@@ -129,6 +139,8 @@ def _plain_rgb8_png(data: bytes) -> bool:
         kind = data[pos + 4:pos + 8]
         end = pos + 8 + n
         if kind == b"tRNS" or end + 4 > len(data):  # tRNS: OpenCV reads it as an alpha channel
+            return False
+        if not (kind.isalpha() and kind.isascii() and kind[2:3].isupper()):  # libpng refuses it
             return False
         if zlib.crc32(view[pos + 4:end]) != int.from_bytes(data[end:end + 4], "big"):
             return False
@@ -147,8 +159,9 @@ def _decode_spng(data: bytes) -> np.ndarray | None:
     The most common photo file, decoded about 1.5x faster than OpenCV's libpng (a 720p photo:
     10.5 against 15.6 ms), to the same samples: PNG's decoding is exact, and
     ``tests/test_photos.py`` checks the two decoders agree on interlaced files, every row
-    filter and ancillary chunks."""
-    if not _plain_rgb8_png(data):
+    filter and ancillary chunks. On the main thread only: pyspng holds the GIL while it
+    decodes, OpenCV lets it go, so threads that decode side by side keep OpenCV."""
+    if threading.current_thread() is not threading.main_thread() or not _plain_rgb8_png(data):
         return None
     try:
         import pyspng
