@@ -277,8 +277,9 @@ no_verify_option = click.option(
 
 
 def echo_manifest(manifest: dict, out) -> None:
+    n = manifest["num_rows"]
     click.echo(
-        f"wrote {manifest['num_rows']} rows in {len(manifest['shards'])} shard(s) to {out} "
+        f"wrote {n} row{'' if n == 1 else 's'} in {len(manifest['shards'])} shard(s) to {out} "
         f"(fingerprint {manifest['fingerprint']})"
     )
 

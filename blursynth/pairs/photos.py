@@ -43,7 +43,8 @@ def photos_for(plan: PhotoPlan, start: int, stop: int, per_image: int, *, strict
                     photo = prepare(photo)
             except BadInputError as exc:
                 if strict:
-                    raise BadInputError(f"{exc} Drop --strict to skip unreadable photos.") from None
+                    raise BadInputError(f"{str(exc).rstrip('.')}; drop --strict to skip unreadable "
+                                        "photos.") from None
                 warn(f"{str(exc).rstrip('.')}; skipped")
                 photo, note = None, None
             current = photo_i

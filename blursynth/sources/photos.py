@@ -683,7 +683,7 @@ def scan_photos(photos, *, strict: bool = False, exclude=()) -> PhotoPlan:
         if size is None:
             if strict:
                 fix = "remove it or " if why.endswith("(corrupt or not an image)") else ""
-                raise BadInputError(f"{why}; {fix}drop --strict to skip unreadable files.")
+                raise BadInputError(f"{why}; {fix}drop --strict to skip unreadable photos.")
             skipped.append(str(p))
             reasons.append(why)
             continue
