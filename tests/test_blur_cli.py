@@ -86,6 +86,30 @@ def test_corrupt_photo_is_skipped_with_a_warning(run_cli, photos, bank, tmp_path
     assert "wrote 2 rows" in r.out
 
 
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_photo_that_fails_to_decode_is_skipped_and_the_bar_ends_at_its_total(run_cli, photos, bank, tmp_path,
+                                                                               workers):
+    # Its header and end read when the run is planned; its pixels do not (a byte of its image
+    # data flipped): its pairs are skipped when rendered, and count as done for the bar.
+    import re
+    import shutil
+
+    folder = tmp_path / "mixed"
+    shutil.copytree(photos, folder)
+    data = bytearray((folder / "rocket.png").read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    (folder / "damaged.png").write_bytes(bytes(data))
+    r = run_cli("blur", folder, "--kernels", bank, "--out", tmp_path / "out", "--per-image", "2",
+                "--workers", workers)
+    assert r.code == 0, r.err
+    assert "skipped 1 unreadable photo(s)" in r.err
+    if workers == 1:  # a pool process's warning goes to the terminal, past capsys
+        assert "damaged.png" in r.err
+    assert "wrote 4 rows" in r.out
+    counts = re.findall(r"(\d+)/(\d+) \[", r.err)
+    assert counts and counts[-1] == ("6", "6"), r.err
+
+
 @pytest.mark.parametrize("bad_name,content", [
     ("broken.png", b"\x89PNG\r\n\x1a\n" + b"garbage" * 20),
     ("truncated.png", None),

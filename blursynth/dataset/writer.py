@@ -394,6 +394,7 @@ def _write_shard(task):
             for row in make_rows(start, stop):
                 if isinstance(row, Skipped):
                     skipped.append(row.record())
+                    report_rows(1)  # done, if not written: the bar ends at its total
                     continue
                 if isinstance(row, (pa.Table, pa.RecordBatch)):
                     # A ready-made chunk (fast path for numeric columns).

@@ -31,8 +31,11 @@ def photos_for(plan: PhotoPlan, start: int, stop: int, per_image: int, *, strict
 
     Each photo is loaded once for its consecutive pairs (and passed through ``prepare``, e.g. a
     resize). A photo whose header read when the run was planned but whose pixels do not decode
-    is skipped with a warning, or stops the run with ``strict``.
+    is skipped with a warning, or stops the run with ``strict``; its pairs count as done for a
+    write's progress bar, which so ends at its total.
     """
+    from ..dataset.executors import report_rows
+
     current, photo, note = None, None, None
     for index in range(start, stop):
         photo_i = index // per_image
@@ -50,6 +53,8 @@ def photos_for(plan: PhotoPlan, start: int, stop: int, per_image: int, *, strict
             current = photo_i
         if photo is not None:
             yield index, photo, note
+        else:
+            report_rows(1)
 
 
 #: Pairs a worker renders per task when several share a write: small, so two workers are busy
