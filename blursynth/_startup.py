@@ -5,9 +5,10 @@ target): hundreds of thousands of objects made and kept, which the collector wal
 again as they pile up: about 0.08 s of a 0.7 s start-up here, in two full passes over
 everything imported so far, none of it garbage. :func:`hold_for_startup` (the ``blursynth``
 command, as it starts) turns the collector off; :func:`startup_over` (where a command's
-long work begins: a dataset write, a pool's fork, a training or evaluation loop) moves everything
-made so far out of the collector's sight (``gc.freeze``: start-up objects live as long as the
-process) and turns it back on. Frozen objects are also never written by a collection in a
+long work begins: a dataset write, a pool's fork, a training or evaluation loop) frees the
+garbage start-up left where the work can spare the pass, moves everything else made so far out
+of the collector's sight (``gc.freeze``: start-up objects live as long as the process) and turns
+it back on. Frozen objects are also never written by a collection in a
 forked worker, so the pages it shares with this process stay shared.
 
 A library caller's process is left alone: only the command holds the collector, and
