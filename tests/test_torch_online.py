@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -503,3 +504,26 @@ def test_the_old_resize_spelling_warns_in_a_dict_too(photos):
         old = OnlineBlur(photos, {"psf_source": "fresh", "resize": [60, 50], "canvas": 15, "length": 8.0})
     new = OnlineBlur(photos, {"psf_source": "fresh", "resize_to": [50, 60], "canvas": 15, "length": 8.0})
     assert old.read(0)["blurred"].tobytes() == new.read(0)["blurred"].tobytes()
+
+
+def test_a_photo_that_fails_to_decode_is_named_with_what_to_do(photos, tmp_path):
+    # Its header reads (it is planned, its pairs counted); its pixels do not. blur skips it; an
+    # online dataset cannot leave an index out, so reading its pair says so, in one line.
+    import shutil
+
+    folder = tmp_path / "mixed"
+    shutil.copytree(photos, folder)
+    data = bytearray(next(p for p in sorted(folder.iterdir()) if p.suffix == ".png").read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    (folder / "zz_damaged.png").write_bytes(bytes(data))
+    ds = OnlineBlur(folder, {"psf_source": "fresh", "crop": [32, 32], "canvas": 15, "length": 8.0,
+                             "device": "cpu"})
+    assert len(ds) == 4  # the three photos and the damaged one, one pair each
+    errors = []
+    for i in range(len(ds)):
+        try:
+            ds[i]
+        except BadInputError as exc:
+            errors.append(str(exc))
+    assert len(errors) == 1 and "\n" not in errors[0]
+    assert re.search(r"zz_damaged.png: cannot decode image; .*remove it from the photos", errors[0])

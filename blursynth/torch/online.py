@@ -64,8 +64,9 @@ class OnlineBlur(torch.utils.data.Dataset):
     ``blur``'s do): use ``device="cpu"`` in DataLoader worker processes. On a GPU,
     :meth:`read_many` (and a DataLoader's batch, through :meth:`__getitems__`) renders many
     pairs per call, with the same bytes as one by one. A photo that was
-    readable when planned but does not decode is an error when its pair is read (``blur``
-    skips it, leaving its rows out of the dataset).
+    readable when planned but does not decode is an error when its pair is read, which names
+    it and says to remove it (``blur`` skips it, leaving its rows out of the dataset; an
+    index here cannot be left out, and finding such photos first would mean decoding them all).
 
     Examples
     --------
@@ -210,7 +211,14 @@ class OnlineBlur(torch.utils.data.Dataset):
             from ..pairs.shake_inputs import resize_photo
             from ..sources.photos import load_rgb8
 
-            photo, note = load_rgb8(self._job.plan.path(photo_i))
+            try:
+                photo, note = load_rgb8(self._job.plan.path(photo_i))
+            except BadInputError as exc:
+                # blur leaves such a photo's rows out; an index here cannot be left out.
+                raise BadInputError(
+                    f"{str(exc).rstrip('.')}; OnlineBlur counted its pairs from its header and "
+                    "cannot leave them out (blur skips such a photo): remove it from the photos."
+                ) from None
             self._photo = (photo_i, resize_photo(photo, self.settings.resize), note)
         return self._photo[1:]
 
