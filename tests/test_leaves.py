@@ -185,6 +185,27 @@ def test_unreadable_photo_in_colours_folder(run_cli, tmp_path, monkeypatch):
     monkeypatch.setattr(images, "load_rgb8", real)
 
 
+def test_corrupt_photo_in_colours_folder_is_skipped_as_blur_skips_it(run_cli, tmp_path):
+    import imageio.v3 as iio
+
+    (tmp_path / "ph").mkdir()
+    iio.imwrite(tmp_path / "ph" / "a.png", np.full((8, 8, 3), (200, 0, 0), np.uint8))
+    (tmp_path / "ph" / "b.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"garbage" * 20)
+    r = run_cli("render-leaves", "--n", 1, "--size", 32, "--noise", 0, "--colours-from", tmp_path / "ph",
+                "--out", tmp_path / "o", "--quiet")
+    assert r.code == 0, r.err
+    warned = [l for l in r.err.splitlines() if l.startswith("warning:")]
+    assert len(warned) == 1 and warned[0].startswith(f"warning: --colours-from: {tmp_path / 'ph' / 'b.png'}: ")
+    assert warned[0].endswith("; skipped")
+    assert {tuple(c) for c in iio.imread(tmp_path / "o" / "leaves00000.png").reshape(-1, 3)} == {(200, 0, 0)}
+    # none that decodes: one line, exit 2, nothing written
+    (tmp_path / "ph" / "a.png").unlink()
+    r = run_cli("render-leaves", "--n", 1, "--size", 32, "--colours-from", tmp_path / "ph",
+                "--out", tmp_path / "o2", "--quiet")
+    assert r.code == 2 and "none of its 1 image(s) could be read" in error_line(r)
+    assert not (tmp_path / "o2").exists()
+
+
 def test_ctrl_c_keeps_the_images_written(run_cli, tmp_path, monkeypatch):
     import blursynth.sources.leaves as leaves
 

@@ -116,7 +116,8 @@ def palette_from_photos(paths) -> np.ndarray:
     Parameters
     ----------
     paths : sequence of str or Path
-        Image files.
+        Image files; one that does not decode is skipped with a warning, as ``blur`` skips it
+        (none that decodes: a BadInputError).
 
     Returns
     -------
@@ -131,6 +132,8 @@ def palette_from_photos(paths) -> np.ndarray:
     >>> palette_from_photos([path]).shape
     (200, 3)
     """
+    import warnings
+
     from .photos import load_rgb8
 
     parts = []
@@ -140,10 +143,16 @@ def palette_from_photos(paths) -> np.ndarray:
         except OSError as exc:
             raise BadInputError(f"--colours-from: cannot read {p} ({exc.strerror or exc}); "
                                 f"make it readable or leave it out.") from None
+        except BadInputError as exc:  # corrupt, truncated, too large: skipped, as blur does
+            warnings.warn(f"--colours-from: {str(exc).rstrip('.')}; skipped", stacklevel=2)
+            continue
         h, w = image.shape[:2]
         rows = np.linspace(0, h - 1, min(h, PALETTE_GRID)).round().astype(int)
         cols = np.linspace(0, w - 1, min(w, PALETTE_GRID)).round().astype(int)
         parts.append(image[np.ix_(rows, cols)].reshape(-1, 3))
+    if not parts:
+        raise BadInputError(f"--colours-from: none of its {len(paths)} image(s) could be read (see the "
+                            "warnings above); give photos that decode.")
     return np.ascontiguousarray(np.concatenate(parts))
 
 
