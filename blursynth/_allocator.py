@@ -38,12 +38,12 @@ def keep_freed_memory() -> bool:
     if _ALLOCATOR_TUNED:
         return True
     import ctypes
-    import ctypes.util
 
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        mallopt = libc.mallopt
-    except (OSError, AttributeError):
+        # The program's own symbols, libc's among them: ctypes.util.find_library would run
+        # ldconfig in a subprocess to find the same library.
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError, TypeError):
         return False
     m_trim_threshold, m_mmap_threshold = -1, -3  # glibc's <malloc.h>
     _ALLOCATOR_TUNED = bool(mallopt(m_mmap_threshold, 64 << 20) and mallopt(m_trim_threshold, 1 << 30))

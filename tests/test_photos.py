@@ -344,3 +344,20 @@ def test_the_fast_png_decoder_returns_opencvs_samples(monkeypatch):
     with ThreadPoolExecutor(1) as pool:
         assert pool.submit(photos._decode_spng, plain).result() is None
         assert np.array_equal(pool.submit(photos.decode_image, plain).result(), image)
+
+
+def test_import_codecs_loads_every_codec_a_pool_process_would_import_on_its_first_pair():
+    # A writer calls it before forking its pool, whose processes then start with them loaded.
+    import subprocess
+    import sys
+
+    script = """
+import sys
+from blursynth.sources.photos import import_codecs
+mods = ("cv2", "fpng", "PIL.JpegImagePlugin")
+print(*[m in sys.modules for m in mods])
+import_codecs()
+print(*[m in sys.modules for m in mods])
+"""
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout
+    assert out.split("\n")[:2] == ["False False False", "True True True"]

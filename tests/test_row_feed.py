@@ -47,6 +47,25 @@ def test_feed_in_this_process_gives_the_rows_in_order():
     assert got == list(range(9))
 
 
+def test_the_last_chunks_are_cut_so_the_workers_finish_together():
+    # Two processes: the last two chunks are cut into tail_chunk items at absolute multiples (a
+    # group of items, e.g. a photo's pairs, stays whole); the rows come out in order all the same.
+    import multiprocessing as mp
+
+    feed = RowFeed(functools.partial(tiny_rows, fp="x"), [(0, 13)], workers=2, chunk=4,
+                   tail_chunk=2, ctx=mp.get_context("fork"))
+    try:
+        assert feed.chunks == [(0, 4), (4, 8), (8, 10), (10, 12), (12, 13)]
+        got = [r["index"] for r in feed.rows(0, 13)]
+    finally:
+        feed.close()
+    assert got == list(range(13))
+    # One process has nobody to wait for: its chunks stay whole.
+    alone = RowFeed(functools.partial(tiny_rows, fp="x"), [(0, 13)], workers=1, chunk=4)
+    assert alone.chunks == [(0, 4), (4, 8), (8, 12), (12, 13)]
+    alone.close()
+
+
 def test_bytes_do_not_depend_on_workers_chunks_or_shards(tmp_path):
     ref = files(tmp_path / "a") if write(tmp_path / "a") else None
     # One shard for all rows (the old scheduler ran it on one process), and chunks that do not

@@ -113,6 +113,7 @@ def write_dataset(
     progress_total: int | None = None,
     options: WriteOptions | None = None,
     chunk_size: int | None = None,
+    tail_chunk_size: int = 1,
 ) -> dict:
     """Write (or resume) a sharded Parquet dataset and its manifest.
 
@@ -164,6 +165,9 @@ def write_dataset(
         (:class:`~blursynth.dataset.executors.RowFeed`), so the workers are busy whatever the
         number of shards. For row makers whose items are cheap to start anywhere (not a video
         decoded from its start). None: each shard is one worker's task, as on Ray.
+    tail_chunk_size : int
+        With ``chunk_size``: the last chunks are cut to this many items, so the workers finish
+        together (whole groups of a row maker whose items come in groups).
 
     Returns
     -------
@@ -239,7 +243,8 @@ def write_dataset(
         any_written = bool(rows_done)
         try:
             for name, n, skipped, digest in run_shards(_write_shard, tasks, workers=workers, executor=executor,
-                                                       make_rows=make_rows, bar=bar, chunk=chunk_size):
+                                                       make_rows=make_rows, bar=bar, chunk=chunk_size,
+                                                       tail_chunk=tail_chunk_size):
                 finished(name, n, skipped, digest)
                 any_written = True
         except BadInputError:

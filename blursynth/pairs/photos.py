@@ -74,10 +74,22 @@ def photo_chunk(per_image: int, pairs: int = CHUNK_PAIRS, batch: int = 1) -> int
     >>> photo_chunk(3, pairs=32, batch=32), photo_chunk(7, pairs=32, batch=32)
     (96, 35)
     """
-    unit = per_image * batch // math.gcd(per_image, batch)
-    if unit > 4 * max(pairs, per_image):
-        unit = per_image
+    unit = photo_unit(per_image, pairs, batch)
     return unit * max(1, -(-pairs // unit))
+
+
+def photo_unit(per_image: int, pairs: int = CHUNK_PAIRS, batch: int = 1) -> int:
+    """The smallest task :func:`photo_chunk` is made of: whole photos and whole batches, where
+    that takes at most four times ``pairs`` or ``per_image`` (else whole photos). The last tasks
+    of a write are this size, so the workers finish together.
+
+    Examples
+    --------
+    >>> photo_unit(1), photo_unit(3), photo_unit(3, pairs=32, batch=32), photo_unit(7, pairs=32, batch=32)
+    (1, 3, 96, 7)
+    """
+    unit = per_image * batch // math.gcd(per_image, batch)
+    return per_image if unit > 4 * max(pairs, per_image) else unit
 
 
 def write_photo_pairs(out, plan: PhotoPlan, *, per_image: int, recipe: dict, inputs: dict,
@@ -133,12 +145,17 @@ def write_photo_pairs(out, plan: PhotoPlan, *, per_image: int, recipe: dict, inp
         warn(f"{n} of {n + len(plan.files)} photos are smaller than {plan.small_need} and are "
              f"skipped: {shown} (--strict refuses them instead)")
     fp = fingerprint(recipe)
+    if workers > 1:
+        from ..sources.photos import import_codecs
+
+        import_codecs()  # before the pool's processes fork from this one, not once in each
     manifest = write_dataset(
         out, kind="pairs", schema=PAIR_SCHEMA if schema is None else schema, n_items=len(plan.files) * per_image,
         shard_size=shard_size, make_rows=functools.partial(rows, job=make_job(fp)),
         fingerprint=fp, command={**recipe, **inputs}, workers=workers, overwrite=overwrite,
         unit="pair", desc=desc, progress=progress, options=options, extra=extra,
         chunk_size=photo_chunk(per_image, chunk_pairs, batch),
+        tail_chunk_size=photo_unit(per_image, chunk_pairs, batch),
     )
     # Pairs the way refused one by one (Skipped: scene blur's pairs whose objects' photo does not
     # decode) are not whole photos: the rest of the missing rows are.

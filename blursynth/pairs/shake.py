@@ -672,6 +672,10 @@ def blur_photos(settings: BlurSettings, out, *, workers: int = 1, overwrite: boo
              "highlights) to make light sources streak while the target keeps the photo's "
              "exposure. saturation goes in the next release.")
     plan, source, device, recipe = plan_blur(settings, out=out)
+    if keep_freed:  # here too, before a pool forks: its processes start with it set
+        from .._allocator import keep_freed_memory
+
+        keep_freed_memory()
     return write_photo_pairs(
         out, plan, per_image=settings.per_image, recipe=recipe,
         inputs={"photos": str(settings.photos), "kernels": settings.kernels},
