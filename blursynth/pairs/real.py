@@ -262,9 +262,6 @@ def import_pairs(root, out, config: ImportConfig = ImportConfig(), *, workers: i
     return write_dataset(
         out, kind="pairs", schema=GT_FRAMES_PAIR_SCHEMA if frames else PAIR_SCHEMA,
         n_items=len(entries), shard_size=config.shard_size,
-        # A recorded sequence's row holds every frame at full size: one row per row group, so
-        # reading a row (random access reads its whole group) holds one sequence, not 16.
-        row_group_size=1 if frames else 16,
         make_rows=functools.partial(_import_rows, root=str(root), entries=entries, config=config, fp=fp),
         fingerprint=fp, command=settings, workers=workers, overwrite=overwrite, desc="importing",
         progress=progress, options=options, extra=extra,
