@@ -45,11 +45,28 @@ def test_blur_command_writes_pairs(run_cli, photos, bank, tmp_path):
     row = PairDataset(out)[3]
     assert row["blurred"].shape == (32, 40, 3) and row["params"]["exposure"] == 1.0
     assert row["params"]["jpeg_quality"] == 90 and row["params"]["shot_noise"] == 0.001
-    # A rerun of the same command resumes (nothing to do) and keeps the bytes.
+    # A rerun of the same command resumes (nothing to do), keeps the bytes and says so.
     before = (out / "manifest.json").read_text()
-    assert run_cli("blur", photos, "--kernels", bank, "--out", out, "--per-image", "2",
-                   "--crop", "32x40", "--exposure", "1", "--noise", "0.001", "--jpeg", "90").code == 0
-    assert (out / "manifest.json").read_text() == before
+    r = run_cli("blur", photos, "--kernels", bank, "--out", out, "--per-image", "2",
+                "--crop", "32x40", "--exposure", "1", "--noise", "0.001", "--jpeg", "90")
+    assert r.code == 0 and (out / "manifest.json").read_text() == before
+    assert r.out.startswith(f"nothing to do: {out} already holds all 4 rows") and "wrote" not in r.out.split(",")[0]
+
+
+def test_a_resumed_run_says_which_rows_it_wrote(run_cli, photos, bank, tmp_path):
+    import shutil
+
+    folder = tmp_path / "mixed"
+    shutil.copytree(photos, folder)
+    (folder / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"garbage" * 20)
+    out = tmp_path / "pairs"
+    args = ("blur", folder, "--kernels", bank, "--out", out, "--per-image", "2", "--shard-size", "2")
+    assert "wrote 4 rows in 2 shard(s)" in run_cli(*args).out
+    (out / "data" / "train-00001-of-00002.parquet").unlink()  # as if the run had stopped there
+    r = run_cli(*args)
+    assert r.code == 0, r.err
+    assert f"wrote 2 of 4 rows in 2 shard(s) to {out}; an earlier run of this command wrote the other 2" in r.out
+    assert "skipped 1 unreadable photo(s); see the warnings above, or the earlier run's" in r.err
 
 
 def assert_bad(run_cli, out, *args, match):

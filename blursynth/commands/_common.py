@@ -277,11 +277,37 @@ no_verify_option = click.option(
 
 
 def echo_manifest(manifest: dict, out) -> None:
+    """The line a writing command ends with: the rows it wrote, or that an earlier run of the same
+    command had written them (``manifest.rows_written``, :class:`~blursynth.dataset.writer.WrittenManifest`)."""
     n = manifest["num_rows"]
-    click.echo(
-        f"wrote {n} row{'' if n == 1 else 's'} in {len(manifest['shards'])} shard(s) to {out} "
-        f"(fingerprint {manifest['fingerprint']})"
-    )
+    written = getattr(manifest, "rows_written", n)
+    rows = f"row{'' if n == 1 else 's'}"
+    where = f"in {len(manifest['shards'])} shard(s)"
+    fp = f"(fingerprint {manifest['fingerprint']})"
+    if written == n:
+        click.echo(f"wrote {n} {rows} {where} to {out} {fp}")
+    elif written == 0:
+        click.echo(f"nothing to do: {out} already holds all {n} {rows} {where}, written by an "
+                   f"earlier run of this command {fp}")
+    else:
+        click.echo(f"wrote {written} of {n} {rows} {where} to {out}; an earlier run of this command "
+                   f"wrote the other {n - written} {fp}")
+
+
+def echo_photo_pairs(manifest: dict, out) -> None:
+    """:func:`echo_manifest`, then a warning for the photos (and scene blur's pairs) the pairs
+    were made without (``write_photo_pairs``'s counts)."""
+    echo_manifest(manifest, out)
+    n, written = manifest["num_rows"], getattr(manifest, "rows_written", manifest["num_rows"])
+    # A photo refused when its header was read is warned about on every run; one that fails
+    # only when decoded, by the run that rendered its pairs.
+    see = "see the warnings above" + ("" if written == n else ", or the earlier run's")
+    if manifest.get("skipped_photos"):
+        click.echo(f"warning: skipped {manifest['skipped_photos']} unreadable photo(s); {see} "
+                   "(--strict stops instead)", err=True)
+    if manifest.get("skipped_pairs"):  # only scene blur skips single pairs
+        click.echo(f"warning: skipped {manifest['skipped_pairs']} pair(s) whose objects are cut from a photo "
+                   f"that does not decode; {see} (manifest.json lists them)", err=True)
 
 
 def interrupted_run(out):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from ._common import (
-    camera_options, device_option, echo_manifest, learned_writer_options, overwrite_option, raw_only_degrade_options,
+    camera_options, device_option, echo_photo_pairs, learned_writer_options, overwrite_option, raw_only_degrade_options,
     positive_int, run_unpaired_training, seed_option, unpaired_run_options, workers_for_device,
     workers_option,
 )
@@ -153,7 +153,4 @@ def blur(photos, model, out, per_image, tile, device, png_level, shard_size, str
                                 camera=camera, demosaic=demosaic, raw_bits=raw_bits, noise=noise,
                                 jpeg=jpeg, exposure_gain=exposure_gain)
     manifest = bgan_blur(settings, out, workers=workers_for_device(workers, device), overwrite=overwrite)
-    echo_manifest(manifest, out)
-    if manifest["skipped_photos"]:
-        click.echo(f"warning: skipped {manifest['skipped_photos']} unreadable photo(s); see the warnings "
-                   "above (--strict stops instead)", err=True)
+    echo_photo_pairs(manifest, out)

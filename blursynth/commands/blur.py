@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from ._common import (
-    camera_options, echo_manifest, overwrite_option, parse_fraction, photos_decoded_ahead,
+    camera_options, echo_photo_pairs, overwrite_option, parse_fraction, photos_decoded_ahead,
     positive_int, seed_option, workers_for_device, workers_option,
 )
 
@@ -243,10 +243,4 @@ def blur(photos, kernels, out, psf_source, exposure, per_image, crop, resize, re
             pipeline=pipeline, camera=camera, demosaic=demosaic, raw_bits=raw_bits,
         )
         manifest = blur_photos(settings, out, workers=workers, overwrite=overwrite, keep_freed=True)
-    echo_manifest(manifest, out)
-    if manifest["skipped_photos"]:
-        click.echo(f"warning: skipped {manifest['skipped_photos']} unreadable photo(s); see the warnings above "
-                   "(--strict stops instead)", err=True)
-    if manifest.get("skipped_pairs"):  # only scene blur skips single pairs
-        click.echo(f"warning: skipped {manifest['skipped_pairs']} pair(s) whose objects are cut from a photo "
-                   "that does not decode; see the warnings above (manifest.json lists them)", err=True)
+    echo_photo_pairs(manifest, out)

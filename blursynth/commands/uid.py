@@ -6,7 +6,7 @@ from __future__ import annotations
 import click
 
 from ._common import (
-    device_option, echo_manifest, learned_writer_options, overwrite_option, positive_int, run_unpaired_training,
+    device_option, echo_photo_pairs, learned_writer_options, overwrite_option, positive_int, run_unpaired_training,
     seed_option, unpaired_run_options, workers_for_device, workers_option,
 )
 
@@ -176,7 +176,4 @@ def blur(photos, model, out, blur_from, blur_prior, per_image, reference_side, d
                                per_image=per_image, reference_side=reference_side, seed=seed,
                                device=device, png_level=png_level, shard_size=shard_size, strict=strict)
     manifest = uid_blur(settings, out, workers=workers_for_device(workers, device), overwrite=overwrite)
-    echo_manifest(manifest, out)
-    if manifest["skipped_photos"]:
-        click.echo(f"warning: skipped {manifest['skipped_photos']} unreadable photo(s); see the warnings "
-                   "above (--strict stops instead)", err=True)
+    echo_photo_pairs(manifest, out)

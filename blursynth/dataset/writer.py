@@ -175,7 +175,8 @@ def write_dataset(
 
     Returns
     -------
-    manifest : dict
+    manifest : WrittenManifest
+        ``manifest.json``'s contents (a dict), with ``rows_written``: the rows this run wrote.
     """
     out = Path(out)
     if n_items < 1:
@@ -222,6 +223,8 @@ def write_dataset(
 
         recorded = {name: shard_record(name) for name in rows_done}
 
+        rows_kept = sum(rows_done.values())
+
         def finished(name, n, skipped, digest):
             rows_done[name] = n
             digests[name] = digest
@@ -264,7 +267,7 @@ def write_dataset(
         for s in range(n_shards):
             name = shard_name(split, s, n_shards)
             shards.append({"file": f"{DATA_DIR}/{name}", **shard_record(name)})
-        manifest = {
+        manifest = WrittenManifest({
             "format_version": FORMAT_VERSION,
             "kind": kind,
             "fingerprint": fingerprint,
@@ -273,7 +276,7 @@ def write_dataset(
             "num_rows": sum(s["rows"] for s in shards),
             "splits": {split: sum(s["rows"] for s in shards)},
             "shards": shards,
-        }
+        })
         if any(skips.values()):
             manifest["skipped"] = sum(len(v) for v in skips.values())
         if extra:
@@ -282,7 +285,16 @@ def write_dataset(
 
         atomic_write_text(out / MANIFEST, json.dumps(json.loads(canonical_json(manifest)), indent=1, sort_keys=True) + "\n")
         (out / PROGRESS).unlink(missing_ok=True)
+        manifest.rows_written = manifest["num_rows"] - rows_kept
         return manifest
+
+
+class WrittenManifest(dict):
+    """What :func:`write_dataset` returns: ``manifest.json``'s contents, and in
+    ``rows_written`` how many of its rows this run wrote (the others were kept from an earlier
+    run of the same command; none on a rerun of a finished one). Not stored."""
+
+    rows_written: int = 0
 
 
 def _prepare_output(out: Path, claimed, *, kind: str, fingerprint: str, n_shards: int, overwrite: bool):

@@ -161,8 +161,9 @@ def write_photo_pairs(out, plan: PhotoPlan, *, per_image: int, recipe: dict, inp
     # decode) are not whole photos: the rest of the missing rows are.
     refused = manifest.get("skipped", 0)
     skipped_rows = manifest["planned_items"] - manifest["num_rows"] - refused
-    return {**manifest, "skipped_photos": len(plan.skipped) + skipped_rows // per_image,
-            "skipped_pairs": refused, "small_photos": len(plan.small)}
+    manifest.update(skipped_photos=len(plan.skipped) + skipped_rows // per_image,
+                    skipped_pairs=refused, small_photos=len(plan.small))
+    return manifest
 
 
 def check_workers(workers) -> None:
