@@ -506,10 +506,12 @@ def test_the_old_resize_spelling_warns_in_a_dict_too(photos):
     assert old.read(0)["blurred"].tobytes() == new.read(0)["blurred"].tobytes()
 
 
-def test_a_photo_that_fails_to_decode_is_named_with_what_to_do(photos, tmp_path):
+def test_a_photo_that_fails_to_decode_is_warned_about_and_its_pairs_replaced(photos, tmp_path):
     # Its header reads (it is planned, its pairs counted); its pixels do not. blur skips it; an
-    # online dataset cannot leave an index out, so reading its pair says so, in one line.
+    # online dataset cannot leave an index out: its indices give the pairs of the next photo
+    # that decodes (wrapping to the first), with one warning, so an epoch goes on.
     import shutil
+    import warnings
 
     folder = tmp_path / "mixed"
     shutil.copytree(photos, folder)
@@ -517,13 +519,30 @@ def test_a_photo_that_fails_to_decode_is_named_with_what_to_do(photos, tmp_path)
     data[len(data) // 2] ^= 0xFF
     (folder / "zz_damaged.png").write_bytes(bytes(data))
     ds = OnlineBlur(folder, {"psf_source": "fresh", "crop": [32, 32], "canvas": 15, "length": 8.0,
+                             "per_image": 2, "device": "cpu"})
+    assert len(ds) == 8  # the three photos and the damaged one, two pairs each
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        items = [ds[i] for i in range(len(ds))]
+        rows = ds.read_many([6, 7, 1])
+    said = [str(w.message) for w in caught]
+    assert len(said) == 1 and "\n" not in said[0], said
+    assert re.search(r"zz_damaged.png: cannot decode image; .*next photo that decodes", said[0])
+    # Indices 6 and 7 (the damaged photo's) are pairs 0 and 1 of the first photo, and say so.
+    assert [r["index"] for r in rows] == [0, 1, 1] and [items[i]["id"] for i in (6, 7)] == [f"{0:09d}", f"{1:09d}"]
+    assert rows[0]["blurred"].tobytes() == ds.read(0)["blurred"].tobytes()
+    assert torch.equal(items[6]["blurred"], items[0]["blurred"])
+
+
+def test_online_blur_over_photos_none_of_which_decodes_is_one_error(photos, tmp_path):
+    folder = tmp_path / "bad"
+    folder.mkdir()
+    data = bytearray(next(p for p in sorted(photos.iterdir()) if p.suffix == ".png").read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    (folder / "damaged.png").write_bytes(bytes(data))
+    ds = OnlineBlur(folder, {"psf_source": "fresh", "crop": [32, 32], "canvas": 15, "length": 8.0,
                              "device": "cpu"})
-    assert len(ds) == 4  # the three photos and the damaged one, one pair each
-    errors = []
-    for i in range(len(ds)):
-        try:
-            ds[i]
-        except BadInputError as exc:
-            errors.append(str(exc))
-    assert len(errors) == 1 and "\n" not in errors[0]
-    assert re.search(r"zz_damaged.png: cannot decode image; .*remove it from the photos", errors[0])
+    for _ in range(2):  # found now, and known the next time
+        with pytest.raises(BadInputError, match="decodes") as err:
+            ds[0]
+        assert "\n" not in str(err.value)

@@ -63,10 +63,11 @@ class OnlineBlur(torch.utils.data.Dataset):
     does (``auto``: a GPU when there is one; CUDA bytes differ from the CPU's in the last bit, as
     ``blur``'s do): use ``device="cpu"`` in DataLoader worker processes. On a GPU,
     :meth:`read_many` (and a DataLoader's batch, through :meth:`__getitems__`) renders many
-    pairs per call, with the same bytes as one by one. A photo that was
-    readable when planned but does not decode is an error when its pair is read, which names
-    it and says to remove it (``blur`` skips it, leaving its rows out of the dataset; an
-    index here cannot be left out, and finding such photos first would mean decoding them all).
+    pairs per call, with the same bytes as one by one. A photo that was readable when planned
+    but does not decode (``blur`` skips it, leaving its rows out of the dataset) is warned about
+    once per process, and its indices give the same pairs of the next photo that decodes, so a
+    training epoch goes on; :meth:`read`'s ``index`` says which pair it is. (Finding such photos
+    when the dataset is made would mean decoding every photo.)
 
     Examples
     --------
@@ -118,6 +119,7 @@ class OnlineBlur(torch.utils.data.Dataset):
             raise BadInputError(f"OnlineBlur settings: {in_recipe_terms(exc)}") from None
         self.settings, self.recipe, self.fingerprint = settings, recipe, self._job.fingerprint
         self._photo = None  # (photo number, resized photo, conversion note) of the last read
+        self._undecodable = set()  # photo numbers that failed to decode here (warned about)
 
     @classmethod
     def from_recipe(cls, path, *, build=None, inputs=None, sets=(), device=None):
@@ -211,16 +213,32 @@ class OnlineBlur(torch.utils.data.Dataset):
             from ..pairs.shake_inputs import resize_photo
             from ..sources.photos import load_rgb8
 
-            try:
-                photo, note = load_rgb8(self._job.plan.path(photo_i))
-            except BadInputError as exc:
-                # blur leaves such a photo's rows out; an index here cannot be left out.
-                raise BadInputError(
-                    f"{str(exc).rstrip('.')}; OnlineBlur counted its pairs from its header and "
-                    "cannot leave them out (blur skips such a photo): remove it from the photos."
-                ) from None
+            photo, note = load_rgb8(self._job.plan.path(photo_i))
             self._photo = (photo_i, resize_photo(photo, self.settings.resize), note)
         return self._photo[1:]
+
+    def _decodable(self, index: int):
+        """``(index, photo, note)`` of pair ``index``; for a photo that does not decode, of the
+        same pair of the next photo that does (wrapping), with a warning the first time."""
+        import warnings
+
+        per, n_photos = self.settings.per_image, len(self._job.plan.files)
+        first = index // per
+        for step in range(n_photos):
+            photo_i = (first + step) % n_photos
+            if photo_i in self._undecodable:
+                continue
+            try:
+                return (photo_i * per + index % per, *self._load(photo_i))
+            except BadInputError as exc:
+                # blur leaves such a photo's rows out; an index here cannot be left out.
+                self._undecodable.add(photo_i)
+                if len(self._undecodable) == n_photos:
+                    raise BadInputError(f"{str(exc).rstrip('.')}; none of the photos decodes.") from None
+                warnings.warn(f"{str(exc).rstrip('.')}; blur skips it; OnlineBlur gives its "
+                              "indices the pairs of the next photo that decodes (remove it from "
+                              "the photos to stop this).", stacklevel=4)
+        raise BadInputError(f"OnlineBlur: none of the {n_photos} photos in {self.settings.photos} decodes.")
 
     def read(self, index: int, columns=None) -> dict:
         """Pair ``index`` as ``blur`` writes its row, decoded.
@@ -259,7 +277,8 @@ class OnlineBlur(torch.utils.data.Dataset):
 
         Returns
         -------
-        rows : list of dict, one per index, in order
+        rows : list of dict, one per index, in order (for a photo that does not decode, the
+            pair given in its place, whose ``index`` it holds)
 
         Examples
         --------
@@ -304,7 +323,7 @@ class OnlineBlur(torch.utils.data.Dataset):
 
             batch = []
             for index in indices:
-                photo, note = self._load(index // s.per_image)
+                index, photo, note = self._decodable(index)
                 batch.append((index, photo, *draw_row(job, index, photo.shape[:2], note)))
             rows = render_rows(job, batch)
         else:
@@ -312,11 +331,12 @@ class OnlineBlur(torch.utils.data.Dataset):
 
             rows = []
             for index in indices:
-                photo, note = self._load(index // s.per_image)
+                index, photo, note = self._decodable(index)
                 row = scene_row(job, index, photo, note)
                 row["psf_field"] = np.asarray(row["psf_field"], np.float32)
                 rows.append(row)
-        for index, row in zip(indices, rows):
+        for row in rows:
+            index = row["index"]
             row.update(id=f"{index:09d}", psf=np.asarray(row["psf"], np.float32),
                        params=json.loads(canonical_json(row["params"])))
         return rows
