@@ -17,6 +17,11 @@ def test_info_and_preview(tmp_path, run_cli):
     # Sizes are HxW (height first) in every printout, as --crop and render-clip's --size take them.
     n_sampled = sum(info["image_sizes_sampled"].values())
     assert info["image_sizes_sampled"] == {"12x16": n_sampled}
+    # The first 4 rows of every shard, whatever its row groups (a pair dataset has one row each).
+    import json
+
+    shards = json.loads((tmp_path / "d" / "manifest.json").read_text())["shards"]
+    assert n_sampled == sum(min(4, s["rows"]) for s in shards) and len(shards) > 1
     r = run_cli("dataset", "info", tmp_path / "d")
     assert r.code == 0 and "20 rows" in r.out
     assert f"image sizes (sampled, HxW): 12x16 ({n_sampled})" in r.out.splitlines()

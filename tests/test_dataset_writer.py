@@ -357,3 +357,23 @@ def test_a_killed_writers_temporaries_are_found_whatever_the_shard_count(tmp_pat
     (data / ".notes.parquet.tmp4242").write_bytes(b"not a shard name")
     _remove_temporaries(tmp_path)
     assert [p.name for p in data.iterdir()] == [".notes.parquet.tmp4242"]
+
+
+def test_a_resume_rebuilds_shards_written_with_other_row_groups_and_says_what_it_wrote(tmp_path):
+    # Earlier versions wrote pairs 16 to a row group: a resume keeps only shards of the current
+    # layout, so the dataset is the bytes of an uninterrupted run.
+    def write(out, **kw):
+        return write_dataset(out, kind="pairs", schema=PAIR_SCHEMA, n_items=10, shard_size=5,
+                             make_rows=functools.partial(tiny_rows, fp="f"), fingerprint="f",
+                             command={}, progress=False, **kw)
+
+    fresh = write(tmp_path / "new")
+    assert (fresh.rows_written, fresh.shards_written) == (10, 2)
+    assert [pq.ParquetFile(p).metadata.num_row_groups for p in sorted((tmp_path / "new").glob("data/*"))] == [5, 5]
+    write(tmp_path / "old", row_group_size=16)
+    again = write(tmp_path / "old")
+    assert (again.rows_written, again.shards_written) == (10, 2)
+    assert {p.name: p.read_bytes() for p in (tmp_path / "old").glob("data/*")} == \
+        {p.name: p.read_bytes() for p in (tmp_path / "new").glob("data/*")}
+    done = write(tmp_path / "new")
+    assert (done.rows_written, done.shards_written) == (0, 0) and done == fresh

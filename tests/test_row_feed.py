@@ -18,10 +18,11 @@ from blursynth.errors import BadInputError
 from .conftest import tiny_rows
 
 
-def write(out, *, n=20, shard_size=6, workers=1, chunk=None, make_rows=tiny_rows):
+def write(out, *, n=20, shard_size=6, workers=1, chunk=None, tail=None, make_rows=tiny_rows):
     return write_dataset(out, kind="pairs", schema=PAIR_SCHEMA, n_items=n, shard_size=shard_size,
                          make_rows=functools.partial(make_rows, fp="fp-feed"), fingerprint="fp-feed",
-                         command={"test": "feed"}, workers=workers, progress=False, chunk_size=chunk)
+                         command={"test": "feed"}, workers=workers, progress=False, chunk_size=chunk,
+                         tail_chunk_size=tail)
 
 
 def files(out):
@@ -60,10 +61,20 @@ def test_the_last_chunks_are_cut_so_the_workers_finish_together():
     finally:
         feed.close()
     assert got == list(range(13))
-    # One process has nobody to wait for: its chunks stay whole.
-    alone = RowFeed(functools.partial(tiny_rows, fp="x"), [(0, 13)], workers=1, chunk=4)
-    assert alone.chunks == [(0, 4), (4, 8), (8, 12), (12, 13)]
-    alone.close()
+    # One process has nobody to wait for, and without tail_chunk nothing is cut.
+    for workers, tail in ((1, 2), (2, None)):
+        whole = RowFeed(functools.partial(tiny_rows, fp="x"), [(0, 13)], workers=workers, chunk=4,
+                        tail_chunk=tail, ctx=mp.get_context("fork"))
+        assert whole.chunks == [(0, 4), (4, 8), (8, 12), (12, 13)]
+        whole.close()
+    # Fewer chunks than processes before the cut: the pool is sized for the chunks after it.
+    few = RowFeed(functools.partial(tiny_rows, fp="x"), [(0, 8)], workers=4, chunk=4, tail_chunk=1,
+                  ctx=mp.get_context("fork"))
+    try:
+        assert len(few.chunks) == 8 and few.n_pool == 3
+        assert [r["index"] for r in few.rows(0, 8)] == list(range(8))
+    finally:
+        few.close()
 
 
 def test_bytes_do_not_depend_on_workers_chunks_or_shards(tmp_path):
@@ -72,8 +83,10 @@ def test_bytes_do_not_depend_on_workers_chunks_or_shards(tmp_path):
     # divide the shards.
     write(tmp_path / "b", workers=2, chunk=3)
     write(tmp_path / "c", workers=3, chunk=1)
+    write(tmp_path / "t", workers=2, chunk=4, tail=1)  # the last chunks cut to single items
     assert files(tmp_path / "b") == ref
     assert files(tmp_path / "c") == ref
+    assert files(tmp_path / "t") == ref
     one = write(tmp_path / "d", shard_size=20)
     assert write(tmp_path / "e", shard_size=20, workers=2, chunk=4)["shards"] == one["shards"]
     assert files(tmp_path / "e") == files(tmp_path / "d")
@@ -99,10 +112,10 @@ def test_both_ways_of_starting_the_pool_give_the_same_bytes(tmp_path, monkeypatc
 
 def slow_here_rows(start, stop, fp, parent=None):
     """Rows naming the process that made them; slow in the writing process, so that the pool's
-    process takes chunks as soon as it is up."""
+    process takes chunks as soon as it is up, and not instant in the pool's, so that its first
+    chunk is still being rendered when the writing process looks for one to render itself."""
     for row in tiny_rows(start, stop, fp=fp):
-        if os.getpid() == parent:
-            time.sleep(0.15)
+        time.sleep(0.15 if os.getpid() == parent else 0.03)
         row["params"] = json.dumps({"pid": os.getpid()})
         yield row
 

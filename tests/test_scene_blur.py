@@ -400,3 +400,35 @@ def test_a_pair_whose_object_photo_does_not_decode_is_skipped(photos, tmp_path, 
     line = error_line(r)
     assert r.code == 2 and "an object of this pair is cut from it); drop --strict" in line, line
     assert not (tmp_path / "strict").exists()
+
+
+def test_online_scene_pairs_go_on_past_an_object_photo_that_does_not_decode(photos, tmp_path):
+    # blur skips such pairs; OnlineBlur gives the next pair that renders, warning once per photo.
+    import shutil
+    import warnings
+
+    from blursynth.torch import OnlineBlur
+
+    folder = tmp_path / "photos"
+    shutil.copytree(photos, folder)
+    data = bytearray((folder / "coffee.png").read_bytes())
+    for i in range(200, len(data) - 100):
+        data[i] ^= 0x55
+    (folder / "zz_broken.png").write_bytes(bytes(data))
+    settings = BlurSettings(photos=str(folder), motion="scene", objects=3, per_image=4, crop=(40, 48),
+                            device="cpu")
+    blur_photos(settings, tmp_path / "p", progress=False)
+    skipped = {s["index"] for shard in json.loads((tmp_path / "p" / "manifest.json").read_text())["shards"]
+               for s in shard.get("skipped", [])}
+    assert skipped  # some of coffee's and rocket's pairs cut an object from the broken photo
+    online = OnlineBlur(None, settings)
+    stored = {row["index"]: row for row in PairDataset(tmp_path / "p")}
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        rows = [online.read(i) for i in range(len(online))]
+    said = [str(w.message) for w in caught]
+    assert len(said) == 2 and all("zz_broken.png" in m for m in said), said  # as an object's photo, as a pair's
+    for i, row in enumerate(rows):
+        assert row["index"] in stored  # every pair given is one blur wrote, byte for byte
+        assert row["blurred"].tobytes() == stored[row["index"]]["blurred"].tobytes()
+        assert (row["index"] == i) == (i in stored)

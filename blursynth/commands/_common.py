@@ -286,7 +286,7 @@ def echo_manifest(manifest: dict, out) -> None:
     fp = f"(fingerprint {manifest['fingerprint']})"
     if written == n:
         click.echo(f"wrote {n} {rows} {where} to {out} {fp}")
-    elif written == 0:
+    elif getattr(manifest, "shards_written", 1) == 0:
         click.echo(f"nothing to do: {out} already holds all {n} {rows} {where}, written by an "
                    f"earlier run of this command {fp}")
     else:

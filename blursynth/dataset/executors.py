@@ -119,7 +119,7 @@ class ProgressBar:
 
 
 def run_shards(write_shard, tasks: list, *, workers: int, executor: Executor, make_rows, bar,
-               chunk: int | None = None, tail_chunk: int = 1):
+               chunk: int | None = None, tail_chunk: int | None = None):
     """Run ``write_shard(task)`` for every task; yield its ``(shard name, rows, skipped, sha256)`` as each finishes.
 
     Parameters
@@ -140,8 +140,8 @@ def run_shards(write_shard, tasks: list, *, workers: int, executor: Executor, ma
         long-lived processes (:class:`RowFeed`) and writes every shard here, in order, so all
         workers are busy whatever the number of shards. Only for row makers whose chunks are
         independent and cheap to start (not a video decoded from its start).
-    tail_chunk : int
-        With ``chunk``: the size of the last chunks (:class:`RowFeed`).
+    tail_chunk : int or None
+        With ``chunk``: the size the last chunks are cut to (:class:`RowFeed`); None, uncut.
     """
     if not tasks:
         return
@@ -150,7 +150,7 @@ def run_shards(write_shard, tasks: list, *, workers: int, executor: Executor, ma
     elif workers <= 1 or (len(tasks) <= 1 and chunk is None):
         yield from _run_here(write_shard, tasks, bar)
     elif chunk is not None:
-        yield from _run_fed(write_shard, tasks, workers, make_rows, bar, int(chunk), int(tail_chunk))
+        yield from _run_fed(write_shard, tasks, workers, make_rows, bar, int(chunk), tail_chunk)
     else:
         yield from _run_pool(write_shard, tasks, workers, make_rows, bar)
 
@@ -343,21 +343,22 @@ class RowFeed:
     A chunk runs ahead of the writer by at most ``window`` chunks, which bounds the rows held
     in memory.
 
-    The last ``workers`` chunks are cut into chunks of ``tail_chunk`` items, so that the
+    With ``tail_chunk`` (items a chunk may be cut to: a row maker's group, such as a photo's
+    pairs), the last chunks, one per process, are cut into chunks of that size, so that the
     processes run out of work together instead of one finishing a whole chunk while the others
     wait (with 32 pairs on two processes, one 4-pair chunk is about a tenth of the run). Chunk
     boundaries never change the rows, only who renders them.
     """
 
-    def __init__(self, make_rows, spans, *, workers: int, chunk: int, tail_chunk: int = 1,
+    def __init__(self, make_rows, spans, *, workers: int, chunk: int, tail_chunk: int | None = None,
                  queue=None, ctx=None):
         self.make_rows = make_rows
         self.ctx = ctx
         self.chunks = chunk_spans(spans, chunk)
-        self.n_pool = max(0, min(int(workers) - 1, len(self.chunks) - 1))
-        if self.n_pool and tail_chunk < chunk:
-            cut = len(self.chunks) - (self.n_pool + 1)
+        if int(workers) > 1 and tail_chunk is not None and tail_chunk < chunk:
+            cut = max(0, len(self.chunks) - int(workers))
             self.chunks[cut:] = chunk_spans(self.chunks[cut:], tail_chunk)
+        self.n_pool = max(0, min(int(workers) - 1, len(self.chunks) - 1))
         self.window = max(2, 3 * (self.n_pool + 1))
         self.queue = queue
         self.cond = threading.Condition()
@@ -513,7 +514,7 @@ def _feed_chunk(start, stop):
     return list(_feed_rows(start, stop))
 
 
-def _run_fed(write_shard, tasks, workers: int, make_rows, bar, chunk: int, tail_chunk: int = 1):
+def _run_fed(write_shard, tasks, workers: int, make_rows, bar, chunk: int, tail_chunk: int | None = None):
     """Write every shard here, in order, from rows a :class:`RowFeed` renders on all workers."""
     global _progress_queue
     ctx = _feed_context(make_rows)

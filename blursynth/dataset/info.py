@@ -56,12 +56,12 @@ def dataset_info(path, *, verify: bool = True) -> dict:
                         with_frames += bool(p.get("gt_frame_count"))
             # Image sizes from the first rows of each shard only: reading every PNG would
             # read the whole dataset.
-            if table.shard_file(s).metadata.num_row_groups:
-                first = table.read_group(s, 0, columns=["blurred"]).column(0).combine_chunks()
-                for data in first.field("bytes").to_pylist()[:4]:
+            for _, batch in table.iter_batches(s, columns=["blurred"], batch_size=4):
+                for data in batch.column(0).field("bytes").to_pylist():
                     if data[:8] == b"\x89PNG\r\n\x1a\n":
                         w, h = struct.unpack(">II", data[16:24])
                         sizes[f"{h}x{w}"] += 1  # HxW, as every size blursynth prints
+                break  # the first batch only
         info["sources"] = dict(sources)
         info["with_psf"] = with_psf
         if without_truth:

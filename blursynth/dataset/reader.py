@@ -167,6 +167,7 @@ class ShardedTable:
                     "manifest does not match its shards. Rebuild the dataset, or pass --no-verify "
                     "to read the listed shards anyway.")
         self._files = {}
+        self._group_starts = {}  # shard -> first row of each row group (group_starts)
         self._cache_key = None
         self._cache = None
 
@@ -238,23 +239,28 @@ class ShardedTable:
             self._files[s] = f
         return f
 
+    def group_starts(self, s: int) -> np.ndarray:
+        """The first row of each row group of shard ``s``, and its row count last (computed once:
+        a pair shard has a group per row, and every read at random looks its row up)."""
+        starts = self._group_starts.get(s)
+        if starts is None:
+            md = self.shard_file(s).metadata
+            starts = np.zeros(md.num_row_groups + 1, np.int64)
+            np.cumsum([md.row_group(g).num_rows for g in range(md.num_row_groups)], out=starts[1:])
+            self._group_starts[s] = starts
+        return starts
+
     def group_of(self, s: int, local: int) -> tuple[int, int]:
         """(row group, its first row) of row ``local`` of shard ``s``."""
-        md = self.shard_file(s).metadata
-        start = 0
-        for g in range(md.num_row_groups):
-            rows = md.row_group(g).num_rows
-            if local < start + rows:
-                return g, start
-            start += rows
-        return md.num_row_groups - 1, start
+        starts = self.group_starts(s)
+        g = min(max(int(np.searchsorted(starts, local, side="right")) - 1, 0), len(starts) - 2)
+        return g, int(starts[g])
 
     def read_group(self, s: int, g: int, columns=None):
         """Row group ``g`` of shard ``s`` as a pyarrow Table; a decode failure names its rows."""
         f = self.shard_file(s)
-        md = f.metadata
-        first = sum(md.row_group(k).num_rows for k in range(g))
-        with self.decoding(s, first, first + md.row_group(g).num_rows - 1):
+        starts = self.group_starts(s)
+        with self.decoding(s, int(starts[g]), int(starts[g + 1]) - 1):
             return f.read_row_group(g, columns=columns)
 
     def iter_batches(self, s: int, columns=None, batch_size: int = 64):

@@ -113,7 +113,7 @@ def write_dataset(
     progress_total: int | None = None,
     options: WriteOptions | None = None,
     chunk_size: int | None = None,
-    tail_chunk_size: int = 1,
+    tail_chunk_size: int | None = None,
 ) -> dict:
     """Write (or resume) a sharded Parquet dataset and its manifest.
 
@@ -147,9 +147,9 @@ def write_dataset(
     row_group_size : int
         Rows per Parquet row group, the unit of lazy reads: reading one row reads its whole
         group. One by default, for rows of images (a 720p pair is about 2.6 MB): a shuffled
-        training loader then reads only the rows it uses (with 16 a row read at random cost
-        14.6 ms against 1.1 in order), and a write's last group is one row, not 16 waiting for
-        the last pair. Kernel banks, whose rows are small, pass their own.
+        training loader then reads only the rows it uses (a 720p pair's row read at random:
+        12.5 ms with 16 rows a group, 1.0 ms with one; ``benchmarks/bench_loader.py``). Kernel
+        banks, whose rows are small, pass their own.
     split : str
         Shard name prefix.
     extra : dict, optional
@@ -169,9 +169,9 @@ def write_dataset(
         (:class:`~blursynth.dataset.executors.RowFeed`), so the workers are busy whatever the
         number of shards. For row makers whose items are cheap to start anywhere (not a video
         decoded from its start). None: each shard is one worker's task, as on Ray.
-    tail_chunk_size : int
-        With ``chunk_size``: the last chunks are cut to this many items, so the workers finish
-        together (whole groups of a row maker whose items come in groups).
+    tail_chunk_size : int, optional
+        With ``chunk_size``: the last chunks are cut to this many items (a group of a row maker
+        whose items come in groups: a photo's pairs), so the workers finish together.
 
     Returns
     -------
@@ -206,7 +206,8 @@ def write_dataset(
             start, stop = s * shard_size, min((s + 1) * shard_size, n_items)
             if path.exists():
                 record = done.get(path.name)
-                if record is not None and sha256_file(path) == record.get("sha256"):
+                if (record is not None and sha256_file(path) == record.get("sha256")
+                        and _written_row_groups(path) == row_group_size):
                     rows_done[path.name] = int(record["rows"])
                     digests[path.name] = record["sha256"]
                     skips[path.name] = list(record.get("skipped", []))
@@ -286,15 +287,18 @@ def write_dataset(
         atomic_write_text(out / MANIFEST, json.dumps(json.loads(canonical_json(manifest)), indent=1, sort_keys=True) + "\n")
         (out / PROGRESS).unlink(missing_ok=True)
         manifest.rows_written = manifest["num_rows"] - rows_kept
+        manifest.shards_written = len(tasks)
         return manifest
 
 
 class WrittenManifest(dict):
-    """What :func:`write_dataset` returns: ``manifest.json``'s contents, and in
-    ``rows_written`` how many of its rows this run wrote (the others were kept from an earlier
-    run of the same command; none on a rerun of a finished one). Not stored."""
+    """What :func:`write_dataset` returns: ``manifest.json``'s contents, and what this run did
+    (not stored): ``shards_written``, the shards it wrote (none on a rerun of a finished
+    dataset), and ``rows_written``, their rows (the others were kept from an earlier run of the
+    same command)."""
 
     rows_written: int = 0
+    shards_written: int = 0
 
 
 def _prepare_output(out: Path, claimed, *, kind: str, fingerprint: str, n_shards: int, overwrite: bool):
@@ -370,6 +374,17 @@ def _write_progress(out: Path, kind: str, fingerprint: str, n_shards: int, done:
         out / PROGRESS,
         json.dumps({"kind": kind, "fingerprint": fingerprint, "n_shards": n_shards, "done": done}, sort_keys=True),
     )
+
+
+def _written_row_groups(path: Path) -> int | None:
+    """The rows per row group a shard was written with (None: unknown). A shard an earlier
+    version wrote with other row groups is rebuilt on resume, so that a resumed dataset is the
+    bytes of an uninterrupted run."""
+    try:
+        meta = pq.read_schema(path).metadata or {}
+        return int(json.loads(meta.get(b"blursynth", b"{}"))["writer"]["row_group_size"])
+    except Exception:  # noqa: BLE001 - unreadable or unrecorded: rebuilt like a changed shard
+        return None
 
 
 def _writer_metadata(schema: pa.Schema, row_group_size: int) -> pa.Schema:

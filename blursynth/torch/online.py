@@ -120,6 +120,7 @@ class OnlineBlur(torch.utils.data.Dataset):
         self.settings, self.recipe, self.fingerprint = settings, recipe, self._job.fingerprint
         self._photo = None  # (photo number, resized photo, conversion note) of the last read
         self._undecodable = set()  # photo numbers that failed to decode here (warned about)
+        self._undecodable_sources = set()  # names of scene objects' photos that failed (warned about)
 
     @classmethod
     def from_recipe(cls, path, *, build=None, inputs=None, sets=(), device=None):
@@ -235,10 +236,33 @@ class OnlineBlur(torch.utils.data.Dataset):
                 self._undecodable.add(photo_i)
                 if len(self._undecodable) == n_photos:
                     raise BadInputError(f"{str(exc).rstrip('.')}; none of the photos decodes.") from None
+                # At read()'s caller (read -> read_many -> _render -> here).
                 warnings.warn(f"{str(exc).rstrip('.')}; blur skips it; OnlineBlur gives its "
                               "indices the pairs of the next photo that decodes (remove it from "
-                              "the photos to stop this).", stacklevel=4)
+                              "the photos to stop this).", stacklevel=5)
         raise BadInputError(f"OnlineBlur: none of the {n_photos} photos in {self.settings.photos} decodes.")
+
+    def _scene_row(self, index: int) -> dict:
+        """Scene pair ``index``; one whose objects are cut from a photo that does not decode
+        (``blur`` skips the pair) gives the next pair that renders instead, with a warning the
+        first time that photo fails."""
+        import warnings
+
+        from ..pairs.scene import ObjectSourceError, scene_row
+
+        n = len(self)
+        for step in range(n):
+            index_used, photo, note = self._decodable((index + step) % n)
+            try:
+                return scene_row(self._job, index_used, photo, note)
+            except ObjectSourceError as exc:
+                if exc.photo not in self._undecodable_sources:
+                    self._undecodable_sources.add(exc.photo)
+                    warnings.warn(f"{str(exc).rstrip('.')}; blur skips such a pair; OnlineBlur "
+                                  "gives the next pair in its place (remove the photo to stop "
+                                  "this).", stacklevel=5)
+        raise BadInputError(f"OnlineBlur: no pair of {self.settings.photos} renders: every one "
+                            "has an object cut from a photo that does not decode.")
 
     def read(self, index: int, columns=None) -> dict:
         """Pair ``index`` as ``blur`` writes its row, decoded.
@@ -331,8 +355,7 @@ class OnlineBlur(torch.utils.data.Dataset):
 
             rows = []
             for index in indices:
-                index, photo, note = self._decodable(index)
-                row = scene_row(job, index, photo, note)
+                row = self._scene_row(index)
                 row["psf_field"] = np.asarray(row["psf_field"], np.float32)
                 rows.append(row)
         for row in rows:
