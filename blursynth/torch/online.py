@@ -351,8 +351,6 @@ class OnlineBlur(torch.utils.data.Dataset):
                 batch.append((index, photo, *draw_row(job, index, photo.shape[:2], note)))
             rows = render_rows(job, batch)
         else:
-            from ..pairs.scene import scene_row
-
             rows = []
             for index in indices:
                 row = self._scene_row(index)
