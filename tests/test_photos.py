@@ -353,7 +353,7 @@ def test_import_codecs_loads_every_codec_a_pool_process_would_import_on_its_firs
 
     script = """
 import sys
-from blursynth.sources.photos import import_codecs
+from blursynth.pairs.photos import import_codecs
 mods = ("cv2", "fpng", "PIL.JpegImagePlugin")
 print(*[m in sys.modules for m in mods])
 import_codecs()

@@ -176,25 +176,6 @@ def _decode_spng(data: bytes) -> np.ndarray | None:
     return image
 
 
-def import_codecs() -> None:
-    """Import the modules that decode and encode photos (OpenCV, fpng, pyspng, PIL's formats) now.
-
-    Each is imported where it is first used, so a command that never touches an image does not
-    pay for it. A writer about to fork its pool's processes calls this first: they start with
-    the modules loaded instead of each importing them again on its first pair (about 50 ms of
-    CPU per process).
-    """
-    import cv2  # noqa: F401
-    import fpng  # noqa: F401
-    from PIL import Image
-
-    Image.preinit()  # the formats PIL's header reads open with
-    try:
-        import pyspng  # noqa: F401
-    except ImportError:  # an optional speed-up: not built for every platform
-        pass
-
-
 def _decode_samples(data: bytes, what: str) -> np.ndarray:
     """An image file's samples as stored: (H, W[, C]) uint8 or uint16, channels in RGB(A) order."""
     image = _decode_spng(data)
