@@ -149,3 +149,18 @@ def test_dataset_export_raw_reruns_the_model(stub_model, tmp_path, run_cli):
     r = run_cli("dataset", "export", tmp_path / "d", "--out", tmp_path / "y", "--raw", "npy",
                 "--model", tmp_path / "gone")
     assert r.code == 2 and "model" in r.err and "--model MODEL" in r.err and not (tmp_path / "y").exists()
+
+
+def test_a_run_on_the_cpu_loads_its_model_once(stub_model, tmp_path, monkeypatch):
+    # The check before writing and the rows share one load (a paper-size model's checkpoint
+    # holds its optimiser's state too: reading it twice doubled the start-up).
+    from blursynth.bgan import train as bgan_train
+    from blursynth.pairs.bgan import BGANBlurSettings, bgan_blur
+
+    loads = []
+    stub = bgan_train.load_bgan_generator
+    monkeypatch.setattr(bgan_train, "load_bgan_generator",
+                        lambda path, device="cpu": loads.append(device) or stub(path, device))
+    bgan_blur(BGANBlurSettings(photos=str(two_photos(tmp_path / "photos")), model=str(stub_model),
+                               per_image=2, device="cpu"), tmp_path / "pairs", progress=False)
+    assert loads == ["cpu"]

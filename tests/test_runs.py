@@ -258,3 +258,60 @@ def test_sample_sheet_labels_columns_and_notes_each_row(tmp_path):
     assert text(sheet[s:2 * s])[:50].any() and not text(sheet[s:2 * s])[50:].any()
     assert not text(sheet[2 * s + 20:3 * s + 20])[:50].any()
     assert text(sheet[2 * s + 20:3 * s + 20])[50:].any()
+
+
+class _WithConstant(torch.nn.Module):
+    """A layer and a constant no state dict carries (a non-persistent buffer)."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(3, 4, 3)
+        self.register_buffer("scale", torch.full((1, 4, 1, 1), 0.5), persistent=False)
+
+    def forward(self, x):
+        return self.conv(x) * self.scale
+
+
+def test_restore_model_takes_the_checkpoints_weights_as_load_state_dict_copies_them():
+    torch.manual_seed(0)
+    trained = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3), torch.nn.BatchNorm2d(8)).eval()
+    with torch.no_grad():
+        trained[1].running_mean.uniform_()
+    state = trained.state_dict()
+    # As a checkpoint may hold them: a weight in another dtype and a strided layout.
+    state["0.weight"] = state["0.weight"].double().to(memory_format=torch.channels_last)
+    rng_before = torch.get_rng_state()
+    config, restored = runs.restore_model(
+        "m", lambda: ("cfg", torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3), torch.nn.BatchNorm2d(8)),
+                      state), "a test net")
+    assert torch.equal(torch.get_rng_state(), rng_before)  # no initial weights were drawn
+    assert config == "cfg"
+    for name, t in restored.state_dict().items():
+        assert t.device.type == "cpu" and t.is_contiguous(), name
+        assert t.dtype == trained.state_dict()[name].dtype, name
+        assert torch.equal(t, trained.state_dict()[name].to(t.dtype)), name
+    x = torch.rand(1, 3, 9, 9)
+    with torch.no_grad():
+        assert torch.equal(restored.eval()(x), trained(x))
+
+
+def test_restore_model_builds_a_module_with_a_non_persistent_buffer_the_ordinary_way():
+    state = _WithConstant().state_dict()
+    rng_before = torch.get_rng_state()
+    _, restored = runs.restore_model("m", lambda: (None, _WithConstant(), state), "a test net")
+    assert torch.equal(torch.get_rng_state(), rng_before)  # the ordinary build ran under a fork
+    assert not restored.scale.is_meta and torch.equal(restored.scale, torch.full((1, 4, 1, 1), 0.5))
+    assert torch.equal(restored.conv.weight, state["conv.weight"])
+
+
+@pytest.mark.parametrize("change", ["shape", "missing", "extra"])
+def test_restore_model_refuses_weights_that_do_not_fit_in_one_line(change):
+    state = torch.nn.Conv2d(3, 8, 3).state_dict()
+    if change == "shape":
+        state["weight"] = state["weight"][:4]
+    elif change == "missing":
+        del state["bias"]
+    else:
+        state["other"] = torch.zeros(2)
+    with pytest.raises(BadInputError, match=r"^--model m: checkpoint does not hold a test net \("):
+        runs.restore_model("m", lambda: (None, torch.nn.Conv2d(3, 8, 3), state), "a test net")

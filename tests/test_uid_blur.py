@@ -243,3 +243,16 @@ def test_uid_faces_recipe_builds_end_to_end(run_cli, tmp_path):
     assert len(pairs) == 1 and pairs[0]["source"] == "uid" and pairs[0]["blurred"].shape == (64, 64, 3)
     p = pairs[0]["params"]
     assert p["code_source"] == "reference" and p["reference"]["pair"] in {blurry[i]["id"] for i in range(len(blurry))}
+
+
+def test_a_run_on_the_cpu_loads_its_model_once(uid_model, tmp_path, monkeypatch):
+    from blursynth.pairs.uid import UIDBlurSettings, uid_blur
+    from blursynth.uid import model as uid_model_module
+
+    loads = []
+    load = uid_model_module.load_uid
+    monkeypatch.setattr(uid_model_module, "load_uid",
+                        lambda path, device="cpu": loads.append(str(device)) or load(path, device))
+    uid_blur(UIDBlurSettings(photos=str(two_photos(tmp_path / "photos")), model=str(uid_model),
+                             device="cpu"), tmp_path / "pairs", progress=False)
+    assert loads == ["cpu"]

@@ -259,13 +259,11 @@ def load_bgan_generator(path, device="cpu"):
     """
     ckpt = load_checkpoint(path)
 
-    def make():
+    def build():
         config = BGANConfig.from_dict(ckpt["config"])
-        gen = BlurGenerator(config)
-        gen.load_state_dict(ckpt["generator"])
-        return config, gen
+        return config, BlurGenerator(config), ckpt["generator"]
 
-    config, gen = runs.restore_model(path, make, "a BGAN generator")
+    config, gen = runs.restore_model(path, build, "a BGAN generator")
     gen.requires_grad_(False)
     info = {"config": config.to_dict(), "step": int(ckpt.get("step", 0)),
             "fingerprint": model_fingerprint(gen)}

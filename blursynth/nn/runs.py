@@ -205,18 +205,46 @@ def weights_fingerprint(config: dict, state_dict, *, skip: str | None = None) ->
     return h.hexdigest()[:16]
 
 
-def restore_model(path, make, what: str):
-    """``make()``: read a checkpoint's config, build its networks and load their weights, under
-    a forked RNG (building draws initial weights; the caller's random state stays as it was).
-    A checkpoint that does not fit is refused in one line naming ``what``."""
+def restore_model(path, build, what: str):
+    """A checkpoint's networks: ``build()`` returns ``(config, module, state_dict)``, the
+    networks as the config makes them and the weights to give them.
+
+    The module is built on the meta device, where its layers draw no initial weights (for a
+    model whose weights are about to be replaced, drawing them was most of the time it took
+    to load), and then takes the checkpoint's tensors as its own, each made contiguous in the
+    dtype the module gives it: what ``load_state_dict`` would have copied into it. A module
+    with a tensor that no state dict carries (a non-persistent buffer) is built the ordinary
+    way, under a forked RNG so that the caller's random state stays as it was. A checkpoint
+    that does not fit is refused in one line naming ``what``.
+
+    Returns
+    -------
+    config, module
+    """
     import torch
 
     try:
-        with torch.random.fork_rng(devices=[]):
-            return make()
-    except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+        try:
+            with torch.device("meta"):
+                config, module, state = build()
+            want = module.state_dict()
+            empty = all(name in want for name, _ in module.named_buffers())
+        except NotImplementedError:  # a constructor that computes with its tensors
+            empty = False
+        if not empty:
+            with torch.random.fork_rng(devices=[]):
+                config, module, state = build()
+            module.load_state_dict(state)
+            return config, module
+        # (Not ``to_empty``: its meta tensor's ``empty_like`` imports sympy, 0.3 s.)
+        state = {name: t.to(dtype=want[name].dtype).contiguous() if name in want else t
+                 for name, t in state.items()}
+        module.load_state_dict(state, assign=True)
+        return config, module
+    except (KeyError, TypeError, ValueError, RuntimeError, AttributeError) as exc:
         raise BadInputError(f"--model {path}: checkpoint does not hold {what} "
                             f"({' '.join(str(exc).split())[:200]}).") from None
+
 
 def open_run_folder(out, kind: RunKind):
     """The checkpoint in ``--out`` (None for a new run), refusing a folder that is not a run of

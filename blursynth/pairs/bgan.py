@@ -250,8 +250,15 @@ class _Job:
     fingerprint: str
 
 
-def _generator(model_path: str, device: str):
-    return _cached_generator(model_path, device, *model_stamp(model_path))
+def _generator(model, device: str):
+    """The generator of ``model`` on ``device``, loaded once per process and model version."""
+    from ..bgan.train import load_bgan_generator
+
+    try:
+        stamp = model_stamp(str(model))
+    except OSError:  # no such model: the loader's own error names it
+        return load_bgan_generator(model, device=device)
+    return _cached_generator(str(model), str(device), *stamp)
 
 
 @functools.lru_cache(maxsize=2)
@@ -331,12 +338,13 @@ def bgan_blur(settings: BGANBlurSettings, out, *, workers: int = 1, overwrite: b
     >>> s = BGANBlurSettings("photos/", "model/", per_image=2)   # doctest: +SKIP
     >>> bgan_blur(s, "pairs/")["num_rows"]                        # doctest: +SKIP
     """
-    from ..bgan.train import load_bgan_generator
     from ..nn.device import resolve_device
 
     check_workers(workers)
     device = resolve_device(settings.device)
-    _, info = load_bgan_generator(settings.model)  # checks the model before anything is written
+    # Checks the model before anything is written; on the CPU, the rows made here and in the
+    # pool's forked processes then use this same load.
+    _, info = _generator(settings.model, "cpu")
     plan = scan_photos(settings.photos, strict=settings.strict, exclude=out)
     recipe = {"command": "bgan blur", "model_fingerprint": info["fingerprint"],
               "photos_digest": plan.digest(), "n_photos": len(plan.files),
@@ -380,16 +388,11 @@ def rebuild_pair(row: dict, sources, *, model, device="cpu", mosaic_only: bool =
     BadInputError
         The model is not the one that made the row.
     """
-    from ..bgan.train import load_bgan_generator
-
     params = row["params"]
     raw = params.get("raw") is not None
     if mosaic_only and not raw:
         raise BadInputError(f"pair {row.get('id', '?')} was made on the RGB path; it has no RAW mosaic.")
-    try:  # loaded once per process and model version: an export rebuilds many rows
-        gen, info = _generator(str(model), str(device))
-    except OSError:  # no such model: the loader's own error names it
-        gen, info = load_bgan_generator(model, device=device)
+    gen, info = _generator(model, str(device))  # an export rebuilds many rows
     check_row_model(model, info["fingerprint"], params["model_fingerprint"])
     photo, _ = load_rgb8(photo_path(sources, params["photo"]))
     with one_thread(str(device).split(":")[0]):

@@ -220,8 +220,13 @@ def _cached_nets(model_path: str, device: str, mtime_ns: int, size: int):
     return load_model(model_path, device)
 
 
-def _nets(model_path: str, device: str):
-    return _cached_nets(model_path, device, *model_stamp(model_path))
+def _nets(model, device: str):
+    """The UID networks of ``model`` on ``device``, loaded once per process and model version."""
+    try:
+        stamp = model_stamp(str(model))
+    except OSError:  # no such model: the loader's own error names it
+        return load_model(model, device)
+    return _cached_nets(str(model), str(device), *stamp)
 
 
 def load_model(model, device="cpu"):
@@ -366,7 +371,9 @@ def uid_blur(settings: UIDBlurSettings, out, *, workers: int = 1, overwrite: boo
 
     check_workers(workers)
     device = resolve_device(settings.device)
-    _, info = load_model(settings.model)  # checks the model before anything is written
+    # Checks the model before anything is written; on the CPU, the rows made here and in the
+    # pool's forked processes then use this same load.
+    _, info = _nets(settings.model, "cpu")
     plan = scan_photos(settings.photos, strict=settings.strict, exclude=out)
     recipe = {"command": "uid blur", "model_fingerprint": info["fingerprint"],
               "photos_digest": plan.digest(), "n_photos": len(plan.files),
@@ -439,10 +446,7 @@ def rebuild_pair(row: dict, sources, *, model, device="cpu"):
         The model is not the one that made the row.
     """
     params = row["params"]
-    try:  # loaded once per process and model version: an export rebuilds many rows
-        nets, info = _nets(str(model), str(device))
-    except OSError:  # no such model: the loader's own error names it
-        nets, info = load_model(model, device)
+    nets, info = _nets(model, str(device))  # an export rebuilds many rows
     check_row_model(model, info["fingerprint"], params["model_fingerprint"])
     photo, _ = load_rgb8(photo_path(sources, params["photo"]))
     with one_thread(str(device).split(":")[0]):

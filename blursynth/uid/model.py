@@ -465,13 +465,11 @@ def load_uid(model_dir, device="cpu"):
 
     ckpt = load_checkpoint(model_dir, RUN_KIND)
 
-    def make():
+    def build():
         config = UIDConfig.from_dict(ckpt["config"])
-        nets = UIDNets(config)
-        nets.load_state_dict(ckpt["nets"])
-        return config, nets
+        return config, UIDNets(config), ckpt["nets"]
 
-    config, nets = runs.restore_model(model_dir, make, "UID networks")
+    config, nets = runs.restore_model(model_dir, build, "UID networks")
     nets.requires_grad_(False)
     info = {"step": int(ckpt.get("step", 0)), "fingerprint": model_fingerprint(nets),
             "config": config.to_dict(), "loss_weights": ckpt.get("loss_weights"),
