@@ -290,6 +290,7 @@ def test_restore_model_takes_the_checkpoints_weights_as_load_state_dict_copies_t
         assert t.device.type == "cpu" and t.is_contiguous(), name
         assert t.dtype == trained.state_dict()[name].dtype, name
         assert torch.equal(t, trained.state_dict()[name].to(t.dtype)), name
+        assert t.data_ptr() != state[name].data_ptr(), name  # copies: a mapped checkpoint can go
     x = torch.rand(1, 3, 9, 9)
     with torch.no_grad():
         assert torch.equal(restored.eval()(x), trained(x))
@@ -315,3 +316,11 @@ def test_restore_model_refuses_weights_that_do_not_fit_in_one_line(change):
         state["other"] = torch.zeros(2)
     with pytest.raises(BadInputError, match=r"^--model m: checkpoint does not hold a test net \("):
         runs.restore_model("m", lambda: (None, torch.nn.Conv2d(3, 8, 3), state), "a test net")
+
+
+def test_a_mapped_checkpoint_reads_as_the_read_one(tmp_path):
+    weights = torch.nn.Conv2d(3, 8, 3).state_dict()
+    run = _save(tmp_path / "run", {"format": "test-run", "version": 2, "nets": weights})
+    mapped = runs.load_checkpoint(run, KIND, mmap=True)["nets"]
+    assert mapped.keys() == weights.keys()
+    assert all(torch.equal(mapped[k], weights[k]) for k in weights)

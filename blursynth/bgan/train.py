@@ -236,7 +236,7 @@ class BGANTrainer:
 # model files
 
 
-def load_checkpoint(path) -> dict:
+def load_checkpoint(path, *, mmap: bool = False) -> dict:
     """Read a BGAN run's ``checkpoint.pt`` (``path`` is the run folder or the file).
 
     Raises
@@ -245,7 +245,7 @@ def load_checkpoint(path) -> dict:
         Missing, corrupt, another kind of file, or a model format version this blursynth does
         not read.
     """
-    return runs.load_checkpoint(path, RUN_KIND)
+    return runs.load_checkpoint(path, RUN_KIND, mmap=mmap)
 
 
 def load_bgan_generator(path, device="cpu"):
@@ -257,7 +257,7 @@ def load_bgan_generator(path, device="cpu"):
     info : dict
         ``config`` (dict), ``step``, ``fingerprint`` (:func:`model_fingerprint`).
     """
-    ckpt = load_checkpoint(path)
+    ckpt = load_checkpoint(path, mmap=True)
 
     def build():
         config = BGANConfig.from_dict(ckpt["config"])

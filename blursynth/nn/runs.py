@@ -117,7 +117,7 @@ def model_run_kind(name: str, *, format: str, version: int, command: str, names:
                   "{name}); choose a new or empty folder.",
     )
 
-def load_torch_file(path, *, file_name: str, missing: str, unreadable: str):
+def load_torch_file(path, *, file_name: str, missing: str, unreadable: str, mmap: bool = False):
     """``torch.load`` (weights only, on the CPU) of ``path`` or of ``path/file_name``.
 
     Parameters
@@ -129,6 +129,8 @@ def load_torch_file(path, *, file_name: str, missing: str, unreadable: str):
         One-line messages for a missing file and for one torch cannot read;
         ``{path}`` and ``{file}`` are filled in (``{error}``: the exception's
         type, for ``unreadable``).
+    mmap : bool
+        Map the file instead of reading it: a tensor's bytes are read when it is first used.
 
     Returns
     -------
@@ -145,13 +147,13 @@ def load_torch_file(path, *, file_name: str, missing: str, unreadable: str):
     if not file.is_file():
         raise BadInputError(missing.format(path=path, file=file))
     try:
-        return file, quiet_torch_load(file)
+        return file, quiet_torch_load(file, mmap=mmap)
     except Exception as exc:  # torch raises many types for a file that is not its own
         message = unreadable.format(path=path, file=file, error=type(exc).__name__)
         raise BadInputError(message) from None
 
 
-def quiet_torch_load(file, map_location="cpu"):
+def quiet_torch_load(file, map_location="cpu", mmap: bool = False):
     """``torch.load(file, weights_only=True)`` without torch's warning about a raw pickle's
     protocol: the file is then read or refused in one line, and the two-line warning printed
     before that line said nothing the refusal does not."""
@@ -159,12 +161,14 @@ def quiet_torch_load(file, map_location="cpu"):
 
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Detected pickle protocol", category=UserWarning)
-        return torch.load(file, map_location=map_location, weights_only=True)
+        return torch.load(file, map_location=map_location, weights_only=True, mmap=mmap)
 
 
-def load_checkpoint(path, kind: RunKind) -> dict:
+def load_checkpoint(path, kind: RunKind, *, mmap: bool = False) -> dict:
     """Read a run's checkpoint (``path`` is the run folder or the file), checking that it is of
-    ``kind``'s format and version.
+    ``kind``'s format and version. ``mmap``: map it, so that only the tensors used are read
+    (a model's weights out of a checkpoint that also holds its optimisers' state, twice their
+    size); :func:`restore_model` copies what it keeps, so the map goes with the checkpoint.
 
     Raises
     ------
@@ -172,7 +176,7 @@ def load_checkpoint(path, kind: RunKind) -> dict:
         Missing, corrupt, another kind of file, or a version this blursynth does not read.
     """
     file, ckpt = load_torch_file(path, file_name=CHECKPOINT, missing=kind.missing,
-                                 unreadable=kind.unreadable)
+                                 unreadable=kind.unreadable, mmap=mmap)
     fmt = ckpt.get("format") if isinstance(ckpt, dict) else None
     if fmt != kind.format:
         message = kind.other_formats.get(fmt, kind.wrong_format)
@@ -211,8 +215,8 @@ def restore_model(path, build, what: str):
 
     The module is built on the meta device, where its layers draw no initial weights (for a
     model whose weights are about to be replaced, drawing them was most of the time it took
-    to load), and then takes the checkpoint's tensors as its own, each made contiguous in the
-    dtype the module gives it: what ``load_state_dict`` would have copied into it. A module
+    to load), and then takes copies of the checkpoint's tensors, each contiguous in the dtype
+    the module gives it: what ``load_state_dict`` would have copied into it. A module
     with a tensor that no state dict carries (a non-persistent buffer) is built the ordinary
     way, under a forked RNG so that the caller's random state stays as it was. A checkpoint
     that does not fit is refused in one line naming ``what``.
@@ -237,7 +241,8 @@ def restore_model(path, build, what: str):
             module.load_state_dict(state)
             return config, module
         # (Not ``to_empty``: its meta tensor's ``empty_like`` imports sympy, 0.3 s.)
-        state = {name: t.to(dtype=want[name].dtype).contiguous() if name in want else t
+        state = {name: t.to(dtype=want[name].dtype, memory_format=torch.contiguous_format,
+                            copy=True) if name in want else t
                  for name, t in state.items()}
         module.load_state_dict(state, assign=True)
         return config, module

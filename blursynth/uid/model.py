@@ -463,7 +463,7 @@ def load_uid(model_dir, device="cpu"):
     """
     from ..nn.runs import load_checkpoint
 
-    ckpt = load_checkpoint(model_dir, RUN_KIND)
+    ckpt = load_checkpoint(model_dir, RUN_KIND, mmap=True)
 
     def build():
         config = UIDConfig.from_dict(ckpt["config"])
