@@ -50,7 +50,7 @@ def test_blur_command_writes_pairs(run_cli, photos, bank, tmp_path):
     r = run_cli("blur", photos, "--kernels", bank, "--out", out, "--per-image", "2",
                 "--crop", "32x40", "--exposure", "1", "--noise", "0.001", "--jpeg", "90")
     assert r.code == 0 and (out / "manifest.json").read_text() == before
-    assert r.out.startswith(f"nothing to do: {out} already holds all 4 rows") and "wrote" not in r.out.split(",")[0]
+    assert r.out.startswith(f"nothing to do: {out} already holds its 4 rows in 1 shard(s), written by an earlier run")
 
 
 def test_a_resumed_run_says_which_rows_it_wrote(run_cli, photos, bank, tmp_path):
@@ -65,8 +65,33 @@ def test_a_resumed_run_says_which_rows_it_wrote(run_cli, photos, bank, tmp_path)
     (out / "data" / "train-00001-of-00002.parquet").unlink()  # as if the run had stopped there
     r = run_cli(*args)
     assert r.code == 0, r.err
-    assert f"wrote 2 of 4 rows in 2 shard(s) to {out}; an earlier run of this command wrote the other 2" in r.out
-    assert "skipped 1 unreadable photo(s); see the warnings above, or the earlier run's" in r.err
+    assert f"wrote 2 of 4 rows (1 of 2 shards) to {out}; an earlier run of this command wrote the rest" in r.out
+    assert "skipped 1 unreadable photo(s); see the warnings above, or an earlier run's" in r.err
+
+
+def test_a_resume_whose_kept_shards_hold_no_rows_says_it_resumed(run_cli, bank, tmp_path):
+    # Whether a run resumed is a matter of shards: a kept shard may hold no row (its photo's
+    # pixels do not decode), and then the row counts alone read as a fresh run.
+    from blursynth.sources.photos import save_rgb8
+
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    save_rgb8(folder / "b.png", np.full((24, 32, 3), 90, np.uint8))
+    save_rgb8(tmp_path / "a.png", np.random.default_rng(0).integers(0, 256, (24, 32, 3), dtype=np.uint8))
+    data = bytearray((tmp_path / "a.png").read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    (folder / "a_bad.png").write_bytes(bytes(data))  # its header reads, its pixels do not
+    out = tmp_path / "pairs"
+    args = ("blur", folder, "--kernels", bank, "--out", out, "--per-image", "2", "--shard-size", "2")
+    assert "wrote 2 rows in 2 shard(s)" in run_cli(*args).out
+    (out / "data" / "train-00001-of-00002.parquet").unlink()
+    r = run_cli(*args)
+    assert r.code == 0, r.err
+    assert f"wrote 2 of 2 rows (1 of 2 shards) to {out}; an earlier run of this command wrote the rest" in r.out
+    assert "see the warnings above, or an earlier run's" in r.err
+    r = run_cli(*args)  # and a dataset of no rows at all, run again
+    assert r.out.startswith(f"nothing to do: {out} already holds its 2 rows")
+
 
 
 def assert_bad(run_cli, out, *args, match):

@@ -276,32 +276,37 @@ no_verify_option = click.option(
 )
 
 
+def _kept_shards(manifest: dict) -> int:
+    """Shards of ``manifest`` an earlier run wrote and this one kept (0 for a plain manifest)."""
+    return len(manifest["shards"]) - getattr(manifest, "shards_written", len(manifest["shards"]))
+
+
 def echo_manifest(manifest: dict, out) -> None:
-    """The line a writing command ends with: the rows it wrote, or that an earlier run of the same
-    command had written them (``manifest.rows_written``, :class:`~blursynth.dataset.writer.WrittenManifest`)."""
-    n = manifest["num_rows"]
-    written = getattr(manifest, "rows_written", n)
+    """The line a writing command ends with: what it wrote, or that an earlier run of the same
+    command had written some or all of it (``manifest.shards_written``,
+    :class:`~blursynth.dataset.writer.WrittenManifest`)."""
+    n, n_shards = manifest["num_rows"], len(manifest["shards"])
     rows = f"row{'' if n == 1 else 's'}"
-    where = f"in {len(manifest['shards'])} shard(s)"
     fp = f"(fingerprint {manifest['fingerprint']})"
-    if written == n:
-        click.echo(f"wrote {n} {rows} {where} to {out} {fp}")
-    elif getattr(manifest, "shards_written", 1) == 0:
-        click.echo(f"nothing to do: {out} already holds all {n} {rows} {where}, written by an "
-                   f"earlier run of this command {fp}")
+    kept = _kept_shards(manifest)
+    if kept == 0:
+        click.echo(f"wrote {n} {rows} in {n_shards} shard(s) to {out} {fp}")
+    elif kept == n_shards:
+        click.echo(f"nothing to do: {out} already holds its {n} {rows} in {n_shards} shard(s), "
+                   f"written by an earlier run of this command {fp}")
     else:
-        click.echo(f"wrote {written} of {n} {rows} {where} to {out}; an earlier run of this command "
-                   f"wrote the other {n - written} {fp}")
+        written = getattr(manifest, "rows_written", n)
+        click.echo(f"wrote {written} of {n} {rows} ({n_shards - kept} of {n_shards} shards) to "
+                   f"{out}; an earlier run of this command wrote the rest {fp}")
 
 
 def echo_photo_pairs(manifest: dict, out) -> None:
     """:func:`echo_manifest`, then a warning for the photos (and scene blur's pairs) the pairs
     were made without (``write_photo_pairs``'s counts)."""
     echo_manifest(manifest, out)
-    n, written = manifest["num_rows"], getattr(manifest, "rows_written", manifest["num_rows"])
     # A photo refused when its header was read is warned about on every run; one that fails
     # only when decoded, by the run that rendered its pairs.
-    see = "see the warnings above" + ("" if written == n else ", or the earlier run's")
+    see = "see the warnings above" + ("" if _kept_shards(manifest) == 0 else ", or an earlier run's")
     if manifest.get("skipped_photos"):
         click.echo(f"warning: skipped {manifest['skipped_photos']} unreadable photo(s); {see} "
                    "(--strict stops instead)", err=True)
