@@ -359,21 +359,45 @@ def test_a_killed_writers_temporaries_are_found_whatever_the_shard_count(tmp_pat
     assert [p.name for p in data.iterdir()] == [".notes.parquet.tmp4242"]
 
 
-def test_a_resume_rebuilds_shards_written_with_other_row_groups_and_says_what_it_wrote(tmp_path):
-    # Earlier versions wrote pairs 16 to a row group: a resume keeps only shards of the current
-    # layout, so the dataset is the bytes of an uninterrupted run.
+def test_a_resume_with_work_to_do_rebuilds_shards_written_with_other_row_groups(tmp_path):
+    # Earlier versions wrote pairs 16 to a row group. A resume that writes anything makes such
+    # shards again (and says so), so the dataset is the bytes of an uninterrupted run; a
+    # finished dataset of an earlier version is left as it is (rebuilding it would be a whole
+    # run's work for the same pairs).
     def write(out, **kw):
         return write_dataset(out, kind="pairs", schema=PAIR_SCHEMA, n_items=10, shard_size=5,
                              make_rows=functools.partial(tiny_rows, fp="f"), fingerprint="f",
                              command={}, progress=False, **kw)
 
+    def shards(out):
+        return {p.name: p.read_bytes() for p in (out / "data").glob("*.parquet")}
+
     fresh = write(tmp_path / "new")
     assert (fresh.rows_written, fresh.shards_written) == (10, 2)
     assert [pq.ParquetFile(p).metadata.num_row_groups for p in sorted((tmp_path / "new").glob("data/*"))] == [5, 5]
-    write(tmp_path / "old", row_group_size=16)
-    again = write(tmp_path / "old")
+    old = tmp_path / "old"
+    write(old, row_group_size=16)
+    before = shards(old)
+    finished = write(old)
+    assert (finished.rows_written, finished.shards_written) == (0, 0) and shards(old) == before
+    (old / "data" / "train-00001-of-00002.parquet").unlink()  # as if that run had stopped there
+    with pytest.warns(UserWarning, match=r"rebuilding 1 finished shard\(s\) written with other Parquet row "
+                                         r"groups than this blursynth writes \(1 row\(s\) each\)"):
+        again = write(old)
     assert (again.rows_written, again.shards_written) == (10, 2)
-    assert {p.name: p.read_bytes() for p in (tmp_path / "old").glob("data/*")} == \
-        {p.name: p.read_bytes() for p in (tmp_path / "new").glob("data/*")}
+    assert shards(old) == shards(tmp_path / "new")
     done = write(tmp_path / "new")
     assert (done.rows_written, done.shards_written) == (0, 0) and done == fresh
+
+
+def test_a_shard_is_of_another_layout_by_its_row_groups_not_only_by_what_it_records(tmp_path):
+    from blursynth.dataset.writer import _has_layout
+
+    out = tmp_path / "d"
+    write_dataset(out, kind="pairs", schema=PAIR_SCHEMA, n_items=4, shard_size=4,
+                  make_rows=functools.partial(tiny_rows, fp="f"), fingerprint="f", command={}, progress=False)
+    shard = next((out / "data").glob("*.parquet"))
+    assert _has_layout(shard, 1) and not _has_layout(shard, 16)
+    table = pq.read_table(shard)  # the same rows and metadata, rewritten in one group
+    pq.write_table(table, shard, row_group_size=4)
+    assert b"blursynth" in pq.read_metadata(shard).metadata and not _has_layout(shard, 1)

@@ -528,10 +528,43 @@ def test_a_photo_that_fails_to_decode_is_warned_about_and_its_pairs_replaced(pho
     said = [str(w.message) for w in caught]
     assert len(said) == 1 and "\n" not in said[0], said
     assert re.search(r"zz_damaged.png: cannot decode image; .*next photo that decodes", said[0])
+    assert caught[0].filename == __file__  # at the line that asked for the pair (ds[i] here)
     # Indices 6 and 7 (the damaged photo's) are pairs 0 and 1 of the first photo, and say so.
     assert [r["index"] for r in rows] == [0, 1, 1] and [items[i]["id"] for i in (6, 7)] == [f"{0:09d}", f"{1:09d}"]
     assert rows[0]["blurred"].tobytes() == ds.read(0)["blurred"].tobytes()
     assert torch.equal(items[6]["blurred"], items[0]["blurred"])
+
+
+@pytest.mark.parametrize("ask", ["read", "getitem", "read_many"])
+def test_a_photo_that_fails_to_decode_is_warned_about_at_the_line_that_asked(photos, tmp_path, ask):
+    import warnings
+
+    folder = tmp_path / "bad"
+    folder.mkdir()
+    data = bytearray(next(p for p in sorted(photos.iterdir()) if p.suffix == ".png").read_bytes())
+    (folder / "a.png").write_bytes(bytes(data))
+    data[len(data) // 2] ^= 0xFF
+    (folder / "b_damaged.png").write_bytes(bytes(data))
+    ds = OnlineBlur(folder, {"psf_source": "fresh", "crop": [32, 32], "canvas": 15, "length": 8.0,
+                             "device": "cpu"})
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        {"read": lambda: ds.read(1), "getitem": lambda: ds[1], "read_many": lambda: ds.read_many([1])}[ask]()
+    assert [w.filename for w in caught] == [__file__]
+
+
+def test_online_blur_with_strict_stops_at_a_photo_that_fails_to_decode(photos, tmp_path):
+    folder = tmp_path / "bad"
+    folder.mkdir()
+    data = bytearray(next(p for p in sorted(photos.iterdir()) if p.suffix == ".png").read_bytes())
+    (folder / "a.png").write_bytes(bytes(data))
+    data[len(data) // 2] ^= 0xFF
+    (folder / "b_damaged.png").write_bytes(bytes(data))
+    ds = OnlineBlur(folder, {"psf_source": "fresh", "crop": [32, 32], "canvas": 15, "length": 8.0,
+                             "device": "cpu", "strict": True})
+    assert ds[0]["blurred"].shape[-2:] == (32, 32)
+    with pytest.raises(BadInputError, match=r"b_damaged.png: .*strict=True stop here \(as blur --strict\)"):
+        ds[1]
 
 
 def test_online_blur_over_photos_none_of_which_decodes_is_one_error(photos, tmp_path):

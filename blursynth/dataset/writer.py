@@ -18,6 +18,7 @@ import os
 import re
 import shutil
 import threading
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -200,20 +201,39 @@ def write_dataset(
     with lock_output(out):  # a second writer is refused before it reads or removes anything
         done = _prepare_output(out, claimed, kind=kind, fingerprint=fingerprint, n_shards=n_shards, overwrite=overwrite)
         data = out / DATA_DIR
-        tasks, rows_done, digests, skips = [], {}, {}, {}
+        tasks, rows_done, digests, skips, other_layout = [], {}, {}, {}, []
+
+        def keep(name, record):
+            rows_done[name] = int(record["rows"])
+            digests[name] = record["sha256"]
+            skips[name] = list(record.get("skipped", []))
+
         for s in range(n_shards):
             path = data / shard_name(split, s, n_shards)
-            start, stop = s * shard_size, min((s + 1) * shard_size, n_items)
+            task = (str(path), schema, s * shard_size, min((s + 1) * shard_size, n_items), make_rows, row_group_size)
             if path.exists():
                 record = done.get(path.name)
-                if (record is not None and sha256_file(path) == record.get("sha256")
-                        and _written_row_groups(path) == row_group_size):
-                    rows_done[path.name] = int(record["rows"])
-                    digests[path.name] = record["sha256"]
-                    skips[path.name] = list(record.get("skipped", []))
+                if record is not None and sha256_file(path) == record.get("sha256"):
+                    if _has_layout(path, row_group_size):
+                        keep(path.name, record)
+                    else:
+                        other_layout.append((task, record))
                     continue
                 path.unlink()  # unrecorded or changed since: rebuild it
-            tasks.append((str(path), schema, start, stop, make_rows, row_group_size))
+            tasks.append(task)
+        if other_layout and not tasks:  # a finished dataset of an earlier version: kept as it is
+            for task, record in other_layout:
+                keep(Path(task[0]).name, record)
+        elif other_layout:
+            # Work to do: shards written with other row groups (by an earlier version) are made
+            # again, so that the dataset is the bytes of one uninterrupted run.
+            warnings.warn(f"--out {out}: rebuilding {len(other_layout)} finished shard(s) written with "
+                          f"other Parquet row groups than this blursynth writes ({row_group_size} row(s) "
+                          "each), so that the resumed dataset is the bytes of an uninterrupted run.",
+                          stacklevel=2)
+            for task, _ in other_layout:
+                Path(task[0]).unlink()
+            tasks = sorted(tasks + [task for task, _ in other_layout], key=lambda t: t[2])
         # Shards of an earlier plan (another shard count) do not belong to this dataset.
         for stray in data.glob("*.parquet"):
             if _SHARD.fullmatch(stray.name) and stray.name not in rows_done and str(stray) not in {t[0] for t in tasks}:
@@ -376,15 +396,17 @@ def _write_progress(out: Path, kind: str, fingerprint: str, n_shards: int, done:
     )
 
 
-def _written_row_groups(path: Path) -> int | None:
-    """The rows per row group a shard was written with (None: unknown). A shard an earlier
-    version wrote with other row groups is rebuilt on resume, so that a resumed dataset is the
-    bytes of an uninterrupted run."""
+def _has_layout(path: Path, row_group_size: int) -> bool:
+    """Whether a shard's row groups are this writer's: ``row_group_size`` recorded, and no group
+    larger (ready-made tables may end a group early). A shard of another layout (an earlier
+    version's) is rebuilt when a resume has work to do (:func:`write_dataset`)."""
     try:
-        meta = pq.read_schema(path).metadata or {}
-        return int(json.loads(meta.get(b"blursynth", b"{}"))["writer"]["row_group_size"])
-    except Exception:  # noqa: BLE001 - unreadable or unrecorded: rebuilt like a changed shard
-        return None
+        meta = pq.read_metadata(path)
+        recorded = json.loads((meta.metadata or {}).get(b"blursynth", b"{}"))["writer"]["row_group_size"]
+        sizes = [meta.row_group(i).num_rows for i in range(meta.num_row_groups)]
+    except Exception:  # noqa: BLE001 - unreadable or unrecorded: another layout
+        return False
+    return recorded == row_group_size and max(sizes, default=0) <= row_group_size
 
 
 def _writer_metadata(schema: pa.Schema, row_group_size: int) -> pa.Schema:

@@ -66,8 +66,9 @@ class OnlineBlur(torch.utils.data.Dataset):
     pairs per call, with the same bytes as one by one. A photo that was readable when planned
     but does not decode (``blur`` skips it, leaving its rows out of the dataset) is warned about
     once per process, and its indices give the same pairs of the next photo that decodes, so a
-    training epoch goes on; :meth:`read`'s ``index`` says which pair it is. (Finding such photos
-    when the dataset is made would mean decoding every photo.)
+    training epoch goes on; :meth:`read`'s ``index`` says which pair it is. With the settings'
+    ``strict`` such a photo is an error instead, as ``blur --strict`` stops at it. (Finding such
+    photos when the dataset is made would mean decoding every photo.)
 
     Examples
     --------
@@ -220,9 +221,8 @@ class OnlineBlur(torch.utils.data.Dataset):
 
     def _decodable(self, index: int):
         """``(index, photo, note)`` of pair ``index``; for a photo that does not decode, of the
-        same pair of the next photo that does (wrapping), with a warning the first time."""
-        import warnings
-
+        same pair of the next photo that does (wrapping), with a warning the first time (with
+        ``strict``, an error, as ``blur --strict`` stops)."""
         per, n_photos = self.settings.per_image, len(self._job.plan.files)
         first = index // per
         for step in range(n_photos):
@@ -232,22 +232,22 @@ class OnlineBlur(torch.utils.data.Dataset):
             try:
                 return (photo_i * per + index % per, *self._load(photo_i))
             except BadInputError as exc:
+                if self.settings.strict:  # as blur --strict stops at it
+                    raise BadInputError(f"{str(exc).rstrip('.')}; settings strict=True stop here "
+                                        "(as blur --strict); set it False to skip it.") from None
                 # blur leaves such a photo's rows out; an index here cannot be left out.
                 self._undecodable.add(photo_i)
                 if len(self._undecodable) == n_photos:
                     raise BadInputError(f"{str(exc).rstrip('.')}; none of the photos decodes.") from None
-                # At read()'s caller (read -> read_many -> _render -> here).
-                warnings.warn(f"{str(exc).rstrip('.')}; blur skips it; OnlineBlur gives its "
-                              "indices the pairs of the next photo that decodes (remove it from "
-                              "the photos to stop this).", stacklevel=5)
+                _warn_at_caller(f"{str(exc).rstrip('.')}; blur skips it; OnlineBlur gives its "
+                                "indices the pairs of the next photo that decodes (remove it from "
+                                "the photos to stop this).")
         raise BadInputError(f"OnlineBlur: none of the {n_photos} photos in {self.settings.photos} decodes.")
 
     def _scene_row(self, index: int) -> dict:
         """Scene pair ``index``; one whose objects are cut from a photo that does not decode
         (``blur`` skips the pair) gives the next pair that renders instead, with a warning the
-        first time that photo fails."""
-        import warnings
-
+        first time that photo fails (with ``strict``, an error)."""
         from ..pairs.scene import ObjectSourceError, scene_row
 
         n = len(self)
@@ -256,11 +256,14 @@ class OnlineBlur(torch.utils.data.Dataset):
             try:
                 return scene_row(self._job, index_used, photo, note)
             except ObjectSourceError as exc:
+                if self.settings.strict:
+                    raise BadInputError(f"{str(exc).rstrip('.')}; settings strict=True stop here "
+                                        "(as blur --strict); set it False to skip it.") from None
                 if exc.photo not in self._undecodable_sources:
                     self._undecodable_sources.add(exc.photo)
-                    warnings.warn(f"{str(exc).rstrip('.')}; blur skips such a pair; OnlineBlur "
-                                  "gives the next pair in its place (remove the photo to stop "
-                                  "this).", stacklevel=5)
+                    _warn_at_caller(f"{str(exc).rstrip('.')}; blur skips such a pair; OnlineBlur "
+                                    "gives the next pair in its place (remove the photo to stop "
+                                    "this).")
         raise BadInputError(f"OnlineBlur: no pair of {self.settings.photos} renders: every one "
                             "has an object cut from a photo that does not decode.")
 
@@ -475,3 +478,16 @@ def _check_index(index, n: int) -> None:
                         f"by int (0 to {n - 1})")
     if not -n <= index < n:
         raise IndexError(f"index {index!r} out of range for an OnlineBlur of {n} pairs")
+
+
+def _warn_at_caller(message: str) -> None:
+    """``warnings.warn`` at the first frame outside this module: the line that asked for the
+    pair (``read``, ``read_many``, ``ds[i]`` or a DataLoader's fetch), however many of the
+    dataset's own methods lie between."""
+    import sys
+    import warnings
+
+    frame, level = sys._getframe(1), 2
+    while frame is not None and frame.f_code.co_filename == __file__:
+        frame, level = frame.f_back, level + 1
+    warnings.warn(message, stacklevel=level)
