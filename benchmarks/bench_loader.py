@@ -15,7 +15,6 @@ Writes the "Training loader: random reads" section of benchmarks/RESULTS.md.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import shutil
 import sys
@@ -33,8 +32,12 @@ from benchmarks._common import machine_line, write_section  # noqa: E402
 
 def regroup(src: Path, dst: Path, rows_per_group: int) -> None:
     """``src`` copied to ``dst`` with its shards rewritten at ``rows_per_group`` (same rows,
-    same column options), the manifest's digests updated."""
+    same column options, the layout recorded as the writer records it), the manifest's digests
+    updated."""
     import pyarrow.parquet as pq
+
+    from blursynth.dataset.schema import sha256_file
+    from blursynth.dataset.writer import _writer_metadata
 
     shutil.copytree(src, dst)
     manifest = json.loads((dst / "manifest.json").read_text())
@@ -42,12 +45,13 @@ def regroup(src: Path, dst: Path, rows_per_group: int) -> None:
         path = dst / shard["file"]
         f = pq.ParquetFile(path)
         table = f.read()
+        table = table.replace_schema_metadata(_writer_metadata(table.schema, rows_per_group).metadata)
         # The writer's options: zstd but for the PNG bytes, no dictionary, no statistics.
         names = [f.schema.column(i).path for i in range(len(f.schema))]
         compression = {n: ("none" if n.endswith(".bytes") else "zstd") for n in names}
         pq.write_table(table, path, row_group_size=rows_per_group, compression=compression,
                        use_dictionary=False, write_statistics=False)
-        shard["sha256"] = hashlib.sha256(path.read_bytes()).hexdigest()
+        shard["sha256"] = sha256_file(path)
     (dst / "manifest.json").write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
 
 

@@ -361,3 +361,28 @@ print(*[m in sys.modules for m in mods])
 """
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout
     assert out.split("\n")[:2] == ["False False False", "True True True"]
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_write_photo_pairs_imports_codecs_before_a_pool_and_ends_on_whole_photos(photos, tmp_path, monkeypatch,
+                                                                                workers):
+    from blursynth.dataset import writer
+    from blursynth.pairs import photos as pairs_photos
+    from blursynth.sources.photos import scan_photos
+
+    calls, asked = [], {}
+    monkeypatch.setattr(pairs_photos, "import_codecs", lambda: calls.append("codecs"))
+
+    def record(out, **kw):
+        asked.update(kw)
+        return {"planned_items": kw["n_items"], "num_rows": kw["n_items"]}
+
+    monkeypatch.setattr(writer, "write_dataset", record)
+    plan = scan_photos(photos)
+    pairs_photos.write_photo_pairs(tmp_path / "out", plan, per_image=3, recipe={}, inputs={}, make_job=str,
+                                   rows=print, shard_size=64, workers=workers, overwrite=False, progress=False,
+                                   desc="t", chunk_pairs=4)
+    assert calls == (["codecs"] if workers > 1 else [])
+    # Chunks of whole photos, the last ones a photo each (photo_unit), so no process waits on a
+    # long last chunk of the other's.
+    assert (asked["chunk_size"], asked["tail_chunk_size"]) == (6, 3)

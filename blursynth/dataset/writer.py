@@ -259,10 +259,9 @@ def write_dataset(
 
         startup_over(collect=False)  # the work begins: start-up frozen, the collector back on
         own_units = progress_total is not None and executor.name != "ray"
-        done_rows = sum(rows_done.values())
         bar = ProgressBar(tqdm(
             total=progress_total if own_units else n_items,
-            initial=round(progress_total * done_rows / max(n_items, 1)) if own_units else done_rows,
+            initial=round(progress_total * rows_kept / max(n_items, 1)) if own_units else rows_kept,
             unit=unit,
             desc=desc or f"writing {kind}",
             disable=not progress,

@@ -342,8 +342,8 @@ def bgan_blur(settings: BGANBlurSettings, out, *, workers: int = 1, overwrite: b
 
     check_workers(workers)
     device = resolve_device(settings.device)
-    # Checks the model before anything is written; on the CPU, the rows made here and in the
-    # pool's forked processes then use this same load.
+    # Checks the model before anything is written; on the CPU, the rows made in this process
+    # then use this same load (a pool's processes, forked from a fork server, load their own).
     _, info = _generator(settings.model, "cpu")
     plan = scan_photos(settings.photos, strict=settings.strict, exclude=out)
     recipe = {"command": "bgan blur", "model_fingerprint": info["fingerprint"],

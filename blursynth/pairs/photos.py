@@ -148,9 +148,12 @@ def write_photo_pairs(out, plan: PhotoPlan, *, per_image: int, recipe: dict, inp
 
     Returns
     -------
-    manifest : dict
-        The dataset manifest, plus ``skipped_photos`` (unreadable files) and ``small_photos``
-        (photos smaller than the run needs, left out of the plan).
+    manifest : WrittenManifest
+        The dataset manifest (:class:`~blursynth.dataset.writer.WrittenManifest`: with
+        ``rows_written`` and ``shards_written``, this run's share), plus ``skipped_photos``
+        (unreadable files, and photos whose pixels did not decode), ``skipped_pairs`` (scene
+        blur's pairs whose objects' photo did not decode) and ``small_photos`` (photos smaller
+        than the run needs, left out of the plan).
     """
     from ..config import fingerprint
     from ..dataset.schema import PAIR_SCHEMA
@@ -165,7 +168,9 @@ def write_photo_pairs(out, plan: PhotoPlan, *, per_image: int, recipe: dict, inp
              f"skipped: {shown} (--strict refuses them instead)")
     fp = fingerprint(recipe)
     if workers > 1:
-        import_codecs()  # before the pool's processes fork from this one, not once in each
+        # Before the pool's processes fork from this one (where they do: with torch loaded they
+        # fork from a fork server, and each imports its own), not once in each.
+        import_codecs()
     manifest = write_dataset(
         out, kind="pairs", schema=PAIR_SCHEMA if schema is None else schema, n_items=len(plan.files) * per_image,
         shard_size=shard_size, make_rows=functools.partial(rows, job=make_job(fp)),
