@@ -130,14 +130,31 @@ def _show_warning(python_show, message, category, filename, lineno, file=None, l
         python_show(message, category, filename, lineno, file, line)
 
 
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the command is, so that it stops as on Ctrl-C: its pool shut down,
+    its lock released, its finished shards kept."""
+
+
+def _on_sigterm(signum, frame):
+    raise _Terminated()
+
+
 def main(argv=None) -> int:
     """Entry point: run the CLI, turning known errors into one line and an exit code."""
+    import signal
+    import threading
+
     python_show = warnings.showwarning
     warnings.showwarning = lambda *args: _show_warning(python_show, *args)
+    main_thread = threading.current_thread() is threading.main_thread()
+    if main_thread:  # only the main thread may set a handler
+        python_term = signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         return _main(argv)
     finally:
         warnings.showwarning = python_show
+        if main_thread:
+            signal.signal(signal.SIGTERM, python_term)
 
 
 def _main(argv) -> int:
@@ -147,7 +164,10 @@ def _main(argv) -> int:
         cli.main(args=argv, prog_name="blursynth", standalone_mode=False)
     except click.exceptions.Exit as exc:
         return exc.exit_code
-    except click.exceptions.Abort:
+    except click.exceptions.Abort as exc:
+        if isinstance(exc.__cause__, _Terminated):
+            click.echo("error: terminated (SIGTERM); rerun the same command to resume.", err=True)
+            return 143
         click.echo("error: aborted; rerun the same command to resume.", err=True)
         return 130
     except click.ClickException as exc:
@@ -164,12 +184,10 @@ def _main(argv) -> int:
             raise
         click.echo(f"error: {_one_line(exc)}", err=True)
         return exc.exit_code
-    except KeyboardInterrupt:
-        click.echo(
-            "error: interrupted; completed shards are kept, rerun the same command to resume.",
-            err=True,
-        )
-        return 130
+    except KeyboardInterrupt as exc:
+        what, code = ("terminated (SIGTERM)", 143) if isinstance(exc, _Terminated) else ("interrupted", 130)
+        click.echo(f"error: {what}; completed shards are kept, rerun the same command to resume.", err=True)
+        return code
     except Exception as exc:  # a bug or an environment failure, not bad input
         if debug:
             raise

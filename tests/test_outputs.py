@@ -312,3 +312,30 @@ def test_lock_output_on_a_file_system_without_locks_warns_and_writes(tmp_path, m
         with lock_output(tmp_path):
             (tmp_path / "x").write_text("")
     assert (tmp_path / "x").exists()
+
+
+def test_a_lock_whose_recorded_holder_has_ended_says_a_process_it_started_holds_it(tmp_path):
+    # A pool process shares its command's lock; should it outlive the command, the pid the lock
+    # names is gone, and "wait for it to finish" would point at nothing.
+    import fcntl
+    import subprocess
+    import sys
+
+    from blursynth.dataset.outputs import LOCK_NAME, lock_output
+
+    out = tmp_path / "out"
+    out.mkdir()
+    ended = subprocess.Popen([sys.executable, "-c", "pass"])
+    ended.wait()
+    fd = os.open(out / LOCK_NAME, os.O_RDWR | os.O_CREAT)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        os.pwrite(fd, f"{ended.pid}\n".encode(), 0)
+        with pytest.raises(BadInputError) as err:
+            with lock_output(out):
+                pass
+    finally:
+        os.close(fd)
+    assert str(err.value) == (f"--out {out}: blursynth process {ended.pid} has ended, but a process it started "
+                              "still holds the folder (a pool process ends within a second of its command; if "
+                              f"it does not, 'fuser -v {out / LOCK_NAME}' names it); rerun then.")

@@ -183,3 +183,113 @@ def test_blur_of_one_shard_is_the_same_on_one_two_or_three_workers(photos, tmp_p
     runs = [blur_photos(s, tmp_path / f"w{w}", workers=w, progress=False) for w in (1, 2, 3)]
     assert runs[0]["num_rows"] == 9 and len(runs[0]["shards"]) == 1
     assert [r["shards"] for r in runs[1:]] == [runs[0]["shards"]] * 2
+
+
+# --- a command that is stopped: its pool ends with it ----------------------------------------
+
+SLOW_WRITE = """
+import functools, sys, time
+from blursynth.dataset import PAIR_SCHEMA, write_dataset
+from tests.conftest import tiny_rows
+
+def slow(start, stop, fp):
+    for row in tiny_rows(start, stop, fp=fp):
+        time.sleep(0.2)
+        yield row
+
+write_dataset(sys.argv[1], kind="pairs", schema=PAIR_SCHEMA, n_items=400, shard_size=400,
+              make_rows=functools.partial(slow, fp="f"), fingerprint="f", command={}, workers=2,
+              progress=False, chunk_size=2)
+"""
+
+
+def _children(pid: int) -> list[int]:
+    kids = []
+    for stat in os.listdir("/proc"):
+        if stat.isdigit():
+            try:
+                with open(f"/proc/{stat}/stat", "rb") as f:
+                    fields = f.read().rsplit(b")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == pid and fields[0] != b"Z":
+                kids.append(int(stat))
+    return kids
+
+
+def _wait_for(condition, seconds: float):
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        if condition():
+            return True
+        time.sleep(0.1)
+    return condition()
+
+
+def _start_with_pool(cmd, tmp_path):
+    import subprocess
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    proc = subprocess.Popen(cmd, cwd=root, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert _wait_for(lambda: len(_children(proc.pid)) >= 1 or proc.poll() is not None, 60), "no pool started"
+    assert proc.poll() is None, proc.communicate()
+    time.sleep(0.5)  # the pool's processes at work
+    return proc, _children(proc.pid)
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc"), reason="lists processes through /proc")
+def test_a_command_killed_outright_leaves_no_pool_process_and_no_lock(tmp_path):
+    # SIGKILL (or the out-of-memory killer) gives the command no chance to shut its pool down:
+    # the pool's processes end by themselves, and with them the lock they shared.
+    import sys
+
+    from blursynth.dataset.executors import _running
+    from blursynth.dataset.outputs import lock_output
+
+    out = tmp_path / "out"
+    proc, pool = _start_with_pool([sys.executable, "-c", SLOW_WRITE, str(out)], tmp_path)
+    proc.kill()
+    proc.wait()
+    assert pool and _wait_for(lambda: not any(_running(pid) for pid in pool), 10)
+
+    def free():
+        try:
+            with lock_output(out):
+                return True
+        except BadInputError:
+            return False
+
+    assert _wait_for(free, 5)
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc"), reason="lists processes through /proc")
+def test_sigterm_stops_a_command_as_ctrl_c_does(photos, bank, tmp_path):
+    import signal
+    import sys
+
+    from blursynth.dataset.executors import _running
+
+    out = tmp_path / "pairs"
+    cmd = [sys.executable, "-m", "blursynth", "blur", str(photos), "--kernels", str(bank), "--out", str(out),
+           "--per-image", "3000", "--workers", "2", "--shard-size", "64"]
+    proc, pool = _start_with_pool(cmd, tmp_path)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143, err
+    assert err.rstrip().splitlines()[-1] == "error: terminated (SIGTERM); rerun the same command to resume."
+    assert not any(_running(pid) for pid in pool)
+    assert not list((out / "data").glob(".*tmp*"))  # nothing half-written left behind
+
+
+def test_running_tells_a_live_process_from_an_ended_one():
+    import subprocess
+    import sys
+
+    from blursynth.dataset.executors import _running
+
+    assert _running(os.getpid())
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    assert _wait_for(lambda: not _running(child.pid), 10)  # ended, not yet reaped: a zombie
+    child.wait()
+    assert not _running(child.pid)

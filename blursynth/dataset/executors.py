@@ -10,8 +10,10 @@ from __future__ import annotations
 import functools
 import multiprocessing as mp
 import os
+import signal
 import sys
 import threading
+import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass
 
@@ -177,9 +179,16 @@ def _run_here(write_shard, tasks, bar):
         _progress_queue = previous
 
 
-def _init_worker(queue):
+def _init_worker(queue, command_pid: int | None = None):
+    """Set up a worker process: progress to ``queue``, one thread; a pool's process
+    (``command_pid``: the command's process, which made the pool) also ends with the command."""
     global _progress_queue
     _progress_queue = queue
+    if command_pid is not None:
+        # A process forked from the command's inherits its SIGTERM handler (the command stops
+        # on it as on Ctrl-C, shutting the pool down): a pool process just ends.
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        _end_with_command(command_pid)
     # Each worker process uses one thread: parallelism comes from processes (Numba's parallel
     # kernels size their threads by blursynth._numba.kernel_threads, which one_thread_process
     # sets to one for the process's life). The variables
@@ -260,7 +269,7 @@ def _run_pool(write_shard, tasks, workers: int, make_rows, bar):
     todo = list(tasks)
     try:
         with ProcessPoolExecutor(
-            max_workers=n_pool, mp_context=ctx, initializer=_init_worker, initargs=(queue,)
+            max_workers=n_pool, mp_context=ctx, initializer=_init_worker, initargs=(queue, os.getpid())
         ) as pool:
             # The first submit blocks while the fork server imports the job's modules
             # (about half a second): make it on a thread while this process starts on
@@ -390,7 +399,7 @@ class RowFeed:
         ctx = self.ctx if self.ctx is not None else _pool_context(_feed_chunk, self.make_rows)
         self.pool = ProcessPoolExecutor(max_workers=self.n_pool, mp_context=ctx,
                                         initializer=_init_feed_worker,
-                                        initargs=(self.queue, self.make_rows))
+                                        initargs=(self.queue, os.getpid(), self.make_rows))
 
     # -- claiming, shared by the submitter thread and this process --
     def _claim(self):
@@ -503,9 +512,50 @@ class RowFeed:
 _feed_rows = None  # the row maker of a RowFeed pool process (set once, by its initializer)
 
 
-def _init_feed_worker(queue, make_rows):
+#: Seconds between a pool process's looks at whether the process that started it is alive.
+_PARENT_POLL = 0.5
+
+
+def _end_with_command(command_pid: int) -> None:
+    """End this pool process within :data:`_PARENT_POLL` of the end of the command's process
+    (``command_pid``, which made the pool) or of its own parent.
+
+    A command killed outright (SIGKILL, the out-of-memory killer) cannot shut its pool down, and
+    its processes would wait for work forever, holding the output folder's lock (shared with
+    them at the fork), so that a rerun is refused. A process forked from a fork server has that
+    server as its parent, which lives as long as any process it forked: hence the command's pid.
+    """
+    parent = os.getppid()
+
+    def watch():
+        while os.getppid() == parent and _running(command_pid):
+            time.sleep(_PARENT_POLL)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="blursynth-watch-parent", daemon=True).start()
+
+
+def _running(pid: int) -> bool:
+    """Whether process ``pid`` exists and has not ended (an ended one waiting to be reaped, a
+    zombie, has not exited its work but has ended it)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return f.read().rsplit(b")", 1)[1].split()[0] != b"Z"
+    except FileNotFoundError:
+        return False
+    except OSError:  # no /proc here: whether it exists at all
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        except OSError:
+            pass
+        return True
+
+
+def _init_feed_worker(queue, command_pid: int, make_rows):
     global _feed_rows
-    _init_worker(queue)
+    _init_worker(queue, command_pid)
     _feed_rows = make_rows
 
 

@@ -199,6 +199,19 @@ def _holder_pid(fd: int) -> str:
         return "unknown"
 
 
+def _ended(pid: str) -> bool:
+    """Whether no process ``pid`` exists (False where that cannot be told)."""
+    try:
+        if int(pid) <= 0:  # not a process (0 and below name process groups)
+            return False
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except (ValueError, OSError):  # unknown, or someone else's process
+        return False
+    return False
+
+
 @contextmanager
 def lock_output(path, *, shown=None, option: str = "--out", keep: bool = True):
     """Hold an exclusive lock on the output folder ``path`` while writing it.
@@ -283,6 +296,11 @@ def lock_output(path, *, shown=None, option: str = "--out", keep: bool = True):
                 pid = _holder_pid(fd)
                 os.close(fd)
                 fd = None
+                if _ended(pid):  # a process it started holds the lock it shared with them
+                    raise BadInputError(
+                        f"{option} {shown or path}: blursynth process {pid} has ended, but a process it "
+                        f"started still holds the folder (a pool process ends within a second of its "
+                        f"command; if it does not, 'fuser -v {lock}' names it); rerun then.") from None
                 raise BadInputError(busy.format(who=f"another blursynth process (pid {pid})")) from None
             except OSError as exc:
                 if exc.errno not in _NO_LOCKS:
