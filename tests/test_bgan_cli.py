@@ -462,3 +462,13 @@ def test_a_dataset_whose_shard_does_not_match_its_manifest_is_refused_unless_no_
     assert not (tmp_path / "o").exists()
     r = _train(run_cli, sets, tmp_path / "o", sets / "sharp", d, "--no-verify")
     assert r.code == 0, r.err
+
+
+def test_the_patch_suggested_fits_both_sets(sets, tmp_path, run_cli):
+    import shutil
+
+    shutil.copytree(sets / "real", tmp_path / "real")
+    save_rgb8(tmp_path / "real" / "r9.png", np.zeros((36, 48, 3), np.uint8))  # the smallest side of both sets
+    r = _train(run_cli, sets, tmp_path / "o", sets / "sharp", tmp_path / "real", "--patch", 44)
+    line = error_line(r)
+    assert r.code == 2 and line.startswith(f"error: --sharp {sets / 'sharp'}:") and "--patch 36 or less" in line

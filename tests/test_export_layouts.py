@@ -320,3 +320,24 @@ def test_a_failed_export_leaves_nothing_half_written(tmp_path, run_cli, monkeypa
     r = run_cli("dataset", "export", tmp_path / "d", "--out", tmp_path / "x", "--layout", "deblurganv2",
                 "--format", "jpeg")
     assert r.code == 0 and len(_lines(tmp_path / "x")) == 6
+
+
+def test_a_split_given_half_of_its_fraction_is_coarse_too():
+    from blursynth.commands.dataset import coarse_shares
+
+    assert coarse_shares({"train": 21, "val": 3, "test": 6}, {"train": 0.6, "val": 0.2, "test": 0.2}) == \
+        ["val 10% (asked 20%)"]
+    assert coarse_shares({"train": 8, "val": 4, "test": 4}, {"train": 0.9, "val": 0.05, "test": 0.05}) == \
+        ["train 50% (asked 90%)", "val 25% (asked 5%)", "test 25% (asked 5%)"]
+    assert coarse_shares({"train": 900, "val": 52, "test": 48}, {"train": 0.9, "val": 0.05, "test": 0.05}) == []
+
+
+def test_a_flat_export_with_splits_is_imported_a_split_at_a_time(tmp_path, run_cli):
+    _dataset(tmp_path / "d", n=12)
+    assert run_cli("dataset", "export", tmp_path / "d", "--out", tmp_path / "x", "--splits", SPLITS).code == 0
+    r = run_cli("dataset", "import", tmp_path / "x", "--layout", "flat", "--out", tmp_path / "i")
+    assert r.code == 2 and not (tmp_path / "i").exists()
+    splits = sorted(p.name for p in (tmp_path / "x").iterdir() if (p / "blur").is_dir())
+    assert f"{', '.join(f'{n}/' for n in splits)} in it hold them" in error_line(r)
+    r = run_cli("dataset", "import", tmp_path / "x" / splits[0], "--layout", "flat", "--out", tmp_path / "i")
+    assert r.code == 0, r.err

@@ -417,3 +417,11 @@ def test_interrupted_run_says_rerun_before_the_first_checkpoint_and_resume_after
     (tmp_path / "checkpoint.pt").write_bytes(b"x")
     assert str(interrupted_run(tmp_path)) == (f"interrupted; {tmp_path} keeps its last checkpoint: rerun "
                                               "the same command with --resume to continue.")
+
+
+def test_data_weight_that_is_not_a_number_is_named_as_such(run_cli, tmp_path, tiny_pairs_dataset):
+    path = tiny_pairs_dataset()
+    r = run_cli("train", "--data", f"{path}:abc", "--out", tmp_path / "run", "--steps", "1")
+    assert r.code == 2 and not (tmp_path / "run").exists()
+    assert error_line(r) == f"error: --data {path}:abc: weight 'abc' is not a number; expected PATH[:WEIGHT], " \
+                            f"e.g. --data {path}:2."

@@ -213,8 +213,9 @@ def check_unpaired(sharp: ImageSet, real: ImageSet) -> None:
             f"sets: sharp photos, and different photos that are really blurred.")
 
 
-def check_patch_fits(images: ImageSet, patch: int) -> None:
-    """Refuse a set with an image smaller than ``patch`` on either side.
+def check_patch_fits(images: ImageSet, patch: int, others=()) -> None:
+    """Refuse a set with an image smaller than ``patch`` on either side; the patch it suggests
+    fits ``others`` (the run's other sets) too.
 
     Raises
     ------
@@ -233,7 +234,7 @@ def check_patch_fits(images: ImageSet, patch: int) -> None:
     small = [i for i, (h, w) in enumerate(sizes) if h < patch or w < patch]
     if small:
         h, w = sizes[small[0]]
-        smallest = min(min(hw) for hw in sizes)
+        smallest = min(min(hw) for imgs in (images, *others) for hw in imgs.sizes())
         raise BadInputError(
             f"{images.option} {images.path}: {len(small)} of {len(sizes)} image(s) are smaller "
             f"than the {patch} px patch (first: {images.describe(small[0])}, {h}x{w}); pass "

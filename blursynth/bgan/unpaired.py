@@ -99,8 +99,8 @@ def open_unpaired_run(plan_class, settings, run_kind: runs.RunKind, patch_proble
     real = ImageSet(settings.real_blur, column="blurred", option="--real-blur",
                     verify=settings.verify)
     check_unpaired(sharp, real)
-    check_patch_fits(sharp, settings.patch)
-    check_patch_fits(real, settings.patch)
+    check_patch_fits(sharp, settings.patch, others=[real])
+    check_patch_fits(real, settings.patch, others=[sharp])
 
     device = resolve_device(settings.device, index=0)
     if settings.perceptual == "none":

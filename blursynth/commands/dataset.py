@@ -106,7 +106,7 @@ def preview(path, out, count, height, start, crop_full_res, no_verify):
 @click.option("--out", type=click.Path(), required=True, help="Folder to write.")
 @click.option("--layout", type=click.Choice(["flat", "gopro", "basicsr", "deblurganv2"]), default="flat",
               show_default=True,
-              help="flat: blur/, sharp/, psf/ in OUT; gopro: <split>/<sequence>/blur|sharp/ (a sequence per source); "
+              help="flat: blur/, sharp/, psf/ in OUT (in OUT/<split>/ with --splits); gopro: <split>/<sequence>/blur|sharp/ (a sequence per source); "
                    "basicsr: <split>/lq|gt/ with <split>/meta_info.txt and basicsr.yml; deblurganv2: "
                    "<split>/blur|sharp/ with <split>/files_a.txt, files_b.txt and deblurganv2.yaml. psf/ and masks/ "
                    "sit beside the images.")
@@ -182,25 +182,41 @@ def export(path, out, layout, splits, fmt, jpeg_quality, png_flag, overwrite, ra
         what += ": " + ", ".join(f"{name} {count}" for name, count in report["splits"].items())
     if splits is not None:
         if report["empty_splits"]:
-            click.echo(f"note: no pair fell in {', '.join(report['empty_splits'])} ({report['split_keys']} "
-                       f"{split_by}s to split, each on one side); add sources or change --splits.", err=True)
+            k = report["split_keys"]
+            click.echo(f"note: no pair fell in {', '.join(report['empty_splits'])} ({k} {split_by}"
+                       f"{'' if k == 1 else 's'} to split, each on one side); add sources or change --splits.",
+                       err=True)
         else:  # whole sources on each side: a few of them cannot give the fractions asked
-            total = sum(report["splits"].values()) or 1
-            off = [f"{name} {report['splits'].get(name, 0) / total:.0%} (asked {f:.0%})"
-                   for name, f in report["fractions"].items()
-                   if abs(report["splits"].get(name, 0) / total - f) > 0.1]
+            off = coarse_shares(report["splits"], report["fractions"])
             if off:
                 fix = "add sources, or --split-by pair" if split_by == "source" else "export more pairs"
                 click.echo(f"note: the split is coarse: {', '.join(off)}, with {report['split_keys']} "
                            f"{split_by}s to split, each on one side; {fix}.", err=True)
     raws = f"{out}/raw/" if layout == "flat" and splits is None else "raw/ beside the images"
     if raw is None:
-        click.echo(f"exported {n} pairs to {out}/ ({what})")
+        click.echo(f"exported {n} pair{'' if n == 1 else 's'} to {out}/ ({what})")
         return
-    click.echo(f"exported {n} pairs to {out}/ ({what}) and {report['raw']} RAW mosaics to {raws}")
+    click.echo(f"exported {n} pair{'' if n == 1 else 's'} to {out}/ ({what}) and {report['raw']} RAW mosaics "
+               f"to {raws}")
     if report["raw_skipped"]:
         click.echo(f"note: {report['raw_skipped']} row(s) made on the RGB path have no RAW mosaic; they are "
                    "exported without one.", err=True)
+
+
+def coarse_shares(counts: dict, fractions: dict) -> list:
+    """The splits whose share of the pairs is off what was asked, each as ``"NAME got% (asked
+    f%)"``: by more than a tenth of all pairs, or by half of the split's own fraction or more.
+
+    Examples
+    --------
+    >>> coarse_shares({"train": 21, "val": 3, "test": 6}, {"train": 0.6, "val": 0.2, "test": 0.2})
+    ['val 10% (asked 20%)']
+    >>> coarse_shares({"train": 900, "val": 52, "test": 48}, {"train": 0.9, "val": 0.05, "test": 0.05})
+    []
+    """
+    total = sum(counts.values()) or 1
+    return [f"{name} {counts.get(name, 0) / total:.0%} (asked {f:.0%})" for name, f in fractions.items()
+            if abs(counts.get(name, 0) / total - f) >= min(0.1 + 1e-9, f / 2)]
 
 
 @dataset.command(name="import")

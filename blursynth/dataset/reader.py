@@ -46,7 +46,8 @@ def load_manifest(path, *, kind: str | None = None) -> dict:
     """
     path = Path(path)
     if not path.exists():
-        raise DatasetError(f"{path}: no such dataset; expected a folder written by blursynth.")
+        raise DatasetError(f"{path}: no such dataset; expected a folder written by blursynth (the --out "
+                           "of the command that made it): check the path.")
     if not path.is_dir():
         raise DatasetError(f"{path}: is a file; expected a dataset folder (with manifest.json).")
     if not (path / MANIFEST).exists():

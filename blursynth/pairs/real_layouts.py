@@ -99,8 +99,13 @@ def find_folder_pairs(root: Path, config) -> list[Entry]:
         expect = (f"{config.blur_dir}/ and {config.sharp_dir}/ folders side by side"
                   if config.layout == "flat"
                   else f"<sequence>/{config.blur_dir}/ beside <sequence>/{config.sharp_dir}/")
+        nested = [] if config.layout != "flat" or not root.is_dir() else sorted(
+            d.name for d in root.iterdir()
+            if (d / config.blur_dir).is_dir() and (d / config.sharp_dir).is_dir())
+        hint = (f"; {', '.join(f'{n}/' for n in nested)} in it hold them (a flat export with --splits "
+                "has one per split): import each of those" if nested else "")
         raise BadInputError(f"{root}: no paired images found; expected {expect} (--layout "
-                            f"{config.layout}).")
+                            f"{config.layout}){hint}.")
     entries = []
     for bdir in blur_dirs:
         sdir = bdir.parent / config.sharp_dir

@@ -80,6 +80,10 @@ def open_pairs(path, *, verify: bool = True):
 
     p = Path(path)
     if not p.exists():
+        head, _, tail = str(path).rpartition(":")
+        if head and Path(head).exists():  # PATH:WEIGHT whose weight is not a number
+            raise BadInputError(f"--data {path}: weight {tail!r} is not a number; expected "
+                                f"PATH[:WEIGHT], e.g. --data {head}:2.")
         raise DatasetError(f"--data {path}: no such folder; expected a pair dataset written by "
                            f"blursynth (with manifest.json).")
     try:
