@@ -190,4 +190,5 @@ def check_resume(ckpt, settings, config, recipe, precision, device, total, rank)
         sys.stderr.write(
             f"warning: {out} was a run of {planned} steps, now {total}: the learning rate"
             f"{shape} is recomputed for {total} steps, "
-            f"so at step {done} it moves from {before} to {after}.\n")
+            f"so it goes on after step {done} at {after}, where the {planned}-step schedule "
+            f"would be at {before}.\n")
