@@ -324,3 +324,35 @@ def test_a_mapped_checkpoint_reads_as_the_read_one(tmp_path):
     mapped = runs.load_checkpoint(run, KIND, mmap=True)["nets"]
     assert mapped.keys() == weights.keys()
     assert all(torch.equal(mapped[k], weights[k]) for k in weights)
+
+
+def test_restoring_the_learned_blurs_imports_none_of_torchs_compiler(tmp_path):
+    # Built on the meta device, a layer whose init goes through torch's Python references
+    # (normal_, for one) would import torch._dynamo and sympy: over a second, where skipping
+    # the init saves tens of milliseconds. The two models restore_model serves must not.
+    import subprocess
+    import sys
+
+    script = f"""
+import sys, torch
+from pathlib import Path
+from blursynth.bgan import train as bgan_train
+from blursynth.bgan.model import CONFIGS as BGAN, build_bgan
+from blursynth.uid import model as uid
+root = Path({str(tmp_path)!r})
+for name, kind, version, cfg, key, nets in [
+        ("bgan", bgan_train.MODEL_FORMAT, bgan_train.MODEL_VERSION, BGAN["tiny"], "generator",
+         build_bgan(BGAN["tiny"], seed=0)[0]),
+        ("uid", uid.MODEL_FORMAT, uid.MODEL_VERSION, uid.CONFIGS["tiny"], "nets",
+         uid.build_uid(uid.CONFIGS["tiny"], seed=0))]:
+    (root / name).mkdir()
+    torch.save({{"format": kind, "version": version, "step": 1, "config": cfg.to_dict(),
+                key: nets.state_dict()}}, root / name / "checkpoint.pt")
+before = set(sys.modules)
+bgan_train.load_bgan_generator(root / "bgan")
+uid.load_uid(root / "uid")
+print(sorted(m for m in set(sys.modules) - before if m.split(".")[0] == "sympy" or m.startswith("torch._dynamo")))
+"""
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"
