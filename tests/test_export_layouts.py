@@ -81,6 +81,9 @@ def test_gopro_layout_reads_back_through_dataset_import(tmp_path, run_cli):
 
     r = run_cli("dataset", "import", tmp_path / "g", "--layout", "gopro", "--out", tmp_path / "back")
     assert r.code == 0, r.err
+    # The images come back; what the dataset recorded of their blur does not, and the import says so.
+    assert f"warning: {tmp_path / 'g'} is an export of a blursynth dataset: its pairs are imported as a real set's, " \
+           "without their recorded blur" in r.err
     back, orig = PairDataset(tmp_path / "back"), _by_id(ds)
     assert len(back) == len(ds)
     split_of = {line["id"]: line["split"] for line in lines}

@@ -314,6 +314,7 @@ def test_lock_output_on_a_file_system_without_locks_warns_and_writes(tmp_path, m
     assert (tmp_path / "x").exists()
 
 
+@pytest.mark.slow  # starts a subprocess
 def test_a_lock_whose_recorded_holder_has_ended_says_a_process_it_started_holds_it(tmp_path):
     # A pool process shares its command's lock; should it outlive the command, the pid the lock
     # names is gone, and "wait for it to finish" would point at nothing.

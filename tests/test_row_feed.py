@@ -238,6 +238,7 @@ def _start_with_pool(cmd, tmp_path):
     return proc, _children(proc.pid)
 
 
+@pytest.mark.slow  # starts a subprocess
 @pytest.mark.skipif(not os.path.isdir("/proc"), reason="lists processes through /proc")
 def test_a_command_killed_outright_leaves_no_pool_process_and_no_lock(tmp_path):
     # SIGKILL (or the out-of-memory killer) gives the command no chance to shut its pool down:
@@ -263,6 +264,7 @@ def test_a_command_killed_outright_leaves_no_pool_process_and_no_lock(tmp_path):
     assert _wait_for(free, 5)
 
 
+@pytest.mark.slow  # starts a subprocess
 @pytest.mark.skipif(not os.path.isdir("/proc"), reason="lists processes through /proc")
 def test_sigterm_stops_a_command_as_ctrl_c_does(photos, bank, tmp_path):
     import signal
@@ -282,6 +284,7 @@ def test_sigterm_stops_a_command_as_ctrl_c_does(photos, bank, tmp_path):
     assert not list((out / "data").glob(".*tmp*"))  # nothing half-written left behind
 
 
+@pytest.mark.slow  # starts a subprocess
 def test_running_tells_a_live_process_from_an_ended_one():
     import subprocess
     import sys

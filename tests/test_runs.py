@@ -326,6 +326,7 @@ def test_a_mapped_checkpoint_reads_as_the_read_one(tmp_path):
     assert all(torch.equal(mapped[k], weights[k]) for k in weights)
 
 
+@pytest.mark.slow  # starts a subprocess
 def test_restoring_the_learned_blurs_imports_none_of_torchs_compiler(tmp_path):
     # Built on the meta device, a layer whose init goes through torch's Python references
     # (normal_, for one) would import torch._dynamo and sympy: over a second, where skipping

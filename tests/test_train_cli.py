@@ -401,7 +401,8 @@ def test_resume_with_more_steps_warns_about_the_schedule(run_cli, tiny_pairs_dat
     longer = run_cli(*args, "--steps", 8, "--resume")
     assert longer.code == 0
     # At step 4 of 4 the rate had fallen to 0; in a run of 8 it is still the full 0.001.
-    assert "was a run of 4 steps, now 8" in longer.err and "from 0 to 0.001" in longer.err, longer.err
+    assert "was a run of 4 steps, now 8" in longer.err, longer.err
+    assert "goes on after step 4 at 0.001, where the 4-step schedule would be at 0." in longer.err, longer.err
     _fails(run_cli, *args, "--steps", 5, "--resume", match="already at step 8")
     assert run_cli(*args, "--steps", 8, "--resume").code == 0  # a finished run: nothing left to do
 

@@ -207,6 +207,21 @@ def _import_rows(start, stop, root, entries, config, fp):
         )
 
 
+def _note_blursynth_export(root: Path) -> None:
+    """Warn that ``root`` (or the folder holding it) is a ``dataset export``: its images come in
+    as any real set's, without what the exported dataset recorded of each pair."""
+    import warnings
+
+    from ..dataset.export_layouts import EXPORT_MARKER
+
+    for folder in (root, root.parent):
+        if (folder / EXPORT_MARKER).is_file():
+            warnings.warn(f"{folder} is an export of a blursynth dataset: its pairs are imported as a real "
+                          "set's, without their recorded blur (params.jsonl, PSFs) and with this layout's "
+                          "camera response; the dataset it was exported from keeps both.", stacklevel=3)
+            return
+
+
 def import_pairs(root, out, config: ImportConfig = ImportConfig(), *, workers: int = 1,
                  overwrite: bool = False, progress: bool = True, options=None) -> dict:
     """Turn a folder holding a deblurring set into a dataset with ``source='real'``.
@@ -232,6 +247,7 @@ def import_pairs(root, out, config: ImportConfig = ImportConfig(), *, workers: i
     from ..dataset.writer import write_dataset
 
     entries = find_entries(root, config)
+    _note_blursynth_export(Path(root))
     check_pair_sizes(root, entries)
     digest = functools.partial(_content_digest, root)
     listing = [(e.id, e.blurred, e.sharp, digest(e.blurred),
