@@ -17,7 +17,7 @@ import warnings
 
 import click
 
-from .errors import BlursynthError
+from .errors import BlursynthError, Terminated
 
 # name -> "module:attribute"; the modules are imported only when needed.
 COMMANDS = {
@@ -130,13 +130,8 @@ def _show_warning(python_show, message, category, filename, lineno, file=None, l
         python_show(message, category, filename, lineno, file, line)
 
 
-class _Terminated(KeyboardInterrupt):
-    """SIGTERM, raised where the command is, so that it stops as on Ctrl-C: its pool shut down,
-    its lock released, its finished shards kept."""
-
-
 def _on_sigterm(signum, frame):
-    raise _Terminated()
+    raise Terminated()
 
 
 def main(argv=None) -> int:
@@ -165,7 +160,7 @@ def _main(argv) -> int:
     except click.exceptions.Exit as exc:
         return exc.exit_code
     except click.exceptions.Abort as exc:
-        if isinstance(exc.__cause__, _Terminated):
+        if isinstance(exc.__cause__, Terminated):
             click.echo("error: terminated (SIGTERM); rerun the same command to resume.", err=True)
             return 143
         click.echo("error: aborted; rerun the same command to resume.", err=True)
@@ -185,7 +180,7 @@ def _main(argv) -> int:
         click.echo(f"error: {_one_line(exc)}", err=True)
         return exc.exit_code
     except KeyboardInterrupt as exc:
-        what, code = ("terminated (SIGTERM)", 143) if isinstance(exc, _Terminated) else ("interrupted", 130)
+        what, code = ("terminated (SIGTERM)", 143) if isinstance(exc, Terminated) else ("interrupted", 130)
         click.echo(f"error: {what}; completed shards are kept, rerun the same command to resume.", err=True)
         return code
     except Exception as exc:  # a bug or an environment failure, not bad input

@@ -72,10 +72,26 @@ class RuntimeFailure(BlursynthError):
     """Work failed for a reason that is not the user's input (exit 1)."""
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the command is (by the CLI's handler), so that it stops as on Ctrl-C:
+    its pool shut down, its lock released, what it finished kept."""
+
+
 class Interrupted(BlursynthError):
-    """Ctrl-C stopped the work; the message says what was kept and how to continue (exit 130)."""
+    """Ctrl-C stopped the work; the message says what was kept and how to continue (exit 130;
+    143 after SIGTERM: :meth:`of`)."""
 
     exit_code = 130
+
+    @classmethod
+    def of(cls, rest: str) -> "Interrupted":
+        """The error for the interrupt being handled: ``"interrupted" + rest``, or after SIGTERM
+        (:class:`Terminated`) ``"terminated (SIGTERM)" + rest`` with exit status 143."""
+        if isinstance(sys.exc_info()[1], Terminated):
+            error = cls(f"terminated (SIGTERM){rest}")
+            error.exit_code = 143
+            return error
+        return cls(f"interrupted{rest}")
 
 
 # Lines C libraries print straight to stderr about a file we then refuse in one line of our own.

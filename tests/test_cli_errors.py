@@ -253,3 +253,16 @@ def test_numba_commands_start_no_openblas_threads(tmp_path, command):
     if one:
         run = subprocess.run(args, capture_output=True, text=True, timeout=120, env={**env, "OPENBLAS_NUM_THREADS": "2"})
         assert run.stdout.split() == ["threads", "3", "2"], run.stderr
+
+
+def test_an_interrupt_by_sigterm_says_so_and_exits_143():
+    from blursynth.errors import Interrupted, Terminated
+
+    for raised, said, code in [(Terminated(), "terminated (SIGTERM); kept.", 143),
+                               (KeyboardInterrupt(), "interrupted; kept.", 130)]:
+        try:
+            raise raised
+        except KeyboardInterrupt:
+            error = Interrupted.of("; kept.")
+        assert (str(error), error.exit_code) == (said, code)
+    assert Interrupted("x").exit_code == 130  # the class's own status is untouched

@@ -325,10 +325,10 @@ def interrupted_run(out):
     from ..nn.runs import CHECKPOINT
 
     if not (Path(out) / CHECKPOINT).is_file():
-        return Interrupted(f"interrupted before the first checkpoint; rerun the same command "
-                           f"to start again in {out}.")
-    return Interrupted(f"interrupted; {out} keeps its last checkpoint: rerun the same command "
-                       f"with --resume to continue.")
+        return Interrupted.of(f" before the first checkpoint; rerun the same command to start "
+                              f"again in {out}.")
+    return Interrupted.of(f"; {out} keeps its last checkpoint: rerun the same command with "
+                          f"--resume to continue.")
 
 
 def note_fresh_resume(out, resume: bool, kind) -> None:

@@ -302,8 +302,8 @@ def render_leaves(out, n, size, r_min, r_max, coverage, noise, colours_from, see
     except KeyboardInterrupt:
         from ..errors import Interrupted
 
-        raise Interrupted(f"interrupted; the images written to {out} are kept: rerun the same "
-                          f"command to finish.") from None
+        raise Interrupted.of(f"; the images written to {out} are kept: rerun the same command "
+                             f"to finish.") from None
     written = info["written"]
     click.echo(f"wrote {written} dead-leaves image{'s' if written != 1 else ''} of "
                f"{size}x{size} to {out}"
