@@ -380,3 +380,19 @@ def test_a_photo_name_that_is_not_utf8_is_skipped_with_a_line(run_cli, photos, t
     assert len(PairDataset(tmp_path / "out")) == 2  # the two photos named in UTF-8
     assert_bad(run_cli, tmp_path / "strict", folder, "--psf-source", "fresh", "--crop", "32x32", "--canvas",
                "15", "--length", "8", "--strict", match="its name is not valid UTF-8")
+
+
+def test_a_refused_output_is_refused_before_the_plans_warnings(run_cli, photos, bank, tmp_path):
+    # The photos' warnings (a file skipped) belong to a run that goes ahead; an output another
+    # command made is refused in its one line alone.
+    import shutil
+
+    folder = tmp_path / "mixed"
+    shutil.copytree(photos, folder)
+    (folder / "notes.png").write_bytes(b"not an image")
+    out = tmp_path / "pairs"
+    first = run_cli("blur", folder, "--kernels", bank, "--out", out)
+    assert first.code == 0 and "notes.png" in first.err
+    r = run_cli("blur", folder, "--kernels", bank, "--out", out, "--seed", "7")
+    assert r.code == 2 and "made by a different command" in error_line(r)
+    assert r.err.strip().splitlines() == [error_line(r)]

@@ -115,6 +115,7 @@ def write_dataset(
     options: WriteOptions | None = None,
     chunk_size: int | None = None,
     tail_chunk_size: int | None = None,
+    on_start=None,
 ) -> dict:
     """Write (or resume) a sharded Parquet dataset and its manifest.
 
@@ -173,6 +174,10 @@ def write_dataset(
     tail_chunk_size : int, optional
         With ``chunk_size``: the last chunks are cut to this many items (a group of a row maker
         whose items come in groups: a photo's pairs), so the workers finish together.
+    on_start : callable, optional
+        Called with no argument once ``out`` is claimed, locked and found new or this command's,
+        before any work: where a caller's warnings about its plan go, so that an output refused
+        (another command's, or locked by another process) is refused in its one line alone.
 
     Returns
     -------
@@ -200,6 +205,8 @@ def write_dataset(
     claimed = claim(out, DATASET)
     with lock_output(out):  # a second writer is refused before it reads or removes anything
         done = _prepare_output(out, claimed, kind=kind, fingerprint=fingerprint, n_shards=n_shards, overwrite=overwrite)
+        if on_start is not None:
+            on_start()
         data = out / DATA_DIR
         tasks, rows_done, digests, skips, other_layout = [], {}, {}, {}, []
 

@@ -159,13 +159,15 @@ def write_photo_pairs(out, plan: PhotoPlan, *, per_image: int, recipe: dict, inp
     from ..dataset.schema import PAIR_SCHEMA
     from ..dataset.writer import write_dataset
 
-    for why in plan.reasons:
-        warn(f"{why}; skipped")
-    if plan.small:
-        n = len(plan.small)
-        shown = ", ".join(plan.small[:3]) + (f" and {n - 3} more" if n > 3 else "")
-        warn(f"{n} of {n + len(plan.files)} photos are smaller than {plan.small_need} and are "
-             f"skipped: {shown} (--strict refuses them instead)")
+    def warn_plan():  # once the output is this run's: a refused one is refused in one line
+        for why in plan.reasons:
+            warn(f"{why}; skipped")
+        if plan.small:
+            n = len(plan.small)
+            shown = ", ".join(plan.small[:3]) + (f" and {n - 3} more" if n > 3 else "")
+            warn(f"{n} of {n + len(plan.files)} photos are smaller than {plan.small_need} and are "
+                 f"skipped: {shown} (--strict refuses them instead)")
+
     fp = fingerprint(recipe)
     if workers > 1:
         # Before the pool's processes fork from this one (where they do: with torch loaded they
@@ -177,7 +179,7 @@ def write_photo_pairs(out, plan: PhotoPlan, *, per_image: int, recipe: dict, inp
         fingerprint=fp, command={**recipe, **inputs}, workers=workers, overwrite=overwrite,
         unit="pair", desc=desc, progress=progress, options=options, extra=extra,
         chunk_size=photo_chunk(per_image, chunk_pairs, batch),
-        tail_chunk_size=photo_unit(per_image, chunk_pairs, batch),
+        tail_chunk_size=photo_unit(per_image, chunk_pairs, batch), on_start=warn_plan,
     )
     # Pairs the way refused one by one (Skipped: scene blur's pairs whose objects' photo does not
     # decode) are not whole photos: the rest of the missing rows are.
