@@ -130,8 +130,14 @@ def _show_warning(python_show, message, category, filename, lineno, file=None, l
         python_show(message, category, filename, lineno, file, line)
 
 
+_sigterm_pid = None  # the process whose main() set _on_sigterm
+
+
 def _on_sigterm(signum, frame):
-    raise Terminated()
+    # A process forked from the command's inherits the handler until it sets its own (a pool
+    # process, at once): there it does nothing, and its command stops it.
+    if os.getpid() == _sigterm_pid:
+        raise Terminated()
 
 
 def main(argv=None) -> int:
@@ -141,15 +147,19 @@ def main(argv=None) -> int:
 
     python_show = warnings.showwarning
     warnings.showwarning = lambda *args: _show_warning(python_show, *args)
+    global _sigterm_pid
     main_thread = threading.current_thread() is threading.main_thread()
     if main_thread:  # only the main thread may set a handler
+        _sigterm_pid = os.getpid()
         python_term = signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         return _main(argv)
     finally:
         warnings.showwarning = python_show
         if main_thread:
-            signal.signal(signal.SIGTERM, python_term)
+            # None: the handler was set outside Python (an embedding program), which Python
+            # cannot set back; the default is the nearest.
+            signal.signal(signal.SIGTERM, signal.SIG_DFL if python_term is None else python_term)
 
 
 def _main(argv) -> int:

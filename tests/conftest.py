@@ -203,6 +203,15 @@ def tiny_rows(start, stop, seed=0, fp="fp-test"):
                        params={"i": i, "note": "tiny"}, fingerprint=fp)
 
 
+def slow_tiny_rows(start, stop, fp="fp-test"):
+    """:func:`tiny_rows`, a fifth of a second each: a write that is still at work when stopped."""
+    import time
+
+    for row in tiny_rows(start, stop, fp=fp):
+        time.sleep(0.2)
+        yield row
+
+
 def write_tiny(out, n=20, shard_size=6, workers=1, fp="fp-test", overwrite=False, make_rows=tiny_rows):
     return write_dataset(out, kind="pairs", schema=PAIR_SCHEMA, n_items=n, shard_size=shard_size,
                          make_rows=functools.partial(make_rows, fp=fp), fingerprint=fp, command={"test": fp},

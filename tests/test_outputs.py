@@ -294,7 +294,7 @@ def test_lock_output_keep_false_removes_the_file_and_a_waiting_opener_locks_a_fr
     with lock_output(tmp_path, keep=False):
         assert holder.returncode == 0
         assert locked == [0, 1]  # the removed file, then a fresh one in the folder
-        assert (tmp_path / LOCK_NAME).read_text() == f"{os.getpid()}\n"
+        assert (tmp_path / LOCK_NAME).read_text().split()[:2] == [str(os.getpid()), os.uname().nodename]
     assert not (tmp_path / LOCK_NAME).exists()
 
 
@@ -322,7 +322,7 @@ def test_a_lock_whose_recorded_holder_has_ended_says_a_process_it_started_holds_
     import subprocess
     import sys
 
-    from blursynth.dataset.outputs import LOCK_NAME, lock_output
+    from blursynth.dataset.outputs import LOCK_NAME, _lock_record, lock_output
 
     out = tmp_path / "out"
     out.mkdir()
@@ -331,7 +331,7 @@ def test_a_lock_whose_recorded_holder_has_ended_says_a_process_it_started_holds_
     fd = os.open(out / LOCK_NAME, os.O_RDWR | os.O_CREAT)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        os.pwrite(fd, f"{ended.pid}\n".encode(), 0)
+        os.pwrite(fd, _lock_record().replace(str(os.getpid()), str(ended.pid), 1).encode(), 0)
         with pytest.raises(BadInputError) as err:
             with lock_output(out):
                 pass
@@ -340,3 +340,21 @@ def test_a_lock_whose_recorded_holder_has_ended_says_a_process_it_started_holds_
     assert str(err.value) == (f"--out {out}: blursynth process {ended.pid} has ended, but a process it started "
                               "still holds the folder (a pool process ends within a second of its command; if "
                               f"it does not, 'fuser -v {out / LOCK_NAME}' names it); rerun then.")
+
+
+@pytest.mark.slow  # starts a subprocess
+@pytest.mark.parametrize("record", ["{pid}", "{pid} another-host {ns}", "{pid} {host} 1", "", "x y z"])
+def test_a_lock_holder_is_said_to_have_ended_only_where_its_pid_means_a_process_here(tmp_path, record):
+    # A pid recorded by an older blursynth, on another host (a network file system's lock) or in
+    # another pid namespace (a container sharing the folder) names no process of ours.
+    import subprocess
+    import sys
+
+    from blursynth.dataset.outputs import _holder_ended, _lock_record
+
+    ended = subprocess.Popen([sys.executable, "-c", "pass"])
+    ended.wait()
+    _, host, ns = _lock_record().split()
+    assert _holder_ended(f"{ended.pid} {host} {ns}")
+    assert not _holder_ended(f"{os.getpid()} {host} {ns}")
+    assert not _holder_ended(record.format(pid=ended.pid, host=host, ns=ns))

@@ -188,33 +188,36 @@ def test_blur_of_one_shard_is_the_same_on_one_two_or_three_workers(photos, tmp_p
 # --- a command that is stopped: its pool ends with it ----------------------------------------
 
 SLOW_WRITE = """
-import functools, sys, time
+import functools, sys
+if sys.argv[2] == "fork server":
+    import torch  # noqa: F401 - a way that loads torch gets its pool from a fork server
 from blursynth.dataset import PAIR_SCHEMA, write_dataset
-from tests.conftest import tiny_rows
-
-def slow(start, stop, fp):
-    for row in tiny_rows(start, stop, fp=fp):
-        time.sleep(0.2)
-        yield row
+from tests.conftest import slow_tiny_rows
 
 write_dataset(sys.argv[1], kind="pairs", schema=PAIR_SCHEMA, n_items=400, shard_size=400,
-              make_rows=functools.partial(slow, fp="f"), fingerprint="f", command={}, workers=2,
+              make_rows=functools.partial(slow_tiny_rows, fp="f"), fingerprint="f", command={}, workers=2,
               progress=False, chunk_size=2)
 """
 
 
-def _children(pid: int) -> list[int]:
-    kids = []
-    for stat in os.listdir("/proc"):
-        if stat.isdigit():
+def _descendants(pid: int) -> list[int]:
+    """Processes started by ``pid`` and by them, not yet ended (through /proc)."""
+    parent_of = {}
+    for name in os.listdir("/proc"):
+        if name.isdigit():
             try:
-                with open(f"/proc/{stat}/stat", "rb") as f:
+                with open(f"/proc/{name}/stat", "rb") as f:
                     fields = f.read().rsplit(b")", 1)[1].split()
             except OSError:
                 continue
-            if int(fields[1]) == pid and fields[0] != b"Z":
-                kids.append(int(stat))
-    return kids
+            if fields[0] != b"Z":
+                parent_of[int(name)] = int(fields[1])
+    found, frontier = [], [pid]
+    while frontier:
+        kids = [p for p, parent in parent_of.items() if parent in frontier]
+        found += kids
+        frontier = kids
+    return found
 
 
 def _wait_for(condition, seconds: float):
@@ -226,73 +229,82 @@ def _wait_for(condition, seconds: float):
     return condition()
 
 
-def _start_with_pool(cmd, tmp_path):
+def _start_with_pool(cmd, pool_size: int):
+    """``cmd`` started in a session of its own, once it has ``pool_size`` processes at work."""
     import subprocess
     from pathlib import Path
 
     root = Path(__file__).resolve().parents[1]
-    proc = subprocess.Popen(cmd, cwd=root, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    assert _wait_for(lambda: len(_children(proc.pid)) >= 1 or proc.poll() is not None, 60), "no pool started"
+    proc = subprocess.Popen(cmd, cwd=root, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    assert _wait_for(lambda: len(_descendants(proc.pid)) >= pool_size or proc.poll() is not None, 60), \
+        "no pool started"
     assert proc.poll() is None, proc.communicate()
     time.sleep(0.5)  # the pool's processes at work
-    return proc, _children(proc.pid)
+    return proc, _descendants(proc.pid)
 
 
-@pytest.mark.slow  # starts a subprocess
-@pytest.mark.skipif(not os.path.isdir("/proc"), reason="lists processes through /proc")
-def test_a_command_killed_outright_leaves_no_pool_process_and_no_lock(tmp_path):
-    # SIGKILL (or the out-of-memory killer) gives the command no chance to shut its pool down:
-    # the pool's processes end by themselves, and with them the lock they shared.
-    import sys
-
-    from blursynth.dataset.executors import _running
+def _lock_free(out) -> bool:
     from blursynth.dataset.outputs import lock_output
 
-    out = tmp_path / "out"
-    proc, pool = _start_with_pool([sys.executable, "-c", SLOW_WRITE, str(out)], tmp_path)
-    proc.kill()
-    proc.wait()
-    assert pool and _wait_for(lambda: not any(_running(pid) for pid in pool), 10)
-
-    def free():
-        try:
-            with lock_output(out):
-                return True
-        except BadInputError:
-            return False
-
-    assert _wait_for(free, 5)
+    try:
+        with lock_output(out):
+            return True
+    except BadInputError:
+        return False
 
 
 @pytest.mark.slow  # starts a subprocess
 @pytest.mark.skipif(not os.path.isdir("/proc"), reason="lists processes through /proc")
-def test_sigterm_stops_a_command_as_ctrl_c_does(photos, bank, tmp_path):
+@pytest.mark.parametrize("start", ["fork", "fork server"])
+def test_a_command_killed_outright_leaves_no_process_and_no_lock(tmp_path, start):
+    # SIGKILL (or the out-of-memory killer) gives the command no chance to shut its pool down:
+    # its processes end by themselves (a fork server's too), and with them the lock.
+    import sys
+
+    from blursynth._processes import has_ended
+
+    out = tmp_path / "out"
+    proc, started = _start_with_pool([sys.executable, "-c", SLOW_WRITE, str(out), start],
+                                     1 if start == "fork" else 3)  # a fork server, its tracker, its child
+    proc.kill()
+    proc.wait()
+    assert started and _wait_for(lambda: all(has_ended(pid) for pid in started), 10)
+    assert _wait_for(lambda: _lock_free(out), 5)
+
+
+@pytest.mark.slow  # starts a subprocess
+@pytest.mark.skipif(not os.path.isdir("/proc"), reason="lists processes through /proc")
+@pytest.mark.parametrize("sig, code, said", [("SIGTERM", 143, "terminated (SIGTERM)"), ("SIGINT", 130, "aborted")])
+def test_a_signal_to_the_whole_group_stops_the_command_cleanly(photos, bank, tmp_path, sig, code, said):
+    # A job manager's SIGTERM (or a terminal's Ctrl-C) reaches every process of the group: the
+    # pool's leave stopping to the command, which shuts them down, rather than ending mid-reply.
     import signal
     import sys
 
-    from blursynth.dataset.executors import _running
+    from blursynth._processes import has_ended
 
     out = tmp_path / "pairs"
     cmd = [sys.executable, "-m", "blursynth", "blur", str(photos), "--kernels", str(bank), "--out", str(out),
            "--per-image", "3000", "--workers", "2", "--shard-size", "64"]
-    proc, pool = _start_with_pool(cmd, tmp_path)
-    proc.send_signal(signal.SIGTERM)
+    proc, started = _start_with_pool(cmd, 1)
+    os.killpg(proc.pid, getattr(signal, sig))
     _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 143, err
-    assert err.rstrip().splitlines()[-1] == "error: terminated (SIGTERM); rerun the same command to resume."
-    assert not any(_running(pid) for pid in pool)
-    assert not list((out / "data").glob(".*tmp*"))  # nothing half-written left behind
+    assert proc.returncode == code, err
+    assert err.rstrip().splitlines()[-1] == f"error: {said}; rerun the same command to resume."
+    assert _wait_for(lambda: all(has_ended(pid) for pid in started), 5)
+    assert not list((out / "data").glob(".*tmp*")) and _lock_free(out)  # nothing half-written, nothing held
 
 
 @pytest.mark.slow  # starts a subprocess
-def test_running_tells_a_live_process_from_an_ended_one():
+def test_has_ended_tells_a_live_process_from_an_ended_one():
     import subprocess
     import sys
 
-    from blursynth.dataset.executors import _running
+    from blursynth._processes import has_ended
 
-    assert _running(os.getpid())
+    assert has_ended(os.getpid()) is False
     child = subprocess.Popen([sys.executable, "-c", "pass"])
-    assert _wait_for(lambda: not _running(child.pid), 10)  # ended, not yet reaped: a zombie
+    assert _wait_for(lambda: has_ended(child.pid), 10)  # ended, not yet reaped: a zombie
     child.wait()
-    assert not _running(child.pid)
+    assert has_ended(child.pid) is True

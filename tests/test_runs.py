@@ -305,6 +305,44 @@ def test_restore_model_builds_a_module_with_a_non_persistent_buffer_the_ordinary
     assert torch.equal(restored.conv.weight, state["conv.weight"])
 
 
+class _Tied(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.a = torch.nn.Linear(3, 3, bias=False)
+        self.b = torch.nn.Linear(3, 3, bias=False)
+        self.b.weight = self.a.weight
+
+
+class _Computing(torch.nn.Module):
+    """A constructor that computes with its tensors (no meta kernel for .item()), and keeps a
+    plain tensor attribute."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(3, 3, 1)
+        self.steps = int(torch.arange(4).sum().item())
+        self.ramp = torch.linspace(0, 1, 3)
+
+
+class _PlainTensor(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(3, 3, 1)
+        self.ramp = torch.linspace(0, 1, 3)
+
+
+@pytest.mark.parametrize("cls", [_Tied, _Computing, _PlainTensor])
+def test_restore_model_builds_the_ordinary_way_what_the_meta_device_cannot(cls):
+    state = cls().state_dict()
+    _, restored = runs.restore_model("m", lambda: (None, cls(), state), "a test net")
+    assert not any(t.is_meta for t in restored.state_dict().values())
+    assert all(torch.equal(restored.state_dict()[k], state[k]) for k in state)
+    if cls is _Tied:
+        assert restored.b.weight is restored.a.weight  # still one tensor: training keeps them tied
+    else:
+        assert not restored.ramp.is_meta and torch.equal(restored.ramp, torch.linspace(0, 1, 3))
+
+
 @pytest.mark.parametrize("change", ["shape", "missing", "extra"])
 def test_restore_model_refuses_weights_that_do_not_fit_in_one_line(change):
     state = torch.nn.Conv2d(3, 8, 3).state_dict()

@@ -447,7 +447,7 @@ def test_online_spec_mistakes_are_named(photos, tmp_path, tiny_pairs_dataset, ru
     recipe = tmp_path / "r.toml"
     recipe.write_text(RECIPE.format(photos=photos))
     for spec, expected in ((photos, "is a folder; expected a recipe TOML"),
-                           (f"{recipe}:abc", f"weight 'abc' is not a number; use e.g. --online {recipe}:2")):
+                           (f"{recipe}:abc", f"weight 'abc' is not a number; expected PATH[:WEIGHT], e.g. --online {recipe}:2")):
         r = run_cli("train", "--data", tiny_pairs_dataset(), "--online", spec, "--out", tmp_path / "run",
                     "--steps", "1", *TRAIN_FAST)
         assert r.code == 2 and expected in error_line(r), r.err

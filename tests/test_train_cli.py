@@ -424,5 +424,11 @@ def test_data_weight_that_is_not_a_number_is_named_as_such(run_cli, tmp_path, ti
     path = tiny_pairs_dataset()
     r = run_cli("train", "--data", f"{path}:abc", "--out", tmp_path / "run", "--steps", "1")
     assert r.code == 2 and not (tmp_path / "run").exists()
-    assert error_line(r) == f"error: --data {path}:abc: weight 'abc' is not a number; expected PATH[:WEIGHT], " \
-                            f"e.g. --data {path}:2."
+    assert f"--data {path}:abc: weight 'abc' is not a number; expected PATH[:WEIGHT], e.g. --data {path}:2." \
+        in error_line(r)
+    # Where no weight is taken, PATH:2 is a path, and there is no such dataset.
+    from blursynth.errors import DatasetError
+    from blursynth.train.data import open_pairs
+
+    with pytest.raises(DatasetError, match=r"^--data .*:2: no such folder; expected a pair dataset"):
+        open_pairs(f"{path}:2")

@@ -13,10 +13,10 @@ import os
 import signal
 import sys
 import threading
-import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass
 
+from .._processes import end_with
 from .._threads import one_thread, one_thread_process
 from ..errors import BadInputError
 
@@ -185,10 +185,15 @@ def _init_worker(queue, command_pid: int | None = None):
     global _progress_queue
     _progress_queue = queue
     if command_pid is not None:
-        # A process forked from the command's inherits its SIGTERM handler (the command stops
-        # on it as on Ctrl-C, shutting the pool down): a pool process just ends.
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        _end_with_command(command_pid)
+        # Ctrl-C in a terminal, and SIGTERM from a job manager (systemd, Slurm, `kill -- -PGID`),
+        # reach every process of the command's group. The command stops on either and shuts its
+        # pool down; a pool process that ended on it mid-reply would leave that shutdown waiting
+        # on a half-sent result, so the pool's processes leave stopping to the command (or to
+        # end_with, should the command end first). A Python-level handler, not SIG_IGN, so that
+        # a program a pool process runs gets the signals' usual meaning.
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, _left_to_the_command)
+        end_with(command_pid)
     # Each worker process uses one thread: parallelism comes from processes (Numba's parallel
     # kernels size their threads by blursynth._numba.kernel_threads, which one_thread_process
     # sets to one for the process's life). The variables
@@ -512,45 +517,8 @@ class RowFeed:
 _feed_rows = None  # the row maker of a RowFeed pool process (set once, by its initializer)
 
 
-#: Seconds between a pool process's looks at whether the process that started it is alive.
-_PARENT_POLL = 0.5
-
-
-def _end_with_command(command_pid: int) -> None:
-    """End this pool process within :data:`_PARENT_POLL` of the end of the command's process
-    (``command_pid``, which made the pool) or of its own parent.
-
-    A command killed outright (SIGKILL, the out-of-memory killer) cannot shut its pool down, and
-    its processes would wait for work forever, holding the output folder's lock (shared with
-    them at the fork), so that a rerun is refused. A process forked from a fork server has that
-    server as its parent, which lives as long as any process it forked: hence the command's pid.
-    """
-    parent = os.getppid()
-
-    def watch():
-        while os.getppid() == parent and _running(command_pid):
-            time.sleep(_PARENT_POLL)
-        os._exit(1)
-
-    threading.Thread(target=watch, name="blursynth-watch-parent", daemon=True).start()
-
-
-def _running(pid: int) -> bool:
-    """Whether process ``pid`` exists and has not ended (an ended one waiting to be reaped, a
-    zombie, has not exited its work but has ended it)."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            return f.read().rsplit(b")", 1)[1].split()[0] != b"Z"
-    except FileNotFoundError:
-        return False
-    except OSError:  # no /proc here: whether it exists at all
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return False
-        except OSError:
-            pass
-        return True
+def _left_to_the_command(signum, frame):
+    """A pool process's handler of SIGINT and SIGTERM: nothing (see :func:`_init_worker`)."""
 
 
 def _init_feed_worker(queue, command_pid: int, make_rows):

@@ -192,24 +192,34 @@ _held: dict = {}
 _held_guard = threading.Lock()
 
 
-def _holder_pid(fd: int) -> str:
+def _holder_record(fd: int) -> str:
+    """The lock file's record of its holder (:func:`_lock_record`; an older blursynth wrote the
+    pid alone), or "" where it cannot be read."""
     try:
-        return os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "unknown"
+        return os.pread(fd, 256, 0).decode("ascii", "replace").strip()
     except OSError:
-        return "unknown"
+        return ""
 
 
-def _ended(pid: str) -> bool:
-    """Whether no process ``pid`` exists (False where that cannot be told)."""
-    try:
-        if int(pid) <= 0:  # not a process (0 and below name process groups)
-            return False
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return True
-    except (ValueError, OSError):  # unknown, or someone else's process
+def _holder_ended(record: str) -> bool:
+    """Whether the lock file's ``record`` (:func:`_lock_record`) names a process of this host
+    and pid namespace that has ended. False where it cannot be told: a holder on another host
+    (a network file system's lock) or in another container has a pid that means nothing here."""
+    fields = record.split()
+    if len(fields) != 3 or fields[1:] != _lock_record().split()[1:] or not fields[0].isdigit():
         return False
-    return False
+    from .._processes import has_ended
+
+    return has_ended(int(fields[0])) is True
+
+
+def _lock_record() -> str:
+    """What a lock file holds while held: this process's pid, host and pid namespace."""
+    try:
+        namespace = str(os.stat("/proc/self/ns/pid").st_ino)
+    except OSError:
+        namespace = "-"
+    return f"{os.getpid()} {os.uname().nodename or '-'} {namespace}\n"
 
 
 @contextmanager
@@ -217,8 +227,8 @@ def lock_output(path, *, shown=None, option: str = "--out", keep: bool = True):
     """Hold an exclusive lock on the output folder ``path`` while writing it.
 
     The lock is a non-blocking ``fcntl.flock`` on ``path/.blursynth.lock`` (made if missing,
-    with ``path`` itself; hidden, so every :class:`OutputKind` owns it), holding the owner's pid
-    while held and emptied on release (finished outputs are the same bytes whoever wrote them).
+    with ``path`` itself; hidden, so every :class:`OutputKind` owns it), holding the owner's pid,
+    host and pid namespace while held (:func:`_lock_record`) and emptied on release (finished outputs are the same bytes whoever wrote them).
     The kernel releases it when the process ends however it ends, so a killed run never leaves
     a folder locked; the file is left behind (harmless) unless ``keep`` is false. Locking again in
     the same thread, as a command does around the writer it calls, nests.
@@ -293,10 +303,11 @@ def lock_output(path, *, shown=None, option: str = "--out", keep: bool = True):
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
-                pid = _holder_pid(fd)
+                record = _holder_record(fd)
+                pid = record.split()[0] if record.split() else "unknown"
                 os.close(fd)
                 fd = None
-                if _ended(pid):  # a process it started holds the lock it shared with them
+                if _holder_ended(record):  # a process it forked holds the lock it shared with them
                     raise BadInputError(
                         f"{option} {shown or path}: blursynth process {pid} has ended, but a process it "
                         f"started still holds the folder (a pool process ends within a second of its "
@@ -313,7 +324,7 @@ def lock_output(path, *, shown=None, option: str = "--out", keep: bool = True):
                 os.close(fd)
                 fd = None
         os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        os.pwrite(fd, _lock_record().encode(), 0)
         yield path
     finally:
         if fd is not None:

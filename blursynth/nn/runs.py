@@ -216,10 +216,11 @@ def restore_model(path, build, what: str):
     The module is built on the meta device, where its layers draw no initial weights (for a
     model whose weights are about to be replaced, drawing them was most of the time it took
     to load), and then takes copies of the checkpoint's tensors, each contiguous in the dtype
-    the module gives it: what ``load_state_dict`` would have copied into it. A module
-    with a tensor that no state dict carries (a non-persistent buffer) is built the ordinary
-    way, under a forked RNG so that the caller's random state stays as it was. A checkpoint
-    that does not fit is refused in one line naming ``what``.
+    the module gives it: what ``load_state_dict`` would have copied into it. A module that does
+    not build there, ties weights (copies would untie them) or keeps a tensor no state dict
+    carries (a non-persistent buffer, a plain tensor attribute) is built the ordinary way,
+    under a forked RNG so that the caller's random state stays as it was. A checkpoint that
+    does not fit is refused in one line naming ``what``.
 
     Returns
     -------
@@ -232,23 +233,34 @@ def restore_model(path, build, what: str):
             with torch.device("meta"):
                 config, module, state = build()
             want = module.state_dict()
-            empty = all(name in want for name, _ in module.named_buffers())
-        except NotImplementedError:  # a constructor that computes with its tensors
-            empty = False
-        if not empty:
-            with torch.random.fork_rng(devices=[]):
-                config, module, state = build()
-            module.load_state_dict(state)
-            return config, module
-        # (Not ``to_empty``: its meta tensor's ``empty_like`` imports sympy, 0.3 s.)
-        state = {name: t.to(dtype=want[name].dtype, memory_format=torch.contiguous_format,
-                            copy=True) if name in want else t
-                 for name, t in state.items()}
-        module.load_state_dict(state, assign=True)
+            fits = (all(name in want for name, _ in module.named_buffers())
+                    and len(list(module.named_parameters(remove_duplicate=False)))
+                    == len(list(module.named_parameters())))  # no tied weights, which copies untie
+        except Exception:  # noqa: BLE001 - a constructor that computes: built the ordinary way below
+            fits = False
+        if fits:
+            # (Not ``to_empty``: its meta tensor's ``empty_like`` imports sympy, 0.3 s.)
+            module.load_state_dict({name: t.to(dtype=want[name].dtype, memory_format=torch.contiguous_format,
+                                               copy=True) if name in want else t
+                                    for name, t in state.items()}, assign=True)
+            if not _meta_left(module):
+                return config, module
+        with torch.random.fork_rng(devices=[]):
+            config, module, state = build()
+        module.load_state_dict(state)
         return config, module
     except (KeyError, TypeError, ValueError, RuntimeError, AttributeError) as exc:
         raise BadInputError(f"--model {path}: checkpoint does not hold {what} "
                             f"({' '.join(str(exc).split())[:200]}).") from None
+
+
+def _meta_left(module) -> bool:
+    """Whether a tensor of ``module`` is still on the meta device: a parameter or buffer, or a
+    plain tensor attribute that a constructor made (which no state dict carries)."""
+    import torch
+
+    return any(t.is_meta for t in (*module.parameters(), *module.buffers())) or any(
+        isinstance(v, torch.Tensor) and v.is_meta for m in module.modules() for v in vars(m).values())
 
 
 def open_run_folder(out, kind: RunKind):

@@ -457,11 +457,7 @@ def open_online(spec: str, *, device: str = "cpu") -> OnlineBlur:
     expected = "expected a recipe TOML with a blur step (e.g. recipes/deblurgan-synth.toml)"
     if p.is_dir():
         raise BadInputError(f"--online {spec}: is a folder; {expected}.")
-    if not p.is_file():
-        head, _, weight = str(spec).rpartition(":")
-        if head and Path(head).is_file():  # PATH:WEIGHT whose weight is not a number
-            raise BadInputError(f"--online {spec}: weight {weight!r} is not a number; use e.g. "
-                                f"--online {head}:2.")
+    if not p.is_file():  # (a weight that is not a number: parse_data_spec says so)
         raise BadInputError(f"--online {spec}: no such recipe file; {expected}.")
     # train has no --input: an input is pointed elsewhere in the recipe itself.
     return OnlineBlur._from_recipe(p, build=None, inputs=None, sets=(), device=device,

@@ -61,6 +61,9 @@ def parse_data_spec(spec: str, option: str = "--data") -> DataSource:
         try:
             weight = float(tail)
         except ValueError:
+            if path and Path(path).exists() and not Path(spec).exists():
+                raise BadInputError(f"{option} {spec}: weight {tail!r} is not a number; expected "
+                                    f"PATH[:WEIGHT], e.g. {option} {path}:2.") from None
             path, weight = str(spec), 1.0
     else:
         path, weight = str(spec), 1.0
@@ -80,10 +83,6 @@ def open_pairs(path, *, verify: bool = True):
 
     p = Path(path)
     if not p.exists():
-        head, _, tail = str(path).rpartition(":")
-        if head and Path(head).exists():  # PATH:WEIGHT whose weight is not a number
-            raise BadInputError(f"--data {path}: weight {tail!r} is not a number; expected "
-                                f"PATH[:WEIGHT], e.g. --data {head}:2.")
         raise DatasetError(f"--data {path}: no such folder; expected a pair dataset written by "
                            f"blursynth (with manifest.json).")
     try:
