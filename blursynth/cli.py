@@ -190,15 +190,25 @@ def _main(argv) -> int:
         click.echo(f"error: {_one_line(exc)}", err=True)
         return exc.exit_code
     except KeyboardInterrupt as exc:
-        what, code = ("terminated (SIGTERM)", 143) if isinstance(exc, Terminated) else ("interrupted", 130)
-        click.echo(f"error: {what}; completed shards are kept, rerun the same command to resume.", err=True)
-        return code
+        return _interrupted(exc)
     except Exception as exc:  # a bug or an environment failure, not bad input
+        stop = exc.__cause__
+        if isinstance(stop, KeyboardInterrupt):
+            # Raised by the signal's handler inside native code that then reported "a result
+            # with an exception set" (Numba's dispatcher): the interrupt, not a failure.
+            return _interrupted(stop)
         if debug:
             raise
         click.echo(f"error: {_describe(exc)}", err=True)
         return 1
     return 0
+
+
+def _interrupted(exc: KeyboardInterrupt) -> int:
+    """Say that the command was interrupted (Ctrl-C) or terminated (SIGTERM); its exit status."""
+    what, code = ("terminated (SIGTERM)", 143) if isinstance(exc, Terminated) else ("interrupted", 130)
+    click.echo(f"error: {what}; completed shards are kept, rerun the same command to resume.", err=True)
+    return code
 
 
 def entry_point():

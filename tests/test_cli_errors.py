@@ -266,3 +266,20 @@ def test_an_interrupt_by_sigterm_says_so_and_exits_143():
             error = Interrupted.of("; kept.")
         assert (str(error), error.exit_code) == (said, code)
     assert Interrupted("x").exit_code == 130  # the class's own status is untouched
+
+
+@pytest.mark.parametrize("stop, code, said", [(KeyboardInterrupt, 130, "interrupted"),
+                                              ("Terminated", 143, "terminated (SIGTERM)")])
+def test_an_interrupt_that_native_code_wrapped_is_still_an_interrupt(run_cli, monkeypatch, stop, code, said):
+    # A signal's handler raising inside Numba's dispatcher comes out as "SystemError: ...
+    # returned a result with an exception set", the interrupt as its cause.
+    import blursynth.cli
+    from blursynth.errors import Terminated
+
+    stop = Terminated() if stop == "Terminated" else stop()
+    wrapped = SystemError("CPUDispatcher(<function f>) returned a result with an exception set")
+    wrapped.__cause__ = stop
+    monkeypatch.setattr(blursynth.cli.cli, "main", _raising(wrapped))
+    r = run_cli("trajectories")
+    assert r.code == code
+    assert error_line(r) == f"error: {said}; completed shards are kept, rerun the same command to resume."

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from .._processes import end_with
 from .._threads import one_thread, one_thread_process
-from ..errors import BadInputError
+from ..errors import BadInputError, Terminated
 
 EXECUTORS = ("local", "ray")
 
@@ -187,12 +187,14 @@ def _init_worker(queue, command_pid: int | None = None):
     if command_pid is not None:
         # Ctrl-C in a terminal, and SIGTERM from a job manager (systemd, Slurm, `kill -- -PGID`),
         # reach every process of the command's group. The command stops on either and shuts its
-        # pool down; a pool process that ended on it mid-reply would leave that shutdown waiting
-        # on a half-sent result, so the pool's processes leave stopping to the command (or to
-        # end_with, should the command end first). A Python-level handler, not SIG_IGN, so that
-        # a program a pool process runs gets the signals' usual meaning.
+        # pool down, which waits for the tasks running; a pool process that ended on the signal
+        # while sending a result would leave that wait hanging on the half-sent message. So a
+        # pool process stops its task (a KeyboardInterrupt, sent back as the task's result) and
+        # only its task (_pool_task), and is ended by the pool's shutdown, or by end_with should
+        # the command end first. A Python-level handler, not SIG_IGN, so that a program a pool
+        # process runs gets the signals' usual meaning.
         for sig in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(sig, _left_to_the_command)
+            signal.signal(sig, _stop_the_task)
         end_with(command_pid)
     # Each worker process uses one thread: parallelism comes from processes (Numba's parallel
     # kernels size their threads by blursynth._numba.kernel_threads, which one_thread_process
@@ -285,7 +287,7 @@ def _run_pool(write_shard, tasks, workers: int, make_rows, bar):
             def start():
                 try:
                     for task in first:
-                        started.append(pool.submit(write_shard, task))
+                        started.append(pool.submit(_pool_task, write_shard, task))
                 except BaseException as exc:  # re-raised below, in this thread
                     errors.append(exc)
 
@@ -299,7 +301,7 @@ def _run_pool(write_shard, tasks, workers: int, make_rows, bar):
                     pending.update(started)
                     started.clear()
                     while todo and len(pending) < n_pool:
-                        pending.add(pool.submit(write_shard, todo.pop(0)))
+                        pending.add(pool.submit(_pool_task, write_shard, todo.pop(0)))
                 if todo:
                     with one_thread():  # a shard run here runs as the pool's processes run it
                         result = write_shard(todo.pop(0))
@@ -517,8 +519,36 @@ class RowFeed:
 _feed_rows = None  # the row maker of a RowFeed pool process (set once, by its initializer)
 
 
-def _left_to_the_command(signum, frame):
-    """A pool process's handler of SIGINT and SIGTERM: nothing (see :func:`_init_worker`)."""
+_task_running = False  # in a pool process: whether _pool_task is running its function
+_stop_asked = None  # in a pool process: the SIGINT or SIGTERM that came
+
+
+def _stopped(signum):
+    """The exception a task stopped by ``signum`` raises, and its command then: the same as the
+    command's own on that signal, whichever of the two reaches the command first."""
+    return Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
+
+
+def _stop_the_task(signum, frame):
+    """A pool process's handler of SIGINT and SIGTERM (:func:`_init_worker`): stop the task
+    running, if one is; a task that has not started yet stops as it starts."""
+    global _stop_asked
+    _stop_asked = signum
+    if _task_running:
+        raise _stopped(signum)
+
+
+def _pool_task(fn, *args):
+    """``fn(*args)`` in a pool process, stoppable by a signal while it runs (not while its result
+    is sent back, which follows)."""
+    global _task_running
+    if _stop_asked is not None:
+        raise _stopped(_stop_asked)
+    _task_running = True
+    try:
+        return fn(*args)
+    finally:
+        _task_running = False
 
 
 def _init_feed_worker(queue, command_pid: int, make_rows):
@@ -529,7 +559,7 @@ def _init_feed_worker(queue, command_pid: int, make_rows):
 
 def _feed_chunk(start, stop):
     """Pool process: the rows of items ``start..stop-1`` (dicts, tables or Skipped), sent back whole."""
-    return list(_feed_rows(start, stop))
+    return _pool_task(lambda: list(_feed_rows(start, stop)))
 
 
 def _run_fed(write_shard, tasks, workers: int, make_rows, bar, chunk: int, tail_chunk: int | None = None):
