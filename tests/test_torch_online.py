@@ -535,16 +535,21 @@ def test_a_photo_that_fails_to_decode_is_warned_about_and_its_pairs_replaced(pho
     assert torch.equal(items[6]["blurred"], items[0]["blurred"])
 
 
-@pytest.mark.parametrize("ask", ["read", "getitem", "read_many"])
-def test_a_photo_that_fails_to_decode_is_warned_about_at_the_line_that_asked(photos, tmp_path, ask):
-    import warnings
-
-    folder = tmp_path / "bad"
+def _one_good_one_damaged(photos, folder):
+    """``folder`` with a photo (a.png) and a copy whose pixels do not decode (b_damaged.png)."""
     folder.mkdir()
     data = bytearray(next(p for p in sorted(photos.iterdir()) if p.suffix == ".png").read_bytes())
     (folder / "a.png").write_bytes(bytes(data))
     data[len(data) // 2] ^= 0xFF
     (folder / "b_damaged.png").write_bytes(bytes(data))
+    return folder
+
+
+@pytest.mark.parametrize("ask", ["read", "getitem", "read_many"])
+def test_a_photo_that_fails_to_decode_is_warned_about_at_the_line_that_asked(photos, tmp_path, ask):
+    import warnings
+
+    folder = _one_good_one_damaged(photos, tmp_path / "bad")
     ds = OnlineBlur(folder, {"psf_source": "fresh", "crop": [32, 32], "canvas": 15, "length": 8.0,
                              "device": "cpu"})
     with warnings.catch_warnings(record=True) as caught:
@@ -554,12 +559,7 @@ def test_a_photo_that_fails_to_decode_is_warned_about_at_the_line_that_asked(pho
 
 
 def test_online_blur_with_strict_stops_at_a_photo_that_fails_to_decode(photos, tmp_path):
-    folder = tmp_path / "bad"
-    folder.mkdir()
-    data = bytearray(next(p for p in sorted(photos.iterdir()) if p.suffix == ".png").read_bytes())
-    (folder / "a.png").write_bytes(bytes(data))
-    data[len(data) // 2] ^= 0xFF
-    (folder / "b_damaged.png").write_bytes(bytes(data))
+    folder = _one_good_one_damaged(photos, tmp_path / "bad")
     ds = OnlineBlur(folder, {"psf_source": "fresh", "crop": [32, 32], "canvas": 15, "length": 8.0,
                              "device": "cpu", "strict": True})
     assert ds[0]["blurred"].shape[-2:] == (32, 32)
