@@ -189,9 +189,9 @@ def _init_worker(queue, command_pid: int | None = None):
         # reach every process of the command's group. The command stops on either and shuts its
         # pool down, which waits for the tasks running; a pool process that ended on the signal
         # while sending a result would leave that wait hanging on the half-sent message. So a
-        # pool process stops its task (a KeyboardInterrupt, sent back as the task's result) and
-        # only its task (_pool_task), and is ended by the pool's shutdown, or by end_with should
-        # the command end first. A Python-level handler, not SIG_IGN, so that a program a pool
+        # pool process stops its task (raising what the command raises on that signal, sent back
+        # as the task's result) and only its task (_pool_task), and is ended by the pool's
+        # shutdown, or by end_with should the command end first. A Python-level handler, not SIG_IGN, so that a program a pool
         # process runs gets the signals' usual meaning.
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, _stop_the_task)
