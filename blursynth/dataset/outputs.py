@@ -229,9 +229,10 @@ def lock_output(path, *, shown=None, option: str = "--out", keep: bool = True):
     The lock is a non-blocking ``fcntl.flock`` on ``path/.blursynth.lock`` (made if missing,
     with ``path`` itself; hidden, so every :class:`OutputKind` owns it), holding the owner's pid,
     host and pid namespace while held (:func:`_lock_record`) and emptied on release (finished
-    outputs are the same bytes whoever wrote them). The kernel releases it when the process ends however it ends, so a killed run never leaves
-    a folder locked; the file is left behind (harmless) unless ``keep`` is false. Locking again in
-    the same thread, as a command does around the writer it calls, nests.
+    outputs are the same bytes whoever wrote them). The kernel releases it when the process ends
+    however it ends, so a killed run never leaves a folder locked; the file is left behind
+    (harmless) unless ``keep`` is false. Locking again in the same thread, as a command does
+    around the writer it calls, nests.
 
     Parameters
     ----------
