@@ -17,6 +17,7 @@ import torch
 from ..errors import BadInputError
 from ..nn import runs
 from ..nn.runs import CHECKPOINT, METRICS_CSV, RUN_JSON
+from .config import MODEL_VERSION
 from .losses import ALPHA_WEIGHS, LossWeights, relativistic_critic_loss, \
     relativistic_generator_loss
 from .model import CONFIGS, BGANConfig, BlurGenerator, build_bgan, model_fingerprint
@@ -25,7 +26,6 @@ from .unpaired import UnpairedPlan, check_unpaired_settings, open_unpaired_run
 MODEL_JSON = "model.json"
 SAMPLES_DIR = "samples"
 MODEL_FORMAT = runs.BGAN_FORMAT
-MODEL_VERSION = 1
 METRIC_COLUMNS = ("step", "lr", "loss_d", "loss_g", "loss_blur", "loss_perceptual",
                   "score_real", "score_fake", "seconds")
 
