@@ -194,6 +194,8 @@ def weights_fingerprint(config: dict, state_dict, *, skip: str | None = None) ->
     name order), leaving out the tensors whose names start with ``skip``.
 
     Two models with the same fingerprint compute the same; the pairs a model makes record it.
+    The tensors may be torch's or NumPy arrays (:mod:`blursynth.nn.torchfile`): the same
+    fingerprint.
     """
     import hashlib
 
@@ -203,7 +205,7 @@ def weights_fingerprint(config: dict, state_dict, *, skip: str | None = None) ->
     for name, t in sorted(state_dict.items()):
         if skip is not None and name.startswith(skip):
             continue
-        a = t.detach().cpu().contiguous().numpy()
+        a = t if isinstance(t, np.ndarray) else t.detach().cpu().contiguous().numpy()
         h.update(f"{name}:{a.dtype.str}:{a.shape}".encode())
         h.update(np.ascontiguousarray(a).tobytes())
     return h.hexdigest()[:16]

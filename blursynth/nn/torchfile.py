@@ -1,0 +1,198 @@
+"""Read the tensors of a ``torch.save`` file without importing torch.
+
+A checkpoint of torch 1.6 and later is a zip archive: ``<name>/data.pkl`` pickles the object
+with each tensor's storage named by a key, and ``<name>/data/<key>`` holds that storage's raw
+bytes, stored without compression. :func:`read_torch_file` unpickles it with a reader that
+knows only the few globals a checkpoint of plain containers and tensors refers to (the rest is
+refused, so no code in the file can run), and gives every tensor as a read-only NumPy array
+mapped from the file. Importing torch takes most of a second; a learned blur that runs its
+network elsewhere (:mod:`blursynth.nn.onnxgraph`) needs only the weights.
+
+Anything this reader does not know raises :class:`UnreadableCheckpoint`; the callers then read
+the file with torch, which reads what this does not and words the refusal of what it cannot.
+"""
+
+from __future__ import annotations
+
+import collections
+import mmap
+import pickle
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+#: torch's storage classes (as a checkpoint names them) and their element types.
+_STORAGE_DTYPES = {
+    "FloatStorage": np.float32, "DoubleStorage": np.float64, "HalfStorage": np.float16,
+    "LongStorage": np.int64, "IntStorage": np.int32, "ShortStorage": np.int16,
+    "CharStorage": np.int8, "ByteStorage": np.uint8, "BoolStorage": np.bool_,
+}
+
+
+class UnreadableCheckpoint(ValueError):
+    """The file is not a ``torch.save`` archive of containers and tensors this reader knows."""
+
+
+class _StorageType:
+    def __init__(self, dtype):
+        self.dtype = np.dtype(dtype)
+
+
+def _rebuild_tensor(storage, offset, size, stride, requires_grad=False, hooks=None, metadata=None):
+    if hooks or metadata:
+        raise UnreadableCheckpoint("a tensor with hooks or metadata")
+    itemsize = storage.dtype.itemsize
+    if not size:
+        return np.array(storage[offset], copy=True) if storage.size else np.zeros((), storage.dtype)
+    span = 1 + sum((n - 1) * s for n, s in zip(size, stride)) if all(size) else 0
+    if offset < 0 or offset + span > storage.size or min(stride, default=0) < 0:
+        raise UnreadableCheckpoint("a tensor outside its storage")
+    return np.lib.stride_tricks.as_strided(storage[offset:], shape=tuple(size),
+                                           strides=tuple(s * itemsize for s in stride),
+                                           writeable=False)
+
+
+class _Unpickler(pickle.Unpickler):
+    def __init__(self, file, storages):
+        super().__init__(file)
+        self._storages = storages
+
+    def find_class(self, module, name):
+        if (module, name) == ("collections", "OrderedDict"):
+            return collections.OrderedDict
+        if (module, name) == ("torch._utils", "_rebuild_tensor_v2"):
+            return _rebuild_tensor
+        if module == "torch" and name in _STORAGE_DTYPES:
+            return _StorageType(_STORAGE_DTYPES[name])
+        raise UnreadableCheckpoint(f"refers to {module}.{name}")
+
+    def persistent_load(self, pid):
+        if not (isinstance(pid, tuple) and len(pid) == 5 and pid[0] == "storage"
+                and isinstance(pid[1], _StorageType)):
+            raise UnreadableCheckpoint(f"a storage reference {pid!r:.80}")
+        _, kind, key, _location, numel = pid
+        return self._storages(str(key), kind.dtype, int(numel))
+
+
+def read_torch_file(path):
+    """The object ``torch.save`` wrote to ``path``, its tensors as read-only NumPy arrays.
+
+    Parameters
+    ----------
+    path : str or Path
+
+    Returns
+    -------
+    obj : object
+        Dicts (``OrderedDict`` where torch kept one), lists, numbers, strings and arrays mapped
+        from the file (the file stays mapped while any of them lives).
+
+    Raises
+    ------
+    OSError
+        The file cannot be opened.
+    UnreadableCheckpoint
+        Not a zip ``torch.save`` archive, or one that refers to anything but containers and
+        plain tensors (parameters, quantised or sparse tensors, other classes), a compressed or
+        short storage, or a byte order other than little-endian.
+
+    Examples
+    --------
+    >>> import io, torch, tempfile, os
+    >>> f = os.path.join(tempfile.mkdtemp(), "w.pt")
+    >>> torch.save({"w": torch.arange(6.0).reshape(2, 3)[:, 1:], "step": 3}, f)
+    >>> obj = read_torch_file(f)
+    >>> obj["w"].tolist(), obj["step"]
+    ([[1.0, 2.0], [4.0, 5.0]], 3)
+    """
+    path = Path(path)
+    with open(path, "rb") as fh:
+        try:
+            archive = zipfile.ZipFile(fh)
+            names = archive.namelist()
+        except (zipfile.BadZipFile, ValueError, EOFError) as exc:
+            raise UnreadableCheckpoint(f"not a zip archive ({exc})") from None
+        pickles = [n for n in names if n.endswith("/data.pkl") and n.count("/") == 1]
+        if len(pickles) != 1:
+            raise UnreadableCheckpoint("no data.pkl")
+        root = pickles[0][:-len("data.pkl")]
+        order = f"{root}byteorder"
+        if order in names and archive.read(order).strip() != b"little":
+            raise UnreadableCheckpoint("big-endian storages")
+        size = path.stat().st_size
+        whole = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) if size else None
+        infos = {i.filename: i for i in archive.infolist()}
+
+        def storage(key, dtype, numel):
+            info = infos.get(f"{root}data/{key}")
+            if info is None or info.compress_type != zipfile.ZIP_STORED \
+                    or info.file_size < numel * dtype.itemsize:
+                raise UnreadableCheckpoint(f"storage {key} missing, compressed or short")
+            # The member's data start after its local header, whose name and extra field
+            # lengths are at bytes 26-29 of it.
+            head = info.header_offset
+            start = head + 30 + int.from_bytes(whole[head + 26:head + 28], "little") \
+                + int.from_bytes(whole[head + 28:head + 30], "little")
+            if start + numel * dtype.itemsize > size:
+                raise UnreadableCheckpoint(f"storage {key} runs past the file's end")
+            return np.frombuffer(whole, dtype=dtype.newbyteorder("<"), count=numel, offset=start)
+
+        try:
+            import io
+
+            return _Unpickler(io.BytesIO(archive.read(pickles[0])), storage).load()
+        except UnreadableCheckpoint:
+            raise
+        except Exception as exc:  # noqa: BLE001 - a damaged pickle raises many types
+            raise UnreadableCheckpoint(f"{type(exc).__name__} while unpickling") from None
+
+
+def read_model_weights(path, *, format: str, version: int, key: str, config_from, shapes,
+                       skip: str | None = None):
+    """A model folder's checkpoint read without torch: its config, the networks' weights, the
+    checkpoint and the fingerprint :func:`blursynth.nn.runs.weights_fingerprint` gives them.
+
+    Parameters
+    ----------
+    path : str or Path
+        The model folder (holding ``checkpoint.pt``) or the file.
+    format, version : str, int
+        What the checkpoint must say it is.
+    key : str
+        The checkpoint's entry holding the state dict.
+    config_from : callable
+        ``config_from(ckpt["config"])`` -> the config (raising ValueError or TypeError for one
+        that is not).
+    shapes : callable
+        ``shapes(config)`` -> name -> shape of every tensor the state dict must hold (float32).
+    skip : str, optional
+        Names starting with it are left out of the fingerprint (as the model's own leaves them).
+
+    Raises
+    ------
+    OSError
+        No such file.
+    UnreadableCheckpoint
+        Anything else that is not such a checkpoint: the caller reads it with torch, whose loader
+        reads what this does not or refuses the file in one line.
+    """
+    from .runs import CHECKPOINT, weights_fingerprint
+
+    file = Path(path)
+    if file.is_dir():
+        file = file / CHECKPOINT
+    ckpt = read_torch_file(file)
+    if not isinstance(ckpt, dict) or ckpt.get("format") != format or ckpt.get("version") != version:
+        raise UnreadableCheckpoint("another kind or version of checkpoint")
+    try:
+        config = config_from(ckpt["config"])
+        want = shapes(config)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise UnreadableCheckpoint(f"its config ({exc})") from None
+    state = ckpt.get(key)
+    if not isinstance(state, dict) or set(state) != set(want) or not all(
+            isinstance(a, np.ndarray) and a.dtype == np.float32 and a.shape == tuple(want[name])
+            for name, a in state.items()):
+        raise UnreadableCheckpoint(f"{key!r} is not the state dict of {config}")
+    return config, state, ckpt, weights_fingerprint(config.to_dict(), state, skip=skip)
