@@ -87,11 +87,12 @@ def test_blur_from_records_the_reference_and_bytes_do_not_depend_on_workers(uid_
     r = run_cli(*args, "--out", tmp_path / "w2", "--workers", 2)
     assert r.code == 0, r.err
     one, two = PairDataset(tmp_path / "w1"), PairDataset(tmp_path / "w2")
-    nets, _ = load_model(uid_model)
+    nets, _ = load_model(uid_model, engine="onnxruntime")  # the CPU's engine, auto's choice
     for i in range(len(one)):
         a, b = one[i], two[i]
         assert a["blurred"].tobytes() == b["blurred"].tobytes() and a["params"] == b["params"]
         p = a["params"]
+        assert p["engine"] == "onnxruntime"
         assert p["code_source"] == "reference" and set(p["reference"]) == {"file"}
         ref = load_rgb8(refs / p["reference"]["file"])[0]
         assert p["reference_box"] == centre_box(*ref.shape[:2], 24)
@@ -245,14 +246,20 @@ def test_uid_faces_recipe_builds_end_to_end(run_cli, tmp_path):
     assert p["code_source"] == "reference" and p["reference"]["pair"] in {blurry[i]["id"] for i in range(len(blurry))}
 
 
-def test_a_run_on_the_cpu_loads_its_model_once(uid_model, tmp_path, monkeypatch):
+@pytest.mark.parametrize("engine", ["auto", "torch"])
+def test_a_run_on_the_cpu_loads_its_model_once(uid_model, tmp_path, monkeypatch, engine):
+    # The check before writing and the rows share one load (a paper-size model's checkpoint
+    # holds its optimisers' state too: reading it twice doubled the start-up); ONNX Runtime's
+    # engine (auto's on the CPU) reads the weights without torch.
     from blursynth.pairs.uid import UIDBlurSettings, uid_blur
     from blursynth.uid import model as uid_model_module
+    from blursynth.uid import onnx as uid_onnx
 
     loads = []
-    load = uid_model_module.load_uid
+    load, read = uid_model_module.load_uid, uid_onnx.read_nets
     monkeypatch.setattr(uid_model_module, "load_uid",
-                        lambda path, device="cpu": loads.append(str(device)) or load(path, device))
+                        lambda path, device="cpu": loads.append(f"torch {device}") or load(path, device))
+    monkeypatch.setattr(uid_onnx, "read_nets", lambda path: loads.append("onnxruntime") or read(path))
     uid_blur(UIDBlurSettings(photos=str(two_photos(tmp_path / "photos")), model=str(uid_model),
-                             device="cpu"), tmp_path / "pairs", progress=False)
-    assert loads == ["cpu"]
+                             device="cpu", engine=engine), tmp_path / "pairs", progress=False)
+    assert loads == (["onnxruntime"] if engine == "auto" else ["torch cpu"])

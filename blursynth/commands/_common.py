@@ -67,9 +67,15 @@ def raw_bits_option(ctx, param, value):
 
 
 def learned_writer_options(f):
-    """--png-level, --shard-size and --strict of the learned-blur pair writers (bgan blur, uid
-    blur), spelled and explained the same in both."""
+    """--engine, --png-level, --shard-size and --strict of the learned-blur pair writers (bgan
+    blur, uid blur), spelled and explained the same in both."""
     options = [
+        click.option("--engine", type=click.Choice(["auto", "onnxruntime", "torch"]), default="auto",
+                     show_default=True,
+                     help="Where the network runs: onnxruntime (CPU; starts without importing torch) "
+                          "or torch (CPU or GPU). auto: torch on a GPU or to resume a dataset torch "
+                          "made, else onnxruntime. The engines' pairs can differ by one level in a "
+                          "rare pixel; each row records its engine."),
         click.option("--png-level", type=click.IntRange(0, 9), default=None,
                      help="zlib level; default is the fast fpng encoder."),
         click.option("--shard-size", type=int, default=256, show_default=True,

@@ -135,7 +135,7 @@ def _no_highlights(ctx, param, value):
 @seed_option
 @workers_option
 @overwrite_option
-def blur(photos, model, out, per_image, tile, device, png_level, shard_size, strict, pipeline, crf, camera,
+def blur(photos, model, out, per_image, tile, device, engine, png_level, shard_size, strict, pipeline, crf, camera,
          demosaic, raw_bits, noise, jpeg, exposure_gain, seed, workers, overwrite):
     """Blur sharp PHOTOS with a trained BGAN: pairs with source=bgan.
 
@@ -151,6 +151,6 @@ def blur(photos, model, out, per_image, tile, device, png_level, shard_size, str
                                 tile=tile, device=device, png_level=png_level,
                                 shard_size=shard_size, strict=strict, pipeline=pipeline, crf=crf,
                                 camera=camera, demosaic=demosaic, raw_bits=raw_bits, noise=noise,
-                                jpeg=jpeg, exposure_gain=exposure_gain)
+                                jpeg=jpeg, exposure_gain=exposure_gain, engine=engine)
     manifest = bgan_blur(settings, out, workers=workers_for_device(workers, device), overwrite=overwrite)
     echo_photo_pairs(manifest, out)

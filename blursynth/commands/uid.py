@@ -158,7 +158,7 @@ def deblur(inputs, model, out, device, overwrite, quiet):
 @seed_option
 @workers_option
 @overwrite_option
-def blur(photos, model, out, blur_from, blur_prior, per_image, reference_side, device, png_level,
+def blur(photos, model, out, blur_from, blur_prior, per_image, reference_side, device, engine, png_level,
          shard_size, strict, seed, workers, overwrite):
     """Give sharp PHOTOS a blur with a trained UID: pairs with source=uid.
 
@@ -174,6 +174,7 @@ def blur(photos, model, out, blur_from, blur_prior, per_image, reference_side, d
 
     settings = UIDBlurSettings(photos=photos, model=model, blur_from=blur_from, blur_prior=blur_prior,
                                per_image=per_image, reference_side=reference_side, seed=seed,
-                               device=device, png_level=png_level, shard_size=shard_size, strict=strict)
+                               device=device, png_level=png_level, shard_size=shard_size, strict=strict,
+                               engine=engine)
     manifest = uid_blur(settings, out, workers=workers_for_device(workers, device), overwrite=overwrite)
     echo_photo_pairs(manifest, out)

@@ -16,12 +16,12 @@ import numpy as np
 
 from .._rng import check_seed, sample_rng
 from .._threads import one_thread
-from ..bgan.model import NOISE_DIM
+from ..bgan.config import NOISE_DIM
 from ..errors import BadInputError, SettingError, checking
 from ..ops.color import describe_crf
 from ..sources.photos import PhotoPlan, load_rgb8, photo_path, scan_photos
-from .photos import check_model_unchanged, check_row_model, check_workers, model_stamp, \
-    photos_for, write_photo_pairs
+from .photos import check_engine, check_model_unchanged, check_row_model, check_workers, \
+    model_stamp, photos_for, resolve_engine, write_photo_pairs
 
 
 @dataclass(frozen=True)
@@ -41,6 +41,10 @@ class BGANBlurSettings:
         Output tile side in px; a photo larger than this runs in tiles (each with a halo of the
         generator's receptive radius).
     device : {"auto", "cpu", "cuda", "cuda:N"}
+    engine : {"auto", "onnxruntime", "torch"}
+        Where the generator runs (:func:`blursynth.pairs.photos.resolve_engine`): ONNX Runtime
+        on the CPU (starts without importing torch), torch on the CPU or a GPU; ``auto`` picks
+        torch on a GPU or to resume a dataset torch made, else ONNX Runtime.
     png_level : int or None
     shard_size : int
     strict : bool
@@ -77,9 +81,11 @@ class BGANBlurSettings:
     noise: str | None = None
     jpeg: str | None = None
     exposure_gain: str | None = None
+    engine: str = "auto"
 
     def __post_init__(self):
         self._check_raw()
+        check_engine(self.engine)
         with checking("seed"):
             check_seed(self.seed)
         if int(self.per_image) != self.per_image or self.per_image < 1:
@@ -215,7 +221,8 @@ def blur_tensor(generator, sharp, noise, *, tile: int = 512):
 
 
 def blur_image(generator, photo: np.ndarray, noise, *, tile: int = 512) -> np.ndarray:
-    """Blur a uint8 (H, W, 3) RGB photo with the generator and noise vector; uint8 out.
+    """Blur a uint8 (H, W, 3) RGB photo with the generator (a torch module, or ONNX Runtime's
+    :class:`blursynth.bgan.onnx.OnnxBlurGenerator`) and noise vector; uint8 out.
 
     Examples
     --------
@@ -224,6 +231,10 @@ def blur_image(generator, photo: np.ndarray, noise, *, tile: int = 512) -> np.nd
     >>> blur_image(g, np.zeros((9, 11, 3), np.uint8), pair_noise(0, 0)).shape
     (9, 11, 3)
     """
+    from ..bgan.onnx import OnnxBlurGenerator
+
+    if isinstance(generator, OnnxBlurGenerator):
+        return generator.blur_image(photo, noise, tile=tile)
     import torch
 
     if photo.dtype != np.uint8 or photo.ndim != 3 or photo.shape[2] != 3:
@@ -247,26 +258,43 @@ class _Job:
     model_step: int
     model_config: str
     device: str  # where to run: "cpu", "cuda" or "cuda:N"
+    engine: str  # "onnxruntime" or "torch"
     fingerprint: str
 
 
-def _generator(model, device: str):
-    """The generator of ``model`` on ``device``, loaded once per process and model version."""
-    from ..bgan.train import load_bgan_generator
-
+def _generator(model, device: str, engine: str = "torch"):
+    """The generator of ``model`` for ``engine`` on ``device``, loaded once per process and
+    model version."""
     try:
         stamp = model_stamp(str(model))
     except OSError:  # no such model: the loader's own error names it
-        return load_bgan_generator(model, device=device)
-    return _cached_generator(str(model), str(device), *stamp)
+        return _load_generator(model, device, engine)
+    return _cached_generator(str(model), str(device), engine, *stamp)
 
 
 @functools.lru_cache(maxsize=2)
-def _cached_generator(model_path: str, device: str, mtime_ns: int, size: int):
-    """One load per worker process and model file version (keyed by its mtime and size)."""
+def _cached_generator(model_path: str, device: str, engine: str, mtime_ns: int, size: int):
+    """One load per worker process, engine and model file version (keyed by its mtime and size)."""
+    return _load_generator(model_path, device, engine)
+
+
+def _load_generator(model, device: str, engine: str):
+    if engine == "onnxruntime":
+        from ..bgan.onnx import read_generator
+        from ..nn.torchfile import UnreadableCheckpoint
+
+        try:
+            return read_generator(model)
+        except (OSError, UnreadableCheckpoint):
+            pass  # torch reads what the reader without it does not, or refuses it in one line
     from ..bgan.train import load_bgan_generator
 
-    return load_bgan_generator(model_path, device=device)
+    if engine != "onnxruntime":
+        return load_bgan_generator(model, device=device)
+    from ..bgan.onnx import OnnxBlurGenerator
+
+    gen, info = load_bgan_generator(model)
+    return OnnxBlurGenerator(gen.config, {k: v.numpy() for k, v in gen.state_dict().items()}), info
 
 
 def _bgan_rows(start, stop, job: _Job):
@@ -274,7 +302,7 @@ def _bgan_rows(start, stop, job: _Job):
     from ..dataset.schema import pair_row
 
     s = job.settings
-    gen, info = _generator(job.model_path, job.device)
+    gen, info = _generator(job.model_path, job.device, job.engine)
     check_model_unchanged(job.model_path, info["fingerprint"], job.model_fingerprint)
     with one_thread(job.device.split(":")[0]):
         for index, photo, note in photos_for(job.plan, start, stop, s.per_image, strict=s.strict):
@@ -286,6 +314,8 @@ def _bgan_rows(start, stop, job: _Job):
                       "model_step": job.model_step, "model_config": job.model_config,
                       "tile": s.tile, "receptive_radius": gen.receptive_radius(),
                       "device": job.device.split(":")[0]}
+            if job.engine == "onnxruntime":
+                params["engine"] = job.engine  # a torch-made row records none, as before the engines
             if note:
                 params["converted"] = note  # the key blur and dataset import use
             sharp = photo
@@ -338,23 +368,27 @@ def bgan_blur(settings: BGANBlurSettings, out, *, workers: int = 1, overwrite: b
     >>> s = BGANBlurSettings("photos/", "model/", per_image=2)   # doctest: +SKIP
     >>> bgan_blur(s, "pairs/")["num_rows"]                        # doctest: +SKIP
     """
-    from ..nn.device import resolve_device
+    from ..nn.device import resolve_device_name
 
     check_workers(workers)
-    device = resolve_device(settings.device)
-    # Checks the model before anything is written; on the CPU, the rows made in this process
-    # then use this same load (a pool's processes, forked from a fork server, load their own).
-    _, info = _generator(settings.model, "cpu")
+    device = resolve_device_name(settings.device)
+    # Checks the model before anything is written (read without torch where it can be); with
+    # ONNX Runtime, the rows made in this process then use this same load (a pool's processes,
+    # forked from a fork server, load their own).
+    _, info = _generator(settings.model, "cpu", "torch" if settings.engine == "torch" else "onnxruntime")
     plan = scan_photos(settings.photos, strict=settings.strict, exclude=out)
     recipe = {"command": "bgan blur", "model_fingerprint": info["fingerprint"],
               "photos_digest": plan.digest(), "n_photos": len(plan.files),
               "per_image": settings.per_image, "seed": settings.seed, "tile": settings.tile,
-              "png_level": settings.png_level, "device": device.type, **settings.raw_recipe()}
+              "png_level": settings.png_level, "device": device.split(":")[0], **settings.raw_recipe()}
+    engine = resolve_engine(settings.engine, device, out, recipe)
+    if engine == "onnxruntime":
+        recipe["engine"] = engine
     return write_photo_pairs(
         out, plan, per_image=settings.per_image, recipe=recipe,
         inputs={"photos": str(settings.photos), "model": str(settings.model)},
         make_job=functools.partial(_Job, settings, plan, str(settings.model), info["fingerprint"],
-                                   info["step"], info["config"]["name"], str(device)),
+                                   info["step"], info["config"]["name"], device, engine),
         rows=_bgan_rows, shard_size=settings.shard_size, workers=workers, overwrite=overwrite,
         progress=progress, desc="bgan blur", options=options,
         extra={"camera_response": describe_crf(settings.response_spec)} if settings.pipeline == "raw" else None,
@@ -373,6 +407,7 @@ def rebuild_pair(row: dict, sources, *, model, device="cpu", mosaic_only: bool =
     model : str or Path
         The model folder; its fingerprint must be the row's.
     device : torch.device or str
+        Where torch runs a row torch made (a row of ONNX Runtime is rebuilt by it, on the CPU).
     mosaic_only : bool
         For a RAW-path row: return the blurred image's noisy RAW mosaic ((H, W) float32,
         white level 1.0) instead (``dataset export --raw``).
@@ -392,7 +427,10 @@ def rebuild_pair(row: dict, sources, *, model, device="cpu", mosaic_only: bool =
     raw = params.get("raw") is not None
     if mosaic_only and not raw:
         raise BadInputError(f"pair {row.get('id', '?')} was made on the RGB path; it has no RAW mosaic.")
-    gen, info = _generator(model, str(device))  # an export rebuilds many rows
+    engine = params.get("engine", "torch")
+    if engine == "onnxruntime":
+        device = "cpu"
+    gen, info = _generator(model, str(device), engine)  # an export rebuilds many rows
     check_row_model(model, info["fingerprint"], params["model_fingerprint"])
     photo, _ = load_rgb8(photo_path(sources, params["photo"]))
     with one_thread(str(device).split(":")[0]):

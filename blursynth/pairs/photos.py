@@ -200,6 +200,73 @@ def check_workers(workers) -> None:
 # the learned ways (bgan, uid): a model folder loaded once per process and checked per row
 
 
+#: ``--engine`` of the learned ways: where their networks run.
+ENGINES = ("auto", "onnxruntime", "torch")
+
+
+def check_engine(engine) -> None:
+    """Refuse an ``--engine`` that is not one of :data:`ENGINES` (a setting's check)."""
+    from ..errors import SettingError
+
+    if engine not in ENGINES:
+        raise SettingError(f"--engine must be one of {', '.join(ENGINES)}; got {engine!r}.", "engine")
+
+
+def resolve_engine(engine: str, device: str, out, recipe: dict) -> str:
+    """The engine a learned way's run uses: ``"onnxruntime"`` or ``"torch"``.
+
+    ``auto`` is torch on a GPU, and torch where ``out`` already holds this run's pairs made by
+    torch (``recipe``, the run's recipe without an engine, is torch's: datasets made before the
+    ONNX Runtime engine resume with the arithmetic they were made with); else ONNX Runtime,
+    which starts without importing torch. Pairs of the two engines may differ in a last bit of
+    a value before rounding, so a pixel here and there by one level: the recipe, and so the
+    dataset's fingerprint, names the engine when it is ONNX Runtime.
+
+    Parameters
+    ----------
+    engine : {"auto", "onnxruntime", "torch"}
+    device : str
+        The resolved device, ``cpu`` or ``cuda[:N]``.
+    out : str or Path
+        The run's output folder.
+    recipe : dict
+        The run's recipe as torch's engine records it.
+
+    Examples
+    --------
+    >>> resolve_engine("auto", "cpu", "no/such/folder", {"command": "bgan blur"})
+    'onnxruntime'
+    >>> resolve_engine("auto", "cuda", "no/such/folder", {})
+    'torch'
+    """
+    import importlib.util
+    from pathlib import Path
+
+    from ..config import fingerprint
+    from ..dataset.schema import MANIFEST, PROGRESS
+
+    on_cpu = device == "cpu"
+    if engine == "onnxruntime" and not on_cpu:
+        raise BadInputError(f"--engine onnxruntime runs on the CPU; --device {device} needs "
+                            "--engine torch (or give --device cpu).")
+    if engine == "onnxruntime" and importlib.util.find_spec("onnxruntime") is None:
+        raise BadInputError("--engine onnxruntime: ONNX Runtime is not installed; pip install "
+                            "onnxruntime, or pass --engine torch.")
+    if engine != "auto":
+        return engine
+    if not on_cpu or importlib.util.find_spec("onnxruntime") is None:
+        return "torch"
+    for name in (PROGRESS, MANIFEST):
+        try:
+            import json
+
+            recorded = json.loads((Path(out) / name).read_text()).get("fingerprint")
+        except (OSError, ValueError, AttributeError):
+            continue
+        return "torch" if recorded == fingerprint(recipe) else "onnxruntime"
+    return "onnxruntime"
+
+
 def model_stamp(model_path: str) -> tuple:
     """``(mtime_ns, size)`` of a model folder's checkpoint (or the file): the key of a
     per-process cache of loaded models, so a retrained model is loaded again."""

@@ -24,8 +24,8 @@ from .._rng import check_seed, sample_rng
 from .._threads import one_thread
 from ..errors import BadInputError, SettingError, checking
 from ..sources.photos import PhotoPlan, load_rgb8, photo_path, scan_photos
-from .photos import check_model_unchanged, check_row_model, check_workers, model_stamp, \
-    photos_for, write_photo_pairs
+from .photos import check_engine, check_model_unchanged, check_row_model, check_workers, \
+    model_stamp, photos_for, resolve_engine, write_photo_pairs
 
 #: Stream keys of a pair's draws, ``sample_rng(seed, index, N)``: the prior's code, the reference.
 STREAM_PRIOR, STREAM_REFERENCE = 1, 2
@@ -55,6 +55,10 @@ class UIDBlurSettings:
         (bounded memory; the blur code is a global summary of the image).
     seed : int
     device : {"auto", "cpu", "cuda", "cuda:N"}
+    engine : {"auto", "onnxruntime", "torch"}
+        Where the networks run (:func:`blursynth.pairs.photos.resolve_engine`): ONNX Runtime on
+        the CPU (starts without importing torch), torch on the CPU or a GPU; ``auto`` picks
+        torch on a GPU or to resume a dataset torch made, else ONNX Runtime.
     png_level : int or None
     shard_size : int
     strict : bool
@@ -72,8 +76,10 @@ class UIDBlurSettings:
     png_level: int | None = None
     shard_size: int = 256
     strict: bool = False
+    engine: str = "auto"
 
     def __post_init__(self):
+        check_engine(self.engine)
         with checking("seed"):
             check_seed(self.seed)
         if self.blur_prior and self.blur_from is not None:
@@ -173,9 +179,13 @@ def encode_code(nets, reference: np.ndarray) -> np.ndarray:
     >>> encode_code(nets, np.zeros((32, 40, 3), np.uint8)).shape == (nets.z_dim,)
     True
     """
-    import torch
+    from ..uid.onnx import OnnxUID
 
     _check_rgb8(reference, "reference", MIN_REFERENCE)
+    if isinstance(nets, OnnxUID):
+        return nets.encode(reference)
+    import torch
+
     p = next(nets.parameters())
     nets.eval()
     with torch.no_grad():
@@ -185,6 +195,9 @@ def encode_code(nets, reference: np.ndarray) -> np.ndarray:
 
 def transfer_blur_image(nets, photo: np.ndarray, code) -> np.ndarray:
     """Blur a uint8 (H, W, 3) sharp photo with a blur code; uint8 (H, W, 3) out.
+
+    ``nets`` are torch's :class:`~blursynth.uid.model.UIDNets` or ONNX Runtime's
+    :class:`~blursynth.uid.onnx.OnnxUID`.
 
     :func:`blursynth.uid.model.transfer_blur` (the sharp-domain content decoded by the
     blurred-domain generator with ``code``, (z_dim,) values) on the whole photo.
@@ -196,14 +209,18 @@ def transfer_blur_image(nets, photo: np.ndarray, code) -> np.ndarray:
     >>> transfer_blur_image(nets, np.zeros((30, 37, 3), np.uint8), np.zeros(nets.z_dim)).shape
     (30, 37, 3)
     """
-    import torch
-
-    from ..uid.model import transfer_blur
+    from ..uid.onnx import OnnxUID
 
     _check_rgb8(photo, "photo")
     code = np.asarray(code, np.float32).reshape(1, -1)
     if code.shape[1] != nets.z_dim:
         raise ValueError(f"code must have {nets.z_dim} values (the model's z_dim); got {code.shape[1]}.")
+    if isinstance(nets, OnnxUID):
+        return nets.transfer(photo, code)
+    import torch
+
+    from ..uid.model import transfer_blur
+
     p = next(nets.parameters())
     nets.eval()
     with torch.no_grad():
@@ -215,34 +232,56 @@ def transfer_blur_image(nets, photo: np.ndarray, code) -> np.ndarray:
 
 
 @functools.lru_cache(maxsize=2)
-def _cached_nets(model_path: str, device: str, mtime_ns: int, size: int):
-    """One load per worker process and model file version (keyed by its mtime and size)."""
-    return load_model(model_path, device)
+def _cached_nets(model_path: str, device: str, engine: str, mtime_ns: int, size: int):
+    """One load per worker process, engine and model file version (keyed by its mtime and size)."""
+    return load_model(model_path, device, engine)
 
 
-def _nets(model, device: str):
-    """The UID networks of ``model`` on ``device``, loaded once per process and model version."""
+def _nets(model, device: str, engine: str = "torch"):
+    """The UID networks of ``model`` for ``engine`` on ``device``, loaded once per process and
+    model version."""
     try:
         stamp = model_stamp(str(model))
     except OSError:  # no such model: the loader's own error names it
-        return load_model(model, device)
-    return _cached_nets(str(model), str(device), *stamp)
+        return load_model(model, device, engine)
+    return _cached_nets(str(model), str(device), engine, *stamp)
 
 
-def load_model(model, device="cpu"):
+def load_model(model, device="cpu", engine: str = "torch"):
     """The UID networks of a run folder in eval mode, and ``info``: ``fingerprint``, ``step``,
     ``config`` (its name).
+
+    Parameters
+    ----------
+    model : str or Path
+    device : str or torch.device
+        torch's engine only.
+    engine : {"torch", "onnxruntime"}
+        torch's :class:`~blursynth.uid.model.UIDNets`, or ONNX Runtime's
+        :class:`~blursynth.uid.onnx.OnnxUID` (read without torch where the file allows).
 
     Raises
     ------
     BadInputError
         No model there, or a checkpoint of another kind (one line naming it).
     """
+    if engine == "onnxruntime":
+        from ..nn.torchfile import UnreadableCheckpoint
+        from ..uid.onnx import read_nets
+
+        try:
+            return read_nets(model)
+        except (OSError, UnreadableCheckpoint):
+            pass  # torch reads what the reader without it does not, or refuses it in one line
     from ..uid.model import load_uid
 
     nets, config, run_info = load_uid(model, device)
-    return nets, {"fingerprint": run_info["fingerprint"], "step": run_info["step"],
-                  "config": config.name}
+    info = {"fingerprint": run_info["fingerprint"], "step": run_info["step"], "config": config.name}
+    if engine == "onnxruntime":
+        from ..uid.onnx import OnnxUID
+
+        return OnnxUID(config, {k: v.numpy() for k, v in nets.state_dict().items()}), info
+    return nets, info
 
 
 def open_references(path, *, verify: bool = True):
@@ -297,6 +336,7 @@ class _Job:
     model_step: int
     model_config: str
     device: str  # where to run: "cpu", "cuda" or "cuda:N"
+    engine: str  # "onnxruntime" or "torch"
     references_digest: str | None  # of the --blur-from set, None without one
     fingerprint: str
 
@@ -319,7 +359,7 @@ def _uid_rows(start, stop, job: _Job):
     from ..dataset.schema import pair_row
 
     s = job.settings
-    nets, info = _nets(str(s.model), job.device)
+    nets, info = _nets(str(s.model), job.device, job.engine)
     check_model_unchanged(s.model, info["fingerprint"], job.model_fingerprint)
     with one_thread(job.device.split(":")[0]):
         for index, photo, note in photos_for(job.plan, start, stop, s.per_image, strict=s.strict):
@@ -329,6 +369,8 @@ def _uid_rows(start, stop, job: _Job):
                       "blur_code": [float(v) for v in code], **about,
                       "model_fingerprint": job.model_fingerprint, "model_step": job.model_step,
                       "model_config": job.model_config, "device": job.device.split(":")[0]}
+            if job.engine == "onnxruntime":
+                params["engine"] = job.engine  # a torch-made row records none, as before the engines
             if note:
                 params["converted"] = note  # the key blur and dataset import use
             yield pair_row(index=index, blurred=blurred, sharp=photo, psf=None, source="uid",
@@ -367,19 +409,20 @@ def uid_blur(settings: UIDBlurSettings, out, *, workers: int = 1, overwrite: boo
     >>> s = UIDBlurSettings("photos/", "model/", blur_from="blurry/")   # doctest: +SKIP
     >>> uid_blur(s, "pairs/")["num_rows"]                               # doctest: +SKIP
     """
-    from ..nn.device import resolve_device
+    from ..nn.device import resolve_device_name
 
     check_workers(workers)
-    device = resolve_device(settings.device)
-    # Checks the model before anything is written; on the CPU, the rows made in this process
-    # then use this same load (a pool's processes, forked from a fork server, load their own).
-    _, info = _nets(settings.model, "cpu")
+    device = resolve_device_name(settings.device)
+    # Checks the model before anything is written (read without torch where it can be); with
+    # ONNX Runtime, the rows made in this process then use this same load (a pool's processes,
+    # forked from a fork server, load their own).
+    _, info = _nets(settings.model, "cpu", "torch" if settings.engine == "torch" else "onnxruntime")
     plan = scan_photos(settings.photos, strict=settings.strict, exclude=out)
     recipe = {"command": "uid blur", "model_fingerprint": info["fingerprint"],
               "photos_digest": plan.digest(), "n_photos": len(plan.files),
               "per_image": settings.per_image, "seed": settings.seed,
               "code_source": settings.code_source, "png_level": settings.png_level,
-              "device": device.type}
+              "device": device.split(":")[0]}
     inputs = {"photos": str(settings.photos), "model": str(settings.model)}
     if settings.blur_from is not None:
         refs = open_references(settings.blur_from)
@@ -388,10 +431,13 @@ def uid_blur(settings: UIDBlurSettings, out, *, workers: int = 1, overwrite: boo
         recipe.update(references_digest=_references_digest(refs), n_references=len(refs),
                       reference_side=settings.reference_side)
         inputs["blur_from"] = str(settings.blur_from)
+    engine = resolve_engine(settings.engine, device, out, recipe)
+    if engine == "onnxruntime":
+        recipe["engine"] = engine
     return write_photo_pairs(
         out, plan, per_image=settings.per_image, recipe=recipe, inputs=inputs,
         make_job=functools.partial(_Job, settings, plan, info["fingerprint"], info["step"],
-                                   info["config"], str(device), recipe.get("references_digest")),
+                                   info["config"], device, engine, recipe.get("references_digest")),
         rows=_uid_rows, shard_size=settings.shard_size, workers=workers, overwrite=overwrite,
         progress=progress, desc="uid blur", options=options,
     )
@@ -434,6 +480,7 @@ def rebuild_pair(row: dict, sources, *, model, device="cpu"):
     model : str or Path
         The model folder; its fingerprint must be the row's.
     device : torch.device or str
+        Where torch runs a row torch made (a row of ONNX Runtime is rebuilt by it, on the CPU).
 
     Returns
     -------
@@ -446,7 +493,10 @@ def rebuild_pair(row: dict, sources, *, model, device="cpu"):
         The model is not the one that made the row.
     """
     params = row["params"]
-    nets, info = _nets(model, str(device))  # an export rebuilds many rows
+    engine = params.get("engine", "torch")
+    if engine == "onnxruntime":
+        device = "cpu"
+    nets, info = _nets(model, str(device), engine)  # an export rebuilds many rows
     check_row_model(model, info["fingerprint"], params["model_fingerprint"])
     photo, _ = load_rgb8(photo_path(sources, params["photo"]))
     with one_thread(str(device).split(":")[0]):
