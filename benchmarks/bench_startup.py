@@ -97,6 +97,12 @@ def main(argv=None):
             "bgan blur (1 pair, 64x64 photo)": [*bs, "bgan", "blur", "small", "--model", "bgan", "--out", "OUT",
                                                 *one],
             "uid blur (1 pair, 64x64 photo)": [*bs, "uid", "blur", "small", "--model", "uid", "--out", "OUT", *one],
+            # The learned blurs' other engine: their networks in torch (the GPU's, and the CPU's
+            # before ONNX Runtime's), whose import is most of a second.
+            "bgan blur --engine torch (1 pair, 64x64 photo)": [*bs, "bgan", "blur", "small", "--model", "bgan",
+                                                               "--engine", "torch", "--out", "OUT", *one],
+            "uid blur --engine torch (1 pair, 64x64 photo)": [*bs, "uid", "blur", "small", "--model", "uid",
+                                                              "--engine", "torch", "--out", "OUT", *one],
         }
         for cmd in runs.values():  # untimed: each command's bytecode and Numba cache written once
             _run(cmd, env, tmp)
@@ -107,22 +113,22 @@ def main(argv=None):
                 times[name].append(_run(cmd, env, tmp))
                 shutil.rmtree(tmp / "OUT", ignore_errors=True)
     med = {name: statistics.median(ts) for name, ts in times.items()}
+    judged = {name: t for name, t in med.items() if not name.startswith("python") and "--engine torch" not in name}
     rows = [
         f"`benchmarks/bench_startup.py`, {machine_line()}.",
         "",
         "A one-item run of each generator, whole processes from start to exit (`--workers 1`), medians "
         f"of {args.rounds} interleaved rounds; the first pair's own work is in them (a 720x1280 photo; "
         "frames-average: a 360x640 clip; the learned blurs: `tiny` models, on that photo and on a 64x64 "
-        "one).",
+        "one, in ONNX Runtime (their CPU default) and in torch).",
         "",
         "| run | wall s |",
         "| --- | ---: |",
         *[f"| {name} | {t:.2f} |" for name, t in med.items()],
         "",
-        "Under one second (the target): "
-        + ", ".join(name for name, t in med.items() if t < 1 and not name.startswith("python"))
-        + ". Over: " + (", ".join(name for name, t in med.items() if t >= 1 and not name.startswith("python"))
-                        or "none") + ".",
+        "Under one second (the target, for every generator in its default engine): "
+        + ", ".join(name for name, t in judged.items() if t < 1)
+        + ". Over: " + (", ".join(name for name, t in judged.items() if t >= 1) or "none") + ".",
     ]
     text = "\n".join(rows)
     print(text)
