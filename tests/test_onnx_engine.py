@@ -188,6 +188,7 @@ def test_engines_record_themselves_and_a_torch_dataset_resumes_with_torch(bgan_m
     assert run_cli(*args, "--out", tmp_path / "torch", "--engine", "torch").code == 0
     ort, tch = PairDataset(tmp_path / "ort"), PairDataset(tmp_path / "torch")
     assert ort.manifest["command"]["engine"] == "onnxruntime" and "engine" not in tch.manifest["command"]
+    assert ort.manifest["engine"].startswith("onnxruntime 1.") and tch.manifest["engine"].startswith("torch 2.")
     for i in range(len(ort)):
         a, b = ort[i], tch[i]
         assert a["params"]["engine"] == "onnxruntime" and "engine" not in b["params"]

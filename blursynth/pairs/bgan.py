@@ -21,7 +21,7 @@ from ..errors import BadInputError, SettingError, checking
 from ..ops.color import describe_crf
 from ..sources.photos import PhotoPlan, load_rgb8, photo_path, scan_photos
 from .photos import check_engine, check_model_unchanged, check_row_model, check_workers, \
-    model_stamp, photos_for, resolve_engine, write_photo_pairs
+    engine_versions, model_stamp, photos_for, resolve_engine, write_photo_pairs
 
 
 @dataclass(frozen=True)
@@ -391,7 +391,8 @@ def bgan_blur(settings: BGANBlurSettings, out, *, workers: int = 1, overwrite: b
                                    info["step"], info["config"]["name"], device, engine),
         rows=_bgan_rows, shard_size=settings.shard_size, workers=workers, overwrite=overwrite,
         progress=progress, desc="bgan blur", options=options,
-        extra={"camera_response": describe_crf(settings.response_spec)} if settings.pipeline == "raw" else None,
+        extra={**engine_versions(engine),
+               **({"camera_response": describe_crf(settings.response_spec)} if settings.pipeline == "raw" else {})},
     )
 
 

@@ -267,6 +267,23 @@ def resolve_engine(engine: str, device: str, out, recipe: dict) -> str:
     return "onnxruntime"
 
 
+def engine_versions(engine: str) -> dict:
+    """The manifest's record of the engine that ran a learned way's network:
+    ``{"engine": "onnxruntime 1.32.0"}`` (the package's version: its kernels make the bytes).
+
+    Examples
+    --------
+    >>> engine_versions("torch")["engine"].startswith("torch ")
+    True
+    """
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return {"engine": f"{engine} {version(engine)}"}
+    except PackageNotFoundError:  # a build run from a source tree
+        return {"engine": engine}
+
+
 def model_stamp(model_path: str) -> tuple:
     """``(mtime_ns, size)`` of a model folder's checkpoint (or the file): the key of a
     per-process cache of loaded models, so a retrained model is loaded again."""

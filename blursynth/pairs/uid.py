@@ -25,7 +25,7 @@ from .._threads import one_thread
 from ..errors import BadInputError, SettingError, checking
 from ..sources.photos import PhotoPlan, load_rgb8, photo_path, scan_photos
 from .photos import check_engine, check_model_unchanged, check_row_model, check_workers, \
-    model_stamp, photos_for, resolve_engine, write_photo_pairs
+    engine_versions, model_stamp, photos_for, resolve_engine, write_photo_pairs
 
 #: Stream keys of a pair's draws, ``sample_rng(seed, index, N)``: the prior's code, the reference.
 STREAM_PRIOR, STREAM_REFERENCE = 1, 2
@@ -439,7 +439,7 @@ def uid_blur(settings: UIDBlurSettings, out, *, workers: int = 1, overwrite: boo
         make_job=functools.partial(_Job, settings, plan, info["fingerprint"], info["step"],
                                    info["config"], device, engine, recipe.get("references_digest")),
         rows=_uid_rows, shard_size=settings.shard_size, workers=workers, overwrite=overwrite,
-        progress=progress, desc="uid blur", options=options,
+        progress=progress, desc="uid blur", options=options, extra=engine_versions(engine),
     )
 
 
