@@ -162,19 +162,40 @@ def test_uid_graphs_match_torch(tmp_path):
 
 # --- the command ------------------------------------------------------------------------------------
 
-def test_bgan_blur_on_the_cpu_never_imports_torch(bgan_model, tmp_path):
-    folder, _ = bgan_model
-    photos = two_photos(tmp_path / "photos")
+def _imports_torch(args) -> bool:
+    """Whether ``blursynth ARGS`` (run in a fresh interpreter, successfully) imported torch."""
     code = ("import sys; from blursynth.cli import main\n"
             "try:\n"
-            f"    main(['bgan', 'blur', {str(photos)!r}, '--model', {str(folder)!r}, '--out', "
-            f"{str(tmp_path / 'out')!r}, '--per-image', '2'])\n"
+            f"    main({[str(a) for a in args]!r})\n"
             "except SystemExit as e:\n"
             "    assert not e.code, e.code\n"
             "print('torch' in sys.modules)")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
-    assert done.stdout.split()[-1] == "False"
+    return done.stdout.split()[-1] == "True"
+
+
+def test_bgan_blur_on_the_cpu_never_imports_torch(bgan_model, tmp_path):
+    folder, _ = bgan_model
+    photos = two_photos(tmp_path / "photos")
+    assert not _imports_torch(["bgan", "blur", photos, "--model", folder, "--out", tmp_path / "out",
+                               "--per-image", 2])
+
+
+def test_uid_blur_on_the_cpu_never_imports_torch(tmp_path):
+    import torch
+
+    from blursynth.nn.runs import UID_FORMAT
+    from blursynth.uid.model import CONFIGS, build_uid
+
+    folder = tmp_path / "uid"
+    folder.mkdir()
+    torch.save({"format": UID_FORMAT, "version": 1, "config": CONFIGS["tiny"].to_dict(),
+                "nets": build_uid(CONFIGS["tiny"], seed=0).state_dict()}, folder / "checkpoint.pt")
+    photos = two_photos(tmp_path / "photos")
+    refs = two_photos(tmp_path / "refs")  # stand-ins: any images give codes
+    assert not _imports_torch(["uid", "blur", photos, "--model", folder, "--blur-from", refs,
+                               "--out", tmp_path / "out", "--workers", 2])
 
 
 def test_engines_record_themselves_and_a_torch_dataset_resumes_with_torch(bgan_model, run_cli, tmp_path):
@@ -199,7 +220,10 @@ def test_engines_record_themselves_and_a_torch_dataset_resumes_with_torch(bgan_m
     r = run_cli(*args, "--out", tmp_path / "torch")
     assert r.code == 0 and "nothing to do" in r.out
     r = run_cli(*args, "--out", tmp_path / "torch", "--engine", "onnxruntime")
-    assert r.code == 2 and "made by a different command" in error_line(r)
+    assert r.code == 2
+    assert error_line(r) == (f"error: --out {tmp_path / 'torch'} holds this command's pairs made by torch (the "
+                             "engine is part of a dataset's recipe); resume with --engine torch (or auto), or "
+                             "choose another --out.")
 
 
 def test_bgan_blur_bytes_do_not_depend_on_workers(bgan_model, run_cli, tmp_path):
@@ -219,16 +243,75 @@ def test_bgan_blur_bytes_do_not_depend_on_workers(bgan_model, run_cli, tmp_path)
 
 
 def test_engine_choices_that_cannot_run_are_refused(monkeypatch, tmp_path):
+    from types import SimpleNamespace
+
     from blursynth.errors import BadInputError, SettingError
     from blursynth.pairs import photos
     from blursynth.pairs.bgan import BGANBlurSettings
 
+    def resolve(engine, device, given="auto"):
+        return photos.resolve_engine(SimpleNamespace(engine=engine, device=given), device, tmp_path, {},
+                                     n_items=1)
+
     with pytest.raises(SettingError, match="--engine must be one of auto, onnxruntime, torch; got 'tf'"):
         BGANBlurSettings("p", "m", engine="tf")
-    with pytest.raises(BadInputError, match="--engine onnxruntime runs on the CPU; --device cuda:1"):
-        photos.resolve_engine("onnxruntime", "cuda:1", tmp_path, {})
-    assert photos.resolve_engine("auto", "cuda:1", tmp_path, {}) == "torch"
+    with pytest.raises(BadInputError, match="--engine onnxruntime runs on the CPU; --device cuda:1 is cuda:1 here"):
+        resolve("onnxruntime", "cuda:1", "cuda:1")
+    assert resolve("auto", "cuda:1") == "torch"
     monkeypatch.setattr("importlib.util.find_spec", lambda name, *a: None)
     with pytest.raises(BadInputError, match="ONNX Runtime is not installed; pip install onnxruntime"):
-        photos.resolve_engine("onnxruntime", "cpu", tmp_path, {})
-    assert photos.resolve_engine("auto", "cpu", tmp_path, {}) == "torch"
+        resolve("onnxruntime", "cpu")
+    assert resolve("auto", "cpu") == "torch"
+
+
+def test_a_limited_build_made_by_torch_resumes_with_torch(bgan_model, tmp_path):
+    # A --limit build has a fingerprint of its own: auto recognises torch's through it.
+    from blursynth.dataset.writer import WriteOptions
+    from blursynth.pairs.bgan import BGANBlurSettings, bgan_blur
+
+    folder, _ = bgan_model
+    photos = two_photos(tmp_path / "photos")
+    limited = WriteOptions(limit=3)
+
+    def run(engine):
+        return bgan_blur(BGANBlurSettings(str(photos), str(folder), per_image=4, engine=engine),
+                         tmp_path / "out", progress=False, options=limited)
+
+    assert run("torch")["num_rows"] == 3
+    again = run("auto")
+    assert again["num_rows"] == 3 and again.shards_written == 0 and again["engine"].startswith("torch")
+    with pytest.raises(Exception, match="made by torch .*resume with --engine torch"):
+        run("onnxruntime")
+
+
+@pytest.mark.parametrize("builds, files, visible, answer", [
+    (set(), set(), None, "cpu"),  # a CPU build of torch
+    ({"cuda"}, set(), None, "cpu"),  # CUDA's build where no NVIDIA device file exists
+    ({"cuda"}, {"/dev/nvidia0"}, "", "cpu"),  # a GPU hidden by CUDA_VISIBLE_DEVICES
+    ({"cuda"}, {"/dev/nvidia0"}, None, "torch"),
+    ({"cuda"}, {"/dev/dxg"}, None, "torch"),  # WSL
+    ({"hip"}, set(), None, "cpu"),
+    ({"hip"}, {"/dev/kfd"}, None, "torch"),
+    ({"xpu"}, set(), None, "torch"),  # no file tells: torch is asked
+    (None, set(), None, "torch"),  # torch's version file unreadable
+])
+def test_device_auto_is_the_cpu_without_torch_where_no_gpu_can_be(monkeypatch, builds, files, visible, answer):
+    # bgan blur and uid blur start without torch on the CPU; --device auto must not import it
+    # just to learn that a machine without a GPU has none.
+    import glob
+    import os
+
+    from blursynth.nn import device
+
+    monkeypatch.setattr(device, "_torch_gpu_builds", lambda: builds)
+    monkeypatch.setattr(glob, "glob", lambda pattern: sorted(f for f in files if f.startswith("/dev/nvidia")))
+    monkeypatch.setattr(os.path, "exists", lambda path: path in files)
+    if visible is None:
+        monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    else:
+        monkeypatch.setenv("CUDA_VISIBLE_DEVICES", visible)
+    monkeypatch.delitem(sys.modules, "torch", raising=False)  # as in a command that has not imported it
+    asked = []
+    monkeypatch.setattr(device, "resolve_device", lambda name, index=None: asked.append(name) or "cuda")
+    got = device.resolve_device_name("auto")
+    assert (got, asked) == (("cpu", []) if answer == "cpu" else ("cuda", ["auto"]))

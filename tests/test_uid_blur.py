@@ -263,3 +263,24 @@ def test_a_run_on_the_cpu_loads_its_model_once(uid_model, tmp_path, monkeypatch,
     uid_blur(UIDBlurSettings(photos=str(two_photos(tmp_path / "photos")), model=str(uid_model),
                              device="cpu", engine=engine), tmp_path / "pairs", progress=False)
     assert loads == (["onnxruntime"] if engine == "auto" else ["torch cpu"])
+
+
+def test_photos_too_small_for_the_networks_are_skipped_or_refused(uid_model, run_cli, tmp_path):
+    from blursynth.dataset import PairDataset
+    from blursynth.sources.photos import save_rgb8
+
+    photos = two_photos(tmp_path / "photos")
+    save_rgb8(photos / "tiny.png", np.full((4, 9, 3), 90, np.uint8))
+    r = run_cli("uid", "blur", photos, "--model", uid_model, "--out", tmp_path / "out")
+    assert r.code == 0, r.err
+    assert "1 of 3 photos are smaller than 5x5 (UID's smallest) and are skipped: tiny.png (4x9)" in r.err
+    assert len(PairDataset(tmp_path / "out")) == 2
+    r = run_cli("uid", "blur", photos, "--model", uid_model, "--out", tmp_path / "strict", "--strict")
+    assert r.code == 2 and error_line(r) == ("error: photo tiny.png is 4x9, smaller than UID's 5x5; use larger "
+                                             "photos (or drop --strict to skip photos that small).")
+    assert not (tmp_path / "strict").exists()
+    only = tmp_path / "only"
+    only.mkdir()
+    save_rgb8(only / "tiny.png", np.full((4, 9, 3), 90, np.uint8))
+    r = run_cli("uid", "blur", only, "--model", uid_model, "--out", tmp_path / "none")
+    assert r.code == 2 and error_line(r) == "error: photo tiny.png is 4x9, smaller than UID's 5x5; use larger photos."

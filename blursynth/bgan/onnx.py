@@ -55,7 +55,7 @@ def generator_graph(config: BGANConfig, weights: dict) -> Graph:
     out = conv(g.relu(conv(g.add(features, x), "tail.0")), "tail.2")
     if config.image_skip:
         out = g.add(out, sharp)
-    g.output(g.clip(g.scale_shift(out, 0.5, 0.5), 0.0, 1.0))
+    g.output(g.clip(g.scale_shift(out, 0.5, 0.5), 0.0, 1.0), (1, 3, "h", "w"))
     return g
 
 

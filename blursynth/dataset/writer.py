@@ -190,15 +190,11 @@ def write_dataset(
     options = options or WriteOptions()
     executor, limit = options.executor, options.limit
     if limit is not None and n_items > limit:
-        # A limited build is another dataset: its own fingerprint, so that a full
-        # build into the same folder is never mistaken for a resume of it.
-        from ..config import fingerprint as _fp
-
         # Its items are spread evenly over the full plan (item k is the plan's item
         # k * planned // limit), so a quick look samples every photo or clip, not the first.
         make_rows = functools.partial(_spread_rows, make_rows, n_items, int(limit))
+        fingerprint = dataset_fingerprint(fingerprint, n_items, options)
         n_items = int(limit)
-        fingerprint = _fp({"fingerprint": fingerprint, "limit": n_items, "picks": "spread"})
     if options.recipe is not None:
         extra = {**(extra or {}), "recipe": dict(options.recipe)}
     n_shards = max(1, math.ceil(n_items / shard_size))
@@ -385,6 +381,24 @@ def _remove_temporaries(out: Path) -> None:
     progress file in ``out``. Only those names; links are removed, never followed."""
     remove_temporaries(out / DATA_DIR, _SHARD.fullmatch)
     remove_temporaries(out, lambda name: name in (MANIFEST, PROGRESS))
+
+
+def dataset_fingerprint(fingerprint: str, n_items: int, options=None) -> str:
+    """The fingerprint a dataset of ``n_items`` planned items and a command's ``fingerprint``
+    is written under: the command's own, or for a ``--limit`` build of fewer items its own
+    (another dataset, so that a full build into the same folder is never taken for a resume of it).
+
+    Examples
+    --------
+    >>> dataset_fingerprint("ab12", 10) == "ab12" != dataset_fingerprint("ab12", 10, WriteOptions(limit=3))
+    True
+    """
+    limit = (options or WriteOptions()).limit
+    if limit is None or n_items <= limit:
+        return fingerprint
+    from ..config import fingerprint as _fp
+
+    return _fp({"fingerprint": fingerprint, "limit": int(limit), "picks": "spread"})
 
 
 def _spread_rows(make_rows, planned: int, limit: int, start: int, stop: int):

@@ -74,8 +74,10 @@ def resolve_device(name, *, index: int | None = None):
 
 def resolve_device_name(name, *, index: int | None = None) -> str:
     """:func:`resolve_device`'s answer as text (``cpu``, ``cuda``, ``cuda:N``), without importing
-    torch where the answer is the CPU whatever torch would say: ``cpu``, or ``auto`` with a torch
-    built for the CPU alone (importing torch is most of a second of a CPU command's start-up).
+    torch where the answer is the CPU whatever torch would say (importing torch is most of a
+    second of a CPU command's start-up): ``cpu``, or ``auto`` with a torch built for the CPU
+    alone, or on Linux with a torch built for CUDA or ROCm on a machine without the device files
+    their GPUs appear as (:func:`_gpu_device_files`).
 
     Examples
     --------
@@ -83,14 +85,14 @@ def resolve_device_name(name, *, index: int | None = None) -> str:
     'cpu'
     """
     name = check_device_name(name)
-    if name == "cpu" or (name == "auto" and "torch" not in sys.modules and _torch_is_cpu_only()):
+    if name == "cpu" or (name == "auto" and "torch" not in sys.modules and not _may_see_gpu()):
         return "cpu"
     return str(resolve_device(name, index=index))
 
 
-def _torch_is_cpu_only() -> bool:
-    """Whether the installed torch was built without CUDA, ROCm or XPU (read from its
-    ``torch/version.py``, which such a build writes as ``cuda = None`` and so on)."""
+def _torch_gpu_builds():
+    """The GPU back-ends the installed torch was built for (a subset of cuda, hip, xpu), read from
+    its ``torch/version.py`` (a CPU build writes ``cuda = None`` and so on); None if unreadable."""
     import importlib.util
     from pathlib import Path
 
@@ -98,5 +100,38 @@ def _torch_is_cpu_only() -> bool:
         spec = importlib.util.find_spec("torch")
         text = (Path(spec.origin).parent / "version.py").read_text()
     except (AttributeError, TypeError, ValueError, OSError):
-        return False
-    return all(re.search(rf"^{key}\s*(:[^=\n]*)?=\s*None\s*$", text, re.M) for key in ("cuda", "hip", "xpu"))
+        return None
+    builds = set()
+    for key in ("cuda", "hip", "xpu"):
+        line = re.search(rf"^{key}\s*(:[^=\n]*)?=\s*(?P<value>.*?)\s*$", text, re.M)
+        if line is None:
+            return None
+        if line["value"] != "None":
+            builds.add(key)
+    return builds
+
+
+def _gpu_device_files(build: str) -> bool:
+    """Whether this Linux machine has the device files a GPU of ``build`` appears as: NVIDIA's
+    ``/dev/nvidiaN`` (``/dev/dxg`` under WSL) for CUDA, ``/dev/kfd`` for ROCm; a CUDA GPU hidden by
+    ``CUDA_VISIBLE_DEVICES`` set empty or to -1 counts as none."""
+    import glob
+    import os
+
+    if build == "cuda":
+        if os.environ.get("CUDA_VISIBLE_DEVICES", "x").strip() in ("", "-1"):
+            return False
+        return bool(glob.glob("/dev/nvidia[0-9]*")) or os.path.exists("/dev/dxg")
+    if build == "hip":
+        return os.path.exists("/dev/kfd")
+    return True  # XPU: no file tells; torch is asked
+
+
+def _may_see_gpu() -> bool:
+    """Whether torch might see a GPU here: False only where that is certain without importing it."""
+    builds = _torch_gpu_builds()
+    if builds is None:
+        return True
+    if builds and not sys.platform.startswith("linux"):
+        return True
+    return any(_gpu_device_files(b) for b in builds)

@@ -67,6 +67,7 @@ def _tensor(name: str, array: np.ndarray) -> bytes:
 
 
 def _value_info(name: str, dims) -> bytes:
+    """A float32 tensor's name, type and shape (``dims``: sizes, and names of free sizes)."""
     shape = b"".join(_bytes_field(1, _bytes_field(2, d) if isinstance(d, str) else _int_field(1, d))
                      for d in dims)
     tensor_type = _int_field(1, _FLOAT) + _bytes_field(2, shape)
@@ -84,7 +85,7 @@ class Graph:
     >>> g = Graph()
     >>> x = g.input("x", (1, 1, "h", "w"))
     >>> y = g.conv(x, np.ones((1, 1, 3, 3), np.float32), np.zeros(1, np.float32), pad=1)
-    >>> g.output(g.relu(y))
+    >>> g.output(g.relu(y), (1, 1, "h", "w"))
     >>> out = g.session().run(None, {"x": np.ones((1, 1, 2, 3), np.float32)})[0]
     >>> out[0, 0].tolist()
     [[4.0, 6.0, 4.0], [4.0, 6.0, 4.0]]
@@ -103,8 +104,9 @@ class Graph:
         self._inputs.append(_value_info(name, dims))
         return name
 
-    def output(self, name: str) -> None:
-        self._outputs.append(_value_info(name, ()))
+    def output(self, name: str, dims) -> None:
+        """Make ``name`` a float32 output of ``dims`` (sizes, and names of the inputs' free sizes)."""
+        self._outputs.append(_value_info(name, dims))
 
     def weight(self, array, dtype=np.float32) -> str:
         name = self._name("w")
@@ -210,5 +212,5 @@ class Graph:
         options.intra_op_num_threads = 1
         options.inter_op_num_threads = 1
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        options.log_severity_level = 3  # its warnings are about its own graph rewrites
+        options.log_severity_level = 3  # errors only: a failure reaches the caller as an exception
         return ort.InferenceSession(self.to_bytes(), options, providers=["CPUExecutionProvider"])

@@ -129,11 +129,14 @@ def read_torch_file(path):
             if info is None or info.compress_type != zipfile.ZIP_STORED \
                     or info.file_size < numel * dtype.itemsize:
                 raise UnreadableCheckpoint(f"storage {key} missing, compressed or short")
-            # The member's data start after its local header, whose name and extra field
-            # lengths are at bytes 26-29 of it.
+            # The member's data start after its local header (signature PK\3\4, its name and
+            # extra field lengths at bytes 26-29, then the name): the one the directory names.
             head = info.header_offset
-            start = head + 30 + int.from_bytes(whole[head + 26:head + 28], "little") \
-                + int.from_bytes(whole[head + 28:head + 30], "little")
+            name_len = int.from_bytes(whole[head + 26:head + 28], "little")
+            start = head + 30 + name_len + int.from_bytes(whole[head + 28:head + 30], "little")
+            if whole[head:head + 4] != b"PK\x03\x04" \
+                    or whole[head + 30:head + 30 + name_len] != info.orig_filename.encode():
+                raise UnreadableCheckpoint(f"storage {key}'s local header is not the directory's")
             if start + numel * dtype.itemsize > size:
                 raise UnreadableCheckpoint(f"storage {key} runs past the file's end")
             return np.frombuffer(whole, dtype=dtype.newbyteorder("<"), count=numel, offset=start)

@@ -371,7 +371,9 @@ def bgan_blur(settings: BGANBlurSettings, out, *, workers: int = 1, overwrite: b
     from ..nn.device import resolve_device_name
 
     check_workers(workers)
-    device = resolve_device_name(settings.device)
+    # ONNX Runtime asked for by name runs on the CPU: auto then means it, whatever GPU is here.
+    auto_cpu = settings.engine == "onnxruntime" and settings.device == "auto"
+    device = "cpu" if auto_cpu else resolve_device_name(settings.device)
     # Checks the model before anything is written (read without torch where it can be); with
     # ONNX Runtime, the rows made in this process then use this same load (a pool's processes,
     # forked from a fork server, load their own).
@@ -381,7 +383,8 @@ def bgan_blur(settings: BGANBlurSettings, out, *, workers: int = 1, overwrite: b
               "photos_digest": plan.digest(), "n_photos": len(plan.files),
               "per_image": settings.per_image, "seed": settings.seed, "tile": settings.tile,
               "png_level": settings.png_level, "device": device.split(":")[0], **settings.raw_recipe()}
-    engine = resolve_engine(settings.engine, device, out, recipe)
+    engine = resolve_engine(settings, device, out, recipe, n_items=len(plan.files) * settings.per_image,
+                            options=options, overwrite=overwrite)
     if engine == "onnxruntime":
         recipe["engine"] = engine
     return write_photo_pairs(

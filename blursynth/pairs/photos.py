@@ -212,7 +212,8 @@ def check_engine(engine) -> None:
         raise SettingError(f"--engine must be one of {', '.join(ENGINES)}; got {engine!r}.", "engine")
 
 
-def resolve_engine(engine: str, device: str, out, recipe: dict) -> str:
+def resolve_engine(settings, device: str, out, recipe: dict, *, n_items: int, options=None,
+                   overwrite: bool = False) -> str:
     """The engine a learned way's run uses: ``"onnxruntime"`` or ``"torch"``.
 
     ``auto`` is torch on a GPU, and torch where ``out`` already holds this run's pairs made by
@@ -220,68 +221,87 @@ def resolve_engine(engine: str, device: str, out, recipe: dict) -> str:
     ONNX Runtime engine resume with the arithmetic they were made with); else ONNX Runtime,
     which starts without importing torch. Pairs of the two engines may differ in a last bit of
     a value before rounding, so a pixel here and there by one level: the recipe, and so the
-    dataset's fingerprint, names the engine when it is ONNX Runtime.
+    dataset's fingerprint, names the engine when it is ONNX Runtime. An engine asked for by
+    name that is not the one of the pairs ``out`` holds is refused (unless ``overwrite``),
+    naming the engine that made them.
 
     Parameters
     ----------
-    engine : {"auto", "onnxruntime", "torch"}
+    settings : BGANBlurSettings or UIDBlurSettings
+        Its ``engine`` (auto, onnxruntime or torch) and ``device`` (as given).
     device : str
         The resolved device, ``cpu`` or ``cuda[:N]``.
     out : str or Path
         The run's output folder.
     recipe : dict
         The run's recipe as torch's engine records it.
+    n_items, options : int, WriteOptions
+        The pairs planned and the write's options (a ``--limit`` build has its own fingerprint).
+    overwrite : bool
 
     Examples
     --------
-    >>> resolve_engine("auto", "cpu", "no/such/folder", {"command": "bgan blur"})
+    >>> from types import SimpleNamespace as S
+    >>> resolve_engine(S(engine="auto", device="auto"), "cpu", "no/such/folder", {}, n_items=1)
     'onnxruntime'
-    >>> resolve_engine("auto", "cuda", "no/such/folder", {})
+    >>> resolve_engine(S(engine="auto", device="auto"), "cuda", "no/such/folder", {}, n_items=1)
     'torch'
     """
     import importlib.util
+    import json
     from pathlib import Path
 
     from ..config import fingerprint
     from ..dataset.schema import MANIFEST, PROGRESS
+    from ..dataset.writer import dataset_fingerprint
 
-    on_cpu = device == "cpu"
+    engine, on_cpu = settings.engine, device == "cpu"
     if engine == "onnxruntime" and not on_cpu:
-        raise BadInputError(f"--engine onnxruntime runs on the CPU; --device {device} needs "
-                            "--engine torch (or give --device cpu).")
-    if engine == "onnxruntime" and importlib.util.find_spec("onnxruntime") is None:
+        raise BadInputError(f"--engine onnxruntime runs on the CPU; --device {settings.device} is {device} "
+                            "here: give --device cpu, or --engine torch to run on the GPU.")
+    has_ort = importlib.util.find_spec("onnxruntime") is not None
+    if engine == "onnxruntime" and not has_ort:
         raise BadInputError("--engine onnxruntime: ONNX Runtime is not installed; pip install "
                             "onnxruntime, or pass --engine torch.")
-    if engine != "auto":
-        return engine
-    if not on_cpu or importlib.util.find_spec("onnxruntime") is None:
-        return "torch"
+    made_by = None
     for name in (PROGRESS, MANIFEST):
         try:
-            import json
-
             recorded = json.loads((Path(out) / name).read_text()).get("fingerprint")
         except (OSError, ValueError, AttributeError):
             continue
-        return "torch" if recorded == fingerprint(recipe) else "onnxruntime"
-    return "onnxruntime"
+        for kind in ("torch", "onnxruntime"):
+            made = recipe if kind == "torch" else {**recipe, "engine": kind}
+            if recorded == dataset_fingerprint(fingerprint(made), n_items, options):
+                made_by = kind
+        break
+    if engine == "auto":
+        return made_by or ("onnxruntime" if on_cpu and has_ort else "torch")
+    if made_by not in (None, engine) and not overwrite:
+        raise BadInputError(f"--out {out} holds this command's pairs made by {made_by} (the engine is "
+                            f"part of a dataset's recipe); resume with --engine {made_by} (or auto), "
+                            "or choose another --out.")
+    return engine
 
 
 def engine_versions(engine: str) -> dict:
     """The manifest's record of the engine that ran a learned way's network:
-    ``{"engine": "onnxruntime 1.32.0"}`` (the package's version: its kernels make the bytes).
+    ``{"engine": "onnxruntime 1.32.0"}`` (the package's version: its kernels make the bytes; a
+    resumed dataset records the version of the run that finished it).
 
     Examples
     --------
     >>> engine_versions("torch")["engine"].startswith("torch ")
     True
     """
-    from importlib.metadata import PackageNotFoundError, version
+    from importlib.metadata import PackageNotFoundError, packages_distributions, version
 
-    try:
-        return {"engine": f"{engine} {version(engine)}"}
-    except PackageNotFoundError:  # a build run from a source tree
-        return {"engine": engine}
+    # The module may come in a distribution of another name (onnxruntime-gpu, a vendor's build).
+    for dist in packages_distributions().get(engine, [engine]):
+        try:
+            return {"engine": f"{engine} {version(dist)}"}
+        except PackageNotFoundError:
+            continue
+    return {"engine": engine}
 
 
 def model_stamp(model_path: str) -> tuple:

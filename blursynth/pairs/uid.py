@@ -31,6 +31,9 @@ from .photos import check_engine, check_model_unchanged, check_row_model, check_
 STREAM_PRIOR, STREAM_REFERENCE = 1, 2
 #: The blur encoder's smallest input side (four stride-2 convs).
 MIN_REFERENCE = 16
+#: The smallest photo side the networks take: the content at a quarter of it must be two pixels
+#: wide for its blocks' reflection padding (a side of 5 is padded to 8).
+MIN_PHOTO = 5
 
 
 @dataclass(frozen=True)
@@ -286,7 +289,7 @@ def load_model(model, device="cpu", engine: str = "torch"):
 
 def open_references(path, *, verify: bool = True):
     """The ``--blur-from`` set: an :class:`~blursynth.bgan.data.ImageSet` of blurred images."""
-    from ..bgan.data import ImageSet
+    from ..sources.image_sets import ImageSet
 
     return ImageSet(path, column="blurred", option="--blur-from", verify=verify)
 
@@ -412,12 +415,14 @@ def uid_blur(settings: UIDBlurSettings, out, *, workers: int = 1, overwrite: boo
     from ..nn.device import resolve_device_name
 
     check_workers(workers)
-    device = resolve_device_name(settings.device)
+    # ONNX Runtime asked for by name runs on the CPU: auto then means it, whatever GPU is here.
+    auto_cpu = settings.engine == "onnxruntime" and settings.device == "auto"
+    device = "cpu" if auto_cpu else resolve_device_name(settings.device)
     # Checks the model before anything is written (read without torch where it can be); with
     # ONNX Runtime, the rows made in this process then use this same load (a pool's processes,
     # forked from a fork server, load their own).
     _, info = _nets(settings.model, "cpu", "torch" if settings.engine == "torch" else "onnxruntime")
-    plan = scan_photos(settings.photos, strict=settings.strict, exclude=out)
+    plan = _without_small(scan_photos(settings.photos, strict=settings.strict, exclude=out), settings.strict)
     recipe = {"command": "uid blur", "model_fingerprint": info["fingerprint"],
               "photos_digest": plan.digest(), "n_photos": len(plan.files),
               "per_image": settings.per_image, "seed": settings.seed,
@@ -431,7 +436,8 @@ def uid_blur(settings: UIDBlurSettings, out, *, workers: int = 1, overwrite: boo
         recipe.update(references_digest=_references_digest(refs), n_references=len(refs),
                       reference_side=settings.reference_side)
         inputs["blur_from"] = str(settings.blur_from)
-    engine = resolve_engine(settings.engine, device, out, recipe)
+    engine = resolve_engine(settings, device, out, recipe, n_items=len(plan.files) * settings.per_image,
+                            options=options, overwrite=overwrite)
     if engine == "onnxruntime":
         recipe["engine"] = engine
     return write_photo_pairs(
@@ -441,6 +447,26 @@ def uid_blur(settings: UIDBlurSettings, out, *, workers: int = 1, overwrite: boo
         rows=_uid_rows, shard_size=settings.shard_size, workers=workers, overwrite=overwrite,
         progress=progress, desc="uid blur", options=options, extra=engine_versions(engine),
     )
+
+
+def _without_small(plan: PhotoPlan, strict: bool) -> PhotoPlan:
+    """``plan`` less the photos smaller than :data:`MIN_PHOTO` a side (skipped with a warning),
+    or refused where ``strict`` or where every photo is."""
+    from dataclasses import replace
+
+    small = [(rel, h, w) for rel, (h, w) in zip(plan.files, plan.sizes) if min(h, w) < MIN_PHOTO]
+    if not small:
+        return plan
+    if strict or len(small) == len(plan.files):
+        rel, h, w = small[0]
+        more = f" (as are all {len(small)} photos)" if len(small) > 1 and not strict else ""
+        raise BadInputError(f"photo {rel} is {h}x{w}, smaller than UID's {MIN_PHOTO}x{MIN_PHOTO}{more}; "
+                            "use larger photos" + (" (or drop --strict to skip photos that small)." if strict
+                                                   else "."))
+    keep = [(rel, size) for rel, size in zip(plan.files, plan.sizes) if min(size) >= MIN_PHOTO]
+    return replace(plan, files=tuple(r for r, _ in keep), sizes=tuple(z for _, z in keep),
+                   small=tuple(f"{rel} ({h}x{w})" for rel, h, w in small),
+                   small_need=f"{MIN_PHOTO}x{MIN_PHOTO} (UID's smallest)")
 
 
 def _check_reference_sizes(refs) -> None:

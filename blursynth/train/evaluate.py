@@ -562,7 +562,7 @@ def deblur_images(settings: DeblurSettings, deblur_fn=None) -> dict:
         if p.is_dir() and (p / "manifest.json").is_file():
             # A pair dataset (a blur step's output, 'uid train --real-blur'): its blurred images,
             # each written as <pair id>.png, as 'uid train' and 'uid blur --blur-from' read them.
-            from ..bgan.data import ImageSet
+            from ..sources.image_sets import ImageSet
 
             images = ImageSet(p, column="blurred", option="input")
             plan += [(_PairImage(images, i), out / f"{pair_id}.png")

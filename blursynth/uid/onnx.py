@@ -120,7 +120,7 @@ def transfer_graph(config: UIDConfig, weights: dict) -> Graph:
         x = n.res_block(x, f"gen_blurred.blocks.{i}", c, z)
     x = n.norm_relu(n.conv(x, "gen_blurred.up.0", stride=2, pad=1, transposed=True), 2 * w)
     x = n.norm_relu(n.conv(x, "gen_blurred.up.3", stride=2, pad=1, transposed=True), w)
-    g.output(g.tanh(n.conv(g.reflect_pad(x, 3), "gen_blurred.up.7")))
+    g.output(g.tanh(n.conv(g.reflect_pad(x, 3), "gen_blurred.up.7")), (1, 3, "h", "w"))
     return g
 
 
@@ -132,7 +132,7 @@ def code_graph(config: UIDConfig, weights: dict) -> Graph:
     for i in range(4):
         x = g.leaky_relu(n.conv(x, f"blur_encoder.features.{2 * i}", stride=2, pad=1), 0.2)
     g.output(g.linear(g.global_mean(x), weights["blur_encoder.mu.weight"],
-                      weights["blur_encoder.mu.bias"]))
+                      weights["blur_encoder.mu.bias"]), (1, config.z_dim))
     return g
 
 
