@@ -204,6 +204,34 @@ def test_rerun_rebuilds_a_shard_that_changed_on_disk(tmp_path):
     assert verify_dataset(tmp_path / "d")["rows"] == 20
 
 
+@pytest.mark.parametrize("stop_early", [False, True])
+def test_the_same_command_with_other_settings_is_told_which_differ(tmp_path, stop_early):
+    # From the manifest of a finished dataset, and from the progress file of an interrupted one.
+    from blursynth.dataset import write_dataset
+    from blursynth.dataset.schema import PAIR_SCHEMA
+
+    def write(fp, settings, rows=tiny_rows):
+        return write_dataset(tmp_path / "d", kind="pairs", schema=PAIR_SCHEMA, n_items=12, shard_size=6,
+                             make_rows=functools.partial(rows, fp=fp), fingerprint=fp,
+                             command={"command": "blur", **settings}, workers=1, overwrite=False,
+                             progress=False)
+
+    def stop_in_second_shard(start, stop, fp):
+        if start >= 6:
+            raise KeyboardInterrupt
+        yield from tiny_rows(start, stop, fp=fp)
+
+    if stop_early:
+        with pytest.raises(KeyboardInterrupt):
+            write("one", {"seed": 1, "size": (3, 4), "photos": "a/"}, rows=stop_in_second_shard)
+    else:
+        write("one", {"seed": 1, "size": (3, 4), "photos": "a/"})
+    with pytest.raises(DatasetError) as info:
+        write("two", {"seed": 2, "size": (3, 4), "photos": "a/"})
+    assert ("(fingerprint one != two; the same command with other settings, seed: 1 (recorded) vs 2); "
+            "choose another output folder") in str(info.value)
+
+
 def test_different_command_refused_unless_overwrite(tmp_path):
     write_tiny(tmp_path / "d", fp="one")
     with pytest.raises(DatasetError, match="different command"):

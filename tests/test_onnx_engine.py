@@ -117,6 +117,32 @@ def test_a_checkpoint_the_reader_does_not_take_is_refused_in_torchs_words(bgan_m
     assert not (tmp_path / "out").exists()
 
 
+def test_a_damaged_checkpoint_is_refused_not_used(bgan_model, run_cli, tmp_path):
+    # torch reads a checkpoint whose weights' bytes were changed on disk; the archive's CRC-32
+    # says they were.
+    folder, _ = bgan_model
+    with zipfile.ZipFile(folder / "checkpoint.pt") as z:
+        info = next(i for i in z.infolist() if "/data/" in i.filename and i.file_size >= 64)
+    data = bytearray((folder / "checkpoint.pt").read_bytes())
+    head = info.header_offset  # the member's data follow its local header, name and extra field
+    start = head + 30 + int.from_bytes(data[head + 26:head + 28], "little") \
+        + int.from_bytes(data[head + 28:head + 30], "little")
+    data[start + 5] ^= 0x10
+    (folder / "checkpoint.pt").write_bytes(bytes(data))
+    r = run_cli("bgan", "blur", two_photos(tmp_path / "photos"), "--model", folder, "--out", tmp_path / "out")
+    assert r.code == 2
+    assert error_line(r) == (f"error: --model {folder}: checkpoint.pt is damaged (its weights fail the file's "
+                             "CRC-32 check); restore it or train again.")
+    assert not (tmp_path / "out").exists()
+
+
+def test_onnxruntime_with_a_gpu_device_is_refused_before_anything_is_read(run_cli, tmp_path):
+    r = run_cli("uid", "blur", tmp_path, "--model", tmp_path / "none", "--out", tmp_path / "out",
+                "--engine", "onnxruntime", "--device", "cuda")
+    assert r.code == 2 and error_line(r) == ("error: --engine onnxruntime runs on the CPU; --device cuda needs "
+                                             "--engine torch (or give --device cpu).")
+
+
 # --- the graphs compute what the torch networks compute --------------------------------------------
 
 def test_bgan_graph_matches_torch_whole_and_in_tiles(bgan_model):
@@ -219,6 +245,7 @@ def test_engines_record_themselves_and_a_torch_dataset_resumes_with_torch(bgan_m
     # auto resumes torch's dataset with torch (a dataset made before the engines is the same)
     r = run_cli(*args, "--out", tmp_path / "torch")
     assert r.code == 0 and "nothing to do" in r.out
+    assert f"note: {tmp_path / 'torch'} holds pairs torch made; they go on in torch (--engine auto)." in r.err
     r = run_cli(*args, "--out", tmp_path / "torch", "--engine", "onnxruntime")
     assert r.code == 2
     assert error_line(r) == (f"error: --out {tmp_path / 'torch'} holds this command's pairs made by torch (the "
@@ -248,15 +275,15 @@ def test_engine_choices_that_cannot_run_are_refused(monkeypatch, tmp_path):
     from blursynth.errors import BadInputError, SettingError
     from blursynth.pairs import photos
     from blursynth.pairs.bgan import BGANBlurSettings
+    from blursynth.pairs.uid import UIDBlurSettings
 
-    def resolve(engine, device, given="auto"):
-        return photos.resolve_engine(SimpleNamespace(engine=engine, device=given), device, tmp_path, {},
-                                     n_items=1)
+    def resolve(engine, device):
+        return photos.resolve_engine(SimpleNamespace(engine=engine), device, tmp_path, {}, n_items=1)
 
     with pytest.raises(SettingError, match="--engine must be one of auto, onnxruntime, torch; got 'tf'"):
         BGANBlurSettings("p", "m", engine="tf")
-    with pytest.raises(BadInputError, match="--engine onnxruntime runs on the CPU; --device cuda:1 is cuda:1 here"):
-        resolve("onnxruntime", "cuda:1", "cuda:1")
+    with pytest.raises(SettingError, match="--engine onnxruntime runs on the CPU; --device cuda:1 needs --engine torch"):
+        UIDBlurSettings("p", "m", engine="onnxruntime", device="cuda:1")
     assert resolve("auto", "cuda:1") == "torch"
     monkeypatch.setattr("importlib.util.find_spec", lambda name, *a: None)
     with pytest.raises(BadInputError, match="ONNX Runtime is not installed; pip install onnxruntime"):

@@ -200,7 +200,8 @@ def write_dataset(
     n_shards = max(1, math.ceil(n_items / shard_size))
     claimed = claim(out, DATASET)
     with lock_output(out):  # a second writer is refused before it reads or removes anything
-        done = _prepare_output(out, claimed, kind=kind, fingerprint=fingerprint, n_shards=n_shards, overwrite=overwrite)
+        done = _prepare_output(out, claimed, kind=kind, fingerprint=fingerprint, n_shards=n_shards, overwrite=overwrite,
+                               command=command)
         if on_start is not None:
             on_start()
         data = out / DATA_DIR
@@ -254,7 +255,7 @@ def write_dataset(
             digests[name] = digest
             skips[name] = skipped
             recorded[name] = shard_record(name)
-            _write_progress(out, kind, fingerprint, n_shards, recorded)
+            _write_progress(out, kind, fingerprint, n_shards, recorded, command)
 
         from tqdm.auto import tqdm
 
@@ -323,7 +324,23 @@ class WrittenManifest(dict):
     shards_written: int = 0
 
 
-def _prepare_output(out: Path, claimed, *, kind: str, fingerprint: str, n_shards: int, overwrite: bool):
+def _settings_differing(was, now) -> str:
+    """``"; this command's settings differ in model_fingerprint: 5a61... (recorded) vs c8ab..."``
+    where ``was`` (an earlier run's recorded command) is the same command as ``now``; else ""."""
+    if not (isinstance(was, dict) and isinstance(now, dict)) or was.get("command") != now.get("command"):
+        return ""
+    from ..config import canonical_json
+
+    now = json.loads(canonical_json(now))  # as the manifest and progress file record it
+    keys = [k for k in sorted(set(was) | set(now)) if was.get(k) != now.get(k)]
+    if not keys:
+        return ""
+    shown = ", ".join(f"{k}: {json.dumps(was.get(k))} (recorded) vs {json.dumps(now.get(k))}" for k in keys[:3])
+    return f"; the same command with other settings, {shown}" + (f" and {len(keys) - 3} more" if len(keys) > 3 else "")
+
+
+def _prepare_output(out: Path, claimed, *, kind: str, fingerprint: str, n_shards: int, overwrite: bool,
+                    command: dict | None = None):
     """Reopen the claimed and locked ``out``: check whose it is, remove what earlier runs left.
 
     Returns
@@ -351,7 +368,8 @@ def _prepare_output(out: Path, claimed, *, kind: str, fingerprint: str, n_shards
             if not overwrite:
                 raise DatasetError(
                     f"{out} holds a {owner.get('kind', '?')} dataset made by a different command "
-                    f"(fingerprint {owner.get('fingerprint')} != {fingerprint}); choose another output "
+                    f"(fingerprint {owner.get('fingerprint')} != {fingerprint}"
+                    f"{_settings_differing(owner.get('command'), command)}); choose another output "
                     "folder or pass --overwrite to replace it."
                 )
             shutil.rmtree(out / DATA_DIR, ignore_errors=True)
@@ -365,7 +383,7 @@ def _prepare_output(out: Path, claimed, *, kind: str, fingerprint: str, n_shards
     try:
         (out / DATA_DIR).mkdir(parents=True, exist_ok=True)
         _remove_temporaries(out)  # of a run that was killed: nobody else writes here while we hold the lock
-        _write_progress(out, kind, fingerprint, n_shards, done)
+        _write_progress(out, kind, fingerprint, n_shards, done, command)
     except OSError as exc:
         claimed.undo()
         raise BadInputError(DATASET.cannot_write.format(out=out, error=exc.strerror or exc)) from None
@@ -409,10 +427,14 @@ def _spread_rows(make_rows, planned: int, limit: int, start: int, stop: int):
         yield from make_rows(item, item + 1)
 
 
-def _write_progress(out: Path, kind: str, fingerprint: str, n_shards: int, done: dict) -> None:
+def _write_progress(out: Path, kind: str, fingerprint: str, n_shards: int, done: dict, command=None) -> None:
+    # The command's settings too: a rerun with others is told which differ.
+    from ..config import canonical_json
+
     atomic_write_text(
         out / PROGRESS,
-        json.dumps({"kind": kind, "fingerprint": fingerprint, "n_shards": n_shards, "done": done}, sort_keys=True),
+        canonical_json({"kind": kind, "fingerprint": fingerprint, "n_shards": n_shards, "done": done,
+                        "command": command}),
     )
 
 

@@ -18,6 +18,7 @@ import collections
 import mmap
 import pickle
 import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -48,9 +49,9 @@ def _rebuild_tensor(storage, offset, size, stride, requires_grad=False, hooks=No
     span = 1 + sum((n - 1) * s for n, s in zip(size, stride)) if all(size) else 0
     if offset < 0 or offset + span > storage.size or min(stride, default=0) < 0:
         raise UnreadableCheckpoint("a tensor outside its storage")
-    return np.lib.stride_tricks.as_strided(storage[offset:], shape=tuple(size),
-                                           strides=tuple(s * itemsize for s in stride),
-                                           writeable=False)
+    # A view whose base is the storage (the caller finds a tensor's storage through it).
+    return np.ndarray(tuple(size), storage.dtype, buffer=storage, offset=offset * itemsize,
+                      strides=tuple(s * itemsize for s in stride))
 
 
 class _Unpickler(pickle.Unpickler):
@@ -75,12 +76,16 @@ class _Unpickler(pickle.Unpickler):
         return self._storages(str(key), kind.dtype, int(numel))
 
 
-def read_torch_file(path):
+def read_torch_file(path, *, storages: dict | None = None):
     """The object ``torch.save`` wrote to ``path``, its tensors as read-only NumPy arrays.
 
     Parameters
     ----------
     path : str or Path
+    storages : dict, optional
+        Filled with ``id(storage array) -> (storage array, check)``: ``check()`` compares the
+        storage's bytes with the archive's CRC-32 (False: damaged), for the caller to run on the
+        storages it uses (:func:`read_model_weights` does).
 
     Returns
     -------
@@ -137,9 +142,13 @@ def read_torch_file(path):
             if whole[head:head + 4] != b"PK\x03\x04" \
                     or whole[head + 30:head + 30 + name_len] != info.orig_filename.encode():
                 raise UnreadableCheckpoint(f"storage {key}'s local header is not the directory's")
-            if start + numel * dtype.itemsize > size:
+            if start + info.file_size > size:
                 raise UnreadableCheckpoint(f"storage {key} runs past the file's end")
-            return np.frombuffer(whole, dtype=dtype.newbyteorder("<"), count=numel, offset=start)
+            array = np.frombuffer(whole, dtype=dtype.newbyteorder("<"), count=numel, offset=start)
+            if storages is not None:
+                end = start + info.file_size
+                storages[id(array)] = (array, lambda: zlib.crc32(whole[start:end]) == info.CRC)
+            return array
 
         try:
             import io
@@ -149,6 +158,12 @@ def read_torch_file(path):
             raise
         except Exception as exc:  # noqa: BLE001 - a damaged pickle raises many types
             raise UnreadableCheckpoint(f"{type(exc).__name__} while unpickling") from None
+
+
+def _storage_of(array: np.ndarray) -> np.ndarray:
+    while isinstance(array.base, np.ndarray):
+        array = array.base
+    return array
 
 
 def read_model_weights(path, *, format: str, version: int, key: str, config_from, shapes,
@@ -179,13 +194,16 @@ def read_model_weights(path, *, format: str, version: int, key: str, config_from
     UnreadableCheckpoint
         Anything else that is not such a checkpoint: the caller reads it with torch, whose loader
         reads what this does not or refuses the file in one line.
+    BadInputError
+        The weights' bytes fail the archive's CRC-32 (a damaged file, which torch would read).
     """
     from .runs import CHECKPOINT, weights_fingerprint
 
     file = Path(path)
     if file.is_dir():
         file = file / CHECKPOINT
-    ckpt = read_torch_file(file)
+    storages = {}
+    ckpt = read_torch_file(file, storages=storages)
     if not isinstance(ckpt, dict) or ckpt.get("format") != format or ckpt.get("version") != version:
         raise UnreadableCheckpoint("another kind or version of checkpoint")
     try:
@@ -198,4 +216,10 @@ def read_model_weights(path, *, format: str, version: int, key: str, config_from
             isinstance(a, np.ndarray) and a.dtype == np.float32 and a.shape == tuple(want[name])
             for name, a in state.items()):
         raise UnreadableCheckpoint(f"{key!r} is not the state dict of {config}")
+    used = {id(_storage_of(a)) for a in state.values()}
+    if not all(storages[i][1]() for i in used if i in storages):
+        from ..errors import BadInputError
+
+        raise BadInputError(f"--model {path}: {file.name} is damaged (its weights fail the file's "
+                            "CRC-32 check); restore it or train again.")
     return config, state, ckpt, weights_fingerprint(config.to_dict(), state, skip=skip)

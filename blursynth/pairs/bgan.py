@@ -85,7 +85,7 @@ class BGANBlurSettings:
 
     def __post_init__(self):
         self._check_raw()
-        check_engine(self.engine)
+        check_engine(self.engine, self.device)
         with checking("seed"):
             check_seed(self.seed)
         if int(self.per_image) != self.per_image or self.per_image < 1:

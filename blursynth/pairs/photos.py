@@ -204,12 +204,16 @@ def check_workers(workers) -> None:
 ENGINES = ("auto", "onnxruntime", "torch")
 
 
-def check_engine(engine) -> None:
-    """Refuse an ``--engine`` that is not one of :data:`ENGINES` (a setting's check)."""
+def check_engine(engine, device) -> None:
+    """Refuse an ``--engine`` that is not one of :data:`ENGINES`, or ONNX Runtime's with a GPU
+    ``--device`` (a setting's check: before torch is imported to look for the GPU)."""
     from ..errors import SettingError
 
     if engine not in ENGINES:
         raise SettingError(f"--engine must be one of {', '.join(ENGINES)}; got {engine!r}.", "engine")
+    if engine == "onnxruntime" and str(device) not in ("auto", "cpu"):
+        raise SettingError(f"--engine onnxruntime runs on the CPU; --device {device} needs --engine torch "
+                           "(or give --device cpu).", "engine")
 
 
 def resolve_engine(settings, device: str, out, recipe: dict, *, n_items: int, options=None,
@@ -228,9 +232,10 @@ def resolve_engine(settings, device: str, out, recipe: dict, *, n_items: int, op
     Parameters
     ----------
     settings : BGANBlurSettings or UIDBlurSettings
-        Its ``engine`` (auto, onnxruntime or torch) and ``device`` (as given).
+        Its ``engine`` (auto, onnxruntime or torch), checked with its device
+        (:func:`check_engine`).
     device : str
-        The resolved device, ``cpu`` or ``cuda[:N]``.
+        The resolved device, ``cpu`` or ``cuda[:N]`` (``cpu`` for ``onnxruntime``).
     out : str or Path
         The run's output folder.
     recipe : dict
@@ -242,9 +247,9 @@ def resolve_engine(settings, device: str, out, recipe: dict, *, n_items: int, op
     Examples
     --------
     >>> from types import SimpleNamespace as S
-    >>> resolve_engine(S(engine="auto", device="auto"), "cpu", "no/such/folder", {}, n_items=1)
+    >>> resolve_engine(S(engine="auto"), "cpu", "no/such/folder", {}, n_items=1)
     'onnxruntime'
-    >>> resolve_engine(S(engine="auto", device="auto"), "cuda", "no/such/folder", {}, n_items=1)
+    >>> resolve_engine(S(engine="auto"), "cuda", "no/such/folder", {}, n_items=1)
     'torch'
     """
     import importlib.util
@@ -256,9 +261,6 @@ def resolve_engine(settings, device: str, out, recipe: dict, *, n_items: int, op
     from ..dataset.writer import dataset_fingerprint
 
     engine, on_cpu = settings.engine, device == "cpu"
-    if engine == "onnxruntime" and not on_cpu:
-        raise BadInputError(f"--engine onnxruntime runs on the CPU; --device {settings.device} is {device} "
-                            "here: give --device cpu, or --engine torch to run on the GPU.")
     has_ort = importlib.util.find_spec("onnxruntime") is not None
     if engine == "onnxruntime" and not has_ort:
         raise BadInputError("--engine onnxruntime: ONNX Runtime is not installed; pip install "
@@ -275,6 +277,11 @@ def resolve_engine(settings, device: str, out, recipe: dict, *, n_items: int, op
                 made_by = kind
         break
     if engine == "auto":
+        if made_by == "torch" and on_cpu and has_ort:
+            from tqdm.auto import tqdm
+
+            tqdm.write(f"note: {out} holds pairs torch made; they go on in torch (--engine auto).",
+                       file=sys.stderr)
         return made_by or ("onnxruntime" if on_cpu and has_ort else "torch")
     if made_by not in (None, engine) and not overwrite:
         raise BadInputError(f"--out {out} holds this command's pairs made by {made_by} (the engine is "

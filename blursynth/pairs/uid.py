@@ -82,7 +82,7 @@ class UIDBlurSettings:
     engine: str = "auto"
 
     def __post_init__(self):
-        check_engine(self.engine)
+        check_engine(self.engine, self.device)
         with checking("seed"):
             check_seed(self.seed)
         if self.blur_prior and self.blur_from is not None:
