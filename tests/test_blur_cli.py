@@ -394,5 +394,5 @@ def test_a_refused_output_is_refused_before_the_plans_warnings(run_cli, photos, 
     first = run_cli("blur", folder, "--kernels", bank, "--out", out)
     assert first.code == 0 and "notes.png" in first.err
     r = run_cli("blur", folder, "--kernels", bank, "--out", out, "--seed", "7")
-    assert r.code == 2 and "made by a different command" in error_line(r)
+    assert r.code == 2 and "made by this command with other settings (seed 0 (recorded) vs 7;" in error_line(r)
     assert r.err.strip().splitlines() == [error_line(r)]

@@ -228,8 +228,14 @@ def test_the_same_command_with_other_settings_is_told_which_differ(tmp_path, sto
         write("one", {"seed": 1, "size": (3, 4), "photos": "a/"})
     with pytest.raises(DatasetError) as info:
         write("two", {"seed": 2, "size": (3, 4), "photos": "a/"})
-    assert ("(fingerprint one != two; the same command with other settings, seed: 1 (recorded) vs 2); "
-            "choose another output folder") in str(info.value)
+    assert str(info.value) == (f"{tmp_path / 'd'} holds a pairs dataset made by this command with other "
+                               "settings (seed 1 (recorded) vs 2; fingerprint one != two); rerun with the "
+                               "recorded settings to resume it, choose another output folder or pass "
+                               "--overwrite to replace it.")
+    with pytest.raises(DatasetError) as info:  # long values cut, at most three named
+        write("three", {"seed": 3, "size": [5, 6], "photos": "b" * 100, "z": 1})
+    message = str(info.value)
+    assert 'photos "a/" (recorded) vs "' + "b" * 56 + "..., " in message and "and 1 more;" in message
 
 
 def test_different_command_refused_unless_overwrite(tmp_path):

@@ -446,7 +446,7 @@ def test_rerun_resumes_and_other_settings_are_refused(clip, tmp_path, capsys):
     assert {p.name: p.read_bytes() for p in sorted((out / "data").glob("*.parquet"))} == before
     capsys.readouterr()
     assert main(command("5-11")) == 2
-    assert "different command" in _one_error_line(capsys)  # and no progress bar before it
+    assert "made by this command with other settings (" in _one_error_line(capsys)  # and no progress bar before it
     assert {p.name: p.read_bytes() for p in sorted((out / "data").glob("*.parquet"))} == before
 
 

@@ -120,7 +120,8 @@ def test_cli_out_is_file_and_other_command(tmp_path, run_cli):
     assert run_cli("trajectories", "--n", 3, "--samples", 50, "--out", tmp_path / "b").code == 0
     before = (tmp_path / "b/manifest.json").read_bytes()
     r = run_cli("trajectories", "--n", 4, "--samples", 50, "--out", tmp_path / "b")
-    assert r.code == 2 and "different command" in error_line(r) and "--overwrite" in error_line(r)
+    assert r.code == 2 and "made by this command with other settings (n 3 (recorded) vs 4;" in error_line(r)
+    assert "--overwrite" in error_line(r)
     assert (tmp_path / "b/manifest.json").read_bytes() == before
     r = run_cli("trajectories", "--n", 4, "--samples", 50, "--out", tmp_path / "b", "--overwrite")
     assert r.code == 0 and KernelBank(tmp_path / "b").__len__() == 4

@@ -129,11 +129,29 @@ def test_a_damaged_checkpoint_is_refused_not_used(bgan_model, run_cli, tmp_path)
         + int.from_bytes(data[head + 28:head + 30], "little")
     data[start + 5] ^= 0x10
     (folder / "checkpoint.pt").write_bytes(bytes(data))
-    r = run_cli("bgan", "blur", two_photos(tmp_path / "photos"), "--model", folder, "--out", tmp_path / "out")
-    assert r.code == 2
-    assert error_line(r) == (f"error: --model {folder}: checkpoint.pt is damaged (its weights fail the file's "
-                             "CRC-32 check); restore it or train again.")
-    assert not (tmp_path / "out").exists()
+    photos = two_photos(tmp_path / "photos")
+    for engine in ("auto", "torch"):
+        r = run_cli("bgan", "blur", photos, "--model", folder, "--out", tmp_path / "out", "--engine", engine)
+        assert r.code == 2
+        assert error_line(r) == (f"error: --model {folder}: checkpoint.pt is damaged (its weights fail the "
+                                 "file's CRC-32 check); restore it or train again.")
+        assert not (tmp_path / "out").exists()
+
+
+def test_a_checkpoint_saved_without_crcs_is_read_by_either_engine(bgan_model, run_cli, tmp_path):
+    import torch
+
+    folder, gen = bgan_model
+    torch.serialization.set_crc32_options(False)
+    try:
+        torch.save({"format": "blursynth-bgan", "version": 1, "config": gen.config.to_dict(),
+                    "generator": gen.state_dict()}, folder / "checkpoint.pt")
+    finally:
+        torch.serialization.set_crc32_options(True)
+    photos = two_photos(tmp_path / "photos")
+    for engine in ("auto", "torch"):
+        r = run_cli("bgan", "blur", photos, "--model", folder, "--out", tmp_path / engine, "--engine", engine)
+        assert r.code == 0, r.err
 
 
 def test_onnxruntime_with_a_gpu_device_is_refused_before_anything_is_read(run_cli, tmp_path):
@@ -186,6 +204,25 @@ def test_uid_graphs_match_torch(tmp_path):
         assert torch.is_tensor(nets.blur_code(torch.zeros(1, 3, 16, 16))[0])
 
 
+def test_the_graphs_are_valid_onnx_with_the_shapes_they_declare():
+    # The ONNX checker's full check infers every value's shape and compares the declared ones.
+    onnx = pytest.importorskip("onnx")
+
+    from blursynth.bgan.config import CONFIGS as BGAN
+    from blursynth.bgan.onnx import generator_graph, generator_shapes
+    from blursynth.uid.config import CONFIGS as UID
+    from blursynth.uid.onnx import code_graph, nets_shapes, transfer_graph
+
+    def zeros(shapes):
+        return {k: np.zeros(v, np.float32) for k, v in shapes.items()}
+
+    graphs = [generator_graph(BGAN["tiny"], zeros(generator_shapes(BGAN["tiny"]))),
+              transfer_graph(UID["tiny"], zeros(nets_shapes(UID["tiny"]))),
+              code_graph(UID["tiny"], zeros(nets_shapes(UID["tiny"])))]
+    for graph in graphs:
+        onnx.checker.check_model(onnx.load_from_string(graph.to_bytes()), full_check=True)
+
+
 # --- the command ------------------------------------------------------------------------------------
 
 def _imports_torch(args) -> bool:
@@ -205,10 +242,11 @@ def test_bgan_blur_on_the_cpu_never_imports_torch(bgan_model, tmp_path):
     folder, _ = bgan_model
     photos = two_photos(tmp_path / "photos")
     assert not _imports_torch(["bgan", "blur", photos, "--model", folder, "--out", tmp_path / "out",
-                               "--per-image", 2])
+                               "--per-image", 2, "--device", "cpu"])
 
 
-def test_uid_blur_on_the_cpu_never_imports_torch(tmp_path):
+@pytest.mark.parametrize("references", ["folder", "dataset"])
+def test_uid_blur_on_the_cpu_never_imports_torch(bgan_model, run_cli, tmp_path, references):
     import torch
 
     from blursynth.nn.runs import UID_FORMAT
@@ -220,8 +258,11 @@ def test_uid_blur_on_the_cpu_never_imports_torch(tmp_path):
                 "nets": build_uid(CONFIGS["tiny"], seed=0).state_dict()}, folder / "checkpoint.pt")
     photos = two_photos(tmp_path / "photos")
     refs = two_photos(tmp_path / "refs")  # stand-ins: any images give codes
+    if references == "dataset":  # a pair dataset's blurred images
+        assert run_cli("bgan", "blur", refs, "--model", bgan_model[0], "--out", tmp_path / "pairs").code == 0
+        refs = tmp_path / "pairs"
     assert not _imports_torch(["uid", "blur", photos, "--model", folder, "--blur-from", refs,
-                               "--out", tmp_path / "out", "--workers", 2])
+                               "--out", tmp_path / "out", "--workers", 2, "--device", "cpu"])
 
 
 def test_engines_record_themselves_and_a_torch_dataset_resumes_with_torch(bgan_model, run_cli, tmp_path):
@@ -249,8 +290,8 @@ def test_engines_record_themselves_and_a_torch_dataset_resumes_with_torch(bgan_m
     r = run_cli(*args, "--out", tmp_path / "torch", "--engine", "onnxruntime")
     assert r.code == 2
     assert error_line(r) == (f"error: --out {tmp_path / 'torch'} holds this command's pairs made by torch (the "
-                             "engine is part of a dataset's recipe); resume with --engine torch (or auto), or "
-                             "choose another --out.")
+                             "engine is part of a dataset's recipe); resume with --engine torch (or auto), "
+                             "choose another --out, or pass --overwrite to replace them.")
 
 
 def test_bgan_blur_bytes_do_not_depend_on_workers(bgan_model, run_cli, tmp_path):
@@ -317,6 +358,8 @@ def test_a_limited_build_made_by_torch_resumes_with_torch(bgan_model, tmp_path):
     ({"cuda"}, {"/dev/nvidia0"}, "", "cpu"),  # a GPU hidden by CUDA_VISIBLE_DEVICES
     ({"cuda"}, {"/dev/nvidia0"}, None, "torch"),
     ({"cuda"}, {"/dev/dxg"}, None, "torch"),  # WSL
+    ({"cuda"}, {"/proc/driver/nvidia"}, None, "torch"),  # the driver, its device files not made yet
+    ({"cuda"}, {"/dev/nvhost-ctrl-gpu"}, None, "torch"),  # a Jetson
     ({"hip"}, set(), None, "cpu"),
     ({"hip"}, {"/dev/kfd"}, None, "torch"),
     ({"xpu"}, set(), None, "torch"),  # no file tells: torch is asked

@@ -106,7 +106,7 @@ def test_device_type_is_part_of_the_fingerprint(photos, bank, tmp_path, monkeypa
     a = blur_photos(settings(photos, bank, device="cpu"), tmp_path / "x", progress=False)
     # Pretend a GPU: the run is refused before any pair is rendered (none could be here).
     monkeypatch.setattr(blur, "resolve_device_name", lambda name: str(torch.device("cuda")))
-    with pytest.raises(BlursynthError, match="different command"):
+    with pytest.raises(BlursynthError, match="other settings \\(device \"cpu\" \\(recorded\\) vs \"cuda\""):
         blur_photos(settings(photos, bank, device="cuda"), tmp_path / "x", progress=False)
     manifest = json.loads((tmp_path / "x" / "manifest.json").read_text())
     assert manifest["fingerprint"] == a["fingerprint"] and manifest["command"]["device"] == "cpu"

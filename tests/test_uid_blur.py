@@ -282,5 +282,7 @@ def test_photos_too_small_for_the_networks_are_skipped_or_refused(uid_model, run
     only = tmp_path / "only"
     only.mkdir()
     save_rgb8(only / "tiny.png", np.full((4, 9, 3), 90, np.uint8))
-    r = run_cli("uid", "blur", only, "--model", uid_model, "--out", tmp_path / "none")
-    assert r.code == 2 and error_line(r) == "error: photo tiny.png is 4x9, smaller than UID's 5x5; use larger photos."
+    for strict in ((), ("--strict",)):  # dropping --strict would not help: no hint to
+        r = run_cli("uid", "blur", only, "--model", uid_model, "--out", tmp_path / "none", *strict)
+        assert r.code == 2
+        assert error_line(r) == "error: photo tiny.png is 4x9, smaller than UID's 5x5; use larger photos."

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 
-from ..errors import BlursynthError, DatasetError
+from ..errors import BadInputError, BlursynthError, DatasetError
 from .schema import (
     DATA_DIR, FORMAT_VERSION, MANIFEST, PROGRESS, read_json_object, sha256_file, struct_array,
 )
@@ -408,3 +408,38 @@ def decode_pair_row(row: dict, *, what: str = "row") -> dict:
     if "params" in row:
         out["params"] = json.loads(row["params"]) if row["params"] else {}
     return out
+
+
+def open_pairs(path, *, verify: bool = True):
+    """Open a pair dataset, with a one-line error for a path that is not one; ``verify`` checks
+    each shard against the manifest as it is opened (``--no-verify`` turns it off)."""
+    p = Path(path)
+    if not p.exists():
+        raise DatasetError(f"--data {path}: no such folder; expected a pair dataset written by "
+                           f"blursynth (with manifest.json).")
+    try:
+        return PairDataset(p, verify=verify)
+    except DatasetError:
+        raise
+    except Exception as exc:  # a manifest for something else, unreadable JSON, ...
+        raise DatasetError(f"--data {path}: not a pair dataset ({' '.join(str(exc).split())}).") \
+            from None
+
+
+def check_ground_truth(ds, path, option: str = "--data") -> None:
+    """Refuse, in one line, a dataset with rows that have no sharp image (an import's test rows,
+    ``"ground_truth": false``): training needs one for every pair, and such a row would
+    otherwise stop the run when it is first drawn, possibly hours in. Reads the params column
+    alone."""
+    import json
+
+    n = 0
+    for row in ds.table.iter_rows(columns=["params"], batch_size=4096):
+        text = row.get("params") or ""
+        # the substring test skips the JSON parse for the rows (nearly all) that cannot match
+        if '"ground_truth"' in text and json.loads(text).get("ground_truth") is False:
+            n += 1
+    if n:
+        raise BadInputError(f"{option} {path}: {n} of {len(ds)} pairs have no ground truth (test "
+                            "images without a sharp image); training needs one for every pair. "
+                            "Import only the splits that have it (dataset import --split).")

@@ -324,19 +324,29 @@ class WrittenManifest(dict):
     shards_written: int = 0
 
 
-def _settings_differing(was, now) -> str:
-    """``"; this command's settings differ in model_fingerprint: 5a61... (recorded) vs c8ab..."``
-    where ``was`` (an earlier run's recorded command) is the same command as ``now``; else ""."""
-    if not (isinstance(was, dict) and isinstance(now, dict)) or was.get("command") != now.get("command"):
-        return ""
+def _settings_differing(was, now) -> str | None:
+    """``"seed 1 (recorded) vs 2, ..."``: what differs between ``was`` (the recorded command of
+    an earlier run, from its manifest or progress file) and ``now`` when both are the same
+    command (up to three settings, long values cut); None when they are not, or unknown."""
+    if not (isinstance(was, dict) and isinstance(now, dict)) or was.get("command") is None \
+            or was.get("command") != now.get("command"):
+        return None
     from ..config import canonical_json
 
-    now = json.loads(canonical_json(now))  # as the manifest and progress file record it
+    try:
+        now = json.loads(canonical_json(now))  # as the manifest and progress file record it
+    except (TypeError, ValueError):
+        return None
     keys = [k for k in sorted(set(was) | set(now)) if was.get(k) != now.get(k)]
     if not keys:
-        return ""
-    shown = ", ".join(f"{k}: {json.dumps(was.get(k))} (recorded) vs {json.dumps(now.get(k))}" for k in keys[:3])
-    return f"; the same command with other settings, {shown}" + (f" and {len(keys) - 3} more" if len(keys) > 3 else "")
+        return None
+
+    def short(v):
+        text = json.dumps(v)
+        return text if len(text) <= 60 else text[:57] + "..."
+
+    shown = ", ".join(f"{k} {short(was.get(k))} (recorded) vs {short(now.get(k))}" for k in keys[:3])
+    return shown + (f" and {len(keys) - 3} more" if len(keys) > 3 else "")
 
 
 def _prepare_output(out: Path, claimed, *, kind: str, fingerprint: str, n_shards: int, overwrite: bool,
@@ -366,10 +376,17 @@ def _prepare_output(out: Path, claimed, *, kind: str, fingerprint: str, n_shards
         same = owner.get("fingerprint") == fingerprint and owner.get("kind") == kind
         if not same:
             if not overwrite:
+                differ = _settings_differing(owner.get("command"), command)
+                if differ is not None:
+                    raise DatasetError(
+                        f"{out} holds a {owner.get('kind', '?')} dataset made by this command with other "
+                        f"settings ({differ}; fingerprint {owner.get('fingerprint')} != {fingerprint}); "
+                        "rerun with the recorded settings to resume it, choose another output folder or "
+                        "pass --overwrite to replace it."
+                    )
                 raise DatasetError(
                     f"{out} holds a {owner.get('kind', '?')} dataset made by a different command "
-                    f"(fingerprint {owner.get('fingerprint')} != {fingerprint}"
-                    f"{_settings_differing(owner.get('command'), command)}); choose another output "
+                    f"(fingerprint {owner.get('fingerprint')} != {fingerprint}); choose another output "
                     "folder or pass --overwrite to replace it."
                 )
             shutil.rmtree(out / DATA_DIR, ignore_errors=True)

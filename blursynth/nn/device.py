@@ -112,16 +112,19 @@ def _torch_gpu_builds():
 
 
 def _gpu_device_files(build: str) -> bool:
-    """Whether this Linux machine has the device files a GPU of ``build`` appears as: NVIDIA's
-    ``/dev/nvidiaN`` (``/dev/dxg`` under WSL) for CUDA, ``/dev/kfd`` for ROCm; a CUDA GPU hidden by
-    ``CUDA_VISIBLE_DEVICES`` set empty or to -1 counts as none."""
+    """Whether this Linux machine has the files a GPU of ``build`` appears as: for CUDA NVIDIA's
+    ``/dev/nvidiaN``, its driver's ``/proc/driver/nvidia`` (loaded before the device files are
+    made on first use), a Jetson's ``/dev/nvhost-ctrl-gpu`` or ``/dev/nvgpu``, WSL's ``/dev/dxg``;
+    ``/dev/kfd`` for ROCm. A CUDA GPU hidden by ``CUDA_VISIBLE_DEVICES`` set empty or to -1
+    counts as none."""
     import glob
     import os
 
     if build == "cuda":
         if os.environ.get("CUDA_VISIBLE_DEVICES", "x").strip() in ("", "-1"):
             return False
-        return bool(glob.glob("/dev/nvidia[0-9]*")) or os.path.exists("/dev/dxg")
+        return bool(glob.glob("/dev/nvidia[0-9]*")) or any(
+            os.path.exists(f) for f in ("/proc/driver/nvidia", "/dev/nvhost-ctrl-gpu", "/dev/nvgpu", "/dev/dxg"))
     if build == "hip":
         return os.path.exists("/dev/kfd")
     return True  # XPU: no file tells; torch is asked

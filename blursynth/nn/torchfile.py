@@ -123,41 +123,77 @@ def read_torch_file(path, *, storages: dict | None = None):
             raise UnreadableCheckpoint("no data.pkl")
         root = pickles[0][:-len("data.pkl")]
         order = f"{root}byteorder"
-        if order in names and archive.read(order).strip() != b"little":
-            raise UnreadableCheckpoint("big-endian storages")
-        size = path.stat().st_size
-        whole = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) if size else None
+        try:  # (an archive saved without CRC-32s fails zipfile's reads: torch reads it)
+            if order in names and archive.read(order).strip() != b"little":
+                raise UnreadableCheckpoint("big-endian storages")
+            pickled = archive.read(pickles[0])
+        except zipfile.BadZipFile as exc:
+            raise UnreadableCheckpoint(str(exc)) from None
+        whole = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) if path.stat().st_size else None
         infos = {i.filename: i for i in archive.infolist()}
 
         def storage(key, dtype, numel):
             info = infos.get(f"{root}data/{key}")
-            if info is None or info.compress_type != zipfile.ZIP_STORED \
-                    or info.file_size < numel * dtype.itemsize:
-                raise UnreadableCheckpoint(f"storage {key} missing, compressed or short")
-            # The member's data start after its local header (signature PK\3\4, its name and
-            # extra field lengths at bytes 26-29, then the name): the one the directory names.
-            head = info.header_offset
-            name_len = int.from_bytes(whole[head + 26:head + 28], "little")
-            start = head + 30 + name_len + int.from_bytes(whole[head + 28:head + 30], "little")
-            if whole[head:head + 4] != b"PK\x03\x04" \
-                    or whole[head + 30:head + 30 + name_len] != info.orig_filename.encode():
-                raise UnreadableCheckpoint(f"storage {key}'s local header is not the directory's")
-            if start + info.file_size > size:
-                raise UnreadableCheckpoint(f"storage {key} runs past the file's end")
+            if info is None or info.file_size < numel * dtype.itemsize:
+                raise UnreadableCheckpoint(f"storage {key} missing or short")
+            start, end = _member_span(whole, info)
             array = np.frombuffer(whole, dtype=dtype.newbyteorder("<"), count=numel, offset=start)
             if storages is not None:
-                end = start + info.file_size
-                storages[id(array)] = (array, lambda: zlib.crc32(whole[start:end]) == info.CRC)
+                storages[id(array)] = (array, lambda: _crc_matches(whole, start, end, info))
             return array
 
         try:
             import io
 
-            return _Unpickler(io.BytesIO(archive.read(pickles[0])), storage).load()
+            return _Unpickler(io.BytesIO(pickled), storage).load()
         except UnreadableCheckpoint:
             raise
         except Exception as exc:  # noqa: BLE001 - a damaged pickle raises many types
             raise UnreadableCheckpoint(f"{type(exc).__name__} while unpickling") from None
+
+
+def _member_span(whole, info: zipfile.ZipInfo) -> tuple:
+    """``(start, end)`` of a stored member's bytes in the mapped archive ``whole``."""
+    if whole is None or info.compress_type != zipfile.ZIP_STORED:
+        raise UnreadableCheckpoint(f"{info.filename} is compressed")
+    # The member's data start after its local header (signature PK\3\4, its name and extra
+    # field lengths at bytes 26-29, then the name): the one the directory names.
+    head = info.header_offset
+    name_len = int.from_bytes(whole[head + 26:head + 28], "little")
+    start = head + 30 + name_len + int.from_bytes(whole[head + 28:head + 30], "little")
+    if whole[head:head + 4] != b"PK\x03\x04" \
+            or whole[head + 30:head + 30 + name_len] != info.orig_filename.encode():
+        raise UnreadableCheckpoint(f"{info.filename}'s local header is not the directory's")
+    if start + info.file_size > len(whole):
+        raise UnreadableCheckpoint(f"{info.filename} runs past the file's end")
+    return start, start + info.file_size
+
+
+def _crc_matches(whole, start: int, end: int, info: zipfile.ZipInfo) -> bool:
+    # A CRC of 0 is torch's for an archive saved without them (set_crc32_options(False)).
+    return info.CRC == 0 or zlib.crc32(memoryview(whole)[start:end]) == info.CRC
+
+
+def damaged_storages(path) -> list:
+    """The storages of the ``torch.save`` archive at ``path`` whose bytes fail their CRC-32 (a
+    file damaged on disk, which torch reads without a word); [] for one this reader does not
+    open (torch's own loader then says what it makes of it).
+
+    Examples
+    --------
+    >>> import torch, tempfile, os
+    >>> f = os.path.join(tempfile.mkdtemp(), "w.pt")
+    >>> torch.save({"w": torch.ones(4)}, f)
+    >>> damaged_storages(f)
+    []
+    """
+    try:
+        with open(path, "rb") as fh, zipfile.ZipFile(fh) as archive:
+            whole = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
+            members = [i for i in archive.infolist() if "/data/" in i.filename and i.filename.count("/") == 2]
+            return [i.filename for i in members if not _crc_matches(whole, *_member_span(whole, i), i)]
+    except (OSError, ValueError, zipfile.BadZipFile, UnreadableCheckpoint):
+        return []
 
 
 def _storage_of(array: np.ndarray) -> np.ndarray:
@@ -218,8 +254,23 @@ def read_model_weights(path, *, format: str, version: int, key: str, config_from
         raise UnreadableCheckpoint(f"{key!r} is not the state dict of {config}")
     used = {id(_storage_of(a)) for a in state.values()}
     if not all(storages[i][1]() for i in used if i in storages):
-        from ..errors import BadInputError
-
-        raise BadInputError(f"--model {path}: {file.name} is damaged (its weights fail the file's "
-                            "CRC-32 check); restore it or train again.")
+        raise damaged(path, file)
     return config, state, ckpt, weights_fingerprint(config.to_dict(), state, skip=skip)
+
+
+def damaged(path, file):
+    """The refusal of a checkpoint whose weights fail the file's CRC-32."""
+    from ..errors import BadInputError
+
+    return BadInputError(f"--model {path}: {Path(file).name} is damaged (its weights fail the file's "
+                         "CRC-32 check); restore it or train again.")
+
+
+def check_not_damaged(path, file_name: str) -> None:
+    """Refuse a model whose checkpoint (``path``, or ``path/file_name``) fails its CRC-32s: torch's
+    engine reads it through torch, which would use damaged weights."""
+    file = Path(path)
+    if file.is_dir():
+        file = file / file_name
+    if damaged_storages(file):
+        raise damaged(path, file)

@@ -111,6 +111,13 @@ class BGANBlurSettings:
                 raise BadInputError(f"--crf: {exc}") from None
 
     @property
+    def render_device(self) -> str:
+        """Where the network runs, as ``--device`` says it: ``cpu`` for ONNX Runtime asked for by
+        name (its ``auto`` is the CPU), else ``device`` (auto: torch's GPU if there is one, where
+        ``auto`` takes torch)."""
+        return "cpu" if self.engine == "onnxruntime" else self.device
+
+    @property
     def response_spec(self) -> str:
         """The RAW path's camera response as text (``gamma:2.2`` unless ``crf`` says)."""
         return self.crf or "gamma:2.2"
@@ -290,6 +297,10 @@ def _load_generator(model, device: str, engine: str):
     from ..bgan.train import load_bgan_generator
 
     if engine != "onnxruntime":
+        from ..nn.runs import CHECKPOINT
+        from ..nn.torchfile import check_not_damaged
+
+        check_not_damaged(model, CHECKPOINT)
         return load_bgan_generator(model, device=device)
     from ..bgan.onnx import OnnxBlurGenerator
 
@@ -371,9 +382,7 @@ def bgan_blur(settings: BGANBlurSettings, out, *, workers: int = 1, overwrite: b
     from ..nn.device import resolve_device_name
 
     check_workers(workers)
-    # ONNX Runtime asked for by name runs on the CPU: auto then means it, whatever GPU is here.
-    auto_cpu = settings.engine == "onnxruntime" and settings.device == "auto"
-    device = "cpu" if auto_cpu else resolve_device_name(settings.device)
+    device = resolve_device_name(settings.render_device)
     # Checks the model before anything is written (read without torch where it can be); with
     # ONNX Runtime, the rows made in this process then use this same load (a pool's processes,
     # forked from a fork server, load their own).

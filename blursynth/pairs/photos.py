@@ -208,7 +208,9 @@ def check_engine(engine, device) -> None:
     """Refuse an ``--engine`` that is not one of :data:`ENGINES`, or ONNX Runtime's with a GPU
     ``--device`` (a setting's check: before torch is imported to look for the GPU)."""
     from ..errors import SettingError
+    from ..nn.device import check_device_name
 
+    check_device_name(device)  # a malformed name is named as such, whatever the engine
     if engine not in ENGINES:
         raise SettingError(f"--engine must be one of {', '.join(ENGINES)}; got {engine!r}.", "engine")
     if engine == "onnxruntime" and str(device) not in ("auto", "cpu"):
@@ -232,8 +234,8 @@ def resolve_engine(settings, device: str, out, recipe: dict, *, n_items: int, op
     Parameters
     ----------
     settings : BGANBlurSettings or UIDBlurSettings
-        Its ``engine`` (auto, onnxruntime or torch), checked with its device
-        (:func:`check_engine`).
+        Its ``engine`` (auto, onnxruntime or torch); the settings' own check refused ONNX
+        Runtime with a GPU device (:func:`check_engine`).
     device : str
         The resolved device, ``cpu`` or ``cuda[:N]`` (``cpu`` for ``onnxruntime``).
     out : str or Path
@@ -276,6 +278,9 @@ def resolve_engine(settings, device: str, out, recipe: dict, *, n_items: int, op
             if recorded == dataset_fingerprint(fingerprint(made), n_items, options):
                 made_by = kind
         break
+    if engine == "auto" and made_by == "onnxruntime" and not has_ort:
+        raise BadInputError(f"--out {out} holds this command's pairs made by ONNX Runtime, which is not "
+                            "installed here; pip install onnxruntime to resume them, or choose another --out.")
     if engine == "auto":
         if made_by == "torch" and on_cpu and has_ort:
             from tqdm.auto import tqdm
@@ -286,7 +291,7 @@ def resolve_engine(settings, device: str, out, recipe: dict, *, n_items: int, op
     if made_by not in (None, engine) and not overwrite:
         raise BadInputError(f"--out {out} holds this command's pairs made by {made_by} (the engine is "
                             f"part of a dataset's recipe); resume with --engine {made_by} (or auto), "
-                            "or choose another --out.")
+                            "choose another --out, or pass --overwrite to replace them.")
     return engine
 
 
@@ -302,8 +307,13 @@ def engine_versions(engine: str) -> dict:
     """
     from importlib.metadata import PackageNotFoundError, packages_distributions, version
 
-    # The module may come in a distribution of another name (onnxruntime-gpu, a vendor's build).
-    for dist in packages_distributions().get(engine, [engine]):
+    try:
+        return {"engine": f"{engine} {version(engine)}"}
+    except PackageNotFoundError:
+        pass
+    # The module may come in a distribution of another name (onnxruntime-gpu, a vendor's build);
+    # finding it scans every installed distribution (0.1 s), so only then.
+    for dist in packages_distributions().get(engine, []):
         try:
             return {"engine": f"{engine} {version(dist)}"}
         except PackageNotFoundError:

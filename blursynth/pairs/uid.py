@@ -101,6 +101,13 @@ class UIDBlurSettings:
                                "shard_size")
 
     @property
+    def render_device(self) -> str:
+        """Where the network runs, as ``--device`` says it: ``cpu`` for ONNX Runtime asked for by
+        name (its ``auto`` is the CPU), else ``device`` (auto: torch's GPU if there is one, where
+        ``auto`` takes torch)."""
+        return "cpu" if self.engine == "onnxruntime" else self.device
+
+    @property
     def code_source(self) -> str:
         """``"reference"`` (codes encoded from ``blur_from``) or ``"prior"``."""
         return "prior" if self.blur_from is None else "reference"
@@ -276,8 +283,12 @@ def load_model(model, device="cpu", engine: str = "torch"):
             return read_nets(model)
         except (OSError, UnreadableCheckpoint):
             pass  # torch reads what the reader without it does not, or refuses it in one line
+    from ..nn.runs import CHECKPOINT
+    from ..nn.torchfile import check_not_damaged
     from ..uid.model import load_uid
 
+    if engine != "onnxruntime":  # (ONNX Runtime's reader checked the weights it read)
+        check_not_damaged(model, CHECKPOINT)
     nets, config, run_info = load_uid(model, device)
     info = {"fingerprint": run_info["fingerprint"], "step": run_info["step"], "config": config.name}
     if engine == "onnxruntime":
@@ -288,7 +299,7 @@ def load_model(model, device="cpu", engine: str = "torch"):
 
 
 def open_references(path, *, verify: bool = True):
-    """The ``--blur-from`` set: an :class:`~blursynth.bgan.data.ImageSet` of blurred images."""
+    """The ``--blur-from`` set: an :class:`~blursynth.sources.image_sets.ImageSet` of blurred images."""
     from ..sources.image_sets import ImageSet
 
     return ImageSet(path, column="blurred", option="--blur-from", verify=verify)
@@ -415,9 +426,7 @@ def uid_blur(settings: UIDBlurSettings, out, *, workers: int = 1, overwrite: boo
     from ..nn.device import resolve_device_name
 
     check_workers(workers)
-    # ONNX Runtime asked for by name runs on the CPU: auto then means it, whatever GPU is here.
-    auto_cpu = settings.engine == "onnxruntime" and settings.device == "auto"
-    device = "cpu" if auto_cpu else resolve_device_name(settings.device)
+    device = resolve_device_name(settings.render_device)
     # Checks the model before anything is written (read without torch where it can be); with
     # ONNX Runtime, the rows made in this process then use this same load (a pool's processes,
     # forked from a fork server, load their own).
@@ -459,10 +468,11 @@ def _without_small(plan: PhotoPlan, strict: bool) -> PhotoPlan:
         return plan
     if strict or len(small) == len(plan.files):
         rel, h, w = small[0]
-        more = f" (as are all {len(small)} photos)" if len(small) > 1 and not strict else ""
+        every = len(small) == len(plan.files)
+        more = f" (as are all {len(small)} photos)" if every and len(small) > 1 else ""
+        hint = " (or drop --strict to skip photos that small)" if strict and not every else ""
         raise BadInputError(f"photo {rel} is {h}x{w}, smaller than UID's {MIN_PHOTO}x{MIN_PHOTO}{more}; "
-                            "use larger photos" + (" (or drop --strict to skip photos that small)." if strict
-                                                   else "."))
+                            f"use larger photos{hint}.")
     keep = [(rel, size) for rel, size in zip(plan.files, plan.sizes) if min(size) >= MIN_PHOTO]
     return replace(plan, files=tuple(r for r, _ in keep), sizes=tuple(z for _, z in keep),
                    small=tuple(f"{rel} ({h}x{w})" for rel, h, w in small),

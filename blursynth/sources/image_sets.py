@@ -63,7 +63,7 @@ class ImageSet:
                                 f"of images or a pair dataset.")
         self.is_dataset = self.path.is_dir() and (self.path / "manifest.json").exists()
         if self.is_dataset:
-            from ..train.data import check_ground_truth, open_pairs
+            from ..dataset.reader import check_ground_truth, open_pairs
 
             ds = open_pairs(self.path, verify=verify)
             if column == "sharp":

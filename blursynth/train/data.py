@@ -22,6 +22,7 @@ from .._rng import sample_rng
 # names stay importable from here for training code.
 from ..dataset.split import (SPLIT_BY, heldout_fraction_of, pair_ids,  # noqa: F401
                              split_indices, split_keys)
+from ..dataset.reader import check_ground_truth, open_pairs  # noqa: F401 - re-exported
 from ..errors import BadInputError, DatasetError
 
 # Independent random streams per sample (see sample_rng's *stream).
@@ -74,43 +75,6 @@ def parse_data_spec(spec: str, option: str = "--data") -> DataSource:
         raise BadInputError(f"{option} {spec!r}: weight must be a positive number; got {tail}. "
                             f"Use e.g. {example}.")
     return DataSource(path, weight)
-
-
-def open_pairs(path, *, verify: bool = True):
-    """Open a pair dataset, with a one-line error for a path that is not one; ``verify`` checks
-    each shard against the manifest as it is opened (``--no-verify`` turns it off)."""
-    from ..dataset.reader import PairDataset
-
-    p = Path(path)
-    if not p.exists():
-        raise DatasetError(f"--data {path}: no such folder; expected a pair dataset written by "
-                           f"blursynth (with manifest.json).")
-    try:
-        return PairDataset(p, verify=verify)
-    except DatasetError:
-        raise
-    except Exception as exc:  # a manifest for something else, unreadable JSON, ...
-        raise DatasetError(f"--data {path}: not a pair dataset ({' '.join(str(exc).split())}).") \
-            from None
-
-
-def check_ground_truth(ds, path, option: str = "--data") -> None:
-    """Refuse, in one line, a dataset with rows that have no sharp image (an import's test rows,
-    ``"ground_truth": false``): training needs one for every pair, and such a row would
-    otherwise stop the run when it is first drawn, possibly hours in. Reads the params column
-    alone."""
-    import json
-
-    n = 0
-    for row in ds.table.iter_rows(columns=["params"], batch_size=4096):
-        text = row.get("params") or ""
-        # the substring test skips the JSON parse for the rows (nearly all) that cannot match
-        if '"ground_truth"' in text and json.loads(text).get("ground_truth") is False:
-            n += 1
-    if n:
-        raise BadInputError(f"{option} {path}: {n} of {len(ds)} pairs have no ground truth (test "
-                            "images without a sharp image); training needs one for every pair. "
-                            "Import only the splits that have it (dataset import --split).")
 
 
 def choose_source(seed: int, position: int, cum_weights) -> tuple:
