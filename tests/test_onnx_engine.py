@@ -352,6 +352,19 @@ def test_a_limited_build_made_by_torch_resumes_with_torch(bgan_model, tmp_path):
         run("onnxruntime")
 
 
+def test_auto_refuses_to_resume_pairs_of_an_onnx_runtime_not_installed(bgan_model, monkeypatch, tmp_path):
+    from blursynth.errors import BadInputError
+    from blursynth.pairs.bgan import BGANBlurSettings, bgan_blur
+
+    folder, _ = bgan_model
+    settings = BGANBlurSettings(str(two_photos(tmp_path / "photos")), str(folder), per_image=2)
+    bgan_blur(settings, tmp_path / "out", progress=False)
+    monkeypatch.setattr("importlib.util.find_spec", lambda name, *a: None)
+    with pytest.raises(BadInputError, match="holds this command's pairs made by ONNX Runtime, which is not "
+                                            "installed here; pip install onnxruntime to resume them"):
+        bgan_blur(settings, tmp_path / "out", progress=False)
+
+
 @pytest.mark.parametrize("builds, files, visible, answer", [
     (set(), set(), None, "cpu"),  # a CPU build of torch
     ({"cuda"}, set(), None, "cpu"),  # CUDA's build where no NVIDIA device file exists

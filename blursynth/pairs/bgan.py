@@ -114,7 +114,13 @@ class BGANBlurSettings:
     def render_device(self) -> str:
         """Where the network runs, as ``--device`` says it: ``cpu`` for ONNX Runtime asked for by
         name (its ``auto`` is the CPU), else ``device`` (auto: torch's GPU if there is one, where
-        ``auto`` takes torch)."""
+        ``auto`` takes torch).
+
+        Examples
+        --------
+        >>> BGANBlurSettings("p", "m", engine="onnxruntime").render_device, BGANBlurSettings("p", "m").render_device
+        ('cpu', 'auto')
+        """
         return "cpu" if self.engine == "onnxruntime" else self.device
 
     @property

@@ -104,7 +104,13 @@ class UIDBlurSettings:
     def render_device(self) -> str:
         """Where the network runs, as ``--device`` says it: ``cpu`` for ONNX Runtime asked for by
         name (its ``auto`` is the CPU), else ``device`` (auto: torch's GPU if there is one, where
-        ``auto`` takes torch)."""
+        ``auto`` takes torch).
+
+        Examples
+        --------
+        >>> UIDBlurSettings("p", "m", engine="onnxruntime").render_device, UIDBlurSettings("p", "m").render_device
+        ('cpu', 'auto')
+        """
         return "cpu" if self.engine == "onnxruntime" else self.device
 
     @property
