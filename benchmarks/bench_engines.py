@@ -117,7 +117,8 @@ def main(argv=None):
         "imports, checkpoint read and first pass over a 64x64 photo (median of the same rounds); the "
         "8-bit images of the two engines compared.",
         "",
-        "| network | ONNX Runtime s | torch s | torch / ORT | ready ORT s | ready torch s | pixels differing | largest difference |",
+        "| network | ONNX Runtime s | torch s | torch / ORT | ready ORT s | ready torch s | pixels differing "
+        "| largest difference |",
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for name, kind in (("BGAN paper", "bgan"), ("UID paper", "uid")):

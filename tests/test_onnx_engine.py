@@ -323,7 +323,7 @@ def test_engine_choices_that_cannot_run_are_refused(monkeypatch, tmp_path):
 
     with pytest.raises(SettingError, match="--engine must be one of auto, onnxruntime, torch; got 'tf'"):
         BGANBlurSettings("p", "m", engine="tf")
-    with pytest.raises(SettingError, match="--engine onnxruntime runs on the CPU; --device cuda:1 needs --engine torch"):
+    with pytest.raises(SettingError, match="runs on the CPU; --device cuda:1 needs --engine torch"):
         UIDBlurSettings("p", "m", engine="onnxruntime", device="cuda:1")
     assert resolve("auto", "cuda:1") == "torch"
     monkeypatch.setattr("importlib.util.find_spec", lambda name, *a: None)

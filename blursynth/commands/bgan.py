@@ -152,5 +152,6 @@ def blur(photos, model, out, per_image, tile, device, engine, png_level, shard_s
                                 shard_size=shard_size, strict=strict, pipeline=pipeline, crf=crf,
                                 camera=camera, demosaic=demosaic, raw_bits=raw_bits, noise=noise,
                                 jpeg=jpeg, exposure_gain=exposure_gain, engine=engine)
-    manifest = bgan_blur(settings, out, workers=workers_for_device(workers, settings.render_device), overwrite=overwrite)
+    workers = workers_for_device(workers, settings.render_device)
+    manifest = bgan_blur(settings, out, workers=workers, overwrite=overwrite)
     echo_photo_pairs(manifest, out)

@@ -176,5 +176,6 @@ def blur(photos, model, out, blur_from, blur_prior, per_image, reference_side, d
                                per_image=per_image, reference_side=reference_side, seed=seed,
                                device=device, png_level=png_level, shard_size=shard_size, strict=strict,
                                engine=engine)
-    manifest = uid_blur(settings, out, workers=workers_for_device(workers, settings.render_device), overwrite=overwrite)
+    workers = workers_for_device(workers, settings.render_device)
+    manifest = uid_blur(settings, out, workers=workers, overwrite=overwrite)
     echo_photo_pairs(manifest, out)

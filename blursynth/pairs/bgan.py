@@ -118,7 +118,8 @@ class BGANBlurSettings:
 
         Examples
         --------
-        >>> BGANBlurSettings("p", "m", engine="onnxruntime").render_device, BGANBlurSettings("p", "m").render_device
+        >>> S = BGANBlurSettings
+        >>> S("p", "m", engine="onnxruntime").render_device, S("p", "m").render_device
         ('cpu', 'auto')
         """
         return "cpu" if self.engine == "onnxruntime" else self.device
@@ -301,12 +302,11 @@ def _load_generator(model, device: str, engine: str):
         except (OSError, UnreadableCheckpoint):
             pass  # torch reads what the reader without it does not, or refuses it in one line
     from ..bgan.train import load_bgan_generator
+    from ..nn.runs import CHECKPOINT
+    from ..nn.torchfile import check_not_damaged
 
+    check_not_damaged(model, CHECKPOINT)  # torch would use damaged weights without a word
     if engine != "onnxruntime":
-        from ..nn.runs import CHECKPOINT
-        from ..nn.torchfile import check_not_damaged
-
-        check_not_damaged(model, CHECKPOINT)
         return load_bgan_generator(model, device=device)
     from ..bgan.onnx import OnnxBlurGenerator
 

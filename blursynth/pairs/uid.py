@@ -108,7 +108,8 @@ class UIDBlurSettings:
 
         Examples
         --------
-        >>> UIDBlurSettings("p", "m", engine="onnxruntime").render_device, UIDBlurSettings("p", "m").render_device
+        >>> S = UIDBlurSettings
+        >>> S("p", "m", engine="onnxruntime").render_device, S("p", "m").render_device
         ('cpu', 'auto')
         """
         return "cpu" if self.engine == "onnxruntime" else self.device
@@ -293,8 +294,7 @@ def load_model(model, device="cpu", engine: str = "torch"):
     from ..nn.torchfile import check_not_damaged
     from ..uid.model import load_uid
 
-    if engine != "onnxruntime":  # (ONNX Runtime's reader checked the weights it read)
-        check_not_damaged(model, CHECKPOINT)
+    check_not_damaged(model, CHECKPOINT)  # torch would use damaged weights without a word
     nets, config, run_info = load_uid(model, device)
     info = {"fingerprint": run_info["fingerprint"], "step": run_info["step"], "config": config.name}
     if engine == "onnxruntime":
