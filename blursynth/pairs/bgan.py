@@ -20,12 +20,12 @@ from ..bgan.config import NOISE_DIM
 from ..errors import BadInputError, SettingError, checking
 from ..ops.color import describe_crf
 from ..sources.photos import PhotoPlan, load_rgb8, photo_path, scan_photos
-from .photos import check_engine, check_model_unchanged, check_row_model, check_workers, \
-    engine_versions, model_stamp, photos_for, resolve_engine, write_photo_pairs
+from .photos import LearnedDevice, check_engine, check_model_unchanged, check_row_model, \
+    check_workers, engine_versions, model_stamp, photos_for, resolve_engine, write_photo_pairs
 
 
 @dataclass(frozen=True)
-class BGANBlurSettings:
+class BGANBlurSettings(LearnedDevice):
     """Everything ``blursynth bgan blur`` needs.
 
     Attributes
@@ -110,19 +110,6 @@ class BGANBlurSettings:
             except ValueError as exc:
                 raise BadInputError(f"--crf: {exc}") from None
 
-    @property
-    def render_device(self) -> str:
-        """Where the network runs, as ``--device`` says it: ``cpu`` for ONNX Runtime asked for by
-        name (its ``auto`` is the CPU), else ``device`` (auto: torch's GPU if there is one, where
-        ``auto`` takes torch).
-
-        Examples
-        --------
-        >>> S = BGANBlurSettings
-        >>> S("p", "m", engine="onnxruntime").render_device, S("p", "m").render_device
-        ('cpu', 'auto')
-        """
-        return "cpu" if self.engine == "onnxruntime" else self.device
 
     @property
     def response_spec(self) -> str:

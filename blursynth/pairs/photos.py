@@ -204,6 +204,24 @@ def check_workers(workers) -> None:
 ENGINES = ("auto", "onnxruntime", "torch")
 
 
+class LearnedDevice:
+    """What the learned ways' settings share of their ``engine`` and ``device`` fields."""
+
+    @property
+    def render_device(self) -> str:
+        """Where the network runs, as ``--device`` says it: ``cpu`` for ONNX Runtime asked for by
+        name (its ``auto`` is the CPU), else ``device`` (auto: torch's GPU if there is one, where
+        ``auto`` takes torch).
+
+        Examples
+        --------
+        >>> from blursynth.pairs.uid import UIDBlurSettings as S
+        >>> S("p", "m", engine="onnxruntime").render_device, S("p", "m").render_device
+        ('cpu', 'auto')
+        """
+        return "cpu" if self.engine == "onnxruntime" else self.device
+
+
 def check_engine(engine, device) -> None:
     """Refuse an ``--engine`` that is not one of :data:`ENGINES`, or ONNX Runtime's with a GPU
     ``--device`` (a setting's check: before torch is imported to look for the GPU)."""

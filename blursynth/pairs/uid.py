@@ -24,8 +24,8 @@ from .._rng import check_seed, sample_rng
 from .._threads import one_thread
 from ..errors import BadInputError, SettingError, checking
 from ..sources.photos import PhotoPlan, load_rgb8, photo_path, scan_photos
-from .photos import check_engine, check_model_unchanged, check_row_model, check_workers, \
-    engine_versions, model_stamp, photos_for, resolve_engine, write_photo_pairs
+from .photos import LearnedDevice, check_engine, check_model_unchanged, check_row_model, \
+    check_workers, engine_versions, model_stamp, photos_for, resolve_engine, write_photo_pairs
 
 #: Stream keys of a pair's draws, ``sample_rng(seed, index, N)``: the prior's code, the reference.
 STREAM_PRIOR, STREAM_REFERENCE = 1, 2
@@ -37,7 +37,7 @@ MIN_PHOTO = 5
 
 
 @dataclass(frozen=True)
-class UIDBlurSettings:
+class UIDBlurSettings(LearnedDevice):
     """Everything ``blursynth uid blur`` needs.
 
     Attributes
@@ -99,20 +99,6 @@ class UIDBlurSettings:
         if self.shard_size < 1:
             raise SettingError(f"--shard-size must be a positive integer; got {self.shard_size}.",
                                "shard_size")
-
-    @property
-    def render_device(self) -> str:
-        """Where the network runs, as ``--device`` says it: ``cpu`` for ONNX Runtime asked for by
-        name (its ``auto`` is the CPU), else ``device`` (auto: torch's GPU if there is one, where
-        ``auto`` takes torch).
-
-        Examples
-        --------
-        >>> S = UIDBlurSettings
-        >>> S("p", "m", engine="onnxruntime").render_device, S("p", "m").render_device
-        ('cpu', 'auto')
-        """
-        return "cpu" if self.engine == "onnxruntime" else self.device
 
     @property
     def code_source(self) -> str:
