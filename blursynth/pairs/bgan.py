@@ -21,7 +21,8 @@ from ..errors import BadInputError, SettingError, checking
 from ..ops.color import describe_crf
 from ..sources.photos import PhotoPlan, load_rgb8, photo_path, scan_photos
 from .photos import LearnedDevice, check_engine, check_model_unchanged, check_row_model, \
-    check_workers, engine_versions, model_stamp, photos_for, resolve_engine, write_photo_pairs
+    check_workers, engine_versions, load_for_engine, model_stamp, photos_for, resolve_engine, \
+    write_photo_pairs
 
 
 @dataclass(frozen=True)
@@ -280,25 +281,26 @@ def _cached_generator(model_path: str, device: str, engine: str, mtime_ns: int, 
 
 
 def _load_generator(model, device: str, engine: str):
-    if engine == "onnxruntime":
-        from ..bgan.onnx import read_generator
-        from ..nn.torchfile import UnreadableCheckpoint
+    return load_for_engine(model, device, engine, read_onnx=_read_onnx, load_torch=_load_torch,
+                           to_onnx=_to_onnx)
 
-        try:
-            return read_generator(model)
-        except (OSError, UnreadableCheckpoint):
-            pass  # torch reads what the reader without it does not, or refuses it in one line
+
+def _read_onnx(model):
+    from ..bgan.onnx import read_generator
+
+    return read_generator(model)
+
+
+def _load_torch(model, device):
     from ..bgan.train import load_bgan_generator
-    from ..nn.runs import CHECKPOINT
-    from ..nn.torchfile import check_not_damaged
 
-    check_not_damaged(model, CHECKPOINT)  # torch would use damaged weights without a word
-    if engine != "onnxruntime":
-        return load_bgan_generator(model, device=device)
+    return load_bgan_generator(model, device=device)
+
+
+def _to_onnx(gen):
     from ..bgan.onnx import OnnxBlurGenerator
 
-    gen, info = load_bgan_generator(model)
-    return OnnxBlurGenerator(gen.config, {k: v.numpy() for k, v in gen.state_dict().items()}), info
+    return OnnxBlurGenerator(gen.config, {k: v.numpy() for k, v in gen.state_dict().items()})
 
 
 def _bgan_rows(start, stop, job: _Job):

@@ -351,6 +351,28 @@ def model_stamp(model_path: str) -> tuple:
     return st.st_mtime_ns, st.st_size
 
 
+def load_for_engine(model, device: str, engine: str, *, read_onnx, load_torch, to_onnx):
+    """A learned way's model for ``engine``: ``(network, info)``.
+
+    ONNX Runtime's is read without torch (``read_onnx(model)``) where the reader takes the file;
+    otherwise torch loads it (``load_torch(model, device)``, after the file's CRC-32 check, since
+    torch would use damaged weights without a word), and for ONNX Runtime its weights are handed
+    over (``to_onnx(network)``): torch reads what the reader does not, or refuses the file in
+    its own one line.
+    """
+    from ..nn.runs import CHECKPOINT
+    from ..nn.torchfile import UnreadableCheckpoint, check_not_damaged
+
+    if engine == "onnxruntime":
+        try:
+            return read_onnx(model)
+        except (OSError, UnreadableCheckpoint):
+            pass
+    check_not_damaged(model, CHECKPOINT)
+    network, info = load_torch(model, "cpu" if engine == "onnxruntime" else device)
+    return (to_onnx(network), info) if engine == "onnxruntime" else (network, info)
+
+
 def check_model_unchanged(model, fingerprint: str, expected: str) -> None:
     """Refuse to go on writing pairs when the model loaded now is not the one the run began
     with (``fingerprint`` != ``expected``)."""

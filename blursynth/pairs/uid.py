@@ -25,7 +25,8 @@ from .._threads import one_thread
 from ..errors import BadInputError, SettingError, checking
 from ..sources.photos import PhotoPlan, load_rgb8, photo_path, scan_photos
 from .photos import LearnedDevice, check_engine, check_model_unchanged, check_row_model, \
-    check_workers, engine_versions, model_stamp, photos_for, resolve_engine, write_photo_pairs
+    check_workers, engine_versions, load_for_engine, model_stamp, photos_for, resolve_engine, \
+    write_photo_pairs
 
 #: Stream keys of a pair's draws, ``sample_rng(seed, index, N)``: the prior's code, the reference.
 STREAM_PRIOR, STREAM_REFERENCE = 1, 2
@@ -268,26 +269,27 @@ def load_model(model, device="cpu", engine: str = "torch"):
     BadInputError
         No model there, or a checkpoint of another kind (one line naming it).
     """
-    if engine == "onnxruntime":
-        from ..nn.torchfile import UnreadableCheckpoint
-        from ..uid.onnx import read_nets
+    return load_for_engine(model, device, engine, read_onnx=_read_onnx, load_torch=_load_torch,
+                           to_onnx=_to_onnx)
 
-        try:
-            return read_nets(model)
-        except (OSError, UnreadableCheckpoint):
-            pass  # torch reads what the reader without it does not, or refuses it in one line
-    from ..nn.runs import CHECKPOINT
-    from ..nn.torchfile import check_not_damaged
+
+def _read_onnx(model):
+    from ..uid.onnx import read_nets
+
+    return read_nets(model)
+
+
+def _load_torch(model, device):
     from ..uid.model import load_uid
 
-    check_not_damaged(model, CHECKPOINT)  # torch would use damaged weights without a word
     nets, config, run_info = load_uid(model, device)
-    info = {"fingerprint": run_info["fingerprint"], "step": run_info["step"], "config": config.name}
-    if engine == "onnxruntime":
-        from ..uid.onnx import OnnxUID
+    return nets, {"fingerprint": run_info["fingerprint"], "step": run_info["step"], "config": config.name}
 
-        return OnnxUID(config, {k: v.numpy() for k, v in nets.state_dict().items()}), info
-    return nets, info
+
+def _to_onnx(nets):
+    from ..uid.onnx import OnnxUID
+
+    return OnnxUID(nets.config, {k: v.numpy() for k, v in nets.state_dict().items()})
 
 
 def open_references(path, *, verify: bool = True):
