@@ -12,6 +12,7 @@ import errno
 import importlib
 import os
 import re
+import signal
 import sys
 import warnings
 
@@ -130,28 +131,39 @@ def _show_warning(python_show, message, category, filename, lineno, file=None, l
         python_show(message, category, filename, lineno, file, line)
 
 
-_sigterm_pid = None  # the process whose main() set _on_sigterm
+_signal_pid = None  # the process whose main() set _on_stop_signal
 
 
-def _on_sigterm(signum, frame):
-    # A process forked from the command's inherits the handler until it sets its own (a pool
-    # process, at once): there it does nothing, and its command stops it.
-    if os.getpid() == _sigterm_pid:
-        raise Terminated()
+def _on_stop_signal(signum, frame):
+    # Recorded before it is raised (blursynth._stopping): a raise inside a native library's
+    # callback is lost, and the command's loops raise it again. A process forked from the
+    # command's inherits the handler until it sets its own (a pool process, at once): there
+    # SIGTERM does nothing, and its command stops it; SIGINT is Python's usual interrupt.
+    from . import _stopping
+
+    if os.getpid() == _signal_pid:
+        _stopping.ask(signum)
+    elif signum == signal.SIGINT:
+        raise KeyboardInterrupt
 
 
 def main(argv=None) -> int:
     """Entry point: run the CLI, turning known errors into one line and an exit code."""
-    import signal
     import threading
+
+    from . import _stopping
 
     python_show = warnings.showwarning
     warnings.showwarning = lambda *args: _show_warning(python_show, *args)
-    global _sigterm_pid
+    global _signal_pid
     main_thread = threading.current_thread() is threading.main_thread()
+    python_handlers = {}
     if main_thread:  # only the main thread may set a handler
-        _sigterm_pid = os.getpid()
-        python_term = signal.signal(signal.SIGTERM, _on_sigterm)
+        _stopping.forget()
+        _signal_pid = os.getpid()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            python_handlers[sig] = signal.signal(sig, _on_stop_signal)
+        python_unraisable = _stopping.install_unraisable_hook()
     try:
         return _main(argv)
     finally:
@@ -159,7 +171,10 @@ def main(argv=None) -> int:
         if main_thread:
             # None: the handler was set outside Python (an embedding program), which Python
             # cannot set back; the default is the nearest.
-            signal.signal(signal.SIGTERM, signal.SIG_DFL if python_term is None else python_term)
+            for sig, handler in python_handlers.items():
+                signal.signal(sig, signal.SIG_DFL if handler is None else handler)
+            sys.unraisablehook = python_unraisable
+            _stopping.forget()
 
 
 def _main(argv) -> int:

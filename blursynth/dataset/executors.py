@@ -16,9 +16,10 @@ import threading
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass
 
+from .. import _stopping
 from .._processes import end_with
 from .._threads import one_thread, one_thread_process
-from ..errors import BadInputError, Terminated
+from ..errors import BadInputError
 
 EXECUTORS = ("local", "ray")
 
@@ -61,7 +62,9 @@ _progress_queue = None
 
 
 def report_rows(n: int) -> None:
-    """From the shard writer: ``n`` rows written (for the bar)."""
+    """From the shard writer: ``n`` rows written (for the bar). Where a signal's stop was lost
+    (:mod:`blursynth._stopping`), raises it."""
+    _stopping.stop_if_asked()
     if _progress_queue is not None and n:
         _progress_queue.put(n)
 
@@ -70,12 +73,13 @@ def report_progress(n: int) -> None:
     """From inside ``make_rows``: advance the bar of ``write_dataset(..., progress_total=...)`` by ``n``.
 
     Works in pool processes too (through the writer's progress queue); does
-    nothing outside a write.
+    nothing outside a write. Where a signal's stop was lost (:mod:`blursynth._stopping`), raises it.
 
     Examples
     --------
     >>> report_progress(3)  # no write running: nothing happens
     """
+    _stopping.stop_if_asked()
     if _progress_queue is not None and n:
         _progress_queue.put(("units", int(n)))
 
@@ -520,30 +524,19 @@ _feed_rows = None  # the row maker of a RowFeed pool process (set once, by its i
 
 
 _task_running = False  # in a pool process: whether _pool_task is running its function
-_stop_asked = None  # in a pool process: the SIGINT or SIGTERM that came
-
-
-def _stopped(signum):
-    """The exception a task stopped by ``signum`` raises, and its command then: the same as the
-    command's own on that signal, whichever of the two reaches the command first."""
-    return Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
 
 
 def _stop_the_task(signum, frame):
     """A pool process's handler of SIGINT and SIGTERM (:func:`_init_worker`): stop the task
     running, if one is; a task that has not started yet stops as it starts."""
-    global _stop_asked
-    _stop_asked = signum
-    if _task_running:
-        raise _stopped(signum)
+    _stopping.ask(signum, now=_task_running)
 
 
 def _pool_task(fn, *args):
     """``fn(*args)`` in a pool process, stoppable by a signal while it runs (not while its result
     is sent back, which follows)."""
     global _task_running
-    if _stop_asked is not None:
-        raise _stopped(_stop_asked)
+    _stopping.stop_if_asked()
     _task_running = True
     try:
         return fn(*args)

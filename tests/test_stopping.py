@@ -1,0 +1,88 @@
+"""A signal's stop survives a raise that native code swallowed (blursynth._stopping)."""
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+# The handler's raise lands inside a ctypes callback, as it does inside llvmlite's object-cache
+# callback while Numba compiles: Python prints it as "ignored" and the callback's caller goes on.
+SCRIPT = textwrap.dedent(
+    """
+    import ctypes, os, signal, sys, time
+    from blursynth import _stopping, cli
+    from blursynth.dataset.executors import report_rows
+
+    cli._signal_pid = os.getpid()
+    signal.signal(signal.{sig}, cli._on_stop_signal)
+    {hook}
+
+    @ctypes.CFUNCTYPE(None)
+    def callback():
+        os.kill(os.getpid(), signal.{sig})
+        time.sleep(0.5)  # the handler runs here, in the callback
+
+    callback()
+    print("went on", flush=True)
+    try:
+        report_rows(1)
+    except KeyboardInterrupt as exc:
+        print("stopped:", type(exc).__name__, flush=True)
+    """
+)
+
+
+@pytest.mark.slow  # starts a subprocess
+@pytest.mark.parametrize("sig, raised", [("SIGINT", "KeyboardInterrupt"), ("SIGTERM", "Terminated")])
+def test_a_stop_raised_inside_a_native_callback_is_raised_again_by_the_writer(sig, raised):
+    script = SCRIPT.format(sig=sig, hook="_stopping.install_unraisable_hook()")
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60,
+                         env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.splitlines() == ["went on", f"stopped: {raised}"]
+    assert "Exception ignored" not in run.stderr  # the hook keeps the swallowed raise quiet
+
+
+@pytest.mark.slow  # starts a subprocess
+def test_without_the_hook_python_reports_the_swallowed_raise():
+    # The case the hook exists for: without it the same run prints a traceback of the lost raise.
+    script = SCRIPT.format(sig="SIGINT", hook="")
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert run.stdout.splitlines() == ["went on", "stopped: KeyboardInterrupt"]
+    assert "Exception ignored" in run.stderr and "KeyboardInterrupt" in run.stderr
+
+
+def test_no_stop_asked_raises_nothing_and_forget_clears_one():
+    from blursynth import _stopping
+
+    _stopping.forget()
+    _stopping.stop_if_asked()
+    _stopping.ask(15, now=False)
+    try:
+        with pytest.raises(KeyboardInterrupt) as caught:
+            _stopping.stop_if_asked()
+        assert type(caught.value).__name__ == "Terminated"
+    finally:
+        _stopping.forget()
+    _stopping.stop_if_asked()
+
+
+def test_the_hook_passes_other_unraisable_errors_on():
+    from types import SimpleNamespace
+
+    from blursynth import _stopping
+
+    seen = []
+    hook = _stopping.unraisable_hook(seen.append)
+    other = SimpleNamespace(exc_value=ValueError("x"))
+    interrupt = SimpleNamespace(exc_value=KeyboardInterrupt())
+    hook(interrupt)  # no stop asked: reported as usual
+    _stopping.ask(2, now=False)
+    try:
+        hook(interrupt)  # a stop asked: kept quiet, raised again later
+        hook(other)
+    finally:
+        _stopping.forget()
+    assert seen == [interrupt, other]
