@@ -264,7 +264,7 @@ def load_checked_state(net, path, *, what: str, expected: str, key_hint: str = "
     >>> torch.save({"weight": torch.ones(2, 3)}, f)
     >>> lin = nn.Linear(3, 2, bias=False)
     >>> load_checked_state(lin, f, what="weights", expected="a test file")
-    >>> float(lin.weight.sum())
+    >>> float(lin.weight.detach().sum())
     6.0
     """
     path = Path(path)
