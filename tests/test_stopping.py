@@ -86,3 +86,27 @@ def test_the_hook_passes_other_unraisable_errors_on():
     finally:
         _stopping.forget()
     assert seen == [interrupt, other]
+
+
+@pytest.mark.parametrize("where", ["report_rows", "report_progress", "frames_bar"])
+def test_the_loops_that_run_long_raise_a_stop_asked_earlier(where):
+    from blursynth import _stopping
+    from blursynth.dataset import executors
+    from blursynth.pairs.frames import _counted
+
+    class Bar:
+        n = 0
+
+        def update(self, n):
+            self.n += n
+
+    calls = {"report_rows": lambda: executors.report_rows(1),
+             "report_progress": lambda: executors.report_progress(1),
+             "frames_bar": lambda: list(_counted(iter([1, 2]), Bar()))}
+    calls[where]()  # nothing asked: runs
+    _stopping.ask(2, now=False)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            calls[where]()
+    finally:
+        _stopping.forget()

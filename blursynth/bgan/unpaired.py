@@ -16,6 +16,7 @@ from pathlib import Path
 
 import torch
 
+from .._stopping import stop_if_asked
 from ..errors import BadInputError, SettingError, checking
 from ..nn import runs
 from ..nn.runs import CHECKPOINT, RUN_JSON
@@ -184,6 +185,7 @@ def run_steps(plan, start: int, loader, metrics: runs.MetricsLog, *, desc: str, 
                            and time.perf_counter() - t0 >= settings.max_seconds)
             if step % settings.checkpoint_every == 0 or step == total or out_of_time:
                 save(step)
+            stop_if_asked()
             if bar is not None:  # the postfix first: update() draws the bar with this step's
                 bar.set_postfix(**postfix(losses), refresh=False)
                 bar.update(1)

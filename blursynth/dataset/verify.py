@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
+from .._stopping import stop_if_asked
 from ..errors import DatasetError
 from .reader import check_shard_sha256, load_manifest
 from .schema import DATA_DIR, known_kinds, registered_kind
@@ -74,6 +75,7 @@ def verify_dataset(path, *, decode: bool = True, progress: bool = False) -> dict
                             if checks.check_row is not None:
                                 checks.check_row(row)
                             row_no += 1
+                            stop_if_asked()
                             bar.update(1)
                 except DatasetError as exc:
                     raise DatasetError(f"{file} row {row_no}: {exc}") from None

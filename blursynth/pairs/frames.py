@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from .._rng import sample_rng
+from .._stopping import stop_if_asked
 from ..errors import BadInputError, SettingError
 from ..ops.color import CameraResponse, crf_option_spec, describe_crf, draw_response, parse_crf_option
 from ..ops.degrade import HIGHLIGHT_REGION_THRESHOLD, HIGHLIGHT_THRESHOLD
@@ -451,6 +452,7 @@ def iter_pairs(plan: FramesPlan, start: int = 0, stop: int | None = None, progre
 
 def _counted(stream, bar):
     for item in stream:
+        stop_if_asked()
         bar.update(1)
         yield item
 

@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from .._rng import check_seed, sample_rng
+from .._stopping import stop_if_asked
 from ..dataset.outputs import OutputKind, claim, lock_output, remove_temporaries
 from ..errors import BadInputError
 
@@ -341,6 +342,7 @@ def render_leaves(out, settings: LeavesSettings, *, colours_from=(), progress: b
                 else:
                     save_rgb8(path, dead_leaves(i, settings, palette))
                     written += 1
+                stop_if_asked()
                 if bar is not None:
                     bar.update(1)
         finally:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .._stopping import stop_if_asked
 from ..dataset.outputs import OutputKind, claim, lock_output, remove_temporaries, write_output_file
 from ..dataset.split import SPLIT_BY, split_indices, split_keys
 from ..errors import BadInputError
@@ -289,6 +290,7 @@ def score_plan(gen, plan, *, protocol, tile, norm_stats, lpips=None, labels=None
                                 "id": str(pair["id"]),
                                 "protocol": name, "blurred": before, "deblurred": after,
                                 "output": None if dest is None else str(dest)})
+                stop_if_asked()
                 if bar is not None:
                     bar.update(1)
     except BadInputError:
@@ -677,5 +679,6 @@ def _deblur_each(plan, deblur_fn, written, notes, bar):
             result = np.rint(result.mean(axis=2)).astype(np.uint8)
         save_rgb8(dst, result)  # creates the folder; written to a temporary name and renamed
         written.append(str(dst))
+        stop_if_asked()
         if bar is not None:
             bar.update(1)

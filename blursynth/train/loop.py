@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from .._rng import check_seed
+from .._stopping import stop_if_asked
 from ..errors import SettingError, checking
 from ..nn import count_parameters, runs
 from ..nn.device import resolve_device
@@ -515,6 +516,7 @@ def run_loop(plan: RunPlan, parts: RunParts) -> dict:
                             tb.add_scalar(k, v, step)
             if saving:
                 _save(plan, parts, step, rng_ranks)
+            stop_if_asked()
             if bar is not None:
                 if settings.critic_steps and "loss_d" in losses and "loss_adv" in losses:
                     bar.set_postfix(d=f"{losses['loss_d']:.3g}", g=f"{losses['loss_adv']:.3g}",
