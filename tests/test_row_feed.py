@@ -292,7 +292,7 @@ def test_a_signal_to_the_whole_group_stops_the_command_cleanly(photos, bank, tmp
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == code, err
     assert err.rstrip().splitlines()[-1] == f"error: {said}; rerun the same command to resume."
-    assert _wait_for(lambda: all(has_ended(pid) for pid in started), 5)
+    assert _wait_for(lambda: all(has_ended(pid) for pid in started), 10)
     assert not list((out / "data").glob(".*tmp*")) and _lock_free(out)  # nothing half-written, nothing held
 
 
