@@ -167,6 +167,9 @@ def main(argv=None) -> int:
     try:
         return _main(argv)
     finally:
+        from ._progress import set_quiet
+
+        set_quiet(False)  # a --quiet holds for its command only
         warnings.showwarning = python_show
         if main_thread:
             # None: the handler was set outside Python (an embedding program), which Python

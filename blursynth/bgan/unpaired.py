@@ -148,9 +148,9 @@ def progress_bar(settings, total: int, start: int, desc: str):
     startup_over()  # the work begins: start-up's objects frozen, the collector back on
     if not settings.progress:
         return None
-    from tqdm import tqdm
+    from .._progress import progress_bar as bar
 
-    return tqdm(total=total, initial=start, desc=desc, unit="step", dynamic_ncols=True)
+    return bar(total=total, initial=start, desc=desc, unit="step")
 
 
 def run_steps(plan, start: int, loader, metrics: runs.MetricsLog, *, desc: str, sheets_dir: str,

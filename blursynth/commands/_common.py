@@ -66,6 +66,20 @@ def raw_bits_option(ctx, param, value):
     return nums[0] if len(nums) == 1 else tuple(nums)
 
 
+def _set_quiet(ctx, param, value):
+    if value:
+        from .._progress import set_quiet
+
+        set_quiet(True)
+    return value
+
+
+#: ``--quiet`` for a command that passes no progress setting on: it silences every bar the
+#: command draws (blursynth._progress), and the CLI sets that back when the command ends.
+quiet_option = click.option("--quiet", is_flag=True, expose_value=False, callback=_set_quiet,
+                            help="No progress bar.")
+
+
 def learned_writer_options(f):
     """--engine, --png-level, --shard-size and --strict of the learned-blur pair writers (bgan
     blur, uid blur), spelled and explained the same in both."""

@@ -5,9 +5,9 @@ from __future__ import annotations
 import click
 
 from ._common import (
-    camera_options, device_option, echo_photo_pairs, learned_writer_options, overwrite_option, raw_only_degrade_options,
-    positive_int, run_unpaired_training, seed_option, unpaired_run_options, workers_for_device,
-    workers_option,
+    camera_options, device_option, echo_photo_pairs, learned_writer_options, overwrite_option, positive_int,
+    quiet_option, raw_only_degrade_options, run_unpaired_training, seed_option, unpaired_run_options,
+    workers_for_device, workers_option,
 )
 
 
@@ -135,6 +135,7 @@ def _no_highlights(ctx, param, value):
 @seed_option
 @workers_option
 @overwrite_option
+@quiet_option
 def blur(photos, model, out, per_image, tile, device, engine, png_level, shard_size, strict, pipeline, crf, camera,
          demosaic, raw_bits, noise, jpeg, exposure_gain, seed, workers, overwrite):
     """Blur sharp PHOTOS with a trained BGAN: pairs with source=bgan.

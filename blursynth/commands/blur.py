@@ -5,8 +5,8 @@ from __future__ import annotations
 import click
 
 from ._common import (
-    camera_options, echo_photo_pairs, overwrite_option, parse_fraction, photos_decoded_ahead,
-    positive_int, seed_option, workers_for_device, workers_option,
+    camera_options, echo_photo_pairs, overwrite_option, parse_fraction, photos_decoded_ahead, positive_int,
+    quiet_option, seed_option, workers_for_device, workers_option,
 )
 
 
@@ -202,6 +202,7 @@ def scene_options(f):
 @seed_option
 @workers_option
 @overwrite_option
+@quiet_option
 def blur(photos, kernels, out, psf_source, exposure, per_image, crop, resize, resize_to, crf, saturation, noise,
          jpeg, pipeline, camera, demosaic, raw_bits, border, device, batch, length_px, canvas, strict, png_level,
          shard_size, seed, workers, overwrite):

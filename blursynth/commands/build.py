@@ -6,7 +6,7 @@ import json
 
 import click
 
-from ._common import positive_int, workers_option
+from ._common import positive_int, quiet_option, workers_option
 
 
 @click.command()
@@ -26,6 +26,7 @@ from ._common import positive_int, workers_option
 @workers_option
 @click.option("--overwrite", is_flag=True,
               help="Replace outputs a different recipe or setting made (e.g. after a --limit run) instead of refusing.")
+@quiet_option
 def build(recipe, out, executor, address, dry_run, limit, inputs, sets, workers, overwrite):
     """Run the pipeline a recipe describes: generators, then training and evaluation.
 

@@ -7,7 +7,8 @@ import json
 import click
 
 from ._common import (
-    echo_manifest, no_verify_option, overwrite_option, positive_int, refuse_unused_options, workers_option,
+    echo_manifest, no_verify_option, overwrite_option, positive_int, quiet_option, refuse_unused_options,
+    workers_option,
 )
 
 
@@ -59,6 +60,7 @@ def info(path, as_json, no_verify):
 @dataset.command()
 @click.argument("path", type=click.Path())
 @click.option("--no-decode", is_flag=True, help="Only re-hash shards; do not decode every image.")
+@quiet_option
 def verify(path, no_decode):
     """Re-hash every shard and decode every row; name the first bad shard and row."""
     from ..dataset.verify import verify_dataset
@@ -138,6 +140,7 @@ def preview(path, out, count, height, start, crop_full_res, no_verify):
 @click.option("--split-by", type=click.Choice(["source", "pair"]), default="source", show_default=True,
               help="With --split or --splits: whole source photos, clips or sequences on one side, or single pairs.")
 @no_verify_option
+@quiet_option
 def export(path, out, layout, splits, fmt, jpeg_quality, png_flag, overwrite, raw, sources, model, split,
            val_fraction, split_by, no_verify):
     """Write folders other tools read: blur/, sharp/, psf/ and params.jsonl, or the layout
@@ -246,6 +249,7 @@ def coarse_shares(counts: dict, fractions: dict) -> list:
 @click.option("--shard-size", type=int, default=200, show_default=True, callback=positive_int, help="Pairs per shard.")
 @workers_option
 @overwrite_option
+@quiet_option
 def import_(folder, out, layout, blur_dir, blurred, sharp_dir, lists, variant, split, subset, png_level, shard_size,
             workers, overwrite):
     """Bring a deblurring set (GoPro, HIDE, RealBlur, RSBlur, REDS, Lai, Köhler, Levin) or other real

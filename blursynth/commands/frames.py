@@ -7,7 +7,7 @@ import re
 import click
 
 from ._common import (
-    camera_options, echo_manifest, finite, overwrite_option, positive_int,
+    camera_options, echo_manifest, finite, overwrite_option, positive_int, quiet_option,
     raw_only_degrade_options, seed_option, workers_option,
 )
 
@@ -130,6 +130,7 @@ def _positive_fps(ctx, param, value):
 @seed_option
 @workers_option
 @overwrite_option
+@quiet_option
 def frames_average(inputs, out, window, exposure_ms, overlap, gap, odd_only, crf, interpolate, fps, max_pairs, png_level,
                    shard_size, psf_max_size, cut_threshold, pipeline, camera, demosaic, raw_bits, noise, jpeg,
                    exposure_gain, highlights, highlight_threshold, highlight_regions, highlight_region_threshold,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from ._common import (
-    FractionList, echo_manifest, finite, odd_size, overwrite_option, positive_int, seed_option,
+    FractionList, echo_manifest, finite, odd_size, overwrite_option, positive_int, quiet_option, seed_option,
     workers_option,
 )
 
@@ -32,6 +32,7 @@ from ._common import (
 @click.option("--keep-trajectories", is_flag=True, help="Store each trajectory (16 kB each at 2000 samples).")
 @click.option("--shard-size", type=int, default=10000, show_default=True, callback=positive_int, help="Trajectories per shard.")
 @overwrite_option
+@quiet_option
 def trajectories(n, out, seed, workers, exposures, psf_size, canvas, centre, samples, length_px, expl,
                  keep_trajectories, shard_size, overwrite):
     """Write a kernel bank: N random trajectories, each rasterized at every exposure.

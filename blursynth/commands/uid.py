@@ -6,8 +6,8 @@ from __future__ import annotations
 import click
 
 from ._common import (
-    device_option, echo_photo_pairs, learned_writer_options, overwrite_option, positive_int, run_unpaired_training,
-    seed_option, unpaired_run_options, workers_for_device, workers_option,
+    device_option, echo_photo_pairs, learned_writer_options, overwrite_option, positive_int, quiet_option,
+    run_unpaired_training, seed_option, unpaired_run_options, workers_for_device, workers_option,
 )
 
 
@@ -158,6 +158,7 @@ def deblur(inputs, model, out, device, overwrite, quiet):
 @seed_option
 @workers_option
 @overwrite_option
+@quiet_option
 def blur(photos, model, out, blur_from, blur_prior, per_image, reference_side, device, engine, png_level,
          shard_size, strict, seed, workers, overwrite):
     """Give sharp PHOTOS a blur with a trained UID: pairs with source=uid.

@@ -280,9 +280,9 @@ def _image_bytes(data: bytes, image_format: str, jpeg_quality: int, what: str) -
 def _export_locked(ds, out: Path, *, progress: bool, raw=None, rebuilder=None, placement: dict, layout,
                    image_format: str = "png", jpeg_quality: int = 95) -> int:
     """Build the export beside ``out`` (``.OUT.tmpPID``) and rename it into place; ``out`` is locked."""
-    from tqdm.auto import tqdm
-
     import cv2
+
+    from .._progress import progress_bar
 
     from ..sources.photos import read_header
 
@@ -301,8 +301,8 @@ def _export_locked(ds, out: Path, *, progress: bool, raw=None, rebuilder=None, p
     startup_over()  # the work begins: start-up's objects frozen, the collector back on
     try:
         with open(tmp / "params.jsonl", "w") as meta:
-            bar = tqdm(ds.table.iter_located(), total=len(ds), unit="pair", desc="exporting",
-                       disable=not progress)
+            bar = progress_bar(ds.table.iter_located(), total=len(ds), unit="pair", desc="exporting",
+                               enabled=progress)
             for s, local, row in bar:
                 place = placement.get(int(ds.table.offsets[s]) + local)
                 if place is None:

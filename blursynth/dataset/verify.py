@@ -47,13 +47,13 @@ def verify_dataset(path, *, decode: bool = True, progress: bool = False) -> dict
     extra = sorted(on_disk - listed)
     if extra:
         raise DatasetError(f"{path / extra[0]}: shard not listed in manifest.json; the manifest does not match its shards.")
-    from tqdm.auto import tqdm
+    from .._progress import progress_bar
 
     total = 0
     from .._startup import startup_over
 
     startup_over()  # the work begins: start-up's objects frozen, the collector back on
-    bar = tqdm(total=manifest["num_rows"], unit="row", desc="verifying", disable=not progress)
+    bar = progress_bar(total=manifest["num_rows"], unit="row", desc="verifying", enabled=progress)
     try:
         for shard in manifest["shards"]:
             file = path / shard["file"]

@@ -257,19 +257,17 @@ def write_dataset(
             recorded[name] = shard_record(name)
             _write_progress(out, kind, fingerprint, n_shards, recorded, command)
 
-        from tqdm.auto import tqdm
-
+        from .._progress import progress_bar
         from .._startup import startup_over
 
         startup_over(collect=False)  # the work begins: start-up frozen, the collector back on
         own_units = progress_total is not None and executor.name != "ray"
-        bar = ProgressBar(tqdm(
+        bar = ProgressBar(progress_bar(
             total=progress_total if own_units else n_items,
             initial=round(progress_total * rows_kept / max(n_items, 1)) if own_units else rows_kept,
             unit=unit,
             desc=desc or f"writing {kind}",
-            disable=not progress,
-            dynamic_ncols=True,
+            enabled=progress,
         ), own_units)
         any_written = bool(rows_done)
         try:

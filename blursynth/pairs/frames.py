@@ -599,9 +599,9 @@ class _LazyBar:
 
     def update(self, n):
         if self.bar is None:
-            from tqdm.auto import tqdm
+            from .._progress import progress_bar
 
-            self.bar = tqdm(total=self.total, unit="frame", desc="frames-average", dynamic_ncols=True)
+            self.bar = progress_bar(total=self.total, unit="frame", desc="frames-average")
         self.bar.update(n)
 
     def close(self):

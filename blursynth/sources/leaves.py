@@ -330,9 +330,9 @@ def render_leaves(out, settings: LeavesSettings, *, colours_from=(), progress: b
         startup_over()  # the work begins: start-up's objects frozen, the collector back on
         bar = None
         if progress:
-            from tqdm import tqdm
+            from .._progress import progress_bar
 
-            bar = tqdm(total=settings.n, desc="render-leaves", unit="image", dynamic_ncols=True)
+            bar = progress_bar(total=settings.n, desc="render-leaves", unit="image")
         written = kept = 0
         try:
             for i in range(settings.n):

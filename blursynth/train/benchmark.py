@@ -131,9 +131,9 @@ def _score_into(stage: Path, settings, gen, ckpt, plan, names, dests) -> dict:
     startup_over()  # the work begins: start-up's objects frozen, the collector back on
     bar = None
     if settings.progress:
-        from tqdm import tqdm
+        from .._progress import progress_bar
 
-        bar = tqdm(total=sum(len(r) for _, _, r in plan), desc="benchmark", unit="image")
+        bar = progress_bar(total=sum(len(r) for _, _, r in plan), desc="benchmark", unit="image")
     try:
         records = score_plan(gen, plan, protocol=settings.protocol, tile=settings.tile,
                              norm_stats=settings.norm_stats, lpips=settings.lpips, labels=names,

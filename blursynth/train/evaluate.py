@@ -419,9 +419,9 @@ def evaluate(settings: EvaluateSettings) -> dict:
     startup_over()  # the work begins: start-up's objects frozen, the collector back on
     bar = None
     if settings.progress:
-        from tqdm import tqdm
+        from .._progress import progress_bar
 
-        bar = tqdm(total=sum(len(r) for _, _, r in plan), desc="evaluate", unit="pair")
+        bar = progress_bar(total=sum(len(r) for _, _, r in plan), desc="evaluate", unit="pair")
     try:
         records = score_plan(gen, plan, protocol=settings.protocol, tile=settings.tile,
                              norm_stats=settings.norm_stats, lpips=settings.lpips,
@@ -620,9 +620,9 @@ def deblur_images(settings: DeblurSettings, deblur_fn=None) -> dict:
         startup_over()  # the work begins: start-up's objects frozen, the collector back on
         bar = None
         if settings.progress:  # once nothing can refuse the run: a refusal is its one line
-            from tqdm import tqdm
+            from .._progress import progress_bar
 
-            bar = tqdm(total=len(plan), desc="deblur", unit="image")
+            bar = progress_bar(total=len(plan), desc="deblur", unit="image")
         try:
             _deblur_each(plan, deblur_fn, written, notes, bar)
         except BaseException:

@@ -475,10 +475,9 @@ def run_loop(plan: RunPlan, parts: RunParts) -> dict:
 
     startup_over()  # the work begins: start-up's objects frozen, the collector back on
     if plan.main and settings.progress:
-        from tqdm import tqdm
+        from .._progress import progress_bar
 
-        bar = tqdm(total=total, initial=parts.start, desc="train", unit="step",
-                   dynamic_ncols=True)
+        bar = progress_bar(total=total, initial=parts.start, desc="train", unit="step")
     t0 = time.perf_counter()
     losses, figures, step = {}, {}, parts.start
     try:
