@@ -579,3 +579,33 @@ def test_online_blur_over_photos_none_of_which_decodes_is_one_error(photos, tmp_
         with pytest.raises(BadInputError, match="decodes") as err:
             ds[0]
         assert "\n" not in str(err.value)
+
+
+def test_photos_blur_leaves_out_are_named_in_one_warning_each(photos, tmp_path, run_cli):
+    # Too small for the crop, or unreadable: blur leaves them out with a warning line; the same
+    # photos are left out of len(ds), with the same line in the dict's words.
+    import shutil
+    import warnings
+
+    import cv2
+
+    folder = tmp_path / "mixed"
+    shutil.copytree(photos, folder)
+    cv2.imwrite(str(folder / "tiny.png"), np.zeros((8, 8, 3), np.uint8))
+    (folder / "broken.png").write_bytes(b"not a png")
+    settings = {"psf_source": "fresh", "crop": [32, 32], "canvas": 15, "length": 8.0, "per_image": 2,
+                "device": "cpu"}
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        ds = OnlineBlur(folder, settings, seed=0)
+    said = [str(w.message) for w in caught]
+    assert len(ds) == 6  # the three photos, two pairs each
+    assert len(said) == 2 and all(line.startswith("OnlineBlur: ") for line in said), said
+    assert "broken.png" in said[0] and said[0].endswith("; skipped")
+    assert re.search(r"1 of 4 photos are smaller than 32x32 \(crop 32x32\) .*tiny\.png \(8x8\) "
+                     r"\(strict refuses them instead\)", said[1]), said[1]
+    res = run_cli("blur", folder, "--psf-source", "fresh", "--crop", "32x32", "--canvas", "15",
+                           "--length", "8", "--per-image", "2", "--workers", "1", "--out", tmp_path / "pairs")
+    assert res.code == 0, res.err
+    assert "1 of 4 photos are smaller than 32x32 (--crop 32x32)" in res.err and "broken.png" in res.err
+    assert len(StoredPairs(tmp_path / "pairs")) == len(ds)

@@ -160,13 +160,8 @@ def write_photo_pairs(out, plan: PhotoPlan, *, per_image: int, recipe: dict, inp
     from ..dataset.writer import write_dataset
 
     def warn_plan():  # once the output is this run's: a refused one is refused in one line
-        for why in plan.reasons:
-            warn(f"{why}; skipped")
-        if plan.small:
-            n = len(plan.small)
-            shown = ", ".join(plan.small[:3]) + (f" and {n - 3} more" if n > 3 else "")
-            warn(f"{n} of {n + len(plan.files)} photos are smaller than {plan.small_need} and are "
-                 f"skipped: {shown} (--strict refuses them instead)")
+        for line in plan.left_out():
+            warn(line)
 
     fp = fingerprint(recipe)
     if workers > 1:

@@ -622,6 +622,23 @@ class PhotoPlan:
     def path(self, i: int) -> Path:
         return photo_path(self.root, self.files[i])
 
+    def left_out(self, strict: str = "--strict") -> list:
+        """One warning line for each unreadable file and one for the photos too small for the run
+        (``strict``: how the caller's user asks to refuse them instead).
+
+        Examples
+        --------
+        >>> PhotoPlan("p", files=("a.png",), small=("b.png (8x8)",), small_need="16x16 (--crop 16x16)").left_out()
+        ['1 of 2 photos are smaller than 16x16 (--crop 16x16) and are skipped: b.png (8x8) (--strict refuses them instead)']
+        """
+        lines = [f"{why}; skipped" for why in self.reasons]
+        if self.small:
+            n = len(self.small)
+            shown = ", ".join(self.small[:3]) + (f" and {n - 3} more" if n > 3 else "")
+            lines.append(f"{n} of {n + len(self.files)} photos are smaller than {self.small_need} and "
+                         f"are skipped: {shown} ({strict} refuses them instead)")
+        return lines
+
     def digest(self) -> str:
         """Of the photos' names and file sizes (part of a run's fingerprint)."""
         h = hashlib.sha256()

@@ -68,7 +68,9 @@ class OnlineBlur(torch.utils.data.Dataset):
     once per process, and its indices give the same pairs of the next photo that decodes, so a
     training epoch goes on; :meth:`read`'s ``index`` says which pair it is. With the settings'
     ``strict`` such a photo is an error instead, as ``blur --strict`` stops at it. (Finding such
-    photos when the dataset is made would mean decoding every photo.)
+    photos when the dataset is made would mean decoding every photo.) A file whose header does not
+    read, or a photo smaller than the crop, is left out of the dataset (and its length) with a
+    warning when it is made, as ``blur`` leaves it out.
 
     Examples
     --------
@@ -119,6 +121,10 @@ class OnlineBlur(torch.utils.data.Dataset):
             # Refused against the photos or the bank: said in the dict's keys, as its other refusals.
             raise BadInputError(f"OnlineBlur settings: {in_recipe_terms(exc)}") from None
         self.settings, self.recipe, self.fingerprint = settings, recipe, self._job.fingerprint
+        from ..build.recipe import in_recipe_terms
+
+        for line in self._job.plan.left_out(strict="strict"):  # as blur warns of them
+            _warn_at_caller(f"OnlineBlur: {in_recipe_terms(line)}")
         self._photo = None  # (photo number, resized photo, conversion note) of the last read
         self._undecodable = set()  # photo numbers that failed to decode here (warned about)
         self._undecodable_sources = set()  # names of scene objects' photos that failed (warned about)
