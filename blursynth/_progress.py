@@ -1,6 +1,6 @@
 """Progress bars: one constructor for every long loop, silent under ``--quiet``, sparse in a log.
 
-A bar redrawn ten times a second suits a terminal; in a batch job's log (Slurm, a pipe, ``nohup``)
+A bar redrawn ten times a second suits a terminal (and a notebook's widget); in a batch job's log (Slurm, a pipe, ``nohup``)
 every redraw is kept, joined by carriage returns, and an hour's run leaves tens of thousands of
 copies of the bar. So where stderr is not a terminal the bar redraws every
 :data:`LOG_INTERVAL` seconds, unless ``TQDM_MININTERVAL`` says otherwise.
@@ -43,7 +43,9 @@ def progress_bar(iterable=None, *, total=None, desc: str, unit: str, initial: in
     from tqdm.auto import tqdm
 
     options = {}
-    if not _to_terminal(sys.stderr) and "TQDM_MININTERVAL" not in os.environ:
-        options["mininterval"] = LOG_INTERVAL
+    widget = any(cls.__name__ == "tqdm_notebook" for cls in tqdm.__mro__)  # Jupyter's stderr is no TTY
+    if not widget and not _to_terminal(sys.stderr) and "TQDM_MININTERVAL" not in os.environ:
+        # maxinterval too: tqdm's monitor thread otherwise redraws a bar idle for 10 s.
+        options["mininterval"] = options["maxinterval"] = LOG_INTERVAL
     return tqdm(iterable=iterable, total=total, initial=initial, desc=desc, unit=unit, dynamic_ncols=True,
                 disable=_quiet or not enabled, **options)

@@ -44,6 +44,11 @@ def stop_if_asked() -> None:
         raise stopping_exception(_asked)
 
 
+def asked() -> KeyboardInterrupt | None:
+    """The exception of the stop a signal asked for, or None when none has come."""
+    return None if _asked is None else stopping_exception(_asked)
+
+
 def forget() -> None:
     """Forget a recorded stop: a new command starts (the CLI's ``main`` run twice in a process)."""
     global _asked

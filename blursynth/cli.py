@@ -162,7 +162,10 @@ def main(argv=None) -> int:
         _stopping.forget()
         _signal_pid = os.getpid()
         for sig in (signal.SIGINT, signal.SIGTERM):
-            python_handlers[sig] = signal.signal(sig, _on_stop_signal)
+            # A signal the process was started to ignore (`cmd &` in a script, a launcher that
+            # shields its workers from Ctrl-C) stays ignored, as Python leaves it.
+            if signal.getsignal(sig) is not signal.SIG_IGN:
+                python_handlers[sig] = signal.signal(sig, _on_stop_signal)
         python_unraisable = _stopping.install_unraisable_hook()
     try:
         return _main(argv)
@@ -172,12 +175,27 @@ def main(argv=None) -> int:
         set_quiet(False)  # a --quiet holds for its command only
         warnings.showwarning = python_show
         if main_thread:
+            sys.unraisablehook = python_unraisable
+            _restore_signals(python_handlers)  # last: a signal held back meanwhile arrives as it ends
+
+
+def _restore_signals(handlers: dict) -> None:
+    """Set the handlers :func:`main` replaced back, all of them even if a signal comes meanwhile:
+    it waits, blocked, and reaches the handler set back (a second Ctrl-C at the very end)."""
+    from . import _stopping
+
+    blocked = set(handlers) if hasattr(signal, "pthread_sigmask") else set()
+    if blocked:
+        signal.pthread_sigmask(signal.SIG_BLOCK, blocked)
+    try:
+        _stopping.forget()
+        for sig, handler in handlers.items():
             # None: the handler was set outside Python (an embedding program), which Python
             # cannot set back; the default is the nearest.
-            for sig, handler in python_handlers.items():
-                signal.signal(sig, signal.SIG_DFL if handler is None else handler)
-            sys.unraisablehook = python_unraisable
-            _stopping.forget()
+            signal.signal(sig, signal.SIG_DFL if handler is None else handler)
+    finally:
+        if blocked:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, blocked)
 
 
 def _main(argv) -> int:
@@ -210,8 +228,10 @@ def _main(argv) -> int:
     except KeyboardInterrupt as exc:
         return _interrupted(exc)
     except Exception as exc:  # a bug or an environment failure, not bad input
-        stop = exc.__cause__
-        if isinstance(stop, KeyboardInterrupt):
+        from ._stopping import asked
+
+        stop = exc.__cause__ if isinstance(exc.__cause__, KeyboardInterrupt) else asked()
+        if stop is not None:
             # Raised by the signal's handler inside native code that then reported "a result
             # with an exception set" (Numba's dispatcher): the interrupt, not a failure.
             return _interrupted(stop)

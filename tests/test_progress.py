@@ -17,7 +17,7 @@ def test_a_log_gets_a_redraw_every_log_interval_and_a_terminal_the_usual_rate(mo
     monkeypatch.delenv("TQDM_MININTERVAL", raising=False)
     monkeypatch.setattr("sys.stderr", io.StringIO())
     bar = _progress.progress_bar(total=2, desc="t", unit="pair")
-    assert bar.mininterval == _progress.LOG_INTERVAL
+    assert bar.mininterval == bar.maxinterval == _progress.LOG_INTERVAL  # the monitor's redraw too
     bar.close()
     monkeypatch.setattr("sys.stderr", _Terminal())
     bar = _progress.progress_bar(total=2, desc="t", unit="pair")
@@ -66,3 +66,18 @@ def test_quiet_silences_a_writer_command_and_holds_for_that_command_only(tmp_pat
 def test_every_command_that_draws_a_bar_takes_quiet(command, capsys):
     assert main(command + ["--help"]) == 0
     assert "--quiet" in capsys.readouterr().out
+
+
+def test_a_notebook_widget_keeps_tqdm_s_rate(monkeypatch):
+    import tqdm.auto
+    import tqdm.std
+
+    class tqdm_notebook(tqdm.std.tqdm):  # what tqdm.auto gives inside Jupyter, by name
+        pass
+
+    monkeypatch.delenv("TQDM_MININTERVAL", raising=False)
+    monkeypatch.setattr("sys.stderr", io.StringIO())  # ipykernel's stream is no TTY either
+    monkeypatch.setattr(tqdm.auto, "tqdm", tqdm_notebook)
+    bar = _progress.progress_bar(total=2, desc="t", unit="pair")
+    assert bar.mininterval < 1
+    bar.close()

@@ -308,3 +308,40 @@ def test_has_ended_tells_a_live_process_from_an_ended_one():
     assert _wait_for(lambda: has_ended(child.pid), 10)  # ended, not yet reaped: a zombie
     child.wait()
     assert has_ended(child.pid) is True
+
+
+@pytest.mark.slow  # starts a subprocess
+@pytest.mark.skipif(not os.path.isdir("/proc"), reason="lists processes through /proc")
+def test_sigterm_to_the_group_of_a_fork_server_pool_leaves_nothing_for_the_tracker(tmp_path):
+    # The fork server ignores SIGTERM: had it died of it, the pool would look broken and kill its
+    # processes mid-shutdown, and the resource tracker would warn of their leaked semaphores.
+    import signal
+    import sys
+
+    from blursynth._processes import has_ended
+
+    out = tmp_path / "bank"
+    cmd = [sys.executable, "-m", "blursynth", "trajectories", "--n", "400000", "--out", str(out),
+           "--workers", "2", "--shard-size", "2000"]
+    proc, started = _start_with_pool(cmd, 3)  # the tracker, the fork server, the pool's process
+    os.killpg(proc.pid, signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143, err
+    assert "leaked" not in err and "resource_tracker" not in err, err
+    assert _wait_for(lambda: all(has_ended(pid) for pid in started), 10)
+
+
+@pytest.mark.slow  # starts a subprocess
+def test_the_fork_server_preloads_its_sigterm_ignore_first():
+    import multiprocessing.forkserver
+    import subprocess
+    import sys
+
+    from blursynth.dataset.executors import _pool_context
+    from blursynth.dataset.writer import _write_shard
+
+    _pool_context(_write_shard, _write_shard)
+    assert multiprocessing.forkserver._forkserver._preload_modules[0] == "blursynth._forkserver"
+    code = "import signal, blursynth._forkserver; print(signal.getsignal(signal.SIGTERM) is signal.SIG_IGN)"
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert run.stdout.strip() == "True", run.stderr

@@ -110,3 +110,74 @@ def test_the_loops_that_run_long_raise_a_stop_asked_earlier(where):
             calls[where]()
     finally:
         _stopping.forget()
+
+
+def test_a_pool_process_stops_at_its_next_row_after_a_lost_raise(monkeypatch):
+    from blursynth import _stopping
+    from blursynth.dataset import executors
+
+    rendered = []
+
+    def rows(start, stop):
+        for i in range(start, stop):
+            rendered.append(i)
+            if rendered == [0]:
+                _stopping.ask(2, now=False)  # the handler ran; its raise was lost
+            yield {"i": i}
+
+    monkeypatch.setattr(executors, "_feed_rows", rows)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            executors._feed_chunk(0, 5)
+    finally:
+        _stopping.forget()
+    assert rendered == [0]  # not the rest of the chunk
+    assert executors._feed_chunk(0, 2) == [{"i": 0}, {"i": 1}]
+
+
+def test_main_sets_its_handlers_back_and_leaves_an_ignored_signal_ignored(monkeypatch, capsys):
+    import signal
+
+    from blursynth import cli
+
+    kinds = (signal.SIGINT, signal.SIGTERM)
+    before = {sig: signal.getsignal(sig) for sig in kinds}
+    hook = sys.unraisablehook
+    during = []
+    monkeypatch.setattr(cli, "_main", lambda argv: during.append({s: signal.getsignal(s) for s in kinds}) or 0)
+    assert cli.main([]) == 0
+    assert during[-1] == {sig: cli._on_stop_signal for sig in kinds}
+    assert {sig: signal.getsignal(sig) for sig in kinds} == before and sys.unraisablehook is hook
+    old = signal.signal(signal.SIGINT, signal.SIG_IGN)  # as `cmd &` in a script starts it
+    try:
+        assert cli.main([]) == 0
+        assert during[-1] == {signal.SIGINT: signal.SIG_IGN, signal.SIGTERM: cli._on_stop_signal}
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGINT, old)
+
+
+@pytest.mark.parametrize("signum, raised", [(2, "KeyboardInterrupt"), (15, "Terminated")])
+def test_an_error_a_stop_turned_into_is_the_stop_in_a_pool_task_and_in_the_command(signum, raised, monkeypatch,
+                                                                                  capsys):
+    from blursynth import _stopping, cli
+    from blursynth.dataset import executors
+
+    def native_call():
+        _stopping.ask(signum, now=False)  # the handler ran inside native code, which then failed
+        raise SystemError("returned a result with an exception set")
+
+    try:
+        with pytest.raises(KeyboardInterrupt) as caught:
+            executors._pool_task(native_call)
+    finally:
+        _stopping.forget()
+    assert type(caught.value).__name__ == raised
+
+    def command(*args, **kwargs):
+        native_call()
+
+    monkeypatch.setattr(cli.cli, "main", command)
+    assert cli.main(["trajectories"]) == (130 if signum == 2 else 143)
+    assert capsys.readouterr().err.startswith("error: interrupted" if signum == 2 else "error: terminated (SIGTERM)")
+    _stopping.stop_if_asked()  # main() forgot the stop as it ended

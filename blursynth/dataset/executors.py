@@ -540,6 +540,12 @@ def _pool_task(fn, *args):
     _task_running = True
     try:
         return fn(*args)
+    except Exception:
+        # The stop, raised inside native code, can come out as another error (Numba's
+        # dispatcher: SystemError, "returned a result with an exception set"), and its cause is
+        # lost on the way to the command: the command is told of the stop, not of a failure.
+        _stopping.stop_if_asked()
+        raise
     finally:
         _task_running = False
 
@@ -552,7 +558,14 @@ def _init_feed_worker(queue, command_pid: int, make_rows):
 
 def _feed_chunk(start, stop):
     """Pool process: the rows of items ``start..stop-1`` (dicts, tables or Skipped), sent back whole."""
-    return _pool_task(lambda: list(_feed_rows(start, stop)))
+    def rows():
+        out = []
+        for row in _feed_rows(start, stop):
+            _stopping.stop_if_asked()  # a signal's raise that a native callback lost
+            out.append(row)
+        return out
+
+    return _pool_task(rows)
 
 
 def _run_fed(write_shard, tasks, workers: int, make_rows, bar, chunk: int, tail_chunk: int | None = None):
@@ -615,7 +628,7 @@ def _pool_context(write_shard, make_rows):
     while isinstance(func, functools.partial):
         func = func.func
     module = getattr(func, "__module__", None)
-    preload = ["blursynth._warm", write_shard.__module__]
+    preload = ["blursynth._forkserver", "blursynth._warm", write_shard.__module__]
     if "torch" in sys.modules:  # the row maker uses it here: its workers will too (seconds to import)
         preload.append("torch")
     if module and module.startswith("blursynth."):
