@@ -56,11 +56,15 @@ def forget() -> None:
 
 
 def unraisable_hook(previous):
-    """A ``sys.unraisablehook`` that keeps quiet about a stop's raise inside a native callback
-    (:func:`stop_if_asked` raises it again) and passes anything else to ``previous``."""
+    """A ``sys.unraisablehook`` that, once a stop has been asked for, keeps quiet about what the
+    stop itself causes: its raise inside a native callback (:func:`stop_if_asked` raises it
+    again), and a torch DataLoader's report, from its iterator's finaliser, of its workers ended
+    by the same signal. Anything else goes to ``previous``."""
 
     def hook(unraisable):
-        if _asked is not None and isinstance(unraisable.exc_value, KeyboardInterrupt):
+        exc = unraisable.exc_value
+        if _asked is not None and (isinstance(exc, KeyboardInterrupt)
+                                   or (isinstance(exc, RuntimeError) and "is killed by signal" in str(exc))):
             return
         previous(unraisable)
 

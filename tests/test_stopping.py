@@ -78,14 +78,17 @@ def test_the_hook_passes_other_unraisable_errors_on():
     hook = _stopping.unraisable_hook(seen.append)
     other = SimpleNamespace(exc_value=ValueError("x"))
     interrupt = SimpleNamespace(exc_value=KeyboardInterrupt())
+    loader = SimpleNamespace(exc_value=RuntimeError("DataLoader worker (pid 7) is killed by signal: Terminated. "))
     hook(interrupt)  # no stop asked: reported as usual
-    _stopping.ask(2, now=False)
+    hook(loader)
+    _stopping.ask(15, now=False)
     try:
         hook(interrupt)  # a stop asked: kept quiet, raised again later
+        hook(loader)  # the loader's workers ended by the same signal
         hook(other)
     finally:
         _stopping.forget()
-    assert seen == [interrupt, other]
+    assert seen == [interrupt, loader, other]
 
 
 @pytest.mark.parametrize("where", ["report_rows", "report_progress", "frames_bar"])

@@ -437,3 +437,23 @@ def test_bf16_on_cpu_trains_and_is_recorded(tiny_pairs_dataset, tmp_path, run_cl
     assert r.code == 2
     assert "trained in fp32" in r.err and "--precision fp32" in r.err
     assert (tmp_path / "c" / "checkpoint.pt").read_bytes() == before
+
+
+@pytest.mark.slow  # starts a subprocess
+@pytest.mark.skipif(not os.path.isdir("/proc"), reason="lists processes through /proc")
+def test_sigterm_to_the_group_of_a_run_with_loader_workers_is_one_line(tiny_pairs_dataset, tmp_path):
+    # The DataLoader's workers die of the same SIGTERM; its iterator's finaliser reports that,
+    # which after a stop is noise: the command says one line.
+    import signal
+    import sys
+
+    from .test_row_feed import _start_with_pool
+
+    cmd = [sys.executable, "-m", "blursynth", "train", "--data", str(tiny_pairs_dataset()), "--steps", "100000",
+           "--out", str(tmp_path / "run"), "--workers", "2", *FAST]
+    proc, _ = _start_with_pool(cmd, 2)
+    os.killpg(proc.pid, signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143, err
+    lines = [line for line in err.replace("\r", "\n").splitlines() if line.strip() and "step/s" not in line]
+    assert len(lines) == 1 and lines[0].startswith("error: terminated (SIGTERM)"), err
