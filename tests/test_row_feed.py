@@ -342,6 +342,7 @@ def test_the_fork_server_preloads_its_sigterm_ignore_first():
 
     _pool_context(_write_shard, _write_shard)
     assert multiprocessing.forkserver._forkserver._preload_modules[0] == "blursynth._forkserver"
-    code = "import signal, blursynth._forkserver; print(signal.getsignal(signal.SIGTERM) is signal.SIG_IGN)"
+    code = ("import signal, blursynth._forkserver; "
+            "print(all(signal.getsignal(s) is signal.SIG_IGN for s in (signal.SIGINT, signal.SIGTERM)))")
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert run.stdout.strip() == "True", run.stderr
