@@ -346,3 +346,34 @@ def test_the_fork_server_preloads_its_sigterm_ignore_first():
             "print(all(signal.getsignal(s) is signal.SIG_IGN for s in (signal.SIGINT, signal.SIGTERM)))")
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert run.stdout.strip() == "True", run.stderr
+
+
+FORK_SERVER_SIGNALLED = r"""
+import os, signal, sys, time
+from multiprocessing import forkserver
+from blursynth.dataset.executors import _pool_context
+from blursynth.dataset.writer import _write_shard
+
+_pool_context(_write_shard, _write_shard)
+pid = forkserver._forkserver._forkserver_pid
+time.sleep(float(sys.argv[1]))
+os.kill(pid, signal.SIGINT)
+os.kill(pid, signal.SIGTERM)
+time.sleep(1.5)
+state = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[0]
+print("running" if state in "RSD" else state)
+"""
+
+
+@pytest.mark.slow  # starts subprocesses
+@pytest.mark.skipif(not os.path.isdir("/proc"), reason="reads process states through /proc")
+@pytest.mark.parametrize("delay", [0.0, 0.03, 0.3])
+def test_the_fork_server_outlives_ctrl_c_and_sigterm_from_its_first_instant(delay):
+    # Started with both signals blocked, then ignoring them: no traceback, still serving.
+    import subprocess
+    import sys
+
+    run = subprocess.run([sys.executable, "-c", FORK_SERVER_SIGNALLED, str(delay)], capture_output=True,
+                         text=True, timeout=60)
+    assert run.returncode == 0 and run.stdout.strip() == "running", run.stdout + run.stderr
+    assert run.stderr == ""

@@ -634,7 +634,28 @@ def _pool_context(write_shard, make_rows):
     if module and module.startswith("blursynth."):
         preload.append(module)
     ctx.set_forkserver_preload(preload)
+    _start_fork_server()
     return ctx
+
+
+def _start_fork_server() -> None:
+    """Start the fork server (where none runs) with SIGINT and SIGTERM blocked in this thread,
+    which the new process inherits: a Ctrl-C during its first imports, before
+    :mod:`blursynth._forkserver` has it ignore both, then waits and is dropped instead of printing
+    a traceback. The command's main thread still takes both as they come."""
+    from multiprocessing import forkserver, resource_tracker
+
+    if not hasattr(signal, "pthread_sigmask"):  # pragma: no cover - not POSIX
+        forkserver.ensure_running()
+        return
+    # The fork server starts the resource tracker first where none runs, and that start unblocks
+    # both signals in the thread when it is done (it blocks them for the tracker's own start).
+    resource_tracker.ensure_running()
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    try:
+        forkserver.ensure_running()
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 #: Seconds :func:`_drain` waits for a count before it looks at its stop event again.
