@@ -184,3 +184,36 @@ def test_an_error_a_stop_turned_into_is_the_stop_in_a_pool_task_and_in_the_comma
     assert cli.main(["trajectories"]) == (130 if signum == 2 else 143)
     assert capsys.readouterr().err.startswith("error: interrupted" if signum == 2 else "error: terminated (SIGTERM)")
     _stopping.stop_if_asked()  # main() forgot the stop as it ended
+
+
+POOL_SCRIPT = textwrap.dedent(
+    """
+    import ctypes, os, signal, time
+    from blursynth.dataset import executors
+
+    executors._init_worker(None, os.getppid())  # as a pool's process starts
+
+    @ctypes.CFUNCTYPE(None)
+    def callback():
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.5)  # the handler runs here, in the callback
+
+    def task():
+        callback()
+        print("went on", flush=True)
+        executors.report_rows(1)
+
+    try:
+        executors._pool_task(task)
+    except KeyboardInterrupt:
+        print("stopped", flush=True)
+    """
+)
+
+
+@pytest.mark.slow  # starts a subprocess
+def test_a_pool_process_keeps_a_lost_raise_quiet_and_raises_it_again():
+    run = subprocess.run([sys.executable, "-c", POOL_SCRIPT], capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.splitlines() == ["went on", "stopped"]
+    assert run.stderr == ""

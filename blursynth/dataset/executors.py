@@ -199,6 +199,7 @@ def _init_worker(queue, command_pid: int | None = None):
         # process runs gets the signals' usual meaning.
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, _stop_the_task)
+        _stopping.install_unraisable_hook()  # a raise a native callback lost: raised again, quietly
         end_with(command_pid)
     # Each worker process uses one thread: parallelism comes from processes (Numba's parallel
     # kernels size their threads by blursynth._numba.kernel_threads, which one_thread_process
