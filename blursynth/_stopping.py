@@ -56,15 +56,16 @@ def forget() -> None:
 
 
 def unraisable_hook(previous):
-    """A ``sys.unraisablehook`` that, once a stop has been asked for, keeps quiet about what the
-    stop itself causes: its raise inside a native callback (:func:`stop_if_asked` raises it
-    again), and a torch DataLoader's report, from its iterator's finaliser, of its workers ended
-    by the same signal. Anything else goes to ``previous``."""
+    """A ``sys.unraisablehook`` that is quiet once a stop has been asked for, and passes what comes
+    before to ``previous``.
+
+    After a stop, what cannot be raised is the stop's own doing: its raise inside a native
+    callback (:func:`stop_if_asked` raises it again), a torch DataLoader's finaliser reporting its
+    workers ended by the same signal, the finaliser of an llvmlite object whose construction the
+    stop cut short. The command says it stopped, in one line."""
 
     def hook(unraisable):
-        exc = unraisable.exc_value
-        if _asked is not None and (isinstance(exc, KeyboardInterrupt)
-                                   or (isinstance(exc, RuntimeError) and "is killed by signal" in str(exc))):
+        if _asked is not None:
             return
         previous(unraisable)
 

@@ -69,7 +69,7 @@ def test_no_stop_asked_raises_nothing_and_forget_clears_one():
     _stopping.stop_if_asked()
 
 
-def test_the_hook_passes_other_unraisable_errors_on():
+def test_the_hook_is_quiet_after_a_stop_only():
     from types import SimpleNamespace
 
     from blursynth import _stopping
@@ -85,9 +85,10 @@ def test_the_hook_passes_other_unraisable_errors_on():
     try:
         hook(interrupt)  # a stop asked: kept quiet, raised again later
         hook(loader)  # the loader's workers ended by the same signal
-        hook(other)
+        hook(other)  # a finaliser of something the stop cut short
     finally:
         _stopping.forget()
+    hook(other)
     assert seen == [interrupt, loader, other]
 
 
