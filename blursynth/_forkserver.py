@@ -1,5 +1,6 @@
-"""Imported by the fork server of a command's pool, first and only there
-(``dataset.executors._pool_context``): the server ignores SIGINT and SIGTERM.
+"""Preloaded first by the fork server of a command's pool (``dataset.executors._pool_context``):
+there, the server ignores SIGINT and SIGTERM. Imported anywhere else (a doctest run collecting
+every module), it does nothing.
 
 Ctrl-C and a job manager's SIGTERM reach every process of the command's group. The server ignores
 SIGINT of itself, but only once it has imported its other modules (torch: seconds), so a Ctrl-C
@@ -15,8 +16,21 @@ start with both signals ignored, and a pool's set their own handlers at once
 """
 
 import signal
+import sys
 
-signal.signal(signal.SIGINT, signal.SIG_IGN)
-signal.signal(signal.SIGTERM, signal.SIG_IGN)
-if hasattr(signal, "pthread_sigmask"):
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})
+
+def _in_fork_server() -> bool:
+    """Whether this import runs in multiprocessing's fork server, preloading its modules."""
+    frame = sys._getframe()
+    while frame is not None:
+        if frame.f_code.co_name == "main" and frame.f_globals.get("__name__") == "multiprocessing.forkserver":
+            return True
+        frame = frame.f_back
+    return False
+
+
+if _in_fork_server():
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    if hasattr(signal, "pthread_sigmask"):
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})

@@ -332,20 +332,40 @@ def test_sigterm_to_the_group_of_a_fork_server_pool_leaves_nothing_for_the_track
 
 
 @pytest.mark.slow  # starts a subprocess
-def test_the_fork_server_preloads_its_sigterm_ignore_first():
-    import multiprocessing.forkserver
+@pytest.mark.skipif(not os.path.isdir("/proc"), reason="reads signal masks through /proc")
+def test_the_fork_server_ignores_both_signals_and_blocks_neither_once_started():
     import subprocess
     import sys
 
-    from blursynth.dataset.executors import _pool_context
-    from blursynth.dataset.writer import _write_shard
-
-    _pool_context(_write_shard, _write_shard)
-    assert multiprocessing.forkserver._forkserver._preload_modules[0] == "blursynth._forkserver"
-    code = ("import signal, blursynth._forkserver; "
-            "print(all(signal.getsignal(s) is signal.SIG_IGN for s in (signal.SIGINT, signal.SIGTERM)))")
+    code = (
+        "import time; from multiprocessing import forkserver\n"
+        "from blursynth.dataset.executors import _pool_context\n"
+        "from blursynth.dataset.writer import _write_shard\n"
+        "_pool_context(_write_shard, _write_shard); time.sleep(3)\n"
+        "status = open(f'/proc/{forkserver._forkserver._forkserver_pid}/status').read().splitlines()\n"
+        "print(*(int(l.split()[1], 16) for l in status if l.startswith(('SigIgn', 'SigBlk'))))\n"
+        "print(forkserver._forkserver._preload_modules[0])\n"
+    )
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
-    assert run.stdout.strip() == "True", run.stderr
+    assert run.returncode == 0, run.stderr
+    masks, first = run.stdout.splitlines()
+    blocked, ignored = (int(x) for x in masks.split())  # /proc lists SigBlk before SigIgn
+    both = (1 << (2 - 1)) | (1 << (15 - 1))  # SIGINT, SIGTERM
+    assert ignored & both == both and blocked & both == 0
+    assert first == "blursynth._forkserver"
+
+
+def test_importing_the_fork_server_module_elsewhere_changes_nothing():
+    # A doctest run imports every module: the handlers of its process must stay as they were.
+    import importlib
+    import signal
+
+    import blursynth._forkserver
+
+    before = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    importlib.reload(blursynth._forkserver)
+    assert {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)} == before
+    assert not blursynth._forkserver._in_fork_server()
 
 
 FORK_SERVER_SIGNALLED = r"""
