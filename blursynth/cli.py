@@ -147,8 +147,9 @@ def _on_stop_signal(signum, frame):
         raise KeyboardInterrupt
 
 
-def main(argv=None) -> int:
-    """Entry point: run the CLI, turning known errors into one line and an exit code."""
+def main(argv=None, *, _exiting: bool = False) -> int:
+    """Entry point: run the CLI, turning known errors into one line and an exit code.
+    ``_exiting``: the process ends right after (:func:`entry_point`)."""
     import threading
 
     from . import _stopping
@@ -170,11 +171,16 @@ def main(argv=None) -> int:
     try:
         return _main(argv)
     finally:
+        if _exiting and main_thread:
+            # The command is over and its exit status set: a signal now (the end of a Ctrl-C
+            # race) would only print a traceback from the clean-up or an exit handler.
+            for sig in python_handlers:
+                signal.signal(sig, signal.SIG_IGN)
         from ._progress import set_quiet
 
         set_quiet(False)  # a --quiet holds for its command only
         warnings.showwarning = python_show
-        if main_thread:
+        if main_thread and not _exiting:
             sys.unraisablehook = python_unraisable
             _restore_signals(python_handlers)  # last: a signal held back meanwhile arrives as it ends
 
@@ -256,7 +262,7 @@ def entry_point():
     from ._startup import hold_for_startup
 
     hold_for_startup()
-    _exit_now(main())
+    _exit_now(main(_exiting=True))
 
 
 def _observed() -> bool:

@@ -218,3 +218,25 @@ def test_a_pool_process_keeps_a_lost_raise_quiet_and_raises_it_again():
     assert run.returncode == 0, run.stderr
     assert run.stdout.splitlines() == ["went on", "stopped"]
     assert run.stderr == ""
+
+
+@pytest.mark.slow  # starts a subprocess
+def test_a_signal_after_the_command_is_over_is_ignored():
+    # The end of a Ctrl-C race: the command's result is printed, its status set; a signal then
+    # (here, from the clean-up itself) changes neither and prints no traceback.
+    code = textwrap.dedent(
+        """
+        import os, signal
+        from blursynth import _progress, cli
+
+        def quiet_off(quiet):  # runs in main()'s clean-up
+            os.kill(os.getpid(), signal.SIGINT)
+            os.kill(os.getpid(), signal.SIGTERM)
+
+        _progress.set_quiet = quiet_off
+        cli._exit_now(cli.main(["cameras"], _exiting=True))
+        """
+    )
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0 and run.stderr == "", run.stderr
+    assert run.stdout.strip()
